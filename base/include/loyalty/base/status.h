@@ -1,0 +1,64 @@
+// Status and Result<T>: errors as values across module boundaries.
+//
+// A Status is either ok or carries a stable snake_case code (the contract's error codes,
+// e.g. "code_malformed", "bad_request") and a message for humans. Result<T> holds a T or
+// a non-ok Status. Both are plain values: copyable, no exceptions, thread-compatible.
+#pragma once
+
+#include <cassert>
+#include <string>
+#include <utility>
+#include <variant>
+
+namespace loyalty {
+
+class Status {
+ public:
+  Status() = default;  // ok
+  static Status Ok() { return Status(); }
+  static Status Error(std::string code, std::string message) {
+    Status s;
+    s.code_ = std::move(code);
+    s.message_ = std::move(message);
+    if (s.code_.empty()) s.code_ = "internal";
+    return s;
+  }
+
+  bool ok() const { return code_.empty(); }
+  const std::string& code() const { return code_; }
+  const std::string& message() const { return message_; }
+  std::string ToString() const { return ok() ? "ok" : code_ + ": " + message_; }
+
+ private:
+  std::string code_;  // empty == ok
+  std::string message_;
+};
+
+template <typename T>
+class Result {
+ public:
+  Result(T value) : v_(std::move(value)) {}           // NOLINT: implicit by design
+  Result(Status status) : v_(std::move(status)) {      // NOLINT: implicit by design
+    assert(!std::get<Status>(v_).ok() && "Result from an ok Status has no value");
+  }
+
+  bool ok() const { return std::holds_alternative<T>(v_); }
+  explicit operator bool() const { return ok(); }
+
+  const Status& status() const {
+    static const Status kOk;
+    return ok() ? kOk : std::get<Status>(v_);
+  }
+  T& value() & { return std::get<T>(v_); }
+  const T& value() const& { return std::get<T>(v_); }
+  T&& value() && { return std::get<T>(std::move(v_)); }
+  T* operator->() { return &std::get<T>(v_); }
+  const T* operator->() const { return &std::get<T>(v_); }
+  T& operator*() & { return value(); }
+  const T& operator*() const& { return value(); }
+
+ private:
+  std::variant<T, Status> v_;
+};
+
+}  // namespace loyalty
