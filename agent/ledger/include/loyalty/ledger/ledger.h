@@ -1,0 +1,218 @@
+// The terminal's ledger: one SQLite file in WAL mode with synchronous=FULL.
+//
+// Ledger is persistence only: it stores entries (append-only, hash-chained), lots, members,
+// identities, coupons, revocations, checkouts, refunds and code bindings, and answers the
+// queries the checkout use cases need. The arithmetic lives in rules/; the use cases that
+// combine the two live in checkout/.
+//
+// Threading: a Ledger wraps one connection and is used from one thread. The daemon opens
+// exactly one writer (owned by the writer thread) and one reader per reading thread; WAL
+// lets readers see the last committed state while the writer writes.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "loyalty/base/hash.h"
+#include "loyalty/base/status.h"
+#include "loyalty/ledger/sqlite.h"
+
+namespace loyalty::ledger {
+
+inline constexpr int kSchemaVersion = 1;
+
+struct EntryRow {
+  int64_t seq = 0;  // per-terminal, strictly increasing, starts at 1
+  std::string entry_id;
+  std::string terminal_id;
+  std::string kind;
+  uint64_t member_id = 0;
+  int64_t points = 0;
+  int64_t at_ms = 0;
+  std::string checkout_id;  // empty when none
+  std::string refund_id;    // empty when none
+  std::string detail;       // compact JSON object or empty
+  std::string prev_hash;    // 32 raw bytes (zeros for the first entry)
+  std::string hash;         // 32 raw bytes
+  bool acked = false;       // HQ has acknowledged it
+};
+
+// What a caller supplies; the ledger adds seq, terminal id and the chain.
+struct EntryDraft {
+  std::string entry_id;  // from NewEntryId(), created before the commit
+  std::string kind;
+  uint64_t member_id = 0;
+  int64_t points = 0;
+  int64_t at_ms = 0;
+  std::string checkout_id, refund_id, detail;
+};
+
+// The canonical bytes an entry's hash covers, and the chain rule:
+//   hash = SHA-256(prev_hash || canonical)
+// canonical = the compact JSON array
+//   [1, entry_id, terminal_id, seq, kind, member_id, points, at_ms, checkout_id, refund_id, detail]
+std::string CanonicalEntryBytes(const EntryRow& e);
+std::string ChainHash(std::string_view prev_hash, std::string_view canonical);
+
+struct MemberRow {
+  uint64_t member_id = 0;
+  std::optional<std::string> display_name;  // masked, e.g. 张*
+  std::optional<std::string> phone;         // masked, e.g. 138****5678
+  std::string phone_hash;                   // keyed hash from HQ, for look-up
+  std::string tier = "member";
+  std::string status = "active";
+  std::string frozen_reason;
+  int birthday_month = 0;  // 1..12, 0 unknown
+  std::optional<int64_t> snapshot_at_s;     // HQ time of the last snapshot; nullopt: never sent
+  int64_t snapshot_balance = 0;
+  int64_t month_spend_cents = 0;            // HQ month-to-date qualifying spend
+  int64_t unfrozen_at_ms = 0;               // latest unfreeze (velocity counts after it)
+  int64_t balance = 0;                      // cached: always equals the sum of the member's lots
+};
+
+struct LotRow {
+  int64_t lot_id = 0;
+  uint64_t member_id = 0;
+  int64_t points = 0;     // as created
+  int64_t remaining = 0;  // negative only for the debt lot
+  int64_t earned_at_s = 0;
+  int64_t expires_at_s = 0;  // kNeverExpires for the debt lot
+  std::string entry_id;
+};
+inline constexpr int64_t kNeverExpires = INT64_MAX;
+
+struct CouponRow {
+  std::string coupon_id;
+  uint64_t member_id = 0;  // 0: any member
+  std::string kind;        // amount_off | percent_off
+  int64_t value_cents = 0, bp = 0, min_spend_cents = 0;
+  int64_t valid_from_s = 0, valid_to_s = 0;
+  std::string used_by_checkout;  // empty when unused
+};
+
+struct CheckoutLineRow {
+  int line = 0;
+  std::string sku, category;
+  int64_t qty = 0, unit_price_cents = 0;
+  int64_t tier_discount_cents = 0, coupon_cents = 0, redeem_cents = 0;
+  int64_t net_cents = 0, net_before_redeem_cents = 0;
+  bool points_eligible = false, redeemable = false;
+};
+
+struct CheckoutRow {
+  std::string checkout_id;
+  std::string request_hash;  // SHA-256 hex of the canonical request JSON
+  std::optional<uint64_t> member_id;
+  std::string rules_version;
+  int64_t committed_at_ms = 0;
+  int64_t subtotal_cents = 0, total_due_cents = 0;
+  int64_t points_earned = 0, redeemed_points = 0;
+  int64_t eligible_cents = 0, redeemable_cents = 0;
+  std::string code_hash, tender, coupon_id;
+  std::string request_json, response_json;
+  std::vector<CheckoutLineRow> lines;
+};
+
+struct RefundRow {
+  std::string refund_id, checkout_id, request_hash, reason;
+  int64_t at_ms = 0;
+  int64_t refund_cents = 0, points_clawed_back = 0, points_restored = 0;
+  std::vector<std::pair<int, int64_t>> lines;  // (line, qty)
+  std::string response_json;
+};
+
+struct VerifyReport {
+  int64_t entries = 0;
+  std::vector<std::string> problems;  // empty: everything verified
+  bool ok() const { return problems.empty(); }
+};
+
+class Ledger {
+ public:
+  enum class Mode { kWriter, kReader };
+
+  // Opens (creating and migrating when kWriter) the database at path. terminal_id is
+  // recorded on first open; reopening with another terminal id is an error.
+  static Result<std::unique_ptr<Ledger>> Open(const std::string& path, Mode mode, const std::string& terminal_id);
+  ~Ledger();
+
+  int schema_version();
+  Db& db() { return *db_; }
+
+  // Write transactions (BEGIN IMMEDIATE … COMMIT). Writer only.
+  Status Begin();
+  Status Commit();
+  void Rollback();
+
+  // Called inside the transaction for every appended entry (e.g. to maintain the
+  // reconciliation index in the same transaction). May be empty.
+  void set_on_append(std::function<Status(const EntryRow&)> f) { on_append_ = std::move(f); }
+
+  // --- entries
+  Result<EntryRow> AppendEntry(const EntryDraft& d);
+  int64_t EntryCount();
+  int64_t PendingEntryCount();  // not yet acknowledged by HQ
+  std::vector<EntryRow> RecentEntries(uint64_t member_id, int limit);
+  std::vector<EntryRow> EntriesForCheckout(const std::string& checkout_id);
+  // Sum of this terminal's earn entries for the member with at_ms > since_ms.
+  int64_t EarnedSince(uint64_t member_id, int64_t since_ms);
+  // Latest redeem entry time for the member on this terminal (0 if none).
+  int64_t LastRedeemAtMs(uint64_t member_id);
+
+  // --- members, identities, lots
+  std::optional<MemberRow> GetMember(uint64_t member_id);
+  Status UpsertMember(const MemberRow& m);
+  std::optional<uint64_t> LookupIdentity(const std::string& channel, const std::string& external_id);
+  Status PutIdentity(const std::string& channel, const std::string& external_id, uint64_t member_id);
+  std::vector<LotRow> Lots(uint64_t member_id);  // by expiry, then creation
+  Result<int64_t> AddLot(const LotRow& lot);       // returns lot_id
+  Status SetLotRemaining(int64_t lot_id, int64_t remaining);
+  int64_t MemberCount();
+
+  // --- coupons, revocations, code bindings
+  std::optional<CouponRow> GetCoupon(const std::string& coupon_id);
+  Status PutCoupon(const CouponRow& c);
+  Status MarkCouponUsed(const std::string& coupon_id, const std::string& checkout_id);
+  bool IsRevoked(std::string_view device_public_key);
+  Status PutRevocation(std::string_view device_public_key);
+  std::optional<std::string> CodeBoundTo(const std::string& code_hash);  // checkout id
+  Status BindCode(const std::string& code_hash, const std::string& checkout_id, uint64_t member_id, int64_t at_ms);
+
+  // --- checkouts and refunds
+  std::optional<CheckoutRow> GetCheckout(const std::string& checkout_id, bool with_lines = true);
+  Status InsertCheckout(const CheckoutRow& c);
+  std::vector<CheckoutRow> CheckoutsSince(int64_t since_ms, int limit);
+  // Local spend (total due net of refunds) of a member's checkouts committed after since_ms.
+  int64_t LocalSpendSince(uint64_t member_id, int64_t since_ms);
+  std::optional<RefundRow> GetRefund(const std::string& refund_id);
+  std::vector<RefundRow> RefundsForCheckout(const std::string& checkout_id);
+  Status InsertRefund(const RefundRow& r);
+
+  // --- meta
+  std::optional<std::string> GetMeta(const std::string& key);
+  Status PutMeta(const std::string& key, const std::string& value);
+
+  // Full check: the hash chain from the first entry, and every member's cached balance
+  // against the sum of its lots. Read-only; usable on a reader.
+  VerifyReport Verify();
+
+ private:
+  Ledger(std::unique_ptr<Db> db, std::string terminal_id) : db_(std::move(db)), terminal_id_(std::move(terminal_id)) {}
+  Status Migrate();
+  Status LoadChainHead();
+
+  std::unique_ptr<Db> db_;
+  std::string terminal_id_;
+  int64_t head_seq_ = 0;
+  std::string head_hash_;
+  bool in_txn_ = false;
+  int64_t txn_head_seq_ = 0;
+  std::string txn_head_hash_;
+  std::function<Status(const EntryRow&)> on_append_;
+};
+
+}  // namespace loyalty::ledger

@@ -1,0 +1,709 @@
+#include "loyalty/ledger/ledger.h"
+
+#include <nlohmann/json.hpp>
+
+#include <map>
+
+namespace loyalty::ledger {
+namespace {
+
+// Each migration moves the schema from version i to i+1. Never edit a released one:
+// append a new one.
+const char* const kMigrations[] = {
+    // 0 -> 1
+    R"sql(
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE entries (
+  seq INTEGER PRIMARY KEY,
+  entry_id TEXT NOT NULL UNIQUE,
+  terminal_id TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  member_id INTEGER NOT NULL,
+  points INTEGER NOT NULL,
+  at_ms INTEGER NOT NULL,
+  checkout_id TEXT NOT NULL DEFAULT '',
+  refund_id TEXT NOT NULL DEFAULT '',
+  detail TEXT NOT NULL DEFAULT '',
+  prev_hash BLOB NOT NULL,
+  hash BLOB NOT NULL,
+  acked INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX entries_member_kind_at ON entries(member_id, kind, at_ms);
+CREATE INDEX entries_checkout ON entries(checkout_id) WHERE checkout_id <> '';
+CREATE INDEX entries_unacked ON entries(seq) WHERE acked = 0;
+CREATE TABLE members (
+  member_id INTEGER PRIMARY KEY,
+  display_name TEXT, phone TEXT, phone_hash TEXT NOT NULL DEFAULT '',
+  tier TEXT NOT NULL DEFAULT 'member',
+  status TEXT NOT NULL DEFAULT 'active',
+  frozen_reason TEXT NOT NULL DEFAULT '',
+  birthday_month INTEGER NOT NULL DEFAULT 0,
+  snapshot_at_s INTEGER,
+  snapshot_balance INTEGER NOT NULL DEFAULT 0,
+  month_spend_cents INTEGER NOT NULL DEFAULT 0,
+  unfrozen_at_ms INTEGER NOT NULL DEFAULT 0,
+  balance INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX members_phone_hash ON members(phone_hash) WHERE phone_hash <> '';
+CREATE TABLE identities (
+  channel TEXT NOT NULL, external_id TEXT NOT NULL, member_id INTEGER NOT NULL,
+  PRIMARY KEY (channel, external_id)) WITHOUT ROWID;
+CREATE TABLE lots (
+  lot_id INTEGER PRIMARY KEY,
+  member_id INTEGER NOT NULL,
+  points INTEGER NOT NULL,
+  remaining INTEGER NOT NULL,
+  earned_at_s INTEGER NOT NULL,
+  expires_at_s INTEGER NOT NULL,
+  entry_id TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX lots_member ON lots(member_id, expires_at_s, lot_id);
+CREATE TABLE coupons (
+  coupon_id TEXT PRIMARY KEY, member_id INTEGER NOT NULL DEFAULT 0, kind TEXT NOT NULL,
+  value_cents INTEGER NOT NULL DEFAULT 0, bp INTEGER NOT NULL DEFAULT 0,
+  min_spend_cents INTEGER NOT NULL DEFAULT 0, valid_from_s INTEGER NOT NULL DEFAULT 0,
+  valid_to_s INTEGER NOT NULL DEFAULT 0, used_by_checkout TEXT NOT NULL DEFAULT '') WITHOUT ROWID;
+CREATE TABLE revoked_devices (device_pk BLOB PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE code_bindings (
+  code_hash TEXT PRIMARY KEY, checkout_id TEXT NOT NULL, member_id INTEGER NOT NULL,
+  bound_at_ms INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE checkouts (
+  checkout_id TEXT PRIMARY KEY,
+  request_hash TEXT NOT NULL,
+  member_id INTEGER,
+  rules_version TEXT NOT NULL,
+  committed_at_ms INTEGER NOT NULL,
+  subtotal_cents INTEGER NOT NULL, total_due_cents INTEGER NOT NULL,
+  points_earned INTEGER NOT NULL, redeemed_points INTEGER NOT NULL,
+  eligible_cents INTEGER NOT NULL, redeemable_cents INTEGER NOT NULL,
+  code_hash TEXT NOT NULL DEFAULT '', tender TEXT NOT NULL DEFAULT '', coupon_id TEXT NOT NULL DEFAULT '',
+  request_json TEXT NOT NULL, response_json TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX checkouts_committed ON checkouts(committed_at_ms);
+CREATE INDEX checkouts_member ON checkouts(member_id, committed_at_ms);
+CREATE TABLE checkout_lines (
+  checkout_id TEXT NOT NULL, line INTEGER NOT NULL, sku TEXT NOT NULL, category TEXT NOT NULL,
+  qty INTEGER NOT NULL, unit_price_cents INTEGER NOT NULL,
+  tier_discount_cents INTEGER NOT NULL, coupon_cents INTEGER NOT NULL, redeem_cents INTEGER NOT NULL,
+  net_cents INTEGER NOT NULL, net_before_redeem_cents INTEGER NOT NULL,
+  points_eligible INTEGER NOT NULL, redeemable INTEGER NOT NULL,
+  PRIMARY KEY (checkout_id, line)) WITHOUT ROWID;
+CREATE TABLE refunds (
+  refund_id TEXT PRIMARY KEY, checkout_id TEXT NOT NULL, request_hash TEXT NOT NULL,
+  reason TEXT NOT NULL, at_ms INTEGER NOT NULL, refund_cents INTEGER NOT NULL,
+  points_clawed_back INTEGER NOT NULL, points_restored INTEGER NOT NULL,
+  response_json TEXT NOT NULL) WITHOUT ROWID;
+CREATE INDEX refunds_checkout ON refunds(checkout_id);
+CREATE TABLE refund_lines (
+  refund_id TEXT NOT NULL, line INTEGER NOT NULL, qty INTEGER NOT NULL,
+  PRIMARY KEY (refund_id, line)) WITHOUT ROWID;
+)sql",
+};
+
+std::string ZeroHash() { return std::string(32, '\0'); }
+
+#define LEDGER_PREPARE(var, sql)           \
+  auto var##_r = db_->Prepare(sql);        \
+  if (!var##_r.ok()) return var##_r.status(); \
+  Stmt& var = **var##_r
+
+// For queries whose failure the caller treats as "nothing found".
+#define LEDGER_PREPARE_OR(var, sql, fallback) \
+  auto var##_r = db_->Prepare(sql);           \
+  if (!var##_r.ok()) return fallback;         \
+  Stmt& var = **var##_r
+
+EntryRow ReadEntry(const Stmt& s) {
+  EntryRow e;
+  e.seq = s.Int(0);
+  e.entry_id = s.Text(1);
+  e.terminal_id = s.Text(2);
+  e.kind = s.Text(3);
+  e.member_id = static_cast<uint64_t>(s.Int(4));
+  e.points = s.Int(5);
+  e.at_ms = s.Int(6);
+  e.checkout_id = s.Text(7);
+  e.refund_id = s.Text(8);
+  e.detail = s.Text(9);
+  e.prev_hash = s.Text(10);
+  e.hash = s.Text(11);
+  e.acked = s.Int(12) != 0;
+  return e;
+}
+constexpr const char* kEntryCols =
+    "seq, entry_id, terminal_id, kind, member_id, points, at_ms, checkout_id, refund_id, detail, prev_hash, hash, acked";
+
+MemberRow ReadMember(const Stmt& s) {
+  MemberRow m;
+  m.member_id = static_cast<uint64_t>(s.Int(0));
+  m.display_name = s.OptText(1);
+  m.phone = s.OptText(2);
+  m.phone_hash = s.Text(3);
+  m.tier = s.Text(4);
+  m.status = s.Text(5);
+  m.frozen_reason = s.Text(6);
+  m.birthday_month = static_cast<int>(s.Int(7));
+  m.snapshot_at_s = s.OptInt(8);
+  m.snapshot_balance = s.Int(9);
+  m.month_spend_cents = s.Int(10);
+  m.unfrozen_at_ms = s.Int(11);
+  m.balance = s.Int(12);
+  return m;
+}
+
+CheckoutRow ReadCheckout(const Stmt& s) {
+  CheckoutRow c;
+  c.checkout_id = s.Text(0);
+  c.request_hash = s.Text(1);
+  if (!s.IsNull(2)) c.member_id = static_cast<uint64_t>(s.Int(2));
+  c.rules_version = s.Text(3);
+  c.committed_at_ms = s.Int(4);
+  c.subtotal_cents = s.Int(5);
+  c.total_due_cents = s.Int(6);
+  c.points_earned = s.Int(7);
+  c.redeemed_points = s.Int(8);
+  c.eligible_cents = s.Int(9);
+  c.redeemable_cents = s.Int(10);
+  c.code_hash = s.Text(11);
+  c.tender = s.Text(12);
+  c.coupon_id = s.Text(13);
+  c.request_json = s.Text(14);
+  c.response_json = s.Text(15);
+  return c;
+}
+constexpr const char* kCheckoutCols =
+    "checkout_id, request_hash, member_id, rules_version, committed_at_ms, subtotal_cents, total_due_cents, "
+    "points_earned, redeemed_points, eligible_cents, redeemable_cents, code_hash, tender, coupon_id, request_json, "
+    "response_json";
+
+}  // namespace
+
+std::string CanonicalEntryBytes(const EntryRow& e) {
+  nlohmann::json a = nlohmann::json::array(
+      {1, e.entry_id, e.terminal_id, e.seq, e.kind, e.member_id, e.points, e.at_ms, e.checkout_id, e.refund_id, e.detail});
+  return a.dump();
+}
+
+std::string ChainHash(std::string_view prev_hash, std::string_view canonical) {
+  Sha256Hasher h;
+  h.Update(prev_hash);
+  h.Update(canonical);
+  return DigestBytes(h.Finish());
+}
+
+Result<std::unique_ptr<Ledger>> Ledger::Open(const std::string& path, Mode mode, const std::string& terminal_id) {
+  auto db = Db::Open(path, mode == Mode::kReader);
+  if (!db.ok()) return db.status();
+  std::unique_ptr<Ledger> l(new Ledger(std::move(*db), terminal_id));
+  Status s;
+  if (mode == Mode::kWriter) {
+    // WAL with synchronous=FULL: a commit is on disk when COMMIT returns, and readers
+    // never block the writer.
+    s = l->db_->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
+    if (s.ok()) s = l->Migrate();
+    if (s.ok()) {
+      auto stored = l->GetMeta("terminal_id");
+      if (!stored) {
+        s = l->PutMeta("terminal_id", terminal_id);
+      } else if (*stored != terminal_id) {
+        s = Status::Error("config_invalid", "ledger " + path + " belongs to terminal '" + *stored +
+                                                "', not '" + terminal_id + "'");
+      }
+    }
+  } else {
+    s = l->db_->Exec("PRAGMA query_only=ON;");
+    if (s.ok() && l->schema_version() != kSchemaVersion)
+      s = Status::Error("unavailable", "ledger " + path + " has schema version " +
+                                           std::to_string(l->schema_version()) + ", expected " +
+                                           std::to_string(kSchemaVersion));
+  }
+  if (s.ok()) s = l->LoadChainHead();
+  if (!s.ok()) return s;
+  return l;
+}
+
+Ledger::~Ledger() {
+  if (in_txn_) Rollback();
+}
+
+int Ledger::schema_version() {
+  auto st = db_->Prepare("PRAGMA user_version");
+  if (!st.ok()) return -1;
+  return (*st)->Step() ? static_cast<int>((*st)->Int(0)) : -1;
+}
+
+Status Ledger::Migrate() {
+  int v = schema_version();
+  if (v < 0) return Status::Error("unavailable", "cannot read the ledger's schema version");
+  if (v > kSchemaVersion)
+    return Status::Error("unavailable", "ledger schema version " + std::to_string(v) +
+                                            " is newer than this program (" + std::to_string(kSchemaVersion) + ")");
+  for (; v < kSchemaVersion; ++v) {
+    Status s = db_->Exec("BEGIN IMMEDIATE");
+    if (s.ok()) s = db_->Exec(kMigrations[v]);
+    if (s.ok()) s = db_->Exec("PRAGMA user_version=" + std::to_string(v + 1));
+    if (s.ok()) s = db_->Exec("COMMIT");
+    if (!s.ok()) {
+      db_->Exec("ROLLBACK");
+      return Status::Error(s.code(), "migration to schema " + std::to_string(v + 1) + ": " + s.message());
+    }
+  }
+  return Status::Ok();
+}
+
+Status Ledger::LoadChainHead() {
+  LEDGER_PREPARE(st, "SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1");
+  if (st.Step()) {
+    head_seq_ = st.Int(0);
+    head_hash_ = st.Text(1);
+  } else {
+    head_seq_ = 0;
+    head_hash_ = ZeroHash();
+  }
+  return st.status();
+}
+
+Status Ledger::Begin() {
+  Status s = db_->Exec("BEGIN IMMEDIATE");
+  if (s.ok()) {
+    in_txn_ = true;
+    txn_head_seq_ = head_seq_;
+    txn_head_hash_ = head_hash_;
+  }
+  return s;
+}
+
+Status Ledger::Commit() {
+  Status s = db_->Exec("COMMIT");
+  if (!s.ok()) {
+    Rollback();
+    return s;
+  }
+  in_txn_ = false;
+  return s;
+}
+
+void Ledger::Rollback() {
+  db_->Exec("ROLLBACK");
+  if (in_txn_) {
+    head_seq_ = txn_head_seq_;
+    head_hash_ = txn_head_hash_;
+  }
+  in_txn_ = false;
+}
+
+Result<EntryRow> Ledger::AppendEntry(const EntryDraft& d) {
+  EntryRow e;
+  e.seq = head_seq_ + 1;
+  e.entry_id = d.entry_id;
+  e.terminal_id = terminal_id_;
+  e.kind = d.kind;
+  e.member_id = d.member_id;
+  e.points = d.points;
+  e.at_ms = d.at_ms;
+  e.checkout_id = d.checkout_id;
+  e.refund_id = d.refund_id;
+  e.detail = d.detail;
+  e.prev_hash = head_hash_;
+  e.hash = ChainHash(e.prev_hash, CanonicalEntryBytes(e));
+  LEDGER_PREPARE(st,
+                 "INSERT INTO entries (seq, entry_id, terminal_id, kind, member_id, points, at_ms, checkout_id, "
+                 "refund_id, detail, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)");
+  st.Bind(1, e.seq).Bind(2, e.entry_id).Bind(3, e.terminal_id).Bind(4, e.kind).Bind(5, e.member_id);
+  st.Bind(6, e.points).Bind(7, e.at_ms).Bind(8, e.checkout_id).Bind(9, e.refund_id).Bind(10, e.detail);
+  st.BindBlob(11, e.prev_hash).BindBlob(12, e.hash);
+  if (Status s = st.Run(); !s.ok()) return s;
+  if (on_append_) {
+    if (Status s = on_append_(e); !s.ok()) return s;
+  }
+  head_seq_ = e.seq;
+  head_hash_ = e.hash;
+  return e;
+}
+
+int64_t Ledger::EntryCount() {
+  LEDGER_PREPARE_OR(st, "SELECT count(*) FROM entries", -1);
+  return st.Step() ? st.Int(0) : -1;
+}
+
+int64_t Ledger::PendingEntryCount() {
+  LEDGER_PREPARE_OR(st, "SELECT count(*) FROM entries WHERE acked = 0", -1);
+  return st.Step() ? st.Int(0) : -1;
+}
+
+std::vector<EntryRow> Ledger::RecentEntries(uint64_t member_id, int limit) {
+  std::vector<EntryRow> out;
+  LEDGER_PREPARE_OR(st,
+                    std::string("SELECT ") + kEntryCols + " FROM entries WHERE member_id = ? ORDER BY seq DESC LIMIT ?",
+                    out);
+  st.Bind(1, member_id).Bind(2, limit);
+  while (st.Step()) out.push_back(ReadEntry(st));
+  return out;
+}
+
+std::vector<EntryRow> Ledger::EntriesForCheckout(const std::string& checkout_id) {
+  std::vector<EntryRow> out;
+  LEDGER_PREPARE_OR(st, std::string("SELECT ") + kEntryCols + " FROM entries WHERE checkout_id = ? ORDER BY seq", out);
+  st.Bind(1, checkout_id);
+  while (st.Step()) out.push_back(ReadEntry(st));
+  return out;
+}
+
+int64_t Ledger::EarnedSince(uint64_t member_id, int64_t since_ms) {
+  LEDGER_PREPARE_OR(st,
+                    "SELECT coalesce(sum(points), 0) FROM entries WHERE member_id = ? AND kind = 'earn' AND at_ms > ?",
+                    0);
+  st.Bind(1, member_id).Bind(2, since_ms);
+  return st.Step() ? st.Int(0) : 0;
+}
+
+int64_t Ledger::LastRedeemAtMs(uint64_t member_id) {
+  LEDGER_PREPARE_OR(st, "SELECT coalesce(max(at_ms), 0) FROM entries WHERE member_id = ? AND kind = 'redeem'", 0);
+  st.Bind(1, member_id);
+  return st.Step() ? st.Int(0) : 0;
+}
+
+std::optional<MemberRow> Ledger::GetMember(uint64_t member_id) {
+  LEDGER_PREPARE_OR(st,
+                    "SELECT member_id, display_name, phone, phone_hash, tier, status, frozen_reason, birthday_month, "
+                    "snapshot_at_s, snapshot_balance, month_spend_cents, unfrozen_at_ms, balance FROM members "
+                    "WHERE member_id = ?",
+                    std::nullopt);
+  st.Bind(1, member_id);
+  if (!st.Step()) return std::nullopt;
+  return ReadMember(st);
+}
+
+Status Ledger::UpsertMember(const MemberRow& m) {
+  LEDGER_PREPARE(st,
+                 "INSERT INTO members (member_id, display_name, phone, phone_hash, tier, status, frozen_reason, "
+                 "birthday_month, snapshot_at_s, snapshot_balance, month_spend_cents, unfrozen_at_ms, balance) "
+                 "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(member_id) DO UPDATE SET "
+                 "display_name=excluded.display_name, phone=excluded.phone, phone_hash=excluded.phone_hash, "
+                 "tier=excluded.tier, status=excluded.status, frozen_reason=excluded.frozen_reason, "
+                 "birthday_month=excluded.birthday_month, snapshot_at_s=excluded.snapshot_at_s, "
+                 "snapshot_balance=excluded.snapshot_balance, month_spend_cents=excluded.month_spend_cents, "
+                 "unfrozen_at_ms=excluded.unfrozen_at_ms, balance=excluded.balance");
+  st.Bind(1, m.member_id).Bind(2, m.display_name).Bind(3, m.phone).Bind(4, m.phone_hash).Bind(5, m.tier);
+  st.Bind(6, m.status).Bind(7, m.frozen_reason).Bind(8, m.birthday_month).Bind(9, m.snapshot_at_s);
+  st.Bind(10, m.snapshot_balance).Bind(11, m.month_spend_cents).Bind(12, m.unfrozen_at_ms).Bind(13, m.balance);
+  return st.Run();
+}
+
+std::optional<uint64_t> Ledger::LookupIdentity(const std::string& channel, const std::string& external_id) {
+  LEDGER_PREPARE_OR(st, "SELECT member_id FROM identities WHERE channel = ? AND external_id = ?", std::nullopt);
+  st.Bind(1, channel).Bind(2, external_id);
+  if (!st.Step()) return std::nullopt;
+  return static_cast<uint64_t>(st.Int(0));
+}
+
+Status Ledger::PutIdentity(const std::string& channel, const std::string& external_id, uint64_t member_id) {
+  LEDGER_PREPARE(st, "INSERT OR REPLACE INTO identities (channel, external_id, member_id) VALUES (?,?,?)");
+  st.Bind(1, channel).Bind(2, external_id).Bind(3, member_id);
+  return st.Run();
+}
+
+std::vector<LotRow> Ledger::Lots(uint64_t member_id) {
+  std::vector<LotRow> out;
+  LEDGER_PREPARE_OR(st,
+                    "SELECT lot_id, member_id, points, remaining, earned_at_s, expires_at_s, entry_id FROM lots "
+                    "WHERE member_id = ? AND remaining <> 0 ORDER BY expires_at_s, lot_id",
+                    out);
+  st.Bind(1, member_id);
+  while (st.Step()) {
+    LotRow l;
+    l.lot_id = st.Int(0);
+    l.member_id = static_cast<uint64_t>(st.Int(1));
+    l.points = st.Int(2);
+    l.remaining = st.Int(3);
+    l.earned_at_s = st.Int(4);
+    l.expires_at_s = st.Int(5);
+    l.entry_id = st.Text(6);
+    out.push_back(std::move(l));
+  }
+  return out;
+}
+
+Result<int64_t> Ledger::AddLot(const LotRow& lot) {
+  LEDGER_PREPARE(st,
+                 "INSERT INTO lots (member_id, points, remaining, earned_at_s, expires_at_s, entry_id) "
+                 "VALUES (?,?,?,?,?,?)");
+  st.Bind(1, lot.member_id).Bind(2, lot.points).Bind(3, lot.remaining).Bind(4, lot.earned_at_s);
+  st.Bind(5, lot.expires_at_s).Bind(6, lot.entry_id);
+  if (Status s = st.Run(); !s.ok()) return s;
+  return db_->LastInsertRowid();
+}
+
+Status Ledger::SetLotRemaining(int64_t lot_id, int64_t remaining) {
+  LEDGER_PREPARE(st, "UPDATE lots SET remaining = ? WHERE lot_id = ?");
+  st.Bind(1, remaining).Bind(2, lot_id);
+  return st.Run();
+}
+
+int64_t Ledger::MemberCount() {
+  LEDGER_PREPARE_OR(st, "SELECT count(*) FROM members", -1);
+  return st.Step() ? st.Int(0) : -1;
+}
+
+std::optional<CouponRow> Ledger::GetCoupon(const std::string& coupon_id) {
+  LEDGER_PREPARE_OR(st,
+                    "SELECT coupon_id, member_id, kind, value_cents, bp, min_spend_cents, valid_from_s, valid_to_s, "
+                    "used_by_checkout FROM coupons WHERE coupon_id = ?",
+                    std::nullopt);
+  st.Bind(1, coupon_id);
+  if (!st.Step()) return std::nullopt;
+  CouponRow c;
+  c.coupon_id = st.Text(0);
+  c.member_id = static_cast<uint64_t>(st.Int(1));
+  c.kind = st.Text(2);
+  c.value_cents = st.Int(3);
+  c.bp = st.Int(4);
+  c.min_spend_cents = st.Int(5);
+  c.valid_from_s = st.Int(6);
+  c.valid_to_s = st.Int(7);
+  c.used_by_checkout = st.Text(8);
+  return c;
+}
+
+Status Ledger::PutCoupon(const CouponRow& c) {
+  LEDGER_PREPARE(st,
+                 "INSERT OR REPLACE INTO coupons (coupon_id, member_id, kind, value_cents, bp, min_spend_cents, "
+                 "valid_from_s, valid_to_s, used_by_checkout) VALUES (?,?,?,?,?,?,?,?,?)");
+  st.Bind(1, c.coupon_id).Bind(2, c.member_id).Bind(3, c.kind).Bind(4, c.value_cents).Bind(5, c.bp);
+  st.Bind(6, c.min_spend_cents).Bind(7, c.valid_from_s).Bind(8, c.valid_to_s).Bind(9, c.used_by_checkout);
+  return st.Run();
+}
+
+Status Ledger::MarkCouponUsed(const std::string& coupon_id, const std::string& checkout_id) {
+  LEDGER_PREPARE(st, "UPDATE coupons SET used_by_checkout = ? WHERE coupon_id = ?");
+  st.Bind(1, checkout_id).Bind(2, coupon_id);
+  return st.Run();
+}
+
+bool Ledger::IsRevoked(std::string_view device_public_key) {
+  LEDGER_PREPARE_OR(st, "SELECT 1 FROM revoked_devices WHERE device_pk = ?", false);
+  st.BindBlob(1, device_public_key);
+  return st.Step();
+}
+
+Status Ledger::PutRevocation(std::string_view device_public_key) {
+  LEDGER_PREPARE(st, "INSERT OR IGNORE INTO revoked_devices (device_pk) VALUES (?)");
+  st.BindBlob(1, device_public_key);
+  return st.Run();
+}
+
+std::optional<std::string> Ledger::CodeBoundTo(const std::string& code_hash) {
+  LEDGER_PREPARE_OR(st, "SELECT checkout_id FROM code_bindings WHERE code_hash = ?", std::nullopt);
+  st.Bind(1, code_hash);
+  if (!st.Step()) return std::nullopt;
+  return st.Text(0);
+}
+
+Status Ledger::BindCode(const std::string& code_hash, const std::string& checkout_id, uint64_t member_id,
+                        int64_t at_ms) {
+  LEDGER_PREPARE(st, "INSERT INTO code_bindings (code_hash, checkout_id, member_id, bound_at_ms) VALUES (?,?,?,?)");
+  st.Bind(1, code_hash).Bind(2, checkout_id).Bind(3, member_id).Bind(4, at_ms);
+  return st.Run();
+}
+
+std::optional<CheckoutRow> Ledger::GetCheckout(const std::string& checkout_id, bool with_lines) {
+  std::optional<CheckoutRow> c;
+  {
+    LEDGER_PREPARE_OR(st, std::string("SELECT ") + kCheckoutCols + " FROM checkouts WHERE checkout_id = ?",
+                      std::nullopt);
+    st.Bind(1, checkout_id);
+    if (!st.Step()) return std::nullopt;
+    c = ReadCheckout(st);
+  }
+  if (!with_lines) return c;
+  LEDGER_PREPARE_OR(ls,
+                    "SELECT line, sku, category, qty, unit_price_cents, tier_discount_cents, coupon_cents, "
+                    "redeem_cents, net_cents, net_before_redeem_cents, points_eligible, redeemable FROM checkout_lines "
+                    "WHERE checkout_id = ? ORDER BY line",
+                    std::nullopt);
+  ls.Bind(1, checkout_id);
+  while (ls.Step()) {
+    CheckoutLineRow l;
+    l.line = static_cast<int>(ls.Int(0));
+    l.sku = ls.Text(1);
+    l.category = ls.Text(2);
+    l.qty = ls.Int(3);
+    l.unit_price_cents = ls.Int(4);
+    l.tier_discount_cents = ls.Int(5);
+    l.coupon_cents = ls.Int(6);
+    l.redeem_cents = ls.Int(7);
+    l.net_cents = ls.Int(8);
+    l.net_before_redeem_cents = ls.Int(9);
+    l.points_eligible = ls.Int(10) != 0;
+    l.redeemable = ls.Int(11) != 0;
+    c->lines.push_back(std::move(l));
+  }
+  return c;
+}
+
+Status Ledger::InsertCheckout(const CheckoutRow& c) {
+  {
+    LEDGER_PREPARE(st, std::string("INSERT INTO checkouts (") + kCheckoutCols +
+                           ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    st.Bind(1, c.checkout_id).Bind(2, c.request_hash).Bind(3, c.member_id).Bind(4, c.rules_version);
+    st.Bind(5, c.committed_at_ms).Bind(6, c.subtotal_cents).Bind(7, c.total_due_cents).Bind(8, c.points_earned);
+    st.Bind(9, c.redeemed_points).Bind(10, c.eligible_cents).Bind(11, c.redeemable_cents).Bind(12, c.code_hash);
+    st.Bind(13, c.tender).Bind(14, c.coupon_id).Bind(15, c.request_json).Bind(16, c.response_json);
+    if (Status s = st.Run(); !s.ok()) return s;
+  }
+  LEDGER_PREPARE(ls,
+                 "INSERT INTO checkout_lines (checkout_id, line, sku, category, qty, unit_price_cents, "
+                 "tier_discount_cents, coupon_cents, redeem_cents, net_cents, net_before_redeem_cents, points_eligible, "
+                 "redeemable) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)");
+  for (const auto& l : c.lines) {
+    ls.Bind(1, c.checkout_id).Bind(2, l.line).Bind(3, l.sku).Bind(4, l.category).Bind(5, l.qty);
+    ls.Bind(6, l.unit_price_cents).Bind(7, l.tier_discount_cents).Bind(8, l.coupon_cents).Bind(9, l.redeem_cents);
+    ls.Bind(10, l.net_cents).Bind(11, l.net_before_redeem_cents).Bind(12, l.points_eligible ? 1 : 0);
+    ls.Bind(13, l.redeemable ? 1 : 0);
+    if (Status s = ls.Run(); !s.ok()) return s;
+    ls.Reset();
+  }
+  return Status::Ok();
+}
+
+std::vector<CheckoutRow> Ledger::CheckoutsSince(int64_t since_ms, int limit) {
+  std::vector<CheckoutRow> out;
+  LEDGER_PREPARE_OR(st,
+                    std::string("SELECT ") + kCheckoutCols +
+                        " FROM checkouts WHERE committed_at_ms >= ? ORDER BY committed_at_ms, checkout_id LIMIT ?",
+                    out);
+  st.Bind(1, since_ms).Bind(2, limit);
+  while (st.Step()) out.push_back(ReadCheckout(st));
+  return out;
+}
+
+int64_t Ledger::LocalSpendSince(uint64_t member_id, int64_t since_ms) {
+  LEDGER_PREPARE_OR(st,
+                    "SELECT coalesce(sum(c.total_due_cents), 0) - coalesce((SELECT sum(r.refund_cents) FROM refunds r "
+                    "JOIN checkouts c2 ON c2.checkout_id = r.checkout_id WHERE c2.member_id = ?1 AND "
+                    "c2.committed_at_ms > ?2), 0) FROM checkouts c WHERE c.member_id = ?1 AND c.committed_at_ms > ?2",
+                    0);
+  st.Bind(1, member_id).Bind(2, since_ms);
+  return st.Step() ? st.Int(0) : 0;
+}
+
+std::optional<RefundRow> Ledger::GetRefund(const std::string& refund_id) {
+  std::optional<RefundRow> r;
+  {
+    LEDGER_PREPARE_OR(st,
+                      "SELECT refund_id, checkout_id, request_hash, reason, at_ms, refund_cents, points_clawed_back, "
+                      "points_restored, response_json FROM refunds WHERE refund_id = ?",
+                      std::nullopt);
+    st.Bind(1, refund_id);
+    if (!st.Step()) return std::nullopt;
+    r.emplace();
+    r->refund_id = st.Text(0);
+    r->checkout_id = st.Text(1);
+    r->request_hash = st.Text(2);
+    r->reason = st.Text(3);
+    r->at_ms = st.Int(4);
+    r->refund_cents = st.Int(5);
+    r->points_clawed_back = st.Int(6);
+    r->points_restored = st.Int(7);
+    r->response_json = st.Text(8);
+  }
+  LEDGER_PREPARE_OR(ls, "SELECT line, qty FROM refund_lines WHERE refund_id = ? ORDER BY line", std::nullopt);
+  ls.Bind(1, refund_id);
+  while (ls.Step()) r->lines.emplace_back(static_cast<int>(ls.Int(0)), ls.Int(1));
+  return r;
+}
+
+std::vector<RefundRow> Ledger::RefundsForCheckout(const std::string& checkout_id) {
+  std::vector<std::string> ids;
+  {
+    LEDGER_PREPARE_OR(st, "SELECT refund_id FROM refunds WHERE checkout_id = ? ORDER BY at_ms, refund_id",
+                      std::vector<RefundRow>{});
+    st.Bind(1, checkout_id);
+    while (st.Step()) ids.push_back(st.Text(0));
+  }
+  std::vector<RefundRow> out;
+  for (const auto& id : ids)
+    if (auto r = GetRefund(id)) out.push_back(std::move(*r));
+  return out;
+}
+
+Status Ledger::InsertRefund(const RefundRow& r) {
+  {
+    LEDGER_PREPARE(st,
+                   "INSERT INTO refunds (refund_id, checkout_id, request_hash, reason, at_ms, refund_cents, "
+                   "points_clawed_back, points_restored, response_json) VALUES (?,?,?,?,?,?,?,?,?)");
+    st.Bind(1, r.refund_id).Bind(2, r.checkout_id).Bind(3, r.request_hash).Bind(4, r.reason).Bind(5, r.at_ms);
+    st.Bind(6, r.refund_cents).Bind(7, r.points_clawed_back).Bind(8, r.points_restored).Bind(9, r.response_json);
+    if (Status s = st.Run(); !s.ok()) return s;
+  }
+  LEDGER_PREPARE(ls, "INSERT INTO refund_lines (refund_id, line, qty) VALUES (?,?,?)");
+  for (const auto& [line, qty] : r.lines) {
+    ls.Bind(1, r.refund_id).Bind(2, line).Bind(3, qty);
+    if (Status s = ls.Run(); !s.ok()) return s;
+    ls.Reset();
+  }
+  return Status::Ok();
+}
+
+std::optional<std::string> Ledger::GetMeta(const std::string& key) {
+  LEDGER_PREPARE_OR(st, "SELECT value FROM meta WHERE key = ?", std::nullopt);
+  st.Bind(1, key);
+  if (!st.Step()) return std::nullopt;
+  return st.Text(0);
+}
+
+Status Ledger::PutMeta(const std::string& key, const std::string& value) {
+  LEDGER_PREPARE(st, "INSERT OR REPLACE INTO meta (key, value) VALUES (?,?)");
+  st.Bind(1, key).Bind(2, value);
+  return st.Run();
+}
+
+VerifyReport Ledger::Verify() {
+  VerifyReport rep;
+  auto add = [&](std::string p) {
+    if (rep.problems.size() < 100) rep.problems.push_back(std::move(p));
+  };
+  {
+    auto st_r = db_->Prepare(std::string("SELECT ") + kEntryCols + " FROM entries ORDER BY seq");
+    if (!st_r.ok()) {
+      add("cannot read entries: " + st_r.status().message());
+      return rep;
+    }
+    Stmt& st = **st_r;
+    std::string prev = ZeroHash();
+    int64_t expect_seq = 1;
+    while (st.Step()) {
+      EntryRow e = ReadEntry(st);
+      ++rep.entries;
+      if (e.seq != expect_seq) add("entry seq " + std::to_string(e.seq) + ": expected seq " + std::to_string(expect_seq) + " (gap)");
+      if (e.prev_hash != prev) add("entry seq " + std::to_string(e.seq) + " (" + e.entry_id + "): prev_hash does not link to its predecessor");
+      if (e.hash != ChainHash(e.prev_hash, CanonicalEntryBytes(e)))
+        add("entry seq " + std::to_string(e.seq) + " (" + e.entry_id + "): content does not match its hash");
+      prev = e.hash;
+      expect_seq = e.seq + 1;
+    }
+    if (!st.status().ok()) add("reading entries: " + st.status().message());
+  }
+  {
+    auto st_r = db_->Prepare(
+        "SELECT m.member_id, m.balance, coalesce((SELECT sum(remaining) FROM lots l WHERE l.member_id = m.member_id), 0)"
+        " FROM members m");
+    if (!st_r.ok()) {
+      add("cannot read members: " + st_r.status().message());
+      return rep;
+    }
+    Stmt& st = **st_r;
+    while (st.Step()) {
+      if (st.Int(1) != st.Int(2))
+        add("member " + std::to_string(st.Int(0)) + ": balance " + std::to_string(st.Int(1)) +
+            " but its lots sum to " + std::to_string(st.Int(2)));
+    }
+  }
+  {
+    auto st_r = db_->Prepare("SELECT count(*) FROM lots WHERE member_id NOT IN (SELECT member_id FROM members)");
+    if (st_r.ok() && (*st_r)->Step() && (*st_r)->Int(0) > 0) add("lots without a member: " + std::to_string((*st_r)->Int(0)));
+  }
+  return rep;
+}
+
+}  // namespace loyalty::ledger
