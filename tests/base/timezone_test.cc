@@ -1,0 +1,343 @@
+#include "loyalty/base/timezone.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace loyalty {
+namespace {
+
+constexpr int64_t kHour = 3600;
+
+int64_t Utc(int64_t y, int mo, int d, int h = 0, int mi = 0, int s = 0) {
+  return UnixFromCivil(CivilTime{y, mo, d, h, mi, s});
+}
+
+TimeZone MustLoad(const std::string& name) {
+  auto tz = TimeZone::Load(name);
+  EXPECT_TRUE(tz.ok()) << name << ": " << tz.status().ToString();
+  return tz.ok() ? *tz : TimeZone::Utc();
+}
+
+// A TZif file built in memory: v2 with the given 64-bit transitions, types and footer.
+struct TzifType {
+  int32_t offset;
+  bool dst;
+};
+void PutU32(std::string& s, uint32_t v) {
+  for (int i = 3; i >= 0; --i) s += static_cast<char>((v >> (8 * i)) & 0xff);
+}
+void PutI64(std::string& s, int64_t v) {
+  for (int i = 7; i >= 0; --i) s += static_cast<char>((static_cast<uint64_t>(v) >> (8 * i)) & 0xff);
+}
+std::string BuildTzif(const std::vector<int64_t>& times, const std::vector<uint8_t>& idx,
+                      const std::vector<TzifType>& types, const std::string& footer, char version = '2') {
+  auto header = [&](std::string& s, uint32_t timecnt, uint32_t typecnt, uint32_t charcnt) {
+    s += "TZif";
+    s += version;
+    s += std::string(15, '\0');
+    PutU32(s, 0);  // isutcnt
+    PutU32(s, 0);  // isstdcnt
+    PutU32(s, 0);  // leapcnt
+    PutU32(s, timecnt);
+    PutU32(s, typecnt);
+    PutU32(s, charcnt);
+  };
+  std::string s;
+  // v1 block: no transitions, one type (readers of v2 must skip it).
+  header(s, 0, 1, 4);
+  PutU32(s, 0);
+  s += '\0';
+  s += '\0';
+  s += std::string("XXX\0", 4);
+  if (version == '\0') return s;
+  header(s, static_cast<uint32_t>(times.size()), static_cast<uint32_t>(types.size()), 4);
+  for (int64_t t : times) PutI64(s, t);
+  for (uint8_t i : idx) s += static_cast<char>(i);
+  for (const auto& t : types) {
+    PutU32(s, static_cast<uint32_t>(t.offset));
+    s += static_cast<char>(t.dst ? 1 : 0);
+    s += '\0';
+  }
+  s += std::string("XXX\0", 4);
+  s += "\n" + footer + "\n";
+  return s;
+}
+
+TEST(TimeZone, ShanghaiIsPlusEightSince1991AndHadDstIn1990) {
+  TimeZone tz = MustLoad("Asia/Shanghai");
+  EXPECT_EQ(tz.name(), "Asia/Shanghai");
+  EXPECT_EQ(tz.UtcOffsetAt(Utc(1990, 7, 1)), 9 * kHour);
+  EXPECT_TRUE(tz.IsDstAt(Utc(1990, 7, 1)));
+  // 1990's DST began 1990-04-15 02:00 local (18:00 UTC the day before).
+  EXPECT_EQ(tz.UtcOffsetAt(Utc(1990, 4, 14, 18) - 1), 8 * kHour);
+  EXPECT_EQ(tz.UtcOffsetAt(Utc(1990, 4, 14, 18)), 9 * kHour);
+  // The last DST ended 1991-09-15 (17:00 UTC the day before); +08:00 ever since.
+  EXPECT_EQ(tz.UtcOffsetAt(Utc(1991, 9, 14, 17) - 1), 9 * kHour);
+  EXPECT_EQ(tz.UtcOffsetAt(Utc(1991, 9, 14, 17)), 8 * kHour);
+  for (int64_t y : {1992, 2000, 2026, 2037, 2038, 2100, 2500}) {
+    EXPECT_EQ(tz.UtcOffsetAt(Utc(y, 7, 1)), 8 * kHour) << y;
+    EXPECT_FALSE(tz.IsDstAt(Utc(y, 7, 1))) << y;
+  }
+}
+
+TEST(TimeZone, ShanghaiLocalTimeCrossesMidnightAndMonthEnd) {
+  TimeZone tz = MustLoad("Asia/Shanghai");
+  // 2026-01-31T16:00:00Z is February 1st, midnight, in Shanghai.
+  CivilTime t = tz.ToLocal(Utc(2026, 1, 31, 16));
+  EXPECT_EQ(t.year, 2026);
+  EXPECT_EQ(t.month, 2);
+  EXPECT_EQ(t.day, 1);
+  EXPECT_EQ(t.hour, 0);
+  CivilTime before = tz.ToLocal(Utc(2026, 1, 31, 16) - 1);
+  EXPECT_EQ(before.month, 1);
+  EXPECT_EQ(before.day, 31);
+  EXPECT_EQ(before.hour, 23);
+  EXPECT_EQ(before.minute, 59);
+  EXPECT_EQ(before.second, 59);
+  EXPECT_EQ(tz.FromLocal(CivilTime{2026, 2, 1, 0, 0, 0}), Utc(2026, 1, 31, 16));
+}
+
+TEST(TimeZone, NewYorkSpringForward) {
+  TimeZone tz = MustLoad("America/New_York");
+  const int64_t jump = Utc(2026, 3, 8, 7);  // 02:00 EST becomes 03:00 EDT
+  EXPECT_EQ(tz.UtcOffsetAt(jump - 1), -5 * kHour);
+  EXPECT_FALSE(tz.IsDstAt(jump - 1));
+  EXPECT_EQ(tz.UtcOffsetAt(jump), -4 * kHour);
+  EXPECT_TRUE(tz.IsDstAt(jump));
+  CivilTime a = tz.ToLocal(jump - 1);
+  EXPECT_EQ(a.hour, 1);
+  EXPECT_EQ(a.minute, 59);
+  CivilTime b = tz.ToLocal(jump);
+  EXPECT_EQ(b.hour, 3);
+  EXPECT_EQ(b.minute, 0);
+  // 02:30 never happens that night: read with the offset before the jump.
+  EXPECT_EQ(tz.FromLocal(CivilTime{2026, 3, 8, 2, 30, 0}), Utc(2026, 3, 8, 7, 30));
+  EXPECT_EQ(tz.FromLocal(CivilTime{2026, 3, 8, 1, 59, 59}), jump - 1);
+  EXPECT_EQ(tz.FromLocal(CivilTime{2026, 3, 8, 3, 0, 0}), jump);
+}
+
+TEST(TimeZone, NewYorkFallBack) {
+  TimeZone tz = MustLoad("America/New_York");
+  const int64_t back = Utc(2026, 11, 1, 6);  // 02:00 EDT becomes 01:00 EST
+  EXPECT_EQ(tz.UtcOffsetAt(back - 1), -4 * kHour);
+  EXPECT_EQ(tz.UtcOffsetAt(back), -5 * kHour);
+  CivilTime a = tz.ToLocal(back - 1);
+  EXPECT_EQ(a.hour, 1);
+  EXPECT_EQ(a.minute, 59);
+  CivilTime b = tz.ToLocal(back);
+  EXPECT_EQ(b.hour, 1);
+  EXPECT_EQ(b.minute, 0);
+  // 01:30 happens twice: the first (EDT) instant wins.
+  EXPECT_EQ(tz.FromLocal(CivilTime{2026, 11, 1, 1, 30, 0}), Utc(2026, 11, 1, 5, 30));
+  EXPECT_EQ(tz.FromLocal(CivilTime{2026, 11, 1, 2, 0, 0}), Utc(2026, 11, 1, 7));
+}
+
+TEST(TimeZone, NewYorkBeyondTheLastTransitionFollowsTheFooterRule) {
+  TimeZone tz = MustLoad("America/New_York");
+  // 2100-03-14 is the second Sunday of March 2100.
+  const int64_t jump = Utc(2100, 3, 14, 7);
+  EXPECT_EQ(tz.UtcOffsetAt(jump - 1), -5 * kHour);
+  EXPECT_EQ(tz.UtcOffsetAt(jump), -4 * kHour);
+  EXPECT_EQ(tz.UtcOffsetAt(Utc(2100, 7, 1)), -4 * kHour);
+  EXPECT_EQ(tz.UtcOffsetAt(Utc(2100, 12, 1)), -5 * kHour);
+}
+
+TEST(TimeZone, LondonSummerTime) {
+  TimeZone tz = MustLoad("Europe/London");
+  const int64_t start = Utc(2026, 3, 29, 1);
+  const int64_t end = Utc(2026, 10, 25, 1);
+  EXPECT_EQ(tz.UtcOffsetAt(start - 1), 0);
+  EXPECT_EQ(tz.UtcOffsetAt(start), kHour);
+  EXPECT_EQ(tz.UtcOffsetAt(end - 1), kHour);
+  EXPECT_EQ(tz.UtcOffsetAt(end), 0);
+  EXPECT_EQ(tz.FromLocal(CivilTime{2026, 7, 1, 12, 0, 0}), Utc(2026, 7, 1, 11));
+  EXPECT_EQ(tz.FromLocal(CivilTime{2026, 1, 1, 12, 0, 0}), Utc(2026, 1, 1, 12));
+}
+
+TEST(TimeZone, UtcAndFixedOffsets) {
+  auto utc = TimeZone::Load("UTC");
+  ASSERT_TRUE(utc.ok());
+  EXPECT_EQ(utc->UtcOffsetAt(Utc(2026, 7, 1)), 0);
+  EXPECT_EQ(utc->FromLocal(CivilTime{2026, 7, 1, 0, 0, 0}), Utc(2026, 7, 1));
+
+  auto east = TimeZone::Load("+08:00");
+  ASSERT_TRUE(east.ok());
+  EXPECT_EQ(east->name(), "+08:00");
+  EXPECT_EQ(east->UtcOffsetAt(0), 8 * kHour);
+  auto west = TimeZone::Load("-05:30");
+  ASSERT_TRUE(west.ok());
+  EXPECT_EQ(west->UtcOffsetAt(0), -(5 * kHour + 1800));
+  CivilTime t = west->ToLocal(Utc(2026, 1, 1, 3));
+  EXPECT_EQ(t.year, 2025);
+  EXPECT_EQ(t.day, 31);
+  EXPECT_EQ(t.hour, 21);
+  EXPECT_EQ(t.minute, 30);
+
+  EXPECT_TRUE(TimeZone::Load("+18:00").ok());
+  EXPECT_TRUE(TimeZone::Load("-18:00").ok());
+  for (const char* bad : {"+18:01", "+8:00", "+08", "+0800", "+08:60", "+08:00 ", "-", "+"}) {
+    auto tz = TimeZone::Load(bad);
+    ASSERT_FALSE(tz.ok()) << bad;
+    EXPECT_EQ(tz.status().code(), "timezone_invalid");
+  }
+  EXPECT_FALSE(TimeZone::Fixed(18 * kHour + 1).ok());
+}
+
+TEST(TimeZone, UnknownAndMalformedNamesAreRejected) {
+  for (const char* bad : {"", "Mars/Olympus_Mons", "Asia", "asia/shanghai ", "Asia Shanghai", "Asia/Shanghai\n"}) {
+    auto tz = TimeZone::Load(bad);
+    ASSERT_FALSE(tz.ok()) << '"' << bad << '"';
+    EXPECT_EQ(tz.status().code(), "timezone_invalid");
+  }
+}
+
+TEST(TimeZone, NamesCannotEscapeTheZoneinfoDirectory) {
+  for (const char* bad : {"../etc/passwd", "../../../../etc/passwd", "/etc/passwd", "Asia/../../etc/passwd",
+                          "Asia/./Shanghai", "Asia//Shanghai", "./UTC", "Asia/.."}) {
+    auto tz = TimeZone::Load(bad);
+    ASSERT_FALSE(tz.ok()) << bad;
+    EXPECT_EQ(tz.status().code(), "timezone_invalid");
+    EXPECT_NE(tz.status().message().find("is not a time zone name"), std::string::npos) << tz.status().message();
+  }
+}
+
+class TzdirTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() / ("tzdir_test_" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir_ / "Test");
+    const char* old = std::getenv("TZDIR");
+    if (old != nullptr) old_ = old;
+    ::setenv("TZDIR", dir_.c_str(), 1);
+  }
+  void TearDown() override {
+    if (old_) {
+      ::setenv("TZDIR", old_->c_str(), 1);
+    } else {
+      ::unsetenv("TZDIR");
+    }
+    std::filesystem::remove_all(dir_);
+  }
+  void Write(const std::string& name, const std::string& bytes) {
+    std::ofstream(dir_ / name, std::ios::binary) << bytes;
+  }
+  std::filesystem::path dir_;
+  std::optional<std::string> old_;
+};
+
+TEST_F(TzdirTest, ReadsFromTzdirAndRejectsFilesThatAreNotTzif) {
+  Write("Test/Fixed", BuildTzif({}, {}, {{8 * 3600, false}}, "<+08>-8"));
+  Write("Test/Text", "this is not a zone file\n");
+  auto tz = TimeZone::Load("Test/Fixed");
+  ASSERT_TRUE(tz.ok()) << tz.status().ToString();
+  EXPECT_EQ(tz->UtcOffsetAt(Utc(2026, 1, 1)), 8 * kHour);
+  auto text = TimeZone::Load("Test/Text");
+  ASSERT_FALSE(text.ok());
+  EXPECT_NE(text.status().message().find("not a TZif file"), std::string::npos);
+  EXPECT_FALSE(TimeZone::Load("Asia/Shanghai").ok());  // not in this TZDIR
+}
+
+TEST(TimeZoneTzif, FooterWithSouthernHemisphereRule) {
+  // Sydney: DST from the first Sunday of October 02:00 to the first Sunday of April 03:00.
+  auto tz = TimeZone::FromTzif("Syd", BuildTzif({}, {}, {{10 * 3600, false}}, "AEST-10AEDT,M10.1.0,M4.1.0/3"));
+  ASSERT_TRUE(tz.ok()) << tz.status().ToString();
+  EXPECT_EQ(tz->UtcOffsetAt(Utc(2100, 1, 1)), 11 * kHour);
+  EXPECT_EQ(tz->UtcOffsetAt(Utc(2100, 7, 1)), 10 * kHour);
+  // 2026-04-05 03:00 AEDT = 2026-04-04T16:00:00Z; 2026-10-04 02:00 AEST = 2026-10-03T16:00:00Z.
+  EXPECT_EQ(tz->UtcOffsetAt(Utc(2026, 4, 4, 16) - 1), 11 * kHour);
+  EXPECT_EQ(tz->UtcOffsetAt(Utc(2026, 4, 4, 16)), 10 * kHour);
+  EXPECT_EQ(tz->UtcOffsetAt(Utc(2026, 10, 3, 16) - 1), 10 * kHour);
+  EXPECT_EQ(tz->UtcOffsetAt(Utc(2026, 10, 3, 16)), 11 * kHour);
+  // New Year's Eve is in summer time on both sides of midnight.
+  EXPECT_EQ(tz->UtcOffsetAt(Utc(2026, 12, 31, 12, 59, 59)), 11 * kHour);
+  EXPECT_EQ(tz->UtcOffsetAt(Utc(2026, 12, 31, 13)), 11 * kHour);
+}
+
+TEST(TimeZoneTzif, FooterRuleFormsJulianZeroBasedAndExtendedTimes) {
+  // DST all year, written the TZif v3 way.
+  auto always = TimeZone::FromTzif("Always", BuildTzif({}, {}, {{-5 * 3600, false}}, "EST5EDT,0/0,J365/25", '3'));
+  ASSERT_TRUE(always.ok()) << always.status().ToString();
+  for (int m : {1, 6, 12}) EXPECT_EQ(always->UtcOffsetAt(Utc(2030, m, 1)), -4 * kHour) << m;
+  EXPECT_EQ(always->UtcOffsetAt(Utc(2030, 12, 31, 23)), -4 * kHour);
+  EXPECT_EQ(always->UtcOffsetAt(Utc(2031, 1, 1, 4, 30)), -4 * kHour);
+
+  // J60 is March 1st even in a leap year; 59 (zero-based) is February 29th in a leap year.
+  auto julian = TimeZone::FromTzif("J", BuildTzif({}, {}, {{0, false}}, "AAA0BBB,J60/0,J300/0"));
+  ASSERT_TRUE(julian.ok());
+  EXPECT_EQ(julian->UtcOffsetAt(Utc(2028, 3, 1) - 1), 0);
+  EXPECT_EQ(julian->UtcOffsetAt(Utc(2028, 3, 1)), kHour);
+  auto zero = TimeZone::FromTzif("N", BuildTzif({}, {}, {{0, false}}, "AAA0BBB,59/0,300/0"));
+  ASSERT_TRUE(zero.ok());
+  EXPECT_EQ(zero->UtcOffsetAt(Utc(2028, 2, 29) - 1), 0);
+  EXPECT_EQ(zero->UtcOffsetAt(Utc(2028, 2, 29)), kHour);
+  EXPECT_EQ(zero->UtcOffsetAt(Utc(2027, 3, 1) - 1), 0);
+  EXPECT_EQ(zero->UtcOffsetAt(Utc(2027, 3, 1)), kHour);
+
+  // Explicit DST offset with minutes: Lord Howe style half-hour shift.
+  auto half = TimeZone::FromTzif("LH", BuildTzif({}, {}, {{0, false}}, "<+1030>-10:30<+11>-11,M10.1.0,M4.1.0"));
+  ASSERT_TRUE(half.ok());
+  EXPECT_EQ(half->UtcOffsetAt(Utc(2030, 7, 1)), 10 * kHour + 1800);
+  EXPECT_EQ(half->UtcOffsetAt(Utc(2030, 1, 1)), 11 * kHour);
+}
+
+TEST(TimeZoneTzif, TransitionsThenFooter) {
+  // +09:00 until 2000-01-01, then +08:00 by transition, and the footer says +08:00 after.
+  const int64_t t = Utc(2000, 1, 1);
+  auto tz = TimeZone::FromTzif("T", BuildTzif({t}, {1}, {{9 * 3600, false}, {8 * 3600, false}}, "<+08>-8"));
+  ASSERT_TRUE(tz.ok()) << tz.status().ToString();
+  EXPECT_EQ(tz->UtcOffsetAt(t - 1), 9 * kHour);
+  EXPECT_EQ(tz->UtcOffsetAt(t), 8 * kHour);
+  EXPECT_EQ(tz->UtcOffsetAt(Utc(2200, 1, 1)), 8 * kHour);
+  // The clock went back from 09:00 to 08:00 local: 08:30 happened twice, the earlier wins.
+  EXPECT_EQ(tz->FromLocal(CivilTime{2000, 1, 1, 8, 30, 0}), t - 1800);
+  EXPECT_EQ(tz->FromLocal(CivilTime{2000, 1, 1, 9, 30, 0}), t + 5400);
+}
+
+TEST(TimeZoneTzif, Version1FileUsesThe32BitSection) {
+  auto tz = TimeZone::FromTzif("V1", BuildTzif({}, {}, {}, "", '\0'));
+  ASSERT_TRUE(tz.ok()) << tz.status().ToString();
+  EXPECT_EQ(tz->UtcOffsetAt(Utc(2026, 1, 1)), 0);
+}
+
+TEST(TimeZoneTzif, CorruptDataIsRejected) {
+  const std::string good = BuildTzif({100, 200}, {0, 1}, {{0, false}, {3600, true}}, "AAA0BBB,M3.2.0,M11.1.0");
+  ASSERT_TRUE(TimeZone::FromTzif("good", good).ok());
+  // Every truncation of a good file is an error, never a crash, except the cut that drops
+  // the whole footer (a footer is optional).
+  const size_t data_end = good.size() - std::string("AAA0BBB,M3.2.0,M11.1.0").size() - 2;
+  for (size_t n = 0; n < good.size(); ++n) {
+    auto tz = TimeZone::FromTzif("cut", good.substr(0, n));
+    EXPECT_EQ(tz.ok(), n == data_end) << n;
+  }
+  EXPECT_FALSE(TimeZone::FromTzif("x", BuildTzif({200, 100}, {0, 0}, {{0, false}}, "")).ok());  // not ascending
+  EXPECT_FALSE(TimeZone::FromTzif("x", BuildTzif({100}, {5}, {{0, false}}, "")).ok());         // unknown type
+  EXPECT_FALSE(TimeZone::FromTzif("x", BuildTzif({}, {}, {{100000, false}}, "")).ok());        // offset > 26 h
+  EXPECT_FALSE(TimeZone::FromTzif("x", BuildTzif({}, {}, {}, "")).ok());                       // no types
+  for (const char* footer : {"A0", "AAA", "AAA25", "AAA0BBB,M13.1.0,M11.1.0", "AAA0BBB,M3.6.0,M11.1.0",
+                             "AAA0BBB,M3.2.7,M11.1.0", "AAA0BBB,J0,J10", "AAA0BBB,366,10", "AAA0BBB,M3.2.0",
+                             "AAA0BBB,M3.2.0/168,M11.1.0", "<+08-8", "<>-8", "AAA0BBB,M3.2.0,M11.1.0x"}) {
+    auto tz = TimeZone::FromTzif("x", BuildTzif({}, {}, {{0, false}}, footer));
+    EXPECT_FALSE(tz.ok()) << footer;
+  }
+  std::string bad_version = good;
+  bad_version[4] = 'x';
+  EXPECT_FALSE(TimeZone::FromTzif("x", bad_version).ok());
+}
+
+TEST(TimeZone, CopiesAreIndependentValues) {
+  TimeZone a = MustLoad("Europe/London");
+  TimeZone b = a;
+  a = TimeZone::Utc();
+  EXPECT_EQ(b.UtcOffsetAt(Utc(2026, 7, 1)), kHour);
+  EXPECT_EQ(a.UtcOffsetAt(Utc(2026, 7, 1)), 0);
+}
+
+}  // namespace
+}  // namespace loyalty
