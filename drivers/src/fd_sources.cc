@@ -1,0 +1,223 @@
+// Sources that read a byte stream from a descriptor the kernel can poll: a fifo and a
+// serial tty. Each thread blocks in poll() on the stream and the wake eventfd, so an idle
+// source costs nothing; it wakes on a short period only while a half-finished read waits
+// for its partial timeout.
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "source_base.h"
+#include "sources.h"
+
+namespace loyalty::drivers::internal {
+namespace {
+
+constexpr int kPartialCheckMs = 100;
+
+std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
+
+class StreamSourceBase : public SourceBase {
+ public:
+  using SourceBase::SourceBase;
+
+ protected:
+  enum class Outcome { kStopped, kEof, kError };
+
+  // Pumps fd until stop, end of stream or error. The framer persists across reopens.
+  Outcome Pump(int fd, LineFramer* framer, std::string* error) {
+    std::vector<Frame> frames;
+    uint8_t buf[4096];
+    int64_t last_byte_ms = clock_.mono_ms();
+    for (;;) {
+      const int timeout =
+          framer->has_partial() ? std::min(kPartialCheckMs, options_.partial_timeout_ms) : -1;
+      const short rev = WaitReadable(fd, timeout);
+      if (stopping()) return Outcome::kStopped;
+      if (rev & (POLLIN | POLLHUP | POLLERR)) {
+        const ssize_t n = read(fd, buf, sizeof buf);
+        if (n > 0) {
+          UpdateCounters([n](SourceCounters& c) { c.bytes_read += static_cast<uint64_t>(n); });
+          framer->Feed(std::span<const uint8_t>(buf, static_cast<size_t>(n)), &frames);
+          Deliver(&frames);
+          last_byte_ms = clock_.mono_ms();
+          continue;
+        }
+        if (n == 0) return Outcome::kEof;
+        if (errno == EAGAIN || errno == EINTR) continue;
+        *error = Errno("read " + options_.path);
+        return Outcome::kError;
+      }
+      if (rev & POLLNVAL) {
+        *error = "descriptor closed";
+        return Outcome::kError;
+      }
+      if (framer->has_partial() &&
+          clock_.mono_ms() - last_byte_ms >= options_.partial_timeout_ms) {
+        framer->DiscardPartial();
+        Garbage(&SourceCounters::partial_timeouts, "unterminated read timed out");
+      }
+    }
+  }
+};
+
+// ---------------------------------------------------------------------------------------
+
+class FifoSource final : public StreamSourceBase {
+ public:
+  using StreamSourceBase::StreamSourceBase;
+  ~FifoSource() override { Stop(); }
+
+ protected:
+  Status Prepare() override {
+    struct stat st;
+    if (stat(options_.path.c_str(), &st) != 0) {
+      if (errno != ENOENT) return Status::Error("invalid_argument", Errno("fifo " + options_.path));
+      if (mkfifo(options_.path.c_str(), 0660) != 0 && errno != EEXIST)
+        return Status::Error("invalid_argument", Errno("mkfifo " + options_.path));
+    } else if (!S_ISFIFO(st.st_mode)) {
+      return Status::Error("invalid_argument", "fifo " + options_.path + " is not a named pipe");
+    }
+    return Status::Ok();
+  }
+
+  void Run() override {
+    LineFramer framer(Terminator::kLF);
+    std::vector<Frame> frames;
+    while (!stopping()) {
+      // O_NONBLOCK: opening for reading does not wait for a writer, and a fresh reader
+      // sees no hang-up until a writer has come and gone, so poll() blocks meanwhile.
+      const int fd = open(options_.path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+      if (fd < 0) {
+        SetState(SourceState::kError, Errno("open " + options_.path));
+        SleepUnlessStopped(options_.reopen_interval_ms);
+        continue;
+      }
+      SetState(SourceState::kConnected, "fifo " + options_.path + " open");
+      std::string error;
+      const Outcome o = Pump(fd, &framer, &error);
+      close(fd);
+      if (o == Outcome::kEof) {
+        // The writer closed: its last line counts even without a newline.
+        framer.Flush(&frames);
+        Deliver(&frames);
+      } else if (o == Outcome::kError) {
+        framer.DiscardPartial();
+        SetState(SourceState::kError, error);
+        SleepUnlessStopped(options_.reopen_interval_ms);
+      }
+    }
+  }
+};
+
+// ---------------------------------------------------------------------------------------
+
+speed_t BaudToSpeed(int baud) {
+  switch (baud) {
+    case 1200: return B1200;
+    case 2400: return B2400;
+    case 4800: return B4800;
+    case 9600: return B9600;
+    case 19200: return B19200;
+    case 38400: return B38400;
+    case 57600: return B57600;
+    case 115200: return B115200;
+    case 230400: return B230400;
+    case 460800: return B460800;
+    case 921600: return B921600;
+    default: return 0;
+  }
+}
+
+class SerialSource final : public StreamSourceBase {
+ public:
+  SerialSource(const SourceOptions& o, SourceEvents e, const Clock& c, Terminator t)
+      : StreamSourceBase(o, std::move(e), c), terminator_(t) {}
+  ~SerialSource() override { Stop(); }
+
+ protected:
+  void Run() override {
+    LineFramer framer(terminator_);
+    while (!stopping()) {
+      std::string error;
+      const int fd = OpenConfigured(&error);
+      if (fd < 0) {
+        SetState(SourceState::kDisconnected, error);
+        SleepUnlessStopped(options_.reopen_interval_ms);
+        continue;
+      }
+      SetState(SourceState::kConnected, "serial " + options_.path + " open");
+      const Outcome o = Pump(fd, &framer, &error);
+      close(fd);
+      if (o == Outcome::kStopped) break;
+      // A tty does not end: end of stream or EIO means the device (or the pty's other
+      // side) went away. What was half-read will never be finished.
+      if (framer.has_partial()) {
+        framer.DiscardPartial();
+        Garbage(&SourceCounters::cut_off, "read cut off by disconnect");
+      }
+      SetState(SourceState::kDisconnected, error.empty() ? "serial " + options_.path + " closed" : error);
+      SleepUnlessStopped(options_.reopen_interval_ms);
+    }
+  }
+
+ private:
+  int OpenConfigured(std::string* error) {
+    const int fd = open(options_.path.c_str(), O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+      *error = Errno("open " + options_.path);
+      return -1;
+    }
+    termios tio;
+    if (tcgetattr(fd, &tio) != 0) {
+      *error = Errno("tcgetattr " + options_.path);
+      close(fd);
+      return -1;
+    }
+    // Raw: no echo, no line editing, no CR/LF translation, 8N1; the framer sees every byte.
+    cfmakeraw(&tio);
+    tio.c_cflag |= CLOCAL | CREAD;
+    tio.c_cflag &= ~(CSTOPB | PARENB | CRTSCTS);
+    tio.c_cc[VMIN] = 1;
+    tio.c_cc[VTIME] = 0;
+    const speed_t speed = BaudToSpeed(options_.baud);
+    cfsetispeed(&tio, speed);
+    cfsetospeed(&tio, speed);
+    if (tcsetattr(fd, TCSANOW, &tio) != 0) {
+      *error = Errno("tcsetattr " + options_.path);
+      close(fd);
+      return -1;
+    }
+    return fd;
+  }
+
+  Terminator terminator_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Source>> MakeFifoSource(const SourceOptions& o, SourceEvents e,
+                                               const Clock& c) {
+  if (o.path.empty()) return Status::Error("invalid_argument", "fifo: path is required");
+  return std::unique_ptr<Source>(new FifoSource(o, std::move(e), c));
+}
+
+Result<std::unique_ptr<Source>> MakeSerialSource(const SourceOptions& o, SourceEvents e,
+                                                 const Clock& c) {
+  if (o.path.empty()) return Status::Error("invalid_argument", "serial: path is required");
+  if (BaudToSpeed(o.baud) == 0)
+    return Status::Error("invalid_argument", "serial: unsupported baud " + std::to_string(o.baud));
+  Terminator t;
+  if (o.terminator == "CR") t = Terminator::kCR;
+  else if (o.terminator == "LF") t = Terminator::kLF;
+  else if (o.terminator == "CRLF") t = Terminator::kCRLF;
+  else return Status::Error("invalid_argument", "serial: terminator must be CR, LF or CRLF");
+  return std::unique_ptr<Source>(new SerialSource(o, std::move(e), c, t));
+}
+
+}  // namespace loyalty::drivers::internal
