@@ -1,0 +1,153 @@
+// Configuration files: agent.toml for loyaltyd (and loyaltyctl), hq.toml for loyalty-hq.
+//
+// Loading validates everything up front, so a wrong store config stops the program at
+// start with one precise message instead of misbehaving at the first scan or sync. Every
+// error is a Status with code "config_invalid" and a message of the form
+//
+//   <file>: <dotted key>: <reason>
+//   /etc/loyaltyd/agent.toml: api.listen: '0.0.0.0:8787' is not a loopback address (set api.allow_public_listen = true to bind it)
+//   /etc/loyaltyd/agent.toml: scanners[2].baud: 9601 is not a standard baud rate (...)
+//   /etc/loyaltyd/agent.toml: codes.hq_public_keys."1": not strict base64url of 32 bytes
+//
+// TOML syntax errors read "<file>:<line>:<column>: <what>". Array elements are counted from
+// 0. Keys this version does not know are rejected ("unknown key"): a typo in a store config
+// must not pass silently. The first problem found is reported.
+//
+// Relative paths in a file (database, rules_file, token files, TLS files, scanner paths and
+// directories, the log file) are resolved against the folder of that file; the structs
+// below hold the resolved paths. Every key, default and rule is listed in
+// docs/configuration.md and in the annotated config/agent.example.toml and
+// config/hq.example.toml.
+//
+// Everything here is a plain value: the structs are copyable and the functions are
+// thread-safe (they share no state).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "loyalty/base/status.h"
+
+namespace loyalty::config {
+
+// codes.channels: which scanned strings belong to a channel's member cards (first match wins).
+struct ChannelPattern {
+  std::string name;     // snake_case, unique; "card" is reserved for printed member cards
+  std::string pattern;  // std::regex ECMAScript, known to compile
+};
+
+struct ScannerConfig {
+  std::string id;    // [A-Za-z0-9_-]{1,32}, unique
+  std::string kind;  // usb-hid-keyboard | usb-hid-pos | serial | image | fifo
+  std::string path;  // serial, fifo (resolved)
+  int baud = 9600;                   // serial
+  std::string terminator = "CR";     // serial: CR | LF | CRLF
+  int vendor_id = 0, product_id = 0;  // usb kinds: 1..0xffff, required
+  std::string serial_number;         // usb kinds: optional, matches the device's iSerial
+  std::string bus_path;              // usb kinds: optional, e.g. "1-2.3" (bus-port.port...)
+  std::string suffix_key = "enter";  // usb-hid-keyboard: enter | tab
+  std::string directory;             // image (resolved)
+  std::string processed = "delete";  // image: delete | move
+  std::string processed_dir;         // image with processed = "move" (resolved)
+  std::string prefix, suffix;        // stripped from scans when present (at most 32 bytes each)
+  int debounce_ms = 800;             // 0..10000
+  // usb-hid-pos input report layout (byte offsets in the report; defaults: the common
+  // 64-byte report [0x02][len][3-byte AIM id][56 data][2 vendor][flags], /work/shared
+  // testing-usb.md). symbology_offset = -1: the device sends no symbology id.
+  int report_id = 2;
+  int length_offset = 1;
+  int symbology_offset = 2;
+  int data_offset = 5;
+  int data_len = 56;
+  int flags_offset = 63;
+};
+
+struct AgentConfig {
+  std::string path;  // the file it came from, as given
+
+  // [agent]
+  std::string terminal_id, store_id;  // [A-Za-z0-9_-]{1,32}, required
+  std::string timezone = "Asia/Shanghai";  // loads with loyalty::TimeZone::Load
+  std::string database = "/var/lib/loyaltyd/ledger.db";
+  std::string rules_file;  // optional; empty = the defaults of loyalty-rules.md
+
+  // [api]
+  std::string listen = "127.0.0.1:8787";  // host:port as written ("[::1]:8787" for IPv6)
+  std::string listen_host = "127.0.0.1";  // without brackets
+  uint16_t listen_port = 8787;            // 1..65535
+  std::string token_file = "api.token";   // resolved; read it with ReadTokenFile
+  bool allow_public_listen = false;       // needed to bind a non-loopback address
+  int max_connections = 64;               // 1..1024
+  int request_timeout_ms = 10000;         // 100..300000
+
+  // [codes]
+  std::map<int, std::string> hq_public_keys;  // key id 0..255 -> raw 32-byte Ed25519 key; at least one
+  int64_t code_max_age_s = 120;               // 1..3600
+  int64_t clock_skew_s = 60;                  // 0..3600
+  std::string card_prefix = "88";             // 1..8 digits
+  std::vector<ChannelPattern> channels;
+
+  // [hq]; hq_url empty = no HQ configured (sync runs fail with a clear reason).
+  std::string hq_url;  // https://host[:port][/path], or http:// to a loopback host
+  std::string ca_file, cert_file, key_file;  // resolved; cert_file and key_file go together
+  // hq_url taken apart, for the sync client (empty/0 when hq_url is empty).
+  bool hq_tls = true;
+  std::string hq_host;       // without brackets
+  uint16_t hq_port = 0;      // explicit or the scheme's default (443 / 80)
+  std::string hq_base_path;  // "" or "/prefix" without a trailing slash
+
+  // [sync]
+  int64_t interval_s = 3600;  // 0 = off, else 1..604800
+  int64_t run_timeout_s = 60;  // 1..3600
+
+  // [log]
+  std::string log_level = "info";  // trace | debug | info | warn | error | critical | off
+  std::string log_format;          // "" (unset: json under systemd, text otherwise) | json | text
+  std::string log_file;            // optional size-rotated copy of the log (resolved)
+  int64_t log_file_max_bytes = 10 << 20;  // 65536..1 GiB
+  int log_file_count = 3;                 // 1..100
+
+  std::vector<ScannerConfig> scanners;
+
+  // Findings that are allowed but worth one log line at start (e.g. plain-HTTP HQ on
+  // loopback), each "<file>: <key>: <what>".
+  std::vector<std::string> warnings;
+};
+
+// Reads (at most 1 MiB) and parses `path`.
+Result<AgentConfig> LoadAgentConfig(const std::string& path);
+// `path` names the file in messages, and its folder anchors relative paths (the current
+// directory when `path` has none).
+Result<AgentConfig> ParseAgentConfig(std::string_view toml_text, const std::string& path);
+
+struct HqConfig {
+  std::string path;
+  // [hq]
+  std::string listen = "127.0.0.1:8443";  // host:port; a non-loopback host needs TLS
+  std::string listen_host = "127.0.0.1";
+  uint16_t listen_port = 8443;
+  std::string database = "hq.db";                 // resolved
+  std::string admin_token_file = "admin.token";   // resolved; read it with ReadTokenFile
+  std::map<int, std::string> signing_keys;        // key id 0..255 -> PEM file (resolved); at least one
+  std::string tls_cert_file, tls_key_file, client_ca_file;  // all three or none (plain HTTP, loopback only)
+  std::string card_prefix = "88";                 // 1..8 digits
+  std::string pii_key_file = "pii.key";           // resolved
+  // [log]
+  std::string log_level = "info";
+  std::string log_format;
+  std::vector<std::string> warnings;
+};
+
+Result<HqConfig> LoadHqConfig(const std::string& path);
+Result<HqConfig> ParseHqConfig(std::string_view toml_text, const std::string& path);
+
+// Reads a bearer token file: at most 4 KiB, one trailing newline ("\n" or "\r\n") trimmed,
+// printable ASCII without spaces. Refuses a file that others may read or write (mode & 007,
+// e.g. 0644; 0640 and 0600 are fine), one that is not a regular file, and an empty token.
+// Error code "config_invalid", message "<file>: <reason>".
+Result<std::string> ReadTokenFile(const std::string& path);
+
+}  // namespace loyalty::config

@@ -1,0 +1,117 @@
+// hq.toml for loyalty-hq: parsing and validation (shared/spec/operations.md).
+
+#include <utility>
+
+#include "loyalty/config/config.h"
+#include "reader.h"
+
+namespace loyalty::config {
+namespace {
+
+using internal::Errors;
+using internal::Quote;
+using internal::Section;
+
+constexpr size_t kMaxConfigBytes = 1 << 20;
+
+}  // namespace
+
+Result<HqConfig> ParseHqConfig(std::string_view toml_text, const std::string& path) {
+  Status syntax;
+  auto root = internal::ParseToml(toml_text, path, syntax);
+  if (!root) return syntax;
+
+  Errors e(path);
+  internal::PathResolver paths(path);
+  HqConfig c;
+  c.path = path;
+
+  Section top(e, &*root, "");
+  top.Has("hq");
+  top.Has("log");
+  top.Finish([](std::string_view key) -> std::string {
+    for (std::string_view k : {"listen", "database", "admin_token_file", "signing_keys", "tls_cert_file",
+                               "tls_key_file", "client_ca_file", "card_prefix", "pii_key_file"}) {
+      if (k == key) return "unknown key at the top level (it belongs in [hq])";
+    }
+    return {};
+  });
+  const toml::table* hq = internal::SubTable(e, *root, "hq", "");
+  const toml::table* log = internal::SubTable(e, *root, "log", "");
+  if (!e.ok()) return e.status();
+
+  Section s(e, hq, "hq");
+  s.String("listen", c.listen);
+  for (auto [key, out] : {std::pair{"database", &c.database}, std::pair{"admin_token_file", &c.admin_token_file},
+                          std::pair{"pii_key_file", &c.pii_key_file}}) {
+    s.String(key, *out);
+  }
+  for (auto [key, out] : {std::pair{"tls_cert_file", &c.tls_cert_file}, std::pair{"tls_key_file", &c.tls_key_file},
+                          std::pair{"client_ca_file", &c.client_ca_file}}) {
+    s.String(key, *out, true);
+  }
+  std::vector<std::pair<int, std::string>> keys;
+  if (s.IdMap("signing_keys", keys)) {
+    for (auto& [id, file] : keys) {
+      if (file.empty()) {
+        e.Fail(internal::QuotedKey(s.Key("signing_keys"), std::to_string(id)), "must name a PEM file");
+        break;
+      }
+      c.signing_keys[id] = paths.Resolve(file);
+    }
+    if (e.ok() && c.signing_keys.empty()) {
+      e.Fail(s.Key("signing_keys"), "at least one signing key is required to certify member devices");
+    }
+  }
+  if (s.String("card_prefix", c.card_prefix) && !internal::IsCardPrefix(c.card_prefix)) {
+    e.Fail(s.Key("card_prefix"), Quote(c.card_prefix) + " must be 1..8 digits");
+  }
+  s.Finish();
+  if (!e.ok()) return e.status();
+
+  c.database = paths.Resolve(c.database);
+  c.admin_token_file = paths.Resolve(c.admin_token_file);
+  c.pii_key_file = paths.Resolve(c.pii_key_file);
+  for (auto* f : {&c.tls_cert_file, &c.tls_key_file, &c.client_ca_file}) *f = paths.Resolve(*f);
+
+  const int tls_set = !c.tls_cert_file.empty() + !c.tls_key_file.empty() + !c.client_ca_file.empty();
+  if (tls_set != 0 && tls_set != 3) {
+    const char* missing = c.tls_cert_file.empty() ? "tls_cert_file" : c.tls_key_file.empty() ? "tls_key_file" : "client_ca_file";
+    e.Fail(s.Key(missing), "required with the other TLS keys (set tls_cert_file, tls_key_file and client_ca_file, "
+                           "or none of them for plain HTTP on loopback)");
+    return e.status();
+  }
+  internal::HostPort hp;
+  std::string why;
+  if (!internal::ParseListen(c.listen, hp, why)) {
+    e.Fail(s.Key("listen"), why);
+    return e.status();
+  }
+  if (tls_set == 0) {
+    if (!internal::IsLoopbackHost(hp.host)) {
+      e.Fail(s.Key("listen"), Quote(c.listen) +
+                                  " is not a loopback address (plain HTTP is allowed on loopback only; set "
+                                  "tls_cert_file, tls_key_file and client_ca_file)");
+      return e.status();
+    }
+    e.Warn(s.Key("listen"), "plain HTTP without TLS (loopback only): terminals are trusted by the id they name");
+  }
+  c.listen_host = hp.host;
+  c.listen_port = hp.port;
+
+  Section l(e, log, "log");
+  l.OneOf("level", c.log_level, {"trace", "debug", "info", "warn", "error", "critical", "off"});
+  if (l.Has("format")) l.OneOf("format", c.log_format, {"json", "text"});
+  l.Finish();
+  if (!e.ok()) return e.status();
+  c.warnings = std::move(e.warnings());
+  return c;
+}
+
+Result<HqConfig> LoadHqConfig(const std::string& path) {
+  auto text = internal::ReadSmallFile(path, kMaxConfigBytes);
+  if (!text.ok()) return text.status();
+  return ParseHqConfig(*text, path);
+}
+
+}  // namespace loyalty::config

@@ -1,0 +1,109 @@
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "loyalty/config/config.h"
+
+namespace loyalty::config {
+namespace {
+
+constexpr char kHqFile[] = "/srv/hq/hq.toml";
+
+Result<HqConfig> ParseHq(const std::string& hq_body, const std::string& rest = "") {
+  return ParseHqConfig("[hq]\n" + hq_body + "\n" + rest, kHqFile);
+}
+
+const std::string kKeys = "signing_keys = { \"1\" = \"hq-ed25519.pem\" }\n";
+const std::string kTls = "tls_cert_file = \"hq.pem\"\ntls_key_file = \"hq.key\"\nclient_ca_file = \"ca.pem\"\n";
+
+#define EXPECT_HQ_ERROR(result, key_and_reason)                                          \
+  do {                                                                                   \
+    auto r_ = (result);                                                                  \
+    ASSERT_FALSE(r_.ok());                                                               \
+    EXPECT_EQ(r_.status().code(), "config_invalid");                                     \
+    EXPECT_EQ(r_.status().message(), std::string(kHqFile) + ": " + (key_and_reason));    \
+  } while (0)
+
+TEST(HqConfig, DefaultsResolvedAgainstTheConfigFolder) {
+  auto r = ParseHq(kKeys);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  const HqConfig& c = *r;
+  EXPECT_EQ(c.path, kHqFile);
+  EXPECT_EQ(c.listen, "127.0.0.1:8443");
+  EXPECT_EQ(c.listen_host, "127.0.0.1");
+  EXPECT_EQ(c.listen_port, 8443);
+  EXPECT_EQ(c.database, "/srv/hq/hq.db");
+  EXPECT_EQ(c.admin_token_file, "/srv/hq/admin.token");
+  ASSERT_EQ(c.signing_keys.size(), 1u);
+  EXPECT_EQ(c.signing_keys.at(1), "/srv/hq/hq-ed25519.pem");
+  EXPECT_EQ(c.tls_cert_file, "");
+  EXPECT_EQ(c.card_prefix, "88");
+  EXPECT_EQ(c.pii_key_file, "/srv/hq/pii.key");
+  EXPECT_EQ(c.log_level, "info");
+  EXPECT_EQ(c.log_format, "");
+  ASSERT_EQ(c.warnings.size(), 1u);
+  EXPECT_EQ(c.warnings[0], std::string(kHqFile) +
+                               ": hq.listen: plain HTTP without TLS (loopback only): terminals are trusted by the id they name");
+}
+
+TEST(HqConfig, TlsAllowsAPublicListenAddress) {
+  auto r = ParseHq(kKeys + kTls + "listen = \"0.0.0.0:443\"\ndatabase = \"/var/lib/hq/hq.db\"\n", "[log]\nlevel = \"debug\"\nformat = \"json\"\n");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->listen_host, "0.0.0.0");
+  EXPECT_EQ(r->listen_port, 443);
+  EXPECT_EQ(r->tls_cert_file, "/srv/hq/hq.pem");
+  EXPECT_EQ(r->tls_key_file, "/srv/hq/hq.key");
+  EXPECT_EQ(r->client_ca_file, "/srv/hq/ca.pem");
+  EXPECT_EQ(r->database, "/var/lib/hq/hq.db");
+  EXPECT_EQ(r->log_level, "debug");
+  EXPECT_EQ(r->log_format, "json");
+  EXPECT_TRUE(r->warnings.empty());
+}
+
+TEST(HqConfig, PlainHttpOnlyOnLoopback) {
+  EXPECT_HQ_ERROR(ParseHq(kKeys + "listen = \"0.0.0.0:8443\"\n"),
+                  "hq.listen: '0.0.0.0:8443' is not a loopback address (plain HTTP is allowed on loopback only; set "
+                  "tls_cert_file, tls_key_file and client_ca_file)");
+  EXPECT_HQ_ERROR(ParseHq(kKeys + "listen = \"127.0.0.1:65536\"\n"), "hq.listen: '127.0.0.1:65536': port 65536 is out of range 1..65535");
+}
+
+TEST(HqConfig, TlsKeysComeInThrees) {
+  const std::string reason =
+      ": required with the other TLS keys (set tls_cert_file, tls_key_file and client_ca_file, or none of them for plain "
+      "HTTP on loopback)";
+  EXPECT_HQ_ERROR(ParseHq(kKeys + "tls_cert_file = \"hq.pem\"\n"), "hq.tls_key_file" + reason);
+  EXPECT_HQ_ERROR(ParseHq(kKeys + "tls_cert_file = \"hq.pem\"\ntls_key_file = \"hq.key\"\n"), "hq.client_ca_file" + reason);
+  EXPECT_HQ_ERROR(ParseHq(kKeys + "client_ca_file = \"ca.pem\"\n"), "hq.tls_cert_file" + reason);
+}
+
+TEST(HqConfig, SigningKeys) {
+  EXPECT_HQ_ERROR(ParseHq(""), "hq.signing_keys: at least one signing key is required to certify member devices");
+  EXPECT_HQ_ERROR(ParseHq("signing_keys = { \"300\" = \"k.pem\" }\n"),
+                  "hq.signing_keys.\"300\": a key id must be a whole number 0..255 without leading zeros");
+  EXPECT_HQ_ERROR(ParseHq("signing_keys = { \"1\" = \"\" }\n"), "hq.signing_keys.\"1\": must name a PEM file");
+  EXPECT_HQ_ERROR(ParseHq("signing_keys = \"k.pem\"\n"),
+                  "hq.signing_keys: expected a table of key id = value (e.g. { \"1\" = \"...\" }), got a string");
+  auto r = ParseHq("signing_keys = { \"1\" = \"old.pem\", \"2\" = \"/keys/new.pem\" }\n");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->signing_keys.at(1), "/srv/hq/old.pem");
+  EXPECT_EQ(r->signing_keys.at(2), "/keys/new.pem");
+}
+
+TEST(HqConfig, OtherKeys) {
+  EXPECT_HQ_ERROR(ParseHq(kKeys + "card_prefix = \"8x\"\n"), "hq.card_prefix: '8x' must be 1..8 digits");
+  EXPECT_HQ_ERROR(ParseHq(kKeys + "databse = \"x.db\"\n"), "hq.databse: unknown key (did you mean 'database'?)");
+  EXPECT_HQ_ERROR(ParseHq(kKeys + "pii_key_file = \"\"\n"), "hq.pii_key_file: must not be empty");
+  EXPECT_HQ_ERROR(ParseHq(kKeys, "[log]\nlevel = \"loud\"\n"),
+                  "log.level: 'loud' is not one of trace | debug | info | warn | error | critical | off");
+  EXPECT_HQ_ERROR(ParseHq(kKeys, "[log]\nfile = \"hq.log\"\n"), "log.file: unknown key");
+  EXPECT_HQ_ERROR(ParseHq(kKeys, "[agent]\n"), "agent: unknown key");
+  auto top = ParseHqConfig("listen = \"127.0.0.1:1\"\n[hq]\n" + kKeys, kHqFile);
+  ASSERT_FALSE(top.ok());
+  EXPECT_EQ(top.status().message(), std::string(kHqFile) + ": listen: unknown key at the top level (it belongs in [hq])");
+  auto syntax = ParseHqConfig("[hq\n", kHqFile);
+  ASSERT_FALSE(syntax.ok());
+  EXPECT_EQ(syntax.status().message().rfind(std::string(kHqFile) + ":1:", 0), 0u) << syntax.status().message();
+}
+
+}  // namespace
+}  // namespace loyalty::config
