@@ -49,6 +49,7 @@ void SourceBase::Stop() {
   stop_.store(true);
   uint64_t one = 1;
   (void)!write(wake_fd_, &one, sizeof one);
+  Interrupt();
   thread_.join();
 }
 

@@ -32,6 +32,9 @@ class SourceBase : public Source {
   virtual void Run() = 0;
   // Status checks before the thread starts (paths, layout).
   virtual Status Prepare() { return Status::Ok(); }
+  // Called by Stop() after stopping() turned true, before joining: a thread blocked
+  // somewhere other than WaitReadable() (libusb) is woken here.
+  virtual void Interrupt() {}
 
   bool stopping() const { return stop_.load(); }
   int wake_fd() const { return wake_fd_; }

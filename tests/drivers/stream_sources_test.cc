@@ -1,0 +1,291 @@
+// fifo and serial sources over real kernel objects: a named pipe, and a pseudo-terminal
+// pair made by socat (the source opens one side, the test writes the other).
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "event_collector.h"
+#include "hid_test_util.h"
+#include "image_test_util.h"
+#include "loyalty/base/clock.h"
+#include "loyalty/drivers/source.h"
+
+namespace loyalty::drivers {
+namespace {
+
+using testing::EventCollector;
+using testing::TempDir;
+
+void WriteAll(int fd, std::string_view bytes) {
+  while (!bytes.empty()) {
+    ssize_t n = write(fd, bytes.data(), bytes.size());
+    ASSERT_GT(n, 0) << strerror(errno);
+    bytes.remove_prefix(static_cast<size_t>(n));
+  }
+}
+
+class SourceTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<Source> Make(SourceOptions o) {
+    auto r = MakeSource(o, events_.Events(), clock_);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? std::move(r).value() : nullptr;
+  }
+  TempDir dir_;
+  FakeClock clock_{1'700'000'000'000};
+  EventCollector events_;
+};
+
+// --- fifo --------------------------------------------------------------------------------
+
+class FifoTest : public SourceTest {
+ protected:
+  void SetUp() override {
+    opts_.id = "fifo1";
+    opts_.kind = "fifo";
+    opts_.path = dir_ / "scans";
+  }
+  int OpenWriter() { return open(opts_.path.c_str(), O_WRONLY | O_CLOEXEC); }
+  SourceOptions opts_;
+};
+
+TEST_F(FifoTest, LinesArriveAndTheFifoIsReopenedAfterEachWriter) {
+  auto src = Make(opts_);
+  ASSERT_TRUE(src->Start().ok());
+  ASSERT_TRUE(events_.WaitState(SourceState::kConnected));
+  const std::string code = testing::MakeLm1Code();
+  int w = OpenWriter();
+  WriteAll(w, code + "\nsecond\r\n");
+  ASSERT_TRUE(events_.WaitScans(2));
+  close(w);
+  for (int i = 0; i < 3; ++i) {  // one writer after another, as `echo > fifo` does
+    w = OpenWriter();
+    WriteAll(w, "writer" + std::to_string(i));  // no newline: end of stream ends it
+    close(w);
+    ASSERT_TRUE(events_.WaitScans(3 + i));
+  }
+  auto scans = events_.scans();
+  ASSERT_EQ(scans.size(), 5u);
+  EXPECT_EQ(scans[0].text, code);
+  EXPECT_EQ(scans[0].scanner_id, "fifo1");
+  EXPECT_EQ(scans[0].at_ms, 1'700'000'000'000);
+  EXPECT_EQ(scans[1].text, "second");
+  EXPECT_EQ(scans[4].text, "writer2");
+  EXPECT_EQ(src->state(), SourceState::kConnected);
+  src->Stop();
+  src->Stop();  // twice is fine
+}
+
+TEST_F(FifoTest, DebouncePrefixSuffixGarbageOverlong) {
+  opts_.prefix = "]Q1";
+  opts_.suffix = "#";
+  auto src = Make(opts_);
+  ASSERT_TRUE(src->Start().ok());
+  int w = OpenWriter();
+  WriteAll(w, "]Q1ABC#\n]Q1ABC#\n");  // the repeat is debounced
+  WriteAll(w, "bad\xff\xfe\n");         // not UTF-8
+  WriteAll(w, std::string(kMaxScanBytes + 1, 'x') + "\n");
+  ASSERT_TRUE(events_.WaitScans(2));
+  clock_.advance_ms(800);
+  WriteAll(w, "ABC\n");  // window over; no prefix present: kept as is
+  ASSERT_TRUE(events_.WaitScans(3));
+  close(w);
+  auto scans = events_.scans();
+  EXPECT_EQ(scans[0].text, "ABC");
+  EXPECT_TRUE(scans[1].overlong);
+  EXPECT_TRUE(scans[1].text.empty());
+  EXPECT_EQ(scans[2].text, "ABC");
+  auto c = src->counters();
+  EXPECT_EQ(c.debounced, 1u);
+  EXPECT_EQ(c.invalid_utf8, 1u);
+  EXPECT_EQ(c.overlong, 1u);
+  EXPECT_EQ(c.scans, 3u);
+  EXPECT_EQ(events_.garbage().size(), 1u);
+}
+
+TEST_F(FifoTest, HalfFinishedLineTimesOut) {
+  opts_.partial_timeout_ms = 500;
+  auto src = Make(opts_);
+  ASSERT_TRUE(src->Start().ok());
+  int w = OpenWriter();
+  WriteAll(w, "half-a-sc");
+  ASSERT_TRUE(EventCollector::Eventually([&] { return src->counters().bytes_read == 9; }));
+  clock_.advance_ms(500);
+  ASSERT_TRUE(EventCollector::Eventually([&] { return src->counters().partial_timeouts == 1; }));
+  WriteAll(w, "whole\n");
+  ASSERT_TRUE(events_.WaitScans(1));
+  EXPECT_EQ(events_.scans()[0].text, "whole");
+  close(w);
+}
+
+TEST_F(FifoTest, PathThatIsNotAFifoFailsToStart) {
+  testing::WriteBytes(opts_.path, "regular file");
+  auto src = Make(opts_);
+  Status s = src->Start();
+  EXPECT_EQ(s.code(), "invalid_argument");
+  src->Stop();
+}
+
+TEST(MakeSource, RejectsBadOptions) {
+  FakeClock clock;
+  SourceOptions o;
+  o.kind = "fifo";
+  o.path = "/tmp/x";
+  EXPECT_EQ(MakeSource(o, {}, clock).status().code(), "invalid_argument");  // no id
+  o.id = "a";
+  o.kind = "telepathy";
+  EXPECT_EQ(MakeSource(o, {}, clock).status().code(), "invalid_argument");
+  o.kind = "serial";
+  o.baud = 1234;
+  EXPECT_EQ(MakeSource(o, {}, clock).status().code(), "invalid_argument");
+  o.baud = 9600;
+  o.terminator = "NUL";
+  EXPECT_EQ(MakeSource(o, {}, clock).status().code(), "invalid_argument");
+  o.terminator = "CRLF";
+  EXPECT_TRUE(MakeSource(o, {}, clock).ok());
+  o.partial_timeout_ms = 0;
+  EXPECT_EQ(MakeSource(o, {}, clock).status().code(), "invalid_argument");
+  o.partial_timeout_ms = 1000;
+  o.kind = "image";
+  EXPECT_EQ(MakeSource(o, {}, clock).status().code(), "invalid_argument");  // no directory
+  o.directory = "/tmp";
+  o.processed = "move";
+  EXPECT_EQ(MakeSource(o, {}, clock).status().code(), "invalid_argument");  // no processed_dir
+  o.kind = "usb-hid-pos";
+  EXPECT_EQ(MakeSource(o, {}, clock).status().code(), "invalid_argument");  // no vendor id
+}
+
+// --- serial over a pty pair ----------------------------------------------------------------
+
+class PtyPair {
+ public:
+  PtyPair(std::string a, std::string b) : a_(std::move(a)), b_(std::move(b)) {}
+  ~PtyPair() { Kill(); }
+  bool Start() {
+    pid_ = fork();
+    if (pid_ == 0) {
+      const std::string pa = "pty,raw,echo=0,link=" + a_;
+      const std::string pb = "pty,raw,echo=0,link=" + b_;
+      int devnull = open("/dev/null", O_WRONLY);
+      dup2(devnull, 2);
+      execlp("socat", "socat", pa.c_str(), pb.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    return pid_ > 0 && EventCollector::Eventually([&] {
+             struct stat st;
+             return stat(a_.c_str(), &st) == 0 && stat(b_.c_str(), &st) == 0;
+           });
+  }
+  void Kill() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGTERM);
+    waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+
+ private:
+  std::string a_, b_;
+  pid_t pid_ = -1;
+};
+
+bool HaveSocat() { return std::system("command -v socat >/dev/null 2>&1") == 0; }
+
+class SerialTest : public SourceTest {
+ protected:
+  void SetUp() override {
+    if (!HaveSocat()) GTEST_SKIP() << "socat is not installed (Debian package socat)";
+    pty_ = std::make_unique<PtyPair>(dir_ / "ttyA", dir_ / "ttyB");
+    ASSERT_TRUE(pty_->Start());
+    opts_.id = "lane1";
+    opts_.kind = "serial";
+    opts_.path = dir_ / "ttyA";
+    opts_.baud = 115200;
+    opts_.reopen_interval_ms = 100;
+  }
+  void TearDown() override {
+    if (writer_ >= 0) close(writer_);
+  }
+  int Writer() {
+    if (writer_ < 0) writer_ = open((dir_ / "ttyB").c_str(), O_WRONLY | O_NOCTTY | O_CLOEXEC);
+    return writer_;
+  }
+  std::unique_ptr<PtyPair> pty_;
+  SourceOptions opts_;
+  int writer_ = -1;
+};
+
+TEST_F(SerialTest, Terminators) {
+  struct Case {
+    const char* terminator;
+    const char* wire;
+  } cases[] = {{"CR", "\r"}, {"LF", "\n"}, {"CRLF", "\r\n"}};
+  const std::string code = testing::MakeLm1Code(3);
+  size_t expected = 0;
+  for (const Case& c : cases) {
+    opts_.terminator = c.terminator;
+    auto src = Make(opts_);
+    ASSERT_TRUE(src->Start().ok());
+    ASSERT_TRUE(events_.WaitState(SourceState::kConnected, expected / 2 + 1));
+    WriteAll(Writer(), code + c.wire + "8800123456789" + c.wire);
+    expected += 2;
+    ASSERT_TRUE(events_.WaitScans(expected)) << c.terminator;
+    auto scans = events_.scans();
+    EXPECT_EQ(scans[expected - 2].text, code) << c.terminator;
+    EXPECT_EQ(scans[expected - 1].text, "8800123456789") << c.terminator;
+    src->Stop();
+  }
+}
+
+TEST_F(SerialTest, RandomBytesThenAValidScan) {
+  opts_.terminator = "CR";
+  auto src = Make(opts_);
+  ASSERT_TRUE(src->Start().ok());
+  ASSERT_TRUE(events_.WaitState(SourceState::kConnected));
+  std::mt19937 rng(2024);
+  std::string junk(20 * 1024, '\0');
+  for (char& c : junk) c = static_cast<char>(rng());
+  junk.back() = 'x';  // leaves a half-finished read for the partial timeout
+  WriteAll(Writer(), junk);
+  ASSERT_TRUE(EventCollector::Eventually([&] { return src->counters().bytes_read == junk.size(); }));
+  clock_.advance_ms(opts_.partial_timeout_ms);
+  ASSERT_TRUE(EventCollector::Eventually([&] { return src->counters().partial_timeouts == 1; }));
+  const size_t before = events_.scan_count();
+  const std::string code = testing::MakeLm1Code(5);
+  WriteAll(Writer(), code + "\r");
+  ASSERT_TRUE(events_.WaitScans(before + 1));
+  auto scans = events_.scans();
+  EXPECT_EQ(scans.back().text, code);
+  EXPECT_EQ(src->state(), SourceState::kConnected);
+  auto c = src->counters();
+  EXPECT_GT(c.invalid_utf8, 20u);  // most random reads are not UTF-8
+  EXPECT_FALSE(events_.garbage().empty());
+  EXPECT_EQ(events_.states().size(), 1u);  // never left connected
+}
+
+TEST_F(SerialTest, DeviceGoneMidScanThenBack) {
+  auto src = Make(opts_);
+  ASSERT_TRUE(src->Start().ok());
+  ASSERT_TRUE(events_.WaitState(SourceState::kConnected));
+  WriteAll(Writer(), "cut-off-sc");
+  ASSERT_TRUE(EventCollector::Eventually([&] { return src->counters().bytes_read == 10; }));
+  close(writer_);
+  writer_ = -1;
+  pty_->Kill();
+  ASSERT_TRUE(events_.WaitState(SourceState::kDisconnected));
+  EXPECT_EQ(src->counters().cut_off, 1u);
+  ASSERT_TRUE(pty_->Start());
+  ASSERT_TRUE(events_.WaitState(SourceState::kConnected, 2));
+  WriteAll(Writer(), "after\r");
+  ASSERT_TRUE(events_.WaitScans(1));
+  EXPECT_EQ(events_.scans()[0].text, "after");
+  EXPECT_EQ(src->counters().reconnects, 1u);
+}
+
+}  // namespace
+}  // namespace loyalty::drivers
