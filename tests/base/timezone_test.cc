@@ -331,6 +331,25 @@ TEST(TimeZoneTzif, CorruptDataIsRejected) {
   EXPECT_FALSE(TimeZone::FromTzif("x", bad_version).ok());
 }
 
+TEST(TimeZone, FromLocalInvertsToLocalExceptInTheRepeatedHour) {
+  for (const char* name : {"America/New_York", "Europe/London", "Australia/Sydney", "Asia/Shanghai"}) {
+    TimeZone tz = MustLoad(name);
+    for (int64_t t = Utc(1985, 1, 1); t < Utc(2045, 1, 1); t += 86400 * 3 + 1234) {
+      const int64_t back = tz.FromLocal(tz.ToLocal(t));
+      // Only an instant in the second pass of a repeated hour maps back to the first pass.
+      if (back != t) {
+        EXPECT_EQ(back, t - (tz.UtcOffsetAt(back) - tz.UtcOffsetAt(t))) << name << " " << t;
+        EXPECT_GT(tz.UtcOffsetAt(back), tz.UtcOffsetAt(t)) << name << " " << t;
+      }
+    }
+    // Every transition hour, both sides.
+    for (int64_t t = Utc(2025, 1, 1); t < Utc(2027, 1, 1); t += 1800) {
+      const int64_t back = tz.FromLocal(tz.ToLocal(t));
+      EXPECT_TRUE(back == t || (back < t && tz.UtcOffsetAt(back) > tz.UtcOffsetAt(t))) << name << " " << t;
+    }
+  }
+}
+
 TEST(TimeZone, CopiesAreIndependentValues) {
   TimeZone a = MustLoad("Europe/London");
   TimeZone b = a;
