@@ -1,0 +1,45 @@
+// Parsing and validating POS API request bodies. Every failure is bad_request with a
+// message that names the field; nothing is half-accepted.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "loyalty/base/status.h"
+#include "loyalty/rules/rules.h"
+
+namespace loyalty::checkout {
+
+// Parses a request body: a UTF-8 JSON object, at most 1 MiB (enforced by the HTTP layer).
+Result<nlohmann::json> ParseJsonObject(std::string_view body);
+
+// SHA-256 hex of the body's canonical form (keys sorted, no white space): the same JSON
+// value gives the same hash whatever its key order or spacing.
+std::string CanonicalHash(const nlohmann::json& body);
+
+bool IsValidClientId(std::string_view id);  // 1-64 chars [A-Za-z0-9_-]
+
+struct CheckoutRequest {
+  std::string checkout_id;
+  std::optional<std::string> identification_id;
+  std::optional<std::string> member_code;
+  std::vector<rules::Line> lines;
+  std::optional<std::string> coupon_id;
+  rules::RedeemRequest redeem;
+  std::optional<std::string> tender;         // commit only
+  std::optional<std::string> rules_version;  // commit only
+};
+Result<CheckoutRequest> ParseCheckoutRequest(const nlohmann::json& body, bool is_commit);
+
+struct RefundRequest {
+  std::string refund_id;
+  std::string checkout_id;
+  std::vector<std::pair<int64_t, int64_t>> lines;  // (line index, qty)
+  std::string reason = "return";
+};
+Result<RefundRequest> ParseRefundRequest(const nlohmann::json& body);
+
+}  // namespace loyalty::checkout

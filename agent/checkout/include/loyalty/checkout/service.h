@@ -1,0 +1,105 @@
+// The checkout use cases: identify, quote, commit, refund, and the member and checkout
+// views, each turning a parsed POS API request into an HTTP status and a JSON body.
+//
+// CheckoutService holds no database connection of its own: read-only use cases take the
+// caller's reader Ledger (one per thread), Commit and Refund take the single writer Ledger
+// and must be called on the writer thread only. The service's own state (identifications,
+// the current rules) is guarded internally, so the methods may be called from the event
+// loop and the writer thread at once.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "loyalty/base/clock.h"
+#include "loyalty/base/status.h"
+#include "loyalty/base/timezone.h"
+#include "loyalty/codes/codes.h"
+#include "loyalty/codes/trusted_time.h"
+#include "loyalty/ledger/ledger.h"
+#include "loyalty/rules/rules.h"
+
+namespace loyalty::checkout {
+
+struct ApiResult {
+  int status = 200;
+  nlohmann::json body;
+};
+
+// The contract's HTTP status for an error code (pos-api.md, "Errors").
+int HttpStatusFor(const std::string& code);
+ApiResult ErrorResult(const Status& s);
+
+// Things the service reports for logs and metrics; called on the thread of the use case.
+struct ServiceEvents {
+  std::function<void(const std::string& event, const nlohmann::json& fields)> log;
+};
+
+struct ServiceOptions {
+  std::string terminal_id;
+  std::string store_id;
+  int64_t identification_ttl_s = 1800;  // pos-api.md: usable for 30 minutes
+  size_t max_identifications = 10000;
+};
+
+class CheckoutService {
+ public:
+  CheckoutService(ServiceOptions opts, const Clock& clock, const codes::CodeVerifier& verifier,
+                  codes::TrustedTime& trusted_time, TimeZone tz, std::shared_ptr<const rules::Rules> rules,
+                  ServiceEvents events = {});
+
+  // Read side: any thread, with that thread's reader.
+  ApiResult Identify(ledger::Ledger& reader, const nlohmann::json& body);
+  ApiResult Quote(ledger::Ledger& reader, const nlohmann::json& body);
+  ApiResult GetMember(ledger::Ledger& reader, const std::string& member_id);
+  ApiResult GetCheckout(ledger::Ledger& reader, const std::string& checkout_id);
+
+  // Write side: the writer thread only. Each is one transaction; on any error nothing changes.
+  ApiResult Commit(ledger::Ledger& writer, const nlohmann::json& body);
+  ApiResult Refund(ledger::Ledger& writer, const nlohmann::json& body);
+
+  std::shared_ptr<const rules::Rules> rules() const;
+  void SetRules(std::shared_ptr<const rules::Rules> r);
+
+  // Trusted "now" in unix seconds (the wall clock unless it is untrusted).
+  int64_t NowS() const;
+  int64_t NowMs() const;
+
+ private:
+  struct Identification {
+    codes::Identified id;
+    int64_t expires_at_s = 0;
+  };
+  struct Resolved;  // defined in service.cc
+
+  Result<Resolved> ResolveMember(ledger::Ledger& l, const nlohmann::json& body, const std::string& checkout_id,
+                                 int64_t now_s);
+  Result<Resolved> ResolveIdentified(ledger::Ledger& l, const codes::Identified& id, const std::string& checkout_id,
+                                     int64_t now_s);
+  nlohmann::json MemberJson(ledger::Ledger& l, const ledger::MemberRow& m, bool provisional, int64_t now_s,
+                            const rules::Rules& r);
+  int64_t AvailableBalance(const std::vector<ledger::LotRow>& lots, int64_t now_s) const;
+  bool IsBirthdayMonth(const ledger::MemberRow& m, int64_t now_s) const;
+  Status ApplyPoints(ledger::Ledger& w, ledger::MemberRow& m, int64_t delta, int64_t now_s, const std::string& entry_id,
+                     const rules::Rules& r);
+  std::string RememberIdentification(const codes::Identified& id, int64_t now_s);
+  std::optional<Identification> FindIdentification(const std::string& id, int64_t now_s);
+  void Log(const std::string& event, const nlohmann::json& fields);
+
+  ServiceOptions opts_;
+  const Clock& clock_;
+  const codes::CodeVerifier& verifier_;
+  codes::TrustedTime& trusted_time_;
+  TimeZone tz_;
+  ServiceEvents events_;
+
+  mutable std::mutex mu_;
+  std::shared_ptr<const rules::Rules> rules_;
+  std::map<std::string, Identification> identifications_;
+};
+
+}  // namespace loyalty::checkout

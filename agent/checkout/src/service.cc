@@ -1,0 +1,752 @@
+#include "loyalty/checkout/service.h"
+
+#include <algorithm>
+
+#include "loyalty/base/encoding.h"
+#include "loyalty/base/hash.h"
+#include "loyalty/base/ids.h"
+#include "loyalty/base/time.h"
+#include "loyalty/checkout/requests.h"
+
+namespace loyalty::checkout {
+
+using nlohmann::json;
+
+int HttpStatusFor(const std::string& code) {
+  static const std::map<std::string, int> kStatus = {
+      {"bad_request", 400},          {"unauthorized", 401},       {"forbidden", 403},
+      {"not_found", 404},            {"checkout_unknown", 404},   {"member_unknown", 404},
+      {"idempotency_conflict", 409}, {"rules_changed", 409},      {"body_too_large", 413},
+      {"unavailable", 503},
+  };
+  auto it = kStatus.find(code);
+  if (it != kStatus.end()) return it->second;
+  static const char* const k422[] = {
+      "code_malformed",     "code_issuer_unknown",       "code_signature_invalid", "code_expired",
+      "code_not_yet_valid", "code_revoked",              "code_replayed",          "not_a_member_code",
+      "member_frozen",      "insufficient_points",       "redeem_not_allowed",     "redeem_cooldown",
+      "static_code_cannot_redeem", "coupon_invalid",     "coupon_used",            "refund_exceeds_sale",
+      "refund_window_closed"};
+  for (const char* c : k422)
+    if (code == c) return 422;
+  return 500;
+}
+
+ApiResult ErrorResult(const Status& s) {
+  std::string code = s.code();
+  int status = HttpStatusFor(code);
+  if (status == 500) code = "internal";
+  return {status, json{{"error", {{"code", code}, {"message", s.message()}}}}};
+}
+
+namespace {
+
+Status Err(const char* code, std::string msg) { return Status::Error(code, std::move(msg)); }
+
+std::string MemberIdString(uint64_t id) { return std::to_string(id); }
+
+// The ledger error of a failed write: anything but a constraint on our own ids means the
+// ledger cannot be written right now.
+Status WriteError(const Status& s) {
+  if (s.code() == "unavailable") return s;
+  return Status::Error("unavailable", "ledger write failed: " + s.message());
+}
+
+// Points of a lot are valid through expires_at_s (the last second of the expiry month).
+bool LotExpired(const ledger::LotRow& l, int64_t now_s) {
+  return l.expires_at_s != ledger::kNeverExpires && now_s > l.expires_at_s;
+}
+
+}  // namespace
+
+struct CheckoutService::Resolved {
+  bool has_member = false;
+  bool provisional = false;  // a valid dynamic code of a member this terminal has not seen
+  ledger::MemberRow member;
+  codes::Identified id;
+};
+
+CheckoutService::CheckoutService(ServiceOptions opts, const Clock& clock, const codes::CodeVerifier& verifier,
+                                 codes::TrustedTime& trusted_time, TimeZone tz,
+                                 std::shared_ptr<const rules::Rules> rules, ServiceEvents events)
+    : opts_(std::move(opts)),
+      clock_(clock),
+      verifier_(verifier),
+      trusted_time_(trusted_time),
+      tz_(std::move(tz)),
+      events_(std::move(events)),
+      rules_(std::move(rules)) {}
+
+std::shared_ptr<const rules::Rules> CheckoutService::rules() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return rules_;
+}
+
+void CheckoutService::SetRules(std::shared_ptr<const rules::Rules> r) {
+  std::lock_guard<std::mutex> g(mu_);
+  rules_ = std::move(r);
+}
+
+int64_t CheckoutService::NowS() const { return trusted_time_.NowS(clock_); }
+
+int64_t CheckoutService::NowMs() const {
+  auto est = trusted_time_.untrusted(clock_) ? trusted_time_.EstimateMs(clock_) : std::nullopt;
+  return est ? *est : clock_.now_ms();
+}
+
+void CheckoutService::Log(const std::string& event, const json& fields) {
+  if (events_.log) events_.log(event, fields);
+}
+
+std::string CheckoutService::RememberIdentification(const codes::Identified& id, int64_t now_s) {
+  std::string key = HexEncode(RandomBytes(12));
+  std::lock_guard<std::mutex> g(mu_);
+  if (identifications_.size() >= opts_.max_identifications) {
+    for (auto it = identifications_.begin(); it != identifications_.end();)
+      it = it->second.expires_at_s < now_s ? identifications_.erase(it) : std::next(it);
+    if (identifications_.size() >= opts_.max_identifications) {
+      // Drop the one closest to expiry: bounded memory, whatever the POS does.
+      auto oldest = std::min_element(identifications_.begin(), identifications_.end(), [](auto& a, auto& b) {
+        return a.second.expires_at_s < b.second.expires_at_s;
+      });
+      identifications_.erase(oldest);
+    }
+  }
+  identifications_[key] = Identification{id, now_s + opts_.identification_ttl_s};
+  return key;
+}
+
+std::optional<CheckoutService::Identification> CheckoutService::FindIdentification(const std::string& id,
+                                                                                    int64_t now_s) {
+  std::lock_guard<std::mutex> g(mu_);
+  auto it = identifications_.find(id);
+  if (it == identifications_.end() || it->second.expires_at_s < now_s) return std::nullopt;
+  return it->second;
+}
+
+int64_t CheckoutService::AvailableBalance(const std::vector<ledger::LotRow>& lots, int64_t now_s) const {
+  int64_t sum = 0;
+  for (const auto& l : lots)
+    if (!LotExpired(l, now_s)) sum += l.remaining;
+  return sum;
+}
+
+bool CheckoutService::IsBirthdayMonth(const ledger::MemberRow& m, int64_t now_s) const {
+  return rules::IsBirthdayMonth(m.birthday_month, now_s, [this](int64_t t) { return tz_.UtcOffsetAt(t); });
+}
+
+json CheckoutService::MemberJson(ledger::Ledger& l, const ledger::MemberRow& m, bool provisional, int64_t now_s,
+                                 const rules::Rules& r) {
+  json j;
+  j["member_id"] = MemberIdString(m.member_id);
+  j["display_name"] = m.display_name ? json(*m.display_name) : json(nullptr);
+  j["phone"] = m.phone ? json(*m.phone) : json(nullptr);
+  j["tier"] = m.tier;
+  j["status"] = m.status;
+  if (m.status == "frozen") j["frozen_reason"] = m.frozen_reason;
+  json lots = json::array();
+  int64_t available = 0;
+  if (!provisional) {
+    auto rows = l.Lots(m.member_id);
+    available = AvailableBalance(rows, now_s);
+    for (const auto& lot : rows) {
+      if (lot.remaining <= 0 || LotExpired(lot, now_s)) continue;
+      lots.push_back({{"points", lot.remaining}, {"expires_at", FormatRfc3339(lot.expires_at_s)}});
+    }
+  }
+  j["balance"] = provisional ? 0 : m.balance;
+  j["available_balance"] = available;
+  j["snapshot_at"] = m.snapshot_at_s ? json(FormatRfc3339(*m.snapshot_at_s)) : json(nullptr);
+  j["stale"] = !m.snapshot_at_s || now_s - *m.snapshot_at_s > r.stale_after_s;
+  j["lots"] = std::move(lots);
+  j["birthday_month"] = IsBirthdayMonth(m, now_s);
+  return j;
+}
+
+Result<CheckoutService::Resolved> CheckoutService::ResolveIdentified(ledger::Ledger& l, const codes::Identified& id,
+                                                                     const std::string& checkout_id, int64_t now_s) {
+  Resolved r;
+  r.id = id;
+  uint64_t member_id = 0;
+  switch (id.kind) {
+    case codes::CodeKind::kDynamic: {
+      auto bound = l.CodeBoundTo(id.code_hash);
+      if (bound && *bound != checkout_id)
+        return Err("code_replayed", "this member code was already used for another checkout");
+      member_id = id.member_id;
+      break;
+    }
+    case codes::CodeKind::kStatic: {
+      auto m = l.LookupIdentity("card", id.card_number);
+      if (!m) return Err("member_unknown", "no member holds this card number");
+      member_id = *m;
+      break;
+    }
+    case codes::CodeKind::kChannel: {
+      auto m = l.LookupIdentity(id.channel, id.external_id);
+      if (!m) return Err("member_unknown", "no member is known for this " + id.channel + " card");
+      member_id = *m;
+      break;
+    }
+  }
+  r.has_member = true;
+  if (auto m = l.GetMember(member_id)) {
+    r.member = *m;
+  } else if (id.kind == codes::CodeKind::kDynamic) {
+    // The certificate proves HQ enrolled the member; the next sync fills in the rest.
+    r.provisional = true;
+    r.member.member_id = member_id;
+  } else {
+    return Err("member_unknown", "member " + std::to_string(member_id) + " is not in this terminal's ledger");
+  }
+  return r;
+}
+
+Result<CheckoutService::Resolved> CheckoutService::ResolveMember(ledger::Ledger& l, const json& body,
+                                                                 const std::string& checkout_id, int64_t now_s) {
+  auto ident = body.find("identification_id");
+  if (ident != body.end() && ident->is_string()) {
+    auto found = FindIdentification(ident->get<std::string>(), now_s);
+    if (!found) return Err("not_found", "identification_id is unknown or has expired");
+    return ResolveIdentified(l, found->id, checkout_id, now_s);
+  }
+  auto code = body.find("member_code");
+  if (code != body.end() && code->is_string()) {
+    auto id = verifier_.Identify(code->get<std::string>(), now_s,
+                                 [&l](std::string_view pk) { return l.IsRevoked(pk); });
+    if (!id.ok()) return id.status();
+    return ResolveIdentified(l, *id, checkout_id, now_s);
+  }
+  return Resolved{};
+}
+
+ApiResult CheckoutService::Identify(ledger::Ledger& reader, const json& body) {
+  auto code = body.find("code");
+  if (code == body.end() || !code->is_string()) return ErrorResult(Err("bad_request", "code is required and must be a string"));
+  const std::string& text = code->get_ref<const std::string&>();
+  int64_t now_s = NowS();
+  auto id = verifier_.Identify(text, now_s, [&reader](std::string_view pk) { return reader.IsRevoked(pk); });
+  if (!id.ok()) return ErrorResult(id.status());
+  if (id->kind == codes::CodeKind::kDynamic) {
+    if (reader.CodeBoundTo(id->code_hash))
+      return ErrorResult(Err("code_replayed", "this member code was already used for a checkout"));
+  }
+  auto resolved = ResolveIdentified(reader, *id, /*checkout_id=*/"", now_s);
+  if (!resolved.ok()) return ErrorResult(resolved.status());
+  auto r = rules();
+  std::string key = RememberIdentification(*id, now_s);
+  json ident{{"id", key}, {"kind", std::string(codes::CodeKindName(id->kind))},
+             {"expires_at", FormatRfc3339(now_s + opts_.identification_ttl_s)}};
+  if (id->kind == codes::CodeKind::kChannel) ident["channel"] = id->channel;
+  return {200, json{{"identification", ident}, {"member", MemberJson(reader, resolved->member, resolved->provisional, now_s, *r)}}};
+}
+
+namespace {
+
+struct Priced {
+  rules::Quote quote;
+  std::optional<ledger::CouponRow> coupon;
+};
+
+Result<std::optional<ledger::CouponRow>> LoadCoupon(ledger::Ledger& l, const CheckoutRequest& req, bool has_member,
+                                                    uint64_t member_id, int64_t now_s) {
+  if (!req.coupon_id) return std::optional<ledger::CouponRow>();
+  if (!has_member) return Status::Error("coupon_invalid", "a coupon needs an identified member");
+  auto c = l.GetCoupon(*req.coupon_id);
+  if (!c) return Status::Error("coupon_invalid", "unknown coupon " + *req.coupon_id);
+  if (c->member_id != 0 && c->member_id != member_id)
+    return Status::Error("coupon_invalid", "coupon " + *req.coupon_id + " belongs to another member");
+  if ((c->valid_from_s && now_s < c->valid_from_s) || (c->valid_to_s && now_s > c->valid_to_s))
+    return Status::Error("coupon_invalid", "coupon " + *req.coupon_id + " is outside its validity period");
+  if (!c->used_by_checkout.empty() && c->used_by_checkout != req.checkout_id)
+    return Status::Error("coupon_used", "coupon " + *req.coupon_id + " was already used");
+  return std::optional<ledger::CouponRow>(*c);
+}
+
+rules::Coupon ToRulesCoupon(const ledger::CouponRow& c) {
+  rules::Coupon rc;
+  rc.coupon_id = c.coupon_id;
+  rc.kind = c.kind == "percent_off" ? rules::Coupon::Kind::kPercentOff : rules::Coupon::Kind::kAmountOff;
+  rc.value_cents = c.value_cents;
+  rc.bp = c.bp;
+  rc.min_spend_cents = c.min_spend_cents;
+  return rc;
+}
+
+json QuoteJson(const std::string& checkout_id, const std::optional<json>& member, const rules::Quote& q,
+               const std::optional<ledger::CouponRow>& coupon, const std::string& rules_version) {
+  json j;
+  j["checkout_id"] = checkout_id;
+  if (member) j["member"] = *member;
+  j["subtotal_cents"] = q.subtotal_cents;
+  j["tier_discount_cents"] = q.tier_discount_cents;
+  j["coupon"] = coupon && q.coupon_applied ? json{{"coupon_id", coupon->coupon_id}, {"discount_cents", q.coupon_discount_cents}}
+                                           : json(nullptr);
+  j["redeem_points"] = q.redeem_points;
+  j["redeem_cents"] = q.redeem_cents;
+  j["total_due_cents"] = q.total_due_cents;
+  j["eligible_cents"] = q.eligible_cents;
+  j["points_to_earn"] = q.points_to_earn;
+  j["max_redeem_points"] = q.max_redeem_points;
+  json lines = json::array();
+  for (size_t i = 0; i < q.lines.size(); ++i) {
+    const auto& l = q.lines[i];
+    lines.push_back({{"line", i},
+                     {"net_cents", l.net_cents},
+                     {"tier_discount_cents", l.tier_discount_cents},
+                     {"coupon_cents", l.coupon_cents},
+                     {"redeem_cents", l.redeem_cents}});
+  }
+  j["lines"] = std::move(lines);
+  j["rules_version"] = rules_version;
+  json warnings = json::array();
+  for (const auto& w : q.warnings) warnings.push_back({{"code", w.code}, {"message", w.message}});
+  j["warnings"] = std::move(warnings);
+  return j;
+}
+
+}  // namespace
+
+ApiResult CheckoutService::Quote(ledger::Ledger& reader, const json& body) {
+  auto req = ParseCheckoutRequest(body, /*is_commit=*/false);
+  if (!req.ok()) return ErrorResult(req.status());
+  int64_t now_s = NowS();
+  auto r = rules();
+  auto who = ResolveMember(reader, body, req->checkout_id, now_s);
+  if (!who.ok()) return ErrorResult(who.status());
+  auto coupon = LoadCoupon(reader, *req, who->has_member, who->member.member_id, now_s);
+  if (!coupon.ok()) return ErrorResult(coupon.status());
+
+  rules::QuoteInput in;
+  in.lines = req->lines;
+  in.redeem = req->redeem;
+  if (*coupon) in.coupon = ToRulesCoupon(**coupon);
+  std::optional<json> member_json;
+  if (who->has_member) {
+    rules::MemberContext ctx;
+    const auto& m = who->member;
+    ctx.tier = m.tier;
+    ctx.frozen = m.status == "frozen";
+    ctx.static_identification = who->id.kind != codes::CodeKind::kDynamic;
+    ctx.available_balance = who->provisional ? 0 : AvailableBalance(reader.Lots(m.member_id), now_s);
+    ctx.stale = !m.snapshot_at_s || now_s - *m.snapshot_at_s > r->stale_after_s;
+    ctx.birthday_month = IsBirthdayMonth(m, now_s);
+    int64_t last = who->provisional ? 0 : reader.LastRedeemAtMs(m.member_id);
+    ctx.in_redeem_cooldown = last > 0 && NowMs() - last < r->redeem_cooldown_s * 1000;
+    in.member = ctx;
+    member_json = MemberJson(reader, m, who->provisional, now_s, *r);
+  }
+  auto q = rules::ComputeQuote(*r, in);
+  if (!q.ok()) return ErrorResult(q.status());
+  return {200, QuoteJson(req->checkout_id, member_json, *q, *coupon, r->version)};
+}
+
+Status CheckoutService::ApplyPoints(ledger::Ledger& w, ledger::MemberRow& m, int64_t delta, int64_t now_s,
+                                    const std::string& entry_id, const rules::Rules& r) {
+  if (delta == 0) return Status::Ok();
+  auto lots = w.Lots(m.member_id);
+  if (delta > 0) {
+    // New points first pay off a debt left by an earlier claw-back.
+    int64_t remaining = delta;
+    for (const auto& lot : lots) {
+      if (lot.remaining < 0 && remaining > 0) {
+        int64_t pay = std::min(remaining, -lot.remaining);
+        if (Status s = w.SetLotRemaining(lot.lot_id, lot.remaining + pay); !s.ok()) return s;
+        remaining -= pay;
+      }
+    }
+    ledger::LotRow lot;
+    lot.member_id = m.member_id;
+    lot.points = delta;
+    lot.remaining = remaining;
+    lot.earned_at_s = now_s;
+    lot.expires_at_s = rules::LotExpiry(now_s, r.points_validity_months, [this](int64_t t) { return tz_.UtcOffsetAt(t); });
+    lot.entry_id = entry_id;
+    if (auto id = w.AddLot(lot); !id.ok()) return id.status();
+  } else {
+    std::vector<rules::Lot> fifo;
+    const ledger::LotRow* debt = nullptr;
+    for (const auto& lot : lots) {
+      if (lot.remaining < 0 || lot.expires_at_s == ledger::kNeverExpires) {
+        debt = &lot;
+        continue;
+      }
+      fifo.push_back({lot.lot_id, lot.remaining, lot.expires_at_s});
+    }
+    std::map<int64_t, int64_t> remaining;
+    for (const auto& f : fifo) remaining[f.lot_id] = f.remaining;
+    int64_t shortfall = 0;
+    for (const auto& take : rules::ConsumeFifo(fifo, -delta, now_s)) {
+      if (take.lot_id == 0) {
+        shortfall += take.points;
+      } else {
+        remaining[take.lot_id] -= take.points;
+        if (Status s = w.SetLotRemaining(take.lot_id, remaining[take.lot_id]); !s.ok()) return s;
+      }
+    }
+    if (shortfall > 0) {
+      // The points were already spent: the balance goes below zero, recorded as a debt lot.
+      if (debt) {
+        if (Status s = w.SetLotRemaining(debt->lot_id, debt->remaining - shortfall); !s.ok()) return s;
+      } else {
+        ledger::LotRow lot;
+        lot.member_id = m.member_id;
+        lot.points = 0;
+        lot.remaining = -shortfall;
+        lot.earned_at_s = now_s;
+        lot.expires_at_s = ledger::kNeverExpires;
+        lot.entry_id = entry_id;
+        if (auto id = w.AddLot(lot); !id.ok()) return id.status();
+      }
+    }
+  }
+  m.balance += delta;
+  return Status::Ok();
+}
+
+namespace {
+
+std::vector<std::string> ReceiptLines(int64_t earned, int64_t redeemed, int64_t balance_after,
+                                      const std::vector<ledger::LotRow>& lots, int64_t now_s) {
+  std::vector<std::string> out;
+  out.push_back("本次积分 Points earned: " + std::to_string(earned));
+  if (redeemed > 0) out.push_back("积分抵扣 Points redeemed: " + std::to_string(redeemed));
+  out.push_back("积分余额 Balance: " + std::to_string(balance_after));
+  // Points expiring within 30 days, soonest first.
+  int64_t soon = 0, first = 0;
+  for (const auto& l : lots) {
+    if (l.remaining <= 0 || l.expires_at_s == ledger::kNeverExpires || l.expires_at_s < now_s) continue;
+    if (l.expires_at_s - now_s <= 30 * 86400) {
+      soon += l.remaining;
+      if (!first) first = l.expires_at_s;
+    }
+  }
+  if (soon > 0)
+    out.push_back("即将过期 Expiring by " + FormatRfc3339(first).substr(0, 10) + ": " + std::to_string(soon));
+  return out;
+}
+
+}  // namespace
+
+ApiResult CheckoutService::Commit(ledger::Ledger& w, const json& body) {
+  // Idempotency first: the same body again returns the stored response, even if the
+  // member code has expired since.
+  auto cid = body.find("checkout_id");
+  std::string request_hash = CanonicalHash(body);
+  if (cid != body.end() && cid->is_string() && IsValidClientId(cid->get<std::string>())) {
+    if (auto existing = w.GetCheckout(cid->get<std::string>(), /*with_lines=*/false)) {
+      if (existing->request_hash != request_hash)
+        return ErrorResult(Err("idempotency_conflict", "checkout " + existing->checkout_id +
+                                                           " was committed with a different body"));
+      return {200, json::parse(existing->response_json)};
+    }
+  }
+  auto req = ParseCheckoutRequest(body, /*is_commit=*/true);
+  if (!req.ok()) return ErrorResult(req.status());
+  auto r = rules();
+  if (req->rules_version && *req->rules_version != r->version)
+    return ErrorResult(Err("rules_changed", "rules version " + *req->rules_version + " is no longer current (now " +
+                                                r->version + "); quote again"));
+  int64_t now_ms = NowMs();
+  int64_t now_s = now_ms >= 0 ? now_ms / 1000 : 0;
+
+  if (Status s = w.Begin(); !s.ok()) return ErrorResult(WriteError(s));
+  auto fail = [&](const Status& s) {
+    w.Rollback();
+    return ErrorResult(s);
+  };
+
+  auto who = ResolveMember(w, body, req->checkout_id, now_s);
+  if (!who.ok()) return fail(who.status());
+  auto coupon = LoadCoupon(w, *req, who->has_member, who->member.member_id, now_s);
+  if (!coupon.ok()) return fail(coupon.status());
+
+  rules::QuoteInput in;
+  in.lines = req->lines;
+  in.redeem = req->redeem;
+  if (*coupon) in.coupon = ToRulesCoupon(**coupon);
+  ledger::MemberRow m = who->member;
+  if (who->has_member) {
+    rules::MemberContext ctx;
+    ctx.tier = m.tier;
+    ctx.frozen = m.status == "frozen";
+    ctx.static_identification = who->id.kind != codes::CodeKind::kDynamic;
+    ctx.available_balance = who->provisional ? 0 : AvailableBalance(w.Lots(m.member_id), now_s);
+    ctx.stale = !m.snapshot_at_s || now_s - *m.snapshot_at_s > r->stale_after_s;
+    ctx.birthday_month = IsBirthdayMonth(m, now_s);
+    int64_t last = who->provisional ? 0 : w.LastRedeemAtMs(m.member_id);
+    ctx.in_redeem_cooldown = last > 0 && now_ms - last < r->redeem_cooldown_s * 1000;
+    in.member = ctx;
+  }
+  auto q = rules::ComputeQuote(*r, in);
+  if (!q.ok()) return fail(q.status());
+
+  json entries = json::array();
+  std::optional<int64_t> balance_after;
+  bool froze = false;
+  std::string upgraded_to;
+  if (who->has_member) {
+    if (who->provisional) {
+      if (Status s = w.UpsertMember(m); !s.ok()) return fail(WriteError(s));
+    }
+    // Velocity counts this terminal's earn entries in the trailing hour after the latest
+    // unfreeze; it is read before this commit's own earn entry is written.
+    int64_t window_start = std::max(now_ms - 3600 * 1000, m.unfrozen_at_ms);
+    int64_t earned_before = w.EarnedSince(m.member_id, window_start);
+    bool was_frozen = m.status == "frozen";
+
+    auto append = [&](const std::string& kind, int64_t points, const std::string& detail) -> Result<ledger::EntryRow> {
+      ledger::EntryDraft d{NewEntryId(now_ms), kind, m.member_id, points, now_ms, req->checkout_id, "", detail};
+      auto e = w.AppendEntry(d);
+      if (e.ok()) entries.push_back(e->entry_id);
+      return e;
+    };
+    auto earn = append("earn", q->points_to_earn, "");
+    if (!earn.ok()) return fail(WriteError(earn.status()));
+    if (Status s = ApplyPoints(w, m, q->points_to_earn, now_s, earn->entry_id, *r); !s.ok()) return fail(WriteError(s));
+    if (q->redeem_points > 0) {
+      auto red = append("redeem", -q->redeem_points, "");
+      if (!red.ok()) return fail(WriteError(red.status()));
+      if (Status s = ApplyPoints(w, m, -q->redeem_points, now_s, red->entry_id, *r); !s.ok()) return fail(WriteError(s));
+    }
+    if (!was_frozen && rules::CrossesVelocity(*r, earned_before, q->points_to_earn)) {
+      json detail{{"reason", "velocity"}, {"earned_in_window", earned_before + q->points_to_earn},
+                  {"limit", r->max_points_per_hour}};
+      auto fr = append("freeze", 0, detail.dump());
+      if (!fr.ok()) return fail(WriteError(fr.status()));
+      m.status = "frozen";
+      m.frozen_reason = "velocity";
+      froze = true;
+    }
+    if (r->provisional_upgrade && m.snapshot_at_s && m.status != "frozen") {
+      int64_t local = w.LocalSpendSince(m.member_id, *m.snapshot_at_s * 1000) + q->total_due_cents;
+      if (auto tier = rules::ProvisionalUpgrade(*r, m.tier, m.month_spend_cents, local)) {
+        json detail{{"from", m.tier}, {"to", *tier}};
+        auto up = append("tier_upgrade", 0, detail.dump());
+        if (!up.ok()) return fail(WriteError(up.status()));
+        m.tier = *tier;
+        upgraded_to = *tier;
+      }
+    }
+    if (Status s = w.UpsertMember(m); !s.ok()) return fail(WriteError(s));
+    balance_after = m.balance;
+    if (who->id.kind == codes::CodeKind::kDynamic) {
+      if (Status s = w.BindCode(who->id.code_hash, req->checkout_id, m.member_id, now_ms); !s.ok())
+        return fail(WriteError(s));
+    }
+  }
+  if (*coupon && q->coupon_applied) {
+    if (Status s = w.MarkCouponUsed((*coupon)->coupon_id, req->checkout_id); !s.ok()) return fail(WriteError(s));
+  }
+
+  std::optional<json> member_json;
+  if (who->has_member) member_json = MemberJson(w, m, false, now_s, *r);
+  json resp = QuoteJson(req->checkout_id, member_json, *q, *coupon, r->version);
+  resp["committed_at"] = FormatRfc3339(now_s);
+  resp["balance_after"] = balance_after ? json(*balance_after) : json(nullptr);
+  resp["entries"] = entries;
+  resp["receipt_lines"] = who->has_member ? json(ReceiptLines(q->points_to_earn, q->redeem_points, *balance_after,
+                                                              w.Lots(m.member_id), now_s))
+                                          : json::array();
+
+  ledger::CheckoutRow row;
+  row.checkout_id = req->checkout_id;
+  row.request_hash = request_hash;
+  if (who->has_member) row.member_id = m.member_id;
+  row.rules_version = r->version;
+  row.committed_at_ms = now_ms;
+  row.subtotal_cents = q->subtotal_cents;
+  row.total_due_cents = q->total_due_cents;
+  row.points_earned = q->points_to_earn;
+  row.redeemed_points = q->redeem_points;
+  row.eligible_cents = q->eligible_cents;
+  row.redeemable_cents = q->redeemable_cents;
+  if (who->id.kind == codes::CodeKind::kDynamic && who->has_member) row.code_hash = who->id.code_hash;
+  row.tender = req->tender.value_or("");
+  row.coupon_id = *coupon && q->coupon_applied ? (*coupon)->coupon_id : "";
+  row.request_json = body.dump();
+  row.response_json = resp.dump();
+  for (size_t i = 0; i < q->lines.size(); ++i) {
+    const auto& ql = q->lines[i];
+    ledger::CheckoutLineRow l;
+    l.line = static_cast<int>(i);
+    l.sku = req->lines[i].sku;
+    l.category = req->lines[i].category;
+    l.qty = req->lines[i].qty;
+    l.unit_price_cents = req->lines[i].unit_price_cents;
+    l.tier_discount_cents = ql.tier_discount_cents;
+    l.coupon_cents = ql.coupon_cents;
+    l.redeem_cents = ql.redeem_cents;
+    l.net_cents = ql.net_cents;
+    l.net_before_redeem_cents = ql.net_before_redeem_cents;
+    l.points_eligible = ql.points_eligible;
+    l.redeemable = ql.redeemable;
+    row.lines.push_back(std::move(l));
+  }
+  if (Status s = w.InsertCheckout(row); !s.ok()) return fail(WriteError(s));
+  if (Status s = w.Commit(); !s.ok()) return ErrorResult(WriteError(s));
+
+  Log("checkout_committed", {{"checkout_id", req->checkout_id},
+                             {"member_id", who->has_member ? json(MemberIdString(m.member_id)) : json(nullptr)},
+                             {"total_due_cents", q->total_due_cents},
+                             {"points_earned", q->points_to_earn},
+                             {"points_redeemed", q->redeem_points},
+                             {"entries", entries.size()}});
+  if (froze)
+    Log("member_frozen", {{"member_id", MemberIdString(m.member_id)}, {"reason", "velocity"}, {"checkout_id", req->checkout_id}});
+  if (!upgraded_to.empty())
+    Log("tier_upgraded", {{"member_id", MemberIdString(m.member_id)}, {"tier", upgraded_to}});
+  return {200, std::move(resp)};
+}
+
+ApiResult CheckoutService::Refund(ledger::Ledger& w, const json& body) {
+  std::string request_hash = CanonicalHash(body);
+  auto rid = body.find("refund_id");
+  if (rid != body.end() && rid->is_string() && IsValidClientId(rid->get<std::string>())) {
+    if (auto existing = w.GetRefund(rid->get<std::string>())) {
+      if (existing->request_hash != request_hash)
+        return ErrorResult(Err("idempotency_conflict", "refund " + existing->refund_id + " was made with a different body"));
+      return {200, json::parse(existing->response_json)};
+    }
+  }
+  auto req = ParseRefundRequest(body);
+  if (!req.ok()) return ErrorResult(req.status());
+  auto r = rules();
+  int64_t now_ms = NowMs();
+  int64_t now_s = now_ms >= 0 ? now_ms / 1000 : 0;
+
+  auto co = w.GetCheckout(req->checkout_id);
+  if (!co) return ErrorResult(Err("checkout_unknown", "no committed checkout " + req->checkout_id));
+  for (const auto& [line, qty] : req->lines)
+    if (line < 0 || static_cast<size_t>(line) >= co->lines.size())
+      return ErrorResult(Err("bad_request", "line " + std::to_string(line) + " is not a line of checkout " + co->checkout_id));
+  if (r->refund_window_days > 0 && now_ms - co->committed_at_ms > r->refund_window_days * 86400 * 1000)
+    return ErrorResult(Err("refund_window_closed", "the checkout is older than " + std::to_string(r->refund_window_days) + " days"));
+
+  std::vector<int64_t> before(co->lines.size(), 0);
+  for (const auto& prior : w.RefundsForCheckout(co->checkout_id))
+    for (const auto& [line, qty] : prior.lines) before[static_cast<size_t>(line)] += qty;
+  std::vector<int64_t> after = before;
+  std::vector<std::pair<int, int64_t>> refund_lines;
+  if (req->lines.empty()) {  // a void without lines: every unit not refunded yet
+    for (size_t i = 0; i < co->lines.size(); ++i) {
+      if (co->lines[i].qty > before[i]) refund_lines.emplace_back(static_cast<int>(i), co->lines[i].qty - before[i]);
+      after[i] = co->lines[i].qty;
+    }
+  } else {
+    std::map<int, int64_t> merged;
+    for (const auto& [line, qty] : req->lines) merged[static_cast<int>(line)] += qty;
+    for (const auto& [line, qty] : merged) {
+      after[static_cast<size_t>(line)] += qty;
+      refund_lines.emplace_back(line, qty);
+    }
+  }
+  for (size_t i = 0; i < after.size(); ++i)
+    if (after[i] > co->lines[i].qty)
+      return ErrorResult(Err("refund_exceeds_sale", "line " + std::to_string(i) + ": " + std::to_string(after[i]) +
+                                                        " units refunded in all, " + std::to_string(co->lines[i].qty) + " sold"));
+  if (refund_lines.empty()) return ErrorResult(Err("refund_exceeds_sale", "every unit of this checkout was already refunded"));
+
+  rules::RefundBasis basis;
+  for (const auto& l : co->lines)
+    basis.lines.push_back({l.qty, l.net_cents, l.net_before_redeem_cents, l.points_eligible, l.redeemable});
+  basis.points_earned = co->points_earned;
+  basis.redeemed_points = co->redeemed_points;
+  basis.eligible_cents = co->eligible_cents;
+  basis.redeemable_cents = co->redeemable_cents;
+  auto amounts = rules::ComputeRefund(basis, before, after);
+  if (!amounts.ok()) return ErrorResult(amounts.status());
+
+  if (Status s = w.Begin(); !s.ok()) return ErrorResult(WriteError(s));
+  auto fail = [&](const Status& s) {
+    w.Rollback();
+    return ErrorResult(s);
+  };
+  json entries = json::array();
+  std::optional<int64_t> balance_after;
+  if (co->member_id) {
+    auto m = w.GetMember(*co->member_id);
+    if (!m) return fail(Status::Error("internal", "member of checkout " + co->checkout_id + " is missing"));
+    auto append = [&](const std::string& kind, int64_t points) -> Result<ledger::EntryRow> {
+      ledger::EntryDraft d{NewEntryId(now_ms), kind, m->member_id, points, now_ms, co->checkout_id, req->refund_id, ""};
+      auto e = w.AppendEntry(d);
+      if (e.ok()) entries.push_back(e->entry_id);
+      return e;
+    };
+    if (amounts->points_clawed_back > 0) {
+      auto e = append("clawback", -amounts->points_clawed_back);
+      if (!e.ok()) return fail(WriteError(e.status()));
+      if (Status s = ApplyPoints(w, *m, -amounts->points_clawed_back, now_s, e->entry_id, *r); !s.ok()) return fail(WriteError(s));
+    }
+    if (amounts->points_restored > 0) {
+      auto e = append("restore", amounts->points_restored);
+      if (!e.ok()) return fail(WriteError(e.status()));
+      if (Status s = ApplyPoints(w, *m, amounts->points_restored, now_s, e->entry_id, *r); !s.ok()) return fail(WriteError(s));
+    }
+    if (Status s = w.UpsertMember(*m); !s.ok()) return fail(WriteError(s));
+    balance_after = m->balance;
+  }
+  json resp{{"refund_id", req->refund_id},
+            {"checkout_id", co->checkout_id},
+            {"refund_cents", amounts->refund_cents},
+            {"points_clawed_back", amounts->points_clawed_back},
+            {"points_restored", amounts->points_restored},
+            {"balance_after", balance_after ? json(*balance_after) : json(nullptr)},
+            {"entries", entries}};
+  ledger::RefundRow row;
+  row.refund_id = req->refund_id;
+  row.checkout_id = co->checkout_id;
+  row.request_hash = request_hash;
+  row.reason = req->reason;
+  row.at_ms = now_ms;
+  row.refund_cents = amounts->refund_cents;
+  row.points_clawed_back = amounts->points_clawed_back;
+  row.points_restored = amounts->points_restored;
+  row.lines = refund_lines;
+  row.response_json = resp.dump();
+  if (Status s = w.InsertRefund(row); !s.ok()) return fail(WriteError(s));
+  if (Status s = w.Commit(); !s.ok()) return ErrorResult(WriteError(s));
+  Log("refund_committed", {{"refund_id", req->refund_id},
+                           {"checkout_id", co->checkout_id},
+                           {"reason", req->reason},
+                           {"refund_cents", amounts->refund_cents},
+                           {"points_clawed_back", amounts->points_clawed_back},
+                           {"points_restored", amounts->points_restored}});
+  return {200, std::move(resp)};
+}
+
+ApiResult CheckoutService::GetMember(ledger::Ledger& reader, const std::string& member_id) {
+  uint64_t id = 0;
+  if (member_id.empty() || member_id.size() > 20) return ErrorResult(Err("bad_request", "member_id must be a decimal number"));
+  for (char c : member_id) {
+    if (c < '0' || c > '9') return ErrorResult(Err("bad_request", "member_id must be a decimal number"));
+    if (id > (UINT64_MAX - static_cast<uint64_t>(c - '0')) / 10) return ErrorResult(Err("bad_request", "member_id is out of range"));
+    id = id * 10 + static_cast<uint64_t>(c - '0');
+  }
+  auto m = reader.GetMember(id);
+  if (!m) return ErrorResult(Err("member_unknown", "member " + member_id + " is not in this terminal's ledger"));
+  int64_t now_s = NowS();
+  auto r = rules();
+  json j = MemberJson(reader, *m, false, now_s, *r);
+  json recent = json::array();
+  for (const auto& e : reader.RecentEntries(id, 20)) {
+    json je{{"entry_id", e.entry_id}, {"kind", e.kind}, {"points", e.points}, {"at", FormatRfc3339(e.at_ms / 1000)}};
+    if (!e.checkout_id.empty()) je["checkout_id"] = e.checkout_id;
+    recent.push_back(std::move(je));
+  }
+  j["recent_entries"] = std::move(recent);
+  return {200, std::move(j)};
+}
+
+ApiResult CheckoutService::GetCheckout(ledger::Ledger& reader, const std::string& checkout_id) {
+  if (!IsValidClientId(checkout_id)) return ErrorResult(Err("bad_request", "checkout_id must be 1-64 characters of [A-Za-z0-9_-]"));
+  auto co = reader.GetCheckout(checkout_id, /*with_lines=*/false);
+  if (!co) return ErrorResult(Err("checkout_unknown", "no committed checkout " + checkout_id));
+  json j = json::parse(co->response_json);
+  json refunds = json::array();
+  for (const auto& r : reader.RefundsForCheckout(checkout_id)) refunds.push_back(json::parse(r.response_json));
+  j["refunds"] = std::move(refunds);
+  return {200, std::move(j)};
+}
+
+}  // namespace loyalty::checkout

@@ -1,0 +1,133 @@
+#include "api.h"
+
+#include <openssl/crypto.h>
+
+#include "log.h"
+#include "loyalty/checkout/requests.h"
+
+namespace loyalty::agent {
+namespace {
+
+using nlohmann::json;
+
+http::Response ToResponse(const checkout::ApiResult& r) {
+  http::Response resp;
+  resp.status = r.status;
+  resp.body = r.body.dump(-1, ' ', false, json::error_handler_t::replace);
+  return resp;
+}
+
+http::Response Error(int status, const std::string& code, const std::string& message) {
+  return http::JsonError(status, code, message);
+}
+
+bool StartsWith(const std::string& s, std::string_view p) { return s.compare(0, p.size(), p) == 0; }
+
+// Logs a refused request once, where the decision is made.
+void LogRejected(const std::string& method, const std::string& path, const checkout::ApiResult& r) {
+  if (r.status < 400) return;
+  const auto& err = r.body["error"];
+  Level level = r.status >= 500 ? Level::kError : Level::kInfo;
+  std::string event = r.status == 503 ? "ledger_error" : "request_rejected";
+  LogEvent(level, event,
+           {{"method", method}, {"path", path}, {"status", r.status}, {"code", err.value("code", "")},
+            {"message", err.value("message", "")}});
+}
+
+}  // namespace
+
+bool PosApi::Authorized(const http::Request& req) const {
+  static constexpr std::string_view kBearer = "Bearer ";
+  const std::string& h = req.authorization;
+  if (h.size() != kBearer.size() + ctx_.token.size() || !StartsWith(h, kBearer)) return false;
+  return CRYPTO_memcmp(h.data() + kBearer.size(), ctx_.token.data(), ctx_.token.size()) == 0;
+}
+
+http::Response PosApi::Health() {
+  json j{{"status", "ok"},
+         {"version", ctx_.version},
+         {"terminal_id", ctx_.terminal_id},
+         {"store_id", ctx_.store_id}};
+  int64_t entries = ctx_.reader->EntryCount();
+  j["ledger"] = {{"ok", entries >= 0}, {"entries", entries < 0 ? 0 : entries}};
+  j["scanners"] = json::array();
+  int64_t pending = ctx_.reader->PendingEntryCount();
+  j["sync"] = {{"state", "idle"},           {"last_success_at", nullptr}, {"last_attempt_at", nullptr},
+               {"pending_entries", pending < 0 ? 0 : pending}, {"last_error", nullptr}};
+  if (ctx_.health_extra) {
+    json extra = ctx_.health_extra();
+    for (auto it = extra.begin(); it != extra.end(); ++it) j[it.key()] = it.value();
+  }
+  bool degraded = entries < 0 || (j.contains("clock") && j["clock"].value("trusted", true) == false);
+  if (degraded) j["status"] = "degraded";
+  http::Response r;
+  r.body = j.dump();
+  return r;
+}
+
+void PosApi::Handle(http::Request&& req, http::Responder respond) {
+  const std::string& path = req.path;
+  if (req.method == "GET" && path == "/v1/health") return respond(Health());
+  if (!Authorized(req)) {
+    LogEvent(Level::kWarn, "request_unauthorized", {{"method", req.method}, {"path", path}});
+    return respond(Error(401, "unauthorized", "a valid bearer token is required"));
+  }
+
+  auto finish = [respond, method = req.method, path](const checkout::ApiResult& r) {
+    LogRejected(method, path, r);
+    respond(ToResponse(r));
+  };
+
+  if (req.method == "GET" && StartsWith(path, "/v1/members/"))
+    return finish(ctx_.service->GetMember(*ctx_.reader, path.substr(12)));
+  if (req.method == "GET" && StartsWith(path, "/v1/checkouts/") && path.find('/', 14) == std::string::npos)
+    return finish(ctx_.service->GetCheckout(*ctx_.reader, path.substr(14)));
+  if (path == "/v1/scans" || path == "/v1/sync")
+    return finish(checkout::ErrorResult(Status::Error("unavailable", path + " is not available in this build")));
+
+  bool is_post = req.method == "POST";
+  enum class Route { kNone, kIdentify, kQuote, kCommit, kRefund } route = Route::kNone;
+  if (is_post && path == "/v1/identify") route = Route::kIdentify;
+  if (is_post && path == "/v1/checkouts/quote") route = Route::kQuote;
+  if (is_post && path == "/v1/checkouts/commit") route = Route::kCommit;
+  if (is_post && path == "/v1/refunds") route = Route::kRefund;
+  if (route == Route::kNone)
+    return finish(checkout::ErrorResult(Status::Error("not_found", "no route " + req.method + " " + path)));
+
+  auto body = checkout::ParseJsonObject(req.body);
+  if (!body.ok()) return finish(checkout::ErrorResult(body.status()));
+
+  switch (route) {
+    case Route::kIdentify: {
+      auto r = ctx_.service->Identify(*ctx_.reader, *body);
+      if (r.status == 200)
+        LogEvent(Level::kInfo, "member_identified",
+                 {{"member_id", r.body["member"]["member_id"]}, {"kind", r.body["identification"]["kind"]}});
+      return finish(r);
+    }
+    case Route::kQuote:
+      return finish(ctx_.service->Quote(*ctx_.reader, *body));
+    case Route::kCommit:
+    case Route::kRefund: {
+      auto* service = ctx_.service;
+      bool commit = route == Route::kCommit;
+      bool posted = ctx_.writer->Post([service, commit, finish, b = std::move(*body)](ledger::Ledger& w) {
+        checkout::ApiResult r;
+        try {
+          r = commit ? service->Commit(w, b) : service->Refund(w, b);
+        } catch (const std::exception& e) {
+          // A defect, not input: answer, keep the lane alive, and say so in the log.
+          w.Rollback();
+          r = checkout::ErrorResult(Status::Error("internal", std::string("internal error: ") + e.what()));
+        }
+        finish(r);
+      });
+      if (!posted) finish(checkout::ErrorResult(Status::Error("unavailable", "the agent is shutting down")));
+      return;
+    }
+    case Route::kNone:
+      break;
+  }
+}
+
+}  // namespace loyalty::agent

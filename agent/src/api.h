@@ -1,0 +1,42 @@
+// The POS API (pos-api.md) on top of the generic HTTP layer: authentication, routing,
+// JSON parsing, and dispatch of each use case to the thread that may run it (reads on the
+// event loop with its reader connection, writes on the ledger writer thread).
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "loyalty/checkout/service.h"
+#include "loyalty/checkout/writer.h"
+#include "loyalty/http/server.h"
+#include "loyalty/ledger/ledger.h"
+
+namespace loyalty::agent {
+
+struct ApiContext {
+  std::string token;  // bearer token every request but health/metrics/status must carry
+  std::string version;
+  std::string terminal_id;
+  std::string store_id;
+  checkout::CheckoutService* service = nullptr;
+  checkout::LedgerWriter* writer = nullptr;
+  ledger::Ledger* reader = nullptr;  // used on the event-loop thread only
+  std::function<nlohmann::json()> health_extra;  // scanners, sync, clock
+};
+
+class PosApi {
+ public:
+  explicit PosApi(ApiContext ctx) : ctx_(std::move(ctx)) {}
+  // The http::Handler: call on the event-loop thread.
+  void Handle(http::Request&& req, http::Responder respond);
+
+ private:
+  bool Authorized(const http::Request& req) const;
+  http::Response Health();
+
+  ApiContext ctx_;
+};
+
+}  // namespace loyalty::agent

@@ -1,0 +1,258 @@
+#include "daemon.h"
+
+#include <systemd/sd-daemon.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+
+#include "api.h"
+#include "log.h"
+#include "loyalty/base/clock.h"
+#include "loyalty/base/timezone.h"
+#include "loyalty/checkout/service.h"
+#include "loyalty/checkout/writer.h"
+#include "loyalty/codes/codes.h"
+#include "loyalty/codes/trusted_time.h"
+#include "loyalty/config/config.h"
+#include "loyalty/http/server.h"
+#include "loyalty/ledger/ledger.h"
+#include "loyalty/rules/rules.h"
+
+#ifndef LOYALTY_VERSION
+#define LOYALTY_VERSION "0.0.0"
+#endif
+
+namespace loyalty::agent {
+namespace {
+
+constexpr int kExitConfig = 2;    // bad command line or configuration
+constexpr int kExitRuntime = 1;   // could not start (ledger, port) or failed while running
+
+void Usage() {
+  std::fprintf(stderr,
+               "usage: loyaltyd [--config FILE] [--check-config] [--version]\n"
+               "  --config FILE    agent configuration (default /etc/loyaltyd/agent.toml)\n"
+               "  --check-config   validate the configuration and the files it names, then exit\n"
+               "  --version        print the version and exit\n");
+}
+
+Result<std::shared_ptr<const rules::Rules>> LoadRules(const config::AgentConfig& cfg) {
+  if (cfg.rules_file.empty()) return std::shared_ptr<const rules::Rules>(std::make_shared<rules::Rules>(rules::Rules::Defaults()));
+  auto r = rules::LoadRulesToml(cfg.rules_file);
+  if (!r.ok()) return r.status();
+  return std::shared_ptr<const rules::Rules>(std::make_shared<rules::Rules>(std::move(*r)));
+}
+
+codes::CodesConfig ToCodesConfig(const config::AgentConfig& cfg) {
+  codes::CodesConfig c;
+  c.hq_public_keys = cfg.hq_public_keys;
+  c.code_max_age_s = cfg.code_max_age_s;
+  c.clock_skew_s = cfg.clock_skew_s;
+  c.card_prefix = cfg.card_prefix;
+  for (const auto& ch : cfg.channels) c.channels.push_back({ch.name, ch.pattern});
+  return c;
+}
+
+// Everything start-up needs that can be checked without side effects.
+struct Prepared {
+  config::AgentConfig cfg;
+  TimeZone tz = TimeZone::Utc();
+  std::shared_ptr<const rules::Rules> rules;
+  std::unique_ptr<codes::CodeVerifier> verifier;
+  std::string token;
+};
+
+Result<Prepared> Prepare(const std::string& config_path) {
+  Prepared p;
+  auto cfg = config::LoadAgentConfig(config_path);
+  if (!cfg.ok()) return cfg.status();
+  p.cfg = std::move(*cfg);
+  auto tz = TimeZone::Load(p.cfg.timezone);
+  if (!tz.ok()) return Status::Error("config_invalid", config_path + ": agent.timezone: " + tz.status().message());
+  p.tz = std::move(*tz);
+  auto rules = LoadRules(p.cfg);
+  if (!rules.ok()) return rules.status();
+  p.rules = std::move(*rules);
+  auto verifier = codes::CodeVerifier::Create(ToCodesConfig(p.cfg));
+  if (!verifier.ok()) return Status::Error("config_invalid", config_path + ": codes: " + verifier.status().message());
+  p.verifier = std::move(*verifier);
+  auto token = config::ReadTokenFile(p.cfg.token_file);
+  if (!token.ok()) return Status::Error("config_invalid", config_path + ": api.token_file: " + token.status().message());
+  p.token = std::move(*token);
+  return p;
+}
+
+}  // namespace
+
+int RunDaemon(int argc, char** argv) {
+  std::string config_path = "/etc/loyaltyd/agent.toml";
+  bool check_only = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--config" && i + 1 < argc) {
+      config_path = argv[++i];
+    } else if (a.rfind("--config=", 0) == 0) {
+      config_path = a.substr(9);
+    } else if (a == "--check-config") {
+      check_only = true;
+    } else if (a == "--version") {
+      std::printf("loyaltyd %s\n", LOYALTY_VERSION);
+      return 0;
+    } else if (a == "--help" || a == "-h") {
+      Usage();
+      return 0;
+    } else {
+      std::fprintf(stderr, "loyaltyd: unknown argument '%s'\n", a.c_str());
+      Usage();
+      return kExitConfig;
+    }
+  }
+
+  auto prepared = Prepare(config_path);
+  if (!prepared.ok()) {
+    std::fprintf(stderr, "loyaltyd: %s\n", prepared.status().message().c_str());
+    return kExitConfig;
+  }
+  Prepared& p = *prepared;
+  if (check_only) {
+    std::printf("%s: ok\n", config_path.c_str());
+    return 0;
+  }
+
+  LogOptions lo{p.cfg.log_level, p.cfg.log_format, p.cfg.log_file, p.cfg.log_file_max_bytes, p.cfg.log_file_count};
+  if (Status s = InitLog(lo); !s.ok()) {
+    std::fprintf(stderr, "loyaltyd: %s: log: %s\n", config_path.c_str(), s.message().c_str());
+    return kExitConfig;
+  }
+
+  try {
+    const Clock& clock = SystemClock::Instance();
+    std::error_code ec;
+    std::filesystem::create_directories(std::filesystem::path(p.cfg.database).parent_path(), ec);
+    auto writer_ledger = ledger::Ledger::Open(p.cfg.database, ledger::Ledger::Mode::kWriter, p.cfg.terminal_id);
+    if (!writer_ledger.ok()) {
+      LogEvent(Level::kCritical, "ledger_error", {{"phase", "open"}, {"message", writer_ledger.status().message()}});
+      return kExitRuntime;
+    }
+    auto reader = ledger::Ledger::Open(p.cfg.database, ledger::Ledger::Mode::kReader, p.cfg.terminal_id);
+    if (!reader.ok()) {
+      LogEvent(Level::kCritical, "ledger_error", {{"phase", "open_reader"}, {"message", reader.status().message()}});
+      return kExitRuntime;
+    }
+    int64_t entries = (*writer_ledger)->EntryCount();
+
+    codes::TrustedTime trusted_time(p.cfg.clock_skew_s);
+    checkout::ServiceEvents events;
+    events.log = [](const std::string& event, const nlohmann::json& fields) {
+      LogEvent(event == "member_frozen" ? Level::kWarn : Level::kInfo, event, fields);
+    };
+    checkout::CheckoutService service({p.cfg.terminal_id, p.cfg.store_id}, clock, *p.verifier, trusted_time, p.tz,
+                                      p.rules, events);
+    checkout::LedgerWriter writer(std::move(*writer_ledger));
+
+    boost::asio::io_context ioc(1);
+    ApiContext ctx;
+    ctx.token = p.token;
+    ctx.version = LOYALTY_VERSION;
+    ctx.terminal_id = p.cfg.terminal_id;
+    ctx.store_id = p.cfg.store_id;
+    ctx.service = &service;
+    ctx.writer = &writer;
+    ctx.reader = reader->get();
+    ctx.health_extra = [&]() {
+      bool untrusted = trusted_time.untrusted(clock);
+      return nlohmann::json{{"clock", {{"trusted", !untrusted}}}, {"rules_version", service.rules()->version}};
+    };
+    PosApi api(ctx);
+
+    http::ServerOptions so;
+    so.host = p.cfg.listen_host;
+    so.port = p.cfg.listen_port;
+    so.max_connections = static_cast<size_t>(p.cfg.max_connections);
+    so.read_timeout_ms = p.cfg.request_timeout_ms;
+    so.write_timeout_ms = p.cfg.request_timeout_ms;
+    http::Server server(ioc, so, [&api](http::Request&& r, http::Responder respond) {
+      api.Handle(std::move(r), std::move(respond));
+    });
+    if (Status s = server.Listen(); !s.ok()) {
+      LogEvent(Level::kCritical, "api_listen_failed", {{"listen", p.cfg.listen}, {"message", s.message()}});
+      writer.Stop();
+      return kExitRuntime;
+    }
+
+    // Watchdog keep-alives come from the event loop itself, so a stalled loop is restarted.
+    boost::asio::steady_timer watchdog(ioc);
+    uint64_t watchdog_usec = 0;
+    std::function<void()> arm_watchdog;
+    if (sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0) {
+      arm_watchdog = [&]() {
+        watchdog.expires_after(std::chrono::microseconds(watchdog_usec / 2));
+        watchdog.async_wait([&](const boost::system::error_code& e) {
+          if (e) return;
+          sd_notify(0, "WATCHDOG=1");
+          arm_watchdog();
+        });
+      };
+      arm_watchdog();
+    }
+
+    bool stopping = false;
+    boost::asio::signal_set signals(ioc, SIGTERM, SIGINT, SIGHUP);
+    std::function<void()> wait_signal = [&]() {
+      signals.async_wait([&](const boost::system::error_code& e, int sig) {
+        if (e) return;
+        if (sig == SIGHUP) {
+          // Reload the reloadable parts; a bad file keeps the old configuration.
+          auto cfg = config::LoadAgentConfig(config_path);
+          if (!cfg.ok()) {
+            LogEvent(Level::kError, "config_reload_failed", {{"message", cfg.status().message()}});
+          } else {
+            auto level = ParseLevel(cfg->log_level);
+            auto rules = LoadRules(*cfg);
+            if (!rules.ok()) {
+              LogEvent(Level::kError, "config_reload_failed", {{"message", rules.status().message()}});
+            } else {
+              if (level.ok()) SetLogLevel(*level);
+              service.SetRules(*rules);
+              LogEvent(Level::kInfo, "config_reloaded", {{"rules_version", (*rules)->version}, {"log_level", cfg->log_level}});
+            }
+          }
+          wait_signal();
+          return;
+        }
+        if (stopping) return;
+        stopping = true;
+        sd_notify(0, "STOPPING=1");
+        LogEvent(Level::kInfo, "agent_stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+        watchdog.cancel();
+        server.Stop([&]() {
+          // In-flight requests are answered; now let the writer finish its queue.
+          writer.Stop();
+          signals.cancel();
+          ioc.stop();
+        });
+      });
+    };
+    wait_signal();
+
+    LogEvent(Level::kInfo, "agent_started",
+             {{"version", LOYALTY_VERSION}, {"terminal_id", p.cfg.terminal_id}, {"store_id", p.cfg.store_id},
+              {"listen", p.cfg.listen_host + ":" + std::to_string(server.port())}, {"entries", entries},
+              {"rules_version", p.rules->version}});
+    sd_notify(0, "READY=1");
+    ioc.run();
+    writer.Stop();
+    LogEvent(Level::kInfo, "agent_stopped", {});
+    return 0;
+  } catch (const std::exception& e) {
+    LogEvent(Level::kCritical, "agent_crashed", {{"message", e.what()}});
+    return kExitRuntime;
+  }
+}
+
+}  // namespace loyalty::agent

@@ -1,0 +1,279 @@
+// The checkout use cases with an injected clock over a real SQLite ledger: time-dependent
+// rules (refund window, cooldown, lot expiry, birthday month, identification lifetime,
+// the velocity window) at their exact edges.
+#include "loyalty/checkout/service.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <set>
+
+#include "loyalty/base/encoding.h"
+#include "loyalty/base/time.h"
+#include "loyalty/codes/mint.h"
+
+namespace loyalty::checkout {
+namespace {
+
+using nlohmann::json;
+
+constexpr char kHqSeedHex[] = "0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20";
+constexpr char kDeviceSeedHex[] = "65666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f8081828384";
+constexpr uint64_t kMember = 1234567890123;
+// 2026-11-18T11:07:10Z = 19:07:10 in Shanghai.
+constexpr int64_t kT0 = 1795000030;
+
+json Basket() {
+  return json::array({{{"sku", "A"}, {"qty", 2}, {"unit_price_cents", 1990}, {"category", "grocery"}},
+                      {{"sku", "B"}, {"qty", 1}, {"unit_price_cents", 12900}, {"category", "beauty"}},
+                      {{"sku", "C"}, {"qty", 1}, {"unit_price_cents", 3500}, {"category", "tobacco"}}});
+}
+
+class ServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("checkout_test_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    auto l = ledger::Ledger::Open((dir_ / "l.db").string(), ledger::Ledger::Mode::kWriter, "T01");
+    ASSERT_TRUE(l.ok()) << l.status().ToString();
+    ledger_ = std::move(*l);
+    clock_.set_now_s(kT0);
+    codes::CodesConfig cc;
+    hq_seed_ = *HexDecode(kHqSeedHex);
+    dev_seed_ = *HexDecode(kDeviceSeedHex);
+    cc.hq_public_keys[1] = codes::Ed25519PublicFromSeed(hq_seed_);
+    cc.channels.push_back({"wechat", "^[0-9]{12}$"});
+    auto v = codes::CodeVerifier::Create(cc);
+    ASSERT_TRUE(v.ok());
+    verifier_ = std::move(*v);
+    auto tz = TimeZone::Load("Asia/Shanghai");
+    ASSERT_TRUE(tz.ok());
+    rules_ = std::make_shared<rules::Rules>(rules::Rules::Defaults());
+    service_ = std::make_unique<CheckoutService>(ServiceOptions{"T01", "S001"}, clock_, *verifier_, trusted_, *tz, rules_);
+  }
+  void TearDown() override {
+    ledger_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  std::string Code() {
+    std::string cert = codes::MakeCertificate(hq_seed_, 1, kMember, codes::Ed25519PublicFromSeed(dev_seed_), 1893456000);
+    // A code the phone has not shown before: the newest code_time not used yet.
+    int64_t t = clock_.now_s();
+    while (used_code_times_.count(t)) --t;
+    used_code_times_.insert(t);
+    return codes::MakeDynamicCode(cert, dev_seed_, static_cast<uint32_t>(t));
+  }
+
+  void Seed(const std::string& tier, int64_t points, int birthday_month = 0) {
+    ASSERT_TRUE(ledger_->Begin().ok());
+    ledger::MemberRow m;
+    m.member_id = kMember;
+    m.tier = tier;
+    m.birthday_month = birthday_month;
+    m.snapshot_at_s = clock_.now_s();
+    m.balance = points;
+    ASSERT_TRUE(ledger_->UpsertMember(m).ok());
+    if (points) {
+      ledger::LotRow lot;
+      lot.member_id = kMember;
+      lot.points = lot.remaining = points;
+      lot.earned_at_s = clock_.now_s();
+      lot.expires_at_s = clock_.now_s() + 400 * 86400;
+      ASSERT_TRUE(ledger_->AddLot(lot).ok());
+    }
+    ASSERT_TRUE(ledger_->Commit().ok());
+  }
+
+  ApiResult Commit(const std::string& id, json extra = json::object()) {
+    json body{{"checkout_id", id}, {"member_code", Code()}, {"lines", Basket()}};
+    for (auto it = extra.begin(); it != extra.end(); ++it) body[it.key()] = it.value();
+    return service_->Commit(*ledger_, body);
+  }
+
+  std::filesystem::path dir_;
+  std::unique_ptr<ledger::Ledger> ledger_;
+  FakeClock clock_;
+  codes::TrustedTime trusted_{60};
+  std::unique_ptr<codes::CodeVerifier> verifier_;
+  std::shared_ptr<rules::Rules> rules_;
+  std::unique_ptr<CheckoutService> service_;
+  std::string hq_seed_, dev_seed_;
+  std::set<int64_t> used_code_times_;
+};
+
+TEST_F(ServiceTest, RefundWindowClosesAfterExactlySevenDays) {
+  ASSERT_EQ(Commit("c1").status, 200);
+  clock_.advance_ms(7 * 86400 * 1000);
+  auto ok = service_->Refund(*ledger_, {{"refund_id", "r1"}, {"checkout_id", "c1"}, {"lines", {{{"line", 0}, {"qty", 1}}}}});
+  EXPECT_EQ(ok.status, 200) << ok.body.dump();
+  clock_.advance_ms(1000);
+  auto late = service_->Refund(*ledger_, {{"refund_id", "r2"}, {"checkout_id", "c1"}, {"lines", {{{"line", 0}, {"qty", 1}}}}});
+  EXPECT_EQ(late.status, 422);
+  EXPECT_EQ(late.body["error"]["code"], "refund_window_closed");
+  // The window is checked before the unit count.
+  auto both = service_->Refund(*ledger_, {{"refund_id", "r3"}, {"checkout_id", "c1"}, {"lines", {{{"line", 0}, {"qty", 5}}}}});
+  EXPECT_EQ(both.body["error"]["code"], "refund_window_closed");
+}
+
+TEST_F(ServiceTest, RedeemCooldownEndsAtExactlyTenMinutes) {
+  Seed("vip", 10000);
+  ASSERT_EQ(Commit("c1", {{"redeem_points", 100}}).status, 200);
+  clock_.advance_ms(599 * 1000);
+  auto early = Commit("c2", {{"redeem_points", 100}});
+  EXPECT_EQ(early.status, 422);
+  EXPECT_EQ(early.body["error"]["code"], "redeem_cooldown");
+  clock_.advance_ms(1000);
+  EXPECT_EQ(Commit("c3", {{"redeem_points", 100}}).status, 200);
+}
+
+TEST_F(ServiceTest, LotsExpireAfterTheLastSecondOfTheTwelfthMonth) {
+  auto c = Commit("c1");
+  ASSERT_EQ(c.status, 200);
+  EXPECT_EQ(c.body["balance_after"], 168);
+  auto m = service_->GetMember(*ledger_, std::to_string(kMember));
+  ASSERT_EQ(m.body["lots"].size(), 1u);
+  // Earned 2026-11-18 (Shanghai) → valid through 2027-11-30T23:59:59+08:00.
+  EXPECT_EQ(m.body["lots"][0]["expires_at"], "2027-11-30T15:59:59Z");
+  clock_.set_now_s(*ParseRfc3339("2027-11-30T15:59:59Z"));
+  EXPECT_EQ(service_->GetMember(*ledger_, std::to_string(kMember)).body["available_balance"], 168);
+  clock_.set_now_s(*ParseRfc3339("2027-11-30T16:00:00Z"));
+  auto after = service_->GetMember(*ledger_, std::to_string(kMember));
+  EXPECT_EQ(after.body["available_balance"], 0);
+  EXPECT_EQ(after.body["balance"], 168);  // HQ writes the expire entry; the terminal does not
+  EXPECT_EQ(after.body["lots"].size(), 0u);
+}
+
+TEST_F(ServiceTest, BlackTierInTheBirthdayMonthEarnsDouble) {
+  Seed("black", 0, /*birthday_month=*/11);
+  auto c = Commit("c1");
+  ASSERT_EQ(c.status, 200) << c.body.dump();
+  EXPECT_EQ(c.body["tier_discount_cents"], 1688);
+  EXPECT_EQ(c.body["total_due_cents"], 18692);
+  EXPECT_EQ(c.body["points_to_earn"], 607);
+  EXPECT_EQ(c.body["member"]["birthday_month"], true);
+  // 2026-11-30T16:00:00Z is already December in Shanghai: no birthday multiplier.
+  clock_.set_now_s(*ParseRfc3339("2026-11-30T16:00:00Z"));
+  auto d = Commit("c2");
+  ASSERT_EQ(d.status, 200) << d.body.dump();
+  EXPECT_EQ(d.body["points_to_earn"], 303);
+}
+
+TEST_F(ServiceTest, IdentificationLastsThirtyMinutes) {
+  auto id = service_->Identify(*ledger_, {{"code", Code()}});
+  ASSERT_EQ(id.status, 200) << id.body.dump();
+  std::string ident = id.body["identification"]["id"];
+  EXPECT_EQ(id.body["identification"]["expires_at"], FormatRfc3339(kT0 + 1800));
+  clock_.advance_ms(1800 * 1000);  // the code itself expired long ago; the identification has not
+  json q{{"checkout_id", "q"}, {"identification_id", ident}, {"lines", Basket()}};
+  EXPECT_EQ(service_->Quote(*ledger_, q).status, 200);
+  clock_.advance_ms(1000);
+  auto gone = service_->Quote(*ledger_, q);
+  EXPECT_EQ(gone.status, 404);
+  EXPECT_EQ(gone.body["error"]["code"], "not_found");
+}
+
+TEST_F(ServiceTest, VelocityCountsOnlyTheTrailingHourAfterTheLatestUnfreeze) {
+  json big = json::array({{{"sku", "TV"}, {"qty", 1}, {"unit_price_cents", 300000}, {"category", "tv"}}});
+  ASSERT_EQ(Commit("v1", {{"lines", big}}).body["points_to_earn"], 3000);
+  clock_.advance_ms(3600 * 1000);  // v1 is now exactly an hour old: out of the window (at > now − 3600 s)
+  auto v2 = Commit("v2", {{"lines", big}});
+  EXPECT_EQ(v2.body["member"]["status"], "active") << v2.body.dump();
+  clock_.advance_ms(1000);
+  auto v3 = Commit("v3", {{"lines", big}});
+  ASSERT_EQ(v3.status, 200) << v3.body.dump();
+  EXPECT_EQ(v3.body["member"]["status"], "frozen");
+  EXPECT_EQ(v3.body["entries"].size(), 2u);
+  // HQ lifts the freeze (as sync will): earnings before the unfreeze no longer count.
+  auto m = ledger_->GetMember(kMember);
+  m->status = "active";
+  m->frozen_reason.clear();
+  m->unfrozen_at_ms = clock_.now_ms();
+  ASSERT_TRUE(ledger_->UpsertMember(*m).ok());
+  clock_.advance_ms(1000);
+  EXPECT_EQ(Commit("v4", {{"lines", big}}).body["member"]["status"], "active");
+}
+
+TEST_F(ServiceTest, ClawbackBelowZeroLeavesADebtThatNewPointsPayFirst) {
+  Seed("member", 0);
+  json big = json::array({{{"sku", "TV"}, {"qty", 1}, {"unit_price_cents", 100000}, {"category", "tv"}}});
+  ASSERT_EQ(Commit("e1", {{"lines", big}}).body["balance_after"], 1000);
+  clock_.advance_ms(1000);
+  auto e2 = Commit("e2", {{"lines", Basket()}, {"redeem_points", 800}});
+  ASSERT_EQ(e2.status, 200) << e2.body.dump();
+  clock_.advance_ms(1000);
+  auto refund = service_->Refund(*ledger_, {{"refund_id", "r"}, {"checkout_id", "e1"}, {"reason", "void"}});
+  ASSERT_EQ(refund.status, 200) << refund.body.dump();
+  EXPECT_EQ(refund.body["points_clawed_back"], 1000);
+  int64_t after = refund.body["balance_after"];
+  EXPECT_LT(after, 0);
+  clock_.advance_ms(600 * 1000);
+  auto refused = Commit("e3", {{"redeem_points", 100}});
+  EXPECT_EQ(refused.body["error"]["code"], "insufficient_points");
+  auto pay = Commit("e4", {{"lines", big}});
+  ASSERT_EQ(pay.status, 200);
+  EXPECT_EQ(pay.body["balance_after"], after + 1000);
+  EXPECT_TRUE(ledger_->Verify().ok());
+}
+
+TEST_F(ServiceTest, CouponAllocatesByNetAndIsUsedOnce) {
+  Seed("vip", 0);
+  ledger::CouponRow c;
+  c.coupon_id = "TEN";
+  c.member_id = kMember;
+  c.kind = "amount_off";
+  c.value_cents = 1000;
+  c.min_spend_cents = 10000;
+  c.valid_from_s = kT0 - 10;
+  c.valid_to_s = kT0 + 86400;
+  ASSERT_TRUE(ledger_->PutCoupon(c).ok());
+  auto r = Commit("k1", {{"coupon_id", "TEN"}});
+  ASSERT_EQ(r.status, 200) << r.body.dump();
+  EXPECT_EQ(r.body["coupon"]["discount_cents"], 1000);
+  EXPECT_EQ(r.body["lines"][0]["coupon_cents"], 236);
+  EXPECT_EQ(r.body["lines"][1]["coupon_cents"], 764);
+  EXPECT_EQ(r.body["total_due_cents"], 18536);
+  EXPECT_EQ(r.body["points_to_earn"], 225);
+  auto again = Commit("k2", {{"coupon_id", "TEN"}});
+  EXPECT_EQ(again.body["error"]["code"], "coupon_used");
+  clock_.advance_ms(2 * 86400 * 1000);
+  c.coupon_id = "OLD";
+  ASSERT_TRUE(ledger_->PutCoupon(c).ok());
+  EXPECT_EQ(Commit("k3", {{"coupon_id", "OLD"}}).body["error"]["code"], "coupon_invalid");
+}
+
+TEST_F(ServiceTest, ProvisionalUpgradeOnlyWhenEnabled) {
+  Seed("member", 0);
+  json big = json::array({{{"sku", "TV"}, {"qty", 1}, {"unit_price_cents", 60000}, {"category", "tv"}}});
+  auto off = Commit("p1", {{"lines", big}});
+  EXPECT_EQ(off.body["entries"].size(), 1u);
+  auto upgraded = std::make_shared<rules::Rules>(*rules_);
+  upgraded->provisional_upgrade = true;
+  upgraded->version = "up";
+  service_->SetRules(upgraded);
+  clock_.advance_ms(1000);
+  auto on = Commit("p2", {{"lines", big}});
+  ASSERT_EQ(on.status, 200) << on.body.dump();
+  EXPECT_EQ(on.body["entries"].size(), 2u);  // earn + tier_upgrade
+  EXPECT_EQ(ledger_->GetMember(kMember)->tier, "vip");
+  EXPECT_EQ(on.body["rules_version"], "up");
+}
+
+TEST_F(ServiceTest, UntrustedWallClockIsReplacedByHqTime) {
+  // HQ said it was kT0 when the monotonic clock read m0; then the terminal's wall clock is
+  // set back a day. Codes are judged by the trusted time, so a code made "now" by HQ's
+  // time is valid.
+  trusted_.RecordHqTime(kT0 * 1000, clock_.mono_ms());
+  std::string code = Code();
+  clock_.set_now_s(kT0 - 86400);
+  EXPECT_TRUE(trusted_.untrusted(clock_));
+  auto id = service_->Identify(*ledger_, {{"code", code}});
+  EXPECT_EQ(id.status, 200) << id.body.dump();
+}
+
+}  // namespace
+}  // namespace loyalty::checkout
