@@ -1,0 +1,400 @@
+// Rules values: defaults, ranges, and the two ways they arrive (the TOML file on the
+// terminal, JSON pushed by HQ). Both go through one reader over a JSON tree, so a key means
+// the same thing and fails with the same message wherever it comes from; the TOML path
+// only adds line numbers.
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <toml++/toml.h>
+
+#include "loyalty/base/hash.h"
+#include "loyalty/rules/rules.h"
+#include "text.h"
+
+namespace loyalty::rules {
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kCode = "rules_invalid";
+constexpr size_t kMaxFileBytes = 1 << 20;
+constexpr size_t kMaxVersionBytes = 128;
+constexpr size_t kMaxCategories = 1000;
+const char* const kTierNames[] = {"member", "vip", "black"};
+
+struct IntKey {
+  const char* key;
+  int64_t Rules::*field;
+  int64_t lo, hi;
+};
+
+// The ranges keep every product in quotes and refunds well inside 128 bits and every
+// result inside int64 (docs/rules.md, "Ranges"), and refuse values that make no sense
+// (a redemption step of 0, points worth 0 cents).
+const IntKey kIntKeys[] = {
+    {"earn_points_per_yuan", &Rules::earn_points_per_yuan, 0, 10000},
+    {"birthday_multiplier_bp", &Rules::birthday_multiplier_bp, 0, 100000},
+    {"cents_per_point", &Rules::cents_per_point, 1, 1000000},
+    {"redeem_step_points", &Rules::redeem_step_points, 1, 100000000},
+    {"max_redeem_bp", &Rules::max_redeem_bp, 0, 10000},
+    {"redeem_cooldown_s", &Rules::redeem_cooldown_s, 0, 31536000},
+    {"points_validity_months", &Rules::points_validity_months, 1, 1200},
+    {"max_points_per_hour", &Rules::max_points_per_hour, 1, 1000000000000},
+    {"stale_after_s", &Rules::stale_after_s, 0, 315360000},
+    {"stale_redeem_cap_points", &Rules::stale_redeem_cap_points, 0, 100000000},
+    {"refund_window_days", &Rules::refund_window_days, 0, 3650},
+};
+constexpr int64_t kMaxThresholdCents = 1000000000000000;  // 10^13 yuan
+constexpr int64_t kMaxMultiplierBp = 100000;
+constexpr int64_t kMaxDiscountBp = 10000;
+
+struct BoolKey {
+  const char* key;
+  bool Rules::*field;
+};
+const BoolKey kBoolKeys[] = {
+    {"provisional_upgrade", &Rules::provisional_upgrade},
+    {"static_codes_can_redeem", &Rules::static_codes_can_redeem},
+};
+
+struct SetKey {
+  const char* key;
+  std::set<std::string> Rules::*field;
+};
+const SetKey kSetKeys[] = {
+    {"no_discount_categories", &Rules::no_discount_categories},
+    {"no_points_categories", &Rules::no_points_categories},
+    {"no_redeem_categories", &Rules::no_redeem_categories},
+};
+
+struct Problem {
+  std::string key, reason;
+};
+
+std::string RangeReason(int64_t lo, int64_t hi, int64_t got) {
+  return "must be " + std::to_string(lo) + ".." + std::to_string(hi) + ", got " + std::to_string(got);
+}
+
+std::vector<Problem> Problems(const Rules& r) {
+  std::vector<Problem> out;
+  if (r.version.empty() || r.version.size() > kMaxVersionBytes || !internal::IsCleanText(r.version))
+    out.push_back({"version", "must be 1..128 bytes of UTF-8 without control characters"});
+  for (const auto& k : kIntKeys) {
+    int64_t v = r.*k.field;
+    if (v < k.lo || v > k.hi) out.push_back({k.key, RangeReason(k.lo, k.hi, v)});
+  }
+  for (const auto& [name, tier] : r.tiers) {
+    bool known = false;
+    for (const char* t : kTierNames) known = known || name == t;
+    if (!known) {
+      out.push_back({"tiers." + name, "unknown tier (the tiers are member, vip, black)"});
+      continue;
+    }
+    if (tier.multiplier_bp < 0 || tier.multiplier_bp > kMaxMultiplierBp)
+      out.push_back({"tiers." + name + ".multiplier_bp", RangeReason(0, kMaxMultiplierBp, tier.multiplier_bp)});
+    if (tier.discount_bp < 0 || tier.discount_bp > kMaxDiscountBp)
+      out.push_back({"tiers." + name + ".discount_bp", RangeReason(0, kMaxDiscountBp, tier.discount_bp)});
+  }
+  for (const char* t : kTierNames)
+    if (!r.tiers.count(t)) out.push_back({std::string("tiers.") + t, "missing (every tier needs its rule)"});
+  if (r.vip_threshold_cents < 0 || r.vip_threshold_cents > kMaxThresholdCents)
+    out.push_back({"tier_thresholds_cents.vip", RangeReason(0, kMaxThresholdCents, r.vip_threshold_cents)});
+  if (r.black_threshold_cents < 0 || r.black_threshold_cents > kMaxThresholdCents)
+    out.push_back({"tier_thresholds_cents.black", RangeReason(0, kMaxThresholdCents, r.black_threshold_cents)});
+  if (r.vip_threshold_cents > r.black_threshold_cents)
+    out.push_back({"tier_thresholds_cents", "vip (" + std::to_string(r.vip_threshold_cents) +
+                                                ") must not be above black (" + std::to_string(r.black_threshold_cents) + ")"});
+  for (const auto& k : kSetKeys) {
+    const auto& set = r.*k.field;
+    if (set.size() > kMaxCategories)
+      out.push_back({k.key, "at most " + std::to_string(kMaxCategories) + " categories, got " + std::to_string(set.size())});
+    for (const auto& c : set) {
+      if (c.size() > kMaxTextBytes || !internal::IsCleanText(c))
+        out.push_back({k.key, "category " + internal::Printable(c) +
+                                  " must be at most 64 bytes of UTF-8 without control characters"});
+    }
+  }
+  return out;
+}
+
+// Errors collected while reading one source, each "<where>: <key>: <reason>".
+class Reader {
+ public:
+  Reader(std::string source, const std::map<std::string, int>* lines) : source_(std::move(source)), lines_(lines) {}
+
+  void Fail(const std::string& key, const std::string& reason) {
+    std::string where = source_;
+    if (lines_ != nullptr) {
+      // A range problem may name a key the source spelt further down (tiers.vip when
+      // tiers.vip.discount_bp is wrong): the nearest recorded ancestor gives the line.
+      std::string k = key;
+      for (;;) {
+        auto it = lines_->find(k);
+        if (it != lines_->end()) {
+          where += ":" + std::to_string(it->second);
+          break;
+        }
+        size_t dot = k.find_last_of('.');
+        if (dot == std::string::npos) break;
+        k.resize(dot);
+      }
+    }
+    errors_.push_back(where + ": " + key + ": " + reason);
+  }
+
+  bool ok() const { return errors_.empty(); }
+  Status ToStatus() const {
+    std::string msg;
+    for (const auto& e : errors_) msg += (msg.empty() ? "" : "; ") + e;
+    return Status::Error(kCode, msg);
+  }
+
+  static std::string Describe(const json& j) {
+    if (j.is_number_float()) return "a float (" + j.dump() + "); rules use integers only";
+    if (j.is_string()) return "a string";
+    if (j.is_boolean()) return "a boolean";
+    if (j.is_array()) return "an array";
+    if (j.is_object()) return "a table";
+    if (j.is_null()) return "null";
+    return j.type_name();
+  }
+
+  void Int(const json& j, const std::string& key, int64_t* out) {
+    if (j.is_number_unsigned()) {
+      uint64_t u = j.get<uint64_t>();
+      if (u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return Fail(key, "integer out of range");
+      *out = static_cast<int64_t>(u);
+    } else if (j.is_number_integer()) {
+      *out = j.get<int64_t>();
+    } else {
+      Fail(key, "must be an integer, got " + Describe(j));
+    }
+  }
+
+  void Bool(const json& j, const std::string& key, bool* out) {
+    if (!j.is_boolean()) return Fail(key, "must be true or false, got " + Describe(j));
+    *out = j.get<bool>();
+  }
+
+  void Categories(const json& j, const std::string& key, std::set<std::string>* out) {
+    if (!j.is_array()) return Fail(key, "must be an array of category names, got " + Describe(j));
+    out->clear();
+    for (size_t i = 0; i < j.size(); ++i) {
+      if (!j[i].is_string()) {
+        Fail(key + "[" + std::to_string(i) + "]", "must be a string, got " + Describe(j[i]));
+        continue;
+      }
+      out->insert(j[i].get<std::string>());
+    }
+  }
+
+  void Tiers(const json& j, Rules* r) {
+    if (!j.is_object()) return Fail("tiers", "must be a table of member, vip, black, got " + Describe(j));
+    for (const auto& [name, t] : j.items()) {
+      std::string key = "tiers." + name;
+      bool known = false;
+      for (const char* n : kTierNames) known = known || name == n;
+      if (!known) {
+        Fail(key, "unknown tier (the tiers are member, vip, black)");
+        continue;
+      }
+      if (!t.is_object()) {
+        Fail(key, "must be a table with multiplier_bp and discount_bp, got " + Describe(t));
+        continue;
+      }
+      TierRule& rule = r->tiers[name];
+      for (const auto& [k, v] : t.items()) {
+        if (k == "multiplier_bp") {
+          Int(v, key + "." + k, &rule.multiplier_bp);
+        } else if (k == "discount_bp") {
+          Int(v, key + "." + k, &rule.discount_bp);
+        } else {
+          Fail(key + "." + k, "unknown key (a tier has multiplier_bp and discount_bp)");
+        }
+      }
+    }
+  }
+
+  void Thresholds(const json& j, Rules* r) {
+    if (!j.is_object()) return Fail("tier_thresholds_cents", "must be a table with vip and black, got " + Describe(j));
+    for (const auto& [k, v] : j.items()) {
+      if (k == "vip") {
+        Int(v, "tier_thresholds_cents.vip", &r->vip_threshold_cents);
+      } else if (k == "black") {
+        Int(v, "tier_thresholds_cents.black", &r->black_threshold_cents);
+      } else {
+        Fail("tier_thresholds_cents." + k, "unknown key (the thresholds are vip and black)");
+      }
+    }
+  }
+
+  // Reads every key of `root` over the defaults, then checks the ranges.
+  Result<Rules> Read(const json& root) {
+    Rules r = Rules::Defaults();
+    bool has_version = false;
+    if (!root.is_object()) {
+      Fail("(top level)", "must be a table of rules, got " + Describe(root));
+      return ToStatus();
+    }
+    for (const auto& [key, v] : root.items()) {
+      if (key == "version") {
+        has_version = true;
+        if (!v.is_string()) {
+          Fail(key, "must be a string, got " + Describe(v));
+        } else {
+          r.version = v.get<std::string>();
+        }
+      } else if (key == "tiers") {
+        Tiers(v, &r);
+      } else if (key == "tier_thresholds_cents") {
+        Thresholds(v, &r);
+      } else if (const IntKey* ik = FindInt(key)) {
+        Int(v, key, &(r.*ik->field));
+      } else if (const BoolKey* bk = FindBool(key)) {
+        Bool(v, key, &(r.*bk->field));
+      } else if (const SetKey* sk = FindSet(key)) {
+        Categories(v, key, &(r.*sk->field));
+      } else {
+        Fail(key, "unknown key");
+      }
+    }
+    if (!ok()) return ToStatus();
+    for (const auto& p : Problems(r)) Fail(p.key, p.reason);
+    if (!ok()) return ToStatus();
+    if (!has_version) {
+      json canonical = RulesToJson(r);
+      canonical.erase("version");
+      r.version = "local-" + ShortHash(canonical.dump());
+    }
+    return r;
+  }
+
+ private:
+  static const IntKey* FindInt(const std::string& key) {
+    for (const auto& k : kIntKeys)
+      if (key == k.key) return &k;
+    return nullptr;
+  }
+  static const BoolKey* FindBool(const std::string& key) {
+    for (const auto& k : kBoolKeys)
+      if (key == k.key) return &k;
+    return nullptr;
+  }
+  static const SetKey* FindSet(const std::string& key) {
+    for (const auto& k : kSetKeys)
+      if (key == k.key) return &k;
+    return nullptr;
+  }
+
+  std::string source_;
+  const std::map<std::string, int>* lines_;
+  std::vector<std::string> errors_;
+};
+
+// TOML → JSON tree, remembering the line of every key for messages. Dates and times have
+// no meaning in the rules and are refused here, where their line is known.
+json TomlToJson(const toml::node& n, const std::string& path, std::map<std::string, int>& lines,
+                std::vector<std::pair<std::string, std::string>>& refused) {
+  if (!path.empty()) lines.emplace(path, static_cast<int>(n.source().begin.line));
+  if (const auto* t = n.as_table()) {
+    json obj = json::object();
+    for (auto&& [k, v] : *t) {
+      std::string name(k.str());
+      obj[name] = TomlToJson(v, path.empty() ? name : path + "." + name, lines, refused);
+    }
+    return obj;
+  }
+  if (const auto* a = n.as_array()) {
+    json arr = json::array();
+    for (size_t i = 0; i < a->size(); ++i)
+      arr.push_back(TomlToJson(*a->get(i), path + "[" + std::to_string(i) + "]", lines, refused));
+    return arr;
+  }
+  if (const auto* i = n.as_integer()) return i->get();
+  if (const auto* f = n.as_floating_point()) return f->get();
+  if (const auto* b = n.as_boolean()) return b->get();
+  if (const auto* s = n.as_string()) return s->get();
+  refused.emplace_back(path, "dates and times are not rules values");
+  return nullptr;
+}
+
+}  // namespace
+
+Rules Rules::Defaults() {
+  Rules r;
+  r.tiers = {{"member", {10000, 0}}, {"vip", {15000, 500}}, {"black", {20000, 1000}}};
+  r.no_discount_categories = r.no_points_categories = r.no_redeem_categories = {"tobacco", "gift_card"};
+  return r;
+}
+
+Status ValidateRules(const Rules& rules) {
+  Reader reader("rules", nullptr);
+  for (const auto& p : Problems(rules)) reader.Fail(p.key, p.reason);
+  return reader.ok() ? Status::Ok() : reader.ToStatus();
+}
+
+json RulesToJson(const Rules& r) {
+  json j = json::object();
+  j["version"] = r.version;
+  for (const auto& k : kIntKeys) j[k.key] = r.*k.field;
+  for (const auto& k : kBoolKeys) j[k.key] = r.*k.field;
+  for (const auto& k : kSetKeys) j[k.key] = json(r.*k.field);  // a set is written sorted
+  json tiers = json::object();
+  for (const auto& [name, t] : r.tiers) tiers[name] = {{"multiplier_bp", t.multiplier_bp}, {"discount_bp", t.discount_bp}};
+  j["tiers"] = std::move(tiers);
+  j["tier_thresholds_cents"] = {{"vip", r.vip_threshold_cents}, {"black", r.black_threshold_cents}};
+  return j;
+}
+
+Result<Rules> RulesFromJson(const json& j) {
+  Reader reader("rules JSON", nullptr);
+  return reader.Read(j);
+}
+
+Result<Rules> ParseRulesToml(std::string_view text, const std::string& source_name) {
+  toml::table root;
+  try {
+    root = toml::parse(text, source_name);
+  } catch (const toml::parse_error& e) {
+    const auto& pos = e.source().begin;
+    return Status::Error(kCode, source_name + ":" + std::to_string(pos.line) + ":" + std::to_string(pos.column) +
+                                    ": " + std::string(e.description()));
+  } catch (const std::exception& e) {
+    return Status::Error(kCode, source_name + ": cannot parse: " + e.what());
+  }
+  std::map<std::string, int> lines;
+  std::vector<std::pair<std::string, std::string>> refused;
+  json tree = TomlToJson(root, "", lines, refused);
+  Reader reader(source_name, &lines);
+  for (const auto& [key, reason] : refused) reader.Fail(key, reason);
+  if (!reader.ok()) return reader.ToStatus();
+  return reader.Read(tree);
+}
+
+Result<Rules> LoadRulesToml(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return Status::Error(kCode, path + ": cannot open: " + std::strerror(errno));
+  std::string data;
+  char buf[8192];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) {
+    data.append(buf, n);
+    if (data.size() > kMaxFileBytes) {
+      std::fclose(f);
+      return Status::Error(kCode, path + ": larger than " + std::to_string(kMaxFileBytes) + " bytes");
+    }
+  }
+  bool failed = std::ferror(f) != 0;
+  int err = errno;
+  std::fclose(f);
+  if (failed) return Status::Error(kCode, path + ": cannot read: " + std::strerror(err));
+  return ParseRulesToml(data, path);
+}
+
+}  // namespace loyalty::rules
