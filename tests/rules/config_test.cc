@@ -119,16 +119,21 @@ TEST(Toml, EmptyFileIsDefaultsWithADerivedVersion) {
 }
 
 TEST(Toml, ErrorsNameFileLineKeyAndReason) {
-  EXPECT_EQ(ErrorOf("max_redeem_bp = 12000\n"), "rules_invalid: rules.toml:1: max_redeem_bp: must be 0..10000, got 12000");
+  EXPECT_EQ(ErrorOf("max_redeem_bp = 12000\n"),
+            "rules_invalid: rules.toml:1: max_redeem_bp: must be 0..10000, got 12000");
   EXPECT_EQ(ErrorOf("\n\nredeem_step_points = 0\n"),
             "rules_invalid: rules.toml:3: redeem_step_points: must be 1..100000000, got 0");
-  EXPECT_EQ(ErrorOf("cents_per_point = 0\n"), "rules_invalid: rules.toml:1: cents_per_point: must be 1..1000000, got 0");
-  EXPECT_EQ(ErrorOf("max_redeem_bp = 0.5\n"),
-            "rules_invalid: rules.toml:1: max_redeem_bp: must be an integer, got a float (0.5); rules use integers only");
-  EXPECT_EQ(ErrorOf("max_redeem_bp = \"5000\"\n"), "rules_invalid: rules.toml:1: max_redeem_bp: must be an integer, got a string");
+  EXPECT_EQ(ErrorOf("cents_per_point = 0\n"),
+            "rules_invalid: rules.toml:1: cents_per_point: must be 1..1000000, got 0");
+  EXPECT_EQ(
+      ErrorOf("max_redeem_bp = 0.5\n"),
+      "rules_invalid: rules.toml:1: max_redeem_bp: must be an integer, got a float (0.5); rules use integers only");
+  EXPECT_EQ(ErrorOf("max_redeem_bp = \"5000\"\n"),
+            "rules_invalid: rules.toml:1: max_redeem_bp: must be an integer, got a string");
   EXPECT_EQ(ErrorOf("max_redem_bp = 5000\n"), "rules_invalid: rules.toml:1: max_redem_bp: unknown key");
-  EXPECT_EQ(ErrorOf("[tiers.vip]\nmultiplier_bp = 15000\ndiscont_bp = 5\n"),
-            "rules_invalid: rules.toml:3: tiers.vip.discont_bp: unknown key (a tier has multiplier_bp and discount_bp)");
+  EXPECT_EQ(
+      ErrorOf("[tiers.vip]\nmultiplier_bp = 15000\ndiscont_bp = 5\n"),
+      "rules_invalid: rules.toml:3: tiers.vip.discont_bp: unknown key (a tier has multiplier_bp and discount_bp)");
   EXPECT_EQ(ErrorOf("[tiers.vip]\ndiscount_bp = 10001\n"),
             "rules_invalid: rules.toml:2: tiers.vip.discount_bp: must be 0..10000, got 10001");
   EXPECT_EQ(ErrorOf("[tiers.gold]\ndiscount_bp = 100\n"),
@@ -147,9 +152,10 @@ TEST(Toml, ErrorsNameFileLineKeyAndReason) {
   EXPECT_EQ(ErrorOf("refund_window_days = 1979-05-27\n"),
             "rules_invalid: rules.toml:1: refund_window_days: dates and times are not rules values");
   // Several problems are all reported.
-  EXPECT_EQ(ErrorOf("max_redeem_bp = -1\nstale_after_s = -1\n"),
-            "rules_invalid: rules.toml:1: max_redeem_bp: must be 0..10000, got -1; rules.toml:2: stale_after_s: must be "
-            "0..315360000, got -1");
+  EXPECT_EQ(
+      ErrorOf("max_redeem_bp = -1\nstale_after_s = -1\n"),
+      "rules_invalid: rules.toml:1: max_redeem_bp: must be 0..10000, got -1; rules.toml:2: stale_after_s: must be "
+      "0..315360000, got -1");
 }
 
 TEST(Toml, SyntaxErrorsNameLineAndColumn) {
@@ -216,10 +222,12 @@ TEST(Json, Errors) {
   EXPECT_EQ(e(R"({"version":"v1"})"), "ok");
   EXPECT_EQ(e(R"({"max_redeem_bp": 1.5})"),
             "rules_invalid: rules JSON: max_redeem_bp: must be an integer, got a float (1.5); rules use integers only");
-  EXPECT_EQ(e(R"({"max_redeem_bp": 18446744073709551615})"), "rules_invalid: rules JSON: max_redeem_bp: integer out of range");
+  EXPECT_EQ(e(R"({"max_redeem_bp": 18446744073709551615})"),
+            "rules_invalid: rules JSON: max_redeem_bp: integer out of range");
   EXPECT_EQ(e(R"({"tiers": {"vip": {"discount_bp": -1}}})"),
             "rules_invalid: rules JSON: tiers.vip.discount_bp: must be 0..10000, got -1");
-  EXPECT_EQ(e(R"({"tiers": []})"), "rules_invalid: rules JSON: tiers: must be a table of member, vip, black, got an array");
+  EXPECT_EQ(e(R"({"tiers": []})"),
+            "rules_invalid: rules JSON: tiers: must be a table of member, vip, black, got an array");
   EXPECT_EQ(e(R"([1])"), "rules_invalid: rules JSON: (top level): must be a table of rules, got an array");
   EXPECT_EQ(e(R"({"version": 3})"), "rules_invalid: rules JSON: version: must be a string, got number");
   EXPECT_EQ(e(R"({"bonus": 3})"), "rules_invalid: rules JSON: bonus: unknown key");

@@ -137,8 +137,8 @@ TEST(ProvisionalUpgrade, OnlyUpwardsAndOnlyWhenEnabled) {
   EXPECT_EQ(ProvisionalUpgrade(r, "member", 150000, 50000), std::optional<std::string>("black"));
   EXPECT_EQ(ProvisionalUpgrade(r, "vip", 150000, 49999), std::nullopt);
   EXPECT_EQ(ProvisionalUpgrade(r, "vip", 150000, 50000), std::optional<std::string>("black"));
-  EXPECT_EQ(ProvisionalUpgrade(r, "vip", 60000, 0), std::nullopt);     // already vip
-  EXPECT_EQ(ProvisionalUpgrade(r, "black", 0, 0), std::nullopt);       // never a downgrade
+  EXPECT_EQ(ProvisionalUpgrade(r, "vip", 60000, 0), std::nullopt);  // already vip
+  EXPECT_EQ(ProvisionalUpgrade(r, "black", 0, 0), std::nullopt);    // never a downgrade
   EXPECT_EQ(ProvisionalUpgrade(r, "platinum", 900000, 0), std::nullopt);
   EXPECT_EQ(ProvisionalUpgrade(r, "member", INT64_MAX, INT64_MAX), std::optional<std::string>("black"));
   EXPECT_EQ(ProvisionalUpgrade(r, "member", 60000, -20000), std::nullopt);  // refunds net out

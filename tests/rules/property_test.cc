@@ -46,7 +46,8 @@ TEST(Allocate, RandomSumsExactlyAndTiesGoToTheLowerIndex) {
   const uint64_t base = BaseSeed();
   for (uint64_t iter = 0; iter < 3000; ++iter) {
     uint64_t seed = base * 1000003 + iter;
-    SCOPED_TRACE("seed=" + std::to_string(seed) + " (LOYALTY_TEST_SEED=" + std::to_string(base) + ", case " + std::to_string(iter) + ")");
+    SCOPED_TRACE("seed=" + std::to_string(seed) + " (LOYALTY_TEST_SEED=" + std::to_string(base) + ", case " +
+                 std::to_string(iter) + ")");
     std::mt19937_64 rng(seed);
     size_t n = static_cast<size_t>(Uniform(rng, 1, 12));
     std::vector<int64_t> w(n);
@@ -71,8 +72,12 @@ TEST(Allocate, RandomSumsExactlyAndTiesGoToTheLowerIndex) {
       rem[i] = p % total;
       ASSERT_TRUE(a[i] == floor || a[i] == floor + 1) << i;
       got_extra[i] = a[i] == floor + 1;
-      if (w[i] == 0) { EXPECT_EQ(a[i], 0); }
-      if (amount <= total) { EXPECT_LE(a[i], w[i]); }
+      if (w[i] == 0) {
+        EXPECT_EQ(a[i], 0);
+      }
+      if (amount <= total) {
+        EXPECT_LE(a[i], w[i]);
+      }
       sum += a[i];
     }
     ASSERT_TRUE(sum == amount);
@@ -145,7 +150,8 @@ TEST(QuoteProperties, LinesAddUpAndNeverGoNegative) {
   const uint64_t base = BaseSeed();
   for (uint64_t iter = 0; iter < 3000; ++iter) {
     uint64_t seed = base * 7919 + iter;
-    SCOPED_TRACE("seed=" + std::to_string(seed) + " (LOYALTY_TEST_SEED=" + std::to_string(base) + ", case " + std::to_string(iter) + ")");
+    SCOPED_TRACE("seed=" + std::to_string(seed) + " (LOYALTY_TEST_SEED=" + std::to_string(base) + ", case " +
+                 std::to_string(iter) + ")");
     std::mt19937_64 rng(seed);
     Rules r = RandomRules(rng);
     QuoteInput in = RandomInput(rng);
@@ -158,8 +164,12 @@ TEST(QuoteProperties, LinesAddUpAndNeverGoNegative) {
       ASSERT_GE(l.net_before_redeem_cents, l.net_cents) << i;
       ASSERT_EQ(l.line_total - l.tier_discount_cents - l.coupon_cents, l.net_before_redeem_cents) << i;
       ASSERT_EQ(l.net_before_redeem_cents - l.redeem_cents, l.net_cents) << i;
-      if (!l.discountable) { EXPECT_EQ(l.tier_discount_cents + l.coupon_cents, 0); }
-      if (!l.redeemable) { EXPECT_EQ(l.redeem_cents, 0); }
+      if (!l.discountable) {
+        EXPECT_EQ(l.tier_discount_cents + l.coupon_cents, 0);
+      }
+      if (!l.redeemable) {
+        EXPECT_EQ(l.redeem_cents, 0);
+      }
       subtotal += l.line_total;
       tier += l.tier_discount_cents;
       coupon += l.coupon_cents;
@@ -178,7 +188,9 @@ TEST(QuoteProperties, LinesAddUpAndNeverGoNegative) {
     EXPECT_EQ(q->eligible_cents, in.member ? eligible : 0);
     EXPECT_EQ(q->max_redeem_points % r.redeem_step_points, 0);
     EXPECT_LE(q->redeem_points, q->max_redeem_points);
-    if (in.member) { EXPECT_LE(q->redeem_points, std::max<int64_t>(in.member->available_balance, 0)); }
+    if (in.member) {
+      EXPECT_LE(q->redeem_points, std::max<int64_t>(in.member->available_balance, 0));
+    }
   }
 }
 
@@ -208,7 +220,8 @@ TEST(RefundProperties, FullRefundIsExactAndNoStepOverReturns) {
   const uint64_t base = BaseSeed();
   for (uint64_t iter = 0; iter < 3000; ++iter) {
     uint64_t seed = base * 104729 + iter;
-    SCOPED_TRACE("seed=" + std::to_string(seed) + " (LOYALTY_TEST_SEED=" + std::to_string(base) + ", case " + std::to_string(iter) + ")");
+    SCOPED_TRACE("seed=" + std::to_string(seed) + " (LOYALTY_TEST_SEED=" + std::to_string(base) + ", case " +
+                 std::to_string(iter) + ")");
     std::mt19937_64 rng(seed);
     Rules r = RandomRules(rng);
     QuoteInput in = RandomInput(rng);

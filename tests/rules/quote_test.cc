@@ -13,7 +13,9 @@ namespace {
 
 // The spec's basket: 0: 2 × 19.90 grocery, 1: 1 × 129.00 beauty, 2: 1 × 35.00 tobacco.
 std::vector<Line> SpecBasket() {
-  return {{"6901234567890", 2, 1990, "grocery"}, {"6909876543210", 1, 12900, "beauty"}, {"6900000000035", 1, 3500, "tobacco"}};
+  return {{"6901234567890", 2, 1990, "grocery"},
+          {"6909876543210", 1, 12900, "beauty"},
+          {"6900000000035", 1, 3500, "tobacco"}};
 }
 
 MemberContext Member(const std::string& tier, int64_t balance = 0) {
@@ -491,9 +493,9 @@ TEST(Limits, TextLengths) {
 }
 
 TEST(Limits, ControlCharactersAndBadUtf8) {
-  for (std::string bad : {std::string("a\x01"), std::string("a\tb"), std::string("a\nb"), std::string("a\x7f"),
-                          std::string("a\xC2\x85"), std::string("a\xff"), std::string("\xE7\x83"),
-                          std::string("a\0b", 3)}) {
+  for (std::string bad :
+       {std::string("a\x01"), std::string("a\tb"), std::string("a\nb"), std::string("a\x7f"), std::string("a\xC2\x85"),
+        std::string("a\xff"), std::string("\xE7\x83"), std::string("a\0b", 3)}) {
     Status s = ValidateLines({{bad, 1, 1, ""}});
     EXPECT_EQ(s.code(), "bad_request") << bad.size();
     EXPECT_EQ(s.message(), "lines[0].sku must be UTF-8 without control characters");
@@ -512,8 +514,8 @@ TEST(Limits, RedeemPoints) {
   in.redeem.points = -1;
   EXPECT_EQ(ErrorCode(in), "bad_request");
   // At the limit, on a basket big enough, 10^8 points go through.
-  QuoteInput big{{{"a", 10000, 100000000, "grocery"}}, Member("member", 100000000), std::nullopt,
-                 {.points = 100000000}};
+  QuoteInput big{
+      {{"a", 10000, 100000000, "grocery"}}, Member("member", 100000000), std::nullopt, {.points = 100000000}};
   Quote q2 = MustQuote(big);
   EXPECT_EQ(q2.redeem_points, 100000000);
 }

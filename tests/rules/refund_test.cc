@@ -30,7 +30,7 @@ TEST(Refund, StepByStepOnTheSpecBasket) {
 
   auto r2 = ComputeRefund(b, {0, 1, 0}, {1, 1, 0});
   ASSERT_TRUE(r2.ok());
-  EXPECT_EQ(r2->refund_cents, 1183);           // floor(2366 / 2)
+  EXPECT_EQ(r2->refund_cents, 1183);             // floor(2366 / 2)
   EXPECT_EQ(r2->points_clawed_back, 132 - 114);  // floor(150 × 8853 / 10036) − 114
   EXPECT_EQ(r2->points_restored, 4410 - 3821);   // floor(5000 × (11491 + 1772) / 15036) − 3821
 

@@ -3,6 +3,8 @@
 // the same thing and fails with the same message wherever it comes from; the TOML path
 // only adds line numbers.
 
+#include <toml++/toml.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -10,8 +12,6 @@
 #include <map>
 #include <string>
 #include <vector>
-
-#include <toml++/toml.h>
 
 #include "loyalty/base/hash.h"
 #include "loyalty/rules/rules.h"
@@ -109,11 +109,13 @@ std::vector<Problem> Problems(const Rules& r) {
     out.push_back({"tier_thresholds_cents.black", RangeReason(0, kMaxThresholdCents, r.black_threshold_cents)});
   if (r.vip_threshold_cents > r.black_threshold_cents)
     out.push_back({"tier_thresholds_cents", "vip (" + std::to_string(r.vip_threshold_cents) +
-                                                ") must not be above black (" + std::to_string(r.black_threshold_cents) + ")"});
+                                                ") must not be above black (" +
+                                                std::to_string(r.black_threshold_cents) + ")"});
   for (const auto& k : kSetKeys) {
     const auto& set = r.*k.field;
     if (set.size() > kMaxCategories)
-      out.push_back({k.key, "at most " + std::to_string(kMaxCategories) + " categories, got " + std::to_string(set.size())});
+      out.push_back(
+          {k.key, "at most " + std::to_string(kMaxCategories) + " categories, got " + std::to_string(set.size())});
     for (const auto& c : set) {
       if (c.size() > kMaxTextBytes || !internal::IsCleanText(c))
         out.push_back({k.key, "category " + internal::Printable(c) +
@@ -346,7 +348,8 @@ json RulesToJson(const Rules& r) {
   for (const auto& k : kBoolKeys) j[k.key] = r.*k.field;
   for (const auto& k : kSetKeys) j[k.key] = json(r.*k.field);  // a set is written sorted
   json tiers = json::object();
-  for (const auto& [name, t] : r.tiers) tiers[name] = {{"multiplier_bp", t.multiplier_bp}, {"discount_bp", t.discount_bp}};
+  for (const auto& [name, t] : r.tiers)
+    tiers[name] = {{"multiplier_bp", t.multiplier_bp}, {"discount_bp", t.discount_bp}};
   j["tiers"] = std::move(tiers);
   j["tier_thresholds_cents"] = {{"vip", r.vip_threshold_cents}, {"black", r.black_threshold_cents}};
   return j;
@@ -363,8 +366,8 @@ Result<Rules> ParseRulesToml(std::string_view text, const std::string& source_na
     root = toml::parse(text, source_name);
   } catch (const toml::parse_error& e) {
     const auto& pos = e.source().begin;
-    return Status::Error(kCode, source_name + ":" + std::to_string(pos.line) + ":" + std::to_string(pos.column) +
-                                    ": " + std::string(e.description()));
+    return Status::Error(kCode, source_name + ":" + std::to_string(pos.line) + ":" + std::to_string(pos.column) + ": " +
+                                    std::string(e.description()));
   } catch (const std::exception& e) {
     return Status::Error(kCode, source_name + ": cannot parse: " + e.what());
   }

@@ -21,13 +21,10 @@ Status Bad(std::string message) { return Status::Error("bad_request", std::move(
 
 // floor(a × b / d) for non-negative a, b and positive d; the callers' ranges keep the
 // result inside int64.
-int64_t MulDiv(int64_t a, int64_t b, int64_t d) {
-  return static_cast<int64_t>(static_cast<i128>(a) * b / d);
-}
+int64_t MulDiv(int64_t a, int64_t b, int64_t d) { return static_cast<int64_t>(static_cast<i128>(a) * b / d); }
 
 Status CheckText(const std::string& s, const std::string& field) {
-  if (s.size() > kMaxTextBytes)
-    return Bad(field + " must be at most 64 bytes, got " + std::to_string(s.size()));
+  if (s.size() > kMaxTextBytes) return Bad(field + " must be at most 64 bytes, got " + std::to_string(s.size()));
   if (!internal::IsCleanText(s)) return Bad(field + " must be UTF-8 without control characters");
   return Status::Ok();
 }
@@ -114,8 +111,8 @@ Result<Quote> ComputeQuote(const Rules& r, const QuoteInput& in) {
     auto it = r.tiers.find(member->tier);
     if (it == r.tiers.end()) {
       it = r.tiers.find("member");
-      q.warnings.push_back({"tier_unknown", "tier " + internal::Printable(member->tier) +
-                                                " is not in rules " + r.version + "; priced as member"});
+      q.warnings.push_back({"tier_unknown", "tier " + internal::Printable(member->tier) + " is not in rules " +
+                                                r.version + "; priced as member"});
     }
     tier = it->second;
   }

@@ -31,9 +31,15 @@ int64_t Refunded(const RefundBasis& b, const std::vector<int64_t>& units, Amount
     const RefundLine& l = b.lines[i];
     int64_t per_line = 0;
     switch (which) {
-      case Amount::kFinalNet: per_line = l.final_net_cents; break;
-      case Amount::kEligibleNet: per_line = l.points_eligible ? l.final_net_cents : 0; break;
-      case Amount::kRedeemableBeforeRedeem: per_line = l.redeemable ? l.net_before_redeem_cents : 0; break;
+      case Amount::kFinalNet:
+        per_line = l.final_net_cents;
+        break;
+      case Amount::kEligibleNet:
+        per_line = l.points_eligible ? l.final_net_cents : 0;
+        break;
+      case Amount::kRedeemableBeforeRedeem:
+        per_line = l.redeemable ? l.net_before_redeem_cents : 0;
+        break;
     }
     sum += static_cast<i128>(per_line) * units[i] / l.qty;
   }
@@ -89,20 +95,19 @@ Result<RefundAmounts> ComputeRefund(const RefundBasis& basis, const std::vector<
     if (units_before[i] < 0 || units_after[i] < units_before[i])
       return Status::Error("bad_request", at + ": units refunded cannot be negative or decrease");
     if (units_after[i] > basis.lines[i].qty)
-      return Status::Error("refund_exceeds_sale", at + ": " + std::to_string(units_after[i]) + " units refunded in all, " +
-                                                      std::to_string(basis.lines[i].qty) + " sold");
+      return Status::Error("refund_exceeds_sale", at + ": " + std::to_string(units_after[i]) +
+                                                      " units refunded in all, " + std::to_string(basis.lines[i].qty) +
+                                                      " sold");
   }
   RefundAmounts out;
-  out.refund_cents =
-      Refunded(basis, units_after, Amount::kFinalNet) - Refunded(basis, units_before, Amount::kFinalNet);
+  out.refund_cents = Refunded(basis, units_after, Amount::kFinalNet) - Refunded(basis, units_before, Amount::kFinalNet);
   out.points_clawed_back =
       Share(basis.points_earned, Refunded(basis, units_after, Amount::kEligibleNet), basis.eligible_cents) -
       Share(basis.points_earned, Refunded(basis, units_before, Amount::kEligibleNet), basis.eligible_cents);
-  out.points_restored =
-      Share(basis.redeemed_points, Refunded(basis, units_after, Amount::kRedeemableBeforeRedeem),
-            basis.redeemable_cents) -
-      Share(basis.redeemed_points, Refunded(basis, units_before, Amount::kRedeemableBeforeRedeem),
-            basis.redeemable_cents);
+  out.points_restored = Share(basis.redeemed_points, Refunded(basis, units_after, Amount::kRedeemableBeforeRedeem),
+                              basis.redeemable_cents) -
+                        Share(basis.redeemed_points, Refunded(basis, units_before, Amount::kRedeemableBeforeRedeem),
+                              basis.redeemable_cents);
   return out;
 }
 

@@ -22,13 +22,12 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "loyalty/base/status.h"
 
@@ -55,14 +54,13 @@ struct TierRule {
 struct Rules {
   std::string version = "default";  // reported as rules_version; 1..128 bytes, no controls
   int64_t earn_points_per_yuan = 1;
-  std::map<std::string, TierRule> tiers;  // exactly "member", "vip", "black"
+  std::map<std::string, TierRule> tiers;                                // exactly "member", "vip", "black"
   int64_t vip_threshold_cents = 50000, black_threshold_cents = 200000;  // key tier_thresholds_cents
   bool provisional_upgrade = false;
   int64_t birthday_multiplier_bp = 20000;
   std::set<std::string> no_discount_categories, no_points_categories, no_redeem_categories;
   int64_t cents_per_point = 1, redeem_step_points = 100, max_redeem_bp = 5000, redeem_cooldown_s = 600;
-  int64_t points_validity_months = 12, max_points_per_hour = 5000, stale_after_s = 7200,
-          stale_redeem_cap_points = 2000;
+  int64_t points_validity_months = 12, max_points_per_hour = 5000, stale_after_s = 7200, stale_redeem_cap_points = 2000;
   bool static_codes_can_redeem = false;
   int64_t refund_window_days = 7;  // 0 = no limit
 
@@ -117,13 +115,13 @@ struct Coupon {
 };
 
 struct MemberContext {
-  std::string tier = "member";          // a tier unknown to the rules is read as "member" (warning)
+  std::string tier = "member";  // a tier unknown to the rules is read as "member" (warning)
   bool frozen = false;
   bool static_identification = false;  // identified by a static card or channel number
-  int64_t available_balance = 0;        // over unexpired lots; may be negative
-  bool stale = false;                   // snapshot older than stale_after_s (caller decides)
-  bool birthday_month = false;          // in store local time (see IsBirthdayMonth)
-  bool in_redeem_cooldown = false;      // a redemption on this terminal < redeem_cooldown_s ago
+  int64_t available_balance = 0;       // over unexpired lots; may be negative
+  bool stale = false;                  // snapshot older than stale_after_s (caller decides)
+  bool birthday_month = false;         // in store local time (see IsBirthdayMonth)
+  bool in_redeem_cooldown = false;     // a redemption on this terminal < redeem_cooldown_s ago
 };
 
 struct RedeemRequest {
