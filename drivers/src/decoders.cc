@@ -136,31 +136,41 @@ Status HidPosLayout::Validate() const {
   auto bad = [](const char* field) {
     return Status::Error("invalid_argument", std::string("hid_pos.") + field + " out of range");
   };
-  if (report_size < 2 || report_size > 1024) return bad("report_size");
+  if (report_size != 0 && (report_size < 2 || report_size > kMaxHidReportSize)) return bad("report_size");
+  const int limit = report_size != 0 ? report_size : kMaxHidReportSize;
   if (report_id < -1 || report_id > 255) return bad("report_id");
-  if (length_offset < 0 || length_offset >= report_size) return bad("length_offset");
+  if (length_offset < 0 || length_offset >= limit) return bad("length_offset");
   if (symbology_offset >= 0) {
-    if (symbology_length < 1 || symbology_length > 8 ||
-        symbology_offset + symbology_length > report_size)
+    if (symbology_length < 1 || symbology_length > 8 || symbology_offset + symbology_length > limit)
       return bad("symbology_offset");
   } else if (symbology_offset != -1) {
     return bad("symbology_offset");
   }
-  if (data_offset < 0 || data_offset >= report_size) return bad("data_offset");
-  if (data_max < 1 || data_offset + data_max > report_size) return bad("data_max");
-  if (flags_offset < -1 || flags_offset >= report_size) return bad("flags_offset");
+  if (data_offset < 0 || data_offset >= limit) return bad("data_offset");
+  if (data_len < 1 || data_offset + data_len > limit) return bad("data_len");
+  if (flags_offset < -1 || flags_offset >= limit) return bad("flags_offset");
   if (flags_offset >= 0 && (continuation_mask < 1 || continuation_mask > 255))
     return bad("continuation_mask");
+  // With a report id, byte 0 is the id and cannot also be the length or the data.
   if (report_id >= 0 && (length_offset == 0 || data_offset == 0)) return bad("report_id");
   return Status::Ok();
 }
 
+int HidPosLayout::MinReportSize() const {
+  int n = std::max(length_offset + 1, data_offset + data_len);
+  if (symbology_offset >= 0) n = std::max(n, symbology_offset + symbology_length);
+  if (flags_offset >= 0) n = std::max(n, flags_offset + 1);
+  if (report_id >= 0) n = std::max(n, 1);
+  return n;
+}
+
 HidPosReassembler::HidPosReassembler(HidPosLayout layout)
-    : layout_(layout), layout_ok_(layout.Validate().ok()) {}
+    : layout_(layout), layout_ok_(layout.Validate().ok()), min_size_(layout.MinReportSize()) {}
 
 void HidPosReassembler::Feed(std::span<const uint8_t> report, std::vector<Frame>* out) {
   ++counters_.reports;
-  if (static_cast<int>(report.size()) != layout_.report_size) {
+  const int size = static_cast<int>(std::min<size_t>(report.size(), kMaxHidReportSize + 1));
+  if (layout_.report_size != 0 ? size != layout_.report_size : (size < min_size_ || size > kMaxHidReportSize)) {
     ++counters_.wrong_size;
     return;
   }
@@ -169,7 +179,7 @@ void HidPosReassembler::Feed(std::span<const uint8_t> report, std::vector<Frame>
     return;
   }
   const int len = report[layout_.length_offset];
-  if (len > layout_.data_max) {
+  if (len > layout_.data_len) {
     // A length we cannot trust makes the whole read untrustworthy.
     ++counters_.malformed;
     if (in_progress_) ++counters_.discarded_partials;

@@ -196,7 +196,8 @@ class UsbSource final : public SourceBase {
         if (keyboard_) {
           score = (alt.bInterfaceSubClass == 1 && alt.bInterfaceProtocol == 1) ? 2 : 1;
         } else {
-          score = size == options_.hid_pos.report_size ? 2 : 1;
+          const HidPosLayout& l = options_.hid_pos;
+          score = (l.report_size != 0 ? size == l.report_size : size >= l.MinReportSize()) ? 2 : 1;
         }
         if (score > best_score && size > 0) {
           best_score = score;

@@ -244,7 +244,9 @@ TEST(HidPosReassembler, TwoHundredBytesOverFourReports) {
 TEST(HidPosReassembler, WrongSizeReportIgnoredMidScan) {
   const std::string payload = Payload(100);
   auto reports = HidPosReports(payload, "]C0");
-  HidPosReassembler r;
+  HidPosLayout fixed;
+  fixed.report_size = 64;
+  HidPosReassembler r(fixed);
   std::vector<Frame> out;
   r.Feed(reports[0], &out);
   r.Feed(Report(63, 0x41), &out);
@@ -253,6 +255,21 @@ TEST(HidPosReassembler, WrongSizeReportIgnoredMidScan) {
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out[0].text, payload);
   EXPECT_EQ(out[0].symbology, "]C0");
+  EXPECT_EQ(r.counters().wrong_size, 2u);
+}
+
+TEST(HidPosReassembler, AnySizeLayoutTakesReportsThatHoldEveryField) {
+  HidPosReassembler r;  // report_size 0
+  EXPECT_EQ(HidPosLayout{}.MinReportSize(), 64);
+  std::vector<Frame> out;
+  r.Feed(Report(63, 0x02), &out);  // too short for the flags byte
+  EXPECT_EQ(r.counters().wrong_size, 1u);
+  Report big = HidPosReports("abc", "]Q1")[0];
+  big.resize(128, 0);  // a device with larger reports, same field offsets
+  r.Feed(big, &out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].text, "abc");
+  r.Feed(Report(kMaxHidReportSize + 1, 0x02), &out);
   EXPECT_EQ(r.counters().wrong_size, 2u);
 }
 
@@ -315,7 +332,7 @@ TEST(HidPosReassembler, VendorLayoutWithoutReportIdOrFlags) {
   layout.symbology_offset = 29;
   layout.symbology_length = 3;
   layout.data_offset = 1;
-  layout.data_max = 28;
+  layout.data_len = 28;
   layout.flags_offset = -1;
   ASSERT_TRUE(layout.Validate().ok()) << layout.Validate().ToString();
   HidPosReassembler r(layout);
@@ -333,13 +350,21 @@ TEST(HidPosReassembler, VendorLayoutWithoutReportIdOrFlags) {
 TEST(HidPosLayout, ValidateRejectsFieldsOutsideTheReport) {
   EXPECT_TRUE(HidPosLayout{}.Validate().ok());
   HidPosLayout l;
-  l.data_max = 60;  // 5 + 60 > 64
+  l.report_size = 64;
+  l.data_len = 60;  // 5 + 60 > 64
   EXPECT_EQ(l.Validate().code(), "invalid_argument");
   l = {};
+  l.report_size = 64;
   l.flags_offset = 64;
   EXPECT_FALSE(l.Validate().ok());
+  l.report_size = 0;  // any size: fits
+  EXPECT_TRUE(l.Validate().ok());
   l = {};
+  l.report_size = 64;
   l.symbology_offset = 62;
+  EXPECT_FALSE(l.Validate().ok());
+  l = {};
+  l.flags_offset = kMaxHidReportSize;
   EXPECT_FALSE(l.Validate().ok());
   l = {};
   l.report_size = 1;
@@ -349,7 +374,8 @@ TEST(HidPosLayout, ValidateRejectsFieldsOutsideTheReport) {
   EXPECT_FALSE(l.Validate().ok());
   // An invalid layout makes every report malformed instead of reading out of bounds.
   HidPosLayout bad;
-  bad.data_max = 200;
+  bad.report_size = 64;
+  bad.data_len = 200;
   HidPosReassembler r(bad);
   std::vector<Frame> out;
   r.Feed(Report(64, 0x02), &out);

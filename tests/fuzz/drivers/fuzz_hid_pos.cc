@@ -22,17 +22,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     layout.symbology_offset = (data[0] & 4) ? -1 : (data[3] >> 2) % layout.report_size;
     layout.symbology_length = 1 + data[2] % 4;
     layout.data_offset = 1 + data[1] % 7;
-    layout.data_max = layout.report_size - layout.data_offset - 1;
+    layout.data_len = layout.report_size - layout.data_offset - 1;
     layout.flags_offset = (data[0] & 8) ? -1 : layout.report_size - 1;
     layout.continuation_mask = 1 + (data[2] & 0x7F);
+    if (data[0] & 32) layout.report_size = 0;  // any size that holds the fields
   }
   HidPosReassembler r(layout);
   const bool valid = layout.Validate().ok();
   std::vector<Frame> out;
+  const int report = layout.report_size != 0 ? layout.report_size : layout.MinReportSize();
+  if (report <= 0) return 0;
   size_t i = 4;
   while (i < size) {
-    size_t len = static_cast<size_t>(layout.report_size);
-    if (data[0] & 16) len = data[i++] % (layout.report_size + 2);  // some wrong sizes
+    size_t len = static_cast<size_t>(report);
+    if (data[0] & 16) len = data[i++] % (report + 2);  // some wrong sizes
     if (len > size - i) len = size - i;
     r.Feed({data + i, len}, &out);
     i += len;

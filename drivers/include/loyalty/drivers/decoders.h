@@ -85,19 +85,26 @@ char KeyboardUsageToChar(uint8_t usage, bool shift);
 // Offsets are bytes from the start of the report as read from the interrupt endpoint (the
 // report id, when the device uses one, is byte 0). The default is the common 64-byte layout
 // [0x02][len ≤ 56][3-byte AIM id][56 data][2 vendor][flags, bit 0 = more reports follow].
+// report_size 0 (the default) takes reports of any size that holds every field (the USB
+// source reads the endpoint's wMaxPacketSize); a fixed size rejects every other size.
+inline constexpr int kMaxHidReportSize = 1024;
+
 struct HidPosLayout {
-  int report_size = 64;
+  int report_size = 0;         // 0: any size ≥ MinReportSize(); else exactly this
   int report_id = 0x02;        // expected byte 0; -1 when the device sends no report id
   int length_offset = 1;       // one byte: number of data bytes in this report
   int symbology_offset = 2;    // -1 when the device reports no symbology
   int symbology_length = 3;
   int data_offset = 5;
-  int data_max = 56;           // data bytes a report can hold
+  int data_len = 56;           // data bytes a report can hold
   int flags_offset = 63;       // -1 when every report is a complete read
   int continuation_mask = 0x01;
 
-  // ok when every field fits inside report_size; else "invalid_argument" naming the field.
+  // ok when every field fits inside report_size (or kMaxHidReportSize); else
+  // "invalid_argument" naming the field.
   Status Validate() const;
+  // The smallest report that holds every field.
+  int MinReportSize() const;
 };
 
 class HidPosReassembler {
@@ -114,6 +121,7 @@ class HidPosReassembler {
  private:
   HidPosLayout layout_;
   bool layout_ok_;
+  int min_size_;
   bool in_progress_ = false;
   bool overlong_ = false;
   std::string buffer_;
