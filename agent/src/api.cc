@@ -50,7 +50,7 @@ http::Response PosApi::Health() {
          {"store_id", ctx_.store_id}};
   int64_t entries = ctx_.reader->EntryCount();
   j["ledger"] = {{"ok", entries >= 0}, {"entries", entries < 0 ? 0 : entries}};
-  j["scanners"] = json::array();
+  j["scanners"] = ctx_.scanner_health ? ctx_.scanner_health() : json::array();
   int64_t pending = ctx_.reader->PendingEntryCount();
   j["sync"] = {{"state", "idle"},           {"last_success_at", nullptr}, {"last_attempt_at", nullptr},
                {"pending_entries", pending < 0 ? 0 : pending}, {"last_error", nullptr}};
@@ -82,7 +82,37 @@ void PosApi::Handle(http::Request&& req, http::Responder respond) {
     return finish(ctx_.service->GetMember(*ctx_.reader, path.substr(12)));
   if (req.method == "GET" && StartsWith(path, "/v1/checkouts/") && path.find('/', 14) == std::string::npos)
     return finish(ctx_.service->GetCheckout(*ctx_.reader, path.substr(14)));
-  if (path == "/v1/scans" || path == "/v1/sync")
+  if (req.method == "GET" && path == "/v1/scans") {
+    uint64_t after = 0;
+    int64_t wait_ms = 0;
+    auto num = [&](const char* key, uint64_t max, uint64_t* out) -> bool {
+      auto it = req.query.find(key);
+      if (it == req.query.end()) return true;
+      const std::string& v = it->second;
+      if (v.empty() || v.size() > 19) return false;
+      uint64_t x = 0;
+      for (char c : v) {
+        if (c < '0' || c > '9') return false;
+        x = x * 10 + static_cast<uint64_t>(c - '0');
+      }
+      if (x > max) return false;
+      *out = x;
+      return true;
+    };
+    uint64_t w = 0;
+    if (!num("after", UINT64_MAX / 2, &after) || !num("wait_ms", 30000, &w))
+      return finish(checkout::ErrorResult(
+          Status::Error("bad_request", "after must be a non-negative integer and wait_ms an integer 0..30000")));
+    wait_ms = static_cast<int64_t>(w);
+    if (!ctx_.scans) return finish(checkout::ErrorResult(Status::Error("unavailable", "scans are not available")));
+    ctx_.scans->Poll(after, wait_ms, [respond](json body) {
+      http::Response r;
+      r.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
+      respond(std::move(r));
+    });
+    return;
+  }
+  if (path == "/v1/sync")
     return finish(checkout::ErrorResult(Status::Error("unavailable", path + " is not available in this build")));
 
   bool is_post = req.method == "POST";

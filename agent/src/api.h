@@ -12,6 +12,7 @@
 #include "loyalty/checkout/writer.h"
 #include "loyalty/http/server.h"
 #include "loyalty/ledger/ledger.h"
+#include "scans.h"
 
 namespace loyalty::agent {
 
@@ -23,7 +24,9 @@ struct ApiContext {
   checkout::CheckoutService* service = nullptr;
   checkout::LedgerWriter* writer = nullptr;
   ledger::Ledger* reader = nullptr;  // used on the event-loop thread only
-  std::function<nlohmann::json()> health_extra;  // scanners, sync, clock
+  ScanHub* scans = nullptr;                      // event-loop thread only
+  std::function<nlohmann::json()> scanner_health;  // [{"id","kind","state","last_scan_at"}]
+  std::function<nlohmann::json()> health_extra;  // clock, rules version
 };
 
 class PosApi {

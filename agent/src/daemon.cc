@@ -12,7 +12,11 @@
 
 #include "api.h"
 #include "log.h"
+#include "scanners.h"
+#include "scans.h"
+#include "loyalty/base/hash.h"
 #include "loyalty/base/clock.h"
+#include "loyalty/base/time.h"
 #include "loyalty/base/timezone.h"
 #include "loyalty/checkout/service.h"
 #include "loyalty/checkout/writer.h"
@@ -168,6 +172,41 @@ int RunDaemon(int argc, char** argv) {
       bool untrusted = trusted_time.untrusted(clock);
       return nlohmann::json{{"clock", {{"trusted", !untrusted}}}, {"rules_version", service.rules()->version}};
     };
+    // Scans: each read is identified on the event loop and becomes a scan event.
+    ScanHub hub(ioc);
+    ctx.scans = &hub;
+    ledger::Ledger* loop_reader = reader->get();
+    Scanners scanners(ioc, clock, [&](const drivers::Scan& s) {
+      nlohmann::json ev{{"at", FormatRfc3339(s.at_ms / 1000)}, {"scanner_id", s.scanner_id}};
+      std::string hash = s.overlong ? "" : ShortHash(s.text);
+      if (s.overlong) {
+        ev["result"] = "rejected";
+        ev["error"] = {{"code", "code_malformed"}, {"message", "the scan is longer than 4096 bytes"}};
+        LogEvent(Level::kWarn, "scan_rejected", {{"scanner_id", s.scanner_id}, {"code", "code_malformed"}, {"reason", "overlong"}});
+      } else {
+        auto r = service.Identify(*loop_reader, {{"code", s.text}});
+        if (r.status == 200) {
+          ev["result"] = "member";
+          ev["identification"] = r.body["identification"];
+          ev["member"] = r.body["member"];
+          LogEvent(Level::kInfo, "scan_accepted",
+                   {{"scanner_id", s.scanner_id}, {"code_hash", hash}, {"kind", r.body["identification"]["kind"]},
+                    {"member_id", r.body["member"]["member_id"]}});
+        } else if (r.body["error"]["code"] == "not_a_member_code") {
+          ev["result"] = "not_a_member_code";
+          ev["text"] = s.text;
+          LogEvent(Level::kInfo, "scan_not_member_code", {{"scanner_id", s.scanner_id}, {"code_hash", hash}, {"bytes", s.text.size()}});
+        } else {
+          ev["result"] = "rejected";
+          ev["error"] = r.body["error"];
+          LogEvent(Level::kWarn, "scan_rejected",
+                   {{"scanner_id", s.scanner_id}, {"code_hash", hash}, {"code", r.body["error"]["code"]}});
+        }
+      }
+      if (!s.symbology.empty()) ev["symbology"] = s.symbology;
+      hub.Add(std::move(ev));
+    });
+    ctx.scanner_health = [&scanners]() { return scanners.Health(); };
     PosApi api(ctx);
 
     http::ServerOptions so;
@@ -185,6 +224,12 @@ int RunDaemon(int argc, char** argv) {
       return kExitRuntime;
     }
 
+    if (Status s = scanners.Start(p.cfg.scanners); !s.ok()) {
+      LogEvent(Level::kCritical, "scanner_error", {{"message", s.message()}});
+      writer.Stop();
+      return kExitConfig;
+    }
+
     // Watchdog keep-alives come from the event loop itself, so a stalled loop is restarted.
     boost::asio::steady_timer watchdog(ioc);
     uint64_t watchdog_usec = 0;
@@ -200,6 +245,27 @@ int RunDaemon(int argc, char** argv) {
       };
       arm_watchdog();
     }
+
+    // The clock check: log clock_untrusted once when the wall clock leaves the trusted time.
+    boost::asio::steady_timer clock_timer(ioc);
+    std::function<void()> check_clock = [&]() {
+      switch (trusted_time.TakeTransition(clock)) {
+        case codes::TrustedTime::Transition::kBecameUntrusted:
+          LogEvent(Level::kWarn, "clock_untrusted",
+                   {{"wall_clock", FormatRfc3339(clock.now_s())}, {"trusted_time", FormatRfc3339(service.NowS())}});
+          break;
+        case codes::TrustedTime::Transition::kBecameTrusted:
+          LogEvent(Level::kInfo, "clock_trusted", {{"wall_clock", FormatRfc3339(clock.now_s())}});
+          break;
+        case codes::TrustedTime::Transition::kNone:
+          break;
+      }
+      clock_timer.expires_after(std::chrono::seconds(10));
+      clock_timer.async_wait([&](const boost::system::error_code& e) {
+        if (!e) check_clock();
+      });
+    };
+    check_clock();
 
     bool stopping = false;
     boost::asio::signal_set signals(ioc, SIGTERM, SIGINT, SIGHUP);
@@ -219,6 +285,8 @@ int RunDaemon(int argc, char** argv) {
             } else {
               if (level.ok()) SetLogLevel(*level);
               service.SetRules(*rules);
+              if (Status sc = scanners.Reload(cfg->scanners); !sc.ok())
+                LogEvent(Level::kError, "config_reload_failed", {{"message", sc.message()}});
               LogEvent(Level::kInfo, "config_reloaded", {{"rules_version", (*rules)->version}, {"log_level", cfg->log_level}});
             }
           }
@@ -230,6 +298,9 @@ int RunDaemon(int argc, char** argv) {
         sd_notify(0, "STOPPING=1");
         LogEvent(Level::kInfo, "agent_stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
         watchdog.cancel();
+        clock_timer.cancel();
+        scanners.Stop();
+        hub.Close();
         server.Stop([&]() {
           // In-flight requests are answered; now let the writer finish its queue.
           writer.Stop();
@@ -244,6 +315,7 @@ int RunDaemon(int argc, char** argv) {
              {{"version", LOYALTY_VERSION}, {"terminal_id", p.cfg.terminal_id}, {"store_id", p.cfg.store_id},
               {"listen", p.cfg.listen_host + ":" + std::to_string(server.port())}, {"entries", entries},
               {"rules_version", p.rules->version}});
+    for (const auto& w : p.cfg.warnings) LogEvent(Level::kWarn, "config_warning", {{"message", w}});
     sd_notify(0, "READY=1");
     ioc.run();
     writer.Stop();
