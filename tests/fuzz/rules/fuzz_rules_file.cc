@@ -1,0 +1,35 @@
+// Feeds arbitrary text to the rules file parser and, when it is JSON, to the reader of the
+// rules HQ pushes. Nothing may crash; an error is always rules_invalid; accepted rules are
+// valid and survive a JSON round trip unchanged.
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+
+#include "loyalty/rules/rules.h"
+
+namespace {
+
+void Check(bool ok) {
+  if (!ok) std::abort();
+}
+
+void CheckAccepted(const loyalty::Result<loyalty::rules::Rules>& r) {
+  if (!r.ok()) {
+    Check(r.status().code() == "rules_invalid");
+    return;
+  }
+  Check(loyalty::rules::ValidateRules(*r).ok());
+  auto back = loyalty::rules::RulesFromJson(loyalty::rules::RulesToJson(*r));
+  Check(back.ok() && *back == *r);
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  std::string_view text(reinterpret_cast<const char*>(data), size);
+  CheckAccepted(loyalty::rules::ParseRulesToml(text, "fuzz.toml"));
+  auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_discarded()) CheckAccepted(loyalty::rules::RulesFromJson(j));
+  return 0;
+}
