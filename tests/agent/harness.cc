@@ -90,7 +90,13 @@ void AgentProcess::Start() {
     int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     ::dup2(fd, 1);
     ::dup2(fd, 2);
-    ::execl(exe.c_str(), exe.c_str(), "--config", cfg.c_str(), static_cast<char*>(nullptr));
+    for (const auto& e : env_) ::putenv(const_cast<char*>(e.c_str()));
+    std::vector<std::string> args = wrapper_;
+    args.insert(args.end(), {exe, "--config", cfg});
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execvp(argv[0], argv.data());
     ::_exit(127);
   }
   pid_ = pid;

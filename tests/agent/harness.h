@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "loyalty/http/client.h"
 #include "loyalty/ledger/ledger.h"
@@ -47,6 +48,12 @@ class AgentProcess {
   ~AgentProcess();
 
   void Start();               // fails the test if the daemon does not come up in 10 s
+  // Runs the daemon under a wrapper command (e.g. umockdev-run … --), with extra
+  // environment variables.
+  void set_wrapper(std::vector<std::string> argv, std::vector<std::string> env = {}) {
+    wrapper_ = std::move(argv);
+    env_ = std::move(env);
+  }
   int Stop();                 // SIGTERM; returns the exit status
   void Kill();                // SIGKILL, no waiting for anything but the reap
   bool running() const { return pid_ > 0; }
@@ -75,6 +82,7 @@ class AgentProcess {
   uint16_t port_ = 0;
   pid_t pid_ = -1;
   std::unique_ptr<http::Client> client_;
+  std::vector<std::string> wrapper_, env_;
 };
 
 std::filesystem::path FreshDir(const std::string& name);

@@ -1,0 +1,205 @@
+// Scans end to end, for every scanner kind: a real loyaltyd reads from its configured
+// source, identifies the code, shows it to a long-polling POS on GET /v1/scans, and the
+// POS commits a checkout with the scan's identification.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include "../drivers/hid_test_util.h"
+#include "../drivers/image_test_util.h"
+#include "../drivers/usbmon_pcap.h"
+#include "harness.h"
+
+namespace loyalty::testing {
+namespace {
+
+using nlohmann::json;
+constexpr uint64_t kMember = 1234567890123;
+
+bool WaitFor(const std::function<bool()>& f, int ms = 10000) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (f()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
+class ScansTest : public ::testing::Test {
+ protected:
+  void SetUp() override { dir_ = FreshDir(::testing::UnitTest::GetInstance()->current_test_info()->name()); }
+  void TearDown() override {
+    agent_.reset();
+    if (socat_ > 0) {
+      ::kill(socat_, SIGTERM);
+      ::waitpid(socat_, nullptr, 0);
+    }
+    if (!HasFailure()) std::filesystem::remove_all(dir_);
+  }
+
+  // Long-polls for the next scan after `after` and checks it identified kMember; then
+  // commits a checkout with its identification.
+  void ExpectMemberScanAndCommit(const std::string& scanner_id, uint64_t after = 0) {
+    auto r = agent_->Get("/v1/scans?after=" + std::to_string(after) + "&wait_ms=10000");
+    ASSERT_EQ(r.status, 200) << r.raw;
+    ASSERT_EQ(r.body["scans"].size(), 1u) << r.raw << "\n" << agent_->ReadLog();
+    const auto& s = r.body["scans"][0];
+    EXPECT_EQ(s["seq"], after + 1);
+    EXPECT_EQ(r.body["next_after"], after + 1);
+    EXPECT_EQ(s["scanner_id"], scanner_id);
+    ASSERT_EQ(s["result"], "member") << s.dump();
+    EXPECT_EQ(s["member"]["member_id"], std::to_string(kMember));
+    EXPECT_FALSE(s.contains("text"));  // the text of a member code never goes to the POS
+    json lines = json::array({{{"sku", "A"}, {"qty", 1}, {"unit_price_cents", 10000}, {"category", "grocery"}}});
+    auto c = agent_->Post("/v1/checkouts/commit",
+                          {{"checkout_id", "scan-" + scanner_id}, {"identification_id", s["identification"]["id"]}, {"lines", lines}});
+    ASSERT_EQ(c.status, 200) << c.raw;
+    EXPECT_EQ(c.body["points_to_earn"], 100);
+    auto health = agent_->Get("/v1/health");
+    ASSERT_EQ(health.body["scanners"].size(), 1u);
+    EXPECT_EQ(health.body["scanners"][0]["id"], scanner_id);
+    EXPECT_NE(health.body["scanners"][0]["last_scan_at"], nullptr);
+    auto log = agent_->ReadLog();
+    EXPECT_NE(log.find("\"event\":\"scan_accepted\""), std::string::npos);
+  }
+
+  std::filesystem::path dir_;
+  std::unique_ptr<AgentProcess> agent_;
+  pid_t socat_ = -1;
+};
+
+TEST_F(ScansTest, Fifo) {
+  agent_ = std::make_unique<AgentProcess>(dir_, "\n[[scanners]]\nid = \"lane1\"\nkind = \"fifo\"\npath = \"scan.fifo\"\n");
+  agent_->Start();
+  std::string fifo = (dir_ / "scan.fifo").string();
+  ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(fifo); }));
+  // The POS is already waiting when the scan comes.
+  std::thread writer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    int fd = ::open(fifo.c_str(), O_WRONLY);
+    std::string line = MintCode(kMember) + "\n";
+    ::write(fd, line.data(), line.size());
+    ::close(fd);
+  });
+  ExpectMemberScanAndCommit("lane1");
+  writer.join();
+  // A product barcode: not_a_member_code, with its text (GS separators kept).
+  {
+    int fd = ::open(fifo.c_str(), O_WRONLY);
+    std::string line = "0104012345678901\x1d" "10ABC\n";
+    ::write(fd, line.data(), line.size());
+    ::close(fd);
+  }
+  auto r = agent_->Get("/v1/scans?after=1&wait_ms=10000");
+  ASSERT_EQ(r.body["scans"].size(), 1u) << r.raw;
+  EXPECT_EQ(r.body["scans"][0]["result"], "not_a_member_code");
+  EXPECT_EQ(r.body["scans"][0]["text"], "0104012345678901\x1d" "10ABC");
+  // A replayed code (the one already committed) and garbage: rejected, the lane goes on.
+  {
+    int fd = ::open(fifo.c_str(), O_WRONLY);
+    std::string line = "LM1:garbage\n\xff\xfe\n";
+    ::write(fd, line.data(), line.size());
+    ::close(fd);
+  }
+  r = agent_->Get("/v1/scans?after=2&wait_ms=10000");
+  ASSERT_EQ(r.body["scans"].size(), 1u) << r.raw;
+  EXPECT_EQ(r.body["scans"][0]["result"], "rejected");
+  EXPECT_EQ(r.body["scans"][0]["error"]["code"], "code_malformed");
+  // Nothing new: an empty list after wait_ms, next_after unchanged.
+  r = agent_->Get("/v1/scans?after=3&wait_ms=50");
+  EXPECT_EQ(r.body["scans"].size(), 0u);
+  EXPECT_EQ(r.body["next_after"], 3);
+  // A cursor from before an agent restart (larger than any seq) is read as 0.
+  r = agent_->Get("/v1/scans?after=999&wait_ms=0");
+  EXPECT_EQ(r.body["scans"].size(), 3u);
+  EXPECT_EQ(agent_->Get("/v1/scans?after=x").status, 400);
+  EXPECT_EQ(agent_->Get("/v1/scans?wait_ms=30001").status, 400);
+  EXPECT_EQ(agent_->Get("/v1/health").body["status"], "ok");
+}
+
+TEST_F(ScansTest, SerialOverAPseudoTerminal) {
+  std::string a = (dir_ / "ttyA").string(), b = (dir_ / "ttyB").string();
+  socat_ = ::fork();
+  if (socat_ == 0) {
+    int fd = ::open("/dev/null", O_WRONLY);
+    ::dup2(fd, 2);
+    std::string pa = "pty,raw,echo=0,link=" + a, pb = "pty,raw,echo=0,link=" + b;
+    ::execlp("socat", "socat", pa.c_str(), pb.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(a) && std::filesystem::exists(b); })) << "socat did not start";
+  agent_ = std::make_unique<AgentProcess>(
+      dir_, "\n[[scanners]]\nid = \"counter\"\nkind = \"serial\"\npath = \"ttyA\"\nbaud = 9600\nterminator = \"CRLF\"\n");
+  agent_->Start();
+  ASSERT_TRUE(WaitFor([&] { return agent_->Get("/v1/health").body["scanners"][0]["state"] == "connected"; }));
+  int fd = ::open(b.c_str(), O_WRONLY | O_NOCTTY);
+  ASSERT_GE(fd, 0);
+  std::string line = MintCode(kMember) + "\r\n";
+  ::write(fd, line.data(), line.size());
+  ::close(fd);
+  ExpectMemberScanAndCommit("counter");
+}
+
+TEST_F(ScansTest, ImageDirectory) {
+  if (!drivers::testing::HaveQrencode()) GTEST_SKIP() << "qrencode is not installed";
+  std::filesystem::create_directories(dir_ / "frames");
+  agent_ = std::make_unique<AgentProcess>(dir_, "\n[[scanners]]\nid = \"cam\"\nkind = \"image\"\ndirectory = \"frames\"\n");
+  agent_->Start();
+  std::string tmp = (dir_ / "frame.png").string();
+  ASSERT_TRUE(drivers::testing::Qrencode(MintCode(kMember), tmp));
+  std::filesystem::rename(tmp, dir_ / "frames" / "frame.png");  // renamed in, as a camera service would
+  ExpectMemberScanAndCommit("cam");
+  EXPECT_TRUE(WaitFor([&] { return !std::filesystem::exists(dir_ / "frames" / "frame.png"); }));  // processed: deleted
+}
+
+class UsbScansTest : public ScansTest {
+ protected:
+  static constexpr char kKeyboardSysfs[] = "/sys/devices/pci0000:00/0000:00:14.0/usb1/1-2";
+  static constexpr char kPosSysfs[] = "/sys/devices/pci0000:00/0000:00:14.0/usb1/1-3";
+  void StartUnderUmockdev(const std::string& device, const char* sysfs, const drivers::testing::UsbmonPcap& pcap,
+                          const std::string& scanner_toml) {
+    if (std::system("command -v umockdev-run >/dev/null 2>&1") != 0) GTEST_SKIP() << "umockdev-run is not installed";
+    std::string pcap_path = (dir_ / "scanner.pcap").string();
+    ASSERT_TRUE(pcap.Save(pcap_path));
+    agent_ = std::make_unique<AgentProcess>(dir_, scanner_toml);
+    agent_->set_wrapper({"umockdev-run", "-d", std::string(LOYALTY_DRIVERS_TEST_DATA) + "/" + device, "-p",
+                         std::string(sysfs) + "=" + pcap_path, "--"},
+                        {"ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=0"});
+    agent_->Start();
+  }
+};
+
+TEST_F(UsbScansTest, KeyboardWedge) {
+  static constexpr uint8_t kSetProtocolBoot[8] = {0x21, 0x0b, 0, 0, 0, 0, 0, 0};
+  static constexpr uint8_t kSetIdle[8] = {0x21, 0x0a, 0, 0, 0, 0, 0, 0};
+  drivers::testing::UsbmonPcap pcap(1, 5);
+  pcap.ControlOut(kSetProtocolBoot);
+  pcap.ControlOut(kSetIdle);
+  for (const auto& r : drivers::testing::TypeReports(MintCode(kMember))) pcap.InterruptIn(0x81, 8, r);
+  StartUnderUmockdev("keyboard-scanner.umockdev", kKeyboardSysfs, pcap,
+                     "\n[[scanners]]\nid = \"wedge\"\nkind = \"usb-hid-keyboard\"\nvendor_id = 0x05e0\nproduct_id = 0x1200\n");
+  if (IsSkipped()) return;
+  ExpectMemberScanAndCommit("wedge");
+}
+
+TEST_F(UsbScansTest, HidPos) {
+  static constexpr uint8_t kSetIdle[8] = {0x21, 0x0a, 0, 0, 0, 0, 0, 0};
+  drivers::testing::UsbmonPcap pcap(1, 6);
+  pcap.ControlOut(kSetIdle);
+  for (const auto& r : drivers::testing::HidPosReports(MintCode(kMember), "]Q1")) pcap.InterruptIn(0x81, 64, r);
+  StartUnderUmockdev("hidpos-scanner.umockdev", kPosSysfs, pcap,
+                     "\n[[scanners]]\nid = \"pos\"\nkind = \"usb-hid-pos\"\nvendor_id = 0x05e0\nproduct_id = 0x1300\n");
+  if (IsSkipped()) return;
+  ExpectMemberScanAndCommit("pos");
+  auto r = agent_->Get("/v1/scans?after=0&wait_ms=0");
+  EXPECT_EQ(r.body["scans"][0]["symbology"], "]Q1");
+}
+
+}  // namespace
+}  // namespace loyalty::testing
