@@ -1,0 +1,88 @@
+// An HTTP/1.1 server on Boost.Beast: keep-alive, pipelined requests answered in order, and a
+// limit or a deadline on everything a client controls (docs/http.md).
+//
+// Threading: the server and all its connections run on the io_context passed in, which the
+// owner runs on one thread (the event loop). The Handler is called on that thread. Each
+// request gets a Responder that must be called exactly once, from any thread, now or later
+// (long-poll, work finished on another thread); the connection stays open until then and
+// the response is written on the event loop. Later calls of a Responder are ignored; a
+// Responder dropped without being called answers 500 `internal`. A Responder must not
+// outlive the io_context. A Handler that throws
+// gets 500 `internal` (nothing is logged here: errors are the caller's to log).
+//
+// Lifetime: construct, Listen(), run the io_context. Stop() then wait for on_drained
+// before stopping the io_context. Destroy the Server on the event-loop thread or after the
+// io_context has stopped running; connections still open then are closed when the
+// io_context is destroyed or run again.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "loyalty/base/status.h"
+#include "loyalty/http/message.h"
+
+namespace boost::asio {
+class io_context;
+}  // namespace boost::asio
+
+namespace loyalty::http {
+namespace internal {
+struct ServerCore;
+}  // namespace internal
+
+using Responder = std::function<void(Response)>;
+using Handler = std::function<void(Request&&, Responder)>;
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";  // an IP literal or a name resolved once at Listen()
+  uint16_t port = 8787;            // 0 → an ephemeral port, see Server::port()
+  size_t body_limit = 1 << 20;     // larger → 413 body_too_large, then close
+  size_t header_limit = 16 * 1024;  // request line + headers; larger → 400 bad_request, close
+  int read_timeout_ms = 10000;     // from a request's first byte to its last; then dropped
+  int write_timeout_ms = 10000;    // to write one response; then dropped
+  int idle_timeout_ms = 30000;     // keep-alive connection without a request; then closed
+  size_t max_connections = 64;     // more: answered 503 unavailable and closed at once
+  // After Stop(), connections still busy this long after are closed without an answer and
+  // on_drained is called anyway; 0 waits forever. The daemon must exit within 5 s of
+  // SIGTERM, so handlers that hold a request (long-poll) should answer early on Stop.
+  int drain_timeout_ms = 4000;
+};
+
+class Server {
+ public:
+  // `ioc` must outlive the Server and every connection it accepted.
+  Server(boost::asio::io_context& ioc, ServerOptions options, Handler handler);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds and listens, then accepts on the io_context. `unavailable` if the address cannot
+  // be resolved or bound (e.g. already in use). Call once, before running the io_context or
+  // on its thread.
+  Status Listen();
+
+  // The bound port (the ephemeral one when options.port was 0); 0 before Listen().
+  uint16_t port() const;
+
+  // Stops accepting (new connections are refused by the OS), lets requests in flight finish
+  // and be written (with `Connection: close`), closes idle keep-alive connections, then
+  // calls on_drained on the io_context. Safe from any thread; a second call only adds its
+  // callback.
+  void Stop(std::function<void()> on_drained);
+
+  // True once Stop() has been called (any thread). Lets handlers end long-polls early.
+  bool stopping() const;
+
+  // Connections accepted and not yet closed, not counting those refused over the cap.
+  // Safe from any thread.
+  size_t active_connections() const;
+
+ private:
+  std::shared_ptr<internal::ServerCore> core_;  // shared with the connections it accepted
+};
+
+}  // namespace loyalty::http
