@@ -460,6 +460,28 @@ TEST(HttpServer, ExpectContinueGetsAnInterimAnswer) {
   EXPECT_EQ(json::parse(r.body)["body"], "data");
 }
 
+TEST(HttpServer, ExpectContinueWithABodyOverTheLimitIsRefusedBeforeItIsSent) {
+  TestServer ts(FastOptions(), Echo);
+  RawConnection c(ts.port());
+  ASSERT_TRUE(c.Send("POST /e HTTP/1.1\r\nHost: x\r\nContent-Length: 1048577\r\nExpect: 100-continue\r\n\r\n"));
+  auto r = c.ReadReply();
+  EXPECT_EQ(r.status, 413);
+  EXPECT_NE(r.body.find("body_too_large"), std::string::npos);
+  EXPECT_TRUE(c.ClosedByPeer());
+}
+
+TEST(HttpServer, InvalidHandlerStatusBecomes500) {
+  TestServer ts(FastOptions(), [](Request&&, Responder respond) {
+    Response r;
+    r.status = 100;
+    respond(std::move(r));
+  });
+  Client client("127.0.0.1", ts.port());
+  auto r = client.Request("GET", "/");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->status, 500);
+}
+
 TEST(HttpServer, HeadAnswersWithoutABody) {
   TestServer ts(FastOptions(), Echo);
   Client client("127.0.0.1", ts.port());
