@@ -654,6 +654,41 @@ TEST(HttpServer, DrainTimeoutClosesRequestsThatNeverFinish) {
   never.clear();
 }
 
+TEST(HttpServer, ManyClientsWithAnswersFromOtherThreads) {
+  // Half the answers come from worker threads, as ledger writes do; every client must get
+  // its own answer back on its own connection.
+  std::mutex mu;
+  std::vector<std::thread> workers;
+  TestServer ts(FastOptions(), [&](Request&& r, Responder respond) {
+    Response resp;
+    resp.body = r.body;
+    if (r.query.count("defer")) {
+      std::lock_guard<std::mutex> lock(mu);
+      workers.emplace_back([respond, resp] { respond(resp); });
+      return;
+    }
+    respond(std::move(resp));
+  });
+  constexpr int kClients = 8;
+  constexpr int kRequests = 40;
+  std::atomic<int> good{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      Client client("127.0.0.1", ts.port());
+      for (int i = 0; i < kRequests; ++i) {
+        std::string body = std::to_string(c) + ":" + std::to_string(i);
+        auto r = client.Request("POST", i % 2 ? "/x?defer=1" : "/x", body);
+        if (r.ok() && r->status == 200 && r->body == body) ++good;
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(good.load(), kClients * kRequests);
+  std::lock_guard<std::mutex> lock(mu);
+  for (auto& t : workers) t.join();
+}
+
 TEST(HttpServer, ListenFailsWhenTheAddressIsTaken) {
   TestServer ts(FastOptions(), Echo);
   boost::asio::io_context ioc;
