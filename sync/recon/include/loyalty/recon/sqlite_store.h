@@ -5,7 +5,8 @@
 //   <p>scopes(scope_id, name)          one row per set; HQ keeps one set per terminal
 //   <p>items(scope_id, id, tag)        the folded elements, by id
 //   <p>blocks(scope_id, block, data)   symbols [64·block, 64·block + 64) of the folded set
-//   <p>journal(scope_id, id, tag)      changes not yet folded: id → new tag (NULL: removed)
+//   <p>journal(scope_id, id, tag, old_tag)  changes not yet folded: id → new tag (NULL:
+//                                      removed) and the folded tag it replaces (NULL: none)
 //
 // Why a journal: a durable commit here costs ~130 µs and every extra B-tree page it dirties
 // adds ~14 µs, while an element lands in ~20 of the stored symbols spread over ~10 blocks.
@@ -22,6 +23,7 @@
 #include <sqlite3.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -37,7 +39,7 @@ class SqliteStore final : public FingerprintStore {
     // Symbols kept for a table set created by this Open; an existing set keeps its own.
     uint64_t stored_symbols = kDefaultStoredSymbols;
     // Add/Upsert/Remove fold the journal into the blocks once it holds more rows than this
-    // for the scope (checked every 64 changes). The owner should rather call Flush() at a
+    // for the scope (checked every 1,024 changes). The owner should rather call Flush() at a
     // quiet moment (e.g. after each sync run); this only bounds the read cost if it forgets.
     size_t auto_flush_rows = 4096;
   };
@@ -76,10 +78,10 @@ class SqliteStore final : public FingerprintStore {
   SqliteStore(sqlite3* db, std::string prefix, int64_t scope_id, uint64_t stored_symbols, size_t auto_flush_rows);
 
   Status Prepare();
-  // The tag the set holds for id now (journal first, then items); false if absent.
-  Status CurrentTag(const ElementId& id, bool* present, Tag* tag) const;
+  // The tag the set holds for id now and the one folded into items (nullopt: absent).
+  Status Lookup(const ElementId& id, std::optional<Tag>* current, std::optional<Tag>* folded) const;
   Status FoldedTag(const ElementId& id, bool* present, Tag* tag) const;
-  Status WriteJournal(const ElementId& id, const Tag* tag);
+  Status WriteJournal(const ElementId& id, const std::optional<Tag>& tag, const std::optional<Tag>& folded);
   Status MaybeAutoFlush();
   // The element changes the journal makes relative to the folded state.
   Status PendingDeltas(std::vector<std::pair<Element, int64_t>>* deltas) const;
