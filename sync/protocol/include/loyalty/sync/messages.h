@@ -1,0 +1,284 @@
+// The JSON messages of the terminal ↔ HQ sync protocol (sync/PROTOCOL.md, version 1): plain
+// structs and their codecs, shared by HQ (loyalty-hq) and the terminal's sync client.
+//
+// Every FromJson is strict and never throws: a missing field, a wrong JSON type, a float
+// where an integer is due, a value out of range or a malformed id/hash is a Status with
+// code `bad_request` whose message names the field by its path ("entries[3].seq must be an
+// integer ≥ 1"). Keys a message does not define are ignored, so a later protocol version
+// may add fields. ToJson writes every field; FromJson(ToJson(x)) == x for every valid x.
+// ParseMessage/SerializeMessage do the same from/to a request or response body.
+//
+// Wire forms: member ids are decimal strings of a uint64 (no sign, no leading zero except
+// "0"); hashes are lower-case hex (entry hashes 64 characters, entry ids 32); times are
+// unix milliseconds (*_ms) or seconds (*_s). Hashes and ids are kept in these wire forms in
+// the structs too; converting to raw bytes (HexDecode) is the caller's business.
+//
+// All functions are pure and thread-safe; the structs are plain values.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "loyalty/base/status.h"
+
+namespace loyalty::sync {
+
+inline constexpr int kProtocolVersion = 1;
+// Limits of PROTOCOL.md (and a few of this codec's own, documented there).
+inline constexpr size_t kMaxUploadEntries = 500;
+inline constexpr size_t kMaxUploadCheckouts = 2000;  // checkouts or refunds per upload batch
+inline constexpr size_t kMaxFetchIds = 1000;
+inline constexpr size_t kMaxMemberIds = 1000;
+inline constexpr int64_t kMaxChangesLimit = 2000;
+inline constexpr int64_t kDefaultChangesLimit = 1000;
+inline constexpr size_t kMaxCheckoutLines = 500;
+inline constexpr size_t kMaxIdChars = 64;          // checkout, refund, coupon ids
+inline constexpr size_t kMaxShortText = 256;       // kinds, tiers, reasons, versions, skus …
+inline constexpr size_t kMaxDetailBytes = 64 * 1024;
+inline constexpr size_t kMaxDocumentBytes = 1 << 20;  // request_json, response_json
+
+// Entry kinds (pos-api.md). Terminal kinds first, then HQ's.
+bool IsEntryKind(std::string_view kind);
+// [A-Za-z0-9_-]{1,32}
+bool IsTerminalId(std::string_view id);
+// Decimal uint64 as the protocol writes it; nullopt for anything else.
+std::optional<uint64_t> ParseMemberId(std::string_view dec);
+
+struct Entry {
+  std::string entry_id;     // 32 lower-case hex (loyalty::NewEntryId)
+  std::string terminal_id;  // IsTerminalId
+  int64_t seq = 0;          // ≥ 1
+  std::string kind;         // IsEntryKind
+  uint64_t member_id = 0;
+  int64_t points = 0;
+  int64_t at_ms = 0;
+  std::string checkout_id;  // "" when none
+  std::string refund_id;    // "" when none
+  std::string detail;       // compact JSON or ""
+  std::string prev_hash;    // 64 lower-case hex (zeros for the first entry)
+  std::string hash;         // 64 lower-case hex
+  bool operator==(const Entry&) const = default;
+};
+
+struct CheckoutLine {
+  int64_t line = 0;  // 0-based index, 0..499
+  std::string sku, category;
+  int64_t qty = 0;  // 1..10000
+  int64_t unit_price_cents = 0;
+  int64_t tier_discount_cents = 0, coupon_cents = 0, redeem_cents = 0;
+  int64_t net_cents = 0, net_before_redeem_cents = 0;
+  bool points_eligible = false, redeemable = false;
+  bool operator==(const CheckoutLine&) const = default;
+};
+
+struct Checkout {
+  std::string checkout_id;   // 1..64
+  std::string request_hash;  // hex SHA-256 of the canonical request body
+  std::optional<uint64_t> member_id;  // null: a checkout without a member
+  std::string rules_version;
+  int64_t committed_at_ms = 0;
+  int64_t subtotal_cents = 0, total_due_cents = 0;
+  int64_t points_earned = 0, redeemed_points = 0;
+  int64_t eligible_cents = 0, redeemable_cents = 0;
+  std::string code_hash;  // hex SHA-256 of the dynamic code text, "" when none
+  std::string tender, coupon_id;
+  std::string request_json, response_json;
+  std::vector<CheckoutLine> lines;
+  bool operator==(const Checkout&) const = default;
+};
+
+struct RefundLine {
+  int64_t line = 0;
+  int64_t qty = 0;
+  bool operator==(const RefundLine&) const = default;
+};
+
+struct Refund {
+  std::string refund_id, checkout_id, request_hash, reason;
+  int64_t at_ms = 0;
+  int64_t refund_cents = 0, points_clawed_back = 0, points_restored = 0;
+  std::string response_json;
+  std::vector<RefundLine> lines;
+  bool operator==(const Refund&) const = default;
+};
+
+struct SnapshotLot {
+  int64_t points = 0;
+  int64_t expires_at_s = 0;
+  bool operator==(const SnapshotLot&) const = default;
+};
+
+// What a terminal may know of a member (最小必要): masked name and phone, never clear text.
+struct Snapshot {
+  uint64_t member_id = 0;
+  std::optional<std::string> display_name;  // masked ("张*"), null when HQ has none
+  std::optional<std::string> phone;         // masked ("138****5678"), null when HQ has none
+  std::string phone_hash;                   // hex keyed hash, "" when no phone
+  std::string tier = "member";              // member | vip | black
+  std::string status = "active";            // active | frozen
+  std::string frozen_reason;
+  int64_t birthday_month = 0;  // 0..12, 0 unknown
+  int64_t balance = 0;
+  std::vector<SnapshotLot> lots;
+  int64_t month_spend_cents = 0;
+  int64_t unfrozen_at_ms = 0;
+  int64_t snapshot_at_s = 0;
+  int64_t terminal_seq = 0;  // ≥ 0
+  bool operator==(const Snapshot&) const = default;
+};
+
+struct Identity {
+  std::string channel, external_id;
+  uint64_t member_id = 0;
+  bool operator==(const Identity&) const = default;
+};
+
+struct Coupon {
+  std::string coupon_id;
+  uint64_t member_id = 0;  // 0: any member
+  std::string kind;        // amount_off | percent_off
+  int64_t value_cents = 0, bp = 0, min_spend_cents = 0;
+  int64_t valid_from_s = 0, valid_to_s = 0;
+  bool used = false;
+  bool operator==(const Coupon&) const = default;
+};
+
+struct ChainHead {
+  int64_t seq = 0;
+  std::string hash;  // 64 hex, or "" when seq = 0
+  bool operator==(const ChainHead&) const = default;
+};
+
+struct HelloRequest {
+  int64_t protocol = kProtocolVersion;  // must be 1
+  std::string store_id;
+  std::string agent_version;
+  ChainHead head;
+  int64_t entries = 0;
+  bool operator==(const HelloRequest&) const = default;
+};
+
+struct HelloResponse {
+  int64_t protocol = kProtocolVersion;
+  int64_t hq_time_ms = 0;
+  bool terminal_known = false;
+  int64_t hq_entries = 0;
+  ChainHead hq_head;
+  bool operator==(const HelloResponse&) const = default;
+};
+
+struct UploadRequest {
+  std::vector<Entry> entries;  // ≤ 500, in seq order
+  std::vector<Checkout> checkouts;
+  std::vector<Refund> refunds;
+  bool operator==(const UploadRequest&) const = default;
+};
+
+struct UploadResult {
+  std::string entry_id;
+  std::string status;  // created | exists | conflict | invalid
+  bool operator==(const UploadResult&) const = default;
+};
+
+struct UploadResponse {
+  std::vector<UploadResult> results;
+  bool operator==(const UploadResponse&) const = default;
+};
+
+struct ChangesResponse {
+  std::string cursor;
+  bool more = false;
+  int64_t hq_time_ms = 0;
+  std::vector<Snapshot> members;
+  std::vector<Identity> identities;
+  std::vector<Coupon> coupons;
+  std::vector<std::string> revocations;  // base64url device public keys (32 bytes)
+  std::optional<nlohmann::json> rules;   // an object with a string "version", or null
+  bool operator==(const ChangesResponse&) const = default;
+};
+
+struct FetchRequest {
+  std::vector<std::string> entry_ids;  // ≤ 1000, 32 hex each
+  bool operator==(const FetchRequest&) const = default;
+};
+
+struct FetchResponse {
+  std::vector<Entry> entries;
+  std::vector<Checkout> checkouts;
+  std::vector<Refund> refunds;
+  bool operator==(const FetchResponse&) const = default;
+};
+
+struct MembersRequest {
+  std::vector<uint64_t> member_ids;  // ≤ 1000
+  bool operator==(const MembersRequest&) const = default;
+};
+
+struct MembersResponse {
+  std::vector<Snapshot> members;
+  bool operator==(const MembersResponse&) const = default;
+};
+
+// `GET changes` query: cursor (opaque, "" first) and limit (1..2000, default 1000).
+struct ChangesQuery {
+  std::string cursor;
+  int64_t limit = kDefaultChangesLimit;
+};
+
+#define LOYALTY_SYNC_CODEC(T)                  \
+  nlohmann::json ToJson(const T& v);           \
+  Status FromJson(const nlohmann::json& j, T* out);
+
+LOYALTY_SYNC_CODEC(Entry)
+LOYALTY_SYNC_CODEC(CheckoutLine)
+LOYALTY_SYNC_CODEC(Checkout)
+LOYALTY_SYNC_CODEC(RefundLine)
+LOYALTY_SYNC_CODEC(Refund)
+LOYALTY_SYNC_CODEC(SnapshotLot)
+LOYALTY_SYNC_CODEC(Snapshot)
+LOYALTY_SYNC_CODEC(Identity)
+LOYALTY_SYNC_CODEC(Coupon)
+LOYALTY_SYNC_CODEC(ChainHead)
+LOYALTY_SYNC_CODEC(HelloRequest)
+LOYALTY_SYNC_CODEC(HelloResponse)
+LOYALTY_SYNC_CODEC(UploadRequest)
+LOYALTY_SYNC_CODEC(UploadResult)
+LOYALTY_SYNC_CODEC(UploadResponse)
+LOYALTY_SYNC_CODEC(ChangesResponse)
+LOYALTY_SYNC_CODEC(FetchRequest)
+LOYALTY_SYNC_CODEC(FetchResponse)
+LOYALTY_SYNC_CODEC(MembersRequest)
+LOYALTY_SYNC_CODEC(MembersResponse)
+#undef LOYALTY_SYNC_CODEC
+
+// Parses a body: valid UTF-8 JSON whose top level is an object, then FromJson. Malformed
+// JSON is bad_request too. Never throws.
+Result<nlohmann::json> ParseJsonObject(std::string_view body);
+template <typename T>
+Result<T> ParseMessage(std::string_view body) {
+  auto j = ParseJsonObject(body);
+  if (!j.ok()) return j.status();
+  T out;
+  if (Status s = FromJson(*j, &out); !s.ok()) return s;
+  return out;
+}
+
+// Compact JSON; strings that are not valid UTF-8 are written with U+FFFD instead of
+// throwing (FromJson never produces such strings).
+std::string Dump(const nlohmann::json& j);
+template <typename T>
+std::string SerializeMessage(const T& v) {
+  return Dump(ToJson(v));
+}
+
+// The query of `GET /v1/sync/{tid}/changes` from its decoded key/value pairs: `cursor`
+// optional (≤ 256 bytes), `limit` optional decimal 1..2000. bad_request otherwise.
+Result<ChangesQuery> ParseChangesQuery(const std::map<std::string, std::string>& query);
+
+}  // namespace loyalty::sync

@@ -1,0 +1,324 @@
+// The sync messages' codecs: round trips, and every kind of rejection at its boundary.
+#include "loyalty/sync/messages.h"
+
+#include <gtest/gtest.h>
+
+namespace loyalty::sync {
+namespace {
+
+using nlohmann::json;
+
+Entry SampleEntry() {
+  Entry e;
+  e.entry_id = "0192a3b4c5d6e7f8091a2b3c4d5e6f70";
+  e.terminal_id = "T01";
+  e.seq = 7;
+  e.kind = "earn";
+  e.member_id = 18446744073709551615ull;
+  e.points = -240;
+  e.at_ms = 1790000000123;
+  e.checkout_id = "c-1";
+  e.detail = R"({"a":1})";
+  e.prev_hash = std::string(64, '0');
+  e.hash = std::string(64, 'a');
+  return e;
+}
+
+Checkout SampleCheckout() {
+  Checkout c;
+  c.checkout_id = "c-1";
+  c.request_hash = std::string(64, 'b');
+  c.member_id = 42;
+  c.rules_version = "default";
+  c.committed_at_ms = 1790000000123;
+  c.subtotal_cents = 20380;
+  c.total_due_cents = 20380;
+  c.points_earned = 168;
+  c.eligible_cents = 16880;
+  c.redeemable_cents = 16880;
+  c.tender = "cash";
+  c.request_json = R"({"checkout_id":"c-1"})";
+  c.response_json = R"({"checkout_id":"c-1"})";
+  CheckoutLine l;
+  l.line = 0;
+  l.sku = "A";
+  l.category = "grocery";
+  l.qty = 2;
+  l.unit_price_cents = 1990;
+  l.net_cents = 3980;
+  l.net_before_redeem_cents = 3980;
+  l.points_eligible = true;
+  l.redeemable = true;
+  c.lines.push_back(l);
+  return c;
+}
+
+Snapshot SampleSnapshot() {
+  Snapshot s;
+  s.member_id = 42;
+  s.display_name = "张*";
+  s.phone = "138****5678";
+  s.phone_hash = std::string(64, 'c');
+  s.tier = "vip";
+  s.status = "frozen";
+  s.frozen_reason = "velocity";
+  s.birthday_month = 12;
+  s.balance = -50;
+  s.lots = {{100, 1800000000}, {-150, 9223372036854775807}};
+  s.month_spend_cents = 50000;
+  s.unfrozen_at_ms = 5;
+  s.snapshot_at_s = 1790000000;
+  s.terminal_seq = 9;
+  return s;
+}
+
+template <typename T>
+void ExpectRoundTrip(const T& v) {
+  std::string body = SerializeMessage(v);
+  auto back = ParseMessage<T>(body);
+  ASSERT_TRUE(back.ok()) << back.status().ToString() << "\n" << body;
+  EXPECT_EQ(*back, v);
+}
+
+// Expects `body` to be rejected with bad_request and a message naming `field`.
+template <typename T>
+void ExpectRejected(const json& j, const std::string& field) {
+  auto r = ParseMessage<T>(j.dump());
+  ASSERT_FALSE(r.ok()) << j.dump();
+  EXPECT_EQ(r.status().code(), "bad_request");
+  EXPECT_NE(r.status().message().find(field), std::string::npos) << r.status().message() << " does not name " << field;
+}
+
+TEST(MessagesTest, RoundTripsEveryMessage) {
+  UploadRequest up;
+  up.entries = {SampleEntry()};
+  up.checkouts = {SampleCheckout()};
+  Checkout anon = SampleCheckout();
+  anon.member_id.reset();
+  anon.checkout_id = "c-2";
+  up.checkouts.push_back(anon);
+  Refund rf;
+  rf.refund_id = "r-1";
+  rf.checkout_id = "c-1";
+  rf.reason = "return";
+  rf.at_ms = 3;
+  rf.refund_cents = 100;
+  rf.points_clawed_back = 1;
+  rf.response_json = "{}";
+  rf.lines = {{0, 1}};
+  up.refunds = {rf};
+  ExpectRoundTrip(up);
+
+  ExpectRoundTrip(UploadResponse{{{SampleEntry().entry_id, "created"}, {SampleEntry().entry_id, "invalid"}}});
+  ExpectRoundTrip(HelloRequest{1, "S001", "0.1.0", {3, std::string(64, 'f')}, 3});
+  ExpectRoundTrip(HelloResponse{1, 1790000000000, true, 0, {0, ""}});
+
+  ChangesResponse ch;
+  ch.cursor = "17";
+  ch.more = true;
+  ch.hq_time_ms = 1;
+  ch.members = {SampleSnapshot()};
+  Snapshot unnamed = SampleSnapshot();
+  unnamed.display_name.reset();
+  unnamed.phone.reset();
+  unnamed.phone_hash.clear();
+  ch.members.push_back(unnamed);
+  ch.identities = {{"wechat", "123456789012", 42}};
+  ch.coupons = {{"cp1", 0, "percent_off", 0, 1000, 10000, 1, 2, true}};
+  ch.revocations = {"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"};
+  ch.rules = json{{"version", "v2"}, {"earn_points_per_yuan", 2}};
+  ExpectRoundTrip(ch);
+  ch.rules.reset();
+  ExpectRoundTrip(ch);
+
+  ExpectRoundTrip(FetchRequest{{SampleEntry().entry_id}});
+  ExpectRoundTrip(FetchResponse{{SampleEntry()}, {SampleCheckout()}, {}});
+  ExpectRoundTrip(MembersRequest{{0, 42, 18446744073709551615ull}});
+  ExpectRoundTrip(MembersResponse{{SampleSnapshot()}});
+}
+
+TEST(MessagesTest, WireFormsAreThoseOfTheProtocol) {
+  json e = ToJson(SampleEntry());
+  EXPECT_EQ(e["member_id"], "18446744073709551615");
+  json c = ToJson(SampleCheckout());
+  EXPECT_EQ(c["member_id"], "42");
+  Checkout anon = SampleCheckout();
+  anon.member_id.reset();
+  EXPECT_TRUE(ToJson(anon)["member_id"].is_null());
+  json s = ToJson(SampleSnapshot());
+  EXPECT_EQ(s["display_name"], "张*");
+  EXPECT_EQ(s["lots"][1]["expires_at_s"], 9223372036854775807);
+  EXPECT_TRUE(ToJson(ChangesResponse{})["rules"].is_null());
+}
+
+TEST(MessagesTest, MemberIdsAreCanonicalDecimalUint64) {
+  EXPECT_EQ(ParseMemberId("0"), 0u);
+  EXPECT_EQ(ParseMemberId("18446744073709551615"), 18446744073709551615ull);
+  EXPECT_FALSE(ParseMemberId("18446744073709551616"));
+  EXPECT_FALSE(ParseMemberId("99999999999999999999"));
+  EXPECT_FALSE(ParseMemberId("012"));
+  EXPECT_FALSE(ParseMemberId("-1"));
+  EXPECT_FALSE(ParseMemberId("+1"));
+  EXPECT_FALSE(ParseMemberId(""));
+  EXPECT_FALSE(ParseMemberId("1 "));
+}
+
+TEST(MessagesTest, TerminalIds) {
+  EXPECT_TRUE(IsTerminalId("T01"));
+  EXPECT_TRUE(IsTerminalId(std::string(32, 'a')));
+  EXPECT_FALSE(IsTerminalId(std::string(33, 'a')));
+  EXPECT_FALSE(IsTerminalId(""));
+  EXPECT_FALSE(IsTerminalId("T/1"));
+  EXPECT_FALSE(IsTerminalId("T 1"));
+}
+
+TEST(MessagesTest, EntryFieldsAreChecked) {
+  json good = ToJson(SampleEntry());
+  auto with = [&](const char* key, json v) {
+    json j = good;
+    j[key] = std::move(v);
+    return j;
+  };
+  auto without = [&](const char* key) {
+    json j = good;
+    j.erase(key);
+    return j;
+  };
+  ExpectRejected<Entry>(without("hash"), "hash is missing");
+  ExpectRejected<Entry>(with("seq", 0), "seq");
+  ExpectRejected<Entry>(with("seq", 1.0), "seq must be an integer");
+  ExpectRejected<Entry>(with("seq", "1"), "seq must be an integer");
+  ExpectRejected<Entry>(with("seq", 9223372036854775808ull), "seq is out of range");
+  ExpectRejected<Entry>(with("points", true), "points");
+  ExpectRejected<Entry>(with("member_id", 42), "member_id");
+  ExpectRejected<Entry>(with("kind", "steal"), "kind");
+  ExpectRejected<Entry>(with("entry_id", std::string(31, 'a')), "entry_id");
+  ExpectRejected<Entry>(with("entry_id", std::string(32, 'A')), "entry_id");
+  ExpectRejected<Entry>(with("prev_hash", std::string(63, '0')), "prev_hash");
+  ExpectRejected<Entry>(with("terminal_id", "bad id"), "terminal_id");
+  ExpectRejected<Entry>(with("detail", nullptr), "detail");
+  ExpectRejected<Entry>(with("checkout_id", std::string(65, 'x')), "checkout_id");
+  // At the edges: accepted.
+  EXPECT_TRUE(ParseMessage<Entry>(with("seq", 9223372036854775807ll).dump()).ok());
+  EXPECT_TRUE(ParseMessage<Entry>(with("checkout_id", std::string(64, 'x')).dump()).ok());
+  EXPECT_TRUE(ParseMessage<Entry>(with("points", -9223372036854775807ll - 1).dump()).ok());
+  // Unknown keys are ignored (a later version may add fields).
+  EXPECT_TRUE(ParseMessage<Entry>(with("future", 1).dump()).ok());
+}
+
+TEST(MessagesTest, NestedErrorsNameTheirPath) {
+  UploadRequest up;
+  up.entries = {SampleEntry(), SampleEntry()};
+  up.checkouts = {SampleCheckout()};
+  json j = ToJson(up);
+  j["entries"][1]["seq"] = -1;
+  ExpectRejected<UploadRequest>(j, "entries[1].seq");
+  j = ToJson(up);
+  j["checkouts"][0]["lines"][0]["qty"] = 10001;
+  ExpectRejected<UploadRequest>(j, "checkouts[0].lines[0].qty");
+  j["checkouts"][0]["lines"][0]["qty"] = 10000;
+  EXPECT_TRUE(ParseMessage<UploadRequest>(j.dump()).ok());
+  j["checkouts"][0]["lines"][0]["points_eligible"] = 1;
+  ExpectRejected<UploadRequest>(j, "checkouts[0].lines[0].points_eligible must be a boolean");
+  j = ToJson(up);
+  j["checkouts"][0]["member_id"] = "";
+  ExpectRejected<UploadRequest>(j, "checkouts[0].member_id");
+}
+
+TEST(MessagesTest, ArrayLimits) {
+  UploadRequest up;
+  up.entries.assign(kMaxUploadEntries, SampleEntry());
+  EXPECT_TRUE(ParseMessage<UploadRequest>(SerializeMessage(up)).ok());
+  up.entries.push_back(SampleEntry());
+  ExpectRejected<UploadRequest>(ToJson(up), "entries must hold at most 500");
+
+  FetchRequest f;
+  f.entry_ids.assign(kMaxFetchIds, SampleEntry().entry_id);
+  EXPECT_TRUE(ParseMessage<FetchRequest>(SerializeMessage(f)).ok());
+  f.entry_ids.push_back(SampleEntry().entry_id);
+  ExpectRejected<FetchRequest>(ToJson(f), "entry_ids");
+  ExpectRejected<FetchRequest>(json{{"entry_ids", {"xyz"}}}, "entry_ids[0]");
+
+  MembersRequest m;
+  m.member_ids.assign(kMaxMemberIds, 1);
+  EXPECT_TRUE(ParseMessage<MembersRequest>(SerializeMessage(m)).ok());
+  m.member_ids.push_back(1);
+  ExpectRejected<MembersRequest>(ToJson(m), "member_ids");
+  ExpectRejected<MembersRequest>(json{{"member_ids", {1}}}, "member_ids[0]");
+}
+
+TEST(MessagesTest, HelloChecks) {
+  json h = ToJson(HelloRequest{1, "S001", "0.1.0", {0, ""}, 0});
+  EXPECT_TRUE(ParseMessage<HelloRequest>(h.dump()).ok());
+  h["protocol"] = 2;
+  ExpectRejected<HelloRequest>(h, "protocol");
+  h["protocol"] = 1;
+  h["head"] = json{{"seq", 1}, {"hash", ""}};
+  ExpectRejected<HelloRequest>(h, "head.hash");
+  h["head"] = json{{"seq", 0}, {"hash", std::string(64, '1')}};
+  ExpectRejected<HelloRequest>(h, "head.hash");
+  h["head"] = "x";
+  ExpectRejected<HelloRequest>(h, "head must be an object");
+}
+
+TEST(MessagesTest, SnapshotAndChangesChecks) {
+  json s = ToJson(SampleSnapshot());
+  s["birthday_month"] = 13;
+  ExpectRejected<Snapshot>(s, "birthday_month");
+  s = ToJson(SampleSnapshot());
+  s["tier"] = "gold";
+  ExpectRejected<Snapshot>(s, "tier");
+  s = ToJson(SampleSnapshot());
+  s["display_name"] = 5;
+  ExpectRejected<Snapshot>(s, "display_name");
+
+  json c = ToJson(ChangesResponse{});
+  c["rules"] = json::array();
+  ExpectRejected<ChangesResponse>(c, "rules");
+  c["rules"] = json{{"earn_points_per_yuan", 1}};
+  ExpectRejected<ChangesResponse>(c, "rules.version");
+  c["rules"] = nullptr;
+  c["revocations"] = {"AAAA"};
+  ExpectRejected<ChangesResponse>(c, "revocations[0]");
+  c["revocations"] = json::array();
+  c["coupons"] = {ToJson(Coupon{"cp", 0, "bogo", 0, 0, 0, 0, 0, false})};
+  ExpectRejected<ChangesResponse>(c, "coupons[0].kind");
+}
+
+TEST(MessagesTest, BodiesThatAreNotObjects) {
+  for (std::string_view body : {"", "[]", "1", "null", "{", "{\"entries\":[]", "\"x\"", "{\"a\":\"\xff\"}"}) {
+    auto r = ParseMessage<UploadRequest>(body);
+    ASSERT_FALSE(r.ok()) << body;
+    EXPECT_EQ(r.status().code(), "bad_request");
+  }
+  // Entries must be objects.
+  ExpectRejected<UploadRequest>(json{{"entries", {1}}, {"checkouts", json::array()}, {"refunds", json::array()}},
+                                "entries[0] must be an object");
+}
+
+TEST(MessagesTest, DumpNeverThrowsOnBadUtf8) {
+  Entry e = SampleEntry();
+  e.detail = "\xff\xfe";
+  std::string out;
+  EXPECT_NO_THROW(out = SerializeMessage(e));
+  EXPECT_NE(out.find("\xef\xbf\xbd"), std::string::npos);
+}
+
+TEST(MessagesTest, ChangesQuery) {
+  auto q = ParseChangesQuery({});
+  ASSERT_TRUE(q.ok());
+  EXPECT_EQ(q->cursor, "");
+  EXPECT_EQ(q->limit, 1000);
+  q = ParseChangesQuery({{"cursor", "abc"}, {"limit", "2000"}});
+  ASSERT_TRUE(q.ok());
+  EXPECT_EQ(q->cursor, "abc");
+  EXPECT_EQ(q->limit, 2000);
+  EXPECT_TRUE(ParseChangesQuery({{"limit", "1"}}).ok());
+  for (const char* bad : {"0", "2001", "-1", "", "01", "1e3", "99999"}) {
+    EXPECT_FALSE(ParseChangesQuery({{"limit", bad}}).ok()) << bad;
+  }
+  EXPECT_FALSE(ParseChangesQuery({{"cursor", std::string(257, 'c')}}).ok());
+}
+
+}  // namespace
+}  // namespace loyalty::sync
