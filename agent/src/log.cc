@@ -1,5 +1,7 @@
 #include "log.h"
 
+#include "events.h"
+
 #include <spdlog/sinks/rotating_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
@@ -114,6 +116,7 @@ void LogEvent(Level level, const std::string& event, const nlohmann::json& field
     json = g_json;
   }
   auto logger = Logger();
+  if (!FindEvent(event)) LogEvent(Level::kError, "log_event_uncatalogued", {{"name", event}});
   if (json) {
     nlohmann::json line = {{"ts", NowStamp()}, {"level", LevelName(level)}, {"event", event}};
     if (fields.is_object())

@@ -48,6 +48,15 @@ class AgentApiTest : public ::testing::Test {
     dir_ = FreshDir(::testing::UnitTest::GetInstance()->current_test_info()->name());
   }
   void TearDown() override {
+    if (agent_) {
+      // Every scenario's log: catalogued events only, and no personal data or member code
+      // in clear (codes are logged as short hashes; the terminal never holds a full phone).
+      std::string log = agent_->ReadLog();
+      EXPECT_EQ(log.find("log_event_uncatalogued"), std::string::npos) << log;
+      EXPECT_EQ(log.find("LM1:"), std::string::npos) << "a member code in the log";
+      EXPECT_EQ(log.find("13812345678"), std::string::npos) << "a phone number in the log";
+      EXPECT_EQ(log.find("100000000007"), std::string::npos) << "a channel card number in the log";
+    }
     agent_.reset();
     if (!HasFailure()) std::filesystem::remove_all(dir_);
   }

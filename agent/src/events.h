@@ -1,0 +1,56 @@
+// The catalogue of log events: every event loyaltyd writes, with its level and fields and
+// what store IT should do about it. docs/operations.md lists the same table (a test keeps
+// them equal); LogEvent() flags a name that is not here.
+#pragma once
+
+#include <string_view>
+
+namespace loyalty::agent {
+
+struct EventInfo {
+  std::string_view name;
+  std::string_view level;   // the level it is normally logged at
+  std::string_view fields;  // besides ts, level, event
+  std::string_view action;  // what IT should do ("-" for nothing)
+};
+
+inline constexpr EventInfo kEventCatalogue[] = {
+    {"agent_started", "info", "version, terminal_id, store_id, listen, entries, rules_version", "-"},
+    {"agent_stopping", "info", "signal", "-"},
+    {"agent_stopped", "info", "", "-"},
+    {"agent_crashed", "critical", "message", "systemd restarts the service; send the journal around it to support"},
+    {"api_listen_failed", "critical", "listen, message", "another process holds the port, or the address is wrong: check api.listen"},
+    {"config_warning", "warn", "message", "read the message; the configuration works but is unusual (e.g. plain HTTP to HQ)"},
+    {"config_reloaded", "info", "rules_version, log_level", "-"},
+    {"config_reload_failed", "error", "message", "fix the file named in the message and send SIGHUP again; the old configuration stays in force"},
+    {"clock_untrusted", "warn", "wall_clock, trusted_time", "the terminal's clock is off by more than codes.clock_skew_s: fix NTP; codes are judged by HQ's time meanwhile"},
+    {"clock_trusted", "info", "wall_clock", "-"},
+    {"ledger_error", "error", "phase | method, path, status, code, message", "the ledger cannot be written (disk full, I/O error, locked): check disk space and the file system; checkouts are refused until it is fixed"},
+    {"request_rejected", "info", "method, path, status, code, message", "- (bad input from the POS; many in a row point at a POS integration bug)"},
+    {"request_unauthorized", "warn", "method, path", "a caller without the token: check the POS configuration or look for an intruder"},
+    {"member_identified", "info", "member_id, kind", "-"},
+    {"checkout_committed", "info", "checkout_id, member_id, total_due_cents, points_earned, points_redeemed, entries", "-"},
+    {"refund_committed", "info", "refund_id, checkout_id, reason, refund_cents, points_clawed_back, points_restored", "-"},
+    {"member_frozen", "warn", "member_id, reason, checkout_id", "the member earned more than max_points_per_hour: HQ's risk team reviews and unfreezes"},
+    {"tier_upgraded", "info", "member_id, tier", "-"},
+    {"scan_accepted", "info", "scanner_id, code_hash, kind, member_id", "-"},
+    {"scan_rejected", "warn", "scanner_id, code_hash, code | reason", "- (a code that failed; many code_expired in a row: check the terminal clock)"},
+    {"scan_not_member_code", "info", "scanner_id, code_hash, bytes", "-"},
+    {"scanner_connected", "info", "scanner_id, detail", "-"},
+    {"scanner_disconnected", "warn", "scanner_id, detail", "check the cable; the agent reopens the scanner by itself when it comes back"},
+    {"scanner_error", "error", "scanner_id, detail | message", "the scanner cannot be opened (permissions: udev rules; wrong path or ids in [[scanners]])"},
+    {"scanner_garbage", "warn", "scanner_id, what", "- (unreadable input from a scanner, logged once per burst; persistent: wrong scanner mode or baud)"},
+    {"sync_started", "info", "run_id, trigger", "-"},
+    {"sync_finished", "info", "run_id, uploaded, downloaded, repaired, round_trips, bytes_sent, bytes_received, duration_ms", "-"},
+    {"sync_failed", "error", "run_id, error, duration_ms", "HQ unreachable or refusing: check the network, hq.url and the terminal certificate; the next run retries"},
+    {"sync_conflict", "warn", "run_id, kind, detail", "HQ recorded a conflict (e.g. a coupon used at two stores): nothing to do at the store; HQ reviews it"},
+    {"log_event_uncatalogued", "error", "name", "a defect: report it"},
+};
+
+inline const EventInfo* FindEvent(std::string_view name) {
+  for (const auto& e : kEventCatalogue)
+    if (e.name == name) return &e;
+  return nullptr;
+}
+
+}  // namespace loyalty::agent
