@@ -3,17 +3,24 @@
 #include <poll.h>
 
 #include <chrono>
+#include <memory>
 #include <optional>
 
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
+
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 
 namespace loyalty::http {
 
 namespace net = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
+namespace ssl = boost::asio::ssl;
 using tcp = net::ip::tcp;
 using boost::system::error_code;
 using Clock = std::chrono::steady_clock;
@@ -36,21 +43,72 @@ bool IsHttpError(const error_code& ec) {
   return ec.category() == bhttp::make_error_code(bhttp::error::bad_method).category();
 }
 
+Result<std::unique_ptr<ssl::context>> MakeClientContext(const ClientTlsOptions& o) {
+  auto bad = [](const std::string& what, const std::string& file, const error_code& ec) {
+    return Status::Error("invalid_argument", "TLS " + what + " " + file + ": " + ec.message());
+  };
+  auto ctx = std::make_unique<ssl::context>(ssl::context::tls_client);
+  SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
+  ctx->set_options(ssl::context::default_workarounds | ssl::context::no_compression);
+  error_code ec;
+  if (o.ca_file.empty()) {
+    if (ctx->set_default_verify_paths(ec); ec) return bad("system trust store", "", ec);
+  } else if (ctx->load_verify_file(o.ca_file, ec); ec) {
+    return bad("CA", o.ca_file, ec);
+  }
+  ctx->set_verify_mode(ssl::verify_peer);
+  if (o.cert_file.empty() != o.key_file.empty()) {
+    return Status::Error("invalid_argument", "TLS client certificate and key go together");
+  }
+  if (!o.cert_file.empty()) {
+    if (ctx->use_certificate_chain_file(o.cert_file, ec); ec) return bad("certificate", o.cert_file, ec);
+    if (ctx->use_private_key_file(o.key_file, ssl::context::pem, ec); ec) return bad("key", o.key_file, ec);
+    if (SSL_CTX_check_private_key(ctx->native_handle()) != 1) {
+      return Status::Error("invalid_argument", "TLS key " + o.key_file + " does not match " + o.cert_file);
+    }
+  }
+  return ctx;
+}
+
 }  // namespace
 
 struct Client::Impl {
+  using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
   std::string host;
   uint16_t port;
   size_t response_limit = 64u << 20;
   net::io_context ioc{1};
-  std::optional<beast::tcp_stream> stream;  // engaged while a connection is kept
+  Status status;                              // why the TLS options could not be loaded
+  std::unique_ptr<ssl::context> ssl_ctx;      // set for HTTPS
+  std::string server_name;                    // HTTPS: what the certificate must name
+  std::optional<beast::tcp_stream> stream;    // plain: engaged while a connection is kept
+  std::optional<TlsStream> tls_stream;        // HTTPS: engaged while a connection is kept
   beast::flat_buffer buffer;
+  Counters counters;
+
+  bool connected() const { return stream.has_value() || tls_stream.has_value(); }
+
+  beast::tcp_stream& Lowest() { return tls_stream ? beast::get_lowest_layer(*tls_stream) : *stream; }
+
+  // Calls f with the kept connection's stream, whatever its type.
+  template <class F>
+  void WithStream(F&& f) {
+    if (tls_stream) {
+      f(*tls_stream);
+    } else {
+      f(*stream);
+    }
+  }
 
   void CloseConnection() {
-    if (stream) {
+    if (connected()) {
+      // No TLS close_notify: the server treats an end of stream after a complete answer
+      // as the end of the connection, and waiting for its reply could only delay us.
       error_code ec;
-      stream->socket().shutdown(tcp::socket::shutdown_both, ec);
-      stream->close();
+      Lowest().socket().shutdown(tcp::socket::shutdown_both, ec);
+      Lowest().close();
+      tls_stream.reset();
       stream.reset();
     }
     buffer.consume(buffer.size());
@@ -59,9 +117,9 @@ struct Client::Impl {
   // A kept connection the server has closed (idle timeout, shutdown) reads as EOF; any
   // other unsolicited byte means the connection is out of step. Either way, start afresh.
   bool KeptConnectionUsable() {
-    if (!stream || !stream->socket().is_open() || buffer.size() != 0) return false;
+    if (!connected() || !Lowest().socket().is_open() || buffer.size() != 0) return false;
     pollfd p{};
-    p.fd = stream->socket().native_handle();
+    p.fd = Lowest().socket().native_handle();
     p.events = POLLIN;
     int n = ::poll(&p, 1, 0);
     return n == 0;
@@ -97,6 +155,43 @@ struct Client::Impl {
       return Status::Error("unavailable", "cannot connect to " + where + ": " + connect_ec.message());
     }
     stream->socket().set_option(tcp::no_delay(true), ec);
+    ++counters.connections;
+    if (!ssl_ctx) return Status::Ok();
+    return Handshake(deadline);
+  }
+
+  Status Handshake(Clock::time_point deadline) {
+    std::string where = host + ":" + std::to_string(port);
+    tls_stream.emplace(std::move(*stream), *ssl_ctx);
+    stream.reset();
+    SSL* ssl = tls_stream->native_handle();
+    error_code ec;
+    net::ip::make_address(server_name, ec);
+    if (!ec) {
+      // An IP address is checked against the certificate's iPAddress names; SNI carries
+      // host names only (RFC 6066).
+      if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), server_name.c_str()) != 1) {
+        CloseConnection();
+        return Status::Error("invalid_argument", "cannot verify against address " + server_name);
+      }
+    } else if (SSL_set1_host(ssl, server_name.c_str()) != 1 ||
+               SSL_set_tlsext_host_name(ssl, server_name.c_str()) != 1) {
+      CloseConnection();
+      return Status::Error("invalid_argument", "cannot verify against name " + server_name);
+    }
+    beast::get_lowest_layer(*tls_stream).expires_at(deadline);
+    error_code hs_ec;
+    tls_stream->async_handshake(ssl::stream_base::client, [&](error_code e) { hs_ec = e; });
+    Run();
+    if (hs_ec) {
+      long verify = SSL_get_verify_result(ssl);
+      std::string why = verify != X509_V_OK ? std::string("server certificate refused: ") +
+                                                  X509_verify_cert_error_string(verify)
+                                            : hs_ec.message();
+      CloseConnection();
+      if (hs_ec == beast::error::timeout) return Status::Error("timeout", "TLS handshake with " + where + " timed out");
+      return Status::Error("unavailable", "TLS handshake with " + where + " failed: " + why);
+    }
     return Status::Ok();
   }
 
@@ -112,28 +207,31 @@ struct Client::Impl {
     error_code write_ec;
     error_code read_ec;
 
-    stream->expires_at(deadline);
-    std::function<void()> read_one = [&]() {
-      parser.emplace();
-      parser->header_limit(kResponseHeaderLimit);
-      parser->body_limit(response_limit);
-      if (head) parser->skip(true);
-      bhttp::async_read(*stream, buffer, *parser, [&](error_code ec, size_t) {
-        if (!ec && parser->get().result_int() < 200 && parser->get().result_int() != 101) {
-          read_one();  // an interim answer (100 Continue): the real one follows
-          return;
-        }
-        read_done = true;
-        read_ec = ec;
-        if (!ec && !write_done) stream->cancel();  // answered early: stop sending
+    Lowest().expires_at(deadline);
+    WithStream([&](auto& s) {
+      std::function<void()> read_one = [&]() {
+        parser.emplace();
+        parser->header_limit(kResponseHeaderLimit);
+        parser->body_limit(response_limit);
+        if (head) parser->skip(true);
+        bhttp::async_read(s, buffer, *parser, [&](error_code ec, size_t) {
+          if (!ec && parser->get().result_int() < 200 && parser->get().result_int() != 101) {
+            read_one();  // an interim answer (100 Continue): the real one follows
+            return;
+          }
+          read_done = true;
+          read_ec = ec;
+          if (!ec && !write_done) Lowest().cancel();  // answered early: stop sending
+        });
+      };
+      bhttp::async_write(s, req, [&](error_code ec, size_t) {
+        write_done = true;
+        write_ec = ec;
       });
-    };
-    bhttp::async_write(*stream, req, [&](error_code ec, size_t) {
-      write_done = true;
-      write_ec = ec;
+      read_one();
+      Run();
     });
-    read_one();
-    Run();
+    if (write_done && !write_ec) counters.request_body_bytes += req.body().size();
 
     std::string where = host + ":" + std::to_string(port);
     if (read_ec) {
@@ -157,6 +255,8 @@ struct Client::Impl {
       out.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
     }
     out.body = std::move(msg.body());
+    ++counters.responses;
+    counters.response_body_bytes += out.body.size();
     // A request cut short, or a server that will close: this connection is done.
     if (!write_done || write_ec || !msg.keep_alive()) CloseConnection();
     return out;
@@ -168,7 +268,23 @@ Client::Client(std::string host, uint16_t port) : impl_(std::make_unique<Impl>()
   impl_->port = port;
 }
 
+Client::Client(std::string host, uint16_t port, ClientTlsOptions tls) : Client(std::move(host), port) {
+  impl_->server_name = tls.server_name.empty() ? impl_->host : tls.server_name;
+  auto ctx = MakeClientContext(tls);
+  if (ctx.ok()) {
+    impl_->ssl_ctx = std::move(*ctx);
+  } else {
+    impl_->status = ctx.status();
+  }
+}
+
 Client::~Client() { impl_->CloseConnection(); }
+
+const Status& Client::status() const { return impl_->status; }
+
+Client::Counters Client::counters() const { return impl_->counters; }
+
+void Client::ResetCounters() { impl_->counters = Counters{}; }
 
 void Client::Close() { impl_->CloseConnection(); }
 
@@ -176,6 +292,7 @@ void Client::set_response_limit(size_t bytes) { impl_->response_limit = bytes; }
 
 Result<Response> Client::Request(std::string_view method, std::string_view target, std::string_view body,
                                  HeaderList headers, int timeout_ms) {
+  if (!impl_->status.ok()) return impl_->status;
   if (method.empty() || target.empty() ||
       target.find_first_of(std::string_view(" \t\r\n\0", 5)) != std::string_view::npos) {
     return Status::Error("bad_request", "invalid method or target");

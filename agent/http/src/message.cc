@@ -42,6 +42,19 @@ bool Request::HasHeader(std::string_view name) const {
   return false;
 }
 
+Status CheckPeerCn(const Request& request, std::string_view terminal_id) {
+  if (!request.tls) return Status::Error("forbidden", "a client certificate over TLS is required");
+  if (!request.peer_cert_error.empty()) {
+    return Status::Error("forbidden", "client certificate not accepted: " + request.peer_cert_error);
+  }
+  if (request.peer_cn.empty()) return Status::Error("forbidden", "a verified client certificate is required");
+  if (terminal_id.empty() || request.peer_cn != terminal_id) {
+    return Status::Error("forbidden", "client certificate is for " + request.peer_cn + ", not for " +
+                                          std::string(terminal_id));
+  }
+  return Status::Ok();
+}
+
 Response JsonError(int status, std::string_view code, std::string_view message) {
   nlohmann::json j = {{"error", {{"code", std::string(code)}, {"message", std::string(message)}}}};
   Response r;

@@ -6,18 +6,26 @@
 #include <chrono>
 #include <mutex>
 #include <optional>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 
 namespace loyalty::http {
 
 namespace net = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
+namespace ssl = boost::asio::ssl;
 using tcp = net::ip::tcp;
 using boost::system::error_code;
 
@@ -48,6 +56,75 @@ bool IsSafeHeader(const std::string& name, const std::string& value) {
 beast::string_view Bv(std::string_view s) { return {s.data(), s.size()}; }
 bool IEquals(std::string_view a, std::string_view b) { return beast::iequals(Bv(a), Bv(b)); }
 
+// The subject CN of a verified certificate. More than one CN is ambiguous and a CN with a
+// control character or NUL cannot be compared safely: both give "" (no identity).
+std::string SubjectCn(X509* cert) {
+  X509_NAME* name = X509_get_subject_name(cert);
+  if (name == nullptr) return {};
+  int i = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
+  if (i < 0 || X509_NAME_get_index_by_NID(name, NID_commonName, i) >= 0) return {};
+  unsigned char* utf8 = nullptr;
+  int n = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i)));
+  if (n <= 0) return {};
+  std::string cn(reinterpret_cast<char*>(utf8), static_cast<size_t>(n));
+  OPENSSL_free(utf8);
+  for (unsigned char c : cn) {
+    if (c < 0x20 || c == 0x7f) return {};
+  }
+  return cn;
+}
+
+std::string SslErrorText(const error_code& ec) {
+  std::string text = ec.message();
+  return text.empty() ? "unknown TLS error" : text;
+}
+
+// In kRequest mode a failed verification must not end the handshake: the request goes on
+// without an identity, and the route decides (admin routes take a token). OpenSSL still
+// records the failure, read back with SSL_get_verify_result after the handshake.
+int AcceptAnyVerifyResult(int /*preverify_ok*/, X509_STORE_CTX* /*ctx*/) { return 1; }
+
+Result<std::shared_ptr<ssl::context>> MakeServerContext(const TlsServerOptions& o) {
+  auto bad = [](const std::string& what, const std::string& file, const error_code& ec) {
+    return Status::Error("invalid_argument", "TLS " + what + " " + file + ": " + SslErrorText(ec));
+  };
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
+  SSL_CTX* native = ctx->native_handle();
+  SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
+  ctx->set_options(ssl::context::default_workarounds | ssl::context::no_compression);
+  // No resumption: every connection's client certificate is verified again (an expired
+  // or newly untrusted certificate is refused at once), and TLS 1.3 tickets a client never
+  // reads cannot turn its close into a reset.
+  SSL_CTX_set_session_cache_mode(native, SSL_SESS_CACHE_OFF);
+  SSL_CTX_set_options(native, SSL_OP_NO_TICKET);
+  SSL_CTX_set_num_tickets(native, 0);
+  error_code ec;
+  if (o.cert_chain_file.empty()) return Status::Error("invalid_argument", "TLS needs a certificate file");
+  if (ctx->use_certificate_chain_file(o.cert_chain_file, ec); ec) return bad("certificate", o.cert_chain_file, ec);
+  if (o.key_file.empty()) return Status::Error("invalid_argument", "TLS needs a key file");
+  if (ctx->use_private_key_file(o.key_file, ssl::context::pem, ec); ec) return bad("key", o.key_file, ec);
+  if (SSL_CTX_check_private_key(native) != 1) {
+    return Status::Error("invalid_argument", "TLS key " + o.key_file + " does not match " + o.cert_chain_file);
+  }
+  if (o.client_certs == ClientCertMode::kNone) {
+    ctx->set_verify_mode(ssl::verify_none);
+    return ctx;
+  }
+  if (o.client_ca_file.empty()) return Status::Error("invalid_argument", "TLS client certificates need a CA file");
+  if (ctx->load_verify_file(o.client_ca_file, ec); ec) return bad("client CA", o.client_ca_file, ec);
+  // The CA names sent in the CertificateRequest let a client with several certificates
+  // pick the right one.
+  STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(o.client_ca_file.c_str());
+  if (names == nullptr) return Status::Error("invalid_argument", "TLS client CA " + o.client_ca_file + ": no certificate");
+  SSL_CTX_set_client_CA_list(native, names);
+  if (o.client_certs == ClientCertMode::kRequire) {
+    SSL_CTX_set_verify(native, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+  } else {
+    SSL_CTX_set_verify(native, SSL_VERIFY_PEER, AcceptAnyVerifyResult);
+  }
+  return ctx;
+}
+
 // What the server tells a connection; implemented by every Session instantiation. Both
 // calls are safe from any thread (they post to the connection's strand).
 class SessionBase {
@@ -70,6 +147,7 @@ struct ServerCore : std::enable_shared_from_this<ServerCore> {
   net::io_context& ioc;
   const ServerOptions options;
   const Handler handler;
+  std::shared_ptr<ssl::context> ssl_ctx;  // set by Listen() for a TLS listener
   tcp::acceptor acceptor;          // io thread
   net::steady_timer accept_retry;  // io thread
   net::steady_timer drain_timer;   // io thread
@@ -136,10 +214,14 @@ using internal::ServerCore;
 // deadlines live on the lowest layer either way.
 template <class Stream>
 class Session : public SessionBase, public std::enable_shared_from_this<Session<Stream>> {
+  static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+
  public:
-  // `refuse`: the connection is over the cap; answer 503 and close.
-  Session(std::shared_ptr<ServerCore> core, tcp::socket socket, bool refuse)
-      : core_(std::move(core)), refuse_(refuse), stream_(std::move(socket)) {
+  // `refuse`: the connection is over the cap; answer 503 and close. `stream_args` build
+  // the stream from the accepted socket (and the SSL context for TLS).
+  template <class... StreamArgs>
+  Session(std::shared_ptr<ServerCore> core, bool refuse, StreamArgs&&... stream_args)
+      : core_(std::move(core)), refuse_(refuse), stream_(std::forward<StreamArgs>(stream_args)...) {
     error_code ec;
     Lowest().socket().set_option(tcp::no_delay(true), ec);
     auto ep = Lowest().socket().remote_endpoint(ec);
@@ -174,7 +256,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   }
 
  private:
-  enum class State { kIdle, kReading, kHandling, kWriting, kClosing, kClosed };
+  enum class State { kHandshake, kIdle, kReading, kHandling, kWriting, kClosing, kClosed };
 
   // Shared by every copy of one request's Responder: the first call wins, and a Responder
   // dropped unanswered still answers, so a connection never hangs on a lost callback.
@@ -203,6 +285,43 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   const ServerOptions& options() const { return core_->options; }
 
   void OnStart() {
+    if constexpr (kTls) {
+      DoHandshake();
+    } else {
+      OnConnectionReady();
+    }
+  }
+
+  void DoHandshake() {
+    state_ = State::kHandshake;
+    // A client that connects and never completes the handshake is dropped like one that
+    // never finishes its request.
+    Lowest().expires_after(Ms(options().read_timeout_ms));
+    stream_.async_handshake(ssl::stream_base::server,
+                            [self = this->shared_from_this()](error_code ec) { self->OnHandshake(ec); });
+  }
+
+  void OnHandshake(error_code ec) {
+    if (ec) {  // refused certificate, not TLS, timeout: there is no channel to answer on
+      Close();
+      return;
+    }
+    if constexpr (kTls) {
+      SSL* ssl = stream_.native_handle();
+      if (X509* peer = SSL_get1_peer_certificate(ssl)) {
+        long verify = SSL_get_verify_result(ssl);
+        if (verify == X509_V_OK) {
+          peer_cn_ = SubjectCn(peer);
+        } else {
+          peer_cert_error_ = X509_verify_cert_error_string(verify);
+        }
+        X509_free(peer);
+      }
+    }
+    OnConnectionReady();
+  }
+
+  void OnConnectionReady() {
     if (refuse_) {
       WriteAndClose(JsonError(503, "unavailable", "too many connections; retry shortly"));
       return;
@@ -214,7 +333,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     stop_requested_ = true;
     // Only a connection waiting for its next request is closed now; one reading, handled
     // or writing sees stop_requested_ when its response is built and closes after it.
-    if (state_ == State::kIdle) Lowest().cancel();
+    if (state_ == State::kIdle || state_ == State::kHandshake) Lowest().cancel();
   }
 
   void DoReadIdle() {
@@ -337,6 +456,9 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     r.body = std::move(msg.body());
     r.remote_address = remote_address_;
     r.remote_port = remote_port_;
+    r.tls = kTls;
+    r.peer_cn = peer_cn_;
+    r.peer_cert_error = peer_cert_error_;
 
     auto reply = std::make_shared<Reply>(this->shared_from_this(), seq_);
     Responder responder = [reply](Response resp) { reply->Answer(std::move(resp)); };
@@ -406,6 +528,26 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
 
   void DoLinger() {
     state_ = State::kClosing;
+    if constexpr (kTls) {
+      // Send our close_notify without waiting for the peer's: marking it received makes
+      // SSL_shutdown only write. Waiting would stall on clients that just close, and fail
+      // on one still sending a body it was refused for; the plain lingering close below
+      // takes care of those bytes.
+      SSL_set_shutdown(stream_.native_handle(), SSL_RECEIVED_SHUTDOWN);
+      Lowest().expires_after(Ms(std::min(kLingerMs, options().write_timeout_ms)));
+      stream_.async_shutdown([self = this->shared_from_this()](error_code ec) {
+        if (ec == beast::error::timeout) {
+          self->Close();
+          return;
+        }
+        self->DoLingerPlain();
+      });
+      return;
+    }
+    DoLingerPlain();
+  }
+
+  void DoLingerPlain() {
     error_code ec;
     Lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
     if (ec) {
@@ -451,6 +593,8 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   std::array<char, 4096> discard_{};
   std::string remote_address_;
   uint16_t remote_port_ = 0;
+  std::string peer_cn_;          // TLS: the verified client certificate's CN
+  std::string peer_cert_error_;  // TLS: why a presented client certificate was not verified
   State state_ = State::kIdle;
   uint64_t id_ = 0;
   bool registered_ = false;
@@ -465,6 +609,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
 };
 
 using PlainSession = Session<beast::tcp_stream>;
+using TlsSession = Session<beast::ssl_stream<beast::tcp_stream>>;
 
 }  // namespace
 
@@ -492,9 +637,15 @@ void ServerCore::OnAccept(error_code ec, tcp::socket socket) {
     error_code ignored;
     socket.close(ignored);
   } else {
-    auto session = std::make_shared<PlainSession>(shared_from_this(), std::move(socket), over_cap);
-    if (!over_cap) session->Register();
-    session->Start();
+    auto start = [&](auto session) {
+      if (!over_cap) session->Register();
+      session->Start();
+    };
+    if (ssl_ctx) {
+      start(std::make_shared<TlsSession>(shared_from_this(), over_cap, std::move(socket), *ssl_ctx));
+    } else {
+      start(std::make_shared<PlainSession>(shared_from_this(), over_cap, std::move(socket)));
+    }
   }
   DoAccept();
 }
@@ -539,6 +690,11 @@ Status Server::Listen() {
     core_->CloseAcceptor();
     return Status::Error("unavailable", what + " " + o.host + ":" + std::to_string(o.port) + ": " + ec.message());
   };
+  if (o.tls) {
+    auto ctx = MakeServerContext(*o.tls);
+    if (!ctx.ok()) return ctx.status();
+    core_->ssl_ctx = std::move(*ctx);
+  }
   error_code ec;
   net::ip::address address = net::ip::make_address(o.host, ec);
   if (ec) {

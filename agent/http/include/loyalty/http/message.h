@@ -28,6 +28,14 @@ struct Request {
   HeaderList headers;                       // every header as received, in order, names as sent
   std::string remote_address;               // peer IP address, e.g. "127.0.0.1" or "::1"
   uint16_t remote_port = 0;
+  bool tls = false;                         // received over TLS
+  // The subject CN of the client certificate, only when one was presented AND verified
+  // against the server's client CA (ServerOptions::tls); empty otherwise. A certificate
+  // whose subject has no CN, more than one CN, or a CN with control characters gives "".
+  std::string peer_cn;
+  // Why a presented client certificate was not accepted (OpenSSL's verify message, e.g.
+  // "certificate has expired"), for the caller's logs; empty when verified or none sent.
+  std::string peer_cert_error;
 
   // The value of the first header named `name` (case-insensitive), empty if absent.
   std::string_view Header(std::string_view name) const;
@@ -43,6 +51,12 @@ struct Response {
   // response.
   HeaderList headers;
 };
+
+// The check of routes that act for a terminal over mutual TLS: ok when the request came
+// over TLS with a verified client certificate whose CN is exactly `terminal_id`
+// (byte-for-byte, case-sensitive); otherwise a `forbidden` Status whose message says which
+// (no certificate, not verified and why, or the CN it carries). Answer it with 403.
+Status CheckPeerCn(const Request& request, std::string_view terminal_id);
 
 // {"error":{"code":"<code>","message":"<message>"}} with `status`, as every non-2xx answer
 // of the contracts. Invalid UTF-8 in the message is replaced, never an exception.

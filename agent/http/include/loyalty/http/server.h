@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "loyalty/base/status.h"
@@ -37,6 +38,23 @@ struct ServerCore;
 using Responder = std::function<void(Response)>;
 using Handler = std::function<void(Request&&, Responder)>;
 
+// Whether a TLS listener asks clients for a certificate (docs/tls.md).
+enum class ClientCertMode {
+  kNone,     // not asked; Request::peer_cn is always empty
+  kRequest,  // asked, not required: the handshake succeeds without one or with one that
+             // fails verification; then peer_cn is empty (and peer_cert_error says why).
+             // For a listener where some routes take a token instead (HQ's admin routes).
+  kRequire,  // a certificate verified against client_ca_file is required: the handshake
+             // fails without one, or with an untrusted, expired or unusable one
+};
+
+struct TlsServerOptions {
+  std::string cert_chain_file;  // PEM: the server certificate, then any intermediates
+  std::string key_file;         // PEM private key of that certificate
+  std::string client_ca_file;   // PEM CA certificate(s) client certificates must chain to
+  ClientCertMode client_certs = ClientCertMode::kRequest;  // kNone needs no client_ca_file
+};
+
 struct ServerOptions {
   std::string host = "127.0.0.1";  // an IP literal or a name resolved once at Listen()
   uint16_t port = 8787;            // 0 → an ephemeral port, see Server::port()
@@ -50,6 +68,11 @@ struct ServerOptions {
   // on_drained is called anyway; 0 waits forever. The daemon must exit within 5 s of
   // SIGTERM, so handlers that hold a request (long-poll) should answer early on Stop.
   int drain_timeout_ms = 4000;
+  // Set: the listener speaks only TLS (1.2 or 1.3), the files are loaded by Listen(). The
+  // handshake runs under read_timeout_ms from accept (a client that connects and stays
+  // silent is dropped then); TLS sessions are not resumed, so every connection's client
+  // certificate is verified afresh. Unset: plain HTTP.
+  std::optional<TlsServerOptions> tls;
 };
 
 class Server {
@@ -61,7 +84,8 @@ class Server {
   Server& operator=(const Server&) = delete;
 
   // Binds and listens, then accepts on the io_context. `unavailable` if the address cannot
-  // be resolved or bound (e.g. already in use). Call once, before running the io_context or
+  // be resolved or bound (e.g. already in use); `invalid_argument` if options.tls names a
+  // file that cannot be read, is not PEM, or a key that does not match its certificate. Call once, before running the io_context or
   // on its thread.
   Status Listen();
 
