@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <future>
 #include <memory>
 #include <thread>
@@ -430,6 +431,43 @@ TEST(HttpTls, CheckPeerCnNeedsTlsAndAVerifiedCertificate) {
   EXPECT_EQ(CheckPeerCn(r, "").code(), "forbidden");
   r.peer_cert_error = "certificate has expired";
   EXPECT_EQ(CheckPeerCn(r, "T-0001").code(), "forbidden");
+}
+
+// What store IT gets from scripts/make-pki works with this server and client as it is.
+TEST(HttpTls, CertificatesFromMakePkiWork) {
+  if (std::system("command -v openssl >/dev/null 2>&1") != 0) GTEST_SKIP() << "no openssl command";
+  std::string dir = Pki().dir() + "/make-pki";
+  std::string script = std::string(LOYALTY_FIXTURES_DIR) + "/../../scripts/make-pki";
+  std::string cmd = script + " --dir " + dir + " demo >/dev/null && " + script + " --dir " + dir +
+                    " terminal T02 >/dev/null";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  boost::asio::io_context ioc;
+  ServerOptions options;
+  options.host = "127.0.0.1";
+  options.port = 0;
+  options.tls = TlsServerOptions{dir + "/hq.pem", dir + "/hq.key", dir + "/ca.pem", ClientCertMode::kRequest};
+  Server server(ioc, options, EchoPeer);
+  Status listened = server.Listen();
+  ASSERT_TRUE(listened.ok()) << listened.ToString();
+  std::thread loop([&] { ioc.run(); });
+  for (std::string host : {"127.0.0.1", "localhost"}) {
+    Client client(host, server.port(),
+                  ClientTlsOptions{dir + "/ca.pem", dir + "/terminal-T01.pem", dir + "/terminal-T01.key", ""});
+    auto r = client.Request("GET", "/terminals/T01");
+    ASSERT_TRUE(r.ok()) << host << ": " << r.status().ToString();
+    EXPECT_EQ(r->status, 200);
+    EXPECT_EQ(Body(r)["peer_cn"], "T01");
+    EXPECT_EQ(client.Request("GET", "/terminals/T02")->status, 403);
+  }
+  // A terminal certificate from a CA that is not the one configured is no identity.
+  Client stranger("127.0.0.1", server.port(),
+                  ClientTlsOptions{dir + "/ca.pem", Pki().client("T-0001").cert_file,
+                                   Pki().client("T-0001").key_file, ""});
+  auto r = stranger.Request("GET", "/echo");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(Body(r)["peer_cn"], "");
+  server.Stop([&] { ioc.stop(); });
+  loop.join();
 }
 
 TEST(HttpClient, CountsBodyBytesOverPlainHttpToo) {
