@@ -127,3 +127,37 @@ TEST(StatusPage, EscapesAndCharts) {
 
 }  // namespace
 }  // namespace loyalty::agent
+
+#include <sstream>
+
+#include "events.h"
+
+namespace loyalty::agent {
+namespace {
+
+TEST(EventCatalogue, DocsListEveryEventAndNothingElse) {
+  std::ifstream f(std::string(LOYALTY_FIXTURES_DIR) + "/../../docs/operations.md");
+  ASSERT_TRUE(f) << "docs/operations.md not found";
+  std::stringstream ss;
+  ss << f.rdbuf();
+  std::string doc = ss.str();
+  for (const auto& e : kEventCatalogue) {
+    EXPECT_NE(doc.find("| `" + std::string(e.name) + "` | " + std::string(e.level) + " |"), std::string::npos)
+        << e.name << " is not in the catalogue table of docs/operations.md";
+  }
+  // Every event row of the table is in the code's catalogue.
+  std::string section = doc.substr(doc.find("### The event catalogue"));
+  section = section.substr(0, section.find("\n## "));
+  size_t pos = 0, rows = 0;
+  while ((pos = section.find("\n| `", pos)) != std::string::npos) {
+    size_t end = section.find('`', pos + 4);
+    std::string name = section.substr(pos + 4, end - pos - 4);
+    EXPECT_NE(FindEvent(name), nullptr) << name << " is documented but not in agent/src/events.h";
+    ++rows;
+    pos = end;
+  }
+  EXPECT_EQ(rows, std::size(kEventCatalogue));
+}
+
+}  // namespace
+}  // namespace loyalty::agent
