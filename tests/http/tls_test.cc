@@ -198,6 +198,41 @@ TEST(HttpTls, ExpiredCertificateIsRefusedInRequiredMode) {
   EXPECT_EQ(server.handled(), 0);
 }
 
+// HQ's server certificate comes from the same CA but is not a client certificate.
+TEST(HttpTls, ServerCertificateIsNoClientIdentity) {
+  TlsServer server(ClientCertMode::kRequest);
+  Client client("127.0.0.1", server.port(), WithCert(Pki().server()));
+  auto r = client.Request("GET", "/terminals/localhost");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->status, 403);
+  EXPECT_NE(Body(r)["error"]["message"].get<std::string>().find("purpose"), std::string::npos) << r->body;
+  TlsServer strict(ClientCertMode::kRequire);
+  Client refused("127.0.0.1", strict.port(), WithCert(Pki().server()));
+  EXPECT_EQ(refused.Request("GET", "/echo", {}, {}, 5000).status().code(), "unavailable");
+  EXPECT_EQ(strict.handled(), 0);
+}
+
+// Nor is a terminal's certificate a server certificate, though the CA is the same.
+TEST(HttpTls, ClientRefusesATerminalCertificateAsTheServers) {
+  ServerOptions options;
+  options.host = "127.0.0.1";
+  options.port = 0;
+  CertAndKey terminal = Pki().client("T-0001");
+  options.tls = TlsServerOptions{terminal.cert_file, terminal.key_file, Pki().ca_file(), ClientCertMode::kNone};
+  boost::asio::io_context ioc;
+  Server server(ioc, options, EchoPeer);
+  ASSERT_TRUE(server.Listen().ok());
+  std::thread loop([&] { ioc.run(); });
+  ClientTlsOptions named = NoCert();
+  named.server_name = "T-0001";
+  Client client("127.0.0.1", server.port(), named);
+  auto r = client.Request("GET", "/");
+  EXPECT_EQ(r.status().code(), "unavailable");
+  EXPECT_NE(r.status().message().find("purpose"), std::string::npos) << r.status().message();
+  server.Stop([&] { ioc.stop(); });
+  loop.join();
+}
+
 TEST(HttpTls, NoneModeAsksForNoCertificate) {
   TlsServer server(ClientCertMode::kNone);
   Client client("127.0.0.1", server.port(), WithCert(Pki().client("T-0001")));

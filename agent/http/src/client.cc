@@ -57,6 +57,8 @@ Result<std::unique_ptr<ssl::context>> MakeClientContext(const ClientTlsOptions& 
     return bad("CA", o.ca_file, ec);
   }
   ctx->set_verify_mode(ssl::verify_peer);
+  // A terminal's client certificate, signed by the same CA, must not pass for HQ.
+  SSL_CTX_set_purpose(ctx->native_handle(), X509_PURPOSE_SSL_SERVER);
   if (o.cert_file.empty() != o.key_file.empty()) {
     return Status::Error("invalid_argument", "TLS client certificate and key go together");
   }

@@ -117,6 +117,9 @@ Result<std::shared_ptr<ssl::context>> MakeServerContext(const TlsServerOptions& 
   STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(o.client_ca_file.c_str());
   if (names == nullptr) return Status::Error("invalid_argument", "TLS client CA " + o.client_ca_file + ": no certificate");
   SSL_CTX_set_client_CA_list(native, names);
+  // Only certificates meant for TLS clients (extendedKeyUsage clientAuth, or none) name a
+  // terminal: HQ's own server certificate, signed by the same CA, must not.
+  SSL_CTX_set_purpose(native, X509_PURPOSE_SSL_CLIENT);
   if (o.client_certs == ClientCertMode::kRequire) {
     SSL_CTX_set_verify(native, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
   } else {
