@@ -12,6 +12,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <future>
 #include <memory>
 #include <thread>
@@ -472,6 +473,7 @@ TEST(HttpTls, CheckPeerCnNeedsTlsAndAVerifiedCertificate) {
 TEST(HttpTls, CertificatesFromMakePkiWork) {
   if (std::system("command -v openssl >/dev/null 2>&1") != 0) GTEST_SKIP() << "no openssl command";
   std::string dir = Pki().dir() + "/make-pki";
+  std::filesystem::remove_all(dir);  // the script refuses to overwrite (--gtest_repeat)
   std::string script = std::string(LOYALTY_FIXTURES_DIR) + "/../../scripts/make-pki";
   std::string cmd = script + " --dir " + dir + " demo >/dev/null && " + script + " --dir " + dir +
                     " terminal T02 >/dev/null";
