@@ -1,0 +1,50 @@
+// Personal data at rest: names, phone numbers and birthdays are stored only as AES-256-GCM
+// ciphertexts (OpenSSL), and terminals get masked forms and a keyed hash of the phone.
+//
+// Stored form of a value: nonce (12 random bytes) ‖ ciphertext ‖ tag (16 bytes). The
+// associated data binds a ciphertext to its member and field ("<member_id>/<field>"), so a
+// blob copied to another row or column does not decrypt.
+//
+// The phone hash key is HMAC-SHA256(pii key, "loyalty-hq phone-hash v1"): derived, so one
+// key file is all there is to keep, and a leaked hash key does not reveal the encryption
+// key. phone_hash = HMAC-SHA256(phone hash key, the phone's digits), lower-case hex.
+//
+// Thread-safe after construction (const methods only).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "loyalty/base/status.h"
+
+namespace loyalty::hq {
+
+class PiiCipher {
+ public:
+  // Reads the 32-byte key file; when it does not exist, creates it (mode 0600, 32 random
+  // bytes, O_EXCL). config_invalid for a file of another size or readable by others.
+  static Result<PiiCipher> LoadOrCreate(const std::string& key_file);
+  static PiiCipher FromKey(std::string key32);
+
+  std::string Encrypt(std::string_view plain, std::string_view associated) const;
+  // internal for a blob that does not authenticate.
+  Result<std::string> Decrypt(std::string_view blob, std::string_view associated) const;
+  std::string PhoneHash(std::string_view phone) const;
+
+ private:
+  explicit PiiCipher(std::string key) : key_(std::move(key)) {}
+  std::string key_;
+  std::string phone_hash_key_;
+};
+
+// "张三" → "张*"; "" → "". The first UTF-8 character followed by one '*'.
+std::string MaskName(std::string_view name);
+// The phone's digits with all but the first 3 and last 4 replaced by '*': "13812345678" →
+// "138****5678". Fewer than 8 digits: all but the last 2 masked.
+std::string MaskPhone(std::string_view phone);
+// The digits of a phone number ("+86 138-1234-5678" → "8613812345678").
+std::string PhoneDigits(std::string_view phone);
+
+}  // namespace loyalty::hq

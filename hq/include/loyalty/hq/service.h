@@ -1,0 +1,68 @@
+// loyalty-hq's request handling: the admin API of hq-and-sync.md and the terminal routes of
+// sync/PROTOCOL.md, over a Store. docs/hq.md describes every route with examples.
+//
+// Transport seams: the service sees an http::Request and who the TLS layer says the client
+// is (`peer_terminal`: the subject CN of a verified client certificate, nullopt on a plain
+// HTTP listener). With a peer, a terminal route for another terminal id is 403 forbidden;
+// without one (loopback demos and tests) the route's terminal id is trusted.
+//
+// Threading: not thread-safe. The owner calls Handle and the jobs from one thread (HQ's
+// event loop); the Store's single connection is the single writer.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "loyalty/base/clock.h"
+#include "loyalty/base/status.h"
+#include "loyalty/base/timezone.h"
+#include "loyalty/hq/pii.h"
+#include "loyalty/hq/store.h"
+#include "loyalty/http/message.h"
+
+namespace loyalty::hq {
+
+// HQ's own entries (adjust, expire, unfreeze, tier_change) form a chain of their own under
+// this terminal id, which no terminal may use.
+inline constexpr char kHqTerminalId[] = "_hq";
+
+struct HqOptions {
+  std::string admin_token;
+  std::map<int, std::string> signing_seeds;  // key id -> raw 32-byte Ed25519 seed; highest id signs
+  std::string card_prefix = "88";
+  TimeZone timezone = TimeZone::Utc();  // the chain's: months for spend, tiers and expiry
+  int64_t points_validity_months = 12;
+  int64_t vip_threshold_cents = 50000, black_threshold_cents = 200000;
+  int64_t default_certificate_days = 365;
+};
+
+// Loads a PEM Ed25519 private key (as `openssl genpkey -algorithm ed25519` writes it) and
+// returns its raw 32-byte seed. config_invalid naming the file otherwise.
+Result<std::string> LoadEd25519Seed(const std::string& pem_file);
+
+struct ExpiryReport {
+  int64_t members = 0;
+  int64_t points = 0;  // total expired (positive)
+};
+
+class HqService {
+ public:
+  // `store` and `clock` must outlive the service.
+  HqService(Store& store, const Clock& clock, PiiCipher pii, HqOptions options);
+
+  http::Response Handle(const http::Request& req, const std::optional<std::string>& peer_terminal);
+
+  // The daily job: an `expire` entry per member for the points of lots that expired before
+  // now_s (lots' expires_at_s < now_s), and at the first run in a new local month the tiers
+  // recomputed from that month's spend. Idempotent: expired lots are emptied.
+  Result<ExpiryReport> RunDailyJobs(int64_t now_s);
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace loyalty::hq

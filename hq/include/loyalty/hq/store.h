@@ -1,0 +1,198 @@
+// HQ's storage, behind an interface so that a PostgreSQL backend can follow the SQLite one.
+//
+// The Store holds rows; every decision (hash checks, chain checks, lots, tiers, conflicts)
+// is the service's (service.h). All writes of one request happen inside one Transaction():
+// a failure anywhere rolls every write back, including the reconciliation sets'.
+//
+// Invariants the backend enforces itself:
+//   - entry ids are unique in the database (a UNIQUE constraint): InsertEntry of an id
+//     already present fails with code `constraint` and changes nothing;
+//   - (channel, external_id) identities, card numbers, coupon ids, adjustment ids and
+//     (terminal, checkout id) / (terminal, refund id) are unique the same way;
+//   - every write that changes what a terminal's snapshot of a member shows goes through
+//     TouchMember, which gives the member the next value of the global change sequence
+//     (the cursor of `GET changes`); coupons and revocations take values of the same
+//     sequence.
+//
+// Names, phones and birthdays arrive here already encrypted (pii.h): the Store never sees
+// them in clear.
+//
+// Thread-safety: none. One Store per thread (HQ runs every request on its event loop).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "loyalty/base/status.h"
+#include "loyalty/recon/recon.h"
+#include "loyalty/sync/messages.h"
+
+namespace loyalty::hq {
+
+struct MemberRecord {
+  uint64_t member_id = 0;
+  std::string name_enc, phone_enc, birthday_enc;  // AES-256-GCM blobs; empty when none
+  std::optional<std::string> display_name;       // masked
+  std::optional<std::string> phone_masked;
+  std::string phone_hash;  // hex keyed hash, "" when no phone
+  int birthday_month = 0;
+  std::string card_number;
+  std::string tier = "member";
+  std::string status = "active";
+  std::string frozen_reason;
+  int64_t unfrozen_at_ms = 0;
+  int64_t balance = 0;
+  int64_t created_at_ms = 0;
+  int64_t change_seq = 0;  // set by the store
+};
+
+struct LotRecord {
+  int64_t lot_id = 0;
+  uint64_t member_id = 0;
+  int64_t points = 0;
+  int64_t remaining = 0;  // negative only for the debt lot
+  int64_t earned_at_s = 0;
+  int64_t expires_at_s = 0;  // INT64_MAX for the debt lot
+  std::string entry_id;
+};
+
+struct ConflictRecord {
+  std::string kind;  // chain_fork | chain_gap | entry_mismatch | code_reused | coupon_reused
+  int64_t at_ms = 0;
+  std::string terminal_id;        // the terminal whose upload revealed it
+  std::string other_terminal_id;  // the other terminal involved, "" when none
+  uint64_t member_id = 0;         // 0 when none
+  std::string detail;             // compact JSON object
+  std::string dedupe_key;         // the same conflict is recorded once
+};
+
+struct TerminalRecord {
+  std::string terminal_id;
+  std::string store_id;
+  int64_t first_seen_ms = 0;
+  int64_t last_sync_ms = 0;
+  int64_t head_seq = 0;       // seq of the last entry uploaded (the branch it last sent)
+  std::string head_hash;      // its hash, hex
+};
+
+struct CouponRecord {
+  sync::Coupon coupon;      // `used` derived from used_by_checkout
+  std::string body_hash;    // of the admin request, for idempotency
+  std::string used_by_terminal, used_by_checkout;
+  int64_t change_seq = 0;
+};
+
+struct DeviceRecord {
+  std::string device_public_key;  // base64url
+  uint64_t member_id = 0;
+  int key_id = 0;
+  int64_t not_after_s = 0;
+  int64_t issued_at_ms = 0;
+};
+
+struct AdjustmentRecord {
+  std::string adjustment_id;
+  uint64_t member_id = 0;
+  int64_t points = 0;
+  std::string reason;
+  std::string entry_id;
+  int64_t at_ms = 0;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Runs body inside one write transaction; commits when it returns ok, rolls back
+  // otherwise (and returns its status). Not reentrant.
+  virtual Status Transaction(const std::function<Status()>& body) = 0;
+
+  // --- members and identities
+  virtual Status InsertMember(const MemberRecord& m) = 0;  // constraint if the id exists
+  // Replaces every field of an existing member and gives it a new change_seq.
+  virtual Status UpdateMember(const MemberRecord& m) = 0;
+  virtual Result<std::optional<MemberRecord>> GetMember(uint64_t member_id) = 0;
+  // Gives the member a new change_seq (it will be in the next `changes` page).
+  virtual Status TouchMember(uint64_t member_id) = 0;
+  virtual Result<std::optional<uint64_t>> FindIdentity(const std::string& channel, const std::string& external_id) = 0;
+  virtual Status PutIdentity(const std::string& channel, const std::string& external_id, uint64_t member_id) = 0;
+  virtual Result<std::vector<sync::Identity>> IdentitiesOf(uint64_t member_id) = 0;
+  // Members with change_seq > after, by change_seq, at most limit (+1 to tell "more").
+  virtual Result<std::vector<MemberRecord>> MembersChangedAfter(int64_t after, int64_t limit) = 0;
+  virtual Result<int64_t> MaxChangeSeq() = 0;
+
+  // --- entries (terminals' and HQ's own, terminal_id "_hq")
+  virtual Status InsertEntry(const sync::Entry& e) = 0;  // constraint on a duplicate id
+  virtual Result<std::optional<sync::Entry>> GetEntry(const std::string& entry_id) = 0;
+  virtual Result<std::vector<sync::Entry>> EntriesAtSeq(const std::string& terminal_id, int64_t seq) = 0;
+  virtual Result<int64_t> CountEntries(const std::string& terminal_id) = 0;
+  virtual Result<int64_t> CountMemberEntries(uint64_t member_id) = 0;
+  virtual Result<int64_t> SumMemberPoints(uint64_t member_id) = 0;
+  virtual Result<std::vector<sync::Entry>> TerminalEntriesByIds(const std::string& terminal_id,
+                                                                const std::vector<std::string>& ids) = 0;
+  // HQ's own chain head (seq, raw hash).
+  virtual Result<std::pair<int64_t, std::string>> HqHead() = 0;
+
+  // --- lots
+  virtual Result<std::vector<LotRecord>> Lots(uint64_t member_id) = 0;  // by expiry, then lot_id
+  virtual Result<int64_t> AddLot(const LotRecord& lot) = 0;
+  virtual Status SetLotRemaining(int64_t lot_id, int64_t remaining) = 0;
+  // Members holding lots with remaining > 0 that expired before now_s (expires_at_s < now_s).
+  virtual Result<std::vector<uint64_t>> MembersWithExpiredLots(int64_t now_s) = 0;
+
+  // --- checkouts and refunds (per terminal; a duplicate is ignored: returns false)
+  virtual Result<bool> InsertCheckout(const std::string& terminal_id, const sync::Checkout& c) = 0;
+  virtual Result<std::optional<sync::Checkout>> GetCheckout(const std::string& terminal_id,
+                                                            const std::string& checkout_id) = 0;
+  virtual Result<bool> InsertRefund(const std::string& terminal_id, const sync::Refund& r) = 0;
+  virtual Result<std::vector<sync::Refund>> RefundsOf(const std::string& terminal_id, const std::string& checkout_id) = 0;
+  virtual Result<int64_t> CountCheckouts(const std::string& terminal_id) = 0;
+  // (terminal_id, checkout_id) of checkouts with this code hash / coupon at other terminals.
+  virtual Result<std::vector<std::pair<std::string, std::string>>> CheckoutsWithCode(const std::string& code_hash) = 0;
+  virtual Result<std::vector<std::pair<std::string, std::string>>> CheckoutsWithCoupon(const std::string& coupon_id) = 0;
+  // Σ total_due_cents of the member's checkouts committed in [from_ms, to_ms) minus Σ
+  // refund_cents of their refunds.
+  virtual Result<int64_t> MemberSpend(uint64_t member_id, int64_t from_ms, int64_t to_ms) = 0;
+
+  // --- coupons, devices, revocations, adjustments
+  virtual Status PutCoupon(const CouponRecord& c) = 0;  // insert; constraint if the id exists
+  virtual Result<std::optional<CouponRecord>> GetCoupon(const std::string& coupon_id) = 0;
+  virtual Status MarkCouponUsed(const std::string& coupon_id, const std::string& terminal_id,
+                                const std::string& checkout_id) = 0;
+  virtual Result<std::vector<CouponRecord>> CouponsChanged(int64_t after, int64_t up_to) = 0;
+  virtual Status PutDevice(const DeviceRecord& d) = 0;  // insert or replace
+  virtual Status Revoke(const std::string& device_public_key, int64_t at_ms) = 0;  // idempotent
+  virtual Result<std::vector<std::string>> RevocationsChanged(int64_t after, int64_t up_to) = 0;
+  virtual Result<std::optional<AdjustmentRecord>> GetAdjustment(const std::string& adjustment_id) = 0;
+  virtual Status PutAdjustment(const AdjustmentRecord& a) = 0;
+
+  // --- conflicts and terminals
+  virtual Status AddConflict(const ConflictRecord& c) = 0;  // a known dedupe_key is a no-op
+  virtual Result<std::vector<ConflictRecord>> ConflictsOfMember(uint64_t member_id) = 0;
+  virtual Result<std::vector<ConflictRecord>> ConflictsOfTerminal(const std::string& terminal_id) = 0;
+  virtual Status PutTerminal(const TerminalRecord& t) = 0;  // insert or replace
+  virtual Result<std::optional<TerminalRecord>> GetTerminal(const std::string& terminal_id) = 0;
+
+  // --- small key/value state (e.g. the month the tier job last ran)
+  virtual Result<std::optional<std::string>> GetMeta(const std::string& key) = 0;
+  virtual Status PutMeta(const std::string& key, const std::string& value) = 0;
+
+  // --- reconciliation sets, kept in the same transactions as the rows above:
+  // one per terminal (items: entry id bytes → chain hash) and one of every member's
+  // balance (recon::MemberBalanceItem(member_id, balance, 0)).
+  virtual Status AddToTerminalSet(const std::string& terminal_id, const recon::Item& item) = 0;
+  virtual Status UpsertBalance(uint64_t member_id, int64_t balance) = 0;
+  // The responder's view of a set; valid until the next call of either on this store.
+  virtual Result<const recon::FingerprintStore*> TerminalSet(const std::string& terminal_id) = 0;
+  virtual Result<const recon::FingerprintStore*> BalanceSet() = 0;
+};
+
+// The SQLite backend: one file, WAL, synchronous=FULL, migrations by user_version.
+// `unavailable` when the file cannot be opened or is from a newer program.
+Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path);
+
+}  // namespace loyalty::hq

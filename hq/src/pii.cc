@@ -1,0 +1,133 @@
+#include "loyalty/hq/pii.h"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+
+#include "loyalty/base/hash.h"
+
+namespace loyalty::hq {
+namespace {
+
+constexpr size_t kKeyBytes = 32, kNonceBytes = 12, kTagBytes = 16;
+
+Status Invalid(const std::string& path, const std::string& why) {
+  return Status::Error("config_invalid", path + ": " + why);
+}
+
+struct CtxFree {
+  void operator()(EVP_CIPHER_CTX* c) const { EVP_CIPHER_CTX_free(c); }
+};
+
+}  // namespace
+
+Result<PiiCipher> PiiCipher::LoadOrCreate(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0 && errno == ENOENT) {
+    // O_EXCL: two processes starting at once never both write a key.
+    fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) return Invalid(path, std::string("cannot create the key file: ") + std::strerror(errno));
+    std::string key = RandomBytes(kKeyBytes);
+    bool ok = ::write(fd, key.data(), key.size()) == static_cast<ssize_t>(key.size()) && ::fsync(fd) == 0;
+    ::close(fd);
+    if (!ok) return Invalid(path, "cannot write the key file");
+    return FromKey(std::move(key));
+  }
+  if (fd < 0) return Invalid(path, std::string("cannot open the key file: ") + std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return Invalid(path, "not a regular file");
+  }
+  if (st.st_mode & 077) {
+    ::close(fd);
+    return Invalid(path, "the PII key must be readable by its owner only (chmod 600)");
+  }
+  std::string key(kKeyBytes + 1, '\0');
+  ssize_t n = ::read(fd, key.data(), key.size());
+  ::close(fd);
+  if (n != static_cast<ssize_t>(kKeyBytes)) return Invalid(path, "the PII key file must hold exactly 32 bytes");
+  key.resize(kKeyBytes);
+  return FromKey(std::move(key));
+}
+
+PiiCipher PiiCipher::FromKey(std::string key32) {
+  PiiCipher c(std::move(key32));
+  std::string mac = KeyedHashHex(c.key_, "loyalty-hq phone-hash v1");
+  c.phone_hash_key_ = mac;  // hex of the derived key: 64 bytes of key material for HMAC
+  return c;
+}
+
+std::string PiiCipher::Encrypt(std::string_view plain, std::string_view associated) const {
+  std::string nonce = RandomBytes(kNonceBytes);
+  std::string out = nonce;
+  out.resize(kNonceBytes + plain.size() + kTagBytes);
+  std::unique_ptr<EVP_CIPHER_CTX, CtxFree> ctx(EVP_CIPHER_CTX_new());
+  int len = 0;
+  auto* key = reinterpret_cast<const unsigned char*>(key_.data());
+  auto* iv = reinterpret_cast<const unsigned char*>(nonce.data());
+  auto* dst = reinterpret_cast<unsigned char*>(out.data()) + kNonceBytes;
+  bool ok = ctx && EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key, iv) == 1 &&
+            EVP_EncryptUpdate(ctx.get(), nullptr, &len, reinterpret_cast<const unsigned char*>(associated.data()),
+                              static_cast<int>(associated.size())) == 1 &&
+            EVP_EncryptUpdate(ctx.get(), dst, &len, reinterpret_cast<const unsigned char*>(plain.data()),
+                              static_cast<int>(plain.size())) == 1 &&
+            EVP_EncryptFinal_ex(ctx.get(), dst + len, &len) == 1 &&
+            EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kTagBytes, dst + plain.size()) == 1;
+  // OpenSSL failing to encrypt in memory means the library is broken: never store clear text.
+  if (!ok) std::abort();
+  return out;
+}
+
+Result<std::string> PiiCipher::Decrypt(std::string_view blob, std::string_view associated) const {
+  if (blob.size() < kNonceBytes + kTagBytes) return Status::Error("internal", "PII blob too short");
+  size_t n = blob.size() - kNonceBytes - kTagBytes;
+  std::string out(n, '\0');
+  std::string tag(blob.substr(kNonceBytes + n));
+  std::unique_ptr<EVP_CIPHER_CTX, CtxFree> ctx(EVP_CIPHER_CTX_new());
+  int len = 0;
+  auto* key = reinterpret_cast<const unsigned char*>(key_.data());
+  auto* iv = reinterpret_cast<const unsigned char*>(blob.data());
+  auto* dst = reinterpret_cast<unsigned char*>(out.data());
+  bool ok = ctx && EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key, iv) == 1 &&
+            EVP_DecryptUpdate(ctx.get(), nullptr, &len, reinterpret_cast<const unsigned char*>(associated.data()),
+                              static_cast<int>(associated.size())) == 1 &&
+            EVP_DecryptUpdate(ctx.get(), dst, &len, reinterpret_cast<const unsigned char*>(blob.data()) + kNonceBytes,
+                              static_cast<int>(n)) == 1 &&
+            EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kTagBytes, tag.data()) == 1 &&
+            EVP_DecryptFinal_ex(ctx.get(), dst + len, &len) == 1;
+  if (!ok) return Status::Error("internal", "PII blob does not authenticate");
+  return out;
+}
+
+std::string PiiCipher::PhoneHash(std::string_view phone) const { return KeyedHashHex(phone_hash_key_, PhoneDigits(phone)); }
+
+std::string MaskName(std::string_view name) {
+  if (name.empty()) return "";
+  unsigned char c = static_cast<unsigned char>(name[0]);
+  size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 1;
+  if (len > name.size()) len = 1;
+  return std::string(name.substr(0, len)) + "*";
+}
+
+std::string PhoneDigits(std::string_view phone) {
+  std::string d;
+  for (char c : phone) {
+    if (c >= '0' && c <= '9') d.push_back(c);
+  }
+  return d;
+}
+
+std::string MaskPhone(std::string_view phone) {
+  std::string d = PhoneDigits(phone);
+  if (d.size() >= 8) return d.substr(0, 3) + std::string(d.size() - 7, '*') + d.substr(d.size() - 4);
+  if (d.size() <= 2) return std::string(d.size(), '*');
+  return std::string(d.size() - 2, '*') + d.substr(d.size() - 2);
+}
+
+}  // namespace loyalty::hq

@@ -1,0 +1,1155 @@
+// HQ's decisions: what an upload means for chains, members and conflicts; what a terminal
+// may see of a member; the admin API. Every request that writes runs in one Store
+// transaction, so a failure leaves nothing half done and every route can be retried.
+#include "loyalty/hq/service.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <limits>
+#include <set>
+
+#include "loyalty/base/encoding.h"
+#include "loyalty/base/hash.h"
+#include "loyalty/base/ids.h"
+#include "loyalty/base/time.h"
+#include "loyalty/codes/codes.h"
+#include "loyalty/codes/mint.h"
+#include "loyalty/ledger/ledger.h"
+#include "loyalty/recon/protocol.h"
+#include "loyalty/rules/rules.h"
+
+namespace loyalty::hq {
+namespace {
+
+using nlohmann::json;
+using sync::Dump;
+
+constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
+const std::string kZeroHash(64, '0');
+
+http::Response JsonResponse(int status, const json& body) {
+  http::Response r;
+  r.status = status;
+  r.body = Dump(body);
+  return r;
+}
+
+http::Response Error(int status, std::string_view code, std::string_view message) {
+  return http::JsonError(status, code, message);
+}
+
+// Maps a Status from the service or the store to the contract's HTTP answer.
+http::Response FromStatus(const Status& s) {
+  const std::string& c = s.code();
+  int status = 500;
+  if (c == "bad_request") status = 400;
+  else if (c == "unauthorized") status = 401;
+  else if (c == "forbidden") status = 403;
+  else if (c == "not_found" || c == "member_unknown") status = 404;
+  else if (c == "idempotency_conflict" || c == "identity_conflict" || c == "member_exists") status = 409;
+  else if (c == "unavailable") status = 503;
+  return Error(status, status == 500 ? "internal" : c, s.message());
+}
+
+Status BadRequest(std::string message) { return Status::Error("bad_request", std::move(message)); }
+
+std::string EntryHashHex(const sync::Entry& e) {
+  ledger::EntryRow r;
+  r.entry_id = e.entry_id;
+  r.terminal_id = e.terminal_id;
+  r.seq = e.seq;
+  r.kind = e.kind;
+  r.member_id = e.member_id;
+  r.points = e.points;
+  r.at_ms = e.at_ms;
+  r.checkout_id = e.checkout_id;
+  r.refund_id = e.refund_id;
+  r.detail = e.detail;
+  auto prev = HexDecode(e.prev_hash);
+  return HexEncode(ledger::ChainHash(prev ? *prev : std::string(), ledger::CanonicalEntryBytes(r)));
+}
+
+int TierRank(const std::string& t) { return t == "black" ? 2 : t == "vip" ? 1 : 0; }
+
+int64_t FloorDiv(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+json ConflictJson(const ConflictRecord& c) {
+  json detail = json::parse(c.detail, nullptr, false);
+  if (detail.is_discarded()) detail = json::object();
+  return json{{"kind", c.kind}, {"at", FormatRfc3339(FloorDiv(c.at_ms, 1000))}, {"detail", detail}};
+}
+
+// --- small readers for admin bodies (the sync messages have their own codecs)
+struct Body {
+  const json& j;
+  Status status;
+
+  const json* Get(const char* key, bool required) {
+    if (!status.ok()) return nullptr;
+    auto it = j.find(key);
+    if (it == j.end() || (!required && it->is_null())) {
+      if (required) status = BadRequest(std::string(key) + " is missing");
+      return nullptr;
+    }
+    return &*it;
+  }
+  std::optional<std::string> Str(const char* key, bool required, size_t min_len, size_t max_len) {
+    const json* v = Get(key, required);
+    if (!v) return std::nullopt;
+    if (!v->is_string()) {
+      status = BadRequest(std::string(key) + " must be a string");
+      return std::nullopt;
+    }
+    const auto& s = v->get_ref<const std::string&>();
+    if (s.size() < min_len || s.size() > max_len) {
+      status = BadRequest(std::string(key) + " must be " + std::to_string(min_len) + ".." + std::to_string(max_len) +
+                          " bytes");
+      return std::nullopt;
+    }
+    return s;
+  }
+  std::optional<int64_t> Int(const char* key, bool required, int64_t min, int64_t max) {
+    const json* v = Get(key, required);
+    if (!v) return std::nullopt;
+    if (!v->is_number_integer() || (v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(max))) {
+      status = BadRequest(std::string(key) + " must be an integer " + std::to_string(min) + ".." + std::to_string(max));
+      return std::nullopt;
+    }
+    int64_t x = v->get<int64_t>();
+    if (x < min || x > max) {
+      status = BadRequest(std::string(key) + " must be " + std::to_string(min) + ".." + std::to_string(max));
+      return std::nullopt;
+    }
+    return x;
+  }
+  // A member id as a decimal string (the protocol's form) or a JSON integer.
+  std::optional<uint64_t> MemberId(const char* key, bool required) {
+    const json* v = Get(key, required);
+    if (!v) return std::nullopt;
+    std::optional<uint64_t> id;
+    if (v->is_string()) id = sync::ParseMemberId(v->get_ref<const std::string&>());
+    else if (v->is_number_unsigned()) id = v->get<uint64_t>();
+    else if (v->is_number_integer() && v->get<int64_t>() >= 0) id = static_cast<uint64_t>(v->get<int64_t>());
+    if (!id) status = BadRequest(std::string(key) + " must be a decimal member id");
+    return id;
+  }
+  // Unix seconds as an integer, or an RFC 3339 string.
+  std::optional<int64_t> Time(const char* key, bool required) {
+    const json* v = Get(key, required);
+    if (!v) return std::nullopt;
+    if (v->is_string()) {
+      if (auto t = ParseRfc3339(v->get_ref<const std::string&>())) return t;
+    } else if (v->is_number_integer() && !v->is_number_unsigned()) {
+      return v->get<int64_t>();
+    } else if (v->is_number_unsigned() && v->get<uint64_t>() < (uint64_t{1} << 40)) {
+      return static_cast<int64_t>(v->get<uint64_t>());
+    }
+    status = BadRequest(std::string(key) + " must be unix seconds or an RFC 3339 time");
+    return std::nullopt;
+  }
+};
+
+}  // namespace
+
+Result<std::string> LoadEd25519Seed(const std::string& pem_file) {
+  FILE* f = std::fopen(pem_file.c_str(), "rb");
+  if (!f) return Status::Error("config_invalid", pem_file + ": cannot open the signing key");
+  EVP_PKEY* key = PEM_read_PrivateKey(f, nullptr, nullptr, nullptr);
+  std::fclose(f);
+  if (!key) return Status::Error("config_invalid", pem_file + ": not a PEM private key");
+  std::string seed(32, '\0');
+  size_t len = seed.size();
+  bool ok = EVP_PKEY_get_id(key) == EVP_PKEY_ED25519 &&
+            EVP_PKEY_get_raw_private_key(key, reinterpret_cast<unsigned char*>(seed.data()), &len) == 1 && len == 32;
+  EVP_PKEY_free(key);
+  if (!ok) return Status::Error("config_invalid", pem_file + ": not an Ed25519 private key");
+  return seed;
+}
+
+struct HqService::Impl {
+  Store& store;
+  const Clock& clock;
+  PiiCipher pii;
+  HqOptions opt;
+
+  Impl(Store& s, const Clock& c, PiiCipher p, HqOptions o) : store(s), clock(c), pii(std::move(p)), opt(std::move(o)) {}
+
+  int64_t UtcOffset(int64_t t) const { return opt.timezone.UtcOffsetAt(t); }
+
+  // [start, end) of the local calendar month holding now_s, in unix ms.
+  std::pair<int64_t, int64_t> MonthBounds(int64_t now_s) const {
+    CivilTime l = opt.timezone.ToLocal(now_s);
+    CivilTime start{l.year, l.month, 1, 0, 0, 0};
+    CivilTime next{l.month == 12 ? l.year + 1 : l.year, l.month == 12 ? 1 : l.month + 1, 1, 0, 0, 0};
+    return {opt.timezone.FromLocal(start) * 1000, opt.timezone.FromLocal(next) * 1000};
+  }
+
+  Result<int64_t> MonthSpend(uint64_t member_id, int64_t now_s) {
+    auto [from, to] = MonthBounds(now_s);
+    return store.MemberSpend(member_id, from, to);
+  }
+
+  std::string TierForSpend(int64_t spend) const {
+    if (spend >= opt.black_threshold_cents) return "black";
+    if (spend >= opt.vip_threshold_cents) return "vip";
+    return "member";
+  }
+
+  // ------------------------------------------------------------------ members and lots
+
+  Result<MemberRecord> MemberOrBare(uint64_t member_id) {
+    auto m = store.GetMember(member_id);
+    if (!m.ok()) return m.status();
+    if (*m) return **m;
+    // A terminal knows a member HQ has no row for only through a dynamic code HQ signed
+    // (or a database from elsewhere): keep its points anyway, under a bare member.
+    MemberRecord bare;
+    bare.member_id = member_id;
+    bare.created_at_ms = clock.now_ms();
+    if (Status s = store.InsertMember(bare); !s.ok()) return s;
+    return bare;
+  }
+
+  Status Credit(uint64_t member_id, int64_t points, int64_t at_s, const std::string& entry_id) {
+    auto lots = store.Lots(member_id);
+    if (!lots.ok()) return lots.status();
+    // New points pay a debt first (a claw-back that exceeded the lots).
+    for (const auto& l : *lots) {
+      if (points <= 0) break;
+      if (l.remaining < 0) {
+        int64_t pay = std::min(points, -l.remaining);
+        if (Status s = store.SetLotRemaining(l.lot_id, l.remaining + pay); !s.ok()) return s;
+        points -= pay;
+      }
+    }
+    if (points <= 0) return Status::Ok();
+    LotRecord lot;
+    lot.member_id = member_id;
+    lot.points = points;
+    lot.remaining = points;
+    lot.earned_at_s = at_s;
+    lot.expires_at_s =
+        rules::LotExpiry(at_s, opt.points_validity_months, [this](int64_t t) { return UtcOffset(t); });
+    lot.entry_id = entry_id;
+    auto id = store.AddLot(lot);
+    return id.ok() ? Status::Ok() : id.status();
+  }
+
+  Status Debit(uint64_t member_id, int64_t points, int64_t at_s, const std::string& entry_id) {
+    auto lots = store.Lots(member_id);
+    if (!lots.ok()) return lots.status();
+    std::vector<rules::Lot> view;
+    const LotRecord* debt = nullptr;
+    for (const auto& l : *lots) {
+      view.push_back({l.lot_id, l.remaining, l.expires_at_s});
+      if (l.remaining < 0) debt = &l;
+    }
+    for (const auto& take : rules::ConsumeFifo(view, points, at_s)) {
+      if (take.lot_id != 0) {
+        auto it = std::find_if(lots->begin(), lots->end(), [&](const LotRecord& l) { return l.lot_id == take.lot_id; });
+        if (Status s = store.SetLotRemaining(take.lot_id, it->remaining - take.points); !s.ok()) return s;
+      } else if (debt) {
+        if (Status s = store.SetLotRemaining(debt->lot_id, debt->remaining - take.points); !s.ok()) return s;
+      } else {
+        LotRecord d{0, member_id, -take.points, -take.points, at_s, kNever, entry_id};
+        if (auto id = store.AddLot(d); !id.ok()) return id.status();
+      }
+    }
+    return Status::Ok();
+  }
+
+  // Counts an entry's points into the member's balance and lots, and its status effects.
+  Status ApplyEntry(const sync::Entry& e) {
+    auto m = MemberOrBare(e.member_id);
+    if (!m.ok()) return m.status();
+    int64_t at_s = FloorDiv(e.at_ms, 1000);
+    if (e.kind != "expire") {  // expire entries empty specific lots themselves
+      Status s = e.points > 0 ? Credit(e.member_id, e.points, at_s, e.entry_id)
+                 : e.points < 0 ? Debit(e.member_id, -e.points, at_s, e.entry_id)
+                                : Status::Ok();
+      if (!s.ok()) return s;
+    }
+    m->balance += e.points;
+    // A terminal's velocity freeze stands unless HQ lifted a freeze after it.
+    if (e.kind == "freeze" && e.at_ms > m->unfrozen_at_ms) {
+      m->status = "frozen";
+      json d = json::parse(e.detail, nullptr, false);
+      m->frozen_reason = "velocity";
+      if (d.is_object() && d.contains("reason") && d["reason"].is_string()) m->frozen_reason = d["reason"];
+    }
+    if (Status s = store.UpdateMember(*m); !s.ok()) return s;
+    return store.UpsertBalance(e.member_id, m->balance);
+  }
+
+  // Appends one of HQ's own entries to its chain (not applied: the caller does that).
+  Result<sync::Entry> AppendHqEntry(const std::string& kind, uint64_t member_id, int64_t points, const json& detail) {
+    auto head = store.HqHead();
+    if (!head.ok()) return head.status();
+    sync::Entry e;
+    int64_t now = clock.now_ms();
+    e.entry_id = NewEntryId(now);
+    e.terminal_id = kHqTerminalId;
+    e.seq = head->first + 1;
+    e.kind = kind;
+    e.member_id = member_id;
+    e.points = points;
+    e.at_ms = now;
+    e.detail = detail.is_null() ? "" : Dump(detail);
+    e.prev_hash = head->second;
+    e.hash = EntryHashHex(e);
+    if (Status s = store.InsertEntry(e); !s.ok()) return s;
+    return e;
+  }
+
+  Result<sync::Snapshot> Snapshot(const MemberRecord& m, int64_t terminal_seq) {
+    sync::Snapshot s;
+    s.member_id = m.member_id;
+    s.display_name = m.display_name;
+    s.phone = m.phone_masked;
+    s.phone_hash = m.phone_hash;
+    s.tier = m.tier;
+    s.status = m.status;
+    s.frozen_reason = m.frozen_reason;
+    s.birthday_month = m.birthday_month;
+    s.balance = m.balance;
+    auto lots = store.Lots(m.member_id);
+    if (!lots.ok()) return lots.status();
+    for (const auto& l : *lots) s.lots.push_back({l.remaining, l.expires_at_s});
+    int64_t now_s = clock.now_s();
+    auto spend = MonthSpend(m.member_id, now_s);
+    if (!spend.ok()) return spend.status();
+    s.month_spend_cents = std::max<int64_t>(0, *spend);
+    s.unfrozen_at_ms = m.unfrozen_at_ms;
+    s.snapshot_at_s = now_s;
+    s.terminal_seq = terminal_seq;
+    return s;
+  }
+
+  Status Conflict(const std::string& kind, const std::string& tid, const std::string& other, uint64_t member,
+                  const json& detail, const std::string& key) {
+    return store.AddConflict({kind, clock.now_ms(), tid, other, member, Dump(detail), kind + ":" + key});
+  }
+
+  // Tier upgrade when this month's spend reaches a threshold (HQ never downgrades mid-month).
+  Status MaybeUpgradeTier(uint64_t member_id) {
+    auto m = store.GetMember(member_id);
+    if (!m.ok() || !*m) return m.status();
+    auto spend = MonthSpend(member_id, clock.now_s());
+    if (!spend.ok()) return spend.status();
+    std::string target = TierForSpend(*spend);
+    if (TierRank(target) <= TierRank((*m)->tier)) return store.TouchMember(member_id);
+    (*m)->tier = target;
+    return store.UpdateMember(**m);
+  }
+
+  // ------------------------------------------------------------------ terminal routes
+
+  Result<TerminalRecord> TouchTerminal(const std::string& tid, const std::string* store_id) {
+    auto t = store.GetTerminal(tid);
+    if (!t.ok()) return t.status();
+    TerminalRecord r = *t ? **t : TerminalRecord{tid, "", clock.now_ms(), 0, 0, ""};
+    if (store_id) r.store_id = *store_id;
+    r.last_sync_ms = clock.now_ms();
+    if (Status s = store.PutTerminal(r); !s.ok()) return s;
+    return r;
+  }
+
+  http::Response Hello(const std::string& tid, const http::Request& req) {
+    auto h = sync::ParseMessage<sync::HelloRequest>(req.body);
+    if (!h.ok()) return FromStatus(h.status());
+    sync::HelloResponse out;
+    Status s = store.Transaction([&]() -> Status {
+      auto before = store.GetTerminal(tid);
+      if (!before.ok()) return before.status();
+      auto n = store.CountEntries(tid);
+      if (!n.ok()) return n.status();
+      auto t = TouchTerminal(tid, &h->store_id);
+      if (!t.ok()) return t.status();
+      out.hq_time_ms = clock.now_ms();
+      out.terminal_known = before->has_value() || *n > 0;
+      out.hq_entries = *n;
+      out.hq_head = {t->head_seq, t->head_seq > 0 ? t->head_hash : ""};
+      return Status::Ok();
+    });
+    if (!s.ok()) return FromStatus(s);
+    return JsonResponse(200, sync::ToJson(out));
+  }
+
+  Result<std::string> UploadOne(const std::string& tid, const sync::Entry& e, TerminalRecord* term) {
+    if (e.terminal_id != tid) return std::string("invalid");
+    std::string computed = EntryHashHex(e);
+    if (computed != e.hash) {
+      // Nothing is stored, but a terminal sending entries that do not match their hash is
+      // something to look at: recorded against the terminal.
+      if (Status s = Conflict("entry_mismatch", tid, "", e.member_id,
+                              {{"entry_id", e.entry_id}, {"reason", "hash_does_not_match_content"}, {"seq", e.seq}},
+                              tid + ":invalid:" + e.entry_id + ":" + e.hash);
+          !s.ok()) {
+        return s;
+      }
+      return std::string("invalid");
+    }
+    auto existing = store.GetEntry(e.entry_id);
+    if (!existing.ok()) return existing.status();
+    if (*existing) {
+      if ((*existing)->hash == e.hash) return std::string("exists");
+      if (Status s = Conflict("entry_mismatch", tid, (*existing)->terminal_id == tid ? "" : (*existing)->terminal_id,
+                              e.member_id,
+                              {{"entry_id", e.entry_id},
+                               {"stored_hash", (*existing)->hash},
+                               {"received_hash", e.hash},
+                               {"terminal_id", tid}},
+                              e.entry_id + ":" + e.hash);
+          !s.ok()) {
+        return s;
+      }
+      return std::string("conflict");
+    }
+    // The chain: a different entry already at this seq is a fork; a prev_hash that links to
+    // no entry at seq - 1 (on any branch) is a gap. Either is recorded; the entry is kept.
+    auto same_seq = store.EntriesAtSeq(tid, e.seq);
+    if (!same_seq.ok()) return same_seq.status();
+    if (!same_seq->empty()) {
+      if (Status s = Conflict("chain_fork", tid, "", 0,
+                              {{"terminal_id", tid},
+                               {"seq", e.seq},
+                               {"entry_id", e.entry_id},
+                               {"other_entry_id", same_seq->front().entry_id}},
+                              tid + ":" + e.entry_id);
+          !s.ok()) {
+        return s;
+      }
+    } else {
+      bool linked = false;
+      if (e.seq == 1) {
+        linked = e.prev_hash == kZeroHash;
+      } else {
+        auto prev = store.EntriesAtSeq(tid, e.seq - 1);
+        if (!prev.ok()) return prev.status();
+        for (const auto& p : *prev) linked = linked || p.hash == e.prev_hash;
+      }
+      if (!linked) {
+        if (Status s = Conflict("chain_gap", tid, "", 0,
+                                {{"terminal_id", tid}, {"seq", e.seq}, {"entry_id", e.entry_id},
+                                 {"prev_hash", e.prev_hash}},
+                                tid + ":" + e.entry_id);
+            !s.ok()) {
+          return s;
+        }
+      }
+    }
+    if (Status s = store.InsertEntry(e); !s.ok()) return s;
+    recon::Item item;
+    item.id = *HexDecode(e.entry_id);
+    std::string raw = *HexDecode(e.hash);
+    std::copy(raw.begin(), raw.end(), item.hash.begin());
+    if (Status s = store.AddToTerminalSet(tid, item); !s.ok()) return s;
+    if (Status s = ApplyEntry(e); !s.ok()) return s;
+    term->head_seq = e.seq;
+    term->head_hash = e.hash;
+    return std::string("created");
+  }
+
+  Status StoreCheckout(const std::string& tid, const sync::Checkout& c) {
+    auto inserted = store.InsertCheckout(tid, c);
+    if (!inserted.ok()) return inserted.status();
+    if (!*inserted) return Status::Ok();
+    uint64_t member = c.member_id.value_or(0);
+    if (!c.code_hash.empty()) {
+      auto uses = store.CheckoutsWithCode(c.code_hash);
+      if (!uses.ok()) return uses.status();
+      for (const auto& [other_tid, other_checkout] : *uses) {
+        if (other_tid == tid) continue;
+        std::string a = std::min(tid, other_tid), b = std::max(tid, other_tid);
+        Status s = Conflict("code_reused", tid, other_tid, member,
+                            {{"code_hash", c.code_hash},
+                             {"member_id", std::to_string(member)},
+                             {"checkouts", json::array({json{{"terminal_id", other_tid}, {"checkout_id", other_checkout}},
+                                                        json{{"terminal_id", tid}, {"checkout_id", c.checkout_id}}})}},
+                            c.code_hash + ":" + a + ":" + b);
+        if (!s.ok()) return s;
+      }
+    }
+    if (!c.coupon_id.empty()) {
+      auto uses = store.CheckoutsWithCoupon(c.coupon_id);
+      if (!uses.ok()) return uses.status();
+      for (const auto& [other_tid, other_checkout] : *uses) {
+        if (other_tid == tid) continue;
+        std::string a = std::min(tid, other_tid), b = std::max(tid, other_tid);
+        Status s = Conflict("coupon_reused", tid, other_tid, member,
+                            {{"coupon_id", c.coupon_id},
+                             {"member_id", std::to_string(member)},
+                             {"checkouts", json::array({json{{"terminal_id", other_tid}, {"checkout_id", other_checkout}},
+                                                        json{{"terminal_id", tid}, {"checkout_id", c.checkout_id}}})}},
+                            c.coupon_id + ":" + a + ":" + b);
+        if (!s.ok()) return s;
+      }
+      if (Status s = store.MarkCouponUsed(c.coupon_id, tid, c.checkout_id); !s.ok()) return s;
+    }
+    if (member != 0) {
+      if (auto m = MemberOrBare(member); !m.ok()) return m.status();
+      return MaybeUpgradeTier(member);
+    }
+    return Status::Ok();
+  }
+
+  http::Response Upload(const std::string& tid, const http::Request& req) {
+    auto up = sync::ParseMessage<sync::UploadRequest>(req.body);
+    if (!up.ok()) return FromStatus(up.status());
+    // Opened outside the transaction so that a rollback never removes the set's scope row.
+    if (auto set = store.TerminalSet(tid); !set.ok()) return FromStatus(set.status());
+    sync::UploadResponse out;
+    Status s = store.Transaction([&]() -> Status {
+      out.results.clear();
+      auto term = TouchTerminal(tid, nullptr);
+      if (!term.ok()) return term.status();
+      for (const auto& e : up->entries) {
+        auto st = UploadOne(tid, e, &*term);
+        if (!st.ok()) return st.status();
+        out.results.push_back({e.entry_id, *st});
+      }
+      for (const auto& c : up->checkouts) {
+        if (Status s = StoreCheckout(tid, c); !s.ok()) return s;
+      }
+      for (const auto& r : up->refunds) {
+        auto inserted = store.InsertRefund(tid, r);
+        if (!inserted.ok()) return inserted.status();
+        if (!*inserted) continue;
+        auto c = store.GetCheckout(tid, r.checkout_id);
+        if (!c.ok()) return c.status();
+        if (*c && (*c)->member_id) {
+          if (Status s = store.TouchMember(*(*c)->member_id); !s.ok()) return s;
+        }
+      }
+      return store.PutTerminal(*term);
+    });
+    if (!s.ok()) return FromStatus(s);
+    return JsonResponse(200, sync::ToJson(out));
+  }
+
+  http::Response Changes(const std::string& tid, const http::Request& req) {
+    auto q = sync::ParseChangesQuery(req.query);
+    if (!q.ok()) return FromStatus(q.status());
+    int64_t after = 0;
+    if (!q->cursor.empty()) {
+      auto c = sync::ParseMemberId(q->cursor);
+      if (!c || *c > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+        return Error(400, "bad_request", "cursor is not one HQ gave");
+      }
+      after = static_cast<int64_t>(*c);
+    }
+    sync::ChangesResponse out;
+    Status s = store.Transaction([&]() -> Status {
+      auto term = TouchTerminal(tid, nullptr);
+      if (!term.ok()) return term.status();
+      auto members = store.MembersChangedAfter(after, q->limit + 1);
+      if (!members.ok()) return members.status();
+      out.more = static_cast<int64_t>(members->size()) > q->limit;
+      if (out.more) members->resize(static_cast<size_t>(q->limit));
+      int64_t up_to = 0;
+      if (out.more) {
+        up_to = members->back().change_seq;
+      } else {
+        auto max = store.MaxChangeSeq();
+        if (!max.ok()) return max.status();
+        up_to = *max;
+      }
+      for (const auto& m : *members) {
+        auto snap = Snapshot(m, term->head_seq);
+        if (!snap.ok()) return snap.status();
+        out.members.push_back(std::move(*snap));
+        auto ids = store.IdentitiesOf(m.member_id);
+        if (!ids.ok()) return ids.status();
+        out.identities.insert(out.identities.end(), ids->begin(), ids->end());
+      }
+      auto coupons = store.CouponsChanged(after, up_to);
+      if (!coupons.ok()) return coupons.status();
+      for (const auto& c : *coupons) out.coupons.push_back(c.coupon);
+      auto rev = store.RevocationsChanged(after, up_to);
+      if (!rev.ok()) return rev.status();
+      out.revocations = std::move(*rev);
+      out.cursor = std::to_string(up_to);
+      out.hq_time_ms = clock.now_ms();
+      return Status::Ok();
+    });
+    if (!s.ok()) return FromStatus(s);
+    return JsonResponse(200, sync::ToJson(out));
+  }
+
+  http::Response Recon(const std::string& tid, bool entries, const http::Request& req) {
+    auto set = entries ? store.TerminalSet(tid) : store.BalanceSet();
+    if (!set.ok()) return FromStatus(set.status());
+    recon::Responder responder(**set);
+    auto reply = responder.Reply(req.body);
+    if (!reply.ok()) return FromStatus(reply.status());
+    http::Response r;
+    r.content_type = "application/octet-stream";
+    r.body = std::move(*reply);
+    return r;
+  }
+
+  http::Response Fetch(const std::string& tid, const http::Request& req) {
+    auto f = sync::ParseMessage<sync::FetchRequest>(req.body);
+    if (!f.ok()) return FromStatus(f.status());
+    sync::FetchResponse out;
+    auto entries = store.TerminalEntriesByIds(tid, f->entry_ids);
+    if (!entries.ok()) return FromStatus(entries.status());
+    out.entries = std::move(*entries);
+    std::set<std::string> checkout_ids;
+    for (const auto& e : out.entries) {
+      if (!e.checkout_id.empty()) checkout_ids.insert(e.checkout_id);
+    }
+    for (const auto& id : checkout_ids) {
+      auto c = store.GetCheckout(tid, id);
+      if (!c.ok()) return FromStatus(c.status());
+      if (!*c) continue;
+      out.checkouts.push_back(**c);
+      auto refunds = store.RefundsOf(tid, id);
+      if (!refunds.ok()) return FromStatus(refunds.status());
+      out.refunds.insert(out.refunds.end(), refunds->begin(), refunds->end());
+    }
+    return JsonResponse(200, sync::ToJson(out));
+  }
+
+  http::Response Members(const std::string& tid, const http::Request& req) {
+    auto m = sync::ParseMessage<sync::MembersRequest>(req.body);
+    if (!m.ok()) return FromStatus(m.status());
+    auto term = store.GetTerminal(tid);
+    if (!term.ok()) return FromStatus(term.status());
+    int64_t head = *term ? (*term)->head_seq : 0;
+    sync::MembersResponse out;
+    for (uint64_t id : m->member_ids) {
+      auto rec = store.GetMember(id);
+      if (!rec.ok()) return FromStatus(rec.status());
+      if (!*rec) continue;
+      auto snap = Snapshot(**rec, head);
+      if (!snap.ok()) return FromStatus(snap.status());
+      out.members.push_back(std::move(*snap));
+    }
+    return JsonResponse(200, sync::ToJson(out));
+  }
+
+  http::Response Terminal(const std::string& tid, const std::string& route, const http::Request& req,
+                          const std::optional<std::string>& peer) {
+    if (!sync::IsTerminalId(tid) || tid == kHqTerminalId) return Error(400, "bad_request", "invalid terminal id");
+    if (peer && *peer != tid) {
+      return Error(403, "forbidden", "the client certificate does not name terminal " + tid);
+    }
+    bool post = req.method == "POST";
+    if (route == "hello" && post) return Hello(tid, req);
+    if (route == "entries" && post) return Upload(tid, req);
+    if (route == "changes" && req.method == "GET") return Changes(tid, req);
+    if (route == "recon/entries" && post) return Recon(tid, true, req);
+    if (route == "recon/balances" && post) return Recon(tid, false, req);
+    if (route == "fetch" && post) return Fetch(tid, req);
+    if (route == "members" && post) return Members(tid, req);
+    return Error(404, "not_found", "no such route");
+  }
+
+  // ------------------------------------------------------------------ admin routes
+
+  Result<json> AdminBody(const http::Request& req) {
+    auto j = sync::ParseJsonObject(req.body.empty() ? std::string_view("{}") : std::string_view(req.body));
+    if (!j.ok()) return j.status();
+    return *j;
+  }
+
+  Status CheckIdentityFree(const std::string& channel, const std::string& external_id, uint64_t member_id) {
+    auto holder = store.FindIdentity(channel, external_id);
+    if (!holder.ok()) return holder.status();
+    if (*holder && **holder != member_id) {
+      return Status::Error("identity_conflict", channel + " identity " + external_id + " already belongs to member " +
+                                                    std::to_string(**holder));
+    }
+    return Status::Ok();
+  }
+
+  http::Response CreateMember(const http::Request& req) {
+    auto j = AdminBody(req);
+    if (!j.ok()) return FromStatus(j.status());
+    Body b{*j, {}};
+    auto member_id = b.MemberId("member_id", false);
+    auto name = b.Str("name", true, 1, 256);
+    auto phone = b.Str("phone", false, 1, 64);
+    auto birthday = b.Str("birthday", false, 5, 5);
+    auto tier = b.Str("tier", false, 1, 16);
+    auto card = b.Str("card_number", false, 16, 16);
+    std::vector<std::pair<std::string, std::string>> identities;
+    if (const json* ids = b.Get("identities", false)) {
+      if (!ids->is_array() || ids->size() > 64) {
+        b.status = BadRequest("identities must be an array of at most 64 {channel, external_id}");
+      } else {
+        for (const auto& i : *ids) {
+          if (!i.is_object()) {
+            b.status = BadRequest("identities[] must be objects");
+            break;
+          }
+          Body ib{i, {}};
+          auto ch = ib.Str("channel", true, 1, 64);
+          auto ext = ib.Str("external_id", true, 1, 256);
+          if (!ib.status.ok()) {
+            b.status = BadRequest("identities[]." + ib.status.message());
+            break;
+          }
+          identities.emplace_back(*ch, *ext);
+        }
+      }
+    }
+    if (!b.status.ok()) return FromStatus(b.status);
+    if (member_id && *member_id == 0) return Error(400, "bad_request", "member_id must not be 0");
+    if (tier && TierRank(*tier) == 0 && *tier != "member") return Error(400, "bad_request", "tier must be member, vip or black");
+    if (phone && PhoneDigits(*phone).size() < 5) return Error(400, "bad_request", "phone must hold at least 5 digits");
+    int birthday_month = 0;
+    if (birthday) {
+      const std::string& d = *birthday;
+      bool ok = d[2] == '-' && std::isdigit(static_cast<unsigned char>(d[0])) && std::isdigit(static_cast<unsigned char>(d[1])) &&
+                std::isdigit(static_cast<unsigned char>(d[3])) && std::isdigit(static_cast<unsigned char>(d[4]));
+      int mm = ok ? (d[0] - '0') * 10 + (d[1] - '0') : 0, dd = ok ? (d[3] - '0') * 10 + (d[4] - '0') : 0;
+      static constexpr int kDays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+      if (!ok || mm < 1 || mm > 12 || dd < 1 || dd > kDays[mm - 1]) {
+        return Error(400, "bad_request", "birthday must be MM-DD");
+      }
+      birthday_month = mm;
+    }
+    if (card && (!std::all_of(card->begin(), card->end(), [](char c) { return c >= '0' && c <= '9'; }) ||
+                 !codes::IsLuhnValid(*card))) {
+      return Error(400, "bad_request", "card_number must be 16 digits with a Luhn check digit");
+    }
+
+    MemberRecord m;
+    Status s = store.Transaction([&]() -> Status {
+      uint64_t id = 0;
+      if (member_id) {
+        auto existing = store.GetMember(*member_id);
+        if (!existing.ok()) return existing.status();
+        if (*existing) return Status::Error("member_exists", "member " + std::to_string(*member_id) + " exists");
+        id = *member_id;
+      } else {
+        for (int tries = 0; id == 0 && tries < 32; ++tries) {
+          // Random ids below 2^53 stay exact in every JSON library, and say nothing about
+          // how many members there are.
+          std::string r = RandomBytes(8);
+          uint64_t v = 0;
+          for (unsigned char c : r) v = (v << 8) | c;
+          v &= (uint64_t{1} << 53) - 1;
+          auto existing = store.GetMember(v);
+          if (!existing.ok()) return existing.status();
+          if (v != 0 && !*existing) id = v;
+        }
+        if (id == 0) return Status::Error("internal", "cannot pick a member id");
+      }
+      std::string card_number = card.value_or("");
+      if (card_number.empty()) {
+        for (int tries = 0; card_number.empty() && tries < 32; ++tries) {
+          std::string body;
+          std::string r = RandomBytes(16);
+          for (size_t i = 0; i + opt.card_prefix.size() < 15; ++i) body.push_back(static_cast<char>('0' + static_cast<unsigned char>(r[i]) % 10));
+          std::string c = codes::MakeCardNumber(opt.card_prefix, body);
+          auto holder = store.FindIdentity("card", c);
+          if (!holder.ok()) return holder.status();
+          if (!*holder) card_number = c;
+        }
+        if (card_number.empty()) return Status::Error("internal", "cannot pick a card number");
+      }
+      if (Status s = CheckIdentityFree("card", card_number, id); !s.ok()) return s;
+      for (const auto& [ch, ext] : identities) {
+        if (Status s = CheckIdentityFree(ch, ext, id); !s.ok()) return s;
+      }
+      std::string mid = std::to_string(id);
+      m.member_id = id;
+      m.name_enc = pii.Encrypt(*name, mid + "/name");
+      m.display_name = MaskName(*name);
+      if (phone) {
+        m.phone_enc = pii.Encrypt(*phone, mid + "/phone");
+        m.phone_masked = MaskPhone(*phone);
+        m.phone_hash = pii.PhoneHash(*phone);
+      }
+      if (birthday) m.birthday_enc = pii.Encrypt(*birthday, mid + "/birthday");
+      m.birthday_month = birthday_month;
+      m.card_number = card_number;
+      m.tier = tier.value_or("member");
+      m.created_at_ms = clock.now_ms();
+      if (Status s = store.InsertMember(m); !s.ok()) return s;
+      if (Status s = store.PutIdentity("card", card_number, id); !s.ok()) return s;
+      for (const auto& [ch, ext] : identities) {
+        auto held = store.FindIdentity(ch, ext);
+        if (!held.ok()) return held.status();
+        if (*held) continue;  // listed twice in the request
+        if (Status s = store.PutIdentity(ch, ext, id); !s.ok()) return s;
+      }
+      return store.UpsertBalance(id, 0);
+    });
+    if (!s.ok()) return FromStatus(s);
+    return JsonResponse(201, {{"member_id", std::to_string(m.member_id)}, {"card_number", m.card_number}});
+  }
+
+  Result<MemberRecord> RequireMember(const std::string& id_text) {
+    auto id = sync::ParseMemberId(id_text);
+    if (!id) return Status::Error("member_unknown", "no member " + id_text);
+    auto m = store.GetMember(*id);
+    if (!m.ok()) return m.status();
+    if (!*m) return Status::Error("member_unknown", "no member " + id_text);
+    return **m;
+  }
+
+  http::Response AddIdentity(const std::string& id_text, const http::Request& req) {
+    auto j = AdminBody(req);
+    if (!j.ok()) return FromStatus(j.status());
+    Body b{*j, {}};
+    auto ch = b.Str("channel", true, 1, 64);
+    auto ext = b.Str("external_id", true, 1, 256);
+    if (!b.status.ok()) return FromStatus(b.status);
+    bool created = false;
+    Status s = store.Transaction([&]() -> Status {
+      auto m = RequireMember(id_text);
+      if (!m.ok()) return m.status();
+      auto holder = store.FindIdentity(*ch, *ext);
+      if (!holder.ok()) return holder.status();
+      if (*holder) return CheckIdentityFree(*ch, *ext, m->member_id);
+      created = true;
+      if (Status s = store.PutIdentity(*ch, *ext, m->member_id); !s.ok()) return s;
+      return store.TouchMember(m->member_id);
+    });
+    if (!s.ok()) return FromStatus(s);
+    return JsonResponse(created ? 201 : 200, {{"member_id", id_text}, {"channel", *ch}, {"external_id", *ext}});
+  }
+
+  http::Response CertifyDevice(const std::string& id_text, const http::Request& req) {
+    auto j = AdminBody(req);
+    if (!j.ok()) return FromStatus(j.status());
+    Body b{*j, {}};
+    auto pk_text = b.Str("device_public_key", true, 43, 43);
+    auto not_after = b.Int("not_after", false, 0, 0xffffffffll);
+    if (!b.status.ok()) return FromStatus(b.status);
+    auto pk = Base64UrlDecode(*pk_text);
+    if (!pk || pk->size() != 32) return Error(400, "bad_request", "device_public_key must be base64url of 32 bytes");
+    if (opt.signing_seeds.empty()) return Error(500, "internal", "no signing key");
+    auto key = opt.signing_seeds.rbegin();  // the highest key id is the current one
+    int64_t na = not_after.value_or(std::min<int64_t>(0xffffffffll, clock.now_s() + opt.default_certificate_days * 86400));
+    std::string cert;
+    Status s = store.Transaction([&]() -> Status {
+      auto m = RequireMember(id_text);
+      if (!m.ok()) return m.status();
+      cert = codes::MakeCertificate(key->second, static_cast<uint8_t>(key->first), m->member_id, *pk,
+                                    static_cast<uint32_t>(na));
+      if (cert.size() != codes::kCertificateBytes) return Status::Error("internal", "cannot sign the certificate");
+      return store.PutDevice({*pk_text, m->member_id, key->first, na, clock.now_ms()});
+    });
+    if (!s.ok()) return FromStatus(s);
+    return JsonResponse(201, {{"certificate", Base64UrlEncode(cert)}, {"key_id", key->first}});
+  }
+
+  http::Response RevokeDevice(const std::string& pk_text) {
+    auto pk = Base64UrlDecode(pk_text);
+    if (!pk || pk->size() != 32) return Error(400, "bad_request", "device public key must be base64url of 32 bytes");
+    Status s = store.Transaction([&] { return store.Revoke(pk_text, clock.now_ms()); });
+    if (!s.ok()) return FromStatus(s);
+    return JsonResponse(200, {{"device_public_key", pk_text}, {"revoked", true}});
+  }
+
+  http::Response MemberView(const std::string& id_text) {
+    auto m = RequireMember(id_text);
+    if (!m.ok()) return FromStatus(m.status());
+    auto n = store.CountMemberEntries(m->member_id);
+    auto spend = MonthSpend(m->member_id, clock.now_s());
+    auto conflicts = store.ConflictsOfMember(m->member_id);
+    if (!n.ok()) return FromStatus(n.status());
+    if (!spend.ok()) return FromStatus(spend.status());
+    if (!conflicts.ok()) return FromStatus(conflicts.status());
+    json c = json::array();
+    for (const auto& x : *conflicts) c.push_back(ConflictJson(x));
+    return JsonResponse(200, {{"member_id", std::to_string(m->member_id)},
+                              {"tier", m->tier},
+                              {"status", m->status},
+                              {"balance", m->balance},
+                              {"entries", *n},
+                              {"month_spend_cents", std::max<int64_t>(0, *spend)},
+                              {"conflicts", c}});
+  }
+
+  http::Response Adjust(const std::string& id_text, const http::Request& req) {
+    auto j = AdminBody(req);
+    if (!j.ok()) return FromStatus(j.status());
+    Body b{*j, {}};
+    auto adj_id = b.Str("adjustment_id", true, 1, 64);
+    auto points = b.Int("points", true, -1'000'000'000, 1'000'000'000);
+    auto reason = b.Str("reason", true, 0, 256);
+    if (!b.status.ok()) return FromStatus(b.status);
+    json out;
+    Status s = store.Transaction([&]() -> Status {
+      auto m = RequireMember(id_text);
+      if (!m.ok()) return m.status();
+      auto prior = store.GetAdjustment(*adj_id);
+      if (!prior.ok()) return prior.status();
+      if (*prior) {
+        const auto& p = **prior;
+        if (p.member_id != m->member_id || p.points != *points || p.reason != *reason) {
+          return Status::Error("idempotency_conflict", "adjustment " + *adj_id + " exists with other values");
+        }
+        out = {{"adjustment_id", p.adjustment_id}, {"entry_id", p.entry_id}, {"member_id", id_text}};
+        return Status::Ok();
+      }
+      auto e = AppendHqEntry("adjust", m->member_id, *points, {{"adjustment_id", *adj_id}, {"reason", *reason}});
+      if (!e.ok()) return e.status();
+      if (Status s = ApplyEntry(*e); !s.ok()) return s;
+      if (Status s = store.PutAdjustment({*adj_id, m->member_id, *points, *reason, e->entry_id, e->at_ms}); !s.ok()) {
+        return s;
+      }
+      out = {{"adjustment_id", *adj_id}, {"entry_id", e->entry_id}, {"member_id", id_text}};
+      return Status::Ok();
+    });
+    if (!s.ok()) return FromStatus(s);
+    return JsonResponse(201, out);
+  }
+
+  http::Response Unfreeze(const std::string& id_text, const http::Request& req) {
+    auto j = AdminBody(req);
+    if (!j.ok()) return FromStatus(j.status());
+    Body b{*j, {}};
+    auto reason = b.Str("reason", true, 0, 256);
+    if (!b.status.ok()) return FromStatus(b.status);
+    Status s = store.Transaction([&]() -> Status {
+      auto m = RequireMember(id_text);
+      if (!m.ok()) return m.status();
+      if (m->status != "frozen") return Status::Ok();  // nothing to lift: repeating is harmless
+      auto e = AppendHqEntry("unfreeze", m->member_id, 0, {{"reason", *reason}, {"frozen_reason", m->frozen_reason}});
+      if (!e.ok()) return e.status();
+      m->status = "active";
+      m->frozen_reason.clear();
+      m->unfrozen_at_ms = e->at_ms;
+      return store.UpdateMember(*m);
+    });
+    if (!s.ok()) return FromStatus(s);
+    return JsonResponse(200, {{"member_id", id_text}, {"status", "active"}});
+  }
+
+  http::Response SetTier(const std::string& id_text, const http::Request& req) {
+    auto j = AdminBody(req);
+    if (!j.ok()) return FromStatus(j.status());
+    Body b{*j, {}};
+    auto tier = b.Str("tier", true, 1, 16);
+    if (!b.status.ok()) return FromStatus(b.status);
+    if (*tier != "member" && *tier != "vip" && *tier != "black") {
+      return Error(400, "bad_request", "tier must be member, vip or black");
+    }
+    Status s = store.Transaction([&]() -> Status {
+      auto m = RequireMember(id_text);
+      if (!m.ok()) return m.status();
+      if (m->tier == *tier) return Status::Ok();
+      auto e = AppendHqEntry("tier_change", m->member_id, 0, {{"from", m->tier}, {"to", *tier}});
+      if (!e.ok()) return e.status();
+      m->tier = *tier;
+      return store.UpdateMember(*m);
+    });
+    if (!s.ok()) return FromStatus(s);
+    return JsonResponse(200, {{"member_id", id_text}, {"tier", *tier}});
+  }
+
+  http::Response CreateCoupon(const http::Request& req) {
+    auto j = AdminBody(req);
+    if (!j.ok()) return FromStatus(j.status());
+    Body b{*j, {}};
+    CouponRecord c;
+    auto id = b.Str("coupon_id", true, 1, 64);
+    auto member = b.MemberId("member_id", true);
+    auto kind = b.Str("kind", true, 1, 16);
+    auto value = b.Int("value_cents", false, 0, 100'000'000'000);
+    auto bp = b.Int("bp", false, 0, 10000);
+    auto min_spend = b.Int("min_spend_cents", true, 0, 100'000'000'000);
+    auto from = b.Time("valid_from", true);
+    auto to = b.Time("valid_to", true);
+    if (!b.status.ok()) return FromStatus(b.status);
+    if (*kind != "amount_off" && *kind != "percent_off") {
+      return Error(400, "bad_request", "kind must be amount_off or percent_off");
+    }
+    if (*kind == "amount_off" && !value) return Error(400, "bad_request", "value_cents is missing");
+    if (*kind == "percent_off" && !bp) return Error(400, "bad_request", "bp is missing");
+    if (*to < *from) return Error(400, "bad_request", "valid_to is before valid_from");
+    c.coupon = {*id, *member, *kind, value.value_or(0), bp.value_or(0), *min_spend, *from, *to, false};
+    c.body_hash = DigestHex(Sha256(Dump(sync::ToJson(c.coupon))));
+    Status s = store.Transaction([&]() -> Status {
+      if (*member != 0) {
+        auto m = store.GetMember(*member);
+        if (!m.ok()) return m.status();
+        if (!*m) return Status::Error("member_unknown", "no member " + std::to_string(*member));
+      }
+      auto prior = store.GetCoupon(*id);
+      if (!prior.ok()) return prior.status();
+      if (*prior) {
+        if ((*prior)->body_hash != c.body_hash) {
+          return Status::Error("idempotency_conflict", "coupon " + *id + " exists with other values");
+        }
+        return Status::Ok();
+      }
+      return store.PutCoupon(c);
+    });
+    if (!s.ok()) return FromStatus(s);
+    return JsonResponse(201, {{"coupon_id", *id}});
+  }
+
+  http::Response TerminalView(const std::string& tid) {
+    auto t = store.GetTerminal(tid);
+    if (!t.ok()) return FromStatus(t.status());
+    auto n = store.CountEntries(tid);
+    if (!n.ok()) return FromStatus(n.status());
+    if (!*t && *n == 0) return Error(404, "not_found", "terminal " + tid + " was never seen");
+    auto checkouts = store.CountCheckouts(tid);
+    auto conflicts = store.ConflictsOfTerminal(tid);
+    if (!checkouts.ok()) return FromStatus(checkouts.status());
+    if (!conflicts.ok()) return FromStatus(conflicts.status());
+    json c = json::array();
+    bool chain_ok = true;
+    for (const auto& x : *conflicts) {
+      c.push_back(ConflictJson(x));
+      if (x.terminal_id == tid && (x.kind == "chain_fork" || x.kind == "chain_gap" || x.kind == "entry_mismatch")) {
+        chain_ok = false;
+      }
+    }
+    TerminalRecord r = t->value_or(TerminalRecord{tid, "", 0, 0, 0, ""});
+    return JsonResponse(200, {{"terminal_id", tid},
+                              {"store_id", r.store_id},
+                              {"entries", *n},
+                              {"checkouts", *checkouts},
+                              {"last_seq", r.head_seq},
+                              {"last_sync_at", r.last_sync_ms > 0 ? json(FormatRfc3339(r.last_sync_ms / 1000)) : json(nullptr)},
+                              {"chain_ok", chain_ok},
+                              {"conflicts", c}});
+  }
+
+  Result<ExpiryReport> DailyJobs(int64_t now_s) {
+    ExpiryReport report;
+    Status s = store.Transaction([&]() -> Status {
+      auto members = store.MembersWithExpiredLots(now_s);
+      if (!members.ok()) return members.status();
+      for (uint64_t id : *members) {
+        auto lots = store.Lots(id);
+        if (!lots.ok()) return lots.status();
+        int64_t sum = 0, n = 0;
+        for (const auto& l : *lots) {
+          if (l.remaining > 0 && l.expires_at_s < now_s) {
+            sum += l.remaining;
+            ++n;
+            if (Status s = store.SetLotRemaining(l.lot_id, 0); !s.ok()) return s;
+          }
+        }
+        if (sum == 0) continue;
+        auto e = AppendHqEntry("expire", id, -sum, {{"lots", n}, {"as_of_s", now_s}});
+        if (!e.ok()) return e.status();
+        if (Status s = ApplyEntry(*e); !s.ok()) return s;
+        ++report.members;
+        report.points += sum;
+      }
+      // At the first run in a new local month, every tier follows that month's spend
+      // (the contract's recomputation "at the start of each month").
+      CivilTime l = opt.timezone.ToLocal(now_s);
+      std::string month = std::to_string(l.year) + "-" + std::to_string(l.month);
+      auto last = store.GetMeta("tier_month");
+      if (!last.ok()) return last.status();
+      if (*last && **last != month) {
+        for (int64_t after = 0;;) {
+          auto page = store.MembersChangedAfter(after, 500);
+          if (!page.ok()) return page.status();
+          if (page->empty()) break;
+          // Updating a member moves it past the page: remember where the scan was.
+          int64_t max_seen = page->back().change_seq;
+          for (auto& m : *page) {
+            auto spend = MonthSpend(m.member_id, now_s);
+            if (!spend.ok()) return spend.status();
+            std::string t = TierForSpend(*spend);
+            if (t != m.tier) {
+              m.tier = t;
+              if (Status s = store.UpdateMember(m); !s.ok()) return s;
+            }
+          }
+          after = max_seen;
+          auto max = store.MaxChangeSeq();
+          if (!max.ok()) return max.status();
+          if (after >= *max) break;
+        }
+      }
+      return store.PutMeta("tier_month", month);
+    });
+    if (!s.ok()) return s;
+    return report;
+  }
+
+  http::Response Expire(const http::Request& req) {
+    int64_t now_s = clock.now_s();
+    if (auto it = req.query.find("now"); it != req.query.end()) {
+      auto v = sync::ParseMemberId(it->second);
+      if (!v || *v > (uint64_t{1} << 40)) return Error(400, "bad_request", "now must be unix seconds");
+      now_s = static_cast<int64_t>(*v);
+    }
+    auto r = DailyJobs(now_s);
+    if (!r.ok()) return FromStatus(r.status());
+    return JsonResponse(200, {{"members", r->members}, {"points", r->points}});
+  }
+
+  bool Authorized(const http::Request& req) const {
+    const std::string want = "Bearer " + opt.admin_token;
+    return !opt.admin_token.empty() && req.authorization.size() == want.size() &&
+           CRYPTO_memcmp(req.authorization.data(), want.data(), want.size()) == 0;
+  }
+
+  http::Response Admin(const std::vector<std::string>& p, const http::Request& req) {
+    if (!Authorized(req)) return Error(401, "unauthorized", "a valid admin bearer token is required");
+    const std::string& m = req.method;
+    size_t n = p.size();  // p[0] == "v1"
+    if (n == 2 && p[1] == "members" && m == "POST") return CreateMember(req);
+    if (n == 3 && p[1] == "members" && m == "GET") return MemberView(p[2]);
+    if (n == 4 && p[1] == "members" && m == "POST") {
+      if (p[3] == "devices") return CertifyDevice(p[2], req);
+      if (p[3] == "adjustments") return Adjust(p[2], req);
+      if (p[3] == "unfreeze") return Unfreeze(p[2], req);
+      if (p[3] == "tier") return SetTier(p[2], req);
+      if (p[3] == "identities") return AddIdentity(p[2], req);
+    }
+    if (n == 4 && p[1] == "devices" && p[3] == "revoke" && m == "POST") return RevokeDevice(p[2]);
+    if (n == 2 && p[1] == "coupons" && m == "POST") return CreateCoupon(req);
+    if (n == 3 && p[1] == "terminals" && m == "GET") return TerminalView(p[2]);
+    if (n == 3 && p[1] == "admin" && p[2] == "expire" && m == "POST") return Expire(req);
+    return Error(404, "not_found", "no such route");
+  }
+
+  http::Response Handle(const http::Request& req, const std::optional<std::string>& peer) {
+    std::vector<std::string> parts;
+    std::string_view path = req.path;
+    while (!path.empty()) {
+      if (path.front() == '/') {
+        path.remove_prefix(1);
+        continue;
+      }
+      size_t slash = path.find('/');
+      parts.emplace_back(path.substr(0, slash));
+      path.remove_prefix(slash == std::string_view::npos ? path.size() : slash);
+    }
+    if (parts.empty() || parts[0] != "v1") return Error(404, "not_found", "no such route");
+    if (parts.size() == 2 && parts[1] == "health" && req.method == "GET") return JsonResponse(200, {{"status", "ok"}});
+    if (parts.size() >= 4 && parts[1] == "sync") {
+      std::string route = parts[3];
+      for (size_t i = 4; i < parts.size(); ++i) route += "/" + parts[i];
+      return Terminal(parts[2], route, req, peer);
+    }
+    return Admin(parts, req);
+  }
+};
+
+HqService::HqService(Store& store, const Clock& clock, PiiCipher pii, HqOptions options)
+    : impl_(std::make_shared<Impl>(store, clock, std::move(pii), std::move(options))) {}
+
+http::Response HqService::Handle(const http::Request& req, const std::optional<std::string>& peer_terminal) {
+  try {
+    return impl_->Handle(req, peer_terminal);
+  } catch (const std::exception& e) {
+    // Nothing here throws by design; a library that does must not take the server down.
+    return Error(500, "internal", e.what());
+  }
+}
+
+Result<ExpiryReport> HqService::RunDailyJobs(int64_t now_s) { return impl_->DailyJobs(now_s); }
+
+}  // namespace loyalty::hq

@@ -1,0 +1,699 @@
+// The SQLite backend of hq::Store. Uniqueness (entry ids above all) is enforced by the
+// schema, not by look-ups before inserts, so two writers could never both succeed.
+#include <map>
+
+#include "loyalty/hq/store.h"
+#include "loyalty/ledger/sqlite.h"
+#include "loyalty/recon/sqlite_store.h"
+
+namespace loyalty::hq {
+namespace {
+
+using ledger::Db;
+using ledger::Stmt;
+
+constexpr int kSchemaVersion = 1;
+
+constexpr const char* kMigrations[] = {
+    // 1: everything.
+    R"sql(
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE change_counter (id INTEGER PRIMARY KEY CHECK (id = 1), value INTEGER NOT NULL);
+INSERT INTO change_counter VALUES (1, 0);
+CREATE TABLE members (
+  member_id INTEGER PRIMARY KEY, name_enc BLOB, phone_enc BLOB, birthday_enc BLOB,
+  display_name TEXT, phone_masked TEXT, phone_hash TEXT NOT NULL, birthday_month INTEGER NOT NULL,
+  card_number TEXT NOT NULL, tier TEXT NOT NULL, status TEXT NOT NULL, frozen_reason TEXT NOT NULL,
+  unfrozen_at_ms INTEGER NOT NULL, balance INTEGER NOT NULL, created_at_ms INTEGER NOT NULL,
+  change_seq INTEGER NOT NULL);
+CREATE INDEX members_by_change ON members(change_seq);
+CREATE TABLE identities (
+  channel TEXT NOT NULL, external_id TEXT NOT NULL, member_id INTEGER NOT NULL,
+  PRIMARY KEY (channel, external_id));
+CREATE INDEX identities_by_member ON identities(member_id);
+CREATE TABLE entries (
+  entry_id TEXT NOT NULL UNIQUE, terminal_id TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL,
+  member_id INTEGER NOT NULL, points INTEGER NOT NULL, at_ms INTEGER NOT NULL, checkout_id TEXT NOT NULL,
+  refund_id TEXT NOT NULL, detail TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+CREATE INDEX entries_by_terminal ON entries(terminal_id, seq);
+CREATE INDEX entries_by_member ON entries(member_id);
+CREATE TABLE lots (
+  lot_id INTEGER PRIMARY KEY AUTOINCREMENT, member_id INTEGER NOT NULL, points INTEGER NOT NULL,
+  remaining INTEGER NOT NULL, earned_at_s INTEGER NOT NULL, expires_at_s INTEGER NOT NULL,
+  entry_id TEXT NOT NULL);
+CREATE INDEX lots_by_member ON lots(member_id, expires_at_s, lot_id);
+CREATE INDEX lots_by_expiry ON lots(expires_at_s) WHERE remaining > 0;
+CREATE TABLE checkouts (
+  terminal_id TEXT NOT NULL, checkout_id TEXT NOT NULL, member_id INTEGER, committed_at_ms INTEGER NOT NULL,
+  total_due_cents INTEGER NOT NULL, code_hash TEXT NOT NULL, coupon_id TEXT NOT NULL, body TEXT NOT NULL,
+  PRIMARY KEY (terminal_id, checkout_id));
+CREATE INDEX checkouts_by_member ON checkouts(member_id, committed_at_ms);
+CREATE INDEX checkouts_by_code ON checkouts(code_hash) WHERE code_hash <> '';
+CREATE INDEX checkouts_by_coupon ON checkouts(coupon_id) WHERE coupon_id <> '';
+CREATE TABLE refunds (
+  terminal_id TEXT NOT NULL, refund_id TEXT NOT NULL, checkout_id TEXT NOT NULL, refund_cents INTEGER NOT NULL,
+  body TEXT NOT NULL, PRIMARY KEY (terminal_id, refund_id));
+CREATE INDEX refunds_by_checkout ON refunds(terminal_id, checkout_id);
+CREATE TABLE coupons (
+  coupon_id TEXT PRIMARY KEY, member_id INTEGER NOT NULL, kind TEXT NOT NULL, value_cents INTEGER NOT NULL,
+  bp INTEGER NOT NULL, min_spend_cents INTEGER NOT NULL, valid_from_s INTEGER NOT NULL, valid_to_s INTEGER NOT NULL,
+  body_hash TEXT NOT NULL, used_by_terminal TEXT NOT NULL, used_by_checkout TEXT NOT NULL,
+  change_seq INTEGER NOT NULL);
+CREATE TABLE devices (
+  device_public_key TEXT PRIMARY KEY, member_id INTEGER NOT NULL, key_id INTEGER NOT NULL,
+  not_after_s INTEGER NOT NULL, issued_at_ms INTEGER NOT NULL);
+CREATE TABLE revocations (
+  device_public_key TEXT PRIMARY KEY, at_ms INTEGER NOT NULL, change_seq INTEGER NOT NULL);
+CREATE TABLE adjustments (
+  adjustment_id TEXT PRIMARY KEY, member_id INTEGER NOT NULL, points INTEGER NOT NULL, reason TEXT NOT NULL,
+  entry_id TEXT NOT NULL, at_ms INTEGER NOT NULL);
+CREATE TABLE conflicts (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, at_ms INTEGER NOT NULL, terminal_id TEXT NOT NULL,
+  other_terminal_id TEXT NOT NULL, member_id INTEGER NOT NULL, detail TEXT NOT NULL, dedupe_key TEXT NOT NULL UNIQUE);
+CREATE INDEX conflicts_by_member ON conflicts(member_id);
+CREATE INDEX conflicts_by_terminal ON conflicts(terminal_id);
+CREATE INDEX conflicts_by_other ON conflicts(other_terminal_id);
+CREATE TABLE terminals (
+  terminal_id TEXT PRIMARY KEY, store_id TEXT NOT NULL, first_seen_ms INTEGER NOT NULL,
+  last_sync_ms INTEGER NOT NULL, head_seq INTEGER NOT NULL, head_hash TEXT NOT NULL);
+)sql",
+};
+
+#define HQ_PREPARE(var, sql)                  \
+  auto var##_r = db_->Prepare(sql);           \
+  if (!var##_r.ok()) return var##_r.status(); \
+  Stmt& var = **var##_r
+
+constexpr const char* kEntryCols =
+    "entry_id, terminal_id, seq, kind, member_id, points, at_ms, checkout_id, refund_id, detail, prev_hash, hash";
+constexpr const char* kMemberCols =
+    "member_id, name_enc, phone_enc, birthday_enc, display_name, phone_masked, phone_hash, birthday_month, "
+    "card_number, tier, status, frozen_reason, unfrozen_at_ms, balance, created_at_ms, change_seq";
+constexpr const char* kCouponCols =
+    "coupon_id, member_id, kind, value_cents, bp, min_spend_cents, valid_from_s, valid_to_s, body_hash, "
+    "used_by_terminal, used_by_checkout, change_seq";
+constexpr const char* kConflictCols =
+    "kind, at_ms, terminal_id, other_terminal_id, member_id, detail, dedupe_key";
+
+sync::Entry ReadEntry(const Stmt& s) {
+  sync::Entry e;
+  e.entry_id = s.Text(0);
+  e.terminal_id = s.Text(1);
+  e.seq = s.Int(2);
+  e.kind = s.Text(3);
+  e.member_id = static_cast<uint64_t>(s.Int(4));
+  e.points = s.Int(5);
+  e.at_ms = s.Int(6);
+  e.checkout_id = s.Text(7);
+  e.refund_id = s.Text(8);
+  e.detail = s.Text(9);
+  e.prev_hash = s.Text(10);
+  e.hash = s.Text(11);
+  return e;
+}
+
+MemberRecord ReadMember(const Stmt& s) {
+  MemberRecord m;
+  m.member_id = static_cast<uint64_t>(s.Int(0));
+  m.name_enc = s.Text(1);
+  m.phone_enc = s.Text(2);
+  m.birthday_enc = s.Text(3);
+  m.display_name = s.OptText(4);
+  m.phone_masked = s.OptText(5);
+  m.phone_hash = s.Text(6);
+  m.birthday_month = static_cast<int>(s.Int(7));
+  m.card_number = s.Text(8);
+  m.tier = s.Text(9);
+  m.status = s.Text(10);
+  m.frozen_reason = s.Text(11);
+  m.unfrozen_at_ms = s.Int(12);
+  m.balance = s.Int(13);
+  m.created_at_ms = s.Int(14);
+  m.change_seq = s.Int(15);
+  return m;
+}
+
+CouponRecord ReadCoupon(const Stmt& s) {
+  CouponRecord c;
+  c.coupon.coupon_id = s.Text(0);
+  c.coupon.member_id = static_cast<uint64_t>(s.Int(1));
+  c.coupon.kind = s.Text(2);
+  c.coupon.value_cents = s.Int(3);
+  c.coupon.bp = s.Int(4);
+  c.coupon.min_spend_cents = s.Int(5);
+  c.coupon.valid_from_s = s.Int(6);
+  c.coupon.valid_to_s = s.Int(7);
+  c.body_hash = s.Text(8);
+  c.used_by_terminal = s.Text(9);
+  c.used_by_checkout = s.Text(10);
+  c.coupon.used = !c.used_by_checkout.empty();
+  c.change_seq = s.Int(11);
+  return c;
+}
+
+ConflictRecord ReadConflict(const Stmt& s) {
+  ConflictRecord c;
+  c.kind = s.Text(0);
+  c.at_ms = s.Int(1);
+  c.terminal_id = s.Text(2);
+  c.other_terminal_id = s.Text(3);
+  c.member_id = static_cast<uint64_t>(s.Int(4));
+  c.detail = s.Text(5);
+  c.dedupe_key = s.Text(6);
+  return c;
+}
+
+class SqliteStore final : public Store {
+ public:
+  explicit SqliteStore(std::unique_ptr<Db> db) : db_(std::move(db)) {}
+
+  Status Init() {
+    Status s = db_->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;");
+    if (s.ok()) s = Migrate();
+    if (!s.ok()) return s;
+    auto b = recon::SqliteStore::Open(db_->raw(), "recon_", "balances");
+    if (!b.ok()) return b.status();
+    balances_ = std::move(*b);
+    return Status::Ok();
+  }
+
+  Status Transaction(const std::function<Status()>& body) override {
+    Status s = db_->Exec("BEGIN IMMEDIATE");
+    if (!s.ok()) return s;
+    s = body();
+    if (s.ok()) s = db_->Exec("COMMIT");
+    if (!s.ok()) {
+      db_->Exec("ROLLBACK");
+    }
+    return s;
+  }
+
+  // --- members
+  Status InsertMember(const MemberRecord& m) override {
+    auto seq = NextChange();
+    if (!seq.ok()) return seq.status();
+    HQ_PREPARE(st, std::string("INSERT INTO members (") + kMemberCols + ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    BindMember(st, m, *seq);
+    return st.Run();
+  }
+
+  Status UpdateMember(const MemberRecord& m) override {
+    auto seq = NextChange();
+    if (!seq.ok()) return seq.status();
+    HQ_PREPARE(st, std::string("REPLACE INTO members (") + kMemberCols + ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    BindMember(st, m, *seq);
+    return st.Run();
+  }
+
+  Result<std::optional<MemberRecord>> GetMember(uint64_t member_id) override {
+    HQ_PREPARE(st, std::string("SELECT ") + kMemberCols + " FROM members WHERE member_id = ?");
+    st.Bind(1, member_id);
+    if (st.Step()) return std::optional<MemberRecord>(ReadMember(st));
+    if (!st.status().ok()) return st.status();
+    return std::optional<MemberRecord>();
+  }
+
+  Status TouchMember(uint64_t member_id) override {
+    auto seq = NextChange();
+    if (!seq.ok()) return seq.status();
+    HQ_PREPARE(st, "UPDATE members SET change_seq = ? WHERE member_id = ?");
+    st.Bind(1, *seq).Bind(2, member_id);
+    return st.Run();
+  }
+
+  Result<std::optional<uint64_t>> FindIdentity(const std::string& channel, const std::string& external_id) override {
+    HQ_PREPARE(st, "SELECT member_id FROM identities WHERE channel = ? AND external_id = ?");
+    st.Bind(1, channel).Bind(2, external_id);
+    if (st.Step()) return std::optional<uint64_t>(static_cast<uint64_t>(st.Int(0)));
+    if (!st.status().ok()) return st.status();
+    return std::optional<uint64_t>();
+  }
+
+  Status PutIdentity(const std::string& channel, const std::string& external_id, uint64_t member_id) override {
+    HQ_PREPARE(st, "INSERT INTO identities (channel, external_id, member_id) VALUES (?,?,?)");
+    st.Bind(1, channel).Bind(2, external_id).Bind(3, member_id);
+    return st.Run();
+  }
+
+  Result<std::vector<sync::Identity>> IdentitiesOf(uint64_t member_id) override {
+    HQ_PREPARE(st, "SELECT channel, external_id FROM identities WHERE member_id = ? ORDER BY channel, external_id");
+    st.Bind(1, member_id);
+    std::vector<sync::Identity> out;
+    while (st.Step()) out.push_back({st.Text(0), st.Text(1), member_id});
+    if (!st.status().ok()) return st.status();
+    return out;
+  }
+
+  Result<std::vector<MemberRecord>> MembersChangedAfter(int64_t after, int64_t limit) override {
+    HQ_PREPARE(st, std::string("SELECT ") + kMemberCols + " FROM members WHERE change_seq > ? ORDER BY change_seq LIMIT ?");
+    st.Bind(1, after).Bind(2, limit);
+    std::vector<MemberRecord> out;
+    while (st.Step()) out.push_back(ReadMember(st));
+    if (!st.status().ok()) return st.status();
+    return out;
+  }
+
+  Result<int64_t> MaxChangeSeq() override {
+    HQ_PREPARE(st, "SELECT value FROM change_counter WHERE id = 1");
+    if (st.Step()) return st.Int(0);
+    return st.status().ok() ? Status::Error("internal", "change counter missing") : st.status();
+  }
+
+  // --- entries
+  Status InsertEntry(const sync::Entry& e) override {
+    HQ_PREPARE(st, std::string("INSERT INTO entries (") + kEntryCols + ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?)");
+    st.Bind(1, e.entry_id).Bind(2, e.terminal_id).Bind(3, e.seq).Bind(4, e.kind).Bind(5, e.member_id);
+    st.Bind(6, e.points).Bind(7, e.at_ms).Bind(8, e.checkout_id).Bind(9, e.refund_id).Bind(10, e.detail);
+    st.Bind(11, e.prev_hash).Bind(12, e.hash);
+    return st.Run();
+  }
+
+  Result<std::optional<sync::Entry>> GetEntry(const std::string& entry_id) override {
+    HQ_PREPARE(st, std::string("SELECT ") + kEntryCols + " FROM entries WHERE entry_id = ?");
+    st.Bind(1, entry_id);
+    if (st.Step()) return std::optional<sync::Entry>(ReadEntry(st));
+    if (!st.status().ok()) return st.status();
+    return std::optional<sync::Entry>();
+  }
+
+  Result<std::vector<sync::Entry>> EntriesAtSeq(const std::string& terminal_id, int64_t seq) override {
+    HQ_PREPARE(st, std::string("SELECT ") + kEntryCols + " FROM entries WHERE terminal_id = ? AND seq = ?");
+    st.Bind(1, terminal_id).Bind(2, seq);
+    std::vector<sync::Entry> out;
+    while (st.Step()) out.push_back(ReadEntry(st));
+    if (!st.status().ok()) return st.status();
+    return out;
+  }
+
+  Result<int64_t> CountEntries(const std::string& terminal_id) override {
+    return Count("SELECT count(*) FROM entries WHERE terminal_id = ?", terminal_id);
+  }
+  Result<int64_t> CountMemberEntries(uint64_t member_id) override {
+    HQ_PREPARE(st, "SELECT count(*) FROM entries WHERE member_id = ?");
+    st.Bind(1, member_id);
+    return st.Step() ? Result<int64_t>(st.Int(0)) : Result<int64_t>(Fail(st));
+  }
+  Result<int64_t> SumMemberPoints(uint64_t member_id) override {
+    HQ_PREPARE(st, "SELECT coalesce(sum(points), 0) FROM entries WHERE member_id = ?");
+    st.Bind(1, member_id);
+    return st.Step() ? Result<int64_t>(st.Int(0)) : Result<int64_t>(Fail(st));
+  }
+
+  Result<std::vector<sync::Entry>> TerminalEntriesByIds(const std::string& terminal_id,
+                                                        const std::vector<std::string>& ids) override {
+    std::vector<sync::Entry> out;
+    for (const auto& id : ids) {
+      auto e = GetEntry(id);
+      if (!e.ok()) return e.status();
+      if (*e && (*e)->terminal_id == terminal_id) out.push_back(**e);
+    }
+    return out;
+  }
+
+  Result<std::pair<int64_t, std::string>> HqHead() override {
+    HQ_PREPARE(st, "SELECT seq, hash FROM entries WHERE terminal_id = '_hq' ORDER BY seq DESC LIMIT 1");
+    if (st.Step()) return std::make_pair(st.Int(0), st.Text(1));
+    if (!st.status().ok()) return st.status();
+    return std::make_pair(int64_t{0}, std::string(64, '0'));
+  }
+
+  // --- lots
+  Result<std::vector<LotRecord>> Lots(uint64_t member_id) override {
+    HQ_PREPARE(st,
+               "SELECT lot_id, member_id, points, remaining, earned_at_s, expires_at_s, entry_id FROM lots "
+               "WHERE member_id = ? AND remaining <> 0 ORDER BY expires_at_s, lot_id");
+    st.Bind(1, member_id);
+    std::vector<LotRecord> out;
+    while (st.Step()) {
+      out.push_back({st.Int(0), static_cast<uint64_t>(st.Int(1)), st.Int(2), st.Int(3), st.Int(4), st.Int(5), st.Text(6)});
+    }
+    if (!st.status().ok()) return st.status();
+    return out;
+  }
+
+  Result<int64_t> AddLot(const LotRecord& l) override {
+    HQ_PREPARE(st,
+               "INSERT INTO lots (member_id, points, remaining, earned_at_s, expires_at_s, entry_id) "
+               "VALUES (?,?,?,?,?,?)");
+    st.Bind(1, l.member_id).Bind(2, l.points).Bind(3, l.remaining).Bind(4, l.earned_at_s).Bind(5, l.expires_at_s);
+    st.Bind(6, l.entry_id);
+    if (Status s = st.Run(); !s.ok()) return s;
+    return db_->LastInsertRowid();
+  }
+
+  Status SetLotRemaining(int64_t lot_id, int64_t remaining) override {
+    HQ_PREPARE(st, "UPDATE lots SET remaining = ? WHERE lot_id = ?");
+    st.Bind(1, remaining).Bind(2, lot_id);
+    return st.Run();
+  }
+
+  Result<std::vector<uint64_t>> MembersWithExpiredLots(int64_t now_s) override {
+    HQ_PREPARE(st,
+               "SELECT DISTINCT member_id FROM lots WHERE remaining > 0 AND expires_at_s < ? ORDER BY member_id");
+    st.Bind(1, now_s);
+    std::vector<uint64_t> out;
+    while (st.Step()) out.push_back(static_cast<uint64_t>(st.Int(0)));
+    if (!st.status().ok()) return st.status();
+    return out;
+  }
+
+  // --- checkouts and refunds
+  Result<bool> InsertCheckout(const std::string& terminal_id, const sync::Checkout& c) override {
+    HQ_PREPARE(st,
+               "INSERT OR IGNORE INTO checkouts (terminal_id, checkout_id, member_id, committed_at_ms, "
+               "total_due_cents, code_hash, coupon_id, body) VALUES (?,?,?,?,?,?,?,?)");
+    st.Bind(1, terminal_id).Bind(2, c.checkout_id).Bind(3, c.member_id).Bind(4, c.committed_at_ms);
+    st.Bind(5, c.total_due_cents).Bind(6, c.code_hash).Bind(7, c.coupon_id).Bind(8, sync::SerializeMessage(c));
+    if (Status s = st.Run(); !s.ok()) return s;
+    return db_->Changes() > 0;
+  }
+
+  Result<std::optional<sync::Checkout>> GetCheckout(const std::string& terminal_id,
+                                                    const std::string& checkout_id) override {
+    HQ_PREPARE(st, "SELECT body FROM checkouts WHERE terminal_id = ? AND checkout_id = ?");
+    st.Bind(1, terminal_id).Bind(2, checkout_id);
+    if (!st.Step()) {
+      if (!st.status().ok()) return st.status();
+      return std::optional<sync::Checkout>();
+    }
+    auto c = sync::ParseMessage<sync::Checkout>(st.Text(0));
+    if (!c.ok()) return Status::Error("internal", "stored checkout: " + c.status().message());
+    return std::optional<sync::Checkout>(std::move(*c));
+  }
+
+  Result<bool> InsertRefund(const std::string& terminal_id, const sync::Refund& r) override {
+    HQ_PREPARE(st,
+               "INSERT OR IGNORE INTO refunds (terminal_id, refund_id, checkout_id, refund_cents, body) "
+               "VALUES (?,?,?,?,?)");
+    st.Bind(1, terminal_id).Bind(2, r.refund_id).Bind(3, r.checkout_id).Bind(4, r.refund_cents);
+    st.Bind(5, sync::SerializeMessage(r));
+    if (Status s = st.Run(); !s.ok()) return s;
+    return db_->Changes() > 0;
+  }
+
+  Result<std::vector<sync::Refund>> RefundsOf(const std::string& terminal_id, const std::string& checkout_id) override {
+    HQ_PREPARE(st, "SELECT body FROM refunds WHERE terminal_id = ? AND checkout_id = ? ORDER BY refund_id");
+    st.Bind(1, terminal_id).Bind(2, checkout_id);
+    std::vector<sync::Refund> out;
+    while (st.Step()) {
+      auto r = sync::ParseMessage<sync::Refund>(st.Text(0));
+      if (!r.ok()) return Status::Error("internal", "stored refund: " + r.status().message());
+      out.push_back(std::move(*r));
+    }
+    if (!st.status().ok()) return st.status();
+    return out;
+  }
+
+  Result<int64_t> CountCheckouts(const std::string& terminal_id) override {
+    return Count("SELECT count(*) FROM checkouts WHERE terminal_id = ?", terminal_id);
+  }
+
+  Result<std::vector<std::pair<std::string, std::string>>> CheckoutsWithCode(const std::string& code_hash) override {
+    return Pairs("SELECT terminal_id, checkout_id FROM checkouts WHERE code_hash = ? ORDER BY rowid", code_hash);
+  }
+  Result<std::vector<std::pair<std::string, std::string>>> CheckoutsWithCoupon(const std::string& coupon_id) override {
+    return Pairs("SELECT terminal_id, checkout_id FROM checkouts WHERE coupon_id = ? ORDER BY rowid", coupon_id);
+  }
+
+  Result<int64_t> MemberSpend(uint64_t member_id, int64_t from_ms, int64_t to_ms) override {
+    HQ_PREPARE(st,
+               "SELECT coalesce(sum(c.total_due_cents), 0) - coalesce((SELECT sum(r.refund_cents) FROM refunds r "
+               "JOIN checkouts c2 ON c2.terminal_id = r.terminal_id AND c2.checkout_id = r.checkout_id "
+               "WHERE c2.member_id = ?1 AND c2.committed_at_ms >= ?2 AND c2.committed_at_ms < ?3), 0) "
+               "FROM checkouts c WHERE c.member_id = ?1 AND c.committed_at_ms >= ?2 AND c.committed_at_ms < ?3");
+    st.Bind(1, member_id).Bind(2, from_ms).Bind(3, to_ms);
+    return st.Step() ? Result<int64_t>(st.Int(0)) : Result<int64_t>(Fail(st));
+  }
+
+  // --- coupons, devices, revocations, adjustments
+  Status PutCoupon(const CouponRecord& c) override {
+    auto seq = NextChange();
+    if (!seq.ok()) return seq.status();
+    HQ_PREPARE(st, std::string("INSERT INTO coupons (") + kCouponCols + ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?)");
+    st.Bind(1, c.coupon.coupon_id).Bind(2, c.coupon.member_id).Bind(3, c.coupon.kind).Bind(4, c.coupon.value_cents);
+    st.Bind(5, c.coupon.bp).Bind(6, c.coupon.min_spend_cents).Bind(7, c.coupon.valid_from_s);
+    st.Bind(8, c.coupon.valid_to_s).Bind(9, c.body_hash).Bind(10, c.used_by_terminal).Bind(11, c.used_by_checkout);
+    st.Bind(12, *seq);
+    return st.Run();
+  }
+
+  Result<std::optional<CouponRecord>> GetCoupon(const std::string& coupon_id) override {
+    HQ_PREPARE(st, std::string("SELECT ") + kCouponCols + " FROM coupons WHERE coupon_id = ?");
+    st.Bind(1, coupon_id);
+    if (st.Step()) return std::optional<CouponRecord>(ReadCoupon(st));
+    if (!st.status().ok()) return st.status();
+    return std::optional<CouponRecord>();
+  }
+
+  Status MarkCouponUsed(const std::string& coupon_id, const std::string& terminal_id,
+                        const std::string& checkout_id) override {
+    auto seq = NextChange();
+    if (!seq.ok()) return seq.status();
+    HQ_PREPARE(st,
+               "UPDATE coupons SET used_by_terminal = ?, used_by_checkout = ?, change_seq = ? "
+               "WHERE coupon_id = ? AND used_by_checkout = ''");
+    st.Bind(1, terminal_id).Bind(2, checkout_id).Bind(3, *seq).Bind(4, coupon_id);
+    return st.Run();
+  }
+
+  Result<std::vector<CouponRecord>> CouponsChanged(int64_t after, int64_t up_to) override {
+    HQ_PREPARE(st, std::string("SELECT ") + kCouponCols +
+                       " FROM coupons WHERE change_seq > ? AND change_seq <= ? ORDER BY change_seq");
+    st.Bind(1, after).Bind(2, up_to);
+    std::vector<CouponRecord> out;
+    while (st.Step()) out.push_back(ReadCoupon(st));
+    if (!st.status().ok()) return st.status();
+    return out;
+  }
+
+  Status PutDevice(const DeviceRecord& d) override {
+    HQ_PREPARE(st,
+               "REPLACE INTO devices (device_public_key, member_id, key_id, not_after_s, issued_at_ms) "
+               "VALUES (?,?,?,?,?)");
+    st.Bind(1, d.device_public_key).Bind(2, d.member_id).Bind(3, d.key_id).Bind(4, d.not_after_s);
+    st.Bind(5, d.issued_at_ms);
+    return st.Run();
+  }
+
+  Status Revoke(const std::string& device_public_key, int64_t at_ms) override {
+    {
+      HQ_PREPARE(q, "SELECT 1 FROM revocations WHERE device_public_key = ?");
+      q.Bind(1, device_public_key);
+      if (q.Step()) return Status::Ok();
+      if (!q.status().ok()) return q.status();
+    }
+    auto seq = NextChange();
+    if (!seq.ok()) return seq.status();
+    HQ_PREPARE(st, "INSERT INTO revocations (device_public_key, at_ms, change_seq) VALUES (?,?,?)");
+    st.Bind(1, device_public_key).Bind(2, at_ms).Bind(3, *seq);
+    return st.Run();
+  }
+
+  Result<std::vector<std::string>> RevocationsChanged(int64_t after, int64_t up_to) override {
+    HQ_PREPARE(st,
+               "SELECT device_public_key FROM revocations WHERE change_seq > ? AND change_seq <= ? "
+               "ORDER BY change_seq");
+    st.Bind(1, after).Bind(2, up_to);
+    std::vector<std::string> out;
+    while (st.Step()) out.push_back(st.Text(0));
+    if (!st.status().ok()) return st.status();
+    return out;
+  }
+
+  Result<std::optional<AdjustmentRecord>> GetAdjustment(const std::string& id) override {
+    HQ_PREPARE(st,
+               "SELECT adjustment_id, member_id, points, reason, entry_id, at_ms FROM adjustments "
+               "WHERE adjustment_id = ?");
+    st.Bind(1, id);
+    if (st.Step()) {
+      return std::optional<AdjustmentRecord>(
+          AdjustmentRecord{st.Text(0), static_cast<uint64_t>(st.Int(1)), st.Int(2), st.Text(3), st.Text(4), st.Int(5)});
+    }
+    if (!st.status().ok()) return st.status();
+    return std::optional<AdjustmentRecord>();
+  }
+
+  Status PutAdjustment(const AdjustmentRecord& a) override {
+    HQ_PREPARE(st,
+               "INSERT INTO adjustments (adjustment_id, member_id, points, reason, entry_id, at_ms) "
+               "VALUES (?,?,?,?,?,?)");
+    st.Bind(1, a.adjustment_id).Bind(2, a.member_id).Bind(3, a.points).Bind(4, a.reason).Bind(5, a.entry_id);
+    st.Bind(6, a.at_ms);
+    return st.Run();
+  }
+
+  // --- conflicts and terminals
+  Status AddConflict(const ConflictRecord& c) override {
+    HQ_PREPARE(st, std::string("INSERT OR IGNORE INTO conflicts (") + kConflictCols + ") VALUES (?,?,?,?,?,?,?)");
+    st.Bind(1, c.kind).Bind(2, c.at_ms).Bind(3, c.terminal_id).Bind(4, c.other_terminal_id).Bind(5, c.member_id);
+    st.Bind(6, c.detail).Bind(7, c.dedupe_key);
+    return st.Run();
+  }
+
+  Result<std::vector<ConflictRecord>> ConflictsOfMember(uint64_t member_id) override {
+    HQ_PREPARE(st, std::string("SELECT ") + kConflictCols + " FROM conflicts WHERE member_id = ? ORDER BY id");
+    st.Bind(1, member_id);
+    return ReadConflicts(st);
+  }
+
+  Result<std::vector<ConflictRecord>> ConflictsOfTerminal(const std::string& terminal_id) override {
+    HQ_PREPARE(st, std::string("SELECT ") + kConflictCols +
+                       " FROM conflicts WHERE terminal_id = ?1 OR other_terminal_id = ?1 ORDER BY id");
+    st.Bind(1, terminal_id);
+    return ReadConflicts(st);
+  }
+
+  Status PutTerminal(const TerminalRecord& t) override {
+    HQ_PREPARE(st,
+               "REPLACE INTO terminals (terminal_id, store_id, first_seen_ms, last_sync_ms, head_seq, head_hash) "
+               "VALUES (?,?,?,?,?,?)");
+    st.Bind(1, t.terminal_id).Bind(2, t.store_id).Bind(3, t.first_seen_ms).Bind(4, t.last_sync_ms);
+    st.Bind(5, t.head_seq).Bind(6, t.head_hash);
+    return st.Run();
+  }
+
+  Result<std::optional<TerminalRecord>> GetTerminal(const std::string& terminal_id) override {
+    HQ_PREPARE(st,
+               "SELECT terminal_id, store_id, first_seen_ms, last_sync_ms, head_seq, head_hash FROM terminals "
+               "WHERE terminal_id = ?");
+    st.Bind(1, terminal_id);
+    if (st.Step()) {
+      return std::optional<TerminalRecord>(
+          TerminalRecord{st.Text(0), st.Text(1), st.Int(2), st.Int(3), st.Int(4), st.Text(5)});
+    }
+    if (!st.status().ok()) return st.status();
+    return std::optional<TerminalRecord>();
+  }
+
+  Result<std::optional<std::string>> GetMeta(const std::string& key) override {
+    HQ_PREPARE(st, "SELECT value FROM meta WHERE key = ?");
+    st.Bind(1, key);
+    if (st.Step()) return std::optional<std::string>(st.Text(0));
+    if (!st.status().ok()) return st.status();
+    return std::optional<std::string>();
+  }
+
+  Status PutMeta(const std::string& key, const std::string& value) override {
+    HQ_PREPARE(st, "REPLACE INTO meta (key, value) VALUES (?, ?)");
+    st.Bind(1, key).Bind(2, value);
+    return st.Run();
+  }
+
+  // --- reconciliation sets
+  Status AddToTerminalSet(const std::string& terminal_id, const recon::Item& item) override {
+    auto set = OpenTerminalSet(terminal_id);
+    if (!set.ok()) return set.status();
+    return (*set)->Add(item);
+  }
+
+  Status UpsertBalance(uint64_t member_id, int64_t balance) override {
+    return balances_->Upsert(recon::MemberBalanceItem(std::to_string(member_id), balance, 0));
+  }
+
+  Result<const recon::FingerprintStore*> TerminalSet(const std::string& terminal_id) override {
+    auto set = OpenTerminalSet(terminal_id);
+    if (!set.ok()) return set.status();
+    return static_cast<const recon::FingerprintStore*>(*set);
+  }
+
+  Result<const recon::FingerprintStore*> BalanceSet() override {
+    return static_cast<const recon::FingerprintStore*>(balances_.get());
+  }
+
+ private:
+  Status Migrate() {
+    int64_t v = -1;
+    {
+      HQ_PREPARE(st, "PRAGMA user_version");
+      if (st.Step()) v = st.Int(0);
+    }
+    if (v < 0) return Status::Error("unavailable", "cannot read the database's schema version");
+    if (v > kSchemaVersion) {
+      return Status::Error("unavailable", "database schema version " + std::to_string(v) +
+                                              " is newer than this program (" + std::to_string(kSchemaVersion) + ")");
+    }
+    for (; v < kSchemaVersion; ++v) {
+      Status s = db_->Exec("BEGIN IMMEDIATE");
+      if (s.ok()) s = db_->Exec(kMigrations[v]);
+      if (s.ok()) s = db_->Exec("PRAGMA user_version=" + std::to_string(v + 1));
+      if (s.ok()) s = db_->Exec("COMMIT");
+      if (!s.ok()) {
+        db_->Exec("ROLLBACK");
+        return Status::Error(s.code(), "migration to schema " + std::to_string(v + 1) + ": " + s.message());
+      }
+    }
+    return Status::Ok();
+  }
+
+  Result<int64_t> NextChange() {
+    HQ_PREPARE(st, "UPDATE change_counter SET value = value + 1 WHERE id = 1 RETURNING value");
+    if (st.Step()) {
+      int64_t v = st.Int(0);
+      st.Run();
+      return v;
+    }
+    return Fail(st);
+  }
+
+  void BindMember(Stmt& st, const MemberRecord& m, int64_t change_seq) {
+    st.Bind(1, m.member_id);
+    m.name_enc.empty() ? st.BindNull(2) : st.BindBlob(2, m.name_enc);
+    m.phone_enc.empty() ? st.BindNull(3) : st.BindBlob(3, m.phone_enc);
+    m.birthday_enc.empty() ? st.BindNull(4) : st.BindBlob(4, m.birthday_enc);
+    st.Bind(5, m.display_name).Bind(6, m.phone_masked).Bind(7, m.phone_hash).Bind(8, m.birthday_month);
+    st.Bind(9, m.card_number).Bind(10, m.tier).Bind(11, m.status).Bind(12, m.frozen_reason);
+    st.Bind(13, m.unfrozen_at_ms).Bind(14, m.balance).Bind(15, m.created_at_ms).Bind(16, change_seq);
+  }
+
+  static Status Fail(const Stmt& st) {
+    return st.status().ok() ? Status::Error("internal", "query returned no row") : st.status();
+  }
+
+  Result<int64_t> Count(const std::string& sql, const std::string& arg) {
+    HQ_PREPARE(st, sql);
+    st.Bind(1, arg);
+    return st.Step() ? Result<int64_t>(st.Int(0)) : Result<int64_t>(Fail(st));
+  }
+
+  Result<std::vector<std::pair<std::string, std::string>>> Pairs(const std::string& sql, const std::string& arg) {
+    HQ_PREPARE(st, sql);
+    st.Bind(1, arg);
+    std::vector<std::pair<std::string, std::string>> out;
+    while (st.Step()) out.emplace_back(st.Text(0), st.Text(1));
+    if (!st.status().ok()) return st.status();
+    return out;
+  }
+
+  static Result<std::vector<ConflictRecord>> ReadConflicts(Stmt& st) {
+    std::vector<ConflictRecord> out;
+    while (st.Step()) out.push_back(ReadConflict(st));
+    if (!st.status().ok()) return st.status();
+    return out;
+  }
+
+  Result<recon::SqliteStore*> OpenTerminalSet(const std::string& terminal_id) {
+    auto it = terminal_sets_.find(terminal_id);
+    if (it != terminal_sets_.end()) return it->second.get();
+    auto s = recon::SqliteStore::Open(db_->raw(), "recon_", "terminal:" + terminal_id);
+    if (!s.ok()) return s.status();
+    auto* p = s->get();
+    terminal_sets_.emplace(terminal_id, std::move(*s));
+    return p;
+  }
+
+  std::unique_ptr<Db> db_;
+  std::unique_ptr<recon::SqliteStore> balances_;
+  std::map<std::string, std::unique_ptr<recon::SqliteStore>> terminal_sets_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path) {
+  auto db = Db::Open(path, /*read_only=*/false);
+  if (!db.ok()) return db.status();
+  auto store = std::make_unique<SqliteStore>(std::move(*db));
+  if (Status s = store->Init(); !s.ok()) return s;
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+}  // namespace loyalty::hq

@@ -1,0 +1,164 @@
+// Shared by the HQ tests: a service over a real SQLite file with a fake clock, and a
+// terminal that writes hash-chained entries the way a ledger does.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "loyalty/base/clock.h"
+#include "loyalty/base/encoding.h"
+#include "loyalty/base/ids.h"
+#include "loyalty/codes/mint.h"
+#include "loyalty/hq/service.h"
+#include "loyalty/hq/store.h"
+#include "loyalty/ledger/ledger.h"
+#include "loyalty/sync/messages.h"
+
+namespace loyalty::hq::testing {
+
+inline std::filesystem::path TempDir(const std::string& name) {
+  auto d = std::filesystem::temp_directory_path() / ("hq_test_" + std::to_string(::getpid()) + "_" + name);
+  std::filesystem::remove_all(d);
+  std::filesystem::create_directories(d);
+  return d;
+}
+
+inline std::string HqSeed() { return std::string(32, '\x07'); }
+
+// A terminal's chain: each Add() makes the next entry with the ledger's hash rule.
+struct FakeTerminal {
+  std::string id;
+  int64_t seq = 0;
+  std::string head_hash = std::string(32, '\0');  // raw
+
+  sync::Entry Make(const std::string& kind, uint64_t member, int64_t points, int64_t at_ms,
+                   const std::string& checkout_id = "", const std::string& detail = "") {
+    ledger::EntryRow r;
+    r.entry_id = NewEntryId(at_ms);
+    r.terminal_id = id;
+    r.seq = ++seq;
+    r.kind = kind;
+    r.member_id = member;
+    r.points = points;
+    r.at_ms = at_ms;
+    r.checkout_id = checkout_id;
+    r.detail = detail;
+    std::string h = ledger::ChainHash(head_hash, ledger::CanonicalEntryBytes(r));
+    sync::Entry e{r.entry_id, id, r.seq, kind, member, points, at_ms, checkout_id, "", detail,
+                  HexEncode(head_hash), HexEncode(h)};
+    head_hash = h;
+    return e;
+  }
+};
+
+inline sync::Checkout MakeCheckout(const std::string& id, std::optional<uint64_t> member, int64_t total_due,
+                                   int64_t at_ms, const std::string& code_hash = "", const std::string& coupon = "") {
+  sync::Checkout c;
+  c.checkout_id = id;
+  c.request_hash = std::string(64, 'a');
+  c.member_id = member;
+  c.rules_version = "default";
+  c.committed_at_ms = at_ms;
+  c.subtotal_cents = total_due;
+  c.total_due_cents = total_due;
+  c.points_earned = total_due / 100;
+  c.eligible_cents = total_due;
+  c.redeemable_cents = total_due;
+  c.code_hash = code_hash;
+  c.tender = "cash";
+  c.coupon_id = coupon;
+  c.request_json = "{}";
+  c.response_json = "{}";
+  c.lines.push_back({0, "sku", "grocery", 1, total_due, 0, 0, 0, total_due, total_due, true, true});
+  return c;
+}
+
+class HqFixture : public ::testing::Test {
+ protected:
+  // 2026-03-15T04:00:00Z
+  static constexpr int64_t kNowMs = 1773547200000;
+
+  void SetUp() override {
+    dir_ = TempDir(::testing::UnitTest::GetInstance()->current_test_info()->name());
+    clock_.set_now_ms(kNowMs);
+    Open();
+  }
+  void TearDown() override {
+    service_.reset();
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  void Open() {
+    service_.reset();
+    store_.reset();
+    auto s = OpenSqliteStore((dir_ / "hq.db").string());
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    store_ = std::move(*s);
+    HqOptions o;
+    o.admin_token = "secret-token";
+    o.signing_seeds[1] = std::string(32, '\x01');
+    o.signing_seeds[3] = HqSeed();
+    o.card_prefix = "88";
+    o.timezone = *TimeZone::Fixed(8 * 3600);
+    service_ = std::make_unique<HqService>(*store_, clock_, PiiCipher::FromKey(std::string(32, 'k')), o);
+  }
+
+  http::Response Call(const std::string& method, const std::string& target, const std::string& body = "",
+                      bool admin = true) {
+    http::Request r;
+    r.method = method;
+    r.target = target;
+    size_t q = target.find('?');
+    r.path = target.substr(0, q);
+    if (q != std::string::npos) {
+      auto parsed = http::ParseQuery(target.substr(q + 1));
+      if (parsed.ok()) r.query = *parsed;
+    }
+    r.body = body;
+    if (admin) r.authorization = "Bearer secret-token";
+    return service_->Handle(r, peer_);
+  }
+  http::Response Call(const std::string& method, const std::string& target, const nlohmann::json& body,
+                      bool admin = true) {
+    return Call(method, target, body.dump(), admin);
+  }
+  http::Response Call(const std::string& method, const std::string& target, const char* body, bool admin = true) {
+    return Call(method, target, std::string(body), admin);
+  }
+  static nlohmann::json J(const http::Response& r) { return nlohmann::json::parse(r.body); }
+
+  std::string CreateMember(nlohmann::json body = {{"name", "张三"}, {"phone", "13812345678"}}) {
+    auto r = Call("POST", "/v1/members", body);
+    EXPECT_EQ(r.status, 201) << r.body;
+    return J(r)["member_id"];
+  }
+
+  sync::UploadResponse Upload(const std::string& tid, const sync::UploadRequest& up) {
+    auto r = Call("POST", "/v1/sync/" + tid + "/entries", sync::SerializeMessage(up), false);
+    EXPECT_EQ(r.status, 200) << r.body;
+    auto out = sync::ParseMessage<sync::UploadResponse>(r.body);
+    EXPECT_TRUE(out.ok()) << r.body;
+    return out.ok() ? *out : sync::UploadResponse{};
+  }
+
+  nlohmann::json Member(const std::string& id) {
+    auto r = Call("GET", "/v1/members/" + id);
+    EXPECT_EQ(r.status, 200) << r.body;
+    return J(r);
+  }
+
+  std::filesystem::path dir_;
+  FakeClock clock_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<HqService> service_;
+  std::optional<std::string> peer_;
+};
+
+}  // namespace loyalty::hq::testing

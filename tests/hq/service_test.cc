@@ -1,0 +1,544 @@
+// HqService over a real SQLite file: the admin API's shapes and codes, uploads and chains,
+// conflicts, balances, expiry, the terminal routes and reconciliation.
+#include "loyalty/hq/service.h"
+
+#include <fstream>
+#include <iterator>
+
+#include "hq_test_util.h"
+#include "loyalty/base/hash.h"
+#include "loyalty/codes/codes.h"
+#include "loyalty/recon/protocol.h"
+#include "loyalty/recon/recon.h"
+
+namespace loyalty::hq::testing {
+namespace {
+
+using nlohmann::json;
+
+class HqServiceTest : public HqFixture {};
+
+TEST_F(HqServiceTest, HealthNeedsNoTokenAndAdminRoutesDo) {
+  auto r = Call("GET", "/v1/health", "", false);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(J(r), json({{"status", "ok"}}));
+  r = Call("POST", "/v1/members", json{{"name", "x"}}, false);
+  EXPECT_EQ(r.status, 401);
+  EXPECT_EQ(J(r)["error"]["code"], "unauthorized");
+  EXPECT_EQ(Call("GET", "/v1/nothing").status, 404);
+}
+
+TEST_F(HqServiceTest, CreateMemberShapesAndCodes) {
+  auto r = Call("POST", "/v1/members",
+                json{{"member_id", "1001"},
+                     {"name", "张三"},
+                     {"phone", "13812345678"},
+                     {"birthday", "03-09"},
+                     {"tier", "vip"},
+                     {"identities", {{{"channel", "wechat"}, {"external_id", "123456789012"}}}}});
+  ASSERT_EQ(r.status, 201) << r.body;
+  json j = J(r);
+  EXPECT_EQ(j["member_id"], "1001");
+  std::string card = j["card_number"];
+  EXPECT_EQ(card.size(), 16u);
+  EXPECT_EQ(card.substr(0, 2), "88");
+  EXPECT_TRUE(codes::IsLuhnValid(card));
+
+  // The same member id again, and an identity another member holds: 409.
+  r = Call("POST", "/v1/members", json{{"member_id", "1001"}, {"name", "李四"}});
+  EXPECT_EQ(r.status, 409);
+  r = Call("POST", "/v1/members",
+           json{{"name", "李四"}, {"identities", {{{"channel", "wechat"}, {"external_id", "123456789012"}}}}});
+  EXPECT_EQ(r.status, 409);
+  EXPECT_EQ(J(r)["error"]["code"], "identity_conflict");
+  r = Call("POST", "/v1/members", json{{"name", "李四"}, {"card_number", card}});
+  EXPECT_EQ(r.status, 409);
+  // Bad inputs.
+  EXPECT_EQ(Call("POST", "/v1/members", json{{"phone", "1"}}).status, 400);
+  EXPECT_EQ(Call("POST", "/v1/members", json{{"name", "a"}, {"birthday", "13-01"}}).status, 400);
+  EXPECT_EQ(Call("POST", "/v1/members", json{{"name", "a"}, {"birthday", "02-30"}}).status, 400);
+  EXPECT_EQ(Call("POST", "/v1/members", json{{"name", "a"}, {"tier", "gold"}}).status, 400);
+  EXPECT_EQ(Call("POST", "/v1/members", json{{"name", "a"}, {"card_number", "8800000000000001"}}).status, 400);
+  EXPECT_EQ(Call("POST", "/v1/members", "not json").status, 400);
+
+  json v = Member("1001");
+  EXPECT_EQ(v, json({{"member_id", "1001"},
+                     {"tier", "vip"},
+                     {"status", "active"},
+                     {"balance", 0},
+                     {"entries", 0},
+                     {"month_spend_cents", 0},
+                     {"conflicts", json::array()}}));
+  EXPECT_EQ(Call("GET", "/v1/members/999").status, 404);
+  EXPECT_EQ(J(Call("GET", "/v1/members/999"))["error"]["code"], "member_unknown");
+}
+
+TEST_F(HqServiceTest, UnionIdMergeAddsIdentitiesToOneMember) {
+  std::string id = CreateMember({{"name", "王五"}, {"identities", {{{"channel", "wechat_unionid"}, {"external_id", "U1"}}}}});
+  auto r = Call("POST", "/v1/members/" + id + "/identities", json{{"channel", "alipay"}, {"external_id", "2088"}});
+  EXPECT_EQ(r.status, 201);
+  r = Call("POST", "/v1/members/" + id + "/identities", json{{"channel", "alipay"}, {"external_id", "2088"}});
+  EXPECT_EQ(r.status, 200);
+  std::string other = CreateMember({{"name", "赵六"}});
+  r = Call("POST", "/v1/members/" + other + "/identities", json{{"channel", "wechat_unionid"}, {"external_id", "U1"}});
+  EXPECT_EQ(r.status, 409);
+  EXPECT_NE(J(r)["error"]["message"].get<std::string>().find(id), std::string::npos);
+}
+
+TEST_F(HqServiceTest, DeviceCertificateVerifiesWithTheCurrentKey) {
+  std::string id = CreateMember();
+  std::string device_seed(32, '\x42');
+  std::string device_pk = codes::Ed25519PublicFromSeed(device_seed);
+  auto r = Call("POST", "/v1/members/" + id + "/devices",
+                json{{"device_public_key", Base64UrlEncode(device_pk)}, {"not_after", 1800000000}});
+  ASSERT_EQ(r.status, 201) << r.body;
+  json j = J(r);
+  EXPECT_EQ(j["key_id"], 3);  // the highest key id signs
+  auto cert = Base64UrlDecode(j["certificate"].get<std::string>());
+  ASSERT_TRUE(cert);
+  ASSERT_EQ(cert->size(), 110u);
+
+  codes::CodesConfig cc;
+  cc.hq_public_keys[3] = codes::Ed25519PublicFromSeed(HqSeed());
+  auto verifier = codes::CodeVerifier::Create(cc);
+  ASSERT_TRUE(verifier.ok());
+  uint32_t t = 1773547200;
+  auto ident = (*verifier)->Identify(codes::MakeDynamicCode(*cert, device_seed, t), t, {});
+  ASSERT_TRUE(ident.ok()) << ident.status().ToString();
+  EXPECT_EQ(std::to_string(ident->member_id), id);
+  EXPECT_EQ(ident->not_after, 1800000000u);
+
+  EXPECT_EQ(Call("POST", "/v1/members/" + id + "/devices", json{{"device_public_key", "short"}}).status, 400);
+  EXPECT_EQ(Call("POST", "/v1/members/77/devices", json{{"device_public_key", Base64UrlEncode(device_pk)}}).status, 404);
+
+  // Revocation reaches terminals with the next changes page.
+  EXPECT_EQ(Call("POST", "/v1/devices/" + Base64UrlEncode(device_pk) + "/revoke").status, 200);
+  EXPECT_EQ(Call("POST", "/v1/devices/" + Base64UrlEncode(device_pk) + "/revoke").status, 200);
+  auto ch = sync::ParseMessage<sync::ChangesResponse>(Call("GET", "/v1/sync/T01/changes", "", false).body);
+  ASSERT_TRUE(ch.ok());
+  EXPECT_EQ(ch->revocations, std::vector<std::string>{Base64UrlEncode(device_pk)});
+}
+
+TEST_F(HqServiceTest, PiiIsNeverStoredInClear) {
+  std::string id = CreateMember({{"name", "欧阳明月"}, {"phone", "13912348765"}, {"birthday", "11-30"}});
+  auto ch = sync::ParseMessage<sync::ChangesResponse>(Call("GET", "/v1/sync/T01/changes", "", false).body);
+  ASSERT_TRUE(ch.ok());
+  ASSERT_EQ(ch->members.size(), 1u);
+  EXPECT_EQ(ch->members[0].display_name, "欧*");
+  EXPECT_EQ(ch->members[0].phone, "139****8765");
+  EXPECT_EQ(ch->members[0].birthday_month, 11);
+  EXPECT_EQ(ch->members[0].phone_hash.size(), 64u);
+  EXPECT_EQ(ch->members[0].phone_hash, PiiCipher::FromKey(std::string(32, 'k')).PhoneHash("139 1234 8765"));
+  service_.reset();
+  store_.reset();  // close: WAL checkpointed into the file
+  std::string all;
+  for (const auto& f : std::filesystem::directory_iterator(dir_)) {
+    std::ifstream in(f.path(), std::ios::binary);
+    all.append(std::istreambuf_iterator<char>(in), {});
+  }
+  EXPECT_EQ(all.find("13912348765"), std::string::npos);
+  EXPECT_EQ(all.find("欧阳明月"), std::string::npos);
+  EXPECT_EQ(all.find("11-30"), std::string::npos);
+  EXPECT_NE(all.find("139****8765"), std::string::npos);  // the masked form is what is kept in clear
+}
+
+TEST(PiiTest, EncryptionAuthenticatesAndKeyFileIsPrivate) {
+  auto dir = TempDir("pii");
+  auto key = PiiCipher::LoadOrCreate((dir / "pii.key").string());
+  ASSERT_TRUE(key.ok()) << key.status().ToString();
+  EXPECT_EQ(std::filesystem::file_size(dir / "pii.key"), 32u);
+  EXPECT_EQ(std::filesystem::status(dir / "pii.key").permissions() & std::filesystem::perms::all,
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  std::string blob = key->Encrypt("13812345678", "1/phone");
+  EXPECT_EQ(blob.size(), 12u + 11u + 16u);
+  EXPECT_NE(blob, key->Encrypt("13812345678", "1/phone"));  // a fresh nonce each time
+  EXPECT_EQ(*key->Decrypt(blob, "1/phone"), "13812345678");
+  EXPECT_FALSE(key->Decrypt(blob, "2/phone").ok());
+  blob[15] ^= 1;
+  EXPECT_FALSE(key->Decrypt(blob, "1/phone").ok());
+  auto again = PiiCipher::LoadOrCreate((dir / "pii.key").string());
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->PhoneHash("138"), key->PhoneHash("138"));
+  std::filesystem::permissions(dir / "pii.key", std::filesystem::perms::others_read, std::filesystem::perm_options::add);
+  EXPECT_FALSE(PiiCipher::LoadOrCreate((dir / "pii.key").string()).ok());
+  EXPECT_EQ(MaskName("张三"), "张*");
+  EXPECT_EQ(MaskName("Bob"), "B*");
+  EXPECT_EQ(MaskPhone("+86 138-1234-5678"), "861******5678");
+  EXPECT_EQ(MaskPhone("13812345678"), "138****5678");
+  EXPECT_EQ(MaskPhone("12345"), "***45");
+  std::filesystem::remove_all(dir);
+}
+
+TEST_F(HqServiceTest, AdjustmentsAreIdempotent) {
+  std::string id = CreateMember();
+  json body = {{"adjustment_id", "wx-1"}, {"points", 500}, {"reason", "wechat shop"}};
+  auto r1 = Call("POST", "/v1/members/" + id + "/adjustments", body);
+  ASSERT_EQ(r1.status, 201) << r1.body;
+  auto r2 = Call("POST", "/v1/members/" + id + "/adjustments", body);
+  EXPECT_EQ(r2.status, 201);
+  EXPECT_EQ(J(r1), J(r2));
+  body["points"] = 501;
+  EXPECT_EQ(Call("POST", "/v1/members/" + id + "/adjustments", body).status, 409);
+  EXPECT_EQ(Member(id)["balance"], 500);
+  EXPECT_EQ(Member(id)["entries"], 1);
+  EXPECT_EQ(Call("POST", "/v1/members/" + id + "/adjustments", json{{"adjustment_id", "x"}, {"points", 1.5}, {"reason", ""}}).status, 400);
+}
+
+TEST_F(HqServiceTest, UploadStatusesAndChainChecks) {
+  std::string id = CreateMember();
+  uint64_t m = std::stoull(id);
+  FakeTerminal t{"T01"};
+  sync::UploadRequest up;
+  up.entries = {t.Make("earn", m, 100, kNowMs - 5000, "c1"), t.Make("earn", m, 50, kNowMs - 4000, "c2")};
+  up.checkouts = {MakeCheckout("c1", m, 10000, kNowMs - 5000), MakeCheckout("c2", m, 5000, kNowMs - 4000)};
+  auto res = Upload("T01", up);
+  ASSERT_EQ(res.results.size(), 2u);
+  EXPECT_EQ(res.results[0].status, "created");
+  EXPECT_EQ(res.results[1].status, "created");
+  // Again: exists, nothing counted twice.
+  res = Upload("T01", up);
+  EXPECT_EQ(res.results[0].status, "exists");
+  EXPECT_EQ(Member(id)["balance"], 150);
+  EXPECT_EQ(Member(id)["month_spend_cents"], 15000);
+
+  // The same id with other content: conflict, the first kept.
+  sync::UploadRequest changed;
+  changed.entries = {up.entries[1]};
+  changed.entries[0].points = 5000;
+  // Recompute the hash so the content is self-consistent but different.
+  ledger::EntryRow r{2, changed.entries[0].entry_id, "T01", "earn", m, 5000, kNowMs - 4000, "c2", "", "",
+                     *HexDecode(up.entries[0].hash), ""};
+  changed.entries[0].hash = HexEncode(ledger::ChainHash(r.prev_hash, ledger::CanonicalEntryBytes(r)));
+  res = Upload("T01", changed);
+  EXPECT_EQ(res.results[0].status, "conflict");
+  EXPECT_EQ(Member(id)["balance"], 150);
+
+  // A hash that does not match the content: invalid, nothing stored.
+  sync::UploadRequest bad;
+  bad.entries = {t.Make("earn", m, 7, kNowMs - 3000)};
+  bad.entries[0].points = 70000;
+  res = Upload("T01", bad);
+  EXPECT_EQ(res.results[0].status, "invalid");
+  EXPECT_EQ(Member(id)["balance"], 150);
+  EXPECT_EQ(Member(id)["entries"], 2);
+
+  // T01's seq 3 never arrived (it was invalid): seq 4 is a gap, stored and counted.
+  sync::UploadRequest gap;
+  gap.entries = {t.Make("earn", m, 10, kNowMs - 2000)};
+  res = Upload("T01", gap);
+  EXPECT_EQ(res.results[0].status, "created");
+  EXPECT_EQ(Member(id)["balance"], 160);
+
+  auto view = J(Call("GET", "/v1/terminals/T01"));
+  EXPECT_EQ(view["terminal_id"], "T01");
+  EXPECT_EQ(view["entries"], 3);
+  EXPECT_EQ(view["checkouts"], 2);
+  EXPECT_EQ(view["last_seq"], 4);
+  EXPECT_EQ(view["chain_ok"], false);
+  std::set<std::string> kinds;
+  for (const auto& c : view["conflicts"]) kinds.insert(c["kind"]);
+  EXPECT_EQ(kinds, (std::set<std::string>{"entry_mismatch", "chain_gap"}));
+  EXPECT_EQ(Call("GET", "/v1/terminals/T99").status, 404);
+}
+
+TEST_F(HqServiceTest, RestoredTerminalForksAndBothBranchesCount) {
+  uint64_t m = std::stoull(CreateMember());
+  FakeTerminal t{"T01"};
+  sync::UploadRequest up;
+  up.entries = {t.Make("earn", m, 100, kNowMs - 9000), t.Make("earn", m, 20, kNowMs - 8000)};
+  Upload("T01", up);
+  // Restored from a backup taken after seq 1: the next commit is another seq 2.
+  FakeTerminal restored{"T01"};
+  restored.seq = 1;
+  restored.head_hash = *HexDecode(up.entries[0].hash);
+  sync::UploadRequest fork;
+  fork.entries = {restored.Make("earn", m, 7, kNowMs - 1000)};
+  auto res = Upload("T01", fork);
+  EXPECT_EQ(res.results[0].status, "created");
+  EXPECT_EQ(Member(std::to_string(m))["balance"], 127);
+  auto view = J(Call("GET", "/v1/terminals/T01"));
+  ASSERT_EQ(view["conflicts"].size(), 1u);
+  EXPECT_EQ(view["conflicts"][0]["kind"], "chain_fork");
+  EXPECT_EQ(view["chain_ok"], false);
+}
+
+TEST_F(HqServiceTest, CrossStoreDoubleSpendGoesNegativeAndReuseIsReported) {
+  std::string id = CreateMember();
+  uint64_t m = std::stoull(id);
+  ASSERT_EQ(Call("POST", "/v1/members/" + id + "/adjustments",
+                 json{{"adjustment_id", "a1"}, {"points", 1000}, {"reason", "seed"}}).status, 201);
+  ASSERT_EQ(Call("POST", "/v1/coupons",
+                 json{{"coupon_id", "CP1"}, {"member_id", id}, {"kind", "amount_off"}, {"value_cents", 1000},
+                      {"min_spend_cents", 10000}, {"valid_from", "2026-03-01T00:00:00Z"}, {"valid_to", 1790000000}})
+                .status,
+            201);
+  std::string code = std::string(64, 'e');
+  FakeTerminal a{"T01"}, b{"T02"};
+  sync::UploadRequest ua, ub;
+  ua.entries = {a.Make("redeem", m, -1000, kNowMs - 100, "ca"), a.Make("earn", m, 10, kNowMs - 100, "ca")};
+  ua.checkouts = {MakeCheckout("ca", m, 2000, kNowMs - 100, code, "CP1")};
+  ub.entries = {b.Make("redeem", m, -1000, kNowMs - 50, "cb"), b.Make("earn", m, 10, kNowMs - 50, "cb")};
+  ub.checkouts = {MakeCheckout("cb", m, 2000, kNowMs - 50, code, "CP1")};
+  Upload("T01", ua);
+  Upload("T02", ub);
+  Upload("T02", ub);  // again: nothing new
+  json v = Member(id);
+  EXPECT_EQ(v["balance"], 1000 - 2000 + 20);
+  std::multiset<std::string> kinds;
+  for (const auto& c : v["conflicts"]) kinds.insert(c["kind"]);
+  EXPECT_EQ(kinds, (std::multiset<std::string>{"code_reused", "coupon_reused"}));
+  for (const auto& c : v["conflicts"]) {
+    EXPECT_EQ(c["detail"]["checkouts"].size(), 2u);
+    EXPECT_TRUE(ParseRfc3339(c["at"].get<std::string>()));
+  }
+  // Both terminals see the conflicts; their chains are fine.
+  EXPECT_EQ(J(Call("GET", "/v1/terminals/T01"))["conflicts"].size(), 2u);
+  EXPECT_EQ(J(Call("GET", "/v1/terminals/T02"))["chain_ok"], true);
+  // The balance is the sum of all entries, and the snapshot shows the debt.
+  auto sum = store_->SumMemberPoints(m);
+  EXPECT_EQ(*sum, -980);
+  auto snap = sync::ParseMessage<sync::MembersResponse>(
+      Call("POST", "/v1/sync/T01/members", json{{"member_ids", {id, "424242"}}}, false).body);
+  ASSERT_TRUE(snap.ok());
+  ASSERT_EQ(snap->members.size(), 1u);
+  EXPECT_EQ(snap->members[0].balance, -980);
+  int64_t lots = 0;
+  for (const auto& l : snap->members[0].lots) lots += l.points;
+  EXPECT_EQ(lots, -980);
+  EXPECT_EQ(snap->members[0].terminal_seq, 2);
+}
+
+TEST_F(HqServiceTest, FreezeUnfreezeAndTier) {
+  std::string id = CreateMember();
+  uint64_t m = std::stoull(id);
+  FakeTerminal t{"T01"};
+  sync::UploadRequest up;
+  up.entries = {t.Make("earn", m, 6000, kNowMs - 100, "c1"), t.Make("freeze", m, 0, kNowMs - 100, "c1", R"({"reason":"velocity"})")};
+  up.checkouts = {MakeCheckout("c1", m, 60000, kNowMs - 100)};
+  Upload("T01", up);
+  json v = Member(id);
+  EXPECT_EQ(v["status"], "frozen");
+  EXPECT_EQ(v["tier"], "vip");  // 600 yuan this month reaches the vip threshold
+  clock_.advance_ms(1000);
+  EXPECT_EQ(Call("POST", "/v1/members/" + id + "/unfreeze", json{{"reason", "reviewed"}}).status, 200);
+  EXPECT_EQ(Member(id)["status"], "active");
+  EXPECT_EQ(Call("POST", "/v1/members/" + id + "/tier", json{{"tier", "black"}}).status, 200);
+  EXPECT_EQ(Call("POST", "/v1/members/" + id + "/tier", json{{"tier", "gold"}}).status, 400);
+  v = Member(id);
+  EXPECT_EQ(v["tier"], "black");
+  EXPECT_EQ(v["entries"], 4);  // earn, freeze, unfreeze, tier_change
+  EXPECT_EQ(v["balance"], 6000);
+  auto snap = sync::ParseMessage<sync::MembersResponse>(
+      Call("POST", "/v1/sync/T01/members", json{{"member_ids", {id}}}, false).body);
+  ASSERT_TRUE(snap.ok());
+  EXPECT_EQ(snap->members[0].unfrozen_at_ms, kNowMs + 1000);
+  EXPECT_EQ(snap->members[0].month_spend_cents, 60000);
+}
+
+TEST_F(HqServiceTest, ExpiryJobWritesExpireEntries) {
+  std::string id = CreateMember();
+  uint64_t m = std::stoull(id);
+  FakeTerminal t{"T01"};
+  sync::UploadRequest up;
+  // Earned 2026-03-15 (+08:00): valid to the end of 2027-03 local.
+  up.entries = {t.Make("earn", m, 300, kNowMs), t.Make("redeem", m, -100, kNowMs + 1000)};
+  Upload("T01", up);
+  int64_t end_of_march_2027 = 1806508799;  // 2027-03-31T23:59:59+08:00
+  auto r = Call("POST", "/v1/admin/expire?now=" + std::to_string(end_of_march_2027));
+  EXPECT_EQ(J(r), json({{"members", 0}, {"points", 0}}));
+  r = Call("POST", "/v1/admin/expire?now=" + std::to_string(end_of_march_2027 + 1));
+  EXPECT_EQ(J(r), json({{"members", 1}, {"points", 200}}));
+  r = Call("POST", "/v1/admin/expire?now=" + std::to_string(end_of_march_2027 + 2));
+  EXPECT_EQ(J(r)["points"], 0);  // idempotent
+  json v = Member(id);
+  EXPECT_EQ(v["balance"], 0);
+  EXPECT_EQ(v["entries"], 3);
+  EXPECT_EQ(*store_->SumMemberPoints(m), 0);
+  EXPECT_EQ(Call("POST", "/v1/admin/expire?now=x").status, 400);
+}
+
+TEST_F(HqServiceTest, ChangesPageWithCursors) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) ids.push_back(CreateMember({{"name", "m" + std::to_string(i)}}));
+  ASSERT_EQ(Call("POST", "/v1/coupons",
+                 json{{"coupon_id", "ALL"}, {"member_id", "0"}, {"kind", "percent_off"}, {"bp", 1000},
+                      {"min_spend_cents", 0}, {"valid_from", 0}, {"valid_to", 2000000000}}).status,
+            201);
+  std::set<uint64_t> seen;
+  std::string cursor;
+  int pages = 0, coupons = 0;
+  for (bool more = true; more; ++pages) {
+    auto r = Call("GET", "/v1/sync/T01/changes?limit=2&cursor=" + cursor, "", false);
+    ASSERT_EQ(r.status, 200) << r.body;
+    auto ch = sync::ParseMessage<sync::ChangesResponse>(r.body);
+    ASSERT_TRUE(ch.ok()) << ch.status().ToString();
+    EXPECT_LE(ch->members.size(), 2u);
+    for (const auto& m : ch->members) EXPECT_TRUE(seen.insert(m.member_id).second);
+    EXPECT_EQ(ch->identities.size(), ch->members.size());  // each has its card
+    coupons += static_cast<int>(ch->coupons.size());
+    EXPECT_FALSE(ch->rules);
+    more = ch->more;
+    cursor = ch->cursor;
+  }
+  EXPECT_EQ(seen.size(), 5u);
+  EXPECT_EQ(pages, 3);
+  EXPECT_EQ(coupons, 1);
+  // Nothing new: an empty page with the same cursor.
+  auto ch = sync::ParseMessage<sync::ChangesResponse>(Call("GET", "/v1/sync/T01/changes?cursor=" + cursor, "", false).body);
+  ASSERT_TRUE(ch.ok());
+  EXPECT_TRUE(ch->members.empty());
+  EXPECT_EQ(ch->cursor, cursor);
+  // A change to one member brings exactly that member.
+  Call("POST", "/v1/members/" + ids[2] + "/tier", json{{"tier", "vip"}});
+  ch = sync::ParseMessage<sync::ChangesResponse>(Call("GET", "/v1/sync/T01/changes?cursor=" + cursor, "", false).body);
+  ASSERT_TRUE(ch.ok());
+  ASSERT_EQ(ch->members.size(), 1u);
+  EXPECT_EQ(std::to_string(ch->members[0].member_id), ids[2]);
+  EXPECT_EQ(ch->members[0].tier, "vip");
+  EXPECT_EQ(Call("GET", "/v1/sync/T01/changes?limit=0", "", false).status, 400);
+  EXPECT_EQ(Call("GET", "/v1/sync/T01/changes?cursor=abc", "", false).status, 400);
+}
+
+TEST_F(HqServiceTest, HelloFetchAndTerminalIdentity) {
+  uint64_t m = std::stoull(CreateMember());
+  auto hello = [&](const std::string& tid) {
+    return Call("POST", "/v1/sync/" + tid + "/hello",
+                sync::SerializeMessage(sync::HelloRequest{1, "S001", "0.1.0", {0, ""}, 0}), false);
+  };
+  auto h = sync::ParseMessage<sync::HelloResponse>(hello("T01").body);
+  ASSERT_TRUE(h.ok());
+  EXPECT_FALSE(h->terminal_known);
+  EXPECT_EQ(h->hq_time_ms, kNowMs);
+  EXPECT_EQ(h->hq_head, (sync::ChainHead{0, ""}));
+  FakeTerminal t{"T01"};
+  sync::UploadRequest up;
+  up.entries = {t.Make("earn", m, 10, kNowMs, "c1")};
+  up.checkouts = {MakeCheckout("c1", m, 1000, kNowMs)};
+  sync::Refund rf{"r1", "c1", "", "return", kNowMs + 1, 1000, 10, 0, "{}", {{0, 1}}};
+  up.refunds = {rf};
+  Upload("T01", up);
+  h = sync::ParseMessage<sync::HelloResponse>(hello("T01").body);
+  ASSERT_TRUE(h.ok());
+  EXPECT_TRUE(h->terminal_known);
+  EXPECT_EQ(h->hq_entries, 1);
+  EXPECT_EQ(h->hq_head, (sync::ChainHead{1, up.entries[0].hash}));
+  EXPECT_EQ(J(Call("GET", "/v1/terminals/T01"))["store_id"], "S001");
+
+  auto f = sync::ParseMessage<sync::FetchResponse>(
+      Call("POST", "/v1/sync/T01/fetch", sync::SerializeMessage(sync::FetchRequest{{up.entries[0].entry_id}}), false).body);
+  ASSERT_TRUE(f.ok());
+  EXPECT_EQ(f->entries, up.entries);
+  EXPECT_EQ(f->checkouts, up.checkouts);
+  EXPECT_EQ(f->refunds, up.refunds);
+  // Another terminal cannot fetch T01's entries.
+  f = sync::ParseMessage<sync::FetchResponse>(
+      Call("POST", "/v1/sync/T02/fetch", sync::SerializeMessage(sync::FetchRequest{{up.entries[0].entry_id}}), false).body);
+  ASSERT_TRUE(f.ok());
+  EXPECT_TRUE(f->entries.empty());
+
+  // With a client certificate, only its own terminal's routes.
+  peer_ = "T02";
+  EXPECT_EQ(hello("T01").status, 403);
+  EXPECT_EQ(J(hello("T01"))["error"]["code"], "forbidden");
+  EXPECT_EQ(hello("T02").status, 200);
+  peer_.reset();
+  EXPECT_EQ(hello("_hq").status, 400);
+  EXPECT_EQ(hello("bad%20id").status, 400);
+  EXPECT_EQ(Call("POST", "/v1/sync/T01/hello", "{}", false).status, 400);
+  EXPECT_EQ(Call("POST", "/v1/sync/T01/entries", "{\"entries\":5}", false).status, 400);
+}
+
+TEST_F(HqServiceTest, ReconciliationAgainstATerminalSet) {
+  uint64_t m = std::stoull(CreateMember());
+  FakeTerminal t{"T01"};
+  sync::UploadRequest up;
+  std::vector<sync::Entry> all;
+  for (int i = 0; i < 30; ++i) all.push_back(t.Make("earn", m, 1, kNowMs + i));
+  up.entries.assign(all.begin(), all.begin() + 27);  // HQ lacks the last three
+  Upload("T01", up);
+
+  auto item = [](const sync::Entry& e) {
+    recon::Item it;
+    it.id = *HexDecode(e.entry_id);
+    std::string h = *HexDecode(e.hash);
+    std::copy(h.begin(), h.end(), it.hash.begin());
+    return it;
+  };
+  recon::MemoryStore mine;
+  for (const auto& e : all) ASSERT_TRUE(mine.Add(item(e)).ok());
+  recon::Initiator ini(mine);
+  auto msg = ini.Start();
+  ASSERT_TRUE(msg.ok());
+  std::vector<std::string> have, need, mismatched;
+  std::optional<std::string> next = *msg;
+  int trips = 0;
+  while (next && trips++ < 5) {
+    auto r = Call("POST", "/v1/sync/T01/recon/entries", *next, false);
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.content_type, "application/octet-stream");
+    auto n = ini.Next(r.body, &have, &need, &mismatched);
+    ASSERT_TRUE(n.ok()) << n.status().ToString();
+    next = *n;
+  }
+  EXPECT_EQ(have.size(), 3u);
+  EXPECT_TRUE(need.empty());
+  EXPECT_TRUE(mismatched.empty());
+  EXPECT_EQ(Call("POST", "/v1/sync/T01/recon/entries", "garbage", false).status, 400);
+
+  // Balances: the terminal caches the member with HQ's balance → in sync in one trip.
+  recon::MemoryStore balances;
+  ASSERT_TRUE(balances.Add(recon::MemberBalanceItem(std::to_string(m), 27, 0)).ok());
+  recon::Initiator bi(balances);
+  auto r = Call("POST", "/v1/sync/T01/recon/balances", *bi.Start(), false);
+  ASSERT_EQ(r.status, 200);
+  std::vector<std::string> h2, n2, mm2;
+  auto done = bi.Next(r.body, &h2, &n2, &mm2);
+  ASSERT_TRUE(done.ok());
+  EXPECT_FALSE(*done);
+  EXPECT_TRUE(h2.empty() && n2.empty() && mm2.empty());
+}
+
+TEST_F(HqServiceTest, CouponsAreIdempotentAndValidated) {
+  std::string id = CreateMember();
+  json c = {{"coupon_id", "C9"}, {"member_id", id}, {"kind", "amount_off"}, {"value_cents", 500},
+            {"min_spend_cents", 100}, {"valid_from", 1}, {"valid_to", 2}};
+  EXPECT_EQ(Call("POST", "/v1/coupons", c).status, 201);
+  EXPECT_EQ(Call("POST", "/v1/coupons", c).status, 201);
+  c["value_cents"] = 600;
+  EXPECT_EQ(Call("POST", "/v1/coupons", c).status, 409);
+  c["coupon_id"] = "C10";
+  c["kind"] = "percent_off";
+  EXPECT_EQ(Call("POST", "/v1/coupons", c).status, 400);  // no bp
+  c["bp"] = 10001;
+  EXPECT_EQ(Call("POST", "/v1/coupons", c).status, 400);
+  c["bp"] = 500;
+  c["valid_to"] = 0;
+  EXPECT_EQ(Call("POST", "/v1/coupons", c).status, 400);
+  c["valid_to"] = 5;
+  c["member_id"] = "31337";
+  EXPECT_EQ(Call("POST", "/v1/coupons", c).status, 404);
+}
+
+TEST_F(HqServiceTest, StoreEnforcesUniqueEntryIds) {
+  FakeTerminal t{"T01"};
+  sync::Entry e = t.Make("earn", 1, 1, kNowMs);
+  ASSERT_TRUE(store_->InsertEntry(e).ok());
+  sync::Entry dup = e;
+  dup.terminal_id = "T02";
+  Status s = store_->InsertEntry(dup);
+  EXPECT_FALSE(s.ok());
+  EXPECT_EQ(s.code(), "constraint");
+  // A rolled-back transaction leaves nothing.
+  Status tx = store_->Transaction([&] {
+    EXPECT_TRUE(store_->InsertEntry(t.Make("earn", 1, 1, kNowMs)).ok());
+    return Status::Error("internal", "abort");
+  });
+  EXPECT_FALSE(tx.ok());
+  EXPECT_EQ(*store_->CountEntries("T01"), 1);
+  // Reopening keeps everything (migrations run once).
+  Open();
+  EXPECT_EQ(*store_->CountEntries("T01"), 1);
+}
+
+}  // namespace
+}  // namespace loyalty::hq::testing
