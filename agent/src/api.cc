@@ -3,6 +3,7 @@
 #include <openssl/crypto.h>
 
 #include "log.h"
+#include "loyalty/base/time.h"
 #include "loyalty/checkout/requests.h"
 
 namespace loyalty::agent {
@@ -51,9 +52,7 @@ http::Response PosApi::Health() {
   int64_t entries = ctx_.reader->EntryCount();
   j["ledger"] = {{"ok", entries >= 0}, {"entries", entries < 0 ? 0 : entries}};
   j["scanners"] = ctx_.scanner_health ? ctx_.scanner_health() : json::array();
-  int64_t pending = ctx_.reader->PendingEntryCount();
-  j["sync"] = {{"state", "idle"},           {"last_success_at", nullptr}, {"last_attempt_at", nullptr},
-               {"pending_entries", pending < 0 ? 0 : pending}, {"last_error", nullptr}};
+  j["sync"] = SyncState();
   if (ctx_.health_extra) {
     json extra = ctx_.health_extra();
     for (auto it = extra.begin(); it != extra.end(); ++it) j[it.key()] = it.value();
@@ -63,6 +62,49 @@ http::Response PosApi::Health() {
   http::Response r;
   r.body = j.dump();
   return r;
+}
+
+namespace {
+json TimeOrNull(std::optional<int64_t> ms) { return ms ? json(FormatRfc3339(*ms / 1000)) : json(nullptr); }
+}  // namespace
+
+// health's `sync` object (pos-api.md): from the service's state and the recorded runs.
+json PosApi::SyncState() {
+  int64_t pending = ctx_.reader->PendingEntryCount();
+  json s{{"state", "idle"},          {"last_success_at", nullptr},
+         {"last_attempt_at", nullptr}, {"pending_entries", pending < 0 ? 0 : pending},
+         {"last_error", nullptr}};
+  auto runs = ctx_.reader->RecentSyncRuns(1);
+  if (!runs.empty()) {
+    s["last_attempt_at"] = TimeOrNull(runs[0].started_at_ms);
+    if (runs[0].result == "failed") {
+      s["state"] = "failing";
+      s["last_error"] = runs[0].error;
+    }
+  }
+  if (auto ok = ctx_.reader->LastSuccessfulSyncRun()) s["last_success_at"] = TimeOrNull(ok->finished_at_ms);
+  if (ctx_.sync && ctx_.sync->Snapshot().running) s["state"] = "running";
+  return s;
+}
+
+json PosApi::SyncView() {
+  json runs = json::array();
+  for (const auto& r : ctx_.reader->RecentSyncRuns(20)) {
+    json j{{"run_id", r.run_id},
+           {"started_at", TimeOrNull(r.started_at_ms)},
+           {"finished_at", TimeOrNull(r.finished_at_ms)},
+           {"result", r.result},
+           {"uploaded", r.uploaded},
+           {"downloaded", r.downloaded},
+           {"repaired", r.repaired},
+           {"conflicts", r.conflicts},
+           {"round_trips", r.round_trips},
+           {"bytes_sent", r.bytes_sent},
+           {"bytes_received", r.bytes_received}};
+    if (!r.error.empty()) j["error"] = r.error;
+    runs.push_back(std::move(j));
+  }
+  return json{{"state", SyncState()["state"]}, {"last_runs", std::move(runs)}};
 }
 
 void PosApi::Handle(http::Request&& req, http::Responder respond) {
@@ -112,8 +154,12 @@ void PosApi::Handle(http::Request&& req, http::Responder respond) {
     });
     return;
   }
-  if (path == "/v1/sync")
-    return finish(checkout::ErrorResult(Status::Error("unavailable", path + " is not available in this build")));
+  if (path == "/v1/sync") {
+    if (!ctx_.sync) return finish(checkout::ErrorResult(Status::Error("unavailable", "sync is not available")));
+    if (req.method == "POST") return finish({202, json{{"run_id", ctx_.sync->Trigger()}}});
+    if (req.method == "GET") return finish({200, SyncView()});
+    return finish(checkout::ErrorResult(Status::Error("not_found", "no route " + req.method + " " + path)));
+  }
 
   bool is_post = req.method == "POST";
   enum class Route { kNone, kIdentify, kQuote, kCommit, kRefund } route = Route::kNone;

@@ -13,6 +13,7 @@
 #include "loyalty/http/server.h"
 #include "loyalty/ledger/ledger.h"
 #include "scans.h"
+#include "sync_service.h"
 
 namespace loyalty::agent {
 
@@ -27,6 +28,7 @@ struct ApiContext {
   ScanHub* scans = nullptr;                      // event-loop thread only
   std::function<nlohmann::json()> scanner_health;  // [{"id","kind","state","last_scan_at"}]
   std::function<nlohmann::json()> health_extra;  // clock, rules version
+  SyncService* sync = nullptr;                   // null: /v1/sync answers 503
 };
 
 class PosApi {
@@ -38,6 +40,8 @@ class PosApi {
  private:
   bool Authorized(const http::Request& req) const;
   http::Response Health();
+  nlohmann::json SyncState();
+  nlohmann::json SyncView();
 
   ApiContext ctx_;
 };

@@ -14,6 +14,8 @@
 #include "log.h"
 #include "scanners.h"
 #include "scans.h"
+#include "sync_local.h"
+#include "sync_service.h"
 #include "loyalty/base/hash.h"
 #include "loyalty/base/clock.h"
 #include "loyalty/base/time.h"
@@ -149,6 +151,14 @@ int RunDaemon(int argc, char** argv) {
       return kExitRuntime;
     }
     int64_t entries = (*writer_ledger)->EntryCount();
+    // A run the previous process was killed in is recorded as failed, not left running.
+    if (auto n = (*writer_ledger)->FailInterruptedSyncRuns(clock.now_ms()); n.ok() && *n > 0)
+      LogEvent(Level::kWarn, "sync_interrupted", {{"runs", *n}});
+    // Rules HQ pushed at an earlier sync stay in force across restarts.
+    if (auto stored = (*writer_ledger)->GetMeta("hq_rules")) {
+      auto j = nlohmann::json::parse(*stored, nullptr, false);
+      if (auto r = rules::RulesFromJson(j); r.ok()) p.rules = std::make_shared<rules::Rules>(std::move(*r));
+    }
 
     codes::TrustedTime trusted_time(p.cfg.clock_skew_s);
     checkout::ServiceEvents events;
@@ -159,6 +169,25 @@ int RunDaemon(int argc, char** argv) {
                                       p.rules, events);
     checkout::LedgerWriter writer(std::move(*writer_ledger));
 
+    SyncLocal sync_local({p.cfg.database, p.cfg.terminal_id, p.cfg.store_id, LOYALTY_VERSION}, writer, service, clock,
+                         p.tz, [&service](const nlohmann::json& j) {
+                           auto r = rules::RulesFromJson(j);
+                           if (!r.ok()) return;
+                           service.SetRules(std::make_shared<rules::Rules>(std::move(*r)));
+                           LogEvent(Level::kInfo, "rules_updated", {{"rules_version", j.value("version", "")}});
+                         });
+    SyncServiceOptions sync_opts;
+    sync_opts.terminal_id = p.cfg.terminal_id;
+    sync_opts.hq_host = p.cfg.hq_host;
+    sync_opts.hq_port = p.cfg.hq_port;
+    sync_opts.hq_base_path = p.cfg.hq_base_path;
+    sync_opts.hq_tls = p.cfg.hq_tls;
+    sync_opts.interval_s = p.cfg.interval_s;
+    sync_opts.run_timeout_s = p.cfg.run_timeout_s;
+    SyncService sync_service(sync_opts, sync_local, clock, [&trusted_time](int64_t hq_ms, int64_t mono_ms) {
+      trusted_time.RecordHqTime(hq_ms, mono_ms);
+    });
+
     boost::asio::io_context ioc(1);
     ApiContext ctx;
     ctx.token = p.token;
@@ -168,6 +197,7 @@ int RunDaemon(int argc, char** argv) {
     ctx.service = &service;
     ctx.writer = &writer;
     ctx.reader = reader->get();
+    ctx.sync = &sync_service;
     ctx.health_extra = [&]() {
       bool untrusted = trusted_time.untrusted(clock);
       return nlohmann::json{{"clock", {{"trusted", !untrusted}}}, {"rules_version", service.rules()->version}};
@@ -302,7 +332,9 @@ int RunDaemon(int argc, char** argv) {
         scanners.Stop();
         hub.Close();
         server.Stop([&]() {
-          // In-flight requests are answered; now let the writer finish its queue.
+          // In-flight requests are answered; a sync run stops at its next step (or when its
+          // request in flight times out); then the writer finishes its queue.
+          sync_service.Stop();
           writer.Stop();
           signals.cancel();
           ioc.stop();
@@ -317,7 +349,9 @@ int RunDaemon(int argc, char** argv) {
               {"rules_version", p.rules->version}});
     for (const auto& w : p.cfg.warnings) LogEvent(Level::kWarn, "config_warning", {{"message", w}});
     sd_notify(0, "READY=1");
+    sync_service.Start();
     ioc.run();
+    sync_service.Stop();
     writer.Stop();
     LogEvent(Level::kInfo, "agent_stopped", {});
     return 0;

@@ -2,7 +2,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <map>
+#include <set>
+
+#include "loyalty/base/encoding.h"
+#include "loyalty/recon/recon.h"
+#include "loyalty/recon/sqlite_store.h"
 
 namespace loyalty::ledger {
 namespace {
@@ -98,7 +104,42 @@ CREATE TABLE refund_lines (
   refund_id TEXT NOT NULL, line INTEGER NOT NULL, qty INTEGER NOT NULL,
   PRIMARY KEY (refund_id, line)) WITHOUT ROWID;
 )sql",
+    // 1 -> 2: sync. The reconciliation index tables (recon_*) are created and filled from
+    // the existing rows by BuildReconIndex in the same transaction.
+    R"sql(
+CREATE TABLE sync_runs (
+  run_id TEXT PRIMARY KEY,
+  started_at_ms INTEGER NOT NULL,
+  finished_at_ms INTEGER,
+  result TEXT NOT NULL,
+  uploaded INTEGER NOT NULL DEFAULT 0, downloaded INTEGER NOT NULL DEFAULT 0,
+  repaired INTEGER NOT NULL DEFAULT 0, conflicts INTEGER NOT NULL DEFAULT 0,
+  round_trips INTEGER NOT NULL DEFAULT 0,
+  bytes_sent INTEGER NOT NULL DEFAULT 0, bytes_received INTEGER NOT NULL DEFAULT 0,
+  error TEXT NOT NULL DEFAULT ''
+) WITHOUT ROWID;
+CREATE INDEX sync_runs_started ON sync_runs(started_at_ms);
+CREATE TABLE branch_entries (
+  entry_id TEXT PRIMARY KEY,
+  seq INTEGER NOT NULL,
+  terminal_id TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  member_id INTEGER NOT NULL,
+  points INTEGER NOT NULL,
+  at_ms INTEGER NOT NULL,
+  checkout_id TEXT NOT NULL DEFAULT '',
+  refund_id TEXT NOT NULL DEFAULT '',
+  detail TEXT NOT NULL DEFAULT '',
+  prev_hash BLOB NOT NULL,
+  hash BLOB NOT NULL
+) WITHOUT ROWID;
+ALTER TABLE checkouts ADD COLUMN uploaded INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE refunds ADD COLUMN uploaded INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX checkouts_pending_upload ON checkouts(committed_at_ms) WHERE uploaded = 0 AND member_id IS NULL;
+CREATE INDEX refunds_pending_upload ON refunds(at_ms) WHERE uploaded = 0;
+)sql",
 };
+static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion);
 
 std::string ZeroHash() { return std::string(32, '\0'); }
 
@@ -201,6 +242,7 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(const std::string& path, Mode mode,
     // never block the writer.
     s = l->db_->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
     if (s.ok()) s = l->Migrate();
+    if (s.ok()) s = l->OpenReconIndex();
     if (s.ok()) {
       auto stored = l->GetMeta("terminal_id");
       if (!stored) {
@@ -241,6 +283,7 @@ Status Ledger::Migrate() {
   for (; v < kSchemaVersion; ++v) {
     Status s = db_->Exec("BEGIN IMMEDIATE");
     if (s.ok()) s = db_->Exec(kMigrations[v]);
+    if (s.ok() && v + 1 == 2) s = BuildReconIndex();
     if (s.ok()) s = db_->Exec("PRAGMA user_version=" + std::to_string(v + 1));
     if (s.ok()) s = db_->Exec("COMMIT");
     if (!s.ok()) {
@@ -249,6 +292,59 @@ Status Ledger::Migrate() {
     }
   }
   return Status::Ok();
+}
+
+Status Ledger::OpenReconIndex() {
+  if (entries_index_) return Status::Ok();
+  auto e = recon::SqliteStore::Open(db_->raw(), kReconTablePrefix, kReconEntriesScope);
+  if (!e.ok()) return e.status();
+  auto b = recon::SqliteStore::Open(db_->raw(), kReconTablePrefix, kReconBalancesScope);
+  if (!b.ok()) return b.status();
+  entries_index_ = std::move(*e);
+  balances_index_ = std::move(*b);
+  return Status::Ok();
+}
+
+// Fills the index from the rows a schema-1 ledger already holds (inside the migration's
+// transaction, so a ledger is never at schema 2 with an incomplete index).
+Status Ledger::BuildReconIndex() {
+  if (Status s = OpenReconIndex(); !s.ok()) return s;
+  {
+    LEDGER_PREPARE(st, std::string("SELECT ") + kEntryCols + " FROM entries ORDER BY seq");
+    while (st.Step())
+      if (Status s = IndexEntry(ReadEntry(st)); !s.ok()) return s;
+    if (!st.status().ok()) return st.status();
+  }
+  std::vector<std::pair<uint64_t, int64_t>> members;
+  {
+    LEDGER_PREPARE(st, "SELECT member_id, balance FROM members");
+    while (st.Step()) members.emplace_back(static_cast<uint64_t>(st.Int(0)), st.Int(1));
+    if (!st.status().ok()) return st.status();
+  }
+  for (const auto& [id, balance] : members)
+    if (Status s = RefreshBalanceItem(id, balance); !s.ok()) return s;
+  if (Status s = entries_index_->Flush(); !s.ok()) return s;
+  return balances_index_->Flush();
+}
+
+Status Ledger::IndexEntry(const EntryRow& e) {
+  if (!entries_index_) return Status::Ok();
+  auto id = HexDecode(e.entry_id);
+  if (!id || id->size() != recon::kIdSize || e.hash.size() != 32)
+    return Status::Error("bad_request", "entry " + e.entry_id + " has no 16-byte id or 32-byte hash");
+  recon::Item item;
+  item.id = *id;
+  std::copy(e.hash.begin(), e.hash.end(), item.hash.begin());
+  return entries_index_->Add(item);
+}
+
+// The balance HQ should hold for the member: the cached balance less this terminal's
+// entries HQ has not acknowledged, so a checkout committed during a sync run never looks
+// like a difference.
+Status Ledger::RefreshBalanceItem(uint64_t member_id, int64_t balance) {
+  if (!balances_index_) return Status::Ok();
+  return balances_index_->Upsert(
+      recon::MemberBalanceItem(std::to_string(member_id), balance - UnackedPoints(member_id), 0));
 }
 
 Status Ledger::LoadChainHead() {
@@ -313,6 +409,7 @@ Result<EntryRow> Ledger::AppendEntry(const EntryDraft& d) {
   st.Bind(6, e.points).Bind(7, e.at_ms).Bind(8, e.checkout_id).Bind(9, e.refund_id).Bind(10, e.detail);
   st.BindBlob(11, e.prev_hash).BindBlob(12, e.hash);
   if (Status s = st.Run(); !s.ok()) return s;
+  if (Status s = IndexEntry(e); !s.ok()) return s;
   if (on_append_) {
     if (Status s = on_append_(e); !s.ok()) return s;
   }
@@ -387,7 +484,9 @@ Status Ledger::UpsertMember(const MemberRow& m) {
   st.Bind(1, m.member_id).Bind(2, m.display_name).Bind(3, m.phone).Bind(4, m.phone_hash).Bind(5, m.tier);
   st.Bind(6, m.status).Bind(7, m.frozen_reason).Bind(8, m.birthday_month).Bind(9, m.snapshot_at_s);
   st.Bind(10, m.snapshot_balance).Bind(11, m.month_spend_cents).Bind(12, m.unfrozen_at_ms).Bind(13, m.balance);
-  return st.Run();
+  if (Status s = st.Run(); !s.ok()) return s;
+  // Every balance change goes through here, so this is the one place the index follows it.
+  return RefreshBalanceItem(m.member_id, m.balance);
 }
 
 std::optional<uint64_t> Ledger::LookupIdentity(const std::string& channel, const std::string& external_id) {
@@ -656,6 +755,255 @@ Status Ledger::PutMeta(const std::string& key, const std::string& value) {
   LEDGER_PREPARE(st, "INSERT OR REPLACE INTO meta (key, value) VALUES (?,?)");
   st.Bind(1, key).Bind(2, value);
   return st.Run();
+}
+
+// --- sync
+
+std::vector<EntryRow> Ledger::UnackedEntries(int64_t after_seq, int limit) {
+  std::vector<EntryRow> out;
+  LEDGER_PREPARE_OR(st,
+                    std::string("SELECT ") + kEntryCols + " FROM entries WHERE acked = 0 AND seq > ? ORDER BY seq LIMIT ?",
+                    out);
+  st.Bind(1, after_seq).Bind(2, limit);
+  while (st.Step()) out.push_back(ReadEntry(st));
+  return out;
+}
+
+std::vector<EntryRow> Ledger::EntriesByIds(const std::vector<std::string>& entry_ids) {
+  std::vector<EntryRow> out;
+  for (const auto& id : entry_ids) {
+    {
+      LEDGER_PREPARE_OR(st, std::string("SELECT ") + kEntryCols + " FROM entries WHERE entry_id = ?", out);
+      st.Bind(1, id);
+      if (st.Step()) {
+        out.push_back(ReadEntry(st));
+        continue;
+      }
+    }
+    LEDGER_PREPARE_OR(st, std::string("SELECT ") + kEntryCols + " FROM branch_entries WHERE entry_id = ?", out);
+    st.Bind(1, id);
+    if (st.Step()) out.push_back(ReadEntry(st));
+  }
+  std::sort(out.begin(), out.end(), [](const EntryRow& a, const EntryRow& b) {
+    return a.seq != b.seq ? a.seq < b.seq : a.entry_id < b.entry_id;
+  });
+  return out;
+}
+
+std::vector<EntryRow> Ledger::MemberEntriesAfter(uint64_t member_id, int64_t after_seq) {
+  std::vector<EntryRow> out;
+  LEDGER_PREPARE_OR(st,
+                    std::string("SELECT ") + kEntryCols + " FROM entries WHERE member_id = ? AND seq > ? ORDER BY seq",
+                    out);
+  st.Bind(1, member_id).Bind(2, after_seq);
+  while (st.Step()) out.push_back(ReadEntry(st));
+  return out;
+}
+
+int64_t Ledger::UnackedPoints(uint64_t member_id) {
+  LEDGER_PREPARE_OR(st, "SELECT coalesce(sum(points), 0) FROM entries WHERE member_id = ? AND acked = 0", 0);
+  st.Bind(1, member_id);
+  return st.Step() ? st.Int(0) : 0;
+}
+
+int64_t Ledger::BranchEntryCount() {
+  LEDGER_PREPARE_OR(st, "SELECT count(*) FROM branch_entries", -1);
+  return st.Step() ? st.Int(0) : -1;
+}
+
+Status Ledger::AckEntries(const std::vector<std::string>& entry_ids) {
+  std::set<uint64_t> members;
+  for (const auto& id : entry_ids) {
+    LEDGER_PREPARE(st, "UPDATE entries SET acked = 1 WHERE entry_id = ? AND acked = 0 RETURNING member_id");
+    st.Bind(1, id);
+    while (st.Step()) members.insert(static_cast<uint64_t>(st.Int(0)));
+    if (!st.status().ok()) return st.status();
+  }
+  for (uint64_t m : members) {
+    auto row = GetMember(m);
+    if (!row) continue;  // an entry of a member not cached: nothing to index
+    if (Status s = RefreshBalanceItem(m, row->balance); !s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
+Result<RestoreOutcome> Ledger::RestoreEntry(const EntryRow& e) {
+  if (e.terminal_id != terminal_id_)
+    return Status::Error("bad_request", "entry " + e.entry_id + " belongs to terminal " + e.terminal_id);
+  if (e.prev_hash.size() != 32 || e.hash.size() != 32 || e.hash != ChainHash(e.prev_hash, CanonicalEntryBytes(e)))
+    return Status::Error("bad_request", "entry " + e.entry_id + ": content does not match its hash");
+  for (const char* table : {"entries", "branch_entries"}) {
+    LEDGER_PREPARE(st, std::string("SELECT hash FROM ") + table + " WHERE entry_id = ?");
+    st.Bind(1, e.entry_id);
+    if (st.Step()) {
+      if (st.Text(0) == e.hash) return RestoreOutcome::kPresent;
+      return Status::Error("conflict", "entry " + e.entry_id + " is held here with other content");
+    }
+    if (!st.status().ok()) return st.status();
+  }
+  bool chains = e.seq == head_seq_ + 1 && e.prev_hash == head_hash_;
+  {
+    std::string sql = chains ? "INSERT INTO entries (seq, entry_id, terminal_id, kind, member_id, points, at_ms, "
+                               "checkout_id, refund_id, detail, prev_hash, hash, acked) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,1)"
+                             : "INSERT INTO branch_entries (seq, entry_id, terminal_id, kind, member_id, points, at_ms, "
+                               "checkout_id, refund_id, detail, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)";
+    LEDGER_PREPARE(st, sql);
+    st.Bind(1, e.seq).Bind(2, e.entry_id).Bind(3, e.terminal_id).Bind(4, e.kind).Bind(5, e.member_id);
+    st.Bind(6, e.points).Bind(7, e.at_ms).Bind(8, e.checkout_id).Bind(9, e.refund_id).Bind(10, e.detail);
+    st.BindBlob(11, e.prev_hash).BindBlob(12, e.hash);
+    if (Status s = st.Run(); !s.ok()) return s;
+  }
+  if (Status s = IndexEntry(e); !s.ok()) return s;
+  if (!chains) return RestoreOutcome::kBranch;
+  head_seq_ = e.seq;
+  head_hash_ = e.hash;
+  return RestoreOutcome::kChained;
+}
+
+Result<bool> Ledger::RestoreCheckout(const CheckoutRow& c) {
+  if (GetCheckout(c.checkout_id, /*with_lines=*/false)) return false;
+  if (Status s = InsertCheckout(c); !s.ok()) return s;
+  if (Status s = MarkUploaded({c.checkout_id}, {}); !s.ok()) return s;
+  // The code stays bound: a restored terminal must still refuse its replay.
+  if (!c.code_hash.empty() && c.member_id && !CodeBoundTo(c.code_hash)) {
+    if (Status s = BindCode(c.code_hash, c.checkout_id, *c.member_id, c.committed_at_ms); !s.ok()) return s;
+  }
+  return true;
+}
+
+Result<bool> Ledger::RestoreRefund(const RefundRow& r) {
+  if (GetRefund(r.refund_id)) return false;
+  if (Status s = InsertRefund(r); !s.ok()) return s;
+  if (Status s = MarkUploaded({}, {r.refund_id}); !s.ok()) return s;
+  return true;
+}
+
+std::vector<CheckoutRow> Ledger::UnuploadedCheckoutsWithoutEntries(int limit) {
+  std::vector<std::string> ids;
+  {
+    LEDGER_PREPARE_OR(st,
+                      "SELECT checkout_id FROM checkouts WHERE uploaded = 0 AND member_id IS NULL "
+                      "ORDER BY committed_at_ms LIMIT ?",
+                      std::vector<CheckoutRow>{});
+    st.Bind(1, limit);
+    while (st.Step()) ids.push_back(st.Text(0));
+  }
+  std::vector<CheckoutRow> out;
+  for (const auto& id : ids)
+    if (auto c = GetCheckout(id)) out.push_back(std::move(*c));
+  return out;
+}
+
+std::vector<RefundRow> Ledger::UnuploadedRefunds(int limit) {
+  std::vector<std::string> ids;
+  {
+    LEDGER_PREPARE_OR(st, "SELECT refund_id FROM refunds WHERE uploaded = 0 ORDER BY at_ms LIMIT ?",
+                      std::vector<RefundRow>{});
+    st.Bind(1, limit);
+    while (st.Step()) ids.push_back(st.Text(0));
+  }
+  std::vector<RefundRow> out;
+  for (const auto& id : ids)
+    if (auto r = GetRefund(id)) out.push_back(std::move(*r));
+  return out;
+}
+
+Status Ledger::MarkUploaded(const std::vector<std::string>& checkout_ids, const std::vector<std::string>& refund_ids) {
+  for (const auto& id : checkout_ids) {
+    LEDGER_PREPARE(st, "UPDATE checkouts SET uploaded = 1 WHERE checkout_id = ? AND uploaded = 0");
+    st.Bind(1, id);
+    if (Status s = st.Run(); !s.ok()) return s;
+  }
+  for (const auto& id : refund_ids) {
+    LEDGER_PREPARE(st, "UPDATE refunds SET uploaded = 1 WHERE refund_id = ? AND uploaded = 0");
+    st.Bind(1, id);
+    if (Status s = st.Run(); !s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
+Status Ledger::DeleteLots(uint64_t member_id) {
+  LEDGER_PREPARE(st, "DELETE FROM lots WHERE member_id = ?");
+  st.Bind(1, member_id);
+  return st.Run();
+}
+
+std::vector<uint64_t> Ledger::MembersByReconKey(const std::vector<std::string>& keys) {
+  std::vector<uint64_t> out;
+  if (keys.empty()) return out;
+  std::set<std::string> wanted(keys.begin(), keys.end());
+  LEDGER_PREPARE_OR(st, "SELECT member_id FROM members ORDER BY member_id", out);
+  while (st.Step()) {
+    uint64_t id = static_cast<uint64_t>(st.Int(0));
+    if (wanted.count(recon::MemberKey(std::to_string(id)))) out.push_back(id);
+  }
+  return out;
+}
+
+Status Ledger::FlushReconIndex() {
+  if (!entries_index_) return Status::Error("internal", "the reconciliation index is open on the writer only");
+  if (Status s = entries_index_->Flush(); !s.ok()) return s;
+  return balances_index_->Flush();
+}
+
+namespace {
+constexpr const char* kSyncRunCols =
+    "run_id, started_at_ms, finished_at_ms, result, uploaded, downloaded, repaired, conflicts, round_trips, "
+    "bytes_sent, bytes_received, error";
+SyncRunRow ReadSyncRun(const Stmt& s) {
+  SyncRunRow r;
+  r.run_id = s.Text(0);
+  r.started_at_ms = s.Int(1);
+  r.finished_at_ms = s.OptInt(2);
+  r.result = s.Text(3);
+  r.uploaded = s.Int(4);
+  r.downloaded = s.Int(5);
+  r.repaired = s.Int(6);
+  r.conflicts = s.Int(7);
+  r.round_trips = s.Int(8);
+  r.bytes_sent = s.Int(9);
+  r.bytes_received = s.Int(10);
+  r.error = s.Text(11);
+  return r;
+}
+}  // namespace
+
+Status Ledger::PutSyncRun(const SyncRunRow& r) {
+  LEDGER_PREPARE(st, std::string("INSERT OR REPLACE INTO sync_runs (") + kSyncRunCols +
+                         ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?)");
+  st.Bind(1, r.run_id).Bind(2, r.started_at_ms).Bind(3, r.finished_at_ms).Bind(4, r.result).Bind(5, r.uploaded);
+  st.Bind(6, r.downloaded).Bind(7, r.repaired).Bind(8, r.conflicts).Bind(9, r.round_trips).Bind(10, r.bytes_sent);
+  st.Bind(11, r.bytes_received).Bind(12, r.error);
+  return st.Run();
+}
+
+std::vector<SyncRunRow> Ledger::RecentSyncRuns(int limit) {
+  std::vector<SyncRunRow> out;
+  LEDGER_PREPARE_OR(st,
+                    std::string("SELECT ") + kSyncRunCols +
+                        " FROM sync_runs ORDER BY started_at_ms DESC, run_id DESC LIMIT ?",
+                    out);
+  st.Bind(1, limit);
+  while (st.Step()) out.push_back(ReadSyncRun(st));
+  return out;
+}
+
+std::optional<SyncRunRow> Ledger::LastSuccessfulSyncRun() {
+  LEDGER_PREPARE_OR(st,
+                    std::string("SELECT ") + kSyncRunCols +
+                        " FROM sync_runs WHERE result = 'ok' ORDER BY started_at_ms DESC, run_id DESC LIMIT 1",
+                    std::nullopt);
+  if (!st.Step()) return std::nullopt;
+  return ReadSyncRun(st);
+}
+
+Result<int> Ledger::FailInterruptedSyncRuns(int64_t now_ms) {
+  LEDGER_PREPARE(st,
+                 "UPDATE sync_runs SET result = 'failed', finished_at_ms = ?, "
+                 "error = 'interrupted: the agent stopped during the run' WHERE result = 'running'");
+  st.Bind(1, now_ms);
+  if (Status s = st.Run(); !s.ok()) return s;
+  return db_->Changes();
 }
 
 VerifyReport Ledger::Verify() {

@@ -20,10 +20,25 @@
 #include "loyalty/base/hash.h"
 #include "loyalty/base/status.h"
 #include "loyalty/ledger/sqlite.h"
+#include "loyalty/recon/sqlite_store.h"
 
 namespace loyalty::ledger {
 
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
+
+// The reconciliation index (sync/PROTOCOL-recon.md) lives in the ledger file, in tables
+// with this prefix, one scope per reconciled set:
+//   "entries":  every entry of this terminal the ledger holds (its chain and abandoned
+//               branches), item = (entry id bytes, chain hash);
+//   "balances": every cached member, item = MemberBalanceItem(member id, balance without
+//               the member's unacknowledged entries, 0).
+// Both are updated by the ledger itself inside the transaction that changes them, so the
+// index can never disagree with the rows it summarises.
+inline constexpr const char* kReconTablePrefix = "recon_";
+inline constexpr const char* kReconEntriesScope = "entries";
+inline constexpr const char* kReconBalancesScope = "balances";
+// meta key of the opaque download cursor HQ handed out last.
+inline constexpr const char* kSyncCursorKey = "sync_cursor";
 
 struct EntryRow {
   int64_t seq = 0;  // per-terminal, strictly increasing, starts at 1
@@ -125,6 +140,24 @@ struct RefundRow {
   std::string response_json;
 };
 
+// One sync run as recorded in sync_runs.
+struct SyncRunRow {
+  std::string run_id;
+  int64_t started_at_ms = 0;
+  std::optional<int64_t> finished_at_ms;  // nullopt while running
+  std::string result = "running";         // running | ok | failed
+  int64_t uploaded = 0, downloaded = 0, repaired = 0, conflicts = 0;
+  int64_t round_trips = 0, bytes_sent = 0, bytes_received = 0;
+  std::string error;  // empty unless failed
+};
+
+// Where RestoreEntry put an entry HQ held.
+enum class RestoreOutcome {
+  kChained,  // it continued the local chain (seq = head + 1, prev_hash = head hash)
+  kBranch,   // it belongs to a branch the local chain no longer follows: kept apart
+  kPresent,  // the ledger already held it (same id, same hash)
+};
+
 struct VerifyReport {
   int64_t entries = 0;
   std::vector<std::string> problems;  // empty: everything verified
@@ -196,6 +229,51 @@ class Ledger {
   std::optional<std::string> GetMeta(const std::string& key);
   Status PutMeta(const std::string& key, const std::string& value);
 
+  // --- sync (schema 2). Reads work on any connection; writes are writer-only and run in
+  // the caller's transaction when one is open.
+  int64_t head_seq() const { return head_seq_; }
+  const std::string& head_hash() const { return head_hash_; }  // 32 raw bytes
+  // Unacknowledged entries with seq > after_seq, in seq order.
+  std::vector<EntryRow> UnackedEntries(int64_t after_seq, int limit);
+  // Entries with these ids, from the chain or from an abandoned branch (acked = true for
+  // the latter); absent ids are skipped. In seq order.
+  std::vector<EntryRow> EntriesByIds(const std::vector<std::string>& entry_ids);
+  // The member's chain entries with seq > after_seq, in seq order.
+  std::vector<EntryRow> MemberEntriesAfter(uint64_t member_id, int64_t after_seq);
+  // Σ points of the member's unacknowledged entries.
+  int64_t UnackedPoints(uint64_t member_id);
+  int64_t BranchEntryCount();
+  // Marks entries acknowledged by HQ and updates the balance items of their members.
+  Status AckEntries(const std::vector<std::string>& entry_ids);
+  // Puts an entry of this terminal that HQ holds into the ledger: onto the chain if it
+  // continues it, else apart (a branch this chain abandoned), both acknowledged and
+  // indexed. Fails with bad_request if its hash does not match its content or it names
+  // another terminal, conflict if the ledger holds the id with another hash.
+  Result<RestoreOutcome> RestoreEntry(const EntryRow& e);
+  // Inserts a checkout / refund HQ holds unless one with its id exists (its id stays taken).
+  // Returns whether it was inserted.
+  Result<bool> RestoreCheckout(const CheckoutRow& c);
+  Result<bool> RestoreRefund(const RefundRow& r);
+  // Checkouts and refunds that travel without entries and were not uploaded yet.
+  std::vector<CheckoutRow> UnuploadedCheckoutsWithoutEntries(int limit);
+  std::vector<RefundRow> UnuploadedRefunds(int limit);
+  Status MarkUploaded(const std::vector<std::string>& checkout_ids, const std::vector<std::string>& refund_ids);
+  Status DeleteLots(uint64_t member_id);
+  // Cached members whose recon key (recon::MemberKey of the decimal id) is in keys.
+  std::vector<uint64_t> MembersByReconKey(const std::vector<std::string>& keys);
+  // The reconciliation index (writer only; null on a reader).
+  recon::SqliteStore* entries_index() { return entries_index_.get(); }
+  recon::SqliteStore* balances_index() { return balances_index_.get(); }
+  // Folds the index journals (call at a quiet moment, e.g. after a sync run).
+  Status FlushReconIndex();
+
+  // Sync run records, newest first.
+  Status PutSyncRun(const SyncRunRow& r);
+  std::vector<SyncRunRow> RecentSyncRuns(int limit);
+  std::optional<SyncRunRow> LastSuccessfulSyncRun();
+  // Runs still "running" (the process died mid-run) become failed; returns how many.
+  Result<int> FailInterruptedSyncRuns(int64_t now_ms);
+
   // Full check: the hash chain from the first entry, and every member's cached balance
   // against the sum of its lots. Read-only; usable on a reader.
   VerifyReport Verify();
@@ -203,6 +281,10 @@ class Ledger {
  private:
   Ledger(std::unique_ptr<Db> db, std::string terminal_id) : db_(std::move(db)), terminal_id_(std::move(terminal_id)) {}
   Status Migrate();
+  Status OpenReconIndex();
+  Status BuildReconIndex();
+  Status RefreshBalanceItem(uint64_t member_id, int64_t balance);
+  Status IndexEntry(const EntryRow& e);
   Status LoadChainHead();
 
   std::unique_ptr<Db> db_;
@@ -213,6 +295,8 @@ class Ledger {
   int64_t txn_head_seq_ = 0;
   std::string txn_head_hash_;
   std::function<Status(const EntryRow&)> on_append_;
+  std::unique_ptr<recon::SqliteStore> entries_index_;
+  std::unique_ptr<recon::SqliteStore> balances_index_;
 };
 
 }  // namespace loyalty::ledger

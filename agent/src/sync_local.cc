@@ -1,0 +1,550 @@
+#include "sync_local.h"
+
+#include <algorithm>
+#include <future>
+#include <map>
+#include <set>
+
+#include "loyalty/base/encoding.h"
+#include "loyalty/base/ids.h"
+#include "loyalty/recon/sqlite_store.h"
+#include "loyalty/rules/rules.h"
+
+namespace loyalty::agent {
+
+using nlohmann::json;
+
+sync::Entry ToWire(const ledger::EntryRow& e) {
+  sync::Entry w;
+  w.entry_id = e.entry_id;
+  w.terminal_id = e.terminal_id;
+  w.seq = e.seq;
+  w.kind = e.kind;
+  w.member_id = e.member_id;
+  w.points = e.points;
+  w.at_ms = e.at_ms;
+  w.checkout_id = e.checkout_id;
+  w.refund_id = e.refund_id;
+  w.detail = e.detail;
+  w.prev_hash = HexEncode(e.prev_hash);
+  w.hash = HexEncode(e.hash);
+  return w;
+}
+
+Result<ledger::EntryRow> FromWire(const sync::Entry& w) {
+  ledger::EntryRow e;
+  e.seq = w.seq;
+  e.entry_id = w.entry_id;
+  e.terminal_id = w.terminal_id;
+  e.kind = w.kind;
+  e.member_id = w.member_id;
+  e.points = w.points;
+  e.at_ms = w.at_ms;
+  e.checkout_id = w.checkout_id;
+  e.refund_id = w.refund_id;
+  e.detail = w.detail;
+  auto prev = HexDecode(w.prev_hash);
+  auto hash = HexDecode(w.hash);
+  if (!prev || prev->size() != 32 || !hash || hash->size() != 32)
+    return Status::Error("bad_response", "entry " + w.entry_id + ": hashes must be 64 hex characters");
+  e.prev_hash = *prev;
+  e.hash = *hash;
+  e.acked = true;
+  return e;
+}
+
+sync::Checkout ToWire(const ledger::CheckoutRow& c) {
+  sync::Checkout w;
+  w.checkout_id = c.checkout_id;
+  w.request_hash = c.request_hash;
+  w.member_id = c.member_id;
+  w.rules_version = c.rules_version;
+  w.committed_at_ms = c.committed_at_ms;
+  w.subtotal_cents = c.subtotal_cents;
+  w.total_due_cents = c.total_due_cents;
+  w.points_earned = c.points_earned;
+  w.redeemed_points = c.redeemed_points;
+  w.eligible_cents = c.eligible_cents;
+  w.redeemable_cents = c.redeemable_cents;
+  w.code_hash = c.code_hash;
+  w.tender = c.tender;
+  w.coupon_id = c.coupon_id;
+  w.request_json = c.request_json;
+  w.response_json = c.response_json;
+  for (const auto& l : c.lines) {
+    sync::CheckoutLine x;
+    x.line = l.line;
+    x.sku = l.sku;
+    x.category = l.category;
+    x.qty = l.qty;
+    x.unit_price_cents = l.unit_price_cents;
+    x.tier_discount_cents = l.tier_discount_cents;
+    x.coupon_cents = l.coupon_cents;
+    x.redeem_cents = l.redeem_cents;
+    x.net_cents = l.net_cents;
+    x.net_before_redeem_cents = l.net_before_redeem_cents;
+    x.points_eligible = l.points_eligible;
+    x.redeemable = l.redeemable;
+    w.lines.push_back(std::move(x));
+  }
+  return w;
+}
+
+ledger::CheckoutRow FromWire(const sync::Checkout& w) {
+  ledger::CheckoutRow c;
+  c.checkout_id = w.checkout_id;
+  c.request_hash = w.request_hash;
+  c.member_id = w.member_id;
+  c.rules_version = w.rules_version;
+  c.committed_at_ms = w.committed_at_ms;
+  c.subtotal_cents = w.subtotal_cents;
+  c.total_due_cents = w.total_due_cents;
+  c.points_earned = w.points_earned;
+  c.redeemed_points = w.redeemed_points;
+  c.eligible_cents = w.eligible_cents;
+  c.redeemable_cents = w.redeemable_cents;
+  c.code_hash = w.code_hash;
+  c.tender = w.tender;
+  c.coupon_id = w.coupon_id;
+  c.request_json = w.request_json;
+  c.response_json = w.response_json;
+  for (const auto& x : w.lines) {
+    ledger::CheckoutLineRow l;
+    l.line = static_cast<int>(x.line);
+    l.sku = x.sku;
+    l.category = x.category;
+    l.qty = x.qty;
+    l.unit_price_cents = x.unit_price_cents;
+    l.tier_discount_cents = x.tier_discount_cents;
+    l.coupon_cents = x.coupon_cents;
+    l.redeem_cents = x.redeem_cents;
+    l.net_cents = x.net_cents;
+    l.net_before_redeem_cents = x.net_before_redeem_cents;
+    l.points_eligible = x.points_eligible;
+    l.redeemable = x.redeemable;
+    c.lines.push_back(std::move(l));
+  }
+  return c;
+}
+
+sync::Refund ToWire(const ledger::RefundRow& r) {
+  sync::Refund w;
+  w.refund_id = r.refund_id;
+  w.checkout_id = r.checkout_id;
+  w.request_hash = r.request_hash;
+  w.reason = r.reason;
+  w.at_ms = r.at_ms;
+  w.refund_cents = r.refund_cents;
+  w.points_clawed_back = r.points_clawed_back;
+  w.points_restored = r.points_restored;
+  w.response_json = r.response_json;
+  for (const auto& [line, qty] : r.lines) w.lines.push_back({line, qty});
+  return w;
+}
+
+ledger::RefundRow FromWire(const sync::Refund& w) {
+  ledger::RefundRow r;
+  r.refund_id = w.refund_id;
+  r.checkout_id = w.checkout_id;
+  r.request_hash = w.request_hash;
+  r.reason = w.reason;
+  r.at_ms = w.at_ms;
+  r.refund_cents = w.refund_cents;
+  r.points_clawed_back = w.points_clawed_back;
+  r.points_restored = w.points_restored;
+  r.response_json = w.response_json;
+  for (const auto& l : w.lines) r.lines.emplace_back(static_cast<int>(l.line), l.qty);
+  return r;
+}
+
+namespace {
+
+// Adds (delta > 0) or consumes (delta < 0) points the way a commit does (docs/ledger.md):
+// new points pay a debt first; consumption is FIFO by expiry and leaves a debt lot for what
+// the lots cannot cover.
+Status ApplyLotDelta(ledger::Ledger& w, uint64_t member_id, int64_t delta, int64_t at_s, int64_t expires_at_s,
+                     const std::string& entry_id) {
+  if (delta == 0) return Status::Ok();
+  auto lots = w.Lots(member_id);
+  if (delta > 0) {
+    int64_t remaining = delta;
+    for (const auto& lot : lots) {
+      if (lot.remaining < 0 && remaining > 0) {
+        int64_t pay = std::min(remaining, -lot.remaining);
+        if (Status s = w.SetLotRemaining(lot.lot_id, lot.remaining + pay); !s.ok()) return s;
+        remaining -= pay;
+      }
+    }
+    ledger::LotRow lot{0, member_id, delta, remaining, at_s, expires_at_s, entry_id};
+    auto id = w.AddLot(lot);
+    return id.ok() ? Status::Ok() : id.status();
+  }
+  std::vector<rules::Lot> fifo;
+  const ledger::LotRow* debt = nullptr;
+  for (const auto& lot : lots) {
+    if (lot.remaining < 0 || lot.expires_at_s == ledger::kNeverExpires) {
+      debt = &lot;
+      continue;
+    }
+    fifo.push_back({lot.lot_id, lot.remaining, lot.expires_at_s});
+  }
+  std::map<int64_t, int64_t> left;
+  for (const auto& f : fifo) left[f.lot_id] = f.remaining;
+  int64_t shortfall = 0;
+  for (const auto& take : rules::ConsumeFifo(fifo, -delta, at_s)) {
+    if (take.lot_id == 0) {
+      shortfall += take.points;
+      continue;
+    }
+    left[take.lot_id] -= take.points;
+    if (Status s = w.SetLotRemaining(take.lot_id, left[take.lot_id]); !s.ok()) return s;
+  }
+  if (shortfall == 0) return Status::Ok();
+  if (debt) return w.SetLotRemaining(debt->lot_id, debt->remaining - shortfall);
+  ledger::LotRow lot{0, member_id, 0, -shortfall, at_s, ledger::kNeverExpires, entry_id};
+  auto id = w.AddLot(lot);
+  return id.ok() ? Status::Ok() : id.status();
+}
+
+}  // namespace
+
+Status ApplySnapshot(ledger::Ledger& w, const sync::Snapshot& snap, const TimeZone& tz, int64_t validity_months) {
+  // Expiries of the lots this terminal created, so entries applied again keep theirs.
+  std::map<std::string, int64_t> expiry_by_entry;
+  for (const auto& lot : w.Lots(snap.member_id))
+    if (!lot.entry_id.empty() && lot.points > 0) expiry_by_entry[lot.entry_id] = lot.expires_at_s;
+
+  ledger::MemberRow m;
+  m.member_id = snap.member_id;
+  m.display_name = snap.display_name;
+  m.phone = snap.phone;
+  m.phone_hash = snap.phone_hash;
+  m.tier = snap.tier;
+  m.status = snap.status;
+  m.frozen_reason = snap.frozen_reason;
+  m.birthday_month = static_cast<int>(snap.birthday_month);
+  m.snapshot_at_s = snap.snapshot_at_s;
+  m.snapshot_balance = snap.balance;
+  m.month_spend_cents = snap.month_spend_cents;
+  m.unfrozen_at_ms = snap.unfrozen_at_ms;
+  m.balance = snap.balance;
+
+  if (Status s = w.DeleteLots(snap.member_id); !s.ok()) return s;
+  int64_t lot_sum = 0;
+  for (const auto& l : snap.lots) {
+    ledger::LotRow lot{0, snap.member_id, l.points, l.points, snap.snapshot_at_s,
+                       l.points < 0 ? ledger::kNeverExpires : l.expires_at_s, ""};
+    if (auto id = w.AddLot(lot); !id.ok()) return id.status();
+    lot_sum += l.points;
+  }
+  // The cached balance always equals the sum of the lots: if HQ's lots do not add up to its
+  // balance, the rest is kept as a lot that never expires rather than breaking that rule.
+  if (lot_sum != snap.balance) {
+    ledger::LotRow lot{0, snap.member_id, snap.balance - lot_sum, snap.balance - lot_sum, snap.snapshot_at_s,
+                       ledger::kNeverExpires, ""};
+    if (auto id = w.AddLot(lot); !id.ok()) return id.status();
+  }
+  auto offset = [&tz](int64_t t) { return tz.UtcOffsetAt(t); };
+  for (const auto& e : w.MemberEntriesAfter(snap.member_id, snap.terminal_seq)) {
+    int64_t at_s = e.at_ms >= 0 ? e.at_ms / 1000 : 0;
+    if (e.points != 0) {
+      auto it = expiry_by_entry.find(e.entry_id);
+      int64_t expires = it != expiry_by_entry.end() ? it->second : rules::LotExpiry(at_s, validity_months, offset);
+      if (Status s = ApplyLotDelta(w, m.member_id, e.points, at_s, expires, e.entry_id); !s.ok()) return s;
+      m.balance += e.points;
+    }
+    // What this terminal decided after the snapshot still holds until HQ has seen it.
+    if (e.kind == "freeze" && e.at_ms > m.unfrozen_at_ms) {
+      m.status = "frozen";
+      m.frozen_reason = "velocity";
+    } else if (e.kind == "tier_upgrade") {
+      auto d = json::parse(e.detail, nullptr, false);
+      if (d.is_object() && d.contains("to") && d["to"].is_string()) m.tier = d["to"].get<std::string>();
+    }
+  }
+  return w.UpsertMember(m);
+}
+
+SyncLocal::SyncLocal(SyncLocalOptions options, checkout::LedgerWriter& writer, checkout::CheckoutService& service,
+                     const Clock& clock, TimeZone tz, std::function<void(const json&)> on_rules)
+    : opt_(std::move(options)),
+      writer_(writer),
+      service_(service),
+      clock_(clock),
+      tz_(std::move(tz)),
+      on_rules_(std::move(on_rules)) {}
+
+SyncLocal::~SyncLocal() = default;
+
+Result<ledger::Ledger*> SyncLocal::Reader() {
+  if (!reader_) {
+    auto r = ledger::Ledger::Open(opt_.database, ledger::Ledger::Mode::kReader, opt_.terminal_id);
+    if (!r.ok()) return r.status();
+    reader_ = std::move(*r);
+  }
+  return reader_.get();
+}
+
+Status SyncLocal::OnWriter(std::function<Status(ledger::Ledger&)> fn) {
+  auto done = std::make_shared<std::promise<Status>>();
+  auto fut = done->get_future();
+  bool posted = writer_.Post([fn = std::move(fn), done](ledger::Ledger& w) {
+    Status s = w.Begin();
+    if (s.ok()) {
+      try {
+        s = fn(w);
+      } catch (const std::exception& e) {
+        s = Status::Error("internal", std::string("sync write: ") + e.what());
+      }
+      if (s.ok()) {
+        s = w.Commit();
+      } else {
+        w.Rollback();
+      }
+    }
+    done->set_value(s);
+  });
+  if (!posted) return Status::Error("cancelled", "the ledger writer is stopping");
+  return fut.get();
+}
+
+Result<sync::HelloRequest> SyncLocal::Hello() {
+  auto r = Reader();
+  if (!r.ok()) return r.status();
+  sync::HelloRequest h;
+  h.store_id = opt_.store_id;
+  h.agent_version = opt_.agent_version;
+  auto st = (*r)->db().Prepare("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1");
+  if (!st.ok()) return st.status();
+  if ((*st)->Step()) {
+    h.head.seq = (*st)->Int(0);
+    h.head.hash = HexEncode((*st)->Text(1));
+  }
+  if (!(*st)->status().ok()) return (*st)->status();
+  h.entries = (*r)->EntryCount();
+  if (h.entries < 0) return Status::Error("unavailable", "cannot count the ledger's entries");
+  return h;
+}
+
+Result<std::string> SyncLocal::Cursor() {
+  auto r = Reader();
+  if (!r.ok()) return r.status();
+  return (*r)->GetMeta(ledger::kSyncCursorKey).value_or("");
+}
+
+Result<sync::UploadRequest> SyncLocal::WithRecords(std::vector<ledger::EntryRow> entries) {
+  auto r = Reader();
+  if (!r.ok()) return r.status();
+  sync::UploadRequest req;
+  std::set<std::string> checkouts, refunds;
+  for (const auto& e : entries) {
+    if (!e.checkout_id.empty() && checkouts.insert(e.checkout_id).second) {
+      if (auto c = (*r)->GetCheckout(e.checkout_id)) req.checkouts.push_back(ToWire(*c));
+    }
+    if (!e.refund_id.empty() && refunds.insert(e.refund_id).second) {
+      if (auto f = (*r)->GetRefund(e.refund_id)) req.refunds.push_back(ToWire(*f));
+    }
+    req.entries.push_back(ToWire(e));
+  }
+  return req;
+}
+
+Result<sync::UploadBatch> SyncLocal::NextUploadBatch(int64_t after_seq, size_t max_entries) {
+  auto r = Reader();
+  if (!r.ok()) return r.status();
+  auto entries = (*r)->UnackedEntries(after_seq, static_cast<int>(max_entries));
+  sync::UploadBatch b;
+  if (!entries.empty()) {
+    b.last_seq = entries.back().seq;
+    auto req = WithRecords(std::move(entries));
+    if (!req.ok()) return req.status();
+    b.request = std::move(*req);
+    return b;
+  }
+  // Checkouts without a member and refunds without points have no entries to carry them.
+  for (auto& c : (*r)->UnuploadedCheckoutsWithoutEntries(200)) b.request.checkouts.push_back(ToWire(c));
+  for (auto& f : (*r)->UnuploadedRefunds(200)) b.request.refunds.push_back(ToWire(f));
+  return b;
+}
+
+Result<sync::UploadRequest> SyncLocal::EntriesForUpload(const std::vector<std::string>& entry_ids) {
+  auto r = Reader();
+  if (!r.ok()) return r.status();
+  return WithRecords((*r)->EntriesByIds(entry_ids));
+}
+
+namespace {
+
+// A read transaction on a connection of its own: WAL gives it one snapshot of both sets for
+// the whole exchange, while checkouts go on committing on the writer.
+class ReconViewImpl final : public sync::LocalLedger::ReconView {
+ public:
+  static Result<std::unique_ptr<ReconViewImpl>> Open(const std::string& path) {
+    std::unique_ptr<ReconViewImpl> v(new ReconViewImpl);
+    // Read-write only because SqliteStore::Open runs its idempotent DDL; nothing here
+    // changes a row (the writer created the tables and scopes at start-up).
+    auto db = ledger::Db::Open(path, /*read_only=*/false);
+    if (!db.ok()) return db.status();
+    v->db_ = std::move(*db);
+    auto e = recon::SqliteStore::Open(v->db_->raw(), ledger::kReconTablePrefix, ledger::kReconEntriesScope);
+    if (!e.ok()) return e.status();
+    auto b = recon::SqliteStore::Open(v->db_->raw(), ledger::kReconTablePrefix, ledger::kReconBalancesScope);
+    if (!b.ok()) return b.status();
+    v->entries_ = std::move(*e);
+    v->balances_ = std::move(*b);
+    if (Status s = v->db_->Exec("BEGIN; SELECT count(*) FROM recon_meta;"); !s.ok()) return s;
+    v->open_ = true;
+    return v;
+  }
+  ~ReconViewImpl() override {
+    entries_.reset();
+    balances_.reset();
+    if (open_) db_->Exec("ROLLBACK");
+  }
+  const recon::FingerprintStore& entries() override { return *entries_; }
+  const recon::FingerprintStore& balances() override { return *balances_; }
+
+ private:
+  ReconViewImpl() = default;
+  std::unique_ptr<ledger::Db> db_;
+  std::unique_ptr<recon::SqliteStore> entries_, balances_;
+  bool open_ = false;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<sync::LocalLedger::ReconView>> SyncLocal::OpenReconView() {
+  auto v = ReconViewImpl::Open(opt_.database);
+  if (!v.ok()) return v.status();
+  return std::unique_ptr<ReconView>(std::move(*v));
+}
+
+Result<std::vector<uint64_t>> SyncLocal::MembersForKeys(const std::vector<std::string>& keys) {
+  auto r = Reader();
+  if (!r.ok()) return r.status();
+  return (*r)->MembersByReconKey(keys);
+}
+
+Status SyncLocal::Acknowledge(const sync::UploadRequest& sent, const sync::UploadResponse& results) {
+  std::vector<std::string> acked, checkouts, refunds;
+  for (const auto& r : results.results)
+    if (r.status != "invalid") acked.push_back(r.entry_id);
+  for (const auto& c : sent.checkouts) checkouts.push_back(c.checkout_id);
+  for (const auto& f : sent.refunds) refunds.push_back(f.refund_id);
+  return OnWriter([&](ledger::Ledger& w) {
+    if (Status s = w.AckEntries(acked); !s.ok()) return s;
+    return w.MarkUploaded(checkouts, refunds);
+  });
+}
+
+Status SyncLocal::ApplyChanges(const sync::ChangesResponse& page) {
+  std::optional<json> rules_json;
+  if (page.rules) {
+    // Validated before the page is applied; a rules push this build cannot read is left
+    // out (and said so) rather than blocking every later page.
+    auto parsed = rules::RulesFromJson(*page.rules);
+    if (parsed.ok()) rules_json = *page.rules;
+  }
+  int64_t validity = service_.rules()->points_validity_months;
+  Status s = OnWriter([&](ledger::Ledger& w) -> Status {
+    for (const auto& snap : page.members)
+      if (Status s = ApplySnapshot(w, snap, tz_, validity); !s.ok()) return s;
+    for (const auto& id : page.identities)
+      if (Status s = w.PutIdentity(id.channel, id.external_id, id.member_id); !s.ok()) return s;
+    for (const auto& c : page.coupons) {
+      ledger::CouponRow row{c.coupon_id, c.member_id, c.kind, c.value_cents, c.bp, c.min_spend_cents,
+                            c.valid_from_s, c.valid_to_s, ""};
+      auto local = w.GetCoupon(c.coupon_id);
+      // A local use stays recorded; a use HQ knows of (another store) makes it used here.
+      if (local && !local->used_by_checkout.empty()) row.used_by_checkout = local->used_by_checkout;
+      else if (c.used) row.used_by_checkout = "@hq";
+      if (Status s = w.PutCoupon(row); !s.ok()) return s;
+    }
+    for (const auto& k : page.revocations) {
+      auto raw = Base64UrlDecode(k);
+      if (!raw || raw->size() != 32) return Status::Error("bad_response", "changes: revocation is not a 32-byte key");
+      if (Status s = w.PutRevocation(*raw); !s.ok()) return s;
+    }
+    if (rules_json) {
+      if (Status s = w.PutMeta("hq_rules", rules_json->dump()); !s.ok()) return s;
+    }
+    return w.PutMeta(ledger::kSyncCursorKey, page.cursor);
+  });
+  if (s.ok() && rules_json && on_rules_) on_rules_(*rules_json);
+  return s;
+}
+
+Result<int64_t> SyncLocal::Restore(const sync::FetchResponse& fetched) {
+  std::vector<ledger::EntryRow> rows;
+  for (const auto& e : fetched.entries) {
+    auto row = FromWire(e);
+    if (!row.ok()) return row.status();
+    rows.push_back(std::move(*row));
+  }
+  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.seq < b.seq; });
+  int64_t added = 0;
+  Status s = OnWriter([&](ledger::Ledger& w) -> Status {
+    added = 0;
+    for (const auto& c : fetched.checkouts)
+      if (auto r = w.RestoreCheckout(FromWire(c)); !r.ok()) return r.status();
+    for (const auto& f : fetched.refunds)
+      if (auto r = w.RestoreRefund(FromWire(f)); !r.ok()) return r.status();
+    for (const auto& e : rows) {
+      auto r = w.RestoreEntry(e);
+      if (!r.ok()) {
+        if (r.status().code() == "conflict") continue;  // reconciliation reports it as a mismatch
+        return Status::Error("bad_response", "fetch: " + r.status().message());
+      }
+      if (*r != ledger::RestoreOutcome::kPresent) ++added;
+    }
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  return added;
+}
+
+Result<int64_t> SyncLocal::RepairBalances(const sync::MembersResponse& members) {
+  int64_t corrections = 0;
+  int64_t validity = service_.rules()->points_validity_months;
+  int64_t now_ms = service_.NowMs();
+  Status s = OnWriter([&](ledger::Ledger& w) -> Status {
+    corrections = 0;
+    for (const auto& snap : members.members) {
+      auto old = w.GetMember(snap.member_id);
+      // The figure reconciliation compared: the balance without unacknowledged entries.
+      int64_t terminal = old ? old->balance - w.UnackedPoints(snap.member_id) : 0;
+      if (Status s = ApplySnapshot(w, snap, tz_, validity); !s.ok()) return s;
+      if (terminal == snap.balance) continue;
+      json detail{{"terminal_balance", terminal}, {"hq_balance", snap.balance}};
+      ledger::EntryDraft d{NewEntryId(now_ms), "correction", snap.member_id, 0, now_ms, "", "", detail.dump()};
+      if (auto e = w.AppendEntry(d); !e.ok()) return e.status();
+      ++corrections;
+    }
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  return corrections;
+}
+
+Status SyncLocal::RecordRun(const sync::RunRecord& r) {
+  ledger::SyncRunRow row;
+  row.run_id = r.run_id;
+  row.started_at_ms = r.started_at_ms;
+  row.finished_at_ms = r.finished_at_ms;
+  row.result = r.result;
+  row.uploaded = r.uploaded;
+  row.downloaded = r.downloaded;
+  row.repaired = r.repaired;
+  row.conflicts = r.conflicts;
+  row.round_trips = r.round_trips;
+  row.bytes_sent = r.bytes_sent;
+  row.bytes_received = r.bytes_received;
+  row.error = r.error;
+  return OnWriter([&](ledger::Ledger& w) { return w.PutSyncRun(row); });
+}
+
+Status SyncLocal::Finish() {
+  return OnWriter([](ledger::Ledger& w) { return w.FlushReconIndex(); });
+}
+
+}  // namespace loyalty::agent

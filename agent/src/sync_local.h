@@ -1,0 +1,78 @@
+// The terminal's ledger as a sync run sees it (sync::LocalLedger): reads on the run's own
+// connections, every write posted to the single ledger writer as one short transaction,
+// and the conversions between ledger rows and protocol messages.
+//
+// Threading: the read methods use connections this object opens on first use, from the
+// thread that runs the sync (one run at a time); writes block that thread until the writer
+// has committed them. Never call from the writer thread (it would wait on itself).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "loyalty/base/clock.h"
+#include "loyalty/base/timezone.h"
+#include "loyalty/checkout/service.h"
+#include "loyalty/checkout/writer.h"
+#include "loyalty/ledger/ledger.h"
+#include "loyalty/sync/run.h"
+
+namespace loyalty::agent {
+
+struct SyncLocalOptions {
+  std::string database;  // the ledger file
+  std::string terminal_id, store_id, agent_version;
+};
+
+// Applies one HQ snapshot to a member on the writer's ledger (inside the caller's
+// transaction): fields replaced, lots replaced by HQ's, then this terminal's entries with
+// seq > terminal_seq applied again on top (PROTOCOL.md §3). Exposed for tests.
+Status ApplySnapshot(ledger::Ledger& w, const sync::Snapshot& snap, const TimeZone& tz, int64_t validity_months);
+
+class SyncLocal final : public sync::LocalLedger {
+ public:
+  // `writer`, `service` and `clock` must outlive this object. on_rules is called (on the
+  // writer thread, after the commit) with rules HQ pushed.
+  SyncLocal(SyncLocalOptions options, checkout::LedgerWriter& writer, checkout::CheckoutService& service,
+            const Clock& clock, TimeZone tz, std::function<void(const nlohmann::json& rules)> on_rules = {});
+  ~SyncLocal() override;
+
+  Result<sync::HelloRequest> Hello() override;
+  Result<std::string> Cursor() override;
+  Result<sync::UploadBatch> NextUploadBatch(int64_t after_seq, size_t max_entries) override;
+  Result<sync::UploadRequest> EntriesForUpload(const std::vector<std::string>& entry_ids) override;
+  Result<std::unique_ptr<ReconView>> OpenReconView() override;
+  Result<std::vector<uint64_t>> MembersForKeys(const std::vector<std::string>& keys) override;
+
+  Status Acknowledge(const sync::UploadRequest& sent, const sync::UploadResponse& results) override;
+  Status ApplyChanges(const sync::ChangesResponse& page) override;
+  Result<int64_t> Restore(const sync::FetchResponse& fetched) override;
+  Result<int64_t> RepairBalances(const sync::MembersResponse& members) override;
+  Status RecordRun(const sync::RunRecord& record) override;
+  Status Finish() override;
+
+ private:
+  Result<ledger::Ledger*> Reader();
+  // Runs fn in one transaction on the writer thread and waits for it.
+  Status OnWriter(std::function<Status(ledger::Ledger&)> fn);
+  Result<sync::UploadRequest> WithRecords(std::vector<ledger::EntryRow> entries);
+
+  SyncLocalOptions opt_;
+  checkout::LedgerWriter& writer_;
+  checkout::CheckoutService& service_;
+  const Clock& clock_;
+  TimeZone tz_;
+  std::function<void(const nlohmann::json&)> on_rules_;
+  std::unique_ptr<ledger::Ledger> reader_;
+};
+
+// Row ↔ message conversions (hashes raw in rows, hex on the wire).
+sync::Entry ToWire(const ledger::EntryRow& e);
+Result<ledger::EntryRow> FromWire(const sync::Entry& e);
+sync::Checkout ToWire(const ledger::CheckoutRow& c);
+ledger::CheckoutRow FromWire(const sync::Checkout& c);
+sync::Refund ToWire(const ledger::RefundRow& r);
+ledger::RefundRow FromWire(const sync::Refund& r);
+
+}  // namespace loyalty::agent

@@ -1,0 +1,83 @@
+// The daemon's sync runs: one at a time on a thread of their own, started by
+// POST /v1/sync (a request during a run joins it), by the daemon's own schedule
+// (sync.interval_s with random jitter, for hosts without the systemd timer), or by
+// loyaltyctl through the API. Network I/O happens on that thread; ledger writes go to the
+// single writer in short transactions (sync_local.h).
+//
+// Thread-safety: Trigger, Snapshot and Stop may be called from any thread.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "loyalty/base/clock.h"
+#include "loyalty/sync/run.h"
+#include "loyalty/sync/transport.h"
+#include "sync_local.h"
+
+namespace loyalty::agent {
+
+struct SyncServiceOptions {
+  std::string terminal_id;
+  // HQ: empty host = none configured (runs fail saying so).
+  std::string hq_host;
+  uint16_t hq_port = 0;
+  std::string hq_base_path;
+  bool hq_tls = true;
+  int64_t interval_s = 3600;  // 0: no schedule of our own
+  int64_t run_timeout_s = 60;
+  // Makes the transport for a run; default: plain HTTP for http:// URLs. Tests and the
+  // TLS client plug in here.
+  std::function<Result<std::unique_ptr<sync::Transport>>()> make_transport;
+};
+
+class SyncService {
+ public:
+  // `local` and `clock` must outlive the service. on_hq_time: trusted time.
+  SyncService(SyncServiceOptions options, sync::LocalLedger& local, const Clock& clock,
+              std::function<void(int64_t hq_time_ms, int64_t local_mono_ms)> on_hq_time);
+  ~SyncService();
+
+  void Start();
+  // Cancels a run in progress (it fails with `cancelled`) and joins the thread.
+  void Stop();
+
+  // Starts a run now, or joins the one running or already requested; returns its id.
+  std::string Trigger();
+
+  struct State {
+    bool running = false;
+    std::string current_run_id;
+    std::optional<bool> last_ok;  // nullopt: no run finished since start
+    std::string last_error;
+  };
+  State Snapshot() const;
+
+ private:
+  void Loop();
+  sync::RunRecord RunOnce(const std::string& run_id);
+
+  SyncServiceOptions opt_;
+  sync::LocalLedger& local_;
+  const Clock& clock_;
+  std::function<void(int64_t, int64_t)> on_hq_time_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::string requested_;  // a run asked for and not started yet
+  State state_;
+  std::atomic<bool> cancel_{false};
+  std::thread thread_;
+};
+
+}  // namespace loyalty::agent

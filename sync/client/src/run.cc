@@ -1,0 +1,319 @@
+#include "loyalty/sync/run.h"
+
+#include <algorithm>
+#include <chrono>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "loyalty/base/encoding.h"
+#include "loyalty/recon/protocol.h"
+
+namespace loyalty::sync {
+namespace {
+
+constexpr const char* kJson = "application/json";
+constexpr const char* kBinary = "application/octet-stream";
+// Guards against a peer that never says "done" (pages, batches).
+constexpr int kMaxLoops = 100000;
+
+bool Retryable(const Status& s) { return s.code() == "unavailable" || s.code() == "timeout" || s.code() == "bad_response"; }
+bool RetryableStatus(int status) { return status >= 500 || status == 429 || status == 408; }
+
+// The error HQ named in a non-2xx answer, or a generic one.
+Status HttpError(const Exchange& e, std::string_view what) {
+  std::string code = "hq_error";
+  std::string message = std::string(what) + ": HQ answered " + std::to_string(e.status);
+  auto j = ParseJsonObject(e.body);
+  if (j.ok() && j->contains("error") && (*j)["error"].is_object()) {
+    const auto& err = (*j)["error"];
+    if (err.contains("code") && err["code"].is_string()) code = err["code"].get<std::string>();
+    if (err.contains("message") && err["message"].is_string()) message += " (" + err["message"].get<std::string>() + ")";
+  }
+  if (code == "forbidden") message += "; the terminal's client certificate must name this terminal";
+  return Status::Error(code, message);
+}
+
+}  // namespace
+
+struct SyncRun::Impl {
+  LocalLedger& local;
+  Transport& transport;
+  const Clock& clock;
+  RunOptions opt;
+  RunRecord rec;
+  int64_t deadline_mono = 0;
+  std::mt19937_64 rng;
+  std::optional<std::pair<int64_t, int64_t>> hq_time;  // (hq ms, local mono ms)
+
+  Impl(LocalLedger& l, Transport& t, const Clock& c, RunOptions o)
+      : local(l), transport(t), clock(c), opt(std::move(o)), rng(opt.jitter_seed ? opt.jitter_seed : std::random_device{}()) {}
+
+  std::string Base() const { return "/v1/sync/" + opt.terminal_id; }
+
+  Status Check() const {
+    if (opt.cancel && opt.cancel->load()) return Status::Error("cancelled", "the run was cancelled (agent stopping)");
+    if (clock.mono_ms() >= deadline_mono)
+      return Status::Error("timeout", "the run did not finish within " + std::to_string(opt.run_timeout_ms / 1000) + " s");
+    return Status::Ok();
+  }
+
+  void Sleep(int64_t ms) {
+    if (opt.sleep) return opt.sleep(ms);
+    // Sleep in slices so a cancel is noticed promptly.
+    while (ms > 0) {
+      if (opt.cancel && opt.cancel->load()) return;
+      int64_t slice = std::min<int64_t>(ms, 50);
+      std::this_thread::sleep_for(std::chrono::milliseconds(slice));
+      ms -= slice;
+    }
+  }
+
+  // One request with retries. Every attempt's body bytes count; a response counts as one
+  // round trip.
+  Result<Exchange> Call(std::string_view method, const std::string& target, std::string_view content_type,
+                        std::string_view body, std::string_view what) {
+    Status last;
+    for (int attempt = 0; attempt < opt.max_attempts; ++attempt) {
+      if (Status s = Check(); !s.ok()) return s;
+      int64_t left = deadline_mono - clock.mono_ms();
+      int timeout = static_cast<int>(std::min<int64_t>(opt.request_timeout_ms, std::max<int64_t>(left, 1)));
+      rec.bytes_sent += static_cast<int64_t>(body.size());
+      auto r = transport.Send(method, target, content_type, body, timeout);
+      if (r.ok()) {
+        ++rec.round_trips;
+        rec.bytes_received += static_cast<int64_t>(r->body.size());
+        if (r->status >= 200 && r->status < 300) return r;
+        last = HttpError(*r, what);
+        if (!RetryableStatus(r->status)) return last;
+      } else {
+        last = Status::Error(r.status().code(), std::string(what) + ": " + r.status().message());
+        if (!Retryable(r.status())) return last;
+      }
+      transport.Reset();
+      if (attempt + 1 == opt.max_attempts) break;
+      // Exponential backoff with full jitter, never past the deadline.
+      int64_t cap = std::min(opt.backoff_max_ms, opt.backoff_base_ms << std::min(attempt, 20));
+      int64_t wait = static_cast<int64_t>(rng() % static_cast<uint64_t>(std::max<int64_t>(cap, 1))) + 1;
+      wait = std::min(wait, deadline_mono - clock.mono_ms());
+      if (wait > 0) Sleep(wait);
+    }
+    return last;
+  }
+
+  template <typename Resp>
+  Result<Resp> CallJson(std::string_view method, const std::string& target, const std::string& body,
+                        std::string_view what) {
+    auto e = Call(method, target, kJson, body, what);
+    if (!e.ok()) return e.status();
+    auto m = ParseMessage<Resp>(e->body);
+    if (!m.ok()) return Status::Error("bad_response", std::string(what) + ": " + m.status().message());
+    return m;
+  }
+
+  void Log(const std::string& event, const nlohmann::json& fields) {
+    if (opt.log) opt.log(event, fields);
+  }
+
+  Status Upload(const UploadRequest& req, int64_t* created) {
+    auto resp = CallJson<UploadResponse>("POST", Base() + "/entries", SerializeMessage(req), "upload");
+    if (!resp.ok()) return resp.status();
+    if (resp->results.size() != req.entries.size())
+      return Status::Error("bad_response", "upload: HQ answered " + std::to_string(resp->results.size()) +
+                                               " results for " + std::to_string(req.entries.size()) + " entries");
+    for (size_t i = 0; i < req.entries.size(); ++i) {
+      const auto& r = resp->results[i];
+      if (r.entry_id != req.entries[i].entry_id)
+        return Status::Error("bad_response", "upload: result " + std::to_string(i) + " names another entry");
+      if (r.status == "created") {
+        ++*created;
+      } else if (r.status == "conflict" || r.status == "invalid") {
+        ++rec.conflicts;
+        Log("sync_conflict", {{"kind", r.status == "conflict" ? "entry_mismatch" : "entry_invalid"},
+                              {"entry_id", r.entry_id},
+                              {"seq", req.entries[i].seq}});
+      }
+    }
+    return local.Acknowledge(req, *resp);
+  }
+
+  Status UploadPending() {
+    int64_t after = 0;
+    for (int i = 0; i < kMaxLoops; ++i) {
+      if (Status s = Check(); !s.ok()) return s;
+      auto batch = local.NextUploadBatch(after, kMaxUploadEntries);
+      if (!batch.ok()) return batch.status();
+      const auto& req = batch->request;
+      if (req.entries.empty() && req.checkouts.empty() && req.refunds.empty()) return Status::Ok();
+      if (Status s = Upload(req, &rec.uploaded); !s.ok()) return s;
+      if (batch->last_seq > 0) after = batch->last_seq;
+    }
+    return Status::Error("internal", "upload did not converge");
+  }
+
+  Status Download() {
+    auto cursor = local.Cursor();
+    if (!cursor.ok()) return cursor.status();
+    std::string c = *cursor;
+    for (int i = 0; i < kMaxLoops; ++i) {
+      if (Status s = Check(); !s.ok()) return s;
+      std::string target = Base() + "/changes?cursor=" + UrlEncode(c) + "&limit=" + std::to_string(opt.changes_limit);
+      auto page = CallJson<ChangesResponse>("GET", target, "", "changes");
+      if (!page.ok()) return page.status();
+      if (Status s = local.ApplyChanges(*page); !s.ok()) return s;
+      rec.downloaded += static_cast<int64_t>(page->members.size());
+      if (!page->more) return Status::Ok();
+      if (page->cursor == c) return Status::Error("bad_response", "changes: more pages announced but the cursor did not move");
+      c = page->cursor;
+    }
+    return Status::Error("bad_response", "changes: too many pages");
+  }
+
+  // One reconciliation exchange over scope ("entries" or "balances"); ids are raw 16 bytes.
+  Status Reconcile(const std::string& scope, std::vector<std::string>* have, std::vector<std::string>* need,
+                   std::vector<std::string>* mismatched) {
+    auto view = local.OpenReconView();
+    if (!view.ok()) return view.status();
+    const recon::FingerprintStore& store = scope == "entries" ? (*view)->entries() : (*view)->balances();
+    recon::Initiator ini(store);
+    auto msg = ini.Start();
+    if (!msg.ok()) return msg.status();
+    std::string out = std::move(*msg);
+    for (int i = 0; i < 64; ++i) {
+      auto reply = Call("POST", Base() + "/recon/" + scope, kBinary, out, "recon/" + scope);
+      if (!reply.ok()) return reply.status();
+      auto next = ini.Next(reply->body, have, need, mismatched);
+      if (!next.ok()) return Status::Error("bad_response", "recon/" + scope + ": " + next.status().message());
+      if (!*next) return Status::Ok();
+      out = std::move(**next);
+    }
+    return Status::Error("bad_response", "recon/" + scope + ": the exchange did not end");
+  }
+
+  static std::vector<std::string> Hex(const std::vector<std::string>& raw) {
+    std::vector<std::string> out;
+    out.reserve(raw.size());
+    for (const auto& r : raw) out.push_back(HexEncode(r));
+    return out;
+  }
+
+  Status Fetch(const std::vector<std::string>& ids, int64_t* added) {
+    for (size_t i = 0; i < ids.size(); i += kMaxFetchIds) {
+      if (Status s = Check(); !s.ok()) return s;
+      FetchRequest req;
+      req.entry_ids.assign(ids.begin() + static_cast<std::ptrdiff_t>(i),
+                           ids.begin() + static_cast<std::ptrdiff_t>(std::min(ids.size(), i + kMaxFetchIds)));
+      auto resp = CallJson<FetchResponse>("POST", Base() + "/fetch", SerializeMessage(req), "fetch");
+      if (!resp.ok()) return resp.status();
+      for (const auto& e : resp->entries)
+        if (e.terminal_id != opt.terminal_id)
+          return Status::Error("bad_response", "fetch: entry " + e.entry_id + " belongs to another terminal");
+      auto n = local.Restore(*resp);
+      if (!n.ok()) return n.status();
+      *added += *n;
+      rec.downloaded += static_cast<int64_t>(resp->entries.size());
+    }
+    return Status::Ok();
+  }
+
+  Status ReconcileEntries() {
+    std::vector<std::string> have, need, mismatched;
+    if (Status s = Reconcile("entries", &have, &need, &mismatched); !s.ok()) return s;
+    for (const auto& id : Hex(mismatched)) {
+      ++rec.conflicts;
+      Log("sync_conflict", {{"kind", "entry_mismatch"}, {"entry_id", id}});
+    }
+    auto have_hex = Hex(have);
+    for (size_t i = 0; i < have_hex.size(); i += kMaxUploadEntries) {
+      if (Status s = Check(); !s.ok()) return s;
+      std::vector<std::string> chunk(have_hex.begin() + static_cast<std::ptrdiff_t>(i),
+                                     have_hex.begin() + static_cast<std::ptrdiff_t>(std::min(have_hex.size(), i + kMaxUploadEntries)));
+      auto req = local.EntriesForUpload(chunk);
+      if (!req.ok()) return req.status();
+      if (req->entries.empty()) continue;
+      if (Status s = Upload(*req, &rec.repaired); !s.ok()) return s;
+    }
+    return Fetch(Hex(need), &rec.repaired);
+  }
+
+  Status ReconcileBalances() {
+    std::vector<std::string> have, need, mismatched;
+    if (Status s = Reconcile("balances", &have, &need, &mismatched); !s.ok()) return s;
+    std::vector<std::string> keys = mismatched;
+    keys.insert(keys.end(), have.begin(), have.end());
+    if (keys.empty()) return Status::Ok();
+    auto ids = local.MembersForKeys(keys);
+    if (!ids.ok()) return ids.status();
+    for (size_t i = 0; i < ids->size(); i += kMaxMemberIds) {
+      if (Status s = Check(); !s.ok()) return s;
+      MembersRequest req;
+      req.member_ids.assign(ids->begin() + static_cast<std::ptrdiff_t>(i),
+                            ids->begin() + static_cast<std::ptrdiff_t>(std::min(ids->size(), i + kMaxMemberIds)));
+      auto resp = CallJson<MembersResponse>("POST", Base() + "/members", SerializeMessage(req), "members");
+      if (!resp.ok()) return resp.status();
+      std::set<uint64_t> asked(req.member_ids.begin(), req.member_ids.end());
+      for (const auto& m : resp->members)
+        if (!asked.count(m.member_id))
+          return Status::Error("bad_response", "members: HQ sent member " + std::to_string(m.member_id) + " unasked");
+      rec.downloaded += static_cast<int64_t>(resp->members.size());
+      auto n = local.RepairBalances(*resp);
+      if (!n.ok()) return n.status();
+      rec.repaired += *n;
+    }
+    return Status::Ok();
+  }
+
+  Status Steps() {
+    auto hello = local.Hello();
+    if (!hello.ok()) return hello.status();
+    auto hr = CallJson<HelloResponse>("POST", Base() + "/hello", SerializeMessage(*hello), "hello");
+    if (!hr.ok()) return hr.status();
+    hq_time = std::make_pair(hr->hq_time_ms, clock.mono_ms());
+    if (hr->protocol != kProtocolVersion)
+      return Status::Error("bad_response", "hello: HQ speaks protocol " + std::to_string(hr->protocol));
+    // A terminal whose ledger was lost gets its history back before it uploads anything.
+    if (hello->entries == 0 && hr->hq_entries > 0) {
+      if (Status s = ReconcileEntries(); !s.ok()) return s;
+    }
+    if (Status s = UploadPending(); !s.ok()) return s;
+    if (Status s = Download(); !s.ok()) return s;
+    if (Status s = ReconcileEntries(); !s.ok()) return s;
+    if (Status s = ReconcileBalances(); !s.ok()) return s;
+    return local.Finish();
+  }
+};
+
+SyncRun::SyncRun(LocalLedger& local, Transport& transport, const Clock& clock, RunOptions options)
+    : impl_(std::make_unique<Impl>(local, transport, clock, std::move(options))) {}
+
+SyncRun::~SyncRun() = default;
+
+RunRecord SyncRun::Execute(const std::string& run_id) {
+  Impl& d = *impl_;
+  d.rec = RunRecord{};
+  d.rec.run_id = run_id;
+  d.rec.started_at_ms = d.clock.now_ms();
+  d.deadline_mono = d.clock.mono_ms() + d.opt.run_timeout_ms;
+  d.hq_time.reset();
+  // Best effort: a run that cannot even be recorded still runs, and fails if the ledger
+  // really cannot be written.
+  (void)d.local.RecordRun(d.rec);
+  Status s;
+  try {
+    s = d.Steps();
+  } catch (const std::exception& e) {
+    s = Status::Error("internal", std::string("sync run: ") + e.what());
+  }
+  d.transport.Reset();
+  d.rec.finished_at_ms = d.clock.now_ms();
+  d.rec.result = s.ok() ? "ok" : "failed";
+  if (!s.ok()) d.rec.error = s.code() + ": " + s.message();
+  if (s.ok() && d.hq_time && d.opt.on_hq_time) d.opt.on_hq_time(d.hq_time->first, d.hq_time->second);
+  if (Status rs = d.local.RecordRun(d.rec); !rs.ok() && s.ok()) {
+    d.rec.result = "failed";
+    d.rec.error = rs.code() + ": recording the run: " + rs.message();
+  }
+  return d.rec;
+}
+
+}  // namespace loyalty::sync
