@@ -1,0 +1,149 @@
+// A real loyalty-hq process over loopback HTTP: configuration checks, the admin token, an
+// enrolment, an upload and a restart that keeps everything.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <chrono>
+#include <fstream>
+#include <thread>
+
+#include "hq_test_util.h"
+#include "loyalty/http/client.h"
+
+namespace loyalty::hq::testing {
+namespace {
+
+using nlohmann::json;
+
+const std::string kBinary = std::string(LOYALTY_BINARY_DIR) + "/hq/loyalty-hq";
+
+uint16_t FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+void Write(const std::filesystem::path& p, const std::string& text, std::filesystem::perms perms) {
+  std::ofstream(p) << text;
+  std::filesystem::permissions(p, perms);
+}
+
+class HqProcessTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = TempDir("process");
+    port_ = FreePort();
+    auto own = std::filesystem::perms::owner_read | std::filesystem::perms::owner_write;
+    Write(dir_ / "admin.token", "e2e-token\n", own);
+    ASSERT_EQ(std::system(("openssl genpkey -algorithm ed25519 -out " + (dir_ / "hq-ed25519.pem").string() +
+                           " 2>/dev/null")
+                              .c_str()),
+              0);
+    Write(dir_ / "hq.toml",
+          "[hq]\nlisten = \"127.0.0.1:" + std::to_string(port_) +
+              "\"\ndatabase = \"hq.db\"\nadmin_token_file = \"admin.token\"\n"
+              "signing_keys = { \"1\" = \"hq-ed25519.pem\" }\ncard_prefix = \"88\"\npii_key_file = \"pii.key\"\n",
+          own);
+  }
+  void TearDown() override {
+    Stop();
+    std::filesystem::remove_all(dir_);
+  }
+
+  void Start() {
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      std::string out = (dir_ / "hq.log").string();
+      FILE* f = std::freopen(out.c_str(), "a", stdout);
+      (void)f;
+      ::execl(kBinary.c_str(), kBinary.c_str(), "--config", (dir_ / "hq.toml").c_str(), nullptr);
+      ::_exit(127);
+    }
+    http::Client probe("127.0.0.1", port_);
+    for (int i = 0; i < 200; ++i) {
+      auto r = probe.Request("GET", "/v1/health", {}, {}, 1000);
+      if (r.ok() && r->status == 200) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+    FAIL() << "loyalty-hq did not start";
+  }
+  int Stop() {
+    if (pid_ <= 0) return -1;
+    ::kill(pid_, SIGTERM);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return status;
+  }
+  Result<http::Response> Admin(const std::string& method, const std::string& target, const json& body = nullptr) {
+    http::Client c("127.0.0.1", port_);
+    return c.Request(method, target, body.is_null() ? "" : body.dump(), {{"Authorization", "Bearer e2e-token"}});
+  }
+
+  std::filesystem::path dir_;
+  uint16_t port_ = 0;
+  pid_t pid_ = -1;
+};
+
+TEST_F(HqProcessTest, CheckConfigRefusesAWorldReadableToken) {
+  std::string cmd = kBinary + " --check-config --config " + (dir_ / "hq.toml").string() + " >/dev/null 2>&1";
+  EXPECT_EQ(WEXITSTATUS(std::system(cmd.c_str())), 0);
+  std::filesystem::permissions(dir_ / "admin.token", std::filesystem::perms::others_read,
+                               std::filesystem::perm_options::add);
+  EXPECT_NE(WEXITSTATUS(std::system(cmd.c_str())), 0);
+  EXPECT_NE(WEXITSTATUS(std::system((kBinary + " --bogus >/dev/null 2>&1").c_str())), 0);
+}
+
+TEST_F(HqProcessTest, EnrolUploadRestart) {
+  Start();
+  auto r = Admin("POST", "/v1/members", json{{"name", "张三"}, {"phone", "13812345678"}});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->status, 201) << r->body;
+  std::string id = json::parse(r->body)["member_id"];
+  uint64_t m = std::stoull(id);
+  EXPECT_EQ(std::filesystem::status(dir_ / "pii.key").permissions() & std::filesystem::perms::all,
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+
+  http::Client terminal("127.0.0.1", port_);
+  FakeTerminal t{"T01"};
+  sync::UploadRequest up;
+  up.entries = {t.Make("earn", m, 120, 1773547200000, "c1"), t.Make("redeem", m, -200, 1773547201000, "c2")};
+  up.checkouts = {MakeCheckout("c1", m, 12000, 1773547200000), MakeCheckout("c2", m, 100, 1773547201000)};
+  auto u = terminal.Request("POST", "/v1/sync/T01/entries", sync::SerializeMessage(up));
+  ASSERT_TRUE(u.ok());
+  ASSERT_EQ(u->status, 200) << u->body;
+  auto res = sync::ParseMessage<sync::UploadResponse>(u->body);
+  ASSERT_TRUE(res.ok());
+  EXPECT_EQ(res->results[0].status, "created");
+  EXPECT_EQ(res->results[1].status, "created");
+
+  EXPECT_EQ(Stop(), 0);  // SIGTERM: a clean exit
+  Start();
+  r = Admin("GET", "/v1/members/" + id);
+  ASSERT_TRUE(r.ok());
+  json v = json::parse(r->body);
+  EXPECT_EQ(v["balance"], -80);  // negative balances are shown as they are
+  EXPECT_EQ(v["entries"], 2);
+  u = terminal.Request("POST", "/v1/sync/T01/entries", sync::SerializeMessage(up));
+  ASSERT_TRUE(u.ok());
+  EXPECT_EQ(sync::ParseMessage<sync::UploadResponse>(u->body)->results[1].status, "exists");
+  r = Admin("GET", "/v1/terminals/T01");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(json::parse(r->body)["chain_ok"], true);
+  auto unauth = terminal.Request("GET", "/v1/terminals/T01");
+  ASSERT_TRUE(unauth.ok());
+  EXPECT_EQ(unauth->status, 401);
+}
+
+}  // namespace
+}  // namespace loyalty::hq::testing
