@@ -234,6 +234,18 @@ TEST(HttpTls, ClientRefusesATerminalCertificateAsTheServers) {
   loop.join();
 }
 
+TEST(HttpTls, CnWithAControlCharacterIsNoIdentity) {
+  auto odd = Pki().IssueClient("control-cn", std::string("T-0001\x01", 7));
+  ASSERT_TRUE(odd.ok()) << odd.status().ToString();
+  TlsServer server(ClientCertMode::kRequest);
+  Client client("127.0.0.1", server.port(), WithCert(*odd));
+  auto r = client.Request("GET", "/echo");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(Body(r)["peer_cn"], "");
+  EXPECT_NE(Body(r)["peer_cert_error"].get<std::string>().find("CN"), std::string::npos) << r->body;
+  EXPECT_EQ(client.Request("GET", "/terminals/T-0001")->status, 403);
+}
+
 TEST(HttpTls, NoneModeAsksForNoCertificate) {
   TlsServer server(ClientCertMode::kNone);
   Client client("127.0.0.1", server.port(), WithCert(Pki().client("T-0001")));

@@ -315,6 +315,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
         long verify = SSL_get_verify_result(ssl);
         if (verify == X509_V_OK) {
           peer_cn_ = SubjectCn(peer);
+          if (peer_cn_.empty()) peer_cert_error_ = "certificate subject has no single printable CN";
         } else {
           peer_cert_error_ = X509_verify_cert_error_string(verify);
         }
