@@ -3,22 +3,20 @@
 // client's verification of the server. Assertions are on behaviour (answered, refused,
 // which identity), never on timing.
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <gtest/gtest.h>
-
 #include <atomic>
+#include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <future>
 #include <memory>
-#include <thread>
-
-#include <boost/asio/io_context.hpp>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "loyalty/http/client.h"
 #include "loyalty/http/server.h"
@@ -487,8 +485,8 @@ TEST(HttpTls, CertificatesFromMakePkiWork) {
   std::string dir = Pki().dir() + "/make-pki";
   std::filesystem::remove_all(dir);  // the script refuses to overwrite (--gtest_repeat)
   std::string script = std::string(LOYALTY_FIXTURES_DIR) + "/../../scripts/make-pki";
-  std::string cmd = script + " --dir " + dir + " demo >/dev/null && " + script + " --dir " + dir +
-                    " terminal T02 >/dev/null";
+  std::string cmd =
+      script + " --dir " + dir + " demo >/dev/null && " + script + " --dir " + dir + " terminal T02 >/dev/null";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   boost::asio::io_context ioc;
   ServerOptions options;
@@ -509,9 +507,9 @@ TEST(HttpTls, CertificatesFromMakePkiWork) {
     EXPECT_EQ(client.Request("GET", "/terminals/T02")->status, 403);
   }
   // A terminal certificate from a CA that is not the one configured is no identity.
-  Client stranger("127.0.0.1", server.port(),
-                  ClientTlsOptions{dir + "/ca.pem", Pki().client("T-0001").cert_file,
-                                   Pki().client("T-0001").key_file, ""});
+  Client stranger(
+      "127.0.0.1", server.port(),
+      ClientTlsOptions{dir + "/ca.pem", Pki().client("T-0001").cert_file, Pki().client("T-0001").key_file, ""});
   auto r = stranger.Request("GET", "/echo");
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(Body(r)["peer_cn"], "");

@@ -1,18 +1,17 @@
 #include "support/pki.h"
 
 #include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cstdlib>
-#include <filesystem>
-
 #include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
 
 namespace loyalty::testing {
 
@@ -35,10 +34,10 @@ Status OpenSslError(const std::string& what) {
 struct CertSpec {
   std::string cn;
   bool ca = false;
-  std::string san;  // subjectAltName value, e.g. "DNS:localhost,IP:127.0.0.1"; empty: none
-  std::string eku;  // extendedKeyUsage, e.g. "serverAuth"; empty: none
-  long not_before_s = -3600;             // relative to now
-  long not_after_s = 3650 * kDay;        // relative to now
+  std::string san;                 // subjectAltName value, e.g. "DNS:localhost,IP:127.0.0.1"; empty: none
+  std::string eku;                 // extendedKeyUsage, e.g. "serverAuth"; empty: none
+  long not_before_s = -3600;       // relative to now
+  long not_after_s = 3650 * kDay;  // relative to now
 };
 
 CertSpec CaSpec(std::string cn) {
@@ -85,10 +84,10 @@ Result<CertPtr> MakeCert(const CertSpec& spec, EVP_PKEY* key, X509* issuer, EVP_
   X509_time_adj_ex(X509_getm_notBefore(cert.get()), 0, spec.not_before_s, nullptr);
   X509_time_adj_ex(X509_getm_notAfter(cert.get()), 0, spec.not_after_s, nullptr);
   X509_NAME* name = X509_get_subject_name(cert.get());
-  X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>("loyaltyd tests"), -1,
-                             -1, 0);
-  if (X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(spec.cn.c_str()),
-                                 -1, -1, 0) != 1) {
+  X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>("loyaltyd tests"), -1, -1,
+                             0);
+  if (X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(spec.cn.c_str()), -1,
+                                 -1, 0) != 1) {
     return OpenSslError("subject CN");
   }
   X509* issuer_cert = issuer != nullptr ? issuer : cert.get();

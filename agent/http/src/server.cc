@@ -115,7 +115,9 @@ Result<std::shared_ptr<ssl::context>> MakeServerContext(const TlsServerOptions& 
   // The CA names sent in the CertificateRequest let a client with several certificates
   // pick the right one.
   STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(o.client_ca_file.c_str());
-  if (names == nullptr) return Status::Error("invalid_argument", "TLS client CA " + o.client_ca_file + ": no certificate");
+  if (names == nullptr) {
+    return Status::Error("invalid_argument", "TLS client CA " + o.client_ca_file + ": no certificate");
+  }
   SSL_CTX_set_client_CA_list(native, names);
   // Only certificates meant for TLS clients (extendedKeyUsage clientAuth, or none) name a
   // terminal: HQ's own server certificate, signed by the same CA, must not.

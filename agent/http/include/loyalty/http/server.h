@@ -85,8 +85,8 @@ class Server {
 
   // Binds and listens, then accepts on the io_context. `unavailable` if the address cannot
   // be resolved or bound (e.g. already in use); `invalid_argument` if options.tls names a
-  // file that cannot be read, is not PEM, or a key that does not match its certificate. Call once, before running the io_context or
-  // on its thread.
+  // file that cannot be read, is not PEM, or a key that does not match its certificate.
+  // Call once, before running the io_context or on its thread.
   Status Listen();
 
   // The bound port (the ephemeral one when options.port was 0); 0 before Listen().
