@@ -1,8 +1,11 @@
 #include "api.h"
 
+#include <chrono>
+
 #include <openssl/crypto.h>
 
 #include "log.h"
+#include "loyalty/http/address.h"
 #include "loyalty/base/time.h"
 #include "loyalty/checkout/requests.h"
 
@@ -107,9 +110,49 @@ json PosApi::SyncView() {
   return json{{"state", SyncState()["state"]}, {"last_runs", std::move(runs)}};
 }
 
-void PosApi::Handle(http::Request&& req, http::Responder respond) {
+namespace {
+
+// The route a request took, for metrics labels (ids left out: bounded cardinality).
+std::string RouteLabel(const std::string& method, const std::string& path) {
+  static const char* const kRoutes[] = {"/v1/health", "/v1/identify", "/v1/checkouts/quote", "/v1/checkouts/commit",
+                                        "/v1/refunds", "/v1/scans", "/v1/sync", "/metrics", "/status"};
+  for (const char* r : kRoutes)
+    if (path == r) return method + " " + r;
+  if (path.rfind("/v1/members/", 0) == 0) return method + " /v1/members/:id";
+  if (path.rfind("/v1/checkouts/", 0) == 0) return method + " /v1/checkouts/:id";
+  return "other";
+}
+
+}  // namespace
+
+http::Response PosApi::StatusPage() {
+  http::Response r;
+  r.content_type = "text/html; charset=utf-8";
+  r.body = RenderStatusPage(ctx_.status_data ? ctx_.status_data() : StatusData{});
+  return r;
+}
+
+void PosApi::Handle(http::Request&& req, http::Responder respond_now) {
   const std::string& path = req.path;
+  http::Responder respond = respond_now;
+  if (ctx_.metrics) {
+    respond = [respond_now, metrics = ctx_.metrics, route = RouteLabel(req.method, path),
+               started = std::chrono::steady_clock::now()](http::Response r) {
+      auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started).count();
+      metrics->ApiRequest(route, r.status, us);
+      respond_now(std::move(r));
+    };
+  }
   if (req.method == "GET" && path == "/v1/health") return respond(Health());
+  if (req.method == "GET" && path == "/metrics" && ctx_.metrics) {
+    http::Response r;
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    r.body = ctx_.metrics->Render();
+    return respond(std::move(r));
+  }
+  // The status page needs no token from the terminal itself (loopback), a token otherwise.
+  if (req.method == "GET" && path == "/status" && (http::IsLoopbackAddress(req.remote_address) || Authorized(req)))
+    return respond(StatusPage());
   if (!Authorized(req)) {
     LogEvent(Level::kWarn, "request_unauthorized", {{"method", req.method}, {"path", path}});
     return respond(Error(401, "unauthorized", "a valid bearer token is required"));

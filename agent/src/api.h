@@ -12,7 +12,9 @@
 #include "loyalty/checkout/writer.h"
 #include "loyalty/http/server.h"
 #include "loyalty/ledger/ledger.h"
+#include "metrics.h"
 #include "scans.h"
+#include "status_page.h"
 #include "sync_service.h"
 
 namespace loyalty::agent {
@@ -28,6 +30,8 @@ struct ApiContext {
   ScanHub* scans = nullptr;                      // event-loop thread only
   std::function<nlohmann::json()> scanner_health;  // [{"id","kind","state","last_scan_at"}]
   std::function<nlohmann::json()> health_extra;  // clock, rules version
+  Metrics* metrics = nullptr;                      // GET /metrics; request latency
+  std::function<StatusData()> status_data;         // GET /status
   SyncService* sync = nullptr;                   // null: /v1/sync answers 503
 };
 
@@ -40,6 +44,7 @@ class PosApi {
  private:
   bool Authorized(const http::Request& req) const;
   http::Response Health();
+  http::Response StatusPage();
   nlohmann::json SyncState();
   nlohmann::json SyncView();
 

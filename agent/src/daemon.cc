@@ -11,6 +11,8 @@
 #include <iostream>
 
 #include "api.h"
+#include "metrics.h"
+#include "status_page.h"
 #include "log.h"
 #include "scanners.h"
 #include "scans.h"
@@ -188,8 +190,26 @@ int RunDaemon(int argc, char** argv) {
       trusted_time.RecordHqTime(hq_ms, mono_ms);
     });
 
+    // Metrics count events as they are logged (whatever the log level), so every counter
+    // has exactly one source: the event the decision logged.
+    Metrics metrics;
+    HourlyCounter scans_per_hour;
+    SetEventObserver([&metrics, &scans_per_hour, &clock](const std::string& event, const nlohmann::json& f) {
+      if (event == "checkout_committed") {
+        metrics.CheckoutCommitted(f.value("points_earned", int64_t{0}), f.value("points_redeemed", int64_t{0}));
+      } else if (event == "refund_committed") {
+        metrics.RefundCommitted(f.value("points_clawed_back", int64_t{0}), f.value("points_restored", int64_t{0}));
+      } else if (event == "sync_finished" || event == "sync_failed") {
+        metrics.SyncRun(event == "sync_finished");
+      } else if (event == "scan_accepted" || event == "scan_rejected" || event == "scan_not_member_code") {
+        metrics.ScanResult(event == "scan_accepted" ? "member" : event == "scan_rejected" ? "rejected" : "not_a_member_code");
+        scans_per_hour.Add(clock.now_s());
+      }
+    });
+
     boost::asio::io_context ioc(1);
     ApiContext ctx;
+    ctx.metrics = &metrics;
     ctx.token = p.token;
     ctx.version = LOYALTY_VERSION;
     ctx.terminal_id = p.cfg.terminal_id;
@@ -237,6 +257,42 @@ int RunDaemon(int argc, char** argv) {
       hub.Add(std::move(ev));
     });
     ctx.scanner_health = [&scanners]() { return scanners.Health(); };
+    metrics.set_gauges([&]() {
+      Metrics::Gauges g;
+      g.ledger_entries = std::max<int64_t>(0, loop_reader->EntryCount());
+      g.pending_entries = std::max<int64_t>(0, loop_reader->PendingEntryCount());
+      if (auto last = loop_reader->LastSuccessfulSyncRun()) g.last_sync_success_s = last->finished_at_ms.value_or(last->started_at_ms) / 1000;
+      g.clock_trusted = !trusted_time.untrusted(clock);
+      for (const auto& sc : scanners.Health()) g.scanners.emplace_back(sc["id"].get<std::string>(), sc["state"] == "connected");
+      return g;
+    });
+    ctx.status_data = [&]() {
+      StatusData d;
+      d.version = LOYALTY_VERSION;
+      d.terminal_id = p.cfg.terminal_id;
+      d.store_id = p.cfg.store_id;
+      d.now_s = clock.now_s();
+      d.clock_trusted = !trusted_time.untrusted(clock);
+      d.ledger_entries = std::max<int64_t>(0, loop_reader->EntryCount());
+      d.pending_entries = std::max<int64_t>(0, loop_reader->PendingEntryCount());
+      d.rules_version = service.rules()->version;
+      for (const auto& sc : scanners.Health())
+        d.scanners.push_back({sc["id"], sc["kind"], sc["state"], sc["last_scan_at"].is_string() ? sc["last_scan_at"].get<std::string>() : ""});
+      auto runs = loop_reader->RecentSyncRuns(10);
+      d.sync_state = runs.empty() ? "idle" : runs[0].result == "failed" ? "failing" : runs[0].result == "running" ? "running" : "idle";
+      if (!runs.empty()) {
+        d.last_sync_attempt = FormatRfc3339(runs[0].started_at_ms / 1000);
+        if (runs[0].result == "failed") d.last_sync_error = runs[0].error;
+      }
+      if (auto last = loop_reader->LastSuccessfulSyncRun()) d.last_sync_success = FormatRfc3339(last->finished_at_ms.value_or(last->started_at_ms) / 1000);
+      for (const auto& r : runs)
+        d.runs.push_back({FormatRfc3339(r.started_at_ms / 1000), r.result, r.error, r.uploaded, r.downloaded, r.repaired});
+      int64_t first_hour = d.now_s / 3600 - 23;
+      for (const auto& [hour, n] : loop_reader->CheckoutsPerHour(first_hour * 3600 * 1000))
+        if (hour >= first_hour && hour < first_hour + 24) d.checkouts_per_hour[static_cast<size_t>(hour - first_hour)] = static_cast<uint64_t>(n);
+      d.scans_per_hour = scans_per_hour.Last24(d.now_s);
+      return d;
+    };
     PosApi api(ctx);
 
     http::ServerOptions so;
@@ -353,6 +409,7 @@ int RunDaemon(int argc, char** argv) {
     ioc.run();
     sync_service.Stop();
     writer.Stop();
+    SetEventObserver(nullptr);
     LogEvent(Level::kInfo, "agent_stopped", {});
     return 0;
   } catch (const std::exception& e) {

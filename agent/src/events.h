@@ -43,6 +43,8 @@ inline constexpr EventInfo kEventCatalogue[] = {
     {"sync_started", "info", "run_id, trigger", "-"},
     {"sync_finished", "info", "run_id, uploaded, downloaded, repaired, round_trips, bytes_sent, bytes_received, duration_ms", "-"},
     {"sync_failed", "error", "run_id, error, duration_ms", "HQ unreachable or refusing: check the network, hq.url and the terminal certificate; the next run retries"},
+    {"sync_interrupted", "warn", "runs", "- (the agent was stopped or killed during a sync run; the next run repeats it safely)"},
+    {"rules_updated", "info", "rules_version", "-"},
     {"sync_conflict", "warn", "run_id, kind, detail", "HQ recorded a conflict (e.g. a coupon used at two stores): nothing to do at the store; HQ reviews it"},
     {"log_event_uncatalogued", "error", "name", "a defect: report it"},
 };

@@ -19,6 +19,7 @@ std::mutex g_mu;
 std::shared_ptr<spdlog::logger> g_logger;
 bool g_json = false;
 Level g_level = Level::kInfo;
+std::function<void(const std::string&, const nlohmann::json&)> g_observer;
 
 const char* LevelName(Level l) {
   switch (l) {
@@ -108,8 +109,19 @@ bool UsingJson() {
   return g_json;
 }
 
+void SetEventObserver(std::function<void(const std::string&, const nlohmann::json&)> f) {
+  std::lock_guard<std::mutex> g(g_mu);
+  g_observer = std::move(f);
+}
+
 void LogEvent(Level level, const std::string& event, const nlohmann::json& fields) {
   bool json;
+  std::function<void(const std::string&, const nlohmann::json&)> observer;
+  {
+    std::lock_guard<std::mutex> g(g_mu);
+    observer = g_observer;
+  }
+  if (observer) observer(event, fields);
   {
     std::lock_guard<std::mutex> g(g_mu);
     if (level < g_level || g_level == Level::kOff) return;

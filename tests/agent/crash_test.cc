@@ -51,13 +51,12 @@ TEST(CrashTest, AcknowledgedCommitsSurviveSigkill) {
         std::string id = "k" + std::to_string(i);
         json lines = json::array({{{"sku", "A"}, {"qty", 1 + i % 3}, {"unit_price_cents", 1000 + (i % 7) * 130}, {"category", "grocery"}},
                                   {{"sku", "B"}, {"qty", 1}, {"unit_price_cents", 500}, {"category", i % 2 ? "tobacco" : "beauty"}}});
-        json req{{"checkout_id", id}, {"member_code", MintCode(kMember, ::time(nullptr) - (i % 50))}, {"lines", lines}};
+        json req{{"checkout_id", id}, {"member_code", MintCode(kMember + static_cast<uint64_t>(i % 50))}, {"lines", lines}};
         auto r = CallWith(client, agent.token(), "POST", "/v1/checkouts/commit", req.dump());
         if (r.status == 200) {
           std::lock_guard<std::mutex> g(mu);
           acked_now[id] = r.body;
-        } else if (r.status > 0 && r.status != 422) {
-          // 422 code_replayed can happen when the same second's code repeats; anything else is a bug.
+        } else if (r.status > 0) {
           ADD_FAILURE() << id << ": " << r.raw;
         }
         if (r.status < 0) break;  // the daemon is gone
@@ -98,13 +97,16 @@ TEST(CrashTest, AcknowledgedCommitsSurviveSigkill) {
       "(SELECT 1 FROM checkouts c WHERE c.checkout_id = e.checkout_id)");
   ASSERT_TRUE((*orphans)->Step());
   EXPECT_EQ((*orphans)->Int(0), 0);
-  // Balance = sum of lots (Verify) = sum of the member's entries (a member created here).
-  auto m = l->GetMember(kMember);
-  ASSERT_TRUE(m);
-  auto sum = l->db().Prepare("SELECT coalesce(sum(points),0) FROM entries WHERE member_id = ?");
-  (*sum)->Bind(1, kMember);
-  ASSERT_TRUE((*sum)->Step());
-  EXPECT_EQ(m->balance, (*sum)->Int(0));
+  // Balance = sum of lots (Verify) = sum of the member's entries (members created here).
+  auto members = l->db().Prepare(
+      "SELECT m.member_id, m.balance, coalesce((SELECT sum(points) FROM entries e WHERE e.member_id = m.member_id), 0) "
+      "FROM members m");
+  int checked = 0;
+  while ((*members)->Step()) {
+    EXPECT_EQ((*members)->Int(1), (*members)->Int(2)) << "member " << (*members)->Int(0);
+    ++checked;
+  }
+  EXPECT_GT(checked, 0);
   if (!::testing::Test::HasFailure()) std::filesystem::remove_all(dir);
 }
 

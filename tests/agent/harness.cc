@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <mutex>
+#include <set>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -26,6 +28,15 @@ std::string MintCode(uint64_t member_id, std::optional<int64_t> code_time) {
   std::string dev_seed = *HexDecode(kDeviceSeedHex);
   std::string cert = codes::MakeCertificate(hq_seed, 1, member_id, codes::Ed25519PublicFromSeed(dev_seed), 1893456000);
   int64_t t = code_time ? *code_time : static_cast<int64_t>(::time(nullptr));
+  // A phone never shows the same code twice: two codes minted within one second (or for
+  // "now" and "now - 1" across a second boundary) get different times, the newest free one.
+  static std::mutex mu;
+  static std::set<std::pair<uint64_t, int64_t>> used;
+  {
+    std::lock_guard<std::mutex> g(mu);
+    while (used.count({member_id, t})) --t;
+    used.insert({member_id, t});
+  }
   return codes::MakeDynamicCode(cert, dev_seed, static_cast<uint32_t>(t));
 }
 

@@ -136,7 +136,7 @@ bool CheckoutService::IsBirthdayMonth(const ledger::MemberRow& m, int64_t now_s)
 }
 
 json CheckoutService::MemberJson(ledger::Ledger& l, const ledger::MemberRow& m, bool provisional, int64_t now_s,
-                                 const rules::Rules& r) {
+                                 const rules::Rules& r, const std::vector<ledger::LotRow>* known_lots) {
   json j;
   j["member_id"] = MemberIdString(m.member_id);
   j["display_name"] = m.display_name ? json(*m.display_name) : json(nullptr);
@@ -147,7 +147,9 @@ json CheckoutService::MemberJson(ledger::Ledger& l, const ledger::MemberRow& m, 
   json lots = json::array();
   int64_t available = 0;
   if (!provisional) {
-    auto rows = l.Lots(m.member_id);
+    std::vector<ledger::LotRow> read;
+    if (!known_lots) read = l.Lots(m.member_id);
+    const auto& rows = known_lots ? *known_lots : read;
     available = AvailableBalance(rows, now_s);
     for (const auto& lot : rows) {
       if (lot.remaining <= 0 || LotExpired(lot, now_s)) continue;
@@ -432,7 +434,8 @@ ApiResult CheckoutService::Commit(ledger::Ledger& w, const json& body) {
   // Idempotency first: the same body again returns the stored response, even if the
   // member code has expired since.
   auto cid = body.find("checkout_id");
-  std::string request_hash = CanonicalHash(body);
+  std::string canonical_body = body.dump();  // hashed for idempotency and stored as the request
+  std::string request_hash = DigestHex(Sha256(canonical_body));
   if (cid != body.end() && cid->is_string() && IsValidClientId(cid->get<std::string>())) {
     if (auto existing = w.GetCheckout(cid->get<std::string>(), /*with_lines=*/false)) {
       if (existing->request_hash != request_hash)
@@ -540,13 +543,17 @@ ApiResult CheckoutService::Commit(ledger::Ledger& w, const json& body) {
   }
 
   std::optional<json> member_json;
-  if (who->has_member) member_json = MemberJson(w, m, false, now_s, *r);
+  std::vector<ledger::LotRow> lots_after;
+  if (who->has_member) {
+    lots_after = w.Lots(m.member_id);
+    member_json = MemberJson(w, m, false, now_s, *r, &lots_after);
+  }
   json resp = QuoteJson(req->checkout_id, member_json, *q, *coupon, r->version);
   resp["committed_at"] = FormatRfc3339(now_s);
   resp["balance_after"] = balance_after ? json(*balance_after) : json(nullptr);
   resp["entries"] = entries;
   resp["receipt_lines"] = who->has_member ? json(ReceiptLines(q->points_to_earn, q->redeem_points, *balance_after,
-                                                              w.Lots(m.member_id), now_s))
+                                                              lots_after, now_s))
                                           : json::array();
 
   ledger::CheckoutRow row;
@@ -564,7 +571,7 @@ ApiResult CheckoutService::Commit(ledger::Ledger& w, const json& body) {
   if (who->id.kind == codes::CodeKind::kDynamic && who->has_member) row.code_hash = who->id.code_hash;
   row.tender = req->tender.value_or("");
   row.coupon_id = *coupon && q->coupon_applied ? (*coupon)->coupon_id : "";
-  row.request_json = body.dump();
+  row.request_json = std::move(canonical_body);
   row.response_json = resp.dump();
   for (size_t i = 0; i < q->lines.size(); ++i) {
     const auto& ql = q->lines[i];

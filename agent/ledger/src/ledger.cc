@@ -676,6 +676,17 @@ std::vector<CheckoutRow> Ledger::CheckoutsSince(int64_t since_ms, int limit) {
   return out;
 }
 
+std::map<int64_t, int64_t> Ledger::CheckoutsPerHour(int64_t since_ms) {
+  std::map<int64_t, int64_t> out;
+  LEDGER_PREPARE_OR(st,
+                    "SELECT committed_at_ms / 3600000, count(*) FROM checkouts WHERE committed_at_ms >= ? "
+                    "GROUP BY committed_at_ms / 3600000",
+                    out);
+  st.Bind(1, since_ms);
+  while (st.Step()) out[st.Int(0)] = st.Int(1);
+  return out;
+}
+
 int64_t Ledger::LocalSpendSince(uint64_t member_id, int64_t since_ms) {
   LEDGER_PREPARE_OR(st,
                     "SELECT coalesce(sum(c.total_due_cents), 0) - coalesce((SELECT sum(r.refund_cents) FROM refunds r "

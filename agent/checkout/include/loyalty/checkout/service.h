@@ -80,8 +80,9 @@ class CheckoutService {
                                  int64_t now_s);
   Result<Resolved> ResolveIdentified(ledger::Ledger& l, const codes::Identified& id, const std::string& checkout_id,
                                      int64_t now_s);
+  // lots: the member's lots when the caller has them already (else they are read).
   nlohmann::json MemberJson(ledger::Ledger& l, const ledger::MemberRow& m, bool provisional, int64_t now_s,
-                            const rules::Rules& r);
+                            const rules::Rules& r, const std::vector<ledger::LotRow>* lots = nullptr);
   int64_t AvailableBalance(const std::vector<ledger::LotRow>& lots, int64_t now_s) const;
   bool IsBirthdayMonth(const ledger::MemberRow& m, int64_t now_s) const;
   Status ApplyPoints(ledger::Ledger& w, ledger::MemberRow& m, int64_t delta, int64_t now_s, const std::string& entry_id,

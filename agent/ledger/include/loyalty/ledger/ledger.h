@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -219,6 +220,8 @@ class Ledger {
   std::optional<CheckoutRow> GetCheckout(const std::string& checkout_id, bool with_lines = true);
   Status InsertCheckout(const CheckoutRow& c);
   std::vector<CheckoutRow> CheckoutsSince(int64_t since_ms, int limit);
+  // Checkouts committed at or after since_ms, counted per hour: hour (unix_ms / 3600000) → count.
+  std::map<int64_t, int64_t> CheckoutsPerHour(int64_t since_ms);
   // Local spend (total due net of refunds) of a member's checkouts committed after since_ms.
   int64_t LocalSpendSince(uint64_t member_id, int64_t since_ms);
   std::optional<RefundRow> GetRefund(const std::string& refund_id);
