@@ -138,6 +138,12 @@ ALTER TABLE refunds ADD COLUMN uploaded INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX checkouts_pending_upload ON checkouts(committed_at_ms) WHERE uploaded = 0 AND member_id IS NULL;
 CREATE INDEX refunds_pending_upload ON refunds(at_ms) WHERE uploaded = 0;
 )sql",
+    // 2 -> 3: every member update asks for the member's unacknowledged points (the
+    // balance index counts without them); this keeps that look-up to the few entries since
+    // the last sync instead of the member's whole history.
+    R"sql(
+CREATE INDEX entries_member_unacked ON entries(member_id, points) WHERE acked = 0;
+)sql",
 };
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion);
 
@@ -359,8 +365,16 @@ Status Ledger::LoadChainHead() {
   return st.status();
 }
 
+// Transaction control runs as cached prepared statements: sqlite3_exec would parse the
+// text again at every checkout.
+static Status RunCached(Db& db, const std::string& sql) {
+  auto st = db.Prepare(sql);
+  if (!st.ok()) return st.status();
+  return (*st)->Run();
+}
+
 Status Ledger::Begin() {
-  Status s = db_->Exec("BEGIN IMMEDIATE");
+  Status s = RunCached(*db_, "BEGIN IMMEDIATE");
   if (s.ok()) {
     in_txn_ = true;
     txn_head_seq_ = head_seq_;
@@ -370,7 +384,7 @@ Status Ledger::Begin() {
 }
 
 Status Ledger::Commit() {
-  Status s = db_->Exec("COMMIT");
+  Status s = RunCached(*db_, "COMMIT");
   if (!s.ok()) {
     Rollback();
     return s;
@@ -380,7 +394,7 @@ Status Ledger::Commit() {
 }
 
 void Ledger::Rollback() {
-  db_->Exec("ROLLBACK");
+  (void)RunCached(*db_, "ROLLBACK");
   if (in_txn_) {
     head_seq_ = txn_head_seq_;
     head_hash_ = txn_head_hash_;

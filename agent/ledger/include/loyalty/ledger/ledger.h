@@ -25,7 +25,7 @@
 
 namespace loyalty::ledger {
 
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
 
 // The reconciliation index (sync/PROTOCOL-recon.md) lives in the ledger file, in tables
 // with this prefix, one scope per reconciled set:
