@@ -9,7 +9,10 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -38,6 +41,24 @@ void Log(const char* level, const char* event, json fields = json::object()) {
 int Usage() {
   std::fprintf(stderr, "usage: loyalty-hq --config FILE [--check-config]\n");
   return 2;
+}
+
+// The terminal id of a terminal route (/v1/sync/{tid}/...), as HqService routes it;
+// nullopt for every other path (admin routes, health).
+std::optional<std::string> TerminalOfRoute(const std::string& path) {
+  std::vector<std::string> parts;
+  std::string_view p = path;
+  while (!p.empty()) {
+    if (p.front() == '/') {
+      p.remove_prefix(1);
+      continue;
+    }
+    size_t slash = p.find('/');
+    parts.emplace_back(p.substr(0, slash));
+    p.remove_prefix(slash == std::string_view::npos ? p.size() : slash);
+  }
+  if (parts.size() >= 4 && parts[0] == "v1" && parts[1] == "sync") return parts[2];
+  return std::nullopt;
 }
 
 // The chain's time zone for calendar months (spend, tiers, lot expiry).
@@ -81,13 +102,6 @@ int main(int argc, char** argv) {
   }
   auto tz = loyalty::TimeZone::Load(kChainTimeZone);
   opt.timezone = tz.ok() ? *tz : *loyalty::TimeZone::Fixed(8 * 3600);
-  if (!cfg->tls_cert_file.empty()) {
-    // The listener is plain HTTP until loyalty_http grows its TLS stream; HqService already
-    // takes the client certificate's CN as `peer_terminal` when it does.
-    return fail(loyalty::Status::Error("config_invalid",
-                                       config_path + ": [hq] tls_cert_file: TLS is not available in this build yet; "
-                                                     "omit the three TLS keys and listen on loopback"));
-  }
   if (check_only) {
     for (const auto& w : cfg->warnings) std::fprintf(stderr, "loyalty-hq: warning: %s\n", w.c_str());
     std::printf("%s: ok\n", config_path.c_str());
@@ -110,8 +124,40 @@ int main(int argc, char** argv) {
   so.host = cfg->listen_host;
   so.port = cfg->listen_port;
   so.body_limit = 1 << 20;
+  const bool tls = !cfg->tls_cert_file.empty();
+  if (tls) {
+    // Every client is asked for a certificate but the handshake does not require one: the
+    // admin routes authenticate with the bearer token alone, so an operator's curl works
+    // without a client certificate. The terminal routes check the certificate themselves.
+    loyalty::http::TlsServerOptions t;
+    t.cert_chain_file = cfg->tls_cert_file;
+    t.key_file = cfg->tls_key_file;
+    t.client_ca_file = cfg->client_ca_file;
+    t.client_certs = loyalty::http::ClientCertMode::kRequest;
+    so.tls = std::move(t);
+  }
   loyalty::http::Server server(ioc, so, [&](loyalty::http::Request&& req, loyalty::http::Responder respond) {
-    // No TLS listener yet: the terminal id the route names is trusted (logged at start).
+    if (!tls) {
+      // Plain HTTP (loopback only, config checked): the terminal id the route names is
+      // trusted, as the warning at start says.
+      respond(service.Handle(req, std::nullopt));
+      return;
+    }
+    if (auto tid = TerminalOfRoute(req.path)) {
+      // A terminal route needs a verified certificate naming exactly that terminal. No
+      // certificate or an unverified one is refused here, before the service, because the
+      // service reads "no peer" as the trusted plain-HTTP case.
+      if (auto s = loyalty::http::CheckPeerCn(req, *tid); !s.ok()) {
+        Log("warn", "terminal_refused", {{"terminal_id", *tid},
+                                         {"peer_cn", req.peer_cn},
+                                         {"remote", req.remote_address},
+                                         {"reason", s.message()}});
+        respond(loyalty::http::JsonError(403, "forbidden", s.message()));
+        return;
+      }
+      respond(service.Handle(req, req.peer_cn));
+      return;
+    }
     respond(service.Handle(req, std::nullopt));
   });
   if (auto s = server.Listen(); !s.ok()) {
@@ -145,7 +191,11 @@ int main(int argc, char** argv) {
   });
   Log("info", "hq_started", {{"listen", cfg->listen_host + ":" + std::to_string(server.port())},
                              {"database", cfg->database},
-                             {"tls", false}});
+                             {"tls", tls}});
+  if (!tls) {
+    Log("warn", "hq_plain_http", {{"reason", "no TLS: terminal routes trust the terminal id they name; "
+                                              "for loopback demos and tests only"}});
+  }
   try {
     ioc.run();
   } catch (const std::exception& e) {
