@@ -99,10 +99,18 @@ sync::RunRecord SyncService::RunOnce(const std::string& run_id) {
     else ts = t.status();
   } else if (opt_.hq_host.empty()) {
     ts = Status::Error("hq_unconfigured", "no [hq] url is configured");
-  } else if (opt_.hq_tls) {
-    ts = Status::Error("unavailable", "https:// to HQ needs the TLS client, which this build does not have yet");
   } else {
-    transport = sync::NewHttpTransport(opt_.hq_host, opt_.hq_port, opt_.hq_base_path);
+    sync::HqEndpoint ep;
+    ep.host = opt_.hq_host;
+    ep.port = opt_.hq_port;
+    ep.base_path = opt_.hq_base_path;
+    ep.tls = opt_.hq_tls;
+    ep.ca_file = opt_.hq_ca_file;
+    ep.cert_file = opt_.hq_cert_file;
+    ep.key_file = opt_.hq_key_file;
+    auto t = sync::NewHqTransport(std::move(ep), &cancel_);
+    if (t.ok()) transport = std::move(*t);
+    else ts = t.status();
   }
   if (!transport) {
     rec.run_id = run_id;

@@ -33,10 +33,16 @@ struct SyncServiceOptions {
   uint16_t hq_port = 0;
   std::string hq_base_path;
   bool hq_tls = true;
+  // TLS ([hq] ca_file, cert_file, key_file): HQ's certificate must chain to hq_ca_file
+  // (empty: the system's trust store) and name hq_host; the client certificate (CN =
+  // terminal id) is presented to HQ. Loaded afresh for every run, so replaced files take
+  // effect at the next run.
+  std::string hq_ca_file, hq_cert_file, hq_key_file;
   int64_t interval_s = 3600;  // 0: no schedule of our own
   int64_t run_timeout_s = 60;
-  // Makes the transport for a run; default: plain HTTP for http:// URLs. Tests and the
-  // TLS client plug in here.
+  // Makes the transport for a run; default: HTTPS with the files above, or plain HTTP for
+  // an http:// URL (loopback only, config checked), both cancelled by Stop(). Tests plug in
+  // faulty transports here.
   std::function<Result<std::unique_ptr<sync::Transport>>()> make_transport;
 };
 
@@ -48,7 +54,8 @@ class SyncService {
   ~SyncService();
 
   void Start();
-  // Cancels a run in progress (it fails with `cancelled`) and joins the thread.
+  // Cancels a run in progress, including a request waiting on HQ (the run fails with
+  // `cancelled` within about 100 ms), and joins the thread.
   void Stop();
 
   // Starts a run now, or joins the one running or already requested; returns its id.
