@@ -1,0 +1,481 @@
+#include "e2e.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+
+#include "loyalty/base/encoding.h"
+#include "loyalty/base/hash.h"
+#include "loyalty/codes/mint.h"
+
+namespace loyalty::e2e {
+namespace {
+
+const std::string kHqBinary = std::string(LOYALTY_BINARY_DIR) + "/hq/loyalty-hq";
+const std::string kAgentBinary = std::string(LOYALTY_BINARY_DIR) + "/agent/loyaltyd";
+constexpr char kAdminToken[] = "e2e-admin-token";
+
+void WriteFile(const std::filesystem::path& p, const std::string& text, mode_t mode) {
+  std::ofstream(p) << text;
+  ::chmod(p.c_str(), mode);
+}
+
+std::string Slurp(const std::filesystem::path& p) {
+  std::ifstream f(p);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// PKCS#8 PEM of a raw Ed25519 seed, as `openssl genpkey -algorithm ed25519` writes it.
+std::string Ed25519Pem(const std::string& seed) {
+  std::string der = *HexDecode("302e020100300506032b657004220420") + seed;
+  static const char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string b;
+  for (size_t i = 0; i < der.size(); i += 3) {
+    uint32_t v = static_cast<uint8_t>(der[i]) << 16;
+    if (i + 1 < der.size()) v |= static_cast<uint8_t>(der[i + 1]) << 8;
+    if (i + 2 < der.size()) v |= static_cast<uint8_t>(der[i + 2]);
+    b += kB64[(v >> 18) & 63];
+    b += kB64[(v >> 12) & 63];
+    b += i + 1 < der.size() ? kB64[(v >> 6) & 63] : '=';
+    b += i + 2 < der.size() ? kB64[v & 63] : '=';
+  }
+  return "-----BEGIN PRIVATE KEY-----\n" + b + "\n-----END PRIVATE KEY-----\n";
+}
+
+pid_t Spawn(const std::string& exe, const std::string& config, const std::string& log) {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    ::execl(exe.c_str(), exe.c_str(), "--config", config.c_str(), nullptr);
+    ::_exit(127);
+  }
+  return pid;
+}
+
+int Reap(pid_t pid, int sig) {
+  ::kill(pid, sig);
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+Reply ToReply(Result<http::Response> r) {
+  Reply out;
+  if (!r.ok()) {
+    out.status = -1;
+    out.raw = r.status().ToString();
+    return out;
+  }
+  out.status = r->status;
+  out.raw = r->body;
+  out.body = json::parse(r->body, nullptr, false);
+  return out;
+}
+
+int64_t QueryInt(const std::string& db, const std::string& sql, const std::string& arg) {
+  sqlite3* h = nullptr;
+  int64_t out = -1;
+  if (sqlite3_open_v2(db.c_str(), &h, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+    sqlite3_busy_timeout(h, 5000);
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v2(h, sql.c_str(), -1, &st, nullptr) == SQLITE_OK) {
+      if (!arg.empty()) sqlite3_bind_text(st, 1, arg.c_str(), -1, SQLITE_TRANSIENT);
+      if (sqlite3_step(st) == SQLITE_ROW) out = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+  }
+  sqlite3_close(h);
+  return out;
+}
+
+}  // namespace
+
+std::string HqSigningSeed() { return std::string(32, '\x2a'); }
+
+std::filesystem::path FreshDir(const std::string& name) {
+  auto d = std::filesystem::temp_directory_path() / ("loyalty_e2e_" + name + "_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(d);
+  std::filesystem::create_directories(d);
+  return d;
+}
+
+uint16_t FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+// ---------------------------------------------------------------------------- HQ
+
+HqProcess::HqProcess(std::filesystem::path dir, const testing::TestPki& pki, bool tls)
+    : dir_(std::move(dir)), pki_(pki), tls_(tls), port_(FreePort()) {
+  std::filesystem::create_directories(dir_);
+  WriteFile(dir_ / "admin.token", std::string(kAdminToken) + "\n", 0600);
+  WriteFile(dir_ / "hq-ed25519.pem", Ed25519Pem(HqSigningSeed()), 0600);
+  std::string toml = "[hq]\nlisten = \"127.0.0.1:" + std::to_string(port_) +
+                     "\"\ndatabase = \"hq.db\"\nadmin_token_file = \"admin.token\"\n"
+                     "signing_keys = { \"1\" = \"hq-ed25519.pem\" }\ncard_prefix = \"88\"\npii_key_file = \"pii.key\"\n";
+  if (tls) {
+    toml += "tls_cert_file = \"" + pki.server().cert_file + "\"\ntls_key_file = \"" + pki.server().key_file +
+            "\"\nclient_ca_file = \"" + pki.ca_file() + "\"\n";
+  }
+  WriteFile(dir_ / "hq.toml", toml, 0600);
+}
+
+HqProcess::~HqProcess() { Kill(); }
+
+void HqProcess::Start() {
+  pid_ = Spawn(kHqBinary, (dir_ / "hq.toml").string(), (dir_ / "hq.log").string());
+  for (int i = 0; i < 400; ++i) {
+    auto r = Admin("GET", "/v1/health");
+    if (r.status == 200) return;
+    int st;
+    if (::waitpid(pid_, &st, WNOHANG) == pid_) {
+      pid_ = -1;
+      FAIL() << "loyalty-hq exited during start-up:\n" << ReadLog();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  FAIL() << "loyalty-hq did not start:\n" << ReadLog();
+}
+
+int HqProcess::Stop() {
+  if (pid_ <= 0) return -1;
+  int st = Reap(pid_, SIGTERM);
+  pid_ = -1;
+  return st;
+}
+
+void HqProcess::Kill() {
+  if (pid_ <= 0) return;
+  Reap(pid_, SIGKILL);
+  pid_ = -1;
+}
+
+std::string HqProcess::ReadLog() const { return Slurp(dir_ / "hq.log"); }
+
+Reply HqProcess::Admin(const std::string& method, const std::string& target, const json& body) {
+  std::unique_ptr<http::Client> c;
+  if (tls_) {
+    http::ClientTlsOptions o;
+    o.ca_file = pki_.ca_file();
+    c = std::make_unique<http::Client>("127.0.0.1", port_, o);
+  } else {
+    c = std::make_unique<http::Client>("127.0.0.1", port_);
+  }
+  return ToReply(c->Request(method, target, body.is_null() ? "" : body.dump(),
+                            {{"Authorization", std::string("Bearer ") + kAdminToken}}, 10000));
+}
+
+Reply HqProcess::AsTerminal(const std::string& method, const std::string& target, const std::string& body,
+                            std::optional<testing::CertAndKey> cert, const std::string& ca_file) {
+  http::ClientTlsOptions o;
+  o.ca_file = ca_file;
+  if (cert) {
+    o.cert_file = cert->cert_file;
+    o.key_file = cert->key_file;
+  }
+  http::Client c("127.0.0.1", port_, o);
+  return ToReply(c.Request(method, target, body, {}, 10000));
+}
+
+// ---------------------------------------------------------------------------- terminal
+
+TerminalProcess::TerminalProcess(std::filesystem::path dir, TerminalOptions options)
+    : dir_(std::move(dir)), opt_(std::move(options)), token_(HexEncode(RandomBytes(16))), port_(FreePort()) {
+  std::filesystem::create_directories(dir_);
+  WriteConfig();
+}
+
+TerminalProcess::~TerminalProcess() { Kill(); }
+
+void TerminalProcess::WriteConfig() {
+  WriteFile(dir_ / "api.token", token_ + "\n", 0640);
+  std::ostringstream c;
+  c << "[agent]\nterminal_id = \"" << opt_.terminal_id << "\"\nstore_id = \"" << opt_.store_id
+    << "\"\ntimezone = \"Asia/Shanghai\"\ndatabase = \"ledger.db\"\n"
+    << "\n[api]\nlisten = \"127.0.0.1:" << port_ << "\"\ntoken_file = \"api.token\"\n"
+    << "\n[codes]\nhq_public_keys = { \"1\" = \"" << Base64UrlEncode(codes::Ed25519PublicFromSeed(HqSigningSeed()))
+    << "\" }\n"
+    << "\n[hq]\nurl = \"" << (opt_.tls ? "https" : "http") << "://127.0.0.1:" << opt_.hq_port << "\"\n";
+  if (!opt_.ca_file.empty()) c << "ca_file = \"" << opt_.ca_file << "\"\n";
+  if (opt_.cert) c << "cert_file = \"" << opt_.cert->cert_file << "\"\nkey_file = \"" << opt_.cert->key_file << "\"\n";
+  c << "\n[sync]\ninterval_s = 0\nrun_timeout_s = " << opt_.run_timeout_s << "\n"
+    << "\n[log]\nlevel = \"info\"\nformat = \"json\"\n";
+  WriteFile(dir_ / "agent.toml", c.str(), 0644);
+}
+
+void TerminalProcess::Start() {
+  pid_ = Spawn(kAgentBinary, (dir_ / "agent.toml").string(), (dir_ / "agent.log").string());
+  client_ = std::make_unique<http::Client>("127.0.0.1", port_);
+  for (int i = 0; i < 600; ++i) {
+    auto r = client_->Request("GET", "/v1/health", "", {}, 1000);
+    if (r.ok() && r->status == 200) return;
+    int st;
+    if (::waitpid(pid_, &st, WNOHANG) == pid_) {
+      pid_ = -1;
+      FAIL() << "loyaltyd exited during start-up:\n" << ReadLog();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  FAIL() << "loyaltyd did not start:\n" << ReadLog();
+}
+
+int TerminalProcess::Stop() {
+  if (pid_ <= 0) return -1;
+  int st = Reap(pid_, SIGTERM);
+  pid_ = -1;
+  client_.reset();
+  return st;
+}
+
+int TerminalProcess::StopWithin(int ms) {
+  if (pid_ <= 0) return -1;
+  ::kill(pid_, SIGTERM);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+  int st = 0;
+  while (::waitpid(pid_, &st, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      Kill();
+      return -2;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  pid_ = -1;
+  client_.reset();
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+void TerminalProcess::Kill() {
+  if (pid_ <= 0) return;
+  Reap(pid_, SIGKILL);
+  pid_ = -1;
+  client_.reset();
+}
+
+std::string TerminalProcess::ReadLog() const { return Slurp(dir_ / "agent.log"); }
+
+Reply TerminalProcess::Call(const std::string& method, const std::string& target, const json& body) {
+  if (!client_) client_ = std::make_unique<http::Client>("127.0.0.1", port_);
+  return ToReply(client_->Request(method, target, body.is_null() ? "" : body.dump(),
+                                  {{"Authorization", "Bearer " + token_}, {"Content-Type", "application/json"}},
+                                  10000));
+}
+
+json TerminalProcess::Sync() {
+  auto started = Call("POST", "/v1/sync");
+  if (started.status != 202) return json{{"result", "not_started"}, {"error", started.raw}};
+  std::string run_id = started.body.value("run_id", "");
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(opt_.run_timeout_s + 10);
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto r = Call("GET", "/v1/sync");
+    if (r.status == 200 && r.body.contains("last_runs")) {
+      for (const auto& run : r.body["last_runs"]) {
+        if (run.value("run_id", "") == run_id && run.value("result", "") != "running" && run.contains("finished_at") &&
+            !run["finished_at"].is_null()) {
+          return run;
+        }
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return json{{"result", "timeout"}, {"run_id", run_id}};
+}
+
+int64_t TerminalProcess::LedgerEntries() {
+  return QueryInt(db_path(), "SELECT count(*) FROM entries WHERE terminal_id = ?", opt_.terminal_id);
+}
+
+int64_t TerminalProcess::MemberBalance(const std::string& member_id) {
+  auto r = Call("GET", "/v1/members/" + member_id);
+  return r.status == 200 ? r.body.value("balance", int64_t{-1}) : INT64_MIN;
+}
+
+// ---------------------------------------------------------------------------- members
+
+Member Enrol(HqProcess& hq, int device_index) {
+  Member m;
+  auto r = hq.Admin("POST", "/v1/members",
+                    json{{"name", "张三"}, {"phone", "1381234" + std::to_string(1000 + device_index)}});
+  EXPECT_EQ(r.status, 201) << r.raw;
+  m.id = r.body.value("member_id", "");
+  m.card_number = r.body.value("card_number", "");
+  m.device_seed = std::string(31, '\x11') + static_cast<char>(device_index);
+  m.device_public_b64 = Base64UrlEncode(codes::Ed25519PublicFromSeed(m.device_seed));
+  auto d = hq.Admin("POST", "/v1/members/" + m.id + "/devices", json{{"device_public_key", m.device_public_b64}});
+  EXPECT_EQ(d.status, 201) << d.raw;
+  m.certificate = Base64UrlDecode(d.body.value("certificate", "")).value_or("");
+  return m;
+}
+
+std::string DynamicCode(Member& m) {
+  int64_t t = static_cast<int64_t>(::time(nullptr));
+  if (m.last_code_time != 0 && t >= m.last_code_time) t = m.last_code_time - 1;
+  m.last_code_time = t;
+  return codes::MakeDynamicCode(m.certificate, m.device_seed, static_cast<uint32_t>(t));
+}
+
+json Basket(int64_t cents) {
+  return json::array({{{"sku", "A"}, {"qty", 1}, {"unit_price_cents", cents}, {"category", "grocery"}}});
+}
+
+int64_t HqEntrySum(const HqProcess& hq, const std::string& member_id) {
+  return QueryInt(hq.db_path(), "SELECT coalesce(sum(points), 0) FROM entries WHERE member_id = CAST(? AS INTEGER)",
+                  member_id);
+}
+
+// ---------------------------------------------------------------------------- proxy
+
+FaultProxy::FaultProxy(uint16_t upstream_port, uint64_t seed) : upstream_(upstream_port), rng_(seed) {
+  listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+  int one = 1;
+  ::setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  ::listen(listen_fd_, 64);
+  socklen_t len = sizeof a;
+  ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len);
+  port_ = ntohs(a.sin_port);
+  acceptor_ = std::thread([this] { AcceptLoop(); });
+}
+
+FaultProxy::~FaultProxy() {
+  stop_.store(true);
+  acceptor_.join();
+  ::close(listen_fd_);
+  std::lock_guard<std::mutex> g(mu_);
+  for (auto& t : threads_) t.join();
+}
+
+void FaultProxy::AcceptLoop() {
+  while (!stop_.load()) {
+    pollfd p{listen_fd_, POLLIN, 0};
+    if (::poll(&p, 1, 20) <= 0) continue;
+    int fd = ::accept(listen_fd_, nullptr, nullptr);
+    if (fd < 0) continue;
+    std::lock_guard<std::mutex> g(mu_);
+    threads_.emplace_back([this, fd] { Serve(fd); });
+  }
+}
+
+namespace {
+int ConnectLoopback(uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  return fd;
+}
+
+bool WriteAll(int fd, const char* p, size_t n) {
+  while (n > 0) {
+    ssize_t w = ::send(fd, p, n, MSG_NOSIGNAL);
+    if (w <= 0) return false;
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+  return true;
+}
+}  // namespace
+
+void FaultProxy::Serve(int client_fd) {
+  // This connection's faults, drawn once from the seeded generator.
+  int64_t cut_up = -1, cut_down = -1, delay_ms = 0;
+  bool duplicate = false;
+  if (faults_.load()) {
+    std::lock_guard<std::mutex> g(mu_);
+    switch (rng_() % 5) {
+      case 0: cut_up = static_cast<int64_t>(rng_() % 6000); break;
+      case 1: cut_down = static_cast<int64_t>(rng_() % 6000); break;
+      case 2: delay_ms = static_cast<int64_t>(rng_() % 40); break;
+      case 3: duplicate = true; break;
+      default: break;  // a clean connection now and then
+    }
+  }
+  int up_fd = ConnectLoopback(upstream_);
+  if (up_fd < 0) {
+    ::close(client_fd);
+    return;
+  }
+  std::string sent_up;
+  int64_t n_up = 0, n_down = 0;
+  char buf[16384];
+  bool open = true;
+  while (open && !stop_.load()) {
+    pollfd p[2] = {{client_fd, POLLIN, 0}, {up_fd, POLLIN, 0}};
+    if (::poll(p, 2, 20) <= 0) continue;
+    for (int i = 0; i < 2 && open; ++i) {
+      if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      int from = i == 0 ? client_fd : up_fd, to = i == 0 ? up_fd : client_fd;
+      ssize_t r = ::recv(from, buf, sizeof buf, 0);
+      if (r <= 0) {
+        open = false;
+        break;
+      }
+      size_t n = static_cast<size_t>(r);
+      int64_t& count = i == 0 ? n_up : n_down;
+      int64_t cut = i == 0 ? cut_up : cut_down;
+      if (cut >= 0 && count + static_cast<int64_t>(n) > cut) {
+        WriteAll(to, buf, static_cast<size_t>(cut - count));
+        cuts_.fetch_add(1);
+        open = false;
+        break;
+      }
+      if (delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+      if (i == 0 && duplicate) sent_up.append(buf, n);
+      count += static_cast<int64_t>(n);
+      if (!WriteAll(to, buf, n)) open = false;
+    }
+  }
+  ::shutdown(client_fd, SHUT_RDWR);
+  ::shutdown(up_fd, SHUT_RDWR);
+  ::close(client_fd);
+  ::close(up_fd);
+  if (duplicate && !sent_up.empty() && !stop_.load()) {
+    // The same bytes once more on a new connection; the answer goes nowhere.
+    int fd = ConnectLoopback(upstream_);
+    if (fd >= 0) {
+      WriteAll(fd, sent_up.data(), sent_up.size());
+      ::shutdown(fd, SHUT_WR);
+      for (int i = 0; i < 100; ++i) {
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, 20) > 0 && ::recv(fd, buf, sizeof buf, 0) <= 0) break;
+      }
+      ::close(fd);
+    }
+  }
+}
+
+}  // namespace loyalty::e2e
