@@ -2,6 +2,9 @@
 //   loyalty-demo-code pubkey SEED_HEX                      → base64url Ed25519 public key
 //   loyalty-demo-code code HQ_SEED_HEX DEVICE_SEED_HEX MEMBER_ID [KEY_ID]
 //                                                         → an LM1 code signed now
+//   loyalty-demo-code code-cert CERT_B64URL DEVICE_SEED_HEX
+//                                                         → an LM1 code signed now with a
+//                                                           certificate HQ issued
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
@@ -15,7 +18,8 @@ using namespace loyalty;
 static int Usage() {
   std::fprintf(stderr,
                "usage: loyalty-demo-code pubkey SEED_HEX\n"
-               "       loyalty-demo-code code HQ_SEED_HEX DEVICE_SEED_HEX MEMBER_ID [KEY_ID]\n");
+               "       loyalty-demo-code code HQ_SEED_HEX DEVICE_SEED_HEX MEMBER_ID [KEY_ID]\n"
+               "       loyalty-demo-code code-cert CERT_B64URL DEVICE_SEED_HEX\n");
   return 2;
 }
 
@@ -47,6 +51,17 @@ int main(int argc, char** argv) {
     std::string cert = codes::MakeCertificate(hq, static_cast<uint8_t>(key_id), member,
                                               codes::Ed25519PublicFromSeed(dev), now + 365u * 86400u);
     std::printf("%s\n", codes::MakeDynamicCode(cert, dev, now).c_str());
+    return 0;
+  }
+  if (cmd == "code-cert" && argc == 4) {
+    auto cert = Base64UrlDecode(argv[2]);
+    std::string dev;
+    if (!cert || cert->size() != 110) {
+      std::fprintf(stderr, "loyalty-demo-code: a certificate is 110 bytes of base64url\n");
+      return 2;
+    }
+    if (!Seed(argv[3], &dev)) return 2;
+    std::printf("%s\n", codes::MakeDynamicCode(*cert, dev, static_cast<uint32_t>(std::time(nullptr))).c_str());
     return 0;
   }
   return Usage();

@@ -184,6 +184,9 @@ int RunDaemon(int argc, char** argv) {
     sync_opts.hq_port = p.cfg.hq_port;
     sync_opts.hq_base_path = p.cfg.hq_base_path;
     sync_opts.hq_tls = p.cfg.hq_tls;
+    sync_opts.hq_ca_file = p.cfg.ca_file;
+    sync_opts.hq_cert_file = p.cfg.cert_file;
+    sync_opts.hq_key_file = p.cfg.key_file;
     sync_opts.interval_s = p.cfg.interval_s;
     sync_opts.run_timeout_s = p.cfg.run_timeout_s;
     SyncService sync_service(sync_opts, sync_local, clock, [&trusted_time](int64_t hq_ms, int64_t mono_ms) {
