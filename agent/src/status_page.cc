@@ -123,7 +123,7 @@ std::string RenderStatusPage(const StatusData& d) {
          HtmlEscape(r.result) + "</td><td>" + std::to_string(r.uploaded) + "</td><td>" + std::to_string(r.downloaded) +
          "</td><td>" + std::to_string(r.repaired) + "</td><td>" + HtmlEscape(r.error) + "</td></tr>";
   h += "</table>\n";
-  h += "<h2>Last 24 hours</h2>\n" + Chart(d) + "\n";
+  h += "<h2>Last 24 hours (hours in UTC)</h2>\n" + Chart(d) + "\n";
   h += "</body></html>\n";
   return h;
 }
