@@ -437,5 +437,39 @@ TEST_F(E2eTest, SigtermEndsARunWaitingOnHq) {
   ::close(fd);
 }
 
+TEST_F(E2eTest, AVelocityFreezeReachesHqAndHqsUnfreezeFlowsDown) {
+  StartHq(kAgentTls);
+  std::vector<Member> members{Enrol(*hq_, 4)};
+  auto& a = AddTerminal(Options(kA, hq_->port()));
+  auto& b = AddTerminal(Options(kB, hq_->port()));
+  ExpectOk(a.Sync());
+  ExpectOk(b.Sync());
+  // Two big sales in an hour at A: 3000 points each crosses 5000 → frozen at A, offline.
+  ASSERT_EQ(Commit(a, "f-1", members[0].card_number, 300000)["status"], 200);
+  auto crossing = Commit(a, "f-2", members[0].card_number, 300000);
+  ASSERT_EQ(crossing["status"], 200) << crossing.dump();
+  EXPECT_EQ(a.Call("GET", "/v1/members/" + members[0].id).body["status"], "frozen");
+  ExpectOk(a.Sync());
+  ExpectOk(b.Sync());
+  // HQ saw the freeze entry, and B learns it from HQ.
+  EXPECT_EQ(hq_->Admin("GET", "/v1/members/" + members[0].id).body["status"], "frozen");
+  EXPECT_EQ(b.Call("GET", "/v1/members/" + members[0].id).body["status"], "frozen");
+  // The manual review at HQ lifts it; both terminals learn it at their next sync.
+  ASSERT_EQ(hq_->Admin("POST", "/v1/members/" + members[0].id + "/unfreeze", json{{"reason", "reviewed"}}).status, 200);
+  ExpectOk(a.Sync());
+  ExpectOk(b.Sync());
+  for (auto* t : {&a, &b}) {
+    auto m = t->Call("GET", "/v1/members/" + members[0].id);
+    EXPECT_EQ(m.body["status"], "active") << m.raw;
+  }
+  // Earnings before the unfreeze no longer count toward velocity: A's next sale earns.
+  auto after = Commit(a, "f-3", members[0].card_number, 100000);
+  ASSERT_EQ(after["status"], 200) << after.dump();
+  EXPECT_EQ(a.Call("GET", "/v1/members/" + members[0].id).body["status"], "active");
+  ExpectOk(a.Sync());
+  ExpectOk(b.Sync());
+  ExpectConverged({&a, &b}, members);
+}
+
 }  // namespace
 }  // namespace loyalty::e2e
