@@ -1,5 +1,7 @@
 #include "sync_local.h"
 
+#include "loyalty/checkout/lots.h"
+
 #include <algorithm>
 #include <future>
 #include <map>
@@ -157,56 +159,6 @@ ledger::RefundRow FromWire(const sync::Refund& w) {
   return r;
 }
 
-namespace {
-
-// Adds (delta > 0) or consumes (delta < 0) points the way a commit does (docs/ledger.md):
-// new points pay a debt first; consumption is FIFO by expiry and leaves a debt lot for what
-// the lots cannot cover.
-Status ApplyLotDelta(ledger::Ledger& w, uint64_t member_id, int64_t delta, int64_t at_s, int64_t expires_at_s,
-                     const std::string& entry_id) {
-  if (delta == 0) return Status::Ok();
-  auto lots = w.Lots(member_id);
-  if (delta > 0) {
-    int64_t remaining = delta;
-    for (const auto& lot : lots) {
-      if (lot.remaining < 0 && remaining > 0) {
-        int64_t pay = std::min(remaining, -lot.remaining);
-        if (Status s = w.SetLotRemaining(lot.lot_id, lot.remaining + pay); !s.ok()) return s;
-        remaining -= pay;
-      }
-    }
-    ledger::LotRow lot{0, member_id, delta, remaining, at_s, expires_at_s, entry_id};
-    auto id = w.AddLot(lot);
-    return id.ok() ? Status::Ok() : id.status();
-  }
-  std::vector<rules::Lot> fifo;
-  const ledger::LotRow* debt = nullptr;
-  for (const auto& lot : lots) {
-    if (lot.remaining < 0 || lot.expires_at_s == ledger::kNeverExpires) {
-      debt = &lot;
-      continue;
-    }
-    fifo.push_back({lot.lot_id, lot.remaining, lot.expires_at_s});
-  }
-  std::map<int64_t, int64_t> left;
-  for (const auto& f : fifo) left[f.lot_id] = f.remaining;
-  int64_t shortfall = 0;
-  for (const auto& take : rules::ConsumeFifo(fifo, -delta, at_s)) {
-    if (take.lot_id == 0) {
-      shortfall += take.points;
-      continue;
-    }
-    left[take.lot_id] -= take.points;
-    if (Status s = w.SetLotRemaining(take.lot_id, left[take.lot_id]); !s.ok()) return s;
-  }
-  if (shortfall == 0) return Status::Ok();
-  if (debt) return w.SetLotRemaining(debt->lot_id, debt->remaining - shortfall);
-  ledger::LotRow lot{0, member_id, 0, -shortfall, at_s, ledger::kNeverExpires, entry_id};
-  auto id = w.AddLot(lot);
-  return id.ok() ? Status::Ok() : id.status();
-}
-
-}  // namespace
 
 Status ApplySnapshot(ledger::Ledger& w, const sync::Snapshot& snap, const TimeZone& tz, int64_t validity_months) {
   // Expiries of the lots this terminal created, so entries applied again keep theirs.
@@ -250,7 +202,7 @@ Status ApplySnapshot(ledger::Ledger& w, const sync::Snapshot& snap, const TimeZo
     if (e.points != 0) {
       auto it = expiry_by_entry.find(e.entry_id);
       int64_t expires = it != expiry_by_entry.end() ? it->second : rules::LotExpiry(at_s, validity_months, offset);
-      if (Status s = ApplyLotDelta(w, m.member_id, e.points, at_s, expires, e.entry_id); !s.ok()) return s;
+      if (Status s = checkout::ApplyLotDelta(w, m.member_id, e.points, at_s, expires, e.entry_id); !s.ok()) return s;
       m.balance += e.points;
     }
     // What this terminal decided after the snapshot still holds until HQ has seen it.

@@ -6,6 +6,7 @@
 #include "loyalty/base/hash.h"
 #include "loyalty/base/ids.h"
 #include "loyalty/base/time.h"
+#include "loyalty/checkout/lots.h"
 #include "loyalty/checkout/requests.h"
 
 namespace loyalty::checkout {
@@ -346,62 +347,9 @@ ApiResult CheckoutService::Quote(ledger::Ledger& reader, const json& body) {
 Status CheckoutService::ApplyPoints(ledger::Ledger& w, ledger::MemberRow& m, int64_t delta, int64_t now_s,
                                     const std::string& entry_id, const rules::Rules& r) {
   if (delta == 0) return Status::Ok();
-  auto lots = w.Lots(m.member_id);
-  if (delta > 0) {
-    // New points first pay off a debt left by an earlier claw-back.
-    int64_t remaining = delta;
-    for (const auto& lot : lots) {
-      if (lot.remaining < 0 && remaining > 0) {
-        int64_t pay = std::min(remaining, -lot.remaining);
-        if (Status s = w.SetLotRemaining(lot.lot_id, lot.remaining + pay); !s.ok()) return s;
-        remaining -= pay;
-      }
-    }
-    ledger::LotRow lot;
-    lot.member_id = m.member_id;
-    lot.points = delta;
-    lot.remaining = remaining;
-    lot.earned_at_s = now_s;
-    lot.expires_at_s = rules::LotExpiry(now_s, r.points_validity_months, [this](int64_t t) { return tz_.UtcOffsetAt(t); });
-    lot.entry_id = entry_id;
-    if (auto id = w.AddLot(lot); !id.ok()) return id.status();
-  } else {
-    std::vector<rules::Lot> fifo;
-    const ledger::LotRow* debt = nullptr;
-    for (const auto& lot : lots) {
-      if (lot.remaining < 0 || lot.expires_at_s == ledger::kNeverExpires) {
-        debt = &lot;
-        continue;
-      }
-      fifo.push_back({lot.lot_id, lot.remaining, lot.expires_at_s});
-    }
-    std::map<int64_t, int64_t> remaining;
-    for (const auto& f : fifo) remaining[f.lot_id] = f.remaining;
-    int64_t shortfall = 0;
-    for (const auto& take : rules::ConsumeFifo(fifo, -delta, now_s)) {
-      if (take.lot_id == 0) {
-        shortfall += take.points;
-      } else {
-        remaining[take.lot_id] -= take.points;
-        if (Status s = w.SetLotRemaining(take.lot_id, remaining[take.lot_id]); !s.ok()) return s;
-      }
-    }
-    if (shortfall > 0) {
-      // The points were already spent: the balance goes below zero, recorded as a debt lot.
-      if (debt) {
-        if (Status s = w.SetLotRemaining(debt->lot_id, debt->remaining - shortfall); !s.ok()) return s;
-      } else {
-        ledger::LotRow lot;
-        lot.member_id = m.member_id;
-        lot.points = 0;
-        lot.remaining = -shortfall;
-        lot.earned_at_s = now_s;
-        lot.expires_at_s = ledger::kNeverExpires;
-        lot.entry_id = entry_id;
-        if (auto id = w.AddLot(lot); !id.ok()) return id.status();
-      }
-    }
-  }
+  int64_t expires_at_s =
+      delta > 0 ? rules::LotExpiry(now_s, r.points_validity_months, [this](int64_t t) { return tz_.UtcOffsetAt(t); }) : 0;
+  if (Status s = ApplyLotDelta(w, m.member_id, delta, now_s, expires_at_s, entry_id); !s.ok()) return s;
   m.balance += delta;
   return Status::Ok();
 }

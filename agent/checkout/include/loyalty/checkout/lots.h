@@ -1,0 +1,22 @@
+// How a change of a member's points moves their lots (docs/ledger.md): new points pay a
+// debt first and the rest becomes a lot; consumption takes lots FIFO by expiry (rules
+// ConsumeFifo) and leaves a debt lot, which never expires, for what the lots cannot cover.
+// Used by checkout commits and refunds, and by the sync run when it applies a member's
+// own unacknowledged entries again on top of an HQ snapshot. Writer thread, inside the
+// caller's transaction.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "loyalty/base/status.h"
+#include "loyalty/ledger/ledger.h"
+
+namespace loyalty::checkout {
+
+// delta > 0 adds a lot expiring at expires_at_s; delta < 0 consumes lots not yet expired
+// at at_s. The member's cached balance is the caller's to update.
+Status ApplyLotDelta(ledger::Ledger& w, uint64_t member_id, int64_t delta, int64_t at_s, int64_t expires_at_s,
+                     const std::string& entry_id);
+
+}  // namespace loyalty::checkout
