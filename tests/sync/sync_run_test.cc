@@ -2,6 +2,8 @@
 // to what a run needs), with a real ledger file, the real writer thread and a seeded
 // transport that loses requests, loses responses after HQ committed, and duplicates them.
 #include <gtest/gtest.h>
+
+#include <algorithm>
 #include <unistd.h>
 
 #include <filesystem>
@@ -156,6 +158,23 @@ class FaultyTransport final : public sync::Transport {
   int fault_percent_;
 };
 
+// HQ's request body limit (1 MiB): a larger upload is refused with 413, as loyalty-hq does.
+class BodyLimitTransport final : public sync::Transport {
+ public:
+  explicit BodyLimitTransport(FakeHq& hq) : hq_(hq) {}
+  Result<sync::Exchange> Send(std::string_view method, std::string_view target, std::string_view, std::string_view body,
+                              int) override {
+    largest = std::max(largest, body.size());
+    if (body.size() > (1u << 20))
+      return sync::Exchange{413, "application/json", R"({"error":{"code":"body_too_large","message":"over 1 MiB"}})"};
+    return hq_.Handle(method, target, body);
+  }
+  size_t largest = 0;
+
+ private:
+  FakeHq& hq_;
+};
+
 class SyncRunTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -205,11 +224,12 @@ class SyncRunTest : public ::testing::Test {
     writer_.reset();
   }
 
-  json Commit(const std::string& checkout_id, int64_t cents) {
+  json Commit(const std::string& checkout_id, int64_t cents, int lines_in_basket = 1) {
     std::promise<checkout::ApiResult> p;
-    json body{{"checkout_id", checkout_id},
-              {"member_code", "100000000042"},
-              {"lines", json::array({{{"sku", "A"}, {"qty", 1}, {"unit_price_cents", cents}, {"category", "grocery"}}})}};
+    json lines = json::array();
+    for (int i = 0; i < lines_in_basket; ++i)
+      lines.push_back({{"sku", "SKU-" + std::to_string(i)}, {"qty", 1}, {"unit_price_cents", cents}, {"category", "grocery"}});
+    json body{{"checkout_id", checkout_id}, {"member_code", "100000000042"}, {"lines", lines}};
     writer_->Post([&](ledger::Ledger& w) { p.set_value(service_->Commit(w, body)); });
     auto r = p.get_future().get();
     EXPECT_EQ(r.status, 200) << r.body.dump();
@@ -280,6 +300,18 @@ TEST_F(SyncRunTest, UploadsPendingEntriesOnceAndThenFindsTheSetsEqual) {
   EXPECT_EQ(runs[0].run_id, "run-2");
   EXPECT_EQ(runs[0].result, "ok");
   EXPECT_EQ(runs[1].uploaded, 3);
+}
+
+TEST_F(SyncRunTest, UploadBatchesStayUnderHqsBodyLimitWhateverTheirSize) {
+  // 40 checkouts of 200 lines: one 500-entry batch would be several MiB.
+  for (int i = 0; i < 40; ++i) Commit("big" + std::to_string(i), 100, 200);
+  BodyLimitTransport t(hq_);
+  auto r = Run(t);
+  ASSERT_EQ(r.result, "ok") << r.error;
+  EXPECT_EQ(r.uploaded, static_cast<int64_t>(hq_.entries.size()));  // 40 earns and a velocity freeze
+  EXPECT_EQ(hq_.checkouts.size(), 40u);
+  EXPECT_LE(t.largest, size_t{1} << 20);
+  ExpectConverged();
 }
 
 TEST_F(SyncRunTest, ADifferingBalanceIsReplacedByHqsWithACorrection) {

@@ -152,10 +152,15 @@ json CheckoutService::MemberJson(ledger::Ledger& l, const ledger::MemberRow& m, 
     if (!known_lots) read = l.Lots(m.member_id);
     const auto& rows = known_lots ? *known_lots : read;
     available = AvailableBalance(rows, now_s);
+    // Lots expiring together are shown as one (all points earned in a month expire at the
+    // same second), so the view stays short however long the member's history is.
+    std::map<int64_t, int64_t> by_expiry;
     for (const auto& lot : rows) {
       if (lot.remaining <= 0 || LotExpired(lot, now_s)) continue;
-      lots.push_back({{"points", lot.remaining}, {"expires_at", FormatRfc3339(lot.expires_at_s)}});
+      by_expiry[lot.expires_at_s] += lot.remaining;
     }
+    for (const auto& [expires, points] : by_expiry)
+      lots.push_back({{"points", points}, {"expires_at", FormatRfc3339(expires)}});
   }
   j["balance"] = provisional ? 0 : m.balance;
   j["available_balance"] = available;

@@ -16,6 +16,10 @@ constexpr const char* kJson = "application/json";
 constexpr const char* kBinary = "application/octet-stream";
 // Guards against a peer that never says "done" (pages, batches).
 constexpr int kMaxLoops = 100000;
+// HQ refuses request bodies over 1 MiB (PROTOCOL.md). A batch is cut by entry count first,
+// then halved until its body fits under this, so a member with a long history (large
+// stored responses) never wedges the upload on a 413.
+constexpr size_t kMaxUploadBodyBytes = 900 * 1024;
 
 bool Retryable(const Status& s) { return s.code() == "unavailable" || s.code() == "timeout" || s.code() == "bad_response"; }
 bool RetryableStatus(int status) { return status >= 500 || status == 429 || status == 408; }
@@ -116,7 +120,11 @@ struct SyncRun::Impl {
   }
 
   Status Upload(const UploadRequest& req, int64_t* created) {
-    auto resp = CallJson<UploadResponse>("POST", Base() + "/entries", SerializeMessage(req), "upload");
+    return UploadBody(req, SerializeMessage(req), created);
+  }
+
+  Status UploadBody(const UploadRequest& req, std::string body, int64_t* created) {
+    auto resp = CallJson<UploadResponse>("POST", Base() + "/entries", std::move(body), "upload");
     if (!resp.ok()) return resp.status();
     if (resp->results.size() != req.entries.size())
       return Status::Error("bad_response", "upload: HQ answered " + std::to_string(resp->results.size()) +
@@ -139,13 +147,19 @@ struct SyncRun::Impl {
 
   Status UploadPending() {
     int64_t after = 0;
+    size_t limit = kMaxUploadEntries;
     for (int i = 0; i < kMaxLoops; ++i) {
       if (Status s = Check(); !s.ok()) return s;
-      auto batch = local.NextUploadBatch(after, kMaxUploadEntries);
+      auto batch = local.NextUploadBatch(after, limit);
       if (!batch.ok()) return batch.status();
       const auto& req = batch->request;
       if (req.entries.empty() && req.checkouts.empty() && req.refunds.empty()) return Status::Ok();
-      if (Status s = Upload(req, &rec.uploaded); !s.ok()) return s;
+      std::string body = SerializeMessage(req);
+      if (body.size() > kMaxUploadBodyBytes && limit > 1) {
+        limit = std::max<size_t>(1, limit / 2);
+        continue;
+      }
+      if (Status s = UploadBody(req, std::move(body), &rec.uploaded); !s.ok()) return s;
       if (batch->last_seq > 0) after = batch->last_seq;
     }
     return Status::Error("internal", "upload did not converge");
@@ -224,14 +238,22 @@ struct SyncRun::Impl {
       Log("sync_conflict", {{"kind", "entry_mismatch"}, {"entry_id", id}});
     }
     auto have_hex = Hex(have);
-    for (size_t i = 0; i < have_hex.size(); i += kMaxUploadEntries) {
+    size_t limit = kMaxUploadEntries;
+    for (size_t i = 0; i < have_hex.size();) {
       if (Status s = Check(); !s.ok()) return s;
+      size_t n = std::min(have_hex.size() - i, limit);
       std::vector<std::string> chunk(have_hex.begin() + static_cast<std::ptrdiff_t>(i),
-                                     have_hex.begin() + static_cast<std::ptrdiff_t>(std::min(have_hex.size(), i + kMaxUploadEntries)));
+                                     have_hex.begin() + static_cast<std::ptrdiff_t>(i + n));
       auto req = local.EntriesForUpload(chunk);
       if (!req.ok()) return req.status();
+      std::string body = SerializeMessage(*req);
+      if (body.size() > kMaxUploadBodyBytes && limit > 1) {
+        limit = std::max<size_t>(1, limit / 2);  // the same ids again, in smaller pieces
+        continue;
+      }
+      i += n;
       if (req->entries.empty()) continue;
-      if (Status s = Upload(*req, &rec.repaired); !s.ok()) return s;
+      if (Status s = UploadBody(*req, std::move(body), &rec.repaired); !s.ok()) return s;
     }
     return Fetch(Hex(need), &rec.repaired);
   }
