@@ -66,6 +66,24 @@ TEST(StatusPageBrowser, ShowsTheLaneInHeadlessChromium) {
   f.read(magic, 8);
   EXPECT_EQ(std::string(magic + 1, 3), "PNG");
   EXPECT_GT(std::filesystem::file_size(png), 5000u);
+  // GET /metrics of the same daemon parses with a real Prometheus parser (Debian's
+  // python3-prometheus-client) and counts what happened.
+  auto metrics = a.Call("GET", "/metrics", "", /*auth=*/false);
+  ASSERT_EQ(metrics.status, 200);
+  if (::system("/usr/bin/python3 -c 'import prometheus_client' 2>/dev/null") == 0) {
+    std::string path = (dir / "metrics.txt").string();
+    std::ofstream(path) << metrics.raw;
+    std::string script = (dir / "parse.py").string();
+    std::ofstream(script) << "import sys\n"
+                             "from prometheus_client.parser import text_string_to_metric_families as parse\n"
+                             "s = {(x.name, tuple(sorted(x.labels.items()))): x.value\n"
+                             "     for f in parse(open(sys.argv[1]).read()) for x in f.samples}\n"
+                             "print(int(s[('loyalty_checkouts_committed_total', ())]),\n"
+                             "      int(s[('loyalty_ledger_entries', ())]),\n"
+                             "      int(s[('loyalty_scanner_connected', (('scanner', 'lane1'),))]))\n";
+    std::string out = RunCommand("/usr/bin/python3 " + script + " " + path + " 2>&1");
+    EXPECT_EQ(out, "2 1 1\n") << metrics.raw;
+  }
   EXPECT_EQ(a.Stop(), 0);
   std::filesystem::remove_all(dir);
 }
