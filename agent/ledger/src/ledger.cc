@@ -433,7 +433,10 @@ Result<EntryRow> Ledger::AppendEntry(const EntryDraft& d) {
 }
 
 int64_t Ledger::EntryCount() {
-  LEDGER_PREPARE_OR(st, "SELECT count(*) FROM entries", -1);
+  // seq runs 1, 2, 3, … without gaps (Verify reports one), so the last seq is the count:
+  // one b-tree descent instead of count(*)'s scan of every entry, which took seconds at a
+  // million entries and ran on every /v1/health, /metrics and /status.
+  LEDGER_PREPARE_OR(st, "SELECT coalesce(max(seq), 0) FROM entries", -1);
   return st.Step() ? st.Int(0) : -1;
 }
 

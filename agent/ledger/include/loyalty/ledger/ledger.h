@@ -188,7 +188,7 @@ class Ledger {
 
   // --- entries
   Result<EntryRow> AppendEntry(const EntryDraft& d);
-  int64_t EntryCount();
+  int64_t EntryCount();  // the chain's length: its last seq (seq has no gaps; Verify checks that)
   int64_t PendingEntryCount();  // not yet acknowledged by HQ
   std::vector<EntryRow> RecentEntries(uint64_t member_id, int limit);
   std::vector<EntryRow> EntriesForCheckout(const std::string& checkout_id);
