@@ -2,6 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <ctime>
+#include <random>
+#include <vector>
+
 #include "loyalty/base/hash.h"
 #include "loyalty/base/ids.h"
 #include "loyalty/base/time.h"
@@ -75,6 +80,25 @@ TEST(Rfc3339, FormatAndParse) {
   EXPECT_FALSE(ParseRfc3339("2026-11-18 07:47:10").has_value());
   EXPECT_FALSE(ParseRfc3339("2026-11-18T11:07:10Zjunk").has_value());
   EXPECT_EQ(FormatRfc3339(0), "1970-01-01T00:00:00Z");
+}
+
+// The formatter writes digits itself; the C library's calendar is the reference, across
+// leap years, century rules and every field's carry.
+TEST(Rfc3339, FormatAgreesWithTheCLibraryAcrossCenturies) {
+  std::mt19937_64 rng(7);
+  std::vector<int64_t> cases = {0, 59, 60, 3599, 86399, 86400, 951782400 /* 2000-02-29 */, 4107542399 /* 2100-02-28T23:59:59 */,
+                                 4107542400, 253402300799 /* 9999-12-31T23:59:59 */, -1, -86400, -62135596800 /* 0001-01-01 */};
+  for (int i = 0; i < 20000; ++i) cases.push_back(static_cast<int64_t>(rng() % 253402300800ULL) - 62135596800LL);
+  for (int64_t t : cases) {
+    time_t tt = static_cast<time_t>(t);
+    std::tm tm{};
+    ASSERT_NE(gmtime_r(&tt, &tm), nullptr);
+    char want[40];
+    std::snprintf(want, sizeof want, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                  tm.tm_hour, tm.tm_min, tm.tm_sec);
+    ASSERT_EQ(FormatRfc3339(t), want) << t;
+    ASSERT_EQ(ParseRfc3339(want), t) << want;
+  }
 }
 
 }  // namespace
