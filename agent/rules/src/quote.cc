@@ -23,9 +23,12 @@ Status Bad(std::string message) { return Status::Error("bad_request", std::move(
 // result inside int64.
 int64_t MulDiv(int64_t a, int64_t b, int64_t d) { return static_cast<int64_t>(static_cast<i128>(a) * b / d); }
 
-Status CheckText(const std::string& s, const std::string& field) {
-  if (s.size() > kMaxTextBytes) return Bad(field + " must be at most 64 bytes, got " + std::to_string(s.size()));
-  if (!internal::IsCleanText(s)) return Bad(field + " must be UTF-8 without control characters");
+Status CheckText(const std::string& s, size_t line, const char* field) {
+  // The field's name is put together only for a refusal: this runs for every line of every
+  // quote and commit.
+  auto name = [&] { return "lines[" + std::to_string(line) + "]." + field; };
+  if (s.size() > kMaxTextBytes) return Bad(name() + " must be at most 64 bytes, got " + std::to_string(s.size()));
+  if (!internal::IsCleanText(s)) return Bad(name() + " must be UTF-8 without control characters");
   return Status::Ok();
 }
 
@@ -54,12 +57,12 @@ Status ValidateLines(const std::vector<Line>& lines) {
     return Bad("lines must hold 1 to 500 lines, got " + std::to_string(lines.size()));
   for (size_t i = 0; i < lines.size(); ++i) {
     const Line& l = lines[i];
-    std::string at = "lines[" + std::to_string(i) + "]";
-    if (l.qty < 1 || l.qty > kMaxQty) return Bad(at + ".qty must be 1..10000, got " + std::to_string(l.qty));
+    auto at = [i] { return "lines[" + std::to_string(i) + "]"; };
+    if (l.qty < 1 || l.qty > kMaxQty) return Bad(at() + ".qty must be 1..10000, got " + std::to_string(l.qty));
     if (l.unit_price_cents < 0 || l.unit_price_cents > kMaxUnitPriceCents)
-      return Bad(at + ".unit_price_cents must be 0..100000000, got " + std::to_string(l.unit_price_cents));
-    if (Status s = CheckText(l.sku, at + ".sku"); !s.ok()) return s;
-    if (Status s = CheckText(l.category, at + ".category"); !s.ok()) return s;
+      return Bad(at() + ".unit_price_cents must be 0..100000000, got " + std::to_string(l.unit_price_cents));
+    if (Status s = CheckText(l.sku, i, "sku"); !s.ok()) return s;
+    if (Status s = CheckText(l.category, i, "category"); !s.ok()) return s;
   }
   return Status::Ok();
 }
