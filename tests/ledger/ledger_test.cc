@@ -4,6 +4,11 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <tuple>
+
+#include "loyalty/ledger/sqlite.h"
 
 #include "loyalty/base/ids.h"
 
@@ -156,6 +161,138 @@ TEST_F(LedgerTest, ReaderSeesCommittedStateOnly) {
   EXPECT_EQ((*r)->EntryCount(), 1);
   EXPECT_EQ((*r)->EarnedSince(7, 999), 100);
   EXPECT_EQ((*r)->EarnedSince(7, 1000), 0);  // strictly after
+}
+
+// A file written by a program of schema 3 keeps every checkout's lines across the move of
+// the lines into the checkout row (migration 4), and takes new checkouts afterwards.
+TEST_F(LedgerTest, MigrationFourMovesCheckoutLinesIntoTheRow) {
+  {
+    auto db = Db::Open(path_, false);
+    ASSERT_TRUE(db.ok());
+    for (int v = 0; v < 3; ++v) ASSERT_TRUE((*db)->Exec(MigrationSql(v)).ok()) << v;
+    ASSERT_TRUE((*db)->Exec("PRAGMA user_version=3").ok());
+    const char* columns =
+        "(checkout_id, request_hash, member_id, rules_version, committed_at_ms, subtotal_cents, total_due_cents, "
+        "points_earned, redeemed_points, eligible_cents, redeemable_cents, request_json, response_json) ";
+    ASSERT_TRUE((*db)->Exec(std::string("INSERT INTO checkouts ") + columns +
+                            "VALUES ('c1', 'h1', 7, 'r1', 1000, 900, 900, 9, 0, 900, 900, '{}', '{\"a\":1}')")
+                    .ok());
+    ASSERT_TRUE((*db)->Exec(std::string("INSERT INTO checkouts ") + columns +
+                            "VALUES ('c2', 'h2', NULL, 'r1', 2000, 0, 0, 0, 0, 0, 0, '{}', '{}')")
+                    .ok());
+    // Inserted out of order: the row keeps line order.
+    ASSERT_TRUE((*db)->Exec("INSERT INTO checkout_lines VALUES ('c1', 1, '烟-\"2\"', 'tobacco', 2, 350, 0, 0, 0, 700, 700, 0, 0);"
+                            "INSERT INTO checkout_lines VALUES ('c1', 0, 'SKU-1', 'grocery', 1, 200, 10, 5, 3, 182, 185, 1, 1);")
+                    .ok());
+  }
+  auto l = OpenWriter();
+  ASSERT_TRUE(l);
+  EXPECT_EQ(l->schema_version(), 4);
+  auto c1 = l->GetCheckout("c1", /*with_lines=*/true);
+  ASSERT_TRUE(c1);
+  ASSERT_EQ(c1->lines.size(), 2u);
+  EXPECT_EQ(c1->lines[0].sku, "SKU-1");
+  EXPECT_EQ(c1->lines[0].tier_discount_cents, 10);
+  EXPECT_EQ(c1->lines[0].coupon_cents, 5);
+  EXPECT_EQ(c1->lines[0].redeem_cents, 3);
+  EXPECT_EQ(c1->lines[0].net_cents, 182);
+  EXPECT_EQ(c1->lines[0].net_before_redeem_cents, 185);
+  EXPECT_TRUE(c1->lines[0].points_eligible);
+  EXPECT_TRUE(c1->lines[0].redeemable);
+  EXPECT_EQ(c1->lines[1].line, 1);
+  EXPECT_EQ(c1->lines[1].sku, "烟-\"2\"");
+  EXPECT_EQ(c1->lines[1].category, "tobacco");
+  EXPECT_EQ(c1->lines[1].qty, 2);
+  EXPECT_EQ(c1->lines[1].unit_price_cents, 350);
+  EXPECT_FALSE(c1->lines[1].points_eligible);
+  EXPECT_EQ(c1->response_json, "{\"a\":1}");
+  auto c2 = l->GetCheckout("c2", true);
+  ASSERT_TRUE(c2);
+  EXPECT_TRUE(c2->lines.empty());
+  auto gone = l->db().Prepare("SELECT count(*) FROM sqlite_schema WHERE name = 'checkout_lines'");
+  ASSERT_TRUE(gone.ok() && (*gone)->Step());
+  EXPECT_EQ((*gone)->Int(0), 0);
+
+  CheckoutRow c3 = *c1;
+  c3.checkout_id = "c3";
+  ASSERT_TRUE(l->Begin().ok());
+  ASSERT_TRUE(l->InsertCheckout(c3).ok());
+  ASSERT_TRUE(l->Commit().ok());
+  auto back = l->GetCheckout("c3", true);
+  ASSERT_TRUE(back);
+  ASSERT_EQ(back->lines.size(), 2u);
+  EXPECT_EQ(back->lines[1].sku, c1->lines[1].sku);
+  EXPECT_EQ(back->lines[0].net_before_redeem_cents, 185);
+  EXPECT_TRUE(l->GetCheckout("c3", /*with_lines=*/false)->lines.empty());
+}
+
+TEST(CheckoutLines, EncodeDecodeRoundTripAndRefuseDamage) {
+  std::vector<CheckoutLineRow> lines;
+  for (int i = 0; i < 30; ++i) {
+    CheckoutLineRow l;
+    l.line = i;
+    l.sku = i % 3 ? "SKU-" + std::to_string(i) : std::string("\"q\"\\/\x01\t饮料");
+    l.category = i % 2 ? "grocery" : "香烟";
+    l.qty = i + 1;
+    l.unit_price_cents = 100000000 - i;
+    l.tier_discount_cents = i * 7;
+    l.coupon_cents = i;
+    l.redeem_cents = i * 3;
+    l.net_cents = -i;  // stored as given
+    l.net_before_redeem_cents = INT64_MAX - i;
+    l.points_eligible = i % 2 == 0;
+    l.redeemable = i % 3 == 0;
+    lines.push_back(l);
+  }
+  std::string text = EncodeCheckoutLines(lines);
+  EXPECT_EQ(text, nlohmann::json::parse(text).dump());  // compact, the form dump() prints
+  auto back = DecodeCheckoutLines(text);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_EQ(back->size(), lines.size());
+  for (size_t i = 0; i < lines.size(); ++i) {
+    const auto& a = lines[i];
+    const auto& b = (*back)[i];
+    EXPECT_EQ(b.line, a.line);
+    EXPECT_EQ(b.sku, a.sku);
+    EXPECT_EQ(b.category, a.category);
+    EXPECT_EQ(std::tie(b.qty, b.unit_price_cents, b.tier_discount_cents, b.coupon_cents, b.redeem_cents, b.net_cents,
+                       b.net_before_redeem_cents, b.points_eligible, b.redeemable),
+              std::tie(a.qty, a.unit_price_cents, a.tier_discount_cents, a.coupon_cents, a.redeem_cents, a.net_cents,
+                       a.net_before_redeem_cents, a.points_eligible, a.redeemable));
+  }
+  EXPECT_EQ(EncodeCheckoutLines({}), "[]");
+  for (const char* bad : {"", "{}", "[1]", "[[\"a\",\"b\",1,2,3,4,5,6,7,8]]", "[[\"a\",\"b\",1,2,3,4,5,6,7,8,1.5]]",
+                          "[[1,\"b\",1,2,3,4,5,6,7,8,9]]", "[[\"a\",\"b\",1,2,3,4,5,6,7,8,9,10]]", "[[\"a\""})
+    EXPECT_FALSE(DecodeCheckoutLines(bad).ok()) << bad;
+}
+
+// Entries HQ returned from an abandoned branch of this terminal's chain are found by id
+// beside the chain's own, and an unknown id in the list does not hide the ids after it.
+TEST_F(LedgerTest, EntriesByIdsFindsChainAndBranchEntries) {
+  auto l = OpenWriter();
+  ASSERT_TRUE(l->Begin().ok());
+  EntryRow a = Append(*l, "earn", 7, 100, 1000);
+  ASSERT_TRUE(l->Commit().ok());
+  // An entry of another branch: same seq as `a`, another history.
+  EntryRow b = a;
+  b.entry_id = NewEntryId(1500);
+  b.points = 40;
+  b.prev_hash = std::string(32, '\x07');
+  b.hash = ChainHash(b.prev_hash, CanonicalEntryBytes(b));
+  ASSERT_TRUE(l->Begin().ok());
+  auto outcome = l->RestoreEntry(b);
+  ASSERT_TRUE(outcome.ok()) << outcome.status().ToString();
+  ASSERT_EQ(*outcome, RestoreOutcome::kBranch);
+  ASSERT_TRUE(l->Commit().ok());
+  auto found = l->EntriesByIds({NewEntryId(1200), b.entry_id, a.entry_id});
+  ASSERT_EQ(found.size(), 2u);
+  std::set<std::string> ids{found[0].entry_id, found[1].entry_id};
+  EXPECT_TRUE(ids.count(a.entry_id));
+  EXPECT_TRUE(ids.count(b.entry_id));
+  for (const auto& e : found)
+    if (e.entry_id == b.entry_id) {
+      EXPECT_EQ(e.points, 40);
+    }
 }
 
 TEST_F(LedgerTest, EntryIdsAreUniqueInTheDatabase) {

@@ -106,4 +106,12 @@ Result<std::unique_ptr<Stmt>> Db::Prepare(const std::string& sql) {
   return std::make_unique<Stmt>(db_, it->second);
 }
 
+Result<std::unique_ptr<Stmt>> Db::Prepare(const char* literal_sql) {
+  auto it = by_literal_.find(literal_sql);
+  if (it != by_literal_.end()) return std::make_unique<Stmt>(db_, it->second);
+  auto st = Prepare(std::string(literal_sql));
+  if (st.ok()) by_literal_.emplace(literal_sql, cache_.at(literal_sql));
+  return st;
+}
+
 }  // namespace loyalty::ledger

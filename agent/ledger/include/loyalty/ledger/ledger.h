@@ -25,7 +25,10 @@
 
 namespace loyalty::ledger {
 
-inline constexpr int kSchemaVersion = 3;
+inline constexpr int kSchemaVersion = 4;
+// The SQL of the migration from schema `from` to from + 1 (0 <= from < kSchemaVersion);
+// tests build files of older versions with it.
+const char* MigrationSql(int from);
 
 // The reconciliation index (sync/PROTOCOL-recon.md) lives in the ledger file, in tables
 // with this prefix, one scope per reconciled set:
@@ -132,6 +135,13 @@ struct CheckoutRow {
   std::string request_json, response_json;
   std::vector<CheckoutLineRow> lines;
 };
+
+// A checkout's lines as stored in checkouts.lines_json (schema 4): one compact JSON array
+// per line, in line order,
+//   [sku, category, qty, unit_price_cents, tier_discount_cents, coupon_cents, redeem_cents,
+//    net_cents, net_before_redeem_cents, points_eligible (0|1), redeemable (0|1)]
+std::string EncodeCheckoutLines(const std::vector<CheckoutLineRow>& lines);
+Result<std::vector<CheckoutLineRow>> DecodeCheckoutLines(std::string_view text);
 
 struct RefundRow {
   std::string refund_id, checkout_id, request_hash, reason;

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 #include "loyalty/base/status.h"
 
@@ -64,6 +65,9 @@ class Db {
   // A cached prepared statement, reset when the returned Stmt goes out of scope.
   // Nested use of the same SQL text is not allowed.
   Result<std::unique_ptr<Stmt>> Prepare(const std::string& sql);
+  // The same for SQL in a string literal (static storage: the cache is keyed by the
+  // pointer), which spares the hot paths building and comparing the text at every call.
+  Result<std::unique_ptr<Stmt>> Prepare(const char* literal_sql);
   sqlite3* raw() const { return db_; }
   int64_t LastInsertRowid() const { return sqlite3_last_insert_rowid(db_); }
   int Changes() const { return sqlite3_changes(db_); }
@@ -71,7 +75,8 @@ class Db {
  private:
   explicit Db(sqlite3* db) : db_(db) {}
   sqlite3* db_;
-  std::map<std::string, sqlite3_stmt*> cache_;
+  std::unordered_map<std::string, sqlite3_stmt*> cache_;
+  std::unordered_map<const char*, sqlite3_stmt*> by_literal_;
 };
 
 // Maps an SQLite result code to a Status: busy/locked/full/io errors are "unavailable"
