@@ -17,7 +17,7 @@ using nlohmann::json;
 http::Response ToResponse(const checkout::ApiResult& r) {
   http::Response resp;
   resp.status = r.status;
-  resp.body = r.body.dump(-1, ' ', false, json::error_handler_t::replace);
+  resp.body = r.Text();
   return resp;
 }
 

@@ -92,7 +92,17 @@ class ServiceTest : public ::testing::Test {
   ApiResult Commit(const std::string& id, json extra = json::object()) {
     json body{{"checkout_id", id}, {"member_code", Code()}, {"lines", Basket()}};
     for (auto it = extra.begin(); it != extra.end(); ++it) body[it.key()] = it.value();
-    return service_->Commit(*ledger_, body);
+    return Parsed(service_->Commit(*ledger_, body));
+  }
+
+  // A body written as text is checked to be exactly what dump() prints of its document
+  // (compact, keys in order), then parsed for the test to look into.
+  static ApiResult Parsed(ApiResult r) {
+    if (!r.text.empty()) {
+      r.body = json::parse(r.text);
+      EXPECT_EQ(r.text, r.body.dump());
+    }
+    return r;
   }
 
   std::filesystem::path dir_;
@@ -118,6 +128,79 @@ TEST_F(ServiceTest, RefundWindowClosesAfterExactlySevenDays) {
   // The window is checked before the unit count.
   auto both = service_->Refund(*ledger_, {{"refund_id", "r3"}, {"checkout_id", "c1"}, {"lines", {{{"line", 0}, {"qty", 5}}}}});
   EXPECT_EQ(both.body["error"]["code"], "refund_window_closed");
+}
+
+// The commit body is written directly, not through a document: it must carry the quote's
+// fields with the same values, the member view GET /v1/members gives right after, and come
+// back byte for byte when the same request is committed again.
+TEST_F(ServiceTest, CommitBodyAgreesWithTheQuoteTheMemberViewAndItsReplay) {
+  Seed("vip", 5000);
+  // A frozen reason, a masked name and phone with characters to escape, and lots of two
+  // expiries, so every branch of the member view is written.
+  ASSERT_TRUE(ledger_->Begin().ok());
+  auto m = ledger_->GetMember(kMember);
+  ASSERT_TRUE(m);
+  m->display_name = "张*\"";
+  m->phone = "138****5678";
+  ASSERT_TRUE(ledger_->UpsertMember(*m).ok());
+  ledger::LotRow lot;
+  lot.member_id = kMember;
+  lot.points = lot.remaining = 70;
+  lot.earned_at_s = kT0;
+  lot.expires_at_s = kT0 + 10 * 86400;
+  ASSERT_TRUE(ledger_->AddLot(lot).ok());
+  m->balance += 70;
+  ASSERT_TRUE(ledger_->UpsertMember(*m).ok());
+  ASSERT_TRUE(ledger_->Commit().ok());
+
+  json quote_body{{"checkout_id", "q1"}, {"member_code", Code()}, {"lines", Basket()}, {"redeem_points", 300}};
+  auto q = Parsed(service_->Quote(*ledger_, quote_body));
+  ASSERT_EQ(q.status, 200) << q.body.dump();
+  auto c = Commit("q1", {{"redeem_points", 300}});
+  ASSERT_EQ(c.status, 200) << c.body.dump();
+  for (const char* k : {"checkout_id", "subtotal_cents", "tier_discount_cents", "coupon", "redeem_points", "redeem_cents",
+                        "total_due_cents", "eligible_cents", "points_to_earn", "max_redeem_points", "lines",
+                        "rules_version", "warnings"})
+    EXPECT_EQ(c.body[k], q.body[k]) << k;
+  std::set<std::string> keys;
+  for (auto it = c.body.begin(); it != c.body.end(); ++it) keys.insert(it.key());
+  std::set<std::string> want;
+  for (auto it = q.body.begin(); it != q.body.end(); ++it) want.insert(it.key());
+  want.insert({"committed_at", "balance_after", "entries", "receipt_lines"});
+  EXPECT_EQ(keys, want);
+  EXPECT_EQ(c.body["lines"].size(), 3u);
+  EXPECT_EQ(c.body["entries"].size(), 2u);  // earn and redeem
+  EXPECT_EQ(c.body["committed_at"], FormatRfc3339(kT0));
+
+  auto view = service_->GetMember(*ledger_, std::to_string(kMember));
+  ASSERT_EQ(view.status, 200);
+  view.body.erase("recent_entries");
+  EXPECT_EQ(c.body["member"], view.body);
+  EXPECT_EQ(c.body["member"]["display_name"], "张*\"");
+  // The redemption used up the 10-day lot first (FIFO by expiry): the seeded lot and this
+  // sale's remain.
+  EXPECT_EQ(c.body["member"]["lots"].size(), 2u);
+  EXPECT_EQ(c.body["balance_after"], c.body["member"]["balance"]);
+
+}
+
+TEST_F(ServiceTest, AReplayedCommitReturnsTheStoredBodyByteForByte) {
+  Seed("member", 0);
+  json body{{"checkout_id", "r1"}, {"member_code", Code()}, {"lines", Basket()}};
+  auto first = service_->Commit(*ledger_, body);
+  ASSERT_EQ(first.status, 200) << first.Text();
+  clock_.advance_ms(5000);
+  auto second = service_->Commit(*ledger_, body);
+  ASSERT_EQ(second.status, 200) << second.Text();
+  EXPECT_EQ(second.text, first.text);
+  EXPECT_EQ(first.text, json::parse(first.text).dump());
+  auto stored = ledger_->GetCheckout("r1", /*with_lines=*/true);
+  ASSERT_TRUE(stored);
+  EXPECT_EQ(stored->response_json, first.text);
+  EXPECT_EQ(stored->request_json, body.dump());
+  ASSERT_EQ(stored->lines.size(), 3u);
+  EXPECT_EQ(stored->lines[1].sku, "B");
+  EXPECT_EQ(stored->lines[1].net_cents, json::parse(first.text)["lines"][1]["net_cents"]);
 }
 
 TEST_F(ServiceTest, RedeemCooldownEndsAtExactlyTenMinutes) {
@@ -170,9 +253,9 @@ TEST_F(ServiceTest, IdentificationLastsThirtyMinutes) {
   EXPECT_EQ(id.body["identification"]["expires_at"], FormatRfc3339(kT0 + 1800));
   clock_.advance_ms(1800 * 1000);  // the code itself expired long ago; the identification has not
   json q{{"checkout_id", "q"}, {"identification_id", ident}, {"lines", Basket()}};
-  EXPECT_EQ(service_->Quote(*ledger_, q).status, 200);
+  EXPECT_EQ(Parsed(service_->Quote(*ledger_, q)).status, 200);
   clock_.advance_ms(1000);
-  auto gone = service_->Quote(*ledger_, q);
+  auto gone = Parsed(service_->Quote(*ledger_, q));
   EXPECT_EQ(gone.status, 404);
   EXPECT_EQ(gone.body["error"]["code"], "not_found");
 }

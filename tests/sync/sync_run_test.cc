@@ -232,9 +232,9 @@ class SyncRunTest : public ::testing::Test {
     json body{{"checkout_id", checkout_id}, {"member_code", "100000000042"}, {"lines", lines}};
     writer_->Post([&](ledger::Ledger& w) { p.set_value(service_->Commit(w, body)); });
     auto r = p.get_future().get();
-    EXPECT_EQ(r.status, 200) << r.body.dump();
+    EXPECT_EQ(r.status, 200) << r.Text();
     clock_.advance_ms(1000);
-    return r.body;
+    return r.Json();
   }
 
   sync::RunRecord Run(sync::Transport& t) {

@@ -5,6 +5,7 @@
 #include "loyalty/base/encoding.h"
 #include "loyalty/base/hash.h"
 #include "loyalty/base/ids.h"
+#include "loyalty/base/json_writer.h"
 #include "loyalty/base/time.h"
 #include "loyalty/checkout/lots.h"
 #include "loyalty/checkout/requests.h"
@@ -136,39 +137,53 @@ bool CheckoutService::IsBirthdayMonth(const ledger::MemberRow& m, int64_t now_s)
   return rules::IsBirthdayMonth(m.birthday_month, now_s, [this](int64_t t) { return tz_.UtcOffsetAt(t); });
 }
 
-json CheckoutService::MemberJson(ledger::Ledger& l, const ledger::MemberRow& m, bool provisional, int64_t now_s,
-                                 const rules::Rules& r, const std::vector<ledger::LotRow>* known_lots) {
-  json j;
-  j["member_id"] = MemberIdString(m.member_id);
-  j["display_name"] = m.display_name ? json(*m.display_name) : json(nullptr);
-  j["phone"] = m.phone ? json(*m.phone) : json(nullptr);
-  j["tier"] = m.tier;
-  j["status"] = m.status;
-  if (m.status == "frozen") j["frozen_reason"] = m.frozen_reason;
-  json lots = json::array();
+// Keys in byte order, as nlohmann's std::map prints them, so that a body written here and
+// one dumped from a document are the same text.
+std::string CheckoutService::MemberText(ledger::Ledger& l, const ledger::MemberRow& m, bool provisional, int64_t now_s,
+                                        const rules::Rules& r, const std::vector<ledger::LotRow>* known_lots) {
   int64_t available = 0;
+  // Lots expiring together are shown as one (all points earned in a month expire at the
+  // same second), so the view stays short however long the member's history is.
+  std::map<int64_t, int64_t> by_expiry;
   if (!provisional) {
     std::vector<ledger::LotRow> read;
     if (!known_lots) read = l.Lots(m.member_id);
     const auto& rows = known_lots ? *known_lots : read;
     available = AvailableBalance(rows, now_s);
-    // Lots expiring together are shown as one (all points earned in a month expire at the
-    // same second), so the view stays short however long the member's history is.
-    std::map<int64_t, int64_t> by_expiry;
     for (const auto& lot : rows) {
       if (lot.remaining <= 0 || LotExpired(lot, now_s)) continue;
       by_expiry[lot.expires_at_s] += lot.remaining;
     }
-    for (const auto& [expires, points] : by_expiry)
-      lots.push_back({{"points", points}, {"expires_at", FormatRfc3339(expires)}});
   }
-  j["balance"] = provisional ? 0 : m.balance;
-  j["available_balance"] = available;
-  j["snapshot_at"] = m.snapshot_at_s ? json(FormatRfc3339(*m.snapshot_at_s)) : json(nullptr);
-  j["stale"] = !m.snapshot_at_s || now_s - *m.snapshot_at_s > r.stale_after_s;
-  j["lots"] = std::move(lots);
-  j["birthday_month"] = IsBirthdayMonth(m, now_s);
-  return j;
+  std::string out;
+  out.reserve(320 + 48 * by_expiry.size());
+  JsonWriter w(out);
+  w.BeginObject();
+  w.Key("available_balance").Int(available);
+  w.Key("balance").Int(provisional ? 0 : m.balance);
+  w.Key("birthday_month").Bool(IsBirthdayMonth(m, now_s));
+  w.Key("display_name");
+  m.display_name ? w.String(*m.display_name) : w.Null();
+  if (m.status == "frozen") w.Key("frozen_reason").String(m.frozen_reason);
+  w.Key("lots").BeginArray();
+  for (const auto& [expires, points] : by_expiry)
+    w.BeginObject().Key("expires_at").String(FormatRfc3339(expires)).Key("points").Int(points).EndObject();
+  w.EndArray();
+  w.Key("member_id").String(MemberIdString(m.member_id));
+  w.Key("phone");
+  m.phone ? w.String(*m.phone) : w.Null();
+  w.Key("snapshot_at");
+  m.snapshot_at_s ? w.String(FormatRfc3339(*m.snapshot_at_s)) : w.Null();
+  w.Key("stale").Bool(!m.snapshot_at_s || now_s - *m.snapshot_at_s > r.stale_after_s);
+  w.Key("status").String(m.status);
+  w.Key("tier").String(m.tier);
+  w.EndObject();
+  return out;
+}
+
+json CheckoutService::MemberJson(ledger::Ledger& l, const ledger::MemberRow& m, bool provisional, int64_t now_s,
+                                 const rules::Rules& r, const std::vector<ledger::LotRow>* known_lots) {
+  return json::parse(MemberText(l, m, provisional, now_s, r, known_lots));
 }
 
 Result<CheckoutService::Resolved> CheckoutService::ResolveIdentified(ledger::Ledger& l, const codes::Identified& id,
@@ -281,36 +296,66 @@ rules::Coupon ToRulesCoupon(const ledger::CouponRow& c) {
   return rc;
 }
 
-json QuoteJson(const std::string& checkout_id, const std::optional<json>& member, const rules::Quote& q,
-               const std::optional<ledger::CouponRow>& coupon, const std::string& rules_version) {
-  json j;
-  j["checkout_id"] = checkout_id;
-  if (member) j["member"] = *member;
-  j["subtotal_cents"] = q.subtotal_cents;
-  j["tier_discount_cents"] = q.tier_discount_cents;
-  j["coupon"] = coupon && q.coupon_applied ? json{{"coupon_id", coupon->coupon_id}, {"discount_cents", q.coupon_discount_cents}}
-                                           : json(nullptr);
-  j["redeem_points"] = q.redeem_points;
-  j["redeem_cents"] = q.redeem_cents;
-  j["total_due_cents"] = q.total_due_cents;
-  j["eligible_cents"] = q.eligible_cents;
-  j["points_to_earn"] = q.points_to_earn;
-  j["max_redeem_points"] = q.max_redeem_points;
-  json lines = json::array();
+// What a commit adds to the quote's fields.
+struct CommitFields {
+  std::optional<int64_t> balance_after;
+  int64_t committed_at_s = 0;
+  const std::vector<std::string>* entries = nullptr;
+  const std::vector<std::string>* receipt_lines = nullptr;
+};
+
+// The quote body of pos-api.md, and with `commit` the commit body. Keys in byte order (see
+// MemberText); member_text is the member view, already written.
+std::string CheckoutText(const std::string& checkout_id, const std::string* member_text, const rules::Quote& q,
+                         const std::optional<ledger::CouponRow>& coupon, const std::string& rules_version,
+                         const CommitFields* commit) {
+  std::string out;
+  out.reserve(640 + 112 * q.lines.size() + (member_text ? member_text->size() : 0));
+  JsonWriter w(out);
+  w.BeginObject();
+  if (commit) {
+    w.Key("balance_after");
+    commit->balance_after ? w.Int(*commit->balance_after) : w.Null();
+  }
+  w.Key("checkout_id").String(checkout_id);
+  if (commit) w.Key("committed_at").String(FormatRfc3339(commit->committed_at_s));
+  w.Key("coupon");
+  if (coupon && q.coupon_applied)
+    w.BeginObject().Key("coupon_id").String(coupon->coupon_id).Key("discount_cents").Int(q.coupon_discount_cents).EndObject();
+  else
+    w.Null();
+  w.Key("eligible_cents").Int(q.eligible_cents);
+  if (commit) {
+    w.Key("entries").BeginArray();
+    for (const auto& e : *commit->entries) w.String(e);
+    w.EndArray();
+  }
+  w.Key("lines").BeginArray();
   for (size_t i = 0; i < q.lines.size(); ++i) {
     const auto& l = q.lines[i];
-    lines.push_back({{"line", i},
-                     {"net_cents", l.net_cents},
-                     {"tier_discount_cents", l.tier_discount_cents},
-                     {"coupon_cents", l.coupon_cents},
-                     {"redeem_cents", l.redeem_cents}});
+    w.BeginObject().Key("coupon_cents").Int(l.coupon_cents).Key("line").UInt(i).Key("net_cents").Int(l.net_cents);
+    w.Key("redeem_cents").Int(l.redeem_cents).Key("tier_discount_cents").Int(l.tier_discount_cents).EndObject();
   }
-  j["lines"] = std::move(lines);
-  j["rules_version"] = rules_version;
-  json warnings = json::array();
-  for (const auto& w : q.warnings) warnings.push_back({{"code", w.code}, {"message", w.message}});
-  j["warnings"] = std::move(warnings);
-  return j;
+  w.EndArray();
+  w.Key("max_redeem_points").Int(q.max_redeem_points);
+  if (member_text) w.Key("member").Raw(*member_text);
+  w.Key("points_to_earn").Int(q.points_to_earn);
+  if (commit) {
+    w.Key("receipt_lines").BeginArray();
+    for (const auto& line : *commit->receipt_lines) w.String(line);
+    w.EndArray();
+  }
+  w.Key("redeem_cents").Int(q.redeem_cents);
+  w.Key("redeem_points").Int(q.redeem_points);
+  w.Key("rules_version").String(rules_version);
+  w.Key("subtotal_cents").Int(q.subtotal_cents);
+  w.Key("tier_discount_cents").Int(q.tier_discount_cents);
+  w.Key("total_due_cents").Int(q.total_due_cents);
+  w.Key("warnings").BeginArray();
+  for (const auto& x : q.warnings) w.BeginObject().Key("code").String(x.code).Key("message").String(x.message).EndObject();
+  w.EndArray();
+  w.EndObject();
+  return out;
 }
 
 }  // namespace
@@ -329,32 +374,37 @@ ApiResult CheckoutService::Quote(ledger::Ledger& reader, const json& body) {
   in.lines = req->lines;
   in.redeem = req->redeem;
   if (*coupon) in.coupon = ToRulesCoupon(**coupon);
-  std::optional<json> member_json;
+  std::optional<std::string> member_text;
   if (who->has_member) {
     rules::MemberContext ctx;
     const auto& m = who->member;
     ctx.tier = m.tier;
     ctx.frozen = m.status == "frozen";
     ctx.static_identification = who->id.kind != codes::CodeKind::kDynamic;
-    ctx.available_balance = who->provisional ? 0 : AvailableBalance(reader.Lots(m.member_id), now_s);
+    std::vector<ledger::LotRow> lots;
+    if (!who->provisional) lots = reader.Lots(m.member_id);
+    ctx.available_balance = who->provisional ? 0 : AvailableBalance(lots, now_s);
     ctx.stale = !m.snapshot_at_s || now_s - *m.snapshot_at_s > r->stale_after_s;
     ctx.birthday_month = IsBirthdayMonth(m, now_s);
     int64_t last = who->provisional ? 0 : reader.LastRedeemAtMs(m.member_id);
     ctx.in_redeem_cooldown = last > 0 && NowMs() - last < r->redeem_cooldown_s * 1000;
     in.member = ctx;
-    member_json = MemberJson(reader, m, who->provisional, now_s, *r);
+    member_text = MemberText(reader, m, who->provisional, now_s, *r, &lots);
   }
   auto q = rules::ComputeQuote(*r, in);
   if (!q.ok()) return ErrorResult(q.status());
-  return {200, QuoteJson(req->checkout_id, member_json, *q, *coupon, r->version)};
+  return ApiResult::FromText(200, CheckoutText(req->checkout_id, member_text ? &*member_text : nullptr, *q, *coupon, r->version, nullptr));
 }
 
 Status CheckoutService::ApplyPoints(ledger::Ledger& w, ledger::MemberRow& m, int64_t delta, int64_t now_s,
-                                    const std::string& entry_id, const rules::Rules& r) {
+                                    const std::string& entry_id, const rules::Rules& r,
+                                    std::vector<ledger::LotRow>* lots) {
   if (delta == 0) return Status::Ok();
   int64_t expires_at_s =
       delta > 0 ? rules::LotExpiry(now_s, r.points_validity_months, [this](int64_t t) { return tz_.UtcOffsetAt(t); }) : 0;
-  if (Status s = ApplyLotDelta(w, m.member_id, delta, now_s, expires_at_s, entry_id); !s.ok()) return s;
+  Status s = lots ? ApplyLotDelta(w, *lots, m.member_id, delta, now_s, expires_at_s, entry_id)
+                  : ApplyLotDelta(w, m.member_id, delta, now_s, expires_at_s, entry_id);
+  if (!s.ok()) return s;
   m.balance += delta;
   return Status::Ok();
 }
@@ -387,14 +437,14 @@ ApiResult CheckoutService::Commit(ledger::Ledger& w, const json& body) {
   // Idempotency first: the same body again returns the stored response, even if the
   // member code has expired since.
   auto cid = body.find("checkout_id");
-  std::string canonical_body = body.dump();  // hashed for idempotency and stored as the request
+  std::string canonical_body = DumpCanonical(body);  // hashed for idempotency and stored as the request
   std::string request_hash = DigestHex(Sha256(canonical_body));
   if (cid != body.end() && cid->is_string() && IsValidClientId(cid->get<std::string>())) {
     if (auto existing = w.GetCheckout(cid->get<std::string>(), /*with_lines=*/false)) {
       if (existing->request_hash != request_hash)
         return ErrorResult(Err("idempotency_conflict", "checkout " + existing->checkout_id +
                                                            " was committed with a different body"));
-      return {200, json::parse(existing->response_json)};
+      return ApiResult::FromText(200, std::move(existing->response_json));
     }
   }
   auto req = ParseCheckoutRequest(body, /*is_commit=*/true);
@@ -422,12 +472,15 @@ ApiResult CheckoutService::Commit(ledger::Ledger& w, const json& body) {
   in.redeem = req->redeem;
   if (*coupon) in.coupon = ToRulesCoupon(**coupon);
   ledger::MemberRow m = who->member;
+  // The member's lots, read once and kept up to date through the commit's changes.
+  std::vector<ledger::LotRow> lots;
   if (who->has_member) {
+    if (!who->provisional) lots = w.Lots(m.member_id);
     rules::MemberContext ctx;
     ctx.tier = m.tier;
     ctx.frozen = m.status == "frozen";
     ctx.static_identification = who->id.kind != codes::CodeKind::kDynamic;
-    ctx.available_balance = who->provisional ? 0 : AvailableBalance(w.Lots(m.member_id), now_s);
+    ctx.available_balance = who->provisional ? 0 : AvailableBalance(lots, now_s);
     ctx.stale = !m.snapshot_at_s || now_s - *m.snapshot_at_s > r->stale_after_s;
     ctx.birthday_month = IsBirthdayMonth(m, now_s);
     int64_t last = who->provisional ? 0 : w.LastRedeemAtMs(m.member_id);
@@ -437,7 +490,7 @@ ApiResult CheckoutService::Commit(ledger::Ledger& w, const json& body) {
   auto q = rules::ComputeQuote(*r, in);
   if (!q.ok()) return fail(q.status());
 
-  json entries = json::array();
+  std::vector<std::string> entries;
   std::optional<int64_t> balance_after;
   bool froze = false;
   std::string upgraded_to;
@@ -459,11 +512,13 @@ ApiResult CheckoutService::Commit(ledger::Ledger& w, const json& body) {
     };
     auto earn = append("earn", q->points_to_earn, "");
     if (!earn.ok()) return fail(WriteError(earn.status()));
-    if (Status s = ApplyPoints(w, m, q->points_to_earn, now_s, earn->entry_id, *r); !s.ok()) return fail(WriteError(s));
+    if (Status s = ApplyPoints(w, m, q->points_to_earn, now_s, earn->entry_id, *r, &lots); !s.ok())
+      return fail(WriteError(s));
     if (q->redeem_points > 0) {
       auto red = append("redeem", -q->redeem_points, "");
       if (!red.ok()) return fail(WriteError(red.status()));
-      if (Status s = ApplyPoints(w, m, -q->redeem_points, now_s, red->entry_id, *r); !s.ok()) return fail(WriteError(s));
+      if (Status s = ApplyPoints(w, m, -q->redeem_points, now_s, red->entry_id, *r, &lots); !s.ok())
+        return fail(WriteError(s));
     }
     if (!was_frozen && rules::CrossesVelocity(*r, earned_before, q->points_to_earn)) {
       json detail{{"reason", "velocity"}, {"earned_in_window", earned_before + q->points_to_earn},
@@ -495,19 +550,15 @@ ApiResult CheckoutService::Commit(ledger::Ledger& w, const json& body) {
     if (Status s = w.MarkCouponUsed((*coupon)->coupon_id, req->checkout_id); !s.ok()) return fail(WriteError(s));
   }
 
-  std::optional<json> member_json;
-  std::vector<ledger::LotRow> lots_after;
+  std::string member_text;
+  std::vector<std::string> receipt;
   if (who->has_member) {
-    lots_after = w.Lots(m.member_id);
-    member_json = MemberJson(w, m, false, now_s, *r, &lots_after);
+    member_text = MemberText(w, m, false, now_s, *r, &lots);
+    receipt = ReceiptLines(q->points_to_earn, q->redeem_points, *balance_after, lots, now_s);
   }
-  json resp = QuoteJson(req->checkout_id, member_json, *q, *coupon, r->version);
-  resp["committed_at"] = FormatRfc3339(now_s);
-  resp["balance_after"] = balance_after ? json(*balance_after) : json(nullptr);
-  resp["entries"] = entries;
-  resp["receipt_lines"] = who->has_member ? json(ReceiptLines(q->points_to_earn, q->redeem_points, *balance_after,
-                                                              lots_after, now_s))
-                                          : json::array();
+  CommitFields fields{balance_after, now_s, &entries, &receipt};
+  std::string resp =
+      CheckoutText(req->checkout_id, who->has_member ? &member_text : nullptr, *q, *coupon, r->version, &fields);
 
   ledger::CheckoutRow row;
   row.checkout_id = req->checkout_id;
@@ -525,7 +576,7 @@ ApiResult CheckoutService::Commit(ledger::Ledger& w, const json& body) {
   row.tender = req->tender.value_or("");
   row.coupon_id = *coupon && q->coupon_applied ? (*coupon)->coupon_id : "";
   row.request_json = std::move(canonical_body);
-  row.response_json = resp.dump();
+  row.response_json = resp;
   for (size_t i = 0; i < q->lines.size(); ++i) {
     const auto& ql = q->lines[i];
     ledger::CheckoutLineRow l;
@@ -546,17 +597,18 @@ ApiResult CheckoutService::Commit(ledger::Ledger& w, const json& body) {
   if (Status s = w.InsertCheckout(row); !s.ok()) return fail(WriteError(s));
   if (Status s = w.Commit(); !s.ok()) return ErrorResult(WriteError(s));
 
-  Log("checkout_committed", {{"checkout_id", req->checkout_id},
-                             {"member_id", who->has_member ? json(MemberIdString(m.member_id)) : json(nullptr)},
-                             {"total_due_cents", q->total_due_cents},
-                             {"points_earned", q->points_to_earn},
-                             {"points_redeemed", q->redeem_points},
-                             {"entries", entries.size()}});
+  if (events_.log)
+    Log("checkout_committed", {{"checkout_id", req->checkout_id},
+                               {"member_id", who->has_member ? json(MemberIdString(m.member_id)) : json(nullptr)},
+                               {"total_due_cents", q->total_due_cents},
+                               {"points_earned", q->points_to_earn},
+                               {"points_redeemed", q->redeem_points},
+                               {"entries", entries.size()}});
   if (froze)
     Log("member_frozen", {{"member_id", MemberIdString(m.member_id)}, {"reason", "velocity"}, {"checkout_id", req->checkout_id}});
   if (!upgraded_to.empty())
     Log("tier_upgraded", {{"member_id", MemberIdString(m.member_id)}, {"tier", upgraded_to}});
-  return {200, std::move(resp)};
+  return ApiResult::FromText(200, std::move(resp));
 }
 
 ApiResult CheckoutService::Refund(ledger::Ledger& w, const json& body) {
@@ -566,7 +618,7 @@ ApiResult CheckoutService::Refund(ledger::Ledger& w, const json& body) {
     if (auto existing = w.GetRefund(rid->get<std::string>())) {
       if (existing->request_hash != request_hash)
         return ErrorResult(Err("idempotency_conflict", "refund " + existing->refund_id + " was made with a different body"));
-      return {200, json::parse(existing->response_json)};
+      return ApiResult::FromText(200, std::move(existing->response_json));
     }
   }
   auto req = ParseRefundRequest(body);

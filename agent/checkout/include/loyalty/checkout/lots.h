@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "loyalty/base/status.h"
 #include "loyalty/ledger/ledger.h"
@@ -18,5 +19,10 @@ namespace loyalty::checkout {
 // at at_s. The member's cached balance is the caller's to update.
 Status ApplyLotDelta(ledger::Ledger& w, uint64_t member_id, int64_t delta, int64_t at_s, int64_t expires_at_s,
                      const std::string& entry_id);
+
+// The same on lots the caller has read already (Ledger::Lots of the member, in its order);
+// on success `lots` is what Ledger::Lots would return now, so a commit reads them once.
+Status ApplyLotDelta(ledger::Ledger& w, std::vector<ledger::LotRow>& lots, uint64_t member_id, int64_t delta,
+                     int64_t at_s, int64_t expires_at_s, const std::string& entry_id);
 
 }  // namespace loyalty::checkout

@@ -25,9 +25,25 @@
 
 namespace loyalty::checkout {
 
+// The body is either a document (`body`) or, on the paths that write their JSON directly
+// (quote, commit, a replayed commit), its text (`text`, non-empty then), already in the
+// form nlohmann's dump() prints: compact, keys sorted.
 struct ApiResult {
+  ApiResult() = default;
+  ApiResult(int s, nlohmann::json b) : status(s), body(std::move(b)) {}
+  static ApiResult FromText(int s, std::string t) {
+    ApiResult r;
+    r.status = s;
+    r.text = std::move(t);
+    return r;
+  }
+
   int status = 200;
   nlohmann::json body;
+  std::string text;
+
+  nlohmann::json Json() const { return text.empty() ? body : nlohmann::json::parse(text); }
+  std::string Text() const { return text.empty() ? body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) : text; }
 };
 
 // The contract's HTTP status for an error code (pos-api.md, "Errors").
@@ -80,13 +96,17 @@ class CheckoutService {
                                  int64_t now_s);
   Result<Resolved> ResolveIdentified(ledger::Ledger& l, const codes::Identified& id, const std::string& checkout_id,
                                      int64_t now_s);
-  // lots: the member's lots when the caller has them already (else they are read).
+  // The member view of pos-api.md; lots: the member's lots when the caller has them already
+  // (else they are read). MemberText writes it, MemberJson is the same as a document.
+  std::string MemberText(ledger::Ledger& l, const ledger::MemberRow& m, bool provisional, int64_t now_s,
+                         const rules::Rules& r, const std::vector<ledger::LotRow>* lots = nullptr);
   nlohmann::json MemberJson(ledger::Ledger& l, const ledger::MemberRow& m, bool provisional, int64_t now_s,
                             const rules::Rules& r, const std::vector<ledger::LotRow>* lots = nullptr);
   int64_t AvailableBalance(const std::vector<ledger::LotRow>& lots, int64_t now_s) const;
   bool IsBirthdayMonth(const ledger::MemberRow& m, int64_t now_s) const;
+  // lots: the member's lots, kept up to date, when the caller holds them (else read).
   Status ApplyPoints(ledger::Ledger& w, ledger::MemberRow& m, int64_t delta, int64_t now_s, const std::string& entry_id,
-                     const rules::Rules& r);
+                     const rules::Rules& r, std::vector<ledger::LotRow>* lots = nullptr);
   std::string RememberIdentification(const codes::Identified& id, int64_t now_s);
   std::optional<Identification> FindIdentification(const std::string& id, int64_t now_s);
   void Log(const std::string& event, const nlohmann::json& fields);
