@@ -254,9 +254,26 @@ JsonWriter& JsonWriter::EndArray() {
 }
 
 JsonWriter& JsonWriter::Key(std::string_view k) {
-  if (TestAndSetHasElement()) out_->push_back(',');
-  AppendQuoted<false>(*out_, k);
-  out_->push_back(':');
+  const bool comma = TestAndSetHasElement();
+  // Keys are short names with nothing to escape: put `,"key":` together and append it once.
+  constexpr size_t kShort = 48;
+  bool plain = k.size() <= kShort;
+  for (size_t i = 0; plain && i < k.size(); ++i) plain = kByteClass[static_cast<uint8_t>(k[i])] != kEscape;
+  if (plain) {
+    char buf[kShort + 4];
+    size_t n = 0;
+    if (comma) buf[n++] = ',';
+    buf[n++] = '"';
+    std::memcpy(buf + n, k.data(), k.size());
+    n += k.size();
+    buf[n++] = '"';
+    buf[n++] = ':';
+    out_->append(buf, n);
+  } else {
+    if (comma) out_->push_back(',');
+    AppendQuoted<false>(*out_, k);
+    out_->push_back(':');
+  }
   after_key_ = true;
   return *this;
 }

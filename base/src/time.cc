@@ -1,5 +1,7 @@
 #include "loyalty/base/time.h"
 
+#include <algorithm>
+
 #include <cstdio>
 
 namespace loyalty {
@@ -43,12 +45,12 @@ int64_t UnixFromCivil(const CivilTime& t) {
          t.hour * 3600 + t.minute * 60 + t.second;
 }
 
-std::string FormatRfc3339(int64_t unix_s) {
+std::string_view FormatRfc3339(int64_t unix_s, Rfc3339Buffer& buf) {
   CivilTime t = CivilFromUnix(unix_s);
   if (t.year >= 0 && t.year <= 9999) {
     // Written digit by digit: snprintf's format parsing was the larger part of the cost
     // of a checkout response's timestamps.
-    char out[20];
+    char* out = buf.data();
     auto two = [&out](int pos, int v) {
       out[pos] = static_cast<char>('0' + v / 10);
       out[pos + 1] = static_cast<char>('0' + v % 10);
@@ -67,12 +69,16 @@ std::string FormatRfc3339(int64_t unix_s) {
     out[16] = ':';
     two(17, t.second);
     out[19] = 'Z';
-    return std::string(out, sizeof out);
+    return std::string_view(out, 20);
   }
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%04lld-%02d-%02dT%02d:%02d:%02dZ", static_cast<long long>(t.year), t.month, t.day,
-                t.hour, t.minute, t.second);
-  return buf;
+  int n = std::snprintf(buf.data(), buf.size(), "%04lld-%02d-%02dT%02d:%02d:%02dZ", static_cast<long long>(t.year),
+                        t.month, t.day, t.hour, t.minute, t.second);
+  return std::string_view(buf.data(), n > 0 ? std::min(static_cast<size_t>(n), buf.size() - 1) : 0);
+}
+
+std::string FormatRfc3339(int64_t unix_s) {
+  Rfc3339Buffer buf;
+  return std::string(FormatRfc3339(unix_s, buf));
 }
 
 std::optional<int64_t> ParseRfc3339(std::string_view s) {
