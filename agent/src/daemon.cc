@@ -147,6 +147,8 @@ int RunDaemon(int argc, char** argv) {
       LogEvent(Level::kCritical, "ledger_error", {{"phase", "open"}, {"message", writer_ledger.status().message()}});
       return kExitRuntime;
     }
+    // Checkpoints run when the writer thread is idle, never inside a checkout's commit.
+    (*writer_ledger)->UseIdleCheckpoints();
     auto reader = ledger::Ledger::Open(p.cfg.database, ledger::Ledger::Mode::kReader, p.cfg.terminal_id);
     if (!reader.ok()) {
       LogEvent(Level::kCritical, "ledger_error", {{"phase", "open_reader"}, {"message", reader.status().message()}});

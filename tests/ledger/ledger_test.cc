@@ -55,6 +55,9 @@ TEST_F(LedgerTest, MigratesAnEmptyFileToTheCurrentSchema) {
   auto sync = l->db().Prepare("PRAGMA synchronous");
   ASSERT_TRUE((*sync)->Step());
   EXPECT_EQ((*sync)->Int(0), 2);  // FULL
+  auto page = l->db().Prepare("PRAGMA page_size");
+  ASSERT_TRUE((*page)->Step());
+  EXPECT_EQ((*page)->Int(0), 2048);  // a new file's pages (docs/ledger.md)
 }
 
 TEST_F(LedgerTest, RefusesALedgerOfAnotherTerminal) {
@@ -184,10 +187,19 @@ TEST_F(LedgerTest, MigrationFourMovesCheckoutLinesIntoTheRow) {
     ASSERT_TRUE((*db)->Exec("INSERT INTO checkout_lines VALUES ('c1', 1, '烟-\"2\"', 'tobacco', 2, 350, 0, 0, 0, 700, 700, 0, 0);"
                             "INSERT INTO checkout_lines VALUES ('c1', 0, 'SKU-1', 'grocery', 1, 200, 10, 5, 3, 182, 185, 1, 1);")
                     .ok());
+    // Lots of two members, ids global as schema 3 gave them.
+    ASSERT_TRUE((*db)->Exec("INSERT INTO lots VALUES (5, 7, 100, 60, 1000, 9000, 'e1');"
+                            "INSERT INTO lots VALUES (6, 8, 50, 50, 1000, 9000, 'e2');"
+                            "INSERT INTO lots VALUES (9, 7, 30, 30, 1100, 8000, 'e3');"
+                            "INSERT INTO lots VALUES (12, 7, 10, 0, 1200, 8000, 'e4');")
+                    .ok());
   }
   auto l = OpenWriter();
   ASSERT_TRUE(l);
   EXPECT_EQ(l->schema_version(), 4);
+  auto page = l->db().Prepare("PRAGMA page_size");
+  ASSERT_TRUE((*page)->Step());
+  EXPECT_EQ((*page)->Int(0), 4096);  // an existing file keeps its page size
   auto c1 = l->GetCheckout("c1", /*with_lines=*/true);
   ASSERT_TRUE(c1);
   ASSERT_EQ(c1->lines.size(), 2u);
@@ -209,7 +221,32 @@ TEST_F(LedgerTest, MigrationFourMovesCheckoutLinesIntoTheRow) {
   auto c2 = l->GetCheckout("c2", true);
   ASSERT_TRUE(c2);
   EXPECT_TRUE(c2->lines.empty());
-  auto gone = l->db().Prepare("SELECT count(*) FROM sqlite_schema WHERE name = 'checkout_lines'");
+  // Lots keep their ids and order (expiry, then creation); a new one follows the member's
+  // highest id, whatever other members hold.
+  auto lots = l->Lots(7);
+  ASSERT_EQ(lots.size(), 2u);  // the spent one (remaining 0) is not returned
+  EXPECT_EQ(lots[0].lot_id, 9);
+  EXPECT_EQ(lots[0].expires_at_s, 8000);
+  EXPECT_EQ(lots[1].lot_id, 5);
+  EXPECT_EQ(lots[1].remaining, 60);
+  EXPECT_EQ(lots[1].entry_id, "e1");
+  ASSERT_TRUE(l->Begin().ok());
+  LotRow fresh{0, 7, 5, 5, 1300, 8000, "e5"};
+  auto id = l->AddLot(fresh);
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  EXPECT_EQ(*id, 13);
+  LotRow first{0, 99, 5, 5, 1300, 8000, "e6"};
+  EXPECT_EQ(*l->AddLot(first), 1);
+  ASSERT_TRUE(l->SetLotRemaining(7, 5, 1).ok());
+  ASSERT_TRUE(l->Commit().ok());
+  lots = l->Lots(7);
+  ASSERT_EQ(lots.size(), 3u);
+  EXPECT_EQ(lots[1].lot_id, 13);  // same expiry as lot 9, created after it
+  EXPECT_EQ(lots[2].remaining, 1);
+  EXPECT_EQ(l->Lots(8).size(), 1u);
+
+  auto gone = l->db().Prepare(
+      "SELECT count(*) FROM sqlite_schema WHERE name IN ('checkout_lines', 'entries_unacked', 'lots_by_member')");
   ASSERT_TRUE(gone.ok() && (*gone)->Step());
   EXPECT_EQ((*gone)->Int(0), 0);
 

@@ -1,6 +1,8 @@
 // The ledger's single writer: a thread that owns the write connection and runs jobs one
 // at a time, in order. Everything that writes the ledger is a job posted here, so SQLite's
-// fsync never blocks the event loop and no two transactions ever interleave.
+// fsync never blocks the event loop and no two transactions ever interleave. When the
+// queue is empty after a job the thread checkpoints the WAL if it is due
+// (Ledger::UseIdleCheckpoints), so that work never lands inside a checkout's commit.
 #pragma once
 
 #include <condition_variable>
