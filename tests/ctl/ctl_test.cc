@@ -362,8 +362,9 @@ TEST_F(CtlTest, ExportJson) {
   for (const auto& rec : body["records"]) {
     ASSERT_TRUE(rec.contains("record"));
     if (rec["record"] == "line" && rec["sku"] == kOddSku) saw_odd = true;
-    if (rec["record"] == "checkout" && rec["checkout_id"] == "co-1")
+    if (rec["record"] == "checkout" && rec["checkout_id"] == "co-1") {
       EXPECT_EQ(rec["member_id"], std::to_string(kDynamicMember));
+    }
   }
   EXPECT_TRUE(saw_odd);
   EXPECT_EQ(Run({"export", "--since", *today_, "--json"}).out, r.out);

@@ -43,7 +43,7 @@ Status ApplyLotDelta(ledger::Ledger& w, std::vector<ledger::LotRow>& lots, uint6
     for (auto& lot : lots) {
       if (lot.remaining < 0 && remaining > 0) {
         int64_t pay = std::min(remaining, -lot.remaining);
-        if (Status s = w.SetLotRemaining(lot.lot_id, lot.remaining + pay); !s.ok()) return s;
+        if (Status s = w.SetLotRemaining(member_id, lot.lot_id, lot.remaining + pay); !s.ok()) return s;
         lot.remaining += pay;
         remaining -= pay;
       }
@@ -75,7 +75,7 @@ Status ApplyLotDelta(ledger::Ledger& w, std::vector<ledger::LotRow>& lots, uint6
     }
     ledger::LotRow* lot = by_id.at(take.lot_id);
     lot->remaining -= take.points;
-    if (Status s = w.SetLotRemaining(lot->lot_id, lot->remaining); !s.ok()) return s;
+    if (Status s = w.SetLotRemaining(member_id, lot->lot_id, lot->remaining); !s.ok()) return s;
   }
   if (shortfall == 0) {
     DropEmpty(lots);
@@ -84,7 +84,7 @@ Status ApplyLotDelta(ledger::Ledger& w, std::vector<ledger::LotRow>& lots, uint6
   // The points were already spent: the balance goes below zero, recorded as a debt lot.
   if (debt) {
     debt->remaining -= shortfall;
-    if (Status s = w.SetLotRemaining(debt->lot_id, debt->remaining); !s.ok()) return s;
+    if (Status s = w.SetLotRemaining(member_id, debt->lot_id, debt->remaining); !s.ok()) return s;
     DropEmpty(lots);
     return Status::Ok();
   }

@@ -24,12 +24,14 @@ Status OptString(const nlohmann::json& o, const char* key, std::optional<std::st
 bool IsInteger(const nlohmann::json& v) { return v.is_number_integer() || v.is_number_unsigned(); }
 
 // An integer within [lo, hi]; anything else (float, string, out of range) is an error.
-Status IntField(const nlohmann::json& v, const std::string& name, int64_t lo, int64_t hi, int64_t* out) {
-  if (!IsInteger(v)) return Bad(name + " must be an integer");
-  if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))
-    return Bad(name + " is out of range [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+// name() gives the field's name for the message, built only when there is one to write.
+template <typename Name>
+Status IntField(const nlohmann::json& v, Name name, int64_t lo, int64_t hi, int64_t* out) {
+  auto range = [&] { return " is out of range [" + std::to_string(lo) + ", " + std::to_string(hi) + "]"; };
+  if (!IsInteger(v)) return Bad(name() + " must be an integer");
+  if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) return Bad(name() + range());
   int64_t x = v.get<int64_t>();
-  if (x < lo || x > hi) return Bad(name + " is out of range [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  if (x < lo || x > hi) return Bad(name() + range());
   *out = x;
   return Status::Ok();
 }
@@ -69,24 +71,28 @@ Result<CheckoutRequest> ParseCheckoutRequest(const nlohmann::json& b, bool is_co
   auto lines = b.find("lines");
   if (lines == b.end() || !lines->is_array()) return Bad("lines is required and must be an array");
   if (lines->empty() || lines->size() > 500) return Bad("lines must hold 1 to 500 lines");
+  r.lines.reserve(lines->size());
   for (size_t i = 0; i < lines->size(); ++i) {
     const auto& l = (*lines)[i];
-    std::string at = "lines[" + std::to_string(i) + "]";
-    if (!l.is_object()) return Bad(at + " must be an object");
+    // The field's name is put together only for a refusal: this runs for every line.
+    auto at = [i] { return "lines[" + std::to_string(i) + "]"; };
+    if (!l.is_object()) return Bad(at() + " must be an object");
     rules::Line line;
     auto sku = l.find("sku");
-    if (sku == l.end() || !sku->is_string()) return Bad(at + ".sku is required and must be a string");
-    line.sku = sku->get<std::string>();
+    if (sku == l.end() || !sku->is_string()) return Bad(at() + ".sku is required and must be a string");
+    line.sku = sku->get_ref<const std::string&>();
     auto qty = l.find("qty");
-    if (qty == l.end()) return Bad(at + ".qty is required");
-    if (Status s = IntField(*qty, at + ".qty", 1, 10000, &line.qty); !s.ok()) return s;
+    if (qty == l.end()) return Bad(at() + ".qty is required");
+    if (Status s = IntField(*qty, [&] { return at() + ".qty"; }, 1, 10000, &line.qty); !s.ok()) return s;
     auto price = l.find("unit_price_cents");
-    if (price == l.end()) return Bad(at + ".unit_price_cents is required");
-    if (Status s = IntField(*price, at + ".unit_price_cents", 0, 100000000, &line.unit_price_cents); !s.ok()) return s;
+    if (price == l.end()) return Bad(at() + ".unit_price_cents is required");
+    if (Status s = IntField(*price, [&] { return at() + ".unit_price_cents"; }, 0, 100000000, &line.unit_price_cents);
+        !s.ok())
+      return s;
     auto cat = l.find("category");
     if (cat != l.end() && !cat->is_null()) {
-      if (!cat->is_string()) return Bad(at + ".category must be a string");
-      line.category = cat->get<std::string>();
+      if (!cat->is_string()) return Bad(at() + ".category must be a string");
+      line.category = cat->get_ref<const std::string&>();
     }
     r.lines.push_back(std::move(line));
   }
@@ -98,7 +104,9 @@ Result<CheckoutRequest> ParseCheckoutRequest(const nlohmann::json& b, bool is_co
       if (red->get<std::string>() != "max") return Bad("redeem_points must be an integer or \"max\"");
       r.redeem.max = true;
     } else {
-      if (Status s = IntField(*red, "redeem_points", 0, kMaxRedeemPoints, &r.redeem.points); !s.ok()) return s;
+      if (Status s = IntField(*red, [] { return std::string("redeem_points"); }, 0, kMaxRedeemPoints, &r.redeem.points);
+          !s.ok())
+        return s;
     }
   }
 
@@ -135,14 +143,15 @@ Result<RefundRequest> ParseRefundRequest(const nlohmann::json& b) {
   if (lines->empty() || lines->size() > 500) return Bad("lines must hold 1 to 500 lines");
   for (size_t i = 0; i < lines->size(); ++i) {
     const auto& l = (*lines)[i];
-    std::string at = "lines[" + std::to_string(i) + "]";
-    if (!l.is_object()) return Bad(at + " must be an object");
+    // The field's name is put together only for a refusal: this runs for every line.
+    auto at = [i] { return "lines[" + std::to_string(i) + "]"; };
+    if (!l.is_object()) return Bad(at() + " must be an object");
     auto line = l.find("line");
     auto qty = l.find("qty");
-    if (line == l.end() || qty == l.end()) return Bad(at + " needs line and qty");
+    if (line == l.end() || qty == l.end()) return Bad(at() + " needs line and qty");
     int64_t li = 0, q = 0;
-    if (Status s = IntField(*line, at + ".line", 0, 499, &li); !s.ok()) return s;
-    if (Status s = IntField(*qty, at + ".qty", 1, 10000, &q); !s.ok()) return s;
+    if (Status s = IntField(*line, [&] { return at() + ".line"; }, 0, 499, &li); !s.ok()) return s;
+    if (Status s = IntField(*qty, [&] { return at() + ".qty"; }, 1, 10000, &q); !s.ok()) return s;
     r.lines.emplace_back(li, q);
   }
   return r;

@@ -144,16 +144,26 @@ std::string CheckoutService::MemberText(ledger::Ledger& l, const ledger::MemberR
   int64_t available = 0;
   // Lots expiring together are shown as one (all points earned in a month expire at the
   // same second), so the view stays short however long the member's history is.
-  std::map<int64_t, int64_t> by_expiry;
+  std::vector<std::pair<int64_t, int64_t>> by_expiry;  // (expires_at_s, points), by expiry
   if (!provisional) {
     std::vector<ledger::LotRow> read;
     if (!known_lots) read = l.Lots(m.member_id);
     const auto& rows = known_lots ? *known_lots : read;
     available = AvailableBalance(rows, now_s);
-    for (const auto& lot : rows) {
-      if (lot.remaining <= 0 || LotExpired(lot, now_s)) continue;
-      by_expiry[lot.expires_at_s] += lot.remaining;
+    by_expiry.reserve(rows.size());
+    for (const auto& lot : rows)
+      if (lot.remaining > 0 && !LotExpired(lot, now_s)) by_expiry.emplace_back(lot.expires_at_s, lot.remaining);
+    // Ledger::Lots returns them by expiry already; a caller's list is not trusted to.
+    if (!std::is_sorted(by_expiry.begin(), by_expiry.end(), [](auto& a, auto& b) { return a.first < b.first; }))
+      std::stable_sort(by_expiry.begin(), by_expiry.end(), [](auto& a, auto& b) { return a.first < b.first; });
+    size_t n = 0;
+    for (size_t i = 0; i < by_expiry.size(); ++i) {
+      if (n > 0 && by_expiry[n - 1].first == by_expiry[i].first)
+        by_expiry[n - 1].second += by_expiry[i].second;
+      else
+        by_expiry[n++] = by_expiry[i];
     }
+    by_expiry.resize(n);
   }
   std::string out;
   out.reserve(320 + 48 * by_expiry.size());
@@ -165,15 +175,16 @@ std::string CheckoutService::MemberText(ledger::Ledger& l, const ledger::MemberR
   w.Key("display_name");
   m.display_name ? w.String(*m.display_name) : w.Null();
   if (m.status == "frozen") w.Key("frozen_reason").String(m.frozen_reason);
+  Rfc3339Buffer time_buf;
   w.Key("lots").BeginArray();
   for (const auto& [expires, points] : by_expiry)
-    w.BeginObject().Key("expires_at").String(FormatRfc3339(expires)).Key("points").Int(points).EndObject();
+    w.BeginObject().Key("expires_at").String(FormatRfc3339(expires, time_buf)).Key("points").Int(points).EndObject();
   w.EndArray();
   w.Key("member_id").String(MemberIdString(m.member_id));
   w.Key("phone");
   m.phone ? w.String(*m.phone) : w.Null();
   w.Key("snapshot_at");
-  m.snapshot_at_s ? w.String(FormatRfc3339(*m.snapshot_at_s)) : w.Null();
+  m.snapshot_at_s ? w.String(FormatRfc3339(*m.snapshot_at_s, time_buf)) : w.Null();
   w.Key("stale").Bool(!m.snapshot_at_s || now_s - *m.snapshot_at_s > r.stale_after_s);
   w.Key("status").String(m.status);
   w.Key("tier").String(m.tier);
@@ -539,7 +550,9 @@ ApiResult CheckoutService::Commit(ledger::Ledger& w, const json& body) {
         upgraded_to = *tier;
       }
     }
-    if (Status s = w.UpsertMember(m); !s.ok()) return fail(WriteError(s));
+    // The balance index holds the balance less this terminal's unacknowledged points: every
+    // point this commit moved is in an unacknowledged entry of the member, so it stays.
+    if (Status s = w.UpsertMember(m, /*refresh_balance_index=*/false); !s.ok()) return fail(WriteError(s));
     balance_after = m.balance;
     if (who->id.kind == codes::CodeKind::kDynamic) {
       if (Status s = w.BindCode(who->id.code_hash, req->checkout_id, m.member_id, now_ms); !s.ok())
