@@ -79,7 +79,7 @@ int main(int argc, char** argv) {
     // As the daemon runs it: the writer thread checkpoints the WAL when it has no job
     // (LedgerWriter), which at a till is between any two sales; here between two commits,
     // outside the timed part.
-    if (!getenv("XINLINE")) w.UseIdleCheckpoints();
+    w.UseIdleCheckpoints();
     // A store's members: each holds a card of a channel and two years of history (one lot a
     // month, as HQ's snapshot delivers them). Checkouts go round the members, as a day at a
     // till does; one member checking out thousands of times an hour would be frozen by the
