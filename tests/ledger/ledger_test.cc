@@ -341,5 +341,69 @@ TEST_F(LedgerTest, EntryIdsAreUniqueInTheDatabase) {
   l->Rollback();
 }
 
+// With idle checkpoints no COMMIT copies the WAL back (SQLite's own checkpoint would at
+// 1,000 pages); CheckpointIfDue does it between jobs, after which the WAL starts over, and
+// a writer that is never idle is held by the backstop.
+TEST_F(LedgerTest, IdleCheckpointsKeepCheckpointsOutOfCommits) {
+  auto wal_pages = [&] {
+    auto size = std::filesystem::file_size(path_ + "-wal");
+    return size <= 32 ? 0 : static_cast<int64_t>((size - 32) / (2048 + 24));
+  };
+  auto commit_some = [&](Ledger& l, int n, int64_t at) {
+    for (int i = 0; i < n; ++i) {
+      ASSERT_TRUE(l.Begin().ok());
+      // Members far apart: each commit dirties pages of its own.
+      MemberRow m;
+      m.member_id = static_cast<uint64_t>(at + i) * 7919;
+      m.balance = i;
+      ASSERT_TRUE(l.UpsertMember(m).ok());
+      Append(l, "earn", m.member_id, 0, at + i);
+      ASSERT_TRUE(l.Commit().ok());
+    }
+  };
+  auto l = OpenWriter();
+  ASSERT_TRUE(l);
+  l->UseIdleCheckpoints(/*idle_pages=*/64, /*backstop_pages=*/2000);
+  EXPECT_FALSE(l->CheckpointIfDue());  // nothing written yet
+  commit_some(*l, 600, 1000);
+  // Far past what SQLite would have let grow: the commits did not checkpoint.
+  int64_t grown = wal_pages();
+  EXPECT_GT(grown, 1000);
+  ASSERT_TRUE(l->Begin().ok());
+  EXPECT_FALSE(l->CheckpointIfDue());  // never inside a transaction
+  l->Rollback();
+  EXPECT_TRUE(l->CheckpointIfDue());
+  EXPECT_EQ(l->idle_checkpoints(), 1);
+  EXPECT_FALSE(l->CheckpointIfDue());  // not due again until the WAL grows
+  // The WAL starts over from its beginning: written between checkpoints, it stays the size
+  // it had.
+  for (int round = 0; round < 20; ++round) {
+    commit_some(*l, 30, 100000 + round * 30);
+    l->CheckpointIfDue();
+  }
+  EXPECT_LE(wal_pages(), grown);
+  EXPECT_GE(l->idle_checkpoints(), 10);
+  // Everything committed is there for a reader.
+  auto r = Ledger::Open(path_, Ledger::Mode::kReader, "T01");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ((*r)->EntryCount(), 600 + 20 * 30);
+}
+
+TEST_F(LedgerTest, TheBackstopBoundsTheWalOfAWriterNeverIdle) {
+  auto l = OpenWriter();
+  ASSERT_TRUE(l);
+  l->UseIdleCheckpoints(/*idle_pages=*/64, /*backstop_pages=*/300);
+  for (int i = 0; i < 2000; ++i) {
+    ASSERT_TRUE(l->Begin().ok());
+    MemberRow m;
+    m.member_id = static_cast<uint64_t>(i) * 7919;
+    ASSERT_TRUE(l->UpsertMember(m).ok());
+    ASSERT_TRUE(l->Commit().ok());
+  }
+  auto size = std::filesystem::file_size(path_ + "-wal");
+  EXPECT_LT(size, 400u * (2048 + 24) + 32);
+  EXPECT_EQ(l->idle_checkpoints(), 0);
+}
+
 }  // namespace
 }  // namespace loyalty::ledger
