@@ -80,10 +80,11 @@ int main(int argc, char** argv) {
     // (LedgerWriter), which at a till is between any two sales; here between two commits,
     // outside the timed part.
     w.UseIdleCheckpoints();
-    // A store's members: each holds a card of a channel and two years of history (one lot a
-    // month, as HQ's snapshot delivers them). Checkouts go round the members, as a day at a
-    // till does; one member checking out thousands of times an hour would be frozen by the
-    // velocity rule after a few dozen.
+    // A store's members: each holds a card of a channel and a year of points (one lot a
+    // month, as HQ's snapshot delivers them: under the default 12-month validity a
+    // member's live lots expire at the ends of the next 12 months). Checkouts go round the
+    // members, as a day at a till does; one member checking out thousands of times an
+    // hour would be frozen by the velocity rule after a few dozen.
     int64_t now_s = SystemClock::Instance().now_s();
     w.Begin();
     for (int k = 0; k < kMembers; ++k) {
@@ -92,8 +93,8 @@ int main(int argc, char** argv) {
       m.tier = k % 3 == 0 ? "vip" : (k % 3 == 1 ? "member" : "black");
       m.snapshot_at_s = now_s;
       int64_t balance = 0;
-      for (int month = 0; month < 24; ++month) {
-        ledger::LotRow lot{0, m.member_id, 120, 120, now_s - (24 - month) * 30 * 86400,
+      for (int month = 0; month < 12; ++month) {
+        ledger::LotRow lot{0, m.member_id, 120, 120, now_s - (12 - month) * 30 * 86400,
                            now_s + (month + 1) * 30 * 86400, ""};
         w.AddLot(lot);
         balance += 120;

@@ -79,9 +79,14 @@ TEST(CrashTest, AcknowledgedCommitsSurviveSigkill) {
   for (const auto& [id, resp] : acked) {
     auto co = l->GetCheckout(id);
     ASSERT_TRUE(co) << "acknowledged checkout " << id << " is missing";
-    auto entries = l->EntriesForCheckout(id);
+    // Straight from the entries table, not through the response that names them.
     std::vector<std::string> ids;
-    for (const auto& e : entries) ids.push_back(e.entry_id);
+    {
+      auto by_checkout = l->db().Prepare("SELECT entry_id FROM entries WHERE checkout_id = ? ORDER BY seq");
+      ASSERT_TRUE(by_checkout.ok());
+      (*by_checkout)->Bind(1, id);
+      while ((*by_checkout)->Step()) ids.push_back((*by_checkout)->Text(0));
+    }
     EXPECT_EQ(json(ids), resp["entries"]) << id;
     EXPECT_EQ(json::parse(co->response_json), resp) << id;
   }

@@ -3,6 +3,8 @@
 // the velocity window) at their exact edges.
 #include "loyalty/checkout/service.h"
 
+#include "loyalty/base/hash.h"
+
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -10,6 +12,7 @@
 #include <set>
 
 #include "loyalty/base/encoding.h"
+#include "loyalty/base/hash.h"
 #include "loyalty/base/time.h"
 #include "loyalty/codes/mint.h"
 
@@ -197,10 +200,43 @@ TEST_F(ServiceTest, AReplayedCommitReturnsTheStoredBodyByteForByte) {
   auto stored = ledger_->GetCheckout("r1", /*with_lines=*/true);
   ASSERT_TRUE(stored);
   EXPECT_EQ(stored->response_json, first.text);
-  EXPECT_EQ(stored->request_json, body.dump());
+  // The request is kept as its hash and its lines, not as text: the member code in it is
+  // personal data (a card number, a channel member number).
+  EXPECT_EQ(stored->request_hash, DigestHex(Sha256(body.dump())));
+  EXPECT_TRUE(stored->request_json.empty());
+  EXPECT_EQ(stored->response_json.find(body["member_code"].get<std::string>()), std::string::npos);
   ASSERT_EQ(stored->lines.size(), 3u);
   EXPECT_EQ(stored->lines[1].sku, "B");
   EXPECT_EQ(stored->lines[1].net_cents, json::parse(first.text)["lines"][1]["net_cents"]);
+}
+
+// A checkout's entries and a member's local spend are found without indexes of their own
+// (schema 4): through the responses that name the entries, and the member's earn entries.
+TEST_F(ServiceTest, CheckoutEntriesAndLocalSpendFollowCommitsAndRefunds) {
+  Seed("vip", 5000);
+  auto a = Commit("s1", {{"redeem_points", 200}});
+  ASSERT_EQ(a.status, 200) << a.body.dump();
+  clock_.advance_ms(700 * 1000);  // past the redemption cooldown
+  auto b = Commit("s2");
+  ASSERT_EQ(b.status, 200) << b.body.dump();
+  auto r = service_->Refund(*ledger_, {{"refund_id", "rf1"}, {"checkout_id", "s1"}, {"lines", {{{"line", 1}, {"qty", 1}}}}});
+  ASSERT_EQ(r.status, 200) << r.Text();
+  auto entries = ledger_->EntriesForCheckout("s1");
+  std::vector<std::string> ids;
+  for (const auto& e : entries) ids.push_back(e.entry_id);
+  std::vector<std::string> want = a.body["entries"].get<std::vector<std::string>>();
+  for (const auto& id : r.body["entries"]) want.push_back(id.get<std::string>());
+  EXPECT_EQ(ids, want);  // earn, redeem, then the refund's claw-back and restore, by seq
+  EXPECT_EQ(entries.front().kind, "earn");
+  EXPECT_EQ(ledger_->EntriesForCheckout("s2").size(), 1u);
+  EXPECT_TRUE(ledger_->EntriesForCheckout("nope").empty());
+
+  int64_t total = a.body["total_due_cents"].get<int64_t>() + b.body["total_due_cents"].get<int64_t>();
+  int64_t refunded = r.body["refund_cents"].get<int64_t>();
+  EXPECT_EQ(ledger_->LocalSpendSince(kMember, (kT0 - 1) * 1000), total - refunded);
+  // Strictly after: the first checkout was committed at kT0.
+  EXPECT_EQ(ledger_->LocalSpendSince(kMember, kT0 * 1000), b.body["total_due_cents"].get<int64_t>());
+  EXPECT_EQ(ledger_->LocalSpendSince(kMember + 1, 0), 0);
 }
 
 TEST_F(ServiceTest, RedeemCooldownEndsAtExactlyTenMinutes) {

@@ -246,7 +246,8 @@ TEST_F(LedgerTest, MigrationFourMovesCheckoutLinesIntoTheRow) {
   EXPECT_EQ(l->Lots(8).size(), 1u);
 
   auto gone = l->db().Prepare(
-      "SELECT count(*) FROM sqlite_schema WHERE name IN ('checkout_lines', 'entries_unacked', 'lots_by_member')");
+      "SELECT count(*) FROM sqlite_schema WHERE name IN ('checkout_lines', 'entries_unacked', 'entries_checkout', "
+      "'checkouts_member', 'lots_by_member')");
   ASSERT_TRUE(gone.ok() && (*gone)->Step());
   EXPECT_EQ((*gone)->Int(0), 0);
 

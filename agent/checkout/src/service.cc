@@ -448,8 +448,10 @@ ApiResult CheckoutService::Commit(ledger::Ledger& w, const json& body) {
   // Idempotency first: the same body again returns the stored response, even if the
   // member code has expired since.
   auto cid = body.find("checkout_id");
-  std::string canonical_body = DumpCanonical(body);  // hashed for idempotency and stored as the request
-  std::string request_hash = DigestHex(Sha256(canonical_body));
+  // Only the request's hash is kept (idempotency; HQ gets it with the checkout): its lines
+  // are stored as lines, and the member code it carries — a card number, a WeChat or
+  // Alipay member number — is not the terminal's to keep (最小必要).
+  std::string request_hash = DigestHex(Sha256(DumpCanonical(body)));
   if (cid != body.end() && cid->is_string() && IsValidClientId(cid->get<std::string>())) {
     if (auto existing = w.GetCheckout(cid->get<std::string>(), /*with_lines=*/false)) {
       if (existing->request_hash != request_hash)
@@ -588,7 +590,6 @@ ApiResult CheckoutService::Commit(ledger::Ledger& w, const json& body) {
   if (who->id.kind == codes::CodeKind::kDynamic && who->has_member) row.code_hash = who->id.code_hash;
   row.tender = req->tender.value_or("");
   row.coupon_id = *coupon && q->coupon_applied ? (*coupon)->coupon_id : "";
-  row.request_json = std::move(canonical_body);
   row.response_json = resp;
   for (size_t i = 0; i < q->lines.size(); ++i) {
     const auto& ql = q->lines[i];

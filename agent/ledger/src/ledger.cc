@@ -152,12 +152,18 @@ CREATE INDEX entries_member_unacked ON entries(member_id, points) WHERE acked = 
     //   lines that are only ever read whole;
     // - entries_unacked goes: entries_member_unacked (v3) covers the same rows, and the
     //   few queries over all unacknowledged entries name it;
+    // - entries_checkout goes: a checkout's entries are the ones its stored response and
+    //   its refunds' responses name (EntriesForCheckout);
+    // - checkouts_member goes: a member's local spend is found through the member's earn
+    //   entries (one per checkout with a member, at the commit's time);
     // - lots are stored by member (WITHOUT ROWID, key (member_id, lot_id)) instead of in a
     //   rowid table with an index by member: one b-tree instead of two, and a member's lots
     //   are read without a look-up per lot. lot_id stays ascending in creation order within
     //   a member (existing ids are kept; a new lot takes the member's highest + 1).
     R"sql(
 DROP INDEX entries_unacked;
+DROP INDEX entries_checkout;
+DROP INDEX checkouts_member;
 CREATE TABLE lots_by_member (
   member_id INTEGER NOT NULL,
   lot_id INTEGER NOT NULL,
@@ -336,10 +342,10 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(const std::string& path, Mode mode,
     // WAL with synchronous=FULL: a commit is on disk when COMMIT returns, and readers
     // never block the writer.
     // A new file gets 2 KiB pages (an existing one keeps its own: SQLite cannot change the
-    // page size of a WAL database). A checkout commit touches a dozen and a half b-trees,
-    // one page each: with 4 KiB pages that was ~70 KB of WAL frames per sale, with 2 KiB
-    // about 40 KB, which halves what every sale writes to the terminal's flash and shortens
-    // the fsync the cashier waits for (docs/performance.md).
+    // page size of a WAL database). A checkout commit writes about a dozen b-trees, a page
+    // or more each: about 16 pages of WAL frames per sale. 2 KiB pages halve the bytes
+    // (about 33 KB instead of 70 KB at the 4 KiB default), what every sale writes to the
+    // terminal's flash and the fsync the cashier waits for (docs/performance.md).
     s = l->db_->Exec("PRAGMA page_size=2048; PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
     if (s.ok()) s = l->Migrate();
     if (s.ok()) s = l->OpenReconIndex();
@@ -581,10 +587,29 @@ std::vector<EntryRow> Ledger::RecentEntries(uint64_t member_id, int limit) {
 }
 
 std::vector<EntryRow> Ledger::EntriesForCheckout(const std::string& checkout_id) {
+  // The entries a checkout and its refunds wrote are the ones their stored responses name
+  // (every entry a commit or refund appends is listed in its response's "entries").
+  std::vector<std::string> ids;
+  auto collect = [&ids](const std::string& response_json) {
+    auto j = nlohmann::json::parse(response_json, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_object() || !j.contains("entries") || !j["entries"].is_array()) return;
+    for (const auto& id : j["entries"])
+      if (id.is_string()) ids.push_back(id.get<std::string>());
+  };
+  auto c = GetCheckout(checkout_id, /*with_lines=*/false);
+  if (!c) return {};
+  collect(c->response_json);
+  for (const auto& r : RefundsForCheckout(checkout_id)) collect(r.response_json);
   std::vector<EntryRow> out;
-  LEDGER_PREPARE_OR(st, "SELECT " LEDGER_ENTRY_COLS " FROM entries WHERE checkout_id = ? ORDER BY seq", out);
-  st.Bind(1, checkout_id);
-  while (st.Step()) out.push_back(ReadEntry(st));
+  for (const auto& id : ids) {
+    LEDGER_PREPARE_OR(st, "SELECT " LEDGER_ENTRY_COLS " FROM entries WHERE entry_id = ?", out);
+    st.Bind(1, id);
+    if (st.Step()) {
+      EntryRow e = ReadEntry(st);
+      if (e.checkout_id == checkout_id) out.push_back(std::move(e));
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const EntryRow& a, const EntryRow& b) { return a.seq < b.seq; });
   return out;
 }
 
@@ -800,10 +825,14 @@ std::map<int64_t, int64_t> Ledger::CheckoutsPerHour(int64_t since_ms) {
 }
 
 int64_t Ledger::LocalSpendSince(uint64_t member_id, int64_t since_ms) {
+  // Each checkout with a member has one earn entry, written at the commit's time: the
+  // member's earn entries since then lead to the checkouts (by primary key) and their
+  // refunds, without an index of checkouts by member.
   LEDGER_PREPARE_OR(st,
-                    "SELECT coalesce(sum(c.total_due_cents), 0) - coalesce((SELECT sum(r.refund_cents) FROM refunds r "
-                    "JOIN checkouts c2 ON c2.checkout_id = r.checkout_id WHERE c2.member_id = ?1 AND "
-                    "c2.committed_at_ms > ?2), 0) FROM checkouts c WHERE c.member_id = ?1 AND c.committed_at_ms > ?2",
+                    "SELECT coalesce(sum(c.total_due_cents), 0) - coalesce(sum((SELECT sum(r.refund_cents) FROM refunds r "
+                    "WHERE r.checkout_id = c.checkout_id)), 0) FROM entries e JOIN checkouts c ON "
+                    "c.checkout_id = e.checkout_id WHERE e.member_id = ?1 AND e.kind = 'earn' AND e.at_ms > ?2 "
+                    "AND c.member_id = ?1",
                     0);
   st.Bind(1, member_id).Bind(2, since_ms);
   return st.Step() ? st.Int(0) : 0;
