@@ -239,6 +239,55 @@ TEST_F(ServiceTest, CheckoutEntriesAndLocalSpendFollowCommitsAndRefunds) {
   EXPECT_EQ(ledger_->LocalSpendSince(kMember + 1, 0), 0);
 }
 
+// A commit does not look for an earlier checkout first; whatever refuses a replay — the
+// primary key, the code expired since, the member frozen since — the earlier checkout
+// answers: its stored response for the same body, 409 for another, and nothing is written.
+TEST_F(ServiceTest, ReplaysAreAnsweredByTheEarlierCheckoutWhateverRefusesThem) {
+  Seed("vip", 0);
+  json body{{"checkout_id", "k1"}, {"member_code", Code()}, {"lines", Basket()}};
+  auto first = service_->Commit(*ledger_, body);
+  ASSERT_EQ(first.status, 200) << first.Text();
+  int64_t entries = ledger_->EntryCount();
+  // The code's validity has passed and the member is frozen since.
+  clock_.advance_ms(3600 * 1000);
+  ASSERT_TRUE(ledger_->Begin().ok());
+  auto m = ledger_->GetMember(kMember);
+  m->status = "frozen";
+  m->frozen_reason = "manual";
+  ASSERT_TRUE(ledger_->UpsertMember(*m).ok());
+  ASSERT_TRUE(ledger_->Commit().ok());
+  auto again = service_->Commit(*ledger_, body);
+  ASSERT_EQ(again.status, 200) << again.Text();
+  EXPECT_EQ(again.text, first.text);
+  json other = body;
+  other["tender"] = "cash";
+  auto conflict = service_->Commit(*ledger_, other);
+  EXPECT_EQ(conflict.status, 409);
+  EXPECT_EQ(conflict.body["error"]["code"], "idempotency_conflict");
+  EXPECT_EQ(ledger_->EntryCount(), entries);
+
+  // A channel card is not bound to a checkout: the replay goes as far as the checkout's
+  // key, which refuses it, and the whole attempt is rolled back.
+  ASSERT_TRUE(ledger_->Begin().ok());
+  m->status = "active";
+  ASSERT_TRUE(ledger_->UpsertMember(*m).ok());
+  ASSERT_TRUE(ledger_->PutIdentity("wechat", "123456789012", kMember).ok());
+  ASSERT_TRUE(ledger_->Commit().ok());
+  json card{{"checkout_id", "k2"}, {"member_code", "123456789012"}, {"lines", Basket()}};
+  auto c1 = service_->Commit(*ledger_, card);
+  ASSERT_EQ(c1.status, 200) << c1.Text();
+  int64_t balance = ledger_->GetMember(kMember)->balance;
+  entries = ledger_->EntryCount();
+  auto c2 = service_->Commit(*ledger_, card);
+  ASSERT_EQ(c2.status, 200) << c2.Text();
+  EXPECT_EQ(c2.text, c1.text);
+  EXPECT_EQ(ledger_->EntryCount(), entries);
+  EXPECT_EQ(ledger_->GetMember(kMember)->balance, balance);
+  // An id never committed: the refusal stands.
+  json bad{{"checkout_id", "k3"}, {"member_code", "123456789012"}, {"lines", json::array()}};
+  EXPECT_EQ(service_->Commit(*ledger_, bad).status, 400);
+}
+
 TEST_F(ServiceTest, RedeemCooldownEndsAtExactlyTenMinutes) {
   Seed("vip", 10000);
   ASSERT_EQ(Commit("c1", {{"redeem_points", 100}}).status, 200);

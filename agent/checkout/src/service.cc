@@ -445,14 +445,18 @@ std::vector<std::string> ReceiptLines(int64_t earned, int64_t redeemed, int64_t 
 }  // namespace
 
 ApiResult CheckoutService::Commit(ledger::Ledger& w, const json& body) {
-  // Idempotency first: the same body again returns the stored response, even if the
-  // member code has expired since.
-  auto cid = body.find("checkout_id");
   // Only the request's hash is kept (idempotency; HQ gets it with the checkout): its lines
   // are stored as lines, and the member code it carries — a card number, a WeChat or
   // Alipay member number — is not the terminal's to keep (最小必要).
   std::string request_hash = DigestHex(Sha256(DumpCanonical(body)));
-  if (cid != body.end() && cid->is_string() && IsValidClientId(cid->get<std::string>())) {
+  // A new checkout is committed without looking for an earlier one first: the checkouts
+  // table's primary key refuses a second row with the same id. Whatever refuses the commit
+  // — that key, a code expired since, a member frozen since — an earlier checkout with
+  // this id answers instead: the same body gets its stored response, another body 409.
+  ApiResult result = CommitNew(w, body, request_hash);
+  if (result.status == 200) return result;
+  auto cid = body.find("checkout_id");
+  if (cid != body.end() && cid->is_string() && IsValidClientId(cid->get_ref<const std::string&>())) {
     if (auto existing = w.GetCheckout(cid->get<std::string>(), /*with_lines=*/false)) {
       if (existing->request_hash != request_hash)
         return ErrorResult(Err("idempotency_conflict", "checkout " + existing->checkout_id +
@@ -460,6 +464,10 @@ ApiResult CheckoutService::Commit(ledger::Ledger& w, const json& body) {
       return ApiResult::FromText(200, std::move(existing->response_json));
     }
   }
+  return result;
+}
+
+ApiResult CheckoutService::CommitNew(ledger::Ledger& w, const json& body, const std::string& request_hash) {
   auto req = ParseCheckoutRequest(body, /*is_commit=*/true);
   if (!req.ok()) return ErrorResult(req.status());
   auto r = rules();

@@ -464,7 +464,7 @@ Status Ledger::BuildReconIndex() {
   return balances_index_->Flush();
 }
 
-Status Ledger::IndexEntry(const EntryRow& e) {
+Status Ledger::IndexEntry(const EntryRow& e, bool fresh) {
   if (!entries_index_) return Status::Ok();
   auto id = HexDecode(e.entry_id);
   if (!id || id->size() != recon::kIdSize || e.hash.size() != 32)
@@ -472,7 +472,7 @@ Status Ledger::IndexEntry(const EntryRow& e) {
   recon::Item item;
   item.id = *id;
   std::copy(e.hash.begin(), e.hash.end(), item.hash.begin());
-  return entries_index_->Add(item);
+  return fresh ? entries_index_->AddNew(item) : entries_index_->Add(item);
 }
 
 // The balance HQ should hold for the member: the cached balance less this terminal's
@@ -554,7 +554,7 @@ Result<EntryRow> Ledger::AppendEntry(const EntryDraft& d) {
   st.Bind(6, e.points).Bind(7, e.at_ms).Bind(8, e.checkout_id).Bind(9, e.refund_id).Bind(10, e.detail);
   st.BindBlob(11, e.prev_hash).BindBlob(12, e.hash);
   if (Status s = st.Run(); !s.ok()) return s;
-  if (Status s = IndexEntry(e); !s.ok()) return s;
+  if (Status s = IndexEntry(e, /*fresh=*/true); !s.ok()) return s;
   if (on_append_) {
     if (Status s = on_append_(e); !s.ok()) return s;
   }

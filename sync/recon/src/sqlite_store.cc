@@ -323,6 +323,12 @@ Status SqliteStore::Add(const Item& item) {
   return WriteJournal(e->id, e->tag, folded);
 }
 
+Status SqliteStore::AddNew(const Item& item) {
+  auto e = MakeElement(item);
+  if (!e.ok()) return e.status();
+  return WriteJournal(e->id, e->tag, std::nullopt);
+}
+
 Status SqliteStore::Upsert(const Item& item) {
   auto e = MakeElement(item);
   if (!e.ok()) return e.status();

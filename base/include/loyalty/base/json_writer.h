@@ -53,6 +53,8 @@ class JsonWriter {
   // Called before every value: a comma unless this value follows its key or is the first
   // element of its container.
   void BeforeValue();
+  // BeforeValue's decision without writing: whether a comma goes before this value.
+  bool CommaDue();
   // Marks the current level as holding an element; returns whether it already held one.
   bool TestAndSetHasElement();
   void Push();

@@ -105,6 +105,8 @@ class CheckoutService {
   int64_t AvailableBalance(const std::vector<ledger::LotRow>& lots, int64_t now_s) const;
   bool IsBirthdayMonth(const ledger::MemberRow& m, int64_t now_s) const;
   // lots: the member's lots, kept up to date, when the caller holds them (else read).
+  // Commit of a checkout id not committed before (Commit answers replays).
+  ApiResult CommitNew(ledger::Ledger& w, const nlohmann::json& body, const std::string& request_hash);
   Status ApplyPoints(ledger::Ledger& w, ledger::MemberRow& m, int64_t delta, int64_t now_s, const std::string& entry_id,
                      const rules::Rules& r, std::vector<ledger::LotRow>* lots = nullptr);
   std::string RememberIdentification(const codes::Identified& id, int64_t now_s);

@@ -315,7 +315,8 @@ class Ledger {
   Status OpenReconIndex();
   Status BuildReconIndex();
   Status RefreshBalanceItem(uint64_t member_id, int64_t balance);
-  Status IndexEntry(const EntryRow& e);
+  // fresh: an entry appended just now (its id new to the index: no look-up first).
+  Status IndexEntry(const EntryRow& e, bool fresh = false);
   Status LoadChainHead();
 
   std::unique_ptr<Db> db_;

@@ -58,6 +58,10 @@ class SqliteStore final : public FingerprintStore {
   // the entry). Errors: bad_request (id not 16 bytes), conflict (Add of an id present
   // with another hash), internal (SQLite).
   Status Add(const Item& item);
+  // Add of an id the caller knows the set has never held (a ledger entry appended just now,
+  // whose id the entries table's unique key has just accepted): the look-up Add makes
+  // first is skipped.
+  Status AddNew(const Item& item);
   Status Upsert(const Item& item);
   Status Remove(std::string_view id);
 
