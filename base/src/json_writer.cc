@@ -114,6 +114,17 @@ bool AppendQuoted(std::string& out, std::string_view s) {
   return true;
 }
 
+// Numbers come in their hundreds in a checkout body: the comma and the digits go in one
+// append.
+template <typename T>
+void AppendNumber(std::string& out, bool comma, T v) {
+  char buf[24];
+  char* p = buf;
+  if (comma) *p++ = ',';
+  p = std::to_chars(p, buf + sizeof buf, v).ptr;
+  out.append(buf, static_cast<size_t>(p - buf));
+}
+
 template <typename T>
 void AppendInteger(std::string& out, T v) {
   char buf[24];
@@ -288,23 +299,13 @@ JsonWriter& JsonWriter::String(std::string_view s) {
   return *this;
 }
 
-// Numbers come in their hundreds in a checkout body: the comma and the digits go in one
-// append.
 JsonWriter& JsonWriter::Int(int64_t v) {
-  char buf[24];
-  char* p = buf;
-  if (CommaDue()) *p++ = ',';
-  p = std::to_chars(p, buf + sizeof buf, v).ptr;
-  out_->append(buf, static_cast<size_t>(p - buf));
+  AppendNumber(*out_, CommaDue(), v);
   return *this;
 }
 
 JsonWriter& JsonWriter::UInt(uint64_t v) {
-  char buf[24];
-  char* p = buf;
-  if (CommaDue()) *p++ = ',';
-  p = std::to_chars(p, buf + sizeof buf, v).ptr;
-  out_->append(buf, static_cast<size_t>(p - buf));
+  AppendNumber(*out_, CommaDue(), v);
   return *this;
 }
 
