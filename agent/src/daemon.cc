@@ -142,6 +142,13 @@ int RunDaemon(int argc, char** argv) {
     const Clock& clock = SystemClock::Instance();
     std::error_code ec;
     std::filesystem::create_directories(std::filesystem::path(p.cfg.database).parent_path(), ec);
+    // The first start of a new version migrates the ledger, one transaction a step: on a
+    // year of sales that can outlast systemd's start timeout, and a start killed midway
+    // would roll back and begin again, for ever. Ask for the time it takes.
+    if (auto v = ledger::Ledger::PeekSchemaVersion(p.cfg.database); v && *v > 0 && *v < ledger::kSchemaVersion) {
+      LogEvent(Level::kInfo, "ledger_migrating", {{"database", p.cfg.database}, {"from", *v}, {"to", ledger::kSchemaVersion}});
+      sd_notify(0, "EXTEND_TIMEOUT_USEC=1800000000\nSTATUS=Migrating the ledger");
+    }
     auto writer_ledger = ledger::Ledger::Open(p.cfg.database, ledger::Ledger::Mode::kWriter, p.cfg.terminal_id);
     if (!writer_ledger.ok()) {
       LogEvent(Level::kCritical, "ledger_error", {{"phase", "open"}, {"message", writer_ledger.status().message()}});

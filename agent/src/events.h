@@ -25,6 +25,7 @@ inline constexpr EventInfo kEventCatalogue[] = {
     {"config_reload_failed", "error", "message", "fix the file named in the message and send SIGHUP again; the old configuration stays in force"},
     {"clock_untrusted", "warn", "wall_clock, trusted_time", "the terminal's clock is off by more than codes.clock_skew_s: fix NTP; codes are judged by HQ's time meanwhile"},
     {"clock_trusted", "info", "wall_clock", "-"},
+    {"ledger_migrating", "info", "database, from, to", "- (the first start of a new version upgrades the ledger in one transaction each step; a large ledger takes a while, and the start timeout is extended for it)"},
     {"ledger_error", "error", "phase | method, path, status, code, message", "the ledger cannot be written (disk full, I/O error, locked): check disk space and the file system; checkouts are refused until it is fixed"},
     {"request_rejected", "info", "method, path, status, code, message", "- (bad input from the POS; many in a row point at a POS integration bug)"},
     {"request_unauthorized", "warn", "method, path", "a caller without the token: check the POS configuration or look for an intruder"},

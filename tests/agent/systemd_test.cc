@@ -13,6 +13,8 @@
 #include <thread>
 
 #include "harness.h"
+#include "loyalty/ledger/ledger.h"
+#include "loyalty/ledger/sqlite.h"
 
 namespace loyalty::testing {
 namespace {
@@ -71,6 +73,40 @@ TEST(SystemdTest, ReadyWatchdogAndStoppingOverNotifySocket) {
   EXPECT_EQ(a.Stop(), 0);
   sock.Collect(1000, [&](auto& m) { return m.size() > before && sock.Count("STOPPING=1") >= 1; });
   EXPECT_EQ(sock.Count("STOPPING=1"), 1u);
+  std::filesystem::remove_all(dir);
+}
+
+// A ledger of an older schema is migrated at start; the daemon says so in the log and asks
+// systemd for a longer start timeout before it begins, then comes up as usual.
+TEST(SystemdTest, AnOlderLedgerIsMigratedUnderAnExtendedStartTimeout) {
+  auto dir = FreshDir("migrate");
+  NotifySocket sock((dir / "notify.sock").string());
+  AgentProcess a(dir);
+  {
+    auto db = ledger::Db::Open(a.db_path(), false);
+    ASSERT_TRUE(db.ok());
+    for (int v = 0; v < 3; ++v) ASSERT_TRUE((*db)->Exec(ledger::MigrationSql(v)).ok()) << v;
+    ASSERT_TRUE((*db)->Exec("PRAGMA user_version=3; INSERT INTO meta VALUES ('terminal_id', 'T01');").ok());
+  }
+  a.set_wrapper({}, {"NOTIFY_SOCKET=" + (dir / "notify.sock").string()});
+  a.Start();
+  sock.Collect(5000, [&](auto&) { return sock.Count("READY=1") >= 1; });
+  ASSERT_GE(sock.msgs().size(), 2u);
+  EXPECT_NE(sock.msgs().front().find("EXTEND_TIMEOUT_USEC="), std::string::npos) << sock.msgs().front();
+  EXPECT_EQ(sock.Count("READY=1"), 1u);
+  std::string log = a.ReadLog();
+  EXPECT_NE(log.find("\"event\":\"ledger_migrating\""), std::string::npos) << log;
+  EXPECT_NE(log.find("\"from\":3"), std::string::npos) << log;
+  EXPECT_EQ(a.Get("/v1/health").status, 200);
+  EXPECT_EQ(a.Stop(), 0);
+  EXPECT_EQ(ledger::Ledger::PeekSchemaVersion(a.db_path()), ledger::kSchemaVersion);
+  // A current ledger starts without either.
+  NotifySocket again((dir / "notify2.sock").string());
+  a.set_wrapper({}, {"NOTIFY_SOCKET=" + (dir / "notify2.sock").string()});
+  a.Start();
+  again.Collect(5000, [&](auto&) { return again.Count("READY=1") >= 1; });
+  EXPECT_EQ(again.Count("EXTEND_TIMEOUT_USEC="), 0u);
+  EXPECT_EQ(a.Stop(), 0);
   std::filesystem::remove_all(dir);
 }
 

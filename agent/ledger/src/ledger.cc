@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <filesystem>
 #include <map>
 #include <set>
 
@@ -403,6 +404,16 @@ bool Ledger::CheckpointIfDue() {
   wal_->pages = 0;
   ++idle_checkpoints_;
   return true;
+}
+
+std::optional<int> Ledger::PeekSchemaVersion(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return std::nullopt;
+  auto db = Db::Open(path, /*read_only=*/true);
+  if (!db.ok()) return std::nullopt;
+  auto st = (*db)->Prepare("PRAGMA user_version");
+  if (!st.ok() || !(*st)->Step()) return std::nullopt;
+  return static_cast<int>((*st)->Int(0));
 }
 
 int Ledger::schema_version() {

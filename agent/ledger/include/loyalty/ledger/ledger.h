@@ -182,6 +182,9 @@ class Ledger {
   // Opens (creating and migrating when kWriter) the database at path. terminal_id is
   // recorded on first open; reopening with another terminal id is an error.
   static Result<std::unique_ptr<Ledger>> Open(const std::string& path, Mode mode, const std::string& terminal_id);
+  // The schema version of the ledger at path without opening it for use (nullopt: no such
+  // file or not readable). Open() migrates a file below kSchemaVersion.
+  static std::optional<int> PeekSchemaVersion(const std::string& path);
   ~Ledger();
 
   int schema_version();
