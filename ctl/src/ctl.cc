@@ -345,19 +345,32 @@ std::optional<Failure> CmdExport(Context& ctx) {
     *out << ExportCsvHeader();
   else
     *out << "{\"since\": " << Dump(json(FormatTimeMs(*since))) << ", \"records\": [";
-  ForEachCheckoutSince(ctx.ledger(), *since, [&](const ledger::CheckoutRow& head) {
-    // CheckoutsSince leaves out the lines; the export needs them.
-    auto full = ctx.ledger().GetCheckout(head.checkout_id, /*with_lines=*/true);
-    const ledger::CheckoutRow& c = full ? *full : head;
-    for (const auto& r : RecordsForCheckout(c, ctx.ledger().EntriesForCheckout(c.checkout_id),
-                                            ctx.ledger().RefundsForCheckout(c.checkout_id))) {
+  auto emit = [&](const std::vector<ExportRecord>& records) {
+    for (const auto& r : records) {
       if (csv)
         *out << ExportCsvRow(r);
       else
         *out << (n ? ",\n" : "\n") << Dump(ExportJson(r), -1);
       ++n;
     }
+  };
+  ForEachCheckoutSince(ctx.ledger(), *since, [&](const ledger::CheckoutRow& head) {
+    // CheckoutsSince leaves out the lines; the export needs them.
+    auto full = ctx.ledger().GetCheckout(head.checkout_id, /*with_lines=*/true);
+    const ledger::CheckoutRow& c = full ? *full : head;
+    emit(RecordsForCheckout(c, ctx.ledger().EntriesForCheckout(c.checkout_id),
+                            ctx.ledger().RefundsForCheckout(c.checkout_id)));
   });
+  // Then the refunds made since of checkouts committed before (today's returns of earlier
+  // sales): each with its refunded lines and entries; the checkout is in an earlier export.
+  for (const auto& rf : ctx.ledger().RefundsSince(*since)) {
+    auto c = ctx.ledger().GetCheckout(rf.checkout_id, /*with_lines=*/true);
+    if (!c || c->committed_at_ms >= *since) continue;  // exported above, with its checkout
+    std::vector<ledger::EntryRow> entries;
+    for (auto& e : ctx.ledger().EntriesForCheckout(rf.checkout_id))
+      if (e.refund_id == rf.refund_id) entries.push_back(std::move(e));
+    emit(RecordsForRefund(*c, rf, entries));
+  }
   if (!csv) *out << "\n]}\n";
   out->flush();
   if (!*out) return Failure{kExitInternal, "cannot write " + (ctx.args().output.empty() ? "the output" : ctx.args().output)};

@@ -23,6 +23,36 @@ ExportRecord EntryRecord(const ledger::EntryRow& e) {
 
 std::string Opt(const std::optional<int64_t>& v) { return v ? std::to_string(*v) : std::string(); }
 
+// A refund and the units it took back from each line.
+void AppendRefund(std::vector<ExportRecord>& out, const ledger::CheckoutRow& c, const ledger::RefundRow& rf) {
+  ExportRecord r;
+  r.record = "refund";
+  r.at_ms = rf.at_ms;
+  r.checkout_id = rf.checkout_id;
+  r.refund_id = rf.refund_id;
+  if (c.member_id) r.member_id = *c.member_id;
+  r.refund_cents = rf.refund_cents;
+  r.reason = rf.reason;
+  out.push_back(r);
+  for (const auto& [line, qty] : rf.lines) {
+    ExportRecord rl;
+    rl.record = "refund_line";
+    rl.at_ms = rf.at_ms;
+    rl.checkout_id = rf.checkout_id;
+    rl.refund_id = rf.refund_id;
+    rl.line = line;
+    rl.qty = qty;
+    // The sku and category of the refunded line, so a spreadsheet needs no look-up.
+    for (const auto& cl : c.lines) {
+      if (cl.line != line) continue;
+      rl.sku = cl.sku;
+      rl.category = cl.category;
+      rl.unit_price_cents = cl.unit_price_cents;
+    }
+    out.push_back(rl);
+  }
+}
+
 }  // namespace
 
 std::vector<ExportRecord> RecordsForCheckout(const ledger::CheckoutRow& c, const std::vector<ledger::EntryRow>& entries,
@@ -65,37 +95,20 @@ std::vector<ExportRecord> RecordsForCheckout(const ledger::CheckoutRow& c, const
   add_entries("");
 
   for (const auto& rf : refunds) {
-    ExportRecord r;
-    r.record = "refund";
-    r.at_ms = rf.at_ms;
-    r.checkout_id = rf.checkout_id;
-    r.refund_id = rf.refund_id;
-    if (c.member_id) r.member_id = *c.member_id;
-    r.refund_cents = rf.refund_cents;
-    r.reason = rf.reason;
-    out.push_back(r);
-    for (const auto& [line, qty] : rf.lines) {
-      ExportRecord rl;
-      rl.record = "refund_line";
-      rl.at_ms = rf.at_ms;
-      rl.checkout_id = rf.checkout_id;
-      rl.refund_id = rf.refund_id;
-      rl.line = line;
-      rl.qty = qty;
-      // The sku and category of the refunded line, so a spreadsheet needs no look-up.
-      for (const auto& cl : c.lines) {
-        if (cl.line != line) continue;
-        rl.sku = cl.sku;
-        rl.category = cl.category;
-        rl.unit_price_cents = cl.unit_price_cents;
-      }
-      out.push_back(rl);
-    }
+    AppendRefund(out, c, rf);
     if (!rf.refund_id.empty()) add_entries(rf.refund_id);
   }
 
   for (size_t i = 0; i < entries.size(); ++i)
     if (!emitted.count(i)) out.push_back(EntryRecord(entries[i]));
+  return out;
+}
+
+std::vector<ExportRecord> RecordsForRefund(const ledger::CheckoutRow& checkout, const ledger::RefundRow& refund,
+                                           const std::vector<ledger::EntryRow>& entries) {
+  std::vector<ExportRecord> out;
+  AppendRefund(out, checkout, refund);
+  for (const auto& e : entries) out.push_back(EntryRecord(e));
   return out;
 }
 

@@ -8,9 +8,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <ctime>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "../agent/harness.h"
 #include "loyalty/base/time.h"
@@ -419,6 +421,52 @@ std::filesystem::path WriteConfigAt(const std::filesystem::path& dir, uint16_t p
     << "[api]\nlisten = \"127.0.0.1:" << port << "\"\ntoken_file = \"api.token\"\n"
     << "[codes]\nhq_public_keys = { \"1\" = \"" << kHqPublicB64 << "\" }\n";
   return dir / "agent.toml";
+}
+
+// A day's export carries the day's refunds of earlier sales: the refund, its lines and its
+// entries follow the day's checkouts, and the earlier checkout itself is not repeated.
+TEST(CtlStandalone, ExportSinceCarriesLaterRefundsOfEarlierCheckouts) {
+  auto dir = FreshDir("ctl_refund_since");
+  AgentProcess a(dir);
+  a.Start();
+  int64_t now = static_cast<int64_t>(::time(nullptr));
+  json early = Commit(a, "co-early", MintCode(kDynamicMember, now - 1),
+                      json::array({{{"sku", "E"}, {"qty", 2}, {"unit_price_cents", 4000}, {"category", "grocery"}}}),
+                      "card");
+  // `since` falls after the early checkout's commit.
+  int64_t since_s = *ParseRfc3339(early["committed_at"].get<std::string>()) + 1;
+  while (static_cast<int64_t>(::time(nullptr)) < since_s) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  auto rf = a.Post("/v1/refunds",
+                   {{"refund_id", "rf-late"}, {"checkout_id", "co-early"}, {"lines", json::array({{{"line", 0}, {"qty", 1}}})}});
+  ASSERT_EQ(rf.status, 200) << rf.raw;
+  Commit(a, "co-late", std::nullopt, json::array({{{"sku", "L"}, {"qty", 1}, {"unit_price_cents", 300}}}), "cash");
+  std::string since = FormatRfc3339(since_s);
+  Ctl r = RunCtl({"--config", a.config_path(), "export", "--since", since, "--format", "json"});
+  ASSERT_EQ(r.exit, 0) << r.err;
+  json body = json::parse(r.out);
+  std::vector<std::string> kinds;
+  for (const auto& rec : body["records"]) {
+    kinds.push_back(rec["record"].get<std::string>() + ":" + rec.value("checkout_id", ""));
+    if (rec["record"] == "refund_line") {
+      EXPECT_EQ(rec["sku"], "E");  // named from the early checkout's lines
+      EXPECT_EQ(rec["qty"], 1);
+    }
+    if (rec["record"] == "entry" && rec["checkout_id"] == "co-early") {
+      EXPECT_EQ(rec["refund_id"], "rf-late");  // the refund's entries only, not the sale's
+    }
+  }
+  std::vector<std::string> want = {"checkout:co-late", "line:co-late", "refund:co-early", "refund_line:co-early"};
+  for (size_t i = 0; i < rf.body["entries"].size(); ++i) want.push_back("entry:co-early");
+  EXPECT_EQ(kinds, want) << r.out;
+  // From before the early sale, the refund comes once, under its checkout.
+  Ctl all = RunCtl({"--config", a.config_path(), "export", "--since", FormatRfc3339(now - 60), "--format", "json"});
+  ASSERT_EQ(all.exit, 0) << all.err;
+  int refunds = 0;
+  json all_body = json::parse(all.out);
+  for (const auto& rec : all_body["records"]) refunds += rec["record"] == "refund";
+  EXPECT_EQ(refunds, 1);
+  EXPECT_EQ(a.Stop(), 0);
+  std::filesystem::remove_all(dir);
 }
 
 TEST(CtlStandalone, UnreachableDaemon) {

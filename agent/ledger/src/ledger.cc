@@ -875,6 +875,21 @@ std::optional<RefundRow> Ledger::GetRefund(const std::string& refund_id) {
   return r;
 }
 
+std::vector<RefundRow> Ledger::RefundsSince(int64_t since_ms) {
+  // Refunds are a small share of checkouts: a scan, no index written by every refund.
+  std::vector<std::string> ids;
+  {
+    LEDGER_PREPARE_OR(st, "SELECT refund_id FROM refunds WHERE at_ms >= ? ORDER BY at_ms, refund_id",
+                      std::vector<RefundRow>{});
+    st.Bind(1, since_ms);
+    while (st.Step()) ids.push_back(st.Text(0));
+  }
+  std::vector<RefundRow> out;
+  for (const auto& id : ids)
+    if (auto r = GetRefund(id)) out.push_back(std::move(*r));
+  return out;
+}
+
 std::vector<RefundRow> Ledger::RefundsForCheckout(const std::string& checkout_id) {
   std::vector<std::string> ids;
   {

@@ -47,6 +47,10 @@ struct ExportRecord {
 std::vector<ExportRecord> RecordsForCheckout(const ledger::CheckoutRow& checkout,
                                              const std::vector<ledger::EntryRow>& entries,
                                              const std::vector<ledger::RefundRow>& refunds);
+// One refund on its own (of a checkout exported earlier): the refund, its refunded lines
+// (named from `checkout`'s lines) and `entries`, the entries it wrote, in their order.
+std::vector<ExportRecord> RecordsForRefund(const ledger::CheckoutRow& checkout, const ledger::RefundRow& refund,
+                                           const std::vector<ledger::EntryRow>& entries);
 
 // The header row and one record, CSV (RFC 4180, CRLF).
 std::string ExportCsvHeader();

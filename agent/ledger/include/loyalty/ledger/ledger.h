@@ -256,6 +256,8 @@ class Ledger {
   // Local spend (total due net of refunds) of a member's checkouts committed after since_ms.
   int64_t LocalSpendSince(uint64_t member_id, int64_t since_ms);
   std::optional<RefundRow> GetRefund(const std::string& refund_id);
+  // Refunds made at or after since_ms, by time then id (any checkout's).
+  std::vector<RefundRow> RefundsSince(int64_t since_ms);
   std::vector<RefundRow> RefundsForCheckout(const std::string& checkout_id);
   Status InsertRefund(const RefundRow& r);
 
