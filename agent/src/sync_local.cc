@@ -333,14 +333,16 @@ class ReconViewImpl final : public sync::LocalLedger::ReconView {
  public:
   static Result<std::unique_ptr<ReconViewImpl>> Open(const std::string& path) {
     std::unique_ptr<ReconViewImpl> v(new ReconViewImpl);
-    // Read-write only because SqliteStore::Open runs its idempotent DDL; nothing here
-    // changes a row (the writer created the tables and scopes at start-up).
-    auto db = ledger::Db::Open(path, /*read_only=*/false);
+    // Read-only: the writer created the tables and scopes at start-up, and nothing here
+    // may change a row.
+    auto db = ledger::Db::Open(path, /*read_only=*/true);
     if (!db.ok()) return db.status();
     v->db_ = std::move(*db);
-    auto e = recon::SqliteStore::Open(v->db_->raw(), ledger::kReconTablePrefix, ledger::kReconEntriesScope);
+    recon::SqliteStore::Options existing;
+    existing.existing_only = true;
+    auto e = recon::SqliteStore::Open(v->db_->raw(), ledger::kReconTablePrefix, ledger::kReconEntriesScope, existing);
     if (!e.ok()) return e.status();
-    auto b = recon::SqliteStore::Open(v->db_->raw(), ledger::kReconTablePrefix, ledger::kReconBalancesScope);
+    auto b = recon::SqliteStore::Open(v->db_->raw(), ledger::kReconTablePrefix, ledger::kReconBalancesScope, existing);
     if (!b.ok()) return b.status();
     v->entries_ = std::move(*e);
     v->balances_ = std::move(*b);

@@ -179,6 +179,48 @@ TEST_F(SqliteStoreTest, PersistsAcrossReopenAndKeepsScopesApart) {
   testing::ExpectExact(s, Reconcile(*t1, *t2));
 }
 
+// AddNew (an id the set has never held, without the look-up) leaves the same symbols as Add.
+TEST_F(SqliteStoreTest, AddNewOfFreshIdsEqualsAdd) {
+  Scenario s = MakeScenario(5, 800, 0, 0, 0);
+  auto a = Open("by-add");
+  auto b = Open("by-add-new");
+  for (size_t i = 0; i < s.common.size(); ++i) {
+    ASSERT_TRUE(a->Add(s.common[i]).ok());
+    ASSERT_TRUE(b->AddNew(s.common[i]).ok());
+    if (i == 400) {
+      ASSERT_TRUE(a->Flush().ok());
+      ASSERT_TRUE(b->Flush().ok());
+    }
+  }
+  EXPECT_EQ(All(*a), All(*b));
+  EXPECT_EQ(*a->Count(), *b->Count());
+}
+
+// A read-only connection opens a set that exists, reads the same symbols, writes nothing,
+// and is refused a scope that does not exist.
+TEST_F(SqliteStoreTest, ExistingOnlyOpensOnAReadOnlyConnection) {
+  Scenario s = MakeScenario(6, 300, 0, 0, 0);
+  auto w = Open("entries");
+  for (const Item& i : s.common) ASSERT_TRUE(w->Add(i).ok());
+  sqlite3* ro = nullptr;
+  ASSERT_EQ(sqlite3_open_v2((dir_ / "ledger.db").c_str(), &ro, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  {
+    SqliteStore::Options o;
+    o.existing_only = true;
+    auto r = SqliteStore::Open(ro, "recon_", "entries", o);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(All(**r), All(*w));
+    EXPECT_EQ(*(*r)->Count(), 300u);
+    EXPECT_FALSE((*r)->Add(MakeScenario(7, 1, 0, 0, 0).common[0]).ok());
+    auto missing = SqliteStore::Open(ro, "recon_", "no-such-scope", o);
+    ASSERT_FALSE(missing.ok());
+    EXPECT_NE(missing.status().message().find("no-such-scope"), std::string::npos);
+    // Without existing_only the read-only connection cannot create what it needs.
+    EXPECT_FALSE(SqliteStore::Open(ro, "recon_", "entries").ok());
+  }
+  sqlite3_close(ro);
+}
+
 TEST_F(SqliteStoreTest, AutoFlushBoundsTheJournal) {
   SqliteStore::Options o;
   o.auto_flush_rows = 100;

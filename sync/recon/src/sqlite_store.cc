@@ -159,7 +159,7 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(sqlite3* db, std::string 
       "INSERT OR IGNORE INTO " + p + "meta(name, value) VALUES('stored_symbols', " +
       std::to_string(options.stored_symbols) + ");";
   char* err = nullptr;
-  if (sqlite3_exec(db, ddl.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+  if (!options.existing_only && sqlite3_exec(db, ddl.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
     std::string msg = err ? err : "unknown";
     sqlite3_free(err);
     return Status::Error("internal", "creating reconciliation tables: " + msg);
@@ -186,18 +186,23 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(sqlite3* db, std::string 
   }
   {
     sqlite3_stmt* s = nullptr;
-    std::string q = "INSERT INTO " + p + "scopes(name) VALUES(?1) ON CONFLICT(name) DO NOTHING";
-    if (sqlite3_prepare_v2(db, q.c_str(), -1, &s, nullptr) != SQLITE_OK) return SqlError(db, "adding scope");
-    sqlite3_bind_text(s, 1, scope.data(), static_cast<int>(scope.size()), SQLITE_TRANSIENT);
-    int rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE) return SqlError(db, "adding scope");
+    std::string q;
+    int rc;
+    if (!options.existing_only) {
+      q = "INSERT INTO " + p + "scopes(name) VALUES(?1) ON CONFLICT(name) DO NOTHING";
+      if (sqlite3_prepare_v2(db, q.c_str(), -1, &s, nullptr) != SQLITE_OK) return SqlError(db, "adding scope");
+      sqlite3_bind_text(s, 1, scope.data(), static_cast<int>(scope.size()), SQLITE_TRANSIENT);
+      rc = sqlite3_step(s);
+      sqlite3_finalize(s);
+      if (rc != SQLITE_DONE) return SqlError(db, "adding scope");
+    }
     q = "SELECT scope_id FROM " + p + "scopes WHERE name = ?1";
     if (sqlite3_prepare_v2(db, q.c_str(), -1, &s, nullptr) != SQLITE_OK) return SqlError(db, "reading scope");
     sqlite3_bind_text(s, 1, scope.data(), static_cast<int>(scope.size()), SQLITE_TRANSIENT);
     rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) scope_id = sqlite3_column_int64(s, 0);
     sqlite3_finalize(s);
+    if (rc == SQLITE_DONE) return Status::Error("internal", "no reconciliation scope '" + scope + "' in this database");
     if (rc != SQLITE_ROW) return SqlError(db, "reading scope");
   }
 

@@ -42,6 +42,10 @@ class SqliteStore final : public FingerprintStore {
     // for the scope (checked every 1,024 changes). The owner should rather call Flush() at a
     // quiet moment (e.g. after each sync run); this only bounds the read cost if it forgets.
     size_t auto_flush_rows = 4096;
+    // Open tables and a scope that exist already, writing nothing (the tables are not
+    // created, the scope not added): for a read-only connection. The store's changes then
+    // fail with SQLite's read-only error.
+    bool existing_only = false;
   };
 
   // Creates the tables and the scope if missing. table_prefix: [A-Za-z0-9_]{0,32};
