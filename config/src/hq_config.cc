@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "loyalty/base/timezone.h"
 #include "loyalty/config/config.h"
 #include "reader.h"
 
@@ -31,7 +32,7 @@ Result<HqConfig> ParseHqConfig(std::string_view toml_text, const std::string& pa
   top.Has("log");
   top.Finish([](std::string_view key) -> std::string {
     for (std::string_view k : {"listen", "database", "admin_token_file", "signing_keys", "tls_cert_file",
-                               "tls_key_file", "client_ca_file", "card_prefix", "pii_key_file"}) {
+                               "tls_key_file", "client_ca_file", "card_prefix", "pii_key_file", "timezone"}) {
       if (k == key) return "unknown key at the top level (it belongs in [hq])";
     }
     return {};
@@ -65,6 +66,10 @@ Result<HqConfig> ParseHqConfig(std::string_view toml_text, const std::string& pa
   }
   if (s.String("card_prefix", c.card_prefix) && !internal::IsCardPrefix(c.card_prefix)) {
     e.Fail(s.Key("card_prefix"), Quote(c.card_prefix) + " must be 1..8 digits");
+  }
+  if (s.String("timezone", c.timezone)) {
+    auto tz = TimeZone::Load(c.timezone);
+    if (!tz.ok()) e.Fail(s.Key("timezone"), tz.status().message());
   }
   s.Finish();
   if (!e.ok()) return e.status();

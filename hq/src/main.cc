@@ -61,9 +61,6 @@ std::optional<std::string> TerminalOfRoute(const std::string& path) {
   return std::nullopt;
 }
 
-// The chain's time zone for calendar months (spend, tiers, lot expiry).
-constexpr char kChainTimeZone[] = "Asia/Shanghai";
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -100,8 +97,10 @@ int main(int argc, char** argv) {
     if (!seed.ok()) return fail(seed.status());
     opt.signing_seeds[id] = *seed;
   }
-  auto tz = loyalty::TimeZone::Load(kChainTimeZone);
-  opt.timezone = tz.ok() ? *tz : *loyalty::TimeZone::Fixed(8 * 3600);
+  // The chain's calendar for months (spend, tiers, lot expiry); hq.toml's timezone.
+  auto tz = loyalty::TimeZone::Load(cfg->timezone);
+  if (!tz.ok()) return fail(tz.status());
+  opt.timezone = *tz;
   if (check_only) {
     for (const auto& w : cfg->warnings) std::fprintf(stderr, "loyalty-hq: warning: %s\n", w.c_str());
     std::printf("%s: ok\n", config_path.c_str());
@@ -191,6 +190,7 @@ int main(int argc, char** argv) {
   });
   Log("info", "hq_started", {{"listen", cfg->listen_host + ":" + std::to_string(server.port())},
                              {"database", cfg->database},
+                             {"timezone", cfg->timezone},
                              {"tls", tls}});
   if (!tls) {
     Log("warn", "hq_plain_http", {{"reason", "no TLS: terminal routes trust the terminal id they name; "

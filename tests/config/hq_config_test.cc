@@ -39,6 +39,7 @@ TEST(HqConfig, DefaultsResolvedAgainstTheConfigFolder) {
   EXPECT_EQ(c.tls_cert_file, "");
   EXPECT_EQ(c.card_prefix, "88");
   EXPECT_EQ(c.pii_key_file, "/srv/hq/pii.key");
+  EXPECT_EQ(c.timezone, "Asia/Shanghai");
   EXPECT_EQ(c.log_level, "info");
   EXPECT_EQ(c.log_format, "");
   ASSERT_EQ(c.warnings.size(), 1u);
@@ -103,6 +104,23 @@ TEST(HqConfig, OtherKeys) {
   auto syntax = ParseHqConfig("[hq\n", kHqFile);
   ASSERT_FALSE(syntax.ok());
   EXPECT_EQ(syntax.status().message().rfind(std::string(kHqFile) + ":1:", 0), 0u) << syntax.status().message();
+}
+
+// The chain's calendar: the same zone forms as agent.timezone, and one that does not load is
+// refused with the key named.
+TEST(HqConfig, TimeZone) {
+  for (const char* zone : {"Asia/Urumqi", "UTC", "+08:00", "-03:30"}) {
+    auto r = ParseHq(kKeys + "timezone = \"" + zone + "\"\n");
+    ASSERT_TRUE(r.ok()) << zone << ": " << r.status().ToString();
+    EXPECT_EQ(r->timezone, zone);
+  }
+  auto bad = ParseHq(kKeys + "timezone = \"Mars/Olympus\"\n");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message().rfind(std::string(kHqFile) + ": hq.timezone: ", 0), 0u) << bad.status().message();
+  EXPECT_HQ_ERROR(ParseHq(kKeys + "timezone = 8\n"), "hq.timezone: expected a string, got an integer");
+  auto top = ParseHqConfig("timezone = \"UTC\"\n[hq]\n" + kKeys, kHqFile);
+  ASSERT_FALSE(top.ok());
+  EXPECT_NE(top.status().message().find("it belongs in [hq]"), std::string::npos);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <iterator>
 #include <thread>
 
 #include "hq_test_util.h"
@@ -102,6 +103,35 @@ TEST_F(HqProcessTest, CheckConfigRefusesAWorldReadableToken) {
                                std::filesystem::perm_options::add);
   EXPECT_NE(WEXITSTATUS(std::system(cmd.c_str())), 0);
   EXPECT_NE(WEXITSTATUS(std::system((kBinary + " --bogus >/dev/null 2>&1").c_str())), 0);
+}
+
+// hq.toml's timezone is the chain's calendar: a zone that does not load is refused before
+// anything starts, and the one in force is in hq_started.
+TEST_F(HqProcessTest, TheChainTimeZoneComesFromHqToml) {
+  std::string toml;
+  {
+    std::ifstream in(dir_ / "hq.toml");
+    toml.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  auto own = std::filesystem::perms::owner_read | std::filesystem::perms::owner_write;
+  Write(dir_ / "hq.toml", toml + "timezone = \"Mars/Olympus\"\n", own);
+  std::string check = kBinary + " --check-config --config " + (dir_ / "hq.toml").string() + " 2>" +
+                      (dir_ / "check.err").string() + " >/dev/null";
+  EXPECT_NE(WEXITSTATUS(std::system(check.c_str())), 0);
+  std::string err;
+  {
+    std::ifstream in(dir_ / "check.err");
+    err.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  EXPECT_NE(err.find("hq.timezone"), std::string::npos) << err;
+  Write(dir_ / "hq.toml", toml + "timezone = \"UTC\"\n", own);
+  Start();
+  std::string log;
+  {
+    std::ifstream in(dir_ / "hq.log");
+    log.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  EXPECT_NE(log.find("\"timezone\":\"UTC\""), std::string::npos) << log;
 }
 
 TEST_F(HqProcessTest, EnrolUploadRestart) {
