@@ -875,13 +875,11 @@ std::optional<RefundRow> Ledger::GetRefund(const std::string& refund_id) {
   return r;
 }
 
-std::vector<RefundRow> Ledger::RefundsSince(int64_t since_ms) {
-  // Refunds are a small share of checkouts: a scan, no index written by every refund.
+std::vector<RefundRow> Ledger::RefundsSelected(const char* sql, const std::function<void(Stmt&)>& bind) {
   std::vector<std::string> ids;
   {
-    LEDGER_PREPARE_OR(st, "SELECT refund_id FROM refunds WHERE at_ms >= ? ORDER BY at_ms, refund_id",
-                      std::vector<RefundRow>{});
-    st.Bind(1, since_ms);
+    LEDGER_PREPARE_OR(st, sql, std::vector<RefundRow>{});
+    bind(st);
     while (st.Step()) ids.push_back(st.Text(0));
   }
   std::vector<RefundRow> out;
@@ -890,18 +888,15 @@ std::vector<RefundRow> Ledger::RefundsSince(int64_t since_ms) {
   return out;
 }
 
+std::vector<RefundRow> Ledger::RefundsSince(int64_t since_ms) {
+  // Refunds are a small share of checkouts: a scan, no index written by every refund.
+  return RefundsSelected("SELECT refund_id FROM refunds WHERE at_ms >= ? ORDER BY at_ms, refund_id",
+                         [since_ms](Stmt& st) { st.Bind(1, since_ms); });
+}
+
 std::vector<RefundRow> Ledger::RefundsForCheckout(const std::string& checkout_id) {
-  std::vector<std::string> ids;
-  {
-    LEDGER_PREPARE_OR(st, "SELECT refund_id FROM refunds WHERE checkout_id = ? ORDER BY at_ms, refund_id",
-                      std::vector<RefundRow>{});
-    st.Bind(1, checkout_id);
-    while (st.Step()) ids.push_back(st.Text(0));
-  }
-  std::vector<RefundRow> out;
-  for (const auto& id : ids)
-    if (auto r = GetRefund(id)) out.push_back(std::move(*r));
-  return out;
+  return RefundsSelected("SELECT refund_id FROM refunds WHERE checkout_id = ? ORDER BY at_ms, refund_id",
+                         [&checkout_id](Stmt& st) { st.Bind(1, checkout_id); });
 }
 
 Status Ledger::InsertRefund(const RefundRow& r) {
@@ -1078,17 +1073,8 @@ std::vector<CheckoutRow> Ledger::UnuploadedCheckoutsWithoutEntries(int limit) {
 }
 
 std::vector<RefundRow> Ledger::UnuploadedRefunds(int limit) {
-  std::vector<std::string> ids;
-  {
-    LEDGER_PREPARE_OR(st, "SELECT refund_id FROM refunds WHERE uploaded = 0 ORDER BY at_ms LIMIT ?",
-                      std::vector<RefundRow>{});
-    st.Bind(1, limit);
-    while (st.Step()) ids.push_back(st.Text(0));
-  }
-  std::vector<RefundRow> out;
-  for (const auto& id : ids)
-    if (auto r = GetRefund(id)) out.push_back(std::move(*r));
-  return out;
+  return RefundsSelected("SELECT refund_id FROM refunds WHERE uploaded = 0 ORDER BY at_ms LIMIT ?",
+                         [limit](Stmt& st) { st.Bind(1, limit); });
 }
 
 Status Ledger::MarkUploaded(const std::vector<std::string>& checkout_ids, const std::vector<std::string>& refund_ids) {

@@ -323,6 +323,9 @@ class Ledger {
   // fresh: an entry appended just now (its id new to the index: no look-up first).
   Status IndexEntry(const EntryRow& e, bool fresh = false);
   Status LoadChainHead();
+  // The refunds whose ids `sql` (a literal) selects, in its order; `bind` binds its
+  // parameters.
+  std::vector<RefundRow> RefundsSelected(const char* sql, const std::function<void(Stmt&)>& bind);
 
   std::unique_ptr<Db> db_;
   std::string terminal_id_;
