@@ -2,6 +2,7 @@
 
 #include "loyalty/base/encoding.h"
 #include "loyalty/base/hash.h"
+#include "loyalty/base/json_writer.h"
 
 namespace loyalty::checkout {
 namespace {
@@ -46,7 +47,9 @@ Result<nlohmann::json> ParseJsonObject(std::string_view body) {
   return j;
 }
 
-std::string CanonicalHash(const nlohmann::json& body) { return DigestHex(Sha256(body.dump())); }
+// DumpCanonical prints dump()'s bytes without building them through nlohmann's serializer,
+// so hashes stored by earlier versions still match.
+std::string CanonicalHash(const nlohmann::json& body) { return DigestHex(Sha256(DumpCanonical(body))); }
 
 bool IsValidClientId(std::string_view id) {
   if (id.empty() || id.size() > 64) return false;

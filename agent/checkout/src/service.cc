@@ -448,7 +448,7 @@ ApiResult CheckoutService::Commit(ledger::Ledger& w, const json& body) {
   // Only the request's hash is kept (idempotency; HQ gets it with the checkout): its lines
   // are stored as lines, and the member code it carries — a card number, a WeChat or
   // Alipay member number — is not the terminal's to keep (最小必要).
-  std::string request_hash = DigestHex(Sha256(DumpCanonical(body)));
+  std::string request_hash = CanonicalHash(body);
   // A new checkout is committed without looking for an earlier one first: the checkouts
   // table's primary key refuses a second row with the same id. Whatever refuses the commit
   // — that key, a code expired since, a member frozen since — an earlier checkout with
