@@ -875,15 +875,17 @@ std::optional<RefundRow> Ledger::GetRefund(const std::string& refund_id) {
   return r;
 }
 
-std::vector<RefundRow> Ledger::RefundsSelected(const char* sql, const std::function<void(Stmt&)>& bind) {
+std::vector<std::string> Ledger::SelectIds(const char* sql, const std::function<void(Stmt&)>& bind) {
   std::vector<std::string> ids;
-  {
-    LEDGER_PREPARE_OR(st, sql, std::vector<RefundRow>{});
-    bind(st);
-    while (st.Step()) ids.push_back(st.Text(0));
-  }
+  LEDGER_PREPARE_OR(st, sql, ids);
+  bind(st);
+  while (st.Step()) ids.push_back(st.Text(0));
+  return ids;
+}
+
+std::vector<RefundRow> Ledger::RefundsSelected(const char* sql, const std::function<void(Stmt&)>& bind) {
   std::vector<RefundRow> out;
-  for (const auto& id : ids)
+  for (const auto& id : SelectIds(sql, bind))
     if (auto r = GetRefund(id)) out.push_back(std::move(*r));
   return out;
 }
@@ -1057,17 +1059,10 @@ Result<bool> Ledger::RestoreRefund(const RefundRow& r) {
 }
 
 std::vector<CheckoutRow> Ledger::UnuploadedCheckoutsWithoutEntries(int limit) {
-  std::vector<std::string> ids;
-  {
-    LEDGER_PREPARE_OR(st,
-                      "SELECT checkout_id FROM checkouts WHERE uploaded = 0 AND member_id IS NULL "
-                      "ORDER BY committed_at_ms LIMIT ?",
-                      std::vector<CheckoutRow>{});
-    st.Bind(1, limit);
-    while (st.Step()) ids.push_back(st.Text(0));
-  }
   std::vector<CheckoutRow> out;
-  for (const auto& id : ids)
+  for (const auto& id : SelectIds("SELECT checkout_id FROM checkouts WHERE uploaded = 0 AND member_id IS NULL "
+                                  "ORDER BY committed_at_ms LIMIT ?",
+                                  [limit](Stmt& st) { st.Bind(1, limit); }))
     if (auto c = GetCheckout(id)) out.push_back(std::move(*c));
   return out;
 }

@@ -323,8 +323,10 @@ class Ledger {
   // fresh: an entry appended just now (its id new to the index: no look-up first).
   Status IndexEntry(const EntryRow& e, bool fresh = false);
   Status LoadChainHead();
-  // The refunds whose ids `sql` (a literal) selects, in its order; `bind` binds its
-  // parameters.
+  // The ids `sql` (a literal selecting one text column) selects, in its order; `bind` binds
+  // its parameters. Empty if it cannot run.
+  std::vector<std::string> SelectIds(const char* sql, const std::function<void(Stmt&)>& bind);
+  // The refunds whose ids `sql` selects, as SelectIds.
   std::vector<RefundRow> RefundsSelected(const char* sql, const std::function<void(Stmt&)>& bind);
 
   std::unique_ptr<Db> db_;
