@@ -1,5 +1,6 @@
 #include "daemon.h"
 
+#include <atomic>
 #include <systemd/sd-daemon.h>
 
 #include <boost/asio/io_context.hpp>
@@ -165,10 +166,15 @@ int RunDaemon(int argc, char** argv) {
     // A run the previous process was killed in is recorded as failed, not left running.
     if (auto n = (*writer_ledger)->FailInterruptedSyncRuns(clock.now_ms()); n.ok() && *n > 0)
       LogEvent(Level::kWarn, "sync_interrupted", {{"runs", *n}});
-    // Rules HQ pushed at an earlier sync stay in force across restarts.
+    // Rules HQ pushed at an earlier sync stay in force across restarts; the local rules
+    // file is only the fallback before a first sync.
+    auto hq_rules_adopted = std::make_shared<std::atomic<bool>>(false);
     if (auto stored = (*writer_ledger)->GetMeta("hq_rules")) {
       auto j = nlohmann::json::parse(*stored, nullptr, false);
-      if (auto r = rules::RulesFromJson(j); r.ok()) p.rules = std::make_shared<rules::Rules>(std::move(*r));
+      if (auto r = rules::RulesFromJson(j); r.ok()) {
+        p.rules = std::make_shared<rules::Rules>(std::move(*r));
+        *hq_rules_adopted = true;
+      }
     }
 
     codes::TrustedTime trusted_time(p.cfg.clock_skew_s);
@@ -181,9 +187,12 @@ int RunDaemon(int argc, char** argv) {
     checkout::LedgerWriter writer(std::move(*writer_ledger));
 
     SyncLocal sync_local({p.cfg.database, p.cfg.terminal_id, p.cfg.store_id, LOYALTY_VERSION}, writer, service, clock,
-                         p.tz, [&service](const nlohmann::json& j) {
+                         p.tz, [&service, hq_rules_adopted](const nlohmann::json& j) {
                            auto r = rules::RulesFromJson(j);
                            if (!r.ok()) return;
+                           *hq_rules_adopted = true;
+                           auto current = service.rules();
+                           if (current && *current == *r) return;  // HQ sends its rules on every run
                            service.SetRules(std::make_shared<rules::Rules>(std::move(*r)));
                            LogEvent(Level::kInfo, "rules_updated", {{"rules_version", j.value("version", "")}});
                          });
@@ -382,10 +391,12 @@ int RunDaemon(int argc, char** argv) {
               LogEvent(Level::kError, "config_reload_failed", {{"message", rules.status().message()}});
             } else {
               if (level.ok()) SetLogLevel(*level);
-              service.SetRules(*rules);
+              // Once HQ's rules are in force the local file no longer applies.
+              if (!*hq_rules_adopted) service.SetRules(*rules);
               if (Status sc = scanners.Reload(cfg->scanners); !sc.ok())
                 LogEvent(Level::kError, "config_reload_failed", {{"message", sc.message()}});
-              LogEvent(Level::kInfo, "config_reloaded", {{"rules_version", (*rules)->version}, {"log_level", cfg->log_level}});
+              LogEvent(Level::kInfo, "config_reloaded",
+                       {{"rules_version", service.rules()->version}, {"log_level", cfg->log_level}});
             }
           }
           wait_signal();

@@ -32,7 +32,8 @@ Result<HqConfig> ParseHqConfig(std::string_view toml_text, const std::string& pa
   top.Has("log");
   top.Finish([](std::string_view key) -> std::string {
     for (std::string_view k : {"listen", "database", "admin_token_file", "signing_keys", "tls_cert_file",
-                               "tls_key_file", "client_ca_file", "card_prefix", "pii_key_file", "timezone"}) {
+                               "tls_key_file", "client_ca_file", "card_prefix", "pii_key_file", "timezone",
+                               "rules_file"}) {
       if (k == key) return "unknown key at the top level (it belongs in [hq])";
     }
     return {};
@@ -48,7 +49,7 @@ Result<HqConfig> ParseHqConfig(std::string_view toml_text, const std::string& pa
     s.String(key, *out);
   }
   for (auto [key, out] : {std::pair{"tls_cert_file", &c.tls_cert_file}, std::pair{"tls_key_file", &c.tls_key_file},
-                          std::pair{"client_ca_file", &c.client_ca_file}}) {
+                          std::pair{"client_ca_file", &c.client_ca_file}, std::pair{"rules_file", &c.rules_file}}) {
     s.String(key, *out, true);
   }
   std::vector<std::pair<int, std::string>> keys;
@@ -77,7 +78,7 @@ Result<HqConfig> ParseHqConfig(std::string_view toml_text, const std::string& pa
   c.database = paths.Resolve(c.database);
   c.admin_token_file = paths.Resolve(c.admin_token_file);
   c.pii_key_file = paths.Resolve(c.pii_key_file);
-  for (auto* f : {&c.tls_cert_file, &c.tls_key_file, &c.client_ca_file}) *f = paths.Resolve(*f);
+  for (auto* f : {&c.tls_cert_file, &c.tls_key_file, &c.client_ca_file, &c.rules_file}) *f = paths.Resolve(*f);
 
   const int tls_set = !c.tls_cert_file.empty() + !c.tls_key_file.empty() + !c.client_ca_file.empty();
   if (tls_set != 0 && tls_set != 3) {

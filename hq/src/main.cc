@@ -23,6 +23,7 @@
 #include "loyalty/hq/service.h"
 #include "loyalty/hq/store.h"
 #include "loyalty/http/server.h"
+#include "loyalty/rules/rules.h"
 
 namespace {
 
@@ -101,6 +102,12 @@ int main(int argc, char** argv) {
   auto tz = loyalty::TimeZone::Load(cfg->timezone);
   if (!tz.ok()) return fail(tz.status());
   opt.timezone = *tz;
+  if (!cfg->rules_file.empty()) {
+    auto rules = loyalty::rules::LoadRulesToml(cfg->rules_file);
+    if (!rules.ok()) return fail(rules.status());
+    opt.rules = std::move(*rules);
+  }
+  opt.on_event = [](const char* event, const json& fields) { Log("warn", event, fields); };
   if (check_only) {
     for (const auto& w : cfg->warnings) std::fprintf(stderr, "loyalty-hq: warning: %s\n", w.c_str());
     std::printf("%s: ok\n", config_path.c_str());
@@ -117,6 +124,7 @@ int main(int argc, char** argv) {
 
   auto& clock = loyalty::SystemClock::Instance();
   loyalty::hq::HqService service(**store, clock, std::move(*pii), opt);
+  if (auto s = service.Start(); !s.ok()) return fail(s);
 
   boost::asio::io_context ioc;
   loyalty::http::ServerOptions so;
@@ -191,6 +199,7 @@ int main(int argc, char** argv) {
   Log("info", "hq_started", {{"listen", cfg->listen_host + ":" + std::to_string(server.port())},
                              {"database", cfg->database},
                              {"timezone", cfg->timezone},
+                             {"rules_version", opt.rules ? opt.rules->version : std::string("default")},
                              {"tls", tls}});
   if (!tls) {
     Log("warn", "hq_plain_http", {{"reason", "no TLS: terminal routes trust the terminal id they name; "

@@ -10,6 +10,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <limits>
+#include <map>
+#include <memory>
 #include <set>
 
 #include "loyalty/base/encoding.h"
@@ -71,6 +73,22 @@ std::string EntryHashHex(const sync::Entry& e) {
   r.detail = e.detail;
   auto prev = HexDecode(e.prev_hash);
   return HexEncode(ledger::ChainHash(prev ? *prev : std::string(), ledger::CanonicalEntryBytes(r)));
+}
+
+// The reason of a terminal's freeze entry as HQ keeps and sends it: a short snake_case word
+// (within the limits table), "velocity" for anything else.
+std::string FreezeReason(const std::string& detail) {
+  auto d = sync::ParseJsonObject(detail);
+  if (d.ok()) {
+    auto it = d->find("reason");
+    if (it != d->end() && it->is_string()) {
+      const auto& r = it->get_ref<const std::string&>();
+      bool ok = !r.empty() && r.size() <= sync::kMaxReasonBytes &&
+                std::all_of(r.begin(), r.end(), [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'; });
+      if (ok) return r;
+    }
+  }
+  return "velocity";
 }
 
 int TierRank(const std::string& t) { return t == "black" ? 2 : t == "vip" ? 1 : 0; }
@@ -176,7 +194,66 @@ struct HqService::Impl {
   PiiCipher pii;
   HqOptions opt;
 
-  Impl(Store& s, const Clock& c, PiiCipher p, HqOptions o) : store(s), clock(c), pii(std::move(p)), opt(std::move(o)) {}
+  rules::Rules current;  // the chain's current rules (opt.rules or the defaults)
+  std::map<std::string, std::shared_ptr<const rules::Rules>> versions;  // published, by version
+  bool published = false;
+
+  Impl(Store& s, const Clock& c, PiiCipher p, HqOptions o)
+      : store(s), clock(c), pii(std::move(p)), opt(std::move(o)), current(opt.rules.value_or(rules::Rules::Defaults())) {}
+
+  void Report(const char* event, const json& fields) {
+    if (opt.on_event) opt.on_event(event, fields);
+  }
+
+  // ------------------------------------------------------------------ rules versions
+
+  // Stores the current version with its content once; a version is immutable.
+  Status PublishRules() {
+    if (published) return Status::Ok();
+    const std::string text = Dump(rules::RulesToJson(current));
+    if (current.version == "default" && !(current == rules::Rules::Defaults())) {
+      return Status::Error("config_invalid",
+                           "rules version \"default\" names the defaults of loyalty-rules.md; give changed rules "
+                           "another version");
+    }
+    Status s = store.Transaction([&]() -> Status {
+      auto prior = store.GetMeta("rules:" + current.version);
+      if (!prior.ok()) return prior.status();
+      if (*prior && **prior != text) {
+        return Status::Error("config_invalid", "rules version \"" + current.version +
+                                                   "\" was published before with other values; give the changed "
+                                                   "rules a new version");
+      }
+      if (!*prior) {
+        if (Status s = store.PutMeta("rules:" + current.version, text); !s.ok()) return s;
+      }
+      return store.PutMeta("rules_current", current.version);
+    });
+    if (!s.ok()) return s;
+    versions[current.version] = std::make_shared<const rules::Rules>(current);
+    published = true;
+    return Status::Ok();
+  }
+
+  // A version HQ published (or "default"); nullptr for one it never did.
+  Result<std::shared_ptr<const rules::Rules>> RulesVersion(const std::string& v) {
+    if (auto it = versions.find(v); it != versions.end()) return it->second;
+    std::shared_ptr<const rules::Rules> found;
+    if (v == "default") {
+      found = std::make_shared<const rules::Rules>(rules::Rules::Defaults());
+    } else {
+      auto text = store.GetMeta("rules:" + v);
+      if (!text.ok()) return text.status();
+      if (!*text) return found;
+      auto j = sync::ParseJsonObject(**text);
+      if (!j.ok()) return Status::Error("internal", "stored rules " + v + ": " + j.status().message());
+      auto r = rules::RulesFromJson(*j);
+      if (!r.ok()) return Status::Error("internal", "stored rules " + v + ": " + r.status().message());
+      found = std::make_shared<const rules::Rules>(std::move(*r));
+    }
+    versions[v] = found;
+    return found;
+  }
 
   int64_t UtcOffset(int64_t t) const { return opt.timezone.UtcOffsetAt(t); }
 
@@ -194,8 +271,8 @@ struct HqService::Impl {
   }
 
   std::string TierForSpend(int64_t spend) const {
-    if (spend >= opt.black_threshold_cents) return "black";
-    if (spend >= opt.vip_threshold_cents) return "vip";
+    if (spend >= current.black_threshold_cents) return "black";
+    if (spend >= current.vip_threshold_cents) return "vip";
     return "member";
   }
 
@@ -211,6 +288,7 @@ struct HqService::Impl {
     bare.member_id = member_id;
     bare.created_at_ms = clock.now_ms();
     if (Status s = store.InsertMember(bare); !s.ok()) return s;
+    if (Status s = store.AddMemberState(member_id, bare.created_at_ms, bare.tier, bare.status); !s.ok()) return s;
     return bare;
   }
 
@@ -233,7 +311,7 @@ struct HqService::Impl {
     lot.remaining = points;
     lot.earned_at_s = at_s;
     lot.expires_at_s =
-        rules::LotExpiry(at_s, opt.points_validity_months, [this](int64_t t) { return UtcOffset(t); });
+        rules::LotExpiry(at_s, current.points_validity_months, [this](int64_t t) { return UtcOffset(t); });
     lot.entry_id = entry_id;
     auto id = store.AddLot(lot);
     return id.ok() ? Status::Ok() : id.status();
@@ -263,9 +341,31 @@ struct HqService::Impl {
   }
 
   // Counts an entry's points into the member's balance and lots, and its status effects.
+  // Saves a member whose tier or status may have changed, recording the new state with
+  // HQ's time (what a terminal could have known is judged from these).
+  Status SaveMember(const MemberRecord& m, const std::string& old_tier, const std::string& old_status) {
+    if (Status s = store.UpdateMember(m); !s.ok()) return s;
+    if (m.tier == old_tier && m.status == old_status) return Status::Ok();
+    return store.AddMemberState(m.member_id, clock.now_ms(), m.tier, m.status);
+  }
+
+  // Whether the member's balance can take `points` within the limits table.
+  Result<bool> BalanceCanTake(uint64_t member_id, int64_t points) {
+    auto m = store.GetMember(member_id);
+    if (!m.ok()) return m.status();
+    int64_t balance = *m ? (*m)->balance : 0, after = 0;
+    return !__builtin_add_overflow(balance, points, &after) && after <= sync::kMaxPoints && after >= -sync::kMaxPoints;
+  }
+
   Status ApplyEntry(const sync::Entry& e) {
     auto m = MemberOrBare(e.member_id);
     if (!m.ok()) return m.status();
+    const std::string old_tier = m->tier, old_status = m->status;
+    int64_t after = 0;
+    if (__builtin_add_overflow(m->balance, e.points, &after) || after > sync::kMaxPoints || after < -sync::kMaxPoints) {
+      return Status::Error("bad_request", "the balance of member " + std::to_string(e.member_id) +
+                                              " would leave the limits (|balance| <= 10^15)");
+    }
     int64_t at_s = FloorDiv(e.at_ms, 1000);
     if (e.kind != "expire") {  // expire entries empty specific lots themselves
       Status s = e.points > 0 ? Credit(e.member_id, e.points, at_s, e.entry_id)
@@ -273,15 +373,13 @@ struct HqService::Impl {
                                 : Status::Ok();
       if (!s.ok()) return s;
     }
-    m->balance += e.points;
+    m->balance = after;
     // A terminal's velocity freeze stands unless HQ lifted a freeze after it.
     if (e.kind == "freeze" && e.at_ms > m->unfrozen_at_ms) {
       m->status = "frozen";
-      json d = json::parse(e.detail, nullptr, false);
-      m->frozen_reason = "velocity";
-      if (d.is_object() && d.contains("reason") && d["reason"].is_string()) m->frozen_reason = d["reason"];
+      m->frozen_reason = FreezeReason(e.detail);
     }
-    if (Status s = store.UpdateMember(*m); !s.ok()) return s;
+    if (Status s = SaveMember(*m, old_tier, old_status); !s.ok()) return s;
     return store.UpsertBalance(e.member_id, m->balance);
   }
 
@@ -301,7 +399,7 @@ struct HqService::Impl {
     e.detail = detail.is_null() ? "" : Dump(detail);
     e.prev_hash = head->second;
     e.hash = EntryHashHex(e);
-    if (Status s = store.InsertEntry(e); !s.ok()) return s;
+    if (Status s = store.InsertEntry(e, true, now); !s.ok()) return s;
     return e;
   }
 
@@ -322,7 +420,7 @@ struct HqService::Impl {
     int64_t now_s = clock.now_s();
     auto spend = MonthSpend(m.member_id, now_s);
     if (!spend.ok()) return spend.status();
-    s.month_spend_cents = std::max<int64_t>(0, *spend);
+    s.month_spend_cents = std::clamp<int64_t>(*spend, 0, sync::kMaxSpendCents);
     s.unfrozen_at_ms = m.unfrozen_at_ms;
     s.snapshot_at_s = now_s;
     s.terminal_seq = terminal_seq;
@@ -342,8 +440,9 @@ struct HqService::Impl {
     if (!spend.ok()) return spend.status();
     std::string target = TierForSpend(*spend);
     if (TierRank(target) <= TierRank((*m)->tier)) return store.TouchMember(member_id);
+    const std::string old_tier = (*m)->tier;
     (*m)->tier = target;
-    return store.UpdateMember(**m);
+    return SaveMember(**m, old_tier, (*m)->status);
   }
 
   // ------------------------------------------------------------------ terminal routes
@@ -379,7 +478,262 @@ struct HqService::Impl {
     return JsonResponse(200, sync::ToJson(out));
   }
 
-  Result<std::string> UploadOne(const std::string& tid, const sync::Entry& e, TerminalRecord* term) {
+
+  // ------------------------------------------------------------------ what HQ trusts
+  // An upload is believed only as far as HQ can check it (hq-and-sync.md, "What HQ
+  // trusts"). Each Check* returns "" when the record checks out, else the reason it is
+  // refused; a failed read is an error (the upload fails and is retried), never a pass.
+
+  // Every (tier, frozen) state the terminal could have priced the member with at commit_ms:
+  // the states HQ recorded between the terminal's last download at or before the commit and
+  // the commit (its snapshot, or what HQ had by then), a provisional member when the
+  // terminal had no snapshot of it yet, frozen after this terminal's own velocity freeze,
+  // and higher tiers after its own provisional upgrade where the rules allow one.
+  Result<std::vector<std::pair<std::string, bool>>> CandidateStates(const std::string& tid, uint64_t member_id,
+                                                                     int64_t commit_ms, const rules::Rules& r,
+                                                                     const std::optional<MemberRecord>& m) {
+    auto d = store.LastDownloadAtOrBefore(tid, commit_ms);
+    if (!d.ok()) return d.status();
+    int64_t from = d->value_or(commit_ms);
+    auto states = store.MemberStates(member_id, from, std::max(from, commit_ms));
+    if (!states.ok()) return states.status();
+    std::set<std::pair<std::string, bool>> out;
+    for (const auto& [tier, status] : *states) out.insert({tier, status == "frozen"});
+    if (states->empty() && m) out.insert({m->tier, m->status == "frozen"});
+    if (!*d || !m || m->created_at_ms > **d) out.insert({"member", false});
+    auto froze = store.HasTerminalEntry(tid, member_id, "freeze", commit_ms);
+    if (!froze.ok()) return froze.status();
+    auto upgraded = store.HasTerminalEntry(tid, member_id, "tier_upgrade", commit_ms);
+    if (!upgraded.ok()) return upgraded.status();
+    std::set<std::pair<std::string, bool>> more = out;
+    for (const auto& [tier, frozen] : out) {
+      if (*froze) more.insert({tier, true});
+      if (*upgraded && r.provisional_upgrade) {
+        for (const char* t : {"vip", "black"}) {
+          if (TierRank(t) > TierRank(tier)) {
+            more.insert({t, frozen});
+            if (*froze) more.insert({t, true});
+          }
+        }
+      }
+    }
+    return std::vector<std::pair<std::string, bool>>(more.begin(), more.end());
+  }
+
+  static bool SamePricing(const rules::Quote& q, const sync::Checkout& c) {
+    if (q.subtotal_cents != c.subtotal_cents || q.total_due_cents != c.total_due_cents ||
+        q.points_to_earn != c.points_earned || q.redeem_points != c.redeemed_points ||
+        q.eligible_cents != c.eligible_cents || q.redeemable_cents != c.redeemable_cents ||
+        q.lines.size() != c.lines.size()) {
+      return false;
+    }
+    for (size_t i = 0; i < q.lines.size(); ++i) {
+      const auto& a = q.lines[i];
+      const auto& b = c.lines[i];
+      if (a.tier_discount_cents != b.tier_discount_cents || a.coupon_cents != b.coupon_cents ||
+          a.redeem_cents != b.redeem_cents || a.net_cents != b.net_cents ||
+          a.net_before_redeem_cents != b.net_before_redeem_cents || a.points_eligible != b.points_eligible ||
+          a.redeemable != b.redeemable) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  // Prices the checkout again with the rules version it names, every state the member could
+  // have been in, and the member's birthday month.
+  Result<std::string> CheckCheckout(const std::string& tid, const sync::Checkout& c) {
+    if (!c.member_id) {
+      if (c.points_earned != 0 || c.redeemed_points != 0 || !c.coupon_id.empty()) return std::string("no_member");
+      return std::string();
+    }
+    auto rv = RulesVersion(c.rules_version);
+    if (!rv.ok()) return rv.status();
+    if (!*rv) return std::string("rules_version_unknown");
+    const rules::Rules& r = **rv;
+    rules::QuoteInput in;
+    for (size_t i = 0; i < c.lines.size(); ++i) {
+      const auto& l = c.lines[i];
+      if (l.line != static_cast<int64_t>(i)) return std::string("record_malformed");
+      in.lines.push_back({l.sku, l.qty, l.unit_price_cents, l.category});
+    }
+    if (!c.coupon_id.empty()) {
+      auto rec = store.GetCoupon(c.coupon_id);
+      if (!rec.ok()) return rec.status();
+      if (!*rec) return std::string("coupon_unknown");
+      const auto& k = (*rec)->coupon;
+      if (k.member_id != 0 && k.member_id != *c.member_id) return std::string("coupon_not_for_member");
+      rules::Coupon coupon;
+      coupon.coupon_id = k.coupon_id;
+      coupon.kind = k.kind == "percent_off" ? rules::Coupon::Kind::kPercentOff : rules::Coupon::Kind::kAmountOff;
+      coupon.value_cents = k.value_cents;
+      coupon.bp = k.bp;
+      coupon.min_spend_cents = k.min_spend_cents;
+      in.coupon = coupon;
+    }
+    in.redeem.points = c.redeemed_points;
+    auto m = store.GetMember(*c.member_id);
+    if (!m.ok()) return m.status();
+    auto states = CandidateStates(tid, *c.member_id, c.committed_at_ms, r, *m);
+    if (!states.ok()) return states.status();
+    // The store's calendar may differ from the chain's: a birthday month counts if it is
+    // the month at the commit anywhere from UTC-12 to UTC+14.
+    std::set<bool> birthdays{false};
+    int bm = *m ? (*m)->birthday_month : 0;
+    int64_t at_s = FloorDiv(c.committed_at_ms, 1000);
+    for (int64_t off : {-12 * 3600, 14 * 3600}) {
+      if (rules::IsBirthdayMonth(bm, at_s, [off](int64_t) { return off; })) birthdays.insert(true);
+    }
+    for (const auto& [tier, frozen] : *states) {
+      for (bool birthday : birthdays) {
+        rules::MemberContext ctx;
+        ctx.tier = tier;
+        ctx.frozen = frozen;
+        ctx.static_identification = c.code_hash.empty();
+        ctx.available_balance = sync::kMaxPoints;  // the balance is checked with the redeem entry
+        ctx.birthday_month = birthday;
+        in.member = ctx;
+        auto q = rules::ComputeQuote(r, in);
+        if (q.ok() && SamePricing(*q, c)) return std::string();
+      }
+    }
+    return std::string("price_mismatch");
+  }
+
+  // A refund: of a checkout HQ accepted, within the window, no more units than were sold,
+  // and amounts that follow from the checkout and the refunds before it.
+  Result<std::string> CheckRefund(const std::string& tid, const sync::Refund& f) {
+    auto verdict = store.CheckoutRefused(tid, f.checkout_id);
+    if (!verdict.ok()) return verdict.status();
+    if (!*verdict) return std::string("checkout_unknown");
+    if (**verdict) return std::string("checkout_refused");
+    auto c = store.GetCheckout(tid, f.checkout_id);
+    if (!c.ok()) return c.status();
+    if (!*c) return std::string("checkout_unknown");
+    const sync::Checkout& co = **c;
+    auto rv = RulesVersion(co.rules_version);
+    if (!rv.ok()) return rv.status();
+    if (*rv && (*rv)->refund_window_days > 0 &&
+        f.at_ms - co.committed_at_ms > (*rv)->refund_window_days * 86'400'000) {
+      return std::string("refund_window_closed");
+    }
+    auto earlier = store.AcceptedRefundsOf(tid, f.checkout_id);
+    if (!earlier.ok()) return earlier.status();
+    size_t n = co.lines.size();
+    std::vector<int64_t> before(n, 0), after(n, 0);
+    for (const auto& e : *earlier) {
+      if (e.refund_id == f.refund_id) continue;
+      if (e.at_ms > f.at_ms || (e.at_ms == f.at_ms && e.refund_id > f.refund_id)) continue;
+      for (const auto& l : e.lines) {
+        if (l.line >= 0 && static_cast<size_t>(l.line) < n) before[static_cast<size_t>(l.line)] += l.qty;
+      }
+    }
+    after = before;
+    for (const auto& l : f.lines) {
+      if (l.line < 0 || static_cast<size_t>(l.line) >= n) return std::string("record_malformed");
+      after[static_cast<size_t>(l.line)] += l.qty;  // qty <= 10^4, lines <= 500: no overflow
+    }
+    rules::RefundBasis basis;
+    for (const auto& l : co.lines) {
+      basis.lines.push_back({l.qty, l.net_cents, l.net_before_redeem_cents, l.points_eligible, l.redeemable});
+    }
+    basis.points_earned = co.points_earned;
+    basis.redeemed_points = co.redeemed_points;
+    basis.eligible_cents = co.eligible_cents;
+    basis.redeemable_cents = co.redeemable_cents;
+    auto amounts = rules::ComputeRefund(basis, before, after);
+    if (!amounts.ok()) return amounts.status().code() == "refund_exceeds_sale" ? std::string("refund_exceeds_sale")
+                                                                                 : std::string("record_malformed");
+    if (amounts->refund_cents != f.refund_cents || amounts->points_clawed_back != f.points_clawed_back ||
+        amounts->points_restored != f.points_restored) {
+      return std::string("refund_mismatch");
+    }
+    return std::string();
+  }
+
+  // An entry: a terminal kind, its points backed by a checked record, once, within limits.
+  Result<std::string> CheckEntry(const std::string& tid, const sync::Entry& e) {
+    if (!sync::IsTerminalEntryKind(e.kind)) return std::string("kind_not_allowed");
+    if (e.kind == "earn" || e.kind == "redeem") {
+      if (e.checkout_id.empty() || !e.refund_id.empty()) return std::string("record_missing");
+      auto verdict = store.CheckoutRefused(tid, e.checkout_id);
+      if (!verdict.ok()) return verdict.status();
+      if (!*verdict) return std::string("record_missing");
+      if (**verdict) return std::string("checkout_refused");
+      auto c = store.GetCheckout(tid, e.checkout_id);
+      if (!c.ok()) return c.status();
+      if (!*c) return std::string("record_missing");
+      const sync::Checkout& co = **c;
+      if (!co.member_id || *co.member_id != e.member_id) return std::string("member_mismatch");
+      bool earn = e.kind == "earn";
+      if (e.points != (earn ? co.points_earned : -co.redeemed_points) || (!earn && co.redeemed_points == 0)) {
+        return std::string("points_mismatch");
+      }
+      auto n = store.CountAppliedEntries(tid, e.checkout_id, "", e.kind);
+      if (!n.ok()) return n.status();
+      if (*n > 0) return std::string("duplicate");
+      if (!earn) {
+        // Against what the terminal could know: its last snapshot plus its own entries since.
+        auto d = store.LastDownloadAtOrBefore(tid, co.committed_at_ms);
+        if (!d.ok()) return d.status();
+        auto known = store.KnownBalance(e.member_id, tid, d->value_or(0), e.seq, e.checkout_id);
+        if (!known.ok()) {
+          if (known.status().code() == "overflow") return std::string("value_out_of_range");
+          return known.status();
+        }
+        if (*known < co.redeemed_points) return std::string("insufficient_points");
+        auto rv = RulesVersion(co.rules_version);
+        if (!rv.ok()) return rv.status();
+        if (!*rv) return std::string("rules_version_unknown");
+        bool stale = !*d || co.committed_at_ms - **d > (*rv)->stale_after_s * 1000;
+        if (stale && co.redeemed_points > (*rv)->stale_redeem_cap_points) return std::string("stale_cap_exceeded");
+      }
+    } else if (e.kind == "clawback" || e.kind == "restore") {
+      if (e.checkout_id.empty() || e.refund_id.empty()) return std::string("record_missing");
+      auto refunds = store.AcceptedRefundsOf(tid, e.checkout_id);
+      if (!refunds.ok()) return refunds.status();
+      auto it = std::find_if(refunds->begin(), refunds->end(),
+                             [&](const sync::Refund& f) { return f.refund_id == e.refund_id; });
+      if (it == refunds->end()) return std::string("record_missing");
+      auto c = store.GetCheckout(tid, e.checkout_id);
+      if (!c.ok()) return c.status();
+      if (!*c || !(*c)->member_id || *(*c)->member_id != e.member_id) return std::string("member_mismatch");
+      bool claw = e.kind == "clawback";
+      if (e.points != (claw ? -it->points_clawed_back : it->points_restored)) return std::string("points_mismatch");
+      auto n = store.CountAppliedEntries(tid, e.checkout_id, e.refund_id, e.kind);
+      if (!n.ok()) return n.status();
+      if (*n > 0) return std::string("duplicate");
+    } else {  // freeze, tier_upgrade, correction
+      if (e.points != 0) return std::string("points_not_zero");
+      if (e.kind == "tier_upgrade" && !current.provisional_upgrade) return std::string("upgrade_not_allowed");
+    }
+    auto fits = BalanceCanTake(e.member_id, e.points);
+    if (!fits.ok()) return fits.status();
+    if (!*fits) return std::string("value_out_of_range");
+    return std::string();
+  }
+
+  // Chain-wide velocity: the member's applied earnings across every terminal in the hour up
+  // to this entry (after the latest unfreeze) over the limit freeze the member at HQ.
+  Status ChainVelocity(const sync::Entry& e) {
+    if (e.kind != "earn" || e.points <= 0) return Status::Ok();
+    auto m = store.GetMember(e.member_id);
+    if (!m.ok()) return m.status();
+    if (!*m || (*m)->status == "frozen") return Status::Ok();
+    auto earned = store.EarnedBetween(e.member_id, std::max(e.at_ms - 3'600'000, (*m)->unfrozen_at_ms), e.at_ms);
+    if (!earned.ok() && earned.status().code() != "overflow") return earned.status();
+    if (earned.ok() && *earned <= current.max_points_per_hour) return Status::Ok();
+    auto f = AppendHqEntry("freeze", e.member_id, 0,
+                           {{"reason", "velocity"},
+                            {"earned_in_hour", earned.ok() ? json(*earned) : json(nullptr)},
+                            {"max_points_per_hour", current.max_points_per_hour},
+                            {"entry_id", e.entry_id}});
+    if (!f.ok()) return f.status();
+    Report("member_frozen", {{"member_id", std::to_string(e.member_id)}, {"reason", "velocity"}, {"source", "hq"}});
+    return ApplyEntry(*f);
+  }
+
+  Result<std::string> UploadOne(const std::string& tid, const sync::Entry& e, TerminalRecord* term, int64_t now_ms) {
     if (e.terminal_id != tid) return std::string("invalid");
     std::string computed = EntryHashHex(e);
     if (computed != e.hash) {
@@ -442,23 +796,65 @@ struct HqService::Impl {
         }
       }
     }
-    if (Status s = store.InsertEntry(e); !s.ok()) return s;
+    auto reason = CheckEntry(tid, e);
+    if (!reason.ok()) return reason.status();
+    bool applied = reason->empty();
+    if (Status s = store.InsertEntry(e, applied, now_ms); !s.ok()) return s;
     recon::Item item;
     item.id = *HexDecode(e.entry_id);
     std::string raw = *HexDecode(e.hash);
     std::copy(raw.begin(), raw.end(), item.hash.begin());
     if (Status s = store.AddToTerminalSet(tid, item); !s.ok()) return s;
-    if (Status s = ApplyEntry(e); !s.ok()) return s;
     term->head_seq = e.seq;
     term->head_hash = e.hash;
+    if (!applied) {
+      // Kept in the chain and counted once; applied to no balance.
+      if (Status s = Conflict("entry_refused", tid, "", e.member_id,
+                              {{"entry_id", e.entry_id},
+                               {"terminal_id", tid},
+                               {"seq", e.seq},
+                               {"kind", e.kind},
+                               {"points", e.points},
+                               {"member_id", std::to_string(e.member_id)},
+                               {"checkout_id", e.checkout_id},
+                               {"refund_id", e.refund_id},
+                               {"reason", *reason}},
+                              tid + ":" + e.entry_id);
+          !s.ok()) {
+        return s;
+      }
+      Report("entry_refused", {{"terminal_id", tid}, {"entry_id", e.entry_id}, {"kind", e.kind}, {"reason", *reason}});
+      return std::string("refused");
+    }
+    if (Status s = ApplyEntry(e); !s.ok()) return s;
+    if (Status s = ChainVelocity(e); !s.ok()) return s;
     return std::string("created");
   }
 
+  // A refused record is kept (a restored terminal gets it back) and reported, but counts in
+  // no spend and backs no entry.
+  Status RefuseRecord(const std::string& tid, uint64_t member, const char* what, const std::string& id,
+                      const std::string& reason) {
+    Report("record_refused", {{"terminal_id", tid}, {what, id}, {"reason", reason}});
+    return Conflict("entry_refused", tid, "", member,
+                    {{"terminal_id", tid}, {what, id}, {"member_id", std::to_string(member)}, {"reason", reason}},
+                    tid + ":" + what + ":" + id);
+  }
+
   Status StoreCheckout(const std::string& tid, const sync::Checkout& c) {
+    auto prior = store.CheckoutRefused(tid, c.checkout_id);
+    if (!prior.ok()) return prior.status();
+    if (*prior) return Status::Ok();  // known: its verdict stands
+    auto reason = CheckCheckout(tid, c);
+    if (!reason.ok()) return reason.status();
     auto inserted = store.InsertCheckout(tid, c);
     if (!inserted.ok()) return inserted.status();
     if (!*inserted) return Status::Ok();
     uint64_t member = c.member_id.value_or(0);
+    if (!reason->empty()) {
+      if (Status s = store.MarkCheckoutRefused(tid, c.checkout_id); !s.ok()) return s;
+      if (Status s = RefuseRecord(tid, member, "checkout_id", c.checkout_id, *reason); !s.ok()) return s;
+    }
     if (!c.code_hash.empty()) {
       auto uses = store.CheckoutsWithCode(c.code_hash);
       if (!uses.ok()) return uses.status();
@@ -488,9 +884,11 @@ struct HqService::Impl {
                             c.coupon_id + ":" + a + ":" + b);
         if (!s.ok()) return s;
       }
-      if (Status s = store.MarkCouponUsed(c.coupon_id, tid, c.checkout_id); !s.ok()) return s;
+      if (reason->empty()) {
+        if (Status s = store.MarkCouponUsed(c.coupon_id, tid, c.checkout_id); !s.ok()) return s;
+      }
     }
-    if (member != 0) {
+    if (member != 0 && reason->empty()) {
       if (auto m = MemberOrBare(member); !m.ok()) return m.status();
       return MaybeUpgradeTier(member);
     }
@@ -507,23 +905,43 @@ struct HqService::Impl {
       out.results.clear();
       auto term = TouchTerminal(tid, nullptr);
       if (!term.ok()) return term.status();
-      for (const auto& e : up->entries) {
-        auto st = UploadOne(tid, e, &*term);
-        if (!st.ok()) return st.status();
-        out.results.push_back({e.entry_id, *st});
-      }
+      const int64_t now_ms = clock.now_ms();
+      // The records first: the entries are checked against them.
       for (const auto& c : up->checkouts) {
         if (Status s = StoreCheckout(tid, c); !s.ok()) return s;
       }
-      for (const auto& r : up->refunds) {
-        auto inserted = store.InsertRefund(tid, r);
+      std::vector<const sync::Refund*> refunds;
+      for (const auto& r : up->refunds) refunds.push_back(&r);
+      std::sort(refunds.begin(), refunds.end(), [](const sync::Refund* a, const sync::Refund* b) {
+        return a->at_ms != b->at_ms ? a->at_ms < b->at_ms : a->refund_id < b->refund_id;
+      });
+      for (const sync::Refund* r : refunds) {
+        auto known = store.RefundsOf(tid, r->checkout_id);
+        if (!known.ok()) return known.status();
+        if (std::any_of(known->begin(), known->end(), [&](const sync::Refund& k) { return k.refund_id == r->refund_id; })) {
+          continue;  // known: its verdict stands
+        }
+        auto reason = CheckRefund(tid, *r);
+        if (!reason.ok()) return reason.status();
+        auto inserted = store.InsertRefund(tid, *r);
         if (!inserted.ok()) return inserted.status();
         if (!*inserted) continue;
-        auto c = store.GetCheckout(tid, r.checkout_id);
+        auto c = store.GetCheckout(tid, r->checkout_id);
         if (!c.ok()) return c.status();
-        if (*c && (*c)->member_id) {
-          if (Status s = store.TouchMember(*(*c)->member_id); !s.ok()) return s;
+        uint64_t member = *c && (*c)->member_id ? *(*c)->member_id : 0;
+        if (!reason->empty()) {
+          if (Status s = store.MarkRefundRefused(tid, r->refund_id); !s.ok()) return s;
+          if (Status s = RefuseRecord(tid, member, "refund_id", r->refund_id, *reason); !s.ok()) return s;
+          continue;
         }
+        if (member != 0) {
+          if (Status s = store.TouchMember(member); !s.ok()) return s;
+        }
+      }
+      for (const auto& e : up->entries) {
+        auto st = UploadOne(tid, e, &*term, now_ms);
+        if (!st.ok()) return st.status();
+        out.results.push_back({e.entry_id, *st});
       }
       return store.PutTerminal(*term);
     });
@@ -558,9 +976,17 @@ struct HqService::Impl {
         if (!max.ok()) return max.status();
         up_to = *max;
       }
+      if (Status s = store.AddTerminalDownload(tid, clock.now_ms()); !s.ok()) return s;
       for (const auto& m : *members) {
         auto snap = Snapshot(m, term->head_seq);
         if (!snap.ok()) return snap.status();
+        // Never a value the terminal's codec would refuse: reported and left out, never a
+        // failed page.
+        if (Status v = sync::ValidateSnapshot(*snap); !v.ok()) {
+          Report("snapshot_not_sent", {{"terminal_id", tid}, {"member_id", std::to_string(m.member_id)},
+                                       {"reason", v.message()}});
+          continue;
+        }
         out.members.push_back(std::move(*snap));
         auto ids = store.IdentitiesOf(m.member_id);
         if (!ids.ok()) return ids.status();
@@ -574,6 +1000,7 @@ struct HqService::Impl {
       out.revocations = std::move(*rev);
       out.cursor = std::to_string(up_to);
       out.hq_time_ms = clock.now_ms();
+      out.rules = rules::RulesToJson(current);
       return Status::Ok();
     });
     if (!s.ok()) return FromStatus(s);
@@ -622,12 +1049,17 @@ struct HqService::Impl {
     if (!term.ok()) return FromStatus(term.status());
     int64_t head = *term ? (*term)->head_seq : 0;
     sync::MembersResponse out;
+    if (Status s = store.AddTerminalDownload(tid, clock.now_ms()); !s.ok()) return FromStatus(s);
     for (uint64_t id : m->member_ids) {
       auto rec = store.GetMember(id);
       if (!rec.ok()) return FromStatus(rec.status());
       if (!*rec) continue;
       auto snap = Snapshot(**rec, head);
       if (!snap.ok()) return FromStatus(snap.status());
+      if (Status v = sync::ValidateSnapshot(*snap); !v.ok()) {
+        Report("snapshot_not_sent", {{"terminal_id", tid}, {"member_id", std::to_string(id)}, {"reason", v.message()}});
+        continue;
+      }
       out.members.push_back(std::move(*snap));
     }
     return JsonResponse(200, sync::ToJson(out));
@@ -774,6 +1206,7 @@ struct HqService::Impl {
       m.tier = tier.value_or("member");
       m.created_at_ms = clock.now_ms();
       if (Status s = store.InsertMember(m); !s.ok()) return s;
+      if (Status s = store.AddMemberState(id, m.created_at_ms, m.tier, m.status); !s.ok()) return s;
       if (Status s = store.PutIdentity("card", card_number, id); !s.ok()) return s;
       for (const auto& [ch, ext] : identities) {
         auto held = store.FindIdentity(ch, ext);
@@ -921,7 +1354,7 @@ struct HqService::Impl {
       m->status = "active";
       m->frozen_reason.clear();
       m->unfrozen_at_ms = e->at_ms;
-      return store.UpdateMember(*m);
+      return SaveMember(*m, m->tier, "frozen");
     });
     if (!s.ok()) return FromStatus(s);
     return JsonResponse(200, {{"member_id", id_text}, {"status", "active"}});
@@ -942,8 +1375,9 @@ struct HqService::Impl {
       if (m->tier == *tier) return Status::Ok();
       auto e = AppendHqEntry("tier_change", m->member_id, 0, {{"from", m->tier}, {"to", *tier}});
       if (!e.ok()) return e.status();
+      const std::string old_tier = m->tier;
       m->tier = *tier;
-      return store.UpdateMember(*m);
+      return SaveMember(*m, old_tier, m->status);
     });
     if (!s.ok()) return FromStatus(s);
     return JsonResponse(200, {{"member_id", id_text}, {"tier", *tier}});
@@ -1061,8 +1495,9 @@ struct HqService::Impl {
             if (!spend.ok()) return spend.status();
             std::string t = TierForSpend(*spend);
             if (t != m.tier) {
+              const std::string old_tier = m.tier;
               m.tier = t;
-              if (Status s = store.UpdateMember(m); !s.ok()) return s;
+              if (Status s = SaveMember(m, old_tier, m.status); !s.ok()) return s;
             }
           }
           after = max_seen;
@@ -1116,6 +1551,7 @@ struct HqService::Impl {
   }
 
   http::Response Handle(const http::Request& req, const std::optional<std::string>& peer) {
+    if (Status s = PublishRules(); !s.ok()) return Error(503, "unavailable", s.message());
     std::vector<std::string> parts;
     std::string_view path = req.path;
     while (!path.empty()) {
@@ -1150,6 +1586,11 @@ http::Response HqService::Handle(const http::Request& req, const std::optional<s
   }
 }
 
-Result<ExpiryReport> HqService::RunDailyJobs(int64_t now_s) { return impl_->DailyJobs(now_s); }
+Result<ExpiryReport> HqService::RunDailyJobs(int64_t now_s) {
+  if (Status s = impl_->PublishRules(); !s.ok()) return s;
+  return impl_->DailyJobs(now_s);
+}
+
+Status HqService::Start() { return impl_->PublishRules(); }
 
 }  // namespace loyalty::hq

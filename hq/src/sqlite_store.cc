@@ -1,5 +1,7 @@
 // The SQLite backend of hq::Store. Uniqueness (entry ids above all) is enforced by the
 // schema, not by look-ups before inserts, so two writers could never both succeed.
+#include <algorithm>
+#include <limits>
 #include <map>
 
 #include "loyalty/hq/store.h"
@@ -12,7 +14,7 @@ namespace {
 using ledger::Db;
 using ledger::Stmt;
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 
 constexpr const char* kMigrations[] = {
     // 1: everything.
@@ -76,6 +78,20 @@ CREATE INDEX conflicts_by_other ON conflicts(other_terminal_id);
 CREATE TABLE terminals (
   terminal_id TEXT PRIMARY KEY, store_id TEXT NOT NULL, first_seen_ms INTEGER NOT NULL,
   last_sync_ms INTEGER NOT NULL, head_seq INTEGER NOT NULL, head_hash TEXT NOT NULL);
+)sql",
+    // 2: what HQ trusts: refused entries, checkouts and refunds; what terminals could know.
+    R"sql(
+ALTER TABLE entries ADD COLUMN applied INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE entries ADD COLUMN received_at_ms INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX entries_by_member_time ON entries(member_id, at_ms);
+CREATE INDEX entries_by_checkout ON entries(terminal_id, checkout_id) WHERE checkout_id <> '';
+ALTER TABLE checkouts ADD COLUMN refused INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE refunds ADD COLUMN refused INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE member_states (
+  member_id INTEGER NOT NULL, at_ms INTEGER NOT NULL, tier TEXT NOT NULL, status TEXT NOT NULL);
+CREATE INDEX member_states_by_member ON member_states(member_id, at_ms);
+CREATE TABLE terminal_downloads (
+  terminal_id TEXT NOT NULL, at_ms INTEGER NOT NULL, PRIMARY KEY (terminal_id, at_ms)) WITHOUT ROWID;
 )sql",
 };
 
@@ -260,11 +276,12 @@ class SqliteStore final : public Store {
   }
 
   // --- entries
-  Status InsertEntry(const sync::Entry& e) override {
-    HQ_PREPARE(st, std::string("INSERT INTO entries (") + kEntryCols + ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?)");
+  Status InsertEntry(const sync::Entry& e, bool applied, int64_t received_at_ms) override {
+    HQ_PREPARE(st, std::string("INSERT INTO entries (") + kEntryCols +
+                       ", applied, received_at_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
     st.Bind(1, e.entry_id).Bind(2, e.terminal_id).Bind(3, e.seq).Bind(4, e.kind).Bind(5, e.member_id);
     st.Bind(6, e.points).Bind(7, e.at_ms).Bind(8, e.checkout_id).Bind(9, e.refund_id).Bind(10, e.detail);
-    st.Bind(11, e.prev_hash).Bind(12, e.hash);
+    st.Bind(11, e.prev_hash).Bind(12, e.hash).Bind(13, int64_t{applied ? 1 : 0}).Bind(14, received_at_ms);
     return st.Run();
   }
 
@@ -294,9 +311,46 @@ class SqliteStore final : public Store {
     return st.Step() ? Result<int64_t>(st.Int(0)) : Result<int64_t>(Fail(st));
   }
   Result<int64_t> SumMemberPoints(uint64_t member_id) override {
-    HQ_PREPARE(st, "SELECT coalesce(sum(points), 0) FROM entries WHERE member_id = ?");
+    HQ_PREPARE(st, "SELECT points FROM entries WHERE member_id = ? AND applied = 1");
     st.Bind(1, member_id);
+    return SumChecked(st);
+  }
+
+  Result<int64_t> KnownBalance(uint64_t member_id, const std::string& terminal_id, int64_t download_ms,
+                               int64_t before_seq, const std::string& exclude_checkout) override {
+    HQ_PREPARE(st,
+               "SELECT points FROM entries WHERE member_id = ?1 AND "
+               "((applied = 1 AND received_at_ms <= ?3) OR "
+               "(terminal_id = ?2 AND received_at_ms > ?3 AND seq < ?4 AND checkout_id <> ?5))");
+    st.Bind(1, member_id).Bind(2, terminal_id).Bind(3, download_ms).Bind(4, before_seq).Bind(5, exclude_checkout);
+    return SumChecked(st);
+  }
+
+  Result<int64_t> EarnedBetween(uint64_t member_id, int64_t from_ms, int64_t to_ms) override {
+    HQ_PREPARE(st,
+               "SELECT points FROM entries WHERE member_id = ? AND kind = 'earn' AND applied = 1 AND at_ms > ? "
+               "AND at_ms <= ?");
+    st.Bind(1, member_id).Bind(2, from_ms).Bind(3, to_ms);
+    return SumChecked(st);
+  }
+
+  Result<int64_t> CountAppliedEntries(const std::string& terminal_id, const std::string& checkout_id,
+                                      const std::string& refund_id, const std::string& kind) override {
+    HQ_PREPARE(st,
+               "SELECT count(*) FROM entries WHERE terminal_id = ? AND checkout_id = ? AND refund_id = ? AND kind = ? "
+               "AND applied = 1");
+    st.Bind(1, terminal_id).Bind(2, checkout_id).Bind(3, refund_id).Bind(4, kind);
     return st.Step() ? Result<int64_t>(st.Int(0)) : Result<int64_t>(Fail(st));
+  }
+
+  Result<bool> HasTerminalEntry(const std::string& terminal_id, uint64_t member_id, const std::string& kind,
+                                int64_t at_or_before_ms) override {
+    HQ_PREPARE(st,
+               "SELECT 1 FROM entries WHERE member_id = ? AND terminal_id = ? AND kind = ? AND at_ms <= ? LIMIT 1");
+    st.Bind(1, member_id).Bind(2, terminal_id).Bind(3, kind).Bind(4, at_or_before_ms);
+    if (st.Step()) return true;
+    if (!st.status().ok()) return st.status();
+    return false;
   }
 
   Result<std::vector<sync::Entry>> TerminalEntriesByIds(const std::string& terminal_id,
@@ -391,6 +445,76 @@ class SqliteStore final : public Store {
     return db_->Changes() > 0;
   }
 
+  Status MarkCheckoutRefused(const std::string& terminal_id, const std::string& checkout_id) override {
+    HQ_PREPARE(st, "UPDATE checkouts SET refused = 1 WHERE terminal_id = ? AND checkout_id = ?");
+    st.Bind(1, terminal_id).Bind(2, checkout_id);
+    return st.Run();
+  }
+
+  Status MarkRefundRefused(const std::string& terminal_id, const std::string& refund_id) override {
+    HQ_PREPARE(st, "UPDATE refunds SET refused = 1 WHERE terminal_id = ? AND refund_id = ?");
+    st.Bind(1, terminal_id).Bind(2, refund_id);
+    return st.Run();
+  }
+
+  Result<std::optional<bool>> CheckoutRefused(const std::string& terminal_id, const std::string& checkout_id) override {
+    HQ_PREPARE(st, "SELECT refused FROM checkouts WHERE terminal_id = ? AND checkout_id = ?");
+    st.Bind(1, terminal_id).Bind(2, checkout_id);
+    if (st.Step()) return std::optional<bool>(st.Int(0) != 0);
+    if (!st.status().ok()) return st.status();
+    return std::optional<bool>();
+  }
+
+  Result<std::vector<sync::Refund>> AcceptedRefundsOf(const std::string& terminal_id,
+                                                      const std::string& checkout_id) override {
+    HQ_PREPARE(st, "SELECT body FROM refunds WHERE terminal_id = ? AND checkout_id = ? AND refused = 0");
+    st.Bind(1, terminal_id).Bind(2, checkout_id);
+    std::vector<sync::Refund> out;
+    while (st.Step()) {
+      auto r = sync::ParseMessage<sync::Refund>(st.Text(0));
+      if (!r.ok()) return Status::Error("internal", "stored refund: " + r.status().message());
+      out.push_back(std::move(*r));
+    }
+    if (!st.status().ok()) return st.status();
+    std::sort(out.begin(), out.end(), [](const sync::Refund& a, const sync::Refund& b) {
+      return a.at_ms != b.at_ms ? a.at_ms < b.at_ms : a.refund_id < b.refund_id;
+    });
+    return out;
+  }
+
+  Status AddMemberState(uint64_t member_id, int64_t at_ms, const std::string& tier, const std::string& status) override {
+    HQ_PREPARE(st, "INSERT INTO member_states (member_id, at_ms, tier, status) VALUES (?,?,?,?)");
+    st.Bind(1, member_id).Bind(2, at_ms).Bind(3, tier).Bind(4, status);
+    return st.Run();
+  }
+
+  Result<std::vector<std::pair<std::string, std::string>>> MemberStates(uint64_t member_id, int64_t from_ms,
+                                                                        int64_t to_ms) override {
+    HQ_PREPARE(st,
+               "SELECT tier, status FROM member_states WHERE member_id = ?1 AND at_ms <= ?3 AND at_ms >= "
+               "coalesce((SELECT max(at_ms) FROM member_states WHERE member_id = ?1 AND at_ms <= ?2), 0) "
+               "ORDER BY at_ms, rowid");
+    st.Bind(1, member_id).Bind(2, from_ms).Bind(3, to_ms);
+    std::vector<std::pair<std::string, std::string>> out;
+    while (st.Step()) out.emplace_back(st.Text(0), st.Text(1));
+    if (!st.status().ok()) return st.status();
+    return out;
+  }
+
+  Status AddTerminalDownload(const std::string& terminal_id, int64_t at_ms) override {
+    HQ_PREPARE(st, "INSERT OR IGNORE INTO terminal_downloads (terminal_id, at_ms) VALUES (?,?)");
+    st.Bind(1, terminal_id).Bind(2, at_ms);
+    return st.Run();
+  }
+
+  Result<std::optional<int64_t>> LastDownloadAtOrBefore(const std::string& terminal_id, int64_t at_ms) override {
+    HQ_PREPARE(st, "SELECT max(at_ms) FROM terminal_downloads WHERE terminal_id = ? AND at_ms <= ?");
+    st.Bind(1, terminal_id).Bind(2, at_ms);
+    if (!st.Step()) return Fail(st);
+    if (st.IsNull(0)) return std::optional<int64_t>();
+    return std::optional<int64_t>(st.Int(0));
+  }
+
   Result<std::vector<sync::Refund>> RefundsOf(const std::string& terminal_id, const std::string& checkout_id) override {
     HQ_PREPARE(st, "SELECT body FROM refunds WHERE terminal_id = ? AND checkout_id = ? ORDER BY refund_id");
     st.Bind(1, terminal_id).Bind(2, checkout_id);
@@ -416,13 +540,20 @@ class SqliteStore final : public Store {
   }
 
   Result<int64_t> MemberSpend(uint64_t member_id, int64_t from_ms, int64_t to_ms) override {
+    // Summed here, in 128 bits and saturating: an SQL sum() fails on overflow, and a
+    // month's spend only ever meets thresholds.
     HQ_PREPARE(st,
-               "SELECT coalesce(sum(c.total_due_cents), 0) - coalesce((SELECT sum(r.refund_cents) FROM refunds r "
-               "JOIN checkouts c2 ON c2.terminal_id = r.terminal_id AND c2.checkout_id = r.checkout_id "
-               "WHERE c2.member_id = ?1 AND c2.committed_at_ms >= ?2 AND c2.committed_at_ms < ?3), 0) "
-               "FROM checkouts c WHERE c.member_id = ?1 AND c.committed_at_ms >= ?2 AND c.committed_at_ms < ?3");
+               "SELECT c.total_due_cents FROM checkouts c WHERE c.member_id = ?1 AND c.committed_at_ms >= ?2 "
+               "AND c.committed_at_ms < ?3 AND c.refused = 0 "
+               "UNION ALL SELECT -r.refund_cents FROM refunds r JOIN checkouts c2 ON c2.terminal_id = r.terminal_id "
+               "AND c2.checkout_id = r.checkout_id WHERE c2.member_id = ?1 AND c2.committed_at_ms >= ?2 "
+               "AND c2.committed_at_ms < ?3 AND c2.refused = 0 AND r.refused = 0");
     st.Bind(1, member_id).Bind(2, from_ms).Bind(3, to_ms);
-    return st.Step() ? Result<int64_t>(st.Int(0)) : Result<int64_t>(Fail(st));
+    __int128 sum = 0;
+    while (st.Step()) sum += st.Int(0);
+    if (!st.status().ok()) return st.status();
+    constexpr __int128 kMax = std::numeric_limits<int64_t>::max(), kMin = std::numeric_limits<int64_t>::min();
+    return static_cast<int64_t>(sum > kMax ? kMax : sum < kMin ? kMin : sum);
   }
 
   // --- coupons, devices, revocations, adjustments
@@ -647,6 +778,17 @@ class SqliteStore final : public Store {
 
   static Status Fail(const Stmt& st) {
     return st.status().ok() ? Status::Error("internal", "query returned no row") : st.status();
+  }
+
+  // Σ of the first column in 128 bits; `overflow` when the total leaves int64.
+  Result<int64_t> SumChecked(Stmt& st) {
+    __int128 sum = 0;
+    while (st.Step()) sum += st.Int(0);
+    if (!st.status().ok()) return st.status();
+    if (sum > std::numeric_limits<int64_t>::max() || sum < std::numeric_limits<int64_t>::min()) {
+      return Status::Error("overflow", "a sum of points leaves 64 bits");
+    }
+    return static_cast<int64_t>(sum);
   }
 
   Result<int64_t> Count(const std::string& sql, const std::string& arg) {

@@ -147,6 +147,11 @@ HqProcess::HqProcess(std::filesystem::path dir, const testing::TestPki& pki, boo
 
 HqProcess::~HqProcess() { Kill(); }
 
+void HqProcess::SetRules(const std::string& toml) {
+  WriteFile(dir_ / "rules.toml", toml, 0644);
+  WriteFile(dir_ / "hq.toml", Slurp(dir_ / "hq.toml") + "rules_file = \"rules.toml\"\n", 0600);
+}
+
 void HqProcess::Start() {
   pid_ = Spawn(kHqBinary, (dir_ / "hq.toml").string(), (dir_ / "hq.log").string());
   for (int i = 0; i < 400; ++i) {
@@ -214,9 +219,11 @@ TerminalProcess::~TerminalProcess() { Kill(); }
 
 void TerminalProcess::WriteConfig() {
   WriteFile(dir_ / "api.token", token_ + "\n", 0640);
+  if (!opt_.rules_toml.empty()) WriteFile(dir_ / "rules.toml", opt_.rules_toml, 0644);
   std::ostringstream c;
   c << "[agent]\nterminal_id = \"" << opt_.terminal_id << "\"\nstore_id = \"" << opt_.store_id
     << "\"\ntimezone = \"Asia/Shanghai\"\ndatabase = \"ledger.db\"\n"
+    << (opt_.rules_toml.empty() ? "" : "rules_file = \"rules.toml\"\n")
     << "\n[api]\nlisten = \"127.0.0.1:" << port_ << "\"\ntoken_file = \"api.token\"\n"
     << "\n[codes]\nhq_public_keys = { \"1\" = \"" << Base64UrlEncode(codes::Ed25519PublicFromSeed(HqSigningSeed()))
     << "\" }\n"
@@ -343,7 +350,7 @@ json Basket(int64_t cents) {
 }
 
 int64_t HqEntrySum(const HqProcess& hq, const std::string& member_id) {
-  return QueryInt(hq.db_path(), "SELECT coalesce(sum(points), 0) FROM entries WHERE member_id = CAST(? AS INTEGER)",
+  return QueryInt(hq.db_path(), "SELECT coalesce(sum(points), 0) FROM entries WHERE member_id = CAST(? AS INTEGER) AND applied = 1",
                   member_id);
 }
 

@@ -51,6 +51,8 @@ class HqProcess {
   // tls: listen with the PKI's server certificate and its CA as client_ca_file.
   HqProcess(std::filesystem::path dir, const testing::TestPki& pki, bool tls);
   ~HqProcess();
+  // hq.toml's rules_file: the chain's rules (TOML, the agent's rules-file format). Before Start.
+  void SetRules(const std::string& toml);
   void Start();
   int Stop();  // SIGTERM; the exit status
   void Kill();
@@ -80,6 +82,7 @@ struct TerminalOptions {
   std::string ca_file;                   // [hq] ca_file
   std::optional<testing::CertAndKey> cert;  // [hq] cert_file / key_file
   int run_timeout_s = 30;
+  std::string rules_toml;  // non-empty: a local rules file (the fallback before a first sync)
 };
 
 class TerminalProcess {
@@ -132,7 +135,8 @@ std::string DynamicCode(Member& m);
 json Basket(int64_t cents);
 
 // HQ's balance for a member computed from its database: the sum of the points of every
-// entry (terminals' and HQ's own). Read-only; HQ may be running.
+// applied entry (terminals' and HQ's own; refused entries count in no balance). Read-only;
+// HQ may be running.
 int64_t HqEntrySum(const HqProcess& hq, const std::string& member_id);
 
 class FaultProxy {

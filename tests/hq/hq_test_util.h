@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -18,6 +19,7 @@
 #include "loyalty/hq/service.h"
 #include "loyalty/hq/store.h"
 #include "loyalty/ledger/ledger.h"
+#include "loyalty/rules/rules.h"
 #include "loyalty/sync/messages.h"
 
 namespace loyalty::hq::testing {
@@ -39,6 +41,10 @@ struct FakeTerminal {
 
   sync::Entry Make(const std::string& kind, uint64_t member, int64_t points, int64_t at_ms,
                    const std::string& checkout_id = "", const std::string& detail = "") {
+    return MakeFull(kind, member, points, at_ms, checkout_id, "", detail);
+  }
+  sync::Entry MakeFull(const std::string& kind, uint64_t member, int64_t points, int64_t at_ms,
+                       const std::string& checkout_id, const std::string& refund_id, const std::string& detail) {
     ledger::EntryRow r;
     r.entry_id = NewEntryId(at_ms);
     r.terminal_id = id;
@@ -48,9 +54,10 @@ struct FakeTerminal {
     r.points = points;
     r.at_ms = at_ms;
     r.checkout_id = checkout_id;
+    r.refund_id = refund_id;
     r.detail = detail;
     std::string h = ledger::ChainHash(head_hash, ledger::CanonicalEntryBytes(r));
-    sync::Entry e{r.entry_id, id, r.seq, kind, member, points, at_ms, checkout_id, "", detail,
+    sync::Entry e{r.entry_id, id, r.seq, kind, member, points, at_ms, checkout_id, refund_id, detail,
                   HexEncode(head_hash), HexEncode(h)};
     head_hash = h;
     return e;
@@ -77,6 +84,56 @@ inline sync::Checkout MakeCheckout(const std::string& id, std::optional<uint64_t
   c.response_json = "{}";
   c.lines.push_back({0, "sku", "grocery", 1, total_due, 0, 0, 0, total_due, total_due, true, true});
   return c;
+}
+
+// A checkout priced as a terminal prices it (the default rules), and the entries its commit
+// writes: what an honest terminal uploads.
+struct Sale {
+  sync::Checkout checkout;
+  std::vector<sync::Entry> entries;
+};
+inline Sale PricedSale(FakeTerminal& t, uint64_t member, const std::string& id, const std::vector<rules::Line>& lines,
+                       int64_t at_ms, int64_t redeem = 0, const std::string& code_hash = "",
+                       const std::string& tier = "member", const std::optional<rules::Coupon>& coupon = std::nullopt) {
+  rules::QuoteInput in;
+  in.lines = lines;
+  rules::MemberContext ctx;
+  ctx.tier = tier;
+  ctx.available_balance = 1'000'000'000;
+  ctx.static_identification = code_hash.empty();
+  in.member = ctx;
+  in.coupon = coupon;
+  in.redeem.points = redeem;
+  auto q = rules::ComputeQuote(rules::Rules::Defaults(), in);
+  EXPECT_TRUE(q.ok()) << q.status().ToString();
+  Sale s;
+  sync::Checkout& c = s.checkout;
+  c.checkout_id = id;
+  c.request_hash = std::string(64, 'a');
+  c.member_id = member;
+  c.rules_version = "default";
+  c.committed_at_ms = at_ms;
+  c.subtotal_cents = q->subtotal_cents;
+  c.total_due_cents = q->total_due_cents;
+  c.points_earned = q->points_to_earn;
+  c.redeemed_points = q->redeem_points;
+  c.eligible_cents = q->eligible_cents;
+  c.redeemable_cents = q->redeemable_cents;
+  c.code_hash = code_hash;
+  c.tender = "cash";
+  c.coupon_id = coupon ? coupon->coupon_id : "";
+  for (size_t i = 0; i < lines.size(); ++i) {
+    const auto& l = q->lines[i];
+    c.lines.push_back({static_cast<int64_t>(i), lines[i].sku, lines[i].category, lines[i].qty,
+                       lines[i].unit_price_cents, l.tier_discount_cents, l.coupon_cents, l.redeem_cents, l.net_cents,
+                       l.net_before_redeem_cents, l.points_eligible, l.redeemable});
+  }
+  s.entries.push_back(t.Make("earn", member, c.points_earned, at_ms, id));
+  if (c.redeemed_points > 0) s.entries.push_back(t.Make("redeem", member, -c.redeemed_points, at_ms, id));
+  return s;
+}
+inline std::vector<rules::Line> Basket(int64_t cents, const std::string& category = "grocery") {
+  return {{"sku-1", 1, cents, category}};
 }
 
 class HqFixture : public ::testing::Test {
@@ -107,6 +164,8 @@ class HqFixture : public ::testing::Test {
     o.signing_seeds[3] = HqSeed();
     o.card_prefix = "88";
     o.timezone = *TimeZone::Fixed(8 * 3600);
+    o.rules = rules_;
+    o.on_event = [this](const char* event, const nlohmann::json& fields) { events_.push_back({event, fields}); };
     service_ = std::make_unique<HqService>(*store_, clock_, PiiCipher::FromKey(std::string(32, 'k')), o);
   }
 
@@ -159,6 +218,8 @@ class HqFixture : public ::testing::Test {
   std::unique_ptr<Store> store_;
   std::unique_ptr<HqService> service_;
   std::optional<std::string> peer_;
+  std::optional<rules::Rules> rules_;  // HQ's rules file; nullopt: the defaults
+  std::vector<std::pair<std::string, nlohmann::json>> events_;  // what the service reported
 };
 
 }  // namespace loyalty::hq::testing

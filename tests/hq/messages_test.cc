@@ -201,7 +201,16 @@ TEST(MessagesTest, EntryFieldsAreChecked) {
   // At the edges: accepted.
   EXPECT_TRUE(ParseMessage<Entry>(with("seq", 9223372036854775807ll).dump()).ok());
   EXPECT_TRUE(ParseMessage<Entry>(with("checkout_id", std::string(64, 'x')).dump()).ok());
-  EXPECT_TRUE(ParseMessage<Entry>(with("points", -9223372036854775807ll - 1).dump()).ok());
+  // The limits table: |points| <= 10^15, times within the year 9999.
+  EXPECT_TRUE(ParseMessage<Entry>(with("points", kMaxPoints).dump()).ok());
+  EXPECT_TRUE(ParseMessage<Entry>(with("points", -kMaxPoints).dump()).ok());
+  ExpectRejected<Entry>(with("points", kMaxPoints + 1), "points");
+  ExpectRejected<Entry>(with("points", -kMaxPoints - 1), "points");
+  ExpectRejected<Entry>(with("points", -9223372036854775807ll - 1), "points");
+  ExpectRejected<Entry>(with("points", 9223372036854775807ll), "points");
+  EXPECT_TRUE(ParseMessage<Entry>(with("at_ms", kMaxTimeMs).dump()).ok());
+  ExpectRejected<Entry>(with("at_ms", kMaxTimeMs + 1), "at_ms");
+  ExpectRejected<Entry>(with("at_ms", -1), "at_ms");
   // Unknown keys are ignored (a later version may add fields).
   EXPECT_TRUE(ParseMessage<Entry>(with("future", 1).dump()).ok());
 }
@@ -318,6 +327,61 @@ TEST(MessagesTest, ChangesQuery) {
     EXPECT_FALSE(ParseChangesQuery({{"limit", bad}}).ok()) << bad;
   }
   EXPECT_FALSE(ParseChangesQuery({{"cursor", std::string(257, 'c')}}).ok());
+}
+
+
+TEST(MessagesTest, ValueLimitsAreOneTableAtBothEnds) {
+  // Refunds, checkouts, lots and snapshots: every amount at its edge and one past it.
+  Refund f;
+  f.refund_id = "r1";
+  f.checkout_id = "c1";
+  f.lines = {{0, 1}};
+  f.refund_cents = kMaxCents;
+  EXPECT_TRUE(ParseMessage<Refund>(SerializeMessage(f)).ok());
+  f.refund_cents = kMaxCents + 1;
+  EXPECT_FALSE(ParseMessage<Refund>(SerializeMessage(f)).ok());
+  f.refund_cents = 9223372036854775807ll;  // the overflow attack: refused by the codec
+  EXPECT_FALSE(ParseMessage<Refund>(SerializeMessage(f)).ok());
+  f.refund_cents = 1;
+  f.points_clawed_back = kMaxPoints + 1;
+  EXPECT_FALSE(ParseMessage<Refund>(SerializeMessage(f)).ok());
+
+  Checkout c;
+  c.checkout_id = "c1";
+  c.total_due_cents = kMaxCents;
+  c.points_earned = kMaxPoints;
+  EXPECT_TRUE(ParseMessage<Checkout>(SerializeMessage(c)).ok());
+  c.total_due_cents = kMaxCents + 1;
+  EXPECT_FALSE(ParseMessage<Checkout>(SerializeMessage(c)).ok());
+  c.total_due_cents = 0;
+  c.points_earned = kMaxPoints + 1;
+  EXPECT_FALSE(ParseMessage<Checkout>(SerializeMessage(c)).ok());
+  c.points_earned = 0;
+  c.lines = {{0, "s", "", 1, kMaxUnitPriceCents + 1, 0, 0, 0, 0, 0, false, false}};
+  EXPECT_FALSE(ParseMessage<Checkout>(SerializeMessage(c)).ok());
+
+  Snapshot s;
+  s.member_id = 7;
+  s.balance = -kMaxPoints;
+  s.frozen_reason = std::string(kMaxReasonBytes, 'x');
+  EXPECT_TRUE(ValidateSnapshot(s).ok());
+  s.frozen_reason = std::string(kMaxReasonBytes + 1, 'x');  // a 65-byte reason is refused
+  EXPECT_FALSE(ValidateSnapshot(s).ok());
+  s.frozen_reason.clear();
+  s.balance = kMaxPoints + 1;
+  EXPECT_FALSE(ValidateSnapshot(s).ok());
+  s.balance = 0;
+  s.month_spend_cents = kMaxSpendCents + 1;
+  EXPECT_FALSE(ValidateSnapshot(s).ok());
+  s.month_spend_cents = 0;
+  s.lots = {{kMaxPoints + 1, 0}};
+  EXPECT_FALSE(ValidateSnapshot(s).ok());
+
+  UploadResult u{std::string(32, 'a'), "refused"};
+  EXPECT_TRUE(ParseMessage<UploadResult>(SerializeMessage(u)).ok());
+  EXPECT_TRUE(IsTerminalEntryKind("earn") && IsTerminalEntryKind("correction"));
+  EXPECT_FALSE(IsTerminalEntryKind("adjust") || IsTerminalEntryKind("unfreeze") || IsTerminalEntryKind("tier_change") ||
+               IsTerminalEntryKind("expire"));
 }
 
 }  // namespace

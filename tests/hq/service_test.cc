@@ -224,7 +224,8 @@ TEST_F(HqServiceTest, UploadStatusesAndChainChecks) {
 
   // T01's seq 3 never arrived (it was invalid): seq 4 is a gap, stored and counted.
   sync::UploadRequest gap;
-  gap.entries = {t.Make("earn", m, 10, kNowMs - 2000)};
+  gap.entries = {t.Make("earn", m, 10, kNowMs - 2000, "c3")};
+  gap.checkouts = {MakeCheckout("c3", m, 1000, kNowMs - 2000)};
   res = Upload("T01", gap);
   EXPECT_EQ(res.results[0].status, "created");
   EXPECT_EQ(Member(id)["balance"], 160);
@@ -232,7 +233,7 @@ TEST_F(HqServiceTest, UploadStatusesAndChainChecks) {
   auto view = J(Call("GET", "/v1/terminals/T01"));
   EXPECT_EQ(view["terminal_id"], "T01");
   EXPECT_EQ(view["entries"], 3);
-  EXPECT_EQ(view["checkouts"], 2);
+  EXPECT_EQ(view["checkouts"], 3);
   EXPECT_EQ(view["last_seq"], 4);
   EXPECT_EQ(view["chain_ok"], false);
   std::set<std::string> kinds;
@@ -245,14 +246,16 @@ TEST_F(HqServiceTest, RestoredTerminalForksAndBothBranchesCount) {
   uint64_t m = std::stoull(CreateMember());
   FakeTerminal t{"T01"};
   sync::UploadRequest up;
-  up.entries = {t.Make("earn", m, 100, kNowMs - 9000), t.Make("earn", m, 20, kNowMs - 8000)};
+  up.entries = {t.Make("earn", m, 100, kNowMs - 9000, "c1"), t.Make("earn", m, 20, kNowMs - 8000, "c2")};
+  up.checkouts = {MakeCheckout("c1", m, 10000, kNowMs - 9000), MakeCheckout("c2", m, 2000, kNowMs - 8000)};
   Upload("T01", up);
   // Restored from a backup taken after seq 1: the next commit is another seq 2.
   FakeTerminal restored{"T01"};
   restored.seq = 1;
   restored.head_hash = *HexDecode(up.entries[0].hash);
   sync::UploadRequest fork;
-  fork.entries = {restored.Make("earn", m, 7, kNowMs - 1000)};
+  fork.entries = {restored.Make("earn", m, 7, kNowMs - 1000, "c3")};
+  fork.checkouts = {MakeCheckout("c3", m, 700, kNowMs - 1000)};
   auto res = Upload("T01", fork);
   EXPECT_EQ(res.results[0].status, "created");
   EXPECT_EQ(Member(std::to_string(m))["balance"], 127);
@@ -273,12 +276,23 @@ TEST_F(HqServiceTest, CrossStoreDoubleSpendGoesNegativeAndReuseIsReported) {
                 .status,
             201);
   std::string code = std::string(64, 'e');
+  // Both terminals download the member (balance 1000), then each redeems 1000 offline.
+  ASSERT_EQ(Call("GET", "/v1/sync/T01/changes", "", false).status, 200);
+  ASSERT_EQ(Call("GET", "/v1/sync/T02/changes", "", false).status, 200);
+  clock_.advance_ms(1000);
+  rules::Coupon cp1;
+  cp1.coupon_id = "CP1";
+  cp1.value_cents = 1000;
+  cp1.min_spend_cents = 10000;
   FakeTerminal a{"T01"}, b{"T02"};
   sync::UploadRequest ua, ub;
-  ua.entries = {a.Make("redeem", m, -1000, kNowMs - 100, "ca"), a.Make("earn", m, 10, kNowMs - 100, "ca")};
-  ua.checkouts = {MakeCheckout("ca", m, 2000, kNowMs - 100, code, "CP1")};
-  ub.entries = {b.Make("redeem", m, -1000, kNowMs - 50, "cb"), b.Make("earn", m, 10, kNowMs - 50, "cb")};
-  ub.checkouts = {MakeCheckout("cb", m, 2000, kNowMs - 50, code, "CP1")};
+  Sale sa = PricedSale(a, m, "ca", Basket(2000), kNowMs + 100, 1000, code, "member", cp1);
+  Sale sb = PricedSale(b, m, "cb", Basket(2000), kNowMs + 150, 1000, code, "member", cp1);
+  ASSERT_EQ(sa.checkout.points_earned, 10);
+  ua.entries = sa.entries;
+  ua.checkouts = {sa.checkout};
+  ub.entries = sb.entries;
+  ub.checkouts = {sb.checkout};
   Upload("T01", ua);
   Upload("T02", ub);
   Upload("T02", ub);  // again: nothing new
@@ -314,25 +328,27 @@ TEST_F(HqServiceTest, FreezeUnfreezeAndTier) {
   FakeTerminal t{"T01"};
   sync::UploadRequest up;
   up.entries = {t.Make("earn", m, 6000, kNowMs - 100, "c1"), t.Make("freeze", m, 0, kNowMs - 100, "c1", R"({"reason":"velocity"})")};
-  up.checkouts = {MakeCheckout("c1", m, 60000, kNowMs - 100)};
+  up.checkouts = {MakeCheckout("c1", m, 600000, kNowMs - 100)};
   Upload("T01", up);
   json v = Member(id);
   EXPECT_EQ(v["status"], "frozen");
-  EXPECT_EQ(v["tier"], "vip");  // 600 yuan this month reaches the vip threshold
+  EXPECT_EQ(v["tier"], "black");  // 6000 yuan this month reaches the black threshold
   clock_.advance_ms(1000);
   EXPECT_EQ(Call("POST", "/v1/members/" + id + "/unfreeze", json{{"reason", "reviewed"}}).status, 200);
   EXPECT_EQ(Member(id)["status"], "active");
-  EXPECT_EQ(Call("POST", "/v1/members/" + id + "/tier", json{{"tier", "black"}}).status, 200);
+  EXPECT_EQ(Call("POST", "/v1/members/" + id + "/tier", json{{"tier", "vip"}}).status, 200);
   EXPECT_EQ(Call("POST", "/v1/members/" + id + "/tier", json{{"tier", "gold"}}).status, 400);
   v = Member(id);
-  EXPECT_EQ(v["tier"], "black");
-  EXPECT_EQ(v["entries"], 4);  // earn, freeze, unfreeze, tier_change
+  EXPECT_EQ(v["tier"], "vip");
+  // earn, HQ's own velocity freeze (6000 > 5000 in the hour), the terminal's freeze,
+  // unfreeze, tier_change
+  EXPECT_EQ(v["entries"], 5);
   EXPECT_EQ(v["balance"], 6000);
   auto snap = sync::ParseMessage<sync::MembersResponse>(
       Call("POST", "/v1/sync/T01/members", json{{"member_ids", {id}}}, false).body);
   ASSERT_TRUE(snap.ok());
   EXPECT_EQ(snap->members[0].unfrozen_at_ms, kNowMs + 1000);
-  EXPECT_EQ(snap->members[0].month_spend_cents, 60000);
+  EXPECT_EQ(snap->members[0].month_spend_cents, 600000);
 }
 
 TEST_F(HqServiceTest, ExpiryJobWritesExpireEntries) {
@@ -341,18 +357,22 @@ TEST_F(HqServiceTest, ExpiryJobWritesExpireEntries) {
   FakeTerminal t{"T01"};
   sync::UploadRequest up;
   // Earned 2026-03-15 (+08:00): valid to the end of 2027-03 local.
-  up.entries = {t.Make("earn", m, 300, kNowMs), t.Make("redeem", m, -100, kNowMs + 1000)};
-  Upload("T01", up);
+  Sale s1 = PricedSale(t, m, "c1", Basket(30000), kNowMs);
+  Sale s2 = PricedSale(t, m, "c2", Basket(20000), kNowMs + 1000, 100, std::string(64, 'd'));
+  up.entries = {s1.entries[0], s2.entries[0], s2.entries[1]};
+  up.checkouts = {s1.checkout, s2.checkout};
+  auto res = Upload("T01", up);
+  for (const auto& r : res.results) EXPECT_EQ(r.status, "created");
   int64_t end_of_march_2027 = 1806508799;  // 2027-03-31T23:59:59+08:00
   auto r = Call("POST", "/v1/admin/expire?now=" + std::to_string(end_of_march_2027));
   EXPECT_EQ(J(r), json({{"members", 0}, {"points", 0}}));
   r = Call("POST", "/v1/admin/expire?now=" + std::to_string(end_of_march_2027 + 1));
-  EXPECT_EQ(J(r), json({{"members", 1}, {"points", 200}}));
+  EXPECT_EQ(J(r), json({{"members", 1}, {"points", 300 + 199 - 100}}));
   r = Call("POST", "/v1/admin/expire?now=" + std::to_string(end_of_march_2027 + 2));
   EXPECT_EQ(J(r)["points"], 0);  // idempotent
   json v = Member(id);
   EXPECT_EQ(v["balance"], 0);
-  EXPECT_EQ(v["entries"], 3);
+  EXPECT_EQ(v["entries"], 4);
   EXPECT_EQ(*store_->SumMemberPoints(m), 0);
   EXPECT_EQ(Call("POST", "/v1/admin/expire?now=x").status, 400);
 }
@@ -376,7 +396,8 @@ TEST_F(HqServiceTest, ChangesPageWithCursors) {
     for (const auto& m : ch->members) EXPECT_TRUE(seen.insert(m.member_id).second);
     EXPECT_EQ(ch->identities.size(), ch->members.size());  // each has its card
     coupons += static_cast<int>(ch->coupons.size());
-    EXPECT_FALSE(ch->rules);
+    ASSERT_TRUE(ch->rules);  // HQ publishes its rules (here the defaults)
+    EXPECT_EQ((*ch->rules)["version"], "default");
     more = ch->more;
     cursor = ch->cursor;
   }
@@ -453,7 +474,10 @@ TEST_F(HqServiceTest, ReconciliationAgainstATerminalSet) {
   FakeTerminal t{"T01"};
   sync::UploadRequest up;
   std::vector<sync::Entry> all;
-  for (int i = 0; i < 30; ++i) all.push_back(t.Make("earn", m, 1, kNowMs + i));
+  for (int i = 0; i < 30; ++i) {
+    all.push_back(t.Make("earn", m, 1, kNowMs + i, "c" + std::to_string(i)));
+    if (i < 27) up.checkouts.push_back(MakeCheckout("c" + std::to_string(i), m, 100, kNowMs + i));
+  }
   up.entries.assign(all.begin(), all.begin() + 27);  // HQ lacks the last three
   Upload("T01", up);
 

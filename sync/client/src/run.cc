@@ -135,9 +135,13 @@ struct SyncRun::Impl {
         return Status::Error("bad_response", "upload: result " + std::to_string(i) + " names another entry");
       if (r.status == "created") {
         ++*created;
-      } else if (r.status == "conflict" || r.status == "invalid") {
+      } else if (r.status == "conflict" || r.status == "invalid" || r.status == "refused") {
+        // refused: HQ stored the entry in the chain but applied it to no balance (it could
+        // not check it); the reconciliation then corrects this terminal's balance.
         ++rec.conflicts;
-        Log("sync_conflict", {{"kind", r.status == "conflict" ? "entry_mismatch" : "entry_invalid"},
+        Log("sync_conflict", {{"kind", r.status == "conflict"  ? "entry_mismatch"
+                                       : r.status == "refused" ? "entry_refused"
+                                                               : "entry_invalid"},
                               {"entry_id", r.entry_id},
                               {"seq", req.entries[i].seq}});
       }

@@ -213,8 +213,8 @@ Status ReadEntry(const json& j, const std::string& path, Entry* e) {
   r.Int("seq", &e->seq, 1);
   if (r.Str("kind", &e->kind, kMaxShortText) && !IsEntryKind(e->kind)) r.Fail("kind", "is not an entry kind");
   r.MemberId("member_id", &e->member_id);
-  r.Int("points", &e->points);
-  r.Int("at_ms", &e->at_ms);
+  r.Int("points", &e->points, -kMaxPoints, kMaxPoints);
+  r.Int("at_ms", &e->at_ms, 0, kMaxTimeMs);
   r.Str("checkout_id", &e->checkout_id, kMaxIdChars);
   r.Str("refund_id", &e->refund_id, kMaxIdChars);
   r.Str("detail", &e->detail, kMaxDetailBytes);
@@ -229,12 +229,12 @@ Status ReadCheckoutLine(const json& j, const std::string& path, CheckoutLine* l)
   r.Str("sku", &l->sku, kMaxShortText);
   r.Str("category", &l->category, kMaxShortText);
   r.Int("qty", &l->qty, 1, 10000);
-  r.Int("unit_price_cents", &l->unit_price_cents, 0);
-  r.Int("tier_discount_cents", &l->tier_discount_cents, 0);
-  r.Int("coupon_cents", &l->coupon_cents, 0);
-  r.Int("redeem_cents", &l->redeem_cents, 0);
-  r.Int("net_cents", &l->net_cents, 0);
-  r.Int("net_before_redeem_cents", &l->net_before_redeem_cents, 0);
+  r.Int("unit_price_cents", &l->unit_price_cents, 0, kMaxUnitPriceCents);
+  r.Int("tier_discount_cents", &l->tier_discount_cents, 0, kMaxCents);
+  r.Int("coupon_cents", &l->coupon_cents, 0, kMaxCents);
+  r.Int("redeem_cents", &l->redeem_cents, 0, kMaxCents);
+  r.Int("net_cents", &l->net_cents, 0, kMaxCents);
+  r.Int("net_before_redeem_cents", &l->net_before_redeem_cents, 0, kMaxCents);
   r.Bool("points_eligible", &l->points_eligible);
   r.Bool("redeemable", &l->redeemable);
   return r.status();
@@ -246,13 +246,13 @@ Status ReadCheckout(const json& j, const std::string& path, Checkout* c) {
   r.Hex("request_hash", &c->request_hash, 64, true);
   r.OptMemberId("member_id", &c->member_id);
   r.Str("rules_version", &c->rules_version, kMaxShortText);
-  r.Int("committed_at_ms", &c->committed_at_ms);
-  r.Int("subtotal_cents", &c->subtotal_cents, 0);
-  r.Int("total_due_cents", &c->total_due_cents, 0);
-  r.Int("points_earned", &c->points_earned, 0);
-  r.Int("redeemed_points", &c->redeemed_points, 0);
-  r.Int("eligible_cents", &c->eligible_cents, 0);
-  r.Int("redeemable_cents", &c->redeemable_cents, 0);
+  r.Int("committed_at_ms", &c->committed_at_ms, 0, kMaxTimeMs);
+  r.Int("subtotal_cents", &c->subtotal_cents, 0, kMaxCents);
+  r.Int("total_due_cents", &c->total_due_cents, 0, kMaxCents);
+  r.Int("points_earned", &c->points_earned, 0, kMaxPoints);
+  r.Int("redeemed_points", &c->redeemed_points, 0, kMaxPoints);
+  r.Int("eligible_cents", &c->eligible_cents, 0, kMaxCents);
+  r.Int("redeemable_cents", &c->redeemable_cents, 0, kMaxCents);
   r.Hex("code_hash", &c->code_hash, 64, true);
   r.Str("tender", &c->tender, kMaxShortText);
   r.Str("coupon_id", &c->coupon_id, kMaxIdChars);
@@ -275,10 +275,10 @@ Status ReadRefund(const json& j, const std::string& path, Refund* f) {
   r.Str("checkout_id", &f->checkout_id, kMaxIdChars, 1);
   r.Hex("request_hash", &f->request_hash, 64, true);
   r.Str("reason", &f->reason, kMaxShortText);
-  r.Int("at_ms", &f->at_ms);
-  r.Int("refund_cents", &f->refund_cents, 0);
-  r.Int("points_clawed_back", &f->points_clawed_back, 0);
-  r.Int("points_restored", &f->points_restored, 0);
+  r.Int("at_ms", &f->at_ms, 0, kMaxTimeMs);
+  r.Int("refund_cents", &f->refund_cents, 0, kMaxCents);
+  r.Int("points_clawed_back", &f->points_clawed_back, 0, kMaxPoints);
+  r.Int("points_restored", &f->points_restored, 0, kMaxPoints);
   r.Str("response_json", &f->response_json, kMaxDocumentBytes);
   r.Array("lines", &f->lines, kMaxCheckoutLines, ReadRefundLine);
   return r.status();
@@ -286,7 +286,7 @@ Status ReadRefund(const json& j, const std::string& path, Refund* f) {
 
 Status ReadLot(const json& j, const std::string& path, SnapshotLot* l) {
   Reader r(j, path);
-  r.Int("points", &l->points);
+  r.Int("points", &l->points, -kMaxPoints, kMaxPoints);
   r.Int("expires_at_s", &l->expires_at_s);
   return r.status();
 }
@@ -299,13 +299,13 @@ Status ReadSnapshot(const json& j, const std::string& path, Snapshot* s) {
   r.Hex("phone_hash", &s->phone_hash, 64, true);
   r.OneOf("tier", &s->tier, {"member", "vip", "black"});
   r.OneOf("status", &s->status, {"active", "frozen"});
-  r.Str("frozen_reason", &s->frozen_reason, kMaxShortText);
+  r.Str("frozen_reason", &s->frozen_reason, kMaxReasonBytes);
   r.Int("birthday_month", &s->birthday_month, 0, 12);
-  r.Int("balance", &s->balance);
-  r.Array("lots", &s->lots, 100000, ReadLot);
-  r.Int("month_spend_cents", &s->month_spend_cents, 0);
-  r.Int("unfrozen_at_ms", &s->unfrozen_at_ms, 0);
-  r.Int("snapshot_at_s", &s->snapshot_at_s, 0);
+  r.Int("balance", &s->balance, -kMaxPoints, kMaxPoints);
+  r.Array("lots", &s->lots, kMaxSnapshotLots, ReadLot);
+  r.Int("month_spend_cents", &s->month_spend_cents, 0, kMaxSpendCents);
+  r.Int("unfrozen_at_ms", &s->unfrozen_at_ms, 0, kMaxTimeMs);
+  r.Int("snapshot_at_s", &s->snapshot_at_s, 0, kMaxTimeS);
   r.Int("terminal_seq", &s->terminal_seq, 0);
   return r.status();
 }
@@ -344,7 +344,7 @@ Status ReadHead(const json& j, const std::string& path, ChainHead* h) {
 Status ReadUploadResult(const json& j, const std::string& path, UploadResult* u) {
   Reader r(j, path);
   r.Hex("entry_id", &u->entry_id, 32);
-  r.OneOf("status", &u->status, {"created", "exists", "conflict", "invalid"});
+  r.OneOf("status", &u->status, {"created", "exists", "conflict", "invalid", "refused"});
   return r.status();
 }
 
@@ -400,6 +400,15 @@ json ArrayOf(const std::vector<T>& v) {
 bool IsEntryKind(std::string_view kind) {
   static constexpr std::string_view kKinds[] = {"earn",   "redeem", "clawback", "restore", "freeze",     "tier_upgrade",
                                                 "correction", "expire", "adjust", "unfreeze", "tier_change"};
+  for (auto k : kKinds) {
+    if (k == kind) return true;
+  }
+  return false;
+}
+
+bool IsTerminalEntryKind(std::string_view kind) {
+  static constexpr std::string_view kKinds[] = {"earn",   "redeem",       "clawback",  "restore",
+                                                "freeze", "tier_upgrade", "correction"};
   for (auto k : kKinds) {
     if (k == kind) return true;
   }
@@ -519,6 +528,11 @@ json ToJson(const Snapshot& s) {
               {"terminal_seq", s.terminal_seq}};
 }
 Status FromJson(const json& j, Snapshot* out) { return Top<Snapshot>(j, out, ReadSnapshot); }
+
+Status ValidateSnapshot(const Snapshot& s) {
+  Snapshot back;
+  return FromJson(ToJson(s), &back);
+}
 
 json ToJson(const Identity& i) {
   return json{{"channel", i.channel}, {"external_id", i.external_id}, {"member_id", std::to_string(i.member_id)}};

@@ -135,6 +135,9 @@ struct HqConfig {
   std::string tls_cert_file, tls_key_file, client_ca_file;  // all three or none (plain HTTP, loopback only)
   std::string card_prefix = "88";                 // 1..8 digits
   std::string pii_key_file = "pii.key";           // resolved
+  // The chain's current rules (the agent's rules-file format); resolved; "" = the defaults
+  // of loyalty-rules.md (version "default"). HQ keeps every version it publishes.
+  std::string rules_file;
   // The chain's calendar (month spend, tiers, lot expiry, birthday months): an IANA zone,
   // "UTC" or "+HH:MM"; loads (checked here). The chain's stores share it.
   std::string timezone = "Asia/Shanghai";

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -22,6 +23,7 @@
 #include "loyalty/hq/pii.h"
 #include "loyalty/hq/store.h"
 #include "loyalty/http/message.h"
+#include "loyalty/rules/rules.h"
 
 namespace loyalty::hq {
 
@@ -34,9 +36,14 @@ struct HqOptions {
   std::map<int, std::string> signing_seeds;  // key id -> raw 32-byte Ed25519 seed; highest id signs
   std::string card_prefix = "88";
   TimeZone timezone = TimeZone::Utc();  // the chain's: months for spend, tiers and expiry
-  int64_t points_validity_months = 12;
-  int64_t vip_threshold_cents = 50000, black_threshold_cents = 200000;
+  // The chain's current rules (hq.toml rules_file); nullopt: the defaults of
+  // loyalty-rules.md, version "default". HQ publishes them to terminals in `changes`, keeps
+  // every version it ever published (to price uploaded checkouts again), and takes its tier
+  // thresholds, point validity and velocity limit from them.
+  std::optional<rules::Rules> rules;
   int64_t default_certificate_days = 365;
+  // Where the service reports what it did not send or apply (HQ's log); may be empty.
+  std::function<void(const char* event, const nlohmann::json& fields)> on_event;
 };
 
 // Loads a PEM Ed25519 private key (as `openssl genpkey -algorithm ed25519` writes it) and
@@ -52,6 +59,11 @@ class HqService {
  public:
   // `store` and `clock` must outlive the service.
   HqService(Store& store, const Clock& clock, PiiCipher pii, HqOptions options);
+
+  // Publishes the current rules version (stored with its content; a version published
+  // before with other content is refused: config_invalid). Handle does it on first use;
+  // the program calls it at start to fail early.
+  Status Start();
 
   http::Response Handle(const http::Request& req, const std::optional<std::string>& peer_terminal);
 

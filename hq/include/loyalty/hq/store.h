@@ -126,12 +126,31 @@ class Store {
   virtual Result<int64_t> MaxChangeSeq() = 0;
 
   // --- entries (terminals' and HQ's own, terminal_id "_hq")
-  virtual Status InsertEntry(const sync::Entry& e) = 0;  // constraint on a duplicate id
+  // constraint on a duplicate id. `applied` false: an entry HQ refused ("What HQ trusts"):
+  // stored once, in its terminal's chain and set, counted by no balance or sum below.
+  // `received_at_ms`: HQ's clock when it arrived (what a snapshot sent later could count).
+  virtual Status InsertEntry(const sync::Entry& e, bool applied, int64_t received_at_ms) = 0;
+  Status InsertEntry(const sync::Entry& e) { return InsertEntry(e, true, 0); }
   virtual Result<std::optional<sync::Entry>> GetEntry(const std::string& entry_id) = 0;
   virtual Result<std::vector<sync::Entry>> EntriesAtSeq(const std::string& terminal_id, int64_t seq) = 0;
   virtual Result<int64_t> CountEntries(const std::string& terminal_id) = 0;
   virtual Result<int64_t> CountMemberEntries(uint64_t member_id) = 0;
-  virtual Result<int64_t> SumMemberPoints(uint64_t member_id) = 0;
+  virtual Result<int64_t> SumMemberPoints(uint64_t member_id) = 0;  // applied entries only
+  // What a terminal could know of a member's balance: Σ points of the member's applied
+  // entries HQ had received by download_ms (its last snapshot) plus Σ points of this
+  // terminal's own entries for the member received after it (applied or not: the terminal
+  // counts them) with seq < before_seq, other than those of exclude_checkout (a checkout's
+  // own earn does not pay for its redemption). `overflow` when the sum leaves int64.
+  virtual Result<int64_t> KnownBalance(uint64_t member_id, const std::string& terminal_id, int64_t download_ms,
+                                       int64_t before_seq, const std::string& exclude_checkout) = 0;
+  // Σ points of the member's applied earn entries with from_ms < at_ms <= to_ms.
+  virtual Result<int64_t> EarnedBetween(uint64_t member_id, int64_t from_ms, int64_t to_ms) = 0;
+  // Applied entries of a kind that name this checkout (and refund, when not "").
+  virtual Result<int64_t> CountAppliedEntries(const std::string& terminal_id, const std::string& checkout_id,
+                                              const std::string& refund_id, const std::string& kind) = 0;
+  // Whether the terminal has an entry of this kind for the member at or before at_ms.
+  virtual Result<bool> HasTerminalEntry(const std::string& terminal_id, uint64_t member_id, const std::string& kind,
+                                        int64_t at_or_before_ms) = 0;
   virtual Result<std::vector<sync::Entry>> TerminalEntriesByIds(const std::string& terminal_id,
                                                                 const std::vector<std::string>& ids) = 0;
   // HQ's own chain head (seq, raw hash).
@@ -156,7 +175,30 @@ class Store {
   virtual Result<std::vector<std::pair<std::string, std::string>>> CheckoutsWithCoupon(const std::string& coupon_id) = 0;
   // Σ total_due_cents of the member's checkouts committed in [from_ms, to_ms) minus Σ
   // refund_cents of their refunds.
+  // Refused checkouts and refunds are left out; the sum saturates instead of overflowing.
   virtual Result<int64_t> MemberSpend(uint64_t member_id, int64_t from_ms, int64_t to_ms) = 0;
+  // A checkout or refund HQ could not check: kept (a restored terminal gets it back), counted
+  // in no spend and backing no entry.
+  virtual Status MarkCheckoutRefused(const std::string& terminal_id, const std::string& checkout_id) = 0;
+  virtual Status MarkRefundRefused(const std::string& terminal_id, const std::string& refund_id) = 0;
+  // nullopt: no such checkout; else whether it was refused.
+  virtual Result<std::optional<bool>> CheckoutRefused(const std::string& terminal_id,
+                                                      const std::string& checkout_id) = 0;
+  // The checkout's refunds that were not refused, by (at_ms, refund_id).
+  virtual Result<std::vector<sync::Refund>> AcceptedRefundsOf(const std::string& terminal_id,
+                                                              const std::string& checkout_id) = 0;
+
+  // --- what HQ told whom, for checking what a terminal could have known
+  // A member's tier and status from at_ms on (recorded at every change).
+  virtual Status AddMemberState(uint64_t member_id, int64_t at_ms, const std::string& tier,
+                                const std::string& status) = 0;
+  // (tier, status) pairs in effect at any time in [from_ms, to_ms]: the one in effect at
+  // from_ms and every later one up to to_ms. Empty when none was recorded.
+  virtual Result<std::vector<std::pair<std::string, std::string>>> MemberStates(uint64_t member_id, int64_t from_ms,
+                                                                                int64_t to_ms) = 0;
+  // A terminal downloaded changes at at_ms; the last such time at or before a moment.
+  virtual Status AddTerminalDownload(const std::string& terminal_id, int64_t at_ms) = 0;
+  virtual Result<std::optional<int64_t>> LastDownloadAtOrBefore(const std::string& terminal_id, int64_t at_ms) = 0;
 
   // --- coupons, devices, revocations, adjustments
   virtual Status PutCoupon(const CouponRecord& c) = 0;  // insert; constraint if the id exists

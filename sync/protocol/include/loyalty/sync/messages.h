@@ -43,10 +43,32 @@ inline constexpr size_t kMaxShortText = 256;       // kinds, tiers, reasons, ver
 inline constexpr size_t kMaxDetailBytes = 64 * 1024;
 inline constexpr size_t kMaxDocumentBytes = 1 << 20;  // request_json, response_json
 
+// The table of value limits, enforced by FromJson at both ends (HQ reading an upload, a
+// terminal reading HQ's pages) and checked by HQ before it sends anything: HQ never emits a
+// value a terminal would refuse. sync/PROTOCOL.md lists them.
+//   points of an entry, a lot, a balance, a checkout's earned/redeemed points, a refund's
+//   clawed-back/restored points: |x| <= kMaxPoints;
+//   cents of a line, a checkout, a refund: 0..kMaxCents (500 lines x 10,000 units x
+//   1,000,000 yuan, the Limits of loyalty-rules.md); a unit price 0..kMaxUnitPriceCents;
+//   a month's spend 0..kMaxSpendCents;
+//   times: 0..kMaxTimeMs (unix ms, the year 9999);
+//   a frozen reason: at most kMaxReasonBytes.
+inline constexpr int64_t kMaxPoints = 1'000'000'000'000'000;  // 10^15
+inline constexpr int64_t kMaxCents = 500'000'000'000'000;     // 5 x 10^14
+inline constexpr int64_t kMaxUnitPriceCents = 100'000'000;
+inline constexpr int64_t kMaxSpendCents = 1'000'000'000'000'000'000;  // 10^18
+inline constexpr int64_t kMaxTimeMs = 253'402'300'799'999;
+inline constexpr int64_t kMaxTimeS = kMaxTimeMs / 1000;
+inline constexpr size_t kMaxReasonBytes = 64;
+inline constexpr size_t kMaxSnapshotLots = 100000;
+
 // Entry kinds (pos-api.md). Terminal kinds first, then HQ's.
 bool IsEntryKind(std::string_view kind);
 // [A-Za-z0-9_-]{1,32}
 bool IsTerminalId(std::string_view id);
+// The kinds a terminal may write (pos-api.md): earn, redeem, clawback, restore, freeze,
+// tier_upgrade, correction.
+bool IsTerminalEntryKind(std::string_view kind);
 // Decimal uint64 as the protocol writes it; nullopt for anything else.
 std::optional<uint64_t> ParseMemberId(std::string_view dec);
 
@@ -182,7 +204,7 @@ struct UploadRequest {
 
 struct UploadResult {
   std::string entry_id;
-  std::string status;  // created | exists | conflict | invalid
+  std::string status;  // created | exists | conflict | invalid | refused
   bool operator==(const UploadResult&) const = default;
 };
 
@@ -256,6 +278,10 @@ LOYALTY_SYNC_CODEC(FetchResponse)
 LOYALTY_SYNC_CODEC(MembersRequest)
 LOYALTY_SYNC_CODEC(MembersResponse)
 #undef LOYALTY_SYNC_CODEC
+
+// Whether a snapshot is one FromJson accepts (HQ checks before it sends one); the message
+// names the first field that is not.
+Status ValidateSnapshot(const Snapshot& s);
 
 // Parses a body: valid UTF-8 JSON whose top level is an object, then FromJson. Malformed
 // JSON is bad_request too. Never throws.

@@ -1,0 +1,296 @@
+// What HQ trusts (hq-and-sync.md): a terminal's upload is believed only as far as HQ can check
+// it. Each forgery here comes with a genuine terminal id and a hash chain that verifies; HQ
+// stores it once, applies it to nothing, reports entry_refused, and honest uploads go on.
+#include <sqlite3.h>
+
+#include <set>
+
+#include "hq_test_util.h"
+
+namespace loyalty::hq::testing {
+namespace {
+
+using nlohmann::json;
+
+class HqTrustTest : public HqFixture {
+ protected:
+  std::vector<json> Refusals(const std::string& id) {
+    std::vector<json> out;
+    json view = Member(id);
+    for (const auto& c : view["conflicts"]) {
+      if (c["kind"] == "entry_refused") out.push_back(c);
+    }
+    return out;
+  }
+  std::set<std::string> RefusalReasons(const std::string& tid) {
+    std::set<std::string> out;
+    json view = J(Call("GET", "/v1/terminals/" + tid));
+    for (const auto& c : view["conflicts"]) {
+      if (c["kind"] == "entry_refused") out.insert(c["detail"]["reason"].get<std::string>());
+    }
+    return out;
+  }
+  int64_t Balance(const std::string& id) { return Member(id)["balance"]; }
+  // The invariant: HQ's balance is the sum of the applied entries.
+  void ExpectBalanceIsAppliedSum(const std::string& id) {
+    auto sum = store_->SumMemberPoints(std::stoull(id));
+    ASSERT_TRUE(sum.ok());
+    EXPECT_EQ(*sum, Balance(id));
+  }
+};
+
+TEST_F(HqTrustTest, HqKindsFromATerminalAreRefusedButKeptInTheChain) {
+  std::string id = CreateMember();
+  uint64_t m = std::stoull(id);
+  FakeTerminal t{"T01"};
+  sync::UploadRequest up;
+  up.entries = {t.Make("adjust", m, 1'000'000'000'000'000, kNowMs, "", R"({"reason":"gift"})"),
+                t.Make("unfreeze", m, 0, kNowMs), t.Make("tier_change", m, 0, kNowMs, "", R"({"to":"black"})"),
+                t.Make("expire", m, -5, kNowMs)};
+  auto res = Upload("T01", up);
+  ASSERT_EQ(res.results.size(), 4u);
+  for (const auto& r : res.results) EXPECT_EQ(r.status, "refused");
+  EXPECT_EQ(Balance(id), 0);
+  EXPECT_EQ(Member(id)["tier"], "member");
+  EXPECT_EQ(Member(id)["entries"], 4);  // stored once each, counted
+  EXPECT_EQ(RefusalReasons("T01"), (std::set<std::string>{"kind_not_allowed"}));
+  EXPECT_EQ(Refusals(id).size(), 4u);
+  // A resend is still `exists`; nothing is counted twice; the chain verifies.
+  res = Upload("T01", up);
+  for (const auto& r : res.results) EXPECT_EQ(r.status, "exists");
+  EXPECT_EQ(Refusals(id).size(), 4u);
+  auto view = J(Call("GET", "/v1/terminals/T01"));
+  EXPECT_EQ(view["chain_ok"], true);
+  EXPECT_EQ(view["last_seq"], 4);
+  ExpectBalanceIsAppliedSum(id);
+}
+
+TEST_F(HqTrustTest, PointsMustFollowACheckoutHqPricesAgain) {
+  std::string id = CreateMember();
+  uint64_t m = std::stoull(id);
+  FakeTerminal t{"T01"};
+  // An honest 100-yuan sale: 100 points.
+  Sale honest = PricedSale(t, m, "c1", Basket(10000), kNowMs);
+  // The same basket claiming 1,000,000 points.
+  Sale forged = PricedSale(t, m, "c2", Basket(10000), kNowMs + 1);
+  forged.checkout.points_earned = 1'000'000;
+  forged.entries[0] = t.Make("earn", m, 1'000'000, kNowMs + 1, "c2");
+  // An earn naming no checkout, and one naming a checkout never uploaded.
+  sync::Entry bare = t.Make("earn", m, 50, kNowMs + 2);
+  sync::Entry orphan = t.Make("earn", m, 50, kNowMs + 3, "c-missing");
+  // An earn of the honest checkout's points again, under a new id.
+  sync::Entry again = t.Make("earn", m, 100, kNowMs + 4, "c1");
+  // Priced with a rules version HQ never published.
+  Sale unknown_rules = PricedSale(t, m, "c3", Basket(10000), kNowMs + 5);
+  unknown_rules.checkout.rules_version = "rooted-2026";
+  // Priced as black although the member is a plain member.
+  Sale as_black = PricedSale(t, m, "c4", Basket(10000), kNowMs + 6, 0, "", "black");
+  sync::UploadRequest up;
+  up.entries = {honest.entries[0], forged.entries[0], bare, orphan, again, unknown_rules.entries[0],
+                as_black.entries[0]};
+  up.checkouts = {honest.checkout, forged.checkout, unknown_rules.checkout, as_black.checkout};
+  auto res = Upload("T01", up);
+  ASSERT_EQ(res.results.size(), 7u);
+  EXPECT_EQ(res.results[0].status, "created");
+  for (size_t i = 1; i < 7; ++i) EXPECT_EQ(res.results[i].status, "refused") << i;
+  EXPECT_EQ(Balance(id), 100);
+  EXPECT_EQ(RefusalReasons("T01"), (std::set<std::string>{"price_mismatch", "checkout_refused", "record_missing",
+                                                          "duplicate", "rules_version_unknown"}));
+  // Refused checkouts count in no spend.
+  EXPECT_EQ(Member(id)["month_spend_cents"], 10000);
+  ExpectBalanceIsAppliedSum(id);
+}
+
+TEST_F(HqTrustTest, RedemptionIsCheckedAgainstWhatTheTerminalCouldKnow) {
+  std::string id = CreateMember();
+  uint64_t m = std::stoull(id);
+  ASSERT_EQ(Call("POST", "/v1/members/" + id + "/adjustments",
+                 json{{"adjustment_id", "a1"}, {"points", 3000}, {"reason", "seed"}})
+                .status,
+            201);
+  std::string code(64, 'c');
+  FakeTerminal t{"T01"};
+  // Never downloaded the member: it knew no balance (and its snapshot was stale).
+  Sale blind = PricedSale(t, m, "c1", Basket(100000), kNowMs + 10, 1000, code);
+  auto res = Upload("T01", {blind.entries, {blind.checkout}, {}});
+  EXPECT_EQ(res.results[0].status, "created");   // the earn is fine
+  EXPECT_EQ(res.results[1].status, "refused");   // the redemption is not
+  EXPECT_EQ(RefusalReasons("T01"), (std::set<std::string>{"insufficient_points"}));
+  // After a download it knows 3000 (+ its earn of c1): a redemption within that stands.
+  ASSERT_EQ(Call("GET", "/v1/sync/T01/changes", "", false).status, 200);
+  clock_.advance_ms(1000);
+  Sale ok = PricedSale(t, m, "c2", Basket(100000), kNowMs + 2000, 2000, code);
+  res = Upload("T01", {ok.entries, {ok.checkout}, {}});
+  EXPECT_EQ(res.results[0].status, "created");
+  EXPECT_EQ(res.results[1].status, "created");
+  // More than it could know is refused.
+  Sale over = PricedSale(t, m, "c3", Basket(1000000), kNowMs + 3000, 5000, code);
+  res = Upload("T01", {over.entries, {over.checkout}, {}});
+  EXPECT_EQ(res.results[1].status, "refused");
+  // A static card cannot redeem: pricing refuses the whole checkout.
+  Sale card = PricedSale(t, m, "c4", Basket(10000), kNowMs + 4000, 0, "");
+  card.checkout.redeemed_points = 100;
+  card.entries.push_back(t.Make("redeem", m, -100, kNowMs + 4000, "c4"));
+  res = Upload("T01", {card.entries, {card.checkout}, {}});
+  EXPECT_EQ(res.results[1].status, "refused");
+  EXPECT_EQ(Balance(id), 3000 + blind.checkout.points_earned + ok.checkout.points_earned - 2000 +
+                             over.checkout.points_earned);
+  ExpectBalanceIsAppliedSum(id);
+}
+
+TEST_F(HqTrustTest, RefundsFollowTheirCheckoutAndNeverExceedIt) {
+  std::string id = CreateMember();
+  uint64_t m = std::stoull(id);
+  FakeTerminal t{"T01"};
+  Sale sale = PricedSale(t, m, "c1", {{"a", 2, 5000, "grocery"}}, kNowMs);  // 100 points
+  ASSERT_EQ(Upload("T01", {sale.entries, {sale.checkout}, {}}).results[0].status, "created");
+  // An honest refund of one unit: 5000 cents, 50 points back.
+  sync::Refund r1{"r1", "c1", "", "return", kNowMs + 1000, 5000, 50, 0, "{}", {{0, 1}}};
+  sync::Entry c1 = t.MakeFull("clawback", m, -50, kNowMs + 1000, "c1", "r1", "");
+  // INT64_MAX cents cannot even be said (the codec's limits); past the sale is refused.
+  sync::Refund r2{"r2", "c1", "", "return", kNowMs + 2000, 5000, 50, 0, "{}", {{0, 2}}};  // 3 of 2 units
+  sync::Entry c2 = t.MakeFull("clawback", m, -50, kNowMs + 2000, "c1", "r2", "");
+  // Amounts that do not follow from the checkout.
+  sync::Refund r3{"r3", "c1", "", "return", kNowMs + 3000, 4000, 0, 0, "{}", {{0, 1}}};
+  // A restore of points the checkout never redeemed.
+  sync::Entry restore = t.MakeFull("restore", m, 1000, kNowMs + 3000, "c1", "r3", "");
+  auto res = Upload("T01", {{c1, c2, restore}, {}, {r1, r2, r3}});
+  EXPECT_EQ(res.results[0].status, "created");
+  EXPECT_EQ(res.results[1].status, "refused");
+  EXPECT_EQ(res.results[2].status, "refused");
+  EXPECT_EQ(Balance(id), 50);
+  EXPECT_EQ(Member(id)["month_spend_cents"], 5000);  // the refused refunds count in no spend
+  std::set<std::string> reasons = RefusalReasons("T01");
+  EXPECT_TRUE(reasons.count("refund_exceeds_sale"));
+  EXPECT_TRUE(reasons.count("refund_mismatch"));
+  auto big = R"({"refunds":[{"refund_id":"r9","checkout_id":"c1","request_hash":"","reason":"return","at_ms":1,
+    "refund_cents":9223372036854775807,"points_clawed_back":0,"points_restored":0,"response_json":"{}",
+    "lines":[{"line":0,"qty":1}]}],"entries":[],"checkouts":[]})";
+  EXPECT_EQ(Call("POST", "/v1/sync/T01/entries", big, false).status, 400);
+  EXPECT_EQ(Call("GET", "/v1/members/" + id).status, 200);
+  EXPECT_EQ(Call("GET", "/v1/sync/T02/changes", "", false).status, 200);
+  ExpectBalanceIsAppliedSum(id);
+}
+
+TEST_F(HqTrustTest, ChainWideVelocityFreezesAtHq) {
+  std::string id = CreateMember();
+  uint64_t m = std::stoull(id);
+  FakeTerminal a{"T01"}, b{"T02"};
+  // 3000 points at each of two stores within the hour: neither terminal crossed 5000 alone.
+  Sale sa = PricedSale(a, m, "ca", Basket(300000), kNowMs);
+  Sale sb = PricedSale(b, m, "cb", Basket(300000), kNowMs + 60'000);
+  ASSERT_EQ(sa.checkout.points_earned, 3000);
+  Upload("T01", {sa.entries, {sa.checkout}, {}});
+  EXPECT_EQ(Member(id)["status"], "active");
+  Upload("T02", {sb.entries, {sb.checkout}, {}});
+  json v = Member(id);
+  EXPECT_EQ(v["status"], "frozen");
+  EXPECT_EQ(v["balance"], 6000);  // the sale happened: its points stand
+  // The freeze flows down to every terminal with the snapshot.
+  auto ch = sync::ParseMessage<sync::ChangesResponse>(Call("GET", "/v1/sync/T03/changes", "", false).body);
+  ASSERT_TRUE(ch.ok());
+  ASSERT_EQ(ch->members.size(), 1u);
+  EXPECT_EQ(ch->members[0].status, "frozen");
+  EXPECT_EQ(ch->members[0].frozen_reason, "velocity");
+  // Outside the hour the sums do not meet: another member stays active.
+  std::string id2 = CreateMember({{"name", "李四"}});
+  uint64_t m2 = std::stoull(id2);
+  Sale s1 = PricedSale(a, m2, "c2a", Basket(300000), kNowMs);
+  Sale s2 = PricedSale(b, m2, "c2b", Basket(300000), kNowMs + 3'600'001);
+  Upload("T01", {s1.entries, {s1.checkout}, {}});
+  Upload("T02", {s2.entries, {s2.checkout}, {}});
+  EXPECT_EQ(Member(id2)["status"], "active");
+}
+
+TEST_F(HqTrustTest, ALongFreezeReasonNeverStopsAnotherTerminal) {
+  std::string id = CreateMember();
+  uint64_t m = std::stoull(id);
+  CreateMember({{"name", "王五"}});
+  FakeTerminal t{"T01"};
+  sync::UploadRequest up;
+  up.entries = {t.Make("freeze", m, 0, kNowMs, "", json{{"reason", std::string(300, 'x')}}.dump())};
+  EXPECT_EQ(Upload("T01", up).results[0].status, "created");
+  EXPECT_EQ(Member(id)["status"], "frozen");
+  auto r = Call("GET", "/v1/sync/T02/changes", "", false);
+  ASSERT_EQ(r.status, 200);
+  auto ch = sync::ParseMessage<sync::ChangesResponse>(r.body);
+  ASSERT_TRUE(ch.ok()) << ch.status().ToString();
+  ASSERT_EQ(ch->members.size(), 2u);
+  for (const auto& s : ch->members) {
+    if (s.member_id == m) EXPECT_EQ(s.frozen_reason, "velocity");
+  }
+}
+
+TEST_F(HqTrustTest, ASnapshotHqCannotEncodeIsLeftOutAndReported) {
+  std::string bad = CreateMember();
+  std::string good = CreateMember({{"name", "赵六"}});
+  // A row damaged past the limits table (written around the service).
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ / "hq.db").string().c_str(), &db), SQLITE_OK);
+  std::string sql = "UPDATE members SET balance = 9223372036854775807 WHERE member_id = " + bad;
+  ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  auto r = Call("GET", "/v1/sync/T01/changes", "", false);
+  ASSERT_EQ(r.status, 200);
+  auto ch = sync::ParseMessage<sync::ChangesResponse>(r.body);
+  ASSERT_TRUE(ch.ok()) << ch.status().ToString();
+  ASSERT_EQ(ch->members.size(), 1u);
+  EXPECT_EQ(std::to_string(ch->members[0].member_id), good);
+  bool reported = false;
+  for (const auto& [event, fields] : events_) reported = reported || (event == "snapshot_not_sent" && fields["member_id"] == bad);
+  EXPECT_TRUE(reported);
+}
+
+TEST_F(HqTrustTest, HqPublishesItsRulesAndPricesWithEveryVersion) {
+  rules::Rules r1 = rules::Rules::Defaults();
+  r1.version = "2026-11";
+  r1.earn_points_per_yuan = 2;
+  r1.vip_threshold_cents = 1000;
+  rules_ = r1;
+  Open();
+  ASSERT_TRUE(service_->Start().ok());
+  std::string id = CreateMember();
+  uint64_t m = std::stoull(id);
+  auto ch = sync::ParseMessage<sync::ChangesResponse>(Call("GET", "/v1/sync/T01/changes", "", false).body);
+  ASSERT_TRUE(ch.ok() && ch->rules);
+  EXPECT_EQ((*ch->rules)["version"], "2026-11");
+  EXPECT_EQ((*ch->rules)["earn_points_per_yuan"], 2);
+  // A sale priced with 2026-11: 2 points a yuan; HQ's tier threshold is the rules' (10 yuan).
+  FakeTerminal t{"T01"};
+  rules::QuoteInput in;
+  in.lines = Basket(5000);
+  in.member = rules::MemberContext{};
+  auto q = rules::ComputeQuote(r1, in);
+  ASSERT_TRUE(q.ok());
+  Sale s = PricedSale(t, m, "c1", Basket(5000), kNowMs);
+  s.checkout.rules_version = "2026-11";
+  s.checkout.points_earned = q->points_to_earn;
+  s.entries[0] = t.Make("earn", m, q->points_to_earn, kNowMs, "c1");
+  EXPECT_EQ(Upload("T01", {s.entries, {s.checkout}, {}}).results[0].status, "created");
+  EXPECT_EQ(Balance(id), 100);
+  EXPECT_EQ(Member(id)["tier"], "vip");
+  // A new version: the old one is still known, so a terminal offline since is still checked.
+  rules::Rules r2 = r1;
+  r2.version = "2026-12";
+  r2.earn_points_per_yuan = 1;
+  rules_ = r2;
+  Open();
+  ASSERT_TRUE(service_->Start().ok());
+  Sale late = PricedSale(t, m, "c2", Basket(5000), kNowMs + 10);
+  late.checkout.rules_version = "2026-11";
+  late.checkout.points_earned = q->points_to_earn;
+  late.entries[0] = t.Make("earn", m, q->points_to_earn, kNowMs + 10, "c2");
+  EXPECT_EQ(Upload("T01", {late.entries, {late.checkout}, {}}).results[0].status, "created");
+  // A version is immutable: the same name with other values is refused at start.
+  rules::Rules changed = r2;
+  changed.earn_points_per_yuan = 5;
+  rules_ = changed;
+  Open();
+  Status st = service_->Start();
+  EXPECT_FALSE(st.ok());
+  EXPECT_EQ(st.code(), "config_invalid");
+  EXPECT_NE(st.message().find("2026-12"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace loyalty::hq::testing
