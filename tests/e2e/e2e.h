@@ -52,8 +52,14 @@ class HqProcess {
   HqProcess(std::filesystem::path dir, const testing::TestPki& pki, bool tls);
   ~HqProcess();
   void Start();
+  // Starts it and waits for it to exit on its own (a start that must fail): the exit
+  // status, or -2 (and SIGKILL) if it still runs after `ms`.
+  int StartExpectingExit(int ms);
   int Stop();  // SIGTERM; the exit status
   void Kill();
+  // Appends `toml` (keys of [hq], one per line) to hq.toml; before Start().
+  void AddConfig(const std::string& toml);
+  pid_t pid() const { return pid_; }
   uint16_t port() const { return port_; }
   bool tls() const { return tls_; }
   std::string db_path() const { return (dir_ / "hq.db").string(); }
@@ -92,6 +98,7 @@ class TerminalProcess {
   int StopWithin(int ms);
   void Kill();
   pid_t pid() const { return pid_; }
+  uint16_t port() const { return port_; }
   const TerminalOptions& options() const { return opt_; }
   std::string db_path() const { return (dir_ / "ledger.db").string(); }
   std::string ReadLog() const;
