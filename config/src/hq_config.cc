@@ -31,9 +31,10 @@ Result<HqConfig> ParseHqConfig(std::string_view toml_text, const std::string& pa
   top.Has("hq");
   top.Has("log");
   top.Finish([](std::string_view key) -> std::string {
-    for (std::string_view k : {"listen", "database", "admin_token_file", "signing_keys", "tls_cert_file",
-                               "tls_key_file", "client_ca_file", "card_prefix", "pii_key_file", "timezone",
-                               "rules_file"}) {
+    for (std::string_view k :
+         {"listen", "database", "admin_token_file", "signing_keys", "tls_cert_file", "tls_key_file", "client_ca_file",
+          "card_prefix", "pii_key_file", "timezone", "max_connections", "max_connections_per_address", "crl_file",
+          "rules_file"}) {
       if (k == key) return "unknown key at the top level (it belongs in [hq])";
     }
     return {};
@@ -72,10 +73,14 @@ Result<HqConfig> ParseHqConfig(std::string_view toml_text, const std::string& pa
     auto tz = TimeZone::Load(c.timezone);
     if (!tz.ok()) e.Fail(s.Key("timezone"), tz.status().message());
   }
+  s.Int("max_connections", c.max_connections, 1, 65536);
+  s.Int("max_connections_per_address", c.max_connections_per_address, 0, 65536);
+  s.String("crl_file", c.crl_file, true);
   s.Finish();
   if (!e.ok()) return e.status();
 
   c.database = paths.Resolve(c.database);
+  c.crl_file = paths.Resolve(c.crl_file);
   c.admin_token_file = paths.Resolve(c.admin_token_file);
   c.pii_key_file = paths.Resolve(c.pii_key_file);
   for (auto* f : {&c.tls_cert_file, &c.tls_key_file, &c.client_ca_file, &c.rules_file}) *f = paths.Resolve(*f);
@@ -85,6 +90,12 @@ Result<HqConfig> ParseHqConfig(std::string_view toml_text, const std::string& pa
     const char* missing = c.tls_cert_file.empty() ? "tls_cert_file" : c.tls_key_file.empty() ? "tls_key_file" : "client_ca_file";
     e.Fail(s.Key(missing), "required with the other TLS keys (set tls_cert_file, tls_key_file and client_ca_file, "
                            "or none of them for plain HTTP on loopback)");
+    return e.status();
+  }
+  if (!c.crl_file.empty() && tls_set == 0) {
+    e.Fail(s.Key("crl_file"),
+           "needs TLS (tls_cert_file, tls_key_file and client_ca_file): without client "
+           "certificates there is nothing to revoke");
     return e.status();
   }
   internal::HostPort hp;

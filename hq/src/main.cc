@@ -4,6 +4,9 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <sys/resource.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -37,6 +40,25 @@ void Log(const char* level, const char* event, json fields = json::object()) {
   std::string line = fields.dump(-1, ' ', false, json::error_handler_t::replace);
   std::fprintf(stdout, "%s\n", line.c_str());
   std::fflush(stdout);
+}
+
+// Every connection is a descriptor: raises the soft limit toward the hard one so that
+// max_connections (and as many refused ones, the database, logs and a margin) fit. Returns
+// a warning for the log when it cannot.
+std::string RaiseDescriptorLimit(size_t max_connections) {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return "getrlimit failed";
+  const rlim_t want = static_cast<rlim_t>(max_connections) * 2 + 64;
+  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+    rlim_t cur = rl.rlim_max == RLIM_INFINITY ? want : std::min(want, rl.rlim_max);
+    rlimit raised{cur, rl.rlim_max};
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) rl.rlim_cur = cur;
+  }
+  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+    return "open files limited to " + std::to_string(rl.rlim_cur) + ", max_connections " +
+           std::to_string(max_connections) + " wants " + std::to_string(want) + " (raise LimitNOFILE=)";
+  }
+  return {};
 }
 
 int Usage() {
@@ -131,6 +153,11 @@ int main(int argc, char** argv) {
   so.host = cfg->listen_host;
   so.port = cfg->listen_port;
   so.body_limit = 1 << 20;
+  so.max_connections = static_cast<size_t>(cfg->max_connections);
+  so.max_connections_per_address = static_cast<size_t>(cfg->max_connections_per_address);
+  if (std::string w = RaiseDescriptorLimit(so.max_connections); !w.empty()) {
+    Log("warn", "config_warning", {{"reason", w}});
+  }
   const bool tls = !cfg->tls_cert_file.empty();
   if (tls) {
     // Every client is asked for a certificate but the handshake does not require one: the
@@ -141,6 +168,7 @@ int main(int argc, char** argv) {
     t.key_file = cfg->tls_key_file;
     t.client_ca_file = cfg->client_ca_file;
     t.client_certs = loyalty::http::ClientCertMode::kRequest;
+    t.crl_file = cfg->crl_file;  // certificates it lists are refused at the handshake
     so.tls = std::move(t);
   }
   loyalty::http::Server server(ioc, so, [&](loyalty::http::Request&& req, loyalty::http::Responder respond) {
@@ -189,18 +217,40 @@ int main(int argc, char** argv) {
   };
   run_jobs();
 
+  boost::asio::signal_set hup(ioc, SIGHUP);
   boost::asio::signal_set signals(ioc, SIGTERM, SIGINT);
   signals.async_wait([&](const boost::system::error_code& ec, int sig) {
     if (ec) return;
     Log("info", "stopping", {{"signal", sig}});
     timer.cancel();
+    hup.cancel();
     server.Stop([&] { ioc.stop(); });
   });
+  // SIGHUP re-reads crl_file (the rest of hq.toml is read at start only). A file that does
+  // not load is logged and the CRL in use stays.
+  std::function<void()> wait_hup = [&] {
+    hup.async_wait([&](const boost::system::error_code& ec, int) {
+      if (ec) return;
+      if (cfg->crl_file.empty()) {
+        Log("info", "crl_not_configured", {{"reason", "SIGHUP: hq.crl_file is not set; nothing to reload"}});
+      } else if (auto r = server.ReloadCrl(); r.ok()) {
+        Log("info", "crl_loaded", {{"crl_file", cfg->crl_file}, {"revoked", *r}});
+      } else {
+        Log("error", "crl_reload_failed",
+            {{"crl_file", cfg->crl_file}, {"reason", r.status().message() + "; the previous CRL stays in use"}});
+      }
+      wait_hup();
+    });
+  };
+  wait_hup();
   Log("info", "hq_started", {{"listen", cfg->listen_host + ":" + std::to_string(server.port())},
                              {"database", cfg->database},
                              {"timezone", cfg->timezone},
                              {"rules_version", opt.rules ? opt.rules->version : std::string("default")},
-                             {"tls", tls}});
+                             {"tls", tls},
+                             {"max_connections", cfg->max_connections},
+                             {"max_connections_per_address", cfg->max_connections_per_address},
+                             {"crl_file", cfg->crl_file}});
   if (!tls) {
     Log("warn", "hq_plain_http", {{"reason", "no TLS: terminal routes trust the terminal id they name; "
                                               "for loopback demos and tests only"}});

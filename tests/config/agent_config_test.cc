@@ -28,7 +28,7 @@ TEST(AgentConfig, MinimalFileGetsEveryDefault) {
   EXPECT_EQ(c.listen_port, 8787);
   EXPECT_EQ(c.token_file, "/etc/loyaltyd/api.token");
   EXPECT_FALSE(c.allow_public_listen);
-  EXPECT_EQ(c.max_connections, 64);
+  EXPECT_EQ(c.max_connections, 256);
   EXPECT_EQ(c.request_timeout_ms, 10000);
   ASSERT_EQ(c.hq_public_keys.size(), 1u);
   EXPECT_EQ(c.hq_public_keys.at(1), *Base64UrlDecode(kDemoKey));

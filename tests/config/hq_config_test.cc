@@ -106,6 +106,35 @@ TEST(HqConfig, OtherKeys) {
   EXPECT_EQ(syntax.status().message().rfind(std::string(kHqFile) + ":1:", 0), 0u) << syntax.status().message();
 }
 
+// Connection limits and the CRL (docs/http.md, docs/tls.md): defaults, the edges of each
+// range, and crl_file only with TLS.
+TEST(HqConfig, ConnectionLimitsAndCrl) {
+  auto d = ParseHq(kKeys);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_EQ(d->max_connections, 4096);
+  EXPECT_EQ(d->max_connections_per_address, 64);
+  EXPECT_EQ(d->crl_file, "");
+  EXPECT_EQ(ParseHq(kKeys + "max_connections = 1\n")->max_connections, 1);
+  EXPECT_EQ(ParseHq(kKeys + "max_connections = 65536\n")->max_connections, 65536);
+  EXPECT_HQ_ERROR(ParseHq(kKeys + "max_connections = 0\n"), "hq.max_connections: 0 is out of range 1..65536");
+  EXPECT_HQ_ERROR(ParseHq(kKeys + "max_connections = 65537\n"), "hq.max_connections: 65537 is out of range 1..65536");
+  EXPECT_EQ(ParseHq(kKeys + "max_connections_per_address = 0\n")->max_connections_per_address, 0);
+  EXPECT_EQ(ParseHq(kKeys + "max_connections_per_address = 65536\n")->max_connections_per_address, 65536);
+  EXPECT_HQ_ERROR(ParseHq(kKeys + "max_connections_per_address = -1\n"),
+                  "hq.max_connections_per_address: -1 is out of range 0..65536");
+  EXPECT_HQ_ERROR(ParseHq(kKeys + "max_connections = \"64\"\n"),
+                  "hq.max_connections: expected an integer, got a string");
+  auto crl = ParseHq(kKeys + kTls + "crl_file = \"crl.pem\"\n");
+  ASSERT_TRUE(crl.ok()) << crl.status().ToString();
+  EXPECT_EQ(crl->crl_file, "/srv/hq/crl.pem");
+  EXPECT_HQ_ERROR(ParseHq(kKeys + "crl_file = \"crl.pem\"\n"),
+                  "hq.crl_file: needs TLS (tls_cert_file, tls_key_file and client_ca_file): without client "
+                  "certificates there is nothing to revoke");
+  auto top = ParseHqConfig("crl_file = \"crl.pem\"\n[hq]\n" + kKeys, kHqFile);
+  ASSERT_FALSE(top.ok());
+  EXPECT_NE(top.status().message().find("it belongs in [hq]"), std::string::npos);
+}
+
 // The chain's calendar: the same zone forms as agent.timezone, and one that does not load is
 // refused with the key named.
 TEST(HqConfig, TimeZone) {

@@ -167,6 +167,23 @@ void HqProcess::Start() {
   FAIL() << "loyalty-hq did not start:\n" << ReadLog();
 }
 
+int HqProcess::StartExpectingExit(int ms) {
+  pid_ = Spawn(kHqBinary, (dir_ / "hq.toml").string(), (dir_ / "hq.log").string());
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+  int st = 0;
+  while (::waitpid(pid_, &st, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      Kill();
+      return -2;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  pid_ = -1;
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+void HqProcess::AddConfig(const std::string& toml) { std::ofstream(dir_ / "hq.toml", std::ios::app) << toml; }
+
 int HqProcess::Stop() {
   if (pid_ <= 0) return -1;
   int st = Reap(pid_, SIGTERM);

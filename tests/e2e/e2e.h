@@ -54,8 +54,14 @@ class HqProcess {
   // hq.toml's rules_file: the chain's rules (TOML, the agent's rules-file format). Before Start.
   void SetRules(const std::string& toml);
   void Start();
+  // Starts it and waits for it to exit on its own (a start that must fail): the exit
+  // status, or -2 (and SIGKILL) if it still runs after `ms`.
+  int StartExpectingExit(int ms);
   int Stop();  // SIGTERM; the exit status
   void Kill();
+  // Appends `toml` (keys of [hq], one per line) to hq.toml; before Start().
+  void AddConfig(const std::string& toml);
+  pid_t pid() const { return pid_; }
   uint16_t port() const { return port_; }
   bool tls() const { return tls_; }
   std::string db_path() const { return (dir_ / "hq.db").string(); }
@@ -95,6 +101,7 @@ class TerminalProcess {
   int StopWithin(int ms);
   void Kill();
   pid_t pid() const { return pid_; }
+  uint16_t port() const { return port_; }
   const TerminalOptions& options() const { return opt_; }
   std::string db_path() const { return (dir_ / "ledger.db").string(); }
   std::string ReadLog() const;

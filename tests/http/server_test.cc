@@ -77,8 +77,16 @@ class TestServer {
 // A bare socket, to send exactly the bytes a test wants (half requests, garbage, pipelines).
 class RawConnection {
  public:
-  explicit RawConnection(uint16_t port) {
+  // `from`: the local address to connect from (another 127.0.0.0/8 address is another
+  // client address to the server's per-address limit).
+  explicit RawConnection(uint16_t port, const char* from = nullptr) {
     fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (from != nullptr) {
+      sockaddr_in local{};
+      local.sin_family = AF_INET;
+      ::inet_pton(AF_INET, from, &local.sin_addr);
+      ::bind(fd_, reinterpret_cast<sockaddr*>(&local), sizeof(local));
+    }
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(port);
@@ -546,16 +554,51 @@ TEST(HttpServer, ResponderDroppedUnansweredGets500Internal) {
   EXPECT_EQ(json::parse(r->body)["error"]["code"], "internal");
 }
 
-TEST(HttpServer, OverTheConnectionCapAnswers503AndCloses) {
+// A handler that holds the requests to /hold (a long-poll, a slow handler) until the test
+// answers them; everything else is echoed at once.
+class Holder {
+ public:
+  Handler handler() {
+    return [this](Request&& r, Responder respond) {
+      if (r.path == "/hold") {
+        std::lock_guard<std::mutex> lock(mu_);
+        held_.push_back(std::move(respond));
+        return;
+      }
+      Echo(std::move(r), std::move(respond));
+    };
+  }
+  size_t held() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return held_.size();
+  }
+  void AnswerAll() {
+    std::vector<Responder> held;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      held.swap(held_);
+    }
+    for (auto& r : held) r(Response{200, "application/json", "{}", {}});
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<Responder> held_;
+};
+
+const char kGet[] = "GET /x HTTP/1.1\r\nHost: x\r\n\r\n";
+const char kHold[] = "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n";
+
+// Only when every connection has a request in progress is a new one answered 503.
+TEST(HttpServer, OverTheConnectionCapWithEveryRequestInProgressAnswers503AndCloses) {
   ServerOptions o = FastOptions();
   o.max_connections = 2;
-  TestServer ts(o, Echo);
-  auto a = std::make_unique<RawConnection>(ts.port());
-  RawConnection b(ts.port());
-  ASSERT_TRUE(a->Send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n"));
-  ASSERT_TRUE(b.Send("GET /b HTTP/1.1\r\nHost: x\r\n\r\n"));
-  EXPECT_EQ(a->ReadReply().status, 200);
-  EXPECT_EQ(b.ReadReply().status, 200);
+  Holder holder;
+  TestServer ts(o, holder.handler());
+  RawConnection a(ts.port()), b(ts.port());
+  ASSERT_TRUE(a.Send(kHold));
+  ASSERT_TRUE(b.Send(kHold));
+  ASSERT_TRUE(WaitUntil([&] { return holder.held() == 2; }));
   EXPECT_EQ(ts.server().active_connections(), 2u);
 
   Client third("127.0.0.1", ts.port());
@@ -564,12 +607,179 @@ TEST(HttpServer, OverTheConnectionCapAnswers503AndCloses) {
   EXPECT_EQ(refused->status, 503);
   EXPECT_EQ(json::parse(refused->body)["error"]["code"], "unavailable");
   EXPECT_EQ(ts.server().active_connections(), 2u);
+  EXPECT_EQ(ts.server().evicted_connections(), 0u);
 
-  a.reset();  // one slot frees up
-  ASSERT_TRUE(WaitUntil([&] { return ts.server().active_connections() == 1; }));
-  auto accepted = third.Request("POST", "/c", "{}");
+  holder.AnswerAll();  // both requests in progress are answered, not dropped
+  EXPECT_EQ(a.ReadReply().status, 200);
+  EXPECT_EQ(b.ReadReply().status, 200);
+  auto accepted = third.Request("POST", "/c", "{}");  // now an idle connection is evicted for it
   ASSERT_TRUE(accepted.ok()) << accepted.status().ToString();
   EXPECT_EQ(accepted->status, 200);
+  EXPECT_EQ(ts.server().evicted_connections(), 1u);
+}
+
+// At the cap the connection idle longest goes, closed without a word: here the one whose
+// answer was written first. The others are untouched.
+TEST(HttpServer, AtTheCapTheLongestIdleConnectionIsClosedToAdmitANewOne) {
+  ServerOptions o = FastOptions();
+  o.max_connections = 3;
+  TestServer ts(o, Echo);
+  RawConnection a(ts.port()), b(ts.port()), c(ts.port());
+  for (RawConnection* r : {&c, &b, &a, &c, &b}) {  // a's answer is now the oldest
+    ASSERT_TRUE(r->Send(kGet));
+    ASSERT_EQ(r->ReadReply().status, 200);
+  }
+  RawConnection d(ts.port());
+  ASSERT_TRUE(d.Send(kGet));
+  EXPECT_EQ(d.ReadReply().status, 200);
+  EXPECT_TRUE(a.ClosedByPeer());
+  EXPECT_EQ(ts.server().evicted_connections(), 1u);
+  EXPECT_EQ(ts.server().active_connections(), 3u);
+  for (RawConnection* r : {&b, &c}) {
+    ASSERT_TRUE(r->Send(kGet));
+    EXPECT_EQ(r->ReadReply().status, 200);
+  }
+}
+
+// A request in progress (a held long-poll) is never evicted, even when its connection is
+// the oldest. Connections that have sent nothing yet, or half a head, are idle.
+TEST(HttpServer, ARequestInProgressIsNeverEvicted) {
+  ServerOptions o = FastOptions();
+  o.max_connections = 3;
+  Holder holder;
+  TestServer ts(o, holder.handler());
+  RawConnection held(ts.port());
+  ASSERT_TRUE(held.Send(kHold));
+  ASSERT_TRUE(WaitUntil([&] { return holder.held() == 1; }));
+  RawConnection silent(ts.port());
+  ASSERT_TRUE(WaitUntil([&] { return ts.server().active_connections() == 2; }));
+  RawConnection half(ts.port());
+  ASSERT_TRUE(half.Send("GET /x HTTP/1.1\r\nHo"));
+  ASSERT_TRUE(WaitUntil([&] { return ts.server().active_connections() == 3; }));
+
+  RawConnection d(ts.port());  // evicts `silent`, the longest idle
+  ASSERT_TRUE(d.Send(kGet));
+  EXPECT_EQ(d.ReadReply().status, 200);
+  EXPECT_TRUE(silent.ClosedByPeer());
+  RawConnection e(ts.port());  // then `half`: a head not complete is no request in progress
+  ASSERT_TRUE(e.Send(kGet));
+  EXPECT_EQ(e.ReadReply().status, 200);
+  EXPECT_TRUE(half.ClosedByPeer());
+  EXPECT_EQ(ts.server().evicted_connections(), 2u);
+
+  holder.AnswerAll();
+  EXPECT_EQ(held.ReadReply().status, 200);  // the long-poll was answered on its connection
+}
+
+// The edge of the cap: cap-1 and cap connections are admitted without evicting anyone; the
+// one after evicts exactly one and the count stays at the cap.
+TEST(HttpServer, ConnectionCapEdge) {
+  constexpr size_t kCap = 5;
+  ServerOptions o = FastOptions();
+  o.max_connections = kCap;
+  TestServer ts(o, Echo);
+  std::vector<std::unique_ptr<RawConnection>> conns;
+  for (size_t i = 0; i < kCap; ++i) {
+    conns.push_back(std::make_unique<RawConnection>(ts.port()));
+    ASSERT_TRUE(conns.back()->Send(kGet));
+    ASSERT_EQ(conns.back()->ReadReply().status, 200);
+    EXPECT_EQ(ts.server().active_connections(), i + 1);
+    EXPECT_EQ(ts.server().evicted_connections(), 0u) << "connection " << i + 1 << " of " << kCap;
+  }
+  RawConnection over(ts.port());
+  ASSERT_TRUE(over.Send(kGet));
+  EXPECT_EQ(over.ReadReply().status, 200);
+  EXPECT_EQ(ts.server().evicted_connections(), 1u);
+  EXPECT_EQ(ts.server().active_connections(), kCap);
+  EXPECT_TRUE(conns.front()->ClosedByPeer());
+}
+
+// One client address holds at most max_connections_per_address: its next connection evicts
+// its own longest-idle one (never another address's), and is refused with 503 when all of
+// its connections have a request in progress. Other loopback addresses are other clients.
+TEST(HttpServer, PerAddressCap) {
+  ServerOptions o = FastOptions();
+  o.max_connections = 100;
+  o.max_connections_per_address = 2;
+  Holder holder;
+  TestServer ts(o, holder.handler());
+  RawConnection other(ts.port(), "127.0.0.2");
+  ASSERT_TRUE(other.Send(kGet));
+  ASSERT_EQ(other.ReadReply().status, 200);
+  RawConnection a(ts.port(), "127.0.0.1"), b(ts.port(), "127.0.0.1");
+  for (RawConnection* r : {&a, &b}) {
+    ASSERT_TRUE(r->Send(kGet));
+    ASSERT_EQ(r->ReadReply().status, 200);
+  }
+  RawConnection c(ts.port(), "127.0.0.1");  // evicts a, not `other` (older, another address)
+  ASSERT_TRUE(c.Send(kHold));
+  ASSERT_TRUE(WaitUntil([&] { return holder.held() == 1; }));
+  EXPECT_TRUE(a.ClosedByPeer());
+  EXPECT_EQ(ts.server().evicted_connections(), 1u);
+  ASSERT_TRUE(b.Send(kHold));
+  ASSERT_TRUE(WaitUntil([&] { return holder.held() == 2; }));
+
+  RawConnection refused(ts.port(), "127.0.0.1");  // both of 127.0.0.1's are busy
+  ASSERT_TRUE(refused.Send(kGet));
+  auto r = refused.ReadReply();
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(json::parse(r.body)["error"]["code"], "unavailable");
+  RawConnection more(ts.port(), "127.0.0.3");  // another address is not limited by them
+  ASSERT_TRUE(more.Send(kGet));
+  EXPECT_EQ(more.ReadReply().status, 200);
+  ASSERT_TRUE(other.Send(kGet));
+  EXPECT_EQ(other.ReadReply().status, 200);
+  EXPECT_EQ(ts.server().evicted_connections(), 1u);
+  holder.AnswerAll();
+  EXPECT_EQ(b.ReadReply().status, 200);
+  EXPECT_EQ(c.ReadReply().status, 200);
+}
+
+// A connection must send a complete request head within header_timeout_ms: one that
+// dribbles its head a byte at a time is closed at the deadline, without an answer, though
+// every byte comes well within the read deadline and the idle timeout.
+TEST(HttpServer, DribblingAHeadIsClosedAtTheHeadDeadline) {
+  ServerOptions o = FastOptions();
+  o.header_timeout_ms = 300;
+  o.read_timeout_ms = 60000;
+  o.idle_timeout_ms = 60000;
+  std::atomic<int> calls{0};
+  TestServer ts(o, [&](Request&& r, Responder respond) {
+    ++calls;
+    Echo(std::move(r), std::move(respond));
+  });
+  RawConnection c(ts.port());
+  ASSERT_TRUE(c.Send("GET /x HTTP/1.1\r\n"));
+  const std::string header = "X-Slow: " + std::string(400, 'a');
+  bool refused = false;
+  for (char ch : header) {  // up to 408 bytes, 25 ms apart: ten seconds if never closed
+    if (!c.Send(std::string_view(&ch, 1))) {
+      refused = true;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  EXPECT_TRUE(refused || c.ClosedByPeer()) << "still open after the whole dribble";
+  EXPECT_EQ(calls.load(), 0);
+  EXPECT_TRUE(WaitUntil([&] { return ts.server().active_connections() == 0; }));
+}
+
+// The head deadline starts at accept for a connection that never sends anything; between
+// requests a keep-alive connection waits idle_timeout_ms instead.
+TEST(HttpServer, SilentNewConnectionIsClosedAtTheHeadDeadlineButKeepAliveWaitsLonger) {
+  ServerOptions o = FastOptions();
+  o.header_timeout_ms = 200;
+  o.idle_timeout_ms = 60000;
+  TestServer ts(o, Echo);
+  RawConnection silent(ts.port());
+  EXPECT_TRUE(silent.ClosedByPeer());
+
+  RawConnection kept(ts.port());
+  ASSERT_TRUE(kept.Send(kGet));
+  ASSERT_EQ(kept.ReadReply().status, 200);
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));  // three head deadlines
+  ASSERT_TRUE(kept.Send(kGet));
+  EXPECT_EQ(kept.ReadReply().status, 200);
 }
 
 TEST(HttpServer, StopFinishesTheRequestInFlightRefusesNewOnesThenDrains) {

@@ -5,14 +5,18 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -20,6 +24,7 @@
 
 #include "loyalty/http/client.h"
 #include "loyalty/http/server.h"
+#include "loyalty/http/tls_profile.h"
 #include "support/pki.h"
 
 namespace loyalty::http {
@@ -55,11 +60,12 @@ void EchoPeer(Request&& r, Responder respond) {
 
 class TlsServer {
  public:
-  explicit TlsServer(ClientCertMode mode, ServerOptions options = {}, Handler handler = EchoPeer) {
+  explicit TlsServer(ClientCertMode mode, ServerOptions options = {}, Handler handler = EchoPeer,
+                     std::string crl_file = "") {
     options.host = "127.0.0.1";
     options.port = 0;
     CertAndKey server = Pki().server();
-    options.tls = TlsServerOptions{server.cert_file, server.key_file, Pki().ca_file(), mode};
+    options.tls = TlsServerOptions{server.cert_file, server.key_file, Pki().ca_file(), mode, std::move(crl_file)};
     Handler counted = [this, handler](Request&& r, Responder respond) {
       handled_.fetch_add(1);
       handler(std::move(r), std::move(respond));
@@ -76,6 +82,7 @@ class TlsServer {
   uint16_t port() const { return server_->port(); }
   int handled() const { return handled_.load(); }
   Server& server() { return *server_; }
+  boost::asio::io_context& ioc() { return ioc_; }
 
  private:
   boost::asio::io_context ioc_;
@@ -377,10 +384,12 @@ TEST(HttpTls, TlsClientFailsAgainstAPlainListener) {
   loop.join();
 }
 
-TEST(HttpTls, SilentConnectionIsDroppedAfterTheReadDeadline) {
+TEST(HttpTls, SilentConnectionIsDroppedAfterTheHandshakeDeadline) {
   ServerOptions options;
-  options.read_timeout_ms = 200;
-  options.idle_timeout_ms = 60000;  // the handshake is under the read deadline, not this
+  options.handshake_timeout_ms = 200;
+  options.read_timeout_ms = 60000;  // the handshake is under its own deadline, not these
+  options.header_timeout_ms = 60000;
+  options.idle_timeout_ms = 60000;
   TlsServer server(ClientCertMode::kRequest, options);
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
@@ -395,18 +404,235 @@ TEST(HttpTls, SilentConnectionIsDroppedAfterTheReadDeadline) {
   ::close(fd);
 }
 
+// Over the cap with the only connection's request in progress: 503, over TLS.
 TEST(HttpTls, OverTheConnectionCapAnswers503OverTls) {
   ServerOptions options;
   options.max_connections = 1;
-  TlsServer server(ClientCertMode::kRequest, options);
-  Client first("127.0.0.1", server.port(), NoCert());
-  ASSERT_TRUE(first.Request("GET", "/echo").ok());  // keeps its connection open
+  std::promise<Responder> held;
+  TlsServer server(ClientCertMode::kRequest, options, [&](Request&& r, Responder respond) {
+    if (r.path == "/hold") {
+      held.set_value(std::move(respond));
+      return;
+    }
+    EchoPeer(std::move(r), std::move(respond));
+  });
+  auto first = std::async(std::launch::async, [&] {
+    Client c("127.0.0.1", server.port(), NoCert());
+    return c.Request("GET", "/hold");  // a request in progress: never evicted
+  });
+  Responder answer = held.get_future().get();
   ASSERT_EQ(server.server().active_connections(), 1u);
   Client second("127.0.0.1", server.port(), NoCert());
   auto r = second.Request("GET", "/echo");
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->status, 503);
   EXPECT_EQ(Body(r)["error"]["code"], "unavailable");
+  answer(Response{200, "application/json", "{}", {}});
+  auto f = first.get();
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  EXPECT_EQ(f->status, 200);
+}
+
+// A connection that never finishes its handshake is idle: at the cap it is the one closed
+// to admit a client that does.
+TEST(HttpTls, AtTheCapAConnectionMidHandshakeIsEvicted) {
+  ServerOptions options;
+  options.max_connections = 1;
+  TlsServer server(ClientCertMode::kRequest, options);
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(server.port());
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::send(fd, "\x16\x03\x01", 3, MSG_NOSIGNAL), 3);  // the start of a ClientHello
+  for (int i = 0; i < 400 && server.server().active_connections() != 1; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  Client client("127.0.0.1", server.port(), WithCert(Pki().client("T-0001")));
+  auto r = client.Request("GET", "/echo");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(server.server().evicted_connections(), 1u);
+  timeval tv{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  char c;
+  EXPECT_LE(::recv(fd, &c, 1, 0), 0);  // closed by the server
+  ::close(fd);
+}
+
+// A raw OpenSSL client with exactly the protocol versions and suites a test names: whether
+// its handshake with the server succeeds.
+bool RawHandshake(uint16_t port, int min_version, int max_version, const char* tls12_ciphers,
+                  const char* tls13_suites = nullptr) {
+  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(SSL_CTX_new(TLS_client_method()), SSL_CTX_free);
+  SSL_CTX_set_min_proto_version(ctx.get(), min_version);
+  SSL_CTX_set_max_proto_version(ctx.get(), max_version);
+  if (tls12_ciphers != nullptr && SSL_CTX_set_cipher_list(ctx.get(), tls12_ciphers) != 1) return false;
+  if (tls13_suites != nullptr && SSL_CTX_set_ciphersuites(ctx.get(), tls13_suites) != 1) return false;
+  SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE, nullptr);
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    return false;
+  }
+  timeval tv{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  SSL* ssl = SSL_new(ctx.get());
+  SSL_set_fd(ssl, fd);
+  bool ok = SSL_connect(ssl) == 1;
+  SSL_free(ssl);
+  ::close(fd);
+  ERR_clear_error();
+  return ok;
+}
+
+// Mozilla's "intermediate" profile at the listener: TLS 1.2 with ECDHE and AEAD suites and
+// TLS 1.3 are accepted; CBC suites (SHA1 or SHA384), static RSA key exchange, TLS 1.1 and
+// TLS 1.0 are refused (what `openssl s_client -cipher AES128-SHA -tls1_2` tries).
+TEST(HttpTls, ListenerSpeaksOnlyTheIntermediateProfile) {
+  TlsServer server(ClientCertMode::kRequest);
+  EXPECT_TRUE(RawHandshake(server.port(), TLS1_2_VERSION, TLS1_2_VERSION, "ECDHE-ECDSA-AES128-GCM-SHA256"));
+  EXPECT_TRUE(RawHandshake(server.port(), TLS1_2_VERSION, TLS1_2_VERSION, "ECDHE-ECDSA-CHACHA20-POLY1305"));
+  EXPECT_TRUE(RawHandshake(server.port(), TLS1_3_VERSION, TLS1_3_VERSION, nullptr, "TLS_AES_256_GCM_SHA384"));
+  EXPECT_FALSE(RawHandshake(server.port(), TLS1_2_VERSION, TLS1_2_VERSION, "AES128-SHA"));
+  EXPECT_FALSE(RawHandshake(server.port(), TLS1_2_VERSION, TLS1_2_VERSION, "ECDHE-ECDSA-AES128-SHA"));
+  EXPECT_FALSE(RawHandshake(server.port(), TLS1_2_VERSION, TLS1_2_VERSION, "ECDHE-ECDSA-AES256-SHA384"));
+  EXPECT_FALSE(RawHandshake(server.port(), TLS1_2_VERSION, TLS1_2_VERSION, "AES128-GCM-SHA256"));
+  EXPECT_FALSE(RawHandshake(server.port(), TLS1_1_VERSION, TLS1_1_VERSION, "DEFAULT:@SECLEVEL=0"));
+  EXPECT_FALSE(RawHandshake(server.port(), TLS1_VERSION, TLS1_VERSION, "DEFAULT:@SECLEVEL=0"));
+}
+
+// The clients that reach HQ offer the same profile: only ECDHE with AEAD suites (and the
+// TLS 1.3 ones), TLS 1.2 at least; against a server that offers only CBC-SHA1 suites they
+// find nothing in common.
+TEST(HttpTls, ClientOffersOnlyTheIntermediateProfile) {
+  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(SSL_CTX_new(TLS_client_method()), SSL_CTX_free);
+  ASSERT_TRUE(ApplyIntermediateProfile(ctx.get()));
+  EXPECT_EQ(SSL_CTX_get_min_proto_version(ctx.get()), TLS1_2_VERSION);
+  EXPECT_EQ(SSL_CTX_get_max_proto_version(ctx.get()), TLS1_3_VERSION);
+  STACK_OF(SSL_CIPHER)* ciphers = SSL_CTX_get_ciphers(ctx.get());
+  ASSERT_NE(ciphers, nullptr);
+  ASSERT_GT(sk_SSL_CIPHER_num(ciphers), 0);
+  for (int i = 0; i < sk_SSL_CIPHER_num(ciphers); ++i) {
+    const SSL_CIPHER* c = sk_SSL_CIPHER_value(ciphers, i);
+    EXPECT_EQ(SSL_CIPHER_is_aead(c), 1) << SSL_CIPHER_get_name(c);
+    int kx = SSL_CIPHER_get_kx_nid(c);
+    EXPECT_TRUE(kx == NID_kx_ecdhe || kx == NID_kx_any) << SSL_CIPHER_get_name(c);
+  }
+
+  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> weak(SSL_CTX_new(TLS_server_method()), SSL_CTX_free);
+  ASSERT_EQ(SSL_CTX_set_max_proto_version(weak.get(), TLS1_2_VERSION), 1);
+  ASSERT_EQ(SSL_CTX_set_cipher_list(weak.get(), "AES128-SHA:ECDHE-ECDSA-AES128-SHA"), 1);
+  ASSERT_EQ(SSL_CTX_use_certificate_chain_file(weak.get(), Pki().server().cert_file.c_str()), 1);
+  ASSERT_EQ(SSL_CTX_use_PrivateKey_file(weak.get(), Pki().server().key_file.c_str(), SSL_FILETYPE_PEM), 1);
+  int lfd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(lfd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(lfd, 4), 0);
+  socklen_t len = sizeof(addr);
+  ::getsockname(lfd, reinterpret_cast<sockaddr*>(&addr), &len);
+  std::atomic<bool> accepted_handshake{false};
+  std::thread weak_server([&] {
+    int fd = ::accept(lfd, nullptr, nullptr);
+    if (fd < 0) return;
+    SSL* ssl = SSL_new(weak.get());
+    SSL_set_fd(ssl, fd);
+    accepted_handshake = SSL_accept(ssl) == 1;
+    SSL_free(ssl);
+    ::close(fd);
+  });
+  Client client("127.0.0.1", ntohs(addr.sin_port), NoCert());
+  auto r = client.Request("GET", "/", "", {}, 5000);
+  EXPECT_FALSE(r.ok());
+  weak_server.join();
+  EXPECT_FALSE(accepted_handshake.load());
+  ::close(lfd);
+  ERR_clear_error();
+}
+
+// HQ's CRL (crl_file, made with `openssl ca`): a revoked terminal certificate is refused at
+// the handshake, even in kRequest mode where other verification failures only leave the
+// request without identity; another certificate of the same CA still works. ReloadCrl
+// picks up a new list for the handshakes that follow, and keeps the old one when the new
+// file is bad.
+TEST(HttpTls, RevokedCertificateIsRefusedAtTheHandshakeAndReloadPicksUpANewCrl) {
+  if (std::system("command -v openssl >/dev/null 2>&1") != 0) GTEST_SKIP() << "no openssl command";
+  auto none = Pki().MakeCrl("crl-none", {});
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  auto one = Pki().MakeCrl("crl-one", {Pki().client("T-0001").cert_file});
+  ASSERT_TRUE(one.ok()) << one.status().ToString();
+  const std::string crl = Pki().dir() + "/crl-in-use.pem";
+  std::filesystem::copy_file(*none, crl, std::filesystem::copy_options::overwrite_existing);
+  TlsServer server(ClientCertMode::kRequest, {}, EchoPeer, crl);
+
+  auto call = [&](const char* id) {
+    Client c("127.0.0.1", server.port(), WithCert(Pki().client(id)));
+    return c.Request("GET", std::string("/terminals/") + id);
+  };
+  auto reload = [&] {
+    std::promise<Result<size_t>> done;
+    boost::asio::post(server.ioc(), [&] { done.set_value(server.server().ReloadCrl()); });
+    return done.get_future().get();
+  };
+  auto before = call("T-0001");
+  ASSERT_TRUE(before.ok()) << before.status().ToString();
+  EXPECT_EQ(before->status, 200);
+
+  std::filesystem::copy_file(*one, crl, std::filesystem::copy_options::overwrite_existing);
+  auto n = reload();
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(*n, 1u);
+  int handled = server.handled();
+  auto revoked = call("T-0001");
+  EXPECT_FALSE(revoked.ok()) << "a revoked certificate was answered";
+  EXPECT_EQ(server.handled(), handled);  // it never reached the handler
+  auto other = call("T-0002");
+  ASSERT_TRUE(other.ok()) << other.status().ToString();
+  EXPECT_EQ(other->status, 200);
+  Client admin("127.0.0.1", server.port(), NoCert());  // no certificate: still a request
+  auto a = admin.Request("GET", "/echo");
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  EXPECT_EQ(a->status, 200);
+
+  // A bad file on reload: refused with the file named; the list in use stays.
+  std::ofstream(crl, std::ios::trunc) << "-----BEGIN X509 CRL-----\nnot base64\n-----END X509 CRL-----\n";
+  auto bad = reload();
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), "invalid_argument");
+  EXPECT_NE(bad.status().message().find(crl), std::string::npos) << bad.status().message();
+  EXPECT_FALSE(call("T-0001").ok());
+  EXPECT_TRUE(call("T-0002").ok());
+}
+
+// What crl_file must be: PEM CRLs, one for each CA of client_ca_file, signed by it.
+TEST(HttpTls, ListenRefusesACrlItCannotUse) {
+  if (std::system("command -v openssl >/dev/null 2>&1") != 0) GTEST_SKIP() << "no openssl command";
+  boost::asio::io_context ioc;
+  auto listen = [&](const std::string& crl) {
+    ServerOptions options;
+    options.host = "127.0.0.1";
+    options.port = 0;
+    CertAndKey s = Pki().server();
+    options.tls = TlsServerOptions{s.cert_file, s.key_file, Pki().ca_file(), ClientCertMode::kRequest, crl};
+    Server server(ioc, options, EchoPeer);
+    return server.Listen();
+  };
+  auto good = Pki().MakeCrl("crl-good", {});
+  ASSERT_TRUE(good.ok()) << good.status().ToString();
+  EXPECT_TRUE(listen(*good).ok());
+  Status missing = listen(Pki().dir() + "/missing-crl.pem");
+  EXPECT_EQ(missing.code(), "invalid_argument");
+  EXPECT_NE(missing.message().find("missing-crl.pem"), std::string::npos) << missing.message();
+  Status not_crl = listen(Pki().ca_file());  // PEM, but a certificate: no CRL in it
+  EXPECT_EQ(not_crl.code(), "invalid_argument");
+  EXPECT_NE(not_crl.message().find("no CRL"), std::string::npos) << not_crl.message();
 }
 
 TEST(HttpTls, StopDrainsTlsConnections) {

@@ -182,7 +182,7 @@ Status TestPki::Generate() {
   auto ca = MakeCert(CaSpec("loyaltyd test CA"), ca_->key.get(), nullptr, nullptr);
   if (!ca.ok()) return ca.status();
   ca_->cert = std::move(*ca);
-  if (Status s = WritePem(dir_ + "/ca", ca_->cert.get(), nullptr); !s.ok()) return s;
+  if (Status s = WritePem(dir_ + "/ca", ca_->cert.get(), ca_->key.get()); !s.ok()) return s;
 
   KeyPtr other_key = NewKey();
   if (!other_key) return OpenSslError("other CA key");
@@ -225,6 +225,38 @@ Result<CertAndKey> TestPki::IssueClient(const std::string& name, const std::stri
   if (!cert.ok()) return cert.status();
   if (Status s = WritePem(dir_ + "/" + name, cert->get(), key.get()); !s.ok()) return s;
   return Pair(name);
+}
+
+Result<std::string> TestPki::MakeCrl(const std::string& name, const std::vector<std::string>& revoked_cert_files) {
+  if (name.empty() || name.find('/') != std::string::npos || name[0] == '.') {
+    return Status::Error("invalid_argument", "not a plain file name: " + name);
+  }
+  // A fresh `openssl ca` database per CRL: index.txt records the revocations.
+  const std::string db = dir_ + "/ca-db-" + name;
+  std::error_code ec;
+  std::filesystem::remove_all(db, ec);
+  if (!std::filesystem::create_directories(db, ec)) return Status::Error("internal", "cannot create " + db);
+  if (Status s = WriteFile(db + "/index.txt", "", 0600); !s.ok()) return s;
+  if (Status s = WriteFile(db + "/crlnumber", "1000\n", 0600); !s.ok()) return s;
+  const std::string conf = db + "/openssl.cnf";
+  const std::string text = "[ ca ]\ndefault_ca = test_ca\n[ test_ca ]\ndatabase = " + db +
+                           "/index.txt\ncrlnumber = " + db + "/crlnumber\nnew_certs_dir = " + db +
+                           "\ncertificate = " + ca_file() + "\nprivate_key = " + ca_key_file() +
+                           "\ndefault_md = sha256\ndefault_crl_days = 30\npolicy = any\nunique_subject = no\n"
+                           "[ any ]\ncommonName = supplied\n";
+  if (Status s = WriteFile(conf, text, 0600); !s.ok()) return s;
+  auto run = [&](const std::string& args) -> Status {
+    std::string cmd = "openssl ca -batch -config '" + conf + "' " + args + " >'" + db + "/openssl.log' 2>&1";
+    int rc = std::system(cmd.c_str());
+    if (rc != 0) return Status::Error("internal", "failed (" + std::to_string(rc) + "): " + cmd);
+    return Status::Ok();
+  };
+  for (const auto& cert : revoked_cert_files) {
+    if (Status s = run("-revoke '" + cert + "' -crl_reason keyCompromise"); !s.ok()) return s;
+  }
+  const std::string out = dir_ + "/" + name + ".pem";
+  if (Status s = run("-gencrl -out '" + out + "'"); !s.ok()) return s;
+  return out;
 }
 
 }  // namespace loyalty::testing

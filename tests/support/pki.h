@@ -12,7 +12,7 @@
 //   other_server  CN=localhost with the same SANs as `server`, signed by other_ca
 //   wrong_host    signed by ca, but for DNS:hq.example and IP:192.0.2.1 only
 //
-// Keys are written with mode 0600. The folder is removed when the TestPki is destroyed.
+// The CA's key is written too (ca.key), for MakeCrl. Keys are written with mode 0600. The folder is removed when the TestPki is destroyed.
 // Certificates other than `expired` are valid from one hour ago for ten years, so a test
 // never sees them expire; expiry itself is judged by OpenSSL against the real clock, the
 // only place these tests meet it.
@@ -59,6 +59,15 @@ class TestPki {
   // Issues one more client certificate signed by the trusted CA, with subject CN `cn`,
   // written as <dir>/<name>.pem and <dir>/<name>.key. `name` must be a plain file stem.
   Result<CertAndKey> IssueClient(const std::string& name, const std::string& cn);
+
+  // The trusted CA's private key (<dir>/ca.key, 0600), for `openssl ca`.
+  std::string ca_key_file() const { return dir_ + "/ca.key"; }
+
+  // A CRL of the trusted CA listing the certificates in `revoked_cert_files` (none: an
+  // empty list), made the way an operator makes one: `openssl ca -revoke` for each, then
+  // `openssl ca -gencrl` (valid 30 days), with a fresh CA database each time. Written as
+  // <dir>/<name>.pem; returns that path. Needs the `openssl` program on PATH.
+  Result<std::string> MakeCrl(const std::string& name, const std::vector<std::string>& revoked_cert_files);
 
  private:
   struct Authority;

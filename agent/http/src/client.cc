@@ -15,6 +15,8 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include "loyalty/http/tls_profile.h"
+
 namespace loyalty::http {
 
 namespace net = boost::asio;
@@ -48,8 +50,8 @@ Result<std::unique_ptr<ssl::context>> MakeClientContext(const ClientTlsOptions& 
     return Status::Error("invalid_argument", "TLS " + what + " " + file + ": " + ec.message());
   };
   auto ctx = std::make_unique<ssl::context>(ssl::context::tls_client);
-  SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
   ctx->set_options(ssl::context::default_workarounds | ssl::context::no_compression);
+  if (!ApplyIntermediateProfile(ctx->native_handle())) return Status::Error("internal", "TLS profile refused");
   error_code ec;
   if (o.ca_file.empty()) {
     if (ctx->set_default_verify_paths(ec); ec) return bad("system trust store", "", ec);

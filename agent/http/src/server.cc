@@ -4,12 +4,15 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <type_traits>
 #include <unordered_map>
 #include <vector>
 
+#include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
@@ -19,6 +22,8 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+
+#include "loyalty/http/tls_profile.h"
 
 namespace loyalty::http {
 
@@ -81,8 +86,106 @@ std::string SslErrorText(const error_code& ec) {
 
 // In kRequest mode a failed verification must not end the handshake: the request goes on
 // without an identity, and the route decides (admin routes take a token). OpenSSL still
-// records the failure, read back with SSL_get_verify_result after the handshake.
-int AcceptAnyVerifyResult(int /*preverify_ok*/, X509_STORE_CTX* /*ctx*/) { return 1; }
+// records the failure, read back with SSL_get_verify_result after the handshake. A revoked
+// certificate is the exception: it is refused at the handshake, whatever the route.
+int RequestModeVerify(int preverify_ok, X509_STORE_CTX* ctx) {
+  if (preverify_ok == 0 && X509_STORE_CTX_get_error(ctx) == X509_V_ERR_CERT_REVOKED) return 0;
+  return 1;
+}
+
+using StorePtr = std::unique_ptr<X509_STORE, decltype(&X509_STORE_free)>;
+
+std::string OpenSslReason() {
+  unsigned long e = ERR_peek_last_error();
+  char buf[256] = "unknown OpenSSL error";
+  if (e != 0) ERR_error_string_n(e, buf, sizeof buf);
+  ERR_clear_error();
+  return buf;
+}
+
+std::string NameText(X509_NAME* name) {
+  char buf[256];
+  X509_NAME_oneline(name, buf, sizeof buf);
+  return buf;
+}
+
+// Every PEM object of one kind in `file` (certificates or CRLs); reading stops at the end of
+// the file or at the first object that does not parse (an error naming the file).
+template <class T>
+Result<std::vector<std::unique_ptr<T, void (*)(T*)>>> ReadPemAll(const std::string& file, const char* what,
+                                                                 T* (*read)(BIO*, T**, pem_password_cb*, void*),
+                                                                 void (*free_fn)(T*)) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_file(file.c_str(), "r"), BIO_free);
+  if (!bio) {
+    ERR_clear_error();
+    return Status::Error("invalid_argument", std::string("TLS ") + what + " " + file + ": cannot be read");
+  }
+  std::vector<std::unique_ptr<T, void (*)(T*)>> out;
+  while (T* x = read(bio.get(), nullptr, nullptr, nullptr)) out.emplace_back(x, free_fn);
+  unsigned long e = ERR_peek_last_error();
+  if (ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE) {
+    ERR_clear_error();  // the end of the file
+  } else if (e != 0) {
+    return Status::Error("invalid_argument", std::string("TLS ") + what + " " + file + ": " + OpenSslReason());
+  }
+  return out;
+}
+
+// The store client certificates are verified against: the CAs of ca_file and, when crl_file
+// is set, one CRL for each of them (X509_V_FLAG_CRL_CHECK: a leaf certificate's issuer must
+// have a CRL, so a missing one would refuse every terminal of that CA; it is refused here
+// instead, at start or at reload). `revoked` counts the certificates the CRLs list.
+Result<StorePtr> MakeVerifyStore(const std::string& ca_file, const std::string& crl_file, size_t* revoked) {
+  auto cas = ReadPemAll<X509>(ca_file, "client CA", PEM_read_bio_X509, X509_free);
+  if (!cas.ok()) return cas.status();
+  if (cas->empty()) return Status::Error("invalid_argument", "TLS client CA " + ca_file + ": no certificate");
+  StorePtr store(X509_STORE_new(), X509_STORE_free);
+  if (!store) return Status::Error("internal", "X509_STORE_new: " + OpenSslReason());
+  for (auto& ca : *cas) {
+    if (X509_STORE_add_cert(store.get(), ca.get()) != 1) {
+      return Status::Error("invalid_argument", "TLS client CA " + ca_file + ": " + OpenSslReason());
+    }
+  }
+  if (revoked != nullptr) *revoked = 0;
+  if (crl_file.empty()) return store;
+  auto bad = [&](const std::string& why) {
+    return Status::Error("invalid_argument", "TLS CRL " + crl_file + ": " + why);
+  };
+  auto crls = ReadPemAll<X509_CRL>(crl_file, "CRL", PEM_read_bio_X509_CRL, X509_CRL_free);
+  if (!crls.ok()) return crls.status();
+  if (crls->empty()) return bad("no CRL in the file");
+  std::vector<bool> covered(cas->size(), false);
+  for (auto& owned : *crls) {
+    X509_CRL* crl = owned.get();
+    std::string issuer = NameText(X509_CRL_get_issuer(crl));
+    size_t ca_index = cas->size();
+    for (size_t c = 0; c < cas->size(); ++c) {
+      X509* ca = (*cas)[c].get();
+      if (X509_NAME_cmp(X509_get_subject_name(ca), X509_CRL_get_issuer(crl)) == 0 &&
+          X509_CRL_verify(crl, X509_get0_pubkey(ca)) == 1) {
+        ca_index = c;
+        break;
+      }
+    }
+    ERR_clear_error();
+    if (ca_index == cas->size()) return bad("the CRL of " + issuer + " is not signed by a CA of " + ca_file);
+    const ASN1_TIME* next = X509_CRL_get0_nextUpdate(crl);
+    if (next != nullptr && X509_cmp_current_time(next) <= 0) {
+      return bad("the CRL of " + issuer + " is past its nextUpdate (issue a fresh one)");
+    }
+    covered[ca_index] = true;
+    if (revoked != nullptr) {
+      STACK_OF(X509_REVOKED)* list = X509_CRL_get_REVOKED(crl);
+      *revoked += list == nullptr ? 0 : static_cast<size_t>(sk_X509_REVOKED_num(list));
+    }
+    if (X509_STORE_add_crl(store.get(), crl) != 1) return bad(OpenSslReason());
+  }
+  for (size_t c = 0; c < cas->size(); ++c) {
+    if (!covered[c]) return bad("no CRL for CA " + NameText(X509_get_subject_name((*cas)[c].get())));
+  }
+  X509_STORE_set_flags(store.get(), X509_V_FLAG_CRL_CHECK);
+  return store;
+}
 
 Result<std::shared_ptr<ssl::context>> MakeServerContext(const TlsServerOptions& o) {
   auto bad = [](const std::string& what, const std::string& file, const error_code& ec) {
@@ -90,8 +193,8 @@ Result<std::shared_ptr<ssl::context>> MakeServerContext(const TlsServerOptions& 
   };
   auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
   SSL_CTX* native = ctx->native_handle();
-  SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
   ctx->set_options(ssl::context::default_workarounds | ssl::context::no_compression);
+  if (!ApplyIntermediateProfile(native)) return Status::Error("internal", "TLS profile refused: " + OpenSslReason());
   // No resumption: every connection's client certificate is verified again (an expired
   // or newly untrusted certificate is refused at once), and TLS 1.3 tickets a client never
   // reads cannot turn its close into a reset.
@@ -111,7 +214,12 @@ Result<std::shared_ptr<ssl::context>> MakeServerContext(const TlsServerOptions& 
     return ctx;
   }
   if (o.client_ca_file.empty()) return Status::Error("invalid_argument", "TLS client certificates need a CA file");
-  if (ctx->load_verify_file(o.client_ca_file, ec); ec) return bad("client CA", o.client_ca_file, ec);
+  // Client certificates are verified against a store of their own (CAs and CRLs), which
+  // ReloadCrl() replaces.
+  auto store = MakeVerifyStore(o.client_ca_file, o.crl_file, nullptr);
+  if (!store.ok()) return store.status();
+  SSL_CTX_set1_verify_cert_store(native, store->get());
+  if (!o.crl_file.empty()) X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(native), X509_V_FLAG_CRL_CHECK);
   // The CA names sent in the CertificateRequest let a client with several certificates
   // pick the right one.
   STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(o.client_ca_file.c_str());
@@ -125,7 +233,7 @@ Result<std::shared_ptr<ssl::context>> MakeServerContext(const TlsServerOptions& 
   if (o.client_certs == ClientCertMode::kRequire) {
     SSL_CTX_set_verify(native, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
   } else {
-    SSL_CTX_set_verify(native, SSL_VERIFY_PEER, AcceptAnyVerifyResult);
+    SSL_CTX_set_verify(native, SSL_VERIFY_PEER, RequestModeVerify);
   }
   return ctx;
 }
@@ -161,36 +269,109 @@ struct ServerCore : std::enable_shared_from_this<ServerCore> {
   std::atomic<bool> drained{false};
   std::atomic<size_t> active{0};
   std::atomic<size_t> refusing{0};
+  std::atomic<uint64_t> evicted{0};
   bool stop_started = false;                        // io thread
   std::vector<std::function<void()>> drain_waiters;  // io thread
 
-  std::mutex mu;  // guards the registry: connections may end on any thread
+  // The registry of counted connections. A connection is idle (an eviction candidate) from
+  // accept until its request head is complete, and again from the end of its answer until
+  // the next head is complete; each time it becomes idle it takes a new ticket, so the
+  // lowest ticket is the connection idle longest.
+  struct Entry {
+    std::weak_ptr<SessionBase> session;
+    std::string address;
+    uint64_t ticket = 0;  // 0: a request is in progress
+  };
+  std::mutex mu;  // guards what follows: connections may end on any thread
   uint64_t next_id = 0;
-  std::unordered_map<uint64_t, std::weak_ptr<SessionBase>> sessions;
+  uint64_t next_ticket = 0;
+  std::unordered_map<uint64_t, Entry> sessions;
+  std::map<uint64_t, uint64_t> idle;  // ticket -> id, oldest first
+  std::unordered_map<std::string, size_t> per_address;
 
-  uint64_t Register(std::weak_ptr<SessionBase> s) {
+  // Decides on a connection just accepted from `address` (io thread). Admitted: registered
+  // as idle, its id returned, and `victim` set when a connection was evicted for it (the
+  // caller closes that one). Not admitted: 0 (every candidate has a request in progress).
+  uint64_t Admit(std::weak_ptr<SessionBase> s, const std::string& address, std::shared_ptr<SessionBase>& victim) {
     std::lock_guard<std::mutex> lock(mu);
+    const size_t per_cap = options.max_connections_per_address;
+    auto it = per_address.find(address);
+    if (per_cap > 0 && it != per_address.end() && it->second >= per_cap) {
+      victim = EvictOldestLocked(&address);
+      if (!victim) return 0;
+    } else if (active.load() >= options.max_connections) {
+      victim = EvictOldestLocked(nullptr);
+      if (!victim) return 0;
+    }
     uint64_t id = ++next_id;
-    sessions.emplace(id, std::move(s));
+    sessions.emplace(id, Entry{std::move(s), address, ++next_ticket});
+    idle.emplace(next_ticket, id);
+    ++per_address[address];
     active.fetch_add(1);
     return id;
   }
 
-  void Unregister(uint64_t id) {
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      sessions.erase(id);
+  // The idle connection with the lowest ticket (from `address` only, when given), taken out
+  // of the registry; null when there is none. A linear walk from the oldest: with a flood
+  // of idle connections the first one qualifies.
+  std::shared_ptr<SessionBase> EvictOldestLocked(const std::string* address) {
+    for (auto it = idle.begin(); it != idle.end(); ++it) {
+      auto e = sessions.find(it->second);
+      if (e == sessions.end()) continue;  // cannot happen: both change together
+      if (address != nullptr && e->second.address != *address) continue;
+      auto s = e->second.session.lock();
+      if (!s) continue;  // being destroyed; it releases its slot itself
+      ReleaseLocked(e);
+      evicted.fetch_add(1);
+      return s;
     }
+    return nullptr;
+  }
+
+  void ReleaseLocked(std::unordered_map<uint64_t, Entry>::iterator e) {
+    if (e->second.ticket != 0) idle.erase(e->second.ticket);
+    auto a = per_address.find(e->second.address);
+    if (a != per_address.end() && --a->second == 0) per_address.erase(a);
+    sessions.erase(e);
     if (active.fetch_sub(1) == 1 && stopping.load() && !drained.load()) {
       net::post(ioc, [self = shared_from_this()] { self->CheckDrained(); });
     }
   }
 
+  // A connection's slot is given back when it closes (a second call, or one for a
+  // connection evicted meanwhile, does nothing).
+  void Release(uint64_t id) {
+    std::lock_guard<std::mutex> lock(mu);
+    auto e = sessions.find(id);
+    if (e != sessions.end()) ReleaseLocked(e);
+  }
+
+  // A request head is complete: the connection is no longer an eviction candidate. False
+  // when it was evicted meanwhile (then it must close without handling the request).
+  bool MarkBusy(uint64_t id) {
+    std::lock_guard<std::mutex> lock(mu);
+    auto e = sessions.find(id);
+    if (e == sessions.end()) return false;
+    if (e->second.ticket != 0) idle.erase(e->second.ticket);
+    e->second.ticket = 0;
+    return true;
+  }
+
+  // The answer is written: the connection is idle again, and the newest candidate.
+  void MarkIdle(uint64_t id) {
+    std::lock_guard<std::mutex> lock(mu);
+    auto e = sessions.find(id);
+    if (e == sessions.end()) return;
+    if (e->second.ticket != 0) idle.erase(e->second.ticket);
+    e->second.ticket = ++next_ticket;
+    idle.emplace(next_ticket, id);
+  }
+
   std::vector<std::shared_ptr<SessionBase>> Snapshot() {
     std::vector<std::shared_ptr<SessionBase>> out;
     std::lock_guard<std::mutex> lock(mu);
-    for (auto& [id, weak] : sessions) {
-      if (auto s = weak.lock()) out.push_back(std::move(s));
+    for (auto& [id, entry] : sessions) {
+      if (auto s = entry.session.lock()) out.push_back(std::move(s));
     }
     return out;
   }
@@ -222,30 +403,38 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
 
  public:
-  // `refuse`: the connection is over the cap; answer 503 and close. `stream_args` build
-  // the stream from the accepted socket (and the SSL context for TLS).
+  // `stream_args` build the stream from the accepted socket (and the SSL context for TLS).
   template <class... StreamArgs>
-  Session(std::shared_ptr<ServerCore> core, bool refuse, StreamArgs&&... stream_args)
-      : core_(std::move(core)), refuse_(refuse), stream_(std::forward<StreamArgs>(stream_args)...) {
+  explicit Session(std::shared_ptr<ServerCore> core, StreamArgs&&... stream_args)
+      : core_(std::move(core)), stream_(std::forward<StreamArgs>(stream_args)...) {
     error_code ec;
     Lowest().socket().set_option(tcp::no_delay(true), ec);
     auto ep = Lowest().socket().remote_endpoint(ec);
     if (!ec) {
-      remote_address_ = ep.address().to_string();
+      net::ip::address a = ep.address();
+      // An IPv4 client of a dual-stack listener is the same address as over IPv4.
+      if (a.is_v6() && a.to_v6().is_v4_mapped()) a = net::ip::make_address_v4(net::ip::v4_mapped, a.to_v6());
+      remote_address_ = a.to_string();
       remote_port_ = ep.port();
     }
-    if (refuse_) core_->refusing.fetch_add(1);
   }
 
   ~Session() override {
     if (refuse_) core_->refusing.fetch_sub(1);
-    if (registered_ && !unregistered_) core_->Unregister(id_);
+    if (registered_) core_->Release(id_);
   }
 
-  // Called on the io thread right after accept, so the cap counts it at once.
-  void Register() {
-    id_ = core_->Register(this->weak_from_this());
+  const std::string& remote_address() const { return remote_address_; }
+
+  // Called on the io thread right after accept, one of the two: admitted (counted at
+  // once), or over the cap (answered 503 and closed).
+  void Registered(uint64_t id) {
+    id_ = id;
     registered_ = true;
+  }
+  void Refuse() {
+    refuse_ = true;
+    core_->refusing.fetch_add(1);
   }
 
   void Start() {
@@ -299,9 +488,9 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
 
   void DoHandshake() {
     state_ = State::kHandshake;
-    // A client that connects and never completes the handshake is dropped like one that
-    // never finishes its request.
-    Lowest().expires_after(Ms(options().read_timeout_ms));
+    // A client that connects and never completes the handshake is dropped at the deadline
+    // (or evicted before, as an idle connection, when the cap is reached).
+    Lowest().expires_after(Ms(options().handshake_timeout_ms));
     stream_.async_handshake(ssl::stream_base::server,
                             [self = this->shared_from_this()](error_code ec) { self->OnHandshake(ec); });
   }
@@ -342,38 +531,57 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     if (state_ == State::kIdle || state_ == State::kHandshake) Lowest().cancel();
   }
 
+  using Deadline = std::chrono::steady_clock::time_point;
+
   void DoReadIdle() {
     if (stop_requested_ || core_->stopping.load()) {
       Close();
       return;
     }
+    if (busy_) {  // the previous answer is written: an eviction candidate again
+      busy_ = false;
+      if (registered_) core_->MarkIdle(id_);
+    }
     if (buffer_.size() > 0) {  // a pipelined request is already here
-      DoReadHeader();
+      DoReadHeader(std::chrono::steady_clock::now() + Ms(options().header_timeout_ms));
       return;
     }
     state_ = State::kIdle;
-    Lowest().expires_after(Ms(options().idle_timeout_ms));
+    // The first request's head must be complete header_timeout_ms after accept (or the
+    // handshake): a connection that sends nothing, or dribbles, holds its slot that long
+    // at most. Between later requests a keep-alive connection may wait idle_timeout_ms,
+    // and the head's deadline starts at its first byte.
+    const bool first = seq_ == 0;
+    const auto now = std::chrono::steady_clock::now();
+    const Deadline head_deadline = first ? now + Ms(options().header_timeout_ms) : Deadline{};
+    Lowest().expires_at(first ? head_deadline : now + Ms(options().idle_timeout_ms));
     stream_.async_read_some(buffer_.prepare(kFirstReadBytes),
-                            [self = this->shared_from_this()](error_code ec, size_t n) { self->OnReadIdle(ec, n); });
+                            [self = this->shared_from_this(), head_deadline](error_code ec, size_t n) {
+                              self->OnReadIdle(ec, n, head_deadline);
+                            });
   }
 
-  void OnReadIdle(error_code ec, size_t n) {
-    if (ec) {  // idle timeout, peer closed, or Stop(): nothing to answer
+  // `head_deadline`: the first request's, or none (a later request's runs from now).
+  void OnReadIdle(error_code ec, size_t n, Deadline head_deadline) {
+    if (ec) {  // deadline, peer closed, Stop() or evicted: nothing to answer
       Close();
       return;
     }
     buffer_.commit(n);
-    DoReadHeader();
+    if (head_deadline == Deadline{}) head_deadline = std::chrono::steady_clock::now() + Ms(options().header_timeout_ms);
+    DoReadHeader(head_deadline);
   }
 
-  void DoReadHeader() {
+  void DoReadHeader(Deadline head_deadline) {
     state_ = State::kReading;
+    request_start_ = std::chrono::steady_clock::now();
     parser_.emplace();
     parser_->header_limit(static_cast<uint32_t>(std::min<size_t>(options().header_limit, UINT32_MAX)));
     parser_->body_limit(options().body_limit);
-    // One deadline for the whole request, header and body: a client that trickles bytes
-    // cannot hold the connection longer than read_timeout_ms.
-    Lowest().expires_after(Ms(options().read_timeout_ms));
+    // The head under its own short deadline, then the whole request (head and body) under
+    // read_timeout_ms from its first byte: a client that trickles bytes cannot hold the
+    // connection longer.
+    Lowest().expires_at(std::min(head_deadline, request_start_ + Ms(options().read_timeout_ms)));
     bhttp::async_read_header(stream_, buffer_, *parser_,
                              [self = this->shared_from_this()](error_code ec, size_t) { self->OnReadHeader(ec); });
   }
@@ -383,6 +591,14 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       OnReadError(ec);
       return;
     }
+    // A request is in progress from here: the connection is no longer an eviction
+    // candidate. One evicted just before its head arrived closes without handling it.
+    if (registered_ && !core_->MarkBusy(id_)) {
+      Close();
+      return;
+    }
+    busy_ = true;
+    Lowest().expires_at(request_start_ + Ms(options().read_timeout_ms));
     auto& req = parser_->get();
     if (!parser_->is_done() && beast::iequals(req[bhttp::field::expect], "100-continue")) {
       // curl and others wait for this before sending a large body. The read deadline keeps
@@ -534,6 +750,10 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
 
   void DoLinger() {
     state_ = State::kClosing;
+    if (busy_) {  // answered: closing politely, a candidate for eviction like an idle one
+      busy_ = false;
+      if (registered_) core_->MarkIdle(id_);
+    }
     if constexpr (kTls) {
       // Send our close_notify without waiting for the peer's: marking it received makes
       // SSL_shutdown only write. Waiting would stall on clients that just close, and fail
@@ -583,14 +803,11 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     error_code ec;
     Lowest().socket().shutdown(tcp::socket::shutdown_both, ec);
     Lowest().close();
-    if (registered_ && !unregistered_) {
-      unregistered_ = true;
-      core_->Unregister(id_);
-    }
+    if (registered_) core_->Release(id_);
   }
 
   std::shared_ptr<ServerCore> core_;
-  const bool refuse_;
+  bool refuse_ = false;
   Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
@@ -604,7 +821,8 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   State state_ = State::kIdle;
   uint64_t id_ = 0;
   bool registered_ = false;
-  bool unregistered_ = false;
+  bool busy_ = false;  // a request in progress (head complete, answer not yet written)
+  Deadline request_start_{};
   uint64_t seq_ = 0;  // the request being answered; answers for another are stale
   unsigned version_ = 11;
   bool keep_alive_ = false;
@@ -637,21 +855,24 @@ void ServerCore::OnAccept(error_code ec, tcp::socket socket) {
     });
     return;
   }
-  bool over_cap = active.load() >= options.max_connections;
-  if (over_cap && refusing.load() >= std::max<size_t>(options.max_connections, 1)) {
-    // Even the polite refusals are capped: a flood gets its sockets closed at once.
-    error_code ignored;
-    socket.close(ignored);
-  } else {
-    auto start = [&](auto session) {
-      if (!over_cap) session->Register();
-      session->Start();
-    };
-    if (ssl_ctx) {
-      start(std::make_shared<TlsSession>(shared_from_this(), over_cap, std::move(socket), *ssl_ctx));
+  auto start = [&](auto session) {
+    std::shared_ptr<SessionBase> victim;
+    uint64_t id = Admit(session->weak_from_this(), session->remote_address(), victim);
+    if (victim) victim->ForceClose();
+    if (id != 0) {
+      session->Registered(id);
+    } else if (refusing.load() >= std::max<size_t>(options.max_connections, 1)) {
+      // Even the polite refusals are capped: a flood gets its sockets closed at once.
+      return;  // the session and its socket are destroyed here
     } else {
-      start(std::make_shared<PlainSession>(shared_from_this(), over_cap, std::move(socket)));
+      session->Refuse();
     }
+    session->Start();
+  };
+  if (ssl_ctx) {
+    start(std::make_shared<TlsSession>(shared_from_this(), std::move(socket), *ssl_ctx));
+  } else {
+    start(std::make_shared<PlainSession>(shared_from_this(), std::move(socket)));
   }
   DoAccept();
 }
@@ -732,5 +953,22 @@ void Server::Stop(std::function<void()> on_drained) {
 bool Server::stopping() const { return core_->stopping.load(); }
 
 size_t Server::active_connections() const { return core_->active.load(); }
+
+uint64_t Server::evicted_connections() const { return core_->evicted.load(); }
+
+Result<size_t> Server::ReloadCrl() {
+  const auto& tls = core_->options.tls;
+  if (!tls || tls->crl_file.empty() || !core_->ssl_ctx) {
+    return Status::Error("invalid_argument", "no CRL to reload: the listener has no crl_file");
+  }
+  size_t revoked = 0;
+  auto store = MakeVerifyStore(tls->client_ca_file, tls->crl_file, &revoked);
+  if (!store.ok()) return store.status();
+  // Connections accepted from now on verify against the new store (each SSL takes the
+  // context's store when it is created, on this thread); those already open were verified
+  // at their handshake.
+  SSL_CTX_set1_verify_cert_store(core_->ssl_ctx->native_handle(), store->get());
+  return revoked;
+}
 
 }  // namespace loyalty::http

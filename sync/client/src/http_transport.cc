@@ -18,6 +18,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include "loyalty/http/tls_profile.h"
 #include "loyalty/sync/transport.h"
 
 namespace loyalty::sync {
@@ -42,8 +43,9 @@ Result<std::unique_ptr<ssl::context>> MakeContext(const HqEndpoint& e) {
     return Status::Error("invalid_argument", "TLS " + what + " " + file + ": " + ec.message());
   };
   auto ctx = std::make_unique<ssl::context>(ssl::context::tls_client);
-  SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
   ctx->set_options(ssl::context::default_workarounds | ssl::context::no_compression);
+  // The same TLS profile as HQ's listener (docs/tls.md).
+  if (!http::ApplyIntermediateProfile(ctx->native_handle())) return Status::Error("internal", "TLS profile refused");
   error_code ec;
   if (e.ca_file.empty()) {
     if (ctx->set_default_verify_paths(ec); ec) return bad("system trust store", "", ec);

@@ -80,7 +80,7 @@ struct AgentConfig {
   uint16_t listen_port = 8787;            // 1..65535
   std::string token_file = "api.token";   // resolved; read it with ReadTokenFile
   bool allow_public_listen = false;       // needed to bind a non-loopback address
-  int max_connections = 64;               // 1..1024
+  int max_connections = 256;              // 1..1024; at the cap the longest-idle one is closed
   int request_timeout_ms = 10000;         // 100..300000
 
   // [codes]
@@ -141,6 +141,14 @@ struct HqConfig {
   // The chain's calendar (month spend, tiers, lot expiry, birthday months): an IANA zone,
   // "UTC" or "+HH:MM"; loads (checked here). The chain's stores share it.
   std::string timezone = "Asia/Shanghai";
+  // Connections (docs/http.md): at max_connections the longest-idle connection without a
+  // request in progress is closed to admit a new one; one client address holds at most
+  // max_connections_per_address (0: no limit).
+  int max_connections = 4096;            // 1..65536
+  int max_connections_per_address = 64;  // 0..65536
+  // PEM CRLs, one per CA of client_ca_file (resolved; needs TLS); empty: none. Re-read on
+  // SIGHUP (docs/tls.md, "Revocation").
+  std::string crl_file;
   // [log]
   std::string log_level = "info";
   std::string log_format;

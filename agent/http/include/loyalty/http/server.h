@@ -53,6 +53,11 @@ struct TlsServerOptions {
   std::string key_file;         // PEM private key of that certificate
   std::string client_ca_file;   // PEM CA certificate(s) client certificates must chain to
   ClientCertMode client_certs = ClientCertMode::kRequest;  // kNone needs no client_ca_file
+  // PEM certificate revocation lists, one per CA of client_ca_file, each signed by its CA
+  // and not past its nextUpdate. Set: a client certificate on a list is refused at the
+  // handshake, in kRequest mode too (other verification failures there still only leave
+  // peer_cn empty). Loaded by Listen(), again by Server::ReloadCrl(). Empty: no CRL.
+  std::string crl_file = {};
 };
 
 struct ServerOptions {
@@ -62,16 +67,29 @@ struct ServerOptions {
   size_t header_limit = 16 * 1024;  // request line + headers; larger → 400 bad_request, close
   int read_timeout_ms = 10000;     // from a request's first byte to its last; then dropped
   int write_timeout_ms = 10000;    // to write one response; then dropped
-  int idle_timeout_ms = 30000;     // keep-alive connection without a request; then closed
-  size_t max_connections = 64;     // more: answered 503 unavailable and closed at once
+  int idle_timeout_ms = 30000;     // keep-alive connection between requests; then closed
+  // Before a connection has sent anything useful it gets little (docs/http.md, "Deadlines"):
+  // TLS: from accept to the end of the handshake; then dropped without an answer.
+  int handshake_timeout_ms = 5000;
+  // To a complete request head (request line and headers): for a connection's first
+  // request from accept (plain) or the end of the handshake (TLS), for a later one from its
+  // first byte. Then dropped without an answer (a client dribbling its head byte by byte).
+  int header_timeout_ms = 5000;
+  // At the cap, a new connection closes the connection idle longest that has no request in
+  // progress (docs/http.md, "At the connection cap"); only when every connection has a
+  // request in progress is it answered 503 unavailable and closed.
+  size_t max_connections = 256;
+  // At most this many connections from one client IP address (0: no limit); a new one
+  // beyond it closes that address's own longest-idle connection, or is refused with 503.
+  size_t max_connections_per_address = 0;
   // After Stop(), connections still busy this long after are closed without an answer and
   // on_drained is called anyway; 0 waits forever. The daemon must exit within 5 s of
   // SIGTERM, so handlers that hold a request (long-poll) should answer early on Stop.
   int drain_timeout_ms = 4000;
-  // Set: the listener speaks only TLS (1.2 or 1.3), the files are loaded by Listen(). The
-  // handshake runs under read_timeout_ms from accept (a client that connects and stays
-  // silent is dropped then); TLS sessions are not resumed, so every connection's client
-  // certificate is verified afresh. Unset: plain HTTP.
+  // Set: the listener speaks only TLS (1.2 or 1.3, the profile of tls_profile.h), the files
+  // are loaded by Listen(). The handshake runs under handshake_timeout_ms from accept; TLS
+  // sessions are not resumed, so every connection's client certificate is verified afresh
+  // (against the CRL loaded last). Unset: plain HTTP.
   std::optional<TlsServerOptions> tls;
 };
 
@@ -101,9 +119,19 @@ class Server {
   // True once Stop() has been called (any thread). Lets handlers end long-polls early.
   bool stopping() const;
 
+  // Re-reads TlsServerOptions::crl_file (and client_ca_file) and, when both are valid,
+  // verifies the handshakes that start from now on against them; otherwise keeps the lists
+  // in use and returns `invalid_argument` naming the file and the reason. The number of
+  // revoked certificates listed on success. Call on the event loop (e.g. from SIGHUP).
+  Result<size_t> ReloadCrl();
+
   // Connections accepted and not yet closed, not counting those refused over the cap.
   // Safe from any thread.
   size_t active_connections() const;
+
+  // Connections closed so far to admit a new one (over max_connections or
+  // max_connections_per_address). Safe from any thread.
+  uint64_t evicted_connections() const;
 
  private:
   std::shared_ptr<internal::ServerCore> core_;  // shared with the connections it accepted
