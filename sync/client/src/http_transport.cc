@@ -2,22 +2,22 @@
 // loyalty::http::Client because a stopping daemon must be able to abandon a request in
 // flight: the I/O runs in 50 ms slices on a private io_context and the cancel flag is
 // looked at between slices, so no other thread ever touches the socket.
-#include <poll.h>
-
-#include <chrono>
-#include <optional>
-#include <utility>
-#include <vector>
-
+#include <openssl/crypto.h>
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
+#include <poll.h>
 
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <chrono>
+#include <optional>
+#include <utility>
+#include <vector>
 
+#include "loyalty/base/secret_file.h"
 #include "loyalty/sync/transport.h"
 
 namespace loyalty::sync {
@@ -58,7 +58,13 @@ Result<std::unique_ptr<ssl::context>> MakeContext(const HqEndpoint& e) {
   }
   if (!e.cert_file.empty()) {
     if (ctx->use_certificate_chain_file(e.cert_file, ec); ec) return bad("certificate", e.cert_file, ec);
-    if (ctx->use_private_key_file(e.key_file, ssl::context::pem, ec); ec) return bad("key", e.key_file, ec);
+    // The key goes through the secret-file check (owner only, no link) on every load, and
+    // OpenSSL is given the bytes that were checked, not the path again.
+    auto key_pem = ReadSecretFile(e.key_file);
+    if (!key_pem.ok()) return Status::Error("invalid_argument", "TLS key " + key_pem.status().message());
+    ctx->use_private_key(net::buffer(*key_pem), ssl::context::pem, ec);
+    OPENSSL_cleanse(key_pem->data(), key_pem->size());
+    if (ec) return bad("key", e.key_file, ec);
     if (SSL_CTX_check_private_key(ctx->native_handle()) != 1) {
       return Status::Error("invalid_argument", "TLS key " + e.key_file + " does not match " + e.cert_file);
     }
