@@ -1,20 +1,21 @@
 // loyalty-hq: the reference HQ. Wiring only: configuration, keys, the store, the HTTP
 // listener, the daily job timer and signals. Everything it answers is HqService's.
-#include <openssl/crypto.h>
-
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <functional>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <nlohmann/json.hpp>
+#include <openssl/crypto.h>
 
 #include "loyalty/base/clock.h"
 #include "loyalty/base/secret_file.h"

@@ -1,11 +1,12 @@
 // A real loyalty-hq process over loopback HTTP: configuration checks, the admin token, an
 // enrolment, an upload and a restart that keeps everything.
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <chrono>
 #include <cstdio>

@@ -2,20 +2,22 @@
 // loyalty::http::Client because a stopping daemon must be able to abandon a request in
 // flight: the I/O runs in 50 ms slices on a private io_context and the cancel flag is
 // looked at between slices, so no other thread ever touches the socket.
+#include <poll.h>
+
+#include <chrono>
+#include <optional>
+#include <utility>
+#include <vector>
+
 #include <openssl/crypto.h>
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
-#include <poll.h>
 
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
-#include <chrono>
-#include <optional>
-#include <utility>
-#include <vector>
 
 #include "loyalty/base/secret_file.h"
 #include "loyalty/sync/transport.h"
