@@ -25,17 +25,17 @@ constexpr uint64_t kDynamicMember = 1234567890123;  // the vectors' certificate 
 
 const std::string kLoyaltyd = std::string(LOYALTY_BINARY_DIR) + "/agent/loyaltyd";
 
-struct Run {
+struct ProcessRun {
   int exit = -1;
   std::string err;
 };
 
 // Runs loyaltyd with `args` to completion (it must exit by itself: a config it
 // refuses).
-Run RunLoyaltyd(const std::filesystem::path& dir, const std::string& args) {
+ProcessRun RunLoyaltyd(const std::filesystem::path& dir, const std::string& args) {
   const std::string err_file = (dir / "run.err").string();
   const std::string cmd = "timeout 20 " + kLoyaltyd + " " + args + " >/dev/null 2>" + err_file;
-  Run r;
+  ProcessRun r;
   const int status = std::system(cmd.c_str());
   r.exit = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   std::ifstream in(err_file);
@@ -78,12 +78,12 @@ TEST_F(AgentFilesTest, KeysAndTokensOthersCanReadStopCheckConfigAndStart) {
   const std::string key = (dir_ / "terminal.key").string();
   const std::string token = (dir_ / "api.token").string();
 
-  Run ok = RunLoyaltyd(dir_, check);
+  ProcessRun ok = RunLoyaltyd(dir_, check);
   ASSERT_EQ(ok.exit, 0) << ok.err;  // 0600 key, 0640 token (the harness's)
 
   ASSERT_EQ(::chmod(key.c_str(), 0644), 0);
   for (const std::string& args : {check, start}) {
-    Run r = RunLoyaltyd(dir_, args);
+    ProcessRun r = RunLoyaltyd(dir_, args);
     EXPECT_NE(r.exit, 0) << args;
     EXPECT_NE(r.err.find(agent_->config_path() + ": hq.key_file: " + key + ": has mode 0644"), std::string::npos)
         << r.err;
@@ -96,7 +96,7 @@ TEST_F(AgentFilesTest, KeysAndTokensOthersCanReadStopCheckConfigAndStart) {
   ASSERT_EQ(::chmod(key.c_str(), 0600), 0);
   std::filesystem::rename(key, dir_ / "real.key");
   ASSERT_EQ(::symlink((dir_ / "real.key").c_str(), key.c_str()), 0);
-  Run link = RunLoyaltyd(dir_, check);
+  ProcessRun link = RunLoyaltyd(dir_, check);
   EXPECT_NE(link.exit, 0);
   EXPECT_NE(link.err.find("hq.key_file: " + key + ": is a symbolic link"), std::string::npos) << link.err;
   std::filesystem::remove(key);
@@ -107,7 +107,7 @@ TEST_F(AgentFilesTest, KeysAndTokensOthersCanReadStopCheckConfigAndStart) {
   for (mode_t mode : {0644, 0660}) {
     ASSERT_EQ(::chmod(token.c_str(), mode), 0);
     for (const std::string& args : {check, start}) {
-      Run r = RunLoyaltyd(dir_, args);
+      ProcessRun r = RunLoyaltyd(dir_, args);
       EXPECT_NE(r.exit, 0) << args;
       EXPECT_NE(r.err.find(agent_->config_path() + ": api.token_file: " + token + ": has mode"), std::string::npos)
           << r.err;

@@ -184,14 +184,14 @@ TEST_F(HqProcessTest, EnrolUploadRestart) {
 // the message naming the config key and the file; 0600 is accepted.
 class HqSecretFilesTest : public HqProcessTest {
  protected:
-  struct Run {
+  struct ProcessRun {
     int exit = -1;
     std::string err;
   };
-  Run RunHq(const std::string& args) {
+  ProcessRun RunHq(const std::string& args) {
     const std::string err_file = (dir_ / "run.err").string();
     const int status = std::system(("timeout 20 " + kBinary + " " + args + " >/dev/null 2>" + err_file).c_str());
-    Run r;
+    ProcessRun r;
     r.exit = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     std::ifstream in(err_file);
     r.err.assign(std::istreambuf_iterator<char>(in), {});
@@ -226,7 +226,7 @@ TEST_F(HqSecretFilesTest, EveryKeyAndTokenAt0644IsRefusedNamingTheFile) {
   UseTlsAndAPiiKey();
   const std::string check = "--check-config --config " + Toml();
   const std::string start = "--config " + Toml();
-  Run ok = RunHq(check);
+  ProcessRun ok = RunHq(check);
   ASSERT_EQ(ok.exit, 0) << ok.err;
   const std::pair<std::string, std::string> files[] = {{"signing_keys.\"1\"", "hq-ed25519.pem"},
                                                        {"tls_key_file", "hq.key"},
@@ -237,7 +237,7 @@ TEST_F(HqSecretFilesTest, EveryKeyAndTokenAt0644IsRefusedNamingTheFile) {
     for (mode_t mode : {0644, 0640}) {
       ASSERT_EQ(::chmod(file.c_str(), mode), 0);
       for (const std::string& args : {check, start}) {
-        Run r = RunHq(args);
+        ProcessRun r = RunHq(args);
         EXPECT_NE(r.exit, 0) << key << " " << args;
         char m[8];
         std::snprintf(m, sizeof m, "%04o", static_cast<unsigned>(mode));
@@ -245,7 +245,7 @@ TEST_F(HqSecretFilesTest, EveryKeyAndTokenAt0644IsRefusedNamingTheFile) {
       }
     }
     ASSERT_EQ(::chmod(file.c_str(), 0600), 0);
-    Run back = RunHq(check);
+    ProcessRun back = RunHq(check);
     EXPECT_EQ(back.exit, 0) << back.err;
   }
 }
@@ -255,7 +255,7 @@ TEST_F(HqSecretFilesTest, ASymlinkedSigningKeyIsRefused) {
   std::filesystem::rename(key, dir_ / "real.pem");
   ASSERT_EQ(::symlink((dir_ / "real.pem").c_str(), key.c_str()), 0);
   for (const std::string& args : {"--check-config --config " + Toml(), "--config " + Toml()}) {
-    Run r = RunHq(args);
+    ProcessRun r = RunHq(args);
     EXPECT_NE(r.exit, 0);
     EXPECT_NE(r.err.find(Toml() + ": signing_keys.\"1\": " + key + ": is a symbolic link"), std::string::npos) << r.err;
   }
