@@ -20,8 +20,8 @@ namespace loyalty::drivers::internal {
 namespace {
 
 constexpr int kPartialCheckMs = 100;
-// How often a fifo source compares its path with the fifo it holds open
-// (operations.md: a replaced fifo is picked up again within five seconds).
+// How often a fifo source compares its path with the fifo it holds open (operations.md: a
+// replaced fifo is picked up again within five seconds).
 constexpr int kIdentityCheckMs = 1000;
 
 std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
@@ -33,21 +33,20 @@ class StreamSourceBase : public SourceBase {
  protected:
   enum class Outcome { kStopped, kEof, kError, kReplaced };
 
-  // Sources whose path can be replaced under them (a fifo) say so here: Pump()
-  // then calls Replaced() at least every kIdentityCheckMs and returns
-  // kReplaced when it is true.
+  // Sources whose path can be replaced under them (a fifo) say so here: Pump() then calls
+  // Replaced() at least every kIdentityCheckMs and returns kReplaced when it is true.
   virtual bool Replaced(int /*fd*/) { return false; }
   virtual bool ChecksIdentity() const { return false; }
 
-  // Pumps fd until stop, end of stream, error or (ChecksIdentity) replacement.
-  // The framer persists across reopens.
+  // Pumps fd until stop, end of stream, error or (ChecksIdentity) replacement. The framer
+  // persists across reopens.
   Outcome Pump(int fd, LineFramer* framer, std::string* error) {
     std::vector<Frame> frames;
     uint8_t buf[4096];
     int64_t last_byte_ms = clock_.mono_ms();
-    // The identity check's cadence is not logic that depends on time, so it
-    // runs on the process's steady clock rather than the injected one (a
-    // frozen test clock must not stop it).
+    // The identity check's cadence is not logic that depends on time, so it runs on the
+    // process's steady clock rather than the injected one (a frozen test clock must not
+    // stop it).
     auto last_check = std::chrono::steady_clock::now();
     for (;;) {
       int timeout = framer->has_partial() ? std::min(kPartialCheckMs, options_.partial_timeout_ms) : -1;
@@ -111,10 +110,10 @@ class FifoSource final : public StreamSourceBase {
     LineFramer framer(Terminator::kLF);
     std::vector<Frame> frames;
     while (!stopping()) {
-      // A feeder that restarts may delete the fifo and make a new one: while
-      // the path is missing (or not a fifo) the source is disconnected and
-      // looks again every reopen_interval_ms. It does not create the fifo again
-      // itself: only Prepare() does, at start.
+      // A feeder that restarts may delete the fifo and make a new one: while the path is
+      // missing (or not a fifo) the source is disconnected and looks again every
+      // reopen_interval_ms. It does not create the fifo again itself: only Prepare() does,
+      // at start.
       struct stat path_st;
       const bool found = stat(options_.path.c_str(), &path_st) == 0;
       if (!found || !S_ISFIFO(path_st.st_mode)) {
@@ -154,8 +153,8 @@ class FifoSource final : public StreamSourceBase {
           framer.DiscardPartial();
           Garbage(&SourceCounters::cut_off, "read cut off by the fifo being replaced");
         }
-        // The loop looks at the path again at once: a new fifo already there is
-        // opened now, a missing one makes the source disconnected.
+        // The loop looks at the path again at once: a new fifo already there is opened now,
+        // a missing one makes the source disconnected.
       } else if (o == Outcome::kError) {
         framer.DiscardPartial();
         SetState(SourceState::kError, error);
@@ -166,8 +165,7 @@ class FifoSource final : public StreamSourceBase {
 
   bool ChecksIdentity() const override { return true; }
 
-  // The path no longer names the fifo held open: deleted, or deleted and made
-  // again.
+  // The path no longer names the fifo held open: deleted, or deleted and made again.
   bool Replaced(int /*fd*/) override {
     struct stat st;
     if (stat(options_.path.c_str(), &st) != 0) return true;

@@ -37,10 +37,9 @@ uint32_t Be32(const uint8_t* p) {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
 }
 
-// The bytes a PNG's pixel data inflates to for the dimensions its IHDR
-// declares: one filter byte per row plus the packed row, summed over the seven
-// Adam7 passes when interlaced. 0 when the IHDR is not one this can read
-// (stb_image then refuses the file).
+// The bytes a PNG's pixel data inflates to for the dimensions its IHDR declares: one filter
+// byte per row plus the packed row, summed over the seven Adam7 passes when interlaced. 0
+// when the IHDR is not one this can read (stb_image then refuses the file).
 uint64_t PngRawBytes(const uint8_t* d, size_t n) {
   if (n < 33 || Be32(d + 8) != 13 || std::memcmp(d + 12, "IHDR", 4) != 0) return 0;
   const uint64_t w = Be32(d + 16), h = Be32(d + 20);
@@ -81,10 +80,10 @@ uint64_t PngRawBytes(const uint8_t* d, size_t n) {
   return total;
 }
 
-// Inflates the IDAT stream into a 64 KiB scratch buffer, counting: a PNG whose
-// pixel data inflates to more than its header needs is refused before
-// stb_image, which would grow its output buffer to whatever the stream holds.
-// Malformed chunk structure is left to stb_image.
+// Inflates the IDAT stream into a 64 KiB scratch buffer, counting: a PNG whose pixel data
+// inflates to more than its header needs is refused before stb_image, which would grow its
+// output buffer to whatever the stream holds. Malformed chunk structure is left to
+// stb_image.
 Status CheckPngInflatedSize(const uint8_t* d, size_t n) {
   const uint64_t limit = PngRawBytes(d, n);
   if (limit == 0) return Status::Ok();
@@ -123,8 +122,7 @@ Status CheckPngInflatedSize(const uint8_t* d, size_t n) {
 
 }  // namespace
 
-// Fills *h with what the header declares as soon as it is read, then checks the
-// limits.
+// Fills *h with what the header declares as soon as it is read, then checks the limits.
 static Status ReadHeaderInto(const uint8_t* data, size_t size, ImageHeader& h) {
   if (data == nullptr || size == 0) return Unreadable("empty image");
   if (size > kMaxImageFileBytes) return TooLarge("the file is larger than 64 MiB");
@@ -189,9 +187,8 @@ Result<std::vector<DecodedCode>> DecodeImageBytes(const uint8_t* data, size_t si
                                                    stbi_image_free);
   if (!pixels)
     return Status::Error("unreadable_image", std::string("corrupt image: ") + stbi_failure_reason());
-  // The decoder's dimensions are the header's (stb_image reads the same
-  // header); checked again all the same, since everything below sizes its work
-  // by them.
+  // The decoder's dimensions are the header's (stb_image reads the same header); checked
+  // again all the same, since everything below sizes its work by them.
   if (w != h.width || hh != h.height) return Unreadable("the image's size changed while decoding");
   return DecodeImage(pixels.get(), w, hh);
 }

@@ -18,9 +18,8 @@
 namespace loyalty::drivers::internal {
 namespace {
 
-// How often the watched directory's identity is compared with its path
-// (operations.md: a directory removed and created again is watched again within
-// five seconds).
+// How often the watched directory's identity is compared with its path (operations.md: a
+// directory removed and created again is watched again within five seconds).
 constexpr int kIdentityCheckMs = 1000;
 
 bool HasImageExtension(const std::string& name) {
@@ -86,10 +85,10 @@ class ImageSource final : public SourceBase {
   void Watch(int ifd) {
     alignas(inotify_event) char buf[16 * (sizeof(inotify_event) + NAME_MAX + 1)];
     for (;;) {
-      // inotify reports the watched directory's removal (IN_DELETE_SELF,
-      // IN_MOVE_SELF, then IN_IGNORED); the path is also compared with the
-      // watched directory every kIdentityCheckMs, for what inotify does not see
-      // (a directory renamed into the path's place, a mount over it).
+      // inotify reports the watched directory's removal (IN_DELETE_SELF, IN_MOVE_SELF, then
+      // IN_IGNORED); the path is also compared with the watched directory every
+      // kIdentityCheckMs, for what inotify does not see (a directory renamed into the
+      // path's place, a mount over it).
       const short rev = WaitReadable(ifd, kIdentityCheckMs);
       if (stopping()) return;
       if (rev == 0) {
@@ -153,8 +152,7 @@ class ImageSource final : public SourceBase {
     if (!r.ok()) {
       if (r.status().code() == "not_found") return;  // taken away meanwhile
       if (r.status().code() == "image_too_large") {
-        // Refused before decoding: counted, reported once per file, disposed of
-        // below.
+        // Refused before decoding: counted, reported once per file, disposed of below.
         UpdateCounters([](SourceCounters& c) { ++c.oversized_images; });
         if (events_.on_image_refused) {
           events_.on_image_refused(

@@ -1,7 +1,7 @@
-// Secret files and database modes, with a real loyaltyd (operations.md,
-// "Secrets and data on disk"): a key or token others can read, or a symbolic
-// link, stops --check-config and the start alike, naming the config key and the
-// file; the ledger and its -wal/-shm are created 0600.
+// Secret files and database modes, with a real loyaltyd (operations.md, "Secrets and data
+// on disk"): a key or token others can read, or a symbolic link, stops --check-config and
+// the start alike, naming the config key and the file; the ledger and its -wal/-shm are
+// created 0600.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -30,8 +30,7 @@ struct ProcessRun {
   std::string err;
 };
 
-// Runs loyaltyd with `args` to completion (it must exit by itself: a config it
-// refuses).
+// Runs loyaltyd with `args` to completion (it must exit by itself: a config it refuses).
 ProcessRun RunLoyaltyd(const std::filesystem::path& dir, const std::string& args) {
   const std::string err_file = (dir / "run.err").string();
   const std::string cmd = "timeout 20 " + kLoyaltyd + " " + args + " >/dev/null 2>" + err_file;
@@ -117,9 +116,8 @@ TEST_F(AgentFilesTest, KeysAndTokensOthersCanReadStopCheckConfigAndStart) {
   EXPECT_EQ(RunLoyaltyd(dir_, check).exit, 0);
 }
 
-// A new ledger and its -wal/-shm are 0600 after a real start and one commit,
-// whatever the umask leaves; an existing ledger others could read loses those
-// bits at the next start.
+// A new ledger and its -wal/-shm are 0600 after a real start and one commit, whatever the
+// umask leaves; an existing ledger others could read loses those bits at the next start.
 TEST_F(AgentFilesTest, TheLedgerAndItsWalAndShmAreCreatedWithoutWorldAccess) {
   const mode_t old_umask = ::umask(022);  // SQLite alone would make them 0644
   agent_ = std::make_unique<AgentProcess>(dir_);
@@ -143,9 +141,8 @@ TEST_F(AgentFilesTest, TheLedgerAndItsWalAndShmAreCreatedWithoutWorldAccess) {
   EXPECT_EQ(ModeOf(db + "-wal"), 0600u);
   EXPECT_EQ(ModeOf(db + "-shm"), 0600u);
 
-  // An existing ledger made world-readable by hand: the next start takes
-  // "others" away and keeps the group's bits (a group store IT gave it on
-  // purpose).
+  // An existing ledger made world-readable by hand: the next start takes "others" away and
+  // keeps the group's bits (a group store IT gave it on purpose).
   agent_->Stop();
   ASSERT_EQ(::chmod(db.c_str(), 0644), 0);
   agent_->Start();

@@ -159,8 +159,8 @@ TEST_F(ScansTest, ImageDirectory) {
   EXPECT_TRUE(WaitFor([&] { return !std::filesystem::exists(dir_ / "frames" / "frame.png"); }));  // processed: deleted
 }
 
-// operations.md: a fifo deleted and created again under the agent (a restarted
-// feeder) is read again, and health says `disconnected` while it is missing.
+// operations.md: a fifo deleted and created again under the agent (a restarted feeder) is
+// read again, and health says `disconnected` while it is missing.
 TEST_F(ScansTest, AFifoReplacedUnderTheAgentIsReadAgain) {
   agent_ = std::make_unique<AgentProcess>(dir_,
                                           "\n[[scanners]]\nid = \"lane1\"\nkind = \"fifo\"\npath = "

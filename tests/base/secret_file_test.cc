@@ -1,5 +1,5 @@
-// ReadSecretFile: the one check for private keys and token files
-// (operations.md, "Secrets and data on disk").
+// ReadSecretFile: the one check for private keys and token files (operations.md, "Secrets
+// and data on disk").
 #include "loyalty/base/secret_file.h"
 
 #include <fcntl.h>
@@ -58,8 +58,8 @@ TEST_F(SecretFileTest, AnyGroupOrWorldBitIsRefusedForAKeyNamingTheFile) {
   }
 }
 
-// The POS API token alone may be read by the owner's group: 0640 passes, group
-// write and any bit for others do not.
+// The POS API token alone may be read by the owner's group: 0640 passes, group write and
+// any bit for others do not.
 TEST_F(SecretFileTest, GroupReadIsAllowedOnlyWhenAsked) {
   EXPECT_TRUE(ReadSecretFile(Write("t", "tok", 0640), SecretAccess::kOwnerAndGroupRead).ok());
   EXPECT_TRUE(ReadSecretFile(Write("t", "tok", 0600), SecretAccess::kOwnerAndGroupRead).ok());

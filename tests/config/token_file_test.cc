@@ -61,8 +61,7 @@ TEST_F(TokenFileTest, WorldAccessIsRefused) {
   }
 }
 
-// The admin token (and any token read without kOwnerAndGroupRead) is its
-// owner's alone.
+// The admin token (and any token read without kOwnerAndGroupRead) is its owner's alone.
 TEST_F(TokenFileTest, TheAdminTokenIsOwnerOnly) {
   EXPECT_TRUE(ReadTokenFile(Write("admin.token", "secret\n", 0600)).ok());
   auto g = ReadTokenFile(Write("admin.token", "secret\n", 0640));
@@ -108,8 +107,7 @@ TEST_F(TokenFileTest, MissingFilesAndDirectories) {
   EXPECT_EQ(d.status().message(), dir_ + ": not a regular file");
 }
 
-// Keys named by a config: the loaders' "<config>: <key>: <file>: <reason>"
-// form.
+// Keys named by a config: the loaders' "<config>: <key>: <file>: <reason>" form.
 TEST_F(TokenFileTest, ConfiguredSecretsNameTheConfigTheKeyAndTheFile) {
   const std::string key = Write("hq.key", "-----BEGIN PRIVATE KEY-----\n", 0600);
   auto ok = ReadConfiguredSecret("/etc/loyaltyd/agent.toml", "hq.key_file", key);

@@ -132,9 +132,8 @@ Result<std::vector<DecodedCode>> Decode(const std::string& bytes, ImageHeader* h
   return DecodeImageBytes(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), h);
 }
 
-// The limit is on decoded bytes (width × height × channels × bytes per channel,
-// as the header declares), at its exact edge: 4096×2048 RGBA at 16 bits is 64
-// MiB exactly.
+// The limit is on decoded bytes (width × height × channels × bytes per channel, as the
+// header declares), at its exact edge: 4096×2048 RGBA at 16 bits is 64 MiB exactly.
 TEST(ImageDecodeLimits, DecodedSizeLimitAtItsEdge) {
   testing::PngSpec at{4096, 2048, 16, 6};
   at.header_only = true;
@@ -156,8 +155,8 @@ TEST(ImageDecodeLimits, DecodedSizeLimitAtItsEdge) {
   EXPECT_EQ(Header(testing::MakePng({4000, 4001, 8, 0, 0, 0, nullptr, true})).status().code(), "image_too_large");
 }
 
-// The decompression bomb: a small 16-bit 4000×4000 PNG. RGBA: 128 MB
-// decoded from a file of about 100 KB, refused before anything is decoded.
+// The decompression bomb: a small 16-bit 4000×4000 PNG. RGBA: 128 MB decoded from a
+// file of about 100 KB, refused before anything is decoded.
 TEST(ImageDecodeLimits, ADecompressionBombIsRefusedBeforeDecoding) {
   const std::string bomb = testing::MakePng({4000, 4000, 16, 6});
   EXPECT_LT(bomb.size(), 1u << 20);
@@ -170,8 +169,8 @@ TEST(ImageDecodeLimits, ADecompressionBombIsRefusedBeforeDecoding) {
   EXPECT_NE(r.status().message().find("over the limit of 67108864"), std::string::npos) << r.status().message();
 }
 
-// A header that lies: 100×100 declared, the pixel data inflates to far more.
-// Refused by the counting inflate before stb_image grows a buffer for it.
+// A header that lies: 100×100 declared, the pixel data inflates to far more. Refused by the
+// counting inflate before stb_image grows a buffer for it.
 TEST(ImageDecodeLimits, PixelDataLargerThanTheHeaderSaysIsRefused) {
   testing::PngSpec liar{100, 100, 8, 0};
   liar.data_rows = 20000;
@@ -191,8 +190,7 @@ TEST(ImageDecodeLimits, OnlyPngJpegAndPnmAreRead) {
   EXPECT_EQ(Decode("GIF89a" + std::string(100, '\0')).status().code(), "unreadable_image");
 }
 
-// Under the limit, a 16-bit image with a code in it decodes as an 8-bit one
-// does.
+// Under the limit, a 16-bit image with a code in it decodes as an 8-bit one does.
 TEST_F(ImageDecode, SixteenBitImageUnderTheLimitDecodes) {
   REQUIRE_QRENCODE();
   const Gray qr = qr_;

@@ -99,8 +99,8 @@ TEST_F(ImageSourceTest, SameCodeInConsecutiveFramesIsDebounced) {
   EXPECT_EQ(src->counters().scans, 2u);
 }
 
-// operations.md: an image folder removed and created again is watched again,
-// and the source is disconnected meanwhile.
+// operations.md: an image folder removed and created again is watched again, and the source
+// is disconnected meanwhile.
 TEST_F(ImageSourceTest, AFolderRemovedAndCreatedAgainIsWatchedAgain) {
   auto src = Start();
   fs::remove_all(dir_ / "in");
@@ -113,8 +113,8 @@ TEST_F(ImageSourceTest, AFolderRemovedAndCreatedAgainIsWatchedAgain) {
   EXPECT_EQ(events_.scans()[0].text, "after the folder came back");
 }
 
-// A folder renamed away and another renamed into its place (no delete event for
-// the path): the periodic identity check finds the new folder.
+// A folder renamed away and another renamed into its place (no delete event for the path):
+// the periodic identity check finds the new folder.
 TEST_F(ImageSourceTest, AFolderSwappedForAnotherIsWatched) {
   auto src = Start();
   fs::create_directory(dir_ / "in.new");
@@ -126,8 +126,8 @@ TEST_F(ImageSourceTest, AFolderSwappedForAnotherIsWatched) {
   EXPECT_EQ(events_.scans()[0].text, "in the swapped folder");
 }
 
-// The decompression bomb dropped into the folder: refused before decoding,
-// counted, reported once, removed; the next frame is read as usual.
+// The decompression bomb dropped into the folder: refused before decoding, counted,
+// reported once, removed; the next frame is read as usual.
 TEST_F(ImageSourceTest, ADecompressionBombIsRefusedCountedAndRemoved) {
   auto src = Start();
   testing::WriteBytes(dir_ / "bomb.tmp", testing::MakePng({4000, 4000, 16, 6}));

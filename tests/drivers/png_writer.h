@@ -1,7 +1,7 @@
-// Test helper: PNG files written with zlib, in the bit depths and colour types
-// stb_image cannot write (16-bit, RGBA), and with headers that lie. For the
-// decoded-size limit (operations.md, "Scanners"): a 16-bit 4000×4000 image of
-// one colour compresses to about 100 KB and would decode to hundreds of MB.
+// Test helper: PNG files written with zlib, in the bit depths and colour types stb_image
+// cannot write (16-bit, RGBA), and with headers that lie. For the decoded-size limit
+// (operations.md, "Scanners"): a 16-bit 4000×4000 image of one colour compresses to about
+// 100 KB and would decode to hundreds of MB.
 #pragma once
 
 #include <zlib.h>
@@ -16,8 +16,7 @@ struct PngSpec {
   uint32_t width = 0, height = 0;  // as the IHDR declares
   int bit_depth = 8;               // 8 or 16
   int color_type = 0;              // 0 grey, 2 RGB, 4 grey+alpha, 6 RGBA
-  // Rows actually compressed (default: height). More than height makes a header
-  // that lies.
+  // Rows actually compressed (default: height). More than height makes a header that lies.
   uint32_t data_rows = 0;
   uint32_t data_row_pixels = 0;  // pixels per compressed row (default: width)
   // Grey value 0..255 of pixel (x, y); null: all white.

@@ -124,9 +124,8 @@ TEST_F(FifoTest, HalfFinishedLineTimesOut) {
   close(w);
 }
 
-// A writer on a fifo made again by a restarted feeder: opening for writing only
-// succeeds once a reader holds the new fifo open (ENXIO until then with
-// O_NONBLOCK).
+// A writer on a fifo made again by a restarted feeder: opening for writing only succeeds
+// once a reader holds the new fifo open (ENXIO until then with O_NONBLOCK).
 int OpenWriterWhenRead(const std::string& path) {
   int fd = -1;
   EventCollector::Eventually([&] {
@@ -137,8 +136,8 @@ int OpenWriterWhenRead(const std::string& path) {
   return fd;
 }
 
-// operations.md: a fifo removed and created again under the source is opened
-// again, and the source is disconnected while the path is missing.
+// operations.md: a fifo removed and created again under the source is opened again, and the
+// source is disconnected while the path is missing.
 TEST_F(FifoTest, AFifoDeletedAndCreatedAgainIsOpenedAgain) {
   auto src = Make(opts_);
   ASSERT_TRUE(src->Start().ok());
@@ -146,8 +145,7 @@ TEST_F(FifoTest, AFifoDeletedAndCreatedAgainIsOpenedAgain) {
   int w = OpenWriter();
   WriteAll(w, "before\n");
   ASSERT_TRUE(events_.WaitScans(1));
-  // The feeder dies (its fifo deleted while it still held it open), then
-  // restarts.
+  // The feeder dies (its fifo deleted while it still held it open), then restarts.
   ASSERT_EQ(unlink(opts_.path.c_str()), 0);
   ASSERT_TRUE(events_.WaitState(SourceState::kDisconnected));
   EXPECT_EQ(src->state(), SourceState::kDisconnected);
@@ -164,8 +162,8 @@ TEST_F(FifoTest, AFifoDeletedAndCreatedAgainIsOpenedAgain) {
   EXPECT_EQ(src->counters().reconnects, 1u);
 }
 
-// Deleted and made again between two looks: the path names another fifo (device
-// and inode differ from the one held open), which is opened instead.
+// Deleted and made again between two looks: the path names another fifo (device and inode
+// differ from the one held open), which is opened instead.
 TEST_F(FifoTest, AFifoReplacedAtOnceIsFollowedByItsInode) {
   auto src = Make(opts_);
   ASSERT_TRUE(src->Start().ok());

@@ -179,9 +179,9 @@ TEST_F(HqProcessTest, EnrolUploadRestart) {
   EXPECT_EQ(unauth->status, 401);
 }
 
-// operations.md, "Secrets and data on disk": every private key and token
-// hq.toml names is refused at 0644 by --check-config and by a real start alike,
-// the message naming the config key and the file; 0600 is accepted.
+// operations.md, "Secrets and data on disk": every private key and token hq.toml names is
+// refused at 0644 by --check-config and by a real start alike, the message naming the
+// config key and the file; 0600 is accepted.
 class HqSecretFilesTest : public HqProcessTest {
  protected:
   struct ProcessRun {
@@ -198,8 +198,7 @@ class HqSecretFilesTest : public HqProcessTest {
     return r;
   }
   std::string Toml() const { return (dir_ / "hq.toml").string(); }
-  // Adds TLS (a self-signed certificate that is also the client CA) and a PII
-  // key file.
+  // Adds TLS (a self-signed certificate that is also the client CA) and a PII key file.
   void UseTlsAndAPiiKey() {
     const std::string cmd =
         "openssl req -x509 -newkey ec -pkeyopt "
@@ -261,9 +260,8 @@ TEST_F(HqSecretFilesTest, ASymlinkedSigningKeyIsRefused) {
   }
 }
 
-// hq.db and its -wal/-shm are 0600 after a real start and one write, with a
-// umask that would leave SQLite's own default at 0644; the PII key it creates
-// is 0600.
+// hq.db and its -wal/-shm are 0600 after a real start and one write, with a umask that
+// would leave SQLite's own default at 0644; the PII key it creates is 0600.
 TEST_F(HqSecretFilesTest, HqDbAndItsWalAndShmAreCreated0600) {
   const mode_t old_umask = ::umask(022);
   Start();
