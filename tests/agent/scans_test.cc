@@ -196,7 +196,8 @@ TEST_F(ScansTest, ADecompressionBombImageIsRefusedAndLogged) {
                                           "\n[[scanners]]\nid = \"cam\"\nkind = \"image\"\ndirectory = "
                                           "\"frames\"\n");
   agent_->Start();
-  drivers::testing::WriteBytes((dir_ / "bomb.tmp").string(), drivers::testing::MakePng({4000, 4000, 16, 6}));
+  drivers::testing::WriteBytes((dir_ / "bomb.tmp").string(),
+                               drivers::testing::MakePng(drivers::testing::Spec(4000, 4000, 16, 6)));
   std::filesystem::rename(dir_ / "bomb.tmp", dir_ / "frames" / "bomb.png");
   ASSERT_TRUE(WaitFor([&] { return agent_->ReadLog().find("scanner_image_refused") != std::string::npos; }));
   const std::string log = agent_->ReadLog();

@@ -135,7 +135,7 @@ Result<std::vector<DecodedCode>> Decode(const std::string& bytes, ImageHeader* h
 // The limit is on decoded bytes (width × height × channels × bytes per channel, as the
 // header declares), at its exact edge: 4096×2048 RGBA at 16 bits is 64 MiB exactly.
 TEST(ImageDecodeLimits, DecodedSizeLimitAtItsEdge) {
-  testing::PngSpec at{4096, 2048, 16, 6};
+  testing::PngSpec at = testing::Spec(4096, 2048, 16, 6);
   at.header_only = true;
   auto h = Header(testing::MakePng(at));
   ASSERT_TRUE(h.ok()) << h.status().ToString();
@@ -151,14 +151,14 @@ TEST(ImageDecodeLimits, DecodedSizeLimitAtItsEdge) {
   eight.bit_depth = 8;
   EXPECT_TRUE(Header(testing::MakePng(eight)).ok());
   // And the pixel count has its own cap (what ZXing is given): 16 megapixels.
-  EXPECT_TRUE(Header(testing::MakePng({4000, 4000, 8, 0, 0, 0, nullptr, true})).ok());
-  EXPECT_EQ(Header(testing::MakePng({4000, 4001, 8, 0, 0, 0, nullptr, true})).status().code(), "image_too_large");
+  EXPECT_TRUE(Header(testing::MakePng(testing::Spec(4000, 4000, 8, 0, true))).ok());
+  EXPECT_EQ(Header(testing::MakePng(testing::Spec(4000, 4001, 8, 0, true))).status().code(), "image_too_large");
 }
 
 // The decompression bomb: a small 16-bit 4000×4000 PNG. RGBA: 128 MB decoded from a
 // file of about 100 KB, refused before anything is decoded.
 TEST(ImageDecodeLimits, ADecompressionBombIsRefusedBeforeDecoding) {
-  const std::string bomb = testing::MakePng({4000, 4000, 16, 6});
+  const std::string bomb = testing::MakePng(testing::Spec(4000, 4000, 16, 6));
   EXPECT_LT(bomb.size(), 1u << 20);
   ImageHeader h;
   auto r = Decode(bomb, &h);
@@ -172,14 +172,14 @@ TEST(ImageDecodeLimits, ADecompressionBombIsRefusedBeforeDecoding) {
 // A header that lies: 100×100 declared, the pixel data inflates to far more. Refused by the
 // counting inflate before stb_image grows a buffer for it.
 TEST(ImageDecodeLimits, PixelDataLargerThanTheHeaderSaysIsRefused) {
-  testing::PngSpec liar{100, 100, 8, 0};
+  testing::PngSpec liar = testing::Spec(100, 100, 8, 0);
   liar.data_rows = 20000;
   liar.data_row_pixels = 1000;
   auto r = Decode(testing::MakePng(liar));
   EXPECT_EQ(r.status().code(), "image_too_large");
   EXPECT_NE(r.status().message().find("inflates to more than"), std::string::npos) << r.status().message();
   // The honest file of the same header decodes (to no code).
-  auto honest = Decode(testing::MakePng({100, 100, 8, 0}));
+  auto honest = Decode(testing::MakePng(testing::Spec(100, 100, 8, 0)));
   ASSERT_TRUE(honest.ok()) << honest.status().ToString();
   EXPECT_TRUE(honest->empty());
 }
@@ -194,7 +194,7 @@ TEST(ImageDecodeLimits, OnlyPngJpegAndPnmAreRead) {
 TEST_F(ImageDecode, SixteenBitImageUnderTheLimitDecodes) {
   REQUIRE_QRENCODE();
   const Gray qr = qr_;
-  testing::PngSpec spec{static_cast<uint32_t>(qr.w) + 40, static_cast<uint32_t>(qr.h) + 40, 16, 6};
+  testing::PngSpec spec = testing::Spec(static_cast<uint32_t>(qr.w) + 40, static_cast<uint32_t>(qr.h) + 40, 16, 6);
   spec.grey = [&qr](uint32_t x, uint32_t y) -> uint8_t {
     const int qx = static_cast<int>(x) - 20, qy = static_cast<int>(y) - 20;
     return qx >= 0 && qy >= 0 && qx < qr.w && qy < qr.h ? qr.at(qx, qy) : 255;

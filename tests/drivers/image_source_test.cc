@@ -130,7 +130,7 @@ TEST_F(ImageSourceTest, AFolderSwappedForAnotherIsWatched) {
 // reported once, removed; the next frame is read as usual.
 TEST_F(ImageSourceTest, ADecompressionBombIsRefusedCountedAndRemoved) {
   auto src = Start();
-  testing::WriteBytes(dir_ / "bomb.tmp", testing::MakePng({4000, 4000, 16, 6}));
+  testing::WriteBytes(dir_ / "bomb.tmp", testing::MakePng(testing::Spec(4000, 4000, 16, 6)));
   fs::rename(dir_ / "bomb.tmp", dir_ / "in/bomb.png");
   ASSERT_TRUE(EventCollector::Eventually([&] { return src->counters().oversized_images == 1; }));
   auto refused = events_.refused();

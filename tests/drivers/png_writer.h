@@ -24,6 +24,17 @@ struct PngSpec {
   bool header_only = false;  // signature and IHDR, nothing else (enough for stbi_info)
 };
 
+// The common case: dimensions, depth and colour type; every other field at its default.
+inline PngSpec Spec(uint32_t width, uint32_t height, int bit_depth, int color_type, bool header_only = false) {
+  PngSpec p;
+  p.width = width;
+  p.height = height;
+  p.bit_depth = bit_depth;
+  p.color_type = color_type;
+  p.header_only = header_only;
+  return p;
+}
+
 inline void PngPut32(std::string& s, uint32_t v) {
   s += static_cast<char>(v >> 24);
   s += static_cast<char>(v >> 16);
