@@ -90,9 +90,16 @@ Result<Prepared> Prepare(const std::string& config_path) {
   auto verifier = codes::CodeVerifier::Create(ToCodesConfig(p.cfg));
   if (!verifier.ok()) return Status::Error("config_invalid", config_path + ": codes: " + verifier.status().message());
   p.verifier = std::move(*verifier);
-  auto token = config::ReadTokenFile(p.cfg.token_file);
+  // The POS API token is the one secret its owner's group may read (the POS's group).
+  auto token = config::ReadTokenFile(p.cfg.token_file, SecretAccess::kOwnerAndGroupRead);
   if (!token.ok()) return Status::Error("config_invalid", config_path + ": api.token_file: " + token.status().message());
   p.token = std::move(*token);
+  // The client key is read again at each sync run, through the same check; checking it
+  // here makes a key others can read stop the start (and --check-config) at once.
+  if (!p.cfg.key_file.empty()) {
+    auto key = config::ReadConfiguredSecret(config_path, "hq.key_file", p.cfg.key_file);
+    if (!key.ok()) return key.status();
+  }
   return p;
 }
 

@@ -73,6 +73,20 @@ Status Scanners::Start(const std::vector<config::ScannerConfig>& cfg) {
         LogEvent(Level::kWarn, "scanner_garbage", {{"scanner_id", id}, {"what", what}});
       });
     };
+    ev.on_image_refused = [this, alive](const std::string& id, const drivers::RefusedImage& r) {
+      boost::asio::post(ioc_, [alive, id, r]() {
+        if (alive.expired()) return;
+        LogEvent(Level::kWarn, "scanner_image_refused",
+                 {{"scanner_id", id},
+                  {"file", r.file},
+                  {"width", r.width},
+                  {"height", r.height},
+                  {"channels", r.channels},
+                  {"bytes_per_channel", r.bytes_per_channel},
+                  {"decoded_bytes", r.decoded_bytes},
+                  {"reason", r.reason}});
+      });
+    };
     auto src = drivers::MakeSource(ToOptions(c), std::move(ev), clock_);
     if (!src.ok()) {
       Stop();

@@ -73,7 +73,7 @@ class Context {
   };
 
   std::optional<Failure> ReadToken() {
-    auto t = config::ReadTokenFile(cfg_.token_file);
+    auto t = config::ReadTokenFile(cfg_.token_file, SecretAccess::kOwnerAndGroupRead);
     if (!t.ok()) return Failure{kExitConfig, t.status().message()};
     token_ = std::move(*t);
     return std::nullopt;

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 
 #include "source_base.h"
@@ -19,6 +20,9 @@ namespace loyalty::drivers::internal {
 namespace {
 
 constexpr int kPartialCheckMs = 100;
+// How often a fifo source compares its path with the fifo it holds open (operations.md: a
+// replaced fifo is picked up again within five seconds).
+constexpr int kIdentityCheckMs = 1000;
 
 std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
 
@@ -27,18 +31,35 @@ class StreamSourceBase : public SourceBase {
   using SourceBase::SourceBase;
 
  protected:
-  enum class Outcome { kStopped, kEof, kError };
+  enum class Outcome { kStopped, kEof, kError, kReplaced };
 
-  // Pumps fd until stop, end of stream or error. The framer persists across reopens.
+  // Sources whose path can be replaced under them (a fifo) say so here: Pump() then calls
+  // Replaced() at least every kIdentityCheckMs and returns kReplaced when it is true.
+  virtual bool Replaced(int /*fd*/) { return false; }
+  virtual bool ChecksIdentity() const { return false; }
+
+  // Pumps fd until stop, end of stream, error or (ChecksIdentity) replacement. The framer
+  // persists across reopens.
   Outcome Pump(int fd, LineFramer* framer, std::string* error) {
     std::vector<Frame> frames;
     uint8_t buf[4096];
     int64_t last_byte_ms = clock_.mono_ms();
+    // The identity check's cadence is not logic that depends on time, so it runs on the
+    // process's steady clock rather than the injected one (a frozen test clock must not
+    // stop it).
+    auto last_check = std::chrono::steady_clock::now();
     for (;;) {
-      const int timeout =
-          framer->has_partial() ? std::min(kPartialCheckMs, options_.partial_timeout_ms) : -1;
+      int timeout = framer->has_partial() ? std::min(kPartialCheckMs, options_.partial_timeout_ms) : -1;
+      if (ChecksIdentity()) timeout = timeout < 0 ? kIdentityCheckMs : std::min(timeout, kIdentityCheckMs);
       const short rev = WaitReadable(fd, timeout);
       if (stopping()) return Outcome::kStopped;
+      if (ChecksIdentity()) {
+        const auto now = std::chrono::steady_clock::now();
+        if (rev == 0 || now - last_check >= std::chrono::milliseconds(kIdentityCheckMs)) {
+          last_check = now;
+          if (Replaced(fd)) return Outcome::kReplaced;
+        }
+      }
       if (rev & (POLLIN | POLLHUP | POLLERR)) {
         const ssize_t n = read(fd, buf, sizeof buf);
         if (n > 0) {
@@ -57,8 +78,7 @@ class StreamSourceBase : public SourceBase {
         *error = "descriptor closed";
         return Outcome::kError;
       }
-      if (framer->has_partial() &&
-          clock_.mono_ms() - last_byte_ms >= options_.partial_timeout_ms) {
+      if (framer->has_partial() && clock_.mono_ms() - last_byte_ms >= options_.partial_timeout_ms) {
         framer->DiscardPartial();
         Garbage(&SourceCounters::partial_timeouts, "unterminated read timed out");
       }
@@ -90,14 +110,35 @@ class FifoSource final : public StreamSourceBase {
     LineFramer framer(Terminator::kLF);
     std::vector<Frame> frames;
     while (!stopping()) {
+      // A feeder that restarts may delete the fifo and make a new one: while the path is
+      // missing (or not a fifo) the source is disconnected and looks again every
+      // reopen_interval_ms. It does not create the fifo again itself: only Prepare() does,
+      // at start.
+      struct stat path_st;
+      const bool found = stat(options_.path.c_str(), &path_st) == 0;
+      if (!found || !S_ISFIFO(path_st.st_mode)) {
+        SetState(SourceState::kDisconnected,
+                 found ? "fifo " + options_.path + " is not a named pipe" : Errno("fifo " + options_.path));
+        SleepUnlessStopped(options_.reopen_interval_ms);
+        continue;
+      }
       // O_NONBLOCK: opening for reading does not wait for a writer, and a fresh reader
       // sees no hang-up until a writer has come and gone, so poll() blocks meanwhile.
       const int fd = open(options_.path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
       if (fd < 0) {
-        SetState(SourceState::kError, Errno("open " + options_.path));
+        SetState(errno == ENOENT ? SourceState::kDisconnected : SourceState::kError, Errno("open " + options_.path));
         SleepUnlessStopped(options_.reopen_interval_ms);
         continue;
       }
+      struct stat fd_st;
+      if (fstat(fd, &fd_st) != 0 || !S_ISFIFO(fd_st.st_mode)) {
+        close(fd);
+        SetState(SourceState::kDisconnected, "fifo " + options_.path + " is not a named pipe");
+        SleepUnlessStopped(options_.reopen_interval_ms);
+        continue;
+      }
+      dev_ = fd_st.st_dev;
+      ino_ = fd_st.st_ino;
       SetState(SourceState::kConnected, "fifo " + options_.path + " open");
       std::string error;
       const Outcome o = Pump(fd, &framer, &error);
@@ -106,6 +147,14 @@ class FifoSource final : public StreamSourceBase {
         // The writer closed: its last line counts even without a newline.
         framer.Flush(&frames);
         Deliver(&frames);
+      } else if (o == Outcome::kReplaced) {
+        // What was half-read came from the old fifo's writer, which is gone.
+        if (framer.has_partial()) {
+          framer.DiscardPartial();
+          Garbage(&SourceCounters::cut_off, "read cut off by the fifo being replaced");
+        }
+        // The loop looks at the path again at once: a new fifo already there is opened now,
+        // a missing one makes the source disconnected.
       } else if (o == Outcome::kError) {
         framer.DiscardPartial();
         SetState(SourceState::kError, error);
@@ -113,6 +162,19 @@ class FifoSource final : public StreamSourceBase {
       }
     }
   }
+
+  bool ChecksIdentity() const override { return true; }
+
+  // The path no longer names the fifo held open: deleted, or deleted and made again.
+  bool Replaced(int /*fd*/) override {
+    struct stat st;
+    if (stat(options_.path.c_str(), &st) != 0) return true;
+    return st.st_dev != dev_ || st.st_ino != ino_ || !S_ISFIFO(st.st_mode);
+  }
+
+ private:
+  dev_t dev_ = 0;
+  ino_t ino_ = 0;
 };
 
 // ---------------------------------------------------------------------------------------

@@ -4,16 +4,16 @@
 
 #include <ZXing/ReadBarcode.h>
 #include <stb_image.h>
+#include <zlib.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstdio>
 #include <cstring>
 #include <memory>
 
 namespace loyalty::drivers {
 namespace {
-
-constexpr size_t kMaxImageFileBytes = 64u << 20;
 
 ZXing::DecodeHints Hints() {
   // tryHarder + tryRotate: camera frames arrive at any angle and with noise; restricting
@@ -24,7 +24,139 @@ ZXing::DecodeHints Hints() {
       .setTryRotate(true);
 }
 
+Status TooLarge(const std::string& why) { return Status::Error("image_too_large", why); }
+Status Unreadable(const std::string& why) { return Status::Error("unreadable_image", why); }
+
+constexpr uint8_t kPngSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+
+bool IsPng(const uint8_t* d, size_t n) { return n >= 8 && std::memcmp(d, kPngSignature, 8) == 0; }
+bool IsJpeg(const uint8_t* d, size_t n) { return n >= 3 && d[0] == 0xff && d[1] == 0xd8 && d[2] == 0xff; }
+bool IsPnm(const uint8_t* d, size_t n) { return n >= 2 && d[0] == 'P' && (d[1] == '5' || d[1] == '6'); }
+
+uint32_t Be32(const uint8_t* p) {
+  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
+}
+
+// The bytes a PNG's pixel data inflates to for the dimensions its IHDR declares: one filter
+// byte per row plus the packed row, summed over the seven Adam7 passes when interlaced. 0
+// when the IHDR is not one this can read (stb_image then refuses the file).
+uint64_t PngRawBytes(const uint8_t* d, size_t n) {
+  if (n < 33 || Be32(d + 8) != 13 || std::memcmp(d + 12, "IHDR", 4) != 0) return 0;
+  const uint64_t w = Be32(d + 16), h = Be32(d + 20);
+  const int depth = d[24], color = d[25], interlace = d[28];
+  int channels = 0;
+  switch (color) {
+    case 0:
+      channels = 1;
+      break;  // grey
+    case 2:
+      channels = 3;
+      break;  // RGB
+    case 3:
+      channels = 1;
+      break;  // palette index
+    case 4:
+      channels = 2;
+      break;  // grey + alpha
+    case 6:
+      channels = 4;
+      break;  // RGBA
+    default:
+      return 0;
+  }
+  const uint64_t bits = static_cast<uint64_t>(channels) * static_cast<uint64_t>(depth);
+  auto pass_bytes = [bits](uint64_t pw, uint64_t ph) -> uint64_t {
+    return pw == 0 || ph == 0 ? 0 : ph * (1 + (pw * bits + 7) / 8);
+  };
+  if (interlace == 0) return pass_bytes(w, h);
+  static constexpr int kAdam7[7][4] = {{0, 0, 8, 8}, {4, 0, 8, 8}, {0, 4, 4, 8}, {2, 0, 4, 4},
+                                       {0, 2, 2, 4}, {1, 0, 2, 2}, {0, 1, 1, 2}};
+  uint64_t total = 0;
+  for (const auto& p : kAdam7) {
+    const uint64_t pw = w > static_cast<uint64_t>(p[0]) ? (w - p[0] + p[2] - 1) / p[2] : 0;
+    const uint64_t ph = h > static_cast<uint64_t>(p[1]) ? (h - p[1] + p[3] - 1) / p[3] : 0;
+    total += pass_bytes(pw, ph);
+  }
+  return total;
+}
+
+// Inflates the IDAT stream into a 64 KiB scratch buffer, counting: a PNG whose pixel data
+// inflates to more than its header needs is refused before stb_image, which would grow its
+// output buffer to whatever the stream holds. Malformed chunk structure is left to
+// stb_image.
+Status CheckPngInflatedSize(const uint8_t* d, size_t n) {
+  const uint64_t limit = PngRawBytes(d, n);
+  if (limit == 0) return Status::Ok();
+  z_stream z{};
+  if (inflateInit(&z) != Z_OK) return Unreadable("zlib init failed");
+  std::unique_ptr<z_stream, int (*)(z_stream*)> guard(&z, inflateEnd);
+  static thread_local uint8_t scratch[64 * 1024];
+  uint64_t produced = 0;
+  bool ended = false;
+  for (size_t off = 8; off + 12 <= n && !ended;) {
+    const uint32_t len = Be32(d + off);
+    if (len > n - off - 12) break;
+    const uint8_t* type = d + off + 4;
+    const uint8_t* data = d + off + 8;
+    off += 12 + static_cast<size_t>(len);
+    if (std::memcmp(type, "IEND", 4) == 0) break;
+    if (std::memcmp(type, "IDAT", 4) != 0) continue;
+    z.next_in = const_cast<Bytef*>(data);
+    z.avail_in = len;
+    while (z.avail_in > 0 && !ended) {
+      z.next_out = scratch;
+      z.avail_out = sizeof scratch;
+      const int rc = inflate(&z, Z_NO_FLUSH);
+      produced += sizeof scratch - z.avail_out;
+      if (produced > limit) {
+        return TooLarge("the PNG's pixel data inflates to more than its header's " + std::to_string(limit) + " bytes");
+      }
+      if (rc == Z_STREAM_END)
+        ended = true;
+      else if (rc != Z_OK)
+        return Status::Ok();  // corrupt: stb_image reports it
+    }
+  }
+  return Status::Ok();
+}
+
 }  // namespace
+
+// Fills *h with what the header declares as soon as it is read, then checks the limits.
+static Status ReadHeaderInto(const uint8_t* data, size_t size, ImageHeader& h) {
+  if (data == nullptr || size == 0) return Unreadable("empty image");
+  if (size > kMaxImageFileBytes) return TooLarge("the file is larger than 64 MiB");
+  if (size > static_cast<size_t>(INT32_MAX)) return TooLarge("the file is too large");
+  if (!IsPng(data, size) && !IsJpeg(data, size) && !IsPnm(data, size)) {
+    return Unreadable("not a PNG, JPEG or binary PNM image");
+  }
+  const int len = static_cast<int>(size);
+  if (!stbi_info_from_memory(data, len, &h.width, &h.height, &h.channels)) {
+    return Unreadable(std::string("not an image: ") + stbi_failure_reason());
+  }
+  h.bytes_per_channel = stbi_is_16_bit_from_memory(data, len) ? 2 : 1;
+  if (h.width <= 0 || h.height <= 0 || h.channels <= 0 || h.channels > 4) {
+    return Unreadable("image dimensions out of range");
+  }
+  h.decoded_bytes = static_cast<int64_t>(h.width) * h.height * h.channels * h.bytes_per_channel;
+  if (h.decoded_bytes > kMaxDecodedImageBytes) {
+    return TooLarge(std::to_string(h.width) + "x" + std::to_string(h.height) + ", " + std::to_string(h.channels) +
+                    " channel(s) of " + std::to_string(h.bytes_per_channel) + " byte(s) decode to " +
+                    std::to_string(h.decoded_bytes) + " bytes, over the limit of " +
+                    std::to_string(kMaxDecodedImageBytes));
+  }
+  if (static_cast<int64_t>(h.width) * h.height > kMaxImagePixels) {
+    return TooLarge(std::to_string(h.width) + "x" + std::to_string(h.height) + " is more than " +
+                    std::to_string(kMaxImagePixels) + " pixels");
+  }
+  return Status::Ok();
+}
+
+Result<ImageHeader> ReadImageHeader(const uint8_t* data, size_t size) {
+  ImageHeader h;
+  if (Status s = ReadHeaderInto(data, size, h); !s.ok()) return s;
+  return h;
+}
 
 Result<std::vector<DecodedCode>> DecodeImage(const uint8_t* luminance, int width, int height) {
   if (luminance == nullptr) return Status::Error("invalid_argument", "no image data");
@@ -41,25 +173,27 @@ Result<std::vector<DecodedCode>> DecodeImage(const uint8_t* luminance, int width
   return codes;
 }
 
-Result<std::vector<DecodedCode>> DecodeImageBytes(const uint8_t* data, size_t size) {
-  if (data == nullptr || size == 0 || size > kMaxImageFileBytes ||
-      size > static_cast<size_t>(INT32_MAX))
-    return Status::Error("unreadable_image", "empty or oversized image");
+Result<std::vector<DecodedCode>> DecodeImageBytes(const uint8_t* data, size_t size, ImageHeader* header) {
+  // The header first: nothing is allocated for an image over the limits.
+  ImageHeader local;
+  ImageHeader& h = header != nullptr ? *header : local;
+  if (Status s = ReadHeaderInto(data, size, h); !s.ok()) return s;
+  if (IsPng(data, size)) {
+    if (Status s = CheckPngInflatedSize(data, size); !s.ok()) return s;
+  }
   const int len = static_cast<int>(size);
-  int w = 0, h = 0, channels = 0;
-  // Check the header's dimensions before stb allocates for them.
-  if (!stbi_info_from_memory(data, len, &w, &h, &channels))
-    return Status::Error("unreadable_image", std::string("not an image: ") + stbi_failure_reason());
-  if (w <= 0 || h <= 0 || static_cast<int64_t>(w) * h > kMaxImagePixels)
-    return Status::Error("unreadable_image", "image dimensions out of range");
-  std::unique_ptr<uint8_t, void (*)(void*)> pixels(
-      stbi_load_from_memory(data, len, &w, &h, &channels, 1), stbi_image_free);
+  int w = 0, hh = 0, channels = 0;
+  std::unique_ptr<uint8_t, void (*)(void*)> pixels(stbi_load_from_memory(data, len, &w, &hh, &channels, 1),
+                                                   stbi_image_free);
   if (!pixels)
     return Status::Error("unreadable_image", std::string("corrupt image: ") + stbi_failure_reason());
-  return DecodeImage(pixels.get(), w, h);
+  // The decoder's dimensions are the header's (stb_image reads the same header); checked
+  // again all the same, since everything below sizes its work by them.
+  if (w != h.width || hh != h.height) return Unreadable("the image's size changed while decoding");
+  return DecodeImage(pixels.get(), w, hh);
 }
 
-Result<std::vector<DecodedCode>> DecodeImageFile(const std::string& path) {
+Result<std::vector<DecodedCode>> DecodeImageFile(const std::string& path, ImageHeader* header) {
   std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "rbe"), std::fclose);
   if (!f) {
     return Status::Error(errno == ENOENT ? "not_found" : "io_error",
@@ -69,13 +203,12 @@ Result<std::vector<DecodedCode>> DecodeImageFile(const std::string& path) {
   uint8_t buf[65536];
   size_t n;
   while ((n = std::fread(buf, 1, sizeof buf, f.get())) > 0) {
-    if (bytes.size() + n > kMaxImageFileBytes)
-      return Status::Error("unreadable_image", path + ": larger than 64 MiB");
+    if (bytes.size() + n > kMaxImageFileBytes) return Status::Error("image_too_large", path + ": larger than 64 MiB");
     bytes.insert(bytes.end(), buf, buf + n);
   }
   if (std::ferror(f.get())) return Status::Error("io_error", path + ": read failed");
   if (bytes.empty()) return Status::Error("unreadable_image", path + ": empty file");
-  return DecodeImageBytes(bytes.data(), bytes.size());
+  return DecodeImageBytes(bytes.data(), bytes.size(), header);
 }
 
 }  // namespace loyalty::drivers

@@ -18,6 +18,10 @@
 namespace loyalty::drivers::internal {
 namespace {
 
+// How often the watched directory's identity is compared with its path (operations.md: a
+// directory removed and created again is watched again within five seconds).
+constexpr int kIdentityCheckMs = 1000;
+
 bool HasImageExtension(const std::string& name) {
   const size_t dot = name.rfind('.');
   if (dot == std::string::npos) return false;
@@ -60,6 +64,15 @@ class ImageSource final : public SourceBase {
         SleepUnlessStopped(options_.reopen_interval_ms);
         continue;
       }
+      struct stat st;
+      if (stat(options_.directory.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+        close(ifd);  // gone again between the watch and now
+        SetState(SourceState::kDisconnected, "directory " + options_.directory + " went away");
+        SleepUnlessStopped(options_.reopen_interval_ms);
+        continue;
+      }
+      dev_ = st.st_dev;
+      ino_ = st.st_ino;
       SetState(SourceState::kConnected, "watching " + options_.directory);
       ScanDirectory();
       Watch(ifd);
@@ -72,8 +85,19 @@ class ImageSource final : public SourceBase {
   void Watch(int ifd) {
     alignas(inotify_event) char buf[16 * (sizeof(inotify_event) + NAME_MAX + 1)];
     for (;;) {
-      WaitReadable(ifd, -1);
+      // inotify reports the watched directory's removal (IN_DELETE_SELF, IN_MOVE_SELF, then
+      // IN_IGNORED); the path is also compared with the watched directory every
+      // kIdentityCheckMs, for what inotify does not see (a directory renamed into the
+      // path's place, a mount over it).
+      const short rev = WaitReadable(ifd, kIdentityCheckMs);
       if (stopping()) return;
+      if (rev == 0) {
+        if (Replaced()) {
+          SetState(SourceState::kDisconnected, "directory " + options_.directory + " was replaced");
+          return;
+        }
+        continue;
+      }
       const ssize_t n = read(ifd, buf, sizeof buf);
       if (n <= 0) {
         if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
@@ -99,6 +123,12 @@ class ImageSource final : public SourceBase {
     }
   }
 
+  bool Replaced() const {
+    struct stat st;
+    if (stat(options_.directory.c_str(), &st) != 0) return true;
+    return st.st_dev != dev_ || st.st_ino != ino_ || !S_ISDIR(st.st_mode);
+  }
+
   void ScanDirectory() {
     std::vector<std::string> names;
     if (DIR* d = opendir(options_.directory.c_str())) {
@@ -117,10 +147,21 @@ class ImageSource final : public SourceBase {
     const std::string path = options_.directory + "/" + name;
     struct stat st;
     if (lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return;
-    Result<std::vector<DecodedCode>> r = DecodeImageFile(path);
+    ImageHeader header;
+    Result<std::vector<DecodedCode>> r = DecodeImageFile(path, &header);
     if (!r.ok()) {
       if (r.status().code() == "not_found") return;  // taken away meanwhile
-      Garbage(&SourceCounters::unreadable_files, "unreadable image " + name);
+      if (r.status().code() == "image_too_large") {
+        // Refused before decoding: counted, reported once per file, disposed of below.
+        UpdateCounters([](SourceCounters& c) { ++c.oversized_images; });
+        if (events_.on_image_refused) {
+          events_.on_image_refused(
+              options_.id, RefusedImage{name, header.width, header.height, header.channels, header.bytes_per_channel,
+                                        header.decoded_bytes, r.status().message()});
+        }
+      } else {
+        Garbage(&SourceCounters::unreadable_files, "unreadable image " + name);
+      }
     } else if (r->empty()) {
       UpdateCounters([](SourceCounters& c) { ++c.images_without_code; });
     } else {
@@ -145,6 +186,9 @@ class ImageSource final : public SourceBase {
     }
     unlink(path.c_str());
   }
+
+  dev_t dev_ = 0;  // the directory being watched
+  ino_t ino_ = 0;
 };
 
 }  // namespace

@@ -18,11 +18,14 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include <openssl/crypto.h>
 
 #include "loyalty/base/clock.h"
+#include "loyalty/base/secret_file.h"
 #include "loyalty/base/time.h"
 #include "loyalty/base/timezone.h"
 #include "loyalty/config/config.h"
+#include "loyalty/hq/keys.h"
 #include "loyalty/hq/service.h"
 #include "loyalty/hq/store.h"
 #include "loyalty/http/server.h"
@@ -110,15 +113,34 @@ int main(int argc, char** argv) {
     Log("error", "config_invalid", {{"reason", s.message()}});
     return 1;
   };
+  // Every secret file hq.toml names is checked (owner-only, no link, a regular file) before
+  // anything starts, and by --check-config alike; errors read "<hq.toml>: <key>: <file>: ...".
+  const std::string& cfg_file = cfg->path;
   auto token = loyalty::config::ReadTokenFile(cfg->admin_token_file);
-  if (!token.ok()) return fail(token.status());
+  if (!token.ok()) return fail(loyalty::config::SecretFileError(cfg_file, "admin_token_file", token.status()));
   loyalty::hq::HqOptions opt;
   opt.admin_token = *token;
   opt.card_prefix = cfg->card_prefix;
   for (const auto& [id, file] : cfg->signing_keys) {
-    auto seed = loyalty::hq::LoadEd25519Seed(file);
-    if (!seed.ok()) return fail(seed.status());
+    auto seed = loyalty::hq::LoadSigningKeySeed(file);
+    if (!seed.ok()) {
+      return fail(
+          loyalty::config::SecretFileError(cfg_file, "signing_keys.\"" + std::to_string(id) + "\"", seed.status()));
+    }
     opt.signing_seeds[id] = *seed;
+  }
+  // The TLS key is loaded by the listener from its path; this check comes just before.
+  if (!cfg->tls_key_file.empty()) {
+    auto key = loyalty::config::ReadConfiguredSecret(cfg_file, "tls_key_file", cfg->tls_key_file);
+    if (!key.ok()) return fail(key.status());
+    OPENSSL_cleanse(key->data(), key->size());
+  }
+  // The PII key is created at the first start (below); an existing one is checked here too.
+  if (auto pii_key = loyalty::ReadSecretFile(cfg->pii_key_file, loyalty::SecretAccess::kOwnerOnly, 64);
+      !pii_key.ok() && pii_key.status().code() != "not_found") {
+    return fail(loyalty::config::SecretFileError(cfg_file, "pii_key_file", pii_key.status()));
+  } else if (pii_key.ok()) {
+    OPENSSL_cleanse(pii_key->data(), pii_key->size());
   }
   // The chain's calendar for months (spend, tiers, lot expiry); hq.toml's timezone.
   auto tz = loyalty::TimeZone::Load(cfg->timezone);
@@ -136,7 +158,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   auto pii = loyalty::hq::PiiCipher::LoadOrCreate(cfg->pii_key_file);
-  if (!pii.ok()) return fail(pii.status());
+  if (!pii.ok()) return fail(loyalty::config::SecretFileError(cfg_file, "pii_key_file", pii.status()));
   auto store = loyalty::hq::OpenSqliteStore(cfg->database);
   if (!store.ok()) {
     Log("error", "database_error", {{"reason", store.status().message()}});

@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "loyalty/base/hash.h"
+#include "loyalty/base/secret_file.h"
 
 namespace loyalty::hq {
 namespace {
@@ -27,10 +28,11 @@ struct CtxFree {
 }  // namespace
 
 Result<PiiCipher> PiiCipher::LoadOrCreate(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0 && errno == ENOENT) {
+  // The same check as every other secret file: owner-only, no link, a regular file.
+  auto read = ReadSecretFile(path, SecretAccess::kOwnerOnly, kKeyBytes);
+  if (!read.ok() && read.status().code() == "not_found") {
     // O_EXCL: two processes starting at once never both write a key.
-    fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) return Invalid(path, std::string("cannot create the key file: ") + std::strerror(errno));
     std::string key = RandomBytes(kKeyBytes);
     bool ok = ::write(fd, key.data(), key.size()) == static_cast<ssize_t>(key.size()) && ::fsync(fd) == 0;
@@ -38,22 +40,15 @@ Result<PiiCipher> PiiCipher::LoadOrCreate(const std::string& path) {
     if (!ok) return Invalid(path, "cannot write the key file");
     return FromKey(std::move(key));
   }
-  if (fd < 0) return Invalid(path, std::string("cannot open the key file: ") + std::strerror(errno));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return Invalid(path, "not a regular file");
+  if (!read.ok()) {
+    if (read.status().code() == "secret_file_refused" &&
+        read.status().message().find("larger than") != std::string::npos) {
+      return Invalid(path, "the PII key file must hold exactly 32 bytes");
+    }
+    return Status::Error("config_invalid", read.status().message());
   }
-  if (st.st_mode & 077) {
-    ::close(fd);
-    return Invalid(path, "the PII key must be readable by its owner only (chmod 600)");
-  }
-  std::string key(kKeyBytes + 1, '\0');
-  ssize_t n = ::read(fd, key.data(), key.size());
-  ::close(fd);
-  if (n != static_cast<ssize_t>(kKeyBytes)) return Invalid(path, "the PII key file must hold exactly 32 bytes");
-  key.resize(kKeyBytes);
-  return FromKey(std::move(key));
+  if (read->size() != kKeyBytes) return Invalid(path, "the PII key file must hold exactly 32 bytes");
+  return FromKey(std::move(*read));
 }
 
 PiiCipher PiiCipher::FromKey(std::string key32) {

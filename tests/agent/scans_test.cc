@@ -13,6 +13,7 @@
 
 #include "../drivers/hid_test_util.h"
 #include "../drivers/image_test_util.h"
+#include "../drivers/png_writer.h"
 #include "../drivers/usbmon_pcap.h"
 #include "harness.h"
 
@@ -156,6 +157,57 @@ TEST_F(ScansTest, ImageDirectory) {
   std::filesystem::rename(tmp, dir_ / "frames" / "frame.png");  // renamed in, as a camera service would
   ExpectMemberScanAndCommit("cam");
   EXPECT_TRUE(WaitFor([&] { return !std::filesystem::exists(dir_ / "frames" / "frame.png"); }));  // processed: deleted
+}
+
+// operations.md: a fifo deleted and created again under the agent (a restarted feeder) is
+// read again, and health says `disconnected` while it is missing.
+TEST_F(ScansTest, AFifoReplacedUnderTheAgentIsReadAgain) {
+  agent_ = std::make_unique<AgentProcess>(dir_,
+                                          "\n[[scanners]]\nid = \"lane1\"\nkind = \"fifo\"\npath = "
+                                          "\"scan.fifo\"\n");
+  agent_->Start();
+  const std::string fifo = (dir_ / "scan.fifo").string();
+  auto state = [&] { return agent_->Get("/v1/health").body["scanners"][0]["state"]; };
+  ASSERT_TRUE(WaitFor([&] { return state() == "connected"; }));
+  ASSERT_EQ(::unlink(fifo.c_str()), 0);
+  ASSERT_TRUE(WaitFor([&] { return state() == "disconnected"; })) << agent_->ReadLog();
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0660), 0);
+  ASSERT_TRUE(WaitFor([&] { return state() == "connected"; })) << agent_->ReadLog();
+  int fd = -1;
+  ASSERT_TRUE(WaitFor([&] { return (fd = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC)) >= 0; }));
+  std::thread writer([fd] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    std::string line = MintCode(kMember) + "\n";
+    (void)!::write(fd, line.data(), line.size());
+    ::close(fd);
+  });
+  ExpectMemberScanAndCommit("lane1");
+  writer.join();
+  const std::string log = agent_->ReadLog();
+  EXPECT_NE(log.find("\"event\":\"scanner_disconnected\""), std::string::npos);
+}
+
+// A decompression bomb in the image folder: refused before decoding, logged as
+// scanner_image_refused, no scan; the lane goes on.
+TEST_F(ScansTest, ADecompressionBombImageIsRefusedAndLogged) {
+  if (!drivers::testing::HaveQrencode()) GTEST_SKIP() << "qrencode is not installed";
+  std::filesystem::create_directories(dir_ / "frames");
+  agent_ = std::make_unique<AgentProcess>(dir_,
+                                          "\n[[scanners]]\nid = \"cam\"\nkind = \"image\"\ndirectory = "
+                                          "\"frames\"\n");
+  agent_->Start();
+  drivers::testing::WriteBytes((dir_ / "bomb.tmp").string(),
+                               drivers::testing::MakePng(drivers::testing::Spec(4000, 4000, 16, 6)));
+  std::filesystem::rename(dir_ / "bomb.tmp", dir_ / "frames" / "bomb.png");
+  ASSERT_TRUE(WaitFor([&] { return agent_->ReadLog().find("scanner_image_refused") != std::string::npos; }));
+  const std::string log = agent_->ReadLog();
+  EXPECT_NE(log.find("\"decoded_bytes\":128000000"), std::string::npos) << log;
+  EXPECT_TRUE(WaitFor([&] { return !std::filesystem::exists(dir_ / "frames" / "bomb.png"); }));
+  EXPECT_EQ(agent_->Get("/v1/scans?after=0&wait_ms=0").body["scans"].size(), 0u);
+  std::string tmp = (dir_ / "frame.png").string();
+  ASSERT_TRUE(drivers::testing::Qrencode(MintCode(kMember), tmp));
+  std::filesystem::rename(tmp, dir_ / "frames" / "frame.png");
+  ExpectMemberScanAndCommit("cam");
 }
 
 class UsbScansTest : public ScansTest {

@@ -34,7 +34,16 @@ class EventCollector {
       garbage_.push_back(what);
       cv_.notify_all();
     };
+    e.on_image_refused = [this](const std::string&, const RefusedImage& r) {
+      std::lock_guard<std::mutex> l(mu_);
+      refused_.push_back(r);
+      cv_.notify_all();
+    };
     return e;
+  }
+  std::vector<RefusedImage> refused() {
+    std::lock_guard<std::mutex> l(mu_);
+    return refused_;
   }
 
   // Waits until pred() (called under the lock) holds; false after the deadline.
@@ -86,6 +95,7 @@ class EventCollector {
   std::vector<SourceState> states_;
   std::vector<std::string> details_;
   std::vector<std::string> garbage_;
+  std::vector<RefusedImage> refused_;
 };
 
 }  // namespace loyalty::drivers::testing

@@ -6,6 +6,7 @@
 
 #include "hid_test_util.h"
 #include "image_test_util.h"
+#include "png_writer.h"
 
 namespace loyalty::drivers {
 namespace {
@@ -121,7 +122,87 @@ TEST_F(ImageDecode, CorruptFiles) {
 TEST(ImageDecodeLimits, HugeDimensionsRejectedBeforeAllocating) {
   const std::string pgm = "P5\n20000 20000\n255\n" + std::string(64, '\0');
   auto r = DecodeImageBytes(reinterpret_cast<const uint8_t*>(pgm.data()), pgm.size());
-  EXPECT_EQ(r.status().code(), "unreadable_image");
+  EXPECT_EQ(r.status().code(), "image_too_large");
+}
+
+Result<ImageHeader> Header(const std::string& bytes) {
+  return ReadImageHeader(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+}
+Result<std::vector<DecodedCode>> Decode(const std::string& bytes, ImageHeader* h = nullptr) {
+  return DecodeImageBytes(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), h);
+}
+
+// The limit is on decoded bytes (width × height × channels × bytes per channel, as the
+// header declares), at its exact edge: 4096×2048 RGBA at 16 bits is 64 MiB exactly.
+TEST(ImageDecodeLimits, DecodedSizeLimitAtItsEdge) {
+  testing::PngSpec at = testing::Spec(4096, 2048, 16, 6);
+  at.header_only = true;
+  auto h = Header(testing::MakePng(at));
+  ASSERT_TRUE(h.ok()) << h.status().ToString();
+  EXPECT_EQ(h->channels, 4);
+  EXPECT_EQ(h->bytes_per_channel, 2);
+  EXPECT_EQ(h->decoded_bytes, kMaxDecodedImageBytes);
+  testing::PngSpec over = at;
+  over.height = 2049;  // one more row
+  auto o = Header(testing::MakePng(over));
+  EXPECT_EQ(o.status().code(), "image_too_large");
+  // The same pixels at 8 bits are half the bytes, and pass.
+  testing::PngSpec eight = over;
+  eight.bit_depth = 8;
+  EXPECT_TRUE(Header(testing::MakePng(eight)).ok());
+  // And the pixel count has its own cap (what ZXing is given): 16 megapixels.
+  EXPECT_TRUE(Header(testing::MakePng(testing::Spec(4000, 4000, 8, 0, true))).ok());
+  EXPECT_EQ(Header(testing::MakePng(testing::Spec(4000, 4001, 8, 0, true))).status().code(), "image_too_large");
+}
+
+// The decompression bomb: a small 16-bit 4000×4000 PNG. RGBA: 128 MB decoded from a
+// file of about 100 KB, refused before anything is decoded.
+TEST(ImageDecodeLimits, ADecompressionBombIsRefusedBeforeDecoding) {
+  const std::string bomb = testing::MakePng(testing::Spec(4000, 4000, 16, 6));
+  EXPECT_LT(bomb.size(), 1u << 20);
+  ImageHeader h;
+  auto r = Decode(bomb, &h);
+  EXPECT_EQ(r.status().code(), "image_too_large");
+  EXPECT_EQ(h.width, 4000);
+  EXPECT_EQ(h.height, 4000);
+  EXPECT_EQ(h.decoded_bytes, int64_t{4000} * 4000 * 4 * 2);
+  EXPECT_NE(r.status().message().find("over the limit of 67108864"), std::string::npos) << r.status().message();
+}
+
+// A header that lies: 100×100 declared, the pixel data inflates to far more. Refused by the
+// counting inflate before stb_image grows a buffer for it.
+TEST(ImageDecodeLimits, PixelDataLargerThanTheHeaderSaysIsRefused) {
+  testing::PngSpec liar = testing::Spec(100, 100, 8, 0);
+  liar.data_rows = 20000;
+  liar.data_row_pixels = 1000;
+  auto r = Decode(testing::MakePng(liar));
+  EXPECT_EQ(r.status().code(), "image_too_large");
+  EXPECT_NE(r.status().message().find("inflates to more than"), std::string::npos) << r.status().message();
+  // The honest file of the same header decodes (to no code).
+  auto honest = Decode(testing::MakePng(testing::Spec(100, 100, 8, 0)));
+  ASSERT_TRUE(honest.ok()) << honest.status().ToString();
+  EXPECT_TRUE(honest->empty());
+}
+
+TEST(ImageDecodeLimits, OnlyPngJpegAndPnmAreRead) {
+  EXPECT_EQ(Decode("BM" + std::string(100, '\0')).status().code(),
+            "unreadable_image");  // BMP
+  EXPECT_EQ(Decode("GIF89a" + std::string(100, '\0')).status().code(), "unreadable_image");
+}
+
+// Under the limit, a 16-bit image with a code in it decodes as an 8-bit one does.
+TEST_F(ImageDecode, SixteenBitImageUnderTheLimitDecodes) {
+  REQUIRE_QRENCODE();
+  const Gray qr = qr_;
+  testing::PngSpec spec = testing::Spec(static_cast<uint32_t>(qr.w) + 40, static_cast<uint32_t>(qr.h) + 40, 16, 6);
+  spec.grey = [&qr](uint32_t x, uint32_t y) -> uint8_t {
+    const int qx = static_cast<int>(x) - 20, qy = static_cast<int>(y) - 20;
+    return qx >= 0 && qy >= 0 && qx < qr.w && qy < qr.h ? qr.at(qx, qy) : 255;
+  };
+  auto r = Decode(testing::MakePng(spec));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->size(), 1u);
+  EXPECT_EQ((*r)[0].text, code_);
 }
 
 TEST(ImageDecodeLimits, InvalidArguments) {

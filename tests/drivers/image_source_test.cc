@@ -8,6 +8,7 @@
 #include "image_test_util.h"
 #include "loyalty/base/clock.h"
 #include "loyalty/drivers/source.h"
+#include "png_writer.h"
 
 namespace loyalty::drivers {
 namespace {
@@ -96,6 +97,54 @@ TEST_F(ImageSourceTest, SameCodeInConsecutiveFramesIsDebounced) {
   Drop("same", "3.png");
   ASSERT_TRUE(events_.WaitScans(2));
   EXPECT_EQ(src->counters().scans, 2u);
+}
+
+// operations.md: an image folder removed and created again is watched again, and the source
+// is disconnected meanwhile.
+TEST_F(ImageSourceTest, AFolderRemovedAndCreatedAgainIsWatchedAgain) {
+  auto src = Start();
+  fs::remove_all(dir_ / "in");
+  ASSERT_TRUE(events_.WaitState(SourceState::kDisconnected));
+  EXPECT_EQ(src->state(), SourceState::kDisconnected);
+  fs::create_directory(dir_ / "in");
+  ASSERT_TRUE(events_.WaitState(SourceState::kConnected, 2));
+  Drop("after the folder came back", "c.png");
+  ASSERT_TRUE(events_.WaitScans(1));
+  EXPECT_EQ(events_.scans()[0].text, "after the folder came back");
+}
+
+// A folder renamed away and another renamed into its place (no delete event for the path):
+// the periodic identity check finds the new folder.
+TEST_F(ImageSourceTest, AFolderSwappedForAnotherIsWatched) {
+  auto src = Start();
+  fs::create_directory(dir_ / "in.new");
+  fs::rename(dir_ / "in", dir_ / "in.old");
+  fs::rename(dir_ / "in.new", dir_ / "in");
+  ASSERT_TRUE(events_.WaitState(SourceState::kConnected, 2));
+  Drop("in the swapped folder", "d.png");
+  ASSERT_TRUE(events_.WaitScans(1));
+  EXPECT_EQ(events_.scans()[0].text, "in the swapped folder");
+}
+
+// The decompression bomb dropped into the folder: refused before decoding, counted,
+// reported once, removed; the next frame is read as usual.
+TEST_F(ImageSourceTest, ADecompressionBombIsRefusedCountedAndRemoved) {
+  auto src = Start();
+  testing::WriteBytes(dir_ / "bomb.tmp", testing::MakePng(testing::Spec(4000, 4000, 16, 6)));
+  fs::rename(dir_ / "bomb.tmp", dir_ / "in/bomb.png");
+  ASSERT_TRUE(EventCollector::Eventually([&] { return src->counters().oversized_images == 1; }));
+  auto refused = events_.refused();
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_EQ(refused[0].file, "bomb.png");
+  EXPECT_EQ(refused[0].width, 4000);
+  EXPECT_EQ(refused[0].bytes_per_channel, 2);
+  EXPECT_EQ(refused[0].decoded_bytes, int64_t{128'000'000});
+  EXPECT_TRUE(EventCollector::Eventually([&] { return !fs::exists(dir_ / "in/bomb.png"); }));
+  Drop("after the bomb", "e.png");
+  ASSERT_TRUE(events_.WaitScans(1));
+  EXPECT_EQ(events_.scans()[0].text, "after the bomb");
+  EXPECT_EQ(src->counters().scans, 1u);
+  EXPECT_EQ(src->counters().unreadable_files, 0u);
 }
 
 TEST_F(ImageSourceTest, MissingDirectoryFailsToStart) {

@@ -124,6 +124,61 @@ TEST_F(FifoTest, HalfFinishedLineTimesOut) {
   close(w);
 }
 
+// A writer on a fifo made again by a restarted feeder: opening for writing only succeeds
+// once a reader holds the new fifo open (ENXIO until then with O_NONBLOCK).
+int OpenWriterWhenRead(const std::string& path) {
+  int fd = -1;
+  EventCollector::Eventually([&] {
+    fd = open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    return fd >= 0;
+  });
+  if (fd >= 0) fcntl(fd, F_SETFL, 0);  // blocking writes from here on
+  return fd;
+}
+
+// operations.md: a fifo removed and created again under the source is opened again, and the
+// source is disconnected while the path is missing.
+TEST_F(FifoTest, AFifoDeletedAndCreatedAgainIsOpenedAgain) {
+  auto src = Make(opts_);
+  ASSERT_TRUE(src->Start().ok());
+  ASSERT_TRUE(events_.WaitState(SourceState::kConnected));
+  int w = OpenWriter();
+  WriteAll(w, "before\n");
+  ASSERT_TRUE(events_.WaitScans(1));
+  // The feeder dies (its fifo deleted while it still held it open), then restarts.
+  ASSERT_EQ(unlink(opts_.path.c_str()), 0);
+  ASSERT_TRUE(events_.WaitState(SourceState::kDisconnected));
+  EXPECT_EQ(src->state(), SourceState::kDisconnected);
+  close(w);
+  ASSERT_EQ(mkfifo(opts_.path.c_str(), 0660), 0);
+  ASSERT_TRUE(events_.WaitState(SourceState::kConnected, 2));
+  w = OpenWriterWhenRead(opts_.path);
+  ASSERT_GE(w, 0) << "the new fifo was never opened for reading";
+  WriteAll(w, "after\n");
+  ASSERT_TRUE(events_.WaitScans(2));
+  close(w);
+  EXPECT_EQ(events_.scans()[1].text, "after");
+  EXPECT_EQ(src->state(), SourceState::kConnected);
+  EXPECT_EQ(src->counters().reconnects, 1u);
+}
+
+// Deleted and made again between two looks: the path names another fifo (device and inode
+// differ from the one held open), which is opened instead.
+TEST_F(FifoTest, AFifoReplacedAtOnceIsFollowedByItsInode) {
+  auto src = Make(opts_);
+  ASSERT_TRUE(src->Start().ok());
+  ASSERT_TRUE(events_.WaitState(SourceState::kConnected));
+  const std::string moved = dir_ / "old-scans";
+  ASSERT_EQ(rename(opts_.path.c_str(), moved.c_str()), 0);
+  ASSERT_EQ(mkfifo(opts_.path.c_str(), 0660), 0);
+  int w = OpenWriterWhenRead(opts_.path);
+  ASSERT_GE(w, 0) << "the new fifo was never opened for reading";
+  WriteAll(w, "new fifo\n");
+  ASSERT_TRUE(events_.WaitScans(1));
+  close(w);
+  EXPECT_EQ(events_.scans()[0].text, "new fifo");
+}
+
 TEST_F(FifoTest, PathThatIsNotAFifoFailsToStart) {
   testing::WriteBytes(opts_.path, "regular file");
   auto src = Make(opts_);

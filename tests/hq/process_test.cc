@@ -1,6 +1,7 @@
 // A real loyalty-hq process over loopback HTTP: configuration checks, the admin token, an
 // enrolment, an upload and a restart that keeps everything.
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -8,6 +9,9 @@
 #include <sys/socket.h>
 
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <thread>
@@ -173,6 +177,108 @@ TEST_F(HqProcessTest, EnrolUploadRestart) {
   auto unauth = terminal.Request("GET", "/v1/terminals/T01");
   ASSERT_TRUE(unauth.ok());
   EXPECT_EQ(unauth->status, 401);
+}
+
+// operations.md, "Secrets and data on disk": every private key and token hq.toml names is
+// refused at 0644 by --check-config and by a real start alike, the message naming the
+// config key and the file; 0600 is accepted.
+class HqSecretFilesTest : public HqProcessTest {
+ protected:
+  struct ProcessRun {
+    int exit = -1;
+    std::string err;
+  };
+  ProcessRun RunHq(const std::string& args) {
+    const std::string err_file = (dir_ / "run.err").string();
+    const int status = std::system(("timeout 20 " + kBinary + " " + args + " >/dev/null 2>" + err_file).c_str());
+    ProcessRun r;
+    r.exit = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    std::ifstream in(err_file);
+    r.err.assign(std::istreambuf_iterator<char>(in), {});
+    return r;
+  }
+  std::string Toml() const { return (dir_ / "hq.toml").string(); }
+  // Adds TLS (a self-signed certificate that is also the client CA) and a PII key file.
+  void UseTlsAndAPiiKey() {
+    const std::string cmd =
+        "openssl req -x509 -newkey ec -pkeyopt "
+        "ec_paramgen_curve:P-256 -nodes -keyout " +
+        (dir_ / "hq.key").string() + " -out " + (dir_ / "hq.pem").string() + " -subj /CN=127.0.0.1 -days 2 2>/dev/null";
+    ASSERT_EQ(std::system(cmd.c_str()), 0);
+    ASSERT_EQ(::chmod((dir_ / "hq.key").c_str(), 0600), 0);
+    std::string toml;
+    {
+      std::ifstream in(Toml());
+      toml.assign(std::istreambuf_iterator<char>(in), {});
+    }
+    auto own = std::filesystem::perms::owner_read | std::filesystem::perms::owner_write;
+    Write(Toml(),
+          toml +
+              "tls_cert_file = \"hq.pem\"\ntls_key_file = "
+              "\"hq.key\"\nclient_ca_file = \"hq.pem\"\n",
+          own);
+    Write(dir_ / "pii.key", std::string(32, 'k'), own);
+  }
+};
+
+TEST_F(HqSecretFilesTest, EveryKeyAndTokenAt0644IsRefusedNamingTheFile) {
+  UseTlsAndAPiiKey();
+  const std::string check = "--check-config --config " + Toml();
+  const std::string start = "--config " + Toml();
+  ProcessRun ok = RunHq(check);
+  ASSERT_EQ(ok.exit, 0) << ok.err;
+  const std::pair<std::string, std::string> files[] = {{"signing_keys.\"1\"", "hq-ed25519.pem"},
+                                                       {"tls_key_file", "hq.key"},
+                                                       {"pii_key_file", "pii.key"},
+                                                       {"admin_token_file", "admin.token"}};
+  for (const auto& [key, name] : files) {
+    const std::string file = (dir_ / name).string();
+    for (mode_t mode : {0644, 0640}) {
+      ASSERT_EQ(::chmod(file.c_str(), mode), 0);
+      for (const std::string& args : {check, start}) {
+        ProcessRun r = RunHq(args);
+        EXPECT_NE(r.exit, 0) << key << " " << args;
+        char m[8];
+        std::snprintf(m, sizeof m, "%04o", static_cast<unsigned>(mode));
+        EXPECT_NE(r.err.find(Toml() + ": " + key + ": " + file + ": has mode " + m), std::string::npos) << r.err;
+      }
+    }
+    ASSERT_EQ(::chmod(file.c_str(), 0600), 0);
+    ProcessRun back = RunHq(check);
+    EXPECT_EQ(back.exit, 0) << back.err;
+  }
+}
+
+TEST_F(HqSecretFilesTest, ASymlinkedSigningKeyIsRefused) {
+  const std::string key = (dir_ / "hq-ed25519.pem").string();
+  std::filesystem::rename(key, dir_ / "real.pem");
+  ASSERT_EQ(::symlink((dir_ / "real.pem").c_str(), key.c_str()), 0);
+  for (const std::string& args : {"--check-config --config " + Toml(), "--config " + Toml()}) {
+    ProcessRun r = RunHq(args);
+    EXPECT_NE(r.exit, 0);
+    EXPECT_NE(r.err.find(Toml() + ": signing_keys.\"1\": " + key + ": is a symbolic link"), std::string::npos) << r.err;
+  }
+}
+
+// hq.db and its -wal/-shm are 0600 after a real start and one write, with a umask that
+// would leave SQLite's own default at 0644; the PII key it creates is 0600.
+TEST_F(HqSecretFilesTest, HqDbAndItsWalAndShmAreCreated0600) {
+  const mode_t old_umask = ::umask(022);
+  Start();
+  ::umask(old_umask);
+  auto r = Admin("POST", "/v1/members", json{{"name", "张三"}, {"phone", "13812345678"}});
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->status, 201) << r->body;
+  auto mode = [](const std::filesystem::path& p) {
+    struct stat st {};
+    return ::lstat(p.c_str(), &st) == 0 ? (st.st_mode & 07777) : 0u;
+  };
+  EXPECT_EQ(mode(dir_ / "hq.db"), 0600u);
+  ASSERT_TRUE(std::filesystem::exists(dir_ / "hq.db-wal"));
+  ASSERT_TRUE(std::filesystem::exists(dir_ / "hq.db-shm"));
+  EXPECT_EQ(mode(dir_ / "hq.db-wal"), 0600u);
+  EXPECT_EQ(mode(dir_ / "hq.db-shm"), 0600u);
+  EXPECT_EQ(mode(dir_ / "pii.key"), 0600u);
 }
 
 }  // namespace

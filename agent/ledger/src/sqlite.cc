@@ -1,5 +1,7 @@
 #include "loyalty/ledger/sqlite.h"
 
+#include "db_file.h"
+
 namespace loyalty::ledger {
 
 Status SqliteError(sqlite3* db, int rc, std::string_view what) {
@@ -67,6 +69,10 @@ Result<std::unique_ptr<Db>> Db::Open(const std::string& path, bool read_only) {
   sqlite3* db = nullptr;
   int flags = read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
   flags |= SQLITE_OPEN_NOMUTEX;
+  if (!read_only) {
+    // New databases and their -wal/-shm are created 0600 (operations.md); see db_file.h.
+    if (Status s = internal::PrepareDatabaseFile(path); !s.ok()) return s;
+  }
   int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
   if (rc != SQLITE_OK) {
     Status s = SqliteError(db, rc, "open " + path);

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include <openssl/crypto.h>
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
 
@@ -18,6 +19,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include "loyalty/base/secret_file.h"
 #include "loyalty/http/tls_profile.h"
 #include "loyalty/sync/transport.h"
 
@@ -60,7 +62,13 @@ Result<std::unique_ptr<ssl::context>> MakeContext(const HqEndpoint& e) {
   }
   if (!e.cert_file.empty()) {
     if (ctx->use_certificate_chain_file(e.cert_file, ec); ec) return bad("certificate", e.cert_file, ec);
-    if (ctx->use_private_key_file(e.key_file, ssl::context::pem, ec); ec) return bad("key", e.key_file, ec);
+    // The key goes through the secret-file check (owner only, no link) on every load, and
+    // OpenSSL is given the bytes that were checked, not the path again.
+    auto key_pem = ReadSecretFile(e.key_file);
+    if (!key_pem.ok()) return Status::Error("invalid_argument", "TLS key " + key_pem.status().message());
+    ctx->use_private_key(net::buffer(*key_pem), ssl::context::pem, ec);
+    OPENSSL_cleanse(key_pem->data(), key_pem->size());
+    if (ec) return bad("key", e.key_file, ec);
     if (SSL_CTX_check_private_key(ctx->native_handle()) != 1) {
       return Status::Error("invalid_argument", "TLS key " + e.key_file + " does not match " + e.cert_file);
     }

@@ -29,6 +29,7 @@
 #include <string_view>
 #include <vector>
 
+#include "loyalty/base/secret_file.h"
 #include "loyalty/base/status.h"
 
 namespace loyalty::config {
@@ -78,7 +79,7 @@ struct AgentConfig {
   std::string listen = "127.0.0.1:8787";  // host:port as written ("[::1]:8787" for IPv6)
   std::string listen_host = "127.0.0.1";  // without brackets
   uint16_t listen_port = 8787;            // 1..65535
-  std::string token_file = "api.token";   // resolved; read it with ReadTokenFile
+  std::string token_file = "api.token";   // resolved; ReadTokenFile(token_file, kOwnerAndGroupRead)
   bool allow_public_listen = false;       // needed to bind a non-loopback address
   int max_connections = 256;              // 1..1024; at the cap the longest-idle one is closed
   int request_timeout_ms = 10000;         // 100..300000
@@ -130,7 +131,7 @@ struct HqConfig {
   std::string listen_host = "127.0.0.1";
   uint16_t listen_port = 8443;
   std::string database = "hq.db";                 // resolved
-  std::string admin_token_file = "admin.token";   // resolved; read it with ReadTokenFile
+  std::string admin_token_file = "admin.token";   // resolved; ReadTokenFile (owner only)
   std::map<int, std::string> signing_keys;        // key id 0..255 -> PEM file (resolved); at least one
   std::string tls_cert_file, tls_key_file, client_ca_file;  // all three or none (plain HTTP, loopback only)
   std::string card_prefix = "88";                 // 1..8 digits
@@ -158,10 +159,22 @@ struct HqConfig {
 Result<HqConfig> LoadHqConfig(const std::string& path);
 Result<HqConfig> ParseHqConfig(std::string_view toml_text, const std::string& path);
 
-// Reads a bearer token file: at most 4 KiB, one trailing newline ("\n" or "\r\n") trimmed,
-// printable ASCII without spaces. Refuses a file that others may read or write (mode & 007,
-// e.g. 0644; 0640 and 0600 are fine), one that is not a regular file, and an empty token.
+// Reads a bearer token file through ReadSecretFile (loyalty/base/secret_file.h): at most
+// 4 KiB, one trailing newline ("\n" or "\r\n") trimmed, printable ASCII without spaces.
+// Refuses a symbolic link, a file that is not regular, an empty token, and a file others
+// may read (the admin token: anyone but its owner, mode & 0077; the POS API token, read with
+// kOwnerAndGroupRead: anyone but its owner and group, mode & 0037, so 0640 passes).
 // Error code "config_invalid", message "<file>: <reason>".
-Result<std::string> ReadTokenFile(const std::string& path);
+Result<std::string> ReadTokenFile(const std::string& path, SecretAccess access = SecretAccess::kOwnerOnly);
+
+// Reads a private key or token file that the config file `config_path` names under `key`,
+// through ReadSecretFile. Errors have code "config_invalid" and the loaders' format
+// "<config_path>: <key>: <file>: <reason>", e.g.
+//   /etc/loyalty-hq/hq.toml: signing_keys."1": /etc/loyalty-hq/k1.pem: has mode 0644, which lets ...
+Result<std::string> ReadConfiguredSecret(const std::string& config_path, std::string_view key, const std::string& file,
+                                         SecretAccess access = SecretAccess::kOwnerOnly,
+                                         size_t max_bytes = kMaxSecretFileBytes);
+// The same wrapping for an error of a secret read elsewhere (e.g. the PII key's loader).
+Status SecretFileError(const std::string& config_path, std::string_view key, const Status& error);
 
 }  // namespace loyalty::config

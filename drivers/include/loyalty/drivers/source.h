@@ -34,6 +34,15 @@ struct Scan {
 enum class SourceState { kConnected, kDisconnected, kError };
 const char* SourceStateName(SourceState s);  // "connected" | "disconnected" | "error"
 
+// An image file refused before decoding (image sources).
+struct RefusedImage {
+  std::string file;           // the file's name in the watched directory
+  int width = 0, height = 0;  // as the header declares (0 when it could not be read)
+  int channels = 0, bytes_per_channel = 0;
+  int64_t decoded_bytes = 0;
+  std::string reason;
+};
+
 // Called from the source's own thread; each must be cheap and must not call back into the
 // source (post to your own loop). Any of them may be empty.
 //  on_scan:    one delivered scan.
@@ -41,11 +50,15 @@ const char* SourceStateName(SourceState s);  // "connected" | "disconnected" | "
 //  on_garbage: once per burst of garbage (the first after a good scan or a state change,
 //              then at most once a second while garbage continues); `what` names the kind
 //              and the count since the last call. Every item is in Source::counters().
+//  on_image_refused: image sources, once per file refused for its size (the decoded size
+//              its header declares is over kMaxDecodedImageBytes, or its data inflates to
+//              more than the header needs); the file is disposed of like any other.
 struct SourceEvents {
   std::function<void(Scan)> on_scan;
   std::function<void(const std::string& scanner_id, SourceState, const std::string& detail)>
       on_state;
   std::function<void(const std::string& scanner_id, const std::string& what)> on_garbage;
+  std::function<void(const std::string& scanner_id, const RefusedImage&)> on_image_refused;
 };
 
 // Plain options; the agent maps its [[scanners]] config tables onto this.
@@ -82,10 +95,11 @@ struct SourceCounters {
   uint64_t decoder_garbage = 0;   // wrong-size/malformed reports, unknown usages
   uint64_t unreadable_files = 0;  // image: files that did not decode as images
   uint64_t images_without_code = 0;
+  uint64_t oversized_images = 0;  // image: files refused for their (declared) decoded size
   uint64_t bytes_read = 0;        // serial/fifo bytes, USB report bytes
   uint64_t reconnects = 0;        // times the device came back after a disconnect
   uint64_t garbage() const {
-    return invalid_utf8 + partial_timeouts + cut_off + decoder_garbage + unreadable_files;
+    return invalid_utf8 + partial_timeouts + cut_off + decoder_garbage + unreadable_files + oversized_images;
   }
 };
 

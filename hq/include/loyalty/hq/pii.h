@@ -23,8 +23,10 @@ namespace loyalty::hq {
 
 class PiiCipher {
  public:
-  // Reads the 32-byte key file; when it does not exist, creates it (mode 0600, 32 random
-  // bytes, O_EXCL). config_invalid for a file of another size or readable by others.
+  // Reads the 32-byte key file through ReadSecretFile (loyalty/base/secret_file.h); when it
+  // does not exist, creates it (mode 0600, 32 random bytes, O_EXCL). config_invalid
+  // "<file>: <reason>" for a file of another size, one others can read or write, a
+  // symbolic link or a file that is not regular.
   static Result<PiiCipher> LoadOrCreate(const std::string& key_file);
   static PiiCipher FromKey(std::string key32);
 

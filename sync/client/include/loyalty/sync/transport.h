@@ -49,7 +49,8 @@ struct HqEndpoint {
   // `host` (a DNS name in subjectAltName, or an IP address as an iPAddress entry).
   std::string ca_file;
   // TLS: this terminal's client certificate and key (both or neither). HQ requires one
-  // whose CN is the terminal id; the transport does not check the CN itself.
+  // whose CN is the terminal id; the transport does not check the CN itself. key_file is
+  // read with ReadSecretFile (loyalty/base/secret_file.h): owner-only, no symbolic link.
   std::string cert_file, key_file;
 };
 

@@ -1,0 +1,155 @@
+// Secret files and database modes, with a real loyaltyd (operations.md, "Secrets and data
+// on disk"): a key or token others can read, or a symbolic link, stops --check-config and
+// the start alike, naming the config key and the file; the ledger and its -wal/-shm are
+// created 0600.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+
+#include "harness.h"
+
+namespace loyalty::testing {
+namespace {
+
+using nlohmann::json;
+
+constexpr uint64_t kDynamicMember = 1234567890123;  // the vectors' certificate member
+
+const std::string kLoyaltyd = std::string(LOYALTY_BINARY_DIR) + "/agent/loyaltyd";
+
+struct ProcessRun {
+  int exit = -1;
+  std::string err;
+};
+
+// Runs loyaltyd with `args` to completion (it must exit by itself: a config it refuses).
+ProcessRun RunLoyaltyd(const std::filesystem::path& dir, const std::string& args) {
+  const std::string err_file = (dir / "run.err").string();
+  const std::string cmd = "timeout 20 " + kLoyaltyd + " " + args + " >/dev/null 2>" + err_file;
+  ProcessRun r;
+  const int status = std::system(cmd.c_str());
+  r.exit = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::ifstream in(err_file);
+  r.err.assign(std::istreambuf_iterator<char>(in), {});
+  return r;
+}
+
+mode_t ModeOf(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return 0;
+  return st.st_mode & 07777;
+}
+
+void WriteText(const std::filesystem::path& p, const std::string& text, mode_t mode) {
+  std::ofstream(p) << text;
+  ::chmod(p.c_str(), mode);
+}
+
+class AgentFilesTest : public ::testing::Test {
+ protected:
+  void SetUp() override { dir_ = FreshDir("agent-files"); }
+  void TearDown() override {
+    agent_.reset();
+    if (!HasFailure()) std::filesystem::remove_all(dir_);
+  }
+  std::filesystem::path dir_;
+  std::unique_ptr<AgentProcess> agent_;
+};
+
+// The terminal's client key for HQ ([hq] key_file) and the POS API token: at 0644 both
+// --check-config and a real start exit non-zero and the message names the key and file.
+TEST_F(AgentFilesTest, KeysAndTokensOthersCanReadStopCheckConfigAndStart) {
+  WriteText(dir_ / "terminal.pem", "not read at start\n", 0644);
+  WriteText(dir_ / "terminal.key", "-----BEGIN PRIVATE KEY-----\n", 0600);
+  agent_ = std::make_unique<AgentProcess>(dir_,
+                                          "\n[hq]\nurl = \"https://127.0.0.1:9\"\ncert_file = "
+                                          "\"terminal.pem\"\nkey_file = \"terminal.key\"\n");
+  const std::string check = "--check-config --config " + agent_->config_path();
+  const std::string start = "--config " + agent_->config_path();
+  const std::string key = (dir_ / "terminal.key").string();
+  const std::string token = (dir_ / "api.token").string();
+
+  ProcessRun ok = RunLoyaltyd(dir_, check);
+  ASSERT_EQ(ok.exit, 0) << ok.err;  // 0600 key, 0640 token (the harness's)
+
+  ASSERT_EQ(::chmod(key.c_str(), 0644), 0);
+  for (const std::string& args : {check, start}) {
+    ProcessRun r = RunLoyaltyd(dir_, args);
+    EXPECT_NE(r.exit, 0) << args;
+    EXPECT_NE(r.err.find(agent_->config_path() + ": hq.key_file: " + key + ": has mode 0644"), std::string::npos)
+        << r.err;
+  }
+  ASSERT_EQ(::chmod(key.c_str(), 0640),
+            0);  // group-readable: only the POS token may be
+  EXPECT_NE(RunLoyaltyd(dir_, check).exit, 0);
+
+  // A symbolic link to a private key is refused all the same.
+  ASSERT_EQ(::chmod(key.c_str(), 0600), 0);
+  std::filesystem::rename(key, dir_ / "real.key");
+  ASSERT_EQ(::symlink((dir_ / "real.key").c_str(), key.c_str()), 0);
+  ProcessRun link = RunLoyaltyd(dir_, check);
+  EXPECT_NE(link.exit, 0);
+  EXPECT_NE(link.err.find("hq.key_file: " + key + ": is a symbolic link"), std::string::npos) << link.err;
+  std::filesystem::remove(key);
+  std::filesystem::rename(dir_ / "real.key", key);
+  ASSERT_EQ(RunLoyaltyd(dir_, check).exit, 0);
+
+  // The POS token: 0640 is fine (above), 0644 and 0660 are not.
+  for (mode_t mode : {0644, 0660}) {
+    ASSERT_EQ(::chmod(token.c_str(), mode), 0);
+    for (const std::string& args : {check, start}) {
+      ProcessRun r = RunLoyaltyd(dir_, args);
+      EXPECT_NE(r.exit, 0) << args;
+      EXPECT_NE(r.err.find(agent_->config_path() + ": api.token_file: " + token + ": has mode"), std::string::npos)
+          << r.err;
+    }
+  }
+  ASSERT_EQ(::chmod(token.c_str(), 0600), 0);
+  EXPECT_EQ(RunLoyaltyd(dir_, check).exit, 0);
+}
+
+// A new ledger and its -wal/-shm are 0600 after a real start and one commit, whatever the
+// umask leaves; an existing ledger others could read loses those bits at the next start.
+TEST_F(AgentFilesTest, TheLedgerAndItsWalAndShmAreCreatedWithoutWorldAccess) {
+  const mode_t old_umask = ::umask(022);  // SQLite alone would make them 0644
+  agent_ = std::make_unique<AgentProcess>(dir_);
+  agent_->Start();
+  ::umask(old_umask);
+  auto id = agent_->Post("/v1/identify", {{"code", MintCode(kDynamicMember)}});
+  ASSERT_EQ(id.status, 200) << id.raw;
+  json req{{"checkout_id", "co-files"},
+           {"identification_id", id.body["identification"]["id"]},
+           {"lines", json::array({{{"sku", "A"}, {"qty", 1}, {"unit_price_cents", 1990}, {"category", "grocery"}}})}};
+  auto quote = agent_->Post("/v1/checkouts/quote", req);
+  ASSERT_EQ(quote.status, 200) << quote.raw;
+  req["rules_version"] = quote.body["rules_version"];
+  req["tender"] = "cash";
+  auto commit = agent_->Post("/v1/checkouts/commit", req);
+  ASSERT_EQ(commit.status, 200) << commit.raw;
+  const std::string db = agent_->db_path();
+  EXPECT_EQ(ModeOf(db), 0600u);
+  ASSERT_TRUE(std::filesystem::exists(db + "-wal"));
+  ASSERT_TRUE(std::filesystem::exists(db + "-shm"));
+  EXPECT_EQ(ModeOf(db + "-wal"), 0600u);
+  EXPECT_EQ(ModeOf(db + "-shm"), 0600u);
+
+  // An existing ledger made world-readable by hand: the next start takes "others" away and
+  // keeps the group's bits (a group store IT gave it on purpose).
+  agent_->Stop();
+  ASSERT_EQ(::chmod(db.c_str(), 0644), 0);
+  agent_->Start();
+  EXPECT_EQ(ModeOf(db), 0640u);
+  EXPECT_EQ(ModeOf(db + "-wal") & 0007, 0u);
+  EXPECT_EQ(ModeOf(db + "-shm") & 0007, 0u);
+}
+
+}  // namespace
+}  // namespace loyalty::testing
