@@ -4,8 +4,6 @@
 #include "loyalty/hq/service.h"
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -172,21 +170,6 @@ struct Body {
 };
 
 }  // namespace
-
-Result<std::string> LoadEd25519Seed(const std::string& pem_file) {
-  FILE* f = std::fopen(pem_file.c_str(), "rb");
-  if (!f) return Status::Error("config_invalid", pem_file + ": cannot open the signing key");
-  EVP_PKEY* key = PEM_read_PrivateKey(f, nullptr, nullptr, nullptr);
-  std::fclose(f);
-  if (!key) return Status::Error("config_invalid", pem_file + ": not a PEM private key");
-  std::string seed(32, '\0');
-  size_t len = seed.size();
-  bool ok = EVP_PKEY_get_id(key) == EVP_PKEY_ED25519 &&
-            EVP_PKEY_get_raw_private_key(key, reinterpret_cast<unsigned char*>(seed.data()), &len) == 1 && len == 32;
-  EVP_PKEY_free(key);
-  if (!ok) return Status::Error("config_invalid", pem_file + ": not an Ed25519 private key");
-  return seed;
-}
 
 struct HqService::Impl {
   Store& store;

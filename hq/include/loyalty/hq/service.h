@@ -46,10 +46,6 @@ struct HqOptions {
   std::function<void(const char* event, const nlohmann::json& fields)> on_event;
 };
 
-// Loads a PEM Ed25519 private key (as `openssl genpkey -algorithm ed25519` writes it) and
-// returns its raw 32-byte seed. config_invalid naming the file otherwise.
-Result<std::string> LoadEd25519Seed(const std::string& pem_file);
-
 struct ExpiryReport {
   int64_t members = 0;
   int64_t points = 0;  // total expired (positive)
