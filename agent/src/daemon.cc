@@ -19,6 +19,7 @@
 #include "sync_local.h"
 #include "sync_service.h"
 #include "loyalty/base/hash.h"
+#include "loyalty/base/json.h"
 #include "loyalty/base/clock.h"
 #include "loyalty/base/time.h"
 #include "loyalty/base/timezone.h"
@@ -167,8 +168,8 @@ int RunDaemon(int argc, char** argv) {
       LogEvent(Level::kWarn, "sync_interrupted", {{"runs", *n}});
     // Rules HQ pushed at an earlier sync stay in force across restarts.
     if (auto stored = (*writer_ledger)->GetMeta("hq_rules")) {
-      auto j = nlohmann::json::parse(*stored, nullptr, false);
-      if (auto r = rules::RulesFromJson(j); r.ok()) p.rules = std::make_shared<rules::Rules>(std::move(*r));
+      if (auto j = ParseJsonObject(*stored); j.ok())
+        if (auto r = rules::RulesFromJson(*j); r.ok()) p.rules = std::make_shared<rules::Rules>(std::move(*r));
     }
 
     codes::TrustedTime trusted_time(p.cfg.clock_skew_s);
