@@ -86,8 +86,7 @@ TEST_F(DeepJsonTest, ThirtyTwoLevelsReachTheRouteThirtyThreeDoNot) {
     for (bool objects : {false, true}) {
       // The body object is level 1; "x" holds 31 more levels (32) or 32 more (33).
       auto at_limit = agent_->Call(method, target, "{\"x\":" + Nested(31, objects) + "}");
-      EXPECT_NE(at_limit.body["error"].value("message", ""), "the body nests deeper than 32 levels")
-          << method << " " << target << ": " << at_limit.raw;
+      EXPECT_EQ(at_limit.raw.find("nests deeper"), std::string::npos) << method << " " << target << ": " << at_limit.raw;
       auto over = agent_->Call(method, target, "{\"x\":" + Nested(32, objects) + "}");
       EXPECT_EQ(over.status, 400) << method << " " << target << ": " << over.raw;
       EXPECT_EQ(over.body["error"]["message"], "the body nests deeper than 32 levels") << over.raw;
