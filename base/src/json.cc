@@ -73,6 +73,9 @@ Result<nlohmann::json> ParseJson(std::string_view text, JsonLimits limits) {
     return Bad("the body is larger than " + std::to_string(limits.max_bytes) + " bytes");
   if (!IsValidUtf8(text)) return Bad("the body is not valid UTF-8");
   if (Status s = CheckJsonDepth(text, limits.max_depth); !s.ok()) return s;
+  // nlohmann's lexer takes a NUL byte for the end of the input and ignores what follows
+  // (`{"a":1}<NUL>anything` parses); JSON has no NUL outside an escape, so refuse it here.
+  if (text.find('\0') != std::string_view::npos) return Bad("the body is not valid JSON");
   // Only now is a tree built: at most max_depth levels, so nothing that walks it recurses
   // further than that. allow_exceptions = false turns every syntax error into a discarded value.
   nlohmann::json j = nlohmann::json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);

@@ -126,6 +126,13 @@ TEST(ParseJson, RefusesWhatIsNotJsonOrNotAnObject) {
     EXPECT_EQ(r.status().code(), "bad_request");
     EXPECT_EQ(r.status().message(), "the body is not valid JSON");
   }
+  // nlohmann alone reads up to a NUL and ignores the rest; JSON has no NUL outside escapes.
+  for (std::string nul : {std::string("{\"a\":1}\0", 8), std::string("{\"a\":1}\0garbage", 15),
+                          std::string("9\0\xff", 3), std::string("{\"a\":\"x\0\"}", 10)}) {
+    auto r = ParseJson(nul);
+    ASSERT_FALSE(r.ok()) << nul.size();
+    EXPECT_EQ(r.status().code(), "bad_request");
+  }
   EXPECT_TRUE(ParseJson("[1]").ok());
   EXPECT_TRUE(ParseJson(" 7 ").ok());
   EXPECT_EQ(ParseJsonObject("[1]").status().message(), "the body must be a JSON object");

@@ -46,7 +46,7 @@ Status CheckJsonDepth(std::string_view text, int max_depth = kMaxJsonDepth);
 // Any JSON value, with every check done in this order, each an error `bad_request`:
 // larger than max_bytes; not valid UTF-8 (overlong forms, surrogates, and code points above
 // U+10FFFF included); nested deeper than max_depth; not valid JSON (RFC 8259, no comments,
-// nothing after the value). Never throws.
+// nothing after the value, no NUL byte: nlohmann alone would stop reading at one). Never throws.
 Result<nlohmann::json> ParseJson(std::string_view text, JsonLimits limits = {});
 
 // ParseJson, and the value must be an object (bad_request "the body must be a JSON object").
