@@ -1,6 +1,7 @@
 #include "api.h"
 
 #include <chrono>
+#include <optional>
 
 #include <openssl/crypto.h>
 
@@ -163,6 +164,17 @@ void PosApi::Handle(http::Request&& req, http::Responder respond_now) {
     respond(ToResponse(r));
   };
 
+  // A body is a JSON object within the limits (pos-api.md: at most 32 levels deep) on every
+  // route, whether the route reads it or not: a route that takes none still refuses a
+  // malformed or too deep one (and so changes nothing), and no tree deeper than the limit is
+  // ever built. Parsed once, here, for the routes that do read it.
+  std::optional<json> body;
+  if (!req.body.empty()) {
+    auto parsed = checkout::ParseJsonObject(req.body);
+    if (!parsed.ok()) return finish(checkout::ErrorResult(parsed.status()));
+    body = std::move(*parsed);
+  }
+
   if (req.method == "GET" && StartsWith(path, "/v1/members/"))
     return finish(ctx_.service->GetMember(*ctx_.reader, path.substr(12)));
   if (req.method == "GET" && StartsWith(path, "/v1/checkouts/") && path.find('/', 14) == std::string::npos)
@@ -213,8 +225,7 @@ void PosApi::Handle(http::Request&& req, http::Responder respond_now) {
   if (route == Route::kNone)
     return finish(checkout::ErrorResult(Status::Error("not_found", "no route " + req.method + " " + path)));
 
-  auto body = checkout::ParseJsonObject(req.body);
-  if (!body.ok()) return finish(checkout::ErrorResult(body.status()));
+  if (!body) return finish(checkout::ErrorResult(checkout::ParseJsonObject(req.body).status()));  // empty
 
   switch (route) {
     case Route::kIdentify: {

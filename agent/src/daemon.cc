@@ -20,6 +20,7 @@
 #include "sync_local.h"
 #include "sync_service.h"
 #include "loyalty/base/hash.h"
+#include "loyalty/base/json.h"
 #include "loyalty/base/clock.h"
 #include "loyalty/base/time.h"
 #include "loyalty/base/timezone.h"
@@ -177,10 +178,11 @@ int RunDaemon(int argc, char** argv) {
     // file is only the fallback before a first sync.
     auto hq_rules_adopted = std::make_shared<std::atomic<bool>>(false);
     if (auto stored = (*writer_ledger)->GetMeta("hq_rules")) {
-      auto j = nlohmann::json::parse(*stored, nullptr, false);
-      if (auto r = rules::RulesFromJson(j); r.ok()) {
-        p.rules = std::make_shared<rules::Rules>(std::move(*r));
-        *hq_rules_adopted = true;
+      if (auto j = ParseJsonObject(*stored); j.ok()) {
+        if (auto r = rules::RulesFromJson(*j); r.ok()) {
+          p.rules = std::make_shared<rules::Rules>(std::move(*r));
+          *hq_rules_adopted = true;
+        }
       }
     }
 

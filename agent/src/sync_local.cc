@@ -9,6 +9,7 @@
 
 #include "loyalty/base/encoding.h"
 #include "loyalty/base/ids.h"
+#include "loyalty/base/json.h"
 #include "loyalty/recon/sqlite_store.h"
 #include "loyalty/rules/rules.h"
 
@@ -210,8 +211,8 @@ Status ApplySnapshot(ledger::Ledger& w, const sync::Snapshot& snap, const TimeZo
       m.status = "frozen";
       m.frozen_reason = "velocity";
     } else if (e.kind == "tier_upgrade") {
-      auto d = json::parse(e.detail, nullptr, false);
-      if (d.is_object() && d.contains("to") && d["to"].is_string()) m.tier = d["to"].get<std::string>();
+      auto d = ParseJsonObject(e.detail);
+      if (d.ok() && d->contains("to") && (*d)["to"].is_string()) m.tier = (*d)["to"].get<std::string>();
     }
   }
   return w.UpsertMember(m);

@@ -3,6 +3,7 @@
 #include <array>
 #include <charconv>
 #include <cstring>
+#include <vector>
 #include <nlohmann/json.hpp>
 
 namespace loyalty {
@@ -139,36 +140,10 @@ void AppendStringViaDump(std::string& out, size_t start, const std::string& s) {
   out += nlohmann::json(s).dump();
 }
 
-void Walk(const nlohmann::json& j, std::string& out) {
+// Writes one value that is not an array or an object.
+void WriteScalar(const nlohmann::json& j, std::string& out) {
   using value_t = nlohmann::json::value_t;
   switch (j.type()) {
-    case value_t::object: {
-      const auto& object = j.get_ref<const nlohmann::json::object_t&>();
-      out.push_back('{');
-      bool first = true;
-      for (const auto& [key, value] : object) {
-        if (!first) out.push_back(',');
-        first = false;
-        const size_t start = out.size();
-        if (!AppendQuoted<true>(out, key)) AppendStringViaDump(out, start, key);
-        out.push_back(':');
-        Walk(value, out);
-      }
-      out.push_back('}');
-      return;
-    }
-    case value_t::array: {
-      const auto& array = j.get_ref<const nlohmann::json::array_t&>();
-      out.push_back('[');
-      bool first = true;
-      for (const auto& value : array) {
-        if (!first) out.push_back(',');
-        first = false;
-        Walk(value, out);
-      }
-      out.push_back(']');
-      return;
-    }
     case value_t::string: {
       const auto& s = j.get_ref<const nlohmann::json::string_t&>();
       const size_t start = out.size();
@@ -196,6 +171,69 @@ void Walk(const nlohmann::json& j, std::string& out) {
       // discarded values: rare on the hot paths, and dump() is the definition.
       out += j.dump();
       return;
+  }
+}
+
+// One open array or object of the walk: where its next element is.
+struct Frame {
+  bool is_object;
+  bool first;  // no element written yet
+  nlohmann::json::object_t::const_iterator object_it, object_end;
+  nlohmann::json::array_t::const_iterator array_it, array_end;
+};
+
+// Opens j if it is a container (writes the bracket and pushes a frame), else writes it.
+void Enter(const nlohmann::json& j, std::string& out, std::vector<Frame>& stack) {
+  if (j.is_object()) {
+    const auto& object = j.get_ref<const nlohmann::json::object_t&>();
+    out.push_back('{');
+    stack.push_back(Frame{true, true, object.begin(), object.end(), {}, {}});
+  } else if (j.is_array()) {
+    const auto& array = j.get_ref<const nlohmann::json::array_t&>();
+    out.push_back('[');
+    stack.push_back(Frame{false, true, {}, {}, array.begin(), array.end()});
+  } else {
+    WriteScalar(j, out);
+  }
+}
+
+// A loop over an explicit stack rather than recursion: the depth of the tree costs heap,
+// never the thread's stack, whoever built the tree. (Trees from outside are at most
+// kMaxJsonDepth deep, see json.h; this holds for any tree.)
+void Walk(const nlohmann::json& root, std::string& out) {
+  // Reused per thread: a hash per commit should not cost an allocation. Cleared first, since
+  // a walk that threw (type_error 316) leaves frames behind.
+  thread_local std::vector<Frame> stack;
+  stack.clear();
+  Enter(root, out, stack);
+  while (!stack.empty()) {
+    Frame& f = stack.back();
+    if (f.is_object) {
+      if (f.object_it == f.object_end) {
+        out.push_back('}');
+        stack.pop_back();
+        continue;
+      }
+      const auto& [key, value] = *f.object_it;
+      ++f.object_it;
+      if (!f.first) out.push_back(',');
+      f.first = false;
+      const size_t start = out.size();
+      if (!AppendQuoted<true>(out, key)) AppendStringViaDump(out, start, key);
+      out.push_back(':');
+      Enter(value, out, stack);  // may reallocate the stack: f is not used after this
+    } else {
+      if (f.array_it == f.array_end) {
+        out.push_back(']');
+        stack.pop_back();
+        continue;
+      }
+      const nlohmann::json& value = *f.array_it;
+      ++f.array_it;
+      if (!f.first) out.push_back(',');
+      f.first = false;
+      Enter(value, out, stack);
+    }
   }
 }
 

@@ -9,6 +9,7 @@
 #include <optional>
 #include <thread>
 
+#include "loyalty/base/json.h"
 #include "loyalty/base/time.h"
 #include "loyalty/base/timezone.h"
 #include "loyalty/config/config.h"
@@ -96,7 +97,10 @@ class Context {
     Reply rep;
     rep.status = r->status;
     rep.raw = r->body;
-    rep.body = json::parse(r->body, nullptr, false);
+    // The daemon's answer goes through the same limited parser as everything read from
+    // outside: a reply that does not parse (or nests too deep) is discarded, never walked.
+    auto parsed = ParseJson(r->body);
+    rep.body = parsed.ok() ? std::move(*parsed) : json(json::value_t::discarded);
     if (rep.status < 200 || rep.status > 299) {
       if (args_.json && rep.body.is_object()) out_ << Dump(rep.body) << "\n";
       *failure = Failure{rep.status == 503 ? kExitUnavailable : kExitApiError,
@@ -104,7 +108,8 @@ class Context {
       return Status::Error("api_error", failure->value().what);
     }
     if (rep.body.is_discarded()) {
-      *failure = Failure{kExitApiError, method + " " + target + ": the answer is not JSON"};
+      *failure =
+          Failure{kExitApiError, method + " " + target + ": the answer is not JSON: " + parsed.status().message()};
       return Status::Error("bad_response", failure->value().what);
     }
     return rep;

@@ -15,6 +15,7 @@
 #include "loyalty/base/encoding.h"
 #include "loyalty/base/hash.h"
 #include "loyalty/base/ids.h"
+#include "loyalty/base/json.h"
 #include "loyalty/base/time.h"
 #include "loyalty/codes/codes.h"
 #include "loyalty/codes/mint.h"
@@ -94,8 +95,8 @@ int TierRank(const std::string& t) { return t == "black" ? 2 : t == "vip" ? 1 : 
 int64_t FloorDiv(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
 json ConflictJson(const ConflictRecord& c) {
-  json detail = json::parse(c.detail, nullptr, false);
-  if (detail.is_discarded()) detail = json::object();
+  auto parsed = ParseJsonObject(c.detail);
+  json detail = parsed.ok() ? std::move(*parsed) : json::object();
   return json{{"kind", c.kind}, {"at", FormatRfc3339(FloorDiv(c.at_ms, 1000))}, {"detail", detail}};
 }
 
@@ -1561,6 +1562,8 @@ HqService::HqService(Store& store, const Clock& clock, PiiCipher pii, HqOptions 
     : impl_(std::make_shared<Impl>(store, clock, std::move(pii), std::move(options))) {}
 
 http::Response HqService::Handle(const http::Request& req, const std::optional<std::string>& peer_terminal) {
+  // No route, whether it reads its body or not, sees one nested deeper than the limit.
+  if (Status s = CheckJsonDepth(req.body); !s.ok()) return Error(400, s.code(), s.message());
   try {
     return impl_->Handle(req, peer_terminal);
   } catch (const std::exception& e) {

@@ -18,6 +18,29 @@ TEST(Requests, CanonicalHashIgnoresKeyOrderAndSpacing) {
   EXPECT_NE(CanonicalHash(*a), CanonicalHash(*c));
 }
 
+// pos-api.md: bodies nest at most 32 levels. A commit with an extra field at the edge parses
+// (and validates: unknown fields are ignored); one level more is bad_request before anything
+// hashes it, and so is the 100,000-deep body that once crashed the commit.
+TEST(Requests, BodiesNestAtMostThirtyTwoLevels) {
+  auto nested = [](int depth) { return std::string(depth, '[') + std::string(depth, ']'); };
+  json commit = {{"checkout_id", "c-1"}, {"lines", {Line()}}, {"tender", "cash"}, {"rules_version", "default"}};
+  std::string text = commit.dump();
+  text.pop_back();
+  auto at_limit = ParseJsonObject(text + ",\"x\":" + nested(31) + "}");
+  ASSERT_TRUE(at_limit.ok()) << at_limit.status().ToString();
+  EXPECT_EQ(CanonicalHash(*at_limit).size(), 64u);
+  EXPECT_TRUE(ParseCheckoutRequest(*at_limit, true).ok());
+  auto over = ParseJsonObject(text + ",\"x\":" + nested(32) + "}");
+  ASSERT_FALSE(over.ok());
+  EXPECT_EQ(over.status().code(), "bad_request");
+  EXPECT_EQ(over.status().message(), "the body nests deeper than 32 levels");
+  EXPECT_EQ(ParseJsonObject(nested(100000)).status().message(), "the body nests deeper than 32 levels");
+  // Brackets in a SKU are text.
+  json sku = commit;
+  sku["lines"][0]["sku"] = std::string(64, '{');
+  EXPECT_TRUE(ParseJsonObject(sku.dump()).ok());
+}
+
 TEST(Requests, ClientIds) {
   EXPECT_TRUE(IsValidClientId("a"));
   EXPECT_TRUE(IsValidClientId(std::string(64, 'x')));

@@ -233,6 +233,39 @@ TEST(Json, Errors) {
   EXPECT_EQ(e(R"({"bonus": 3})"), "rules_invalid: rules JSON: bonus: unknown key");
 }
 
+// The rules file is TOML: toml++ bounds nested values (256) but recursed over 100,000
+// levels of table headers or dotted keys until it crashed. The pre-scan refuses them with a
+// clean rules_invalid naming the line, and the tree is held to 32 levels as JSON bodies are.
+TEST(RulesToml, DeepNestingIsRefusedCleanlyNotACrash) {
+  auto repeat = [](const std::string& s, int n) {
+    std::string out;
+    for (int i = 0; i < n; ++i) out += s;
+    return out;
+  };
+  const std::string nesting = "nests deeper than 32 levels";
+  // 100,000-level table header and dotted key (200 KB), inline tables and arrays.
+  EXPECT_EQ(ErrorOf("version = \"v\"\n[a" + repeat(".a", 100000) + "]\nx = 1\n"),
+            "rules_invalid: rules.toml:2: " + nesting);
+  EXPECT_EQ(ErrorOf("a" + repeat(".a", 100000) + " = 1\n"), "rules_invalid: rules.toml:1: " + nesting);
+  EXPECT_EQ(ErrorOf("a = " + repeat("{b = ", 100000) + "1" + repeat("}", 100000) + "\n"),
+            "rules_invalid: rules.toml:1: " + nesting);
+  EXPECT_EQ(ErrorOf("a = " + std::string(100000, '[') + "1" + std::string(100000, ']') + "\n"),
+            "rules_invalid: rules.toml:1: " + nesting);
+  // At the edge: a key of 33 parts (32 dots) gets through the scan and is refused by the
+  // reader at its 33rd level, by name; 34 parts stop at the scan.
+  std::string key32 = "a" + repeat(".a", 32);
+  std::string err = ErrorOf(key32 + " = 1\n");
+  EXPECT_NE(err.find(nesting), std::string::npos) << err;
+  EXPECT_EQ(err.find("rules.toml:1: nests"), std::string::npos) << err;  // not the scan
+  EXPECT_EQ(ErrorOf(key32 + ".a = 1\n"), "rules_invalid: rules.toml:1: " + nesting);
+  // 31 dots: 32 levels (the root table and 31 more), read whole and refused for what it is, an unknown key.
+  err = ErrorOf("a" + repeat(".a", 31) + " = 1\n");
+  EXPECT_EQ(err.find(nesting), std::string::npos) << err;
+  EXPECT_NE(err.find("unknown key"), std::string::npos) << err;
+  // Dots in strings, comments and values are not nesting.
+  EXPECT_EQ(ErrorOf("version = \"" + repeat(".", 100) + "\" # " + repeat(".", 100) + "\n"), "ok");
+}
+
 TEST(Validate, CatchesRulesBuiltInCode) {
   Rules r = Rules::Defaults();
   r.tiers.erase("vip");

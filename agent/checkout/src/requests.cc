@@ -2,6 +2,7 @@
 
 #include "loyalty/base/encoding.h"
 #include "loyalty/base/hash.h"
+#include "loyalty/base/json.h"
 #include "loyalty/base/json_writer.h"
 
 namespace loyalty::checkout {
@@ -39,13 +40,7 @@ Status IntField(const nlohmann::json& v, Name name, int64_t lo, int64_t hi, int6
 
 }  // namespace
 
-Result<nlohmann::json> ParseJsonObject(std::string_view body) {
-  if (!IsValidUtf8(body)) return Bad("the body is not valid UTF-8");
-  auto j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return Bad("the body is not valid JSON");
-  if (!j.is_object()) return Bad("the body must be a JSON object");
-  return j;
-}
+Result<nlohmann::json> ParseJsonObject(std::string_view body) { return loyalty::ParseJsonObject(body); }
 
 // DumpCanonical prints dump()'s bytes without building them through nlohmann's serializer,
 // so hashes stored by earlier versions still match.

@@ -776,11 +776,23 @@ ApiResult CheckoutService::GetCheckout(ledger::Ledger& reader, const std::string
   if (!IsValidClientId(checkout_id)) return ErrorResult(Err("bad_request", "checkout_id must be 1-64 characters of [A-Za-z0-9_-]"));
   auto co = reader.GetCheckout(checkout_id, /*with_lines=*/false);
   if (!co) return ErrorResult(Err("checkout_unknown", "no committed checkout " + checkout_id));
-  json j = json::parse(co->response_json);
+  // Stored responses are our own bytes, read back through the same limited parser as
+  // everything else: a damaged row is an error, never an exception or a deep tree.
+  auto stored = [](const std::string& text) -> Result<json> {
+    auto j = ParseJsonObject(text);
+    if (!j.ok()) return Status::Error("internal", "a stored response does not parse: " + j.status().message());
+    return j;
+  };
+  auto j = stored(co->response_json);
+  if (!j.ok()) return ErrorResult(j.status());
   json refunds = json::array();
-  for (const auto& r : reader.RefundsForCheckout(checkout_id)) refunds.push_back(json::parse(r.response_json));
-  j["refunds"] = std::move(refunds);
-  return {200, std::move(j)};
+  for (const auto& r : reader.RefundsForCheckout(checkout_id)) {
+    auto rj = stored(r.response_json);
+    if (!rj.ok()) return ErrorResult(rj.status());
+    refunds.push_back(std::move(*rj));
+  }
+  (*j)["refunds"] = std::move(refunds);
+  return {200, std::move(*j)};
 }
 
 }  // namespace loyalty::checkout

@@ -14,6 +14,8 @@
 #include <vector>
 
 #include "loyalty/base/hash.h"
+#include "loyalty/base/json.h"
+#include "loyalty/base/toml_scan.h"
 #include "loyalty/rules/rules.h"
 #include "text.h"
 
@@ -301,21 +303,27 @@ class Reader {
 
 // TOML → JSON tree, remembering the line of every key for messages. Dates and times have
 // no meaning in the rules and are refused here, where their line is known.
+// depth: the level n would be at in JSON (the root table is 1). Tables and arrays deeper than
+// kMaxJsonDepth are refused here, as JSON bodies are, and not walked any further.
 json TomlToJson(const toml::node& n, const std::string& path, std::map<std::string, int>& lines,
-                std::vector<std::pair<std::string, std::string>>& refused) {
+                std::vector<std::pair<std::string, std::string>>& refused, int depth = 1) {
   if (!path.empty()) lines.emplace(path, static_cast<int>(n.source().begin.line));
+  if ((n.is_table() || n.is_array()) && depth > kMaxJsonDepth) {
+    refused.emplace_back(path, "nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+    return nullptr;
+  }
   if (const auto* t = n.as_table()) {
     json obj = json::object();
     for (auto&& [k, v] : *t) {
       std::string name(k.str());
-      obj[name] = TomlToJson(v, path.empty() ? name : path + "." + name, lines, refused);
+      obj[name] = TomlToJson(v, path.empty() ? name : path + "." + name, lines, refused, depth + 1);
     }
     return obj;
   }
   if (const auto* a = n.as_array()) {
     json arr = json::array();
     for (size_t i = 0; i < a->size(); ++i)
-      arr.push_back(TomlToJson(*a->get(i), path + "[" + std::to_string(i) + "]", lines, refused));
+      arr.push_back(TomlToJson(*a->get(i), path + "[" + std::to_string(i) + "]", lines, refused, depth + 1));
     return arr;
   }
   if (const auto* i = n.as_integer()) return i->get();
@@ -361,6 +369,12 @@ Result<Rules> RulesFromJson(const json& j) {
 }
 
 Result<Rules> ParseRulesToml(std::string_view text, const std::string& source_name) {
+  // toml++ recurses over nested tables (100,000 levels of `[a.a…]` crash it): bound the
+  // nesting in one linear pass before it parses anything.
+  if (auto line = FindTooDeepTomlLine(text, kMaxJsonDepth)) {
+    return Status::Error(kCode, source_name + ":" + std::to_string(*line) + ": nests deeper than " +
+                                    std::to_string(kMaxJsonDepth) + " levels");
+  }
   toml::table root;
   try {
     root = toml::parse(text, source_name);

@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "loyalty/base/encoding.h"
+#include "loyalty/base/json.h"
 
 namespace loyalty::sync {
 namespace {
@@ -722,14 +723,7 @@ Status FromJson(const json& j, MembersResponse* out) {
 
 // ---------------------------------------------------------------------------------------
 
-Result<json> ParseJsonObject(std::string_view body) {
-  // The parser rejects invalid UTF-8 inside strings; allow_exceptions = false makes any
-  // syntax error a discarded value instead of an exception.
-  json j = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return Status::Error("bad_request", "the body is not valid JSON");
-  if (!j.is_object()) return Status::Error("bad_request", "the body must be a JSON object");
-  return j;
-}
+Result<json> ParseJsonObject(std::string_view body) { return loyalty::ParseJsonObject(body); }
 
 std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 

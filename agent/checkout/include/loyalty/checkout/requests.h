@@ -13,7 +13,9 @@
 
 namespace loyalty::checkout {
 
-// Parses a request body: a UTF-8 JSON object, at most 1 MiB (enforced by the HTTP layer).
+// Parses a request body: a UTF-8 JSON object nested at most kMaxJsonDepth (32) levels deep,
+// at most 1 MiB (enforced by the HTTP layer). loyalty::ParseJsonObject (base/json.h) under
+// the name the POS API has always used; bad_request for anything else.
 Result<nlohmann::json> ParseJsonObject(std::string_view body);
 
 // SHA-256 hex of the body's canonical form (keys sorted, no white space): the same JSON

@@ -283,8 +283,10 @@ LOYALTY_SYNC_CODEC(MembersResponse)
 // names the first field that is not.
 Status ValidateSnapshot(const Snapshot& s);
 
-// Parses a body: valid UTF-8 JSON whose top level is an object, then FromJson. Malformed
-// JSON is bad_request too. Never throws.
+// Parses a body: valid UTF-8 JSON whose top level is an object, nested at most
+// kMaxJsonDepth (32) levels deep (loyalty::ParseJsonObject, base/json.h), then FromJson.
+// Malformed or too deep JSON is bad_request too. Never throws. Both ends use it: HQ for what
+// terminals send, the terminal for what HQ answers.
 Result<nlohmann::json> ParseJsonObject(std::string_view body);
 template <typename T>
 Result<T> ParseMessage(std::string_view body) {
