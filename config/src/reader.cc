@@ -1,5 +1,7 @@
 #include "reader.h"
 
+#include "loyalty/base/toml_scan.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -302,6 +304,11 @@ const toml::table* SubTable(Errors& errors, const toml::table& parent, std::stri
 }
 
 std::optional<toml::table> ParseToml(std::string_view text, const std::string& file, Status& error) {
+  // toml++ recurses over table headers and dotted keys without a bound: refused first.
+  if (auto line = FindTooDeepTomlLine(text)) {
+    error = Status::Error(kCode, file + ":" + std::to_string(*line) + ": nests deeper than 32 levels");
+    return std::nullopt;
+  }
   try {
     return toml::parse(text, file);
   } catch (const toml::parse_error& e) {

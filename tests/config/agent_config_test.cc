@@ -60,6 +60,22 @@ TEST(AgentConfig, SectionsMayBeOmittedExceptTheRequiredKeys) {
   EXPECT_EQ(empty.status().message(), std::string(kFile) + ": agent.terminal_id: required (1..32 characters of A-Z a-z 0-9 _ -)");
 }
 
+TEST(AgentConfig, DeepNestingIsRefusedBeforeTheTomlParser) {
+  // A header nested 100,000 levels deep (200 KB) used to take the parser's recursion down.
+  std::string deep = "[agent]\nterminal_id = \"T01\"\n[";
+  for (int i = 0; i < 100000; ++i) deep += i ? ".a" : "a";
+  deep += "]\n";
+  auto r = ParseAgentConfig(deep, kFile);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), "config_invalid");
+  EXPECT_NE(r.status().message().find(std::string(kFile) + ":3: nests deeper than 32 levels"), std::string::npos)
+      << r.status().message();
+  std::string hq = "[hq]\nx = " + std::string(100000, '[') + "\n";
+  auto h = ParseHqConfig(hq, kFile);
+  ASSERT_FALSE(h.ok());
+  EXPECT_NE(h.status().message().find("nests deeper than 32 levels"), std::string::npos) << h.status().message();
+}
+
 TEST(AgentConfig, SyntaxErrorsGiveLineAndColumn) {
   auto r = ParseAgentConfig("[agent]\nterminal_id = \"T01\"\nstore_id = \n", kFile);
   ASSERT_FALSE(r.ok());
