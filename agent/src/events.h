@@ -26,6 +26,8 @@ inline constexpr EventInfo kEventCatalogue[] = {
     {"clock_untrusted", "warn", "wall_clock, trusted_time", "the terminal's clock is off by more than codes.clock_skew_s: fix NTP; codes are judged by HQ's time meanwhile"},
     {"clock_trusted", "info", "wall_clock", "-"},
     {"ledger_migrating", "info", "database, from, to", "- (the first start of a new version upgrades the ledger in one transaction each step; a large ledger takes a while, and the start timeout is extended for it)"},
+    {"ledger_damaged", "critical", "database, reason", "SQLite reports the ledger file damaged (a bad disk sector, a file changed behind the agent): commits and refunds are refused with 503 ledger_damaged until the file is replaced; follow \"A damaged ledger\" in docs/operations.md (move it aside; the next sync restores the history)"},
+    {"ledger_checked", "info", "check, ok, problems, duration_ms", "- (the start-up check of the ledger file, run after READY; a failed one also logs ledger_damaged)"},
     {"ledger_error", "error", "phase | method, path, status, code, message", "the ledger cannot be written (disk full, I/O error, locked): check disk space and the file system; checkouts are refused until it is fixed"},
     {"request_rejected", "info", "method, path, status, code, message", "- (bad input from the POS; many in a row point at a POS integration bug)"},
     {"request_unauthorized", "warn", "method, path", "a caller without the token: check the POS configuration or look for an intruder"},
