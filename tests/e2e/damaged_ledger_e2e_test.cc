@@ -83,7 +83,9 @@ TEST_F(DamagedLedgerE2eTest, MovedAsideAndSyncedOnceTheTerminalHasItsHistoryBack
 
   // A bad sector in the members table while the terminal is off.
   ASSERT_EQ(a.Stop(), 0);
-  ASSERT_TRUE(testing::DamageRowPage(a.db_path(), "members", std::stoll(m.id)));
+  ASSERT_TRUE(testing::FoldWal(a.db_path()));
+  ASSERT_TRUE(testing::DamageRowPage(a.db_path(), "members", std::stoll(m.id)))
+      << "member " << m.id << " not found in the members table";
   a.Start();
   json h = WaitForLedgerOk(false);
   EXPECT_EQ(h["status"], "degraded") << h.dump();

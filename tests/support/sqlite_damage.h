@@ -115,6 +115,16 @@ inline bool DamagePage(const std::string& path, uint32_t page) {
   return static_cast<bool>(f);
 }
 
+// Folds a left-over WAL into the file (every frame copied back, the -wal truncated) so the
+// file alone holds the current pages. No other process may have the file open.
+inline bool FoldWal(const std::string& path) {
+  sqlite3* db = nullptr;
+  bool ok = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK &&
+            sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr) == SQLITE_OK;
+  sqlite3_close(db);
+  return ok;
+}
+
 // Damages the page of `table` that holds `rowid`; returns its number (nullopt: not found, or
 // a -wal file is there, whose frames may hold a newer copy of the page).
 inline std::optional<uint32_t> DamageRowPage(const std::string& path, const std::string& table, int64_t rowid) {
