@@ -53,15 +53,22 @@ http::Response PosApi::Health() {
          {"version", ctx_.version},
          {"terminal_id", ctx_.terminal_id},
          {"store_id", ctx_.store_id}};
-  int64_t entries = ctx_.reader->EntryCount();
-  j["ledger"] = {{"ok", entries >= 0}, {"entries", entries < 0 ? 0 : entries}};
+  // Not ok when the ledger cannot be read, or is latched damaged (operations.md): then
+  // `reason` says why.
+  auto entries = ctx_.reader->EntryCount();
+  bool ledger_ok = entries.ok() && !ctx_.reader->damaged();
+  j["ledger"] = {{"ok", ledger_ok}, {"entries", entries.ok() ? *entries : 0}};
+  if (ctx_.reader->damaged())
+    j["ledger"]["reason"] = "damaged: " + ctx_.reader->damage_reason();
+  else if (!entries.ok())
+    j["ledger"]["reason"] = entries.status().ToString();
   j["scanners"] = ctx_.scanner_health ? ctx_.scanner_health() : json::array();
   j["sync"] = SyncState();
   if (ctx_.health_extra) {
     json extra = ctx_.health_extra();
     for (auto it = extra.begin(); it != extra.end(); ++it) j[it.key()] = it.value();
   }
-  bool degraded = entries < 0 || (j.contains("clock") && j["clock"].value("trusted", true) == false);
+  bool degraded = !ledger_ok || (j.contains("clock") && j["clock"].value("trusted", true) == false);
   if (degraded) j["status"] = "degraded";
   http::Response r;
   r.body = j.dump();
@@ -74,11 +81,13 @@ json TimeOrNull(std::optional<int64_t> ms) { return ms ? json(FormatRfc3339(*ms 
 
 // health's `sync` object (pos-api.md): from the service's state and the recorded runs.
 json PosApi::SyncState() {
-  int64_t pending = ctx_.reader->PendingEntryCount();
+  auto pending = ctx_.reader->PendingEntryCount();
   json s{{"state", "idle"},          {"last_success_at", nullptr},
-         {"last_attempt_at", nullptr}, {"pending_entries", pending < 0 ? 0 : pending},
+         {"last_attempt_at", nullptr}, {"pending_entries", pending.ok() ? std::max<int64_t>(0, *pending) : 0},
          {"last_error", nullptr}};
-  auto runs = ctx_.reader->RecentSyncRuns(1);
+  // A failed read leaves the fields at their defaults: the health's `ledger` says why.
+  auto read = ctx_.reader->RecentSyncRuns(1);
+  std::vector<ledger::SyncRunRow> runs = read.ok() ? std::move(*read) : std::vector<ledger::SyncRunRow>();
   if (!runs.empty()) {
     s["last_attempt_at"] = TimeOrNull(runs[0].started_at_ms);
     if (runs[0].result == "failed") {
@@ -86,14 +95,15 @@ json PosApi::SyncState() {
       s["last_error"] = runs[0].error;
     }
   }
-  if (auto ok = ctx_.reader->LastSuccessfulSyncRun()) s["last_success_at"] = TimeOrNull(ok->finished_at_ms);
+  if (auto ok = ctx_.reader->LastSuccessfulSyncRun(); ok.ok() && *ok) s["last_success_at"] = TimeOrNull((*ok)->finished_at_ms);
   if (ctx_.sync && ctx_.sync->Snapshot().running) s["state"] = "running";
   return s;
 }
 
 json PosApi::SyncView() {
   json runs = json::array();
-  for (const auto& r : ctx_.reader->RecentSyncRuns(20)) {
+  auto read = ctx_.reader->RecentSyncRuns(20);
+  for (const auto& r : read.ok() ? *read : std::vector<ledger::SyncRunRow>()) {
     json j{{"run_id", r.run_id},
            {"started_at", TimeOrNull(r.started_at_ms)},
            {"finished_at", TimeOrNull(r.finished_at_ms)},

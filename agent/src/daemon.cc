@@ -6,10 +6,13 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <thread>
 
 #include "api.h"
 #include "metrics.h"
@@ -160,9 +163,17 @@ int RunDaemon(int argc, char** argv) {
     }
     auto writer_ledger = ledger::Ledger::Open(p.cfg.database, ledger::Ledger::Mode::kWriter, p.cfg.terminal_id);
     if (!writer_ledger.ok()) {
-      LogEvent(Level::kCritical, "ledger_error", {{"phase", "open"}, {"message", writer_ledger.status().message()}});
+      const Status& s = writer_ledger.status();
+      if (s.code() == "ledger_damaged")
+        LogEvent(Level::kCritical, "ledger_damaged", {{"database", p.cfg.database}, {"reason", s.message()}});
+      else
+        LogEvent(Level::kCritical, "ledger_error", {{"phase", "open"}, {"message", s.message()}});
       return kExitRuntime;
     }
+    // Whichever connection first meets a corruption latches the file; said once.
+    (*writer_ledger)->OnDamaged([database = p.cfg.database](const std::string& reason) {
+      LogEvent(Level::kCritical, "ledger_damaged", {{"database", database}, {"reason", reason}});
+    });
     // Checkpoints run when the writer thread is idle, never inside a checkout's commit.
     (*writer_ledger)->UseIdleCheckpoints();
     auto reader = ledger::Ledger::Open(p.cfg.database, ledger::Ledger::Mode::kReader, p.cfg.terminal_id);
@@ -170,15 +181,16 @@ int RunDaemon(int argc, char** argv) {
       LogEvent(Level::kCritical, "ledger_error", {{"phase", "open_reader"}, {"message", reader.status().message()}});
       return kExitRuntime;
     }
-    int64_t entries = (*writer_ledger)->EntryCount();
+    auto counted = (*writer_ledger)->EntryCount();
+    int64_t entries = counted.ok() ? *counted : -1;  // a failed count is the health's to report
     // A run the previous process was killed in is recorded as failed, not left running.
     if (auto n = (*writer_ledger)->FailInterruptedSyncRuns(clock.now_ms()); n.ok() && *n > 0)
       LogEvent(Level::kWarn, "sync_interrupted", {{"runs", *n}});
     // Rules HQ pushed at an earlier sync stay in force across restarts; the local rules
     // file is only the fallback before a first sync.
     auto hq_rules_adopted = std::make_shared<std::atomic<bool>>(false);
-    if (auto stored = (*writer_ledger)->GetMeta("hq_rules")) {
-      if (auto j = ParseJsonObject(*stored); j.ok()) {
+    if (auto stored = (*writer_ledger)->GetMeta("hq_rules"); stored.ok() && *stored) {
+      if (auto j = ParseJsonObject(**stored); j.ok()) {
         if (auto r = rules::RulesFromJson(*j); r.ok()) {
           p.rules = std::make_shared<rules::Rules>(std::move(*r));
           *hq_rules_adopted = true;
@@ -289,9 +301,14 @@ int RunDaemon(int argc, char** argv) {
     ctx.scanner_health = [&scanners]() { return scanners.Health(); };
     metrics.set_gauges([&]() {
       Metrics::Gauges g;
-      g.ledger_entries = std::max<int64_t>(0, loop_reader->EntryCount());
-      g.pending_entries = std::max<int64_t>(0, loop_reader->PendingEntryCount());
-      if (auto last = loop_reader->LastSuccessfulSyncRun()) g.last_sync_success_s = last->finished_at_ms.value_or(last->started_at_ms) / 1000;
+      // A failed read shows as 0 here; /v1/health and loyalty_ledger_ok say the ledger is not ok.
+      auto count = loop_reader->EntryCount();
+      auto pending = loop_reader->PendingEntryCount();
+      g.ledger_entries = count.ok() ? std::max<int64_t>(0, *count) : 0;
+      g.pending_entries = pending.ok() ? std::max<int64_t>(0, *pending) : 0;
+      g.ledger_ok = count.ok() && !loop_reader->damaged();
+      if (auto last = loop_reader->LastSuccessfulSyncRun(); last.ok() && *last)
+        g.last_sync_success_s = (*last)->finished_at_ms.value_or((*last)->started_at_ms) / 1000;
       g.clock_trusted = !trusted_time.untrusted(clock);
       for (const auto& sc : scanners.Health()) g.scanners.emplace_back(sc["id"].get<std::string>(), sc["state"] == "connected");
       return g;
@@ -303,23 +320,29 @@ int RunDaemon(int argc, char** argv) {
       d.store_id = p.cfg.store_id;
       d.now_s = clock.now_s();
       d.clock_trusted = !trusted_time.untrusted(clock);
-      d.ledger_entries = std::max<int64_t>(0, loop_reader->EntryCount());
-      d.pending_entries = std::max<int64_t>(0, loop_reader->PendingEntryCount());
+      auto count = loop_reader->EntryCount();
+      auto pending = loop_reader->PendingEntryCount();
+      d.ledger_entries = count.ok() ? std::max<int64_t>(0, *count) : 0;
+      d.pending_entries = pending.ok() ? std::max<int64_t>(0, *pending) : 0;
       d.rules_version = service.rules()->version;
       for (const auto& sc : scanners.Health())
         d.scanners.push_back({sc["id"], sc["kind"], sc["state"], sc["last_scan_at"].is_string() ? sc["last_scan_at"].get<std::string>() : ""});
-      auto runs = loop_reader->RecentSyncRuns(10);
+      auto runs_read = loop_reader->RecentSyncRuns(10);
+      std::vector<ledger::SyncRunRow> runs = runs_read.ok() ? std::move(*runs_read) : std::vector<ledger::SyncRunRow>();
       d.sync_state = runs.empty() ? "idle" : runs[0].result == "failed" ? "failing" : runs[0].result == "running" ? "running" : "idle";
       if (!runs.empty()) {
         d.last_sync_attempt = FormatRfc3339(runs[0].started_at_ms / 1000);
         if (runs[0].result == "failed") d.last_sync_error = runs[0].error;
       }
-      if (auto last = loop_reader->LastSuccessfulSyncRun()) d.last_sync_success = FormatRfc3339(last->finished_at_ms.value_or(last->started_at_ms) / 1000);
+      if (auto last = loop_reader->LastSuccessfulSyncRun(); last.ok() && *last)
+        d.last_sync_success = FormatRfc3339((*last)->finished_at_ms.value_or((*last)->started_at_ms) / 1000);
       for (const auto& r : runs)
         d.runs.push_back({FormatRfc3339(r.started_at_ms / 1000), r.result, r.error, r.uploaded, r.downloaded, r.repaired});
       int64_t first_hour = d.now_s / 3600 - 23;
-      for (const auto& [hour, n] : loop_reader->CheckoutsPerHour(first_hour * 3600 * 1000))
-        if (hour >= first_hour && hour < first_hour + 24) d.checkouts_per_hour[static_cast<size_t>(hour - first_hour)] = static_cast<uint64_t>(n);
+      auto per_hour = loop_reader->CheckoutsPerHour(first_hour * 3600 * 1000);
+      if (per_hour.ok())
+        for (const auto& [hour, n] : *per_hour)
+          if (hour >= first_hour && hour < first_hour + 24) d.checkouts_per_hour[static_cast<size_t>(hour - first_hour)] = static_cast<uint64_t>(n);
       d.scans_per_hour = scans_per_hour.Last24(d.now_s);
       return d;
     };
@@ -437,8 +460,50 @@ int RunDaemon(int argc, char** argv) {
               {"rules_version", p.rules->version}});
     for (const auto& w : p.cfg.warnings) LogEvent(Level::kWarn, "config_warning", {{"message", w}});
     sd_notify(0, "READY=1");
+    // The start-up check of the file (operations.md, a damaged ledger), right after READY
+    // on a connection and thread of its own: PRAGMA quick_check reads every page, seconds
+    // for the 1M-entry ledger of bench_startup (docs/performance.md), far too long to hold
+    // a lane's start (about 75 ms without it). A problem latches the ledger damaged (ledger_damaged is logged
+    // by the latch), which commits and refunds then refuse.
+    std::unique_ptr<ledger::Ledger> check_reader;
+    if (auto cr = ledger::Ledger::Open(p.cfg.database, ledger::Ledger::Mode::kReader, p.cfg.terminal_id); cr.ok())
+      check_reader = std::move(*cr);
+    else
+      LogEvent(Level::kError, "ledger_error", {{"phase", "quick_check"}, {"message", cr.status().message()}});
+    std::atomic<bool> check_stopping{false};
+    std::thread check_thread;
+    // Stops a check still running (sqlite3_interrupt is safe from another thread while the
+    // connection is in use) and joins it, however this scope is left.
+    struct CheckJoin {
+      std::thread& t;
+      std::atomic<bool>& stopping;
+      std::unique_ptr<ledger::Ledger>& reader;
+      ~CheckJoin() { Stop(); }
+      void Stop() {
+        if (!t.joinable()) return;
+        stopping = true;
+        sqlite3_interrupt(reader->db().raw());
+        t.join();
+      }
+    } check_join{check_thread, check_stopping, check_reader};
+    if (check_reader) {
+      check_thread = std::thread([&check_reader, &check_stopping]() {
+        auto started = std::chrono::steady_clock::now();
+        auto problems = check_reader->CheckIntegrity(/*quick=*/true);
+        auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+        if (check_stopping) return;  // interrupted by the stop: no verdict
+        if (!problems.ok() && problems.status().code() != "ledger_damaged") {
+          LogEvent(Level::kError, "ledger_error", {{"phase", "quick_check"}, {"message", problems.status().message()}});
+          return;
+        }
+        size_t n = problems.ok() ? problems->size() : 1;
+        LogEvent(n == 0 ? Level::kInfo : Level::kError, "ledger_checked",
+                 {{"check", "quick_check"}, {"ok", n == 0}, {"problems", n}, {"duration_ms", ms.count()}});
+      });
+    }
     sync_service.Start();
     ioc.run();
+    check_join.Stop();
     sync_service.Stop();
     writer.Stop();
     SetEventObserver(nullptr);

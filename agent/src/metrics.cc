@@ -139,6 +139,8 @@ std::string Metrics::Render() const {
   Gauges g = gauges_ ? gauges_() : Gauges{};
   Family(o, "loyalty_ledger_entries", "gauge", "Entries in this terminal's ledger.");
   Sample(o, "loyalty_ledger_entries", "", std::to_string(g.ledger_entries));
+  Family(o, "loyalty_ledger_ok", "gauge", "1 while the ledger reads and is not damaged, 0 otherwise.");
+  Sample(o, "loyalty_ledger_ok", "", g.ledger_ok ? "1" : "0");
   Family(o, "loyalty_sync_pending_entries", "gauge", "Ledger entries HQ has not acknowledged yet.");
   Sample(o, "loyalty_sync_pending_entries", "", std::to_string(g.pending_entries));
   Family(o, "loyalty_sync_last_success_timestamp_seconds", "gauge", "Unix time of the last successful sync run (0: never).");

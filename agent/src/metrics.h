@@ -45,6 +45,7 @@ class Metrics {
   // Gauges, read when scraped.
   struct Gauges {
     int64_t ledger_entries = 0;
+    bool ledger_ok = true;  // false: the ledger cannot be read or is latched damaged
     int64_t pending_entries = 0;
     int64_t last_sync_success_s = 0;  // 0: never
     bool clock_trusted = true;

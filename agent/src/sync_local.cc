@@ -164,7 +164,9 @@ ledger::RefundRow FromWire(const sync::Refund& w) {
 Status ApplySnapshot(ledger::Ledger& w, const sync::Snapshot& snap, const TimeZone& tz, int64_t validity_months) {
   // Expiries of the lots this terminal created, so entries applied again keep theirs.
   std::map<std::string, int64_t> expiry_by_entry;
-  for (const auto& lot : w.Lots(snap.member_id))
+  auto old_lots = w.Lots(snap.member_id);
+  if (!old_lots.ok()) return old_lots.status();
+  for (const auto& lot : *old_lots)
     if (!lot.entry_id.empty() && lot.points > 0) expiry_by_entry[lot.entry_id] = lot.expires_at_s;
 
   ledger::MemberRow m;
@@ -198,7 +200,9 @@ Status ApplySnapshot(ledger::Ledger& w, const sync::Snapshot& snap, const TimeZo
     if (auto id = w.AddLot(lot); !id.ok()) return id.status();
   }
   auto offset = [&tz](int64_t t) { return tz.UtcOffsetAt(t); };
-  for (const auto& e : w.MemberEntriesAfter(snap.member_id, snap.terminal_seq)) {
+  auto after = w.MemberEntriesAfter(snap.member_id, snap.terminal_seq);
+  if (!after.ok()) return after.status();
+  for (const auto& e : *after) {
     int64_t at_s = e.at_ms >= 0 ? e.at_ms / 1000 : 0;
     if (e.points != 0) {
       auto it = expiry_by_entry.find(e.entry_id);
@@ -274,15 +278,18 @@ Result<sync::HelloRequest> SyncLocal::Hello() {
     h.head.hash = HexEncode((*st)->Text(1));
   }
   if (!(*st)->status().ok()) return (*st)->status();
-  h.entries = (*r)->EntryCount();
-  if (h.entries < 0) return Status::Error("unavailable", "cannot count the ledger's entries");
+  auto entries = (*r)->EntryCount();
+  if (!entries.ok()) return entries.status();
+  h.entries = *entries;
   return h;
 }
 
 Result<std::string> SyncLocal::Cursor() {
   auto r = Reader();
   if (!r.ok()) return r.status();
-  return (*r)->GetMeta(ledger::kSyncCursorKey).value_or("");
+  auto cursor = (*r)->GetMeta(ledger::kSyncCursorKey);
+  if (!cursor.ok()) return cursor.status();
+  return cursor->value_or("");
 }
 
 Result<sync::UploadRequest> SyncLocal::WithRecords(std::vector<ledger::EntryRow> entries) {
@@ -292,10 +299,14 @@ Result<sync::UploadRequest> SyncLocal::WithRecords(std::vector<ledger::EntryRow>
   std::set<std::string> checkouts, refunds;
   for (const auto& e : entries) {
     if (!e.checkout_id.empty() && checkouts.insert(e.checkout_id).second) {
-      if (auto c = (*r)->GetCheckout(e.checkout_id)) req.checkouts.push_back(ToWire(*c));
+      auto c = (*r)->GetCheckout(e.checkout_id);
+      if (!c.ok()) return c.status();
+      if (*c) req.checkouts.push_back(ToWire(**c));
     }
     if (!e.refund_id.empty() && refunds.insert(e.refund_id).second) {
-      if (auto f = (*r)->GetRefund(e.refund_id)) req.refunds.push_back(ToWire(*f));
+      auto f = (*r)->GetRefund(e.refund_id);
+      if (!f.ok()) return f.status();
+      if (*f) req.refunds.push_back(ToWire(**f));
     }
     req.entries.push_back(ToWire(e));
   }
@@ -306,24 +317,31 @@ Result<sync::UploadBatch> SyncLocal::NextUploadBatch(int64_t after_seq, size_t m
   auto r = Reader();
   if (!r.ok()) return r.status();
   auto entries = (*r)->UnackedEntries(after_seq, static_cast<int>(max_entries));
+  if (!entries.ok()) return entries.status();
   sync::UploadBatch b;
-  if (!entries.empty()) {
-    b.last_seq = entries.back().seq;
-    auto req = WithRecords(std::move(entries));
+  if (!entries->empty()) {
+    b.last_seq = entries->back().seq;
+    auto req = WithRecords(std::move(*entries));
     if (!req.ok()) return req.status();
     b.request = std::move(*req);
     return b;
   }
   // Checkouts without a member and refunds without points have no entries to carry them.
-  for (auto& c : (*r)->UnuploadedCheckoutsWithoutEntries(200)) b.request.checkouts.push_back(ToWire(c));
-  for (auto& f : (*r)->UnuploadedRefunds(200)) b.request.refunds.push_back(ToWire(f));
+  auto checkouts = (*r)->UnuploadedCheckoutsWithoutEntries(200);
+  if (!checkouts.ok()) return checkouts.status();
+  auto refunds = (*r)->UnuploadedRefunds(200);
+  if (!refunds.ok()) return refunds.status();
+  for (auto& c : *checkouts) b.request.checkouts.push_back(ToWire(c));
+  for (auto& f : *refunds) b.request.refunds.push_back(ToWire(f));
   return b;
 }
 
 Result<sync::UploadRequest> SyncLocal::EntriesForUpload(const std::vector<std::string>& entry_ids) {
   auto r = Reader();
   if (!r.ok()) return r.status();
-  return WithRecords((*r)->EntriesByIds(entry_ids));
+  auto entries = (*r)->EntriesByIds(entry_ids);
+  if (!entries.ok()) return entries.status();
+  return WithRecords(std::move(*entries));
 }
 
 namespace {
@@ -354,7 +372,7 @@ class ReconViewImpl final : public sync::LocalLedger::ReconView {
   ~ReconViewImpl() override {
     entries_.reset();
     balances_.reset();
-    if (open_) db_->Exec("ROLLBACK");
+    if (open_) (void)db_->Exec("ROLLBACK");  // a read transaction: nothing to lose
   }
   const recon::FingerprintStore& entries() override { return *entries_; }
   const recon::FingerprintStore& balances() override { return *balances_; }
@@ -410,8 +428,9 @@ Status SyncLocal::ApplyChanges(const sync::ChangesResponse& page) {
       ledger::CouponRow row{c.coupon_id, c.member_id, c.kind, c.value_cents, c.bp, c.min_spend_cents,
                             c.valid_from_s, c.valid_to_s, ""};
       auto local = w.GetCoupon(c.coupon_id);
+      if (!local.ok()) return local.status();
       // A local use stays recorded; a use HQ knows of (another store) makes it used here.
-      if (local && !local->used_by_checkout.empty()) row.used_by_checkout = local->used_by_checkout;
+      if (*local && !(*local)->used_by_checkout.empty()) row.used_by_checkout = (*local)->used_by_checkout;
       else if (c.used) row.used_by_checkout = "@hq";
       if (Status s = w.PutCoupon(row); !s.ok()) return s;
     }
@@ -466,8 +485,14 @@ Result<int64_t> SyncLocal::RepairBalances(const sync::MembersResponse& members) 
     corrections = 0;
     for (const auto& snap : members.members) {
       auto old = w.GetMember(snap.member_id);
+      if (!old.ok()) return old.status();
       // The figure reconciliation compared: the balance without unacknowledged entries.
-      int64_t terminal = old ? old->balance - w.UnackedPoints(snap.member_id) : 0;
+      int64_t terminal = 0;
+      if (*old) {
+        auto unacked = w.UnackedPoints(snap.member_id);
+        if (!unacked.ok()) return unacked.status();
+        terminal = (*old)->balance - *unacked;
+      }
       if (Status s = ApplySnapshot(w, snap, tz_, validity); !s.ok()) return s;
       if (terminal == snap.balance) continue;
       json detail{{"terminal_balance", terminal}, {"hq_balance", snap.balance}};

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <thread>
@@ -50,16 +51,22 @@ int main(int argc, char** argv) {
   std::vector<double> bare;
   double bare_pages = 0, full_pages = 0, req_bytes = 0, resp_bytes = 0, wal_mb = 0;
   int64_t checkpoints = 0;
+  // A failed step ends the run: the figures would be of something else.
+  auto check = [](const Status& s) {
+    if (s.ok()) return;
+    std::fprintf(stderr, "%s\n", s.ToString().c_str());
+    std::exit(1);
+  };
   auto db = ledger::Db::Open((work / "bare.db").string(), false);
-  (*db)->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);");
+  check((*db)->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);"));
   auto bare_insert = [&] {
     auto t0 = Clk::now();
-    (*db)->Exec("BEGIN IMMEDIATE");
+    check((*db)->Exec("BEGIN IMMEDIATE"));
     auto st = (*db)->Prepare("INSERT INTO t (v) VALUES (?)");
     (*st)->Bind(1, std::string(64, 'x'));
-    (*st)->Run();
+    check((*st)->Run());
     st.value().reset();
-    (*db)->Exec("COMMIT");
+    check((*db)->Exec("COMMIT"));
     int c = 0, h = 0;
     sqlite3_db_status((*db)->raw(), SQLITE_DBSTATUS_CACHE_WRITE, &c, &h, 1);
     bare_pages += c;
@@ -86,7 +93,7 @@ int main(int argc, char** argv) {
     // members, as a day at a till does; one member checking out thousands of times an
     // hour would be frozen by the velocity rule after a few dozen.
     int64_t now_s = SystemClock::Instance().now_s();
-    w.Begin();
+    check(w.Begin());
     for (int k = 0; k < kMembers; ++k) {
       ledger::MemberRow m;
       m.member_id = 1000 + k;
@@ -96,14 +103,14 @@ int main(int argc, char** argv) {
       for (int month = 0; month < 12; ++month) {
         ledger::LotRow lot{0, m.member_id, 120, 120, now_s - (12 - month) * 30 * 86400,
                            now_s + (month + 1) * 30 * 86400, ""};
-        w.AddLot(lot);
+        check(w.AddLot(lot).status());
         balance += 120;
       }
       m.balance = balance;
-      w.UpsertMember(m);
-      w.PutIdentity("wechat", MemberCard(k), m.member_id);
+      check(w.UpsertMember(m));
+      check(w.PutIdentity("wechat", MemberCard(k), m.member_id));
     }
-    w.Commit();
+    check(w.Commit());
     codes::CodesConfig cc;
     cc.channels.push_back({"wechat", "^[0-9]{12}$"});
     auto verifier = codes::CodeVerifier::Create(cc);

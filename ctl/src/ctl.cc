@@ -151,15 +151,18 @@ class Context {
 
 // Every commit of the store since `since_ms`, oldest first, read in pages so a year of
 // checkouts never sits in memory at once. Pages continue after the last (time, id) seen;
-// the page grows when more checkouts than a page share one millisecond.
+// the page grows when more checkouts than a page share one millisecond. f returns a
+// Status; the first error (f's or a failed read) ends the walk and is returned.
 template <typename F>
-void ForEachCheckoutSince(ledger::Ledger& l, int64_t since_ms, F&& f) {
+Status ForEachCheckoutSince(ledger::Ledger& l, int64_t since_ms, F&& f) {
   int64_t from = since_ms;
   std::string last_id;
   bool have_last = false;
   int limit = 500;
   for (;;) {
-    auto rows = l.CheckoutsSince(from, limit);
+    auto read = l.CheckoutsSince(from, limit);
+    if (!read.ok()) return read.status();
+    const auto& rows = *read;
     size_t taken = 0;
     for (auto& c : rows) {
       if (have_last && (c.committed_at_ms < from || (c.committed_at_ms == from && c.checkout_id <= last_id))) continue;
@@ -167,15 +170,19 @@ void ForEachCheckoutSince(ledger::Ledger& l, int64_t since_ms, F&& f) {
       last_id = c.checkout_id;
       have_last = true;
       ++taken;
-      f(c);
+      if (Status s = f(c); !s.ok()) return s;
     }
-    if (static_cast<int>(rows.size()) < limit) return;
+    if (static_cast<int>(rows.size()) < limit) return Status::Ok();
     if (taken == 0) {
-      if (limit > std::numeric_limits<int>::max() / 2) return;
+      if (limit > std::numeric_limits<int>::max() / 2) return Status::Ok();
       limit *= 2;
     }
   }
 }
+
+// A ledger read that failed: the command stops and says so (a partial listing or export
+// would pass for a complete one).
+Failure ReadFailure(const Status& s) { return Failure{kExitDatabase, "reading the ledger: " + s.ToString()}; }
 
 // --- commands
 
@@ -286,8 +293,10 @@ std::optional<Failure> CmdCheckouts(Context& ctx) {
     out << "committed_at              checkout_id                       member_id        total_due  earned "
            "redeemed  tender  refunds\n";
   }
-  ForEachCheckoutSince(ctx.ledger(), *since, [&](const ledger::CheckoutRow& c) {
-    auto refunds = ctx.ledger().RefundsForCheckout(c.checkout_id);
+  Status walked = ForEachCheckoutSince(ctx.ledger(), *since, [&](const ledger::CheckoutRow& c) -> Status {
+    auto read = ctx.ledger().RefundsForCheckout(c.checkout_id);
+    if (!read.ok()) return read.status();
+    const auto& refunds = *read;
     if (json_out) {
       nlohmann::ordered_json j{{"checkout_id", c.checkout_id},
              {"committed_at", FormatTimeMs(c.committed_at_ms)},
@@ -317,7 +326,9 @@ std::optional<Failure> CmdCheckouts(Context& ctx) {
       out << line;
     }
     ++n;
+    return Status::Ok();
   });
+  if (!walked.ok()) return ReadFailure(walked);
   if (json_out)
     out << "\n]}\n";
   else
@@ -359,22 +370,33 @@ std::optional<Failure> CmdExport(Context& ctx) {
       ++n;
     }
   };
-  ForEachCheckoutSince(ctx.ledger(), *since, [&](const ledger::CheckoutRow& head) {
+  Status walked = ForEachCheckoutSince(ctx.ledger(), *since, [&](const ledger::CheckoutRow& head) -> Status {
     // CheckoutsSince leaves out the lines; the export needs them.
     auto full = ctx.ledger().GetCheckout(head.checkout_id, /*with_lines=*/true);
-    const ledger::CheckoutRow& c = full ? *full : head;
-    emit(RecordsForCheckout(c, ctx.ledger().EntriesForCheckout(c.checkout_id),
-                            ctx.ledger().RefundsForCheckout(c.checkout_id)));
+    if (!full.ok()) return full.status();
+    const ledger::CheckoutRow& c = *full ? **full : head;
+    auto entries = ctx.ledger().EntriesForCheckout(c.checkout_id);
+    if (!entries.ok()) return entries.status();
+    auto refunds = ctx.ledger().RefundsForCheckout(c.checkout_id);
+    if (!refunds.ok()) return refunds.status();
+    emit(RecordsForCheckout(c, *entries, *refunds));
+    return Status::Ok();
   });
+  if (!walked.ok()) return ReadFailure(walked);
   // Then the refunds made since of checkouts committed before (today's returns of earlier
   // sales): each with its refunded lines and entries; the checkout is in an earlier export.
-  for (const auto& rf : ctx.ledger().RefundsSince(*since)) {
+  auto refunds = ctx.ledger().RefundsSince(*since);
+  if (!refunds.ok()) return ReadFailure(refunds.status());
+  for (const auto& rf : *refunds) {
     auto c = ctx.ledger().GetCheckout(rf.checkout_id, /*with_lines=*/true);
-    if (!c || c->committed_at_ms >= *since) continue;  // exported above, with its checkout
+    if (!c.ok()) return ReadFailure(c.status());
+    if (!*c || (*c)->committed_at_ms >= *since) continue;  // exported above, with its checkout
+    auto all = ctx.ledger().EntriesForCheckout(rf.checkout_id);
+    if (!all.ok()) return ReadFailure(all.status());
     std::vector<ledger::EntryRow> entries;
-    for (auto& e : ctx.ledger().EntriesForCheckout(rf.checkout_id))
+    for (auto& e : *all)
       if (e.refund_id == rf.refund_id) entries.push_back(std::move(e));
-    emit(RecordsForRefund(*c, rf, entries));
+    emit(RecordsForRefund(**c, rf, entries));
   }
   if (!csv) *out << "\n]}\n";
   out->flush();

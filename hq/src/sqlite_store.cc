@@ -199,7 +199,7 @@ class SqliteStore final : public Store {
     s = body();
     if (s.ok()) s = db_->Exec("COMMIT");
     if (!s.ok()) {
-      db_->Exec("ROLLBACK");
+      (void)db_->Exec("ROLLBACK");  // the failure to report is s; a failed rollback ends the transaction too
     }
     return s;
   }
@@ -749,7 +749,7 @@ class SqliteStore final : public Store {
       if (s.ok()) s = db_->Exec("PRAGMA user_version=" + std::to_string(v + 1));
       if (s.ok()) s = db_->Exec("COMMIT");
       if (!s.ok()) {
-        db_->Exec("ROLLBACK");
+        (void)db_->Exec("ROLLBACK");  // the migration's own error is the one to report
         return Status::Error(s.code(), "migration to schema " + std::to_string(v + 1) + ": " + s.message());
       }
     }
@@ -760,7 +760,7 @@ class SqliteStore final : public Store {
     HQ_PREPARE(st, "UPDATE change_counter SET value = value + 1 WHERE id = 1 RETURNING value");
     if (st.Step()) {
       int64_t v = st.Int(0);
-      st.Run();
+      if (Status s = st.Run(); !s.ok()) return s;
       return v;
     }
     return Fail(st);

@@ -77,7 +77,7 @@ TEST(CrashTest, AcknowledgedCommitsSurviveSigkill) {
   EXPECT_TRUE(rep.ok()) << rep.problems.front();
   EXPECT_GT(acked.size(), 0u);
   for (const auto& [id, resp] : acked) {
-    auto co = l->GetCheckout(id);
+    auto co = l->GetCheckout(id).value();
     ASSERT_TRUE(co) << "acknowledged checkout " << id << " is missing";
     // Straight from the entries table, not through the response that names them.
     std::vector<std::string> ids;

@@ -63,8 +63,8 @@ TEST_F(LotsTest, HeldLotsFollowTheLedgerThroughEarnsSpendsAndDebts) {
     ASSERT_TRUE(b.ok()) << b.ToString();
     ASSERT_TRUE(held.Commit().ok());
     ASSERT_TRUE(read.Commit().ok());
-    auto in_held = held.Lots(kMember);
-    auto in_read = read.Lots(kMember);
+    auto in_held = held.Lots(kMember).value();
+    auto in_read = read.Lots(kMember).value();
     ASSERT_EQ(Describe(lots), Describe(in_held)) << "step " << step << " delta " << delta;
     ASSERT_EQ(Describe(in_held), Describe(in_read)) << "step " << step << " delta " << delta;
     for (const auto& lot : in_held) debts += lot.remaining < 0;
@@ -90,7 +90,7 @@ TEST_F(LotsTest, DebtIsPaidFirstAndEmptyLotsLeaveTheHeldCopy) {
   EXPECT_EQ(lots[0].remaining, 5);
   EXPECT_EQ(lots[0].expires_at_s, 6000);
   ASSERT_TRUE(l.Commit().ok());
-  EXPECT_EQ(Describe(lots), Describe(l.Lots(kMember)));
+  EXPECT_EQ(Describe(lots), Describe(l.Lots(kMember).value()));
 }
 
 }  // namespace

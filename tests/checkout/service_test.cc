@@ -141,7 +141,7 @@ TEST_F(ServiceTest, CommitBodyAgreesWithTheQuoteTheMemberViewAndItsReplay) {
   // A frozen reason, a masked name and phone with characters to escape, and lots of two
   // expiries, so every branch of the member view is written.
   ASSERT_TRUE(ledger_->Begin().ok());
-  auto m = ledger_->GetMember(kMember);
+  auto m = ledger_->GetMember(kMember).value();
   ASSERT_TRUE(m);
   m->display_name = "张*\"";
   m->phone = "138****5678";
@@ -197,7 +197,7 @@ TEST_F(ServiceTest, AReplayedCommitReturnsTheStoredBodyByteForByte) {
   ASSERT_EQ(second.status, 200) << second.Text();
   EXPECT_EQ(second.text, first.text);
   EXPECT_EQ(first.text, json::parse(first.text).dump());
-  auto stored = ledger_->GetCheckout("r1", /*with_lines=*/true);
+  auto stored = ledger_->GetCheckout("r1", /*with_lines=*/true).value();
   ASSERT_TRUE(stored);
   EXPECT_EQ(stored->response_json, first.text);
   // The request is kept as its hash and its lines, not as text: the member code in it is
@@ -221,22 +221,22 @@ TEST_F(ServiceTest, CheckoutEntriesAndLocalSpendFollowCommitsAndRefunds) {
   ASSERT_EQ(b.status, 200) << b.body.dump();
   auto r = service_->Refund(*ledger_, {{"refund_id", "rf1"}, {"checkout_id", "s1"}, {"lines", {{{"line", 1}, {"qty", 1}}}}});
   ASSERT_EQ(r.status, 200) << r.Text();
-  auto entries = ledger_->EntriesForCheckout("s1");
+  auto entries = ledger_->EntriesForCheckout("s1").value();
   std::vector<std::string> ids;
   for (const auto& e : entries) ids.push_back(e.entry_id);
   std::vector<std::string> want = a.body["entries"].get<std::vector<std::string>>();
   for (const auto& id : r.body["entries"]) want.push_back(id.get<std::string>());
   EXPECT_EQ(ids, want);  // earn, redeem, then the refund's claw-back and restore, by seq
   EXPECT_EQ(entries.front().kind, "earn");
-  EXPECT_EQ(ledger_->EntriesForCheckout("s2").size(), 1u);
-  EXPECT_TRUE(ledger_->EntriesForCheckout("nope").empty());
+  EXPECT_EQ(ledger_->EntriesForCheckout("s2").value().size(), 1u);
+  EXPECT_TRUE(ledger_->EntriesForCheckout("nope").value().empty());
 
   int64_t total = a.body["total_due_cents"].get<int64_t>() + b.body["total_due_cents"].get<int64_t>();
   int64_t refunded = r.body["refund_cents"].get<int64_t>();
-  EXPECT_EQ(ledger_->LocalSpendSince(kMember, (kT0 - 1) * 1000), total - refunded);
+  EXPECT_EQ(ledger_->LocalSpendSince(kMember, (kT0 - 1) * 1000).value(), total - refunded);
   // Strictly after: the first checkout was committed at kT0.
-  EXPECT_EQ(ledger_->LocalSpendSince(kMember, kT0 * 1000), b.body["total_due_cents"].get<int64_t>());
-  EXPECT_EQ(ledger_->LocalSpendSince(kMember + 1, 0), 0);
+  EXPECT_EQ(ledger_->LocalSpendSince(kMember, kT0 * 1000).value(), b.body["total_due_cents"].get<int64_t>());
+  EXPECT_EQ(ledger_->LocalSpendSince(kMember + 1, 0).value(), 0);
 }
 
 // A commit does not look for an earlier checkout first; whatever refuses a replay — the
@@ -247,11 +247,11 @@ TEST_F(ServiceTest, ReplaysAreAnsweredByTheEarlierCheckoutWhateverRefusesThem) {
   json body{{"checkout_id", "k1"}, {"member_code", Code()}, {"lines", Basket()}};
   auto first = service_->Commit(*ledger_, body);
   ASSERT_EQ(first.status, 200) << first.Text();
-  int64_t entries = ledger_->EntryCount();
+  int64_t entries = ledger_->EntryCount().value();
   // The code's validity has passed and the member is frozen since.
   clock_.advance_ms(3600 * 1000);
   ASSERT_TRUE(ledger_->Begin().ok());
-  auto m = ledger_->GetMember(kMember);
+  auto m = ledger_->GetMember(kMember).value();
   m->status = "frozen";
   m->frozen_reason = "manual";
   ASSERT_TRUE(ledger_->UpsertMember(*m).ok());
@@ -264,7 +264,7 @@ TEST_F(ServiceTest, ReplaysAreAnsweredByTheEarlierCheckoutWhateverRefusesThem) {
   auto conflict = service_->Commit(*ledger_, other);
   EXPECT_EQ(conflict.status, 409);
   EXPECT_EQ(conflict.body["error"]["code"], "idempotency_conflict");
-  EXPECT_EQ(ledger_->EntryCount(), entries);
+  EXPECT_EQ(ledger_->EntryCount().value(), entries);
 
   // A channel card is not bound to a checkout: the replay goes as far as the checkout's
   // key, which refuses it, and the whole attempt is rolled back.
@@ -276,13 +276,13 @@ TEST_F(ServiceTest, ReplaysAreAnsweredByTheEarlierCheckoutWhateverRefusesThem) {
   json card{{"checkout_id", "k2"}, {"member_code", "123456789012"}, {"lines", Basket()}};
   auto c1 = service_->Commit(*ledger_, card);
   ASSERT_EQ(c1.status, 200) << c1.Text();
-  int64_t balance = ledger_->GetMember(kMember)->balance;
-  entries = ledger_->EntryCount();
+  int64_t balance = ledger_->GetMember(kMember).value()->balance;
+  entries = ledger_->EntryCount().value();
   auto c2 = service_->Commit(*ledger_, card);
   ASSERT_EQ(c2.status, 200) << c2.Text();
   EXPECT_EQ(c2.text, c1.text);
-  EXPECT_EQ(ledger_->EntryCount(), entries);
-  EXPECT_EQ(ledger_->GetMember(kMember)->balance, balance);
+  EXPECT_EQ(ledger_->EntryCount().value(), entries);
+  EXPECT_EQ(ledger_->GetMember(kMember).value()->balance, balance);
   // An id never committed: the refusal stands.
   json bad{{"checkout_id", "k3"}, {"member_code", "123456789012"}, {"lines", json::array()}};
   EXPECT_EQ(service_->Commit(*ledger_, bad).status, 400);
@@ -357,7 +357,7 @@ TEST_F(ServiceTest, VelocityCountsOnlyTheTrailingHourAfterTheLatestUnfreeze) {
   EXPECT_EQ(v3.body["member"]["status"], "frozen");
   EXPECT_EQ(v3.body["entries"].size(), 2u);
   // HQ lifts the freeze (as sync will): earnings before the unfreeze no longer count.
-  auto m = ledger_->GetMember(kMember);
+  auto m = ledger_->GetMember(kMember).value();
   m->status = "active";
   m->frozen_reason.clear();
   m->unfrozen_at_ms = clock_.now_ms();
@@ -427,7 +427,7 @@ TEST_F(ServiceTest, ProvisionalUpgradeOnlyWhenEnabled) {
   auto on = Commit("p2", {{"lines", big}});
   ASSERT_EQ(on.status, 200) << on.body.dump();
   EXPECT_EQ(on.body["entries"].size(), 2u);  // earn + tier_upgrade
-  EXPECT_EQ(ledger_->GetMember(kMember)->tier, "vip");
+  EXPECT_EQ(ledger_->GetMember(kMember).value()->tier, "vip");
   EXPECT_EQ(on.body["rules_version"], "up");
 }
 

@@ -335,7 +335,7 @@ TEST_F(CtlTest, ExportCsv) {
   EXPECT_EQ(count["refund_line"], 1);
   // Every entry of the ledger belongs to these checkouts, and each is exported once.
   auto l = agent_->OpenLedger(ledger::Ledger::Mode::kReader);
-  EXPECT_EQ(count["entry"], l->EntryCount());
+  EXPECT_EQ(count["entry"], l->EntryCount().value());
   auto member = agent_->Get("/v1/members/" + std::to_string(kDynamicMember));
   EXPECT_EQ(earn_points + clawback_points, member.body["balance"].get<int64_t>());
   EXPECT_LT(clawback_points, 0);

@@ -11,6 +11,7 @@
 #include "loyalty/ledger/sqlite.h"
 
 #include "loyalty/base/ids.h"
+#include "support/sqlite_damage.h"
 
 namespace loyalty::ledger {
 namespace {
@@ -24,7 +25,10 @@ class LedgerTest : public ::testing::Test {
     std::filesystem::create_directories(dir_);
     path_ = (dir_ / "ledger.db").string();
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
+  void TearDown() override {
+    ClearStepFaults();
+    std::filesystem::remove_all(dir_);
+  }
 
   std::unique_ptr<Ledger> OpenWriter(const std::string& terminal = "T01") {
     auto l = Ledger::Open(path_, Ledger::Mode::kWriter, terminal);
@@ -47,7 +51,7 @@ TEST_F(LedgerTest, MigratesAnEmptyFileToTheCurrentSchema) {
   auto l = OpenWriter();
   ASSERT_TRUE(l);
   EXPECT_EQ(l->schema_version(), kSchemaVersion);
-  EXPECT_EQ(l->EntryCount(), 0);
+  EXPECT_EQ(l->EntryCount().value(), 0);
   auto mode = l->db().Prepare("PRAGMA journal_mode");
   ASSERT_TRUE(mode.ok());
   ASSERT_TRUE((*mode)->Step());
@@ -148,7 +152,7 @@ TEST_F(LedgerTest, BalanceMustEqualTheSumOfLots) {
   lot.points = lot.remaining = 50;
   ASSERT_TRUE(l->AddLot(lot).ok());
   EXPECT_TRUE(l->Verify().ok());
-  auto lots = l->Lots(42);
+  auto lots = l->Lots(42).value();
   ASSERT_EQ(lots.size(), 2u);
   EXPECT_LT(lots[0].lot_id, lots[1].lot_id);
 }
@@ -159,11 +163,11 @@ TEST_F(LedgerTest, ReaderSeesCommittedStateOnly) {
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   ASSERT_TRUE(w->Begin().ok());
   Append(*w, "earn", 7, 100, 1000);
-  EXPECT_EQ((*r)->EntryCount(), 0);
+  EXPECT_EQ((*r)->EntryCount().value(), 0);
   ASSERT_TRUE(w->Commit().ok());
-  EXPECT_EQ((*r)->EntryCount(), 1);
-  EXPECT_EQ((*r)->EarnedSince(7, 999), 100);
-  EXPECT_EQ((*r)->EarnedSince(7, 1000), 0);  // strictly after
+  EXPECT_EQ((*r)->EntryCount().value(), 1);
+  EXPECT_EQ((*r)->EarnedSince(7, 999).value(), 100);
+  EXPECT_EQ((*r)->EarnedSince(7, 1000).value(), 0);  // strictly after
 }
 
 // A file written by a program of schema 3 keeps every checkout's lines across the move of
@@ -200,7 +204,7 @@ TEST_F(LedgerTest, MigrationFourMovesCheckoutLinesIntoTheRow) {
   auto page = l->db().Prepare("PRAGMA page_size");
   ASSERT_TRUE((*page)->Step());
   EXPECT_EQ((*page)->Int(0), 4096);  // an existing file keeps its page size
-  auto c1 = l->GetCheckout("c1", /*with_lines=*/true);
+  auto c1 = l->GetCheckout("c1", /*with_lines=*/true).value();
   ASSERT_TRUE(c1);
   ASSERT_EQ(c1->lines.size(), 2u);
   EXPECT_EQ(c1->lines[0].sku, "SKU-1");
@@ -218,12 +222,12 @@ TEST_F(LedgerTest, MigrationFourMovesCheckoutLinesIntoTheRow) {
   EXPECT_EQ(c1->lines[1].unit_price_cents, 350);
   EXPECT_FALSE(c1->lines[1].points_eligible);
   EXPECT_EQ(c1->response_json, "{\"a\":1}");
-  auto c2 = l->GetCheckout("c2", true);
+  auto c2 = l->GetCheckout("c2", true).value();
   ASSERT_TRUE(c2);
   EXPECT_TRUE(c2->lines.empty());
   // Lots keep their ids and order (expiry, then creation); a new one follows the member's
   // highest id, whatever other members hold.
-  auto lots = l->Lots(7);
+  auto lots = l->Lots(7).value();
   ASSERT_EQ(lots.size(), 2u);  // the spent one (remaining 0) is not returned
   EXPECT_EQ(lots[0].lot_id, 9);
   EXPECT_EQ(lots[0].expires_at_s, 8000);
@@ -239,11 +243,11 @@ TEST_F(LedgerTest, MigrationFourMovesCheckoutLinesIntoTheRow) {
   EXPECT_EQ(*l->AddLot(first), 1);
   ASSERT_TRUE(l->SetLotRemaining(7, 5, 1).ok());
   ASSERT_TRUE(l->Commit().ok());
-  lots = l->Lots(7);
+  lots = l->Lots(7).value();
   ASSERT_EQ(lots.size(), 3u);
   EXPECT_EQ(lots[1].lot_id, 13);  // same expiry as lot 9, created after it
   EXPECT_EQ(lots[2].remaining, 1);
-  EXPECT_EQ(l->Lots(8).size(), 1u);
+  EXPECT_EQ(l->Lots(8).value().size(), 1u);
 
   auto gone = l->db().Prepare(
       "SELECT count(*) FROM sqlite_schema WHERE name IN ('checkout_lines', 'entries_unacked', 'entries_checkout', "
@@ -256,12 +260,12 @@ TEST_F(LedgerTest, MigrationFourMovesCheckoutLinesIntoTheRow) {
   ASSERT_TRUE(l->Begin().ok());
   ASSERT_TRUE(l->InsertCheckout(c3).ok());
   ASSERT_TRUE(l->Commit().ok());
-  auto back = l->GetCheckout("c3", true);
+  auto back = l->GetCheckout("c3", true).value();
   ASSERT_TRUE(back);
   ASSERT_EQ(back->lines.size(), 2u);
   EXPECT_EQ(back->lines[1].sku, c1->lines[1].sku);
   EXPECT_EQ(back->lines[0].net_before_redeem_cents, 185);
-  EXPECT_TRUE(l->GetCheckout("c3", /*with_lines=*/false)->lines.empty());
+  EXPECT_TRUE(l->GetCheckout("c3", /*with_lines=*/false).value()->lines.empty());
 }
 
 TEST(CheckoutLines, EncodeDecodeRoundTripAndRefuseDamage) {
@@ -322,7 +326,7 @@ TEST_F(LedgerTest, EntriesByIdsFindsChainAndBranchEntries) {
   ASSERT_TRUE(outcome.ok()) << outcome.status().ToString();
   ASSERT_EQ(*outcome, RestoreOutcome::kBranch);
   ASSERT_TRUE(l->Commit().ok());
-  auto found = l->EntriesByIds({NewEntryId(1200), b.entry_id, a.entry_id});
+  auto found = l->EntriesByIds({NewEntryId(1200), b.entry_id, a.entry_id}).value();
   ASSERT_EQ(found.size(), 2u);
   std::set<std::string> ids{found[0].entry_id, found[1].entry_id};
   EXPECT_TRUE(ids.count(a.entry_id));
@@ -387,7 +391,7 @@ TEST_F(LedgerTest, IdleCheckpointsKeepCheckpointsOutOfCommits) {
   // Everything committed is there for a reader.
   auto r = Ledger::Open(path_, Ledger::Mode::kReader, "T01");
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ((*r)->EntryCount(), 600 + 20 * 30);
+  EXPECT_EQ((*r)->EntryCount().value(), 600 + 20 * 30);
 }
 
 TEST_F(LedgerTest, TheBackstopBoundsTheWalOfAWriterNeverIdle) {
@@ -404,6 +408,115 @@ TEST_F(LedgerTest, TheBackstopBoundsTheWalOfAWriterNeverIdle) {
   auto size = std::filesystem::file_size(path_ + "-wal");
   EXPECT_LT(size, 400u * (2048 + 24) + 32);
   EXPECT_EQ(l->idle_checkpoints(), 0);
+}
+
+// Fail closed: every read whose statement fails returns the error, never "not found", 0,
+// false or an empty list (the step fault seam fails every step of every statement).
+TEST_F(LedgerTest, EveryReadReturnsItsErrorNeverAnEmptyAnswer) {
+  auto l = OpenWriter();
+  ASSERT_TRUE(l);
+  InjectStepFault({"", 1, -1, SQLITE_IOERR});
+  auto failed = [](const auto& r) { return !r.ok() && r.status().code() == "unavailable"; };
+  EXPECT_TRUE(failed(l->EntryCount()));
+  EXPECT_TRUE(failed(l->PendingEntryCount()));
+  EXPECT_TRUE(failed(l->RecentEntries(7, 10)));
+  EXPECT_TRUE(failed(l->EarnedSince(7, 0)));
+  EXPECT_TRUE(failed(l->LastRedeemAtMs(7)));
+  EXPECT_TRUE(failed(l->GetMember(7)));
+  EXPECT_TRUE(failed(l->LookupIdentity("card", "1")));
+  EXPECT_TRUE(failed(l->Lots(7)));
+  EXPECT_TRUE(failed(l->MemberCount()));
+  EXPECT_TRUE(failed(l->GetCoupon("K")));
+  EXPECT_TRUE(failed(l->IsRevoked(std::string(32, 'k'))));
+  EXPECT_TRUE(failed(l->CodeBoundTo("h")));
+  EXPECT_TRUE(failed(l->GetCheckout("c")));
+  EXPECT_TRUE(failed(l->CheckoutsSince(0, 10)));
+  EXPECT_TRUE(failed(l->CheckoutsPerHour(0)));
+  EXPECT_TRUE(failed(l->LocalSpendSince(7, 0)));
+  EXPECT_TRUE(failed(l->GetRefund("r")));
+  EXPECT_TRUE(failed(l->RefundsSince(0)));
+  EXPECT_TRUE(failed(l->RefundsForCheckout("c")));
+  EXPECT_TRUE(failed(l->EntriesForCheckout("c")));
+  EXPECT_TRUE(failed(l->GetMeta("terminal_id")));
+  EXPECT_TRUE(failed(l->UnackedEntries(0, 10)));
+  EXPECT_TRUE(failed(l->EntriesByIds({NewEntryId(1)})));
+  EXPECT_TRUE(failed(l->MemberEntriesAfter(7, 0)));
+  EXPECT_TRUE(failed(l->UnackedPoints(7)));
+  EXPECT_TRUE(failed(l->BranchEntryCount()));
+  EXPECT_TRUE(failed(l->UnuploadedCheckoutsWithoutEntries(10)));
+  EXPECT_TRUE(failed(l->UnuploadedRefunds(10)));
+  EXPECT_TRUE(failed(l->MembersByReconKey({"k"})));
+  EXPECT_TRUE(failed(l->RecentSyncRuns(10)));
+  EXPECT_TRUE(failed(l->LastSuccessfulSyncRun()));
+  EXPECT_TRUE(failed(l->CheckIntegrity(true)));
+  EXPECT_FALSE(l->damaged());  // an I/O error is not damage
+  ClearStepFaults();
+  // The same reads answer "not found" when there is nothing.
+  EXPECT_FALSE(l->GetMember(7).value());
+  EXPECT_FALSE(l->IsRevoked(std::string(32, 'k')).value());
+  EXPECT_EQ(l->EarnedSince(7, 0).value(), 0);
+  EXPECT_TRUE(l->CheckIntegrity(true).value().empty());
+  EXPECT_TRUE(l->CheckIntegrity(false).value().empty());
+}
+
+TEST_F(LedgerTest, ADamagedPageIsLedgerDamagedAndLatchesEveryConnection) {
+  {
+    auto l = OpenWriter();
+    ASSERT_TRUE(l);
+    ASSERT_TRUE(l->Begin().ok());
+    for (uint64_t id = 1; id <= 2000; ++id) {
+      MemberRow m;
+      m.member_id = id;
+      m.display_name = "张*";
+      m.phone = "138****5678";
+      ASSERT_TRUE(l->UpsertMember(m).ok());
+    }
+    ASSERT_TRUE(l->Commit().ok());
+  }
+  auto page = testing::DamageRowPage(path_, "members", 1000);
+  ASSERT_TRUE(page);
+  auto l = OpenWriter();  // opening reads no member
+  ASSERT_TRUE(l);
+  auto r = Ledger::Open(path_, Ledger::Mode::kReader, "T01");
+  ASSERT_TRUE(r.ok());
+  int said = 0;
+  l->OnDamaged([&](const std::string&) { ++said; });
+  EXPECT_TRUE((*r)->GetMember(1).value());  // another page
+  EXPECT_FALSE(l->damaged());
+  auto m = (*r)->GetMember(1000);
+  ASSERT_FALSE(m.ok());
+  EXPECT_EQ(m.status().code(), "ledger_damaged");
+  EXPECT_TRUE(l->damaged());
+  EXPECT_TRUE((*r)->damaged());
+  EXPECT_EQ(said, 1);
+  EXPECT_FALSE((*r)->GetMember(1000).ok());
+  EXPECT_EQ(said, 1);
+  auto rep = l->Verify();
+  ASSERT_FALSE(rep.ok());
+  EXPECT_NE(rep.problems[0].find("integrity_check"), std::string::npos) << rep.problems[0];
+}
+
+TEST_F(LedgerTest, QuickCheckFindsADamagedPageNoReadHasTouched) {
+  {
+    auto l = OpenWriter();
+    ASSERT_TRUE(l);
+    ASSERT_TRUE(l->Begin().ok());
+    for (uint64_t id = 1; id <= 2000; ++id) {
+      MemberRow m;
+      m.member_id = id;
+      ASSERT_TRUE(l->UpsertMember(m).ok());
+    }
+    ASSERT_TRUE(l->Commit().ok());
+  }
+  ASSERT_TRUE(testing::DamageRowPage(path_, "members", 1500));
+  auto r = Ledger::Open(path_, Ledger::Mode::kReader, "T01");
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE((*r)->damaged());
+  auto problems = (*r)->CheckIntegrity(/*quick=*/true);
+  // SQLite lists the problem, or fails the pragma with SQLITE_CORRUPT: either latches.
+  EXPECT_TRUE(!problems.ok() ? problems.status().code() == "ledger_damaged" : !problems->empty());
+  EXPECT_TRUE((*r)->damaged());
+  EXPECT_FALSE((*r)->damage_reason().empty());
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include "loyalty/base/hash.h"
 #include "loyalty/codes/mint.h"
 #include "loyalty/http/message.h"
+#include "loyalty/ledger/sqlite.h"
 #include "loyalty/recon/protocol.h"
 #include "loyalty/sync/run.h"
 #include "sync_local.h"
@@ -208,7 +209,7 @@ class SyncRunTest : public ::testing::Test {
     ASSERT_TRUE(l.ok()) << l.status().ToString();
     ASSERT_TRUE((*l)->Begin().ok());
     ASSERT_TRUE((*l)->PutIdentity("wechat", "100000000042", kMember).ok());
-    if (!(*l)->GetMember(kMember)) {
+    if (!(*l)->GetMember(kMember).value()) {
       ledger::MemberRow m;
       m.member_id = kMember;
       m.snapshot_at_s = kT0;
@@ -257,9 +258,9 @@ class SyncRunTest : public ::testing::Test {
 
   void ExpectConverged() {
     Read([&](ledger::Ledger& l) {
-      EXPECT_EQ(l.PendingEntryCount(), 0);
-      EXPECT_EQ(l.EntryCount() + l.BranchEntryCount(), static_cast<int64_t>(hq_.entries.size()));
-      EXPECT_EQ(l.GetMember(kMember)->balance, hq_.Balance(kMember));
+      EXPECT_EQ(l.PendingEntryCount().value(), 0);
+      EXPECT_EQ(l.EntryCount().value() + l.BranchEntryCount().value(), static_cast<int64_t>(hq_.entries.size()));
+      EXPECT_EQ(l.GetMember(kMember).value()->balance, hq_.Balance(kMember));
       auto rep = l.Verify();
       EXPECT_TRUE(rep.ok()) << (rep.problems.empty() ? "" : rep.problems[0]);
       return 0;
@@ -295,7 +296,7 @@ TEST_F(SyncRunTest, UploadsPendingEntriesOnceAndThenFindsTheSetsEqual) {
   // hello, changes, and one round trip per reconciled set.
   EXPECT_EQ(again.round_trips, 4);
   EXPECT_GT(again.bytes_sent, 0);
-  auto runs = Read([](ledger::Ledger& l) { return l.RecentSyncRuns(10); });
+  auto runs = Read([](ledger::Ledger& l) { return l.RecentSyncRuns(10).value(); });
   ASSERT_EQ(runs.size(), 2u);
   EXPECT_EQ(runs[0].run_id, "run-2");
   EXPECT_EQ(runs[0].result, "ok");
@@ -324,8 +325,8 @@ TEST_F(SyncRunTest, ADifferingBalanceIsReplacedByHqsWithACorrection) {
   ASSERT_EQ(r.result, "ok") << r.error;
   EXPECT_EQ(r.repaired, 1);
   Read([&](ledger::Ledger& l) {
-    EXPECT_EQ(l.GetMember(kMember)->balance, 600);
-    auto recent = l.RecentEntries(kMember, 1);
+    EXPECT_EQ(l.GetMember(kMember).value()->balance, 600);
+    auto recent = l.RecentEntries(kMember, 1).value();
     EXPECT_EQ(recent[0].kind, "correction");
     EXPECT_EQ(recent[0].points, 0);
     EXPECT_EQ(json::parse(recent[0].detail), json({{"terminal_balance", 100}, {"hq_balance", 600}}));
@@ -347,9 +348,9 @@ TEST_F(SyncRunTest, ATerminalWhoseDatabaseWasDeletedGetsItsHistoryBack) {
   auto r = Run(t);
   ASSERT_EQ(r.result, "ok") << r.error;
   Read([&](ledger::Ledger& l) {
-    EXPECT_EQ(l.EntryCount(), 4);
-    EXPECT_EQ(l.BranchEntryCount(), 0);
-    EXPECT_TRUE(l.GetCheckout("c2"));  // old checkout ids stay taken
+    EXPECT_EQ(l.EntryCount().value(), 4);
+    EXPECT_EQ(l.BranchEntryCount().value(), 0);
+    EXPECT_TRUE(l.GetCheckout("c2").value());  // old checkout ids stay taken
     return 0;
   });
   ExpectConverged();
@@ -378,13 +379,60 @@ TEST_F(SyncRunTest, ATerminalRestoredFromAnOlderCopyThatCommittedKeepsBothBranch
   auto r = Run(t);
   ASSERT_EQ(r.result, "ok") << r.error;
   Read([&](ledger::Ledger& l) {
-    EXPECT_EQ(l.EntryCount(), 2);
-    EXPECT_EQ(l.BranchEntryCount(), 2);
-    EXPECT_TRUE(l.GetCheckout("c3"));
+    EXPECT_EQ(l.EntryCount().value(), 2);
+    EXPECT_EQ(l.BranchEntryCount().value(), 2);
+    EXPECT_TRUE(l.GetCheckout("c3").value());
     return 0;
   });
   EXPECT_EQ(hq_.entries.size(), 4u);
   ExpectConverged();
+}
+
+// Fail closed (pos-api.md): a ledger read the run needs that fails (the ledger's step
+// fault seam, ledger/sqlite.h) fails the run; nothing is sent half: entries never travel
+// without the checkouts they belong to.
+TEST_F(SyncRunTest, AReadThatFailsWhileUploadingFailsTheRunAndSendsNothingHalf) {
+  for (int i = 0; i < 3; ++i) Commit("c" + std::to_string(i), 10000);
+  FaultyTransport t(hq_, 1, 0);
+  ledger::InjectStepFault({"FROM checkouts WHERE checkout_id = ?", 1, -1, SQLITE_IOERR});
+  auto r = Run(t);
+  ledger::ClearStepFaults();
+  EXPECT_EQ(r.result, "failed");
+  EXPECT_NE(r.error.find("I/O"), std::string::npos) << r.error;
+  EXPECT_TRUE(hq_.entries.empty());
+  EXPECT_TRUE(hq_.checkouts.empty());
+  Read([](ledger::Ledger& l) {
+    EXPECT_EQ(l.PendingEntryCount().value(), 3);
+    return 0;
+  });
+  auto clean = Run(t);
+  ASSERT_EQ(clean.result, "ok") << clean.error;
+  EXPECT_EQ(hq_.checkouts.size(), 3u);
+  ExpectConverged();
+}
+
+TEST_F(SyncRunTest, AReadThatFailsWhileApplyingChangesFailsTheRunAndAppliesNothing) {
+  Commit("c1", 10000);
+  FaultyTransport t(hq_, 1, 0);
+  ASSERT_EQ(Run(t).result, "ok");
+  // An adjustment at HQ that the changes feed carries.
+  hq_.base_balance[kMember] = 500;
+  ++hq_.version;
+  auto cursor = [&] { return Read([](ledger::Ledger& l) { return l.GetMeta(ledger::kSyncCursorKey).value(); }); };
+  auto before = cursor();
+  ledger::InjectStepFault({"FROM lots WHERE member_id = ? AND remaining", 1, -1, SQLITE_IOERR});
+  auto r = Run(t);
+  ledger::ClearStepFaults();
+  EXPECT_EQ(r.result, "failed");
+  Read([](ledger::Ledger& l) {
+    EXPECT_EQ(l.GetMember(kMember).value()->balance, 100);
+    EXPECT_TRUE(l.Verify().ok());
+    return 0;
+  });
+  EXPECT_EQ(cursor(), before);
+  ASSERT_EQ(Run(t).result, "ok");
+  ExpectConverged();
+  EXPECT_EQ(hq_.Balance(kMember), 600);
 }
 
 TEST_F(SyncRunTest, AfterFaultsOneCleanRunEstablishesEveryInvariant) {

@@ -31,7 +31,8 @@ Status ApplyLotDelta(ledger::Ledger& w, uint64_t member_id, int64_t delta, int64
                      const std::string& entry_id) {
   if (delta == 0) return Status::Ok();
   auto lots = w.Lots(member_id);
-  return ApplyLotDelta(w, lots, member_id, delta, at_s, expires_at_s, entry_id);
+  if (!lots.ok()) return lots.status();
+  return ApplyLotDelta(w, *lots, member_id, delta, at_s, expires_at_s, entry_id);
 }
 
 Status ApplyLotDelta(ledger::Ledger& w, std::vector<ledger::LotRow>& lots, uint64_t member_id, int64_t delta,

@@ -19,7 +19,7 @@ int HttpStatusFor(const std::string& code) {
       {"bad_request", 400},          {"unauthorized", 401},       {"forbidden", 403},
       {"not_found", 404},            {"checkout_unknown", 404},   {"member_unknown", 404},
       {"idempotency_conflict", 409}, {"rules_changed", 409},      {"body_too_large", 413},
-      {"unavailable", 503},
+      {"unavailable", 503},          {"ledger_damaged", 503},
   };
   auto it = kStatus.find(code);
   if (it != kStatus.end()) return it->second;
@@ -50,9 +50,36 @@ std::string MemberIdString(uint64_t id) { return std::to_string(id); }
 // The ledger error of a failed write: anything but a constraint on our own ids means the
 // ledger cannot be written right now.
 Status WriteError(const Status& s) {
-  if (s.code() == "unavailable") return s;
+  if (s.code() == "unavailable" || s.code() == "ledger_damaged") return s;
   return Status::Error("unavailable", "ledger write failed: " + s.message());
 }
+
+// The error of a failed ledger read: the request is refused (503), never answered as if
+// the row were absent (pos-api.md: a ledger read that fails is an error, never an answer).
+Status ReadError(const Status& s) {
+  if (s.code() == "unavailable" || s.code() == "ledger_damaged") return s;
+  return Status::Error("unavailable", "ledger read failed: " + s.message());
+}
+
+// A ledger latched as damaged answers nothing: a row it does not find may be a row on a
+// damaged page (operations.md).
+Status DamagedError(const ledger::Ledger& l) {
+  return Status::Error("ledger_damaged", "the ledger file is damaged (" + l.damage_reason() +
+                                             "); see docs/operations.md, \"A damaged ledger\"");
+}
+
+// The revocation check the code verifier calls: a failed read counts as revoked (the code
+// is refused) and is kept, so the caller answers with the read's error instead.
+struct RevocationCheck {
+  ledger::Ledger& l;
+  Status error;
+  bool operator()(std::string_view pk) {
+    auto r = l.IsRevoked(pk);
+    if (r.ok()) return *r;
+    if (error.ok()) error = ReadError(r.status());
+    return true;
+  }
+};
 
 // Points of a lot are valid through expires_at_s (the last second of the expiry month).
 bool LotExpired(const ledger::LotRow& l, int64_t now_s) {
@@ -139,15 +166,20 @@ bool CheckoutService::IsBirthdayMonth(const ledger::MemberRow& m, int64_t now_s)
 
 // Keys in byte order, as nlohmann's std::map prints them, so that a body written here and
 // one dumped from a document are the same text.
-std::string CheckoutService::MemberText(ledger::Ledger& l, const ledger::MemberRow& m, bool provisional, int64_t now_s,
-                                        const rules::Rules& r, const std::vector<ledger::LotRow>* known_lots) {
+Result<std::string> CheckoutService::MemberText(ledger::Ledger& l, const ledger::MemberRow& m, bool provisional,
+                                                int64_t now_s, const rules::Rules& r,
+                                                const std::vector<ledger::LotRow>* known_lots) {
   int64_t available = 0;
   // Lots expiring together are shown as one (all points earned in a month expire at the
   // same second), so the view stays short however long the member's history is.
   std::vector<std::pair<int64_t, int64_t>> by_expiry;  // (expires_at_s, points), by expiry
   if (!provisional) {
     std::vector<ledger::LotRow> read;
-    if (!known_lots) read = l.Lots(m.member_id);
+    if (!known_lots) {
+      auto lots = l.Lots(m.member_id);
+      if (!lots.ok()) return ReadError(lots.status());
+      read = std::move(*lots);
+    }
     const auto& rows = known_lots ? *known_lots : read;
     available = AvailableBalance(rows, now_s);
     by_expiry.reserve(rows.size());
@@ -192,9 +224,11 @@ std::string CheckoutService::MemberText(ledger::Ledger& l, const ledger::MemberR
   return out;
 }
 
-json CheckoutService::MemberJson(ledger::Ledger& l, const ledger::MemberRow& m, bool provisional, int64_t now_s,
-                                 const rules::Rules& r, const std::vector<ledger::LotRow>* known_lots) {
-  return json::parse(MemberText(l, m, provisional, now_s, r, known_lots));
+Result<json> CheckoutService::MemberJson(ledger::Ledger& l, const ledger::MemberRow& m, bool provisional, int64_t now_s,
+                                         const rules::Rules& r, const std::vector<ledger::LotRow>* known_lots) {
+  auto text = MemberText(l, m, provisional, now_s, r, known_lots);
+  if (!text.ok()) return text.status();
+  return json::parse(*text);
 }
 
 Result<CheckoutService::Resolved> CheckoutService::ResolveIdentified(ledger::Ledger& l, const codes::Identified& id,
@@ -205,27 +239,32 @@ Result<CheckoutService::Resolved> CheckoutService::ResolveIdentified(ledger::Led
   switch (id.kind) {
     case codes::CodeKind::kDynamic: {
       auto bound = l.CodeBoundTo(id.code_hash);
-      if (bound && *bound != checkout_id)
+      if (!bound.ok()) return ReadError(bound.status());
+      if (*bound && **bound != checkout_id)
         return Err("code_replayed", "this member code was already used for another checkout");
       member_id = id.member_id;
       break;
     }
     case codes::CodeKind::kStatic: {
       auto m = l.LookupIdentity("card", id.card_number);
-      if (!m) return Err("member_unknown", "no member holds this card number");
-      member_id = *m;
+      if (!m.ok()) return ReadError(m.status());
+      if (!*m) return Err("member_unknown", "no member holds this card number");
+      member_id = **m;
       break;
     }
     case codes::CodeKind::kChannel: {
       auto m = l.LookupIdentity(id.channel, id.external_id);
-      if (!m) return Err("member_unknown", "no member is known for this " + id.channel + " card");
-      member_id = *m;
+      if (!m.ok()) return ReadError(m.status());
+      if (!*m) return Err("member_unknown", "no member is known for this " + id.channel + " card");
+      member_id = **m;
       break;
     }
   }
   r.has_member = true;
-  if (auto m = l.GetMember(member_id)) {
-    r.member = *m;
+  auto m = l.GetMember(member_id);
+  if (!m.ok()) return ReadError(m.status());
+  if (*m) {
+    r.member = **m;
   } else if (id.kind == codes::CodeKind::kDynamic) {
     // The certificate proves HQ enrolled the member; the next sync fills in the rest.
     r.provisional = true;
@@ -246,8 +285,9 @@ Result<CheckoutService::Resolved> CheckoutService::ResolveMember(ledger::Ledger&
   }
   auto code = body.find("member_code");
   if (code != body.end() && code->is_string()) {
-    auto id = verifier_.Identify(code->get<std::string>(), now_s,
-                                 [&l](std::string_view pk) { return l.IsRevoked(pk); });
+    RevocationCheck revoked{l, {}};
+    auto id = verifier_.Identify(code->get<std::string>(), now_s, std::ref(revoked));
+    if (!revoked.error.ok()) return revoked.error;
     if (!id.ok()) return id.status();
     return ResolveIdentified(l, *id, checkout_id, now_s);
   }
@@ -258,12 +298,16 @@ ApiResult CheckoutService::Identify(ledger::Ledger& reader, const json& body) {
   auto code = body.find("code");
   if (code == body.end() || !code->is_string()) return ErrorResult(Err("bad_request", "code is required and must be a string"));
   const std::string& text = code->get_ref<const std::string&>();
+  if (reader.damaged()) return ErrorResult(DamagedError(reader));
   int64_t now_s = NowS();
-  auto id = verifier_.Identify(text, now_s, [&reader](std::string_view pk) { return reader.IsRevoked(pk); });
+  RevocationCheck revoked{reader, {}};
+  auto id = verifier_.Identify(text, now_s, std::ref(revoked));
+  if (!revoked.error.ok()) return ErrorResult(revoked.error);
   if (!id.ok()) return ErrorResult(id.status());
   if (id->kind == codes::CodeKind::kDynamic) {
-    if (reader.CodeBoundTo(id->code_hash))
-      return ErrorResult(Err("code_replayed", "this member code was already used for a checkout"));
+    auto bound = reader.CodeBoundTo(id->code_hash);
+    if (!bound.ok()) return ErrorResult(ReadError(bound.status()));
+    if (*bound) return ErrorResult(Err("code_replayed", "this member code was already used for a checkout"));
   }
   auto resolved = ResolveIdentified(reader, *id, /*checkout_id=*/"", now_s);
   if (!resolved.ok()) return ErrorResult(resolved.status());
@@ -272,7 +316,9 @@ ApiResult CheckoutService::Identify(ledger::Ledger& reader, const json& body) {
   json ident{{"id", key}, {"kind", std::string(codes::CodeKindName(id->kind))},
              {"expires_at", FormatRfc3339(now_s + opts_.identification_ttl_s)}};
   if (id->kind == codes::CodeKind::kChannel) ident["channel"] = id->channel;
-  return {200, json{{"identification", ident}, {"member", MemberJson(reader, resolved->member, resolved->provisional, now_s, *r)}}};
+  auto member = MemberJson(reader, resolved->member, resolved->provisional, now_s, *r);
+  if (!member.ok()) return ErrorResult(member.status());
+  return {200, json{{"identification", ident}, {"member", std::move(*member)}}};
 }
 
 namespace {
@@ -286,7 +332,9 @@ Result<std::optional<ledger::CouponRow>> LoadCoupon(ledger::Ledger& l, const Che
                                                     uint64_t member_id, int64_t now_s) {
   if (!req.coupon_id) return std::optional<ledger::CouponRow>();
   if (!has_member) return Status::Error("coupon_invalid", "a coupon needs an identified member");
-  auto c = l.GetCoupon(*req.coupon_id);
+  auto read = l.GetCoupon(*req.coupon_id);
+  if (!read.ok()) return ReadError(read.status());
+  const auto& c = *read;
   if (!c) return Status::Error("coupon_invalid", "unknown coupon " + *req.coupon_id);
   if (c->member_id != 0 && c->member_id != member_id)
     return Status::Error("coupon_invalid", "coupon " + *req.coupon_id + " belongs to another member");
@@ -374,6 +422,7 @@ std::string CheckoutText(const std::string& checkout_id, const std::string* memb
 ApiResult CheckoutService::Quote(ledger::Ledger& reader, const json& body) {
   auto req = ParseCheckoutRequest(body, /*is_commit=*/false);
   if (!req.ok()) return ErrorResult(req.status());
+  if (reader.damaged()) return ErrorResult(DamagedError(reader));
   int64_t now_s = NowS();
   auto r = rules();
   auto who = ResolveMember(reader, body, req->checkout_id, now_s);
@@ -393,14 +442,23 @@ ApiResult CheckoutService::Quote(ledger::Ledger& reader, const json& body) {
     ctx.frozen = m.status == "frozen";
     ctx.static_identification = who->id.kind != codes::CodeKind::kDynamic;
     std::vector<ledger::LotRow> lots;
-    if (!who->provisional) lots = reader.Lots(m.member_id);
+    int64_t last = 0;
+    if (!who->provisional) {
+      auto read = reader.Lots(m.member_id);
+      if (!read.ok()) return ErrorResult(ReadError(read.status()));
+      lots = std::move(*read);
+      auto redeemed = reader.LastRedeemAtMs(m.member_id);
+      if (!redeemed.ok()) return ErrorResult(ReadError(redeemed.status()));
+      last = *redeemed;
+    }
     ctx.available_balance = who->provisional ? 0 : AvailableBalance(lots, now_s);
     ctx.stale = !m.snapshot_at_s || now_s - *m.snapshot_at_s > r->stale_after_s;
     ctx.birthday_month = IsBirthdayMonth(m, now_s);
-    int64_t last = who->provisional ? 0 : reader.LastRedeemAtMs(m.member_id);
     ctx.in_redeem_cooldown = last > 0 && NowMs() - last < r->redeem_cooldown_s * 1000;
     in.member = ctx;
-    member_text = MemberText(reader, m, who->provisional, now_s, *r, &lots);
+    auto text = MemberText(reader, m, who->provisional, now_s, *r, &lots);
+    if (!text.ok()) return ErrorResult(text.status());
+    member_text = std::move(*text);
   }
   auto q = rules::ComputeQuote(*r, in);
   if (!q.ok()) return ErrorResult(q.status());
@@ -453,17 +511,24 @@ ApiResult CheckoutService::Commit(ledger::Ledger& w, const json& body) {
   // table's primary key refuses a second row with the same id. Whatever refuses the commit
   // — that key, a code expired since, a member frozen since — an earlier checkout with
   // this id answers instead: the same body gets its stored response, another body 409.
+  // A damaged ledger takes no commit, not even the replay of a stored one (operations.md).
+  if (w.damaged()) return ErrorResult(DamagedError(w));
   ApiResult result = CommitNew(w, body, request_hash);
   if (result.status == 200) return result;
   auto cid = body.find("checkout_id");
   if (cid != body.end() && cid->is_string() && IsValidClientId(cid->get_ref<const std::string&>())) {
-    if (auto existing = w.GetCheckout(cid->get<std::string>(), /*with_lines=*/false)) {
-      if (existing->request_hash != request_hash)
-        return ErrorResult(Err("idempotency_conflict", "checkout " + existing->checkout_id +
+    auto existing = w.GetCheckout(cid->get<std::string>(), /*with_lines=*/false);
+    if (!existing.ok()) return ErrorResult(ReadError(existing.status()));
+    if (*existing) {
+      if ((*existing)->request_hash != request_hash)
+        return ErrorResult(Err("idempotency_conflict", "checkout " + (*existing)->checkout_id +
                                                            " was committed with a different body"));
-      return ApiResult::FromText(200, std::move(existing->response_json));
+      return ApiResult::FromText(200, std::move((*existing)->response_json));
     }
   }
+  // A corruption met during the commit latched the ledger: say so rather than what the
+  // damaged read led to.
+  if (w.damaged()) return ErrorResult(DamagedError(w));
   return result;
 }
 
@@ -496,7 +561,15 @@ ApiResult CheckoutService::CommitNew(ledger::Ledger& w, const json& body, const 
   // The member's lots, read once and kept up to date through the commit's changes.
   std::vector<ledger::LotRow> lots;
   if (who->has_member) {
-    if (!who->provisional) lots = w.Lots(m.member_id);
+    int64_t last = 0;
+    if (!who->provisional) {
+      auto read = w.Lots(m.member_id);
+      if (!read.ok()) return fail(ReadError(read.status()));
+      lots = std::move(*read);
+      auto redeemed = w.LastRedeemAtMs(m.member_id);
+      if (!redeemed.ok()) return fail(ReadError(redeemed.status()));
+      last = *redeemed;
+    }
     rules::MemberContext ctx;
     ctx.tier = m.tier;
     ctx.frozen = m.status == "frozen";
@@ -504,7 +577,6 @@ ApiResult CheckoutService::CommitNew(ledger::Ledger& w, const json& body, const 
     ctx.available_balance = who->provisional ? 0 : AvailableBalance(lots, now_s);
     ctx.stale = !m.snapshot_at_s || now_s - *m.snapshot_at_s > r->stale_after_s;
     ctx.birthday_month = IsBirthdayMonth(m, now_s);
-    int64_t last = who->provisional ? 0 : w.LastRedeemAtMs(m.member_id);
     ctx.in_redeem_cooldown = last > 0 && now_ms - last < r->redeem_cooldown_s * 1000;
     in.member = ctx;
   }
@@ -522,7 +594,9 @@ ApiResult CheckoutService::CommitNew(ledger::Ledger& w, const json& body, const 
     // Velocity counts this terminal's earn entries in the trailing hour after the latest
     // unfreeze; it is read before this commit's own earn entry is written.
     int64_t window_start = std::max(now_ms - 3600 * 1000, m.unfrozen_at_ms);
-    int64_t earned_before = w.EarnedSince(m.member_id, window_start);
+    auto earned = w.EarnedSince(m.member_id, window_start);
+    if (!earned.ok()) return fail(ReadError(earned.status()));
+    int64_t earned_before = *earned;
     bool was_frozen = m.status == "frozen";
 
     auto append = [&](const std::string& kind, int64_t points, const std::string& detail) -> Result<ledger::EntryRow> {
@@ -551,7 +625,9 @@ ApiResult CheckoutService::CommitNew(ledger::Ledger& w, const json& body, const 
       froze = true;
     }
     if (r->provisional_upgrade && m.snapshot_at_s && m.status != "frozen") {
-      int64_t local = w.LocalSpendSince(m.member_id, *m.snapshot_at_s * 1000) + q->total_due_cents;
+      auto spent = w.LocalSpendSince(m.member_id, *m.snapshot_at_s * 1000);
+      if (!spent.ok()) return fail(ReadError(spent.status()));
+      int64_t local = *spent + q->total_due_cents;
       if (auto tier = rules::ProvisionalUpgrade(*r, m.tier, m.month_spend_cents, local)) {
         json detail{{"from", m.tier}, {"to", *tier}};
         auto up = append("tier_upgrade", 0, detail.dump());
@@ -576,7 +652,9 @@ ApiResult CheckoutService::CommitNew(ledger::Ledger& w, const json& body, const 
   std::string member_text;
   std::vector<std::string> receipt;
   if (who->has_member) {
-    member_text = MemberText(w, m, false, now_s, *r, &lots);
+    auto text = MemberText(w, m, false, now_s, *r, &lots);
+    if (!text.ok()) return fail(text.status());
+    member_text = std::move(*text);
     receipt = ReceiptLines(q->points_to_earn, q->redeem_points, *balance_after, lots, now_s);
   }
   CommitFields fields{balance_after, now_s, &entries, &receipt};
@@ -635,12 +713,22 @@ ApiResult CheckoutService::CommitNew(ledger::Ledger& w, const json& body, const 
 
 ApiResult CheckoutService::Refund(ledger::Ledger& w, const json& body) {
   std::string request_hash = CanonicalHash(body);
+  if (w.damaged()) return ErrorResult(DamagedError(w));
+  ApiResult result = RefundNew(w, body, request_hash);
+  if (w.damaged() && result.status != 200) return ErrorResult(DamagedError(w));
+  return result;
+}
+
+ApiResult CheckoutService::RefundNew(ledger::Ledger& w, const json& body, const std::string& request_hash) {
   auto rid = body.find("refund_id");
   if (rid != body.end() && rid->is_string() && IsValidClientId(rid->get<std::string>())) {
-    if (auto existing = w.GetRefund(rid->get<std::string>())) {
-      if (existing->request_hash != request_hash)
-        return ErrorResult(Err("idempotency_conflict", "refund " + existing->refund_id + " was made with a different body"));
-      return ApiResult::FromText(200, std::move(existing->response_json));
+    auto existing = w.GetRefund(rid->get<std::string>());
+    if (!existing.ok()) return ErrorResult(ReadError(existing.status()));
+    if (*existing) {
+      if ((*existing)->request_hash != request_hash)
+        return ErrorResult(
+            Err("idempotency_conflict", "refund " + (*existing)->refund_id + " was made with a different body"));
+      return ApiResult::FromText(200, std::move((*existing)->response_json));
     }
   }
   auto req = ParseRefundRequest(body);
@@ -649,7 +737,9 @@ ApiResult CheckoutService::Refund(ledger::Ledger& w, const json& body) {
   int64_t now_ms = NowMs();
   int64_t now_s = now_ms >= 0 ? now_ms / 1000 : 0;
 
-  auto co = w.GetCheckout(req->checkout_id);
+  auto co_read = w.GetCheckout(req->checkout_id);
+  if (!co_read.ok()) return ErrorResult(ReadError(co_read.status()));
+  auto& co = *co_read;
   if (!co) return ErrorResult(Err("checkout_unknown", "no committed checkout " + req->checkout_id));
   for (const auto& [line, qty] : req->lines)
     if (line < 0 || static_cast<size_t>(line) >= co->lines.size())
@@ -658,7 +748,9 @@ ApiResult CheckoutService::Refund(ledger::Ledger& w, const json& body) {
     return ErrorResult(Err("refund_window_closed", "the checkout is older than " + std::to_string(r->refund_window_days) + " days"));
 
   std::vector<int64_t> before(co->lines.size(), 0);
-  for (const auto& prior : w.RefundsForCheckout(co->checkout_id))
+  auto priors = w.RefundsForCheckout(co->checkout_id);
+  if (!priors.ok()) return ErrorResult(ReadError(priors.status()));
+  for (const auto& prior : *priors)
     for (const auto& [line, qty] : prior.lines) before[static_cast<size_t>(line)] += qty;
   std::vector<int64_t> after = before;
   std::vector<std::pair<int, int64_t>> refund_lines;
@@ -699,7 +791,9 @@ ApiResult CheckoutService::Refund(ledger::Ledger& w, const json& body) {
   json entries = json::array();
   std::optional<int64_t> balance_after;
   if (co->member_id) {
-    auto m = w.GetMember(*co->member_id);
+    auto m_read = w.GetMember(*co->member_id);
+    if (!m_read.ok()) return fail(ReadError(m_read.status()));
+    auto& m = *m_read;
     if (!m) return fail(Status::Error("internal", "member of checkout " + co->checkout_id + " is missing"));
     auto append = [&](const std::string& kind, int64_t points) -> Result<ledger::EntryRow> {
       ledger::EntryDraft d{NewEntryId(now_ms), kind, m->member_id, points, now_ms, co->checkout_id, req->refund_id, ""};
@@ -757,13 +851,19 @@ ApiResult CheckoutService::GetMember(ledger::Ledger& reader, const std::string& 
     if (id > (UINT64_MAX - static_cast<uint64_t>(c - '0')) / 10) return ErrorResult(Err("bad_request", "member_id is out of range"));
     id = id * 10 + static_cast<uint64_t>(c - '0');
   }
+  if (reader.damaged()) return ErrorResult(DamagedError(reader));
   auto m = reader.GetMember(id);
-  if (!m) return ErrorResult(Err("member_unknown", "member " + member_id + " is not in this terminal's ledger"));
+  if (!m.ok()) return ErrorResult(ReadError(m.status()));
+  if (!*m) return ErrorResult(Err("member_unknown", "member " + member_id + " is not in this terminal's ledger"));
   int64_t now_s = NowS();
   auto r = rules();
-  json j = MemberJson(reader, *m, false, now_s, *r);
+  auto member = MemberJson(reader, **m, false, now_s, *r);
+  if (!member.ok()) return ErrorResult(member.status());
+  json j = std::move(*member);
+  auto entries = reader.RecentEntries(id, 20);
+  if (!entries.ok()) return ErrorResult(ReadError(entries.status()));
   json recent = json::array();
-  for (const auto& e : reader.RecentEntries(id, 20)) {
+  for (const auto& e : *entries) {
     json je{{"entry_id", e.entry_id}, {"kind", e.kind}, {"points", e.points}, {"at", FormatRfc3339(e.at_ms / 1000)}};
     if (!e.checkout_id.empty()) je["checkout_id"] = e.checkout_id;
     recent.push_back(std::move(je));
@@ -774,8 +874,12 @@ ApiResult CheckoutService::GetMember(ledger::Ledger& reader, const std::string& 
 
 ApiResult CheckoutService::GetCheckout(ledger::Ledger& reader, const std::string& checkout_id) {
   if (!IsValidClientId(checkout_id)) return ErrorResult(Err("bad_request", "checkout_id must be 1-64 characters of [A-Za-z0-9_-]"));
+  if (reader.damaged()) return ErrorResult(DamagedError(reader));
   auto co = reader.GetCheckout(checkout_id, /*with_lines=*/false);
-  if (!co) return ErrorResult(Err("checkout_unknown", "no committed checkout " + checkout_id));
+  if (!co.ok()) return ErrorResult(ReadError(co.status()));
+  if (!*co) return ErrorResult(Err("checkout_unknown", "no committed checkout " + checkout_id));
+  auto stored_refunds = reader.RefundsForCheckout(checkout_id);
+  if (!stored_refunds.ok()) return ErrorResult(ReadError(stored_refunds.status()));
   // Stored responses are our own bytes, read back through the same limited parser as
   // everything else: a damaged row is an error, never an exception or a deep tree.
   auto stored = [](const std::string& text) -> Result<json> {
@@ -783,10 +887,10 @@ ApiResult CheckoutService::GetCheckout(ledger::Ledger& reader, const std::string
     if (!j.ok()) return Status::Error("internal", "a stored response does not parse: " + j.status().message());
     return j;
   };
-  auto j = stored(co->response_json);
+  auto j = stored((*co)->response_json);
   if (!j.ok()) return ErrorResult(j.status());
   json refunds = json::array();
-  for (const auto& r : reader.RefundsForCheckout(checkout_id)) {
+  for (const auto& r : *stored_refunds) {
     auto rj = stored(r.response_json);
     if (!rj.ok()) return ErrorResult(rj.status());
     refunds.push_back(std::move(*rj));

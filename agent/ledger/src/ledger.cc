@@ -1,5 +1,7 @@
 #include "loyalty/ledger/ledger.h"
 
+#include "loyalty/base/json.h"
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -196,11 +198,10 @@ std::string ZeroHash() { return std::string(32, '\0'); }
   if (!var##_r.ok()) return var##_r.status(); \
   Stmt& var = **var##_r
 
-// For queries whose failure the caller treats as "nothing found".
-#define LEDGER_PREPARE_OR(var, sql, fallback) \
-  auto var##_r = db_->Prepare(sql);           \
-  if (!var##_r.ok()) return fallback;         \
-  Stmt& var = **var##_r
+// A read's end: a step that failed is the read's error, never "nothing found" (pos-api.md:
+// a ledger read that fails is an error, never an answer).
+#define LEDGER_CHECK_STEP(st) \
+  if (!(st).status().ok()) return (st).status()
 
 EntryRow ReadEntry(const Stmt& s) {
   EntryRow e;
@@ -240,7 +241,7 @@ MemberRow ReadMember(const Stmt& s) {
   return m;
 }
 
-CheckoutRow ReadCheckout(const Stmt& s, bool with_lines) {
+CheckoutRow ReadCheckout(const Stmt& s) {
   CheckoutRow c;
   c.checkout_id = s.Text(0);
   c.request_hash = s.Text(1);
@@ -258,12 +259,17 @@ CheckoutRow ReadCheckout(const Stmt& s, bool with_lines) {
   c.coupon_id = s.Text(13);
   c.request_json = s.Text(14);
   c.response_json = s.Text(15);
-  if (with_lines) {
-    // Written by InsertCheckout or migration 4 only; a row that does not decode is a
-    // damaged file, reported by Verify, and read here as a checkout without lines.
-    if (auto lines = DecodeCheckoutLines(s.Text(16)); lines.ok()) c.lines = std::move(*lines);
-  }
   return c;
+}
+
+// Written by InsertCheckout or migration 4 only: lines that do not decode are a damaged
+// row, an error rather than a checkout without lines (a refund would refuse every line).
+Status ReadCheckoutLines(const Stmt& s, CheckoutRow& c) {
+  auto lines = DecodeCheckoutLines(s.Text(16));
+  if (!lines.ok())
+    return Status::Error("ledger_damaged", "checkout " + c.checkout_id + ": " + lines.status().message());
+  c.lines = std::move(*lines);
+  return Status::Ok();
 }
 #define LEDGER_CHECKOUT_COLS\
     "checkout_id, request_hash, member_id, rules_version, committed_at_ms, subtotal_cents, total_due_cents, "\
@@ -301,7 +307,9 @@ std::string EncodeCheckoutLines(const std::vector<CheckoutLineRow>& lines) {
 
 Result<std::vector<CheckoutLineRow>> DecodeCheckoutLines(std::string_view text) {
   auto bad = [](const std::string& why) { return Status::Error("internal", "checkout lines: " + why); };
-  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  auto parsed = ParseJson(text);  // stored bytes, read with the same limits as any other
+  if (!parsed.ok()) return bad(parsed.status().message());
+  const nlohmann::json& j = *parsed;
   if (!j.is_array()) return bad("not a JSON array");
   std::vector<CheckoutLineRow> out;
   out.reserve(j.size());
@@ -352,10 +360,12 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(const std::string& path, Mode mode,
     if (s.ok()) s = l->OpenReconIndex();
     if (s.ok()) {
       auto stored = l->GetMeta("terminal_id");
-      if (!stored) {
+      if (!stored.ok()) {
+        s = stored.status();
+      } else if (!*stored) {
         s = l->PutMeta("terminal_id", terminal_id);
-      } else if (*stored != terminal_id) {
-        s = Status::Error("config_invalid", "ledger " + path + " belongs to terminal '" + *stored +
+      } else if (**stored != terminal_id) {
+        s = Status::Error("config_invalid", "ledger " + path + " belongs to terminal '" + **stored +
                                                 "', not '" + terminal_id + "'");
       }
     }
@@ -400,7 +410,8 @@ bool Ledger::CheckpointIfDue() {
   // size it has. An error (a full disk, say) leaves the data safe in the WAL; the next
   // commit sets pages again and the next idle moment retries.
   int log = 0, copied = 0;
-  sqlite3_wal_checkpoint_v2(db_->raw(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
+  int rc = sqlite3_wal_checkpoint_v2(db_->raw(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
+  if (IsCorruption(rc)) (void)db_->Error(rc, "checkpoint");  // latches the file; the data is the WAL's
   wal_->pages = 0;
   ++idle_checkpoints_;
   return true;
@@ -435,7 +446,7 @@ Status Ledger::Migrate() {
     if (s.ok()) s = db_->Exec("PRAGMA user_version=" + std::to_string(v + 1));
     if (s.ok()) s = db_->Exec("COMMIT");
     if (!s.ok()) {
-      db_->Exec("ROLLBACK");
+      (void)db_->Exec("ROLLBACK");  // the step's own error is the one to report
       return Status::Error(s.code(), "migration to schema " + std::to_string(v + 1) + ": " + s.message());
     }
   }
@@ -491,8 +502,9 @@ Status Ledger::IndexEntry(const EntryRow& e, bool fresh) {
 // like a difference.
 Status Ledger::RefreshBalanceItem(uint64_t member_id, int64_t balance) {
   if (!balances_index_) return Status::Ok();
-  return balances_index_->Upsert(
-      recon::MemberBalanceItem(std::to_string(member_id), balance - UnackedPoints(member_id), 0));
+  auto unacked = UnackedPoints(member_id);
+  if (!unacked.ok()) return unacked.status();
+  return balances_index_->Upsert(recon::MemberBalanceItem(std::to_string(member_id), balance - *unacked, 0));
 }
 
 Status Ledger::LoadChainHead() {
@@ -574,79 +586,87 @@ Result<EntryRow> Ledger::AppendEntry(const EntryDraft& d) {
   return e;
 }
 
-int64_t Ledger::EntryCount() {
+// A single-value aggregate (count, sum, max with coalesce): one row, always.
+Result<int64_t> Ledger::SelectInt(const char* sql, const std::function<void(Stmt&)>& bind) {
+  LEDGER_PREPARE(st, sql);
+  if (bind) bind(st);
+  if (st.Step()) return st.Int(0);
+  LEDGER_CHECK_STEP(st);
+  return Status::Error("internal", "an aggregate returned no row");
+}
+
+Result<int64_t> Ledger::EntryCount() {
   // seq runs 1, 2, 3, … without gaps (Verify reports one), so the last seq is the count:
   // one b-tree descent instead of count(*)'s scan of every entry, which took seconds at a
   // million entries and ran on every /v1/health, /metrics and /status.
-  LEDGER_PREPARE_OR(st, "SELECT coalesce(max(seq), 0) FROM entries", -1);
-  return st.Step() ? st.Int(0) : -1;
+  return SelectInt("SELECT coalesce(max(seq), 0) FROM entries", nullptr);
 }
 
-int64_t Ledger::PendingEntryCount() {
-  LEDGER_PREPARE_OR(st, "SELECT count(*) FROM entries INDEXED BY entries_member_unacked WHERE acked = 0", -1);
-  return st.Step() ? st.Int(0) : -1;
+Result<int64_t> Ledger::PendingEntryCount() {
+  return SelectInt("SELECT count(*) FROM entries INDEXED BY entries_member_unacked WHERE acked = 0", nullptr);
 }
 
-std::vector<EntryRow> Ledger::RecentEntries(uint64_t member_id, int limit) {
+Result<std::vector<EntryRow>> Ledger::RecentEntries(uint64_t member_id, int limit) {
   std::vector<EntryRow> out;
-  LEDGER_PREPARE_OR(st,
-                    "SELECT " LEDGER_ENTRY_COLS " FROM entries WHERE member_id = ? ORDER BY seq DESC LIMIT ?",
-                    out);
+  LEDGER_PREPARE(st, "SELECT " LEDGER_ENTRY_COLS " FROM entries WHERE member_id = ? ORDER BY seq DESC LIMIT ?");
   st.Bind(1, member_id).Bind(2, limit);
   while (st.Step()) out.push_back(ReadEntry(st));
+  LEDGER_CHECK_STEP(st);
   return out;
 }
 
-std::vector<EntryRow> Ledger::EntriesForCheckout(const std::string& checkout_id) {
+Result<std::vector<EntryRow>> Ledger::EntriesForCheckout(const std::string& checkout_id) {
   // The entries a checkout and its refunds wrote are the ones their stored responses name
   // (every entry a commit or refund appends is listed in its response's "entries").
   std::vector<std::string> ids;
   auto collect = [&ids](const std::string& response_json) {
-    auto j = nlohmann::json::parse(response_json, nullptr, /*allow_exceptions=*/false);
-    if (!j.is_object() || !j.contains("entries") || !j["entries"].is_array()) return;
+    auto parsed = ParseJsonObject(response_json);
+    if (!parsed.ok()) return;
+    const nlohmann::json& j = *parsed;
+    if (!j.contains("entries") || !j["entries"].is_array()) return;
     for (const auto& id : j["entries"])
       if (id.is_string()) ids.push_back(id.get<std::string>());
   };
   auto c = GetCheckout(checkout_id, /*with_lines=*/false);
-  if (!c) return {};
-  collect(c->response_json);
-  for (const auto& r : RefundsForCheckout(checkout_id)) collect(r.response_json);
+  if (!c.ok()) return c.status();
+  if (!*c) return std::vector<EntryRow>();
+  collect((*c)->response_json);
+  auto refunds = RefundsForCheckout(checkout_id);
+  if (!refunds.ok()) return refunds.status();
+  for (const auto& r : *refunds) collect(r.response_json);
   std::vector<EntryRow> out;
   for (const auto& id : ids) {
-    LEDGER_PREPARE_OR(st, "SELECT " LEDGER_ENTRY_COLS " FROM entries WHERE entry_id = ?", out);
+    LEDGER_PREPARE(st, "SELECT " LEDGER_ENTRY_COLS " FROM entries WHERE entry_id = ?");
     st.Bind(1, id);
     if (st.Step()) {
       EntryRow e = ReadEntry(st);
       if (e.checkout_id == checkout_id) out.push_back(std::move(e));
     }
+    LEDGER_CHECK_STEP(st);
   }
   std::sort(out.begin(), out.end(), [](const EntryRow& a, const EntryRow& b) { return a.seq < b.seq; });
   return out;
 }
 
-int64_t Ledger::EarnedSince(uint64_t member_id, int64_t since_ms) {
-  LEDGER_PREPARE_OR(st,
-                    "SELECT coalesce(sum(points), 0) FROM entries WHERE member_id = ? AND kind = 'earn' AND at_ms > ?",
-                    0);
-  st.Bind(1, member_id).Bind(2, since_ms);
-  return st.Step() ? st.Int(0) : 0;
+Result<int64_t> Ledger::EarnedSince(uint64_t member_id, int64_t since_ms) {
+  return SelectInt("SELECT coalesce(sum(points), 0) FROM entries WHERE member_id = ? AND kind = 'earn' AND at_ms > ?",
+                   [&](Stmt& st) { st.Bind(1, member_id).Bind(2, since_ms); });
 }
 
-int64_t Ledger::LastRedeemAtMs(uint64_t member_id) {
-  LEDGER_PREPARE_OR(st, "SELECT coalesce(max(at_ms), 0) FROM entries WHERE member_id = ? AND kind = 'redeem'", 0);
-  st.Bind(1, member_id);
-  return st.Step() ? st.Int(0) : 0;
+Result<int64_t> Ledger::LastRedeemAtMs(uint64_t member_id) {
+  return SelectInt("SELECT coalesce(max(at_ms), 0) FROM entries WHERE member_id = ? AND kind = 'redeem'",
+                   [&](Stmt& st) { st.Bind(1, member_id); });
 }
 
-std::optional<MemberRow> Ledger::GetMember(uint64_t member_id) {
-  LEDGER_PREPARE_OR(st,
-                    "SELECT member_id, display_name, phone, phone_hash, tier, status, frozen_reason, birthday_month, "
-                    "snapshot_at_s, snapshot_balance, month_spend_cents, unfrozen_at_ms, balance FROM members "
-                    "WHERE member_id = ?",
-                    std::nullopt);
+Result<std::optional<MemberRow>> Ledger::GetMember(uint64_t member_id) {
+  LEDGER_PREPARE(st,
+                 "SELECT member_id, display_name, phone, phone_hash, tier, status, frozen_reason, birthday_month, "
+                 "snapshot_at_s, snapshot_balance, month_spend_cents, unfrozen_at_ms, balance FROM members "
+                 "WHERE member_id = ?");
   st.Bind(1, member_id);
-  if (!st.Step()) return std::nullopt;
-  return ReadMember(st);
+  if (st.Step()) return std::optional<MemberRow>(ReadMember(st));
+  LEDGER_CHECK_STEP(st);
+  return std::optional<MemberRow>();
 }
 
 Status Ledger::UpsertMember(const MemberRow& m, bool refresh_balance_index) {
@@ -667,11 +687,12 @@ Status Ledger::UpsertMember(const MemberRow& m, bool refresh_balance_index) {
   return refresh_balance_index ? RefreshBalanceItem(m.member_id, m.balance) : Status::Ok();
 }
 
-std::optional<uint64_t> Ledger::LookupIdentity(const std::string& channel, const std::string& external_id) {
-  LEDGER_PREPARE_OR(st, "SELECT member_id FROM identities WHERE channel = ? AND external_id = ?", std::nullopt);
+Result<std::optional<uint64_t>> Ledger::LookupIdentity(const std::string& channel, const std::string& external_id) {
+  LEDGER_PREPARE(st, "SELECT member_id FROM identities WHERE channel = ? AND external_id = ?");
   st.Bind(1, channel).Bind(2, external_id);
-  if (!st.Step()) return std::nullopt;
-  return static_cast<uint64_t>(st.Int(0));
+  if (st.Step()) return std::optional<uint64_t>(static_cast<uint64_t>(st.Int(0)));
+  LEDGER_CHECK_STEP(st);
+  return std::optional<uint64_t>();
 }
 
 Status Ledger::PutIdentity(const std::string& channel, const std::string& external_id, uint64_t member_id) {
@@ -680,13 +701,12 @@ Status Ledger::PutIdentity(const std::string& channel, const std::string& extern
   return st.Run();
 }
 
-std::vector<LotRow> Ledger::Lots(uint64_t member_id) {
+Result<std::vector<LotRow>> Ledger::Lots(uint64_t member_id) {
   std::vector<LotRow> out;
   // The member's key range, sorted here: a handful of rows, cheaper than SQLite's sorter.
-  LEDGER_PREPARE_OR(st,
-                    "SELECT lot_id, points, remaining, earned_at_s, expires_at_s, entry_id FROM lots "
-                    "WHERE member_id = ? AND remaining <> 0",
-                    out);
+  LEDGER_PREPARE(st,
+                 "SELECT lot_id, points, remaining, earned_at_s, expires_at_s, entry_id FROM lots "
+                 "WHERE member_id = ? AND remaining <> 0");
   st.Bind(1, member_id);
   while (st.Step()) {
     LotRow l;
@@ -699,6 +719,7 @@ std::vector<LotRow> Ledger::Lots(uint64_t member_id) {
     l.entry_id = st.Text(5);
     out.push_back(std::move(l));
   }
+  LEDGER_CHECK_STEP(st);
   std::sort(out.begin(), out.end(), [](const LotRow& a, const LotRow& b) {
     return a.expires_at_s != b.expires_at_s ? a.expires_at_s < b.expires_at_s : a.lot_id < b.lot_id;
   });
@@ -730,18 +751,17 @@ Status Ledger::SetLotRemaining(uint64_t member_id, int64_t lot_id, int64_t remai
   return st.Run();
 }
 
-int64_t Ledger::MemberCount() {
-  LEDGER_PREPARE_OR(st, "SELECT count(*) FROM members", -1);
-  return st.Step() ? st.Int(0) : -1;
-}
+Result<int64_t> Ledger::MemberCount() { return SelectInt("SELECT count(*) FROM members", nullptr); }
 
-std::optional<CouponRow> Ledger::GetCoupon(const std::string& coupon_id) {
-  LEDGER_PREPARE_OR(st,
-                    "SELECT coupon_id, member_id, kind, value_cents, bp, min_spend_cents, valid_from_s, valid_to_s, "
-                    "used_by_checkout FROM coupons WHERE coupon_id = ?",
-                    std::nullopt);
+Result<std::optional<CouponRow>> Ledger::GetCoupon(const std::string& coupon_id) {
+  LEDGER_PREPARE(st,
+                 "SELECT coupon_id, member_id, kind, value_cents, bp, min_spend_cents, valid_from_s, valid_to_s, "
+                 "used_by_checkout FROM coupons WHERE coupon_id = ?");
   st.Bind(1, coupon_id);
-  if (!st.Step()) return std::nullopt;
+  if (!st.Step()) {
+    LEDGER_CHECK_STEP(st);
+    return std::optional<CouponRow>();
+  }
   CouponRow c;
   c.coupon_id = st.Text(0);
   c.member_id = static_cast<uint64_t>(st.Int(1));
@@ -752,7 +772,7 @@ std::optional<CouponRow> Ledger::GetCoupon(const std::string& coupon_id) {
   c.valid_from_s = st.Int(6);
   c.valid_to_s = st.Int(7);
   c.used_by_checkout = st.Text(8);
-  return c;
+  return std::optional<CouponRow>(std::move(c));
 }
 
 Status Ledger::PutCoupon(const CouponRow& c) {
@@ -770,10 +790,12 @@ Status Ledger::MarkCouponUsed(const std::string& coupon_id, const std::string& c
   return st.Run();
 }
 
-bool Ledger::IsRevoked(std::string_view device_public_key) {
-  LEDGER_PREPARE_OR(st, "SELECT 1 FROM revoked_devices WHERE device_pk = ?", false);
+Result<bool> Ledger::IsRevoked(std::string_view device_public_key) {
+  LEDGER_PREPARE(st, "SELECT 1 FROM revoked_devices WHERE device_pk = ?");
   st.BindBlob(1, device_public_key);
-  return st.Step();
+  if (st.Step()) return true;
+  LEDGER_CHECK_STEP(st);
+  return false;
 }
 
 Status Ledger::PutRevocation(std::string_view device_public_key) {
@@ -782,11 +804,12 @@ Status Ledger::PutRevocation(std::string_view device_public_key) {
   return st.Run();
 }
 
-std::optional<std::string> Ledger::CodeBoundTo(const std::string& code_hash) {
-  LEDGER_PREPARE_OR(st, "SELECT checkout_id FROM code_bindings WHERE code_hash = ?", std::nullopt);
+Result<std::optional<std::string>> Ledger::CodeBoundTo(const std::string& code_hash) {
+  LEDGER_PREPARE(st, "SELECT checkout_id FROM code_bindings WHERE code_hash = ?");
   st.Bind(1, code_hash);
-  if (!st.Step()) return std::nullopt;
-  return st.Text(0);
+  if (st.Step()) return std::optional<std::string>(st.Text(0));
+  LEDGER_CHECK_STEP(st);
+  return std::optional<std::string>();
 }
 
 Status Ledger::BindCode(const std::string& code_hash, const std::string& checkout_id, uint64_t member_id,
@@ -796,12 +819,18 @@ Status Ledger::BindCode(const std::string& code_hash, const std::string& checkou
   return st.Run();
 }
 
-std::optional<CheckoutRow> Ledger::GetCheckout(const std::string& checkout_id, bool with_lines) {
-  LEDGER_PREPARE_OR(st, "SELECT " LEDGER_CHECKOUT_COLS " FROM checkouts WHERE checkout_id = ?",
-                    std::nullopt);
+Result<std::optional<CheckoutRow>> Ledger::GetCheckout(const std::string& checkout_id, bool with_lines) {
+  LEDGER_PREPARE(st, "SELECT " LEDGER_CHECKOUT_COLS " FROM checkouts WHERE checkout_id = ?");
   st.Bind(1, checkout_id);
-  if (!st.Step()) return std::nullopt;
-  return ReadCheckout(st, with_lines);
+  if (!st.Step()) {
+    LEDGER_CHECK_STEP(st);
+    return std::optional<CheckoutRow>();
+  }
+  CheckoutRow c = ReadCheckout(st);
+  if (with_lines) {
+    if (Status s = ReadCheckoutLines(st, c); !s.ok()) return s;
+  }
+  return std::optional<CheckoutRow>(std::move(c));
 }
 
 Status Ledger::InsertCheckout(const CheckoutRow& c) {
@@ -814,50 +843,50 @@ Status Ledger::InsertCheckout(const CheckoutRow& c) {
   return st.Run();
 }
 
-std::vector<CheckoutRow> Ledger::CheckoutsSince(int64_t since_ms, int limit) {
+Result<std::vector<CheckoutRow>> Ledger::CheckoutsSince(int64_t since_ms, int limit) {
   std::vector<CheckoutRow> out;
-  LEDGER_PREPARE_OR(st,
-                    "SELECT " LEDGER_CHECKOUT_COLS " FROM checkouts WHERE committed_at_ms >= ? ORDER BY committed_at_ms, checkout_id LIMIT ?",
-                    out);
+  LEDGER_PREPARE(st, "SELECT " LEDGER_CHECKOUT_COLS
+                     " FROM checkouts WHERE committed_at_ms >= ? ORDER BY committed_at_ms, checkout_id LIMIT ?");
   st.Bind(1, since_ms).Bind(2, limit);
-  while (st.Step()) out.push_back(ReadCheckout(st, /*with_lines=*/false));
+  while (st.Step()) out.push_back(ReadCheckout(st));
+  LEDGER_CHECK_STEP(st);
   return out;
 }
 
-std::map<int64_t, int64_t> Ledger::CheckoutsPerHour(int64_t since_ms) {
+Result<std::map<int64_t, int64_t>> Ledger::CheckoutsPerHour(int64_t since_ms) {
   std::map<int64_t, int64_t> out;
-  LEDGER_PREPARE_OR(st,
-                    "SELECT committed_at_ms / 3600000, count(*) FROM checkouts WHERE committed_at_ms >= ? "
-                    "GROUP BY committed_at_ms / 3600000",
-                    out);
+  LEDGER_PREPARE(st,
+                 "SELECT committed_at_ms / 3600000, count(*) FROM checkouts WHERE committed_at_ms >= ? "
+                 "GROUP BY committed_at_ms / 3600000");
   st.Bind(1, since_ms);
   while (st.Step()) out[st.Int(0)] = st.Int(1);
+  LEDGER_CHECK_STEP(st);
   return out;
 }
 
-int64_t Ledger::LocalSpendSince(uint64_t member_id, int64_t since_ms) {
+Result<int64_t> Ledger::LocalSpendSince(uint64_t member_id, int64_t since_ms) {
   // Each checkout with a member has one earn entry, written at the commit's time: the
   // member's earn entries since then lead to the checkouts (by primary key) and their
   // refunds, without an index of checkouts by member.
-  LEDGER_PREPARE_OR(st,
-                    "SELECT coalesce(sum(c.total_due_cents), 0) - coalesce(sum((SELECT sum(r.refund_cents) FROM refunds r "
-                    "WHERE r.checkout_id = c.checkout_id)), 0) FROM entries e JOIN checkouts c ON "
-                    "c.checkout_id = e.checkout_id WHERE e.member_id = ?1 AND e.kind = 'earn' AND e.at_ms > ?2 "
-                    "AND c.member_id = ?1",
-                    0);
-  st.Bind(1, member_id).Bind(2, since_ms);
-  return st.Step() ? st.Int(0) : 0;
+  return SelectInt(
+      "SELECT coalesce(sum(c.total_due_cents), 0) - coalesce(sum((SELECT sum(r.refund_cents) FROM refunds r "
+      "WHERE r.checkout_id = c.checkout_id)), 0) FROM entries e JOIN checkouts c ON "
+      "c.checkout_id = e.checkout_id WHERE e.member_id = ?1 AND e.kind = 'earn' AND e.at_ms > ?2 "
+      "AND c.member_id = ?1",
+      [&](Stmt& st) { st.Bind(1, member_id).Bind(2, since_ms); });
 }
 
-std::optional<RefundRow> Ledger::GetRefund(const std::string& refund_id) {
+Result<std::optional<RefundRow>> Ledger::GetRefund(const std::string& refund_id) {
   std::optional<RefundRow> r;
   {
-    LEDGER_PREPARE_OR(st,
-                      "SELECT refund_id, checkout_id, request_hash, reason, at_ms, refund_cents, points_clawed_back, "
-                      "points_restored, response_json FROM refunds WHERE refund_id = ?",
-                      std::nullopt);
+    LEDGER_PREPARE(st,
+                   "SELECT refund_id, checkout_id, request_hash, reason, at_ms, refund_cents, points_clawed_back, "
+                   "points_restored, response_json FROM refunds WHERE refund_id = ?");
     st.Bind(1, refund_id);
-    if (!st.Step()) return std::nullopt;
+    if (!st.Step()) {
+      LEDGER_CHECK_STEP(st);
+      return r;
+    }
     r.emplace();
     r->refund_id = st.Text(0);
     r->checkout_id = st.Text(1);
@@ -869,34 +898,41 @@ std::optional<RefundRow> Ledger::GetRefund(const std::string& refund_id) {
     r->points_restored = st.Int(7);
     r->response_json = st.Text(8);
   }
-  LEDGER_PREPARE_OR(ls, "SELECT line, qty FROM refund_lines WHERE refund_id = ? ORDER BY line", std::nullopt);
+  LEDGER_PREPARE(ls, "SELECT line, qty FROM refund_lines WHERE refund_id = ? ORDER BY line");
   ls.Bind(1, refund_id);
   while (ls.Step()) r->lines.emplace_back(static_cast<int>(ls.Int(0)), ls.Int(1));
+  LEDGER_CHECK_STEP(ls);
   return r;
 }
 
-std::vector<std::string> Ledger::SelectIds(const char* sql, const std::function<void(Stmt&)>& bind) {
+Result<std::vector<std::string>> Ledger::SelectIds(const char* sql, const std::function<void(Stmt&)>& bind) {
   std::vector<std::string> ids;
-  LEDGER_PREPARE_OR(st, sql, ids);
+  LEDGER_PREPARE(st, sql);
   bind(st);
   while (st.Step()) ids.push_back(st.Text(0));
+  LEDGER_CHECK_STEP(st);
   return ids;
 }
 
-std::vector<RefundRow> Ledger::RefundsSelected(const char* sql, const std::function<void(Stmt&)>& bind) {
+Result<std::vector<RefundRow>> Ledger::RefundsSelected(const char* sql, const std::function<void(Stmt&)>& bind) {
+  auto ids = SelectIds(sql, bind);
+  if (!ids.ok()) return ids.status();
   std::vector<RefundRow> out;
-  for (const auto& id : SelectIds(sql, bind))
-    if (auto r = GetRefund(id)) out.push_back(std::move(*r));
+  for (const auto& id : *ids) {
+    auto r = GetRefund(id);
+    if (!r.ok()) return r.status();
+    if (*r) out.push_back(std::move(**r));
+  }
   return out;
 }
 
-std::vector<RefundRow> Ledger::RefundsSince(int64_t since_ms) {
+Result<std::vector<RefundRow>> Ledger::RefundsSince(int64_t since_ms) {
   // Refunds are a small share of checkouts: a scan, no index written by every refund.
   return RefundsSelected("SELECT refund_id FROM refunds WHERE at_ms >= ? ORDER BY at_ms, refund_id",
                          [since_ms](Stmt& st) { st.Bind(1, since_ms); });
 }
 
-std::vector<RefundRow> Ledger::RefundsForCheckout(const std::string& checkout_id) {
+Result<std::vector<RefundRow>> Ledger::RefundsForCheckout(const std::string& checkout_id) {
   return RefundsSelected("SELECT refund_id FROM refunds WHERE checkout_id = ? ORDER BY at_ms, refund_id",
                          [&checkout_id](Stmt& st) { st.Bind(1, checkout_id); });
 }
@@ -919,11 +955,12 @@ Status Ledger::InsertRefund(const RefundRow& r) {
   return Status::Ok();
 }
 
-std::optional<std::string> Ledger::GetMeta(const std::string& key) {
-  LEDGER_PREPARE_OR(st, "SELECT value FROM meta WHERE key = ?", std::nullopt);
+Result<std::optional<std::string>> Ledger::GetMeta(const std::string& key) {
+  LEDGER_PREPARE(st, "SELECT value FROM meta WHERE key = ?");
   st.Bind(1, key);
-  if (!st.Step()) return std::nullopt;
-  return st.Text(0);
+  if (st.Step()) return std::optional<std::string>(st.Text(0));
+  LEDGER_CHECK_STEP(st);
+  return std::optional<std::string>();
 }
 
 Status Ledger::PutMeta(const std::string& key, const std::string& value) {
@@ -934,35 +971,35 @@ Status Ledger::PutMeta(const std::string& key, const std::string& value) {
 
 // --- sync
 
-std::vector<EntryRow> Ledger::UnackedEntries(int64_t after_seq, int limit) {
+Result<std::vector<EntryRow>> Ledger::UnackedEntries(int64_t after_seq, int limit) {
   std::vector<EntryRow> out;
-  LEDGER_PREPARE_OR(st,
-                    "SELECT " LEDGER_ENTRY_COLS
-                    " FROM entries INDEXED BY entries_member_unacked WHERE acked = 0 AND seq > ? ORDER BY seq LIMIT ?",
-                    out);
+  LEDGER_PREPARE(st, "SELECT " LEDGER_ENTRY_COLS
+                     " FROM entries INDEXED BY entries_member_unacked WHERE acked = 0 AND seq > ? ORDER BY seq LIMIT ?");
   st.Bind(1, after_seq).Bind(2, limit);
   while (st.Step()) out.push_back(ReadEntry(st));
+  LEDGER_CHECK_STEP(st);
   return out;
 }
 
-std::vector<EntryRow> Ledger::EntriesByIds(const std::vector<std::string>& entry_ids) {
+Result<std::vector<EntryRow>> Ledger::EntriesByIds(const std::vector<std::string>& entry_ids) {
   std::vector<EntryRow> out;
   for (const auto& id : entry_ids) {
     {
-      LEDGER_PREPARE_OR(st, "SELECT " LEDGER_ENTRY_COLS " FROM entries WHERE entry_id = ?", out);
+      LEDGER_PREPARE(st, "SELECT " LEDGER_ENTRY_COLS " FROM entries WHERE entry_id = ?");
       st.Bind(1, id);
       if (st.Step()) {
         out.push_back(ReadEntry(st));
         continue;
       }
+      LEDGER_CHECK_STEP(st);
     }
     // branch_entries has no acked column: HQ holds every one of them.
-    LEDGER_PREPARE_OR(st,
-                      "SELECT seq, entry_id, terminal_id, kind, member_id, points, at_ms, checkout_id, refund_id, "
-                      "detail, prev_hash, hash, 1 FROM branch_entries WHERE entry_id = ?",
-                      out);
+    LEDGER_PREPARE(st,
+                   "SELECT seq, entry_id, terminal_id, kind, member_id, points, at_ms, checkout_id, refund_id, "
+                   "detail, prev_hash, hash, 1 FROM branch_entries WHERE entry_id = ?");
     st.Bind(1, id);
     if (st.Step()) out.push_back(ReadEntry(st));
+    LEDGER_CHECK_STEP(st);
   }
   std::sort(out.begin(), out.end(), [](const EntryRow& a, const EntryRow& b) {
     return a.seq != b.seq ? a.seq < b.seq : a.entry_id < b.entry_id;
@@ -970,26 +1007,21 @@ std::vector<EntryRow> Ledger::EntriesByIds(const std::vector<std::string>& entry
   return out;
 }
 
-std::vector<EntryRow> Ledger::MemberEntriesAfter(uint64_t member_id, int64_t after_seq) {
+Result<std::vector<EntryRow>> Ledger::MemberEntriesAfter(uint64_t member_id, int64_t after_seq) {
   std::vector<EntryRow> out;
-  LEDGER_PREPARE_OR(st,
-                    "SELECT " LEDGER_ENTRY_COLS " FROM entries WHERE member_id = ? AND seq > ? ORDER BY seq",
-                    out);
+  LEDGER_PREPARE(st, "SELECT " LEDGER_ENTRY_COLS " FROM entries WHERE member_id = ? AND seq > ? ORDER BY seq");
   st.Bind(1, member_id).Bind(2, after_seq);
   while (st.Step()) out.push_back(ReadEntry(st));
+  LEDGER_CHECK_STEP(st);
   return out;
 }
 
-int64_t Ledger::UnackedPoints(uint64_t member_id) {
-  LEDGER_PREPARE_OR(st, "SELECT coalesce(sum(points), 0) FROM entries WHERE member_id = ? AND acked = 0", 0);
-  st.Bind(1, member_id);
-  return st.Step() ? st.Int(0) : 0;
+Result<int64_t> Ledger::UnackedPoints(uint64_t member_id) {
+  return SelectInt("SELECT coalesce(sum(points), 0) FROM entries WHERE member_id = ? AND acked = 0",
+                   [&](Stmt& st) { st.Bind(1, member_id); });
 }
 
-int64_t Ledger::BranchEntryCount() {
-  LEDGER_PREPARE_OR(st, "SELECT count(*) FROM branch_entries", -1);
-  return st.Step() ? st.Int(0) : -1;
-}
+Result<int64_t> Ledger::BranchEntryCount() { return SelectInt("SELECT count(*) FROM branch_entries", nullptr); }
 
 Status Ledger::AckEntries(const std::vector<std::string>& entry_ids) {
   std::set<uint64_t> members;
@@ -1001,8 +1033,9 @@ Status Ledger::AckEntries(const std::vector<std::string>& entry_ids) {
   }
   for (uint64_t m : members) {
     auto row = GetMember(m);
-    if (!row) continue;  // an entry of a member not cached: nothing to index
-    if (Status s = RefreshBalanceItem(m, row->balance); !s.ok()) return s;
+    if (!row.ok()) return row.status();
+    if (!*row) continue;  // an entry of a member not cached: nothing to index
+    if (Status s = RefreshBalanceItem(m, (*row)->balance); !s.ok()) return s;
   }
   return Status::Ok();
 }
@@ -1041,33 +1074,46 @@ Result<RestoreOutcome> Ledger::RestoreEntry(const EntryRow& e) {
 }
 
 Result<bool> Ledger::RestoreCheckout(const CheckoutRow& c) {
-  if (GetCheckout(c.checkout_id, /*with_lines=*/false)) return false;
+  auto existing = GetCheckout(c.checkout_id, /*with_lines=*/false);
+  if (!existing.ok()) return existing.status();
+  if (*existing) return false;
   if (Status s = InsertCheckout(c); !s.ok()) return s;
   if (Status s = MarkUploaded({c.checkout_id}, {}); !s.ok()) return s;
   // The code stays bound: a restored terminal must still refuse its replay.
-  if (!c.code_hash.empty() && c.member_id && !CodeBoundTo(c.code_hash)) {
-    if (Status s = BindCode(c.code_hash, c.checkout_id, *c.member_id, c.committed_at_ms); !s.ok()) return s;
+  if (!c.code_hash.empty() && c.member_id) {
+    auto bound = CodeBoundTo(c.code_hash);
+    if (!bound.ok()) return bound.status();
+    if (!*bound) {
+      if (Status s = BindCode(c.code_hash, c.checkout_id, *c.member_id, c.committed_at_ms); !s.ok()) return s;
+    }
   }
   return true;
 }
 
 Result<bool> Ledger::RestoreRefund(const RefundRow& r) {
-  if (GetRefund(r.refund_id)) return false;
+  auto existing = GetRefund(r.refund_id);
+  if (!existing.ok()) return existing.status();
+  if (*existing) return false;
   if (Status s = InsertRefund(r); !s.ok()) return s;
   if (Status s = MarkUploaded({}, {r.refund_id}); !s.ok()) return s;
   return true;
 }
 
-std::vector<CheckoutRow> Ledger::UnuploadedCheckoutsWithoutEntries(int limit) {
+Result<std::vector<CheckoutRow>> Ledger::UnuploadedCheckoutsWithoutEntries(int limit) {
+  auto ids = SelectIds("SELECT checkout_id FROM checkouts WHERE uploaded = 0 AND member_id IS NULL "
+                       "ORDER BY committed_at_ms LIMIT ?",
+                       [limit](Stmt& st) { st.Bind(1, limit); });
+  if (!ids.ok()) return ids.status();
   std::vector<CheckoutRow> out;
-  for (const auto& id : SelectIds("SELECT checkout_id FROM checkouts WHERE uploaded = 0 AND member_id IS NULL "
-                                  "ORDER BY committed_at_ms LIMIT ?",
-                                  [limit](Stmt& st) { st.Bind(1, limit); }))
-    if (auto c = GetCheckout(id)) out.push_back(std::move(*c));
+  for (const auto& id : *ids) {
+    auto c = GetCheckout(id);
+    if (!c.ok()) return c.status();
+    if (*c) out.push_back(std::move(**c));
+  }
   return out;
 }
 
-std::vector<RefundRow> Ledger::UnuploadedRefunds(int limit) {
+Result<std::vector<RefundRow>> Ledger::UnuploadedRefunds(int limit) {
   return RefundsSelected("SELECT refund_id FROM refunds WHERE uploaded = 0 ORDER BY at_ms LIMIT ?",
                          [limit](Stmt& st) { st.Bind(1, limit); });
 }
@@ -1092,15 +1138,16 @@ Status Ledger::DeleteLots(uint64_t member_id) {
   return st.Run();
 }
 
-std::vector<uint64_t> Ledger::MembersByReconKey(const std::vector<std::string>& keys) {
+Result<std::vector<uint64_t>> Ledger::MembersByReconKey(const std::vector<std::string>& keys) {
   std::vector<uint64_t> out;
   if (keys.empty()) return out;
   std::set<std::string> wanted(keys.begin(), keys.end());
-  LEDGER_PREPARE_OR(st, "SELECT member_id FROM members ORDER BY member_id", out);
+  LEDGER_PREPARE(st, "SELECT member_id FROM members ORDER BY member_id");
   while (st.Step()) {
     uint64_t id = static_cast<uint64_t>(st.Int(0));
     if (wanted.count(recon::MemberKey(std::to_string(id)))) out.push_back(id);
   }
+  LEDGER_CHECK_STEP(st);
   return out;
 }
 
@@ -1141,24 +1188,22 @@ Status Ledger::PutSyncRun(const SyncRunRow& r) {
   return st.Run();
 }
 
-std::vector<SyncRunRow> Ledger::RecentSyncRuns(int limit) {
+Result<std::vector<SyncRunRow>> Ledger::RecentSyncRuns(int limit) {
   std::vector<SyncRunRow> out;
-  LEDGER_PREPARE_OR(st,
-                    std::string("SELECT ") + kSyncRunCols +
-                        " FROM sync_runs ORDER BY started_at_ms DESC, run_id DESC LIMIT ?",
-                    out);
+  LEDGER_PREPARE(st, std::string("SELECT ") + kSyncRunCols +
+                         " FROM sync_runs ORDER BY started_at_ms DESC, run_id DESC LIMIT ?");
   st.Bind(1, limit);
   while (st.Step()) out.push_back(ReadSyncRun(st));
+  LEDGER_CHECK_STEP(st);
   return out;
 }
 
-std::optional<SyncRunRow> Ledger::LastSuccessfulSyncRun() {
-  LEDGER_PREPARE_OR(st,
-                    std::string("SELECT ") + kSyncRunCols +
-                        " FROM sync_runs WHERE result = 'ok' ORDER BY started_at_ms DESC, run_id DESC LIMIT 1",
-                    std::nullopt);
-  if (!st.Step()) return std::nullopt;
-  return ReadSyncRun(st);
+Result<std::optional<SyncRunRow>> Ledger::LastSuccessfulSyncRun() {
+  LEDGER_PREPARE(st, std::string("SELECT ") + kSyncRunCols +
+                         " FROM sync_runs WHERE result = 'ok' ORDER BY started_at_ms DESC, run_id DESC LIMIT 1");
+  if (st.Step()) return std::optional<SyncRunRow>(ReadSyncRun(st));
+  LEDGER_CHECK_STEP(st);
+  return std::optional<SyncRunRow>();
 }
 
 Result<int> Ledger::FailInterruptedSyncRuns(int64_t now_ms) {
@@ -1170,11 +1215,35 @@ Result<int> Ledger::FailInterruptedSyncRuns(int64_t now_ms) {
   return db_->Changes();
 }
 
+Result<std::vector<std::string>> Ledger::CheckIntegrity(bool quick, int max_problems) {
+  // The pragma's argument is its limit on the problems it lists.
+  std::string sql = std::string(quick ? "PRAGMA quick_check(" : "PRAGMA integrity_check(") +
+                    std::to_string(std::max(1, max_problems)) + ")";
+  auto st_r = db_->Prepare(sql);
+  if (!st_r.ok()) return st_r.status();
+  Stmt& st = **st_r;
+  std::vector<std::string> problems;
+  while (st.Step()) {
+    std::string line = st.Text(0);
+    if (line != "ok") problems.push_back(std::move(line));
+  }
+  if (!st.status().ok()) return st.status();
+  if (!problems.empty()) db_->damage().Latch(std::string(quick ? "quick_check: " : "integrity_check: ") + problems[0]);
+  return problems;
+}
+
 VerifyReport Ledger::Verify() {
   VerifyReport rep;
   auto add = [&](std::string p) {
     if (rep.problems.size() < 100) rep.problems.push_back(std::move(p));
   };
+  // SQLite's own check first: a damaged b-tree can hide rows from the checks below
+  // (a member page that reads as empty verifies as "no members").
+  if (auto integrity = CheckIntegrity(/*quick=*/false); !integrity.ok()) {
+    add("integrity_check failed: " + integrity.status().message());
+  } else {
+    for (auto& p : *integrity) add("integrity_check: " + p);
+  }
   {
     auto st_r = db_->Prepare("SELECT " LEDGER_ENTRY_COLS " FROM entries ORDER BY seq");
     if (!st_r.ok()) {
@@ -1210,11 +1279,16 @@ VerifyReport Ledger::Verify() {
         add("member " + std::to_string(st.Int(0)) + ": balance " + std::to_string(st.Int(1)) +
             " but its lots sum to " + std::to_string(st.Int(2)));
     }
+    if (!st.status().ok()) add("reading members: " + st.status().message());
   }
   {
-    auto st_r = db_->Prepare("SELECT count(*) FROM lots WHERE member_id NOT IN (SELECT member_id FROM members)");
-    if (st_r.ok() && (*st_r)->Step() && (*st_r)->Int(0) > 0) add("lots without a member: " + std::to_string((*st_r)->Int(0)));
+    auto orphans = SelectInt("SELECT count(*) FROM lots WHERE member_id NOT IN (SELECT member_id FROM members)", nullptr);
+    if (!orphans.ok())
+      add("reading lots: " + orphans.status().message());
+    else if (*orphans > 0)
+      add("lots without a member: " + std::to_string(*orphans));
   }
+  if (db_->damaged()) add("the ledger is damaged: " + db_->damage().reason());
   return rep;
 }
 

@@ -12,7 +12,7 @@
 
 namespace loyalty {
 
-class Status {
+class [[nodiscard]] Status {
  public:
   Status() = default;  // ok
   static Status Ok() { return Status(); }
@@ -35,7 +35,7 @@ class Status {
 };
 
 template <typename T>
-class Result {
+class [[nodiscard]] Result {
  public:
   Result(T value) : v_(std::move(value)) {}           // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) {      // NOLINT: implicit by design

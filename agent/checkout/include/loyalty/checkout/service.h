@@ -75,6 +75,8 @@ class CheckoutService {
   ApiResult GetCheckout(ledger::Ledger& reader, const std::string& checkout_id);
 
   // Write side: the writer thread only. Each is one transaction; on any error nothing changes.
+  // Every use case refuses with 503 when a ledger read it needs fails (never answering as if
+  // the row were absent), and with 503 ledger_damaged while the ledger is latched damaged.
   ApiResult Commit(ledger::Ledger& writer, const nlohmann::json& body);
   ApiResult Refund(ledger::Ledger& writer, const nlohmann::json& body);
 
@@ -98,15 +100,17 @@ class CheckoutService {
                                      int64_t now_s);
   // The member view of pos-api.md; lots: the member's lots when the caller has them already
   // (else they are read). MemberText writes it, MemberJson is the same as a document.
-  std::string MemberText(ledger::Ledger& l, const ledger::MemberRow& m, bool provisional, int64_t now_s,
-                         const rules::Rules& r, const std::vector<ledger::LotRow>* lots = nullptr);
-  nlohmann::json MemberJson(ledger::Ledger& l, const ledger::MemberRow& m, bool provisional, int64_t now_s,
-                            const rules::Rules& r, const std::vector<ledger::LotRow>* lots = nullptr);
+  // A failed read of the lots is the error.
+  Result<std::string> MemberText(ledger::Ledger& l, const ledger::MemberRow& m, bool provisional, int64_t now_s,
+                                 const rules::Rules& r, const std::vector<ledger::LotRow>* lots = nullptr);
+  Result<nlohmann::json> MemberJson(ledger::Ledger& l, const ledger::MemberRow& m, bool provisional, int64_t now_s,
+                                    const rules::Rules& r, const std::vector<ledger::LotRow>* lots = nullptr);
   int64_t AvailableBalance(const std::vector<ledger::LotRow>& lots, int64_t now_s) const;
   bool IsBirthdayMonth(const ledger::MemberRow& m, int64_t now_s) const;
   // lots: the member's lots, kept up to date, when the caller holds them (else read).
   // Commit of a checkout id not committed before (Commit answers replays).
   ApiResult CommitNew(ledger::Ledger& w, const nlohmann::json& body, const std::string& request_hash);
+  ApiResult RefundNew(ledger::Ledger& w, const nlohmann::json& body, const std::string& request_hash);
   Status ApplyPoints(ledger::Ledger& w, ledger::MemberRow& m, int64_t delta, int64_t now_s, const std::string& entry_id,
                      const rules::Rules& r, std::vector<ledger::LotRow>* lots = nullptr);
   std::string RememberIdentification(const codes::Identified& id, int64_t now_s);

@@ -8,6 +8,12 @@
 // Threading: a Ledger wraps one connection and is used from one thread. The daemon opens
 // exactly one writer (owned by the writer thread) and one reader per reading thread; WAL
 // lets readers see the last committed state while the writer writes.
+//
+// Reads fail closed: every read returns Result<T>, and a statement that fails (I/O error,
+// busy past the timeout, a damaged page) is that read's error — never "not found", 0,
+// false or an empty list. "Not found" is an ok Result holding nullopt or an empty list.
+// Errors carry the codes of SqliteError: "unavailable", or "ledger_damaged" when SQLite
+// reports the file damaged, which also latches the file as damaged (damaged(), sqlite.h).
 #pragma once
 
 #include <cstdint>
@@ -190,6 +196,18 @@ class Ledger {
   int schema_version();
   Db& db() { return *db_; }
 
+  // Whether this file is latched as damaged (by any connection of this process: a
+  // corruption error, or a failing CheckIntegrity), and why.
+  bool damaged() const { return db_->damaged(); }
+  std::string damage_reason() const { return db_->damage().reason(); }
+  // Called once, on the latching thread, when the file is first latched (at once if it is).
+  void OnDamaged(std::function<void(const std::string& reason)> f) { db_->damage().OnDamaged(std::move(f)); }
+  // SQLite's own check of the file: PRAGMA quick_check (b-tree structure, record formats,
+  // NOT NULL; O(N)) or, with quick = false, PRAGMA integrity_check (also every index
+  // against its table; O(N log N)). Returns the problems SQLite lists (empty: ok), at most
+  // max_problems; any problem latches the file as damaged. Read-only; any connection.
+  Result<std::vector<std::string>> CheckIntegrity(bool quick, int max_problems = 20);
+
   // WAL checkpoints when the writer is idle instead of inside a commit (writer only; the
   // daemon's writer thread does this). SQLite's own checkpoint runs inside whichever COMMIT
   // takes the WAL past 1,000 pages: a thousand pages copied and fsynced while a cashier
@@ -213,56 +231,57 @@ class Ledger {
 
   // --- entries
   Result<EntryRow> AppendEntry(const EntryDraft& d);
-  int64_t EntryCount();  // the chain's length: its last seq (seq has no gaps; Verify checks that)
-  int64_t PendingEntryCount();  // not yet acknowledged by HQ
-  std::vector<EntryRow> RecentEntries(uint64_t member_id, int limit);
-  std::vector<EntryRow> EntriesForCheckout(const std::string& checkout_id);
+  Result<int64_t> EntryCount();  // the chain's length: its last seq (seq has no gaps; Verify checks that)
+  Result<int64_t> PendingEntryCount();  // not yet acknowledged by HQ
+  Result<std::vector<EntryRow>> RecentEntries(uint64_t member_id, int limit);
+  Result<std::vector<EntryRow>> EntriesForCheckout(const std::string& checkout_id);
   // Sum of this terminal's earn entries for the member with at_ms > since_ms.
-  int64_t EarnedSince(uint64_t member_id, int64_t since_ms);
+  Result<int64_t> EarnedSince(uint64_t member_id, int64_t since_ms);
   // Latest redeem entry time for the member on this terminal (0 if none).
-  int64_t LastRedeemAtMs(uint64_t member_id);
+  Result<int64_t> LastRedeemAtMs(uint64_t member_id);
 
   // --- members, identities, lots
-  std::optional<MemberRow> GetMember(uint64_t member_id);
+  Result<std::optional<MemberRow>> GetMember(uint64_t member_id);
   // refresh_balance_index: follow the member's balance in the reconciliation index (its
   // value is the balance less this terminal's unacknowledged points). A checkout commit
   // passes false: each of its point changes is an unacknowledged entry of the member, so
   // that value cannot change.
   Status UpsertMember(const MemberRow& m, bool refresh_balance_index = true);
-  std::optional<uint64_t> LookupIdentity(const std::string& channel, const std::string& external_id);
+  Result<std::optional<uint64_t>> LookupIdentity(const std::string& channel, const std::string& external_id);
   Status PutIdentity(const std::string& channel, const std::string& external_id, uint64_t member_id);
-  std::vector<LotRow> Lots(uint64_t member_id);  // by expiry, then creation
+  Result<std::vector<LotRow>> Lots(uint64_t member_id);  // by expiry, then creation
   // Lots are keyed by (member_id, lot_id); lot ids ascend in creation order within a
   // member. AddLot ignores lot.lot_id and returns the new lot's.
   Result<int64_t> AddLot(const LotRow& lot);
   Status SetLotRemaining(uint64_t member_id, int64_t lot_id, int64_t remaining);
-  int64_t MemberCount();
+  Result<int64_t> MemberCount();
 
   // --- coupons, revocations, code bindings
-  std::optional<CouponRow> GetCoupon(const std::string& coupon_id);
+  Result<std::optional<CouponRow>> GetCoupon(const std::string& coupon_id);
   Status PutCoupon(const CouponRow& c);
   Status MarkCouponUsed(const std::string& coupon_id, const std::string& checkout_id);
-  bool IsRevoked(std::string_view device_public_key);
+  Result<bool> IsRevoked(std::string_view device_public_key);
   Status PutRevocation(std::string_view device_public_key);
-  std::optional<std::string> CodeBoundTo(const std::string& code_hash);  // checkout id
+  Result<std::optional<std::string>> CodeBoundTo(const std::string& code_hash);  // checkout id
   Status BindCode(const std::string& code_hash, const std::string& checkout_id, uint64_t member_id, int64_t at_ms);
 
   // --- checkouts and refunds
-  std::optional<CheckoutRow> GetCheckout(const std::string& checkout_id, bool with_lines = true);
+  // with_lines: also decode the lines (a row whose lines do not decode is ledger_damaged).
+  Result<std::optional<CheckoutRow>> GetCheckout(const std::string& checkout_id, bool with_lines = true);
   Status InsertCheckout(const CheckoutRow& c);
-  std::vector<CheckoutRow> CheckoutsSince(int64_t since_ms, int limit);
+  Result<std::vector<CheckoutRow>> CheckoutsSince(int64_t since_ms, int limit);  // without lines
   // Checkouts committed at or after since_ms, counted per hour: hour (unix_ms / 3600000) → count.
-  std::map<int64_t, int64_t> CheckoutsPerHour(int64_t since_ms);
+  Result<std::map<int64_t, int64_t>> CheckoutsPerHour(int64_t since_ms);
   // Local spend (total due net of refunds) of a member's checkouts committed after since_ms.
-  int64_t LocalSpendSince(uint64_t member_id, int64_t since_ms);
-  std::optional<RefundRow> GetRefund(const std::string& refund_id);
+  Result<int64_t> LocalSpendSince(uint64_t member_id, int64_t since_ms);
+  Result<std::optional<RefundRow>> GetRefund(const std::string& refund_id);
   // Refunds made at or after since_ms, by time then id (any checkout's).
-  std::vector<RefundRow> RefundsSince(int64_t since_ms);
-  std::vector<RefundRow> RefundsForCheckout(const std::string& checkout_id);
+  Result<std::vector<RefundRow>> RefundsSince(int64_t since_ms);
+  Result<std::vector<RefundRow>> RefundsForCheckout(const std::string& checkout_id);
   Status InsertRefund(const RefundRow& r);
 
   // --- meta
-  std::optional<std::string> GetMeta(const std::string& key);
+  Result<std::optional<std::string>> GetMeta(const std::string& key);
   Status PutMeta(const std::string& key, const std::string& value);
 
   // --- sync (schema 2). Reads work on any connection; writes are writer-only and run in
@@ -270,15 +289,15 @@ class Ledger {
   int64_t head_seq() const { return head_seq_; }
   const std::string& head_hash() const { return head_hash_; }  // 32 raw bytes
   // Unacknowledged entries with seq > after_seq, in seq order.
-  std::vector<EntryRow> UnackedEntries(int64_t after_seq, int limit);
+  Result<std::vector<EntryRow>> UnackedEntries(int64_t after_seq, int limit);
   // Entries with these ids, from the chain or from an abandoned branch (acked = true for
   // the latter); absent ids are skipped. In seq order.
-  std::vector<EntryRow> EntriesByIds(const std::vector<std::string>& entry_ids);
+  Result<std::vector<EntryRow>> EntriesByIds(const std::vector<std::string>& entry_ids);
   // The member's chain entries with seq > after_seq, in seq order.
-  std::vector<EntryRow> MemberEntriesAfter(uint64_t member_id, int64_t after_seq);
+  Result<std::vector<EntryRow>> MemberEntriesAfter(uint64_t member_id, int64_t after_seq);
   // Σ points of the member's unacknowledged entries.
-  int64_t UnackedPoints(uint64_t member_id);
-  int64_t BranchEntryCount();
+  Result<int64_t> UnackedPoints(uint64_t member_id);
+  Result<int64_t> BranchEntryCount();
   // Marks entries acknowledged by HQ and updates the balance items of their members.
   Status AckEntries(const std::vector<std::string>& entry_ids);
   // Puts an entry of this terminal that HQ holds into the ledger: onto the chain if it
@@ -291,12 +310,12 @@ class Ledger {
   Result<bool> RestoreCheckout(const CheckoutRow& c);
   Result<bool> RestoreRefund(const RefundRow& r);
   // Checkouts and refunds that travel without entries and were not uploaded yet.
-  std::vector<CheckoutRow> UnuploadedCheckoutsWithoutEntries(int limit);
-  std::vector<RefundRow> UnuploadedRefunds(int limit);
+  Result<std::vector<CheckoutRow>> UnuploadedCheckoutsWithoutEntries(int limit);
+  Result<std::vector<RefundRow>> UnuploadedRefunds(int limit);
   Status MarkUploaded(const std::vector<std::string>& checkout_ids, const std::vector<std::string>& refund_ids);
   Status DeleteLots(uint64_t member_id);
   // Cached members whose recon key (recon::MemberKey of the decimal id) is in keys.
-  std::vector<uint64_t> MembersByReconKey(const std::vector<std::string>& keys);
+  Result<std::vector<uint64_t>> MembersByReconKey(const std::vector<std::string>& keys);
   // The reconciliation index (writer only; null on a reader).
   recon::SqliteStore* entries_index() { return entries_index_.get(); }
   recon::SqliteStore* balances_index() { return balances_index_.get(); }
@@ -305,13 +324,14 @@ class Ledger {
 
   // Sync run records, newest first.
   Status PutSyncRun(const SyncRunRow& r);
-  std::vector<SyncRunRow> RecentSyncRuns(int limit);
-  std::optional<SyncRunRow> LastSuccessfulSyncRun();
+  Result<std::vector<SyncRunRow>> RecentSyncRuns(int limit);
+  Result<std::optional<SyncRunRow>> LastSuccessfulSyncRun();
   // Runs still "running" (the process died mid-run) become failed; returns how many.
   Result<int> FailInterruptedSyncRuns(int64_t now_ms);
 
-  // Full check: the hash chain from the first entry, and every member's cached balance
-  // against the sum of its lots. Read-only; usable on a reader.
+  // Full check: SQLite's integrity_check, the hash chain from the first entry, and every
+  // member's cached balance against the sum of its lots; a ledger latched as damaged is
+  // a problem too. Read-only; usable on a reader.
   VerifyReport Verify();
 
  private:
@@ -324,10 +344,12 @@ class Ledger {
   Status IndexEntry(const EntryRow& e, bool fresh = false);
   Status LoadChainHead();
   // The ids `sql` (a literal selecting one text column) selects, in its order; `bind` binds
-  // its parameters. Empty if it cannot run.
-  std::vector<std::string> SelectIds(const char* sql, const std::function<void(Stmt&)>& bind);
+  // its parameters.
+  Result<std::vector<std::string>> SelectIds(const char* sql, const std::function<void(Stmt&)>& bind);
   // The refunds whose ids `sql` selects, as SelectIds.
-  std::vector<RefundRow> RefundsSelected(const char* sql, const std::function<void(Stmt&)>& bind);
+  Result<std::vector<RefundRow>> RefundsSelected(const char* sql, const std::function<void(Stmt&)>& bind);
+  // The one integer a single-row aggregate (a literal) selects; bind may be empty.
+  Result<int64_t> SelectInt(const char* sql, const std::function<void(Stmt&)>& bind);
 
   std::unique_ptr<Db> db_;
   std::string terminal_id_;

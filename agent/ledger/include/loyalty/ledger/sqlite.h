@@ -1,12 +1,20 @@
 // A thin RAII layer over the SQLite C API: a connection with a statement cache, and
 // statements with typed binds and column reads. Not thread-safe: one Db per thread.
+//
+// Damage: SQLite reports a damaged file as SQLITE_CORRUPT or SQLITE_NOTADB. Whichever
+// connection sees one first latches the file as damaged (Db::damaged()), for every
+// connection of this process to the same file, until all of them are closed; the error
+// itself becomes the status code "ledger_damaged". The latch never clears while the file
+// is open: a damaged file is moved aside and replaced (docs/operations.md).
 #pragma once
 
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -16,9 +24,44 @@
 
 namespace loyalty::ledger {
 
+// The damage latch of one database file, shared by its connections. Thread-safe.
+class DamageLatch {
+ public:
+  bool damaged() const;
+  std::string reason() const;  // empty while not damaged
+  // Latches with this reason unless already latched; the first latch calls the callback
+  // (on the latching thread). Returns whether this call latched.
+  bool Latch(const std::string& reason);
+  // Called once when the file is first latched, or at once if it is already.
+  void OnDamaged(std::function<void(const std::string& reason)> f);
+
+ private:
+  mutable std::mutex mu_;
+  bool damaged_ = false;
+  std::string reason_;
+  std::function<void(const std::string&)> on_damaged_;
+};
+
+// Test seam, in the manner of LevelDB's ErrorEnv: makes a statement step fail as SQLite
+// would, so tests drive the real ledger code on a real file through each failing read.
+// A fault matches statements whose SQL text contains `sql_contains`; the `nth` matching
+// step (1 = the next) and the `count - 1` after it fail with `rc` (SQLITE_IOERR,
+// SQLITE_CORRUPT, SQLITE_FULL, …); count < 0 fails every one from the nth on.
+// Process-wide; costs one relaxed atomic load per step while none is armed.
+struct StepFault {
+  std::string sql_contains;
+  int nth = 1;
+  int count = 1;
+  int rc = SQLITE_IOERR;
+};
+void InjectStepFault(StepFault f);
+void ClearStepFaults();
+// How many injected faults have fired since the last ClearStepFaults().
+int StepFaultsFired();
+
 class Stmt {
  public:
-  Stmt(sqlite3* db, sqlite3_stmt* s) : db_(db), s_(s) {}
+  Stmt(sqlite3* db, sqlite3_stmt* s, DamageLatch* damage = nullptr) : db_(db), s_(s), damage_(damage) {}
   Stmt(const Stmt&) = delete;
   ~Stmt() { Reset(); }
 
@@ -52,6 +95,7 @@ class Stmt {
  private:
   sqlite3* db_;
   sqlite3_stmt* s_;
+  DamageLatch* damage_;
   Status status_;
 };
 
@@ -72,15 +116,26 @@ class Db {
   int64_t LastInsertRowid() const { return sqlite3_last_insert_rowid(db_); }
   int Changes() const { return sqlite3_changes(db_); }
 
+  // The file's damage latch (see the top of this file).
+  bool damaged() const { return damage_->damaged(); }
+  DamageLatch& damage() { return *damage_; }
+  // The status of an SQLite error on this connection (SqliteError), latching the file as
+  // damaged when rc is a corruption.
+  Status Error(int rc, std::string_view what);
+
  private:
-  explicit Db(sqlite3* db) : db_(db) {}
+  Db(sqlite3* db, std::shared_ptr<DamageLatch> damage) : db_(db), damage_(std::move(damage)) {}
   sqlite3* db_;
+  std::shared_ptr<DamageLatch> damage_;
   std::unordered_map<std::string, sqlite3_stmt*> cache_;
   std::unordered_map<const char*, sqlite3_stmt*> by_literal_;
 };
 
 // Maps an SQLite result code to a Status: busy/locked/full/io errors are "unavailable"
-// (the contract's 503); everything else "internal".
+// (the contract's 503), corrupt/notadb "ledger_damaged" (also 503), a constraint
+// "constraint"; everything else "internal".
 Status SqliteError(sqlite3* db, int rc, std::string_view what);
+// Whether rc (primary or extended) says the file is damaged.
+bool IsCorruption(int rc);
 
 }  // namespace loyalty::ledger

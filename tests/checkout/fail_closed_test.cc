@@ -1,0 +1,293 @@
+// Fail closed (pos-api.md: "a ledger read that fails is an error, never an answer"): each
+// security-relevant read of identify, quote, commit and refund made to fail through the
+// ledger's step fault seam (ledger/sqlite.h, StepFault), on a real SQLite file. Each
+// request must be refused with 503 — never answered as if the row were absent — and a
+// refused commit or refund writes nothing. A corruption error latches the ledger damaged:
+// 503 ledger_damaged from then on.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <set>
+
+#include "loyalty/base/encoding.h"
+#include "loyalty/checkout/service.h"
+#include "loyalty/codes/mint.h"
+#include "loyalty/ledger/sqlite.h"
+
+namespace loyalty::checkout {
+namespace {
+
+using nlohmann::json;
+
+constexpr char kHqSeedHex[] = "0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20";
+constexpr char kDeviceSeedHex[] = "65666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f8081828384";
+constexpr uint64_t kMember = 1234567890123;
+constexpr int64_t kT0 = 1795000030;
+
+// The statements under test, by a fragment of their SQL (ledger.cc).
+constexpr char kRevocationRead[] = "FROM revoked_devices";
+constexpr char kBindingRead[] = "FROM code_bindings";
+constexpr char kVelocityRead[] = "kind = 'earn' AND at_ms > ?";
+constexpr char kLotsRead[] = "FROM lots WHERE member_id = ? AND remaining";
+constexpr char kRedeemTimeRead[] = "kind = 'redeem'";
+constexpr char kMemberRead[] = "FROM members WHERE member_id = ?";
+constexpr char kIdentityRead[] = "FROM identities";
+constexpr char kCouponRead[] = "FROM coupons";
+constexpr char kCheckoutRead[] = "FROM checkouts WHERE checkout_id = ?";
+constexpr char kRefundRead[] = "FROM refunds WHERE refund_id = ?";
+constexpr char kPriorRefundsRead[] = "FROM refunds WHERE checkout_id = ?";
+
+json Basket() {
+  return json::array({{{"sku", "A"}, {"qty", 2}, {"unit_price_cents", 1990}, {"category", "grocery"}},
+                      {{"sku", "B"}, {"qty", 1}, {"unit_price_cents", 12900}, {"category", "beauty"}}});
+}
+
+class FailClosedTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ledger::ClearStepFaults();
+    dir_ = std::filesystem::temp_directory_path() / ("fail_closed_test_" + std::to_string(::getpid()) + "_" +
+                                                     ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    auto l = ledger::Ledger::Open((dir_ / "l.db").string(), ledger::Ledger::Mode::kWriter, "T01");
+    ASSERT_TRUE(l.ok()) << l.status().ToString();
+    ledger_ = std::move(*l);
+    clock_.set_now_s(kT0);
+    codes::CodesConfig cc;
+    hq_seed_ = *HexDecode(kHqSeedHex);
+    dev_seed_ = *HexDecode(kDeviceSeedHex);
+    cc.hq_public_keys[1] = codes::Ed25519PublicFromSeed(hq_seed_);
+    cc.channels.push_back({"wechat", "^[0-9]{12}$"});
+    auto v = codes::CodeVerifier::Create(cc);
+    ASSERT_TRUE(v.ok());
+    verifier_ = std::move(*v);
+    auto tz = TimeZone::Load("Asia/Shanghai");
+    ASSERT_TRUE(tz.ok());
+    auto rules = std::make_shared<rules::Rules>(rules::Rules::Defaults());
+    service_ =
+        std::make_unique<CheckoutService>(ServiceOptions{"T01", "S001"}, clock_, *verifier_, trusted_, *tz, rules);
+    Seed(5000);
+  }
+  void TearDown() override {
+    ledger::ClearStepFaults();
+    ledger_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  std::string Code() {
+    std::string cert =
+        codes::MakeCertificate(hq_seed_, 1, kMember, codes::Ed25519PublicFromSeed(dev_seed_), 1893456000);
+    int64_t t = clock_.now_s();
+    while (used_code_times_.count(t)) --t;
+    used_code_times_.insert(t);
+    return codes::MakeDynamicCode(cert, dev_seed_, static_cast<uint32_t>(t));
+  }
+
+  void Seed(int64_t points) {
+    ASSERT_TRUE(ledger_->Begin().ok());
+    ledger::MemberRow m;
+    m.member_id = kMember;
+    m.snapshot_at_s = clock_.now_s();
+    m.balance = points;
+    ASSERT_TRUE(ledger_->UpsertMember(m).ok());
+    ASSERT_TRUE(ledger_->PutIdentity("wechat", "100000000042", kMember).ok());
+    ledger::LotRow lot;
+    lot.member_id = kMember;
+    lot.points = lot.remaining = points;
+    lot.earned_at_s = clock_.now_s();
+    lot.expires_at_s = clock_.now_s() + 400 * 86400;
+    ASSERT_TRUE(ledger_->AddLot(lot).ok());
+    ledger::CouponRow c;
+    c.coupon_id = "TEN";
+    c.member_id = kMember;
+    c.kind = "amount_off";
+    c.value_cents = 1000;
+    ASSERT_TRUE(ledger_->PutCoupon(c).ok());
+    ASSERT_TRUE(ledger_->Commit().ok());
+  }
+
+  // Fails every step of the statements whose SQL contains `sql` from now on.
+  static void Fail(const char* sql, int rc = SQLITE_IOERR) { ledger::InjectStepFault({sql, 1, -1, rc}); }
+
+  json CommitBody(const std::string& id, const std::string& code, json extra = json::object()) {
+    json body{{"checkout_id", id}, {"member_code", code}, {"lines", Basket()}};
+    for (auto it = extra.begin(); it != extra.end(); ++it) body[it.key()] = it.value();
+    return body;
+  }
+  ApiResult Commit(const std::string& id, json extra = json::object()) {
+    return Parsed(service_->Commit(*ledger_, CommitBody(id, Code(), std::move(extra))));
+  }
+  ApiResult Refund(const std::string& refund_id, const std::string& checkout_id) {
+    return service_->Refund(*ledger_, {{"refund_id", refund_id}, {"checkout_id", checkout_id}, {"reason", "void"}});
+  }
+  static ApiResult Parsed(ApiResult r) {
+    if (!r.text.empty()) r.body = json::parse(r.text);
+    return r;
+  }
+
+  // What a refused write must leave unchanged.
+  struct State {
+    int64_t entries, balance;
+    bool operator==(const State&) const = default;
+  };
+  State Now() { return {ledger_->EntryCount().value(), ledger_->GetMember(kMember).value()->balance}; }
+
+  static void ExpectRefused(const ApiResult& r, const char* code = "unavailable") {
+    EXPECT_EQ(r.status, 503) << r.Text();
+    EXPECT_EQ(r.Json()["error"]["code"], code) << r.Text();
+  }
+
+  std::filesystem::path dir_;
+  std::unique_ptr<ledger::Ledger> ledger_;
+  FakeClock clock_;
+  codes::TrustedTime trusted_{60};
+  std::unique_ptr<codes::CodeVerifier> verifier_;
+  std::unique_ptr<CheckoutService> service_;
+  std::string hq_seed_, dev_seed_;
+  std::set<int64_t> used_code_times_;
+};
+
+TEST_F(FailClosedTest, TheSeamFailsTheNthMatchingStepOnly) {
+  ledger::InjectStepFault({kMemberRead, 2, 1, SQLITE_IOERR});
+  EXPECT_TRUE(ledger_->GetMember(kMember).ok());
+  auto second = ledger_->GetMember(kMember);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), "unavailable");
+  EXPECT_TRUE(ledger_->GetMember(kMember).ok());
+  EXPECT_EQ(ledger::StepFaultsFired(), 1);
+  EXPECT_FALSE(ledger_->damaged());
+}
+
+TEST_F(FailClosedTest, IdentifyOfARevokedDeviceWhoseRevocationReadFailsIsRefused) {
+  ASSERT_TRUE(ledger_->PutRevocation(codes::Ed25519PublicFromSeed(dev_seed_)).ok());
+  EXPECT_EQ(service_->Identify(*ledger_, {{"code", Code()}}).body["error"]["code"], "code_revoked");
+  Fail(kRevocationRead);
+  ExpectRefused(service_->Identify(*ledger_, {{"code", Code()}}));
+  // The same read in a commit.
+  State before = Now();
+  ExpectRefused(Commit("c1"));
+  EXPECT_EQ(Now(), before);
+}
+
+TEST_F(FailClosedTest, ReplayCheckThatCannotReadIsRefused) {
+  std::string code = Code();
+  ASSERT_EQ(Parsed(service_->Commit(*ledger_, CommitBody("c1", code))).status, 200);
+  Fail(kBindingRead);
+  ExpectRefused(service_->Identify(*ledger_, {{"code", code}}));
+  State before = Now();
+  ExpectRefused(Parsed(service_->Commit(*ledger_, CommitBody("c2", code))));
+  ExpectRefused(Parsed(service_->Quote(*ledger_, CommitBody("q1", code))));
+  EXPECT_EQ(Now(), before);
+  ledger::ClearStepFaults();
+  EXPECT_EQ(Parsed(service_->Commit(*ledger_, CommitBody("c2", code))).body["error"]["code"], "code_replayed");
+}
+
+TEST_F(FailClosedTest, VelocityReadFailingOnCommitRefusesItAndWritesNothing) {
+  State before = Now();
+  Fail(kVelocityRead);
+  ExpectRefused(Commit("c1"));
+  EXPECT_EQ(Now(), before);
+  EXPECT_FALSE(ledger_->GetCheckout("c1").value());
+}
+
+TEST_F(FailClosedTest, BalanceReadFailingOnARedeemRefusesIt) {
+  State before = Now();
+  Fail(kLotsRead);
+  ExpectRefused(Commit("c1", {{"redeem_points", 1000}}));
+  ExpectRefused(Parsed(service_->Quote(*ledger_, CommitBody("q1", Code(), {{"redeem_points", 1000}}))));
+  EXPECT_EQ(Now(), before);
+  ledger::ClearStepFaults();
+  Fail(kRedeemTimeRead);  // the cooldown's read
+  ExpectRefused(Commit("c1", {{"redeem_points", 1000}}));
+  EXPECT_EQ(Now(), before);
+  ledger::ClearStepFaults();
+  auto ok = Commit("c1", {{"redeem_points", 1000}});
+  EXPECT_EQ(ok.status, 200) << ok.Text();
+}
+
+TEST_F(FailClosedTest, MemberReadFailingIsRefusedNotMemberUnknown) {
+  Fail(kMemberRead);
+  ExpectRefused(service_->Identify(*ledger_, {{"code", "100000000042"}}));  // a channel card
+  ExpectRefused(service_->Identify(*ledger_, {{"code", Code()}}));          // a dynamic code
+  ExpectRefused(service_->GetMember(*ledger_, std::to_string(kMember)));
+  ledger::ClearStepFaults();
+  Fail(kIdentityRead);
+  ExpectRefused(service_->Identify(*ledger_, {{"code", "100000000042"}}));
+}
+
+TEST_F(FailClosedTest, CouponReadFailingIsRefusedNotCouponInvalid) {
+  State before = Now();
+  Fail(kCouponRead);
+  ExpectRefused(Commit("c1", {{"coupon_id", "TEN"}}));
+  ExpectRefused(Parsed(service_->Quote(*ledger_, CommitBody("q1", Code(), {{"coupon_id", "TEN"}}))));
+  EXPECT_EQ(Now(), before);
+}
+
+TEST_F(FailClosedTest, CommitIdempotencyReadFailingIsRefused) {
+  std::string code = Code();
+  auto first = Parsed(service_->Commit(*ledger_, CommitBody("c1", code)));
+  ASSERT_EQ(first.status, 200);
+  State before = Now();
+  Fail(kCheckoutRead);
+  // The replay's stored response cannot be read: refused, not answered with the error of a
+  // new commit.
+  ExpectRefused(Parsed(service_->Commit(*ledger_, CommitBody("c1", code))));
+  EXPECT_EQ(Now(), before);
+}
+
+TEST_F(FailClosedTest, RefundReadsFailingRefuseTheRefundAndWriteNothing) {
+  ASSERT_EQ(Commit("c1").status, 200);
+  auto first = Refund("r1", "c1");
+  ASSERT_EQ(first.status, 200) << first.Text();
+  State before = Now();
+  // The idempotency look-up: read as "not refunded yet" it would refund the sale twice.
+  Fail(kRefundRead);
+  ExpectRefused(Refund("r1", "c1"));
+  EXPECT_EQ(Now(), before);
+  ledger::ClearStepFaults();
+  ASSERT_EQ(Commit("c2").status, 200);
+  before = Now();
+  for (const char* read : {kCheckoutRead, kPriorRefundsRead, kMemberRead, kLotsRead}) {
+    SCOPED_TRACE(read);
+    ledger::ClearStepFaults();
+    Fail(read);
+    ExpectRefused(Refund("r2", "c2"));
+    EXPECT_EQ(ledger_->EntryCount().value(), before.entries);  // Now() reads the member too
+  }
+  ledger::ClearStepFaults();
+  EXPECT_EQ(Now(), before);
+  EXPECT_EQ(Refund("r2", "c2").status, 200);
+}
+
+TEST_F(FailClosedTest, ACorruptionErrorLatchesTheLedgerDamaged) {
+  ASSERT_EQ(Commit("c1").status, 200);
+  Fail(kMemberRead, SQLITE_CORRUPT);
+  std::string reason;
+  int called = 0;
+  ledger_->OnDamaged([&](const std::string& why) {
+    ++called;
+    reason = why;
+  });
+  ExpectRefused(service_->Identify(*ledger_, {{"code", Code()}}), "ledger_damaged");
+  EXPECT_TRUE(ledger_->damaged());
+  EXPECT_EQ(called, 1);
+  EXPECT_NE(reason.find("injected"), std::string::npos) << reason;
+  ledger::ClearStepFaults();
+  // From then on every commit and refund is refused, whatever it reads; said once.
+  State before = Now();
+  ExpectRefused(Commit("c2"), "ledger_damaged");
+  ExpectRefused(Refund("r1", "c1"), "ledger_damaged");
+  ExpectRefused(Parsed(service_->Quote(*ledger_, CommitBody("q1", Code()))), "ledger_damaged");
+  EXPECT_EQ(Now(), before);
+  EXPECT_EQ(called, 1);
+  // Another connection to the same file sees the latch.
+  auto reader = ledger::Ledger::Open((dir_ / "l.db").string(), ledger::Ledger::Mode::kReader, "T01");
+  ASSERT_TRUE(reader.ok());
+  EXPECT_TRUE((*reader)->damaged());
+  EXPECT_FALSE((*reader)->Verify().ok());
+}
+
+}  // namespace
+}  // namespace loyalty::checkout
