@@ -1,7 +1,5 @@
 #include "loyalty/ledger/ledger.h"
 
-#include "loyalty/base/json.h"
-
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -10,6 +8,7 @@
 #include <set>
 
 #include "loyalty/base/encoding.h"
+#include "loyalty/base/json.h"
 #include "loyalty/base/json_writer.h"
 #include "loyalty/recon/recon.h"
 #include "loyalty/recon/sqlite_store.h"
