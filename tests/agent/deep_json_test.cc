@@ -46,7 +46,9 @@ class DeepJsonTest : public ::testing::Test {
     agent_->Start();
   }
   void TearDown() override {
-    if (agent_->running()) EXPECT_EQ(agent_->Stop(), 0);
+    if (agent_->running()) {
+      EXPECT_EQ(agent_->Stop(), 0);
+    }
   }
 
   int64_t Entries() {

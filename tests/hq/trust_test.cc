@@ -217,7 +217,9 @@ TEST_F(HqTrustTest, ALongFreezeReasonNeverStopsAnotherTerminal) {
   ASSERT_TRUE(ch.ok()) << ch.status().ToString();
   ASSERT_EQ(ch->members.size(), 2u);
   for (const auto& s : ch->members) {
-    if (s.member_id == m) EXPECT_EQ(s.frozen_reason, "velocity");
+    if (s.member_id == m) {
+      EXPECT_EQ(s.frozen_reason, "velocity");
+    }
   }
 }
 
