@@ -205,23 +205,27 @@ TEST_F(HqProcessTest, EnrolUploadRestart) {
   http::Client terminal("127.0.0.1", port_);
   FakeTerminal t{"T01"};
   sync::UploadRequest up;
-  up.entries = {t.Make("earn", m, 120, 1773547200000, "c1"), t.Make("redeem", m, -200, 1773547201000, "c2")};
-  up.checkouts = {MakeCheckout("c1", m, 12000, 1773547200000), MakeCheckout("c2", m, 100, 1773547201000)};
+  // Two honest sales: 120 points, then a redemption of 100 (within what the terminal knew:
+  // its own earlier earn) on a 1,000-yuan basket.
+  Sale s1 = PricedSale(t, m, "c1", Basket(12000), 1773547200000);
+  Sale s2 = PricedSale(t, m, "c2", Basket(100000), 1773547201000, 100, std::string(64, 'd'));
+  up.entries = {s1.entries[0], s2.entries[0], s2.entries[1]};
+  up.checkouts = {s1.checkout, s2.checkout};
   auto u = terminal.Request("POST", "/v1/sync/T01/entries", sync::SerializeMessage(up));
   ASSERT_TRUE(u.ok());
   ASSERT_EQ(u->status, 200) << u->body;
   auto res = sync::ParseMessage<sync::UploadResponse>(u->body);
   ASSERT_TRUE(res.ok());
-  EXPECT_EQ(res->results[0].status, "created");
-  EXPECT_EQ(res->results[1].status, "created");
+  ASSERT_EQ(res->results.size(), 3u);
+  for (const auto& x : res->results) EXPECT_EQ(x.status, "created");
 
   EXPECT_EQ(Stop(), 0);  // SIGTERM: a clean exit
   Start();
   r = Admin("GET", "/v1/members/" + id);
   ASSERT_TRUE(r.ok());
   json v = json::parse(r->body);
-  EXPECT_EQ(v["balance"], -80);  // negative balances are shown as they are
-  EXPECT_EQ(v["entries"], 2);
+  EXPECT_EQ(v["balance"], 120 + s2.checkout.points_earned - 100);
+  EXPECT_EQ(v["entries"], 3);
   u = terminal.Request("POST", "/v1/sync/T01/entries", sync::SerializeMessage(up));
   ASSERT_TRUE(u.ok());
   EXPECT_EQ(sync::ParseMessage<sync::UploadResponse>(u->body)->results[1].status, "exists");
