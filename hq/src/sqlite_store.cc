@@ -467,19 +467,14 @@ class SqliteStore final : public Store {
 
   Result<std::vector<sync::Refund>> AcceptedRefundsOf(const std::string& terminal_id,
                                                       const std::string& checkout_id) override {
-    HQ_PREPARE(st, "SELECT body FROM refunds WHERE terminal_id = ? AND checkout_id = ? AND refused = 0");
-    st.Bind(1, terminal_id).Bind(2, checkout_id);
-    std::vector<sync::Refund> out;
-    while (st.Step()) {
-      auto r = sync::ParseMessage<sync::Refund>(st.Text(0));
-      if (!r.ok()) return Status::Error("internal", "stored refund: " + r.status().message());
-      out.push_back(std::move(*r));
-    }
-    if (!st.status().ok()) return st.status();
+    auto refunds = Refunds("SELECT body FROM refunds WHERE terminal_id = ? AND checkout_id = ? AND refused = 0",
+                           terminal_id, checkout_id);
+    if (!refunds.ok()) return refunds.status();
+    std::vector<sync::Refund>& out = *refunds;
     std::sort(out.begin(), out.end(), [](const sync::Refund& a, const sync::Refund& b) {
       return a.at_ms != b.at_ms ? a.at_ms < b.at_ms : a.refund_id < b.refund_id;
     });
-    return out;
+    return std::move(*refunds);
   }
 
   Status AddMemberState(uint64_t member_id, int64_t at_ms, const std::string& tier, const std::string& status) override {
@@ -516,16 +511,8 @@ class SqliteStore final : public Store {
   }
 
   Result<std::vector<sync::Refund>> RefundsOf(const std::string& terminal_id, const std::string& checkout_id) override {
-    HQ_PREPARE(st, "SELECT body FROM refunds WHERE terminal_id = ? AND checkout_id = ? ORDER BY refund_id");
-    st.Bind(1, terminal_id).Bind(2, checkout_id);
-    std::vector<sync::Refund> out;
-    while (st.Step()) {
-      auto r = sync::ParseMessage<sync::Refund>(st.Text(0));
-      if (!r.ok()) return Status::Error("internal", "stored refund: " + r.status().message());
-      out.push_back(std::move(*r));
-    }
-    if (!st.status().ok()) return st.status();
-    return out;
+    return Refunds("SELECT body FROM refunds WHERE terminal_id = ? AND checkout_id = ? ORDER BY refund_id", terminal_id,
+                   checkout_id);
   }
 
   Result<int64_t> CountCheckouts(const std::string& terminal_id) override {
@@ -778,6 +765,21 @@ class SqliteStore final : public Store {
 
   static Status Fail(const Stmt& st) {
     return st.status().ok() ? Status::Error("internal", "query returned no row") : st.status();
+  }
+
+  // The stored refunds a query over (terminal_id, checkout_id) selects.
+  Result<std::vector<sync::Refund>> Refunds(const std::string& sql, const std::string& terminal_id,
+                                            const std::string& checkout_id) {
+    HQ_PREPARE(st, sql);
+    st.Bind(1, terminal_id).Bind(2, checkout_id);
+    std::vector<sync::Refund> out;
+    while (st.Step()) {
+      auto r = sync::ParseMessage<sync::Refund>(st.Text(0));
+      if (!r.ok()) return Status::Error("internal", "stored refund: " + r.status().message());
+      out.push_back(std::move(*r));
+    }
+    if (!st.status().ok()) return st.status();
+    return out;
   }
 
   // Σ of the first column in 128 bits; `overflow` when the total leaves int64.
