@@ -179,6 +179,12 @@ struct HqService::Impl {
   HqOptions opt;
 
   rules::Rules current;  // the chain's current rules (opt.rules or the defaults)
+  // The checkouts of the upload being applied, with their verdicts (valid during Upload).
+  struct BatchCheckout {
+    const sync::Checkout* checkout = nullptr;
+    bool refused = false;
+  };
+  std::map<std::string, BatchCheckout> batch_checkouts;
   std::map<std::string, std::shared_ptr<const rules::Rules>> versions;  // published, by version
   bool published = false;
 
@@ -640,14 +646,24 @@ struct HqService::Impl {
     if (!sync::IsTerminalEntryKind(e.kind)) return std::string("kind_not_allowed");
     if (e.kind == "earn" || e.kind == "redeem") {
       if (e.checkout_id.empty() || !e.refund_id.empty()) return std::string("record_missing");
-      auto verdict = store.CheckoutRefused(tid, e.checkout_id);
-      if (!verdict.ok()) return verdict.status();
-      if (!*verdict) return std::string("record_missing");
-      if (**verdict) return std::string("checkout_refused");
-      auto c = store.GetCheckout(tid, e.checkout_id);
-      if (!c.ok()) return c.status();
-      if (!*c) return std::string("record_missing");
-      const sync::Checkout& co = **c;
+      // The batch's own checkouts were just judged: no need to read them back.
+      std::optional<sync::Checkout> stored;
+      const sync::Checkout* found = nullptr;
+      if (auto it = batch_checkouts.find(e.checkout_id); it != batch_checkouts.end()) {
+        if (it->second.refused) return std::string("checkout_refused");
+        found = it->second.checkout;
+      } else {
+        auto verdict = store.CheckoutRefused(tid, e.checkout_id);
+        if (!verdict.ok()) return verdict.status();
+        if (!*verdict) return std::string("record_missing");
+        if (**verdict) return std::string("checkout_refused");
+        auto c = store.GetCheckout(tid, e.checkout_id);
+        if (!c.ok()) return c.status();
+        if (!*c) return std::string("record_missing");
+        stored = std::move(**c);
+        found = &*stored;
+      }
+      const sync::Checkout& co = *found;
       if (!co.member_id || *co.member_id != e.member_id) return std::string("member_mismatch");
       bool earn = e.kind == "earn";
       if (e.points != (earn ? co.points_earned : -co.redeemed_points) || (!earn && co.redeemed_points == 0)) {
@@ -831,6 +847,7 @@ struct HqService::Impl {
     if (*prior) return Status::Ok();  // known: its verdict stands
     auto reason = CheckCheckout(tid, c);
     if (!reason.ok()) return reason.status();
+    batch_checkouts[c.checkout_id] = {&c, !reason->empty()};
     auto inserted = store.InsertCheckout(tid, c);
     if (!inserted.ok()) return inserted.status();
     if (!*inserted) return Status::Ok();
@@ -887,6 +904,7 @@ struct HqService::Impl {
     sync::UploadResponse out;
     Status s = store.Transaction([&]() -> Status {
       out.results.clear();
+      batch_checkouts.clear();
       auto term = TouchTerminal(tid, nullptr);
       if (!term.ok()) return term.status();
       const int64_t now_ms = clock.now_ms();
@@ -927,8 +945,10 @@ struct HqService::Impl {
         if (!st.ok()) return st.status();
         out.results.push_back({e.entry_id, *st});
       }
+      batch_checkouts.clear();
       return store.PutTerminal(*term);
     });
+    batch_checkouts.clear();  // it points into `up`, also after a failed transaction
     if (!s.ok()) return FromStatus(s);
     return JsonResponse(200, sync::ToJson(out));
   }
