@@ -10,6 +10,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 
 #include "loyalty/base/encoding.h"
@@ -88,6 +89,15 @@ std::string FreezeReason(const std::string& detail) {
     }
   }
   return "velocity";
+}
+
+// balance + points, when the sum neither overflows nor leaves the limits table's ±kMaxPoints.
+std::optional<int64_t> BalanceAfter(int64_t balance, int64_t points) {
+  int64_t after = 0;
+  if (__builtin_add_overflow(balance, points, &after) || after > sync::kMaxPoints || after < -sync::kMaxPoints) {
+    return std::nullopt;
+  }
+  return after;
 }
 
 int TierRank(const std::string& t) { return t == "black" ? 2 : t == "vip" ? 1 : 0; }
@@ -343,16 +353,15 @@ struct HqService::Impl {
   Result<bool> BalanceCanTake(uint64_t member_id, int64_t points) {
     auto m = store.GetMember(member_id);
     if (!m.ok()) return m.status();
-    int64_t balance = *m ? (*m)->balance : 0, after = 0;
-    return !__builtin_add_overflow(balance, points, &after) && after <= sync::kMaxPoints && after >= -sync::kMaxPoints;
+    return BalanceAfter(*m ? (*m)->balance : 0, points).has_value();
   }
 
   Status ApplyEntry(const sync::Entry& e) {
     auto m = MemberOrBare(e.member_id);
     if (!m.ok()) return m.status();
     const std::string old_tier = m->tier, old_status = m->status;
-    int64_t after = 0;
-    if (__builtin_add_overflow(m->balance, e.points, &after) || after > sync::kMaxPoints || after < -sync::kMaxPoints) {
+    std::optional<int64_t> after = BalanceAfter(m->balance, e.points);
+    if (!after) {
       return Status::Error("bad_request", "the balance of member " + std::to_string(e.member_id) +
                                               " would leave the limits (|balance| <= 10^15)");
     }
@@ -363,7 +372,7 @@ struct HqService::Impl {
                                 : Status::Ok();
       if (!s.ok()) return s;
     }
-    m->balance = after;
+    m->balance = *after;
     // A terminal's velocity freeze stands unless HQ lifted a freeze after it.
     if (e.kind == "freeze" && e.at_ms > m->unfrozen_at_ms) {
       m->status = "frozen";
