@@ -63,10 +63,12 @@ class StreamSourceBase : public SourceBase {
       if (rev & (POLLIN | POLLHUP | POLLERR)) {
         const ssize_t n = read(fd, buf, sizeof buf);
         if (n > 0) {
+          // Stamped before anything observable (counters, frames) changes, so whoever sees
+          // the bytes counted also sees when they arrived.
+          last_byte_ms = clock_.mono_ms();
           UpdateCounters([n](SourceCounters& c) { c.bytes_read += static_cast<uint64_t>(n); });
           framer->Feed(std::span<const uint8_t>(buf, static_cast<size_t>(n)), &frames);
           Deliver(&frames);
-          last_byte_ms = clock_.mono_ms();
           continue;
         }
         if (n == 0) return Outcome::kEof;

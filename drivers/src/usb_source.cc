@@ -349,8 +349,8 @@ class UsbSource final : public SourceBase {
   }
 
   void OnReport(std::span<const uint8_t> report) {
+    last_report_mono_ms_ = clock_.mono_ms();  // before the counter others can observe
     UpdateCounters([&](SourceCounters& c) { c.bytes_read += report.size(); });
-    last_report_mono_ms_ = clock_.mono_ms();
     if (keyboard_) {
       kbd_.Feed(report, &frames_);
       SyncDecoderCounters(kbd_.counters());
