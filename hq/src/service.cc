@@ -20,7 +20,9 @@
 #include "loyalty/base/time.h"
 #include "loyalty/codes/codes.h"
 #include "loyalty/codes/mint.h"
-#include "loyalty/ledger/ledger.h"
+#include "loyalty/hq/lots.h"
+#include "loyalty/model/entry.h"
+#include "loyalty/model/sale.h"
 #include "loyalty/recon/protocol.h"
 #include "loyalty/rules/rules.h"
 
@@ -30,8 +32,6 @@ namespace {
 using nlohmann::json;
 using sync::Dump;
 
-constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
-const std::string kZeroHash(64, '0');
 
 http::Response JsonResponse(int status, const json& body) {
   http::Response r;
@@ -59,21 +59,6 @@ http::Response FromStatus(const Status& s) {
 
 Status BadRequest(std::string message) { return Status::Error("bad_request", std::move(message)); }
 
-std::string EntryHashHex(const sync::Entry& e) {
-  ledger::EntryRow r;
-  r.entry_id = e.entry_id;
-  r.terminal_id = e.terminal_id;
-  r.seq = e.seq;
-  r.kind = e.kind;
-  r.member_id = e.member_id;
-  r.points = e.points;
-  r.at_ms = e.at_ms;
-  r.checkout_id = e.checkout_id;
-  r.refund_id = e.refund_id;
-  r.detail = e.detail;
-  auto prev = HexDecode(e.prev_hash);
-  return HexEncode(ledger::ChainHash(prev ? *prev : std::string(), ledger::CanonicalEntryBytes(r)));
-}
 
 // The reason of a terminal's freeze entry as HQ keeps and sends it: a short snake_case word
 // (within the limits table), "velocity" for anything else.
@@ -292,54 +277,6 @@ struct HqService::Impl {
     return bare;
   }
 
-  Status Credit(uint64_t member_id, int64_t points, int64_t at_s, const std::string& entry_id) {
-    auto lots = store.Lots(member_id);
-    if (!lots.ok()) return lots.status();
-    // New points pay a debt first (a claw-back that exceeded the lots).
-    for (const auto& l : *lots) {
-      if (points <= 0) break;
-      if (l.remaining < 0) {
-        int64_t pay = std::min(points, -l.remaining);
-        if (Status s = store.SetLotRemaining(l.lot_id, l.remaining + pay); !s.ok()) return s;
-        points -= pay;
-      }
-    }
-    if (points <= 0) return Status::Ok();
-    LotRecord lot;
-    lot.member_id = member_id;
-    lot.points = points;
-    lot.remaining = points;
-    lot.earned_at_s = at_s;
-    lot.expires_at_s =
-        rules::LotExpiry(at_s, current.points_validity_months, [this](int64_t t) { return UtcOffset(t); });
-    lot.entry_id = entry_id;
-    auto id = store.AddLot(lot);
-    return id.ok() ? Status::Ok() : id.status();
-  }
-
-  Status Debit(uint64_t member_id, int64_t points, int64_t at_s, const std::string& entry_id) {
-    auto lots = store.Lots(member_id);
-    if (!lots.ok()) return lots.status();
-    std::vector<rules::Lot> view;
-    const LotRecord* debt = nullptr;
-    for (const auto& l : *lots) {
-      view.push_back({l.lot_id, l.remaining, l.expires_at_s});
-      if (l.remaining < 0) debt = &l;
-    }
-    for (const auto& take : rules::ConsumeFifo(view, points, at_s)) {
-      if (take.lot_id != 0) {
-        auto it = std::find_if(lots->begin(), lots->end(), [&](const LotRecord& l) { return l.lot_id == take.lot_id; });
-        if (Status s = store.SetLotRemaining(take.lot_id, it->remaining - take.points); !s.ok()) return s;
-      } else if (debt) {
-        if (Status s = store.SetLotRemaining(debt->lot_id, debt->remaining - take.points); !s.ok()) return s;
-      } else {
-        LotRecord d{0, member_id, -take.points, -take.points, at_s, kNever, entry_id};
-        if (auto id = store.AddLot(d); !id.ok()) return id.status();
-      }
-    }
-    return Status::Ok();
-  }
-
   // Counts an entry's points into the member's balance and lots, and its status effects.
   // Saves a member whose tier or status may have changed, recording the new state with
   // HQ's time (what a terminal could have known is judged from these).
@@ -367,10 +304,11 @@ struct HqService::Impl {
     }
     int64_t at_s = FloorDiv(e.at_ms, 1000);
     if (e.kind != "expire") {  // expire entries empty specific lots themselves
-      Status s = e.points > 0 ? Credit(e.member_id, e.points, at_s, e.entry_id)
-                 : e.points < 0 ? Debit(e.member_id, -e.points, at_s, e.entry_id)
-                                : Status::Ok();
-      if (!s.ok()) return s;
+      const int64_t expires =
+          e.points > 0
+              ? rules::LotExpiry(at_s, current.points_validity_months, [this](int64_t t) { return UtcOffset(t); })
+              : 0;
+      if (Status s = MoveLots(store, e.member_id, e.points, at_s, expires, e.entry_id); !s.ok()) return s;
     }
     m->balance = *after;
     // A terminal's velocity freeze stands unless HQ lifted a freeze after it.
@@ -397,7 +335,7 @@ struct HqService::Impl {
     e.at_ms = now;
     e.detail = detail.is_null() ? "" : Dump(detail);
     e.prev_hash = head->second;
-    e.hash = EntryHashHex(e);
+    e.hash = model::EntryHash(e);
     if (Status s = store.InsertEntry(e, true, now); !s.ok()) return s;
     return e;
   }
@@ -744,13 +682,12 @@ struct HqService::Impl {
 
   Result<std::string> UploadOne(const std::string& tid, const sync::Entry& e, TerminalRecord* term, int64_t now_ms) {
     if (e.terminal_id != tid) return std::string("invalid");
-    std::string computed = EntryHashHex(e);
-    if (computed != e.hash) {
+    if (model::EntryHash(e) != e.hash) {
       // Nothing is stored, but a terminal sending entries that do not match their hash is
       // something to look at: recorded against the terminal.
       if (Status s = Conflict("entry_mismatch", tid, "", e.member_id,
                               {{"entry_id", e.entry_id}, {"reason", "hash_does_not_match_content"}, {"seq", e.seq}},
-                              tid + ":invalid:" + e.entry_id + ":" + e.hash);
+                              tid + ":invalid:" + e.entry_id + ":" + HexEncode(e.hash));
           !s.ok()) {
         return s;
       }
@@ -763,10 +700,10 @@ struct HqService::Impl {
       if (Status s = Conflict("entry_mismatch", tid, (*existing)->terminal_id == tid ? "" : (*existing)->terminal_id,
                               e.member_id,
                               {{"entry_id", e.entry_id},
-                               {"stored_hash", (*existing)->hash},
-                               {"received_hash", e.hash},
+                               {"stored_hash", HexEncode((*existing)->hash)},
+                               {"received_hash", HexEncode(e.hash)},
                                {"terminal_id", tid}},
-                              e.entry_id + ":" + e.hash);
+                              e.entry_id + ":" + HexEncode(e.hash));
           !s.ok()) {
         return s;
       }
@@ -789,7 +726,7 @@ struct HqService::Impl {
     } else {
       bool linked = false;
       if (e.seq == 1) {
-        linked = e.prev_hash == kZeroHash;
+        linked = e.prev_hash == model::ZeroHash();
       } else {
         auto prev = store.EntriesAtSeq(tid, e.seq - 1);
         if (!prev.ok()) return prev.status();
@@ -798,7 +735,7 @@ struct HqService::Impl {
       if (!linked) {
         if (Status s = Conflict("chain_gap", tid, "", 0,
                                 {{"terminal_id", tid}, {"seq", e.seq}, {"entry_id", e.entry_id},
-                                 {"prev_hash", e.prev_hash}},
+                                 {"prev_hash", HexEncode(e.prev_hash)}},
                                 tid + ":" + e.entry_id);
             !s.ok()) {
           return s;
@@ -811,11 +748,10 @@ struct HqService::Impl {
     if (Status s = store.InsertEntry(e, applied, now_ms); !s.ok()) return s;
     recon::Item item;
     item.id = *HexDecode(e.entry_id);
-    std::string raw = *HexDecode(e.hash);
-    std::copy(raw.begin(), raw.end(), item.hash.begin());
+    std::copy(e.hash.begin(), e.hash.end(), item.hash.begin());
     if (Status s = store.AddToTerminalSet(tid, item); !s.ok()) return s;
     term->head_seq = e.seq;
-    term->head_hash = e.hash;
+    term->head_hash = HexEncode(e.hash);
     if (!applied) {
       // Kept in the chain and counted once; applied to no balance.
       if (Status s = Conflict("entry_refused", tid, "", e.member_id,

@@ -197,7 +197,7 @@ void SeedMember(ledger::Ledger& l, uint64_t member_id, const std::string& tier, 
   m.balance = points;
   ASSERT_TRUE(l.UpsertMember(m).ok());
   if (points > 0) {
-    ledger::LotRow lot;
+    model::Lot lot;
     lot.member_id = member_id;
     lot.points = lot.remaining = points;
     lot.earned_at_s = snapshot_at_s;

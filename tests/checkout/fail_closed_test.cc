@@ -13,7 +13,7 @@
 #include "loyalty/base/encoding.h"
 #include "loyalty/checkout/service.h"
 #include "loyalty/codes/mint.h"
-#include "loyalty/ledger/sqlite.h"
+#include "loyalty/sqlite/sqlite.h"
 
 namespace loyalty::checkout {
 namespace {
@@ -46,7 +46,7 @@ json Basket() {
 class FailClosedTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ledger::ClearStepFaults();
+    sqlite::ClearStepFaults();
     dir_ = std::filesystem::temp_directory_path() / ("fail_closed_test_" + std::to_string(::getpid()) + "_" +
                                                      ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::remove_all(dir_);
@@ -71,7 +71,7 @@ class FailClosedTest : public ::testing::Test {
     Seed(5000);
   }
   void TearDown() override {
-    ledger::ClearStepFaults();
+    sqlite::ClearStepFaults();
     ledger_.reset();
     std::filesystem::remove_all(dir_);
   }
@@ -93,7 +93,7 @@ class FailClosedTest : public ::testing::Test {
     m.balance = points;
     ASSERT_TRUE(ledger_->UpsertMember(m).ok());
     ASSERT_TRUE(ledger_->PutIdentity("wechat", "100000000042", kMember).ok());
-    ledger::LotRow lot;
+    model::Lot lot;
     lot.member_id = kMember;
     lot.points = lot.remaining = points;
     lot.earned_at_s = clock_.now_s();
@@ -109,7 +109,7 @@ class FailClosedTest : public ::testing::Test {
   }
 
   // Fails every step of the statements whose SQL contains `sql` from now on.
-  static void Fail(const char* sql, int rc = SQLITE_IOERR) { ledger::InjectStepFault({sql, 1, -1, rc}); }
+  static void Fail(const char* sql, int rc = SQLITE_IOERR) { sqlite::InjectStepFault({sql, 1, -1, rc}); }
 
   json CommitBody(const std::string& id, const std::string& code, json extra = json::object()) {
     json body{{"checkout_id", id}, {"member_code", code}, {"lines", Basket()}};
@@ -150,13 +150,13 @@ class FailClosedTest : public ::testing::Test {
 };
 
 TEST_F(FailClosedTest, TheSeamFailsTheNthMatchingStepOnly) {
-  ledger::InjectStepFault({kMemberRead, 2, 1, SQLITE_IOERR});
+  sqlite::InjectStepFault({kMemberRead, 2, 1, SQLITE_IOERR});
   EXPECT_TRUE(ledger_->GetMember(kMember).ok());
   auto second = ledger_->GetMember(kMember);
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.status().code(), "unavailable");
   EXPECT_TRUE(ledger_->GetMember(kMember).ok());
-  EXPECT_EQ(ledger::StepFaultsFired(), 1);
+  EXPECT_EQ(sqlite::StepFaultsFired(), 1);
   EXPECT_FALSE(ledger_->damaged());
 }
 
@@ -180,7 +180,7 @@ TEST_F(FailClosedTest, ReplayCheckThatCannotReadIsRefused) {
   ExpectRefused(Parsed(service_->Commit(*ledger_, CommitBody("c2", code))));
   ExpectRefused(Parsed(service_->Quote(*ledger_, CommitBody("q1", code))));
   EXPECT_EQ(Now(), before);
-  ledger::ClearStepFaults();
+  sqlite::ClearStepFaults();
   EXPECT_EQ(Parsed(service_->Commit(*ledger_, CommitBody("c2", code))).body["error"]["code"], "code_replayed");
 }
 
@@ -198,11 +198,11 @@ TEST_F(FailClosedTest, BalanceReadFailingOnARedeemRefusesIt) {
   ExpectRefused(Commit("c1", {{"redeem_points", 1000}}));
   ExpectRefused(Parsed(service_->Quote(*ledger_, CommitBody("q1", Code(), {{"redeem_points", 1000}}))));
   EXPECT_EQ(Now(), before);
-  ledger::ClearStepFaults();
+  sqlite::ClearStepFaults();
   Fail(kRedeemTimeRead);  // the cooldown's read
   ExpectRefused(Commit("c1", {{"redeem_points", 1000}}));
   EXPECT_EQ(Now(), before);
-  ledger::ClearStepFaults();
+  sqlite::ClearStepFaults();
   auto ok = Commit("c1", {{"redeem_points", 1000}});
   EXPECT_EQ(ok.status, 200) << ok.Text();
 }
@@ -212,7 +212,7 @@ TEST_F(FailClosedTest, MemberReadFailingIsRefusedNotMemberUnknown) {
   ExpectRefused(service_->Identify(*ledger_, {{"code", "100000000042"}}));  // a channel card
   ExpectRefused(service_->Identify(*ledger_, {{"code", Code()}}));          // a dynamic code
   ExpectRefused(service_->GetMember(*ledger_, std::to_string(kMember)));
-  ledger::ClearStepFaults();
+  sqlite::ClearStepFaults();
   Fail(kIdentityRead);
   ExpectRefused(service_->Identify(*ledger_, {{"code", "100000000042"}}));
 }
@@ -246,17 +246,17 @@ TEST_F(FailClosedTest, RefundReadsFailingRefuseTheRefundAndWriteNothing) {
   Fail(kRefundRead);
   ExpectRefused(Refund("r1", "c1"));
   EXPECT_EQ(Now(), before);
-  ledger::ClearStepFaults();
+  sqlite::ClearStepFaults();
   ASSERT_EQ(Commit("c2").status, 200);
   before = Now();
   for (const char* read : {kCheckoutRead, kPriorRefundsRead, kMemberRead, kLotsRead}) {
     SCOPED_TRACE(read);
-    ledger::ClearStepFaults();
+    sqlite::ClearStepFaults();
     Fail(read);
     ExpectRefused(Refund("r2", "c2"));
     EXPECT_EQ(ledger_->EntryCount().value(), before.entries);  // Now() reads the member too
   }
-  ledger::ClearStepFaults();
+  sqlite::ClearStepFaults();
   EXPECT_EQ(Now(), before);
   EXPECT_EQ(Refund("r2", "c2").status, 200);
 }
@@ -274,7 +274,7 @@ TEST_F(FailClosedTest, ACorruptionErrorLatchesTheLedgerDamaged) {
   EXPECT_TRUE(ledger_->damaged());
   EXPECT_EQ(called, 1);
   EXPECT_NE(reason.find("injected"), std::string::npos) << reason;
-  ledger::ClearStepFaults();
+  sqlite::ClearStepFaults();
   // From then on every commit and refund is refused, whatever it reads; said once.
   State before = Now();
   ExpectRefused(Commit("c2"), "ledger_damaged");

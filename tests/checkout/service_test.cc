@@ -82,7 +82,7 @@ class ServiceTest : public ::testing::Test {
     m.balance = points;
     ASSERT_TRUE(ledger_->UpsertMember(m).ok());
     if (points) {
-      ledger::LotRow lot;
+      model::Lot lot;
       lot.member_id = kMember;
       lot.points = lot.remaining = points;
       lot.earned_at_s = clock_.now_s();
@@ -146,7 +146,7 @@ TEST_F(ServiceTest, CommitBodyAgreesWithTheQuoteTheMemberViewAndItsReplay) {
   m->display_name = "张*\"";
   m->phone = "138****5678";
   ASSERT_TRUE(ledger_->UpsertMember(*m).ok());
-  ledger::LotRow lot;
+  model::Lot lot;
   lot.member_id = kMember;
   lot.points = lot.remaining = 70;
   lot.earned_at_s = kT0;

@@ -45,20 +45,20 @@ struct FakeTerminal {
   }
   sync::Entry MakeFull(const std::string& kind, uint64_t member, int64_t points, int64_t at_ms,
                        const std::string& checkout_id, const std::string& refund_id, const std::string& detail) {
-    ledger::EntryRow r;
-    r.entry_id = NewEntryId(at_ms);
-    r.terminal_id = id;
-    r.seq = ++seq;
-    r.kind = kind;
-    r.member_id = member;
-    r.points = points;
-    r.at_ms = at_ms;
-    r.checkout_id = checkout_id;
-    r.refund_id = refund_id;
-    r.detail = detail;
-    std::string h = ledger::ChainHash(head_hash, ledger::CanonicalEntryBytes(r));
-    sync::Entry e{r.entry_id, id, r.seq, kind, member, points, at_ms, checkout_id, refund_id, detail,
-                  HexEncode(head_hash), HexEncode(h)};
+    model::Entry e;
+    e.entry_id = NewEntryId(at_ms);
+    e.terminal_id = id;
+    e.seq = ++seq;
+    e.kind = kind;
+    e.member_id = member;
+    e.points = points;
+    e.at_ms = at_ms;
+    e.checkout_id = checkout_id;
+    e.refund_id = refund_id;
+    e.detail = detail;
+    e.prev_hash = head_hash;
+    e.hash = model::EntryHash(e);
+    const std::string h = e.hash;
     head_hash = h;
     return e;
   }

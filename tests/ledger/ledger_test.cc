@@ -8,12 +8,16 @@
 #include <set>
 #include <tuple>
 
-#include "loyalty/ledger/sqlite.h"
+#include "loyalty/sqlite/sqlite.h"
 
 #include "loyalty/base/ids.h"
 #include "support/sqlite_damage.h"
 
 namespace loyalty::ledger {
+using sqlite::ClearStepFaults;
+using sqlite::Db;
+using sqlite::InjectStepFault;
+using sqlite::StepFaultsFired;
 namespace {
 
 class LedgerTest : public ::testing::Test {
@@ -93,7 +97,7 @@ TEST_F(LedgerTest, HashChainLinksAndVerifiesAcrossReopen) {
     EXPECT_EQ(b.seq, 2);
     EXPECT_EQ(a.prev_hash, std::string(32, '\0'));
     EXPECT_EQ(b.prev_hash, a.hash);
-    EXPECT_EQ(b.hash, ChainHash(a.hash, CanonicalEntryBytes(b)));
+    EXPECT_EQ(b.hash, model::ChainHash(a.hash, model::CanonicalEntryBytes(b)));
   }
   auto l = OpenWriter();
   ASSERT_TRUE(l->Begin().ok());
@@ -141,7 +145,7 @@ TEST_F(LedgerTest, BalanceMustEqualTheSumOfLots) {
   m.member_id = 42;
   m.balance = 150;
   ASSERT_TRUE(l->UpsertMember(m).ok());
-  LotRow lot;
+  model::Lot lot;
   lot.member_id = 42;
   lot.points = lot.remaining = 100;
   lot.expires_at_s = 2000000000;
@@ -235,11 +239,11 @@ TEST_F(LedgerTest, MigrationFourMovesCheckoutLinesIntoTheRow) {
   EXPECT_EQ(lots[1].remaining, 60);
   EXPECT_EQ(lots[1].entry_id, "e1");
   ASSERT_TRUE(l->Begin().ok());
-  LotRow fresh{0, 7, 5, 5, 1300, 8000, "e5"};
+  model::Lot fresh{0, 7, 5, 5, 1300, 8000, "e5"};
   auto id = l->AddLot(fresh);
   ASSERT_TRUE(id.ok()) << id.status().ToString();
   EXPECT_EQ(*id, 13);
-  LotRow first{0, 99, 5, 5, 1300, 8000, "e6"};
+  model::Lot first{0, 99, 5, 5, 1300, 8000, "e6"};
   EXPECT_EQ(*l->AddLot(first), 1);
   ASSERT_TRUE(l->SetLotRemaining(7, 5, 1).ok());
   ASSERT_TRUE(l->Commit().ok());
@@ -255,7 +259,7 @@ TEST_F(LedgerTest, MigrationFourMovesCheckoutLinesIntoTheRow) {
   ASSERT_TRUE(gone.ok() && (*gone)->Step());
   EXPECT_EQ((*gone)->Int(0), 0);
 
-  CheckoutRow c3 = *c1;
+  model::Checkout c3 = *c1;
   c3.checkout_id = "c3";
   ASSERT_TRUE(l->Begin().ok());
   ASSERT_TRUE(l->InsertCheckout(c3).ok());
@@ -269,9 +273,9 @@ TEST_F(LedgerTest, MigrationFourMovesCheckoutLinesIntoTheRow) {
 }
 
 TEST(CheckoutLines, EncodeDecodeRoundTripAndRefuseDamage) {
-  std::vector<CheckoutLineRow> lines;
+  std::vector<model::CheckoutLine> lines;
   for (int i = 0; i < 30; ++i) {
-    CheckoutLineRow l;
+    model::CheckoutLine l;
     l.line = i;
     l.sku = i % 3 ? "SKU-" + std::to_string(i) : std::string("\"q\"\\/\x01\t饮料");
     l.category = i % 2 ? "grocery" : "香烟";
@@ -286,9 +290,9 @@ TEST(CheckoutLines, EncodeDecodeRoundTripAndRefuseDamage) {
     l.redeemable = i % 3 == 0;
     lines.push_back(l);
   }
-  std::string text = EncodeCheckoutLines(lines);
+  std::string text = model::EncodeCheckoutLines(lines);
   EXPECT_EQ(text, nlohmann::json::parse(text).dump());  // compact, the form dump() prints
-  auto back = DecodeCheckoutLines(text);
+  auto back = model::DecodeCheckoutLines(text);
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   ASSERT_EQ(back->size(), lines.size());
   for (size_t i = 0; i < lines.size(); ++i) {
@@ -302,10 +306,10 @@ TEST(CheckoutLines, EncodeDecodeRoundTripAndRefuseDamage) {
               std::tie(a.qty, a.unit_price_cents, a.tier_discount_cents, a.coupon_cents, a.redeem_cents, a.net_cents,
                        a.net_before_redeem_cents, a.points_eligible, a.redeemable));
   }
-  EXPECT_EQ(EncodeCheckoutLines({}), "[]");
+  EXPECT_EQ(model::EncodeCheckoutLines({}), "[]");
   for (const char* bad : {"", "{}", "[1]", "[[\"a\",\"b\",1,2,3,4,5,6,7,8]]", "[[\"a\",\"b\",1,2,3,4,5,6,7,8,1.5]]",
                           "[[1,\"b\",1,2,3,4,5,6,7,8,9]]", "[[\"a\",\"b\",1,2,3,4,5,6,7,8,9,10]]", "[[\"a\""})
-    EXPECT_FALSE(DecodeCheckoutLines(bad).ok()) << bad;
+    EXPECT_FALSE(model::DecodeCheckoutLines(bad).ok()) << bad;
 }
 
 // Entries HQ returned from an abandoned branch of this terminal's chain are found by id
@@ -320,7 +324,7 @@ TEST_F(LedgerTest, EntriesByIdsFindsChainAndBranchEntries) {
   b.entry_id = NewEntryId(1500);
   b.points = 40;
   b.prev_hash = std::string(32, '\x07');
-  b.hash = ChainHash(b.prev_hash, CanonicalEntryBytes(b));
+  b.hash = model::ChainHash(b.prev_hash, model::CanonicalEntryBytes(b));
   ASSERT_TRUE(l->Begin().ok());
   auto outcome = l->RestoreEntry(b);
   ASSERT_TRUE(outcome.ok()) << outcome.status().ToString();

@@ -15,7 +15,7 @@
 #include "loyalty/base/hash.h"
 #include "loyalty/codes/mint.h"
 #include "loyalty/http/message.h"
-#include "loyalty/ledger/sqlite.h"
+#include "loyalty/sqlite/sqlite.h"
 #include "loyalty/recon/protocol.h"
 #include "loyalty/sync/run.h"
 #include "sync_local.h"
@@ -59,8 +59,7 @@ class FakeHq {
     for (const auto& [id, e] : entries) {
       recon::Item it;
       it.id = *HexDecode(e.entry_id);
-      auto h = *HexDecode(e.hash);
-      std::copy(h.begin(), h.end(), it.hash.begin());
+      std::copy(e.hash.begin(), e.hash.end(), it.hash.begin());
       EXPECT_TRUE(st.Add(it).ok());
     }
     return st;
@@ -394,9 +393,9 @@ TEST_F(SyncRunTest, ATerminalRestoredFromAnOlderCopyThatCommittedKeepsBothBranch
 TEST_F(SyncRunTest, AReadThatFailsWhileUploadingFailsTheRunAndSendsNothingHalf) {
   for (int i = 0; i < 3; ++i) Commit("c" + std::to_string(i), 10000);
   FaultyTransport t(hq_, 1, 0);
-  ledger::InjectStepFault({"FROM checkouts WHERE checkout_id = ?", 1, -1, SQLITE_IOERR});
+  sqlite::InjectStepFault({"FROM checkouts WHERE checkout_id = ?", 1, -1, SQLITE_IOERR});
   auto r = Run(t);
-  ledger::ClearStepFaults();
+  sqlite::ClearStepFaults();
   EXPECT_EQ(r.result, "failed");
   EXPECT_NE(r.error.find("I/O"), std::string::npos) << r.error;
   EXPECT_TRUE(hq_.entries.empty());
@@ -420,9 +419,9 @@ TEST_F(SyncRunTest, AReadThatFailsWhileApplyingChangesFailsTheRunAndAppliesNothi
   ++hq_.version;
   auto cursor = [&] { return Read([](ledger::Ledger& l) { return l.GetMeta(ledger::kSyncCursorKey).value(); }); };
   auto before = cursor();
-  ledger::InjectStepFault({"FROM lots WHERE member_id = ? AND remaining", 1, -1, SQLITE_IOERR});
+  sqlite::InjectStepFault({"FROM lots WHERE member_id = ? AND remaining", 1, -1, SQLITE_IOERR});
   auto r = Run(t);
-  ledger::ClearStepFaults();
+  sqlite::ClearStepFaults();
   EXPECT_EQ(r.result, "failed");
   Read([](ledger::Ledger& l) {
     EXPECT_EQ(l.GetMember(kMember).value()->balance, 100);

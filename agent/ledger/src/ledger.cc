@@ -14,6 +14,10 @@
 #include "loyalty/recon/sqlite_store.h"
 
 namespace loyalty::ledger {
+using sqlite::Db;
+using sqlite::SqliteError;
+using sqlite::IsCorruption;
+using sqlite::Stmt;
 namespace {
 
 // Each migration moves the schema from version i to i+1. Never edit a released one:
@@ -150,7 +154,7 @@ CREATE INDEX entries_member_unacked ON entries(member_id, points) WHERE acked = 
     // 3 -> 4: fewer b-trees written by a checkout commit, each one a page in the commit's
     // WAL frames (a write and a checksum each, and bytes to fsync):
     // - a checkout's lines move into its row as one compact JSON array
-    //   (EncodeCheckoutLines): a 20-line commit wrote 20 rows into a b-tree of its own, for
+    //   (model::EncodeCheckoutLines): a 20-line commit wrote 20 rows into a b-tree of its own, for
     //   lines that are only ever read whole;
     // - entries_unacked goes: entries_member_unacked (v3) covers the same rows, and the
     //   few queries over all unacknowledged entries name it;
@@ -240,8 +244,8 @@ MemberRow ReadMember(const Stmt& s) {
   return m;
 }
 
-CheckoutRow ReadCheckout(const Stmt& s) {
-  CheckoutRow c;
+model::Checkout ReadCheckout(const Stmt& s) {
+  model::Checkout c;
   c.checkout_id = s.Text(0);
   c.request_hash = s.Text(1);
   if (!s.IsNull(2)) c.member_id = static_cast<uint64_t>(s.Int(2));
@@ -263,8 +267,8 @@ CheckoutRow ReadCheckout(const Stmt& s) {
 
 // Written by InsertCheckout or migration 4 only: lines that do not decode are a damaged
 // row, an error rather than a checkout without lines (a refund would refuse every line).
-Status ReadCheckoutLines(const Stmt& s, CheckoutRow& c) {
-  auto lines = DecodeCheckoutLines(s.Text(16));
+Status ReadCheckoutLines(const Stmt& s, model::Checkout& c) {
+  auto lines = model::DecodeCheckoutLines(s.Text(16));
   if (!lines.ok())
     return Status::Error("ledger_damaged", "checkout " + c.checkout_id + ": " + lines.status().message());
   c.lines = std::move(*lines);
@@ -281,65 +285,9 @@ const char* MigrationSql(int from) {
   return from >= 0 && from < kSchemaVersion ? kMigrations[from] : "";
 }
 
-std::string CanonicalEntryBytes(const EntryRow& e) {
-  std::string out;
-  out.reserve(160 + e.detail.size());
-  JsonWriter w(out);
-  w.BeginArray().Int(1).String(e.entry_id).String(e.terminal_id).Int(e.seq).String(e.kind).UInt(e.member_id);
-  w.Int(e.points).Int(e.at_ms).String(e.checkout_id).String(e.refund_id).String(e.detail).EndArray();
-  return out;
-}
 
-std::string EncodeCheckoutLines(const std::vector<CheckoutLineRow>& lines) {
-  std::string out;
-  out.reserve(lines.size() * 64 + 2);
-  JsonWriter w(out);
-  w.BeginArray();
-  for (const auto& l : lines) {
-    w.BeginArray().String(l.sku).String(l.category).Int(l.qty).Int(l.unit_price_cents).Int(l.tier_discount_cents);
-    w.Int(l.coupon_cents).Int(l.redeem_cents).Int(l.net_cents).Int(l.net_before_redeem_cents);
-    w.Int(l.points_eligible ? 1 : 0).Int(l.redeemable ? 1 : 0).EndArray();
-  }
-  w.EndArray();
-  return out;
-}
 
-Result<std::vector<CheckoutLineRow>> DecodeCheckoutLines(std::string_view text) {
-  auto bad = [](const std::string& why) { return Status::Error("internal", "checkout lines: " + why); };
-  auto parsed = ParseJson(text);  // stored bytes, read with the same limits as any other
-  if (!parsed.ok()) return bad(parsed.status().message());
-  const nlohmann::json& j = *parsed;
-  if (!j.is_array()) return bad("not a JSON array");
-  std::vector<CheckoutLineRow> out;
-  out.reserve(j.size());
-  for (const auto& a : j) {
-    if (!a.is_array() || a.size() != 11 || !a[0].is_string() || !a[1].is_string()) return bad("malformed line");
-    for (size_t i = 2; i < 11; ++i)
-      if (!a[i].is_number_integer()) return bad("malformed line");
-    CheckoutLineRow l;
-    l.line = static_cast<int>(out.size());
-    l.sku = a[0].get<std::string>();
-    l.category = a[1].get<std::string>();
-    l.qty = a[2].get<int64_t>();
-    l.unit_price_cents = a[3].get<int64_t>();
-    l.tier_discount_cents = a[4].get<int64_t>();
-    l.coupon_cents = a[5].get<int64_t>();
-    l.redeem_cents = a[6].get<int64_t>();
-    l.net_cents = a[7].get<int64_t>();
-    l.net_before_redeem_cents = a[8].get<int64_t>();
-    l.points_eligible = a[9].get<int64_t>() != 0;
-    l.redeemable = a[10].get<int64_t>() != 0;
-    out.push_back(std::move(l));
-  }
-  return out;
-}
 
-std::string ChainHash(std::string_view prev_hash, std::string_view canonical) {
-  Sha256Hasher h;
-  h.Update(prev_hash);
-  h.Update(canonical);
-  return DigestBytes(h.Finish());
-}
 
 Result<std::unique_ptr<Ledger>> Ledger::Open(const std::string& path, Mode mode, const std::string& terminal_id) {
   auto db = Db::Open(path, mode == Mode::kReader);
@@ -568,7 +516,7 @@ Result<EntryRow> Ledger::AppendEntry(const EntryDraft& d) {
   e.refund_id = d.refund_id;
   e.detail = d.detail;
   e.prev_hash = head_hash_;
-  e.hash = ChainHash(e.prev_hash, CanonicalEntryBytes(e));
+  e.hash = model::ChainHash(e.prev_hash, model::CanonicalEntryBytes(e));
   LEDGER_PREPARE(st,
                  "INSERT INTO entries (seq, entry_id, terminal_id, kind, member_id, points, at_ms, checkout_id, "
                  "refund_id, detail, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)");
@@ -700,15 +648,15 @@ Status Ledger::PutIdentity(const std::string& channel, const std::string& extern
   return st.Run();
 }
 
-Result<std::vector<LotRow>> Ledger::Lots(uint64_t member_id) {
-  std::vector<LotRow> out;
+Result<std::vector<model::Lot>> Ledger::Lots(uint64_t member_id) {
+  std::vector<model::Lot> out;
   // The member's key range, sorted here: a handful of rows, cheaper than SQLite's sorter.
   LEDGER_PREPARE(st,
                  "SELECT lot_id, points, remaining, earned_at_s, expires_at_s, entry_id FROM lots "
                  "WHERE member_id = ? AND remaining <> 0");
   st.Bind(1, member_id);
   while (st.Step()) {
-    LotRow l;
+    model::Lot l;
     l.lot_id = st.Int(0);
     l.member_id = member_id;
     l.points = st.Int(1);
@@ -719,13 +667,13 @@ Result<std::vector<LotRow>> Ledger::Lots(uint64_t member_id) {
     out.push_back(std::move(l));
   }
   LEDGER_CHECK_STEP(st);
-  std::sort(out.begin(), out.end(), [](const LotRow& a, const LotRow& b) {
+  std::sort(out.begin(), out.end(), [](const model::Lot& a, const model::Lot& b) {
     return a.expires_at_s != b.expires_at_s ? a.expires_at_s < b.expires_at_s : a.lot_id < b.lot_id;
   });
   return out;
 }
 
-Result<int64_t> Ledger::AddLot(const LotRow& lot) {
+Result<int64_t> Ledger::AddLot(const model::Lot& lot) {
   // The member's next lot id (ids ascend in creation order within a member): one seek to
   // the end of the member's key range.
   int64_t id = 1;
@@ -818,32 +766,32 @@ Status Ledger::BindCode(const std::string& code_hash, const std::string& checkou
   return st.Run();
 }
 
-Result<std::optional<CheckoutRow>> Ledger::GetCheckout(const std::string& checkout_id, bool with_lines) {
+Result<std::optional<model::Checkout>> Ledger::GetCheckout(const std::string& checkout_id, bool with_lines) {
   LEDGER_PREPARE(st, "SELECT " LEDGER_CHECKOUT_COLS " FROM checkouts WHERE checkout_id = ?");
   st.Bind(1, checkout_id);
   if (!st.Step()) {
     LEDGER_CHECK_STEP(st);
-    return std::optional<CheckoutRow>();
+    return std::optional<model::Checkout>();
   }
-  CheckoutRow c = ReadCheckout(st);
+  model::Checkout c = ReadCheckout(st);
   if (with_lines) {
     if (Status s = ReadCheckoutLines(st, c); !s.ok()) return s;
   }
-  return std::optional<CheckoutRow>(std::move(c));
+  return std::optional<model::Checkout>(std::move(c));
 }
 
-Status Ledger::InsertCheckout(const CheckoutRow& c) {
+Status Ledger::InsertCheckout(const model::Checkout& c) {
   LEDGER_PREPARE(st, "INSERT INTO checkouts (" LEDGER_CHECKOUT_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
   st.Bind(1, c.checkout_id).Bind(2, c.request_hash).Bind(3, c.member_id).Bind(4, c.rules_version);
   st.Bind(5, c.committed_at_ms).Bind(6, c.subtotal_cents).Bind(7, c.total_due_cents).Bind(8, c.points_earned);
   st.Bind(9, c.redeemed_points).Bind(10, c.eligible_cents).Bind(11, c.redeemable_cents).Bind(12, c.code_hash);
   st.Bind(13, c.tender).Bind(14, c.coupon_id).Bind(15, c.request_json).Bind(16, c.response_json);
-  st.Bind(17, EncodeCheckoutLines(c.lines));
+  st.Bind(17, model::EncodeCheckoutLines(c.lines));
   return st.Run();
 }
 
-Result<std::vector<CheckoutRow>> Ledger::CheckoutsSince(int64_t since_ms, int limit) {
-  std::vector<CheckoutRow> out;
+Result<std::vector<model::Checkout>> Ledger::CheckoutsSince(int64_t since_ms, int limit) {
+  std::vector<model::Checkout> out;
   LEDGER_PREPARE(st, "SELECT " LEDGER_CHECKOUT_COLS
                      " FROM checkouts WHERE committed_at_ms >= ? ORDER BY committed_at_ms, checkout_id LIMIT ?");
   st.Bind(1, since_ms).Bind(2, limit);
@@ -875,8 +823,8 @@ Result<int64_t> Ledger::LocalSpendSince(uint64_t member_id, int64_t since_ms) {
       [&](Stmt& st) { st.Bind(1, member_id).Bind(2, since_ms); });
 }
 
-Result<std::optional<RefundRow>> Ledger::GetRefund(const std::string& refund_id) {
-  std::optional<RefundRow> r;
+Result<std::optional<model::Refund>> Ledger::GetRefund(const std::string& refund_id) {
+  std::optional<model::Refund> r;
   {
     LEDGER_PREPARE(st,
                    "SELECT refund_id, checkout_id, request_hash, reason, at_ms, refund_cents, points_clawed_back, "
@@ -913,10 +861,10 @@ Result<std::vector<std::string>> Ledger::SelectIds(const char* sql, const std::f
   return ids;
 }
 
-Result<std::vector<RefundRow>> Ledger::RefundsSelected(const char* sql, const std::function<void(Stmt&)>& bind) {
+Result<std::vector<model::Refund>> Ledger::RefundsSelected(const char* sql, const std::function<void(Stmt&)>& bind) {
   auto ids = SelectIds(sql, bind);
   if (!ids.ok()) return ids.status();
-  std::vector<RefundRow> out;
+  std::vector<model::Refund> out;
   for (const auto& id : *ids) {
     auto r = GetRefund(id);
     if (!r.ok()) return r.status();
@@ -925,18 +873,18 @@ Result<std::vector<RefundRow>> Ledger::RefundsSelected(const char* sql, const st
   return out;
 }
 
-Result<std::vector<RefundRow>> Ledger::RefundsSince(int64_t since_ms) {
+Result<std::vector<model::Refund>> Ledger::RefundsSince(int64_t since_ms) {
   // Refunds are a small share of checkouts: a scan, no index written by every refund.
   return RefundsSelected("SELECT refund_id FROM refunds WHERE at_ms >= ? ORDER BY at_ms, refund_id",
                          [since_ms](Stmt& st) { st.Bind(1, since_ms); });
 }
 
-Result<std::vector<RefundRow>> Ledger::RefundsForCheckout(const std::string& checkout_id) {
+Result<std::vector<model::Refund>> Ledger::RefundsForCheckout(const std::string& checkout_id) {
   return RefundsSelected("SELECT refund_id FROM refunds WHERE checkout_id = ? ORDER BY at_ms, refund_id",
                          [&checkout_id](Stmt& st) { st.Bind(1, checkout_id); });
 }
 
-Status Ledger::InsertRefund(const RefundRow& r) {
+Status Ledger::InsertRefund(const model::Refund& r) {
   {
     LEDGER_PREPARE(st,
                    "INSERT INTO refunds (refund_id, checkout_id, request_hash, reason, at_ms, refund_cents, "
@@ -1042,7 +990,7 @@ Status Ledger::AckEntries(const std::vector<std::string>& entry_ids) {
 Result<RestoreOutcome> Ledger::RestoreEntry(const EntryRow& e) {
   if (e.terminal_id != terminal_id_)
     return Status::Error("bad_request", "entry " + e.entry_id + " belongs to terminal " + e.terminal_id);
-  if (e.prev_hash.size() != 32 || e.hash.size() != 32 || e.hash != ChainHash(e.prev_hash, CanonicalEntryBytes(e)))
+  if (e.prev_hash.size() != 32 || e.hash.size() != 32 || e.hash != model::ChainHash(e.prev_hash, model::CanonicalEntryBytes(e)))
     return Status::Error("bad_request", "entry " + e.entry_id + ": content does not match its hash");
   for (const char* table : {"entries", "branch_entries"}) {
     LEDGER_PREPARE(st, std::string("SELECT hash FROM ") + table + " WHERE entry_id = ?");
@@ -1072,7 +1020,7 @@ Result<RestoreOutcome> Ledger::RestoreEntry(const EntryRow& e) {
   return RestoreOutcome::kChained;
 }
 
-Result<bool> Ledger::RestoreCheckout(const CheckoutRow& c) {
+Result<bool> Ledger::RestoreCheckout(const model::Checkout& c) {
   auto existing = GetCheckout(c.checkout_id, /*with_lines=*/false);
   if (!existing.ok()) return existing.status();
   if (*existing) return false;
@@ -1089,7 +1037,7 @@ Result<bool> Ledger::RestoreCheckout(const CheckoutRow& c) {
   return true;
 }
 
-Result<bool> Ledger::RestoreRefund(const RefundRow& r) {
+Result<bool> Ledger::RestoreRefund(const model::Refund& r) {
   auto existing = GetRefund(r.refund_id);
   if (!existing.ok()) return existing.status();
   if (*existing) return false;
@@ -1098,12 +1046,12 @@ Result<bool> Ledger::RestoreRefund(const RefundRow& r) {
   return true;
 }
 
-Result<std::vector<CheckoutRow>> Ledger::UnuploadedCheckoutsWithoutEntries(int limit) {
+Result<std::vector<model::Checkout>> Ledger::UnuploadedCheckoutsWithoutEntries(int limit) {
   auto ids = SelectIds("SELECT checkout_id FROM checkouts WHERE uploaded = 0 AND member_id IS NULL "
                        "ORDER BY committed_at_ms LIMIT ?",
                        [limit](Stmt& st) { st.Bind(1, limit); });
   if (!ids.ok()) return ids.status();
-  std::vector<CheckoutRow> out;
+  std::vector<model::Checkout> out;
   for (const auto& id : *ids) {
     auto c = GetCheckout(id);
     if (!c.ok()) return c.status();
@@ -1112,7 +1060,7 @@ Result<std::vector<CheckoutRow>> Ledger::UnuploadedCheckoutsWithoutEntries(int l
   return out;
 }
 
-Result<std::vector<RefundRow>> Ledger::UnuploadedRefunds(int limit) {
+Result<std::vector<model::Refund>> Ledger::UnuploadedRefunds(int limit) {
   return RefundsSelected("SELECT refund_id FROM refunds WHERE uploaded = 0 ORDER BY at_ms LIMIT ?",
                          [limit](Stmt& st) { st.Bind(1, limit); });
 }
@@ -1257,7 +1205,7 @@ VerifyReport Ledger::Verify() {
       ++rep.entries;
       if (e.seq != expect_seq) add("entry seq " + std::to_string(e.seq) + ": expected seq " + std::to_string(expect_seq) + " (gap)");
       if (e.prev_hash != prev) add("entry seq " + std::to_string(e.seq) + " (" + e.entry_id + "): prev_hash does not link to its predecessor");
-      if (e.hash != ChainHash(e.prev_hash, CanonicalEntryBytes(e)))
+      if (e.hash != model::ChainHash(e.prev_hash, model::CanonicalEntryBytes(e)))
         add("entry seq " + std::to_string(e.seq) + " (" + e.entry_id + "): content does not match its hash");
       prev = e.hash;
       expect_seq = e.seq + 1;

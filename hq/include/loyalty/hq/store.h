@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "loyalty/base/status.h"
+#include "loyalty/model/lot.h"
 #include "loyalty/recon/recon.h"
 #include "loyalty/sync/messages.h"
 
@@ -50,15 +51,6 @@ struct MemberRecord {
   int64_t change_seq = 0;  // set by the store
 };
 
-struct LotRecord {
-  int64_t lot_id = 0;
-  uint64_t member_id = 0;
-  int64_t points = 0;
-  int64_t remaining = 0;  // negative only for the debt lot
-  int64_t earned_at_s = 0;
-  int64_t expires_at_s = 0;  // INT64_MAX for the debt lot
-  std::string entry_id;
-};
 
 struct ConflictRecord {
   std::string kind;  // chain_fork | chain_gap | entry_mismatch | code_reused | coupon_reused
@@ -157,8 +149,8 @@ class Store {
   virtual Result<std::pair<int64_t, std::string>> HqHead() = 0;
 
   // --- lots
-  virtual Result<std::vector<LotRecord>> Lots(uint64_t member_id) = 0;  // by expiry, then lot_id
-  virtual Result<int64_t> AddLot(const LotRecord& lot) = 0;
+  virtual Result<std::vector<model::Lot>> Lots(uint64_t member_id) = 0;  // by expiry, then lot_id
+  virtual Result<int64_t> AddLot(const model::Lot& lot) = 0;
   virtual Status SetLotRemaining(int64_t lot_id, int64_t remaining) = 0;
   // Members holding lots with remaining > 0 that expired before now_s (expires_at_s < now_s).
   virtual Result<std::vector<uint64_t>> MembersWithExpiredLots(int64_t now_s) = 0;

@@ -5,7 +5,7 @@
 
 #include "loyalty/base/status.h"
 
-namespace loyalty::ledger::internal {
+namespace loyalty::sqlite {
 
 // Called before SQLite opens `path` for writing. operations.md, "Secrets and data on disk":
 // databases and their -wal/-shm files are created without world access.
@@ -19,4 +19,4 @@ namespace loyalty::ledger::internal {
 // An error only when the database cannot be created (the open would fail the same way).
 Status PrepareDatabaseFile(const std::string& path);
 
-}  // namespace loyalty::ledger::internal
+}  // namespace loyalty::sqlite

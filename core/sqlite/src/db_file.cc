@@ -1,4 +1,4 @@
-#include "db_file.h"
+#include "loyalty/sqlite/db_file.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -7,7 +7,7 @@
 #include <cerrno>
 #include <cstring>
 
-namespace loyalty::ledger::internal {
+namespace loyalty::sqlite {
 namespace {
 
 // Drops the "others" bits of an existing regular file; not following links.
@@ -37,4 +37,4 @@ Status PrepareDatabaseFile(const std::string& path) {
   return Status::Ok();
 }
 
-}  // namespace loyalty::ledger::internal
+}  // namespace loyalty::sqlite

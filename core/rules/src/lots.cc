@@ -95,4 +95,62 @@ std::optional<std::string> ProvisionalUpgrade(const Rules& rules, const std::str
   return target;
 }
 
+LotMovement PlanLotMovement(const std::vector<model::Lot>& lots, uint64_t member_id, int64_t delta, int64_t at_s,
+                            int64_t expires_at_s, const std::string& entry_id) {
+  LotMovement m;
+  if (delta == 0) return m;
+  if (delta > 0) {
+    int64_t left = delta;
+    for (const auto& l : lots) {
+      if (left == 0) break;
+      if (l.remaining >= 0) continue;
+      const int64_t pay = std::min(left, -l.remaining);
+      m.updates.push_back({l.lot_id, l.remaining + pay});
+      left -= pay;
+    }
+    if (left > 0) m.added = model::Lot{0, member_id, left, left, at_s, expires_at_s, entry_id};
+    return m;
+  }
+  std::vector<Lot> fifo;
+  const model::Lot* debt = nullptr;
+  for (const auto& l : lots) {
+    if (l.remaining < 0) {
+      if (debt == nullptr || l.lot_id < debt->lot_id) debt = &l;
+      continue;
+    }
+    fifo.push_back({l.lot_id, l.remaining, l.expires_at_s});
+  }
+  int64_t shortfall = 0;
+  for (const auto& take : ConsumeFifo(fifo, -delta, at_s)) {
+    if (take.lot_id == 0) {
+      shortfall += take.points;
+      continue;
+    }
+    for (const auto& l : lots)
+      if (l.lot_id == take.lot_id) m.updates.push_back({l.lot_id, l.remaining - take.points});
+  }
+  if (shortfall == 0) return m;
+  if (debt != nullptr) {
+    m.updates.push_back({debt->lot_id, debt->remaining - shortfall});
+  } else {
+    m.added = model::Lot{0, member_id, -shortfall, -shortfall, at_s, model::kNeverExpires, entry_id};
+  }
+  return m;
+}
+
+void ApplyLotMovement(std::vector<model::Lot>& lots, const LotMovement& m, int64_t new_lot_id) {
+  for (const auto& u : m.updates)
+    for (auto& l : lots)
+      if (l.lot_id == u.lot_id) l.remaining = u.remaining;
+  if (m.added) {
+    model::Lot added = *m.added;
+    added.lot_id = new_lot_id;
+    lots.push_back(std::move(added));
+  }
+  lots.erase(std::remove_if(lots.begin(), lots.end(), [](const model::Lot& l) { return l.remaining == 0; }), lots.end());
+  std::sort(lots.begin(), lots.end(), [](const model::Lot& a, const model::Lot& b) {
+    return a.expires_at_s != b.expires_at_s ? a.expires_at_s < b.expires_at_s : a.lot_id < b.lot_id;
+  });
+}
+
 }  // namespace loyalty::rules

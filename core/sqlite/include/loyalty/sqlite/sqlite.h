@@ -22,7 +22,7 @@
 
 #include "loyalty/base/status.h"
 
-namespace loyalty::ledger {
+namespace loyalty::sqlite {
 
 // The damage latch of one database file, shared by its connections. Thread-safe.
 class DamageLatch {
@@ -138,4 +138,4 @@ Status SqliteError(sqlite3* db, int rc, std::string_view what);
 // Whether rc (primary or extended) says the file is damaged.
 bool IsCorruption(int rc);
 
-}  // namespace loyalty::ledger
+}  // namespace loyalty::sqlite

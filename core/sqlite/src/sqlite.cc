@@ -1,12 +1,12 @@
-#include "loyalty/ledger/sqlite.h"
+#include "loyalty/sqlite/sqlite.h"
 
 #include <atomic>
 #include <filesystem>
 #include <vector>
 
-#include "db_file.h"
+#include "loyalty/sqlite/db_file.h"
 
-namespace loyalty::ledger {
+namespace loyalty::sqlite {
 
 bool DamageLatch::damaged() const {
   std::lock_guard<std::mutex> g(mu_);
@@ -194,7 +194,7 @@ Result<std::unique_ptr<Db>> Db::Open(const std::string& path, bool read_only) {
   flags |= SQLITE_OPEN_NOMUTEX;
   if (!read_only) {
     // New databases and their -wal/-shm are created 0600 (operations.md); see db_file.h.
-    if (Status s = internal::PrepareDatabaseFile(path); !s.ok()) return s;
+    if (Status s = PrepareDatabaseFile(path); !s.ok()) return s;
   }
   int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
   if (rc != SQLITE_OK) {
@@ -249,4 +249,4 @@ Result<std::unique_ptr<Stmt>> Db::Prepare(const char* literal_sql) {
   return st;
 }
 
-}  // namespace loyalty::ledger
+}  // namespace loyalty::sqlite

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "loyalty/base/status.h"
+#include "loyalty/model/lot.h"
 
 namespace loyalty::rules {
 
@@ -235,6 +236,31 @@ struct LotTake {
 // remaining ≤ 0 are skipped. What the lots cannot cover is returned last as a take with
 // lot_id = 0 (the balance goes below zero). points ≤ 0 takes nothing.
 std::vector<LotTake> ConsumeFifo(const std::vector<Lot>& lots, int64_t points, int64_t now_s);
+
+// The lot engine: how a points movement changes a member's lots, computed the same way by
+// the terminal's ledger and by HQ (each applies the writes to its own store).
+//   delta > 0: the points first pay any debt lot; what is left becomes a new lot expiring
+//              at expires_at_s (no lot when the debt took it all).
+//   delta < 0: lots not expired at at_s are consumed FIFO (ConsumeFifo); what they cannot
+//              cover deepens the debt lot, or opens one (points = remaining = -shortfall,
+//              never expires).
+// `lots` are the member's lots with something remaining, in any order.
+struct LotUpdate {
+  int64_t lot_id = 0;
+  int64_t remaining = 0;  // the lot's new remainder
+  bool operator==(const LotUpdate&) const = default;
+};
+struct LotMovement {
+  std::vector<LotUpdate> updates;    // in the order to apply
+  std::optional<model::Lot> added;   // lot_id 0: the store assigns it
+  bool operator==(const LotMovement&) const = default;
+};
+LotMovement PlanLotMovement(const std::vector<model::Lot>& lots, uint64_t member_id, int64_t delta, int64_t at_s,
+                            int64_t expires_at_s, const std::string& entry_id);
+// Applies a movement to an in-memory copy of the lots (the added lot gets new_lot_id), and
+// leaves them as a store's Lots() would read them: nothing-remaining lots dropped, ordered
+// by expiry then lot id.
+void ApplyLotMovement(std::vector<model::Lot>& lots, const LotMovement& m, int64_t new_lot_id);
 
 // Seconds east of UTC in effect at a unix time (e.g. TimeZone::UtcOffsetAt), |offset| ≤ 18 h.
 using UtcOffsetFn = std::function<int64_t(int64_t)>;
