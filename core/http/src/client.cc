@@ -2,10 +2,12 @@
 
 #include <poll.h>
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <optional>
 
+#include <openssl/crypto.h>
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
 
@@ -15,6 +17,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include "loyalty/base/secret_file.h"
 #include "loyalty/http/tls_profile.h"
 
 namespace loyalty::http {
@@ -30,6 +33,9 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 constexpr uint32_t kResponseHeaderLimit = 64 * 1024;
+constexpr auto kCancelSlice = std::chrono::milliseconds(50);
+
+Status CancelledStatus() { return Status::Error("cancelled", "the request was cancelled"); }
 
 // Beast in Boost 1.74 speaks boost::string_view.
 beast::string_view Bv(std::string_view s) { return {s.data(), s.size()}; }
@@ -66,7 +72,13 @@ Result<std::unique_ptr<ssl::context>> MakeClientContext(const ClientTlsOptions& 
   }
   if (!o.cert_file.empty()) {
     if (ctx->use_certificate_chain_file(o.cert_file, ec); ec) return bad("certificate", o.cert_file, ec);
-    if (ctx->use_private_key_file(o.key_file, ssl::context::pem, ec); ec) return bad("key", o.key_file, ec);
+    // The key goes through the secret-file check (owner only, no link) and OpenSSL is given
+    // the bytes that were checked, not the path again.
+    auto key_pem = ReadSecretFile(o.key_file);
+    if (!key_pem.ok()) return Status::Error("invalid_argument", "TLS key " + key_pem.status().message());
+    ctx->use_private_key(net::buffer(*key_pem), ssl::context::pem, ec);
+    OPENSSL_cleanse(key_pem->data(), key_pem->size());
+    if (ec) return bad("key", o.key_file, ec);
     if (SSL_CTX_check_private_key(ctx->native_handle()) != 1) {
       return Status::Error("invalid_argument", "TLS key " + o.key_file + " does not match " + o.cert_file);
     }
@@ -82,6 +94,8 @@ struct Client::Impl {
   std::string host;
   uint16_t port;
   size_t response_limit = 64u << 20;
+  const std::atomic<bool>* cancel = nullptr;  // set_cancel
+  bool cancelled = false;                     // Run() abandoned the operations
   net::io_context ioc{1};
   Status status;                              // why the TLS options could not be loaded
   std::unique_ptr<ssl::context> ssl_ctx;      // set for HTTPS
@@ -129,9 +143,37 @@ struct Client::Impl {
     return n == 0;
   }
 
+  bool Cancelled() const { return cancel != nullptr && cancel->load(); }
+
+  // Runs the queued operations to completion. With a cancel flag, in slices: when the flag
+  // is set the connection is closed (its operations complete aborted), `cancelled` is
+  // latched for the caller, and the operations' own results are to be ignored.
   void Run() {
     ioc.restart();
-    ioc.run();
+    if (cancel == nullptr) {
+      ioc.run();
+      return;
+    }
+    while (!ioc.stopped()) {
+      ioc.run_for(kCancelSlice);
+      if (!ioc.stopped() && Cancelled()) {
+        if (connected()) {
+          error_code ec;
+          Lowest().socket().close(ec);
+        }
+        ioc.run();  // the aborted handlers
+        cancelled = true;
+        return;
+      }
+    }
+  }
+
+  // After Run(): whether the request was abandoned; if so the connection is dropped.
+  bool TakeCancelled() {
+    if (!cancelled && !Cancelled()) return false;
+    cancelled = false;
+    CloseConnection();
+    return true;
   }
 
   Status Connect(Clock::time_point deadline) {
@@ -153,6 +195,7 @@ struct Client::Impl {
     error_code connect_ec;
     stream->async_connect(endpoints, [&](error_code e, const tcp::endpoint&) { connect_ec = e; });
     Run();
+    if (TakeCancelled()) return CancelledStatus();
     if (connect_ec) {
       stream.reset();
       if (connect_ec == beast::error::timeout) return Status::Error("timeout", "connecting to " + where + " timed out");
@@ -187,6 +230,7 @@ struct Client::Impl {
     error_code hs_ec;
     tls_stream->async_handshake(ssl::stream_base::client, [&](error_code e) { hs_ec = e; });
     Run();
+    if (TakeCancelled()) return CancelledStatus();
     if (hs_ec) {
       long verify = SSL_get_verify_result(ssl);
       std::string why = verify != X509_V_OK ? std::string("server certificate refused: ") +
@@ -235,6 +279,7 @@ struct Client::Impl {
       read_one();
       Run();
     });
+    if (TakeCancelled()) return CancelledStatus();
     if (write_done && !write_ec) counters.request_body_bytes += req.body().size();
 
     std::string where = host + ":" + std::to_string(port);
@@ -294,9 +339,12 @@ void Client::Close() { impl_->CloseConnection(); }
 
 void Client::set_response_limit(size_t bytes) { impl_->response_limit = bytes; }
 
+void Client::set_cancel(const std::atomic<bool>* flag) { impl_->cancel = flag; }
+
 Result<Response> Client::Request(std::string_view method, std::string_view target, std::string_view body,
                                  HeaderList headers, int timeout_ms) {
   if (!impl_->status.ok()) return impl_->status;
+  if (impl_->Cancelled()) return CancelledStatus();
   if (method.empty() || target.empty() ||
       target.find_first_of(std::string_view(" \t\r\n\0", 5)) != std::string_view::npos) {
     return Status::Error("bad_request", "invalid method or target");

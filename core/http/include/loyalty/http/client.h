@@ -1,4 +1,5 @@
-// A small blocking HTTP/1.1 client for tests, the command line and benchmarks.
+// The project's blocking HTTP/1.1 client: the sync run's transport to HQ (sync/client),
+// loyaltyctl, the tests and the benchmarks all use it.
 //
 // It keeps one keep-alive connection and opens a new one when the server closed the old
 // (checked before each request; a request whose reused connection turns out closed before
@@ -9,6 +10,12 @@
 // `ca_file` and that the certificate is for the expected host name or IP address, and
 // presents a client certificate when one is given (docs/tls.md).
 //
+// A client key is read as a secret file (owner only, no symbolic link; base/secret_file.h).
+//
+// Cancellation (set_cancel): when the flag becomes true, a request in flight is abandoned
+// within about 50 ms (its connection closed) and returns `cancelled`; so does every later
+// request. This is how a stopping daemon ends a sync run that is waiting on HQ.
+//
 // Thread-compatible: one thread at a time per Client. Errors are Status values:
 // `unavailable` (cannot resolve or connect, TLS handshake failed or the server's
 // certificate was refused, connection lost), `timeout` (no complete answer within
@@ -16,6 +23,7 @@
 // `invalid_argument` (the TLS files could not be loaded; see status()).
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -62,6 +70,9 @@ class Client {
 
   // Largest response body accepted (default 64 MiB).
   void set_response_limit(size_t bytes);
+
+  // The flag that cancels requests (null: none). Must outlive the client's requests.
+  void set_cancel(const std::atomic<bool>* flag);
 
   // Ok, or why the TLS options could not be loaded.
   const Status& status() const;
