@@ -67,7 +67,7 @@ if command -v dpkg-deb >/dev/null && command -v dpkg-shlibdeps >/dev/null; then
   dpkg-deb -x "$deb" "$work/root"
   check_layout "$work/root"
   depends=$(dpkg-deb -f "$deb" Depends)
-  for lib in libsqlite3 libssl3 libsystemd0 libusb-1.0-0 systemd; do
+  for lib in libsqlite3 libssl3 libsystemd0 libusb-1.0-0 libcctz2 systemd tzdata; do
     echo "$depends" | grep -q "$lib" || fail "Depends lacks $lib: $depends"
   done
   dpkg-deb -e "$deb" "$work/control"
