@@ -1,5 +1,7 @@
 #include "loyalty/http/address.h"
 
+#include <algorithm>
+
 #include <boost/asio/ip/address.hpp>
 
 namespace loyalty::http {
@@ -76,6 +78,18 @@ bool IsLoopbackAddress(std::string_view host) {
     return boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, v6).is_loopback();
   }
   return false;
+}
+
+std::string ConnectionLimitKey(std::string_view address) {
+  boost::system::error_code ec;
+  auto addr = boost::asio::ip::make_address(std::string(address), ec);
+  if (ec) return std::string(address);
+  if (addr.is_v4()) return addr.to_string();
+  auto v6 = addr.to_v6();
+  if (v6.is_v4_mapped()) return boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, v6).to_string();
+  auto bytes = v6.to_bytes();
+  std::fill(bytes.begin() + 8, bytes.end(), 0);  // the interface identifier (and scope id) go
+  return boost::asio::ip::address_v6(bytes).to_string() + "/64";
 }
 
 }  // namespace loyalty::http

@@ -23,6 +23,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include "loyalty/http/address.h"
 #include "loyalty/http/tls_profile.h"
 
 namespace loyalty::http {
@@ -289,7 +290,7 @@ struct ServerCore : std::enable_shared_from_this<ServerCore> {
   std::map<uint64_t, uint64_t> idle;  // ticket -> id, oldest first
   std::unordered_map<std::string, size_t> per_address;
 
-  // Decides on a connection just accepted from `address` (io thread). Admitted: registered
+  // Decides on a connection just accepted from `address` (its ConnectionLimitKey; io thread). Admitted: registered
   // as idle, its id returned, and `victim` set when a connection was evicted for it (the
   // caller closes that one). Not admitted: 0 (every candidate has a request in progress).
   uint64_t Admit(std::weak_ptr<SessionBase> s, const std::string& address, std::shared_ptr<SessionBase>& victim) {
@@ -857,7 +858,8 @@ void ServerCore::OnAccept(error_code ec, tcp::socket socket) {
   }
   auto start = [&](auto session) {
     std::shared_ptr<SessionBase> victim;
-    uint64_t id = Admit(session->weak_from_this(), session->remote_address(), victim);
+    // Counted per client: an IPv4 address, or an IPv6 /64 (docs/http.md, "At the connection cap").
+    uint64_t id = Admit(session->weak_from_this(), ConnectionLimitKey(session->remote_address()), victim);
     if (victim) victim->ForceClose();
     if (id != 0) {
       session->Registered(id);

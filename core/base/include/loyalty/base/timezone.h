@@ -1,12 +1,11 @@
 // TimeZone: the store's local time, for rules that speak in calendar terms (expiry at the
 // end of a month, the birthday month) while everything stored is unix seconds UTC.
 //
-// Load() reads a compiled tz database file (TZif, RFC 8536) from /usr/share/zoneinfo, or
-// from $TZDIR when that is set. The 64-bit section of TZif v2+ files is used (v1 files fall
-// back to their 32-bit section); times after the last transition follow the file's POSIX TZ
-// footer, fixed offsets ("<+08>-8") and DST rules ("EST5EDT,M3.2.0,M11.1.0", "Jn", "n",
-// "/time" including negative and >24 h times) alike. Leap-second records are ignored: unix
-// time has none.
+// Load() reads the system's compiled tz database (/usr/share/zoneinfo, or $TZDIR when that
+// is set) through the cctz library (Debian: libcctz-dev): the transitions of the zone file
+// and, after the last one, its POSIX TZ footer, so DST rules hold for any year. Leap-second
+// records are ignored: unix time has none. A zone is read once per process (the library
+// keeps it): a tzdata update takes effect when the process restarts.
 //
 // Also accepted without any file: "UTC" and fixed offsets "+HH:MM" / "-HH:MM" (up to ±18:00).
 //
@@ -16,13 +15,16 @@
 #pragma once
 
 #include <cstdint>
-#include <optional>
+#include <memory>
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include "loyalty/base/status.h"
 #include "loyalty/base/time.h"
+
+namespace cctz {
+class time_zone;
+}
 
 namespace loyalty {
 
@@ -33,10 +35,6 @@ class TimeZone {
   // leading '/', so a name never reads outside the zoneinfo directory. Errors (code
   // "timezone_invalid") say what is wrong with the name or the file.
   static Result<TimeZone> Load(std::string_view name);
-
-  // Parses TZif bytes (the content of a zoneinfo file); `name` is only recorded. Input is
-  // untrusted: every count, index and offset is checked. Error code "timezone_invalid".
-  static Result<TimeZone> FromTzif(std::string_view name, std::string_view data);
 
   static TimeZone Utc();
   // seconds east of UTC, |offset_s| ≤ 18 h.
@@ -61,35 +59,11 @@ class TimeZone {
   int64_t FromLocal(const CivilTime& local) const;
 
  private:
-  struct LocalType {
-    int32_t utc_offset;
-    bool is_dst;
-  };
-  // The POSIX TZ rule used after the last transition (RFC 8536 §3.3).
-  struct Rule {
-    enum class Kind { kJulianNoLeap, kZeroBasedDay, kMonthWeekDay };
-    Kind kind;
-    int day = 0;  // Jn: 1..365; n: 0..365; M: weekday 0..6 (Sunday = 0)
-    int month = 0, week = 0;  // M only: 1..12, 1..5 (5 = last)
-    int32_t time = 7200;  // local seconds after midnight, -167 h .. 167 h
-  };
-  struct PosixTz {
-    int32_t std_offset;  // seconds east of UTC
-    bool has_dst = false;
-    int32_t dst_offset = 0;
-    Rule start, end;
-  };
-
   TimeZone() = default;
-  static std::optional<PosixTz> ParsePosixTz(std::string_view s);
-  static LocalType PosixTypeAt(const PosixTz& tz, int64_t unix_s);
-  LocalType TypeAt(int64_t unix_s) const;
 
   std::string name_;
-  std::vector<int64_t> transitions_;     // ascending unix seconds
-  std::vector<uint8_t> transition_type_;  // index into types_, one per transition
-  std::vector<LocalType> types_;          // at least one; types_[0] before the first transition
-  std::optional<PosixTz> footer_;
+  // Immutable once loaded, so copies share it.
+  std::shared_ptr<const cctz::time_zone> zone_;
 };
 
 }  // namespace loyalty

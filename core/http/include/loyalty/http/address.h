@@ -24,4 +24,12 @@ Result<std::pair<std::string, uint16_t>> ParseHostPort(std::string_view text);
 // what a listener may bind without an explicit opt-in, so it does not consult DNS.
 bool IsLoopbackAddress(std::string_view host);
 
+// The client a connection is counted against for ServerOptions::max_connections_per_address,
+// from its remote IP address: an IPv4 address as it is ("192.0.2.7"); an IPv4-mapped IPv6
+// address as that IPv4 address ("::ffff:192.0.2.7" → "192.0.2.7"); any other IPv6 address
+// by its /64 prefix ("2001:db8:1:2:a:b:c:d" → "2001:db8:1:2::/64"), because one host is
+// routinely given a whole /64 and can connect from as many addresses in it as it likes.
+// Text that is not an IP address is returned unchanged.
+std::string ConnectionLimitKey(std::string_view address);
+
 }  // namespace loyalty::http

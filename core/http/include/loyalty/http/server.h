@@ -79,8 +79,9 @@ struct ServerOptions {
   // progress (docs/http.md, "At the connection cap"); only when every connection has a
   // request in progress is it answered 503 unavailable and closed.
   size_t max_connections = 256;
-  // At most this many connections from one client IP address (0: no limit); a new one
-  // beyond it closes that address's own longest-idle connection, or is refused with 503.
+  // At most this many connections from one client (0: no limit): an IPv4 address, or an
+  // IPv6 /64 (ConnectionLimitKey in address.h). A new one beyond it closes that client's
+  // own longest-idle connection, or is refused with 503.
   size_t max_connections_per_address = 0;
   // After Stop(), connections still busy this long after are closed without an answer and
   // on_drained is called anyway; 0 waits forever. The daemon must exit within 5 s of
