@@ -15,12 +15,6 @@
 namespace loyalty::e2e {
 namespace {
 
-#ifdef LOYALTY_E2E_AGENT_TLS
-constexpr bool kAgentTls = true;
-#else
-constexpr bool kAgentTls = false;
-#endif
-
 const char* kA = "T-A";
 
 class DamagedLedgerE2eTest : public ::testing::Test {
@@ -30,16 +24,14 @@ class DamagedLedgerE2eTest : public ::testing::Test {
     auto pki = testing::TestPki::Create({kA});
     ASSERT_TRUE(pki.ok()) << pki.status().ToString();
     pki_ = std::move(*pki);
-    hq_ = std::make_unique<HqProcess>(dir_ / "hq", *pki_, kAgentTls);
+    hq_ = std::make_unique<HqProcess>(dir_ / "hq", *pki_, /*tls=*/true);
     hq_->Start();
     TerminalOptions o;
     o.terminal_id = kA;
     o.hq_port = hq_->port();
-    o.tls = kAgentTls;
-    if (kAgentTls) {
-      o.ca_file = pki_->ca_file();
-      o.cert = pki_->client(kA);
-    }
+    o.tls = true;
+    o.ca_file = pki_->ca_file();
+    o.cert = pki_->client(kA);
     terminal_ = std::make_unique<TerminalProcess>(dir_ / kA, o);
   }
   void TearDown() override {

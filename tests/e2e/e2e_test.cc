@@ -23,15 +23,6 @@
 namespace loyalty::e2e {
 namespace {
 
-// Whether loyaltyd hands [hq] ca_file/cert_file/key_file to its sync service. Until it
-// does, the terminals reach HQ over plain HTTP on loopback and the TLS listener is tested
-// with HQ's own client (see CMakeLists.txt).
-#ifdef LOYALTY_E2E_AGENT_TLS
-constexpr bool kAgentTls = true;
-#else
-constexpr bool kAgentTls = false;
-#endif
-
 const char* kA = "T-A";
 const char* kB = "T-B";
 
@@ -69,11 +60,9 @@ class E2eTest : public ::testing::Test {
     o.terminal_id = id;
     o.store_id = id == kA ? "S001" : "S002";
     o.hq_port = hq_port;
-    o.tls = kAgentTls;
-    if (kAgentTls) {
-      o.ca_file = pki_->ca_file();
-      o.cert = pki_->client(id);
-    }
+    o.tls = true;
+    o.ca_file = pki_->ca_file();
+    o.cert = pki_->client(id);
     return o;
   }
 
@@ -226,7 +215,6 @@ TEST_F(E2eTest, PlainHqWarnsAtStart) {
 }
 
 TEST_F(E2eTest, AgentRefusedByHqRecordsAFailedRun) {
-  if (!kAgentTls) GTEST_SKIP() << "loyaltyd does not pass [hq] TLS files to its sync service yet";
   StartHq(true);
   auto wrong = Options(kA, hq_->port());
   wrong.cert = pki_->client(kB);
@@ -250,7 +238,7 @@ TEST_F(E2eTest, AgentRefusedByHqRecordsAFailedRun) {
 }
 
 TEST_F(E2eTest, TwoTerminalsShareMembersCouponsAndConflicts) {
-  StartHq(kAgentTls);
+  StartHq(true);
   std::vector<Member> members{Enrol(*hq_, 1), Enrol(*hq_, 2), Enrol(*hq_, 3)};
   auto& a = AddTerminal(Options(kA, hq_->port()));
   auto& b = AddTerminal(Options(kB, hq_->port()));
@@ -318,7 +306,7 @@ TEST_F(E2eTest, FaultsThenOneCleanRunEstablishesEveryInvariant) {
   uint64_t seed = Seed();
   SCOPED_TRACE("LOYALTY_E2E_SEED=" + std::to_string(seed));
   std::mt19937_64 rng(seed);
-  StartHq(kAgentTls);
+  StartHq(true);
   std::vector<Member> members{Enrol(*hq_, 1), Enrol(*hq_, 2)};
   FaultProxy proxy(hq_->port(), seed);
   auto oa = Options(kA, proxy.port()), ob = Options(kB, proxy.port());
@@ -375,7 +363,7 @@ TEST_F(E2eTest, FaultsThenOneCleanRunEstablishesEveryInvariant) {
 }
 
 TEST_F(E2eTest, LostAndRestoredDatabasesConvergeInOneRun) {
-  StartHq(kAgentTls);
+  StartHq(true);
   std::vector<Member> members{Enrol(*hq_, 1)};
   auto& a = AddTerminal(Options(kA, hq_->port()));
   ExpectOk(a.Sync());
@@ -416,7 +404,7 @@ TEST_F(E2eTest, LostAndRestoredDatabasesConvergeInOneRun) {
 }
 
 TEST_F(E2eTest, SigtermEndsARunWaitingOnHq) {
-  StartHq(kAgentTls);
+  StartHq(true);
   // A listener that accepts and never answers: the run waits on its request.
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
@@ -438,7 +426,7 @@ TEST_F(E2eTest, SigtermEndsARunWaitingOnHq) {
 }
 
 TEST_F(E2eTest, AVelocityFreezeReachesHqAndHqsUnfreezeFlowsDown) {
-  StartHq(kAgentTls);
+  StartHq(true);
   std::vector<Member> members{Enrol(*hq_, 4)};
   auto& a = AddTerminal(Options(kA, hq_->port()));
   auto& b = AddTerminal(Options(kB, hq_->port()));
