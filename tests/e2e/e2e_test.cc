@@ -5,9 +5,7 @@
 // LOYALTY_E2E_SEED replays a fault sequence (the seed is printed on failure);
 // LOYALTY_E2E_ROUNDS lengthens the fault phase (default 3 rounds).
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -184,17 +182,10 @@ TEST_F(E2eTest, HttpsTransportVerifiesHqAndCanBeCancelled) {
   EXPECT_EQ(missing.status().code(), "invalid_argument");
 
   // A request waiting on a silent peer ends soon after the cancel flag is set.
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  ASSERT_EQ(::listen(fd, 8), 0);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  testing::SilentListener listener;
   std::atomic<bool> cancel{false};
   sync::HqEndpoint silent = endpoint(pki_->client(kA), pki_->ca_file());
-  silent.port = ntohs(addr.sin_port);
+  silent.port = listener.port();
   auto st = sync::NewHqTransport(silent, &cancel);
   ASSERT_TRUE(st.ok());
   std::thread canceller([&] {
@@ -205,7 +196,6 @@ TEST_F(E2eTest, HttpsTransportVerifiesHqAndCanBeCancelled) {
   canceller.join();
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.status().code(), "cancelled");
-  ::close(fd);
 }
 
 TEST_F(E2eTest, PlainHqWarnsAtStart) {
@@ -406,15 +396,8 @@ TEST_F(E2eTest, LostAndRestoredDatabasesConvergeInOneRun) {
 TEST_F(E2eTest, SigtermEndsARunWaitingOnHq) {
   StartHq(true);
   // A listener that accepts and never answers: the run waits on its request.
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  ASSERT_EQ(::listen(fd, 8), 0);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  auto o = Options(kA, ntohs(addr.sin_port));
+  testing::SilentListener listener;
+  auto o = Options(kA, listener.port());
   o.run_timeout_s = 600;
   auto& a = AddTerminal(o);
   ASSERT_EQ(a.Call("POST", "/v1/sync").status, 202);
@@ -422,7 +405,6 @@ TEST_F(E2eTest, SigtermEndsARunWaitingOnHq) {
   // The contract's limit is 5 s; the wait is bounded so a hang fails instead of blocking.
   int st = a.StopWithin(5000);
   EXPECT_EQ(st, 0) << "loyaltyd did not exit cleanly within 5 s of SIGTERM:\n" << a.ReadLog();
-  ::close(fd);
 }
 
 TEST_F(E2eTest, AVelocityFreezeReachesHqAndHqsUnfreezeFlowsDown) {
