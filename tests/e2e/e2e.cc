@@ -13,12 +13,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <sstream>
 
 #include "loyalty/base/encoding.h"
 #include "loyalty/base/hash.h"
+#include "e2e_fixture.h"
 #include "loyalty/codes/mint.h"
 #include "support/process.h"
 
@@ -72,6 +74,47 @@ int64_t QueryInt(const std::string& db, const std::string& sql, const std::strin
 }  // namespace
 
 std::string HqSigningSeed() { return std::string(32, '\x2a'); }
+
+// ---------------------------------------------------------------------------- fixture
+
+void E2eFixture::SetUp() {
+  dir_ = FreshDir("e2e_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+  auto pki = testing::TestPki::Create(terminal_ids_);
+  ASSERT_TRUE(pki.ok()) << pki.status().ToString();
+  pki_ = std::move(*pki);
+}
+
+void E2eFixture::TearDown() {
+  terminals_.clear();
+  hq_.reset();
+  if (!HasFailure()) std::filesystem::remove_all(dir_);
+}
+
+HqProcess& E2eFixture::StartHq(bool tls, const std::string& rules_toml) {
+  hq_ = std::make_unique<HqProcess>(dir_ / "hq", *pki_, tls);
+  if (!rules_toml.empty()) hq_->SetRules(rules_toml);
+  hq_->Start();
+  return *hq_;
+}
+
+TerminalOptions E2eFixture::Options(const std::string& terminal_id, uint16_t hq_port) const {
+  TerminalOptions o;
+  o.terminal_id = terminal_id;
+  auto at = std::find(terminal_ids_.begin(), terminal_ids_.end(), terminal_id);
+  o.store_id = "S00" + std::to_string(at - terminal_ids_.begin() + 1);
+  o.hq_port = hq_port;
+  o.tls = true;
+  o.ca_file = pki_->ca_file();
+  o.cert = pki_->client(terminal_id);
+  return o;
+}
+
+TerminalProcess& E2eFixture::AddTerminal(TerminalOptions options) {
+  auto dir = dir_ / options.terminal_id;
+  terminals_.push_back(std::make_unique<TerminalProcess>(dir, std::move(options)));
+  terminals_.back()->Start();
+  return *terminals_.back();
+}
 
 // ---------------------------------------------------------------------------- HQ
 

@@ -15,7 +15,7 @@
 #include <random>
 #include <set>
 
-#include "e2e.h"
+#include "e2e_fixture.h"
 #include "loyalty/sync/transport.h"
 
 namespace loyalty::e2e {
@@ -34,43 +34,9 @@ int Rounds() {
   return 3;
 }
 
-class E2eTest : public ::testing::Test {
+class E2eTest : public E2eFixture {
  protected:
-  void SetUp() override {
-    dir_ = FreshDir(::testing::UnitTest::GetInstance()->current_test_info()->name());
-    auto pki = testing::TestPki::Create({kA, kB});
-    ASSERT_TRUE(pki.ok()) << pki.status().ToString();
-    pki_ = std::move(*pki);
-  }
-  void TearDown() override {
-    terminals_.clear();
-    hq_.reset();
-    if (!HasFailure()) std::filesystem::remove_all(dir_);
-  }
-
-  void StartHq(bool tls) {
-    hq_ = std::make_unique<HqProcess>(dir_ / "hq", *pki_, tls);
-    hq_->Start();
-  }
-
-  TerminalOptions Options(const std::string& id, uint16_t hq_port) {
-    TerminalOptions o;
-    o.terminal_id = id;
-    o.store_id = id == kA ? "S001" : "S002";
-    o.hq_port = hq_port;
-    o.tls = true;
-    o.ca_file = pki_->ca_file();
-    o.cert = pki_->client(id);
-    return o;
-  }
-
-  TerminalProcess& AddTerminal(TerminalOptions o) {
-    terminals_.push_back(std::make_unique<TerminalProcess>(dir_ / o.terminal_id, std::move(o)));
-    terminals_.back()->Start();
-    return *terminals_.back();
-  }
-
-  static void ExpectOk(const json& run) { EXPECT_EQ(run.value("result", ""), "ok") << run.dump(); }
+  E2eTest() : E2eFixture({kA, kB}) {}
 
   // Every invariant of hq-and-sync.md for these terminals and members.
   void ExpectConverged(const std::vector<TerminalProcess*>& ts, const std::vector<Member>& members) {
@@ -96,11 +62,6 @@ class E2eTest : public ::testing::Test {
     auto r = t.Call("POST", "/v1/checkouts/commit", req);
     return json{{"status", r.status}, {"body", r.body}, {"raw", r.raw}};
   }
-
-  std::filesystem::path dir_;
-  std::unique_ptr<testing::TestPki> pki_;
-  std::unique_ptr<HqProcess> hq_;
-  std::vector<std::unique_ptr<TerminalProcess>> terminals_;
 };
 
 std::string Hello() {
@@ -108,7 +69,7 @@ std::string Hello() {
 }
 
 TEST_F(E2eTest, HqTlsListenerChecksTheClientCertificate) {
-  StartHq(true);
+  StartHq();
   // Admin routes: the token alone, no client certificate.
   auto health = hq_->Admin("GET", "/v1/terminals/T-A");
   EXPECT_EQ(health.status, 404) << health.raw;  // answered: never seen, not refused
@@ -140,7 +101,7 @@ TEST_F(E2eTest, HqTlsListenerChecksTheClientCertificate) {
 
 // The sync client's own transport against the TLS listener (what loyaltyd uses per run).
 TEST_F(E2eTest, HttpsTransportVerifiesHqAndCanBeCancelled) {
-  StartHq(true);
+  StartHq();
   auto endpoint = [&](const testing::CertAndKey& cert, const std::string& ca) {
     sync::HqEndpoint e;
     e.host = "127.0.0.1";
@@ -199,13 +160,13 @@ TEST_F(E2eTest, HttpsTransportVerifiesHqAndCanBeCancelled) {
 }
 
 TEST_F(E2eTest, PlainHqWarnsAtStart) {
-  StartHq(false);
+  StartHq(/*tls=*/false);
   EXPECT_NE(hq_->ReadLog().find("hq_plain_http"), std::string::npos);
   EXPECT_EQ(hq_->Stop(), 0);
 }
 
 TEST_F(E2eTest, AgentRefusedByHqRecordsAFailedRun) {
-  StartHq(true);
+  StartHq();
   auto wrong = Options(kA, hq_->port());
   wrong.cert = pki_->client(kB);
   auto& t = AddTerminal(wrong);
@@ -228,7 +189,7 @@ TEST_F(E2eTest, AgentRefusedByHqRecordsAFailedRun) {
 }
 
 TEST_F(E2eTest, TwoTerminalsShareMembersCouponsAndConflicts) {
-  StartHq(true);
+  StartHq();
   std::vector<Member> members{Enrol(*hq_, 1), Enrol(*hq_, 2), Enrol(*hq_, 3)};
   auto& a = AddTerminal(Options(kA, hq_->port()));
   auto& b = AddTerminal(Options(kB, hq_->port()));
@@ -296,7 +257,7 @@ TEST_F(E2eTest, FaultsThenOneCleanRunEstablishesEveryInvariant) {
   uint64_t seed = Seed();
   SCOPED_TRACE("LOYALTY_E2E_SEED=" + std::to_string(seed));
   std::mt19937_64 rng(seed);
-  StartHq(true);
+  StartHq();
   std::vector<Member> members{Enrol(*hq_, 1), Enrol(*hq_, 2)};
   FaultProxy proxy(hq_->port(), seed);
   auto oa = Options(kA, proxy.port()), ob = Options(kB, proxy.port());
@@ -353,7 +314,7 @@ TEST_F(E2eTest, FaultsThenOneCleanRunEstablishesEveryInvariant) {
 }
 
 TEST_F(E2eTest, LostAndRestoredDatabasesConvergeInOneRun) {
-  StartHq(true);
+  StartHq();
   std::vector<Member> members{Enrol(*hq_, 1)};
   auto& a = AddTerminal(Options(kA, hq_->port()));
   ExpectOk(a.Sync());
@@ -394,7 +355,7 @@ TEST_F(E2eTest, LostAndRestoredDatabasesConvergeInOneRun) {
 }
 
 TEST_F(E2eTest, SigtermEndsARunWaitingOnHq) {
-  StartHq(true);
+  StartHq();
   // A listener that accepts and never answers: the run waits on its request.
   testing::SilentListener listener;
   auto o = Options(kA, listener.port());
@@ -408,7 +369,7 @@ TEST_F(E2eTest, SigtermEndsARunWaitingOnHq) {
 }
 
 TEST_F(E2eTest, AVelocityFreezeReachesHqAndHqsUnfreezeFlowsDown) {
-  StartHq(true);
+  StartHq();
   std::vector<Member> members{Enrol(*hq_, 4)};
   auto& a = AddTerminal(Options(kA, hq_->port()));
   auto& b = AddTerminal(Options(kB, hq_->port()));
