@@ -278,6 +278,23 @@ TEST_F(SyncRunTest, UploadBatchesStayUnderHqsBodyLimitWhateverTheirSize) {
   ExpectConverged();
 }
 
+// A sale the terminal priced for a member its own velocity freeze had just frozen (it earns
+// nothing) travels in the same upload as that freeze: HQ must price it as the terminal did,
+// not refuse it.
+TEST_F(SyncRunTest, ASaleAfterTheTerminalsOwnVelocityFreezeIsAcceptedInTheSameUpload) {
+  Commit("v1", 300000);  // 3,000 points
+  Commit("v2", 300000);  // 3,000 more within the hour: past 5,000, frozen at this terminal
+  auto frozen_sale = Commit("v3", 10000);
+  EXPECT_EQ(frozen_sale["points_to_earn"], 0) << frozen_sale.dump();
+  EXPECT_EQ(frozen_sale["member"]["status"], "frozen") << frozen_sale.dump();
+  auto r = Run();
+  ASSERT_EQ(r.result, "ok") << r.error;
+  EXPECT_EQ(r.uploaded, HqEntries());
+  EXPECT_TRUE(HqConflicts().empty()) << HqConflicts().dump();
+  EXPECT_EQ(hq_->Member(member_)["status"], "frozen");
+  ExpectConverged();
+}
+
 // A terminal whose cached balance drifted from HQ's without a change at HQ (its member row
 // and lots changed outside any sync: nothing in HQ's changes feed will replace them) gets
 // HQ's balance back from the balance reconciliation, with a `correction` entry that says
