@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <random>
 
+#include "support/files.h"
+
 namespace loyalty::checkout {
 namespace {
 
@@ -23,21 +25,15 @@ std::string Describe(const std::vector<model::Lot>& lots) {
 class LotsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() / ("lots_test_" + std::to_string(::getpid()));
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
     for (const char* name : {"held", "read"}) {
       auto l = ledger::Ledger::Open((dir_ / (std::string(name) + ".db")).string(), ledger::Ledger::Mode::kWriter, "T01");
       ASSERT_TRUE(l.ok()) << l.status().ToString();
       ledgers_.push_back(std::move(*l));
     }
   }
-  void TearDown() override {
-    ledgers_.clear();
-    std::filesystem::remove_all(dir_);
-  }
+  void TearDown() override { ledgers_.clear(); }
 
-  std::filesystem::path dir_;
+  loyalty::testing::TempDir dir_{"lots_test"};
   std::vector<std::unique_ptr<ledger::Ledger>> ledgers_;
 };
 

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -134,6 +135,31 @@ inline Sale PricedSale(FakeTerminal& t, uint64_t member, const std::string& id, 
 }
 inline std::vector<rules::Line> Basket(int64_t cents, const std::string& category = "grocery") {
   return {{"sku-1", 1, cents, category}};
+}
+
+// Every route of HQ, method and target: the admin routes (for this member), the terminal
+// routes of T01, health, and one route that does not exist.
+inline std::vector<std::pair<std::string, std::string>> HqRoutes(const std::string& member_id) {
+  return {{"GET", "/v1/health"},
+          {"POST", "/v1/members"},
+          {"GET", "/v1/members/" + member_id},
+          {"POST", "/v1/members/" + member_id + "/devices"},
+          {"POST", "/v1/members/" + member_id + "/adjustments"},
+          {"POST", "/v1/members/" + member_id + "/unfreeze"},
+          {"POST", "/v1/members/" + member_id + "/tier"},
+          {"POST", "/v1/members/" + member_id + "/identities"},
+          {"POST", "/v1/devices/d-1/revoke"},
+          {"POST", "/v1/coupons"},
+          {"GET", "/v1/terminals/T01"},
+          {"POST", "/v1/admin/expire"},
+          {"POST", "/v1/sync/T01/hello"},
+          {"POST", "/v1/sync/T01/entries"},
+          {"GET", "/v1/sync/T01/changes"},
+          {"POST", "/v1/sync/T01/recon/entries"},
+          {"POST", "/v1/sync/T01/recon/balances"},
+          {"POST", "/v1/sync/T01/fetch"},
+          {"POST", "/v1/sync/T01/members"},
+          {"POST", "/v1/no-such-route"}};
 }
 
 class HqFixture : public ::testing::Test {

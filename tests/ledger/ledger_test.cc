@@ -1,55 +1,21 @@
+// The ledger file itself: schema and migrations, the hash chain and Verify, transactions,
+// readers, idle checkpoints, fail-closed reads and damage. The other files of this folder
+// cover the ledger's rows by kind.
 #include "loyalty/ledger/ledger.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <tuple>
 
+#include "ledger_test_util.h"
 #include "loyalty/sqlite/sqlite.h"
-
-#include "loyalty/base/ids.h"
 #include "support/sqlite_damage.h"
 
 namespace loyalty::ledger {
-using sqlite::ClearStepFaults;
-using sqlite::Db;
-using sqlite::InjectStepFault;
-using sqlite::StepFaultsFired;
 namespace {
-
-class LedgerTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() / ("ledger_test_" + std::to_string(::getpid()) + "_" +
-                                                     ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    path_ = (dir_ / "ledger.db").string();
-  }
-  void TearDown() override {
-    ClearStepFaults();
-    std::filesystem::remove_all(dir_);
-  }
-
-  std::unique_ptr<Ledger> OpenWriter(const std::string& terminal = "T01") {
-    auto l = Ledger::Open(path_, Ledger::Mode::kWriter, terminal);
-    EXPECT_TRUE(l.ok()) << l.status().ToString();
-    return l.ok() ? std::move(*l) : nullptr;
-  }
-
-  EntryRow Append(Ledger& l, const std::string& kind, uint64_t member, int64_t points, int64_t at_ms) {
-    EntryDraft d{NewEntryId(at_ms), kind, member, points, at_ms, "C1", "", ""};
-    auto e = l.AppendEntry(d);
-    EXPECT_TRUE(e.ok()) << e.status().ToString();
-    return e.ok() ? *e : EntryRow{};
-  }
-
-  std::filesystem::path dir_;
-  std::string path_;
-};
 
 TEST_F(LedgerTest, MigratesAnEmptyFileToTheCurrentSchema) {
   auto l = OpenWriter();
@@ -84,6 +50,71 @@ TEST_F(LedgerTest, RefusesANewerSchema) {
   }
   auto l = Ledger::Open(path_, Ledger::Mode::kWriter, "T01");
   EXPECT_FALSE(l.ok());
+}
+
+// The schema version of a file without opening it for use: none for a missing file or one
+// that is not a database, the file's own for an older one (Open then migrates it).
+TEST_F(LedgerTest, PeekSchemaVersionReadsAFileWithoutMigratingIt) {
+  EXPECT_EQ(Ledger::PeekSchemaVersion(path_), std::nullopt);
+  EXPECT_FALSE(std::filesystem::exists(path_));  // peeking creates nothing
+  loyalty::testing::WriteFile(dir_ / "text.db", std::string(4096, 'x'));
+  EXPECT_EQ(Ledger::PeekSchemaVersion((dir_ / "text.db").string()), std::nullopt);
+  {
+    auto db = Db::Open(path_, false);
+    ASSERT_TRUE(db.ok());
+    for (int v = 0; v < 3; ++v) ASSERT_TRUE((*db)->Exec(MigrationSql(v)).ok()) << v;
+    ASSERT_TRUE((*db)->Exec("PRAGMA user_version=3").ok());
+  }
+  EXPECT_EQ(Ledger::PeekSchemaVersion(path_), 3);
+  EXPECT_EQ(Ledger::PeekSchemaVersion(path_), 3);  // still: the peek migrated nothing
+  { ASSERT_TRUE(OpenWriter()); }
+  EXPECT_EQ(Ledger::PeekSchemaVersion(path_), kSchemaVersion);
+  EXPECT_STREQ(MigrationSql(kSchemaVersion), "");
+  EXPECT_STREQ(MigrationSql(-1), "");
+}
+
+// A reader refuses a file the writer has not migrated yet (it cannot migrate it itself).
+TEST_F(LedgerTest, AReaderRefusesAFileOfAnOlderSchema) {
+  {
+    auto db = Db::Open(path_, false);
+    ASSERT_TRUE(db.ok());
+    ASSERT_TRUE((*db)->Exec(MigrationSql(0)).ok());
+    ASSERT_TRUE((*db)->Exec("PRAGMA user_version=1").ok());
+  }
+  auto r = Ledger::Open(path_, Ledger::Mode::kReader, "T01");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), "unavailable");
+  EXPECT_NE(r.status().message().find("schema version 1"), std::string::npos) << r.status().message();
+}
+
+// The chain head (head_seq, head_hash) follows appends, goes back with a rollback, and is
+// read again from the file by a new writer or a reader.
+TEST_F(LedgerTest, TheChainHeadFollowsAppendsAndIsReadBackOnOpen) {
+  EntryRow b;
+  {
+    auto l = OpenWriter();
+    EXPECT_EQ(l->head_seq(), 0);
+    EXPECT_EQ(l->head_hash(), std::string(32, '\0'));
+    InTransaction(*l, [&] {
+      Append(*l, "earn", 7, 100, 1000);
+      b = Append(*l, "earn", 7, 5, 2000);
+    });
+    EXPECT_EQ(l->head_seq(), 2);
+    EXPECT_EQ(l->head_hash(), b.hash);
+    ASSERT_TRUE(l->Begin().ok());
+    auto c = Append(*l, "earn", 7, 1, 3000);
+    EXPECT_EQ(l->head_seq(), 3);
+    EXPECT_EQ(l->head_hash(), c.hash);
+    l->Rollback();
+    EXPECT_EQ(l->head_seq(), 2);
+    EXPECT_EQ(l->head_hash(), b.hash);
+  }
+  auto w = OpenWriter();
+  EXPECT_EQ(w->head_seq(), 2);
+  EXPECT_EQ(w->head_hash(), b.hash);
+  auto r = OpenReader();
+  EXPECT_EQ(r->head_seq(), 2);
+  EXPECT_EQ(r->head_hash(), b.hash);
 }
 
 TEST_F(LedgerTest, HashChainLinksAndVerifiesAcrossReopen) {
@@ -463,20 +494,20 @@ TEST_F(LedgerTest, EveryReadReturnsItsErrorNeverAnEmptyAnswer) {
   EXPECT_TRUE(l->CheckIntegrity(false).value().empty());
 }
 
-TEST_F(LedgerTest, ADamagedPageIsLedgerDamagedAndLatchesEveryConnection) {
-  {
+// A ledger file (closed again) with members 1..n, enough of them to fill many pages.
+class LedgerDamageTest : public LedgerTest {
+ protected:
+  void AddMembers(uint64_t n) {
     auto l = OpenWriter();
     ASSERT_TRUE(l);
-    ASSERT_TRUE(l->Begin().ok());
-    for (uint64_t id = 1; id <= 2000; ++id) {
-      MemberRow m;
-      m.member_id = id;
-      m.display_name = "张*";
-      m.phone = "138****5678";
-      ASSERT_TRUE(l->UpsertMember(m).ok());
-    }
-    ASSERT_TRUE(l->Commit().ok());
+    InTransaction(*l, [&] {
+      for (uint64_t id = 1; id <= n; ++id) ASSERT_TRUE(l->UpsertMember(FullMember(id, 0)).ok());
+    });
   }
+};
+
+TEST_F(LedgerDamageTest, ADamagedPageIsLedgerDamagedAndLatchesEveryConnection) {
+  AddMembers(2000);
   auto page = testing::DamageRowPage(path_, "members", 1000);
   ASSERT_TRUE(page);
   auto l = OpenWriter();  // opening reads no member
@@ -500,18 +531,8 @@ TEST_F(LedgerTest, ADamagedPageIsLedgerDamagedAndLatchesEveryConnection) {
   EXPECT_NE(rep.problems[0].find("integrity_check"), std::string::npos) << rep.problems[0];
 }
 
-TEST_F(LedgerTest, QuickCheckFindsADamagedPageNoReadHasTouched) {
-  {
-    auto l = OpenWriter();
-    ASSERT_TRUE(l);
-    ASSERT_TRUE(l->Begin().ok());
-    for (uint64_t id = 1; id <= 2000; ++id) {
-      MemberRow m;
-      m.member_id = id;
-      ASSERT_TRUE(l->UpsertMember(m).ok());
-    }
-    ASSERT_TRUE(l->Commit().ok());
-  }
+TEST_F(LedgerDamageTest, QuickCheckFindsADamagedPageNoReadHasTouched) {
+  AddMembers(2000);
   ASSERT_TRUE(testing::DamageRowPage(path_, "members", 1500));
   auto r = Ledger::Open(path_, Ledger::Mode::kReader, "T01");
   ASSERT_TRUE(r.ok());

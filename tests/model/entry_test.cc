@@ -26,7 +26,7 @@ Entry Sample() {
 }
 
 TEST(EntryTest, CanonicalBytesAreTheProtocolArray) {
-  EXPECT_EQ(CanonicalEntryBytes(Sample()),
+  EXPECT_EQ(model::CanonicalEntryBytes(Sample()),
             R"([1,"0123456789abcdef0123456789abcdef","T01",7,"earn",900001,-15,1795000000123,"c-1","","{\"why\":\"é\"}"])");
 }
 
@@ -34,7 +34,7 @@ TEST(EntryTest, HashCoversPrevHashAndEveryField) {
   Entry e = Sample();
   const std::string h = EntryHash(e);
   ASSERT_EQ(h.size(), kHashBytes);
-  EXPECT_EQ(h, ChainHash(ZeroHash(), CanonicalEntryBytes(e)));
+  EXPECT_EQ(h, model::ChainHash(ZeroHash(), model::CanonicalEntryBytes(e)));
   Entry f = e;
   f.points = -16;
   EXPECT_NE(EntryHash(f), h);
@@ -50,12 +50,12 @@ TEST(SaleTest, CheckoutLinesRoundTripAndRejectMalformedText) {
   std::vector<CheckoutLine> lines(2);
   lines[0] = {0, "sku-1", "food", 2, 1500, 100, 0, 50, 2850, 2900, true, true};
   lines[1] = {1, "sku-2", "", 1, 99, 0, 0, 0, 99, 99, false, false};
-  auto back = DecodeCheckoutLines(EncodeCheckoutLines(lines));
+  auto back = model::DecodeCheckoutLines(model::EncodeCheckoutLines(lines));
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(*back, lines);
-  EXPECT_EQ(EncodeCheckoutLines({}), "[]");
+  EXPECT_EQ(model::EncodeCheckoutLines({}), "[]");
   for (const char* bad : {"", "{}", "[[]]", R"([["a","b",1,2,3,4,5,6,7,8]])", R"([["a","b",1,2,3,4,5,6,7,8,"9"]])"}) {
-    EXPECT_FALSE(DecodeCheckoutLines(bad).ok()) << bad;
+    EXPECT_FALSE(model::DecodeCheckoutLines(bad).ok()) << bad;
   }
 }
 

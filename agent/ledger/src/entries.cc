@@ -110,9 +110,6 @@ Result<EntryRow> Ledger::AppendEntry(const EntryDraft& d) {
   st.BindBlob(11, e.prev_hash).BindBlob(12, e.hash);
   if (Status s = st.Run(); !s.ok()) return s;
   if (Status s = IndexEntry(e, /*fresh=*/true); !s.ok()) return s;
-  if (on_append_) {
-    if (Status s = on_append_(e); !s.ok()) return s;
-  }
   head_seq_ = e.seq;
   head_hash_ = e.hash;
   return e;

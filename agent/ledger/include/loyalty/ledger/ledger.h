@@ -168,10 +168,6 @@ class Ledger {
   Status Commit();
   void Rollback();
 
-  // Called inside the transaction for every appended entry (e.g. to maintain the
-  // reconciliation index in the same transaction). May be empty.
-  void set_on_append(std::function<Status(const EntryRow&)> f) { on_append_ = std::move(f); }
-
   // --- entries
   Result<EntryRow> AppendEntry(const EntryDraft& d);
   Result<int64_t> EntryCount();  // the chain's length: its last seq (seq has no gaps; Verify checks that)
@@ -301,7 +297,6 @@ class Ledger {
   bool in_txn_ = false;
   int64_t txn_head_seq_ = 0;
   std::string txn_head_hash_;
-  std::function<Status(const EntryRow&)> on_append_;
   std::unique_ptr<recon::SqliteStore> entries_index_;
   std::unique_ptr<recon::SqliteStore> balances_index_;
   // Idle checkpoints (UseIdleCheckpoints): the WAL's size after the last commit.

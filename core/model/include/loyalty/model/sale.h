@@ -2,6 +2,7 @@
 // till, the sync upload carries them, HQ re-prices and stores them.
 #pragma once
 
+#include <compare>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -41,7 +42,7 @@ struct Checkout {
 struct RefundLine {
   int64_t line = 0;
   int64_t qty = 0;
-  bool operator==(const RefundLine&) const = default;
+  auto operator<=>(const RefundLine&) const = default;
 };
 
 struct Refund {
