@@ -4,6 +4,7 @@
 #include <limits>
 #include <map>
 
+#include "loyalty/hq/record_codec.h"
 #include "loyalty/hq/store.h"
 #include "loyalty/ledger/sqlite.h"
 #include "loyalty/recon/sqlite_store.h"
@@ -413,12 +414,14 @@ class SqliteStore final : public Store {
   }
 
   // --- checkouts and refunds
+  // A checkout's body is its compact form (record_codec.h); rows older versions wrote hold
+  // JSON text, which GetCheckout reads too.
   Result<bool> InsertCheckout(const std::string& terminal_id, const sync::Checkout& c) override {
     HQ_PREPARE(st,
                "INSERT OR IGNORE INTO checkouts (terminal_id, checkout_id, member_id, committed_at_ms, "
                "total_due_cents, code_hash, coupon_id, body) VALUES (?,?,?,?,?,?,?,?)");
     st.Bind(1, terminal_id).Bind(2, c.checkout_id).Bind(3, c.member_id).Bind(4, c.committed_at_ms);
-    st.Bind(5, c.total_due_cents).Bind(6, c.code_hash).Bind(7, c.coupon_id).Bind(8, sync::SerializeMessage(c));
+    st.Bind(5, c.total_due_cents).Bind(6, c.code_hash).Bind(7, c.coupon_id).BindBlob(8, EncodeCheckout(c));
     if (Status s = st.Run(); !s.ok()) return s;
     return db_->Changes() > 0;
   }
@@ -431,8 +434,8 @@ class SqliteStore final : public Store {
       if (!st.status().ok()) return st.status();
       return std::optional<sync::Checkout>();
     }
-    auto c = sync::ParseMessage<sync::Checkout>(st.Text(0));
-    if (!c.ok()) return Status::Error("internal", "stored checkout: " + c.status().message());
+    auto c = DecodeCheckout(st.Text(0));
+    if (!c.ok()) return c.status();
     return std::optional<sync::Checkout>(std::move(*c));
   }
 
