@@ -15,7 +15,7 @@ namespace {
 using ledger::Db;
 using ledger::Stmt;
 
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;
 
 constexpr const char* kMigrations[] = {
     // 1: everything.
@@ -93,6 +93,21 @@ CREATE TABLE member_states (
 CREATE INDEX member_states_by_member ON member_states(member_id, at_ms);
 CREATE TABLE terminal_downloads (
   terminal_id TEXT NOT NULL, at_ms INTEGER NOT NULL, PRIMARY KEY (terminal_id, at_ms)) WITHOUT ROWID;
+)sql",
+    // 3: what every uploaded checkout and entry asks, read from indexes alone: the month's
+    // spend (MemberSpend, at every accepted checkout and snapshot), the chain-wide velocity
+    // sum (EarnedBetween, at every applied earn), and a member's debt lots (DebtLots, at
+    // every credit). Not partial where a statement binds the condition's column to a
+    // parameter (`kind` here): SQLite would prepare it again at every new value. The new
+    // entries index begins with member_id: the old one on member_id alone only cost writes.
+    R"sql(
+DROP INDEX checkouts_by_member;
+CREATE INDEX checkouts_by_member ON checkouts(member_id, committed_at_ms, refused, total_due_cents, terminal_id,
+  checkout_id);
+DROP INDEX entries_by_member_kind;
+DROP INDEX entries_by_member;
+CREATE INDEX entries_by_member_kind ON entries(member_id, kind, applied, at_ms, points);
+CREATE INDEX lots_debt ON lots(member_id, expires_at_s, lot_id) WHERE remaining < 0;
 )sql",
 };
 
@@ -345,14 +360,13 @@ class SqliteStore final : public Store {
     return st.Step() ? Result<int64_t>(st.Int(0)) : Result<int64_t>(Fail(st));
   }
 
-  Result<bool> HasTerminalEntry(const std::string& terminal_id, uint64_t member_id, const std::string& kind,
-                                int64_t at_or_before_ms) override {
-    HQ_PREPARE(st,
-               "SELECT 1 FROM entries WHERE member_id = ? AND terminal_id = ? AND kind = ? AND at_ms <= ? LIMIT 1");
-    st.Bind(1, member_id).Bind(2, terminal_id).Bind(3, kind).Bind(4, at_or_before_ms);
-    if (st.Step()) return true;
-    if (!st.status().ok()) return st.status();
-    return false;
+  Result<std::optional<int64_t>> FirstTerminalEntryAt(const std::string& terminal_id, uint64_t member_id,
+                                                      const std::string& kind) override {
+    HQ_PREPARE(st, "SELECT min(at_ms) FROM entries WHERE member_id = ? AND kind = ? AND terminal_id = ?");
+    st.Bind(1, member_id).Bind(2, kind).Bind(3, terminal_id);
+    if (!st.Step()) return Fail(st);
+    if (st.IsNull(0)) return std::optional<int64_t>();
+    return std::optional<int64_t>(st.Int(0));
   }
 
   Result<std::vector<sync::Entry>> TerminalEntriesByIds(const std::string& terminal_id,
@@ -378,6 +392,19 @@ class SqliteStore final : public Store {
     HQ_PREPARE(st,
                "SELECT lot_id, member_id, points, remaining, earned_at_s, expires_at_s, entry_id FROM lots "
                "WHERE member_id = ? AND remaining <> 0 ORDER BY expires_at_s, lot_id");
+    st.Bind(1, member_id);
+    std::vector<LotRecord> out;
+    while (st.Step()) {
+      out.push_back({st.Int(0), static_cast<uint64_t>(st.Int(1)), st.Int(2), st.Int(3), st.Int(4), st.Int(5), st.Text(6)});
+    }
+    if (!st.status().ok()) return st.status();
+    return out;
+  }
+
+  Result<std::vector<LotRecord>> DebtLots(uint64_t member_id) override {
+    HQ_PREPARE(st,
+               "SELECT lot_id, member_id, points, remaining, earned_at_s, expires_at_s, entry_id FROM lots "
+               "WHERE member_id = ? AND remaining < 0 ORDER BY expires_at_s, lot_id");
     st.Bind(1, member_id);
     std::vector<LotRecord> out;
     while (st.Step()) {
@@ -487,15 +514,11 @@ class SqliteStore final : public Store {
     return st.Run();
   }
 
-  Result<std::vector<std::pair<std::string, std::string>>> MemberStates(uint64_t member_id, int64_t from_ms,
-                                                                        int64_t to_ms) override {
-    HQ_PREPARE(st,
-               "SELECT tier, status FROM member_states WHERE member_id = ?1 AND at_ms <= ?3 AND at_ms >= "
-               "coalesce((SELECT max(at_ms) FROM member_states WHERE member_id = ?1 AND at_ms <= ?2), 0) "
-               "ORDER BY at_ms, rowid");
-    st.Bind(1, member_id).Bind(2, from_ms).Bind(3, to_ms);
-    std::vector<std::pair<std::string, std::string>> out;
-    while (st.Step()) out.emplace_back(st.Text(0), st.Text(1));
+  Result<std::vector<MemberStateRecord>> MemberStateHistory(uint64_t member_id) override {
+    HQ_PREPARE(st, "SELECT at_ms, tier, status FROM member_states WHERE member_id = ? ORDER BY at_ms, rowid");
+    st.Bind(1, member_id);
+    std::vector<MemberStateRecord> out;
+    while (st.Step()) out.push_back({st.Int(0), st.Text(1), st.Text(2)});
     if (!st.status().ok()) return st.status();
     return out;
   }
@@ -506,12 +529,13 @@ class SqliteStore final : public Store {
     return st.Run();
   }
 
-  Result<std::optional<int64_t>> LastDownloadAtOrBefore(const std::string& terminal_id, int64_t at_ms) override {
-    HQ_PREPARE(st, "SELECT max(at_ms) FROM terminal_downloads WHERE terminal_id = ? AND at_ms <= ?");
+  Result<Downloads> DownloadsAround(const std::string& terminal_id, int64_t at_ms) override {
+    HQ_PREPARE(st,
+               "SELECT (SELECT max(at_ms) FROM terminal_downloads WHERE terminal_id = ?1 AND at_ms <= ?2), "
+               "(SELECT min(at_ms) FROM terminal_downloads WHERE terminal_id = ?1 AND at_ms > ?2)");
     st.Bind(1, terminal_id).Bind(2, at_ms);
     if (!st.Step()) return Fail(st);
-    if (st.IsNull(0)) return std::optional<int64_t>();
-    return std::optional<int64_t>(st.Int(0));
+    return Downloads{st.OptInt(0), st.OptInt(1)};
   }
 
   Result<std::vector<sync::Refund>> RefundsOf(const std::string& terminal_id, const std::string& checkout_id) override {
@@ -705,7 +729,7 @@ class SqliteStore final : public Store {
   Status AddToTerminalSet(const std::string& terminal_id, const recon::Item& item) override {
     auto set = OpenTerminalSet(terminal_id);
     if (!set.ok()) return set.status();
-    return (*set)->Add(item);
+    return (*set)->AddNew(item);  // the entry was just inserted: no set has held its id
   }
 
   Status UpsertBalance(uint64_t member_id, int64_t balance) override {
