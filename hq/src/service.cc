@@ -1769,6 +1769,8 @@ struct HqService::Impl {
           if (after >= *max) break;
         }
       }
+      // The spend sums the store keeps for windows before this month are not asked again.
+      if (Status s = store.PruneSpendTotals(MonthBounds(now_s).first); !s.ok()) return s;
       return store.PutMeta("tier_month", month);
     });
     if (!s.ok()) return s;

@@ -1,4 +1,5 @@
-// HQ's SQLite store below the service: the compact form of stored checkouts.
+// HQ's SQLite store below the service: the compact form of stored checkouts, and the
+// month's spend it keeps per window.
 #include <sqlite3.h>
 
 #include "hq_test_util.h"
@@ -115,6 +116,120 @@ TEST_F(HqStoreTest, CheckoutsAreStoredCompactAndOlderJsonRowsAreStillRead) {
   got = store_->GetCheckout("T01", "c-old");
   ASSERT_TRUE(got.ok() && *got) << got.status().ToString();
   EXPECT_EQ(**got, old);
+}
+
+// The month's spend is kept per window once asked inside a transaction; whatever happens to
+// the checkouts and refunds after that, it must read as the sum of the rows.
+constexpr int64_t kMonth = 1772294400000;  // 2026-03-01T00:00:00+08:00
+constexpr int64_t kNext = 1774972800000;   // 2026-04-01T00:00:00+08:00
+
+TEST_F(HqStoreTest, KeptSpendIsAlwaysTheSumOfTheRows) {
+  auto row_count = [&] {
+    sqlite3* db = nullptr;
+    EXPECT_EQ(sqlite3_open((dir_ / "hq.db").string().c_str(), &db), SQLITE_OK);
+    sqlite3_stmt* st = nullptr;
+    sqlite3_prepare_v2(db, "SELECT count(*) FROM spend_totals", -1, &st, nullptr);
+    int64_t n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+  };
+  auto spend = [&](uint64_t m, int64_t from = kMonth, int64_t to = kNext) {
+    int64_t out = -1;
+    EXPECT_TRUE(store_->Transaction([&]() -> Status {
+                        auto s = store_->MemberSpend(m, from, to);
+                        if (!s.ok()) return s.status();
+                        out = *s;
+                        return Status::Ok();
+                      }).ok());
+    return out;
+  };
+  auto insert = [&](const sync::Checkout& c) {
+    ASSERT_TRUE(store_->Transaction([&]() -> Status {
+                        auto r = store_->InsertCheckout("T01", c);
+                        return r.ok() ? Status::Ok() : r.status();
+                      }).ok());
+  };
+  insert(MakeCheckout("a", 7, 1000, kMonth + 10));
+  // Outside a transaction nothing is kept (a GET writes nothing).
+  auto outside = store_->MemberSpend(7, kMonth, kNext);
+  ASSERT_TRUE(outside.ok());
+  EXPECT_EQ(*outside, 1000);
+  EXPECT_EQ(row_count(), 0);
+  EXPECT_EQ(spend(7), 1000);
+  EXPECT_EQ(row_count(), 1);
+  // Later checkouts: in the window, before it, after it, another member, no member.
+  insert(MakeCheckout("b", 7, 250, kNext - 1));
+  insert(MakeCheckout("c", 7, 9999, kMonth - 1));
+  insert(MakeCheckout("d", 7, 9999, kNext));
+  insert(MakeCheckout("e", 8, 9999, kMonth + 20));
+  insert(MakeCheckout("f", std::nullopt, 9999, kMonth + 30));
+  EXPECT_EQ(spend(7), 1250);
+  EXPECT_EQ(spend(8), 9999);
+  // Another window (another calendar) is its own sum, kept up to date alike.
+  EXPECT_EQ(spend(7, kMonth - 3600000, kNext - 3600000), 1000 + 9999);
+  insert(MakeCheckout("g", 7, 1, kMonth + 40));
+  EXPECT_EQ(spend(7), 1251);
+  EXPECT_EQ(spend(7, kMonth - 3600000, kNext - 3600000), 1000 + 9999 + 1);
+  // A checkout refused after it was stored counts nowhere.
+  ASSERT_TRUE(store_->Transaction([&] { return store_->MarkCheckoutRefused("T01", "b"); }).ok());
+  EXPECT_EQ(spend(7), 1001);
+  // Refunds: an accepted one comes off, a refused one does not.
+  sync::Refund r1{"r1", "a", "", "return", kMonth + 100, 400, 0, 0, "{}", {{0, 1}}};
+  sync::Refund r2{"r2", "g", "", "return", kMonth + 100, 1, 0, 0, "{}", {{0, 1}}};
+  ASSERT_TRUE(store_->Transaction([&]() -> Status {
+                      for (const auto* r : {&r1, &r2}) {
+                        auto ok = store_->InsertRefund("T01", *r);
+                        if (!ok.ok()) return ok.status();
+                      }
+                      return store_->MarkRefundRefused("T01", "r2");
+                    }).ok());
+  EXPECT_EQ(spend(7), 601);
+  // A transaction that fails takes its changes to the kept sum with it.
+  EXPECT_FALSE(store_->Transaction([&]() -> Status {
+                         auto r = store_->InsertCheckout("T01", MakeCheckout("h", 7, 5000, kMonth + 50));
+                         if (!r.ok()) return r.status();
+                         auto s = store_->MemberSpend(7, kMonth, kNext);
+                         EXPECT_TRUE(s.ok() && *s == 5601);
+                         return Status::Error("internal", "rolled back on purpose");
+                       }).ok());
+  EXPECT_EQ(spend(7), 601);
+  // The daily job forgets windows that ended before the month it is in.
+  ASSERT_TRUE(store_->Transaction([&] { return store_->PruneSpendTotals(kNext); }).ok());
+  EXPECT_EQ(row_count(), 0);
+  EXPECT_EQ(spend(7), 601);
+}
+
+TEST_F(HqStoreTest, ASpendPastTwoToTheSixtySecondIsSummedNotKept) {
+  constexpr int64_t kFrom = kMonth, kTo = kNext;
+  constexpr int64_t kLimit = int64_t{1} << 62;
+  const int64_t n = kLimit / sync::kMaxCents;  // still within the limit
+  ASSERT_TRUE(store_->Transaction([&]() -> Status {
+                      for (int64_t i = 0; i < n; ++i) {
+                        auto r = store_->InsertCheckout("T01", MakeCheckout("c" + std::to_string(i), 7, sync::kMaxCents,
+                                                                            kFrom + i));
+                        if (!r.ok()) return r.status();
+                      }
+                      return Status::Ok();
+                    }).ok());
+  auto in_tx = [&] {
+    int64_t out = -1;
+    EXPECT_TRUE(store_->Transaction([&]() -> Status {
+                        auto s = store_->MemberSpend(7, kFrom, kTo);
+                        if (!s.ok()) return s.status();
+                        out = *s;
+                        return Status::Ok();
+                      }).ok());
+    return out;
+  };
+  EXPECT_EQ(in_tx(), n * sync::kMaxCents);  // kept
+  // One more passes the limit: the kept sum is dropped and the rows give the answer.
+  ASSERT_TRUE(store_->Transaction([&]() -> Status {
+                      auto r = store_->InsertCheckout("T01", MakeCheckout("last", 7, sync::kMaxCents, kFrom + n));
+                      return r.ok() ? Status::Ok() : r.status();
+                    }).ok());
+  EXPECT_EQ(in_tx(), (n + 1) * sync::kMaxCents);
+  EXPECT_EQ(in_tx(), (n + 1) * sync::kMaxCents);
 }
 
 }  // namespace

@@ -185,7 +185,12 @@ class Store {
   // Σ total_due_cents of the member's checkouts committed in [from_ms, to_ms) minus Σ
   // refund_cents of their refunds.
   // Refused checkouts and refunds are left out; the sum saturates instead of overflowing.
+  // A backend may keep the sum of a window it was asked for inside a transaction, as long as
+  // every answer is the sum of the rows (the SQLite one does: each checkout then costs one
+  // row update instead of a sum over the member's month at every checkout).
   virtual Result<int64_t> MemberSpend(uint64_t member_id, int64_t from_ms, int64_t to_ms) = 0;
+  // Forgets the sums kept for windows [from, to) with to <= this time (the daily job).
+  virtual Status PruneSpendTotals(int64_t ended_by_ms) = 0;
   // A checkout or refund HQ could not check: kept (a restored terminal gets it back), counted
   // in no spend and backing no entry.
   virtual Status MarkCheckoutRefused(const std::string& terminal_id, const std::string& checkout_id) = 0;
