@@ -198,6 +198,10 @@ struct HqService::Impl {
     std::map<std::string, int64_t> applied;  // by kind
   };
   std::map<std::string, BatchCheckout> batch_checkouts;
+  // The earliest at_ms of the upload's own freeze and tier_upgrade entries, by (member,
+  // kind): the checkouts are judged before the entries are stored, and a sale after the
+  // terminal's freeze in the same upload was priced frozen (valid during Upload).
+  std::map<std::pair<uint64_t, std::string>, int64_t> batch_first_entry;
   std::map<std::string, std::shared_ptr<const rules::Rules>> versions;  // published, by version
   bool published = false;
 
@@ -423,9 +427,13 @@ struct HqService::Impl {
     return out;
   }
 
-  // Whether the terminal had written an entry of this kind for the member by at_ms.
+  // Whether the terminal had written an entry of this kind for the member by at_ms: stored,
+  // or in the upload being applied.
   Result<bool> TerminalEntryBy(MemberSlot& s, const std::string& tid, uint64_t member_id, const std::string& kind,
                                int64_t at_ms) {
+    if (auto b = batch_first_entry.find({member_id, kind}); b != batch_first_entry.end() && b->second <= at_ms) {
+      return true;
+    }
     auto key = std::make_pair(tid, kind);
     auto it = s.first_entry_at.find(key);
     if (it == s.first_entry_at.end()) {
@@ -1148,6 +1156,13 @@ struct HqService::Impl {
     Status s = Write([&]() -> Status {
       out.results.clear();
       batch_checkouts.clear();
+      batch_first_entry.clear();
+      for (const auto& e : up->entries) {
+        if ((e.kind == "freeze" || e.kind == "tier_upgrade") && e.terminal_id == tid && EntryHashHex(e) == e.hash) {
+          auto [it, fresh] = batch_first_entry.emplace(std::make_pair(e.member_id, e.kind), e.at_ms);
+          if (!fresh) it->second = std::min(it->second, e.at_ms);
+        }
+      }
       auto term = TouchTerminal(tid, nullptr);
       if (!term.ok()) return term.status();
       const int64_t now_ms = clock.now_ms();
@@ -1192,6 +1207,7 @@ struct HqService::Impl {
       return store.PutTerminal(*term);
     });
     batch_checkouts.clear();  // it points into `up`, also after a failed transaction
+    batch_first_entry.clear();
     if (!s.ok()) return FromStatus(s);
     return JsonResponse(200, sync::ToJson(out));
   }

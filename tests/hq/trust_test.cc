@@ -294,6 +294,29 @@ TEST_F(HqTrustTest, HqPublishesItsRulesAndPricesWithEveryVersion) {
   EXPECT_NE(st.message().find("2026-12"), std::string::npos);
 }
 
+TEST_F(HqTrustTest, ASaleAfterTheTerminalsFreezeInTheSameUploadIsPricedFrozen) {
+  std::string id = CreateMember();
+  uint64_t m = std::stoull(id);
+  ASSERT_EQ(Call("GET", "/v1/sync/T01/changes", "", false).status, 200);
+  clock_.advance_ms(1000);
+  FakeTerminal t{"T01"};
+  // 6000 points in one sale: the terminal freezes the member in the same commit, and its
+  // next sale earns nothing.
+  Sale big = PricedSale(t, m, "c1", Basket(600000), kNowMs + 100);
+  big.entries.push_back(t.Make("freeze", m, 0, kNowMs + 100, "c1", R"({"reason":"velocity"})"));
+  Sale after = PricedSale(t, m, "c2", Basket(10000), kNowMs + 200, 0, "", "member", std::nullopt, true);
+  ASSERT_EQ(after.checkout.points_earned, 0);
+  sync::UploadRequest up;
+  up.entries = {big.entries[0], big.entries[1], after.entries[0]};
+  up.checkouts = {big.checkout, after.checkout};
+  auto res = Upload("T01", up);
+  ASSERT_EQ(res.results.size(), 3u);
+  for (const auto& r : res.results) EXPECT_EQ(r.status, "created");
+  EXPECT_TRUE(RefusalReasons("T01").empty());
+  EXPECT_EQ(Member(id)["status"], "frozen");
+  EXPECT_EQ(Balance(id), 6000);
+}
+
 // HQ reads each member, its lots and its history once per upload and writes it once at the
 // end. The same sales uploaded all at once or one at a time (a refused forgery, a duplicate,
 // redemptions, a tier reached and a velocity freeze among them) must leave HQ in the same
