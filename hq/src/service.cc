@@ -918,6 +918,18 @@ struct HqService::Impl {
         if (*n > 0) return std::string("duplicate");
       }
       if (!earn) {
+        auto rv = RulesVersion(co.rules_version);
+        if (!rv.ok()) return rv.status();
+        if (!*rv) return std::string("rules_version_unknown");
+        // The cooldown (loyalty-rules.md): the terminal refuses a redemption less than
+        // redeem_cooldown_s after the member's last one recorded on it, refused at HQ or not.
+        if ((*rv)->redeem_cooldown_s > 0) {
+          auto last = store.LastTerminalEntryAt(tid, e.member_id, "redeem", e.seq);
+          if (!last.ok()) return last.status();
+          if (*last && **last > 0 && co.committed_at_ms - **last < (*rv)->redeem_cooldown_s * 1000) {
+            return std::string("cooldown_active");
+          }
+        }
         // Against what the terminal could know: its last snapshot plus its own entries since.
         auto d = LastDownload(tid, co.committed_at_ms);
         if (!d.ok()) return d.status();
@@ -927,9 +939,6 @@ struct HqService::Impl {
           return known.status();
         }
         if (*known < co.redeemed_points) return std::string("insufficient_points");
-        auto rv = RulesVersion(co.rules_version);
-        if (!rv.ok()) return rv.status();
-        if (!*rv) return std::string("rules_version_unknown");
         bool stale = !*d || co.committed_at_ms - **d > (*rv)->stale_after_s * 1000;
         if (stale && co.redeemed_points > (*rv)->stale_redeem_cap_points) return std::string("stale_cap_exceeded");
       }

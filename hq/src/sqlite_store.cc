@@ -372,6 +372,15 @@ class SqliteStore final : public Store {
     return std::optional<int64_t>(st.Int(0));
   }
 
+  Result<std::optional<int64_t>> LastTerminalEntryAt(const std::string& terminal_id, uint64_t member_id,
+                                                     const std::string& kind, int64_t before_seq) override {
+    HQ_PREPARE(st, "SELECT max(at_ms) FROM entries WHERE member_id = ? AND kind = ? AND terminal_id = ? AND seq < ?");
+    st.Bind(1, member_id).Bind(2, kind).Bind(3, terminal_id).Bind(4, before_seq);
+    if (!st.Step()) return Fail(st);
+    if (st.IsNull(0)) return std::optional<int64_t>();
+    return std::optional<int64_t>(st.Int(0));
+  }
+
   Result<std::vector<sync::Entry>> TerminalEntriesByIds(const std::string& terminal_id,
                                                         const std::vector<std::string>& ids) override {
     std::vector<sync::Entry> out;

@@ -116,25 +116,68 @@ TEST_F(HqTrustTest, RedemptionIsCheckedAgainstWhatTheTerminalCouldKnow) {
   EXPECT_EQ(res.results[0].status, "created");   // the earn is fine
   EXPECT_EQ(res.results[1].status, "refused");   // the redemption is not
   EXPECT_EQ(RefusalReasons("T01"), (std::set<std::string>{"insufficient_points"}));
-  // After a download it knows 3000 (+ its earn of c1): a redemption within that stands.
+  // After a download it knows 3000 (+ its earn of c1): a redemption within that stands
+  // (past the cooldown after the first one, which the terminal recorded).
   ASSERT_EQ(Call("GET", "/v1/sync/T01/changes", "", false).status, 200);
   clock_.advance_ms(1000);
-  Sale ok = PricedSale(t, m, "c2", Basket(100000), kNowMs + 2000, 2000, code);
+  Sale ok = PricedSale(t, m, "c2", Basket(100000), kNowMs + 700'000, 2000, code);
   res = Upload("T01", {ok.entries, {ok.checkout}, {}});
   EXPECT_EQ(res.results[0].status, "created");
   EXPECT_EQ(res.results[1].status, "created");
   // More than it could know is refused.
-  Sale over = PricedSale(t, m, "c3", Basket(1000000), kNowMs + 3000, 5000, code);
+  Sale over = PricedSale(t, m, "c3", Basket(1000000), kNowMs + 1'400'000, 5000, code);
   res = Upload("T01", {over.entries, {over.checkout}, {}});
   EXPECT_EQ(res.results[1].status, "refused");
   // A static card cannot redeem: pricing refuses the whole checkout.
-  Sale card = PricedSale(t, m, "c4", Basket(10000), kNowMs + 4000, 0, "");
+  Sale card = PricedSale(t, m, "c4", Basket(10000), kNowMs + 2'100'000, 0, "");
   card.checkout.redeemed_points = 100;
-  card.entries.push_back(t.Make("redeem", m, -100, kNowMs + 4000, "c4"));
+  card.entries.push_back(t.Make("redeem", m, -100, kNowMs + 2'100'000, "c4"));
   res = Upload("T01", {card.entries, {card.checkout}, {}});
   EXPECT_EQ(res.results[1].status, "refused");
   EXPECT_EQ(Balance(id), 3000 + blind.checkout.points_earned + ok.checkout.points_earned - 2000 +
                              over.checkout.points_earned);
+  ExpectBalanceIsAppliedSum(id);
+}
+
+// loyalty-rules.md: a member redeems at most once per redeem_cooldown_s on a terminal. A
+// redemption the terminal could not have allowed — less than that after the member's last
+// one in its own chain, whatever HQ made of that one — is refused (cooldown_active).
+TEST_F(HqTrustTest, ARedemptionInsideTheCooldownIsRefused) {
+  std::string id = CreateMember();
+  uint64_t m = std::stoull(id);
+  ASSERT_EQ(Call("POST", "/v1/members/" + id + "/adjustments",
+                 json{{"adjustment_id", "a1"}, {"points", 20000}, {"reason", "seed"}})
+                .status,
+            201);
+  for (const char* tid : {"/v1/sync/T01/changes", "/v1/sync/T02/changes"}) {
+    ASSERT_EQ(Call("GET", tid, "", false).status, 200);
+  }
+  clock_.advance_ms(1000);
+  const std::string code(64, 'c');
+  const int64_t t0 = kNowMs + 10'000, cooldown_ms = 600'000;
+  FakeTerminal a{"T01"}, b{"T02"};
+  auto redeem_status = [&](FakeTerminal& t, const std::string& tid, const std::string& cid, int64_t at_ms) {
+    Sale s = PricedSale(t, m, cid, Basket(10000), at_ms, 1000, code);
+    auto res = Upload(tid, {s.entries, {s.checkout}, {}});
+    EXPECT_EQ(res.results.size(), 2u);
+    return res.results.size() == 2 ? res.results[1].status : std::string();
+  };
+  EXPECT_EQ(redeem_status(a, "T01", "c1", t0), "created");
+  EXPECT_EQ(redeem_status(a, "T01", "c2", t0 + cooldown_ms - 1), "refused");
+  EXPECT_EQ(RefusalReasons("T01"), (std::set<std::string>{"cooldown_active"}));
+  // The refused one is still in the terminal's chain: the cooldown runs from it.
+  EXPECT_EQ(redeem_status(a, "T01", "c3", t0 + cooldown_ms), "refused");
+  EXPECT_EQ(redeem_status(a, "T01", "c4", t0 + 2 * cooldown_ms), "created");
+  // Another terminal has its own cooldown.
+  EXPECT_EQ(redeem_status(b, "T02", "c5", t0 + 1), "created");
+  // Two redemptions within the cooldown in one upload: the second is refused.
+  Sale s6 = PricedSale(a, m, "c6", Basket(10000), t0 + 4 * cooldown_ms, 1000, code);
+  Sale s7 = PricedSale(a, m, "c7", Basket(10000), t0 + 4 * cooldown_ms + 1000, 1000, code);
+  auto res = Upload("T01", {{s6.entries[0], s6.entries[1], s7.entries[0], s7.entries[1]}, {s6.checkout, s7.checkout}, {}});
+  ASSERT_EQ(res.results.size(), 4u);
+  EXPECT_EQ(res.results[1].status, "created");
+  EXPECT_EQ(res.results[3].status, "refused");
+  EXPECT_EQ(Balance(id), 20000 + 7 * 90 - 4 * 1000);
   ExpectBalanceIsAppliedSum(id);
 }
 

@@ -158,6 +158,10 @@ class Store {
   // not); nullopt when it has none. "Had the terminal written one by t" is `first <= t`.
   virtual Result<std::optional<int64_t>> FirstTerminalEntryAt(const std::string& terminal_id, uint64_t member_id,
                                                               const std::string& kind) = 0;
+  // The latest at_ms of the terminal's entries of this kind for the member (applied or not)
+  // with seq < before_seq: what its own ledger held before that entry. nullopt: none.
+  virtual Result<std::optional<int64_t>> LastTerminalEntryAt(const std::string& terminal_id, uint64_t member_id,
+                                                             const std::string& kind, int64_t before_seq) = 0;
   virtual Result<std::vector<sync::Entry>> TerminalEntriesByIds(const std::string& terminal_id,
                                                                 const std::vector<std::string>& ids) = 0;
   // HQ's own chain head (seq, raw hash).
