@@ -10,7 +10,9 @@
 // After each, a second run right away (d = 0). Then, for each D (default 1 10 100), D
 // checkouts and one run. Each run: wall time from POST /v1/sync until GET /v1/sync shows
 // its result, the run's own duration (finished_at_ms - started_at_ms) and its round trips
-// and body bytes as recorded in sync_runs.
+// and body bytes as recorded in sync_runs, and the CPU time loyalty-hq and loyaltyd spent
+// meanwhile (user + system, from /proc/PID/stat): on a machine shared with other work the
+// wall time grows with the load, the CPU time much less.
 #include <sqlite3.h>
 #include <unistd.h>
 
@@ -19,6 +21,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -34,9 +38,30 @@ constexpr char kTerminal[] = "T-0001";
 
 double Ms(Clk::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
+// CPU time (user + system) a process has used so far, in ms; -1 when unknown.
+double CpuMs(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  size_t paren = stat.rfind(')');
+  if (paren == std::string::npos) return -1;
+  std::istringstream in(stat.substr(paren + 2));
+  std::string field;
+  long long utime = -1, stime = -1;
+  for (int i = 3; in >> field; ++i) {  // fields 14 and 15 (1-based) are utime and stime
+    if (i == 14) utime = std::atoll(field.c_str());
+    if (i == 15) {
+      stime = std::atoll(field.c_str());
+      break;
+    }
+  }
+  if (utime < 0 || stime < 0) return -1;
+  return static_cast<double>(utime + stime) * 1000.0 / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
 struct Run {
   bool ok = false;
   double wall_ms = 0;
+  double hq_cpu_ms = -1, terminal_cpu_ms = -1;
   int64_t own_ms = 0, uploaded = 0, downloaded = 0, round_trips = 0, sent = 0, received = 0;
   std::string raw;
 };
@@ -67,11 +92,14 @@ int64_t Pending(TerminalProcess& t) {
   return h.status == 200 && h.body.contains("sync") ? h.body["sync"].value("pending_entries", int64_t{-1}) : -1;
 }
 
-Run MeasureSync(TerminalProcess& t) {
+Run MeasureSync(TerminalProcess& t, const HqProcess& hq) {
   Run r;
+  double hq0 = CpuMs(hq.pid()), t0_cpu = CpuMs(t.pid());
   auto t0 = Clk::now();
   json run = t.Sync();
   r.wall_ms = Ms(Clk::now() - t0);
+  r.hq_cpu_ms = CpuMs(hq.pid()) - hq0;
+  r.terminal_cpu_ms = CpuMs(t.pid()) - t0_cpu;
   r.ok = run.value("result", "") == "ok";
   r.own_ms = RunMs(t, run.value("run_id", ""));
   r.uploaded = Int(run, "uploaded");
@@ -91,6 +119,7 @@ void Print(const char* label, int64_t pending, const Run& r) {
               static_cast<long long>(r.downloaded), static_cast<long long>(r.round_trips),
               static_cast<long long>(r.sent), static_cast<long long>(r.received));
   if (r.uploaded > 0) std::printf("%-22s %.0f B sent per uploaded entry\n", "", static_cast<double>(r.sent) / r.uploaded);
+  std::printf("%-22s cpu: loyalty-hq %.0f ms, loyaltyd %.0f ms\n", "", r.hq_cpu_ms, r.terminal_cpu_ms);
   if (!r.ok) std::printf("  run: %s\n", r.raw.c_str());
   std::fflush(stdout);
 }
@@ -110,6 +139,13 @@ bool Checkouts(TerminalProcess& t, const std::vector<Member>& members, int n, in
   }
   if (ms) *ms = Ms(Clk::now() - t0);
   return true;
+}
+
+std::string LoadAverage() {
+  std::ifstream f("/proc/loadavg");
+  std::string a, b, c;
+  f >> a >> b >> c;
+  return a + " " + b + " " + c + "\n";
 }
 
 int64_t Acked(HqProcess& hq) {
@@ -166,12 +202,12 @@ int main(int argc, char** argv) {
 
     std::printf("bench_sync: loyaltyd -> loyalty-hq over loopback mutual TLS; %d card members, "
                 "checkouts of 10.00 (one earn entry each)\n\n", n_members);
-    Run first = MeasureSync(t);
+    Run first = MeasureSync(t, hq);
     Print("first (members down)", 0, first);
     if (!first.ok) return 1;
 
     int serial = 0;
-    std::vector<double> walls, owns;
+    std::vector<double> walls, owns, hq_cpus, t_cpus;
     for (int rep = 0; rep < reps && rc == 0; ++rep) {
       double commit_ms = 0;
       int64_t before = t.LedgerEntries();
@@ -179,9 +215,9 @@ int main(int argc, char** argv) {
       int64_t pending = Pending(t);
       std::printf("rep %d: %d checkouts committed in %.0f ms (%.2f ms each), %lld new entries\n", rep + 1, entries,
                   commit_ms, commit_ms / entries, static_cast<long long>(t.LedgerEntries() - before));
-      Run up = MeasureSync(t);
+      Run up = MeasureSync(t, hq);
       Print("  busy hour upload", pending, up);
-      Run again = MeasureSync(t);
+      Run again = MeasureSync(t, hq);
       Print("  right after (d = 0)", Pending(t), again);
       int64_t local = t.LedgerEntries(), acked = Acked(hq);
       if (!up.ok || !again.ok || local != acked) {
@@ -191,22 +227,30 @@ int main(int argc, char** argv) {
       }
       walls.push_back(up.wall_ms);
       owns.push_back(static_cast<double>(up.own_ms));
+      hq_cpus.push_back(up.hq_cpu_ms);
+      t_cpus.push_back(up.terminal_cpu_ms);
     }
     for (int d : ds) {
       if (rc != 0) break;
       if (!Checkouts(t, members, d, serial, nullptr)) return 1;
       int64_t pending = Pending(t);
-      Run r = MeasureSync(t);
+      Run r = MeasureSync(t, hq);
       Print(("d = " + std::to_string(d)).c_str(), pending, r);
       if (!r.ok) rc = 1;
     }
     if (!walls.empty()) {
       std::sort(walls.begin(), walls.end());
       std::sort(owns.begin(), owns.end());
+      std::sort(hq_cpus.begin(), hq_cpus.end());
+      std::sort(t_cpus.begin(), t_cpus.end());
       std::printf("\nupload of %d entries over %zu reps: wall median %.1f ms (min %.1f, max %.1f); "
                   "run median %.0f ms (min %.0f, max %.0f); target <= 1000 ms\n",
                   entries, walls.size(), walls[walls.size() / 2], walls.front(), walls.back(), owns[owns.size() / 2],
                   owns.front(), owns.back());
+      std::printf("cpu during the upload: loyalty-hq median %.0f ms (min %.0f, max %.0f), loyaltyd median %.0f ms "
+                  "(min %.0f, max %.0f); load average %s",
+                  hq_cpus[hq_cpus.size() / 2], hq_cpus.front(), hq_cpus.back(), t_cpus[t_cpus.size() / 2],
+                  t_cpus.front(), t_cpus.back(), LoadAverage().c_str());
     }
     t.Stop();
     hq.Stop();

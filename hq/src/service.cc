@@ -174,12 +174,19 @@ struct HqService::Impl {
   HqOptions opt;
 
   rules::Rules current;  // the chain's current rules (opt.rules or the defaults)
-  // The checkouts of the upload being applied, with their verdicts (valid during Upload).
+  // The checkouts the upload being applied stored (new to HQ), with their verdicts and the
+  // entries of each kind applied for them so far: no entry before this upload can name one
+  // (valid during Upload).
   struct BatchCheckout {
     const sync::Checkout* checkout = nullptr;
     bool refused = false;
+    std::map<std::string, int64_t> applied;  // by kind
   };
   std::map<std::string, BatchCheckout> batch_checkouts;
+  // The earliest at_ms of the upload's own freeze and tier_upgrade entries, by (member,
+  // kind): the checkouts are judged before the entries are stored, and a sale after the
+  // terminal's freeze in the same upload was priced frozen (valid during Upload).
+  std::map<std::pair<uint64_t, std::string>, int64_t> batch_first_entry;
   std::map<std::string, std::shared_ptr<const rules::Rules>> versions;  // published, by version
   bool published = false;
 
@@ -250,6 +257,238 @@ struct HqService::Impl {
     return {opt.timezone.FromLocal(start) * 1000, opt.timezone.FromLocal(next) * 1000};
   }
 
+  // ------------------------------------------------------------------ one write's members
+  // A write transaction (Write) reads each member it touches once and keeps it here while
+  // its checks and entries change it; each changed member's row, change_seq and balance-set
+  // item are written once, when the body has succeeded, in the order of their last change
+  // (a checkout and its earn entry used to read the member five times and write it twice).
+  // What the checks read of a member's history — lots, recorded states, the uploading
+  // terminal's first freeze and upgrade, its downloads — is read once per write too, and
+  // every write the transaction makes to those goes through here and keeps them current,
+  // so each answer is the one the store would give at that point. A failed body rolls the
+  // transaction back and drops all of it; nothing outlives the transaction.
+  struct MemberSlot {
+    std::optional<MemberRecord> m;  // nullopt: HQ has no such member (yet)
+    bool write = false;    // UpdateMember at the end
+    bool touch = false;    // else TouchMember at the end
+    bool balance = false;  // UpsertBalance at the end
+    uint64_t order = 0;    // the last write or touch
+    std::optional<std::vector<model::Lot>> lots;  // as Store::Lots: remaining != 0, by expiry, lot id
+    std::optional<std::vector<MemberStateRecord>> states;  // as Store::MemberStateHistory
+    // (terminal, kind) -> Store::FirstTerminalEntryAt
+    std::map<std::pair<std::string, std::string>, std::optional<int64_t>> first_entry_at;
+  };
+  struct DownloadSpan {  // every moment in [last or -inf, next or +inf) has `last` as its last download
+    std::optional<int64_t> last, next;
+  };
+  struct WriteCache {
+    std::map<uint64_t, MemberSlot> members;
+    uint64_t changes = 0;
+    std::map<std::string, std::vector<DownloadSpan>> downloads;  // by terminal
+  };
+  std::unique_ptr<WriteCache> tx;  // the open write's; nullptr outside one
+
+  // Runs body in one store transaction with a fresh member cache, and writes the members it
+  // changed before the commit. Every transaction that changes a member runs through here.
+  Status Write(const std::function<Status()>& body) {
+    return store.Transaction([&]() -> Status {
+      struct Reset {
+        std::unique_ptr<WriteCache>& p;
+        ~Reset() { p.reset(); }
+      } reset{tx};
+      tx = std::make_unique<WriteCache>();
+      if (Status s = body(); !s.ok()) return s;
+      return FlushMembers();
+    });
+  }
+
+  Status FlushMembers() {
+    std::vector<std::pair<uint64_t, MemberSlot*>> dirty;
+    for (auto& [id, slot] : tx->members) {
+      if (slot.write || slot.touch || slot.balance) dirty.emplace_back(slot.order, &slot);
+    }
+    std::sort(dirty.begin(), dirty.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (const auto& [order, slot] : dirty) {
+      if (!slot->m) continue;  // a touch of a member HQ does not have changes nothing
+      if (slot->write) {
+        if (Status s = store.UpdateMember(*slot->m); !s.ok()) return s;
+      } else if (slot->touch) {
+        if (Status s = store.TouchMember(slot->m->member_id); !s.ok()) return s;
+      }
+      if (slot->balance) {
+        if (Status s = store.UpsertBalance(slot->m->member_id, slot->m->balance); !s.ok()) return s;
+      }
+    }
+    return Status::Ok();
+  }
+
+  // Writes the changed members now and drops what the write had read of every member (a
+  // long job that goes through many members keeps none of them).
+  Status Forget() {
+    if (Status s = FlushMembers(); !s.ok()) return s;
+    tx->members.clear();
+    return Status::Ok();
+  }
+
+  static Status NoWrite() { return Status::Error("internal", "a member change outside a write transaction"); }
+
+  // The member as the open write sees it, read on first use.
+  Result<MemberSlot*> Slot(uint64_t member_id) {
+    if (!tx) return NoWrite();
+    if (auto it = tx->members.find(member_id); it != tx->members.end()) return &it->second;
+    auto m = store.GetMember(member_id);
+    if (!m.ok()) return m.status();
+    MemberSlot& slot = tx->members[member_id];
+    slot.m = std::move(*m);
+    return &slot;
+  }
+
+  Result<MemberSlot*> MemberOrBare(uint64_t member_id) {
+    auto slot = Slot(member_id);
+    if (!slot.ok() || (*slot)->m) return slot;
+    // A terminal knows a member HQ has no row for only through a dynamic code HQ signed
+    // (or a database from elsewhere): keep its points anyway, under a bare member.
+    MemberRecord bare;
+    bare.member_id = member_id;
+    bare.created_at_ms = clock.now_ms();
+    if (Status s = store.InsertMember(bare); !s.ok()) return s;
+    (*slot)->m = bare;
+    if (Status s = AddState(**slot, bare.created_at_ms, bare.tier, bare.status); !s.ok()) return s;
+    return slot;
+  }
+
+  // Saves a member whose tier or status may have changed, recording the new state with
+  // HQ's time (what a terminal could have known is judged from these).
+  Status SaveMember(const MemberRecord& m, const std::string& old_tier, const std::string& old_status) {
+    auto slot = Slot(m.member_id);
+    if (!slot.ok()) return slot.status();
+    MemberSlot& s = **slot;
+    if (!s.m || &*s.m != &m) s.m = m;
+    s.write = true;
+    s.order = ++tx->changes;
+    if (m.tier == old_tier && m.status == old_status) return Status::Ok();
+    return AddState(s, clock.now_ms(), m.tier, m.status);
+  }
+
+  // Gives the member a new change_seq at the end of the write (it will be in the next page).
+  Status Touch(uint64_t member_id) {
+    auto slot = Slot(member_id);
+    if (!slot.ok()) return slot.status();
+    (*slot)->touch = true;
+    (*slot)->order = ++tx->changes;
+    return Status::Ok();
+  }
+
+  Status AddState(MemberSlot& s, int64_t at_ms, const std::string& tier, const std::string& status) {
+    if (Status st = store.AddMemberState(s.m->member_id, at_ms, tier, status); !st.ok()) return st;
+    if (s.states) {
+      auto at = std::upper_bound(s.states->begin(), s.states->end(), at_ms,
+                                 [](int64_t t, const MemberStateRecord& r) { return t < r.at_ms; });
+      s.states->insert(at, MemberStateRecord{at_ms, tier, status});
+    }
+    return Status::Ok();
+  }
+
+  // (tier, status) pairs in effect at any time in [from_ms, to_ms]: the one in effect at
+  // from_ms (the latest recorded at or before it, by time, then as recorded) and every later
+  // one up to to_ms. Empty when none was recorded.
+  Result<std::vector<std::pair<std::string, std::string>>> StatesBetween(MemberSlot& s, uint64_t member_id,
+                                                                         int64_t from_ms, int64_t to_ms) {
+    if (!s.states) {
+      auto h = store.MemberStateHistory(member_id);
+      if (!h.ok()) return h.status();
+      s.states = std::move(*h);
+    }
+    int64_t base = 0;
+    for (const auto& r : *s.states) {
+      if (r.at_ms > from_ms) break;
+      base = r.at_ms;
+    }
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& r : *s.states) {
+      if (r.at_ms > to_ms) break;
+      if (r.at_ms >= base) out.emplace_back(r.tier, r.status);
+    }
+    return out;
+  }
+
+  // Whether the terminal had written an entry of this kind for the member by at_ms: stored,
+  // or in the upload being applied.
+  Result<bool> TerminalEntryBy(MemberSlot& s, const std::string& tid, uint64_t member_id, const std::string& kind,
+                               int64_t at_ms) {
+    if (auto b = batch_first_entry.find({member_id, kind}); b != batch_first_entry.end() && b->second <= at_ms) {
+      return true;
+    }
+    auto key = std::make_pair(tid, kind);
+    auto it = s.first_entry_at.find(key);
+    if (it == s.first_entry_at.end()) {
+      auto first = store.FirstTerminalEntryAt(tid, member_id, kind);
+      if (!first.ok()) return first.status();
+      it = s.first_entry_at.emplace(key, *first).first;
+    }
+    return it->second && *it->second <= at_ms;
+  }
+
+  // Every entry stored in a write goes through here (the first-entry times stay current).
+  Status InsertEntry(const sync::Entry& e, bool applied, int64_t received_at_ms) {
+    if (Status s = store.InsertEntry(e, applied, received_at_ms); !s.ok()) return s;
+    if (!tx) return Status::Ok();
+    auto slot = tx->members.find(e.member_id);
+    if (slot == tx->members.end()) return Status::Ok();
+    auto it = slot->second.first_entry_at.find({e.terminal_id, e.kind});
+    if (it != slot->second.first_entry_at.end() && (!it->second || e.at_ms < *it->second)) it->second = e.at_ms;
+    return Status::Ok();
+  }
+
+  // The terminal's last download at or before at_ms (downloads never happen inside a write).
+  Result<std::optional<int64_t>> LastDownload(const std::string& tid, int64_t at_ms) {
+    std::vector<DownloadSpan>* spans = tx ? &tx->downloads[tid] : nullptr;
+    if (spans) {
+      for (const auto& d : *spans) {
+        if ((!d.last || *d.last <= at_ms) && (!d.next || at_ms < *d.next)) return d.last;
+      }
+    }
+    auto d = store.DownloadsAround(tid, at_ms);
+    if (!d.ok()) return d.status();
+    if (spans) spans->push_back({d->at_or_before, d->after});
+    return d->at_or_before;
+  }
+
+  Result<std::vector<model::Lot>*> LotsOf(MemberSlot& s, uint64_t member_id) {
+    if (!s.lots) {
+      auto lots = store.Lots(member_id);
+      if (!lots.ok()) return lots.status();
+      s.lots = std::move(*lots);
+    }
+    return &*s.lots;
+  }
+
+  Status SetLot(MemberSlot& s, int64_t lot_id, int64_t remaining) {
+    if (Status st = store.SetLotRemaining(lot_id, remaining); !st.ok()) return st;
+    if (s.lots) {
+      auto it = std::find_if(s.lots->begin(), s.lots->end(), [&](const model::Lot& l) { return l.lot_id == lot_id; });
+      if (it != s.lots->end()) {
+        if (remaining == 0) s.lots->erase(it);
+        else it->remaining = remaining;
+      }
+    }
+    return Status::Ok();
+  }
+
+  Status AddLot(MemberSlot& s, model::Lot lot) {
+    auto id = store.AddLot(lot);
+    if (!id.ok()) return id.status();
+    lot.lot_id = *id;
+    if (s.lots && lot.remaining != 0) {
+      auto at = std::upper_bound(s.lots->begin(), s.lots->end(), lot, [](const model::Lot& a, const model::Lot& b) {
+        return a.expires_at_s != b.expires_at_s ? a.expires_at_s < b.expires_at_s : a.lot_id < b.lot_id;
+      });
+      s.lots->insert(at, std::move(lot));
+    }
+    return Status::Ok();
+  }
+
+  // Σ total due of the member's checkouts in the local month holding now_s, net of refunds.
   Result<int64_t> MonthSpend(uint64_t member_id, int64_t now_s) {
     auto [from, to] = MonthBounds(now_s);
     return store.MemberSpend(member_id, from, to);
@@ -261,43 +500,44 @@ struct HqService::Impl {
     return "member";
   }
 
-  // ------------------------------------------------------------------ members and lots
-
-  Result<MemberRecord> MemberOrBare(uint64_t member_id) {
-    auto m = store.GetMember(member_id);
-    if (!m.ok()) return m.status();
-    if (*m) return **m;
-    // A terminal knows a member HQ has no row for only through a dynamic code HQ signed
-    // (or a database from elsewhere): keep its points anyway, under a bare member.
-    MemberRecord bare;
-    bare.member_id = member_id;
-    bare.created_at_ms = clock.now_ms();
-    if (Status s = store.InsertMember(bare); !s.ok()) return s;
-    if (Status s = store.AddMemberState(member_id, bare.created_at_ms, bare.tier, bare.status); !s.ok()) return s;
-    return bare;
-  }
-
-  // Counts an entry's points into the member's balance and lots, and its status effects.
-  // Saves a member whose tier or status may have changed, recording the new state with
-  // HQ's time (what a terminal could have known is judged from these).
-  Status SaveMember(const MemberRecord& m, const std::string& old_tier, const std::string& old_status) {
-    if (Status s = store.UpdateMember(m); !s.ok()) return s;
-    if (m.tier == old_tier && m.status == old_status) return Status::Ok();
-    return store.AddMemberState(m.member_id, clock.now_ms(), m.tier, m.status);
-  }
+  // The write's lots through its member slot (the store, with the slot's copy kept in
+  // step), as hq::MoveLots reads and writes them.
+  struct SlotLots {
+    Impl& impl;
+    MemberSlot& slot;
+    Result<std::vector<model::Lot>> Lots(uint64_t member_id) {
+      auto held = impl.LotsOf(slot, member_id);
+      if (!held.ok()) return held.status();
+      return **held;
+    }
+    Result<std::vector<model::Lot>> DebtLots(uint64_t member_id) {
+      if (!slot.lots) return impl.store.DebtLots(member_id);
+      std::vector<model::Lot> debts;
+      for (const auto& l : *slot.lots)
+        if (l.remaining < 0) debts.push_back(l);
+      return debts;
+    }
+    Status SetLotRemaining(int64_t lot_id, int64_t remaining) { return impl.SetLot(slot, lot_id, remaining); }
+    Result<int64_t> AddLot(const model::Lot& lot) {
+      if (Status s = impl.AddLot(slot, lot); !s.ok()) return s;
+      return int64_t{0};  // MoveLots needs no id
+    }
+  };
 
   // Whether the member's balance can take `points` within the limits table.
   Result<bool> BalanceCanTake(uint64_t member_id, int64_t points) {
-    auto m = store.GetMember(member_id);
-    if (!m.ok()) return m.status();
-    return BalanceAfter(*m ? (*m)->balance : 0, points).has_value();
+    auto slot = Slot(member_id);
+    if (!slot.ok()) return slot.status();
+    return BalanceAfter((*slot)->m ? (*slot)->m->balance : 0, points).has_value();
   }
 
+  // Counts an entry's points into the member's balance and lots, and its status effects.
   Status ApplyEntry(const sync::Entry& e) {
-    auto m = MemberOrBare(e.member_id);
-    if (!m.ok()) return m.status();
-    const std::string old_tier = m->tier, old_status = m->status;
-    std::optional<int64_t> after = BalanceAfter(m->balance, e.points);
+    auto slot = MemberOrBare(e.member_id);
+    if (!slot.ok()) return slot.status();
+    MemberRecord& m = *(*slot)->m;
+    const std::string old_tier = m.tier, old_status = m.status;
+    std::optional<int64_t> after = BalanceAfter(m.balance, e.points);
     if (!after) {
       return Status::Error("bad_request", "the balance of member " + std::to_string(e.member_id) +
                                               " would leave the limits (|balance| <= 10^15)");
@@ -308,16 +548,17 @@ struct HqService::Impl {
           e.points > 0
               ? rules::LotExpiry(at_s, current.points_validity_months, [this](int64_t t) { return UtcOffset(t); })
               : 0;
-      if (Status s = MoveLots(store, e.member_id, e.points, at_s, expires, e.entry_id); !s.ok()) return s;
+      SlotLots lots{*this, **slot};
+      if (Status s = MoveLots(lots, e.member_id, e.points, at_s, expires, e.entry_id); !s.ok()) return s;
     }
-    m->balance = *after;
+    m.balance = *after;
     // A terminal's velocity freeze stands unless HQ lifted a freeze after it.
-    if (e.kind == "freeze" && e.at_ms > m->unfrozen_at_ms) {
-      m->status = "frozen";
-      m->frozen_reason = FreezeReason(e.detail);
+    if (e.kind == "freeze" && e.at_ms > m.unfrozen_at_ms) {
+      m.status = "frozen";
+      m.frozen_reason = FreezeReason(e.detail);
     }
-    if (Status s = SaveMember(*m, old_tier, old_status); !s.ok()) return s;
-    return store.UpsertBalance(e.member_id, m->balance);
+    (*slot)->balance = true;
+    return SaveMember(m, old_tier, old_status);
   }
 
   // Appends one of HQ's own entries to its chain (not applied: the caller does that).
@@ -336,7 +577,7 @@ struct HqService::Impl {
     e.detail = detail.is_null() ? "" : Dump(detail);
     e.prev_hash = head->second;
     e.hash = model::EntryHash(e);
-    if (Status s = store.InsertEntry(e, true, now); !s.ok()) return s;
+    if (Status s = InsertEntry(e, true, now); !s.ok()) return s;
     return e;
   }
 
@@ -371,15 +612,17 @@ struct HqService::Impl {
 
   // Tier upgrade when this month's spend reaches a threshold (HQ never downgrades mid-month).
   Status MaybeUpgradeTier(uint64_t member_id) {
-    auto m = store.GetMember(member_id);
-    if (!m.ok() || !*m) return m.status();
+    auto slot = Slot(member_id);
+    if (!slot.ok()) return slot.status();
+    if (!(*slot)->m) return Status::Ok();
     auto spend = MonthSpend(member_id, clock.now_s());
     if (!spend.ok()) return spend.status();
     std::string target = TierForSpend(*spend);
-    if (TierRank(target) <= TierRank((*m)->tier)) return store.TouchMember(member_id);
-    const std::string old_tier = (*m)->tier;
-    (*m)->tier = target;
-    return SaveMember(**m, old_tier, (*m)->status);
+    MemberRecord& m = *(*slot)->m;
+    if (TierRank(target) <= TierRank(m.tier)) return Touch(member_id);
+    const std::string old_tier = m.tier;
+    m.tier = target;
+    return SaveMember(m, old_tier, m.status);
   }
 
   // ------------------------------------------------------------------ terminal routes
@@ -428,19 +671,20 @@ struct HqService::Impl {
   // and higher tiers after its own provisional upgrade where the rules allow one.
   Result<std::vector<std::pair<std::string, bool>>> CandidateStates(const std::string& tid, uint64_t member_id,
                                                                      int64_t commit_ms, const rules::Rules& r,
-                                                                     const std::optional<MemberRecord>& m) {
-    auto d = store.LastDownloadAtOrBefore(tid, commit_ms);
+                                                                     MemberSlot& slot) {
+    const std::optional<MemberRecord>& m = slot.m;
+    auto d = LastDownload(tid, commit_ms);
     if (!d.ok()) return d.status();
     int64_t from = d->value_or(commit_ms);
-    auto states = store.MemberStates(member_id, from, std::max(from, commit_ms));
+    auto states = StatesBetween(slot, member_id, from, std::max(from, commit_ms));
     if (!states.ok()) return states.status();
     std::set<std::pair<std::string, bool>> out;
     for (const auto& [tier, status] : *states) out.insert({tier, status == "frozen"});
     if (states->empty() && m) out.insert({m->tier, m->status == "frozen"});
     if (!*d || !m || m->created_at_ms > **d) out.insert({"member", false});
-    auto froze = store.HasTerminalEntry(tid, member_id, "freeze", commit_ms);
+    auto froze = TerminalEntryBy(slot, tid, member_id, "freeze", commit_ms);
     if (!froze.ok()) return froze.status();
-    auto upgraded = store.HasTerminalEntry(tid, member_id, "tier_upgrade", commit_ms);
+    auto upgraded = TerminalEntryBy(slot, tid, member_id, "tier_upgrade", commit_ms);
     if (!upgraded.ok()) return upgraded.status();
     std::set<std::pair<std::string, bool>> more = out;
     for (const auto& [tier, frozen] : out) {
@@ -509,14 +753,14 @@ struct HqService::Impl {
       in.coupon = coupon;
     }
     in.redeem.points = c.redeemed_points;
-    auto m = store.GetMember(*c.member_id);
-    if (!m.ok()) return m.status();
-    auto states = CandidateStates(tid, *c.member_id, c.committed_at_ms, r, *m);
+    auto slot = Slot(*c.member_id);
+    if (!slot.ok()) return slot.status();
+    auto states = CandidateStates(tid, *c.member_id, c.committed_at_ms, r, **slot);
     if (!states.ok()) return states.status();
     // The store's calendar may differ from the chain's: a birthday month counts if it is
     // the month at the commit anywhere from UTC-12 to UTC+14.
     std::set<bool> birthdays{false};
-    int bm = *m ? (*m)->birthday_month : 0;
+    int bm = (*slot)->m ? (*slot)->m->birthday_month : 0;
     int64_t at_s = FloorDiv(c.committed_at_ms, 1000);
     for (int64_t off : {-12 * 3600, 14 * 3600}) {
       if (rules::IsBirthdayMonth(bm, at_s, [off](int64_t) { return off; })) birthdays.insert(true);
@@ -596,9 +840,11 @@ struct HqService::Impl {
       // The batch's own checkouts were just judged: no need to read them back.
       std::optional<sync::Checkout> stored;
       const sync::Checkout* found = nullptr;
+      const BatchCheckout* in_batch = nullptr;
       if (auto it = batch_checkouts.find(e.checkout_id); it != batch_checkouts.end()) {
         if (it->second.refused) return std::string("checkout_refused");
-        found = it->second.checkout;
+        in_batch = &it->second;
+        found = in_batch->checkout;
       } else {
         auto verdict = store.CheckoutRefused(tid, e.checkout_id);
         if (!verdict.ok()) return verdict.status();
@@ -616,12 +862,30 @@ struct HqService::Impl {
       if (e.points != (earn ? co.points_earned : -co.redeemed_points) || (!earn && co.redeemed_points == 0)) {
         return std::string("points_mismatch");
       }
-      auto n = store.CountAppliedEntries(tid, e.checkout_id, "", e.kind);
-      if (!n.ok()) return n.status();
-      if (*n > 0) return std::string("duplicate");
+      if (in_batch) {
+        if (auto a = in_batch->applied.find(e.kind); a != in_batch->applied.end() && a->second > 0) {
+          return std::string("duplicate");
+        }
+      } else {
+        auto n = store.CountAppliedEntries(tid, e.checkout_id, "", e.kind);
+        if (!n.ok()) return n.status();
+        if (*n > 0) return std::string("duplicate");
+      }
       if (!earn) {
+        auto rv = RulesVersion(co.rules_version);
+        if (!rv.ok()) return rv.status();
+        if (!*rv) return std::string("rules_version_unknown");
+        // The cooldown (loyalty-rules.md): the terminal refuses a redemption less than
+        // redeem_cooldown_s after the member's last one recorded on it, refused at HQ or not.
+        if ((*rv)->redeem_cooldown_s > 0) {
+          auto last = store.LastTerminalEntryAt(tid, e.member_id, "redeem", e.seq);
+          if (!last.ok()) return last.status();
+          if (*last && **last > 0 && co.committed_at_ms - **last < (*rv)->redeem_cooldown_s * 1000) {
+            return std::string("cooldown_active");
+          }
+        }
         // Against what the terminal could know: its last snapshot plus its own entries since.
-        auto d = store.LastDownloadAtOrBefore(tid, co.committed_at_ms);
+        auto d = LastDownload(tid, co.committed_at_ms);
         if (!d.ok()) return d.status();
         auto known = store.KnownBalance(e.member_id, tid, d->value_or(0), e.seq, e.checkout_id);
         if (!known.ok()) {
@@ -629,9 +893,6 @@ struct HqService::Impl {
           return known.status();
         }
         if (*known < co.redeemed_points) return std::string("insufficient_points");
-        auto rv = RulesVersion(co.rules_version);
-        if (!rv.ok()) return rv.status();
-        if (!*rv) return std::string("rules_version_unknown");
         bool stale = !*d || co.committed_at_ms - **d > (*rv)->stale_after_s * 1000;
         if (stale && co.redeemed_points > (*rv)->stale_redeem_cap_points) return std::string("stale_cap_exceeded");
       }
@@ -664,10 +925,11 @@ struct HqService::Impl {
   // to this entry (after the latest unfreeze) over the limit freeze the member at HQ.
   Status ChainVelocity(const sync::Entry& e) {
     if (e.kind != "earn" || e.points <= 0) return Status::Ok();
-    auto m = store.GetMember(e.member_id);
-    if (!m.ok()) return m.status();
-    if (!*m || (*m)->status == "frozen") return Status::Ok();
-    auto earned = store.EarnedBetween(e.member_id, std::max(e.at_ms - 3'600'000, (*m)->unfrozen_at_ms), e.at_ms);
+    auto slot = Slot(e.member_id);
+    if (!slot.ok()) return slot.status();
+    const std::optional<MemberRecord>& m = (*slot)->m;
+    if (!m || m->status == "frozen") return Status::Ok();
+    auto earned = store.EarnedBetween(e.member_id, std::max(e.at_ms - 3'600'000, m->unfrozen_at_ms), e.at_ms);
     if (!earned.ok() && earned.status().code() != "overflow") return earned.status();
     if (earned.ok() && *earned <= current.max_points_per_hour) return Status::Ok();
     auto f = AppendHqEntry("freeze", e.member_id, 0,
@@ -727,6 +989,8 @@ struct HqService::Impl {
       bool linked = false;
       if (e.seq == 1) {
         linked = e.prev_hash == model::ZeroHash();
+      } else if (term->head_seq == e.seq - 1 && term->head_seq > 0 && term->head_hash == HexEncode(e.prev_hash)) {
+        linked = true;  // the terminal's head (stored with the entry it names) is at seq - 1
       } else {
         auto prev = store.EntriesAtSeq(tid, e.seq - 1);
         if (!prev.ok()) return prev.status();
@@ -745,7 +1009,7 @@ struct HqService::Impl {
     auto reason = CheckEntry(tid, e);
     if (!reason.ok()) return reason.status();
     bool applied = reason->empty();
-    if (Status s = store.InsertEntry(e, applied, now_ms); !s.ok()) return s;
+    if (Status s = InsertEntry(e, applied, now_ms); !s.ok()) return s;
     recon::Item item;
     item.id = *HexDecode(e.entry_id);
     std::copy(e.hash.begin(), e.hash.end(), item.hash.begin());
@@ -772,6 +1036,9 @@ struct HqService::Impl {
       return std::string("refused");
     }
     if (Status s = ApplyEntry(e); !s.ok()) return s;
+    if (e.refund_id.empty()) {
+      if (auto it = batch_checkouts.find(e.checkout_id); it != batch_checkouts.end()) ++it->second.applied[e.kind];
+    }
     if (Status s = ChainVelocity(e); !s.ok()) return s;
     return std::string("created");
   }
@@ -792,7 +1059,7 @@ struct HqService::Impl {
     if (*prior) return Status::Ok();  // known: its verdict stands
     auto reason = CheckCheckout(tid, c);
     if (!reason.ok()) return reason.status();
-    batch_checkouts[c.checkout_id] = {&c, !reason->empty()};
+    batch_checkouts[c.checkout_id] = BatchCheckout{&c, !reason->empty(), {}};
     auto inserted = store.InsertCheckout(tid, c);
     if (!inserted.ok()) return inserted.status();
     if (!*inserted) return Status::Ok();
@@ -847,9 +1114,16 @@ struct HqService::Impl {
     // Opened outside the transaction so that a rollback never removes the set's scope row.
     if (auto set = store.TerminalSet(tid); !set.ok()) return FromStatus(set.status());
     sync::UploadResponse out;
-    Status s = store.Transaction([&]() -> Status {
+    Status s = Write([&]() -> Status {
       out.results.clear();
       batch_checkouts.clear();
+      batch_first_entry.clear();
+      for (const auto& e : up->entries) {
+        if ((e.kind == "freeze" || e.kind == "tier_upgrade") && e.terminal_id == tid && model::EntryHash(e) == e.hash) {
+          auto [it, fresh] = batch_first_entry.emplace(std::make_pair(e.member_id, e.kind), e.at_ms);
+          if (!fresh) it->second = std::min(it->second, e.at_ms);
+        }
+      }
       auto term = TouchTerminal(tid, nullptr);
       if (!term.ok()) return term.status();
       const int64_t now_ms = clock.now_ms();
@@ -882,7 +1156,7 @@ struct HqService::Impl {
           continue;
         }
         if (member != 0) {
-          if (Status s = store.TouchMember(member); !s.ok()) return s;
+          if (Status s = Touch(member); !s.ok()) return s;
         }
       }
       for (const auto& e : up->entries) {
@@ -894,6 +1168,7 @@ struct HqService::Impl {
       return store.PutTerminal(*term);
     });
     batch_checkouts.clear();  // it points into `up`, also after a failed transaction
+    batch_first_entry.clear();
     if (!s.ok()) return FromStatus(s);
     return JsonResponse(200, sync::ToJson(out));
   }
@@ -1172,6 +1447,12 @@ struct HqService::Impl {
   Result<MemberRecord> RequireMember(const std::string& id_text) {
     auto id = sync::ParseMemberId(id_text);
     if (!id) return Status::Error("member_unknown", "no member " + id_text);
+    if (tx) {  // inside a write: as the write sees it
+      auto slot = Slot(*id);
+      if (!slot.ok()) return slot.status();
+      if (!(*slot)->m) return Status::Error("member_unknown", "no member " + id_text);
+      return *(*slot)->m;
+    }
     auto m = store.GetMember(*id);
     if (!m.ok()) return m.status();
     if (!*m) return Status::Error("member_unknown", "no member " + id_text);
@@ -1262,7 +1543,7 @@ struct HqService::Impl {
     auto reason = b.Str("reason", true, 0, 256);
     if (!b.status.ok()) return FromStatus(b.status);
     json out;
-    Status s = store.Transaction([&]() -> Status {
+    Status s = Write([&]() -> Status {
       auto m = RequireMember(id_text);
       if (!m.ok()) return m.status();
       auto prior = store.GetAdjustment(*adj_id);
@@ -1294,7 +1575,7 @@ struct HqService::Impl {
     Body b{*j, {}};
     auto reason = b.Str("reason", true, 0, 256);
     if (!b.status.ok()) return FromStatus(b.status);
-    Status s = store.Transaction([&]() -> Status {
+    Status s = Write([&]() -> Status {
       auto m = RequireMember(id_text);
       if (!m.ok()) return m.status();
       if (m->status != "frozen") return Status::Ok();  // nothing to lift: repeating is harmless
@@ -1318,7 +1599,7 @@ struct HqService::Impl {
     if (*tier != "member" && *tier != "vip" && *tier != "black") {
       return Error(400, "bad_request", "tier must be member, vip or black");
     }
-    Status s = store.Transaction([&]() -> Status {
+    Status s = Write([&]() -> Status {
       auto m = RequireMember(id_text);
       if (!m.ok()) return m.status();
       if (m->tier == *tier) return Status::Ok();
@@ -1405,26 +1686,32 @@ struct HqService::Impl {
 
   Result<ExpiryReport> DailyJobs(int64_t now_s) {
     ExpiryReport report;
-    Status s = store.Transaction([&]() -> Status {
+    // Members are written as they are done (Forget): the job may see every member.
+    Status s = Write([&]() -> Status {
       auto members = store.MembersWithExpiredLots(now_s);
       if (!members.ok()) return members.status();
       for (uint64_t id : *members) {
-        auto lots = store.Lots(id);
-        if (!lots.ok()) return lots.status();
+        auto slot = Slot(id);
+        if (!slot.ok()) return slot.status();
+        auto held = LotsOf(**slot, id);
+        if (!held.ok()) return held.status();
+        const std::vector<model::Lot> lots = **held;
         int64_t sum = 0, n = 0;
-        for (const auto& l : *lots) {
+        for (const auto& l : lots) {
           if (l.remaining > 0 && l.expires_at_s < now_s) {
             sum += l.remaining;
             ++n;
-            if (Status s = store.SetLotRemaining(l.lot_id, 0); !s.ok()) return s;
+            if (Status s = SetLot(**slot, l.lot_id, 0); !s.ok()) return s;
           }
         }
-        if (sum == 0) continue;
-        auto e = AppendHqEntry("expire", id, -sum, {{"lots", n}, {"as_of_s", now_s}});
-        if (!e.ok()) return e.status();
-        if (Status s = ApplyEntry(*e); !s.ok()) return s;
-        ++report.members;
-        report.points += sum;
+        if (sum != 0) {
+          auto e = AppendHqEntry("expire", id, -sum, {{"lots", n}, {"as_of_s", now_s}});
+          if (!e.ok()) return e.status();
+          if (Status s = ApplyEntry(*e); !s.ok()) return s;
+          ++report.members;
+          report.points += sum;
+        }
+        if (Status s = Forget(); !s.ok()) return s;
       }
       // At the first run in a new local month, every tier follows that month's spend
       // (the contract's recomputation "at the start of each month").
@@ -1439,22 +1726,28 @@ struct HqService::Impl {
           if (page->empty()) break;
           // Updating a member moves it past the page: remember where the scan was.
           int64_t max_seen = page->back().change_seq;
-          for (auto& m : *page) {
-            auto spend = MonthSpend(m.member_id, now_s);
+          for (const auto& row : *page) {
+            MemberSlot& slot = tx->members[row.member_id];
+            if (!slot.m) slot.m = row;  // just read: the page's row is the member
+            auto spend = MonthSpend(row.member_id, now_s);
             if (!spend.ok()) return spend.status();
             std::string t = TierForSpend(*spend);
+            MemberRecord& m = *slot.m;
             if (t != m.tier) {
               const std::string old_tier = m.tier;
               m.tier = t;
               if (Status s = SaveMember(m, old_tier, m.status); !s.ok()) return s;
             }
           }
+          if (Status s = Forget(); !s.ok()) return s;
           after = max_seen;
           auto max = store.MaxChangeSeq();
           if (!max.ok()) return max.status();
           if (after >= *max) break;
         }
       }
+      // The spend sums the store keeps for windows before this month are not asked again.
+      if (Status s = store.PruneSpendTotals(MonthBounds(now_s).first); !s.ok()) return s;
       return store.PutMeta("tier_month", month);
     });
     if (!s.ok()) return s;

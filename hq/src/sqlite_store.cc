@@ -4,6 +4,7 @@
 #include <limits>
 #include <map>
 
+#include "loyalty/hq/record_codec.h"
 #include "loyalty/hq/store.h"
 #include "loyalty/base/encoding.h"
 #include "loyalty/model/entry.h"
@@ -16,7 +17,7 @@ namespace {
 using sqlite::Db;
 using sqlite::Stmt;
 
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;
 
 constexpr const char* kMigrations[] = {
     // 1: everything.
@@ -94,6 +95,24 @@ CREATE TABLE member_states (
 CREATE INDEX member_states_by_member ON member_states(member_id, at_ms);
 CREATE TABLE terminal_downloads (
   terminal_id TEXT NOT NULL, at_ms INTEGER NOT NULL, PRIMARY KEY (terminal_id, at_ms)) WITHOUT ROWID;
+)sql",
+    // 3: what every uploaded checkout and entry asks, read from indexes alone: the month's
+    // spend (MemberSpend, at every accepted checkout and snapshot), the chain-wide velocity
+    // sum (EarnedBetween, at every applied earn), and a member's debt lots (DebtLots, at
+    // every credit). Not partial where a statement binds the condition's column to a
+    // parameter (`kind` here): SQLite would prepare it again at every new value. The new
+    // entries index begins with member_id: the old one on member_id alone only cost writes.
+    R"sql(
+DROP INDEX checkouts_by_member;
+CREATE INDEX checkouts_by_member ON checkouts(member_id, committed_at_ms, refused, total_due_cents, terminal_id,
+  checkout_id);
+DROP INDEX entries_by_member_kind;
+DROP INDEX entries_by_member;
+CREATE INDEX entries_by_member_kind ON entries(member_id, kind, applied, at_ms, points);
+CREATE INDEX lots_debt ON lots(member_id, expires_at_s, lot_id) WHERE remaining < 0;
+CREATE TABLE spend_totals (
+  member_id INTEGER NOT NULL, from_ms INTEGER NOT NULL, to_ms INTEGER NOT NULL, cents INTEGER NOT NULL,
+  PRIMARY KEY (member_id, from_ms, to_ms)) WITHOUT ROWID;
 )sql",
 };
 
@@ -347,14 +366,22 @@ class SqliteStore final : public Store {
     return st.Step() ? Result<int64_t>(st.Int(0)) : Result<int64_t>(Fail(st));
   }
 
-  Result<bool> HasTerminalEntry(const std::string& terminal_id, uint64_t member_id, const std::string& kind,
-                                int64_t at_or_before_ms) override {
-    HQ_PREPARE(st,
-               "SELECT 1 FROM entries WHERE member_id = ? AND terminal_id = ? AND kind = ? AND at_ms <= ? LIMIT 1");
-    st.Bind(1, member_id).Bind(2, terminal_id).Bind(3, kind).Bind(4, at_or_before_ms);
-    if (st.Step()) return true;
-    if (!st.status().ok()) return st.status();
-    return false;
+  Result<std::optional<int64_t>> FirstTerminalEntryAt(const std::string& terminal_id, uint64_t member_id,
+                                                      const std::string& kind) override {
+    HQ_PREPARE(st, "SELECT min(at_ms) FROM entries WHERE member_id = ? AND kind = ? AND terminal_id = ?");
+    st.Bind(1, member_id).Bind(2, kind).Bind(3, terminal_id);
+    if (!st.Step()) return Fail(st);
+    if (st.IsNull(0)) return std::optional<int64_t>();
+    return std::optional<int64_t>(st.Int(0));
+  }
+
+  Result<std::optional<int64_t>> LastTerminalEntryAt(const std::string& terminal_id, uint64_t member_id,
+                                                     const std::string& kind, int64_t before_seq) override {
+    HQ_PREPARE(st, "SELECT max(at_ms) FROM entries WHERE member_id = ? AND kind = ? AND terminal_id = ? AND seq < ?");
+    st.Bind(1, member_id).Bind(2, kind).Bind(3, terminal_id).Bind(4, before_seq);
+    if (!st.Step()) return Fail(st);
+    if (st.IsNull(0)) return std::optional<int64_t>();
+    return std::optional<int64_t>(st.Int(0));
   }
 
   Result<std::vector<sync::Entry>> TerminalEntriesByIds(const std::string& terminal_id,
@@ -380,6 +407,19 @@ class SqliteStore final : public Store {
     HQ_PREPARE(st,
                "SELECT lot_id, member_id, points, remaining, earned_at_s, expires_at_s, entry_id FROM lots "
                "WHERE member_id = ? AND remaining <> 0 ORDER BY expires_at_s, lot_id");
+    st.Bind(1, member_id);
+    std::vector<model::Lot> out;
+    while (st.Step()) {
+      out.push_back({st.Int(0), static_cast<uint64_t>(st.Int(1)), st.Int(2), st.Int(3), st.Int(4), st.Int(5), st.Text(6)});
+    }
+    if (!st.status().ok()) return st.status();
+    return out;
+  }
+
+  Result<std::vector<model::Lot>> DebtLots(uint64_t member_id) override {
+    HQ_PREPARE(st,
+               "SELECT lot_id, member_id, points, remaining, earned_at_s, expires_at_s, entry_id FROM lots "
+               "WHERE member_id = ? AND remaining < 0 ORDER BY expires_at_s, lot_id");
     st.Bind(1, member_id);
     std::vector<model::Lot> out;
     while (st.Step()) {
@@ -416,14 +456,20 @@ class SqliteStore final : public Store {
   }
 
   // --- checkouts and refunds
+  // A checkout's body is its compact form (record_codec.h); rows older versions wrote hold
+  // JSON text, which GetCheckout reads too.
   Result<bool> InsertCheckout(const std::string& terminal_id, const sync::Checkout& c) override {
     HQ_PREPARE(st,
                "INSERT OR IGNORE INTO checkouts (terminal_id, checkout_id, member_id, committed_at_ms, "
                "total_due_cents, code_hash, coupon_id, body) VALUES (?,?,?,?,?,?,?,?)");
     st.Bind(1, terminal_id).Bind(2, c.checkout_id).Bind(3, c.member_id).Bind(4, c.committed_at_ms);
-    st.Bind(5, c.total_due_cents).Bind(6, c.code_hash).Bind(7, c.coupon_id).Bind(8, sync::SerializeMessage(c));
+    st.Bind(5, c.total_due_cents).Bind(6, c.code_hash).Bind(7, c.coupon_id).BindBlob(8, EncodeCheckout(c));
     if (Status s = st.Run(); !s.ok()) return s;
-    return db_->Changes() > 0;
+    if (db_->Changes() == 0) return false;
+    if (c.member_id) {
+      if (Status s = SpendTotalsAdd(*c.member_id, c.committed_at_ms, c.total_due_cents); !s.ok()) return s;
+    }
+    return true;
   }
 
   Result<std::optional<sync::Checkout>> GetCheckout(const std::string& terminal_id,
@@ -434,8 +480,8 @@ class SqliteStore final : public Store {
       if (!st.status().ok()) return st.status();
       return std::optional<sync::Checkout>();
     }
-    auto c = sync::ParseMessage<sync::Checkout>(st.Text(0));
-    if (!c.ok()) return Status::Error("internal", "stored checkout: " + c.status().message());
+    auto c = DecodeCheckout(st.Text(0));
+    if (!c.ok()) return c.status();
     return std::optional<sync::Checkout>(std::move(*c));
   }
 
@@ -446,19 +492,35 @@ class SqliteStore final : public Store {
     st.Bind(1, terminal_id).Bind(2, r.refund_id).Bind(3, r.checkout_id).Bind(4, r.refund_cents);
     st.Bind(5, sync::SerializeMessage(r));
     if (Status s = st.Run(); !s.ok()) return s;
-    return db_->Changes() > 0;
+    if (db_->Changes() == 0) return false;
+    if (Status s = SpendTotalsForget(terminal_id, r.checkout_id); !s.ok()) return s;
+    return true;
   }
 
   Status MarkCheckoutRefused(const std::string& terminal_id, const std::string& checkout_id) override {
     HQ_PREPARE(st, "UPDATE checkouts SET refused = 1 WHERE terminal_id = ? AND checkout_id = ?");
     st.Bind(1, terminal_id).Bind(2, checkout_id);
-    return st.Run();
+    if (Status s = st.Run(); !s.ok()) return s;
+    return SpendTotalsForget(terminal_id, checkout_id);
   }
 
   Status MarkRefundRefused(const std::string& terminal_id, const std::string& refund_id) override {
+    std::string checkout_id;
+    {
+      HQ_PREPARE(q, "SELECT checkout_id FROM refunds WHERE terminal_id = ? AND refund_id = ?");
+      q.Bind(1, terminal_id).Bind(2, refund_id);
+      if (q.Step()) {
+        checkout_id = q.Text(0);
+      } else if (!q.status().ok()) {
+        return q.status();
+      } else {
+        return Status::Ok();  // no such refund: nothing to mark
+      }
+    }
     HQ_PREPARE(st, "UPDATE refunds SET refused = 1 WHERE terminal_id = ? AND refund_id = ?");
     st.Bind(1, terminal_id).Bind(2, refund_id);
-    return st.Run();
+    if (Status s = st.Run(); !s.ok()) return s;
+    return SpendTotalsForget(terminal_id, checkout_id);
   }
 
   Result<std::optional<bool>> CheckoutRefused(const std::string& terminal_id, const std::string& checkout_id) override {
@@ -487,15 +549,11 @@ class SqliteStore final : public Store {
     return st.Run();
   }
 
-  Result<std::vector<std::pair<std::string, std::string>>> MemberStates(uint64_t member_id, int64_t from_ms,
-                                                                        int64_t to_ms) override {
-    HQ_PREPARE(st,
-               "SELECT tier, status FROM member_states WHERE member_id = ?1 AND at_ms <= ?3 AND at_ms >= "
-               "coalesce((SELECT max(at_ms) FROM member_states WHERE member_id = ?1 AND at_ms <= ?2), 0) "
-               "ORDER BY at_ms, rowid");
-    st.Bind(1, member_id).Bind(2, from_ms).Bind(3, to_ms);
-    std::vector<std::pair<std::string, std::string>> out;
-    while (st.Step()) out.emplace_back(st.Text(0), st.Text(1));
+  Result<std::vector<MemberStateRecord>> MemberStateHistory(uint64_t member_id) override {
+    HQ_PREPARE(st, "SELECT at_ms, tier, status FROM member_states WHERE member_id = ? ORDER BY at_ms, rowid");
+    st.Bind(1, member_id);
+    std::vector<MemberStateRecord> out;
+    while (st.Step()) out.push_back({st.Int(0), st.Text(1), st.Text(2)});
     if (!st.status().ok()) return st.status();
     return out;
   }
@@ -506,12 +564,13 @@ class SqliteStore final : public Store {
     return st.Run();
   }
 
-  Result<std::optional<int64_t>> LastDownloadAtOrBefore(const std::string& terminal_id, int64_t at_ms) override {
-    HQ_PREPARE(st, "SELECT max(at_ms) FROM terminal_downloads WHERE terminal_id = ? AND at_ms <= ?");
+  Result<Downloads> DownloadsAround(const std::string& terminal_id, int64_t at_ms) override {
+    HQ_PREPARE(st,
+               "SELECT (SELECT max(at_ms) FROM terminal_downloads WHERE terminal_id = ?1 AND at_ms <= ?2), "
+               "(SELECT min(at_ms) FROM terminal_downloads WHERE terminal_id = ?1 AND at_ms > ?2)");
     st.Bind(1, terminal_id).Bind(2, at_ms);
     if (!st.Step()) return Fail(st);
-    if (st.IsNull(0)) return std::optional<int64_t>();
-    return std::optional<int64_t>(st.Int(0));
+    return Downloads{st.OptInt(0), st.OptInt(1)};
   }
 
   Result<std::vector<sync::Refund>> RefundsOf(const std::string& terminal_id, const std::string& checkout_id) override {
@@ -530,7 +589,18 @@ class SqliteStore final : public Store {
     return Pairs("SELECT terminal_id, checkout_id FROM checkouts WHERE coupon_id = ? ORDER BY rowid", coupon_id);
   }
 
+  // The spend of a window is kept in spend_totals once it was summed inside a transaction,
+  // and every write that changes it changes or drops that row in the same transaction
+  // (SpendTotals* below): a row, when there is one, is the sum of the rows, so the answer
+  // is the same either way. A row is kept only while |cents| <= 2^62, so that adding one
+  // checkout (at most kMaxCents) can never overflow it; past that the rows are summed.
   Result<int64_t> MemberSpend(uint64_t member_id, int64_t from_ms, int64_t to_ms) override {
+    {
+      HQ_PREPARE(t, "SELECT cents FROM spend_totals WHERE member_id = ? AND from_ms = ? AND to_ms = ?");
+      t.Bind(1, member_id).Bind(2, from_ms).Bind(3, to_ms);
+      if (t.Step()) return t.Int(0);
+      if (!t.status().ok()) return t.status();
+    }
     // Summed here, in 128 bits and saturating: an SQL sum() fails on overflow, and a
     // month's spend only ever meets thresholds.
     HQ_PREPARE(st,
@@ -543,8 +613,21 @@ class SqliteStore final : public Store {
     __int128 sum = 0;
     while (st.Step()) sum += st.Int(0);
     if (!st.status().ok()) return st.status();
+    st.Reset();
+    // Kept only by a transaction's writer: a read outside one (a GET) writes nothing.
+    if (sum >= -kSpendTotalLimit && sum <= kSpendTotalLimit && !sqlite3_get_autocommit(db_->raw())) {
+      HQ_PREPARE(put, "INSERT OR REPLACE INTO spend_totals (member_id, from_ms, to_ms, cents) VALUES (?,?,?,?)");
+      put.Bind(1, member_id).Bind(2, from_ms).Bind(3, to_ms).Bind(4, static_cast<int64_t>(sum));
+      if (Status s = put.Run(); !s.ok()) return s;
+    }
     constexpr __int128 kMax = std::numeric_limits<int64_t>::max(), kMin = std::numeric_limits<int64_t>::min();
     return static_cast<int64_t>(sum > kMax ? kMax : sum < kMin ? kMin : sum);
+  }
+
+  Status PruneSpendTotals(int64_t ended_by_ms) override {
+    HQ_PREPARE(st, "DELETE FROM spend_totals WHERE to_ms <= ?");
+    st.Bind(1, ended_by_ms);
+    return st.Run();
   }
 
   // --- coupons, devices, revocations, adjustments
@@ -705,7 +788,7 @@ class SqliteStore final : public Store {
   Status AddToTerminalSet(const std::string& terminal_id, const recon::Item& item) override {
     auto set = OpenTerminalSet(terminal_id);
     if (!set.ok()) return set.status();
-    return (*set)->Add(item);
+    return (*set)->AddNew(item);  // the entry was just inserted: no set has held its id
   }
 
   Status UpsertBalance(uint64_t member_id, int64_t balance) override {
@@ -765,6 +848,42 @@ class SqliteStore final : public Store {
     st.Bind(5, m.display_name).Bind(6, m.phone_masked).Bind(7, m.phone_hash).Bind(8, m.birthday_month);
     st.Bind(9, m.card_number).Bind(10, m.tier).Bind(11, m.status).Bind(12, m.frozen_reason);
     st.Bind(13, m.unfrozen_at_ms).Bind(14, m.balance).Bind(15, m.created_at_ms).Bind(16, change_seq);
+  }
+
+  static constexpr int64_t kSpendTotalLimit = int64_t{1} << 62;
+
+  // An accepted checkout of the member was stored: every kept window holding its time grows.
+  Status SpendTotalsAdd(uint64_t member_id, int64_t committed_at_ms, int64_t cents) {
+    if (cents < 0 || cents > sync::kMaxCents) return SpendTotalsDrop(member_id, committed_at_ms);
+    {
+      HQ_PREPARE(st,
+                 "UPDATE spend_totals SET cents = cents + ?3 WHERE member_id = ?1 AND from_ms <= ?2 AND to_ms > ?2");
+      st.Bind(1, member_id).Bind(2, committed_at_ms).Bind(3, cents);
+      if (Status s = st.Run(); !s.ok()) return s;
+    }
+    if (db_->Changes() == 0) return Status::Ok();
+    HQ_PREPARE(big, "DELETE FROM spend_totals WHERE member_id = ? AND abs(cents) > ?");
+    big.Bind(1, member_id).Bind(2, kSpendTotalLimit);
+    return big.Run();
+  }
+
+  // A checkout was refused, or one of its refunds stored or refused: the windows holding it
+  // are summed again when next asked.
+  Status SpendTotalsForget(const std::string& terminal_id, const std::string& checkout_id) {
+    HQ_PREPARE(st, "SELECT member_id, committed_at_ms FROM checkouts WHERE terminal_id = ? AND checkout_id = ?");
+    st.Bind(1, terminal_id).Bind(2, checkout_id);
+    if (!st.Step()) return st.status();  // no such checkout: it counts nowhere
+    if (st.IsNull(0)) return Status::Ok();
+    uint64_t member_id = static_cast<uint64_t>(st.Int(0));
+    int64_t at_ms = st.Int(1);
+    st.Reset();
+    return SpendTotalsDrop(member_id, at_ms);
+  }
+
+  Status SpendTotalsDrop(uint64_t member_id, int64_t at_ms) {
+    HQ_PREPARE(st, "DELETE FROM spend_totals WHERE member_id = ?1 AND from_ms <= ?2 AND to_ms > ?2");
+    st.Bind(1, member_id).Bind(2, at_ms);
+    return st.Run();
   }
 
   static Status Fail(const Stmt& st) {

@@ -95,11 +95,13 @@ struct Sale {
 };
 inline Sale PricedSale(FakeTerminal& t, uint64_t member, const std::string& id, const std::vector<rules::Line>& lines,
                        int64_t at_ms, int64_t redeem = 0, const std::string& code_hash = "",
-                       const std::string& tier = "member", const std::optional<rules::Coupon>& coupon = std::nullopt) {
+                       const std::string& tier = "member", const std::optional<rules::Coupon>& coupon = std::nullopt,
+                       bool frozen = false) {
   rules::QuoteInput in;
   in.lines = lines;
   rules::MemberContext ctx;
   ctx.tier = tier;
+  ctx.frozen = frozen;
   ctx.available_balance = 1'000'000'000;
   ctx.static_identification = code_hash.empty();
   in.member = ctx;

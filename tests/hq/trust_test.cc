@@ -116,25 +116,68 @@ TEST_F(HqTrustTest, RedemptionIsCheckedAgainstWhatTheTerminalCouldKnow) {
   EXPECT_EQ(res.results[0].status, "created");   // the earn is fine
   EXPECT_EQ(res.results[1].status, "refused");   // the redemption is not
   EXPECT_EQ(RefusalReasons("T01"), (std::set<std::string>{"insufficient_points"}));
-  // After a download it knows 3000 (+ its earn of c1): a redemption within that stands.
+  // After a download it knows 3000 (+ its earn of c1): a redemption within that stands
+  // (past the cooldown after the first one, which the terminal recorded).
   ASSERT_EQ(Call("GET", "/v1/sync/T01/changes", "", false).status, 200);
   clock_.advance_ms(1000);
-  Sale ok = PricedSale(t, m, "c2", Basket(100000), kNowMs + 2000, 2000, code);
+  Sale ok = PricedSale(t, m, "c2", Basket(100000), kNowMs + 700'000, 2000, code);
   res = Upload("T01", {ok.entries, {ok.checkout}, {}});
   EXPECT_EQ(res.results[0].status, "created");
   EXPECT_EQ(res.results[1].status, "created");
   // More than it could know is refused.
-  Sale over = PricedSale(t, m, "c3", Basket(1000000), kNowMs + 3000, 5000, code);
+  Sale over = PricedSale(t, m, "c3", Basket(1000000), kNowMs + 1'400'000, 5000, code);
   res = Upload("T01", {over.entries, {over.checkout}, {}});
   EXPECT_EQ(res.results[1].status, "refused");
   // A static card cannot redeem: pricing refuses the whole checkout.
-  Sale card = PricedSale(t, m, "c4", Basket(10000), kNowMs + 4000, 0, "");
+  Sale card = PricedSale(t, m, "c4", Basket(10000), kNowMs + 2'100'000, 0, "");
   card.checkout.redeemed_points = 100;
-  card.entries.push_back(t.Make("redeem", m, -100, kNowMs + 4000, "c4"));
+  card.entries.push_back(t.Make("redeem", m, -100, kNowMs + 2'100'000, "c4"));
   res = Upload("T01", {card.entries, {card.checkout}, {}});
   EXPECT_EQ(res.results[1].status, "refused");
   EXPECT_EQ(Balance(id), 3000 + blind.checkout.points_earned + ok.checkout.points_earned - 2000 +
                              over.checkout.points_earned);
+  ExpectBalanceIsAppliedSum(id);
+}
+
+// loyalty-rules.md: a member redeems at most once per redeem_cooldown_s on a terminal. A
+// redemption the terminal could not have allowed — less than that after the member's last
+// one in its own chain, whatever HQ made of that one — is refused (cooldown_active).
+TEST_F(HqTrustTest, ARedemptionInsideTheCooldownIsRefused) {
+  std::string id = CreateMember();
+  uint64_t m = std::stoull(id);
+  ASSERT_EQ(Call("POST", "/v1/members/" + id + "/adjustments",
+                 json{{"adjustment_id", "a1"}, {"points", 20000}, {"reason", "seed"}})
+                .status,
+            201);
+  for (const char* tid : {"/v1/sync/T01/changes", "/v1/sync/T02/changes"}) {
+    ASSERT_EQ(Call("GET", tid, "", false).status, 200);
+  }
+  clock_.advance_ms(1000);
+  const std::string code(64, 'c');
+  const int64_t t0 = kNowMs + 10'000, cooldown_ms = 600'000;
+  FakeTerminal a{"T01"}, b{"T02"};
+  auto redeem_status = [&](FakeTerminal& t, const std::string& tid, const std::string& cid, int64_t at_ms) {
+    Sale s = PricedSale(t, m, cid, Basket(10000), at_ms, 1000, code);
+    auto res = Upload(tid, {s.entries, {s.checkout}, {}});
+    EXPECT_EQ(res.results.size(), 2u);
+    return res.results.size() == 2 ? res.results[1].status : std::string();
+  };
+  EXPECT_EQ(redeem_status(a, "T01", "c1", t0), "created");
+  EXPECT_EQ(redeem_status(a, "T01", "c2", t0 + cooldown_ms - 1), "refused");
+  EXPECT_EQ(RefusalReasons("T01"), (std::set<std::string>{"cooldown_active"}));
+  // The refused one is still in the terminal's chain: the cooldown runs from it.
+  EXPECT_EQ(redeem_status(a, "T01", "c3", t0 + cooldown_ms), "refused");
+  EXPECT_EQ(redeem_status(a, "T01", "c4", t0 + 2 * cooldown_ms), "created");
+  // Another terminal has its own cooldown.
+  EXPECT_EQ(redeem_status(b, "T02", "c5", t0 + 1), "created");
+  // Two redemptions within the cooldown in one upload: the second is refused.
+  Sale s6 = PricedSale(a, m, "c6", Basket(10000), t0 + 4 * cooldown_ms, 1000, code);
+  Sale s7 = PricedSale(a, m, "c7", Basket(10000), t0 + 4 * cooldown_ms + 1000, 1000, code);
+  auto res = Upload("T01", {{s6.entries[0], s6.entries[1], s7.entries[0], s7.entries[1]}, {s6.checkout, s7.checkout}, {}});
+  ASSERT_EQ(res.results.size(), 4u);
+  EXPECT_EQ(res.results[1].status, "created");
+  EXPECT_EQ(res.results[3].status, "refused");
+  EXPECT_EQ(Balance(id), 20000 + 7 * 90 - 4 * 1000);
   ExpectBalanceIsAppliedSum(id);
 }
 
@@ -292,6 +335,162 @@ TEST_F(HqTrustTest, HqPublishesItsRulesAndPricesWithEveryVersion) {
   EXPECT_FALSE(st.ok());
   EXPECT_EQ(st.code(), "config_invalid");
   EXPECT_NE(st.message().find("2026-12"), std::string::npos);
+}
+
+TEST_F(HqTrustTest, ASaleAfterTheTerminalsFreezeInTheSameUploadIsPricedFrozen) {
+  std::string id = CreateMember();
+  uint64_t m = std::stoull(id);
+  ASSERT_EQ(Call("GET", "/v1/sync/T01/changes", "", false).status, 200);
+  clock_.advance_ms(1000);
+  FakeTerminal t{"T01"};
+  // 6000 points in one sale: the terminal freezes the member in the same commit, and its
+  // next sale earns nothing.
+  Sale big = PricedSale(t, m, "c1", Basket(600000), kNowMs + 100);
+  big.entries.push_back(t.Make("freeze", m, 0, kNowMs + 100, "c1", R"({"reason":"velocity"})"));
+  Sale after = PricedSale(t, m, "c2", Basket(10000), kNowMs + 200, 0, "", "member", std::nullopt, true);
+  ASSERT_EQ(after.checkout.points_earned, 0);
+  sync::UploadRequest up;
+  up.entries = {big.entries[0], big.entries[1], after.entries[0]};
+  up.checkouts = {big.checkout, after.checkout};
+  auto res = Upload("T01", up);
+  ASSERT_EQ(res.results.size(), 3u);
+  for (const auto& r : res.results) EXPECT_EQ(r.status, "created");
+  EXPECT_TRUE(RefusalReasons("T01").empty());
+  EXPECT_EQ(Member(id)["status"], "frozen");
+  EXPECT_EQ(Balance(id), 6000);
+}
+
+// HQ reads each member, its lots and its history once per upload and writes it once at the
+// end. The same sales uploaded all at once or one at a time (a refused forgery, a duplicate,
+// redemptions, a tier reached and a velocity freeze among them) must leave HQ in the same
+// state: balances, lots, tiers, statuses, spend and what a terminal downloads.
+TEST_F(HqTrustTest, OneUploadOrOneSaleAtATimeEndTheSame) {
+  struct Hq {
+    std::unique_ptr<Store> store;
+    std::unique_ptr<HqService> service;
+  };
+  auto open = [&](const std::string& name) {
+    Hq h;
+    auto s = OpenSqliteStore((dir_ / name).string());
+    EXPECT_TRUE(s.ok());
+    h.store = std::move(*s);
+    HqOptions o;
+    o.admin_token = "secret-token";
+    o.signing_seeds[3] = HqSeed();
+    o.timezone = *TimeZone::Fixed(8 * 3600);
+    h.service = std::make_unique<HqService>(*h.store, clock_, PiiCipher::FromKey(std::string(32, 'k')), o);
+    return h;
+  };
+  auto call = [&](Hq& h, const std::string& method, const std::string& path, const std::string& body,
+                  bool admin) {
+    http::Request r;
+    r.method = method;
+    r.target = r.path = path;
+    r.body = body;
+    if (admin) r.authorization = "Bearer secret-token";
+    return h.service->Handle(r, std::nullopt);
+  };
+  Hq all = open("all.db"), each = open("each.db");
+  for (Hq* h : {&all, &each}) {
+    for (const char* id : {"1001", "1002", "1003"}) {
+      ASSERT_EQ(call(*h, "POST", "/v1/members", json{{"member_id", id}, {"name", "x"}}.dump(), true).status, 201);
+    }
+    ASSERT_EQ(call(*h, "POST", "/v1/members/1001/adjustments",
+                   json{{"adjustment_id", "a1"}, {"points", 3000}, {"reason", "seed"}}.dump(), true)
+                  .status,
+              201);
+    ASSERT_EQ(call(*h, "GET", "/v1/sync/T01/changes", "", false).status, 200);
+  }
+  clock_.advance_ms(1000);
+  const int64_t t0 = kNowMs + 2000;
+  const std::string code(64, 'd');
+  FakeTerminal t{"T01"};
+  std::vector<sync::UploadRequest> uploads;
+  auto add = [&](const Sale& s) { uploads.push_back({s.entries, {s.checkout}, {}}); };
+  Sale s1 = PricedSale(t, 1001, "s1", Basket(10000), t0);
+  add(s1);
+  add(PricedSale(t, 1002, "s2", Basket(20000), t0 + 1000));
+  Sale forged = PricedSale(t, 1001, "f1", Basket(10000), t0 + 2000);
+  forged.checkout.points_earned = 1'000'000;
+  forged.entries[0] = t.Make("earn", 1001, 1'000'000, t0 + 2000, "f1");
+  add(forged);
+  Sale s3 = PricedSale(t, 1001, "s3", Basket(50000), t0 + 3000, 2000, code);
+  add(s3);
+  add(PricedSale(t, 1003, "s4", Basket(5000), t0 + 4000));
+  uploads.push_back({{t.Make("earn", 1002, 200, t0 + 5000, "s2")}, {}, {}});  // s2's points again
+  add(PricedSale(t, 1002, "s6", Basket(300000), t0 + 6000));
+  Sale s7 = PricedSale(t, 1002, "s7", Basket(300000), t0 + 7000);
+  s7.entries.push_back(t.Make("freeze", 1002, 0, t0 + 7000, "s7", R"({"reason":"velocity"})"));
+  add(s7);
+  Sale s8 = PricedSale(t, 1001, "s8", Basket(10000), t0 + 900'000);
+  add(s8);
+  add(PricedSale(t, 1003, "s9", Basket(7000), t0 + 901'000));
+  // Everything 1001 has, down to part of s8's lot, which this upload created.
+  int64_t all_of_it = 3000 + s1.checkout.points_earned + s3.checkout.points_earned - 2000 + s8.checkout.points_earned;
+  Sale s10 = PricedSale(t, 1001, "s10", Basket(400000), t0 + 902'000, all_of_it / 100 * 100, code);
+  ASSERT_EQ(s10.checkout.redeemed_points, all_of_it / 100 * 100);
+  add(s10);
+
+  sync::UploadRequest one;
+  for (const auto& u : uploads) {
+    one.entries.insert(one.entries.end(), u.entries.begin(), u.entries.end());
+    one.checkouts.insert(one.checkouts.end(), u.checkouts.begin(), u.checkouts.end());
+  }
+  auto upload = [&](Hq& h, const sync::UploadRequest& up) {
+    auto r = call(h, "POST", "/v1/sync/T01/entries", sync::SerializeMessage(up), false);
+    EXPECT_EQ(r.status, 200) << r.body;
+    auto out = sync::ParseMessage<sync::UploadResponse>(r.body);
+    EXPECT_TRUE(out.ok());
+    return out.ok() ? out->results : std::vector<sync::UploadResult>{};
+  };
+  std::vector<sync::UploadResult> results_all = upload(all, one), results_each;
+  for (const auto& u : uploads) {
+    auto r = upload(each, u);
+    results_each.insert(results_each.end(), r.begin(), r.end());
+  }
+  ASSERT_EQ(results_all.size(), one.entries.size());
+  EXPECT_EQ(results_all, results_each);
+  size_t refused = std::count_if(results_all.begin(), results_all.end(),
+                                 [](const sync::UploadResult& r) { return r.status == "refused"; });
+  EXPECT_EQ(refused, 2u);  // the forgery and the second earn of s2
+
+  for (const char* id : {"1001", "1002", "1003"}) {
+    json a = json::parse(call(all, "GET", std::string("/v1/members/") + id, "", true).body);
+    json b = json::parse(call(each, "GET", std::string("/v1/members/") + id, "", true).body);
+    for (const char* k : {"balance", "tier", "status", "entries", "month_spend_cents"}) EXPECT_EQ(a[k], b[k]) << id << " " << k;
+    auto sum = all.store->SumMemberPoints(std::stoull(id));
+    ASSERT_TRUE(sum.ok());
+    EXPECT_EQ(*sum, a["balance"].get<int64_t>()) << id;
+    auto la = all.store->Lots(std::stoull(id)), lb = each.store->Lots(std::stoull(id));
+    ASSERT_TRUE(la.ok() && lb.ok());
+    ASSERT_EQ(la->size(), lb->size()) << id;
+    for (size_t i = 0; i < la->size(); ++i) {
+      EXPECT_EQ((*la)[i].remaining, (*lb)[i].remaining) << id;
+      EXPECT_EQ((*la)[i].expires_at_s, (*lb)[i].expires_at_s) << id;
+    }
+  }
+  json m1002 = json::parse(call(all, "GET", "/v1/members/1002", "", true).body);
+  EXPECT_EQ(m1002["tier"], "black");
+  EXPECT_EQ(m1002["status"], "frozen");
+  EXPECT_EQ(json::parse(call(all, "GET", "/v1/members/1001", "", true).body)["balance"],
+            all_of_it - s10.checkout.redeemed_points + s10.checkout.points_earned);
+  for (const auto& r : results_all) {
+    if (r.entry_id == s3.entries[1].entry_id || r.entry_id == s10.entries[1].entry_id) {
+      EXPECT_EQ(r.status, "created");
+    }
+  }
+  // What a terminal downloads is the same, and each member once.
+  auto ca = sync::ParseMessage<sync::ChangesResponse>(call(all, "GET", "/v1/sync/T02/changes", "", false).body);
+  auto cb = sync::ParseMessage<sync::ChangesResponse>(call(each, "GET", "/v1/sync/T02/changes", "", false).body);
+  ASSERT_TRUE(ca.ok() && cb.ok());
+  ASSERT_EQ(ca->members.size(), 3u);
+  ASSERT_EQ(cb->members.size(), 3u);
+  auto by_id = [](std::vector<sync::Snapshot> v) {
+    std::sort(v.begin(), v.end(), [](const auto& x, const auto& y) { return x.member_id < y.member_id; });
+    for (auto& s : v) s.terminal_seq = 0;
+    return v;
+  };
+  EXPECT_EQ(by_id(ca->members), by_id(cb->members));
 }
 
 }  // namespace

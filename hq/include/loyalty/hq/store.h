@@ -52,6 +52,12 @@ struct MemberRecord {
 };
 
 
+struct MemberStateRecord {
+  int64_t at_ms = 0;
+  std::string tier, status;
+  bool operator==(const MemberStateRecord&) const = default;
+};
+
 struct ConflictRecord {
   std::string kind;  // chain_fork | chain_gap | entry_mismatch | code_reused | coupon_reused
   int64_t at_ms = 0;
@@ -140,9 +146,14 @@ class Store {
   // Applied entries of a kind that name this checkout (and refund, when not "").
   virtual Result<int64_t> CountAppliedEntries(const std::string& terminal_id, const std::string& checkout_id,
                                               const std::string& refund_id, const std::string& kind) = 0;
-  // Whether the terminal has an entry of this kind for the member at or before at_ms.
-  virtual Result<bool> HasTerminalEntry(const std::string& terminal_id, uint64_t member_id, const std::string& kind,
-                                        int64_t at_or_before_ms) = 0;
+  // The earliest at_ms of the terminal's entries of this kind for the member (applied or
+  // not); nullopt when it has none. "Had the terminal written one by t" is `first <= t`.
+  virtual Result<std::optional<int64_t>> FirstTerminalEntryAt(const std::string& terminal_id, uint64_t member_id,
+                                                              const std::string& kind) = 0;
+  // The latest at_ms of the terminal's entries of this kind for the member (applied or not)
+  // with seq < before_seq: what its own ledger held before that entry. nullopt: none.
+  virtual Result<std::optional<int64_t>> LastTerminalEntryAt(const std::string& terminal_id, uint64_t member_id,
+                                                             const std::string& kind, int64_t before_seq) = 0;
   virtual Result<std::vector<sync::Entry>> TerminalEntriesByIds(const std::string& terminal_id,
                                                                 const std::vector<std::string>& ids) = 0;
   // HQ's own chain head (seq, raw hash).
@@ -150,6 +161,8 @@ class Store {
 
   // --- lots
   virtual Result<std::vector<model::Lot>> Lots(uint64_t member_id) = 0;  // by expiry, then lot_id
+  // The lots of Lots() with remaining < 0 (a debt), in the same order.
+  virtual Result<std::vector<model::Lot>> DebtLots(uint64_t member_id) = 0;
   virtual Result<int64_t> AddLot(const model::Lot& lot) = 0;
   virtual Status SetLotRemaining(int64_t lot_id, int64_t remaining) = 0;
   // Members holding lots with remaining > 0 that expired before now_s (expires_at_s < now_s).
@@ -168,7 +181,12 @@ class Store {
   // Σ total_due_cents of the member's checkouts committed in [from_ms, to_ms) minus Σ
   // refund_cents of their refunds.
   // Refused checkouts and refunds are left out; the sum saturates instead of overflowing.
+  // A backend may keep the sum of a window it was asked for inside a transaction, as long as
+  // every answer is the sum of the rows (the SQLite one does: each checkout then costs one
+  // row update instead of a sum over the member's month at every checkout).
   virtual Result<int64_t> MemberSpend(uint64_t member_id, int64_t from_ms, int64_t to_ms) = 0;
+  // Forgets the sums kept for windows [from, to) with to <= this time (the daily job).
+  virtual Status PruneSpendTotals(int64_t ended_by_ms) = 0;
   // A checkout or refund HQ could not check: kept (a restored terminal gets it back), counted
   // in no spend and backing no entry.
   virtual Status MarkCheckoutRefused(const std::string& terminal_id, const std::string& checkout_id) = 0;
@@ -184,13 +202,16 @@ class Store {
   // A member's tier and status from at_ms on (recorded at every change).
   virtual Status AddMemberState(uint64_t member_id, int64_t at_ms, const std::string& tier,
                                 const std::string& status) = 0;
-  // (tier, status) pairs in effect at any time in [from_ms, to_ms]: the one in effect at
-  // from_ms and every later one up to to_ms. Empty when none was recorded.
-  virtual Result<std::vector<std::pair<std::string, std::string>>> MemberStates(uint64_t member_id, int64_t from_ms,
-                                                                                int64_t to_ms) = 0;
-  // A terminal downloaded changes at at_ms; the last such time at or before a moment.
+  // Every state recorded for the member, by at_ms and then in the order recorded.
+  virtual Result<std::vector<MemberStateRecord>> MemberStateHistory(uint64_t member_id) = 0;
+  // A terminal downloaded changes at at_ms. DownloadsAround: the last such time at or before
+  // a moment and the first one after it (nullopt when none), so that a caller knows every
+  // moment before `after` has the same last download.
   virtual Status AddTerminalDownload(const std::string& terminal_id, int64_t at_ms) = 0;
-  virtual Result<std::optional<int64_t>> LastDownloadAtOrBefore(const std::string& terminal_id, int64_t at_ms) = 0;
+  struct Downloads {
+    std::optional<int64_t> at_or_before, after;
+  };
+  virtual Result<Downloads> DownloadsAround(const std::string& terminal_id, int64_t at_ms) = 0;
 
   // --- coupons, devices, revocations, adjustments
   virtual Status PutCoupon(const CouponRecord& c) = 0;  // insert; constraint if the id exists
@@ -218,6 +239,8 @@ class Store {
   // --- reconciliation sets, kept in the same transactions as the rows above:
   // one per terminal (items: entry id bytes → chain hash) and one of every member's
   // balance (recon::MemberBalanceItem(member_id, balance, 0)).
+  // AddToTerminalSet takes the item of an entry InsertEntry has just stored, whose id no set
+  // has held (entry ids are unique in the database).
   virtual Status AddToTerminalSet(const std::string& terminal_id, const recon::Item& item) = 0;
   virtual Status UpsertBalance(uint64_t member_id, int64_t balance) = 0;
   // The responder's view of a set; valid until the next call of either on this store.

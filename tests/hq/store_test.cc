@@ -1,0 +1,236 @@
+// HQ's SQLite store below the service: the compact form of stored checkouts, and the
+// month's spend it keeps per window.
+#include <sqlite3.h>
+
+#include "hq_test_util.h"
+#include "loyalty/hq/record_codec.h"
+
+namespace loyalty::hq::testing {
+namespace {
+
+using nlohmann::json;
+
+sync::Checkout FullCheckout() {
+  sync::Checkout c = MakeCheckout("c-全-1", 9'007'199'254'740'993ull, 123456, 1773547200123, std::string(64, 'f'),
+                                  "CP-1");
+  c.request_hash = std::string(64, '0');
+  c.rules_version = "2026-11";
+  c.points_earned = sync::kMaxPoints;
+  c.redeemed_points = 0;
+  c.subtotal_cents = sync::kMaxCents;
+  c.request_json = R"({"lines":[{"sku":"a\"b","qty":1}],"note":"\u0000 ok"})";
+  c.response_json = std::string(70000, 'x');
+  c.lines.push_back({1, "", "", 10000, sync::kMaxUnitPriceCents, sync::kMaxCents, 0, 7, 0, sync::kMaxCents, false, true});
+  c.lines.push_back({499, std::string(256, 's'), "烟草", 1, 0, 0, 0, 0, 0, 0, true, false});
+  return c;
+}
+
+TEST(RecordCodec, EveryFieldSurvivesTheCompactForm) {
+  for (sync::Checkout c : {FullCheckout(), MakeCheckout("c2", std::nullopt, 0, 0), MakeCheckout("c3", 0, 1, 1)}) {
+    std::string body = EncodeCheckout(c);
+    auto back = DecodeCheckout(body);
+    ASSERT_TRUE(back.ok()) << back.status().ToString();
+    EXPECT_EQ(*back, c);
+    // Smaller than the JSON text it replaces.
+    EXPECT_LT(body.size(), sync::SerializeMessage(c).size());
+  }
+  sync::Checkout none = MakeCheckout("c4", std::nullopt, 0, 0);
+  none.lines.clear();
+  auto back = DecodeCheckout(EncodeCheckout(none));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(*back, none);
+}
+
+TEST(RecordCodec, JsonBodiesOfOlderVersionsAreStillRead) {
+  sync::Checkout c = FullCheckout();
+  auto back = DecodeCheckout(sync::SerializeMessage(c));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(*back, c);
+  auto bad = DecodeCheckout(R"({"checkout_id":"x"})");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), "internal");
+}
+
+TEST(RecordCodec, ABodyThatIsNotWholeOrPastALimitIsAnError) {
+  std::string body = EncodeCheckout(FullCheckout());
+  // Every truncation, and a byte too many.
+  for (size_t n = 0; n < body.size(); ++n) {
+    auto r = DecodeCheckout(std::string_view(body).substr(0, n));
+    ASSERT_FALSE(r.ok()) << n;
+    EXPECT_EQ(r.status().code(), "internal");
+  }
+  EXPECT_FALSE(DecodeCheckout(body + '\0').ok());
+  // Another version byte.
+  std::string v2 = body;
+  v2[0] = 2;
+  EXPECT_FALSE(DecodeCheckout(v2).ok());
+  // Values the sync codec would refuse are refused here too.
+  auto refused = [](auto change) {
+    sync::Checkout c = MakeCheckout("c1", 1, 100, 1);
+    change(c);
+    auto r = DecodeCheckout(EncodeCheckout(c));
+    return !r.ok() && r.status().code() == "internal";
+  };
+  EXPECT_TRUE(refused([](sync::Checkout& c) { c.points_earned = sync::kMaxPoints + 1; }));
+  EXPECT_TRUE(refused([](sync::Checkout& c) { c.total_due_cents = -1; }));
+  EXPECT_TRUE(refused([](sync::Checkout& c) { c.committed_at_ms = sync::kMaxTimeMs + 1; }));
+  EXPECT_TRUE(refused([](sync::Checkout& c) { c.checkout_id.clear(); }));
+  EXPECT_TRUE(refused([](sync::Checkout& c) { c.checkout_id = std::string(65, 'c'); }));
+  EXPECT_TRUE(refused([](sync::Checkout& c) { c.code_hash = std::string(64, 'G'); }));
+  EXPECT_TRUE(refused([](sync::Checkout& c) { c.request_hash = "abc"; }));
+  EXPECT_TRUE(refused([](sync::Checkout& c) { c.lines[0].qty = 0; }));
+  EXPECT_TRUE(refused([](sync::Checkout& c) { c.lines[0].line = 500; }));
+  EXPECT_TRUE(refused([](sync::Checkout& c) { c.lines.resize(501, c.lines[0]); }));
+  EXPECT_TRUE(refused([](sync::Checkout& c) { c.request_json = std::string(sync::kMaxDocumentBytes + 1, ' '); }));
+  EXPECT_FALSE(refused([](sync::Checkout& c) { c.lines.resize(500, c.lines[0]); }));
+  // A varint past 64 bits.
+  std::string big = body.substr(0, 1) + std::string(10, '\xff') + '\x01';
+  EXPECT_FALSE(DecodeCheckout(big).ok());
+}
+
+class HqStoreTest : public HqFixture {};
+
+TEST_F(HqStoreTest, CheckoutsAreStoredCompactAndOlderJsonRowsAreStillRead) {
+  sync::Checkout c = FullCheckout();
+  auto ins = store_->InsertCheckout("T01", c);
+  ASSERT_TRUE(ins.ok() && *ins);
+  auto got = store_->GetCheckout("T01", c.checkout_id);
+  ASSERT_TRUE(got.ok() && *got);
+  EXPECT_EQ(**got, c);
+  // A row an older version wrote as JSON text.
+  sync::Checkout old = MakeCheckout("c-old", 7, 500, 1773547200000);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ / "hq.db").string().c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db,
+                               "INSERT INTO checkouts (terminal_id, checkout_id, member_id, committed_at_ms, "
+                               "total_due_cents, code_hash, coupon_id, body) VALUES ('T01', 'c-old', 7, 1773547200000, "
+                               "500, '', '', ?)",
+                               -1, &st, nullptr),
+            SQLITE_OK);
+  std::string text = sync::SerializeMessage(old);
+  sqlite3_bind_text(st, 1, text.c_str(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_DONE);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  got = store_->GetCheckout("T01", "c-old");
+  ASSERT_TRUE(got.ok() && *got) << got.status().ToString();
+  EXPECT_EQ(**got, old);
+}
+
+// The month's spend is kept per window once asked inside a transaction; whatever happens to
+// the checkouts and refunds after that, it must read as the sum of the rows.
+constexpr int64_t kMonth = 1772294400000;  // 2026-03-01T00:00:00+08:00
+constexpr int64_t kNext = 1774972800000;   // 2026-04-01T00:00:00+08:00
+
+TEST_F(HqStoreTest, KeptSpendIsAlwaysTheSumOfTheRows) {
+  auto row_count = [&] {
+    sqlite3* db = nullptr;
+    EXPECT_EQ(sqlite3_open((dir_ / "hq.db").string().c_str(), &db), SQLITE_OK);
+    sqlite3_stmt* st = nullptr;
+    sqlite3_prepare_v2(db, "SELECT count(*) FROM spend_totals", -1, &st, nullptr);
+    int64_t n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+  };
+  auto spend = [&](uint64_t m, int64_t from = kMonth, int64_t to = kNext) {
+    int64_t out = -1;
+    EXPECT_TRUE(store_->Transaction([&]() -> Status {
+                        auto s = store_->MemberSpend(m, from, to);
+                        if (!s.ok()) return s.status();
+                        out = *s;
+                        return Status::Ok();
+                      }).ok());
+    return out;
+  };
+  auto insert = [&](const sync::Checkout& c) {
+    ASSERT_TRUE(store_->Transaction([&]() -> Status {
+                        auto r = store_->InsertCheckout("T01", c);
+                        return r.ok() ? Status::Ok() : r.status();
+                      }).ok());
+  };
+  insert(MakeCheckout("a", 7, 1000, kMonth + 10));
+  // Outside a transaction nothing is kept (a GET writes nothing).
+  auto outside = store_->MemberSpend(7, kMonth, kNext);
+  ASSERT_TRUE(outside.ok());
+  EXPECT_EQ(*outside, 1000);
+  EXPECT_EQ(row_count(), 0);
+  EXPECT_EQ(spend(7), 1000);
+  EXPECT_EQ(row_count(), 1);
+  // Later checkouts: in the window, before it, after it, another member, no member.
+  insert(MakeCheckout("b", 7, 250, kNext - 1));
+  insert(MakeCheckout("c", 7, 9999, kMonth - 1));
+  insert(MakeCheckout("d", 7, 9999, kNext));
+  insert(MakeCheckout("e", 8, 9999, kMonth + 20));
+  insert(MakeCheckout("f", std::nullopt, 9999, kMonth + 30));
+  EXPECT_EQ(spend(7), 1250);
+  EXPECT_EQ(spend(8), 9999);
+  // Another window (another calendar) is its own sum, kept up to date alike.
+  EXPECT_EQ(spend(7, kMonth - 3600000, kNext - 3600000), 1000 + 9999);
+  insert(MakeCheckout("g", 7, 1, kMonth + 40));
+  EXPECT_EQ(spend(7), 1251);
+  EXPECT_EQ(spend(7, kMonth - 3600000, kNext - 3600000), 1000 + 9999 + 1);
+  // A checkout refused after it was stored counts nowhere.
+  ASSERT_TRUE(store_->Transaction([&] { return store_->MarkCheckoutRefused("T01", "b"); }).ok());
+  EXPECT_EQ(spend(7), 1001);
+  // Refunds: an accepted one comes off, a refused one does not.
+  sync::Refund r1{"r1", "a", "", "return", kMonth + 100, 400, 0, 0, "{}", {{0, 1}}};
+  sync::Refund r2{"r2", "g", "", "return", kMonth + 100, 1, 0, 0, "{}", {{0, 1}}};
+  ASSERT_TRUE(store_->Transaction([&]() -> Status {
+                      for (const auto* r : {&r1, &r2}) {
+                        auto ok = store_->InsertRefund("T01", *r);
+                        if (!ok.ok()) return ok.status();
+                      }
+                      return store_->MarkRefundRefused("T01", "r2");
+                    }).ok());
+  EXPECT_EQ(spend(7), 601);
+  // A transaction that fails takes its changes to the kept sum with it.
+  EXPECT_FALSE(store_->Transaction([&]() -> Status {
+                         auto r = store_->InsertCheckout("T01", MakeCheckout("h", 7, 5000, kMonth + 50));
+                         if (!r.ok()) return r.status();
+                         auto s = store_->MemberSpend(7, kMonth, kNext);
+                         EXPECT_TRUE(s.ok() && *s == 5601);
+                         return Status::Error("internal", "rolled back on purpose");
+                       }).ok());
+  EXPECT_EQ(spend(7), 601);
+  // The daily job forgets windows that ended before the month it is in.
+  ASSERT_TRUE(store_->Transaction([&] { return store_->PruneSpendTotals(kNext); }).ok());
+  EXPECT_EQ(row_count(), 0);
+  EXPECT_EQ(spend(7), 601);
+}
+
+TEST_F(HqStoreTest, ASpendPastTwoToTheSixtySecondIsSummedNotKept) {
+  constexpr int64_t kFrom = kMonth, kTo = kNext;
+  constexpr int64_t kLimit = int64_t{1} << 62;
+  const int64_t n = kLimit / sync::kMaxCents;  // still within the limit
+  ASSERT_TRUE(store_->Transaction([&]() -> Status {
+                      for (int64_t i = 0; i < n; ++i) {
+                        auto r = store_->InsertCheckout("T01", MakeCheckout("c" + std::to_string(i), 7, sync::kMaxCents,
+                                                                            kFrom + i));
+                        if (!r.ok()) return r.status();
+                      }
+                      return Status::Ok();
+                    }).ok());
+  auto in_tx = [&] {
+    int64_t out = -1;
+    EXPECT_TRUE(store_->Transaction([&]() -> Status {
+                        auto s = store_->MemberSpend(7, kFrom, kTo);
+                        if (!s.ok()) return s.status();
+                        out = *s;
+                        return Status::Ok();
+                      }).ok());
+    return out;
+  };
+  EXPECT_EQ(in_tx(), n * sync::kMaxCents);  // kept
+  // One more passes the limit: the kept sum is dropped and the rows give the answer.
+  ASSERT_TRUE(store_->Transaction([&]() -> Status {
+                      auto r = store_->InsertCheckout("T01", MakeCheckout("last", 7, sync::kMaxCents, kFrom + n));
+                      return r.ok() ? Status::Ok() : r.status();
+                    }).ok());
+  EXPECT_EQ(in_tx(), (n + 1) * sync::kMaxCents);
+  EXPECT_EQ(in_tx(), (n + 1) * sync::kMaxCents);
+}
+
+}  // namespace
+}  // namespace loyalty::hq::testing
