@@ -887,7 +887,8 @@ struct HqService::Impl {
         // Against what the terminal could know: its last snapshot plus its own entries since.
         auto d = LastDownload(tid, co.committed_at_ms);
         if (!d.ok()) return d.status();
-        auto known = store.KnownBalance(e.member_id, tid, d->value_or(0), e.seq, e.checkout_id);
+        auto known =
+            store.KnownBalance(e.member_id, tid, d->value_or(0), e.seq, e.checkout_id, FloorDiv(co.committed_at_ms, 1000));
         if (!known.ok()) {
           if (known.status().code() == "overflow") return std::string("value_out_of_range");
           return known.status();

@@ -181,6 +181,45 @@ TEST_F(HqTrustTest, ARedemptionInsideTheCooldownIsRefused) {
   ExpectBalanceIsAppliedSum(id);
 }
 
+// A terminal leaves lots past their expiry out of the available balance (loyalty-rules.md),
+// so what it could know at a redemption leaves them out too: those still at HQ, and those
+// HQ's daily job emptied after the terminal's snapshot.
+TEST_F(HqTrustTest, LotsExpiredAtTheRedemptionAreNotWhatTheTerminalCouldKnow) {
+  std::string id = CreateMember();
+  uint64_t m = std::stoull(id);
+  ASSERT_EQ(Call("POST", "/v1/members/" + id + "/adjustments",
+                 json{{"adjustment_id", "a1"}, {"points", 3000}, {"reason", "seed"}})
+                .status,
+            201);
+  auto lots = store_->Lots(m);
+  ASSERT_TRUE(lots.ok());
+  ASSERT_EQ(lots->size(), 1u);
+  const int64_t expiry_ms = (*lots)[0].expires_at_s * 1000;
+  ASSERT_EQ(Call("GET", "/v1/sync/T01/changes", "", false).status, 200);
+  clock_.advance_ms(1000);
+  const std::string code(64, 'c');
+  FakeTerminal t{"T01"};
+  auto redeem = [&](const std::string& cid, int64_t at_ms) {
+    Sale s = PricedSale(t, m, cid, Basket(10000), at_ms, 1000, code);
+    auto res = Upload("T01", {s.entries, {s.checkout}, {}});
+    EXPECT_EQ(res.results.size(), 2u);
+    return res.results.size() == 2 ? res.results[1].status : std::string();
+  };
+  // Before the lot expires the snapshot's 3000 are there to redeem.
+  EXPECT_EQ(redeem("c1", expiry_ms - 1'000'000), "created");
+  // After it, only what the terminal earned since (90 points) is: 1000 is refused.
+  EXPECT_EQ(redeem("c2", expiry_ms + 1'000'000), "refused");
+  EXPECT_EQ(RefusalReasons("T01"), (std::set<std::string>{"insufficient_points"}));
+  // HQ's job empties the lot after the terminal's snapshot: still not there to redeem.
+  clock_.advance_ms(1000);
+  auto job = service_->RunDailyJobs(expiry_ms / 1000 + 1500);
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->points, 2000);
+  EXPECT_EQ(redeem("c3", expiry_ms + 2'000'000), "refused");
+  EXPECT_EQ(Balance(id), 3000 - 1000 + 3 * 90 - 2000);
+  ExpectBalanceIsAppliedSum(id);
+}
+
 TEST_F(HqTrustTest, RefundsFollowTheirCheckoutAndNeverExceedIt) {
   std::string id = CreateMember();
   uint64_t m = std::stoull(id);

@@ -134,13 +134,17 @@ class Store {
   virtual Result<int64_t> CountEntries(const std::string& terminal_id) = 0;
   virtual Result<int64_t> CountMemberEntries(uint64_t member_id) = 0;
   virtual Result<int64_t> SumMemberPoints(uint64_t member_id) = 0;  // applied entries only
-  // What a terminal could know of a member's balance: Σ points of the member's applied
-  // entries HQ had received by download_ms (its last snapshot) plus Σ points of this
-  // terminal's own entries for the member received after it (applied or not: the terminal
-  // counts them) with seq < before_seq, other than those of exclude_checkout (a checkout's
-  // own earn does not pay for its redemption). `overflow` when the sum leaves int64.
+  // What a terminal could know of a member's available balance at at_s: Σ points of the
+  // member's applied entries HQ had received by download_ms (its last snapshot) plus Σ
+  // points of this terminal's own entries for the member received after it (applied or not:
+  // the terminal counts them) with seq < before_seq, other than those of exclude_checkout
+  // (a checkout's own earn does not pay for its redemption); less the lots those entries
+  // created that are expired at at_s (at_s > expires_at_s: a terminal leaves them out of
+  // the available balance), with what remains of them, and less HQ's expire entries
+  // received after download_ms that emptied lots already expired at at_s (as_of_s <= at_s).
+  // `overflow` when the sum leaves int64.
   virtual Result<int64_t> KnownBalance(uint64_t member_id, const std::string& terminal_id, int64_t download_ms,
-                                       int64_t before_seq, const std::string& exclude_checkout) = 0;
+                                       int64_t before_seq, const std::string& exclude_checkout, int64_t at_s) = 0;
   // Σ points of the member's applied earn entries with from_ms < at_ms <= to_ms.
   virtual Result<int64_t> EarnedBetween(uint64_t member_id, int64_t from_ms, int64_t to_ms) = 0;
   // Applied entries of a kind that name this checkout (and refund, when not "").
