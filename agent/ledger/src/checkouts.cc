@@ -100,7 +100,7 @@ Result<std::optional<model::Refund>> Ledger::GetRefund(const std::string& refund
   }
   LEDGER_PREPARE(ls, "SELECT line, qty FROM refund_lines WHERE refund_id = ? ORDER BY line");
   ls.Bind(1, refund_id);
-  while (ls.Step()) r->lines.emplace_back(static_cast<int>(ls.Int(0)), ls.Int(1));
+  while (ls.Step()) r->lines.push_back({ls.Int(0), ls.Int(1)});
   LEDGER_CHECK_STEP(ls);
   return r;
 }
