@@ -22,6 +22,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -166,6 +167,10 @@ class Store {
   // with seq < before_seq: what its own ledger held before that entry. nullopt: none.
   virtual Result<std::optional<int64_t>> LastTerminalEntryAt(const std::string& terminal_id, uint64_t member_id,
                                                              const std::string& kind, int64_t before_seq) = 0;
+  // refund_id -> the lowest seq of the terminal's entries naming that refund of the checkout
+  // (its clawback and restore): where each refund stands in the terminal's chain.
+  virtual Result<std::map<std::string, int64_t>> RefundEntrySeqs(const std::string& terminal_id,
+                                                                 const std::string& checkout_id) = 0;
   virtual Result<std::vector<sync::Entry>> TerminalEntriesByIds(const std::string& terminal_id,
                                                                 const std::vector<std::string>& ids) = 0;
   // HQ's own chain head (seq, raw hash).
