@@ -1002,6 +1002,10 @@ class SqliteStore final : public Store {
 
 }  // namespace
 
+void InjectStoreFault(const StoreFault& f) { ledger::InjectStepFault({f.sql_contains, f.nth, f.count, f.rc}); }
+void ClearStoreFaults() { ledger::ClearStepFaults(); }
+int StoreFaultsFired() { return ledger::StepFaultsFired(); }
+
 Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path) {
   auto db = Db::Open(path, /*read_only=*/false);
   if (!db.ok()) return db.status();

@@ -269,4 +269,23 @@ class Store {
 // `unavailable` when the file cannot be opened or is from a newer program.
 Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path);
 
+// Test seam of the SQLite backend, in the manner of LevelDB's ErrorEnv (and of the
+// terminal ledger's ledger::InjectStepFault, whose statement layer it shares): makes steps
+// of the store's statements fail as SQLite would, so tests drive the real service on a real
+// file through a failing read. A fault matches statements whose SQL text contains
+// `sql_contains`; the `nth` matching step (1 = the next) and the `count - 1` after it fail
+// with `rc`, an SQLite result code (SQLITE_IOERR, 10, is `unavailable`: 503); count < 0
+// fails every one from the nth on. Process-wide; one relaxed atomic load per step while
+// none is armed.
+struct StoreFault {
+  std::string sql_contains;
+  int nth = 1;
+  int count = 1;
+  int rc = 10;  // SQLITE_IOERR
+};
+void InjectStoreFault(const StoreFault& f);
+void ClearStoreFaults();
+// How many injected faults have fired since the last ClearStoreFaults().
+int StoreFaultsFired();
+
 }  // namespace loyalty::hq
