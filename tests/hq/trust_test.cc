@@ -3,6 +3,8 @@
 // stores it once, applies it to nothing, reports entry_refused, and honest uploads go on.
 #include <sqlite3.h>
 
+#include <algorithm>
+#include <map>
 #include <set>
 
 #include "hq_test_util.h"
@@ -427,6 +429,43 @@ TEST_F(HqTrustTest, HqPublishesItsRulesAndPricesWithEveryVersion) {
   EXPECT_FALSE(st.ok());
   EXPECT_EQ(st.code(), "config_invalid");
   EXPECT_NE(st.message().find("2026-12"), std::string::npos);
+}
+
+// HQ reads a terminal's downloads once per upload; checkouts of one upload on either side of
+// a download are each priced with what the terminal knew at their own commit.
+TEST_F(HqTrustTest, OneUploadAcrossTwoDownloadsPricesEachCheckoutWithItsOwnSnapshot) {
+  std::string id1 = CreateMember(), id2 = CreateMember({{"name", "李四"}});
+  ASSERT_EQ(Call("GET", "/v1/sync/T01/changes", "", false).status, 200);  // D1: both members
+  clock_.advance_ms(1000);
+  for (const auto& id : {id1, id2}) {
+    ASSERT_EQ(Call("POST", "/v1/members/" + id + "/tier", json{{"tier", "vip"}}).status, 200);
+  }
+  clock_.advance_ms(1000);
+  ASSERT_EQ(Call("GET", "/v1/sync/T01/changes", "", false).status, 200);  // D2: both VIP
+  clock_.advance_ms(1000);
+  FakeTerminal t{"T01"};
+  for (const auto& id : {id1, id2}) {
+    uint64_t m = std::stoull(id);
+    // Between D1 and D2 the terminal may price as a member; after D2 only as a VIP.
+    Sale before = PricedSale(t, m, "a" + id, Basket(10000), kNowMs + 1500, 0, "", "member");
+    Sale stale = PricedSale(t, m, "b" + id, Basket(10000), kNowMs + 2500, 0, "", "member");
+    Sale after = PricedSale(t, m, "c" + id, Basket(10000), kNowMs + 2600, 0, "", "vip");
+    sync::UploadRequest up;
+    std::vector<Sale> order = {before, stale, after};
+    if (id == id2) std::reverse(order.begin(), order.end());
+    for (const auto& s : order) {
+      up.entries.push_back(s.entries[0]);
+      up.checkouts.push_back(s.checkout);
+    }
+    std::map<std::string, std::string> status;
+    auto res = Upload("T01", up);
+    ASSERT_EQ(res.results.size(), 3u);
+    for (size_t i = 0; i < 3; ++i) status[up.entries[i].checkout_id] = res.results[i].status;
+    EXPECT_EQ(status["a" + id], "created") << id;
+    EXPECT_EQ(status["b" + id], "refused") << id;
+    EXPECT_EQ(status["c" + id], "created") << id;
+  }
+  EXPECT_EQ(RefusalReasons("T01"), (std::set<std::string>{"price_mismatch", "checkout_refused"}));
 }
 
 TEST_F(HqTrustTest, ASaleAfterTheTerminalsFreezeInTheSameUploadIsPricedFrozen) {
