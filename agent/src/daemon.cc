@@ -19,7 +19,9 @@
 #include "status_page.h"
 #include "log.h"
 #include "scanners.h"
+#include "scan_pipeline.h"
 #include "scans.h"
+#include "status_source.h"
 #include "sync_local.h"
 #include "sync_service.h"
 #include "loyalty/base/hash.h"
@@ -268,36 +270,7 @@ int RunDaemon(int argc, char** argv) {
     ScanHub hub(ioc);
     ctx.scans = &hub;
     ledger::Ledger* loop_reader = reader->get();
-    Scanners scanners(ioc, clock, [&](const drivers::Scan& s) {
-      nlohmann::json ev{{"at", FormatRfc3339(s.at_ms / 1000)}, {"scanner_id", s.scanner_id}};
-      std::string hash = s.overlong ? "" : ShortHash(s.text);
-      if (s.overlong) {
-        ev["result"] = "rejected";
-        ev["error"] = {{"code", "code_malformed"}, {"message", "the scan is longer than 4096 bytes"}};
-        LogEvent(Level::kWarn, "scan_rejected", {{"scanner_id", s.scanner_id}, {"code", "code_malformed"}, {"reason", "overlong"}});
-      } else {
-        auto r = service.Identify(*loop_reader, {{"code", s.text}});
-        if (r.status == 200) {
-          ev["result"] = "member";
-          ev["identification"] = r.body["identification"];
-          ev["member"] = r.body["member"];
-          LogEvent(Level::kInfo, "scan_accepted",
-                   {{"scanner_id", s.scanner_id}, {"code_hash", hash}, {"kind", r.body["identification"]["kind"]},
-                    {"member_id", r.body["member"]["member_id"]}});
-        } else if (r.body["error"]["code"] == "not_a_member_code") {
-          ev["result"] = "not_a_member_code";
-          ev["text"] = s.text;
-          LogEvent(Level::kInfo, "scan_not_member_code", {{"scanner_id", s.scanner_id}, {"code_hash", hash}, {"bytes", s.text.size()}});
-        } else {
-          ev["result"] = "rejected";
-          ev["error"] = r.body["error"];
-          LogEvent(Level::kWarn, "scan_rejected",
-                   {{"scanner_id", s.scanner_id}, {"code_hash", hash}, {"code", r.body["error"]["code"]}});
-        }
-      }
-      if (!s.symbology.empty()) ev["symbology"] = s.symbology;
-      hub.Add(std::move(ev));
-    });
+    Scanners scanners(ioc, clock, [&](const drivers::Scan& s) { hub.Add(IdentifyScan(s, service, *loop_reader)); });
     ctx.scanner_health = [&scanners]() { return scanners.Health(); };
     metrics.set_gauges([&]() {
       Metrics::Gauges g;
@@ -314,37 +287,9 @@ int RunDaemon(int argc, char** argv) {
       return g;
     });
     ctx.status_data = [&]() {
-      StatusData d;
-      d.version = LOYALTY_VERSION;
-      d.terminal_id = p.cfg.terminal_id;
-      d.store_id = p.cfg.store_id;
-      d.now_s = clock.now_s();
-      d.clock_trusted = !trusted_time.untrusted(clock);
-      auto count = loop_reader->EntryCount();
-      auto pending = loop_reader->PendingEntryCount();
-      d.ledger_entries = count.ok() ? std::max<int64_t>(0, *count) : 0;
-      d.pending_entries = pending.ok() ? std::max<int64_t>(0, *pending) : 0;
-      d.rules_version = service.rules()->version;
-      for (const auto& sc : scanners.Health())
-        d.scanners.push_back({sc["id"], sc["kind"], sc["state"], sc["last_scan_at"].is_string() ? sc["last_scan_at"].get<std::string>() : ""});
-      auto runs_read = loop_reader->RecentSyncRuns(10);
-      std::vector<ledger::SyncRunRow> runs = runs_read.ok() ? std::move(*runs_read) : std::vector<ledger::SyncRunRow>();
-      d.sync_state = runs.empty() ? "idle" : runs[0].result == "failed" ? "failing" : runs[0].result == "running" ? "running" : "idle";
-      if (!runs.empty()) {
-        d.last_sync_attempt = FormatRfc3339(runs[0].started_at_ms / 1000);
-        if (runs[0].result == "failed") d.last_sync_error = runs[0].error;
-      }
-      if (auto last = loop_reader->LastSuccessfulSyncRun(); last.ok() && *last)
-        d.last_sync_success = FormatRfc3339((*last)->finished_at_ms.value_or((*last)->started_at_ms) / 1000);
-      for (const auto& r : runs)
-        d.runs.push_back({FormatRfc3339(r.started_at_ms / 1000), r.result, r.error, r.uploaded, r.downloaded, r.repaired});
-      int64_t first_hour = d.now_s / 3600 - 23;
-      auto per_hour = loop_reader->CheckoutsPerHour(first_hour * 3600 * 1000);
-      if (per_hour.ok())
-        for (const auto& [hour, n] : *per_hour)
-          if (hour >= first_hour && hour < first_hour + 24) d.checkouts_per_hour[static_cast<size_t>(hour - first_hour)] = static_cast<uint64_t>(n);
-      d.scans_per_hour = scans_per_hour.Last24(d.now_s);
-      return d;
+      StatusSources src{LOYALTY_VERSION, p.cfg.terminal_id, p.cfg.store_id, clock, trusted_time, service, *loop_reader,
+                        scanners.Health(), scans_per_hour};
+      return CollectStatusData(src);
     };
     PosApi api(ctx);
 

@@ -17,150 +17,6 @@ namespace loyalty::agent {
 
 using nlohmann::json;
 
-sync::Entry ToWire(const ledger::EntryRow& e) {
-  sync::Entry w;
-  w.entry_id = e.entry_id;
-  w.terminal_id = e.terminal_id;
-  w.seq = e.seq;
-  w.kind = e.kind;
-  w.member_id = e.member_id;
-  w.points = e.points;
-  w.at_ms = e.at_ms;
-  w.checkout_id = e.checkout_id;
-  w.refund_id = e.refund_id;
-  w.detail = e.detail;
-  w.prev_hash = HexEncode(e.prev_hash);
-  w.hash = HexEncode(e.hash);
-  return w;
-}
-
-Result<ledger::EntryRow> FromWire(const sync::Entry& w) {
-  ledger::EntryRow e;
-  e.seq = w.seq;
-  e.entry_id = w.entry_id;
-  e.terminal_id = w.terminal_id;
-  e.kind = w.kind;
-  e.member_id = w.member_id;
-  e.points = w.points;
-  e.at_ms = w.at_ms;
-  e.checkout_id = w.checkout_id;
-  e.refund_id = w.refund_id;
-  e.detail = w.detail;
-  auto prev = HexDecode(w.prev_hash);
-  auto hash = HexDecode(w.hash);
-  if (!prev || prev->size() != 32 || !hash || hash->size() != 32)
-    return Status::Error("bad_response", "entry " + w.entry_id + ": hashes must be 64 hex characters");
-  e.prev_hash = *prev;
-  e.hash = *hash;
-  e.acked = true;
-  return e;
-}
-
-sync::Checkout ToWire(const ledger::CheckoutRow& c) {
-  sync::Checkout w;
-  w.checkout_id = c.checkout_id;
-  w.request_hash = c.request_hash;
-  w.member_id = c.member_id;
-  w.rules_version = c.rules_version;
-  w.committed_at_ms = c.committed_at_ms;
-  w.subtotal_cents = c.subtotal_cents;
-  w.total_due_cents = c.total_due_cents;
-  w.points_earned = c.points_earned;
-  w.redeemed_points = c.redeemed_points;
-  w.eligible_cents = c.eligible_cents;
-  w.redeemable_cents = c.redeemable_cents;
-  w.code_hash = c.code_hash;
-  w.tender = c.tender;
-  w.coupon_id = c.coupon_id;
-  w.request_json = c.request_json;
-  w.response_json = c.response_json;
-  for (const auto& l : c.lines) {
-    sync::CheckoutLine x;
-    x.line = l.line;
-    x.sku = l.sku;
-    x.category = l.category;
-    x.qty = l.qty;
-    x.unit_price_cents = l.unit_price_cents;
-    x.tier_discount_cents = l.tier_discount_cents;
-    x.coupon_cents = l.coupon_cents;
-    x.redeem_cents = l.redeem_cents;
-    x.net_cents = l.net_cents;
-    x.net_before_redeem_cents = l.net_before_redeem_cents;
-    x.points_eligible = l.points_eligible;
-    x.redeemable = l.redeemable;
-    w.lines.push_back(std::move(x));
-  }
-  return w;
-}
-
-ledger::CheckoutRow FromWire(const sync::Checkout& w) {
-  ledger::CheckoutRow c;
-  c.checkout_id = w.checkout_id;
-  c.request_hash = w.request_hash;
-  c.member_id = w.member_id;
-  c.rules_version = w.rules_version;
-  c.committed_at_ms = w.committed_at_ms;
-  c.subtotal_cents = w.subtotal_cents;
-  c.total_due_cents = w.total_due_cents;
-  c.points_earned = w.points_earned;
-  c.redeemed_points = w.redeemed_points;
-  c.eligible_cents = w.eligible_cents;
-  c.redeemable_cents = w.redeemable_cents;
-  c.code_hash = w.code_hash;
-  c.tender = w.tender;
-  c.coupon_id = w.coupon_id;
-  c.request_json = w.request_json;
-  c.response_json = w.response_json;
-  for (const auto& x : w.lines) {
-    ledger::CheckoutLineRow l;
-    l.line = static_cast<int>(x.line);
-    l.sku = x.sku;
-    l.category = x.category;
-    l.qty = x.qty;
-    l.unit_price_cents = x.unit_price_cents;
-    l.tier_discount_cents = x.tier_discount_cents;
-    l.coupon_cents = x.coupon_cents;
-    l.redeem_cents = x.redeem_cents;
-    l.net_cents = x.net_cents;
-    l.net_before_redeem_cents = x.net_before_redeem_cents;
-    l.points_eligible = x.points_eligible;
-    l.redeemable = x.redeemable;
-    c.lines.push_back(std::move(l));
-  }
-  return c;
-}
-
-sync::Refund ToWire(const ledger::RefundRow& r) {
-  sync::Refund w;
-  w.refund_id = r.refund_id;
-  w.checkout_id = r.checkout_id;
-  w.request_hash = r.request_hash;
-  w.reason = r.reason;
-  w.at_ms = r.at_ms;
-  w.refund_cents = r.refund_cents;
-  w.points_clawed_back = r.points_clawed_back;
-  w.points_restored = r.points_restored;
-  w.response_json = r.response_json;
-  for (const auto& [line, qty] : r.lines) w.lines.push_back({line, qty});
-  return w;
-}
-
-ledger::RefundRow FromWire(const sync::Refund& w) {
-  ledger::RefundRow r;
-  r.refund_id = w.refund_id;
-  r.checkout_id = w.checkout_id;
-  r.request_hash = w.request_hash;
-  r.reason = w.reason;
-  r.at_ms = w.at_ms;
-  r.refund_cents = w.refund_cents;
-  r.points_clawed_back = w.points_clawed_back;
-  r.points_restored = w.points_restored;
-  r.response_json = w.response_json;
-  for (const auto& l : w.lines) r.lines.emplace_back(static_cast<int>(l.line), l.qty);
-  return r;
-}
-
-
 Status ApplySnapshot(ledger::Ledger& w, const sync::Snapshot& snap, const TimeZone& tz, int64_t validity_months) {
   // Expiries of the lots this terminal created, so entries applied again keep theirs.
   std::map<std::string, int64_t> expiry_by_entry;
@@ -187,16 +43,16 @@ Status ApplySnapshot(ledger::Ledger& w, const sync::Snapshot& snap, const TimeZo
   if (Status s = w.DeleteLots(snap.member_id); !s.ok()) return s;
   int64_t lot_sum = 0;
   for (const auto& l : snap.lots) {
-    ledger::LotRow lot{0, snap.member_id, l.points, l.points, snap.snapshot_at_s,
-                       l.points < 0 ? ledger::kNeverExpires : l.expires_at_s, ""};
+    model::Lot lot{0, snap.member_id, l.points, l.points, snap.snapshot_at_s,
+                       l.points < 0 ? model::kNeverExpires : l.expires_at_s, ""};
     if (auto id = w.AddLot(lot); !id.ok()) return id.status();
     lot_sum += l.points;
   }
   // The cached balance always equals the sum of the lots: if HQ's lots do not add up to its
   // balance, the rest is kept as a lot that never expires rather than breaking that rule.
   if (lot_sum != snap.balance) {
-    ledger::LotRow lot{0, snap.member_id, snap.balance - lot_sum, snap.balance - lot_sum, snap.snapshot_at_s,
-                       ledger::kNeverExpires, ""};
+    model::Lot lot{0, snap.member_id, snap.balance - lot_sum, snap.balance - lot_sum, snap.snapshot_at_s,
+                       model::kNeverExpires, ""};
     if (auto id = w.AddLot(lot); !id.ok()) return id.status();
   }
   auto offset = [&tz](int64_t t) { return tz.UtcOffsetAt(t); };
@@ -301,14 +157,14 @@ Result<sync::UploadRequest> SyncLocal::WithRecords(std::vector<ledger::EntryRow>
     if (!e.checkout_id.empty() && checkouts.insert(e.checkout_id).second) {
       auto c = (*r)->GetCheckout(e.checkout_id);
       if (!c.ok()) return c.status();
-      if (*c) req.checkouts.push_back(ToWire(**c));
+      if (*c) req.checkouts.push_back(std::move(**c));
     }
     if (!e.refund_id.empty() && refunds.insert(e.refund_id).second) {
       auto f = (*r)->GetRefund(e.refund_id);
       if (!f.ok()) return f.status();
-      if (*f) req.refunds.push_back(ToWire(**f));
+      if (*f) req.refunds.push_back(std::move(**f));
     }
-    req.entries.push_back(ToWire(e));
+    req.entries.push_back(e);  // the shared model: the row is the wire entry
   }
   return req;
 }
@@ -331,8 +187,8 @@ Result<sync::UploadBatch> SyncLocal::NextUploadBatch(int64_t after_seq, size_t m
   if (!checkouts.ok()) return checkouts.status();
   auto refunds = (*r)->UnuploadedRefunds(200);
   if (!refunds.ok()) return refunds.status();
-  for (auto& c : *checkouts) b.request.checkouts.push_back(ToWire(c));
-  for (auto& f : *refunds) b.request.refunds.push_back(ToWire(f));
+  for (auto& c : *checkouts) b.request.checkouts.push_back(std::move(c));
+  for (auto& f : *refunds) b.request.refunds.push_back(std::move(f));
   return b;
 }
 
@@ -354,7 +210,7 @@ class ReconViewImpl final : public sync::LocalLedger::ReconView {
     std::unique_ptr<ReconViewImpl> v(new ReconViewImpl);
     // Read-only: the writer created the tables and scopes at start-up, and nothing here
     // may change a row.
-    auto db = ledger::Db::Open(path, /*read_only=*/true);
+    auto db = sqlite::Db::Open(path, /*read_only=*/true);
     if (!db.ok()) return db.status();
     v->db_ = std::move(*db);
     recon::SqliteStore::Options existing;
@@ -379,7 +235,7 @@ class ReconViewImpl final : public sync::LocalLedger::ReconView {
 
  private:
   ReconViewImpl() = default;
-  std::unique_ptr<ledger::Db> db_;
+  std::unique_ptr<sqlite::Db> db_;
   std::unique_ptr<recon::SqliteStore> entries_, balances_;
   bool open_ = false;
 };
@@ -450,19 +306,15 @@ Status SyncLocal::ApplyChanges(const sync::ChangesResponse& page) {
 
 Result<int64_t> SyncLocal::Restore(const sync::FetchResponse& fetched) {
   std::vector<ledger::EntryRow> rows;
-  for (const auto& e : fetched.entries) {
-    auto row = FromWire(e);
-    if (!row.ok()) return row.status();
-    rows.push_back(std::move(*row));
-  }
+  for (const auto& e : fetched.entries) rows.push_back({e, /*acked=*/true});  // HQ holds them
   std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.seq < b.seq; });
   int64_t added = 0;
   Status s = OnWriter([&](ledger::Ledger& w) -> Status {
     added = 0;
     for (const auto& c : fetched.checkouts)
-      if (auto r = w.RestoreCheckout(FromWire(c)); !r.ok()) return r.status();
+      if (auto r = w.RestoreCheckout(c); !r.ok()) return r.status();
     for (const auto& f : fetched.refunds)
-      if (auto r = w.RestoreRefund(FromWire(f)); !r.ok()) return r.status();
+      if (auto r = w.RestoreRefund(f); !r.ok()) return r.status();
     for (const auto& e : rows) {
       auto r = w.RestoreEntry(e);
       if (!r.ok()) {

@@ -67,12 +67,4 @@ class SyncLocal final : public sync::LocalLedger {
   std::unique_ptr<ledger::Ledger> reader_;
 };
 
-// Row ↔ message conversions (hashes raw in rows, hex on the wire).
-sync::Entry ToWire(const ledger::EntryRow& e);
-Result<ledger::EntryRow> FromWire(const sync::Entry& e);
-sync::Checkout ToWire(const ledger::CheckoutRow& c);
-ledger::CheckoutRow FromWire(const sync::Checkout& c);
-sync::Refund ToWire(const ledger::RefundRow& r);
-ledger::RefundRow FromWire(const sync::Refund& r);
-
 }  // namespace loyalty::agent

@@ -17,7 +17,7 @@
 #include "loyalty/codes/codes.h"
 #include "loyalty/codes/trusted_time.h"
 #include "loyalty/ledger/ledger.h"
-#include "loyalty/ledger/sqlite.h"
+#include "loyalty/sqlite/sqlite.h"
 #include "loyalty/rules/rules.h"
 
 using namespace loyalty;
@@ -57,7 +57,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", s.ToString().c_str());
     std::exit(1);
   };
-  auto db = ledger::Db::Open((work / "bare.db").string(), false);
+  auto db = sqlite::Db::Open((work / "bare.db").string(), false);
   check((*db)->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);"));
   auto bare_insert = [&] {
     auto t0 = Clk::now();
@@ -101,7 +101,7 @@ int main(int argc, char** argv) {
       m.snapshot_at_s = now_s;
       int64_t balance = 0;
       for (int month = 0; month < 12; ++month) {
-        ledger::LotRow lot{0, m.member_id, 120, 120, now_s - (12 - month) * 30 * 86400,
+        model::Lot lot{0, m.member_id, 120, 120, now_s - (12 - month) * 30 * 86400,
                            now_s + (month + 1) * 30 * 86400, ""};
         check(w.AddLot(lot).status());
         balance += 120;

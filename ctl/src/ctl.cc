@@ -293,7 +293,7 @@ std::optional<Failure> CmdCheckouts(Context& ctx) {
     out << "committed_at              checkout_id                       member_id        total_due  earned "
            "redeemed  tender  refunds\n";
   }
-  Status walked = ForEachCheckoutSince(ctx.ledger(), *since, [&](const ledger::CheckoutRow& c) -> Status {
+  Status walked = ForEachCheckoutSince(ctx.ledger(), *since, [&](const model::Checkout& c) -> Status {
     auto read = ctx.ledger().RefundsForCheckout(c.checkout_id);
     if (!read.ok()) return read.status();
     const auto& refunds = *read;
@@ -370,11 +370,11 @@ std::optional<Failure> CmdExport(Context& ctx) {
       ++n;
     }
   };
-  Status walked = ForEachCheckoutSince(ctx.ledger(), *since, [&](const ledger::CheckoutRow& head) -> Status {
+  Status walked = ForEachCheckoutSince(ctx.ledger(), *since, [&](const model::Checkout& head) -> Status {
     // CheckoutsSince leaves out the lines; the export needs them.
     auto full = ctx.ledger().GetCheckout(head.checkout_id, /*with_lines=*/true);
     if (!full.ok()) return full.status();
-    const ledger::CheckoutRow& c = *full ? **full : head;
+    const model::Checkout& c = *full ? **full : head;
     auto entries = ctx.ledger().EntriesForCheckout(c.checkout_id);
     if (!entries.ok()) return entries.status();
     auto refunds = ctx.ledger().RefundsForCheckout(c.checkout_id);

@@ -24,7 +24,7 @@ ExportRecord EntryRecord(const ledger::EntryRow& e) {
 std::string Opt(const std::optional<int64_t>& v) { return v ? std::to_string(*v) : std::string(); }
 
 // A refund and the units it took back from each line.
-void AppendRefund(std::vector<ExportRecord>& out, const ledger::CheckoutRow& c, const ledger::RefundRow& rf) {
+void AppendRefund(std::vector<ExportRecord>& out, const model::Checkout& c, const model::Refund& rf) {
   ExportRecord r;
   r.record = "refund";
   r.at_ms = rf.at_ms;
@@ -55,8 +55,8 @@ void AppendRefund(std::vector<ExportRecord>& out, const ledger::CheckoutRow& c, 
 
 }  // namespace
 
-std::vector<ExportRecord> RecordsForCheckout(const ledger::CheckoutRow& c, const std::vector<ledger::EntryRow>& entries,
-                                             const std::vector<ledger::RefundRow>& refunds) {
+std::vector<ExportRecord> RecordsForCheckout(const model::Checkout& c, const std::vector<ledger::EntryRow>& entries,
+                                             const std::vector<model::Refund>& refunds) {
   std::vector<ExportRecord> out;
   std::set<size_t> emitted;
   auto add_entries = [&](const std::string& refund_id) {
@@ -104,7 +104,7 @@ std::vector<ExportRecord> RecordsForCheckout(const ledger::CheckoutRow& c, const
   return out;
 }
 
-std::vector<ExportRecord> RecordsForRefund(const ledger::CheckoutRow& checkout, const ledger::RefundRow& refund,
+std::vector<ExportRecord> RecordsForRefund(const model::Checkout& checkout, const model::Refund& refund,
                                            const std::vector<ledger::EntryRow>& entries) {
   std::vector<ExportRecord> out;
   AppendRefund(out, checkout, refund);

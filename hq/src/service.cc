@@ -21,7 +21,9 @@
 #include "loyalty/base/time.h"
 #include "loyalty/codes/codes.h"
 #include "loyalty/codes/mint.h"
-#include "loyalty/ledger/ledger.h"
+#include "loyalty/hq/lots.h"
+#include "loyalty/model/entry.h"
+#include "loyalty/model/sale.h"
 #include "loyalty/recon/protocol.h"
 #include "loyalty/rules/rules.h"
 
@@ -31,8 +33,6 @@ namespace {
 using nlohmann::json;
 using sync::Dump;
 
-constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
-const std::string kZeroHash(64, '0');
 
 http::Response JsonResponse(int status, const json& body) {
   http::Response r;
@@ -60,21 +60,6 @@ http::Response FromStatus(const Status& s) {
 
 Status BadRequest(std::string message) { return Status::Error("bad_request", std::move(message)); }
 
-std::string EntryHashHex(const sync::Entry& e) {
-  ledger::EntryRow r;
-  r.entry_id = e.entry_id;
-  r.terminal_id = e.terminal_id;
-  r.seq = e.seq;
-  r.kind = e.kind;
-  r.member_id = e.member_id;
-  r.points = e.points;
-  r.at_ms = e.at_ms;
-  r.checkout_id = e.checkout_id;
-  r.refund_id = e.refund_id;
-  r.detail = e.detail;
-  auto prev = HexDecode(e.prev_hash);
-  return HexEncode(ledger::ChainHash(prev ? *prev : std::string(), ledger::CanonicalEntryBytes(r)));
-}
 
 // The reason of a terminal's freeze entry as HQ keeps and sends it: a short snake_case word
 // (within the limits table), "velocity" for anything else.
@@ -292,7 +277,7 @@ struct HqService::Impl {
     bool touch = false;    // else TouchMember at the end
     bool balance = false;  // UpsertBalance at the end
     uint64_t order = 0;    // the last write or touch
-    std::optional<std::vector<LotRecord>> lots;  // as Store::Lots: remaining != 0, by expiry, lot id
+    std::optional<std::vector<model::Lot>> lots;  // as Store::Lots: remaining != 0, by expiry, lot id
     std::optional<std::vector<MemberStateRecord>> states;  // as Store::MemberStateHistory
     // (terminal, kind) -> Store::FirstTerminalEntryAt
     std::map<std::pair<std::string, std::string>, std::optional<int64_t>> first_entry_at;
@@ -473,7 +458,7 @@ struct HqService::Impl {
     return d->at_or_before;
   }
 
-  Result<std::vector<LotRecord>*> LotsOf(MemberSlot& s, uint64_t member_id) {
+  Result<std::vector<model::Lot>*> LotsOf(MemberSlot& s, uint64_t member_id) {
     if (!s.lots) {
       auto lots = store.Lots(member_id);
       if (!lots.ok()) return lots.status();
@@ -485,7 +470,7 @@ struct HqService::Impl {
   Status SetLot(MemberSlot& s, int64_t lot_id, int64_t remaining) {
     if (Status st = store.SetLotRemaining(lot_id, remaining); !st.ok()) return st;
     if (s.lots) {
-      auto it = std::find_if(s.lots->begin(), s.lots->end(), [&](const LotRecord& l) { return l.lot_id == lot_id; });
+      auto it = std::find_if(s.lots->begin(), s.lots->end(), [&](const model::Lot& l) { return l.lot_id == lot_id; });
       if (it != s.lots->end()) {
         if (remaining == 0) s.lots->erase(it);
         else it->remaining = remaining;
@@ -494,12 +479,12 @@ struct HqService::Impl {
     return Status::Ok();
   }
 
-  Status AddLot(MemberSlot& s, LotRecord lot) {
+  Status AddLot(MemberSlot& s, model::Lot lot) {
     auto id = store.AddLot(lot);
     if (!id.ok()) return id.status();
     lot.lot_id = *id;
     if (s.lots && lot.remaining != 0) {
-      auto at = std::upper_bound(s.lots->begin(), s.lots->end(), lot, [](const LotRecord& a, const LotRecord& b) {
+      auto at = std::upper_bound(s.lots->begin(), s.lots->end(), lot, [](const model::Lot& a, const model::Lot& b) {
         return a.expires_at_s != b.expires_at_s ? a.expires_at_s < b.expires_at_s : a.lot_id < b.lot_id;
       });
       s.lots->insert(at, std::move(lot));
@@ -519,62 +504,29 @@ struct HqService::Impl {
     return "member";
   }
 
-  Status Credit(MemberSlot& slot, uint64_t member_id, int64_t points, int64_t at_s, const std::string& entry_id) {
-    // New points pay a debt first (a claw-back that exceeded the lots): only the debt lots
-    // are needed, unless the write has read every lot already.
-    std::vector<LotRecord> lots;
-    if (slot.lots) {
-      lots = *slot.lots;
-    } else {
-      auto debts = store.DebtLots(member_id);
-      if (!debts.ok()) return debts.status();
-      lots = std::move(*debts);
+  // The write's lots through its member slot (the store, with the slot's copy kept in
+  // step), as hq::MoveLots reads and writes them.
+  struct SlotLots {
+    Impl& impl;
+    MemberSlot& slot;
+    Result<std::vector<model::Lot>> Lots(uint64_t member_id) {
+      auto held = impl.LotsOf(slot, member_id);
+      if (!held.ok()) return held.status();
+      return **held;
     }
-    for (const auto& l : lots) {
-      if (points <= 0) break;
-      if (l.remaining < 0) {
-        int64_t pay = std::min(points, -l.remaining);
-        if (Status s = SetLot(slot, l.lot_id, l.remaining + pay); !s.ok()) return s;
-        points -= pay;
-      }
+    Result<std::vector<model::Lot>> DebtLots(uint64_t member_id) {
+      if (!slot.lots) return impl.store.DebtLots(member_id);
+      std::vector<model::Lot> debts;
+      for (const auto& l : *slot.lots)
+        if (l.remaining < 0) debts.push_back(l);
+      return debts;
     }
-    if (points <= 0) return Status::Ok();
-    LotRecord lot;
-    lot.member_id = member_id;
-    lot.points = points;
-    lot.remaining = points;
-    lot.earned_at_s = at_s;
-    lot.expires_at_s =
-        rules::LotExpiry(at_s, current.points_validity_months, [this](int64_t t) { return UtcOffset(t); });
-    lot.entry_id = entry_id;
-    return AddLot(slot, std::move(lot));
-  }
-
-  Status Debit(MemberSlot& slot, uint64_t member_id, int64_t points, int64_t at_s, const std::string& entry_id) {
-    auto held = LotsOf(slot, member_id);
-    if (!held.ok()) return held.status();
-    const std::vector<LotRecord> lots = **held;
-    std::vector<rules::Lot> view;
-    const LotRecord* debt = nullptr;
-    for (const auto& l : lots) {
-      view.push_back({l.lot_id, l.remaining, l.expires_at_s});
-      if (l.remaining < 0) debt = &l;
+    Status SetLotRemaining(int64_t lot_id, int64_t remaining) { return impl.SetLot(slot, lot_id, remaining); }
+    Result<int64_t> AddLot(const model::Lot& lot) {
+      if (Status s = impl.AddLot(slot, lot); !s.ok()) return s;
+      return int64_t{0};  // MoveLots needs no id
     }
-    for (const auto& take : rules::ConsumeFifo(view, points, at_s)) {
-      if (take.lot_id != 0) {
-        auto it = std::find_if(lots.begin(), lots.end(), [&](const LotRecord& l) { return l.lot_id == take.lot_id; });
-        if (Status s = SetLot(slot, take.lot_id, it->remaining - take.points); !s.ok()) return s;
-      } else if (debt) {
-        if (Status s = SetLot(slot, debt->lot_id, debt->remaining - take.points); !s.ok()) return s;
-      } else {
-        if (Status s = AddLot(slot, LotRecord{0, member_id, -take.points, -take.points, at_s, kNever, entry_id});
-            !s.ok()) {
-          return s;
-        }
-      }
-    }
-    return Status::Ok();
-  }
+  };
 
   // Whether the member's balance can take `points` within the limits table.
   Result<bool> BalanceCanTake(uint64_t member_id, int64_t points) {
@@ -596,10 +548,12 @@ struct HqService::Impl {
     }
     int64_t at_s = FloorDiv(e.at_ms, 1000);
     if (e.kind != "expire") {  // expire entries empty specific lots themselves
-      Status s = e.points > 0 ? Credit(**slot, e.member_id, e.points, at_s, e.entry_id)
-                 : e.points < 0 ? Debit(**slot, e.member_id, -e.points, at_s, e.entry_id)
-                                : Status::Ok();
-      if (!s.ok()) return s;
+      const int64_t expires =
+          e.points > 0
+              ? rules::LotExpiry(at_s, current.points_validity_months, [this](int64_t t) { return UtcOffset(t); })
+              : 0;
+      SlotLots lots{*this, **slot};
+      if (Status s = MoveLots(lots, e.member_id, e.points, at_s, expires, e.entry_id); !s.ok()) return s;
     }
     m.balance = *after;
     // A terminal's velocity freeze stands unless HQ lifted a freeze after it.
@@ -626,7 +580,7 @@ struct HqService::Impl {
     e.at_ms = now;
     e.detail = detail.is_null() ? "" : Dump(detail);
     e.prev_hash = head->second;
-    e.hash = EntryHashHex(e);
+    e.hash = model::EntryHash(e);
     if (Status s = InsertEntry(e, true, now); !s.ok()) return s;
     return e;
   }
@@ -848,7 +802,7 @@ struct HqService::Impl {
   }
   static RefundOrder OrderOf(const sync::Refund& r, const std::map<std::string, int64_t>& seqs) {
     auto it = seqs.find(r.refund_id);
-    return {r.at_ms, it == seqs.end() ? kNever : it->second, r.refund_id};
+    return {r.at_ms, it == seqs.end() ? std::numeric_limits<int64_t>::max() : it->second, r.refund_id};
   }
 
   // A refund: of a checkout HQ accepted, within the window, no more units than were sold,
@@ -1018,13 +972,12 @@ struct HqService::Impl {
 
   Result<std::string> UploadOne(const std::string& tid, const sync::Entry& e, TerminalRecord* term, int64_t now_ms) {
     if (e.terminal_id != tid) return std::string("invalid");
-    std::string computed = EntryHashHex(e);
-    if (computed != e.hash) {
+    if (model::EntryHash(e) != e.hash) {
       // Nothing is stored, but a terminal sending entries that do not match their hash is
       // something to look at: recorded against the terminal.
       if (Status s = Conflict("entry_mismatch", tid, "", e.member_id,
                               {{"entry_id", e.entry_id}, {"reason", "hash_does_not_match_content"}, {"seq", e.seq}},
-                              tid + ":invalid:" + e.entry_id + ":" + e.hash);
+                              tid + ":invalid:" + e.entry_id + ":" + HexEncode(e.hash));
           !s.ok()) {
         return s;
       }
@@ -1037,10 +990,10 @@ struct HqService::Impl {
       if (Status s = Conflict("entry_mismatch", tid, (*existing)->terminal_id == tid ? "" : (*existing)->terminal_id,
                               e.member_id,
                               {{"entry_id", e.entry_id},
-                               {"stored_hash", (*existing)->hash},
-                               {"received_hash", e.hash},
+                               {"stored_hash", HexEncode((*existing)->hash)},
+                               {"received_hash", HexEncode(e.hash)},
                                {"terminal_id", tid}},
-                              e.entry_id + ":" + e.hash);
+                              e.entry_id + ":" + HexEncode(e.hash));
           !s.ok()) {
         return s;
       }
@@ -1063,8 +1016,8 @@ struct HqService::Impl {
     } else {
       bool linked = false;
       if (e.seq == 1) {
-        linked = e.prev_hash == kZeroHash;
-      } else if (term->head_seq == e.seq - 1 && term->head_seq > 0 && term->head_hash == e.prev_hash) {
+        linked = e.prev_hash == model::ZeroHash();
+      } else if (term->head_seq == e.seq - 1 && term->head_seq > 0 && term->head_hash == HexEncode(e.prev_hash)) {
         linked = true;  // the terminal's head (stored with the entry it names) is at seq - 1
       } else {
         auto prev = store.EntriesAtSeq(tid, e.seq - 1);
@@ -1074,7 +1027,7 @@ struct HqService::Impl {
       if (!linked) {
         if (Status s = Conflict("chain_gap", tid, "", 0,
                                 {{"terminal_id", tid}, {"seq", e.seq}, {"entry_id", e.entry_id},
-                                 {"prev_hash", e.prev_hash}},
+                                 {"prev_hash", HexEncode(e.prev_hash)}},
                                 tid + ":" + e.entry_id);
             !s.ok()) {
           return s;
@@ -1087,11 +1040,10 @@ struct HqService::Impl {
     if (Status s = InsertEntry(e, applied, now_ms); !s.ok()) return s;
     recon::Item item;
     item.id = *HexDecode(e.entry_id);
-    std::string raw = *HexDecode(e.hash);
-    std::copy(raw.begin(), raw.end(), item.hash.begin());
+    std::copy(e.hash.begin(), e.hash.end(), item.hash.begin());
     if (Status s = store.AddToTerminalSet(tid, item); !s.ok()) return s;
     term->head_seq = e.seq;
-    term->head_hash = e.hash;
+    term->head_hash = HexEncode(e.hash);
     if (!applied) {
       // Kept in the chain and counted once; applied to no balance.
       if (Status s = Conflict("entry_refused", tid, "", e.member_id,
@@ -1195,7 +1147,7 @@ struct HqService::Impl {
       batch_checkouts.clear();
       batch_first_entry.clear();
       for (const auto& e : up->entries) {
-        if ((e.kind == "freeze" || e.kind == "tier_upgrade") && e.terminal_id == tid && EntryHashHex(e) == e.hash) {
+        if ((e.kind == "freeze" || e.kind == "tier_upgrade") && e.terminal_id == tid && model::EntryHash(e) == e.hash) {
           auto [it, fresh] = batch_first_entry.emplace(std::make_pair(e.member_id, e.kind), e.at_ms);
           if (!fresh) it->second = std::min(it->second, e.at_ms);
         }
@@ -1786,7 +1738,7 @@ struct HqService::Impl {
         if (!slot.ok()) return slot.status();
         auto held = LotsOf(**slot, id);
         if (!held.ok()) return held.status();
-        const std::vector<LotRecord> lots = **held;
+        const std::vector<model::Lot> lots = **held;
         int64_t sum = 0, n = 0;
         for (const auto& l : lots) {
           if (l.remaining > 0 && l.expires_at_s < now_s) {

@@ -6,14 +6,16 @@
 
 #include "loyalty/hq/record_codec.h"
 #include "loyalty/hq/store.h"
-#include "loyalty/ledger/sqlite.h"
+#include "loyalty/base/encoding.h"
+#include "loyalty/model/entry.h"
+#include "loyalty/sqlite/sqlite.h"
 #include "loyalty/recon/sqlite_store.h"
 
 namespace loyalty::hq {
 namespace {
 
-using ledger::Db;
-using ledger::Stmt;
+using sqlite::Db;
+using sqlite::Stmt;
 
 constexpr int kSchemaVersion = 3;
 
@@ -142,8 +144,9 @@ sync::Entry ReadEntry(const Stmt& s) {
   e.checkout_id = s.Text(7);
   e.refund_id = s.Text(8);
   e.detail = s.Text(9);
-  e.prev_hash = s.Text(10);
-  e.hash = s.Text(11);
+  // Stored as hex text; held raw (model::Entry).
+  e.prev_hash = HexDecode(s.Text(10)).value_or(std::string());
+  e.hash = HexDecode(s.Text(11)).value_or(std::string());
   return e;
 }
 
@@ -300,7 +303,7 @@ class SqliteStore final : public Store {
                        ", applied, received_at_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
     st.Bind(1, e.entry_id).Bind(2, e.terminal_id).Bind(3, e.seq).Bind(4, e.kind).Bind(5, e.member_id);
     st.Bind(6, e.points).Bind(7, e.at_ms).Bind(8, e.checkout_id).Bind(9, e.refund_id).Bind(10, e.detail);
-    st.Bind(11, e.prev_hash).Bind(12, e.hash).Bind(13, int64_t{applied ? 1 : 0}).Bind(14, received_at_ms);
+    st.Bind(11, HexEncode(e.prev_hash)).Bind(12, HexEncode(e.hash)).Bind(13, int64_t{applied ? 1 : 0}).Bind(14, received_at_ms);
     return st.Run();
   }
 
@@ -444,18 +447,18 @@ class SqliteStore final : public Store {
 
   Result<std::pair<int64_t, std::string>> HqHead() override {
     HQ_PREPARE(st, "SELECT seq, hash FROM entries WHERE terminal_id = '_hq' ORDER BY seq DESC LIMIT 1");
-    if (st.Step()) return std::make_pair(st.Int(0), st.Text(1));
+    if (st.Step()) return std::make_pair(st.Int(0), HexDecode(st.Text(1)).value_or(std::string()));
     if (!st.status().ok()) return st.status();
-    return std::make_pair(int64_t{0}, std::string(64, '0'));
+    return std::make_pair(int64_t{0}, model::ZeroHash());
   }
 
   // --- lots
-  Result<std::vector<LotRecord>> Lots(uint64_t member_id) override {
+  Result<std::vector<model::Lot>> Lots(uint64_t member_id) override {
     HQ_PREPARE(st,
                "SELECT lot_id, member_id, points, remaining, earned_at_s, expires_at_s, entry_id FROM lots "
                "WHERE member_id = ? AND remaining <> 0 ORDER BY expires_at_s, lot_id");
     st.Bind(1, member_id);
-    std::vector<LotRecord> out;
+    std::vector<model::Lot> out;
     while (st.Step()) {
       out.push_back({st.Int(0), static_cast<uint64_t>(st.Int(1)), st.Int(2), st.Int(3), st.Int(4), st.Int(5), st.Text(6)});
     }
@@ -463,12 +466,12 @@ class SqliteStore final : public Store {
     return out;
   }
 
-  Result<std::vector<LotRecord>> DebtLots(uint64_t member_id) override {
+  Result<std::vector<model::Lot>> DebtLots(uint64_t member_id) override {
     HQ_PREPARE(st,
                "SELECT lot_id, member_id, points, remaining, earned_at_s, expires_at_s, entry_id FROM lots "
                "WHERE member_id = ? AND remaining < 0 ORDER BY expires_at_s, lot_id");
     st.Bind(1, member_id);
-    std::vector<LotRecord> out;
+    std::vector<model::Lot> out;
     while (st.Step()) {
       out.push_back({st.Int(0), static_cast<uint64_t>(st.Int(1)), st.Int(2), st.Int(3), st.Int(4), st.Int(5), st.Text(6)});
     }
@@ -476,7 +479,7 @@ class SqliteStore final : public Store {
     return out;
   }
 
-  Result<int64_t> AddLot(const LotRecord& l) override {
+  Result<int64_t> AddLot(const model::Lot& l) override {
     HQ_PREPARE(st,
                "INSERT INTO lots (member_id, points, remaining, earned_at_s, expires_at_s, entry_id) "
                "VALUES (?,?,?,?,?,?)");
@@ -1002,9 +1005,9 @@ class SqliteStore final : public Store {
 
 }  // namespace
 
-void InjectStoreFault(const StoreFault& f) { ledger::InjectStepFault({f.sql_contains, f.nth, f.count, f.rc}); }
-void ClearStoreFaults() { ledger::ClearStepFaults(); }
-int StoreFaultsFired() { return ledger::StepFaultsFired(); }
+void InjectStoreFault(const StoreFault& f) { sqlite::InjectStepFault({f.sql_contains, f.nth, f.count, f.rc}); }
+void ClearStoreFaults() { sqlite::ClearStepFaults(); }
+int StoreFaultsFired() { return sqlite::StepFaultsFired(); }
 
 Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path) {
   auto db = Db::Open(path, /*read_only=*/false);

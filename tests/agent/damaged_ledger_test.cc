@@ -5,14 +5,10 @@
 // ledger_damaged logged once, commits and refunds 503 ledger_damaged, identify of a member
 // on that page 503 (not member_unknown), and loyaltyctl verify exits non-zero naming the
 // problem.
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
-#include <fstream>
-#include <sstream>
 #include <thread>
 
 #include "harness.h"
@@ -43,49 +39,6 @@ void SeedMembers(ledger::Ledger& l) {
     ASSERT_TRUE(l.UpsertMember(m).ok());
   }
   ASSERT_TRUE(l.Commit().ok());
-}
-
-struct Ctl {
-  int exit = -1;
-  std::string out, err;
-};
-
-// Runs the built loyaltyctl; stdout and stderr go to files.
-Ctl RunCtl(const std::vector<std::string>& args) {
-  static int n = 0;
-  auto dir = std::filesystem::temp_directory_path();
-  std::string tag = "damaged_ctl_" + std::to_string(::getpid()) + "_" + std::to_string(++n);
-  auto out_path = dir / (tag + ".out"), err_path = dir / (tag + ".err");
-  std::string exe = std::string(LOYALTY_BINARY_DIR) + "/ctl/loyaltyctl";
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    int o = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    int e = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    ::dup2(o, 1);
-    ::dup2(e, 2);
-    std::vector<std::string> all = {exe};
-    all.insert(all.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& a : all) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execv(exe.c_str(), argv.data());
-    ::_exit(127);
-  }
-  int st = 0;
-  ::waitpid(pid, &st, 0);
-  auto slurp = [](const std::filesystem::path& p) {
-    std::ifstream f(p, std::ios::binary);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
-  };
-  Ctl r;
-  r.exit = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  r.out = slurp(out_path);
-  r.err = slurp(err_path);
-  std::filesystem::remove(out_path);
-  std::filesystem::remove(err_path);
-  return r;
 }
 
 size_t Count(const std::string& haystack, const std::string& needle) {
@@ -154,7 +107,7 @@ class DamagedLedgerTest : public ::testing::Test {
   }
 
   void ExpectVerifyFails() {
-    Ctl v = RunCtl({"--config", agent_->config_path(), "verify"});
+    ProgramResult v = RunCtl({"--config", agent_->config_path(), "verify"});
     EXPECT_EQ(v.exit, 8) << v.out << v.err;  // kExitVerifyFailed
     EXPECT_NE(v.out.find("integrity_check"), std::string::npos) << v.out << v.err;
     EXPECT_NE(v.err.find("verify found"), std::string::npos) << v.err;
@@ -172,7 +125,7 @@ TEST_F(DamagedLedgerTest, HealthyLedgerPassesTheStartUpCheckAndVerify) {
   EXPECT_EQ(h.body["ledger"]["ok"], true) << h.raw;
   EXPECT_FALSE(h.body["ledger"].contains("reason")) << h.raw;
   ASSERT_EQ(agent_->Stop(), 0);
-  Ctl v = RunCtl({"--config", agent_->config_path(), "verify"});
+  ProgramResult v = RunCtl({"--config", agent_->config_path(), "verify"});
   EXPECT_EQ(v.exit, 0) << v.out << v.err;
 }
 

@@ -9,21 +9,14 @@
 #include <vector>
 
 #include "harness.h"
+#include "support/json_depth.h"
 
 namespace loyalty::testing {
 namespace {
 
 using nlohmann::json;
 
-// depth levels of `[` (or `{"k":`) around a 1.
-std::string Nested(int depth, bool objects) {
-  std::string open, close;
-  for (int i = 0; i < depth; ++i) {
-    open += objects ? "{\"k\":" : "[";
-    close += objects ? '}' : ']';
-  }
-  return open + "1" + close;
-}
+using loyalty::testing::NestedJson;
 
 // Every POS API route that needs the token: method and target.
 const std::vector<std::pair<std::string, std::string>> kRoutes = {
@@ -63,7 +56,7 @@ class DeepJsonTest : public ::testing::Test {
 TEST_F(DeepJsonTest, AHundredThousandLevelsAreBadRequestOnEveryRouteAndTheDaemonLives) {
   const int64_t entries = Entries();
   for (bool objects : {false, true}) {
-    const std::string body = Nested(100000, objects);
+    const std::string body = NestedJson(100000, objects);
     ASSERT_GE(body.size(), 200000u);
     for (const auto& [method, target] : kRoutes) {
       auto r = agent_->Call(method, target, body);
@@ -87,9 +80,9 @@ TEST_F(DeepJsonTest, ThirtyTwoLevelsReachTheRouteThirtyThreeDoNot) {
   for (const auto& [method, target] : kRoutes) {
     for (bool objects : {false, true}) {
       // The body object is level 1; "x" holds 31 more levels (32) or 32 more (33).
-      auto at_limit = agent_->Call(method, target, "{\"x\":" + Nested(31, objects) + "}");
+      auto at_limit = agent_->Call(method, target, "{\"x\":" + NestedJson(31, objects) + "}");
       EXPECT_EQ(at_limit.raw.find("nests deeper"), std::string::npos) << method << " " << target << ": " << at_limit.raw;
-      auto over = agent_->Call(method, target, "{\"x\":" + Nested(32, objects) + "}");
+      auto over = agent_->Call(method, target, "{\"x\":" + NestedJson(32, objects) + "}");
       EXPECT_EQ(over.status, 400) << method << " " << target << ": " << over.raw;
       EXPECT_EQ(over.body["error"]["message"], "the body nests deeper than 32 levels") << over.raw;
     }

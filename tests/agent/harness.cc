@@ -1,21 +1,13 @@
 #include "harness.h"
 
-#include <arpa/inet.h>
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <chrono>
+#include <fstream>
 #include <mutex>
 #include <set>
-#include <fstream>
-#include <sstream>
-#include <thread>
 
 #include "loyalty/base/encoding.h"
 #include "loyalty/base/hash.h"
@@ -40,26 +32,6 @@ std::string MintCode(uint64_t member_id, std::optional<int64_t> code_time) {
   return codes::MakeDynamicCode(cert, dev_seed, static_cast<uint32_t>(t));
 }
 
-uint16_t FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
-std::filesystem::path FreshDir(const std::string& name) {
-  auto d = std::filesystem::temp_directory_path() / ("loyalty_" + name + "_" + std::to_string(::getpid()));
-  std::filesystem::remove_all(d);
-  std::filesystem::create_directories(d);
-  return d;
-}
-
 AgentProcess::AgentProcess(std::filesystem::path dir, std::string extra_toml, std::string rules_toml)
     : dir_(std::move(dir)) {
   token_ = HexEncode(RandomBytes(16));
@@ -72,17 +44,12 @@ AgentProcess::~AgentProcess() {
 }
 
 void AgentProcess::WriteConfig(const std::string& extra_toml, const std::string& rules_toml) {
-  {
-    std::ofstream t(dir_ / "api.token");
-    t << token_ << "\n";
-  }
-  ::chmod((dir_ / "api.token").c_str(), 0640);
+  WriteFile(dir_ / "api.token", token_ + "\n", 0640);
   std::ofstream c(dir_ / "agent.toml");
   c << "[agent]\nterminal_id = \"T01\"\nstore_id = \"S001\"\ntimezone = \"Asia/Shanghai\"\n"
     << "database = \"ledger.db\"\n";
   if (!rules_toml.empty()) {
-    std::ofstream r(dir_ / "rules.toml");
-    r << rules_toml;
+    WriteFile(dir_ / "rules.toml", rules_toml);
     c << "rules_file = \"rules.toml\"\n";
   }
   c << "\n[api]\nlisten = \"127.0.0.1:" << port_ << "\"\ntoken_file = \"api.token\"\n"
@@ -93,88 +60,54 @@ void AgentProcess::WriteConfig(const std::string& extra_toml, const std::string&
 }
 
 void AgentProcess::Start() {
-  std::string exe = std::string(LOYALTY_BINARY_DIR) + "/agent/loyaltyd";
-  std::string cfg = config_path();
-  std::string log = log_path();
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    ::dup2(fd, 1);
-    ::dup2(fd, 2);
-    for (const auto& e : env_) ::putenv(const_cast<char*>(e.c_str()));
-    std::vector<std::string> args = wrapper_;
-    args.insert(args.end(), {exe, "--config", cfg});
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execvp(argv[0], argv.data());
-    ::_exit(127);
-  }
-  pid_ = pid;
+  std::vector<std::string> argv = wrapper_;
+  argv.insert(argv.end(), {std::string(LOYALTY_BINARY_DIR) + "/agent/loyaltyd", "--config", config_path()});
+  pid_ = Spawn(argv, log_path(), env_);
   client_ = std::make_unique<http::Client>("127.0.0.1", port_);
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (std::chrono::steady_clock::now() < deadline) {
+  auto healthy = [this] {
     auto r = client_->Request("GET", "/v1/health", "", {}, 1000);
-    if (r.ok() && r->status == 200) return;
-    int st;
-    if (::waitpid(pid_, &st, WNOHANG) == pid_) {
-      pid_ = -1;
+    return r.ok() && r->status == 200;
+  };
+  switch (WaitUntilReady(&pid_, healthy, 10000, 10)) {
+    case StartOutcome::kReady:
+      return;
+    case StartOutcome::kExited:
       FAIL() << "loyaltyd exited during start-up:\n" << ReadLog();
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    case StartOutcome::kTimedOut:
+      FAIL() << "loyaltyd did not answer /v1/health within 10 s:\n" << ReadLog();
   }
-  FAIL() << "loyaltyd did not answer /v1/health within 10 s:\n" << ReadLog();
 }
 
 int AgentProcess::Stop() {
   if (pid_ <= 0) return -1;
-  ::kill(pid_, SIGTERM);
-  int st = 0;
-  ::waitpid(pid_, &st, 0);
+  int st = SignalAndReap(pid_, SIGTERM);
   pid_ = -1;
   client_.reset();
-  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  return st;
 }
 
 void AgentProcess::Kill() {
   if (pid_ <= 0) return;
-  ::kill(pid_, SIGKILL);
-  int st = 0;
-  ::waitpid(pid_, &st, 0);
+  SignalAndReap(pid_, SIGKILL);
   pid_ = -1;
   client_.reset();
 }
 
-HttpResult CallWith(http::Client& client, const std::string& token, const std::string& method,
-                    const std::string& target, const std::string& body, bool auth) {
-  HttpResult out;
+HttpReply CallWith(http::Client& client, const std::string& token, const std::string& method,
+                   const std::string& target, const std::string& body, bool auth) {
   std::vector<std::pair<std::string, std::string>> headers;
   if (auth) headers.emplace_back("Authorization", "Bearer " + token);
   headers.emplace_back("Content-Type", "application/json");
-  auto r = client.Request(method, target, body, headers, 10000);
-  if (!r.ok()) {
-    out.status = -1;
-    out.raw = r.status().ToString();
-    return out;
-  }
-  out.status = r->status;
-  out.raw = r->body;
-  out.body = nlohmann::json::parse(r->body, nullptr, false);
-  return out;
+  return ToHttpReply(client.Request(method, target, body, headers, 10000));
 }
 
-HttpResult AgentProcess::Call(const std::string& method, const std::string& target, const std::string& body,
-                              bool auth) {
+HttpReply AgentProcess::Call(const std::string& method, const std::string& target, const std::string& body,
+                             bool auth) {
   if (!client_) client_ = std::make_unique<http::Client>("127.0.0.1", port_);
   return CallWith(*client_, token_, method, target, body, auth);
 }
 
-std::string AgentProcess::ReadLog() const {
-  std::ifstream f(log_path());
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+std::string AgentProcess::ReadLog() const { return ReadFile(log_path()); }
 
 std::unique_ptr<ledger::Ledger> AgentProcess::OpenLedger(ledger::Ledger::Mode mode) {
   auto l = ledger::Ledger::Open(db_path(), mode, "T01");
@@ -197,7 +130,7 @@ void SeedMember(ledger::Ledger& l, uint64_t member_id, const std::string& tier, 
   m.balance = points;
   ASSERT_TRUE(l.UpsertMember(m).ok());
   if (points > 0) {
-    ledger::LotRow lot;
+    model::Lot lot;
     lot.member_id = member_id;
     lot.points = lot.remaining = points;
     lot.earned_at_s = snapshot_at_s;

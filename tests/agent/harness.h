@@ -18,6 +18,10 @@
 
 #include "loyalty/http/client.h"
 #include "loyalty/ledger/ledger.h"
+#include "support/files.h"
+#include "support/http_reply.h"
+#include "support/net.h"
+#include "support/process.h"
 
 namespace loyalty::testing {
 
@@ -28,17 +32,9 @@ inline constexpr char kDeviceSeedHex[] = "65666768696a6b6c6d6e6f7071727374757677
 // A fresh dynamic code for member_id at code_time (default: now).
 std::string MintCode(uint64_t member_id, std::optional<int64_t> code_time = std::nullopt);
 
-uint16_t FreePort();
-
-struct HttpResult {
-  int status = 0;
-  nlohmann::json body;
-  std::string raw;
-};
-
 // One request over the given client (each thread keeps its own client).
-HttpResult CallWith(http::Client& client, const std::string& token, const std::string& method,
-                    const std::string& target, const std::string& body = "", bool auth = true);
+HttpReply CallWith(http::Client& client, const std::string& token, const std::string& method,
+                   const std::string& target, const std::string& body = "", bool auth = true);
 
 class AgentProcess {
  public:
@@ -58,10 +54,10 @@ class AgentProcess {
   void Kill();                // SIGKILL, no waiting for anything but the reap
   bool running() const { return pid_ > 0; }
 
-  HttpResult Call(const std::string& method, const std::string& target, const std::string& body = "",
-                  bool auth = true);
-  HttpResult Post(const std::string& target, const nlohmann::json& body) { return Call("POST", target, body.dump()); }
-  HttpResult Get(const std::string& target) { return Call("GET", target); }
+  HttpReply Call(const std::string& method, const std::string& target, const std::string& body = "",
+                 bool auth = true);
+  HttpReply Post(const std::string& target, const nlohmann::json& body) { return Call("POST", target, body.dump()); }
+  HttpReply Get(const std::string& target) { return Call("GET", target); }
 
   const std::filesystem::path& dir() const { return dir_; }
   std::string db_path() const { return (dir_ / "ledger.db").string(); }
@@ -84,8 +80,6 @@ class AgentProcess {
   std::unique_ptr<http::Client> client_;
   std::vector<std::string> wrapper_, env_;
 };
-
-std::filesystem::path FreshDir(const std::string& name);
 
 // Seeds a member as an HQ snapshot would: masked name/phone, tier, a lot, a fresh snapshot.
 void SeedMember(ledger::Ledger& l, uint64_t member_id, const std::string& tier, int64_t points, int64_t snapshot_at_s,

@@ -9,20 +9,12 @@
 
 #include "metrics.h"
 #include "status_page.h"
+#include "support/process.h"
 
 namespace loyalty::agent {
 namespace {
 
-std::string RunCommand(const std::string& cmd) {
-  std::string out;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return out;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  ::pclose(p);
-  return out;
-}
+using loyalty::testing::ShellOutput;
 
 TEST(Metrics, SecondsWithoutFloatingPoint) {
   EXPECT_EQ(MicrosAsSeconds(250), "0.00025");
@@ -85,7 +77,7 @@ TEST(Metrics, ExpositionParsesWithPrometheusClient) {
       "print(s[('loyalty_scanner_connected', (('scanner','lane\"2'),))], s[('loyalty_clock_trusted', ())])\n"
       "print(s[('loyalty_points_earned_total', ())], s[('loyalty_sync_last_success_timestamp_seconds', ())])\n";
   std::ofstream(path + ".py") << script;
-  std::string out = RunCommand("/usr/bin/python3 " + path + ".py " + path + " 2>&1");
+  std::string out = ShellOutput("/usr/bin/python3 " + path + ".py " + path + " 2>&1");
   ::unlink(path.c_str());
   ::unlink((path + ".py").c_str());
   EXPECT_EQ(out, "counter 2.0\nhistogram\n2.0\n0.0 0.0\n240.0 1795000000.0\n");

@@ -12,17 +12,6 @@
 namespace loyalty::testing {
 namespace {
 
-std::string RunCommand(const std::string& cmd) {
-  std::string out;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return out;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  ::pclose(p);
-  return out;
-}
-
 std::string Chromium() {
   for (const char* c : {"/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"})
     if (::access(c, X_OK) == 0) return c;
@@ -47,7 +36,7 @@ TEST(StatusPageBrowser, ShowsTheLaneInHeadlessChromium) {
   std::string flags = " --headless --no-sandbox --disable-gpu --disable-quic --no-first-run "
                       "--disable-background-networking --disable-component-update --disable-sync "
                       "--disable-dev-shm-usage --user-data-dir=" + profile + " ";
-  std::string dom = RunCommand(chromium + flags + "--dump-dom '" + url + "' 2>/dev/null");
+  std::string dom = ShellOutput(chromium + flags + "--dump-dom '" + url + "' 2>/dev/null");
   ASSERT_FALSE(dom.empty()) << "chromium printed no DOM";
   EXPECT_NE(dom.find("terminal T01"), std::string::npos) << dom;
   EXPECT_NE(dom.find("lane1"), std::string::npos);
@@ -59,7 +48,7 @@ TEST(StatusPageBrowser, ShowsTheLaneInHeadlessChromium) {
   std::filesystem::create_directories(out_dir);
   std::string png = out_dir + "/status-page.png";
   std::filesystem::remove(png);
-  RunCommand(chromium + flags + "--window-size=1000,900 --screenshot=" + png + " '" + url + "' 2>/dev/null");
+  ShellOutput(chromium + flags + "--window-size=1000,900 --screenshot=" + png + " '" + url + "' 2>/dev/null");
   ASSERT_TRUE(std::filesystem::exists(png)) << "no screenshot";
   std::ifstream f(png, std::ios::binary);
   char magic[8] = {};
@@ -81,7 +70,7 @@ TEST(StatusPageBrowser, ShowsTheLaneInHeadlessChromium) {
                              "print(int(s[('loyalty_checkouts_committed_total', ())]),\n"
                              "      int(s[('loyalty_ledger_entries', ())]),\n"
                              "      int(s[('loyalty_scanner_connected', (('scanner', 'lane1'),))]))\n";
-    std::string out = RunCommand("/usr/bin/python3 " + script + " " + path + " 2>&1");
+    std::string out = ShellOutput("/usr/bin/python3 " + script + " " + path + " 2>&1");
     EXPECT_EQ(out, "2 1 1\n") << metrics.raw;
   }
   EXPECT_EQ(a.Stop(), 0);

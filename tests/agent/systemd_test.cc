@@ -14,7 +14,7 @@
 
 #include "harness.h"
 #include "loyalty/ledger/ledger.h"
-#include "loyalty/ledger/sqlite.h"
+#include "loyalty/sqlite/sqlite.h"
 
 namespace loyalty::testing {
 namespace {
@@ -83,7 +83,7 @@ TEST(SystemdTest, AnOlderLedgerIsMigratedUnderAnExtendedStartTimeout) {
   NotifySocket sock((dir / "notify.sock").string());
   AgentProcess a(dir);
   {
-    auto db = ledger::Db::Open(a.db_path(), false);
+    auto db = sqlite::Db::Open(a.db_path(), false);
     ASSERT_TRUE(db.ok());
     for (int v = 0; v < 3; ++v) ASSERT_TRUE((*db)->Exec(ledger::MigrationSql(v)).ok()) << v;
     ASSERT_TRUE((*db)->Exec("PRAGMA user_version=3; INSERT INTO meta VALUES ('terminal_id', 'T01');").ok());

@@ -11,30 +11,12 @@
 #include <filesystem>
 #include <string>
 
+#include "support/temp_dir_test.h"
+
 namespace loyalty {
 namespace {
 
-class SecretFileTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/secret_file_test_XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
-  std::string Write(const std::string& name, const std::string& content, mode_t mode) {
-    const std::string path = dir_ + "/" + name;
-    std::FILE* f = std::fopen(path.c_str(), "wb");
-    EXPECT_NE(f, nullptr);
-    std::fwrite(content.data(), 1, content.size(), f);
-    std::fclose(f);
-    EXPECT_EQ(::chmod(path.c_str(), mode), 0);
-    return path;
-  }
-
-  std::string dir_;
-};
+class SecretFileTest : public loyalty::testing::TempDirTest {};
 
 TEST_F(SecretFileTest, OwnerOnlyModesAreRead) {
   for (mode_t mode : {0600, 0400, 0700}) {

@@ -5,25 +5,15 @@
 // refused commit or refund writes nothing. A corruption error latches the ledger damaged:
 // 503 ledger_damaged from then on.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <filesystem>
-#include <set>
-
-#include "loyalty/base/encoding.h"
+#include "checkout_test_util.h"
 #include "loyalty/checkout/service.h"
-#include "loyalty/codes/mint.h"
-#include "loyalty/ledger/sqlite.h"
+#include "loyalty/sqlite/sqlite.h"
 
 namespace loyalty::checkout {
 namespace {
 
 using nlohmann::json;
-
-constexpr char kHqSeedHex[] = "0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20";
-constexpr char kDeviceSeedHex[] = "65666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f8081828384";
-constexpr uint64_t kMember = 1234567890123;
-constexpr int64_t kT0 = 1795000030;
 
 // The statements under test, by a fragment of their SQL (ledger.cc).
 constexpr char kRevocationRead[] = "FROM revoked_devices";
@@ -43,62 +33,23 @@ json Basket() {
                       {{"sku", "B"}, {"qty", 1}, {"unit_price_cents", 12900}, {"category", "beauty"}}});
 }
 
-class FailClosedTest : public ::testing::Test {
+class FailClosedTest : public CheckoutFixture {
  protected:
   void SetUp() override {
-    ledger::ClearStepFaults();
-    dir_ = std::filesystem::temp_directory_path() / ("fail_closed_test_" + std::to_string(::getpid()) + "_" +
-                                                     ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    auto l = ledger::Ledger::Open((dir_ / "l.db").string(), ledger::Ledger::Mode::kWriter, "T01");
-    ASSERT_TRUE(l.ok()) << l.status().ToString();
-    ledger_ = std::move(*l);
-    clock_.set_now_s(kT0);
-    codes::CodesConfig cc;
-    hq_seed_ = *HexDecode(kHqSeedHex);
-    dev_seed_ = *HexDecode(kDeviceSeedHex);
-    cc.hq_public_keys[1] = codes::Ed25519PublicFromSeed(hq_seed_);
-    cc.channels.push_back({"wechat", "^[0-9]{12}$"});
-    auto v = codes::CodeVerifier::Create(cc);
-    ASSERT_TRUE(v.ok());
-    verifier_ = std::move(*v);
-    auto tz = TimeZone::Load("Asia/Shanghai");
-    ASSERT_TRUE(tz.ok());
-    auto rules = std::make_shared<rules::Rules>(rules::Rules::Defaults());
-    service_ =
-        std::make_unique<CheckoutService>(ServiceOptions{"T01", "S001"}, clock_, *verifier_, trusted_, *tz, rules);
+    sqlite::ClearStepFaults();
+    CheckoutFixture::SetUp();
     Seed(5000);
   }
   void TearDown() override {
-    ledger::ClearStepFaults();
-    ledger_.reset();
-    std::filesystem::remove_all(dir_);
+    sqlite::ClearStepFaults();
+    CheckoutFixture::TearDown();
   }
 
-  std::string Code() {
-    std::string cert =
-        codes::MakeCertificate(hq_seed_, 1, kMember, codes::Ed25519PublicFromSeed(dev_seed_), 1893456000);
-    int64_t t = clock_.now_s();
-    while (used_code_times_.count(t)) --t;
-    used_code_times_.insert(t);
-    return codes::MakeDynamicCode(cert, dev_seed_, static_cast<uint32_t>(t));
-  }
-
+  // The member with `points`, a WeChat channel number and a coupon of their own.
   void Seed(int64_t points) {
+    SeedMember("member", points);
     ASSERT_TRUE(ledger_->Begin().ok());
-    ledger::MemberRow m;
-    m.member_id = kMember;
-    m.snapshot_at_s = clock_.now_s();
-    m.balance = points;
-    ASSERT_TRUE(ledger_->UpsertMember(m).ok());
     ASSERT_TRUE(ledger_->PutIdentity("wechat", "100000000042", kMember).ok());
-    ledger::LotRow lot;
-    lot.member_id = kMember;
-    lot.points = lot.remaining = points;
-    lot.earned_at_s = clock_.now_s();
-    lot.expires_at_s = clock_.now_s() + 400 * 86400;
-    ASSERT_TRUE(ledger_->AddLot(lot).ok());
     ledger::CouponRow c;
     c.coupon_id = "TEN";
     c.member_id = kMember;
@@ -109,7 +60,7 @@ class FailClosedTest : public ::testing::Test {
   }
 
   // Fails every step of the statements whose SQL contains `sql` from now on.
-  static void Fail(const char* sql, int rc = SQLITE_IOERR) { ledger::InjectStepFault({sql, 1, -1, rc}); }
+  static void Fail(const char* sql, int rc = SQLITE_IOERR) { sqlite::InjectStepFault({sql, 1, -1, rc}); }
 
   json CommitBody(const std::string& id, const std::string& code, json extra = json::object()) {
     json body{{"checkout_id", id}, {"member_code", code}, {"lines", Basket()}};
@@ -121,10 +72,6 @@ class FailClosedTest : public ::testing::Test {
   }
   ApiResult Refund(const std::string& refund_id, const std::string& checkout_id) {
     return service_->Refund(*ledger_, {{"refund_id", refund_id}, {"checkout_id", checkout_id}, {"reason", "void"}});
-  }
-  static ApiResult Parsed(ApiResult r) {
-    if (!r.text.empty()) r.body = json::parse(r.text);
-    return r;
   }
 
   // What a refused write must leave unchanged.
@@ -138,25 +85,16 @@ class FailClosedTest : public ::testing::Test {
     EXPECT_EQ(r.status, 503) << r.Text();
     EXPECT_EQ(r.Json()["error"]["code"], code) << r.Text();
   }
-
-  std::filesystem::path dir_;
-  std::unique_ptr<ledger::Ledger> ledger_;
-  FakeClock clock_;
-  codes::TrustedTime trusted_{60};
-  std::unique_ptr<codes::CodeVerifier> verifier_;
-  std::unique_ptr<CheckoutService> service_;
-  std::string hq_seed_, dev_seed_;
-  std::set<int64_t> used_code_times_;
 };
 
 TEST_F(FailClosedTest, TheSeamFailsTheNthMatchingStepOnly) {
-  ledger::InjectStepFault({kMemberRead, 2, 1, SQLITE_IOERR});
+  sqlite::InjectStepFault({kMemberRead, 2, 1, SQLITE_IOERR});
   EXPECT_TRUE(ledger_->GetMember(kMember).ok());
   auto second = ledger_->GetMember(kMember);
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.status().code(), "unavailable");
   EXPECT_TRUE(ledger_->GetMember(kMember).ok());
-  EXPECT_EQ(ledger::StepFaultsFired(), 1);
+  EXPECT_EQ(sqlite::StepFaultsFired(), 1);
   EXPECT_FALSE(ledger_->damaged());
 }
 
@@ -180,7 +118,7 @@ TEST_F(FailClosedTest, ReplayCheckThatCannotReadIsRefused) {
   ExpectRefused(Parsed(service_->Commit(*ledger_, CommitBody("c2", code))));
   ExpectRefused(Parsed(service_->Quote(*ledger_, CommitBody("q1", code))));
   EXPECT_EQ(Now(), before);
-  ledger::ClearStepFaults();
+  sqlite::ClearStepFaults();
   EXPECT_EQ(Parsed(service_->Commit(*ledger_, CommitBody("c2", code))).body["error"]["code"], "code_replayed");
 }
 
@@ -198,11 +136,11 @@ TEST_F(FailClosedTest, BalanceReadFailingOnARedeemRefusesIt) {
   ExpectRefused(Commit("c1", {{"redeem_points", 1000}}));
   ExpectRefused(Parsed(service_->Quote(*ledger_, CommitBody("q1", Code(), {{"redeem_points", 1000}}))));
   EXPECT_EQ(Now(), before);
-  ledger::ClearStepFaults();
+  sqlite::ClearStepFaults();
   Fail(kRedeemTimeRead);  // the cooldown's read
   ExpectRefused(Commit("c1", {{"redeem_points", 1000}}));
   EXPECT_EQ(Now(), before);
-  ledger::ClearStepFaults();
+  sqlite::ClearStepFaults();
   auto ok = Commit("c1", {{"redeem_points", 1000}});
   EXPECT_EQ(ok.status, 200) << ok.Text();
 }
@@ -212,7 +150,7 @@ TEST_F(FailClosedTest, MemberReadFailingIsRefusedNotMemberUnknown) {
   ExpectRefused(service_->Identify(*ledger_, {{"code", "100000000042"}}));  // a channel card
   ExpectRefused(service_->Identify(*ledger_, {{"code", Code()}}));          // a dynamic code
   ExpectRefused(service_->GetMember(*ledger_, std::to_string(kMember)));
-  ledger::ClearStepFaults();
+  sqlite::ClearStepFaults();
   Fail(kIdentityRead);
   ExpectRefused(service_->Identify(*ledger_, {{"code", "100000000042"}}));
 }
@@ -246,17 +184,17 @@ TEST_F(FailClosedTest, RefundReadsFailingRefuseTheRefundAndWriteNothing) {
   Fail(kRefundRead);
   ExpectRefused(Refund("r1", "c1"));
   EXPECT_EQ(Now(), before);
-  ledger::ClearStepFaults();
+  sqlite::ClearStepFaults();
   ASSERT_EQ(Commit("c2").status, 200);
   before = Now();
   for (const char* read : {kCheckoutRead, kPriorRefundsRead, kMemberRead, kLotsRead}) {
     SCOPED_TRACE(read);
-    ledger::ClearStepFaults();
+    sqlite::ClearStepFaults();
     Fail(read);
     ExpectRefused(Refund("r2", "c2"));
     EXPECT_EQ(ledger_->EntryCount().value(), before.entries);  // Now() reads the member too
   }
-  ledger::ClearStepFaults();
+  sqlite::ClearStepFaults();
   EXPECT_EQ(Now(), before);
   EXPECT_EQ(Refund("r2", "c2").status, 200);
 }
@@ -274,7 +212,7 @@ TEST_F(FailClosedTest, ACorruptionErrorLatchesTheLedgerDamaged) {
   EXPECT_TRUE(ledger_->damaged());
   EXPECT_EQ(called, 1);
   EXPECT_NE(reason.find("injected"), std::string::npos) << reason;
-  ledger::ClearStepFaults();
+  sqlite::ClearStepFaults();
   // From then on every commit and refund is refused, whatever it reads; said once.
   State before = Now();
   ExpectRefused(Commit("c2"), "ledger_damaged");

@@ -9,10 +9,12 @@
 #include <filesystem>
 #include <random>
 
+#include "support/files.h"
+
 namespace loyalty::checkout {
 namespace {
 
-std::string Describe(const std::vector<ledger::LotRow>& lots) {
+std::string Describe(const std::vector<model::Lot>& lots) {
   std::string s;
   for (const auto& l : lots)
     s += "[" + std::to_string(l.lot_id) + " " + std::to_string(l.points) + " " + std::to_string(l.remaining) + " " +
@@ -23,21 +25,15 @@ std::string Describe(const std::vector<ledger::LotRow>& lots) {
 class LotsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() / ("lots_test_" + std::to_string(::getpid()));
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
     for (const char* name : {"held", "read"}) {
       auto l = ledger::Ledger::Open((dir_ / (std::string(name) + ".db")).string(), ledger::Ledger::Mode::kWriter, "T01");
       ASSERT_TRUE(l.ok()) << l.status().ToString();
       ledgers_.push_back(std::move(*l));
     }
   }
-  void TearDown() override {
-    ledgers_.clear();
-    std::filesystem::remove_all(dir_);
-  }
+  void TearDown() override { ledgers_.clear(); }
 
-  std::filesystem::path dir_;
+  loyalty::testing::TempDir dir_{"lots_test"};
   std::vector<std::unique_ptr<ledger::Ledger>> ledgers_;
 };
 
@@ -46,7 +42,7 @@ TEST_F(LotsTest, HeldLotsFollowTheLedgerThroughEarnsSpendsAndDebts) {
   ledger::Ledger& held = *ledgers_[0];
   ledger::Ledger& read = *ledgers_[1];
   std::mt19937 rng(11);
-  std::vector<ledger::LotRow> lots;  // held's lots as the caller keeps them
+  std::vector<model::Lot> lots;  // held's lots as the caller keeps them
   int64_t at_s = 1'795'000'000;
   int debts = 0;
   for (int step = 0; step < 400; ++step) {
@@ -75,13 +71,13 @@ TEST_F(LotsTest, HeldLotsFollowTheLedgerThroughEarnsSpendsAndDebts) {
 TEST_F(LotsTest, DebtIsPaidFirstAndEmptyLotsLeaveTheHeldCopy) {
   constexpr uint64_t kMember = 7;
   ledger::Ledger& l = *ledgers_[0];
-  std::vector<ledger::LotRow> lots;
+  std::vector<model::Lot> lots;
   ASSERT_TRUE(l.Begin().ok());
   ASSERT_TRUE(ApplyLotDelta(l, lots, kMember, 100, 1000, 5000, "a").ok());
   ASSERT_TRUE(ApplyLotDelta(l, lots, kMember, -150, 1001, 0, "b").ok());  // 50 short: a debt lot
   ASSERT_EQ(lots.size(), 1u);
   EXPECT_EQ(lots[0].remaining, -50);
-  EXPECT_EQ(lots[0].expires_at_s, ledger::kNeverExpires);
+  EXPECT_EQ(lots[0].expires_at_s, model::kNeverExpires);
   ASSERT_TRUE(ApplyLotDelta(l, lots, kMember, 30, 1002, 6000, "c").ok());  // all of it pays the debt
   ASSERT_EQ(lots.size(), 1u);
   EXPECT_EQ(lots[0].remaining, -20);

@@ -3,29 +3,16 @@
 // the velocity window) at their exact edges.
 #include "loyalty/checkout/service.h"
 
-#include "loyalty/base/hash.h"
-
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <filesystem>
-#include <set>
-
-#include "loyalty/base/encoding.h"
+#include "checkout_test_util.h"
 #include "loyalty/base/hash.h"
 #include "loyalty/base/time.h"
-#include "loyalty/codes/mint.h"
 
 namespace loyalty::checkout {
 namespace {
 
 using nlohmann::json;
-
-constexpr char kHqSeedHex[] = "0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20";
-constexpr char kDeviceSeedHex[] = "65666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f8081828384";
-constexpr uint64_t kMember = 1234567890123;
-// 2026-11-18T11:07:10Z = 19:07:10 in Shanghai.
-constexpr int64_t kT0 = 1795000030;
 
 json Basket() {
   return json::array({{{"sku", "A"}, {"qty", 2}, {"unit_price_cents", 1990}, {"category", "grocery"}},
@@ -33,90 +20,15 @@ json Basket() {
                       {{"sku", "C"}, {"qty", 1}, {"unit_price_cents", 3500}, {"category", "tobacco"}}});
 }
 
-class ServiceTest : public ::testing::Test {
+class ServiceTest : public CheckoutFixture {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("checkout_test_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    auto l = ledger::Ledger::Open((dir_ / "l.db").string(), ledger::Ledger::Mode::kWriter, "T01");
-    ASSERT_TRUE(l.ok()) << l.status().ToString();
-    ledger_ = std::move(*l);
-    clock_.set_now_s(kT0);
-    codes::CodesConfig cc;
-    hq_seed_ = *HexDecode(kHqSeedHex);
-    dev_seed_ = *HexDecode(kDeviceSeedHex);
-    cc.hq_public_keys[1] = codes::Ed25519PublicFromSeed(hq_seed_);
-    cc.channels.push_back({"wechat", "^[0-9]{12}$"});
-    auto v = codes::CodeVerifier::Create(cc);
-    ASSERT_TRUE(v.ok());
-    verifier_ = std::move(*v);
-    auto tz = TimeZone::Load("Asia/Shanghai");
-    ASSERT_TRUE(tz.ok());
-    rules_ = std::make_shared<rules::Rules>(rules::Rules::Defaults());
-    service_ = std::make_unique<CheckoutService>(ServiceOptions{"T01", "S001"}, clock_, *verifier_, trusted_, *tz, rules_);
-  }
-  void TearDown() override {
-    ledger_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-
-  std::string Code() {
-    std::string cert = codes::MakeCertificate(hq_seed_, 1, kMember, codes::Ed25519PublicFromSeed(dev_seed_), 1893456000);
-    // A code the phone has not shown before: the newest code_time not used yet.
-    int64_t t = clock_.now_s();
-    while (used_code_times_.count(t)) --t;
-    used_code_times_.insert(t);
-    return codes::MakeDynamicCode(cert, dev_seed_, static_cast<uint32_t>(t));
-  }
-
-  void Seed(const std::string& tier, int64_t points, int birthday_month = 0) {
-    ASSERT_TRUE(ledger_->Begin().ok());
-    ledger::MemberRow m;
-    m.member_id = kMember;
-    m.tier = tier;
-    m.birthday_month = birthday_month;
-    m.snapshot_at_s = clock_.now_s();
-    m.balance = points;
-    ASSERT_TRUE(ledger_->UpsertMember(m).ok());
-    if (points) {
-      ledger::LotRow lot;
-      lot.member_id = kMember;
-      lot.points = lot.remaining = points;
-      lot.earned_at_s = clock_.now_s();
-      lot.expires_at_s = clock_.now_s() + 400 * 86400;
-      ASSERT_TRUE(ledger_->AddLot(lot).ok());
-    }
-    ASSERT_TRUE(ledger_->Commit().ok());
-  }
+  void Seed(const std::string& tier, int64_t points, int birthday_month = 0) { SeedMember(tier, points, birthday_month); }
 
   ApiResult Commit(const std::string& id, json extra = json::object()) {
     json body{{"checkout_id", id}, {"member_code", Code()}, {"lines", Basket()}};
     for (auto it = extra.begin(); it != extra.end(); ++it) body[it.key()] = it.value();
     return Parsed(service_->Commit(*ledger_, body));
   }
-
-  // A body written as text is checked to be exactly what dump() prints of its document
-  // (compact, keys in order), then parsed for the test to look into.
-  static ApiResult Parsed(ApiResult r) {
-    if (!r.text.empty()) {
-      r.body = json::parse(r.text);
-      EXPECT_EQ(r.text, r.body.dump());
-    }
-    return r;
-  }
-
-  std::filesystem::path dir_;
-  std::unique_ptr<ledger::Ledger> ledger_;
-  FakeClock clock_;
-  codes::TrustedTime trusted_{60};
-  std::unique_ptr<codes::CodeVerifier> verifier_;
-  std::shared_ptr<rules::Rules> rules_;
-  std::unique_ptr<CheckoutService> service_;
-  std::string hq_seed_, dev_seed_;
-  std::set<int64_t> used_code_times_;
 };
 
 TEST_F(ServiceTest, RefundWindowClosesAfterExactlySevenDays) {
@@ -146,7 +58,7 @@ TEST_F(ServiceTest, CommitBodyAgreesWithTheQuoteTheMemberViewAndItsReplay) {
   m->display_name = "张*\"";
   m->phone = "138****5678";
   ASSERT_TRUE(ledger_->UpsertMember(*m).ok());
-  ledger::LotRow lot;
+  model::Lot lot;
   lot.member_id = kMember;
   lot.points = lot.remaining = 70;
   lot.earned_at_s = kT0;

@@ -8,31 +8,12 @@
 #include <string>
 
 #include "loyalty/config/config.h"
+#include "support/temp_dir_test.h"
 
 namespace loyalty::config {
 namespace {
 
-class TokenFileTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/token_test_XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
-  std::string Write(const std::string& name, const std::string& content, mode_t mode) {
-    const std::string path = dir_ + "/" + name;
-    std::FILE* f = std::fopen(path.c_str(), "wb");
-    EXPECT_NE(f, nullptr);
-    std::fwrite(content.data(), 1, content.size(), f);
-    std::fclose(f);
-    EXPECT_EQ(::chmod(path.c_str(), mode), 0);
-    return path;
-  }
-
-  std::string dir_;
-};
+class TokenFileTest : public loyalty::testing::TempDirTest {};
 
 TEST_F(TokenFileTest, GroupReadableIsAcceptedAndTheNewlineTrimmed) {
   auto t = ReadTokenFile(Write("api.token", "s3cret-Token_1\n", 0640), SecretAccess::kOwnerAndGroupRead);

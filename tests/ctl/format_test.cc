@@ -180,7 +180,7 @@ ledger::EntryRow Entry(int64_t seq, std::string kind, int64_t points, std::strin
 }
 
 TEST(Export, RecordsOfACheckoutInOrder) {
-  ledger::CheckoutRow c;
+  model::Checkout c;
   c.checkout_id = "co-1";
   c.member_id = 42;
   c.rules_version = "r1";
@@ -189,7 +189,7 @@ TEST(Export, RecordsOfACheckoutInOrder) {
   c.total_due_cents = 4900;
   c.points_earned = 49;
   c.tender = "card";
-  ledger::CheckoutLineRow l0;
+  model::CheckoutLine l0;
   l0.line = 0;
   l0.sku = "A,\"1\"";
   l0.category = "grocery";
@@ -197,7 +197,7 @@ TEST(Export, RecordsOfACheckoutInOrder) {
   l0.unit_price_cents = 2500;
   l0.net_cents = 4900;
   c.lines.push_back(l0);
-  ledger::RefundRow r;
+  model::Refund r;
   r.refund_id = "rf-1";
   r.checkout_id = "co-1";
   r.reason = "return";

@@ -24,7 +24,7 @@
 #include <thread>
 #include <vector>
 
-#include "e2e.h"
+#include "e2e_fixture.h"
 
 namespace loyalty::e2e {
 namespace {
@@ -189,8 +189,10 @@ class Flood {
   std::thread thread_;
 };
 
-class ConnectionsTest : public ::testing::Test {
+class ConnectionsTest : public E2eFixture {
  protected:
+  ConnectionsTest() : E2eFixture({kA, kB}) {}
+
   void SetUp() override {
     // Hundreds of sockets here and as many in each server: well within the hard limit.
     rlimit rl{};
@@ -199,34 +201,10 @@ class ConnectionsTest : public ::testing::Test {
       rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? 4096 : std::min<rlim_t>(4096, rl.rlim_max);
       ::setrlimit(RLIMIT_NOFILE, &rl);
     }
-    dir_ = FreshDir(::testing::UnitTest::GetInstance()->current_test_info()->name());
-    auto pki = testing::TestPki::Create({kA, kB});
-    ASSERT_TRUE(pki.ok()) << pki.status().ToString();
-    pki_ = std::move(*pki);
-  }
-  void TearDown() override {
-    terminals_.clear();
-    hq_.reset();
-    if (!HasFailure()) std::filesystem::remove_all(dir_);
+    E2eFixture::SetUp();
   }
 
-  TerminalProcess& AddTerminal(const std::string& id) {
-    TerminalOptions o;
-    o.terminal_id = id;
-    o.store_id = id == kA ? "S001" : "S002";
-    o.hq_port = hq_->port();
-    o.tls = true;
-    o.ca_file = pki_->ca_file();
-    o.cert = pki_->client(id);
-    terminals_.push_back(std::make_unique<TerminalProcess>(dir_ / id, std::move(o)));
-    terminals_.back()->Start();
-    return *terminals_.back();
-  }
-
-  std::filesystem::path dir_;
-  std::unique_ptr<testing::TestPki> pki_;
-  std::unique_ptr<HqProcess> hq_;
-  std::vector<std::unique_ptr<TerminalProcess>> terminals_;
+  TerminalProcess& AddTerminal(const std::string& id) { return E2eFixture::AddTerminal(Options(id, hq_->port())); }
 };
 
 // The flood outnumbers both caps: the agent keeps its default max_connections (256) and gets

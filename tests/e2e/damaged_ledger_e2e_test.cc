@@ -9,43 +9,26 @@
 #include <chrono>
 #include <thread>
 
-#include "e2e.h"
+#include "e2e_fixture.h"
 #include "support/sqlite_damage.h"
 
 namespace loyalty::e2e {
 namespace {
 
-#ifdef LOYALTY_E2E_AGENT_TLS
-constexpr bool kAgentTls = true;
-#else
-constexpr bool kAgentTls = false;
-#endif
-
 const char* kA = "T-A";
 
-class DamagedLedgerE2eTest : public ::testing::Test {
+class DamagedLedgerE2eTest : public E2eFixture {
  protected:
+  DamagedLedgerE2eTest() : E2eFixture({kA}) {}
+
   void SetUp() override {
-    dir_ = FreshDir(::testing::UnitTest::GetInstance()->current_test_info()->name());
-    auto pki = testing::TestPki::Create({kA});
-    ASSERT_TRUE(pki.ok()) << pki.status().ToString();
-    pki_ = std::move(*pki);
-    hq_ = std::make_unique<HqProcess>(dir_ / "hq", *pki_, kAgentTls);
-    hq_->Start();
-    TerminalOptions o;
-    o.terminal_id = kA;
-    o.hq_port = hq_->port();
-    o.tls = kAgentTls;
-    if (kAgentTls) {
-      o.ca_file = pki_->ca_file();
-      o.cert = pki_->client(kA);
-    }
-    terminal_ = std::make_unique<TerminalProcess>(dir_ / kA, o);
+    E2eFixture::SetUp();
+    StartHq();
+    terminal_ = std::make_unique<TerminalProcess>(dir_ / kA, Options(kA, hq_->port()));
   }
   void TearDown() override {
     terminal_.reset();
-    hq_.reset();
-    if (!HasFailure()) std::filesystem::remove_all(dir_);
+    E2eFixture::TearDown();
   }
 
   // Polls /v1/health until ledger.ok is `ok` (at most 20 s); the last health.
@@ -60,9 +43,6 @@ class DamagedLedgerE2eTest : public ::testing::Test {
     return h;
   }
 
-  std::filesystem::path dir_;
-  std::unique_ptr<testing::TestPki> pki_;
-  std::unique_ptr<HqProcess> hq_;
   std::unique_ptr<TerminalProcess> terminal_;
 };
 

@@ -13,13 +13,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <sstream>
 
 #include "loyalty/base/encoding.h"
 #include "loyalty/base/hash.h"
+#include "e2e_fixture.h"
 #include "loyalty/codes/mint.h"
+#include "support/process.h"
 
 namespace loyalty::e2e {
 namespace {
@@ -28,17 +31,8 @@ const std::string kHqBinary = std::string(LOYALTY_BINARY_DIR) + "/hq/loyalty-hq"
 const std::string kAgentBinary = std::string(LOYALTY_BINARY_DIR) + "/agent/loyaltyd";
 constexpr char kAdminToken[] = "e2e-admin-token";
 
-void WriteFile(const std::filesystem::path& p, const std::string& text, mode_t mode) {
-  std::ofstream(p) << text;
-  ::chmod(p.c_str(), mode);
-}
-
-std::string Slurp(const std::filesystem::path& p) {
-  std::ifstream f(p);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using testing::ReadFile;
+using testing::WriteFile;
 
 // PKCS#8 PEM of a raw Ed25519 seed, as `openssl genpkey -algorithm ed25519` writes it.
 std::string Ed25519Pem(const std::string& seed) {
@@ -58,35 +52,7 @@ std::string Ed25519Pem(const std::string& seed) {
 }
 
 pid_t Spawn(const std::string& exe, const std::string& config, const std::string& log) {
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    ::dup2(fd, 1);
-    ::dup2(fd, 2);
-    ::execl(exe.c_str(), exe.c_str(), "--config", config.c_str(), nullptr);
-    ::_exit(127);
-  }
-  return pid;
-}
-
-int Reap(pid_t pid, int sig) {
-  ::kill(pid, sig);
-  int st = 0;
-  ::waitpid(pid, &st, 0);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-Reply ToReply(Result<http::Response> r) {
-  Reply out;
-  if (!r.ok()) {
-    out.status = -1;
-    out.raw = r.status().ToString();
-    return out;
-  }
-  out.status = r->status;
-  out.raw = r->body;
-  out.body = json::parse(r->body, nullptr, false);
-  return out;
+  return testing::Spawn({exe, "--config", config}, log);
 }
 
 int64_t QueryInt(const std::string& db, const std::string& sql, const std::string& arg) {
@@ -109,23 +75,45 @@ int64_t QueryInt(const std::string& db, const std::string& sql, const std::strin
 
 std::string HqSigningSeed() { return std::string(32, '\x2a'); }
 
-std::filesystem::path FreshDir(const std::string& name) {
-  auto d = std::filesystem::temp_directory_path() / ("loyalty_e2e_" + name + "_" + std::to_string(::getpid()));
-  std::filesystem::remove_all(d);
-  std::filesystem::create_directories(d);
-  return d;
+// ---------------------------------------------------------------------------- fixture
+
+void E2eFixture::SetUp() {
+  dir_ = FreshDir("e2e_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+  auto pki = testing::TestPki::Create(terminal_ids_);
+  ASSERT_TRUE(pki.ok()) << pki.status().ToString();
+  pki_ = std::move(*pki);
 }
 
-uint16_t FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
+void E2eFixture::TearDown() {
+  terminals_.clear();
+  hq_.reset();
+  if (!HasFailure()) std::filesystem::remove_all(dir_);
+}
+
+HqProcess& E2eFixture::StartHq(bool tls, const std::string& rules_toml) {
+  hq_ = std::make_unique<HqProcess>(dir_ / "hq", *pki_, tls);
+  if (!rules_toml.empty()) hq_->SetRules(rules_toml);
+  hq_->Start();
+  return *hq_;
+}
+
+TerminalOptions E2eFixture::Options(const std::string& terminal_id, uint16_t hq_port) const {
+  TerminalOptions o;
+  o.terminal_id = terminal_id;
+  auto at = std::find(terminal_ids_.begin(), terminal_ids_.end(), terminal_id);
+  o.store_id = "S00" + std::to_string(at - terminal_ids_.begin() + 1);
+  o.hq_port = hq_port;
+  o.tls = true;
+  o.ca_file = pki_->ca_file();
+  o.cert = pki_->client(terminal_id);
+  return o;
+}
+
+TerminalProcess& E2eFixture::AddTerminal(TerminalOptions options) {
+  auto dir = dir_ / options.terminal_id;
+  terminals_.push_back(std::make_unique<TerminalProcess>(dir, std::move(options)));
+  terminals_.back()->Start();
+  return *terminals_.back();
 }
 
 // ---------------------------------------------------------------------------- HQ
@@ -149,55 +137,48 @@ HqProcess::~HqProcess() { Kill(); }
 
 void HqProcess::SetRules(const std::string& toml) {
   WriteFile(dir_ / "rules.toml", toml, 0644);
-  WriteFile(dir_ / "hq.toml", Slurp(dir_ / "hq.toml") + "rules_file = \"rules.toml\"\n", 0600);
+  WriteFile(dir_ / "hq.toml", ReadFile(dir_ / "hq.toml") + "rules_file = \"rules.toml\"\n", 0600);
 }
 
 void HqProcess::Start() {
   pid_ = Spawn(kHqBinary, (dir_ / "hq.toml").string(), (dir_ / "hq.log").string());
-  for (int i = 0; i < 400; ++i) {
-    auto r = Admin("GET", "/v1/health");
-    if (r.status == 200) return;
-    int st;
-    if (::waitpid(pid_, &st, WNOHANG) == pid_) {
-      pid_ = -1;
+  switch (testing::WaitUntilReady(&pid_, [this] { return Admin("GET", "/v1/health").status == 200; }, 10000, 25)) {
+    case testing::StartOutcome::kReady:
+      return;
+    case testing::StartOutcome::kExited:
       FAIL() << "loyalty-hq exited during start-up:\n" << ReadLog();
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    case testing::StartOutcome::kTimedOut:
+      FAIL() << "loyalty-hq did not start:\n" << ReadLog();
   }
-  FAIL() << "loyalty-hq did not start:\n" << ReadLog();
 }
 
 int HqProcess::StartExpectingExit(int ms) {
   pid_ = Spawn(kHqBinary, (dir_ / "hq.toml").string(), (dir_ / "hq.log").string());
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
-  int st = 0;
-  while (::waitpid(pid_, &st, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() >= deadline) {
-      Kill();
-      return -2;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  int st = testing::ReapWithin(pid_, ms);
+  if (st == -2) {
+    Kill();
+    return -2;
   }
   pid_ = -1;
-  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  return st;
 }
 
 void HqProcess::AddConfig(const std::string& toml) { std::ofstream(dir_ / "hq.toml", std::ios::app) << toml; }
 
 int HqProcess::Stop() {
   if (pid_ <= 0) return -1;
-  int st = Reap(pid_, SIGTERM);
+  int st = testing::SignalAndReap(pid_, SIGTERM);
   pid_ = -1;
   return st;
 }
 
 void HqProcess::Kill() {
   if (pid_ <= 0) return;
-  Reap(pid_, SIGKILL);
+  testing::SignalAndReap(pid_, SIGKILL);
   pid_ = -1;
 }
 
-std::string HqProcess::ReadLog() const { return Slurp(dir_ / "hq.log"); }
+std::string HqProcess::ReadLog() const { return ReadFile(dir_ / "hq.log"); }
 
 Reply HqProcess::Admin(const std::string& method, const std::string& target, const json& body) {
   std::unique_ptr<http::Client> c;
@@ -208,7 +189,7 @@ Reply HqProcess::Admin(const std::string& method, const std::string& target, con
   } else {
     c = std::make_unique<http::Client>("127.0.0.1", port_);
   }
-  return ToReply(c->Request(method, target, body.is_null() ? "" : body.dump(),
+  return testing::ToHttpReply(c->Request(method, target, body.is_null() ? "" : body.dump(),
                             {{"Authorization", std::string("Bearer ") + kAdminToken}}, 10000));
 }
 
@@ -221,7 +202,7 @@ Reply HqProcess::AsTerminal(const std::string& method, const std::string& target
     o.key_file = cert->key_file;
   }
   http::Client c("127.0.0.1", port_, o);
-  return ToReply(c.Request(method, target, body, {}, 10000));
+  return testing::ToHttpReply(c.Request(method, target, body, {}, 10000));
 }
 
 // ---------------------------------------------------------------------------- terminal
@@ -255,22 +236,23 @@ void TerminalProcess::WriteConfig() {
 void TerminalProcess::Start() {
   pid_ = Spawn(kAgentBinary, (dir_ / "agent.toml").string(), (dir_ / "agent.log").string());
   client_ = std::make_unique<http::Client>("127.0.0.1", port_);
-  for (int i = 0; i < 600; ++i) {
+  auto healthy = [this] {
     auto r = client_->Request("GET", "/v1/health", "", {}, 1000);
-    if (r.ok() && r->status == 200) return;
-    int st;
-    if (::waitpid(pid_, &st, WNOHANG) == pid_) {
-      pid_ = -1;
+    return r.ok() && r->status == 200;
+  };
+  switch (testing::WaitUntilReady(&pid_, healthy, 12000, 20)) {
+    case testing::StartOutcome::kReady:
+      return;
+    case testing::StartOutcome::kExited:
       FAIL() << "loyaltyd exited during start-up:\n" << ReadLog();
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    case testing::StartOutcome::kTimedOut:
+      FAIL() << "loyaltyd did not start:\n" << ReadLog();
   }
-  FAIL() << "loyaltyd did not start:\n" << ReadLog();
 }
 
 int TerminalProcess::Stop() {
   if (pid_ <= 0) return -1;
-  int st = Reap(pid_, SIGTERM);
+  int st = testing::SignalAndReap(pid_, SIGTERM);
   pid_ = -1;
   client_.reset();
   return st;
@@ -279,32 +261,28 @@ int TerminalProcess::Stop() {
 int TerminalProcess::StopWithin(int ms) {
   if (pid_ <= 0) return -1;
   ::kill(pid_, SIGTERM);
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
-  int st = 0;
-  while (::waitpid(pid_, &st, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() >= deadline) {
-      Kill();
-      return -2;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  int st = testing::ReapWithin(pid_, ms);
+  if (st == -2) {
+    Kill();
+    return -2;
   }
   pid_ = -1;
   client_.reset();
-  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  return st;
 }
 
 void TerminalProcess::Kill() {
   if (pid_ <= 0) return;
-  Reap(pid_, SIGKILL);
+  testing::SignalAndReap(pid_, SIGKILL);
   pid_ = -1;
   client_.reset();
 }
 
-std::string TerminalProcess::ReadLog() const { return Slurp(dir_ / "agent.log"); }
+std::string TerminalProcess::ReadLog() const { return ReadFile(dir_ / "agent.log"); }
 
 Reply TerminalProcess::Call(const std::string& method, const std::string& target, const json& body) {
   if (!client_) client_ = std::make_unique<http::Client>("127.0.0.1", port_);
-  return ToReply(client_->Request(method, target, body.is_null() ? "" : body.dump(),
+  return testing::ToHttpReply(client_->Request(method, target, body.is_null() ? "" : body.dump(),
                                   {{"Authorization", "Bearer " + token_}, {"Content-Type", "application/json"}},
                                   10000));
 }

@@ -28,23 +28,21 @@
 #include <nlohmann/json.hpp>
 
 #include "loyalty/http/client.h"
+#include "support/files.h"
+#include "support/http_reply.h"
+#include "support/net.h"
 #include "support/pki.h"
 
 namespace loyalty::e2e {
 
 using nlohmann::json;
+using testing::FreePort;
+using testing::FreshDir;
 
 // The HQ signing seed (key id 1) both sides use; the terminals trust its public key.
 std::string HqSigningSeed();
 
-struct Reply {
-  int status = 0;  // -1: no HTTP answer (raw says why)
-  json body;
-  std::string raw;
-};
-
-std::filesystem::path FreshDir(const std::string& name);
-uint16_t FreePort();
+using Reply = testing::HttpReply;
 
 class HqProcess {
  public:

@@ -5,9 +5,7 @@
 // LOYALTY_E2E_SEED replays a fault sequence (the seed is printed on failure);
 // LOYALTY_E2E_ROUNDS lengthens the fault phase (default 3 rounds).
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,20 +15,11 @@
 #include <random>
 #include <set>
 
-#include "e2e.h"
+#include "e2e_fixture.h"
 #include "loyalty/sync/transport.h"
 
 namespace loyalty::e2e {
 namespace {
-
-// Whether loyaltyd hands [hq] ca_file/cert_file/key_file to its sync service. Until it
-// does, the terminals reach HQ over plain HTTP on loopback and the TLS listener is tested
-// with HQ's own client (see CMakeLists.txt).
-#ifdef LOYALTY_E2E_AGENT_TLS
-constexpr bool kAgentTls = true;
-#else
-constexpr bool kAgentTls = false;
-#endif
 
 const char* kA = "T-A";
 const char* kB = "T-B";
@@ -45,45 +34,9 @@ int Rounds() {
   return 3;
 }
 
-class E2eTest : public ::testing::Test {
+class E2eTest : public E2eFixture {
  protected:
-  void SetUp() override {
-    dir_ = FreshDir(::testing::UnitTest::GetInstance()->current_test_info()->name());
-    auto pki = testing::TestPki::Create({kA, kB});
-    ASSERT_TRUE(pki.ok()) << pki.status().ToString();
-    pki_ = std::move(*pki);
-  }
-  void TearDown() override {
-    terminals_.clear();
-    hq_.reset();
-    if (!HasFailure()) std::filesystem::remove_all(dir_);
-  }
-
-  void StartHq(bool tls) {
-    hq_ = std::make_unique<HqProcess>(dir_ / "hq", *pki_, tls);
-    hq_->Start();
-  }
-
-  TerminalOptions Options(const std::string& id, uint16_t hq_port) {
-    TerminalOptions o;
-    o.terminal_id = id;
-    o.store_id = id == kA ? "S001" : "S002";
-    o.hq_port = hq_port;
-    o.tls = kAgentTls;
-    if (kAgentTls) {
-      o.ca_file = pki_->ca_file();
-      o.cert = pki_->client(id);
-    }
-    return o;
-  }
-
-  TerminalProcess& AddTerminal(TerminalOptions o) {
-    terminals_.push_back(std::make_unique<TerminalProcess>(dir_ / o.terminal_id, std::move(o)));
-    terminals_.back()->Start();
-    return *terminals_.back();
-  }
-
-  static void ExpectOk(const json& run) { EXPECT_EQ(run.value("result", ""), "ok") << run.dump(); }
+  E2eTest() : E2eFixture({kA, kB}) {}
 
   // Every invariant of hq-and-sync.md for these terminals and members.
   void ExpectConverged(const std::vector<TerminalProcess*>& ts, const std::vector<Member>& members) {
@@ -109,11 +62,6 @@ class E2eTest : public ::testing::Test {
     auto r = t.Call("POST", "/v1/checkouts/commit", req);
     return json{{"status", r.status}, {"body", r.body}, {"raw", r.raw}};
   }
-
-  std::filesystem::path dir_;
-  std::unique_ptr<testing::TestPki> pki_;
-  std::unique_ptr<HqProcess> hq_;
-  std::vector<std::unique_ptr<TerminalProcess>> terminals_;
 };
 
 std::string Hello() {
@@ -121,7 +69,7 @@ std::string Hello() {
 }
 
 TEST_F(E2eTest, HqTlsListenerChecksTheClientCertificate) {
-  StartHq(true);
+  StartHq();
   // Admin routes: the token alone, no client certificate.
   auto health = hq_->Admin("GET", "/v1/terminals/T-A");
   EXPECT_EQ(health.status, 404) << health.raw;  // answered: never seen, not refused
@@ -153,7 +101,7 @@ TEST_F(E2eTest, HqTlsListenerChecksTheClientCertificate) {
 
 // The sync client's own transport against the TLS listener (what loyaltyd uses per run).
 TEST_F(E2eTest, HttpsTransportVerifiesHqAndCanBeCancelled) {
-  StartHq(true);
+  StartHq();
   auto endpoint = [&](const testing::CertAndKey& cert, const std::string& ca) {
     sync::HqEndpoint e;
     e.host = "127.0.0.1";
@@ -195,17 +143,10 @@ TEST_F(E2eTest, HttpsTransportVerifiesHqAndCanBeCancelled) {
   EXPECT_EQ(missing.status().code(), "invalid_argument");
 
   // A request waiting on a silent peer ends soon after the cancel flag is set.
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  ASSERT_EQ(::listen(fd, 8), 0);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  testing::SilentListener listener;
   std::atomic<bool> cancel{false};
   sync::HqEndpoint silent = endpoint(pki_->client(kA), pki_->ca_file());
-  silent.port = ntohs(addr.sin_port);
+  silent.port = listener.port();
   auto st = sync::NewHqTransport(silent, &cancel);
   ASSERT_TRUE(st.ok());
   std::thread canceller([&] {
@@ -216,18 +157,16 @@ TEST_F(E2eTest, HttpsTransportVerifiesHqAndCanBeCancelled) {
   canceller.join();
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.status().code(), "cancelled");
-  ::close(fd);
 }
 
 TEST_F(E2eTest, PlainHqWarnsAtStart) {
-  StartHq(false);
+  StartHq(/*tls=*/false);
   EXPECT_NE(hq_->ReadLog().find("hq_plain_http"), std::string::npos);
   EXPECT_EQ(hq_->Stop(), 0);
 }
 
 TEST_F(E2eTest, AgentRefusedByHqRecordsAFailedRun) {
-  if (!kAgentTls) GTEST_SKIP() << "loyaltyd does not pass [hq] TLS files to its sync service yet";
-  StartHq(true);
+  StartHq();
   auto wrong = Options(kA, hq_->port());
   wrong.cert = pki_->client(kB);
   auto& t = AddTerminal(wrong);
@@ -250,7 +189,7 @@ TEST_F(E2eTest, AgentRefusedByHqRecordsAFailedRun) {
 }
 
 TEST_F(E2eTest, TwoTerminalsShareMembersCouponsAndConflicts) {
-  StartHq(kAgentTls);
+  StartHq();
   std::vector<Member> members{Enrol(*hq_, 1), Enrol(*hq_, 2), Enrol(*hq_, 3)};
   auto& a = AddTerminal(Options(kA, hq_->port()));
   auto& b = AddTerminal(Options(kB, hq_->port()));
@@ -318,7 +257,7 @@ TEST_F(E2eTest, FaultsThenOneCleanRunEstablishesEveryInvariant) {
   uint64_t seed = Seed();
   SCOPED_TRACE("LOYALTY_E2E_SEED=" + std::to_string(seed));
   std::mt19937_64 rng(seed);
-  StartHq(kAgentTls);
+  StartHq();
   std::vector<Member> members{Enrol(*hq_, 1), Enrol(*hq_, 2)};
   FaultProxy proxy(hq_->port(), seed);
   auto oa = Options(kA, proxy.port()), ob = Options(kB, proxy.port());
@@ -375,7 +314,7 @@ TEST_F(E2eTest, FaultsThenOneCleanRunEstablishesEveryInvariant) {
 }
 
 TEST_F(E2eTest, LostAndRestoredDatabasesConvergeInOneRun) {
-  StartHq(kAgentTls);
+  StartHq();
   std::vector<Member> members{Enrol(*hq_, 1)};
   auto& a = AddTerminal(Options(kA, hq_->port()));
   ExpectOk(a.Sync());
@@ -416,17 +355,10 @@ TEST_F(E2eTest, LostAndRestoredDatabasesConvergeInOneRun) {
 }
 
 TEST_F(E2eTest, SigtermEndsARunWaitingOnHq) {
-  StartHq(kAgentTls);
+  StartHq();
   // A listener that accepts and never answers: the run waits on its request.
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  ASSERT_EQ(::listen(fd, 8), 0);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  auto o = Options(kA, ntohs(addr.sin_port));
+  testing::SilentListener listener;
+  auto o = Options(kA, listener.port());
   o.run_timeout_s = 600;
   auto& a = AddTerminal(o);
   ASSERT_EQ(a.Call("POST", "/v1/sync").status, 202);
@@ -434,11 +366,10 @@ TEST_F(E2eTest, SigtermEndsARunWaitingOnHq) {
   // The contract's limit is 5 s; the wait is bounded so a hang fails instead of blocking.
   int st = a.StopWithin(5000);
   EXPECT_EQ(st, 0) << "loyaltyd did not exit cleanly within 5 s of SIGTERM:\n" << a.ReadLog();
-  ::close(fd);
 }
 
 TEST_F(E2eTest, AVelocityFreezeReachesHqAndHqsUnfreezeFlowsDown) {
-  StartHq(kAgentTls);
+  StartHq();
   std::vector<Member> members{Enrol(*hq_, 4)};
   auto& a = AddTerminal(Options(kA, hq_->port()));
   auto& b = AddTerminal(Options(kB, hq_->port()));

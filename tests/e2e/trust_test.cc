@@ -9,7 +9,7 @@
 #include <set>
 
 #include "../hq/hq_test_util.h"
-#include "e2e.h"
+#include "e2e_fixture.h"
 
 namespace loyalty::e2e {
 namespace {
@@ -24,33 +24,20 @@ constexpr const char* kChainRules = "version = \"chain-1\"\n";
 // the velocity limit, so that the till itself freezes nobody).
 constexpr const char* kRootedRules = "version = \"chain-1\"\nearn_points_per_yuan = 20\n";
 
-class E2eTrustTest : public ::testing::Test {
+class E2eTrustTest : public E2eFixture {
  protected:
+  E2eTrustTest() : E2eFixture({"T01", "T02", "T03", "T09"}) {}
+
   void SetUp() override {
-    dir_ = FreshDir(::testing::UnitTest::GetInstance()->current_test_info()->name());
-    auto pki = testing::TestPki::Create({"T01", "T02", "T03", "T09"});
-    ASSERT_TRUE(pki.ok()) << pki.status().ToString();
-    pki_ = std::move(*pki);
-    hq_ = std::make_unique<HqProcess>(dir_ / "hq", *pki_, true);
-    hq_->SetRules(kChainRules);
-    hq_->Start();
+    E2eFixture::SetUp();
+    StartHq(/*tls=*/true, kChainRules);
   }
-  void TearDown() override {
-    terminals_.clear();
-    hq_.reset();
-    if (!HasFailure()) std::filesystem::remove_all(dir_);
-  }
+  // A terminal of store S001; `rules`, when not empty, its local rules file.
   TerminalProcess& AddTerminal(const std::string& id, const std::string& rules = "") {
-    TerminalOptions o;
-    o.terminal_id = id;
+    TerminalOptions o = Options(id, hq_->port());
     o.store_id = "S001";
-    o.hq_port = hq_->port();
-    o.ca_file = pki_->ca_file();
-    o.cert = pki_->client(id);
     o.rules_toml = rules;
-    terminals_.push_back(std::make_unique<TerminalProcess>(dir_ / id, std::move(o)));
-    terminals_.back()->Start();
-    return *terminals_.back();
+    return E2eFixture::AddTerminal(std::move(o));
   }
   // The forger: T09's genuine certificate, anything in the body.
   Reply Forge(const sync::UploadRequest& up) {
@@ -58,12 +45,6 @@ class E2eTrustTest : public ::testing::Test {
                            pki_->ca_file());
   }
   int64_t HqBalance(const std::string& id) { return hq_->Admin("GET", "/v1/members/" + id).body["balance"]; }
-  static void ExpectOk(const json& run) { EXPECT_EQ(run.value("result", ""), "ok") << run.dump(); }
-
-  std::filesystem::path dir_;
-  std::unique_ptr<testing::TestPki> pki_;
-  std::unique_ptr<HqProcess> hq_;
-  std::vector<std::unique_ptr<TerminalProcess>> terminals_;
 };
 
 TEST_F(E2eTrustTest, ACompromisedTerminalChangesNoBalanceAndStopsNoOne) {

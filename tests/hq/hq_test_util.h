@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -45,20 +46,20 @@ struct FakeTerminal {
   }
   sync::Entry MakeFull(const std::string& kind, uint64_t member, int64_t points, int64_t at_ms,
                        const std::string& checkout_id, const std::string& refund_id, const std::string& detail) {
-    ledger::EntryRow r;
-    r.entry_id = NewEntryId(at_ms);
-    r.terminal_id = id;
-    r.seq = ++seq;
-    r.kind = kind;
-    r.member_id = member;
-    r.points = points;
-    r.at_ms = at_ms;
-    r.checkout_id = checkout_id;
-    r.refund_id = refund_id;
-    r.detail = detail;
-    std::string h = ledger::ChainHash(head_hash, ledger::CanonicalEntryBytes(r));
-    sync::Entry e{r.entry_id, id, r.seq, kind, member, points, at_ms, checkout_id, refund_id, detail,
-                  HexEncode(head_hash), HexEncode(h)};
+    model::Entry e;
+    e.entry_id = NewEntryId(at_ms);
+    e.terminal_id = id;
+    e.seq = ++seq;
+    e.kind = kind;
+    e.member_id = member;
+    e.points = points;
+    e.at_ms = at_ms;
+    e.checkout_id = checkout_id;
+    e.refund_id = refund_id;
+    e.detail = detail;
+    e.prev_hash = head_hash;
+    e.hash = model::EntryHash(e);
+    const std::string h = e.hash;
     head_hash = h;
     return e;
   }
@@ -136,6 +137,31 @@ inline Sale PricedSale(FakeTerminal& t, uint64_t member, const std::string& id, 
 }
 inline std::vector<rules::Line> Basket(int64_t cents, const std::string& category = "grocery") {
   return {{"sku-1", 1, cents, category}};
+}
+
+// Every route of HQ, method and target: the admin routes (for this member), the terminal
+// routes of T01, health, and one route that does not exist.
+inline std::vector<std::pair<std::string, std::string>> HqRoutes(const std::string& member_id) {
+  return {{"GET", "/v1/health"},
+          {"POST", "/v1/members"},
+          {"GET", "/v1/members/" + member_id},
+          {"POST", "/v1/members/" + member_id + "/devices"},
+          {"POST", "/v1/members/" + member_id + "/adjustments"},
+          {"POST", "/v1/members/" + member_id + "/unfreeze"},
+          {"POST", "/v1/members/" + member_id + "/tier"},
+          {"POST", "/v1/members/" + member_id + "/identities"},
+          {"POST", "/v1/devices/d-1/revoke"},
+          {"POST", "/v1/coupons"},
+          {"GET", "/v1/terminals/T01"},
+          {"POST", "/v1/admin/expire"},
+          {"POST", "/v1/sync/T01/hello"},
+          {"POST", "/v1/sync/T01/entries"},
+          {"GET", "/v1/sync/T01/changes"},
+          {"POST", "/v1/sync/T01/recon/entries"},
+          {"POST", "/v1/sync/T01/recon/balances"},
+          {"POST", "/v1/sync/T01/fetch"},
+          {"POST", "/v1/sync/T01/members"},
+          {"POST", "/v1/no-such-route"}};
 }
 
 class HqFixture : public ::testing::Test {

@@ -9,58 +9,27 @@
 
 #include "hq_test_util.h"
 #include "loyalty/sync/messages.h"
+#include "support/json_depth.h"
 
 namespace loyalty::hq::testing {
 namespace {
 
 using nlohmann::json;
 
-std::string Nested(int depth, bool objects) {
-  std::string open, close;
-  for (int i = 0; i < depth; ++i) {
-    open += objects ? "{\"k\":" : "[";
-    close += objects ? '}' : ']';
-  }
-  return open + "1" + close;
-}
-
-// Every route of HQ: method and target (admin routes with the token, terminal routes for T01
-// over the trusted plain-HTTP path).
-std::vector<std::pair<std::string, std::string>> Routes(const std::string& member_id) {
-  return {{"GET", "/v1/health"},
-          {"POST", "/v1/members"},
-          {"GET", "/v1/members/" + member_id},
-          {"POST", "/v1/members/" + member_id + "/devices"},
-          {"POST", "/v1/members/" + member_id + "/adjustments"},
-          {"POST", "/v1/members/" + member_id + "/unfreeze"},
-          {"POST", "/v1/members/" + member_id + "/tier"},
-          {"POST", "/v1/members/" + member_id + "/identities"},
-          {"POST", "/v1/devices/d-1/revoke"},
-          {"POST", "/v1/coupons"},
-          {"GET", "/v1/terminals/T01"},
-          {"POST", "/v1/admin/expire"},
-          {"POST", "/v1/sync/T01/hello"},
-          {"POST", "/v1/sync/T01/entries"},
-          {"GET", "/v1/sync/T01/changes"},
-          {"POST", "/v1/sync/T01/recon/entries"},
-          {"POST", "/v1/sync/T01/recon/balances"},
-          {"POST", "/v1/sync/T01/fetch"},
-          {"POST", "/v1/sync/T01/members"},
-          {"POST", "/v1/no-such-route"}};
-}
+using loyalty::testing::NestedJson;
 
 class HqJsonLimitsTest : public HqFixture {};
 
 TEST_F(HqJsonLimitsTest, ThirtyThreeLevelsAreBadRequestOnEveryRouteThirtyTwoReachIt) {
   const std::string member = CreateMember();
-  for (const auto& [method, target] : Routes(member)) {
+  for (const auto& [method, target] : HqRoutes(member)) {
     for (bool objects : {false, true}) {
       SCOPED_TRACE(method + " " + target + (objects ? " objects" : " arrays"));
-      auto over = Call(method, target, "{\"x\":" + Nested(32, objects) + "}");
+      auto over = Call(method, target, "{\"x\":" + NestedJson(32, objects) + "}");
       EXPECT_EQ(over.status, 400) << over.body;
       EXPECT_EQ(J(over)["error"]["code"], "bad_request");
       EXPECT_EQ(J(over)["error"]["message"], "the body nests deeper than 32 levels");
-      auto at_limit = Call(method, target, "{\"x\":" + Nested(31, objects) + "}");
+      auto at_limit = Call(method, target, "{\"x\":" + NestedJson(31, objects) + "}");
       EXPECT_LT(at_limit.status, 500) << at_limit.body;
       EXPECT_EQ(at_limit.body.find("nests deeper"), std::string::npos) << at_limit.body;
     }
@@ -71,8 +40,8 @@ TEST_F(HqJsonLimitsTest, ThirtyThreeLevelsAreBadRequestOnEveryRouteThirtyTwoReac
 
 TEST_F(HqJsonLimitsTest, AHundredThousandLevelsAreRefusedOnEveryRoute) {
   const std::string member = CreateMember();
-  const std::string deep = Nested(100000, false);
-  for (const auto& [method, target] : Routes(member)) {
+  const std::string deep = NestedJson(100000, false);
+  for (const auto& [method, target] : HqRoutes(member)) {
     auto r = Call(method, target, deep);
     EXPECT_EQ(r.status, 400) << method << " " << target << ": " << r.body;
     EXPECT_EQ(J(r)["error"]["message"], "the body nests deeper than 32 levels") << method << " " << target;
@@ -87,16 +56,16 @@ TEST_F(HqJsonLimitsTest, AdminBodiesCountOnlyBracketsOutsideStrings) {
 
 TEST(SyncCodecLimits, BothEndsRefuseThirtyThreeLevelsAndAcceptThirtyTwo) {
   // The terminal parsing HQ's replies and HQ parsing the terminal's messages share this.
-  auto ok = sync::ParseJsonObject("{\"x\":" + Nested(31, true) + "}");
+  auto ok = sync::ParseJsonObject("{\"x\":" + NestedJson(31, true) + "}");
   EXPECT_TRUE(ok.ok()) << ok.status().ToString();
-  auto deep = sync::ParseJsonObject("{\"x\":" + Nested(32, true) + "}");
+  auto deep = sync::ParseJsonObject("{\"x\":" + NestedJson(32, true) + "}");
   ASSERT_FALSE(deep.ok());
   EXPECT_EQ(deep.status().code(), "bad_request");
   EXPECT_EQ(deep.status().message(), "the body nests deeper than 32 levels");
-  auto reply = sync::ParseMessage<sync::ChangesResponse>(Nested(100000, true));
+  auto reply = sync::ParseMessage<sync::ChangesResponse>(NestedJson(100000, true));
   ASSERT_FALSE(reply.ok());
   EXPECT_EQ(reply.status().code(), "bad_request");
-  auto hello = sync::ParseMessage<sync::HelloRequest>("{\"x\":" + Nested(32, false) + "}");
+  auto hello = sync::ParseMessage<sync::HelloRequest>("{\"x\":" + NestedJson(32, false) + "}");
   ASSERT_FALSE(hello.ok());
   EXPECT_EQ(hello.status().message(), "the body nests deeper than 32 levels");
 }

@@ -19,8 +19,8 @@ Entry SampleEntry() {
   e.at_ms = 1790000000123;
   e.checkout_id = "c-1";
   e.detail = R"({"a":1})";
-  e.prev_hash = std::string(64, '0');
-  e.hash = std::string(64, 'a');
+  e.prev_hash = std::string(32, '\0');  // raw; hex on the wire
+  e.hash = std::string(32, '\xaa');
   return e;
 }
 

@@ -5,9 +5,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <netinet/in.h>
-#include <sys/socket.h>
-
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -20,6 +17,7 @@
 
 #include "hq_test_util.h"
 #include "loyalty/http/client.h"
+#include "support/net.h"
 #include "support/pki.h"
 
 namespace loyalty::hq::testing {
@@ -29,17 +27,7 @@ using nlohmann::json;
 
 const std::string kBinary = std::string(LOYALTY_BINARY_DIR) + "/hq/loyalty-hq";
 
-uint16_t FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
+using loyalty::testing::FreePort;
 
 void Write(const std::filesystem::path& p, const std::string& text, std::filesystem::perms perms) {
   std::ofstream(p) << text;
@@ -149,25 +137,7 @@ TEST_F(HqProcessTest, DeepJsonIsBadRequestOnEveryRouteAndHqLives) {
   auto created = Admin("POST", "/v1/members", json{{"name", "张三"}, {"phone", "13812345678"}});
   ASSERT_TRUE(created.ok() && created->status == 201) << (created.ok() ? created->body : "");
   const std::string m = json::parse(created->body)["member_id"];
-  const std::vector<std::pair<std::string, std::string>> routes = {{"POST", "/v1/members"},
-                                                                   {"GET", "/v1/members/" + m},
-                                                                   {"POST", "/v1/members/" + m + "/devices"},
-                                                                   {"POST", "/v1/members/" + m + "/adjustments"},
-                                                                   {"POST", "/v1/members/" + m + "/unfreeze"},
-                                                                   {"POST", "/v1/members/" + m + "/tier"},
-                                                                   {"POST", "/v1/members/" + m + "/identities"},
-                                                                   {"POST", "/v1/devices/d-1/revoke"},
-                                                                   {"POST", "/v1/coupons"},
-                                                                   {"GET", "/v1/terminals/T01"},
-                                                                   {"POST", "/v1/admin/expire"},
-                                                                   {"POST", "/v1/sync/T01/hello"},
-                                                                   {"POST", "/v1/sync/T01/entries"},
-                                                                   {"GET", "/v1/sync/T01/changes"},
-                                                                   {"POST", "/v1/sync/T01/recon/entries"},
-                                                                   {"POST", "/v1/sync/T01/recon/balances"},
-                                                                   {"POST", "/v1/sync/T01/fetch"},
-                                                                   {"POST", "/v1/sync/T01/members"},
-                                                                   {"GET", "/v1/health"}};
+  const auto routes = HqRoutes(m);
   std::string objects;
   for (int i = 0; i < 100000; ++i) objects += "{\"a\":";
   const std::string bodies[] = {std::string(100000, '[') + std::string(100000, ']'),  // 200 KB, balanced

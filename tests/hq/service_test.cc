@@ -206,9 +206,7 @@ TEST_F(HqServiceTest, UploadStatusesAndChainChecks) {
   changed.entries = {up.entries[1]};
   changed.entries[0].points = 5000;
   // Recompute the hash so the content is self-consistent but different.
-  ledger::EntryRow r{2, changed.entries[0].entry_id, "T01", "earn", m, 5000, kNowMs - 4000, "c2", "", "",
-                     *HexDecode(up.entries[0].hash), ""};
-  changed.entries[0].hash = HexEncode(ledger::ChainHash(r.prev_hash, ledger::CanonicalEntryBytes(r)));
+  changed.entries[0].hash = model::EntryHash(changed.entries[0]);
   res = Upload("T01", changed);
   EXPECT_EQ(res.results[0].status, "conflict");
   EXPECT_EQ(Member(id)["balance"], 150);
@@ -252,7 +250,7 @@ TEST_F(HqServiceTest, RestoredTerminalForksAndBothBranchesCount) {
   // Restored from a backup taken after seq 1: the next commit is another seq 2.
   FakeTerminal restored{"T01"};
   restored.seq = 1;
-  restored.head_hash = *HexDecode(up.entries[0].hash);
+  restored.head_hash = up.entries[0].hash;
   sync::UploadRequest fork;
   fork.entries = {restored.Make("earn", m, 7, kNowMs - 1000, "c3")};
   fork.checkouts = {MakeCheckout("c3", m, 700, kNowMs - 1000)};
@@ -442,7 +440,7 @@ TEST_F(HqServiceTest, HelloFetchAndTerminalIdentity) {
   ASSERT_TRUE(h.ok());
   EXPECT_TRUE(h->terminal_known);
   EXPECT_EQ(h->hq_entries, 1);
-  EXPECT_EQ(h->hq_head, (sync::ChainHead{1, up.entries[0].hash}));
+  EXPECT_EQ(h->hq_head, (sync::ChainHead{1, HexEncode(up.entries[0].hash)}));
   EXPECT_EQ(J(Call("GET", "/v1/terminals/T01"))["store_id"], "S001");
 
   auto f = sync::ParseMessage<sync::FetchResponse>(
@@ -484,8 +482,7 @@ TEST_F(HqServiceTest, ReconciliationAgainstATerminalSet) {
   auto item = [](const sync::Entry& e) {
     recon::Item it;
     it.id = *HexDecode(e.entry_id);
-    std::string h = *HexDecode(e.hash);
-    std::copy(h.begin(), h.end(), it.hash.begin());
+    std::copy(e.hash.begin(), e.hash.end(), it.hash.begin());
     return it;
   };
   recon::MemoryStore mine;

@@ -198,5 +198,41 @@ TEST(IsLoopbackAddress, EverythingElse) {
   }
 }
 
+// The per-address connection cap counts IPv4 clients by address and IPv6 ones by /64.
+TEST(ConnectionLimitKey, Ipv4ByAddress) {
+  EXPECT_EQ(ConnectionLimitKey("192.0.2.7"), "192.0.2.7");
+  EXPECT_EQ(ConnectionLimitKey("127.0.0.1"), "127.0.0.1");
+  EXPECT_NE(ConnectionLimitKey("192.0.2.7"), ConnectionLimitKey("192.0.2.8"));
+}
+
+TEST(ConnectionLimitKey, Ipv4MappedIpv6IsTheIpv4Address) {
+  EXPECT_EQ(ConnectionLimitKey("::ffff:192.0.2.7"), "192.0.2.7");
+  EXPECT_EQ(ConnectionLimitKey("::ffff:c000:207"), "192.0.2.7");
+  EXPECT_EQ(ConnectionLimitKey("::ffff:127.0.0.1"), ConnectionLimitKey("127.0.0.1"));
+  EXPECT_NE(ConnectionLimitKey("::ffff:192.0.2.7"), ConnectionLimitKey("::ffff:192.0.2.8"));
+}
+
+TEST(ConnectionLimitKey, Ipv6ByItsSlash64) {
+  EXPECT_EQ(ConnectionLimitKey("2001:db8:1:2:a:b:c:d"), "2001:db8:1:2::/64");
+  // Any interface identifier, and any spelling of it, is the same client.
+  for (const char* same : {"2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:0DB8:0001:0002:0:0:0:0",
+                           "2001:db8:1:2::"}) {
+    EXPECT_EQ(ConnectionLimitKey(same), "2001:db8:1:2::/64") << same;
+  }
+  // The next /64 over, or one differing only in the upper half, is another client.
+  EXPECT_EQ(ConnectionLimitKey("2001:db8:1:3::1"), "2001:db8:1:3::/64");
+  EXPECT_EQ(ConnectionLimitKey("2001:db9:1:2::1"), "2001:db9:1:2::/64");
+  EXPECT_EQ(ConnectionLimitKey("::1"), "::/64");
+  EXPECT_EQ(ConnectionLimitKey("fe80::1%1"), "fe80::/64");  // the scope id does not matter
+  // Not the IPv4 text of a mapped address: an IPv6 /64 never collides with an IPv4 client.
+  EXPECT_NE(ConnectionLimitKey("::c000:207"), ConnectionLimitKey("192.0.2.7"));
+}
+
+TEST(ConnectionLimitKey, TextThatIsNoAddressIsItsOwnKey) {
+  for (const char* other : {"", "localhost", "not an address", "2001:db8::1::2"}) {
+    EXPECT_EQ(ConnectionLimitKey(other), other) << other;
+  }
+}
+
 }  // namespace
 }  // namespace loyalty::http

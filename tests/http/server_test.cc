@@ -14,6 +14,7 @@
 #include <future>
 #include <mutex>
 #include <set>
+#include <string_view>
 #include <thread>
 
 #include <boost/asio/io_context.hpp>
@@ -41,8 +42,9 @@ bool WaitUntil(Pred pred) {
 // A Server on its own event-loop thread, as the daemon runs it.
 class TestServer {
  public:
-  TestServer(ServerOptions options, Handler handler) {
-    options.host = "127.0.0.1";
+  // `host`: the listener's address ("::" for a dual-stack one).
+  TestServer(ServerOptions options, Handler handler, const char* host = "127.0.0.1") {
+    options.host = host;
     options.port = 0;
     server_ = std::make_unique<Server>(ioc_, options, std::move(handler));
     Status s = server_->Listen();
@@ -78,20 +80,29 @@ class TestServer {
 class RawConnection {
  public:
   // `from`: the local address to connect from (another 127.0.0.0/8 address is another
-  // client address to the server's per-address limit).
+  // client address to the server's per-address limit). "::1" connects over IPv6 to [::1].
   explicit RawConnection(uint16_t port, const char* from = nullptr) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    if (from != nullptr) {
-      sockaddr_in local{};
-      local.sin_family = AF_INET;
-      ::inet_pton(AF_INET, from, &local.sin_addr);
-      ::bind(fd_, reinterpret_cast<sockaddr*>(&local), sizeof(local));
+    if (from != nullptr && std::string_view(from) == "::1") {
+      fd_ = ::socket(AF_INET6, SOCK_STREAM, 0);
+      sockaddr_in6 addr{};
+      addr.sin6_family = AF_INET6;
+      addr.sin6_port = htons(port);
+      addr.sin6_addr = in6addr_loopback;
+      connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+    } else {
+      fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+      if (from != nullptr) {
+        sockaddr_in local{};
+        local.sin_family = AF_INET;
+        ::inet_pton(AF_INET, from, &local.sin_addr);
+        ::bind(fd_, reinterpret_cast<sockaddr*>(&local), sizeof(local));
+      }
+      sockaddr_in addr{};
+      addr.sin_family = AF_INET;
+      addr.sin_port = htons(port);
+      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
     }
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
     timeval tv{10, 0};  // turns a server that never answers into a failure, not a hang
     ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   }
@@ -733,6 +744,35 @@ TEST(HttpServer, PerAddressCap) {
   holder.AnswerAll();
   EXPECT_EQ(b.ReadReply().status, 200);
   EXPECT_EQ(c.ReadReply().status, 200);
+}
+
+// On a dual-stack listener an IPv6 client is counted by its /64 and an IPv4 client (seen
+// as IPv4-mapped IPv6) by its IPv4 address: [::1] and 127.0.0.1 are two clients, and a
+// second connection from [::1] evicts the first one's, not 127.0.0.1's.
+TEST(HttpServer, PerAddressCapCountsIpv6ByPrefixAndMappedIpv4AsIpv4) {
+  ServerOptions o = FastOptions();
+  o.max_connections = 100;
+  o.max_connections_per_address = 1;
+  TestServer ts(o, Echo, "::");
+  RawConnection v6(ts.port(), "::1");
+  if (!v6.connected()) GTEST_SKIP() << "no IPv6 loopback here";
+  ASSERT_TRUE(v6.Send(kGet));
+  ASSERT_EQ(v6.ReadReply().status, 200);
+  RawConnection v4(ts.port(), "127.0.0.1");
+  if (!v4.connected()) GTEST_SKIP() << "the listener is IPv6-only (net.ipv6.bindv6only = 1)";
+  ASSERT_TRUE(v4.Send(kGet));
+  ASSERT_EQ(v4.ReadReply().status, 200);
+  EXPECT_EQ(ts.server().evicted_connections(), 0u);
+  EXPECT_EQ(ts.server().active_connections(), 2u);
+
+  RawConnection v6_again(ts.port(), "::1");
+  ASSERT_TRUE(v6_again.Send(kGet));
+  EXPECT_EQ(v6_again.ReadReply().status, 200);
+  EXPECT_EQ(ts.server().evicted_connections(), 1u);
+  EXPECT_TRUE(v6.ClosedByPeer());
+  ASSERT_TRUE(v4.Send(kGet));
+  EXPECT_EQ(v4.ReadReply().status, 200);
+  EXPECT_EQ(ts.server().active_connections(), 2u);
 }
 
 // A connection must send a complete request head within header_timeout_ms: one that

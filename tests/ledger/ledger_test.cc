@@ -1,51 +1,21 @@
+// The ledger file itself: schema and migrations, the hash chain and Verify, transactions,
+// readers, idle checkpoints, fail-closed reads and damage. The other files of this folder
+// cover the ledger's rows by kind.
 #include "loyalty/ledger/ledger.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <tuple>
 
-#include "loyalty/ledger/sqlite.h"
-
-#include "loyalty/base/ids.h"
+#include "ledger_test_util.h"
+#include "loyalty/sqlite/sqlite.h"
 #include "support/sqlite_damage.h"
 
 namespace loyalty::ledger {
 namespace {
-
-class LedgerTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() / ("ledger_test_" + std::to_string(::getpid()) + "_" +
-                                                     ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    path_ = (dir_ / "ledger.db").string();
-  }
-  void TearDown() override {
-    ClearStepFaults();
-    std::filesystem::remove_all(dir_);
-  }
-
-  std::unique_ptr<Ledger> OpenWriter(const std::string& terminal = "T01") {
-    auto l = Ledger::Open(path_, Ledger::Mode::kWriter, terminal);
-    EXPECT_TRUE(l.ok()) << l.status().ToString();
-    return l.ok() ? std::move(*l) : nullptr;
-  }
-
-  EntryRow Append(Ledger& l, const std::string& kind, uint64_t member, int64_t points, int64_t at_ms) {
-    EntryDraft d{NewEntryId(at_ms), kind, member, points, at_ms, "C1", "", ""};
-    auto e = l.AppendEntry(d);
-    EXPECT_TRUE(e.ok()) << e.status().ToString();
-    return e.ok() ? *e : EntryRow{};
-  }
-
-  std::filesystem::path dir_;
-  std::string path_;
-};
 
 TEST_F(LedgerTest, MigratesAnEmptyFileToTheCurrentSchema) {
   auto l = OpenWriter();
@@ -82,6 +52,71 @@ TEST_F(LedgerTest, RefusesANewerSchema) {
   EXPECT_FALSE(l.ok());
 }
 
+// The schema version of a file without opening it for use: none for a missing file or one
+// that is not a database, the file's own for an older one (Open then migrates it).
+TEST_F(LedgerTest, PeekSchemaVersionReadsAFileWithoutMigratingIt) {
+  EXPECT_EQ(Ledger::PeekSchemaVersion(path_), std::nullopt);
+  EXPECT_FALSE(std::filesystem::exists(path_));  // peeking creates nothing
+  loyalty::testing::WriteFile(dir_ / "text.db", std::string(4096, 'x'));
+  EXPECT_EQ(Ledger::PeekSchemaVersion((dir_ / "text.db").string()), std::nullopt);
+  {
+    auto db = Db::Open(path_, false);
+    ASSERT_TRUE(db.ok());
+    for (int v = 0; v < 3; ++v) ASSERT_TRUE((*db)->Exec(MigrationSql(v)).ok()) << v;
+    ASSERT_TRUE((*db)->Exec("PRAGMA user_version=3").ok());
+  }
+  EXPECT_EQ(Ledger::PeekSchemaVersion(path_), 3);
+  EXPECT_EQ(Ledger::PeekSchemaVersion(path_), 3);  // still: the peek migrated nothing
+  { ASSERT_TRUE(OpenWriter()); }
+  EXPECT_EQ(Ledger::PeekSchemaVersion(path_), kSchemaVersion);
+  EXPECT_STREQ(MigrationSql(kSchemaVersion), "");
+  EXPECT_STREQ(MigrationSql(-1), "");
+}
+
+// A reader refuses a file the writer has not migrated yet (it cannot migrate it itself).
+TEST_F(LedgerTest, AReaderRefusesAFileOfAnOlderSchema) {
+  {
+    auto db = Db::Open(path_, false);
+    ASSERT_TRUE(db.ok());
+    ASSERT_TRUE((*db)->Exec(MigrationSql(0)).ok());
+    ASSERT_TRUE((*db)->Exec("PRAGMA user_version=1").ok());
+  }
+  auto r = Ledger::Open(path_, Ledger::Mode::kReader, "T01");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), "unavailable");
+  EXPECT_NE(r.status().message().find("schema version 1"), std::string::npos) << r.status().message();
+}
+
+// The chain head (head_seq, head_hash) follows appends, goes back with a rollback, and is
+// read again from the file by a new writer or a reader.
+TEST_F(LedgerTest, TheChainHeadFollowsAppendsAndIsReadBackOnOpen) {
+  EntryRow b;
+  {
+    auto l = OpenWriter();
+    EXPECT_EQ(l->head_seq(), 0);
+    EXPECT_EQ(l->head_hash(), std::string(32, '\0'));
+    InTransaction(*l, [&] {
+      Append(*l, "earn", 7, 100, 1000);
+      b = Append(*l, "earn", 7, 5, 2000);
+    });
+    EXPECT_EQ(l->head_seq(), 2);
+    EXPECT_EQ(l->head_hash(), b.hash);
+    ASSERT_TRUE(l->Begin().ok());
+    auto c = Append(*l, "earn", 7, 1, 3000);
+    EXPECT_EQ(l->head_seq(), 3);
+    EXPECT_EQ(l->head_hash(), c.hash);
+    l->Rollback();
+    EXPECT_EQ(l->head_seq(), 2);
+    EXPECT_EQ(l->head_hash(), b.hash);
+  }
+  auto w = OpenWriter();
+  EXPECT_EQ(w->head_seq(), 2);
+  EXPECT_EQ(w->head_hash(), b.hash);
+  auto r = OpenReader();
+  EXPECT_EQ(r->head_seq(), 2);
+  EXPECT_EQ(r->head_hash(), b.hash);
+}
+
 TEST_F(LedgerTest, HashChainLinksAndVerifiesAcrossReopen) {
   {
     auto l = OpenWriter();
@@ -93,7 +128,7 @@ TEST_F(LedgerTest, HashChainLinksAndVerifiesAcrossReopen) {
     EXPECT_EQ(b.seq, 2);
     EXPECT_EQ(a.prev_hash, std::string(32, '\0'));
     EXPECT_EQ(b.prev_hash, a.hash);
-    EXPECT_EQ(b.hash, ChainHash(a.hash, CanonicalEntryBytes(b)));
+    EXPECT_EQ(b.hash, model::ChainHash(a.hash, model::CanonicalEntryBytes(b)));
   }
   auto l = OpenWriter();
   ASSERT_TRUE(l->Begin().ok());
@@ -141,7 +176,7 @@ TEST_F(LedgerTest, BalanceMustEqualTheSumOfLots) {
   m.member_id = 42;
   m.balance = 150;
   ASSERT_TRUE(l->UpsertMember(m).ok());
-  LotRow lot;
+  model::Lot lot;
   lot.member_id = 42;
   lot.points = lot.remaining = 100;
   lot.expires_at_s = 2000000000;
@@ -235,11 +270,11 @@ TEST_F(LedgerTest, MigrationFourMovesCheckoutLinesIntoTheRow) {
   EXPECT_EQ(lots[1].remaining, 60);
   EXPECT_EQ(lots[1].entry_id, "e1");
   ASSERT_TRUE(l->Begin().ok());
-  LotRow fresh{0, 7, 5, 5, 1300, 8000, "e5"};
+  model::Lot fresh{0, 7, 5, 5, 1300, 8000, "e5"};
   auto id = l->AddLot(fresh);
   ASSERT_TRUE(id.ok()) << id.status().ToString();
   EXPECT_EQ(*id, 13);
-  LotRow first{0, 99, 5, 5, 1300, 8000, "e6"};
+  model::Lot first{0, 99, 5, 5, 1300, 8000, "e6"};
   EXPECT_EQ(*l->AddLot(first), 1);
   ASSERT_TRUE(l->SetLotRemaining(7, 5, 1).ok());
   ASSERT_TRUE(l->Commit().ok());
@@ -255,7 +290,7 @@ TEST_F(LedgerTest, MigrationFourMovesCheckoutLinesIntoTheRow) {
   ASSERT_TRUE(gone.ok() && (*gone)->Step());
   EXPECT_EQ((*gone)->Int(0), 0);
 
-  CheckoutRow c3 = *c1;
+  model::Checkout c3 = *c1;
   c3.checkout_id = "c3";
   ASSERT_TRUE(l->Begin().ok());
   ASSERT_TRUE(l->InsertCheckout(c3).ok());
@@ -269,9 +304,9 @@ TEST_F(LedgerTest, MigrationFourMovesCheckoutLinesIntoTheRow) {
 }
 
 TEST(CheckoutLines, EncodeDecodeRoundTripAndRefuseDamage) {
-  std::vector<CheckoutLineRow> lines;
+  std::vector<model::CheckoutLine> lines;
   for (int i = 0; i < 30; ++i) {
-    CheckoutLineRow l;
+    model::CheckoutLine l;
     l.line = i;
     l.sku = i % 3 ? "SKU-" + std::to_string(i) : std::string("\"q\"\\/\x01\t饮料");
     l.category = i % 2 ? "grocery" : "香烟";
@@ -286,9 +321,9 @@ TEST(CheckoutLines, EncodeDecodeRoundTripAndRefuseDamage) {
     l.redeemable = i % 3 == 0;
     lines.push_back(l);
   }
-  std::string text = EncodeCheckoutLines(lines);
+  std::string text = model::EncodeCheckoutLines(lines);
   EXPECT_EQ(text, nlohmann::json::parse(text).dump());  // compact, the form dump() prints
-  auto back = DecodeCheckoutLines(text);
+  auto back = model::DecodeCheckoutLines(text);
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   ASSERT_EQ(back->size(), lines.size());
   for (size_t i = 0; i < lines.size(); ++i) {
@@ -302,10 +337,10 @@ TEST(CheckoutLines, EncodeDecodeRoundTripAndRefuseDamage) {
               std::tie(a.qty, a.unit_price_cents, a.tier_discount_cents, a.coupon_cents, a.redeem_cents, a.net_cents,
                        a.net_before_redeem_cents, a.points_eligible, a.redeemable));
   }
-  EXPECT_EQ(EncodeCheckoutLines({}), "[]");
+  EXPECT_EQ(model::EncodeCheckoutLines({}), "[]");
   for (const char* bad : {"", "{}", "[1]", "[[\"a\",\"b\",1,2,3,4,5,6,7,8]]", "[[\"a\",\"b\",1,2,3,4,5,6,7,8,1.5]]",
                           "[[1,\"b\",1,2,3,4,5,6,7,8,9]]", "[[\"a\",\"b\",1,2,3,4,5,6,7,8,9,10]]", "[[\"a\""})
-    EXPECT_FALSE(DecodeCheckoutLines(bad).ok()) << bad;
+    EXPECT_FALSE(model::DecodeCheckoutLines(bad).ok()) << bad;
 }
 
 // Entries HQ returned from an abandoned branch of this terminal's chain are found by id
@@ -320,7 +355,7 @@ TEST_F(LedgerTest, EntriesByIdsFindsChainAndBranchEntries) {
   b.entry_id = NewEntryId(1500);
   b.points = 40;
   b.prev_hash = std::string(32, '\x07');
-  b.hash = ChainHash(b.prev_hash, CanonicalEntryBytes(b));
+  b.hash = model::ChainHash(b.prev_hash, model::CanonicalEntryBytes(b));
   ASSERT_TRUE(l->Begin().ok());
   auto outcome = l->RestoreEntry(b);
   ASSERT_TRUE(outcome.ok()) << outcome.status().ToString();
@@ -459,20 +494,20 @@ TEST_F(LedgerTest, EveryReadReturnsItsErrorNeverAnEmptyAnswer) {
   EXPECT_TRUE(l->CheckIntegrity(false).value().empty());
 }
 
-TEST_F(LedgerTest, ADamagedPageIsLedgerDamagedAndLatchesEveryConnection) {
-  {
+// A ledger file (closed again) with members 1..n, enough of them to fill many pages.
+class LedgerDamageTest : public LedgerTest {
+ protected:
+  void AddMembers(uint64_t n) {
     auto l = OpenWriter();
     ASSERT_TRUE(l);
-    ASSERT_TRUE(l->Begin().ok());
-    for (uint64_t id = 1; id <= 2000; ++id) {
-      MemberRow m;
-      m.member_id = id;
-      m.display_name = "张*";
-      m.phone = "138****5678";
-      ASSERT_TRUE(l->UpsertMember(m).ok());
-    }
-    ASSERT_TRUE(l->Commit().ok());
+    InTransaction(*l, [&] {
+      for (uint64_t id = 1; id <= n; ++id) ASSERT_TRUE(l->UpsertMember(FullMember(id, 0)).ok());
+    });
   }
+};
+
+TEST_F(LedgerDamageTest, ADamagedPageIsLedgerDamagedAndLatchesEveryConnection) {
+  AddMembers(2000);
   auto page = testing::DamageRowPage(path_, "members", 1000);
   ASSERT_TRUE(page);
   auto l = OpenWriter();  // opening reads no member
@@ -496,18 +531,8 @@ TEST_F(LedgerTest, ADamagedPageIsLedgerDamagedAndLatchesEveryConnection) {
   EXPECT_NE(rep.problems[0].find("integrity_check"), std::string::npos) << rep.problems[0];
 }
 
-TEST_F(LedgerTest, QuickCheckFindsADamagedPageNoReadHasTouched) {
-  {
-    auto l = OpenWriter();
-    ASSERT_TRUE(l);
-    ASSERT_TRUE(l->Begin().ok());
-    for (uint64_t id = 1; id <= 2000; ++id) {
-      MemberRow m;
-      m.member_id = id;
-      ASSERT_TRUE(l->UpsertMember(m).ok());
-    }
-    ASSERT_TRUE(l->Commit().ok());
-  }
+TEST_F(LedgerDamageTest, QuickCheckFindsADamagedPageNoReadHasTouched) {
+  AddMembers(2000);
   ASSERT_TRUE(testing::DamageRowPage(path_, "members", 1500));
   auto r = Ledger::Open(path_, Ledger::Mode::kReader, "T01");
   ASSERT_TRUE(r.ok());

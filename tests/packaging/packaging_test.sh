@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # packaging_test.sh BUILD_DIR SOURCE_DIR
-# 1. systemd-analyze: the units verify, and loyaltyd.service's exposure is 2.0 or less.
+# 1. systemd-analyze: the units verify, and the services' exposure is 2.0 or less.
 # 2. cmake --install into a scratch root: binaries, units, sysusers, udev rules, examples
 #    and docs land in their FHS places.
 # 3. cpack builds the .deb; dpkg -x unpacks it into a scratch root with the same layout,
@@ -14,7 +14,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 # 1. Hardening score and unit syntax.
 if command -v systemd-analyze >/dev/null; then
-  for unit in loyaltyd.service loyalty-sync.service; do
+  for unit in loyaltyd.service loyalty-sync.service loyalty-hq.service; do
     out=$(systemd-analyze security --offline=yes "$src/systemd/$unit" 2>&1 | tail -n1)
     score=$(echo "$out" | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
     [ -n "$score" ] || fail "no exposure score for $unit: $out"
@@ -28,7 +28,8 @@ fi
 check_layout() {  # check_layout ROOT
   local root=$1
   for f in usr/sbin/loyaltyd usr/lib/systemd/system/loyaltyd.service usr/lib/systemd/system/loyalty-sync.service \
-           usr/lib/systemd/system/loyalty-sync.timer usr/lib/sysusers.d/loyaltyd.conf usr/lib/udev/rules.d/60-loyaltyd-scanners.rules \
+           usr/lib/systemd/system/loyalty-sync.timer usr/lib/systemd/system/loyalty-hq.service \
+           usr/lib/sysusers.d/loyaltyd.conf usr/lib/sysusers.d/loyalty-hq.conf usr/lib/udev/rules.d/60-loyaltyd-scanners.rules \
            usr/share/doc/loyaltyd/examples/agent.example.toml usr/share/doc/loyaltyd/architecture.md \
            usr/share/doc/loyaltyd/README.md; do
     [ -e "$root/$f" ] || fail "missing $f in $root"
@@ -53,7 +54,8 @@ if command -v systemd-analyze >/dev/null; then
   # on this machine, which is the one complaint allowed.
   out=$(systemd-analyze verify "$work/destdir/usr/lib/systemd/system/loyaltyd.service" \
         "$work/destdir/usr/lib/systemd/system/loyalty-sync.service" \
-        "$work/destdir/usr/lib/systemd/system/loyalty-sync.timer" 2>&1 | grep -v -e 'is not executable' || true)
+        "$work/destdir/usr/lib/systemd/system/loyalty-sync.timer" \
+        "$work/destdir/usr/lib/systemd/system/loyalty-hq.service" 2>&1 | grep -v -e 'is not executable' || true)
   [ -z "$out" ] || fail "systemd-analyze verify: $out"
   echo "ok: units verify"
 fi
@@ -67,7 +69,7 @@ if command -v dpkg-deb >/dev/null && command -v dpkg-shlibdeps >/dev/null; then
   dpkg-deb -x "$deb" "$work/root"
   check_layout "$work/root"
   depends=$(dpkg-deb -f "$deb" Depends)
-  for lib in libsqlite3 libssl3 libsystemd0 libusb-1.0-0 systemd; do
+  for lib in libsqlite3 libssl3 libsystemd0 libusb-1.0-0 libcctz2 systemd tzdata; do
     echo "$depends" | grep -q "$lib" || fail "Depends lacks $lib: $depends"
   done
   dpkg-deb -e "$deb" "$work/control"

@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "recon_test_util.h"
+#include "support/files.h"
 
 namespace loyalty::recon {
 namespace {
@@ -17,18 +18,8 @@ using testing::Scenario;
 
 class SqliteStoreTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("recon_test_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    db_ = OpenDb();
-  }
-  void TearDown() override {
-    sqlite3_close(db_);
-    std::filesystem::remove_all(dir_);
-  }
+  void SetUp() override { db_ = OpenDb(); }
+  void TearDown() override { sqlite3_close(db_); }
   sqlite3* OpenDb() {
     sqlite3* db = nullptr;
     EXPECT_EQ(sqlite3_open((dir_ / "ledger.db").c_str(), &db), SQLITE_OK);
@@ -42,7 +33,7 @@ class SqliteStoreTest : public ::testing::Test {
     return s.ok() ? std::move(s).value() : nullptr;
   }
 
-  std::filesystem::path dir_;
+  loyalty::testing::TempDir dir_{"recon_test"};
   sqlite3* db_ = nullptr;
 };
 

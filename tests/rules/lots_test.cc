@@ -144,5 +144,61 @@ TEST(ProvisionalUpgrade, OnlyUpwardsAndOnlyWhenEnabled) {
   EXPECT_EQ(ProvisionalUpgrade(r, "member", 60000, -20000), std::nullopt);  // refunds net out
 }
 
+// ---------------------------------------------------------------------------------------
+// The lot engine (PlanLotMovement): one plan for the terminal's ledger and HQ.
+
+model::Lot L(int64_t id, int64_t remaining, int64_t expires, int64_t points = 0) {
+  return model::Lot{id, 5, points ? points : remaining, remaining, 100, expires, "e" + std::to_string(id)};
+}
+
+TEST(LotEngineTest, AnEarnBecomesALotWithTheGivenExpiry) {
+  LotMovement m = PlanLotMovement({}, 5, 120, 1000, 9000, "x");
+  EXPECT_TRUE(m.updates.empty());
+  ASSERT_TRUE(m.added);
+  EXPECT_EQ(*m.added, (model::Lot{0, 5, 120, 120, 1000, 9000, "x"}));
+  EXPECT_EQ(PlanLotMovement({}, 5, 0, 1000, 9000, "x"), LotMovement{});
+}
+
+TEST(LotEngineTest, AnEarnPaysTheDebtFirst) {
+  std::vector<model::Lot> lots{L(1, 50, 5000), L(2, -30, model::kNeverExpires)};
+  LotMovement some = PlanLotMovement(lots, 5, 100, 1000, 9000, "x");
+  EXPECT_EQ(some.updates, (std::vector<LotUpdate>{{2, 0}}));
+  ASSERT_TRUE(some.added);
+  EXPECT_EQ(some.added->points, 70);
+  EXPECT_EQ(some.added->remaining, 70);
+  LotMovement all = PlanLotMovement(lots, 5, 20, 1000, 9000, "x");  // the debt takes it all
+  EXPECT_EQ(all.updates, (std::vector<LotUpdate>{{2, -10}}));
+  EXPECT_FALSE(all.added);
+}
+
+TEST(LotEngineTest, ASpendTakesUnexpiredLotsOldestExpiryFirst) {
+  std::vector<model::Lot> lots{L(3, 40, 8000), L(1, 50, 500), L(2, 30, 6000)};  // lot 1 expired at 1000
+  LotMovement m = PlanLotMovement(lots, 5, -50, 1000, 0, "x");
+  EXPECT_EQ(m.updates, (std::vector<LotUpdate>{{2, 0}, {3, 20}}));
+  EXPECT_FALSE(m.added);
+}
+
+TEST(LotEngineTest, AShortfallOpensOrDeepensTheDebtLot) {
+  std::vector<model::Lot> lots{L(1, 30, 6000)};
+  LotMovement open = PlanLotMovement(lots, 5, -100, 1000, 0, "x");
+  EXPECT_EQ(open.updates, (std::vector<LotUpdate>{{1, 0}}));
+  ASSERT_TRUE(open.added);
+  EXPECT_EQ(*open.added, (model::Lot{0, 5, -70, -70, 1000, model::kNeverExpires, "x"}));
+  lots.push_back(L(2, -10, model::kNeverExpires));
+  LotMovement deeper = PlanLotMovement(lots, 5, -100, 1000, 0, "x");
+  EXPECT_EQ(deeper.updates, (std::vector<LotUpdate>{{1, 0}, {2, -80}}));
+  EXPECT_FALSE(deeper.added);
+}
+
+TEST(LotEngineTest, ApplyLeavesLotsAsAStoreReadsThem) {
+  std::vector<model::Lot> lots{L(1, 30, 6000), L(2, 10, 500)};
+  LotMovement m = PlanLotMovement(lots, 5, -100, 1000, 0, "x");
+  ApplyLotMovement(lots, m, 7);
+  ASSERT_EQ(lots.size(), 2u);  // lot 1 emptied and dropped; lot 2 (expired) kept; the debt added
+  EXPECT_EQ(lots[0].lot_id, 2);
+  EXPECT_EQ(lots[1].lot_id, 7);
+  EXPECT_EQ(lots[1].remaining, -70);
+}
+
 }  // namespace
 }  // namespace loyalty::rules

@@ -82,8 +82,8 @@ struct RevocationCheck {
 };
 
 // Points of a lot are valid through expires_at_s (the last second of the expiry month).
-bool LotExpired(const ledger::LotRow& l, int64_t now_s) {
-  return l.expires_at_s != ledger::kNeverExpires && now_s > l.expires_at_s;
+bool LotExpired(const model::Lot& l, int64_t now_s) {
+  return l.expires_at_s != model::kNeverExpires && now_s > l.expires_at_s;
 }
 
 }  // namespace
@@ -153,7 +153,7 @@ std::optional<CheckoutService::Identification> CheckoutService::FindIdentificati
   return it->second;
 }
 
-int64_t CheckoutService::AvailableBalance(const std::vector<ledger::LotRow>& lots, int64_t now_s) const {
+int64_t CheckoutService::AvailableBalance(const std::vector<model::Lot>& lots, int64_t now_s) const {
   int64_t sum = 0;
   for (const auto& l : lots)
     if (!LotExpired(l, now_s)) sum += l.remaining;
@@ -168,13 +168,13 @@ bool CheckoutService::IsBirthdayMonth(const ledger::MemberRow& m, int64_t now_s)
 // one dumped from a document are the same text.
 Result<std::string> CheckoutService::MemberText(ledger::Ledger& l, const ledger::MemberRow& m, bool provisional,
                                                 int64_t now_s, const rules::Rules& r,
-                                                const std::vector<ledger::LotRow>* known_lots) {
+                                                const std::vector<model::Lot>* known_lots) {
   int64_t available = 0;
   // Lots expiring together are shown as one (all points earned in a month expire at the
   // same second), so the view stays short however long the member's history is.
   std::vector<std::pair<int64_t, int64_t>> by_expiry;  // (expires_at_s, points), by expiry
   if (!provisional) {
-    std::vector<ledger::LotRow> read;
+    std::vector<model::Lot> read;
     if (!known_lots) {
       auto lots = l.Lots(m.member_id);
       if (!lots.ok()) return ReadError(lots.status());
@@ -225,7 +225,7 @@ Result<std::string> CheckoutService::MemberText(ledger::Ledger& l, const ledger:
 }
 
 Result<json> CheckoutService::MemberJson(ledger::Ledger& l, const ledger::MemberRow& m, bool provisional, int64_t now_s,
-                                         const rules::Rules& r, const std::vector<ledger::LotRow>* known_lots) {
+                                         const rules::Rules& r, const std::vector<model::Lot>* known_lots) {
   auto text = MemberText(l, m, provisional, now_s, r, known_lots);
   if (!text.ok()) return text.status();
   return json::parse(*text);
@@ -441,7 +441,7 @@ ApiResult CheckoutService::Quote(ledger::Ledger& reader, const json& body) {
     ctx.tier = m.tier;
     ctx.frozen = m.status == "frozen";
     ctx.static_identification = who->id.kind != codes::CodeKind::kDynamic;
-    std::vector<ledger::LotRow> lots;
+    std::vector<model::Lot> lots;
     int64_t last = 0;
     if (!who->provisional) {
       auto read = reader.Lots(m.member_id);
@@ -467,7 +467,7 @@ ApiResult CheckoutService::Quote(ledger::Ledger& reader, const json& body) {
 
 Status CheckoutService::ApplyPoints(ledger::Ledger& w, ledger::MemberRow& m, int64_t delta, int64_t now_s,
                                     const std::string& entry_id, const rules::Rules& r,
-                                    std::vector<ledger::LotRow>* lots) {
+                                    std::vector<model::Lot>* lots) {
   if (delta == 0) return Status::Ok();
   int64_t expires_at_s =
       delta > 0 ? rules::LotExpiry(now_s, r.points_validity_months, [this](int64_t t) { return tz_.UtcOffsetAt(t); }) : 0;
@@ -481,7 +481,7 @@ Status CheckoutService::ApplyPoints(ledger::Ledger& w, ledger::MemberRow& m, int
 namespace {
 
 std::vector<std::string> ReceiptLines(int64_t earned, int64_t redeemed, int64_t balance_after,
-                                      const std::vector<ledger::LotRow>& lots, int64_t now_s) {
+                                      const std::vector<model::Lot>& lots, int64_t now_s) {
   std::vector<std::string> out;
   out.push_back("本次积分 Points earned: " + std::to_string(earned));
   if (redeemed > 0) out.push_back("积分抵扣 Points redeemed: " + std::to_string(redeemed));
@@ -489,7 +489,7 @@ std::vector<std::string> ReceiptLines(int64_t earned, int64_t redeemed, int64_t 
   // Points expiring within 30 days, soonest first.
   int64_t soon = 0, first = 0;
   for (const auto& l : lots) {
-    if (l.remaining <= 0 || l.expires_at_s == ledger::kNeverExpires || l.expires_at_s < now_s) continue;
+    if (l.remaining <= 0 || l.expires_at_s == model::kNeverExpires || l.expires_at_s < now_s) continue;
     if (l.expires_at_s - now_s <= 30 * 86400) {
       soon += l.remaining;
       if (!first) first = l.expires_at_s;
@@ -559,7 +559,7 @@ ApiResult CheckoutService::CommitNew(ledger::Ledger& w, const json& body, const 
   if (*coupon) in.coupon = ToRulesCoupon(**coupon);
   ledger::MemberRow m = who->member;
   // The member's lots, read once and kept up to date through the commit's changes.
-  std::vector<ledger::LotRow> lots;
+  std::vector<model::Lot> lots;
   if (who->has_member) {
     int64_t last = 0;
     if (!who->provisional) {
@@ -661,7 +661,7 @@ ApiResult CheckoutService::CommitNew(ledger::Ledger& w, const json& body, const 
   std::string resp =
       CheckoutText(req->checkout_id, who->has_member ? &member_text : nullptr, *q, *coupon, r->version, &fields);
 
-  ledger::CheckoutRow row;
+  model::Checkout row;
   row.checkout_id = req->checkout_id;
   row.request_hash = request_hash;
   if (who->has_member) row.member_id = m.member_id;
@@ -679,7 +679,7 @@ ApiResult CheckoutService::CommitNew(ledger::Ledger& w, const json& body, const 
   row.response_json = resp;
   for (size_t i = 0; i < q->lines.size(); ++i) {
     const auto& ql = q->lines[i];
-    ledger::CheckoutLineRow l;
+    model::CheckoutLine l;
     l.line = static_cast<int>(i);
     l.sku = req->lines[i].sku;
     l.category = req->lines[i].category;
@@ -753,10 +753,10 @@ ApiResult CheckoutService::RefundNew(ledger::Ledger& w, const json& body, const 
   for (const auto& prior : *priors)
     for (const auto& [line, qty] : prior.lines) before[static_cast<size_t>(line)] += qty;
   std::vector<int64_t> after = before;
-  std::vector<std::pair<int, int64_t>> refund_lines;
+  std::vector<model::RefundLine> refund_lines;
   if (req->lines.empty()) {  // a void without lines: every unit not refunded yet
     for (size_t i = 0; i < co->lines.size(); ++i) {
-      if (co->lines[i].qty > before[i]) refund_lines.emplace_back(static_cast<int>(i), co->lines[i].qty - before[i]);
+      if (co->lines[i].qty > before[i]) refund_lines.push_back({static_cast<int64_t>(i), co->lines[i].qty - before[i]});
       after[i] = co->lines[i].qty;
     }
   } else {
@@ -764,7 +764,7 @@ ApiResult CheckoutService::RefundNew(ledger::Ledger& w, const json& body, const 
     for (const auto& [line, qty] : req->lines) merged[static_cast<int>(line)] += qty;
     for (const auto& [line, qty] : merged) {
       after[static_cast<size_t>(line)] += qty;
-      refund_lines.emplace_back(line, qty);
+      refund_lines.push_back({line, qty});
     }
   }
   for (size_t i = 0; i < after.size(); ++i)
@@ -821,7 +821,7 @@ ApiResult CheckoutService::RefundNew(ledger::Ledger& w, const json& body, const 
             {"points_restored", amounts->points_restored},
             {"balance_after", balance_after ? json(*balance_after) : json(nullptr)},
             {"entries", entries}};
-  ledger::RefundRow row;
+  model::Refund row;
   row.refund_id = req->refund_id;
   row.checkout_id = co->checkout_id;
   row.request_hash = request_hash;

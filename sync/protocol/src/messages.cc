@@ -118,6 +118,14 @@ class Reader {
     return v && HexValue(*v, key, out, len, allow_empty);
   }
 
+  // Hex on the wire, raw bytes in the model.
+  bool HexBytes(std::string_view key, std::string* out, size_t bytes) {
+    std::string hex;
+    if (!Hex(key, &hex, bytes * 2)) return false;
+    *out = *HexDecode(hex);  // checked lower-case hex of even length: always decodes
+    return true;
+  }
+
   bool HexValue(const json& v, std::string_view key, std::string* out, size_t len, bool allow_empty) {
     if (!v.is_string()) return Fail(key, "must be a string");
     const auto& s = v.get_ref<const std::string&>();
@@ -219,8 +227,9 @@ Status ReadEntry(const json& j, const std::string& path, Entry* e) {
   r.Str("checkout_id", &e->checkout_id, kMaxIdChars);
   r.Str("refund_id", &e->refund_id, kMaxIdChars);
   r.Str("detail", &e->detail, kMaxDetailBytes);
-  r.Hex("prev_hash", &e->prev_hash, 64);
-  r.Hex("hash", &e->hash, 64);
+  // The chain hashes travel as hex and are held as raw bytes (model::Entry).
+  r.HexBytes("prev_hash", &e->prev_hash, model::kHashBytes);
+  r.HexBytes("hash", &e->hash, model::kHashBytes);
   return r.status();
 }
 
@@ -447,8 +456,8 @@ json ToJson(const Entry& e) {
               {"member_id", std::to_string(e.member_id)},
               {"points", e.points},       {"at_ms", e.at_ms},
               {"checkout_id", e.checkout_id}, {"refund_id", e.refund_id},
-              {"detail", e.detail},       {"prev_hash", e.prev_hash},
-              {"hash", e.hash}};
+              {"detail", e.detail},       {"prev_hash", HexEncode(e.prev_hash)},
+              {"hash", HexEncode(e.hash)}};
 }
 Status FromJson(const json& j, Entry* out) { return Top<Entry>(j, out, ReadEntry); }
 

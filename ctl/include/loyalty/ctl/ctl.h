@@ -28,7 +28,7 @@ enum ExitCode : int {
   kExitConfig = 3,         // the agent config or token file cannot be read or is invalid
   kExitUnreachable = 4,    // loyaltyd does not answer (not running, wrong address, timeout)
   kExitApiError = 5,       // loyaltyd refused the request (4xx: unknown member, bad code, …)
-  kExitUnavailable = 6,    // loyaltyd answered 503 unavailable (ledger busy, feature missing)
+  kExitUnavailable = 6,    // loyaltyd answered 503 (ledger busy, failing or damaged)
   kExitDatabase = 7,       // the ledger file cannot be opened or read
   kExitVerifyFailed = 8,   // verify found problems (each is printed)
   kExitSyncFailed = 9,     // the sync run finished "failed" or did not finish in time

@@ -44,12 +44,12 @@ struct ExportRecord {
 // the entries it wrote. `entries` are the checkout's entries (any order; refund entries are
 // matched by refund_id); an entry that matches neither the checkout nor a given refund comes
 // last, so nothing given is dropped.
-std::vector<ExportRecord> RecordsForCheckout(const ledger::CheckoutRow& checkout,
+std::vector<ExportRecord> RecordsForCheckout(const model::Checkout& checkout,
                                              const std::vector<ledger::EntryRow>& entries,
-                                             const std::vector<ledger::RefundRow>& refunds);
+                                             const std::vector<model::Refund>& refunds);
 // One refund on its own (of a checkout exported earlier): the refund, its refunded lines
 // (named from `checkout`'s lines) and `entries`, the entries it wrote, in their order.
-std::vector<ExportRecord> RecordsForRefund(const ledger::CheckoutRow& checkout, const ledger::RefundRow& refund,
+std::vector<ExportRecord> RecordsForRefund(const model::Checkout& checkout, const model::Refund& refund,
                                            const std::vector<ledger::EntryRow>& entries);
 
 // The header row and one record, CSV (RFC 4180, CRLF).

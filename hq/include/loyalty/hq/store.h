@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "loyalty/base/status.h"
+#include "loyalty/model/lot.h"
 #include "loyalty/recon/recon.h"
 #include "loyalty/sync/messages.h"
 
@@ -51,15 +52,6 @@ struct MemberRecord {
   int64_t change_seq = 0;  // set by the store
 };
 
-struct LotRecord {
-  int64_t lot_id = 0;
-  uint64_t member_id = 0;
-  int64_t points = 0;
-  int64_t remaining = 0;  // negative only for the debt lot
-  int64_t earned_at_s = 0;
-  int64_t expires_at_s = 0;  // INT64_MAX for the debt lot
-  std::string entry_id;
-};
 
 struct MemberStateRecord {
   int64_t at_ms = 0;
@@ -177,10 +169,10 @@ class Store {
   virtual Result<std::pair<int64_t, std::string>> HqHead() = 0;
 
   // --- lots
-  virtual Result<std::vector<LotRecord>> Lots(uint64_t member_id) = 0;  // by expiry, then lot_id
+  virtual Result<std::vector<model::Lot>> Lots(uint64_t member_id) = 0;  // by expiry, then lot_id
   // The lots of Lots() with remaining < 0 (a debt), in the same order.
-  virtual Result<std::vector<LotRecord>> DebtLots(uint64_t member_id) = 0;
-  virtual Result<int64_t> AddLot(const LotRecord& lot) = 0;
+  virtual Result<std::vector<model::Lot>> DebtLots(uint64_t member_id) = 0;
+  virtual Result<int64_t> AddLot(const model::Lot& lot) = 0;
   virtual Status SetLotRemaining(int64_t lot_id, int64_t remaining) = 0;
   // Members holding lots with remaining > 0 that expired before now_s (expires_at_s < now_s).
   virtual Result<std::vector<uint64_t>> MembersWithExpiredLots(int64_t now_s) = 0;
@@ -269,8 +261,8 @@ class Store {
 // `unavailable` when the file cannot be opened or is from a newer program.
 Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path);
 
-// Test seam of the SQLite backend, in the manner of LevelDB's ErrorEnv (and of the
-// terminal ledger's ledger::InjectStepFault, whose statement layer it shares): makes steps
+// Test seam of the SQLite backend, in the manner of LevelDB's ErrorEnv (sqlite::InjectStepFault
+// of the statement layer it shares with the terminal's ledger): makes steps
 // of the store's statements fail as SQLite would, so tests drive the real service on a real
 // file through a failing read. A fault matches statements whose SQL text contains
 // `sql_contains`; the `nth` matching step (1 = the next) and the `count - 1` after it fail

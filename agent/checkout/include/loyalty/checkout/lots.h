@@ -1,6 +1,5 @@
-// How a change of a member's points moves their lots (docs/ledger.md): new points pay a
-// debt first and the rest becomes a lot; consumption takes lots FIFO by expiry (rules
-// ConsumeFifo) and leaves a debt lot, which never expires, for what the lots cannot cover.
+// Writes a change of a member's points to the ledger's lots, as the shared lot engine
+// (rules::PlanLotMovement, docs/ledger.md) plans it.
 // Used by checkout commits and refunds, and by the sync run when it applies a member's
 // own unacknowledged entries again on top of an HQ snapshot. Writer thread, inside the
 // caller's transaction.
@@ -22,7 +21,7 @@ Status ApplyLotDelta(ledger::Ledger& w, uint64_t member_id, int64_t delta, int64
 
 // The same on lots the caller has read already (Ledger::Lots of the member, in its order);
 // on success `lots` is what Ledger::Lots would return now, so a commit reads them once.
-Status ApplyLotDelta(ledger::Ledger& w, std::vector<ledger::LotRow>& lots, uint64_t member_id, int64_t delta,
+Status ApplyLotDelta(ledger::Ledger& w, std::vector<model::Lot>& lots, uint64_t member_id, int64_t delta,
                      int64_t at_s, int64_t expires_at_s, const std::string& entry_id);
 
 }  // namespace loyalty::checkout

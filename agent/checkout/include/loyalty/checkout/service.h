@@ -102,17 +102,17 @@ class CheckoutService {
   // (else they are read). MemberText writes it, MemberJson is the same as a document.
   // A failed read of the lots is the error.
   Result<std::string> MemberText(ledger::Ledger& l, const ledger::MemberRow& m, bool provisional, int64_t now_s,
-                                 const rules::Rules& r, const std::vector<ledger::LotRow>* lots = nullptr);
+                                 const rules::Rules& r, const std::vector<model::Lot>* lots = nullptr);
   Result<nlohmann::json> MemberJson(ledger::Ledger& l, const ledger::MemberRow& m, bool provisional, int64_t now_s,
-                                    const rules::Rules& r, const std::vector<ledger::LotRow>* lots = nullptr);
-  int64_t AvailableBalance(const std::vector<ledger::LotRow>& lots, int64_t now_s) const;
+                                    const rules::Rules& r, const std::vector<model::Lot>* lots = nullptr);
+  int64_t AvailableBalance(const std::vector<model::Lot>& lots, int64_t now_s) const;
   bool IsBirthdayMonth(const ledger::MemberRow& m, int64_t now_s) const;
   // lots: the member's lots, kept up to date, when the caller holds them (else read).
   // Commit of a checkout id not committed before (Commit answers replays).
   ApiResult CommitNew(ledger::Ledger& w, const nlohmann::json& body, const std::string& request_hash);
   ApiResult RefundNew(ledger::Ledger& w, const nlohmann::json& body, const std::string& request_hash);
   Status ApplyPoints(ledger::Ledger& w, ledger::MemberRow& m, int64_t delta, int64_t now_s, const std::string& entry_id,
-                     const rules::Rules& r, std::vector<ledger::LotRow>* lots = nullptr);
+                     const rules::Rules& r, std::vector<model::Lot>* lots = nullptr);
   std::string RememberIdentification(const codes::Identified& id, int64_t now_s);
   std::optional<Identification> FindIdentification(const std::string& id, int64_t now_s);
   void Log(const std::string& event, const nlohmann::json& fields);

@@ -26,7 +26,10 @@
 
 #include "loyalty/base/hash.h"
 #include "loyalty/base/status.h"
-#include "loyalty/ledger/sqlite.h"
+#include "loyalty/model/entry.h"
+#include "loyalty/model/lot.h"
+#include "loyalty/model/sale.h"
+#include "loyalty/sqlite/sqlite.h"
 #include "loyalty/recon/sqlite_store.h"
 
 namespace loyalty::ledger {
@@ -50,20 +53,10 @@ inline constexpr const char* kReconBalancesScope = "balances";
 // meta key of the opaque download cursor HQ handed out last.
 inline constexpr const char* kSyncCursorKey = "sync_cursor";
 
-struct EntryRow {
-  int64_t seq = 0;  // per-terminal, strictly increasing, starts at 1
-  std::string entry_id;
-  std::string terminal_id;
-  std::string kind;
-  uint64_t member_id = 0;
-  int64_t points = 0;
-  int64_t at_ms = 0;
-  std::string checkout_id;  // empty when none
-  std::string refund_id;    // empty when none
-  std::string detail;       // compact JSON object or empty
-  std::string prev_hash;    // 32 raw bytes (zeros for the first entry)
-  std::string hash;         // 32 raw bytes
-  bool acked = false;       // HQ has acknowledged it
+
+// An entry as the ledger holds it: the shared model plus the ledger's own bookkeeping.
+struct EntryRow : model::Entry {
+  bool acked = false;  // HQ has acknowledged it
 };
 
 // What a caller supplies; the ledger adds seq, terminal id and the chain.
@@ -76,12 +69,6 @@ struct EntryDraft {
   std::string checkout_id, refund_id, detail;
 };
 
-// The canonical bytes an entry's hash covers, and the chain rule:
-//   hash = SHA-256(prev_hash || canonical)
-// canonical = the compact JSON array
-//   [1, entry_id, terminal_id, seq, kind, member_id, points, at_ms, checkout_id, refund_id, detail]
-std::string CanonicalEntryBytes(const EntryRow& e);
-std::string ChainHash(std::string_view prev_hash, std::string_view canonical);
 
 struct MemberRow {
   uint64_t member_id = 0;
@@ -99,16 +86,6 @@ struct MemberRow {
   int64_t balance = 0;                      // cached: always equals the sum of the member's lots
 };
 
-struct LotRow {
-  int64_t lot_id = 0;
-  uint64_t member_id = 0;
-  int64_t points = 0;     // as created
-  int64_t remaining = 0;  // negative only for the debt lot
-  int64_t earned_at_s = 0;
-  int64_t expires_at_s = 0;  // kNeverExpires for the debt lot
-  std::string entry_id;
-};
-inline constexpr int64_t kNeverExpires = INT64_MAX;
 
 struct CouponRow {
   std::string coupon_id;
@@ -119,43 +96,9 @@ struct CouponRow {
   std::string used_by_checkout;  // empty when unused
 };
 
-struct CheckoutLineRow {
-  int line = 0;
-  std::string sku, category;
-  int64_t qty = 0, unit_price_cents = 0;
-  int64_t tier_discount_cents = 0, coupon_cents = 0, redeem_cents = 0;
-  int64_t net_cents = 0, net_before_redeem_cents = 0;
-  bool points_eligible = false, redeemable = false;
-};
 
-struct CheckoutRow {
-  std::string checkout_id;
-  std::string request_hash;  // SHA-256 hex of the canonical request JSON
-  std::optional<uint64_t> member_id;
-  std::string rules_version;
-  int64_t committed_at_ms = 0;
-  int64_t subtotal_cents = 0, total_due_cents = 0;
-  int64_t points_earned = 0, redeemed_points = 0;
-  int64_t eligible_cents = 0, redeemable_cents = 0;
-  std::string code_hash, tender, coupon_id;
-  std::string request_json, response_json;
-  std::vector<CheckoutLineRow> lines;
-};
 
-// A checkout's lines as stored in checkouts.lines_json (schema 4): one compact JSON array
-// per line, in line order,
-//   [sku, category, qty, unit_price_cents, tier_discount_cents, coupon_cents, redeem_cents,
-//    net_cents, net_before_redeem_cents, points_eligible (0|1), redeemable (0|1)]
-std::string EncodeCheckoutLines(const std::vector<CheckoutLineRow>& lines);
-Result<std::vector<CheckoutLineRow>> DecodeCheckoutLines(std::string_view text);
 
-struct RefundRow {
-  std::string refund_id, checkout_id, request_hash, reason;
-  int64_t at_ms = 0;
-  int64_t refund_cents = 0, points_clawed_back = 0, points_restored = 0;
-  std::vector<std::pair<int, int64_t>> lines;  // (line, qty)
-  std::string response_json;
-};
 
 // One sync run as recorded in sync_runs.
 struct SyncRunRow {
@@ -194,7 +137,7 @@ class Ledger {
   ~Ledger();
 
   int schema_version();
-  Db& db() { return *db_; }
+  sqlite::Db& db() { return *db_; }
 
   // Whether this file is latched as damaged (by any connection of this process: a
   // corruption error, or a failing CheckIntegrity), and why.
@@ -225,10 +168,6 @@ class Ledger {
   Status Commit();
   void Rollback();
 
-  // Called inside the transaction for every appended entry (e.g. to maintain the
-  // reconciliation index in the same transaction). May be empty.
-  void set_on_append(std::function<Status(const EntryRow&)> f) { on_append_ = std::move(f); }
-
   // --- entries
   Result<EntryRow> AppendEntry(const EntryDraft& d);
   Result<int64_t> EntryCount();  // the chain's length: its last seq (seq has no gaps; Verify checks that)
@@ -249,10 +188,10 @@ class Ledger {
   Status UpsertMember(const MemberRow& m, bool refresh_balance_index = true);
   Result<std::optional<uint64_t>> LookupIdentity(const std::string& channel, const std::string& external_id);
   Status PutIdentity(const std::string& channel, const std::string& external_id, uint64_t member_id);
-  Result<std::vector<LotRow>> Lots(uint64_t member_id);  // by expiry, then creation
+  Result<std::vector<model::Lot>> Lots(uint64_t member_id);  // by expiry, then creation
   // Lots are keyed by (member_id, lot_id); lot ids ascend in creation order within a
   // member. AddLot ignores lot.lot_id and returns the new lot's.
-  Result<int64_t> AddLot(const LotRow& lot);
+  Result<int64_t> AddLot(const model::Lot& lot);
   Status SetLotRemaining(uint64_t member_id, int64_t lot_id, int64_t remaining);
   Result<int64_t> MemberCount();
 
@@ -267,18 +206,18 @@ class Ledger {
 
   // --- checkouts and refunds
   // with_lines: also decode the lines (a row whose lines do not decode is ledger_damaged).
-  Result<std::optional<CheckoutRow>> GetCheckout(const std::string& checkout_id, bool with_lines = true);
-  Status InsertCheckout(const CheckoutRow& c);
-  Result<std::vector<CheckoutRow>> CheckoutsSince(int64_t since_ms, int limit);  // without lines
+  Result<std::optional<model::Checkout>> GetCheckout(const std::string& checkout_id, bool with_lines = true);
+  Status InsertCheckout(const model::Checkout& c);
+  Result<std::vector<model::Checkout>> CheckoutsSince(int64_t since_ms, int limit);  // without lines
   // Checkouts committed at or after since_ms, counted per hour: hour (unix_ms / 3600000) → count.
   Result<std::map<int64_t, int64_t>> CheckoutsPerHour(int64_t since_ms);
   // Local spend (total due net of refunds) of a member's checkouts committed after since_ms.
   Result<int64_t> LocalSpendSince(uint64_t member_id, int64_t since_ms);
-  Result<std::optional<RefundRow>> GetRefund(const std::string& refund_id);
+  Result<std::optional<model::Refund>> GetRefund(const std::string& refund_id);
   // Refunds made at or after since_ms, by time then id (any checkout's).
-  Result<std::vector<RefundRow>> RefundsSince(int64_t since_ms);
-  Result<std::vector<RefundRow>> RefundsForCheckout(const std::string& checkout_id);
-  Status InsertRefund(const RefundRow& r);
+  Result<std::vector<model::Refund>> RefundsSince(int64_t since_ms);
+  Result<std::vector<model::Refund>> RefundsForCheckout(const std::string& checkout_id);
+  Status InsertRefund(const model::Refund& r);
 
   // --- meta
   Result<std::optional<std::string>> GetMeta(const std::string& key);
@@ -307,11 +246,11 @@ class Ledger {
   Result<RestoreOutcome> RestoreEntry(const EntryRow& e);
   // Inserts a checkout / refund HQ holds unless one with its id exists (its id stays taken).
   // Returns whether it was inserted.
-  Result<bool> RestoreCheckout(const CheckoutRow& c);
-  Result<bool> RestoreRefund(const RefundRow& r);
+  Result<bool> RestoreCheckout(const model::Checkout& c);
+  Result<bool> RestoreRefund(const model::Refund& r);
   // Checkouts and refunds that travel without entries and were not uploaded yet.
-  Result<std::vector<CheckoutRow>> UnuploadedCheckoutsWithoutEntries(int limit);
-  Result<std::vector<RefundRow>> UnuploadedRefunds(int limit);
+  Result<std::vector<model::Checkout>> UnuploadedCheckoutsWithoutEntries(int limit);
+  Result<std::vector<model::Refund>> UnuploadedRefunds(int limit);
   Status MarkUploaded(const std::vector<std::string>& checkout_ids, const std::vector<std::string>& refund_ids);
   Status DeleteLots(uint64_t member_id);
   // Cached members whose recon key (recon::MemberKey of the decimal id) is in keys.
@@ -335,7 +274,7 @@ class Ledger {
   VerifyReport Verify();
 
  private:
-  Ledger(std::unique_ptr<Db> db, std::string terminal_id) : db_(std::move(db)), terminal_id_(std::move(terminal_id)) {}
+  Ledger(std::unique_ptr<sqlite::Db> db, std::string terminal_id) : db_(std::move(db)), terminal_id_(std::move(terminal_id)) {}
   Status Migrate();
   Status OpenReconIndex();
   Status BuildReconIndex();
@@ -345,20 +284,19 @@ class Ledger {
   Status LoadChainHead();
   // The ids `sql` (a literal selecting one text column) selects, in its order; `bind` binds
   // its parameters.
-  Result<std::vector<std::string>> SelectIds(const char* sql, const std::function<void(Stmt&)>& bind);
+  Result<std::vector<std::string>> SelectIds(const char* sql, const std::function<void(sqlite::Stmt&)>& bind);
   // The refunds whose ids `sql` selects, as SelectIds.
-  Result<std::vector<RefundRow>> RefundsSelected(const char* sql, const std::function<void(Stmt&)>& bind);
+  Result<std::vector<model::Refund>> RefundsSelected(const char* sql, const std::function<void(sqlite::Stmt&)>& bind);
   // The one integer a single-row aggregate (a literal) selects; bind may be empty.
-  Result<int64_t> SelectInt(const char* sql, const std::function<void(Stmt&)>& bind);
+  Result<int64_t> SelectInt(const char* sql, const std::function<void(sqlite::Stmt&)>& bind);
 
-  std::unique_ptr<Db> db_;
+  std::unique_ptr<sqlite::Db> db_;
   std::string terminal_id_;
   int64_t head_seq_ = 0;
   std::string head_hash_;
   bool in_txn_ = false;
   int64_t txn_head_seq_ = 0;
   std::string txn_head_hash_;
-  std::function<Status(const EntryRow&)> on_append_;
   std::unique_ptr<recon::SqliteStore> entries_index_;
   std::unique_ptr<recon::SqliteStore> balances_index_;
   // Idle checkpoints (UseIdleCheckpoints): the WAL's size after the last commit.

@@ -26,6 +26,8 @@
 #include <nlohmann/json.hpp>
 
 #include "loyalty/base/status.h"
+#include "loyalty/model/entry.h"
+#include "loyalty/model/sale.h"
 
 namespace loyalty::sync {
 
@@ -72,63 +74,14 @@ bool IsTerminalEntryKind(std::string_view kind);
 // Decimal uint64 as the protocol writes it; nullopt for anything else.
 std::optional<uint64_t> ParseMemberId(std::string_view dec);
 
-struct Entry {
-  std::string entry_id;     // 32 lower-case hex (loyalty::NewEntryId)
-  std::string terminal_id;  // IsTerminalId
-  int64_t seq = 0;          // ≥ 1
-  std::string kind;         // IsEntryKind
-  uint64_t member_id = 0;
-  int64_t points = 0;
-  int64_t at_ms = 0;
-  std::string checkout_id;  // "" when none
-  std::string refund_id;    // "" when none
-  std::string detail;       // compact JSON or ""
-  std::string prev_hash;    // 64 lower-case hex (zeros for the first entry)
-  std::string hash;         // 64 lower-case hex
-  bool operator==(const Entry&) const = default;
-};
-
-struct CheckoutLine {
-  int64_t line = 0;  // 0-based index, 0..499
-  std::string sku, category;
-  int64_t qty = 0;  // 1..10000
-  int64_t unit_price_cents = 0;
-  int64_t tier_discount_cents = 0, coupon_cents = 0, redeem_cents = 0;
-  int64_t net_cents = 0, net_before_redeem_cents = 0;
-  bool points_eligible = false, redeemable = false;
-  bool operator==(const CheckoutLine&) const = default;
-};
-
-struct Checkout {
-  std::string checkout_id;   // 1..64
-  std::string request_hash;  // hex SHA-256 of the canonical request body
-  std::optional<uint64_t> member_id;  // null: a checkout without a member
-  std::string rules_version;
-  int64_t committed_at_ms = 0;
-  int64_t subtotal_cents = 0, total_due_cents = 0;
-  int64_t points_earned = 0, redeemed_points = 0;
-  int64_t eligible_cents = 0, redeemable_cents = 0;
-  std::string code_hash;  // hex SHA-256 of the dynamic code text, "" when none
-  std::string tender, coupon_id;
-  std::string request_json, response_json;
-  std::vector<CheckoutLine> lines;
-  bool operator==(const Checkout&) const = default;
-};
-
-struct RefundLine {
-  int64_t line = 0;
-  int64_t qty = 0;
-  bool operator==(const RefundLine&) const = default;
-};
-
-struct Refund {
-  std::string refund_id, checkout_id, request_hash, reason;
-  int64_t at_ms = 0;
-  int64_t refund_cents = 0, points_clawed_back = 0, points_restored = 0;
-  std::string response_json;
-  std::vector<RefundLine> lines;
-  bool operator==(const Refund&) const = default;
-};
+// The domain types travel as they are held (loyalty/model): one model at both ends. The
+// codec below checks every field against the limits table and spells the entry's raw
+// chain hashes in hex.
+using model::Checkout;
+using model::CheckoutLine;
+using model::Entry;
+using model::Refund;
+using model::RefundLine;
 
 struct SnapshotLot {
   int64_t points = 0;

@@ -1,0 +1,183 @@
+// Members, identities, lots, coupons, revocations and code bindings.
+#include "internal.h"
+
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "loyalty/base/encoding.h"
+#include "loyalty/base/json.h"
+#include "loyalty/base/json_writer.h"
+#include "loyalty/recon/recon.h"
+#include "loyalty/recon/sqlite_store.h"
+
+
+namespace loyalty::ledger {
+using namespace internal;
+
+Result<std::optional<MemberRow>> Ledger::GetMember(uint64_t member_id) {
+  LEDGER_PREPARE(st,
+                 "SELECT member_id, display_name, phone, phone_hash, tier, status, frozen_reason, birthday_month, "
+                 "snapshot_at_s, snapshot_balance, month_spend_cents, unfrozen_at_ms, balance FROM members "
+                 "WHERE member_id = ?");
+  st.Bind(1, member_id);
+  if (st.Step()) return std::optional<MemberRow>(ReadMember(st));
+  LEDGER_CHECK_STEP(st);
+  return std::optional<MemberRow>();
+}
+
+Status Ledger::UpsertMember(const MemberRow& m, bool refresh_balance_index) {
+  LEDGER_PREPARE(st,
+                 "INSERT INTO members (member_id, display_name, phone, phone_hash, tier, status, frozen_reason, "
+                 "birthday_month, snapshot_at_s, snapshot_balance, month_spend_cents, unfrozen_at_ms, balance) "
+                 "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(member_id) DO UPDATE SET "
+                 "display_name=excluded.display_name, phone=excluded.phone, phone_hash=excluded.phone_hash, "
+                 "tier=excluded.tier, status=excluded.status, frozen_reason=excluded.frozen_reason, "
+                 "birthday_month=excluded.birthday_month, snapshot_at_s=excluded.snapshot_at_s, "
+                 "snapshot_balance=excluded.snapshot_balance, month_spend_cents=excluded.month_spend_cents, "
+                 "unfrozen_at_ms=excluded.unfrozen_at_ms, balance=excluded.balance");
+  st.Bind(1, m.member_id).Bind(2, m.display_name).Bind(3, m.phone).Bind(4, m.phone_hash).Bind(5, m.tier);
+  st.Bind(6, m.status).Bind(7, m.frozen_reason).Bind(8, m.birthday_month).Bind(9, m.snapshot_at_s);
+  st.Bind(10, m.snapshot_balance).Bind(11, m.month_spend_cents).Bind(12, m.unfrozen_at_ms).Bind(13, m.balance);
+  if (Status s = st.Run(); !s.ok()) return s;
+  // Every balance change goes through here, so this is the one place the index follows it.
+  return refresh_balance_index ? RefreshBalanceItem(m.member_id, m.balance) : Status::Ok();
+}
+
+Result<std::optional<uint64_t>> Ledger::LookupIdentity(const std::string& channel, const std::string& external_id) {
+  LEDGER_PREPARE(st, "SELECT member_id FROM identities WHERE channel = ? AND external_id = ?");
+  st.Bind(1, channel).Bind(2, external_id);
+  if (st.Step()) return std::optional<uint64_t>(static_cast<uint64_t>(st.Int(0)));
+  LEDGER_CHECK_STEP(st);
+  return std::optional<uint64_t>();
+}
+
+Status Ledger::PutIdentity(const std::string& channel, const std::string& external_id, uint64_t member_id) {
+  LEDGER_PREPARE(st, "INSERT OR REPLACE INTO identities (channel, external_id, member_id) VALUES (?,?,?)");
+  st.Bind(1, channel).Bind(2, external_id).Bind(3, member_id);
+  return st.Run();
+}
+
+Result<std::vector<model::Lot>> Ledger::Lots(uint64_t member_id) {
+  std::vector<model::Lot> out;
+  // The member's key range, sorted here: a handful of rows, cheaper than SQLite's sorter.
+  LEDGER_PREPARE(st,
+                 "SELECT lot_id, points, remaining, earned_at_s, expires_at_s, entry_id FROM lots "
+                 "WHERE member_id = ? AND remaining <> 0");
+  st.Bind(1, member_id);
+  while (st.Step()) {
+    model::Lot l;
+    l.lot_id = st.Int(0);
+    l.member_id = member_id;
+    l.points = st.Int(1);
+    l.remaining = st.Int(2);
+    l.earned_at_s = st.Int(3);
+    l.expires_at_s = st.Int(4);
+    l.entry_id = st.Text(5);
+    out.push_back(std::move(l));
+  }
+  LEDGER_CHECK_STEP(st);
+  std::sort(out.begin(), out.end(), [](const model::Lot& a, const model::Lot& b) {
+    return a.expires_at_s != b.expires_at_s ? a.expires_at_s < b.expires_at_s : a.lot_id < b.lot_id;
+  });
+  return out;
+}
+
+Result<int64_t> Ledger::AddLot(const model::Lot& lot) {
+  // The member's next lot id (ids ascend in creation order within a member): one seek to
+  // the end of the member's key range.
+  int64_t id = 1;
+  {
+    LEDGER_PREPARE(st, "SELECT max(lot_id) FROM lots WHERE member_id = ?");
+    st.Bind(1, lot.member_id);
+    if (st.Step() && !st.IsNull(0)) id = st.Int(0) + 1;
+    if (!st.status().ok()) return st.status();
+  }
+  LEDGER_PREPARE(st,
+                 "INSERT INTO lots (member_id, lot_id, points, remaining, earned_at_s, expires_at_s, entry_id) "
+                 "VALUES (?,?,?,?,?,?,?)");
+  st.Bind(1, lot.member_id).Bind(2, id).Bind(3, lot.points).Bind(4, lot.remaining).Bind(5, lot.earned_at_s);
+  st.Bind(6, lot.expires_at_s).Bind(7, lot.entry_id);
+  if (Status s = st.Run(); !s.ok()) return s;
+  return id;
+}
+
+Status Ledger::SetLotRemaining(uint64_t member_id, int64_t lot_id, int64_t remaining) {
+  LEDGER_PREPARE(st, "UPDATE lots SET remaining = ? WHERE member_id = ? AND lot_id = ?");
+  st.Bind(1, remaining).Bind(2, member_id).Bind(3, lot_id);
+  return st.Run();
+}
+
+Result<int64_t> Ledger::MemberCount() { return SelectInt("SELECT count(*) FROM members", nullptr); }
+
+Result<std::optional<CouponRow>> Ledger::GetCoupon(const std::string& coupon_id) {
+  LEDGER_PREPARE(st,
+                 "SELECT coupon_id, member_id, kind, value_cents, bp, min_spend_cents, valid_from_s, valid_to_s, "
+                 "used_by_checkout FROM coupons WHERE coupon_id = ?");
+  st.Bind(1, coupon_id);
+  if (!st.Step()) {
+    LEDGER_CHECK_STEP(st);
+    return std::optional<CouponRow>();
+  }
+  CouponRow c;
+  c.coupon_id = st.Text(0);
+  c.member_id = static_cast<uint64_t>(st.Int(1));
+  c.kind = st.Text(2);
+  c.value_cents = st.Int(3);
+  c.bp = st.Int(4);
+  c.min_spend_cents = st.Int(5);
+  c.valid_from_s = st.Int(6);
+  c.valid_to_s = st.Int(7);
+  c.used_by_checkout = st.Text(8);
+  return std::optional<CouponRow>(std::move(c));
+}
+
+Status Ledger::PutCoupon(const CouponRow& c) {
+  LEDGER_PREPARE(st,
+                 "INSERT OR REPLACE INTO coupons (coupon_id, member_id, kind, value_cents, bp, min_spend_cents, "
+                 "valid_from_s, valid_to_s, used_by_checkout) VALUES (?,?,?,?,?,?,?,?,?)");
+  st.Bind(1, c.coupon_id).Bind(2, c.member_id).Bind(3, c.kind).Bind(4, c.value_cents).Bind(5, c.bp);
+  st.Bind(6, c.min_spend_cents).Bind(7, c.valid_from_s).Bind(8, c.valid_to_s).Bind(9, c.used_by_checkout);
+  return st.Run();
+}
+
+Status Ledger::MarkCouponUsed(const std::string& coupon_id, const std::string& checkout_id) {
+  LEDGER_PREPARE(st, "UPDATE coupons SET used_by_checkout = ? WHERE coupon_id = ?");
+  st.Bind(1, checkout_id).Bind(2, coupon_id);
+  return st.Run();
+}
+
+Result<bool> Ledger::IsRevoked(std::string_view device_public_key) {
+  LEDGER_PREPARE(st, "SELECT 1 FROM revoked_devices WHERE device_pk = ?");
+  st.BindBlob(1, device_public_key);
+  if (st.Step()) return true;
+  LEDGER_CHECK_STEP(st);
+  return false;
+}
+
+Status Ledger::PutRevocation(std::string_view device_public_key) {
+  LEDGER_PREPARE(st, "INSERT OR IGNORE INTO revoked_devices (device_pk) VALUES (?)");
+  st.BindBlob(1, device_public_key);
+  return st.Run();
+}
+
+Result<std::optional<std::string>> Ledger::CodeBoundTo(const std::string& code_hash) {
+  LEDGER_PREPARE(st, "SELECT checkout_id FROM code_bindings WHERE code_hash = ?");
+  st.Bind(1, code_hash);
+  if (st.Step()) return std::optional<std::string>(st.Text(0));
+  LEDGER_CHECK_STEP(st);
+  return std::optional<std::string>();
+}
+
+Status Ledger::BindCode(const std::string& code_hash, const std::string& checkout_id, uint64_t member_id,
+                        int64_t at_ms) {
+  LEDGER_PREPARE(st, "INSERT INTO code_bindings (code_hash, checkout_id, member_id, bound_at_ms) VALUES (?,?,?,?)");
+  st.Bind(1, code_hash).Bind(2, checkout_id).Bind(3, member_id).Bind(4, at_ms);
+  return st.Run();
+}
+
+}  // namespace loyalty::ledger

@@ -1,0 +1,223 @@
+// The ledger's cached members and what hangs off them: identities, lots, coupons, revoked
+// devices, code bindings, and the meta table.
+#include <gtest/gtest.h>
+
+#include "ledger_test_util.h"
+
+namespace loyalty::ledger {
+namespace {
+
+class LedgerMembersTest : public LedgerTest {};
+
+void ExpectSameMember(const MemberRow& a, const MemberRow& b) {
+  EXPECT_EQ(a.member_id, b.member_id);
+  EXPECT_EQ(a.display_name, b.display_name);
+  EXPECT_EQ(a.phone, b.phone);
+  EXPECT_EQ(a.phone_hash, b.phone_hash);
+  EXPECT_EQ(a.tier, b.tier);
+  EXPECT_EQ(a.status, b.status);
+  EXPECT_EQ(a.frozen_reason, b.frozen_reason);
+  EXPECT_EQ(a.birthday_month, b.birthday_month);
+  EXPECT_EQ(a.snapshot_at_s, b.snapshot_at_s);
+  EXPECT_EQ(a.snapshot_balance, b.snapshot_balance);
+  EXPECT_EQ(a.month_spend_cents, b.month_spend_cents);
+  EXPECT_EQ(a.unfrozen_at_ms, b.unfrozen_at_ms);
+  EXPECT_EQ(a.balance, b.balance);
+}
+
+TEST_F(LedgerMembersTest, AMemberIsStoredWithEveryFieldAndReplacedWhole) {
+  const MemberRow full = FullMember(42, 0);
+  {
+    auto l = OpenWriter();
+    EXPECT_FALSE(l->GetMember(42).value());
+    ASSERT_TRUE(l->UpsertMember(full).ok());
+    ExpectSameMember(*l->GetMember(42).value(), full);
+  }
+  auto r = OpenReader();
+  ExpectSameMember(*r->GetMember(42).value(), full);  // on disk, for another connection
+  r.reset();
+  // An upsert replaces every field: absent masked values and snapshot time become absent.
+  auto l = OpenWriter();
+  MemberRow bare;
+  bare.member_id = 42;
+  ASSERT_TRUE(l->UpsertMember(bare).ok());
+  auto back = l->GetMember(42).value();
+  ASSERT_TRUE(back);
+  ExpectSameMember(*back, bare);
+  EXPECT_FALSE(back->display_name);
+  EXPECT_FALSE(back->snapshot_at_s);
+  EXPECT_EQ(back->tier, "member");
+  EXPECT_EQ(back->status, "active");
+}
+
+TEST_F(LedgerMembersTest, MemberCountCountsEachMemberOnce) {
+  auto l = OpenWriter();
+  EXPECT_EQ(l->MemberCount().value(), 0);
+  InTransaction(*l, [&] {
+    for (uint64_t id : {7u, 8u, 9u, 7u}) ASSERT_TRUE(l->UpsertMember(FullMember(id, 0)).ok());
+  });
+  EXPECT_EQ(l->MemberCount().value(), 3);
+}
+
+TEST_F(LedgerMembersTest, AnIdentityNamesOneMemberPerChannelAndExternalId) {
+  auto l = OpenWriter();
+  EXPECT_EQ(l->LookupIdentity("wechat", "100000000042").value(), std::nullopt);
+  ASSERT_TRUE(l->PutIdentity("wechat", "100000000042", 42).ok());
+  ASSERT_TRUE(l->PutIdentity("alipay", "100000000042", 43).ok());
+  ASSERT_TRUE(l->PutIdentity("card", "8800000001", 42).ok());
+  EXPECT_EQ(l->LookupIdentity("wechat", "100000000042").value(), 42u);
+  EXPECT_EQ(l->LookupIdentity("alipay", "100000000042").value(), 43u);  // the channel is part of the key
+  EXPECT_EQ(l->LookupIdentity("card", "8800000001").value(), 42u);
+  EXPECT_EQ(l->LookupIdentity("wechat", "100000000043").value(), std::nullopt);
+  // HQ moved the number to another member: the identity follows.
+  ASSERT_TRUE(l->PutIdentity("wechat", "100000000042", 44).ok());
+  l.reset();
+  EXPECT_EQ(OpenReader()->LookupIdentity("wechat", "100000000042").value(), 44u);
+}
+
+TEST_F(LedgerMembersTest, LotsKeepTheirFieldsAndSpentLotsAreLeftOut) {
+  auto l = OpenWriter();
+  EXPECT_TRUE(l->Lots(7).value().empty());
+  int64_t a = 0, b = 0, debt = 0;
+  InTransaction(*l, [&] {
+    a = l->AddLot(Lot(7, 100, 2000000000, "e-a")).value();
+    b = l->AddLot(Lot(7, 30, 1900000000, "e-b")).value();
+    model::Lot d = Lot(7, 0, model::kNeverExpires);
+    d.remaining = -25;  // the debt lot
+    debt = l->AddLot(d).value();
+    ASSERT_EQ(l->AddLot(Lot(8, 5, 1900000000)).value(), 1);  // ids are per member
+  });
+  EXPECT_EQ(a, 1);
+  EXPECT_EQ(b, 2);
+  EXPECT_EQ(debt, 3);
+  auto lots = l->Lots(7).value();
+  ASSERT_EQ(lots.size(), 3u);
+  EXPECT_EQ(lots[0].lot_id, b);  // soonest expiry first, the debt lot last
+  EXPECT_EQ(lots[0].entry_id, "e-b");
+  EXPECT_EQ(lots[0].member_id, 7u);
+  EXPECT_EQ(lots[0].earned_at_s, 1795000000);
+  EXPECT_EQ(lots[1].lot_id, a);
+  EXPECT_EQ(lots[1].points, 100);
+  EXPECT_EQ(lots[2].lot_id, debt);
+  EXPECT_EQ(lots[2].remaining, -25);
+  EXPECT_EQ(lots[2].expires_at_s, model::kNeverExpires);
+
+  InTransaction(*l, [&] {
+    ASSERT_TRUE(l->SetLotRemaining(7, b, 0).ok());   // spent
+    ASSERT_TRUE(l->SetLotRemaining(7, a, 60).ok());  // partly spent
+    ASSERT_TRUE(l->SetLotRemaining(9, a, 1).ok());   // another member's key: no lot of member 7
+  });
+  lots = l->Lots(7).value();
+  ASSERT_EQ(lots.size(), 2u);
+  EXPECT_EQ(lots[0].lot_id, a);
+  EXPECT_EQ(lots[0].remaining, 60);
+  EXPECT_EQ(lots[0].points, 100);  // as created
+  EXPECT_TRUE(l->Lots(9).value().empty());
+}
+
+TEST_F(LedgerMembersTest, DeleteLotsEmptiesOneMemberAndItsIdsStartOver) {
+  auto l = OpenWriter();
+  InTransaction(*l, [&] {
+    l->AddLot(Lot(7, 10, 2000000000)).value();
+    l->AddLot(Lot(7, 20, 2000000000)).value();
+    l->AddLot(Lot(8, 30, 2000000000)).value();
+  });
+  InTransaction(*l, [&] { ASSERT_TRUE(l->DeleteLots(7).ok()); });
+  EXPECT_TRUE(l->Lots(7).value().empty());
+  ASSERT_EQ(l->Lots(8).value().size(), 1u);
+  EXPECT_EQ(l->Lots(8).value()[0].points, 30);
+  InTransaction(*l, [&] { EXPECT_EQ(l->AddLot(Lot(7, 5, 2000000000)).value(), 1); });
+  ASSERT_TRUE(l->DeleteLots(99).ok());  // none: nothing to do
+}
+
+TEST_F(LedgerMembersTest, ACouponIsStoredReplacedAndMarkedUsed) {
+  auto l = OpenWriter();
+  EXPECT_EQ(l->GetCoupon("CP1").value(), std::nullopt);
+  CouponRow c;
+  c.coupon_id = "CP1";
+  c.member_id = 42;
+  c.kind = "percent_off";
+  c.value_cents = 0;
+  c.bp = 1500;
+  c.min_spend_cents = 10000;
+  c.valid_from_s = 1790000000;
+  c.valid_to_s = 1800000000;
+  ASSERT_TRUE(l->PutCoupon(c).ok());
+  auto back = l->GetCoupon("CP1").value();
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->coupon_id, "CP1");
+  EXPECT_EQ(back->member_id, 42u);
+  EXPECT_EQ(back->kind, "percent_off");
+  EXPECT_EQ(back->bp, 1500);
+  EXPECT_EQ(back->min_spend_cents, 10000);
+  EXPECT_EQ(back->valid_from_s, 1790000000);
+  EXPECT_EQ(back->valid_to_s, 1800000000);
+  EXPECT_EQ(back->used_by_checkout, "");
+
+  ASSERT_TRUE(l->MarkCouponUsed("CP1", "C7").ok());
+  EXPECT_EQ(l->GetCoupon("CP1").value()->used_by_checkout, "C7");
+  ASSERT_TRUE(l->MarkCouponUsed("CP-unknown", "C7").ok());  // no row, none made
+  EXPECT_EQ(l->GetCoupon("CP-unknown").value(), std::nullopt);
+
+  // HQ sends the coupon again, changed: the row is replaced whole.
+  c.kind = "amount_off";
+  c.value_cents = 500;
+  c.bp = 0;
+  c.member_id = 0;
+  ASSERT_TRUE(l->PutCoupon(c).ok());
+  l.reset();
+  back = OpenReader()->GetCoupon("CP1").value();
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->kind, "amount_off");
+  EXPECT_EQ(back->value_cents, 500);
+  EXPECT_EQ(back->member_id, 0u);
+  EXPECT_EQ(back->used_by_checkout, "");
+}
+
+TEST_F(LedgerMembersTest, ARevokedDeviceStaysRevokedAndKeysAreCompared) {
+  auto l = OpenWriter();
+  std::string key(32, '\0');
+  key[31] = '\x01';
+  std::string other(32, '\0');  // differs from key only in its last byte
+  EXPECT_FALSE(l->IsRevoked(key).value());
+  ASSERT_TRUE(l->PutRevocation(key).ok());
+  ASSERT_TRUE(l->PutRevocation(key).ok());  // again: still one, no error
+  EXPECT_TRUE(l->IsRevoked(key).value());
+  EXPECT_FALSE(l->IsRevoked(other).value());
+  EXPECT_FALSE(l->IsRevoked(key.substr(0, 31)).value());
+  l.reset();
+  EXPECT_TRUE(OpenReader()->IsRevoked(key).value());
+}
+
+TEST_F(LedgerMembersTest, ACodeIsBoundToOneCheckoutOnly) {
+  auto l = OpenWriter();
+  EXPECT_EQ(l->CodeBoundTo("h1").value(), std::nullopt);
+  ASSERT_TRUE(l->BindCode("h1", "C1", 42, 1000).ok());
+  EXPECT_EQ(l->CodeBoundTo("h1").value(), "C1");
+  auto again = l->BindCode("h1", "C2", 42, 2000);
+  EXPECT_FALSE(again.ok());  // a replayed code never moves to another checkout
+  EXPECT_EQ(l->CodeBoundTo("h1").value(), "C1");
+  ASSERT_TRUE(l->BindCode("h2", "C2", 42, 2000).ok());
+  l.reset();
+  auto r = OpenReader();
+  EXPECT_EQ(r->CodeBoundTo("h1").value(), "C1");
+  EXPECT_EQ(r->CodeBoundTo("h2").value(), "C2");
+}
+
+TEST_F(LedgerMembersTest, MetaValuesAreStoredReplacedAndKept) {
+  {
+    auto l = OpenWriter();
+    EXPECT_EQ(l->GetMeta("terminal_id").value(), "T01");  // recorded on first open
+    EXPECT_EQ(l->GetMeta(kSyncCursorKey).value(), std::nullopt);
+    ASSERT_TRUE(l->PutMeta(kSyncCursorKey, "c-1").ok());
+    ASSERT_TRUE(l->PutMeta(kSyncCursorKey, "c-2").ok());
+    ASSERT_TRUE(l->PutMeta("hq_rules", "").ok());
+    EXPECT_EQ(l->GetMeta(kSyncCursorKey).value(), "c-2");
+  }
+  auto r = OpenReader();
+  EXPECT_EQ(r->GetMeta(kSyncCursorKey).value(), "c-2");
+  EXPECT_EQ(r->GetMeta("hq_rules").value(), "");  // empty is a value, not absent
+}
+
+}  // namespace
+}  // namespace loyalty::ledger

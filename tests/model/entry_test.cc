@@ -1,0 +1,63 @@
+// The chain rule both ends compute: the terminal when it appends, HQ when it checks an
+// upload. Pinned against the canonical form of sync/PROTOCOL.md.
+#include "loyalty/model/entry.h"
+
+#include <gtest/gtest.h>
+
+#include "loyalty/base/encoding.h"
+#include "loyalty/model/sale.h"
+
+namespace loyalty::model {
+namespace {
+
+Entry Sample() {
+  Entry e;
+  e.seq = 7;
+  e.entry_id = "0123456789abcdef0123456789abcdef";
+  e.terminal_id = "T01";
+  e.kind = "earn";
+  e.member_id = 900001;
+  e.points = -15;
+  e.at_ms = 1795000000123;
+  e.checkout_id = "c-1";
+  e.detail = R"({"why":"é"})";
+  e.prev_hash = ZeroHash();
+  return e;
+}
+
+TEST(EntryTest, CanonicalBytesAreTheProtocolArray) {
+  EXPECT_EQ(model::CanonicalEntryBytes(Sample()),
+            R"([1,"0123456789abcdef0123456789abcdef","T01",7,"earn",900001,-15,1795000000123,"c-1","","{\"why\":\"é\"}"])");
+}
+
+TEST(EntryTest, HashCoversPrevHashAndEveryField) {
+  Entry e = Sample();
+  const std::string h = EntryHash(e);
+  ASSERT_EQ(h.size(), kHashBytes);
+  EXPECT_EQ(h, model::ChainHash(ZeroHash(), model::CanonicalEntryBytes(e)));
+  Entry f = e;
+  f.points = -16;
+  EXPECT_NE(EntryHash(f), h);
+  f = e;
+  f.prev_hash[31] = 1;
+  EXPECT_NE(EntryHash(f), h);
+  f = e;
+  f.hash = "anything";  // the hash itself is not covered
+  EXPECT_EQ(EntryHash(f), h);
+}
+
+TEST(SaleTest, CheckoutLinesRoundTripAndRejectMalformedText) {
+  std::vector<CheckoutLine> lines(2);
+  lines[0] = {0, "sku-1", "food", 2, 1500, 100, 0, 50, 2850, 2900, true, true};
+  lines[1] = {1, "sku-2", "", 1, 99, 0, 0, 0, 99, 99, false, false};
+  auto back = model::DecodeCheckoutLines(model::EncodeCheckoutLines(lines));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(*back, lines);
+  EXPECT_EQ(model::EncodeCheckoutLines({}), "[]");
+  for (const char* bad : {"", "{}", "[[]]", R"([["a","b",1,2,3,4,5,6,7,8]])", R"([["a","b",1,2,3,4,5,6,7,8,"9"]])"}) {
+    EXPECT_FALSE(model::DecodeCheckoutLines(bad).ok()) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace loyalty::model
