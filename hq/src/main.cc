@@ -152,7 +152,34 @@ int main(int argc, char** argv) {
     opt.rules = std::move(*rules);
   }
   opt.on_event = [](const char* event, const json& fields) { Log("warn", event, fields); };
+  // The listener's TLS files: the certificate chain, its key, the client CA and the CRL.
+  std::optional<loyalty::http::TlsServerOptions> tls_options;
+  if (!cfg->tls_cert_file.empty()) {
+    // Every client is asked for a certificate but the handshake does not require one: the
+    // admin routes authenticate with the bearer token alone, so an operator's curl works
+    // without a client certificate. The terminal routes check the certificate themselves.
+    loyalty::http::TlsServerOptions t;
+    t.cert_chain_file = cfg->tls_cert_file;
+    t.key_file = cfg->tls_key_file;
+    t.client_ca_file = cfg->client_ca_file;
+    t.client_certs = loyalty::http::ClientCertMode::kRequest;
+    t.crl_file = cfg->crl_file;  // certificates it lists are refused at the handshake
+    tls_options = std::move(t);
+  }
   if (check_only) {
+    // The TLS files are loaded as the listener loads them at start (a CRL that is not PEM,
+    // names no CA of client_ca_file, is not signed by it or is past its nextUpdate stops the
+    // start, and so fails the check), on a loopback port of the system's choosing: the
+    // configured one may be in use by the running HQ.
+    if (tls_options) {
+      boost::asio::io_context probe_ioc;
+      loyalty::http::ServerOptions probe;
+      probe.host = "127.0.0.1";
+      probe.port = 0;
+      probe.tls = tls_options;
+      loyalty::http::Server listener(probe_ioc, probe, [](loyalty::http::Request&&, loyalty::http::Responder) {});
+      if (auto s = listener.Listen(); !s.ok()) return fail(s);
+    }
     for (const auto& w : cfg->warnings) std::fprintf(stderr, "loyalty-hq: warning: %s\n", w.c_str());
     std::printf("%s: ok\n", config_path.c_str());
     return 0;
@@ -180,19 +207,8 @@ int main(int argc, char** argv) {
   if (std::string w = RaiseDescriptorLimit(so.max_connections); !w.empty()) {
     Log("warn", "config_warning", {{"reason", w}});
   }
-  const bool tls = !cfg->tls_cert_file.empty();
-  if (tls) {
-    // Every client is asked for a certificate but the handshake does not require one: the
-    // admin routes authenticate with the bearer token alone, so an operator's curl works
-    // without a client certificate. The terminal routes check the certificate themselves.
-    loyalty::http::TlsServerOptions t;
-    t.cert_chain_file = cfg->tls_cert_file;
-    t.key_file = cfg->tls_key_file;
-    t.client_ca_file = cfg->client_ca_file;
-    t.client_certs = loyalty::http::ClientCertMode::kRequest;
-    t.crl_file = cfg->crl_file;  // certificates it lists are refused at the handshake
-    so.tls = std::move(t);
-  }
+  const bool tls = tls_options.has_value();
+  so.tls = tls_options;
   loyalty::http::Server server(ioc, so, [&](loyalty::http::Request&& req, loyalty::http::Responder respond) {
     if (!tls) {
       // Plain HTTP (loopback only, config checked): the terminal id the route names is

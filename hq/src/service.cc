@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <tuple>
 
 #include "loyalty/base/encoding.h"
 #include "loyalty/base/hash.h"
@@ -187,6 +188,9 @@ struct HqService::Impl {
   // kind): the checkouts are judged before the entries are stored, and a sale after the
   // terminal's freeze in the same upload was priced frozen (valid during Upload).
   std::map<std::pair<uint64_t, std::string>, int64_t> batch_first_entry;
+  // (checkout_id, refund_id) -> the lowest seq of the upload's own entries naming the refund
+  // (valid during Upload).
+  std::map<std::pair<std::string, std::string>, int64_t> batch_refund_seq;
   std::map<std::string, std::shared_ptr<const rules::Rules>> versions;  // published, by version
   bool published = false;
 
@@ -781,6 +785,26 @@ struct HqService::Impl {
     return std::string("price_mismatch");
   }
 
+  // The order refunds of one checkout were made in: by time, then, within a millisecond,
+  // by their place in the terminal's chain (the lowest seq of their clawback or restore,
+  // stored or in this upload), as the terminal computed each against the ones before it;
+  // a refund that moved no points is not in the chain and comes after, then by id.
+  using RefundOrder = std::tuple<int64_t, int64_t, std::string>;
+  Result<std::map<std::string, int64_t>> RefundSeqs(const std::string& tid, const std::string& checkout_id) {
+    auto seqs = store.RefundEntrySeqs(tid, checkout_id);
+    if (!seqs.ok()) return seqs.status();
+    for (auto it = batch_refund_seq.lower_bound({checkout_id, ""});
+         it != batch_refund_seq.end() && it->first.first == checkout_id; ++it) {
+      auto [at, fresh] = seqs->emplace(it->first.second, it->second);
+      if (!fresh) at->second = std::min(at->second, it->second);
+    }
+    return seqs;
+  }
+  static RefundOrder OrderOf(const sync::Refund& r, const std::map<std::string, int64_t>& seqs) {
+    auto it = seqs.find(r.refund_id);
+    return {r.at_ms, it == seqs.end() ? std::numeric_limits<int64_t>::max() : it->second, r.refund_id};
+  }
+
   // A refund: of a checkout HQ accepted, within the window, no more units than were sold,
   // and amounts that follow from the checkout and the refunds before it.
   Result<std::string> CheckRefund(const std::string& tid, const sync::Refund& f) {
@@ -800,11 +824,14 @@ struct HqService::Impl {
     }
     auto earlier = store.AcceptedRefundsOf(tid, f.checkout_id);
     if (!earlier.ok()) return earlier.status();
+    auto seqs = RefundSeqs(tid, f.checkout_id);
+    if (!seqs.ok()) return seqs.status();
+    const RefundOrder mine = OrderOf(f, *seqs);
     size_t n = co.lines.size();
     std::vector<int64_t> before(n, 0), after(n, 0);
     for (const auto& e : *earlier) {
       if (e.refund_id == f.refund_id) continue;
-      if (e.at_ms > f.at_ms || (e.at_ms == f.at_ms && e.refund_id > f.refund_id)) continue;
+      if (OrderOf(e, *seqs) > mine) continue;
       for (const auto& l : e.lines) {
         if (l.line >= 0 && static_cast<size_t>(l.line) < n) before[static_cast<size_t>(l.line)] += l.qty;
       }
@@ -1132,12 +1159,26 @@ struct HqService::Impl {
       for (const auto& c : up->checkouts) {
         if (Status s = StoreCheckout(tid, c); !s.ok()) return s;
       }
-      std::vector<const sync::Refund*> refunds;
-      for (const auto& r : up->refunds) refunds.push_back(&r);
-      std::sort(refunds.begin(), refunds.end(), [](const sync::Refund* a, const sync::Refund* b) {
-        return a->at_ms != b->at_ms ? a->at_ms < b->at_ms : a->refund_id < b->refund_id;
-      });
-      for (const sync::Refund* r : refunds) {
+      batch_refund_seq.clear();
+      for (const auto& e : up->entries) {
+        if (e.terminal_id != tid || e.refund_id.empty()) continue;
+        auto [it, fresh] = batch_refund_seq.emplace(std::make_pair(e.checkout_id, e.refund_id), e.seq);
+        if (!fresh) it->second = std::min(it->second, e.seq);
+      }
+      std::vector<std::pair<RefundOrder, const sync::Refund*>> refunds;
+      std::map<std::string, std::map<std::string, int64_t>> seqs_of;  // by checkout
+      for (const auto& r : up->refunds) {
+        auto seqs = seqs_of.find(r.checkout_id);
+        if (seqs == seqs_of.end()) {
+          auto read = RefundSeqs(tid, r.checkout_id);
+          if (!read.ok()) return read.status();
+          seqs = seqs_of.emplace(r.checkout_id, std::move(*read)).first;
+        }
+        refunds.emplace_back(OrderOf(r, seqs->second), &r);
+      }
+      std::sort(refunds.begin(), refunds.end(),
+                [](const auto& a, const auto& b) { return a.first < b.first; });
+      for (const auto& [order, r] : refunds) {
         auto known = store.RefundsOf(tid, r->checkout_id);
         if (!known.ok()) return known.status();
         if (std::any_of(known->begin(), known->end(), [&](const sync::Refund& k) { return k.refund_id == r->refund_id; })) {
@@ -1170,6 +1211,7 @@ struct HqService::Impl {
     });
     batch_checkouts.clear();  // it points into `up`, also after a failed transaction
     batch_first_entry.clear();
+    batch_refund_seq.clear();
     if (!s.ok()) return FromStatus(s);
     return JsonResponse(200, sync::ToJson(out));
   }

@@ -421,6 +421,19 @@ class SqliteStore final : public Store {
     return std::optional<int64_t>(st.Int(0));
   }
 
+  Result<std::map<std::string, int64_t>> RefundEntrySeqs(const std::string& terminal_id,
+                                                         const std::string& checkout_id) override {
+    HQ_PREPARE(st,
+               // `checkout_id <> ''` lets SQLite use the partial index entries_by_checkout.
+               "SELECT refund_id, min(seq) FROM entries WHERE terminal_id = ? AND checkout_id = ? "
+               "AND checkout_id <> '' AND refund_id <> '' GROUP BY refund_id");
+    st.Bind(1, terminal_id).Bind(2, checkout_id);
+    std::map<std::string, int64_t> out;
+    while (st.Step()) out.emplace(st.Text(0), st.Int(1));
+    if (!st.status().ok()) return st.status();
+    return out;
+  }
+
   Result<std::vector<sync::Entry>> TerminalEntriesByIds(const std::string& terminal_id,
                                                         const std::vector<std::string>& ids) override {
     std::vector<sync::Entry> out;
@@ -991,6 +1004,10 @@ class SqliteStore final : public Store {
 };
 
 }  // namespace
+
+void InjectStoreFault(const StoreFault& f) { sqlite::InjectStepFault({f.sql_contains, f.nth, f.count, f.rc}); }
+void ClearStoreFaults() { sqlite::ClearStepFaults(); }
+int StoreFaultsFired() { return sqlite::StepFaultsFired(); }
 
 Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path) {
   auto db = Db::Open(path, /*read_only=*/false);

@@ -18,6 +18,7 @@
 #include "hq_test_util.h"
 #include "loyalty/http/client.h"
 #include "support/net.h"
+#include "support/pki.h"
 
 namespace loyalty::hq::testing {
 namespace {
@@ -307,6 +308,44 @@ TEST_F(HqSecretFilesTest, HqDbAndItsWalAndShmAreCreated0600) {
   EXPECT_EQ(mode(dir_ / "hq.db-wal"), 0600u);
   EXPECT_EQ(mode(dir_ / "hq.db-shm"), 0600u);
   EXPECT_EQ(mode(dir_ / "pii.key"), 0600u);
+}
+
+// --check-config loads the TLS files as the listener does at start, the CRL included: one
+// HQ could not use fails the check, naming the file and the reason, instead of the start.
+TEST_F(HqSecretFilesTest, CheckConfigLoadsTheCrlAsTheStartDoes) {
+  auto pki = loyalty::testing::TestPki::Create({"T-0001"});
+  ASSERT_TRUE(pki.ok()) << pki.status().ToString();
+  std::string base;
+  {
+    std::ifstream in(Toml());
+    base.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  auto own = std::filesystem::perms::owner_read | std::filesystem::perms::owner_write;
+  auto check = [&](const std::string& client_ca, const std::string& crl) {
+    Write(Toml(),
+          base + "tls_cert_file = \"" + (*pki)->server().cert_file + "\"\ntls_key_file = \"" +
+              (*pki)->server().key_file + "\"\nclient_ca_file = \"" + client_ca + "\"\ncrl_file = \"" + crl + "\"\n",
+          own);
+    return RunHq("--check-config --config " + Toml());
+  };
+  auto crl = (*pki)->MakeCrl("crl", {(*pki)->client("T-0001").cert_file});
+  ASSERT_TRUE(crl.ok()) << crl.status().ToString();
+  ProcessRun ok = check((*pki)->ca_file(), *crl);
+  EXPECT_EQ(ok.exit, 0) << ok.err;
+
+  const std::string not_a_crl = (dir_ / "not-a-crl.pem").string();  // PEM, but a certificate
+  std::filesystem::copy_file((*pki)->ca_file(), not_a_crl);
+  const std::string missing = (dir_ / "missing.pem").string();
+  struct Case {
+    std::string client_ca, crl, says;
+  };
+  for (const Case& c : {Case{(*pki)->ca_file(), not_a_crl, "no CRL"}, Case{(*pki)->ca_file(), missing, ""},
+                        Case{(*pki)->other_ca_file(), *crl, ""}}) {  // a CRL of a CA HQ does not trust
+    ProcessRun r = check(c.client_ca, c.crl);
+    EXPECT_NE(r.exit, 0) << c.crl;
+    EXPECT_NE(r.err.find(c.crl), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(c.says), std::string::npos) << r.err;
+  }
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
-// HQ's SQLite store below the service: the compact form of stored checkouts, and the
-// month's spend it keeps per window.
+// HQ's SQLite store below the service: the compact form of stored checkouts, the month's
+// spend it keeps per window, and what an upload does when a read fails under it (the fault
+// seam, InjectStoreFault).
 #include <sqlite3.h>
 
 #include "hq_test_util.h"
@@ -230,6 +231,126 @@ TEST_F(HqStoreTest, ASpendPastTwoToTheSixtySecondIsSummedNotKept) {
                     }).ok());
   EXPECT_EQ(in_tx(), (n + 1) * sync::kMaxCents);
   EXPECT_EQ(in_tx(), (n + 1) * sync::kMaxCents);
+}
+
+// A read that fails in the middle of an upload fails the whole upload — 503, the terminal
+// retries — and leaves nothing of it behind: no entry, checkout, lot, balance, tier,
+// conflict or change. The same upload then goes through.
+TEST_F(HqStoreTest, AReadThatFailsDuringAnUploadFailsItWholeAndARetrySucceeds) {
+  const std::vector<std::string> ids = {"1001", "1002"};
+  // HQ as the upload finds it; again after an upload a fault did not stop.
+  auto setup = [&] {
+    service_.reset();
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    clock_.set_now_ms(kNowMs);
+    Open();
+    for (const auto& id : ids) {
+      CreateMember({{"member_id", id}, {"name", "张三"}});
+      ASSERT_EQ(Call("POST", "/v1/members/" + id + "/adjustments",
+                     json{{"adjustment_id", "seed-" + id}, {"points", 3000}, {"reason", "seed"}})
+                    .status,
+                201);
+    }
+    ASSERT_EQ(Call("GET", "/v1/sync/T01/changes", "", false).status, 200);
+    clock_.advance_ms(1000);
+  };
+  setup();
+  FakeTerminal t{"T01"};
+  const std::string code(64, 'c');
+  sync::UploadRequest up;
+  for (size_t i = 0; i < 6; ++i) {
+    uint64_t m = std::stoull(ids[i % 2]);
+    // A redemption in the first sale of each member, then earns (one a tier's worth).
+    Sale s = PricedSale(t, m, "c" + std::to_string(i), Basket(i == 4 ? 6'000'000 : 10000),
+                        kNowMs + 2000 + static_cast<int64_t>(i) * 1000, i < 2 ? 1000 : 0, code);
+    up.entries.insert(up.entries.end(), s.entries.begin(), s.entries.end());
+    up.checkouts.push_back(s.checkout);
+  }
+  sync::Refund r{"r1", "c2", "", "return", kNowMs + 9000, 10000, 100, 0, "{}", {{0, 1}}};
+  up.entries.push_back(t.MakeFull("clawback", std::stoull(ids[0]), -100, kNowMs + 9000, "c2", "r1", ""));
+  up.refunds.push_back(r);
+
+  // What an upload could change, read around the service.
+  auto state = [&] {
+    json out;
+    for (const auto& id : ids) {
+      json v = Member(id);
+      auto lots = store_->Lots(std::stoull(id));
+      EXPECT_TRUE(lots.ok());
+      json l = json::array();
+      for (const auto& lot : *lots) l.push_back({lot.remaining, lot.expires_at_s});
+      out[id] = {v["balance"], v["tier"], v["status"], v["entries"], v["month_spend_cents"], v["conflicts"].size(), l};
+    }
+    json term = J(Call("GET", "/v1/terminals/T01"));
+    out["terminal"] = {term["entries"], term["checkouts"], term["last_seq"], term["conflicts"].size()};
+    auto seq = store_->MaxChangeSeq();
+    EXPECT_TRUE(seq.ok());
+    out["change_seq"] = *seq;
+    return out;
+  };
+  const json before = state();
+  const std::string body = sync::SerializeMessage(up);
+
+  // Every read the upload makes, failing from its first step or from a later one.
+  const std::vector<std::string> reads = {
+      "FROM members WHERE member_id",          // the member (once per upload)
+      "FROM checkouts WHERE terminal_id",      // a checkout's verdict, a refund's checkout
+      "FROM member_states",                    // what the terminal could have priced with
+      "FROM terminal_downloads",               // its last download
+      "min(at_ms) FROM entries",               // its own freeze / upgrade
+      "FROM spend_totals",                     // the month's spend (tier)
+      "FROM lots WHERE member_id",             // lots to credit and debit
+      "FROM entries WHERE entry_id",           // a resent entry
+      "FROM entries WHERE terminal_id = ? AND seq", // the chain
+      "max(at_ms) FROM entries",               // the redemption cooldown
+      "SELECT points FROM entries WHERE member_id = ?1",  // what the terminal could know
+      "kind = 'earn' AND applied = 1",         // chain-wide velocity
+      "FROM refunds WHERE terminal_id",        // earlier refunds
+  };
+  for (const auto& sql : reads) {
+    for (int nth : {1, 2, 5}) {
+      ClearStoreFaults();
+      InjectStoreFault({sql, nth, -1, SQLITE_IOERR});
+      auto r = Call("POST", "/v1/sync/T01/entries", body, false);
+      int fired = StoreFaultsFired();
+      ClearStoreFaults();
+      if (nth == 1) {
+        EXPECT_GT(fired, 0) << sql << " is not read by this upload";
+      }
+      if (fired == 0) {  // fewer steps of it than nth in this upload, which went through
+        EXPECT_EQ(r.status, 200) << sql << " #" << nth << ": " << r.body;
+        setup();
+        ASSERT_EQ(state(), before);
+        continue;
+      }
+      EXPECT_EQ(r.status, 503) << sql << " #" << nth << ": " << r.body;
+      EXPECT_EQ(J(r)["error"]["code"], "unavailable") << sql;
+      EXPECT_EQ(state(), before) << sql << " #" << nth;
+    }
+  }
+  // A single failing step, not the first: the same.
+  ClearStoreFaults();
+  InjectStoreFault({"FROM members WHERE member_id", 2, 1, SQLITE_IOERR});
+  EXPECT_EQ(Call("POST", "/v1/sync/T01/entries", body, false).status, 503);
+  EXPECT_EQ(StoreFaultsFired(), 1);
+  ClearStoreFaults();
+  EXPECT_EQ(state(), before);
+
+  // The retry goes through, once.
+  auto res = Upload("T01", up);
+  ASSERT_EQ(res.results.size(), up.entries.size());
+  for (const auto& e : res.results) EXPECT_EQ(e.status, "created") << e.entry_id;
+  EXPECT_NE(state(), before);
+  EXPECT_EQ(Member(ids[0])["tier"], "black");  // 60,000 yuan this month
+  for (const auto& id : ids) {
+    auto sum = store_->SumMemberPoints(std::stoull(id));
+    ASSERT_TRUE(sum.ok());
+    EXPECT_EQ(*sum, Member(id)["balance"].get<int64_t>());
+  }
+  res = Upload("T01", up);
+  for (const auto& e : res.results) EXPECT_EQ(e.status, "exists");
 }
 
 }  // namespace

@@ -3,6 +3,8 @@
 // stores it once, applies it to nothing, reports entry_refused, and honest uploads go on.
 #include <sqlite3.h>
 
+#include <algorithm>
+#include <map>
 #include <set>
 
 #include "hq_test_util.h"
@@ -254,6 +256,59 @@ TEST_F(HqTrustTest, RefundsFollowTheirCheckoutAndNeverExceedIt) {
   ExpectBalanceIsAppliedSum(id);
 }
 
+// Two refunds of one checkout in the same millisecond: each was computed against the ones
+// the terminal had made before it, which its chain says (the seq of their claw-backs), not
+// their ids. Here the order changes every amount (the floors of 1/3 and 2/3 of a VIP net).
+TEST_F(HqTrustTest, RefundsInOneMillisecondFollowTheChainsOrder) {
+  std::string id = CreateMember({{"name", "张三"}, {"tier", "vip"}});
+  uint64_t m = std::stoull(id);
+  FakeTerminal t{"T01"};
+  auto sale = [&](const std::string& cid, int64_t at_ms) {
+    Sale s = PricedSale(t, m, cid, {{"a", 3, 1010, "grocery"}}, at_ms, 0, "", "vip");
+    EXPECT_EQ(Upload("T01", {s.entries, {s.checkout}, {}}).results[0].status, "created");
+    return s.checkout;
+  };
+  // As the terminal computes a refund: against every unit refunded before it.
+  auto refund = [&](const sync::Checkout& c, const std::string& rid, int64_t units_before, int64_t units,
+                    int64_t at_ms) {
+    rules::RefundBasis basis;
+    for (const auto& l : c.lines) {
+      basis.lines.push_back({l.qty, l.net_cents, l.net_before_redeem_cents, l.points_eligible, l.redeemable});
+    }
+    basis.points_earned = c.points_earned;
+    basis.redeemed_points = c.redeemed_points;
+    basis.eligible_cents = c.eligible_cents;
+    basis.redeemable_cents = c.redeemable_cents;
+    auto a = rules::ComputeRefund(basis, {units_before}, {units_before + units});
+    EXPECT_TRUE(a.ok());
+    sync::Refund r{rid, c.checkout_id, "", "return", at_ms, a->refund_cents, a->points_clawed_back, 0, "{}",
+                   {{0, units}}};
+    sync::Entry e = t.MakeFull("clawback", m, -a->points_clawed_back, at_ms, c.checkout_id, rid, "");
+    return std::make_pair(r, e);
+  };
+  // One unit, then two, committed in the same millisecond; the first has the greater id.
+  sync::Checkout c1 = sale("c1", kNowMs);
+  const int64_t at = kNowMs + 1000;
+  auto [r1, e1] = refund(c1, "r-z", 0, 1, at);
+  auto [r2, e2] = refund(c1, "r-a", 1, 2, at);
+  ASSERT_NE(r1.refund_cents, refund(c1, "x", 2, 1, at).first.refund_cents);  // the order matters
+  auto res = Upload("T01", {{e1, e2}, {}, {r2, r1}});
+  ASSERT_EQ(res.results.size(), 2u);
+  EXPECT_EQ(res.results[0].status, "created");
+  EXPECT_EQ(res.results[1].status, "created");
+  // The same across two uploads: the second refund is judged against the first, stored.
+  sync::Checkout c2 = sale("c2", kNowMs + 2000);
+  auto [r3, e3] = refund(c2, "r-y", 0, 1, at + 2000);
+  auto [r4, e4] = refund(c2, "r-b", 1, 2, at + 2000);
+  EXPECT_EQ(Upload("T01", {{e3}, {}, {r3}}).results[0].status, "created");
+  EXPECT_EQ(Upload("T01", {{e4}, {}, {r4}}).results[0].status, "created");
+  EXPECT_TRUE(RefusalReasons("T01").empty());
+  // Every unit is back: the points and the spend of both sales are gone.
+  EXPECT_EQ(Balance(id), 0);
+  EXPECT_EQ(Member(id)["month_spend_cents"], 0);
+  ExpectBalanceIsAppliedSum(id);
+}
+
 TEST_F(HqTrustTest, ChainWideVelocityFreezesAtHq) {
   std::string id = CreateMember();
   uint64_t m = std::stoull(id);
@@ -374,6 +429,43 @@ TEST_F(HqTrustTest, HqPublishesItsRulesAndPricesWithEveryVersion) {
   EXPECT_FALSE(st.ok());
   EXPECT_EQ(st.code(), "config_invalid");
   EXPECT_NE(st.message().find("2026-12"), std::string::npos);
+}
+
+// HQ reads a terminal's downloads once per upload; checkouts of one upload on either side of
+// a download are each priced with what the terminal knew at their own commit.
+TEST_F(HqTrustTest, OneUploadAcrossTwoDownloadsPricesEachCheckoutWithItsOwnSnapshot) {
+  std::string id1 = CreateMember(), id2 = CreateMember({{"name", "李四"}});
+  ASSERT_EQ(Call("GET", "/v1/sync/T01/changes", "", false).status, 200);  // D1: both members
+  clock_.advance_ms(1000);
+  for (const auto& id : {id1, id2}) {
+    ASSERT_EQ(Call("POST", "/v1/members/" + id + "/tier", json{{"tier", "vip"}}).status, 200);
+  }
+  clock_.advance_ms(1000);
+  ASSERT_EQ(Call("GET", "/v1/sync/T01/changes", "", false).status, 200);  // D2: both VIP
+  clock_.advance_ms(1000);
+  FakeTerminal t{"T01"};
+  for (const auto& id : {id1, id2}) {
+    uint64_t m = std::stoull(id);
+    // Between D1 and D2 the terminal may price as a member; after D2 only as a VIP.
+    Sale before = PricedSale(t, m, "a" + id, Basket(10000), kNowMs + 1500, 0, "", "member");
+    Sale stale = PricedSale(t, m, "b" + id, Basket(10000), kNowMs + 2500, 0, "", "member");
+    Sale after = PricedSale(t, m, "c" + id, Basket(10000), kNowMs + 2600, 0, "", "vip");
+    sync::UploadRequest up;
+    std::vector<Sale> order = {before, stale, after};
+    if (id == id2) std::reverse(order.begin(), order.end());
+    for (const auto& s : order) {
+      up.entries.push_back(s.entries[0]);
+      up.checkouts.push_back(s.checkout);
+    }
+    std::map<std::string, std::string> status;
+    auto res = Upload("T01", up);
+    ASSERT_EQ(res.results.size(), 3u);
+    for (size_t i = 0; i < 3; ++i) status[up.entries[i].checkout_id] = res.results[i].status;
+    EXPECT_EQ(status["a" + id], "created") << id;
+    EXPECT_EQ(status["b" + id], "refused") << id;
+    EXPECT_EQ(status["c" + id], "created") << id;
+  }
+  EXPECT_EQ(RefusalReasons("T01"), (std::set<std::string>{"price_mismatch", "checkout_refused"}));
 }
 
 TEST_F(HqTrustTest, ASaleAfterTheTerminalsFreezeInTheSameUploadIsPricedFrozen) {

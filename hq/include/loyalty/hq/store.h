@@ -22,6 +22,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -158,6 +159,10 @@ class Store {
   // with seq < before_seq: what its own ledger held before that entry. nullopt: none.
   virtual Result<std::optional<int64_t>> LastTerminalEntryAt(const std::string& terminal_id, uint64_t member_id,
                                                              const std::string& kind, int64_t before_seq) = 0;
+  // refund_id -> the lowest seq of the terminal's entries naming that refund of the checkout
+  // (its clawback and restore): where each refund stands in the terminal's chain.
+  virtual Result<std::map<std::string, int64_t>> RefundEntrySeqs(const std::string& terminal_id,
+                                                                 const std::string& checkout_id) = 0;
   virtual Result<std::vector<sync::Entry>> TerminalEntriesByIds(const std::string& terminal_id,
                                                                 const std::vector<std::string>& ids) = 0;
   // HQ's own chain head (seq, raw hash).
@@ -255,5 +260,24 @@ class Store {
 // The SQLite backend: one file, WAL, synchronous=FULL, migrations by user_version.
 // `unavailable` when the file cannot be opened or is from a newer program.
 Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path);
+
+// Test seam of the SQLite backend, in the manner of LevelDB's ErrorEnv (sqlite::InjectStepFault
+// of the statement layer it shares with the terminal's ledger): makes steps
+// of the store's statements fail as SQLite would, so tests drive the real service on a real
+// file through a failing read. A fault matches statements whose SQL text contains
+// `sql_contains`; the `nth` matching step (1 = the next) and the `count - 1` after it fail
+// with `rc`, an SQLite result code (SQLITE_IOERR, 10, is `unavailable`: 503); count < 0
+// fails every one from the nth on. Process-wide; one relaxed atomic load per step while
+// none is armed.
+struct StoreFault {
+  std::string sql_contains;
+  int nth = 1;
+  int count = 1;
+  int rc = 10;  // SQLITE_IOERR
+};
+void InjectStoreFault(const StoreFault& f);
+void ClearStoreFaults();
+// How many injected faults have fired since the last ClearStoreFaults().
+int StoreFaultsFired();
 
 }  // namespace loyalty::hq
