@@ -132,7 +132,16 @@ constexpr const char* kCouponCols =
 constexpr const char* kConflictCols =
     "kind, at_ms, terminal_id, other_terminal_id, member_id, detail, dedupe_key";
 
-sync::Entry ReadEntry(const Stmt& s) {
+// A chain hash as HQ stores it (64 hex characters) back to the model's raw bytes. Any other
+// text is a damaged row: an error, never an empty hash that would compare as "different".
+Result<std::string> StoredHash(const std::string& text, const std::string& what) {
+  auto raw = HexDecode(text);
+  if (!raw || raw->size() != model::kHashBytes)
+    return Status::Error("internal", what + ": stored hash is not 64 hex characters");
+  return *raw;
+}
+
+Result<sync::Entry> ReadEntry(const Stmt& s) {
   sync::Entry e;
   e.entry_id = s.Text(0);
   e.terminal_id = s.Text(1);
@@ -145,8 +154,12 @@ sync::Entry ReadEntry(const Stmt& s) {
   e.refund_id = s.Text(8);
   e.detail = s.Text(9);
   // Stored as hex text; held raw (model::Entry).
-  e.prev_hash = HexDecode(s.Text(10)).value_or(std::string());
-  e.hash = HexDecode(s.Text(11)).value_or(std::string());
+  auto prev = StoredHash(s.Text(10), "entry " + e.entry_id);
+  if (!prev.ok()) return prev.status();
+  auto hash = StoredHash(s.Text(11), "entry " + e.entry_id);
+  if (!hash.ok()) return hash.status();
+  e.prev_hash = std::move(*prev);
+  e.hash = std::move(*hash);
   return e;
 }
 
@@ -310,7 +323,11 @@ class SqliteStore final : public Store {
   Result<std::optional<sync::Entry>> GetEntry(const std::string& entry_id) override {
     HQ_PREPARE(st, std::string("SELECT ") + kEntryCols + " FROM entries WHERE entry_id = ?");
     st.Bind(1, entry_id);
-    if (st.Step()) return std::optional<sync::Entry>(ReadEntry(st));
+    if (st.Step()) {
+      auto e = ReadEntry(st);
+      if (!e.ok()) return e.status();
+      return std::optional<sync::Entry>(std::move(*e));
+    }
     if (!st.status().ok()) return st.status();
     return std::optional<sync::Entry>();
   }
@@ -319,7 +336,11 @@ class SqliteStore final : public Store {
     HQ_PREPARE(st, std::string("SELECT ") + kEntryCols + " FROM entries WHERE terminal_id = ? AND seq = ?");
     st.Bind(1, terminal_id).Bind(2, seq);
     std::vector<sync::Entry> out;
-    while (st.Step()) out.push_back(ReadEntry(st));
+    while (st.Step()) {
+      auto e = ReadEntry(st);
+      if (!e.ok()) return e.status();
+      out.push_back(std::move(*e));
+    }
     if (!st.status().ok()) return st.status();
     return out;
   }
@@ -447,7 +468,11 @@ class SqliteStore final : public Store {
 
   Result<std::pair<int64_t, std::string>> HqHead() override {
     HQ_PREPARE(st, "SELECT seq, hash FROM entries WHERE terminal_id = '_hq' ORDER BY seq DESC LIMIT 1");
-    if (st.Step()) return std::make_pair(st.Int(0), HexDecode(st.Text(1)).value_or(std::string()));
+    if (st.Step()) {
+      auto hash = StoredHash(st.Text(1), "HQ's chain head");
+      if (!hash.ok()) return hash.status();
+      return std::make_pair(st.Int(0), std::move(*hash));
+    }
     if (!st.status().ok()) return st.status();
     return std::make_pair(int64_t{0}, model::ZeroHash());
   }

@@ -119,6 +119,43 @@ TEST_F(HqStoreTest, CheckoutsAreStoredCompactAndOlderJsonRowsAreStillRead) {
   EXPECT_EQ(**got, old);
 }
 
+// Chain hashes are stored as hex text and held raw: a stored hash that is not 64 hex
+// characters is a damaged row, read as an error, never as an empty hash.
+TEST_F(HqStoreTest, AStoredHashThatIsNotHexIsAnErrorNotAnEmptyHash) {
+  FakeTerminal t{"T01"};
+  sync::Entry e = t.Make("earn", 1, 10, 1773547200000);
+  ASSERT_TRUE(store_->InsertEntry(e, true, 1773547200000).ok());
+  auto good = store_->GetEntry(e.entry_id);
+  ASSERT_TRUE(good.ok() && *good) << good.status().ToString();
+  EXPECT_EQ((*good)->hash, e.hash);
+  EXPECT_EQ((*good)->prev_hash, e.prev_hash);
+  for (const char* column : {"hash", "prev_hash"}) {
+    for (const std::string& text : {std::string(63, 'a'), std::string(64, 'g'), std::string()}) {
+      sqlite3* db = nullptr;
+      ASSERT_EQ(sqlite3_open((dir_ / "hq.db").string().c_str(), &db), SQLITE_OK);
+      std::string sql = std::string("UPDATE entries SET ") + column + " = ?";
+      sqlite3_stmt* st = nullptr;
+      ASSERT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr), SQLITE_OK);
+      sqlite3_bind_text(st, 1, text.c_str(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
+      ASSERT_EQ(sqlite3_step(st), SQLITE_DONE);
+      sqlite3_finalize(st);
+      sqlite3_close(db);
+      auto got = store_->GetEntry(e.entry_id);
+      ASSERT_FALSE(got.ok()) << column << " '" << text << "'";
+      EXPECT_EQ(got.status().code(), "internal");
+      auto at_seq = store_->EntriesAtSeq("T01", e.seq);
+      EXPECT_FALSE(at_seq.ok()) << column << " '" << text << "'";
+    }
+    // Put the row back for the next column.
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((dir_ / "hq.db").string().c_str(), &db), SQLITE_OK);
+    std::string sql = "UPDATE entries SET hash = '" + HexEncode(e.hash) + "', prev_hash = '" + HexEncode(e.prev_hash) + "'";
+    ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+    ASSERT_TRUE(store_->GetEntry(e.entry_id).ok());
+  }
+}
+
 // The month's spend is kept per window once asked inside a transaction; whatever happens to
 // the checkouts and refunds after that, it must read as the sum of the rows.
 constexpr int64_t kMonth = 1772294400000;  // 2026-03-01T00:00:00+08:00
