@@ -191,7 +191,7 @@ TEST(LotEngineTest, AShortfallOpensOrDeepensTheDebtLot) {
 }
 
 TEST(LotEngineTest, ApplyLeavesLotsAsAStoreReadsThem) {
-  std::vector<model::Lot> lots{L(1, 30, 6000), L(2, 10, 500)};
+  std::vector<model::Lot> lots{L(2, 10, 500), L(1, 30, 6000)};  // in Lots() order
   LotMovement m = PlanLotMovement(lots, 5, -100, 1000, 0, "x");
   ApplyLotMovement(lots, m, 7);
   ASSERT_EQ(lots.size(), 2u);  // lot 1 emptied and dropped; lot 2 (expired) kept; the debt added

@@ -142,15 +142,16 @@ void ApplyLotMovement(std::vector<model::Lot>& lots, const LotMovement& m, int64
   for (const auto& u : m.updates)
     for (auto& l : lots)
       if (l.lot_id == u.lot_id) l.remaining = u.remaining;
-  if (m.added) {
+  lots.erase(std::remove_if(lots.begin(), lots.end(), [](const model::Lot& l) { return l.remaining == 0; }), lots.end());
+  if (m.added && m.added->remaining != 0) {
     model::Lot added = *m.added;
     added.lot_id = new_lot_id;
-    lots.push_back(std::move(added));
+    // The lots are in Lots() order already: the new one goes in its place.
+    auto at = std::upper_bound(lots.begin(), lots.end(), added, [](const model::Lot& a, const model::Lot& b) {
+      return a.expires_at_s != b.expires_at_s ? a.expires_at_s < b.expires_at_s : a.lot_id < b.lot_id;
+    });
+    lots.insert(at, std::move(added));
   }
-  lots.erase(std::remove_if(lots.begin(), lots.end(), [](const model::Lot& l) { return l.remaining == 0; }), lots.end());
-  std::sort(lots.begin(), lots.end(), [](const model::Lot& a, const model::Lot& b) {
-    return a.expires_at_s != b.expires_at_s ? a.expires_at_s < b.expires_at_s : a.lot_id < b.lot_id;
-  });
 }
 
 }  // namespace loyalty::rules

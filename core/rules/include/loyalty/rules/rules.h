@@ -257,9 +257,9 @@ struct LotMovement {
 };
 LotMovement PlanLotMovement(const std::vector<model::Lot>& lots, uint64_t member_id, int64_t delta, int64_t at_s,
                             int64_t expires_at_s, const std::string& entry_id);
-// Applies a movement to an in-memory copy of the lots (the added lot gets new_lot_id), and
-// leaves them as a store's Lots() would read them: nothing-remaining lots dropped, ordered
-// by expiry then lot id.
+// Applies a movement to an in-memory copy of the lots, given in a store's Lots() order (by
+// expiry, then lot id), and leaves them as Lots() would read them now: nothing-remaining
+// lots dropped, the added lot (with new_lot_id) in its place.
 void ApplyLotMovement(std::vector<model::Lot>& lots, const LotMovement& m, int64_t new_lot_id);
 
 // Seconds east of UTC in effect at a unix time (e.g. TimeZone::UtcOffsetAt), |offset| ≤ 18 h.
