@@ -23,6 +23,7 @@
 
 #include "loyalty/http/client.h"
 #include "loyalty/http/server.h"
+#include "loyalty/sync/transport.h"
 
 namespace loyalty::http {
 namespace {
@@ -986,6 +987,43 @@ TEST(HttpClient, RefusesInjectedHeadersAndTargets) {
   EXPECT_EQ(client.Request("GET", "/a b").status().code(), "bad_request");
   EXPECT_EQ(client.Request("GET", "/a\r\nX: y").status().code(), "bad_request");
   EXPECT_EQ(client.Request("GET", "/", {}, {{"X", "a\r\nInjected: 1"}}).status().code(), "bad_request");
+}
+
+// Answers GET /<n> with a body of n bytes.
+void BodyOfPathLength(Request&& r, Responder respond) {
+  Response resp;
+  resp.content_type = "text/plain";
+  resp.body.assign(std::stoul(r.path.substr(1)), 'x');
+  respond(std::move(resp));
+}
+
+TEST(HttpClient, TakesAResponseAtTheLimitAndRefusesOneByteMore) {
+  TestServer ts(FastOptions(), BodyOfPathLength);
+  Client client("127.0.0.1", ts.port());
+  client.set_response_limit(1000);
+  auto at = client.Request("GET", "/1000");
+  ASSERT_TRUE(at.ok()) << at.status().ToString();
+  EXPECT_EQ(at->body.size(), 1000u);
+  auto over = client.Request("GET", "/1001");
+  ASSERT_FALSE(over.ok());
+  EXPECT_EQ(over.status().code(), "bad_response");
+  // The refused answer's connection is dropped; the next request starts clean.
+  auto next = client.Request("GET", "/10");
+  ASSERT_TRUE(next.ok()) << next.status().ToString();
+  EXPECT_EQ(next->body.size(), 10u);
+}
+
+// The sync transport holds HQ's answers to PROTOCOL.md's 8 MiB.
+TEST(HttpClient, TheSyncTransportTakesEightMebibytesAndRefusesOneByteMore) {
+  TestServer ts(FastOptions(), BodyOfPathLength);
+  auto t = sync::NewHttpTransport("127.0.0.1", ts.port(), "");
+  constexpr size_t kLimit = 8u << 20;
+  auto at = t->Send("GET", "/" + std::to_string(kLimit), "", "", 20000);
+  ASSERT_TRUE(at.ok()) << at.status().ToString();
+  EXPECT_EQ(at->body.size(), kLimit);
+  auto over = t->Send("GET", "/" + std::to_string(kLimit + 1), "", "", 20000);
+  ASSERT_FALSE(over.ok());
+  EXPECT_EQ(over.status().code(), "bad_response");
 }
 
 TEST(HttpClient, ResolvesLocalhost) {

@@ -257,19 +257,33 @@ struct Client::Impl {
 
     Lowest().expires_at(deadline);
     WithStream([&](auto& s) {
+      auto finish = [&](error_code ec) {
+        read_done = true;
+        read_ec = ec;
+        if (!ec && !write_done) Lowest().cancel();  // answered early: stop sending
+      };
       std::function<void()> read_one = [&]() {
         parser.emplace();
         parser->header_limit(kResponseHeaderLimit);
         parser->body_limit(response_limit);
         if (head) parser->skip(true);
-        bhttp::async_read(s, buffer, *parser, [&](error_code ec, size_t) {
+        // The head first: Beast 1.74 does not apply body_limit to a response whose
+        // Content-Length arrives in the same read as body bytes, so the declared length is
+        // checked here, before any of the body is taken.
+        bhttp::async_read_header(s, buffer, *parser, [&](error_code ec, size_t) {
           if (!ec && parser->get().result_int() < 200 && parser->get().result_int() != 101) {
             read_one();  // an interim answer (100 Continue): the real one follows
             return;
           }
-          read_done = true;
-          read_ec = ec;
-          if (!ec && !write_done) Lowest().cancel();  // answered early: stop sending
+          if (!ec) {
+            auto length = parser->content_length();
+            if (length && *length > response_limit) ec = bhttp::error::body_limit;
+          }
+          if (ec || parser->is_done()) {
+            finish(ec);
+            return;
+          }
+          bhttp::async_read(s, buffer, *parser, [&](error_code ec2, size_t) { finish(ec2); });
         });
       };
       bhttp::async_write(s, req, [&](error_code ec, size_t) {
