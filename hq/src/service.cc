@@ -1178,7 +1178,8 @@ struct HqService::Impl {
       }
       std::sort(refunds.begin(), refunds.end(),
                 [](const auto& a, const auto& b) { return a.first < b.first; });
-      for (const auto& [order, r] : refunds) {
+      for (const auto& ordered : refunds) {
+        const auto& r = ordered.second;  // not a structured binding: a lambda below uses it
         auto known = store.RefundsOf(tid, r->checkout_id);
         if (!known.ok()) return known.status();
         if (std::any_of(known->begin(), known->end(), [&](const sync::Refund& k) { return k.refund_id == r->refund_id; })) {
