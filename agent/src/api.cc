@@ -7,36 +7,38 @@
 
 #include "log.h"
 #include "loyalty/http/address.h"
+#include "loyalty/http/errors.h"
 #include "loyalty/base/time.h"
 #include "loyalty/checkout/requests.h"
+#include "loyalty/checkout/views.h"
 
 namespace loyalty::agent {
 namespace {
 
 using nlohmann::json;
 
-http::Response ToResponse(const checkout::ApiResult& r) {
+http::Response Json(int status, std::string body) {
   http::Response resp;
-  resp.status = r.status;
-  resp.body = r.Text();
+  resp.status = status;
+  resp.body = std::move(body);
   return resp;
 }
 
-http::Response Error(int status, const std::string& code, const std::string& message) {
-  return http::JsonError(status, code, message);
-}
+http::Response Error(ErrorCode code, const std::string& message) { return http::JsonError(code, message); }
 
 bool StartsWith(const std::string& s, std::string_view p) { return s.compare(0, p.size(), p) == 0; }
 
 // Logs a refused request once, where the decision is made.
-void LogRejected(const std::string& method, const std::string& path, const checkout::ApiResult& r) {
-  if (r.status < 400) return;
-  const auto& err = r.body["error"];
-  Level level = r.status >= 500 ? Level::kError : Level::kInfo;
-  std::string event = r.status == 503 ? "ledger_error" : "request_rejected";
+void LogRejected(const std::string& method, const std::string& path, const Status& s) {
+  int status = http::HttpStatusFor(s.code());
+  Level level = status >= 500 ? Level::kError : Level::kInfo;
+  std::string event = status == 503 ? "ledger_error" : "request_rejected";
   LogEvent(level, event,
-           {{"method", method}, {"path", path}, {"status", r.status}, {"code", err.value("code", "")},
-            {"message", err.value("message", "")}});
+           {{"method", method},
+            {"path", path},
+            {"status", status},
+            {"code", std::string(ErrorCodeName(http::PublicCode(s.code())))},
+            {"message", s.message()}});
 }
 
 }  // namespace
@@ -166,12 +168,17 @@ void PosApi::Handle(http::Request&& req, http::Responder respond_now) {
     return respond(StatusPage());
   if (!Authorized(req)) {
     LogEvent(Level::kWarn, "request_unauthorized", {{"method", req.method}, {"path", path}});
-    return respond(Error(401, "unauthorized", "a valid bearer token is required"));
+    return respond(Error(ErrorCode::kUnauthorized, "a valid bearer token is required"));
   }
 
-  auto finish = [respond, method = req.method, path](const checkout::ApiResult& r) {
-    LogRejected(method, path, r);
-    respond(ToResponse(r));
+  // Answers an outcome with its view (checkout/views.h) or an error with its contract status.
+  auto refuse = [respond, method = req.method, path](const Status& s) {
+    LogRejected(method, path, s);
+    respond(http::ErrorResponse(s));
+  };
+  auto finish = [respond, refuse](const auto& result) {
+    if (!result.ok()) return refuse(result.status());
+    respond(Json(200, std::string(checkout::ViewJson(*result))));
   };
 
   // A body is a JSON object within the limits (pos-api.md: at most 32 levels deep) on every
@@ -181,7 +188,7 @@ void PosApi::Handle(http::Request&& req, http::Responder respond_now) {
   std::optional<json> body;
   if (!req.body.empty()) {
     auto parsed = checkout::ParseJsonObject(req.body);
-    if (!parsed.ok()) return finish(checkout::ErrorResult(parsed.status()));
+    if (!parsed.ok()) return refuse(parsed.status());
     body = std::move(*parsed);
   }
 
@@ -208,10 +215,10 @@ void PosApi::Handle(http::Request&& req, http::Responder respond_now) {
     };
     uint64_t w = 0;
     if (!num("after", UINT64_MAX / 2, &after) || !num("wait_ms", 30000, &w))
-      return finish(checkout::ErrorResult(
-          Status::Error("bad_request", "after must be a non-negative integer and wait_ms an integer 0..30000")));
+      return refuse(Status::Error(ErrorCode::kBadRequest,
+                                  "after must be a non-negative integer and wait_ms an integer 0..30000"));
     wait_ms = static_cast<int64_t>(w);
-    if (!ctx_.scans) return finish(checkout::ErrorResult(Status::Error("unavailable", "scans are not available")));
+    if (!ctx_.scans) return refuse(Status::Error(ErrorCode::kUnavailable, "scans are not available"));
     ctx_.scans->Poll(after, wait_ms, [respond](json body) {
       http::Response r;
       r.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
@@ -220,10 +227,10 @@ void PosApi::Handle(http::Request&& req, http::Responder respond_now) {
     return;
   }
   if (path == "/v1/sync") {
-    if (!ctx_.sync) return finish(checkout::ErrorResult(Status::Error("unavailable", "sync is not available")));
-    if (req.method == "POST") return finish({202, json{{"run_id", ctx_.sync->Trigger()}}});
-    if (req.method == "GET") return finish({200, SyncView()});
-    return finish(checkout::ErrorResult(Status::Error("not_found", "no route " + req.method + " " + path)));
+    if (!ctx_.sync) return refuse(Status::Error(ErrorCode::kUnavailable, "sync is not available"));
+    if (req.method == "POST") return respond(Json(202, json{{"run_id", ctx_.sync->Trigger()}}.dump()));
+    if (req.method == "GET") return respond(Json(200, SyncView().dump()));
+    return refuse(Status::Error(ErrorCode::kNotFound, "no route " + req.method + " " + path));
   }
 
   bool is_post = req.method == "POST";
@@ -233,16 +240,20 @@ void PosApi::Handle(http::Request&& req, http::Responder respond_now) {
   if (is_post && path == "/v1/checkouts/commit") route = Route::kCommit;
   if (is_post && path == "/v1/refunds") route = Route::kRefund;
   if (route == Route::kNone)
-    return finish(checkout::ErrorResult(Status::Error("not_found", "no route " + req.method + " " + path)));
+    return refuse(Status::Error(ErrorCode::kNotFound, "no route " + req.method + " " + path));
 
-  if (!body) return finish(checkout::ErrorResult(checkout::ParseJsonObject(req.body).status()));  // empty
+  if (!body) return refuse(checkout::ParseJsonObject(req.body).status());  // empty
 
   switch (route) {
     case Route::kIdentify: {
-      auto r = ctx_.service->Identify(*ctx_.reader, *body);
-      if (r.status == 200)
+      auto code = body->find("code");
+      if (code == body->end() || !code->is_string())
+        return refuse(Status::Error(ErrorCode::kBadRequest, "code is required and must be a string"));
+      auto r = ctx_.service->Identify(*ctx_.reader, code->get_ref<const std::string&>());
+      if (r.ok())
         LogEvent(Level::kInfo, "member_identified",
-                 {{"member_id", r.body["member"]["member_id"]}, {"kind", r.body["identification"]["kind"]}});
+                 {{"member_id", std::to_string(r->member.member.member_id)},
+                  {"kind", std::string(codes::CodeKindName(r->kind))}});
       return finish(r);
     }
     case Route::kQuote:
@@ -251,18 +262,24 @@ void PosApi::Handle(http::Request&& req, http::Responder respond_now) {
     case Route::kRefund: {
       auto* service = ctx_.service;
       bool commit = route == Route::kCommit;
-      bool posted = ctx_.writer->Post([service, commit, finish, b = std::move(*body)](ledger::Ledger& w) {
-        checkout::ApiResult r;
-        try {
-          r = commit ? service->Commit(w, b) : service->Refund(w, b);
-        } catch (const std::exception& e) {
-          // A defect, not input: answer, keep the lane alive, and say so in the log.
-          w.Rollback();
-          r = checkout::ErrorResult(Status::Error("internal", std::string("internal error: ") + e.what()));
-        }
-        finish(r);
+      bool posted = ctx_.writer->Post([service, commit, finish, refuse, b = std::move(*body)](ledger::Ledger& w) {
+        auto guarded = [&](auto use_case) {
+          std::optional<decltype(use_case())> r;
+          try {
+            r.emplace(use_case());
+          } catch (const std::exception& e) {
+            // A defect, not input: answer, keep the lane alive, and say so in the log.
+            w.Rollback();
+            return refuse(Status::Error(ErrorCode::kInternal, std::string("internal error: ") + e.what()));
+          }
+          finish(*r);
+        };
+        if (commit)
+          guarded([&] { return service->Commit(w, b); });
+        else
+          guarded([&] { return service->Refund(w, b); });
       });
-      if (!posted) finish(checkout::ErrorResult(Status::Error("unavailable", "the agent is shutting down")));
+      if (!posted) refuse(Status::Error(ErrorCode::kUnavailable, "the agent is shutting down"));
       return;
     }
     case Route::kNone:

@@ -88,17 +88,17 @@ Result<Prepared> Prepare(const std::string& config_path) {
   if (!cfg.ok()) return cfg.status();
   p.cfg = std::move(*cfg);
   auto tz = TimeZone::Load(p.cfg.timezone);
-  if (!tz.ok()) return Status::Error("config_invalid", config_path + ": agent.timezone: " + tz.status().message());
+  if (!tz.ok()) return Status::Error(ErrorCode::kConfigInvalid, config_path + ": agent.timezone: " + tz.status().message());
   p.tz = std::move(*tz);
   auto rules = LoadRules(p.cfg);
   if (!rules.ok()) return rules.status();
   p.rules = std::move(*rules);
   auto verifier = codes::CodeVerifier::Create(ToCodesConfig(p.cfg));
-  if (!verifier.ok()) return Status::Error("config_invalid", config_path + ": codes: " + verifier.status().message());
+  if (!verifier.ok()) return Status::Error(ErrorCode::kConfigInvalid, config_path + ": codes: " + verifier.status().message());
   p.verifier = std::move(*verifier);
   // The POS API token is the one secret its owner's group may read (the POS's group).
   auto token = config::ReadTokenFile(p.cfg.token_file, SecretAccess::kOwnerAndGroupRead);
-  if (!token.ok()) return Status::Error("config_invalid", config_path + ": api.token_file: " + token.status().message());
+  if (!token.ok()) return Status::Error(ErrorCode::kConfigInvalid, config_path + ": api.token_file: " + token.status().message());
   p.token = std::move(*token);
   // The client key is read again at each sync run, through the same check; checking it
   // here makes a key others can read stop the start (and --check-config) at once.
@@ -166,7 +166,7 @@ int RunDaemon(int argc, char** argv) {
     auto writer_ledger = ledger::Ledger::Open(p.cfg.database, ledger::Ledger::Mode::kWriter, p.cfg.terminal_id);
     if (!writer_ledger.ok()) {
       const Status& s = writer_ledger.status();
-      if (s.code() == "ledger_damaged")
+      if (s.code() == ErrorCode::kLedgerDamaged)
         LogEvent(Level::kCritical, "ledger_damaged", {{"database", p.cfg.database}, {"reason", s.message()}});
       else
         LogEvent(Level::kCritical, "ledger_error", {{"phase", "open"}, {"message", s.message()}});
@@ -437,7 +437,7 @@ int RunDaemon(int argc, char** argv) {
         auto problems = check_reader->CheckIntegrity(/*quick=*/true);
         auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
         if (check_stopping) return;  // interrupted by the stop: no verdict
-        if (!problems.ok() && problems.status().code() != "ledger_damaged") {
+        if (!problems.ok() && problems.status().code() != ErrorCode::kLedgerDamaged) {
           LogEvent(Level::kError, "ledger_error", {{"phase", "quick_check"}, {"message", problems.status().message()}});
           return;
         }

@@ -62,7 +62,7 @@ Result<Level> ParseLevel(const std::string& s) {
       {"error", Level::kError}, {"critical", Level::kCritical}, {"off", Level::kOff}};
   for (auto& [n, l] : kLevels)
     if (s == n) return l;
-  return Status::Error("config_invalid", "log level '" + s + "' is not one of trace, debug, info, warn, error, critical, off");
+  return Status::Error(ErrorCode::kConfigInvalid, "log level '" + s + "' is not one of trace, debug, info, warn, error, critical, off");
 }
 
 Status InitLog(const LogOptions& o) {
@@ -77,7 +77,7 @@ Status InitLog(const LogOptions& o) {
     // Under systemd journald keeps JSON lines; on a terminal people read text.
     json = std::getenv("JOURNAL_STREAM") != nullptr || std::getenv("INVOCATION_ID") != nullptr;
   } else {
-    return Status::Error("config_invalid", "log format '" + o.format + "' is not json or text");
+    return Status::Error(ErrorCode::kConfigInvalid, "log format '" + o.format + "' is not json or text");
   }
   std::vector<spdlog::sink_ptr> sinks{std::make_shared<spdlog::sinks::stdout_sink_mt>()};
   if (!o.file.empty()) {
@@ -85,7 +85,7 @@ Status InitLog(const LogOptions& o) {
       sinks.push_back(std::make_shared<spdlog::sinks::rotating_file_sink_mt>(
           o.file, static_cast<size_t>(o.file_max_bytes), static_cast<size_t>(o.file_count)));
     } catch (const std::exception& e) {
-      return Status::Error("config_invalid", std::string("log file: ") + e.what());
+      return Status::Error(ErrorCode::kConfigInvalid, std::string("log file: ") + e.what());
     }
   }
   auto logger = std::make_shared<spdlog::logger>("loyalty", sinks.begin(), sinks.end());

@@ -90,7 +90,7 @@ Status Scanners::Start(const std::vector<config::ScannerConfig>& cfg) {
     auto src = drivers::MakeSource(ToOptions(c), std::move(ev), clock_);
     if (!src.ok()) {
       Stop();
-      return Status::Error("config_invalid", "scanners." + c.id + ": " + src.status().message());
+      return Status::Error(ErrorCode::kConfigInvalid, "scanners." + c.id + ": " + src.status().message());
     }
     Entry e;
     e.id = c.id;

@@ -107,7 +107,7 @@ Status SyncLocal::OnWriter(std::function<Status(ledger::Ledger&)> fn) {
       try {
         s = fn(w);
       } catch (const std::exception& e) {
-        s = Status::Error("internal", std::string("sync write: ") + e.what());
+        s = Status::Error(ErrorCode::kInternal, std::string("sync write: ") + e.what());
       }
       if (s.ok()) {
         s = w.Commit();
@@ -117,7 +117,7 @@ Status SyncLocal::OnWriter(std::function<Status(ledger::Ledger&)> fn) {
     }
     done->set_value(s);
   });
-  if (!posted) return Status::Error("cancelled", "the ledger writer is stopping");
+  if (!posted) return Status::Error(ErrorCode::kCancelled, "the ledger writer is stopping");
   return fut.get();
 }
 
@@ -292,7 +292,7 @@ Status SyncLocal::ApplyChanges(const sync::ChangesResponse& page) {
     }
     for (const auto& k : page.revocations) {
       auto raw = Base64UrlDecode(k);
-      if (!raw || raw->size() != 32) return Status::Error("bad_response", "changes: revocation is not a 32-byte key");
+      if (!raw || raw->size() != 32) return Status::Error(ErrorCode::kBadResponse, "changes: revocation is not a 32-byte key");
       if (Status s = w.PutRevocation(*raw); !s.ok()) return s;
     }
     if (rules_json) {
@@ -318,8 +318,8 @@ Result<int64_t> SyncLocal::Restore(const sync::FetchResponse& fetched) {
     for (const auto& e : rows) {
       auto r = w.RestoreEntry(e);
       if (!r.ok()) {
-        if (r.status().code() == "conflict") continue;  // reconciliation reports it as a mismatch
-        return Status::Error("bad_response", "fetch: " + r.status().message());
+        if (r.status().code() == ErrorCode::kConflict) continue;  // reconciliation reports it as a mismatch
+        return Status::Error(ErrorCode::kBadResponse, "fetch: " + r.status().message());
       }
       if (*r != ledger::RestoreOutcome::kPresent) ++added;
     }

@@ -98,7 +98,7 @@ sync::RunRecord SyncService::RunOnce(const std::string& run_id) {
     if (t.ok()) transport = std::move(*t);
     else ts = t.status();
   } else if (opt_.hq_host.empty()) {
-    ts = Status::Error("hq_unconfigured", "no [hq] url is configured");
+    ts = Status::Error(ErrorCode::kHqUnconfigured, "no [hq] url is configured");
   } else {
     sync::HqEndpoint ep;
     ep.host = opt_.hq_host;
@@ -117,7 +117,7 @@ sync::RunRecord SyncService::RunOnce(const std::string& run_id) {
     rec.started_at_ms = clock_.now_ms();
     rec.finished_at_ms = rec.started_at_ms;
     rec.result = "failed";
-    rec.error = ts.code() + ": " + ts.message();
+    rec.error = ts.ToString();
     (void)local_.RecordRun(rec);
   } else {
     sync::RunOptions ro;

@@ -136,8 +136,8 @@ int main(int argc, char** argv) {
       // The writer's idle moment after a sale: a checkpoint when due, then the quiet a
       // till has before its next sale (seconds; 2 ms here lets the disk settle).
       if (w.CheckpointIfDue()) std::this_thread::sleep_for(std::chrono::milliseconds(2));
-      if (r.status != 200) {
-        std::fprintf(stderr, "commit failed: %s\n", r.Text().c_str());
+      if (!r.ok()) {
+        std::fprintf(stderr, "commit failed: %s\n", r.status().ToString().c_str());
         return 1;
       }
     }

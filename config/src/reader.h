@@ -19,7 +19,7 @@
 
 namespace loyalty::config::internal {
 
-inline constexpr char kCode[] = "config_invalid";
+inline constexpr ErrorCode kCode = ErrorCode::kConfigInvalid;
 
 // Dotted key paths as messages show them: bare keys as is, others quoted.
 std::string JoinKey(std::string_view prefix, std::string_view key);

@@ -105,12 +105,12 @@ class Context {
       if (args_.json && rep.body.is_object()) out_ << Dump(rep.body) << "\n";
       *failure = Failure{rep.status == 503 ? kExitUnavailable : kExitApiError,
                          method + " " + target + ": " + FormatApiError(rep.status, rep.body, rep.raw)};
-      return Status::Error("api_error", failure->value().what);
+      return Status::Error(ErrorCode::kApiError, failure->value().what);
     }
     if (rep.body.is_discarded()) {
       *failure =
           Failure{kExitApiError, method + " " + target + ": the answer is not JSON: " + parsed.status().message()};
-      return Status::Error("bad_response", failure->value().what);
+      return Status::Error(ErrorCode::kBadResponse, failure->value().what);
     }
     return rep;
   }
@@ -127,7 +127,7 @@ class Context {
 
   Result<int64_t> SinceMs() {
     auto tz = TimeZone::Load(cfg_.timezone);
-    if (!tz.ok()) return Status::Error("config_invalid", cfg_.path + ": agent.timezone: " + tz.status().message());
+    if (!tz.ok()) return Status::Error(ErrorCode::kConfigInvalid, cfg_.path + ": agent.timezone: " + tz.status().message());
     return ParseSince(args_.since, *tz);
   }
 
@@ -282,7 +282,7 @@ std::optional<Failure> CmdSync(Context& ctx) {
 std::optional<Failure> CmdCheckouts(Context& ctx) {
   auto since = ctx.SinceMs();
   if (!since.ok())
-    return Failure{since.status().code() == "config_invalid" ? kExitConfig : kExitUsage, since.status().message()};
+    return Failure{since.status().code() == ErrorCode::kConfigInvalid ? kExitConfig : kExitUsage, since.status().message()};
   if (auto f = ctx.OpenLedger()) return f;
   auto& out = ctx.out();
   bool json_out = ctx.args().json;
@@ -345,7 +345,7 @@ std::optional<Failure> CmdExport(Context& ctx) {
   if (format.empty()) format = "csv";
   auto since = ctx.SinceMs();
   if (!since.ok())
-    return Failure{since.status().code() == "config_invalid" ? kExitConfig : kExitUsage, since.status().message()};
+    return Failure{since.status().code() == ErrorCode::kConfigInvalid ? kExitConfig : kExitUsage, since.status().message()};
   if (auto f = ctx.OpenLedger()) return f;
 
   std::ofstream file;

@@ -137,7 +137,7 @@ std::string CsvRow(const std::vector<std::string>& fields) {
 
 Result<int64_t> ParseSince(std::string_view text, const TimeZone& tz) {
   auto bad = [&]() {
-    return Status::Error("bad_request", "--since '" + std::string(text.substr(0, 64)) +
+    return Status::Error(ErrorCode::kBadRequest, "--since '" + std::string(text.substr(0, 64)) +
                                             "' is neither an RFC 3339 time (2026-11-22T06:12:26Z) nor a date "
                                             "(2026-11-22, midnight in the store's time zone)");
   };

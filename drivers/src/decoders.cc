@@ -134,7 +134,7 @@ void KeyboardReportDecoder::DiscardPartial() {
 
 Status HidPosLayout::Validate() const {
   auto bad = [](const char* field) {
-    return Status::Error("invalid_argument", std::string("hid_pos.") + field + " out of range");
+    return Status::Error(ErrorCode::kInvalidArgument, std::string("hid_pos.") + field + " out of range");
   };
   if (report_size != 0 && (report_size < 2 || report_size > kMaxHidReportSize)) return bad("report_size");
   const int limit = report_size != 0 ? report_size : kMaxHidReportSize;

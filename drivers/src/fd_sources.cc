@@ -99,11 +99,11 @@ class FifoSource final : public StreamSourceBase {
   Status Prepare() override {
     struct stat st;
     if (stat(options_.path.c_str(), &st) != 0) {
-      if (errno != ENOENT) return Status::Error("invalid_argument", Errno("fifo " + options_.path));
+      if (errno != ENOENT) return Status::Error(ErrorCode::kInvalidArgument, Errno("fifo " + options_.path));
       if (mkfifo(options_.path.c_str(), 0660) != 0 && errno != EEXIST)
-        return Status::Error("invalid_argument", Errno("mkfifo " + options_.path));
+        return Status::Error(ErrorCode::kInvalidArgument, Errno("mkfifo " + options_.path));
     } else if (!S_ISFIFO(st.st_mode)) {
-      return Status::Error("invalid_argument", "fifo " + options_.path + " is not a named pipe");
+      return Status::Error(ErrorCode::kInvalidArgument, "fifo " + options_.path + " is not a named pipe");
     }
     return Status::Ok();
   }
@@ -267,20 +267,20 @@ class SerialSource final : public StreamSourceBase {
 
 Result<std::unique_ptr<Source>> MakeFifoSource(const SourceOptions& o, SourceEvents e,
                                                const Clock& c) {
-  if (o.path.empty()) return Status::Error("invalid_argument", "fifo: path is required");
+  if (o.path.empty()) return Status::Error(ErrorCode::kInvalidArgument, "fifo: path is required");
   return std::unique_ptr<Source>(new FifoSource(o, std::move(e), c));
 }
 
 Result<std::unique_ptr<Source>> MakeSerialSource(const SourceOptions& o, SourceEvents e,
                                                  const Clock& c) {
-  if (o.path.empty()) return Status::Error("invalid_argument", "serial: path is required");
+  if (o.path.empty()) return Status::Error(ErrorCode::kInvalidArgument, "serial: path is required");
   if (BaudToSpeed(o.baud) == 0)
-    return Status::Error("invalid_argument", "serial: unsupported baud " + std::to_string(o.baud));
+    return Status::Error(ErrorCode::kInvalidArgument, "serial: unsupported baud " + std::to_string(o.baud));
   Terminator t;
   if (o.terminator == "CR") t = Terminator::kCR;
   else if (o.terminator == "LF") t = Terminator::kLF;
   else if (o.terminator == "CRLF") t = Terminator::kCRLF;
-  else return Status::Error("invalid_argument", "serial: terminator must be CR, LF or CRLF");
+  else return Status::Error(ErrorCode::kInvalidArgument, "serial: terminator must be CR, LF or CRLF");
   return std::unique_ptr<Source>(new SerialSource(o, std::move(e), c, t));
 }
 

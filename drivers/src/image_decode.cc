@@ -24,8 +24,8 @@ ZXing::DecodeHints Hints() {
       .setTryRotate(true);
 }
 
-Status TooLarge(const std::string& why) { return Status::Error("image_too_large", why); }
-Status Unreadable(const std::string& why) { return Status::Error("unreadable_image", why); }
+Status TooLarge(const std::string& why) { return Status::Error(ErrorCode::kImageTooLarge, why); }
+Status Unreadable(const std::string& why) { return Status::Error(ErrorCode::kUnreadableImage, why); }
 
 constexpr uint8_t kPngSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
 
@@ -159,10 +159,10 @@ Result<ImageHeader> ReadImageHeader(const uint8_t* data, size_t size) {
 }
 
 Result<std::vector<DecodedCode>> DecodeImage(const uint8_t* luminance, int width, int height) {
-  if (luminance == nullptr) return Status::Error("invalid_argument", "no image data");
+  if (luminance == nullptr) return Status::Error(ErrorCode::kInvalidArgument, "no image data");
   if (width <= 0 || height <= 0 ||
       static_cast<int64_t>(width) * static_cast<int64_t>(height) > kMaxImagePixels)
-    return Status::Error("invalid_argument", "image dimensions out of range");
+    return Status::Error(ErrorCode::kInvalidArgument, "image dimensions out of range");
   static const ZXing::DecodeHints kHints = Hints();
   const ZXing::ImageView view(luminance, width, height, ZXing::ImageFormat::Lum);
   std::vector<DecodedCode> codes;
@@ -186,7 +186,7 @@ Result<std::vector<DecodedCode>> DecodeImageBytes(const uint8_t* data, size_t si
   std::unique_ptr<uint8_t, void (*)(void*)> pixels(stbi_load_from_memory(data, len, &w, &hh, &channels, 1),
                                                    stbi_image_free);
   if (!pixels)
-    return Status::Error("unreadable_image", std::string("corrupt image: ") + stbi_failure_reason());
+    return Status::Error(ErrorCode::kUnreadableImage, std::string("corrupt image: ") + stbi_failure_reason());
   // The decoder's dimensions are the header's (stb_image reads the same header); checked
   // again all the same, since everything below sizes its work by them.
   if (w != h.width || hh != h.height) return Unreadable("the image's size changed while decoding");
@@ -196,18 +196,18 @@ Result<std::vector<DecodedCode>> DecodeImageBytes(const uint8_t* data, size_t si
 Result<std::vector<DecodedCode>> DecodeImageFile(const std::string& path, ImageHeader* header) {
   std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "rbe"), std::fclose);
   if (!f) {
-    return Status::Error(errno == ENOENT ? "not_found" : "io_error",
+    return Status::Error(errno == ENOENT ? ErrorCode::kNotFound : ErrorCode::kIoError,
                          path + ": " + std::strerror(errno));
   }
   std::vector<uint8_t> bytes;
   uint8_t buf[65536];
   size_t n;
   while ((n = std::fread(buf, 1, sizeof buf, f.get())) > 0) {
-    if (bytes.size() + n > kMaxImageFileBytes) return Status::Error("image_too_large", path + ": larger than 64 MiB");
+    if (bytes.size() + n > kMaxImageFileBytes) return Status::Error(ErrorCode::kImageTooLarge, path + ": larger than 64 MiB");
     bytes.insert(bytes.end(), buf, buf + n);
   }
-  if (std::ferror(f.get())) return Status::Error("io_error", path + ": read failed");
-  if (bytes.empty()) return Status::Error("unreadable_image", path + ": empty file");
+  if (std::ferror(f.get())) return Status::Error(ErrorCode::kIoError, path + ": read failed");
+  if (bytes.empty()) return Status::Error(ErrorCode::kUnreadableImage, path + ": empty file");
   return DecodeImageBytes(bytes.data(), bytes.size(), header);
 }
 

@@ -43,9 +43,9 @@ class ImageSource final : public SourceBase {
  protected:
   Status Prepare() override {
     if (!IsDirectory(options_.directory))
-      return Status::Error("invalid_argument", "image: directory " + options_.directory + " does not exist");
+      return Status::Error(ErrorCode::kInvalidArgument, "image: directory " + options_.directory + " does not exist");
     if (options_.processed == "move" && !IsDirectory(options_.processed_dir))
-      return Status::Error("invalid_argument",
+      return Status::Error(ErrorCode::kInvalidArgument,
                            "image: processed_dir " + options_.processed_dir + " does not exist");
     return Status::Ok();
   }
@@ -150,8 +150,8 @@ class ImageSource final : public SourceBase {
     ImageHeader header;
     Result<std::vector<DecodedCode>> r = DecodeImageFile(path, &header);
     if (!r.ok()) {
-      if (r.status().code() == "not_found") return;  // taken away meanwhile
-      if (r.status().code() == "image_too_large") {
+      if (r.status().code() == ErrorCode::kNotFound) return;  // taken away meanwhile
+      if (r.status().code() == ErrorCode::kImageTooLarge) {
         // Refused before decoding: counted, reported once per file, disposed of below.
         UpdateCounters([](SourceCounters& c) { ++c.oversized_images; });
         if (events_.on_image_refused) {
@@ -195,11 +195,11 @@ class ImageSource final : public SourceBase {
 
 Result<std::unique_ptr<Source>> MakeImageSource(const SourceOptions& o, SourceEvents e,
                                                 const Clock& c) {
-  if (o.directory.empty()) return Status::Error("invalid_argument", "image: directory is required");
+  if (o.directory.empty()) return Status::Error(ErrorCode::kInvalidArgument, "image: directory is required");
   if (o.processed != "delete" && o.processed != "move")
-    return Status::Error("invalid_argument", "image: processed must be delete or move");
+    return Status::Error(ErrorCode::kInvalidArgument, "image: processed must be delete or move");
   if (o.processed == "move" && o.processed_dir.empty())
-    return Status::Error("invalid_argument", "image: processed = move needs processed_dir");
+    return Status::Error(ErrorCode::kInvalidArgument, "image: processed = move needs processed_dir");
   return std::unique_ptr<Source>(new ImageSource(o, std::move(e), c));
 }
 

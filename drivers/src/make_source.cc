@@ -5,7 +5,7 @@ namespace loyalty::drivers {
 Result<std::unique_ptr<Source>> MakeSource(const SourceOptions& options, SourceEvents events,
                                            const Clock& clock) {
   auto bad = [&](const std::string& why) {
-    return Status::Error("invalid_argument", "scanner '" + options.id + "': " + why);
+    return Status::Error(ErrorCode::kInvalidArgument, "scanner '" + options.id + "': " + why);
   };
   if (options.id.empty()) return bad("id is required");
   if (options.debounce_ms < 0) return bad("debounce_ms must be >= 0");
@@ -13,7 +13,7 @@ Result<std::unique_ptr<Source>> MakeSource(const SourceOptions& options, SourceE
   if (options.reopen_interval_ms <= 0) return bad("reopen_interval_ms must be > 0");
   if (options.prefix.size() > kMaxScanBytes || options.suffix.size() > kMaxScanBytes)
     return bad("prefix/suffix too long");
-  Result<std::unique_ptr<Source>> r = Status::Error("invalid_argument", "unset");
+  Result<std::unique_ptr<Source>> r = Status::Error(ErrorCode::kInvalidArgument, "unset");
   if (options.kind == "fifo") {
     r = internal::MakeFifoSource(options, std::move(events), clock);
   } else if (options.kind == "serial") {

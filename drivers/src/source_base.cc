@@ -33,8 +33,8 @@ SourceCounters SourceBase::counters() const {
 
 Status SourceBase::Start() {
   std::lock_guard<std::mutex> lock(lifecycle_mu_);
-  if (started_) return Status::Error("failed_precondition", "source already started");
-  if (wake_fd_ < 0) return Status::Error("io_error", "eventfd failed");
+  if (started_) return Status::Error(ErrorCode::kFailedPrecondition, "source already started");
+  if (wake_fd_ < 0) return Status::Error(ErrorCode::kIoError, "eventfd failed");
   Status s = Prepare();
   if (!s.ok()) return s;
   started_ = true;

@@ -93,7 +93,7 @@ class UsbSource final : public SourceBase {
   Status Prepare() override {
     libusb_context* ctx = nullptr;
     const int rc = libusb_init(&ctx);
-    if (rc != 0) return Status::Error("unavailable", UsbError("libusb_init", rc));
+    if (rc != 0) return Status::Error(ErrorCode::kUnavailable, UsbError("libusb_init", rc));
     ctx_ = ctx;
     return Status::Ok();
   }
@@ -433,16 +433,16 @@ class UsbSource final : public SourceBase {
 Result<std::unique_ptr<Source>> MakeUsbSource(const SourceOptions& o, SourceEvents e,
                                               const Clock& c) {
   if (o.vendor_id <= 0 || o.vendor_id > 0xFFFF || o.product_id < 0 || o.product_id > 0xFFFF)
-    return Status::Error("invalid_argument", o.kind + ": vendor_id and product_id are required (1..0xffff)");
+    return Status::Error(ErrorCode::kInvalidArgument, o.kind + ": vendor_id and product_id are required (1..0xffff)");
   std::optional<BusPath> bus_path = ParseBusPath(o.bus_path);
   if (!bus_path)
-    return Status::Error("invalid_argument", o.kind + ": bus_path must look like 1-2 or 1-2.3");
+    return Status::Error(ErrorCode::kInvalidArgument, o.kind + ": bus_path must look like 1-2 or 1-2.3");
   if (o.kind == "usb-hid-keyboard") {
     if (o.suffix_key != "enter" && o.suffix_key != "tab")
-      return Status::Error("invalid_argument", "usb-hid-keyboard: suffix_key must be enter or tab");
+      return Status::Error(ErrorCode::kInvalidArgument, "usb-hid-keyboard: suffix_key must be enter or tab");
   } else {
     Status s = o.hid_pos.Validate();
-    if (!s.ok()) return Status::Error("invalid_argument", "usb-hid-pos: " + s.message());
+    if (!s.ok()) return Status::Error(ErrorCode::kInvalidArgument, "usb-hid-pos: " + s.message());
   }
   return std::unique_ptr<Source>(new UsbSource(o, std::move(e), c, std::move(*bus_path)));
 }

@@ -29,6 +29,7 @@
 #include "loyalty/hq/service.h"
 #include "loyalty/hq/store.h"
 #include "loyalty/http/server.h"
+#include "loyalty/http/errors.h"
 #include "loyalty/rules/rules.h"
 
 namespace {
@@ -137,7 +138,7 @@ int main(int argc, char** argv) {
   }
   // The PII key is created at the first start (below); an existing one is checked here too.
   if (auto pii_key = loyalty::ReadSecretFile(cfg->pii_key_file, loyalty::SecretAccess::kOwnerOnly, 64);
-      !pii_key.ok() && pii_key.status().code() != "not_found") {
+      !pii_key.ok() && pii_key.status().code() != loyalty::ErrorCode::kNotFound) {
     return fail(loyalty::config::SecretFileError(cfg_file, "pii_key_file", pii_key.status()));
   } else if (pii_key.ok()) {
     OPENSSL_cleanse(pii_key->data(), pii_key->size());
@@ -225,7 +226,7 @@ int main(int argc, char** argv) {
                                          {"peer_cn", req.peer_cn},
                                          {"remote", req.remote_address},
                                          {"reason", s.message()}});
-        respond(loyalty::http::JsonError(403, "forbidden", s.message()));
+        respond(loyalty::http::JsonError(loyalty::ErrorCode::kForbidden, s.message()));
         return;
       }
       respond(service.Handle(req, req.peer_cn));

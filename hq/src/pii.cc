@@ -18,7 +18,7 @@ namespace {
 constexpr size_t kKeyBytes = 32, kNonceBytes = 12, kTagBytes = 16;
 
 Status Invalid(const std::string& path, const std::string& why) {
-  return Status::Error("config_invalid", path + ": " + why);
+  return Status::Error(ErrorCode::kConfigInvalid, path + ": " + why);
 }
 
 struct CtxFree {
@@ -30,7 +30,7 @@ struct CtxFree {
 Result<PiiCipher> PiiCipher::LoadOrCreate(const std::string& path) {
   // The same check as every other secret file: owner-only, no link, a regular file.
   auto read = ReadSecretFile(path, SecretAccess::kOwnerOnly, kKeyBytes);
-  if (!read.ok() && read.status().code() == "not_found") {
+  if (!read.ok() && read.status().code() == ErrorCode::kNotFound) {
     // O_EXCL: two processes starting at once never both write a key.
     int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) return Invalid(path, std::string("cannot create the key file: ") + std::strerror(errno));
@@ -41,11 +41,11 @@ Result<PiiCipher> PiiCipher::LoadOrCreate(const std::string& path) {
     return FromKey(std::move(key));
   }
   if (!read.ok()) {
-    if (read.status().code() == "secret_file_refused" &&
+    if (read.status().code() == ErrorCode::kSecretFileRefused &&
         read.status().message().find("larger than") != std::string::npos) {
       return Invalid(path, "the PII key file must hold exactly 32 bytes");
     }
-    return Status::Error("config_invalid", read.status().message());
+    return Status::Error(ErrorCode::kConfigInvalid, read.status().message());
   }
   if (read->size() != kKeyBytes) return Invalid(path, "the PII key file must hold exactly 32 bytes");
   return FromKey(std::move(*read));
@@ -80,7 +80,7 @@ std::string PiiCipher::Encrypt(std::string_view plain, std::string_view associat
 }
 
 Result<std::string> PiiCipher::Decrypt(std::string_view blob, std::string_view associated) const {
-  if (blob.size() < kNonceBytes + kTagBytes) return Status::Error("internal", "PII blob too short");
+  if (blob.size() < kNonceBytes + kTagBytes) return Status::Error(ErrorCode::kInternal, "PII blob too short");
   size_t n = blob.size() - kNonceBytes - kTagBytes;
   std::string out(n, '\0');
   std::string tag(blob.substr(kNonceBytes + n));
@@ -96,7 +96,7 @@ Result<std::string> PiiCipher::Decrypt(std::string_view blob, std::string_view a
                               static_cast<int>(n)) == 1 &&
             EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kTagBytes, tag.data()) == 1 &&
             EVP_DecryptFinal_ex(ctx.get(), dst + len, &len) == 1;
-  if (!ok) return Status::Error("internal", "PII blob does not authenticate");
+  if (!ok) return Status::Error(ErrorCode::kInternal, "PII blob does not authenticate");
   return out;
 }
 

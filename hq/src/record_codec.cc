@@ -148,11 +148,11 @@ std::string EncodeCheckout(const sync::Checkout& c) {
 Result<sync::Checkout> DecodeCheckout(std::string_view body) {
   if (!body.empty() && body.front() == '{') {
     auto c = sync::ParseMessage<sync::Checkout>(body);
-    if (!c.ok()) return Status::Error("internal", "stored checkout: " + c.status().message());
+    if (!c.ok()) return Status::Error(ErrorCode::kInternal, "stored checkout: " + c.status().message());
     return c;
   }
   if (body.empty() || static_cast<unsigned char>(body.front()) != kVersion) {
-    return Status::Error("internal", "stored checkout: not a form this program reads");
+    return Status::Error(ErrorCode::kInternal, "stored checkout: not a form this program reads");
   }
   using namespace sync;  // the limits table
   In in(body.substr(1));
@@ -193,7 +193,7 @@ Result<sync::Checkout> DecodeCheckout(std::string_view body) {
     c.lines.push_back(std::move(l));
   }
   if (in.ok() && !in.done()) in.Fail("bytes after the last field");
-  if (!in.ok()) return Status::Error("internal", "stored checkout: " + in.error());
+  if (!in.ok()) return Status::Error(ErrorCode::kInternal, "stored checkout: " + in.error());
   return c;
 }
 

@@ -22,6 +22,7 @@
 #include "loyalty/codes/codes.h"
 #include "loyalty/codes/mint.h"
 #include "loyalty/hq/lots.h"
+#include "loyalty/http/errors.h"
 #include "loyalty/model/entry.h"
 #include "loyalty/model/sale.h"
 #include "loyalty/recon/protocol.h"
@@ -41,24 +42,12 @@ http::Response JsonResponse(int status, const json& body) {
   return r;
 }
 
-http::Response Error(int status, std::string_view code, std::string_view message) {
-  return http::JsonError(status, code, message);
-}
+http::Response Error(ErrorCode code, std::string_view message) { return http::JsonError(code, message); }
 
-// Maps a Status from the service or the store to the contract's HTTP answer.
-http::Response FromStatus(const Status& s) {
-  const std::string& c = s.code();
-  int status = 500;
-  if (c == "bad_request") status = 400;
-  else if (c == "unauthorized") status = 401;
-  else if (c == "forbidden") status = 403;
-  else if (c == "not_found" || c == "member_unknown") status = 404;
-  else if (c == "idempotency_conflict" || c == "identity_conflict" || c == "member_exists") status = 409;
-  else if (c == "unavailable") status = 503;
-  return Error(status, status == 500 ? "internal" : c, s.message());
-}
+// A Status from the service or the store as the contract's HTTP answer.
+http::Response FromStatus(const Status& s) { return http::ErrorResponse(s); }
 
-Status BadRequest(std::string message) { return Status::Error("bad_request", std::move(message)); }
+Status BadRequest(std::string message) { return Status::Error(ErrorCode::kBadRequest, std::move(message)); }
 
 
 // The reason of a terminal's freeze entry as HQ keeps and sends it: a short snake_case word
@@ -208,7 +197,7 @@ struct HqService::Impl {
     if (published) return Status::Ok();
     const std::string text = Dump(rules::RulesToJson(current));
     if (current.version == "default" && !(current == rules::Rules::Defaults())) {
-      return Status::Error("config_invalid",
+      return Status::Error(ErrorCode::kConfigInvalid,
                            "rules version \"default\" names the defaults of loyalty-rules.md; give changed rules "
                            "another version");
     }
@@ -216,7 +205,7 @@ struct HqService::Impl {
       auto prior = store.GetMeta("rules:" + current.version);
       if (!prior.ok()) return prior.status();
       if (*prior && **prior != text) {
-        return Status::Error("config_invalid", "rules version \"" + current.version +
+        return Status::Error(ErrorCode::kConfigInvalid, "rules version \"" + current.version +
                                                    "\" was published before with other values; give the changed "
                                                    "rules a new version");
       }
@@ -242,9 +231,9 @@ struct HqService::Impl {
       if (!text.ok()) return text.status();
       if (!*text) return found;
       auto j = sync::ParseJsonObject(**text);
-      if (!j.ok()) return Status::Error("internal", "stored rules " + v + ": " + j.status().message());
+      if (!j.ok()) return Status::Error(ErrorCode::kInternal, "stored rules " + v + ": " + j.status().message());
       auto r = rules::RulesFromJson(*j);
-      if (!r.ok()) return Status::Error("internal", "stored rules " + v + ": " + r.status().message());
+      if (!r.ok()) return Status::Error(ErrorCode::kInternal, "stored rules " + v + ": " + r.status().message());
       found = std::make_shared<const rules::Rules>(std::move(*r));
     }
     versions[v] = found;
@@ -334,7 +323,7 @@ struct HqService::Impl {
     return Status::Ok();
   }
 
-  static Status NoWrite() { return Status::Error("internal", "a member change outside a write transaction"); }
+  static Status NoWrite() { return Status::Error(ErrorCode::kInternal, "a member change outside a write transaction"); }
 
   // The member as the open write sees it, read on first use.
   Result<MemberSlot*> Slot(uint64_t member_id) {
@@ -543,7 +532,7 @@ struct HqService::Impl {
     const std::string old_tier = m.tier, old_status = m.status;
     std::optional<int64_t> after = BalanceAfter(m.balance, e.points);
     if (!after) {
-      return Status::Error("bad_request", "the balance of member " + std::to_string(e.member_id) +
+      return Status::Error(ErrorCode::kBadRequest, "the balance of member " + std::to_string(e.member_id) +
                                               " would leave the limits (|balance| <= 10^15)");
     }
     int64_t at_s = FloorDiv(e.at_ms, 1000);
@@ -850,7 +839,7 @@ struct HqService::Impl {
     basis.eligible_cents = co.eligible_cents;
     basis.redeemable_cents = co.redeemable_cents;
     auto amounts = rules::ComputeRefund(basis, before, after);
-    if (!amounts.ok()) return amounts.status().code() == "refund_exceeds_sale" ? std::string("refund_exceeds_sale")
+    if (!amounts.ok()) return amounts.status().code() == ErrorCode::kRefundExceedsSale ? std::string("refund_exceeds_sale")
                                                                                  : std::string("record_malformed");
     if (amounts->refund_cents != f.refund_cents || amounts->points_clawed_back != f.points_clawed_back ||
         amounts->points_restored != f.points_restored) {
@@ -917,7 +906,7 @@ struct HqService::Impl {
         auto known =
             store.KnownBalance(e.member_id, tid, d->value_or(0), e.seq, e.checkout_id, FloorDiv(co.committed_at_ms, 1000));
         if (!known.ok()) {
-          if (known.status().code() == "overflow") return std::string("value_out_of_range");
+          if (known.status().code() == ErrorCode::kOverflow) return std::string("value_out_of_range");
           return known.status();
         }
         if (*known < co.redeemed_points) return std::string("insufficient_points");
@@ -958,7 +947,7 @@ struct HqService::Impl {
     const std::optional<MemberRecord>& m = (*slot)->m;
     if (!m || m->status == "frozen") return Status::Ok();
     auto earned = store.EarnedBetween(e.member_id, std::max(e.at_ms - 3'600'000, m->unfrozen_at_ms), e.at_ms);
-    if (!earned.ok() && earned.status().code() != "overflow") return earned.status();
+    if (!earned.ok() && earned.status().code() != ErrorCode::kOverflow) return earned.status();
     if (earned.ok() && *earned <= current.max_points_per_hour) return Status::Ok();
     auto f = AppendHqEntry("freeze", e.member_id, 0,
                            {{"reason", "velocity"},
@@ -1224,7 +1213,7 @@ struct HqService::Impl {
     if (!q->cursor.empty()) {
       auto c = sync::ParseMemberId(q->cursor);
       if (!c || *c > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-        return Error(400, "bad_request", "cursor is not one HQ gave");
+        return Error(ErrorCode::kBadRequest, "cursor is not one HQ gave");
       }
       after = static_cast<int64_t>(*c);
     }
@@ -1335,9 +1324,9 @@ struct HqService::Impl {
 
   http::Response Terminal(const std::string& tid, const std::string& route, const http::Request& req,
                           const std::optional<std::string>& peer) {
-    if (!sync::IsTerminalId(tid) || tid == kHqTerminalId) return Error(400, "bad_request", "invalid terminal id");
+    if (!sync::IsTerminalId(tid) || tid == kHqTerminalId) return Error(ErrorCode::kBadRequest, "invalid terminal id");
     if (peer && *peer != tid) {
-      return Error(403, "forbidden", "the client certificate does not name terminal " + tid);
+      return Error(ErrorCode::kForbidden, "the client certificate does not name terminal " + tid);
     }
     bool post = req.method == "POST";
     if (route == "hello" && post) return Hello(tid, req);
@@ -1347,7 +1336,7 @@ struct HqService::Impl {
     if (route == "recon/balances" && post) return Recon(tid, false, req);
     if (route == "fetch" && post) return Fetch(tid, req);
     if (route == "members" && post) return Members(tid, req);
-    return Error(404, "not_found", "no such route");
+    return Error(ErrorCode::kNotFound, "no such route");
   }
 
   // ------------------------------------------------------------------ admin routes
@@ -1362,7 +1351,7 @@ struct HqService::Impl {
     auto holder = store.FindIdentity(channel, external_id);
     if (!holder.ok()) return holder.status();
     if (*holder && **holder != member_id) {
-      return Status::Error("identity_conflict", channel + " identity " + external_id + " already belongs to member " +
+      return Status::Error(ErrorCode::kIdentityConflict, channel + " identity " + external_id + " already belongs to member " +
                                                     std::to_string(**holder));
     }
     return Status::Ok();
@@ -1400,9 +1389,9 @@ struct HqService::Impl {
       }
     }
     if (!b.status.ok()) return FromStatus(b.status);
-    if (member_id && *member_id == 0) return Error(400, "bad_request", "member_id must not be 0");
-    if (tier && TierRank(*tier) == 0 && *tier != "member") return Error(400, "bad_request", "tier must be member, vip or black");
-    if (phone && PhoneDigits(*phone).size() < 5) return Error(400, "bad_request", "phone must hold at least 5 digits");
+    if (member_id && *member_id == 0) return Error(ErrorCode::kBadRequest, "member_id must not be 0");
+    if (tier && TierRank(*tier) == 0 && *tier != "member") return Error(ErrorCode::kBadRequest, "tier must be member, vip or black");
+    if (phone && PhoneDigits(*phone).size() < 5) return Error(ErrorCode::kBadRequest, "phone must hold at least 5 digits");
     int birthday_month = 0;
     if (birthday) {
       const std::string& d = *birthday;
@@ -1411,13 +1400,13 @@ struct HqService::Impl {
       int mm = ok ? (d[0] - '0') * 10 + (d[1] - '0') : 0, dd = ok ? (d[3] - '0') * 10 + (d[4] - '0') : 0;
       static constexpr int kDays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
       if (!ok || mm < 1 || mm > 12 || dd < 1 || dd > kDays[mm - 1]) {
-        return Error(400, "bad_request", "birthday must be MM-DD");
+        return Error(ErrorCode::kBadRequest, "birthday must be MM-DD");
       }
       birthday_month = mm;
     }
     if (card && (!std::all_of(card->begin(), card->end(), [](char c) { return c >= '0' && c <= '9'; }) ||
                  !codes::IsLuhnValid(*card))) {
-      return Error(400, "bad_request", "card_number must be 16 digits with a Luhn check digit");
+      return Error(ErrorCode::kBadRequest, "card_number must be 16 digits with a Luhn check digit");
     }
 
     MemberRecord m;
@@ -1426,7 +1415,7 @@ struct HqService::Impl {
       if (member_id) {
         auto existing = store.GetMember(*member_id);
         if (!existing.ok()) return existing.status();
-        if (*existing) return Status::Error("member_exists", "member " + std::to_string(*member_id) + " exists");
+        if (*existing) return Status::Error(ErrorCode::kMemberExists, "member " + std::to_string(*member_id) + " exists");
         id = *member_id;
       } else {
         for (int tries = 0; id == 0 && tries < 32; ++tries) {
@@ -1440,7 +1429,7 @@ struct HqService::Impl {
           if (!existing.ok()) return existing.status();
           if (v != 0 && !*existing) id = v;
         }
-        if (id == 0) return Status::Error("internal", "cannot pick a member id");
+        if (id == 0) return Status::Error(ErrorCode::kInternal, "cannot pick a member id");
       }
       std::string card_number = card.value_or("");
       if (card_number.empty()) {
@@ -1453,7 +1442,7 @@ struct HqService::Impl {
           if (!holder.ok()) return holder.status();
           if (!*holder) card_number = c;
         }
-        if (card_number.empty()) return Status::Error("internal", "cannot pick a card number");
+        if (card_number.empty()) return Status::Error(ErrorCode::kInternal, "cannot pick a card number");
       }
       if (Status s = CheckIdentityFree("card", card_number, id); !s.ok()) return s;
       for (const auto& [ch, ext] : identities) {
@@ -1490,16 +1479,16 @@ struct HqService::Impl {
 
   Result<MemberRecord> RequireMember(const std::string& id_text) {
     auto id = sync::ParseMemberId(id_text);
-    if (!id) return Status::Error("member_unknown", "no member " + id_text);
+    if (!id) return Status::Error(ErrorCode::kMemberUnknown, "no member " + id_text);
     if (tx) {  // inside a write: as the write sees it
       auto slot = Slot(*id);
       if (!slot.ok()) return slot.status();
-      if (!(*slot)->m) return Status::Error("member_unknown", "no member " + id_text);
+      if (!(*slot)->m) return Status::Error(ErrorCode::kMemberUnknown, "no member " + id_text);
       return *(*slot)->m;
     }
     auto m = store.GetMember(*id);
     if (!m.ok()) return m.status();
-    if (!*m) return Status::Error("member_unknown", "no member " + id_text);
+    if (!*m) return Status::Error(ErrorCode::kMemberUnknown, "no member " + id_text);
     return **m;
   }
 
@@ -1533,8 +1522,8 @@ struct HqService::Impl {
     auto not_after = b.Int("not_after", false, 0, 0xffffffffll);
     if (!b.status.ok()) return FromStatus(b.status);
     auto pk = Base64UrlDecode(*pk_text);
-    if (!pk || pk->size() != 32) return Error(400, "bad_request", "device_public_key must be base64url of 32 bytes");
-    if (opt.signing_seeds.empty()) return Error(500, "internal", "no signing key");
+    if (!pk || pk->size() != 32) return Error(ErrorCode::kBadRequest, "device_public_key must be base64url of 32 bytes");
+    if (opt.signing_seeds.empty()) return Error(ErrorCode::kInternal, "no signing key");
     auto key = opt.signing_seeds.rbegin();  // the highest key id is the current one
     int64_t na = not_after.value_or(std::min<int64_t>(0xffffffffll, clock.now_s() + opt.default_certificate_days * 86400));
     std::string cert;
@@ -1543,7 +1532,7 @@ struct HqService::Impl {
       if (!m.ok()) return m.status();
       cert = codes::MakeCertificate(key->second, static_cast<uint8_t>(key->first), m->member_id, *pk,
                                     static_cast<uint32_t>(na));
-      if (cert.size() != codes::kCertificateBytes) return Status::Error("internal", "cannot sign the certificate");
+      if (cert.size() != codes::kCertificateBytes) return Status::Error(ErrorCode::kInternal, "cannot sign the certificate");
       return store.PutDevice({*pk_text, m->member_id, key->first, na, clock.now_ms()});
     });
     if (!s.ok()) return FromStatus(s);
@@ -1552,7 +1541,7 @@ struct HqService::Impl {
 
   http::Response RevokeDevice(const std::string& pk_text) {
     auto pk = Base64UrlDecode(pk_text);
-    if (!pk || pk->size() != 32) return Error(400, "bad_request", "device public key must be base64url of 32 bytes");
+    if (!pk || pk->size() != 32) return Error(ErrorCode::kBadRequest, "device public key must be base64url of 32 bytes");
     Status s = store.Transaction([&] { return store.Revoke(pk_text, clock.now_ms()); });
     if (!s.ok()) return FromStatus(s);
     return JsonResponse(200, {{"device_public_key", pk_text}, {"revoked", true}});
@@ -1595,7 +1584,7 @@ struct HqService::Impl {
       if (*prior) {
         const auto& p = **prior;
         if (p.member_id != m->member_id || p.points != *points || p.reason != *reason) {
-          return Status::Error("idempotency_conflict", "adjustment " + *adj_id + " exists with other values");
+          return Status::Error(ErrorCode::kIdempotencyConflict, "adjustment " + *adj_id + " exists with other values");
         }
         out = {{"adjustment_id", p.adjustment_id}, {"entry_id", p.entry_id}, {"member_id", id_text}};
         return Status::Ok();
@@ -1641,7 +1630,7 @@ struct HqService::Impl {
     auto tier = b.Str("tier", true, 1, 16);
     if (!b.status.ok()) return FromStatus(b.status);
     if (*tier != "member" && *tier != "vip" && *tier != "black") {
-      return Error(400, "bad_request", "tier must be member, vip or black");
+      return Error(ErrorCode::kBadRequest, "tier must be member, vip or black");
     }
     Status s = Write([&]() -> Status {
       auto m = RequireMember(id_text);
@@ -1672,24 +1661,24 @@ struct HqService::Impl {
     auto to = b.Time("valid_to", true);
     if (!b.status.ok()) return FromStatus(b.status);
     if (*kind != "amount_off" && *kind != "percent_off") {
-      return Error(400, "bad_request", "kind must be amount_off or percent_off");
+      return Error(ErrorCode::kBadRequest, "kind must be amount_off or percent_off");
     }
-    if (*kind == "amount_off" && !value) return Error(400, "bad_request", "value_cents is missing");
-    if (*kind == "percent_off" && !bp) return Error(400, "bad_request", "bp is missing");
-    if (*to < *from) return Error(400, "bad_request", "valid_to is before valid_from");
+    if (*kind == "amount_off" && !value) return Error(ErrorCode::kBadRequest, "value_cents is missing");
+    if (*kind == "percent_off" && !bp) return Error(ErrorCode::kBadRequest, "bp is missing");
+    if (*to < *from) return Error(ErrorCode::kBadRequest, "valid_to is before valid_from");
     c.coupon = {*id, *member, *kind, value.value_or(0), bp.value_or(0), *min_spend, *from, *to, false};
     c.body_hash = DigestHex(Sha256(Dump(sync::ToJson(c.coupon))));
     Status s = store.Transaction([&]() -> Status {
       if (*member != 0) {
         auto m = store.GetMember(*member);
         if (!m.ok()) return m.status();
-        if (!*m) return Status::Error("member_unknown", "no member " + std::to_string(*member));
+        if (!*m) return Status::Error(ErrorCode::kMemberUnknown, "no member " + std::to_string(*member));
       }
       auto prior = store.GetCoupon(*id);
       if (!prior.ok()) return prior.status();
       if (*prior) {
         if ((*prior)->body_hash != c.body_hash) {
-          return Status::Error("idempotency_conflict", "coupon " + *id + " exists with other values");
+          return Status::Error(ErrorCode::kIdempotencyConflict, "coupon " + *id + " exists with other values");
         }
         return Status::Ok();
       }
@@ -1704,7 +1693,7 @@ struct HqService::Impl {
     if (!t.ok()) return FromStatus(t.status());
     auto n = store.CountEntries(tid);
     if (!n.ok()) return FromStatus(n.status());
-    if (!*t && *n == 0) return Error(404, "not_found", "terminal " + tid + " was never seen");
+    if (!*t && *n == 0) return Error(ErrorCode::kNotFound, "terminal " + tid + " was never seen");
     auto checkouts = store.CountCheckouts(tid);
     auto conflicts = store.ConflictsOfTerminal(tid);
     if (!checkouts.ok()) return FromStatus(checkouts.status());
@@ -1802,7 +1791,7 @@ struct HqService::Impl {
     int64_t now_s = clock.now_s();
     if (auto it = req.query.find("now"); it != req.query.end()) {
       auto v = sync::ParseMemberId(it->second);
-      if (!v || *v > (uint64_t{1} << 40)) return Error(400, "bad_request", "now must be unix seconds");
+      if (!v || *v > (uint64_t{1} << 40)) return Error(ErrorCode::kBadRequest, "now must be unix seconds");
       now_s = static_cast<int64_t>(*v);
     }
     auto r = DailyJobs(now_s);
@@ -1817,7 +1806,7 @@ struct HqService::Impl {
   }
 
   http::Response Admin(const std::vector<std::string>& p, const http::Request& req) {
-    if (!Authorized(req)) return Error(401, "unauthorized", "a valid admin bearer token is required");
+    if (!Authorized(req)) return Error(ErrorCode::kUnauthorized, "a valid admin bearer token is required");
     const std::string& m = req.method;
     size_t n = p.size();  // p[0] == "v1"
     if (n == 2 && p[1] == "members" && m == "POST") return CreateMember(req);
@@ -1833,11 +1822,11 @@ struct HqService::Impl {
     if (n == 2 && p[1] == "coupons" && m == "POST") return CreateCoupon(req);
     if (n == 3 && p[1] == "terminals" && m == "GET") return TerminalView(p[2]);
     if (n == 3 && p[1] == "admin" && p[2] == "expire" && m == "POST") return Expire(req);
-    return Error(404, "not_found", "no such route");
+    return Error(ErrorCode::kNotFound, "no such route");
   }
 
   http::Response Handle(const http::Request& req, const std::optional<std::string>& peer) {
-    if (Status s = PublishRules(); !s.ok()) return Error(503, "unavailable", s.message());
+    if (Status s = PublishRules(); !s.ok()) return Error(ErrorCode::kUnavailable, s.message());
     std::vector<std::string> parts;
     std::string_view path = req.path;
     while (!path.empty()) {
@@ -1849,7 +1838,7 @@ struct HqService::Impl {
       parts.emplace_back(path.substr(0, slash));
       path.remove_prefix(slash == std::string_view::npos ? path.size() : slash);
     }
-    if (parts.empty() || parts[0] != "v1") return Error(404, "not_found", "no such route");
+    if (parts.empty() || parts[0] != "v1") return Error(ErrorCode::kNotFound, "no such route");
     if (parts.size() == 2 && parts[1] == "health" && req.method == "GET") return JsonResponse(200, {{"status", "ok"}});
     if (parts.size() >= 4 && parts[1] == "sync") {
       std::string route = parts[3];
@@ -1865,12 +1854,12 @@ HqService::HqService(Store& store, const Clock& clock, PiiCipher pii, HqOptions 
 
 http::Response HqService::Handle(const http::Request& req, const std::optional<std::string>& peer_terminal) {
   // No route, whether it reads its body or not, sees one nested deeper than the limit.
-  if (Status s = CheckJsonDepth(req.body); !s.ok()) return Error(400, s.code(), s.message());
+  if (Status s = CheckJsonDepth(req.body); !s.ok()) return FromStatus(s);
   try {
     return impl_->Handle(req, peer_terminal);
   } catch (const std::exception& e) {
     // Nothing here throws by design; a library that does must not take the server down.
-    return Error(500, "internal", e.what());
+    return Error(ErrorCode::kInternal, e.what());
   }
 }
 

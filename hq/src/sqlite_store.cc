@@ -137,7 +137,7 @@ constexpr const char* kConflictCols =
 Result<std::string> StoredHash(const std::string& text, const std::string& what) {
   auto raw = HexDecode(text);
   if (!raw || raw->size() != model::kHashBytes)
-    return Status::Error("internal", what + ": stored hash is not 64 hex characters");
+    return Status::Error(ErrorCode::kInternal, what + ": stored hash is not 64 hex characters");
   return *raw;
 }
 
@@ -307,7 +307,7 @@ class SqliteStore final : public Store {
   Result<int64_t> MaxChangeSeq() override {
     HQ_PREPARE(st, "SELECT value FROM change_counter WHERE id = 1");
     if (st.Step()) return st.Int(0);
-    return st.status().ok() ? Status::Error("internal", "change counter missing") : st.status();
+    return st.status().ok() ? Status::Error(ErrorCode::kInternal, "change counter missing") : st.status();
   }
 
   // --- entries
@@ -401,7 +401,7 @@ class SqliteStore final : public Store {
       if (!st.status().ok()) return st.status();
     }
     if (sum > std::numeric_limits<int64_t>::max() || sum < std::numeric_limits<int64_t>::min()) {
-      return Status::Error("overflow", "a sum of points leaves 64 bits");
+      return Status::Error(ErrorCode::kOverflow, "a sum of points leaves 64 bits");
     }
     return static_cast<int64_t>(sum);
   }
@@ -887,9 +887,9 @@ class SqliteStore final : public Store {
       HQ_PREPARE(st, "PRAGMA user_version");
       if (st.Step()) v = st.Int(0);
     }
-    if (v < 0) return Status::Error("unavailable", "cannot read the database's schema version");
+    if (v < 0) return Status::Error(ErrorCode::kUnavailable, "cannot read the database's schema version");
     if (v > kSchemaVersion) {
-      return Status::Error("unavailable", "database schema version " + std::to_string(v) +
+      return Status::Error(ErrorCode::kUnavailable, "database schema version " + std::to_string(v) +
                                               " is newer than this program (" + std::to_string(kSchemaVersion) + ")");
     }
     for (; v < kSchemaVersion; ++v) {
@@ -962,7 +962,7 @@ class SqliteStore final : public Store {
   }
 
   static Status Fail(const Stmt& st) {
-    return st.status().ok() ? Status::Error("internal", "query returned no row") : st.status();
+    return st.status().ok() ? Status::Error(ErrorCode::kInternal, "query returned no row") : st.status();
   }
 
   // The stored refunds a query over (terminal_id, checkout_id) selects.
@@ -973,7 +973,7 @@ class SqliteStore final : public Store {
     std::vector<sync::Refund> out;
     while (st.Step()) {
       auto r = sync::ParseMessage<sync::Refund>(st.Text(0));
-      if (!r.ok()) return Status::Error("internal", "stored refund: " + r.status().message());
+      if (!r.ok()) return Status::Error(ErrorCode::kInternal, "stored refund: " + r.status().message());
       out.push_back(std::move(*r));
     }
     if (!st.status().ok()) return st.status();
@@ -986,7 +986,7 @@ class SqliteStore final : public Store {
     while (st.Step()) sum += st.Int(0);
     if (!st.status().ok()) return st.status();
     if (sum > std::numeric_limits<int64_t>::max() || sum < std::numeric_limits<int64_t>::min()) {
-      return Status::Error("overflow", "a sum of points leaves 64 bits");
+      return Status::Error(ErrorCode::kOverflow, "a sum of points leaves 64 bits");
     }
     return static_cast<int64_t>(sum);
   }

@@ -39,11 +39,11 @@ TEST(JsonDepth, ThirtyTwoLevelsAreAcceptedThirtyThreeRefusedForEveryKind) {
     EXPECT_EQ(*ok, json::parse(Nest(32, kind)));
     auto deep = ParseJson(Nest(33, kind));
     ASSERT_FALSE(deep.ok());
-    EXPECT_EQ(deep.status().code(), "bad_request");
+    EXPECT_EQ(deep.status().code(), ErrorCode::kBadRequest);
     EXPECT_EQ(deep.status().message(), "the body nests deeper than 32 levels");
   }
   EXPECT_TRUE(ParseJsonObject(BodyNest(32)).ok());
-  EXPECT_EQ(ParseJsonObject(BodyNest(33)).status().code(), "bad_request");
+  EXPECT_EQ(ParseJsonObject(BodyNest(33)).status().code(), ErrorCode::kBadRequest);
 }
 
 TEST(JsonDepth, ScalarsAreLevelZeroAndEmptyContainersLevelOne) {
@@ -74,7 +74,7 @@ TEST(JsonDepth, EscapedQuotesDoNotEndAString) {
   // \\ is a whole escape: the quote after it closes the string, and the brackets count.
   const std::string closed = "[\"\\\\\"," + Nest(32, "array") + "]";
   EXPECT_EQ(JsonDepth(closed), 33);
-  EXPECT_EQ(ParseJson(closed).status().code(), "bad_request");
+  EXPECT_EQ(ParseJson(closed).status().code(), ErrorCode::kBadRequest);
   const std::string closed_ok = "[\"\\\\\"," + Nest(31, "array") + "]";
   EXPECT_TRUE(ParseJson(closed_ok).ok());
   // \u0022 is a quote character in the value but not in the text.
@@ -94,7 +94,7 @@ TEST(JsonDepth, AHundredThousandLevelsAreRefusedWithoutRecursion) {
   deep += std::string(100000, ']');
   auto r = ParseJson(deep);
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().code(), "bad_request");
+  EXPECT_EQ(r.status().code(), ErrorCode::kBadRequest);
   EXPECT_EQ(r.status().message(), "the body nests deeper than 32 levels");
   std::string objects;
   for (int i = 0; i < 100000; ++i) objects += "{\"a\":";
@@ -111,7 +111,7 @@ TEST(ParseJson, RefusesInvalidUtf8EverywhereWithBadRequest) {
                           std::string("{\"k\":\"\xe4\xb8\"}"), std::string("{\"\xff\":1}")}) {
     auto r = ParseJsonObject(bad);
     ASSERT_FALSE(r.ok()) << bad;
-    EXPECT_EQ(r.status().code(), "bad_request");
+    EXPECT_EQ(r.status().code(), ErrorCode::kBadRequest);
     EXPECT_EQ(r.status().message(), "the body is not valid UTF-8");
   }
   auto ok = ParseJsonObject("{\"name\":\"张三\"}");
@@ -123,7 +123,7 @@ TEST(ParseJson, RefusesWhatIsNotJsonOrNotAnObject) {
   for (const char* bad : {"", "{", "{\"a\":1,}", "{\"a\":1} x", "[1] [2]", "{/*c*/}", "{'a':1}", "nul"}) {
     auto r = ParseJson(bad);
     ASSERT_FALSE(r.ok()) << bad;
-    EXPECT_EQ(r.status().code(), "bad_request");
+    EXPECT_EQ(r.status().code(), ErrorCode::kBadRequest);
     EXPECT_EQ(r.status().message(), "the body is not valid JSON");
   }
   // nlohmann alone reads up to a NUL and ignores the rest; JSON has no NUL outside escapes.
@@ -131,7 +131,7 @@ TEST(ParseJson, RefusesWhatIsNotJsonOrNotAnObject) {
                           std::string("9\0\xff", 3), std::string("{\"a\":\"x\0\"}", 10)}) {
     auto r = ParseJson(nul);
     ASSERT_FALSE(r.ok()) << nul.size();
-    EXPECT_EQ(r.status().code(), "bad_request");
+    EXPECT_EQ(r.status().code(), ErrorCode::kBadRequest);
   }
   EXPECT_TRUE(ParseJson("[1]").ok());
   EXPECT_TRUE(ParseJson(" 7 ").ok());
@@ -145,7 +145,7 @@ TEST(ParseJson, MaxBytesIsInclusive) {
   EXPECT_TRUE(ParseJson("{\"a\":123}", limits).ok());  // 9 bytes
   auto r = ParseJson("{\"a\":1234}", limits);
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().code(), "bad_request");
+  EXPECT_EQ(r.status().code(), ErrorCode::kBadRequest);
   EXPECT_EQ(r.status().message(), "the body is larger than 9 bytes");
 }
 

@@ -30,13 +30,13 @@ TEST_F(SecretFileTest, AnyGroupOrWorldBitIsRefusedForAKeyNamingTheFile) {
   const std::string path = Write("k.pem", "key", 0644);
   auto r = ReadSecretFile(path);
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().code(), "secret_file_refused");
+  EXPECT_EQ(r.status().code(), ErrorCode::kSecretFileRefused);
   EXPECT_EQ(r.status().message(), path +
                                       ": has mode 0644, which lets users other than its owner "
                                       "read or change it; chmod 600 it");
   for (mode_t mode : {0640, 0620, 0610, 0604, 0602, 0601, 0660, 0666}) {
     auto m = ReadSecretFile(Write("m.pem", "key", mode));
-    EXPECT_EQ(m.status().code(), "secret_file_refused") << std::oct << mode;
+    EXPECT_EQ(m.status().code(), ErrorCode::kSecretFileRefused) << std::oct << mode;
   }
 }
 
@@ -48,7 +48,7 @@ TEST_F(SecretFileTest, GroupReadIsAllowedOnlyWhenAsked) {
   EXPECT_TRUE(ReadSecretFile(Write("t", "tok", 0440), SecretAccess::kOwnerAndGroupRead).ok());
   for (mode_t mode : {0644, 0660, 0650, 0641, 0642, 0604}) {
     auto r = ReadSecretFile(Write("t", "tok", mode), SecretAccess::kOwnerAndGroupRead);
-    EXPECT_EQ(r.status().code(), "secret_file_refused") << std::oct << mode;
+    EXPECT_EQ(r.status().code(), ErrorCode::kSecretFileRefused) << std::oct << mode;
   }
   EXPECT_FALSE(ReadSecretFile(Write("t", "tok", 0640), SecretAccess::kOwnerOnly).ok());
 }
@@ -59,7 +59,7 @@ TEST_F(SecretFileTest, ASymbolicLinkIsRefusedEvenToAPrivateFile) {
   ASSERT_EQ(::symlink(target.c_str(), link.c_str()), 0);
   auto r = ReadSecretFile(link);
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().code(), "secret_file_refused");
+  EXPECT_EQ(r.status().code(), ErrorCode::kSecretFileRefused);
   EXPECT_EQ(r.status().message().rfind(link + ": is a symbolic link", 0), 0u) << r.status().message();
   EXPECT_TRUE(ReadSecretFile(target).ok());
 }
@@ -67,19 +67,19 @@ TEST_F(SecretFileTest, ASymbolicLinkIsRefusedEvenToAPrivateFile) {
 TEST_F(SecretFileTest, NotARegularFileMissingAndTooLarge) {
   ASSERT_EQ(::chmod(dir_.c_str(), 0700), 0);
   auto d = ReadSecretFile(dir_);
-  EXPECT_EQ(d.status().code(), "secret_file_refused");
+  EXPECT_EQ(d.status().code(), ErrorCode::kSecretFileRefused);
   EXPECT_EQ(d.status().message(), dir_ + ": not a regular file");
   const std::string fifo = dir_ + "/fifo.key";
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
   EXPECT_EQ(ReadSecretFile(fifo).status().message(),
             fifo + ": not a regular file");  // and it does not block
   auto m = ReadSecretFile(dir_ + "/nope");
-  EXPECT_EQ(m.status().code(), "not_found");
+  EXPECT_EQ(m.status().code(), ErrorCode::kNotFound);
   EXPECT_EQ(m.status().message(), dir_ + "/nope: cannot open: No such file or directory");
   // The cap at its edge.
   EXPECT_TRUE(ReadSecretFile(Write("max", std::string(100, 'a'), 0600), SecretAccess::kOwnerOnly, 100).ok());
   auto big = ReadSecretFile(Write("big", std::string(101, 'a'), 0600), SecretAccess::kOwnerOnly, 100);
-  EXPECT_EQ(big.status().code(), "secret_file_refused");
+  EXPECT_EQ(big.status().code(), ErrorCode::kSecretFileRefused);
   EXPECT_EQ(big.status().message(), dir_ + "/big: larger than 100 bytes");
 }
 

@@ -13,6 +13,8 @@
 
 #include "loyalty/base/encoding.h"
 #include "loyalty/checkout/service.h"
+#include "loyalty/checkout/views.h"
+#include "loyalty/http/errors.h"
 #include "loyalty/codes/mint.h"
 #include "loyalty/ledger/ledger.h"
 #include "support/files.h"
@@ -78,14 +80,31 @@ class CheckoutFixture : public ::testing::Test {
     ASSERT_TRUE(ledger_->Commit().ok());
   }
 
-  // A body written as text is checked to be exactly what dump() prints of its document
-  // (compact, keys in order), then parsed for the test to look into.
-  static ApiResult Parsed(ApiResult r) {
-    if (!r.text.empty()) {
-      r.body = nlohmann::json::parse(r.text);
-      EXPECT_EQ(r.text, r.body.dump());
+  // A use case's outcome as the POS API answers it (the view of checkout/views.h, or the
+  // error with its status from loyalty/http/errors.h). The text is checked to be exactly
+  // what dump() prints of its document (compact, keys in order), then parsed for the test
+  // to look into.
+  struct Answer {
+    int status = 0;
+    nlohmann::json body;
+    std::string text;
+    const std::string& Text() const { return text; }
+    const nlohmann::json& Json() const { return body; }
+  };
+  template <typename T>
+  static Answer Parsed(const Result<T>& r) {
+    Answer a;
+    if (r.ok()) {
+      a.status = 200;
+      a.text = std::string(ViewJson(*r));
+    } else {
+      http::Response e = http::ErrorResponse(r.status());
+      a.status = e.status;
+      a.text = e.body;
     }
-    return r;
+    a.body = nlohmann::json::parse(a.text);
+    EXPECT_EQ(a.text, a.body.dump());
+    return a;
   }
 
   loyalty::testing::TempDir dir_{"checkout_test"};

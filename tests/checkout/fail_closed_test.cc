@@ -67,11 +67,11 @@ class FailClosedTest : public CheckoutFixture {
     for (auto it = extra.begin(); it != extra.end(); ++it) body[it.key()] = it.value();
     return body;
   }
-  ApiResult Commit(const std::string& id, json extra = json::object()) {
+  Answer Commit(const std::string& id, json extra = json::object()) {
     return Parsed(service_->Commit(*ledger_, CommitBody(id, Code(), std::move(extra))));
   }
-  ApiResult Refund(const std::string& refund_id, const std::string& checkout_id) {
-    return service_->Refund(*ledger_, {{"refund_id", refund_id}, {"checkout_id", checkout_id}, {"reason", "void"}});
+  Answer Refund(const std::string& refund_id, const std::string& checkout_id) {
+    return Parsed(service_->Refund(*ledger_, {{"refund_id", refund_id}, {"checkout_id", checkout_id}, {"reason", "void"}}));
   }
 
   // What a refused write must leave unchanged.
@@ -81,7 +81,7 @@ class FailClosedTest : public CheckoutFixture {
   };
   State Now() { return {ledger_->EntryCount().value(), ledger_->GetMember(kMember).value()->balance}; }
 
-  static void ExpectRefused(const ApiResult& r, const char* code = "unavailable") {
+  static void ExpectRefused(const Answer& r, const char* code = "unavailable") {
     EXPECT_EQ(r.status, 503) << r.Text();
     EXPECT_EQ(r.Json()["error"]["code"], code) << r.Text();
   }
@@ -92,7 +92,7 @@ TEST_F(FailClosedTest, TheSeamFailsTheNthMatchingStepOnly) {
   EXPECT_TRUE(ledger_->GetMember(kMember).ok());
   auto second = ledger_->GetMember(kMember);
   ASSERT_FALSE(second.ok());
-  EXPECT_EQ(second.status().code(), "unavailable");
+  EXPECT_EQ(second.status().code(), ErrorCode::kUnavailable);
   EXPECT_TRUE(ledger_->GetMember(kMember).ok());
   EXPECT_EQ(sqlite::StepFaultsFired(), 1);
   EXPECT_FALSE(ledger_->damaged());
@@ -100,9 +100,9 @@ TEST_F(FailClosedTest, TheSeamFailsTheNthMatchingStepOnly) {
 
 TEST_F(FailClosedTest, IdentifyOfARevokedDeviceWhoseRevocationReadFailsIsRefused) {
   ASSERT_TRUE(ledger_->PutRevocation(codes::Ed25519PublicFromSeed(dev_seed_)).ok());
-  EXPECT_EQ(service_->Identify(*ledger_, {{"code", Code()}}).body["error"]["code"], "code_revoked");
+  EXPECT_EQ(Parsed(service_->Identify(*ledger_, Code())).body["error"]["code"], "code_revoked");
   Fail(kRevocationRead);
-  ExpectRefused(service_->Identify(*ledger_, {{"code", Code()}}));
+  ExpectRefused(Parsed(service_->Identify(*ledger_, Code())));
   // The same read in a commit.
   State before = Now();
   ExpectRefused(Commit("c1"));
@@ -113,7 +113,7 @@ TEST_F(FailClosedTest, ReplayCheckThatCannotReadIsRefused) {
   std::string code = Code();
   ASSERT_EQ(Parsed(service_->Commit(*ledger_, CommitBody("c1", code))).status, 200);
   Fail(kBindingRead);
-  ExpectRefused(service_->Identify(*ledger_, {{"code", code}}));
+  ExpectRefused(Parsed(service_->Identify(*ledger_, code)));
   State before = Now();
   ExpectRefused(Parsed(service_->Commit(*ledger_, CommitBody("c2", code))));
   ExpectRefused(Parsed(service_->Quote(*ledger_, CommitBody("q1", code))));
@@ -147,12 +147,12 @@ TEST_F(FailClosedTest, BalanceReadFailingOnARedeemRefusesIt) {
 
 TEST_F(FailClosedTest, MemberReadFailingIsRefusedNotMemberUnknown) {
   Fail(kMemberRead);
-  ExpectRefused(service_->Identify(*ledger_, {{"code", "100000000042"}}));  // a channel card
-  ExpectRefused(service_->Identify(*ledger_, {{"code", Code()}}));          // a dynamic code
-  ExpectRefused(service_->GetMember(*ledger_, std::to_string(kMember)));
+  ExpectRefused(Parsed(service_->Identify(*ledger_, "100000000042")));  // a channel card
+  ExpectRefused(Parsed(service_->Identify(*ledger_, Code())));          // a dynamic code
+  ExpectRefused(Parsed(service_->GetMember(*ledger_, std::to_string(kMember))));
   sqlite::ClearStepFaults();
   Fail(kIdentityRead);
-  ExpectRefused(service_->Identify(*ledger_, {{"code", "100000000042"}}));
+  ExpectRefused(Parsed(service_->Identify(*ledger_, "100000000042")));
 }
 
 TEST_F(FailClosedTest, CouponReadFailingIsRefusedNotCouponInvalid) {
@@ -208,7 +208,7 @@ TEST_F(FailClosedTest, ACorruptionErrorLatchesTheLedgerDamaged) {
     ++called;
     reason = why;
   });
-  ExpectRefused(service_->Identify(*ledger_, {{"code", Code()}}), "ledger_damaged");
+  ExpectRefused(Parsed(service_->Identify(*ledger_, Code())), "ledger_damaged");
   EXPECT_TRUE(ledger_->damaged());
   EXPECT_EQ(called, 1);
   EXPECT_NE(reason.find("injected"), std::string::npos) << reason;

@@ -32,7 +32,7 @@ TEST(Requests, BodiesNestAtMostThirtyTwoLevels) {
   EXPECT_TRUE(ParseCheckoutRequest(*at_limit, true).ok());
   auto over = ParseJsonObject(text + ",\"x\":" + nested(32) + "}");
   ASSERT_FALSE(over.ok());
-  EXPECT_EQ(over.status().code(), "bad_request");
+  EXPECT_EQ(over.status().code(), ErrorCode::kBadRequest);
   EXPECT_EQ(over.status().message(), "the body nests deeper than 32 levels");
   EXPECT_EQ(ParseJsonObject(nested(100000)).status().message(), "the body nests deeper than 32 levels");
   // Brackets in a SKU are text.
@@ -89,7 +89,7 @@ TEST(Requests, LimitsAtMaxAndMaxPlusOne) {
 TEST(Requests, MessagesNameTheField) {
   auto r = ParseCheckoutRequest({{"checkout_id", "c"}, {"lines", {Line(), Line(1, "x")}}}, false);
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().code(), "bad_request");
+  EXPECT_EQ(r.status().code(), ErrorCode::kBadRequest);
   EXPECT_NE(r.status().message().find("lines[1].unit_price_cents"), std::string::npos) << r.status().message();
 }
 

@@ -24,7 +24,7 @@ class ServiceTest : public CheckoutFixture {
  protected:
   void Seed(const std::string& tier, int64_t points, int birthday_month = 0) { SeedMember(tier, points, birthday_month); }
 
-  ApiResult Commit(const std::string& id, json extra = json::object()) {
+  Answer Commit(const std::string& id, json extra = json::object()) {
     json body{{"checkout_id", id}, {"member_code", Code()}, {"lines", Basket()}};
     for (auto it = extra.begin(); it != extra.end(); ++it) body[it.key()] = it.value();
     return Parsed(service_->Commit(*ledger_, body));
@@ -34,14 +34,14 @@ class ServiceTest : public CheckoutFixture {
 TEST_F(ServiceTest, RefundWindowClosesAfterExactlySevenDays) {
   ASSERT_EQ(Commit("c1").status, 200);
   clock_.advance_ms(7 * 86400 * 1000);
-  auto ok = service_->Refund(*ledger_, {{"refund_id", "r1"}, {"checkout_id", "c1"}, {"lines", {{{"line", 0}, {"qty", 1}}}}});
+  auto ok = Parsed(service_->Refund(*ledger_, {{"refund_id", "r1"}, {"checkout_id", "c1"}, {"lines", {{{"line", 0}, {"qty", 1}}}}}));
   EXPECT_EQ(ok.status, 200) << ok.body.dump();
   clock_.advance_ms(1000);
-  auto late = service_->Refund(*ledger_, {{"refund_id", "r2"}, {"checkout_id", "c1"}, {"lines", {{{"line", 0}, {"qty", 1}}}}});
+  auto late = Parsed(service_->Refund(*ledger_, {{"refund_id", "r2"}, {"checkout_id", "c1"}, {"lines", {{{"line", 0}, {"qty", 1}}}}}));
   EXPECT_EQ(late.status, 422);
   EXPECT_EQ(late.body["error"]["code"], "refund_window_closed");
   // The window is checked before the unit count.
-  auto both = service_->Refund(*ledger_, {{"refund_id", "r3"}, {"checkout_id", "c1"}, {"lines", {{{"line", 0}, {"qty", 5}}}}});
+  auto both = Parsed(service_->Refund(*ledger_, {{"refund_id", "r3"}, {"checkout_id", "c1"}, {"lines", {{{"line", 0}, {"qty", 5}}}}}));
   EXPECT_EQ(both.body["error"]["code"], "refund_window_closed");
 }
 
@@ -87,7 +87,7 @@ TEST_F(ServiceTest, CommitBodyAgreesWithTheQuoteTheMemberViewAndItsReplay) {
   EXPECT_EQ(c.body["entries"].size(), 2u);  // earn and redeem
   EXPECT_EQ(c.body["committed_at"], FormatRfc3339(kT0));
 
-  auto view = service_->GetMember(*ledger_, std::to_string(kMember));
+  auto view = Parsed(service_->GetMember(*ledger_, std::to_string(kMember)));
   ASSERT_EQ(view.status, 200);
   view.body.erase("recent_entries");
   EXPECT_EQ(c.body["member"], view.body);
@@ -102,10 +102,10 @@ TEST_F(ServiceTest, CommitBodyAgreesWithTheQuoteTheMemberViewAndItsReplay) {
 TEST_F(ServiceTest, AReplayedCommitReturnsTheStoredBodyByteForByte) {
   Seed("member", 0);
   json body{{"checkout_id", "r1"}, {"member_code", Code()}, {"lines", Basket()}};
-  auto first = service_->Commit(*ledger_, body);
+  auto first = Parsed(service_->Commit(*ledger_, body));
   ASSERT_EQ(first.status, 200) << first.Text();
   clock_.advance_ms(5000);
-  auto second = service_->Commit(*ledger_, body);
+  auto second = Parsed(service_->Commit(*ledger_, body));
   ASSERT_EQ(second.status, 200) << second.Text();
   EXPECT_EQ(second.text, first.text);
   EXPECT_EQ(first.text, json::parse(first.text).dump());
@@ -131,7 +131,7 @@ TEST_F(ServiceTest, CheckoutEntriesAndLocalSpendFollowCommitsAndRefunds) {
   clock_.advance_ms(700 * 1000);  // past the redemption cooldown
   auto b = Commit("s2");
   ASSERT_EQ(b.status, 200) << b.body.dump();
-  auto r = service_->Refund(*ledger_, {{"refund_id", "rf1"}, {"checkout_id", "s1"}, {"lines", {{{"line", 1}, {"qty", 1}}}}});
+  auto r = Parsed(service_->Refund(*ledger_, {{"refund_id", "rf1"}, {"checkout_id", "s1"}, {"lines", {{{"line", 1}, {"qty", 1}}}}}));
   ASSERT_EQ(r.status, 200) << r.Text();
   auto entries = ledger_->EntriesForCheckout("s1").value();
   std::vector<std::string> ids;
@@ -157,7 +157,7 @@ TEST_F(ServiceTest, CheckoutEntriesAndLocalSpendFollowCommitsAndRefunds) {
 TEST_F(ServiceTest, ReplaysAreAnsweredByTheEarlierCheckoutWhateverRefusesThem) {
   Seed("vip", 0);
   json body{{"checkout_id", "k1"}, {"member_code", Code()}, {"lines", Basket()}};
-  auto first = service_->Commit(*ledger_, body);
+  auto first = Parsed(service_->Commit(*ledger_, body));
   ASSERT_EQ(first.status, 200) << first.Text();
   int64_t entries = ledger_->EntryCount().value();
   // The code's validity has passed and the member is frozen since.
@@ -168,12 +168,12 @@ TEST_F(ServiceTest, ReplaysAreAnsweredByTheEarlierCheckoutWhateverRefusesThem) {
   m->frozen_reason = "manual";
   ASSERT_TRUE(ledger_->UpsertMember(*m).ok());
   ASSERT_TRUE(ledger_->Commit().ok());
-  auto again = service_->Commit(*ledger_, body);
+  auto again = Parsed(service_->Commit(*ledger_, body));
   ASSERT_EQ(again.status, 200) << again.Text();
   EXPECT_EQ(again.text, first.text);
   json other = body;
   other["tender"] = "cash";
-  auto conflict = service_->Commit(*ledger_, other);
+  auto conflict = Parsed(service_->Commit(*ledger_, other));
   EXPECT_EQ(conflict.status, 409);
   EXPECT_EQ(conflict.body["error"]["code"], "idempotency_conflict");
   EXPECT_EQ(ledger_->EntryCount().value(), entries);
@@ -186,18 +186,18 @@ TEST_F(ServiceTest, ReplaysAreAnsweredByTheEarlierCheckoutWhateverRefusesThem) {
   ASSERT_TRUE(ledger_->PutIdentity("wechat", "123456789012", kMember).ok());
   ASSERT_TRUE(ledger_->Commit().ok());
   json card{{"checkout_id", "k2"}, {"member_code", "123456789012"}, {"lines", Basket()}};
-  auto c1 = service_->Commit(*ledger_, card);
+  auto c1 = Parsed(service_->Commit(*ledger_, card));
   ASSERT_EQ(c1.status, 200) << c1.Text();
   int64_t balance = ledger_->GetMember(kMember).value()->balance;
   entries = ledger_->EntryCount().value();
-  auto c2 = service_->Commit(*ledger_, card);
+  auto c2 = Parsed(service_->Commit(*ledger_, card));
   ASSERT_EQ(c2.status, 200) << c2.Text();
   EXPECT_EQ(c2.text, c1.text);
   EXPECT_EQ(ledger_->EntryCount().value(), entries);
   EXPECT_EQ(ledger_->GetMember(kMember).value()->balance, balance);
   // An id never committed: the refusal stands.
   json bad{{"checkout_id", "k3"}, {"member_code", "123456789012"}, {"lines", json::array()}};
-  EXPECT_EQ(service_->Commit(*ledger_, bad).status, 400);
+  EXPECT_EQ(Parsed(service_->Commit(*ledger_, bad)).status, 400);
 }
 
 TEST_F(ServiceTest, RedeemCooldownEndsAtExactlyTenMinutes) {
@@ -215,14 +215,14 @@ TEST_F(ServiceTest, LotsExpireAfterTheLastSecondOfTheTwelfthMonth) {
   auto c = Commit("c1");
   ASSERT_EQ(c.status, 200);
   EXPECT_EQ(c.body["balance_after"], 168);
-  auto m = service_->GetMember(*ledger_, std::to_string(kMember));
+  auto m = Parsed(service_->GetMember(*ledger_, std::to_string(kMember)));
   ASSERT_EQ(m.body["lots"].size(), 1u);
   // Earned 2026-11-18 (Shanghai) → valid through 2027-11-30T23:59:59+08:00.
   EXPECT_EQ(m.body["lots"][0]["expires_at"], "2027-11-30T15:59:59Z");
   clock_.set_now_s(*ParseRfc3339("2027-11-30T15:59:59Z"));
-  EXPECT_EQ(service_->GetMember(*ledger_, std::to_string(kMember)).body["available_balance"], 168);
+  EXPECT_EQ(Parsed(service_->GetMember(*ledger_, std::to_string(kMember))).body["available_balance"], 168);
   clock_.set_now_s(*ParseRfc3339("2027-11-30T16:00:00Z"));
-  auto after = service_->GetMember(*ledger_, std::to_string(kMember));
+  auto after = Parsed(service_->GetMember(*ledger_, std::to_string(kMember)));
   EXPECT_EQ(after.body["available_balance"], 0);
   EXPECT_EQ(after.body["balance"], 168);  // HQ writes the expire entry; the terminal does not
   EXPECT_EQ(after.body["lots"].size(), 0u);
@@ -244,7 +244,7 @@ TEST_F(ServiceTest, BlackTierInTheBirthdayMonthEarnsDouble) {
 }
 
 TEST_F(ServiceTest, IdentificationLastsThirtyMinutes) {
-  auto id = service_->Identify(*ledger_, {{"code", Code()}});
+  auto id = Parsed(service_->Identify(*ledger_, Code()));
   ASSERT_EQ(id.status, 200) << id.body.dump();
   std::string ident = id.body["identification"]["id"];
   EXPECT_EQ(id.body["identification"]["expires_at"], FormatRfc3339(kT0 + 1800));
@@ -286,7 +286,7 @@ TEST_F(ServiceTest, ClawbackBelowZeroLeavesADebtThatNewPointsPayFirst) {
   auto e2 = Commit("e2", {{"lines", Basket()}, {"redeem_points", 800}});
   ASSERT_EQ(e2.status, 200) << e2.body.dump();
   clock_.advance_ms(1000);
-  auto refund = service_->Refund(*ledger_, {{"refund_id", "r"}, {"checkout_id", "e1"}, {"reason", "void"}});
+  auto refund = Parsed(service_->Refund(*ledger_, {{"refund_id", "r"}, {"checkout_id", "e1"}, {"reason", "void"}}));
   ASSERT_EQ(refund.status, 200) << refund.body.dump();
   EXPECT_EQ(refund.body["points_clawed_back"], 1000);
   int64_t after = refund.body["balance_after"];
@@ -351,7 +351,7 @@ TEST_F(ServiceTest, UntrustedWallClockIsReplacedByHqTime) {
   std::string code = Code();
   clock_.set_now_s(kT0 - 86400);
   EXPECT_TRUE(trusted_.untrusted(clock_));
-  auto id = service_->Identify(*ledger_, {{"code", code}});
+  auto id = Parsed(service_->Identify(*ledger_, code));
   EXPECT_EQ(id.status, 200) << id.body.dump();
 }
 

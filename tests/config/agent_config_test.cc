@@ -67,7 +67,7 @@ TEST(AgentConfig, DeepNestingIsRefusedBeforeTheTomlParser) {
   deep += "]\n";
   auto r = ParseAgentConfig(deep, kFile);
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().code(), "config_invalid");
+  EXPECT_EQ(r.status().code(), ErrorCode::kConfigInvalid);
   EXPECT_NE(r.status().message().find(std::string(kFile) + ":3: nests deeper than 32 levels"), std::string::npos)
       << r.status().message();
   std::string hq = "[hq]\nx = " + std::string(100000, '[') + "\n";
@@ -79,7 +79,7 @@ TEST(AgentConfig, DeepNestingIsRefusedBeforeTheTomlParser) {
 TEST(AgentConfig, SyntaxErrorsGiveLineAndColumn) {
   auto r = ParseAgentConfig("[agent]\nterminal_id = \"T01\"\nstore_id = \n", kFile);
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().code(), "config_invalid");
+  EXPECT_EQ(r.status().code(), ErrorCode::kConfigInvalid);
   EXPECT_EQ(r.status().message().rfind(std::string(kFile) + ":3:", 0), 0u) << r.status().message();
 
   auto dup = ParseAgentConfig("[agent]\nterminal_id = \"T01\"\nterminal_id = \"T02\"\n", kFile);
@@ -204,7 +204,7 @@ TEST(AgentConfig, LoadReadsTheFileAndAnchorsPathsThere) {
 
   auto missing = LoadAgentConfig(dir + "/nope.toml");
   ASSERT_FALSE(missing.ok());
-  EXPECT_EQ(missing.status().code(), "config_invalid");
+  EXPECT_EQ(missing.status().code(), ErrorCode::kConfigInvalid);
   EXPECT_EQ(missing.status().message(), dir + "/nope.toml: cannot open: No such file or directory");
 
   // Over 1 MiB is refused before parsing.

@@ -20,7 +20,7 @@ const std::string kTls = "tls_cert_file = \"hq.pem\"\ntls_key_file = \"hq.key\"\
   do {                                                                                   \
     auto r_ = (result);                                                                  \
     ASSERT_FALSE(r_.ok());                                                               \
-    EXPECT_EQ(r_.status().code(), "config_invalid");                                     \
+    EXPECT_EQ(r_.status().code(), ErrorCode::kConfigInvalid);                                     \
     EXPECT_EQ(r_.status().message(), std::string(kHqFile) + ": " + (key_and_reason));    \
   } while (0)
 

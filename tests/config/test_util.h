@@ -39,7 +39,7 @@ inline AgentConfig MustParse(const Parts& p) {
   do {                                                                                     \
     auto r_ = ::loyalty::config::testing::Parse(parts);                                    \
     ASSERT_FALSE(r_.ok()) << "accepted:\n" << ::loyalty::config::testing::Build(parts);    \
-    EXPECT_EQ(r_.status().code(), "config_invalid");                                       \
+    EXPECT_EQ(r_.status().code(), ErrorCode::kConfigInvalid);                                       \
     EXPECT_EQ(r_.status().message(), std::string(::loyalty::config::testing::kFile) + ": " + (key_and_reason)); \
   } while (0)
 

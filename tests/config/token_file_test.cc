@@ -31,7 +31,7 @@ TEST_F(TokenFileTest, WorldAccessIsRefused) {
   const std::string path = Write("api.token", "secret\n", 0644);
   auto t = ReadTokenFile(path, SecretAccess::kOwnerAndGroupRead);
   ASSERT_FALSE(t.ok());
-  EXPECT_EQ(t.status().code(), "config_invalid");
+  EXPECT_EQ(t.status().code(), ErrorCode::kConfigInvalid);
   EXPECT_EQ(t.status().message(), path +
                                       ": has mode 0644, which lets users other than its owner and "
                                       "its group read it, "
@@ -47,7 +47,7 @@ TEST_F(TokenFileTest, TheAdminTokenIsOwnerOnly) {
   EXPECT_TRUE(ReadTokenFile(Write("admin.token", "secret\n", 0600)).ok());
   auto g = ReadTokenFile(Write("admin.token", "secret\n", 0640));
   ASSERT_FALSE(g.ok());
-  EXPECT_EQ(g.status().code(), "config_invalid");
+  EXPECT_EQ(g.status().code(), ErrorCode::kConfigInvalid);
 }
 
 TEST_F(TokenFileTest, ASymbolicLinkIsRefused) {
@@ -96,7 +96,7 @@ TEST_F(TokenFileTest, ConfiguredSecretsNameTheConfigTheKeyAndTheFile) {
   ASSERT_EQ(::chmod(key.c_str(), 0644), 0);
   auto bad = ReadConfiguredSecret("/etc/loyaltyd/agent.toml", "hq.key_file", key);
   ASSERT_FALSE(bad.ok());
-  EXPECT_EQ(bad.status().code(), "config_invalid");
+  EXPECT_EQ(bad.status().code(), ErrorCode::kConfigInvalid);
   EXPECT_EQ(bad.status().message(), "/etc/loyaltyd/agent.toml: hq.key_file: " + key +
                                         ": has mode 0644, which lets users other than its owner read "
                                         "or change it; "

@@ -65,7 +65,7 @@ TEST_F(SinceTest, Rfc3339AndRefusals) {
     auto r = ParseSince(bad, shanghai_);
     EXPECT_FALSE(r.ok()) << "'" << bad << "'";
     if (!r.ok()) {
-      EXPECT_EQ(r.status().code(), "bad_request");
+      EXPECT_EQ(r.status().code(), ErrorCode::kBadRequest);
       EXPECT_NE(r.status().message().find("RFC 3339"), std::string::npos);
     }
   }

@@ -352,7 +352,7 @@ TEST(HidPosLayout, ValidateRejectsFieldsOutsideTheReport) {
   HidPosLayout l;
   l.report_size = 64;
   l.data_len = 60;  // 5 + 60 > 64
-  EXPECT_EQ(l.Validate().code(), "invalid_argument");
+  EXPECT_EQ(l.Validate().code(), ErrorCode::kInvalidArgument);
   l = {};
   l.report_size = 64;
   l.flags_offset = 64;

@@ -106,23 +106,23 @@ TEST_F(ImageDecode, CorruptFiles) {
   const std::string png = testing::ReadBytes(png_);
   testing::WriteBytes(dir_ / "truncated.png", png.substr(0, png.size() / 2));
   auto r = DecodeImageFile(dir_ / "truncated.png");
-  EXPECT_EQ(r.status().code(), "unreadable_image");
+  EXPECT_EQ(r.status().code(), ErrorCode::kUnreadableImage);
   std::string flipped = png;
   for (size_t i = 40; i < flipped.size(); i += 7) flipped[i] ^= 0x5A;
   testing::WriteBytes(dir_ / "flipped.png", flipped);
   r = DecodeImageFile(dir_ / "flipped.png");
   EXPECT_TRUE(!r.ok() || r->empty());  // either unreadable or decodes to nothing, never a crash
   testing::WriteBytes(dir_ / "text.png", "this is not an image\n");
-  EXPECT_EQ(DecodeImageFile(dir_ / "text.png").status().code(), "unreadable_image");
+  EXPECT_EQ(DecodeImageFile(dir_ / "text.png").status().code(), ErrorCode::kUnreadableImage);
   testing::WriteBytes(dir_ / "empty.png", "");
-  EXPECT_EQ(DecodeImageFile(dir_ / "empty.png").status().code(), "unreadable_image");
-  EXPECT_EQ(DecodeImageFile(dir_ / "missing.png").status().code(), "not_found");
+  EXPECT_EQ(DecodeImageFile(dir_ / "empty.png").status().code(), ErrorCode::kUnreadableImage);
+  EXPECT_EQ(DecodeImageFile(dir_ / "missing.png").status().code(), ErrorCode::kNotFound);
 }
 
 TEST(ImageDecodeLimits, HugeDimensionsRejectedBeforeAllocating) {
   const std::string pgm = "P5\n20000 20000\n255\n" + std::string(64, '\0');
   auto r = DecodeImageBytes(reinterpret_cast<const uint8_t*>(pgm.data()), pgm.size());
-  EXPECT_EQ(r.status().code(), "image_too_large");
+  EXPECT_EQ(r.status().code(), ErrorCode::kImageTooLarge);
 }
 
 Result<ImageHeader> Header(const std::string& bytes) {
@@ -145,14 +145,14 @@ TEST(ImageDecodeLimits, DecodedSizeLimitAtItsEdge) {
   testing::PngSpec over = at;
   over.height = 2049;  // one more row
   auto o = Header(testing::MakePng(over));
-  EXPECT_EQ(o.status().code(), "image_too_large");
+  EXPECT_EQ(o.status().code(), ErrorCode::kImageTooLarge);
   // The same pixels at 8 bits are half the bytes, and pass.
   testing::PngSpec eight = over;
   eight.bit_depth = 8;
   EXPECT_TRUE(Header(testing::MakePng(eight)).ok());
   // And the pixel count has its own cap (what ZXing is given): 16 megapixels.
   EXPECT_TRUE(Header(testing::MakePng(testing::Spec(4000, 4000, 8, 0, true))).ok());
-  EXPECT_EQ(Header(testing::MakePng(testing::Spec(4000, 4001, 8, 0, true))).status().code(), "image_too_large");
+  EXPECT_EQ(Header(testing::MakePng(testing::Spec(4000, 4001, 8, 0, true))).status().code(), ErrorCode::kImageTooLarge);
 }
 
 // The decompression bomb: a small 16-bit 4000×4000 PNG. RGBA: 128 MB decoded from a
@@ -162,7 +162,7 @@ TEST(ImageDecodeLimits, ADecompressionBombIsRefusedBeforeDecoding) {
   EXPECT_LT(bomb.size(), 1u << 20);
   ImageHeader h;
   auto r = Decode(bomb, &h);
-  EXPECT_EQ(r.status().code(), "image_too_large");
+  EXPECT_EQ(r.status().code(), ErrorCode::kImageTooLarge);
   EXPECT_EQ(h.width, 4000);
   EXPECT_EQ(h.height, 4000);
   EXPECT_EQ(h.decoded_bytes, int64_t{4000} * 4000 * 4 * 2);
@@ -176,7 +176,7 @@ TEST(ImageDecodeLimits, PixelDataLargerThanTheHeaderSaysIsRefused) {
   liar.data_rows = 20000;
   liar.data_row_pixels = 1000;
   auto r = Decode(testing::MakePng(liar));
-  EXPECT_EQ(r.status().code(), "image_too_large");
+  EXPECT_EQ(r.status().code(), ErrorCode::kImageTooLarge);
   EXPECT_NE(r.status().message().find("inflates to more than"), std::string::npos) << r.status().message();
   // The honest file of the same header decodes (to no code).
   auto honest = Decode(testing::MakePng(testing::Spec(100, 100, 8, 0)));
@@ -186,8 +186,8 @@ TEST(ImageDecodeLimits, PixelDataLargerThanTheHeaderSaysIsRefused) {
 
 TEST(ImageDecodeLimits, OnlyPngJpegAndPnmAreRead) {
   EXPECT_EQ(Decode("BM" + std::string(100, '\0')).status().code(),
-            "unreadable_image");  // BMP
-  EXPECT_EQ(Decode("GIF89a" + std::string(100, '\0')).status().code(), "unreadable_image");
+            ErrorCode::kUnreadableImage);  // BMP
+  EXPECT_EQ(Decode("GIF89a" + std::string(100, '\0')).status().code(), ErrorCode::kUnreadableImage);
 }
 
 // Under the limit, a 16-bit image with a code in it decodes as an 8-bit one does.
@@ -207,12 +207,12 @@ TEST_F(ImageDecode, SixteenBitImageUnderTheLimitDecodes) {
 
 TEST(ImageDecodeLimits, InvalidArguments) {
   uint8_t px[4] = {0, 0, 0, 0};
-  EXPECT_EQ(DecodeImage(nullptr, 2, 2).status().code(), "invalid_argument");
-  EXPECT_EQ(DecodeImage(px, 0, 2).status().code(), "invalid_argument");
-  EXPECT_EQ(DecodeImage(px, 2, -1).status().code(), "invalid_argument");
-  EXPECT_EQ(DecodeImage(px, 5000, 5000).status().code(), "invalid_argument");
+  EXPECT_EQ(DecodeImage(nullptr, 2, 2).status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(DecodeImage(px, 0, 2).status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(DecodeImage(px, 2, -1).status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(DecodeImage(px, 5000, 5000).status().code(), ErrorCode::kInvalidArgument);
   EXPECT_TRUE(DecodeImage(px, 2, 2).ok());
-  EXPECT_EQ(DecodeImageBytes(nullptr, 0).status().code(), "unreadable_image");
+  EXPECT_EQ(DecodeImageBytes(nullptr, 0).status().code(), ErrorCode::kUnreadableImage);
 }
 
 }  // namespace

@@ -151,7 +151,7 @@ TEST_F(ImageSourceTest, MissingDirectoryFailsToStart) {
   opts_.directory = dir_ / "nope";
   auto r = MakeSource(opts_, events_.Events(), clock_);
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ((*r)->Start().code(), "invalid_argument");
+  EXPECT_EQ((*r)->Start().code(), ErrorCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -183,7 +183,7 @@ TEST_F(FifoTest, PathThatIsNotAFifoFailsToStart) {
   testing::WriteBytes(opts_.path, "regular file");
   auto src = Make(opts_);
   Status s = src->Start();
-  EXPECT_EQ(s.code(), "invalid_argument");
+  EXPECT_EQ(s.code(), ErrorCode::kInvalidArgument);
   src->Stop();
 }
 
@@ -192,28 +192,28 @@ TEST(MakeSource, RejectsBadOptions) {
   SourceOptions o;
   o.kind = "fifo";
   o.path = "/tmp/x";
-  EXPECT_EQ(MakeSource(o, {}, clock).status().code(), "invalid_argument");  // no id
+  EXPECT_EQ(MakeSource(o, {}, clock).status().code(), ErrorCode::kInvalidArgument);  // no id
   o.id = "a";
   o.kind = "telepathy";
-  EXPECT_EQ(MakeSource(o, {}, clock).status().code(), "invalid_argument");
+  EXPECT_EQ(MakeSource(o, {}, clock).status().code(), ErrorCode::kInvalidArgument);
   o.kind = "serial";
   o.baud = 1234;
-  EXPECT_EQ(MakeSource(o, {}, clock).status().code(), "invalid_argument");
+  EXPECT_EQ(MakeSource(o, {}, clock).status().code(), ErrorCode::kInvalidArgument);
   o.baud = 9600;
   o.terminator = "NUL";
-  EXPECT_EQ(MakeSource(o, {}, clock).status().code(), "invalid_argument");
+  EXPECT_EQ(MakeSource(o, {}, clock).status().code(), ErrorCode::kInvalidArgument);
   o.terminator = "CRLF";
   EXPECT_TRUE(MakeSource(o, {}, clock).ok());
   o.partial_timeout_ms = 0;
-  EXPECT_EQ(MakeSource(o, {}, clock).status().code(), "invalid_argument");
+  EXPECT_EQ(MakeSource(o, {}, clock).status().code(), ErrorCode::kInvalidArgument);
   o.partial_timeout_ms = 1000;
   o.kind = "image";
-  EXPECT_EQ(MakeSource(o, {}, clock).status().code(), "invalid_argument");  // no directory
+  EXPECT_EQ(MakeSource(o, {}, clock).status().code(), ErrorCode::kInvalidArgument);  // no directory
   o.directory = "/tmp";
   o.processed = "move";
-  EXPECT_EQ(MakeSource(o, {}, clock).status().code(), "invalid_argument");  // no processed_dir
+  EXPECT_EQ(MakeSource(o, {}, clock).status().code(), ErrorCode::kInvalidArgument);  // no processed_dir
   o.kind = "usb-hid-pos";
-  EXPECT_EQ(MakeSource(o, {}, clock).status().code(), "invalid_argument");  // no vendor id
+  EXPECT_EQ(MakeSource(o, {}, clock).status().code(), ErrorCode::kInvalidArgument);  // no vendor id
 }
 
 // --- serial over a pty pair ----------------------------------------------------------------

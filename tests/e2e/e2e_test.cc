@@ -128,7 +128,7 @@ TEST_F(E2eTest, HttpsTransportVerifiesHqAndCanBeCancelled) {
   ASSERT_TRUE(untrusting.ok());
   auto refused = (*untrusting)->Send("POST", "/v1/sync/T-A/hello", "application/json", Hello(), 10000);
   ASSERT_FALSE(refused.ok());
-  EXPECT_EQ(refused.status().code(), "unavailable");
+  EXPECT_EQ(refused.status().code(), ErrorCode::kUnavailable);
   EXPECT_NE(refused.status().message().find("certificate"), std::string::npos) << refused.status().message();
 
   sync::HqEndpoint by_name = endpoint(pki_->client(kA), pki_->ca_file());
@@ -140,7 +140,7 @@ TEST_F(E2eTest, HttpsTransportVerifiesHqAndCanBeCancelled) {
 
   auto missing = sync::NewHqTransport(endpoint({"/nonexistent.pem", "/nonexistent.key"}, pki_->ca_file()));
   ASSERT_FALSE(missing.ok());
-  EXPECT_EQ(missing.status().code(), "invalid_argument");
+  EXPECT_EQ(missing.status().code(), ErrorCode::kInvalidArgument);
 
   // A request waiting on a silent peer ends soon after the cancel flag is set.
   testing::SilentListener listener;
@@ -156,7 +156,7 @@ TEST_F(E2eTest, HttpsTransportVerifiesHqAndCanBeCancelled) {
   auto c = (*st)->Send("POST", "/v1/sync/T-A/hello", "application/json", Hello(), 600000);
   canceller.join();
   ASSERT_FALSE(c.ok());
-  EXPECT_EQ(c.status().code(), "cancelled");
+  EXPECT_EQ(c.status().code(), ErrorCode::kCancelled);
 }
 
 TEST_F(E2eTest, PlainHqWarnsAtStart) {

@@ -60,11 +60,11 @@ TEST(SyncCodecLimits, BothEndsRefuseThirtyThreeLevelsAndAcceptThirtyTwo) {
   EXPECT_TRUE(ok.ok()) << ok.status().ToString();
   auto deep = sync::ParseJsonObject("{\"x\":" + NestedJson(32, true) + "}");
   ASSERT_FALSE(deep.ok());
-  EXPECT_EQ(deep.status().code(), "bad_request");
+  EXPECT_EQ(deep.status().code(), ErrorCode::kBadRequest);
   EXPECT_EQ(deep.status().message(), "the body nests deeper than 32 levels");
   auto reply = sync::ParseMessage<sync::ChangesResponse>(NestedJson(100000, true));
   ASSERT_FALSE(reply.ok());
-  EXPECT_EQ(reply.status().code(), "bad_request");
+  EXPECT_EQ(reply.status().code(), ErrorCode::kBadRequest);
   auto hello = sync::ParseMessage<sync::HelloRequest>("{\"x\":" + NestedJson(32, false) + "}");
   ASSERT_FALSE(hello.ok());
   EXPECT_EQ(hello.status().message(), "the body nests deeper than 32 levels");

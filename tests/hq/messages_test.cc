@@ -85,7 +85,7 @@ template <typename T>
 void ExpectRejected(const json& j, const std::string& field) {
   auto r = ParseMessage<T>(j.dump());
   ASSERT_FALSE(r.ok()) << j.dump();
-  EXPECT_EQ(r.status().code(), "bad_request");
+  EXPECT_EQ(r.status().code(), ErrorCode::kBadRequest);
   EXPECT_NE(r.status().message().find(field), std::string::npos) << r.status().message() << " does not name " << field;
 }
 
@@ -298,7 +298,7 @@ TEST(MessagesTest, BodiesThatAreNotObjects) {
   for (std::string_view body : {"", "[]", "1", "null", "{", "{\"entries\":[]", "\"x\"", "{\"a\":\"\xff\"}"}) {
     auto r = ParseMessage<UploadRequest>(body);
     ASSERT_FALSE(r.ok()) << body;
-    EXPECT_EQ(r.status().code(), "bad_request");
+    EXPECT_EQ(r.status().code(), ErrorCode::kBadRequest);
   }
   // Entries must be objects.
   ExpectRejected<UploadRequest>(json{{"entries", {1}}, {"checkouts", json::array()}, {"refunds", json::array()}},

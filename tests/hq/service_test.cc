@@ -548,11 +548,11 @@ TEST_F(HqServiceTest, StoreEnforcesUniqueEntryIds) {
   dup.terminal_id = "T02";
   Status s = store_->InsertEntry(dup);
   EXPECT_FALSE(s.ok());
-  EXPECT_EQ(s.code(), "constraint");
+  EXPECT_EQ(s.code(), ErrorCode::kConstraint);
   // A rolled-back transaction leaves nothing.
   Status tx = store_->Transaction([&] {
     EXPECT_TRUE(store_->InsertEntry(t.Make("earn", 1, 1, kNowMs)).ok());
-    return Status::Error("internal", "abort");
+    return Status::Error(ErrorCode::kInternal, "abort");
   });
   EXPECT_FALSE(tx.ok());
   EXPECT_EQ(*store_->CountEntries("T01"), 1);

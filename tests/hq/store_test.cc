@@ -49,7 +49,7 @@ TEST(RecordCodec, JsonBodiesOfOlderVersionsAreStillRead) {
   EXPECT_EQ(*back, c);
   auto bad = DecodeCheckout(R"({"checkout_id":"x"})");
   ASSERT_FALSE(bad.ok());
-  EXPECT_EQ(bad.status().code(), "internal");
+  EXPECT_EQ(bad.status().code(), ErrorCode::kInternal);
 }
 
 TEST(RecordCodec, ABodyThatIsNotWholeOrPastALimitIsAnError) {
@@ -58,7 +58,7 @@ TEST(RecordCodec, ABodyThatIsNotWholeOrPastALimitIsAnError) {
   for (size_t n = 0; n < body.size(); ++n) {
     auto r = DecodeCheckout(std::string_view(body).substr(0, n));
     ASSERT_FALSE(r.ok()) << n;
-    EXPECT_EQ(r.status().code(), "internal");
+    EXPECT_EQ(r.status().code(), ErrorCode::kInternal);
   }
   EXPECT_FALSE(DecodeCheckout(body + '\0').ok());
   // Another version byte.
@@ -70,7 +70,7 @@ TEST(RecordCodec, ABodyThatIsNotWholeOrPastALimitIsAnError) {
     sync::Checkout c = MakeCheckout("c1", 1, 100, 1);
     change(c);
     auto r = DecodeCheckout(EncodeCheckout(c));
-    return !r.ok() && r.status().code() == "internal";
+    return !r.ok() && r.status().code() == ErrorCode::kInternal;
   };
   EXPECT_TRUE(refused([](sync::Checkout& c) { c.points_earned = sync::kMaxPoints + 1; }));
   EXPECT_TRUE(refused([](sync::Checkout& c) { c.total_due_cents = -1; }));
@@ -142,7 +142,7 @@ TEST_F(HqStoreTest, AStoredHashThatIsNotHexIsAnErrorNotAnEmptyHash) {
       sqlite3_close(db);
       auto got = store_->GetEntry(e.entry_id);
       ASSERT_FALSE(got.ok()) << column << " '" << text << "'";
-      EXPECT_EQ(got.status().code(), "internal");
+      EXPECT_EQ(got.status().code(), ErrorCode::kInternal);
       auto at_seq = store_->EntriesAtSeq("T01", e.seq);
       EXPECT_FALSE(at_seq.ok()) << column << " '" << text << "'";
     }
@@ -229,7 +229,7 @@ TEST_F(HqStoreTest, KeptSpendIsAlwaysTheSumOfTheRows) {
                          if (!r.ok()) return r.status();
                          auto s = store_->MemberSpend(7, kMonth, kNext);
                          EXPECT_TRUE(s.ok() && *s == 5601);
-                         return Status::Error("internal", "rolled back on purpose");
+                         return Status::Error(ErrorCode::kInternal, "rolled back on purpose");
                        }).ok());
   EXPECT_EQ(spend(7), 601);
   // The daily job forgets windows that ended before the month it is in.

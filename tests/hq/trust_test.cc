@@ -427,7 +427,7 @@ TEST_F(HqTrustTest, HqPublishesItsRulesAndPricesWithEveryVersion) {
   Open();
   Status st = service_->Start();
   EXPECT_FALSE(st.ok());
-  EXPECT_EQ(st.code(), "config_invalid");
+  EXPECT_EQ(st.code(), ErrorCode::kConfigInvalid);
   EXPECT_NE(st.message().find("2026-12"), std::string::npos);
 }
 

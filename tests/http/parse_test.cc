@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "loyalty/http/address.h"
+#include "loyalty/http/errors.h"
 #include "loyalty/http/message.h"
 
 namespace loyalty::http {
@@ -27,7 +28,7 @@ TEST(PercentDecode, RefusesTruncatedAndNonHexEscapes) {
     auto r = PercentDecode(bad, false);
     EXPECT_FALSE(r.ok()) << bad;
     if (!r.ok()) {
-      EXPECT_EQ(r.status().code(), "bad_request");
+      EXPECT_EQ(r.status().code(), ErrorCode::kBadRequest);
     }
   }
   // The escape at the very end is complete.
@@ -114,13 +115,13 @@ TEST(ParseTarget, RefusesWhatNoRouteCanMean) {
     auto t = ParseTarget(bad);
     EXPECT_FALSE(t.ok()) << bad;
     if (!t.ok()) {
-      EXPECT_EQ(t.status().code(), "bad_request");
+      EXPECT_EQ(t.status().code(), ErrorCode::kBadRequest);
     }
   }
 }
 
 TEST(JsonError, HasTheContractShape) {
-  Response r = JsonError(413, "body_too_large", "too \"big\"");
+  Response r = JsonError(ErrorCode::kBodyTooLarge, "too \"big\"");
   EXPECT_EQ(r.status, 413);
   EXPECT_EQ(r.content_type, "application/json");
   auto j = nlohmann::json::parse(r.body);
@@ -128,7 +129,7 @@ TEST(JsonError, HasTheContractShape) {
 }
 
 TEST(JsonError, InvalidUtf8InMessageStillGivesValidJson) {
-  Response r = JsonError(400, "bad_request", "bad byte \xff here");
+  Response r = JsonError(ErrorCode::kBadRequest, "bad byte \xff here");
   auto j = nlohmann::json::parse(r.body, nullptr, false);
   ASSERT_FALSE(j.is_discarded());
   EXPECT_EQ(j["error"]["code"], "bad_request");
@@ -176,7 +177,7 @@ TEST(ParseHostPort, RefusesMalformedHosts) {
     auto r = ParseHostPort(bad);
     EXPECT_FALSE(r.ok()) << bad;
     if (!r.ok()) {
-      EXPECT_EQ(r.status().code(), "bad_request");
+      EXPECT_EQ(r.status().code(), ErrorCode::kBadRequest);
     }
   }
   EXPECT_FALSE(ParseHostPort(std::string(254, 'a') + ":1").ok());

@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "loyalty/http/client.h"
+#include "loyalty/http/errors.h"
 #include "loyalty/http/server.h"
 #include "loyalty/sync/transport.h"
 
@@ -534,7 +535,7 @@ TEST(HttpServer, DeferredResponseFromAnotherThread) {
   Response resp;
   resp.body = R"({"scans":[],"next_after":0})";
   (*held)(resp);
-  (*held)(JsonError(500, "internal", "second call is ignored"));
+  (*held)(JsonError(ErrorCode::kInternal, "second call is ignored"));
   held.reset();  // a Responder must not outlive the io_context
   auto r = pending.get();
   ASSERT_TRUE(r.ok()) << r.status().ToString();
@@ -857,7 +858,7 @@ TEST(HttpServer, StopFinishesTheRequestInFlightRefusesNewOnesThenDrains) {
   Client late("127.0.0.1", ts.port());
   auto refused = late.Request("GET", "/v1/health", {}, {}, 2000);
   ASSERT_FALSE(refused.ok());
-  EXPECT_EQ(refused.status().code(), "unavailable");
+  EXPECT_EQ(refused.status().code(), ErrorCode::kUnavailable);
   EXPECT_EQ(drained_future.wait_for(std::chrono::milliseconds(0)), std::future_status::timeout);
 
   Response resp;
@@ -948,7 +949,7 @@ TEST(HttpServer, ListenFailsWhenTheAddressIsTaken) {
   Server second(ioc, o, Echo);
   Status s = second.Listen();
   EXPECT_FALSE(s.ok());
-  EXPECT_EQ(s.code(), "unavailable");
+  EXPECT_EQ(s.code(), ErrorCode::kUnavailable);
 }
 
 TEST(HttpClient, ReportsARefusedConnection) {
@@ -960,7 +961,7 @@ TEST(HttpClient, ReportsARefusedConnection) {
   Client client("127.0.0.1", port);
   auto r = client.Request("GET", "/", {}, {}, 2000);
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().code(), "unavailable");
+  EXPECT_EQ(r.status().code(), ErrorCode::kUnavailable);
 }
 
 TEST(HttpClient, TimesOutWhenNoAnswerComes) {
@@ -973,7 +974,7 @@ TEST(HttpClient, TimesOutWhenNoAnswerComes) {
   Client client("127.0.0.1", ts.port());
   auto r = client.Request("GET", "/slow", {}, {}, 100);
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().code(), "timeout");
+  EXPECT_EQ(r.status().code(), ErrorCode::kTimeout);
   {
     std::lock_guard<std::mutex> lock(mu);
     for (auto& h : held) h(Response{});
@@ -984,9 +985,9 @@ TEST(HttpClient, TimesOutWhenNoAnswerComes) {
 
 TEST(HttpClient, RefusesInjectedHeadersAndTargets) {
   Client client("127.0.0.1", 1);
-  EXPECT_EQ(client.Request("GET", "/a b").status().code(), "bad_request");
-  EXPECT_EQ(client.Request("GET", "/a\r\nX: y").status().code(), "bad_request");
-  EXPECT_EQ(client.Request("GET", "/", {}, {{"X", "a\r\nInjected: 1"}}).status().code(), "bad_request");
+  EXPECT_EQ(client.Request("GET", "/a b").status().code(), ErrorCode::kBadRequest);
+  EXPECT_EQ(client.Request("GET", "/a\r\nX: y").status().code(), ErrorCode::kBadRequest);
+  EXPECT_EQ(client.Request("GET", "/", {}, {{"X", "a\r\nInjected: 1"}}).status().code(), ErrorCode::kBadRequest);
 }
 
 // Answers GET /<n> with a body of n bytes.
@@ -1006,7 +1007,7 @@ TEST(HttpClient, TakesAResponseAtTheLimitAndRefusesOneByteMore) {
   EXPECT_EQ(at->body.size(), 1000u);
   auto over = client.Request("GET", "/1001");
   ASSERT_FALSE(over.ok());
-  EXPECT_EQ(over.status().code(), "bad_response");
+  EXPECT_EQ(over.status().code(), ErrorCode::kBadResponse);
   // The refused answer's connection is dropped; the next request starts clean.
   auto next = client.Request("GET", "/10");
   ASSERT_TRUE(next.ok()) << next.status().ToString();
@@ -1023,7 +1024,7 @@ TEST(HttpClient, TheSyncTransportTakesEightMebibytesAndRefusesOneByteMore) {
   EXPECT_EQ(at->body.size(), kLimit);
   auto over = t->Send("GET", "/" + std::to_string(kLimit + 1), "", "", 20000);
   ASSERT_FALSE(over.ok());
-  EXPECT_EQ(over.status().code(), "bad_response");
+  EXPECT_EQ(over.status().code(), ErrorCode::kBadResponse);
 }
 
 TEST(HttpClient, ResolvesLocalhost) {

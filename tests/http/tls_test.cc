@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "loyalty/http/client.h"
+#include "loyalty/http/errors.h"
 #include "loyalty/http/server.h"
 #include "loyalty/http/tls_profile.h"
 #include "support/pki.h"
@@ -50,7 +51,7 @@ void EchoPeer(Request&& r, Responder respond) {
   if (r.path.rfind(prefix, 0) == 0) {
     Status s = CheckPeerCn(r, r.path.substr(prefix.size()));
     if (!s.ok()) {
-      respond(JsonError(403, s.code(), s.message()));
+      respond(ErrorResponse(s));
       return;
     }
   }
@@ -159,7 +160,7 @@ TEST(HttpTls, RequiredModeRefusesAClientWithoutCertificate) {
   TlsServer server(ClientCertMode::kRequire);
   Client client("127.0.0.1", server.port(), NoCert());
   auto r = client.Request("GET", "/terminals/T-0001", {}, {}, 5000);
-  EXPECT_EQ(r.status().code(), "unavailable");
+  EXPECT_EQ(r.status().code(), ErrorCode::kUnavailable);
   EXPECT_EQ(server.handled(), 0);
 }
 
@@ -179,7 +180,7 @@ TEST(HttpTls, UntrustedCaGivesNoIdentityInRequestMode) {
 TEST(HttpTls, UntrustedCaIsRefusedInRequiredMode) {
   TlsServer server(ClientCertMode::kRequire);
   Client client("127.0.0.1", server.port(), WithCert(Pki().other_client()));
-  EXPECT_EQ(client.Request("GET", "/terminals/T-0001", {}, {}, 5000).status().code(), "unavailable");
+  EXPECT_EQ(client.Request("GET", "/terminals/T-0001", {}, {}, 5000).status().code(), ErrorCode::kUnavailable);
   EXPECT_EQ(server.handled(), 0);
 }
 
@@ -200,7 +201,7 @@ TEST(HttpTls, ExpiredCertificateGivesNoIdentityInRequestMode) {
 TEST(HttpTls, ExpiredCertificateIsRefusedInRequiredMode) {
   TlsServer server(ClientCertMode::kRequire);
   Client client("127.0.0.1", server.port(), WithCert(Pki().expired()));
-  EXPECT_EQ(client.Request("GET", "/terminals/T-0001", {}, {}, 5000).status().code(), "unavailable");
+  EXPECT_EQ(client.Request("GET", "/terminals/T-0001", {}, {}, 5000).status().code(), ErrorCode::kUnavailable);
   EXPECT_EQ(server.handled(), 0);
 }
 
@@ -214,7 +215,7 @@ TEST(HttpTls, ServerCertificateIsNoClientIdentity) {
   EXPECT_NE(Body(r)["error"]["message"].get<std::string>().find("purpose"), std::string::npos) << r->body;
   TlsServer strict(ClientCertMode::kRequire);
   Client refused("127.0.0.1", strict.port(), WithCert(Pki().server()));
-  EXPECT_EQ(refused.Request("GET", "/echo", {}, {}, 5000).status().code(), "unavailable");
+  EXPECT_EQ(refused.Request("GET", "/echo", {}, {}, 5000).status().code(), ErrorCode::kUnavailable);
   EXPECT_EQ(strict.handled(), 0);
 }
 
@@ -233,7 +234,7 @@ TEST(HttpTls, ClientRefusesATerminalCertificateAsTheServers) {
   named.server_name = "T-0001";
   Client client("127.0.0.1", server.port(), named);
   auto r = client.Request("GET", "/");
-  EXPECT_EQ(r.status().code(), "unavailable");
+  EXPECT_EQ(r.status().code(), ErrorCode::kUnavailable);
   EXPECT_NE(r.status().message().find("purpose"), std::string::npos) << r.status().message();
   server.Stop([&] { ioc.stop(); });
   loop.join();
@@ -278,7 +279,7 @@ TEST(HttpTls, ClientRefusesAServerCertificateForAnotherHost) {
   Client by_ip("127.0.0.1", server.port(), NoCert());
   auto r = by_ip.Request("GET", "/");
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().code(), "unavailable");
+  EXPECT_EQ(r.status().code(), ErrorCode::kUnavailable);
   EXPECT_NE(r.status().message().find("refused"), std::string::npos) << r.status().message();
   Client by_name("localhost", server.port(), NoCert());
   EXPECT_FALSE(by_name.Request("GET", "/").ok());
@@ -317,7 +318,7 @@ TEST(HttpTls, ClientRefusesAServerFromAnotherCa) {
   Client client("127.0.0.1", server.port(), WithCert(Pki().client("T-0001")));
   auto r = client.Request("GET", "/");
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().code(), "unavailable");
+  EXPECT_EQ(r.status().code(), ErrorCode::kUnavailable);
   EXPECT_EQ(handled.load(), 0);
   // Trusting that CA instead makes the same server acceptable.
   Client trusting("localhost", server.port(), ClientTlsOptions{Pki().other_ca_file(), "", "", ""});
@@ -605,7 +606,7 @@ TEST(HttpTls, RevokedCertificateIsRefusedAtTheHandshakeAndReloadPicksUpANewCrl) 
   std::ofstream(crl, std::ios::trunc) << "-----BEGIN X509 CRL-----\nnot base64\n-----END X509 CRL-----\n";
   auto bad = reload();
   ASSERT_FALSE(bad.ok());
-  EXPECT_EQ(bad.status().code(), "invalid_argument");
+  EXPECT_EQ(bad.status().code(), ErrorCode::kInvalidArgument);
   EXPECT_NE(bad.status().message().find(crl), std::string::npos) << bad.status().message();
   EXPECT_FALSE(call("T-0001").ok());
   EXPECT_TRUE(call("T-0002").ok());
@@ -628,10 +629,10 @@ TEST(HttpTls, ListenRefusesACrlItCannotUse) {
   ASSERT_TRUE(good.ok()) << good.status().ToString();
   EXPECT_TRUE(listen(*good).ok());
   Status missing = listen(Pki().dir() + "/missing-crl.pem");
-  EXPECT_EQ(missing.code(), "invalid_argument");
+  EXPECT_EQ(missing.code(), ErrorCode::kInvalidArgument);
   EXPECT_NE(missing.message().find("missing-crl.pem"), std::string::npos) << missing.message();
   Status not_crl = listen(Pki().ca_file());  // PEM, but a certificate: no CRL in it
-  EXPECT_EQ(not_crl.code(), "invalid_argument");
+  EXPECT_EQ(not_crl.code(), ErrorCode::kInvalidArgument);
   EXPECT_NE(not_crl.message().find("no CRL"), std::string::npos) << not_crl.message();
 }
 
@@ -668,12 +669,12 @@ TEST(HttpTls, ListenRefusesFilesItCannotUse) {
   CertAndKey s = Pki().server();
   CertAndKey c = Pki().client("T-0001");
   std::string missing = Pki().dir() + "/missing.pem";
-  EXPECT_EQ(listen({missing, s.key_file, Pki().ca_file(), ClientCertMode::kRequest}).code(), "invalid_argument");
-  EXPECT_EQ(listen({s.cert_file, missing, Pki().ca_file(), ClientCertMode::kRequest}).code(), "invalid_argument");
-  EXPECT_EQ(listen({s.cert_file, c.key_file, Pki().ca_file(), ClientCertMode::kRequest}).code(), "invalid_argument");
-  EXPECT_EQ(listen({s.cert_file, s.key_file, missing, ClientCertMode::kRequire}).code(), "invalid_argument");
-  EXPECT_EQ(listen({s.cert_file, s.key_file, "", ClientCertMode::kRequest}).code(), "invalid_argument");
-  EXPECT_EQ(listen({s.key_file, s.key_file, Pki().ca_file(), ClientCertMode::kRequest}).code(), "invalid_argument");
+  EXPECT_EQ(listen({missing, s.key_file, Pki().ca_file(), ClientCertMode::kRequest}).code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(listen({s.cert_file, missing, Pki().ca_file(), ClientCertMode::kRequest}).code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(listen({s.cert_file, c.key_file, Pki().ca_file(), ClientCertMode::kRequest}).code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(listen({s.cert_file, s.key_file, missing, ClientCertMode::kRequire}).code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(listen({s.cert_file, s.key_file, "", ClientCertMode::kRequest}).code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(listen({s.key_file, s.key_file, Pki().ca_file(), ClientCertMode::kRequest}).code(), ErrorCode::kInvalidArgument);
   EXPECT_TRUE(listen({s.cert_file, s.key_file, "", ClientCertMode::kNone}).ok());
 }
 
@@ -681,12 +682,12 @@ TEST(HttpTls, ClientReportsFilesItCannotUse) {
   std::string missing = Pki().dir() + "/missing.pem";
   CertAndKey c = Pki().client("T-0001");
   Client bad_ca("127.0.0.1", 1, ClientTlsOptions{missing, "", "", ""});
-  EXPECT_EQ(bad_ca.status().code(), "invalid_argument");
-  EXPECT_EQ(bad_ca.Request("GET", "/").status().code(), "invalid_argument");
+  EXPECT_EQ(bad_ca.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(bad_ca.Request("GET", "/").status().code(), ErrorCode::kInvalidArgument);
   Client cert_without_key("127.0.0.1", 1, ClientTlsOptions{Pki().ca_file(), c.cert_file, "", ""});
-  EXPECT_EQ(cert_without_key.status().code(), "invalid_argument");
+  EXPECT_EQ(cert_without_key.status().code(), ErrorCode::kInvalidArgument);
   Client mismatched("127.0.0.1", 1, ClientTlsOptions{Pki().ca_file(), c.cert_file, Pki().server().key_file, ""});
-  EXPECT_EQ(mismatched.status().code(), "invalid_argument");
+  EXPECT_EQ(mismatched.status().code(), ErrorCode::kInvalidArgument);
   Client fine("127.0.0.1", 1, WithCert(c));
   EXPECT_TRUE(fine.status().ok());
 }
@@ -694,15 +695,15 @@ TEST(HttpTls, ClientReportsFilesItCannotUse) {
 TEST(HttpTls, CheckPeerCnNeedsTlsAndAVerifiedCertificate) {
   Request r;
   r.peer_cn = "T-0001";
-  EXPECT_EQ(CheckPeerCn(r, "T-0001").code(), "forbidden");  // not over TLS
+  EXPECT_EQ(CheckPeerCn(r, "T-0001").code(), ErrorCode::kForbidden);  // not over TLS
   r.tls = true;
   EXPECT_TRUE(CheckPeerCn(r, "T-0001").ok());
-  EXPECT_EQ(CheckPeerCn(r, "T-0002").code(), "forbidden");
-  EXPECT_EQ(CheckPeerCn(r, "").code(), "forbidden");
+  EXPECT_EQ(CheckPeerCn(r, "T-0002").code(), ErrorCode::kForbidden);
+  EXPECT_EQ(CheckPeerCn(r, "").code(), ErrorCode::kForbidden);
   r.peer_cn.clear();
-  EXPECT_EQ(CheckPeerCn(r, "").code(), "forbidden");
+  EXPECT_EQ(CheckPeerCn(r, "").code(), ErrorCode::kForbidden);
   r.peer_cert_error = "certificate has expired";
-  EXPECT_EQ(CheckPeerCn(r, "T-0001").code(), "forbidden");
+  EXPECT_EQ(CheckPeerCn(r, "T-0001").code(), ErrorCode::kForbidden);
 }
 
 // What store IT gets from scripts/make-pki works with this server and client as it is.

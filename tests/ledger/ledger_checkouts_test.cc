@@ -47,7 +47,7 @@ TEST_F(LedgerCheckoutsTest, ACheckoutWhoseLinesDoNotDecodeIsLedgerDamaged) {
   ASSERT_TRUE(l->db().Exec("UPDATE checkouts SET lines_json = '[[\"a\"' WHERE checkout_id = 'C1'").ok());
   auto c = l->GetCheckout("C1");
   ASSERT_FALSE(c.ok());
-  EXPECT_EQ(c.status().code(), "ledger_damaged");
+  EXPECT_EQ(c.status().code(), ErrorCode::kLedgerDamaged);
   EXPECT_NE(c.status().message().find("C1"), std::string::npos) << c.status().message();
   EXPECT_TRUE(l->GetCheckout("C1", /*with_lines=*/false).value());
 }

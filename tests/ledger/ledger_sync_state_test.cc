@@ -145,17 +145,17 @@ TEST_F(LedgerSyncStateTest, RestoreEntryChainsWhatContinuesTheChainAndRefusesWha
   changed.hash = model::ChainHash(changed.prev_hash, model::CanonicalEntryBytes(changed));
   auto conflict = l->RestoreEntry(changed);
   ASSERT_FALSE(conflict.ok());
-  EXPECT_EQ(conflict.status().code(), "conflict");
+  EXPECT_EQ(conflict.status().code(), ErrorCode::kConflict);
   // Content that does not match its hash.
   EntryRow tampered = ChainEntry("T01", 3, second.hash, 10, 3000);
   tampered.points = 1000;
   auto bad = l->RestoreEntry(tampered);
   ASSERT_FALSE(bad.ok());
-  EXPECT_EQ(bad.status().code(), "bad_request");
+  EXPECT_EQ(bad.status().code(), ErrorCode::kBadRequest);
   // Another terminal's entry.
   auto foreign = l->RestoreEntry(ChainEntry("T02", 3, second.hash, 10, 3000));
   ASSERT_FALSE(foreign.ok());
-  EXPECT_EQ(foreign.status().code(), "bad_request");
+  EXPECT_EQ(foreign.status().code(), ErrorCode::kBadRequest);
   EXPECT_EQ(l->EntryCount().value(), 2);
   EXPECT_EQ(l->head_seq(), 2);
 
@@ -273,7 +273,7 @@ TEST_F(LedgerSyncStateTest, TheReconIndexFollowsTheChainAndIsTheWritersOnly) {
   EXPECT_EQ(r->balances_index(), nullptr);
   auto flush = r->FlushReconIndex();
   ASSERT_FALSE(flush.ok());
-  EXPECT_EQ(flush.code(), "internal");
+  EXPECT_EQ(flush.code(), ErrorCode::kInternal);
 }
 
 SyncRunRow RunRow(const std::string& id, int64_t started_at_ms, const std::string& result) {

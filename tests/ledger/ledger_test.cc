@@ -83,7 +83,7 @@ TEST_F(LedgerTest, AReaderRefusesAFileOfAnOlderSchema) {
   }
   auto r = Ledger::Open(path_, Ledger::Mode::kReader, "T01");
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().code(), "unavailable");
+  EXPECT_EQ(r.status().code(), ErrorCode::kUnavailable);
   EXPECT_NE(r.status().message().find("schema version 1"), std::string::npos) << r.status().message();
 }
 
@@ -451,7 +451,7 @@ TEST_F(LedgerTest, EveryReadReturnsItsErrorNeverAnEmptyAnswer) {
   auto l = OpenWriter();
   ASSERT_TRUE(l);
   InjectStepFault({"", 1, -1, SQLITE_IOERR});
-  auto failed = [](const auto& r) { return !r.ok() && r.status().code() == "unavailable"; };
+  auto failed = [](const auto& r) { return !r.ok() && r.status().code() == ErrorCode::kUnavailable; };
   EXPECT_TRUE(failed(l->EntryCount()));
   EXPECT_TRUE(failed(l->PendingEntryCount()));
   EXPECT_TRUE(failed(l->RecentEntries(7, 10)));
@@ -520,7 +520,7 @@ TEST_F(LedgerDamageTest, ADamagedPageIsLedgerDamagedAndLatchesEveryConnection) {
   EXPECT_FALSE(l->damaged());
   auto m = (*r)->GetMember(1000);
   ASSERT_FALSE(m.ok());
-  EXPECT_EQ(m.status().code(), "ledger_damaged");
+  EXPECT_EQ(m.status().code(), ErrorCode::kLedgerDamaged);
   EXPECT_TRUE(l->damaged());
   EXPECT_TRUE((*r)->damaged());
   EXPECT_EQ(said, 1);
@@ -539,7 +539,7 @@ TEST_F(LedgerDamageTest, QuickCheckFindsADamagedPageNoReadHasTouched) {
   EXPECT_FALSE((*r)->damaged());
   auto problems = (*r)->CheckIntegrity(/*quick=*/true);
   // SQLite lists the problem, or fails the pragma with SQLITE_CORRUPT: either latches.
-  EXPECT_TRUE(!problems.ok() ? problems.status().code() == "ledger_damaged" : !problems->empty());
+  EXPECT_TRUE(!problems.ok() ? problems.status().code() == ErrorCode::kLedgerDamaged : !problems->empty());
   EXPECT_TRUE((*r)->damaged());
   EXPECT_FALSE((*r)->damage_reason().empty());
 }

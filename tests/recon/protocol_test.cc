@@ -30,12 +30,12 @@ void Build(const Scenario& s, MemoryStore* a, MemoryStore* b) {
 }
 
 TEST(ElementTest, RejectsIdsOfOtherLengths) {
-  EXPECT_EQ(MakeElement(Item{std::string(15, 'x'), {}}).status().code(), "bad_request");
-  EXPECT_EQ(MakeElement(Item{std::string(17, 'x'), {}}).status().code(), "bad_request");
+  EXPECT_EQ(MakeElement(Item{std::string(15, 'x'), {}}).status().code(), ErrorCode::kBadRequest);
+  EXPECT_EQ(MakeElement(Item{std::string(17, 'x'), {}}).status().code(), ErrorCode::kBadRequest);
   EXPECT_TRUE(MakeElement(Item{std::string(16, 'x'), {}}).ok());
   MemoryStore m;
-  EXPECT_EQ(m.Add(Item{"short", {}}).code(), "bad_request");
-  EXPECT_EQ(m.Remove("short").code(), "bad_request");
+  EXPECT_EQ(m.Add(Item{"short", {}}).code(), ErrorCode::kBadRequest);
+  EXPECT_EQ(m.Remove("short").code(), ErrorCode::kBadRequest);
 }
 
 TEST(ElementTest, TagDependsOnContent) {
@@ -92,7 +92,7 @@ TEST(MemoryStoreTest, AddIsIdempotentAndConflictsOnOtherContent) {
   ASSERT_TRUE(m.Add(a).ok());
   ASSERT_TRUE(m.Add(a).ok());
   EXPECT_EQ(m.size(), 1u);
-  EXPECT_EQ(m.Add(Item{a.id, Sha256("2")}).code(), "conflict");
+  EXPECT_EQ(m.Add(Item{a.id, Sha256("2")}).code(), ErrorCode::kConflict);
   EXPECT_EQ(m.size(), 1u);
 }
 
@@ -113,7 +113,7 @@ TEST(MemoryStoreTest, RemoveRestoresSymbols) {
   ASSERT_TRUE(m.Remove(a.id).ok());
   ASSERT_TRUE(m.ReadSymbols(0, 1024, &after).ok());
   EXPECT_EQ(empty, after);
-  EXPECT_EQ(m.ReadSymbols(1000, 1025, &after).code(), "bad_request");
+  EXPECT_EQ(m.ReadSymbols(1000, 1025, &after).code(), ErrorCode::kBadRequest);
 }
 
 TEST(ReconcileTest, EmptySetsAreInSyncInOneRoundTrip) {

@@ -60,12 +60,12 @@ std::vector<Element> Elements(const FingerprintStore& s, size_t chunk) {
 }
 
 TEST_F(SqliteStoreTest, OpenValidatesArguments) {
-  EXPECT_EQ(SqliteStore::Open(nullptr, "recon_", "t").status().code(), "bad_request");
-  EXPECT_EQ(SqliteStore::Open(db_, "bad prefix;", "t").status().code(), "bad_request");
-  EXPECT_EQ(SqliteStore::Open(db_, "recon_", "").status().code(), "bad_request");
+  EXPECT_EQ(SqliteStore::Open(nullptr, "recon_", "t").status().code(), ErrorCode::kBadRequest);
+  EXPECT_EQ(SqliteStore::Open(db_, "bad prefix;", "t").status().code(), ErrorCode::kBadRequest);
+  EXPECT_EQ(SqliteStore::Open(db_, "recon_", "").status().code(), ErrorCode::kBadRequest);
   SqliteStore::Options o;
   o.stored_symbols = 100;  // not a multiple of 64
-  EXPECT_EQ(SqliteStore::Open(db_, "recon_", "t", o).status().code(), "bad_request");
+  EXPECT_EQ(SqliteStore::Open(db_, "recon_", "t", o).status().code(), ErrorCode::kBadRequest);
 }
 
 TEST_F(SqliteStoreTest, MatchesMemoryStoreBeforeAndAfterFlush) {
@@ -112,11 +112,11 @@ TEST_F(SqliteStoreTest, AddConflictsAndIdempotence) {
   Item a{std::string(16, 'a'), Sha256("1")};
   ASSERT_TRUE(sql->Add(a).ok());
   EXPECT_TRUE(sql->Add(a).ok());
-  EXPECT_EQ(sql->Add(Item{a.id, Sha256("2")}).code(), "conflict");
+  EXPECT_EQ(sql->Add(Item{a.id, Sha256("2")}).code(), ErrorCode::kConflict);
   ASSERT_TRUE(sql->Flush().ok());
   EXPECT_TRUE(sql->Add(a).ok());
-  EXPECT_EQ(sql->Add(Item{a.id, Sha256("2")}).code(), "conflict");
-  EXPECT_EQ(sql->Add(Item{"short", {}}).code(), "bad_request");
+  EXPECT_EQ(sql->Add(Item{a.id, Sha256("2")}).code(), ErrorCode::kConflict);
+  EXPECT_EQ(sql->Add(Item{"short", {}}).code(), ErrorCode::kBadRequest);
   EXPECT_EQ(*sql->Count(), 1u);
 }
 

@@ -61,7 +61,7 @@ TEST(WireTest, ResponderRejectsMalformedRequests) {
     auto reply = r.Reply(msg);
     EXPECT_FALSE(reply.ok()) << HexEncode(msg);
     if (!reply.ok()) {
-      EXPECT_EQ(reply.status().code(), "bad_request");
+      EXPECT_EQ(reply.status().code(), ErrorCode::kBadRequest);
     }
   }
   EXPECT_TRUE(r.Reply(Hex("0102000a")).ok());

@@ -269,7 +269,7 @@ TEST(RefundProperties, FullRefundIsExactAndNoStepOverReturns) {
       // Nothing is left to refund.
       std::vector<int64_t> one_more = qty;
       one_more[0] += 1;
-      EXPECT_EQ(ComputeRefund(basis, qty, one_more).status().code(), "refund_exceeds_sale");
+      EXPECT_EQ(ComputeRefund(basis, qty, one_more).status().code(), ErrorCode::kRefundExceedsSale);
     }
   }
 }

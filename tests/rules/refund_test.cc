@@ -61,31 +61,31 @@ TEST(Refund, NothingNewReturnsNothing) {
 
 TEST(Refund, ExceedsSale) {
   auto r = ComputeRefund(SpecRedeemBasis(), {2, 0, 0}, {3, 0, 0});
-  EXPECT_EQ(r.status().code(), "refund_exceeds_sale");
+  EXPECT_EQ(r.status().code(), ErrorCode::kRefundExceedsSale);
   EXPECT_EQ(r.status().message(), "line 0: 3 units refunded in all, 2 sold");
 }
 
 TEST(Refund, BadUnits) {
   RefundBasis b = SpecRedeemBasis();
-  EXPECT_EQ(ComputeRefund(b, {0, 0}, {0, 0, 1}).status().code(), "bad_request");
-  EXPECT_EQ(ComputeRefund(b, {0, 0, 0}, {0, 0}).status().code(), "bad_request");
-  EXPECT_EQ(ComputeRefund(b, {1, 0, 0}, {0, 0, 0}).status().code(), "bad_request");
-  EXPECT_EQ(ComputeRefund(b, {-1, 0, 0}, {0, 0, 0}).status().code(), "bad_request");
+  EXPECT_EQ(ComputeRefund(b, {0, 0}, {0, 0, 1}).status().code(), ErrorCode::kBadRequest);
+  EXPECT_EQ(ComputeRefund(b, {0, 0, 0}, {0, 0}).status().code(), ErrorCode::kBadRequest);
+  EXPECT_EQ(ComputeRefund(b, {1, 0, 0}, {0, 0, 0}).status().code(), ErrorCode::kBadRequest);
+  EXPECT_EQ(ComputeRefund(b, {-1, 0, 0}, {0, 0, 0}).status().code(), ErrorCode::kBadRequest);
 }
 
 TEST(Refund, InconsistentBasisIsRefused) {
   RefundBasis b = SpecRedeemBasis();
   b.eligible_cents = 10035;
-  EXPECT_EQ(ComputeRefund(b, {0, 0, 0}, {2, 1, 1}).status().code(), "internal");
+  EXPECT_EQ(ComputeRefund(b, {0, 0, 0}, {2, 1, 1}).status().code(), ErrorCode::kInternal);
   b = SpecRedeemBasis();
   b.redeemable_cents = 15037;
-  EXPECT_EQ(ComputeRefund(b, {0, 0, 0}, {2, 1, 1}).status().code(), "internal");
+  EXPECT_EQ(ComputeRefund(b, {0, 0, 0}, {2, 1, 1}).status().code(), ErrorCode::kInternal);
   b = SpecRedeemBasis();
   b.lines[0].qty = 0;
-  EXPECT_EQ(ComputeRefund(b, {0, 0, 0}, {0, 1, 1}).status().code(), "internal");
+  EXPECT_EQ(ComputeRefund(b, {0, 0, 0}, {0, 1, 1}).status().code(), ErrorCode::kInternal);
   b = SpecRedeemBasis();
   b.lines[1].final_net_cents = 11492;  // more than before redemption
-  EXPECT_EQ(ComputeRefund(b, {0, 0, 0}, {0, 1, 1}).status().code(), "internal");
+  EXPECT_EQ(ComputeRefund(b, {0, 0, 0}, {0, 1, 1}).status().code(), ErrorCode::kInternal);
 }
 
 TEST(Refund, NoPointsAtStakeNeedsNoTotals) {

@@ -10,6 +10,7 @@
 #include "loyalty/hq/service.h"
 #include "loyalty/hq/store.h"
 #include "loyalty/http/client.h"
+#include "loyalty/http/errors.h"
 #include "loyalty/http/message.h"
 #include "loyalty/http/server.h"
 
@@ -81,7 +82,7 @@ InProcessHq::InProcessHq(std::filesystem::path dir, InProcessHqOptions options)
         }
         if (auto tid = TerminalOfRoute(req.path)) {
           if (Status s = http::CheckPeerCn(req, *tid); !s.ok()) {
-            respond(http::JsonError(403, "forbidden", s.message()));
+            respond(http::JsonError(ErrorCode::kForbidden, s.message()));
             return;
           }
           respond(service->Handle(req, req.peer_cn));

@@ -28,7 +28,7 @@ Status OpenSslError(const std::string& what) {
   char buf[256] = "unknown error";
   if (e != 0) ERR_error_string_n(e, buf, sizeof(buf));
   ERR_clear_error();
-  return Status::Error("internal", what + ": " + buf);
+  return Status::Error(ErrorCode::kInternal, what + ": " + buf);
 }
 
 struct CertSpec {
@@ -116,18 +116,18 @@ Result<CertPtr> MakeCert(const CertSpec& spec, EVP_PKEY* key, X509* issuer, EVP_
 
 Status WriteFile(const std::string& path, const std::string& data, mode_t mode) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-  if (fd < 0) return Status::Error("internal", "cannot create " + path);
+  if (fd < 0) return Status::Error(ErrorCode::kInternal, "cannot create " + path);
   size_t off = 0;
   while (off < data.size()) {
     ssize_t n = ::write(fd, data.data() + off, data.size() - off);
     if (n <= 0) {
       ::close(fd);
-      return Status::Error("internal", "cannot write " + path);
+      return Status::Error(ErrorCode::kInternal, "cannot write " + path);
     }
     off += static_cast<size_t>(n);
   }
   ::fchmod(fd, mode);  // the umask may have narrowed it; keys must be exactly 0600
-  return ::close(fd) == 0 ? Status::Ok() : Status::Error("internal", "cannot write " + path);
+  return ::close(fd) == 0 ? Status::Ok() : Status::Error(ErrorCode::kInternal, "cannot write " + path);
 }
 
 std::string BioText(BIO* bio) {
@@ -164,10 +164,10 @@ TestPki::~TestPki() {
 }
 
 Result<std::unique_ptr<TestPki>> TestPki::Create(std::vector<std::string> terminal_ids) {
-  if (terminal_ids.empty()) return Status::Error("invalid_argument", "at least one terminal id is needed");
+  if (terminal_ids.empty()) return Status::Error(ErrorCode::kInvalidArgument, "at least one terminal id is needed");
   const char* tmp = std::getenv("TMPDIR");
   std::string pattern = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/loyalty-pki-XXXXXX";
-  if (::mkdtemp(pattern.data()) == nullptr) return Status::Error("internal", "cannot create " + pattern);
+  if (::mkdtemp(pattern.data()) == nullptr) return Status::Error(ErrorCode::kInternal, "cannot create " + pattern);
   std::unique_ptr<TestPki> pki(new TestPki(pattern, std::move(terminal_ids)));
   if (Status s = pki->Generate(); !s.ok()) return s;
   return pki;
@@ -217,7 +217,7 @@ Status TestPki::Generate() {
 
 Result<CertAndKey> TestPki::IssueClient(const std::string& name, const std::string& cn) {
   if (name.empty() || name.find('/') != std::string::npos || name[0] == '.') {
-    return Status::Error("invalid_argument", "not a plain file name: " + name);
+    return Status::Error(ErrorCode::kInvalidArgument, "not a plain file name: " + name);
   }
   KeyPtr key = NewKey();
   if (!key) return OpenSslError("key for " + name);
@@ -229,13 +229,13 @@ Result<CertAndKey> TestPki::IssueClient(const std::string& name, const std::stri
 
 Result<std::string> TestPki::MakeCrl(const std::string& name, const std::vector<std::string>& revoked_cert_files) {
   if (name.empty() || name.find('/') != std::string::npos || name[0] == '.') {
-    return Status::Error("invalid_argument", "not a plain file name: " + name);
+    return Status::Error(ErrorCode::kInvalidArgument, "not a plain file name: " + name);
   }
   // A fresh `openssl ca` database per CRL: index.txt records the revocations.
   const std::string db = dir_ + "/ca-db-" + name;
   std::error_code ec;
   std::filesystem::remove_all(db, ec);
-  if (!std::filesystem::create_directories(db, ec)) return Status::Error("internal", "cannot create " + db);
+  if (!std::filesystem::create_directories(db, ec)) return Status::Error(ErrorCode::kInternal, "cannot create " + db);
   if (Status s = WriteFile(db + "/index.txt", "", 0600); !s.ok()) return s;
   if (Status s = WriteFile(db + "/crlnumber", "1000\n", 0600); !s.ok()) return s;
   const std::string conf = db + "/openssl.cnf";
@@ -248,7 +248,7 @@ Result<std::string> TestPki::MakeCrl(const std::string& name, const std::vector<
   auto run = [&](const std::string& args) -> Status {
     std::string cmd = "openssl ca -batch -config '" + conf + "' " + args + " >'" + db + "/openssl.log' 2>&1";
     int rc = std::system(cmd.c_str());
-    if (rc != 0) return Status::Error("internal", "failed (" + std::to_string(rc) + "): " + cmd);
+    if (rc != 0) return Status::Error(ErrorCode::kInternal, "failed (" + std::to_string(rc) + "): " + cmd);
     return Status::Ok();
   };
   for (const auto& cert : revoked_cert_files) {

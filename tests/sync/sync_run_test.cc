@@ -10,6 +10,7 @@
 #include <future>
 #include <random>
 
+#include "loyalty/checkout/views.h"
 #include "loyalty/codes/mint.h"
 #include "loyalty/sqlite/sqlite.h"
 #include "loyalty/sync/run.h"
@@ -43,14 +44,14 @@ class FaultyTransport final : public sync::Transport {
     int roll = static_cast<int>(rng_() % 100);
     if (roll < fault_percent_ / 3) {
       ++faults_;
-      return Status::Error("unavailable", "cut before HQ saw the request");
+      return Status::Error(ErrorCode::kUnavailable, "cut before HQ saw the request");
     }
     auto r = hq_.Send(method, target, content_type, body, timeout_ms);
     if (!r.ok()) return r;
     if (roll < 2 * fault_percent_ / 3) {
       ++faults_;
       hq_.Reset();
-      return Status::Error("unavailable", "cut after HQ answered");
+      return Status::Error(ErrorCode::kUnavailable, "cut after HQ answered");
     }
     if (roll < fault_percent_) {
       ++faults_;
@@ -141,16 +142,16 @@ class SyncRunTest : public ::testing::Test {
   }
 
   json Commit(const std::string& checkout_id, int64_t cents, int lines_in_basket = 1) {
-    std::promise<checkout::ApiResult> p;
+    std::promise<Result<checkout::CommitOutcome>> p;
     json lines = json::array();
     for (int i = 0; i < lines_in_basket; ++i)
       lines.push_back({{"sku", "SKU-" + std::to_string(i)}, {"qty", 1}, {"unit_price_cents", cents}, {"category", "grocery"}});
     json body{{"checkout_id", checkout_id}, {"member_code", kWechatId}, {"lines", lines}};
     writer_->Post([&](ledger::Ledger& w) { p.set_value(service_->Commit(w, body)); });
     auto r = p.get_future().get();
-    EXPECT_EQ(r.status, 200) << r.Text();
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
     clock_.advance_ms(1000);
-    return r.Json();
+    return r.ok() ? json::parse(checkout::ViewJson(*r)) : json();
   }
 
   // One transaction on the terminal's writer thread.

@@ -8,7 +8,7 @@
 namespace loyalty::checkout {
 namespace {
 
-Status Bad(std::string msg) { return Status::Error("bad_request", std::move(msg)); }
+Status Bad(std::string msg) { return Status::Error(ErrorCode::kBadRequest, std::move(msg)); }
 
 constexpr int64_t kMaxRedeemPoints = 100000000;
 

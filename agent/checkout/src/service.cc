@@ -9,62 +9,36 @@
 #include "loyalty/base/time.h"
 #include "loyalty/checkout/lots.h"
 #include "loyalty/checkout/requests.h"
+#include "loyalty/checkout/views.h"
 
 namespace loyalty::checkout {
 
 using nlohmann::json;
 
-int HttpStatusFor(const std::string& code) {
-  static const std::map<std::string, int> kStatus = {
-      {"bad_request", 400},          {"unauthorized", 401},       {"forbidden", 403},
-      {"not_found", 404},            {"checkout_unknown", 404},   {"member_unknown", 404},
-      {"idempotency_conflict", 409}, {"rules_changed", 409},      {"body_too_large", 413},
-      {"unavailable", 503},          {"ledger_damaged", 503},
-  };
-  auto it = kStatus.find(code);
-  if (it != kStatus.end()) return it->second;
-  static const char* const k422[] = {
-      "code_malformed",     "code_issuer_unknown",       "code_signature_invalid", "code_expired",
-      "code_not_yet_valid", "code_revoked",              "code_replayed",          "not_a_member_code",
-      "member_frozen",      "insufficient_points",       "redeem_not_allowed",     "redeem_cooldown",
-      "static_code_cannot_redeem", "coupon_invalid",     "coupon_used",            "refund_exceeds_sale",
-      "refund_window_closed"};
-  for (const char* c : k422)
-    if (code == c) return 422;
-  return 500;
-}
-
-ApiResult ErrorResult(const Status& s) {
-  std::string code = s.code();
-  int status = HttpStatusFor(code);
-  if (status == 500) code = "internal";
-  return {status, json{{"error", {{"code", code}, {"message", s.message()}}}}};
-}
-
 namespace {
 
-Status Err(const char* code, std::string msg) { return Status::Error(code, std::move(msg)); }
+Status Err(ErrorCode code, std::string msg) { return Status::Error(code, std::move(msg)); }
 
 std::string MemberIdString(uint64_t id) { return std::to_string(id); }
 
 // The ledger error of a failed write: anything but a constraint on our own ids means the
 // ledger cannot be written right now.
 Status WriteError(const Status& s) {
-  if (s.code() == "unavailable" || s.code() == "ledger_damaged") return s;
-  return Status::Error("unavailable", "ledger write failed: " + s.message());
+  if (s.code() == ErrorCode::kUnavailable || s.code() == ErrorCode::kLedgerDamaged) return s;
+  return Status::Error(ErrorCode::kUnavailable, "ledger write failed: " + s.message());
 }
 
 // The error of a failed ledger read: the request is refused (503), never answered as if
 // the row were absent (pos-api.md: a ledger read that fails is an error, never an answer).
 Status ReadError(const Status& s) {
-  if (s.code() == "unavailable" || s.code() == "ledger_damaged") return s;
-  return Status::Error("unavailable", "ledger read failed: " + s.message());
+  if (s.code() == ErrorCode::kUnavailable || s.code() == ErrorCode::kLedgerDamaged) return s;
+  return Status::Error(ErrorCode::kUnavailable, "ledger read failed: " + s.message());
 }
 
 // A ledger latched as damaged answers nothing: a row it does not find may be a row on a
 // damaged page (operations.md).
 Status DamagedError(const ledger::Ledger& l) {
-  return Status::Error("ledger_damaged", "the ledger file is damaged (" + l.damage_reason() +
+  return Status::Error(ErrorCode::kLedgerDamaged, "the ledger file is damaged (" + l.damage_reason() +
                                              "); see docs/operations.md, \"A damaged ledger\"");
 }
 
@@ -164,71 +138,42 @@ bool CheckoutService::IsBirthdayMonth(const ledger::MemberRow& m, int64_t now_s)
   return rules::IsBirthdayMonth(m.birthday_month, now_s, [this](int64_t t) { return tz_.UtcOffsetAt(t); });
 }
 
-// Keys in byte order, as nlohmann's std::map prints them, so that a body written here and
-// one dumped from a document are the same text.
-Result<std::string> CheckoutService::MemberText(ledger::Ledger& l, const ledger::MemberRow& m, bool provisional,
-                                                int64_t now_s, const rules::Rules& r,
-                                                const std::vector<model::Lot>* known_lots) {
-  int64_t available = 0;
+Result<MemberView> CheckoutService::ViewMember(ledger::Ledger& l, const ledger::MemberRow& m, bool provisional,
+                                               int64_t now_s, const rules::Rules& r,
+                                               const std::vector<model::Lot>* known_lots) {
+  MemberView v;
+  v.member = m;
+  v.provisional = provisional;
+  v.birthday_month = IsBirthdayMonth(m, now_s);
+  v.stale = !m.snapshot_at_s || now_s - *m.snapshot_at_s > r.stale_after_s;
+  if (provisional) return v;
+  std::vector<model::Lot> read;
+  if (!known_lots) {
+    auto lots = l.Lots(m.member_id);
+    if (!lots.ok()) return ReadError(lots.status());
+    read = std::move(*lots);
+  }
+  const auto& rows = known_lots ? *known_lots : read;
+  v.available_balance = AvailableBalance(rows, now_s);
   // Lots expiring together are shown as one (all points earned in a month expire at the
   // same second), so the view stays short however long the member's history is.
-  std::vector<std::pair<int64_t, int64_t>> by_expiry;  // (expires_at_s, points), by expiry
-  if (!provisional) {
-    std::vector<model::Lot> read;
-    if (!known_lots) {
-      auto lots = l.Lots(m.member_id);
-      if (!lots.ok()) return ReadError(lots.status());
-      read = std::move(*lots);
-    }
-    const auto& rows = known_lots ? *known_lots : read;
-    available = AvailableBalance(rows, now_s);
-    by_expiry.reserve(rows.size());
-    for (const auto& lot : rows)
-      if (lot.remaining > 0 && !LotExpired(lot, now_s)) by_expiry.emplace_back(lot.expires_at_s, lot.remaining);
-    // Ledger::Lots returns them by expiry already; a caller's list is not trusted to.
-    if (!std::is_sorted(by_expiry.begin(), by_expiry.end(), [](auto& a, auto& b) { return a.first < b.first; }))
-      std::stable_sort(by_expiry.begin(), by_expiry.end(), [](auto& a, auto& b) { return a.first < b.first; });
-    size_t n = 0;
-    for (size_t i = 0; i < by_expiry.size(); ++i) {
-      if (n > 0 && by_expiry[n - 1].first == by_expiry[i].first)
-        by_expiry[n - 1].second += by_expiry[i].second;
-      else
-        by_expiry[n++] = by_expiry[i];
-    }
-    by_expiry.resize(n);
+  auto& by_expiry = v.lots;
+  by_expiry.reserve(rows.size());
+  for (const auto& lot : rows)
+    if (lot.remaining > 0 && !LotExpired(lot, now_s)) by_expiry.push_back({lot.expires_at_s, lot.remaining});
+  // Ledger::Lots returns them by expiry already; a caller's list is not trusted to.
+  auto earlier = [](const ExpiringPoints& a, const ExpiringPoints& b) { return a.expires_at_s < b.expires_at_s; };
+  if (!std::is_sorted(by_expiry.begin(), by_expiry.end(), earlier))
+    std::stable_sort(by_expiry.begin(), by_expiry.end(), earlier);
+  size_t n = 0;
+  for (size_t i = 0; i < by_expiry.size(); ++i) {
+    if (n > 0 && by_expiry[n - 1].expires_at_s == by_expiry[i].expires_at_s)
+      by_expiry[n - 1].points += by_expiry[i].points;
+    else
+      by_expiry[n++] = by_expiry[i];
   }
-  std::string out;
-  out.reserve(320 + 48 * by_expiry.size());
-  JsonWriter w(out);
-  w.BeginObject();
-  w.Key("available_balance").Int(available);
-  w.Key("balance").Int(provisional ? 0 : m.balance);
-  w.Key("birthday_month").Bool(IsBirthdayMonth(m, now_s));
-  w.Key("display_name");
-  m.display_name ? w.String(*m.display_name) : w.Null();
-  if (m.status == "frozen") w.Key("frozen_reason").String(m.frozen_reason);
-  Rfc3339Buffer time_buf;
-  w.Key("lots").BeginArray();
-  for (const auto& [expires, points] : by_expiry)
-    w.BeginObject().Key("expires_at").String(FormatRfc3339(expires, time_buf)).Key("points").Int(points).EndObject();
-  w.EndArray();
-  w.Key("member_id").String(MemberIdString(m.member_id));
-  w.Key("phone");
-  m.phone ? w.String(*m.phone) : w.Null();
-  w.Key("snapshot_at");
-  m.snapshot_at_s ? w.String(FormatRfc3339(*m.snapshot_at_s, time_buf)) : w.Null();
-  w.Key("stale").Bool(!m.snapshot_at_s || now_s - *m.snapshot_at_s > r.stale_after_s);
-  w.Key("status").String(m.status);
-  w.Key("tier").String(m.tier);
-  w.EndObject();
-  return out;
-}
-
-Result<json> CheckoutService::MemberJson(ledger::Ledger& l, const ledger::MemberRow& m, bool provisional, int64_t now_s,
-                                         const rules::Rules& r, const std::vector<model::Lot>* known_lots) {
-  auto text = MemberText(l, m, provisional, now_s, r, known_lots);
-  if (!text.ok()) return text.status();
-  return json::parse(*text);
+  by_expiry.resize(n);
+  return v;
 }
 
 Result<CheckoutService::Resolved> CheckoutService::ResolveIdentified(ledger::Ledger& l, const codes::Identified& id,
@@ -241,21 +186,21 @@ Result<CheckoutService::Resolved> CheckoutService::ResolveIdentified(ledger::Led
       auto bound = l.CodeBoundTo(id.code_hash);
       if (!bound.ok()) return ReadError(bound.status());
       if (*bound && **bound != checkout_id)
-        return Err("code_replayed", "this member code was already used for another checkout");
+        return Err(ErrorCode::kCodeReplayed, "this member code was already used for another checkout");
       member_id = id.member_id;
       break;
     }
     case codes::CodeKind::kStatic: {
       auto m = l.LookupIdentity("card", id.card_number);
       if (!m.ok()) return ReadError(m.status());
-      if (!*m) return Err("member_unknown", "no member holds this card number");
+      if (!*m) return Err(ErrorCode::kMemberUnknown, "no member holds this card number");
       member_id = **m;
       break;
     }
     case codes::CodeKind::kChannel: {
       auto m = l.LookupIdentity(id.channel, id.external_id);
       if (!m.ok()) return ReadError(m.status());
-      if (!*m) return Err("member_unknown", "no member is known for this " + id.channel + " card");
+      if (!*m) return Err(ErrorCode::kMemberUnknown, "no member is known for this " + id.channel + " card");
       member_id = **m;
       break;
     }
@@ -270,7 +215,7 @@ Result<CheckoutService::Resolved> CheckoutService::ResolveIdentified(ledger::Led
     r.provisional = true;
     r.member.member_id = member_id;
   } else {
-    return Err("member_unknown", "member " + std::to_string(member_id) + " is not in this terminal's ledger");
+    return Err(ErrorCode::kMemberUnknown, "member " + std::to_string(member_id) + " is not in this terminal's ledger");
   }
   return r;
 }
@@ -280,7 +225,7 @@ Result<CheckoutService::Resolved> CheckoutService::ResolveMember(ledger::Ledger&
   auto ident = body.find("identification_id");
   if (ident != body.end() && ident->is_string()) {
     auto found = FindIdentification(ident->get<std::string>(), now_s);
-    if (!found) return Err("not_found", "identification_id is unknown or has expired");
+    if (!found) return Err(ErrorCode::kNotFound, "identification_id is unknown or has expired");
     return ResolveIdentified(l, found->id, checkout_id, now_s);
   }
   auto code = body.find("member_code");
@@ -294,31 +239,30 @@ Result<CheckoutService::Resolved> CheckoutService::ResolveMember(ledger::Ledger&
   return Resolved{};
 }
 
-ApiResult CheckoutService::Identify(ledger::Ledger& reader, const json& body) {
-  auto code = body.find("code");
-  if (code == body.end() || !code->is_string()) return ErrorResult(Err("bad_request", "code is required and must be a string"));
-  const std::string& text = code->get_ref<const std::string&>();
-  if (reader.damaged()) return ErrorResult(DamagedError(reader));
+Result<IdentifyOutcome> CheckoutService::Identify(ledger::Ledger& reader, std::string_view text) {
+  if (reader.damaged()) return DamagedError(reader);
   int64_t now_s = NowS();
   RevocationCheck revoked{reader, {}};
   auto id = verifier_.Identify(text, now_s, std::ref(revoked));
-  if (!revoked.error.ok()) return ErrorResult(revoked.error);
-  if (!id.ok()) return ErrorResult(id.status());
+  if (!revoked.error.ok()) return revoked.error;
+  if (!id.ok()) return id.status();
   if (id->kind == codes::CodeKind::kDynamic) {
     auto bound = reader.CodeBoundTo(id->code_hash);
-    if (!bound.ok()) return ErrorResult(ReadError(bound.status()));
-    if (*bound) return ErrorResult(Err("code_replayed", "this member code was already used for a checkout"));
+    if (!bound.ok()) return ReadError(bound.status());
+    if (*bound) return Err(ErrorCode::kCodeReplayed, "this member code was already used for a checkout");
   }
   auto resolved = ResolveIdentified(reader, *id, /*checkout_id=*/"", now_s);
-  if (!resolved.ok()) return ErrorResult(resolved.status());
+  if (!resolved.ok()) return resolved.status();
   auto r = rules();
-  std::string key = RememberIdentification(*id, now_s);
-  json ident{{"id", key}, {"kind", std::string(codes::CodeKindName(id->kind))},
-             {"expires_at", FormatRfc3339(now_s + opts_.identification_ttl_s)}};
-  if (id->kind == codes::CodeKind::kChannel) ident["channel"] = id->channel;
-  auto member = MemberJson(reader, resolved->member, resolved->provisional, now_s, *r);
-  if (!member.ok()) return ErrorResult(member.status());
-  return {200, json{{"identification", ident}, {"member", std::move(*member)}}};
+  auto member = ViewMember(reader, resolved->member, resolved->provisional, now_s, *r);
+  if (!member.ok()) return member.status();
+  IdentifyOutcome o;
+  o.identification_id = RememberIdentification(*id, now_s);
+  o.kind = id->kind;
+  if (id->kind == codes::CodeKind::kChannel) o.channel = id->channel;
+  o.expires_at_s = now_s + opts_.identification_ttl_s;
+  o.member = std::move(*member);
+  return o;
 }
 
 namespace {
@@ -331,17 +275,17 @@ struct Priced {
 Result<std::optional<ledger::CouponRow>> LoadCoupon(ledger::Ledger& l, const CheckoutRequest& req, bool has_member,
                                                     uint64_t member_id, int64_t now_s) {
   if (!req.coupon_id) return std::optional<ledger::CouponRow>();
-  if (!has_member) return Status::Error("coupon_invalid", "a coupon needs an identified member");
+  if (!has_member) return Status::Error(ErrorCode::kCouponInvalid, "a coupon needs an identified member");
   auto read = l.GetCoupon(*req.coupon_id);
   if (!read.ok()) return ReadError(read.status());
   const auto& c = *read;
-  if (!c) return Status::Error("coupon_invalid", "unknown coupon " + *req.coupon_id);
+  if (!c) return Status::Error(ErrorCode::kCouponInvalid, "unknown coupon " + *req.coupon_id);
   if (c->member_id != 0 && c->member_id != member_id)
-    return Status::Error("coupon_invalid", "coupon " + *req.coupon_id + " belongs to another member");
+    return Status::Error(ErrorCode::kCouponInvalid, "coupon " + *req.coupon_id + " belongs to another member");
   if ((c->valid_from_s && now_s < c->valid_from_s) || (c->valid_to_s && now_s > c->valid_to_s))
-    return Status::Error("coupon_invalid", "coupon " + *req.coupon_id + " is outside its validity period");
+    return Status::Error(ErrorCode::kCouponInvalid, "coupon " + *req.coupon_id + " is outside its validity period");
   if (!c->used_by_checkout.empty() && c->used_by_checkout != req.checkout_id)
-    return Status::Error("coupon_used", "coupon " + *req.coupon_id + " was already used");
+    return Status::Error(ErrorCode::kCouponUsed, "coupon " + *req.coupon_id + " was already used");
   return std::optional<ledger::CouponRow>(*c);
 }
 
@@ -355,86 +299,26 @@ rules::Coupon ToRulesCoupon(const ledger::CouponRow& c) {
   return rc;
 }
 
-// What a commit adds to the quote's fields.
-struct CommitFields {
-  std::optional<int64_t> balance_after;
-  int64_t committed_at_s = 0;
-  const std::vector<std::string>* entries = nullptr;
-  const std::vector<std::string>* receipt_lines = nullptr;
-};
-
-// The quote body of pos-api.md, and with `commit` the commit body. Keys in byte order (see
-// MemberText); member_text is the member view, already written.
-std::string CheckoutText(const std::string& checkout_id, const std::string* member_text, const rules::Quote& q,
-                         const std::optional<ledger::CouponRow>& coupon, const std::string& rules_version,
-                         const CommitFields* commit) {
-  std::string out;
-  out.reserve(640 + 112 * q.lines.size() + (member_text ? member_text->size() : 0));
-  JsonWriter w(out);
-  w.BeginObject();
-  if (commit) {
-    w.Key("balance_after");
-    commit->balance_after ? w.Int(*commit->balance_after) : w.Null();
-  }
-  w.Key("checkout_id").String(checkout_id);
-  if (commit) w.Key("committed_at").String(FormatRfc3339(commit->committed_at_s));
-  w.Key("coupon");
-  if (coupon && q.coupon_applied)
-    w.BeginObject().Key("coupon_id").String(coupon->coupon_id).Key("discount_cents").Int(q.coupon_discount_cents).EndObject();
-  else
-    w.Null();
-  w.Key("eligible_cents").Int(q.eligible_cents);
-  if (commit) {
-    w.Key("entries").BeginArray();
-    for (const auto& e : *commit->entries) w.String(e);
-    w.EndArray();
-  }
-  w.Key("lines").BeginArray();
-  for (size_t i = 0; i < q.lines.size(); ++i) {
-    const auto& l = q.lines[i];
-    w.BeginObject().Key("coupon_cents").Int(l.coupon_cents).Key("line").UInt(i).Key("net_cents").Int(l.net_cents);
-    w.Key("redeem_cents").Int(l.redeem_cents).Key("tier_discount_cents").Int(l.tier_discount_cents).EndObject();
-  }
-  w.EndArray();
-  w.Key("max_redeem_points").Int(q.max_redeem_points);
-  if (member_text) w.Key("member").Raw(*member_text);
-  w.Key("points_to_earn").Int(q.points_to_earn);
-  if (commit) {
-    w.Key("receipt_lines").BeginArray();
-    for (const auto& line : *commit->receipt_lines) w.String(line);
-    w.EndArray();
-  }
-  w.Key("redeem_cents").Int(q.redeem_cents);
-  w.Key("redeem_points").Int(q.redeem_points);
-  w.Key("rules_version").String(rules_version);
-  w.Key("subtotal_cents").Int(q.subtotal_cents);
-  w.Key("tier_discount_cents").Int(q.tier_discount_cents);
-  w.Key("total_due_cents").Int(q.total_due_cents);
-  w.Key("warnings").BeginArray();
-  for (const auto& x : q.warnings) w.BeginObject().Key("code").String(x.code).Key("message").String(x.message).EndObject();
-  w.EndArray();
-  w.EndObject();
-  return out;
-}
-
 }  // namespace
 
-ApiResult CheckoutService::Quote(ledger::Ledger& reader, const json& body) {
+Result<QuoteOutcome> CheckoutService::Quote(ledger::Ledger& reader, const json& body) {
   auto req = ParseCheckoutRequest(body, /*is_commit=*/false);
-  if (!req.ok()) return ErrorResult(req.status());
-  if (reader.damaged()) return ErrorResult(DamagedError(reader));
+  if (!req.ok()) return req.status();
+  if (reader.damaged()) return DamagedError(reader);
   int64_t now_s = NowS();
   auto r = rules();
   auto who = ResolveMember(reader, body, req->checkout_id, now_s);
-  if (!who.ok()) return ErrorResult(who.status());
+  if (!who.ok()) return who.status();
   auto coupon = LoadCoupon(reader, *req, who->has_member, who->member.member_id, now_s);
-  if (!coupon.ok()) return ErrorResult(coupon.status());
+  if (!coupon.ok()) return coupon.status();
 
   rules::QuoteInput in;
   in.lines = req->lines;
   in.redeem = req->redeem;
   if (*coupon) in.coupon = ToRulesCoupon(**coupon);
-  std::optional<std::string> member_text;
+  QuoteOutcome o;
+  o.checkout_id = req->checkout_id;
+  o.rules_version = r->version;
   if (who->has_member) {
     rules::MemberContext ctx;
     const auto& m = who->member;
@@ -445,10 +329,10 @@ ApiResult CheckoutService::Quote(ledger::Ledger& reader, const json& body) {
     int64_t last = 0;
     if (!who->provisional) {
       auto read = reader.Lots(m.member_id);
-      if (!read.ok()) return ErrorResult(ReadError(read.status()));
+      if (!read.ok()) return ReadError(read.status());
       lots = std::move(*read);
       auto redeemed = reader.LastRedeemAtMs(m.member_id);
-      if (!redeemed.ok()) return ErrorResult(ReadError(redeemed.status()));
+      if (!redeemed.ok()) return ReadError(redeemed.status());
       last = *redeemed;
     }
     ctx.available_balance = who->provisional ? 0 : AvailableBalance(lots, now_s);
@@ -456,13 +340,15 @@ ApiResult CheckoutService::Quote(ledger::Ledger& reader, const json& body) {
     ctx.birthday_month = IsBirthdayMonth(m, now_s);
     ctx.in_redeem_cooldown = last > 0 && NowMs() - last < r->redeem_cooldown_s * 1000;
     in.member = ctx;
-    auto text = MemberText(reader, m, who->provisional, now_s, *r, &lots);
-    if (!text.ok()) return ErrorResult(text.status());
-    member_text = std::move(*text);
+    auto view = ViewMember(reader, m, who->provisional, now_s, *r, &lots);
+    if (!view.ok()) return view.status();
+    o.member = std::move(*view);
   }
   auto q = rules::ComputeQuote(*r, in);
-  if (!q.ok()) return ErrorResult(q.status());
-  return ApiResult::FromText(200, CheckoutText(req->checkout_id, member_text ? &*member_text : nullptr, *q, *coupon, r->version, nullptr));
+  if (!q.ok()) return q.status();
+  if (*coupon && q->coupon_applied) o.coupon_id = (*coupon)->coupon_id;
+  o.quote = std::move(*q);
+  return o;
 }
 
 Status CheckoutService::ApplyPoints(ledger::Ledger& w, ledger::MemberRow& m, int64_t delta, int64_t now_s,
@@ -502,7 +388,7 @@ std::vector<std::string> ReceiptLines(int64_t earned, int64_t redeemed, int64_t 
 
 }  // namespace
 
-ApiResult CheckoutService::Commit(ledger::Ledger& w, const json& body) {
+Result<CommitOutcome> CheckoutService::Commit(ledger::Ledger& w, const json& body) {
   // Only the request's hash is kept (idempotency; HQ gets it with the checkout): its lines
   // are stored as lines, and the member code it carries — a card number, a WeChat or
   // Alipay member number — is not the terminal's to keep (最小必要).
@@ -512,40 +398,40 @@ ApiResult CheckoutService::Commit(ledger::Ledger& w, const json& body) {
   // — that key, a code expired since, a member frozen since — an earlier checkout with
   // this id answers instead: the same body gets its stored response, another body 409.
   // A damaged ledger takes no commit, not even the replay of a stored one (operations.md).
-  if (w.damaged()) return ErrorResult(DamagedError(w));
-  ApiResult result = CommitNew(w, body, request_hash);
-  if (result.status == 200) return result;
+  if (w.damaged()) return DamagedError(w);
+  auto result = CommitNew(w, body, request_hash);
+  if (result.ok()) return result;
   auto cid = body.find("checkout_id");
   if (cid != body.end() && cid->is_string() && IsValidClientId(cid->get_ref<const std::string&>())) {
     auto existing = w.GetCheckout(cid->get<std::string>(), /*with_lines=*/false);
-    if (!existing.ok()) return ErrorResult(ReadError(existing.status()));
+    if (!existing.ok()) return ReadError(existing.status());
     if (*existing) {
       if ((*existing)->request_hash != request_hash)
-        return ErrorResult(Err("idempotency_conflict", "checkout " + (*existing)->checkout_id +
-                                                           " was committed with a different body"));
-      return ApiResult::FromText(200, std::move((*existing)->response_json));
+        return Err(ErrorCode::kIdempotencyConflict, "checkout " + (*existing)->checkout_id +
+                                                           " was committed with a different body");
+      return CommitOutcome{(*existing)->checkout_id, /*replayed=*/true, std::move((*existing)->response_json)};
     }
   }
   // A corruption met during the commit latched the ledger: say so rather than what the
   // damaged read led to.
-  if (w.damaged()) return ErrorResult(DamagedError(w));
+  if (w.damaged()) return DamagedError(w);
   return result;
 }
 
-ApiResult CheckoutService::CommitNew(ledger::Ledger& w, const json& body, const std::string& request_hash) {
+Result<CommitOutcome> CheckoutService::CommitNew(ledger::Ledger& w, const json& body, const std::string& request_hash) {
   auto req = ParseCheckoutRequest(body, /*is_commit=*/true);
-  if (!req.ok()) return ErrorResult(req.status());
+  if (!req.ok()) return req.status();
   auto r = rules();
   if (req->rules_version && *req->rules_version != r->version)
-    return ErrorResult(Err("rules_changed", "rules version " + *req->rules_version + " is no longer current (now " +
-                                                r->version + "); quote again"));
+    return Err(ErrorCode::kRulesChanged, "rules version " + *req->rules_version + " is no longer current (now " +
+                                                r->version + "); quote again");
   int64_t now_ms = NowMs();
   int64_t now_s = now_ms >= 0 ? now_ms / 1000 : 0;
 
-  if (Status s = w.Begin(); !s.ok()) return ErrorResult(WriteError(s));
+  if (Status s = w.Begin(); !s.ok()) return WriteError(s);
   auto fail = [&](const Status& s) {
     w.Rollback();
-    return ErrorResult(s);
+    return s;
   };
 
   auto who = ResolveMember(w, body, req->checkout_id, now_s);
@@ -649,17 +535,22 @@ ApiResult CheckoutService::CommitNew(ledger::Ledger& w, const json& body, const 
     if (Status s = w.MarkCouponUsed((*coupon)->coupon_id, req->checkout_id); !s.ok()) return fail(WriteError(s));
   }
 
-  std::string member_text;
-  std::vector<std::string> receipt;
+  QuoteOutcome priced;
+  priced.checkout_id = req->checkout_id;
+  priced.rules_version = r->version;
+  if (*coupon && q->coupon_applied) priced.coupon_id = (*coupon)->coupon_id;
+  CommitDetails details;
+  details.balance_after = balance_after;
+  details.committed_at_s = now_s;
   if (who->has_member) {
-    auto text = MemberText(w, m, false, now_s, *r, &lots);
-    if (!text.ok()) return fail(text.status());
-    member_text = std::move(*text);
-    receipt = ReceiptLines(q->points_to_earn, q->redeem_points, *balance_after, lots, now_s);
+    auto view = ViewMember(w, m, false, now_s, *r, &lots);
+    if (!view.ok()) return fail(view.status());
+    priced.member = std::move(*view);
+    details.receipt_lines = ReceiptLines(q->points_to_earn, q->redeem_points, *balance_after, lots, now_s);
   }
-  CommitFields fields{balance_after, now_s, &entries, &receipt};
-  std::string resp =
-      CheckoutText(req->checkout_id, who->has_member ? &member_text : nullptr, *q, *coupon, r->version, &fields);
+  details.entries = entries;
+  priced.quote = *q;
+  std::string resp = CommitViewJson(priced, details);
 
   model::Checkout row;
   row.checkout_id = req->checkout_id;
@@ -695,7 +586,7 @@ ApiResult CheckoutService::CommitNew(ledger::Ledger& w, const json& body, const 
     row.lines.push_back(std::move(l));
   }
   if (Status s = w.InsertCheckout(row); !s.ok()) return fail(WriteError(s));
-  if (Status s = w.Commit(); !s.ok()) return ErrorResult(WriteError(s));
+  if (Status s = w.Commit(); !s.ok()) return WriteError(s);
 
   if (events_.log)
     Log("checkout_committed", {{"checkout_id", req->checkout_id},
@@ -708,48 +599,48 @@ ApiResult CheckoutService::CommitNew(ledger::Ledger& w, const json& body, const 
     Log("member_frozen", {{"member_id", MemberIdString(m.member_id)}, {"reason", "velocity"}, {"checkout_id", req->checkout_id}});
   if (!upgraded_to.empty())
     Log("tier_upgraded", {{"member_id", MemberIdString(m.member_id)}, {"tier", upgraded_to}});
-  return ApiResult::FromText(200, std::move(resp));
+  return CommitOutcome{req->checkout_id, /*replayed=*/false, std::move(resp)};
 }
 
-ApiResult CheckoutService::Refund(ledger::Ledger& w, const json& body) {
+Result<RefundOutcome> CheckoutService::Refund(ledger::Ledger& w, const json& body) {
   std::string request_hash = CanonicalHash(body);
-  if (w.damaged()) return ErrorResult(DamagedError(w));
-  ApiResult result = RefundNew(w, body, request_hash);
-  if (w.damaged() && result.status != 200) return ErrorResult(DamagedError(w));
+  if (w.damaged()) return DamagedError(w);
+  auto result = RefundNew(w, body, request_hash);
+  if (w.damaged() && !result.ok()) return DamagedError(w);
   return result;
 }
 
-ApiResult CheckoutService::RefundNew(ledger::Ledger& w, const json& body, const std::string& request_hash) {
+Result<RefundOutcome> CheckoutService::RefundNew(ledger::Ledger& w, const json& body, const std::string& request_hash) {
   auto rid = body.find("refund_id");
   if (rid != body.end() && rid->is_string() && IsValidClientId(rid->get<std::string>())) {
     auto existing = w.GetRefund(rid->get<std::string>());
-    if (!existing.ok()) return ErrorResult(ReadError(existing.status()));
+    if (!existing.ok()) return ReadError(existing.status());
     if (*existing) {
       if ((*existing)->request_hash != request_hash)
-        return ErrorResult(
-            Err("idempotency_conflict", "refund " + (*existing)->refund_id + " was made with a different body"));
-      return ApiResult::FromText(200, std::move((*existing)->response_json));
+        return 
+            Err(ErrorCode::kIdempotencyConflict, "refund " + (*existing)->refund_id + " was made with a different body");
+      return RefundOutcome{(*existing)->refund_id, /*replayed=*/true, std::move((*existing)->response_json)};
     }
   }
   auto req = ParseRefundRequest(body);
-  if (!req.ok()) return ErrorResult(req.status());
+  if (!req.ok()) return req.status();
   auto r = rules();
   int64_t now_ms = NowMs();
   int64_t now_s = now_ms >= 0 ? now_ms / 1000 : 0;
 
   auto co_read = w.GetCheckout(req->checkout_id);
-  if (!co_read.ok()) return ErrorResult(ReadError(co_read.status()));
+  if (!co_read.ok()) return ReadError(co_read.status());
   auto& co = *co_read;
-  if (!co) return ErrorResult(Err("checkout_unknown", "no committed checkout " + req->checkout_id));
+  if (!co) return Err(ErrorCode::kCheckoutUnknown, "no committed checkout " + req->checkout_id);
   for (const auto& [line, qty] : req->lines)
     if (line < 0 || static_cast<size_t>(line) >= co->lines.size())
-      return ErrorResult(Err("bad_request", "line " + std::to_string(line) + " is not a line of checkout " + co->checkout_id));
+      return Err(ErrorCode::kBadRequest, "line " + std::to_string(line) + " is not a line of checkout " + co->checkout_id);
   if (r->refund_window_days > 0 && now_ms - co->committed_at_ms > r->refund_window_days * 86400 * 1000)
-    return ErrorResult(Err("refund_window_closed", "the checkout is older than " + std::to_string(r->refund_window_days) + " days"));
+    return Err(ErrorCode::kRefundWindowClosed, "the checkout is older than " + std::to_string(r->refund_window_days) + " days");
 
   std::vector<int64_t> before(co->lines.size(), 0);
   auto priors = w.RefundsForCheckout(co->checkout_id);
-  if (!priors.ok()) return ErrorResult(ReadError(priors.status()));
+  if (!priors.ok()) return ReadError(priors.status());
   for (const auto& prior : *priors)
     for (const auto& [line, qty] : prior.lines) before[static_cast<size_t>(line)] += qty;
   std::vector<int64_t> after = before;
@@ -769,9 +660,9 @@ ApiResult CheckoutService::RefundNew(ledger::Ledger& w, const json& body, const 
   }
   for (size_t i = 0; i < after.size(); ++i)
     if (after[i] > co->lines[i].qty)
-      return ErrorResult(Err("refund_exceeds_sale", "line " + std::to_string(i) + ": " + std::to_string(after[i]) +
-                                                        " units refunded in all, " + std::to_string(co->lines[i].qty) + " sold"));
-  if (refund_lines.empty()) return ErrorResult(Err("refund_exceeds_sale", "every unit of this checkout was already refunded"));
+      return Err(ErrorCode::kRefundExceedsSale, "line " + std::to_string(i) + ": " + std::to_string(after[i]) +
+                                                        " units refunded in all, " + std::to_string(co->lines[i].qty) + " sold");
+  if (refund_lines.empty()) return Err(ErrorCode::kRefundExceedsSale, "every unit of this checkout was already refunded");
 
   rules::RefundBasis basis;
   for (const auto& l : co->lines)
@@ -781,20 +672,20 @@ ApiResult CheckoutService::RefundNew(ledger::Ledger& w, const json& body, const 
   basis.eligible_cents = co->eligible_cents;
   basis.redeemable_cents = co->redeemable_cents;
   auto amounts = rules::ComputeRefund(basis, before, after);
-  if (!amounts.ok()) return ErrorResult(amounts.status());
+  if (!amounts.ok()) return amounts.status();
 
-  if (Status s = w.Begin(); !s.ok()) return ErrorResult(WriteError(s));
+  if (Status s = w.Begin(); !s.ok()) return WriteError(s);
   auto fail = [&](const Status& s) {
     w.Rollback();
-    return ErrorResult(s);
+    return s;
   };
-  json entries = json::array();
+  std::vector<std::string> entries;
   std::optional<int64_t> balance_after;
   if (co->member_id) {
     auto m_read = w.GetMember(*co->member_id);
     if (!m_read.ok()) return fail(ReadError(m_read.status()));
     auto& m = *m_read;
-    if (!m) return fail(Status::Error("internal", "member of checkout " + co->checkout_id + " is missing"));
+    if (!m) return fail(Status::Error(ErrorCode::kInternal, "member of checkout " + co->checkout_id + " is missing"));
     auto append = [&](const std::string& kind, int64_t points) -> Result<ledger::EntryRow> {
       ledger::EntryDraft d{NewEntryId(now_ms), kind, m->member_id, points, now_ms, co->checkout_id, req->refund_id, ""};
       auto e = w.AppendEntry(d);
@@ -814,13 +705,15 @@ ApiResult CheckoutService::RefundNew(ledger::Ledger& w, const json& body, const 
     if (Status s = w.UpsertMember(*m); !s.ok()) return fail(WriteError(s));
     balance_after = m->balance;
   }
-  json resp{{"refund_id", req->refund_id},
-            {"checkout_id", co->checkout_id},
-            {"refund_cents", amounts->refund_cents},
-            {"points_clawed_back", amounts->points_clawed_back},
-            {"points_restored", amounts->points_restored},
-            {"balance_after", balance_after ? json(*balance_after) : json(nullptr)},
-            {"entries", entries}};
+  RefundDetails details;
+  details.refund_id = req->refund_id;
+  details.checkout_id = co->checkout_id;
+  details.refund_cents = amounts->refund_cents;
+  details.points_clawed_back = amounts->points_clawed_back;
+  details.points_restored = amounts->points_restored;
+  details.balance_after = balance_after;
+  details.entries = std::move(entries);
+  std::string resp = RefundViewJson(details);
   model::Refund row;
   row.refund_id = req->refund_id;
   row.checkout_id = co->checkout_id;
@@ -831,72 +724,64 @@ ApiResult CheckoutService::RefundNew(ledger::Ledger& w, const json& body, const 
   row.points_clawed_back = amounts->points_clawed_back;
   row.points_restored = amounts->points_restored;
   row.lines = refund_lines;
-  row.response_json = resp.dump();
+  row.response_json = resp;
   if (Status s = w.InsertRefund(row); !s.ok()) return fail(WriteError(s));
-  if (Status s = w.Commit(); !s.ok()) return ErrorResult(WriteError(s));
+  if (Status s = w.Commit(); !s.ok()) return WriteError(s);
   Log("refund_committed", {{"refund_id", req->refund_id},
                            {"checkout_id", co->checkout_id},
                            {"reason", req->reason},
                            {"refund_cents", amounts->refund_cents},
                            {"points_clawed_back", amounts->points_clawed_back},
                            {"points_restored", amounts->points_restored}});
-  return {200, std::move(resp)};
+  return RefundOutcome{req->refund_id, /*replayed=*/false, std::move(resp)};
 }
 
-ApiResult CheckoutService::GetMember(ledger::Ledger& reader, const std::string& member_id) {
+Result<MemberDetail> CheckoutService::GetMember(ledger::Ledger& reader, const std::string& member_id) {
   uint64_t id = 0;
-  if (member_id.empty() || member_id.size() > 20) return ErrorResult(Err("bad_request", "member_id must be a decimal number"));
+  if (member_id.empty() || member_id.size() > 20) return Err(ErrorCode::kBadRequest, "member_id must be a decimal number");
   for (char c : member_id) {
-    if (c < '0' || c > '9') return ErrorResult(Err("bad_request", "member_id must be a decimal number"));
-    if (id > (UINT64_MAX - static_cast<uint64_t>(c - '0')) / 10) return ErrorResult(Err("bad_request", "member_id is out of range"));
+    if (c < '0' || c > '9') return Err(ErrorCode::kBadRequest, "member_id must be a decimal number");
+    if (id > (UINT64_MAX - static_cast<uint64_t>(c - '0')) / 10) return Err(ErrorCode::kBadRequest, "member_id is out of range");
     id = id * 10 + static_cast<uint64_t>(c - '0');
   }
-  if (reader.damaged()) return ErrorResult(DamagedError(reader));
+  if (reader.damaged()) return DamagedError(reader);
   auto m = reader.GetMember(id);
-  if (!m.ok()) return ErrorResult(ReadError(m.status()));
-  if (!*m) return ErrorResult(Err("member_unknown", "member " + member_id + " is not in this terminal's ledger"));
+  if (!m.ok()) return ReadError(m.status());
+  if (!*m) return Err(ErrorCode::kMemberUnknown, "member " + member_id + " is not in this terminal's ledger");
   int64_t now_s = NowS();
   auto r = rules();
-  auto member = MemberJson(reader, **m, false, now_s, *r);
-  if (!member.ok()) return ErrorResult(member.status());
-  json j = std::move(*member);
+  auto member = ViewMember(reader, **m, false, now_s, *r);
+  if (!member.ok()) return member.status();
   auto entries = reader.RecentEntries(id, 20);
-  if (!entries.ok()) return ErrorResult(ReadError(entries.status()));
-  json recent = json::array();
-  for (const auto& e : *entries) {
-    json je{{"entry_id", e.entry_id}, {"kind", e.kind}, {"points", e.points}, {"at", FormatRfc3339(e.at_ms / 1000)}};
-    if (!e.checkout_id.empty()) je["checkout_id"] = e.checkout_id;
-    recent.push_back(std::move(je));
-  }
-  j["recent_entries"] = std::move(recent);
-  return {200, std::move(j)};
+  if (!entries.ok()) return ReadError(entries.status());
+  return MemberDetail{std::move(*member), std::move(*entries)};
 }
 
-ApiResult CheckoutService::GetCheckout(ledger::Ledger& reader, const std::string& checkout_id) {
-  if (!IsValidClientId(checkout_id)) return ErrorResult(Err("bad_request", "checkout_id must be 1-64 characters of [A-Za-z0-9_-]"));
-  if (reader.damaged()) return ErrorResult(DamagedError(reader));
+Result<CheckoutRecord> CheckoutService::GetCheckout(ledger::Ledger& reader, const std::string& checkout_id) {
+  if (!IsValidClientId(checkout_id)) return Err(ErrorCode::kBadRequest, "checkout_id must be 1-64 characters of [A-Za-z0-9_-]");
+  if (reader.damaged()) return DamagedError(reader);
   auto co = reader.GetCheckout(checkout_id, /*with_lines=*/false);
-  if (!co.ok()) return ErrorResult(ReadError(co.status()));
-  if (!*co) return ErrorResult(Err("checkout_unknown", "no committed checkout " + checkout_id));
+  if (!co.ok()) return ReadError(co.status());
+  if (!*co) return Err(ErrorCode::kCheckoutUnknown, "no committed checkout " + checkout_id);
   auto stored_refunds = reader.RefundsForCheckout(checkout_id);
-  if (!stored_refunds.ok()) return ErrorResult(ReadError(stored_refunds.status()));
+  if (!stored_refunds.ok()) return ReadError(stored_refunds.status());
   // Stored responses are our own bytes, read back through the same limited parser as
   // everything else: a damaged row is an error, never an exception or a deep tree.
   auto stored = [](const std::string& text) -> Result<json> {
     auto j = ParseJsonObject(text);
-    if (!j.ok()) return Status::Error("internal", "a stored response does not parse: " + j.status().message());
+    if (!j.ok()) return Status::Error(ErrorCode::kInternal, "a stored response does not parse: " + j.status().message());
     return j;
   };
   auto j = stored((*co)->response_json);
-  if (!j.ok()) return ErrorResult(j.status());
-  json refunds = json::array();
+  if (!j.ok()) return j.status();
+  CheckoutRecord record;
+  record.checkout = std::move(*j);
   for (const auto& r : *stored_refunds) {
     auto rj = stored(r.response_json);
-    if (!rj.ok()) return ErrorResult(rj.status());
-    refunds.push_back(std::move(*rj));
+    if (!rj.ok()) return rj.status();
+    record.refunds.push_back(std::move(*rj));
   }
-  (*j)["refunds"] = std::move(refunds);
-  return {200, std::move(*j)};
+  return record;
 }
 
 }  // namespace loyalty::checkout

@@ -56,7 +56,7 @@ Status Ledger::IndexEntry(const EntryRow& e, bool fresh) {
   if (!entries_index_) return Status::Ok();
   auto id = HexDecode(e.entry_id);
   if (!id || id->size() != recon::kIdSize || e.hash.size() != 32)
-    return Status::Error("bad_request", "entry " + e.entry_id + " has no 16-byte id or 32-byte hash");
+    return Status::Error(ErrorCode::kBadRequest, "entry " + e.entry_id + " has no 16-byte id or 32-byte hash");
   recon::Item item;
   item.id = *id;
   std::copy(e.hash.begin(), e.hash.end(), item.hash.begin());
@@ -121,7 +121,7 @@ Result<int64_t> Ledger::SelectInt(const char* sql, const std::function<void(Stmt
   if (bind) bind(st);
   if (st.Step()) return st.Int(0);
   LEDGER_CHECK_STEP(st);
-  return Status::Error("internal", "an aggregate returned no row");
+  return Status::Error(ErrorCode::kInternal, "an aggregate returned no row");
 }
 
 Result<int64_t> Ledger::EntryCount() {

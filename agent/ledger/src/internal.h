@@ -87,7 +87,7 @@ inline model::Checkout ReadCheckout(const Stmt& s) {
 inline Status ReadCheckoutLines(const Stmt& s, model::Checkout& c) {
   auto lines = model::DecodeCheckoutLines(s.Text(16));
   if (!lines.ok())
-    return Status::Error("ledger_damaged", "checkout " + c.checkout_id + ": " + lines.status().message());
+    return Status::Error(ErrorCode::kLedgerDamaged, "checkout " + c.checkout_id + ": " + lines.status().message());
   c.lines = std::move(*lines);
   return Status::Ok();
 }

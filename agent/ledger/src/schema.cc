@@ -227,14 +227,14 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(const std::string& path, Mode mode,
       } else if (!*stored) {
         s = l->PutMeta("terminal_id", terminal_id);
       } else if (**stored != terminal_id) {
-        s = Status::Error("config_invalid", "ledger " + path + " belongs to terminal '" + **stored +
+        s = Status::Error(ErrorCode::kConfigInvalid, "ledger " + path + " belongs to terminal '" + **stored +
                                                 "', not '" + terminal_id + "'");
       }
     }
   } else {
     s = l->db_->Exec("PRAGMA query_only=ON;");
     if (s.ok() && l->schema_version() != kSchemaVersion)
-      s = Status::Error("unavailable", "ledger " + path + " has schema version " +
+      s = Status::Error(ErrorCode::kUnavailable, "ledger " + path + " has schema version " +
                                            std::to_string(l->schema_version()) + ", expected " +
                                            std::to_string(kSchemaVersion));
   }
@@ -297,9 +297,9 @@ int Ledger::schema_version() {
 
 Status Ledger::Migrate() {
   int v = schema_version();
-  if (v < 0) return Status::Error("unavailable", "cannot read the ledger's schema version");
+  if (v < 0) return Status::Error(ErrorCode::kUnavailable, "cannot read the ledger's schema version");
   if (v > kSchemaVersion)
-    return Status::Error("unavailable", "ledger schema version " + std::to_string(v) +
+    return Status::Error(ErrorCode::kUnavailable, "ledger schema version " + std::to_string(v) +
                                             " is newer than this program (" + std::to_string(kSchemaVersion) + ")");
   for (; v < kSchemaVersion; ++v) {
     Status s = db_->Exec("BEGIN IMMEDIATE");

@@ -106,15 +106,15 @@ Status Ledger::AckEntries(const std::vector<std::string>& entry_ids) {
 
 Result<RestoreOutcome> Ledger::RestoreEntry(const EntryRow& e) {
   if (e.terminal_id != terminal_id_)
-    return Status::Error("bad_request", "entry " + e.entry_id + " belongs to terminal " + e.terminal_id);
+    return Status::Error(ErrorCode::kBadRequest, "entry " + e.entry_id + " belongs to terminal " + e.terminal_id);
   if (e.prev_hash.size() != 32 || e.hash.size() != 32 || e.hash != model::ChainHash(e.prev_hash, model::CanonicalEntryBytes(e)))
-    return Status::Error("bad_request", "entry " + e.entry_id + ": content does not match its hash");
+    return Status::Error(ErrorCode::kBadRequest, "entry " + e.entry_id + ": content does not match its hash");
   for (const char* table : {"entries", "branch_entries"}) {
     LEDGER_PREPARE(st, std::string("SELECT hash FROM ") + table + " WHERE entry_id = ?");
     st.Bind(1, e.entry_id);
     if (st.Step()) {
       if (st.Text(0) == e.hash) return RestoreOutcome::kPresent;
-      return Status::Error("conflict", "entry " + e.entry_id + " is held here with other content");
+      return Status::Error(ErrorCode::kConflict, "entry " + e.entry_id + " is held here with other content");
     }
     if (!st.status().ok()) return st.status();
   }
@@ -216,7 +216,7 @@ Result<std::vector<uint64_t>> Ledger::MembersByReconKey(const std::vector<std::s
 }
 
 Status Ledger::FlushReconIndex() {
-  if (!entries_index_) return Status::Error("internal", "the reconciliation index is open on the writer only");
+  if (!entries_index_) return Status::Error(ErrorCode::kInternal, "the reconciliation index is open on the writer only");
   if (Status s = entries_index_->Flush(); !s.ok()) return s;
   return balances_index_->Flush();
 }

@@ -9,7 +9,7 @@
 namespace loyalty {
 namespace {
 
-Status Bad(std::string message) { return Status::Error("bad_request", std::move(message)); }
+Status Bad(std::string message) { return Status::Error(ErrorCode::kBadRequest, std::move(message)); }
 
 // The bytes the depth scan stops at; everything else is skipped.
 enum : uint8_t { kOther = 0, kQuote, kBackslash, kOpen, kClose };

@@ -35,24 +35,24 @@ class Fd {
 }  // namespace
 
 Result<std::string> ReadSecretFile(const std::string& path, SecretAccess access, size_t max_bytes) {
-  auto refuse = [&](const std::string& why) { return Status::Error("secret_file_refused", path + ": " + why); };
+  auto refuse = [&](const std::string& why) { return Status::Error(ErrorCode::kSecretFileRefused, path + ": " + why); };
   // O_NOFOLLOW: a link in the last component fails with ELOOP instead of being followed (a
   // link could point anywhere, and its own mode says nothing about the target's).
   // O_NONBLOCK: a fifo put in a key's place must not block the start.
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK));
   if (fd.get() < 0) {
     const int err = errno;
-    if (err == ENOENT) return Status::Error("not_found", path + ": cannot open: " + std::strerror(err));
+    if (err == ENOENT) return Status::Error(ErrorCode::kNotFound, path + ": cannot open: " + std::strerror(err));
     struct stat lst {};
     if (err == ELOOP && ::lstat(path.c_str(), &lst) == 0 && S_ISLNK(lst.st_mode)) {
       return refuse(
           "is a symbolic link; name the file itself (secret files "
           "are not read through links)");
     }
-    return Status::Error("io_error", path + ": cannot open: " + std::strerror(err));
+    return Status::Error(ErrorCode::kIoError, path + ": cannot open: " + std::strerror(err));
   }
   struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) return Status::Error("io_error", path + ": cannot stat: " + std::strerror(errno));
+  if (::fstat(fd.get(), &st) != 0) return Status::Error(ErrorCode::kIoError, path + ": cannot stat: " + std::strerror(errno));
   if (!S_ISREG(st.st_mode)) return refuse("not a regular file");
   if (access == SecretAccess::kOwnerOnly && (st.st_mode & 0077) != 0) {
     return refuse("has mode " + ModeString(st.st_mode) +
@@ -73,7 +73,7 @@ Result<std::string> ReadSecretFile(const std::string& path, SecretAccess access,
   for (;;) {
     const ssize_t n = ::read(fd.get(), buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Status::Error("io_error", path + ": cannot read: " + std::strerror(errno));
+    if (n < 0) return Status::Error(ErrorCode::kIoError, path + ": cannot read: " + std::strerror(errno));
     if (n == 0) break;
     data.append(buf, static_cast<size_t>(n));
     // The size in fstat may be stale (the file grows while read): the cap holds anyway.

@@ -14,7 +14,7 @@
 namespace loyalty {
 namespace {
 
-constexpr char kCode[] = "timezone_invalid";
+constexpr ErrorCode kCode = ErrorCode::kTimezoneInvalid;
 constexpr int64_t kMaxFixedOffset = 18 * 3600;
 // The documented domain of the public methods (about ±31,000 years); clamping keeps the
 // calendar arithmetic far away from int64 overflow for any input.

@@ -7,7 +7,7 @@
 namespace loyalty::http {
 namespace {
 
-Status BadRequest(std::string message) { return Status::Error("bad_request", std::move(message)); }
+Status BadRequest(std::string message) { return Status::Error(ErrorCode::kBadRequest, std::move(message)); }
 
 bool IsHostNameChar(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||

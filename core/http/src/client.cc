@@ -35,7 +35,7 @@ namespace {
 constexpr uint32_t kResponseHeaderLimit = 64 * 1024;
 constexpr auto kCancelSlice = std::chrono::milliseconds(50);
 
-Status CancelledStatus() { return Status::Error("cancelled", "the request was cancelled"); }
+Status CancelledStatus() { return Status::Error(ErrorCode::kCancelled, "the request was cancelled"); }
 
 // Beast in Boost 1.74 speaks boost::string_view.
 beast::string_view Bv(std::string_view s) { return {s.data(), s.size()}; }
@@ -53,11 +53,11 @@ bool IsHttpError(const error_code& ec) {
 
 Result<std::unique_ptr<ssl::context>> MakeClientContext(const ClientTlsOptions& o) {
   auto bad = [](const std::string& what, const std::string& file, const error_code& ec) {
-    return Status::Error("invalid_argument", "TLS " + what + " " + file + ": " + ec.message());
+    return Status::Error(ErrorCode::kInvalidArgument, "TLS " + what + " " + file + ": " + ec.message());
   };
   auto ctx = std::make_unique<ssl::context>(ssl::context::tls_client);
   ctx->set_options(ssl::context::default_workarounds | ssl::context::no_compression);
-  if (!ApplyIntermediateProfile(ctx->native_handle())) return Status::Error("internal", "TLS profile refused");
+  if (!ApplyIntermediateProfile(ctx->native_handle())) return Status::Error(ErrorCode::kInternal, "TLS profile refused");
   error_code ec;
   if (o.ca_file.empty()) {
     if (ctx->set_default_verify_paths(ec); ec) return bad("system trust store", "", ec);
@@ -68,19 +68,19 @@ Result<std::unique_ptr<ssl::context>> MakeClientContext(const ClientTlsOptions& 
   // A terminal's client certificate, signed by the same CA, must not pass for HQ.
   SSL_CTX_set_purpose(ctx->native_handle(), X509_PURPOSE_SSL_SERVER);
   if (o.cert_file.empty() != o.key_file.empty()) {
-    return Status::Error("invalid_argument", "TLS client certificate and key go together");
+    return Status::Error(ErrorCode::kInvalidArgument, "TLS client certificate and key go together");
   }
   if (!o.cert_file.empty()) {
     if (ctx->use_certificate_chain_file(o.cert_file, ec); ec) return bad("certificate", o.cert_file, ec);
     // The key goes through the secret-file check (owner only, no link) and OpenSSL is given
     // the bytes that were checked, not the path again.
     auto key_pem = ReadSecretFile(o.key_file);
-    if (!key_pem.ok()) return Status::Error("invalid_argument", "TLS key " + key_pem.status().message());
+    if (!key_pem.ok()) return Status::Error(ErrorCode::kInvalidArgument, "TLS key " + key_pem.status().message());
     ctx->use_private_key(net::buffer(*key_pem), ssl::context::pem, ec);
     OPENSSL_cleanse(key_pem->data(), key_pem->size());
     if (ec) return bad("key", o.key_file, ec);
     if (SSL_CTX_check_private_key(ctx->native_handle()) != 1) {
-      return Status::Error("invalid_argument", "TLS key " + o.key_file + " does not match " + o.cert_file);
+      return Status::Error(ErrorCode::kInvalidArgument, "TLS key " + o.key_file + " does not match " + o.cert_file);
     }
   }
   return ctx;
@@ -187,7 +187,7 @@ struct Client::Impl {
     } else {
       tcp::resolver resolver(ioc);
       auto results = resolver.resolve(host, std::to_string(port), ec);
-      if (ec) return Status::Error("unavailable", "cannot resolve " + where + ": " + ec.message());
+      if (ec) return Status::Error(ErrorCode::kUnavailable, "cannot resolve " + where + ": " + ec.message());
       for (const auto& r : results) endpoints.push_back(r.endpoint());
     }
     stream.emplace(ioc);
@@ -198,8 +198,8 @@ struct Client::Impl {
     if (TakeCancelled()) return CancelledStatus();
     if (connect_ec) {
       stream.reset();
-      if (connect_ec == beast::error::timeout) return Status::Error("timeout", "connecting to " + where + " timed out");
-      return Status::Error("unavailable", "cannot connect to " + where + ": " + connect_ec.message());
+      if (connect_ec == beast::error::timeout) return Status::Error(ErrorCode::kTimeout, "connecting to " + where + " timed out");
+      return Status::Error(ErrorCode::kUnavailable, "cannot connect to " + where + ": " + connect_ec.message());
     }
     stream->socket().set_option(tcp::no_delay(true), ec);
     ++counters.connections;
@@ -219,12 +219,12 @@ struct Client::Impl {
       // host names only (RFC 6066).
       if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), server_name.c_str()) != 1) {
         CloseConnection();
-        return Status::Error("invalid_argument", "cannot verify against address " + server_name);
+        return Status::Error(ErrorCode::kInvalidArgument, "cannot verify against address " + server_name);
       }
     } else if (SSL_set1_host(ssl, server_name.c_str()) != 1 ||
                SSL_set_tlsext_host_name(ssl, server_name.c_str()) != 1) {
       CloseConnection();
-      return Status::Error("invalid_argument", "cannot verify against name " + server_name);
+      return Status::Error(ErrorCode::kInvalidArgument, "cannot verify against name " + server_name);
     }
     beast::get_lowest_layer(*tls_stream).expires_at(deadline);
     error_code hs_ec;
@@ -237,8 +237,8 @@ struct Client::Impl {
                                                   X509_verify_cert_error_string(verify)
                                             : hs_ec.message();
       CloseConnection();
-      if (hs_ec == beast::error::timeout) return Status::Error("timeout", "TLS handshake with " + where + " timed out");
-      return Status::Error("unavailable", "TLS handshake with " + where + " failed: " + why);
+      if (hs_ec == beast::error::timeout) return Status::Error(ErrorCode::kTimeout, "TLS handshake with " + where + " timed out");
+      return Status::Error(ErrorCode::kUnavailable, "TLS handshake with " + where + " failed: " + why);
     }
     return Status::Ok();
   }
@@ -300,13 +300,13 @@ struct Client::Impl {
     if (read_ec) {
       *nothing_received = !parser->got_some() && buffer.size() == 0;
       CloseConnection();
-      if (read_ec == beast::error::timeout) return Status::Error("timeout", "no answer from " + where + " in time");
-      if (read_ec == bhttp::error::body_limit) return Status::Error("bad_response", "response body too large");
+      if (read_ec == beast::error::timeout) return Status::Error(ErrorCode::kTimeout, "no answer from " + where + " in time");
+      if (read_ec == bhttp::error::body_limit) return Status::Error(ErrorCode::kBadResponse, "response body too large");
       if (IsHttpError(read_ec) && read_ec != bhttp::error::end_of_stream &&
           read_ec != bhttp::error::partial_message) {
-        return Status::Error("bad_response", "malformed response from " + where + ": " + read_ec.message());
+        return Status::Error(ErrorCode::kBadResponse, "malformed response from " + where + ": " + read_ec.message());
       }
-      return Status::Error("unavailable", "connection to " + where + " lost: " + read_ec.message());
+      return Status::Error(ErrorCode::kUnavailable, "connection to " + where + " lost: " + read_ec.message());
     }
     *nothing_received = false;
     bhttp::response<bhttp::string_body> msg = parser->release();
@@ -361,7 +361,7 @@ Result<Response> Client::Request(std::string_view method, std::string_view targe
   if (impl_->Cancelled()) return CancelledStatus();
   if (method.empty() || target.empty() ||
       target.find_first_of(std::string_view(" \t\r\n\0", 5)) != std::string_view::npos) {
-    return Status::Error("bad_request", "invalid method or target");
+    return Status::Error(ErrorCode::kBadRequest, "invalid method or target");
   }
   bhttp::request<bhttp::string_body> req;
   req.version(11);
@@ -375,7 +375,7 @@ Result<Response> Client::Request(std::string_view method, std::string_view targe
   for (auto& [name, value] : headers) {
     if (name.empty() || name.find_first_of(":\r\n") != std::string::npos ||
         value.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
-      return Status::Error("bad_request", "invalid header " + name);
+      return Status::Error(ErrorCode::kBadRequest, "invalid header " + name);
     }
     if (beast::iequals(name, "content-length") || beast::iequals(name, "transfer-encoding")) continue;
     req.insert(name, value);
@@ -401,7 +401,7 @@ Result<Response> Client::Request(std::string_view method, std::string_view targe
   auto r = impl_->Exchange(req, deadline, &nothing_received);
   // The server may close a kept connection just as we reuse it; then the request never got
   // an answer and is worth one more try on a new connection.
-  if (!r.ok() && reused && nothing_received && r.status().code() == "unavailable") {
+  if (!r.ok() && reused && nothing_received && r.status().code() == ErrorCode::kUnavailable) {
     if (Status s = impl_->Connect(deadline); !s.ok()) return s;
     r = impl_->Exchange(req, deadline, &nothing_received);
   }

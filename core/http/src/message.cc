@@ -24,7 +24,7 @@ int HexValue(char c) {
   return -1;
 }
 
-Status BadRequest(std::string message) { return Status::Error("bad_request", std::move(message)); }
+Status BadRequest(std::string message) { return Status::Error(ErrorCode::kBadRequest, std::move(message)); }
 
 }  // namespace
 
@@ -43,26 +43,16 @@ bool Request::HasHeader(std::string_view name) const {
 }
 
 Status CheckPeerCn(const Request& request, std::string_view terminal_id) {
-  if (!request.tls) return Status::Error("forbidden", "a client certificate over TLS is required");
+  if (!request.tls) return Status::Error(ErrorCode::kForbidden, "a client certificate over TLS is required");
   if (!request.peer_cert_error.empty()) {
-    return Status::Error("forbidden", "client certificate not accepted: " + request.peer_cert_error);
+    return Status::Error(ErrorCode::kForbidden, "client certificate not accepted: " + request.peer_cert_error);
   }
-  if (request.peer_cn.empty()) return Status::Error("forbidden", "a verified client certificate is required");
+  if (request.peer_cn.empty()) return Status::Error(ErrorCode::kForbidden, "a verified client certificate is required");
   if (terminal_id.empty() || request.peer_cn != terminal_id) {
-    return Status::Error("forbidden", "client certificate is for " + request.peer_cn + ", not for " +
+    return Status::Error(ErrorCode::kForbidden, "client certificate is for " + request.peer_cn + ", not for " +
                                           std::string(terminal_id));
   }
   return Status::Ok();
-}
-
-Response JsonError(int status, std::string_view code, std::string_view message) {
-  nlohmann::json j = {{"error", {{"code", std::string(code)}, {"message", std::string(message)}}}};
-  Response r;
-  r.status = status;
-  // A message may quote client input; replacing invalid UTF-8 keeps the answer valid JSON
-  // instead of throwing in the middle of an error path.
-  r.body = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  return r;
 }
 
 Result<std::string> PercentDecode(std::string_view in, bool plus_is_space) {

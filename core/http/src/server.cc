@@ -1,4 +1,5 @@
 #include "loyalty/http/server.h"
+#include "loyalty/http/errors.h"
 
 #include <algorithm>
 #include <array>
@@ -119,7 +120,7 @@ Result<std::vector<std::unique_ptr<T, void (*)(T*)>>> ReadPemAll(const std::stri
   std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_file(file.c_str(), "r"), BIO_free);
   if (!bio) {
     ERR_clear_error();
-    return Status::Error("invalid_argument", std::string("TLS ") + what + " " + file + ": cannot be read");
+    return Status::Error(ErrorCode::kInvalidArgument, std::string("TLS ") + what + " " + file + ": cannot be read");
   }
   std::vector<std::unique_ptr<T, void (*)(T*)>> out;
   while (T* x = read(bio.get(), nullptr, nullptr, nullptr)) out.emplace_back(x, free_fn);
@@ -127,7 +128,7 @@ Result<std::vector<std::unique_ptr<T, void (*)(T*)>>> ReadPemAll(const std::stri
   if (ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE) {
     ERR_clear_error();  // the end of the file
   } else if (e != 0) {
-    return Status::Error("invalid_argument", std::string("TLS ") + what + " " + file + ": " + OpenSslReason());
+    return Status::Error(ErrorCode::kInvalidArgument, std::string("TLS ") + what + " " + file + ": " + OpenSslReason());
   }
   return out;
 }
@@ -139,18 +140,18 @@ Result<std::vector<std::unique_ptr<T, void (*)(T*)>>> ReadPemAll(const std::stri
 Result<StorePtr> MakeVerifyStore(const std::string& ca_file, const std::string& crl_file, size_t* revoked) {
   auto cas = ReadPemAll<X509>(ca_file, "client CA", PEM_read_bio_X509, X509_free);
   if (!cas.ok()) return cas.status();
-  if (cas->empty()) return Status::Error("invalid_argument", "TLS client CA " + ca_file + ": no certificate");
+  if (cas->empty()) return Status::Error(ErrorCode::kInvalidArgument, "TLS client CA " + ca_file + ": no certificate");
   StorePtr store(X509_STORE_new(), X509_STORE_free);
-  if (!store) return Status::Error("internal", "X509_STORE_new: " + OpenSslReason());
+  if (!store) return Status::Error(ErrorCode::kInternal, "X509_STORE_new: " + OpenSslReason());
   for (auto& ca : *cas) {
     if (X509_STORE_add_cert(store.get(), ca.get()) != 1) {
-      return Status::Error("invalid_argument", "TLS client CA " + ca_file + ": " + OpenSslReason());
+      return Status::Error(ErrorCode::kInvalidArgument, "TLS client CA " + ca_file + ": " + OpenSslReason());
     }
   }
   if (revoked != nullptr) *revoked = 0;
   if (crl_file.empty()) return store;
   auto bad = [&](const std::string& why) {
-    return Status::Error("invalid_argument", "TLS CRL " + crl_file + ": " + why);
+    return Status::Error(ErrorCode::kInvalidArgument, "TLS CRL " + crl_file + ": " + why);
   };
   auto crls = ReadPemAll<X509_CRL>(crl_file, "CRL", PEM_read_bio_X509_CRL, X509_CRL_free);
   if (!crls.ok()) return crls.status();
@@ -190,12 +191,12 @@ Result<StorePtr> MakeVerifyStore(const std::string& ca_file, const std::string& 
 
 Result<std::shared_ptr<ssl::context>> MakeServerContext(const TlsServerOptions& o) {
   auto bad = [](const std::string& what, const std::string& file, const error_code& ec) {
-    return Status::Error("invalid_argument", "TLS " + what + " " + file + ": " + SslErrorText(ec));
+    return Status::Error(ErrorCode::kInvalidArgument, "TLS " + what + " " + file + ": " + SslErrorText(ec));
   };
   auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
   SSL_CTX* native = ctx->native_handle();
   ctx->set_options(ssl::context::default_workarounds | ssl::context::no_compression);
-  if (!ApplyIntermediateProfile(native)) return Status::Error("internal", "TLS profile refused: " + OpenSslReason());
+  if (!ApplyIntermediateProfile(native)) return Status::Error(ErrorCode::kInternal, "TLS profile refused: " + OpenSslReason());
   // No resumption: every connection's client certificate is verified again (an expired
   // or newly untrusted certificate is refused at once), and TLS 1.3 tickets a client never
   // reads cannot turn its close into a reset.
@@ -203,18 +204,18 @@ Result<std::shared_ptr<ssl::context>> MakeServerContext(const TlsServerOptions& 
   SSL_CTX_set_options(native, SSL_OP_NO_TICKET);
   SSL_CTX_set_num_tickets(native, 0);
   error_code ec;
-  if (o.cert_chain_file.empty()) return Status::Error("invalid_argument", "TLS needs a certificate file");
+  if (o.cert_chain_file.empty()) return Status::Error(ErrorCode::kInvalidArgument, "TLS needs a certificate file");
   if (ctx->use_certificate_chain_file(o.cert_chain_file, ec); ec) return bad("certificate", o.cert_chain_file, ec);
-  if (o.key_file.empty()) return Status::Error("invalid_argument", "TLS needs a key file");
+  if (o.key_file.empty()) return Status::Error(ErrorCode::kInvalidArgument, "TLS needs a key file");
   if (ctx->use_private_key_file(o.key_file, ssl::context::pem, ec); ec) return bad("key", o.key_file, ec);
   if (SSL_CTX_check_private_key(native) != 1) {
-    return Status::Error("invalid_argument", "TLS key " + o.key_file + " does not match " + o.cert_chain_file);
+    return Status::Error(ErrorCode::kInvalidArgument, "TLS key " + o.key_file + " does not match " + o.cert_chain_file);
   }
   if (o.client_certs == ClientCertMode::kNone) {
     ctx->set_verify_mode(ssl::verify_none);
     return ctx;
   }
-  if (o.client_ca_file.empty()) return Status::Error("invalid_argument", "TLS client certificates need a CA file");
+  if (o.client_ca_file.empty()) return Status::Error(ErrorCode::kInvalidArgument, "TLS client certificates need a CA file");
   // Client certificates are verified against a store of their own (CAs and CRLs), which
   // ReloadCrl() replaces.
   auto store = MakeVerifyStore(o.client_ca_file, o.crl_file, nullptr);
@@ -225,7 +226,7 @@ Result<std::shared_ptr<ssl::context>> MakeServerContext(const TlsServerOptions& 
   // pick the right one.
   STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(o.client_ca_file.c_str());
   if (names == nullptr) {
-    return Status::Error("invalid_argument", "TLS client CA " + o.client_ca_file + ": no certificate");
+    return Status::Error(ErrorCode::kInvalidArgument, "TLS client CA " + o.client_ca_file + ": no certificate");
   }
   SSL_CTX_set_client_CA_list(native, names);
   // Only certificates meant for TLS clients (extendedKeyUsage clientAuth, or none) name a
@@ -459,7 +460,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     Reply(std::shared_ptr<Session> s, uint64_t n) : session(std::move(s)), seq(n) {}
     ~Reply() {
       if (!answered.exchange(true)) {
-        Post(JsonError(500, "internal", "the request was dropped without an answer"));
+        Post(JsonError(ErrorCode::kInternal, "the request was dropped without an answer"));
       }
     }
     void Answer(Response r) {
@@ -519,7 +520,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
 
   void OnConnectionReady() {
     if (refuse_) {
-      WriteAndClose(JsonError(503, "unavailable", "too many connections; retry shortly"));
+      WriteAndClose(JsonError(ErrorCode::kUnavailable, "too many connections; retry shortly"));
       return;
     }
     DoReadIdle();
@@ -634,12 +635,12 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
 
   void OnReadError(error_code ec) {
     if (ec == bhttp::error::body_limit) {
-      WriteAndClose(JsonError(413, "body_too_large",
+      WriteAndClose(JsonError(ErrorCode::kBodyTooLarge, 
                               "request body exceeds " + std::to_string(options().body_limit) + " bytes"));
       return;
     }
     if (ec == bhttp::error::header_limit) {
-      WriteAndClose(JsonError(400, "bad_request",
+      WriteAndClose(JsonError(ErrorCode::kBadRequest, 
                               "request header exceeds " + std::to_string(options().header_limit) + " bytes"));
       return;
     }
@@ -650,7 +651,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       Close();
       return;
     }
-    WriteAndClose(JsonError(400, "bad_request", "malformed HTTP request: " + ec.message()));
+    WriteAndClose(JsonError(ErrorCode::kBadRequest, "malformed HTTP request: " + ec.message()));
   }
 
   void OnRequest() {
@@ -668,7 +669,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     auto target = ParseTarget(r.target);
     if (!target.ok()) {
       // The message itself was well formed, so the connection can stay.
-      OnResponse(seq_, JsonError(400, "bad_request", target.status().message()));
+      OnResponse(seq_, JsonError(ErrorCode::kBadRequest, target.status().message()));
       return;
     }
     r.path = std::move(target->path);
@@ -689,7 +690,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       core_->handler(std::move(r), std::move(responder));
     } catch (...) {
       // The caller logs its own failures; here the client just gets an answer.
-      reply->Answer(JsonError(500, "internal", "internal error"));
+      reply->Answer(JsonError(ErrorCode::kInternal, "internal error"));
     }
   }
 
@@ -704,7 +705,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   }
 
   void Write(Response r, bool force_close) {
-    if (r.status < 200 || r.status > 999) r = JsonError(500, "internal", "invalid response status");
+    if (r.status < 200 || r.status > 999) r = JsonError(ErrorCode::kInternal, "invalid response status");
     res_.emplace();
     res_->version(version_);
     res_->result(static_cast<unsigned>(r.status));
@@ -917,7 +918,7 @@ Status Server::Listen() {
   const ServerOptions& o = core_->options;
   auto fail = [&](const std::string& what, const error_code& ec) {
     core_->CloseAcceptor();
-    return Status::Error("unavailable", what + " " + o.host + ":" + std::to_string(o.port) + ": " + ec.message());
+    return Status::Error(ErrorCode::kUnavailable, what + " " + o.host + ":" + std::to_string(o.port) + ": " + ec.message());
   };
   if (o.tls) {
     auto ctx = MakeServerContext(*o.tls);
@@ -961,7 +962,7 @@ uint64_t Server::evicted_connections() const { return core_->evicted.load(); }
 Result<size_t> Server::ReloadCrl() {
   const auto& tls = core_->options.tls;
   if (!tls || tls->crl_file.empty() || !core_->ssl_ctx) {
-    return Status::Error("invalid_argument", "no CRL to reload: the listener has no crl_file");
+    return Status::Error(ErrorCode::kInvalidArgument, "no CRL to reload: the listener has no crl_file");
   }
   size_t revoked = 0;
   auto store = MakeVerifyStore(tls->client_ca_file, tls->crl_file, &revoked);

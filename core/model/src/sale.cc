@@ -22,7 +22,7 @@ std::string EncodeCheckoutLines(const std::vector<CheckoutLine>& lines) {
 }
 
 Result<std::vector<CheckoutLine>> DecodeCheckoutLines(std::string_view text) {
-  auto bad = [](const std::string& why) { return Status::Error("internal", "checkout lines: " + why); };
+  auto bad = [](const std::string& why) { return Status::Error(ErrorCode::kInternal, "checkout lines: " + why); };
   auto parsed = ParseJson(text);  // stored bytes, read with the same limits as any other
   if (!parsed.ok()) return bad(parsed.status().message());
   const nlohmann::json& j = *parsed;

@@ -24,7 +24,7 @@ namespace {
 
 using nlohmann::json;
 
-constexpr const char* kCode = "rules_invalid";
+constexpr ErrorCode kCode = ErrorCode::kRulesInvalid;
 constexpr size_t kMaxFileBytes = 1 << 20;
 constexpr size_t kMaxVersionBytes = 128;
 constexpr size_t kMaxCategories = 1000;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <numeric>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,7 +18,7 @@ using i128 = __int128;
 
 constexpr int64_t kBpOne = 10000;
 
-Status Bad(std::string message) { return Status::Error("bad_request", std::move(message)); }
+Status Bad(std::string message) { return Status::Error(ErrorCode::kBadRequest, std::move(message)); }
 
 // floor(a × b / d) for non-negative a, b and positive d; the callers' ranges keep the
 // result inside int64.
@@ -32,20 +33,20 @@ Status CheckText(const std::string& s, size_t line, const char* field) {
   return Status::Ok();
 }
 
-// Refusals 1–4 of step 4, in the spec's order; nullptr when none applies.
-const char* RefusalBeforeAmount(const Rules& r, const MemberContext& m) {
-  if (m.frozen) return "member_frozen";
-  if (m.static_identification && !r.static_codes_can_redeem) return "static_code_cannot_redeem";
-  if (m.in_redeem_cooldown) return "redeem_cooldown";
-  if (m.available_balance <= 0) return "insufficient_points";
-  return nullptr;
+// Refusals 1–4 of step 4, in the spec's order; nullopt when none applies.
+std::optional<ErrorCode> RefusalBeforeAmount(const Rules& r, const MemberContext& m) {
+  if (m.frozen) return ErrorCode::kMemberFrozen;
+  if (m.static_identification && !r.static_codes_can_redeem) return ErrorCode::kStaticCodeCannotRedeem;
+  if (m.in_redeem_cooldown) return ErrorCode::kRedeemCooldown;
+  if (m.available_balance <= 0) return ErrorCode::kInsufficientPoints;
+  return std::nullopt;
 }
 
-std::string RefusalMessage(const std::string& code, const Rules& r) {
-  if (code == "member_frozen") return "the member is frozen and cannot redeem points";
-  if (code == "static_code_cannot_redeem")
+std::string RefusalMessage(ErrorCode code, const Rules& r) {
+  if (code == ErrorCode::kMemberFrozen) return "the member is frozen and cannot redeem points";
+  if (code == ErrorCode::kStaticCodeCannotRedeem)
     return "a static card or channel number identifies the member but cannot redeem points; scan the dynamic code";
-  if (code == "redeem_cooldown")
+  if (code == ErrorCode::kRedeemCooldown)
     return "the member redeemed on this terminal less than " + std::to_string(r.redeem_cooldown_s) + " s ago";
   return "the member has no points available";
 }
@@ -97,14 +98,14 @@ Result<Quote> ComputeQuote(const Rules& r, const QuoteInput& in) {
     return Bad("redeem_points must be 0..100000000 or \"max\", got " + std::to_string(in.redeem.points));
   if (in.coupon) {
     const Coupon& c = *in.coupon;
-    if (!in.member) return Status::Error("coupon_invalid", "a coupon needs an identified member");
+    if (!in.member) return Status::Error(ErrorCode::kCouponInvalid, "a coupon needs an identified member");
     bool percent = c.kind == Coupon::Kind::kPercentOff;
     if ((!percent && c.value_cents < 0) || (percent && (c.bp < 0 || c.bp > kBpOne)) || c.min_spend_cents < 0)
-      return Status::Error("coupon_invalid", "coupon " + internal::Printable(c.coupon_id) + " has impossible values");
+      return Status::Error(ErrorCode::kCouponInvalid, "coupon " + internal::Printable(c.coupon_id) + " has impossible values");
   }
   bool wants_points = !in.redeem.max && in.redeem.points > 0;
   if (!in.member && wants_points)
-    return Status::Error("redeem_not_allowed", "redeeming points needs an identified member");
+    return Status::Error(ErrorCode::kRedeemNotAllowed, "redeeming points needs an identified member");
 
   Quote q;
   const MemberContext* member = in.member ? &*in.member : nullptr;
@@ -183,26 +184,27 @@ Result<Quote> ComputeQuote(const Rules& r, const QuoteInput& in) {
     if (member->stale) cap = std::min(cap, r.stale_redeem_cap_points);
     cap = std::max<int64_t>(cap, 0);
     cap -= cap % r.redeem_step_points;
-    const char* refusal = RefusalBeforeAmount(r, *member);
+    std::optional<ErrorCode> refusal = RefusalBeforeAmount(r, *member);
     if (refusal) cap = 0;
     q.max_redeem_points = cap;
 
     if (in.redeem.max) {
       q.redeem_points = cap;
       if (refusal)
-        q.warnings.push_back({"redeem_unavailable", std::string(refusal) + ": " + RefusalMessage(refusal, r)});
+        q.warnings.push_back(
+            {"redeem_unavailable", std::string(ErrorCodeName(*refusal)) + ": " + RefusalMessage(*refusal, r)});
     } else if (wants_points) {
       int64_t want = in.redeem.points;
-      if (refusal) return Status::Error(refusal, RefusalMessage(refusal, r));
+      if (refusal) return Status::Error(*refusal, RefusalMessage(*refusal, r));
       if (want > member->available_balance)
-        return Status::Error("insufficient_points", "the member has " + std::to_string(member->available_balance) +
+        return Status::Error(ErrorCode::kInsufficientPoints, "the member has " + std::to_string(member->available_balance) +
                                                         " points available, " + std::to_string(want) + " requested");
       if (want % r.redeem_step_points != 0)
-        return Status::Error("redeem_not_allowed", "points are redeemed in multiples of " +
+        return Status::Error(ErrorCode::kRedeemNotAllowed, "points are redeemed in multiples of " +
                                                        std::to_string(r.redeem_step_points) + ", got " +
                                                        std::to_string(want));
       if (want > cap)
-        return Status::Error("redeem_not_allowed", "at most " + std::to_string(cap) +
+        return Status::Error(ErrorCode::kRedeemNotAllowed, "at most " + std::to_string(cap) +
                                                        " points can be redeemed on this basket" +
                                                        (member->stale ? " (the member's data is stale)" : ""));
       q.redeem_points = want;

@@ -20,7 +20,7 @@ constexpr int64_t kMaxLineCents = kMaxQty * kMaxUnitPriceCents;
 constexpr int64_t kMaxCheckoutCents = kMaxLineCents * static_cast<int64_t>(kMaxLines);
 constexpr int64_t kMaxPoints = 1000000000000000000;  // 10^18
 
-Status Internal(std::string message) { return Status::Error("internal", "refund basis: " + std::move(message)); }
+Status Internal(std::string message) { return Status::Error(ErrorCode::kInternal, "refund basis: " + std::move(message)); }
 
 enum class Amount { kFinalNet, kEligibleNet, kRedeemableBeforeRedeem };
 
@@ -88,14 +88,14 @@ Status CheckBasis(const RefundBasis& b) {
 Result<RefundAmounts> ComputeRefund(const RefundBasis& basis, const std::vector<int64_t>& units_before,
                                     const std::vector<int64_t>& units_after) {
   if (units_before.size() != basis.lines.size() || units_after.size() != basis.lines.size())
-    return Status::Error("bad_request", "the checkout has " + std::to_string(basis.lines.size()) + " lines");
+    return Status::Error(ErrorCode::kBadRequest, "the checkout has " + std::to_string(basis.lines.size()) + " lines");
   if (Status s = CheckBasis(basis); !s.ok()) return s;
   for (size_t i = 0; i < basis.lines.size(); ++i) {
     std::string at = "line " + std::to_string(i);
     if (units_before[i] < 0 || units_after[i] < units_before[i])
-      return Status::Error("bad_request", at + ": units refunded cannot be negative or decrease");
+      return Status::Error(ErrorCode::kBadRequest, at + ": units refunded cannot be negative or decrease");
     if (units_after[i] > basis.lines[i].qty)
-      return Status::Error("refund_exceeds_sale", at + ": " + std::to_string(units_after[i]) +
+      return Status::Error(ErrorCode::kRefundExceedsSale, at + ": " + std::to_string(units_after[i]) +
                                                       " units refunded in all, " + std::to_string(basis.lines[i].qty) +
                                                       " sold");
   }

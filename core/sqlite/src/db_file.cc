@@ -31,7 +31,7 @@ Status PrepareDatabaseFile(const std::string& path) {
     return Status::Ok();
   }
   if (errno != EEXIST) {
-    return Status::Error("unavailable", "create " + path + ": " + std::strerror(errno));
+    return Status::Error(ErrorCode::kUnavailable, "create " + path + ": " + std::strerror(errno));
   }
   for (const char* suffix : {"", "-wal", "-shm", "-journal"}) CloseToOthers(path + suffix);
   return Status::Ok();

@@ -118,7 +118,7 @@ Status SqliteError(sqlite3* db, int rc, std::string_view what) {
   switch (rc & 0xff) {
     case SQLITE_CORRUPT:
     case SQLITE_NOTADB:
-      return Status::Error("ledger_damaged", msg);
+      return Status::Error(ErrorCode::kLedgerDamaged, msg);
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
     case SQLITE_FULL:
@@ -126,11 +126,11 @@ Status SqliteError(sqlite3* db, int rc, std::string_view what) {
     case SQLITE_CANTOPEN:
     case SQLITE_READONLY:
     case SQLITE_NOMEM:
-      return Status::Error("unavailable", msg);
+      return Status::Error(ErrorCode::kUnavailable, msg);
     case SQLITE_CONSTRAINT:
-      return Status::Error("constraint", msg);
+      return Status::Error(ErrorCode::kConstraint, msg);
     default:
-      return Status::Error("internal", msg);
+      return Status::Error(ErrorCode::kInternal, msg);
   }
 }
 

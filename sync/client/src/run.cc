@@ -21,20 +21,25 @@ constexpr int kMaxLoops = 100000;
 // stored responses) never wedges the upload on a 413.
 constexpr size_t kMaxUploadBodyBytes = 900 * 1024;
 
-bool Retryable(const Status& s) { return s.code() == "unavailable" || s.code() == "timeout" || s.code() == "bad_response"; }
+bool Retryable(const Status& s) { return s.code() == ErrorCode::kUnavailable || s.code() == ErrorCode::kTimeout || s.code() == ErrorCode::kBadResponse; }
 bool RetryableStatus(int status) { return status >= 500 || status == 429 || status == 408; }
 
 // The error HQ named in a non-2xx answer, or a generic one.
 Status HttpError(const Exchange& e, std::string_view what) {
-  std::string code = "hq_error";
+  ErrorCode code = ErrorCode::kHqError;
   std::string message = std::string(what) + ": HQ answered " + std::to_string(e.status);
   auto j = ParseJsonObject(e.body);
   if (j.ok() && j->contains("error") && (*j)["error"].is_object()) {
     const auto& err = (*j)["error"];
-    if (err.contains("code") && err["code"].is_string()) code = err["code"].get<std::string>();
+    // A code this build does not know stays hq_error, its name kept in the message.
+    if (err.contains("code") && err["code"].is_string()) {
+      const auto& name = err["code"].get_ref<const std::string&>();
+      if (auto known = ErrorCodeFromName(name)) code = *known;
+      else message += " [" + name + "]";
+    }
     if (err.contains("message") && err["message"].is_string()) message += " (" + err["message"].get<std::string>() + ")";
   }
-  if (code == "forbidden") message += "; the terminal's client certificate must name this terminal";
+  if (code == ErrorCode::kForbidden) message += "; the terminal's client certificate must name this terminal";
   return Status::Error(code, message);
 }
 
@@ -56,9 +61,9 @@ struct SyncRun::Impl {
   std::string Base() const { return "/v1/sync/" + opt.terminal_id; }
 
   Status Check() const {
-    if (opt.cancel && opt.cancel->load()) return Status::Error("cancelled", "the run was cancelled (agent stopping)");
+    if (opt.cancel && opt.cancel->load()) return Status::Error(ErrorCode::kCancelled, "the run was cancelled (agent stopping)");
     if (clock.mono_ms() >= deadline_mono)
-      return Status::Error("timeout", "the run did not finish within " + std::to_string(opt.run_timeout_ms / 1000) + " s");
+      return Status::Error(ErrorCode::kTimeout, "the run did not finish within " + std::to_string(opt.run_timeout_ms / 1000) + " s");
     return Status::Ok();
   }
 
@@ -111,7 +116,7 @@ struct SyncRun::Impl {
     auto e = Call(method, target, kJson, body, what);
     if (!e.ok()) return e.status();
     auto m = ParseMessage<Resp>(e->body);
-    if (!m.ok()) return Status::Error("bad_response", std::string(what) + ": " + m.status().message());
+    if (!m.ok()) return Status::Error(ErrorCode::kBadResponse, std::string(what) + ": " + m.status().message());
     return m;
   }
 
@@ -127,12 +132,12 @@ struct SyncRun::Impl {
     auto resp = CallJson<UploadResponse>("POST", Base() + "/entries", std::move(body), "upload");
     if (!resp.ok()) return resp.status();
     if (resp->results.size() != req.entries.size())
-      return Status::Error("bad_response", "upload: HQ answered " + std::to_string(resp->results.size()) +
+      return Status::Error(ErrorCode::kBadResponse, "upload: HQ answered " + std::to_string(resp->results.size()) +
                                                " results for " + std::to_string(req.entries.size()) + " entries");
     for (size_t i = 0; i < req.entries.size(); ++i) {
       const auto& r = resp->results[i];
       if (r.entry_id != req.entries[i].entry_id)
-        return Status::Error("bad_response", "upload: result " + std::to_string(i) + " names another entry");
+        return Status::Error(ErrorCode::kBadResponse, "upload: result " + std::to_string(i) + " names another entry");
       if (r.status == "created") {
         ++*created;
       } else if (r.status == "conflict" || r.status == "invalid" || r.status == "refused") {
@@ -166,7 +171,7 @@ struct SyncRun::Impl {
       if (Status s = UploadBody(req, std::move(body), &rec.uploaded); !s.ok()) return s;
       if (batch->last_seq > 0) after = batch->last_seq;
     }
-    return Status::Error("internal", "upload did not converge");
+    return Status::Error(ErrorCode::kInternal, "upload did not converge");
   }
 
   Status Download() {
@@ -181,10 +186,10 @@ struct SyncRun::Impl {
       if (Status s = local.ApplyChanges(*page); !s.ok()) return s;
       rec.downloaded += static_cast<int64_t>(page->members.size());
       if (!page->more) return Status::Ok();
-      if (page->cursor == c) return Status::Error("bad_response", "changes: more pages announced but the cursor did not move");
+      if (page->cursor == c) return Status::Error(ErrorCode::kBadResponse, "changes: more pages announced but the cursor did not move");
       c = page->cursor;
     }
-    return Status::Error("bad_response", "changes: too many pages");
+    return Status::Error(ErrorCode::kBadResponse, "changes: too many pages");
   }
 
   // One reconciliation exchange over scope ("entries" or "balances"); ids are raw 16 bytes.
@@ -201,11 +206,11 @@ struct SyncRun::Impl {
       auto reply = Call("POST", Base() + "/recon/" + scope, kBinary, out, "recon/" + scope);
       if (!reply.ok()) return reply.status();
       auto next = ini.Next(reply->body, have, need, mismatched);
-      if (!next.ok()) return Status::Error("bad_response", "recon/" + scope + ": " + next.status().message());
+      if (!next.ok()) return Status::Error(ErrorCode::kBadResponse, "recon/" + scope + ": " + next.status().message());
       if (!*next) return Status::Ok();
       out = std::move(**next);
     }
-    return Status::Error("bad_response", "recon/" + scope + ": the exchange did not end");
+    return Status::Error(ErrorCode::kBadResponse, "recon/" + scope + ": the exchange did not end");
   }
 
   static std::vector<std::string> Hex(const std::vector<std::string>& raw) {
@@ -225,7 +230,7 @@ struct SyncRun::Impl {
       if (!resp.ok()) return resp.status();
       for (const auto& e : resp->entries)
         if (e.terminal_id != opt.terminal_id)
-          return Status::Error("bad_response", "fetch: entry " + e.entry_id + " belongs to another terminal");
+          return Status::Error(ErrorCode::kBadResponse, "fetch: entry " + e.entry_id + " belongs to another terminal");
       auto n = local.Restore(*resp);
       if (!n.ok()) return n.status();
       *added += *n;
@@ -280,7 +285,7 @@ struct SyncRun::Impl {
       std::set<uint64_t> asked(req.member_ids.begin(), req.member_ids.end());
       for (const auto& m : resp->members)
         if (!asked.count(m.member_id))
-          return Status::Error("bad_response", "members: HQ sent member " + std::to_string(m.member_id) + " unasked");
+          return Status::Error(ErrorCode::kBadResponse, "members: HQ sent member " + std::to_string(m.member_id) + " unasked");
       rec.downloaded += static_cast<int64_t>(resp->members.size());
       auto n = local.RepairBalances(*resp);
       if (!n.ok()) return n.status();
@@ -296,7 +301,7 @@ struct SyncRun::Impl {
     if (!hr.ok()) return hr.status();
     hq_time = std::make_pair(hr->hq_time_ms, clock.mono_ms());
     if (hr->protocol != kProtocolVersion)
-      return Status::Error("bad_response", "hello: HQ speaks protocol " + std::to_string(hr->protocol));
+      return Status::Error(ErrorCode::kBadResponse, "hello: HQ speaks protocol " + std::to_string(hr->protocol));
     // A terminal whose ledger was lost gets its history back before it uploads anything.
     if (hello->entries == 0 && hr->hq_entries > 0) {
       if (Status s = ReconcileEntries(); !s.ok()) return s;
@@ -328,16 +333,16 @@ RunRecord SyncRun::Execute(const std::string& run_id) {
   try {
     s = d.Steps();
   } catch (const std::exception& e) {
-    s = Status::Error("internal", std::string("sync run: ") + e.what());
+    s = Status::Error(ErrorCode::kInternal, std::string("sync run: ") + e.what());
   }
   d.transport.Reset();
   d.rec.finished_at_ms = d.clock.now_ms();
   d.rec.result = s.ok() ? "ok" : "failed";
-  if (!s.ok()) d.rec.error = s.code() + ": " + s.message();
+  if (!s.ok()) d.rec.error = s.ToString();
   if (s.ok() && d.hq_time && d.opt.on_hq_time) d.opt.on_hq_time(d.hq_time->first, d.hq_time->second);
   if (Status rs = d.local.RecordRun(d.rec); !rs.ok() && s.ok()) {
     d.rec.result = "failed";
-    d.rec.error = rs.code() + ": recording the run: " + rs.message();
+    d.rec.error = std::string(rs.code_name()) + ": recording the run: " + rs.message();
   }
   return d.rec;
 }

@@ -39,7 +39,7 @@ class Reader {
 
   // Fails and returns false; the first failure wins.
   bool Fail(std::string_view key, std::string_view what) {
-    if (status_.ok()) status_ = Status::Error("bad_request", Path(key) + " " + std::string(what));
+    if (status_.ok()) status_ = Status::Error(ErrorCode::kBadRequest, Path(key) + " " + std::string(what));
     return false;
   }
 
@@ -360,7 +360,7 @@ Status ReadUploadResult(const json& j, const std::string& path, UploadResult* u)
 
 Status ReadEntryIdValue(const json& j, const std::string& path, std::string* out) {
   if (!j.is_string() || j.get_ref<const std::string&>().size() != 32 || !IsLowerHex(j.get_ref<const std::string&>())) {
-    return Status::Error("bad_request", path + " must be 32 lower-case hex characters");
+    return Status::Error(ErrorCode::kBadRequest, path + " must be 32 lower-case hex characters");
   }
   *out = j.get<std::string>();
   return Status::Ok();
@@ -369,7 +369,7 @@ Status ReadEntryIdValue(const json& j, const std::string& path, std::string* out
 Status ReadMemberIdValue(const json& j, const std::string& path, uint64_t* out) {
   std::optional<uint64_t> id;
   if (j.is_string()) id = ParseMemberId(j.get_ref<const std::string&>());
-  if (!id) return Status::Error("bad_request", path + " must be a decimal uint64 string");
+  if (!id) return Status::Error(ErrorCode::kBadRequest, path + " must be a decimal uint64 string");
   *out = *id;
   return Status::Ok();
 }
@@ -382,13 +382,13 @@ Status ReadRevocation(const json& j, const std::string& path, std::string* out) 
       return Status::Ok();
     }
   }
-  return Status::Error("bad_request", path + " must be a base64url Ed25519 public key (32 bytes)");
+  return Status::Error(ErrorCode::kBadRequest, path + " must be a base64url Ed25519 public key (32 bytes)");
 }
 
 // Top-level messages read their fields with an empty path.
 template <typename T>
 Status Top(const json& j, T* out, BodyFn<T> fn) {
-  if (!j.is_object()) return Status::Error("bad_request", "the message must be a JSON object");
+  if (!j.is_object()) return Status::Error(ErrorCode::kBadRequest, "the message must be a JSON object");
   return fn(j, "", out);
 }
 
@@ -739,7 +739,7 @@ std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_hand
 Result<ChangesQuery> ParseChangesQuery(const std::map<std::string, std::string>& query) {
   ChangesQuery q;
   if (auto it = query.find("cursor"); it != query.end()) {
-    if (it->second.size() > kMaxShortText) return Status::Error("bad_request", "cursor is too long");
+    if (it->second.size() > kMaxShortText) return Status::Error(ErrorCode::kBadRequest, "cursor is too long");
     q.cursor = it->second;
   }
   if (auto it = query.find("limit"); it != query.end()) {
@@ -751,7 +751,7 @@ Result<ChangesQuery> ParseChangesQuery(const std::map<std::string, std::string>&
       if (ok) v = v * 10 + (c - '0');
     }
     if (!ok || v < 1 || v > kMaxChangesLimit) {
-      return Status::Error("bad_request", "limit must be 1.." + std::to_string(kMaxChangesLimit));
+      return Status::Error(ErrorCode::kBadRequest, "limit must be 1.." + std::to_string(kMaxChangesLimit));
     }
     q.limit = v;
   }

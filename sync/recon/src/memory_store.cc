@@ -19,7 +19,7 @@ Status MemoryStore::AddElement(const Element& e) {
   auto it = items_.lower_bound(e.id);
   if (it != items_.end() && it->first == e.id) {
     if (it->second == e.tag) return Status::Ok();
-    return Status::Error("conflict", "id already present with a different content hash");
+    return Status::Error(ErrorCode::kConflict, "id already present with a different content hash");
   }
   items_.emplace_hint(it, e.id, e.tag);
   Toggle(e, +1);
@@ -51,7 +51,7 @@ Status MemoryStore::Upsert(const Item& item) {
 }
 
 Status MemoryStore::Remove(std::string_view id) {
-  if (id.size() != kIdSize) return Status::Error("bad_request", "item id must be 16 bytes");
+  if (id.size() != kIdSize) return Status::Error(ErrorCode::kBadRequest, "item id must be 16 bytes");
   ElementId key;
   std::memcpy(key.data(), id.data(), kIdSize);
   auto it = items_.find(key);
@@ -60,7 +60,7 @@ Status MemoryStore::Remove(std::string_view id) {
 }
 
 Status MemoryStore::ReadSymbols(uint64_t begin, uint64_t end, std::vector<Symbol>* out) const {
-  if (begin > end || end > symbols_.size()) return Status::Error("bad_request", "symbol range out of bounds");
+  if (begin > end || end > symbols_.size()) return Status::Error(ErrorCode::kBadRequest, "symbol range out of bounds");
   out->assign(symbols_.begin() + static_cast<ptrdiff_t>(begin), symbols_.begin() + static_cast<ptrdiff_t>(end));
   return Status::Ok();
 }

@@ -10,7 +10,7 @@
 namespace loyalty::recon {
 namespace {
 
-Status Malformed(std::string what) { return Status::Error("bad_request", "reconciliation: " + what); }
+Status Malformed(std::string what) { return Status::Error(ErrorCode::kBadRequest, "reconciliation: " + what); }
 
 // Approximate wire size of a coded symbol, for choosing between symbols and listing.
 constexpr uint64_t kSymbolWireBytes = 35;
@@ -56,7 +56,7 @@ Result<std::string> Responder::Reply(std::string_view msg) const {
       if (!r.Varint(&count) || !r.Bytes(fp.data(), fp.size()) || !r.done()) return Malformed("bad HELLO");
       std::vector<Symbol> mine;
       if (Status s = store_.ReadSymbols(0, std::min<uint64_t>(m, 1), &mine); !s.ok()) return s;
-      if (mine.empty()) return Status::Error("internal", "store keeps no symbols");
+      if (mine.empty()) return Status::Error(ErrorCode::kInternal, "store keeps no symbols");
       if (mine[0].count >= 0 && static_cast<uint64_t>(mine[0].count) == count && RootFingerprint(mine[0]) == fp) {
         w.Byte(wire::kInSync);
         return w.Take();
@@ -247,11 +247,11 @@ Status Initiator::Fail(Status s) {
 }
 
 Result<std::string> Initiator::Start() {
-  if (state_ != State::kIdle) return Status::Error("bad_request", "reconciliation already started");
-  if (store_.stored_symbols() == 0) return Fail(Status::Error("internal", "store keeps no symbols"));
+  if (state_ != State::kIdle) return Status::Error(ErrorCode::kBadRequest, "reconciliation already started");
+  if (store_.stored_symbols() == 0) return Fail(Status::Error(ErrorCode::kInternal, "store keeps no symbols"));
   std::vector<Symbol> s0;
   if (Status s = store_.ReadSymbols(0, 1, &s0); !s.ok()) return Fail(s);
-  if (s0[0].count < 0) return Fail(Status::Error("internal", "negative item count in store"));
+  if (s0[0].count < 0) return Fail(Status::Error(ErrorCode::kInternal, "negative item count in store"));
   wire::Writer w;
   w.Byte(wire::kVersion);
   w.Byte(wire::kHello);
@@ -268,7 +268,7 @@ Result<std::optional<std::string>> Initiator::Next(std::string_view reply, std::
                                                    std::vector<std::string>* need_ids,
                                                    std::vector<std::string>* mismatched_ids) {
   if (state_ == State::kIdle || state_ == State::kDone || state_ == State::kFailed) {
-    return Status::Error("bad_request", "reconciliation is not waiting for a reply");
+    return Status::Error(ErrorCode::kBadRequest, "reconciliation is not waiting for a reply");
   }
   ++round_trips_;
   bytes_received_ += reply.size();

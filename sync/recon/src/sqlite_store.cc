@@ -15,7 +15,7 @@ constexpr int64_t kFormat = 1;
 constexpr unsigned kAutoFlushCheckEvery = 1024;
 
 Status SqlError(sqlite3* db, std::string_view what) {
-  return Status::Error("internal", std::string(what) + ": " + sqlite3_errmsg(db));
+  return Status::Error(ErrorCode::kInternal, std::string(what) + ": " + sqlite3_errmsg(db));
 }
 
 // Resets a prepared statement when leaving scope, so no statement stays active across the
@@ -139,12 +139,12 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(sqlite3* db, std::string 
 
 Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(sqlite3* db, std::string p, std::string scope,
                                                        const Options& options) {
-  if (db == nullptr) return Status::Error("bad_request", "no database connection");
-  if (!ValidPrefix(p)) return Status::Error("bad_request", "table prefix must match [A-Za-z0-9_]{0,32}");
-  if (scope.empty()) return Status::Error("bad_request", "scope must not be empty");
+  if (db == nullptr) return Status::Error(ErrorCode::kBadRequest, "no database connection");
+  if (!ValidPrefix(p)) return Status::Error(ErrorCode::kBadRequest, "table prefix must match [A-Za-z0-9_]{0,32}");
+  if (scope.empty()) return Status::Error(ErrorCode::kBadRequest, "scope must not be empty");
   if (options.stored_symbols < kBlockSymbols || options.stored_symbols > kMaxSymbolIndex ||
       options.stored_symbols % kBlockSymbols != 0) {
-    return Status::Error("bad_request", "stored_symbols must be a multiple of 64 in [64, 2^24]");
+    return Status::Error(ErrorCode::kBadRequest, "stored_symbols must be a multiple of 64 in [64, 2^24]");
   }
   const std::string ddl =
       "CREATE TABLE IF NOT EXISTS " + p + "meta(name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
@@ -162,7 +162,7 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(sqlite3* db, std::string 
   if (!options.existing_only && sqlite3_exec(db, ddl.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
     std::string msg = err ? err : "unknown";
     sqlite3_free(err);
-    return Status::Error("internal", "creating reconciliation tables: " + msg);
+    return Status::Error(ErrorCode::kInternal, "creating reconciliation tables: " + msg);
   }
 
   int64_t format = 0, stored = 0, scope_id = 0;
@@ -179,10 +179,10 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(sqlite3* db, std::string 
     sqlite3_finalize(s);
     if (rc != SQLITE_DONE) return SqlError(db, "reading meta");
   }
-  if (format != kFormat) return Status::Error("internal", "unknown reconciliation table format " + std::to_string(format));
+  if (format != kFormat) return Status::Error(ErrorCode::kInternal, "unknown reconciliation table format " + std::to_string(format));
   if (stored < static_cast<int64_t>(kBlockSymbols) || stored > static_cast<int64_t>(kMaxSymbolIndex) ||
       stored % kBlockSymbols != 0) {
-    return Status::Error("internal", "corrupt stored_symbols in meta");
+    return Status::Error(ErrorCode::kInternal, "corrupt stored_symbols in meta");
   }
   {
     sqlite3_stmt* s = nullptr;
@@ -202,7 +202,7 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(sqlite3* db, std::string 
     rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) scope_id = sqlite3_column_int64(s, 0);
     sqlite3_finalize(s);
-    if (rc == SQLITE_DONE) return Status::Error("internal", "no reconciliation scope '" + scope + "' in this database");
+    if (rc == SQLITE_DONE) return Status::Error(ErrorCode::kInternal, "no reconciliation scope '" + scope + "' in this database");
     if (rc != SQLITE_ROW) return SqlError(db, "reading scope");
   }
 
@@ -252,7 +252,7 @@ Status SqliteStore::FoldedTag(const ElementId& id, bool* present, Tag* tag) cons
   if (rc == SQLITE_ROW) {
     bool ok;
     *present = ReadTag(u.get(), 0, tag, &ok);
-    if (!ok || !*present) return Status::Error("internal", "malformed reconciliation item row");
+    if (!ok || !*present) return Status::Error(ErrorCode::kInternal, "malformed reconciliation item row");
     return Status::Ok();
   }
   if (rc != SQLITE_DONE) return SqlError(db_, "reading reconciliation item");
@@ -270,7 +270,7 @@ Status SqliteStore::Lookup(const ElementId& id, std::optional<Tag>* current, std
       bool ok_new, ok_old;
       const bool has_new = ReadTag(u.get(), 0, &tag, &ok_new);
       const bool has_old = ReadTag(u.get(), 1, &old, &ok_old);
-      if (!ok_new || !ok_old) return Status::Error("internal", "malformed reconciliation journal row");
+      if (!ok_new || !ok_old) return Status::Error(ErrorCode::kInternal, "malformed reconciliation journal row");
       *current = has_new ? std::optional<Tag>(tag) : std::nullopt;
       *folded = has_old ? std::optional<Tag>(old) : std::nullopt;
       return Status::Ok();
@@ -323,7 +323,7 @@ Status SqliteStore::Add(const Item& item) {
   if (Status s = Lookup(e->id, &current, &folded); !s.ok()) return s;
   if (current) {
     if (*current == e->tag) return Status::Ok();
-    return Status::Error("conflict", "id already present with a different content hash");
+    return Status::Error(ErrorCode::kConflict, "id already present with a different content hash");
   }
   return WriteJournal(e->id, e->tag, folded);
 }
@@ -344,7 +344,7 @@ Status SqliteStore::Upsert(const Item& item) {
 }
 
 Status SqliteStore::Remove(std::string_view id) {
-  if (id.size() != kIdSize) return Status::Error("bad_request", "item id must be 16 bytes");
+  if (id.size() != kIdSize) return Status::Error(ErrorCode::kBadRequest, "item id must be 16 bytes");
   ElementId key;
   std::memcpy(key.data(), id.data(), kIdSize);
   std::optional<Tag> current, folded;
@@ -369,10 +369,10 @@ Status SqliteStore::PendingDeltas(std::vector<std::pair<Element, int64_t>>* delt
     ElementId id;
     Tag tag{}, old{};
     bool ok_new, ok_old;
-    if (!ReadId(u.get(), 0, &id)) return Status::Error("internal", "malformed reconciliation journal row");
+    if (!ReadId(u.get(), 0, &id)) return Status::Error(ErrorCode::kInternal, "malformed reconciliation journal row");
     const bool has_new = ReadTag(u.get(), 1, &tag, &ok_new);
     const bool has_old = ReadTag(u.get(), 2, &old, &ok_old);
-    if (!ok_new || !ok_old) return Status::Error("internal", "malformed reconciliation journal row");
+    if (!ok_new || !ok_old) return Status::Error(ErrorCode::kInternal, "malformed reconciliation journal row");
     if (has_new && has_old && tag == old) continue;
     if (has_old) deltas->emplace_back(Element{id, old}, -1);
     if (has_new) deltas->emplace_back(Element{id, tag}, +1);
@@ -384,12 +384,12 @@ Status SqliteStore::PendingDeltas(std::vector<std::pair<Element, int64_t>>* delt
 Result<uint64_t> SqliteStore::Count() const {
   std::vector<Symbol> s0;
   if (Status s = ReadSymbols(0, 1, &s0); !s.ok()) return s;
-  if (s0[0].count < 0) return Status::Error("internal", "negative reconciliation count");
+  if (s0[0].count < 0) return Status::Error(ErrorCode::kInternal, "negative reconciliation count");
   return static_cast<uint64_t>(s0[0].count);
 }
 
 Status SqliteStore::ReadSymbols(uint64_t begin, uint64_t end, std::vector<Symbol>* out) const {
-  if (begin > end || end > stored_symbols_) return Status::Error("bad_request", "symbol range out of bounds");
+  if (begin > end || end > stored_symbols_) return Status::Error(ErrorCode::kBadRequest, "symbol range out of bounds");
   out->assign(end - begin, Symbol());
   if (begin == end) return Status::Ok();
   {
@@ -402,7 +402,7 @@ Status SqliteStore::ReadSymbols(uint64_t begin, uint64_t end, std::vector<Symbol
     while ((rc = sqlite3_step(u.get())) == SQLITE_ROW) {
       const uint64_t b = static_cast<uint64_t>(sqlite3_column_int64(u.get(), 0));
       if (!DecodeBlock(sqlite3_column_blob(u.get(), 1), sqlite3_column_bytes(u.get(), 1), block)) {
-        return Status::Error("internal", "malformed reconciliation block");
+        return Status::Error(ErrorCode::kInternal, "malformed reconciliation block");
       }
       for (uint64_t i = 0; i < kBlockSymbols; ++i) {
         const uint64_t idx = b * kBlockSymbols + i;
@@ -432,9 +432,9 @@ Status SqliteStore::ListElements(const ElementId* after, size_t limit, std::vect
       ElementId id;
       Tag tag{};
       bool ok;
-      if (!ReadId(u.get(), 0, &id)) return Status::Error("internal", "malformed reconciliation journal row");
+      if (!ReadId(u.get(), 0, &id)) return Status::Error(ErrorCode::kInternal, "malformed reconciliation journal row");
       bool has = ReadTag(u.get(), 1, &tag, &ok);
-      if (!ok) return Status::Error("internal", "malformed reconciliation journal row");
+      if (!ok) return Status::Error(ErrorCode::kInternal, "malformed reconciliation journal row");
       overlay.emplace(id, has ? std::optional<Tag>(tag) : std::nullopt);
     }
     if (rc != SQLITE_DONE) return SqlError(db_, "reading reconciliation journal");
@@ -464,7 +464,7 @@ Status SqliteStore::ListElements(const ElementId* after, size_t limit, std::vect
     Tag tag{};
     bool ok;
     if (!ReadId(u.get(), 0, &id) || !ReadTag(u.get(), 1, &tag, &ok)) {
-      return Status::Error("internal", "malformed reconciliation item row");
+      return Status::Error(ErrorCode::kInternal, "malformed reconciliation item row");
     }
     if (!drain_overlay(&id)) return Status::Ok();
     std::optional<Tag> effective = tag;

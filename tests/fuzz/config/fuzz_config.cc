@@ -18,7 +18,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (const auto& s : agent->scanners) {
       if (s.id.empty() || s.debounce_ms < 0 || s.debounce_ms > 10000) std::abort();
     }
-  } else if (agent.status().code() != "config_invalid") {
+  } else if (agent.status().code() != loyalty::ErrorCode::kConfigInvalid) {
     std::abort();
   }
   auto hq = loyalty::config::ParseHqConfig(text, "/srv/hq/hq.toml");

@@ -16,7 +16,7 @@ template <typename T>
 void Check(std::string_view body) {
   auto r = ls::ParseMessage<T>(body);
   if (!r.ok()) {
-    if (r.status().code() != "bad_request") std::abort();
+    if (r.status().code() != loyalty::ErrorCode::kBadRequest) std::abort();
     return;
   }
   auto again = ls::ParseMessage<T>(ls::SerializeMessage(*r));

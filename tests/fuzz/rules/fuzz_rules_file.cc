@@ -17,7 +17,7 @@ void Check(bool ok) {
 
 void CheckAccepted(const loyalty::Result<loyalty::rules::Rules>& r) {
   if (!r.ok()) {
-    Check(r.status().code() == "rules_invalid");
+    Check(r.status().code() == loyalty::ErrorCode::kRulesInvalid);
     return;
   }
   Check(loyalty::rules::ValidateRules(*r).ok());

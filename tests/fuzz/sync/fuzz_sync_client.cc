@@ -23,7 +23,7 @@ class ScriptedTransport final : public sync::Transport {
  public:
   explicit ScriptedTransport(std::string_view in) : in_(in) {}
   Result<sync::Exchange> Send(std::string_view, std::string_view, std::string_view, std::string_view, int) override {
-    if (in_.size() < 3) return Status::Error("unavailable", "input exhausted");
+    if (in_.size() < 3) return Status::Error(ErrorCode::kUnavailable, "input exhausted");
     uint8_t s = static_cast<uint8_t>(in_[0]);
     size_t len = static_cast<uint8_t>(in_[1]) | (static_cast<size_t>(static_cast<uint8_t>(in_[2])) << 8);
     in_.remove_prefix(3);

@@ -1,5 +1,8 @@
 // The checkout use cases: identify, quote, commit, refund, and the member and checkout
-// views, each turning a parsed POS API request into an HTTP status and a JSON body.
+// views. Each takes a parsed POS API request and returns Result<Outcome>
+// (checkout/outcomes.h): the outcome, or a Status whose ErrorCode is the contract's.
+// Rendering outcomes as JSON is checkout/views.h's job, and errors' HTTP statuses
+// loyalty/http/errors.h's.
 //
 // CheckoutService holds no database connection of its own: read-only use cases take the
 // caller's reader Ledger (one per thread), Commit and Refund take the single writer Ledger
@@ -18,37 +21,13 @@
 #include "loyalty/base/clock.h"
 #include "loyalty/base/status.h"
 #include "loyalty/base/timezone.h"
+#include "loyalty/checkout/outcomes.h"
 #include "loyalty/codes/codes.h"
 #include "loyalty/codes/trusted_time.h"
 #include "loyalty/ledger/ledger.h"
 #include "loyalty/rules/rules.h"
 
 namespace loyalty::checkout {
-
-// The body is either a document (`body`) or, on the paths that write their JSON directly
-// (quote, commit, a replayed commit), its text (`text`, non-empty then), already in the
-// form nlohmann's dump() prints: compact, keys sorted.
-struct ApiResult {
-  ApiResult() = default;
-  ApiResult(int s, nlohmann::json b) : status(s), body(std::move(b)) {}
-  static ApiResult FromText(int s, std::string t) {
-    ApiResult r;
-    r.status = s;
-    r.text = std::move(t);
-    return r;
-  }
-
-  int status = 200;
-  nlohmann::json body;
-  std::string text;
-
-  nlohmann::json Json() const { return text.empty() ? body : nlohmann::json::parse(text); }
-  std::string Text() const { return text.empty() ? body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) : text; }
-};
-
-// The contract's HTTP status for an error code (pos-api.md, "Errors").
-int HttpStatusFor(const std::string& code);
-ApiResult ErrorResult(const Status& s);
 
 // Things the service reports for logs and metrics; called on the thread of the use case.
 struct ServiceEvents {
@@ -69,16 +48,18 @@ class CheckoutService {
                   ServiceEvents events = {});
 
   // Read side: any thread, with that thread's reader.
-  ApiResult Identify(ledger::Ledger& reader, const nlohmann::json& body);
-  ApiResult Quote(ledger::Ledger& reader, const nlohmann::json& body);
-  ApiResult GetMember(ledger::Ledger& reader, const std::string& member_id);
-  ApiResult GetCheckout(ledger::Ledger& reader, const std::string& checkout_id);
+  // `code`: the scanned or typed text.
+  Result<IdentifyOutcome> Identify(ledger::Ledger& reader, std::string_view code);
+  Result<QuoteOutcome> Quote(ledger::Ledger& reader, const nlohmann::json& body);
+  Result<MemberDetail> GetMember(ledger::Ledger& reader, const std::string& member_id);
+  Result<CheckoutRecord> GetCheckout(ledger::Ledger& reader, const std::string& checkout_id);
 
   // Write side: the writer thread only. Each is one transaction; on any error nothing changes.
-  // Every use case refuses with 503 when a ledger read it needs fails (never answering as if
-  // the row were absent), and with 503 ledger_damaged while the ledger is latched damaged.
-  ApiResult Commit(ledger::Ledger& writer, const nlohmann::json& body);
-  ApiResult Refund(ledger::Ledger& writer, const nlohmann::json& body);
+  // Every use case refuses with unavailable when a ledger read it needs fails (never
+  // answering as if the row were absent), and with ledger_damaged while the ledger is
+  // latched damaged.
+  Result<CommitOutcome> Commit(ledger::Ledger& writer, const nlohmann::json& body);
+  Result<RefundOutcome> Refund(ledger::Ledger& writer, const nlohmann::json& body);
 
   std::shared_ptr<const rules::Rules> rules() const;
   void SetRules(std::shared_ptr<const rules::Rules> r);
@@ -99,18 +80,15 @@ class CheckoutService {
   Result<Resolved> ResolveIdentified(ledger::Ledger& l, const codes::Identified& id, const std::string& checkout_id,
                                      int64_t now_s);
   // The member view of pos-api.md; lots: the member's lots when the caller has them already
-  // (else they are read). MemberText writes it, MemberJson is the same as a document.
-  // A failed read of the lots is the error.
-  Result<std::string> MemberText(ledger::Ledger& l, const ledger::MemberRow& m, bool provisional, int64_t now_s,
-                                 const rules::Rules& r, const std::vector<model::Lot>* lots = nullptr);
-  Result<nlohmann::json> MemberJson(ledger::Ledger& l, const ledger::MemberRow& m, bool provisional, int64_t now_s,
-                                    const rules::Rules& r, const std::vector<model::Lot>* lots = nullptr);
+  // (else they are read). A failed read of the lots is the error.
+  Result<MemberView> ViewMember(ledger::Ledger& l, const ledger::MemberRow& m, bool provisional, int64_t now_s,
+                                const rules::Rules& r, const std::vector<model::Lot>* lots = nullptr);
   int64_t AvailableBalance(const std::vector<model::Lot>& lots, int64_t now_s) const;
   bool IsBirthdayMonth(const ledger::MemberRow& m, int64_t now_s) const;
   // lots: the member's lots, kept up to date, when the caller holds them (else read).
   // Commit of a checkout id not committed before (Commit answers replays).
-  ApiResult CommitNew(ledger::Ledger& w, const nlohmann::json& body, const std::string& request_hash);
-  ApiResult RefundNew(ledger::Ledger& w, const nlohmann::json& body, const std::string& request_hash);
+  Result<CommitOutcome> CommitNew(ledger::Ledger& w, const nlohmann::json& body, const std::string& request_hash);
+  Result<RefundOutcome> RefundNew(ledger::Ledger& w, const nlohmann::json& body, const std::string& request_hash);
   Status ApplyPoints(ledger::Ledger& w, ledger::MemberRow& m, int64_t delta, int64_t now_s, const std::string& entry_id,
                      const rules::Rules& r, std::vector<model::Lot>* lots = nullptr);
   std::string RememberIdentification(const codes::Identified& id, int64_t now_s);

@@ -1,7 +1,7 @@
 // Status and Result<T>: errors as values across module boundaries.
 //
-// A Status is either ok or carries a stable snake_case code (the contract's error codes,
-// e.g. "code_malformed", "bad_request") and a message for humans. Result<T> holds a T or
+// A Status is either ok or carries an ErrorCode (loyalty/base/error_code.h: the contract's
+// error codes and the internal ones) and a message for humans. Result<T> holds a T or
 // a non-ok Status. Both are plain values: copyable, no exceptions, thread-compatible.
 #pragma once
 
@@ -10,27 +10,33 @@
 #include <utility>
 #include <variant>
 
+#include "loyalty/base/error_code.h"
+
 namespace loyalty {
 
 class [[nodiscard]] Status {
  public:
   Status() = default;  // ok
   static Status Ok() { return Status(); }
-  static Status Error(std::string code, std::string message) {
+  // An error; kOk is taken as kInternal (an error always has a code).
+  static Status Error(ErrorCode code, std::string message) {
     Status s;
-    s.code_ = std::move(code);
+    s.code_ = code == ErrorCode::kOk ? ErrorCode::kInternal : code;
     s.message_ = std::move(message);
-    if (s.code_.empty()) s.code_ = "internal";
     return s;
   }
 
-  bool ok() const { return code_.empty(); }
-  const std::string& code() const { return code_; }
+  bool ok() const { return code_ == ErrorCode::kOk; }
+  ErrorCode code() const { return code_; }
+  // The code's wire name: "ok", "bad_request", ...
+  std::string_view code_name() const { return ErrorCodeName(code_); }
   const std::string& message() const { return message_; }
-  std::string ToString() const { return ok() ? "ok" : code_ + ": " + message_; }
+  std::string ToString() const {
+    return ok() ? "ok" : std::string(code_name()) + ": " + message_;
+  }
 
  private:
-  std::string code_;  // empty == ok
+  ErrorCode code_ = ErrorCode::kOk;
   std::string message_;
 };
 

@@ -37,16 +37,10 @@
 
 namespace loyalty::codes {
 
-// Error codes (pos-api.md, 422).
-inline constexpr char kCodeMalformed[] = "code_malformed";
-inline constexpr char kCodeIssuerUnknown[] = "code_issuer_unknown";
-inline constexpr char kCodeSignatureInvalid[] = "code_signature_invalid";
-inline constexpr char kCodeExpired[] = "code_expired";
-inline constexpr char kCodeNotYetValid[] = "code_not_yet_valid";
-inline constexpr char kCodeRevoked[] = "code_revoked";
-inline constexpr char kNotAMemberCode[] = "not_a_member_code";
-// Returned by CodeVerifier::Create for a configuration it cannot use.
-inline constexpr char kConfigInvalid[] = "config_invalid";
+// Errors (loyalty/base/error_code.h): a code is refused with one of kCodeMalformed,
+// kCodeIssuerUnknown, kCodeSignatureInvalid, kCodeExpired, kCodeNotYetValid, kCodeRevoked or
+// kNotAMemberCode (pos-api.md, 422); CodeVerifier::Create answers kConfigInvalid for a
+// configuration it cannot use.
 
 inline constexpr size_t kMaxScanBytes = 4096;
 inline constexpr std::string_view kDynamicPrefix = "LM1:";

@@ -58,10 +58,6 @@ struct Response {
 // (no certificate, not verified and why, or the CN it carries). Answer it with 403.
 Status CheckPeerCn(const Request& request, std::string_view terminal_id);
 
-// {"error":{"code":"<code>","message":"<message>"}} with `status`, as every non-2xx answer
-// of the contracts. Invalid UTF-8 in the message is replaced, never an exception.
-Response JsonError(int status, std::string_view code, std::string_view message);
-
 // Decodes %XX escapes (either hex case); with `plus_is_space` a '+' is a space (query
 // strings, application/x-www-form-urlencoded). A '%' not followed by two hex digits is an
 // error. The result may contain any byte, including NUL: callers decide what they accept.
