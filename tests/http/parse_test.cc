@@ -11,6 +11,20 @@
 namespace loyalty::http {
 namespace {
 
+TEST(PercentEncode, KeepsUnreservedAndEscapesEveryOtherByte) {
+  EXPECT_EQ(PercentEncode("AZaz09-._~"), "AZaz09-._~");
+  EXPECT_EQ(PercentEncode("a b/c?d=e&f+g%"), "a%20b%2Fc%3Fd%3De%26f%2Bg%25");
+  EXPECT_EQ(PercentEncode(std::string("\0\xff", 2)), "%00%FF");
+  EXPECT_EQ(PercentEncode("中"), "%E4%B8%AD");
+  EXPECT_EQ(PercentEncode(""), "");
+  // The inverse of PercentDecode for every byte.
+  std::string all;
+  for (int c = 0; c < 256; ++c) all.push_back(static_cast<char>(c));
+  auto back = PercentDecode(PercentEncode(all), /*plus_is_space=*/true);
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(*back, all);
+}
+
 TEST(PercentDecode, DecodesEscapesInEitherCase) {
   auto r = PercentDecode("a%20b%2fc%2Fd%e4%B8%ad", false);
   ASSERT_TRUE(r.ok());

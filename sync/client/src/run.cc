@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "loyalty/base/encoding.h"
+#include "loyalty/http/message.h"
 #include "loyalty/recon/protocol.h"
 
 namespace loyalty::sync {
@@ -180,7 +181,7 @@ struct SyncRun::Impl {
     std::string c = *cursor;
     for (int i = 0; i < kMaxLoops; ++i) {
       if (Status s = Check(); !s.ok()) return s;
-      std::string target = Base() + "/changes?cursor=" + UrlEncode(c) + "&limit=" + std::to_string(opt.changes_limit);
+      std::string target = Base() + "/changes?cursor=" + http::PercentEncode(c) + "&limit=" + std::to_string(opt.changes_limit);
       auto page = CallJson<ChangesResponse>("GET", target, "", "changes");
       if (!page.ok()) return page.status();
       if (Status s = local.ApplyChanges(*page); !s.ok()) return s;

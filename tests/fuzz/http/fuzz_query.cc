@@ -16,21 +16,6 @@ void Check(bool ok) {
   if (!ok) std::abort();
 }
 
-std::string Encode(std::string_view s) {
-  static const char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
-        c == '.' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -46,7 +31,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::string again;
     for (const auto& [k, v] : *query) {
       if (!again.empty()) again.push_back('&');
-      again += Encode(k) + "=" + Encode(v);
+      again += loyalty::http::PercentEncode(k) + "=" + loyalty::http::PercentEncode(v);
     }
     auto reparsed = loyalty::http::ParseQuery(again);
     Check(reparsed.ok() && *reparsed == *query);

@@ -58,6 +58,10 @@ struct Response {
 // (no certificate, not verified and why, or the CN it carries). Answer it with 403.
 Status CheckPeerCn(const Request& request, std::string_view terminal_id);
 
+// Percent-encodes everything but RFC 3986's unreserved characters (A-Z a-z 0-9 - . _ ~),
+// with upper-case hex: safe in a path segment and in a query key or value.
+std::string PercentEncode(std::string_view in);
+
 // Decodes %XX escapes (either hex case); with `plus_is_space` a '+' is a space (query
 // strings, application/x-www-form-urlencoded). A '%' not followed by two hex digits is an
 // error. The result may contain any byte, including NUL: callers decide what they accept.

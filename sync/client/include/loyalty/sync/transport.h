@@ -67,7 +67,5 @@ Result<std::unique_ptr<Transport>> NewHqTransport(HqEndpoint endpoint, const std
 // Plain HTTP to host:port (no cancellation): NewHqTransport with tls = false.
 std::unique_ptr<Transport> NewHttpTransport(std::string host, uint16_t port, std::string base_path);
 
-// Percent-encodes everything but RFC 3986 unreserved characters (for the cursor query).
-std::string UrlEncode(std::string_view s);
 
 }  // namespace loyalty::sync
