@@ -1,0 +1,483 @@
+// The admin API (behind the bearer token): members and their identities, device
+// certificates and revocations, adjustments, unfreeze, tiers, coupons, and the member and
+// terminal views (POST /v1/admin/expire is the daily job's, in jobs.cc).
+#include "service_internal.h"
+
+#include <algorithm>
+#include <cctype>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "loyalty/base/encoding.h"
+#include "loyalty/base/hash.h"
+#include "loyalty/base/json.h"
+#include "loyalty/base/time.h"
+#include "loyalty/codes/codes.h"
+#include "loyalty/codes/mint.h"
+#include "loyalty/hq/pii.h"
+
+namespace loyalty::hq {
+
+using namespace internal;
+
+namespace {
+
+Status BadRequest(std::string message) { return Status::Error(ErrorCode::kBadRequest, std::move(message)); }
+
+json ConflictJson(const ConflictRecord& c) {
+  auto parsed = ParseJsonObject(c.detail);
+  json detail = parsed.ok() ? std::move(*parsed) : json::object();
+  return json{{"kind", c.kind}, {"at", FormatRfc3339(FloorDiv(c.at_ms, 1000))}, {"detail", detail}};
+}
+
+// --- small readers for admin bodies (the sync messages have their own codecs)
+struct Body {
+  const json& j;
+  Status status;
+
+  const json* Get(const char* key, bool required) {
+    if (!status.ok()) return nullptr;
+    auto it = j.find(key);
+    if (it == j.end() || (!required && it->is_null())) {
+      if (required) status = BadRequest(std::string(key) + " is missing");
+      return nullptr;
+    }
+    return &*it;
+  }
+  std::optional<std::string> Str(const char* key, bool required, size_t min_len, size_t max_len) {
+    const json* v = Get(key, required);
+    if (!v) return std::nullopt;
+    if (!v->is_string()) {
+      status = BadRequest(std::string(key) + " must be a string");
+      return std::nullopt;
+    }
+    const auto& s = v->get_ref<const std::string&>();
+    if (s.size() < min_len || s.size() > max_len) {
+      status = BadRequest(std::string(key) + " must be " + std::to_string(min_len) + ".." + std::to_string(max_len) +
+                          " bytes");
+      return std::nullopt;
+    }
+    return s;
+  }
+  std::optional<int64_t> Int(const char* key, bool required, int64_t min, int64_t max) {
+    const json* v = Get(key, required);
+    if (!v) return std::nullopt;
+    if (!v->is_number_integer() || (v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(max))) {
+      status = BadRequest(std::string(key) + " must be an integer " + std::to_string(min) + ".." + std::to_string(max));
+      return std::nullopt;
+    }
+    int64_t x = v->get<int64_t>();
+    if (x < min || x > max) {
+      status = BadRequest(std::string(key) + " must be " + std::to_string(min) + ".." + std::to_string(max));
+      return std::nullopt;
+    }
+    return x;
+  }
+  // A member id as a decimal string (the protocol's form) or a JSON integer.
+  std::optional<uint64_t> MemberId(const char* key, bool required) {
+    const json* v = Get(key, required);
+    if (!v) return std::nullopt;
+    std::optional<uint64_t> id;
+    if (v->is_string()) id = sync::ParseMemberId(v->get_ref<const std::string&>());
+    else if (v->is_number_unsigned()) id = v->get<uint64_t>();
+    else if (v->is_number_integer() && v->get<int64_t>() >= 0) id = static_cast<uint64_t>(v->get<int64_t>());
+    if (!id) status = BadRequest(std::string(key) + " must be a decimal member id");
+    return id;
+  }
+  // Unix seconds as an integer, or an RFC 3339 string.
+  std::optional<int64_t> Time(const char* key, bool required) {
+    const json* v = Get(key, required);
+    if (!v) return std::nullopt;
+    if (v->is_string()) {
+      if (auto t = ParseRfc3339(v->get_ref<const std::string&>())) return t;
+    } else if (v->is_number_integer() && !v->is_number_unsigned()) {
+      return v->get<int64_t>();
+    } else if (v->is_number_unsigned() && v->get<uint64_t>() < (uint64_t{1} << 40)) {
+      return static_cast<int64_t>(v->get<uint64_t>());
+    }
+    status = BadRequest(std::string(key) + " must be unix seconds or an RFC 3339 time");
+    return std::nullopt;
+  }
+};
+
+}  // namespace
+
+Result<json> HqService::Impl::AdminBody(const http::Request& req) {
+  auto j = sync::ParseJsonObject(req.body.empty() ? std::string_view("{}") : std::string_view(req.body));
+  if (!j.ok()) return j.status();
+  return *j;
+}
+
+Status HqService::Impl::CheckIdentityFree(const std::string& channel, const std::string& external_id,
+                                          uint64_t member_id) {
+  auto holder = store.FindIdentity(channel, external_id);
+  if (!holder.ok()) return holder.status();
+  if (*holder && **holder != member_id) {
+    return Status::Error(ErrorCode::kIdentityConflict, channel + " identity " + external_id + " already belongs to member " +
+                                                  std::to_string(**holder));
+  }
+  return Status::Ok();
+}
+
+http::Response HqService::Impl::CreateMember(const http::Request& req) {
+  auto j = AdminBody(req);
+  if (!j.ok()) return FromStatus(j.status());
+  Body b{*j, {}};
+  auto member_id = b.MemberId("member_id", false);
+  auto name = b.Str("name", true, 1, 256);
+  auto phone = b.Str("phone", false, 1, 64);
+  auto birthday = b.Str("birthday", false, 5, 5);
+  auto tier = b.Str("tier", false, 1, 16);
+  auto card = b.Str("card_number", false, 16, 16);
+  std::vector<std::pair<std::string, std::string>> identities;
+  if (const json* ids = b.Get("identities", false)) {
+    if (!ids->is_array() || ids->size() > 64) {
+      b.status = BadRequest("identities must be an array of at most 64 {channel, external_id}");
+    } else {
+      for (const auto& i : *ids) {
+        if (!i.is_object()) {
+          b.status = BadRequest("identities[] must be objects");
+          break;
+        }
+        Body ib{i, {}};
+        auto ch = ib.Str("channel", true, 1, 64);
+        auto ext = ib.Str("external_id", true, 1, 256);
+        if (!ib.status.ok()) {
+          b.status = BadRequest("identities[]." + ib.status.message());
+          break;
+        }
+        identities.emplace_back(*ch, *ext);
+      }
+    }
+  }
+  if (!b.status.ok()) return FromStatus(b.status);
+  if (member_id && *member_id == 0) return Error(ErrorCode::kBadRequest, "member_id must not be 0");
+  if (tier && TierRank(*tier) == 0 && *tier != "member") return Error(ErrorCode::kBadRequest, "tier must be member, vip or black");
+  if (phone && PhoneDigits(*phone).size() < 5) return Error(ErrorCode::kBadRequest, "phone must hold at least 5 digits");
+  int birthday_month = 0;
+  if (birthday) {
+    const std::string& d = *birthday;
+    bool ok = d[2] == '-' && std::isdigit(static_cast<unsigned char>(d[0])) && std::isdigit(static_cast<unsigned char>(d[1])) &&
+              std::isdigit(static_cast<unsigned char>(d[3])) && std::isdigit(static_cast<unsigned char>(d[4]));
+    int mm = ok ? (d[0] - '0') * 10 + (d[1] - '0') : 0, dd = ok ? (d[3] - '0') * 10 + (d[4] - '0') : 0;
+    static constexpr int kDays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (!ok || mm < 1 || mm > 12 || dd < 1 || dd > kDays[mm - 1]) {
+      return Error(ErrorCode::kBadRequest, "birthday must be MM-DD");
+    }
+    birthday_month = mm;
+  }
+  if (card && (!std::all_of(card->begin(), card->end(), [](char c) { return c >= '0' && c <= '9'; }) ||
+               !codes::IsLuhnValid(*card))) {
+    return Error(ErrorCode::kBadRequest, "card_number must be 16 digits with a Luhn check digit");
+  }
+
+  MemberRecord m;
+  Status s = store.Transaction([&]() -> Status {
+    uint64_t id = 0;
+    if (member_id) {
+      auto existing = store.GetMember(*member_id);
+      if (!existing.ok()) return existing.status();
+      if (*existing) return Status::Error(ErrorCode::kMemberExists, "member " + std::to_string(*member_id) + " exists");
+      id = *member_id;
+    } else {
+      for (int tries = 0; id == 0 && tries < 32; ++tries) {
+        // Random ids below 2^53 stay exact in every JSON library, and say nothing about
+        // how many members there are.
+        std::string r = RandomBytes(8);
+        uint64_t v = 0;
+        for (unsigned char c : r) v = (v << 8) | c;
+        v &= (uint64_t{1} << 53) - 1;
+        auto existing = store.GetMember(v);
+        if (!existing.ok()) return existing.status();
+        if (v != 0 && !*existing) id = v;
+      }
+      if (id == 0) return Status::Error(ErrorCode::kInternal, "cannot pick a member id");
+    }
+    std::string card_number = card.value_or("");
+    if (card_number.empty()) {
+      for (int tries = 0; card_number.empty() && tries < 32; ++tries) {
+        std::string body;
+        std::string r = RandomBytes(16);
+        for (size_t i = 0; i + opt.card_prefix.size() < 15; ++i) body.push_back(static_cast<char>('0' + static_cast<unsigned char>(r[i]) % 10));
+        std::string c = codes::MakeCardNumber(opt.card_prefix, body);
+        auto holder = store.FindIdentity("card", c);
+        if (!holder.ok()) return holder.status();
+        if (!*holder) card_number = c;
+      }
+      if (card_number.empty()) return Status::Error(ErrorCode::kInternal, "cannot pick a card number");
+    }
+    if (Status s = CheckIdentityFree("card", card_number, id); !s.ok()) return s;
+    for (const auto& [ch, ext] : identities) {
+      if (Status s = CheckIdentityFree(ch, ext, id); !s.ok()) return s;
+    }
+    std::string mid = std::to_string(id);
+    m.member_id = id;
+    m.name_enc = pii.Encrypt(*name, mid + "/name");
+    m.display_name = MaskName(*name);
+    if (phone) {
+      m.phone_enc = pii.Encrypt(*phone, mid + "/phone");
+      m.phone_masked = MaskPhone(*phone);
+      m.phone_hash = pii.PhoneHash(*phone);
+    }
+    if (birthday) m.birthday_enc = pii.Encrypt(*birthday, mid + "/birthday");
+    m.birthday_month = birthday_month;
+    m.card_number = card_number;
+    m.tier = tier.value_or("member");
+    m.created_at_ms = clock.now_ms();
+    if (Status s = store.InsertMember(m); !s.ok()) return s;
+    if (Status s = store.AddMemberState(id, m.created_at_ms, m.tier, m.status); !s.ok()) return s;
+    if (Status s = store.PutIdentity("card", card_number, id); !s.ok()) return s;
+    for (const auto& [ch, ext] : identities) {
+      auto held = store.FindIdentity(ch, ext);
+      if (!held.ok()) return held.status();
+      if (*held) continue;  // listed twice in the request
+      if (Status s = store.PutIdentity(ch, ext, id); !s.ok()) return s;
+    }
+    return store.UpsertBalance(id, 0);
+  });
+  if (!s.ok()) return FromStatus(s);
+  return JsonResponse(201, {{"member_id", std::to_string(m.member_id)}, {"card_number", m.card_number}});
+}
+
+Result<MemberRecord> HqService::Impl::RequireMember(const std::string& id_text) {
+  auto id = sync::ParseMemberId(id_text);
+  if (!id) return Status::Error(ErrorCode::kMemberUnknown, "no member " + id_text);
+  if (tx) {  // inside a write: as the write sees it
+    auto slot = Slot(*id);
+    if (!slot.ok()) return slot.status();
+    if (!(*slot)->m) return Status::Error(ErrorCode::kMemberUnknown, "no member " + id_text);
+    return *(*slot)->m;
+  }
+  auto m = store.GetMember(*id);
+  if (!m.ok()) return m.status();
+  if (!*m) return Status::Error(ErrorCode::kMemberUnknown, "no member " + id_text);
+  return **m;
+}
+
+http::Response HqService::Impl::AddIdentity(const std::string& id_text, const http::Request& req) {
+  auto j = AdminBody(req);
+  if (!j.ok()) return FromStatus(j.status());
+  Body b{*j, {}};
+  auto ch = b.Str("channel", true, 1, 64);
+  auto ext = b.Str("external_id", true, 1, 256);
+  if (!b.status.ok()) return FromStatus(b.status);
+  bool created = false;
+  Status s = store.Transaction([&]() -> Status {
+    auto m = RequireMember(id_text);
+    if (!m.ok()) return m.status();
+    auto holder = store.FindIdentity(*ch, *ext);
+    if (!holder.ok()) return holder.status();
+    if (*holder) return CheckIdentityFree(*ch, *ext, m->member_id);
+    created = true;
+    if (Status s = store.PutIdentity(*ch, *ext, m->member_id); !s.ok()) return s;
+    return store.TouchMember(m->member_id);
+  });
+  if (!s.ok()) return FromStatus(s);
+  return JsonResponse(created ? 201 : 200, {{"member_id", id_text}, {"channel", *ch}, {"external_id", *ext}});
+}
+
+http::Response HqService::Impl::CertifyDevice(const std::string& id_text, const http::Request& req) {
+  auto j = AdminBody(req);
+  if (!j.ok()) return FromStatus(j.status());
+  Body b{*j, {}};
+  auto pk_text = b.Str("device_public_key", true, 43, 43);
+  auto not_after = b.Int("not_after", false, 0, 0xffffffffll);
+  if (!b.status.ok()) return FromStatus(b.status);
+  auto pk = Base64UrlDecode(*pk_text);
+  if (!pk || pk->size() != 32) return Error(ErrorCode::kBadRequest, "device_public_key must be base64url of 32 bytes");
+  if (opt.signing_seeds.empty()) return Error(ErrorCode::kInternal, "no signing key");
+  auto key = opt.signing_seeds.rbegin();  // the highest key id is the current one
+  int64_t na = not_after.value_or(std::min<int64_t>(0xffffffffll, clock.now_s() + opt.default_certificate_days * 86400));
+  std::string cert;
+  Status s = store.Transaction([&]() -> Status {
+    auto m = RequireMember(id_text);
+    if (!m.ok()) return m.status();
+    cert = codes::MakeCertificate(key->second, static_cast<uint8_t>(key->first), m->member_id, *pk,
+                                  static_cast<uint32_t>(na));
+    if (cert.size() != codes::kCertificateBytes) return Status::Error(ErrorCode::kInternal, "cannot sign the certificate");
+    return store.PutDevice({*pk_text, m->member_id, key->first, na, clock.now_ms()});
+  });
+  if (!s.ok()) return FromStatus(s);
+  return JsonResponse(201, {{"certificate", Base64UrlEncode(cert)}, {"key_id", key->first}});
+}
+
+http::Response HqService::Impl::RevokeDevice(const std::string& pk_text) {
+  auto pk = Base64UrlDecode(pk_text);
+  if (!pk || pk->size() != 32) return Error(ErrorCode::kBadRequest, "device public key must be base64url of 32 bytes");
+  Status s = store.Transaction([&] { return store.Revoke(pk_text, clock.now_ms()); });
+  if (!s.ok()) return FromStatus(s);
+  return JsonResponse(200, {{"device_public_key", pk_text}, {"revoked", true}});
+}
+
+http::Response HqService::Impl::MemberView(const std::string& id_text) {
+  auto m = RequireMember(id_text);
+  if (!m.ok()) return FromStatus(m.status());
+  auto n = store.CountMemberEntries(m->member_id);
+  auto spend = MonthSpend(m->member_id, clock.now_s());
+  auto conflicts = store.ConflictsOfMember(m->member_id);
+  if (!n.ok()) return FromStatus(n.status());
+  if (!spend.ok()) return FromStatus(spend.status());
+  if (!conflicts.ok()) return FromStatus(conflicts.status());
+  json c = json::array();
+  for (const auto& x : *conflicts) c.push_back(ConflictJson(x));
+  return JsonResponse(200, {{"member_id", std::to_string(m->member_id)},
+                            {"tier", m->tier},
+                            {"status", m->status},
+                            {"balance", m->balance},
+                            {"entries", *n},
+                            {"month_spend_cents", std::max<int64_t>(0, *spend)},
+                            {"conflicts", c}});
+}
+
+http::Response HqService::Impl::Adjust(const std::string& id_text, const http::Request& req) {
+  auto j = AdminBody(req);
+  if (!j.ok()) return FromStatus(j.status());
+  Body b{*j, {}};
+  auto adj_id = b.Str("adjustment_id", true, 1, 64);
+  auto points = b.Int("points", true, -1'000'000'000, 1'000'000'000);
+  auto reason = b.Str("reason", true, 0, 256);
+  if (!b.status.ok()) return FromStatus(b.status);
+  json out;
+  Status s = Write([&]() -> Status {
+    auto m = RequireMember(id_text);
+    if (!m.ok()) return m.status();
+    auto prior = store.GetAdjustment(*adj_id);
+    if (!prior.ok()) return prior.status();
+    if (*prior) {
+      const auto& p = **prior;
+      if (p.member_id != m->member_id || p.points != *points || p.reason != *reason) {
+        return Status::Error(ErrorCode::kIdempotencyConflict, "adjustment " + *adj_id + " exists with other values");
+      }
+      out = {{"adjustment_id", p.adjustment_id}, {"entry_id", p.entry_id}, {"member_id", id_text}};
+      return Status::Ok();
+    }
+    auto e = AppendHqEntry("adjust", m->member_id, *points, {{"adjustment_id", *adj_id}, {"reason", *reason}});
+    if (!e.ok()) return e.status();
+    if (Status s = ApplyEntry(*e); !s.ok()) return s;
+    if (Status s = store.PutAdjustment({*adj_id, m->member_id, *points, *reason, e->entry_id, e->at_ms}); !s.ok()) {
+      return s;
+    }
+    out = {{"adjustment_id", *adj_id}, {"entry_id", e->entry_id}, {"member_id", id_text}};
+    return Status::Ok();
+  });
+  if (!s.ok()) return FromStatus(s);
+  return JsonResponse(201, out);
+}
+
+http::Response HqService::Impl::Unfreeze(const std::string& id_text, const http::Request& req) {
+  auto j = AdminBody(req);
+  if (!j.ok()) return FromStatus(j.status());
+  Body b{*j, {}};
+  auto reason = b.Str("reason", true, 0, 256);
+  if (!b.status.ok()) return FromStatus(b.status);
+  Status s = Write([&]() -> Status {
+    auto m = RequireMember(id_text);
+    if (!m.ok()) return m.status();
+    if (m->status != "frozen") return Status::Ok();  // nothing to lift: repeating is harmless
+    auto e = AppendHqEntry("unfreeze", m->member_id, 0, {{"reason", *reason}, {"frozen_reason", m->frozen_reason}});
+    if (!e.ok()) return e.status();
+    m->status = "active";
+    m->frozen_reason.clear();
+    m->unfrozen_at_ms = e->at_ms;
+    return SaveMember(*m, m->tier, "frozen");
+  });
+  if (!s.ok()) return FromStatus(s);
+  return JsonResponse(200, {{"member_id", id_text}, {"status", "active"}});
+}
+
+http::Response HqService::Impl::SetTier(const std::string& id_text, const http::Request& req) {
+  auto j = AdminBody(req);
+  if (!j.ok()) return FromStatus(j.status());
+  Body b{*j, {}};
+  auto tier = b.Str("tier", true, 1, 16);
+  if (!b.status.ok()) return FromStatus(b.status);
+  if (*tier != "member" && *tier != "vip" && *tier != "black") {
+    return Error(ErrorCode::kBadRequest, "tier must be member, vip or black");
+  }
+  Status s = Write([&]() -> Status {
+    auto m = RequireMember(id_text);
+    if (!m.ok()) return m.status();
+    if (m->tier == *tier) return Status::Ok();
+    auto e = AppendHqEntry("tier_change", m->member_id, 0, {{"from", m->tier}, {"to", *tier}});
+    if (!e.ok()) return e.status();
+    const std::string old_tier = m->tier;
+    m->tier = *tier;
+    return SaveMember(*m, old_tier, m->status);
+  });
+  if (!s.ok()) return FromStatus(s);
+  return JsonResponse(200, {{"member_id", id_text}, {"tier", *tier}});
+}
+
+http::Response HqService::Impl::CreateCoupon(const http::Request& req) {
+  auto j = AdminBody(req);
+  if (!j.ok()) return FromStatus(j.status());
+  Body b{*j, {}};
+  CouponRecord c;
+  auto id = b.Str("coupon_id", true, 1, 64);
+  auto member = b.MemberId("member_id", true);
+  auto kind = b.Str("kind", true, 1, 16);
+  auto value = b.Int("value_cents", false, 0, 100'000'000'000);
+  auto bp = b.Int("bp", false, 0, 10000);
+  auto min_spend = b.Int("min_spend_cents", true, 0, 100'000'000'000);
+  auto from = b.Time("valid_from", true);
+  auto to = b.Time("valid_to", true);
+  if (!b.status.ok()) return FromStatus(b.status);
+  if (*kind != "amount_off" && *kind != "percent_off") {
+    return Error(ErrorCode::kBadRequest, "kind must be amount_off or percent_off");
+  }
+  if (*kind == "amount_off" && !value) return Error(ErrorCode::kBadRequest, "value_cents is missing");
+  if (*kind == "percent_off" && !bp) return Error(ErrorCode::kBadRequest, "bp is missing");
+  if (*to < *from) return Error(ErrorCode::kBadRequest, "valid_to is before valid_from");
+  c.coupon = {*id, *member, *kind, value.value_or(0), bp.value_or(0), *min_spend, *from, *to, false};
+  c.body_hash = DigestHex(Sha256(Dump(sync::ToJson(c.coupon))));
+  Status s = store.Transaction([&]() -> Status {
+    if (*member != 0) {
+      auto m = store.GetMember(*member);
+      if (!m.ok()) return m.status();
+      if (!*m) return Status::Error(ErrorCode::kMemberUnknown, "no member " + std::to_string(*member));
+    }
+    auto prior = store.GetCoupon(*id);
+    if (!prior.ok()) return prior.status();
+    if (*prior) {
+      if ((*prior)->body_hash != c.body_hash) {
+        return Status::Error(ErrorCode::kIdempotencyConflict, "coupon " + *id + " exists with other values");
+      }
+      return Status::Ok();
+    }
+    return store.PutCoupon(c);
+  });
+  if (!s.ok()) return FromStatus(s);
+  return JsonResponse(201, {{"coupon_id", *id}});
+}
+
+http::Response HqService::Impl::TerminalView(const std::string& tid) {
+  auto t = store.GetTerminal(tid);
+  if (!t.ok()) return FromStatus(t.status());
+  auto n = store.CountEntries(tid);
+  if (!n.ok()) return FromStatus(n.status());
+  if (!*t && *n == 0) return Error(ErrorCode::kNotFound, "terminal " + tid + " was never seen");
+  auto checkouts = store.CountCheckouts(tid);
+  auto conflicts = store.ConflictsOfTerminal(tid);
+  if (!checkouts.ok()) return FromStatus(checkouts.status());
+  if (!conflicts.ok()) return FromStatus(conflicts.status());
+  json c = json::array();
+  bool chain_ok = true;
+  for (const auto& x : *conflicts) {
+    c.push_back(ConflictJson(x));
+    if (x.terminal_id == tid && (x.kind == "chain_fork" || x.kind == "chain_gap" || x.kind == "entry_mismatch")) {
+      chain_ok = false;
+    }
+  }
+  TerminalRecord r = t->value_or(TerminalRecord{tid, "", 0, 0, 0, ""});
+  return JsonResponse(200, {{"terminal_id", tid},
+                            {"store_id", r.store_id},
+                            {"entries", *n},
+                            {"checkouts", *checkouts},
+                            {"last_seq", r.head_seq},
+                            {"last_sync_at", r.last_sync_ms > 0 ? json(FormatRfc3339(r.last_sync_ms / 1000)) : json(nullptr)},
+                            {"chain_ok", chain_ok},
+                            {"conflicts", c}});
+}
+
+}  // namespace loyalty::hq

@@ -1,0 +1,95 @@
+// The daily job: points of expired lots taken back with an expire entry per member, and at
+// the first run in a new local month every tier set from that month's spend; and the admin
+// route that runs it (POST /v1/admin/expire).
+#include "service_internal.h"
+
+#include <string>
+#include <vector>
+
+namespace loyalty::hq {
+
+using namespace internal;
+
+Result<ExpiryReport> HqService::Impl::DailyJobs(int64_t now_s) {
+  ExpiryReport report;
+  // Members are written as they are done (Forget): the job may see every member.
+  Status s = Write([&]() -> Status {
+    auto members = store.MembersWithExpiredLots(now_s);
+    if (!members.ok()) return members.status();
+    for (uint64_t id : *members) {
+      auto slot = Slot(id);
+      if (!slot.ok()) return slot.status();
+      auto held = LotsOf(**slot, id);
+      if (!held.ok()) return held.status();
+      const std::vector<model::Lot> lots = **held;
+      int64_t sum = 0, n = 0;
+      for (const auto& l : lots) {
+        if (l.remaining > 0 && l.expires_at_s < now_s) {
+          sum += l.remaining;
+          ++n;
+          if (Status s = SetLot(**slot, l.lot_id, 0); !s.ok()) return s;
+        }
+      }
+      if (sum != 0) {
+        auto e = AppendHqEntry("expire", id, -sum, {{"lots", n}, {"as_of_s", now_s}});
+        if (!e.ok()) return e.status();
+        if (Status s = ApplyEntry(*e); !s.ok()) return s;
+        ++report.members;
+        report.points += sum;
+      }
+      if (Status s = Forget(); !s.ok()) return s;
+    }
+    // At the first run in a new local month, every tier follows that month's spend
+    // (the contract's recomputation "at the start of each month").
+    CivilTime l = opt.timezone.ToLocal(now_s);
+    std::string month = std::to_string(l.year) + "-" + std::to_string(l.month);
+    auto last = store.GetMeta("tier_month");
+    if (!last.ok()) return last.status();
+    if (*last && **last != month) {
+      for (int64_t after = 0;;) {
+        auto page = store.MembersChangedAfter(after, 500);
+        if (!page.ok()) return page.status();
+        if (page->empty()) break;
+        // Updating a member moves it past the page: remember where the scan was.
+        int64_t max_seen = page->back().change_seq;
+        for (const auto& row : *page) {
+          MemberSlot& slot = tx->members[row.member_id];
+          if (!slot.m) slot.m = row;  // just read: the page's row is the member
+          auto spend = MonthSpend(row.member_id, now_s);
+          if (!spend.ok()) return spend.status();
+          std::string t = TierForSpend(*spend);
+          MemberRecord& m = *slot.m;
+          if (t != m.tier) {
+            const std::string old_tier = m.tier;
+            m.tier = t;
+            if (Status s = SaveMember(m, old_tier, m.status); !s.ok()) return s;
+          }
+        }
+        if (Status s = Forget(); !s.ok()) return s;
+        after = max_seen;
+        auto max = store.MaxChangeSeq();
+        if (!max.ok()) return max.status();
+        if (after >= *max) break;
+      }
+    }
+    // The spend sums the store keeps for windows before this month are not asked again.
+    if (Status s = store.PruneSpendTotals(MonthBounds(now_s).first); !s.ok()) return s;
+    return store.PutMeta("tier_month", month);
+  });
+  if (!s.ok()) return s;
+  return report;
+}
+
+http::Response HqService::Impl::Expire(const http::Request& req) {
+  int64_t now_s = clock.now_s();
+  if (auto it = req.query.find("now"); it != req.query.end()) {
+    auto v = sync::ParseMemberId(it->second);
+    if (!v || *v > (uint64_t{1} << 40)) return Error(ErrorCode::kBadRequest, "now must be unix seconds");
+    now_s = static_cast<int64_t>(*v);
+  }
+  auto r = DailyJobs(now_s);
+  if (!r.ok()) return FromStatus(r.status());
+  return JsonResponse(200, {{"members", r->members}, {"points", r->points}});
+}
+
+}  // namespace loyalty::hq

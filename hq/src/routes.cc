@@ -1,0 +1,107 @@
+// HqService's entry points and the routing: a request's path to a terminal route (checked
+// against the client certificate's terminal) or an admin route (checked for the bearer
+// token), and the daily jobs' entry. What each route does is in the file that owns it
+// (service_internal.h lists them).
+#include "service_internal.h"
+
+#include <openssl/crypto.h>
+
+#include <exception>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "loyalty/base/json.h"
+
+namespace loyalty::hq {
+
+using namespace internal;
+
+HqService::HqService(Store& store, const Clock& clock, PiiCipher pii, HqOptions options)
+    : impl_(std::make_shared<Impl>(store, clock, std::move(pii), std::move(options))) {}
+
+http::Response HqService::Handle(const http::Request& req, const std::optional<std::string>& peer_terminal) {
+  // No route, whether it reads its body or not, sees one nested deeper than the limit.
+  if (Status s = CheckJsonDepth(req.body); !s.ok()) return FromStatus(s);
+  try {
+    return impl_->Handle(req, peer_terminal);
+  } catch (const std::exception& e) {
+    // Nothing here throws by design; a library that does must not take the server down.
+    return Error(ErrorCode::kInternal, e.what());
+  }
+}
+
+Result<ExpiryReport> HqService::RunDailyJobs(int64_t now_s) {
+  if (Status s = impl_->PublishRules(); !s.ok()) return s;
+  return impl_->DailyJobs(now_s);
+}
+
+Status HqService::Start() { return impl_->PublishRules(); }
+
+http::Response HqService::Impl::Handle(const http::Request& req, const std::optional<std::string>& peer) {
+  if (Status s = PublishRules(); !s.ok()) return Error(ErrorCode::kUnavailable, s.message());
+  std::vector<std::string> parts;
+  std::string_view path = req.path;
+  while (!path.empty()) {
+    if (path.front() == '/') {
+      path.remove_prefix(1);
+      continue;
+    }
+    size_t slash = path.find('/');
+    parts.emplace_back(path.substr(0, slash));
+    path.remove_prefix(slash == std::string_view::npos ? path.size() : slash);
+  }
+  if (parts.empty() || parts[0] != "v1") return Error(ErrorCode::kNotFound, "no such route");
+  if (parts.size() == 2 && parts[1] == "health" && req.method == "GET") return JsonResponse(200, {{"status", "ok"}});
+  if (parts.size() >= 4 && parts[1] == "sync") {
+    std::string route = parts[3];
+    for (size_t i = 4; i < parts.size(); ++i) route += "/" + parts[i];
+    return Terminal(parts[2], route, req, peer);
+  }
+  return Admin(parts, req);
+}
+
+http::Response HqService::Impl::Terminal(const std::string& tid, const std::string& route, const http::Request& req,
+                                         const std::optional<std::string>& peer) {
+  if (!sync::IsTerminalId(tid) || tid == kHqTerminalId) return Error(ErrorCode::kBadRequest, "invalid terminal id");
+  if (peer && *peer != tid) {
+    return Error(ErrorCode::kForbidden, "the client certificate does not name terminal " + tid);
+  }
+  bool post = req.method == "POST";
+  if (route == "hello" && post) return Hello(tid, req);
+  if (route == "entries" && post) return Upload(tid, req);
+  if (route == "changes" && req.method == "GET") return Changes(tid, req);
+  if (route == "recon/entries" && post) return Recon(tid, true, req);
+  if (route == "recon/balances" && post) return Recon(tid, false, req);
+  if (route == "fetch" && post) return Fetch(tid, req);
+  if (route == "members" && post) return Members(tid, req);
+  return Error(ErrorCode::kNotFound, "no such route");
+}
+
+bool HqService::Impl::Authorized(const http::Request& req) const {
+  const std::string want = "Bearer " + opt.admin_token;
+  return !opt.admin_token.empty() && req.authorization.size() == want.size() &&
+         CRYPTO_memcmp(req.authorization.data(), want.data(), want.size()) == 0;
+}
+
+http::Response HqService::Impl::Admin(const std::vector<std::string>& p, const http::Request& req) {
+  if (!Authorized(req)) return Error(ErrorCode::kUnauthorized, "a valid admin bearer token is required");
+  const std::string& m = req.method;
+  size_t n = p.size();  // p[0] == "v1"
+  if (n == 2 && p[1] == "members" && m == "POST") return CreateMember(req);
+  if (n == 3 && p[1] == "members" && m == "GET") return MemberView(p[2]);
+  if (n == 4 && p[1] == "members" && m == "POST") {
+    if (p[3] == "devices") return CertifyDevice(p[2], req);
+    if (p[3] == "adjustments") return Adjust(p[2], req);
+    if (p[3] == "unfreeze") return Unfreeze(p[2], req);
+    if (p[3] == "tier") return SetTier(p[2], req);
+    if (p[3] == "identities") return AddIdentity(p[2], req);
+  }
+  if (n == 4 && p[1] == "devices" && p[3] == "revoke" && m == "POST") return RevokeDevice(p[2]);
+  if (n == 2 && p[1] == "coupons" && m == "POST") return CreateCoupon(req);
+  if (n == 3 && p[1] == "terminals" && m == "GET") return TerminalView(p[2]);
+  if (n == 3 && p[1] == "admin" && p[2] == "expire" && m == "POST") return Expire(req);
+  return Error(ErrorCode::kNotFound, "no such route");
+}
+
+}  // namespace loyalty::hq

@@ -1,0 +1,187 @@
+// The terminal routes other than the upload: hello, changes (member snapshots, identities,
+// coupons, revocations and the rules, page by page), members, fetch, and the two recon sets.
+#include "service_internal.h"
+
+#include <algorithm>
+#include <limits>
+#include <set>
+#include <string>
+
+#include "loyalty/recon/protocol.h"
+
+namespace loyalty::hq {
+
+using namespace internal;
+
+Result<sync::Snapshot> HqService::Impl::Snapshot(const MemberRecord& m, int64_t terminal_seq) {
+  sync::Snapshot s;
+  s.member_id = m.member_id;
+  s.display_name = m.display_name;
+  s.phone = m.phone_masked;
+  s.phone_hash = m.phone_hash;
+  s.tier = m.tier;
+  s.status = m.status;
+  s.frozen_reason = m.frozen_reason;
+  s.birthday_month = m.birthday_month;
+  s.balance = m.balance;
+  auto lots = store.Lots(m.member_id);
+  if (!lots.ok()) return lots.status();
+  for (const auto& l : *lots) s.lots.push_back({l.remaining, l.expires_at_s});
+  int64_t now_s = clock.now_s();
+  auto spend = MonthSpend(m.member_id, now_s);
+  if (!spend.ok()) return spend.status();
+  s.month_spend_cents = std::clamp<int64_t>(*spend, 0, sync::kMaxSpendCents);
+  s.unfrozen_at_ms = m.unfrozen_at_ms;
+  s.snapshot_at_s = now_s;
+  s.terminal_seq = terminal_seq;
+  return s;
+}
+
+Result<TerminalRecord> HqService::Impl::TouchTerminal(const std::string& tid, const std::string* store_id) {
+  auto t = store.GetTerminal(tid);
+  if (!t.ok()) return t.status();
+  TerminalRecord r = *t ? **t : TerminalRecord{tid, "", clock.now_ms(), 0, 0, ""};
+  if (store_id) r.store_id = *store_id;
+  r.last_sync_ms = clock.now_ms();
+  if (Status s = store.PutTerminal(r); !s.ok()) return s;
+  return r;
+}
+
+http::Response HqService::Impl::Hello(const std::string& tid, const http::Request& req) {
+  auto h = sync::ParseMessage<sync::HelloRequest>(req.body);
+  if (!h.ok()) return FromStatus(h.status());
+  sync::HelloResponse out;
+  Status s = store.Transaction([&]() -> Status {
+    auto before = store.GetTerminal(tid);
+    if (!before.ok()) return before.status();
+    auto n = store.CountEntries(tid);
+    if (!n.ok()) return n.status();
+    auto t = TouchTerminal(tid, &h->store_id);
+    if (!t.ok()) return t.status();
+    out.hq_time_ms = clock.now_ms();
+    out.terminal_known = before->has_value() || *n > 0;
+    out.hq_entries = *n;
+    out.hq_head = {t->head_seq, t->head_seq > 0 ? t->head_hash : ""};
+    return Status::Ok();
+  });
+  if (!s.ok()) return FromStatus(s);
+  return JsonResponse(200, sync::ToJson(out));
+}
+
+http::Response HqService::Impl::Changes(const std::string& tid, const http::Request& req) {
+  auto q = sync::ParseChangesQuery(req.query);
+  if (!q.ok()) return FromStatus(q.status());
+  int64_t after = 0;
+  if (!q->cursor.empty()) {
+    auto c = sync::ParseMemberId(q->cursor);
+    if (!c || *c > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+      return Error(ErrorCode::kBadRequest, "cursor is not one HQ gave");
+    }
+    after = static_cast<int64_t>(*c);
+  }
+  sync::ChangesResponse out;
+  Status s = store.Transaction([&]() -> Status {
+    auto term = TouchTerminal(tid, nullptr);
+    if (!term.ok()) return term.status();
+    auto members = store.MembersChangedAfter(after, q->limit + 1);
+    if (!members.ok()) return members.status();
+    out.more = static_cast<int64_t>(members->size()) > q->limit;
+    if (out.more) members->resize(static_cast<size_t>(q->limit));
+    int64_t up_to = 0;
+    if (out.more) {
+      up_to = members->back().change_seq;
+    } else {
+      auto max = store.MaxChangeSeq();
+      if (!max.ok()) return max.status();
+      up_to = *max;
+    }
+    if (Status s = store.AddTerminalDownload(tid, clock.now_ms()); !s.ok()) return s;
+    for (const auto& m : *members) {
+      auto snap = Snapshot(m, term->head_seq);
+      if (!snap.ok()) return snap.status();
+      // Never a value the terminal's codec would refuse: reported and left out, never a
+      // failed page.
+      if (Status v = sync::ValidateSnapshot(*snap); !v.ok()) {
+        Report("snapshot_not_sent", {{"terminal_id", tid}, {"member_id", std::to_string(m.member_id)},
+                                     {"reason", v.message()}});
+        continue;
+      }
+      out.members.push_back(std::move(*snap));
+      auto ids = store.IdentitiesOf(m.member_id);
+      if (!ids.ok()) return ids.status();
+      out.identities.insert(out.identities.end(), ids->begin(), ids->end());
+    }
+    auto coupons = store.CouponsChanged(after, up_to);
+    if (!coupons.ok()) return coupons.status();
+    for (const auto& c : *coupons) out.coupons.push_back(c.coupon);
+    auto rev = store.RevocationsChanged(after, up_to);
+    if (!rev.ok()) return rev.status();
+    out.revocations = std::move(*rev);
+    out.cursor = std::to_string(up_to);
+    out.hq_time_ms = clock.now_ms();
+    out.rules = rules::RulesToJson(current);
+    return Status::Ok();
+  });
+  if (!s.ok()) return FromStatus(s);
+  return JsonResponse(200, sync::ToJson(out));
+}
+
+http::Response HqService::Impl::Recon(const std::string& tid, bool entries, const http::Request& req) {
+  auto set = entries ? store.TerminalSet(tid) : store.BalanceSet();
+  if (!set.ok()) return FromStatus(set.status());
+  recon::Responder responder(**set);
+  auto reply = responder.Reply(req.body);
+  if (!reply.ok()) return FromStatus(reply.status());
+  http::Response r;
+  r.content_type = "application/octet-stream";
+  r.body = std::move(*reply);
+  return r;
+}
+
+http::Response HqService::Impl::Fetch(const std::string& tid, const http::Request& req) {
+  auto f = sync::ParseMessage<sync::FetchRequest>(req.body);
+  if (!f.ok()) return FromStatus(f.status());
+  sync::FetchResponse out;
+  auto entries = store.TerminalEntriesByIds(tid, f->entry_ids);
+  if (!entries.ok()) return FromStatus(entries.status());
+  out.entries = std::move(*entries);
+  std::set<std::string> checkout_ids;
+  for (const auto& e : out.entries) {
+    if (!e.checkout_id.empty()) checkout_ids.insert(e.checkout_id);
+  }
+  for (const auto& id : checkout_ids) {
+    auto c = store.GetCheckout(tid, id);
+    if (!c.ok()) return FromStatus(c.status());
+    if (!*c) continue;
+    out.checkouts.push_back(**c);
+    auto refunds = store.RefundsOf(tid, id);
+    if (!refunds.ok()) return FromStatus(refunds.status());
+    out.refunds.insert(out.refunds.end(), refunds->begin(), refunds->end());
+  }
+  return JsonResponse(200, sync::ToJson(out));
+}
+
+http::Response HqService::Impl::Members(const std::string& tid, const http::Request& req) {
+  auto m = sync::ParseMessage<sync::MembersRequest>(req.body);
+  if (!m.ok()) return FromStatus(m.status());
+  auto term = store.GetTerminal(tid);
+  if (!term.ok()) return FromStatus(term.status());
+  int64_t head = *term ? (*term)->head_seq : 0;
+  sync::MembersResponse out;
+  if (Status s = store.AddTerminalDownload(tid, clock.now_ms()); !s.ok()) return FromStatus(s);
+  for (uint64_t id : m->member_ids) {
+    auto rec = store.GetMember(id);
+    if (!rec.ok()) return FromStatus(rec.status());
+    if (!*rec) continue;
+    auto snap = Snapshot(**rec, head);
+    if (!snap.ok()) return FromStatus(snap.status());
+    if (Status v = sync::ValidateSnapshot(*snap); !v.ok()) {
+      Report("snapshot_not_sent", {{"terminal_id", tid}, {"member_id", std::to_string(id)}, {"reason", v.message()}});
+      continue;
+    }
+    out.members.push_back(std::move(*snap));
+  }
+  return JsonResponse(200, sync::ToJson(out));
+}
+
+}  // namespace loyalty::hq

@@ -1,0 +1,273 @@
+// The upload route (POST /v1/sync/{tid}/entries): the terminal's checkouts and refunds stored
+// with their verdicts, then each entry placed in the terminal's chain (forks, gaps and
+// mismatches recorded as conflicts), checked, and applied or refused, in one write.
+#include "service_internal.h"
+
+#include <algorithm>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "loyalty/base/encoding.h"
+#include "loyalty/model/entry.h"
+#include "loyalty/recon/recon.h"
+
+namespace loyalty::hq {
+
+using namespace internal;
+
+Status HqService::Impl::Conflict(const std::string& kind, const std::string& tid, const std::string& other,
+                                 uint64_t member, const json& detail, const std::string& key) {
+  return store.AddConflict({kind, clock.now_ms(), tid, other, member, Dump(detail), kind + ":" + key});
+}
+
+Result<std::string> HqService::Impl::UploadOne(const std::string& tid, const sync::Entry& e, TerminalRecord* term,
+                                               int64_t now_ms) {
+  if (e.terminal_id != tid) return std::string("invalid");
+  if (model::EntryHash(e) != e.hash) {
+    // Nothing is stored, but a terminal sending entries that do not match their hash is
+    // something to look at: recorded against the terminal.
+    if (Status s = Conflict("entry_mismatch", tid, "", e.member_id,
+                            {{"entry_id", e.entry_id}, {"reason", "hash_does_not_match_content"}, {"seq", e.seq}},
+                            tid + ":invalid:" + e.entry_id + ":" + HexEncode(e.hash));
+        !s.ok()) {
+      return s;
+    }
+    return std::string("invalid");
+  }
+  auto existing = store.GetEntry(e.entry_id);
+  if (!existing.ok()) return existing.status();
+  if (*existing) {
+    if ((*existing)->hash == e.hash) return std::string("exists");
+    if (Status s = Conflict("entry_mismatch", tid, (*existing)->terminal_id == tid ? "" : (*existing)->terminal_id,
+                            e.member_id,
+                            {{"entry_id", e.entry_id},
+                             {"stored_hash", HexEncode((*existing)->hash)},
+                             {"received_hash", HexEncode(e.hash)},
+                             {"terminal_id", tid}},
+                            e.entry_id + ":" + HexEncode(e.hash));
+        !s.ok()) {
+      return s;
+    }
+    return std::string("conflict");
+  }
+  // The chain: a different entry already at this seq is a fork; a prev_hash that links to
+  // no entry at seq - 1 (on any branch) is a gap. Either is recorded; the entry is kept.
+  auto same_seq = store.EntriesAtSeq(tid, e.seq);
+  if (!same_seq.ok()) return same_seq.status();
+  if (!same_seq->empty()) {
+    if (Status s = Conflict("chain_fork", tid, "", 0,
+                            {{"terminal_id", tid},
+                             {"seq", e.seq},
+                             {"entry_id", e.entry_id},
+                             {"other_entry_id", same_seq->front().entry_id}},
+                            tid + ":" + e.entry_id);
+        !s.ok()) {
+      return s;
+    }
+  } else {
+    bool linked = false;
+    if (e.seq == 1) {
+      linked = e.prev_hash == model::ZeroHash();
+    } else if (term->head_seq == e.seq - 1 && term->head_seq > 0 && term->head_hash == HexEncode(e.prev_hash)) {
+      linked = true;  // the terminal's head (stored with the entry it names) is at seq - 1
+    } else {
+      auto prev = store.EntriesAtSeq(tid, e.seq - 1);
+      if (!prev.ok()) return prev.status();
+      for (const auto& p : *prev) linked = linked || p.hash == e.prev_hash;
+    }
+    if (!linked) {
+      if (Status s = Conflict("chain_gap", tid, "", 0,
+                              {{"terminal_id", tid}, {"seq", e.seq}, {"entry_id", e.entry_id},
+                               {"prev_hash", HexEncode(e.prev_hash)}},
+                              tid + ":" + e.entry_id);
+          !s.ok()) {
+        return s;
+      }
+    }
+  }
+  auto reason = CheckEntry(tid, e);
+  if (!reason.ok()) return reason.status();
+  bool applied = reason->empty();
+  if (Status s = InsertEntry(e, applied, now_ms); !s.ok()) return s;
+  recon::Item item;
+  item.id = *HexDecode(e.entry_id);
+  std::copy(e.hash.begin(), e.hash.end(), item.hash.begin());
+  if (Status s = store.AddToTerminalSet(tid, item); !s.ok()) return s;
+  term->head_seq = e.seq;
+  term->head_hash = HexEncode(e.hash);
+  if (!applied) {
+    // Kept in the chain and counted once; applied to no balance.
+    if (Status s = Conflict("entry_refused", tid, "", e.member_id,
+                            {{"entry_id", e.entry_id},
+                             {"terminal_id", tid},
+                             {"seq", e.seq},
+                             {"kind", e.kind},
+                             {"points", e.points},
+                             {"member_id", std::to_string(e.member_id)},
+                             {"checkout_id", e.checkout_id},
+                             {"refund_id", e.refund_id},
+                             {"reason", *reason}},
+                            tid + ":" + e.entry_id);
+        !s.ok()) {
+      return s;
+    }
+    Report("entry_refused", {{"terminal_id", tid}, {"entry_id", e.entry_id}, {"kind", e.kind}, {"reason", *reason}});
+    return std::string("refused");
+  }
+  if (Status s = ApplyEntry(e); !s.ok()) return s;
+  if (e.refund_id.empty()) {
+    if (auto it = batch_checkouts.find(e.checkout_id); it != batch_checkouts.end()) ++it->second.applied[e.kind];
+  }
+  if (Status s = ChainVelocity(e); !s.ok()) return s;
+  return std::string("created");
+}
+
+// A refused record is kept (a restored terminal gets it back) and reported, but counts in
+// no spend and backs no entry.
+Status HqService::Impl::RefuseRecord(const std::string& tid, uint64_t member, const char* what, const std::string& id,
+                                     const std::string& reason) {
+  Report("record_refused", {{"terminal_id", tid}, {what, id}, {"reason", reason}});
+  return Conflict("entry_refused", tid, "", member,
+                  {{"terminal_id", tid}, {what, id}, {"member_id", std::to_string(member)}, {"reason", reason}},
+                  tid + ":" + what + ":" + id);
+}
+
+Status HqService::Impl::StoreCheckout(const std::string& tid, const sync::Checkout& c) {
+  auto prior = store.CheckoutRefused(tid, c.checkout_id);
+  if (!prior.ok()) return prior.status();
+  if (*prior) return Status::Ok();  // known: its verdict stands
+  auto reason = CheckCheckout(tid, c);
+  if (!reason.ok()) return reason.status();
+  batch_checkouts[c.checkout_id] = BatchCheckout{&c, !reason->empty(), {}};
+  auto inserted = store.InsertCheckout(tid, c);
+  if (!inserted.ok()) return inserted.status();
+  if (!*inserted) return Status::Ok();
+  uint64_t member = c.member_id.value_or(0);
+  if (!reason->empty()) {
+    if (Status s = store.MarkCheckoutRefused(tid, c.checkout_id); !s.ok()) return s;
+    if (Status s = RefuseRecord(tid, member, "checkout_id", c.checkout_id, *reason); !s.ok()) return s;
+  }
+  if (!c.code_hash.empty()) {
+    auto uses = store.CheckoutsWithCode(c.code_hash);
+    if (!uses.ok()) return uses.status();
+    for (const auto& [other_tid, other_checkout] : *uses) {
+      if (other_tid == tid) continue;
+      std::string a = std::min(tid, other_tid), b = std::max(tid, other_tid);
+      Status s = Conflict("code_reused", tid, other_tid, member,
+                          {{"code_hash", c.code_hash},
+                           {"member_id", std::to_string(member)},
+                           {"checkouts", json::array({json{{"terminal_id", other_tid}, {"checkout_id", other_checkout}},
+                                                      json{{"terminal_id", tid}, {"checkout_id", c.checkout_id}}})}},
+                          c.code_hash + ":" + a + ":" + b);
+      if (!s.ok()) return s;
+    }
+  }
+  if (!c.coupon_id.empty()) {
+    auto uses = store.CheckoutsWithCoupon(c.coupon_id);
+    if (!uses.ok()) return uses.status();
+    for (const auto& [other_tid, other_checkout] : *uses) {
+      if (other_tid == tid) continue;
+      std::string a = std::min(tid, other_tid), b = std::max(tid, other_tid);
+      Status s = Conflict("coupon_reused", tid, other_tid, member,
+                          {{"coupon_id", c.coupon_id},
+                           {"member_id", std::to_string(member)},
+                           {"checkouts", json::array({json{{"terminal_id", other_tid}, {"checkout_id", other_checkout}},
+                                                      json{{"terminal_id", tid}, {"checkout_id", c.checkout_id}}})}},
+                          c.coupon_id + ":" + a + ":" + b);
+      if (!s.ok()) return s;
+    }
+    if (reason->empty()) {
+      if (Status s = store.MarkCouponUsed(c.coupon_id, tid, c.checkout_id); !s.ok()) return s;
+    }
+  }
+  if (member != 0 && reason->empty()) {
+    if (auto m = MemberOrBare(member); !m.ok()) return m.status();
+    return MaybeUpgradeTier(member);
+  }
+  return Status::Ok();
+}
+
+http::Response HqService::Impl::Upload(const std::string& tid, const http::Request& req) {
+  auto up = sync::ParseMessage<sync::UploadRequest>(req.body);
+  if (!up.ok()) return FromStatus(up.status());
+  // Opened outside the transaction so that a rollback never removes the set's scope row.
+  if (auto set = store.TerminalSet(tid); !set.ok()) return FromStatus(set.status());
+  sync::UploadResponse out;
+  Status s = Write([&]() -> Status {
+    out.results.clear();
+    batch_checkouts.clear();
+    batch_first_entry.clear();
+    for (const auto& e : up->entries) {
+      if ((e.kind == "freeze" || e.kind == "tier_upgrade") && e.terminal_id == tid && model::EntryHash(e) == e.hash) {
+        auto [it, fresh] = batch_first_entry.emplace(std::make_pair(e.member_id, e.kind), e.at_ms);
+        if (!fresh) it->second = std::min(it->second, e.at_ms);
+      }
+    }
+    auto term = TouchTerminal(tid, nullptr);
+    if (!term.ok()) return term.status();
+    const int64_t now_ms = clock.now_ms();
+    // The records first: the entries are checked against them.
+    for (const auto& c : up->checkouts) {
+      if (Status s = StoreCheckout(tid, c); !s.ok()) return s;
+    }
+    batch_refund_seq.clear();
+    for (const auto& e : up->entries) {
+      if (e.terminal_id != tid || e.refund_id.empty()) continue;
+      auto [it, fresh] = batch_refund_seq.emplace(std::make_pair(e.checkout_id, e.refund_id), e.seq);
+      if (!fresh) it->second = std::min(it->second, e.seq);
+    }
+    std::vector<std::pair<RefundOrder, const sync::Refund*>> refunds;
+    std::map<std::string, std::map<std::string, int64_t>> seqs_of;  // by checkout
+    for (const auto& r : up->refunds) {
+      auto seqs = seqs_of.find(r.checkout_id);
+      if (seqs == seqs_of.end()) {
+        auto read = RefundSeqs(tid, r.checkout_id);
+        if (!read.ok()) return read.status();
+        seqs = seqs_of.emplace(r.checkout_id, std::move(*read)).first;
+      }
+      refunds.emplace_back(OrderOf(r, seqs->second), &r);
+    }
+    std::sort(refunds.begin(), refunds.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (const auto& ordered : refunds) {
+      const auto& r = ordered.second;  // not a structured binding: a lambda below uses it
+      auto known = store.RefundsOf(tid, r->checkout_id);
+      if (!known.ok()) return known.status();
+      if (std::any_of(known->begin(), known->end(), [&](const sync::Refund& k) { return k.refund_id == r->refund_id; })) {
+        continue;  // known: its verdict stands
+      }
+      auto reason = CheckRefund(tid, *r);
+      if (!reason.ok()) return reason.status();
+      auto inserted = store.InsertRefund(tid, *r);
+      if (!inserted.ok()) return inserted.status();
+      if (!*inserted) continue;
+      auto c = store.GetCheckout(tid, r->checkout_id);
+      if (!c.ok()) return c.status();
+      uint64_t member = *c && (*c)->member_id ? *(*c)->member_id : 0;
+      if (!reason->empty()) {
+        if (Status s = store.MarkRefundRefused(tid, r->refund_id); !s.ok()) return s;
+        if (Status s = RefuseRecord(tid, member, "refund_id", r->refund_id, *reason); !s.ok()) return s;
+        continue;
+      }
+      if (member != 0) {
+        if (Status s = Touch(member); !s.ok()) return s;
+      }
+    }
+    for (const auto& e : up->entries) {
+      auto st = UploadOne(tid, e, &*term, now_ms);
+      if (!st.ok()) return st.status();
+      out.results.push_back({e.entry_id, *st});
+    }
+    batch_checkouts.clear();
+    return store.PutTerminal(*term);
+  });
+  batch_checkouts.clear();  // it points into `up`, also after a failed transaction
+  batch_first_entry.clear();
+  batch_refund_seq.clear();
+  if (!s.ok()) return FromStatus(s);
+  return JsonResponse(200, sync::ToJson(out));
+}
+
+}  // namespace loyalty::hq

@@ -1,0 +1,299 @@
+// What HQ trusts of an upload: a checkout priced again with the rules version it names, a
+// refund against its checkout and the refunds before it, an entry against the record that
+// backs it, the cooldown and what the terminal could know of the balance.
+//
+// An upload is believed only as far as HQ can check it (hq-and-sync.md, "What HQ
+// trusts"). Each Check* returns "" when the record checks out, else the reason it is
+// refused; a failed read is an error (the upload fails and is retried), never a pass.
+#include "service_internal.h"
+
+#include <algorithm>
+#include <limits>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace loyalty::hq {
+
+using namespace internal;
+
+// Every (tier, frozen) state the terminal could have priced the member with at commit_ms:
+// the states HQ recorded between the terminal's last download at or before the commit and
+// the commit (its snapshot, or what HQ had by then), a provisional member when the
+// terminal had no snapshot of it yet, frozen after this terminal's own velocity freeze,
+// and higher tiers after its own provisional upgrade where the rules allow one.
+Result<std::vector<std::pair<std::string, bool>>> HqService::Impl::CandidateStates(
+    const std::string& tid, uint64_t member_id, int64_t commit_ms, const rules::Rules& r, MemberSlot& slot) {
+  const std::optional<MemberRecord>& m = slot.m;
+  auto d = LastDownload(tid, commit_ms);
+  if (!d.ok()) return d.status();
+  int64_t from = d->value_or(commit_ms);
+  auto states = StatesBetween(slot, member_id, from, std::max(from, commit_ms));
+  if (!states.ok()) return states.status();
+  std::set<std::pair<std::string, bool>> out;
+  for (const auto& [tier, status] : *states) out.insert({tier, status == "frozen"});
+  if (states->empty() && m) out.insert({m->tier, m->status == "frozen"});
+  if (!*d || !m || m->created_at_ms > **d) out.insert({"member", false});
+  auto froze = TerminalEntryBy(slot, tid, member_id, "freeze", commit_ms);
+  if (!froze.ok()) return froze.status();
+  auto upgraded = TerminalEntryBy(slot, tid, member_id, "tier_upgrade", commit_ms);
+  if (!upgraded.ok()) return upgraded.status();
+  std::set<std::pair<std::string, bool>> more = out;
+  for (const auto& [tier, frozen] : out) {
+    if (*froze) more.insert({tier, true});
+    if (*upgraded && r.provisional_upgrade) {
+      for (const char* t : {"vip", "black"}) {
+        if (TierRank(t) > TierRank(tier)) {
+          more.insert({t, frozen});
+          if (*froze) more.insert({t, true});
+        }
+      }
+    }
+  }
+  return std::vector<std::pair<std::string, bool>>(more.begin(), more.end());
+}
+
+bool HqService::Impl::SamePricing(const rules::Quote& q, const sync::Checkout& c) {
+  if (q.subtotal_cents != c.subtotal_cents || q.total_due_cents != c.total_due_cents ||
+      q.points_to_earn != c.points_earned || q.redeem_points != c.redeemed_points ||
+      q.eligible_cents != c.eligible_cents || q.redeemable_cents != c.redeemable_cents ||
+      q.lines.size() != c.lines.size()) {
+    return false;
+  }
+  for (size_t i = 0; i < q.lines.size(); ++i) {
+    const auto& a = q.lines[i];
+    const auto& b = c.lines[i];
+    if (a.tier_discount_cents != b.tier_discount_cents || a.coupon_cents != b.coupon_cents ||
+        a.redeem_cents != b.redeem_cents || a.net_cents != b.net_cents ||
+        a.net_before_redeem_cents != b.net_before_redeem_cents || a.points_eligible != b.points_eligible ||
+        a.redeemable != b.redeemable) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Prices the checkout again with the rules version it names, every state the member could
+// have been in, and the member's birthday month.
+Result<std::string> HqService::Impl::CheckCheckout(const std::string& tid, const sync::Checkout& c) {
+  if (!c.member_id) {
+    if (c.points_earned != 0 || c.redeemed_points != 0 || !c.coupon_id.empty()) return std::string("no_member");
+    return std::string();
+  }
+  auto rv = RulesVersion(c.rules_version);
+  if (!rv.ok()) return rv.status();
+  if (!*rv) return std::string("rules_version_unknown");
+  const rules::Rules& r = **rv;
+  rules::QuoteInput in;
+  for (size_t i = 0; i < c.lines.size(); ++i) {
+    const auto& l = c.lines[i];
+    if (l.line != static_cast<int64_t>(i)) return std::string("record_malformed");
+    in.lines.push_back({l.sku, l.qty, l.unit_price_cents, l.category});
+  }
+  if (!c.coupon_id.empty()) {
+    auto rec = store.GetCoupon(c.coupon_id);
+    if (!rec.ok()) return rec.status();
+    if (!*rec) return std::string("coupon_unknown");
+    const auto& k = (*rec)->coupon;
+    if (k.member_id != 0 && k.member_id != *c.member_id) return std::string("coupon_not_for_member");
+    rules::Coupon coupon;
+    coupon.coupon_id = k.coupon_id;
+    coupon.kind = k.kind == "percent_off" ? rules::Coupon::Kind::kPercentOff : rules::Coupon::Kind::kAmountOff;
+    coupon.value_cents = k.value_cents;
+    coupon.bp = k.bp;
+    coupon.min_spend_cents = k.min_spend_cents;
+    in.coupon = coupon;
+  }
+  in.redeem.points = c.redeemed_points;
+  auto slot = Slot(*c.member_id);
+  if (!slot.ok()) return slot.status();
+  auto states = CandidateStates(tid, *c.member_id, c.committed_at_ms, r, **slot);
+  if (!states.ok()) return states.status();
+  // The store's calendar may differ from the chain's: a birthday month counts if it is
+  // the month at the commit anywhere from UTC-12 to UTC+14.
+  std::set<bool> birthdays{false};
+  int bm = (*slot)->m ? (*slot)->m->birthday_month : 0;
+  int64_t at_s = FloorDiv(c.committed_at_ms, 1000);
+  for (int64_t off : {-12 * 3600, 14 * 3600}) {
+    if (rules::IsBirthdayMonth(bm, at_s, [off](int64_t) { return off; })) birthdays.insert(true);
+  }
+  for (const auto& [tier, frozen] : *states) {
+    for (bool birthday : birthdays) {
+      rules::MemberContext ctx;
+      ctx.tier = tier;
+      ctx.frozen = frozen;
+      ctx.static_identification = c.code_hash.empty();
+      ctx.available_balance = sync::kMaxPoints;  // the balance is checked with the redeem entry
+      ctx.birthday_month = birthday;
+      in.member = ctx;
+      auto q = rules::ComputeQuote(r, in);
+      if (q.ok() && SamePricing(*q, c)) return std::string();
+    }
+  }
+  return std::string("price_mismatch");
+}
+
+Result<std::map<std::string, int64_t>> HqService::Impl::RefundSeqs(const std::string& tid,
+                                                                   const std::string& checkout_id) {
+  auto seqs = store.RefundEntrySeqs(tid, checkout_id);
+  if (!seqs.ok()) return seqs.status();
+  for (auto it = batch_refund_seq.lower_bound({checkout_id, ""});
+       it != batch_refund_seq.end() && it->first.first == checkout_id; ++it) {
+    auto [at, fresh] = seqs->emplace(it->first.second, it->second);
+    if (!fresh) at->second = std::min(at->second, it->second);
+  }
+  return seqs;
+}
+
+HqService::Impl::RefundOrder HqService::Impl::OrderOf(const sync::Refund& r,
+                                                      const std::map<std::string, int64_t>& seqs) {
+  auto it = seqs.find(r.refund_id);
+  return {r.at_ms, it == seqs.end() ? std::numeric_limits<int64_t>::max() : it->second, r.refund_id};
+}
+
+// A refund: of a checkout HQ accepted, within the window, no more units than were sold,
+// and amounts that follow from the checkout and the refunds before it.
+Result<std::string> HqService::Impl::CheckRefund(const std::string& tid, const sync::Refund& f) {
+  auto verdict = store.CheckoutRefused(tid, f.checkout_id);
+  if (!verdict.ok()) return verdict.status();
+  if (!*verdict) return std::string("checkout_unknown");
+  if (**verdict) return std::string("checkout_refused");
+  auto c = store.GetCheckout(tid, f.checkout_id);
+  if (!c.ok()) return c.status();
+  if (!*c) return std::string("checkout_unknown");
+  const sync::Checkout& co = **c;
+  auto rv = RulesVersion(co.rules_version);
+  if (!rv.ok()) return rv.status();
+  if (*rv && (*rv)->refund_window_days > 0 &&
+      f.at_ms - co.committed_at_ms > (*rv)->refund_window_days * 86'400'000) {
+    return std::string("refund_window_closed");
+  }
+  auto earlier = store.AcceptedRefundsOf(tid, f.checkout_id);
+  if (!earlier.ok()) return earlier.status();
+  auto seqs = RefundSeqs(tid, f.checkout_id);
+  if (!seqs.ok()) return seqs.status();
+  const RefundOrder mine = OrderOf(f, *seqs);
+  size_t n = co.lines.size();
+  std::vector<int64_t> before(n, 0), after(n, 0);
+  for (const auto& e : *earlier) {
+    if (e.refund_id == f.refund_id) continue;
+    if (OrderOf(e, *seqs) > mine) continue;
+    for (const auto& l : e.lines) {
+      if (l.line >= 0 && static_cast<size_t>(l.line) < n) before[static_cast<size_t>(l.line)] += l.qty;
+    }
+  }
+  after = before;
+  for (const auto& l : f.lines) {
+    if (l.line < 0 || static_cast<size_t>(l.line) >= n) return std::string("record_malformed");
+    after[static_cast<size_t>(l.line)] += l.qty;  // qty <= 10^4, lines <= 500: no overflow
+  }
+  rules::RefundBasis basis;
+  for (const auto& l : co.lines) {
+    basis.lines.push_back({l.qty, l.net_cents, l.net_before_redeem_cents, l.points_eligible, l.redeemable});
+  }
+  basis.points_earned = co.points_earned;
+  basis.redeemed_points = co.redeemed_points;
+  basis.eligible_cents = co.eligible_cents;
+  basis.redeemable_cents = co.redeemable_cents;
+  auto amounts = rules::ComputeRefund(basis, before, after);
+  if (!amounts.ok()) return amounts.status().code() == ErrorCode::kRefundExceedsSale ? std::string("refund_exceeds_sale")
+                                                                               : std::string("record_malformed");
+  if (amounts->refund_cents != f.refund_cents || amounts->points_clawed_back != f.points_clawed_back ||
+      amounts->points_restored != f.points_restored) {
+    return std::string("refund_mismatch");
+  }
+  return std::string();
+}
+
+// An entry: a terminal kind, its points backed by a checked record, once, within limits.
+Result<std::string> HqService::Impl::CheckEntry(const std::string& tid, const sync::Entry& e) {
+  if (!sync::IsTerminalEntryKind(e.kind)) return std::string("kind_not_allowed");
+  if (e.kind == "earn" || e.kind == "redeem") {
+    if (e.checkout_id.empty() || !e.refund_id.empty()) return std::string("record_missing");
+    // The batch's own checkouts were just judged: no need to read them back.
+    std::optional<sync::Checkout> stored;
+    const sync::Checkout* found = nullptr;
+    const BatchCheckout* in_batch = nullptr;
+    if (auto it = batch_checkouts.find(e.checkout_id); it != batch_checkouts.end()) {
+      if (it->second.refused) return std::string("checkout_refused");
+      in_batch = &it->second;
+      found = in_batch->checkout;
+    } else {
+      auto verdict = store.CheckoutRefused(tid, e.checkout_id);
+      if (!verdict.ok()) return verdict.status();
+      if (!*verdict) return std::string("record_missing");
+      if (**verdict) return std::string("checkout_refused");
+      auto c = store.GetCheckout(tid, e.checkout_id);
+      if (!c.ok()) return c.status();
+      if (!*c) return std::string("record_missing");
+      stored = std::move(**c);
+      found = &*stored;
+    }
+    const sync::Checkout& co = *found;
+    if (!co.member_id || *co.member_id != e.member_id) return std::string("member_mismatch");
+    bool earn = e.kind == "earn";
+    if (e.points != (earn ? co.points_earned : -co.redeemed_points) || (!earn && co.redeemed_points == 0)) {
+      return std::string("points_mismatch");
+    }
+    if (in_batch) {
+      if (auto a = in_batch->applied.find(e.kind); a != in_batch->applied.end() && a->second > 0) {
+        return std::string("duplicate");
+      }
+    } else {
+      auto n = store.CountAppliedEntries(tid, e.checkout_id, "", e.kind);
+      if (!n.ok()) return n.status();
+      if (*n > 0) return std::string("duplicate");
+    }
+    if (!earn) {
+      auto rv = RulesVersion(co.rules_version);
+      if (!rv.ok()) return rv.status();
+      if (!*rv) return std::string("rules_version_unknown");
+      // The cooldown (loyalty-rules.md): the terminal refuses a redemption less than
+      // redeem_cooldown_s after the member's last one recorded on it, refused at HQ or not.
+      if ((*rv)->redeem_cooldown_s > 0) {
+        auto last = store.LastTerminalEntryAt(tid, e.member_id, "redeem", e.seq);
+        if (!last.ok()) return last.status();
+        if (*last && **last > 0 && co.committed_at_ms - **last < (*rv)->redeem_cooldown_s * 1000) {
+          return std::string("cooldown_active");
+        }
+      }
+      // Against what the terminal could know: its last snapshot plus its own entries since.
+      auto d = LastDownload(tid, co.committed_at_ms);
+      if (!d.ok()) return d.status();
+      auto known =
+          store.KnownBalance(e.member_id, tid, d->value_or(0), e.seq, e.checkout_id, FloorDiv(co.committed_at_ms, 1000));
+      if (!known.ok()) {
+        if (known.status().code() == ErrorCode::kOverflow) return std::string("value_out_of_range");
+        return known.status();
+      }
+      if (*known < co.redeemed_points) return std::string("insufficient_points");
+      bool stale = !*d || co.committed_at_ms - **d > (*rv)->stale_after_s * 1000;
+      if (stale && co.redeemed_points > (*rv)->stale_redeem_cap_points) return std::string("stale_cap_exceeded");
+    }
+  } else if (e.kind == "clawback" || e.kind == "restore") {
+    if (e.checkout_id.empty() || e.refund_id.empty()) return std::string("record_missing");
+    auto refunds = store.AcceptedRefundsOf(tid, e.checkout_id);
+    if (!refunds.ok()) return refunds.status();
+    auto it = std::find_if(refunds->begin(), refunds->end(),
+                           [&](const sync::Refund& f) { return f.refund_id == e.refund_id; });
+    if (it == refunds->end()) return std::string("record_missing");
+    auto c = store.GetCheckout(tid, e.checkout_id);
+    if (!c.ok()) return c.status();
+    if (!*c || !(*c)->member_id || *(*c)->member_id != e.member_id) return std::string("member_mismatch");
+    bool claw = e.kind == "clawback";
+    if (e.points != (claw ? -it->points_clawed_back : it->points_restored)) return std::string("points_mismatch");
+    auto n = store.CountAppliedEntries(tid, e.checkout_id, e.refund_id, e.kind);
+    if (!n.ok()) return n.status();
+    if (*n > 0) return std::string("duplicate");
+  } else {  // freeze, tier_upgrade, correction
+    if (e.points != 0) return std::string("points_not_zero");
+    if (e.kind == "tier_upgrade" && !current.provisional_upgrade) return std::string("upgrade_not_allowed");
+  }
+  auto fits = BalanceCanTake(e.member_id, e.points);
+  if (!fits.ok()) return fits.status();
+  if (!*fits) return std::string("value_out_of_range");
+  return std::string();
+}
+
+}  // namespace loyalty::hq

@@ -1,0 +1,216 @@
+// One write transaction (Write) and what it reads once of each member it touches: the member
+// row, its lots, its recorded states, the terminal's first entries and its downloads, kept
+// current by every write the transaction makes and written back when the body succeeds.
+#include "service_internal.h"
+
+#include <algorithm>
+#include <utility>
+#include <vector>
+
+namespace loyalty::hq {
+
+using namespace internal;
+
+// Runs body in one store transaction with a fresh member cache, and writes the members it
+// changed before the commit. Every transaction that changes a member runs through here.
+Status HqService::Impl::Write(const std::function<Status()>& body) {
+  return store.Transaction([&]() -> Status {
+    struct Reset {
+      std::unique_ptr<WriteCache>& p;
+      ~Reset() { p.reset(); }
+    } reset{tx};
+    tx = std::make_unique<WriteCache>();
+    if (Status s = body(); !s.ok()) return s;
+    return FlushMembers();
+  });
+}
+
+Status HqService::Impl::FlushMembers() {
+  std::vector<std::pair<uint64_t, MemberSlot*>> dirty;
+  for (auto& [id, slot] : tx->members) {
+    if (slot.write || slot.touch || slot.balance) dirty.emplace_back(slot.order, &slot);
+  }
+  std::sort(dirty.begin(), dirty.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (const auto& [order, slot] : dirty) {
+    if (!slot->m) continue;  // a touch of a member HQ does not have changes nothing
+    if (slot->write) {
+      if (Status s = store.UpdateMember(*slot->m); !s.ok()) return s;
+    } else if (slot->touch) {
+      if (Status s = store.TouchMember(slot->m->member_id); !s.ok()) return s;
+    }
+    if (slot->balance) {
+      if (Status s = store.UpsertBalance(slot->m->member_id, slot->m->balance); !s.ok()) return s;
+    }
+  }
+  return Status::Ok();
+}
+
+// Writes the changed members now and drops what the write had read of every member (a
+// long job that goes through many members keeps none of them).
+Status HqService::Impl::Forget() {
+  if (Status s = FlushMembers(); !s.ok()) return s;
+  tx->members.clear();
+  return Status::Ok();
+}
+
+Status HqService::Impl::NoWrite() {
+  return Status::Error(ErrorCode::kInternal, "a member change outside a write transaction");
+}
+
+// The member as the open write sees it, read on first use.
+Result<HqService::Impl::MemberSlot*> HqService::Impl::Slot(uint64_t member_id) {
+  if (!tx) return NoWrite();
+  if (auto it = tx->members.find(member_id); it != tx->members.end()) return &it->second;
+  auto m = store.GetMember(member_id);
+  if (!m.ok()) return m.status();
+  MemberSlot& slot = tx->members[member_id];
+  slot.m = std::move(*m);
+  return &slot;
+}
+
+Result<HqService::Impl::MemberSlot*> HqService::Impl::MemberOrBare(uint64_t member_id) {
+  auto slot = Slot(member_id);
+  if (!slot.ok() || (*slot)->m) return slot;
+  // A terminal knows a member HQ has no row for only through a dynamic code HQ signed
+  // (or a database from elsewhere): keep its points anyway, under a bare member.
+  MemberRecord bare;
+  bare.member_id = member_id;
+  bare.created_at_ms = clock.now_ms();
+  if (Status s = store.InsertMember(bare); !s.ok()) return s;
+  (*slot)->m = bare;
+  if (Status s = AddState(**slot, bare.created_at_ms, bare.tier, bare.status); !s.ok()) return s;
+  return slot;
+}
+
+// Saves a member whose tier or status may have changed, recording the new state with
+// HQ's time (what a terminal could have known is judged from these).
+Status HqService::Impl::SaveMember(const MemberRecord& m, const std::string& old_tier, const std::string& old_status) {
+  auto slot = Slot(m.member_id);
+  if (!slot.ok()) return slot.status();
+  MemberSlot& s = **slot;
+  if (!s.m || &*s.m != &m) s.m = m;
+  s.write = true;
+  s.order = ++tx->changes;
+  if (m.tier == old_tier && m.status == old_status) return Status::Ok();
+  return AddState(s, clock.now_ms(), m.tier, m.status);
+}
+
+// Gives the member a new change_seq at the end of the write (it will be in the next page).
+Status HqService::Impl::Touch(uint64_t member_id) {
+  auto slot = Slot(member_id);
+  if (!slot.ok()) return slot.status();
+  (*slot)->touch = true;
+  (*slot)->order = ++tx->changes;
+  return Status::Ok();
+}
+
+Status HqService::Impl::AddState(MemberSlot& s, int64_t at_ms, const std::string& tier, const std::string& status) {
+  if (Status st = store.AddMemberState(s.m->member_id, at_ms, tier, status); !st.ok()) return st;
+  if (s.states) {
+    auto at = std::upper_bound(s.states->begin(), s.states->end(), at_ms,
+                               [](int64_t t, const MemberStateRecord& r) { return t < r.at_ms; });
+    s.states->insert(at, MemberStateRecord{at_ms, tier, status});
+  }
+  return Status::Ok();
+}
+
+// (tier, status) pairs in effect at any time in [from_ms, to_ms]: the one in effect at
+// from_ms (the latest recorded at or before it, by time, then as recorded) and every later
+// one up to to_ms. Empty when none was recorded.
+Result<std::vector<std::pair<std::string, std::string>>> HqService::Impl::StatesBetween(
+    MemberSlot& s, uint64_t member_id, int64_t from_ms, int64_t to_ms) {
+  if (!s.states) {
+    auto h = store.MemberStateHistory(member_id);
+    if (!h.ok()) return h.status();
+    s.states = std::move(*h);
+  }
+  int64_t base = 0;
+  for (const auto& r : *s.states) {
+    if (r.at_ms > from_ms) break;
+    base = r.at_ms;
+  }
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& r : *s.states) {
+    if (r.at_ms > to_ms) break;
+    if (r.at_ms >= base) out.emplace_back(r.tier, r.status);
+  }
+  return out;
+}
+
+// Whether the terminal had written an entry of this kind for the member by at_ms: stored,
+// or in the upload being applied.
+Result<bool> HqService::Impl::TerminalEntryBy(MemberSlot& s, const std::string& tid, uint64_t member_id,
+                                              const std::string& kind, int64_t at_ms) {
+  if (auto b = batch_first_entry.find({member_id, kind}); b != batch_first_entry.end() && b->second <= at_ms) {
+    return true;
+  }
+  auto key = std::make_pair(tid, kind);
+  auto it = s.first_entry_at.find(key);
+  if (it == s.first_entry_at.end()) {
+    auto first = store.FirstTerminalEntryAt(tid, member_id, kind);
+    if (!first.ok()) return first.status();
+    it = s.first_entry_at.emplace(key, *first).first;
+  }
+  return it->second && *it->second <= at_ms;
+}
+
+// Every entry stored in a write goes through here (the first-entry times stay current).
+Status HqService::Impl::InsertEntry(const sync::Entry& e, bool applied, int64_t received_at_ms) {
+  if (Status s = store.InsertEntry(e, applied, received_at_ms); !s.ok()) return s;
+  if (!tx) return Status::Ok();
+  auto slot = tx->members.find(e.member_id);
+  if (slot == tx->members.end()) return Status::Ok();
+  auto it = slot->second.first_entry_at.find({e.terminal_id, e.kind});
+  if (it != slot->second.first_entry_at.end() && (!it->second || e.at_ms < *it->second)) it->second = e.at_ms;
+  return Status::Ok();
+}
+
+// The terminal's last download at or before at_ms (downloads never happen inside a write).
+Result<std::optional<int64_t>> HqService::Impl::LastDownload(const std::string& tid, int64_t at_ms) {
+  std::vector<DownloadSpan>* spans = tx ? &tx->downloads[tid] : nullptr;
+  if (spans) {
+    for (const auto& d : *spans) {
+      if ((!d.last || *d.last <= at_ms) && (!d.next || at_ms < *d.next)) return d.last;
+    }
+  }
+  auto d = store.DownloadsAround(tid, at_ms);
+  if (!d.ok()) return d.status();
+  if (spans) spans->push_back({d->at_or_before, d->after});
+  return d->at_or_before;
+}
+
+Result<std::vector<model::Lot>*> HqService::Impl::LotsOf(MemberSlot& s, uint64_t member_id) {
+  if (!s.lots) {
+    auto lots = store.Lots(member_id);
+    if (!lots.ok()) return lots.status();
+    s.lots = std::move(*lots);
+  }
+  return &*s.lots;
+}
+
+Status HqService::Impl::SetLot(MemberSlot& s, int64_t lot_id, int64_t remaining) {
+  if (Status st = store.SetLotRemaining(lot_id, remaining); !st.ok()) return st;
+  if (s.lots) {
+    auto it = std::find_if(s.lots->begin(), s.lots->end(), [&](const model::Lot& l) { return l.lot_id == lot_id; });
+    if (it != s.lots->end()) {
+      if (remaining == 0) s.lots->erase(it);
+      else it->remaining = remaining;
+    }
+  }
+  return Status::Ok();
+}
+
+Status HqService::Impl::AddLot(MemberSlot& s, model::Lot lot) {
+  auto id = store.AddLot(lot);
+  if (!id.ok()) return id.status();
+  lot.lot_id = *id;
+  if (s.lots && lot.remaining != 0) {
+    auto at = std::upper_bound(s.lots->begin(), s.lots->end(), lot, [](const model::Lot& a, const model::Lot& b) {
+      return a.expires_at_s != b.expires_at_s ? a.expires_at_s < b.expires_at_s : a.lot_id < b.lot_id;
+    });
+    s.lots->insert(at, std::move(lot));
+  }
+  return Status::Ok();
+}
+
+}  // namespace loyalty::hq
