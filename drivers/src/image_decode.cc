@@ -138,7 +138,11 @@ static Status ReadHeaderInto(const uint8_t* data, size_t size, ImageHeader& h) {
   if (h.width <= 0 || h.height <= 0 || h.channels <= 0 || h.channels > 4) {
     return Unreadable("image dimensions out of range");
   }
-  h.decoded_bytes = static_cast<int64_t>(h.width) * h.height * h.channels * h.bytes_per_channel;
+  // A header may declare up to 2^31 × 2^31 pixels: the product is taken in 128 bits, where
+  // it cannot overflow, and capped before it is kept.
+  const unsigned __int128 decoded = static_cast<unsigned __int128>(h.width) * static_cast<unsigned>(h.height) *
+                                    static_cast<unsigned>(h.channels) * static_cast<unsigned>(h.bytes_per_channel);
+  h.decoded_bytes = decoded > static_cast<unsigned __int128>(INT64_MAX) ? INT64_MAX : static_cast<int64_t>(decoded);
   if (h.decoded_bytes > kMaxDecodedImageBytes) {
     return TooLarge(std::to_string(h.width) + "x" + std::to_string(h.height) + ", " + std::to_string(h.channels) +
                     " channel(s) of " + std::to_string(h.bytes_per_channel) + " byte(s) decode to " +

@@ -125,6 +125,17 @@ TEST(ImageDecodeLimits, HugeDimensionsRejectedBeforeAllocating) {
   EXPECT_EQ(r.status().code(), ErrorCode::kImageTooLarge);
 }
 
+TEST(ImageDecodeLimits, TheLargestDimensionsAHeaderCanDeclareDoNotOverflowTheLimit) {
+  // 2^31-1 × 2^31-1 pixels of 3 channels at 16 bits: width × height × channels × bytes
+  // does not fit in 64 bits; it is still judged (too large), never wrapped round.
+  const std::string ppm = "P6\n2147483647 2147483647\n65535\n" + std::string(64, '\0');
+  auto r = ReadImageHeader(reinterpret_cast<const uint8_t*>(ppm.data()), ppm.size());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), ErrorCode::kImageTooLarge);
+  auto d = DecodeImageBytes(reinterpret_cast<const uint8_t*>(ppm.data()), ppm.size());
+  EXPECT_EQ(d.status().code(), ErrorCode::kImageTooLarge);
+}
+
 Result<ImageHeader> Header(const std::string& bytes) {
   return ReadImageHeader(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
 }
