@@ -93,6 +93,41 @@ TEST(Requests, MessagesNameTheField) {
   EXPECT_NE(r.status().message().find("lines[1].unit_price_cents"), std::string::npos) << r.status().message();
 }
 
+TEST(Requests, MessagesSayWhatFitsAndWhatCame) {
+  auto error = [](const json& b) { return ParseCheckoutRequest(b, true).status().message(); };
+  EXPECT_EQ(error({{"checkout_id", "c"}, {"lines", {Line(0)}}}), "lines[0].qty must be 1..10000, got 0");
+  EXPECT_EQ(error({{"checkout_id", "c"}, {"lines", {Line(1.5)}}}),
+            "lines[0].qty must be an integer, got a float (1.5)");
+  EXPECT_EQ(error({{"checkout_id", "c"}, {"lines", json::array()}}), "lines must hold 1..500 items, got 0");
+  EXPECT_EQ(error({{"lines", {Line()}}}), "checkout_id is missing");
+  EXPECT_EQ(error({{"checkout_id", "a b"}, {"lines", {Line()}}}),
+            "checkout_id must be 1-64 characters of [A-Za-z0-9_-]");
+  EXPECT_EQ(error({{"checkout_id", "c"}, {"lines", {Line()}}, {"redeem_points", "all"}}),
+            "redeem_points must be an integer or \"max\"");
+  auto refund = ParseRefundRequest({{"refund_id", "r"}, {"checkout_id", "c"}, {"lines", {{{"qty", 1}}}}});
+  EXPECT_EQ(refund.status().message(), "lines[0].line is missing");
+  refund = ParseRefundRequest({{"refund_id", "r"}, {"checkout_id", "c"}, {"reason", "theft"}});
+  EXPECT_EQ(refund.status().message(), "reason must be one of return, void");
+}
+
+// Optional fields may be null, which is the same as leaving them out.
+TEST(Requests, NullIsAbsent) {
+  json line = Line();
+  line["category"] = nullptr;
+  json b{{"checkout_id", "c"}, {"identification_id", nullptr}, {"member_code", "m"}, {"coupon_id", nullptr},
+         {"lines", {line}},    {"redeem_points", nullptr},     {"tender", nullptr},  {"rules_version", nullptr}};
+  auto r = ParseCheckoutRequest(b, true);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_FALSE(r->identification_id);
+  EXPECT_EQ(r->member_code, "m");
+  EXPECT_EQ(r->lines[0].category, "");
+  EXPECT_FALSE(r->redeem.max);
+  EXPECT_EQ(r->redeem.points, 0);
+  auto v = ParseRefundRequest({{"refund_id", "r"}, {"checkout_id", "c"}, {"reason", "void"}, {"lines", nullptr}});
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_TRUE(v->lines.empty());
+}
+
 TEST(Requests, CommitOnlyFields) {
   json b{{"checkout_id", "c"}, {"lines", {Line()}}, {"tender", "bitcoin"}};
   EXPECT_TRUE(ParseCheckoutRequest(b, false).ok());  // quote ignores tender

@@ -188,7 +188,8 @@ TEST(MessagesTest, EntryFieldsAreChecked) {
   ExpectRejected<Entry>(with("seq", 0), "seq");
   ExpectRejected<Entry>(with("seq", 1.0), "seq must be an integer");
   ExpectRejected<Entry>(with("seq", "1"), "seq must be an integer");
-  ExpectRejected<Entry>(with("seq", 9223372036854775808ull), "seq is out of range");
+  ExpectRejected<Entry>(with("seq", 9223372036854775808ull),
+                        "seq must be 1..9223372036854775807, got 9223372036854775808");
   ExpectRejected<Entry>(with("points", true), "points");
   ExpectRejected<Entry>(with("member_id", 42), "member_id");
   ExpectRejected<Entry>(with("kind", "steal"), "kind");

@@ -141,9 +141,9 @@ TEST(Toml, ErrorsNameFileLineKeyAndReason) {
   EXPECT_EQ(ErrorOf("[tier_thresholds_cents]\nvip = 300000\n"),
             "rules_invalid: rules.toml:1: tier_thresholds_cents: vip (300000) must not be above black (200000)");
   EXPECT_EQ(ErrorOf("provisional_upgrade = 1\n"),
-            "rules_invalid: rules.toml:1: provisional_upgrade: must be true or false, got number");
+            "rules_invalid: rules.toml:1: provisional_upgrade: must be a boolean, got an integer");
   EXPECT_EQ(ErrorOf("no_points_categories = [\"tobacco\", 3]\n"),
-            "rules_invalid: rules.toml:1: no_points_categories[1]: must be a string, got number");
+            "rules_invalid: rules.toml:1: no_points_categories[1]: must be a string, got an integer");
   EXPECT_EQ(ErrorOf("no_points_categories = [\"a\\u0001b\"]\n"),
             "rules_invalid: rules.toml:1: no_points_categories: category \"a\\x01b\" must be at most 64 bytes of UTF-8 "
             "without control characters");
@@ -223,13 +223,13 @@ TEST(Json, Errors) {
   EXPECT_EQ(e(R"({"max_redeem_bp": 1.5})"),
             "rules_invalid: rules JSON: max_redeem_bp: must be an integer, got a float (1.5); rules use integers only");
   EXPECT_EQ(e(R"({"max_redeem_bp": 18446744073709551615})"),
-            "rules_invalid: rules JSON: max_redeem_bp: integer out of range");
+            "rules_invalid: rules JSON: max_redeem_bp: must be a 64-bit signed integer, got 18446744073709551615");
   EXPECT_EQ(e(R"({"tiers": {"vip": {"discount_bp": -1}}})"),
             "rules_invalid: rules JSON: tiers.vip.discount_bp: must be 0..10000, got -1");
   EXPECT_EQ(e(R"({"tiers": []})"),
             "rules_invalid: rules JSON: tiers: must be a table of member, vip, black, got an array");
   EXPECT_EQ(e(R"([1])"), "rules_invalid: rules JSON: (top level): must be a table of rules, got an array");
-  EXPECT_EQ(e(R"({"version": 3})"), "rules_invalid: rules JSON: version: must be a string, got number");
+  EXPECT_EQ(e(R"({"version": 3})"), "rules_invalid: rules JSON: version: must be a string, got an integer");
   EXPECT_EQ(e(R"({"bonus": 3})"), "rules_invalid: rules JSON: bonus: unknown key");
 }
 

@@ -1,7 +1,7 @@
 // Rules values: defaults, ranges, and the two ways they arrive (the TOML file on the
-// terminal, JSON pushed by HQ). Both go through one reader over a JSON tree, so a key means
-// the same thing and fails with the same message wherever it comes from; the TOML path
-// only adds line numbers.
+// terminal, JSON pushed by HQ). Both are read from a JSON tree with loyalty::JsonReader
+// (base/json_reader.h), so a key means the same thing and fails with the same message
+// wherever it comes from; the TOML path only adds line numbers.
 
 #include <toml++/toml.h>
 
@@ -15,6 +15,7 @@
 
 #include "loyalty/base/hash.h"
 #include "loyalty/base/json.h"
+#include "loyalty/base/json_reader.h"
 #include "loyalty/base/toml_scan.h"
 #include "loyalty/rules/rules.h"
 #include "text.h"
@@ -83,6 +84,12 @@ std::string RangeReason(int64_t lo, int64_t hi, int64_t got) {
   return "must be " + std::to_string(lo) + ".." + std::to_string(hi) + ", got " + std::to_string(got);
 }
 
+bool IsTierName(std::string_view name) {
+  for (const char* t : kTierNames)
+    if (name == t) return true;
+  return false;
+}
+
 std::vector<Problem> Problems(const Rules& r) {
   std::vector<Problem> out;
   if (r.version.empty() || r.version.size() > kMaxVersionBytes || !internal::IsCleanText(r.version))
@@ -92,9 +99,7 @@ std::vector<Problem> Problems(const Rules& r) {
     if (v < k.lo || v > k.hi) out.push_back({k.key, RangeReason(k.lo, k.hi, v)});
   }
   for (const auto& [name, tier] : r.tiers) {
-    bool known = false;
-    for (const char* t : kTierNames) known = known || name == t;
-    if (!known) {
+    if (!IsTierName(name)) {
       out.push_back({"tiers." + name, "unknown tier (the tiers are member, vip, black)"});
       continue;
     }
@@ -128,9 +133,9 @@ std::vector<Problem> Problems(const Rules& r) {
 }
 
 // Errors collected while reading one source, each "<where>: <key>: <reason>".
-class Reader {
+class Errors {
  public:
-  Reader(std::string source, const std::map<std::string, int>* lines) : source_(std::move(source)), lines_(lines) {}
+  Errors(std::string source, const std::map<std::string, int>* lines) : source_(std::move(source)), lines_(lines) {}
 
   void Fail(const std::string& key, const std::string& reason) {
     std::string where = source_;
@@ -152,6 +157,11 @@ class Reader {
     errors_.push_back(where + ": " + key + ": " + reason);
   }
 
+  // The problems a JsonReader recorded (its paths are the keys, "tiers.vip.discount_bp").
+  void Add(const std::vector<JsonProblem>& problems) {
+    for (const auto& p : problems) Fail(p.path.empty() ? "(top level)" : p.path, p.reason);
+  }
+
   bool ok() const { return errors_.empty(); }
   Status ToStatus() const {
     std::string msg;
@@ -159,147 +169,108 @@ class Reader {
     return Status::Error(kCode, msg);
   }
 
-  static std::string Describe(const json& j) {
-    if (j.is_number_float()) return "a float (" + j.dump() + "); rules use integers only";
-    if (j.is_string()) return "a string";
-    if (j.is_boolean()) return "a boolean";
-    if (j.is_array()) return "an array";
-    if (j.is_object()) return "a table";
-    if (j.is_null()) return "null";
-    return j.type_name();
-  }
-
-  void Int(const json& j, const std::string& key, int64_t* out) {
-    if (j.is_number_unsigned()) {
-      uint64_t u = j.get<uint64_t>();
-      if (u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return Fail(key, "integer out of range");
-      *out = static_cast<int64_t>(u);
-    } else if (j.is_number_integer()) {
-      *out = j.get<int64_t>();
-    } else {
-      Fail(key, "must be an integer, got " + Describe(j));
-    }
-  }
-
-  void Bool(const json& j, const std::string& key, bool* out) {
-    if (!j.is_boolean()) return Fail(key, "must be true or false, got " + Describe(j));
-    *out = j.get<bool>();
-  }
-
-  void Categories(const json& j, const std::string& key, std::set<std::string>* out) {
-    if (!j.is_array()) return Fail(key, "must be an array of category names, got " + Describe(j));
-    out->clear();
-    for (size_t i = 0; i < j.size(); ++i) {
-      if (!j[i].is_string()) {
-        Fail(key + "[" + std::to_string(i) + "]", "must be a string, got " + Describe(j[i]));
-        continue;
-      }
-      out->insert(j[i].get<std::string>());
-    }
-  }
-
-  void Tiers(const json& j, Rules* r) {
-    if (!j.is_object()) return Fail("tiers", "must be a table of member, vip, black, got " + Describe(j));
-    for (const auto& [name, t] : j.items()) {
-      std::string key = "tiers." + name;
-      bool known = false;
-      for (const char* n : kTierNames) known = known || name == n;
-      if (!known) {
-        Fail(key, "unknown tier (the tiers are member, vip, black)");
-        continue;
-      }
-      if (!t.is_object()) {
-        Fail(key, "must be a table with multiplier_bp and discount_bp, got " + Describe(t));
-        continue;
-      }
-      TierRule& rule = r->tiers[name];
-      for (const auto& [k, v] : t.items()) {
-        if (k == "multiplier_bp") {
-          Int(v, key + "." + k, &rule.multiplier_bp);
-        } else if (k == "discount_bp") {
-          Int(v, key + "." + k, &rule.discount_bp);
-        } else {
-          Fail(key + "." + k, "unknown key (a tier has multiplier_bp and discount_bp)");
-        }
-      }
-    }
-  }
-
-  void Thresholds(const json& j, Rules* r) {
-    if (!j.is_object()) return Fail("tier_thresholds_cents", "must be a table with vip and black, got " + Describe(j));
-    for (const auto& [k, v] : j.items()) {
-      if (k == "vip") {
-        Int(v, "tier_thresholds_cents.vip", &r->vip_threshold_cents);
-      } else if (k == "black") {
-        Int(v, "tier_thresholds_cents.black", &r->black_threshold_cents);
-      } else {
-        Fail("tier_thresholds_cents." + k, "unknown key (the thresholds are vip and black)");
-      }
-    }
-  }
-
-  // Reads every key of `root` over the defaults, then checks the ranges.
-  Result<Rules> Read(const json& root) {
-    Rules r = Rules::Defaults();
-    bool has_version = false;
-    if (!root.is_object()) {
-      Fail("(top level)", "must be a table of rules, got " + Describe(root));
-      return ToStatus();
-    }
-    for (const auto& [key, v] : root.items()) {
-      if (key == "version") {
-        has_version = true;
-        if (!v.is_string()) {
-          Fail(key, "must be a string, got " + Describe(v));
-        } else {
-          r.version = v.get<std::string>();
-        }
-      } else if (key == "tiers") {
-        Tiers(v, &r);
-      } else if (key == "tier_thresholds_cents") {
-        Thresholds(v, &r);
-      } else if (const IntKey* ik = FindInt(key)) {
-        Int(v, key, &(r.*ik->field));
-      } else if (const BoolKey* bk = FindBool(key)) {
-        Bool(v, key, &(r.*bk->field));
-      } else if (const SetKey* sk = FindSet(key)) {
-        Categories(v, key, &(r.*sk->field));
-      } else {
-        Fail(key, "unknown key");
-      }
-    }
-    if (!ok()) return ToStatus();
-    for (const auto& p : Problems(r)) Fail(p.key, p.reason);
-    if (!ok()) return ToStatus();
-    if (!has_version) {
-      json canonical = RulesToJson(r);
-      canonical.erase("version");
-      r.version = "local-" + ShortHash(canonical.dump());
-    }
-    return r;
-  }
-
  private:
-  static const IntKey* FindInt(const std::string& key) {
-    for (const auto& k : kIntKeys)
-      if (key == k.key) return &k;
-    return nullptr;
-  }
-  static const BoolKey* FindBool(const std::string& key) {
-    for (const auto& k : kBoolKeys)
-      if (key == k.key) return &k;
-    return nullptr;
-  }
-  static const SetKey* FindSet(const std::string& key) {
-    for (const auto& k : kSetKeys)
-      if (key == k.key) return &k;
-    return nullptr;
-  }
-
   std::string source_;
   const std::map<std::string, int>* lines_;
   std::vector<std::string> errors_;
 };
+
+// The rules are read with ErrorMode::kAll: every key is read and every problem reported.
+// Ranges are checked afterwards on the values (Problems), as for rules built in code.
+
+// A float gets a hint: in a TOML file 0.5 is as easy to write as 5.
+bool ReadInt(const JsonReader& v, int64_t* out) {
+  if (v.value() != nullptr && v.value()->is_number_float())
+    return v.Fail("must be an integer, got " + DescribeJson(*v.value()) + "; rules use integers only");
+  return v.Int(out);
+}
+
+void ReadCategories(const JsonReader& v, std::set<std::string>* out) {
+  out->clear();
+  v.Array(0, JsonReader::kNoLimit, [out](const JsonReader& category) {
+    std::string name;
+    if (category.Str(&name)) out->insert(std::move(name));
+  });
+}
+
+void ReadTiers(const JsonReader& tiers, Rules* r) {
+  if (!tiers.ExpectObject("a table of member, vip, black")) return;
+  tiers.Fields([r](const std::string& name, const JsonReader& tier) {
+    if (!IsTierName(name)) {
+      tier.Fail("unknown tier (the tiers are member, vip, black)");
+      return;
+    }
+    if (!tier.ExpectObject("a table with multiplier_bp and discount_bp")) return;
+    TierRule& rule = r->tiers[name];
+    tier.Fields([&rule](const std::string& key, const JsonReader& v) {
+      if (key == "multiplier_bp") {
+        ReadInt(v, &rule.multiplier_bp);
+      } else if (key == "discount_bp") {
+        ReadInt(v, &rule.discount_bp);
+      } else {
+        v.Fail("unknown key (a tier has multiplier_bp and discount_bp)");
+      }
+    });
+  });
+}
+
+void ReadThresholds(const JsonReader& thresholds, Rules* r) {
+  if (!thresholds.ExpectObject("a table with vip and black")) return;
+  thresholds.Fields([r](const std::string& key, const JsonReader& v) {
+    if (key == "vip") {
+      ReadInt(v, &r->vip_threshold_cents);
+    } else if (key == "black") {
+      ReadInt(v, &r->black_threshold_cents);
+    } else {
+      v.Fail("unknown key (the thresholds are vip and black)");
+    }
+  });
+}
+
+// The entry of a key table (kIntKeys, kBoolKeys, kSetKeys) for `key`, or nullptr.
+template <typename Key, size_t N>
+const Key* Find(const Key (&keys)[N], const std::string& key) {
+  for (const auto& k : keys)
+    if (key == k.key) return &k;
+  return nullptr;
+}
+
+// Reads every key of `root` over the defaults, then checks the ranges.
+Result<Rules> ReadRules(const json& root, Errors& errors) {
+  Rules r = Rules::Defaults();
+  bool has_version = false;
+  JsonReader in(root, kCode, ErrorMode::kAll);
+  if (in.ExpectObject("a table of rules")) {
+    in.Fields([&r, &has_version](const std::string& key, const JsonReader& v) {
+      if (key == "version") {
+        has_version = true;
+        v.Str(&r.version);
+      } else if (key == "tiers") {
+        ReadTiers(v, &r);
+      } else if (key == "tier_thresholds_cents") {
+        ReadThresholds(v, &r);
+      } else if (const IntKey* ik = Find(kIntKeys, key)) {
+        ReadInt(v, &(r.*ik->field));
+      } else if (const BoolKey* bk = Find(kBoolKeys, key)) {
+        v.Bool(&(r.*bk->field));
+      } else if (const SetKey* sk = Find(kSetKeys, key)) {
+        ReadCategories(v, &(r.*sk->field));
+      } else {
+        v.Fail("unknown key");
+      }
+    });
+  }
+  errors.Add(in.problems());
+  if (!errors.ok()) return errors.ToStatus();
+  for (const auto& p : Problems(r)) errors.Fail(p.key, p.reason);
+  if (!errors.ok()) return errors.ToStatus();
+  if (!has_version) {
+    json canonical = RulesToJson(r);
+    canonical.erase("version");
+    r.version = "local-" + ShortHash(canonical.dump());
+  }
+  return r;
+}
 
 // TOML → JSON tree, remembering the line of every key for messages. Dates and times have
 // no meaning in the rules and are refused here, where their line is known.
@@ -344,9 +315,9 @@ Rules Rules::Defaults() {
 }
 
 Status ValidateRules(const Rules& rules) {
-  Reader reader("rules", nullptr);
-  for (const auto& p : Problems(rules)) reader.Fail(p.key, p.reason);
-  return reader.ok() ? Status::Ok() : reader.ToStatus();
+  Errors errors("rules", nullptr);
+  for (const auto& p : Problems(rules)) errors.Fail(p.key, p.reason);
+  return errors.ok() ? Status::Ok() : errors.ToStatus();
 }
 
 json RulesToJson(const Rules& r) {
@@ -364,8 +335,8 @@ json RulesToJson(const Rules& r) {
 }
 
 Result<Rules> RulesFromJson(const json& j) {
-  Reader reader("rules JSON", nullptr);
-  return reader.Read(j);
+  Errors errors("rules JSON", nullptr);
+  return ReadRules(j, errors);
 }
 
 Result<Rules> ParseRulesToml(std::string_view text, const std::string& source_name) {
@@ -388,10 +359,10 @@ Result<Rules> ParseRulesToml(std::string_view text, const std::string& source_na
   std::map<std::string, int> lines;
   std::vector<std::pair<std::string, std::string>> refused;
   json tree = TomlToJson(root, "", lines, refused);
-  Reader reader(source_name, &lines);
-  for (const auto& [key, reason] : refused) reader.Fail(key, reason);
-  if (!reader.ok()) return reader.ToStatus();
-  return reader.Read(tree);
+  Errors errors(source_name, &lines);
+  for (const auto& [key, reason] : refused) errors.Fail(key, reason);
+  if (!errors.ok()) return errors.ToStatus();
+  return ReadRules(tree, errors);
 }
 
 Result<Rules> LoadRulesToml(const std::string& path) {

@@ -1,20 +1,17 @@
-// Codecs of the sync messages. The reader below collects the first error of an object and
-// turns every later call into a no-op, so each FromJson reads as a list of its fields; the
-// path it carries ("checkouts[2].lines[0].qty") is what the error message names.
+// Codecs of the sync messages. Each reader takes a loyalty::JsonReader (base/json_reader.h)
+// at the message's place in the tree and reads as a list of its fields: the first problem
+// wins, and the path it carries ("checkouts[2].lines[0].qty") is what the error names.
 #include "loyalty/sync/messages.h"
 
 #include <limits>
 
 #include "loyalty/base/encoding.h"
-#include "loyalty/base/json.h"
+#include "loyalty/base/json_reader.h"
 
 namespace loyalty::sync {
 namespace {
 
 using nlohmann::json;
-
-constexpr int64_t kI64Max = std::numeric_limits<int64_t>::max();
-constexpr int64_t kI64Min = std::numeric_limits<int64_t>::min();
 
 bool IsLowerHex(std::string_view s) {
   for (char c : s) {
@@ -23,221 +20,84 @@ bool IsLowerHex(std::string_view s) {
   return true;
 }
 
-class Reader {
- public:
-  Reader(const json& j, std::string path) : j_(j), path_(std::move(path)) {
-    if (!j_.is_object()) Fail("", "must be an object");
-  }
+// The protocol's own kinds of value, read from a field or an array element.
 
-  const Status& status() const { return status_; }
-  bool ok() const { return status_.ok(); }
-  std::string Path(std::string_view key) const {
-    if (path_.empty()) return std::string(key);
-    if (key.empty()) return path_;
-    return path_ + "." + std::string(key);
-  }
+// Lower-case hex of exactly `len` characters (or "" when allow_empty).
+bool Hex(const JsonReader& v, std::string* out, size_t len, bool allow_empty = false) {
+  if (!v.Str(out)) return false;
+  if ((out->empty() && allow_empty) || (out->size() == len && IsLowerHex(*out))) return true;
+  return v.Fail("must be " + std::to_string(len) + " lower-case hex characters" + (allow_empty ? " or \"\"" : ""));
+}
 
-  // Fails and returns false; the first failure wins.
-  bool Fail(std::string_view key, std::string_view what) {
-    if (status_.ok()) status_ = Status::Error(ErrorCode::kBadRequest, Path(key) + " " + std::string(what));
-    return false;
-  }
+// Hex on the wire, raw bytes in the model.
+bool HexBytes(const JsonReader& v, std::string* out, size_t bytes) {
+  std::string hex;
+  if (!Hex(v, &hex, bytes * 2)) return false;
+  *out = *HexDecode(hex);  // checked lower-case hex of even length: always decodes
+  return true;
+}
 
-  // The value under key, or null (and a failure) when missing.
-  const json* Field(std::string_view key) {
-    if (!ok()) return nullptr;
-    auto it = j_.find(key);
-    if (it == j_.end()) {
-      Fail(key, "is missing");
-      return nullptr;
-    }
-    return &*it;
-  }
+// A member id: a decimal uint64 string.
+bool MemberId(const JsonReader& v, uint64_t* out) {
+  std::string dec;
+  if (!v.Str(&dec)) return false;
+  auto id = ParseMemberId(dec);
+  if (!id) return v.Fail("must be a decimal uint64 string");
+  *out = *id;
+  return true;
+}
 
-  bool Int(std::string_view key, int64_t* out, int64_t min = kI64Min, int64_t max = kI64Max) {
-    const json* v = Field(key);
-    return v && IntValue(*v, key, out, min, max);
-  }
-
-  bool IntValue(const json& v, std::string_view key, int64_t* out, int64_t min, int64_t max) {
-    int64_t x = 0;
-    if (v.is_number_unsigned()) {
-      uint64_t u = v.get<uint64_t>();
-      if (u > static_cast<uint64_t>(kI64Max)) return Fail(key, "is out of range");
-      x = static_cast<int64_t>(u);
-    } else if (v.is_number_integer()) {
-      x = v.get<int64_t>();
-    } else {
-      return Fail(key, "must be an integer");
-    }
-    if (x < min || x > max) {
-      return Fail(key, "must be " + std::to_string(min) + ".." + std::to_string(max) + ", got " + std::to_string(x));
-    }
-    *out = x;
+// Nullable fields are always sent: null, or the value.
+bool OptMemberId(const JsonReader& v, std::optional<uint64_t>* out) {
+  if (!v.Require()) return false;
+  if (v.absent()) {
+    out->reset();
     return true;
   }
+  uint64_t id = 0;
+  if (!MemberId(v, &id)) return false;
+  *out = id;
+  return true;
+}
 
-  bool Bool(std::string_view key, bool* out) {
-    const json* v = Field(key);
-    if (!v) return false;
-    if (!v->is_boolean()) return Fail(key, "must be a boolean");
-    *out = v->get<bool>();
-    return true;
-  }
+bool NullableStr(const JsonReader& r, std::string_view key, std::optional<std::string>* out, size_t max_bytes) {
+  return r.Require(key) && r.OptStr(key, out, 0, max_bytes);
+}
 
-  bool Str(std::string_view key, std::string* out, size_t max_len, size_t min_len = 0) {
-    const json* v = Field(key);
-    return v && StrValue(*v, key, out, max_len, min_len);
-  }
-
-  bool StrValue(const json& v, std::string_view key, std::string* out, size_t max_len, size_t min_len) {
-    if (!v.is_string()) return Fail(key, "must be a string");
-    const auto& s = v.get_ref<const std::string&>();
-    if (s.size() > max_len) return Fail(key, "must be at most " + std::to_string(max_len) + " bytes");
-    if (s.size() < min_len) return Fail(key, "must be at least " + std::to_string(min_len) + " bytes");
-    *out = s;
-    return true;
-  }
-
-  bool OptStr(std::string_view key, std::optional<std::string>* out, size_t max_len) {
-    const json* v = Field(key);
-    if (!v) return false;
-    if (v->is_null()) {
-      out->reset();
-      return true;
-    }
-    std::string s;
-    if (!StrValue(*v, key, &s, max_len, 0)) return false;
-    *out = std::move(s);
-    return true;
-  }
-
-  // Lower-case hex of exactly `len` characters (or "" when allow_empty).
-  bool Hex(std::string_view key, std::string* out, size_t len, bool allow_empty = false) {
-    const json* v = Field(key);
-    return v && HexValue(*v, key, out, len, allow_empty);
-  }
-
-  // Hex on the wire, raw bytes in the model.
-  bool HexBytes(std::string_view key, std::string* out, size_t bytes) {
-    std::string hex;
-    if (!Hex(key, &hex, bytes * 2)) return false;
-    *out = *HexDecode(hex);  // checked lower-case hex of even length: always decodes
-    return true;
-  }
-
-  bool HexValue(const json& v, std::string_view key, std::string* out, size_t len, bool allow_empty) {
-    if (!v.is_string()) return Fail(key, "must be a string");
-    const auto& s = v.get_ref<const std::string&>();
-    if (s.empty() && allow_empty) {
-      out->clear();
-      return true;
-    }
-    if (s.size() != len || !IsLowerHex(s)) {
-      return Fail(key, "must be " + std::to_string(len) + " lower-case hex characters" + (allow_empty ? " or \"\"" : ""));
-    }
-    *out = s;
-    return true;
-  }
-
-  bool MemberIdValue(const json& v, std::string_view key, uint64_t* out) {
-    if (!v.is_string()) return Fail(key, "must be a decimal string");
-    auto id = ParseMemberId(v.get_ref<const std::string&>());
-    if (!id) return Fail(key, "must be a decimal uint64 string");
-    *out = *id;
-    return true;
-  }
-
-  bool MemberId(std::string_view key, uint64_t* out) {
-    const json* v = Field(key);
-    return v && MemberIdValue(*v, key, out);
-  }
-
-  bool OptMemberId(std::string_view key, std::optional<uint64_t>* out) {
-    const json* v = Field(key);
-    if (!v) return false;
-    if (v->is_null()) {
-      out->reset();
-      return true;
-    }
-    uint64_t id = 0;
-    if (!MemberIdValue(*v, key, &id)) return false;
-    *out = id;
-    return true;
-  }
-
-  bool OneOf(std::string_view key, std::string* out, std::initializer_list<std::string_view> allowed) {
-    std::string s;
-    if (!Str(key, &s, kMaxShortText)) return false;
-    for (auto a : allowed) {
-      if (s == a) {
-        *out = std::move(s);
-        return true;
-      }
-    }
-    std::string list;
-    for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
-    return Fail(key, "must be one of " + list);
-  }
-
-  // An array of at most max_items, each read by fn(element, element_path, &item).
-  template <typename T, typename Fn>
-  bool Array(std::string_view key, std::vector<T>* out, size_t max_items, Fn fn) {
-    const json* v = Field(key);
-    if (!v) return false;
-    if (!v->is_array()) return Fail(key, "must be an array");
-    if (v->size() > max_items) return Fail(key, "must hold at most " + std::to_string(max_items) + " items");
-    out->clear();
-    out->reserve(v->size());
-    size_t i = 0;
-    for (const auto& e : *v) {
-      std::string p = Path(key) + "[" + std::to_string(i++) + "]";
-      T item{};
-      Status s = fn(e, p, &item);
-      if (!s.ok()) {
-        if (status_.ok()) status_ = s;
-        return false;
-      }
-      out->push_back(std::move(item));
-    }
-    return true;
-  }
-
- private:
-  const json& j_;
-  std::string path_;
-  Status status_;
-};
-
-// Reads an element that is itself a struct with a FromJson-like body taking a path.
 template <typename T>
-using BodyFn = Status (*)(const json&, const std::string&, T*);
+using ReadFn = void (*)(const JsonReader&, T*);
 
-Status ReadEntry(const json& j, const std::string& path, Entry* e) {
-  Reader r(j, path);
-  r.Hex("entry_id", &e->entry_id, 32);
-  if (r.Str("terminal_id", &e->terminal_id, 32) && !IsTerminalId(e->terminal_id)) {
+// An array of at most max_items, each element read by read(element, &item).
+template <typename T, typename Read>
+bool List(const JsonReader& r, std::string_view key, size_t max_items, std::vector<T>* out, Read read) {
+  out->clear();
+  return r.Array(key, 0, max_items, [out, read](const JsonReader& e) { read(e, &out->emplace_back()); });
+}
+
+void ReadEntry(const JsonReader& r, Entry* e) {
+  if (!r.ExpectObject()) return;
+  Hex(r.Field("entry_id"), &e->entry_id, 32);
+  if (r.Str("terminal_id", &e->terminal_id, 0, 32) && !IsTerminalId(e->terminal_id)) {
     r.Fail("terminal_id", "must match [A-Za-z0-9_-]{1,32}");
   }
   r.Int("seq", &e->seq, 1);
-  if (r.Str("kind", &e->kind, kMaxShortText) && !IsEntryKind(e->kind)) r.Fail("kind", "is not an entry kind");
-  r.MemberId("member_id", &e->member_id);
+  if (r.Str("kind", &e->kind, 0, kMaxShortText) && !IsEntryKind(e->kind)) r.Fail("kind", "is not an entry kind");
+  MemberId(r.Field("member_id"), &e->member_id);
   r.Int("points", &e->points, -kMaxPoints, kMaxPoints);
   r.Int("at_ms", &e->at_ms, 0, kMaxTimeMs);
-  r.Str("checkout_id", &e->checkout_id, kMaxIdChars);
-  r.Str("refund_id", &e->refund_id, kMaxIdChars);
-  r.Str("detail", &e->detail, kMaxDetailBytes);
+  r.Str("checkout_id", &e->checkout_id, 0, kMaxIdChars);
+  r.Str("refund_id", &e->refund_id, 0, kMaxIdChars);
+  r.Str("detail", &e->detail, 0, kMaxDetailBytes);
   // The chain hashes travel as hex and are held as raw bytes (model::Entry).
-  r.HexBytes("prev_hash", &e->prev_hash, model::kHashBytes);
-  r.HexBytes("hash", &e->hash, model::kHashBytes);
-  return r.status();
+  HexBytes(r.Field("prev_hash"), &e->prev_hash, model::kHashBytes);
+  HexBytes(r.Field("hash"), &e->hash, model::kHashBytes);
 }
 
-Status ReadCheckoutLine(const json& j, const std::string& path, CheckoutLine* l) {
-  Reader r(j, path);
+void ReadCheckoutLine(const JsonReader& r, CheckoutLine* l) {
+  if (!r.ExpectObject()) return;
   r.Int("line", &l->line, 0, kMaxCheckoutLines - 1);
-  r.Str("sku", &l->sku, kMaxShortText);
-  r.Str("category", &l->category, kMaxShortText);
+  r.Str("sku", &l->sku, 0, kMaxShortText);
+  r.Str("category", &l->category, 0, kMaxShortText);
   r.Int("qty", &l->qty, 1, 10000);
   r.Int("unit_price_cents", &l->unit_price_cents, 0, kMaxUnitPriceCents);
   r.Int("tier_discount_cents", &l->tier_discount_cents, 0, kMaxCents);
@@ -247,15 +107,14 @@ Status ReadCheckoutLine(const json& j, const std::string& path, CheckoutLine* l)
   r.Int("net_before_redeem_cents", &l->net_before_redeem_cents, 0, kMaxCents);
   r.Bool("points_eligible", &l->points_eligible);
   r.Bool("redeemable", &l->redeemable);
-  return r.status();
 }
 
-Status ReadCheckout(const json& j, const std::string& path, Checkout* c) {
-  Reader r(j, path);
-  r.Str("checkout_id", &c->checkout_id, kMaxIdChars, 1);
-  r.Hex("request_hash", &c->request_hash, 64, true);
-  r.OptMemberId("member_id", &c->member_id);
-  r.Str("rules_version", &c->rules_version, kMaxShortText);
+void ReadCheckout(const JsonReader& r, Checkout* c) {
+  if (!r.ExpectObject()) return;
+  r.Str("checkout_id", &c->checkout_id, 1, kMaxIdChars);
+  Hex(r.Field("request_hash"), &c->request_hash, 64, true);
+  OptMemberId(r.Field("member_id"), &c->member_id);
+  r.Str("rules_version", &c->rules_version, 0, kMaxShortText);
   r.Int("committed_at_ms", &c->committed_at_ms, 0, kMaxTimeMs);
   r.Int("subtotal_cents", &c->subtotal_cents, 0, kMaxCents);
   r.Int("total_due_cents", &c->total_due_cents, 0, kMaxCents);
@@ -263,75 +122,69 @@ Status ReadCheckout(const json& j, const std::string& path, Checkout* c) {
   r.Int("redeemed_points", &c->redeemed_points, 0, kMaxPoints);
   r.Int("eligible_cents", &c->eligible_cents, 0, kMaxCents);
   r.Int("redeemable_cents", &c->redeemable_cents, 0, kMaxCents);
-  r.Hex("code_hash", &c->code_hash, 64, true);
-  r.Str("tender", &c->tender, kMaxShortText);
-  r.Str("coupon_id", &c->coupon_id, kMaxIdChars);
-  r.Str("request_json", &c->request_json, kMaxDocumentBytes);
-  r.Str("response_json", &c->response_json, kMaxDocumentBytes);
-  r.Array("lines", &c->lines, kMaxCheckoutLines, ReadCheckoutLine);
-  return r.status();
+  Hex(r.Field("code_hash"), &c->code_hash, 64, true);
+  r.Str("tender", &c->tender, 0, kMaxShortText);
+  r.Str("coupon_id", &c->coupon_id, 0, kMaxIdChars);
+  r.Str("request_json", &c->request_json, 0, kMaxDocumentBytes);
+  r.Str("response_json", &c->response_json, 0, kMaxDocumentBytes);
+  List(r, "lines", kMaxCheckoutLines, &c->lines, ReadCheckoutLine);
 }
 
-Status ReadRefundLine(const json& j, const std::string& path, RefundLine* l) {
-  Reader r(j, path);
+void ReadRefundLine(const JsonReader& r, RefundLine* l) {
+  if (!r.ExpectObject()) return;
   r.Int("line", &l->line, 0, kMaxCheckoutLines - 1);
   r.Int("qty", &l->qty, 1, 10000);
-  return r.status();
 }
 
-Status ReadRefund(const json& j, const std::string& path, Refund* f) {
-  Reader r(j, path);
-  r.Str("refund_id", &f->refund_id, kMaxIdChars, 1);
-  r.Str("checkout_id", &f->checkout_id, kMaxIdChars, 1);
-  r.Hex("request_hash", &f->request_hash, 64, true);
-  r.Str("reason", &f->reason, kMaxShortText);
+void ReadRefund(const JsonReader& r, Refund* f) {
+  if (!r.ExpectObject()) return;
+  r.Str("refund_id", &f->refund_id, 1, kMaxIdChars);
+  r.Str("checkout_id", &f->checkout_id, 1, kMaxIdChars);
+  Hex(r.Field("request_hash"), &f->request_hash, 64, true);
+  r.Str("reason", &f->reason, 0, kMaxShortText);
   r.Int("at_ms", &f->at_ms, 0, kMaxTimeMs);
   r.Int("refund_cents", &f->refund_cents, 0, kMaxCents);
   r.Int("points_clawed_back", &f->points_clawed_back, 0, kMaxPoints);
   r.Int("points_restored", &f->points_restored, 0, kMaxPoints);
-  r.Str("response_json", &f->response_json, kMaxDocumentBytes);
-  r.Array("lines", &f->lines, kMaxCheckoutLines, ReadRefundLine);
-  return r.status();
+  r.Str("response_json", &f->response_json, 0, kMaxDocumentBytes);
+  List(r, "lines", kMaxCheckoutLines, &f->lines, ReadRefundLine);
 }
 
-Status ReadLot(const json& j, const std::string& path, SnapshotLot* l) {
-  Reader r(j, path);
+void ReadLot(const JsonReader& r, SnapshotLot* l) {
+  if (!r.ExpectObject()) return;
   r.Int("points", &l->points, -kMaxPoints, kMaxPoints);
   r.Int("expires_at_s", &l->expires_at_s);
-  return r.status();
 }
 
-Status ReadSnapshot(const json& j, const std::string& path, Snapshot* s) {
-  Reader r(j, path);
-  r.MemberId("member_id", &s->member_id);
-  r.OptStr("display_name", &s->display_name, kMaxShortText);
-  r.OptStr("phone", &s->phone, kMaxShortText);
-  r.Hex("phone_hash", &s->phone_hash, 64, true);
+void ReadSnapshot(const JsonReader& r, Snapshot* s) {
+  if (!r.ExpectObject()) return;
+  MemberId(r.Field("member_id"), &s->member_id);
+  NullableStr(r, "display_name", &s->display_name, kMaxShortText);
+  NullableStr(r, "phone", &s->phone, kMaxShortText);
+  Hex(r.Field("phone_hash"), &s->phone_hash, 64, true);
   r.OneOf("tier", &s->tier, {"member", "vip", "black"});
   r.OneOf("status", &s->status, {"active", "frozen"});
-  r.Str("frozen_reason", &s->frozen_reason, kMaxReasonBytes);
+  r.Str("frozen_reason", &s->frozen_reason, 0, kMaxReasonBytes);
   r.Int("birthday_month", &s->birthday_month, 0, 12);
   r.Int("balance", &s->balance, -kMaxPoints, kMaxPoints);
-  r.Array("lots", &s->lots, kMaxSnapshotLots, ReadLot);
+  List(r, "lots", kMaxSnapshotLots, &s->lots, ReadLot);
   r.Int("month_spend_cents", &s->month_spend_cents, 0, kMaxSpendCents);
   r.Int("unfrozen_at_ms", &s->unfrozen_at_ms, 0, kMaxTimeMs);
   r.Int("snapshot_at_s", &s->snapshot_at_s, 0, kMaxTimeS);
   r.Int("terminal_seq", &s->terminal_seq, 0);
-  return r.status();
 }
 
-Status ReadIdentity(const json& j, const std::string& path, Identity* i) {
-  Reader r(j, path);
-  r.Str("channel", &i->channel, kMaxShortText, 1);
-  r.Str("external_id", &i->external_id, kMaxShortText, 1);
-  r.MemberId("member_id", &i->member_id);
-  return r.status();
+void ReadIdentity(const JsonReader& r, Identity* i) {
+  if (!r.ExpectObject()) return;
+  r.Str("channel", &i->channel, 1, kMaxShortText);
+  r.Str("external_id", &i->external_id, 1, kMaxShortText);
+  MemberId(r.Field("member_id"), &i->member_id);
 }
 
-Status ReadCoupon(const json& j, const std::string& path, Coupon* c) {
-  Reader r(j, path);
-  r.Str("coupon_id", &c->coupon_id, kMaxIdChars, 1);
-  r.MemberId("member_id", &c->member_id);
+void ReadCoupon(const JsonReader& r, Coupon* c) {
+  if (!r.ExpectObject()) return;
+  r.Str("coupon_id", &c->coupon_id, 1, kMaxIdChars);
+  MemberId(r.Field("member_id"), &c->member_id);
   r.OneOf("kind", &c->kind, {"amount_off", "percent_off"});
   r.Int("value_cents", &c->value_cents, 0);
   r.Int("bp", &c->bp, 0, 10000);
@@ -339,57 +192,35 @@ Status ReadCoupon(const json& j, const std::string& path, Coupon* c) {
   r.Int("valid_from_s", &c->valid_from_s);
   r.Int("valid_to_s", &c->valid_to_s);
   r.Bool("used", &c->used);
-  return r.status();
 }
 
-Status ReadHead(const json& j, const std::string& path, ChainHead* h) {
-  Reader r(j, path);
+void ReadHead(const JsonReader& r, ChainHead* h) {
+  if (!r.ExpectObject()) return;
   r.Int("seq", &h->seq, 0);
-  if (r.Hex("hash", &h->hash, 64, true) && h->hash.empty() != (h->seq == 0)) {
+  if (Hex(r.Field("hash"), &h->hash, 64, true) && h->hash.empty() != (h->seq == 0)) {
     r.Fail("hash", "must be \"\" exactly when seq is 0");
   }
-  return r.status();
 }
 
-Status ReadUploadResult(const json& j, const std::string& path, UploadResult* u) {
-  Reader r(j, path);
-  r.Hex("entry_id", &u->entry_id, 32);
+void ReadUploadResult(const JsonReader& r, UploadResult* u) {
+  if (!r.ExpectObject()) return;
+  Hex(r.Field("entry_id"), &u->entry_id, 32);
   r.OneOf("status", &u->status, {"created", "exists", "conflict", "invalid", "refused"});
-  return r.status();
 }
 
-Status ReadEntryIdValue(const json& j, const std::string& path, std::string* out) {
-  if (!j.is_string() || j.get_ref<const std::string&>().size() != 32 || !IsLowerHex(j.get_ref<const std::string&>())) {
-    return Status::Error(ErrorCode::kBadRequest, path + " must be 32 lower-case hex characters");
-  }
-  *out = j.get<std::string>();
-  return Status::Ok();
-}
-
-Status ReadMemberIdValue(const json& j, const std::string& path, uint64_t* out) {
-  std::optional<uint64_t> id;
-  if (j.is_string()) id = ParseMemberId(j.get_ref<const std::string&>());
-  if (!id) return Status::Error(ErrorCode::kBadRequest, path + " must be a decimal uint64 string");
-  *out = *id;
-  return Status::Ok();
-}
-
-Status ReadRevocation(const json& j, const std::string& path, std::string* out) {
-  if (j.is_string()) {
-    auto raw = Base64UrlDecode(j.get_ref<const std::string&>());
-    if (raw && raw->size() == 32) {
-      *out = j.get<std::string>();
-      return Status::Ok();
-    }
-  }
-  return Status::Error(ErrorCode::kBadRequest, path + " must be a base64url Ed25519 public key (32 bytes)");
+void ReadRevocation(const JsonReader& v, std::string* out) {
+  if (!v.Str(out)) return;
+  auto raw = Base64UrlDecode(*out);
+  if (!raw || raw->size() != 32) v.Fail("must be a base64url Ed25519 public key (32 bytes)");
 }
 
 // Top-level messages read their fields with an empty path.
 template <typename T>
-Status Top(const json& j, T* out, BodyFn<T> fn) {
+Status Top(const json& j, T* out, ReadFn<T> read) {
   if (!j.is_object()) return Status::Error(ErrorCode::kBadRequest, "the message must be a JSON object");
-  return fn(j, "", out);
+  JsonReader r(j, ErrorCode::kBadRequest);
+  read(r, out);
+  return r.status();
 }
 
 json Lines(const std::vector<CheckoutLine>& lines) {
@@ -576,17 +407,12 @@ json ToJson(const HelloRequest& h) {
               {"entries", h.entries}};
 }
 Status FromJson(const json& j, HelloRequest* out) {
-  return Top<HelloRequest>(j, out, [](const json& j, const std::string& path, HelloRequest* h) {
-    Reader r(j, path);
+  return Top<HelloRequest>(j, out, [](const JsonReader& r, HelloRequest* h) {
     r.Int("protocol", &h->protocol, kProtocolVersion, kProtocolVersion);
-    r.Str("store_id", &h->store_id, kMaxIdChars);
-    r.Str("agent_version", &h->agent_version, kMaxShortText);
-    if (const json* head = r.Field("head")) {
-      Status s = ReadHead(*head, r.Path("head"), &h->head);
-      if (!s.ok()) return s;
-    }
+    r.Str("store_id", &h->store_id, 0, kMaxIdChars);
+    r.Str("agent_version", &h->agent_version, 0, kMaxShortText);
+    ReadHead(r.Field("head"), &h->head);
     r.Int("entries", &h->entries, 0);
-    return r.status();
   });
 }
 
@@ -598,17 +424,12 @@ json ToJson(const HelloResponse& h) {
               {"hq_head", ToJson(h.hq_head)}};
 }
 Status FromJson(const json& j, HelloResponse* out) {
-  return Top<HelloResponse>(j, out, [](const json& j, const std::string& path, HelloResponse* h) {
-    Reader r(j, path);
+  return Top<HelloResponse>(j, out, [](const JsonReader& r, HelloResponse* h) {
     r.Int("protocol", &h->protocol, kProtocolVersion, kProtocolVersion);
     r.Int("hq_time_ms", &h->hq_time_ms);
     r.Bool("terminal_known", &h->terminal_known);
     r.Int("hq_entries", &h->hq_entries, 0);
-    if (const json* head = r.Field("hq_head")) {
-      Status s = ReadHead(*head, r.Path("hq_head"), &h->hq_head);
-      if (!s.ok()) return s;
-    }
-    return r.status();
+    ReadHead(r.Field("hq_head"), &h->hq_head);
   });
 }
 
@@ -619,12 +440,10 @@ json ToJson(const UploadRequest& u) {
   return json{{"entries", ArrayOf(u.entries)}, {"checkouts", ArrayOf(u.checkouts)}, {"refunds", ArrayOf(u.refunds)}};
 }
 Status FromJson(const json& j, UploadRequest* out) {
-  return Top<UploadRequest>(j, out, [](const json& j, const std::string& path, UploadRequest* u) {
-    Reader r(j, path);
-    r.Array("entries", &u->entries, kMaxUploadEntries, ReadEntry);
-    r.Array("checkouts", &u->checkouts, kMaxUploadCheckouts, ReadCheckout);
-    r.Array("refunds", &u->refunds, kMaxUploadCheckouts, ReadRefund);
-    return r.status();
+  return Top<UploadRequest>(j, out, [](const JsonReader& r, UploadRequest* u) {
+    List(r, "entries", kMaxUploadEntries, &u->entries, ReadEntry);
+    List(r, "checkouts", kMaxUploadCheckouts, &u->checkouts, ReadCheckout);
+    List(r, "refunds", kMaxUploadCheckouts, &u->refunds, ReadRefund);
   });
 }
 
@@ -633,10 +452,8 @@ Status FromJson(const json& j, UploadResult* out) { return Top<UploadResult>(j, 
 
 json ToJson(const UploadResponse& u) { return json{{"results", ArrayOf(u.results)}}; }
 Status FromJson(const json& j, UploadResponse* out) {
-  return Top<UploadResponse>(j, out, [](const json& j, const std::string& path, UploadResponse* u) {
-    Reader r(j, path);
-    r.Array("results", &u->results, kMaxUploadEntries, ReadUploadResult);
-    return r.status();
+  return Top<UploadResponse>(j, out, [](const JsonReader& r, UploadResponse* u) {
+    List(r, "results", kMaxUploadEntries, &u->results, ReadUploadResult);
   });
 }
 
@@ -656,29 +473,26 @@ json ToJson(const ChangesResponse& c) {
               {"rules", c.rules ? *c.rules : json(nullptr)}};
 }
 Status FromJson(const json& j, ChangesResponse* out) {
-  return Top<ChangesResponse>(j, out, [](const json& j, const std::string& path, ChangesResponse* c) {
-    Reader r(j, path);
-    r.Str("cursor", &c->cursor, kMaxShortText);
+  return Top<ChangesResponse>(j, out, [](const JsonReader& r, ChangesResponse* c) {
+    r.Str("cursor", &c->cursor, 0, kMaxShortText);
     r.Bool("more", &c->more);
     r.Int("hq_time_ms", &c->hq_time_ms);
     // Pages hold at most `limit` members; identities and coupons belong to those members
     // (plus chain-wide coupons), so their caps are generous multiples.
-    r.Array("members", &c->members, kMaxChangesLimit, ReadSnapshot);
-    r.Array("identities", &c->identities, 8 * kMaxChangesLimit, ReadIdentity);
-    r.Array("coupons", &c->coupons, 8 * kMaxChangesLimit, ReadCoupon);
-    r.Array("revocations", &c->revocations, 8 * kMaxChangesLimit, ReadRevocation);
-    if (const json* rules = r.Field("rules")) {
-      if (rules->is_null()) {
+    List(r, "members", kMaxChangesLimit, &c->members, ReadSnapshot);
+    List(r, "identities", 8 * kMaxChangesLimit, &c->identities, ReadIdentity);
+    List(r, "coupons", 8 * kMaxChangesLimit, &c->coupons, ReadCoupon);
+    List(r, "revocations", 8 * kMaxChangesLimit, &c->revocations, ReadRevocation);
+    // The rules are HQ's document, read by the rules module; here only its version is.
+    const JsonReader rules = r.Field("rules");
+    std::string version;
+    if (rules.Require()) {
+      if (rules.absent()) {
         c->rules.reset();
-      } else if (!rules->is_object()) {
-        r.Fail("rules", "must be an object or null");
-      } else if (auto v = rules->find("version"); v == rules->end() || !v->is_string()) {
-        r.Fail("rules.version", "must be a string");
-      } else {
-        c->rules = *rules;
+      } else if (rules.ExpectObject("an object or null") && rules.Str("version", &version)) {
+        c->rules = *rules.value();
       }
     }
-    return r.status();
   });
 }
 
@@ -687,10 +501,8 @@ Status FromJson(const json& j, ChangesResponse* out) {
 
 json ToJson(const FetchRequest& f) { return json{{"entry_ids", f.entry_ids}}; }
 Status FromJson(const json& j, FetchRequest* out) {
-  return Top<FetchRequest>(j, out, [](const json& j, const std::string& path, FetchRequest* f) {
-    Reader r(j, path);
-    r.Array("entry_ids", &f->entry_ids, kMaxFetchIds, ReadEntryIdValue);
-    return r.status();
+  return Top<FetchRequest>(j, out, [](const JsonReader& r, FetchRequest* f) {
+    List(r, "entry_ids", kMaxFetchIds, &f->entry_ids, [](const JsonReader& v, std::string* id) { Hex(v, id, 32); });
   });
 }
 
@@ -698,13 +510,11 @@ json ToJson(const FetchResponse& f) {
   return json{{"entries", ArrayOf(f.entries)}, {"checkouts", ArrayOf(f.checkouts)}, {"refunds", ArrayOf(f.refunds)}};
 }
 Status FromJson(const json& j, FetchResponse* out) {
-  return Top<FetchResponse>(j, out, [](const json& j, const std::string& path, FetchResponse* f) {
-    Reader r(j, path);
+  return Top<FetchResponse>(j, out, [](const JsonReader& r, FetchResponse* f) {
     // A fetch answers at most kMaxFetchIds entries; their checkouts and refunds at most one each.
-    r.Array("entries", &f->entries, kMaxFetchIds, ReadEntry);
-    r.Array("checkouts", &f->checkouts, kMaxFetchIds, ReadCheckout);
-    r.Array("refunds", &f->refunds, kMaxFetchIds, ReadRefund);
-    return r.status();
+    List(r, "entries", kMaxFetchIds, &f->entries, ReadEntry);
+    List(r, "checkouts", kMaxFetchIds, &f->checkouts, ReadCheckout);
+    List(r, "refunds", kMaxFetchIds, &f->refunds, ReadRefund);
   });
 }
 
@@ -714,25 +524,19 @@ json ToJson(const MembersRequest& m) {
   return json{{"member_ids", a}};
 }
 Status FromJson(const json& j, MembersRequest* out) {
-  return Top<MembersRequest>(j, out, [](const json& j, const std::string& path, MembersRequest* m) {
-    Reader r(j, path);
-    r.Array("member_ids", &m->member_ids, kMaxMemberIds, ReadMemberIdValue);
-    return r.status();
+  return Top<MembersRequest>(j, out, [](const JsonReader& r, MembersRequest* m) {
+    List(r, "member_ids", kMaxMemberIds, &m->member_ids, [](const JsonReader& v, uint64_t* id) { MemberId(v, id); });
   });
 }
 
 json ToJson(const MembersResponse& m) { return json{{"members", ArrayOf(m.members)}}; }
 Status FromJson(const json& j, MembersResponse* out) {
-  return Top<MembersResponse>(j, out, [](const json& j, const std::string& path, MembersResponse* m) {
-    Reader r(j, path);
-    r.Array("members", &m->members, kMaxMemberIds, ReadSnapshot);
-    return r.status();
+  return Top<MembersResponse>(j, out, [](const JsonReader& r, MembersResponse* m) {
+    List(r, "members", kMaxMemberIds, &m->members, ReadSnapshot);
   });
 }
 
 // ---------------------------------------------------------------------------------------
-
-Result<json> ParseJsonObject(std::string_view body) { return loyalty::ParseJsonObject(body); }
 
 std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 

@@ -1,5 +1,6 @@
 // Parsing and validating POS API request bodies. Every failure is bad_request with a
-// message that names the field; nothing is half-accepted.
+// message that names the field ("lines[3].qty must be 1..10000, got 0", read with
+// loyalty::JsonReader, base/json_reader.h); nothing is half-accepted.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -8,15 +9,16 @@
 #include <string_view>
 #include <vector>
 
+#include "loyalty/base/json.h"
 #include "loyalty/base/status.h"
 #include "loyalty/rules/rules.h"
 
 namespace loyalty::checkout {
 
 // Parses a request body: a UTF-8 JSON object nested at most kMaxJsonDepth (32) levels deep,
-// at most 1 MiB (enforced by the HTTP layer). loyalty::ParseJsonObject (base/json.h) under
-// the name the POS API has always used; bad_request for anything else.
-Result<nlohmann::json> ParseJsonObject(std::string_view body);
+// at most 1 MiB (enforced by the HTTP layer); bad_request for anything else. The one
+// parser of base/json.h, under the name the POS API's callers use.
+using loyalty::ParseJsonObject;
 
 // SHA-256 hex of the body's canonical form (keys sorted, no white space): the same JSON
 // value gives the same hash whatever its key order or spacing.

@@ -25,6 +25,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "loyalty/base/json.h"
 #include "loyalty/base/status.h"
 #include "loyalty/model/entry.h"
 #include "loyalty/model/sale.h"
@@ -237,10 +238,11 @@ LOYALTY_SYNC_CODEC(MembersResponse)
 Status ValidateSnapshot(const Snapshot& s);
 
 // Parses a body: valid UTF-8 JSON whose top level is an object, nested at most
-// kMaxJsonDepth (32) levels deep (loyalty::ParseJsonObject, base/json.h), then FromJson.
-// Malformed or too deep JSON is bad_request too. Never throws. Both ends use it: HQ for what
-// terminals send, the terminal for what HQ answers.
-Result<nlohmann::json> ParseJsonObject(std::string_view body);
+// kMaxJsonDepth (32) levels deep (loyalty::ParseJsonObject, base/json.h, the one parser, here
+// under the name both ends' callers use), then FromJson. Malformed or too deep JSON is
+// bad_request too. Never throws. Both ends use it: HQ for what terminals send, the terminal
+// for what HQ answers.
+using loyalty::ParseJsonObject;
 template <typename T>
 Result<T> ParseMessage(std::string_view body) {
   auto j = ParseJsonObject(body);
