@@ -73,16 +73,19 @@ Status Ledger::RefreshBalanceItem(uint64_t member_id, int64_t balance) {
   return balances_index_->Upsert(recon::MemberBalanceItem(std::to_string(member_id), balance - *unacked, 0));
 }
 
-Status Ledger::LoadChainHead() {
+Result<std::optional<ChainHead>> Ledger::CommittedHead() {
   LEDGER_PREPARE(st, "SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1");
-  if (st.Step()) {
-    head_seq_ = st.Int(0);
-    head_hash_ = st.Text(1);
-  } else {
-    head_seq_ = 0;
-    head_hash_ = model::ZeroHash();
-  }
-  return st.status();
+  if (st.Step()) return std::optional<ChainHead>(ChainHead{st.Int(0), st.Text(1)});
+  LEDGER_CHECK_STEP(st);
+  return std::optional<ChainHead>();
+}
+
+Status Ledger::LoadChainHead() {
+  auto head = CommittedHead();
+  if (!head.ok()) return head.status();
+  head_seq_ = *head ? (*head)->seq : 0;
+  head_hash_ = *head ? (*head)->hash : model::ZeroHash();
+  return Status::Ok();
 }
 
 // Transaction control runs as cached prepared statements: sqlite3_exec would parse the

@@ -279,4 +279,31 @@ Result<int> Ledger::FailInterruptedSyncRuns(int64_t now_ms) {
   return db_->Changes();
 }
 
+Result<std::unique_ptr<ReconSnapshot>> ReconSnapshot::Open(const std::string& path) {
+  std::unique_ptr<ReconSnapshot> v(new ReconSnapshot);
+  // Read-only: the writer created the tables and scopes at start-up, and nothing here may
+  // change a row.
+  auto db = Db::Open(path, /*read_only=*/true);
+  if (!db.ok()) return db.status();
+  v->db_ = std::move(*db);
+  recon::SqliteStore::Options existing;
+  existing.existing_only = true;
+  auto e = recon::SqliteStore::Open(v->db_->raw(), kReconTablePrefix, kReconEntriesScope, existing);
+  if (!e.ok()) return e.status();
+  auto b = recon::SqliteStore::Open(v->db_->raw(), kReconTablePrefix, kReconBalancesScope, existing);
+  if (!b.ok()) return b.status();
+  v->entries_ = std::move(*e);
+  v->balances_ = std::move(*b);
+  // The read that takes the snapshot: WAL holds it from here to the ROLLBACK.
+  if (Status s = v->db_->Exec("BEGIN; SELECT count(*) FROM recon_meta;"); !s.ok()) return s;
+  v->open_ = true;
+  return v;
+}
+
+ReconSnapshot::~ReconSnapshot() {
+  entries_.reset();
+  balances_.reset();
+  if (open_) (void)db_->Exec("ROLLBACK");  // a read transaction: nothing to lose
+}
+
 }  // namespace loyalty::ledger
