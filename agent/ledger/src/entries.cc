@@ -105,9 +105,7 @@ Result<EntryRow> Ledger::AppendEntry(const EntryDraft& d) {
   e.detail = d.detail;
   e.prev_hash = head_hash_;
   e.hash = model::ChainHash(e.prev_hash, model::CanonicalEntryBytes(e));
-  LEDGER_PREPARE(st,
-                 "INSERT INTO entries (seq, entry_id, terminal_id, kind, member_id, points, at_ms, checkout_id, "
-                 "refund_id, detail, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)");
+  LEDGER_PREPARE(st, "INSERT INTO entries (" LOYALTY_ENTRY_COLUMNS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?)");
   st.Bind(1, e.seq).Bind(2, e.entry_id).Bind(3, e.terminal_id).Bind(4, e.kind).Bind(5, e.member_id);
   st.Bind(6, e.points).Bind(7, e.at_ms).Bind(8, e.checkout_id).Bind(9, e.refund_id).Bind(10, e.detail);
   st.BindBlob(11, e.prev_hash).BindBlob(12, e.hash);

@@ -58,9 +58,7 @@ Result<std::vector<EntryRow>> Ledger::EntriesByIds(const std::vector<std::string
       LEDGER_CHECK_STEP(st);
     }
     // branch_entries has no acked column: HQ holds every one of them.
-    LEDGER_PREPARE(st,
-                   "SELECT seq, entry_id, terminal_id, kind, member_id, points, at_ms, checkout_id, refund_id, "
-                   "detail, prev_hash, hash, 1 FROM branch_entries WHERE entry_id = ?");
+    LEDGER_PREPARE(st, "SELECT " LOYALTY_ENTRY_COLUMNS ", 1 FROM branch_entries WHERE entry_id = ?");
     st.Bind(1, id);
     if (st.Step()) out.push_back(ReadEntry(st));
     LEDGER_CHECK_STEP(st);
@@ -120,10 +118,8 @@ Result<RestoreOutcome> Ledger::RestoreEntry(const EntryRow& e) {
   }
   bool chains = e.seq == head_seq_ + 1 && e.prev_hash == head_hash_;
   {
-    std::string sql = chains ? "INSERT INTO entries (seq, entry_id, terminal_id, kind, member_id, points, at_ms, "
-                               "checkout_id, refund_id, detail, prev_hash, hash, acked) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,1)"
-                             : "INSERT INTO branch_entries (seq, entry_id, terminal_id, kind, member_id, points, at_ms, "
-                               "checkout_id, refund_id, detail, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)";
+    std::string sql = chains ? "INSERT INTO entries (" LEDGER_ENTRY_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,1)"
+                             : "INSERT INTO branch_entries (" LOYALTY_ENTRY_COLUMNS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?)";
     LEDGER_PREPARE(st, sql);
     st.Bind(1, e.seq).Bind(2, e.entry_id).Bind(3, e.terminal_id).Bind(4, e.kind).Bind(5, e.member_id);
     st.Bind(6, e.points).Bind(7, e.at_ms).Bind(8, e.checkout_id).Bind(9, e.refund_id).Bind(10, e.detail);
