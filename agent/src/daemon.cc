@@ -417,7 +417,7 @@ int RunDaemon(int argc, char** argv) {
       LogEvent(Level::kError, "ledger_error", {{"phase", "quick_check"}, {"message", cr.status().message()}});
     std::atomic<bool> check_stopping{false};
     std::thread check_thread;
-    // Stops a check still running (sqlite3_interrupt is safe from another thread while the
+    // Stops a check still running (Ledger::Interrupt is safe from another thread while the
     // connection is in use) and joins it, however this scope is left.
     struct CheckJoin {
       std::thread& t;
@@ -427,7 +427,7 @@ int RunDaemon(int argc, char** argv) {
       void Stop() {
         if (!t.joinable()) return;
         stopping = true;
-        sqlite3_interrupt(reader->db().raw());
+        reader->Interrupt();
         t.join();
       }
     } check_join{check_thread, check_stopping, check_reader};

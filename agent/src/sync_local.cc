@@ -10,7 +10,6 @@
 #include "loyalty/base/encoding.h"
 #include "loyalty/base/ids.h"
 #include "loyalty/base/json.h"
-#include "loyalty/recon/sqlite_store.h"
 #include "loyalty/rules/rules.h"
 
 namespace loyalty::agent {
@@ -127,13 +126,12 @@ Result<sync::HelloRequest> SyncLocal::Hello() {
   sync::HelloRequest h;
   h.store_id = opt_.store_id;
   h.agent_version = opt_.agent_version;
-  auto st = (*r)->db().Prepare("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1");
-  if (!st.ok()) return st.status();
-  if ((*st)->Step()) {
-    h.head.seq = (*st)->Int(0);
-    h.head.hash = HexEncode((*st)->Text(1));
+  auto head = (*r)->CommittedHead();
+  if (!head.ok()) return head.status();
+  if (*head) {
+    h.head.seq = (*head)->seq;
+    h.head.hash = HexEncode((*head)->hash);
   }
-  if (!(*st)->status().ok()) return (*st)->status();
   auto entries = (*r)->EntryCount();
   if (!entries.ok()) return entries.status();
   h.entries = *entries;
@@ -202,50 +200,23 @@ Result<sync::UploadRequest> SyncLocal::EntriesForUpload(const std::vector<std::s
 
 namespace {
 
-// A read transaction on a connection of its own: WAL gives it one snapshot of both sets for
-// the whole exchange, while checkouts go on committing on the writer.
+// The ledger's snapshot of the reconciliation index as the sync run's view of it.
 class ReconViewImpl final : public sync::LocalLedger::ReconView {
  public:
-  static Result<std::unique_ptr<ReconViewImpl>> Open(const std::string& path) {
-    std::unique_ptr<ReconViewImpl> v(new ReconViewImpl);
-    // Read-only: the writer created the tables and scopes at start-up, and nothing here
-    // may change a row.
-    auto db = sqlite::Db::Open(path, /*read_only=*/true);
-    if (!db.ok()) return db.status();
-    v->db_ = std::move(*db);
-    recon::SqliteStore::Options existing;
-    existing.existing_only = true;
-    auto e = recon::SqliteStore::Open(v->db_->raw(), ledger::kReconTablePrefix, ledger::kReconEntriesScope, existing);
-    if (!e.ok()) return e.status();
-    auto b = recon::SqliteStore::Open(v->db_->raw(), ledger::kReconTablePrefix, ledger::kReconBalancesScope, existing);
-    if (!b.ok()) return b.status();
-    v->entries_ = std::move(*e);
-    v->balances_ = std::move(*b);
-    if (Status s = v->db_->Exec("BEGIN; SELECT count(*) FROM recon_meta;"); !s.ok()) return s;
-    v->open_ = true;
-    return v;
-  }
-  ~ReconViewImpl() override {
-    entries_.reset();
-    balances_.reset();
-    if (open_) (void)db_->Exec("ROLLBACK");  // a read transaction: nothing to lose
-  }
-  const recon::FingerprintStore& entries() override { return *entries_; }
-  const recon::FingerprintStore& balances() override { return *balances_; }
+  explicit ReconViewImpl(std::unique_ptr<ledger::ReconSnapshot> snapshot) : snapshot_(std::move(snapshot)) {}
+  const recon::FingerprintStore& entries() override { return snapshot_->entries(); }
+  const recon::FingerprintStore& balances() override { return snapshot_->balances(); }
 
  private:
-  ReconViewImpl() = default;
-  std::unique_ptr<sqlite::Db> db_;
-  std::unique_ptr<recon::SqliteStore> entries_, balances_;
-  bool open_ = false;
+  std::unique_ptr<ledger::ReconSnapshot> snapshot_;
 };
 
 }  // namespace
 
 Result<std::unique_ptr<sync::LocalLedger::ReconView>> SyncLocal::OpenReconView() {
-  auto v = ReconViewImpl::Open(opt_.database);
+  auto v = ledger::ReconSnapshot::Open(opt_.database);
   if (!v.ok()) return v.status();
-  return std::unique_ptr<ReconView>(std::move(*v));
+  return std::unique_ptr<ReconView>(std::make_unique<ReconViewImpl>(std::move(*v)));
 }
 
 Result<std::vector<uint64_t>> SyncLocal::MembersForKeys(const std::vector<std::string>& keys) {

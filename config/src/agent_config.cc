@@ -456,7 +456,7 @@ Result<AgentConfig> ParseAgentConfig(std::string_view toml_text, const std::stri
 }
 
 Result<AgentConfig> LoadAgentConfig(const std::string& path) {
-  auto text = internal::ReadSmallFile(path, kMaxConfigBytes);
+  auto text = internal::ReadConfigFile(path, kMaxConfigBytes);
   if (!text.ok()) return text.status();
   return ParseAgentConfig(*text, path);
 }

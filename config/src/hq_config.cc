@@ -126,7 +126,7 @@ Result<HqConfig> ParseHqConfig(std::string_view toml_text, const std::string& pa
 }
 
 Result<HqConfig> LoadHqConfig(const std::string& path) {
-  auto text = internal::ReadSmallFile(path, kMaxConfigBytes);
+  auto text = internal::ReadConfigFile(path, kMaxConfigBytes);
   if (!text.ok()) return text.status();
   return ParseHqConfig(*text, path);
 }

@@ -1,14 +1,12 @@
 #include "reader.h"
 
+#include "loyalty/base/file.h"
 #include "loyalty/base/toml_scan.h"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
-#include <cerrno>
 #include <cstring>
 #include <limits>
 
@@ -321,28 +319,10 @@ std::optional<toml::table> ParseToml(std::string_view text, const std::string& f
   return std::nullopt;
 }
 
-Result<std::string> ReadSmallFile(const std::string& path, size_t max_bytes) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
-  if (fd < 0) return Status::Error(kCode, path + ": cannot open: " + std::strerror(errno));
-  std::string data;
-  char buf[8192];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int err = errno;
-      ::close(fd);
-      return Status::Error(kCode, path + ": cannot read: " + std::strerror(err));
-    }
-    if (n == 0) break;
-    data.append(buf, static_cast<size_t>(n));
-    if (data.size() > max_bytes) {
-      ::close(fd);
-      return Status::Error(kCode, path + ": larger than " + std::to_string(max_bytes) + " bytes");
-    }
-  }
-  ::close(fd);
-  return data;
+Result<std::string> ReadConfigFile(const std::string& path, size_t max_bytes) {
+  auto text = ReadFileCapped(path, max_bytes);
+  if (!text.ok()) return Status::Error(kCode, text.status().message());
+  return text;
 }
 
 bool ParseListen(std::string_view s, HostPort& out, std::string& why) {

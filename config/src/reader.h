@@ -104,8 +104,9 @@ const toml::table* SubTable(Errors& errors, const toml::table& parent, std::stri
 // Parses TOML text, reporting a syntax error as "<file>:<line>:<column>: <what>".
 std::optional<toml::table> ParseToml(std::string_view text, const std::string& file, Status& error);
 
-// Reads a whole file of at most max_bytes; error code config_invalid, "<file>: <reason>".
-Result<std::string> ReadSmallFile(const std::string& path, size_t max_bytes);
+// Reads a whole file of at most max_bytes (ReadFileCapped, loyalty/base/file.h); any error
+// is config_invalid, "<file>: <reason>".
+Result<std::string> ReadConfigFile(const std::string& path, size_t max_bytes);
 
 // Host and port as in "127.0.0.1:8787", "[::1]:8787", "localhost:8787".
 struct HostPort {

@@ -2,13 +2,13 @@
 #define ZX_USE_UTF8 1
 #include "loyalty/drivers/image_decode.h"
 
+#include "loyalty/base/file.h"
+
 #include <ZXing/ReadBarcode.h>
 #include <stb_image.h>
 #include <zlib.h>
 
-#include <cerrno>
 #include <climits>
-#include <cstdio>
 #include <cstring>
 #include <memory>
 
@@ -198,21 +198,13 @@ Result<std::vector<DecodedCode>> DecodeImageBytes(const uint8_t* data, size_t si
 }
 
 Result<std::vector<DecodedCode>> DecodeImageFile(const std::string& path, ImageHeader* header) {
-  std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "rbe"), std::fclose);
-  if (!f) {
-    return Status::Error(errno == ENOENT ? ErrorCode::kNotFound : ErrorCode::kIoError,
-                         path + ": " + std::strerror(errno));
+  auto bytes = ReadFileCapped(path, kMaxImageFileBytes);
+  if (!bytes.ok()) {
+    if (bytes.status().code() == ErrorCode::kFileTooLarge) return TooLarge(bytes.status().message());
+    return bytes.status();  // not_found (taken away meanwhile) or io_error
   }
-  std::vector<uint8_t> bytes;
-  uint8_t buf[65536];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f.get())) > 0) {
-    if (bytes.size() + n > kMaxImageFileBytes) return Status::Error(ErrorCode::kImageTooLarge, path + ": larger than 64 MiB");
-    bytes.insert(bytes.end(), buf, buf + n);
-  }
-  if (std::ferror(f.get())) return Status::Error(ErrorCode::kIoError, path + ": read failed");
-  if (bytes.empty()) return Status::Error(ErrorCode::kUnreadableImage, path + ": empty file");
-  return DecodeImageBytes(bytes.data(), bytes.size(), header);
+  if (bytes->empty()) return Status::Error(ErrorCode::kUnreadableImage, path + ": empty file");
+  return DecodeImageBytes(reinterpret_cast<const uint8_t*>(bytes->data()), bytes->size(), header);
 }
 
 }  // namespace loyalty::drivers

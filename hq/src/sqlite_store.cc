@@ -8,6 +8,7 @@
 #include "loyalty/hq/store.h"
 #include "loyalty/base/encoding.h"
 #include "loyalty/model/entry.h"
+#include "loyalty/model/entry_columns.h"
 #include "loyalty/sqlite/sqlite.h"
 #include "loyalty/recon/sqlite_store.h"
 
@@ -121,8 +122,6 @@ CREATE TABLE spend_totals (
   if (!var##_r.ok()) return var##_r.status(); \
   Stmt& var = **var##_r
 
-constexpr const char* kEntryCols =
-    "entry_id, terminal_id, seq, kind, member_id, points, at_ms, checkout_id, refund_id, detail, prev_hash, hash";
 constexpr const char* kMemberCols =
     "member_id, name_enc, phone_enc, birthday_enc, display_name, phone_masked, phone_hash, birthday_month, "
     "card_number, tier, status, frozen_reason, unfrozen_at_ms, balance, created_at_ms, change_seq";
@@ -141,22 +140,13 @@ Result<std::string> StoredHash(const std::string& text, const std::string& what)
   return *raw;
 }
 
+// The shared entry columns (loyalty/model/entry_columns.h); the hashes are stored as hex
+// text and held raw (model::Entry).
 Result<sync::Entry> ReadEntry(const Stmt& s) {
-  sync::Entry e;
-  e.entry_id = s.Text(0);
-  e.terminal_id = s.Text(1);
-  e.seq = s.Int(2);
-  e.kind = s.Text(3);
-  e.member_id = static_cast<uint64_t>(s.Int(4));
-  e.points = s.Int(5);
-  e.at_ms = s.Int(6);
-  e.checkout_id = s.Text(7);
-  e.refund_id = s.Text(8);
-  e.detail = s.Text(9);
-  // Stored as hex text; held raw (model::Entry).
-  auto prev = StoredHash(s.Text(10), "entry " + e.entry_id);
+  sync::Entry e = model::ReadEntryColumns(s);
+  auto prev = StoredHash(e.prev_hash, "entry " + e.entry_id);
   if (!prev.ok()) return prev.status();
-  auto hash = StoredHash(s.Text(11), "entry " + e.entry_id);
+  auto hash = StoredHash(e.hash, "entry " + e.entry_id);
   if (!hash.ok()) return hash.status();
   e.prev_hash = std::move(*prev);
   e.hash = std::move(*hash);
@@ -312,16 +302,16 @@ class SqliteStore final : public Store {
 
   // --- entries
   Status InsertEntry(const sync::Entry& e, bool applied, int64_t received_at_ms) override {
-    HQ_PREPARE(st, std::string("INSERT INTO entries (") + kEntryCols +
-                       ", applied, received_at_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
-    st.Bind(1, e.entry_id).Bind(2, e.terminal_id).Bind(3, e.seq).Bind(4, e.kind).Bind(5, e.member_id);
+    HQ_PREPARE(st, "INSERT INTO entries (" LOYALTY_ENTRY_COLUMNS
+                   ", applied, received_at_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    st.Bind(1, e.seq).Bind(2, e.entry_id).Bind(3, e.terminal_id).Bind(4, e.kind).Bind(5, e.member_id);
     st.Bind(6, e.points).Bind(7, e.at_ms).Bind(8, e.checkout_id).Bind(9, e.refund_id).Bind(10, e.detail);
     st.Bind(11, HexEncode(e.prev_hash)).Bind(12, HexEncode(e.hash)).Bind(13, int64_t{applied ? 1 : 0}).Bind(14, received_at_ms);
     return st.Run();
   }
 
   Result<std::optional<sync::Entry>> GetEntry(const std::string& entry_id) override {
-    HQ_PREPARE(st, std::string("SELECT ") + kEntryCols + " FROM entries WHERE entry_id = ?");
+    HQ_PREPARE(st, "SELECT " LOYALTY_ENTRY_COLUMNS " FROM entries WHERE entry_id = ?");
     st.Bind(1, entry_id);
     if (st.Step()) {
       auto e = ReadEntry(st);
@@ -333,7 +323,7 @@ class SqliteStore final : public Store {
   }
 
   Result<std::vector<sync::Entry>> EntriesAtSeq(const std::string& terminal_id, int64_t seq) override {
-    HQ_PREPARE(st, std::string("SELECT ") + kEntryCols + " FROM entries WHERE terminal_id = ? AND seq = ?");
+    HQ_PREPARE(st, "SELECT " LOYALTY_ENTRY_COLUMNS " FROM entries WHERE terminal_id = ? AND seq = ?");
     st.Bind(1, terminal_id).Bind(2, seq);
     std::vector<sync::Entry> out;
     while (st.Step()) {

@@ -37,6 +37,30 @@ TEST_F(LedgerEntriesTest, AnAppendedEntryIsReadBackWithEveryField) {
   EXPECT_FALSE(e.acked);
 }
 
+// The committed head is read from the file: a reader sees the writer's commits (its own
+// head_seq() stays what it loaded at open), an open transaction's appends are not seen.
+TEST_F(LedgerEntriesTest, TheCommittedHeadIsTheFilesLastEntryOnAnyConnection) {
+  auto w = OpenWriter();
+  auto r = OpenReader();
+  EXPECT_EQ(r->CommittedHead().value(), std::nullopt);
+  EXPECT_EQ(w->CommittedHead().value(), std::nullopt);
+  EntryRow b;
+  InTransaction(*w, [&] {
+    Append(*w, "earn", 7, 100, 1000);
+    b = Append(*w, "earn", 8, 5, 2000);
+  });
+  auto head = r->CommittedHead().value();
+  ASSERT_TRUE(head.has_value());
+  EXPECT_EQ(head->seq, 2);
+  EXPECT_EQ(head->hash, b.hash);
+  EXPECT_EQ(r->head_seq(), 0);  // the reader's own view, from its open
+  ASSERT_TRUE(w->Begin().ok());
+  Append(*w, "earn", 7, 1, 3000);
+  EXPECT_EQ(r->CommittedHead().value()->seq, 2);
+  w->Rollback();
+  EXPECT_EQ(w->CommittedHead().value()->hash, b.hash);
+}
+
 TEST_F(LedgerEntriesTest, PendingEntriesAreThoseHqHasNotAcknowledged) {
   auto l = OpenWriter();
   EXPECT_EQ(l->PendingEntryCount().value(), 0);

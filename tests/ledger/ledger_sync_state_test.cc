@@ -276,6 +276,40 @@ TEST_F(LedgerSyncStateTest, TheReconIndexFollowsTheChainAndIsTheWritersOnly) {
   EXPECT_EQ(flush.code(), ErrorCode::kInternal);
 }
 
+// A snapshot holds one state of both sets while the writer goes on: what was committed
+// when it opened, not what came after; a new snapshot sees the rest.
+TEST_F(LedgerSyncStateTest, AReconSnapshotHoldsOneStateOfBothSets) {
+  auto l = OpenWriter();
+  EntryRow first, second;
+  InTransaction(*l, [&] {
+    first = Append(*l, "earn", 7, 30, 1000);
+    ASSERT_TRUE(l->UpsertMember(FullMember(7, 30)).ok());
+    ASSERT_TRUE(l->FlushReconIndex().ok());
+  });
+  auto snap = ReconSnapshot::Open(path_);
+  ASSERT_TRUE(snap.ok()) << snap.status().ToString();
+  EXPECT_TRUE(SetHolds((*snap)->entries(), EntryItem(first)));
+  EXPECT_TRUE(SetHolds((*snap)->balances(), BalanceItem(7, 0)));  // 30, all of it unacknowledged
+
+  InTransaction(*l, [&] {
+    second = Append(*l, "earn", 7, 5, 2000);
+    ASSERT_TRUE(l->AckEntries({first.entry_id}).ok());
+    ASSERT_TRUE(l->FlushReconIndex().ok());
+  });
+  EXPECT_FALSE(SetHolds((*snap)->entries(), EntryItem(second)));
+  EXPECT_TRUE(SetHolds((*snap)->balances(), BalanceItem(7, 0)));
+
+  auto later = ReconSnapshot::Open(path_);
+  ASSERT_TRUE(later.ok()) << later.status().ToString();
+  EXPECT_TRUE(SetHolds((*later)->entries(), EntryItem(first)));
+  EXPECT_TRUE(SetHolds((*later)->entries(), EntryItem(second)));
+  EXPECT_TRUE(SetHolds((*later)->balances(), BalanceItem(7, 25)));  // 30 less the unacknowledged 5
+  snap->reset();
+  later->reset();
+  // Read-only and without a writer's index: a file no writer made is refused.
+  EXPECT_FALSE(ReconSnapshot::Open((dir_ / "none.db").string()).ok());
+}
+
 SyncRunRow RunRow(const std::string& id, int64_t started_at_ms, const std::string& result) {
   SyncRunRow r;
   r.run_id = id;

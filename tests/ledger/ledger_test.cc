@@ -5,9 +5,12 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <thread>
 #include <tuple>
 
 #include "ledger_test_util.h"
@@ -190,6 +193,38 @@ TEST_F(LedgerTest, BalanceMustEqualTheSumOfLots) {
   auto lots = l->Lots(42).value();
   ASSERT_EQ(lots.size(), 2u);
   EXPECT_LT(lots[0].lot_id, lots[1].lot_id);
+}
+
+// Interrupt stops what the connection runs from another thread (the daemon stops its
+// start-up check with it); the connection goes on serving reads, and on an idle connection
+// it does nothing.
+TEST_F(LedgerTest, InterruptStopsARunningStatementAndLeavesTheConnectionUsable) {
+  { auto w = OpenWriter(); }
+  auto r = OpenReader();
+  r->Interrupt();  // idle: no effect on what follows
+  EXPECT_EQ(r->EntryCount().value(), 0);
+  std::atomic<bool> done{false};
+  Status endless_status;
+  std::thread t([&] {
+    // Runs until interrupted (a count over an endless sequence).
+    auto st = r->db().Prepare("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c");
+    if (st.ok()) {
+      (*st)->Step();
+      endless_status = (*st)->status();
+    } else {
+      endless_status = st.status();
+    }
+    done = true;
+  });
+  // An interrupt with no statement running is lost: sent until the statement ends.
+  for (int i = 0; i < 10000 && !done; ++i) {
+    r->Interrupt();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  t.join();
+  ASSERT_TRUE(done);
+  EXPECT_FALSE(endless_status.ok());
+  EXPECT_EQ(r->EntryCount().value(), 0);
 }
 
 TEST_F(LedgerTest, ReaderSeesCommittedStateOnly) {

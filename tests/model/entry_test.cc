@@ -5,7 +5,10 @@
 #include <gtest/gtest.h>
 
 #include "loyalty/base/encoding.h"
+#include "loyalty/model/entry_columns.h"
 #include "loyalty/model/sale.h"
+#include "loyalty/sqlite/sqlite.h"
+#include "support/files.h"
 
 namespace loyalty::model {
 namespace {
@@ -23,6 +26,35 @@ Entry Sample() {
   e.detail = R"({"why":"é"})";
   e.prev_hash = ZeroHash();
   return e;
+}
+
+// The one reader of an entry's stored columns (loyalty/model/entry_columns.h), used by
+// the terminal's ledger and HQ's store alike: every field, selected as
+// LOYALTY_ENTRY_COLUMNS from a real SQLite row, is read back from its column, and a
+// store's own columns follow at kEntryColumnCount.
+TEST(EntryTest, EveryFieldIsReadBackFromItsStoredColumn) {
+  Entry e = Sample();
+  e.member_id = 18446744073709551615u;  // stored as its int64 bit pattern
+  e.refund_id = "r-1";
+  e.prev_hash = std::string(32, '\x01');
+  e.hash = std::string(31, '\xfe') + '\0';
+  loyalty::testing::TempDir dir("entry_columns");
+  auto db = sqlite::Db::Open((dir / "e.db").string(), /*read_only=*/false);
+  ASSERT_TRUE(db.ok()) << db.status().ToString();
+  ASSERT_TRUE((*db)->Exec("CREATE TABLE entries (" LOYALTY_ENTRY_COLUMNS ", extra)").ok());
+  {
+    auto st = (*db)->Prepare("INSERT INTO entries (" LOYALTY_ENTRY_COLUMNS ", extra) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    ASSERT_TRUE(st.ok()) << st.status().ToString();
+    (*st)->Bind(1, e.seq).Bind(2, e.entry_id).Bind(3, e.terminal_id).Bind(4, e.kind).Bind(5, e.member_id);
+    (*st)->Bind(6, e.points).Bind(7, e.at_ms).Bind(8, e.checkout_id).Bind(9, e.refund_id).Bind(10, e.detail);
+    (*st)->BindBlob(11, e.prev_hash).BindBlob(12, e.hash).Bind(13, int64_t{7});
+    ASSERT_TRUE((*st)->Run().ok());
+  }
+  auto st = (*db)->Prepare("SELECT " LOYALTY_ENTRY_COLUMNS ", extra FROM entries");
+  ASSERT_TRUE(st.ok()) << st.status().ToString();
+  ASSERT_TRUE((*st)->Step()) << (*st)->status().ToString();
+  EXPECT_EQ(ReadEntryColumns(**st), e);
+  EXPECT_EQ((*st)->Int(kEntryColumnCount), 7);
 }
 
 TEST(EntryTest, CanonicalBytesAreTheProtocolArray) {

@@ -73,16 +73,19 @@ Status Ledger::RefreshBalanceItem(uint64_t member_id, int64_t balance) {
   return balances_index_->Upsert(recon::MemberBalanceItem(std::to_string(member_id), balance - *unacked, 0));
 }
 
-Status Ledger::LoadChainHead() {
+Result<std::optional<ChainHead>> Ledger::CommittedHead() {
   LEDGER_PREPARE(st, "SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1");
-  if (st.Step()) {
-    head_seq_ = st.Int(0);
-    head_hash_ = st.Text(1);
-  } else {
-    head_seq_ = 0;
-    head_hash_ = model::ZeroHash();
-  }
-  return st.status();
+  if (st.Step()) return std::optional<ChainHead>(ChainHead{st.Int(0), st.Text(1)});
+  LEDGER_CHECK_STEP(st);
+  return std::optional<ChainHead>();
+}
+
+Status Ledger::LoadChainHead() {
+  auto head = CommittedHead();
+  if (!head.ok()) return head.status();
+  head_seq_ = *head ? (*head)->seq : 0;
+  head_hash_ = *head ? (*head)->hash : model::ZeroHash();
+  return Status::Ok();
 }
 
 // Transaction control runs as cached prepared statements: sqlite3_exec would parse the
@@ -102,9 +105,7 @@ Result<EntryRow> Ledger::AppendEntry(const EntryDraft& d) {
   e.detail = d.detail;
   e.prev_hash = head_hash_;
   e.hash = model::ChainHash(e.prev_hash, model::CanonicalEntryBytes(e));
-  LEDGER_PREPARE(st,
-                 "INSERT INTO entries (seq, entry_id, terminal_id, kind, member_id, points, at_ms, checkout_id, "
-                 "refund_id, detail, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)");
+  LEDGER_PREPARE(st, "INSERT INTO entries (" LOYALTY_ENTRY_COLUMNS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?)");
   st.Bind(1, e.seq).Bind(2, e.entry_id).Bind(3, e.terminal_id).Bind(4, e.kind).Bind(5, e.member_id);
   st.Bind(6, e.points).Bind(7, e.at_ms).Bind(8, e.checkout_id).Bind(9, e.refund_id).Bind(10, e.detail);
   st.BindBlob(11, e.prev_hash).BindBlob(12, e.hash);

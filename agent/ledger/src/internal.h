@@ -3,6 +3,7 @@
 #pragma once
 
 #include "loyalty/ledger/ledger.h"
+#include "loyalty/model/entry_columns.h"
 #include "loyalty/sqlite/sqlite.h"
 
 namespace loyalty::ledger {
@@ -23,25 +24,11 @@ namespace internal {
 #define LEDGER_CHECK_STEP(st) \
   if (!(st).status().ok()) return (st).status()
 
+// The shared entry columns (loyalty/model/entry_columns.h), then the ledger's acked flag.
 inline EntryRow ReadEntry(const Stmt& s) {
-  EntryRow e;
-  e.seq = s.Int(0);
-  e.entry_id = s.Text(1);
-  e.terminal_id = s.Text(2);
-  e.kind = s.Text(3);
-  e.member_id = static_cast<uint64_t>(s.Int(4));
-  e.points = s.Int(5);
-  e.at_ms = s.Int(6);
-  e.checkout_id = s.Text(7);
-  e.refund_id = s.Text(8);
-  e.detail = s.Text(9);
-  e.prev_hash = s.Text(10);
-  e.hash = s.Text(11);
-  e.acked = s.Int(12) != 0;
-  return e;
+  return EntryRow{model::ReadEntryColumns(s), s.Int(model::kEntryColumnCount) != 0};
 }
-#define LEDGER_ENTRY_COLS\
-    "seq, entry_id, terminal_id, kind, member_id, points, at_ms, checkout_id, refund_id, detail, prev_hash, hash, acked"
+#define LEDGER_ENTRY_COLS LOYALTY_ENTRY_COLUMNS ", acked"
 
 inline MemberRow ReadMember(const Stmt& s) {
   MemberRow m;

@@ -243,6 +243,8 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(const std::string& path, Mode mode,
   return l;
 }
 
+void Ledger::Interrupt() { sqlite3_interrupt(db_->raw()); }
+
 Ledger::~Ledger() {
   if (in_txn_) Rollback();
   if (wal_) sqlite3_wal_hook(db_->raw(), nullptr, nullptr);

@@ -58,9 +58,7 @@ Result<std::vector<EntryRow>> Ledger::EntriesByIds(const std::vector<std::string
       LEDGER_CHECK_STEP(st);
     }
     // branch_entries has no acked column: HQ holds every one of them.
-    LEDGER_PREPARE(st,
-                   "SELECT seq, entry_id, terminal_id, kind, member_id, points, at_ms, checkout_id, refund_id, "
-                   "detail, prev_hash, hash, 1 FROM branch_entries WHERE entry_id = ?");
+    LEDGER_PREPARE(st, "SELECT " LOYALTY_ENTRY_COLUMNS ", 1 FROM branch_entries WHERE entry_id = ?");
     st.Bind(1, id);
     if (st.Step()) out.push_back(ReadEntry(st));
     LEDGER_CHECK_STEP(st);
@@ -120,10 +118,8 @@ Result<RestoreOutcome> Ledger::RestoreEntry(const EntryRow& e) {
   }
   bool chains = e.seq == head_seq_ + 1 && e.prev_hash == head_hash_;
   {
-    std::string sql = chains ? "INSERT INTO entries (seq, entry_id, terminal_id, kind, member_id, points, at_ms, "
-                               "checkout_id, refund_id, detail, prev_hash, hash, acked) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,1)"
-                             : "INSERT INTO branch_entries (seq, entry_id, terminal_id, kind, member_id, points, at_ms, "
-                               "checkout_id, refund_id, detail, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)";
+    std::string sql = chains ? "INSERT INTO entries (" LEDGER_ENTRY_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,1)"
+                             : "INSERT INTO branch_entries (" LOYALTY_ENTRY_COLUMNS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?)";
     LEDGER_PREPARE(st, sql);
     st.Bind(1, e.seq).Bind(2, e.entry_id).Bind(3, e.terminal_id).Bind(4, e.kind).Bind(5, e.member_id);
     st.Bind(6, e.points).Bind(7, e.at_ms).Bind(8, e.checkout_id).Bind(9, e.refund_id).Bind(10, e.detail);
@@ -277,6 +273,33 @@ Result<int> Ledger::FailInterruptedSyncRuns(int64_t now_ms) {
   st.Bind(1, now_ms);
   if (Status s = st.Run(); !s.ok()) return s;
   return db_->Changes();
+}
+
+Result<std::unique_ptr<ReconSnapshot>> ReconSnapshot::Open(const std::string& path) {
+  std::unique_ptr<ReconSnapshot> v(new ReconSnapshot);
+  // Read-only: the writer created the tables and scopes at start-up, and nothing here may
+  // change a row.
+  auto db = Db::Open(path, /*read_only=*/true);
+  if (!db.ok()) return db.status();
+  v->db_ = std::move(*db);
+  recon::SqliteStore::Options existing;
+  existing.existing_only = true;
+  auto e = recon::SqliteStore::Open(v->db_->raw(), kReconTablePrefix, kReconEntriesScope, existing);
+  if (!e.ok()) return e.status();
+  auto b = recon::SqliteStore::Open(v->db_->raw(), kReconTablePrefix, kReconBalancesScope, existing);
+  if (!b.ok()) return b.status();
+  v->entries_ = std::move(*e);
+  v->balances_ = std::move(*b);
+  // The read that takes the snapshot: WAL holds it from here to the ROLLBACK.
+  if (Status s = v->db_->Exec("BEGIN; SELECT count(*) FROM recon_meta;"); !s.ok()) return s;
+  v->open_ = true;
+  return v;
+}
+
+ReconSnapshot::~ReconSnapshot() {
+  entries_.reset();
+  balances_.reset();
+  if (open_) (void)db_->Exec("ROLLBACK");  // a read transaction: nothing to lose
 }
 
 }  // namespace loyalty::ledger

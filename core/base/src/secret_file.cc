@@ -1,5 +1,7 @@
 #include "loyalty/base/secret_file.h"
 
+#include "loyalty/base/file.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -65,20 +67,11 @@ Result<std::string> ReadSecretFile(const std::string& path, SecretAccess access,
                   "it, or others than its owner "
                   "change it; chmod 640 (or 600) it");
   }
-  if (static_cast<uint64_t>(st.st_size) > max_bytes) {
+  // The checked descriptor is the one read, by the common capped read (loyalty/base/file.h);
+  // a file over the cap is refused as the other refusals are.
+  auto data = ReadFdCapped(fd.get(), path, max_bytes);
+  if (!data.ok() && data.status().code() == ErrorCode::kFileTooLarge)
     return refuse("larger than " + std::to_string(max_bytes) + " bytes");
-  }
-  std::string data;
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Status::Error(ErrorCode::kIoError, path + ": cannot read: " + std::strerror(errno));
-    if (n == 0) break;
-    data.append(buf, static_cast<size_t>(n));
-    // The size in fstat may be stale (the file grows while read): the cap holds anyway.
-    if (data.size() > max_bytes) return refuse("larger than " + std::to_string(max_bytes) + " bytes");
-  }
   return data;
 }
 

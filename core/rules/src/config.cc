@@ -5,14 +5,12 @@
 
 #include <toml++/toml.h>
 
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
 #include <limits>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "loyalty/base/file.h"
 #include "loyalty/base/hash.h"
 #include "loyalty/base/json.h"
 #include "loyalty/base/json_reader.h"
@@ -366,23 +364,9 @@ Result<Rules> ParseRulesToml(std::string_view text, const std::string& source_na
 }
 
 Result<Rules> LoadRulesToml(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) return Status::Error(kCode, path + ": cannot open: " + std::strerror(errno));
-  std::string data;
-  char buf[8192];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) {
-    data.append(buf, n);
-    if (data.size() > kMaxFileBytes) {
-      std::fclose(f);
-      return Status::Error(kCode, path + ": larger than " + std::to_string(kMaxFileBytes) + " bytes");
-    }
-  }
-  bool failed = std::ferror(f) != 0;
-  int err = errno;
-  std::fclose(f);
-  if (failed) return Status::Error(kCode, path + ": cannot read: " + std::strerror(err));
-  return ParseRulesToml(data, path);
+  auto data = ReadFileCapped(path, kMaxFileBytes);
+  if (!data.ok()) return Status::Error(kCode, data.status().message());
+  return ParseRulesToml(*data, path);
 }
 
 }  // namespace loyalty::rules

@@ -118,6 +118,12 @@ enum class RestoreOutcome {
   kPresent,  // the ledger already held it (same id, same hash)
 };
 
+// The last entry of the chain: its seq and hash (32 raw bytes).
+struct ChainHead {
+  int64_t seq = 0;
+  std::string hash;
+};
+
 struct VerifyReport {
   int64_t entries = 0;
   std::vector<std::string> problems;  // empty: everything verified
@@ -138,6 +144,11 @@ class Ledger {
 
   int schema_version();
   sqlite::Db& db() { return *db_; }
+
+  // Stops the statement this connection is running (a CheckIntegrity scan, a long read),
+  // which then fails; the one method that is safe to call from another thread while the
+  // connection is in use. No effect on an idle connection.
+  void Interrupt();
 
   // Whether this file is latched as damaged (by any connection of this process: a
   // corruption error, or a failing CheckIntegrity), and why.
@@ -172,6 +183,10 @@ class Ledger {
   Result<EntryRow> AppendEntry(const EntryDraft& d);
   Result<int64_t> EntryCount();  // the chain's length: its last seq (seq has no gaps; Verify checks that)
   Result<int64_t> PendingEntryCount();  // not yet acknowledged by HQ
+  // The chain's last entry as the file holds it now (nullopt: no entry yet). Unlike
+  // head_seq() / head_hash(), this connection's own view (loaded at open, moved by its
+  // appends), it reads the file: on a reader, the writer's last commit. Any connection.
+  Result<std::optional<ChainHead>> CommittedHead();
   Result<std::vector<EntryRow>> RecentEntries(uint64_t member_id, int limit);
   Result<std::vector<EntryRow>> EntriesForCheckout(const std::string& checkout_id);
   // Sum of this terminal's earn entries for the member with at_ms > since_ms.
@@ -308,6 +323,27 @@ class Ledger {
   std::unique_ptr<WalState> wal_;
   static int OnWalCommit(void* arg, sqlite3* db, const char* name, int pages);
   int64_t idle_checkpoints_ = 0;
+};
+
+// One snapshot of the reconciliation index (both sets: entries and balances) for as long
+// as it lives: a read transaction on a read-only connection of its own, so a sync run's
+// exchange sees one state of both while checkouts go on committing on the writer. Opens
+// only a ledger whose writer has created the index. Used from one thread.
+class ReconSnapshot {
+ public:
+  static Result<std::unique_ptr<ReconSnapshot>> Open(const std::string& path);
+  ~ReconSnapshot();  // ends the read transaction
+  ReconSnapshot(const ReconSnapshot&) = delete;
+  ReconSnapshot& operator=(const ReconSnapshot&) = delete;
+
+  const recon::FingerprintStore& entries() const { return *entries_; }
+  const recon::FingerprintStore& balances() const { return *balances_; }
+
+ private:
+  ReconSnapshot() = default;
+  std::unique_ptr<sqlite::Db> db_;
+  std::unique_ptr<recon::SqliteStore> entries_, balances_;
+  bool open_ = false;
 };
 
 }  // namespace loyalty::ledger

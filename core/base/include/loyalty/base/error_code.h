@@ -54,6 +54,7 @@ namespace loyalty {
   X(kTimezoneInvalid, "timezone_invalid")                         \
   X(kSecretFileRefused, "secret_file_refused")                    \
   X(kIoError, "io_error")                                         \
+  X(kFileTooLarge, "file_too_large")                              \
   X(kTimeout, "timeout")                                          \
   X(kCancelled, "cancelled")                                      \
   X(kOverflow, "overflow")                                        \

@@ -6,10 +6,10 @@
 // owner's group), when anyone but its owner can write it, when it is a symbolic link, or
 // when it is not a regular file. The check is made on the descriptor that is read (open
 // with O_NOFOLLOW, then fstat), so the file checked is the file read even if the path is
-// swapped in between.
+// swapped in between. The descriptor is then read by ReadFdCapped (loyalty/base/file.h).
 //
 // Public files (CA certificates, certificates, CRLs, rules) are not secrets and are read
-// without these checks.
+// without these checks (ReadFileCapped, loyalty/base/file.h).
 //
 // Stateless and thread-safe.
 #pragma once

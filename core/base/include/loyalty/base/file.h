@@ -1,0 +1,30 @@
+// Reading a whole file with a size cap: THE reader for every file a process reads whole
+// (configuration, rules, scanned images; secret files through ReadSecretFile, which makes
+// its own checks on the descriptor and then reads it with ReadFdCapped).
+//
+// Stateless and thread-safe.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include "loyalty/base/status.h"
+
+namespace loyalty {
+
+// Reads the whole regular file at path: at most max_bytes (a file of exactly max_bytes is
+// read; one byte more is refused). Opened without blocking, so a fifo in the file's place
+// is refused rather than waited on. Errors, each with the message "<path>: <reason>":
+//   "not_found"       the path does not exist ("cannot open: No such file or directory")
+//   "file_too_large"  larger than max_bytes ("larger than N bytes"), by its size or while
+//                     read (a file that grows)
+//   "io_error"        any other failure to open, stat or read, or not a regular file
+//                     (a directory, a fifo, a device: "not a regular file")
+Result<std::string> ReadFileCapped(const std::string& path, size_t max_bytes);
+
+// The read underneath ReadFileCapped, on a descriptor the caller opened and checked: from
+// the descriptor's offset to end of file, at most max_bytes ("file_too_large" past them,
+// "io_error" on a read error). path names the file in messages. Does not close fd.
+Result<std::string> ReadFdCapped(int fd, const std::string& path, size_t max_bytes);
+
+}  // namespace loyalty

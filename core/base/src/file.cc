@@ -1,0 +1,60 @@
+#include "loyalty/base/file.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+
+namespace loyalty {
+namespace {
+
+Status TooLarge(const std::string& path, size_t max_bytes) {
+  return Status::Error(ErrorCode::kFileTooLarge, path + ": larger than " + std::to_string(max_bytes) + " bytes");
+}
+
+}  // namespace
+
+Result<std::string> ReadFdCapped(int fd, const std::string& path, size_t max_bytes) {
+  std::string data;
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+    if (static_cast<uint64_t>(st.st_size) > max_bytes) return TooLarge(path, max_bytes);
+    data.reserve(static_cast<size_t>(st.st_size));
+  }
+  char buf[65536];
+  for (;;) {
+    // One byte past the cap is asked for at most: enough to tell "exactly the cap" from
+    // "over it" without reading further.
+    const size_t left = max_bytes - data.size();
+    const size_t want = left < sizeof buf ? left + 1 : sizeof buf;
+    const ssize_t n = ::read(fd, buf, want);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::Error(ErrorCode::kIoError, path + ": cannot read: " + std::strerror(errno));
+    if (n == 0) break;
+    // The size in fstat may be stale (the file grows while read): the cap holds anyway.
+    if (static_cast<size_t>(n) > left) return TooLarge(path, max_bytes);
+    data.append(buf, static_cast<size_t>(n));
+  }
+  return data;
+}
+
+Result<std::string> ReadFileCapped(const std::string& path, size_t max_bytes) {
+  // O_NONBLOCK: a fifo in the file's place must not block the open (it is refused below).
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0) {
+    const int err = errno;
+    return Status::Error(err == ENOENT ? ErrorCode::kNotFound : ErrorCode::kIoError,
+                         path + ": cannot open: " + std::strerror(err));
+  }
+  struct stat st {};
+  Result<std::string> out = Status::Error(ErrorCode::kIoError, path + ": not a regular file");
+  if (::fstat(fd, &st) != 0) out = Status::Error(ErrorCode::kIoError, path + ": cannot stat: " + std::strerror(errno));
+  else if (S_ISREG(st.st_mode)) out = ReadFdCapped(fd, path, max_bytes);
+  ::close(fd);
+  return out;
+}
+
+}  // namespace loyalty
