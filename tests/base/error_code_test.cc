@@ -7,21 +7,14 @@
 #include <string>
 
 #include "loyalty/base/status.h"
+#include "support/error_codes.h"
 
 namespace loyalty {
 namespace {
 
-std::set<ErrorCode> AllCodes() {
-  std::set<ErrorCode> all;
-#define LOYALTY_TEST_COLLECT(name, text) all.insert(ErrorCode::name);
-  LOYALTY_ERROR_CODES(LOYALTY_TEST_COLLECT)
-#undef LOYALTY_TEST_COLLECT
-  return all;
-}
-
 TEST(ErrorCode, EveryCodeHasOneWireNameThatNamesItBack) {
   std::set<std::string> names;
-  for (ErrorCode c : AllCodes()) {
+  for (ErrorCode c : testing::AllErrorCodes()) {
     std::string name(ErrorCodeName(c));
     EXPECT_TRUE(names.insert(name).second) << "two codes are spelled " << name;
     ASSERT_TRUE(ErrorCodeFromName(name).has_value()) << name;

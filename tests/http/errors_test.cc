@@ -8,16 +8,10 @@
 #include <set>
 #include <vector>
 
+#include "support/error_codes.h"
+
 namespace loyalty::http {
 namespace {
-
-std::set<ErrorCode> AllCodes() {
-  std::set<ErrorCode> all;
-#define LOYALTY_TEST_COLLECT(name, text) all.insert(ErrorCode::name);
-  LOYALTY_ERROR_CODES(LOYALTY_TEST_COLLECT)
-#undef LOYALTY_TEST_COLLECT
-  return all;
-}
 
 TEST(HttpErrors, TheContractsTableHoldsCodeByCode) {
   // pos-api.md, "Errors", row by row; plus hq-and-sync.md's 403 and HQ's 409s.
@@ -46,7 +40,7 @@ TEST(HttpErrors, TheContractsTableHoldsCodeByCode) {
     }
   }
   // Every other code is internal to a process: 500, shown as "internal".
-  for (ErrorCode c : AllCodes()) {
+  for (ErrorCode c : testing::AllErrorCodes()) {
     if (in_spec.count(c)) continue;
     EXPECT_EQ(HttpStatusFor(c), 500) << c;
     EXPECT_EQ(PublicCode(c), ErrorCode::kInternal) << c;
