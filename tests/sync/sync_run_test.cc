@@ -79,7 +79,10 @@ class SyncRunTest : public ::testing::Test {
     ASSERT_TRUE(pki.ok()) << pki.status().ToString();
     pki_ = std::move(*pki);
     clock_.set_now_s(kT0);
-    hq_ = std::make_unique<InProcessHq>(dir_ / "hq", testing::InProcessHqOptions{.pki = pki_.get(), .clock = &clock_});
+    testing::InProcessHqOptions hq_options;
+    hq_options.pki = pki_.get();
+    hq_options.clock = &clock_;
+    hq_ = std::make_unique<InProcessHq>(dir_ / "hq", hq_options);
     member_ = hq_->CreateMember();
     ASSERT_FALSE(member_.empty());
     member_id_ = std::stoull(member_);
