@@ -187,7 +187,7 @@ void PosApi::Handle(http::Request&& req, http::Responder respond_now) {
   // ever built. Parsed once, here, for the routes that do read it.
   std::optional<json> body;
   if (!req.body.empty()) {
-    auto parsed = checkout::ParseJsonObject(req.body);
+    auto parsed = ParseJsonObject(req.body);
     if (!parsed.ok()) return refuse(parsed.status());
     body = std::move(*parsed);
   }
@@ -242,7 +242,7 @@ void PosApi::Handle(http::Request&& req, http::Responder respond_now) {
   if (route == Route::kNone)
     return refuse(Status::Error(ErrorCode::kNotFound, "no route " + req.method + " " + path));
 
-  if (!body) return refuse(checkout::ParseJsonObject(req.body).status());  // empty
+  if (!body) return refuse(ParseJsonObject(req.body).status());  // empty
 
   switch (route) {
     case Route::kIdentify: {

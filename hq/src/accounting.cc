@@ -20,7 +20,7 @@ namespace {
 // The reason of a terminal's freeze entry as HQ keeps and sends it: a short snake_case word
 // (within the limits table), "velocity" for anything else.
 std::string FreezeReason(const std::string& detail) {
-  auto d = sync::ParseJsonObject(detail);
+  auto d = ParseJsonObject(detail);
   if (d.ok()) {
     auto it = d->find("reason");
     if (it != d->end() && it->is_string()) {

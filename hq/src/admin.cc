@@ -104,7 +104,7 @@ struct Body {
 }  // namespace
 
 Result<json> HqService::Impl::AdminBody(const http::Request& req) {
-  auto j = sync::ParseJsonObject(req.body.empty() ? std::string_view("{}") : std::string_view(req.body));
+  auto j = ParseJsonObject(req.body.empty() ? std::string_view("{}") : std::string_view(req.body));
   if (!j.ok()) return j.status();
   return *j;
 }

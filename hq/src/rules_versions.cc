@@ -47,7 +47,7 @@ Result<std::shared_ptr<const rules::Rules>> HqService::Impl::RulesVersion(const 
     auto text = store.GetMeta("rules:" + v);
     if (!text.ok()) return text.status();
     if (!*text) return found;
-    auto j = sync::ParseJsonObject(**text);
+    auto j = ParseJsonObject(**text);
     if (!j.ok()) return Status::Error(ErrorCode::kInternal, "stored rules " + v + ": " + j.status().message());
     auto r = rules::RulesFromJson(*j);
     if (!r.ok()) return Status::Error(ErrorCode::kInternal, "stored rules " + v + ": " + r.status().message());

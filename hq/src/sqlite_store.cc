@@ -382,7 +382,7 @@ class SqliteStore final : public Store {
                  "AND terminal_id = '_hq' AND received_at_ms > ?");
       st.Bind(1, member_id).Bind(2, download_ms);
       while (st.Step()) {
-        auto detail = sync::ParseJsonObject(st.Text(1));
+        auto detail = ParseJsonObject(st.Text(1));
         if (!detail.ok()) continue;  // no time to judge by: the points stay known
         auto as_of = detail->find("as_of_s");
         if (as_of == detail->end() || !as_of->is_number_integer() || as_of->get<int64_t>() > at_s) continue;

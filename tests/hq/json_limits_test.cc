@@ -56,9 +56,9 @@ TEST_F(HqJsonLimitsTest, AdminBodiesCountOnlyBracketsOutsideStrings) {
 
 TEST(SyncCodecLimits, BothEndsRefuseThirtyThreeLevelsAndAcceptThirtyTwo) {
   // The terminal parsing HQ's replies and HQ parsing the terminal's messages share this.
-  auto ok = sync::ParseJsonObject("{\"x\":" + NestedJson(31, true) + "}");
+  auto ok = ParseJsonObject("{\"x\":" + NestedJson(31, true) + "}");
   EXPECT_TRUE(ok.ok()) << ok.status().ToString();
-  auto deep = sync::ParseJsonObject("{\"x\":" + NestedJson(32, true) + "}");
+  auto deep = ParseJsonObject("{\"x\":" + NestedJson(32, true) + "}");
   ASSERT_FALSE(deep.ok());
   EXPECT_EQ(deep.status().code(), ErrorCode::kBadRequest);
   EXPECT_EQ(deep.status().message(), "the body nests deeper than 32 levels");

@@ -548,8 +548,10 @@ Result<CommitOutcome> CheckoutService::CommitNew(ledger::Ledger& w, const json& 
     priced.member = std::move(*view);
     details.receipt_lines = ReceiptLines(q->points_to_earn, q->redeem_points, *balance_after, lots, now_s);
   }
-  details.entries = entries;
-  priced.quote = *q;
+  details.entries = std::move(entries);
+  // The quote and the entries move into the view's inputs; read from there on.
+  priced.quote = std::move(*q);
+  const rules::Quote& quote = priced.quote;
   std::string resp = CommitViewJson(priced, details);
 
   model::Checkout row;
@@ -558,18 +560,18 @@ Result<CommitOutcome> CheckoutService::CommitNew(ledger::Ledger& w, const json& 
   if (who->has_member) row.member_id = m.member_id;
   row.rules_version = r->version;
   row.committed_at_ms = now_ms;
-  row.subtotal_cents = q->subtotal_cents;
-  row.total_due_cents = q->total_due_cents;
-  row.points_earned = q->points_to_earn;
-  row.redeemed_points = q->redeem_points;
-  row.eligible_cents = q->eligible_cents;
-  row.redeemable_cents = q->redeemable_cents;
+  row.subtotal_cents = quote.subtotal_cents;
+  row.total_due_cents = quote.total_due_cents;
+  row.points_earned = quote.points_to_earn;
+  row.redeemed_points = quote.redeem_points;
+  row.eligible_cents = quote.eligible_cents;
+  row.redeemable_cents = quote.redeemable_cents;
   if (who->id.kind == codes::CodeKind::kDynamic && who->has_member) row.code_hash = who->id.code_hash;
   row.tender = req->tender.value_or("");
-  row.coupon_id = *coupon && q->coupon_applied ? (*coupon)->coupon_id : "";
+  row.coupon_id = *coupon && quote.coupon_applied ? (*coupon)->coupon_id : "";
   row.response_json = resp;
-  for (size_t i = 0; i < q->lines.size(); ++i) {
-    const auto& ql = q->lines[i];
+  for (size_t i = 0; i < quote.lines.size(); ++i) {
+    const auto& ql = quote.lines[i];
     model::CheckoutLine l;
     l.line = static_cast<int>(i);
     l.sku = req->lines[i].sku;
@@ -591,10 +593,10 @@ Result<CommitOutcome> CheckoutService::CommitNew(ledger::Ledger& w, const json& 
   if (events_.log)
     Log("checkout_committed", {{"checkout_id", req->checkout_id},
                                {"member_id", who->has_member ? json(MemberIdString(m.member_id)) : json(nullptr)},
-                               {"total_due_cents", q->total_due_cents},
-                               {"points_earned", q->points_to_earn},
-                               {"points_redeemed", q->redeem_points},
-                               {"entries", entries.size()}});
+                               {"total_due_cents", quote.total_due_cents},
+                               {"points_earned", quote.points_to_earn},
+                               {"points_redeemed", quote.redeem_points},
+                               {"entries", details.entries.size()}});
   if (froze)
     Log("member_frozen", {{"member_id", MemberIdString(m.member_id)}, {"reason", "velocity"}, {"checkout_id", req->checkout_id}});
   if (!upgraded_to.empty())

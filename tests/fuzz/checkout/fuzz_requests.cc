@@ -8,7 +8,7 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view body(reinterpret_cast<const char*>(data), size);
-  auto j = loyalty::checkout::ParseJsonObject(body);
+  auto j = loyalty::ParseJsonObject(body);
   if (!j.ok()) return 0;
   (void)loyalty::checkout::CanonicalHash(*j);
   (void)loyalty::checkout::ParseCheckoutRequest(*j, false);

@@ -15,10 +15,9 @@
 
 namespace loyalty::checkout {
 
-// Parses a request body: a UTF-8 JSON object nested at most kMaxJsonDepth (32) levels deep,
-// at most 1 MiB (enforced by the HTTP layer); bad_request for anything else. The one
-// parser of base/json.h, under the name the POS API's callers use.
-using loyalty::ParseJsonObject;
+// Request bodies are parsed with loyalty::ParseJsonObject (base/json.h): a UTF-8 JSON
+// object nested at most kMaxJsonDepth (32) levels deep, at most 1 MiB (enforced by the
+// HTTP layer); bad_request for anything else.
 
 // SHA-256 hex of the body's canonical form (keys sorted, no white space): the same JSON
 // value gives the same hash whatever its key order or spacing.

@@ -238,11 +238,10 @@ LOYALTY_SYNC_CODEC(MembersResponse)
 Status ValidateSnapshot(const Snapshot& s);
 
 // Parses a body: valid UTF-8 JSON whose top level is an object, nested at most
-// kMaxJsonDepth (32) levels deep (loyalty::ParseJsonObject, base/json.h, the one parser, here
-// under the name both ends' callers use), then FromJson. Malformed or too deep JSON is
+// kMaxJsonDepth (32) levels deep (loyalty::ParseJsonObject, base/json.h, the one parser),
+// then FromJson. Malformed or too deep JSON is
 // bad_request too. Never throws. Both ends use it: HQ for what terminals send, the terminal
 // for what HQ answers.
-using loyalty::ParseJsonObject;
 template <typename T>
 Result<T> ParseMessage(std::string_view body) {
   auto j = ParseJsonObject(body);
