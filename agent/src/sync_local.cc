@@ -252,8 +252,7 @@ Status SyncLocal::ApplyChanges(const sync::ChangesResponse& page) {
     for (const auto& id : page.identities)
       if (Status s = w.PutIdentity(id.channel, id.external_id, id.member_id); !s.ok()) return s;
     for (const auto& c : page.coupons) {
-      ledger::CouponRow row{c.coupon_id, c.member_id, c.kind, c.value_cents, c.bp, c.min_spend_cents,
-                            c.valid_from_s, c.valid_to_s, ""};
+      ledger::CouponRow row{c, ""};
       auto local = w.GetCoupon(c.coupon_id);
       if (!local.ok()) return local.status();
       // A local use stays recorded; a use HQ knows of (another store) makes it used here.

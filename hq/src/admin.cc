@@ -12,6 +12,7 @@
 #include "loyalty/base/encoding.h"
 #include "loyalty/base/hash.h"
 #include "loyalty/base/json.h"
+#include "loyalty/base/json_reader.h"
 #include "loyalty/base/time.h"
 #include "loyalty/codes/codes.h"
 #include "loyalty/codes/mint.h"
@@ -23,83 +24,52 @@ using namespace internal;
 
 namespace {
 
-Status BadRequest(std::string message) { return Status::Error(ErrorCode::kBadRequest, std::move(message)); }
-
 json ConflictJson(const ConflictRecord& c) {
   auto parsed = ParseJsonObject(c.detail);
   json detail = parsed.ok() ? std::move(*parsed) : json::object();
   return json{{"kind", c.kind}, {"at", FormatRfc3339(FloorDiv(c.at_ms, 1000))}, {"detail", detail}};
 }
 
-// --- small readers for admin bodies (the sync messages have their own codecs)
-struct Body {
-  const json& j;
-  Status status;
+// Admin bodies are read with the one JsonReader (loyalty/base/json_reader.h). Two forms are
+// the admin API's own: a member id as a decimal string (the protocol's form) or a JSON
+// integer, and a time as unix seconds or an RFC 3339 string.
+bool ReadMemberId(const JsonReader& f, uint64_t* out) {
+  const json* v = f.value();
+  if (v == nullptr) return f.Require();
+  if (v->is_number_integer()) return f.Uint(out);
+  if (v->is_string()) {
+    if (auto id = sync::ParseMemberId(v->get_ref<const std::string&>())) {
+      *out = *id;
+      return true;
+    }
+    return f.Fail("must be a decimal member id");
+  }
+  return f.Fail("must be a decimal member id, got " + DescribeJson(*v));
+}
 
-  const json* Get(const char* key, bool required) {
-    if (!status.ok()) return nullptr;
-    auto it = j.find(key);
-    if (it == j.end() || (!required && it->is_null())) {
-      if (required) status = BadRequest(std::string(key) + " is missing");
-      return nullptr;
+bool ReadOptMemberId(const JsonReader& f, std::optional<uint64_t>* out) {
+  out->reset();
+  if (f.absent()) return true;
+  uint64_t id = 0;
+  if (!ReadMemberId(f, &id)) return false;
+  *out = id;
+  return true;
+}
+
+constexpr int64_t kMaxUnixSeconds = (int64_t{1} << 40) - 1;
+
+bool ReadTime(const JsonReader& f, int64_t* out) {
+  const json* v = f.value();
+  if (v == nullptr) return f.Require();
+  if (v->is_number_integer()) return f.Int(out, 0, kMaxUnixSeconds);
+  if (v->is_string()) {
+    if (auto t = ParseRfc3339(v->get_ref<const std::string&>())) {
+      *out = *t;
+      return true;
     }
-    return &*it;
   }
-  std::optional<std::string> Str(const char* key, bool required, size_t min_len, size_t max_len) {
-    const json* v = Get(key, required);
-    if (!v) return std::nullopt;
-    if (!v->is_string()) {
-      status = BadRequest(std::string(key) + " must be a string");
-      return std::nullopt;
-    }
-    const auto& s = v->get_ref<const std::string&>();
-    if (s.size() < min_len || s.size() > max_len) {
-      status = BadRequest(std::string(key) + " must be " + std::to_string(min_len) + ".." + std::to_string(max_len) +
-                          " bytes");
-      return std::nullopt;
-    }
-    return s;
-  }
-  std::optional<int64_t> Int(const char* key, bool required, int64_t min, int64_t max) {
-    const json* v = Get(key, required);
-    if (!v) return std::nullopt;
-    if (!v->is_number_integer() || (v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(max))) {
-      status = BadRequest(std::string(key) + " must be an integer " + std::to_string(min) + ".." + std::to_string(max));
-      return std::nullopt;
-    }
-    int64_t x = v->get<int64_t>();
-    if (x < min || x > max) {
-      status = BadRequest(std::string(key) + " must be " + std::to_string(min) + ".." + std::to_string(max));
-      return std::nullopt;
-    }
-    return x;
-  }
-  // A member id as a decimal string (the protocol's form) or a JSON integer.
-  std::optional<uint64_t> MemberId(const char* key, bool required) {
-    const json* v = Get(key, required);
-    if (!v) return std::nullopt;
-    std::optional<uint64_t> id;
-    if (v->is_string()) id = sync::ParseMemberId(v->get_ref<const std::string&>());
-    else if (v->is_number_unsigned()) id = v->get<uint64_t>();
-    else if (v->is_number_integer() && v->get<int64_t>() >= 0) id = static_cast<uint64_t>(v->get<int64_t>());
-    if (!id) status = BadRequest(std::string(key) + " must be a decimal member id");
-    return id;
-  }
-  // Unix seconds as an integer, or an RFC 3339 string.
-  std::optional<int64_t> Time(const char* key, bool required) {
-    const json* v = Get(key, required);
-    if (!v) return std::nullopt;
-    if (v->is_string()) {
-      if (auto t = ParseRfc3339(v->get_ref<const std::string&>())) return t;
-    } else if (v->is_number_integer() && !v->is_number_unsigned()) {
-      return v->get<int64_t>();
-    } else if (v->is_number_unsigned() && v->get<uint64_t>() < (uint64_t{1} << 40)) {
-      return static_cast<int64_t>(v->get<uint64_t>());
-    }
-    status = BadRequest(std::string(key) + " must be unix seconds or an RFC 3339 time");
-    return std::nullopt;
-  }
-};
+  return f.Fail("must be unix seconds or an RFC 3339 time, got " + DescribeJson(*v));
+}
 
 }  // namespace
 
@@ -123,37 +93,25 @@ Status HqService::Impl::CheckIdentityFree(const std::string& channel, const std:
 http::Response HqService::Impl::CreateMember(const http::Request& req) {
   auto j = AdminBody(req);
   if (!j.ok()) return FromStatus(j.status());
-  Body b{*j, {}};
-  auto member_id = b.MemberId("member_id", false);
-  auto name = b.Str("name", true, 1, 256);
-  auto phone = b.Str("phone", false, 1, 64);
-  auto birthday = b.Str("birthday", false, 5, 5);
-  auto tier = b.Str("tier", false, 1, 16);
-  auto card = b.Str("card_number", false, 16, 16);
+  JsonReader r(*j, ErrorCode::kBadRequest);
+  std::optional<uint64_t> member_id;
+  std::string name;
+  std::optional<std::string> phone, birthday, tier, card;
   std::vector<std::pair<std::string, std::string>> identities;
-  if (const json* ids = b.Get("identities", false)) {
-    if (!ids->is_array() || ids->size() > 64) {
-      b.status = BadRequest("identities must be an array of at most 64 {channel, external_id}");
-    } else {
-      for (const auto& i : *ids) {
-        if (!i.is_object()) {
-          b.status = BadRequest("identities[] must be objects");
-          break;
-        }
-        Body ib{i, {}};
-        auto ch = ib.Str("channel", true, 1, 64);
-        auto ext = ib.Str("external_id", true, 1, 256);
-        if (!ib.status.ok()) {
-          b.status = BadRequest("identities[]." + ib.status.message());
-          break;
-        }
-        identities.emplace_back(*ch, *ext);
-      }
-    }
+  ReadOptMemberId(r.Field("member_id"), &member_id);
+  r.Str("name", &name, 1, 256);
+  r.OptStr("phone", &phone, 1, 64);
+  r.OptStr("birthday", &birthday, 5, 5);
+  if (r.Has("tier")) r.OneOf("tier", &tier.emplace(), {"member", "vip", "black"});
+  r.OptStr("card_number", &card, 16, 16);
+  if (r.Has("identities")) {
+    r.Objects("identities", 0, 64, [&](const JsonReader& i) {
+      std::string ch, ext;
+      if (i.Str("channel", &ch, 1, 64) && i.Str("external_id", &ext, 1, 256)) identities.emplace_back(ch, ext);
+    });
   }
-  if (!b.status.ok()) return FromStatus(b.status);
+  if (!r.ok()) return FromStatus(r.status());
   if (member_id && *member_id == 0) return Error(ErrorCode::kBadRequest, "member_id must not be 0");
-  if (tier && TierRank(*tier) == 0 && *tier != "member") return Error(ErrorCode::kBadRequest, "tier must be member, vip or black");
   if (phone && PhoneDigits(*phone).size() < 5) return Error(ErrorCode::kBadRequest, "phone must hold at least 5 digits");
   int birthday_month = 0;
   if (birthday) {
@@ -213,8 +171,8 @@ http::Response HqService::Impl::CreateMember(const http::Request& req) {
     }
     std::string mid = std::to_string(id);
     m.member_id = id;
-    m.name_enc = pii.Encrypt(*name, mid + "/name");
-    m.display_name = MaskName(*name);
+    m.name_enc = pii.Encrypt(name, mid + "/name");
+    m.display_name = MaskName(name);
     if (phone) {
       m.phone_enc = pii.Encrypt(*phone, mid + "/phone");
       m.phone_masked = MaskPhone(*phone);
@@ -258,33 +216,36 @@ Result<MemberRecord> HqService::Impl::RequireMember(const std::string& id_text) 
 http::Response HqService::Impl::AddIdentity(const std::string& id_text, const http::Request& req) {
   auto j = AdminBody(req);
   if (!j.ok()) return FromStatus(j.status());
-  Body b{*j, {}};
-  auto ch = b.Str("channel", true, 1, 64);
-  auto ext = b.Str("external_id", true, 1, 256);
-  if (!b.status.ok()) return FromStatus(b.status);
+  JsonReader r(*j, ErrorCode::kBadRequest);
+  std::string ch, ext;
+  r.Str("channel", &ch, 1, 64);
+  r.Str("external_id", &ext, 1, 256);
+  if (!r.ok()) return FromStatus(r.status());
   bool created = false;
   Status s = store.Transaction([&]() -> Status {
     auto m = RequireMember(id_text);
     if (!m.ok()) return m.status();
-    auto holder = store.FindIdentity(*ch, *ext);
+    auto holder = store.FindIdentity(ch, ext);
     if (!holder.ok()) return holder.status();
-    if (*holder) return CheckIdentityFree(*ch, *ext, m->member_id);
+    if (*holder) return CheckIdentityFree(ch, ext, m->member_id);
     created = true;
-    if (Status s = store.PutIdentity(*ch, *ext, m->member_id); !s.ok()) return s;
+    if (Status s = store.PutIdentity(ch, ext, m->member_id); !s.ok()) return s;
     return store.TouchMember(m->member_id);
   });
   if (!s.ok()) return FromStatus(s);
-  return JsonResponse(created ? 201 : 200, {{"member_id", id_text}, {"channel", *ch}, {"external_id", *ext}});
+  return JsonResponse(created ? 201 : 200, {{"member_id", id_text}, {"channel", ch}, {"external_id", ext}});
 }
 
 http::Response HqService::Impl::CertifyDevice(const std::string& id_text, const http::Request& req) {
   auto j = AdminBody(req);
   if (!j.ok()) return FromStatus(j.status());
-  Body b{*j, {}};
-  auto pk_text = b.Str("device_public_key", true, 43, 43);
-  auto not_after = b.Int("not_after", false, 0, 0xffffffffll);
-  if (!b.status.ok()) return FromStatus(b.status);
-  auto pk = Base64UrlDecode(*pk_text);
+  JsonReader r(*j, ErrorCode::kBadRequest);
+  std::string pk_text;
+  std::optional<int64_t> not_after;
+  r.Str("device_public_key", &pk_text, 43, 43);
+  r.OptInt("not_after", &not_after, 0, 0xffffffffll);
+  if (!r.ok()) return FromStatus(r.status());
+  auto pk = Base64UrlDecode(pk_text);
   if (!pk || pk->size() != 32) return Error(ErrorCode::kBadRequest, "device_public_key must be base64url of 32 bytes");
   if (opt.signing_seeds.empty()) return Error(ErrorCode::kInternal, "no signing key");
   auto key = opt.signing_seeds.rbegin();  // the highest key id is the current one
@@ -296,7 +257,7 @@ http::Response HqService::Impl::CertifyDevice(const std::string& id_text, const 
     cert = codes::MakeCertificate(key->second, static_cast<uint8_t>(key->first), m->member_id, *pk,
                                   static_cast<uint32_t>(na));
     if (cert.size() != codes::kCertificateBytes) return Status::Error(ErrorCode::kInternal, "cannot sign the certificate");
-    return store.PutDevice({*pk_text, m->member_id, key->first, na, clock.now_ms()});
+    return store.PutDevice({pk_text, m->member_id, key->first, na, clock.now_ms()});
   });
   if (!s.ok()) return FromStatus(s);
   return JsonResponse(201, {{"certificate", Base64UrlEncode(cert)}, {"key_id", key->first}});
@@ -333,32 +294,34 @@ http::Response HqService::Impl::MemberView(const std::string& id_text) {
 http::Response HqService::Impl::Adjust(const std::string& id_text, const http::Request& req) {
   auto j = AdminBody(req);
   if (!j.ok()) return FromStatus(j.status());
-  Body b{*j, {}};
-  auto adj_id = b.Str("adjustment_id", true, 1, 64);
-  auto points = b.Int("points", true, -1'000'000'000, 1'000'000'000);
-  auto reason = b.Str("reason", true, 0, 256);
-  if (!b.status.ok()) return FromStatus(b.status);
+  JsonReader r(*j, ErrorCode::kBadRequest);
+  std::string adj_id, reason;
+  int64_t points = 0;
+  r.Str("adjustment_id", &adj_id, 1, 64);
+  r.Int("points", &points, -1'000'000'000, 1'000'000'000);
+  r.Str("reason", &reason, 0, 256);
+  if (!r.ok()) return FromStatus(r.status());
   json out;
   Status s = Write([&]() -> Status {
     auto m = RequireMember(id_text);
     if (!m.ok()) return m.status();
-    auto prior = store.GetAdjustment(*adj_id);
+    auto prior = store.GetAdjustment(adj_id);
     if (!prior.ok()) return prior.status();
     if (*prior) {
       const auto& p = **prior;
-      if (p.member_id != m->member_id || p.points != *points || p.reason != *reason) {
-        return Status::Error(ErrorCode::kIdempotencyConflict, "adjustment " + *adj_id + " exists with other values");
+      if (p.member_id != m->member_id || p.points != points || p.reason != reason) {
+        return Status::Error(ErrorCode::kIdempotencyConflict, "adjustment " + adj_id + " exists with other values");
       }
       out = {{"adjustment_id", p.adjustment_id}, {"entry_id", p.entry_id}, {"member_id", id_text}};
       return Status::Ok();
     }
-    auto e = AppendHqEntry("adjust", m->member_id, *points, {{"adjustment_id", *adj_id}, {"reason", *reason}});
+    auto e = AppendHqEntry("adjust", m->member_id, points, {{"adjustment_id", adj_id}, {"reason", reason}});
     if (!e.ok()) return e.status();
     if (Status s = ApplyEntry(*e); !s.ok()) return s;
-    if (Status s = store.PutAdjustment({*adj_id, m->member_id, *points, *reason, e->entry_id, e->at_ms}); !s.ok()) {
+    if (Status s = store.PutAdjustment({adj_id, m->member_id, points, reason, e->entry_id, e->at_ms}); !s.ok()) {
       return s;
     }
-    out = {{"adjustment_id", *adj_id}, {"entry_id", e->entry_id}, {"member_id", id_text}};
+    out = {{"adjustment_id", adj_id}, {"entry_id", e->entry_id}, {"member_id", id_text}};
     return Status::Ok();
   });
   if (!s.ok()) return FromStatus(s);
@@ -368,14 +331,15 @@ http::Response HqService::Impl::Adjust(const std::string& id_text, const http::R
 http::Response HqService::Impl::Unfreeze(const std::string& id_text, const http::Request& req) {
   auto j = AdminBody(req);
   if (!j.ok()) return FromStatus(j.status());
-  Body b{*j, {}};
-  auto reason = b.Str("reason", true, 0, 256);
-  if (!b.status.ok()) return FromStatus(b.status);
+  JsonReader r(*j, ErrorCode::kBadRequest);
+  std::string reason;
+  r.Str("reason", &reason, 0, 256);
+  if (!r.ok()) return FromStatus(r.status());
   Status s = Write([&]() -> Status {
     auto m = RequireMember(id_text);
     if (!m.ok()) return m.status();
     if (m->status != "frozen") return Status::Ok();  // nothing to lift: repeating is harmless
-    auto e = AppendHqEntry("unfreeze", m->member_id, 0, {{"reason", *reason}, {"frozen_reason", m->frozen_reason}});
+    auto e = AppendHqEntry("unfreeze", m->member_id, 0, {{"reason", reason}, {"frozen_reason", m->frozen_reason}});
     if (!e.ok()) return e.status();
     m->status = "active";
     m->frozen_reason.clear();
@@ -389,66 +353,60 @@ http::Response HqService::Impl::Unfreeze(const std::string& id_text, const http:
 http::Response HqService::Impl::SetTier(const std::string& id_text, const http::Request& req) {
   auto j = AdminBody(req);
   if (!j.ok()) return FromStatus(j.status());
-  Body b{*j, {}};
-  auto tier = b.Str("tier", true, 1, 16);
-  if (!b.status.ok()) return FromStatus(b.status);
-  if (*tier != "member" && *tier != "vip" && *tier != "black") {
-    return Error(ErrorCode::kBadRequest, "tier must be member, vip or black");
-  }
+  JsonReader r(*j, ErrorCode::kBadRequest);
+  std::string tier;
+  r.OneOf("tier", &tier, {"member", "vip", "black"});
+  if (!r.ok()) return FromStatus(r.status());
   Status s = Write([&]() -> Status {
     auto m = RequireMember(id_text);
     if (!m.ok()) return m.status();
-    if (m->tier == *tier) return Status::Ok();
-    auto e = AppendHqEntry("tier_change", m->member_id, 0, {{"from", m->tier}, {"to", *tier}});
+    if (m->tier == tier) return Status::Ok();
+    auto e = AppendHqEntry("tier_change", m->member_id, 0, {{"from", m->tier}, {"to", tier}});
     if (!e.ok()) return e.status();
     const std::string old_tier = m->tier;
-    m->tier = *tier;
+    m->tier = tier;
     return SaveMember(*m, old_tier, m->status);
   });
   if (!s.ok()) return FromStatus(s);
-  return JsonResponse(200, {{"member_id", id_text}, {"tier", *tier}});
+  return JsonResponse(200, {{"member_id", id_text}, {"tier", tier}});
 }
 
 http::Response HqService::Impl::CreateCoupon(const http::Request& req) {
   auto j = AdminBody(req);
   if (!j.ok()) return FromStatus(j.status());
-  Body b{*j, {}};
+  JsonReader r(*j, ErrorCode::kBadRequest);
   CouponRecord c;
-  auto id = b.Str("coupon_id", true, 1, 64);
-  auto member = b.MemberId("member_id", true);
-  auto kind = b.Str("kind", true, 1, 16);
-  auto value = b.Int("value_cents", false, 0, 100'000'000'000);
-  auto bp = b.Int("bp", false, 0, 10000);
-  auto min_spend = b.Int("min_spend_cents", true, 0, 100'000'000'000);
-  auto from = b.Time("valid_from", true);
-  auto to = b.Time("valid_to", true);
-  if (!b.status.ok()) return FromStatus(b.status);
-  if (*kind != "amount_off" && *kind != "percent_off") {
-    return Error(ErrorCode::kBadRequest, "kind must be amount_off or percent_off");
-  }
-  if (*kind == "amount_off" && !value) return Error(ErrorCode::kBadRequest, "value_cents is missing");
-  if (*kind == "percent_off" && !bp) return Error(ErrorCode::kBadRequest, "bp is missing");
-  if (*to < *from) return Error(ErrorCode::kBadRequest, "valid_to is before valid_from");
-  c.coupon = {*id, *member, *kind, value.value_or(0), bp.value_or(0), *min_spend, *from, *to, false};
+  model::Coupon& k = c.coupon;
+  r.Str("coupon_id", &k.coupon_id, 1, 64);
+  ReadMemberId(r.Field("member_id"), &k.member_id);
+  r.OneOf("kind", &k.kind, {"amount_off", "percent_off"});
+  // The amount for the kind is required; the other one may be left out.
+  if (k.kind == "amount_off" || r.Has("value_cents")) r.Int("value_cents", &k.value_cents, 0, 100'000'000'000);
+  if (k.kind == "percent_off" || r.Has("bp")) r.Int("bp", &k.bp, 0, 10000);
+  r.Int("min_spend_cents", &k.min_spend_cents, 0, 100'000'000'000);
+  ReadTime(r.Field("valid_from"), &k.valid_from_s);
+  ReadTime(r.Field("valid_to"), &k.valid_to_s);
+  if (!r.ok()) return FromStatus(r.status());
+  if (k.valid_to_s < k.valid_from_s) return Error(ErrorCode::kBadRequest, "valid_to is before valid_from");
   c.body_hash = DigestHex(Sha256(Dump(sync::ToJson(c.coupon))));
   Status s = store.Transaction([&]() -> Status {
-    if (*member != 0) {
-      auto m = store.GetMember(*member);
+    if (k.member_id != 0) {
+      auto m = store.GetMember(k.member_id);
       if (!m.ok()) return m.status();
-      if (!*m) return Status::Error(ErrorCode::kMemberUnknown, "no member " + std::to_string(*member));
+      if (!*m) return Status::Error(ErrorCode::kMemberUnknown, "no member " + std::to_string(k.member_id));
     }
-    auto prior = store.GetCoupon(*id);
+    auto prior = store.GetCoupon(k.coupon_id);
     if (!prior.ok()) return prior.status();
     if (*prior) {
       if ((*prior)->body_hash != c.body_hash) {
-        return Status::Error(ErrorCode::kIdempotencyConflict, "coupon " + *id + " exists with other values");
+        return Status::Error(ErrorCode::kIdempotencyConflict, "coupon " + k.coupon_id + " exists with other values");
       }
       return Status::Ok();
     }
     return store.PutCoupon(c);
   });
   if (!s.ok()) return FromStatus(s);
-  return JsonResponse(201, {{"coupon_id", *id}});
+  return JsonResponse(201, {{"coupon_id", k.coupon_id}});
 }
 
 http::Response HqService::Impl::TerminalView(const std::string& tid) {

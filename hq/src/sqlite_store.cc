@@ -7,6 +7,7 @@
 #include "loyalty/hq/record_codec.h"
 #include "loyalty/hq/store.h"
 #include "loyalty/base/encoding.h"
+#include "loyalty/model/coupon.h"
 #include "loyalty/model/entry.h"
 #include "loyalty/model/entry_columns.h"
 #include "loyalty/sqlite/sqlite.h"
@@ -125,9 +126,8 @@ CREATE TABLE spend_totals (
 constexpr const char* kMemberCols =
     "member_id, name_enc, phone_enc, birthday_enc, display_name, phone_masked, phone_hash, birthday_month, "
     "card_number, tier, status, frozen_reason, unfrozen_at_ms, balance, created_at_ms, change_seq";
-constexpr const char* kCouponCols =
-    "coupon_id, member_id, kind, value_cents, bp, min_spend_cents, valid_from_s, valid_to_s, body_hash, "
-    "used_by_terminal, used_by_checkout, change_seq";
+constexpr const char* kCouponCols = LOYALTY_COUPON_COLUMNS
+    ", body_hash, used_by_terminal, used_by_checkout, change_seq";
 constexpr const char* kConflictCols =
     "kind, at_ms, terminal_id, other_terminal_id, member_id, detail, dedupe_key";
 
@@ -175,20 +175,14 @@ MemberRecord ReadMember(const Stmt& s) {
 }
 
 CouponRecord ReadCoupon(const Stmt& s) {
+  constexpr int n = model::kCouponColumnCount;
   CouponRecord c;
-  c.coupon.coupon_id = s.Text(0);
-  c.coupon.member_id = static_cast<uint64_t>(s.Int(1));
-  c.coupon.kind = s.Text(2);
-  c.coupon.value_cents = s.Int(3);
-  c.coupon.bp = s.Int(4);
-  c.coupon.min_spend_cents = s.Int(5);
-  c.coupon.valid_from_s = s.Int(6);
-  c.coupon.valid_to_s = s.Int(7);
-  c.body_hash = s.Text(8);
-  c.used_by_terminal = s.Text(9);
-  c.used_by_checkout = s.Text(10);
+  static_cast<model::Coupon&>(c.coupon) = model::ReadCouponColumns(s);
+  c.body_hash = s.Text(n);
+  c.used_by_terminal = s.Text(n + 1);
+  c.used_by_checkout = s.Text(n + 2);
   c.coupon.used = !c.used_by_checkout.empty();
-  c.change_seq = s.Int(11);
+  c.change_seq = s.Int(n + 3);
   return c;
 }
 
@@ -700,10 +694,10 @@ class SqliteStore final : public Store {
     auto seq = NextChange();
     if (!seq.ok()) return seq.status();
     HQ_PREPARE(st, std::string("INSERT INTO coupons (") + kCouponCols + ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?)");
-    st.Bind(1, c.coupon.coupon_id).Bind(2, c.coupon.member_id).Bind(3, c.coupon.kind).Bind(4, c.coupon.value_cents);
-    st.Bind(5, c.coupon.bp).Bind(6, c.coupon.min_spend_cents).Bind(7, c.coupon.valid_from_s);
-    st.Bind(8, c.coupon.valid_to_s).Bind(9, c.body_hash).Bind(10, c.used_by_terminal).Bind(11, c.used_by_checkout);
-    st.Bind(12, *seq);
+    model::BindCouponColumns(st, c.coupon);
+    constexpr int n = model::kCouponColumnCount;
+    st.Bind(n + 1, c.body_hash).Bind(n + 2, c.used_by_terminal).Bind(n + 3, c.used_by_checkout);
+    st.Bind(n + 4, *seq);
     return st.Run();
   }
 

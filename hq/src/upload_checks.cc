@@ -96,14 +96,8 @@ Result<std::string> HqService::Impl::CheckCheckout(const std::string& tid, const
     if (!rec.ok()) return rec.status();
     if (!*rec) return std::string("coupon_unknown");
     const auto& k = (*rec)->coupon;
-    if (k.member_id != 0 && k.member_id != *c.member_id) return std::string("coupon_not_for_member");
-    rules::Coupon coupon;
-    coupon.coupon_id = k.coupon_id;
-    coupon.kind = k.kind == "percent_off" ? rules::Coupon::Kind::kPercentOff : rules::Coupon::Kind::kAmountOff;
-    coupon.value_cents = k.value_cents;
-    coupon.bp = k.bp;
-    coupon.min_spend_cents = k.min_spend_cents;
-    in.coupon = coupon;
+    if (!k.ForMember(*c.member_id)) return std::string("coupon_not_for_member");
+    in.coupon = rules::CouponTerms(k);
   }
   in.redeem.points = c.redeemed_points;
   auto slot = Slot(*c.member_id);

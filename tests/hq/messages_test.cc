@@ -291,7 +291,7 @@ TEST(MessagesTest, SnapshotAndChangesChecks) {
   c["revocations"] = {"AAAA"};
   ExpectRejected<ChangesResponse>(c, "revocations[0]");
   c["revocations"] = json::array();
-  c["coupons"] = {ToJson(Coupon{"cp", 0, "bogo", 0, 0, 0, 0, 0, false})};
+  c["coupons"] = {ToJson(Coupon{{"cp", 0, "bogo", 0, 0, 0, 0, 0}, false})};
   ExpectRejected<ChangesResponse>(c, "coupons[0].kind");
 }
 

@@ -540,6 +540,51 @@ TEST_F(HqServiceTest, CouponsAreIdempotentAndValidated) {
   EXPECT_EQ(Call("POST", "/v1/coupons", c).status, 404);
 }
 
+// Admin bodies are read by the one strict reader: a refusal names the field at fault, a
+// member id may be a decimal string or an integer, a time unix seconds or RFC 3339.
+TEST_F(HqServiceTest, AdminBodiesNameTheFieldAtFault) {
+  std::string id = CreateMember();
+  auto message = [&](const std::string& path, const json& body) {
+    auto r = Call("POST", path, body);
+    EXPECT_EQ(r.status, 400) << r.body;
+    return J(r)["error"]["message"].get<std::string>();
+  };
+  EXPECT_EQ(message("/v1/members", json::object()), "name is missing");
+  EXPECT_EQ(message("/v1/members", json{{"name", ""}}), "name must be 1..256 bytes, got 0");
+  EXPECT_EQ(message("/v1/members", json{{"name", "a"}, {"tier", "gold"}}),
+            "tier must be one of member, vip, black");
+  EXPECT_EQ(message("/v1/members", json{{"name", "a"}, {"member_id", 1.5}}),
+            "member_id must be a decimal member id, got a float (1.5)");
+  EXPECT_EQ(message("/v1/members", json{{"name", "a"}, {"member_id", "12x"}}), "member_id must be a decimal member id");
+  EXPECT_EQ(message("/v1/members", json{{"name", "a"}, {"identities", {{{"channel", "wechat"}}}}}),
+            "identities[0].external_id is missing");
+  EXPECT_EQ(message("/v1/members", json{{"name", "a"}, {"identities", json::array({1})}}),
+            "identities[0] must be an object, got an integer");
+
+  json c = {{"coupon_id", "R1"}, {"member_id", std::stoull(id)}, {"kind", "amount_off"}, {"value_cents", 500},
+            {"min_spend_cents", 0}, {"valid_from", "2026-12-01T00:00:00+08:00"}, {"valid_to", 1893456000}};
+  EXPECT_EQ(Call("POST", "/v1/coupons", c).status, 201);  // an integer member id and an RFC 3339 time
+  c["coupon_id"] = "R2";
+  c["valid_from"] = "yesterday";
+  EXPECT_EQ(message("/v1/coupons", c), "valid_from must be unix seconds or an RFC 3339 time, got a string");
+  c["valid_from"] = -1;
+  EXPECT_EQ(message("/v1/coupons", c), "valid_from must be 0..1099511627775, got -1");
+  c["valid_from"] = 0;
+  c["kind"] = "bogo";
+  EXPECT_EQ(message("/v1/coupons", c), "kind must be one of amount_off, percent_off");
+  c["kind"] = "percent_off";
+  EXPECT_EQ(message("/v1/coupons", c), "bp is missing");
+  c["bp"] = 500;
+  c["member_id"] = -3;
+  EXPECT_EQ(message("/v1/coupons", c), "member_id must be a 64-bit unsigned integer, got -3");
+  c["member_id"] = 0;  // any member
+  EXPECT_EQ(Call("POST", "/v1/coupons", c).status, 201);
+
+  EXPECT_EQ(message("/v1/members/" + id + "/adjustments", json{{"adjustment_id", "a1"}, {"points", 1}}),
+            "reason is missing");
+  EXPECT_EQ(message("/v1/members/" + id + "/tier", json{{"tier", 2}}), "tier must be a string, got an integer");
+}
+
 TEST_F(HqServiceTest, StoreEnforcesUniqueEntryIds) {
   FakeTerminal t{"T01"};
   sync::Entry e = t.Make("earn", 1, 1, kNowMs);

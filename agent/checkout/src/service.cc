@@ -280,23 +280,13 @@ Result<std::optional<ledger::CouponRow>> LoadCoupon(ledger::Ledger& l, const Che
   if (!read.ok()) return ReadError(read.status());
   const auto& c = *read;
   if (!c) return Status::Error(ErrorCode::kCouponInvalid, "unknown coupon " + *req.coupon_id);
-  if (c->member_id != 0 && c->member_id != member_id)
+  if (!c->ForMember(member_id))
     return Status::Error(ErrorCode::kCouponInvalid, "coupon " + *req.coupon_id + " belongs to another member");
-  if ((c->valid_from_s && now_s < c->valid_from_s) || (c->valid_to_s && now_s > c->valid_to_s))
+  if (!c->ValidAt(now_s))
     return Status::Error(ErrorCode::kCouponInvalid, "coupon " + *req.coupon_id + " is outside its validity period");
   if (!c->used_by_checkout.empty() && c->used_by_checkout != req.checkout_id)
     return Status::Error(ErrorCode::kCouponUsed, "coupon " + *req.coupon_id + " was already used");
   return std::optional<ledger::CouponRow>(*c);
-}
-
-rules::Coupon ToRulesCoupon(const ledger::CouponRow& c) {
-  rules::Coupon rc;
-  rc.coupon_id = c.coupon_id;
-  rc.kind = c.kind == "percent_off" ? rules::Coupon::Kind::kPercentOff : rules::Coupon::Kind::kAmountOff;
-  rc.value_cents = c.value_cents;
-  rc.bp = c.bp;
-  rc.min_spend_cents = c.min_spend_cents;
-  return rc;
 }
 
 }  // namespace
@@ -315,7 +305,7 @@ Result<QuoteOutcome> CheckoutService::Quote(ledger::Ledger& reader, const json& 
   rules::QuoteInput in;
   in.lines = req->lines;
   in.redeem = req->redeem;
-  if (*coupon) in.coupon = ToRulesCoupon(**coupon);
+  if (*coupon) in.coupon = rules::CouponTerms(**coupon);
   QuoteOutcome o;
   o.checkout_id = req->checkout_id;
   o.rules_version = r->version;
@@ -442,7 +432,7 @@ Result<CommitOutcome> CheckoutService::CommitNew(ledger::Ledger& w, const json& 
   rules::QuoteInput in;
   in.lines = req->lines;
   in.redeem = req->redeem;
-  if (*coupon) in.coupon = ToRulesCoupon(**coupon);
+  if (*coupon) in.coupon = rules::CouponTerms(**coupon);
   ledger::MemberRow m = who->member;
   // The member's lots, read once and kept up to date through the commit's changes.
   std::vector<model::Lot> lots;

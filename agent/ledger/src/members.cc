@@ -115,33 +115,21 @@ Status Ledger::SetLotRemaining(uint64_t member_id, int64_t lot_id, int64_t remai
 Result<int64_t> Ledger::MemberCount() { return SelectInt("SELECT count(*) FROM members", nullptr); }
 
 Result<std::optional<CouponRow>> Ledger::GetCoupon(const std::string& coupon_id) {
-  LEDGER_PREPARE(st,
-                 "SELECT coupon_id, member_id, kind, value_cents, bp, min_spend_cents, valid_from_s, valid_to_s, "
-                 "used_by_checkout FROM coupons WHERE coupon_id = ?");
+  LEDGER_PREPARE(st, "SELECT " LOYALTY_COUPON_COLUMNS ", used_by_checkout FROM coupons WHERE coupon_id = ?");
   st.Bind(1, coupon_id);
   if (!st.Step()) {
     LEDGER_CHECK_STEP(st);
     return std::optional<CouponRow>();
   }
-  CouponRow c;
-  c.coupon_id = st.Text(0);
-  c.member_id = static_cast<uint64_t>(st.Int(1));
-  c.kind = st.Text(2);
-  c.value_cents = st.Int(3);
-  c.bp = st.Int(4);
-  c.min_spend_cents = st.Int(5);
-  c.valid_from_s = st.Int(6);
-  c.valid_to_s = st.Int(7);
-  c.used_by_checkout = st.Text(8);
+  CouponRow c{model::ReadCouponColumns(st), st.Text(model::kCouponColumnCount)};
   return std::optional<CouponRow>(std::move(c));
 }
 
 Status Ledger::PutCoupon(const CouponRow& c) {
-  LEDGER_PREPARE(st,
-                 "INSERT OR REPLACE INTO coupons (coupon_id, member_id, kind, value_cents, bp, min_spend_cents, "
-                 "valid_from_s, valid_to_s, used_by_checkout) VALUES (?,?,?,?,?,?,?,?,?)");
-  st.Bind(1, c.coupon_id).Bind(2, c.member_id).Bind(3, c.kind).Bind(4, c.value_cents).Bind(5, c.bp);
-  st.Bind(6, c.min_spend_cents).Bind(7, c.valid_from_s).Bind(8, c.valid_to_s).Bind(9, c.used_by_checkout);
+  LEDGER_PREPARE(st, "INSERT OR REPLACE INTO coupons (" LOYALTY_COUPON_COLUMNS
+                     ", used_by_checkout) VALUES (?,?,?,?,?,?,?,?,?)");
+  model::BindCouponColumns(st, c);
+  st.Bind(model::kCouponColumnCount + 1, c.used_by_checkout);
   return st.Run();
 }
 

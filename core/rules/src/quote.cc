@@ -53,6 +53,16 @@ std::string RefusalMessage(ErrorCode code, const Rules& r) {
 
 }  // namespace
 
+Coupon CouponTerms(const model::Coupon& c) {
+  Coupon t;
+  t.coupon_id = c.coupon_id;
+  t.kind = c.kind == "percent_off" ? Coupon::Kind::kPercentOff : Coupon::Kind::kAmountOff;
+  t.value_cents = c.value_cents;
+  t.bp = c.bp;
+  t.min_spend_cents = c.min_spend_cents;
+  return t;
+}
+
 Status ValidateLines(const std::vector<Line>& lines) {
   if (lines.empty() || lines.size() > kMaxLines)
     return Bad("lines must hold 1 to 500 lines, got " + std::to_string(lines.size()));

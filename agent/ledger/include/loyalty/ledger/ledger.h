@@ -26,6 +26,7 @@
 
 #include "loyalty/base/hash.h"
 #include "loyalty/base/status.h"
+#include "loyalty/model/coupon.h"
 #include "loyalty/model/entry.h"
 #include "loyalty/model/lot.h"
 #include "loyalty/model/sale.h"
@@ -87,13 +88,10 @@ struct MemberRow {
 };
 
 
-struct CouponRow {
-  std::string coupon_id;
-  uint64_t member_id = 0;  // 0: any member
-  std::string kind;        // amount_off | percent_off
-  int64_t value_cents = 0, bp = 0, min_spend_cents = 0;
-  int64_t valid_from_s = 0, valid_to_s = 0;
-  std::string used_by_checkout;  // empty when unused
+// A coupon as the terminal holds it: the offer, and the checkout that used it ("" unused;
+// "@hq" when HQ reported a use elsewhere).
+struct CouponRow : model::Coupon {
+  std::string used_by_checkout;
 };
 
 

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "loyalty/base/status.h"
+#include "loyalty/model/coupon.h"
 #include "loyalty/model/lot.h"
 
 namespace loyalty::rules {
@@ -114,6 +115,10 @@ struct Coupon {
   int64_t bp = 0;               // percent_off: 0..10000
   int64_t min_spend_cents = 0;  // applies when the discountable base is ≥ this
 };
+
+// The pricing terms of a stored coupon: the one conversion from the model, used by the
+// terminal when it prices a sale and by HQ when it re-prices an upload.
+Coupon CouponTerms(const model::Coupon& c);
 
 struct MemberContext {
   std::string tier = "member";  // a tier unknown to the rules is read as "member" (warning)

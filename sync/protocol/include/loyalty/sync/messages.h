@@ -27,6 +27,7 @@
 
 #include "loyalty/base/json.h"
 #include "loyalty/base/status.h"
+#include "loyalty/model/coupon.h"
 #include "loyalty/model/entry.h"
 #include "loyalty/model/sale.h"
 
@@ -115,12 +116,8 @@ struct Identity {
   bool operator==(const Identity&) const = default;
 };
 
-struct Coupon {
-  std::string coupon_id;
-  uint64_t member_id = 0;  // 0: any member
-  std::string kind;        // amount_off | percent_off
-  int64_t value_cents = 0, bp = 0, min_spend_cents = 0;
-  int64_t valid_from_s = 0, valid_to_s = 0;
+// A coupon on the wire: the offer, and whether HQ knows of a use.
+struct Coupon : model::Coupon {
   bool used = false;
   bool operator==(const Coupon&) const = default;
 };
