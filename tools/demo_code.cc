@@ -48,8 +48,9 @@ int main(int argc, char** argv) {
     uint64_t member = std::strtoull(argv[4], nullptr, 10);
     int key_id = argc == 6 ? std::atoi(argv[5]) : 1;
     auto now = static_cast<uint32_t>(std::time(nullptr));
-    std::string cert = codes::MakeCertificate(hq, static_cast<uint8_t>(key_id), member,
-                                              codes::Ed25519PublicFromSeed(dev), now + 365u * 86400u);
+    std::string cert =
+        codes::MakeCertificate(hq, static_cast<uint8_t>(key_id), member,
+                               codes::Ed25519PublicFromSeed(dev), now + 365u * 86400u);
     std::printf("%s\n", codes::MakeDynamicCode(cert, dev, now).c_str());
     return 0;
   }
@@ -61,7 +62,9 @@ int main(int argc, char** argv) {
       return 2;
     }
     if (!Seed(argv[3], &dev)) return 2;
-    std::printf("%s\n", codes::MakeDynamicCode(*cert, dev, static_cast<uint32_t>(std::time(nullptr))).c_str());
+    std::printf(
+        "%s\n",
+        codes::MakeDynamicCode(*cert, dev, static_cast<uint32_t>(std::time(nullptr))).c_str());
     return 0;
   }
   return Usage();

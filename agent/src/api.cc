@@ -6,11 +6,11 @@
 #include <openssl/crypto.h>
 
 #include "log.h"
-#include "loyalty/http/address.h"
-#include "loyalty/http/errors.h"
 #include "loyalty/base/time.h"
 #include "loyalty/checkout/requests.h"
 #include "loyalty/checkout/views.h"
+#include "loyalty/http/address.h"
+#include "loyalty/http/errors.h"
 
 namespace loyalty::agent {
 namespace {
@@ -24,7 +24,9 @@ http::Response Json(int status, std::string body) {
   return resp;
 }
 
-http::Response Error(ErrorCode code, const std::string& message) { return http::JsonError(code, message); }
+http::Response Error(ErrorCode code, const std::string& message) {
+  return http::JsonError(code, message);
+}
 
 bool StartsWith(const std::string& s, std::string_view p) { return s.compare(0, p.size(), p) == 0; }
 
@@ -78,18 +80,23 @@ http::Response PosApi::Health() {
 }
 
 namespace {
-json TimeOrNull(std::optional<int64_t> ms) { return ms ? json(FormatRfc3339(*ms / 1000)) : json(nullptr); }
+json TimeOrNull(std::optional<int64_t> ms) {
+  return ms ? json(FormatRfc3339(*ms / 1000)) : json(nullptr);
+}
 }  // namespace
 
 // health's `sync` object (pos-api.md): from the service's state and the recorded runs.
 json PosApi::SyncState() {
   auto pending = ctx_.reader->PendingEntryCount();
-  json s{{"state", "idle"},          {"last_success_at", nullptr},
-         {"last_attempt_at", nullptr}, {"pending_entries", pending.ok() ? std::max<int64_t>(0, *pending) : 0},
+  json s{{"state", "idle"},
+         {"last_success_at", nullptr},
+         {"last_attempt_at", nullptr},
+         {"pending_entries", pending.ok() ? std::max<int64_t>(0, *pending) : 0},
          {"last_error", nullptr}};
   // A failed read leaves the fields at their defaults: the health's `ledger` says why.
   auto read = ctx_.reader->RecentSyncRuns(1);
-  std::vector<ledger::SyncRunRow> runs = read.ok() ? std::move(*read) : std::vector<ledger::SyncRunRow>();
+  std::vector<ledger::SyncRunRow> runs =
+      read.ok() ? std::move(*read) : std::vector<ledger::SyncRunRow>();
   if (!runs.empty()) {
     s["last_attempt_at"] = TimeOrNull(runs[0].started_at_ms);
     if (runs[0].result == "failed") {
@@ -97,7 +104,8 @@ json PosApi::SyncState() {
       s["last_error"] = runs[0].error;
     }
   }
-  if (auto ok = ctx_.reader->LastSuccessfulSyncRun(); ok.ok() && *ok) s["last_success_at"] = TimeOrNull((*ok)->finished_at_ms);
+  if (auto ok = ctx_.reader->LastSuccessfulSyncRun(); ok.ok() && *ok)
+    s["last_success_at"] = TimeOrNull((*ok)->finished_at_ms);
   if (ctx_.sync && ctx_.sync->Snapshot().running) s["state"] = "running";
   return s;
 }
@@ -127,8 +135,15 @@ namespace {
 
 // The route a request took, for metrics labels (ids left out: bounded cardinality).
 std::string RouteLabel(const std::string& method, const std::string& path) {
-  static const char* const kRoutes[] = {"/v1/health", "/v1/identify", "/v1/checkouts/quote", "/v1/checkouts/commit",
-                                        "/v1/refunds", "/v1/scans", "/v1/sync", "/metrics", "/status"};
+  static const char* const kRoutes[] = {"/v1/health",
+                                        "/v1/identify",
+                                        "/v1/checkouts/quote",
+                                        "/v1/checkouts/commit",
+                                        "/v1/refunds",
+                                        "/v1/scans",
+                                        "/v1/sync",
+                                        "/metrics",
+                                        "/status"};
   for (const char* r : kRoutes)
     if (path == r) return method + " " + r;
   if (path.rfind("/v1/members/", 0) == 0) return method + " /v1/members/:id";
@@ -151,7 +166,9 @@ void PosApi::Handle(http::Request&& req, http::Responder respond_now) {
   if (ctx_.metrics) {
     respond = [respond_now, metrics = ctx_.metrics, route = RouteLabel(req.method, path),
                started = std::chrono::steady_clock::now()](http::Response r) {
-      auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started).count();
+      auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+                    std::chrono::steady_clock::now() - started)
+                    .count();
       metrics->ApiRequest(route, r.status, us);
       respond_now(std::move(r));
     };
@@ -164,7 +181,8 @@ void PosApi::Handle(http::Request&& req, http::Responder respond_now) {
     return respond(std::move(r));
   }
   // The status page needs no token from the terminal itself (loopback), a token otherwise.
-  if (req.method == "GET" && path == "/status" && (http::IsLoopbackAddress(req.remote_address) || Authorized(req)))
+  if (req.method == "GET" && path == "/status" &&
+      (http::IsLoopbackAddress(req.remote_address) || Authorized(req)))
     return respond(StatusPage());
   if (!Authorized(req)) {
     LogEvent(Level::kWarn, "request_unauthorized", {{"method", req.method}, {"path", path}});
@@ -194,7 +212,8 @@ void PosApi::Handle(http::Request&& req, http::Responder respond_now) {
 
   if (req.method == "GET" && StartsWith(path, "/v1/members/"))
     return finish(ctx_.service->GetMember(*ctx_.reader, path.substr(12)));
-  if (req.method == "GET" && StartsWith(path, "/v1/checkouts/") && path.find('/', 14) == std::string::npos)
+  if (req.method == "GET" && StartsWith(path, "/v1/checkouts/") &&
+      path.find('/', 14) == std::string::npos)
     return finish(ctx_.service->GetCheckout(*ctx_.reader, path.substr(14)));
   if (req.method == "GET" && path == "/v1/scans") {
     uint64_t after = 0;
@@ -215,10 +234,12 @@ void PosApi::Handle(http::Request&& req, http::Responder respond_now) {
     };
     uint64_t w = 0;
     if (!num("after", UINT64_MAX / 2, &after) || !num("wait_ms", 30000, &w))
-      return refuse(Status::Error(ErrorCode::kBadRequest,
-                                  "after must be a non-negative integer and wait_ms an integer 0..30000"));
+      return refuse(
+          Status::Error(ErrorCode::kBadRequest,
+                        "after must be a non-negative integer and wait_ms an integer 0..30000"));
     wait_ms = static_cast<int64_t>(w);
-    if (!ctx_.scans) return refuse(Status::Error(ErrorCode::kUnavailable, "scans are not available"));
+    if (!ctx_.scans)
+      return refuse(Status::Error(ErrorCode::kUnavailable, "scans are not available"));
     ctx_.scans->Poll(after, wait_ms, [respond](json body) {
       http::Response r;
       r.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
@@ -228,7 +249,8 @@ void PosApi::Handle(http::Request&& req, http::Responder respond_now) {
   }
   if (path == "/v1/sync") {
     if (!ctx_.sync) return refuse(Status::Error(ErrorCode::kUnavailable, "sync is not available"));
-    if (req.method == "POST") return respond(Json(202, json{{"run_id", ctx_.sync->Trigger()}}.dump()));
+    if (req.method == "POST")
+      return respond(Json(202, json{{"run_id", ctx_.sync->Trigger()}}.dump()));
     if (req.method == "GET") return respond(Json(200, SyncView().dump()));
     return refuse(Status::Error(ErrorCode::kNotFound, "no route " + req.method + " " + path));
   }
@@ -248,7 +270,8 @@ void PosApi::Handle(http::Request&& req, http::Responder respond_now) {
     case Route::kIdentify: {
       auto code = body->find("code");
       if (code == body->end() || !code->is_string())
-        return refuse(Status::Error(ErrorCode::kBadRequest, "code is required and must be a string"));
+        return refuse(
+            Status::Error(ErrorCode::kBadRequest, "code is required and must be a string"));
       auto r = ctx_.service->Identify(*ctx_.reader, code->get_ref<const std::string&>());
       if (r.ok())
         LogEvent(Level::kInfo, "member_identified",
@@ -262,23 +285,25 @@ void PosApi::Handle(http::Request&& req, http::Responder respond_now) {
     case Route::kRefund: {
       auto* service = ctx_.service;
       bool commit = route == Route::kCommit;
-      bool posted = ctx_.writer->Post([service, commit, finish, refuse, b = std::move(*body)](ledger::Ledger& w) {
-        auto guarded = [&](auto use_case) {
-          std::optional<decltype(use_case())> r;
-          try {
-            r.emplace(use_case());
-          } catch (const std::exception& e) {
-            // A defect, not input: answer, keep the lane alive, and say so in the log.
-            w.Rollback();
-            return refuse(Status::Error(ErrorCode::kInternal, std::string("internal error: ") + e.what()));
-          }
-          finish(*r);
-        };
-        if (commit)
-          guarded([&] { return service->Commit(w, b); });
-        else
-          guarded([&] { return service->Refund(w, b); });
-      });
+      bool posted = ctx_.writer->Post(
+          [service, commit, finish, refuse, b = std::move(*body)](ledger::Ledger& w) {
+            auto guarded = [&](auto use_case) {
+              std::optional<decltype(use_case())> r;
+              try {
+                r.emplace(use_case());
+              } catch (const std::exception& e) {
+                // A defect, not input: answer, keep the lane alive, and say so in the log.
+                w.Rollback();
+                return refuse(Status::Error(ErrorCode::kInternal,
+                                            std::string("internal error: ") + e.what()));
+              }
+              finish(*r);
+            };
+            if (commit)
+              guarded([&] { return service->Commit(w, b); });
+            else
+              guarded([&] { return service->Refund(w, b); });
+          });
       if (!posted) refuse(Status::Error(ErrorCode::kUnavailable, "the agent is shutting down"));
       return;
     }

@@ -26,13 +26,13 @@ struct ApiContext {
   std::string store_id;
   checkout::CheckoutService* service = nullptr;
   checkout::LedgerWriter* writer = nullptr;
-  ledger::Ledger* reader = nullptr;  // used on the event-loop thread only
-  ScanHub* scans = nullptr;                      // event-loop thread only
+  ledger::Ledger* reader = nullptr;                // used on the event-loop thread only
+  ScanHub* scans = nullptr;                        // event-loop thread only
   std::function<nlohmann::json()> scanner_health;  // [{"id","kind","state","last_scan_at"}]
-  std::function<nlohmann::json()> health_extra;  // clock, rules version
+  std::function<nlohmann::json()> health_extra;    // clock, rules version
   Metrics* metrics = nullptr;                      // GET /metrics; request latency
   std::function<StatusData()> status_data;         // GET /status
-  SyncService* sync = nullptr;                   // null: /v1/sync answers 503
+  SyncService* sync = nullptr;                     // null: /v1/sync answers 503
 };
 
 class PosApi {

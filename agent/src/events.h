@@ -15,31 +15,47 @@ struct EventInfo {
 };
 
 inline constexpr EventInfo kEventCatalogue[] = {
-    {"agent_started", "info", "version, terminal_id, store_id, listen, entries, rules_version", "-"},
+    {"agent_started", "info", "version, terminal_id, store_id, listen, entries, rules_version",
+     "-"},
     {"agent_stopping", "info", "signal", "-"},
     {"agent_stopped", "info", "", "-"},
-    {"agent_crashed", "critical", "message", "systemd restarts the service; send the journal around it to support"},
+    {"agent_crashed", "critical", "message",
+     "systemd restarts the service; send the journal around it to support"},
     {"api_listen_failed", "critical", "listen, message",
      "another process holds the port, or the address is wrong: check api.listen"},
     {"config_warning", "warn", "message",
      "read the message; the configuration works but is unusual (e.g. plain HTTP to HQ)"},
     {"config_reloaded", "info", "rules_version, log_level", "-"},
     {"config_reload_failed", "error", "message",
-     "fix the file named in the message and send SIGHUP again; the old configuration stays in force"},
+     "fix the file named in the message and send SIGHUP again; the old configuration stays in "
+     "force"},
     {"clock_untrusted", "warn", "wall_clock, trusted_time",
-     "the terminal's clock is off by more than codes.clock_skew_s: fix NTP; codes are judged by HQ's time meanwhile"},
+     "the terminal's clock is off by more than codes.clock_skew_s: fix NTP; codes are judged by "
+     "HQ's time meanwhile"},
     {"clock_trusted", "info", "wall_clock", "-"},
-    {"ledger_migrating", "info", "database, from, to", "- (the first start of a new version upgrades the ledger in one transaction each step; a large ledger takes a while, and the start timeout is extended for it)"},
-    {"ledger_damaged", "critical", "database, reason", "SQLite reports the ledger file damaged (a bad disk sector, a file changed behind the agent): commits and refunds are refused with 503 ledger_damaged until the file is replaced; follow \"A damaged ledger\" in docs/operations.md (move it aside; the next sync restores the history)"},
-    {"ledger_checked", "info", "check, ok, problems, duration_ms", "- (the start-up check of the ledger file, run after READY; a failed one also logs ledger_damaged)"},
-    {"ledger_error", "error", "phase | method, path, status, code, message", "the ledger cannot be written (disk full, I/O error, locked): check disk space and the file system; checkouts are refused until it is fixed"},
-    {"request_rejected", "info", "method, path, status, code, message", "- (bad input from the POS; many in a row point at a POS integration bug)"},
-    {"request_unauthorized", "warn", "method, path", "a caller without the token: check the POS configuration or look for an intruder"},
+    {"ledger_migrating", "info", "database, from, to",
+     "- (the first start of a new version upgrades the ledger in one transaction each step; a "
+     "large ledger takes a while, and the start timeout is extended for it)"},
+    {"ledger_damaged", "critical", "database, reason",
+     "SQLite reports the ledger file damaged (a bad disk sector, a file changed behind the agent): "
+     "commits and refunds are refused with 503 ledger_damaged until the file is replaced; follow "
+     "\"A damaged ledger\" in docs/operations.md (move it aside; the next sync restores the "
+     "history)"},
+    {"ledger_checked", "info", "check, ok, problems, duration_ms",
+     "- (the start-up check of the ledger file, run after READY; a failed one also logs "
+     "ledger_damaged)"},
+    {"ledger_error", "error", "phase | method, path, status, code, message",
+     "the ledger cannot be written (disk full, I/O error, locked): check disk space and the file "
+     "system; checkouts are refused until it is fixed"},
+    {"request_rejected", "info", "method, path, status, code, message",
+     "- (bad input from the POS; many in a row point at a POS integration bug)"},
+    {"request_unauthorized", "warn", "method, path",
+     "a caller without the token: check the POS configuration or look for an intruder"},
     {"member_identified", "info", "member_id, kind", "-"},
-    {"checkout_committed", "info", "checkout_id, member_id, total_due_cents, points_earned, points_redeemed, entries",
-     "-"},
-    {"refund_committed", "info", "refund_id, checkout_id, reason, refund_cents, points_clawed_back, points_restored",
-     "-"},
+    {"checkout_committed", "info",
+     "checkout_id, member_id, total_due_cents, points_earned, points_redeemed, entries", "-"},
+    {"refund_committed", "info",
+     "refund_id, checkout_id, reason, refund_cents, points_clawed_back, points_restored", "-"},
     {"member_frozen", "warn", "member_id, reason, checkout_id",
      "the member earned more than max_points_per_hour: HQ's risk team reviews and unfreezes"},
     {"tier_upgraded", "info", "member_id, tier", "-"},
@@ -53,21 +69,26 @@ inline constexpr EventInfo kEventCatalogue[] = {
     {"scanner_error", "error", "scanner_id, detail | message",
      "the scanner cannot be opened (permissions: udev rules; wrong path or ids in [[scanners]])"},
     {"scanner_garbage", "warn", "scanner_id, what",
-     "- (unreadable input from a scanner, logged once per burst; persistent: wrong scanner mode or baud)"},
+     "- (unreadable input from a scanner, logged once per burst; persistent: wrong scanner mode or "
+     "baud)"},
     {"scanner_image_refused", "warn",
      "scanner_id, file, width, height, channels, bytes_per_channel, decoded_bytes, reason",
-     "- (an image whose decoded size is over 64 MiB, refused before decoding; many: check what writes to the image "
+     "- (an image whose decoded size is over 64 MiB, refused before decoding; many: check what "
+     "writes to the image "
      "folder)"},
     {"sync_started", "info", "run_id, trigger", "-"},
     {"sync_finished", "info",
-     "run_id, uploaded, downloaded, repaired, round_trips, bytes_sent, bytes_received, duration_ms", "-"},
+     "run_id, uploaded, downloaded, repaired, round_trips, bytes_sent, bytes_received, duration_ms",
+     "-"},
     {"sync_failed", "error", "run_id, error, duration_ms",
-     "HQ unreachable or refusing: check the network, hq.url and the terminal certificate; the next run retries"},
+     "HQ unreachable or refusing: check the network, hq.url and the terminal certificate; the next "
+     "run retries"},
     {"sync_interrupted", "warn", "runs",
      "- (the agent was stopped or killed during a sync run; the next run repeats it safely)"},
     {"rules_updated", "info", "rules_version", "-"},
     {"sync_conflict", "warn", "run_id, kind, detail",
-     "HQ recorded a conflict (e.g. a coupon used at two stores): nothing to do at the store; HQ reviews it"},
+     "HQ recorded a conflict (e.g. a coupon used at two stores): nothing to do at the store; HQ "
+     "reviews it"},
     {"log_event_uncatalogued", "error", "name", "a defect: report it"},
 };
 

@@ -23,20 +23,28 @@ std::function<void(const std::string&, const nlohmann::json&)> g_observer;
 
 const char* LevelName(Level l) {
   switch (l) {
-    case Level::kTrace: return "trace";
-    case Level::kDebug: return "debug";
-    case Level::kInfo: return "info";
-    case Level::kWarn: return "warn";
-    case Level::kError: return "error";
-    case Level::kCritical: return "critical";
-    case Level::kOff: return "off";
+    case Level::kTrace:
+      return "trace";
+    case Level::kDebug:
+      return "debug";
+    case Level::kInfo:
+      return "info";
+    case Level::kWarn:
+      return "warn";
+    case Level::kError:
+      return "error";
+    case Level::kCritical:
+      return "critical";
+    case Level::kOff:
+      return "off";
   }
   return "info";
 }
 
 std::string NowStamp() {
   auto now = std::chrono::system_clock::now();
-  int64_t ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+  int64_t ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
   std::string s = FormatRfc3339(ms / 1000);
   char frac[8];
   std::snprintf(frac, sizeof frac, ".%03d", static_cast<int>(ms % 1000));
@@ -46,7 +54,8 @@ std::string NowStamp() {
 std::shared_ptr<spdlog::logger> Logger() {
   std::lock_guard<std::mutex> g(g_mu);
   if (!g_logger) {
-    g_logger = std::make_shared<spdlog::logger>("loyalty", std::make_shared<spdlog::sinks::stdout_sink_mt>());
+    g_logger = std::make_shared<spdlog::logger>("loyalty",
+                                                std::make_shared<spdlog::sinks::stdout_sink_mt>());
     g_logger->set_pattern("%v");
     g_logger->set_level(spdlog::level::trace);
     g_logger->flush_on(spdlog::level::trace);
@@ -58,11 +67,14 @@ std::shared_ptr<spdlog::logger> Logger() {
 
 Result<Level> ParseLevel(const std::string& s) {
   static const std::pair<const char*, Level> kLevels[] = {
-      {"trace", Level::kTrace}, {"debug", Level::kDebug}, {"info", Level::kInfo},     {"warn", Level::kWarn},
-      {"error", Level::kError}, {"critical", Level::kCritical}, {"off", Level::kOff}};
+      {"trace", Level::kTrace}, {"debug", Level::kDebug}, {"info", Level::kInfo},
+      {"warn", Level::kWarn},   {"error", Level::kError}, {"critical", Level::kCritical},
+      {"off", Level::kOff}};
   for (auto& [n, l] : kLevels)
     if (s == n) return l;
-  return Status::Error(ErrorCode::kConfigInvalid, "log level '" + s + "' is not one of trace, debug, info, warn, error, critical, off");
+  return Status::Error(
+      ErrorCode::kConfigInvalid,
+      "log level '" + s + "' is not one of trace, debug, info, warn, error, critical, off");
 }
 
 Status InitLog(const LogOptions& o) {
@@ -77,7 +89,8 @@ Status InitLog(const LogOptions& o) {
     // Under systemd journald keeps JSON lines; on a terminal people read text.
     json = std::getenv("JOURNAL_STREAM") != nullptr || std::getenv("INVOCATION_ID") != nullptr;
   } else {
-    return Status::Error(ErrorCode::kConfigInvalid, "log format '" + o.format + "' is not json or text");
+    return Status::Error(ErrorCode::kConfigInvalid,
+                         "log format '" + o.format + "' is not json or text");
   }
   std::vector<spdlog::sink_ptr> sinks{std::make_shared<spdlog::sinks::stdout_sink_mt>()};
   if (!o.file.empty()) {
@@ -139,8 +152,9 @@ void LogEvent(Level level, const std::string& event, const nlohmann::json& field
     if (fields.is_object())
       for (auto it = fields.begin(); it != fields.end(); ++it)
         text += " " + it.key() + "=" +
-                (it.value().is_string() ? it.value().get<std::string>()
-                                        : it.value().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+                (it.value().is_string()
+                     ? it.value().get<std::string>()
+                     : it.value().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     logger->info(text);
   }
 }

@@ -5,8 +5,8 @@
 // catalogue in docs/operations.md. Thread-safe.
 #pragma once
 
-#include <nlohmann/json.hpp>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "loyalty/base/status.h"
@@ -30,10 +30,12 @@ Status InitLog(const LogOptions& o);
 void SetLogLevel(Level l);
 bool UsingJson();
 
-void LogEvent(Level level, const std::string& event, const nlohmann::json& fields = nlohmann::json::object());
+void LogEvent(Level level, const std::string& event,
+              const nlohmann::json& fields = nlohmann::json::object());
 
 // Sees every event, whatever the log level (metrics count events this way). Called on the
 // thread that logs; must be cheap and must not log.
-void SetEventObserver(std::function<void(const std::string& event, const nlohmann::json& fields)> f);
+void SetEventObserver(
+    std::function<void(const std::string& event, const nlohmann::json& fields)> f);
 
 }  // namespace loyalty::agent

@@ -17,8 +17,8 @@ namespace loyalty::agent {
 // A latency histogram in microseconds with fixed buckets; exposed in seconds.
 class LatencyHistogram {
  public:
-  static constexpr std::array<int64_t, 12> kBoundsUs = {100,   250,    500,    1000,   2500,    5000,
-                                                        10000, 25000,  50000,  100000, 250000,  1000000};
+  static constexpr std::array<int64_t, 12> kBoundsUs = {
+      100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000};
   void Observe(int64_t us);
   struct Snapshot {
     std::array<uint64_t, kBoundsUs.size()> cumulative{};
@@ -61,7 +61,8 @@ class Metrics {
  private:
   std::atomic<uint64_t> scans_member_{0}, scans_rejected_{0}, scans_other_{0};
   std::atomic<uint64_t> checkouts_{0}, refunds_{0};
-  std::atomic<uint64_t> points_earned_{0}, points_redeemed_{0}, points_clawed_back_{0}, points_restored_{0};
+  std::atomic<uint64_t> points_earned_{0}, points_redeemed_{0}, points_clawed_back_{0},
+      points_restored_{0};
   std::atomic<uint64_t> sync_ok_{0}, sync_failed_{0};
   mutable std::mutex mu_;
   std::map<std::string, LatencyHistogram> latency_;           // by route

@@ -12,6 +12,7 @@
 namespace loyalty::agent {
 
 // Event-loop thread. The event has no seq yet (ScanHub::Add assigns it).
-nlohmann::json IdentifyScan(const drivers::Scan& scan, checkout::CheckoutService& service, ledger::Ledger& reader);
+nlohmann::json IdentifyScan(const drivers::Scan& scan, checkout::CheckoutService& service,
+                            ledger::Ledger& reader);
 
 }  // namespace loyalty::agent

@@ -7,7 +7,8 @@
 
 namespace loyalty::agent {
 
-Scanners::Scanners(boost::asio::io_context& ioc, const Clock& clock, std::function<void(const drivers::Scan&)> on_scan)
+Scanners::Scanners(boost::asio::io_context& ioc, const Clock& clock,
+                   std::function<void(const drivers::Scan&)> on_scan)
     : ioc_(ioc), clock_(clock), on_scan_(std::move(on_scan)) {}
 
 Scanners::~Scanners() { Stop(); }
@@ -51,7 +52,8 @@ Status Scanners::Start(const std::vector<config::ScannerConfig>& cfg) {
         on_scan_(s);
       });
     };
-    ev.on_state = [this, alive](const std::string& id, drivers::SourceState st, const std::string& detail) {
+    ev.on_state = [this, alive](const std::string& id, drivers::SourceState st,
+                                const std::string& detail) {
       boost::asio::post(ioc_, [this, alive, id, st, detail]() {
         if (alive.expired()) return;
         auto it = entries_.find(id);
@@ -90,7 +92,8 @@ Status Scanners::Start(const std::vector<config::ScannerConfig>& cfg) {
     auto src = drivers::MakeSource(ToOptions(c), std::move(ev), clock_);
     if (!src.ok()) {
       Stop();
-      return Status::Error(ErrorCode::kConfigInvalid, "scanners." + c.id + ": " + src.status().message());
+      return Status::Error(ErrorCode::kConfigInvalid,
+                           "scanners." + c.id + ": " + src.status().message());
     }
     Entry e;
     e.id = c.id;
@@ -98,7 +101,8 @@ Status Scanners::Start(const std::vector<config::ScannerConfig>& cfg) {
     e.source = std::move(*src);
     auto [it, _] = entries_.emplace(c.id, std::move(e));
     if (Status s = it->second.source->Start(); !s.ok()) {
-      LogEvent(Level::kWarn, "scanner_disconnected", {{"scanner_id", c.id}, {"detail", s.message()}});
+      LogEvent(Level::kWarn, "scanner_disconnected",
+               {{"scanner_id", c.id}, {"detail", s.message()}});
     } else {
       it->second.state = drivers::SourceStateName(it->second.source->state());
     }
@@ -129,8 +133,9 @@ nlohmann::json Scanners::Health() const {
     out.push_back({{"id", id},
                    {"kind", e.kind},
                    {"state", e.state},
-                   {"last_scan_at", e.last_scan_at_ms ? nlohmann::json(FormatRfc3339(e.last_scan_at_ms / 1000))
-                                                      : nlohmann::json(nullptr)}});
+                   {"last_scan_at", e.last_scan_at_ms
+                                        ? nlohmann::json(FormatRfc3339(e.last_scan_at_ms / 1000))
+                                        : nlohmann::json(nullptr)}});
   }
   return out;
 }

@@ -22,7 +22,8 @@ namespace loyalty::agent {
 class Scanners {
  public:
   // on_scan runs on the event loop for every complete scan.
-  Scanners(boost::asio::io_context& ioc, const Clock& clock, std::function<void(const drivers::Scan&)> on_scan);
+  Scanners(boost::asio::io_context& ioc, const Clock& clock,
+           std::function<void(const drivers::Scan&)> on_scan);
   ~Scanners();
 
   // Starts a source per config entry; a source that cannot start now (device absent) is

@@ -41,7 +41,8 @@ class ScanHub {
     uint64_t after;
     Respond respond;  // empty once answered
     boost::asio::steady_timer timer;
-    Waiter(uint64_t a, Respond r, boost::asio::io_context& ioc) : after(a), respond(std::move(r)), timer(ioc) {}
+    Waiter(uint64_t a, Respond r, boost::asio::io_context& ioc)
+        : after(a), respond(std::move(r)), timer(ioc) {}
   };
   void Answer(const std::shared_ptr<Waiter>& w);
   nlohmann::json Collect(uint64_t after) const;

@@ -16,7 +16,8 @@ namespace loyalty::agent {
 
 using nlohmann::json;
 
-Status ApplySnapshot(ledger::Ledger& w, const sync::Snapshot& snap, const TimeZone& tz, int64_t validity_months) {
+Status ApplySnapshot(ledger::Ledger& w, const sync::Snapshot& snap, const TimeZone& tz,
+                     int64_t validity_months) {
   // Expiries of the lots this terminal created, so entries applied again keep theirs.
   std::map<std::string, int64_t> expiry_by_entry;
   auto old_lots = w.Lots(snap.member_id);
@@ -42,16 +43,23 @@ Status ApplySnapshot(ledger::Ledger& w, const sync::Snapshot& snap, const TimeZo
   if (Status s = w.DeleteLots(snap.member_id); !s.ok()) return s;
   int64_t lot_sum = 0;
   for (const auto& l : snap.lots) {
-    model::Lot lot{0, snap.member_id, l.points, l.points, snap.snapshot_at_s,
-                       l.points < 0 ? model::kNeverExpires : l.expires_at_s, ""};
+    model::Lot lot{
+        0,        snap.member_id,     l.points,
+        l.points, snap.snapshot_at_s, l.points < 0 ? model::kNeverExpires : l.expires_at_s,
+        ""};
     if (auto id = w.AddLot(lot); !id.ok()) return id.status();
     lot_sum += l.points;
   }
   // The cached balance always equals the sum of the lots: if HQ's lots do not add up to its
   // balance, the rest is kept as a lot that never expires rather than breaking that rule.
   if (lot_sum != snap.balance) {
-    model::Lot lot{0, snap.member_id, snap.balance - lot_sum, snap.balance - lot_sum, snap.snapshot_at_s,
-                       model::kNeverExpires, ""};
+    model::Lot lot{0,
+                   snap.member_id,
+                   snap.balance - lot_sum,
+                   snap.balance - lot_sum,
+                   snap.snapshot_at_s,
+                   model::kNeverExpires,
+                   ""};
     if (auto id = w.AddLot(lot); !id.ok()) return id.status();
   }
   auto offset = [&tz](int64_t t) { return tz.UtcOffsetAt(t); };
@@ -61,8 +69,12 @@ Status ApplySnapshot(ledger::Ledger& w, const sync::Snapshot& snap, const TimeZo
     int64_t at_s = e.at_ms >= 0 ? e.at_ms / 1000 : 0;
     if (e.points != 0) {
       auto it = expiry_by_entry.find(e.entry_id);
-      int64_t expires = it != expiry_by_entry.end() ? it->second : rules::LotExpiry(at_s, validity_months, offset);
-      if (Status s = checkout::ApplyLotDelta(w, m.member_id, e.points, at_s, expires, e.entry_id); !s.ok()) return s;
+      int64_t expires = it != expiry_by_entry.end()
+                            ? it->second
+                            : rules::LotExpiry(at_s, validity_months, offset);
+      if (Status s = checkout::ApplyLotDelta(w, m.member_id, e.points, at_s, expires, e.entry_id);
+          !s.ok())
+        return s;
       m.balance += e.points;
     }
     // What this terminal decided after the snapshot still holds until HQ has seen it.
@@ -71,14 +83,16 @@ Status ApplySnapshot(ledger::Ledger& w, const sync::Snapshot& snap, const TimeZo
       m.frozen_reason = "velocity";
     } else if (e.kind == "tier_upgrade") {
       auto d = ParseJsonObject(e.detail);
-      if (d.ok() && d->contains("to") && (*d)["to"].is_string()) m.tier = (*d)["to"].get<std::string>();
+      if (d.ok() && d->contains("to") && (*d)["to"].is_string())
+        m.tier = (*d)["to"].get<std::string>();
     }
   }
   return w.UpsertMember(m);
 }
 
-SyncLocal::SyncLocal(SyncLocalOptions options, checkout::LedgerWriter& writer, checkout::CheckoutService& service,
-                     const Clock& clock, TimeZone tz, std::function<void(const json&)> on_rules)
+SyncLocal::SyncLocal(SyncLocalOptions options, checkout::LedgerWriter& writer,
+                     checkout::CheckoutService& service, const Clock& clock, TimeZone tz,
+                     std::function<void(const json&)> on_rules)
     : opt_(std::move(options)),
       writer_(writer),
       service_(service),
@@ -203,7 +217,8 @@ namespace {
 // The ledger's snapshot of the reconciliation index as the sync run's view of it.
 class ReconViewImpl final : public sync::LocalLedger::ReconView {
  public:
-  explicit ReconViewImpl(std::unique_ptr<ledger::ReconSnapshot> snapshot) : snapshot_(std::move(snapshot)) {}
+  explicit ReconViewImpl(std::unique_ptr<ledger::ReconSnapshot> snapshot)
+      : snapshot_(std::move(snapshot)) {}
   const recon::FingerprintStore& entries() override { return snapshot_->entries(); }
   const recon::FingerprintStore& balances() override { return snapshot_->balances(); }
 
@@ -225,7 +240,8 @@ Result<std::vector<uint64_t>> SyncLocal::MembersForKeys(const std::vector<std::s
   return (*r)->MembersByReconKey(keys);
 }
 
-Status SyncLocal::Acknowledge(const sync::UploadRequest& sent, const sync::UploadResponse& results) {
+Status SyncLocal::Acknowledge(const sync::UploadRequest& sent,
+                              const sync::UploadResponse& results) {
   std::vector<std::string> acked, checkouts, refunds;
   for (const auto& r : results.results)
     if (r.status != "invalid") acked.push_back(r.entry_id);
@@ -256,13 +272,16 @@ Status SyncLocal::ApplyChanges(const sync::ChangesResponse& page) {
       auto local = w.GetCoupon(c.coupon_id);
       if (!local.ok()) return local.status();
       // A local use stays recorded; a use HQ knows of (another store) makes it used here.
-      if (*local && !(*local)->used_by_checkout.empty()) row.used_by_checkout = (*local)->used_by_checkout;
-      else if (c.used) row.used_by_checkout = "@hq";
+      if (*local && !(*local)->used_by_checkout.empty())
+        row.used_by_checkout = (*local)->used_by_checkout;
+      else if (c.used)
+        row.used_by_checkout = "@hq";
       if (Status s = w.PutCoupon(row); !s.ok()) return s;
     }
     for (const auto& k : page.revocations) {
       auto raw = Base64UrlDecode(k);
-      if (!raw || raw->size() != 32) return Status::Error(ErrorCode::kBadResponse, "changes: revocation is not a 32-byte key");
+      if (!raw || raw->size() != 32)
+        return Status::Error(ErrorCode::kBadResponse, "changes: revocation is not a 32-byte key");
       if (Status s = w.PutRevocation(*raw); !s.ok()) return s;
     }
     if (rules_json) {
@@ -288,7 +307,8 @@ Result<int64_t> SyncLocal::Restore(const sync::FetchResponse& fetched) {
     for (const auto& e : rows) {
       auto r = w.RestoreEntry(e);
       if (!r.ok()) {
-        if (r.status().code() == ErrorCode::kConflict) continue;  // reconciliation reports it as a mismatch
+        if (r.status().code() == ErrorCode::kConflict)
+          continue;  // reconciliation reports it as a mismatch
         return Status::Error(ErrorCode::kBadResponse, "fetch: " + r.status().message());
       }
       if (*r != ledger::RestoreOutcome::kPresent) ++added;
@@ -318,7 +338,8 @@ Result<int64_t> SyncLocal::RepairBalances(const sync::MembersResponse& members) 
       if (Status s = ApplySnapshot(w, snap, tz_, validity); !s.ok()) return s;
       if (terminal == snap.balance) continue;
       json detail{{"terminal_balance", terminal}, {"hq_balance", snap.balance}};
-      ledger::EntryDraft d{NewEntryId(now_ms), "correction", snap.member_id, 0, now_ms, "", "", detail.dump()};
+      ledger::EntryDraft d{NewEntryId(now_ms), "correction", snap.member_id, 0, now_ms, "", "",
+                           detail.dump()};
       if (auto e = w.AppendEntry(d); !e.ok()) return e.status();
       ++corrections;
     }

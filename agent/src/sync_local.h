@@ -28,14 +28,16 @@ struct SyncLocalOptions {
 // Applies one HQ snapshot to a member on the writer's ledger (inside the caller's
 // transaction): fields replaced, lots replaced by HQ's, then this terminal's entries with
 // seq > terminal_seq applied again on top (PROTOCOL.md §3). Exposed for tests.
-Status ApplySnapshot(ledger::Ledger& w, const sync::Snapshot& snap, const TimeZone& tz, int64_t validity_months);
+Status ApplySnapshot(ledger::Ledger& w, const sync::Snapshot& snap, const TimeZone& tz,
+                     int64_t validity_months);
 
 class SyncLocal final : public sync::LocalLedger {
  public:
   // `writer`, `service` and `clock` must outlive this object. on_rules is called (on the
   // writer thread, after the commit) with rules HQ pushed.
-  SyncLocal(SyncLocalOptions options, checkout::LedgerWriter& writer, checkout::CheckoutService& service,
-            const Clock& clock, TimeZone tz, std::function<void(const nlohmann::json& rules)> on_rules = {});
+  SyncLocal(SyncLocalOptions options, checkout::LedgerWriter& writer,
+            checkout::CheckoutService& service, const Clock& clock, TimeZone tz,
+            std::function<void(const nlohmann::json& rules)> on_rules = {});
   ~SyncLocal() override;
 
   Result<sync::HelloRequest> Hello() override;

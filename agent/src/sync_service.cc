@@ -50,8 +50,10 @@ void SyncService::Loop() {
   auto next_delay_ms = [&](bool first) -> int64_t {
     int64_t interval_ms = opt_.interval_s * 1000;
     if (interval_ms <= 0) return -1;
-    int64_t jitter = static_cast<int64_t>(rng() % static_cast<uint64_t>(std::max<int64_t>(interval_ms / 10, 1)));
-    return first ? jitter + static_cast<int64_t>(rng() % static_cast<uint64_t>(interval_ms)) : interval_ms + jitter;
+    int64_t jitter =
+        static_cast<int64_t>(rng() % static_cast<uint64_t>(std::max<int64_t>(interval_ms / 10, 1)));
+    return first ? jitter + static_cast<int64_t>(rng() % static_cast<uint64_t>(interval_ms))
+                 : interval_ms + jitter;
   };
   int64_t due_mono = -1;
   if (int64_t d = next_delay_ms(true); d >= 0) due_mono = clock_.mono_ms() + d;
@@ -67,7 +69,8 @@ void SyncService::Loop() {
           break;
         }
         if (due_mono >= 0) {
-          cv_.wait_for(lk, std::chrono::milliseconds(std::min<int64_t>(due_mono - clock_.mono_ms(), 60000)));
+          cv_.wait_for(
+              lk, std::chrono::milliseconds(std::min<int64_t>(due_mono - clock_.mono_ms(), 60000)));
         } else {
           cv_.wait(lk);
         }
@@ -95,8 +98,10 @@ sync::RunRecord SyncService::RunOnce(const std::string& run_id) {
   Status ts;
   if (opt_.make_transport) {
     auto t = opt_.make_transport();
-    if (t.ok()) transport = std::move(*t);
-    else ts = t.status();
+    if (t.ok())
+      transport = std::move(*t);
+    else
+      ts = t.status();
   } else if (opt_.hq_host.empty()) {
     ts = Status::Error(ErrorCode::kHqUnconfigured, "no [hq] url is configured");
   } else {
@@ -109,8 +114,10 @@ sync::RunRecord SyncService::RunOnce(const std::string& run_id) {
     ep.cert_file = opt_.hq_cert_file;
     ep.key_file = opt_.hq_key_file;
     auto t = sync::NewHqTransport(std::move(ep), &cancel_);
-    if (t.ok()) transport = std::move(*t);
-    else ts = t.status();
+    if (t.ok())
+      transport = std::move(*t);
+    else
+      ts = t.status();
   }
   if (!transport) {
     rec.run_id = run_id;
@@ -132,15 +139,16 @@ sync::RunRecord SyncService::RunOnce(const std::string& run_id) {
     sync::SyncRun run(local_, *transport, clock_, ro);
     rec = run.Execute(run_id);
   }
-  nlohmann::json fields{{"run_id", rec.run_id},
-                        {"uploaded", rec.uploaded},
-                        {"downloaded", rec.downloaded},
-                        {"repaired", rec.repaired},
-                        {"conflicts", rec.conflicts},
-                        {"round_trips", rec.round_trips},
-                        {"bytes_sent", rec.bytes_sent},
-                        {"bytes_received", rec.bytes_received},
-                        {"duration_ms", rec.finished_at_ms.value_or(rec.started_at_ms) - rec.started_at_ms}};
+  nlohmann::json fields{
+      {"run_id", rec.run_id},
+      {"uploaded", rec.uploaded},
+      {"downloaded", rec.downloaded},
+      {"repaired", rec.repaired},
+      {"conflicts", rec.conflicts},
+      {"round_trips", rec.round_trips},
+      {"bytes_sent", rec.bytes_sent},
+      {"bytes_received", rec.bytes_received},
+      {"duration_ms", rec.finished_at_ms.value_or(rec.started_at_ms) - rec.started_at_ms}};
   if (rec.result == "ok") {
     LogEvent(Level::kInfo, "sync_finished", fields);
   } else {

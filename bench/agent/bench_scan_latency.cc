@@ -30,7 +30,8 @@ using Clk = std::chrono::steady_clock;
 static std::string Code(uint64_t member, uint32_t t) {
   std::string hq = *HexDecode("0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20");
   std::string dev = *HexDecode("65666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f8081828384");
-  std::string cert = codes::MakeCertificate(hq, 1, member, codes::Ed25519PublicFromSeed(dev), 1893456000);
+  std::string cert =
+      codes::MakeCertificate(hq, 1, member, codes::Ed25519PublicFromSeed(dev), 1893456000);
   return codes::MakeDynamicCode(cert, dev, t);
 }
 
@@ -41,7 +42,8 @@ int main(int argc, char** argv) {
   std::string a = (dir / "ttyA").string(), b = (dir / "ttyB").string();
   pid_t socat = fork();
   if (socat == 0) {
-    execlp("socat", "socat", ("pty,raw,echo=0,link=" + a).c_str(), ("pty,raw,echo=0,link=" + b).c_str(), (char*)nullptr);
+    execlp("socat", "socat", ("pty,raw,echo=0,link=" + a).c_str(),
+           ("pty,raw,echo=0,link=" + b).c_str(), (char*)nullptr);
     _exit(127);
   }
   while (!std::filesystem::exists(b)) std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -58,7 +60,8 @@ int main(int argc, char** argv) {
       << "[codes]\nhq_public_keys = { \"1\" = \"ebVWLo_mVPlAeLES6KmLp5AfhTrmlb7X4OORC60ElmQ\" }\n"
       << "[log]\nformat = \"json\"\nlevel = \"warn\"\n"
       << "[[scanners]]\nid = \"fifo\"\nkind = \"fifo\"\npath = \"scan.fifo\"\ndebounce_ms = 0\n"
-      << "[[scanners]]\nid = \"serial\"\nkind = \"serial\"\npath = \"ttyA\"\nterminator = \"CR\"\ndebounce_ms = 0\n";
+      << "[[scanners]]\nid = \"serial\"\nkind = \"serial\"\npath = \"ttyA\"\nterminator = "
+         "\"CR\"\ndebounce_ms = 0\n";
   }
   std::string exe = std::string(LOYALTY_BINARY_DIR) + "/agent/loyaltyd";
   std::string cfg = (dir / "agent.toml").string();
@@ -71,7 +74,8 @@ int main(int argc, char** argv) {
     _exit(127);
   }
   http::Client poll("127.0.0.1", static_cast<uint16_t>(port));
-  std::vector<std::pair<std::string, std::string>> auth{{"Authorization", "Bearer benchtoken0123456789"}};
+  std::vector<std::pair<std::string, std::string>> auth{
+      {"Authorization", "Bearer benchtoken0123456789"}};
   for (int i = 0; i < 500; ++i) {
     auto r = poll.Request("GET", "/v1/health", "", {}, 200);
     if (r.ok() && r->status == 200) break;
@@ -88,7 +92,8 @@ int main(int argc, char** argv) {
     for (int i = 0; i < n; ++i) {
       std::string text = Code(member++, t0) + (std::string(kind) == "fifo" ? "\n" : "\r");
       auto pending = std::async(std::launch::async, [&] {
-        return poll.Request("GET", "/v1/scans?after=" + std::to_string(after) + "&wait_ms=5000", "", auth, 6000);
+        return poll.Request("GET", "/v1/scans?after=" + std::to_string(after) + "&wait_ms=5000", "",
+                            auth, 6000);
       });
       std::this_thread::sleep_for(std::chrono::milliseconds(2));  // the long-poll is waiting
       auto start = Clk::now();
@@ -110,8 +115,10 @@ int main(int argc, char** argv) {
     }
     std::sort(us.begin(), us.end());
     if (!us.empty())
-      std::printf("%-6s scan -> long-poll answer (incl. identify): n=%zu p50=%.0f us p99=%.0f us max=%.0f us\n", kind,
-                  us.size(), us[us.size() / 2], us[us.size() * 99 / 100], us.back());
+      std::printf(
+          "%-6s scan -> long-poll answer (incl. identify): n=%zu p50=%.0f us p99=%.0f us max=%.0f "
+          "us\n",
+          kind, us.size(), us[us.size() / 2], us[us.size() * 99 / 100], us.back());
   }
   close(fifo);
   close(tty);

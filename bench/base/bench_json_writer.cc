@@ -2,7 +2,8 @@
 // unit_price_cents, category) into its canonical text, the bytes that are hashed for
 // idempotency and stored.
 //
-//   bench_json_writer [iterations]   (default 20000; 7 rounds, ns/op of the best and the median round)
+//   bench_json_writer [iterations]   (default 20000; 7 rounds, ns/op of the best and the median
+//   round)
 //
 // Cases:
 //   dump()             nlohmann::json::dump(), the reference
@@ -39,10 +40,12 @@ struct Request {
 };
 
 Request MakeRequest() {
-  static const char* kCategories[] = {"beverages", "dairy", "bakery", "produce", "household", "snacks", "frozen"};
+  static const char* kCategories[] = {"beverages", "dairy",  "bakery", "produce",
+                                      "household", "snacks", "frozen"};
   Request r;
   r.checkout_id = "T01-20250611-000184-7f3a9c2e";
-  r.member_code = "LM1.AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyAhIiMkJSYnKCkqKywtLi8wMTIzNDU2Nzg5Ojs8PT4_";
+  r.member_code =
+      "LM1.AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyAhIiMkJSYnKCkqKywtLi8wMTIzNDU2Nzg5Ojs8PT4_";
   r.store_id = "S-SH-0042";
   r.terminal_id = "T01";
   r.currency = "CNY";
@@ -90,7 +93,13 @@ nlohmann::json ToJson(const Request& r) {
 // The same document written by hand, keys in sorted order.
 void Write(const Request& r, std::string& out) {
   loyalty::JsonWriter w(out);
-  w.BeginObject().Key("cashier").String(r.cashier).Key("checkout_id").String(r.checkout_id).Key("coupons").BeginArray();
+  w.BeginObject()
+      .Key("cashier")
+      .String(r.cashier)
+      .Key("checkout_id")
+      .String(r.checkout_id)
+      .Key("coupons")
+      .BeginArray();
   for (const auto& c : r.coupons) w.String(c);
   w.EndArray().Key("currency").String(r.currency).Key("lines").BeginArray();
   int n = 0;
@@ -149,8 +158,8 @@ std::vector<double> Time(int iterations, int rounds, F&& f) {
 }
 
 void Print(const char* name, const std::vector<double>& ns, double reference) {
-  std::printf("%-18s best %8.0f ns/op   median %8.0f ns/op   %5.2fx faster than dump()\n", name, ns.front(),
-              ns[ns.size() / 2], reference / ns[ns.size() / 2]);
+  std::printf("%-18s best %8.0f ns/op   median %8.0f ns/op   %5.2fx faster than dump()\n", name,
+              ns.front(), ns[ns.size() / 2], reference / ns[ns.size() / 2]);
 }
 
 }  // namespace
@@ -168,8 +177,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "output differs from dump()\n");
     return 1;
   }
-  std::printf("document: %zu bytes, %zu lines, %d iterations x %d rounds\n", reference.size(), req.lines.size(),
-              iterations, rounds);
+  std::printf("document: %zu bytes, %zu lines, %d iterations x %d rounds\n", reference.size(),
+              req.lines.size(), iterations, rounds);
 
   auto dump = Time(iterations, rounds, [&] { return j.dump().size(); });
   auto canonical = Time(iterations, rounds, [&] { return loyalty::DumpCanonical(j).size(); });

@@ -38,13 +38,15 @@ Figures Summarize(std::vector<double> us) {
   std::sort(us.begin(), us.end());
   double sum = 0;
   for (double v : us) sum += v;
-  auto at = [&](double q) { return us[std::min(us.size() - 1, static_cast<size_t>(q * us.size()))]; };
+  auto at = [&](double q) {
+    return us[std::min(us.size() - 1, static_cast<size_t>(q * us.size()))];
+  };
   return {at(0.50), at(0.99), us.back(), sum / us.size()};
 }
 
 void Print(const char* name, const Figures& f, size_t n) {
-  std::printf("%-8s n=%-6zu p50 %7.1f us   p99 %7.1f us   max %7.1f us   mean %7.1f us\n", name, n, f.p50_us,
-              f.p99_us, f.max_us, f.mean_us);
+  std::printf("%-8s n=%-6zu p50 %7.1f us   p99 %7.1f us   max %7.1f us   mean %7.1f us\n", name, n,
+              f.p50_us, f.p99_us, f.max_us, f.mean_us);
 }
 
 template <typename F>
@@ -86,9 +88,11 @@ int main(int argc, char** argv) {
 
   // Minting is signing: do it all before timing anything.
   const uint32_t t0 = 1'800'000'000;
-  const std::string cert = loyalty::codes::MakeCertificate(hq_seed, 1, 1234567890123, device_pk, 2'000'000'000);
+  const std::string cert =
+      loyalty::codes::MakeCertificate(hq_seed, 1, 1234567890123, device_pk, 2'000'000'000);
   std::vector<std::string> warm_codes(n), cold_codes(n_cold);
-  for (size_t i = 0; i < n; ++i) warm_codes[i] = loyalty::codes::MakeDynamicCode(cert, device_seed, t0 + i);
+  for (size_t i = 0; i < n; ++i)
+    warm_codes[i] = loyalty::codes::MakeDynamicCode(cert, device_seed, t0 + i);
   for (size_t i = 0; i < n_cold; ++i) {
     std::string c = loyalty::codes::MakeCertificate(hq_seed, 1, 1000 + i, device_pk, 2'000'000'000);
     cold_codes[i] = loyalty::codes::MakeDynamicCode(c, device_seed, t0);
@@ -100,8 +104,8 @@ int main(int argc, char** argv) {
     messages[i] = "LM1-CODE" + payload.substr(0, 114);
     signatures[i] = payload.substr(114);
   }
-  EVP_PKEY* key = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr,
-                                              reinterpret_cast<const unsigned char*>(device_pk.data()), 32);
+  EVP_PKEY* key = EVP_PKEY_new_raw_public_key(
+      EVP_PKEY_ED25519, nullptr, reinterpret_cast<const unsigned char*>(device_pk.data()), 32);
   Check(key != nullptr, "device key");
 
   // Warm-up: caches the certificate, faults in code and tables.
@@ -122,8 +126,9 @@ int main(int argc, char** argv) {
       size_t k = start + i;
       EVP_MD_CTX* ctx = EVP_MD_CTX_new();
       int ok = EVP_DigestVerifyInit(ctx, nullptr, nullptr, nullptr, key) == 1 &&
-               EVP_DigestVerify(ctx, reinterpret_cast<const unsigned char*>(signatures[k].data()), 64,
-                                reinterpret_cast<const unsigned char*>(messages[k].data()), messages[k].size()) == 1;
+               EVP_DigestVerify(ctx, reinterpret_cast<const unsigned char*>(signatures[k].data()),
+                                64, reinterpret_cast<const unsigned char*>(messages[k].data()),
+                                messages[k].size()) == 1;
       EVP_MD_CTX_free(ctx);
       Check(ok, "bare verify failed");
     });
@@ -138,7 +143,8 @@ int main(int argc, char** argv) {
       threads.emplace_back([&, th] {
         par_us[th] = Time(n / 2, [&](size_t i) {
           size_t k = 2 * i + th;
-          Check(verifier.Identify(warm_codes[k], t0 + k, not_revoked).ok(), "parallel identify failed");
+          Check(verifier.Identify(warm_codes[k], t0 + k, not_revoked).ok(),
+                "parallel identify failed");
         });
       });
     }
@@ -146,11 +152,18 @@ int main(int argc, char** argv) {
   }
   std::vector<double> par_all = par_us[0];
   par_all.insert(par_all.end(), par_us[1].begin(), par_us[1].end());
-  auto cold_us = Time(n_cold, [&](size_t i) { Check(verifier.Identify(cold_codes[i], t0, not_revoked).ok(), "cold"); });
-  auto static_us = Time(n, [&](size_t) { Check(verifier.Identify("8800123456789010", t0, not_revoked).ok(), "static"); });
-  auto channel_us =
-      Time(n, [&](size_t) { Check(verifier.Identify("123456789012345678", t0, not_revoked).ok(), "channel"); });
-  auto other_us = Time(n, [&](size_t) { Check(!verifier.Identify("6901234567892", t0, not_revoked).ok(), "other"); });
+  auto cold_us = Time(n_cold, [&](size_t i) {
+    Check(verifier.Identify(cold_codes[i], t0, not_revoked).ok(), "cold");
+  });
+  auto static_us = Time(n, [&](size_t) {
+    Check(verifier.Identify("8800123456789010", t0, not_revoked).ok(), "static");
+  });
+  auto channel_us = Time(n, [&](size_t) {
+    Check(verifier.Identify("123456789012345678", t0, not_revoked).ok(), "channel");
+  });
+  auto other_us = Time(n, [&](size_t) {
+    Check(!verifier.Identify("6901234567892", t0, not_revoked).ok(), "other");
+  });
   EVP_PKEY_free(key);
 
   Figures warm = Summarize(warm_us), bare = Summarize(verify_us);
@@ -161,7 +174,8 @@ int main(int argc, char** argv) {
   Print("static", Summarize(static_us), static_us.size());
   Print("channel", Summarize(channel_us), channel_us.size());
   Print("other", Summarize(other_us), other_us.size());
-  std::printf("warm/verify ratio: p50 %.2f  p99 %.2f\n", warm.p50_us / bare.p50_us, warm.p99_us / bare.p99_us);
+  std::printf("warm/verify ratio: p50 %.2f  p99 %.2f\n", warm.p50_us / bare.p50_us,
+              warm.p99_us / bare.p99_us);
   auto s = verifier.stats();
   std::printf("certificate verifications %llu, cache hits %llu, cache size %zu\n",
               static_cast<unsigned long long>(s.certificate_verifications),

@@ -91,19 +91,22 @@ void Latency(const char* name, int write_fd, Waiter& w, int iterations, const ch
 double CpuSeconds() {
   rusage ru;
   getrusage(RUSAGE_SELF, &ru);
-  return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+  return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec +
+         ru.ru_stime.tv_usec / 1e6;
 }
 
 // A w×h noisy grey frame with the QR of `text` pasted in the middle (module size 4 px).
 std::vector<uint8_t> QrFrame(const std::string& text, int w, int h) {
-  ZXing::BitMatrix m = ZXing::MultiFormatWriter(ZXing::BarcodeFormat::QRCode).setMargin(4).encode(text, 0, 0);
+  ZXing::BitMatrix m =
+      ZXing::MultiFormatWriter(ZXing::BarcodeFormat::QRCode).setMargin(4).encode(text, 0, 0);
   auto mat = ZXing::ToMatrix<uint8_t>(m);
   const int scale = 4;
   std::vector<uint8_t> f(static_cast<size_t>(w) * h, 170);
   const int x0 = (w - mat.width() * scale) / 2, y0 = (h - mat.height() * scale) / 2;
   for (int y = 0; y < mat.height() * scale; ++y)
     for (int x = 0; x < mat.width() * scale; ++x)
-      f[static_cast<size_t>(y0 + y) * w + x0 + x] = mat.data()[(y / scale) * mat.width() + x / scale] ? 220 : 30;
+      f[static_cast<size_t>(y0 + y) * w + x0 + x] =
+          mat.data()[(y / scale) * mat.width() + x / scale] ? 220 : 30;
   std::mt19937 rng(1);
   std::uniform_int_distribution<int> noise(-20, 20);
   for (uint8_t& p : f) p = static_cast<uint8_t>(std::clamp(p + noise(rng), 0, 255));
@@ -122,7 +125,8 @@ void Decode(int w, int h, int rounds) {
     auto t0 = Clk::now();
     auto r = DecodeImage(frame.data(), w, h);
     auto t1 = Clk::now();
-    auto z = ZXing::ReadBarcodes(ZXing::ImageView(frame.data(), w, h, ZXing::ImageFormat::Lum), hints);
+    auto z =
+        ZXing::ReadBarcodes(ZXing::ImageView(frame.data(), w, h, ZXing::ImageFormat::Lum), hints);
     auto t2 = Clk::now();
     if (!r.ok() || r->size() != 1 || (*r)[0].text != text || z.size() != 1) {
       std::printf("decode %dx%d: unexpected result\n", w, h);
@@ -132,8 +136,9 @@ void Decode(int w, int h, int rounds) {
     bare.push_back(std::chrono::duration<double, std::milli>(t2 - t1).count());
   }
   const double po = Percentile(ours, 0.5), pb = Percentile(bare, 0.5);
-  std::printf("QR decode %4dx%-4d     ours p50=%.2f ms  bare ReadBarcodes p50=%.2f ms  ratio=%.3f\n", w, h,
-              po, pb, po / pb);
+  std::printf(
+      "QR decode %4dx%-4d     ours p50=%.2f ms  bare ReadBarcodes p50=%.2f ms  ratio=%.3f\n", w, h,
+      po, pb, po / pb);
 }
 
 }  // namespace
@@ -145,7 +150,8 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--idle-seconds")) idle_seconds = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--rounds")) rounds = std::atoi(argv[i + 1]);
   }
-  const std::string dir = std::filesystem::temp_directory_path() / ("bench-drivers-" + std::to_string(getpid()));
+  const std::string dir =
+      std::filesystem::temp_directory_path() / ("bench-drivers-" + std::to_string(getpid()));
   std::filesystem::create_directories(dir);
   SystemClock& clock = SystemClock::Instance();
 
@@ -175,7 +181,8 @@ int main(int argc, char** argv) {
   Waiter sw;
   auto serial = MakeSource(so, sw.Events(), clock);
   if (!serial.ok() || !(*serial)->Start().ok()) return 1;
-  while ((*serial)->state() != SourceState::kConnected) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  while ((*serial)->state() != SourceState::kConnected)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
 
   std::printf("scan -> on_scan callback (242-byte LM1 code, one at a time)\n");
   Latency("fifo", fifo_w, fw, iterations, "\n");
@@ -193,15 +200,17 @@ int main(int argc, char** argv) {
     auto u = MakeSource(uo, {}, clock);
     if (u.ok() && (*u)->Start().ok()) usb.push_back(std::move(u).value());
   }
-  std::printf("\nidle: fifo + serial sources started, nothing written; %zu usb sources without device\n",
-              usb.size());
+  std::printf(
+      "\nidle: fifo + serial sources started, nothing written; %zu usb sources without device\n",
+      usb.size());
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   const double c0 = CpuSeconds();
   const auto w0 = Clk::now();
   std::this_thread::sleep_for(std::chrono::seconds(idle_seconds));
   const double cpu = CpuSeconds() - c0;
   const double wall = std::chrono::duration<double>(Clk::now() - w0).count();
-  std::printf("idle CPU over %.1f s: %.4f s = %.4f %% of one core\n", wall, cpu, 100.0 * cpu / wall);
+  std::printf("idle CPU over %.1f s: %.4f s = %.4f %% of one core\n", wall, cpu,
+              100.0 * cpu / wall);
 
   (*fifo)->Stop();
   (*serial)->Stop();
@@ -211,7 +220,9 @@ int main(int argc, char** argv) {
   close(slave);
   std::filesystem::remove_all(dir);
 
-  std::printf("\nQR decode (QR + Code 128, tryHarder, tryRotate), median of %d interleaved rounds\n", rounds);
+  std::printf(
+      "\nQR decode (QR + Code 128, tryHarder, tryRotate), median of %d interleaved rounds\n",
+      rounds);
   Decode(640, 480, rounds);
   Decode(1280, 720, rounds);
   return 0;

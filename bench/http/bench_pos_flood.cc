@@ -41,7 +41,8 @@ Stats Measure(http::Client& pos, int n, const std::string& body) {
   us.reserve(n);
   for (int i = 0; i < n; ++i) {
     auto t0 = Clk::now();
-    auto r = pos.Request("POST", "/v1/checkouts/quote", body, {{"Content-Type", "application/json"}}, 10000);
+    auto r = pos.Request("POST", "/v1/checkouts/quote", body,
+                         {{"Content-Type", "application/json"}}, 10000);
     auto t1 = Clk::now();
     if (!r.ok() || r->status != 200) {
       std::fprintf(stderr, "request %d failed: %s\n", i,
@@ -156,7 +157,8 @@ int main(int argc, char** argv) {
   Stats flooded;
   {
     Flood flood(server.port(), flood_sockets);
-    while (server.active_connections() < o.max_connections) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    while (server.active_connections() < o.max_connections)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
     flooded = Measure(pos, n, body);
     reopened = flood.reopened();
   }

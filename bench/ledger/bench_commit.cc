@@ -17,8 +17,8 @@
 #include "loyalty/codes/codes.h"
 #include "loyalty/codes/trusted_time.h"
 #include "loyalty/ledger/ledger.h"
-#include "loyalty/sqlite/sqlite.h"
 #include "loyalty/rules/rules.h"
+#include "loyalty/sqlite/sqlite.h"
 
 using namespace loyalty;
 using Clk = std::chrono::steady_clock;
@@ -34,8 +34,9 @@ static void Report(const char* name, std::vector<double> us) {
   std::sort(us.begin(), us.end());
   double sum = 0;
   for (double v : us) sum += v;
-  std::printf("%-34s n=%zu  p50=%.1f us  p99=%.1f us  mean=%.1f us  -> %.0f commits/s\n", name, us.size(),
-              us[us.size() / 2], us[us.size() * 99 / 100], sum / us.size(), 1e6 * us.size() / sum);
+  std::printf("%-34s n=%zu  p50=%.1f us  p99=%.1f us  mean=%.1f us  -> %.0f commits/s\n", name,
+              us.size(), us[us.size() / 2], us[us.size() * 99 / 100], sum / us.size(),
+              1e6 * us.size() / sum);
 }
 
 int main(int argc, char** argv) {
@@ -58,7 +59,9 @@ int main(int argc, char** argv) {
     std::exit(1);
   };
   auto db = sqlite::Db::Open((work / "bare.db").string(), false);
-  check((*db)->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);"));
+  check(
+      (*db)->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; CREATE TABLE t (id INTEGER "
+                  "PRIMARY KEY, v TEXT);"));
   auto bare_insert = [&] {
     auto t0 = Clk::now();
     check((*db)->Exec("BEGIN IMMEDIATE"));
@@ -77,7 +80,8 @@ int main(int argc, char** argv) {
   //    lot, checkout + lines + stored response) through CheckoutService::Commit.
   std::vector<double> full;
   {
-    auto l = ledger::Ledger::Open((work / "ledger.db").string(), ledger::Ledger::Mode::kWriter, "T01");
+    auto l =
+        ledger::Ledger::Open((work / "ledger.db").string(), ledger::Ledger::Mode::kWriter, "T01");
     if (!l.ok()) {
       std::fprintf(stderr, "%s\n", l.status().ToString().c_str());
       return 1;
@@ -101,8 +105,13 @@ int main(int argc, char** argv) {
       m.snapshot_at_s = now_s;
       int64_t balance = 0;
       for (int month = 0; month < 12; ++month) {
-        model::Lot lot{0, m.member_id, 120, 120, now_s - (12 - month) * 30 * 86400,
-                           now_s + (month + 1) * 30 * 86400, ""};
+        model::Lot lot{0,
+                       m.member_id,
+                       120,
+                       120,
+                       now_s - (12 - month) * 30 * 86400,
+                       now_s + (month + 1) * 30 * 86400,
+                       ""};
         check(w.AddLot(lot).status());
         balance += 120;
       }
@@ -117,16 +126,21 @@ int main(int argc, char** argv) {
     codes::TrustedTime tt(60);
     auto tz = TimeZone::Load("Asia/Shanghai");
     auto rules = std::make_shared<rules::Rules>(rules::Rules::Defaults());
-    checkout::CheckoutService svc({"T01", "S001"}, SystemClock::Instance(), **verifier, tt, *tz, rules);
+    checkout::CheckoutService svc({"T01", "S001"}, SystemClock::Instance(), **verifier, tt, *tz,
+                                  rules);
     nlohmann::json lines = nlohmann::json::array();
     for (int i = 0; i < 20; ++i)
-      lines.push_back({{"sku", "SKU-" + std::to_string(i)}, {"qty", 1 + i % 3}, {"unit_price_cents", 199 + i * 37},
+      lines.push_back({{"sku", "SKU-" + std::to_string(i)},
+                       {"qty", 1 + i % 3},
+                       {"unit_price_cents", 199 + i * 37},
                        {"category", i % 5 ? "grocery" : "tobacco"}});
     int hw = 0, cur = 0;
     sqlite3_db_status(w.db().raw(), SQLITE_DBSTATUS_CACHE_WRITE, &cur, &hw, 1);
     for (int i = 0; i < n; ++i) {
       bare_insert();
-      nlohmann::json body{{"checkout_id", "b" + std::to_string(i)}, {"member_code", MemberCard(i % kMembers)}, {"lines", lines},
+      nlohmann::json body{{"checkout_id", "b" + std::to_string(i)},
+                          {"member_code", MemberCard(i % kMembers)},
+                          {"lines", lines},
                           {"tender", "card"}};
       auto t0 = Clk::now();
       auto r = svc.Commit(w, body);
@@ -143,7 +157,8 @@ int main(int argc, char** argv) {
     }
     wal_mb = static_cast<double>(std::filesystem::file_size(work / "ledger.db-wal")) / 1e6;
     checkpoints = w.idle_checkpoints();
-    auto sz = w.db().Prepare("SELECT avg(length(request_json)), avg(length(response_json)) FROM checkouts");
+    auto sz = w.db().Prepare(
+        "SELECT avg(length(request_json)), avg(length(response_json)) FROM checkouts");
     if (sz.ok() && (*sz)->Step()) {
       req_bytes = static_cast<double>((*sz)->Int(0));
       resp_bytes = static_cast<double>((*sz)->Int(1));
@@ -151,13 +166,16 @@ int main(int argc, char** argv) {
   }
   Report("bare 1-row insert txn (FULL)", bare);
   std::printf("stored per checkout: request %.0f B, response %.0f B\n", req_bytes, resp_bytes);
-  std::printf("WAL file at the end %.1f MB, %lld checkpoints between commits\n", wal_mb, static_cast<long long>(checkpoints));
-  std::printf("pages written per bare txn: %.1f, per checkout commit: %.1f\n", bare_pages / n, full_pages / n);
+  std::printf("WAL file at the end %.1f MB, %lld checkpoints between commits\n", wal_mb,
+              static_cast<long long>(checkpoints));
+  std::printf("pages written per bare txn: %.1f, per checkout commit: %.1f\n", bare_pages / n,
+              full_pages / n);
   Report("20-line checkout commit", full);
   std::vector<double> b = bare, f = full;
   std::sort(b.begin(), b.end());
   std::sort(f.begin(), f.end());
-  std::printf("ratio p50 = %.2f, p99 = %.2f\n", f[f.size() / 2] / b[b.size() / 2], f[f.size() * 99 / 100] / b[b.size() * 99 / 100]);
+  std::printf("ratio p50 = %.2f, p99 = %.2f\n", f[f.size() / 2] / b[b.size() / 2],
+              f[f.size() * 99 / 100] / b[b.size() * 99 / 100]);
   std::filesystem::remove_all(work);
   return 0;
 }

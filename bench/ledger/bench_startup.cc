@@ -63,14 +63,16 @@ int main(int argc, char** argv) {
       m.snapshot_at_s = 1795000000;
       m.balance = 0;
       check(w.UpsertMember(m));
-      check(w.PutIdentity("card", "88" + std::to_string(1000000000000000ull + static_cast<uint64_t>(i)).substr(2),
-                          static_cast<uint64_t>(i)));
+      check(w.PutIdentity(
+          "card", "88" + std::to_string(1000000000000000ull + static_cast<uint64_t>(i)).substr(2),
+          static_cast<uint64_t>(i)));
     }
     int64_t at = 1700000000000;
     for (int i = 0; i < entries; ++i) {
       uint64_t member = 1 + rng() % static_cast<uint64_t>(members);
       at += 30000;
-      ledger::EntryDraft d{NewEntryId(at), "earn", member, 0, at, "c" + std::to_string(i / 2), "", ""};
+      ledger::EntryDraft d{
+          NewEntryId(at), "earn", member, 0, at, "c" + std::to_string(i / 2), "", ""};
       check(w.AppendEntry(d).status());
       if (i % 100000 == 99999) {
         check(w.Commit());
@@ -88,14 +90,17 @@ int main(int argc, char** argv) {
     auto r = ledger::Ledger::Open(db, ledger::Ledger::Mode::kReader, "T01");
     if (!r.ok()) return 1;
     std::error_code ec;
-    std::printf("ledger file %.1f MB\n", static_cast<double>(std::filesystem::file_size(db, ec)) / 1e6);
+    std::printf("ledger file %.1f MB\n",
+                static_cast<double>(std::filesystem::file_size(db, ec)) / 1e6);
     for (bool quick : {true, false}) {
       for (int run = 0; run < 3; ++run) {
         auto t0 = Clk::now();
         auto problems = (*r)->CheckIntegrity(quick);
         double ms = std::chrono::duration<double, std::milli>(Clk::now() - t0).count();
         std::printf("%s run %d: %.0f ms, %s\n", quick ? "quick_check" : "integrity_check", run, ms,
-                    !problems.ok() ? problems.status().ToString().c_str() : problems->empty() ? "ok" : "problems");
+                    !problems.ok()      ? problems.status().ToString().c_str()
+                    : problems->empty() ? "ok"
+                                        : "problems");
       }
     }
   }
@@ -144,8 +149,10 @@ int main(int argc, char** argv) {
     int st;
     waitpid(pid, &st, 0);
     if (ms >= 0 && ms < best_ms) best_ms = ms;
-    std::printf("run %d: start-up to a /v1/health answer %.1f ms, idle RSS %.1f MB\n", run, ms, rss / 1024.0);
+    std::printf("run %d: start-up to a /v1/health answer %.1f ms, idle RSS %.1f MB\n", run, ms,
+                rss / 1024.0);
   }
-  std::printf("best start-up %.1f ms; idle RSS %.1f MB (%d members, %d entries)\n", best_ms, rss / 1024.0, members, entries);
+  std::printf("best start-up %.1f ms; idle RSS %.1f MB (%d members, %d entries)\n", best_ms,
+              rss / 1024.0, members, entries);
   return 0;
 }

@@ -91,8 +91,8 @@ struct Diff {
   std::vector<lr::Element> removed, added;
 };
 
-Diff Perturb(lr::MemoryStore* b, const std::vector<lr::Element>& base, size_t d, std::mt19937_64& rng,
-             uint64_t* ms) {
+Diff Perturb(lr::MemoryStore* b, const std::vector<lr::Element>& base, size_t d,
+             std::mt19937_64& rng, uint64_t* ms) {
   Diff diff;
   std::set<size_t> picked;
   while (picked.size() < d / 2) picked.insert(rng() % base.size());
@@ -144,7 +144,9 @@ void Stats(bool quick) {
   for (const auto& e : base) (void)a.AddElement(e);
   lr::MemoryStore b = a;
   std::printf("\n## Protocol statistics (N = %zu, %d seeds per d)\n\n", n, seeds);
-  std::printf("| d | RT=1 | RT=2 | RT=3 | RT>3 | bytes mean | bytes p99 | bytes max |\n|---|---|---|---|---|---|---|---|\n");
+  std::printf(
+      "| d | RT=1 | RT=2 | RT=3 | RT>3 | bytes mean | bytes p99 | bytes max "
+      "|\n|---|---|---|---|---|---|---|---|\n");
   for (size_t d : {1, 2, 5, 10, 20, 50, 100, 300, 1000, 3000}) {
     int rt[5] = {0, 0, 0, 0, 0};
     std::vector<double> bytes;
@@ -163,8 +165,8 @@ void Stats(bool quick) {
     double mean = 0;
     for (double x : bytes) mean += x;
     mean /= static_cast<double>(bytes.size());
-    std::printf("| %zu | %d | %d | %d | %d | %.0f | %.0f | %.0f |\n", d, rt[1], rt[2], rt[3], rt[4], mean,
-                Percentile(bytes, 0.99), Percentile(bytes, 1.0));
+    std::printf("| %zu | %d | %d | %d | %d | %.0f | %.0f | %.0f |\n", d, rt[1], rt[2], rt[3], rt[4],
+                mean, Percentile(bytes, 0.99), Percentile(bytes, 1.0));
   }
 }
 
@@ -175,7 +177,8 @@ struct SqliteSet {
 };
 
 // Builds the 1M-item SQLite file once: scope "terminal" by Add, scope "hq" as a copy.
-void BuildSqlite(SqliteSet* s, const std::vector<lr::Element>& base, const std::vector<lr::Item>& items) {
+void BuildSqlite(SqliteSet* s, const std::vector<lr::Element>& base,
+                 const std::vector<lr::Item>& items) {
   std::filesystem::create_directories(s->dir);
   const auto path = s->dir / "bench_recon.db";
   std::filesystem::remove(path);
@@ -195,14 +198,17 @@ void BuildSqlite(SqliteSet* s, const std::vector<lr::Element>& base, const std::
   }
   (void)s->terminal->Flush();
   Exec(s->db, "COMMIT");
-  std::printf("built SQLite set of %zu items in %.1f s (%.1f µs per item, folded every 4096)\n", items.size(),
-              Ms(Clock::now() - t0) / 1000, Ms(Clock::now() - t0) * 1000 / static_cast<double>(items.size()));
+  std::printf("built SQLite set of %zu items in %.1f s (%.1f µs per item, folded every 4096)\n",
+              items.size(), Ms(Clock::now() - t0) / 1000,
+              Ms(Clock::now() - t0) * 1000 / static_cast<double>(items.size()));
   s->hq = std::move(lr::SqliteStore::Open(s->db, "recon_", "hq").value());
   Exec(s->db,
-       "INSERT INTO recon_items SELECT (SELECT scope_id FROM recon_scopes WHERE name='hq'), id, tag FROM recon_items "
+       "INSERT INTO recon_items SELECT (SELECT scope_id FROM recon_scopes WHERE name='hq'), id, "
+       "tag FROM recon_items "
        "WHERE scope_id = (SELECT scope_id FROM recon_scopes WHERE name='terminal')");
   Exec(s->db,
-       "INSERT INTO recon_blocks SELECT (SELECT scope_id FROM recon_scopes WHERE name='hq'), block, data FROM "
+       "INSERT INTO recon_blocks SELECT (SELECT scope_id FROM recon_scopes WHERE name='hq'), "
+       "block, data FROM "
        "recon_blocks WHERE scope_id = (SELECT scope_id FROM recon_scopes WHERE name='terminal')");
   (void)base;
 }
@@ -210,9 +216,11 @@ void BuildSqlite(SqliteSet* s, const std::vector<lr::Element>& base, const std::
 void Targets(SqliteSet* s, const std::vector<lr::Element>& base, bool quick) {
   lr::MemoryStore b;
   for (const auto& e : base) (void)b.AddElement(e);
-  std::printf("\n## Targets, N = %zu (initiator: SqliteStore file; responder: MemoryStore)\n\n", base.size());
-  std::printf("| N | d | round trips (max over seeds) | bytes mean | bytes max | target | Negentropy v1 |\n"
-              "|---|---|---|---|---|---|---|\n");
+  std::printf("\n## Targets, N = %zu (initiator: SqliteStore file; responder: MemoryStore)\n\n",
+              base.size());
+  std::printf(
+      "| N | d | round trips (max over seeds) | bytes mean | bytes max | target | Negentropy v1 |\n"
+      "|---|---|---|---|---|---|---|\n");
   const std::vector<std::tuple<size_t, const char*, const char*>> rows = {
       {0, "1 RT, ≤ 352 B", "1 RT, 352 B"},
       {1, "≤ 3 RT, ≤ 2.3 KiB", "3 RT, 2,321 B"},
@@ -233,8 +241,8 @@ void Targets(SqliteSet* s, const std::vector<lr::Element>& base, bool quick) {
       sum += static_cast<double>(r.bytes);
       mx = std::max(mx, static_cast<double>(r.bytes));
     }
-    std::printf("| %zu | %zu | %d | %.0f B | %.0f B | %s | %s |\n", base.size(), d, worst, sum / seeds, mx, target,
-                ref);
+    std::printf("| %zu | %zu | %d | %.0f B | %.0f B | %s | %s |\n", base.size(), d, worst,
+                sum / seeds, mx, target, ref);
   }
 }
 
@@ -246,8 +254,11 @@ void Big(bool quick) {
   lr::MemoryStore a;
   for (const auto& e : base) (void)a.AddElement(e);
   lr::MemoryStore b = a;
-  std::printf("\n## Targets, N = %zu (both sides MemoryStore; built in %.0f s)\n\n", n, Ms(Clock::now() - t0) / 1000);
-  std::printf("| N | d | round trips (max) | bytes mean | bytes max | target | Negentropy v1 |\n|---|---|---|---|---|---|---|\n");
+  std::printf("\n## Targets, N = %zu (both sides MemoryStore; built in %.0f s)\n\n", n,
+              Ms(Clock::now() - t0) / 1000);
+  std::printf(
+      "| N | d | round trips (max) | bytes mean | bytes max | target | Negentropy v1 "
+      "|\n|---|---|---|---|---|---|---|\n");
   std::mt19937_64 rng(5);
   for (size_t d : {0, 1, 10, 1000}) {
     int worst = 0;
@@ -268,16 +279,17 @@ void Big(bool quick) {
 }
 
 void Cpu(SqliteSet* s) {
-  std::printf("\n## CPU of an in-sync check, N = %zu, both sides SqliteStore (same file, two scopes)\n\n",
-              static_cast<size_t>(*s->terminal->Count()));
+  std::printf(
+      "\n## CPU of an in-sync check, N = %zu, both sides SqliteStore (same file, two scopes)\n\n",
+      static_cast<size_t>(*s->terminal->Count()));
   std::vector<double> t;
   for (int i = 0; i < 200; ++i) {
     Run r = Reconcile(*s->terminal, *s->hq);
     if (r.round_trips != 1) std::exit(1);
     t.push_back(r.ms);
   }
-  std::printf("journal empty: p50 %.3f ms, p99 %.3f ms (initiator + responder, %d round trip)\n", Percentile(t, 0.5),
-              Percentile(t, 0.99), 1);
+  std::printf("journal empty: p50 %.3f ms, p99 %.3f ms (initiator + responder, %d round trip)\n",
+              Percentile(t, 0.5), Percentile(t, 0.99), 1);
   // An hour of checkouts not yet folded on both sides: reads fold the journal in on the fly.
   std::mt19937_64 rng(3);
   uint64_t ms = 1'900'000'000'000ULL;
@@ -290,12 +302,14 @@ void Cpu(SqliteSet* s) {
   Exec(s->db, "COMMIT");
   t.clear();
   for (int i = 0; i < 50; ++i) t.push_back(Reconcile(*s->terminal, *s->hq).ms);
-  std::printf("2,000 unfolded changes on each side: p50 %.3f ms, p99 %.3f ms\n", Percentile(t, 0.5), Percentile(t, 0.99));
+  std::printf("2,000 unfolded changes on each side: p50 %.3f ms, p99 %.3f ms\n", Percentile(t, 0.5),
+              Percentile(t, 0.99));
   auto t0 = Clock::now();
   Exec(s->db, "BEGIN");
   (void)s->terminal->Flush();
   Exec(s->db, "COMMIT");
-  std::printf("Flush of those 2,000 changes (one durable transaction): %.1f ms\n", Ms(Clock::now() - t0));
+  std::printf("Flush of those 2,000 changes (one durable transaction): %.1f ms\n",
+              Ms(Clock::now() - t0));
   Exec(s->db, "BEGIN");
   (void)s->hq->Flush();
   Exec(s->db, "COMMIT");
@@ -307,8 +321,9 @@ void Cpu(SqliteSet* s) {
 void CommitAt(SqliteSet* s, const char* level, int iterations, uint64_t* ms) {
   Exec(s->db, (std::string("PRAGMA synchronous=") + level).c_str());
   sqlite3_stmt* ins = nullptr;
-  sqlite3_prepare_v2(s->db, "INSERT INTO bench_entries(id, member_id, points, body) VALUES(?1, ?2, ?3, ?4)", -1, &ins,
-                     nullptr);
+  sqlite3_prepare_v2(
+      s->db, "INSERT INTO bench_entries(id, member_id, points, body) VALUES(?1, ?2, ?3, ?4)", -1,
+      &ins, nullptr);
   std::mt19937_64 rng(11);
   std::string body(300, 'x');
   std::vector<double> with, without;
@@ -332,8 +347,8 @@ void CommitAt(SqliteSet* s, const char* level, int iterations, uint64_t* ms) {
   const double p99a = Percentile(without, 0.99), p99b = Percentile(with, 0.99);
   std::printf("| %s | entry insert | %.0f µs | %.0f µs |\n", level, p50a, p99a);
   std::printf("| %s | entry insert + SqliteStore::Add | %.0f µs | %.0f µs |\n", level, p50b, p99b);
-  std::printf("| %s | difference | %+.1f µs (%+.1f %%) | %+.1f µs (%+.1f %%) |\n", level, p50b - p50a,
-              100 * (p50b / p50a - 1), p99b - p99a, 100 * (p99b / p99a - 1));
+  std::printf("| %s | difference | %+.1f µs (%+.1f %%) | %+.1f µs (%+.1f %%) |\n", level,
+              p50b - p50a, 100 * (p50b / p50a - 1), p99b - p99a, 100 * (p99b / p99a - 1));
 }
 
 void Commit(SqliteSet* s, bool quick) {
@@ -342,7 +357,9 @@ void Commit(SqliteSet* s, bool quick) {
        "member_id TEXT NOT NULL, points INTEGER NOT NULL, body BLOB NOT NULL)");
   const int iterations = quick ? 500 : 3000;
   uint64_t ms = 2'000'000'000'000ULL;
-  std::printf("\n## Commit overhead (WAL, %d transactions each, interleaved, same 1M-item file)\n\n", iterations);
+  std::printf(
+      "\n## Commit overhead (WAL, %d transactions each, interleaved, same 1M-item file)\n\n",
+      iterations);
   std::printf("| synchronous | transaction | p50 | p99 |\n|---|---|---|---|\n");
   CommitAt(s, "FULL", iterations, &ms);
   CommitAt(s, "NORMAL", iterations, &ms);

@@ -66,7 +66,9 @@ struct Run {
   std::string raw;
 };
 
-int64_t Int(const json& j, const char* k) { return j.contains(k) && j[k].is_number() ? j[k].get<int64_t>() : -1; }
+int64_t Int(const json& j, const char* k) {
+  return j.contains(k) && j[k].is_number() ? j[k].get<int64_t>() : -1;
+}
 
 // The run's own duration from the terminal's sync_runs (GET /v1/sync gives whole seconds).
 int64_t RunMs(TerminalProcess& t, const std::string& run_id) {
@@ -75,8 +77,9 @@ int64_t RunMs(TerminalProcess& t, const std::string& run_id) {
   if (sqlite3_open_v2(t.db_path().c_str(), &h, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
     sqlite3_busy_timeout(h, 5000);
     sqlite3_stmt* st = nullptr;
-    if (sqlite3_prepare_v2(h, "SELECT finished_at_ms - started_at_ms FROM sync_runs WHERE run_id = ?", -1, &st,
-                           nullptr) == SQLITE_OK) {
+    if (sqlite3_prepare_v2(h,
+                           "SELECT finished_at_ms - started_at_ms FROM sync_runs WHERE run_id = ?",
+                           -1, &st, nullptr) == SQLITE_OK) {
       sqlite3_bind_text(st, 1, run_id.c_str(), -1, SQLITE_TRANSIENT);
       if (sqlite3_step(st) == SQLITE_ROW) out = sqlite3_column_int64(st, 0);
     }
@@ -89,7 +92,9 @@ int64_t RunMs(TerminalProcess& t, const std::string& run_id) {
 // Unacknowledged entries, as health reports them.
 int64_t Pending(TerminalProcess& t) {
   auto h = t.Call("GET", "/v1/health");
-  return h.status == 200 && h.body.contains("sync") ? h.body["sync"].value("pending_entries", int64_t{-1}) : -1;
+  return h.status == 200 && h.body.contains("sync")
+             ? h.body["sync"].value("pending_entries", int64_t{-1})
+             : -1;
 }
 
 Run MeasureSync(TerminalProcess& t, const HqProcess& hq) {
@@ -112,25 +117,32 @@ Run MeasureSync(TerminalProcess& t, const HqProcess& hq) {
 }
 
 void Print(const char* label, int64_t pending, const Run& r) {
-  std::printf("%-22s pending %5lld  %-6s wall %8.1f ms  run %6lld ms  uploaded %5lld  downloaded %4lld  "
-              "round_trips %3lld  sent %9lld B  received %8lld B\n",
-              label, static_cast<long long>(pending), r.ok ? "ok" : "FAILED", r.wall_ms,
-              static_cast<long long>(r.own_ms), static_cast<long long>(r.uploaded),
-              static_cast<long long>(r.downloaded), static_cast<long long>(r.round_trips),
-              static_cast<long long>(r.sent), static_cast<long long>(r.received));
-  if (r.uploaded > 0) std::printf("%-22s %.0f B sent per uploaded entry\n", "", static_cast<double>(r.sent) / r.uploaded);
-  std::printf("%-22s cpu: loyalty-hq %.0f ms, loyaltyd %.0f ms\n", "", r.hq_cpu_ms, r.terminal_cpu_ms);
+  std::printf(
+      "%-22s pending %5lld  %-6s wall %8.1f ms  run %6lld ms  uploaded %5lld  downloaded %4lld  "
+      "round_trips %3lld  sent %9lld B  received %8lld B\n",
+      label, static_cast<long long>(pending), r.ok ? "ok" : "FAILED", r.wall_ms,
+      static_cast<long long>(r.own_ms), static_cast<long long>(r.uploaded),
+      static_cast<long long>(r.downloaded), static_cast<long long>(r.round_trips),
+      static_cast<long long>(r.sent), static_cast<long long>(r.received));
+  if (r.uploaded > 0)
+    std::printf("%-22s %.0f B sent per uploaded entry\n", "",
+                static_cast<double>(r.sent) / r.uploaded);
+  std::printf("%-22s cpu: loyalty-hq %.0f ms, loyaltyd %.0f ms\n", "", r.hq_cpu_ms,
+              r.terminal_cpu_ms);
   if (!r.ok) std::printf("  run: %s\n", r.raw.c_str());
   std::fflush(stdout);
 }
 
 // Commits n checkouts of 10.00 (one earn entry each), members in turn. Returns false on error.
-bool Checkouts(TerminalProcess& t, const std::vector<Member>& members, int n, int& serial, double* ms) {
+bool Checkouts(TerminalProcess& t, const std::vector<Member>& members, int n, int& serial,
+               double* ms) {
   auto t0 = Clk::now();
   for (int i = 0; i < n; ++i) {
     const Member& m = members[static_cast<size_t>(serial) % members.size()];
-    json req{{"checkout_id", "b-" + std::to_string(++serial)}, {"member_code", m.card_number},
-             {"lines", Basket(1000)}, {"tender", "cash"}};
+    json req{{"checkout_id", "b-" + std::to_string(++serial)},
+             {"member_code", m.card_number},
+             {"lines", Basket(1000)},
+             {"tender", "cash"}};
     auto r = t.Call("POST", "/v1/checkouts/commit", req);
     if (r.status != 200) {
       std::fprintf(stderr, "checkout %d: %d %s\n", serial, r.status, r.raw.c_str());
@@ -158,7 +170,8 @@ int64_t Acked(HqProcess& hq) {
 int main(int argc, char** argv) {
   int entries = argc > 1 ? std::atoi(argv[1]) : 2000;
   int reps = argc > 2 ? std::atoi(argv[2]) : 3;
-  int n_members = argc > 3 ? std::clamp(std::atoi(argv[3]), 1, 255) : 200;  // the harness's device keys: 255
+  int n_members =
+      argc > 3 ? std::clamp(std::atoi(argv[3]), 1, 255) : 200;  // the harness's device keys: 255
   std::vector<int> ds;
   for (int i = 4; i < argc; ++i) ds.push_back(std::atoi(argv[i]));
   if (argc <= 4) ds = {1, 10, 100};
@@ -200,8 +213,10 @@ int main(int argc, char** argv) {
       return 1;
     }
 
-    std::printf("bench_sync: loyaltyd -> loyalty-hq over loopback mutual TLS; %d card members, "
-                "checkouts of 10.00 (one earn entry each)\n\n", n_members);
+    std::printf(
+        "bench_sync: loyaltyd -> loyalty-hq over loopback mutual TLS; %d card members, "
+        "checkouts of 10.00 (one earn entry each)\n\n",
+        n_members);
     Run first = MeasureSync(t, hq);
     Print("first (members down)", 0, first);
     if (!first.ok) return 1;
@@ -213,8 +228,9 @@ int main(int argc, char** argv) {
       int64_t before = t.LedgerEntries();
       if (!Checkouts(t, members, entries, serial, &commit_ms)) return 1;
       int64_t pending = Pending(t);
-      std::printf("rep %d: %d checkouts committed in %.0f ms (%.2f ms each), %lld new entries\n", rep + 1, entries,
-                  commit_ms, commit_ms / entries, static_cast<long long>(t.LedgerEntries() - before));
+      std::printf("rep %d: %d checkouts committed in %.0f ms (%.2f ms each), %lld new entries\n",
+                  rep + 1, entries, commit_ms, commit_ms / entries,
+                  static_cast<long long>(t.LedgerEntries() - before));
       Run up = MeasureSync(t, hq);
       Print("  busy hour upload", pending, up);
       Run again = MeasureSync(t, hq);
@@ -243,19 +259,24 @@ int main(int argc, char** argv) {
       std::sort(owns.begin(), owns.end());
       std::sort(hq_cpus.begin(), hq_cpus.end());
       std::sort(t_cpus.begin(), t_cpus.end());
-      std::printf("\nupload of %d entries over %zu reps: wall median %.1f ms (min %.1f, max %.1f); "
-                  "run median %.0f ms (min %.0f, max %.0f); target <= 1000 ms\n",
-                  entries, walls.size(), walls[walls.size() / 2], walls.front(), walls.back(), owns[owns.size() / 2],
-                  owns.front(), owns.back());
-      std::printf("cpu during the upload: loyalty-hq median %.0f ms (min %.0f, max %.0f), loyaltyd median %.0f ms "
-                  "(min %.0f, max %.0f); load average %s",
-                  hq_cpus[hq_cpus.size() / 2], hq_cpus.front(), hq_cpus.back(), t_cpus[t_cpus.size() / 2],
-                  t_cpus.front(), t_cpus.back(), LoadAverage().c_str());
+      std::printf(
+          "\nupload of %d entries over %zu reps: wall median %.1f ms (min %.1f, max %.1f); "
+          "run median %.0f ms (min %.0f, max %.0f); target <= 1000 ms\n",
+          entries, walls.size(), walls[walls.size() / 2], walls.front(), walls.back(),
+          owns[owns.size() / 2], owns.front(), owns.back());
+      std::printf(
+          "cpu during the upload: loyalty-hq median %.0f ms (min %.0f, max %.0f), loyaltyd median "
+          "%.0f ms "
+          "(min %.0f, max %.0f); load average %s",
+          hq_cpus[hq_cpus.size() / 2], hq_cpus.front(), hq_cpus.back(), t_cpus[t_cpus.size() / 2],
+          t_cpus.front(), t_cpus.back(), LoadAverage().c_str());
     }
     t.Stop();
     hq.Stop();
   }
-  if (rc == 0) std::filesystem::remove_all(dir);
-  else std::printf("kept %s\n", dir.c_str());
+  if (rc == 0)
+    std::filesystem::remove_all(dir);
+  else
+    std::printf("kept %s\n", dir.c_str());
   return rc;
 }

@@ -29,18 +29,20 @@ constexpr size_t kMaxPatternLength = 256;
 constexpr int64_t kMaxRepetition = 1000;
 constexpr size_t kMaxAffixBytes = 32;
 
-constexpr std::array<int, 11> kBaudRates = {1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600};
+constexpr std::array<int, 11> kBaudRates = {1200,  2400,   4800,   9600,   19200, 38400,
+                                            57600, 115200, 230400, 460800, 921600};
 
-constexpr std::string_view kKinds[] = {"usb-hid-keyboard", "usb-hid-pos", "serial", "image", "fifo"};
+constexpr std::string_view kKinds[] = {"usb-hid-keyboard", "usb-hid-pos", "serial", "image",
+                                       "fifo"};
 
 const std::vector<std::string_view>& KindKeys(std::string_view kind) {
   static const std::vector<std::string_view> kSerial = {"path", "baud", "terminator"};
   static const std::vector<std::string_view> kFifo = {"path"};
-  static const std::vector<std::string_view> kKeyboard = {"vendor_id", "product_id", "serial_number", "bus_path",
-                                                          "suffix_key"};
-  static const std::vector<std::string_view> kPos = {"vendor_id",        "product_id",  "serial_number", "bus_path",
-                                                     "report_id",        "length_offset", "symbology_offset",
-                                                     "data_offset",      "data_len",    "flags_offset"};
+  static const std::vector<std::string_view> kKeyboard = {
+      "vendor_id", "product_id", "serial_number", "bus_path", "suffix_key"};
+  static const std::vector<std::string_view> kPos = {
+      "vendor_id",     "product_id",       "serial_number", "bus_path", "report_id",
+      "length_offset", "symbology_offset", "data_offset",   "data_len", "flags_offset"};
   static const std::vector<std::string_view> kImage = {"directory", "processed", "processed_dir"};
   static const std::vector<std::string_view> kNone;
   if (kind == "serial") return kSerial;
@@ -55,7 +57,8 @@ const std::vector<std::string_view>& KindKeys(std::string_view kind) {
 std::string TopLevelHint(std::string_view key) {
   static const std::pair<std::string_view, std::vector<std::string_view>> kSections[] = {
       {"agent", {"terminal_id", "store_id", "timezone", "database", "rules_file"}},
-      {"api", {"listen", "token_file", "allow_public_listen", "max_connections", "request_timeout_ms"}},
+      {"api",
+       {"listen", "token_file", "allow_public_listen", "max_connections", "request_timeout_ms"}},
       {"codes", {"hq_public_keys", "code_max_age_s", "clock_skew_s", "card_prefix", "channels"}},
       {"hq", {"url", "ca_file", "cert_file", "key_file"}},
       {"sync", {"interval_s", "run_timeout_s"}},
@@ -70,7 +73,8 @@ std::string TopLevelHint(std::string_view key) {
 }
 
 std::optional<std::string> CheckPattern(const std::string& p) {
-  if (p.size() > kMaxPatternLength) return "longer than " + std::to_string(kMaxPatternLength) + " characters";
+  if (p.size() > kMaxPatternLength)
+    return "longer than " + std::to_string(kMaxPatternLength) + " characters";
   for (size_t i = 0; i < p.size(); ++i) {
     if (p[i] == '\\') {
       ++i;
@@ -99,7 +103,9 @@ std::optional<std::string> CheckPattern(const std::string& p) {
 
 bool IsSnakeCase(std::string_view s) {
   if (s.empty() || s.size() > 32 || !(s[0] >= 'a' && s[0] <= 'z')) return false;
-  return std::all_of(s.begin(), s.end(), [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'; });
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+  });
 }
 
 // "1-2", "1-2.3.4": bus number, then port numbers down the hub chain.
@@ -127,7 +133,8 @@ const std::string kIdRule = "must be 1..32 characters of A-Z a-z 0-9 _ -";
 
 void ParseAgentSection(Section& s, AgentConfig& c, const internal::PathResolver& paths) {
   Errors& e = s.errors();
-  for (auto [key, out] : {std::pair{"terminal_id", &c.terminal_id}, std::pair{"store_id", &c.store_id}}) {
+  for (auto [key, out] :
+       {std::pair{"terminal_id", &c.terminal_id}, std::pair{"store_id", &c.store_id}}) {
     if (!s.Has(key)) {
       e.Fail(s.Key(key), "required (" + kIdRule.substr(8) + ")");
     } else if (s.String(key, *out, true) && !internal::IsIdentifier(*out)) {
@@ -160,7 +167,8 @@ void ParseApiSection(Section& s, AgentConfig& c, const internal::PathResolver& p
   }
   if (!internal::IsLoopbackHost(hp.host) && !c.allow_public_listen) {
     e.Fail(s.Key("listen"),
-           Quote(c.listen) + " is not a loopback address (set api.allow_public_listen = true to bind it)");
+           Quote(c.listen) +
+               " is not a loopback address (set api.allow_public_listen = true to bind it)");
     return;
   }
   if (!internal::IsLoopbackHost(hp.host)) {
@@ -176,14 +184,16 @@ void ParseChannels(Section& s, AgentConfig& c) {
   if (n == nullptr) return;
   const auto* arr = n->as_array();
   if (arr == nullptr) {
-    e.Fail(s.Key("channels"), "expected an array of { name = \"...\", pattern = \"...\" }, got " + internal::TypeName(*n));
+    e.Fail(s.Key("channels"), "expected an array of { name = \"...\", pattern = \"...\" }, got " +
+                                  internal::TypeName(*n));
     return;
   }
   for (size_t i = 0; i < arr->size() && e.ok(); ++i) {
     const std::string item = IndexKey(s.Key("channels"), i);
     const auto* t = (*arr)[i].as_table();
     if (t == nullptr) {
-      e.Fail(item, "expected a table { name = \"...\", pattern = \"...\" }, got " + internal::TypeName((*arr)[i]));
+      e.Fail(item, "expected a table { name = \"...\", pattern = \"...\" }, got " +
+                       internal::TypeName((*arr)[i]));
       return;
     }
     Section ch(e, t, item);
@@ -192,19 +202,23 @@ void ParseChannels(Section& s, AgentConfig& c) {
     if (!ch.Has("pattern")) e.Fail(ch.Key("pattern"), "required");
     if (ch.String("name", p.name) && e.ok()) {
       if (!IsSnakeCase(p.name)) {
-        e.Fail(ch.Key("name"), Quote(p.name) + " must be snake_case (a-z, 0-9, _; starting with a letter; at most 32)");
+        e.Fail(ch.Key("name"),
+               Quote(p.name) +
+                   " must be snake_case (a-z, 0-9, _; starting with a letter; at most 32)");
       } else if (p.name == "card") {
         e.Fail(ch.Key("name"), "'card' is reserved for printed member cards");
       } else {
         for (size_t j = 0; j < c.channels.size(); ++j) {
           if (c.channels[j].name == p.name) {
-            e.Fail(ch.Key("name"), Quote(p.name) + " is already used by " + IndexKey(s.Key("channels"), j));
+            e.Fail(ch.Key("name"),
+                   Quote(p.name) + " is already used by " + IndexKey(s.Key("channels"), j));
           }
         }
       }
     }
     if (ch.String("pattern", p.pattern) && e.ok()) {
-      if (auto why = CheckPattern(p.pattern)) e.Fail(ch.Key("pattern"), Quote(p.pattern) + ": " + *why);
+      if (auto why = CheckPattern(p.pattern))
+        e.Fail(ch.Key("pattern"), Quote(p.pattern) + ": " + *why);
     }
     ch.Finish();
     c.channels.push_back(std::move(p));
@@ -219,13 +233,15 @@ void ParseCodesSection(Section& s, AgentConfig& c) {
       auto raw = Base64UrlDecode(text);
       if (!raw || raw->size() != 32) {
         e.Fail(internal::QuotedKey(s.Key("hq_public_keys"), std::to_string(id)),
-               "not strict base64url of 32 bytes (an Ed25519 public key: 43 characters of A-Z a-z 0-9 - _, no '=')");
+               "not strict base64url of 32 bytes (an Ed25519 public key: 43 characters of A-Z a-z "
+               "0-9 - _, no '=')");
         break;
       }
       c.hq_public_keys[id] = *raw;
     }
     if (e.ok() && c.hq_public_keys.empty()) {
-      e.Fail(s.Key("hq_public_keys"), "at least one HQ public key is required to verify dynamic member codes");
+      e.Fail(s.Key("hq_public_keys"),
+             "at least one HQ public key is required to verify dynamic member codes");
     }
   }
   s.Int("code_max_age_s", c.code_max_age_s, 1, 3600);
@@ -249,7 +265,8 @@ void ParseHqSection(Section& s, AgentConfig& c, const internal::PathResolver& pa
   if (c.cert_file.empty() != c.key_file.empty()) {
     const char* missing = c.cert_file.empty() ? "cert_file" : "key_file";
     const char* present = c.cert_file.empty() ? "key_file" : "cert_file";
-    e.Fail(s.Key(missing), std::string("required when hq.") + present + " is set (the client certificate and its key go together)");
+    e.Fail(s.Key(missing), std::string("required when hq.") + present +
+                               " is set (the client certificate and its key go together)");
     return;
   }
   if (c.hq_url.empty()) return;
@@ -261,10 +278,13 @@ void ParseHqSection(Section& s, AgentConfig& c, const internal::PathResolver& pa
   }
   if (!url.tls) {
     if (!internal::IsLoopbackHost(url.host)) {
-      e.Fail(s.Key("url"), Quote(c.hq_url) + ": plain http:// is accepted only for a loopback host (use https://)");
+      e.Fail(
+          s.Key("url"),
+          Quote(c.hq_url) + ": plain http:// is accepted only for a loopback host (use https://)");
       return;
     }
-    e.Warn(s.Key("url"), "plain http:// to HQ (loopback only): sync traffic is not encrypted or authenticated");
+    e.Warn(s.Key("url"),
+           "plain http:// to HQ (loopback only): sync traffic is not encrypted or authenticated");
   }
   c.hq_tls = url.tls;
   c.hq_host = url.host;
@@ -311,14 +331,17 @@ void ParseScanner(Section& s, ScannerConfig& sc, const internal::PathResolver& p
         std::find(kBaudRates.begin(), kBaudRates.end(), sc.baud) == kBaudRates.end()) {
       std::string list;
       for (int b : kBaudRates) list += (list.empty() ? "" : ", ") + std::to_string(b);
-      e.Fail(s.Key("baud"), std::to_string(sc.baud) + " is not a standard baud rate (" + list + ")");
+      e.Fail(s.Key("baud"),
+             std::to_string(sc.baud) + " is not a standard baud rate (" + list + ")");
     }
     s.OneOf("terminator", sc.terminator, {"CR", "LF", "CRLF"});
   }
   if (k == "usb-hid-keyboard" || k == "usb-hid-pos") {
-    for (auto [key, out] : {std::pair{"vendor_id", &sc.vendor_id}, std::pair{"product_id", &sc.product_id}}) {
+    for (auto [key, out] :
+         {std::pair{"vendor_id", &sc.vendor_id}, std::pair{"product_id", &sc.product_id}}) {
       if (!s.Has(key)) {
-        e.Fail(s.Key(key), std::string("required for kind '") + k + "' (e.g. " + key + " = 0x05e0)");
+        e.Fail(s.Key(key),
+               std::string("required for kind '") + k + "' (e.g. " + key + " = 0x05e0)");
       } else {
         s.Int(key, *out, 1, 0xffff);
       }
@@ -326,7 +349,8 @@ void ParseScanner(Section& s, ScannerConfig& sc, const internal::PathResolver& p
     if (s.String("serial_number", sc.serial_number, true) && sc.serial_number.size() > 126) {
       e.Fail(s.Key("serial_number"), "longer than 126 characters");
     }
-    if (s.String("bus_path", sc.bus_path, true) && !sc.bus_path.empty() && !IsBusPath(sc.bus_path)) {
+    if (s.String("bus_path", sc.bus_path, true) && !sc.bus_path.empty() &&
+        !IsBusPath(sc.bus_path)) {
       e.Fail(s.Key("bus_path"), Quote(sc.bus_path) + " is not a USB bus path such as 1-2 or 1-2.3");
     }
   }
@@ -339,8 +363,9 @@ void ParseScanner(Section& s, ScannerConfig& sc, const internal::PathResolver& p
     s.Int("data_len", sc.data_len, 1, 1024);
     s.Int("flags_offset", sc.flags_offset, -1, 1023);
     if (e.ok() && sc.data_offset + sc.data_len > 1024) {
-      e.Fail(s.Key("data_len"), "data_offset + data_len = " + std::to_string(sc.data_offset + sc.data_len) +
-                                    " exceeds the largest report (1024 bytes)");
+      e.Fail(s.Key("data_len"),
+             "data_offset + data_len = " + std::to_string(sc.data_offset + sc.data_len) +
+                 " exceeds the largest report (1024 bytes)");
     }
   }
   if (k == "image") {
@@ -348,14 +373,16 @@ void ParseScanner(Section& s, ScannerConfig& sc, const internal::PathResolver& p
     if (s.String("directory", sc.directory)) sc.directory = paths.Resolve(sc.directory);
     s.OneOf("processed", sc.processed, {"delete", "move"});
     const bool has_dir = s.Has("processed_dir");
-    if (s.String("processed_dir", sc.processed_dir)) sc.processed_dir = paths.Resolve(sc.processed_dir);
+    if (s.String("processed_dir", sc.processed_dir))
+      sc.processed_dir = paths.Resolve(sc.processed_dir);
     if (e.ok()) {
       if (sc.processed == "move" && !has_dir) {
         e.Fail(s.Key("processed_dir"), "required when processed = \"move\"");
       } else if (sc.processed == "delete" && has_dir) {
         e.Fail(s.Key("processed_dir"), "only used when processed = \"move\"");
       } else if (has_dir && sc.processed_dir == sc.directory) {
-        e.Fail(s.Key("processed_dir"), "must differ from directory (processed images would be read again)");
+        e.Fail(s.Key("processed_dir"),
+               "must differ from directory (processed images would be read again)");
       }
     }
   }
@@ -368,13 +395,15 @@ void ParseScanner(Section& s, ScannerConfig& sc, const internal::PathResolver& p
   s.Finish([&k](std::string_view key) -> std::string {
     for (std::string_view kind : kKinds) {
       const auto& keys = KindKeys(kind);
-      if (std::find(keys.begin(), keys.end(), key) != keys.end()) return "not used by kind '" + k + "'";
+      if (std::find(keys.begin(), keys.end(), key) != keys.end())
+        return "not used by kind '" + k + "'";
     }
     return {};
   });
 }
 
-void ParseScanners(Errors& e, const toml::node* n, AgentConfig& c, const internal::PathResolver& paths) {
+void ParseScanners(Errors& e, const toml::node* n, AgentConfig& c,
+                   const internal::PathResolver& paths) {
   if (n == nullptr) return;
   const auto* arr = n->as_array();
   if (arr == nullptr) {
@@ -399,11 +428,14 @@ void ParseScanners(Errors& e, const toml::node* n, AgentConfig& c, const interna
         e.Fail(s.Key("id"), Quote(sc.id) + " is already used by " + other);
       } else if (!sc.path.empty() && o.path == sc.path) {
         e.Fail(s.Key("path"), Quote(sc.path) + " is already used by " + other);
-      } else if (!sc.directory.empty() && (o.directory == sc.directory || o.processed_dir == sc.directory)) {
+      } else if (!sc.directory.empty() &&
+                 (o.directory == sc.directory || o.processed_dir == sc.directory)) {
         e.Fail(s.Key("directory"), Quote(sc.directory) + " is already used by " + other);
-      } else if (sc.vendor_id != 0 && o.vendor_id == sc.vendor_id && o.product_id == sc.product_id &&
-                 o.serial_number == sc.serial_number && o.bus_path == sc.bus_path) {
-        e.Fail(item, "selects the same USB device as " + other + " (set serial_number or bus_path to tell them apart)");
+      } else if (sc.vendor_id != 0 && o.vendor_id == sc.vendor_id &&
+                 o.product_id == sc.product_id && o.serial_number == sc.serial_number &&
+                 o.bus_path == sc.bus_path) {
+        e.Fail(item, "selects the same USB device as " + other +
+                         " (set serial_number or bus_path to tell them apart)");
       }
       if (!e.ok()) return;
     }
@@ -426,7 +458,8 @@ Result<AgentConfig> ParseAgentConfig(std::string_view toml_text, const std::stri
   c.database = paths.Resolve(c.database);
 
   Section top(e, &*root, "");
-  for (const char* section : {"agent", "api", "codes", "hq", "sync", "log", "scanners"}) top.Has(section);
+  for (const char* section : {"agent", "api", "codes", "hq", "sync", "log", "scanners"})
+    top.Has(section);
   top.Finish(TopLevelHint);
 
   const toml::table* agent = internal::SubTable(e, *root, "agent", "");

@@ -32,9 +32,9 @@ Result<HqConfig> ParseHqConfig(std::string_view toml_text, const std::string& pa
   top.Has("log");
   top.Finish([](std::string_view key) -> std::string {
     for (std::string_view k :
-         {"listen", "database", "admin_token_file", "signing_keys", "tls_cert_file", "tls_key_file", "client_ca_file",
-          "card_prefix", "pii_key_file", "timezone", "max_connections", "max_connections_per_address", "crl_file",
-          "rules_file"}) {
+         {"listen", "database", "admin_token_file", "signing_keys", "tls_cert_file", "tls_key_file",
+          "client_ca_file", "card_prefix", "pii_key_file", "timezone", "max_connections",
+          "max_connections_per_address", "crl_file", "rules_file"}) {
       if (k == key) return "unknown key at the top level (it belongs in [hq])";
     }
     return {};
@@ -45,25 +45,29 @@ Result<HqConfig> ParseHqConfig(std::string_view toml_text, const std::string& pa
 
   Section s(e, hq, "hq");
   s.String("listen", c.listen);
-  for (auto [key, out] : {std::pair{"database", &c.database}, std::pair{"admin_token_file", &c.admin_token_file},
-                          std::pair{"pii_key_file", &c.pii_key_file}}) {
+  for (auto [key, out] :
+       {std::pair{"database", &c.database}, std::pair{"admin_token_file", &c.admin_token_file},
+        std::pair{"pii_key_file", &c.pii_key_file}}) {
     s.String(key, *out);
   }
-  for (auto [key, out] : {std::pair{"tls_cert_file", &c.tls_cert_file}, std::pair{"tls_key_file", &c.tls_key_file},
-                          std::pair{"client_ca_file", &c.client_ca_file}, std::pair{"rules_file", &c.rules_file}}) {
+  for (auto [key, out] :
+       {std::pair{"tls_cert_file", &c.tls_cert_file}, std::pair{"tls_key_file", &c.tls_key_file},
+        std::pair{"client_ca_file", &c.client_ca_file}, std::pair{"rules_file", &c.rules_file}}) {
     s.String(key, *out, true);
   }
   std::vector<std::pair<int, std::string>> keys;
   if (s.IdMap("signing_keys", keys)) {
     for (auto& [id, file] : keys) {
       if (file.empty()) {
-        e.Fail(internal::QuotedKey(s.Key("signing_keys"), std::to_string(id)), "must name a PEM file");
+        e.Fail(internal::QuotedKey(s.Key("signing_keys"), std::to_string(id)),
+               "must name a PEM file");
         break;
       }
       c.signing_keys[id] = paths.Resolve(file);
     }
     if (e.ok() && c.signing_keys.empty()) {
-      e.Fail(s.Key("signing_keys"), "at least one signing key is required to certify member devices");
+      e.Fail(s.Key("signing_keys"),
+             "at least one signing key is required to certify member devices");
     }
   }
   if (s.String("card_prefix", c.card_prefix) && !internal::IsCardPrefix(c.card_prefix)) {
@@ -83,13 +87,18 @@ Result<HqConfig> ParseHqConfig(std::string_view toml_text, const std::string& pa
   c.crl_file = paths.Resolve(c.crl_file);
   c.admin_token_file = paths.Resolve(c.admin_token_file);
   c.pii_key_file = paths.Resolve(c.pii_key_file);
-  for (auto* f : {&c.tls_cert_file, &c.tls_key_file, &c.client_ca_file, &c.rules_file}) *f = paths.Resolve(*f);
+  for (auto* f : {&c.tls_cert_file, &c.tls_key_file, &c.client_ca_file, &c.rules_file})
+    *f = paths.Resolve(*f);
 
-  const int tls_set = !c.tls_cert_file.empty() + !c.tls_key_file.empty() + !c.client_ca_file.empty();
+  const int tls_set =
+      !c.tls_cert_file.empty() + !c.tls_key_file.empty() + !c.client_ca_file.empty();
   if (tls_set != 0 && tls_set != 3) {
-    const char* missing = c.tls_cert_file.empty() ? "tls_cert_file" : c.tls_key_file.empty() ? "tls_key_file" : "client_ca_file";
-    e.Fail(s.Key(missing), "required with the other TLS keys (set tls_cert_file, tls_key_file and client_ca_file, "
-                           "or none of them for plain HTTP on loopback)");
+    const char* missing = c.tls_cert_file.empty()  ? "tls_cert_file"
+                          : c.tls_key_file.empty() ? "tls_key_file"
+                                                   : "client_ca_file";
+    e.Fail(s.Key(missing),
+           "required with the other TLS keys (set tls_cert_file, tls_key_file and client_ca_file, "
+           "or none of them for plain HTTP on loopback)");
     return e.status();
   }
   if (!c.crl_file.empty() && tls_set == 0) {
@@ -106,12 +115,14 @@ Result<HqConfig> ParseHqConfig(std::string_view toml_text, const std::string& pa
   }
   if (tls_set == 0) {
     if (!internal::IsLoopbackHost(hp.host)) {
-      e.Fail(s.Key("listen"), Quote(c.listen) +
-                                  " is not a loopback address (plain HTTP is allowed on loopback only; set "
-                                  "tls_cert_file, tls_key_file and client_ca_file)");
+      e.Fail(s.Key("listen"),
+             Quote(c.listen) +
+                 " is not a loopback address (plain HTTP is allowed on loopback only; set "
+                 "tls_cert_file, tls_key_file and client_ca_file)");
       return e.status();
     }
-    e.Warn(s.Key("listen"), "plain HTTP without TLS (loopback only): terminals are trusted by the id they name");
+    e.Warn(s.Key("listen"),
+           "plain HTTP without TLS (loopback only): terminals are trusted by the id they name");
   }
   c.listen_host = hp.host;
   c.listen_port = hp.port;

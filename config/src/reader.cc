@@ -16,7 +16,8 @@ namespace {
 bool IsBareKey(std::string_view k) {
   if (k.empty()) return false;
   for (char c : k) {
-    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-';
     if (!ok) return false;
   }
   return true;
@@ -46,7 +47,8 @@ size_t EditDistance(std::string_view a, std::string_view b) {
   for (size_t i = 1; i <= a.size(); ++i) {
     cur[0] = i;
     for (size_t j = 1; j <= b.size(); ++j) {
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      cur[j] =
+          std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
     }
     std::swap(prev, cur);
   }
@@ -54,7 +56,8 @@ size_t EditDistance(std::string_view a, std::string_view b) {
 }
 
 bool ParsePort(std::string_view s, uint16_t& out, std::string& why) {
-  if (s.empty() || s.size() > 5 || !std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+  if (s.empty() || s.size() > 5 ||
+      !std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; })) {
     why = "port " + Quote(s) + " is not a number 1..65535";
     return false;
   }
@@ -86,7 +89,8 @@ bool IsIpv6(std::string_view host, unsigned char* bytes = nullptr) {
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
          });
 }
 
@@ -120,16 +124,26 @@ std::string Quote(std::string_view value) {
 
 std::string TypeName(const toml::node& node) {
   switch (node.type()) {
-    case toml::node_type::table: return "a table";
-    case toml::node_type::array: return "an array";
-    case toml::node_type::string: return "a string";
-    case toml::node_type::integer: return "an integer";
-    case toml::node_type::floating_point: return "a float";
-    case toml::node_type::boolean: return "a boolean";
-    case toml::node_type::date: return "a date";
-    case toml::node_type::time: return "a time";
-    case toml::node_type::date_time: return "a date-time";
-    default: return "nothing";
+    case toml::node_type::table:
+      return "a table";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a float";
+    case toml::node_type::boolean:
+      return "a boolean";
+    case toml::node_type::date:
+      return "a date";
+    case toml::node_type::time:
+      return "a time";
+    case toml::node_type::date_time:
+      return "a date-time";
+    default:
+      return "nothing";
   }
 }
 
@@ -194,7 +208,8 @@ bool Section::String(std::string_view key, std::string& out, bool allow_empty, b
   return true;
 }
 
-bool Section::OneOf(std::string_view key, std::string& out, std::initializer_list<std::string_view> allowed) {
+bool Section::OneOf(std::string_view key, std::string& out,
+                    std::initializer_list<std::string_view> allowed) {
   std::string v = out;
   if (!String(key, v)) return false;
   if (std::find(allowed.begin(), allowed.end(), v) == allowed.end()) {
@@ -229,7 +244,8 @@ bool Section::Int(std::string_view key, int64_t& out, int64_t lo, int64_t hi) {
   }
   const int64_t v = i->get();
   if (v < lo || v > hi) {
-    errors_.Fail(Key(key), std::to_string(v) + " is out of range " + std::to_string(lo) + ".." + std::to_string(hi));
+    errors_.Fail(Key(key), std::to_string(v) + " is out of range " + std::to_string(lo) + ".." +
+                               std::to_string(hi));
     return false;
   }
   out = v;
@@ -241,16 +257,18 @@ bool Section::IdMap(std::string_view key, std::vector<std::pair<int, std::string
   if (n == nullptr) return true;
   const auto* t = n->as_table();
   if (t == nullptr) {
-    errors_.Fail(Key(key), "expected a table of key id = value (e.g. { \"1\" = \"...\" }), got " + TypeName(*n));
+    errors_.Fail(Key(key), "expected a table of key id = value (e.g. { \"1\" = \"...\" }), got " +
+                               TypeName(*n));
     return false;
   }
   const std::string map_key = Key(key);
   for (const auto& [k, v] : *t) {
     const std::string_view id = k.str();
     const std::string item = QuotedKey(map_key, id);
-    const bool digits = !id.empty() && id.size() <= 3 &&
-                        std::all_of(id.begin(), id.end(), [](char c) { return c >= '0' && c <= '9'; }) &&
-                        (id.size() == 1 || id[0] != '0');
+    const bool digits =
+        !id.empty() && id.size() <= 3 &&
+        std::all_of(id.begin(), id.end(), [](char c) { return c >= '0' && c <= '9'; }) &&
+        (id.size() == 1 || id[0] != '0');
     const int value = digits ? std::stoi(std::string(id)) : -1;
     if (!digits || value > 255) {
       errors_.Fail(item, "a key id must be a whole number 0..255 without leading zeros");
@@ -293,7 +311,8 @@ void Section::Finish(const std::function<std::string(std::string_view)>& hint) {
   errors_.Fail(Key(name), reason);
 }
 
-const toml::table* SubTable(Errors& errors, const toml::table& parent, std::string_view key, std::string_view prefix) {
+const toml::table* SubTable(Errors& errors, const toml::table& parent, std::string_view key,
+                            std::string_view prefix) {
   const toml::node* n = parent.get(key);
   if (n == nullptr) return nullptr;
   const auto* t = n->as_table();
@@ -301,18 +320,21 @@ const toml::table* SubTable(Errors& errors, const toml::table& parent, std::stri
   return t;
 }
 
-std::optional<toml::table> ParseToml(std::string_view text, const std::string& file, Status& error) {
+std::optional<toml::table> ParseToml(std::string_view text, const std::string& file,
+                                     Status& error) {
   // toml++ recurses over table headers and dotted keys without a bound: refused first.
   if (auto line = FindTooDeepTomlLine(text)) {
-    error = Status::Error(kCode, file + ":" + std::to_string(*line) + ": nests deeper than 32 levels");
+    error =
+        Status::Error(kCode, file + ":" + std::to_string(*line) + ": nests deeper than 32 levels");
     return std::nullopt;
   }
   try {
     return toml::parse(text, file);
   } catch (const toml::parse_error& e) {
     const auto& pos = e.source().begin;
-    error = Status::Error(kCode, file + ":" + std::to_string(pos.line) + ":" + std::to_string(pos.column) + ": " +
-                                     std::string(e.description()));
+    error =
+        Status::Error(kCode, file + ":" + std::to_string(pos.line) + ":" +
+                                 std::to_string(pos.column) + ": " + std::string(e.description()));
   } catch (const std::exception& e) {
     error = Status::Error(kCode, file + ": cannot parse: " + e.what());
   }
@@ -390,7 +412,9 @@ bool ParseHttpUrl(std::string_view s, Url& out, std::string& why) {
   }
   for (unsigned char c : rest) {
     if (c <= 0x20 || c == 0x7f || c == '?' || c == '#' || c == '@' || c == '\\') {
-      why = Quote(s) + ": a URL here is scheme://host[:port][/path], without spaces, user info, query or fragment";
+      why = Quote(s) +
+            ": a URL here is scheme://host[:port][/path], without spaces, user info, query or "
+            "fragment";
       return false;
     }
   }
@@ -419,11 +443,12 @@ bool ParseHttpUrl(std::string_view s, Url& out, std::string& why) {
   } else {
     size_t colon = authority.find(':');
     host = authority.substr(0, colon);
-    if (colon != std::string_view::npos) port = authority.substr(colon + 1).empty() ? "-" : authority.substr(colon + 1);
-    const bool host_ok = !host.empty() && host.size() <= 253 && host.front() != '.' && host.front() != '-' &&
-                         std::all_of(host.begin(), host.end(), [](char c) {
-                           return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                                  c == '.' || c == '-';
+    if (colon != std::string_view::npos)
+      port = authority.substr(colon + 1).empty() ? "-" : authority.substr(colon + 1);
+    const bool host_ok = !host.empty() && host.size() <= 253 && host.front() != '.' &&
+                         host.front() != '-' && std::all_of(host.begin(), host.end(), [](char c) {
+                           return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                                  (c >= '0' && c <= '9') || c == '.' || c == '-';
                          });
     if (!host_ok) {
       why = Quote(s) + ": " + Quote(host) + " is not a host name or address";
@@ -441,12 +466,11 @@ bool ParseHttpUrl(std::string_view s, Url& out, std::string& why) {
   return true;
 }
 
-bool IsIdentifier(std::string_view s) {
-  return !s.empty() && s.size() <= 32 && IsBareKey(s);
-}
+bool IsIdentifier(std::string_view s) { return !s.empty() && s.size() <= 32 && IsBareKey(s); }
 
 bool IsCardPrefix(std::string_view s) {
-  return !s.empty() && s.size() <= 8 && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+  return !s.empty() && s.size() <= 8 &&
+         std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
 }  // namespace loyalty::config::internal

@@ -23,8 +23,9 @@ inline constexpr ErrorCode kCode = ErrorCode::kConfigInvalid;
 
 // Dotted key paths as messages show them: bare keys as is, others quoted.
 std::string JoinKey(std::string_view prefix, std::string_view key);
-std::string QuotedKey(std::string_view prefix, std::string_view key);  // always quoted: codes.hq_public_keys."1"
-std::string IndexKey(std::string_view prefix, size_t index);           // scanners[2]
+std::string QuotedKey(std::string_view prefix,
+                      std::string_view key);  // always quoted: codes.hq_public_keys."1"
+std::string IndexKey(std::string_view prefix, size_t index);  // scanners[2]
 // A value from the file for a message: single-quoted, control characters escaped, long
 // values shortened.
 std::string Quote(std::string_view value);
@@ -68,13 +69,15 @@ class Section {
   const std::string& prefix() const { return prefix_; }
   Errors& errors() { return errors_; }
 
-  bool Has(std::string_view key);                  // marks the key known
-  const toml::node* Get(std::string_view key);     // marks the key known; null when absent
+  bool Has(std::string_view key);               // marks the key known
+  const toml::node* Get(std::string_view key);  // marks the key known; null when absent
 
   // Optional string: leaves `out` alone when absent. allow_empty=false rejects "".
   // Control characters are refused unless allow_control (scanner prefixes such as STX).
-  bool String(std::string_view key, std::string& out, bool allow_empty = false, bool allow_control = false);
-  bool OneOf(std::string_view key, std::string& out, std::initializer_list<std::string_view> allowed);
+  bool String(std::string_view key, std::string& out, bool allow_empty = false,
+              bool allow_control = false);
+  bool OneOf(std::string_view key, std::string& out,
+             std::initializer_list<std::string_view> allowed);
   bool Bool(std::string_view key, bool& out);
   bool Int(std::string_view key, int64_t& out, int64_t lo, int64_t hi);
   template <typename T>
@@ -99,7 +102,8 @@ class Section {
 };
 
 // A sub-table of `parent` (null when absent); a non-table value is an error.
-const toml::table* SubTable(Errors& errors, const toml::table& parent, std::string_view key, std::string_view prefix);
+const toml::table* SubTable(Errors& errors, const toml::table& parent, std::string_view key,
+                            std::string_view prefix);
 
 // Parses TOML text, reporting a syntax error as "<file>:<line>:<column>: <what>".
 std::optional<toml::table> ParseToml(std::string_view text, const std::string& file, Status& error);

@@ -32,11 +32,13 @@ Result<std::string> ReadTokenFile(const std::string& path, SecretAccess access) 
 }
 
 Status SecretFileError(const std::string& config_path, std::string_view key, const Status& error) {
-  return Status::Error(internal::kCode, config_path + ": " + std::string(key) + ": " + error.message());
+  return Status::Error(internal::kCode,
+                       config_path + ": " + std::string(key) + ": " + error.message());
 }
 
-Result<std::string> ReadConfiguredSecret(const std::string& config_path, std::string_view key, const std::string& file,
-                                         SecretAccess access, size_t max_bytes) {
+Result<std::string> ReadConfiguredSecret(const std::string& config_path, std::string_view key,
+                                         const std::string& file, SecretAccess access,
+                                         size_t max_bytes) {
   auto read = ReadSecretFile(file, access, max_bytes);
   if (!read.ok()) return SecretFileError(config_path, key, read.status());
   return read;

@@ -90,8 +90,9 @@ class Context {
     // The daemon's own deadline plus a margin, so its 503 arrives before ours expires.
     auto r = client_->Request(method, target, body, headers, cfg_.request_timeout_ms + 5000);
     if (!r.ok()) {
-      *failure = Failure{kExitUnreachable, "cannot reach loyaltyd at " + cfg_.listen + " (" + method + " " + target +
-                                               "): " + r.status().message()};
+      *failure =
+          Failure{kExitUnreachable, "cannot reach loyaltyd at " + cfg_.listen + " (" + method +
+                                        " " + target + "): " + r.status().message()};
       return r.status();
     }
     Reply rep;
@@ -103,13 +104,15 @@ class Context {
     rep.body = parsed.ok() ? std::move(*parsed) : json(json::value_t::discarded);
     if (rep.status < 200 || rep.status > 299) {
       if (args_.json && rep.body.is_object()) out_ << Dump(rep.body) << "\n";
-      *failure = Failure{rep.status == 503 ? kExitUnavailable : kExitApiError,
-                         method + " " + target + ": " + FormatApiError(rep.status, rep.body, rep.raw)};
+      *failure =
+          Failure{rep.status == 503 ? kExitUnavailable : kExitApiError,
+                  method + " " + target + ": " + FormatApiError(rep.status, rep.body, rep.raw)};
       return Status::Error(ErrorCode::kApiError, failure->value().what);
     }
     if (rep.body.is_discarded()) {
       *failure =
-          Failure{kExitApiError, method + " " + target + ": the answer is not JSON: " + parsed.status().message()};
+          Failure{kExitApiError,
+                  method + " " + target + ": the answer is not JSON: " + parsed.status().message()};
       return Status::Error(ErrorCode::kBadResponse, failure->value().what);
     }
     return rep;
@@ -119,7 +122,9 @@ class Context {
 
   std::optional<Failure> OpenLedger() {
     auto l = ledger::Ledger::Open(cfg_.database, ledger::Ledger::Mode::kReader, cfg_.terminal_id);
-    if (!l.ok()) return Failure{kExitDatabase, "cannot open the ledger " + cfg_.database + ": " + l.status().message()};
+    if (!l.ok())
+      return Failure{kExitDatabase,
+                     "cannot open the ledger " + cfg_.database + ": " + l.status().message()};
     ledger_ = std::move(*l);
     return std::nullopt;
   }
@@ -127,7 +132,9 @@ class Context {
 
   Result<int64_t> SinceMs() {
     auto tz = TimeZone::Load(cfg_.timezone);
-    if (!tz.ok()) return Status::Error(ErrorCode::kConfigInvalid, cfg_.path + ": agent.timezone: " + tz.status().message());
+    if (!tz.ok())
+      return Status::Error(ErrorCode::kConfigInvalid,
+                           cfg_.path + ": agent.timezone: " + tz.status().message());
     return ParseSince(args_.since, *tz);
   }
 
@@ -165,7 +172,9 @@ Status ForEachCheckoutSince(ledger::Ledger& l, int64_t since_ms, F&& f) {
     const auto& rows = *read;
     size_t taken = 0;
     for (auto& c : rows) {
-      if (have_last && (c.committed_at_ms < from || (c.committed_at_ms == from && c.checkout_id <= last_id))) continue;
+      if (have_last &&
+          (c.committed_at_ms < from || (c.committed_at_ms == from && c.checkout_id <= last_id)))
+        continue;
       from = c.committed_at_ms;
       last_id = c.checkout_id;
       have_last = true;
@@ -182,7 +191,9 @@ Status ForEachCheckoutSince(ledger::Ledger& l, int64_t since_ms, F&& f) {
 
 // A ledger read that failed: the command stops and says so (a partial listing or export
 // would pass for a complete one).
-Failure ReadFailure(const Status& s) { return Failure{kExitDatabase, "reading the ledger: " + s.ToString()}; }
+Failure ReadFailure(const Status& s) {
+  return Failure{kExitDatabase, "reading the ledger: " + s.ToString()};
+}
 
 // --- commands
 
@@ -228,7 +239,8 @@ std::optional<Failure> CmdSync(Context& ctx) {
   std::string run_id = id.is_string() ? id.get<std::string>() : id.dump();
   bool json_out = ctx.args().json;
   if (!ctx.args().wait) {
-    ctx.out() << (json_out ? Dump(json{{"run_id", run_id}}) : "sync run " + run_id + " started") << "\n";
+    ctx.out() << (json_out ? Dump(json{{"run_id", run_id}}) : "sync run " + run_id + " started")
+              << "\n";
     return std::nullopt;
   }
 
@@ -245,7 +257,8 @@ std::optional<Failure> CmdSync(Context& ctx) {
       if (tty) ctx.out() << "\n";
       return f;
     }
-    const json& runs = r->body.is_object() && r->body.contains("last_runs") ? r->body["last_runs"] : json();
+    const json& runs =
+        r->body.is_object() && r->body.contains("last_runs") ? r->body["last_runs"] : json();
     if (runs.is_array()) {
       for (const auto& run : runs) {
         if (!run.is_object() || !run.contains("run_id")) continue;
@@ -256,16 +269,23 @@ std::optional<Failure> CmdSync(Context& ctx) {
         if (tty) ctx.out() << "\r\033[K";
         ctx.out() << (json_out ? Dump(run) : FormatSyncRun(run)) << std::endl;
         if (result == "ok") return std::nullopt;
-        std::string why = run.contains("error") && run["error"].is_string() ? run["error"].get<std::string>() : "";
-        return Failure{kExitSyncFailed, "sync run " + run_id + " failed" + (why.empty() ? "" : ": " + why)};
+        std::string why = run.contains("error") && run["error"].is_string()
+                              ? run["error"].get<std::string>()
+                              : "";
+        return Failure{kExitSyncFailed,
+                       "sync run " + run_id + " failed" + (why.empty() ? "" : ": " + why)};
       }
     }
-    auto elapsed = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - t0).count();
-    std::string state = r->body.is_object() && r->body.contains("state") && r->body["state"].is_string()
-                            ? r->body["state"].get<std::string>()
-                            : "running";
+    auto elapsed =
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - t0)
+            .count();
+    std::string state =
+        r->body.is_object() && r->body.contains("state") && r->body["state"].is_string()
+            ? r->body["state"].get<std::string>()
+            : "running";
     if (tty) {
-      ctx.out() << "\r\033[Ksync run " << run_id << ": " << state << ", " << elapsed << " s" << std::flush;
+      ctx.out() << "\r\033[Ksync run " << run_id << ": " << state << ", " << elapsed << " s"
+                << std::flush;
     } else if (!json_out && state != last_state && !last_state.empty()) {
       ctx.out() << "sync run " << run_id << ": " << state << std::endl;
     }
@@ -282,7 +302,8 @@ std::optional<Failure> CmdSync(Context& ctx) {
 std::optional<Failure> CmdCheckouts(Context& ctx) {
   auto since = ctx.SinceMs();
   if (!since.ok())
-    return Failure{since.status().code() == ErrorCode::kConfigInvalid ? kExitConfig : kExitUsage, since.status().message()};
+    return Failure{since.status().code() == ErrorCode::kConfigInvalid ? kExitConfig : kExitUsage,
+                   since.status().message()};
   if (auto f = ctx.OpenLedger()) return f;
   auto& out = ctx.out();
   bool json_out = ctx.args().json;
@@ -290,44 +311,50 @@ std::optional<Failure> CmdCheckouts(Context& ctx) {
   if (json_out) {
     out << "{\"since\": " << Dump(json(FormatTimeMs(*since))) << ", \"checkouts\": [";
   } else {
-    out << "committed_at              checkout_id                       member_id        total_due  earned "
+    out << "committed_at              checkout_id                       member_id        total_due "
+           " earned "
            "redeemed  tender  refunds\n";
   }
-  Status walked = ForEachCheckoutSince(ctx.ledger(), *since, [&](const model::Checkout& c) -> Status {
-    auto read = ctx.ledger().RefundsForCheckout(c.checkout_id);
-    if (!read.ok()) return read.status();
-    const auto& refunds = *read;
-    if (json_out) {
-      nlohmann::ordered_json j{{"checkout_id", c.checkout_id},
-             {"committed_at", FormatTimeMs(c.committed_at_ms)},
-             {"member_id", c.member_id ? nlohmann::ordered_json(std::to_string(*c.member_id)) : nullptr},
-             {"subtotal_cents", c.subtotal_cents},
-             {"total_due_cents", c.total_due_cents},
-             {"points_earned", c.points_earned},
-             {"redeemed_points", c.redeemed_points},
-             {"tender", c.tender},
-             {"coupon_id", c.coupon_id.empty() ? nullptr : nlohmann::ordered_json(c.coupon_id)},
-             {"rules_version", c.rules_version},
-             {"refunds", nlohmann::ordered_json::array()}};
-      for (const auto& r : refunds)
-        j["refunds"].push_back({{"refund_id", r.refund_id},
-                                {"at", FormatTimeMs(r.at_ms)},
-                                {"refund_cents", r.refund_cents},
-                                {"points_clawed_back", r.points_clawed_back},
-                                {"points_restored", r.points_restored}});
-      out << (n ? ",\n" : "\n") << Dump(j, -1);
-    } else {
-      char line[512];
-      std::snprintf(line, sizeof line, "%-25s %-33s %-15s %10s %7lld %8lld  %-7s %zu\n",
-                    FormatTimeMs(c.committed_at_ms).c_str(), c.checkout_id.c_str(),
-                    c.member_id ? std::to_string(*c.member_id).c_str() : "-", FormatCents(c.total_due_cents).c_str(),
-                    static_cast<long long>(c.points_earned), static_cast<long long>(c.redeemed_points),
-                    c.tender.empty() ? "-" : c.tender.c_str(), refunds.size());
-      out << line;
-    }
-    ++n;
-    return Status::Ok();
-  });
+  Status walked =
+      ForEachCheckoutSince(ctx.ledger(), *since, [&](const model::Checkout& c) -> Status {
+        auto read = ctx.ledger().RefundsForCheckout(c.checkout_id);
+        if (!read.ok()) return read.status();
+        const auto& refunds = *read;
+        if (json_out) {
+          nlohmann::ordered_json j{
+              {"checkout_id", c.checkout_id},
+              {"committed_at", FormatTimeMs(c.committed_at_ms)},
+              {"member_id",
+               c.member_id ? nlohmann::ordered_json(std::to_string(*c.member_id)) : nullptr},
+              {"subtotal_cents", c.subtotal_cents},
+              {"total_due_cents", c.total_due_cents},
+              {"points_earned", c.points_earned},
+              {"redeemed_points", c.redeemed_points},
+              {"tender", c.tender},
+              {"coupon_id", c.coupon_id.empty() ? nullptr : nlohmann::ordered_json(c.coupon_id)},
+              {"rules_version", c.rules_version},
+              {"refunds", nlohmann::ordered_json::array()}};
+          for (const auto& r : refunds)
+            j["refunds"].push_back({{"refund_id", r.refund_id},
+                                    {"at", FormatTimeMs(r.at_ms)},
+                                    {"refund_cents", r.refund_cents},
+                                    {"points_clawed_back", r.points_clawed_back},
+                                    {"points_restored", r.points_restored}});
+          out << (n ? ",\n" : "\n") << Dump(j, -1);
+        } else {
+          char line[512];
+          std::snprintf(line, sizeof line, "%-25s %-33s %-15s %10s %7lld %8lld  %-7s %zu\n",
+                        FormatTimeMs(c.committed_at_ms).c_str(), c.checkout_id.c_str(),
+                        c.member_id ? std::to_string(*c.member_id).c_str() : "-",
+                        FormatCents(c.total_due_cents).c_str(),
+                        static_cast<long long>(c.points_earned),
+                        static_cast<long long>(c.redeemed_points),
+                        c.tender.empty() ? "-" : c.tender.c_str(), refunds.size());
+          out << line;
+        }
+        ++n;
+        return Status::Ok();
+      });
   if (!walked.ok()) return ReadFailure(walked);
   if (json_out)
     out << "\n]}\n";
@@ -339,13 +366,15 @@ std::optional<Failure> CmdCheckouts(Context& ctx) {
 std::optional<Failure> CmdExport(Context& ctx) {
   std::string format = ctx.args().format;
   if (ctx.args().json) {
-    if (format == "csv") return Failure{kExitUsage, "--json and --format csv contradict each other"};
+    if (format == "csv")
+      return Failure{kExitUsage, "--json and --format csv contradict each other"};
     format = "json";
   }
   if (format.empty()) format = "csv";
   auto since = ctx.SinceMs();
   if (!since.ok())
-    return Failure{since.status().code() == ErrorCode::kConfigInvalid ? kExitConfig : kExitUsage, since.status().message()};
+    return Failure{since.status().code() == ErrorCode::kConfigInvalid ? kExitConfig : kExitUsage,
+                   since.status().message()};
   if (auto f = ctx.OpenLedger()) return f;
 
   std::ofstream file;
@@ -370,18 +399,19 @@ std::optional<Failure> CmdExport(Context& ctx) {
       ++n;
     }
   };
-  Status walked = ForEachCheckoutSince(ctx.ledger(), *since, [&](const model::Checkout& head) -> Status {
-    // CheckoutsSince leaves out the lines; the export needs them.
-    auto full = ctx.ledger().GetCheckout(head.checkout_id, /*with_lines=*/true);
-    if (!full.ok()) return full.status();
-    const model::Checkout& c = *full ? **full : head;
-    auto entries = ctx.ledger().EntriesForCheckout(c.checkout_id);
-    if (!entries.ok()) return entries.status();
-    auto refunds = ctx.ledger().RefundsForCheckout(c.checkout_id);
-    if (!refunds.ok()) return refunds.status();
-    emit(RecordsForCheckout(c, *entries, *refunds));
-    return Status::Ok();
-  });
+  Status walked =
+      ForEachCheckoutSince(ctx.ledger(), *since, [&](const model::Checkout& head) -> Status {
+        // CheckoutsSince leaves out the lines; the export needs them.
+        auto full = ctx.ledger().GetCheckout(head.checkout_id, /*with_lines=*/true);
+        if (!full.ok()) return full.status();
+        const model::Checkout& c = *full ? **full : head;
+        auto entries = ctx.ledger().EntriesForCheckout(c.checkout_id);
+        if (!entries.ok()) return entries.status();
+        auto refunds = ctx.ledger().RefundsForCheckout(c.checkout_id);
+        if (!refunds.ok()) return refunds.status();
+        emit(RecordsForCheckout(c, *entries, *refunds));
+        return Status::Ok();
+      });
   if (!walked.ok()) return ReadFailure(walked);
   // Then the refunds made since of checkouts committed before (today's returns of earlier
   // sales): each with its refunded lines and entries; the checkout is in an earlier export.
@@ -400,7 +430,10 @@ std::optional<Failure> CmdExport(Context& ctx) {
   }
   if (!csv) *out << "\n]}\n";
   out->flush();
-  if (!*out) return Failure{kExitInternal, "cannot write " + (ctx.args().output.empty() ? "the output" : ctx.args().output)};
+  if (!*out)
+    return Failure{
+        kExitInternal,
+        "cannot write " + (ctx.args().output.empty() ? "the output" : ctx.args().output)};
   return std::nullopt;
 }
 
@@ -409,44 +442,61 @@ std::optional<Failure> CmdVerify(Context& ctx) {
   ledger::VerifyReport rep = ctx.ledger().Verify();
   const std::string& db = ctx.cfg().database;
   if (ctx.args().json) {
-    ctx.out() << Dump(json{{"database", db}, {"ok", rep.ok()}, {"entries", rep.entries}, {"problems", rep.problems}})
+    ctx.out() << Dump(json{{"database", db},
+                           {"ok", rep.ok()},
+                           {"entries", rep.entries},
+                           {"problems", rep.problems}})
               << "\n";
   } else if (rep.ok()) {
-    ctx.out() << "ledger " << db << ": " << rep.entries << " entries; hash chain and balances verified\n";
+    ctx.out() << "ledger " << db << ": " << rep.entries
+              << " entries; hash chain and balances verified\n";
   } else {
     for (const auto& p : rep.problems) ctx.out() << "problem: " << p << "\n";
   }
   if (!rep.ok())
     return Failure{kExitVerifyFailed, "verify found " + std::to_string(rep.problems.size()) +
-                                          (rep.problems.size() == 1 ? " problem" : " problems") + " in " + db};
+                                          (rep.problems.size() == 1 ? " problem" : " problems") +
+                                          " in " + db};
   return std::nullopt;
 }
 
 }  // namespace
 
-int Run(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err, const RunOptions& opts) {
+int Run(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err,
+        const RunOptions& opts) {
   Args a;
-  CLI::App app{"loyaltyctl: store IT's command line for loyaltyd (see docs/loyaltyctl.md)", "loyaltyctl"};
+  CLI::App app{"loyaltyctl: store IT's command line for loyaltyd (see docs/loyaltyctl.md)",
+               "loyaltyctl"};
   app.option_defaults()->always_capture_default();
-  app.add_option("--config", a.config, "the agent's config file (address, token, database, time zone)");
+  app.add_option("--config", a.config,
+                 "the agent's config file (address, token, database, time zone)");
   app.add_flag("--json", a.json, "machine-readable JSON on stdout");
   app.require_subcommand(1);
   app.fallthrough();
 
-  auto* status = app.add_subcommand("status", "the daemon's health: terminal, ledger, scanners, sync, clock");
+  auto* status =
+      app.add_subcommand("status", "the daemon's health: terminal, ledger, scanners, sync, clock");
   auto* sync = app.add_subcommand("sync", "start a sync run now (joins a running one)");
   sync->add_flag("--wait", a.wait, "wait for the run to finish; exit 9 when it failed");
-  auto* member = app.add_subcommand("member", "a member as the terminal knows it, with recent entries");
+  auto* member =
+      app.add_subcommand("member", "a member as the terminal knows it, with recent entries");
   member->add_option("member_id", a.member_id, "the member id (decimal)")->required();
   auto* scan = app.add_subcommand("scan", "identify text as if it had been scanned");
-  scan->add_option("text", a.scan_text, "the scanned or typed text (a member code, card number, …)")->required();
-  auto* checkouts = app.add_subcommand("checkouts", "checkouts committed since a time (from the ledger file)");
-  checkouts->add_option("--since", a.since, "RFC 3339 time, or YYYY-MM-DD in the store's time zone")->required();
-  auto* exp = app.add_subcommand("export", "checkouts, lines, refunds and entries since a time, CSV or JSON");
-  exp->add_option("--since", a.since, "RFC 3339 time, or YYYY-MM-DD in the store's time zone")->required();
-  exp->add_option("--format", a.format, "csv (default) or json")->check(CLI::IsMember({"csv", "json"}));
+  scan->add_option("text", a.scan_text, "the scanned or typed text (a member code, card number, …)")
+      ->required();
+  auto* checkouts =
+      app.add_subcommand("checkouts", "checkouts committed since a time (from the ledger file)");
+  checkouts->add_option("--since", a.since, "RFC 3339 time, or YYYY-MM-DD in the store's time zone")
+      ->required();
+  auto* exp = app.add_subcommand("export",
+                                 "checkouts, lines, refunds and entries since a time, CSV or JSON");
+  exp->add_option("--since", a.since, "RFC 3339 time, or YYYY-MM-DD in the store's time zone")
+      ->required();
+  exp->add_option("--format", a.format, "csv (default) or json")
+      ->check(CLI::IsMember({"csv", "json"}));
   exp->add_option("-o,--output", a.output, "write to this file instead of stdout");
-  auto* verify = app.add_subcommand("verify", "check the ledger file: hash chain, balances against lots");
+  auto* verify =
+      app.add_subcommand("verify", "check the ledger file: hash chain, balances against lots");
 
   std::vector<std::string> reversed(argv.rbegin(), argv.rend());  // CLI11 consumes from the back
   try {
@@ -467,13 +517,20 @@ int Run(const std::vector<std::string>& argv, std::ostream& out, std::ostream& e
     Context ctx(a, out, err, opts);
     std::optional<Failure> f = ctx.LoadConfig();
     if (!f) {
-      if (status->parsed()) f = CmdStatus(ctx);
-      else if (sync->parsed()) f = CmdSync(ctx);
-      else if (member->parsed()) f = CmdMember(ctx);
-      else if (scan->parsed()) f = CmdScan(ctx);
-      else if (checkouts->parsed()) f = CmdCheckouts(ctx);
-      else if (exp->parsed()) f = CmdExport(ctx);
-      else if (verify->parsed()) f = CmdVerify(ctx);
+      if (status->parsed())
+        f = CmdStatus(ctx);
+      else if (sync->parsed())
+        f = CmdSync(ctx);
+      else if (member->parsed())
+        f = CmdMember(ctx);
+      else if (scan->parsed())
+        f = CmdScan(ctx);
+      else if (checkouts->parsed())
+        f = CmdCheckouts(ctx);
+      else if (exp->parsed())
+        f = CmdExport(ctx);
+      else if (verify->parsed())
+        f = CmdVerify(ctx);
     }
     out.flush();
     if (f) {

@@ -24,7 +24,8 @@ ExportRecord EntryRecord(const ledger::EntryRow& e) {
 std::string Opt(const std::optional<int64_t>& v) { return v ? std::to_string(*v) : std::string(); }
 
 // A refund and the units it took back from each line.
-void AppendRefund(std::vector<ExportRecord>& out, const model::Checkout& c, const model::Refund& rf) {
+void AppendRefund(std::vector<ExportRecord>& out, const model::Checkout& c,
+                  const model::Refund& rf) {
   ExportRecord r;
   r.record = "refund";
   r.at_ms = rf.at_ms;
@@ -55,7 +56,8 @@ void AppendRefund(std::vector<ExportRecord>& out, const model::Checkout& c, cons
 
 }  // namespace
 
-std::vector<ExportRecord> RecordsForCheckout(const model::Checkout& c, const std::vector<ledger::EntryRow>& entries,
+std::vector<ExportRecord> RecordsForCheckout(const model::Checkout& c,
+                                             const std::vector<ledger::EntryRow>& entries,
                                              const std::vector<model::Refund>& refunds) {
   std::vector<ExportRecord> out;
   std::set<size_t> emitted;
@@ -104,7 +106,8 @@ std::vector<ExportRecord> RecordsForCheckout(const model::Checkout& c, const std
   return out;
 }
 
-std::vector<ExportRecord> RecordsForRefund(const model::Checkout& checkout, const model::Refund& refund,
+std::vector<ExportRecord> RecordsForRefund(const model::Checkout& checkout,
+                                           const model::Refund& refund,
                                            const std::vector<ledger::EntryRow>& entries) {
   std::vector<ExportRecord> out;
   AppendRefund(out, checkout, refund);

@@ -79,9 +79,11 @@ void MemberLines(const json& m, std::string& out) {
   std::string reason = Str(m, "frozen_reason", "");
   if (!reason.empty()) out += " (" + reason + ")";
   out += "\n";
-  out += Label("balance") + IntStr(m, "balance") + " points, " + IntStr(m, "available_balance") + " available\n";
+  out += Label("balance") + IntStr(m, "balance") + " points, " + IntStr(m, "available_balance") +
+         " available\n";
   const json& snap = Sub(m, "snapshot_at");
-  out += Label("snapshot") + (snap.is_string() ? snap.get<std::string>() : std::string("never sent by HQ"));
+  out += Label("snapshot") +
+         (snap.is_string() ? snap.get<std::string>() : std::string("never sent by HQ"));
   if (Sub(m, "stale") == json(true)) out += " (stale)";
   out += "\n";
   const json& lots = Sub(m, "lots");
@@ -137,9 +139,10 @@ std::string CsvRow(const std::vector<std::string>& fields) {
 
 Result<int64_t> ParseSince(std::string_view text, const TimeZone& tz) {
   auto bad = [&]() {
-    return Status::Error(ErrorCode::kBadRequest, "--since '" + std::string(text.substr(0, 64)) +
-                                            "' is neither an RFC 3339 time (2026-11-22T06:12:26Z) nor a date "
-                                            "(2026-11-22, midnight in the store's time zone)");
+    return Status::Error(ErrorCode::kBadRequest,
+                         "--since '" + std::string(text.substr(0, 64)) +
+                             "' is neither an RFC 3339 time (2026-11-22T06:12:26Z) nor a date "
+                             "(2026-11-22, midnight in the store's time zone)");
   };
   if (text.size() == 10 && text[4] == '-' && text[7] == '-') {
     int y, m, d;
@@ -193,19 +196,23 @@ std::string FormatHealth(const json& h) {
   }
   const json& sync = Sub(h, "sync");
   out += Label("sync") + Str(sync, "state") + ", " + IntStr(sync, "pending_entries") +
-         " entries pending, last success " + Str(sync, "last_success_at", "never") + ", last attempt " +
-         Str(sync, "last_attempt_at", "never");
+         " entries pending, last success " + Str(sync, "last_success_at", "never") +
+         ", last attempt " + Str(sync, "last_attempt_at", "never");
   std::string last_error = Str(sync, "last_error", "");
   if (!last_error.empty()) out += ", last error: " + last_error;
   out += "\n";
   const json& clock = Sub(h, "clock");
   if (clock.is_object()) {
     const json& trusted = Sub(clock, "trusted");
-    out += Label("clock") +
-           (trusted == json(true) ? "trusted" : trusted == json(false) ? "NOT trusted (member codes are judged by the last trusted time)" : "-") +
-           "\n";
+    out +=
+        Label("clock") +
+        (trusted == json(true)    ? "trusted"
+         : trusted == json(false) ? "NOT trusted (member codes are judged by the last trusted time)"
+                                  : "-") +
+        "\n";
   }
-  if (h.is_object() && h.contains("rules_version")) out += Label("rules") + Str(h, "rules_version") + "\n";
+  if (h.is_object() && h.contains("rules_version"))
+    out += Label("rules") + Str(h, "rules_version") + "\n";
   return out;
 }
 
@@ -231,9 +238,10 @@ std::string FormatSyncRun(const json& run) {
     out += ": " + Str(run, "error", "no reason given");
     return out;
   }
-  out += ": uploaded " + IntStr(run, "uploaded") + ", downloaded " + IntStr(run, "downloaded") + ", repaired " +
-         IntStr(run, "repaired") + ", " + IntStr(run, "round_trips") + " round trips, " + IntStr(run, "bytes_sent") +
-         " bytes sent, " + IntStr(run, "bytes_received") + " received";
+  out += ": uploaded " + IntStr(run, "uploaded") + ", downloaded " + IntStr(run, "downloaded") +
+         ", repaired " + IntStr(run, "repaired") + ", " + IntStr(run, "round_trips") +
+         " round trips, " + IntStr(run, "bytes_sent") + " bytes sent, " +
+         IntStr(run, "bytes_received") + " received";
   return out;
 }
 

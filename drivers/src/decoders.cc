@@ -39,12 +39,18 @@ char KeyboardUsageToChar(uint8_t usage, bool shift) {
     return kKeypad[usage - 0x54];
   }
   switch (usage) {
-    case kUsageEnter: return '\n';
-    case kUsageTab: return '\t';
-    case 0x2C: return ' ';
-    case 0x64: return shift ? '|' : '\\';  // non-US backslash
-    case 0x67: return '=';                 // keypad =
-    default: return 0;
+    case kUsageEnter:
+      return '\n';
+    case kUsageTab:
+      return '\t';
+    case 0x2C:
+      return ' ';
+    case 0x64:
+      return shift ? '|' : '\\';  // non-US backslash
+    case 0x67:
+      return '=';  // keypad =
+    default:
+      return 0;
   }
 }
 
@@ -98,9 +104,9 @@ void KeyboardReportDecoder::Type(uint8_t usage, uint8_t mods, std::vector<Frame>
   if (mods & kModCtrl) {
     // Ctrl+letter and Ctrl+[ \ ] are how wedge scanners type C0 controls (GS = Ctrl+]).
     if (usage >= 0x04 && usage <= 0x1D) return Append(static_cast<char>(usage - 0x04 + 1));
-    if (usage == 0x2F) return Append(0x1B);  // Ctrl+[ = ESC
-    if (usage == 0x31) return Append(0x1C);  // Ctrl+\ = FS
-    if (usage == 0x30) return Append(0x1D);  // Ctrl+] = GS
+    if (usage == 0x2F) return Append(0x1B);                        // Ctrl+[ = ESC
+    if (usage == 0x31) return Append(0x1C);                        // Ctrl+\ = FS
+    if (usage == 0x30) return Append(0x1D);                        // Ctrl+] = GS
     if (usage == 0x23 && (mods & kModShift)) return Append(0x1E);  // Ctrl+^ = RS
     if (usage == 0x2D && (mods & kModShift)) return Append(0x1F);  // Ctrl+_ = US
   }
@@ -134,9 +140,11 @@ void KeyboardReportDecoder::DiscardPartial() {
 
 Status HidPosLayout::Validate() const {
   auto bad = [](const char* field) {
-    return Status::Error(ErrorCode::kInvalidArgument, std::string("hid_pos.") + field + " out of range");
+    return Status::Error(ErrorCode::kInvalidArgument,
+                         std::string("hid_pos.") + field + " out of range");
   };
-  if (report_size != 0 && (report_size < 2 || report_size > kMaxHidReportSize)) return bad("report_size");
+  if (report_size != 0 && (report_size < 2 || report_size > kMaxHidReportSize))
+    return bad("report_size");
   const int limit = report_size != 0 ? report_size : kMaxHidReportSize;
   if (report_id < -1 || report_id > 255) return bad("report_id");
   if (length_offset < 0 || length_offset >= limit) return bad("length_offset");
@@ -170,7 +178,8 @@ HidPosReassembler::HidPosReassembler(HidPosLayout layout)
 void HidPosReassembler::Feed(std::span<const uint8_t> report, std::vector<Frame>* out) {
   ++counters_.reports;
   const int size = static_cast<int>(std::min<size_t>(report.size(), kMaxHidReportSize + 1));
-  if (layout_.report_size != 0 ? size != layout_.report_size : (size < min_size_ || size > kMaxHidReportSize)) {
+  if (layout_.report_size != 0 ? size != layout_.report_size
+                               : (size < min_size_ || size > kMaxHidReportSize)) {
     ++counters_.wrong_size;
     return;
   }
@@ -249,10 +258,16 @@ void LineFramer::Feed(std::span<const uint8_t> bytes, std::vector<Frame>* out) {
     const char c = static_cast<char>(b);
     switch (terminator_) {
       case Terminator::kCR:
-        if (c == '\r') Emit(out); else Append(c);
+        if (c == '\r')
+          Emit(out);
+        else
+          Append(c);
         break;
       case Terminator::kLF:
-        if (c == '\n') Emit(out); else Append(c);
+        if (c == '\n')
+          Emit(out);
+        else
+          Append(c);
         break;
       case Terminator::kCRLF:
         if (pending_cr_) {
@@ -263,7 +278,10 @@ void LineFramer::Feed(std::span<const uint8_t> bytes, std::vector<Frame>* out) {
           }
           Append('\r');
         }
-        if (c == '\r') pending_cr_ = true; else Append(c);
+        if (c == '\r')
+          pending_cr_ = true;
+        else
+          Append(c);
         break;
     }
   }

@@ -49,8 +49,10 @@ class StreamSourceBase : public SourceBase {
     // stop it).
     auto last_check = std::chrono::steady_clock::now();
     for (;;) {
-      int timeout = framer->has_partial() ? std::min(kPartialCheckMs, options_.partial_timeout_ms) : -1;
-      if (ChecksIdentity()) timeout = timeout < 0 ? kIdentityCheckMs : std::min(timeout, kIdentityCheckMs);
+      int timeout =
+          framer->has_partial() ? std::min(kPartialCheckMs, options_.partial_timeout_ms) : -1;
+      if (ChecksIdentity())
+        timeout = timeout < 0 ? kIdentityCheckMs : std::min(timeout, kIdentityCheckMs);
       const short rev = WaitReadable(fd, timeout);
       if (stopping()) return Outcome::kStopped;
       if (ChecksIdentity()) {
@@ -99,11 +101,13 @@ class FifoSource final : public StreamSourceBase {
   Status Prepare() override {
     struct stat st;
     if (stat(options_.path.c_str(), &st) != 0) {
-      if (errno != ENOENT) return Status::Error(ErrorCode::kInvalidArgument, Errno("fifo " + options_.path));
+      if (errno != ENOENT)
+        return Status::Error(ErrorCode::kInvalidArgument, Errno("fifo " + options_.path));
       if (mkfifo(options_.path.c_str(), 0660) != 0 && errno != EEXIST)
         return Status::Error(ErrorCode::kInvalidArgument, Errno("mkfifo " + options_.path));
     } else if (!S_ISFIFO(st.st_mode)) {
-      return Status::Error(ErrorCode::kInvalidArgument, "fifo " + options_.path + " is not a named pipe");
+      return Status::Error(ErrorCode::kInvalidArgument,
+                           "fifo " + options_.path + " is not a named pipe");
     }
     return Status::Ok();
   }
@@ -119,8 +123,9 @@ class FifoSource final : public StreamSourceBase {
       struct stat path_st;
       const bool found = stat(options_.path.c_str(), &path_st) == 0;
       if (!found || !S_ISFIFO(path_st.st_mode)) {
-        SetState(SourceState::kDisconnected,
-                 found ? "fifo " + options_.path + " is not a named pipe" : Errno("fifo " + options_.path));
+        SetState(SourceState::kDisconnected, found
+                                                 ? "fifo " + options_.path + " is not a named pipe"
+                                                 : Errno("fifo " + options_.path));
         SleepUnlessStopped(options_.reopen_interval_ms);
         continue;
       }
@@ -128,7 +133,8 @@ class FifoSource final : public StreamSourceBase {
       // sees no hang-up until a writer has come and gone, so poll() blocks meanwhile.
       const int fd = open(options_.path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
       if (fd < 0) {
-        SetState(errno == ENOENT ? SourceState::kDisconnected : SourceState::kError, Errno("open " + options_.path));
+        SetState(errno == ENOENT ? SourceState::kDisconnected : SourceState::kError,
+                 Errno("open " + options_.path));
         SleepUnlessStopped(options_.reopen_interval_ms);
         continue;
       }
@@ -183,18 +189,30 @@ class FifoSource final : public StreamSourceBase {
 
 speed_t BaudToSpeed(int baud) {
   switch (baud) {
-    case 1200: return B1200;
-    case 2400: return B2400;
-    case 4800: return B4800;
-    case 9600: return B9600;
-    case 19200: return B19200;
-    case 38400: return B38400;
-    case 57600: return B57600;
-    case 115200: return B115200;
-    case 230400: return B230400;
-    case 460800: return B460800;
-    case 921600: return B921600;
-    default: return 0;
+    case 1200:
+      return B1200;
+    case 2400:
+      return B2400;
+    case 4800:
+      return B4800;
+    case 9600:
+      return B9600;
+    case 19200:
+      return B19200;
+    case 38400:
+      return B38400;
+    case 57600:
+      return B57600;
+    case 115200:
+      return B115200;
+    case 230400:
+      return B230400;
+    case 460800:
+      return B460800;
+    case 921600:
+      return B921600;
+    default:
+      return 0;
   }
 }
 
@@ -225,7 +243,8 @@ class SerialSource final : public StreamSourceBase {
         framer.DiscardPartial();
         Garbage(&SourceCounters::cut_off, "read cut off by disconnect");
       }
-      SetState(SourceState::kDisconnected, error.empty() ? "serial " + options_.path + " closed" : error);
+      SetState(SourceState::kDisconnected,
+               error.empty() ? "serial " + options_.path + " closed" : error);
       SleepUnlessStopped(options_.reopen_interval_ms);
     }
   }
@@ -275,12 +294,17 @@ Result<std::unique_ptr<Source>> MakeSerialSource(const SourceOptions& o, SourceE
                                                  const Clock& c) {
   if (o.path.empty()) return Status::Error(ErrorCode::kInvalidArgument, "serial: path is required");
   if (BaudToSpeed(o.baud) == 0)
-    return Status::Error(ErrorCode::kInvalidArgument, "serial: unsupported baud " + std::to_string(o.baud));
+    return Status::Error(ErrorCode::kInvalidArgument,
+                         "serial: unsupported baud " + std::to_string(o.baud));
   Terminator t;
-  if (o.terminator == "CR") t = Terminator::kCR;
-  else if (o.terminator == "LF") t = Terminator::kLF;
-  else if (o.terminator == "CRLF") t = Terminator::kCRLF;
-  else return Status::Error(ErrorCode::kInvalidArgument, "serial: terminator must be CR, LF or CRLF");
+  if (o.terminator == "CR")
+    t = Terminator::kCR;
+  else if (o.terminator == "LF")
+    t = Terminator::kLF;
+  else if (o.terminator == "CRLF")
+    t = Terminator::kCRLF;
+  else
+    return Status::Error(ErrorCode::kInvalidArgument, "serial: terminator must be CR, LF or CRLF");
   return std::unique_ptr<Source>(new SerialSource(o, std::move(e), c, t));
 }
 

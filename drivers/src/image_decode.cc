@@ -25,13 +25,19 @@ ZXing::DecodeHints Hints() {
 }
 
 Status TooLarge(const std::string& why) { return Status::Error(ErrorCode::kImageTooLarge, why); }
-Status Unreadable(const std::string& why) { return Status::Error(ErrorCode::kUnreadableImage, why); }
+Status Unreadable(const std::string& why) {
+  return Status::Error(ErrorCode::kUnreadableImage, why);
+}
 
 constexpr uint8_t kPngSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
 
 bool IsPng(const uint8_t* d, size_t n) { return n >= 8 && std::memcmp(d, kPngSignature, 8) == 0; }
-bool IsJpeg(const uint8_t* d, size_t n) { return n >= 3 && d[0] == 0xff && d[1] == 0xd8 && d[2] == 0xff; }
-bool IsPnm(const uint8_t* d, size_t n) { return n >= 2 && d[0] == 'P' && (d[1] == '5' || d[1] == '6'); }
+bool IsJpeg(const uint8_t* d, size_t n) {
+  return n >= 3 && d[0] == 0xff && d[1] == 0xd8 && d[2] == 0xff;
+}
+bool IsPnm(const uint8_t* d, size_t n) {
+  return n >= 2 && d[0] == 'P' && (d[1] == '5' || d[1] == '6');
+}
 
 uint32_t Be32(const uint8_t* p) {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
@@ -109,7 +115,8 @@ Status CheckPngInflatedSize(const uint8_t* d, size_t n) {
       const int rc = inflate(&z, Z_NO_FLUSH);
       produced += sizeof scratch - z.avail_out;
       if (produced > limit) {
-        return TooLarge("the PNG's pixel data inflates to more than its header's " + std::to_string(limit) + " bytes");
+        return TooLarge("the PNG's pixel data inflates to more than its header's " +
+                        std::to_string(limit) + " bytes");
       }
       if (rc == Z_STREAM_END)
         ended = true;
@@ -140,12 +147,16 @@ static Status ReadHeaderInto(const uint8_t* data, size_t size, ImageHeader& h) {
   }
   // A header may declare up to 2^31 × 2^31 pixels: the product is taken in 128 bits, where
   // it cannot overflow, and capped before it is kept.
-  const unsigned __int128 decoded = static_cast<unsigned __int128>(h.width) * static_cast<unsigned>(h.height) *
-                                    static_cast<unsigned>(h.channels) * static_cast<unsigned>(h.bytes_per_channel);
-  h.decoded_bytes = decoded > static_cast<unsigned __int128>(INT64_MAX) ? INT64_MAX : static_cast<int64_t>(decoded);
+  const unsigned __int128 decoded =
+      static_cast<unsigned __int128>(h.width) * static_cast<unsigned>(h.height) *
+      static_cast<unsigned>(h.channels) * static_cast<unsigned>(h.bytes_per_channel);
+  h.decoded_bytes = decoded > static_cast<unsigned __int128>(INT64_MAX)
+                        ? INT64_MAX
+                        : static_cast<int64_t>(decoded);
   if (h.decoded_bytes > kMaxDecodedImageBytes) {
-    return TooLarge(std::to_string(h.width) + "x" + std::to_string(h.height) + ", " + std::to_string(h.channels) +
-                    " channel(s) of " + std::to_string(h.bytes_per_channel) + " byte(s) decode to " +
+    return TooLarge(std::to_string(h.width) + "x" + std::to_string(h.height) + ", " +
+                    std::to_string(h.channels) + " channel(s) of " +
+                    std::to_string(h.bytes_per_channel) + " byte(s) decode to " +
                     std::to_string(h.decoded_bytes) + " bytes, over the limit of " +
                     std::to_string(kMaxDecodedImageBytes));
   }
@@ -177,7 +188,8 @@ Result<std::vector<DecodedCode>> DecodeImage(const uint8_t* luminance, int width
   return codes;
 }
 
-Result<std::vector<DecodedCode>> DecodeImageBytes(const uint8_t* data, size_t size, ImageHeader* header) {
+Result<std::vector<DecodedCode>> DecodeImageBytes(const uint8_t* data, size_t size,
+                                                  ImageHeader* header) {
   // The header first: nothing is allocated for an image over the limits.
   ImageHeader local;
   ImageHeader& h = header != nullptr ? *header : local;
@@ -187,10 +199,11 @@ Result<std::vector<DecodedCode>> DecodeImageBytes(const uint8_t* data, size_t si
   }
   const int len = static_cast<int>(size);
   int w = 0, hh = 0, channels = 0;
-  std::unique_ptr<uint8_t, void (*)(void*)> pixels(stbi_load_from_memory(data, len, &w, &hh, &channels, 1),
-                                                   stbi_image_free);
+  std::unique_ptr<uint8_t, void (*)(void*)> pixels(
+      stbi_load_from_memory(data, len, &w, &hh, &channels, 1), stbi_image_free);
   if (!pixels)
-    return Status::Error(ErrorCode::kUnreadableImage, std::string("corrupt image: ") + stbi_failure_reason());
+    return Status::Error(ErrorCode::kUnreadableImage,
+                         std::string("corrupt image: ") + stbi_failure_reason());
   // The decoder's dimensions are the header's (stb_image reads the same header); checked
   // again all the same, since everything below sizes its work by them.
   if (w != h.width || hh != h.height) return Unreadable("the image's size changed while decoding");
@@ -200,7 +213,8 @@ Result<std::vector<DecodedCode>> DecodeImageBytes(const uint8_t* data, size_t si
 Result<std::vector<DecodedCode>> DecodeImageFile(const std::string& path, ImageHeader* header) {
   auto bytes = ReadFileCapped(path, kMaxImageFileBytes);
   if (!bytes.ok()) {
-    if (bytes.status().code() == ErrorCode::kFileTooLarge) return TooLarge(bytes.status().message());
+    if (bytes.status().code() == ErrorCode::kFileTooLarge)
+      return TooLarge(bytes.status().message());
     return bytes.status();  // not_found (taken away meanwhile) or io_error
   }
   if (bytes->empty()) return Status::Error(ErrorCode::kUnreadableImage, path + ": empty file");

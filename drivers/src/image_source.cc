@@ -26,7 +26,8 @@ bool HasImageExtension(const std::string& name) {
   const size_t dot = name.rfind('.');
   if (dot == std::string::npos) return false;
   std::string ext = name.substr(dot + 1);
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
   return ext == "png" || ext == "jpg" || ext == "jpeg" || ext == "pgm";
 }
 
@@ -43,7 +44,8 @@ class ImageSource final : public SourceBase {
  protected:
   Status Prepare() override {
     if (!IsDirectory(options_.directory))
-      return Status::Error(ErrorCode::kInvalidArgument, "image: directory " + options_.directory + " does not exist");
+      return Status::Error(ErrorCode::kInvalidArgument,
+                           "image: directory " + options_.directory + " does not exist");
     if (options_.processed == "move" && !IsDirectory(options_.processed_dir))
       return Status::Error(ErrorCode::kInvalidArgument,
                            "image: processed_dir " + options_.processed_dir + " does not exist");
@@ -156,8 +158,9 @@ class ImageSource final : public SourceBase {
         UpdateCounters([](SourceCounters& c) { ++c.oversized_images; });
         if (events_.on_image_refused) {
           events_.on_image_refused(
-              options_.id, RefusedImage{name, header.width, header.height, header.channels, header.bytes_per_channel,
-                                        header.decoded_bytes, r.status().message()});
+              options_.id,
+              RefusedImage{name, header.width, header.height, header.channels,
+                           header.bytes_per_channel, header.decoded_bytes, r.status().message()});
         }
       } else {
         Garbage(&SourceCounters::unreadable_files, "unreadable image " + name);
@@ -169,8 +172,10 @@ class ImageSource final : public SourceBase {
       for (DecodedCode& code : *r) {
         Frame f;
         f.symbology = std::move(code.symbology);
-        if (code.text.size() > kMaxScanBytes) f.overlong = true;
-        else f.text = std::move(code.text);
+        if (code.text.size() > kMaxScanBytes)
+          f.overlong = true;
+        else
+          f.text = std::move(code.text);
         frames.push_back(std::move(f));
       }
       Deliver(&frames);
@@ -195,11 +200,13 @@ class ImageSource final : public SourceBase {
 
 Result<std::unique_ptr<Source>> MakeImageSource(const SourceOptions& o, SourceEvents e,
                                                 const Clock& c) {
-  if (o.directory.empty()) return Status::Error(ErrorCode::kInvalidArgument, "image: directory is required");
+  if (o.directory.empty())
+    return Status::Error(ErrorCode::kInvalidArgument, "image: directory is required");
   if (o.processed != "delete" && o.processed != "move")
     return Status::Error(ErrorCode::kInvalidArgument, "image: processed must be delete or move");
   if (o.processed == "move" && o.processed_dir.empty())
-    return Status::Error(ErrorCode::kInvalidArgument, "image: processed = move needs processed_dir");
+    return Status::Error(ErrorCode::kInvalidArgument,
+                         "image: processed = move needs processed_dir");
   return std::unique_ptr<Source>(new ImageSource(o, std::move(e), c));
 }
 

@@ -15,7 +15,9 @@ constexpr int64_t kGarbageReportIntervalMs = 1000;
 }  // namespace
 
 SourceBase::SourceBase(const SourceOptions& options, SourceEvents events, const Clock& clock)
-    : options_(options), events_(std::move(events)), clock_(clock),
+    : options_(options),
+      events_(std::move(events)),
+      clock_(clock),
       debouncer_(options.debounce_ms) {
   wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 }
@@ -156,9 +158,12 @@ namespace loyalty::drivers {
 
 const char* SourceStateName(SourceState s) {
   switch (s) {
-    case SourceState::kConnected: return "connected";
-    case SourceState::kDisconnected: return "disconnected";
-    case SourceState::kError: return "error";
+    case SourceState::kConnected:
+      return "connected";
+    case SourceState::kDisconnected:
+      return "disconnected";
+    case SourceState::kError:
+      return "error";
   }
   return "error";
 }

@@ -66,7 +66,8 @@ std::optional<BusPath> ParseBusPath(const std::string& s) {
   size_t start = dash + 1;
   for (;;) {
     const size_t dot = s.find('.', start);
-    const int port = number(s.substr(start, dot == std::string::npos ? std::string::npos : dot - start));
+    const int port =
+        number(s.substr(start, dot == std::string::npos ? std::string::npos : dot - start));
     if (port <= 0) return std::nullopt;
     p.ports.push_back(static_cast<uint8_t>(port));
     if (dot == std::string::npos) break;
@@ -79,7 +80,8 @@ std::optional<BusPath> ParseBusPath(const std::string& s) {
 class UsbSource final : public SourceBase {
  public:
   UsbSource(const SourceOptions& o, SourceEvents e, const Clock& c, BusPath bus_path)
-      : SourceBase(o, std::move(e), c), keyboard_(o.kind == "usb-hid-keyboard"),
+      : SourceBase(o, std::move(e), c),
+        keyboard_(o.kind == "usb-hid-keyboard"),
         bus_path_(std::move(bus_path)),
         kbd_(o.suffix_key == "tab" ? SuffixKey::kTab : SuffixKey::kEnter),
         pos_(o.hid_pos) {}
@@ -144,9 +146,7 @@ class UsbSource final : public SourceBase {
 
   static std::chrono::steady_clock::time_point Now() { return std::chrono::steady_clock::now(); }
 
-  DecodingState Decoding() const {
-    return {keyboard_ ? kbd_.has_partial() : pos_.has_partial()};
-  }
+  DecodingState Decoding() const { return {keyboard_ ? kbd_.has_partial() : pos_.has_partial()}; }
 
   bool PollDue() {
     // Reconnect scheduling is operational, not observable: real time, not the injected clock.
@@ -190,7 +190,8 @@ class UsbSource final : public SourceBase {
       for (int e = 0; e < alt.bNumEndpoints; ++e) {
         const libusb_endpoint_descriptor& d = alt.endpoint[e];
         if ((d.bEndpointAddress & LIBUSB_ENDPOINT_DIR_MASK) != LIBUSB_ENDPOINT_IN) continue;
-        if ((d.bmAttributes & LIBUSB_TRANSFER_TYPE_MASK) != LIBUSB_TRANSFER_TYPE_INTERRUPT) continue;
+        if ((d.bmAttributes & LIBUSB_TRANSFER_TYPE_MASK) != LIBUSB_TRANSFER_TYPE_INTERRUPT)
+          continue;
         const int size = d.wMaxPacketSize & 0x7FF;
         int score = 0;
         if (keyboard_) {
@@ -294,7 +295,8 @@ class UsbSource final : public SourceBase {
     // Boot protocol makes the keyboard's reports the 8-byte layout whatever its report
     // descriptor says; SET_IDLE 0 asks for reports only on change. Devices that stall
     // either request still work, so failures are ignored.
-    if (keyboard_) libusb_control_transfer(h, type, kHidSetProtocol, 0, iface, nullptr, 0, kControlTimeoutMs);
+    if (keyboard_)
+      libusb_control_transfer(h, type, kHidSetProtocol, 0, iface, nullptr, 0, kControlTimeoutMs);
     libusb_control_transfer(h, type, kHidSetIdle, 0, iface, nullptr, 0, kControlTimeoutMs);
 
     iface_ = iface;
@@ -341,9 +343,10 @@ class UsbSource final : public SourceBase {
         return;
       default:
         self->device_lost_ = true;
-        self->lost_reason_ = std::string("transfer failed: ") +
-                             libusb_error_name(t->status == LIBUSB_TRANSFER_STALL ? LIBUSB_ERROR_PIPE
-                                                                                  : LIBUSB_ERROR_IO);
+        self->lost_reason_ =
+            std::string("transfer failed: ") + libusb_error_name(t->status == LIBUSB_TRANSFER_STALL
+                                                                     ? LIBUSB_ERROR_PIPE
+                                                                     : LIBUSB_ERROR_IO);
         return;
     }
   }
@@ -362,7 +365,10 @@ class UsbSource final : public SourceBase {
   }
 
   void DiscardPartial() {
-    if (keyboard_) kbd_.DiscardPartial(); else pos_.DiscardPartial();
+    if (keyboard_)
+      kbd_.DiscardPartial();
+    else
+      pos_.DiscardPartial();
   }
 
   void CheckPartialTimeout() {
@@ -433,13 +439,16 @@ class UsbSource final : public SourceBase {
 Result<std::unique_ptr<Source>> MakeUsbSource(const SourceOptions& o, SourceEvents e,
                                               const Clock& c) {
   if (o.vendor_id <= 0 || o.vendor_id > 0xFFFF || o.product_id < 0 || o.product_id > 0xFFFF)
-    return Status::Error(ErrorCode::kInvalidArgument, o.kind + ": vendor_id and product_id are required (1..0xffff)");
+    return Status::Error(ErrorCode::kInvalidArgument,
+                         o.kind + ": vendor_id and product_id are required (1..0xffff)");
   std::optional<BusPath> bus_path = ParseBusPath(o.bus_path);
   if (!bus_path)
-    return Status::Error(ErrorCode::kInvalidArgument, o.kind + ": bus_path must look like 1-2 or 1-2.3");
+    return Status::Error(ErrorCode::kInvalidArgument,
+                         o.kind + ": bus_path must look like 1-2 or 1-2.3");
   if (o.kind == "usb-hid-keyboard") {
     if (o.suffix_key != "enter" && o.suffix_key != "tab")
-      return Status::Error(ErrorCode::kInvalidArgument, "usb-hid-keyboard: suffix_key must be enter or tab");
+      return Status::Error(ErrorCode::kInvalidArgument,
+                           "usb-hid-keyboard: suffix_key must be enter or tab");
   } else {
     Status s = o.hid_pos.Validate();
     if (!s.ok()) return Status::Error(ErrorCode::kInvalidArgument, "usb-hid-pos: " + s.message());

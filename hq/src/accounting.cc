@@ -26,7 +26,9 @@ std::string FreezeReason(const std::string& detail) {
     if (it != d->end() && it->is_string()) {
       const auto& r = it->get_ref<const std::string&>();
       bool ok = !r.empty() && r.size() <= sync::kMaxReasonBytes &&
-                std::all_of(r.begin(), r.end(), [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'; });
+                std::all_of(r.begin(), r.end(), [](char c) {
+                  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+                });
       if (ok) return r;
     }
   }
@@ -36,7 +38,8 @@ std::string FreezeReason(const std::string& detail) {
 // balance + points, when the sum neither overflows nor leaves the limits table's ±kMaxPoints.
 std::optional<int64_t> BalanceAfter(int64_t balance, int64_t points) {
   int64_t after = 0;
-  if (__builtin_add_overflow(balance, points, &after) || after > sync::kMaxPoints || after < -sync::kMaxPoints) {
+  if (__builtin_add_overflow(balance, points, &after) || after > sync::kMaxPoints ||
+      after < -sync::kMaxPoints) {
     return std::nullopt;
   }
   return after;
@@ -83,7 +86,9 @@ struct HqService::Impl::SlotLots {
       if (l.remaining < 0) debts.push_back(l);
     return debts;
   }
-  Status SetLotRemaining(int64_t lot_id, int64_t remaining) { return impl.SetLot(slot, lot_id, remaining); }
+  Status SetLotRemaining(int64_t lot_id, int64_t remaining) {
+    return impl.SetLot(slot, lot_id, remaining);
+  }
   Result<int64_t> AddLot(const model::Lot& lot) {
     if (Status s = impl.AddLot(slot, lot); !s.ok()) return s;
     return int64_t{0};  // MoveLots needs no id
@@ -105,17 +110,19 @@ Status HqService::Impl::ApplyEntry(const sync::Entry& e) {
   const std::string old_tier = m.tier, old_status = m.status;
   std::optional<int64_t> after = BalanceAfter(m.balance, e.points);
   if (!after) {
-    return Status::Error(ErrorCode::kBadRequest, "the balance of member " + std::to_string(e.member_id) +
-                                            " would leave the limits (|balance| <= 10^15)");
+    return Status::Error(ErrorCode::kBadRequest,
+                         "the balance of member " + std::to_string(e.member_id) +
+                             " would leave the limits (|balance| <= 10^15)");
   }
   int64_t at_s = FloorDiv(e.at_ms, 1000);
   if (e.kind != "expire") {  // expire entries empty specific lots themselves
-    const int64_t expires =
-        e.points > 0
-            ? rules::LotExpiry(at_s, current.points_validity_months, [this](int64_t t) { return UtcOffset(t); })
-            : 0;
+    const int64_t expires = e.points > 0
+                                ? rules::LotExpiry(at_s, current.points_validity_months,
+                                                   [this](int64_t t) { return UtcOffset(t); })
+                                : 0;
     SlotLots lots{*this, **slot};
-    if (Status s = MoveLots(lots, e.member_id, e.points, at_s, expires, e.entry_id); !s.ok()) return s;
+    if (Status s = MoveLots(lots, e.member_id, e.points, at_s, expires, e.entry_id); !s.ok())
+      return s;
   }
   m.balance = *after;
   // A terminal's velocity freeze stands unless HQ lifted a freeze after it.
@@ -128,8 +135,8 @@ Status HqService::Impl::ApplyEntry(const sync::Entry& e) {
 }
 
 // Appends one of HQ's own entries to its chain (not applied: the caller does that).
-Result<sync::Entry> HqService::Impl::AppendHqEntry(const std::string& kind, uint64_t member_id, int64_t points,
-                                                   const json& detail) {
+Result<sync::Entry> HqService::Impl::AppendHqEntry(const std::string& kind, uint64_t member_id,
+                                                   int64_t points, const json& detail) {
   auto head = store.HqHead();
   if (!head.ok()) return head.status();
   sync::Entry e;
@@ -171,7 +178,8 @@ Status HqService::Impl::ChainVelocity(const sync::Entry& e) {
   if (!slot.ok()) return slot.status();
   const std::optional<MemberRecord>& m = (*slot)->m;
   if (!m || m->status == "frozen") return Status::Ok();
-  auto earned = store.EarnedBetween(e.member_id, std::max(e.at_ms - 3'600'000, m->unfrozen_at_ms), e.at_ms);
+  auto earned =
+      store.EarnedBetween(e.member_id, std::max(e.at_ms - 3'600'000, m->unfrozen_at_ms), e.at_ms);
   if (!earned.ok() && earned.status().code() != ErrorCode::kOverflow) return earned.status();
   if (earned.ok() && *earned <= current.max_points_per_hour) return Status::Ok();
   auto f = AppendHqEntry("freeze", e.member_id, 0,
@@ -180,7 +188,8 @@ Status HqService::Impl::ChainVelocity(const sync::Entry& e) {
                           {"max_points_per_hour", current.max_points_per_hour},
                           {"entry_id", e.entry_id}});
   if (!f.ok()) return f.status();
-  Report("member_frozen", {{"member_id", std::to_string(e.member_id)}, {"reason", "velocity"}, {"source", "hq"}});
+  Report("member_frozen",
+         {{"member_id", std::to_string(e.member_id)}, {"reason", "velocity"}, {"source", "hq"}});
   return ApplyEntry(*f);
 }
 

@@ -79,13 +79,14 @@ Result<json> HqService::Impl::AdminBody(const http::Request& req) {
   return *j;
 }
 
-Status HqService::Impl::CheckIdentityFree(const std::string& channel, const std::string& external_id,
-                                          uint64_t member_id) {
+Status HqService::Impl::CheckIdentityFree(const std::string& channel,
+                                          const std::string& external_id, uint64_t member_id) {
   auto holder = store.FindIdentity(channel, external_id);
   if (!holder.ok()) return holder.status();
   if (*holder && **holder != member_id) {
-    return Status::Error(ErrorCode::kIdentityConflict, channel + " identity " + external_id + " already belongs to member " +
-                                                  std::to_string(**holder));
+    return Status::Error(ErrorCode::kIdentityConflict, channel + " identity " + external_id +
+                                                           " already belongs to member " +
+                                                           std::to_string(**holder));
   }
   return Status::Ok();
 }
@@ -107,26 +108,32 @@ http::Response HqService::Impl::CreateMember(const http::Request& req) {
   if (r.Has("identities")) {
     r.Objects("identities", 0, 64, [&](const JsonReader& i) {
       std::string ch, ext;
-      if (i.Str("channel", &ch, 1, 64) && i.Str("external_id", &ext, 1, 256)) identities.emplace_back(ch, ext);
+      if (i.Str("channel", &ch, 1, 64) && i.Str("external_id", &ext, 1, 256))
+        identities.emplace_back(ch, ext);
     });
   }
   if (!r.ok()) return FromStatus(r.status());
   if (member_id && *member_id == 0) return Error(ErrorCode::kBadRequest, "member_id must not be 0");
-  if (phone && PhoneDigits(*phone).size() < 5) return Error(ErrorCode::kBadRequest, "phone must hold at least 5 digits");
+  if (phone && PhoneDigits(*phone).size() < 5)
+    return Error(ErrorCode::kBadRequest, "phone must hold at least 5 digits");
   int birthday_month = 0;
   if (birthday) {
     const std::string& d = *birthday;
-    bool ok = d[2] == '-' && std::isdigit(static_cast<unsigned char>(d[0])) && std::isdigit(static_cast<unsigned char>(d[1])) &&
-              std::isdigit(static_cast<unsigned char>(d[3])) && std::isdigit(static_cast<unsigned char>(d[4]));
-    int mm = ok ? (d[0] - '0') * 10 + (d[1] - '0') : 0, dd = ok ? (d[3] - '0') * 10 + (d[4] - '0') : 0;
+    bool ok = d[2] == '-' && std::isdigit(static_cast<unsigned char>(d[0])) &&
+              std::isdigit(static_cast<unsigned char>(d[1])) &&
+              std::isdigit(static_cast<unsigned char>(d[3])) &&
+              std::isdigit(static_cast<unsigned char>(d[4]));
+    int mm = ok ? (d[0] - '0') * 10 + (d[1] - '0') : 0,
+        dd = ok ? (d[3] - '0') * 10 + (d[4] - '0') : 0;
     static constexpr int kDays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     if (!ok || mm < 1 || mm > 12 || dd < 1 || dd > kDays[mm - 1]) {
       return Error(ErrorCode::kBadRequest, "birthday must be MM-DD");
     }
     birthday_month = mm;
   }
-  if (card && (!std::all_of(card->begin(), card->end(), [](char c) { return c >= '0' && c <= '9'; }) ||
-               !codes::IsLuhnValid(*card))) {
+  if (card && (!std::all_of(card->begin(), card->end(), [](char c) {
+        return c >= '0' && c <= '9';
+      }) || !codes::IsLuhnValid(*card))) {
     return Error(ErrorCode::kBadRequest, "card_number must be 16 digits with a Luhn check digit");
   }
 
@@ -136,7 +143,9 @@ http::Response HqService::Impl::CreateMember(const http::Request& req) {
     if (member_id) {
       auto existing = store.GetMember(*member_id);
       if (!existing.ok()) return existing.status();
-      if (*existing) return Status::Error(ErrorCode::kMemberExists, "member " + std::to_string(*member_id) + " exists");
+      if (*existing)
+        return Status::Error(ErrorCode::kMemberExists,
+                             "member " + std::to_string(*member_id) + " exists");
       id = *member_id;
     } else {
       for (int tries = 0; id == 0 && tries < 32; ++tries) {
@@ -157,13 +166,15 @@ http::Response HqService::Impl::CreateMember(const http::Request& req) {
       for (int tries = 0; card_number.empty() && tries < 32; ++tries) {
         std::string body;
         std::string r = RandomBytes(16);
-        for (size_t i = 0; i + opt.card_prefix.size() < 15; ++i) body.push_back(static_cast<char>('0' + static_cast<unsigned char>(r[i]) % 10));
+        for (size_t i = 0; i + opt.card_prefix.size() < 15; ++i)
+          body.push_back(static_cast<char>('0' + static_cast<unsigned char>(r[i]) % 10));
         std::string c = codes::MakeCardNumber(opt.card_prefix, body);
         auto holder = store.FindIdentity("card", c);
         if (!holder.ok()) return holder.status();
         if (!*holder) card_number = c;
       }
-      if (card_number.empty()) return Status::Error(ErrorCode::kInternal, "cannot pick a card number");
+      if (card_number.empty())
+        return Status::Error(ErrorCode::kInternal, "cannot pick a card number");
     }
     if (Status s = CheckIdentityFree("card", card_number, id); !s.ok()) return s;
     for (const auto& [ch, ext] : identities) {
@@ -195,7 +206,8 @@ http::Response HqService::Impl::CreateMember(const http::Request& req) {
     return store.UpsertBalance(id, 0);
   });
   if (!s.ok()) return FromStatus(s);
-  return JsonResponse(201, {{"member_id", std::to_string(m.member_id)}, {"card_number", m.card_number}});
+  return JsonResponse(201,
+                      {{"member_id", std::to_string(m.member_id)}, {"card_number", m.card_number}});
 }
 
 Result<MemberRecord> HqService::Impl::RequireMember(const std::string& id_text) {
@@ -233,10 +245,12 @@ http::Response HqService::Impl::AddIdentity(const std::string& id_text, const ht
     return store.TouchMember(m->member_id);
   });
   if (!s.ok()) return FromStatus(s);
-  return JsonResponse(created ? 201 : 200, {{"member_id", id_text}, {"channel", ch}, {"external_id", ext}});
+  return JsonResponse(created ? 201 : 200,
+                      {{"member_id", id_text}, {"channel", ch}, {"external_id", ext}});
 }
 
-http::Response HqService::Impl::CertifyDevice(const std::string& id_text, const http::Request& req) {
+http::Response HqService::Impl::CertifyDevice(const std::string& id_text,
+                                              const http::Request& req) {
   auto j = AdminBody(req);
   if (!j.ok()) return FromStatus(j.status());
   JsonReader r(*j, ErrorCode::kBadRequest);
@@ -246,17 +260,20 @@ http::Response HqService::Impl::CertifyDevice(const std::string& id_text, const 
   r.OptInt("not_after", &not_after, 0, 0xffffffffll);
   if (!r.ok()) return FromStatus(r.status());
   auto pk = Base64UrlDecode(pk_text);
-  if (!pk || pk->size() != 32) return Error(ErrorCode::kBadRequest, "device_public_key must be base64url of 32 bytes");
+  if (!pk || pk->size() != 32)
+    return Error(ErrorCode::kBadRequest, "device_public_key must be base64url of 32 bytes");
   if (opt.signing_seeds.empty()) return Error(ErrorCode::kInternal, "no signing key");
   auto key = opt.signing_seeds.rbegin();  // the highest key id is the current one
-  int64_t na = not_after.value_or(std::min<int64_t>(0xffffffffll, clock.now_s() + opt.default_certificate_days * 86400));
+  int64_t na = not_after.value_or(
+      std::min<int64_t>(0xffffffffll, clock.now_s() + opt.default_certificate_days * 86400));
   std::string cert;
   Status s = store.Transaction([&]() -> Status {
     auto m = RequireMember(id_text);
     if (!m.ok()) return m.status();
     cert = codes::MakeCertificate(key->second, static_cast<uint8_t>(key->first), m->member_id, *pk,
                                   static_cast<uint32_t>(na));
-    if (cert.size() != codes::kCertificateBytes) return Status::Error(ErrorCode::kInternal, "cannot sign the certificate");
+    if (cert.size() != codes::kCertificateBytes)
+      return Status::Error(ErrorCode::kInternal, "cannot sign the certificate");
     return store.PutDevice({pk_text, m->member_id, key->first, na, clock.now_ms()});
   });
   if (!s.ok()) return FromStatus(s);
@@ -265,7 +282,8 @@ http::Response HqService::Impl::CertifyDevice(const std::string& id_text, const 
 
 http::Response HqService::Impl::RevokeDevice(const std::string& pk_text) {
   auto pk = Base64UrlDecode(pk_text);
-  if (!pk || pk->size() != 32) return Error(ErrorCode::kBadRequest, "device public key must be base64url of 32 bytes");
+  if (!pk || pk->size() != 32)
+    return Error(ErrorCode::kBadRequest, "device public key must be base64url of 32 bytes");
   Status s = store.Transaction([&] { return store.Revoke(pk_text, clock.now_ms()); });
   if (!s.ok()) return FromStatus(s);
   return JsonResponse(200, {{"device_public_key", pk_text}, {"revoked", true}});
@@ -310,15 +328,19 @@ http::Response HqService::Impl::Adjust(const std::string& id_text, const http::R
     if (*prior) {
       const auto& p = **prior;
       if (p.member_id != m->member_id || p.points != points || p.reason != reason) {
-        return Status::Error(ErrorCode::kIdempotencyConflict, "adjustment " + adj_id + " exists with other values");
+        return Status::Error(ErrorCode::kIdempotencyConflict,
+                             "adjustment " + adj_id + " exists with other values");
       }
       out = {{"adjustment_id", p.adjustment_id}, {"entry_id", p.entry_id}, {"member_id", id_text}};
       return Status::Ok();
     }
-    auto e = AppendHqEntry("adjust", m->member_id, points, {{"adjustment_id", adj_id}, {"reason", reason}});
+    auto e = AppendHqEntry("adjust", m->member_id, points,
+                           {{"adjustment_id", adj_id}, {"reason", reason}});
     if (!e.ok()) return e.status();
     if (Status s = ApplyEntry(*e); !s.ok()) return s;
-    if (Status s = store.PutAdjustment({adj_id, m->member_id, points, reason, e->entry_id, e->at_ms}); !s.ok()) {
+    if (Status s =
+            store.PutAdjustment({adj_id, m->member_id, points, reason, e->entry_id, e->at_ms});
+        !s.ok()) {
       return s;
     }
     out = {{"adjustment_id", adj_id}, {"entry_id", e->entry_id}, {"member_id", id_text}};
@@ -339,7 +361,8 @@ http::Response HqService::Impl::Unfreeze(const std::string& id_text, const http:
     auto m = RequireMember(id_text);
     if (!m.ok()) return m.status();
     if (m->status != "frozen") return Status::Ok();  // nothing to lift: repeating is harmless
-    auto e = AppendHqEntry("unfreeze", m->member_id, 0, {{"reason", reason}, {"frozen_reason", m->frozen_reason}});
+    auto e = AppendHqEntry("unfreeze", m->member_id, 0,
+                           {{"reason", reason}, {"frozen_reason", m->frozen_reason}});
     if (!e.ok()) return e.status();
     m->status = "active";
     m->frozen_reason.clear();
@@ -381,25 +404,29 @@ http::Response HqService::Impl::CreateCoupon(const http::Request& req) {
   ReadMemberId(r.Field("member_id"), &k.member_id);
   r.OneOf("kind", &k.kind, {"amount_off", "percent_off"});
   // The amount for the kind is required; the other one may be left out.
-  if (k.kind == "amount_off" || r.Has("value_cents")) r.Int("value_cents", &k.value_cents, 0, 100'000'000'000);
+  if (k.kind == "amount_off" || r.Has("value_cents"))
+    r.Int("value_cents", &k.value_cents, 0, 100'000'000'000);
   if (k.kind == "percent_off" || r.Has("bp")) r.Int("bp", &k.bp, 0, 10000);
   r.Int("min_spend_cents", &k.min_spend_cents, 0, 100'000'000'000);
   ReadTime(r.Field("valid_from"), &k.valid_from_s);
   ReadTime(r.Field("valid_to"), &k.valid_to_s);
   if (!r.ok()) return FromStatus(r.status());
-  if (k.valid_to_s < k.valid_from_s) return Error(ErrorCode::kBadRequest, "valid_to is before valid_from");
+  if (k.valid_to_s < k.valid_from_s)
+    return Error(ErrorCode::kBadRequest, "valid_to is before valid_from");
   c.body_hash = DigestHex(Sha256(Dump(sync::ToJson(c.coupon))));
   Status s = store.Transaction([&]() -> Status {
     if (k.member_id != 0) {
       auto m = store.GetMember(k.member_id);
       if (!m.ok()) return m.status();
-      if (!*m) return Status::Error(ErrorCode::kMemberUnknown, "no member " + std::to_string(k.member_id));
+      if (!*m)
+        return Status::Error(ErrorCode::kMemberUnknown, "no member " + std::to_string(k.member_id));
     }
     auto prior = store.GetCoupon(k.coupon_id);
     if (!prior.ok()) return prior.status();
     if (*prior) {
       if ((*prior)->body_hash != c.body_hash) {
-        return Status::Error(ErrorCode::kIdempotencyConflict, "coupon " + k.coupon_id + " exists with other values");
+        return Status::Error(ErrorCode::kIdempotencyConflict,
+                             "coupon " + k.coupon_id + " exists with other values");
       }
       return Status::Ok();
     }
@@ -423,19 +450,22 @@ http::Response HqService::Impl::TerminalView(const std::string& tid) {
   bool chain_ok = true;
   for (const auto& x : *conflicts) {
     c.push_back(ConflictJson(x));
-    if (x.terminal_id == tid && (x.kind == "chain_fork" || x.kind == "chain_gap" || x.kind == "entry_mismatch")) {
+    if (x.terminal_id == tid &&
+        (x.kind == "chain_fork" || x.kind == "chain_gap" || x.kind == "entry_mismatch")) {
       chain_ok = false;
     }
   }
   TerminalRecord r = t->value_or(TerminalRecord{tid, "", 0, 0, 0, ""});
-  return JsonResponse(200, {{"terminal_id", tid},
-                            {"store_id", r.store_id},
-                            {"entries", *n},
-                            {"checkouts", *checkouts},
-                            {"last_seq", r.head_seq},
-                            {"last_sync_at", r.last_sync_ms > 0 ? json(FormatRfc3339(r.last_sync_ms / 1000)) : json(nullptr)},
-                            {"chain_ok", chain_ok},
-                            {"conflicts", c}});
+  return JsonResponse(
+      200, {{"terminal_id", tid},
+            {"store_id", r.store_id},
+            {"entries", *n},
+            {"checkouts", *checkouts},
+            {"last_seq", r.head_seq},
+            {"last_sync_at",
+             r.last_sync_ms > 0 ? json(FormatRfc3339(r.last_sync_ms / 1000)) : json(nullptr)},
+            {"chain_ok", chain_ok},
+            {"conflicts", c}});
 }
 
 }  // namespace loyalty::hq

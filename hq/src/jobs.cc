@@ -84,7 +84,8 @@ http::Response HqService::Impl::Expire(const http::Request& req) {
   int64_t now_s = clock.now_s();
   if (auto it = req.query.find("now"); it != req.query.end()) {
     auto v = sync::ParseMemberId(it->second);
-    if (!v || *v > (uint64_t{1} << 40)) return Error(ErrorCode::kBadRequest, "now must be unix seconds");
+    if (!v || *v > (uint64_t{1} << 40))
+      return Error(ErrorCode::kBadRequest, "now must be unix seconds");
     now_s = static_cast<int64_t>(*v);
   }
   auto r = DailyJobs(now_s);

@@ -18,12 +18,14 @@ Result<std::string> SigningKeySeedFromPem(std::string_view pem, const std::strin
   if (bio == nullptr) return Status::Error(ErrorCode::kInternal, name + ": out of memory");
   EVP_PKEY* key = PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr);
   BIO_free(bio);
-  if (key == nullptr) return Status::Error(ErrorCode::kConfigInvalid, name + ": not a PEM private key");
+  if (key == nullptr)
+    return Status::Error(ErrorCode::kConfigInvalid, name + ": not a PEM private key");
   std::string seed(32, '\0');
   size_t len = seed.size();
-  const bool ok = EVP_PKEY_get_id(key) == EVP_PKEY_ED25519 &&
-                  EVP_PKEY_get_raw_private_key(key, reinterpret_cast<unsigned char*>(seed.data()), &len) == 1 &&
-                  len == 32;
+  const bool ok =
+      EVP_PKEY_get_id(key) == EVP_PKEY_ED25519 &&
+      EVP_PKEY_get_raw_private_key(key, reinterpret_cast<unsigned char*>(seed.data()), &len) == 1 &&
+      len == 32;
   EVP_PKEY_free(key);
   if (!ok) return Status::Error(ErrorCode::kConfigInvalid, name + ": not an Ed25519 private key");
   return seed;

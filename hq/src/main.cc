@@ -17,8 +17,8 @@
 #include <string_view>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 #include <openssl/crypto.h>
+#include <nlohmann/json.hpp>
 
 #include "loyalty/base/clock.h"
 #include "loyalty/base/secret_file.h"
@@ -28,8 +28,8 @@
 #include "loyalty/hq/keys.h"
 #include "loyalty/hq/service.h"
 #include "loyalty/hq/store.h"
-#include "loyalty/http/server.h"
 #include "loyalty/http/errors.h"
+#include "loyalty/http/server.h"
 #include "loyalty/rules/rules.h"
 
 namespace {
@@ -60,7 +60,8 @@ std::string RaiseDescriptorLimit(size_t max_connections) {
   }
   if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
     return "open files limited to " + std::to_string(rl.rlim_cur) + ", max_connections " +
-           std::to_string(max_connections) + " wants " + std::to_string(want) + " (raise LimitNOFILE=)";
+           std::to_string(max_connections) + " wants " + std::to_string(want) +
+           " (raise LimitNOFILE=)";
   }
   return {};
 }
@@ -118,15 +119,16 @@ int main(int argc, char** argv) {
   // anything starts, and by --check-config alike; errors read "<hq.toml>: <key>: <file>: ...".
   const std::string& cfg_file = cfg->path;
   auto token = loyalty::config::ReadTokenFile(cfg->admin_token_file);
-  if (!token.ok()) return fail(loyalty::config::SecretFileError(cfg_file, "admin_token_file", token.status()));
+  if (!token.ok())
+    return fail(loyalty::config::SecretFileError(cfg_file, "admin_token_file", token.status()));
   loyalty::hq::HqOptions opt;
   opt.admin_token = *token;
   opt.card_prefix = cfg->card_prefix;
   for (const auto& [id, file] : cfg->signing_keys) {
     auto seed = loyalty::hq::LoadSigningKeySeed(file);
     if (!seed.ok()) {
-      return fail(
-          loyalty::config::SecretFileError(cfg_file, "signing_keys.\"" + std::to_string(id) + "\"", seed.status()));
+      return fail(loyalty::config::SecretFileError(
+          cfg_file, "signing_keys.\"" + std::to_string(id) + "\"", seed.status()));
     }
     opt.signing_seeds[id] = *seed;
   }
@@ -137,7 +139,8 @@ int main(int argc, char** argv) {
     OPENSSL_cleanse(key->data(), key->size());
   }
   // The PII key is created at the first start (below); an existing one is checked here too.
-  if (auto pii_key = loyalty::ReadSecretFile(cfg->pii_key_file, loyalty::SecretAccess::kOwnerOnly, 64);
+  if (auto pii_key =
+          loyalty::ReadSecretFile(cfg->pii_key_file, loyalty::SecretAccess::kOwnerOnly, 64);
       !pii_key.ok() && pii_key.status().code() != loyalty::ErrorCode::kNotFound) {
     return fail(loyalty::config::SecretFileError(cfg_file, "pii_key_file", pii_key.status()));
   } else if (pii_key.ok()) {
@@ -178,15 +181,18 @@ int main(int argc, char** argv) {
       probe.host = "127.0.0.1";
       probe.port = 0;
       probe.tls = tls_options;
-      loyalty::http::Server listener(probe_ioc, probe, [](loyalty::http::Request&&, loyalty::http::Responder) {});
+      loyalty::http::Server listener(probe_ioc, probe,
+                                     [](loyalty::http::Request&&, loyalty::http::Responder) {});
       if (auto s = listener.Listen(); !s.ok()) return fail(s);
     }
-    for (const auto& w : cfg->warnings) std::fprintf(stderr, "loyalty-hq: warning: %s\n", w.c_str());
+    for (const auto& w : cfg->warnings)
+      std::fprintf(stderr, "loyalty-hq: warning: %s\n", w.c_str());
     std::printf("%s: ok\n", config_path.c_str());
     return 0;
   }
   auto pii = loyalty::hq::PiiCipher::LoadOrCreate(cfg->pii_key_file);
-  if (!pii.ok()) return fail(loyalty::config::SecretFileError(cfg_file, "pii_key_file", pii.status()));
+  if (!pii.ok())
+    return fail(loyalty::config::SecretFileError(cfg_file, "pii_key_file", pii.status()));
   auto store = loyalty::hq::OpenSqliteStore(cfg->database);
   if (!store.ok()) {
     Log("error", "database_error", {{"reason", store.status().message()}});
@@ -210,30 +216,32 @@ int main(int argc, char** argv) {
   }
   const bool tls = tls_options.has_value();
   so.tls = tls_options;
-  loyalty::http::Server server(ioc, so, [&](loyalty::http::Request&& req, loyalty::http::Responder respond) {
-    if (!tls) {
-      // Plain HTTP (loopback only, config checked): the terminal id the route names is
-      // trusted, as the warning at start says.
-      respond(service.Handle(req, std::nullopt));
-      return;
-    }
-    if (auto tid = TerminalOfRoute(req.path)) {
-      // A terminal route needs a verified certificate naming exactly that terminal. No
-      // certificate or an unverified one is refused here, before the service, because the
-      // service reads "no peer" as the trusted plain-HTTP case.
-      if (auto s = loyalty::http::CheckPeerCn(req, *tid); !s.ok()) {
-        Log("warn", "terminal_refused", {{"terminal_id", *tid},
-                                         {"peer_cn", req.peer_cn},
-                                         {"remote", req.remote_address},
-                                         {"reason", s.message()}});
-        respond(loyalty::http::JsonError(loyalty::ErrorCode::kForbidden, s.message()));
-        return;
-      }
-      respond(service.Handle(req, req.peer_cn));
-      return;
-    }
-    respond(service.Handle(req, std::nullopt));
-  });
+  loyalty::http::Server server(
+      ioc, so, [&](loyalty::http::Request&& req, loyalty::http::Responder respond) {
+        if (!tls) {
+          // Plain HTTP (loopback only, config checked): the terminal id the route names is
+          // trusted, as the warning at start says.
+          respond(service.Handle(req, std::nullopt));
+          return;
+        }
+        if (auto tid = TerminalOfRoute(req.path)) {
+          // A terminal route needs a verified certificate naming exactly that terminal. No
+          // certificate or an unverified one is refused here, before the service, because the
+          // service reads "no peer" as the trusted plain-HTTP case.
+          if (auto s = loyalty::http::CheckPeerCn(req, *tid); !s.ok()) {
+            Log("warn", "terminal_refused",
+                {{"terminal_id", *tid},
+                 {"peer_cn", req.peer_cn},
+                 {"remote", req.remote_address},
+                 {"reason", s.message()}});
+            respond(loyalty::http::JsonError(loyalty::ErrorCode::kForbidden, s.message()));
+            return;
+          }
+          respond(service.Handle(req, req.peer_cn));
+          return;
+        }
+        respond(service.Handle(req, std::nullopt));
+      });
   if (auto s = server.Listen(); !s.ok()) {
     Log("error", "listen_failed", {{"reason", s.message()}});
     return 1;
@@ -245,7 +253,8 @@ int main(int argc, char** argv) {
   std::function<void()> run_jobs = [&] {
     auto r = service.RunDailyJobs(clock.now_s());
     if (r.ok()) {
-      if (r->members > 0) Log("info", "points_expired", {{"members", r->members}, {"points", r->points}});
+      if (r->members > 0)
+        Log("info", "points_expired", {{"members", r->members}, {"points", r->points}});
     } else {
       Log("error", "daily_job_failed", {{"reason", r.status().message()}});
     }
@@ -271,28 +280,33 @@ int main(int argc, char** argv) {
     hup.async_wait([&](const boost::system::error_code& ec, int) {
       if (ec) return;
       if (cfg->crl_file.empty()) {
-        Log("info", "crl_not_configured", {{"reason", "SIGHUP: hq.crl_file is not set; nothing to reload"}});
+        Log("info", "crl_not_configured",
+            {{"reason", "SIGHUP: hq.crl_file is not set; nothing to reload"}});
       } else if (auto r = server.ReloadCrl(); r.ok()) {
         Log("info", "crl_loaded", {{"crl_file", cfg->crl_file}, {"revoked", *r}});
       } else {
         Log("error", "crl_reload_failed",
-            {{"crl_file", cfg->crl_file}, {"reason", r.status().message() + "; the previous CRL stays in use"}});
+            {{"crl_file", cfg->crl_file},
+             {"reason", r.status().message() + "; the previous CRL stays in use"}});
       }
       wait_hup();
     });
   };
   wait_hup();
-  Log("info", "hq_started", {{"listen", cfg->listen_host + ":" + std::to_string(server.port())},
-                             {"database", cfg->database},
-                             {"timezone", cfg->timezone},
-                             {"rules_version", opt.rules ? opt.rules->version : std::string("default")},
-                             {"tls", tls},
-                             {"max_connections", cfg->max_connections},
-                             {"max_connections_per_address", cfg->max_connections_per_address},
-                             {"crl_file", cfg->crl_file}});
+  Log("info", "hq_started",
+      {{"listen", cfg->listen_host + ":" + std::to_string(server.port())},
+       {"database", cfg->database},
+       {"timezone", cfg->timezone},
+       {"rules_version", opt.rules ? opt.rules->version : std::string("default")},
+       {"tls", tls},
+       {"max_connections", cfg->max_connections},
+       {"max_connections_per_address", cfg->max_connections_per_address},
+       {"crl_file", cfg->crl_file}});
   if (!tls) {
-    Log("warn", "hq_plain_http", {{"reason", "no TLS: terminal routes trust the terminal id they name; "
-                                              "for loopback demos and tests only"}});
+    Log("warn", "hq_plain_http",
+        {{"reason",
+          "no TLS: terminal routes trust the terminal id they name; "
+          "for loopback demos and tests only"}});
   }
   try {
     ioc.run();

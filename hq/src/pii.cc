@@ -33,9 +33,11 @@ Result<PiiCipher> PiiCipher::LoadOrCreate(const std::string& path) {
   if (!read.ok() && read.status().code() == ErrorCode::kNotFound) {
     // O_EXCL: two processes starting at once never both write a key.
     int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) return Invalid(path, std::string("cannot create the key file: ") + std::strerror(errno));
+    if (fd < 0)
+      return Invalid(path, std::string("cannot create the key file: ") + std::strerror(errno));
     std::string key = RandomBytes(kKeyBytes);
-    bool ok = ::write(fd, key.data(), key.size()) == static_cast<ssize_t>(key.size()) && ::fsync(fd) == 0;
+    bool ok =
+        ::write(fd, key.data(), key.size()) == static_cast<ssize_t>(key.size()) && ::fsync(fd) == 0;
     ::close(fd);
     if (!ok) return Invalid(path, "cannot write the key file");
     return FromKey(std::move(key));
@@ -47,7 +49,8 @@ Result<PiiCipher> PiiCipher::LoadOrCreate(const std::string& path) {
     }
     return Status::Error(ErrorCode::kConfigInvalid, read.status().message());
   }
-  if (read->size() != kKeyBytes) return Invalid(path, "the PII key file must hold exactly 32 bytes");
+  if (read->size() != kKeyBytes)
+    return Invalid(path, "the PII key file must hold exactly 32 bytes");
   return FromKey(std::move(*read));
 }
 
@@ -67,20 +70,23 @@ std::string PiiCipher::Encrypt(std::string_view plain, std::string_view associat
   auto* key = reinterpret_cast<const unsigned char*>(key_.data());
   auto* iv = reinterpret_cast<const unsigned char*>(nonce.data());
   auto* dst = reinterpret_cast<unsigned char*>(out.data()) + kNonceBytes;
-  bool ok = ctx && EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key, iv) == 1 &&
-            EVP_EncryptUpdate(ctx.get(), nullptr, &len, reinterpret_cast<const unsigned char*>(associated.data()),
-                              static_cast<int>(associated.size())) == 1 &&
-            EVP_EncryptUpdate(ctx.get(), dst, &len, reinterpret_cast<const unsigned char*>(plain.data()),
-                              static_cast<int>(plain.size())) == 1 &&
-            EVP_EncryptFinal_ex(ctx.get(), dst + len, &len) == 1 &&
-            EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kTagBytes, dst + plain.size()) == 1;
+  bool ok =
+      ctx && EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key, iv) == 1 &&
+      EVP_EncryptUpdate(ctx.get(), nullptr, &len,
+                        reinterpret_cast<const unsigned char*>(associated.data()),
+                        static_cast<int>(associated.size())) == 1 &&
+      EVP_EncryptUpdate(ctx.get(), dst, &len, reinterpret_cast<const unsigned char*>(plain.data()),
+                        static_cast<int>(plain.size())) == 1 &&
+      EVP_EncryptFinal_ex(ctx.get(), dst + len, &len) == 1 &&
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kTagBytes, dst + plain.size()) == 1;
   // OpenSSL failing to encrypt in memory means the library is broken: never store clear text.
   if (!ok) std::abort();
   return out;
 }
 
 Result<std::string> PiiCipher::Decrypt(std::string_view blob, std::string_view associated) const {
-  if (blob.size() < kNonceBytes + kTagBytes) return Status::Error(ErrorCode::kInternal, "PII blob too short");
+  if (blob.size() < kNonceBytes + kTagBytes)
+    return Status::Error(ErrorCode::kInternal, "PII blob too short");
   size_t n = blob.size() - kNonceBytes - kTagBytes;
   std::string out(n, '\0');
   std::string tag(blob.substr(kNonceBytes + n));
@@ -90,9 +96,11 @@ Result<std::string> PiiCipher::Decrypt(std::string_view blob, std::string_view a
   auto* iv = reinterpret_cast<const unsigned char*>(blob.data());
   auto* dst = reinterpret_cast<unsigned char*>(out.data());
   bool ok = ctx && EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key, iv) == 1 &&
-            EVP_DecryptUpdate(ctx.get(), nullptr, &len, reinterpret_cast<const unsigned char*>(associated.data()),
+            EVP_DecryptUpdate(ctx.get(), nullptr, &len,
+                              reinterpret_cast<const unsigned char*>(associated.data()),
                               static_cast<int>(associated.size())) == 1 &&
-            EVP_DecryptUpdate(ctx.get(), dst, &len, reinterpret_cast<const unsigned char*>(blob.data()) + kNonceBytes,
+            EVP_DecryptUpdate(ctx.get(), dst, &len,
+                              reinterpret_cast<const unsigned char*>(blob.data()) + kNonceBytes,
                               static_cast<int>(n)) == 1 &&
             EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kTagBytes, tag.data()) == 1 &&
             EVP_DecryptFinal_ex(ctx.get(), dst + len, &len) == 1;
@@ -100,7 +108,9 @@ Result<std::string> PiiCipher::Decrypt(std::string_view blob, std::string_view a
   return out;
 }
 
-std::string PiiCipher::PhoneHash(std::string_view phone) const { return KeyedHashHex(phone_hash_key_, PhoneDigits(phone)); }
+std::string PiiCipher::PhoneHash(std::string_view phone) const {
+  return KeyedHashHex(phone_hash_key_, PhoneDigits(phone));
+}
 
 std::string MaskName(std::string_view name) {
   if (name.empty()) return "";
@@ -120,7 +130,8 @@ std::string PhoneDigits(std::string_view phone) {
 
 std::string MaskPhone(std::string_view phone) {
   std::string d = PhoneDigits(phone);
-  if (d.size() >= 8) return d.substr(0, 3) + std::string(d.size() - 7, '*') + d.substr(d.size() - 4);
+  if (d.size() >= 8)
+    return d.substr(0, 3) + std::string(d.size() - 7, '*') + d.substr(d.size() - 4);
   if (d.size() <= 2) return std::string(d.size(), '*');
   return std::string(d.size() - 2, '*') + d.substr(d.size() - 2);
 }

@@ -64,7 +64,8 @@ class In {
     uint64_t n = Varint(what);
     if (!ok()) return {};
     if (n > max_len || n < min_len) {
-      Fail(std::string(what) + " must be " + std::to_string(min_len) + ".." + std::to_string(max_len) + " bytes");
+      Fail(std::string(what) + " must be " + std::to_string(min_len) + ".." +
+           std::to_string(max_len) + " bytes");
       return {};
     }
     if (n > b_.size() - pos_) {
@@ -105,7 +106,8 @@ bool IsLowerHex(const std::string& s) {
 // A hash field: "" or exactly 64 lower-case hex characters (the codec's Hex(…, 64, true)).
 std::string Hash(In& in, const char* what) {
   std::string s = in.Str(what, 64);
-  if (in.ok() && !s.empty() && (s.size() != 64 || !IsLowerHex(s))) in.Fail(std::string(what) + " must be 64 lower-case hex characters or empty");
+  if (in.ok() && !s.empty() && (s.size() != 64 || !IsLowerHex(s)))
+    in.Fail(std::string(what) + " must be 64 lower-case hex characters or empty");
   return s;
 }
 
@@ -113,17 +115,17 @@ std::string Hash(In& in, const char* what) {
 
 std::string EncodeCheckout(const sync::Checkout& c) {
   std::string out;
-  out.reserve(64 + c.checkout_id.size() + c.request_hash.size() + c.rules_version.size() + c.code_hash.size() +
-              c.tender.size() + c.coupon_id.size() + c.request_json.size() + c.response_json.size() +
-              c.lines.size() * 48);
+  out.reserve(64 + c.checkout_id.size() + c.request_hash.size() + c.rules_version.size() +
+              c.code_hash.size() + c.tender.size() + c.coupon_id.size() + c.request_json.size() +
+              c.response_json.size() + c.lines.size() * 48);
   out.push_back(static_cast<char>(kVersion));
   PutStr(out, c.checkout_id);
   PutStr(out, c.request_hash);
   out.push_back(c.member_id ? 1 : 0);
   if (c.member_id) PutVarint(out, *c.member_id);
   PutStr(out, c.rules_version);
-  for (int64_t v : {c.committed_at_ms, c.subtotal_cents, c.total_due_cents, c.points_earned, c.redeemed_points,
-                    c.eligible_cents, c.redeemable_cents}) {
+  for (int64_t v : {c.committed_at_ms, c.subtotal_cents, c.total_due_cents, c.points_earned,
+                    c.redeemed_points, c.eligible_cents, c.redeemable_cents}) {
     PutInt(out, v);
   }
   PutStr(out, c.code_hash);
@@ -136,8 +138,8 @@ std::string EncodeCheckout(const sync::Checkout& c) {
     PutInt(out, l.line);
     PutStr(out, l.sku);
     PutStr(out, l.category);
-    for (int64_t v : {l.qty, l.unit_price_cents, l.tier_discount_cents, l.coupon_cents, l.redeem_cents, l.net_cents,
-                      l.net_before_redeem_cents}) {
+    for (int64_t v : {l.qty, l.unit_price_cents, l.tier_discount_cents, l.coupon_cents,
+                      l.redeem_cents, l.net_cents, l.net_before_redeem_cents}) {
       PutInt(out, v);
     }
     out.push_back(static_cast<char>((l.points_eligible ? 1 : 0) | (l.redeemable ? 2 : 0)));
@@ -148,7 +150,8 @@ std::string EncodeCheckout(const sync::Checkout& c) {
 Result<sync::Checkout> DecodeCheckout(std::string_view body) {
   if (!body.empty() && body.front() == '{') {
     auto c = sync::ParseMessage<sync::Checkout>(body);
-    if (!c.ok()) return Status::Error(ErrorCode::kInternal, "stored checkout: " + c.status().message());
+    if (!c.ok())
+      return Status::Error(ErrorCode::kInternal, "stored checkout: " + c.status().message());
     return c;
   }
   if (body.empty() || static_cast<unsigned char>(body.front()) != kVersion) {
@@ -174,7 +177,8 @@ Result<sync::Checkout> DecodeCheckout(std::string_view body) {
   c.request_json = in.Str("request_json", kMaxDocumentBytes);
   c.response_json = in.Str("response_json", kMaxDocumentBytes);
   uint64_t n = in.Varint("lines");
-  if (in.ok() && n > kMaxCheckoutLines) in.Fail("lines must hold at most " + std::to_string(kMaxCheckoutLines));
+  if (in.ok() && n > kMaxCheckoutLines)
+    in.Fail("lines must hold at most " + std::to_string(kMaxCheckoutLines));
   for (uint64_t i = 0; in.ok() && i < n; ++i) {
     CheckoutLine l;
     l.line = in.Int("lines[].line", 0, static_cast<int64_t>(kMaxCheckoutLines) - 1);

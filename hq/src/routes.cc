@@ -20,7 +20,8 @@ using namespace internal;
 HqService::HqService(Store& store, const Clock& clock, PiiCipher pii, HqOptions options)
     : impl_(std::make_shared<Impl>(store, clock, std::move(pii), std::move(options))) {}
 
-http::Response HqService::Handle(const http::Request& req, const std::optional<std::string>& peer_terminal) {
+http::Response HqService::Handle(const http::Request& req,
+                                 const std::optional<std::string>& peer_terminal) {
   // No route, whether it reads its body or not, sees one nested deeper than the limit.
   if (Status s = CheckJsonDepth(req.body); !s.ok()) return FromStatus(s);
   try {
@@ -38,7 +39,8 @@ Result<ExpiryReport> HqService::RunDailyJobs(int64_t now_s) {
 
 Status HqService::Start() { return impl_->PublishRules(); }
 
-http::Response HqService::Impl::Handle(const http::Request& req, const std::optional<std::string>& peer) {
+http::Response HqService::Impl::Handle(const http::Request& req,
+                                       const std::optional<std::string>& peer) {
   if (Status s = PublishRules(); !s.ok()) return Error(ErrorCode::kUnavailable, s.message());
   std::vector<std::string> parts;
   std::string_view path = req.path;
@@ -52,7 +54,8 @@ http::Response HqService::Impl::Handle(const http::Request& req, const std::opti
     path.remove_prefix(slash == std::string_view::npos ? path.size() : slash);
   }
   if (parts.empty() || parts[0] != "v1") return Error(ErrorCode::kNotFound, "no such route");
-  if (parts.size() == 2 && parts[1] == "health" && req.method == "GET") return JsonResponse(200, {{"status", "ok"}});
+  if (parts.size() == 2 && parts[1] == "health" && req.method == "GET")
+    return JsonResponse(200, {{"status", "ok"}});
   if (parts.size() >= 4 && parts[1] == "sync") {
     std::string route = parts[3];
     for (size_t i = 4; i < parts.size(); ++i) route += "/" + parts[i];
@@ -61,9 +64,11 @@ http::Response HqService::Impl::Handle(const http::Request& req, const std::opti
   return Admin(parts, req);
 }
 
-http::Response HqService::Impl::Terminal(const std::string& tid, const std::string& route, const http::Request& req,
+http::Response HqService::Impl::Terminal(const std::string& tid, const std::string& route,
+                                         const http::Request& req,
                                          const std::optional<std::string>& peer) {
-  if (!sync::IsTerminalId(tid) || tid == kHqTerminalId) return Error(ErrorCode::kBadRequest, "invalid terminal id");
+  if (!sync::IsTerminalId(tid) || tid == kHqTerminalId)
+    return Error(ErrorCode::kBadRequest, "invalid terminal id");
   if (peer && *peer != tid) {
     return Error(ErrorCode::kForbidden, "the client certificate does not name terminal " + tid);
   }
@@ -85,7 +90,8 @@ bool HqService::Impl::Authorized(const http::Request& req) const {
 }
 
 http::Response HqService::Impl::Admin(const std::vector<std::string>& p, const http::Request& req) {
-  if (!Authorized(req)) return Error(ErrorCode::kUnauthorized, "a valid admin bearer token is required");
+  if (!Authorized(req))
+    return Error(ErrorCode::kUnauthorized, "a valid admin bearer token is required");
   const std::string& m = req.method;
   size_t n = p.size();  // p[0] == "v1"
   if (n == 2 && p[1] == "members" && m == "POST") return CreateMember(req);

@@ -14,17 +14,19 @@ Status HqService::Impl::PublishRules() {
   if (published) return Status::Ok();
   const std::string text = Dump(rules::RulesToJson(current));
   if (current.version == "default" && !(current == rules::Rules::Defaults())) {
-    return Status::Error(ErrorCode::kConfigInvalid,
-                         "rules version \"default\" names the defaults of loyalty-rules.md; give changed rules "
-                         "another version");
+    return Status::Error(
+        ErrorCode::kConfigInvalid,
+        "rules version \"default\" names the defaults of loyalty-rules.md; give changed rules "
+        "another version");
   }
   Status s = store.Transaction([&]() -> Status {
     auto prior = store.GetMeta("rules:" + current.version);
     if (!prior.ok()) return prior.status();
     if (*prior && **prior != text) {
-      return Status::Error(ErrorCode::kConfigInvalid, "rules version \"" + current.version +
-                                                 "\" was published before with other values; give the changed "
-                                                 "rules a new version");
+      return Status::Error(ErrorCode::kConfigInvalid,
+                           "rules version \"" + current.version +
+                               "\" was published before with other values; give the changed "
+                               "rules a new version");
     }
     if (!*prior) {
       if (Status s = store.PutMeta("rules:" + current.version, text); !s.ok()) return s;
@@ -48,9 +50,11 @@ Result<std::shared_ptr<const rules::Rules>> HqService::Impl::RulesVersion(const 
     if (!text.ok()) return text.status();
     if (!*text) return found;
     auto j = ParseJsonObject(**text);
-    if (!j.ok()) return Status::Error(ErrorCode::kInternal, "stored rules " + v + ": " + j.status().message());
+    if (!j.ok())
+      return Status::Error(ErrorCode::kInternal, "stored rules " + v + ": " + j.status().message());
     auto r = rules::RulesFromJson(*j);
-    if (!r.ok()) return Status::Error(ErrorCode::kInternal, "stored rules " + v + ": " + r.status().message());
+    if (!r.ok())
+      return Status::Error(ErrorCode::kInternal, "stored rules " + v + ": " + r.status().message());
     found = std::make_shared<const rules::Rules>(std::move(*r));
   }
   versions[v] = found;

@@ -4,15 +4,15 @@
 // writes runs in one Store transaction, so a failure leaves nothing half done and every
 // route can be retried.
 //
-//   routes.cc          HqService's entry points; paths to routes, the terminal check, the admin token
-//   rules_versions.cc  the rules versions HQ publishes and prices uploads with
-//   write_cache.cc     one write transaction and the members, lots and history it reads once
-//   accounting.cc      points into balances and lots, HQ's own entries, velocity, tiers by spend
-//   upload_checks.cc   what HQ trusts of an upload: checkouts priced again, refunds, entries
-//   upload.cc          the upload route: records and entries stored, checked, applied; conflicts
-//   sync_routes.cc     the other terminal routes: hello, changes, members, fetch, recon
-//   admin.cc           the admin API: members, identities, devices, adjustments, coupons, terminals
-//   jobs.cc            the daily job (expiry, tiers at a new month) and its admin route
+//   routes.cc          HqService's entry points; paths to routes, the terminal check, the admin
+//   token rules_versions.cc  the rules versions HQ publishes and prices uploads with write_cache.cc
+//   one write transaction and the members, lots and history it reads once accounting.cc      points
+//   into balances and lots, HQ's own entries, velocity, tiers by spend upload_checks.cc   what HQ
+//   trusts of an upload: checkouts priced again, refunds, entries upload.cc          the upload
+//   route: records and entries stored, checked, applied; conflicts sync_routes.cc     the other
+//   terminal routes: hello, changes, members, fetch, recon admin.cc           the admin API:
+//   members, identities, devices, adjustments, coupons, terminals jobs.cc            the daily job
+//   (expiry, tiers at a new month) and its admin route
 #pragma once
 
 #include <cstdint>
@@ -51,7 +51,9 @@ inline http::Response JsonResponse(int status, const json& body) {
   return r;
 }
 
-inline http::Response Error(ErrorCode code, std::string_view message) { return http::JsonError(code, message); }
+inline http::Response Error(ErrorCode code, std::string_view message) {
+  return http::JsonError(code, message);
+}
 
 // A Status from the service or the store as the contract's HTTP answer.
 inline http::Response FromStatus(const Status& s) { return http::ErrorResponse(s); }
@@ -89,17 +91,21 @@ struct HqService::Impl {
   bool published = false;
 
   Impl(Store& s, const Clock& c, PiiCipher p, HqOptions o)
-      : store(s), clock(c), pii(std::move(p)), opt(std::move(o)), current(opt.rules.value_or(rules::Rules::Defaults())) {}
+      : store(s),
+        clock(c),
+        pii(std::move(p)),
+        opt(std::move(o)),
+        current(opt.rules.value_or(rules::Rules::Defaults())) {}
 
   void Report(const char* event, const json& fields) {
     if (opt.on_event) opt.on_event(event, fields);
   }
 
-  // ------------------------------------------------------------------ one write's members (write_cache.cc)
-  // A write transaction (Write) reads each member it touches once and keeps it here while
-  // its checks and entries change it; each changed member's row, change_seq and balance-set
-  // item are written once, when the body has succeeded, in the order of their last change
-  // (a checkout and its earn entry used to read the member five times and write it twice).
+  // ------------------------------------------------------------------ one write's members
+  // (write_cache.cc) A write transaction (Write) reads each member it touches once and keeps it
+  // here while its checks and entries change it; each changed member's row, change_seq and
+  // balance-set item are written once, when the body has succeeded, in the order of their last
+  // change (a checkout and its earn entry used to read the member five times and write it twice).
   // What the checks read of a member's history — lots, recorded states, the uploading
   // terminal's first freeze and upgrade, its downloads — is read once per write too, and
   // every write the transaction makes to those goes through here and keeps them current,
@@ -107,16 +113,18 @@ struct HqService::Impl {
   // transaction back and drops all of it; nothing outlives the transaction.
   struct MemberSlot {
     std::optional<MemberRecord> m;  // nullopt: HQ has no such member (yet)
-    bool write = false;    // UpdateMember at the end
-    bool touch = false;    // else TouchMember at the end
-    bool balance = false;  // UpsertBalance at the end
-    uint64_t order = 0;    // the last write or touch
-    std::optional<std::vector<model::Lot>> lots;  // as Store::Lots: remaining != 0, by expiry, lot id
+    bool write = false;             // UpdateMember at the end
+    bool touch = false;             // else TouchMember at the end
+    bool balance = false;           // UpsertBalance at the end
+    uint64_t order = 0;             // the last write or touch
+    std::optional<std::vector<model::Lot>>
+        lots;  // as Store::Lots: remaining != 0, by expiry, lot id
     std::optional<std::vector<MemberStateRecord>> states;  // as Store::MemberStateHistory
     // (terminal, kind) -> Store::FirstTerminalEntryAt
     std::map<std::pair<std::string, std::string>, std::optional<int64_t>> first_entry_at;
   };
-  struct DownloadSpan {  // every moment in [last or -inf, next or +inf) has `last` as its last download
+  struct DownloadSpan {  // every moment in [last or -inf, next or +inf) has `last` as its last
+                         // download
     std::optional<int64_t> last, next;
   };
   struct WriteCache {
@@ -127,8 +135,8 @@ struct HqService::Impl {
   std::unique_ptr<WriteCache> tx;  // the open write's; nullptr outside one
 
   // ------------------------------------------------------------------ routes.cc
-  http::Response Terminal(const std::string& tid, const std::string& route, const http::Request& req,
-                          const std::optional<std::string>& peer);
+  http::Response Terminal(const std::string& tid, const std::string& route,
+                          const http::Request& req, const std::optional<std::string>& peer);
   bool Authorized(const http::Request& req) const;
   http::Response Admin(const std::vector<std::string>& p, const http::Request& req);
   http::Response Handle(const http::Request& req, const std::optional<std::string>& peer);
@@ -144,13 +152,16 @@ struct HqService::Impl {
   static Status NoWrite();
   Result<MemberSlot*> Slot(uint64_t member_id);
   Result<MemberSlot*> MemberOrBare(uint64_t member_id);
-  Status SaveMember(const MemberRecord& m, const std::string& old_tier, const std::string& old_status);
+  Status SaveMember(const MemberRecord& m, const std::string& old_tier,
+                    const std::string& old_status);
   Status Touch(uint64_t member_id);
   Status AddState(MemberSlot& s, int64_t at_ms, const std::string& tier, const std::string& status);
-  Result<std::vector<std::pair<std::string, std::string>>> StatesBetween(MemberSlot& s, uint64_t member_id,
-                                                                         int64_t from_ms, int64_t to_ms);
-  Result<bool> TerminalEntryBy(MemberSlot& s, const std::string& tid, uint64_t member_id, const std::string& kind,
-                               int64_t at_ms);
+  Result<std::vector<std::pair<std::string, std::string>>> StatesBetween(MemberSlot& s,
+                                                                         uint64_t member_id,
+                                                                         int64_t from_ms,
+                                                                         int64_t to_ms);
+  Result<bool> TerminalEntryBy(MemberSlot& s, const std::string& tid, uint64_t member_id,
+                               const std::string& kind, int64_t at_ms);
   Status InsertEntry(const sync::Entry& e, bool applied, int64_t received_at_ms);
   Result<std::optional<int64_t>> LastDownload(const std::string& tid, int64_t at_ms);
   Result<std::vector<model::Lot>*> LotsOf(MemberSlot& s, uint64_t member_id);
@@ -165,7 +176,8 @@ struct HqService::Impl {
   struct SlotLots;
   Result<bool> BalanceCanTake(uint64_t member_id, int64_t points);
   Status ApplyEntry(const sync::Entry& e);
-  Result<sync::Entry> AppendHqEntry(const std::string& kind, uint64_t member_id, int64_t points, const json& detail);
+  Result<sync::Entry> AppendHqEntry(const std::string& kind, uint64_t member_id, int64_t points,
+                                    const json& detail);
   Status MaybeUpgradeTier(uint64_t member_id);
   Status ChainVelocity(const sync::Entry& e);
 
@@ -175,22 +187,26 @@ struct HqService::Impl {
   // stored or in this upload), as the terminal computed each against the ones before it;
   // a refund that moved no points is not in the chain and comes after, then by id.
   using RefundOrder = std::tuple<int64_t, int64_t, std::string>;
-  Result<std::vector<std::pair<std::string, bool>>> CandidateStates(const std::string& tid, uint64_t member_id,
-                                                                     int64_t commit_ms, const rules::Rules& r,
-                                                                     MemberSlot& slot);
+  Result<std::vector<std::pair<std::string, bool>>> CandidateStates(const std::string& tid,
+                                                                    uint64_t member_id,
+                                                                    int64_t commit_ms,
+                                                                    const rules::Rules& r,
+                                                                    MemberSlot& slot);
   static bool SamePricing(const rules::Quote& q, const sync::Checkout& c);
   Result<std::string> CheckCheckout(const std::string& tid, const sync::Checkout& c);
-  Result<std::map<std::string, int64_t>> RefundSeqs(const std::string& tid, const std::string& checkout_id);
+  Result<std::map<std::string, int64_t>> RefundSeqs(const std::string& tid,
+                                                    const std::string& checkout_id);
   static RefundOrder OrderOf(const sync::Refund& r, const std::map<std::string, int64_t>& seqs);
   Result<std::string> CheckRefund(const std::string& tid, const sync::Refund& f);
   Result<std::string> CheckEntry(const std::string& tid, const sync::Entry& e);
 
   // ------------------------------------------------------------------ upload.cc
-  Status Conflict(const std::string& kind, const std::string& tid, const std::string& other, uint64_t member,
-                  const json& detail, const std::string& key);
-  Result<std::string> UploadOne(const std::string& tid, const sync::Entry& e, TerminalRecord* term, int64_t now_ms);
-  Status RefuseRecord(const std::string& tid, uint64_t member, const char* what, const std::string& id,
-                      const std::string& reason);
+  Status Conflict(const std::string& kind, const std::string& tid, const std::string& other,
+                  uint64_t member, const json& detail, const std::string& key);
+  Result<std::string> UploadOne(const std::string& tid, const sync::Entry& e, TerminalRecord* term,
+                                int64_t now_ms);
+  Status RefuseRecord(const std::string& tid, uint64_t member, const char* what,
+                      const std::string& id, const std::string& reason);
   Status StoreCheckout(const std::string& tid, const sync::Checkout& c);
   http::Response Upload(const std::string& tid, const http::Request& req);
 
@@ -205,7 +221,8 @@ struct HqService::Impl {
 
   // ------------------------------------------------------------------ admin.cc
   Result<json> AdminBody(const http::Request& req);
-  Status CheckIdentityFree(const std::string& channel, const std::string& external_id, uint64_t member_id);
+  Status CheckIdentityFree(const std::string& channel, const std::string& external_id,
+                           uint64_t member_id);
   http::Response CreateMember(const http::Request& req);
   Result<MemberRecord> RequireMember(const std::string& id_text);
   http::Response AddIdentity(const std::string& id_text, const http::Request& req);

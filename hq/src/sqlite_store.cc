@@ -4,14 +4,14 @@
 #include <limits>
 #include <map>
 
+#include "loyalty/base/encoding.h"
 #include "loyalty/hq/record_codec.h"
 #include "loyalty/hq/store.h"
-#include "loyalty/base/encoding.h"
 #include "loyalty/model/coupon.h"
 #include "loyalty/model/entry.h"
 #include "loyalty/model/entry_columns.h"
-#include "loyalty/sqlite/sqlite.h"
 #include "loyalty/recon/sqlite_store.h"
+#include "loyalty/sqlite/sqlite.h"
 
 namespace loyalty::hq {
 namespace {
@@ -124,10 +124,11 @@ CREATE TABLE spend_totals (
   Stmt& var = **var##_r
 
 constexpr const char* kMemberCols =
-    "member_id, name_enc, phone_enc, birthday_enc, display_name, phone_masked, phone_hash, birthday_month, "
+    "member_id, name_enc, phone_enc, birthday_enc, display_name, phone_masked, phone_hash, "
+    "birthday_month, "
     "card_number, tier, status, frozen_reason, unfrozen_at_ms, balance, created_at_ms, change_seq";
-constexpr const char* kCouponCols = LOYALTY_COUPON_COLUMNS
-    ", body_hash, used_by_terminal, used_by_checkout, change_seq";
+constexpr const char* kCouponCols =
+    LOYALTY_COUPON_COLUMNS ", body_hash, used_by_terminal, used_by_checkout, change_seq";
 constexpr const char* kConflictCols =
     "kind, at_ms, terminal_id, other_terminal_id, member_id, detail, dedupe_key";
 
@@ -218,7 +219,8 @@ class SqliteStore final : public Store {
     s = body();
     if (s.ok()) s = db_->Exec("COMMIT");
     if (!s.ok()) {
-      (void)db_->Exec("ROLLBACK");  // the failure to report is s; a failed rollback ends the transaction too
+      (void)db_->Exec(
+          "ROLLBACK");  // the failure to report is s; a failed rollback ends the transaction too
     }
     return s;
   }
@@ -227,7 +229,8 @@ class SqliteStore final : public Store {
   Status InsertMember(const MemberRecord& m) override {
     auto seq = NextChange();
     if (!seq.ok()) return seq.status();
-    HQ_PREPARE(st, std::string("INSERT INTO members (") + kMemberCols + ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    HQ_PREPARE(st, std::string("INSERT INTO members (") + kMemberCols +
+                       ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
     BindMember(st, m, *seq);
     return st.Run();
   }
@@ -235,7 +238,8 @@ class SqliteStore final : public Store {
   Status UpdateMember(const MemberRecord& m) override {
     auto seq = NextChange();
     if (!seq.ok()) return seq.status();
-    HQ_PREPARE(st, std::string("REPLACE INTO members (") + kMemberCols + ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    HQ_PREPARE(st, std::string("REPLACE INTO members (") + kMemberCols +
+                       ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
     BindMember(st, m, *seq);
     return st.Run();
   }
@@ -256,7 +260,8 @@ class SqliteStore final : public Store {
     return st.Run();
   }
 
-  Result<std::optional<uint64_t>> FindIdentity(const std::string& channel, const std::string& external_id) override {
+  Result<std::optional<uint64_t>> FindIdentity(const std::string& channel,
+                                               const std::string& external_id) override {
     HQ_PREPARE(st, "SELECT member_id FROM identities WHERE channel = ? AND external_id = ?");
     st.Bind(1, channel).Bind(2, external_id);
     if (st.Step()) return std::optional<uint64_t>(static_cast<uint64_t>(st.Int(0)));
@@ -264,14 +269,17 @@ class SqliteStore final : public Store {
     return std::optional<uint64_t>();
   }
 
-  Status PutIdentity(const std::string& channel, const std::string& external_id, uint64_t member_id) override {
+  Status PutIdentity(const std::string& channel, const std::string& external_id,
+                     uint64_t member_id) override {
     HQ_PREPARE(st, "INSERT INTO identities (channel, external_id, member_id) VALUES (?,?,?)");
     st.Bind(1, channel).Bind(2, external_id).Bind(3, member_id);
     return st.Run();
   }
 
   Result<std::vector<sync::Identity>> IdentitiesOf(uint64_t member_id) override {
-    HQ_PREPARE(st, "SELECT channel, external_id FROM identities WHERE member_id = ? ORDER BY channel, external_id");
+    HQ_PREPARE(st,
+               "SELECT channel, external_id FROM identities WHERE member_id = ? ORDER BY channel, "
+               "external_id");
     st.Bind(1, member_id);
     std::vector<sync::Identity> out;
     while (st.Step()) out.push_back({st.Text(0), st.Text(1), member_id});
@@ -280,7 +288,8 @@ class SqliteStore final : public Store {
   }
 
   Result<std::vector<MemberRecord>> MembersChangedAfter(int64_t after, int64_t limit) override {
-    HQ_PREPARE(st, std::string("SELECT ") + kMemberCols + " FROM members WHERE change_seq > ? ORDER BY change_seq LIMIT ?");
+    HQ_PREPARE(st, std::string("SELECT ") + kMemberCols +
+                       " FROM members WHERE change_seq > ? ORDER BY change_seq LIMIT ?");
     st.Bind(1, after).Bind(2, limit);
     std::vector<MemberRecord> out;
     while (st.Step()) out.push_back(ReadMember(st));
@@ -291,16 +300,28 @@ class SqliteStore final : public Store {
   Result<int64_t> MaxChangeSeq() override {
     HQ_PREPARE(st, "SELECT value FROM change_counter WHERE id = 1");
     if (st.Step()) return st.Int(0);
-    return st.status().ok() ? Status::Error(ErrorCode::kInternal, "change counter missing") : st.status();
+    return st.status().ok() ? Status::Error(ErrorCode::kInternal, "change counter missing")
+                            : st.status();
   }
 
   // --- entries
   Status InsertEntry(const sync::Entry& e, bool applied, int64_t received_at_ms) override {
     HQ_PREPARE(st, "INSERT INTO entries (" LOYALTY_ENTRY_COLUMNS
                    ", applied, received_at_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
-    st.Bind(1, e.seq).Bind(2, e.entry_id).Bind(3, e.terminal_id).Bind(4, e.kind).Bind(5, e.member_id);
-    st.Bind(6, e.points).Bind(7, e.at_ms).Bind(8, e.checkout_id).Bind(9, e.refund_id).Bind(10, e.detail);
-    st.Bind(11, HexEncode(e.prev_hash)).Bind(12, HexEncode(e.hash)).Bind(13, int64_t{applied ? 1 : 0}).Bind(14, received_at_ms);
+    st.Bind(1, e.seq)
+        .Bind(2, e.entry_id)
+        .Bind(3, e.terminal_id)
+        .Bind(4, e.kind)
+        .Bind(5, e.member_id);
+    st.Bind(6, e.points)
+        .Bind(7, e.at_ms)
+        .Bind(8, e.checkout_id)
+        .Bind(9, e.refund_id)
+        .Bind(10, e.detail);
+    st.Bind(11, HexEncode(e.prev_hash))
+        .Bind(12, HexEncode(e.hash))
+        .Bind(13, int64_t{applied ? 1 : 0})
+        .Bind(14, received_at_ms);
     return st.Run();
   }
 
@@ -316,8 +337,10 @@ class SqliteStore final : public Store {
     return std::optional<sync::Entry>();
   }
 
-  Result<std::vector<sync::Entry>> EntriesAtSeq(const std::string& terminal_id, int64_t seq) override {
-    HQ_PREPARE(st, "SELECT " LOYALTY_ENTRY_COLUMNS " FROM entries WHERE terminal_id = ? AND seq = ?");
+  Result<std::vector<sync::Entry>> EntriesAtSeq(const std::string& terminal_id,
+                                                int64_t seq) override {
+    HQ_PREPARE(st,
+               "SELECT " LOYALTY_ENTRY_COLUMNS " FROM entries WHERE terminal_id = ? AND seq = ?");
     st.Bind(1, terminal_id).Bind(2, seq);
     std::vector<sync::Entry> out;
     while (st.Step()) {
@@ -343,27 +366,37 @@ class SqliteStore final : public Store {
     return SumChecked(st);
   }
 
-  Result<int64_t> KnownBalance(uint64_t member_id, const std::string& terminal_id, int64_t download_ms,
-                               int64_t before_seq, const std::string& exclude_checkout, int64_t at_s) override {
+  Result<int64_t> KnownBalance(uint64_t member_id, const std::string& terminal_id,
+                               int64_t download_ms, int64_t before_seq,
+                               const std::string& exclude_checkout, int64_t at_s) override {
     __int128 sum = 0;
     {
       HQ_PREPARE(st,
                  "SELECT points FROM entries WHERE member_id = ?1 AND "
                  "((applied = 1 AND received_at_ms <= ?3) OR "
                  "(terminal_id = ?2 AND received_at_ms > ?3 AND seq < ?4 AND checkout_id <> ?5))");
-      st.Bind(1, member_id).Bind(2, terminal_id).Bind(3, download_ms).Bind(4, before_seq).Bind(5, exclude_checkout);
+      st.Bind(1, member_id)
+          .Bind(2, terminal_id)
+          .Bind(3, download_ms)
+          .Bind(4, before_seq)
+          .Bind(5, exclude_checkout);
       while (st.Step()) sum += st.Int(0);
       if (!st.status().ok()) return st.status();
     }
     {
       // The lots of those same entries expired at at_s, with what remains of them (a lot only
       // shrinks once made, so never more than the terminal still counted in it).
-      HQ_PREPARE(st,
-                 "SELECT l.remaining FROM lots l JOIN entries e ON e.entry_id = l.entry_id "
-                 "WHERE l.member_id = ?1 AND l.expires_at_s < ?6 AND l.remaining > 0 AND "
-                 "((e.applied = 1 AND e.received_at_ms <= ?3) OR "
-                 "(e.terminal_id = ?2 AND e.received_at_ms > ?3 AND e.seq < ?4 AND e.checkout_id <> ?5))");
-      st.Bind(1, member_id).Bind(2, terminal_id).Bind(3, download_ms).Bind(4, before_seq).Bind(5, exclude_checkout);
+      HQ_PREPARE(
+          st,
+          "SELECT l.remaining FROM lots l JOIN entries e ON e.entry_id = l.entry_id "
+          "WHERE l.member_id = ?1 AND l.expires_at_s < ?6 AND l.remaining > 0 AND "
+          "((e.applied = 1 AND e.received_at_ms <= ?3) OR "
+          "(e.terminal_id = ?2 AND e.received_at_ms > ?3 AND e.seq < ?4 AND e.checkout_id <> ?5))");
+      st.Bind(1, member_id)
+          .Bind(2, terminal_id)
+          .Bind(3, download_ms)
+          .Bind(4, before_seq)
+          .Bind(5, exclude_checkout);
       st.Bind(6, at_s);
       while (st.Step()) sum -= st.Int(0);
       if (!st.status().ok()) return st.status();
@@ -372,14 +405,16 @@ class SqliteStore final : public Store {
       // Lots HQ's daily job emptied after the download (their expire entry came later than
       // the snapshot) as of a time they were expired at at_s too.
       HQ_PREPARE(st,
-                 "SELECT points, detail FROM entries WHERE member_id = ? AND kind = 'expire' AND applied = 1 "
+                 "SELECT points, detail FROM entries WHERE member_id = ? AND kind = 'expire' AND "
+                 "applied = 1 "
                  "AND terminal_id = '_hq' AND received_at_ms > ?");
       st.Bind(1, member_id).Bind(2, download_ms);
       while (st.Step()) {
         auto detail = ParseJsonObject(st.Text(1));
         if (!detail.ok()) continue;  // no time to judge by: the points stay known
         auto as_of = detail->find("as_of_s");
-        if (as_of == detail->end() || !as_of->is_number_integer() || as_of->get<int64_t>() > at_s) continue;
+        if (as_of == detail->end() || !as_of->is_number_integer() || as_of->get<int64_t>() > at_s)
+          continue;
         sum += st.Int(0);
       }
       if (!st.status().ok()) return st.status();
@@ -392,34 +427,42 @@ class SqliteStore final : public Store {
 
   Result<int64_t> EarnedBetween(uint64_t member_id, int64_t from_ms, int64_t to_ms) override {
     HQ_PREPARE(st,
-               "SELECT points FROM entries WHERE member_id = ? AND kind = 'earn' AND applied = 1 AND at_ms > ? "
+               "SELECT points FROM entries WHERE member_id = ? AND kind = 'earn' AND applied = 1 "
+               "AND at_ms > ? "
                "AND at_ms <= ?");
     st.Bind(1, member_id).Bind(2, from_ms).Bind(3, to_ms);
     return SumChecked(st);
   }
 
-  Result<int64_t> CountAppliedEntries(const std::string& terminal_id, const std::string& checkout_id,
-                                      const std::string& refund_id, const std::string& kind) override {
+  Result<int64_t> CountAppliedEntries(const std::string& terminal_id,
+                                      const std::string& checkout_id, const std::string& refund_id,
+                                      const std::string& kind) override {
     HQ_PREPARE(st,
                // `checkout_id <> ''` lets SQLite use the partial index entries_by_checkout.
-               "SELECT count(*) FROM entries WHERE terminal_id = ? AND checkout_id = ? AND checkout_id <> '' "
+               "SELECT count(*) FROM entries WHERE terminal_id = ? AND checkout_id = ? AND "
+               "checkout_id <> '' "
                "AND refund_id = ? AND kind = ? AND applied = 1");
     st.Bind(1, terminal_id).Bind(2, checkout_id).Bind(3, refund_id).Bind(4, kind);
     return st.Step() ? Result<int64_t>(st.Int(0)) : Result<int64_t>(Fail(st));
   }
 
-  Result<std::optional<int64_t>> FirstTerminalEntryAt(const std::string& terminal_id, uint64_t member_id,
+  Result<std::optional<int64_t>> FirstTerminalEntryAt(const std::string& terminal_id,
+                                                      uint64_t member_id,
                                                       const std::string& kind) override {
-    HQ_PREPARE(st, "SELECT min(at_ms) FROM entries WHERE member_id = ? AND kind = ? AND terminal_id = ?");
+    HQ_PREPARE(
+        st, "SELECT min(at_ms) FROM entries WHERE member_id = ? AND kind = ? AND terminal_id = ?");
     st.Bind(1, member_id).Bind(2, kind).Bind(3, terminal_id);
     if (!st.Step()) return Fail(st);
     if (st.IsNull(0)) return std::optional<int64_t>();
     return std::optional<int64_t>(st.Int(0));
   }
 
-  Result<std::optional<int64_t>> LastTerminalEntryAt(const std::string& terminal_id, uint64_t member_id,
-                                                     const std::string& kind, int64_t before_seq) override {
-    HQ_PREPARE(st, "SELECT max(at_ms) FROM entries WHERE member_id = ? AND kind = ? AND terminal_id = ? AND seq < ?");
+  Result<std::optional<int64_t>> LastTerminalEntryAt(const std::string& terminal_id,
+                                                     uint64_t member_id, const std::string& kind,
+                                                     int64_t before_seq) override {
+    HQ_PREPARE(st,
+               "SELECT max(at_ms) FROM entries WHERE member_id = ? AND kind = ? AND terminal_id = "
+               "? AND seq < ?");
     st.Bind(1, member_id).Bind(2, kind).Bind(3, terminal_id).Bind(4, before_seq);
     if (!st.Step()) return Fail(st);
     if (st.IsNull(0)) return std::optional<int64_t>();
@@ -439,8 +482,8 @@ class SqliteStore final : public Store {
     return out;
   }
 
-  Result<std::vector<sync::Entry>> TerminalEntriesByIds(const std::string& terminal_id,
-                                                        const std::vector<std::string>& ids) override {
+  Result<std::vector<sync::Entry>> TerminalEntriesByIds(
+      const std::string& terminal_id, const std::vector<std::string>& ids) override {
     std::vector<sync::Entry> out;
     for (const auto& id : ids) {
       auto e = GetEntry(id);
@@ -451,7 +494,8 @@ class SqliteStore final : public Store {
   }
 
   Result<std::pair<int64_t, std::string>> HqHead() override {
-    HQ_PREPARE(st, "SELECT seq, hash FROM entries WHERE terminal_id = '_hq' ORDER BY seq DESC LIMIT 1");
+    HQ_PREPARE(st,
+               "SELECT seq, hash FROM entries WHERE terminal_id = '_hq' ORDER BY seq DESC LIMIT 1");
     if (st.Step()) {
       auto hash = StoredHash(st.Text(1), "HQ's chain head");
       if (!hash.ok()) return hash.status();
@@ -464,12 +508,14 @@ class SqliteStore final : public Store {
   // --- lots
   Result<std::vector<model::Lot>> Lots(uint64_t member_id) override {
     HQ_PREPARE(st,
-               "SELECT lot_id, member_id, points, remaining, earned_at_s, expires_at_s, entry_id FROM lots "
+               "SELECT lot_id, member_id, points, remaining, earned_at_s, expires_at_s, entry_id "
+               "FROM lots "
                "WHERE member_id = ? AND remaining <> 0 ORDER BY expires_at_s, lot_id");
     st.Bind(1, member_id);
     std::vector<model::Lot> out;
     while (st.Step()) {
-      out.push_back({st.Int(0), static_cast<uint64_t>(st.Int(1)), st.Int(2), st.Int(3), st.Int(4), st.Int(5), st.Text(6)});
+      out.push_back({st.Int(0), static_cast<uint64_t>(st.Int(1)), st.Int(2), st.Int(3), st.Int(4),
+                     st.Int(5), st.Text(6)});
     }
     if (!st.status().ok()) return st.status();
     return out;
@@ -477,22 +523,29 @@ class SqliteStore final : public Store {
 
   Result<std::vector<model::Lot>> DebtLots(uint64_t member_id) override {
     HQ_PREPARE(st,
-               "SELECT lot_id, member_id, points, remaining, earned_at_s, expires_at_s, entry_id FROM lots "
+               "SELECT lot_id, member_id, points, remaining, earned_at_s, expires_at_s, entry_id "
+               "FROM lots "
                "WHERE member_id = ? AND remaining < 0 ORDER BY expires_at_s, lot_id");
     st.Bind(1, member_id);
     std::vector<model::Lot> out;
     while (st.Step()) {
-      out.push_back({st.Int(0), static_cast<uint64_t>(st.Int(1)), st.Int(2), st.Int(3), st.Int(4), st.Int(5), st.Text(6)});
+      out.push_back({st.Int(0), static_cast<uint64_t>(st.Int(1)), st.Int(2), st.Int(3), st.Int(4),
+                     st.Int(5), st.Text(6)});
     }
     if (!st.status().ok()) return st.status();
     return out;
   }
 
   Result<int64_t> AddLot(const model::Lot& l) override {
-    HQ_PREPARE(st,
-               "INSERT INTO lots (member_id, points, remaining, earned_at_s, expires_at_s, entry_id) "
-               "VALUES (?,?,?,?,?,?)");
-    st.Bind(1, l.member_id).Bind(2, l.points).Bind(3, l.remaining).Bind(4, l.earned_at_s).Bind(5, l.expires_at_s);
+    HQ_PREPARE(
+        st,
+        "INSERT INTO lots (member_id, points, remaining, earned_at_s, expires_at_s, entry_id) "
+        "VALUES (?,?,?,?,?,?)");
+    st.Bind(1, l.member_id)
+        .Bind(2, l.points)
+        .Bind(3, l.remaining)
+        .Bind(4, l.earned_at_s)
+        .Bind(5, l.expires_at_s);
     st.Bind(6, l.entry_id);
     if (Status s = st.Run(); !s.ok()) return s;
     return db_->LastInsertRowid();
@@ -506,7 +559,8 @@ class SqliteStore final : public Store {
 
   Result<std::vector<uint64_t>> MembersWithExpiredLots(int64_t now_s) override {
     HQ_PREPARE(st,
-               "SELECT DISTINCT member_id FROM lots WHERE remaining > 0 AND expires_at_s < ? ORDER BY member_id");
+               "SELECT DISTINCT member_id FROM lots WHERE remaining > 0 AND expires_at_s < ? ORDER "
+               "BY member_id");
     st.Bind(1, now_s);
     std::vector<uint64_t> out;
     while (st.Step()) out.push_back(static_cast<uint64_t>(st.Int(0)));
@@ -518,15 +572,20 @@ class SqliteStore final : public Store {
   // A checkout's body is its compact form (record_codec.h); rows older versions wrote hold
   // JSON text, which GetCheckout reads too.
   Result<bool> InsertCheckout(const std::string& terminal_id, const sync::Checkout& c) override {
-    HQ_PREPARE(st,
-               "INSERT OR IGNORE INTO checkouts (terminal_id, checkout_id, member_id, committed_at_ms, "
-               "total_due_cents, code_hash, coupon_id, body) VALUES (?,?,?,?,?,?,?,?)");
+    HQ_PREPARE(
+        st,
+        "INSERT OR IGNORE INTO checkouts (terminal_id, checkout_id, member_id, committed_at_ms, "
+        "total_due_cents, code_hash, coupon_id, body) VALUES (?,?,?,?,?,?,?,?)");
     st.Bind(1, terminal_id).Bind(2, c.checkout_id).Bind(3, c.member_id).Bind(4, c.committed_at_ms);
-    st.Bind(5, c.total_due_cents).Bind(6, c.code_hash).Bind(7, c.coupon_id).BindBlob(8, EncodeCheckout(c));
+    st.Bind(5, c.total_due_cents)
+        .Bind(6, c.code_hash)
+        .Bind(7, c.coupon_id)
+        .BindBlob(8, EncodeCheckout(c));
     if (Status s = st.Run(); !s.ok()) return s;
     if (db_->Changes() == 0) return false;
     if (c.member_id) {
-      if (Status s = SpendTotalsAdd(*c.member_id, c.committed_at_ms, c.total_due_cents); !s.ok()) return s;
+      if (Status s = SpendTotalsAdd(*c.member_id, c.committed_at_ms, c.total_due_cents); !s.ok())
+        return s;
     }
     return true;
   }
@@ -545,9 +604,10 @@ class SqliteStore final : public Store {
   }
 
   Result<bool> InsertRefund(const std::string& terminal_id, const sync::Refund& r) override {
-    HQ_PREPARE(st,
-               "INSERT OR IGNORE INTO refunds (terminal_id, refund_id, checkout_id, refund_cents, body) "
-               "VALUES (?,?,?,?,?)");
+    HQ_PREPARE(
+        st,
+        "INSERT OR IGNORE INTO refunds (terminal_id, refund_id, checkout_id, refund_cents, body) "
+        "VALUES (?,?,?,?,?)");
     st.Bind(1, terminal_id).Bind(2, r.refund_id).Bind(3, r.checkout_id).Bind(4, r.refund_cents);
     st.Bind(5, sync::SerializeMessage(r));
     if (Status s = st.Run(); !s.ok()) return s;
@@ -556,7 +616,8 @@ class SqliteStore final : public Store {
     return true;
   }
 
-  Status MarkCheckoutRefused(const std::string& terminal_id, const std::string& checkout_id) override {
+  Status MarkCheckoutRefused(const std::string& terminal_id,
+                             const std::string& checkout_id) override {
     HQ_PREPARE(st, "UPDATE checkouts SET refused = 1 WHERE terminal_id = ? AND checkout_id = ?");
     st.Bind(1, terminal_id).Bind(2, checkout_id);
     if (Status s = st.Run(); !s.ok()) return s;
@@ -582,7 +643,8 @@ class SqliteStore final : public Store {
     return SpendTotalsForget(terminal_id, checkout_id);
   }
 
-  Result<std::optional<bool>> CheckoutRefused(const std::string& terminal_id, const std::string& checkout_id) override {
+  Result<std::optional<bool>> CheckoutRefused(const std::string& terminal_id,
+                                              const std::string& checkout_id) override {
     HQ_PREPARE(st, "SELECT refused FROM checkouts WHERE terminal_id = ? AND checkout_id = ?");
     st.Bind(1, terminal_id).Bind(2, checkout_id);
     if (st.Step()) return std::optional<bool>(st.Int(0) != 0);
@@ -592,8 +654,9 @@ class SqliteStore final : public Store {
 
   Result<std::vector<sync::Refund>> AcceptedRefundsOf(const std::string& terminal_id,
                                                       const std::string& checkout_id) override {
-    auto refunds = Refunds("SELECT body FROM refunds WHERE terminal_id = ? AND checkout_id = ? AND refused = 0",
-                           terminal_id, checkout_id);
+    auto refunds = Refunds(
+        "SELECT body FROM refunds WHERE terminal_id = ? AND checkout_id = ? AND refused = 0",
+        terminal_id, checkout_id);
     if (!refunds.ok()) return refunds.status();
     std::vector<sync::Refund>& out = *refunds;
     std::sort(out.begin(), out.end(), [](const sync::Refund& a, const sync::Refund& b) {
@@ -602,14 +665,17 @@ class SqliteStore final : public Store {
     return std::move(*refunds);
   }
 
-  Status AddMemberState(uint64_t member_id, int64_t at_ms, const std::string& tier, const std::string& status) override {
+  Status AddMemberState(uint64_t member_id, int64_t at_ms, const std::string& tier,
+                        const std::string& status) override {
     HQ_PREPARE(st, "INSERT INTO member_states (member_id, at_ms, tier, status) VALUES (?,?,?,?)");
     st.Bind(1, member_id).Bind(2, at_ms).Bind(3, tier).Bind(4, status);
     return st.Run();
   }
 
   Result<std::vector<MemberStateRecord>> MemberStateHistory(uint64_t member_id) override {
-    HQ_PREPARE(st, "SELECT at_ms, tier, status FROM member_states WHERE member_id = ? ORDER BY at_ms, rowid");
+    HQ_PREPARE(
+        st,
+        "SELECT at_ms, tier, status FROM member_states WHERE member_id = ? ORDER BY at_ms, rowid");
     st.Bind(1, member_id);
     std::vector<MemberStateRecord> out;
     while (st.Step()) out.push_back({st.Int(0), st.Text(1), st.Text(2)});
@@ -625,27 +691,36 @@ class SqliteStore final : public Store {
 
   Result<Downloads> DownloadsAround(const std::string& terminal_id, int64_t at_ms) override {
     HQ_PREPARE(st,
-               "SELECT (SELECT max(at_ms) FROM terminal_downloads WHERE terminal_id = ?1 AND at_ms <= ?2), "
+               "SELECT (SELECT max(at_ms) FROM terminal_downloads WHERE terminal_id = ?1 AND at_ms "
+               "<= ?2), "
                "(SELECT min(at_ms) FROM terminal_downloads WHERE terminal_id = ?1 AND at_ms > ?2)");
     st.Bind(1, terminal_id).Bind(2, at_ms);
     if (!st.Step()) return Fail(st);
     return Downloads{st.OptInt(0), st.OptInt(1)};
   }
 
-  Result<std::vector<sync::Refund>> RefundsOf(const std::string& terminal_id, const std::string& checkout_id) override {
-    return Refunds("SELECT body FROM refunds WHERE terminal_id = ? AND checkout_id = ? ORDER BY refund_id", terminal_id,
-                   checkout_id);
+  Result<std::vector<sync::Refund>> RefundsOf(const std::string& terminal_id,
+                                              const std::string& checkout_id) override {
+    return Refunds(
+        "SELECT body FROM refunds WHERE terminal_id = ? AND checkout_id = ? ORDER BY refund_id",
+        terminal_id, checkout_id);
   }
 
   Result<int64_t> CountCheckouts(const std::string& terminal_id) override {
     return Count("SELECT count(*) FROM checkouts WHERE terminal_id = ?", terminal_id);
   }
 
-  Result<std::vector<std::pair<std::string, std::string>>> CheckoutsWithCode(const std::string& code_hash) override {
-    return Pairs("SELECT terminal_id, checkout_id FROM checkouts WHERE code_hash = ? ORDER BY rowid", code_hash);
+  Result<std::vector<std::pair<std::string, std::string>>> CheckoutsWithCode(
+      const std::string& code_hash) override {
+    return Pairs(
+        "SELECT terminal_id, checkout_id FROM checkouts WHERE code_hash = ? ORDER BY rowid",
+        code_hash);
   }
-  Result<std::vector<std::pair<std::string, std::string>>> CheckoutsWithCoupon(const std::string& coupon_id) override {
-    return Pairs("SELECT terminal_id, checkout_id FROM checkouts WHERE coupon_id = ? ORDER BY rowid", coupon_id);
+  Result<std::vector<std::pair<std::string, std::string>>> CheckoutsWithCoupon(
+      const std::string& coupon_id) override {
+    return Pairs(
+        "SELECT terminal_id, checkout_id FROM checkouts WHERE coupon_id = ? ORDER BY rowid",
+        coupon_id);
   }
 
   // The spend of a window is kept in spend_totals once it was summed inside a transaction,
@@ -655,31 +730,39 @@ class SqliteStore final : public Store {
   // checkout (at most kMaxCents) can never overflow it; past that the rows are summed.
   Result<int64_t> MemberSpend(uint64_t member_id, int64_t from_ms, int64_t to_ms) override {
     {
-      HQ_PREPARE(t, "SELECT cents FROM spend_totals WHERE member_id = ? AND from_ms = ? AND to_ms = ?");
+      HQ_PREPARE(
+          t, "SELECT cents FROM spend_totals WHERE member_id = ? AND from_ms = ? AND to_ms = ?");
       t.Bind(1, member_id).Bind(2, from_ms).Bind(3, to_ms);
       if (t.Step()) return t.Int(0);
       if (!t.status().ok()) return t.status();
     }
     // Summed here, in 128 bits and saturating: an SQL sum() fails on overflow, and a
     // month's spend only ever meets thresholds.
-    HQ_PREPARE(st,
-               "SELECT c.total_due_cents FROM checkouts c WHERE c.member_id = ?1 AND c.committed_at_ms >= ?2 "
-               "AND c.committed_at_ms < ?3 AND c.refused = 0 "
-               "UNION ALL SELECT -r.refund_cents FROM refunds r JOIN checkouts c2 ON c2.terminal_id = r.terminal_id "
-               "AND c2.checkout_id = r.checkout_id WHERE c2.member_id = ?1 AND c2.committed_at_ms >= ?2 "
-               "AND c2.committed_at_ms < ?3 AND c2.refused = 0 AND r.refused = 0");
+    HQ_PREPARE(
+        st,
+        "SELECT c.total_due_cents FROM checkouts c WHERE c.member_id = ?1 AND c.committed_at_ms >= "
+        "?2 "
+        "AND c.committed_at_ms < ?3 AND c.refused = 0 "
+        "UNION ALL SELECT -r.refund_cents FROM refunds r JOIN checkouts c2 ON c2.terminal_id = "
+        "r.terminal_id "
+        "AND c2.checkout_id = r.checkout_id WHERE c2.member_id = ?1 AND c2.committed_at_ms >= ?2 "
+        "AND c2.committed_at_ms < ?3 AND c2.refused = 0 AND r.refused = 0");
     st.Bind(1, member_id).Bind(2, from_ms).Bind(3, to_ms);
     __int128 sum = 0;
     while (st.Step()) sum += st.Int(0);
     if (!st.status().ok()) return st.status();
     st.Reset();
     // Kept only by a transaction's writer: a read outside one (a GET) writes nothing.
-    if (sum >= -kSpendTotalLimit && sum <= kSpendTotalLimit && !sqlite3_get_autocommit(db_->raw())) {
-      HQ_PREPARE(put, "INSERT OR REPLACE INTO spend_totals (member_id, from_ms, to_ms, cents) VALUES (?,?,?,?)");
+    if (sum >= -kSpendTotalLimit && sum <= kSpendTotalLimit &&
+        !sqlite3_get_autocommit(db_->raw())) {
+      HQ_PREPARE(put,
+                 "INSERT OR REPLACE INTO spend_totals (member_id, from_ms, to_ms, cents) VALUES "
+                 "(?,?,?,?)");
       put.Bind(1, member_id).Bind(2, from_ms).Bind(3, to_ms).Bind(4, static_cast<int64_t>(sum));
       if (Status s = put.Run(); !s.ok()) return s;
     }
-    constexpr __int128 kMax = std::numeric_limits<int64_t>::max(), kMin = std::numeric_limits<int64_t>::min();
+    constexpr __int128 kMax = std::numeric_limits<int64_t>::max(),
+                       kMin = std::numeric_limits<int64_t>::min();
     return static_cast<int64_t>(sum > kMax ? kMax : sum < kMin ? kMin : sum);
   }
 
@@ -693,7 +776,8 @@ class SqliteStore final : public Store {
   Status PutCoupon(const CouponRecord& c) override {
     auto seq = NextChange();
     if (!seq.ok()) return seq.status();
-    HQ_PREPARE(st, std::string("INSERT INTO coupons (") + kCouponCols + ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?)");
+    HQ_PREPARE(st, std::string("INSERT INTO coupons (") + kCouponCols +
+                       ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?)");
     model::BindCouponColumns(st, c.coupon);
     constexpr int n = model::kCouponColumnCount;
     st.Bind(n + 1, c.body_hash).Bind(n + 2, c.used_by_terminal).Bind(n + 3, c.used_by_checkout);
@@ -721,8 +805,9 @@ class SqliteStore final : public Store {
   }
 
   Result<std::vector<CouponRecord>> CouponsChanged(int64_t after, int64_t up_to) override {
-    HQ_PREPARE(st, std::string("SELECT ") + kCouponCols +
-                       " FROM coupons WHERE change_seq > ? AND change_seq <= ? ORDER BY change_seq");
+    HQ_PREPARE(st,
+               std::string("SELECT ") + kCouponCols +
+                   " FROM coupons WHERE change_seq > ? AND change_seq <= ? ORDER BY change_seq");
     st.Bind(1, after).Bind(2, up_to);
     std::vector<CouponRecord> out;
     while (st.Step()) out.push_back(ReadCoupon(st));
@@ -731,9 +816,10 @@ class SqliteStore final : public Store {
   }
 
   Status PutDevice(const DeviceRecord& d) override {
-    HQ_PREPARE(st,
-               "REPLACE INTO devices (device_public_key, member_id, key_id, not_after_s, issued_at_ms) "
-               "VALUES (?,?,?,?,?)");
+    HQ_PREPARE(
+        st,
+        "REPLACE INTO devices (device_public_key, member_id, key_id, not_after_s, issued_at_ms) "
+        "VALUES (?,?,?,?,?)");
     st.Bind(1, d.device_public_key).Bind(2, d.member_id).Bind(3, d.key_id).Bind(4, d.not_after_s);
     st.Bind(5, d.issued_at_ms);
     return st.Run();
@@ -771,45 +857,59 @@ class SqliteStore final : public Store {
     st.Bind(1, id);
     if (st.Step()) {
       return std::optional<AdjustmentRecord>(
-          AdjustmentRecord{st.Text(0), static_cast<uint64_t>(st.Int(1)), st.Int(2), st.Text(3), st.Text(4), st.Int(5)});
+          AdjustmentRecord{st.Text(0), static_cast<uint64_t>(st.Int(1)), st.Int(2), st.Text(3),
+                           st.Text(4), st.Int(5)});
     }
     if (!st.status().ok()) return st.status();
     return std::optional<AdjustmentRecord>();
   }
 
   Status PutAdjustment(const AdjustmentRecord& a) override {
-    HQ_PREPARE(st,
-               "INSERT INTO adjustments (adjustment_id, member_id, points, reason, entry_id, at_ms) "
-               "VALUES (?,?,?,?,?,?)");
-    st.Bind(1, a.adjustment_id).Bind(2, a.member_id).Bind(3, a.points).Bind(4, a.reason).Bind(5, a.entry_id);
+    HQ_PREPARE(
+        st,
+        "INSERT INTO adjustments (adjustment_id, member_id, points, reason, entry_id, at_ms) "
+        "VALUES (?,?,?,?,?,?)");
+    st.Bind(1, a.adjustment_id)
+        .Bind(2, a.member_id)
+        .Bind(3, a.points)
+        .Bind(4, a.reason)
+        .Bind(5, a.entry_id);
     st.Bind(6, a.at_ms);
     return st.Run();
   }
 
   // --- conflicts and terminals
   Status AddConflict(const ConflictRecord& c) override {
-    HQ_PREPARE(st, std::string("INSERT OR IGNORE INTO conflicts (") + kConflictCols + ") VALUES (?,?,?,?,?,?,?)");
-    st.Bind(1, c.kind).Bind(2, c.at_ms).Bind(3, c.terminal_id).Bind(4, c.other_terminal_id).Bind(5, c.member_id);
+    HQ_PREPARE(st, std::string("INSERT OR IGNORE INTO conflicts (") + kConflictCols +
+                       ") VALUES (?,?,?,?,?,?,?)");
+    st.Bind(1, c.kind)
+        .Bind(2, c.at_ms)
+        .Bind(3, c.terminal_id)
+        .Bind(4, c.other_terminal_id)
+        .Bind(5, c.member_id);
     st.Bind(6, c.detail).Bind(7, c.dedupe_key);
     return st.Run();
   }
 
   Result<std::vector<ConflictRecord>> ConflictsOfMember(uint64_t member_id) override {
-    HQ_PREPARE(st, std::string("SELECT ") + kConflictCols + " FROM conflicts WHERE member_id = ? ORDER BY id");
+    HQ_PREPARE(st, std::string("SELECT ") + kConflictCols +
+                       " FROM conflicts WHERE member_id = ? ORDER BY id");
     st.Bind(1, member_id);
     return ReadConflicts(st);
   }
 
   Result<std::vector<ConflictRecord>> ConflictsOfTerminal(const std::string& terminal_id) override {
-    HQ_PREPARE(st, std::string("SELECT ") + kConflictCols +
-                       " FROM conflicts WHERE terminal_id = ?1 OR other_terminal_id = ?1 ORDER BY id");
+    HQ_PREPARE(st,
+               std::string("SELECT ") + kConflictCols +
+                   " FROM conflicts WHERE terminal_id = ?1 OR other_terminal_id = ?1 ORDER BY id");
     st.Bind(1, terminal_id);
     return ReadConflicts(st);
   }
 
   Status PutTerminal(const TerminalRecord& t) override {
     HQ_PREPARE(st,
-               "REPLACE INTO terminals (terminal_id, store_id, first_seen_ms, last_sync_ms, head_seq, head_hash) "
+               "REPLACE INTO terminals (terminal_id, store_id, first_seen_ms, last_sync_ms, "
+               "head_seq, head_hash) "
                "VALUES (?,?,?,?,?,?)");
     st.Bind(1, t.terminal_id).Bind(2, t.store_id).Bind(3, t.first_seen_ms).Bind(4, t.last_sync_ms);
     st.Bind(5, t.head_seq).Bind(6, t.head_hash);
@@ -818,7 +918,8 @@ class SqliteStore final : public Store {
 
   Result<std::optional<TerminalRecord>> GetTerminal(const std::string& terminal_id) override {
     HQ_PREPARE(st,
-               "SELECT terminal_id, store_id, first_seen_ms, last_sync_ms, head_seq, head_hash FROM terminals "
+               "SELECT terminal_id, store_id, first_seen_ms, last_sync_ms, head_seq, head_hash "
+               "FROM terminals "
                "WHERE terminal_id = ?");
     st.Bind(1, terminal_id);
     if (st.Step()) {
@@ -871,10 +972,12 @@ class SqliteStore final : public Store {
       HQ_PREPARE(st, "PRAGMA user_version");
       if (st.Step()) v = st.Int(0);
     }
-    if (v < 0) return Status::Error(ErrorCode::kUnavailable, "cannot read the database's schema version");
+    if (v < 0)
+      return Status::Error(ErrorCode::kUnavailable, "cannot read the database's schema version");
     if (v > kSchemaVersion) {
       return Status::Error(ErrorCode::kUnavailable, "database schema version " + std::to_string(v) +
-                                              " is newer than this program (" + std::to_string(kSchemaVersion) + ")");
+                                                        " is newer than this program (" +
+                                                        std::to_string(kSchemaVersion) + ")");
     }
     for (; v < kSchemaVersion; ++v) {
       Status s = db_->Exec("BEGIN IMMEDIATE");
@@ -883,7 +986,8 @@ class SqliteStore final : public Store {
       if (s.ok()) s = db_->Exec("COMMIT");
       if (!s.ok()) {
         (void)db_->Exec("ROLLBACK");  // the migration's own error is the one to report
-        return Status::Error(s.code(), "migration to schema " + std::to_string(v + 1) + ": " + s.message());
+        return Status::Error(s.code(),
+                             "migration to schema " + std::to_string(v + 1) + ": " + s.message());
       }
     }
     return Status::Ok();
@@ -904,9 +1008,15 @@ class SqliteStore final : public Store {
     m.name_enc.empty() ? st.BindNull(2) : st.BindBlob(2, m.name_enc);
     m.phone_enc.empty() ? st.BindNull(3) : st.BindBlob(3, m.phone_enc);
     m.birthday_enc.empty() ? st.BindNull(4) : st.BindBlob(4, m.birthday_enc);
-    st.Bind(5, m.display_name).Bind(6, m.phone_masked).Bind(7, m.phone_hash).Bind(8, m.birthday_month);
+    st.Bind(5, m.display_name)
+        .Bind(6, m.phone_masked)
+        .Bind(7, m.phone_hash)
+        .Bind(8, m.birthday_month);
     st.Bind(9, m.card_number).Bind(10, m.tier).Bind(11, m.status).Bind(12, m.frozen_reason);
-    st.Bind(13, m.unfrozen_at_ms).Bind(14, m.balance).Bind(15, m.created_at_ms).Bind(16, change_seq);
+    st.Bind(13, m.unfrozen_at_ms)
+        .Bind(14, m.balance)
+        .Bind(15, m.created_at_ms)
+        .Bind(16, change_seq);
   }
 
   static constexpr int64_t kSpendTotalLimit = int64_t{1} << 62;
@@ -916,7 +1026,8 @@ class SqliteStore final : public Store {
     if (cents < 0 || cents > sync::kMaxCents) return SpendTotalsDrop(member_id, committed_at_ms);
     {
       HQ_PREPARE(st,
-                 "UPDATE spend_totals SET cents = cents + ?3 WHERE member_id = ?1 AND from_ms <= ?2 AND to_ms > ?2");
+                 "UPDATE spend_totals SET cents = cents + ?3 WHERE member_id = ?1 AND from_ms <= "
+                 "?2 AND to_ms > ?2");
       st.Bind(1, member_id).Bind(2, committed_at_ms).Bind(3, cents);
       if (Status s = st.Run(); !s.ok()) return s;
     }
@@ -929,7 +1040,9 @@ class SqliteStore final : public Store {
   // A checkout was refused, or one of its refunds stored or refused: the windows holding it
   // are summed again when next asked.
   Status SpendTotalsForget(const std::string& terminal_id, const std::string& checkout_id) {
-    HQ_PREPARE(st, "SELECT member_id, committed_at_ms FROM checkouts WHERE terminal_id = ? AND checkout_id = ?");
+    HQ_PREPARE(st,
+               "SELECT member_id, committed_at_ms FROM checkouts WHERE terminal_id = ? AND "
+               "checkout_id = ?");
     st.Bind(1, terminal_id).Bind(2, checkout_id);
     if (!st.Step()) return st.status();  // no such checkout: it counts nowhere
     if (st.IsNull(0)) return Status::Ok();
@@ -940,13 +1053,15 @@ class SqliteStore final : public Store {
   }
 
   Status SpendTotalsDrop(uint64_t member_id, int64_t at_ms) {
-    HQ_PREPARE(st, "DELETE FROM spend_totals WHERE member_id = ?1 AND from_ms <= ?2 AND to_ms > ?2");
+    HQ_PREPARE(st,
+               "DELETE FROM spend_totals WHERE member_id = ?1 AND from_ms <= ?2 AND to_ms > ?2");
     st.Bind(1, member_id).Bind(2, at_ms);
     return st.Run();
   }
 
   static Status Fail(const Stmt& st) {
-    return st.status().ok() ? Status::Error(ErrorCode::kInternal, "query returned no row") : st.status();
+    return st.status().ok() ? Status::Error(ErrorCode::kInternal, "query returned no row")
+                            : st.status();
   }
 
   // The stored refunds a query over (terminal_id, checkout_id) selects.
@@ -957,7 +1072,8 @@ class SqliteStore final : public Store {
     std::vector<sync::Refund> out;
     while (st.Step()) {
       auto r = sync::ParseMessage<sync::Refund>(st.Text(0));
-      if (!r.ok()) return Status::Error(ErrorCode::kInternal, "stored refund: " + r.status().message());
+      if (!r.ok())
+        return Status::Error(ErrorCode::kInternal, "stored refund: " + r.status().message());
       out.push_back(std::move(*r));
     }
     if (!st.status().ok()) return st.status();
@@ -981,7 +1097,8 @@ class SqliteStore final : public Store {
     return st.Step() ? Result<int64_t>(st.Int(0)) : Result<int64_t>(Fail(st));
   }
 
-  Result<std::vector<std::pair<std::string, std::string>>> Pairs(const std::string& sql, const std::string& arg) {
+  Result<std::vector<std::pair<std::string, std::string>>> Pairs(const std::string& sql,
+                                                                 const std::string& arg) {
     HQ_PREPARE(st, sql);
     st.Bind(1, arg);
     std::vector<std::pair<std::string, std::string>> out;
@@ -1014,7 +1131,9 @@ class SqliteStore final : public Store {
 
 }  // namespace
 
-void InjectStoreFault(const StoreFault& f) { sqlite::InjectStepFault({f.sql_contains, f.nth, f.count, f.rc}); }
+void InjectStoreFault(const StoreFault& f) {
+  sqlite::InjectStepFault({f.sql_contains, f.nth, f.count, f.rc});
+}
 void ClearStoreFaults() { sqlite::ClearStepFaults(); }
 int StoreFaultsFired() { return sqlite::StepFaultsFired(); }
 

@@ -37,7 +37,8 @@ Result<sync::Snapshot> HqService::Impl::Snapshot(const MemberRecord& m, int64_t 
   return s;
 }
 
-Result<TerminalRecord> HqService::Impl::TouchTerminal(const std::string& tid, const std::string* store_id) {
+Result<TerminalRecord> HqService::Impl::TouchTerminal(const std::string& tid,
+                                                      const std::string* store_id) {
   auto t = store.GetTerminal(tid);
   if (!t.ok()) return t.status();
   TerminalRecord r = *t ? **t : TerminalRecord{tid, "", clock.now_ms(), 0, 0, ""};
@@ -102,7 +103,8 @@ http::Response HqService::Impl::Changes(const std::string& tid, const http::Requ
       // Never a value the terminal's codec would refuse: reported and left out, never a
       // failed page.
       if (Status v = sync::ValidateSnapshot(*snap); !v.ok()) {
-        Report("snapshot_not_sent", {{"terminal_id", tid}, {"member_id", std::to_string(m.member_id)},
+        Report("snapshot_not_sent", {{"terminal_id", tid},
+                                     {"member_id", std::to_string(m.member_id)},
                                      {"reason", v.message()}});
         continue;
       }
@@ -126,7 +128,8 @@ http::Response HqService::Impl::Changes(const std::string& tid, const http::Requ
   return JsonResponse(200, sync::ToJson(out));
 }
 
-http::Response HqService::Impl::Recon(const std::string& tid, bool entries, const http::Request& req) {
+http::Response HqService::Impl::Recon(const std::string& tid, bool entries,
+                                      const http::Request& req) {
   auto set = entries ? store.TerminalSet(tid) : store.BalanceSet();
   if (!set.ok()) return FromStatus(set.status());
   recon::Responder responder(**set);
@@ -176,7 +179,8 @@ http::Response HqService::Impl::Members(const std::string& tid, const http::Requ
     auto snap = Snapshot(**rec, head);
     if (!snap.ok()) return FromStatus(snap.status());
     if (Status v = sync::ValidateSnapshot(*snap); !v.ok()) {
-      Report("snapshot_not_sent", {{"terminal_id", tid}, {"member_id", std::to_string(id)}, {"reason", v.message()}});
+      Report("snapshot_not_sent",
+             {{"terminal_id", tid}, {"member_id", std::to_string(id)}, {"reason", v.message()}});
       continue;
     }
     out.members.push_back(std::move(*snap));

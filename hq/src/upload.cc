@@ -17,20 +17,23 @@ namespace loyalty::hq {
 
 using namespace internal;
 
-Status HqService::Impl::Conflict(const std::string& kind, const std::string& tid, const std::string& other,
-                                 uint64_t member, const json& detail, const std::string& key) {
-  return store.AddConflict({kind, clock.now_ms(), tid, other, member, Dump(detail), kind + ":" + key});
+Status HqService::Impl::Conflict(const std::string& kind, const std::string& tid,
+                                 const std::string& other, uint64_t member, const json& detail,
+                                 const std::string& key) {
+  return store.AddConflict(
+      {kind, clock.now_ms(), tid, other, member, Dump(detail), kind + ":" + key});
 }
 
-Result<std::string> HqService::Impl::UploadOne(const std::string& tid, const sync::Entry& e, TerminalRecord* term,
-                                               int64_t now_ms) {
+Result<std::string> HqService::Impl::UploadOne(const std::string& tid, const sync::Entry& e,
+                                               TerminalRecord* term, int64_t now_ms) {
   if (e.terminal_id != tid) return std::string("invalid");
   if (model::EntryHash(e) != e.hash) {
     // Nothing is stored, but a terminal sending entries that do not match their hash is
     // something to look at: recorded against the terminal.
-    if (Status s = Conflict("entry_mismatch", tid, "", e.member_id,
-                            {{"entry_id", e.entry_id}, {"reason", "hash_does_not_match_content"}, {"seq", e.seq}},
-                            tid + ":invalid:" + e.entry_id + ":" + HexEncode(e.hash));
+    if (Status s = Conflict(
+            "entry_mismatch", tid, "", e.member_id,
+            {{"entry_id", e.entry_id}, {"reason", "hash_does_not_match_content"}, {"seq", e.seq}},
+            tid + ":invalid:" + e.entry_id + ":" + HexEncode(e.hash));
         !s.ok()) {
       return s;
     }
@@ -40,13 +43,14 @@ Result<std::string> HqService::Impl::UploadOne(const std::string& tid, const syn
   if (!existing.ok()) return existing.status();
   if (*existing) {
     if ((*existing)->hash == e.hash) return std::string("exists");
-    if (Status s = Conflict("entry_mismatch", tid, (*existing)->terminal_id == tid ? "" : (*existing)->terminal_id,
-                            e.member_id,
-                            {{"entry_id", e.entry_id},
-                             {"stored_hash", HexEncode((*existing)->hash)},
-                             {"received_hash", HexEncode(e.hash)},
-                             {"terminal_id", tid}},
-                            e.entry_id + ":" + HexEncode(e.hash));
+    if (Status s =
+            Conflict("entry_mismatch", tid,
+                     (*existing)->terminal_id == tid ? "" : (*existing)->terminal_id, e.member_id,
+                     {{"entry_id", e.entry_id},
+                      {"stored_hash", HexEncode((*existing)->hash)},
+                      {"received_hash", HexEncode(e.hash)},
+                      {"terminal_id", tid}},
+                     e.entry_id + ":" + HexEncode(e.hash));
         !s.ok()) {
       return s;
     }
@@ -70,7 +74,8 @@ Result<std::string> HqService::Impl::UploadOne(const std::string& tid, const syn
     bool linked = false;
     if (e.seq == 1) {
       linked = e.prev_hash == model::ZeroHash();
-    } else if (term->head_seq == e.seq - 1 && term->head_seq > 0 && term->head_hash == HexEncode(e.prev_hash)) {
+    } else if (term->head_seq == e.seq - 1 && term->head_seq > 0 &&
+               term->head_hash == HexEncode(e.prev_hash)) {
       linked = true;  // the terminal's head (stored with the entry it names) is at seq - 1
     } else {
       auto prev = store.EntriesAtSeq(tid, e.seq - 1);
@@ -79,7 +84,9 @@ Result<std::string> HqService::Impl::UploadOne(const std::string& tid, const syn
     }
     if (!linked) {
       if (Status s = Conflict("chain_gap", tid, "", 0,
-                              {{"terminal_id", tid}, {"seq", e.seq}, {"entry_id", e.entry_id},
+                              {{"terminal_id", tid},
+                               {"seq", e.seq},
+                               {"entry_id", e.entry_id},
                                {"prev_hash", HexEncode(e.prev_hash)}},
                               tid + ":" + e.entry_id);
           !s.ok()) {
@@ -113,12 +120,14 @@ Result<std::string> HqService::Impl::UploadOne(const std::string& tid, const syn
         !s.ok()) {
       return s;
     }
-    Report("entry_refused", {{"terminal_id", tid}, {"entry_id", e.entry_id}, {"kind", e.kind}, {"reason", *reason}});
+    Report("entry_refused",
+           {{"terminal_id", tid}, {"entry_id", e.entry_id}, {"kind", e.kind}, {"reason", *reason}});
     return std::string("refused");
   }
   if (Status s = ApplyEntry(e); !s.ok()) return s;
   if (e.refund_id.empty()) {
-    if (auto it = batch_checkouts.find(e.checkout_id); it != batch_checkouts.end()) ++it->second.applied[e.kind];
+    if (auto it = batch_checkouts.find(e.checkout_id); it != batch_checkouts.end())
+      ++it->second.applied[e.kind];
   }
   if (Status s = ChainVelocity(e); !s.ok()) return s;
   return std::string("created");
@@ -126,12 +135,13 @@ Result<std::string> HqService::Impl::UploadOne(const std::string& tid, const syn
 
 // A refused record is kept (a restored terminal gets it back) and reported, but counts in
 // no spend and backs no entry.
-Status HqService::Impl::RefuseRecord(const std::string& tid, uint64_t member, const char* what, const std::string& id,
-                                     const std::string& reason) {
+Status HqService::Impl::RefuseRecord(const std::string& tid, uint64_t member, const char* what,
+                                     const std::string& id, const std::string& reason) {
   Report("record_refused", {{"terminal_id", tid}, {what, id}, {"reason", reason}});
-  return Conflict("entry_refused", tid, "", member,
-                  {{"terminal_id", tid}, {what, id}, {"member_id", std::to_string(member)}, {"reason", reason}},
-                  tid + ":" + what + ":" + id);
+  return Conflict(
+      "entry_refused", tid, "", member,
+      {{"terminal_id", tid}, {what, id}, {"member_id", std::to_string(member)}, {"reason", reason}},
+      tid + ":" + what + ":" + id);
 }
 
 Status HqService::Impl::StoreCheckout(const std::string& tid, const sync::Checkout& c) {
@@ -147,7 +157,8 @@ Status HqService::Impl::StoreCheckout(const std::string& tid, const sync::Checko
   uint64_t member = c.member_id.value_or(0);
   if (!reason->empty()) {
     if (Status s = store.MarkCheckoutRefused(tid, c.checkout_id); !s.ok()) return s;
-    if (Status s = RefuseRecord(tid, member, "checkout_id", c.checkout_id, *reason); !s.ok()) return s;
+    if (Status s = RefuseRecord(tid, member, "checkout_id", c.checkout_id, *reason); !s.ok())
+      return s;
   }
   if (!c.code_hash.empty()) {
     auto uses = store.CheckoutsWithCode(c.code_hash);
@@ -155,12 +166,14 @@ Status HqService::Impl::StoreCheckout(const std::string& tid, const sync::Checko
     for (const auto& [other_tid, other_checkout] : *uses) {
       if (other_tid == tid) continue;
       std::string a = std::min(tid, other_tid), b = std::max(tid, other_tid);
-      Status s = Conflict("code_reused", tid, other_tid, member,
-                          {{"code_hash", c.code_hash},
-                           {"member_id", std::to_string(member)},
-                           {"checkouts", json::array({json{{"terminal_id", other_tid}, {"checkout_id", other_checkout}},
-                                                      json{{"terminal_id", tid}, {"checkout_id", c.checkout_id}}})}},
-                          c.code_hash + ":" + a + ":" + b);
+      Status s =
+          Conflict("code_reused", tid, other_tid, member,
+                   {{"code_hash", c.code_hash},
+                    {"member_id", std::to_string(member)},
+                    {"checkouts",
+                     json::array({json{{"terminal_id", other_tid}, {"checkout_id", other_checkout}},
+                                  json{{"terminal_id", tid}, {"checkout_id", c.checkout_id}}})}},
+                   c.code_hash + ":" + a + ":" + b);
       if (!s.ok()) return s;
     }
   }
@@ -170,12 +183,14 @@ Status HqService::Impl::StoreCheckout(const std::string& tid, const sync::Checko
     for (const auto& [other_tid, other_checkout] : *uses) {
       if (other_tid == tid) continue;
       std::string a = std::min(tid, other_tid), b = std::max(tid, other_tid);
-      Status s = Conflict("coupon_reused", tid, other_tid, member,
-                          {{"coupon_id", c.coupon_id},
-                           {"member_id", std::to_string(member)},
-                           {"checkouts", json::array({json{{"terminal_id", other_tid}, {"checkout_id", other_checkout}},
-                                                      json{{"terminal_id", tid}, {"checkout_id", c.checkout_id}}})}},
-                          c.coupon_id + ":" + a + ":" + b);
+      Status s =
+          Conflict("coupon_reused", tid, other_tid, member,
+                   {{"coupon_id", c.coupon_id},
+                    {"member_id", std::to_string(member)},
+                    {"checkouts",
+                     json::array({json{{"terminal_id", other_tid}, {"checkout_id", other_checkout}},
+                                  json{{"terminal_id", tid}, {"checkout_id", c.checkout_id}}})}},
+                   c.coupon_id + ":" + a + ":" + b);
       if (!s.ok()) return s;
     }
     if (reason->empty()) {
@@ -200,7 +215,8 @@ http::Response HqService::Impl::Upload(const std::string& tid, const http::Reque
     batch_checkouts.clear();
     batch_first_entry.clear();
     for (const auto& e : up->entries) {
-      if ((e.kind == "freeze" || e.kind == "tier_upgrade") && e.terminal_id == tid && model::EntryHash(e) == e.hash) {
+      if ((e.kind == "freeze" || e.kind == "tier_upgrade") && e.terminal_id == tid &&
+          model::EntryHash(e) == e.hash) {
         auto [it, fresh] = batch_first_entry.emplace(std::make_pair(e.member_id, e.kind), e.at_ms);
         if (!fresh) it->second = std::min(it->second, e.at_ms);
       }
@@ -215,7 +231,8 @@ http::Response HqService::Impl::Upload(const std::string& tid, const http::Reque
     batch_refund_seq.clear();
     for (const auto& e : up->entries) {
       if (e.terminal_id != tid || e.refund_id.empty()) continue;
-      auto [it, fresh] = batch_refund_seq.emplace(std::make_pair(e.checkout_id, e.refund_id), e.seq);
+      auto [it, fresh] =
+          batch_refund_seq.emplace(std::make_pair(e.checkout_id, e.refund_id), e.seq);
       if (!fresh) it->second = std::min(it->second, e.seq);
     }
     std::vector<std::pair<RefundOrder, const sync::Refund*>> refunds;
@@ -235,7 +252,8 @@ http::Response HqService::Impl::Upload(const std::string& tid, const http::Reque
       const auto& r = ordered.second;  // not a structured binding: a lambda below uses it
       auto known = store.RefundsOf(tid, r->checkout_id);
       if (!known.ok()) return known.status();
-      if (std::any_of(known->begin(), known->end(), [&](const sync::Refund& k) { return k.refund_id == r->refund_id; })) {
+      if (std::any_of(known->begin(), known->end(),
+                      [&](const sync::Refund& k) { return k.refund_id == r->refund_id; })) {
         continue;  // known: its verdict stands
       }
       auto reason = CheckRefund(tid, *r);
@@ -248,7 +266,8 @@ http::Response HqService::Impl::Upload(const std::string& tid, const http::Reque
       uint64_t member = *c && (*c)->member_id ? *(*c)->member_id : 0;
       if (!reason->empty()) {
         if (Status s = store.MarkRefundRefused(tid, r->refund_id); !s.ok()) return s;
-        if (Status s = RefuseRecord(tid, member, "refund_id", r->refund_id, *reason); !s.ok()) return s;
+        if (Status s = RefuseRecord(tid, member, "refund_id", r->refund_id, *reason); !s.ok())
+          return s;
         continue;
       }
       if (member != 0) {

@@ -24,7 +24,8 @@ using namespace internal;
 // terminal had no snapshot of it yet, frozen after this terminal's own velocity freeze,
 // and higher tiers after its own provisional upgrade where the rules allow one.
 Result<std::vector<std::pair<std::string, bool>>> HqService::Impl::CandidateStates(
-    const std::string& tid, uint64_t member_id, int64_t commit_ms, const rules::Rules& r, MemberSlot& slot) {
+    const std::string& tid, uint64_t member_id, int64_t commit_ms, const rules::Rules& r,
+    MemberSlot& slot) {
   const std::optional<MemberRecord>& m = slot.m;
   auto d = LastDownload(tid, commit_ms);
   if (!d.ok()) return d.status();
@@ -66,8 +67,8 @@ bool HqService::Impl::SamePricing(const rules::Quote& q, const sync::Checkout& c
     const auto& b = c.lines[i];
     if (a.tier_discount_cents != b.tier_discount_cents || a.coupon_cents != b.coupon_cents ||
         a.redeem_cents != b.redeem_cents || a.net_cents != b.net_cents ||
-        a.net_before_redeem_cents != b.net_before_redeem_cents || a.points_eligible != b.points_eligible ||
-        a.redeemable != b.redeemable) {
+        a.net_before_redeem_cents != b.net_before_redeem_cents ||
+        a.points_eligible != b.points_eligible || a.redeemable != b.redeemable) {
       return false;
     }
   }
@@ -76,9 +77,11 @@ bool HqService::Impl::SamePricing(const rules::Quote& q, const sync::Checkout& c
 
 // Prices the checkout again with the rules version it names, every state the member could
 // have been in, and the member's birthday month.
-Result<std::string> HqService::Impl::CheckCheckout(const std::string& tid, const sync::Checkout& c) {
+Result<std::string> HqService::Impl::CheckCheckout(const std::string& tid,
+                                                   const sync::Checkout& c) {
   if (!c.member_id) {
-    if (c.points_earned != 0 || c.redeemed_points != 0 || !c.coupon_id.empty()) return std::string("no_member");
+    if (c.points_earned != 0 || c.redeemed_points != 0 || !c.coupon_id.empty())
+      return std::string("no_member");
     return std::string();
   }
   auto rv = RulesVersion(c.rules_version);
@@ -143,7 +146,8 @@ Result<std::map<std::string, int64_t>> HqService::Impl::RefundSeqs(const std::st
 HqService::Impl::RefundOrder HqService::Impl::OrderOf(const sync::Refund& r,
                                                       const std::map<std::string, int64_t>& seqs) {
   auto it = seqs.find(r.refund_id);
-  return {r.at_ms, it == seqs.end() ? std::numeric_limits<int64_t>::max() : it->second, r.refund_id};
+  return {r.at_ms, it == seqs.end() ? std::numeric_limits<int64_t>::max() : it->second,
+          r.refund_id};
 }
 
 // A refund: of a checkout HQ accepted, within the window, no more units than were sold,
@@ -174,7 +178,8 @@ Result<std::string> HqService::Impl::CheckRefund(const std::string& tid, const s
     if (e.refund_id == f.refund_id) continue;
     if (OrderOf(e, *seqs) > mine) continue;
     for (const auto& l : e.lines) {
-      if (l.line >= 0 && static_cast<size_t>(l.line) < n) before[static_cast<size_t>(l.line)] += l.qty;
+      if (l.line >= 0 && static_cast<size_t>(l.line) < n)
+        before[static_cast<size_t>(l.line)] += l.qty;
     }
   }
   after = before;
@@ -184,16 +189,20 @@ Result<std::string> HqService::Impl::CheckRefund(const std::string& tid, const s
   }
   rules::RefundBasis basis;
   for (const auto& l : co.lines) {
-    basis.lines.push_back({l.qty, l.net_cents, l.net_before_redeem_cents, l.points_eligible, l.redeemable});
+    basis.lines.push_back(
+        {l.qty, l.net_cents, l.net_before_redeem_cents, l.points_eligible, l.redeemable});
   }
   basis.points_earned = co.points_earned;
   basis.redeemed_points = co.redeemed_points;
   basis.eligible_cents = co.eligible_cents;
   basis.redeemable_cents = co.redeemable_cents;
   auto amounts = rules::ComputeRefund(basis, before, after);
-  if (!amounts.ok()) return amounts.status().code() == ErrorCode::kRefundExceedsSale ? std::string("refund_exceeds_sale")
-                                                                               : std::string("record_malformed");
-  if (amounts->refund_cents != f.refund_cents || amounts->points_clawed_back != f.points_clawed_back ||
+  if (!amounts.ok())
+    return amounts.status().code() == ErrorCode::kRefundExceedsSale
+               ? std::string("refund_exceeds_sale")
+               : std::string("record_malformed");
+  if (amounts->refund_cents != f.refund_cents ||
+      amounts->points_clawed_back != f.points_clawed_back ||
       amounts->points_restored != f.points_restored) {
     return std::string("refund_mismatch");
   }
@@ -227,7 +236,8 @@ Result<std::string> HqService::Impl::CheckEntry(const std::string& tid, const sy
     const sync::Checkout& co = *found;
     if (!co.member_id || *co.member_id != e.member_id) return std::string("member_mismatch");
     bool earn = e.kind == "earn";
-    if (e.points != (earn ? co.points_earned : -co.redeemed_points) || (!earn && co.redeemed_points == 0)) {
+    if (e.points != (earn ? co.points_earned : -co.redeemed_points) ||
+        (!earn && co.redeemed_points == 0)) {
       return std::string("points_mismatch");
     }
     if (in_batch) {
@@ -255,15 +265,16 @@ Result<std::string> HqService::Impl::CheckEntry(const std::string& tid, const sy
       // Against what the terminal could know: its last snapshot plus its own entries since.
       auto d = LastDownload(tid, co.committed_at_ms);
       if (!d.ok()) return d.status();
-      auto known =
-          store.KnownBalance(e.member_id, tid, d->value_or(0), e.seq, e.checkout_id, FloorDiv(co.committed_at_ms, 1000));
+      auto known = store.KnownBalance(e.member_id, tid, d->value_or(0), e.seq, e.checkout_id,
+                                      FloorDiv(co.committed_at_ms, 1000));
       if (!known.ok()) {
         if (known.status().code() == ErrorCode::kOverflow) return std::string("value_out_of_range");
         return known.status();
       }
       if (*known < co.redeemed_points) return std::string("insufficient_points");
       bool stale = !*d || co.committed_at_ms - **d > (*rv)->stale_after_s * 1000;
-      if (stale && co.redeemed_points > (*rv)->stale_redeem_cap_points) return std::string("stale_cap_exceeded");
+      if (stale && co.redeemed_points > (*rv)->stale_redeem_cap_points)
+        return std::string("stale_cap_exceeded");
     }
   } else if (e.kind == "clawback" || e.kind == "restore") {
     if (e.checkout_id.empty() || e.refund_id.empty()) return std::string("record_missing");
@@ -274,15 +285,18 @@ Result<std::string> HqService::Impl::CheckEntry(const std::string& tid, const sy
     if (it == refunds->end()) return std::string("record_missing");
     auto c = store.GetCheckout(tid, e.checkout_id);
     if (!c.ok()) return c.status();
-    if (!*c || !(*c)->member_id || *(*c)->member_id != e.member_id) return std::string("member_mismatch");
+    if (!*c || !(*c)->member_id || *(*c)->member_id != e.member_id)
+      return std::string("member_mismatch");
     bool claw = e.kind == "clawback";
-    if (e.points != (claw ? -it->points_clawed_back : it->points_restored)) return std::string("points_mismatch");
+    if (e.points != (claw ? -it->points_clawed_back : it->points_restored))
+      return std::string("points_mismatch");
     auto n = store.CountAppliedEntries(tid, e.checkout_id, e.refund_id, e.kind);
     if (!n.ok()) return n.status();
     if (*n > 0) return std::string("duplicate");
   } else {  // freeze, tier_upgrade, correction
     if (e.points != 0) return std::string("points_not_zero");
-    if (e.kind == "tier_upgrade" && !current.provisional_upgrade) return std::string("upgrade_not_allowed");
+    if (e.kind == "tier_upgrade" && !current.provisional_upgrade)
+      return std::string("upgrade_not_allowed");
   }
   auto fits = BalanceCanTake(e.member_id, e.points);
   if (!fits.ok()) return fits.status();

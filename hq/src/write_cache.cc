@@ -30,7 +30,8 @@ Status HqService::Impl::FlushMembers() {
   for (auto& [id, slot] : tx->members) {
     if (slot.write || slot.touch || slot.balance) dirty.emplace_back(slot.order, &slot);
   }
-  std::sort(dirty.begin(), dirty.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::sort(dirty.begin(), dirty.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
   for (const auto& [order, slot] : dirty) {
     if (!slot->m) continue;  // a touch of a member HQ does not have changes nothing
     if (slot->write) {
@@ -84,7 +85,8 @@ Result<HqService::Impl::MemberSlot*> HqService::Impl::MemberOrBare(uint64_t memb
 
 // Saves a member whose tier or status may have changed, recording the new state with
 // HQ's time (what a terminal could have known is judged from these).
-Status HqService::Impl::SaveMember(const MemberRecord& m, const std::string& old_tier, const std::string& old_status) {
+Status HqService::Impl::SaveMember(const MemberRecord& m, const std::string& old_tier,
+                                   const std::string& old_status) {
   auto slot = Slot(m.member_id);
   if (!slot.ok()) return slot.status();
   MemberSlot& s = **slot;
@@ -104,7 +106,8 @@ Status HqService::Impl::Touch(uint64_t member_id) {
   return Status::Ok();
 }
 
-Status HqService::Impl::AddState(MemberSlot& s, int64_t at_ms, const std::string& tier, const std::string& status) {
+Status HqService::Impl::AddState(MemberSlot& s, int64_t at_ms, const std::string& tier,
+                                 const std::string& status) {
   if (Status st = store.AddMemberState(s.m->member_id, at_ms, tier, status); !st.ok()) return st;
   if (s.states) {
     auto at = std::upper_bound(s.states->begin(), s.states->end(), at_ms,
@@ -139,9 +142,11 @@ Result<std::vector<std::pair<std::string, std::string>>> HqService::Impl::States
 
 // Whether the terminal had written an entry of this kind for the member by at_ms: stored,
 // or in the upload being applied.
-Result<bool> HqService::Impl::TerminalEntryBy(MemberSlot& s, const std::string& tid, uint64_t member_id,
-                                              const std::string& kind, int64_t at_ms) {
-  if (auto b = batch_first_entry.find({member_id, kind}); b != batch_first_entry.end() && b->second <= at_ms) {
+Result<bool> HqService::Impl::TerminalEntryBy(MemberSlot& s, const std::string& tid,
+                                              uint64_t member_id, const std::string& kind,
+                                              int64_t at_ms) {
+  if (auto b = batch_first_entry.find({member_id, kind});
+      b != batch_first_entry.end() && b->second <= at_ms) {
     return true;
   }
   auto key = std::make_pair(tid, kind);
@@ -161,12 +166,14 @@ Status HqService::Impl::InsertEntry(const sync::Entry& e, bool applied, int64_t 
   auto slot = tx->members.find(e.member_id);
   if (slot == tx->members.end()) return Status::Ok();
   auto it = slot->second.first_entry_at.find({e.terminal_id, e.kind});
-  if (it != slot->second.first_entry_at.end() && (!it->second || e.at_ms < *it->second)) it->second = e.at_ms;
+  if (it != slot->second.first_entry_at.end() && (!it->second || e.at_ms < *it->second))
+    it->second = e.at_ms;
   return Status::Ok();
 }
 
 // The terminal's last download at or before at_ms (downloads never happen inside a write).
-Result<std::optional<int64_t>> HqService::Impl::LastDownload(const std::string& tid, int64_t at_ms) {
+Result<std::optional<int64_t>> HqService::Impl::LastDownload(const std::string& tid,
+                                                             int64_t at_ms) {
   std::vector<DownloadSpan>* spans = tx ? &tx->downloads[tid] : nullptr;
   if (spans) {
     for (const auto& d : *spans) {
@@ -191,10 +198,13 @@ Result<std::vector<model::Lot>*> HqService::Impl::LotsOf(MemberSlot& s, uint64_t
 Status HqService::Impl::SetLot(MemberSlot& s, int64_t lot_id, int64_t remaining) {
   if (Status st = store.SetLotRemaining(lot_id, remaining); !st.ok()) return st;
   if (s.lots) {
-    auto it = std::find_if(s.lots->begin(), s.lots->end(), [&](const model::Lot& l) { return l.lot_id == lot_id; });
+    auto it = std::find_if(s.lots->begin(), s.lots->end(),
+                           [&](const model::Lot& l) { return l.lot_id == lot_id; });
     if (it != s.lots->end()) {
-      if (remaining == 0) s.lots->erase(it);
-      else it->remaining = remaining;
+      if (remaining == 0)
+        s.lots->erase(it);
+      else
+        it->remaining = remaining;
     }
   }
   return Status::Ok();
@@ -205,9 +215,11 @@ Status HqService::Impl::AddLot(MemberSlot& s, model::Lot lot) {
   if (!id.ok()) return id.status();
   lot.lot_id = *id;
   if (s.lots && lot.remaining != 0) {
-    auto at = std::upper_bound(s.lots->begin(), s.lots->end(), lot, [](const model::Lot& a, const model::Lot& b) {
-      return a.expires_at_s != b.expires_at_s ? a.expires_at_s < b.expires_at_s : a.lot_id < b.lot_id;
-    });
+    auto at = std::upper_bound(
+        s.lots->begin(), s.lots->end(), lot, [](const model::Lot& a, const model::Lot& b) {
+          return a.expires_at_s != b.expires_at_s ? a.expires_at_s < b.expires_at_s
+                                                  : a.lot_id < b.lot_id;
+        });
     s.lots->insert(at, std::move(lot));
   }
   return Status::Ok();

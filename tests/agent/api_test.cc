@@ -14,13 +14,15 @@ using nlohmann::json;
 constexpr uint64_t kDynamicMember = 1234567890123;  // the vectors' certificate member
 
 json Basket() {
-  return json::array({{{"sku", "A"}, {"qty", 2}, {"unit_price_cents", 1990}, {"category", "grocery"}},
-                      {{"sku", "B"}, {"qty", 1}, {"unit_price_cents", 12900}, {"category", "beauty"}},
-                      {{"sku", "C"}, {"qty", 1}, {"unit_price_cents", 3500}, {"category", "tobacco"}}});
+  return json::array(
+      {{{"sku", "A"}, {"qty", 2}, {"unit_price_cents", 1990}, {"category", "grocery"}},
+       {{"sku", "B"}, {"qty", 1}, {"unit_price_cents", 12900}, {"category", "beauty"}},
+       {{"sku", "C"}, {"qty", 1}, {"unit_price_cents", 3500}, {"category", "tobacco"}}});
 }
 
 struct LedgerState {
-  int64_t entries = 0, checkouts = 0, refunds = 0, members = 0, lots_sum = 0, bindings = 0, coupons_used = 0;
+  int64_t entries = 0, checkouts = 0, refunds = 0, members = 0, lots_sum = 0, bindings = 0,
+          coupons_used = 0;
   bool operator==(const LedgerState&) const = default;
 };
 
@@ -138,7 +140,8 @@ TEST_F(AgentApiTest, IdentifyQuoteCommitAndMemberView) {
 TEST_F(AgentApiTest, CommitIsIdempotentAndConflictsOnADifferentBody) {
   auto& a = Start();
   std::string code = MintCode(kDynamicMember);
-  json req{{"checkout_id", "co-idem"}, {"member_code", code}, {"lines", Basket()}, {"tender", "cash"}};
+  json req{
+      {"checkout_id", "co-idem"}, {"member_code", code}, {"lines", Basket()}, {"tender", "cash"}};
   auto first = a.Post("/v1/checkouts/commit", req);
   ASSERT_EQ(first.status, 200) << first.raw;
   // The same JSON value with another key order and spacing.
@@ -165,7 +168,10 @@ TEST_F(AgentApiTest, RefundsInPartsEqualTheWhole) {
   }
   a.Start();
   // The spec's worked example "vip + redeem 3000, balance 3050": due 16536, 195 points.
-  json req{{"checkout_id", "co-r"}, {"member_code", MintCode(kDynamicMember)}, {"lines", Basket()}, {"redeem_points", 3000}};
+  json req{{"checkout_id", "co-r"},
+           {"member_code", MintCode(kDynamicMember)},
+           {"lines", Basket()},
+           {"redeem_points", 3000}};
   auto commit = a.Post("/v1/checkouts/commit", req);
   ASSERT_EQ(commit.status, 200) << commit.raw;
   EXPECT_EQ(commit.body["tier_discount_cents"], 844);
@@ -176,11 +182,17 @@ TEST_F(AgentApiTest, RefundsInPartsEqualTheWhole) {
   int64_t due = commit.body["total_due_cents"];
 
   int64_t cents = 0, clawed = 0, restored = 0;
-  auto r1 = a.Post("/v1/refunds", {{"refund_id", "r1"}, {"checkout_id", "co-r"}, {"lines", {{{"line", 0}, {"qty", 1}}}}});
+  auto r1 = a.Post(
+      "/v1/refunds",
+      {{"refund_id", "r1"}, {"checkout_id", "co-r"}, {"lines", {{{"line", 0}, {"qty", 1}}}}});
   ASSERT_EQ(r1.status, 200) << r1.raw;
-  auto r2 = a.Post("/v1/refunds", {{"refund_id", "r2"}, {"checkout_id", "co-r"}, {"lines", {{{"line", 1}, {"qty", 1}}, {{"line", 0}, {"qty", 1}}}}});
+  auto r2 =
+      a.Post("/v1/refunds", {{"refund_id", "r2"},
+                             {"checkout_id", "co-r"},
+                             {"lines", {{{"line", 1}, {"qty", 1}}, {{"line", 0}, {"qty", 1}}}}});
   ASSERT_EQ(r2.status, 200) << r2.raw;
-  auto r3 = a.Post("/v1/refunds", {{"refund_id", "r3"}, {"checkout_id", "co-r"}, {"reason", "void"}});
+  auto r3 =
+      a.Post("/v1/refunds", {{"refund_id", "r3"}, {"checkout_id", "co-r"}, {"reason", "void"}});
   ASSERT_EQ(r3.status, 200) << r3.raw;
   for (auto* r : {&r1, &r2, &r3}) {
     cents += r->body["refund_cents"].get<int64_t>();
@@ -193,10 +205,14 @@ TEST_F(AgentApiTest, RefundsInPartsEqualTheWhole) {
   EXPECT_EQ(r3.body["balance_after"], 3050);
 
   auto before = Snapshot(a);
-  auto over = a.Post("/v1/refunds", {{"refund_id", "r4"}, {"checkout_id", "co-r"}, {"lines", {{{"line", 0}, {"qty", 1}}}}});
+  auto over = a.Post(
+      "/v1/refunds",
+      {{"refund_id", "r4"}, {"checkout_id", "co-r"}, {"lines", {{{"line", 0}, {"qty", 1}}}}});
   EXPECT_EQ(over.status, 422);
   EXPECT_EQ(over.body["error"]["code"], "refund_exceeds_sale");
-  auto replay = a.Post("/v1/refunds", {{"refund_id", "r1"}, {"checkout_id", "co-r"}, {"lines", {{{"line", 0}, {"qty", 1}}}}});
+  auto replay = a.Post(
+      "/v1/refunds",
+      {{"refund_id", "r1"}, {"checkout_id", "co-r"}, {"lines", {{{"line", 0}, {"qty", 1}}}}});
   EXPECT_EQ(replay.status, 200);
   EXPECT_EQ(replay.body, r1.body);
   auto co = a.Get("/v1/checkouts/co-r");
@@ -216,20 +232,30 @@ TEST_F(AgentApiTest, RedemptionCapsAndCooldown) {
   }
   a.Start();
   // A channel card cannot redeem (static_codes_can_redeem = false).
-  auto refused = a.Post("/v1/checkouts/quote", {{"checkout_id", "q1"}, {"member_code", "100000000007"}, {"lines", Basket()}, {"redeem_points", 100}});
+  auto refused = a.Post("/v1/checkouts/quote", {{"checkout_id", "q1"},
+                                                {"member_code", "100000000007"},
+                                                {"lines", Basket()},
+                                                {"redeem_points", 100}});
   EXPECT_EQ(refused.status, 422);
   EXPECT_EQ(refused.body["error"]["code"], "static_code_cannot_redeem");
-  auto max_static = a.Post("/v1/checkouts/quote", {{"checkout_id", "q1"}, {"member_code", "100000000007"}, {"lines", Basket()}, {"redeem_points", "max"}});
+  auto max_static = a.Post("/v1/checkouts/quote", {{"checkout_id", "q1"},
+                                                   {"member_code", "100000000007"},
+                                                   {"lines", Basket()},
+                                                   {"redeem_points", "max"}});
   ASSERT_EQ(max_static.status, 200) << max_static.raw;
   EXPECT_EQ(max_static.body["redeem_points"], 0);  // "max" is never refused
   a.Stop();
-  // The same members enrolled with a dynamic code: re-key member 7's snapshot under the vectors' member.
+  // The same members enrolled with a dynamic code: re-key member 7's snapshot under the vectors'
+  // member.
   {
     auto l = a.OpenLedger();
     SeedMember(*l, kDynamicMember, "vip", 20000, ::time(nullptr));
   }
   a.Start();
-  json req{{"checkout_id", "c1"}, {"member_code", MintCode(kDynamicMember)}, {"lines", Basket()}, {"redeem_points", "max"}};
+  json req{{"checkout_id", "c1"},
+           {"member_code", MintCode(kDynamicMember)},
+           {"lines", Basket()},
+           {"redeem_points", "max"}};
   auto q = a.Post("/v1/checkouts/quote", req);
   ASSERT_EQ(q.status, 200) << q.raw;
   // 50 % of the redeemable 16036 → 8018 cents → 8000 points after the step.
@@ -247,7 +273,10 @@ TEST_F(AgentApiTest, RedemptionCapsAndCooldown) {
   ASSERT_EQ(c.status, 200) << c.raw;
   EXPECT_EQ(c.body["redeem_points"], 8000);
   // Within the cooldown, the next redemption is refused; a checkout without one is fine.
-  json next{{"checkout_id", "c2"}, {"member_code", MintCode(kDynamicMember, ::time(nullptr) - 1)}, {"lines", Basket()}, {"redeem_points", 100}};
+  json next{{"checkout_id", "c2"},
+            {"member_code", MintCode(kDynamicMember, ::time(nullptr) - 1)},
+            {"lines", Basket()},
+            {"redeem_points", 100}};
   auto cd = a.Post("/v1/checkouts/commit", next);
   EXPECT_EQ(cd.status, 422) << cd.raw;
   EXPECT_EQ(cd.body["error"]["code"], "redeem_cooldown");
@@ -263,7 +292,10 @@ TEST_F(AgentApiTest, StaleSnapshotCapsRedemption) {
     SeedMember(*l, kDynamicMember, "vip", 20000, ::time(nullptr) - 3 * 3600);
   }
   a.Start();
-  auto q = a.Post("/v1/checkouts/quote", {{"checkout_id", "s1"}, {"member_code", MintCode(kDynamicMember)}, {"lines", Basket()}, {"redeem_points", "max"}});
+  auto q = a.Post("/v1/checkouts/quote", {{"checkout_id", "s1"},
+                                          {"member_code", MintCode(kDynamicMember)},
+                                          {"lines", Basket()},
+                                          {"redeem_points", "max"}});
   ASSERT_EQ(q.status, 200) << q.raw;
   EXPECT_EQ(q.body["member"]["stale"], true);
   EXPECT_EQ(q.body["max_redeem_points"], 2000);
@@ -271,21 +303,34 @@ TEST_F(AgentApiTest, StaleSnapshotCapsRedemption) {
 
 TEST_F(AgentApiTest, VelocityFreezesAtTheCrossingCommit) {
   auto& a = Start();
-  json big = json::array({{{"sku", "TV"}, {"qty", 1}, {"unit_price_cents", 300000}, {"category", "electronics"}}});
+  json big = json::array(
+      {{{"sku", "TV"}, {"qty", 1}, {"unit_price_cents", 300000}, {"category", "electronics"}}});
   // Each commit earns 3000 points; the second crosses 5000 in the hour.
-  auto c1 = a.Post("/v1/checkouts/commit", {{"checkout_id", "v1"}, {"member_code", MintCode(kDynamicMember)}, {"lines", big}});
+  auto c1 =
+      a.Post("/v1/checkouts/commit",
+             {{"checkout_id", "v1"}, {"member_code", MintCode(kDynamicMember)}, {"lines", big}});
   ASSERT_EQ(c1.status, 200) << c1.raw;
   EXPECT_EQ(c1.body["member"]["status"], "active");
-  auto c2 = a.Post("/v1/checkouts/commit", {{"checkout_id", "v2"}, {"member_code", MintCode(kDynamicMember, ::time(nullptr) - 1)}, {"lines", big}});
+  auto c2 = a.Post("/v1/checkouts/commit",
+                   {{"checkout_id", "v2"},
+                    {"member_code", MintCode(kDynamicMember, ::time(nullptr) - 1)},
+                    {"lines", big}});
   ASSERT_EQ(c2.status, 200) << c2.raw;
   EXPECT_EQ(c2.body["points_to_earn"], 3000);  // the sale happened: its points are recorded
   EXPECT_EQ(c2.body["member"]["status"], "frozen");
   EXPECT_EQ(c2.body["member"]["frozen_reason"], "velocity");
   ASSERT_EQ(c2.body["entries"].size(), 2u);  // earn + freeze
-  auto c3 = a.Post("/v1/checkouts/commit", {{"checkout_id", "v3"}, {"member_code", MintCode(kDynamicMember, ::time(nullptr) - 2)}, {"lines", big}});
+  auto c3 = a.Post("/v1/checkouts/commit",
+                   {{"checkout_id", "v3"},
+                    {"member_code", MintCode(kDynamicMember, ::time(nullptr) - 2)},
+                    {"lines", big}});
   ASSERT_EQ(c3.status, 200);
   EXPECT_EQ(c3.body["points_to_earn"], 0);  // frozen members earn nothing
-  auto r = a.Post("/v1/checkouts/quote", {{"checkout_id", "v4"}, {"member_code", MintCode(kDynamicMember, ::time(nullptr) - 3)}, {"lines", big}, {"redeem_points", 100}});
+  auto r =
+      a.Post("/v1/checkouts/quote", {{"checkout_id", "v4"},
+                                     {"member_code", MintCode(kDynamicMember, ::time(nullptr) - 3)},
+                                     {"lines", big},
+                                     {"redeem_points", 100}});
   EXPECT_EQ(r.body["error"]["code"], "member_frozen");
   auto log = a.ReadLog();
   EXPECT_NE(log.find("\"event\":\"member_frozen\""), std::string::npos);
@@ -311,7 +356,11 @@ TEST_F(AgentApiTest, RulesVersionIsPinnedBetweenQuoteAndCommit) {
 TEST_F(AgentApiTest, BadInputIsRefusedWithItsCodeAndChangesNothing) {
   auto& a = Start();
   // Some state to protect.
-  ASSERT_EQ(a.Post("/v1/checkouts/commit", {{"checkout_id", "base"}, {"member_code", MintCode(kDynamicMember)}, {"lines", Basket()}}).status, 200);
+  ASSERT_EQ(a.Post("/v1/checkouts/commit", {{"checkout_id", "base"},
+                                            {"member_code", MintCode(kDynamicMember)},
+                                            {"lines", Basket()}})
+                .status,
+            200);
   auto before = Snapshot(a);
 
   struct Case {
@@ -325,45 +374,109 @@ TEST_F(AgentApiTest, BadInputIsRefusedWithItsCodeAndChangesNothing) {
   json good{{"checkout_id", "n1"}, {"lines", Basket()}};
   std::vector<Case> cases = {
       {"no token", "POST", "/v1/checkouts/commit", commit(good), false, 401, "unauthorized"},
-      {"malformed json", "POST", "/v1/checkouts/commit", "{\"checkout_id\": ", true, 400, "bad_request"},
+      {"malformed json", "POST", "/v1/checkouts/commit", "{\"checkout_id\": ", true, 400,
+       "bad_request"},
       {"not an object", "POST", "/v1/checkouts/commit", "[1,2]", true, 400, "bad_request"},
-      {"invalid utf-8", "POST", "/v1/identify", "{\"code\": \"\xff\xfe\"}", true, 400, "bad_request"},
-      {"missing lines", "POST", "/v1/checkouts/commit", commit({{"checkout_id", "n1"}}), true, 400, "bad_request"},
-      {"qty is a string", "POST", "/v1/checkouts/commit", commit({{"checkout_id", "n1"}, {"lines", {{{"sku", "A"}, {"qty", "2"}, {"unit_price_cents", 1}}}}}), true, 400, "bad_request"},
-      {"qty 0", "POST", "/v1/checkouts/commit", commit({{"checkout_id", "n1"}, {"lines", {{{"sku", "A"}, {"qty", 0}, {"unit_price_cents", 1}}}}}), true, 400, "bad_request"},
-      {"qty 10001", "POST", "/v1/checkouts/commit", commit({{"checkout_id", "n1"}, {"lines", {{{"sku", "A"}, {"qty", 10001}, {"unit_price_cents", 1}}}}}), true, 400, "bad_request"},
-      {"price too high", "POST", "/v1/checkouts/commit", commit({{"checkout_id", "n1"}, {"lines", {{{"sku", "A"}, {"qty", 1}, {"unit_price_cents", 100000001}}}}}), true, 400, "bad_request"},
-      {"price float", "POST", "/v1/checkouts/commit", commit({{"checkout_id", "n1"}, {"lines", {{{"sku", "A"}, {"qty", 1}, {"unit_price_cents", 1.5}}}}}), true, 400, "bad_request"},
-      {"bad checkout id", "POST", "/v1/checkouts/commit", commit({{"checkout_id", "a b"}, {"lines", Basket()}}), true, 400, "bad_request"},
-      {"both ident and code", "POST", "/v1/checkouts/commit", commit({{"checkout_id", "n1"}, {"identification_id", "x"}, {"member_code", code}, {"lines", Basket()}}), true, 400, "bad_request"},
-      {"unknown identification", "POST", "/v1/checkouts/commit", commit({{"checkout_id", "n1"}, {"identification_id", "nope"}, {"lines", Basket()}}), true, 404, "not_found"},
-      {"redeem without member", "POST", "/v1/checkouts/commit", commit({{"checkout_id", "n1"}, {"lines", Basket()}, {"redeem_points", 100}}), true, 422, "redeem_not_allowed"},
-      {"coupon without member", "POST", "/v1/checkouts/commit", commit({{"checkout_id", "n1"}, {"lines", Basket()}, {"coupon_id", "C1"}}), true, 422, "coupon_invalid"},
-      {"unknown coupon", "POST", "/v1/checkouts/commit", commit({{"checkout_id", "n1"}, {"member_code", code}, {"lines", Basket()}, {"coupon_id", "C1"}}), true, 422, "coupon_invalid"},
-      {"redeem over balance", "POST", "/v1/checkouts/commit", commit({{"checkout_id", "n1"}, {"member_code", code}, {"lines", Basket()}, {"redeem_points", 1000}}), true, 422, "insufficient_points"},
-      {"malformed code", "POST", "/v1/identify", commit({{"code", "LM1:!!!!"}}), true, 422, "code_malformed"},
-      {"overlong code", "POST", "/v1/identify", commit({{"code", std::string(4097, 'A')}}), true, 422, "code_malformed"},
-      {"expired code", "POST", "/v1/identify", commit({{"code", MintCode(kDynamicMember, ::time(nullptr) - 1000)}}), true, 422, "code_expired"},
-      {"future code", "POST", "/v1/identify", commit({{"code", MintCode(kDynamicMember, ::time(nullptr) + 1000)}}), true, 422, "code_not_yet_valid"},
-      {"product barcode", "POST", "/v1/identify", commit({{"code", "6901234567892"}}), true, 422, "not_a_member_code"},
-      {"bad card check digit", "POST", "/v1/identify", commit({{"code", "8800123456789013"}}), true, 422, "code_malformed"},
-      {"unknown card", "POST", "/v1/identify", commit({{"code", "8800123456789010"}}), true, 404, "member_unknown"},
-      {"unknown channel id", "POST", "/v1/identify", commit({{"code", "999999999999"}}), true, 404, "member_unknown"},
+      {"invalid utf-8", "POST", "/v1/identify", "{\"code\": \"\xff\xfe\"}", true, 400,
+       "bad_request"},
+      {"missing lines", "POST", "/v1/checkouts/commit", commit({{"checkout_id", "n1"}}), true, 400,
+       "bad_request"},
+      {"qty is a string", "POST", "/v1/checkouts/commit",
+       commit({{"checkout_id", "n1"},
+               {"lines", {{{"sku", "A"}, {"qty", "2"}, {"unit_price_cents", 1}}}}}),
+       true, 400, "bad_request"},
+      {"qty 0", "POST", "/v1/checkouts/commit",
+       commit({{"checkout_id", "n1"},
+               {"lines", {{{"sku", "A"}, {"qty", 0}, {"unit_price_cents", 1}}}}}),
+       true, 400, "bad_request"},
+      {"qty 10001", "POST", "/v1/checkouts/commit",
+       commit({{"checkout_id", "n1"},
+               {"lines", {{{"sku", "A"}, {"qty", 10001}, {"unit_price_cents", 1}}}}}),
+       true, 400, "bad_request"},
+      {"price too high", "POST", "/v1/checkouts/commit",
+       commit({{"checkout_id", "n1"},
+               {"lines", {{{"sku", "A"}, {"qty", 1}, {"unit_price_cents", 100000001}}}}}),
+       true, 400, "bad_request"},
+      {"price float", "POST", "/v1/checkouts/commit",
+       commit({{"checkout_id", "n1"},
+               {"lines", {{{"sku", "A"}, {"qty", 1}, {"unit_price_cents", 1.5}}}}}),
+       true, 400, "bad_request"},
+      {"bad checkout id", "POST", "/v1/checkouts/commit",
+       commit({{"checkout_id", "a b"}, {"lines", Basket()}}), true, 400, "bad_request"},
+      {"both ident and code", "POST", "/v1/checkouts/commit",
+       commit({{"checkout_id", "n1"},
+               {"identification_id", "x"},
+               {"member_code", code},
+               {"lines", Basket()}}),
+       true, 400, "bad_request"},
+      {"unknown identification", "POST", "/v1/checkouts/commit",
+       commit({{"checkout_id", "n1"}, {"identification_id", "nope"}, {"lines", Basket()}}), true,
+       404, "not_found"},
+      {"redeem without member", "POST", "/v1/checkouts/commit",
+       commit({{"checkout_id", "n1"}, {"lines", Basket()}, {"redeem_points", 100}}), true, 422,
+       "redeem_not_allowed"},
+      {"coupon without member", "POST", "/v1/checkouts/commit",
+       commit({{"checkout_id", "n1"}, {"lines", Basket()}, {"coupon_id", "C1"}}), true, 422,
+       "coupon_invalid"},
+      {"unknown coupon", "POST", "/v1/checkouts/commit",
+       commit({{"checkout_id", "n1"},
+               {"member_code", code},
+               {"lines", Basket()},
+               {"coupon_id", "C1"}}),
+       true, 422, "coupon_invalid"},
+      {"redeem over balance", "POST", "/v1/checkouts/commit",
+       commit({{"checkout_id", "n1"},
+               {"member_code", code},
+               {"lines", Basket()},
+               {"redeem_points", 1000}}),
+       true, 422, "insufficient_points"},
+      {"malformed code", "POST", "/v1/identify", commit({{"code", "LM1:!!!!"}}), true, 422,
+       "code_malformed"},
+      {"overlong code", "POST", "/v1/identify", commit({{"code", std::string(4097, 'A')}}), true,
+       422, "code_malformed"},
+      {"expired code", "POST", "/v1/identify",
+       commit({{"code", MintCode(kDynamicMember, ::time(nullptr) - 1000)}}), true, 422,
+       "code_expired"},
+      {"future code", "POST", "/v1/identify",
+       commit({{"code", MintCode(kDynamicMember, ::time(nullptr) + 1000)}}), true, 422,
+       "code_not_yet_valid"},
+      {"product barcode", "POST", "/v1/identify", commit({{"code", "6901234567892"}}), true, 422,
+       "not_a_member_code"},
+      {"bad card check digit", "POST", "/v1/identify", commit({{"code", "8800123456789013"}}), true,
+       422, "code_malformed"},
+      {"unknown card", "POST", "/v1/identify", commit({{"code", "8800123456789010"}}), true, 404,
+       "member_unknown"},
+      {"unknown channel id", "POST", "/v1/identify", commit({{"code", "999999999999"}}), true, 404,
+       "member_unknown"},
       {"unknown member view", "GET", "/v1/members/55", "", true, 404, "member_unknown"},
       {"member id not a number", "GET", "/v1/members/abc", "", true, 400, "bad_request"},
       {"unknown checkout", "GET", "/v1/checkouts/zzz", "", true, 404, "checkout_unknown"},
-      {"refund unknown checkout", "POST", "/v1/refunds", commit({{"refund_id", "r"}, {"checkout_id", "zzz"}, {"lines", {{{"line", 0}, {"qty", 1}}}}}), true, 404, "checkout_unknown"},
-      {"refund line outside", "POST", "/v1/refunds", commit({{"refund_id", "r"}, {"checkout_id", "base"}, {"lines", {{{"line", 3}, {"qty", 1}}}}}), true, 400, "bad_request"},
-      {"refund qty 0", "POST", "/v1/refunds", commit({{"refund_id", "r"}, {"checkout_id", "base"}, {"lines", {{{"line", 0}, {"qty", 0}}}}}), true, 400, "bad_request"},
-      {"refund too many", "POST", "/v1/refunds", commit({{"refund_id", "r"}, {"checkout_id", "base"}, {"lines", {{{"line", 0}, {"qty", 3}}}}}), true, 422, "refund_exceeds_sale"},
+      {"refund unknown checkout", "POST", "/v1/refunds",
+       commit({{"refund_id", "r"}, {"checkout_id", "zzz"}, {"lines", {{{"line", 0}, {"qty", 1}}}}}),
+       true, 404, "checkout_unknown"},
+      {"refund line outside", "POST", "/v1/refunds",
+       commit(
+           {{"refund_id", "r"}, {"checkout_id", "base"}, {"lines", {{{"line", 3}, {"qty", 1}}}}}),
+       true, 400, "bad_request"},
+      {"refund qty 0", "POST", "/v1/refunds",
+       commit(
+           {{"refund_id", "r"}, {"checkout_id", "base"}, {"lines", {{{"line", 0}, {"qty", 0}}}}}),
+       true, 400, "bad_request"},
+      {"refund too many", "POST", "/v1/refunds",
+       commit(
+           {{"refund_id", "r"}, {"checkout_id", "base"}, {"lines", {{{"line", 0}, {"qty", 3}}}}}),
+       true, 422, "refund_exceeds_sale"},
       {"unknown route", "GET", "/v1/nothing", "", true, 404, "not_found"},
-      {"body too large", "POST", "/v1/checkouts/commit", std::string((1 << 20) + 1, ' '), true, 413, "body_too_large"},
+      {"body too large", "POST", "/v1/checkouts/commit", std::string((1 << 20) + 1, ' '), true, 413,
+       "body_too_large"},
   };
   for (const auto& c : cases) {
     auto r = a.Call(c.method, c.target, c.body, c.auth);
     EXPECT_EQ(r.status, c.status) << c.name << ": " << r.raw;
-    if (r.body.is_object()) EXPECT_EQ(r.body["error"]["code"], c.code) << c.name << ": " << r.raw;
-    else ADD_FAILURE() << c.name << ": body is not JSON: " << r.raw;
+    if (r.body.is_object())
+      EXPECT_EQ(r.body["error"]["code"], c.code) << c.name << ": " << r.raw;
+    else
+      ADD_FAILURE() << c.name << ": body is not JSON: " << r.raw;
   }
   // The replayed code: bound to "base".
   auto base_code_replay = a.Post("/v1/identify", {{"code", code}});
@@ -377,7 +490,8 @@ TEST_F(AgentApiTest, TokenFileMustNotBeWorldReadableAndSigtermExitsCleanly) {
   EXPECT_EQ(a.Stop(), 0);
   ::chmod((dir_ / "api.token").c_str(), 0644);
   std::string exe = std::string(LOYALTY_BINARY_DIR) + "/agent/loyaltyd";
-  std::string cmd = exe + " --check-config --config " + a.config_path() + " > " + (dir_ / "check.out").string() + " 2>&1";
+  std::string cmd = exe + " --check-config --config " + a.config_path() + " > " +
+                    (dir_ / "check.out").string() + " 2>&1";
   int rc = std::system(cmd.c_str());
   EXPECT_NE(rc, 0);
   ::chmod((dir_ / "api.token").c_str(), 0640);

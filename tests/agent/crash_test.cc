@@ -26,9 +26,11 @@ using nlohmann::json;
 constexpr uint64_t kMember = 1234567890123;
 
 TEST(CrashTest, AcknowledgedCommitsSurviveSigkill) {
-  int kills = std::getenv("LOYALTY_CRASH_KILLS") ? std::atoi(std::getenv("LOYALTY_CRASH_KILLS")) : 50;
-  uint64_t seed = std::getenv("LOYALTY_CRASH_SEED") ? std::strtoull(std::getenv("LOYALTY_CRASH_SEED"), nullptr, 10)
-                                                    : static_cast<uint64_t>(::time(nullptr));
+  int kills =
+      std::getenv("LOYALTY_CRASH_KILLS") ? std::atoi(std::getenv("LOYALTY_CRASH_KILLS")) : 50;
+  uint64_t seed = std::getenv("LOYALTY_CRASH_SEED")
+                      ? std::strtoull(std::getenv("LOYALTY_CRASH_SEED"), nullptr, 10)
+                      : static_cast<uint64_t>(::time(nullptr));
   SCOPED_TRACE("seed " + std::to_string(seed) + " (rerun with LOYALTY_CRASH_SEED)");
   std::mt19937_64 rng(seed);
   auto dir = FreshDir("crash");
@@ -49,9 +51,17 @@ TEST(CrashTest, AcknowledgedCommitsSurviveSigkill) {
       http::Client client("127.0.0.1", agent.port());
       for (int i = first; !stop.load(); ++i) {
         std::string id = "k" + std::to_string(i);
-        json lines = json::array({{{"sku", "A"}, {"qty", 1 + i % 3}, {"unit_price_cents", 1000 + (i % 7) * 130}, {"category", "grocery"}},
-                                  {{"sku", "B"}, {"qty", 1}, {"unit_price_cents", 500}, {"category", i % 2 ? "tobacco" : "beauty"}}});
-        json req{{"checkout_id", id}, {"member_code", MintCode(kMember + static_cast<uint64_t>(i % 50))}, {"lines", lines}};
+        json lines = json::array({{{"sku", "A"},
+                                   {"qty", 1 + i % 3},
+                                   {"unit_price_cents", 1000 + (i % 7) * 130},
+                                   {"category", "grocery"}},
+                                  {{"sku", "B"},
+                                   {"qty", 1},
+                                   {"unit_price_cents", 500},
+                                   {"category", i % 2 ? "tobacco" : "beauty"}}});
+        json req{{"checkout_id", id},
+                 {"member_code", MintCode(kMember + static_cast<uint64_t>(i % 50))},
+                 {"lines", lines}};
         auto r = CallWith(client, agent.token(), "POST", "/v1/checkouts/commit", req.dump());
         if (r.status == 200) {
           std::lock_guard<std::mutex> g(mu);
@@ -82,7 +92,8 @@ TEST(CrashTest, AcknowledgedCommitsSurviveSigkill) {
     // Straight from the entries table, not through the response that names them.
     std::vector<std::string> ids;
     {
-      auto by_checkout = l->db().Prepare("SELECT entry_id FROM entries WHERE checkout_id = ? ORDER BY seq");
+      auto by_checkout =
+          l->db().Prepare("SELECT entry_id FROM entries WHERE checkout_id = ? ORDER BY seq");
       ASSERT_TRUE(by_checkout.ok());
       (*by_checkout)->Bind(1, id);
       while ((*by_checkout)->Step()) ids.push_back((*by_checkout)->Text(0));
@@ -104,7 +115,8 @@ TEST(CrashTest, AcknowledgedCommitsSurviveSigkill) {
   EXPECT_EQ((*orphans)->Int(0), 0);
   // Balance = sum of lots (Verify) = sum of the member's entries (members created here).
   auto members = l->db().Prepare(
-      "SELECT m.member_id, m.balance, coalesce((SELECT sum(points) FROM entries e WHERE e.member_id = m.member_id), 0) "
+      "SELECT m.member_id, m.balance, coalesce((SELECT sum(points) FROM entries e WHERE "
+      "e.member_id = m.member_id), 0) "
       "FROM members m");
   int checked = 0;
   while ((*members)->Step()) {

@@ -23,7 +23,10 @@ constexpr uint64_t kMembers = 3000;
 constexpr uint64_t kDamagedMember = 1500;  // on the page that is overwritten
 constexpr uint64_t kHealthyMember = 7;     // on another page
 
-json Basket() { return json::array({{{"sku", "A"}, {"qty", 1}, {"unit_price_cents", 1990}, {"category", "grocery"}}}); }
+json Basket() {
+  return json::array(
+      {{{"sku", "A"}, {"qty", 1}, {"unit_price_cents", 1990}, {"category", "grocery"}}});
+}
 
 // Members 1..kMembers as HQ snapshots would leave them (those not there yet), in one
 // transaction.
@@ -43,7 +46,9 @@ void SeedMembers(ledger::Ledger& l) {
 
 size_t Count(const std::string& haystack, const std::string& needle) {
   size_t n = 0;
-  for (size_t at = haystack.find(needle); at != std::string::npos; at = haystack.find(needle, at + 1)) ++n;
+  for (size_t at = haystack.find(needle); at != std::string::npos;
+       at = haystack.find(needle, at + 1))
+    ++n;
   return n;
 }
 
@@ -60,12 +65,13 @@ bool WaitForLog(AgentProcess& a, const std::string& needle) {
 class DamagedLedgerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    agent_ = std::make_unique<AgentProcess>(FreshDir(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    agent_ = std::make_unique<AgentProcess>(
+        FreshDir(::testing::UnitTest::GetInstance()->current_test_info()->name()));
     // A ledger with members and entries, closed cleanly (its WAL folded into the file).
     agent_->Start();
-    auto first =
-        agent_->Post("/v1/checkouts/commit",
-                     {{"checkout_id", "before"}, {"member_code", MintCode(kHealthyMember)}, {"lines", Basket()}});
+    auto first = agent_->Post("/v1/checkouts/commit", {{"checkout_id", "before"},
+                                                       {"member_code", MintCode(kHealthyMember)},
+                                                       {"lines", Basket()}});
     ASSERT_EQ(first.status, 200) << first.raw;
     ASSERT_EQ(agent_->Stop(), 0);
     {
@@ -88,12 +94,13 @@ class DamagedLedgerTest : public ::testing::Test {
     EXPECT_EQ(h.body["ledger"]["ok"], false) << h.raw;
     EXPECT_NE(h.body["ledger"].value("reason", "").find("damaged"), std::string::npos) << h.raw;
 
-    auto commit =
-        agent_->Post("/v1/checkouts/commit",
-                     {{"checkout_id", "after"}, {"member_code", MintCode(kHealthyMember)}, {"lines", Basket()}});
+    auto commit = agent_->Post(
+        "/v1/checkouts/commit",
+        {{"checkout_id", "after"}, {"member_code", MintCode(kHealthyMember)}, {"lines", Basket()}});
     EXPECT_EQ(commit.status, 503) << commit.raw;
     EXPECT_EQ(commit.body["error"]["code"], "ledger_damaged") << commit.raw;
-    auto refund = agent_->Post("/v1/refunds", {{"refund_id", "r1"}, {"checkout_id", "before"}, {"reason", "void"}});
+    auto refund = agent_->Post(
+        "/v1/refunds", {{"refund_id", "r1"}, {"checkout_id", "before"}, {"reason", "void"}});
     EXPECT_EQ(refund.status, 503) << refund.raw;
     EXPECT_EQ(refund.body["error"]["code"], "ledger_damaged") << refund.raw;
     auto ident = agent_->Post("/v1/identify", {{"code", MintCode(kDamagedMember)}});

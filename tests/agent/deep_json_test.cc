@@ -35,7 +35,8 @@ const std::vector<std::pair<std::string, std::string>> kRoutes = {
 class DeepJsonTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    agent_ = std::make_unique<AgentProcess>(FreshDir(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    agent_ = std::make_unique<AgentProcess>(
+        FreshDir(::testing::UnitTest::GetInstance()->current_test_info()->name()));
     agent_->Start();
   }
   void TearDown() override {
@@ -62,7 +63,8 @@ TEST_F(DeepJsonTest, AHundredThousandLevelsAreBadRequestOnEveryRouteAndTheDaemon
       auto r = agent_->Call(method, target, body);
       EXPECT_EQ(r.status, 400) << method << " " << target << ": " << r.raw;
       EXPECT_EQ(r.body["error"]["code"], "bad_request") << method << " " << target << ": " << r.raw;
-      EXPECT_EQ(r.body["error"]["message"], "the body nests deeper than 32 levels") << method << " " << target;
+      EXPECT_EQ(r.body["error"]["message"], "the body nests deeper than 32 levels")
+          << method << " " << target;
     }
     // The routes without a token ignore any body; they still answer, and the daemon is alive.
     for (const char* target : {"/v1/health", "/metrics", "/status"}) {
@@ -81,14 +83,16 @@ TEST_F(DeepJsonTest, ThirtyTwoLevelsReachTheRouteThirtyThreeDoNot) {
     for (bool objects : {false, true}) {
       // The body object is level 1; "x" holds 31 more levels (32) or 32 more (33).
       auto at_limit = agent_->Call(method, target, "{\"x\":" + NestedJson(31, objects) + "}");
-      EXPECT_EQ(at_limit.raw.find("nests deeper"), std::string::npos) << method << " " << target << ": " << at_limit.raw;
+      EXPECT_EQ(at_limit.raw.find("nests deeper"), std::string::npos)
+          << method << " " << target << ": " << at_limit.raw;
       auto over = agent_->Call(method, target, "{\"x\":" + NestedJson(32, objects) + "}");
       EXPECT_EQ(over.status, 400) << method << " " << target << ": " << over.raw;
       EXPECT_EQ(over.body["error"]["message"], "the body nests deeper than 32 levels") << over.raw;
     }
   }
   // Brackets inside a string are text, not nesting.
-  auto in_string = agent_->Call("POST", "/v1/identify", json{{"code", std::string(1000, '[')}}.dump());
+  auto in_string =
+      agent_->Call("POST", "/v1/identify", json{{"code", std::string(1000, '[')}}.dump());
   EXPECT_EQ(in_string.status, 422) << in_string.raw;
 }
 

@@ -84,7 +84,8 @@ TEST_F(AgentFilesTest, KeysAndTokensOthersCanReadStopCheckConfigAndStart) {
   for (const std::string& args : {check, start}) {
     ProcessRun r = RunLoyaltyd(dir_, args);
     EXPECT_NE(r.exit, 0) << args;
-    EXPECT_NE(r.err.find(agent_->config_path() + ": hq.key_file: " + key + ": has mode 0644"), std::string::npos)
+    EXPECT_NE(r.err.find(agent_->config_path() + ": hq.key_file: " + key + ": has mode 0644"),
+              std::string::npos)
         << r.err;
   }
   ASSERT_EQ(::chmod(key.c_str(), 0640),
@@ -97,7 +98,8 @@ TEST_F(AgentFilesTest, KeysAndTokensOthersCanReadStopCheckConfigAndStart) {
   ASSERT_EQ(::symlink((dir_ / "real.key").c_str(), key.c_str()), 0);
   ProcessRun link = RunLoyaltyd(dir_, check);
   EXPECT_NE(link.exit, 0);
-  EXPECT_NE(link.err.find("hq.key_file: " + key + ": is a symbolic link"), std::string::npos) << link.err;
+  EXPECT_NE(link.err.find("hq.key_file: " + key + ": is a symbolic link"), std::string::npos)
+      << link.err;
   std::filesystem::remove(key);
   std::filesystem::rename(dir_ / "real.key", key);
   ASSERT_EQ(RunLoyaltyd(dir_, check).exit, 0);
@@ -108,7 +110,8 @@ TEST_F(AgentFilesTest, KeysAndTokensOthersCanReadStopCheckConfigAndStart) {
     for (const std::string& args : {check, start}) {
       ProcessRun r = RunLoyaltyd(dir_, args);
       EXPECT_NE(r.exit, 0) << args;
-      EXPECT_NE(r.err.find(agent_->config_path() + ": api.token_file: " + token + ": has mode"), std::string::npos)
+      EXPECT_NE(r.err.find(agent_->config_path() + ": api.token_file: " + token + ": has mode"),
+                std::string::npos)
           << r.err;
     }
   }
@@ -125,9 +128,12 @@ TEST_F(AgentFilesTest, TheLedgerAndItsWalAndShmAreCreatedWithoutWorldAccess) {
   ::umask(old_umask);
   auto id = agent_->Post("/v1/identify", {{"code", MintCode(kDynamicMember)}});
   ASSERT_EQ(id.status, 200) << id.raw;
-  json req{{"checkout_id", "co-files"},
-           {"identification_id", id.body["identification"]["id"]},
-           {"lines", json::array({{{"sku", "A"}, {"qty", 1}, {"unit_price_cents", 1990}, {"category", "grocery"}}})}};
+  json req{
+      {"checkout_id", "co-files"},
+      {"identification_id", id.body["identification"]["id"]},
+      {"lines",
+       json::array(
+           {{{"sku", "A"}, {"qty", 1}, {"unit_price_cents", 1990}, {"category", "grocery"}}})}};
   auto quote = agent_->Post("/v1/checkouts/quote", req);
   ASSERT_EQ(quote.status, 200) << quote.raw;
   req["rules_version"] = quote.body["rules_version"];

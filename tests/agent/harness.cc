@@ -18,7 +18,8 @@ namespace loyalty::testing {
 std::string MintCode(uint64_t member_id, std::optional<int64_t> code_time) {
   std::string hq_seed = *HexDecode(kHqSeedHex);
   std::string dev_seed = *HexDecode(kDeviceSeedHex);
-  std::string cert = codes::MakeCertificate(hq_seed, 1, member_id, codes::Ed25519PublicFromSeed(dev_seed), 1893456000);
+  std::string cert = codes::MakeCertificate(hq_seed, 1, member_id,
+                                            codes::Ed25519PublicFromSeed(dev_seed), 1893456000);
   int64_t t = code_time ? *code_time : static_cast<int64_t>(::time(nullptr));
   // A phone never shows the same code twice: two codes minted within one second (or for
   // "now" and "now - 1" across a second boundary) get different times, the newest free one.
@@ -32,7 +33,8 @@ std::string MintCode(uint64_t member_id, std::optional<int64_t> code_time) {
   return codes::MakeDynamicCode(cert, dev_seed, static_cast<uint32_t>(t));
 }
 
-AgentProcess::AgentProcess(std::filesystem::path dir, std::string extra_toml, std::string rules_toml)
+AgentProcess::AgentProcess(std::filesystem::path dir, std::string extra_toml,
+                           std::string rules_toml)
     : dir_(std::move(dir)) {
   token_ = HexEncode(RandomBytes(16));
   port_ = FreePort();
@@ -61,7 +63,8 @@ void AgentProcess::WriteConfig(const std::string& extra_toml, const std::string&
 
 void AgentProcess::Start() {
   std::vector<std::string> argv = wrapper_;
-  argv.insert(argv.end(), {std::string(LOYALTY_BINARY_DIR) + "/agent/loyaltyd", "--config", config_path()});
+  argv.insert(argv.end(),
+              {std::string(LOYALTY_BINARY_DIR) + "/agent/loyaltyd", "--config", config_path()});
   pid_ = Spawn(argv, log_path(), env_);
   client_ = std::make_unique<http::Client>("127.0.0.1", port_);
   auto healthy = [this] {
@@ -101,8 +104,8 @@ HttpReply CallWith(http::Client& client, const std::string& token, const std::st
   return ToHttpReply(client.Request(method, target, body, headers, 10000));
 }
 
-HttpReply AgentProcess::Call(const std::string& method, const std::string& target, const std::string& body,
-                             bool auth) {
+HttpReply AgentProcess::Call(const std::string& method, const std::string& target,
+                             const std::string& body, bool auth) {
   if (!client_) client_ = std::make_unique<http::Client>("127.0.0.1", port_);
   return CallWith(*client_, token_, method, target, body, auth);
 }
@@ -115,8 +118,8 @@ std::unique_ptr<ledger::Ledger> AgentProcess::OpenLedger(ledger::Ledger::Mode mo
   return l.ok() ? std::move(*l) : nullptr;
 }
 
-void SeedMember(ledger::Ledger& l, uint64_t member_id, const std::string& tier, int64_t points, int64_t snapshot_at_s,
-                int birthday_month) {
+void SeedMember(ledger::Ledger& l, uint64_t member_id, const std::string& tier, int64_t points,
+                int64_t snapshot_at_s, int birthday_month) {
   ASSERT_TRUE(l.Begin().ok());
   ledger::MemberRow m;
   m.member_id = member_id;

@@ -25,9 +25,11 @@
 
 namespace loyalty::testing {
 
-inline constexpr char kHqSeedHex[] = "0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20";
+inline constexpr char kHqSeedHex[] =
+    "0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20";
 inline constexpr char kHqPublicB64[] = "ebVWLo_mVPlAeLES6KmLp5AfhTrmlb7X4OORC60ElmQ";
-inline constexpr char kDeviceSeedHex[] = "65666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f8081828384";
+inline constexpr char kDeviceSeedHex[] =
+    "65666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f8081828384";
 
 // A fresh dynamic code for member_id at code_time (default: now).
 std::string MintCode(uint64_t member_id, std::optional<int64_t> code_time = std::nullopt);
@@ -40,23 +42,26 @@ class AgentProcess {
  public:
   // dir: a fresh folder for config, token, ledger and logs. extra_toml is appended to the
   // config; rules_toml, when non-empty, becomes the rules file.
-  explicit AgentProcess(std::filesystem::path dir, std::string extra_toml = "", std::string rules_toml = "");
+  explicit AgentProcess(std::filesystem::path dir, std::string extra_toml = "",
+                        std::string rules_toml = "");
   ~AgentProcess();
 
-  void Start();               // fails the test if the daemon does not come up in 10 s
+  void Start();  // fails the test if the daemon does not come up in 10 s
   // Runs the daemon under a wrapper command (e.g. umockdev-run … --), with extra
   // environment variables.
   void set_wrapper(std::vector<std::string> argv, std::vector<std::string> env = {}) {
     wrapper_ = std::move(argv);
     env_ = std::move(env);
   }
-  int Stop();                 // SIGTERM; returns the exit status
-  void Kill();                // SIGKILL, no waiting for anything but the reap
+  int Stop();   // SIGTERM; returns the exit status
+  void Kill();  // SIGKILL, no waiting for anything but the reap
   bool running() const { return pid_ > 0; }
 
   HttpReply Call(const std::string& method, const std::string& target, const std::string& body = "",
                  bool auth = true);
-  HttpReply Post(const std::string& target, const nlohmann::json& body) { return Call("POST", target, body.dump()); }
+  HttpReply Post(const std::string& target, const nlohmann::json& body) {
+    return Call("POST", target, body.dump());
+  }
   HttpReply Get(const std::string& target) { return Call("GET", target); }
 
   const std::filesystem::path& dir() const { return dir_; }
@@ -68,7 +73,8 @@ class AgentProcess {
   std::string ReadLog() const;
 
   // Opens the ledger file directly (the daemon must not be running for writes).
-  std::unique_ptr<ledger::Ledger> OpenLedger(ledger::Ledger::Mode mode = ledger::Ledger::Mode::kWriter);
+  std::unique_ptr<ledger::Ledger> OpenLedger(
+      ledger::Ledger::Mode mode = ledger::Ledger::Mode::kWriter);
 
  private:
   void WriteConfig(const std::string& extra_toml, const std::string& rules_toml);
@@ -82,7 +88,7 @@ class AgentProcess {
 };
 
 // Seeds a member as an HQ snapshot would: masked name/phone, tier, a lot, a fresh snapshot.
-void SeedMember(ledger::Ledger& l, uint64_t member_id, const std::string& tier, int64_t points, int64_t snapshot_at_s,
-                int birthday_month = 0);
+void SeedMember(ledger::Ledger& l, uint64_t member_id, const std::string& tier, int64_t points,
+                int64_t snapshot_at_s, int birthday_month = 0);
 
 }  // namespace loyalty::testing

@@ -27,7 +27,7 @@ TEST(Metrics, SecondsWithoutFloatingPoint) {
 TEST(Metrics, HistogramIsCumulative) {
   LatencyHistogram h;
   h.Observe(50);
-  h.Observe(100);   // on the bound: counted in le=0.0001
+  h.Observe(100);  // on the bound: counted in le=0.0001
   h.Observe(101);
   h.Observe(5000000);  // beyond every bound: only +Inf
   auto s = h.Read();
@@ -70,12 +70,16 @@ TEST(Metrics, ExpositionParsesWithPrometheusClient) {
       "import sys\n"
       "from prometheus_client.parser import text_string_to_metric_families\n"
       "fams = {f.name: f for f in text_string_to_metric_families(open(sys.argv[1]).read())}\n"
-      "s = {(x.name, tuple(sorted(x.labels.items()))): x.value for f in fams.values() for x in f.samples}\n"
+      "s = {(x.name, tuple(sorted(x.labels.items()))): x.value for f in fams.values() for x in "
+      "f.samples}\n"
       "print(fams['loyalty_scans'].type, s[('loyalty_scans_total', (('result','member'),))])\n"
       "print(fams['loyalty_api_request_duration_seconds'].type)\n"
-      "print(s[('loyalty_api_request_duration_seconds_count', (('route','POST /v1/checkouts/commit'),))])\n"
-      "print(s[('loyalty_scanner_connected', (('scanner','lane\"2'),))], s[('loyalty_clock_trusted', ())])\n"
-      "print(s[('loyalty_points_earned_total', ())], s[('loyalty_sync_last_success_timestamp_seconds', ())])\n";
+      "print(s[('loyalty_api_request_duration_seconds_count', (('route','POST "
+      "/v1/checkouts/commit'),))])\n"
+      "print(s[('loyalty_scanner_connected', (('scanner','lane\"2'),))], "
+      "s[('loyalty_clock_trusted', ())])\n"
+      "print(s[('loyalty_points_earned_total', ())], "
+      "s[('loyalty_sync_last_success_timestamp_seconds', ())])\n";
   std::ofstream(path + ".py") << script;
   std::string out = ShellOutput("/usr/bin/python3 " + path + ".py " + path + " 2>&1");
   ::unlink(path.c_str());
@@ -134,7 +138,8 @@ TEST(EventCatalogue, DocsListEveryEventAndNothingElse) {
   ss << f.rdbuf();
   std::string doc = ss.str();
   for (const auto& e : kEventCatalogue) {
-    EXPECT_NE(doc.find("| `" + std::string(e.name) + "` | " + std::string(e.level) + " |"), std::string::npos)
+    EXPECT_NE(doc.find("| `" + std::string(e.name) + "` | " + std::string(e.level) + " |"),
+              std::string::npos)
         << e.name << " is not in the catalogue table of docs/operations.md";
   }
   // Every event row of the table is in the code's catalogue.

@@ -34,7 +34,9 @@ bool WaitFor(const std::function<bool()>& f, int ms = 10000) {
 
 class ScansTest : public ::testing::Test {
  protected:
-  void SetUp() override { dir_ = FreshDir(::testing::UnitTest::GetInstance()->current_test_info()->name()); }
+  void SetUp() override {
+    dir_ = FreshDir(::testing::UnitTest::GetInstance()->current_test_info()->name());
+  }
   void TearDown() override {
     agent_.reset();
     if (socat_ > 0) {
@@ -57,9 +59,11 @@ class ScansTest : public ::testing::Test {
     ASSERT_EQ(s["result"], "member") << s.dump();
     EXPECT_EQ(s["member"]["member_id"], std::to_string(kMember));
     EXPECT_FALSE(s.contains("text"));  // the text of a member code never goes to the POS
-    json lines = json::array({{{"sku", "A"}, {"qty", 1}, {"unit_price_cents", 10000}, {"category", "grocery"}}});
-    auto c = agent_->Post("/v1/checkouts/commit",
-                          {{"checkout_id", "scan-" + scanner_id}, {"identification_id", s["identification"]["id"]}, {"lines", lines}});
+    json lines = json::array(
+        {{{"sku", "A"}, {"qty", 1}, {"unit_price_cents", 10000}, {"category", "grocery"}}});
+    auto c = agent_->Post("/v1/checkouts/commit", {{"checkout_id", "scan-" + scanner_id},
+                                                   {"identification_id", s["identification"]["id"]},
+                                                   {"lines", lines}});
     ASSERT_EQ(c.status, 200) << c.raw;
     EXPECT_EQ(c.body["points_to_earn"], 100);
     auto health = agent_->Get("/v1/health");
@@ -76,7 +80,8 @@ class ScansTest : public ::testing::Test {
 };
 
 TEST_F(ScansTest, Fifo) {
-  agent_ = std::make_unique<AgentProcess>(dir_, "\n[[scanners]]\nid = \"lane1\"\nkind = \"fifo\"\npath = \"scan.fifo\"\n");
+  agent_ = std::make_unique<AgentProcess>(
+      dir_, "\n[[scanners]]\nid = \"lane1\"\nkind = \"fifo\"\npath = \"scan.fifo\"\n");
   agent_->Start();
   std::string fifo = (dir_ / "scan.fifo").string();
   ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(fifo); }));
@@ -93,14 +98,18 @@ TEST_F(ScansTest, Fifo) {
   // A product barcode: not_a_member_code, with its text (GS separators kept).
   {
     int fd = ::open(fifo.c_str(), O_WRONLY);
-    std::string line = "0104012345678901\x1d" "10ABC\n";
+    std::string line =
+        "0104012345678901\x1d"
+        "10ABC\n";
     ::write(fd, line.data(), line.size());
     ::close(fd);
   }
   auto r = agent_->Get("/v1/scans?after=1&wait_ms=10000");
   ASSERT_EQ(r.body["scans"].size(), 1u) << r.raw;
   EXPECT_EQ(r.body["scans"][0]["result"], "not_a_member_code");
-  EXPECT_EQ(r.body["scans"][0]["text"], "0104012345678901\x1d" "10ABC");
+  EXPECT_EQ(r.body["scans"][0]["text"],
+            "0104012345678901\x1d"
+            "10ABC");
   // A replayed code (the one already committed) and garbage: rejected, the lane goes on.
   {
     int fd = ::open(fifo.c_str(), O_WRONLY);
@@ -134,11 +143,15 @@ TEST_F(ScansTest, SerialOverAPseudoTerminal) {
     ::execlp("socat", "socat", pa.c_str(), pb.c_str(), static_cast<char*>(nullptr));
     ::_exit(127);
   }
-  ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(a) && std::filesystem::exists(b); })) << "socat did not start";
-  agent_ = std::make_unique<AgentProcess>(
-      dir_, "\n[[scanners]]\nid = \"counter\"\nkind = \"serial\"\npath = \"ttyA\"\nbaud = 9600\nterminator = \"CRLF\"\n");
+  ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(a) && std::filesystem::exists(b); }))
+      << "socat did not start";
+  agent_ =
+      std::make_unique<AgentProcess>(dir_,
+                                     "\n[[scanners]]\nid = \"counter\"\nkind = \"serial\"\npath = "
+                                     "\"ttyA\"\nbaud = 9600\nterminator = \"CRLF\"\n");
   agent_->Start();
-  ASSERT_TRUE(WaitFor([&] { return agent_->Get("/v1/health").body["scanners"][0]["state"] == "connected"; }));
+  ASSERT_TRUE(WaitFor(
+      [&] { return agent_->Get("/v1/health").body["scanners"][0]["state"] == "connected"; }));
   int fd = ::open(b.c_str(), O_WRONLY | O_NOCTTY);
   ASSERT_GE(fd, 0);
   std::string line = MintCode(kMember) + "\r\n";
@@ -150,13 +163,17 @@ TEST_F(ScansTest, SerialOverAPseudoTerminal) {
 TEST_F(ScansTest, ImageDirectory) {
   if (!drivers::testing::HaveQrencode()) GTEST_SKIP() << "qrencode is not installed";
   std::filesystem::create_directories(dir_ / "frames");
-  agent_ = std::make_unique<AgentProcess>(dir_, "\n[[scanners]]\nid = \"cam\"\nkind = \"image\"\ndirectory = \"frames\"\n");
+  agent_ = std::make_unique<AgentProcess>(
+      dir_, "\n[[scanners]]\nid = \"cam\"\nkind = \"image\"\ndirectory = \"frames\"\n");
   agent_->Start();
   std::string tmp = (dir_ / "frame.png").string();
   ASSERT_TRUE(drivers::testing::Qrencode(MintCode(kMember), tmp));
-  std::filesystem::rename(tmp, dir_ / "frames" / "frame.png");  // renamed in, as a camera service would
+  std::filesystem::rename(tmp,
+                          dir_ / "frames" / "frame.png");  // renamed in, as a camera service would
   ExpectMemberScanAndCommit("cam");
-  EXPECT_TRUE(WaitFor([&] { return !std::filesystem::exists(dir_ / "frames" / "frame.png"); }));  // processed: deleted
+  EXPECT_TRUE(WaitFor([&] {
+    return !std::filesystem::exists(dir_ / "frames" / "frame.png");
+  }));  // processed: deleted
 }
 
 // operations.md: a fifo deleted and created again under the agent (a restarted feeder) is
@@ -174,7 +191,8 @@ TEST_F(ScansTest, AFifoReplacedUnderTheAgentIsReadAgain) {
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0660), 0);
   ASSERT_TRUE(WaitFor([&] { return state() == "connected"; })) << agent_->ReadLog();
   int fd = -1;
-  ASSERT_TRUE(WaitFor([&] { return (fd = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC)) >= 0; }));
+  ASSERT_TRUE(
+      WaitFor([&] { return (fd = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC)) >= 0; }));
   std::thread writer([fd] {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     std::string line = MintCode(kMember) + "\n";
@@ -192,14 +210,17 @@ TEST_F(ScansTest, AFifoReplacedUnderTheAgentIsReadAgain) {
 TEST_F(ScansTest, ADecompressionBombImageIsRefusedAndLogged) {
   if (!drivers::testing::HaveQrencode()) GTEST_SKIP() << "qrencode is not installed";
   std::filesystem::create_directories(dir_ / "frames");
-  agent_ = std::make_unique<AgentProcess>(dir_,
-                                          "\n[[scanners]]\nid = \"cam\"\nkind = \"image\"\ndirectory = "
-                                          "\"frames\"\n");
+  agent_ =
+      std::make_unique<AgentProcess>(dir_,
+                                     "\n[[scanners]]\nid = \"cam\"\nkind = \"image\"\ndirectory = "
+                                     "\"frames\"\n");
   agent_->Start();
-  drivers::testing::WriteBytes((dir_ / "bomb.tmp").string(),
-                               drivers::testing::MakePng(drivers::testing::Spec(4000, 4000, 16, 6)));
+  drivers::testing::WriteBytes(
+      (dir_ / "bomb.tmp").string(),
+      drivers::testing::MakePng(drivers::testing::Spec(4000, 4000, 16, 6)));
   std::filesystem::rename(dir_ / "bomb.tmp", dir_ / "frames" / "bomb.png");
-  ASSERT_TRUE(WaitFor([&] { return agent_->ReadLog().find("scanner_image_refused") != std::string::npos; }));
+  ASSERT_TRUE(WaitFor(
+      [&] { return agent_->ReadLog().find("scanner_image_refused") != std::string::npos; }));
   const std::string log = agent_->ReadLog();
   EXPECT_NE(log.find("\"decoded_bytes\":128000000"), std::string::npos) << log;
   EXPECT_TRUE(WaitFor([&] { return !std::filesystem::exists(dir_ / "frames" / "bomb.png"); }));
@@ -214,15 +235,18 @@ class UsbScansTest : public ScansTest {
  protected:
   static constexpr char kKeyboardSysfs[] = "/sys/devices/pci0000:00/0000:00:14.0/usb1/1-2";
   static constexpr char kPosSysfs[] = "/sys/devices/pci0000:00/0000:00:14.0/usb1/1-3";
-  void StartUnderUmockdev(const std::string& device, const char* sysfs, const drivers::testing::UsbmonPcap& pcap,
+  void StartUnderUmockdev(const std::string& device, const char* sysfs,
+                          const drivers::testing::UsbmonPcap& pcap,
                           const std::string& scanner_toml) {
-    if (std::system("command -v umockdev-run >/dev/null 2>&1") != 0) GTEST_SKIP() << "umockdev-run is not installed";
+    if (std::system("command -v umockdev-run >/dev/null 2>&1") != 0)
+      GTEST_SKIP() << "umockdev-run is not installed";
     std::string pcap_path = (dir_ / "scanner.pcap").string();
     ASSERT_TRUE(pcap.Save(pcap_path));
     agent_ = std::make_unique<AgentProcess>(dir_, scanner_toml);
-    agent_->set_wrapper({"umockdev-run", "-d", std::string(LOYALTY_DRIVERS_TEST_DATA) + "/" + device, "-p",
-                         std::string(sysfs) + "=" + pcap_path, "--"},
-                        {"ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=0"});
+    agent_->set_wrapper(
+        {"umockdev-run", "-d", std::string(LOYALTY_DRIVERS_TEST_DATA) + "/" + device, "-p",
+         std::string(sysfs) + "=" + pcap_path, "--"},
+        {"ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=0"});
     agent_->Start();
   }
 };
@@ -233,9 +257,11 @@ TEST_F(UsbScansTest, KeyboardWedge) {
   drivers::testing::UsbmonPcap pcap(1, 5);
   pcap.ControlOut(kSetProtocolBoot);
   pcap.ControlOut(kSetIdle);
-  for (const auto& r : drivers::testing::TypeReports(MintCode(kMember))) pcap.InterruptIn(0x81, 8, r);
+  for (const auto& r : drivers::testing::TypeReports(MintCode(kMember)))
+    pcap.InterruptIn(0x81, 8, r);
   StartUnderUmockdev("keyboard-scanner.umockdev", kKeyboardSysfs, pcap,
-                     "\n[[scanners]]\nid = \"wedge\"\nkind = \"usb-hid-keyboard\"\nvendor_id = 0x05e0\nproduct_id = 0x1200\n");
+                     "\n[[scanners]]\nid = \"wedge\"\nkind = \"usb-hid-keyboard\"\nvendor_id = "
+                     "0x05e0\nproduct_id = 0x1200\n");
   if (IsSkipped()) return;
   ExpectMemberScanAndCommit("wedge");
 }
@@ -244,9 +270,11 @@ TEST_F(UsbScansTest, HidPos) {
   static constexpr uint8_t kSetIdle[8] = {0x21, 0x0a, 0, 0, 0, 0, 0, 0};
   drivers::testing::UsbmonPcap pcap(1, 6);
   pcap.ControlOut(kSetIdle);
-  for (const auto& r : drivers::testing::HidPosReports(MintCode(kMember), "]Q1")) pcap.InterruptIn(0x81, 64, r);
+  for (const auto& r : drivers::testing::HidPosReports(MintCode(kMember), "]Q1"))
+    pcap.InterruptIn(0x81, 64, r);
   StartUnderUmockdev("hidpos-scanner.umockdev", kPosSysfs, pcap,
-                     "\n[[scanners]]\nid = \"pos\"\nkind = \"usb-hid-pos\"\nvendor_id = 0x05e0\nproduct_id = 0x1300\n");
+                     "\n[[scanners]]\nid = \"pos\"\nkind = \"usb-hid-pos\"\nvendor_id = "
+                     "0x05e0\nproduct_id = 0x1300\n");
   if (IsSkipped()) return;
   ExpectMemberScanAndCommit("pos");
   auto r = agent_->Get("/v1/scans?after=0&wait_ms=0");

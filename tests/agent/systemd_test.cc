@@ -7,9 +7,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <signal.h>
 #include <chrono>
 #include <fstream>
-#include <signal.h>
 #include <thread>
 
 #include "harness.h"
@@ -64,7 +64,8 @@ TEST(SystemdTest, ReadyWatchdogAndStoppingOverNotifySocket) {
   AgentProcess a(dir);
   a.set_wrapper({}, {"NOTIFY_SOCKET=" + (dir / "notify.sock").string(), "WATCHDOG_USEC=400000"});
   a.Start();
-  sock.Collect(5000, [&](auto&) { return sock.Count("READY=1") >= 1 && sock.Count("WATCHDOG=1") >= 3; });
+  sock.Collect(5000,
+               [&](auto&) { return sock.Count("READY=1") >= 1 && sock.Count("WATCHDOG=1") >= 3; });
   EXPECT_EQ(sock.Count("READY=1"), 1u);
   EXPECT_GE(sock.Count("WATCHDOG=1"), 3u);  // every 200 ms
   ASSERT_FALSE(sock.msgs().empty());
@@ -86,13 +87,15 @@ TEST(SystemdTest, AnOlderLedgerIsMigratedUnderAnExtendedStartTimeout) {
     auto db = sqlite::Db::Open(a.db_path(), false);
     ASSERT_TRUE(db.ok());
     for (int v = 0; v < 3; ++v) ASSERT_TRUE((*db)->Exec(ledger::MigrationSql(v)).ok()) << v;
-    ASSERT_TRUE((*db)->Exec("PRAGMA user_version=3; INSERT INTO meta VALUES ('terminal_id', 'T01');").ok());
+    ASSERT_TRUE(
+        (*db)->Exec("PRAGMA user_version=3; INSERT INTO meta VALUES ('terminal_id', 'T01');").ok());
   }
   a.set_wrapper({}, {"NOTIFY_SOCKET=" + (dir / "notify.sock").string()});
   a.Start();
   sock.Collect(5000, [&](auto&) { return sock.Count("READY=1") >= 1; });
   ASSERT_GE(sock.msgs().size(), 2u);
-  EXPECT_NE(sock.msgs().front().find("EXTEND_TIMEOUT_USEC="), std::string::npos) << sock.msgs().front();
+  EXPECT_NE(sock.msgs().front().find("EXTEND_TIMEOUT_USEC="), std::string::npos)
+      << sock.msgs().front();
   EXPECT_EQ(sock.Count("READY=1"), 1u);
   std::string log = a.ReadLog();
   EXPECT_NE(log.find("\"event\":\"ledger_migrating\""), std::string::npos) << log;

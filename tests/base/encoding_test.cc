@@ -46,13 +46,14 @@ TEST(Hex, RoundTrip) {
 TEST(Utf8, Validates) {
   EXPECT_TRUE(IsValidUtf8("普通会员"));
   EXPECT_FALSE(IsValidUtf8("\xff"));
-  EXPECT_FALSE(IsValidUtf8("\xc0\x80"));  // overlong
+  EXPECT_FALSE(IsValidUtf8("\xc0\x80"));      // overlong
   EXPECT_FALSE(IsValidUtf8("\xed\xa0\x80"));  // surrogate
-  EXPECT_FALSE(IsValidUtf8("\xe6\x99"));  // truncated
+  EXPECT_FALSE(IsValidUtf8("\xe6\x99"));      // truncated
 }
 
 TEST(Sha256, KnownVector) {
-  EXPECT_EQ(DigestHex(Sha256("abc")), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(DigestHex(Sha256("abc")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   Sha256Hasher h;
   h.Update("a");
   h.Update("bc");
@@ -86,16 +87,28 @@ TEST(Rfc3339, FormatAndParse) {
 // leap years, century rules and every field's carry.
 TEST(Rfc3339, FormatAgreesWithTheCLibraryAcrossCenturies) {
   std::mt19937_64 rng(7);
-  std::vector<int64_t> cases = {0, 59, 60, 3599, 86399, 86400, 951782400 /* 2000-02-29 */, 4107542399 /* 2100-02-28T23:59:59 */,
-                                 4107542400, 253402300799 /* 9999-12-31T23:59:59 */, -1, -86400, -62135596800 /* 0001-01-01 */};
-  for (int i = 0; i < 20000; ++i) cases.push_back(static_cast<int64_t>(rng() % 253402300800ULL) - 62135596800LL);
+  std::vector<int64_t> cases = {0,
+                                59,
+                                60,
+                                3599,
+                                86399,
+                                86400,
+                                951782400 /* 2000-02-29 */,
+                                4107542399 /* 2100-02-28T23:59:59 */,
+                                4107542400,
+                                253402300799 /* 9999-12-31T23:59:59 */,
+                                -1,
+                                -86400,
+                                -62135596800 /* 0001-01-01 */};
+  for (int i = 0; i < 20000; ++i)
+    cases.push_back(static_cast<int64_t>(rng() % 253402300800ULL) - 62135596800LL);
   for (int64_t t : cases) {
     time_t tt = static_cast<time_t>(t);
     std::tm tm{};
     ASSERT_NE(gmtime_r(&tt, &tm), nullptr);
     char want[40];
-    std::snprintf(want, sizeof want, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                  tm.tm_hour, tm.tm_min, tm.tm_sec);
+    std::snprintf(want, sizeof want, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900,
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
     ASSERT_EQ(FormatRfc3339(t), want) << t;
     ASSERT_EQ(ParseRfc3339(want), t) << want;
   }

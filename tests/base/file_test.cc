@@ -37,7 +37,8 @@ TEST_F(FileTest, ALargeFileUnderTheCapIsReadWhole) {
   auto r = ReadFileCapped(Write("large", content, 0644), content.size());
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(*r, content);
-  EXPECT_EQ(ReadFileCapped(dir_ + "/large", content.size() - 1).status().code(), ErrorCode::kFileTooLarge);
+  EXPECT_EQ(ReadFileCapped(dir_ + "/large", content.size() - 1).status().code(),
+            ErrorCode::kFileTooLarge);
 }
 
 TEST_F(FileTest, AnEmptyFileIsReadAsEmpty) {

@@ -35,11 +35,13 @@ std::string Int(const json& v, int64_t lo = kI64Min, int64_t hi = kI64Max) {
 }
 
 std::string Uint(const json& v, uint64_t lo = 0, uint64_t hi = kU64Max) {
-  return Read<uint64_t>(v, [&](const JsonReader& r, uint64_t* x) { return r.Uint("f", x, lo, hi); });
+  return Read<uint64_t>(v,
+                        [&](const JsonReader& r, uint64_t* x) { return r.Uint("f", x, lo, hi); });
 }
 
 std::string Str(const json& v, size_t min_bytes, size_t max_bytes) {
-  return Read<std::string>(v, [&](const JsonReader& r, std::string* x) { return r.Str("f", x, min_bytes, max_bytes); });
+  return Read<std::string>(
+      v, [&](const JsonReader& r, std::string* x) { return r.Str("f", x, min_bytes, max_bytes); });
 }
 
 TEST(JsonReader, IntegersWithinTheirRange) {
@@ -50,7 +52,8 @@ TEST(JsonReader, IntegersWithinTheirRange) {
   EXPECT_EQ(Int(-5, 1, 10000), "f must be 1..10000, got -5");
   EXPECT_EQ(Int(kI64Min), "ok");
   EXPECT_EQ(Int(kI64Max), "ok");
-  EXPECT_EQ(Int(json(uint64_t{1} << 63)), "f must be a 64-bit signed integer, got 9223372036854775808");
+  EXPECT_EQ(Int(json(uint64_t{1} << 63)),
+            "f must be a 64-bit signed integer, got 9223372036854775808");
   EXPECT_EQ(Int(json(kU64Max), 0, 10), "f must be 0..10, got 18446744073709551615");
   // Only JSON integers: not a float (even a whole one), a numeric string, a boolean or null.
   EXPECT_EQ(Int(1.0), "f must be an integer, got a float (1.0)");
@@ -133,12 +136,14 @@ TEST(JsonReader, MissingNullAndOptional) {
   EXPECT_FALSE(r.Str("n", &out));
   EXPECT_FALSE(r.Require("missing"));
   EXPECT_EQ(r.status().message(),
-            "i must be 0..6, got 7; i must be a string, got an integer; missing is missing; n must be a string, got "
+            "i must be 0..6, got 7; i must be a string, got an integer; missing is missing; n must "
+            "be a string, got "
             "null; missing is missing");
 }
 
 TEST(JsonReader, PathsOfNestedFieldsAndElements) {
-  json doc = json::parse(R"({"lines": [{"qty": 1}, {"qty": 2, "tags": ["a", 3]}], "head": {"seq": "x"}})");
+  json doc =
+      json::parse(R"({"lines": [{"qty": 1}, {"qty": 2, "tags": ["a", 3]}], "head": {"seq": "x"}})");
   {
     JsonReader r(doc, ErrorCode::kBadRequest, ErrorMode::kAll);
     std::vector<int64_t> qty;

@@ -57,7 +57,8 @@ TEST(JsonDepth, ScalarsAreLevelZeroAndEmptyContainersLevelOne) {
 
 TEST(JsonDepth, BracketsInsideStringsDoNotCount) {
   const std::string brackets(1000, '[');
-  const std::string text = "{\"k\":\"" + brackets + "\",\"" + std::string(1000, '{') + "\":" + Nest(31, "array") + "}";
+  const std::string text =
+      "{\"k\":\"" + brackets + "\",\"" + std::string(1000, '{') + "\":" + Nest(31, "array") + "}";
   EXPECT_EQ(JsonDepth(text), 32);
   auto j = ParseJsonObject(text);
   ASSERT_TRUE(j.ok()) << j.status().ToString();
@@ -106,9 +107,10 @@ TEST(JsonDepth, AHundredThousandLevelsAreRefusedWithoutRecursion) {
 }
 
 TEST(ParseJson, RefusesInvalidUtf8EverywhereWithBadRequest) {
-  for (std::string bad : {std::string("{\"k\":\"\xff\"}"), std::string("{\"k\":\"\xc0\xaf\"}"),
-                          std::string("{\"k\":\"\xed\xa0\x80\"}"), std::string("{\"k\":\"\xf4\x90\x80\x80\"}"),
-                          std::string("{\"k\":\"\xe4\xb8\"}"), std::string("{\"\xff\":1}")}) {
+  for (std::string bad :
+       {std::string("{\"k\":\"\xff\"}"), std::string("{\"k\":\"\xc0\xaf\"}"),
+        std::string("{\"k\":\"\xed\xa0\x80\"}"), std::string("{\"k\":\"\xf4\x90\x80\x80\"}"),
+        std::string("{\"k\":\"\xe4\xb8\"}"), std::string("{\"\xff\":1}")}) {
     auto r = ParseJsonObject(bad);
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_EQ(r.status().code(), ErrorCode::kBadRequest);
@@ -120,7 +122,8 @@ TEST(ParseJson, RefusesInvalidUtf8EverywhereWithBadRequest) {
 }
 
 TEST(ParseJson, RefusesWhatIsNotJsonOrNotAnObject) {
-  for (const char* bad : {"", "{", "{\"a\":1,}", "{\"a\":1} x", "[1] [2]", "{/*c*/}", "{'a':1}", "nul"}) {
+  for (const char* bad :
+       {"", "{", "{\"a\":1,}", "{\"a\":1} x", "[1] [2]", "{/*c*/}", "{'a':1}", "nul"}) {
     auto r = ParseJson(bad);
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_EQ(r.status().code(), ErrorCode::kBadRequest);
@@ -176,7 +179,8 @@ TEST(DumpCanonical, StillMatchesDumpAtTheLimit) {
     ASSERT_TRUE(j.ok());
     EXPECT_EQ(DumpCanonical(*j), j->dump()) << kind;
   }
-  json mixed = json::parse(R"({"b":[1,{"c":[],"a":{}},"x",-2,true,null,1.5],"a":{"z":[[]],"y":"\u0001"}})");
+  json mixed =
+      json::parse(R"({"b":[1,{"c":[],"a":{}},"x",-2,true,null,1.5],"a":{"z":[[]],"y":"\u0001"}})");
   EXPECT_EQ(DumpCanonical(mixed), mixed.dump());
   std::string prefix = "x";
   DumpCanonical(mixed, prefix);

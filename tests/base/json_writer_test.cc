@@ -73,12 +73,27 @@ void ExpectSameAsDump(const json& j) {
 // Every string worth checking once, as a value, as a key and inside containers.
 std::vector<std::string> EdgeStrings() {
   std::vector<std::string> s = {
-      "", "a", "plain ascii", "/", "\x7f", "\"", "\\", "\\\"", "\"\"\"", "a\"b\\c",
-      "普通会员",                  // 3-byte UTF-8
-      "😀",                        // 4-byte UTF-8
+      "",
+      "a",
+      "plain ascii",
+      "/",
+      "\x7f",
+      "\"",
+      "\\",
+      "\\\"",
+      "\"\"\"",
+      "a\"b\\c",
+      "普通会员",               // 3-byte UTF-8
+      "😀",                      // 4-byte UTF-8
       "张*·138****5678·€·𝄞·ÿ",  // mixed lengths
-      "\xc2\x80", "\xdf\xbf", "\xe0\xa0\x80", "\xed\x9f\xbf", "\xee\x80\x80", "\xef\xbf\xbf",
-      "\xf0\x90\x80\x80", "\xf4\x8f\xbf\xbf",  // the ends of each UTF-8 length class
+      "\xc2\x80",
+      "\xdf\xbf",
+      "\xe0\xa0\x80",
+      "\xed\x9f\xbf",
+      "\xee\x80\x80",
+      "\xef\xbf\xbf",
+      "\xf0\x90\x80\x80",
+      "\xf4\x8f\xbf\xbf",                                // the ends of each UTF-8 length class
       "SKU-0001-ABCDEFGHIJKLMNOPQRSTUVWXYZ-0123456789",  // longer than a few 8-byte words
   };
   for (int c = 0; c < 0x20; ++c) {
@@ -100,7 +115,8 @@ TEST(JsonWriter, EscapesLikeNlohmann) {
       .String("\"\\/\x7f")
       .String("普通😀")
       .EndArray();
-  EXPECT_EQ(out, "[\"\\b\\t\\n\\f\\r\",\"\\u0000\\u0001\\u000b\\u001f\",\"\\\"\\\\/\x7f\",\"普通😀\"]");
+  EXPECT_EQ(out,
+            "[\"\\b\\t\\n\\f\\r\",\"\\u0000\\u0001\\u000b\\u001f\",\"\\\"\\\\/\x7f\",\"普通😀\"]");
 }
 
 TEST(JsonWriter, EdgeStringsMatchDump) {
@@ -109,15 +125,16 @@ TEST(JsonWriter, EdgeStringsMatchDump) {
     ExpectSameAsDump(json(s));
     ExpectSameAsDump(json::object({{s, s}}));
     ExpectSameAsDump(json::array({s, 1, s}));
-    ExpectSameAsDump(json::object({{"a", s}, {s, json::array({s})}, {"z", json::object({{s, nullptr}})}}));
+    ExpectSameAsDump(
+        json::object({{"a", s}, {s, json::array({s})}, {"z", json::object({{s, nullptr}})}}));
   }
 }
 
 TEST(JsonWriter, SpecialByteAtEveryPositionOfEveryLength) {
   // The plain-byte scan works 8 bytes at a time: a byte to escape (or a UTF-8 sequence) must be
   // found wherever it falls in or across the words.
-  const std::vector<std::string> specials = {"\"", "\\", std::string(1, '\0'), "\x1f", "\n",
-                                             "\x7f", "é", "普", "😀"};
+  const std::vector<std::string> specials = {
+      "\"", "\\", std::string(1, '\0'), "\x1f", "\n", "\x7f", "é", "普", "😀"};
   for (size_t len = 0; len <= 40; ++len) {
     for (size_t pos = 0; pos <= len; ++pos) {
       for (const auto& sp : specials) {
@@ -146,7 +163,10 @@ TEST(JsonWriter, ScalarsAndEmptyContainersMatchDump) {
       uint64_t{1} << 63,
       json::array({json::array(), json::object(), json::array({json::object()})}),
       json::object({{"a", json::object()}, {"b", json::array()}, {"c", nullptr}}),
-      json::object({{"t", true}, {"f", false}, {"n", nullptr}, {"min", std::numeric_limits<int64_t>::min()},
+      json::object({{"t", true},
+                    {"f", false},
+                    {"n", nullptr},
+                    {"min", std::numeric_limits<int64_t>::min()},
                     {"max", std::numeric_limits<uint64_t>::max()}}),
       json::parse(R"({"z":1,"a":{"y":[1,2,{"b":null,"a":true}],"x":"s"},"m":[]})"),
       json::parse(R"({"checkout_id":"c-1","lines":[{"sku":"A","qty":2,"unit_price_cents":1250}]})"),
@@ -176,7 +196,8 @@ TEST(JsonWriter, DeepNestingMatchesDump) {
       comb = json::array({json::array({i}), json::object({{"k", comb}}), json::array()});
       arrays = json::array({arrays, i});
       objects = json::object({{"k", objects}, {"n", i}});
-      mixed = i % 2 ? json::array({i, mixed, "x"}) : json::object({{"a", i}, {"b", mixed}, {"c", json::array()}});
+      mixed = i % 2 ? json::array({i, mixed, "x"})
+                    : json::object({{"a", i}, {"b", mixed}, {"c", json::array()}});
     }
     SCOPED_TRACE(depth);
     ExpectSameAsDump(arrays);
@@ -196,8 +217,8 @@ TEST(JsonWriter, FloatingPointFallsBackToDump) {
       0.1,
       5e-324,
       std::numeric_limits<double>::max(),
-      std::nan(""),                               // dump() prints null
-      std::numeric_limits<double>::infinity(),    // and null here too
+      std::nan(""),                             // dump() prints null
+      std::numeric_limits<double>::infinity(),  // and null here too
       json::array({1.5, -0.0, 1e300, 2}),
       json::object({{"price", 12.5}, {"qty", 2}, {"ratio", 1.0 / 3.0}}),
       json::parse(R"({"a":[1.0,2.50,-0.0,1E2,123456789012345678901234567890]})"),
@@ -213,21 +234,21 @@ TEST(JsonWriter, FloatingPointFallsBackToDump) {
 TEST(JsonWriter, InvalidUtf8ThrowsWhatDumpThrows) {
   const std::vector<std::string> invalid = {
       "\xff",
-      "\x80",                  // stray continuation
-      "\xc0\x80",              // overlong
-      "\xc1\xbf",              // overlong
-      "\xe0\x80\x80",          // overlong
-      "\xe0\x9f\xbf",          // overlong
-      "\xed\xa0\x80",          // surrogate
-      "\xed\xbf\xbf",          // surrogate
-      "\xf0\x80\x80\x80",      // overlong
-      "\xf0\x8f\xbf\xbf",      // overlong
-      "\xf4\x90\x80\x80",      // above U+10FFFF
+      "\x80",              // stray continuation
+      "\xc0\x80",          // overlong
+      "\xc1\xbf",          // overlong
+      "\xe0\x80\x80",      // overlong
+      "\xe0\x9f\xbf",      // overlong
+      "\xed\xa0\x80",      // surrogate
+      "\xed\xbf\xbf",      // surrogate
+      "\xf0\x80\x80\x80",  // overlong
+      "\xf0\x8f\xbf\xbf",  // overlong
+      "\xf4\x90\x80\x80",  // above U+10FFFF
       "\xf5\x80\x80\x80",
-      "\xe6\x99",              // truncated at the end
-      "\xe6\x99x",             // truncated inside
-      "\xf0\x9f\x98",          // truncated 4-byte
-      "ok so far \xc2",        // truncated after plain text
+      "\xe6\x99",        // truncated at the end
+      "\xe6\x99x",       // truncated inside
+      "\xf0\x9f\x98",    // truncated 4-byte
+      "ok so far \xc2",  // truncated after plain text
       "普通\xff会员",
   };
   for (const auto& bad : invalid) {
@@ -260,8 +281,9 @@ TEST(JsonWriter, RandomByteStringsAgreeWithDumpOnValidity) {
   // sequences of every kind come up; the verdict and the bytes must be dump()'s.
   std::mt19937 rng(20240611);
   std::uniform_int_distribution<int> len_dist(0, 12);
-  const std::vector<std::pair<int, int>> ranges = {{0x00, 0x7f}, {0x80, 0xbf}, {0xc0, 0xdf}, {0xe0, 0xef},
-                                                   {0xf0, 0xff}, {0x8f, 0xa0}, {0x20, 0x7f}};
+  const std::vector<std::pair<int, int>> ranges = {{0x00, 0x7f}, {0x80, 0xbf}, {0xc0, 0xdf},
+                                                   {0xe0, 0xef}, {0xf0, 0xff}, {0x8f, 0xa0},
+                                                   {0x20, 0x7f}};
   std::uniform_int_distribution<size_t> range_dist(0, ranges.size() - 1);
   int valid = 0, invalid = 0;
   for (int n = 0; n < 50000; ++n) {
@@ -307,13 +329,20 @@ class RandomDoc {
   json Make(int depth) {
     int kind = Uniform(depth < 2 ? 7 : 0, depth >= 5 ? 6 : 8);
     switch (kind) {
-      case 0: return nullptr;
-      case 1: return Uniform(0, 1) == 1;
-      case 2: return Int();
-      case 3: return UInt();
-      case 4: return Str();
-      case 5: return Double();
-      case 6: return Str();
+      case 0:
+        return nullptr;
+      case 1:
+        return Uniform(0, 1) == 1;
+      case 2:
+        return Int();
+      case 3:
+        return UInt();
+      case 4:
+        return Str();
+      case 5:
+        return Double();
+      case 6:
+        return Str();
       case 7: {
         json a = json::array();
         for (int i = Uniform(0, 5); i > 0; --i) a.push_back(Make(depth + 1));
@@ -332,36 +361,68 @@ class RandomDoc {
 
   int64_t Int() {
     switch (Uniform(0, 3)) {
-      case 0: return std::numeric_limits<int64_t>::min() + Uniform(0, 2);
-      case 1: return std::numeric_limits<int64_t>::max() - Uniform(0, 2);
-      case 2: return Uniform(-1000, 1000);
-      default: return static_cast<int64_t>(std::uniform_int_distribution<uint64_t>()(rng_));
+      case 0:
+        return std::numeric_limits<int64_t>::min() + Uniform(0, 2);
+      case 1:
+        return std::numeric_limits<int64_t>::max() - Uniform(0, 2);
+      case 2:
+        return Uniform(-1000, 1000);
+      default:
+        return static_cast<int64_t>(std::uniform_int_distribution<uint64_t>()(rng_));
     }
   }
 
   uint64_t UInt() {
     switch (Uniform(0, 2)) {
-      case 0: return std::numeric_limits<uint64_t>::max() - static_cast<uint64_t>(Uniform(0, 2));
-      case 1: return static_cast<uint64_t>(Uniform(0, 100000));
-      default: return std::uniform_int_distribution<uint64_t>()(rng_);
+      case 0:
+        return std::numeric_limits<uint64_t>::max() - static_cast<uint64_t>(Uniform(0, 2));
+      case 1:
+        return static_cast<uint64_t>(Uniform(0, 100000));
+      default:
+        return std::uniform_int_distribution<uint64_t>()(rng_);
     }
   }
 
   double Double() {
     switch (Uniform(0, 3)) {
-      case 0: return -0.0;
-      case 1: return Uniform(-100000, 100000) / 100.0;
-      case 2: return std::ldexp(static_cast<double>(Uniform(1, 1 << 30)), Uniform(-1070, 990));
-      default: return 1.5;
+      case 0:
+        return -0.0;
+      case 1:
+        return Uniform(-100000, 100000) / 100.0;
+      case 2:
+        return std::ldexp(static_cast<double>(Uniform(1, 1 << 30)), Uniform(-1070, 990));
+      default:
+        return 1.5;
     }
   }
 
   std::string Str() {
-    static const std::vector<std::string> pieces = {
-        "a", "sku", "Z", "0", " ", "/", "\"", "\\", "\x7f", "\n", "\t", "\x01", "\x1f", std::string(1, '\0'),
-        "é", "€", "普通", "会员", "😀", "𝄞", "\xf4\x8f\xbf\xbf", "unit_price_cents", "ABCDEFGHIJ"};
+    static const std::vector<std::string> pieces = {"a",
+                                                    "sku",
+                                                    "Z",
+                                                    "0",
+                                                    " ",
+                                                    "/",
+                                                    "\"",
+                                                    "\\",
+                                                    "\x7f",
+                                                    "\n",
+                                                    "\t",
+                                                    "\x01",
+                                                    "\x1f",
+                                                    std::string(1, '\0'),
+                                                    "é",
+                                                    "€",
+                                                    "普通",
+                                                    "会员",
+                                                    "😀",
+                                                    "𝄞",
+                                                    "\xf4\x8f\xbf\xbf",
+                                                    "unit_price_cents",
+                                                    "ABCDEFGHIJ"};
     std::string s;
-    for (int i = Uniform(0, 8); i > 0; --i) s += pieces[static_cast<size_t>(Uniform(0, int(pieces.size()) - 1))];
+    for (int i = Uniform(0, 8); i > 0; --i)
+      s += pieces[static_cast<size_t>(Uniform(0, int(pieces.size()) - 1))];
     return s;
   }
 
@@ -416,11 +477,20 @@ TEST(JsonWriter, AppendsAfterExistingTextAndBuildsACheckoutBody) {
   for (int i = 0; i < 3; ++i) {
     w.BeginObject().Key("qty").Int(i + 1).Key("sku").String("S" + std::to_string(i)).EndObject();
   }
-  w.EndArray().Key("member").Null().Key("offline").Bool(false).Key("points").UInt(18446744073709551615ull).EndObject();
+  w.EndArray()
+      .Key("member")
+      .Null()
+      .Key("offline")
+      .Bool(false)
+      .Key("points")
+      .UInt(18446744073709551615ull)
+      .EndObject();
   EXPECT_EQ(&w.out(), &out);
-  EXPECT_EQ(out,
-            "body=" R"({"checkout_id":"c-1","lines":[{"qty":1,"sku":"S0"},{"qty":2,"sku":"S1"},{"qty":3,"sku":"S2"}],)"
-            R"("member":null,"offline":false,"points":18446744073709551615})");
+  EXPECT_EQ(
+      out,
+      "body="
+      R"({"checkout_id":"c-1","lines":[{"qty":1,"sku":"S0"},{"qty":2,"sku":"S1"},{"qty":3,"sku":"S2"}],)"
+      R"("member":null,"offline":false,"points":18446744073709551615})");
   EXPECT_EQ(out.substr(5), json::parse(out.substr(5)).dump());
 }
 

@@ -60,7 +60,8 @@ TEST_F(SecretFileTest, ASymbolicLinkIsRefusedEvenToAPrivateFile) {
   auto r = ReadSecretFile(link);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), ErrorCode::kSecretFileRefused);
-  EXPECT_EQ(r.status().message().rfind(link + ": is a symbolic link", 0), 0u) << r.status().message();
+  EXPECT_EQ(r.status().message().rfind(link + ": is a symbolic link", 0), 0u)
+      << r.status().message();
   EXPECT_TRUE(ReadSecretFile(target).ok());
 }
 
@@ -77,8 +78,11 @@ TEST_F(SecretFileTest, NotARegularFileMissingAndTooLarge) {
   EXPECT_EQ(m.status().code(), ErrorCode::kNotFound);
   EXPECT_EQ(m.status().message(), dir_ + "/nope: cannot open: No such file or directory");
   // The cap at its edge.
-  EXPECT_TRUE(ReadSecretFile(Write("max", std::string(100, 'a'), 0600), SecretAccess::kOwnerOnly, 100).ok());
-  auto big = ReadSecretFile(Write("big", std::string(101, 'a'), 0600), SecretAccess::kOwnerOnly, 100);
+  EXPECT_TRUE(
+      ReadSecretFile(Write("max", std::string(100, 'a'), 0600), SecretAccess::kOwnerOnly, 100)
+          .ok());
+  auto big =
+      ReadSecretFile(Write("big", std::string(101, 'a'), 0600), SecretAccess::kOwnerOnly, 100);
   EXPECT_EQ(big.status().code(), ErrorCode::kSecretFileRefused);
   EXPECT_EQ(big.status().message(), dir_ + "/big: larger than 100 bytes");
 }

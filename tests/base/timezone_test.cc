@@ -145,7 +145,8 @@ TEST(TimeZone, UtcAndFixedOffsets) {
 }
 
 TEST(TimeZone, UnknownAndMalformedNamesAreRejected) {
-  for (const char* bad : {"", "Mars/Olympus_Mons", "Asia", "asia/shanghai ", "Asia Shanghai", "Asia/Shanghai\n"}) {
+  for (const char* bad :
+       {"", "Mars/Olympus_Mons", "Asia", "asia/shanghai ", "Asia Shanghai", "Asia/Shanghai\n"}) {
     auto tz = TimeZone::Load(bad);
     ASSERT_FALSE(tz.ok()) << '"' << bad << '"';
     EXPECT_EQ(tz.status().code(), ErrorCode::kTimezoneInvalid);
@@ -153,12 +154,14 @@ TEST(TimeZone, UnknownAndMalformedNamesAreRejected) {
 }
 
 TEST(TimeZone, NamesCannotEscapeTheZoneinfoDirectory) {
-  for (const char* bad : {"../etc/passwd", "../../../../etc/passwd", "/etc/passwd", "Asia/../../etc/passwd",
-                          "Asia/./Shanghai", "Asia//Shanghai", "./UTC", "Asia/.."}) {
+  for (const char* bad :
+       {"../etc/passwd", "../../../../etc/passwd", "/etc/passwd", "Asia/../../etc/passwd",
+        "Asia/./Shanghai", "Asia//Shanghai", "./UTC", "Asia/.."}) {
     auto tz = TimeZone::Load(bad);
     ASSERT_FALSE(tz.ok()) << bad;
     EXPECT_EQ(tz.status().code(), ErrorCode::kTimezoneInvalid);
-    EXPECT_NE(tz.status().message().find("is not a time zone name"), std::string::npos) << tz.status().message();
+    EXPECT_NE(tz.status().message().find("is not a time zone name"), std::string::npos)
+        << tz.status().message();
   }
 }
 
@@ -195,10 +198,12 @@ TEST_F(TzdirTest, ReadsFromTzdirAndRejectsFilesThatAreNotZoneFiles) {
   auto text = TimeZone::Load("Test/Text");
   ASSERT_FALSE(text.ok());
   EXPECT_EQ(text.status().code(), ErrorCode::kTimezoneInvalid);
-  EXPECT_NE(text.status().message().find("not a valid zoneinfo"), std::string::npos) << text.status().message();
+  EXPECT_NE(text.status().message().find("not a valid zoneinfo"), std::string::npos)
+      << text.status().message();
   auto missing = TimeZone::Load("Asia/Shanghai");  // not in this TZDIR
   ASSERT_FALSE(missing.ok());
-  EXPECT_NE(missing.status().message().find("unknown time zone 'Asia/Shanghai'"), std::string::npos);
+  EXPECT_NE(missing.status().message().find("unknown time zone 'Asia/Shanghai'"),
+            std::string::npos);
 }
 
 TEST(TimeZone, SydneySummerTimeSpansNewYearInAnyYear) {
@@ -222,7 +227,8 @@ TEST(TimeZone, SydneySummerTimeSpansNewYearInAnyYear) {
 TEST(TimeZone, ExtremeTimesStayWithinTheDocumentedDomain) {
   for (const char* name : {"America/New_York", "Asia/Shanghai", "UTC", "+05:30"}) {
     TimeZone tz = MustLoad(name);
-    for (int64_t t : {int64_t{-1'000'000'000'000}, int64_t{1'000'000'000'000}, INT64_MIN, INT64_MAX}) {
+    for (int64_t t :
+         {int64_t{-1'000'000'000'000}, int64_t{1'000'000'000'000}, INT64_MIN, INT64_MAX}) {
       const int64_t off = tz.UtcOffsetAt(t);
       EXPECT_LE(off < 0 ? -off : off, 18 * kHour) << name << " " << t;
       const CivilTime local = tz.ToLocal(t);
@@ -234,7 +240,8 @@ TEST(TimeZone, ExtremeTimesStayWithinTheDocumentedDomain) {
 }
 
 TEST(TimeZone, FromLocalInvertsToLocalExceptInTheRepeatedHour) {
-  for (const char* name : {"America/New_York", "Europe/London", "Australia/Sydney", "Asia/Shanghai"}) {
+  for (const char* name :
+       {"America/New_York", "Europe/London", "Australia/Sydney", "Asia/Shanghai"}) {
     TimeZone tz = MustLoad(name);
     for (int64_t t = Utc(1985, 1, 1); t < Utc(2045, 1, 1); t += 86400 * 3 + 1234) {
       const int64_t back = tz.FromLocal(tz.ToLocal(t));
@@ -247,7 +254,8 @@ TEST(TimeZone, FromLocalInvertsToLocalExceptInTheRepeatedHour) {
     // Every transition hour, both sides.
     for (int64_t t = Utc(2025, 1, 1); t < Utc(2027, 1, 1); t += 1800) {
       const int64_t back = tz.FromLocal(tz.ToLocal(t));
-      EXPECT_TRUE(back == t || (back < t && tz.UtcOffsetAt(back) > tz.UtcOffsetAt(t))) << name << " " << t;
+      EXPECT_TRUE(back == t || (back < t && tz.UtcOffsetAt(back) > tz.UtcOffsetAt(t)))
+          << name << " " << t;
     }
   }
 }

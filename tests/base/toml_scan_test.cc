@@ -29,9 +29,12 @@ TEST(TomlScan, ThirtyTwoDotsInAKeyOrHeaderPassThirtyThreeStop) {
 }
 
 TEST(TomlScan, ThirtyTwoBracketsPassThirtyThreeStop) {
-  EXPECT_EQ(FindTooDeepTomlLine("a = " + std::string(32, '[') + "1" + std::string(32, ']') + "\n"), std::nullopt);
-  EXPECT_EQ(FindTooDeepTomlLine("a = " + std::string(33, '[') + "1" + std::string(33, ']') + "\n"), 1u);
-  EXPECT_EQ(FindTooDeepTomlLine("a = " + Repeat("{b = ", 32) + "1" + Repeat("}", 32) + "\n"), std::nullopt);
+  EXPECT_EQ(FindTooDeepTomlLine("a = " + std::string(32, '[') + "1" + std::string(32, ']') + "\n"),
+            std::nullopt);
+  EXPECT_EQ(FindTooDeepTomlLine("a = " + std::string(33, '[') + "1" + std::string(33, ']') + "\n"),
+            1u);
+  EXPECT_EQ(FindTooDeepTomlLine("a = " + Repeat("{b = ", 32) + "1" + Repeat("}", 32) + "\n"),
+            std::nullopt);
   EXPECT_EQ(FindTooDeepTomlLine("a = " + Repeat("{b = ", 33) + "1" + Repeat("}", 33) + "\n"), 1u);
   // An array over several lines: the line where the limit is passed.
   EXPECT_EQ(FindTooDeepTomlLine("a = [\n" + std::string(32, '[') + "\n1]"), 2u);
@@ -45,12 +48,14 @@ TEST(TomlScan, StringsCommentsAndValuesAreNotNesting) {
   EXPECT_EQ(FindTooDeepTomlLine("\"" + dots + "\" = 1\n"), std::nullopt);  // a quoted key
   EXPECT_EQ(FindTooDeepTomlLine("'" + dots + "' = 1\n"), std::nullopt);
   EXPECT_EQ(FindTooDeepTomlLine("v = \"" + brackets + dots + "\"\n"), std::nullopt);
-  EXPECT_EQ(FindTooDeepTomlLine("v = \"\\\"" + brackets + "\"\n"), std::nullopt);  // an escaped quote
+  EXPECT_EQ(FindTooDeepTomlLine("v = \"\\\"" + brackets + "\"\n"),
+            std::nullopt);  // an escaped quote
   EXPECT_EQ(FindTooDeepTomlLine("v = '" + brackets + "'\n"), std::nullopt);
   EXPECT_EQ(FindTooDeepTomlLine("v = \"\"\"\n" + brackets + "\n\"\n\"\"\"\n"), std::nullopt);
   EXPECT_EQ(FindTooDeepTomlLine("v = '''\n" + brackets + "\n'''\n"), std::nullopt);
   EXPECT_EQ(FindTooDeepTomlLine("# " + brackets + dots + "\nx = 1\n"), std::nullopt);
-  EXPECT_EQ(FindTooDeepTomlLine("f = [" + Repeat("1.5, ", 100) + "]\n"), std::nullopt);  // dots in values
+  EXPECT_EQ(FindTooDeepTomlLine("f = [" + Repeat("1.5, ", 100) + "]\n"),
+            std::nullopt);  // dots in values
   EXPECT_EQ(FindTooDeepTomlLine("d = 2026-01-01T00:00:00.123Z\n"), std::nullopt);
   // After a string that spans lines, counting starts again where the code does.
   EXPECT_EQ(FindTooDeepTomlLine("v = '''\n'''\n" + std::string(33, '[')), 3u);

@@ -14,15 +14,17 @@
 #include "loyalty/base/encoding.h"
 #include "loyalty/checkout/service.h"
 #include "loyalty/checkout/views.h"
-#include "loyalty/http/errors.h"
 #include "loyalty/codes/mint.h"
+#include "loyalty/http/errors.h"
 #include "loyalty/ledger/ledger.h"
 #include "support/files.h"
 
 namespace loyalty::checkout {
 
-inline constexpr char kHqSeedHex[] = "0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20";
-inline constexpr char kDeviceSeedHex[] = "65666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f8081828384";
+inline constexpr char kHqSeedHex[] =
+    "0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20";
+inline constexpr char kDeviceSeedHex[] =
+    "65666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f8081828384";
 inline constexpr uint64_t kMember = 1234567890123;
 // 2026-11-18T11:07:10Z = 19:07:10 in Shanghai.
 inline constexpr int64_t kT0 = 1795000030;
@@ -45,13 +47,15 @@ class CheckoutFixture : public ::testing::Test {
     auto tz = TimeZone::Load("Asia/Shanghai");
     ASSERT_TRUE(tz.ok());
     rules_ = std::make_shared<rules::Rules>(rules::Rules::Defaults());
-    service_ = std::make_unique<CheckoutService>(ServiceOptions{"T01", "S001"}, clock_, *verifier_, trusted_, *tz, rules_);
+    service_ = std::make_unique<CheckoutService>(ServiceOptions{"T01", "S001"}, clock_, *verifier_,
+                                                 trusted_, *tz, rules_);
   }
   void TearDown() override { ledger_.reset(); }
 
   // A code the phone has not shown before: the newest code_time not used yet.
   std::string Code() {
-    std::string cert = codes::MakeCertificate(hq_seed_, 1, kMember, codes::Ed25519PublicFromSeed(dev_seed_), 1893456000);
+    std::string cert = codes::MakeCertificate(hq_seed_, 1, kMember,
+                                              codes::Ed25519PublicFromSeed(dev_seed_), 1893456000);
     int64_t t = clock_.now_s();
     while (used_code_times_.count(t)) --t;
     used_code_times_.insert(t);

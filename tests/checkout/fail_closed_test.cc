@@ -29,8 +29,9 @@ constexpr char kRefundRead[] = "FROM refunds WHERE refund_id = ?";
 constexpr char kPriorRefundsRead[] = "FROM refunds WHERE checkout_id = ?";
 
 json Basket() {
-  return json::array({{{"sku", "A"}, {"qty", 2}, {"unit_price_cents", 1990}, {"category", "grocery"}},
-                      {{"sku", "B"}, {"qty", 1}, {"unit_price_cents", 12900}, {"category", "beauty"}}});
+  return json::array(
+      {{{"sku", "A"}, {"qty", 2}, {"unit_price_cents", 1990}, {"category", "grocery"}},
+       {{"sku", "B"}, {"qty", 1}, {"unit_price_cents", 12900}, {"category", "beauty"}}});
 }
 
 class FailClosedTest : public CheckoutFixture {
@@ -60,7 +61,9 @@ class FailClosedTest : public CheckoutFixture {
   }
 
   // Fails every step of the statements whose SQL contains `sql` from now on.
-  static void Fail(const char* sql, int rc = SQLITE_IOERR) { sqlite::InjectStepFault({sql, 1, -1, rc}); }
+  static void Fail(const char* sql, int rc = SQLITE_IOERR) {
+    sqlite::InjectStepFault({sql, 1, -1, rc});
+  }
 
   json CommitBody(const std::string& id, const std::string& code, json extra = json::object()) {
     json body{{"checkout_id", id}, {"member_code", code}, {"lines", Basket()}};
@@ -71,7 +74,8 @@ class FailClosedTest : public CheckoutFixture {
     return Parsed(service_->Commit(*ledger_, CommitBody(id, Code(), std::move(extra))));
   }
   Answer Refund(const std::string& refund_id, const std::string& checkout_id) {
-    return Parsed(service_->Refund(*ledger_, {{"refund_id", refund_id}, {"checkout_id", checkout_id}, {"reason", "void"}}));
+    return Parsed(service_->Refund(
+        *ledger_, {{"refund_id", refund_id}, {"checkout_id", checkout_id}, {"reason", "void"}}));
   }
 
   // What a refused write must leave unchanged.
@@ -79,7 +83,9 @@ class FailClosedTest : public CheckoutFixture {
     int64_t entries, balance;
     bool operator==(const State&) const = default;
   };
-  State Now() { return {ledger_->EntryCount().value(), ledger_->GetMember(kMember).value()->balance}; }
+  State Now() {
+    return {ledger_->EntryCount().value(), ledger_->GetMember(kMember).value()->balance};
+  }
 
   static void ExpectRefused(const Answer& r, const char* code = "unavailable") {
     EXPECT_EQ(r.status, 503) << r.Text();
@@ -119,7 +125,8 @@ TEST_F(FailClosedTest, ReplayCheckThatCannotReadIsRefused) {
   ExpectRefused(Parsed(service_->Quote(*ledger_, CommitBody("q1", code))));
   EXPECT_EQ(Now(), before);
   sqlite::ClearStepFaults();
-  EXPECT_EQ(Parsed(service_->Commit(*ledger_, CommitBody("c2", code))).body["error"]["code"], "code_replayed");
+  EXPECT_EQ(Parsed(service_->Commit(*ledger_, CommitBody("c2", code))).body["error"]["code"],
+            "code_replayed");
 }
 
 TEST_F(FailClosedTest, VelocityReadFailingOnCommitRefusesItAndWritesNothing) {
@@ -134,7 +141,8 @@ TEST_F(FailClosedTest, BalanceReadFailingOnARedeemRefusesIt) {
   State before = Now();
   Fail(kLotsRead);
   ExpectRefused(Commit("c1", {{"redeem_points", 1000}}));
-  ExpectRefused(Parsed(service_->Quote(*ledger_, CommitBody("q1", Code(), {{"redeem_points", 1000}}))));
+  ExpectRefused(
+      Parsed(service_->Quote(*ledger_, CommitBody("q1", Code(), {{"redeem_points", 1000}}))));
   EXPECT_EQ(Now(), before);
   sqlite::ClearStepFaults();
   Fail(kRedeemTimeRead);  // the cooldown's read
@@ -159,7 +167,8 @@ TEST_F(FailClosedTest, CouponReadFailingIsRefusedNotCouponInvalid) {
   State before = Now();
   Fail(kCouponRead);
   ExpectRefused(Commit("c1", {{"coupon_id", "TEN"}}));
-  ExpectRefused(Parsed(service_->Quote(*ledger_, CommitBody("q1", Code(), {{"coupon_id", "TEN"}}))));
+  ExpectRefused(
+      Parsed(service_->Quote(*ledger_, CommitBody("q1", Code(), {{"coupon_id", "TEN"}}))));
   EXPECT_EQ(Now(), before);
 }
 
@@ -221,7 +230,8 @@ TEST_F(FailClosedTest, ACorruptionErrorLatchesTheLedgerDamaged) {
   EXPECT_EQ(Now(), before);
   EXPECT_EQ(called, 1);
   // Another connection to the same file sees the latch.
-  auto reader = ledger::Ledger::Open((dir_ / "l.db").string(), ledger::Ledger::Mode::kReader, "T01");
+  auto reader =
+      ledger::Ledger::Open((dir_ / "l.db").string(), ledger::Ledger::Mode::kReader, "T01");
   ASSERT_TRUE(reader.ok());
   EXPECT_TRUE((*reader)->damaged());
   EXPECT_FALSE((*reader)->Verify().ok());

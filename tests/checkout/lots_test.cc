@@ -17,8 +17,8 @@ namespace {
 std::string Describe(const std::vector<model::Lot>& lots) {
   std::string s;
   for (const auto& l : lots)
-    s += "[" + std::to_string(l.lot_id) + " " + std::to_string(l.points) + " " + std::to_string(l.remaining) + " " +
-         std::to_string(l.expires_at_s) + "]";
+    s += "[" + std::to_string(l.lot_id) + " " + std::to_string(l.points) + " " +
+         std::to_string(l.remaining) + " " + std::to_string(l.expires_at_s) + "]";
   return s;
 }
 
@@ -26,7 +26,8 @@ class LotsTest : public ::testing::Test {
  protected:
   void SetUp() override {
     for (const char* name : {"held", "read"}) {
-      auto l = ledger::Ledger::Open((dir_ / (std::string(name) + ".db")).string(), ledger::Ledger::Mode::kWriter, "T01");
+      auto l = ledger::Ledger::Open((dir_ / (std::string(name) + ".db")).string(),
+                                    ledger::Ledger::Mode::kWriter, "T01");
       ASSERT_TRUE(l.ok()) << l.status().ToString();
       ledgers_.push_back(std::move(*l));
     }
@@ -49,7 +50,8 @@ TEST_F(LotsTest, HeldLotsFollowTheLedgerThroughEarnsSpendsAndDebts) {
     at_s += static_cast<int64_t>(rng() % (20 * 86400));
     // Earn mostly, sometimes spend more than is left (a debt), with expiries that often
     // coincide (points of one month) and sometimes lie in the past at the next step.
-    int64_t delta = rng() % 3 ? static_cast<int64_t>(rng() % 500) + 1 : -static_cast<int64_t>(rng() % 1500) - 1;
+    int64_t delta =
+        rng() % 3 ? static_cast<int64_t>(rng() % 500) + 1 : -static_cast<int64_t>(rng() % 1500) - 1;
     int64_t expires = at_s + static_cast<int64_t>(rng() % 4) * 30 * 86400;
     ASSERT_TRUE(held.Begin().ok());
     ASSERT_TRUE(read.Begin().ok());
@@ -78,7 +80,8 @@ TEST_F(LotsTest, DebtIsPaidFirstAndEmptyLotsLeaveTheHeldCopy) {
   ASSERT_EQ(lots.size(), 1u);
   EXPECT_EQ(lots[0].remaining, -50);
   EXPECT_EQ(lots[0].expires_at_s, model::kNeverExpires);
-  ASSERT_TRUE(ApplyLotDelta(l, lots, kMember, 30, 1002, 6000, "c").ok());  // all of it pays the debt
+  ASSERT_TRUE(
+      ApplyLotDelta(l, lots, kMember, 30, 1002, 6000, "c").ok());  // all of it pays the debt
   ASSERT_EQ(lots.size(), 1u);
   EXPECT_EQ(lots[0].remaining, -20);
   ASSERT_TRUE(ApplyLotDelta(l, lots, kMember, 25, 1003, 6000, "d").ok());  // 20 to the debt, 5 left

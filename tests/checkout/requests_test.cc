@@ -7,7 +7,9 @@ namespace {
 
 using nlohmann::json;
 
-json Line(json qty = 1, json price = 100) { return {{"sku", "A"}, {"qty", qty}, {"unit_price_cents", price}}; }
+json Line(json qty = 1, json price = 100) {
+  return {{"sku", "A"}, {"qty", qty}, {"unit_price_cents", price}};
+}
 
 TEST(Requests, CanonicalHashIgnoresKeyOrderAndSpacing) {
   auto a = ParseJsonObject(R"({"b": 1, "a": [1, 2]})");
@@ -23,7 +25,10 @@ TEST(Requests, CanonicalHashIgnoresKeyOrderAndSpacing) {
 // hashes it, and so is the 100,000-deep body that once crashed the commit.
 TEST(Requests, BodiesNestAtMostThirtyTwoLevels) {
   auto nested = [](int depth) { return std::string(depth, '[') + std::string(depth, ']'); };
-  json commit = {{"checkout_id", "c-1"}, {"lines", {Line()}}, {"tender", "cash"}, {"rules_version", "default"}};
+  json commit = {{"checkout_id", "c-1"},
+                 {"lines", {Line()}},
+                 {"tender", "cash"},
+                 {"rules_version", "default"}};
   std::string text = commit.dump();
   text.pop_back();
   auto at_limit = ParseJsonObject(text + ",\"x\":" + nested(31) + "}");
@@ -34,7 +39,8 @@ TEST(Requests, BodiesNestAtMostThirtyTwoLevels) {
   ASSERT_FALSE(over.ok());
   EXPECT_EQ(over.status().code(), ErrorCode::kBadRequest);
   EXPECT_EQ(over.status().message(), "the body nests deeper than 32 levels");
-  EXPECT_EQ(ParseJsonObject(nested(100000)).status().message(), "the body nests deeper than 32 levels");
+  EXPECT_EQ(ParseJsonObject(nested(100000)).status().message(),
+            "the body nests deeper than 32 levels");
   // Brackets in a SKU are text.
   json sku = commit;
   sku["lines"][0]["sku"] = std::string(64, '{');
@@ -90,21 +96,25 @@ TEST(Requests, MessagesNameTheField) {
   auto r = ParseCheckoutRequest({{"checkout_id", "c"}, {"lines", {Line(), Line(1, "x")}}}, false);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), ErrorCode::kBadRequest);
-  EXPECT_NE(r.status().message().find("lines[1].unit_price_cents"), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find("lines[1].unit_price_cents"), std::string::npos)
+      << r.status().message();
 }
 
 TEST(Requests, MessagesSayWhatFitsAndWhatCame) {
   auto error = [](const json& b) { return ParseCheckoutRequest(b, true).status().message(); };
-  EXPECT_EQ(error({{"checkout_id", "c"}, {"lines", {Line(0)}}}), "lines[0].qty must be 1..10000, got 0");
+  EXPECT_EQ(error({{"checkout_id", "c"}, {"lines", {Line(0)}}}),
+            "lines[0].qty must be 1..10000, got 0");
   EXPECT_EQ(error({{"checkout_id", "c"}, {"lines", {Line(1.5)}}}),
             "lines[0].qty must be an integer, got a float (1.5)");
-  EXPECT_EQ(error({{"checkout_id", "c"}, {"lines", json::array()}}), "lines must hold 1..500 items, got 0");
+  EXPECT_EQ(error({{"checkout_id", "c"}, {"lines", json::array()}}),
+            "lines must hold 1..500 items, got 0");
   EXPECT_EQ(error({{"lines", {Line()}}}), "checkout_id is missing");
   EXPECT_EQ(error({{"checkout_id", "a b"}, {"lines", {Line()}}}),
             "checkout_id must be 1-64 characters of [A-Za-z0-9_-]");
   EXPECT_EQ(error({{"checkout_id", "c"}, {"lines", {Line()}}, {"redeem_points", "all"}}),
             "redeem_points must be an integer or \"max\"");
-  auto refund = ParseRefundRequest({{"refund_id", "r"}, {"checkout_id", "c"}, {"lines", {{{"qty", 1}}}}});
+  auto refund =
+      ParseRefundRequest({{"refund_id", "r"}, {"checkout_id", "c"}, {"lines", {{{"qty", 1}}}}});
   EXPECT_EQ(refund.status().message(), "lines[0].line is missing");
   refund = ParseRefundRequest({{"refund_id", "r"}, {"checkout_id", "c"}, {"reason", "theft"}});
   EXPECT_EQ(refund.status().message(), "reason must be one of return, void");
@@ -114,8 +124,10 @@ TEST(Requests, MessagesSayWhatFitsAndWhatCame) {
 TEST(Requests, NullIsAbsent) {
   json line = Line();
   line["category"] = nullptr;
-  json b{{"checkout_id", "c"}, {"identification_id", nullptr}, {"member_code", "m"}, {"coupon_id", nullptr},
-         {"lines", {line}},    {"redeem_points", nullptr},     {"tender", nullptr},  {"rules_version", nullptr}};
+  json b{{"checkout_id", "c"}, {"identification_id", nullptr},
+         {"member_code", "m"}, {"coupon_id", nullptr},
+         {"lines", {line}},    {"redeem_points", nullptr},
+         {"tender", nullptr},  {"rules_version", nullptr}};
   auto r = ParseCheckoutRequest(b, true);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_FALSE(r->identification_id);
@@ -123,7 +135,8 @@ TEST(Requests, NullIsAbsent) {
   EXPECT_EQ(r->lines[0].category, "");
   EXPECT_FALSE(r->redeem.max);
   EXPECT_EQ(r->redeem.points, 0);
-  auto v = ParseRefundRequest({{"refund_id", "r"}, {"checkout_id", "c"}, {"reason", "void"}, {"lines", nullptr}});
+  auto v = ParseRefundRequest(
+      {{"refund_id", "r"}, {"checkout_id", "c"}, {"reason", "void"}, {"lines", nullptr}});
   ASSERT_TRUE(v.ok()) << v.status().ToString();
   EXPECT_TRUE(v->lines.empty());
 }
@@ -137,14 +150,27 @@ TEST(Requests, CommitOnlyFields) {
 }
 
 TEST(Requests, RefundBodies) {
-  EXPECT_TRUE(ParseRefundRequest({{"refund_id", "r"}, {"checkout_id", "c"}, {"lines", {{{"line", 0}, {"qty", 1}}}}}).ok());
+  EXPECT_TRUE(
+      ParseRefundRequest(
+          {{"refund_id", "r"}, {"checkout_id", "c"}, {"lines", {{{"line", 0}, {"qty", 1}}}}})
+          .ok());
   EXPECT_FALSE(ParseRefundRequest({{"refund_id", "r"}, {"checkout_id", "c"}}).ok());
   auto v = ParseRefundRequest({{"refund_id", "r"}, {"checkout_id", "c"}, {"reason", "void"}});
   ASSERT_TRUE(v.ok());
   EXPECT_TRUE(v->lines.empty());
-  EXPECT_FALSE(ParseRefundRequest({{"refund_id", "r"}, {"checkout_id", "c"}, {"reason", "theft"}, {"lines", {{{"line", 0}, {"qty", 1}}}}}).ok());
-  EXPECT_FALSE(ParseRefundRequest({{"refund_id", "r"}, {"checkout_id", "c"}, {"lines", {{{"line", -1}, {"qty", 1}}}}}).ok());
-  EXPECT_FALSE(ParseRefundRequest({{"refund_id", "r"}, {"checkout_id", "c"}, {"lines", {{{"line", 0}, {"qty", 0}}}}}).ok());
+  EXPECT_FALSE(ParseRefundRequest({{"refund_id", "r"},
+                                   {"checkout_id", "c"},
+                                   {"reason", "theft"},
+                                   {"lines", {{{"line", 0}, {"qty", 1}}}}})
+                   .ok());
+  EXPECT_FALSE(
+      ParseRefundRequest(
+          {{"refund_id", "r"}, {"checkout_id", "c"}, {"lines", {{{"line", -1}, {"qty", 1}}}}})
+          .ok());
+  EXPECT_FALSE(
+      ParseRefundRequest(
+          {{"refund_id", "r"}, {"checkout_id", "c"}, {"lines", {{{"line", 0}, {"qty", 0}}}}})
+          .ok());
 }
 
 TEST(Requests, RejectsNonObjectsAndInvalidUtf8) {

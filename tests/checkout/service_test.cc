@@ -15,14 +15,17 @@ namespace {
 using nlohmann::json;
 
 json Basket() {
-  return json::array({{{"sku", "A"}, {"qty", 2}, {"unit_price_cents", 1990}, {"category", "grocery"}},
-                      {{"sku", "B"}, {"qty", 1}, {"unit_price_cents", 12900}, {"category", "beauty"}},
-                      {{"sku", "C"}, {"qty", 1}, {"unit_price_cents", 3500}, {"category", "tobacco"}}});
+  return json::array(
+      {{{"sku", "A"}, {"qty", 2}, {"unit_price_cents", 1990}, {"category", "grocery"}},
+       {{"sku", "B"}, {"qty", 1}, {"unit_price_cents", 12900}, {"category", "beauty"}},
+       {{"sku", "C"}, {"qty", 1}, {"unit_price_cents", 3500}, {"category", "tobacco"}}});
 }
 
 class ServiceTest : public CheckoutFixture {
  protected:
-  void Seed(const std::string& tier, int64_t points, int birthday_month = 0) { SeedMember(tier, points, birthday_month); }
+  void Seed(const std::string& tier, int64_t points, int birthday_month = 0) {
+    SeedMember(tier, points, birthday_month);
+  }
 
   Answer Commit(const std::string& id, json extra = json::object()) {
     json body{{"checkout_id", id}, {"member_code", Code()}, {"lines", Basket()}};
@@ -34,14 +37,20 @@ class ServiceTest : public CheckoutFixture {
 TEST_F(ServiceTest, RefundWindowClosesAfterExactlySevenDays) {
   ASSERT_EQ(Commit("c1").status, 200);
   clock_.advance_ms(7 * 86400 * 1000);
-  auto ok = Parsed(service_->Refund(*ledger_, {{"refund_id", "r1"}, {"checkout_id", "c1"}, {"lines", {{{"line", 0}, {"qty", 1}}}}}));
+  auto ok = Parsed(service_->Refund(
+      *ledger_,
+      {{"refund_id", "r1"}, {"checkout_id", "c1"}, {"lines", {{{"line", 0}, {"qty", 1}}}}}));
   EXPECT_EQ(ok.status, 200) << ok.body.dump();
   clock_.advance_ms(1000);
-  auto late = Parsed(service_->Refund(*ledger_, {{"refund_id", "r2"}, {"checkout_id", "c1"}, {"lines", {{{"line", 0}, {"qty", 1}}}}}));
+  auto late = Parsed(service_->Refund(
+      *ledger_,
+      {{"refund_id", "r2"}, {"checkout_id", "c1"}, {"lines", {{{"line", 0}, {"qty", 1}}}}}));
   EXPECT_EQ(late.status, 422);
   EXPECT_EQ(late.body["error"]["code"], "refund_window_closed");
   // The window is checked before the unit count.
-  auto both = Parsed(service_->Refund(*ledger_, {{"refund_id", "r3"}, {"checkout_id", "c1"}, {"lines", {{{"line", 0}, {"qty", 5}}}}}));
+  auto both = Parsed(service_->Refund(
+      *ledger_,
+      {{"refund_id", "r3"}, {"checkout_id", "c1"}, {"lines", {{{"line", 0}, {"qty", 5}}}}}));
   EXPECT_EQ(both.body["error"]["code"], "refund_window_closed");
 }
 
@@ -68,14 +77,16 @@ TEST_F(ServiceTest, CommitBodyAgreesWithTheQuoteTheMemberViewAndItsReplay) {
   ASSERT_TRUE(ledger_->UpsertMember(*m).ok());
   ASSERT_TRUE(ledger_->Commit().ok());
 
-  json quote_body{{"checkout_id", "q1"}, {"member_code", Code()}, {"lines", Basket()}, {"redeem_points", 300}};
+  json quote_body{
+      {"checkout_id", "q1"}, {"member_code", Code()}, {"lines", Basket()}, {"redeem_points", 300}};
   auto q = Parsed(service_->Quote(*ledger_, quote_body));
   ASSERT_EQ(q.status, 200) << q.body.dump();
   auto c = Commit("q1", {{"redeem_points", 300}});
   ASSERT_EQ(c.status, 200) << c.body.dump();
-  for (const char* k : {"checkout_id", "subtotal_cents", "tier_discount_cents", "coupon", "redeem_points", "redeem_cents",
-                        "total_due_cents", "eligible_cents", "points_to_earn", "max_redeem_points", "lines",
-                        "rules_version", "warnings"})
+  for (const char* k :
+       {"checkout_id", "subtotal_cents", "tier_discount_cents", "coupon", "redeem_points",
+        "redeem_cents", "total_due_cents", "eligible_cents", "points_to_earn", "max_redeem_points",
+        "lines", "rules_version", "warnings"})
     EXPECT_EQ(c.body[k], q.body[k]) << k;
   std::set<std::string> keys;
   for (auto it = c.body.begin(); it != c.body.end(); ++it) keys.insert(it.key());
@@ -96,7 +107,6 @@ TEST_F(ServiceTest, CommitBodyAgreesWithTheQuoteTheMemberViewAndItsReplay) {
   // sale's remain.
   EXPECT_EQ(c.body["member"]["lots"].size(), 2u);
   EXPECT_EQ(c.body["balance_after"], c.body["member"]["balance"]);
-
 }
 
 TEST_F(ServiceTest, AReplayedCommitReturnsTheStoredBodyByteForByte) {
@@ -131,7 +141,9 @@ TEST_F(ServiceTest, CheckoutEntriesAndLocalSpendFollowCommitsAndRefunds) {
   clock_.advance_ms(700 * 1000);  // past the redemption cooldown
   auto b = Commit("s2");
   ASSERT_EQ(b.status, 200) << b.body.dump();
-  auto r = Parsed(service_->Refund(*ledger_, {{"refund_id", "rf1"}, {"checkout_id", "s1"}, {"lines", {{{"line", 1}, {"qty", 1}}}}}));
+  auto r = Parsed(service_->Refund(
+      *ledger_,
+      {{"refund_id", "rf1"}, {"checkout_id", "s1"}, {"lines", {{{"line", 1}, {"qty", 1}}}}}));
   ASSERT_EQ(r.status, 200) << r.Text();
   auto entries = ledger_->EntriesForCheckout("s1").value();
   std::vector<std::string> ids;
@@ -143,11 +155,13 @@ TEST_F(ServiceTest, CheckoutEntriesAndLocalSpendFollowCommitsAndRefunds) {
   EXPECT_EQ(ledger_->EntriesForCheckout("s2").value().size(), 1u);
   EXPECT_TRUE(ledger_->EntriesForCheckout("nope").value().empty());
 
-  int64_t total = a.body["total_due_cents"].get<int64_t>() + b.body["total_due_cents"].get<int64_t>();
+  int64_t total =
+      a.body["total_due_cents"].get<int64_t>() + b.body["total_due_cents"].get<int64_t>();
   int64_t refunded = r.body["refund_cents"].get<int64_t>();
   EXPECT_EQ(ledger_->LocalSpendSince(kMember, (kT0 - 1) * 1000).value(), total - refunded);
   // Strictly after: the first checkout was committed at kT0.
-  EXPECT_EQ(ledger_->LocalSpendSince(kMember, kT0 * 1000).value(), b.body["total_due_cents"].get<int64_t>());
+  EXPECT_EQ(ledger_->LocalSpendSince(kMember, kT0 * 1000).value(),
+            b.body["total_due_cents"].get<int64_t>());
   EXPECT_EQ(ledger_->LocalSpendSince(kMember + 1, 0).value(), 0);
 }
 
@@ -220,7 +234,9 @@ TEST_F(ServiceTest, LotsExpireAfterTheLastSecondOfTheTwelfthMonth) {
   // Earned 2026-11-18 (Shanghai) → valid through 2027-11-30T23:59:59+08:00.
   EXPECT_EQ(m.body["lots"][0]["expires_at"], "2027-11-30T15:59:59Z");
   clock_.set_now_s(*ParseRfc3339("2027-11-30T15:59:59Z"));
-  EXPECT_EQ(Parsed(service_->GetMember(*ledger_, std::to_string(kMember))).body["available_balance"], 168);
+  EXPECT_EQ(
+      Parsed(service_->GetMember(*ledger_, std::to_string(kMember))).body["available_balance"],
+      168);
   clock_.set_now_s(*ParseRfc3339("2027-11-30T16:00:00Z"));
   auto after = Parsed(service_->GetMember(*ledger_, std::to_string(kMember)));
   EXPECT_EQ(after.body["available_balance"], 0);
@@ -258,9 +274,11 @@ TEST_F(ServiceTest, IdentificationLastsThirtyMinutes) {
 }
 
 TEST_F(ServiceTest, VelocityCountsOnlyTheTrailingHourAfterTheLatestUnfreeze) {
-  json big = json::array({{{"sku", "TV"}, {"qty", 1}, {"unit_price_cents", 300000}, {"category", "tv"}}});
+  json big =
+      json::array({{{"sku", "TV"}, {"qty", 1}, {"unit_price_cents", 300000}, {"category", "tv"}}});
   ASSERT_EQ(Commit("v1", {{"lines", big}}).body["points_to_earn"], 3000);
-  clock_.advance_ms(3600 * 1000);  // v1 is now exactly an hour old: out of the window (at > now − 3600 s)
+  clock_.advance_ms(3600 *
+                    1000);  // v1 is now exactly an hour old: out of the window (at > now − 3600 s)
   auto v2 = Commit("v2", {{"lines", big}});
   EXPECT_EQ(v2.body["member"]["status"], "active") << v2.body.dump();
   clock_.advance_ms(1000);
@@ -280,13 +298,15 @@ TEST_F(ServiceTest, VelocityCountsOnlyTheTrailingHourAfterTheLatestUnfreeze) {
 
 TEST_F(ServiceTest, ClawbackBelowZeroLeavesADebtThatNewPointsPayFirst) {
   Seed("member", 0);
-  json big = json::array({{{"sku", "TV"}, {"qty", 1}, {"unit_price_cents", 100000}, {"category", "tv"}}});
+  json big =
+      json::array({{{"sku", "TV"}, {"qty", 1}, {"unit_price_cents", 100000}, {"category", "tv"}}});
   ASSERT_EQ(Commit("e1", {{"lines", big}}).body["balance_after"], 1000);
   clock_.advance_ms(1000);
   auto e2 = Commit("e2", {{"lines", Basket()}, {"redeem_points", 800}});
   ASSERT_EQ(e2.status, 200) << e2.body.dump();
   clock_.advance_ms(1000);
-  auto refund = Parsed(service_->Refund(*ledger_, {{"refund_id", "r"}, {"checkout_id", "e1"}, {"reason", "void"}}));
+  auto refund = Parsed(
+      service_->Refund(*ledger_, {{"refund_id", "r"}, {"checkout_id", "e1"}, {"reason", "void"}}));
   ASSERT_EQ(refund.status, 200) << refund.body.dump();
   EXPECT_EQ(refund.body["points_clawed_back"], 1000);
   int64_t after = refund.body["balance_after"];
@@ -328,7 +348,8 @@ TEST_F(ServiceTest, CouponAllocatesByNetAndIsUsedOnce) {
 
 TEST_F(ServiceTest, ProvisionalUpgradeOnlyWhenEnabled) {
   Seed("member", 0);
-  json big = json::array({{{"sku", "TV"}, {"qty", 1}, {"unit_price_cents", 60000}, {"category", "tv"}}});
+  json big =
+      json::array({{{"sku", "TV"}, {"qty", 1}, {"unit_price_cents", 60000}, {"category", "tv"}}});
   auto off = Commit("p1", {{"lines", big}});
   EXPECT_EQ(off.body["entries"].size(), 1u);
   auto upgraded = std::make_shared<rules::Rules>(*rules_);

@@ -62,9 +62,13 @@ class CodesTest : public ::testing::Test {
     auto r = v.Identify(text, now, kNotRevoked);
     return std::string(r.status().code_name());
   }
-  std::string Outcome(std::string_view text, int64_t now) const { return Outcome(*verifier_, text, now); }
+  std::string Outcome(std::string_view text, int64_t now) const {
+    return Outcome(*verifier_, text, now);
+  }
 
-  std::string Code(uint32_t code_time) const { return MakeDynamicCode(cert_, device_seed_, code_time); }
+  std::string Code(uint32_t code_time) const {
+    return MakeDynamicCode(cert_, device_seed_, code_time);
+  }
 
   json v_;
   std::string hq_seed_, device_seed_, hq_pk_, device_pk_, cert_;
@@ -95,17 +99,20 @@ TEST_F(CodesTest, VectorValidCodeIdentifiesTheMember) {
 
 TEST_F(CodesTest, EveryVectorCaseHasItsExpectedOutcome) {
   int checked = 0;
-  for (const char* name : {"tampered_member_id", "expired_code_time", "future_code_time", "expired_certificate",
-                           "unknown_key_id", "wrong_device_signature", "edge_max_age_ok", "edge_skew_ok",
-                           "edge_not_after_ok", "non_canonical_base64"}) {
+  for (const char* name :
+       {"tampered_member_id", "expired_code_time", "future_code_time", "expired_certificate",
+        "unknown_key_id", "wrong_device_signature", "edge_max_age_ok", "edge_skew_ok",
+        "edge_not_after_ok", "non_canonical_base64"}) {
     SCOPED_TRACE(name);
     const json& c = v_.at(name);
-    EXPECT_EQ(Outcome(c["code"].get<std::string>(), c["now"].get<int64_t>()), c["expect"].get<std::string>());
+    EXPECT_EQ(Outcome(c["code"].get<std::string>(), c["now"].get<int64_t>()),
+              c["expect"].get<std::string>());
     ++checked;
   }
   for (const json& c : v_["malformed"]) {
     SCOPED_TRACE(c["code"].get<std::string>());
-    EXPECT_EQ(Outcome(c["code"].get<std::string>(), v_["valid"]["now"].get<int64_t>()), c["expect"].get<std::string>());
+    EXPECT_EQ(Outcome(c["code"].get<std::string>(), v_["valid"]["now"].get<int64_t>()),
+              c["expect"].get<std::string>());
     ++checked;
   }
   EXPECT_EQ(checked, 15);
@@ -121,10 +128,12 @@ TEST_F(CodesTest, VectorStaticCards) {
     EXPECT_EQ(r->card_number, n.get<std::string>());
     EXPECT_EQ(r->code_hash, DigestHex(Sha256(n.get<std::string>())));
   }
-  for (const json& n : s["invalid_check_digit"]) EXPECT_EQ(Outcome(n.get<std::string>(), 0), "code_malformed") << n;
+  for (const json& n : s["invalid_check_digit"])
+    EXPECT_EQ(Outcome(n.get<std::string>(), 0), "code_malformed") << n;
   // Wrong lengths are not cards (see codes.h): with no channel claiming them they are
   // plain non-member scans, not alarms.
-  for (const json& n : s["wrong_length"]) EXPECT_EQ(Outcome(n.get<std::string>(), 0), "not_a_member_code") << n;
+  for (const json& n : s["wrong_length"])
+    EXPECT_EQ(Outcome(n.get<std::string>(), 0), "not_a_member_code") << n;
 }
 
 // ---- Minting agrees with the vectors -------------------------------------------------------
@@ -160,7 +169,8 @@ TEST_F(CodesTest, MintedCodeRoundTrips) {
   EXPECT_EQ(parsed->not_after, 2'000'000'000u);
   EXPECT_EQ(parsed->key_id, key_id_);
   EXPECT_EQ(parsed->hq_signature.size(), 64u);
-  auto r = verifier_->Identify(MakeDynamicCode(cert, dev_seed, 1'800'000'000), 1'800'000'010, kNotRevoked);
+  auto r = verifier_->Identify(MakeDynamicCode(cert, dev_seed, 1'800'000'000), 1'800'000'010,
+                               kNotRevoked);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->member_id, 42u);
   EXPECT_EQ(r->device_public_key, dev_pk);
@@ -231,27 +241,32 @@ TEST_F(CodesTest, SeveralHqKeysVerifyTheirOwnCertificates) {
   auto v = MakeVerifier(cfg);
   std::string cert1 = MakeCertificate(hq_seed_, key_id_, 1, device_pk_, 2'000'000'000);
   std::string cert2 = MakeCertificate(seed2, 2, 2, device_pk_, 2'000'000'000);
-  auto r1 = v->Identify(MakeDynamicCode(cert1, device_seed_, 1'800'000'000), 1'800'000'000, kNotRevoked);
-  auto r2 = v->Identify(MakeDynamicCode(cert2, device_seed_, 1'800'000'000), 1'800'000'000, kNotRevoked);
+  auto r1 =
+      v->Identify(MakeDynamicCode(cert1, device_seed_, 1'800'000'000), 1'800'000'000, kNotRevoked);
+  auto r2 =
+      v->Identify(MakeDynamicCode(cert2, device_seed_, 1'800'000'000), 1'800'000'000, kNotRevoked);
   ASSERT_TRUE(r1.ok() && r2.ok());
   EXPECT_EQ(r1->member_id, 1u);
   EXPECT_EQ(r2->key_id, 2);
   EXPECT_EQ(r2->member_id, 2u);
   // A certificate claiming key 2 but signed with key 1's seed is a forgery.
   std::string forged = MakeCertificate(hq_seed_, 2, 3, device_pk_, 2'000'000'000);
-  EXPECT_EQ(Outcome(*v, MakeDynamicCode(forged, device_seed_, 1'800'000'000), 1'800'000'000), "code_signature_invalid");
+  EXPECT_EQ(Outcome(*v, MakeDynamicCode(forged, device_seed_, 1'800'000'000), 1'800'000'000),
+            "code_signature_invalid");
   // After rotation key 1 is no longer configured: its certificates have an unknown issuer.
   CodesConfig rotated;
   rotated.hq_public_keys[2] = cfg.hq_public_keys[2];
   auto v2 = MakeVerifier(rotated);
-  EXPECT_EQ(Outcome(*v2, MakeDynamicCode(cert1, device_seed_, 1'800'000'000), 1'800'000'000), "code_issuer_unknown");
+  EXPECT_EQ(Outcome(*v2, MakeDynamicCode(cert1, device_seed_, 1'800'000'000), 1'800'000'000),
+            "code_issuer_unknown");
   EXPECT_EQ(Outcome(*v2, MakeDynamicCode(cert2, device_seed_, 1'800'000'000), 1'800'000'000), "ok");
 }
 
 TEST_F(CodesTest, UnknownIssuerIsReportedBeforeSignatures) {
   std::string cert = cert_;
   cert[1] = 9;  // key id 9, not configured; the signature no longer matches either
-  EXPECT_EQ(Outcome(MakeDynamicCode(cert, device_seed_, 1'795'000'000), 1'795'000'000), "code_issuer_unknown");
+  EXPECT_EQ(Outcome(MakeDynamicCode(cert, device_seed_, 1'795'000'000), 1'795'000'000),
+            "code_issuer_unknown");
 }
 
 // ---- Revocation ----------------------------------------------------------------------------
@@ -269,10 +284,14 @@ TEST_F(CodesTest, RevocationIsAskedOnlyForOtherwiseValidCodes) {
   EXPECT_EQ(asked[0], device_pk_);
   // Expired, not-yet-valid, bad signature: never asked.
   asked.clear();
-  EXPECT_EQ(verifier_->Identify(Code(t), t + 121, revoked).status().code(), ErrorCode::kCodeExpired);
-  EXPECT_EQ(verifier_->Identify(Code(t), t - 61, revoked).status().code(), ErrorCode::kCodeNotYetValid);
+  EXPECT_EQ(verifier_->Identify(Code(t), t + 121, revoked).status().code(),
+            ErrorCode::kCodeExpired);
+  EXPECT_EQ(verifier_->Identify(Code(t), t - 61, revoked).status().code(),
+            ErrorCode::kCodeNotYetValid);
   const json& bad = v_["wrong_device_signature"];
-  EXPECT_EQ(verifier_->Identify(bad["code"].get<std::string>(), bad["now"].get<int64_t>(), revoked).status().code(),
+  EXPECT_EQ(verifier_->Identify(bad["code"].get<std::string>(), bad["now"].get<int64_t>(), revoked)
+                .status()
+                .code(),
             ErrorCode::kCodeSignatureInvalid);
   EXPECT_TRUE(asked.empty());
   // Not revoked, and an empty callback.
@@ -296,7 +315,8 @@ TEST_F(CodesTest, DamagedLm1TextsAreAlwaysRejectedCodes) {
   // 179 and 177 bytes of otherwise valid base64url.
   std::string payload = B64(json(code.substr(4)));
   EXPECT_EQ(Outcome("LM1:" + Base64UrlEncode(payload + "x"), 1'795'000'000), "code_malformed");
-  EXPECT_EQ(Outcome("LM1:" + Base64UrlEncode(payload.substr(0, 177)), 1'795'000'000), "code_malformed");
+  EXPECT_EQ(Outcome("LM1:" + Base64UrlEncode(payload.substr(0, 177)), 1'795'000'000),
+            "code_malformed");
   // The prefix is case-sensitive: "lm1:" is simply not a member code.
   EXPECT_EQ(Outcome("lm1:" + code.substr(4), 1'795'000'000), "not_a_member_code");
 }
@@ -331,7 +351,8 @@ TEST_F(CodesTest, LuhnArithmetic) {
   EXPECT_FALSE(IsLuhnValid("12a4"));
   EXPECT_FALSE(LuhnCheckDigit("1x").has_value());
   // Every wrong check digit is caught.
-  for (char d = '0'; d <= '9'; ++d) EXPECT_EQ(IsLuhnValid(std::string("880012345678901") + d), d == '0');
+  for (char d = '0'; d <= '9'; ++d)
+    EXPECT_EQ(IsLuhnValid(std::string("880012345678901") + d), d == '0');
   EXPECT_EQ(MakeCardNumber("88", "12345"), "8800000000123450");
   EXPECT_TRUE(IsLuhnValid(MakeCardNumber("88", "12345")));
   EXPECT_EQ(MakeCardNumber("88", "1234567890123456"), "");
@@ -400,7 +421,10 @@ TEST_F(CodesTest, ChannelPatternsFullMatchFirstWins) {
   EXPECT_EQ(Outcome(*v, "x1234567890123", 0), "not_a_member_code");
   EXPECT_EQ(Outcome(*v, "123456789012345678901", 0), "not_a_member_code");
   EXPECT_EQ(Outcome(*v, "12345678901", 0), "not_a_member_code");
-  r = v->Identify("\x1d" "01034531200000111719112510ABCD1234", 0, kNotRevoked);
+  r = v->Identify(
+      "\x1d"
+      "01034531200000111719112510ABCD1234",
+      0, kNotRevoked);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->channel, "gs1");
   // A static card wins over a channel pattern that also matches 16 digits.
@@ -490,7 +514,8 @@ TEST_F(CodesTest, SecondCodeOfACertificateSkipsTheCertificateVerification) {
   EXPECT_EQ(verifier_->stats().certificate_verifications, 1u);
   EXPECT_EQ(verifier_->stats().certificate_cache_hits, 2u);
   // The device signature is still checked on every scan of a cached certificate.
-  EXPECT_EQ(Outcome(v_["wrong_device_signature"]["code"].get<std::string>(), t + 30), "code_signature_invalid");
+  EXPECT_EQ(Outcome(v_["wrong_device_signature"]["code"].get<std::string>(), t + 30),
+            "code_signature_invalid");
   EXPECT_EQ(verifier_->stats().certificate_verifications, 1u);
 }
 
@@ -509,10 +534,12 @@ TEST_F(CodesTest, TamperedCertificateIsRefusedEvenWhenTheGenuineOneIsCached) {
   EXPECT_EQ(Outcome(MakeDynamicCode(forged, device_seed_, t), t), "code_signature_invalid");
   // The vector's tampered member id, with the genuine certificate in the cache.
   const json& c = v_["tampered_member_id"];
-  EXPECT_EQ(Outcome(c["code"].get<std::string>(), c["now"].get<int64_t>()), "code_signature_invalid");
+  EXPECT_EQ(Outcome(c["code"].get<std::string>(), c["now"].get<int64_t>()),
+            "code_signature_invalid");
   // Failed certificates are not cached: trying again verifies again, and fails again.
   uint64_t before = verifier_->stats().certificate_verifications;
-  EXPECT_EQ(Outcome(c["code"].get<std::string>(), c["now"].get<int64_t>()), "code_signature_invalid");
+  EXPECT_EQ(Outcome(c["code"].get<std::string>(), c["now"].get<int64_t>()),
+            "code_signature_invalid");
   EXPECT_EQ(verifier_->stats().certificate_verifications, before + 1);
   EXPECT_EQ(verifier_->stats().certificate_cache_size, 1u);
 }
@@ -523,7 +550,8 @@ TEST_F(CodesTest, CacheIsBoundedAndEvictsTheLeastRecentlyUsed) {
   auto v = MakeVerifier(cfg);
   const uint32_t t = 1'795'000'000;
   std::vector<std::string> certs;
-  for (uint64_t m = 1; m <= 3; ++m) certs.push_back(MakeCertificate(hq_seed_, key_id_, m, device_pk_, 2'000'000'000));
+  for (uint64_t m = 1; m <= 3; ++m)
+    certs.push_back(MakeCertificate(hq_seed_, key_id_, m, device_pk_, 2'000'000'000));
   auto scan = [&](int i) { return Outcome(*v, MakeDynamicCode(certs[i], device_seed_, t), t); };
   ASSERT_EQ(scan(0), "ok");  // verify #1: [0]
   ASSERT_EQ(scan(1), "ok");  // verify #2: [1, 0]
@@ -559,7 +587,8 @@ TEST_F(CodesTest, ConcurrentIdentifyAgrees) {
         size_t k = static_cast<size_t>(i + th) % codes.size();
         auto r = v->Identify(codes[k], t, kNotRevoked);
         if (!r.ok() || r->member_id != k + 1) ++failures;
-        if (v->Identify(bad[k], t, kNotRevoked).status().code() != ErrorCode::kCodeSignatureInvalid) ++failures;
+        if (v->Identify(bad[k], t, kNotRevoked).status().code() != ErrorCode::kCodeSignatureInvalid)
+          ++failures;
       }
     });
   }

@@ -35,7 +35,8 @@ TEST(ExampleFiles, AgentExampleLoads) {
   EXPECT_EQ(c.token_file, kConfigDir + "/api.token");
   // The demo key is the public key of the member-code test vectors.
   ASSERT_EQ(c.hq_public_keys.count(1), 1u);
-  EXPECT_EQ(c.hq_public_keys.at(1), *Base64UrlDecode("ebVWLo_mVPlAeLES6KmLp5AfhTrmlb7X4OORC60ElmQ"));
+  EXPECT_EQ(c.hq_public_keys.at(1),
+            *Base64UrlDecode("ebVWLo_mVPlAeLES6KmLp5AfhTrmlb7X4OORC60ElmQ"));
   ASSERT_EQ(c.channels.size(), 2u);
   EXPECT_EQ(c.channels[0].name, "wechat");
   EXPECT_EQ(c.interval_s, 3600);

@@ -14,14 +14,15 @@ Result<HqConfig> ParseHq(const std::string& hq_body, const std::string& rest = "
 }
 
 const std::string kKeys = "signing_keys = { \"1\" = \"hq-ed25519.pem\" }\n";
-const std::string kTls = "tls_cert_file = \"hq.pem\"\ntls_key_file = \"hq.key\"\nclient_ca_file = \"ca.pem\"\n";
+const std::string kTls =
+    "tls_cert_file = \"hq.pem\"\ntls_key_file = \"hq.key\"\nclient_ca_file = \"ca.pem\"\n";
 
-#define EXPECT_HQ_ERROR(result, key_and_reason)                                          \
-  do {                                                                                   \
-    auto r_ = (result);                                                                  \
-    ASSERT_FALSE(r_.ok());                                                               \
-    EXPECT_EQ(r_.status().code(), ErrorCode::kConfigInvalid);                                     \
-    EXPECT_EQ(r_.status().message(), std::string(kHqFile) + ": " + (key_and_reason));    \
+#define EXPECT_HQ_ERROR(result, key_and_reason)                                       \
+  do {                                                                                \
+    auto r_ = (result);                                                               \
+    ASSERT_FALSE(r_.ok());                                                            \
+    EXPECT_EQ(r_.status().code(), ErrorCode::kConfigInvalid);                         \
+    EXPECT_EQ(r_.status().message(), std::string(kHqFile) + ": " + (key_and_reason)); \
   } while (0)
 
 TEST(HqConfig, DefaultsResolvedAgainstTheConfigFolder) {
@@ -44,11 +45,13 @@ TEST(HqConfig, DefaultsResolvedAgainstTheConfigFolder) {
   EXPECT_EQ(c.log_format, "");
   ASSERT_EQ(c.warnings.size(), 1u);
   EXPECT_EQ(c.warnings[0], std::string(kHqFile) +
-                               ": hq.listen: plain HTTP without TLS (loopback only): terminals are trusted by the id they name");
+                               ": hq.listen: plain HTTP without TLS (loopback only): terminals are "
+                               "trusted by the id they name");
 }
 
 TEST(HqConfig, TlsAllowsAPublicListenAddress) {
-  auto r = ParseHq(kKeys + kTls + "listen = \"0.0.0.0:443\"\ndatabase = \"/var/lib/hq/hq.db\"\n", "[log]\nlevel = \"debug\"\nformat = \"json\"\n");
+  auto r = ParseHq(kKeys + kTls + "listen = \"0.0.0.0:443\"\ndatabase = \"/var/lib/hq/hq.db\"\n",
+                   "[log]\nlevel = \"debug\"\nformat = \"json\"\n");
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->listen_host, "0.0.0.0");
   EXPECT_EQ(r->listen_port, 443);
@@ -63,27 +66,36 @@ TEST(HqConfig, TlsAllowsAPublicListenAddress) {
 
 TEST(HqConfig, PlainHttpOnlyOnLoopback) {
   EXPECT_HQ_ERROR(ParseHq(kKeys + "listen = \"0.0.0.0:8443\"\n"),
-                  "hq.listen: '0.0.0.0:8443' is not a loopback address (plain HTTP is allowed on loopback only; set "
+                  "hq.listen: '0.0.0.0:8443' is not a loopback address (plain HTTP is allowed on "
+                  "loopback only; set "
                   "tls_cert_file, tls_key_file and client_ca_file)");
-  EXPECT_HQ_ERROR(ParseHq(kKeys + "listen = \"127.0.0.1:65536\"\n"), "hq.listen: '127.0.0.1:65536': port 65536 is out of range 1..65535");
+  EXPECT_HQ_ERROR(ParseHq(kKeys + "listen = \"127.0.0.1:65536\"\n"),
+                  "hq.listen: '127.0.0.1:65536': port 65536 is out of range 1..65535");
 }
 
 TEST(HqConfig, TlsKeysComeInThrees) {
   const std::string reason =
-      ": required with the other TLS keys (set tls_cert_file, tls_key_file and client_ca_file, or none of them for plain "
+      ": required with the other TLS keys (set tls_cert_file, tls_key_file and client_ca_file, or "
+      "none of them for plain "
       "HTTP on loopback)";
   EXPECT_HQ_ERROR(ParseHq(kKeys + "tls_cert_file = \"hq.pem\"\n"), "hq.tls_key_file" + reason);
-  EXPECT_HQ_ERROR(ParseHq(kKeys + "tls_cert_file = \"hq.pem\"\ntls_key_file = \"hq.key\"\n"), "hq.client_ca_file" + reason);
+  EXPECT_HQ_ERROR(ParseHq(kKeys + "tls_cert_file = \"hq.pem\"\ntls_key_file = \"hq.key\"\n"),
+                  "hq.client_ca_file" + reason);
   EXPECT_HQ_ERROR(ParseHq(kKeys + "client_ca_file = \"ca.pem\"\n"), "hq.tls_cert_file" + reason);
 }
 
 TEST(HqConfig, SigningKeys) {
-  EXPECT_HQ_ERROR(ParseHq(""), "hq.signing_keys: at least one signing key is required to certify member devices");
-  EXPECT_HQ_ERROR(ParseHq("signing_keys = { \"300\" = \"k.pem\" }\n"),
-                  "hq.signing_keys.\"300\": a key id must be a whole number 0..255 without leading zeros");
-  EXPECT_HQ_ERROR(ParseHq("signing_keys = { \"1\" = \"\" }\n"), "hq.signing_keys.\"1\": must name a PEM file");
+  EXPECT_HQ_ERROR(
+      ParseHq(""),
+      "hq.signing_keys: at least one signing key is required to certify member devices");
+  EXPECT_HQ_ERROR(
+      ParseHq("signing_keys = { \"300\" = \"k.pem\" }\n"),
+      "hq.signing_keys.\"300\": a key id must be a whole number 0..255 without leading zeros");
+  EXPECT_HQ_ERROR(ParseHq("signing_keys = { \"1\" = \"\" }\n"),
+                  "hq.signing_keys.\"1\": must name a PEM file");
   EXPECT_HQ_ERROR(ParseHq("signing_keys = \"k.pem\"\n"),
-                  "hq.signing_keys: expected a table of key id = value (e.g. { \"1\" = \"...\" }), got a string");
+                  "hq.signing_keys: expected a table of key id = value (e.g. { \"1\" = \"...\" }), "
+                  "got a string");
   auto r = ParseHq("signing_keys = { \"1\" = \"old.pem\", \"2\" = \"/keys/new.pem\" }\n");
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->signing_keys.at(1), "/srv/hq/old.pem");
@@ -91,19 +103,24 @@ TEST(HqConfig, SigningKeys) {
 }
 
 TEST(HqConfig, OtherKeys) {
-  EXPECT_HQ_ERROR(ParseHq(kKeys + "card_prefix = \"8x\"\n"), "hq.card_prefix: '8x' must be 1..8 digits");
-  EXPECT_HQ_ERROR(ParseHq(kKeys + "databse = \"x.db\"\n"), "hq.databse: unknown key (did you mean 'database'?)");
+  EXPECT_HQ_ERROR(ParseHq(kKeys + "card_prefix = \"8x\"\n"),
+                  "hq.card_prefix: '8x' must be 1..8 digits");
+  EXPECT_HQ_ERROR(ParseHq(kKeys + "databse = \"x.db\"\n"),
+                  "hq.databse: unknown key (did you mean 'database'?)");
   EXPECT_HQ_ERROR(ParseHq(kKeys + "pii_key_file = \"\"\n"), "hq.pii_key_file: must not be empty");
-  EXPECT_HQ_ERROR(ParseHq(kKeys, "[log]\nlevel = \"loud\"\n"),
-                  "log.level: 'loud' is not one of trace | debug | info | warn | error | critical | off");
+  EXPECT_HQ_ERROR(
+      ParseHq(kKeys, "[log]\nlevel = \"loud\"\n"),
+      "log.level: 'loud' is not one of trace | debug | info | warn | error | critical | off");
   EXPECT_HQ_ERROR(ParseHq(kKeys, "[log]\nfile = \"hq.log\"\n"), "log.file: unknown key");
   EXPECT_HQ_ERROR(ParseHq(kKeys, "[agent]\n"), "agent: unknown key");
   auto top = ParseHqConfig("listen = \"127.0.0.1:1\"\n[hq]\n" + kKeys, kHqFile);
   ASSERT_FALSE(top.ok());
-  EXPECT_EQ(top.status().message(), std::string(kHqFile) + ": listen: unknown key at the top level (it belongs in [hq])");
+  EXPECT_EQ(top.status().message(),
+            std::string(kHqFile) + ": listen: unknown key at the top level (it belongs in [hq])");
   auto syntax = ParseHqConfig("[hq\n", kHqFile);
   ASSERT_FALSE(syntax.ok());
-  EXPECT_EQ(syntax.status().message().rfind(std::string(kHqFile) + ":1:", 0), 0u) << syntax.status().message();
+  EXPECT_EQ(syntax.status().message().rfind(std::string(kHqFile) + ":1:", 0), 0u)
+      << syntax.status().message();
 }
 
 // Connection limits and the CRL (docs/http.md, docs/tls.md): defaults, the edges of each
@@ -116,10 +133,13 @@ TEST(HqConfig, ConnectionLimitsAndCrl) {
   EXPECT_EQ(d->crl_file, "");
   EXPECT_EQ(ParseHq(kKeys + "max_connections = 1\n")->max_connections, 1);
   EXPECT_EQ(ParseHq(kKeys + "max_connections = 65536\n")->max_connections, 65536);
-  EXPECT_HQ_ERROR(ParseHq(kKeys + "max_connections = 0\n"), "hq.max_connections: 0 is out of range 1..65536");
-  EXPECT_HQ_ERROR(ParseHq(kKeys + "max_connections = 65537\n"), "hq.max_connections: 65537 is out of range 1..65536");
+  EXPECT_HQ_ERROR(ParseHq(kKeys + "max_connections = 0\n"),
+                  "hq.max_connections: 0 is out of range 1..65536");
+  EXPECT_HQ_ERROR(ParseHq(kKeys + "max_connections = 65537\n"),
+                  "hq.max_connections: 65537 is out of range 1..65536");
   EXPECT_EQ(ParseHq(kKeys + "max_connections_per_address = 0\n")->max_connections_per_address, 0);
-  EXPECT_EQ(ParseHq(kKeys + "max_connections_per_address = 65536\n")->max_connections_per_address, 65536);
+  EXPECT_EQ(ParseHq(kKeys + "max_connections_per_address = 65536\n")->max_connections_per_address,
+            65536);
   EXPECT_HQ_ERROR(ParseHq(kKeys + "max_connections_per_address = -1\n"),
                   "hq.max_connections_per_address: -1 is out of range 0..65536");
   EXPECT_HQ_ERROR(ParseHq(kKeys + "max_connections = \"64\"\n"),
@@ -127,9 +147,10 @@ TEST(HqConfig, ConnectionLimitsAndCrl) {
   auto crl = ParseHq(kKeys + kTls + "crl_file = \"crl.pem\"\n");
   ASSERT_TRUE(crl.ok()) << crl.status().ToString();
   EXPECT_EQ(crl->crl_file, "/srv/hq/crl.pem");
-  EXPECT_HQ_ERROR(ParseHq(kKeys + "crl_file = \"crl.pem\"\n"),
-                  "hq.crl_file: needs TLS (tls_cert_file, tls_key_file and client_ca_file): without client "
-                  "certificates there is nothing to revoke");
+  EXPECT_HQ_ERROR(
+      ParseHq(kKeys + "crl_file = \"crl.pem\"\n"),
+      "hq.crl_file: needs TLS (tls_cert_file, tls_key_file and client_ca_file): without client "
+      "certificates there is nothing to revoke");
   auto top = ParseHqConfig("crl_file = \"crl.pem\"\n[hq]\n" + kKeys, kHqFile);
   ASSERT_FALSE(top.ok());
   EXPECT_NE(top.status().message().find("it belongs in [hq]"), std::string::npos);
@@ -145,8 +166,10 @@ TEST(HqConfig, TimeZone) {
   }
   auto bad = ParseHq(kKeys + "timezone = \"Mars/Olympus\"\n");
   ASSERT_FALSE(bad.ok());
-  EXPECT_EQ(bad.status().message().rfind(std::string(kHqFile) + ": hq.timezone: ", 0), 0u) << bad.status().message();
-  EXPECT_HQ_ERROR(ParseHq(kKeys + "timezone = 8\n"), "hq.timezone: expected a string, got an integer");
+  EXPECT_EQ(bad.status().message().rfind(std::string(kHqFile) + ": hq.timezone: ", 0), 0u)
+      << bad.status().message();
+  EXPECT_HQ_ERROR(ParseHq(kKeys + "timezone = 8\n"),
+                  "hq.timezone: expected a string, got an integer");
   auto top = ParseHqConfig("timezone = \"UTC\"\n[hq]\n" + kKeys, kHqFile);
   ASSERT_FALSE(top.ok());
   EXPECT_NE(top.status().message().find("it belongs in [hq]"), std::string::npos);

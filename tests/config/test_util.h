@@ -22,8 +22,8 @@ struct Parts {
 };
 
 inline std::string Build(const Parts& p) {
-  return "[agent]\n" + p.agent + "\n[api]\n" + p.api + "\n[codes]\n" + p.codes + "\n[hq]\n" + p.hq + "\n[sync]\n" +
-         p.sync + "\n[log]\n" + p.log + "\n" + p.tail;
+  return "[agent]\n" + p.agent + "\n[api]\n" + p.api + "\n[codes]\n" + p.codes + "\n[hq]\n" + p.hq +
+         "\n[sync]\n" + p.sync + "\n[log]\n" + p.log + "\n" + p.tail;
 }
 
 inline Result<AgentConfig> Parse(const Parts& p) { return ParseAgentConfig(Build(p), kFile); }
@@ -35,12 +35,13 @@ inline AgentConfig MustParse(const Parts& p) {
 }
 
 // The whole message must match: file, dotted key, reason.
-#define EXPECT_CONFIG_ERROR(parts, key_and_reason)                                         \
-  do {                                                                                     \
-    auto r_ = ::loyalty::config::testing::Parse(parts);                                    \
-    ASSERT_FALSE(r_.ok()) << "accepted:\n" << ::loyalty::config::testing::Build(parts);    \
-    EXPECT_EQ(r_.status().code(), ErrorCode::kConfigInvalid);                                       \
-    EXPECT_EQ(r_.status().message(), std::string(::loyalty::config::testing::kFile) + ": " + (key_and_reason)); \
+#define EXPECT_CONFIG_ERROR(parts, key_and_reason)                                       \
+  do {                                                                                   \
+    auto r_ = ::loyalty::config::testing::Parse(parts);                                  \
+    ASSERT_FALSE(r_.ok()) << "accepted:\n" << ::loyalty::config::testing::Build(parts);  \
+    EXPECT_EQ(r_.status().code(), ErrorCode::kConfigInvalid);                            \
+    EXPECT_EQ(r_.status().message(),                                                     \
+              std::string(::loyalty::config::testing::kFile) + ": " + (key_and_reason)); \
   } while (0)
 
 }  // namespace loyalty::config::testing

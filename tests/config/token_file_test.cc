@@ -16,7 +16,8 @@ namespace {
 class TokenFileTest : public loyalty::testing::TempDirTest {};
 
 TEST_F(TokenFileTest, GroupReadableIsAcceptedAndTheNewlineTrimmed) {
-  auto t = ReadTokenFile(Write("api.token", "s3cret-Token_1\n", 0640), SecretAccess::kOwnerAndGroupRead);
+  auto t =
+      ReadTokenFile(Write("api.token", "s3cret-Token_1\n", 0640), SecretAccess::kOwnerAndGroupRead);
   ASSERT_TRUE(t.ok()) << t.status().ToString();
   EXPECT_EQ(*t, "s3cret-Token_1");
   auto owner_only = ReadTokenFile(Write("owner.token", "abc", 0600));
@@ -56,19 +57,22 @@ TEST_F(TokenFileTest, ASymbolicLinkIsRefused) {
   ASSERT_EQ(::symlink(real.c_str(), link.c_str()), 0);
   auto r = ReadTokenFile(link);
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().message().rfind(link + ": is a symbolic link", 0), 0u) << r.status().message();
+  EXPECT_EQ(r.status().message().rfind(link + ": is a symbolic link", 0), 0u)
+      << r.status().message();
 }
 
 TEST_F(TokenFileTest, EmptyOrMalformedTokensAreRefused) {
   const std::string empty = Write("empty.token", "", 0600);
   auto e = ReadTokenFile(empty);
   ASSERT_FALSE(e.ok());
-  EXPECT_EQ(e.status().message(), empty + ": the token file is empty (write one line with the token)");
+  EXPECT_EQ(e.status().message(),
+            empty + ": the token file is empty (write one line with the token)");
   EXPECT_FALSE(ReadTokenFile(Write("nl.token", "\n", 0600)).ok());
   const std::string spaced = Write("spaced.token", "two words\n", 0600);
   auto s = ReadTokenFile(spaced);
   ASSERT_FALSE(s.ok());
-  EXPECT_EQ(s.status().message(), spaced + ": the token must be printable ASCII without spaces, on one line");
+  EXPECT_EQ(s.status().message(),
+            spaced + ": the token must be printable ASCII without spaces, on one line");
   EXPECT_FALSE(ReadTokenFile(Write("lines.token", "abc\ndef\n", 0600)).ok());
   EXPECT_FALSE(ReadTokenFile(Write("two_nl.token", "abc\n\n", 0600)).ok());
   EXPECT_TRUE(ReadTokenFile(Write("max.token", std::string(4096, 'a'), 0600)).ok());
@@ -97,10 +101,11 @@ TEST_F(TokenFileTest, ConfiguredSecretsNameTheConfigTheKeyAndTheFile) {
   auto bad = ReadConfiguredSecret("/etc/loyaltyd/agent.toml", "hq.key_file", key);
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.status().code(), ErrorCode::kConfigInvalid);
-  EXPECT_EQ(bad.status().message(), "/etc/loyaltyd/agent.toml: hq.key_file: " + key +
-                                        ": has mode 0644, which lets users other than its owner read "
-                                        "or change it; "
-                                        "chmod 600 it");
+  EXPECT_EQ(bad.status().message(),
+            "/etc/loyaltyd/agent.toml: hq.key_file: " + key +
+                ": has mode 0644, which lets users other than its owner read "
+                "or change it; "
+                "chmod 600 it");
 }
 
 }  // namespace

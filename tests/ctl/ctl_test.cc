@@ -57,7 +57,8 @@ std::vector<std::vector<std::string>> ParseCsv(const std::string& s) {
         field += s[i++];
       }
     } else {
-      while (i < s.size() && s[i] != ',' && s[i] != '\r' && s[i] != '\n' && s[i] != '"') field += s[i++];
+      while (i < s.size() && s[i] != ',' && s[i] != '\r' && s[i] != '\n' && s[i] != '"')
+        field += s[i++];
       if (i < s.size() && s[i] == '"') {
         ADD_FAILURE() << "a quote inside an unquoted field at byte " << i;
         return rows;
@@ -84,12 +85,13 @@ std::string TodayInShanghai() {
   auto tz = TimeZone::Load("Asia/Shanghai");
   CivilTime t = tz->ToLocal(static_cast<int64_t>(::time(nullptr)));
   char buf[16];
-  std::snprintf(buf, sizeof buf, "%04lld-%02d-%02d", static_cast<long long>(t.year), t.month, t.day);
+  std::snprintf(buf, sizeof buf, "%04lld-%02d-%02d", static_cast<long long>(t.year), t.month,
+                t.day);
   return buf;
 }
 
-json Commit(AgentProcess& a, const std::string& checkout_id, std::optional<std::string> code, json lines,
-            const std::string& tender) {
+json Commit(AgentProcess& a, const std::string& checkout_id, std::optional<std::string> code,
+            json lines, const std::string& tender) {
   json req{{"checkout_id", checkout_id}, {"lines", lines}, {"tender", tender}};
   if (code) req["member_code"] = *code;
   auto r = a.Post("/v1/checkouts/commit", req);
@@ -109,14 +111,17 @@ class CtlTest : public ::testing::Test {
     start_ms_ = static_cast<int64_t>(::time(nullptr)) * 1000;
     int64_t now = static_cast<int64_t>(::time(nullptr));
     Commit(*agent_, "co-1", MintCode(kDynamicMember, now - 1),
-           json::array({{{"sku", kOddSku}, {"qty", 2}, {"unit_price_cents", 1990}, {"category", "grocery"}},
-                        {{"sku", "B"}, {"qty", 1}, {"unit_price_cents", 12900}, {"category", "beauty"}}}),
+           json::array(
+               {{{"sku", kOddSku}, {"qty", 2}, {"unit_price_cents", 1990}, {"category", "grocery"}},
+                {{"sku", "B"}, {"qty", 1}, {"unit_price_cents", 12900}, {"category", "beauty"}}}),
            "wechat");
     Commit(*agent_, "co-2", MintCode(kDynamicMember, now - 2),
            json::array({{{"sku", "C"}, {"qty", 1}, {"unit_price_cents", 5000}}}), "card");
-    Commit(*agent_, "co-3", std::nullopt, json::array({{{"sku", "D"}, {"qty", 3}, {"unit_price_cents", 100}}}), "cash");
-    auto rf = agent_->Post("/v1/refunds",
-                           {{"refund_id", "rf-1"}, {"checkout_id", "co-1"}, {"lines", json::array({{{"line", 0}, {"qty", 1}}})}});
+    Commit(*agent_, "co-3", std::nullopt,
+           json::array({{{"sku", "D"}, {"qty", 3}, {"unit_price_cents", 100}}}), "cash");
+    auto rf = agent_->Post("/v1/refunds", {{"refund_id", "rf-1"},
+                                           {"checkout_id", "co-1"},
+                                           {"lines", json::array({{{"line", 0}, {"qty", 1}}})}});
     EXPECT_EQ(rf.status, 200) << rf.raw;
   }
   static void TearDownTestSuite() {
@@ -147,8 +152,9 @@ TEST_F(CtlTest, Status) {
   ASSERT_EQ(r.exit, 0) << r.err;
   EXPECT_TRUE(r.err.empty()) << r.err;
   EXPECT_NE(r.out.find("on terminal T01 (store S001)"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("ok, " + std::to_string(h.body["ledger"]["entries"].get<int64_t>()) + " entries"),
-            std::string::npos)
+  EXPECT_NE(
+      r.out.find("ok, " + std::to_string(h.body["ledger"]["entries"].get<int64_t>()) + " entries"),
+      std::string::npos)
       << r.out;
   EXPECT_NE(r.out.find("scanners:"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("entries pending"), std::string::npos) << r.out;
@@ -169,7 +175,8 @@ TEST_F(CtlTest, Member) {
   Ctl r = Run({"member", std::to_string(kDynamicMember)});
   ASSERT_EQ(r.exit, 0) << r.err;
   EXPECT_NE(r.out.find("member " + std::to_string(kDynamicMember)), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("balance:   " + std::to_string(balance) + " points"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("balance:   " + std::to_string(balance) + " points"), std::string::npos)
+      << r.out;
   EXPECT_NE(r.out.find("checkout co-1"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("clawback"), std::string::npos) << r.out;
 
@@ -185,7 +192,8 @@ TEST_F(CtlTest, Member) {
 
   Ctl unknown_json = Run({"member", "999", "--json"});
   EXPECT_EQ(unknown_json.exit, 5);
-  EXPECT_EQ(json::parse(unknown_json.out)["error"]["code"], "member_unknown");  // the daemon's error, for scripts
+  EXPECT_EQ(json::parse(unknown_json.out)["error"]["code"],
+            "member_unknown");  // the daemon's error, for scripts
 
   // A member id cannot reach another route.
   Ctl sneaky = Run({"member", "../checkouts/co-1"});
@@ -213,7 +221,8 @@ TEST_F(CtlTest, Scan) {
   Ctl bad = Run({"scan", garbage});
   EXPECT_EQ(bad.exit, 5) << bad.err;
   ExpectOneLineError(bad);
-  EXPECT_NE(bad.err.find(api.body["error"]["code"].get<std::string>()), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find(api.body["error"]["code"].get<std::string>()), std::string::npos)
+      << bad.err;
   EXPECT_TRUE(bad.out.empty());
 }
 
@@ -221,7 +230,8 @@ TEST_F(CtlTest, Checkouts) {
   for (const std::string& since : {*today_, FormatRfc3339(start_ms_ / 1000 - 3600)}) {
     Ctl r = Run({"checkouts", "--since", since});
     ASSERT_EQ(r.exit, 0) << since << ": " << r.err;
-    for (const char* id : {"co-1", "co-2", "co-3"}) EXPECT_NE(r.out.find(id), std::string::npos) << r.out;
+    for (const char* id : {"co-1", "co-2", "co-3"})
+      EXPECT_NE(r.out.find(id), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("3 checkouts since"), std::string::npos) << r.out;
   }
   Ctl j = Run({"checkouts", "--since", *today_, "--json"});
@@ -254,10 +264,13 @@ TEST_F(CtlTest, ExportCsv) {
   auto rows = ParseCsv(r.out);
   ASSERT_GE(rows.size(), 2u);
   const auto& header = rows[0];
-  for (const char* col : {"record", "at", "checkout_id", "refund_id", "entry_id", "member_id", "kind", "points",
-                          "subtotal_cents", "total_due_cents", "refund_cents", "tender", "rules_version"})
+  for (const char* col :
+       {"record", "at", "checkout_id", "refund_id", "entry_id", "member_id", "kind", "points",
+        "subtotal_cents", "total_due_cents", "refund_cents", "tender", "rules_version"})
     EXPECT_NE(std::find(header.begin(), header.end(), col), header.end()) << col;
-  auto col = [&](const char* name) { return std::find(header.begin(), header.end(), name) - header.begin(); };
+  auto col = [&](const char* name) {
+    return std::find(header.begin(), header.end(), name) - header.begin();
+  };
   std::map<std::string, int> count;
   bool saw_odd = false;
   int64_t earn_points = 0, clawback_points = 0;
@@ -276,7 +289,8 @@ TEST_F(CtlTest, ExportCsv) {
       EXPECT_EQ(row[col("total_due_cents")], std::to_string(2 * 1990 + 12900));
       EXPECT_FALSE(row[col("rules_version")].empty());
     }
-    if (row[col("record")] == "entry" && row[col("kind")] == "earn") earn_points += std::stoll(row[col("points")]);
+    if (row[col("record")] == "entry" && row[col("kind")] == "earn")
+      earn_points += std::stoll(row[col("points")]);
     if (row[col("record")] == "entry" && row[col("kind")] == "clawback") {
       EXPECT_EQ(row[col("refund_id")], "rf-1");
       clawback_points += std::stoll(row[col("points")]);
@@ -368,8 +382,11 @@ std::filesystem::path WriteConfigAt(const std::filesystem::path& dir, uint16_t p
   WriteFile(dir / "api.token", "0123456789abcdef\n", 0640);
   WriteFile(dir / "agent.toml",
             "[agent]\nterminal_id = \"T01\"\nstore_id = \"S001\"\ndatabase = \"ledger.db\"\n"
-            "[api]\nlisten = \"127.0.0.1:" + std::to_string(port) + "\"\ntoken_file = \"api.token\"\n"
-            "[codes]\nhq_public_keys = { \"1\" = \"" + kHqPublicB64 + "\" }\n");
+            "[api]\nlisten = \"127.0.0.1:" +
+                std::to_string(port) +
+                "\"\ntoken_file = \"api.token\"\n"
+                "[codes]\nhq_public_keys = { \"1\" = \"" +
+                kHqPublicB64 + "\" }\n");
   return dir / "agent.toml";
 }
 
@@ -380,16 +397,21 @@ TEST(CtlStandalone, ExportSinceCarriesLaterRefundsOfEarlierCheckouts) {
   AgentProcess a(dir);
   a.Start();
   int64_t now = static_cast<int64_t>(::time(nullptr));
-  json early = Commit(a, "co-early", MintCode(kDynamicMember, now - 1),
-                      json::array({{{"sku", "E"}, {"qty", 2}, {"unit_price_cents", 4000}, {"category", "grocery"}}}),
-                      "card");
+  json early =
+      Commit(a, "co-early", MintCode(kDynamicMember, now - 1),
+             json::array(
+                 {{{"sku", "E"}, {"qty", 2}, {"unit_price_cents", 4000}, {"category", "grocery"}}}),
+             "card");
   // `since` falls after the early checkout's commit.
   int64_t since_s = *ParseRfc3339(early["committed_at"].get<std::string>()) + 1;
-  while (static_cast<int64_t>(::time(nullptr)) < since_s) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  auto rf = a.Post("/v1/refunds",
-                   {{"refund_id", "rf-late"}, {"checkout_id", "co-early"}, {"lines", json::array({{{"line", 0}, {"qty", 1}}})}});
+  while (static_cast<int64_t>(::time(nullptr)) < since_s)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  auto rf = a.Post("/v1/refunds", {{"refund_id", "rf-late"},
+                                   {"checkout_id", "co-early"},
+                                   {"lines", json::array({{{"line", 0}, {"qty", 1}}})}});
   ASSERT_EQ(rf.status, 200) << rf.raw;
-  Commit(a, "co-late", std::nullopt, json::array({{{"sku", "L"}, {"qty", 1}, {"unit_price_cents", 300}}}), "cash");
+  Commit(a, "co-late", std::nullopt,
+         json::array({{{"sku", "L"}, {"qty", 1}, {"unit_price_cents", 300}}}), "cash");
   std::string since = FormatRfc3339(since_s);
   Ctl r = RunCtl({"--config", a.config_path(), "export", "--since", since, "--format", "json"});
   ASSERT_EQ(r.exit, 0) << r.err;
@@ -405,11 +427,13 @@ TEST(CtlStandalone, ExportSinceCarriesLaterRefundsOfEarlierCheckouts) {
       EXPECT_EQ(rec["refund_id"], "rf-late");  // the refund's entries only, not the sale's
     }
   }
-  std::vector<std::string> want = {"checkout:co-late", "line:co-late", "refund:co-early", "refund_line:co-early"};
+  std::vector<std::string> want = {"checkout:co-late", "line:co-late", "refund:co-early",
+                                   "refund_line:co-early"};
   for (size_t i = 0; i < rf.body["entries"].size(); ++i) want.push_back("entry:co-early");
   EXPECT_EQ(kinds, want) << r.out;
   // From before the early sale, the refund comes once, under its checkout.
-  Ctl all = RunCtl({"--config", a.config_path(), "export", "--since", FormatRfc3339(now - 60), "--format", "json"});
+  Ctl all = RunCtl({"--config", a.config_path(), "export", "--since", FormatRfc3339(now - 60),
+                    "--format", "json"});
   ASSERT_EQ(all.exit, 0) << all.err;
   int refunds = 0;
   json all_body = json::parse(all.out);
@@ -422,7 +446,8 @@ TEST(CtlStandalone, ExportSinceCarriesLaterRefundsOfEarlierCheckouts) {
 TEST(CtlStandalone, UnreachableDaemon) {
   auto dir = FreshDir("ctl_unreachable");
   auto cfg = WriteConfigAt(dir, FreePort()).string();
-  for (auto args : std::vector<std::vector<std::string>>{{"status"}, {"member", "1"}, {"scan", "x"}, {"sync"}}) {
+  for (auto args : std::vector<std::vector<std::string>>{
+           {"status"}, {"member", "1"}, {"scan", "x"}, {"sync"}}) {
     args.insert(args.begin(), {"--config", cfg});
     Ctl r = RunCtl(args);
     EXPECT_EQ(r.exit, 4) << args[2] << ": " << r.err;
@@ -499,13 +524,15 @@ TEST(CtlStandalone, VerifyFindsATamperedEntryWithTheDaemonDown) {
   EXPECT_NE(bad.out.find("does not match its hash"), std::string::npos) << bad.out;
 
   // And a cached balance that no longer equals its lots.
-  Exec(a.db_path(), "UPDATE members SET balance = balance + 5 WHERE member_id = " + std::to_string(kDynamicMember));
+  Exec(a.db_path(), "UPDATE members SET balance = balance + 5 WHERE member_id = " +
+                        std::to_string(kDynamicMember));
   Ctl worse = RunCtl({"--config", a.config_path(), "verify", "--json"});
   EXPECT_EQ(worse.exit, 8);
   json body = json::parse(worse.out);
   EXPECT_EQ(body["ok"], false);
   ASSERT_EQ(body["problems"].size(), 2u) << worse.out;
-  EXPECT_NE(body["problems"][1].get<std::string>().find("but its lots sum to"), std::string::npos) << worse.out;
+  EXPECT_NE(body["problems"][1].get<std::string>().find("but its lots sum to"), std::string::npos)
+      << worse.out;
   std::filesystem::remove_all(dir);
 }
 

@@ -37,7 +37,8 @@ class SinceTest : public ::testing::Test {
 TEST_F(SinceTest, DateIsMidnightInTheStoresTimeZone) {
   // 2026-11-22 00:00 in Shanghai (+08:00) is 2026-11-21T16:00:00Z.
   EXPECT_EQ(*ParseSince("2026-11-22", shanghai_), *ParseRfc3339("2026-11-21T16:00:00Z") * 1000);
-  EXPECT_EQ(*ParseSince("2026-11-22", TimeZone::Utc()), *ParseRfc3339("2026-11-22T00:00:00Z") * 1000);
+  EXPECT_EQ(*ParseSince("2026-11-22", TimeZone::Utc()),
+            *ParseRfc3339("2026-11-22T00:00:00Z") * 1000);
   auto ny = TimeZone::Load("America/New_York");
   ASSERT_TRUE(ny.ok());
   EXPECT_EQ(*ParseSince("2026-07-01", *ny), *ParseRfc3339("2026-07-01T04:00:00Z") * 1000);  // EDT
@@ -59,9 +60,10 @@ TEST_F(SinceTest, CalendarEdges) {
 TEST_F(SinceTest, Rfc3339AndRefusals) {
   EXPECT_EQ(*ParseSince("2026-11-18T11:07:10Z", shanghai_), 1795000030000);
   EXPECT_EQ(*ParseSince("2026-11-18T19:07:10+08:00", shanghai_), 1795000030000);
-  EXPECT_EQ(*ParseSince("2026-11-18T11:07:10.999Z", shanghai_), 1795000030000);  // the fraction is dropped
-  for (const char* bad : {"", "today", "2026-1-01", "2026/11/22", "2026-11-22 ", " 2026-11-22", "2026-11-2x",
-                          "+026-11-22", "2026-11-22T11:07:10", "20261122"}) {
+  EXPECT_EQ(*ParseSince("2026-11-18T11:07:10.999Z", shanghai_),
+            1795000030000);  // the fraction is dropped
+  for (const char* bad : {"", "today", "2026-1-01", "2026/11/22", "2026-11-22 ", " 2026-11-22",
+                          "2026-11-2x", "+026-11-22", "2026-11-22T11:07:10", "20261122"}) {
     auto r = ParseSince(bad, shanghai_);
     EXPECT_FALSE(r.ok()) << "'" << bad << "'";
     if (!r.ok()) {
@@ -92,7 +94,8 @@ TEST(Format, CentsAreIntegers) {
 }
 
 TEST(Format, HealthShowsEveryPart) {
-  json h = json::parse(R"({"status":"degraded","version":"0.1.0","terminal_id":"T01","store_id":"S001",
+  json h =
+      json::parse(R"({"status":"degraded","version":"0.1.0","terminal_id":"T01","store_id":"S001",
     "ledger":{"ok":true,"entries":12},
     "scanners":[{"id":"front","kind":"serial","state":"connected","last_scan_at":"2026-11-22T06:12:26Z"},
                 {"id":"back","kind":"fifo","state":"disconnected","last_scan_at":null}],
@@ -102,7 +105,8 @@ TEST(Format, HealthShowsEveryPart) {
   std::string s = FormatHealth(h);
   EXPECT_NE(s.find("terminal T01 (store S001): degraded"), std::string::npos) << s;
   EXPECT_NE(s.find("ok, 12 entries"), std::string::npos) << s;
-  EXPECT_NE(s.find("front (serial) connected, last scan 2026-11-22T06:12:26Z"), std::string::npos) << s;
+  EXPECT_NE(s.find("front (serial) connected, last scan 2026-11-22T06:12:26Z"), std::string::npos)
+      << s;
   EXPECT_NE(s.find("back (fifo) disconnected, last scan never"), std::string::npos) << s;
   EXPECT_NE(s.find("failing, 7 entries pending, last success never"), std::string::npos) << s;
   EXPECT_NE(s.find("last error: hq unreachable"), std::string::npos) << s;
@@ -111,10 +115,11 @@ TEST(Format, HealthShowsEveryPart) {
 }
 
 TEST(Format, RenderersNeverThrowOnUnexpectedShapes) {
-  for (const char* text : {"null", "[]", "42", "\"x\"", "{}", R"({"ledger":"no","scanners":{"a":1},"sync":[1]})",
-                           R"({"scanners":[null,1,"x",{"id":7}],"clock":{"trusted":"yes"}})",
-                           R"({"member_id":12,"lots":[null,{"points":"x"}],"recent_entries":[1,{"points":1.5}]})",
-                           R"({"identification":[],"member":"x"})", R"({"result":"failed","error":{"a":1}})"}) {
+  for (const char* text :
+       {"null", "[]", "42", "\"x\"", "{}", R"({"ledger":"no","scanners":{"a":1},"sync":[1]})",
+        R"({"scanners":[null,1,"x",{"id":7}],"clock":{"trusted":"yes"}})",
+        R"({"member_id":12,"lots":[null,{"points":"x"}],"recent_entries":[1,{"points":1.5}]})",
+        R"({"identification":[],"member":"x"})", R"({"result":"failed","error":{"a":1}})"}) {
     json j = json::parse(text);
     EXPECT_NO_THROW({
       FormatHealth(j);
@@ -133,30 +138,39 @@ TEST(Format, MemberAndIdentify) {
     "recent_entries":[{"entry_id":"e1","kind":"earn","points":168,"at":"2026-11-22T06:12:26Z","checkout_id":"co-1"},
                       {"entry_id":"e2","kind":"clawback","points":-20,"at":"2026-11-22T07:00:00Z"}]})");
   std::string s = FormatMember(m);
-  EXPECT_NE(s.find("member 42: 张* 138****5678, tier vip, frozen (velocity)"), std::string::npos) << s;
+  EXPECT_NE(s.find("member 42: 张* 138****5678, tier vip, frozen (velocity)"), std::string::npos)
+      << s;
   EXPECT_NE(s.find("168 points, 100 available"), std::string::npos) << s;
   EXPECT_NE(s.find("never sent by HQ (stale)"), std::string::npos) << s;
   EXPECT_NE(s.find("earn +168  checkout co-1"), std::string::npos) << s;
   EXPECT_NE(s.find("clawback -20"), std::string::npos) << s;
 
-  json id{{"identification", {{"id", "idn-1"}, {"kind", "channel"}, {"channel", "wechat"}, {"expires_at", "X"}}},
+  json id{{"identification",
+           {{"id", "idn-1"}, {"kind", "channel"}, {"channel", "wechat"}, {"expires_at", "X"}}},
           {"member", m}};
   std::string t = FormatIdentify(id);
-  EXPECT_EQ(t.rfind("identified: channel code (wechat), identification idn-1, usable until X\n", 0), 0u) << t;
+  EXPECT_EQ(t.rfind("identified: channel code (wechat), identification idn-1, usable until X\n", 0),
+            0u)
+      << t;
   EXPECT_NE(t.find("member 42"), std::string::npos);
 }
 
 TEST(Format, SyncRunAndApiError) {
-  EXPECT_EQ(FormatSyncRun(json::parse(R"({"run_id":"r1","result":"ok","uploaded":3,"downloaded":0,"repaired":1,
+  EXPECT_EQ(FormatSyncRun(json::parse(
+                R"({"run_id":"r1","result":"ok","uploaded":3,"downloaded":0,"repaired":1,
       "round_trips":2,"bytes_sent":1204,"bytes_received":880})")),
-            "sync run r1 ok: uploaded 3, downloaded 0, repaired 1, 2 round trips, 1204 bytes sent, 880 received");
-  EXPECT_EQ(FormatSyncRun(json::parse(R"({"run_id":"r2","result":"failed","error":"no HQ configured"})")),
-            "sync run r2 failed: no HQ configured");
-  EXPECT_EQ(FormatApiError(422, json::parse(R"({"error":{"code":"code_malformed","message":"not LM1"}})"), ""),
+            "sync run r1 ok: uploaded 3, downloaded 0, repaired 1, 2 round trips, 1204 bytes sent, "
+            "880 received");
+  EXPECT_EQ(
+      FormatSyncRun(json::parse(R"({"run_id":"r2","result":"failed","error":"no HQ configured"})")),
+      "sync run r2 failed: no HQ configured");
+  EXPECT_EQ(FormatApiError(
+                422, json::parse(R"({"error":{"code":"code_malformed","message":"not LM1"}})"), ""),
             "code_malformed: not LM1 (HTTP 422)");
   EXPECT_EQ(FormatApiError(502, json(), "bad\ngateway"), "bad gateway (HTTP 502)");
   EXPECT_EQ(FormatApiError(500, json(), ""), "no body (HTTP 500)");
-  EXPECT_EQ(FormatApiError(500, json(), std::string(1000, 'x')).size(), 200 + std::string(" (HTTP 500)").size());
+  EXPECT_EQ(FormatApiError(500, json(), std::string(1000, 'x')).size(),
+            200 + std::string(" (HTTP 500)").size());
 }
 
 TEST(Format, PathSegmentsCannotEscape) {
@@ -205,22 +219,29 @@ TEST(Export, RecordsOfACheckoutInOrder) {
   r.refund_cents = 2450;
   r.lines = {{0, 1}};
   // Entries out of order, and one that matches no refund: nothing is dropped.
-  std::vector<ledger::EntryRow> entries = {Entry(3, "clawback", -24, "rf-1"), Entry(1, "earn", 49, ""),
+  std::vector<ledger::EntryRow> entries = {Entry(3, "clawback", -24, "rf-1"),
+                                           Entry(1, "earn", 49, ""),
                                            Entry(4, "clawback", -1, "rf-unknown")};
   auto recs = RecordsForCheckout(c, entries, {r});
   std::vector<std::string> order;
   for (const auto& x : recs) order.push_back(x.record + ":" + x.entry_id);
-  EXPECT_EQ(order, (std::vector<std::string>{"checkout:", "line:", "entry:e1", "refund:", "refund_line:", "entry:e3",
-                                             "entry:e4"}));
+  EXPECT_EQ(order, (std::vector<std::string>{"checkout:", "line:", "entry:e1",
+                                             "refund:", "refund_line:", "entry:e3", "entry:e4"}));
   EXPECT_EQ(recs[4].sku, "A,\"1\"");  // the refunded line names its sku
 
-  EXPECT_EQ(ExportCsvHeader(),
-            "record,at,checkout_id,refund_id,entry_id,seq,member_id,kind,points,line,sku,category,qty,"
-            "unit_price_cents,net_cents,subtotal_cents,total_due_cents,refund_cents,points_earned,redeemed_points,"
-            "tender,reason,rules_version\r\n");
-  EXPECT_EQ(ExportCsvRow(recs[0]), "checkout,2026-11-18T11:07:10.042Z,co-1,,,,42,,,,,,,,,5000,4900,,49,0,card,,r1\r\n");
-  EXPECT_EQ(ExportCsvRow(recs[1]), "line,2026-11-18T11:07:10.042Z,co-1,,,,,,,0,\"A,\"\"1\"\"\",grocery,2,2500,4900,,,,,,,,\r\n");
-  EXPECT_EQ(ExportCsvRow(recs[2]), "entry,2026-11-18T11:07:10.001Z,co-1,,e1,1,42,earn,49,,,,,,,,,,,,,,\r\n");
+  EXPECT_EQ(
+      ExportCsvHeader(),
+      "record,at,checkout_id,refund_id,entry_id,seq,member_id,kind,points,line,sku,category,qty,"
+      "unit_price_cents,net_cents,subtotal_cents,total_due_cents,refund_cents,points_earned,"
+      "redeemed_points,"
+      "tender,reason,rules_version\r\n");
+  EXPECT_EQ(ExportCsvRow(recs[0]),
+            "checkout,2026-11-18T11:07:10.042Z,co-1,,,,42,,,,,,,,,5000,4900,,49,0,card,,r1\r\n");
+  EXPECT_EQ(
+      ExportCsvRow(recs[1]),
+      "line,2026-11-18T11:07:10.042Z,co-1,,,,,,,0,\"A,\"\"1\"\"\",grocery,2,2500,4900,,,,,,,,\r\n");
+  EXPECT_EQ(ExportCsvRow(recs[2]),
+            "entry,2026-11-18T11:07:10.001Z,co-1,,e1,1,42,earn,49,,,,,,,,,,,,,,\r\n");
 
   auto j = ExportJson(recs[3]);
   EXPECT_EQ(j.begin().key(), "record");  // columns in header order
@@ -249,13 +270,14 @@ Ran RunArgs(std::vector<std::string> args) {
 }
 
 TEST(CommandLine, UsageErrorsAreOneLineAndExit2) {
-  for (auto args : std::vector<std::vector<std::string>>{{},
-                                                         {"frobnicate"},
-                                                         {"status", "--bogus"},
-                                                         {"member"},
-                                                         {"checkouts"},
-                                                         {"export", "--since", "2026-01-01", "--format", "xml"},
-                                                         {"status", "verify"}}) {
+  for (auto args :
+       std::vector<std::vector<std::string>>{{},
+                                             {"frobnicate"},
+                                             {"status", "--bogus"},
+                                             {"member"},
+                                             {"checkouts"},
+                                             {"export", "--since", "2026-01-01", "--format", "xml"},
+                                             {"status", "verify"}}) {
     Ran r = RunArgs(args);
     std::string joined;
     for (auto& a : args) joined += a + " ";

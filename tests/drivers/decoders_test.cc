@@ -104,10 +104,10 @@ TEST(KeyboardReportDecoder, RepeatedCharacterNeedsRelease) {
 TEST(KeyboardReportDecoder, NewKeysInOneReportTypedInSlotOrder) {
   KeyboardReportDecoder d;
   std::vector<Frame> out;
-  d.Feed(Report{0, 0, 0x04, 0, 0, 0, 0, 0}, &out);          // a
-  d.Feed(Report{0, 0, 0x04, 0x05, 0x06, 0, 0, 0}, &out);    // a held, b c new
-  d.Feed(Report{0, 0, 0x05, 0x05, 0, 0, 0, 0}, &out);       // duplicate slot: nothing new
-  d.Feed(Report{0, 0, 0x07, 0x28, 0, 0, 0, 0}, &out);       // d then Enter
+  d.Feed(Report{0, 0, 0x04, 0, 0, 0, 0, 0}, &out);        // a
+  d.Feed(Report{0, 0, 0x04, 0x05, 0x06, 0, 0, 0}, &out);  // a held, b c new
+  d.Feed(Report{0, 0, 0x05, 0x05, 0, 0, 0, 0}, &out);     // duplicate slot: nothing new
+  d.Feed(Report{0, 0, 0x07, 0x28, 0, 0, 0, 0}, &out);     // d then Enter
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out[0].text, "abcd");
 }
@@ -115,9 +115,9 @@ TEST(KeyboardReportDecoder, NewKeysInOneReportTypedInSlotOrder) {
 TEST(KeyboardReportDecoder, ErrorRollOverIgnoredWithoutRetyping) {
   KeyboardReportDecoder d;
   std::vector<Frame> out;
-  d.Feed(KeyReport(0, 0x04), &out);                       // a down
-  d.Feed(Report{0, 0, 1, 1, 1, 1, 1, 1}, &out);           // rollover: state unknown
-  d.Feed(KeyReport(0, 0x04), &out);                       // a still held: not typed again
+  d.Feed(KeyReport(0, 0x04), &out);              // a down
+  d.Feed(Report{0, 0, 1, 1, 1, 1, 1, 1}, &out);  // rollover: state unknown
+  d.Feed(KeyReport(0, 0x04), &out);              // a still held: not typed again
   d.Feed(ReleaseReport(), &out);
   d.Feed(KeyReport(0, 0x28), &out);
   ASSERT_EQ(out.size(), 1u);
@@ -172,7 +172,8 @@ TEST(KeyboardReportDecoder, CtrlTypesControlCharacters) {
   d.Feed(KeyReport(0, 0x1F), &out);     // 2
   d.Feed(KeyReport(0, 0x28), &out);
   ASSERT_EQ(out.size(), 1u);
-  EXPECT_EQ(out[0].text, std::string("1\x1d" "2"));
+  EXPECT_EQ(out[0].text, std::string("1\x1d"
+                                     "2"));
 }
 
 TEST(KeyboardReportDecoder, LengthBoundary) {
@@ -387,7 +388,8 @@ TEST(HidPosLayout, ValidateRejectsFieldsOutsideTheReport) {
 
 std::vector<std::string> Texts(LineFramer& f, std::string_view bytes) {
   std::vector<Frame> out;
-  f.Feed(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()), &out);
+  f.Feed(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()),
+         &out);
   std::vector<std::string> texts;
   for (auto& fr : out) texts.push_back(fr.overlong ? "<overlong>" : fr.text);
   return texts;

@@ -6,8 +6,8 @@
 #include <condition_variable>
 #include <functional>
 #include <mutex>
-#include <thread>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "loyalty/drivers/source.h"
@@ -55,11 +55,13 @@ class EventCollector {
     return WaitUntil([&] { return scans_.size() >= n; }, timeout_ms);
   }
   bool WaitState(SourceState s, size_t occurrences = 1, int timeout_ms = 10000) {
-    return WaitUntil([&] {
-      size_t k = 0;
-      for (SourceState x : states_) k += x == s;
-      return k >= occurrences;
-    }, timeout_ms);
+    return WaitUntil(
+        [&] {
+          size_t k = 0;
+          for (SourceState x : states_) k += x == s;
+          return k >= occurrences;
+        },
+        timeout_ms);
   }
   // Polls a condition that is not an event (e.g. a counter) every few milliseconds.
   static bool Eventually(const std::function<bool()>& pred, int timeout_ms = 10000) {

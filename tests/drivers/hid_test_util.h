@@ -17,18 +17,30 @@ inline std::pair<uint8_t, bool> UsageFor(char c) {
   if (c >= 'A' && c <= 'Z') return {static_cast<uint8_t>(0x04 + (c - 'A')), true};
   if (c >= '1' && c <= '9') return {static_cast<uint8_t>(0x1E + (c - '1')), false};
   switch (c) {
-    case '0': return {0x27, false};
-    case '-': return {0x2D, false};
-    case '_': return {0x2D, true};
-    case ':': return {0x33, true};
-    case ';': return {0x33, false};
-    case '.': return {0x37, false};
-    case '/': return {0x38, false};
-    case ' ': return {0x2C, false};
-    case '!': return {0x1E, true};
-    case '?': return {0x38, true};
-    case '=': return {0x2E, false};
-    case '+': return {0x2E, true};
+    case '0':
+      return {0x27, false};
+    case '-':
+      return {0x2D, false};
+    case '_':
+      return {0x2D, true};
+    case ':':
+      return {0x33, true};
+    case ';':
+      return {0x33, false};
+    case '.':
+      return {0x37, false};
+    case '/':
+      return {0x38, false};
+    case ' ':
+      return {0x2C, false};
+    case '!':
+      return {0x1E, true};
+    case '?':
+      return {0x38, true};
+    case '=':
+      return {0x2E, false};
+    case '+':
+      return {0x2E, true};
   }
   throw std::invalid_argument(std::string("no usage for ") + c);
 }

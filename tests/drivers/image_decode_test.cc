@@ -14,8 +14,9 @@ namespace {
 using testing::Gray;
 using testing::TempDir;
 
-#define REQUIRE_QRENCODE()                                                         \
-  if (!testing::HaveQrencode()) GTEST_SKIP() << "qrencode is not installed (Debian package qrencode)"
+#define REQUIRE_QRENCODE()      \
+  if (!testing::HaveQrencode()) \
+  GTEST_SKIP() << "qrencode is not installed (Debian package qrencode)"
 
 class ImageDecode : public ::testing::Test {
  protected:
@@ -69,7 +70,8 @@ TEST_F(ImageDecode, RotatedNoisyFrames) {
 TEST(ImageDecodeCode128, CardNumber) {
   const std::string card = "8800123456789";
   // ZXing's writer (not ours) draws the symbol; we decode it from a noisy frame.
-  ZXing::BitMatrix m = ZXing::MultiFormatWriter(ZXing::BarcodeFormat::Code128).encode(card, 400, 120);
+  ZXing::BitMatrix m =
+      ZXing::MultiFormatWriter(ZXing::BarcodeFormat::Code128).encode(card, 400, 120);
   auto mat = ZXing::ToMatrix<uint8_t>(m);
   Gray bar;
   bar.w = mat.width();
@@ -163,7 +165,8 @@ TEST(ImageDecodeLimits, DecodedSizeLimitAtItsEdge) {
   EXPECT_TRUE(Header(testing::MakePng(eight)).ok());
   // And the pixel count has its own cap (what ZXing is given): 16 megapixels.
   EXPECT_TRUE(Header(testing::MakePng(testing::Spec(4000, 4000, 8, 0, true))).ok());
-  EXPECT_EQ(Header(testing::MakePng(testing::Spec(4000, 4001, 8, 0, true))).status().code(), ErrorCode::kImageTooLarge);
+  EXPECT_EQ(Header(testing::MakePng(testing::Spec(4000, 4001, 8, 0, true))).status().code(),
+            ErrorCode::kImageTooLarge);
 }
 
 // The decompression bomb: a small 16-bit 4000×4000 PNG. RGBA: 128 MB decoded from a
@@ -177,7 +180,8 @@ TEST(ImageDecodeLimits, ADecompressionBombIsRefusedBeforeDecoding) {
   EXPECT_EQ(h.width, 4000);
   EXPECT_EQ(h.height, 4000);
   EXPECT_EQ(h.decoded_bytes, int64_t{4000} * 4000 * 4 * 2);
-  EXPECT_NE(r.status().message().find("over the limit of 67108864"), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find("over the limit of 67108864"), std::string::npos)
+      << r.status().message();
 }
 
 // A header that lies: 100×100 declared, the pixel data inflates to far more. Refused by the
@@ -188,7 +192,8 @@ TEST(ImageDecodeLimits, PixelDataLargerThanTheHeaderSaysIsRefused) {
   liar.data_row_pixels = 1000;
   auto r = Decode(testing::MakePng(liar));
   EXPECT_EQ(r.status().code(), ErrorCode::kImageTooLarge);
-  EXPECT_NE(r.status().message().find("inflates to more than"), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find("inflates to more than"), std::string::npos)
+      << r.status().message();
   // The honest file of the same header decodes (to no code).
   auto honest = Decode(testing::MakePng(testing::Spec(100, 100, 8, 0)));
   ASSERT_TRUE(honest.ok()) << honest.status().ToString();
@@ -205,7 +210,8 @@ TEST(ImageDecodeLimits, OnlyPngJpegAndPnmAreRead) {
 TEST_F(ImageDecode, SixteenBitImageUnderTheLimitDecodes) {
   REQUIRE_QRENCODE();
   const Gray qr = qr_;
-  testing::PngSpec spec = testing::Spec(static_cast<uint32_t>(qr.w) + 40, static_cast<uint32_t>(qr.h) + 40, 16, 6);
+  testing::PngSpec spec =
+      testing::Spec(static_cast<uint32_t>(qr.w) + 40, static_cast<uint32_t>(qr.h) + 40, 16, 6);
   spec.grey = [&qr](uint32_t x, uint32_t y) -> uint8_t {
     const int qx = static_cast<int>(x) - 20, qy = static_cast<int>(y) - 20;
     return qx >= 0 && qy >= 0 && qx < qr.w && qy < qr.h ? qr.at(qx, qy) : 255;

@@ -20,7 +20,8 @@ namespace fs = std::filesystem;
 class ImageSourceTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!testing::HaveQrencode()) GTEST_SKIP() << "qrencode is not installed (Debian package qrencode)";
+    if (!testing::HaveQrencode())
+      GTEST_SKIP() << "qrencode is not installed (Debian package qrencode)";
     fs::create_directory(dir_ / "in");
     fs::create_directory(dir_ / "done");
     opts_.id = "cam";

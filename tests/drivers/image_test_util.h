@@ -43,8 +43,10 @@ inline bool HaveQrencode() { return std::system("command -v qrencode >/dev/null 
 inline bool Qrencode(const std::string& text, const std::string& png, int module_px = 4) {
   std::string quoted = "'";
   for (char c : text) {
-    if (c == '\'') quoted += "'\\''";
-    else quoted += c;
+    if (c == '\'')
+      quoted += "'\\''";
+    else
+      quoted += c;
   }
   quoted += "'";
   const std::string cmd =
@@ -78,7 +80,8 @@ inline Gray Rotate(const Gray& in, double degrees) {
       const double dx = x + 0.5 - ocx, dy = y + 0.5 - ocy;
       const int sx = static_cast<int>(std::floor(c * dx + s * dy + icx));
       const int sy = static_cast<int>(std::floor(-s * dx + c * dy + icy));
-      if (sx >= 0 && sx < in.w && sy >= 0 && sy < in.h) out.px[static_cast<size_t>(y) * out.w + x] = in.at(sx, sy);
+      if (sx >= 0 && sx < in.w && sy >= 0 && sy < in.h)
+        out.px[static_cast<size_t>(y) * out.w + x] = in.at(sx, sy);
     }
   }
   return out;
@@ -93,7 +96,8 @@ inline Gray Frame(int w, int h, const Gray& code, int x0, int y0, int amplitude,
   f.px.assign(static_cast<size_t>(w) * h, 170);
   for (int y = 0; y < code.h && y0 + y < h; ++y)
     for (int x = 0; x < code.w && x0 + x < w; ++x)
-      f.px[static_cast<size_t>(y0 + y) * w + x0 + x] = static_cast<uint8_t>(40 + code.at(x, y) * 180 / 255);
+      f.px[static_cast<size_t>(y0 + y) * w + x0 + x] =
+          static_cast<uint8_t>(40 + code.at(x, y) * 180 / 255);
   std::mt19937 rng(seed);
   std::uniform_int_distribution<int> noise(-amplitude, amplitude);
   for (uint8_t& p : f.px) p = static_cast<uint8_t>(std::clamp(p + noise(rng), 0, 255));

@@ -25,7 +25,8 @@ struct PngSpec {
 };
 
 // The common case: dimensions, depth and colour type; every other field at its default.
-inline PngSpec Spec(uint32_t width, uint32_t height, int bit_depth, int color_type, bool header_only = false) {
+inline PngSpec Spec(uint32_t width, uint32_t height, int bit_depth, int color_type,
+                    bool header_only = false) {
   PngSpec p;
   p.width = width;
   p.height = height;
@@ -46,8 +47,8 @@ inline void PngChunk(std::string& out, const char* type, const std::string& data
   PngPut32(out, static_cast<uint32_t>(data.size()));
   std::string body = std::string(type, 4) + data;
   out += body;
-  PngPut32(out, static_cast<uint32_t>(
-                    crc32(0, reinterpret_cast<const Bytef*>(body.data()), static_cast<uInt>(body.size()))));
+  PngPut32(out, static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(body.data()),
+                                            static_cast<uInt>(body.size()))));
 }
 
 inline std::string MakePng(const PngSpec& p) {

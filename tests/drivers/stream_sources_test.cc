@@ -89,7 +89,7 @@ TEST_F(FifoTest, DebouncePrefixSuffixGarbageOverlong) {
   ASSERT_TRUE(src->Start().ok());
   int w = OpenWriter();
   WriteAll(w, "]Q1ABC#\n]Q1ABC#\n");  // the repeat is debounced
-  WriteAll(w, "bad\xff\xfe\n");         // not UTF-8
+  WriteAll(w, "bad\xff\xfe\n");       // not UTF-8
   WriteAll(w, std::string(kMaxScanBytes + 1, 'x') + "\n");
   ASSERT_TRUE(events_.WaitScans(2));
   clock_.advance_ms(800);
@@ -211,7 +211,8 @@ TEST(MakeSource, RejectsBadOptions) {
   EXPECT_EQ(MakeSource(o, {}, clock).status().code(), ErrorCode::kInvalidArgument);  // no directory
   o.directory = "/tmp";
   o.processed = "move";
-  EXPECT_EQ(MakeSource(o, {}, clock).status().code(), ErrorCode::kInvalidArgument);  // no processed_dir
+  EXPECT_EQ(MakeSource(o, {}, clock).status().code(),
+            ErrorCode::kInvalidArgument);  // no processed_dir
   o.kind = "usb-hid-pos";
   EXPECT_EQ(MakeSource(o, {}, clock).status().code(), ErrorCode::kInvalidArgument);  // no vendor id
 }
@@ -307,7 +308,8 @@ TEST_F(SerialTest, RandomBytesThenAValidScan) {
   for (char& c : junk) c = static_cast<char>(rng());
   junk.back() = 'x';  // leaves a half-finished read for the partial timeout
   WriteAll(Writer(), junk);
-  ASSERT_TRUE(EventCollector::Eventually([&] { return src->counters().bytes_read == junk.size(); }));
+  ASSERT_TRUE(
+      EventCollector::Eventually([&] { return src->counters().bytes_read == junk.size(); }));
   clock_.advance_ms(opts_.partial_timeout_ms);
   ASSERT_TRUE(EventCollector::Eventually([&] { return src->counters().partial_timeouts == 1; }));
   const size_t before = events_.scan_count();

@@ -17,10 +17,10 @@ class UsbmonPcap {
     Put32(0xa1b2c3d4);  // magic, microsecond timestamps
     Put16(2);
     Put16(4);
-    Put32(0);       // thiszone
-    Put32(0);       // sigfigs
-    Put32(65535);   // snaplen
-    Put32(220);     // LINKTYPE_USB_LINUX_MMAPPED
+    Put32(0);      // thiszone
+    Put32(0);      // sigfigs
+    Put32(65535);  // snaplen
+    Put32(220);    // LINKTYPE_USB_LINUX_MMAPPED
   }
 
   // A class/vendor control request without a data stage (SET_IDLE, SET_PROTOCOL, ...).
@@ -45,9 +45,18 @@ class UsbmonPcap {
 
  private:
   void Put8(uint8_t v) { bytes_.push_back(static_cast<char>(v)); }
-  void Put16(uint16_t v) { Put8(v & 0xFF); Put8(v >> 8); }
-  void Put32(uint32_t v) { Put16(v & 0xFFFF); Put16(v >> 16); }
-  void Put64(uint64_t v) { Put32(static_cast<uint32_t>(v)); Put32(static_cast<uint32_t>(v >> 32)); }
+  void Put16(uint16_t v) {
+    Put8(v & 0xFF);
+    Put8(v >> 8);
+  }
+  void Put32(uint32_t v) {
+    Put16(v & 0xFFFF);
+    Put16(v >> 16);
+  }
+  void Put64(uint64_t v) {
+    Put32(static_cast<uint32_t>(v));
+    Put32(static_cast<uint32_t>(v >> 32));
+  }
 
   void Record(uint64_t id, char event, uint8_t xfer, uint8_t ep, const uint8_t* setup,
               uint32_t urb_len, const std::vector<uint8_t>& data, int32_t status) {
@@ -63,7 +72,7 @@ class UsbmonPcap {
     Put8(ep);
     Put8(static_cast<uint8_t>(devnum_));
     Put16(static_cast<uint16_t>(bus_));
-    Put8(setup ? 0 : '-');                         // setup_flag: 0 = setup present
+    Put8(setup ? 0 : '-');                                // setup_flag: 0 = setup present
     Put8(data.empty() ? (event == 'S' ? '<' : '>') : 0);  // data_flag: 0 = data present
     Put64(usec_ / 1000000);
     Put32(static_cast<uint32_t>(usec_ % 1000000));
@@ -72,9 +81,9 @@ class UsbmonPcap {
     Put32(static_cast<uint32_t>(data.size()));
     for (int i = 0; i < 8; ++i) Put8(setup ? setup[i] : 0);
     Put32(xfer == 1 ? 10 : 0);  // interval
-    Put32(0);                    // start_frame
-    Put32(0);                    // xfer_flags
-    Put32(0);                    // ndesc
+    Put32(0);                   // start_frame
+    Put32(0);                   // xfer_flags
+    Put32(0);                   // ndesc
     bytes_.append(reinterpret_cast<const char*>(data.data()), data.size());
   }
 

@@ -45,7 +45,9 @@ bool Eventually(Read read, const std::string& text) {
 
 size_t Count(const std::string& haystack, const std::string& needle) {
   size_t n = 0;
-  for (size_t at = haystack.find(needle); at != std::string::npos; at = haystack.find(needle, at + 1)) ++n;
+  for (size_t at = haystack.find(needle); at != std::string::npos;
+       at = haystack.find(needle, at + 1))
+    ++n;
   return n;
 }
 
@@ -70,7 +72,8 @@ class Flood {
     SSL_CTX_set_verify(tls_, SSL_VERIFY_NONE, nullptr);
     for (const auto& t : targets) {
       for (int i = 0; i < t.count; ++i) {
-        sockets_.push_back(Sock{t.port, t.kind, t.from.empty() ? "127.0.0.1" : t.from[i % t.from.size()]});
+        sockets_.push_back(
+            Sock{t.port, t.kind, t.from.empty() ? "127.0.0.1" : t.from[i % t.from.size()]});
       }
     }
     for (auto& s : sockets_) Open(s);
@@ -152,7 +155,8 @@ class Flood {
 
   void Dribble(Sock& s) {
     char c = s.sent < sizeof(kHead) - 1 ? kHead[s.sent] : 'a';
-    bool ok = s.ssl != nullptr ? SSL_write(s.ssl, &c, 1) == 1 : ::send(s.fd, &c, 1, MSG_NOSIGNAL) == 1;
+    bool ok =
+        s.ssl != nullptr ? SSL_write(s.ssl, &c, 1) == 1 : ::send(s.fd, &c, 1, MSG_NOSIGNAL) == 1;
     if (ok) {
       ++s.sent;
     } else {
@@ -204,7 +208,9 @@ class ConnectionsTest : public E2eFixture {
     E2eFixture::SetUp();
   }
 
-  TerminalProcess& AddTerminal(const std::string& id) { return E2eFixture::AddTerminal(Options(id, hq_->port())); }
+  TerminalProcess& AddTerminal(const std::string& id) {
+    return E2eFixture::AddTerminal(Options(id, hq_->port()));
+  }
 };
 
 // The flood outnumbers both caps: the agent keeps its default max_connections (256) and gets
@@ -235,8 +241,9 @@ TEST_F(ConnectionsTest, IdleFloodDoesNotLockOutThePosOrTheTerminal) {
   int quotes = 0, syncs = 0;
   while (std::chrono::steady_clock::now() < end) {
     for (int i = 0; i < 5; ++i) {
-      auto q = t.Call("POST", "/v1/checkouts/quote",
-                      json{{"checkout_id", "q" + std::to_string(quotes)}, {"lines", Basket(1000 + quotes)}});
+      auto q = t.Call(
+          "POST", "/v1/checkouts/quote",
+          json{{"checkout_id", "q" + std::to_string(quotes)}, {"lines", Basket(1000 + quotes)}});
       ASSERT_EQ(q.status, 200) << "quote " << quotes << ": " << q.raw;
       EXPECT_EQ(q.body.value("subtotal_cents", int64_t{-1}), 1000 + quotes);
       ++quotes;
@@ -281,13 +288,15 @@ TEST_F(ConnectionsTest, RevokedTerminalIsRefusedAndSighupReloadsTheCrl) {
   EXPECT_EQ(hq_->ReadLog().find("\"terminal_refused\""), std::string::npos)
       << "refused at the handshake, before any route";
   EXPECT_EQ(b.Sync().value("result", ""), "ok");
-  auto direct = hq_->AsTerminal("POST", "/v1/sync/T-A/hello", "{}", pki_->client(kA), pki_->ca_file());
+  auto direct =
+      hq_->AsTerminal("POST", "/v1/sync/T-A/hello", "{}", pki_->client(kA), pki_->ca_file());
   EXPECT_EQ(direct.status, -1) << direct.raw;  // no HTTP answer at all
 
   // A bad file on reload is logged and the CRL in use stays: T-A is still refused.
   { std::ofstream(crl, std::ios::trunc) << "not a CRL\n"; }
   ::kill(hq_->pid(), SIGHUP);
-  ASSERT_TRUE(Eventually([&] { return hq_->ReadLog(); }, "\"crl_reload_failed\"")) << hq_->ReadLog();
+  ASSERT_TRUE(Eventually([&] { return hq_->ReadLog(); }, "\"crl_reload_failed\""))
+      << hq_->ReadLog();
   EXPECT_NE(hq_->ReadLog().find(crl.string()), std::string::npos);
   EXPECT_EQ(a.Sync().value("result", ""), "failed");
   EXPECT_EQ(b.Sync().value("result", ""), "ok");
@@ -295,7 +304,9 @@ TEST_F(ConnectionsTest, RevokedTerminalIsRefusedAndSighupReloadsTheCrl) {
   // Un-revoked (a fresh CRL without it): T-A syncs again.
   std::filesystem::copy_file(*none, crl, std::filesystem::copy_options::overwrite_existing);
   ::kill(hq_->pid(), SIGHUP);
-  ASSERT_TRUE(Eventually([&] { return Count(hq_->ReadLog(), "\"crl_loaded\"") == 2 ? std::string("yes") : ""; }, "yes"))
+  ASSERT_TRUE(Eventually(
+      [&] { return Count(hq_->ReadLog(), "\"crl_loaded\"") == 2 ? std::string("yes") : ""; },
+      "yes"))
       << hq_->ReadLog();
   EXPECT_EQ(a.Sync().value("result", ""), "ok");
   EXPECT_EQ(hq_->Stop(), 0);

@@ -51,10 +51,16 @@ TEST_F(DamagedLedgerE2eTest, MovedAsideAndSyncedOnceTheTerminalHasItsHistoryBack
   auto& a = *terminal_;
   a.Start();
   ASSERT_EQ(a.Sync().value("result", ""), "ok");
-  json req{{"checkout_id", "sale-1"}, {"member_code", m.card_number}, {"lines", Basket(5000)}, {"tender", "cash"}};
+  json req{{"checkout_id", "sale-1"},
+           {"member_code", m.card_number},
+           {"lines", Basket(5000)},
+           {"tender", "cash"}};
   auto sale = a.Call("POST", "/v1/checkouts/commit", req);
   ASSERT_EQ(sale.status, 200) << sale.raw;
-  json req2{{"checkout_id", "sale-2"}, {"member_code", m.card_number}, {"lines", Basket(7000)}, {"tender", "cash"}};
+  json req2{{"checkout_id", "sale-2"},
+            {"member_code", m.card_number},
+            {"lines", Basket(7000)},
+            {"tender", "cash"}};
   ASSERT_EQ(a.Call("POST", "/v1/checkouts/commit", req2).status, 200);
   ASSERT_EQ(a.Sync().value("result", ""), "ok");
   int64_t entries = a.LedgerEntries();
@@ -70,7 +76,10 @@ TEST_F(DamagedLedgerE2eTest, MovedAsideAndSyncedOnceTheTerminalHasItsHistoryBack
   json h = WaitForLedgerOk(false);
   EXPECT_EQ(h["status"], "degraded") << h.dump();
   EXPECT_EQ(h["ledger"]["ok"], false) << h.dump();
-  json req3{{"checkout_id", "sale-3"}, {"member_code", m.card_number}, {"lines", Basket(100)}, {"tender", "cash"}};
+  json req3{{"checkout_id", "sale-3"},
+            {"member_code", m.card_number},
+            {"lines", Basket(100)},
+            {"tender", "cash"}};
   auto refused = a.Call("POST", "/v1/checkouts/commit", req3);
   EXPECT_EQ(refused.status, 503) << refused.raw;
   EXPECT_EQ(refused.body["error"]["code"], "ledger_damaged") << refused.raw;
@@ -80,7 +89,8 @@ TEST_F(DamagedLedgerE2eTest, MovedAsideAndSyncedOnceTheTerminalHasItsHistoryBack
   std::filesystem::create_directories(dir_ / "damaged");
   for (const char* suffix : {"", "-wal", "-shm"}) {
     std::filesystem::path from = a.db_path() + suffix;
-    if (std::filesystem::exists(from)) std::filesystem::rename(from, dir_ / "damaged" / from.filename());
+    if (std::filesystem::exists(from))
+      std::filesystem::rename(from, dir_ / "damaged" / from.filename());
   }
   a.Start();
   h = WaitForLedgerOk(true);

@@ -18,9 +18,9 @@
 #include <fstream>
 #include <sstream>
 
+#include "e2e_fixture.h"
 #include "loyalty/base/encoding.h"
 #include "loyalty/base/hash.h"
-#include "e2e_fixture.h"
 #include "loyalty/codes/mint.h"
 #include "support/process.h"
 
@@ -78,7 +78,8 @@ std::string HqSigningSeed() { return std::string(32, '\x2a'); }
 // ---------------------------------------------------------------------------- fixture
 
 void E2eFixture::SetUp() {
-  dir_ = FreshDir("e2e_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+  dir_ = FreshDir("e2e_" +
+                  std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
   auto pki = testing::TestPki::Create(terminal_ids_);
   ASSERT_TRUE(pki.ok()) << pki.status().ToString();
   pki_ = std::move(*pki);
@@ -125,10 +126,11 @@ HqProcess::HqProcess(std::filesystem::path dir, const testing::TestPki& pki, boo
   WriteFile(dir_ / "hq-ed25519.pem", Ed25519Pem(HqSigningSeed()), 0600);
   std::string toml = "[hq]\nlisten = \"127.0.0.1:" + std::to_string(port_) +
                      "\"\ndatabase = \"hq.db\"\nadmin_token_file = \"admin.token\"\n"
-                     "signing_keys = { \"1\" = \"hq-ed25519.pem\" }\ncard_prefix = \"88\"\npii_key_file = \"pii.key\"\n";
+                     "signing_keys = { \"1\" = \"hq-ed25519.pem\" }\ncard_prefix = "
+                     "\"88\"\npii_key_file = \"pii.key\"\n";
   if (tls) {
-    toml += "tls_cert_file = \"" + pki.server().cert_file + "\"\ntls_key_file = \"" + pki.server().key_file +
-            "\"\nclient_ca_file = \"" + pki.ca_file() + "\"\n";
+    toml += "tls_cert_file = \"" + pki.server().cert_file + "\"\ntls_key_file = \"" +
+            pki.server().key_file + "\"\nclient_ca_file = \"" + pki.ca_file() + "\"\n";
   }
   WriteFile(dir_ / "hq.toml", toml, 0600);
 }
@@ -142,7 +144,8 @@ void HqProcess::SetRules(const std::string& toml) {
 
 void HqProcess::Start() {
   pid_ = Spawn(kHqBinary, (dir_ / "hq.toml").string(), (dir_ / "hq.log").string());
-  switch (testing::WaitUntilReady(&pid_, [this] { return Admin("GET", "/v1/health").status == 200; }, 10000, 25)) {
+  switch (testing::WaitUntilReady(
+      &pid_, [this] { return Admin("GET", "/v1/health").status == 200; }, 10000, 25)) {
     case testing::StartOutcome::kReady:
       return;
     case testing::StartOutcome::kExited:
@@ -163,7 +166,9 @@ int HqProcess::StartExpectingExit(int ms) {
   return st;
 }
 
-void HqProcess::AddConfig(const std::string& toml) { std::ofstream(dir_ / "hq.toml", std::ios::app) << toml; }
+void HqProcess::AddConfig(const std::string& toml) {
+  std::ofstream(dir_ / "hq.toml", std::ios::app) << toml;
+}
 
 int HqProcess::Stop() {
   if (pid_ <= 0) return -1;
@@ -190,11 +195,13 @@ Reply HqProcess::Admin(const std::string& method, const std::string& target, con
     c = std::make_unique<http::Client>("127.0.0.1", port_);
   }
   return testing::ToHttpReply(c->Request(method, target, body.is_null() ? "" : body.dump(),
-                            {{"Authorization", std::string("Bearer ") + kAdminToken}}, 10000));
+                                         {{"Authorization", std::string("Bearer ") + kAdminToken}},
+                                         10000));
 }
 
-Reply HqProcess::AsTerminal(const std::string& method, const std::string& target, const std::string& body,
-                            std::optional<testing::CertAndKey> cert, const std::string& ca_file) {
+Reply HqProcess::AsTerminal(const std::string& method, const std::string& target,
+                            const std::string& body, std::optional<testing::CertAndKey> cert,
+                            const std::string& ca_file) {
   http::ClientTlsOptions o;
   o.ca_file = ca_file;
   if (cert) {
@@ -208,7 +215,10 @@ Reply HqProcess::AsTerminal(const std::string& method, const std::string& target
 // ---------------------------------------------------------------------------- terminal
 
 TerminalProcess::TerminalProcess(std::filesystem::path dir, TerminalOptions options)
-    : dir_(std::move(dir)), opt_(std::move(options)), token_(HexEncode(RandomBytes(16))), port_(FreePort()) {
+    : dir_(std::move(dir)),
+      opt_(std::move(options)),
+      token_(HexEncode(RandomBytes(16))),
+      port_(FreePort()) {
   std::filesystem::create_directories(dir_);
   WriteConfig();
 }
@@ -223,11 +233,14 @@ void TerminalProcess::WriteConfig() {
     << "\"\ntimezone = \"Asia/Shanghai\"\ndatabase = \"ledger.db\"\n"
     << (opt_.rules_toml.empty() ? "" : "rules_file = \"rules.toml\"\n")
     << "\n[api]\nlisten = \"127.0.0.1:" << port_ << "\"\ntoken_file = \"api.token\"\n"
-    << "\n[codes]\nhq_public_keys = { \"1\" = \"" << Base64UrlEncode(codes::Ed25519PublicFromSeed(HqSigningSeed()))
-    << "\" }\n"
-    << "\n[hq]\nurl = \"" << (opt_.tls ? "https" : "http") << "://127.0.0.1:" << opt_.hq_port << "\"\n";
+    << "\n[codes]\nhq_public_keys = { \"1\" = \""
+    << Base64UrlEncode(codes::Ed25519PublicFromSeed(HqSigningSeed())) << "\" }\n"
+    << "\n[hq]\nurl = \"" << (opt_.tls ? "https" : "http") << "://127.0.0.1:" << opt_.hq_port
+    << "\"\n";
   if (!opt_.ca_file.empty()) c << "ca_file = \"" << opt_.ca_file << "\"\n";
-  if (opt_.cert) c << "cert_file = \"" << opt_.cert->cert_file << "\"\nkey_file = \"" << opt_.cert->key_file << "\"\n";
+  if (opt_.cert)
+    c << "cert_file = \"" << opt_.cert->cert_file << "\"\nkey_file = \"" << opt_.cert->key_file
+      << "\"\n";
   c << "\n[sync]\ninterval_s = 0\nrun_timeout_s = " << opt_.run_timeout_s << "\n"
     << "\n[log]\nlevel = \"info\"\nformat = \"json\"\n";
   WriteFile(dir_ / "agent.toml", c.str(), 0644);
@@ -280,11 +293,12 @@ void TerminalProcess::Kill() {
 
 std::string TerminalProcess::ReadLog() const { return ReadFile(dir_ / "agent.log"); }
 
-Reply TerminalProcess::Call(const std::string& method, const std::string& target, const json& body) {
+Reply TerminalProcess::Call(const std::string& method, const std::string& target,
+                            const json& body) {
   if (!client_) client_ = std::make_unique<http::Client>("127.0.0.1", port_);
-  return testing::ToHttpReply(client_->Request(method, target, body.is_null() ? "" : body.dump(),
-                                  {{"Authorization", "Bearer " + token_}, {"Content-Type", "application/json"}},
-                                  10000));
+  return testing::ToHttpReply(client_->Request(
+      method, target, body.is_null() ? "" : body.dump(),
+      {{"Authorization", "Bearer " + token_}, {"Content-Type", "application/json"}}, 10000));
 }
 
 json TerminalProcess::Sync() {
@@ -296,8 +310,8 @@ json TerminalProcess::Sync() {
     auto r = Call("GET", "/v1/sync");
     if (r.status == 200 && r.body.contains("last_runs")) {
       for (const auto& run : r.body["last_runs"]) {
-        if (run.value("run_id", "") == run_id && run.value("result", "") != "running" && run.contains("finished_at") &&
-            !run["finished_at"].is_null()) {
+        if (run.value("run_id", "") == run_id && run.value("result", "") != "running" &&
+            run.contains("finished_at") && !run["finished_at"].is_null()) {
           return run;
         }
       }
@@ -308,7 +322,8 @@ json TerminalProcess::Sync() {
 }
 
 int64_t TerminalProcess::LedgerEntries() {
-  return QueryInt(db_path(), "SELECT count(*) FROM entries WHERE terminal_id = ?", opt_.terminal_id);
+  return QueryInt(db_path(), "SELECT count(*) FROM entries WHERE terminal_id = ?",
+                  opt_.terminal_id);
 }
 
 int64_t TerminalProcess::MemberBalance(const std::string& member_id) {
@@ -320,14 +335,16 @@ int64_t TerminalProcess::MemberBalance(const std::string& member_id) {
 
 Member Enrol(HqProcess& hq, int device_index) {
   Member m;
-  auto r = hq.Admin("POST", "/v1/members",
-                    json{{"name", "张三"}, {"phone", "1381234" + std::to_string(1000 + device_index)}});
+  auto r =
+      hq.Admin("POST", "/v1/members",
+               json{{"name", "张三"}, {"phone", "1381234" + std::to_string(1000 + device_index)}});
   EXPECT_EQ(r.status, 201) << r.raw;
   m.id = r.body.value("member_id", "");
   m.card_number = r.body.value("card_number", "");
   m.device_seed = std::string(31, '\x11') + static_cast<char>(device_index);
   m.device_public_b64 = Base64UrlEncode(codes::Ed25519PublicFromSeed(m.device_seed));
-  auto d = hq.Admin("POST", "/v1/members/" + m.id + "/devices", json{{"device_public_key", m.device_public_b64}});
+  auto d = hq.Admin("POST", "/v1/members/" + m.id + "/devices",
+                    json{{"device_public_key", m.device_public_b64}});
   EXPECT_EQ(d.status, 201) << d.raw;
   m.certificate = Base64UrlDecode(d.body.value("certificate", "")).value_or("");
   return m;
@@ -341,17 +358,21 @@ std::string DynamicCode(Member& m) {
 }
 
 json Basket(int64_t cents) {
-  return json::array({{{"sku", "A"}, {"qty", 1}, {"unit_price_cents", cents}, {"category", "grocery"}}});
+  return json::array(
+      {{{"sku", "A"}, {"qty", 1}, {"unit_price_cents", cents}, {"category", "grocery"}}});
 }
 
 int64_t HqEntrySum(const HqProcess& hq, const std::string& member_id) {
-  return QueryInt(hq.db_path(), "SELECT coalesce(sum(points), 0) FROM entries WHERE member_id = CAST(? AS INTEGER) AND applied = 1",
+  return QueryInt(hq.db_path(),
+                  "SELECT coalesce(sum(points), 0) FROM entries WHERE member_id = CAST(? AS "
+                  "INTEGER) AND applied = 1",
                   member_id);
 }
 
 // ---------------------------------------------------------------------------- proxy
 
-FaultProxy::FaultProxy(uint16_t upstream_port, uint64_t seed) : upstream_(upstream_port), rng_(seed) {
+FaultProxy::FaultProxy(uint16_t upstream_port, uint64_t seed)
+    : upstream_(upstream_port), rng_(seed) {
   listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
   int one = 1;
   ::setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -419,11 +440,20 @@ void FaultProxy::Serve(int client_fd) {
   if (faults_.load()) {
     std::lock_guard<std::mutex> g(mu_);
     switch (rng_() % 5) {
-      case 0: cut_up = static_cast<int64_t>(rng_() % 6000); break;
-      case 1: cut_down = static_cast<int64_t>(rng_() % 6000); break;
-      case 2: delay_ms = static_cast<int64_t>(rng_() % 40); break;
-      case 3: duplicate = true; break;
-      default: break;  // a clean connection now and then
+      case 0:
+        cut_up = static_cast<int64_t>(rng_() % 6000);
+        break;
+      case 1:
+        cut_down = static_cast<int64_t>(rng_() % 6000);
+        break;
+      case 2:
+        delay_ms = static_cast<int64_t>(rng_() % 40);
+        break;
+      case 3:
+        duplicate = true;
+        break;
+      default:
+        break;  // a clean connection now and then
     }
   }
   int up_fd = ConnectLoopback(upstream_);

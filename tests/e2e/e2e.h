@@ -83,7 +83,7 @@ struct TerminalOptions {
   std::string store_id = "S001";
   uint16_t hq_port = 0;
   bool tls = true;
-  std::string ca_file;                   // [hq] ca_file
+  std::string ca_file;                      // [hq] ca_file
   std::optional<testing::CertAndKey> cert;  // [hq] cert_file / key_file
   int run_timeout_s = 30;
   std::string rules_toml;  // non-empty: a local rules file (the fallback before a first sync)

@@ -17,7 +17,8 @@ namespace loyalty::e2e {
 // and terminal processes it started, stopped at its end.
 class E2eFixture : public ::testing::Test {
  protected:
-  explicit E2eFixture(std::vector<std::string> terminal_ids) : terminal_ids_(std::move(terminal_ids)) {}
+  explicit E2eFixture(std::vector<std::string> terminal_ids)
+      : terminal_ids_(std::move(terminal_ids)) {}
   void SetUp() override;
   void TearDown() override;
 

@@ -39,7 +39,8 @@ class E2eTest : public E2eFixture {
   E2eTest() : E2eFixture({kA, kB}) {}
 
   // Every invariant of hq-and-sync.md for these terminals and members.
-  void ExpectConverged(const std::vector<TerminalProcess*>& ts, const std::vector<Member>& members) {
+  void ExpectConverged(const std::vector<TerminalProcess*>& ts,
+                       const std::vector<Member>& members) {
     for (auto* t : ts) {
       auto v = hq_->Admin("GET", std::string("/v1/terminals/") + t->options().terminal_id);
       ASSERT_EQ(v.status, 200) << v.raw;
@@ -51,13 +52,18 @@ class E2eTest : public E2eFixture {
       ASSERT_EQ(v.status, 200) << v.raw;
       int64_t hq_balance = v.body["balance"].get<int64_t>();
       EXPECT_EQ(hq_balance, HqEntrySum(*hq_, m.id)) << "member " << m.id;
-      for (auto* t : ts) EXPECT_EQ(t->MemberBalance(m.id), hq_balance) << t->options().terminal_id << " member " << m.id;
+      for (auto* t : ts)
+        EXPECT_EQ(t->MemberBalance(m.id), hq_balance)
+            << t->options().terminal_id << " member " << m.id;
     }
   }
 
-  json Commit(TerminalProcess& t, const std::string& checkout_id, const std::string& code, int64_t cents,
-              const json& extra = json::object()) {
-    json req{{"checkout_id", checkout_id}, {"member_code", code}, {"lines", Basket(cents)}, {"tender", "cash"}};
+  json Commit(TerminalProcess& t, const std::string& checkout_id, const std::string& code,
+              int64_t cents, const json& extra = json::object()) {
+    json req{{"checkout_id", checkout_id},
+             {"member_code", code},
+             {"lines", Basket(cents)},
+             {"tender", "cash"}};
     req.update(extra);
     auto r = t.Call("POST", "/v1/checkouts/commit", req);
     return json{{"status", r.status}, {"body", r.body}, {"raw", r.raw}};
@@ -73,15 +79,19 @@ TEST_F(E2eTest, HqTlsListenerChecksTheClientCertificate) {
   // Admin routes: the token alone, no client certificate.
   auto health = hq_->Admin("GET", "/v1/terminals/T-A");
   EXPECT_EQ(health.status, 404) << health.raw;  // answered: never seen, not refused
-  auto ok = hq_->AsTerminal("POST", "/v1/sync/T-A/hello", Hello(), pki_->client(kA), pki_->ca_file());
+  auto ok =
+      hq_->AsTerminal("POST", "/v1/sync/T-A/hello", Hello(), pki_->client(kA), pki_->ca_file());
   EXPECT_EQ(ok.status, 200) << ok.raw;
 
-  auto other = hq_->AsTerminal("POST", "/v1/sync/T-A/hello", Hello(), pki_->client(kB), pki_->ca_file());
+  auto other =
+      hq_->AsTerminal("POST", "/v1/sync/T-A/hello", Hello(), pki_->client(kB), pki_->ca_file());
   EXPECT_EQ(other.status, 403) << other.raw;
   EXPECT_EQ(other.body["error"]["code"], "forbidden");
-  auto untrusted = hq_->AsTerminal("POST", "/v1/sync/T-A/hello", Hello(), pki_->other_client(), pki_->ca_file());
+  auto untrusted =
+      hq_->AsTerminal("POST", "/v1/sync/T-A/hello", Hello(), pki_->other_client(), pki_->ca_file());
   EXPECT_EQ(untrusted.status, 403) << untrusted.raw;
-  auto expired = hq_->AsTerminal("POST", "/v1/sync/T-A/hello", Hello(), pki_->expired(), pki_->ca_file());
+  auto expired =
+      hq_->AsTerminal("POST", "/v1/sync/T-A/hello", Hello(), pki_->expired(), pki_->ca_file());
   EXPECT_EQ(expired.status, 403) << expired.raw;
   EXPECT_NE(expired.raw.find("expired"), std::string::npos) << expired.raw;
   auto none = hq_->AsTerminal("POST", "/v1/sync/T-A/hello", Hello(), std::nullopt, pki_->ca_file());
@@ -89,7 +99,8 @@ TEST_F(E2eTest, HqTlsListenerChecksTheClientCertificate) {
   EXPECT_NE(none.raw.find("client certificate is required"), std::string::npos) << none.raw;
 
   // The terminal refuses an HQ whose certificate it cannot verify.
-  auto wrong_ca = hq_->AsTerminal("POST", "/v1/sync/T-A/hello", Hello(), pki_->client(kA), pki_->other_ca_file());
+  auto wrong_ca = hq_->AsTerminal("POST", "/v1/sync/T-A/hello", Hello(), pki_->client(kA),
+                                  pki_->other_ca_file());
   EXPECT_EQ(wrong_ca.status, -1) << wrong_ca.raw;
 
   // Nothing refused was stored: only the accepted hello touched HQ.
@@ -116,7 +127,8 @@ TEST_F(E2eTest, HttpsTransportVerifiesHqAndCanBeCancelled) {
   auto r = (*t)->Send("POST", "/v1/sync/T-A/hello", "application/json", Hello(), 10000);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->status, 200) << r->body;
-  auto again = (*t)->Send("POST", "/v1/sync/T-A/hello", "application/json", Hello(), 10000);  // kept connection
+  auto again = (*t)->Send("POST", "/v1/sync/T-A/hello", "application/json", Hello(),
+                          10000);  // kept connection
   ASSERT_TRUE(again.ok()) << again.status().ToString();
   EXPECT_EQ(again->status, 200);
 
@@ -126,10 +138,12 @@ TEST_F(E2eTest, HttpsTransportVerifiesHqAndCanBeCancelled) {
 
   auto untrusting = sync::NewHqTransport(endpoint(pki_->client(kA), pki_->other_ca_file()));
   ASSERT_TRUE(untrusting.ok());
-  auto refused = (*untrusting)->Send("POST", "/v1/sync/T-A/hello", "application/json", Hello(), 10000);
+  auto refused =
+      (*untrusting)->Send("POST", "/v1/sync/T-A/hello", "application/json", Hello(), 10000);
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.status().code(), ErrorCode::kUnavailable);
-  EXPECT_NE(refused.status().message().find("certificate"), std::string::npos) << refused.status().message();
+  EXPECT_NE(refused.status().message().find("certificate"), std::string::npos)
+      << refused.status().message();
 
   sync::HqEndpoint by_name = endpoint(pki_->client(kA), pki_->ca_file());
   by_name.host = "localhost";  // the certificate names localhost too
@@ -138,7 +152,8 @@ TEST_F(E2eTest, HttpsTransportVerifiesHqAndCanBeCancelled) {
   auto rn = (*named)->Send("POST", "/v1/sync/T-A/hello", "application/json", Hello(), 10000);
   EXPECT_TRUE(rn.ok() && rn->status == 200) << (rn.ok() ? rn->body : rn.status().ToString());
 
-  auto missing = sync::NewHqTransport(endpoint({"/nonexistent.pem", "/nonexistent.key"}, pki_->ca_file()));
+  auto missing =
+      sync::NewHqTransport(endpoint({"/nonexistent.pem", "/nonexistent.key"}, pki_->ca_file()));
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.status().code(), ErrorCode::kInvalidArgument);
 
@@ -199,8 +214,9 @@ TEST_F(E2eTest, TwoTerminalsShareMembersCouponsAndConflicts) {
   // Points earned at A are seen at B.
   auto c1 = Commit(a, "a-1", members[0].card_number, 25000);
   ASSERT_EQ(c1["status"], 200) << c1.dump();
-  int64_t earned = c1["body"]["points_earned"].is_number() ? c1["body"]["points_earned"].get<int64_t>()
-                                                           : c1["body"]["points_to_earn"].get<int64_t>();
+  int64_t earned = c1["body"]["points_earned"].is_number()
+                       ? c1["body"]["points_earned"].get<int64_t>()
+                       : c1["body"]["points_to_earn"].get<int64_t>();
   EXPECT_GT(earned, 0);
   ExpectOk(a.Sync());
   ExpectOk(b.Sync());
@@ -211,15 +227,22 @@ TEST_F(E2eTest, TwoTerminalsShareMembersCouponsAndConflicts) {
                        json{{"adjustment_id", "adj-1"}, {"points", 700}, {"reason", "wechat shop"}})
                 .status,
             201);
-  ASSERT_EQ(hq_->Admin("POST", "/v1/members/" + members[1].id + "/tier", json{{"tier", "vip"}}).status, 200);
+  ASSERT_EQ(
+      hq_->Admin("POST", "/v1/members/" + members[1].id + "/tier", json{{"tier", "vip"}}).status,
+      200);
   int64_t now = static_cast<int64_t>(::time(nullptr));
   ASSERT_EQ(hq_->Admin("POST", "/v1/coupons",
-                       json{{"coupon_id", "cp-1"}, {"member_id", members[1].id}, {"kind", "amount_off"},
-                            {"value_cents", 500}, {"min_spend_cents", 1000}, {"valid_from", now - 3600},
+                       json{{"coupon_id", "cp-1"},
+                            {"member_id", members[1].id},
+                            {"kind", "amount_off"},
+                            {"value_cents", 500},
+                            {"min_spend_cents", 1000},
+                            {"valid_from", now - 3600},
                             {"valid_to", now + 86400}})
                 .status,
             201);
-  ASSERT_EQ(hq_->Admin("POST", "/v1/devices/" + members[2].device_public_b64 + "/revoke").status, 200);
+  ASSERT_EQ(hq_->Admin("POST", "/v1/devices/" + members[2].device_public_b64 + "/revoke").status,
+            200);
   ExpectOk(a.Sync());
   ExpectOk(b.Sync());
   for (auto* t : {&a, &b}) {
@@ -318,7 +341,10 @@ TEST_F(E2eTest, LostAndRestoredDatabasesConvergeInOneRun) {
   std::vector<Member> members{Enrol(*hq_, 1)};
   auto& a = AddTerminal(Options(kA, hq_->port()));
   ExpectOk(a.Sync());
-  json first_req{{"checkout_id", "old-1"}, {"member_code", members[0].card_number}, {"lines", Basket(5000)}, {"tender", "cash"}};
+  json first_req{{"checkout_id", "old-1"},
+                 {"member_code", members[0].card_number},
+                 {"lines", Basket(5000)},
+                 {"tender", "cash"}};
   auto first = a.Call("POST", "/v1/checkouts/commit", first_req);
   ASSERT_EQ(first.status, 200) << first.raw;
   ExpectOk(a.Sync());
@@ -386,7 +412,10 @@ TEST_F(E2eTest, AVelocityFreezeReachesHqAndHqsUnfreezeFlowsDown) {
   EXPECT_EQ(hq_->Admin("GET", "/v1/members/" + members[0].id).body["status"], "frozen");
   EXPECT_EQ(b.Call("GET", "/v1/members/" + members[0].id).body["status"], "frozen");
   // The manual review at HQ lifts it; both terminals learn it at their next sync.
-  ASSERT_EQ(hq_->Admin("POST", "/v1/members/" + members[0].id + "/unfreeze", json{{"reason", "reviewed"}}).status, 200);
+  ASSERT_EQ(
+      hq_->Admin("POST", "/v1/members/" + members[0].id + "/unfreeze", json{{"reason", "reviewed"}})
+          .status,
+      200);
   ExpectOk(a.Sync());
   ExpectOk(b.Sync());
   for (auto* t : {&a, &b}) {

@@ -41,10 +41,12 @@ class E2eTrustTest : public E2eFixture {
   }
   // The forger: T09's genuine certificate, anything in the body.
   Reply Forge(const sync::UploadRequest& up) {
-    return hq_->AsTerminal("POST", "/v1/sync/T09/entries", sync::SerializeMessage(up), pki_->client("T09"),
-                           pki_->ca_file());
+    return hq_->AsTerminal("POST", "/v1/sync/T09/entries", sync::SerializeMessage(up),
+                           pki_->client("T09"), pki_->ca_file());
   }
-  int64_t HqBalance(const std::string& id) { return hq_->Admin("GET", "/v1/members/" + id).body["balance"]; }
+  int64_t HqBalance(const std::string& id) {
+    return hq_->Admin("GET", "/v1/members/" + id).body["balance"];
+  }
 };
 
 TEST_F(E2eTrustTest, ACompromisedTerminalChangesNoBalanceAndStopsNoOne) {
@@ -57,16 +59,18 @@ TEST_F(E2eTrustTest, ACompromisedTerminalChangesNoBalanceAndStopsNoOne) {
   ExpectOk(t2.Sync());
 
   // An honest 100-yuan sale at T01: 100 points.
-  auto honest = t1.Call("POST", "/v1/checkouts/commit",
-                        json{{"checkout_id", "t1-1"}, {"member_code", a.card_number}, {"lines", Basket(10000)}});
+  auto honest = t1.Call(
+      "POST", "/v1/checkouts/commit",
+      json{{"checkout_id", "t1-1"}, {"member_code", a.card_number}, {"lines", Basket(10000)}});
   ASSERT_EQ(honest.status, 200) << honest.raw;
   ASSERT_EQ(honest.body["points_to_earn"], 100);
   ExpectOk(t1.Sync());
   ASSERT_EQ(HqBalance(a.id), 100);
 
   // The tampered till: the same basket earns 2,000 there.
-  auto rooted = t3.Call("POST", "/v1/checkouts/commit",
-                        json{{"checkout_id", "t3-1"}, {"member_code", DynamicCode(a)}, {"lines", Basket(10000)}});
+  auto rooted = t3.Call(
+      "POST", "/v1/checkouts/commit",
+      json{{"checkout_id", "t3-1"}, {"member_code", DynamicCode(a)}, {"lines", Basket(10000)}});
   ASSERT_EQ(rooted.status, 200) << rooted.raw;
   ASSERT_EQ(rooted.body["points_to_earn"], 2000);
 
@@ -77,23 +81,35 @@ TEST_F(E2eTrustTest, ACompromisedTerminalChangesNoBalanceAndStopsNoOne) {
   overpriced.checkout.rules_version = "chain-1";
   overpriced.checkout.points_earned = 1'000'000;
   sync::UploadRequest up;
-  up.entries = {f.Make("adjust", ma, 1'000'000'000'000'000, now_ms, "", R"({"reason":"gift"})"),
-                f.Make("unfreeze", ma, 0, now_ms), f.Make("tier_change", ma, 0, now_ms, "", R"({"to":"black"})"),
-                f.Make("earn", ma, 1'000'000, now_ms, "f-1"),
-                f.Make("freeze", mb, 0, now_ms, "", json{{"reason", std::string(300, 'x')}}.dump())};
+  up.entries = {
+      f.Make("adjust", ma, 1'000'000'000'000'000, now_ms, "", R"({"reason":"gift"})"),
+      f.Make("unfreeze", ma, 0, now_ms),
+      f.Make("tier_change", ma, 0, now_ms, "", R"({"to":"black"})"),
+      f.Make("earn", ma, 1'000'000, now_ms, "f-1"),
+      f.Make("freeze", mb, 0, now_ms, "", json{{"reason", std::string(300, 'x')}}.dump())};
   up.checkouts = {overpriced.checkout};
   auto r = Forge(up);
   ASSERT_EQ(r.status, 200) << r.raw;
   std::vector<std::string> statuses;
   for (const auto& x : r.body["results"]) statuses.push_back(x["status"]);
-  EXPECT_EQ(statuses, (std::vector<std::string>{"refused", "refused", "refused", "refused", "created"}));
+  EXPECT_EQ(statuses,
+            (std::vector<std::string>{"refused", "refused", "refused", "refused", "created"}));
   // Values past the limits table cannot even be said: the whole message is refused.
   sync::UploadRequest overflow;
   overflow.entries = {f.Make("earn", ma, std::numeric_limits<int64_t>::max(), now_ms, "f-1"),
                       f.Make("earn", ma, std::numeric_limits<int64_t>::max(), now_ms, "f-1")};
   EXPECT_EQ(Forge(overflow).status, 400);
   sync::UploadRequest refund;
-  refund.refunds = {{"f-r1", "f-1", "", "return", now_ms, std::numeric_limits<int64_t>::max(), 0, 0, "{}", {{0, 1}}}};
+  refund.refunds = {{"f-r1",
+                     "f-1",
+                     "",
+                     "return",
+                     now_ms,
+                     std::numeric_limits<int64_t>::max(),
+                     0,
+                     0,
+                     "{}",
+                     {{0, 1}}}};
   EXPECT_EQ(Forge(refund).status, 400);
 
   // Not one point moved; the refusals are on record; HQ still answers everything.
@@ -125,13 +141,16 @@ TEST_F(E2eTrustTest, ACompromisedTerminalChangesNoBalanceAndStopsNoOne) {
   ExpectOk(t3.Sync());
   EXPECT_EQ(HqBalance(a.id), 100);
   EXPECT_EQ(t3.MemberBalance(a.id), 100);
-  auto q = t3.Call("POST", "/v1/checkouts/quote",
-                   json{{"checkout_id", "t3-2"}, {"member_code", a.card_number}, {"lines", Basket(10000)}});
+  auto q = t3.Call(
+      "POST", "/v1/checkouts/quote",
+      json{{"checkout_id", "t3-2"}, {"member_code", a.card_number}, {"lines", Basket(10000)}});
   ASSERT_EQ(q.status, 200) << q.raw;
   EXPECT_EQ(q.body["points_to_earn"], 100);
   EXPECT_EQ(q.body["rules_version"], "chain-1");
   for (auto* t : {&t1, &t2, &t3}) {
-    auto tv = hq_->Admin("GET", std::string("/v1/terminals/") + (t == &t1 ? "T01" : t == &t2 ? "T02" : "T03"));
+    auto tv = hq_->Admin("GET", std::string("/v1/terminals/") + (t == &t1   ? "T01"
+                                                                 : t == &t2 ? "T02"
+                                                                            : "T03"));
     EXPECT_EQ(tv.body["entries"].get<int64_t>(), t->LedgerEntries()) << tv.raw;
     EXPECT_TRUE(tv.body["chain_ok"].get<bool>()) << tv.raw;
     EXPECT_EQ(t->MemberBalance(a.id), HqBalance(a.id));

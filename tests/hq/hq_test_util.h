@@ -26,7 +26,8 @@
 namespace loyalty::hq::testing {
 
 inline std::filesystem::path TempDir(const std::string& name) {
-  auto d = std::filesystem::temp_directory_path() / ("hq_test_" + std::to_string(::getpid()) + "_" + name);
+  auto d = std::filesystem::temp_directory_path() /
+           ("hq_test_" + std::to_string(::getpid()) + "_" + name);
   std::filesystem::remove_all(d);
   std::filesystem::create_directories(d);
   return d;
@@ -45,7 +46,8 @@ struct FakeTerminal {
     return MakeFull(kind, member, points, at_ms, checkout_id, "", detail);
   }
   sync::Entry MakeFull(const std::string& kind, uint64_t member, int64_t points, int64_t at_ms,
-                       const std::string& checkout_id, const std::string& refund_id, const std::string& detail) {
+                       const std::string& checkout_id, const std::string& refund_id,
+                       const std::string& detail) {
     model::Entry e;
     e.entry_id = NewEntryId(at_ms);
     e.terminal_id = id;
@@ -65,8 +67,10 @@ struct FakeTerminal {
   }
 };
 
-inline sync::Checkout MakeCheckout(const std::string& id, std::optional<uint64_t> member, int64_t total_due,
-                                   int64_t at_ms, const std::string& code_hash = "", const std::string& coupon = "") {
+inline sync::Checkout MakeCheckout(const std::string& id, std::optional<uint64_t> member,
+                                   int64_t total_due, int64_t at_ms,
+                                   const std::string& code_hash = "",
+                                   const std::string& coupon = "") {
   sync::Checkout c;
   c.checkout_id = id;
   c.request_hash = std::string(64, 'a');
@@ -93,9 +97,10 @@ struct Sale {
   sync::Checkout checkout;
   std::vector<sync::Entry> entries;
 };
-inline Sale PricedSale(FakeTerminal& t, uint64_t member, const std::string& id, const std::vector<rules::Line>& lines,
-                       int64_t at_ms, int64_t redeem = 0, const std::string& code_hash = "",
-                       const std::string& tier = "member", const std::optional<rules::Coupon>& coupon = std::nullopt,
+inline Sale PricedSale(FakeTerminal& t, uint64_t member, const std::string& id,
+                       const std::vector<rules::Line>& lines, int64_t at_ms, int64_t redeem = 0,
+                       const std::string& code_hash = "", const std::string& tier = "member",
+                       const std::optional<rules::Coupon>& coupon = std::nullopt,
                        bool frozen = false) {
   rules::QuoteInput in;
   in.lines = lines;
@@ -128,11 +133,13 @@ inline Sale PricedSale(FakeTerminal& t, uint64_t member, const std::string& id, 
   for (size_t i = 0; i < lines.size(); ++i) {
     const auto& l = q->lines[i];
     c.lines.push_back({static_cast<int64_t>(i), lines[i].sku, lines[i].category, lines[i].qty,
-                       lines[i].unit_price_cents, l.tier_discount_cents, l.coupon_cents, l.redeem_cents, l.net_cents,
-                       l.net_before_redeem_cents, l.points_eligible, l.redeemable});
+                       lines[i].unit_price_cents, l.tier_discount_cents, l.coupon_cents,
+                       l.redeem_cents, l.net_cents, l.net_before_redeem_cents, l.points_eligible,
+                       l.redeemable});
   }
   s.entries.push_back(t.Make("earn", member, c.points_earned, at_ms, id));
-  if (c.redeemed_points > 0) s.entries.push_back(t.Make("redeem", member, -c.redeemed_points, at_ms, id));
+  if (c.redeemed_points > 0)
+    s.entries.push_back(t.Make("redeem", member, -c.redeemed_points, at_ms, id));
   return s;
 }
 inline std::vector<rules::Line> Basket(int64_t cents, const std::string& category = "grocery") {
@@ -193,12 +200,15 @@ class HqFixture : public ::testing::Test {
     o.card_prefix = "88";
     o.timezone = *TimeZone::Fixed(8 * 3600);
     o.rules = rules_;
-    o.on_event = [this](const char* event, const nlohmann::json& fields) { events_.push_back({event, fields}); };
-    service_ = std::make_unique<HqService>(*store_, clock_, PiiCipher::FromKey(std::string(32, 'k')), o);
+    o.on_event = [this](const char* event, const nlohmann::json& fields) {
+      events_.push_back({event, fields});
+    };
+    service_ =
+        std::make_unique<HqService>(*store_, clock_, PiiCipher::FromKey(std::string(32, 'k')), o);
   }
 
-  http::Response Call(const std::string& method, const std::string& target, const std::string& body = "",
-                      bool admin = true) {
+  http::Response Call(const std::string& method, const std::string& target,
+                      const std::string& body = "", bool admin = true) {
     http::Request r;
     r.method = method;
     r.target = target;
@@ -212,11 +222,12 @@ class HqFixture : public ::testing::Test {
     if (admin) r.authorization = "Bearer secret-token";
     return service_->Handle(r, peer_);
   }
-  http::Response Call(const std::string& method, const std::string& target, const nlohmann::json& body,
-                      bool admin = true) {
+  http::Response Call(const std::string& method, const std::string& target,
+                      const nlohmann::json& body, bool admin = true) {
     return Call(method, target, body.dump(), admin);
   }
-  http::Response Call(const std::string& method, const std::string& target, const char* body, bool admin = true) {
+  http::Response Call(const std::string& method, const std::string& target, const char* body,
+                      bool admin = true) {
     return Call(method, target, std::string(body), admin);
   }
   static nlohmann::json J(const http::Response& r) { return nlohmann::json::parse(r.body); }

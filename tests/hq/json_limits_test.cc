@@ -44,13 +44,15 @@ TEST_F(HqJsonLimitsTest, AHundredThousandLevelsAreRefusedOnEveryRoute) {
   for (const auto& [method, target] : HqRoutes(member)) {
     auto r = Call(method, target, deep);
     EXPECT_EQ(r.status, 400) << method << " " << target << ": " << r.body;
-    EXPECT_EQ(J(r)["error"]["message"], "the body nests deeper than 32 levels") << method << " " << target;
+    EXPECT_EQ(J(r)["error"]["message"], "the body nests deeper than 32 levels")
+        << method << " " << target;
   }
 }
 
 TEST_F(HqJsonLimitsTest, AdminBodiesCountOnlyBracketsOutsideStrings) {
   // Brackets and an escaped quote in a name are text; the member is created.
-  auto r = Call("POST", "/v1/members", json{{"name", std::string(200, '[') + "\\\"{"}, {"phone", "13812345678"}});
+  auto r = Call("POST", "/v1/members",
+                json{{"name", std::string(200, '[') + "\\\"{"}, {"phone", "13812345678"}});
   EXPECT_EQ(r.status, 201) << r.body;
 }
 

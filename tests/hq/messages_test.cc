@@ -86,7 +86,8 @@ void ExpectRejected(const json& j, const std::string& field) {
   auto r = ParseMessage<T>(j.dump());
   ASSERT_FALSE(r.ok()) << j.dump();
   EXPECT_EQ(r.status().code(), ErrorCode::kBadRequest);
-  EXPECT_NE(r.status().message().find(field), std::string::npos) << r.status().message() << " does not name " << field;
+  EXPECT_NE(r.status().message().find(field), std::string::npos)
+      << r.status().message() << " does not name " << field;
 }
 
 TEST(MessagesTest, RoundTripsEveryMessage) {
@@ -109,7 +110,8 @@ TEST(MessagesTest, RoundTripsEveryMessage) {
   up.refunds = {rf};
   ExpectRoundTrip(up);
 
-  ExpectRoundTrip(UploadResponse{{{SampleEntry().entry_id, "created"}, {SampleEntry().entry_id, "invalid"}}});
+  ExpectRoundTrip(
+      UploadResponse{{{SampleEntry().entry_id, "created"}, {SampleEntry().entry_id, "invalid"}}});
   ExpectRoundTrip(HelloRequest{1, "S001", "0.1.0", {3, std::string(64, 'f')}, 3});
   ExpectRoundTrip(HelloResponse{1, 1790000000000, true, 0, {0, ""}});
 
@@ -296,14 +298,16 @@ TEST(MessagesTest, SnapshotAndChangesChecks) {
 }
 
 TEST(MessagesTest, BodiesThatAreNotObjects) {
-  for (std::string_view body : {"", "[]", "1", "null", "{", "{\"entries\":[]", "\"x\"", "{\"a\":\"\xff\"}"}) {
+  for (std::string_view body :
+       {"", "[]", "1", "null", "{", "{\"entries\":[]", "\"x\"", "{\"a\":\"\xff\"}"}) {
     auto r = ParseMessage<UploadRequest>(body);
     ASSERT_FALSE(r.ok()) << body;
     EXPECT_EQ(r.status().code(), ErrorCode::kBadRequest);
   }
   // Entries must be objects.
-  ExpectRejected<UploadRequest>(json{{"entries", {1}}, {"checkouts", json::array()}, {"refunds", json::array()}},
-                                "entries[0] must be an object");
+  ExpectRejected<UploadRequest>(
+      json{{"entries", {1}}, {"checkouts", json::array()}, {"refunds", json::array()}},
+      "entries[0] must be an object");
 }
 
 TEST(MessagesTest, DumpNeverThrowsOnBadUtf8) {
@@ -329,7 +333,6 @@ TEST(MessagesTest, ChangesQuery) {
   }
   EXPECT_FALSE(ParseChangesQuery({{"cursor", std::string(257, 'c')}}).ok());
 }
-
 
 TEST(MessagesTest, ValueLimitsAreOneTableAtBothEnds) {
   // Refunds, checkouts, lots and snapshots: every amount at its edge and one past it.
@@ -381,8 +384,8 @@ TEST(MessagesTest, ValueLimitsAreOneTableAtBothEnds) {
   UploadResult u{std::string(32, 'a'), "refused"};
   EXPECT_TRUE(ParseMessage<UploadResult>(SerializeMessage(u)).ok());
   EXPECT_TRUE(IsTerminalEntryKind("earn") && IsTerminalEntryKind("correction"));
-  EXPECT_FALSE(IsTerminalEntryKind("adjust") || IsTerminalEntryKind("unfreeze") || IsTerminalEntryKind("tier_change") ||
-               IsTerminalEntryKind("expire"));
+  EXPECT_FALSE(IsTerminalEntryKind("adjust") || IsTerminalEntryKind("unfreeze") ||
+               IsTerminalEntryKind("tier_change") || IsTerminalEntryKind("expire"));
 }
 
 }  // namespace

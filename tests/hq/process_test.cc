@@ -41,14 +41,15 @@ class HqProcessTest : public ::testing::Test {
     port_ = FreePort();
     auto own = std::filesystem::perms::owner_read | std::filesystem::perms::owner_write;
     Write(dir_ / "admin.token", "e2e-token\n", own);
-    ASSERT_EQ(std::system(("openssl genpkey -algorithm ed25519 -out " + (dir_ / "hq-ed25519.pem").string() +
-                           " 2>/dev/null")
+    ASSERT_EQ(std::system(("openssl genpkey -algorithm ed25519 -out " +
+                           (dir_ / "hq-ed25519.pem").string() + " 2>/dev/null")
                               .c_str()),
               0);
     Write(dir_ / "hq.toml",
           "[hq]\nlisten = \"127.0.0.1:" + std::to_string(port_) +
               "\"\ndatabase = \"hq.db\"\nadmin_token_file = \"admin.token\"\n"
-              "signing_keys = { \"1\" = \"hq-ed25519.pem\" }\ncard_prefix = \"88\"\npii_key_file = \"pii.key\"\n",
+              "signing_keys = { \"1\" = \"hq-ed25519.pem\" }\ncard_prefix = \"88\"\npii_key_file = "
+              "\"pii.key\"\n",
           own);
   }
   void TearDown() override {
@@ -81,9 +82,11 @@ class HqProcessTest : public ::testing::Test {
     pid_ = -1;
     return status;
   }
-  Result<http::Response> Admin(const std::string& method, const std::string& target, const json& body = nullptr) {
+  Result<http::Response> Admin(const std::string& method, const std::string& target,
+                               const json& body = nullptr) {
     http::Client c("127.0.0.1", port_);
-    return c.Request(method, target, body.is_null() ? "" : body.dump(), {{"Authorization", "Bearer e2e-token"}});
+    return c.Request(method, target, body.is_null() ? "" : body.dump(),
+                     {{"Authorization", "Bearer e2e-token"}});
   }
 
   std::filesystem::path dir_;
@@ -92,7 +95,8 @@ class HqProcessTest : public ::testing::Test {
 };
 
 TEST_F(HqProcessTest, CheckConfigRefusesAWorldReadableToken) {
-  std::string cmd = kBinary + " --check-config --config " + (dir_ / "hq.toml").string() + " >/dev/null 2>&1";
+  std::string cmd =
+      kBinary + " --check-config --config " + (dir_ / "hq.toml").string() + " >/dev/null 2>&1";
   EXPECT_EQ(WEXITSTATUS(std::system(cmd.c_str())), 0);
   std::filesystem::permissions(dir_ / "admin.token", std::filesystem::perms::others_read,
                                std::filesystem::perm_options::add);
@@ -140,16 +144,19 @@ TEST_F(HqProcessTest, DeepJsonIsBadRequestOnEveryRouteAndHqLives) {
   const auto routes = HqRoutes(m);
   std::string objects;
   for (int i = 0; i < 100000; ++i) objects += "{\"a\":";
-  const std::string bodies[] = {std::string(100000, '[') + std::string(100000, ']'),  // 200 KB, balanced
-                                std::string(400000, '['), objects};
+  const std::string bodies[] = {
+      std::string(100000, '[') + std::string(100000, ']'),  // 200 KB, balanced
+      std::string(400000, '['), objects};
   for (const std::string& body : bodies) {
     ASSERT_LE(body.size(), size_t{1} << 20);  // under HQ's body limit: the parser decides
     for (const auto& [method, target] : routes) {
       http::Client c("127.0.0.1", port_);
       auto r = c.Request(method, target, body, {{"Authorization", "Bearer e2e-token"}}, 10000);
-      ASSERT_TRUE(r.ok()) << method << " " << target << " (" << body.size() << " bytes): " << r.status().ToString();
+      ASSERT_TRUE(r.ok()) << method << " " << target << " (" << body.size()
+                          << " bytes): " << r.status().ToString();
       EXPECT_EQ(r->status, 400) << method << " " << target << ": " << r->body;
-      EXPECT_EQ(json::parse(r->body, nullptr, false)["error"]["code"], "bad_request") << method << " " << target;
+      EXPECT_EQ(json::parse(r->body, nullptr, false)["error"]["code"], "bad_request")
+          << method << " " << target;
     }
   }
   http::Client probe("127.0.0.1", port_);
@@ -219,7 +226,8 @@ class HqSecretFilesTest : public HqProcessTest {
   };
   ProcessRun RunHq(const std::string& args) {
     const std::string err_file = (dir_ / "run.err").string();
-    const int status = std::system(("timeout 20 " + kBinary + " " + args + " >/dev/null 2>" + err_file).c_str());
+    const int status =
+        std::system(("timeout 20 " + kBinary + " " + args + " >/dev/null 2>" + err_file).c_str());
     ProcessRun r;
     r.exit = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     std::ifstream in(err_file);
@@ -232,7 +240,8 @@ class HqSecretFilesTest : public HqProcessTest {
     const std::string cmd =
         "openssl req -x509 -newkey ec -pkeyopt "
         "ec_paramgen_curve:P-256 -nodes -keyout " +
-        (dir_ / "hq.key").string() + " -out " + (dir_ / "hq.pem").string() + " -subj /CN=127.0.0.1 -days 2 2>/dev/null";
+        (dir_ / "hq.key").string() + " -out " + (dir_ / "hq.pem").string() +
+        " -subj /CN=127.0.0.1 -days 2 2>/dev/null";
     ASSERT_EQ(std::system(cmd.c_str()), 0);
     ASSERT_EQ(::chmod((dir_ / "hq.key").c_str(), 0600), 0);
     std::string toml;
@@ -269,7 +278,9 @@ TEST_F(HqSecretFilesTest, EveryKeyAndTokenAt0644IsRefusedNamingTheFile) {
         EXPECT_NE(r.exit, 0) << key << " " << args;
         char m[8];
         std::snprintf(m, sizeof m, "%04o", static_cast<unsigned>(mode));
-        EXPECT_NE(r.err.find(Toml() + ": " + key + ": " + file + ": has mode " + m), std::string::npos) << r.err;
+        EXPECT_NE(r.err.find(Toml() + ": " + key + ": " + file + ": has mode " + m),
+                  std::string::npos)
+            << r.err;
       }
     }
     ASSERT_EQ(::chmod(file.c_str(), 0600), 0);
@@ -285,7 +296,9 @@ TEST_F(HqSecretFilesTest, ASymlinkedSigningKeyIsRefused) {
   for (const std::string& args : {"--check-config --config " + Toml(), "--config " + Toml()}) {
     ProcessRun r = RunHq(args);
     EXPECT_NE(r.exit, 0);
-    EXPECT_NE(r.err.find(Toml() + ": signing_keys.\"1\": " + key + ": is a symbolic link"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(Toml() + ": signing_keys.\"1\": " + key + ": is a symbolic link"),
+              std::string::npos)
+        << r.err;
   }
 }
 
@@ -324,7 +337,8 @@ TEST_F(HqSecretFilesTest, CheckConfigLoadsTheCrlAsTheStartDoes) {
   auto check = [&](const std::string& client_ca, const std::string& crl) {
     Write(Toml(),
           base + "tls_cert_file = \"" + (*pki)->server().cert_file + "\"\ntls_key_file = \"" +
-              (*pki)->server().key_file + "\"\nclient_ca_file = \"" + client_ca + "\"\ncrl_file = \"" + crl + "\"\n",
+              (*pki)->server().key_file + "\"\nclient_ca_file = \"" + client_ca +
+              "\"\ncrl_file = \"" + crl + "\"\n",
           own);
     return RunHq("--check-config --config " + Toml());
   };
@@ -339,8 +353,9 @@ TEST_F(HqSecretFilesTest, CheckConfigLoadsTheCrlAsTheStartDoes) {
   struct Case {
     std::string client_ca, crl, says;
   };
-  for (const Case& c : {Case{(*pki)->ca_file(), not_a_crl, "no CRL"}, Case{(*pki)->ca_file(), missing, ""},
-                        Case{(*pki)->other_ca_file(), *crl, ""}}) {  // a CRL of a CA HQ does not trust
+  for (const Case& c :
+       {Case{(*pki)->ca_file(), not_a_crl, "no CRL"}, Case{(*pki)->ca_file(), missing, ""},
+        Case{(*pki)->other_ca_file(), *crl, ""}}) {  // a CRL of a CA HQ does not trust
     ProcessRun r = check(c.client_ca, c.crl);
     EXPECT_NE(r.exit, 0) << c.crl;
     EXPECT_NE(r.err.find(c.crl), std::string::npos) << r.err;

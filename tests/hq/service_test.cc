@@ -48,7 +48,8 @@ TEST_F(HqServiceTest, CreateMemberShapesAndCodes) {
   r = Call("POST", "/v1/members", json{{"member_id", "1001"}, {"name", "李四"}});
   EXPECT_EQ(r.status, 409);
   r = Call("POST", "/v1/members",
-           json{{"name", "李四"}, {"identities", {{{"channel", "wechat"}, {"external_id", "123456789012"}}}}});
+           json{{"name", "李四"},
+                {"identities", {{{"channel", "wechat"}, {"external_id", "123456789012"}}}}});
   EXPECT_EQ(r.status, 409);
   EXPECT_EQ(J(r)["error"]["code"], "identity_conflict");
   r = Call("POST", "/v1/members", json{{"name", "李四"}, {"card_number", card}});
@@ -58,7 +59,9 @@ TEST_F(HqServiceTest, CreateMemberShapesAndCodes) {
   EXPECT_EQ(Call("POST", "/v1/members", json{{"name", "a"}, {"birthday", "13-01"}}).status, 400);
   EXPECT_EQ(Call("POST", "/v1/members", json{{"name", "a"}, {"birthday", "02-30"}}).status, 400);
   EXPECT_EQ(Call("POST", "/v1/members", json{{"name", "a"}, {"tier", "gold"}}).status, 400);
-  EXPECT_EQ(Call("POST", "/v1/members", json{{"name", "a"}, {"card_number", "8800000000000001"}}).status, 400);
+  EXPECT_EQ(
+      Call("POST", "/v1/members", json{{"name", "a"}, {"card_number", "8800000000000001"}}).status,
+      400);
   EXPECT_EQ(Call("POST", "/v1/members", "not json").status, 400);
 
   json v = Member("1001");
@@ -74,13 +77,17 @@ TEST_F(HqServiceTest, CreateMemberShapesAndCodes) {
 }
 
 TEST_F(HqServiceTest, UnionIdMergeAddsIdentitiesToOneMember) {
-  std::string id = CreateMember({{"name", "王五"}, {"identities", {{{"channel", "wechat_unionid"}, {"external_id", "U1"}}}}});
-  auto r = Call("POST", "/v1/members/" + id + "/identities", json{{"channel", "alipay"}, {"external_id", "2088"}});
+  std::string id = CreateMember(
+      {{"name", "王五"}, {"identities", {{{"channel", "wechat_unionid"}, {"external_id", "U1"}}}}});
+  auto r = Call("POST", "/v1/members/" + id + "/identities",
+                json{{"channel", "alipay"}, {"external_id", "2088"}});
   EXPECT_EQ(r.status, 201);
-  r = Call("POST", "/v1/members/" + id + "/identities", json{{"channel", "alipay"}, {"external_id", "2088"}});
+  r = Call("POST", "/v1/members/" + id + "/identities",
+           json{{"channel", "alipay"}, {"external_id", "2088"}});
   EXPECT_EQ(r.status, 200);
   std::string other = CreateMember({{"name", "赵六"}});
-  r = Call("POST", "/v1/members/" + other + "/identities", json{{"channel", "wechat_unionid"}, {"external_id", "U1"}});
+  r = Call("POST", "/v1/members/" + other + "/identities",
+           json{{"channel", "wechat_unionid"}, {"external_id", "U1"}});
   EXPECT_EQ(r.status, 409);
   EXPECT_NE(J(r)["error"]["message"].get<std::string>().find(id), std::string::npos);
 }
@@ -108,27 +115,36 @@ TEST_F(HqServiceTest, DeviceCertificateVerifiesWithTheCurrentKey) {
   EXPECT_EQ(std::to_string(ident->member_id), id);
   EXPECT_EQ(ident->not_after, 1800000000u);
 
-  EXPECT_EQ(Call("POST", "/v1/members/" + id + "/devices", json{{"device_public_key", "short"}}).status, 400);
-  EXPECT_EQ(Call("POST", "/v1/members/77/devices", json{{"device_public_key", Base64UrlEncode(device_pk)}}).status, 404);
+  EXPECT_EQ(
+      Call("POST", "/v1/members/" + id + "/devices", json{{"device_public_key", "short"}}).status,
+      400);
+  EXPECT_EQ(Call("POST", "/v1/members/77/devices",
+                 json{{"device_public_key", Base64UrlEncode(device_pk)}})
+                .status,
+            404);
 
   // Revocation reaches terminals with the next changes page.
   EXPECT_EQ(Call("POST", "/v1/devices/" + Base64UrlEncode(device_pk) + "/revoke").status, 200);
   EXPECT_EQ(Call("POST", "/v1/devices/" + Base64UrlEncode(device_pk) + "/revoke").status, 200);
-  auto ch = sync::ParseMessage<sync::ChangesResponse>(Call("GET", "/v1/sync/T01/changes", "", false).body);
+  auto ch = sync::ParseMessage<sync::ChangesResponse>(
+      Call("GET", "/v1/sync/T01/changes", "", false).body);
   ASSERT_TRUE(ch.ok());
   EXPECT_EQ(ch->revocations, std::vector<std::string>{Base64UrlEncode(device_pk)});
 }
 
 TEST_F(HqServiceTest, PiiIsNeverStoredInClear) {
-  std::string id = CreateMember({{"name", "欧阳明月"}, {"phone", "13912348765"}, {"birthday", "11-30"}});
-  auto ch = sync::ParseMessage<sync::ChangesResponse>(Call("GET", "/v1/sync/T01/changes", "", false).body);
+  std::string id =
+      CreateMember({{"name", "欧阳明月"}, {"phone", "13912348765"}, {"birthday", "11-30"}});
+  auto ch = sync::ParseMessage<sync::ChangesResponse>(
+      Call("GET", "/v1/sync/T01/changes", "", false).body);
   ASSERT_TRUE(ch.ok());
   ASSERT_EQ(ch->members.size(), 1u);
   EXPECT_EQ(ch->members[0].display_name, "欧*");
   EXPECT_EQ(ch->members[0].phone, "139****8765");
   EXPECT_EQ(ch->members[0].birthday_month, 11);
   EXPECT_EQ(ch->members[0].phone_hash.size(), 64u);
-  EXPECT_EQ(ch->members[0].phone_hash, PiiCipher::FromKey(std::string(32, 'k')).PhoneHash("139 1234 8765"));
+  EXPECT_EQ(ch->members[0].phone_hash,
+            PiiCipher::FromKey(std::string(32, 'k')).PhoneHash("139 1234 8765"));
   service_.reset();
   store_.reset();  // close: WAL checkpointed into the file
   std::string all;
@@ -139,7 +155,8 @@ TEST_F(HqServiceTest, PiiIsNeverStoredInClear) {
   EXPECT_EQ(all.find("13912348765"), std::string::npos);
   EXPECT_EQ(all.find("欧阳明月"), std::string::npos);
   EXPECT_EQ(all.find("11-30"), std::string::npos);
-  EXPECT_NE(all.find("139****8765"), std::string::npos);  // the masked form is what is kept in clear
+  EXPECT_NE(all.find("139****8765"),
+            std::string::npos);  // the masked form is what is kept in clear
 }
 
 TEST(PiiTest, EncryptionAuthenticatesAndKeyFileIsPrivate) {
@@ -159,7 +176,8 @@ TEST(PiiTest, EncryptionAuthenticatesAndKeyFileIsPrivate) {
   auto again = PiiCipher::LoadOrCreate((dir / "pii.key").string());
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->PhoneHash("138"), key->PhoneHash("138"));
-  std::filesystem::permissions(dir / "pii.key", std::filesystem::perms::others_read, std::filesystem::perm_options::add);
+  std::filesystem::permissions(dir / "pii.key", std::filesystem::perms::others_read,
+                               std::filesystem::perm_options::add);
   EXPECT_FALSE(PiiCipher::LoadOrCreate((dir / "pii.key").string()).ok());
   EXPECT_EQ(MaskName("张三"), "张*");
   EXPECT_EQ(MaskName("Bob"), "B*");
@@ -181,7 +199,10 @@ TEST_F(HqServiceTest, AdjustmentsAreIdempotent) {
   EXPECT_EQ(Call("POST", "/v1/members/" + id + "/adjustments", body).status, 409);
   EXPECT_EQ(Member(id)["balance"], 500);
   EXPECT_EQ(Member(id)["entries"], 1);
-  EXPECT_EQ(Call("POST", "/v1/members/" + id + "/adjustments", json{{"adjustment_id", "x"}, {"points", 1.5}, {"reason", ""}}).status, 400);
+  EXPECT_EQ(Call("POST", "/v1/members/" + id + "/adjustments",
+                 json{{"adjustment_id", "x"}, {"points", 1.5}, {"reason", ""}})
+                .status,
+            400);
 }
 
 TEST_F(HqServiceTest, UploadStatusesAndChainChecks) {
@@ -189,8 +210,10 @@ TEST_F(HqServiceTest, UploadStatusesAndChainChecks) {
   uint64_t m = std::stoull(id);
   FakeTerminal t{"T01"};
   sync::UploadRequest up;
-  up.entries = {t.Make("earn", m, 100, kNowMs - 5000, "c1"), t.Make("earn", m, 50, kNowMs - 4000, "c2")};
-  up.checkouts = {MakeCheckout("c1", m, 10000, kNowMs - 5000), MakeCheckout("c2", m, 5000, kNowMs - 4000)};
+  up.entries = {t.Make("earn", m, 100, kNowMs - 5000, "c1"),
+                t.Make("earn", m, 50, kNowMs - 4000, "c2")};
+  up.checkouts = {MakeCheckout("c1", m, 10000, kNowMs - 5000),
+                  MakeCheckout("c2", m, 5000, kNowMs - 4000)};
   auto res = Upload("T01", up);
   ASSERT_EQ(res.results.size(), 2u);
   EXPECT_EQ(res.results[0].status, "created");
@@ -244,8 +267,10 @@ TEST_F(HqServiceTest, RestoredTerminalForksAndBothBranchesCount) {
   uint64_t m = std::stoull(CreateMember());
   FakeTerminal t{"T01"};
   sync::UploadRequest up;
-  up.entries = {t.Make("earn", m, 100, kNowMs - 9000, "c1"), t.Make("earn", m, 20, kNowMs - 8000, "c2")};
-  up.checkouts = {MakeCheckout("c1", m, 10000, kNowMs - 9000), MakeCheckout("c2", m, 2000, kNowMs - 8000)};
+  up.entries = {t.Make("earn", m, 100, kNowMs - 9000, "c1"),
+                t.Make("earn", m, 20, kNowMs - 8000, "c2")};
+  up.checkouts = {MakeCheckout("c1", m, 10000, kNowMs - 9000),
+                  MakeCheckout("c2", m, 2000, kNowMs - 8000)};
   Upload("T01", up);
   // Restored from a backup taken after seq 1: the next commit is another seq 2.
   FakeTerminal restored{"T01"};
@@ -267,10 +292,17 @@ TEST_F(HqServiceTest, CrossStoreDoubleSpendGoesNegativeAndReuseIsReported) {
   std::string id = CreateMember();
   uint64_t m = std::stoull(id);
   ASSERT_EQ(Call("POST", "/v1/members/" + id + "/adjustments",
-                 json{{"adjustment_id", "a1"}, {"points", 1000}, {"reason", "seed"}}).status, 201);
+                 json{{"adjustment_id", "a1"}, {"points", 1000}, {"reason", "seed"}})
+                .status,
+            201);
   ASSERT_EQ(Call("POST", "/v1/coupons",
-                 json{{"coupon_id", "CP1"}, {"member_id", id}, {"kind", "amount_off"}, {"value_cents", 1000},
-                      {"min_spend_cents", 10000}, {"valid_from", "2026-03-01T00:00:00Z"}, {"valid_to", 1790000000}})
+                 json{{"coupon_id", "CP1"},
+                      {"member_id", id},
+                      {"kind", "amount_off"},
+                      {"value_cents", 1000},
+                      {"min_spend_cents", 10000},
+                      {"valid_from", "2026-03-01T00:00:00Z"},
+                      {"valid_to", 1790000000}})
                 .status,
             201);
   std::string code = std::string(64, 'e');
@@ -325,14 +357,16 @@ TEST_F(HqServiceTest, FreezeUnfreezeAndTier) {
   uint64_t m = std::stoull(id);
   FakeTerminal t{"T01"};
   sync::UploadRequest up;
-  up.entries = {t.Make("earn", m, 6000, kNowMs - 100, "c1"), t.Make("freeze", m, 0, kNowMs - 100, "c1", R"({"reason":"velocity"})")};
+  up.entries = {t.Make("earn", m, 6000, kNowMs - 100, "c1"),
+                t.Make("freeze", m, 0, kNowMs - 100, "c1", R"({"reason":"velocity"})")};
   up.checkouts = {MakeCheckout("c1", m, 600000, kNowMs - 100)};
   Upload("T01", up);
   json v = Member(id);
   EXPECT_EQ(v["status"], "frozen");
   EXPECT_EQ(v["tier"], "black");  // 6000 yuan this month reaches the black threshold
   clock_.advance_ms(1000);
-  EXPECT_EQ(Call("POST", "/v1/members/" + id + "/unfreeze", json{{"reason", "reviewed"}}).status, 200);
+  EXPECT_EQ(Call("POST", "/v1/members/" + id + "/unfreeze", json{{"reason", "reviewed"}}).status,
+            200);
   EXPECT_EQ(Member(id)["status"], "active");
   EXPECT_EQ(Call("POST", "/v1/members/" + id + "/tier", json{{"tier", "vip"}}).status, 200);
   EXPECT_EQ(Call("POST", "/v1/members/" + id + "/tier", json{{"tier", "gold"}}).status, 400);
@@ -379,8 +413,14 @@ TEST_F(HqServiceTest, ChangesPageWithCursors) {
   std::vector<std::string> ids;
   for (int i = 0; i < 5; ++i) ids.push_back(CreateMember({{"name", "m" + std::to_string(i)}}));
   ASSERT_EQ(Call("POST", "/v1/coupons",
-                 json{{"coupon_id", "ALL"}, {"member_id", "0"}, {"kind", "percent_off"}, {"bp", 1000},
-                      {"min_spend_cents", 0}, {"valid_from", 0}, {"valid_to", 2000000000}}).status,
+                 json{{"coupon_id", "ALL"},
+                      {"member_id", "0"},
+                      {"kind", "percent_off"},
+                      {"bp", 1000},
+                      {"min_spend_cents", 0},
+                      {"valid_from", 0},
+                      {"valid_to", 2000000000}})
+                .status,
             201);
   std::set<uint64_t> seen;
   std::string cursor;
@@ -403,13 +443,15 @@ TEST_F(HqServiceTest, ChangesPageWithCursors) {
   EXPECT_EQ(pages, 3);
   EXPECT_EQ(coupons, 1);
   // Nothing new: an empty page with the same cursor.
-  auto ch = sync::ParseMessage<sync::ChangesResponse>(Call("GET", "/v1/sync/T01/changes?cursor=" + cursor, "", false).body);
+  auto ch = sync::ParseMessage<sync::ChangesResponse>(
+      Call("GET", "/v1/sync/T01/changes?cursor=" + cursor, "", false).body);
   ASSERT_TRUE(ch.ok());
   EXPECT_TRUE(ch->members.empty());
   EXPECT_EQ(ch->cursor, cursor);
   // A change to one member brings exactly that member.
   Call("POST", "/v1/members/" + ids[2] + "/tier", json{{"tier", "vip"}});
-  ch = sync::ParseMessage<sync::ChangesResponse>(Call("GET", "/v1/sync/T01/changes?cursor=" + cursor, "", false).body);
+  ch = sync::ParseMessage<sync::ChangesResponse>(
+      Call("GET", "/v1/sync/T01/changes?cursor=" + cursor, "", false).body);
   ASSERT_TRUE(ch.ok());
   ASSERT_EQ(ch->members.size(), 1u);
   EXPECT_EQ(std::to_string(ch->members[0].member_id), ids[2]);
@@ -444,14 +486,18 @@ TEST_F(HqServiceTest, HelloFetchAndTerminalIdentity) {
   EXPECT_EQ(J(Call("GET", "/v1/terminals/T01"))["store_id"], "S001");
 
   auto f = sync::ParseMessage<sync::FetchResponse>(
-      Call("POST", "/v1/sync/T01/fetch", sync::SerializeMessage(sync::FetchRequest{{up.entries[0].entry_id}}), false).body);
+      Call("POST", "/v1/sync/T01/fetch",
+           sync::SerializeMessage(sync::FetchRequest{{up.entries[0].entry_id}}), false)
+          .body);
   ASSERT_TRUE(f.ok());
   EXPECT_EQ(f->entries, up.entries);
   EXPECT_EQ(f->checkouts, up.checkouts);
   EXPECT_EQ(f->refunds, up.refunds);
   // Another terminal cannot fetch T01's entries.
   f = sync::ParseMessage<sync::FetchResponse>(
-      Call("POST", "/v1/sync/T02/fetch", sync::SerializeMessage(sync::FetchRequest{{up.entries[0].entry_id}}), false).body);
+      Call("POST", "/v1/sync/T02/fetch",
+           sync::SerializeMessage(sync::FetchRequest{{up.entries[0].entry_id}}), false)
+          .body);
   ASSERT_TRUE(f.ok());
   EXPECT_TRUE(f->entries.empty());
 
@@ -521,8 +567,9 @@ TEST_F(HqServiceTest, ReconciliationAgainstATerminalSet) {
 
 TEST_F(HqServiceTest, CouponsAreIdempotentAndValidated) {
   std::string id = CreateMember();
-  json c = {{"coupon_id", "C9"}, {"member_id", id}, {"kind", "amount_off"}, {"value_cents", 500},
-            {"min_spend_cents", 100}, {"valid_from", 1}, {"valid_to", 2}};
+  json c = {{"coupon_id", "C9"},  {"member_id", id},        {"kind", "amount_off"},
+            {"value_cents", 500}, {"min_spend_cents", 100}, {"valid_from", 1},
+            {"valid_to", 2}};
   EXPECT_EQ(Call("POST", "/v1/coupons", c).status, 201);
   EXPECT_EQ(Call("POST", "/v1/coupons", c).status, 201);
   c["value_cents"] = 600;
@@ -555,18 +602,23 @@ TEST_F(HqServiceTest, AdminBodiesNameTheFieldAtFault) {
             "tier must be one of member, vip, black");
   EXPECT_EQ(message("/v1/members", json{{"name", "a"}, {"member_id", 1.5}}),
             "member_id must be a decimal member id, got a float (1.5)");
-  EXPECT_EQ(message("/v1/members", json{{"name", "a"}, {"member_id", "12x"}}), "member_id must be a decimal member id");
+  EXPECT_EQ(message("/v1/members", json{{"name", "a"}, {"member_id", "12x"}}),
+            "member_id must be a decimal member id");
   EXPECT_EQ(message("/v1/members", json{{"name", "a"}, {"identities", {{{"channel", "wechat"}}}}}),
             "identities[0].external_id is missing");
   EXPECT_EQ(message("/v1/members", json{{"name", "a"}, {"identities", json::array({1})}}),
             "identities[0] must be an object, got an integer");
 
-  json c = {{"coupon_id", "R1"}, {"member_id", std::stoull(id)}, {"kind", "amount_off"}, {"value_cents", 500},
-            {"min_spend_cents", 0}, {"valid_from", "2026-12-01T00:00:00+08:00"}, {"valid_to", 1893456000}};
-  EXPECT_EQ(Call("POST", "/v1/coupons", c).status, 201);  // an integer member id and an RFC 3339 time
+  json c = {{"coupon_id", "R1"},     {"member_id", std::stoull(id)},
+            {"kind", "amount_off"},  {"value_cents", 500},
+            {"min_spend_cents", 0},  {"valid_from", "2026-12-01T00:00:00+08:00"},
+            {"valid_to", 1893456000}};
+  EXPECT_EQ(Call("POST", "/v1/coupons", c).status,
+            201);  // an integer member id and an RFC 3339 time
   c["coupon_id"] = "R2";
   c["valid_from"] = "yesterday";
-  EXPECT_EQ(message("/v1/coupons", c), "valid_from must be unix seconds or an RFC 3339 time, got a string");
+  EXPECT_EQ(message("/v1/coupons", c),
+            "valid_from must be unix seconds or an RFC 3339 time, got a string");
   c["valid_from"] = -1;
   EXPECT_EQ(message("/v1/coupons", c), "valid_from must be 0..1099511627775, got -1");
   c["valid_from"] = 0;
@@ -580,9 +632,11 @@ TEST_F(HqServiceTest, AdminBodiesNameTheFieldAtFault) {
   c["member_id"] = 0;  // any member
   EXPECT_EQ(Call("POST", "/v1/coupons", c).status, 201);
 
-  EXPECT_EQ(message("/v1/members/" + id + "/adjustments", json{{"adjustment_id", "a1"}, {"points", 1}}),
-            "reason is missing");
-  EXPECT_EQ(message("/v1/members/" + id + "/tier", json{{"tier", 2}}), "tier must be a string, got an integer");
+  EXPECT_EQ(
+      message("/v1/members/" + id + "/adjustments", json{{"adjustment_id", "a1"}, {"points", 1}}),
+      "reason is missing");
+  EXPECT_EQ(message("/v1/members/" + id + "/tier", json{{"tier", 2}}),
+            "tier must be a string, got an integer");
 }
 
 TEST_F(HqServiceTest, StoreEnforcesUniqueEntryIds) {

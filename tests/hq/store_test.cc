@@ -12,8 +12,8 @@ namespace {
 using nlohmann::json;
 
 sync::Checkout FullCheckout() {
-  sync::Checkout c = MakeCheckout("c-全-1", 9'007'199'254'740'993ull, 123456, 1773547200123, std::string(64, 'f'),
-                                  "CP-1");
+  sync::Checkout c = MakeCheckout("c-全-1", 9'007'199'254'740'993ull, 123456, 1773547200123,
+                                  std::string(64, 'f'), "CP-1");
   c.request_hash = std::string(64, '0');
   c.rules_version = "2026-11";
   c.points_earned = sync::kMaxPoints;
@@ -21,13 +21,15 @@ sync::Checkout FullCheckout() {
   c.subtotal_cents = sync::kMaxCents;
   c.request_json = R"({"lines":[{"sku":"a\"b","qty":1}],"note":"\u0000 ok"})";
   c.response_json = std::string(70000, 'x');
-  c.lines.push_back({1, "", "", 10000, sync::kMaxUnitPriceCents, sync::kMaxCents, 0, 7, 0, sync::kMaxCents, false, true});
+  c.lines.push_back({1, "", "", 10000, sync::kMaxUnitPriceCents, sync::kMaxCents, 0, 7, 0,
+                     sync::kMaxCents, false, true});
   c.lines.push_back({499, std::string(256, 's'), "烟草", 1, 0, 0, 0, 0, 0, 0, true, false});
   return c;
 }
 
 TEST(RecordCodec, EveryFieldSurvivesTheCompactForm) {
-  for (sync::Checkout c : {FullCheckout(), MakeCheckout("c2", std::nullopt, 0, 0), MakeCheckout("c3", 0, 1, 1)}) {
+  for (sync::Checkout c :
+       {FullCheckout(), MakeCheckout("c2", std::nullopt, 0, 0), MakeCheckout("c3", 0, 1, 1)}) {
     std::string body = EncodeCheckout(c);
     auto back = DecodeCheckout(body);
     ASSERT_TRUE(back.ok()) << back.status().ToString();
@@ -82,7 +84,8 @@ TEST(RecordCodec, ABodyThatIsNotWholeOrPastALimitIsAnError) {
   EXPECT_TRUE(refused([](sync::Checkout& c) { c.lines[0].qty = 0; }));
   EXPECT_TRUE(refused([](sync::Checkout& c) { c.lines[0].line = 500; }));
   EXPECT_TRUE(refused([](sync::Checkout& c) { c.lines.resize(501, c.lines[0]); }));
-  EXPECT_TRUE(refused([](sync::Checkout& c) { c.request_json = std::string(sync::kMaxDocumentBytes + 1, ' '); }));
+  EXPECT_TRUE(refused(
+      [](sync::Checkout& c) { c.request_json = std::string(sync::kMaxDocumentBytes + 1, ' '); }));
   EXPECT_FALSE(refused([](sync::Checkout& c) { c.lines.resize(500, c.lines[0]); }));
   // A varint past 64 bits.
   std::string big = body.substr(0, 1) + std::string(10, '\xff') + '\x01';
@@ -103,12 +106,14 @@ TEST_F(HqStoreTest, CheckoutsAreStoredCompactAndOlderJsonRowsAreStillRead) {
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open((dir_ / "hq.db").string().c_str(), &db), SQLITE_OK);
   sqlite3_stmt* st = nullptr;
-  ASSERT_EQ(sqlite3_prepare_v2(db,
-                               "INSERT INTO checkouts (terminal_id, checkout_id, member_id, committed_at_ms, "
-                               "total_due_cents, code_hash, coupon_id, body) VALUES ('T01', 'c-old', 7, 1773547200000, "
-                               "500, '', '', ?)",
-                               -1, &st, nullptr),
-            SQLITE_OK);
+  ASSERT_EQ(
+      sqlite3_prepare_v2(
+          db,
+          "INSERT INTO checkouts (terminal_id, checkout_id, member_id, committed_at_ms, "
+          "total_due_cents, code_hash, coupon_id, body) VALUES ('T01', 'c-old', 7, 1773547200000, "
+          "500, '', '', ?)",
+          -1, &st, nullptr),
+      SQLITE_OK);
   std::string text = sync::SerializeMessage(old);
   sqlite3_bind_text(st, 1, text.c_str(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
   ASSERT_EQ(sqlite3_step(st), SQLITE_DONE);
@@ -149,7 +154,8 @@ TEST_F(HqStoreTest, AStoredHashThatIsNotHexIsAnErrorNotAnEmptyHash) {
     // Put the row back for the next column.
     sqlite3* db = nullptr;
     ASSERT_EQ(sqlite3_open((dir_ / "hq.db").string().c_str(), &db), SQLITE_OK);
-    std::string sql = "UPDATE entries SET hash = '" + HexEncode(e.hash) + "', prev_hash = '" + HexEncode(e.prev_hash) + "'";
+    std::string sql = "UPDATE entries SET hash = '" + HexEncode(e.hash) + "', prev_hash = '" +
+                      HexEncode(e.prev_hash) + "'";
     ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
     sqlite3_close(db);
     ASSERT_TRUE(store_->GetEntry(e.entry_id).ok());
@@ -174,19 +180,23 @@ TEST_F(HqStoreTest, KeptSpendIsAlwaysTheSumOfTheRows) {
   };
   auto spend = [&](uint64_t m, int64_t from = kMonth, int64_t to = kNext) {
     int64_t out = -1;
-    EXPECT_TRUE(store_->Transaction([&]() -> Status {
-                        auto s = store_->MemberSpend(m, from, to);
-                        if (!s.ok()) return s.status();
-                        out = *s;
-                        return Status::Ok();
-                      }).ok());
+    EXPECT_TRUE(store_
+                    ->Transaction([&]() -> Status {
+                      auto s = store_->MemberSpend(m, from, to);
+                      if (!s.ok()) return s.status();
+                      out = *s;
+                      return Status::Ok();
+                    })
+                    .ok());
     return out;
   };
   auto insert = [&](const sync::Checkout& c) {
-    ASSERT_TRUE(store_->Transaction([&]() -> Status {
-                        auto r = store_->InsertCheckout("T01", c);
-                        return r.ok() ? Status::Ok() : r.status();
-                      }).ok());
+    ASSERT_TRUE(store_
+                    ->Transaction([&]() -> Status {
+                      auto r = store_->InsertCheckout("T01", c);
+                      return r.ok() ? Status::Ok() : r.status();
+                    })
+                    .ok());
   };
   insert(MakeCheckout("a", 7, 1000, kMonth + 10));
   // Outside a transaction nothing is kept (a GET writes nothing).
@@ -215,22 +225,27 @@ TEST_F(HqStoreTest, KeptSpendIsAlwaysTheSumOfTheRows) {
   // Refunds: an accepted one comes off, a refused one does not.
   sync::Refund r1{"r1", "a", "", "return", kMonth + 100, 400, 0, 0, "{}", {{0, 1}}};
   sync::Refund r2{"r2", "g", "", "return", kMonth + 100, 1, 0, 0, "{}", {{0, 1}}};
-  ASSERT_TRUE(store_->Transaction([&]() -> Status {
-                      for (const auto* r : {&r1, &r2}) {
-                        auto ok = store_->InsertRefund("T01", *r);
-                        if (!ok.ok()) return ok.status();
-                      }
-                      return store_->MarkRefundRefused("T01", "r2");
-                    }).ok());
+  ASSERT_TRUE(store_
+                  ->Transaction([&]() -> Status {
+                    for (const auto* r : {&r1, &r2}) {
+                      auto ok = store_->InsertRefund("T01", *r);
+                      if (!ok.ok()) return ok.status();
+                    }
+                    return store_->MarkRefundRefused("T01", "r2");
+                  })
+                  .ok());
   EXPECT_EQ(spend(7), 601);
   // A transaction that fails takes its changes to the kept sum with it.
-  EXPECT_FALSE(store_->Transaction([&]() -> Status {
-                         auto r = store_->InsertCheckout("T01", MakeCheckout("h", 7, 5000, kMonth + 50));
-                         if (!r.ok()) return r.status();
-                         auto s = store_->MemberSpend(7, kMonth, kNext);
-                         EXPECT_TRUE(s.ok() && *s == 5601);
-                         return Status::Error(ErrorCode::kInternal, "rolled back on purpose");
-                       }).ok());
+  EXPECT_FALSE(store_
+                   ->Transaction([&]() -> Status {
+                     auto r =
+                         store_->InsertCheckout("T01", MakeCheckout("h", 7, 5000, kMonth + 50));
+                     if (!r.ok()) return r.status();
+                     auto s = store_->MemberSpend(7, kMonth, kNext);
+                     EXPECT_TRUE(s.ok() && *s == 5601);
+                     return Status::Error(ErrorCode::kInternal, "rolled back on purpose");
+                   })
+                   .ok());
   EXPECT_EQ(spend(7), 601);
   // The daily job forgets windows that ended before the month it is in.
   ASSERT_TRUE(store_->Transaction([&] { return store_->PruneSpendTotals(kNext); }).ok());
@@ -242,30 +257,38 @@ TEST_F(HqStoreTest, ASpendPastTwoToTheSixtySecondIsSummedNotKept) {
   constexpr int64_t kFrom = kMonth, kTo = kNext;
   constexpr int64_t kLimit = int64_t{1} << 62;
   const int64_t n = kLimit / sync::kMaxCents;  // still within the limit
-  ASSERT_TRUE(store_->Transaction([&]() -> Status {
-                      for (int64_t i = 0; i < n; ++i) {
-                        auto r = store_->InsertCheckout("T01", MakeCheckout("c" + std::to_string(i), 7, sync::kMaxCents,
-                                                                            kFrom + i));
-                        if (!r.ok()) return r.status();
-                      }
-                      return Status::Ok();
-                    }).ok());
+  ASSERT_TRUE(store_
+                  ->Transaction([&]() -> Status {
+                    for (int64_t i = 0; i < n; ++i) {
+                      auto r = store_->InsertCheckout(
+                          "T01",
+                          MakeCheckout("c" + std::to_string(i), 7, sync::kMaxCents, kFrom + i));
+                      if (!r.ok()) return r.status();
+                    }
+                    return Status::Ok();
+                  })
+                  .ok());
   auto in_tx = [&] {
     int64_t out = -1;
-    EXPECT_TRUE(store_->Transaction([&]() -> Status {
-                        auto s = store_->MemberSpend(7, kFrom, kTo);
-                        if (!s.ok()) return s.status();
-                        out = *s;
-                        return Status::Ok();
-                      }).ok());
+    EXPECT_TRUE(store_
+                    ->Transaction([&]() -> Status {
+                      auto s = store_->MemberSpend(7, kFrom, kTo);
+                      if (!s.ok()) return s.status();
+                      out = *s;
+                      return Status::Ok();
+                    })
+                    .ok());
     return out;
   };
   EXPECT_EQ(in_tx(), n * sync::kMaxCents);  // kept
   // One more passes the limit: the kept sum is dropped and the rows give the answer.
-  ASSERT_TRUE(store_->Transaction([&]() -> Status {
-                      auto r = store_->InsertCheckout("T01", MakeCheckout("last", 7, sync::kMaxCents, kFrom + n));
-                      return r.ok() ? Status::Ok() : r.status();
-                    }).ok());
+  ASSERT_TRUE(store_
+                  ->Transaction([&]() -> Status {
+                    auto r = store_->InsertCheckout(
+                        "T01", MakeCheckout("last", 7, sync::kMaxCents, kFrom + n));
+                    return r.ok() ? Status::Ok() : r.status();
+                  })
+                  .ok());
   EXPECT_EQ(in_tx(), (n + 1) * sync::kMaxCents);
   EXPECT_EQ(in_tx(), (n + 1) * sync::kMaxCents);
 }
@@ -306,7 +329,8 @@ TEST_F(HqStoreTest, AReadThatFailsDuringAnUploadFailsItWholeAndARetrySucceeds) {
     up.checkouts.push_back(s.checkout);
   }
   sync::Refund r{"r1", "c2", "", "return", kNowMs + 9000, 10000, 100, 0, "{}", {{0, 1}}};
-  up.entries.push_back(t.MakeFull("clawback", std::stoull(ids[0]), -100, kNowMs + 9000, "c2", "r1", ""));
+  up.entries.push_back(
+      t.MakeFull("clawback", std::stoull(ids[0]), -100, kNowMs + 9000, "c2", "r1", ""));
   up.refunds.push_back(r);
 
   // What an upload could change, read around the service.
@@ -318,10 +342,13 @@ TEST_F(HqStoreTest, AReadThatFailsDuringAnUploadFailsItWholeAndARetrySucceeds) {
       EXPECT_TRUE(lots.ok());
       json l = json::array();
       for (const auto& lot : *lots) l.push_back({lot.remaining, lot.expires_at_s});
-      out[id] = {v["balance"], v["tier"], v["status"], v["entries"], v["month_spend_cents"], v["conflicts"].size(), l};
+      out[id] = {
+          v["balance"],          v["tier"], v["status"], v["entries"], v["month_spend_cents"],
+          v["conflicts"].size(), l};
     }
     json term = J(Call("GET", "/v1/terminals/T01"));
-    out["terminal"] = {term["entries"], term["checkouts"], term["last_seq"], term["conflicts"].size()};
+    out["terminal"] = {term["entries"], term["checkouts"], term["last_seq"],
+                       term["conflicts"].size()};
     auto seq = store_->MaxChangeSeq();
     EXPECT_TRUE(seq.ok());
     out["change_seq"] = *seq;
@@ -332,19 +359,19 @@ TEST_F(HqStoreTest, AReadThatFailsDuringAnUploadFailsItWholeAndARetrySucceeds) {
 
   // Every read the upload makes, failing from its first step or from a later one.
   const std::vector<std::string> reads = {
-      "FROM members WHERE member_id",          // the member (once per upload)
-      "FROM checkouts WHERE terminal_id",      // a checkout's verdict, a refund's checkout
-      "FROM member_states",                    // what the terminal could have priced with
-      "FROM terminal_downloads",               // its last download
-      "min(at_ms) FROM entries",               // its own freeze / upgrade
-      "FROM spend_totals",                     // the month's spend (tier)
-      "FROM lots WHERE member_id",             // lots to credit and debit
-      "FROM entries WHERE entry_id",           // a resent entry
-      "FROM entries WHERE terminal_id = ? AND seq", // the chain
-      "max(at_ms) FROM entries",               // the redemption cooldown
+      "FROM members WHERE member_id",                // the member (once per upload)
+      "FROM checkouts WHERE terminal_id",            // a checkout's verdict, a refund's checkout
+      "FROM member_states",                          // what the terminal could have priced with
+      "FROM terminal_downloads",                     // its last download
+      "min(at_ms) FROM entries",                     // its own freeze / upgrade
+      "FROM spend_totals",                           // the month's spend (tier)
+      "FROM lots WHERE member_id",                   // lots to credit and debit
+      "FROM entries WHERE entry_id",                 // a resent entry
+      "FROM entries WHERE terminal_id = ? AND seq",  // the chain
+      "max(at_ms) FROM entries",                     // the redemption cooldown
       "SELECT points FROM entries WHERE member_id = ?1",  // what the terminal could know
-      "kind = 'earn' AND applied = 1",         // chain-wide velocity
-      "FROM refunds WHERE terminal_id",        // earlier refunds
+      "kind = 'earn' AND applied = 1",                    // chain-wide velocity
+      "FROM refunds WHERE terminal_id",                   // earlier refunds
   };
   for (const auto& sql : reads) {
     for (int nth : {1, 2, 5}) {

@@ -47,7 +47,8 @@ TEST_F(HqTrustTest, HqKindsFromATerminalAreRefusedButKeptInTheChain) {
   FakeTerminal t{"T01"};
   sync::UploadRequest up;
   up.entries = {t.Make("adjust", m, 1'000'000'000'000'000, kNowMs, "", R"({"reason":"gift"})"),
-                t.Make("unfreeze", m, 0, kNowMs), t.Make("tier_change", m, 0, kNowMs, "", R"({"to":"black"})"),
+                t.Make("unfreeze", m, 0, kNowMs),
+                t.Make("tier_change", m, 0, kNowMs, "", R"({"to":"black"})"),
                 t.Make("expire", m, -5, kNowMs)};
   auto res = Upload("T01", up);
   ASSERT_EQ(res.results.size(), 4u);
@@ -88,16 +89,17 @@ TEST_F(HqTrustTest, PointsMustFollowACheckoutHqPricesAgain) {
   // Priced as black although the member is a plain member.
   Sale as_black = PricedSale(t, m, "c4", Basket(10000), kNowMs + 6, 0, "", "black");
   sync::UploadRequest up;
-  up.entries = {honest.entries[0], forged.entries[0], bare, orphan, again, unknown_rules.entries[0],
-                as_black.entries[0]};
+  up.entries = {honest.entries[0],        forged.entries[0],  bare, orphan, again,
+                unknown_rules.entries[0], as_black.entries[0]};
   up.checkouts = {honest.checkout, forged.checkout, unknown_rules.checkout, as_black.checkout};
   auto res = Upload("T01", up);
   ASSERT_EQ(res.results.size(), 7u);
   EXPECT_EQ(res.results[0].status, "created");
   for (size_t i = 1; i < 7; ++i) EXPECT_EQ(res.results[i].status, "refused") << i;
   EXPECT_EQ(Balance(id), 100);
-  EXPECT_EQ(RefusalReasons("T01"), (std::set<std::string>{"price_mismatch", "checkout_refused", "record_missing",
-                                                          "duplicate", "rules_version_unknown"}));
+  EXPECT_EQ(RefusalReasons("T01"),
+            (std::set<std::string>{"price_mismatch", "checkout_refused", "record_missing",
+                                   "duplicate", "rules_version_unknown"}));
   // Refused checkouts count in no spend.
   EXPECT_EQ(Member(id)["month_spend_cents"], 10000);
   ExpectBalanceIsAppliedSum(id);
@@ -115,8 +117,8 @@ TEST_F(HqTrustTest, RedemptionIsCheckedAgainstWhatTheTerminalCouldKnow) {
   // Never downloaded the member: it knew no balance (and its snapshot was stale).
   Sale blind = PricedSale(t, m, "c1", Basket(100000), kNowMs + 10, 1000, code);
   auto res = Upload("T01", {blind.entries, {blind.checkout}, {}});
-  EXPECT_EQ(res.results[0].status, "created");   // the earn is fine
-  EXPECT_EQ(res.results[1].status, "refused");   // the redemption is not
+  EXPECT_EQ(res.results[0].status, "created");  // the earn is fine
+  EXPECT_EQ(res.results[1].status, "refused");  // the redemption is not
   EXPECT_EQ(RefusalReasons("T01"), (std::set<std::string>{"insufficient_points"}));
   // After a download it knows 3000 (+ its earn of c1): a redemption within that stands
   // (past the cooldown after the first one, which the terminal recorded).
@@ -158,7 +160,8 @@ TEST_F(HqTrustTest, ARedemptionInsideTheCooldownIsRefused) {
   const std::string code(64, 'c');
   const int64_t t0 = kNowMs + 10'000, cooldown_ms = 600'000;
   FakeTerminal a{"T01"}, b{"T02"};
-  auto redeem_status = [&](FakeTerminal& t, const std::string& tid, const std::string& cid, int64_t at_ms) {
+  auto redeem_status = [&](FakeTerminal& t, const std::string& tid, const std::string& cid,
+                           int64_t at_ms) {
     Sale s = PricedSale(t, m, cid, Basket(10000), at_ms, 1000, code);
     auto res = Upload(tid, {s.entries, {s.checkout}, {}});
     EXPECT_EQ(res.results.size(), 2u);
@@ -175,7 +178,9 @@ TEST_F(HqTrustTest, ARedemptionInsideTheCooldownIsRefused) {
   // Two redemptions within the cooldown in one upload: the second is refused.
   Sale s6 = PricedSale(a, m, "c6", Basket(10000), t0 + 4 * cooldown_ms, 1000, code);
   Sale s7 = PricedSale(a, m, "c7", Basket(10000), t0 + 4 * cooldown_ms + 1000, 1000, code);
-  auto res = Upload("T01", {{s6.entries[0], s6.entries[1], s7.entries[0], s7.entries[1]}, {s6.checkout, s7.checkout}, {}});
+  auto res = Upload("T01", {{s6.entries[0], s6.entries[1], s7.entries[0], s7.entries[1]},
+                            {s6.checkout, s7.checkout},
+                            {}});
   ASSERT_EQ(res.results.size(), 4u);
   EXPECT_EQ(res.results[1].status, "created");
   EXPECT_EQ(res.results[3].status, "refused");
@@ -232,7 +237,8 @@ TEST_F(HqTrustTest, RefundsFollowTheirCheckoutAndNeverExceedIt) {
   sync::Refund r1{"r1", "c1", "", "return", kNowMs + 1000, 5000, 50, 0, "{}", {{0, 1}}};
   sync::Entry c1 = t.MakeFull("clawback", m, -50, kNowMs + 1000, "c1", "r1", "");
   // INT64_MAX cents cannot even be said (the codec's limits); past the sale is refused.
-  sync::Refund r2{"r2", "c1", "", "return", kNowMs + 2000, 5000, 50, 0, "{}", {{0, 2}}};  // 3 of 2 units
+  sync::Refund r2{"r2", "c1", "", "return", kNowMs + 2000,
+                  5000, 50,   0,  "{}",     {{0, 2}}};  // 3 of 2 units
   sync::Entry c2 = t.MakeFull("clawback", m, -50, kNowMs + 2000, "c1", "r2", "");
   // Amounts that do not follow from the checkout.
   sync::Refund r3{"r3", "c1", "", "return", kNowMs + 3000, 4000, 0, 0, "{}", {{0, 1}}};
@@ -247,7 +253,8 @@ TEST_F(HqTrustTest, RefundsFollowTheirCheckoutAndNeverExceedIt) {
   std::set<std::string> reasons = RefusalReasons("T01");
   EXPECT_TRUE(reasons.count("refund_exceeds_sale"));
   EXPECT_TRUE(reasons.count("refund_mismatch"));
-  auto big = R"({"refunds":[{"refund_id":"r9","checkout_id":"c1","request_hash":"","reason":"return","at_ms":1,
+  auto big =
+      R"({"refunds":[{"refund_id":"r9","checkout_id":"c1","request_hash":"","reason":"return","at_ms":1,
     "refund_cents":9223372036854775807,"points_clawed_back":0,"points_restored":0,"response_json":"{}",
     "lines":[{"line":0,"qty":1}]}],"entries":[],"checkouts":[]})";
   EXPECT_EQ(Call("POST", "/v1/sync/T01/entries", big, false).status, 400);
@@ -269,11 +276,12 @@ TEST_F(HqTrustTest, RefundsInOneMillisecondFollowTheChainsOrder) {
     return s.checkout;
   };
   // As the terminal computes a refund: against every unit refunded before it.
-  auto refund = [&](const sync::Checkout& c, const std::string& rid, int64_t units_before, int64_t units,
-                    int64_t at_ms) {
+  auto refund = [&](const sync::Checkout& c, const std::string& rid, int64_t units_before,
+                    int64_t units, int64_t at_ms) {
     rules::RefundBasis basis;
     for (const auto& l : c.lines) {
-      basis.lines.push_back({l.qty, l.net_cents, l.net_before_redeem_cents, l.points_eligible, l.redeemable});
+      basis.lines.push_back(
+          {l.qty, l.net_cents, l.net_before_redeem_cents, l.points_eligible, l.redeemable});
     }
     basis.points_earned = c.points_earned;
     basis.redeemed_points = c.redeemed_points;
@@ -281,9 +289,11 @@ TEST_F(HqTrustTest, RefundsInOneMillisecondFollowTheChainsOrder) {
     basis.redeemable_cents = c.redeemable_cents;
     auto a = rules::ComputeRefund(basis, {units_before}, {units_before + units});
     EXPECT_TRUE(a.ok());
-    sync::Refund r{rid, c.checkout_id, "", "return", at_ms, a->refund_cents, a->points_clawed_back, 0, "{}",
-                   {{0, units}}};
-    sync::Entry e = t.MakeFull("clawback", m, -a->points_clawed_back, at_ms, c.checkout_id, rid, "");
+    sync::Refund r{
+        rid, c.checkout_id, "",          "return", at_ms, a->refund_cents, a->points_clawed_back,
+        0,   "{}",          {{0, units}}};
+    sync::Entry e =
+        t.MakeFull("clawback", m, -a->points_clawed_back, at_ms, c.checkout_id, rid, "");
     return std::make_pair(r, e);
   };
   // One unit, then two, committed in the same millisecond; the first has the greater id.
@@ -324,7 +334,8 @@ TEST_F(HqTrustTest, ChainWideVelocityFreezesAtHq) {
   EXPECT_EQ(v["status"], "frozen");
   EXPECT_EQ(v["balance"], 6000);  // the sale happened: its points stand
   // The freeze flows down to every terminal with the snapshot.
-  auto ch = sync::ParseMessage<sync::ChangesResponse>(Call("GET", "/v1/sync/T03/changes", "", false).body);
+  auto ch = sync::ParseMessage<sync::ChangesResponse>(
+      Call("GET", "/v1/sync/T03/changes", "", false).body);
   ASSERT_TRUE(ch.ok());
   ASSERT_EQ(ch->members.size(), 1u);
   EXPECT_EQ(ch->members[0].status, "frozen");
@@ -376,7 +387,8 @@ TEST_F(HqTrustTest, ASnapshotHqCannotEncodeIsLeftOutAndReported) {
   ASSERT_EQ(ch->members.size(), 1u);
   EXPECT_EQ(std::to_string(ch->members[0].member_id), good);
   bool reported = false;
-  for (const auto& [event, fields] : events_) reported = reported || (event == "snapshot_not_sent" && fields["member_id"] == bad);
+  for (const auto& [event, fields] : events_)
+    reported = reported || (event == "snapshot_not_sent" && fields["member_id"] == bad);
   EXPECT_TRUE(reported);
 }
 
@@ -390,7 +402,8 @@ TEST_F(HqTrustTest, HqPublishesItsRulesAndPricesWithEveryVersion) {
   ASSERT_TRUE(service_->Start().ok());
   std::string id = CreateMember();
   uint64_t m = std::stoull(id);
-  auto ch = sync::ParseMessage<sync::ChangesResponse>(Call("GET", "/v1/sync/T01/changes", "", false).body);
+  auto ch = sync::ParseMessage<sync::ChangesResponse>(
+      Call("GET", "/v1/sync/T01/changes", "", false).body);
   ASSERT_TRUE(ch.ok() && ch->rules);
   EXPECT_EQ((*ch->rules)["version"], "2026-11");
   EXPECT_EQ((*ch->rules)["earn_points_per_yuan"], 2);
@@ -478,7 +491,8 @@ TEST_F(HqTrustTest, ASaleAfterTheTerminalsFreezeInTheSameUploadIsPricedFrozen) {
   // next sale earns nothing.
   Sale big = PricedSale(t, m, "c1", Basket(600000), kNowMs + 100);
   big.entries.push_back(t.Make("freeze", m, 0, kNowMs + 100, "c1", R"({"reason":"velocity"})"));
-  Sale after = PricedSale(t, m, "c2", Basket(10000), kNowMs + 200, 0, "", "member", std::nullopt, true);
+  Sale after =
+      PricedSale(t, m, "c2", Basket(10000), kNowMs + 200, 0, "", "member", std::nullopt, true);
   ASSERT_EQ(after.checkout.points_earned, 0);
   sync::UploadRequest up;
   up.entries = {big.entries[0], big.entries[1], after.entries[0]};
@@ -509,11 +523,12 @@ TEST_F(HqTrustTest, OneUploadOrOneSaleAtATimeEndTheSame) {
     o.admin_token = "secret-token";
     o.signing_seeds[3] = HqSeed();
     o.timezone = *TimeZone::Fixed(8 * 3600);
-    h.service = std::make_unique<HqService>(*h.store, clock_, PiiCipher::FromKey(std::string(32, 'k')), o);
+    h.service =
+        std::make_unique<HqService>(*h.store, clock_, PiiCipher::FromKey(std::string(32, 'k')), o);
     return h;
   };
-  auto call = [&](Hq& h, const std::string& method, const std::string& path, const std::string& body,
-                  bool admin) {
+  auto call = [&](Hq& h, const std::string& method, const std::string& path,
+                  const std::string& body, bool admin) {
     http::Request r;
     r.method = method;
     r.target = r.path = path;
@@ -524,7 +539,9 @@ TEST_F(HqTrustTest, OneUploadOrOneSaleAtATimeEndTheSame) {
   Hq all = open("all.db"), each = open("each.db");
   for (Hq* h : {&all, &each}) {
     for (const char* id : {"1001", "1002", "1003"}) {
-      ASSERT_EQ(call(*h, "POST", "/v1/members", json{{"member_id", id}, {"name", "x"}}.dump(), true).status, 201);
+      ASSERT_EQ(call(*h, "POST", "/v1/members", json{{"member_id", id}, {"name", "x"}}.dump(), true)
+                    .status,
+                201);
     }
     ASSERT_EQ(call(*h, "POST", "/v1/members/1001/adjustments",
                    json{{"adjustment_id", "a1"}, {"points", 3000}, {"reason", "seed"}}.dump(), true)
@@ -557,7 +574,8 @@ TEST_F(HqTrustTest, OneUploadOrOneSaleAtATimeEndTheSame) {
   add(s8);
   add(PricedSale(t, 1003, "s9", Basket(7000), t0 + 901'000));
   // Everything 1001 has, down to part of s8's lot, which this upload created.
-  int64_t all_of_it = 3000 + s1.checkout.points_earned + s3.checkout.points_earned - 2000 + s8.checkout.points_earned;
+  int64_t all_of_it = 3000 + s1.checkout.points_earned + s3.checkout.points_earned - 2000 +
+                      s8.checkout.points_earned;
   Sale s10 = PricedSale(t, 1001, "s10", Basket(400000), t0 + 902'000, all_of_it / 100 * 100, code);
   ASSERT_EQ(s10.checkout.redeemed_points, all_of_it / 100 * 100);
   add(s10);
@@ -588,7 +606,8 @@ TEST_F(HqTrustTest, OneUploadOrOneSaleAtATimeEndTheSame) {
   for (const char* id : {"1001", "1002", "1003"}) {
     json a = json::parse(call(all, "GET", std::string("/v1/members/") + id, "", true).body);
     json b = json::parse(call(each, "GET", std::string("/v1/members/") + id, "", true).body);
-    for (const char* k : {"balance", "tier", "status", "entries", "month_spend_cents"}) EXPECT_EQ(a[k], b[k]) << id << " " << k;
+    for (const char* k : {"balance", "tier", "status", "entries", "month_spend_cents"})
+      EXPECT_EQ(a[k], b[k]) << id << " " << k;
     auto sum = all.store->SumMemberPoints(std::stoull(id));
     ASSERT_TRUE(sum.ok());
     EXPECT_EQ(*sum, a["balance"].get<int64_t>()) << id;
@@ -611,13 +630,16 @@ TEST_F(HqTrustTest, OneUploadOrOneSaleAtATimeEndTheSame) {
     }
   }
   // What a terminal downloads is the same, and each member once.
-  auto ca = sync::ParseMessage<sync::ChangesResponse>(call(all, "GET", "/v1/sync/T02/changes", "", false).body);
-  auto cb = sync::ParseMessage<sync::ChangesResponse>(call(each, "GET", "/v1/sync/T02/changes", "", false).body);
+  auto ca = sync::ParseMessage<sync::ChangesResponse>(
+      call(all, "GET", "/v1/sync/T02/changes", "", false).body);
+  auto cb = sync::ParseMessage<sync::ChangesResponse>(
+      call(each, "GET", "/v1/sync/T02/changes", "", false).body);
   ASSERT_TRUE(ca.ok() && cb.ok());
   ASSERT_EQ(ca->members.size(), 3u);
   ASSERT_EQ(cb->members.size(), 3u);
   auto by_id = [](std::vector<sync::Snapshot> v) {
-    std::sort(v.begin(), v.end(), [](const auto& x, const auto& y) { return x.member_id < y.member_id; });
+    std::sort(v.begin(), v.end(),
+              [](const auto& x, const auto& y) { return x.member_id < y.member_id; });
     for (auto& s : v) s.terminal_seq = 0;
     return v;
   };

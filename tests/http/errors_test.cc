@@ -3,8 +3,8 @@
 
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <vector>
 
@@ -22,11 +22,11 @@ TEST(HttpErrors, TheContractsTableHoldsCodeByCode) {
       {404, {"not_found", "checkout_unknown", "member_unknown"}},
       {409, {"idempotency_conflict", "rules_changed", "identity_conflict", "member_exists"}},
       {413, {"body_too_large"}},
-      {422, {"code_malformed", "code_issuer_unknown", "code_signature_invalid", "code_expired",
-             "code_not_yet_valid", "code_revoked", "code_replayed", "not_a_member_code",
-             "member_frozen", "insufficient_points", "redeem_not_allowed", "redeem_cooldown",
-             "static_code_cannot_redeem", "coupon_invalid", "coupon_used", "refund_exceeds_sale",
-             "refund_window_closed"}},
+      {422,
+       {"code_malformed", "code_issuer_unknown", "code_signature_invalid", "code_expired",
+        "code_not_yet_valid", "code_revoked", "code_replayed", "not_a_member_code", "member_frozen",
+        "insufficient_points", "redeem_not_allowed", "redeem_cooldown", "static_code_cannot_redeem",
+        "coupon_invalid", "coupon_used", "refund_exceeds_sale", "refund_window_closed"}},
       {503, {"unavailable", "ledger_damaged"}},
   };
   std::set<ErrorCode> in_spec;
@@ -51,7 +51,9 @@ TEST(HttpErrors, TheBodyIsTheContractsShapeWithTheTablesStatus) {
   Response r = ErrorResponse(Status::Error(ErrorCode::kRefundWindowClosed, "older than 7 days"));
   EXPECT_EQ(r.status, 422);
   auto j = nlohmann::json::parse(r.body);
-  EXPECT_EQ(j, (nlohmann::json{{"error", {{"code", "refund_window_closed"}, {"message", "older than 7 days"}}}}));
+  EXPECT_EQ(j,
+            (nlohmann::json{
+                {"error", {{"code", "refund_window_closed"}, {"message", "older than 7 days"}}}}));
 
   Response internal = JsonError(ErrorCode::kIoError, "disk");
   EXPECT_EQ(internal.status, 500);

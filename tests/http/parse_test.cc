@@ -124,8 +124,8 @@ TEST(ParseTarget, Asterisk) {
 }
 
 TEST(ParseTarget, RefusesWhatNoRouteCanMean) {
-  for (const char* bad : {"", "v1/health", "ftp://h/x", "http:///x", "/a#frag", "/a%zz", "/a%00b", "/a%0Ab",
-                          "/a%7F", "/ok?x=%"}) {
+  for (const char* bad : {"", "v1/health", "ftp://h/x", "http:///x", "/a#frag", "/a%zz", "/a%00b",
+                          "/a%0Ab", "/a%7F", "/ok?x=%"}) {
     auto t = ParseTarget(bad);
     EXPECT_FALSE(t.ok()) << bad;
     if (!t.ok()) {
@@ -139,7 +139,8 @@ TEST(JsonError, HasTheContractShape) {
   EXPECT_EQ(r.status, 413);
   EXPECT_EQ(r.content_type, "application/json");
   auto j = nlohmann::json::parse(r.body);
-  EXPECT_EQ(j, (nlohmann::json{{"error", {{"code", "body_too_large"}, {"message", "too \"big\""}}}}));
+  EXPECT_EQ(j,
+            (nlohmann::json{{"error", {{"code", "body_too_large"}, {"message", "too \"big\""}}}}));
 }
 
 TEST(JsonError, InvalidUtf8InMessageStillGivesValidJson) {
@@ -186,8 +187,9 @@ TEST(ParseHostPort, PortBoundaries) {
 }
 
 TEST(ParseHostPort, RefusesMalformedHosts) {
-  for (const char* bad : {"", "8787", ":8787", "[]:8787", "[::1]", "[::1]8787", "[::1:8787", "[not-v6]:1",
-                          "::1:8787", "a b:1", "host/x:1", "[127.0.0.1]:80", "h\n:1"}) {
+  for (const char* bad :
+       {"", "8787", ":8787", "[]:8787", "[::1]", "[::1]8787", "[::1:8787", "[not-v6]:1", "::1:8787",
+        "a b:1", "host/x:1", "[127.0.0.1]:80", "h\n:1"}) {
     auto r = ParseHostPort(bad);
     EXPECT_FALSE(r.ok()) << bad;
     if (!r.ok()) {
@@ -199,16 +201,16 @@ TEST(ParseHostPort, RefusesMalformedHosts) {
 }
 
 TEST(IsLoopbackAddress, LoopbackForms) {
-  for (const char* yes : {"127.0.0.1", "127.255.255.254", "127.1.2.3", "::1", "[::1]", "localhost", "LocalHost",
-                          "localhost.", "::ffff:127.0.0.1", "0:0:0:0:0:0:0:1"}) {
+  for (const char* yes : {"127.0.0.1", "127.255.255.254", "127.1.2.3", "::1", "[::1]", "localhost",
+                          "LocalHost", "localhost.", "::ffff:127.0.0.1", "0:0:0:0:0:0:0:1"}) {
     EXPECT_TRUE(IsLoopbackAddress(yes)) << yes;
   }
 }
 
 TEST(IsLoopbackAddress, EverythingElse) {
-  for (const char* no : {"", "0.0.0.0", "::", "128.0.0.1", "126.255.255.255", "10.0.0.1", "192.168.1.2",
-                         "::2", "::ffff:10.0.0.1", "localhost.example", "example.com", "127.0.0.1:80", "127.1",
-                         "[127.0.0.1]", "localhos"}) {
+  for (const char* no : {"", "0.0.0.0", "::", "128.0.0.1", "126.255.255.255", "10.0.0.1",
+                         "192.168.1.2", "::2", "::ffff:10.0.0.1", "localhost.example",
+                         "example.com", "127.0.0.1:80", "127.1", "[127.0.0.1]", "localhos"}) {
     EXPECT_FALSE(IsLoopbackAddress(no)) << no;
   }
 }
@@ -230,8 +232,8 @@ TEST(ConnectionLimitKey, Ipv4MappedIpv6IsTheIpv4Address) {
 TEST(ConnectionLimitKey, Ipv6ByItsSlash64) {
   EXPECT_EQ(ConnectionLimitKey("2001:db8:1:2:a:b:c:d"), "2001:db8:1:2::/64");
   // Any interface identifier, and any spelling of it, is the same client.
-  for (const char* same : {"2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:0DB8:0001:0002:0:0:0:0",
-                           "2001:db8:1:2::"}) {
+  for (const char* same : {"2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:ffff",
+                           "2001:0DB8:0001:0002:0:0:0:0", "2001:db8:1:2::"}) {
     EXPECT_EQ(ConnectionLimitKey(same), "2001:db8:1:2::/64") << same;
   }
   // The next /64 over, or one differing only in the upper half, is another client.

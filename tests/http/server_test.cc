@@ -243,7 +243,8 @@ TEST(HttpServer, EveryResponseCarriesContentTypeAndLength) {
     respond(std::move(resp));
   });
   RawConnection c(ts.port());
-  ASSERT_TRUE(c.Send("GET /text HTTP/1.1\r\nHost: x\r\n\r\nGET /empty HTTP/1.1\r\nHost: x\r\n\r\n"));
+  ASSERT_TRUE(
+      c.Send("GET /text HTTP/1.1\r\nHost: x\r\n\r\nGET /empty HTTP/1.1\r\nHost: x\r\n\r\n"));
   auto a = c.ReadReply();
   EXPECT_EQ(a.status, 200);
   EXPECT_TRUE(a.Has("Content-Type: text/plain; version=0.0.4\r\n"));
@@ -294,9 +295,10 @@ TEST(HttpServer, AnswersPipelinedRequestsInOrder) {
     respond(std::move(resp));
   });
   RawConnection c(ts.port());
-  ASSERT_TRUE(c.Send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"
-                     "POST /two HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
-                     "GET /three HTTP/1.1\r\nHost: x\r\n\r\n"));
+  ASSERT_TRUE(
+      c.Send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"
+             "POST /two HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+             "GET /three HTTP/1.1\r\nHost: x\r\n\r\n"));
   EXPECT_EQ(c.ReadReply().body, "/slow");
   EXPECT_EQ(c.ReadReply().body, "/two");
   EXPECT_EQ(c.ReadReply().body, "/three");
@@ -384,13 +386,15 @@ TEST(HttpServer, HeaderOverTheLimitIs400) {
   o.header_limit = 16 * 1024;
   TestServer ts(o, Echo);
   RawConnection c(ts.port());
-  ASSERT_TRUE(c.Send("GET /x HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(17 * 1024, 'h') + "\r\n\r\n"));
+  ASSERT_TRUE(
+      c.Send("GET /x HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(17 * 1024, 'h') + "\r\n\r\n"));
   auto r = c.ReadReply();
   EXPECT_EQ(r.status, 400);
   EXPECT_NE(r.body.find("bad_request"), std::string::npos);
 
   RawConnection ok(ts.port());
-  ASSERT_TRUE(ok.Send("GET /x HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(15 * 1024, 'h') + "\r\n\r\n"));
+  ASSERT_TRUE(
+      ok.Send("GET /x HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(15 * 1024, 'h') + "\r\n\r\n"));
   EXPECT_EQ(ok.ReadReply().status, 200);
 }
 
@@ -456,7 +460,7 @@ TEST(HttpServer, HandlerMayAskToClose) {
     Response r;
     r.body = "{}";
     r.headers.emplace_back("Connection", "close");
-    r.headers.emplace_back("Content-Length", "999");  // the server's to set: ignored
+    r.headers.emplace_back("Content-Length", "999");        // the server's to set: ignored
     r.headers.emplace_back("X-Bad", "a\r\nInjected: yes");  // unsafe: dropped
     respond(std::move(r));
   });
@@ -472,7 +476,8 @@ TEST(HttpServer, HandlerMayAskToClose) {
 TEST(HttpServer, ExpectContinueGetsAnInterimAnswer) {
   TestServer ts(FastOptions(), Echo);
   RawConnection c(ts.port());
-  ASSERT_TRUE(c.Send("POST /e HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n"));
+  ASSERT_TRUE(
+      c.Send("POST /e HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n"));
   auto interim = c.ReadReply();
   EXPECT_EQ(interim.status, 100);
   ASSERT_TRUE(c.Send("data"));
@@ -484,7 +489,8 @@ TEST(HttpServer, ExpectContinueGetsAnInterimAnswer) {
 TEST(HttpServer, ExpectContinueWithABodyOverTheLimitIsRefusedBeforeItIsSent) {
   TestServer ts(FastOptions(), Echo);
   RawConnection c(ts.port());
-  ASSERT_TRUE(c.Send("POST /e HTTP/1.1\r\nHost: x\r\nContent-Length: 1048577\r\nExpect: 100-continue\r\n\r\n"));
+  ASSERT_TRUE(c.Send(
+      "POST /e HTTP/1.1\r\nHost: x\r\nContent-Length: 1048577\r\nExpect: 100-continue\r\n\r\n"));
   auto r = c.ReadReply();
   EXPECT_EQ(r.status, 413);
   EXPECT_NE(r.body.find("body_too_large"), std::string::npos);
@@ -987,7 +993,8 @@ TEST(HttpClient, RefusesInjectedHeadersAndTargets) {
   Client client("127.0.0.1", 1);
   EXPECT_EQ(client.Request("GET", "/a b").status().code(), ErrorCode::kBadRequest);
   EXPECT_EQ(client.Request("GET", "/a\r\nX: y").status().code(), ErrorCode::kBadRequest);
-  EXPECT_EQ(client.Request("GET", "/", {}, {{"X", "a\r\nInjected: 1"}}).status().code(), ErrorCode::kBadRequest);
+  EXPECT_EQ(client.Request("GET", "/", {}, {{"X", "a\r\nInjected: 1"}}).status().code(),
+            ErrorCode::kBadRequest);
 }
 
 // Answers GET /<n> with a body of n bytes.

@@ -55,7 +55,10 @@ void EchoPeer(Request&& r, Responder respond) {
       return;
     }
   }
-  json j = {{"tls", r.tls}, {"peer_cn", r.peer_cn}, {"peer_cert_error", r.peer_cert_error}, {"body", r.body}};
+  json j = {{"tls", r.tls},
+            {"peer_cn", r.peer_cn},
+            {"peer_cert_error", r.peer_cert_error},
+            {"body", r.body}};
   respond(Response{200, "application/json", j.dump(), {}});
 }
 
@@ -66,7 +69,8 @@ class TlsServer {
     options.host = "127.0.0.1";
     options.port = 0;
     CertAndKey server = Pki().server();
-    options.tls = TlsServerOptions{server.cert_file, server.key_file, Pki().ca_file(), mode, std::move(crl_file)};
+    options.tls = TlsServerOptions{server.cert_file, server.key_file, Pki().ca_file(), mode,
+                                   std::move(crl_file)};
     Handler counted = [this, handler](Request&& r, Responder respond) {
       handled_.fetch_add(1);
       handler(std::move(r), std::move(respond));
@@ -180,7 +184,8 @@ TEST(HttpTls, UntrustedCaGivesNoIdentityInRequestMode) {
 TEST(HttpTls, UntrustedCaIsRefusedInRequiredMode) {
   TlsServer server(ClientCertMode::kRequire);
   Client client("127.0.0.1", server.port(), WithCert(Pki().other_client()));
-  EXPECT_EQ(client.Request("GET", "/terminals/T-0001", {}, {}, 5000).status().code(), ErrorCode::kUnavailable);
+  EXPECT_EQ(client.Request("GET", "/terminals/T-0001", {}, {}, 5000).status().code(),
+            ErrorCode::kUnavailable);
   EXPECT_EQ(server.handled(), 0);
 }
 
@@ -195,13 +200,15 @@ TEST(HttpTls, ExpiredCertificateGivesNoIdentityInRequestMode) {
   auto terminal = client.Request("GET", "/terminals/T-0001");
   ASSERT_TRUE(terminal.ok());
   EXPECT_EQ(terminal->status, 403);
-  EXPECT_NE(Body(terminal)["error"]["message"].get<std::string>().find("expired"), std::string::npos);
+  EXPECT_NE(Body(terminal)["error"]["message"].get<std::string>().find("expired"),
+            std::string::npos);
 }
 
 TEST(HttpTls, ExpiredCertificateIsRefusedInRequiredMode) {
   TlsServer server(ClientCertMode::kRequire);
   Client client("127.0.0.1", server.port(), WithCert(Pki().expired()));
-  EXPECT_EQ(client.Request("GET", "/terminals/T-0001", {}, {}, 5000).status().code(), ErrorCode::kUnavailable);
+  EXPECT_EQ(client.Request("GET", "/terminals/T-0001", {}, {}, 5000).status().code(),
+            ErrorCode::kUnavailable);
   EXPECT_EQ(server.handled(), 0);
 }
 
@@ -212,7 +219,8 @@ TEST(HttpTls, ServerCertificateIsNoClientIdentity) {
   auto r = client.Request("GET", "/terminals/localhost");
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->status, 403);
-  EXPECT_NE(Body(r)["error"]["message"].get<std::string>().find("purpose"), std::string::npos) << r->body;
+  EXPECT_NE(Body(r)["error"]["message"].get<std::string>().find("purpose"), std::string::npos)
+      << r->body;
   TlsServer strict(ClientCertMode::kRequire);
   Client refused("127.0.0.1", strict.port(), WithCert(Pki().server()));
   EXPECT_EQ(refused.Request("GET", "/echo", {}, {}, 5000).status().code(), ErrorCode::kUnavailable);
@@ -225,7 +233,8 @@ TEST(HttpTls, ClientRefusesATerminalCertificateAsTheServers) {
   options.host = "127.0.0.1";
   options.port = 0;
   CertAndKey terminal = Pki().client("T-0001");
-  options.tls = TlsServerOptions{terminal.cert_file, terminal.key_file, Pki().ca_file(), ClientCertMode::kNone};
+  options.tls = TlsServerOptions{terminal.cert_file, terminal.key_file, Pki().ca_file(),
+                                 ClientCertMode::kNone};
   boost::asio::io_context ioc;
   Server server(ioc, options, EchoPeer);
   ASSERT_TRUE(server.Listen().ok());
@@ -266,7 +275,8 @@ TEST(HttpTls, ClientRefusesAServerCertificateForAnotherHost) {
   options.host = "127.0.0.1";
   options.port = 0;
   CertAndKey wrong = Pki().wrong_host();
-  options.tls = TlsServerOptions{wrong.cert_file, wrong.key_file, Pki().ca_file(), ClientCertMode::kRequest};
+  options.tls =
+      TlsServerOptions{wrong.cert_file, wrong.key_file, Pki().ca_file(), ClientCertMode::kRequest};
   boost::asio::io_context ioc;
   std::atomic<int> handled{0};
   Server server(ioc, options, [&](Request&&, Responder respond) {
@@ -305,7 +315,8 @@ TEST(HttpTls, ClientRefusesAServerFromAnotherCa) {
   options.host = "127.0.0.1";
   options.port = 0;
   CertAndKey other = Pki().other_server();
-  options.tls = TlsServerOptions{other.cert_file, other.key_file, Pki().ca_file(), ClientCertMode::kRequest};
+  options.tls =
+      TlsServerOptions{other.cert_file, other.key_file, Pki().ca_file(), ClientCertMode::kRequest};
   boost::asio::io_context ioc;
   std::atomic<int> handled{0};
   Server server(ioc, options, [&](Request&&, Responder respond) {
@@ -466,11 +477,14 @@ TEST(HttpTls, AtTheCapAConnectionMidHandshakeIsEvicted) {
 // its handshake with the server succeeds.
 bool RawHandshake(uint16_t port, int min_version, int max_version, const char* tls12_ciphers,
                   const char* tls13_suites = nullptr) {
-  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(SSL_CTX_new(TLS_client_method()), SSL_CTX_free);
+  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(SSL_CTX_new(TLS_client_method()),
+                                                        SSL_CTX_free);
   SSL_CTX_set_min_proto_version(ctx.get(), min_version);
   SSL_CTX_set_max_proto_version(ctx.get(), max_version);
-  if (tls12_ciphers != nullptr && SSL_CTX_set_cipher_list(ctx.get(), tls12_ciphers) != 1) return false;
-  if (tls13_suites != nullptr && SSL_CTX_set_ciphersuites(ctx.get(), tls13_suites) != 1) return false;
+  if (tls12_ciphers != nullptr && SSL_CTX_set_cipher_list(ctx.get(), tls12_ciphers) != 1)
+    return false;
+  if (tls13_suites != nullptr && SSL_CTX_set_ciphersuites(ctx.get(), tls13_suites) != 1)
+    return false;
   SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE, nullptr);
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
@@ -497,12 +511,17 @@ bool RawHandshake(uint16_t port, int min_version, int max_version, const char* t
 // TLS 1.0 are refused (what `openssl s_client -cipher AES128-SHA -tls1_2` tries).
 TEST(HttpTls, ListenerSpeaksOnlyTheIntermediateProfile) {
   TlsServer server(ClientCertMode::kRequest);
-  EXPECT_TRUE(RawHandshake(server.port(), TLS1_2_VERSION, TLS1_2_VERSION, "ECDHE-ECDSA-AES128-GCM-SHA256"));
-  EXPECT_TRUE(RawHandshake(server.port(), TLS1_2_VERSION, TLS1_2_VERSION, "ECDHE-ECDSA-CHACHA20-POLY1305"));
-  EXPECT_TRUE(RawHandshake(server.port(), TLS1_3_VERSION, TLS1_3_VERSION, nullptr, "TLS_AES_256_GCM_SHA384"));
+  EXPECT_TRUE(
+      RawHandshake(server.port(), TLS1_2_VERSION, TLS1_2_VERSION, "ECDHE-ECDSA-AES128-GCM-SHA256"));
+  EXPECT_TRUE(
+      RawHandshake(server.port(), TLS1_2_VERSION, TLS1_2_VERSION, "ECDHE-ECDSA-CHACHA20-POLY1305"));
+  EXPECT_TRUE(RawHandshake(server.port(), TLS1_3_VERSION, TLS1_3_VERSION, nullptr,
+                           "TLS_AES_256_GCM_SHA384"));
   EXPECT_FALSE(RawHandshake(server.port(), TLS1_2_VERSION, TLS1_2_VERSION, "AES128-SHA"));
-  EXPECT_FALSE(RawHandshake(server.port(), TLS1_2_VERSION, TLS1_2_VERSION, "ECDHE-ECDSA-AES128-SHA"));
-  EXPECT_FALSE(RawHandshake(server.port(), TLS1_2_VERSION, TLS1_2_VERSION, "ECDHE-ECDSA-AES256-SHA384"));
+  EXPECT_FALSE(
+      RawHandshake(server.port(), TLS1_2_VERSION, TLS1_2_VERSION, "ECDHE-ECDSA-AES128-SHA"));
+  EXPECT_FALSE(
+      RawHandshake(server.port(), TLS1_2_VERSION, TLS1_2_VERSION, "ECDHE-ECDSA-AES256-SHA384"));
   EXPECT_FALSE(RawHandshake(server.port(), TLS1_2_VERSION, TLS1_2_VERSION, "AES128-GCM-SHA256"));
   EXPECT_FALSE(RawHandshake(server.port(), TLS1_1_VERSION, TLS1_1_VERSION, "DEFAULT:@SECLEVEL=0"));
   EXPECT_FALSE(RawHandshake(server.port(), TLS1_VERSION, TLS1_VERSION, "DEFAULT:@SECLEVEL=0"));
@@ -512,7 +531,8 @@ TEST(HttpTls, ListenerSpeaksOnlyTheIntermediateProfile) {
 // TLS 1.3 ones), TLS 1.2 at least; against a server that offers only CBC-SHA1 suites they
 // find nothing in common.
 TEST(HttpTls, ClientOffersOnlyTheIntermediateProfile) {
-  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(SSL_CTX_new(TLS_client_method()), SSL_CTX_free);
+  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(SSL_CTX_new(TLS_client_method()),
+                                                        SSL_CTX_free);
   ASSERT_TRUE(ApplyIntermediateProfile(ctx.get()));
   EXPECT_EQ(SSL_CTX_get_min_proto_version(ctx.get()), TLS1_2_VERSION);
   EXPECT_EQ(SSL_CTX_get_max_proto_version(ctx.get()), TLS1_3_VERSION);
@@ -526,11 +546,14 @@ TEST(HttpTls, ClientOffersOnlyTheIntermediateProfile) {
     EXPECT_TRUE(kx == NID_kx_ecdhe || kx == NID_kx_any) << SSL_CIPHER_get_name(c);
   }
 
-  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> weak(SSL_CTX_new(TLS_server_method()), SSL_CTX_free);
+  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> weak(SSL_CTX_new(TLS_server_method()),
+                                                         SSL_CTX_free);
   ASSERT_EQ(SSL_CTX_set_max_proto_version(weak.get(), TLS1_2_VERSION), 1);
   ASSERT_EQ(SSL_CTX_set_cipher_list(weak.get(), "AES128-SHA:ECDHE-ECDSA-AES128-SHA"), 1);
   ASSERT_EQ(SSL_CTX_use_certificate_chain_file(weak.get(), Pki().server().cert_file.c_str()), 1);
-  ASSERT_EQ(SSL_CTX_use_PrivateKey_file(weak.get(), Pki().server().key_file.c_str(), SSL_FILETYPE_PEM), 1);
+  ASSERT_EQ(
+      SSL_CTX_use_PrivateKey_file(weak.get(), Pki().server().key_file.c_str(), SSL_FILETYPE_PEM),
+      1);
   int lfd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -603,7 +626,8 @@ TEST(HttpTls, RevokedCertificateIsRefusedAtTheHandshakeAndReloadPicksUpANewCrl) 
   EXPECT_EQ(a->status, 200);
 
   // A bad file on reload: refused with the file named; the list in use stays.
-  std::ofstream(crl, std::ios::trunc) << "-----BEGIN X509 CRL-----\nnot base64\n-----END X509 CRL-----\n";
+  std::ofstream(crl, std::ios::trunc)
+      << "-----BEGIN X509 CRL-----\nnot base64\n-----END X509 CRL-----\n";
   auto bad = reload();
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.status().code(), ErrorCode::kInvalidArgument);
@@ -621,7 +645,8 @@ TEST(HttpTls, ListenRefusesACrlItCannotUse) {
     options.host = "127.0.0.1";
     options.port = 0;
     CertAndKey s = Pki().server();
-    options.tls = TlsServerOptions{s.cert_file, s.key_file, Pki().ca_file(), ClientCertMode::kRequest, crl};
+    options.tls =
+        TlsServerOptions{s.cert_file, s.key_file, Pki().ca_file(), ClientCertMode::kRequest, crl};
     Server server(ioc, options, EchoPeer);
     return server.Listen();
   };
@@ -642,7 +667,8 @@ TEST(HttpTls, StopDrainsTlsConnections) {
   options.host = "127.0.0.1";
   options.port = 0;
   CertAndKey cert = Pki().server();
-  options.tls = TlsServerOptions{cert.cert_file, cert.key_file, Pki().ca_file(), ClientCertMode::kRequire};
+  options.tls =
+      TlsServerOptions{cert.cert_file, cert.key_file, Pki().ca_file(), ClientCertMode::kRequire};
   Server server(ioc, options, EchoPeer);
   ASSERT_TRUE(server.Listen().ok());
   std::thread loop([&] { ioc.run(); });
@@ -669,12 +695,18 @@ TEST(HttpTls, ListenRefusesFilesItCannotUse) {
   CertAndKey s = Pki().server();
   CertAndKey c = Pki().client("T-0001");
   std::string missing = Pki().dir() + "/missing.pem";
-  EXPECT_EQ(listen({missing, s.key_file, Pki().ca_file(), ClientCertMode::kRequest}).code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(listen({s.cert_file, missing, Pki().ca_file(), ClientCertMode::kRequest}).code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(listen({s.cert_file, c.key_file, Pki().ca_file(), ClientCertMode::kRequest}).code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(listen({s.cert_file, s.key_file, missing, ClientCertMode::kRequire}).code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(listen({s.cert_file, s.key_file, "", ClientCertMode::kRequest}).code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(listen({s.key_file, s.key_file, Pki().ca_file(), ClientCertMode::kRequest}).code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(listen({missing, s.key_file, Pki().ca_file(), ClientCertMode::kRequest}).code(),
+            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(listen({s.cert_file, missing, Pki().ca_file(), ClientCertMode::kRequest}).code(),
+            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(listen({s.cert_file, c.key_file, Pki().ca_file(), ClientCertMode::kRequest}).code(),
+            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(listen({s.cert_file, s.key_file, missing, ClientCertMode::kRequire}).code(),
+            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(listen({s.cert_file, s.key_file, "", ClientCertMode::kRequest}).code(),
+            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(listen({s.key_file, s.key_file, Pki().ca_file(), ClientCertMode::kRequest}).code(),
+            ErrorCode::kInvalidArgument);
   EXPECT_TRUE(listen({s.cert_file, s.key_file, "", ClientCertMode::kNone}).ok());
 }
 
@@ -686,7 +718,8 @@ TEST(HttpTls, ClientReportsFilesItCannotUse) {
   EXPECT_EQ(bad_ca.Request("GET", "/").status().code(), ErrorCode::kInvalidArgument);
   Client cert_without_key("127.0.0.1", 1, ClientTlsOptions{Pki().ca_file(), c.cert_file, "", ""});
   EXPECT_EQ(cert_without_key.status().code(), ErrorCode::kInvalidArgument);
-  Client mismatched("127.0.0.1", 1, ClientTlsOptions{Pki().ca_file(), c.cert_file, Pki().server().key_file, ""});
+  Client mismatched("127.0.0.1", 1,
+                    ClientTlsOptions{Pki().ca_file(), c.cert_file, Pki().server().key_file, ""});
   EXPECT_EQ(mismatched.status().code(), ErrorCode::kInvalidArgument);
   Client fine("127.0.0.1", 1, WithCert(c));
   EXPECT_TRUE(fine.status().ok());
@@ -712,21 +745,23 @@ TEST(HttpTls, CertificatesFromMakePkiWork) {
   std::string dir = Pki().dir() + "/make-pki";
   std::filesystem::remove_all(dir);  // the script refuses to overwrite (--gtest_repeat)
   std::string script = std::string(LOYALTY_FIXTURES_DIR) + "/../../scripts/make-pki";
-  std::string cmd =
-      script + " --dir " + dir + " demo >/dev/null && " + script + " --dir " + dir + " terminal T02 >/dev/null";
+  std::string cmd = script + " --dir " + dir + " demo >/dev/null && " + script + " --dir " + dir +
+                    " terminal T02 >/dev/null";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   boost::asio::io_context ioc;
   ServerOptions options;
   options.host = "127.0.0.1";
   options.port = 0;
-  options.tls = TlsServerOptions{dir + "/hq.pem", dir + "/hq.key", dir + "/ca.pem", ClientCertMode::kRequest};
+  options.tls =
+      TlsServerOptions{dir + "/hq.pem", dir + "/hq.key", dir + "/ca.pem", ClientCertMode::kRequest};
   Server server(ioc, options, EchoPeer);
   Status listened = server.Listen();
   ASSERT_TRUE(listened.ok()) << listened.ToString();
   std::thread loop([&] { ioc.run(); });
   for (std::string host : {"127.0.0.1", "localhost"}) {
     Client client(host, server.port(),
-                  ClientTlsOptions{dir + "/ca.pem", dir + "/terminal-T01.pem", dir + "/terminal-T01.key", ""});
+                  ClientTlsOptions{dir + "/ca.pem", dir + "/terminal-T01.pem",
+                                   dir + "/terminal-T01.key", ""});
     auto r = client.Request("GET", "/terminals/T01");
     ASSERT_TRUE(r.ok()) << host << ": " << r.status().ToString();
     EXPECT_EQ(r->status, 200);
@@ -734,9 +769,9 @@ TEST(HttpTls, CertificatesFromMakePkiWork) {
     EXPECT_EQ(client.Request("GET", "/terminals/T02")->status, 403);
   }
   // A terminal certificate from a CA that is not the one configured is no identity.
-  Client stranger(
-      "127.0.0.1", server.port(),
-      ClientTlsOptions{dir + "/ca.pem", Pki().client("T-0001").cert_file, Pki().client("T-0001").key_file, ""});
+  Client stranger("127.0.0.1", server.port(),
+                  ClientTlsOptions{dir + "/ca.pem", Pki().client("T-0001").cert_file,
+                                   Pki().client("T-0001").key_file, ""});
   auto r = stranger.Request("GET", "/echo");
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(Body(r)["peer_cn"], "");

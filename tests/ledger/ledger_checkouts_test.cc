@@ -44,7 +44,8 @@ TEST_F(LedgerCheckoutsTest, ACheckoutIsStoredWholeAndItsIdTakenOnce) {
 TEST_F(LedgerCheckoutsTest, ACheckoutWhoseLinesDoNotDecodeIsLedgerDamaged) {
   auto l = OpenWriter();
   InTransaction(*l, [&] { ASSERT_TRUE(l->InsertCheckout(MakeCheckout("C1", 42, 1000)).ok()); });
-  ASSERT_TRUE(l->db().Exec("UPDATE checkouts SET lines_json = '[[\"a\"' WHERE checkout_id = 'C1'").ok());
+  ASSERT_TRUE(
+      l->db().Exec("UPDATE checkouts SET lines_json = '[[\"a\"' WHERE checkout_id = 'C1'").ok());
   auto c = l->GetCheckout("C1");
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.status().code(), ErrorCode::kLedgerDamaged);
@@ -60,7 +61,8 @@ TEST_F(LedgerCheckoutsTest, CheckoutsSinceAreInCommitOrderFromTheGivenTime) {
       ASSERT_TRUE(l->InsertCheckout(MakeCheckout(id, 42, at)).ok());
   });
   auto since = l->CheckoutsSince(1000, 10).value();
-  EXPECT_EQ(Ids(since, &model::Checkout::checkout_id), (std::vector<std::string>{"C-c", "C-a", "C-b", "C-late"}));
+  EXPECT_EQ(Ids(since, &model::Checkout::checkout_id),
+            (std::vector<std::string>{"C-c", "C-a", "C-b", "C-late"}));
   for (const auto& c : since) EXPECT_TRUE(c.lines.empty());  // listed without their lines
   EXPECT_EQ(since[0].total_due_cents, 5000);
   EXPECT_EQ(Ids(l->CheckoutsSince(1000, 2).value(), &model::Checkout::checkout_id),
@@ -76,11 +78,14 @@ TEST_F(LedgerCheckoutsTest, CheckoutsPerHourCountsByUnixHourFromTheGivenTime) {
   InTransaction(*l, [&] {
     int n = 0;
     for (int64_t at : {10 * kHour - 1, 10 * kHour, 10 * kHour + 5, 11 * kHour - 1, 12 * kHour + 1})
-      ASSERT_TRUE(l->InsertCheckout(MakeCheckout("C" + std::to_string(++n), std::nullopt, at)).ok());
+      ASSERT_TRUE(
+          l->InsertCheckout(MakeCheckout("C" + std::to_string(++n), std::nullopt, at)).ok());
   });
   EXPECT_EQ(l->CheckoutsPerHour(0).value(), (std::map<int64_t, int64_t>{{9, 1}, {10, 3}, {12, 1}}));
-  EXPECT_EQ(l->CheckoutsPerHour(10 * kHour).value(), (std::map<int64_t, int64_t>{{10, 3}, {12, 1}}));
-  EXPECT_EQ(l->CheckoutsPerHour(10 * kHour + 1).value(), (std::map<int64_t, int64_t>{{10, 2}, {12, 1}}));
+  EXPECT_EQ(l->CheckoutsPerHour(10 * kHour).value(),
+            (std::map<int64_t, int64_t>{{10, 3}, {12, 1}}));
+  EXPECT_EQ(l->CheckoutsPerHour(10 * kHour + 1).value(),
+            (std::map<int64_t, int64_t>{{10, 2}, {12, 1}}));
 }
 
 // A member's local spend: the total due of the member's checkouts committed after the
@@ -140,7 +145,8 @@ TEST_F(LedgerCheckoutsTest, RefundsAreListedByTimeSinceAndPerCheckout) {
   EXPECT_TRUE(l->RefundsSince(3001).value().empty());
   EXPECT_EQ(Ids(l->RefundsForCheckout("C1").value(), &model::Refund::refund_id),
             (std::vector<std::string>{"R-old", "R-b", "R-c"}));
-  EXPECT_EQ(Ids(l->RefundsForCheckout("C2").value(), &model::Refund::refund_id), (std::vector<std::string>{"R-a"}));
+  EXPECT_EQ(Ids(l->RefundsForCheckout("C2").value(), &model::Refund::refund_id),
+            (std::vector<std::string>{"R-a"}));
   EXPECT_TRUE(l->RefundsForCheckout("C3").value().empty());
 }
 

@@ -14,7 +14,8 @@ class LedgerEntriesTest : public LedgerTest {};
 TEST_F(LedgerEntriesTest, AnAppendedEntryIsReadBackWithEveryField) {
   auto l = OpenWriter();
   EntryRow a;
-  InTransaction(*l, [&] { a = Append(*l, "redeem", 7, -40, 1234, "C9", "R3", R"({"why":"test"})"); });
+  InTransaction(*l,
+                [&] { a = Append(*l, "redeem", 7, -40, 1234, "C9", "R3", R"({"why":"test"})"); });
   EXPECT_EQ(a.terminal_id, "T01");
   l.reset();
   auto r = OpenReader();
@@ -114,7 +115,8 @@ TEST_F(LedgerEntriesTest, ACheckoutsEntriesAreTheOnesItsAnswersName) {
     unnamed = Append(*l, "earn", 7, 1, 1600, "C1");
     clawback = Append(*l, "clawback", 7, -20, 2000, "C1", "R1");
   });
-  nlohmann::json sale{{"entries", nlohmann::json::array({redeem.entry_id, earn.entry_id, other.entry_id, NewEntryId(1)})}};
+  nlohmann::json sale{{"entries", nlohmann::json::array({redeem.entry_id, earn.entry_id,
+                                                         other.entry_id, NewEntryId(1)})}};
   nlohmann::json refund{{"entries", nlohmann::json::array({clawback.entry_id})}};
   InTransaction(*l, [&] {
     ASSERT_TRUE(l->InsertCheckout(MakeCheckout("C1", 7, 1000, 5000, sale.dump())).ok());
@@ -123,9 +125,11 @@ TEST_F(LedgerEntriesTest, ACheckoutsEntriesAreTheOnesItsAnswersName) {
   });
   auto entries = l->EntriesForCheckout("C1").value();
   EXPECT_EQ(Ids(entries, &EntryRow::entry_id),
-            (std::vector<std::string>{earn.entry_id, redeem.entry_id, clawback.entry_id}));  // in seq order
+            (std::vector<std::string>{earn.entry_id, redeem.entry_id,
+                                      clawback.entry_id}));  // in seq order
   EXPECT_TRUE(l->EntriesForCheckout("C2").value().empty());  // no checkout row: no answer names it
-  EXPECT_TRUE(l->EntriesForCheckout("C3").value().empty());  // an answer that is not JSON names nothing
+  EXPECT_TRUE(
+      l->EntriesForCheckout("C3").value().empty());  // an answer that is not JSON names nothing
   EXPECT_TRUE(l->EntriesForCheckout("nope").value().empty());
 }
 

@@ -66,7 +66,8 @@ TEST_F(LedgerMembersTest, AnIdentityNamesOneMemberPerChannelAndExternalId) {
   ASSERT_TRUE(l->PutIdentity("alipay", "100000000042", 43).ok());
   ASSERT_TRUE(l->PutIdentity("card", "8800000001", 42).ok());
   EXPECT_EQ(l->LookupIdentity("wechat", "100000000042").value(), 42u);
-  EXPECT_EQ(l->LookupIdentity("alipay", "100000000042").value(), 43u);  // the channel is part of the key
+  EXPECT_EQ(l->LookupIdentity("alipay", "100000000042").value(),
+            43u);  // the channel is part of the key
   EXPECT_EQ(l->LookupIdentity("card", "8800000001").value(), 42u);
   EXPECT_EQ(l->LookupIdentity("wechat", "100000000043").value(), std::nullopt);
   // HQ moved the number to another member: the identity follows.

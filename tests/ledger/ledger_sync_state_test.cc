@@ -12,8 +12,8 @@ namespace {
 class LedgerSyncStateTest : public LedgerTest {};
 
 // An entry of this terminal's chain as HQ would hand it back: `seq` after `prev_hash`.
-EntryRow ChainEntry(const std::string& terminal, int64_t seq, const std::string& prev_hash, int64_t points,
-                    int64_t at_ms, uint64_t member = 7) {
+EntryRow ChainEntry(const std::string& terminal, int64_t seq, const std::string& prev_hash,
+                    int64_t points, int64_t at_ms, uint64_t member = 7) {
   EntryRow e;
   e.seq = seq;
   e.entry_id = NewEntryId(at_ms);
@@ -66,7 +66,8 @@ TEST_F(LedgerSyncStateTest, MemberEntriesAfterASeqIncludeAcknowledgedOnes) {
   });
   InTransaction(*l, [&] { ASSERT_TRUE(l->AckEntries({e[2].entry_id}).ok()); });
   auto after = l->MemberEntriesAfter(7, 1).value();
-  EXPECT_EQ(Ids(after, &EntryRow::entry_id), (std::vector<std::string>{e[2].entry_id, e[3].entry_id}));
+  EXPECT_EQ(Ids(after, &EntryRow::entry_id),
+            (std::vector<std::string>{e[2].entry_id, e[3].entry_id}));
   EXPECT_TRUE(after[0].acked);
   EXPECT_FALSE(after[1].acked);
   EXPECT_EQ(l->MemberEntriesAfter(7, 0).value().size(), 3u);
@@ -217,17 +218,21 @@ TEST_F(LedgerSyncStateTest, CheckoutsWithoutEntriesAndRefundsWaitForUploadUntilM
     ASSERT_TRUE(l->InsertRefund(MakeRefund("R-1", "C-late", 4000)).ok());
   });
   auto pending = l->UnuploadedCheckoutsWithoutEntries(10).value();
-  EXPECT_EQ(Ids(pending, &model::Checkout::checkout_id), (std::vector<std::string>{"C-early", "C-mid", "C-late"}));
+  EXPECT_EQ(Ids(pending, &model::Checkout::checkout_id),
+            (std::vector<std::string>{"C-early", "C-mid", "C-late"}));
   ASSERT_EQ(pending[0].lines.size(), 2u);  // whole, with lines
   EXPECT_EQ(Ids(l->UnuploadedCheckoutsWithoutEntries(2).value(), &model::Checkout::checkout_id),
             (std::vector<std::string>{"C-early", "C-mid"}));
-  EXPECT_EQ(Ids(l->UnuploadedRefunds(10).value(), &model::Refund::refund_id), (std::vector<std::string>{"R-1", "R-2"}));
-  EXPECT_EQ(Ids(l->UnuploadedRefunds(1).value(), &model::Refund::refund_id), (std::vector<std::string>{"R-1"}));
+  EXPECT_EQ(Ids(l->UnuploadedRefunds(10).value(), &model::Refund::refund_id),
+            (std::vector<std::string>{"R-1", "R-2"}));
+  EXPECT_EQ(Ids(l->UnuploadedRefunds(1).value(), &model::Refund::refund_id),
+            (std::vector<std::string>{"R-1"}));
 
   InTransaction(*l, [&] { ASSERT_TRUE(l->MarkUploaded({"C-early", "C-unknown"}, {"R-1"}).ok()); });
   EXPECT_EQ(Ids(l->UnuploadedCheckoutsWithoutEntries(10).value(), &model::Checkout::checkout_id),
             (std::vector<std::string>{"C-mid", "C-late"}));
-  EXPECT_EQ(Ids(l->UnuploadedRefunds(10).value(), &model::Refund::refund_id), (std::vector<std::string>{"R-2"}));
+  EXPECT_EQ(Ids(l->UnuploadedRefunds(10).value(), &model::Refund::refund_id),
+            (std::vector<std::string>{"R-2"}));
   InTransaction(*l, [&] { ASSERT_TRUE(l->MarkUploaded({"C-mid", "C-late"}, {"R-2"}).ok()); });
   l.reset();
   auto r = OpenReader();
@@ -240,8 +245,10 @@ TEST_F(LedgerSyncStateTest, MembersAreFoundByTheirReconKeys) {
   InTransaction(*l, [&] {
     for (uint64_t id : {9u, 7u, 8u}) ASSERT_TRUE(l->UpsertMember(FullMember(id, 0)).ok());
   });
-  EXPECT_EQ(l->MembersByReconKey({recon::MemberKey("9"), recon::MemberKey("7"), recon::MemberKey("123")}).value(),
-            (std::vector<uint64_t>{7, 9}));
+  EXPECT_EQ(
+      l->MembersByReconKey({recon::MemberKey("9"), recon::MemberKey("7"), recon::MemberKey("123")})
+          .value(),
+      (std::vector<uint64_t>{7, 9}));
   EXPECT_TRUE(l->MembersByReconKey({}).value().empty());
   EXPECT_TRUE(l->MembersByReconKey({"7"}).value().empty());  // a member id is not its key
 }
@@ -340,10 +347,11 @@ TEST_F(LedgerSyncStateTest, SyncRunsAreRecordedNewestFirstAndReplacedById) {
   EXPECT_EQ(runs[1].error, "unavailable: HQ did not answer");
   const SyncRunRow& ok = runs[2];
   EXPECT_EQ(ok.finished_at_ms, 1500);
-  EXPECT_EQ(std::vector<int64_t>({ok.uploaded, ok.downloaded, ok.repaired, ok.conflicts, ok.round_trips,
-                                  ok.bytes_sent, ok.bytes_received}),
+  EXPECT_EQ(std::vector<int64_t>({ok.uploaded, ok.downloaded, ok.repaired, ok.conflicts,
+                                  ok.round_trips, ok.bytes_sent, ok.bytes_received}),
             (std::vector<int64_t>{1, 2, 3, 4, 5, 6, 7}));
-  EXPECT_EQ(Ids(l->RecentSyncRuns(1).value(), &SyncRunRow::run_id), (std::vector<std::string>{"run-3"}));
+  EXPECT_EQ(Ids(l->RecentSyncRuns(1).value(), &SyncRunRow::run_id),
+            (std::vector<std::string>{"run-3"}));
   EXPECT_EQ(l->LastSuccessfulSyncRun().value()->run_id, "run-1");
 
   // A run's end replaces its start.

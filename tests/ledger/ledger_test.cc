@@ -87,7 +87,8 @@ TEST_F(LedgerTest, AReaderRefusesAFileOfAnOlderSchema) {
   auto r = Ledger::Open(path_, Ledger::Mode::kReader, "T01");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), ErrorCode::kUnavailable);
-  EXPECT_NE(r.status().message().find("schema version 1"), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find("schema version 1"), std::string::npos)
+      << r.status().message();
 }
 
 // The chain head (head_seq, head_hash) follows appends, goes back with a rollback, and is
@@ -207,7 +208,8 @@ TEST_F(LedgerTest, InterruptStopsARunningStatementAndLeavesTheConnectionUsable) 
   Status endless_status;
   std::thread t([&] {
     // Runs until interrupted (a count over an endless sequence).
-    auto st = r->db().Prepare("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c");
+    auto st = r->db().Prepare(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c");
     if (st.ok()) {
       (*st)->Step();
       endless_status = (*st)->status();
@@ -249,23 +251,33 @@ TEST_F(LedgerTest, MigrationFourMovesCheckoutLinesIntoTheRow) {
     for (int v = 0; v < 3; ++v) ASSERT_TRUE((*db)->Exec(MigrationSql(v)).ok()) << v;
     ASSERT_TRUE((*db)->Exec("PRAGMA user_version=3").ok());
     const char* columns =
-        "(checkout_id, request_hash, member_id, rules_version, committed_at_ms, subtotal_cents, total_due_cents, "
-        "points_earned, redeemed_points, eligible_cents, redeemable_cents, request_json, response_json) ";
-    ASSERT_TRUE((*db)->Exec(std::string("INSERT INTO checkouts ") + columns +
-                            "VALUES ('c1', 'h1', 7, 'r1', 1000, 900, 900, 9, 0, 900, 900, '{}', '{\"a\":1}')")
-                    .ok());
-    ASSERT_TRUE((*db)->Exec(std::string("INSERT INTO checkouts ") + columns +
-                            "VALUES ('c2', 'h2', NULL, 'r1', 2000, 0, 0, 0, 0, 0, 0, '{}', '{}')")
+        "(checkout_id, request_hash, member_id, rules_version, committed_at_ms, subtotal_cents, "
+        "total_due_cents, "
+        "points_earned, redeemed_points, eligible_cents, redeemable_cents, request_json, "
+        "response_json) ";
+    ASSERT_TRUE(
+        (*db)
+            ->Exec(
+                std::string("INSERT INTO checkouts ") + columns +
+                "VALUES ('c1', 'h1', 7, 'r1', 1000, 900, 900, 9, 0, 900, 900, '{}', '{\"a\":1}')")
+            .ok());
+    ASSERT_TRUE((*db)
+                    ->Exec(std::string("INSERT INTO checkouts ") + columns +
+                           "VALUES ('c2', 'h2', NULL, 'r1', 2000, 0, 0, 0, 0, 0, 0, '{}', '{}')")
                     .ok());
     // Inserted out of order: the row keeps line order.
-    ASSERT_TRUE((*db)->Exec("INSERT INTO checkout_lines VALUES ('c1', 1, '烟-\"2\"', 'tobacco', 2, 350, 0, 0, 0, 700, 700, 0, 0);"
-                            "INSERT INTO checkout_lines VALUES ('c1', 0, 'SKU-1', 'grocery', 1, 200, 10, 5, 3, 182, 185, 1, 1);")
+    ASSERT_TRUE((*db)
+                    ->Exec("INSERT INTO checkout_lines VALUES ('c1', 1, '烟-\"2\"', 'tobacco', 2, "
+                           "350, 0, 0, 0, 700, 700, 0, 0);"
+                           "INSERT INTO checkout_lines VALUES ('c1', 0, 'SKU-1', 'grocery', 1, "
+                           "200, 10, 5, 3, 182, 185, 1, 1);")
                     .ok());
     // Lots of two members, ids global as schema 3 gave them.
-    ASSERT_TRUE((*db)->Exec("INSERT INTO lots VALUES (5, 7, 100, 60, 1000, 9000, 'e1');"
-                            "INSERT INTO lots VALUES (6, 8, 50, 50, 1000, 9000, 'e2');"
-                            "INSERT INTO lots VALUES (9, 7, 30, 30, 1100, 8000, 'e3');"
-                            "INSERT INTO lots VALUES (12, 7, 10, 0, 1200, 8000, 'e4');")
+    ASSERT_TRUE((*db)
+                    ->Exec("INSERT INTO lots VALUES (5, 7, 100, 60, 1000, 9000, 'e1');"
+                           "INSERT INTO lots VALUES (6, 8, 50, 50, 1000, 9000, 'e2');"
+                           "INSERT INTO lots VALUES (9, 7, 30, 30, 1100, 8000, 'e3');"
+                           "INSERT INTO lots VALUES (12, 7, 10, 0, 1200, 8000, 'e4');")
                     .ok());
   }
   auto l = OpenWriter();
@@ -320,7 +332,8 @@ TEST_F(LedgerTest, MigrationFourMovesCheckoutLinesIntoTheRow) {
   EXPECT_EQ(l->Lots(8).value().size(), 1u);
 
   auto gone = l->db().Prepare(
-      "SELECT count(*) FROM sqlite_schema WHERE name IN ('checkout_lines', 'entries_unacked', 'entries_checkout', "
+      "SELECT count(*) FROM sqlite_schema WHERE name IN ('checkout_lines', 'entries_unacked', "
+      "'entries_checkout', "
       "'checkouts_member', 'lots_by_member')");
   ASSERT_TRUE(gone.ok() && (*gone)->Step());
   EXPECT_EQ((*gone)->Int(0), 0);
@@ -367,14 +380,16 @@ TEST(CheckoutLines, EncodeDecodeRoundTripAndRefuseDamage) {
     EXPECT_EQ(b.line, a.line);
     EXPECT_EQ(b.sku, a.sku);
     EXPECT_EQ(b.category, a.category);
-    EXPECT_EQ(std::tie(b.qty, b.unit_price_cents, b.tier_discount_cents, b.coupon_cents, b.redeem_cents, b.net_cents,
-                       b.net_before_redeem_cents, b.points_eligible, b.redeemable),
-              std::tie(a.qty, a.unit_price_cents, a.tier_discount_cents, a.coupon_cents, a.redeem_cents, a.net_cents,
-                       a.net_before_redeem_cents, a.points_eligible, a.redeemable));
+    EXPECT_EQ(
+        std::tie(b.qty, b.unit_price_cents, b.tier_discount_cents, b.coupon_cents, b.redeem_cents,
+                 b.net_cents, b.net_before_redeem_cents, b.points_eligible, b.redeemable),
+        std::tie(a.qty, a.unit_price_cents, a.tier_discount_cents, a.coupon_cents, a.redeem_cents,
+                 a.net_cents, a.net_before_redeem_cents, a.points_eligible, a.redeemable));
   }
   EXPECT_EQ(model::EncodeCheckoutLines({}), "[]");
-  for (const char* bad : {"", "{}", "[1]", "[[\"a\",\"b\",1,2,3,4,5,6,7,8]]", "[[\"a\",\"b\",1,2,3,4,5,6,7,8,1.5]]",
-                          "[[1,\"b\",1,2,3,4,5,6,7,8,9]]", "[[\"a\",\"b\",1,2,3,4,5,6,7,8,9,10]]", "[[\"a\""})
+  for (const char* bad :
+       {"", "{}", "[1]", "[[\"a\",\"b\",1,2,3,4,5,6,7,8]]", "[[\"a\",\"b\",1,2,3,4,5,6,7,8,1.5]]",
+        "[[1,\"b\",1,2,3,4,5,6,7,8,9]]", "[[\"a\",\"b\",1,2,3,4,5,6,7,8,9,10]]", "[[\"a\""})
     EXPECT_FALSE(model::DecodeCheckoutLines(bad).ok()) << bad;
 }
 
@@ -486,7 +501,9 @@ TEST_F(LedgerTest, EveryReadReturnsItsErrorNeverAnEmptyAnswer) {
   auto l = OpenWriter();
   ASSERT_TRUE(l);
   InjectStepFault({"", 1, -1, SQLITE_IOERR});
-  auto failed = [](const auto& r) { return !r.ok() && r.status().code() == ErrorCode::kUnavailable; };
+  auto failed = [](const auto& r) {
+    return !r.ok() && r.status().code() == ErrorCode::kUnavailable;
+  };
   EXPECT_TRUE(failed(l->EntryCount()));
   EXPECT_TRUE(failed(l->PendingEntryCount()));
   EXPECT_TRUE(failed(l->RecentEntries(7, 10)));
@@ -574,7 +591,8 @@ TEST_F(LedgerDamageTest, QuickCheckFindsADamagedPageNoReadHasTouched) {
   EXPECT_FALSE((*r)->damaged());
   auto problems = (*r)->CheckIntegrity(/*quick=*/true);
   // SQLite lists the problem, or fails the pragma with SQLITE_CORRUPT: either latches.
-  EXPECT_TRUE(!problems.ok() ? problems.status().code() == ErrorCode::kLedgerDamaged : !problems->empty());
+  EXPECT_TRUE(!problems.ok() ? problems.status().code() == ErrorCode::kLedgerDamaged
+                             : !problems->empty());
   EXPECT_TRUE((*r)->damaged());
   EXPECT_FALSE((*r)->damage_reason().empty());
 }

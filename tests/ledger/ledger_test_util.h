@@ -11,8 +11,8 @@
 
 #include "loyalty/base/ids.h"
 #include "loyalty/ledger/ledger.h"
-#include "loyalty/sqlite/sqlite.h"
 #include "loyalty/recon/recon.h"
+#include "loyalty/sqlite/sqlite.h"
 #include "support/files.h"
 
 namespace loyalty::ledger {
@@ -26,8 +26,12 @@ class LedgerTest : public ::testing::Test {
  protected:
   void TearDown() override { ClearStepFaults(); }
 
-  std::unique_ptr<Ledger> OpenWriter(const std::string& terminal = "T01") { return Open(Ledger::Mode::kWriter, terminal); }
-  std::unique_ptr<Ledger> OpenReader(const std::string& terminal = "T01") { return Open(Ledger::Mode::kReader, terminal); }
+  std::unique_ptr<Ledger> OpenWriter(const std::string& terminal = "T01") {
+    return Open(Ledger::Mode::kWriter, terminal);
+  }
+  std::unique_ptr<Ledger> OpenReader(const std::string& terminal = "T01") {
+    return Open(Ledger::Mode::kReader, terminal);
+  }
   std::unique_ptr<Ledger> Open(Ledger::Mode mode, const std::string& terminal) {
     auto l = Ledger::Open(path_, mode, terminal);
     EXPECT_TRUE(l.ok()) << l.status().ToString();
@@ -35,9 +39,9 @@ class LedgerTest : public ::testing::Test {
   }
 
   // Appends one entry (in the caller's transaction, if one is open).
-  static EntryRow Append(Ledger& l, const std::string& kind, uint64_t member, int64_t points, int64_t at_ms,
-                         const std::string& checkout_id = "C1", const std::string& refund_id = "",
-                         const std::string& detail = "") {
+  static EntryRow Append(Ledger& l, const std::string& kind, uint64_t member, int64_t points,
+                         int64_t at_ms, const std::string& checkout_id = "C1",
+                         const std::string& refund_id = "", const std::string& detail = "") {
     EntryDraft d{NewEntryId(at_ms), kind, member, points, at_ms, checkout_id, refund_id, detail};
     auto e = l.AppendEntry(d);
     EXPECT_TRUE(e.ok()) << e.status().ToString();
@@ -75,7 +79,8 @@ inline MemberRow FullMember(uint64_t id, int64_t balance) {
   return m;
 }
 
-inline model::Lot Lot(uint64_t member, int64_t points, int64_t expires_at_s, const std::string& entry_id = "") {
+inline model::Lot Lot(uint64_t member, int64_t points, int64_t expires_at_s,
+                      const std::string& entry_id = "") {
   model::Lot l;
   l.member_id = member;
   l.points = l.remaining = points;
@@ -86,8 +91,9 @@ inline model::Lot Lot(uint64_t member, int64_t points, int64_t expires_at_s, con
 }
 
 // A checkout with two lines; member nullopt for one without a member.
-inline model::Checkout MakeCheckout(const std::string& id, std::optional<uint64_t> member, int64_t committed_at_ms,
-                                int64_t total_due_cents = 5000, const std::string& response_json = "{}") {
+inline model::Checkout MakeCheckout(const std::string& id, std::optional<uint64_t> member,
+                                    int64_t committed_at_ms, int64_t total_due_cents = 5000,
+                                    const std::string& response_json = "{}") {
   model::Checkout c;
   c.checkout_id = id;
   c.request_hash = std::string(64, 'a');
@@ -110,8 +116,9 @@ inline model::Checkout MakeCheckout(const std::string& id, std::optional<uint64_
   return c;
 }
 
-inline model::Refund MakeRefund(const std::string& id, const std::string& checkout_id, int64_t at_ms,
-                            int64_t refund_cents = 1990, const std::string& response_json = "{}") {
+inline model::Refund MakeRefund(const std::string& id, const std::string& checkout_id,
+                                int64_t at_ms, int64_t refund_cents = 1990,
+                                const std::string& response_json = "{}") {
   model::Refund r;
   r.refund_id = id;
   r.checkout_id = checkout_id;
@@ -126,7 +133,8 @@ inline model::Refund MakeRefund(const std::string& id, const std::string& checko
   return r;
 }
 
-inline void ExpectSameCheckout(const model::Checkout& a, const model::Checkout& b, bool with_lines = true) {
+inline void ExpectSameCheckout(const model::Checkout& a, const model::Checkout& b,
+                               bool with_lines = true) {
   EXPECT_EQ(a.checkout_id, b.checkout_id);
   EXPECT_EQ(a.request_hash, b.request_hash);
   EXPECT_EQ(a.member_id, b.member_id);

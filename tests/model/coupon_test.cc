@@ -31,7 +31,8 @@ TEST(CouponTest, EveryFieldIsBoundAndReadBackFromItsColumn) {
   ASSERT_TRUE(db.ok()) << db.status().ToString();
   ASSERT_TRUE((*db)->Exec("CREATE TABLE coupons (" LOYALTY_COUPON_COLUMNS ", extra)").ok());
   {
-    auto st = (*db)->Prepare("INSERT INTO coupons (" LOYALTY_COUPON_COLUMNS ", extra) VALUES (?,?,?,?,?,?,?,?,?)");
+    auto st = (*db)->Prepare("INSERT INTO coupons (" LOYALTY_COUPON_COLUMNS
+                             ", extra) VALUES (?,?,?,?,?,?,?,?,?)");
     ASSERT_TRUE(st.ok()) << st.status().ToString();
     BindCouponColumns(**st, c);
     (*st)->Bind(kCouponColumnCount + 1, "mine");

@@ -43,10 +43,21 @@ TEST(EntryTest, EveryFieldIsReadBackFromItsStoredColumn) {
   ASSERT_TRUE(db.ok()) << db.status().ToString();
   ASSERT_TRUE((*db)->Exec("CREATE TABLE entries (" LOYALTY_ENTRY_COLUMNS ", extra)").ok());
   {
-    auto st = (*db)->Prepare("INSERT INTO entries (" LOYALTY_ENTRY_COLUMNS ", extra) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    auto st = (*db)->Prepare("INSERT INTO entries (" LOYALTY_ENTRY_COLUMNS
+                             ", extra) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)");
     ASSERT_TRUE(st.ok()) << st.status().ToString();
-    (*st)->Bind(1, e.seq).Bind(2, e.entry_id).Bind(3, e.terminal_id).Bind(4, e.kind).Bind(5, e.member_id);
-    (*st)->Bind(6, e.points).Bind(7, e.at_ms).Bind(8, e.checkout_id).Bind(9, e.refund_id).Bind(10, e.detail);
+    (*st)
+        ->Bind(1, e.seq)
+        .Bind(2, e.entry_id)
+        .Bind(3, e.terminal_id)
+        .Bind(4, e.kind)
+        .Bind(5, e.member_id);
+    (*st)
+        ->Bind(6, e.points)
+        .Bind(7, e.at_ms)
+        .Bind(8, e.checkout_id)
+        .Bind(9, e.refund_id)
+        .Bind(10, e.detail);
     (*st)->BindBlob(11, e.prev_hash).BindBlob(12, e.hash).Bind(13, int64_t{7});
     ASSERT_TRUE((*st)->Run().ok());
   }
@@ -58,8 +69,9 @@ TEST(EntryTest, EveryFieldIsReadBackFromItsStoredColumn) {
 }
 
 TEST(EntryTest, CanonicalBytesAreTheProtocolArray) {
-  EXPECT_EQ(model::CanonicalEntryBytes(Sample()),
-            R"([1,"0123456789abcdef0123456789abcdef","T01",7,"earn",900001,-15,1795000000123,"c-1","","{\"why\":\"é\"}"])");
+  EXPECT_EQ(
+      model::CanonicalEntryBytes(Sample()),
+      R"([1,"0123456789abcdef0123456789abcdef","T01",7,"earn",900001,-15,1795000000123,"c-1","","{\"why\":\"é\"}"])");
 }
 
 TEST(EntryTest, HashCoversPrevHashAndEveryField) {
@@ -86,7 +98,8 @@ TEST(SaleTest, CheckoutLinesRoundTripAndRejectMalformedText) {
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(*back, lines);
   EXPECT_EQ(model::EncodeCheckoutLines({}), "[]");
-  for (const char* bad : {"", "{}", "[[]]", R"([["a","b",1,2,3,4,5,6,7,8]])", R"([["a","b",1,2,3,4,5,6,7,8,"9"]])"}) {
+  for (const char* bad :
+       {"", "{}", "[[]]", R"([["a","b",1,2,3,4,5,6,7,8]])", R"([["a","b",1,2,3,4,5,6,7,8,"9"]])"}) {
     EXPECT_FALSE(model::DecodeCheckoutLines(bad).ok()) << bad;
   }
 }

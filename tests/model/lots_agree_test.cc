@@ -22,8 +22,9 @@ namespace {
 std::string Describe(const std::vector<model::Lot>& lots) {
   std::string s;
   for (const auto& l : lots)
-    s += "[" + std::to_string(l.points) + " " + std::to_string(l.remaining) + " " + std::to_string(l.earned_at_s) +
-         " " + std::to_string(l.expires_at_s) + " " + l.entry_id + "]";
+    s += "[" + std::to_string(l.points) + " " + std::to_string(l.remaining) + " " +
+         std::to_string(l.earned_at_s) + " " + std::to_string(l.expires_at_s) + " " + l.entry_id +
+         "]";
   return s;
 }
 
@@ -39,7 +40,8 @@ class LotsAgreeTest : public ::testing::TestWithParam<uint32_t> {
            ("lots_agree_" + std::to_string(::getpid()) + "_" + std::to_string(GetParam()));
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
-    auto l = ledger::Ledger::Open((dir_ / "ledger.db").string(), ledger::Ledger::Mode::kWriter, "T01");
+    auto l =
+        ledger::Ledger::Open((dir_ / "ledger.db").string(), ledger::Ledger::Mode::kWriter, "T01");
     ASSERT_TRUE(l.ok()) << l.status().ToString();
     ledger_ = std::move(*l);
     auto h = hq::OpenSqliteStore((dir_ / "hq.db").string());
@@ -79,19 +81,22 @@ TEST_P(LotsAgreeTest, RandomEntrySequencesLeaveTheSameLotsAtBothEnds) {
 
     auto before = ledger_->Lots(member).value();
     const auto plan = rules::PlanLotMovement(before, member, delta, at_s, expires, entry_id);
-    for (const auto& l : before) expired_skipped += l.remaining > 0 && l.expires_at_s < at_s && delta < 0;
+    for (const auto& l : before)
+      expired_skipped += l.remaining > 0 && l.expires_at_s < at_s && delta < 0;
     if (delta > 0 && Balance(before) < 0) ++paid_off;
 
     ASSERT_TRUE(ledger_->Begin().ok());
     Status a = checkout::ApplyLotDelta(*ledger_, member, delta, at_s, expires, entry_id);
     ASSERT_TRUE(a.ok()) << a.ToString();
     ASSERT_TRUE(ledger_->Commit().ok());
-    Status b = hq_->Transaction([&] { return hq::MoveLots(*hq_, member, delta, at_s, expires, entry_id); });
+    Status b = hq_->Transaction(
+        [&] { return hq::MoveLots(*hq_, member, delta, at_s, expires, entry_id); });
     ASSERT_TRUE(b.ok()) << b.ToString();
 
     const auto at_terminal = ledger_->Lots(member).value();
     const auto at_hq = hq_->Lots(member).value();
-    ASSERT_EQ(Describe(at_terminal), Describe(at_hq)) << "step " << step << " member " << member << " delta " << delta;
+    ASSERT_EQ(Describe(at_terminal), Describe(at_hq))
+        << "step " << step << " member " << member << " delta " << delta;
     ASSERT_EQ(Balance(at_terminal), Balance(at_hq));
     // And both equal the plan applied in memory.
     rules::ApplyLotMovement(before, plan, 1'000'000 + step);

@@ -76,7 +76,8 @@ TEST(IndexSequenceTest, DensityIsTwoOverIPlusTwo) {
   std::map<uint64_t, int> hits;
   const std::vector<uint64_t> watch = {1, 2, 10, 100, 1000};
   for (int s = 0; s < n; ++s) {
-    for (IndexSequence seq(static_cast<uint64_t>(s) * 0x9e3779b97f4a7c15ULL); seq.index() <= 1000; seq.Next()) {
+    for (IndexSequence seq(static_cast<uint64_t>(s) * 0x9e3779b97f4a7c15ULL); seq.index() <= 1000;
+         seq.Next()) {
       if (std::find(watch.begin(), watch.end(), seq.index()) != watch.end()) ++hits[seq.index()];
     }
   }
@@ -131,10 +132,11 @@ TEST(ReconcileTest, RandomDifferencesAreExact) {
     size_t common, a, b, m;
   };
   const std::vector<Case> cases = {
-      {0, 0, 0, 0},     {0, 1, 0, 0},      {0, 0, 1, 0},       {0, 0, 0, 1},     {1, 0, 0, 0},
-      {10, 3, 2, 1},    {100, 0, 0, 0},    {1000, 1, 0, 0},    {1000, 0, 1, 0},  {1000, 0, 0, 1},
-      {1000, 5, 5, 0},  {1000, 40, 50, 10}, {5000, 300, 200, 0}, {5000, 900, 1000, 100},
-      {20000, 0, 2000, 0}, {0, 50, 0, 0},   {0, 0, 3000, 0},    {300, 0, 0, 300},
+      {0, 0, 0, 0},        {0, 1, 0, 0},           {0, 0, 1, 0},        {0, 0, 0, 1},
+      {1, 0, 0, 0},        {10, 3, 2, 1},          {100, 0, 0, 0},      {1000, 1, 0, 0},
+      {1000, 0, 1, 0},     {1000, 0, 0, 1},        {1000, 5, 5, 0},     {1000, 40, 50, 10},
+      {5000, 300, 200, 0}, {5000, 900, 1000, 100}, {20000, 0, 2000, 0}, {0, 50, 0, 0},
+      {0, 0, 3000, 0},     {300, 0, 0, 300},
   };
   uint64_t seed = 1000;
   for (const Case& c : cases) {

@@ -43,7 +43,8 @@ struct Scenario {
   }
 };
 
-inline Scenario MakeScenario(uint64_t seed, size_t common, size_t only_a, size_t only_b, size_t mismatched) {
+inline Scenario MakeScenario(uint64_t seed, size_t common, size_t only_a, size_t only_b,
+                             size_t mismatched) {
   std::mt19937_64 rng(seed);
   Scenario s;
   uint64_t ms = 1'700'000'000'000ULL;
@@ -71,7 +72,8 @@ struct Outcome {
 };
 
 // Runs a whole exchange in memory; fails the test on any protocol error.
-inline Outcome Reconcile(const FingerprintStore& initiator_store, const FingerprintStore& responder_store) {
+inline Outcome Reconcile(const FingerprintStore& initiator_store,
+                         const FingerprintStore& responder_store) {
   Outcome o;
   Initiator ini(initiator_store);
   Responder resp(responder_store);

@@ -26,7 +26,9 @@ class SqliteStoreTest : public ::testing::Test {
     Exec(db, "PRAGMA journal_mode=WAL");
     return db;
   }
-  static void Exec(sqlite3* db, const char* sql) { ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db); }
+  static void Exec(sqlite3* db, const char* sql) {
+    ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+  }
   std::unique_ptr<SqliteStore> Open(const std::string& scope, SqliteStore::Options o = {}) {
     auto s = SqliteStore::Open(db_, "recon_", scope, o);
     EXPECT_TRUE(s.ok()) << s.status().ToString();
@@ -194,7 +196,8 @@ TEST_F(SqliteStoreTest, ExistingOnlyOpensOnAReadOnlyConnection) {
   auto w = Open("entries");
   for (const Item& i : s.common) ASSERT_TRUE(w->Add(i).ok());
   sqlite3* ro = nullptr;
-  ASSERT_EQ(sqlite3_open_v2((dir_ / "ledger.db").c_str(), &ro, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_open_v2((dir_ / "ledger.db").c_str(), &ro, SQLITE_OPEN_READONLY, nullptr),
+            SQLITE_OK);
   {
     SqliteStore::Options o;
     o.existing_only = true;
@@ -230,8 +233,9 @@ TEST_F(SqliteStoreTest, RandomDifferencesSqliteAndMixed) {
   struct Case {
     size_t common, a, b, m;
   };
-  const std::vector<Case> cases = {{0, 0, 0, 0}, {0, 5, 0, 0}, {2000, 1, 0, 0}, {2000, 0, 0, 1},
-                                   {5000, 20, 30, 5}, {3000, 600, 700, 100}, {20000, 1000, 0, 0}};
+  const std::vector<Case> cases = {{0, 0, 0, 0},       {0, 5, 0, 0},      {2000, 1, 0, 0},
+                                   {2000, 0, 0, 1},    {5000, 20, 30, 5}, {3000, 600, 700, 100},
+                                   {20000, 1000, 0, 0}};
   uint64_t seed = 500;
   for (const Case& c : cases) {
     ++seed;

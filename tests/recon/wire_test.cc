@@ -18,8 +18,10 @@ struct Pair {
   MemoryStore a{1024}, b{1024};
   Pair() {
     auto s = MakeScenario(42, 300, 20, 25, 3);
-    for (auto* v : {&s.common, &s.only_a, &s.mismatch_a}) for (auto& i : *v) EXPECT_TRUE(a.Add(i).ok());
-    for (auto* v : {&s.common, &s.only_b, &s.mismatch_b}) for (auto& i : *v) EXPECT_TRUE(b.Add(i).ok());
+    for (auto* v : {&s.common, &s.only_a, &s.mismatch_a})
+      for (auto& i : *v) EXPECT_TRUE(a.Add(i).ok());
+    for (auto* v : {&s.common, &s.only_b, &s.mismatch_b})
+      for (auto& i : *v) EXPECT_TRUE(b.Add(i).ok());
   }
 };
 
@@ -41,21 +43,21 @@ TEST(WireTest, ResponderRejectsMalformedRequests) {
   const std::vector<std::string> bad = {
       "",
       Hex("01"),
-      Hex("0201"),                                           // version 2
-      Hex("0109"),                                           // unknown type
-      Hex("0101"),                                           // HELLO without count
-      Hex("010100") + std::string(15, '\0'),                 // short fingerprint
-      Hex("010100") + std::string(17, '\0'),                 // trailing byte
-      Hex("01018000") + std::string(16, '\0'),               // non-canonical varint
+      Hex("0201"),                                              // version 2
+      Hex("0109"),                                              // unknown type
+      Hex("0101"),                                              // HELLO without count
+      Hex("010100") + std::string(15, '\0'),                    // short fingerprint
+      Hex("010100") + std::string(17, '\0'),                    // trailing byte
+      Hex("01018000") + std::string(16, '\0'),                  // non-canonical varint
       Hex("0101ffffffffffffffffff7f") + std::string(16, '\0'),  // varint past 64 bits
-      Hex("01020505"),                                       // empty symbol range
-      Hex("01020a05"),                                       // reversed range
-      Hex("010200818008"),                                   // end past stored symbols
-      Hex("0103"),                                           // GET_ITEMS truncated
-      Hex("01030200"),                                       // bad has_after flag
-      Hex("01030000"),                                       // limit 0
-      Hex("0103008180808001"),                               // limit too large
-      Hex("010301") + std::string(10, 'x'),                  // short after-id
+      Hex("01020505"),                                          // empty symbol range
+      Hex("01020a05"),                                          // reversed range
+      Hex("010200818008"),                                      // end past stored symbols
+      Hex("0103"),                                              // GET_ITEMS truncated
+      Hex("01030200"),                                          // bad has_after flag
+      Hex("01030000"),                                          // limit 0
+      Hex("0103008180808001"),                                  // limit too large
+      Hex("010301") + std::string(10, 'x'),                     // short after-id
   };
   for (const auto& msg : bad) {
     auto reply = r.Reply(msg);
@@ -89,7 +91,8 @@ TEST(WireTest, TruncatedAndCorruptedMessages) {
   ASSERT_GE(exchange.size(), 1u);
   Responder resp(p.b);
   for (const auto& [req, rep] : exchange) {
-    for (size_t len = 0; len < req.size(); ++len) EXPECT_FALSE(resp.Reply(req.substr(0, len)).ok()) << len;
+    for (size_t len = 0; len < req.size(); ++len)
+      EXPECT_FALSE(resp.Reply(req.substr(0, len)).ok()) << len;
   }
   // Replays the exchange up to step k, then feeds a damaged reply.
   auto run_to = [&](size_t k, Initiator* ini) {

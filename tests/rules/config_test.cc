@@ -125,37 +125,44 @@ TEST(Toml, ErrorsNameFileLineKeyAndReason) {
             "rules_invalid: rules.toml:3: redeem_step_points: must be 1..100000000, got 0");
   EXPECT_EQ(ErrorOf("cents_per_point = 0\n"),
             "rules_invalid: rules.toml:1: cents_per_point: must be 1..1000000, got 0");
-  EXPECT_EQ(
-      ErrorOf("max_redeem_bp = 0.5\n"),
-      "rules_invalid: rules.toml:1: max_redeem_bp: must be an integer, got a float (0.5); rules use integers only");
+  EXPECT_EQ(ErrorOf("max_redeem_bp = 0.5\n"),
+            "rules_invalid: rules.toml:1: max_redeem_bp: must be an integer, got a float (0.5); "
+            "rules use integers only");
   EXPECT_EQ(ErrorOf("max_redeem_bp = \"5000\"\n"),
             "rules_invalid: rules.toml:1: max_redeem_bp: must be an integer, got a string");
-  EXPECT_EQ(ErrorOf("max_redem_bp = 5000\n"), "rules_invalid: rules.toml:1: max_redem_bp: unknown key");
-  EXPECT_EQ(
-      ErrorOf("[tiers.vip]\nmultiplier_bp = 15000\ndiscont_bp = 5\n"),
-      "rules_invalid: rules.toml:3: tiers.vip.discont_bp: unknown key (a tier has multiplier_bp and discount_bp)");
+  EXPECT_EQ(ErrorOf("max_redem_bp = 5000\n"),
+            "rules_invalid: rules.toml:1: max_redem_bp: unknown key");
+  EXPECT_EQ(ErrorOf("[tiers.vip]\nmultiplier_bp = 15000\ndiscont_bp = 5\n"),
+            "rules_invalid: rules.toml:3: tiers.vip.discont_bp: unknown key (a tier has "
+            "multiplier_bp and discount_bp)");
   EXPECT_EQ(ErrorOf("[tiers.vip]\ndiscount_bp = 10001\n"),
             "rules_invalid: rules.toml:2: tiers.vip.discount_bp: must be 0..10000, got 10001");
-  EXPECT_EQ(ErrorOf("[tiers.gold]\ndiscount_bp = 100\n"),
-            "rules_invalid: rules.toml:1: tiers.gold: unknown tier (the tiers are member, vip, black)");
+  EXPECT_EQ(
+      ErrorOf("[tiers.gold]\ndiscount_bp = 100\n"),
+      "rules_invalid: rules.toml:1: tiers.gold: unknown tier (the tiers are member, vip, black)");
   EXPECT_EQ(ErrorOf("[tier_thresholds_cents]\nvip = 300000\n"),
-            "rules_invalid: rules.toml:1: tier_thresholds_cents: vip (300000) must not be above black (200000)");
+            "rules_invalid: rules.toml:1: tier_thresholds_cents: vip (300000) must not be above "
+            "black (200000)");
   EXPECT_EQ(ErrorOf("provisional_upgrade = 1\n"),
             "rules_invalid: rules.toml:1: provisional_upgrade: must be a boolean, got an integer");
-  EXPECT_EQ(ErrorOf("no_points_categories = [\"tobacco\", 3]\n"),
-            "rules_invalid: rules.toml:1: no_points_categories[1]: must be a string, got an integer");
+  EXPECT_EQ(
+      ErrorOf("no_points_categories = [\"tobacco\", 3]\n"),
+      "rules_invalid: rules.toml:1: no_points_categories[1]: must be a string, got an integer");
   EXPECT_EQ(ErrorOf("no_points_categories = [\"a\\u0001b\"]\n"),
-            "rules_invalid: rules.toml:1: no_points_categories: category \"a\\x01b\" must be at most 64 bytes of UTF-8 "
+            "rules_invalid: rules.toml:1: no_points_categories: category \"a\\x01b\" must be at "
+            "most 64 bytes of UTF-8 "
             "without control characters");
   EXPECT_EQ(ErrorOf("version = \"\"\n"),
-            "rules_invalid: rules.toml:1: version: must be 1..128 bytes of UTF-8 without control characters");
-  EXPECT_EQ(ErrorOf("refund_window_days = 1979-05-27\n"),
-            "rules_invalid: rules.toml:1: refund_window_days: dates and times are not rules values");
-  // Several problems are all reported.
+            "rules_invalid: rules.toml:1: version: must be 1..128 bytes of UTF-8 without control "
+            "characters");
   EXPECT_EQ(
-      ErrorOf("max_redeem_bp = -1\nstale_after_s = -1\n"),
-      "rules_invalid: rules.toml:1: max_redeem_bp: must be 0..10000, got -1; rules.toml:2: stale_after_s: must be "
-      "0..315360000, got -1");
+      ErrorOf("refund_window_days = 1979-05-27\n"),
+      "rules_invalid: rules.toml:1: refund_window_days: dates and times are not rules values");
+  // Several problems are all reported.
+  EXPECT_EQ(ErrorOf("max_redeem_bp = -1\nstale_after_s = -1\n"),
+            "rules_invalid: rules.toml:1: max_redeem_bp: must be 0..10000, got -1; rules.toml:2: "
+            "stale_after_s: must be "
+            "0..315360000, got -1");
 }
 
 TEST(Toml, SyntaxErrorsNameLineAndColumn) {
@@ -168,14 +175,16 @@ TEST(Toml, SyntaxErrorsNameLineAndColumn) {
 TEST(Toml, LoadNamesTheFile) {
   auto r = LoadRulesToml("/nonexistent/rules.toml");
   EXPECT_EQ(r.status().code(), ErrorCode::kRulesInvalid);
-  EXPECT_EQ(r.status().message(), "/nonexistent/rules.toml: cannot open: No such file or directory");
+  EXPECT_EQ(r.status().message(),
+            "/nonexistent/rules.toml: cannot open: No such file or directory");
   std::string path = std::string(LOYALTY_BINARY_DIR) + "/rules_test_bad.toml";
   {
     std::ofstream f(path);
     f << "# test\nmax_points_per_hour = 0\n";
   }
   auto bad = LoadRulesToml(path);
-  EXPECT_EQ(bad.status().message(), path + ":2: max_points_per_hour: must be 1..1000000000000, got 0");
+  EXPECT_EQ(bad.status().message(),
+            path + ":2: max_points_per_hour: must be 1..1000000000000, got 0");
   std::remove(path.c_str());
 }
 
@@ -205,11 +214,12 @@ TEST(Json, SameKeysAsToml) {
   auto from_toml = LoadRulesToml(kExample);
   ASSERT_TRUE(from_toml.ok());
   auto j = RulesToJson(*from_toml);
-  for (const char* key : {"version", "earn_points_per_yuan", "tiers", "tier_thresholds_cents", "provisional_upgrade",
-                          "birthday_multiplier_bp", "no_discount_categories", "no_points_categories",
-                          "no_redeem_categories", "cents_per_point", "redeem_step_points", "max_redeem_bp",
-                          "redeem_cooldown_s", "points_validity_months", "max_points_per_hour", "stale_after_s",
-                          "stale_redeem_cap_points", "static_codes_can_redeem", "refund_window_days"})
+  for (const char* key :
+       {"version", "earn_points_per_yuan", "tiers", "tier_thresholds_cents", "provisional_upgrade",
+        "birthday_multiplier_bp", "no_discount_categories", "no_points_categories",
+        "no_redeem_categories", "cents_per_point", "redeem_step_points", "max_redeem_bp",
+        "redeem_cooldown_s", "points_validity_months", "max_points_per_hour", "stale_after_s",
+        "stale_redeem_cap_points", "static_codes_can_redeem", "refund_window_days"})
     EXPECT_TRUE(j.contains(key)) << key;
   EXPECT_EQ(j.size(), 19u);
 }
@@ -221,15 +231,20 @@ TEST(Json, Errors) {
   };
   EXPECT_EQ(e(R"({"version":"v1"})"), "ok");
   EXPECT_EQ(e(R"({"max_redeem_bp": 1.5})"),
-            "rules_invalid: rules JSON: max_redeem_bp: must be an integer, got a float (1.5); rules use integers only");
+            "rules_invalid: rules JSON: max_redeem_bp: must be an integer, got a float (1.5); "
+            "rules use integers only");
   EXPECT_EQ(e(R"({"max_redeem_bp": 18446744073709551615})"),
-            "rules_invalid: rules JSON: max_redeem_bp: must be a 64-bit signed integer, got 18446744073709551615");
+            "rules_invalid: rules JSON: max_redeem_bp: must be a 64-bit signed integer, got "
+            "18446744073709551615");
   EXPECT_EQ(e(R"({"tiers": {"vip": {"discount_bp": -1}}})"),
             "rules_invalid: rules JSON: tiers.vip.discount_bp: must be 0..10000, got -1");
-  EXPECT_EQ(e(R"({"tiers": []})"),
-            "rules_invalid: rules JSON: tiers: must be a table of member, vip, black, got an array");
-  EXPECT_EQ(e(R"([1])"), "rules_invalid: rules JSON: (top level): must be a table of rules, got an array");
-  EXPECT_EQ(e(R"({"version": 3})"), "rules_invalid: rules JSON: version: must be a string, got an integer");
+  EXPECT_EQ(
+      e(R"({"tiers": []})"),
+      "rules_invalid: rules JSON: tiers: must be a table of member, vip, black, got an array");
+  EXPECT_EQ(e(R"([1])"),
+            "rules_invalid: rules JSON: (top level): must be a table of rules, got an array");
+  EXPECT_EQ(e(R"({"version": 3})"),
+            "rules_invalid: rules JSON: version: must be a string, got an integer");
   EXPECT_EQ(e(R"({"bonus": 3})"), "rules_invalid: rules JSON: bonus: unknown key");
 }
 
@@ -246,7 +261,8 @@ TEST(RulesToml, DeepNestingIsRefusedCleanlyNotACrash) {
   // 100,000-level table header and dotted key (200 KB), inline tables and arrays.
   EXPECT_EQ(ErrorOf("version = \"v\"\n[a" + repeat(".a", 100000) + "]\nx = 1\n"),
             "rules_invalid: rules.toml:2: " + nesting);
-  EXPECT_EQ(ErrorOf("a" + repeat(".a", 100000) + " = 1\n"), "rules_invalid: rules.toml:1: " + nesting);
+  EXPECT_EQ(ErrorOf("a" + repeat(".a", 100000) + " = 1\n"),
+            "rules_invalid: rules.toml:1: " + nesting);
   EXPECT_EQ(ErrorOf("a = " + repeat("{b = ", 100000) + "1" + repeat("}", 100000) + "\n"),
             "rules_invalid: rules.toml:1: " + nesting);
   EXPECT_EQ(ErrorOf("a = " + std::string(100000, '[') + "1" + std::string(100000, ']') + "\n"),
@@ -258,7 +274,8 @@ TEST(RulesToml, DeepNestingIsRefusedCleanlyNotACrash) {
   EXPECT_NE(err.find(nesting), std::string::npos) << err;
   EXPECT_EQ(err.find("rules.toml:1: nests"), std::string::npos) << err;  // not the scan
   EXPECT_EQ(ErrorOf(key32 + ".a = 1\n"), "rules_invalid: rules.toml:1: " + nesting);
-  // 31 dots: 32 levels (the root table and 31 more), read whole and refused for what it is, an unknown key.
+  // 31 dots: 32 levels (the root table and 31 more), read whole and refused for what it is, an
+  // unknown key.
   err = ErrorOf("a" + repeat(".a", 31) + " = 1\n");
   EXPECT_EQ(err.find(nesting), std::string::npos) << err;
   EXPECT_NE(err.find("unknown key"), std::string::npos) << err;
@@ -273,7 +290,8 @@ TEST(Validate, CatchesRulesBuiltInCode) {
   Status s = ValidateRules(r);
   EXPECT_EQ(s.code(), ErrorCode::kRulesInvalid);
   EXPECT_EQ(s.message(),
-            "rules: max_redeem_bp: must be 0..10000, got 10001; rules: tiers.vip: missing (every tier needs its rule)");
+            "rules: max_redeem_bp: must be 0..10000, got 10001; rules: tiers.vip: missing (every "
+            "tier needs its rule)");
   r = Rules::Defaults();
   r.no_redeem_categories.insert(std::string(65, 'x'));
   EXPECT_EQ(ValidateRules(r).code(), ErrorCode::kRulesInvalid);

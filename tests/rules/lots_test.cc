@@ -35,7 +35,8 @@ TEST(ConsumeFifo, OldestExpiryFirstThenCreation) {
 }
 
 TEST(ConsumeFifo, SkipsExpiredAndEmptyLots) {
-  std::vector<Lot> lots = {{1, 100, 999}, {2, 0, 2000}, {3, -40, 2000}, {4, 30, 1000}, {5, 20, 3000}};
+  std::vector<Lot> lots = {
+      {1, 100, 999}, {2, 0, 2000}, {3, -40, 2000}, {4, 30, 1000}, {5, 20, 3000}};
   // now = 1000: lot 1 expired (999 < 1000); lot 4 is valid through its last second 1000.
   EXPECT_EQ(ConsumeFifo(lots, 40, 1000), (std::vector<LotTake>{{4, 30}, {5, 10}}));
   EXPECT_EQ(ConsumeFifo(lots, 40, 1001), (std::vector<LotTake>{{5, 20}, {0, 20}}));
@@ -68,7 +69,8 @@ TEST(LotExpiry, AcrossYearEnds) {
   EXPECT_EQ(LotExpiry(At("2026-12-31T23:59:59Z"), 1, kUtc), At("2027-01-31T23:59:59Z"));
   EXPECT_EQ(LotExpiry(At("2026-11-01T00:00:00Z"), 2, kUtc), At("2027-01-31T23:59:59Z"));
   EXPECT_EQ(LotExpiry(At("2026-01-31T12:00:00Z"), 1, kUtc), At("2026-02-28T23:59:59Z"));
-  EXPECT_EQ(LotExpiry(At("2027-02-10T12:00:00Z"), 12, kUtc), At("2028-02-29T23:59:59Z"));  // leap year
+  EXPECT_EQ(LotExpiry(At("2027-02-10T12:00:00Z"), 12, kUtc),
+            At("2028-02-29T23:59:59Z"));  // leap year
   EXPECT_EQ(LotExpiry(At("2026-05-10T12:00:00Z"), 0, kUtc), At("2026-05-31T23:59:59Z"));
   EXPECT_EQ(LotExpiry(At("2026-05-10T12:00:00Z"), 36, kUtc), At("2029-05-31T23:59:59Z"));
 }
@@ -140,7 +142,8 @@ TEST(ProvisionalUpgrade, OnlyUpwardsAndOnlyWhenEnabled) {
   EXPECT_EQ(ProvisionalUpgrade(r, "vip", 60000, 0), std::nullopt);  // already vip
   EXPECT_EQ(ProvisionalUpgrade(r, "black", 0, 0), std::nullopt);    // never a downgrade
   EXPECT_EQ(ProvisionalUpgrade(r, "platinum", 900000, 0), std::nullopt);
-  EXPECT_EQ(ProvisionalUpgrade(r, "member", INT64_MAX, INT64_MAX), std::optional<std::string>("black"));
+  EXPECT_EQ(ProvisionalUpgrade(r, "member", INT64_MAX, INT64_MAX),
+            std::optional<std::string>("black"));
   EXPECT_EQ(ProvisionalUpgrade(r, "member", 60000, -20000), std::nullopt);  // refunds net out
 }
 
@@ -148,7 +151,8 @@ TEST(ProvisionalUpgrade, OnlyUpwardsAndOnlyWhenEnabled) {
 // The lot engine (PlanLotMovement): one plan for the terminal's ledger and HQ.
 
 model::Lot L(int64_t id, int64_t remaining, int64_t expires, int64_t points = 0) {
-  return model::Lot{id, 5, points ? points : remaining, remaining, 100, expires, "e" + std::to_string(id)};
+  return model::Lot{id,  5,       points ? points : remaining, remaining,
+                    100, expires, "e" + std::to_string(id)};
 }
 
 TEST(LotEngineTest, AnEarnBecomesALotWithTheGivenExpiry) {
@@ -172,7 +176,8 @@ TEST(LotEngineTest, AnEarnPaysTheDebtFirst) {
 }
 
 TEST(LotEngineTest, ASpendTakesUnexpiredLotsOldestExpiryFirst) {
-  std::vector<model::Lot> lots{L(3, 40, 8000), L(1, 50, 500), L(2, 30, 6000)};  // lot 1 expired at 1000
+  std::vector<model::Lot> lots{L(3, 40, 8000), L(1, 50, 500),
+                               L(2, 30, 6000)};  // lot 1 expired at 1000
   LotMovement m = PlanLotMovement(lots, 5, -50, 1000, 0, "x");
   EXPECT_EQ(m.updates, (std::vector<LotUpdate>{{2, 0}, {3, 20}}));
   EXPECT_FALSE(m.added);

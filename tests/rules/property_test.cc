@@ -39,15 +39,16 @@ TEST(Allocate, Examples) {
   EXPECT_EQ(Allocate(7, {-4, 2}), (std::vector<int64_t>{0, 7}));
   EXPECT_EQ(Allocate(7, {}), (std::vector<int64_t>{}));
   // Extreme magnitudes: the products need 128 bits.
-  EXPECT_EQ(Allocate(INT64_MAX, {INT64_MAX, INT64_MAX}), (std::vector<int64_t>{INT64_MAX / 2 + 1, INT64_MAX / 2}));
+  EXPECT_EQ(Allocate(INT64_MAX, {INT64_MAX, INT64_MAX}),
+            (std::vector<int64_t>{INT64_MAX / 2 + 1, INT64_MAX / 2}));
 }
 
 TEST(Allocate, RandomSumsExactlyAndTiesGoToTheLowerIndex) {
   const uint64_t base = BaseSeed();
   for (uint64_t iter = 0; iter < 3000; ++iter) {
     uint64_t seed = base * 1000003 + iter;
-    SCOPED_TRACE("seed=" + std::to_string(seed) + " (LOYALTY_TEST_SEED=" + std::to_string(base) + ", case " +
-                 std::to_string(iter) + ")");
+    SCOPED_TRACE("seed=" + std::to_string(seed) + " (LOYALTY_TEST_SEED=" + std::to_string(base) +
+                 ", case " + std::to_string(iter) + ")");
     std::mt19937_64 rng(seed);
     size_t n = static_cast<size_t>(Uniform(rng, 1, 12));
     std::vector<int64_t> w(n);
@@ -150,8 +151,8 @@ TEST(QuoteProperties, LinesAddUpAndNeverGoNegative) {
   const uint64_t base = BaseSeed();
   for (uint64_t iter = 0; iter < 3000; ++iter) {
     uint64_t seed = base * 7919 + iter;
-    SCOPED_TRACE("seed=" + std::to_string(seed) + " (LOYALTY_TEST_SEED=" + std::to_string(base) + ", case " +
-                 std::to_string(iter) + ")");
+    SCOPED_TRACE("seed=" + std::to_string(seed) + " (LOYALTY_TEST_SEED=" + std::to_string(base) +
+                 ", case " + std::to_string(iter) + ")");
     std::mt19937_64 rng(seed);
     Rules r = RandomRules(rng);
     QuoteInput in = RandomInput(rng);
@@ -162,7 +163,8 @@ TEST(QuoteProperties, LinesAddUpAndNeverGoNegative) {
       const auto& l = q->lines[i];
       ASSERT_GE(l.net_cents, 0) << i;
       ASSERT_GE(l.net_before_redeem_cents, l.net_cents) << i;
-      ASSERT_EQ(l.line_total - l.tier_discount_cents - l.coupon_cents, l.net_before_redeem_cents) << i;
+      ASSERT_EQ(l.line_total - l.tier_discount_cents - l.coupon_cents, l.net_before_redeem_cents)
+          << i;
       ASSERT_EQ(l.net_before_redeem_cents - l.redeem_cents, l.net_cents) << i;
       if (!l.discountable) {
         EXPECT_EQ(l.tier_discount_cents + l.coupon_cents, 0);
@@ -196,7 +198,8 @@ TEST(QuoteProperties, LinesAddUpAndNeverGoNegative) {
 
 // Splits `qty` units of every line into refunds: each refund takes a random subset of the
 // lines that still have units, a random part of each, until nothing is left.
-std::vector<std::vector<int64_t>> RandomRefundSteps(std::mt19937_64& rng, const std::vector<int64_t>& qty) {
+std::vector<std::vector<int64_t>> RandomRefundSteps(std::mt19937_64& rng,
+                                                    const std::vector<int64_t>& qty) {
   std::vector<std::vector<int64_t>> steps;
   std::vector<int64_t> left = qty;
   auto remaining = [&] {
@@ -220,8 +223,8 @@ TEST(RefundProperties, FullRefundIsExactAndNoStepOverReturns) {
   const uint64_t base = BaseSeed();
   for (uint64_t iter = 0; iter < 3000; ++iter) {
     uint64_t seed = base * 104729 + iter;
-    SCOPED_TRACE("seed=" + std::to_string(seed) + " (LOYALTY_TEST_SEED=" + std::to_string(base) + ", case " +
-                 std::to_string(iter) + ")");
+    SCOPED_TRACE("seed=" + std::to_string(seed) + " (LOYALTY_TEST_SEED=" + std::to_string(base) +
+                 ", case " + std::to_string(iter) + ")");
     std::mt19937_64 rng(seed);
     Rules r = RandomRules(rng);
     QuoteInput in = RandomInput(rng);
@@ -232,7 +235,8 @@ TEST(RefundProperties, FullRefundIsExactAndNoStepOverReturns) {
     std::vector<int64_t> qty;
     for (size_t i = 0; i < q->lines.size(); ++i) {
       const auto& l = q->lines[i];
-      basis.lines.push_back({in.lines[i].qty, l.net_cents, l.net_before_redeem_cents, l.points_eligible, l.redeemable});
+      basis.lines.push_back({in.lines[i].qty, l.net_cents, l.net_before_redeem_cents,
+                             l.points_eligible, l.redeemable});
       qty.push_back(in.lines[i].qty);
     }
     basis.points_earned = q->points_to_earn;

@@ -292,10 +292,11 @@ TEST(Redemption, StepRoundsDown) {
 }
 
 TEST(Redemption, HalfCapCountsRedeemableLinesOnly) {
-  QuoteInput in{{{"g", 1, 1000, "grocery"}, {"t", 1, 100000, "tobacco"}, {"gc", 1, 50000, "gift_card"}},
-                Member("member", 100000),
-                std::nullopt,
-                {.max = true}};
+  QuoteInput in{
+      {{"g", 1, 1000, "grocery"}, {"t", 1, 100000, "tobacco"}, {"gc", 1, 50000, "gift_card"}},
+      Member("member", 100000),
+      std::nullopt,
+      {.max = true}};
   Quote q = MustQuote(in);
   EXPECT_EQ(q.redeemable_cents, 1000);
   EXPECT_EQ(q.max_redeem_points, 500);
@@ -456,7 +457,8 @@ std::string LineError(const Line& l) {
 
 TEST(Limits, Quantity) {
   EXPECT_EQ(LineError({"a", 10000, 1, ""}), "ok");
-  EXPECT_EQ(LineError({"a", 10001, 1, ""}), "bad_request: lines[0].qty must be 1..10000, got 10001");
+  EXPECT_EQ(LineError({"a", 10001, 1, ""}),
+            "bad_request: lines[0].qty must be 1..10000, got 10001");
   EXPECT_EQ(LineError({"a", 1, 1, ""}), "ok");
   EXPECT_EQ(LineError({"a", 0, 1, ""}), "bad_request: lines[0].qty must be 1..10000, got 0");
   EXPECT_EQ(LineError({"a", -5, 1, ""}), "bad_request: lines[0].qty must be 1..10000, got -5");
@@ -467,7 +469,8 @@ TEST(Limits, UnitPrice) {
   EXPECT_EQ(LineError({"a", 1, 100000001, ""}),
             "bad_request: lines[0].unit_price_cents must be 0..100000000, got 100000001");
   EXPECT_EQ(LineError({"a", 1, 0, ""}), "ok");
-  EXPECT_EQ(LineError({"a", 1, -1, ""}), "bad_request: lines[0].unit_price_cents must be 0..100000000, got -1");
+  EXPECT_EQ(LineError({"a", 1, -1, ""}),
+            "bad_request: lines[0].unit_price_cents must be 0..100000000, got -1");
 }
 
 TEST(Limits, LineCount) {
@@ -482,20 +485,22 @@ TEST(Limits, LineCount) {
 
 TEST(Limits, TextLengths) {
   EXPECT_EQ(LineError({std::string(64, 's'), 1, 1, std::string(64, 'c')}), "ok");
-  EXPECT_EQ(LineError({std::string(65, 's'), 1, 1, ""}), "bad_request: lines[0].sku must be at most 64 bytes, got 65");
+  EXPECT_EQ(LineError({std::string(65, 's'), 1, 1, ""}),
+            "bad_request: lines[0].sku must be at most 64 bytes, got 65");
   EXPECT_EQ(LineError({"a", 1, 1, std::string(65, 'c')}),
             "bad_request: lines[0].category must be at most 64 bytes, got 65");
   // 21 three-byte characters + 1 byte = 64 bytes; one more character is 67.
   std::string cjk;
   for (int i = 0; i < 21; ++i) cjk += "烟";
   EXPECT_EQ(LineError({"a", 1, 1, cjk + "x"}), "ok");
-  EXPECT_EQ(LineError({"a", 1, 1, cjk + "烟"}), "bad_request: lines[0].category must be at most 64 bytes, got 66");
+  EXPECT_EQ(LineError({"a", 1, 1, cjk + "烟"}),
+            "bad_request: lines[0].category must be at most 64 bytes, got 66");
 }
 
 TEST(Limits, ControlCharactersAndBadUtf8) {
-  for (std::string bad :
-       {std::string("a\x01"), std::string("a\tb"), std::string("a\nb"), std::string("a\x7f"), std::string("a\xC2\x85"),
-        std::string("a\xff"), std::string("\xE7\x83"), std::string("a\0b", 3)}) {
+  for (std::string bad : {std::string("a\x01"), std::string("a\tb"), std::string("a\nb"),
+                          std::string("a\x7f"), std::string("a\xC2\x85"), std::string("a\xff"),
+                          std::string("\xE7\x83"), std::string("a\0b", 3)}) {
     Status s = ValidateLines({{bad, 1, 1, ""}});
     EXPECT_EQ(s.code(), ErrorCode::kBadRequest) << bad.size();
     EXPECT_EQ(s.message(), "lines[0].sku must be UTF-8 without control characters");
@@ -514,8 +519,10 @@ TEST(Limits, RedeemPoints) {
   in.redeem.points = -1;
   EXPECT_EQ(CodeOf(in), "bad_request");
   // At the limit, on a basket big enough, 10^8 points go through.
-  QuoteInput big{
-      {{"a", 10000, 100000000, "grocery"}}, Member("member", 100000000), std::nullopt, {.points = 100000000}};
+  QuoteInput big{{{"a", 10000, 100000000, "grocery"}},
+                 Member("member", 100000000),
+                 std::nullopt,
+                 {.points = 100000000}};
   Quote q2 = MustQuote(big);
   EXPECT_EQ(q2.redeem_points, 100000000);
 }

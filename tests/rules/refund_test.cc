@@ -12,7 +12,8 @@ namespace {
 // vip + coupon 10 off over 100 + redeem "max" with balance 5000 (spec, worked examples).
 RefundBasis SpecRedeemBasis() {
   RefundBasis b;
-  b.lines = {{2, 2366, 3545, true, true}, {1, 7670, 11491, true, true}, {1, 3500, 3500, false, false}};
+  b.lines = {
+      {2, 2366, 3545, true, true}, {1, 7670, 11491, true, true}, {1, 3500, 3500, false, false}};
   b.points_earned = 150;
   b.redeemed_points = 5000;
   b.eligible_cents = 10036;

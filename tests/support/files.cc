@@ -16,7 +16,8 @@ std::string CurrentTestName() {
 }
 
 std::filesystem::path FreshDir(const std::string& name) {
-  auto d = std::filesystem::temp_directory_path() / ("loyalty_" + name + "_" + std::to_string(::getpid()));
+  auto d = std::filesystem::temp_directory_path() /
+           ("loyalty_" + name + "_" + std::to_string(::getpid()));
   std::filesystem::remove_all(d);
   std::filesystem::create_directories(d);
   return d;

@@ -34,7 +34,8 @@ class TempDir {
   std::filesystem::path path_;
 };
 
-// Writes `content` to `path` (a new file in place of any there) and sets its permission bits to `mode`.
+// Writes `content` to `path` (a new file in place of any there) and sets its permission bits to
+// `mode`.
 void WriteFile(const std::filesystem::path& path, const std::string& content, mode_t mode = 0644);
 // The whole file as bytes ("" when it cannot be read).
 std::string ReadFile(const std::filesystem::path& path);

@@ -54,8 +54,8 @@ InProcessHq::InProcessHq(std::filesystem::path dir, InProcessHqOptions options)
   o.card_prefix = "88";
   o.rules = opt_.rules;
   const Clock& clock = opt_.clock ? *opt_.clock : SystemClock::Instance();
-  loop_->service =
-      std::make_unique<hq::HqService>(*loop_->store, clock, hq::PiiCipher::FromKey(std::string(32, 'k')), o);
+  loop_->service = std::make_unique<hq::HqService>(*loop_->store, clock,
+                                                   hq::PiiCipher::FromKey(std::string(32, 'k')), o);
   if (Status s = loop_->service->Start(); !s.ok()) {
     ADD_FAILURE() << "HQ start: " << s.ToString();
     return;
@@ -109,7 +109,8 @@ InProcessHq::~InProcessHq() {
 
 uint16_t InProcessHq::port() const { return loop_->server ? loop_->server->port() : 0; }
 
-HttpReply InProcessHq::Admin(const std::string& method, const std::string& target, const json& body) {
+HttpReply InProcessHq::Admin(const std::string& method, const std::string& target,
+                             const json& body) {
   std::unique_ptr<http::Client> c;
   if (tls()) {
     http::ClientTlsOptions o;

@@ -47,7 +47,8 @@ class InProcessHq {
   std::string db_path() const { return (dir_ / "hq.db").string(); }
 
   // An admin route with the bearer token (over TLS: no client certificate, as an operator).
-  HttpReply Admin(const std::string& method, const std::string& target, const nlohmann::json& body = nullptr);
+  HttpReply Admin(const std::string& method, const std::string& target,
+                  const nlohmann::json& body = nullptr);
   // POST /v1/members; the new member's id.
   std::string CreateMember(const std::string& phone = "13812345678");
   // GET /v1/members/{id} (200 expected).

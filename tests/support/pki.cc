@@ -34,8 +34,8 @@ Status OpenSslError(const std::string& what) {
 struct CertSpec {
   std::string cn;
   bool ca = false;
-  std::string san;                 // subjectAltName value, e.g. "DNS:localhost,IP:127.0.0.1"; empty: none
-  std::string eku;                 // extendedKeyUsage, e.g. "serverAuth"; empty: none
+  std::string san;  // subjectAltName value, e.g. "DNS:localhost,IP:127.0.0.1"; empty: none
+  std::string eku;  // extendedKeyUsage, e.g. "serverAuth"; empty: none
   long not_before_s = -3600;       // relative to now
   long not_after_s = 3650 * kDay;  // relative to now
 };
@@ -84,10 +84,11 @@ Result<CertPtr> MakeCert(const CertSpec& spec, EVP_PKEY* key, X509* issuer, EVP_
   X509_time_adj_ex(X509_getm_notBefore(cert.get()), 0, spec.not_before_s, nullptr);
   X509_time_adj_ex(X509_getm_notAfter(cert.get()), 0, spec.not_after_s, nullptr);
   X509_NAME* name = X509_get_subject_name(cert.get());
-  X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>("loyaltyd tests"), -1, -1,
-                             0);
-  if (X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(spec.cn.c_str()), -1,
-                                 -1, 0) != 1) {
+  X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8,
+                             reinterpret_cast<const unsigned char*>("loyaltyd tests"), -1, -1, 0);
+  if (X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
+                                 reinterpret_cast<const unsigned char*>(spec.cn.c_str()), -1, -1,
+                                 0) != 1) {
     return OpenSslError("subject CN");
   }
   X509* issuer_cert = issuer != nullptr ? issuer : cert.get();
@@ -104,8 +105,10 @@ Result<CertPtr> MakeCert(const CertSpec& spec, EVP_PKEY* key, X509* issuer, EVP_
     if (s.ok()) s = AddExt(cert.get(), issuer_cert, NID_key_usage, "critical,digitalSignature");
   }
   if (s.ok()) s = AddExt(cert.get(), issuer_cert, NID_subject_key_identifier, "hash");
-  if (s.ok() && issuer != nullptr) s = AddExt(cert.get(), issuer_cert, NID_authority_key_identifier, "keyid:always");
-  if (s.ok() && !spec.san.empty()) s = AddExt(cert.get(), issuer_cert, NID_subject_alt_name, spec.san);
+  if (s.ok() && issuer != nullptr)
+    s = AddExt(cert.get(), issuer_cert, NID_authority_key_identifier, "keyid:always");
+  if (s.ok() && !spec.san.empty())
+    s = AddExt(cert.get(), issuer_cert, NID_subject_alt_name, spec.san);
   if (s.ok() && !spec.eku.empty()) s = AddExt(cert.get(), issuer_cert, NID_ext_key_usage, spec.eku);
   if (!s.ok()) return s;
   if (X509_sign(cert.get(), issuer_key != nullptr ? issuer_key : key, EVP_sha256()) == 0) {
@@ -127,7 +130,8 @@ Status WriteFile(const std::string& path, const std::string& data, mode_t mode) 
     off += static_cast<size_t>(n);
   }
   ::fchmod(fd, mode);  // the umask may have narrowed it; keys must be exactly 0600
-  return ::close(fd) == 0 ? Status::Ok() : Status::Error(ErrorCode::kInternal, "cannot write " + path);
+  return ::close(fd) == 0 ? Status::Ok()
+                          : Status::Error(ErrorCode::kInternal, "cannot write " + path);
 }
 
 std::string BioText(BIO* bio) {
@@ -138,11 +142,13 @@ std::string BioText(BIO* bio) {
 
 Status WritePem(const std::string& stem, X509* cert, EVP_PKEY* key) {
   BioPtr cert_bio(BIO_new(BIO_s_mem()), BIO_free);
-  if (!cert_bio || PEM_write_bio_X509(cert_bio.get(), cert) != 1) return OpenSslError("PEM certificate");
+  if (!cert_bio || PEM_write_bio_X509(cert_bio.get(), cert) != 1)
+    return OpenSslError("PEM certificate");
   if (Status s = WriteFile(stem + ".pem", BioText(cert_bio.get()), 0644); !s.ok()) return s;
   if (key == nullptr) return Status::Ok();
   BioPtr key_bio(BIO_new(BIO_s_mem()), BIO_free);
-  if (!key_bio || PEM_write_bio_PrivateKey(key_bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr) != 1) {
+  if (!key_bio ||
+      PEM_write_bio_PrivateKey(key_bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr) != 1) {
     return OpenSslError("PEM key");
   }
   return WriteFile(stem + ".key", BioText(key_bio.get()), 0600);
@@ -164,10 +170,13 @@ TestPki::~TestPki() {
 }
 
 Result<std::unique_ptr<TestPki>> TestPki::Create(std::vector<std::string> terminal_ids) {
-  if (terminal_ids.empty()) return Status::Error(ErrorCode::kInvalidArgument, "at least one terminal id is needed");
+  if (terminal_ids.empty())
+    return Status::Error(ErrorCode::kInvalidArgument, "at least one terminal id is needed");
   const char* tmp = std::getenv("TMPDIR");
-  std::string pattern = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/loyalty-pki-XXXXXX";
-  if (::mkdtemp(pattern.data()) == nullptr) return Status::Error(ErrorCode::kInternal, "cannot create " + pattern);
+  std::string pattern =
+      std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/loyalty-pki-XXXXXX";
+  if (::mkdtemp(pattern.data()) == nullptr)
+    return Status::Error(ErrorCode::kInternal, "cannot create " + pattern);
   std::unique_ptr<TestPki> pki(new TestPki(pattern, std::move(terminal_ids)));
   if (Status s = pki->Generate(); !s.ok()) return s;
   return pki;
@@ -202,7 +211,8 @@ Status TestPki::Generate() {
       {"other-server", LeafSpec("localhost", local_san, "serverAuth"), true},
       {"wrong-host", LeafSpec("hq.example", "DNS:hq.example,IP:192.0.2.1", "serverAuth"), false},
   };
-  for (const auto& id : terminal_ids_) leaves.push_back({"client-" + id, LeafSpec(id, "", "clientAuth"), false});
+  for (const auto& id : terminal_ids_)
+    leaves.push_back({"client-" + id, LeafSpec(id, "", "clientAuth"), false});
   for (const auto& leaf : leaves) {
     KeyPtr key = NewKey();
     if (!key) return OpenSslError("key for " + leaf.stem);
@@ -227,7 +237,8 @@ Result<CertAndKey> TestPki::IssueClient(const std::string& name, const std::stri
   return Pair(name);
 }
 
-Result<std::string> TestPki::MakeCrl(const std::string& name, const std::vector<std::string>& revoked_cert_files) {
+Result<std::string> TestPki::MakeCrl(const std::string& name,
+                                     const std::vector<std::string>& revoked_cert_files) {
   if (name.empty() || name.find('/') != std::string::npos || name[0] == '.') {
     return Status::Error(ErrorCode::kInvalidArgument, "not a plain file name: " + name);
   }
@@ -235,20 +246,24 @@ Result<std::string> TestPki::MakeCrl(const std::string& name, const std::vector<
   const std::string db = dir_ + "/ca-db-" + name;
   std::error_code ec;
   std::filesystem::remove_all(db, ec);
-  if (!std::filesystem::create_directories(db, ec)) return Status::Error(ErrorCode::kInternal, "cannot create " + db);
+  if (!std::filesystem::create_directories(db, ec))
+    return Status::Error(ErrorCode::kInternal, "cannot create " + db);
   if (Status s = WriteFile(db + "/index.txt", "", 0600); !s.ok()) return s;
   if (Status s = WriteFile(db + "/crlnumber", "1000\n", 0600); !s.ok()) return s;
   const std::string conf = db + "/openssl.cnf";
-  const std::string text = "[ ca ]\ndefault_ca = test_ca\n[ test_ca ]\ndatabase = " + db +
-                           "/index.txt\ncrlnumber = " + db + "/crlnumber\nnew_certs_dir = " + db +
-                           "\ncertificate = " + ca_file() + "\nprivate_key = " + ca_key_file() +
-                           "\ndefault_md = sha256\ndefault_crl_days = 30\npolicy = any\nunique_subject = no\n"
-                           "[ any ]\ncommonName = supplied\n";
+  const std::string text =
+      "[ ca ]\ndefault_ca = test_ca\n[ test_ca ]\ndatabase = " + db +
+      "/index.txt\ncrlnumber = " + db + "/crlnumber\nnew_certs_dir = " + db +
+      "\ncertificate = " + ca_file() + "\nprivate_key = " + ca_key_file() +
+      "\ndefault_md = sha256\ndefault_crl_days = 30\npolicy = any\nunique_subject = no\n"
+      "[ any ]\ncommonName = supplied\n";
   if (Status s = WriteFile(conf, text, 0600); !s.ok()) return s;
   auto run = [&](const std::string& args) -> Status {
-    std::string cmd = "openssl ca -batch -config '" + conf + "' " + args + " >'" + db + "/openssl.log' 2>&1";
+    std::string cmd =
+        "openssl ca -batch -config '" + conf + "' " + args + " >'" + db + "/openssl.log' 2>&1";
     int rc = std::system(cmd.c_str());
-    if (rc != 0) return Status::Error(ErrorCode::kInternal, "failed (" + std::to_string(rc) + "): " + cmd);
+    if (rc != 0)
+      return Status::Error(ErrorCode::kInternal, "failed (" + std::to_string(rc) + "): " + cmd);
     return Status::Ok();
   };
   for (const auto& cert : revoked_cert_files) {

@@ -12,10 +12,10 @@
 //   other_server  CN=localhost with the same SANs as `server`, signed by other_ca
 //   wrong_host    signed by ca, but for DNS:hq.example and IP:192.0.2.1 only
 //
-// The CA's key is written too (ca.key), for MakeCrl. Keys are written with mode 0600. The folder is removed when the TestPki is destroyed.
-// Certificates other than `expired` are valid from one hour ago for ten years, so a test
-// never sees them expire; expiry itself is judged by OpenSSL against the real clock, the
-// only place these tests meet it.
+// The CA's key is written too (ca.key), for MakeCrl. Keys are written with mode 0600. The folder is
+// removed when the TestPki is destroyed. Certificates other than `expired` are valid from one hour
+// ago for ten years, so a test never sees them expire; expiry itself is judged by OpenSSL against
+// the real clock, the only place these tests meet it.
 //
 // Thread-compatible; the accessors only return paths and may be used from any thread.
 #pragma once
@@ -38,7 +38,8 @@ class TestPki {
  public:
   // `terminal_ids`: the CNs of the client certificates signed by the trusted CA; the first
   // one is also the CN of `expired` and `other_client`. At least one id is required.
-  static Result<std::unique_ptr<TestPki>> Create(std::vector<std::string> terminal_ids = {"T-0001", "T-0002"});
+  static Result<std::unique_ptr<TestPki>> Create(std::vector<std::string> terminal_ids = {
+                                                     "T-0001", "T-0002"});
 
   ~TestPki();
   TestPki(const TestPki&) = delete;
@@ -49,7 +50,9 @@ class TestPki {
   std::string other_ca_file() const { return dir_ + "/other-ca.pem"; }
   CertAndKey server() const { return Pair("server"); }
   // A client certificate for `terminal_id`, which must be one of those given to Create().
-  CertAndKey client(std::string_view terminal_id) const { return Pair("client-" + std::string(terminal_id)); }
+  CertAndKey client(std::string_view terminal_id) const {
+    return Pair("client-" + std::string(terminal_id));
+  }
   CertAndKey expired() const { return Pair("expired"); }
   CertAndKey other_client() const { return Pair("other-client"); }
   CertAndKey other_server() const { return Pair("other-server"); }
@@ -67,12 +70,15 @@ class TestPki {
   // empty list), made the way an operator makes one: `openssl ca -revoke` for each, then
   // `openssl ca -gencrl` (valid 30 days), with a fresh CA database each time. Written as
   // <dir>/<name>.pem; returns that path. Needs the `openssl` program on PATH.
-  Result<std::string> MakeCrl(const std::string& name, const std::vector<std::string>& revoked_cert_files);
+  Result<std::string> MakeCrl(const std::string& name,
+                              const std::vector<std::string>& revoked_cert_files);
 
  private:
   struct Authority;
   TestPki(std::string dir, std::vector<std::string> ids);
-  CertAndKey Pair(const std::string& stem) const { return {dir_ + "/" + stem + ".pem", dir_ + "/" + stem + ".key"}; }
+  CertAndKey Pair(const std::string& stem) const {
+    return {dir_ + "/" + stem + ".pem", dir_ + "/" + stem + ".key"};
+  }
   Status Generate();
 
   std::string dir_;

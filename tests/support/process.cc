@@ -20,8 +20,8 @@ int ExitStatus(int st) { return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG
 
 // Forks and runs argv[0] (searched on PATH) with stdout to out_file and stderr to err_file,
 // opened with `flags` (truncated or appended), `env` added to its environment.
-pid_t ForkExec(const std::vector<std::string>& argv, const std::string& out_file, const std::string& err_file,
-               int flags, const std::vector<std::string>& env) {
+pid_t ForkExec(const std::vector<std::string>& argv, const std::string& out_file,
+               const std::string& err_file, int flags, const std::vector<std::string>& env) {
   std::vector<std::string> args = argv, vars = env;
   std::vector<char*> cargs;
   for (auto& a : args) cargs.push_back(a.data());
@@ -75,11 +75,13 @@ std::string ShellOutput(const std::string& cmd) {
   return out;
 }
 
-pid_t Spawn(const std::vector<std::string>& argv, const std::string& log_file, const std::vector<std::string>& env) {
+pid_t Spawn(const std::vector<std::string>& argv, const std::string& log_file,
+            const std::vector<std::string>& env) {
   return ForkExec(argv, log_file, log_file, O_APPEND, env);
 }
 
-StartOutcome WaitUntilReady(pid_t* pid, const std::function<bool()>& ready, int timeout_ms, int poll_ms) {
+StartOutcome WaitUntilReady(pid_t* pid, const std::function<bool()>& ready, int timeout_ms,
+                            int poll_ms) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   while (std::chrono::steady_clock::now() < deadline) {
     if (ready()) return StartOutcome::kReady;

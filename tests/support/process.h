@@ -26,13 +26,15 @@ std::string ShellOutput(const std::string& cmd);
 
 // Starts argv[0] (searched on PATH) with argv, stdout and stderr appended to `log_file`,
 // `env` ("NAME=value") added to its environment; returns its pid without waiting.
-pid_t Spawn(const std::vector<std::string>& argv, const std::string& log_file, const std::vector<std::string>& env = {});
+pid_t Spawn(const std::vector<std::string>& argv, const std::string& log_file,
+            const std::vector<std::string>& env = {});
 
 // Waits for a program just spawned to become ready: calls `ready` every poll_ms until it
 // returns true, at most timeout_ms. kExited: the process ended first (it is reaped and
 // *pid set to -1).
 enum class StartOutcome { kReady, kExited, kTimedOut };
-StartOutcome WaitUntilReady(pid_t* pid, const std::function<bool()>& ready, int timeout_ms, int poll_ms);
+StartOutcome WaitUntilReady(pid_t* pid, const std::function<bool()>& ready, int timeout_ms,
+                            int poll_ms);
 
 // Sends `sig` to pid and reaps it: the exit status, or 128 + the signal that ended it.
 int SignalAndReap(pid_t pid, int sig);

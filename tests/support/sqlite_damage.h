@@ -23,7 +23,8 @@ namespace sqlite_damage_detail {
 
 inline uint32_t Be(const std::string& b, size_t at, int n) {
   uint32_t v = 0;
-  for (int i = 0; i < n; ++i) v = (v << 8) | static_cast<unsigned char>(b[at + static_cast<size_t>(i)]);
+  for (int i = 0; i < n; ++i)
+    v = (v << 8) | static_cast<unsigned char>(b[at + static_cast<size_t>(i)]);
   return v;
 }
 
@@ -46,8 +47,9 @@ inline std::optional<uint32_t> RootPage(const std::string& path, const std::stri
   std::optional<uint32_t> root;
   if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
     sqlite3_stmt* st = nullptr;
-    if (sqlite3_prepare_v2(db, "SELECT rootpage FROM sqlite_master WHERE type = 'table' AND name = ?", -1, &st,
-                           nullptr) == SQLITE_OK) {
+    if (sqlite3_prepare_v2(db,
+                           "SELECT rootpage FROM sqlite_master WHERE type = 'table' AND name = ?",
+                           -1, &st, nullptr) == SQLITE_OK) {
       sqlite3_bind_text(st, 1, table.c_str(), -1, SQLITE_TRANSIENT);
       if (sqlite3_step(st) == SQLITE_ROW) root = static_cast<uint32_t>(sqlite3_column_int64(st, 0));
     }
@@ -58,7 +60,8 @@ inline std::optional<uint32_t> RootPage(const std::string& path, const std::stri
 }
 
 // The leaf page of rowid table `table` holding `rowid` (nullopt: not found).
-inline std::optional<uint32_t> LeafPageOfRowid(const std::string& path, const std::string& table, int64_t rowid) {
+inline std::optional<uint32_t> LeafPageOfRowid(const std::string& path, const std::string& table,
+                                               int64_t rowid) {
   using namespace sqlite_damage_detail;
   auto root = RootPage(path, table);
   if (!root) return std::nullopt;
@@ -119,17 +122,20 @@ inline bool DamagePage(const std::string& path, uint32_t page) {
 // file alone holds the current pages. No other process may have the file open.
 inline bool FoldWal(const std::string& path) {
   sqlite3* db = nullptr;
-  bool ok = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK &&
-            sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr) == SQLITE_OK;
+  bool ok =
+      sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK &&
+      sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr) == SQLITE_OK;
   sqlite3_close(db);
   return ok;
 }
 
 // Damages the page of `table` that holds `rowid`; returns its number (nullopt: not found, or
 // a -wal file is there, whose frames may hold a newer copy of the page).
-inline std::optional<uint32_t> DamageRowPage(const std::string& path, const std::string& table, int64_t rowid) {
+inline std::optional<uint32_t> DamageRowPage(const std::string& path, const std::string& table,
+                                             int64_t rowid) {
   std::error_code ec;
-  if (std::filesystem::exists(path + "-wal", ec) && std::filesystem::file_size(path + "-wal", ec) > 0)
+  if (std::filesystem::exists(path + "-wal", ec) &&
+      std::filesystem::file_size(path + "-wal", ec) > 0)
     return std::nullopt;
   auto page = LeafPageOfRowid(path, table, rowid);
   if (!page || !DamagePage(path, *page)) return std::nullopt;

@@ -38,8 +38,9 @@ class FaultyTransport final : public sync::Transport {
   FaultyTransport(sync::Transport& hq, uint64_t seed, int fault_percent)
       : hq_(hq), rng_(seed), fault_percent_(fault_percent) {}
 
-  Result<sync::Exchange> Send(std::string_view method, std::string_view target, std::string_view content_type,
-                              std::string_view body, int timeout_ms) override {
+  Result<sync::Exchange> Send(std::string_view method, std::string_view target,
+                              std::string_view content_type, std::string_view body,
+                              int timeout_ms) override {
     largest_body_ = std::max(largest_body_, body.size());
     int roll = static_cast<int>(rng_() % 100);
     if (roll < fault_percent_ / 3) {
@@ -104,9 +105,9 @@ class SyncRunTest : public ::testing::Test {
     ASSERT_TRUE(v.ok());
     verifier_ = std::move(*v);
     tz_ = *TimeZone::Load("Asia/Shanghai");
-    service_ = std::make_unique<checkout::CheckoutService>(checkout::ServiceOptions{kTerminal, "S001"}, clock_,
-                                                           *verifier_, trusted_, tz_,
-                                                           std::make_shared<rules::Rules>(rules::Rules::Defaults()));
+    service_ = std::make_unique<checkout::CheckoutService>(
+        checkout::ServiceOptions{kTerminal, "S001"}, clock_, *verifier_, trusted_, tz_,
+        std::make_shared<rules::Rules>(rules::Rules::Defaults()));
     OpenTerminal();
   }
   void TearDown() override {
@@ -132,8 +133,8 @@ class SyncRunTest : public ::testing::Test {
     }
     ASSERT_TRUE((*l)->Commit().ok());
     writer_ = std::make_unique<checkout::LedgerWriter>(std::move(*l));
-    local_ = std::make_unique<SyncLocal>(SyncLocalOptions{Db(), kTerminal, "S001", "test"}, *writer_, *service_,
-                                         clock_, tz_);
+    local_ = std::make_unique<SyncLocal>(SyncLocalOptions{Db(), kTerminal, "S001", "test"},
+                                         *writer_, *service_, clock_, tz_);
   }
   void CloseTerminal() {
     local_.reset();
@@ -148,7 +149,10 @@ class SyncRunTest : public ::testing::Test {
     std::promise<Result<checkout::CommitOutcome>> p;
     json lines = json::array();
     for (int i = 0; i < lines_in_basket; ++i)
-      lines.push_back({{"sku", "SKU-" + std::to_string(i)}, {"qty", 1}, {"unit_price_cents", cents}, {"category", "grocery"}});
+      lines.push_back({{"sku", "SKU-" + std::to_string(i)},
+                       {"qty", 1},
+                       {"unit_price_cents", cents},
+                       {"category", "grocery"}});
     json body{{"checkout_id", checkout_id}, {"member_code", kWechatId}, {"lines", lines}};
     writer_->Post([&](ledger::Ledger& w) { p.set_value(service_->Commit(w, body)); });
     auto r = p.get_future().get();
@@ -327,7 +331,8 @@ TEST_F(SyncRunTest, ADifferingBalanceIsReplacedByHqsWithACorrection) {
     auto recent = l.RecentEntries(member_id_, 1).value();
     EXPECT_EQ(recent[0].kind, "correction");
     EXPECT_EQ(recent[0].points, 0);
-    EXPECT_EQ(json::parse(recent[0].detail), json({{"terminal_balance", 600}, {"hq_balance", 100}}));
+    EXPECT_EQ(json::parse(recent[0].detail),
+              json({{"terminal_balance", 600}, {"hq_balance", 100}}));
     return 0;
   });
   // The correction itself (0 points) reaches HQ at the next run: earn + correction.
@@ -411,10 +416,13 @@ TEST_F(SyncRunTest, AReadThatFailsWhileApplyingChangesFailsTheRunAndAppliesNothi
   Commit("c1", 10000);
   ASSERT_EQ(Run().result, "ok");
   // An adjustment at HQ: the changes feed carries the member's new snapshot.
-  auto adj = hq_->Admin("POST", "/v1/members/" + member_ + "/adjustments",
-                        json{{"adjustment_id", "adj-1"}, {"points", 500}, {"reason", "wechat shop"}});
+  auto adj =
+      hq_->Admin("POST", "/v1/members/" + member_ + "/adjustments",
+                 json{{"adjustment_id", "adj-1"}, {"points", 500}, {"reason", "wechat shop"}});
   ASSERT_EQ(adj.status, 201) << adj.raw;
-  auto cursor = [&] { return Read([](ledger::Ledger& l) { return l.GetMeta(ledger::kSyncCursorKey).value(); }); };
+  auto cursor = [&] {
+    return Read([](ledger::Ledger& l) { return l.GetMeta(ledger::kSyncCursorKey).value(); });
+  };
   auto before = cursor();
   // The terminal's read of the member's lots (HQ's own lots query selects member_id too).
   RunWithFailingRead("SELECT lot_id, points, remaining");

@@ -20,12 +20,15 @@ bool ClientId(const JsonReader& in, std::string_view key, std::string* out) {
 
 // DumpCanonical prints dump()'s bytes without building them through nlohmann's serializer,
 // so hashes stored by earlier versions still match.
-std::string CanonicalHash(const nlohmann::json& body) { return DigestHex(Sha256(DumpCanonical(body))); }
+std::string CanonicalHash(const nlohmann::json& body) {
+  return DigestHex(Sha256(DumpCanonical(body)));
+}
 
 bool IsValidClientId(std::string_view id) {
   if (id.empty() || id.size() > 64) return false;
   for (char c : id)
-    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+          c == '-'))
       return false;
   return true;
 }
@@ -46,7 +49,8 @@ Result<CheckoutRequest> ParseCheckoutRequest(const nlohmann::json& b, bool is_co
     l.Str("sku", &line.sku);
     l.Int("qty", &line.qty, 1, 10000);
     l.Int("unit_price_cents", &line.unit_price_cents, 0, 100000000);
-    if (const JsonReader category = l.Field("category"); !category.absent()) category.Str(&line.category);
+    if (const JsonReader category = l.Field("category"); !category.absent())
+      category.Str(&line.category);
     r.lines.push_back(std::move(line));
   });
   if (!in.ok()) return in.status();
@@ -63,8 +67,9 @@ Result<CheckoutRequest> ParseCheckoutRequest(const nlohmann::json& b, bool is_co
   }
 
   if (is_commit) {
-    if (in.OptStr("tender", &r.tender, 0, 16) && r.tender && *r.tender != "cash" && *r.tender != "card" &&
-        *r.tender != "wechat" && *r.tender != "alipay" && *r.tender != "other")
+    if (in.OptStr("tender", &r.tender, 0, 16) && r.tender && *r.tender != "cash" &&
+        *r.tender != "card" && *r.tender != "wechat" && *r.tender != "alipay" &&
+        *r.tender != "other")
       in.Fail("tender", "must be one of cash, card, wechat, alipay, other");
     in.OptStr("rules_version", &r.rules_version, 0, 128);
   }
@@ -77,12 +82,14 @@ Result<RefundRequest> ParseRefundRequest(const nlohmann::json& b) {
   JsonReader in(b, ErrorCode::kBadRequest);
   ClientId(in, "refund_id", &r.refund_id);
   ClientId(in, "checkout_id", &r.checkout_id);
-  if (const JsonReader reason = in.Field("reason"); !reason.absent()) reason.OneOf(&r.reason, {"return", "void"});
+  if (const JsonReader reason = in.Field("reason"); !reason.absent())
+    reason.OneOf(&r.reason, {"return", "void"});
   // A void may omit lines: it then refunds every unit not refunded yet.
   if (in.ok() && r.reason == "void" && !in.Has("lines")) return r;
   in.Objects("lines", 1, 500, [&r](const JsonReader& l) {
     int64_t line = 0, qty = 0;
-    if (l.Int("line", &line, 0, 499) && l.Int("qty", &qty, 1, 10000)) r.lines.emplace_back(line, qty);
+    if (l.Int("line", &line, 0, 499) && l.Int("qty", &qty, 1, 10000))
+      r.lines.emplace_back(line, qty);
   });
   if (!in.ok()) return in.status();
   return r;

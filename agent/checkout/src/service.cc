@@ -38,8 +38,9 @@ Status ReadError(const Status& s) {
 // A ledger latched as damaged answers nothing: a row it does not find may be a row on a
 // damaged page (operations.md).
 Status DamagedError(const ledger::Ledger& l) {
-  return Status::Error(ErrorCode::kLedgerDamaged, "the ledger file is damaged (" + l.damage_reason() +
-                                             "); see docs/operations.md, \"A damaged ledger\"");
+  return Status::Error(ErrorCode::kLedgerDamaged,
+                       "the ledger file is damaged (" + l.damage_reason() +
+                           "); see docs/operations.md, \"A damaged ledger\"");
 }
 
 // The revocation check the code verifier calls: a failed read counts as revoked (the code
@@ -69,7 +70,8 @@ struct CheckoutService::Resolved {
   codes::Identified id;
 };
 
-CheckoutService::CheckoutService(ServiceOptions opts, const Clock& clock, const codes::CodeVerifier& verifier,
+CheckoutService::CheckoutService(ServiceOptions opts, const Clock& clock,
+                                 const codes::CodeVerifier& verifier,
                                  codes::TrustedTime& trusted_time, TimeZone tz,
                                  std::shared_ptr<const rules::Rules> rules, ServiceEvents events)
     : opts_(std::move(opts)),
@@ -109,9 +111,9 @@ std::string CheckoutService::RememberIdentification(const codes::Identified& id,
       it = it->second.expires_at_s < now_s ? identifications_.erase(it) : std::next(it);
     if (identifications_.size() >= opts_.max_identifications) {
       // Drop the one closest to expiry: bounded memory, whatever the POS does.
-      auto oldest = std::min_element(identifications_.begin(), identifications_.end(), [](auto& a, auto& b) {
-        return a.second.expires_at_s < b.second.expires_at_s;
-      });
+      auto oldest = std::min_element(
+          identifications_.begin(), identifications_.end(),
+          [](auto& a, auto& b) { return a.second.expires_at_s < b.second.expires_at_s; });
       identifications_.erase(oldest);
     }
   }
@@ -119,15 +121,16 @@ std::string CheckoutService::RememberIdentification(const codes::Identified& id,
   return key;
 }
 
-std::optional<CheckoutService::Identification> CheckoutService::FindIdentification(const std::string& id,
-                                                                                    int64_t now_s) {
+std::optional<CheckoutService::Identification> CheckoutService::FindIdentification(
+    const std::string& id, int64_t now_s) {
   std::lock_guard<std::mutex> g(mu_);
   auto it = identifications_.find(id);
   if (it == identifications_.end() || it->second.expires_at_s < now_s) return std::nullopt;
   return it->second;
 }
 
-int64_t CheckoutService::AvailableBalance(const std::vector<model::Lot>& lots, int64_t now_s) const {
+int64_t CheckoutService::AvailableBalance(const std::vector<model::Lot>& lots,
+                                          int64_t now_s) const {
   int64_t sum = 0;
   for (const auto& l : lots)
     if (!LotExpired(l, now_s)) sum += l.remaining;
@@ -135,11 +138,13 @@ int64_t CheckoutService::AvailableBalance(const std::vector<model::Lot>& lots, i
 }
 
 bool CheckoutService::IsBirthdayMonth(const ledger::MemberRow& m, int64_t now_s) const {
-  return rules::IsBirthdayMonth(m.birthday_month, now_s, [this](int64_t t) { return tz_.UtcOffsetAt(t); });
+  return rules::IsBirthdayMonth(m.birthday_month, now_s,
+                                [this](int64_t t) { return tz_.UtcOffsetAt(t); });
 }
 
-Result<MemberView> CheckoutService::ViewMember(ledger::Ledger& l, const ledger::MemberRow& m, bool provisional,
-                                               int64_t now_s, const rules::Rules& r,
+Result<MemberView> CheckoutService::ViewMember(ledger::Ledger& l, const ledger::MemberRow& m,
+                                               bool provisional, int64_t now_s,
+                                               const rules::Rules& r,
                                                const std::vector<model::Lot>* known_lots) {
   MemberView v;
   v.member = m;
@@ -160,9 +165,12 @@ Result<MemberView> CheckoutService::ViewMember(ledger::Ledger& l, const ledger::
   auto& by_expiry = v.lots;
   by_expiry.reserve(rows.size());
   for (const auto& lot : rows)
-    if (lot.remaining > 0 && !LotExpired(lot, now_s)) by_expiry.push_back({lot.expires_at_s, lot.remaining});
+    if (lot.remaining > 0 && !LotExpired(lot, now_s))
+      by_expiry.push_back({lot.expires_at_s, lot.remaining});
   // Ledger::Lots returns them by expiry already; a caller's list is not trusted to.
-  auto earlier = [](const ExpiringPoints& a, const ExpiringPoints& b) { return a.expires_at_s < b.expires_at_s; };
+  auto earlier = [](const ExpiringPoints& a, const ExpiringPoints& b) {
+    return a.expires_at_s < b.expires_at_s;
+  };
   if (!std::is_sorted(by_expiry.begin(), by_expiry.end(), earlier))
     std::stable_sort(by_expiry.begin(), by_expiry.end(), earlier);
   size_t n = 0;
@@ -176,8 +184,10 @@ Result<MemberView> CheckoutService::ViewMember(ledger::Ledger& l, const ledger::
   return v;
 }
 
-Result<CheckoutService::Resolved> CheckoutService::ResolveIdentified(ledger::Ledger& l, const codes::Identified& id,
-                                                                     const std::string& checkout_id, int64_t now_s) {
+Result<CheckoutService::Resolved> CheckoutService::ResolveIdentified(ledger::Ledger& l,
+                                                                     const codes::Identified& id,
+                                                                     const std::string& checkout_id,
+                                                                     int64_t now_s) {
   Resolved r;
   r.id = id;
   uint64_t member_id = 0;
@@ -186,7 +196,8 @@ Result<CheckoutService::Resolved> CheckoutService::ResolveIdentified(ledger::Led
       auto bound = l.CodeBoundTo(id.code_hash);
       if (!bound.ok()) return ReadError(bound.status());
       if (*bound && **bound != checkout_id)
-        return Err(ErrorCode::kCodeReplayed, "this member code was already used for another checkout");
+        return Err(ErrorCode::kCodeReplayed,
+                   "this member code was already used for another checkout");
       member_id = id.member_id;
       break;
     }
@@ -200,7 +211,9 @@ Result<CheckoutService::Resolved> CheckoutService::ResolveIdentified(ledger::Led
     case codes::CodeKind::kChannel: {
       auto m = l.LookupIdentity(id.channel, id.external_id);
       if (!m.ok()) return ReadError(m.status());
-      if (!*m) return Err(ErrorCode::kMemberUnknown, "no member is known for this " + id.channel + " card");
+      if (!*m)
+        return Err(ErrorCode::kMemberUnknown,
+                   "no member is known for this " + id.channel + " card");
       member_id = **m;
       break;
     }
@@ -215,13 +228,16 @@ Result<CheckoutService::Resolved> CheckoutService::ResolveIdentified(ledger::Led
     r.provisional = true;
     r.member.member_id = member_id;
   } else {
-    return Err(ErrorCode::kMemberUnknown, "member " + std::to_string(member_id) + " is not in this terminal's ledger");
+    return Err(ErrorCode::kMemberUnknown,
+               "member " + std::to_string(member_id) + " is not in this terminal's ledger");
   }
   return r;
 }
 
-Result<CheckoutService::Resolved> CheckoutService::ResolveMember(ledger::Ledger& l, const json& body,
-                                                                 const std::string& checkout_id, int64_t now_s) {
+Result<CheckoutService::Resolved> CheckoutService::ResolveMember(ledger::Ledger& l,
+                                                                 const json& body,
+                                                                 const std::string& checkout_id,
+                                                                 int64_t now_s) {
   auto ident = body.find("identification_id");
   if (ident != body.end() && ident->is_string()) {
     auto found = FindIdentification(ident->get<std::string>(), now_s);
@@ -249,7 +265,8 @@ Result<IdentifyOutcome> CheckoutService::Identify(ledger::Ledger& reader, std::s
   if (id->kind == codes::CodeKind::kDynamic) {
     auto bound = reader.CodeBoundTo(id->code_hash);
     if (!bound.ok()) return ReadError(bound.status());
-    if (*bound) return Err(ErrorCode::kCodeReplayed, "this member code was already used for a checkout");
+    if (*bound)
+      return Err(ErrorCode::kCodeReplayed, "this member code was already used for a checkout");
   }
   auto resolved = ResolveIdentified(reader, *id, /*checkout_id=*/"", now_s);
   if (!resolved.ok()) return resolved.status();
@@ -272,18 +289,22 @@ struct Priced {
   std::optional<ledger::CouponRow> coupon;
 };
 
-Result<std::optional<ledger::CouponRow>> LoadCoupon(ledger::Ledger& l, const CheckoutRequest& req, bool has_member,
-                                                    uint64_t member_id, int64_t now_s) {
+Result<std::optional<ledger::CouponRow>> LoadCoupon(ledger::Ledger& l, const CheckoutRequest& req,
+                                                    bool has_member, uint64_t member_id,
+                                                    int64_t now_s) {
   if (!req.coupon_id) return std::optional<ledger::CouponRow>();
-  if (!has_member) return Status::Error(ErrorCode::kCouponInvalid, "a coupon needs an identified member");
+  if (!has_member)
+    return Status::Error(ErrorCode::kCouponInvalid, "a coupon needs an identified member");
   auto read = l.GetCoupon(*req.coupon_id);
   if (!read.ok()) return ReadError(read.status());
   const auto& c = *read;
   if (!c) return Status::Error(ErrorCode::kCouponInvalid, "unknown coupon " + *req.coupon_id);
   if (!c->ForMember(member_id))
-    return Status::Error(ErrorCode::kCouponInvalid, "coupon " + *req.coupon_id + " belongs to another member");
+    return Status::Error(ErrorCode::kCouponInvalid,
+                         "coupon " + *req.coupon_id + " belongs to another member");
   if (!c->ValidAt(now_s))
-    return Status::Error(ErrorCode::kCouponInvalid, "coupon " + *req.coupon_id + " is outside its validity period");
+    return Status::Error(ErrorCode::kCouponInvalid,
+                         "coupon " + *req.coupon_id + " is outside its validity period");
   if (!c->used_by_checkout.empty() && c->used_by_checkout != req.checkout_id)
     return Status::Error(ErrorCode::kCouponUsed, "coupon " + *req.coupon_id + " was already used");
   return std::optional<ledger::CouponRow>(*c);
@@ -341,12 +362,14 @@ Result<QuoteOutcome> CheckoutService::Quote(ledger::Ledger& reader, const json& 
   return o;
 }
 
-Status CheckoutService::ApplyPoints(ledger::Ledger& w, ledger::MemberRow& m, int64_t delta, int64_t now_s,
-                                    const std::string& entry_id, const rules::Rules& r,
-                                    std::vector<model::Lot>* lots) {
+Status CheckoutService::ApplyPoints(ledger::Ledger& w, ledger::MemberRow& m, int64_t delta,
+                                    int64_t now_s, const std::string& entry_id,
+                                    const rules::Rules& r, std::vector<model::Lot>* lots) {
   if (delta == 0) return Status::Ok();
-  int64_t expires_at_s =
-      delta > 0 ? rules::LotExpiry(now_s, r.points_validity_months, [this](int64_t t) { return tz_.UtcOffsetAt(t); }) : 0;
+  int64_t expires_at_s = delta > 0
+                             ? rules::LotExpiry(now_s, r.points_validity_months,
+                                                [this](int64_t t) { return tz_.UtcOffsetAt(t); })
+                             : 0;
   Status s = lots ? ApplyLotDelta(w, *lots, m.member_id, delta, now_s, expires_at_s, entry_id)
                   : ApplyLotDelta(w, m.member_id, delta, now_s, expires_at_s, entry_id);
   if (!s.ok()) return s;
@@ -365,14 +388,16 @@ std::vector<std::string> ReceiptLines(int64_t earned, int64_t redeemed, int64_t 
   // Points expiring within 30 days, soonest first.
   int64_t soon = 0, first = 0;
   for (const auto& l : lots) {
-    if (l.remaining <= 0 || l.expires_at_s == model::kNeverExpires || l.expires_at_s < now_s) continue;
+    if (l.remaining <= 0 || l.expires_at_s == model::kNeverExpires || l.expires_at_s < now_s)
+      continue;
     if (l.expires_at_s - now_s <= 30 * 86400) {
       soon += l.remaining;
       if (!first) first = l.expires_at_s;
     }
   }
   if (soon > 0)
-    out.push_back("即将过期 Expiring by " + FormatRfc3339(first).substr(0, 10) + ": " + std::to_string(soon));
+    out.push_back("即将过期 Expiring by " + FormatRfc3339(first).substr(0, 10) + ": " +
+                  std::to_string(soon));
   return out;
 }
 
@@ -392,14 +417,16 @@ Result<CommitOutcome> CheckoutService::Commit(ledger::Ledger& w, const json& bod
   auto result = CommitNew(w, body, request_hash);
   if (result.ok()) return result;
   auto cid = body.find("checkout_id");
-  if (cid != body.end() && cid->is_string() && IsValidClientId(cid->get_ref<const std::string&>())) {
+  if (cid != body.end() && cid->is_string() &&
+      IsValidClientId(cid->get_ref<const std::string&>())) {
     auto existing = w.GetCheckout(cid->get<std::string>(), /*with_lines=*/false);
     if (!existing.ok()) return ReadError(existing.status());
     if (*existing) {
       if ((*existing)->request_hash != request_hash)
-        return Err(ErrorCode::kIdempotencyConflict, "checkout " + (*existing)->checkout_id +
-                                                           " was committed with a different body");
-      return CommitOutcome{(*existing)->checkout_id, /*replayed=*/true, std::move((*existing)->response_json)};
+        return Err(ErrorCode::kIdempotencyConflict,
+                   "checkout " + (*existing)->checkout_id + " was committed with a different body");
+      return CommitOutcome{(*existing)->checkout_id, /*replayed=*/true,
+                           std::move((*existing)->response_json)};
     }
   }
   // A corruption met during the commit latched the ledger: say so rather than what the
@@ -408,13 +435,15 @@ Result<CommitOutcome> CheckoutService::Commit(ledger::Ledger& w, const json& bod
   return result;
 }
 
-Result<CommitOutcome> CheckoutService::CommitNew(ledger::Ledger& w, const json& body, const std::string& request_hash) {
+Result<CommitOutcome> CheckoutService::CommitNew(ledger::Ledger& w, const json& body,
+                                                 const std::string& request_hash) {
   auto req = ParseCheckoutRequest(body, /*is_commit=*/true);
   if (!req.ok()) return req.status();
   auto r = rules();
   if (req->rules_version && *req->rules_version != r->version)
-    return Err(ErrorCode::kRulesChanged, "rules version " + *req->rules_version + " is no longer current (now " +
-                                                r->version + "); quote again");
+    return Err(ErrorCode::kRulesChanged, "rules version " + *req->rules_version +
+                                             " is no longer current (now " + r->version +
+                                             "); quote again");
   int64_t now_ms = NowMs();
   int64_t now_s = now_ms >= 0 ? now_ms / 1000 : 0;
 
@@ -475,8 +504,10 @@ Result<CommitOutcome> CheckoutService::CommitNew(ledger::Ledger& w, const json& 
     int64_t earned_before = *earned;
     bool was_frozen = m.status == "frozen";
 
-    auto append = [&](const std::string& kind, int64_t points, const std::string& detail) -> Result<ledger::EntryRow> {
-      ledger::EntryDraft d{NewEntryId(now_ms), kind, m.member_id, points, now_ms, req->checkout_id, "", detail};
+    auto append = [&](const std::string& kind, int64_t points,
+                      const std::string& detail) -> Result<ledger::EntryRow> {
+      ledger::EntryDraft d{NewEntryId(now_ms), kind, m.member_id, points, now_ms,
+                           req->checkout_id,   "",   detail};
       auto e = w.AppendEntry(d);
       if (e.ok()) entries.push_back(e->entry_id);
       return e;
@@ -492,7 +523,8 @@ Result<CommitOutcome> CheckoutService::CommitNew(ledger::Ledger& w, const json& 
         return fail(WriteError(s));
     }
     if (!was_frozen && rules::CrossesVelocity(*r, earned_before, q->points_to_earn)) {
-      json detail{{"reason", "velocity"}, {"earned_in_window", earned_before + q->points_to_earn},
+      json detail{{"reason", "velocity"},
+                  {"earned_in_window", earned_before + q->points_to_earn},
                   {"limit", r->max_points_per_hour}};
       auto fr = append("freeze", 0, detail.dump());
       if (!fr.ok()) return fail(WriteError(fr.status()));
@@ -514,7 +546,8 @@ Result<CommitOutcome> CheckoutService::CommitNew(ledger::Ledger& w, const json& 
     }
     // The balance index holds the balance less this terminal's unacknowledged points: every
     // point this commit moved is in an unacknowledged entry of the member, so it stays.
-    if (Status s = w.UpsertMember(m, /*refresh_balance_index=*/false); !s.ok()) return fail(WriteError(s));
+    if (Status s = w.UpsertMember(m, /*refresh_balance_index=*/false); !s.ok())
+      return fail(WriteError(s));
     balance_after = m.balance;
     if (who->id.kind == codes::CodeKind::kDynamic) {
       if (Status s = w.BindCode(who->id.code_hash, req->checkout_id, m.member_id, now_ms); !s.ok())
@@ -522,7 +555,8 @@ Result<CommitOutcome> CheckoutService::CommitNew(ledger::Ledger& w, const json& 
     }
   }
   if (*coupon && q->coupon_applied) {
-    if (Status s = w.MarkCouponUsed((*coupon)->coupon_id, req->checkout_id); !s.ok()) return fail(WriteError(s));
+    if (Status s = w.MarkCouponUsed((*coupon)->coupon_id, req->checkout_id); !s.ok())
+      return fail(WriteError(s));
   }
 
   QuoteOutcome priced;
@@ -536,7 +570,8 @@ Result<CommitOutcome> CheckoutService::CommitNew(ledger::Ledger& w, const json& 
     auto view = ViewMember(w, m, false, now_s, *r, &lots);
     if (!view.ok()) return fail(view.status());
     priced.member = std::move(*view);
-    details.receipt_lines = ReceiptLines(q->points_to_earn, q->redeem_points, *balance_after, lots, now_s);
+    details.receipt_lines =
+        ReceiptLines(q->points_to_earn, q->redeem_points, *balance_after, lots, now_s);
   }
   details.entries = std::move(entries);
   // The quote and the entries move into the view's inputs; read from there on.
@@ -556,7 +591,8 @@ Result<CommitOutcome> CheckoutService::CommitNew(ledger::Ledger& w, const json& 
   row.redeemed_points = quote.redeem_points;
   row.eligible_cents = quote.eligible_cents;
   row.redeemable_cents = quote.redeemable_cents;
-  if (who->id.kind == codes::CodeKind::kDynamic && who->has_member) row.code_hash = who->id.code_hash;
+  if (who->id.kind == codes::CodeKind::kDynamic && who->has_member)
+    row.code_hash = who->id.code_hash;
   row.tender = req->tender.value_or("");
   row.coupon_id = *coupon && quote.coupon_applied ? (*coupon)->coupon_id : "";
   row.response_json = resp;
@@ -581,14 +617,17 @@ Result<CommitOutcome> CheckoutService::CommitNew(ledger::Ledger& w, const json& 
   if (Status s = w.Commit(); !s.ok()) return WriteError(s);
 
   if (events_.log)
-    Log("checkout_committed", {{"checkout_id", req->checkout_id},
-                               {"member_id", who->has_member ? json(MemberIdString(m.member_id)) : json(nullptr)},
-                               {"total_due_cents", quote.total_due_cents},
-                               {"points_earned", quote.points_to_earn},
-                               {"points_redeemed", quote.redeem_points},
-                               {"entries", details.entries.size()}});
+    Log("checkout_committed",
+        {{"checkout_id", req->checkout_id},
+         {"member_id", who->has_member ? json(MemberIdString(m.member_id)) : json(nullptr)},
+         {"total_due_cents", quote.total_due_cents},
+         {"points_earned", quote.points_to_earn},
+         {"points_redeemed", quote.redeem_points},
+         {"entries", details.entries.size()}});
   if (froze)
-    Log("member_frozen", {{"member_id", MemberIdString(m.member_id)}, {"reason", "velocity"}, {"checkout_id", req->checkout_id}});
+    Log("member_frozen", {{"member_id", MemberIdString(m.member_id)},
+                          {"reason", "velocity"},
+                          {"checkout_id", req->checkout_id}});
   if (!upgraded_to.empty())
     Log("tier_upgraded", {{"member_id", MemberIdString(m.member_id)}, {"tier", upgraded_to}});
   return CommitOutcome{req->checkout_id, /*replayed=*/false, std::move(resp)};
@@ -602,16 +641,18 @@ Result<RefundOutcome> CheckoutService::Refund(ledger::Ledger& w, const json& bod
   return result;
 }
 
-Result<RefundOutcome> CheckoutService::RefundNew(ledger::Ledger& w, const json& body, const std::string& request_hash) {
+Result<RefundOutcome> CheckoutService::RefundNew(ledger::Ledger& w, const json& body,
+                                                 const std::string& request_hash) {
   auto rid = body.find("refund_id");
   if (rid != body.end() && rid->is_string() && IsValidClientId(rid->get<std::string>())) {
     auto existing = w.GetRefund(rid->get<std::string>());
     if (!existing.ok()) return ReadError(existing.status());
     if (*existing) {
       if ((*existing)->request_hash != request_hash)
-        return 
-            Err(ErrorCode::kIdempotencyConflict, "refund " + (*existing)->refund_id + " was made with a different body");
-      return RefundOutcome{(*existing)->refund_id, /*replayed=*/true, std::move((*existing)->response_json)};
+        return Err(ErrorCode::kIdempotencyConflict,
+                   "refund " + (*existing)->refund_id + " was made with a different body");
+      return RefundOutcome{(*existing)->refund_id, /*replayed=*/true,
+                           std::move((*existing)->response_json)};
     }
   }
   auto req = ParseRefundRequest(body);
@@ -626,9 +667,12 @@ Result<RefundOutcome> CheckoutService::RefundNew(ledger::Ledger& w, const json& 
   if (!co) return Err(ErrorCode::kCheckoutUnknown, "no committed checkout " + req->checkout_id);
   for (const auto& [line, qty] : req->lines)
     if (line < 0 || static_cast<size_t>(line) >= co->lines.size())
-      return Err(ErrorCode::kBadRequest, "line " + std::to_string(line) + " is not a line of checkout " + co->checkout_id);
-  if (r->refund_window_days > 0 && now_ms - co->committed_at_ms > r->refund_window_days * 86400 * 1000)
-    return Err(ErrorCode::kRefundWindowClosed, "the checkout is older than " + std::to_string(r->refund_window_days) + " days");
+      return Err(ErrorCode::kBadRequest,
+                 "line " + std::to_string(line) + " is not a line of checkout " + co->checkout_id);
+  if (r->refund_window_days > 0 &&
+      now_ms - co->committed_at_ms > r->refund_window_days * 86400 * 1000)
+    return Err(ErrorCode::kRefundWindowClosed,
+               "the checkout is older than " + std::to_string(r->refund_window_days) + " days");
 
   std::vector<int64_t> before(co->lines.size(), 0);
   auto priors = w.RefundsForCheckout(co->checkout_id);
@@ -639,7 +683,8 @@ Result<RefundOutcome> CheckoutService::RefundNew(ledger::Ledger& w, const json& 
   std::vector<model::RefundLine> refund_lines;
   if (req->lines.empty()) {  // a void without lines: every unit not refunded yet
     for (size_t i = 0; i < co->lines.size(); ++i) {
-      if (co->lines[i].qty > before[i]) refund_lines.push_back({static_cast<int64_t>(i), co->lines[i].qty - before[i]});
+      if (co->lines[i].qty > before[i])
+        refund_lines.push_back({static_cast<int64_t>(i), co->lines[i].qty - before[i]});
       after[i] = co->lines[i].qty;
     }
   } else {
@@ -652,13 +697,16 @@ Result<RefundOutcome> CheckoutService::RefundNew(ledger::Ledger& w, const json& 
   }
   for (size_t i = 0; i < after.size(); ++i)
     if (after[i] > co->lines[i].qty)
-      return Err(ErrorCode::kRefundExceedsSale, "line " + std::to_string(i) + ": " + std::to_string(after[i]) +
-                                                        " units refunded in all, " + std::to_string(co->lines[i].qty) + " sold");
-  if (refund_lines.empty()) return Err(ErrorCode::kRefundExceedsSale, "every unit of this checkout was already refunded");
+      return Err(ErrorCode::kRefundExceedsSale,
+                 "line " + std::to_string(i) + ": " + std::to_string(after[i]) +
+                     " units refunded in all, " + std::to_string(co->lines[i].qty) + " sold");
+  if (refund_lines.empty())
+    return Err(ErrorCode::kRefundExceedsSale, "every unit of this checkout was already refunded");
 
   rules::RefundBasis basis;
   for (const auto& l : co->lines)
-    basis.lines.push_back({l.qty, l.net_cents, l.net_before_redeem_cents, l.points_eligible, l.redeemable});
+    basis.lines.push_back(
+        {l.qty, l.net_cents, l.net_before_redeem_cents, l.points_eligible, l.redeemable});
   basis.points_earned = co->points_earned;
   basis.redeemed_points = co->redeemed_points;
   basis.eligible_cents = co->eligible_cents;
@@ -677,9 +725,12 @@ Result<RefundOutcome> CheckoutService::RefundNew(ledger::Ledger& w, const json& 
     auto m_read = w.GetMember(*co->member_id);
     if (!m_read.ok()) return fail(ReadError(m_read.status()));
     auto& m = *m_read;
-    if (!m) return fail(Status::Error(ErrorCode::kInternal, "member of checkout " + co->checkout_id + " is missing"));
+    if (!m)
+      return fail(Status::Error(ErrorCode::kInternal,
+                                "member of checkout " + co->checkout_id + " is missing"));
     auto append = [&](const std::string& kind, int64_t points) -> Result<ledger::EntryRow> {
-      ledger::EntryDraft d{NewEntryId(now_ms), kind, m->member_id, points, now_ms, co->checkout_id, req->refund_id, ""};
+      ledger::EntryDraft d{NewEntryId(now_ms), kind, m->member_id, points, now_ms, co->checkout_id,
+                           req->refund_id,     ""};
       auto e = w.AppendEntry(d);
       if (e.ok()) entries.push_back(e->entry_id);
       return e;
@@ -687,12 +738,15 @@ Result<RefundOutcome> CheckoutService::RefundNew(ledger::Ledger& w, const json& 
     if (amounts->points_clawed_back > 0) {
       auto e = append("clawback", -amounts->points_clawed_back);
       if (!e.ok()) return fail(WriteError(e.status()));
-      if (Status s = ApplyPoints(w, *m, -amounts->points_clawed_back, now_s, e->entry_id, *r); !s.ok()) return fail(WriteError(s));
+      if (Status s = ApplyPoints(w, *m, -amounts->points_clawed_back, now_s, e->entry_id, *r);
+          !s.ok())
+        return fail(WriteError(s));
     }
     if (amounts->points_restored > 0) {
       auto e = append("restore", amounts->points_restored);
       if (!e.ok()) return fail(WriteError(e.status()));
-      if (Status s = ApplyPoints(w, *m, amounts->points_restored, now_s, e->entry_id, *r); !s.ok()) return fail(WriteError(s));
+      if (Status s = ApplyPoints(w, *m, amounts->points_restored, now_s, e->entry_id, *r); !s.ok())
+        return fail(WriteError(s));
     }
     if (Status s = w.UpsertMember(*m); !s.ok()) return fail(WriteError(s));
     balance_after = m->balance;
@@ -728,18 +782,24 @@ Result<RefundOutcome> CheckoutService::RefundNew(ledger::Ledger& w, const json& 
   return RefundOutcome{req->refund_id, /*replayed=*/false, std::move(resp)};
 }
 
-Result<MemberDetail> CheckoutService::GetMember(ledger::Ledger& reader, const std::string& member_id) {
+Result<MemberDetail> CheckoutService::GetMember(ledger::Ledger& reader,
+                                                const std::string& member_id) {
   uint64_t id = 0;
-  if (member_id.empty() || member_id.size() > 20) return Err(ErrorCode::kBadRequest, "member_id must be a decimal number");
+  if (member_id.empty() || member_id.size() > 20)
+    return Err(ErrorCode::kBadRequest, "member_id must be a decimal number");
   for (char c : member_id) {
-    if (c < '0' || c > '9') return Err(ErrorCode::kBadRequest, "member_id must be a decimal number");
-    if (id > (UINT64_MAX - static_cast<uint64_t>(c - '0')) / 10) return Err(ErrorCode::kBadRequest, "member_id is out of range");
+    if (c < '0' || c > '9')
+      return Err(ErrorCode::kBadRequest, "member_id must be a decimal number");
+    if (id > (UINT64_MAX - static_cast<uint64_t>(c - '0')) / 10)
+      return Err(ErrorCode::kBadRequest, "member_id is out of range");
     id = id * 10 + static_cast<uint64_t>(c - '0');
   }
   if (reader.damaged()) return DamagedError(reader);
   auto m = reader.GetMember(id);
   if (!m.ok()) return ReadError(m.status());
-  if (!*m) return Err(ErrorCode::kMemberUnknown, "member " + member_id + " is not in this terminal's ledger");
+  if (!*m)
+    return Err(ErrorCode::kMemberUnknown,
+               "member " + member_id + " is not in this terminal's ledger");
   int64_t now_s = NowS();
   auto r = rules();
   auto member = ViewMember(reader, **m, false, now_s, *r);
@@ -749,8 +809,10 @@ Result<MemberDetail> CheckoutService::GetMember(ledger::Ledger& reader, const st
   return MemberDetail{std::move(*member), std::move(*entries)};
 }
 
-Result<CheckoutRecord> CheckoutService::GetCheckout(ledger::Ledger& reader, const std::string& checkout_id) {
-  if (!IsValidClientId(checkout_id)) return Err(ErrorCode::kBadRequest, "checkout_id must be 1-64 characters of [A-Za-z0-9_-]");
+Result<CheckoutRecord> CheckoutService::GetCheckout(ledger::Ledger& reader,
+                                                    const std::string& checkout_id) {
+  if (!IsValidClientId(checkout_id))
+    return Err(ErrorCode::kBadRequest, "checkout_id must be 1-64 characters of [A-Za-z0-9_-]");
   if (reader.damaged()) return DamagedError(reader);
   auto co = reader.GetCheckout(checkout_id, /*with_lines=*/false);
   if (!co.ok()) return ReadError(co.status());
@@ -761,7 +823,9 @@ Result<CheckoutRecord> CheckoutService::GetCheckout(ledger::Ledger& reader, cons
   // everything else: a damaged row is an error, never an exception or a deep tree.
   auto stored = [](const std::string& text) -> Result<json> {
     auto j = ParseJsonObject(text);
-    if (!j.ok()) return Status::Error(ErrorCode::kInternal, "a stored response does not parse: " + j.status().message());
+    if (!j.ok())
+      return Status::Error(ErrorCode::kInternal,
+                           "a stored response does not parse: " + j.status().message());
     return j;
   };
   auto j = stored((*co)->response_json);

@@ -1,7 +1,6 @@
 // Checkouts and refunds.
 #include "internal.h"
 
-
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -15,11 +14,11 @@
 #include "loyalty/recon/recon.h"
 #include "loyalty/recon/sqlite_store.h"
 
-
 namespace loyalty::ledger {
 using namespace internal;
 
-Result<std::optional<model::Checkout>> Ledger::GetCheckout(const std::string& checkout_id, bool with_lines) {
+Result<std::optional<model::Checkout>> Ledger::GetCheckout(const std::string& checkout_id,
+                                                           bool with_lines) {
   LEDGER_PREPARE(st, "SELECT " LEDGER_CHECKOUT_COLS " FROM checkouts WHERE checkout_id = ?");
   st.Bind(1, checkout_id);
   if (!st.Step()) {
@@ -34,10 +33,17 @@ Result<std::optional<model::Checkout>> Ledger::GetCheckout(const std::string& ch
 }
 
 Status Ledger::InsertCheckout(const model::Checkout& c) {
-  LEDGER_PREPARE(st, "INSERT INTO checkouts (" LEDGER_CHECKOUT_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+  LEDGER_PREPARE(st, "INSERT INTO checkouts (" LEDGER_CHECKOUT_COLS
+                     ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
   st.Bind(1, c.checkout_id).Bind(2, c.request_hash).Bind(3, c.member_id).Bind(4, c.rules_version);
-  st.Bind(5, c.committed_at_ms).Bind(6, c.subtotal_cents).Bind(7, c.total_due_cents).Bind(8, c.points_earned);
-  st.Bind(9, c.redeemed_points).Bind(10, c.eligible_cents).Bind(11, c.redeemable_cents).Bind(12, c.code_hash);
+  st.Bind(5, c.committed_at_ms)
+      .Bind(6, c.subtotal_cents)
+      .Bind(7, c.total_due_cents)
+      .Bind(8, c.points_earned);
+  st.Bind(9, c.redeemed_points)
+      .Bind(10, c.eligible_cents)
+      .Bind(11, c.redeemable_cents)
+      .Bind(12, c.code_hash);
   st.Bind(13, c.tender).Bind(14, c.coupon_id).Bind(15, c.request_json).Bind(16, c.response_json);
   st.Bind(17, model::EncodeCheckoutLines(c.lines));
   return st.Run();
@@ -45,8 +51,10 @@ Status Ledger::InsertCheckout(const model::Checkout& c) {
 
 Result<std::vector<model::Checkout>> Ledger::CheckoutsSince(int64_t since_ms, int limit) {
   std::vector<model::Checkout> out;
-  LEDGER_PREPARE(st, "SELECT " LEDGER_CHECKOUT_COLS
-                     " FROM checkouts WHERE committed_at_ms >= ? ORDER BY committed_at_ms, checkout_id LIMIT ?");
+  LEDGER_PREPARE(
+      st,
+      "SELECT " LEDGER_CHECKOUT_COLS
+      " FROM checkouts WHERE committed_at_ms >= ? ORDER BY committed_at_ms, checkout_id LIMIT ?");
   st.Bind(1, since_ms).Bind(2, limit);
   while (st.Step()) out.push_back(ReadCheckout(st));
   LEDGER_CHECK_STEP(st);
@@ -55,9 +63,10 @@ Result<std::vector<model::Checkout>> Ledger::CheckoutsSince(int64_t since_ms, in
 
 Result<std::map<int64_t, int64_t>> Ledger::CheckoutsPerHour(int64_t since_ms) {
   std::map<int64_t, int64_t> out;
-  LEDGER_PREPARE(st,
-                 "SELECT committed_at_ms / 3600000, count(*) FROM checkouts WHERE committed_at_ms >= ? "
-                 "GROUP BY committed_at_ms / 3600000");
+  LEDGER_PREPARE(
+      st,
+      "SELECT committed_at_ms / 3600000, count(*) FROM checkouts WHERE committed_at_ms >= ? "
+      "GROUP BY committed_at_ms / 3600000");
   st.Bind(1, since_ms);
   while (st.Step()) out[st.Int(0)] = st.Int(1);
   LEDGER_CHECK_STEP(st);
@@ -69,7 +78,8 @@ Result<int64_t> Ledger::LocalSpendSince(uint64_t member_id, int64_t since_ms) {
   // member's earn entries since then lead to the checkouts (by primary key) and their
   // refunds, without an index of checkouts by member.
   return SelectInt(
-      "SELECT coalesce(sum(c.total_due_cents), 0) - coalesce(sum((SELECT sum(r.refund_cents) FROM refunds r "
+      "SELECT coalesce(sum(c.total_due_cents), 0) - coalesce(sum((SELECT sum(r.refund_cents) FROM "
+      "refunds r "
       "WHERE r.checkout_id = c.checkout_id)), 0) FROM entries e JOIN checkouts c ON "
       "c.checkout_id = e.checkout_id WHERE e.member_id = ?1 AND e.kind = 'earn' AND e.at_ms > ?2 "
       "AND c.member_id = ?1",
@@ -80,7 +90,8 @@ Result<std::optional<model::Refund>> Ledger::GetRefund(const std::string& refund
   std::optional<model::Refund> r;
   {
     LEDGER_PREPARE(st,
-                   "SELECT refund_id, checkout_id, request_hash, reason, at_ms, refund_cents, points_clawed_back, "
+                   "SELECT refund_id, checkout_id, request_hash, reason, at_ms, refund_cents, "
+                   "points_clawed_back, "
                    "points_restored, response_json FROM refunds WHERE refund_id = ?");
     st.Bind(1, refund_id);
     if (!st.Step()) {
@@ -105,7 +116,8 @@ Result<std::optional<model::Refund>> Ledger::GetRefund(const std::string& refund
   return r;
 }
 
-Result<std::vector<std::string>> Ledger::SelectIds(const char* sql, const std::function<void(Stmt&)>& bind) {
+Result<std::vector<std::string>> Ledger::SelectIds(const char* sql,
+                                                   const std::function<void(Stmt&)>& bind) {
   std::vector<std::string> ids;
   LEDGER_PREPARE(st, sql);
   bind(st);
@@ -114,7 +126,8 @@ Result<std::vector<std::string>> Ledger::SelectIds(const char* sql, const std::f
   return ids;
 }
 
-Result<std::vector<model::Refund>> Ledger::RefundsSelected(const char* sql, const std::function<void(Stmt&)>& bind) {
+Result<std::vector<model::Refund>> Ledger::RefundsSelected(const char* sql,
+                                                           const std::function<void(Stmt&)>& bind) {
   auto ids = SelectIds(sql, bind);
   if (!ids.ok()) return ids.status();
   std::vector<model::Refund> out;
@@ -133,17 +146,26 @@ Result<std::vector<model::Refund>> Ledger::RefundsSince(int64_t since_ms) {
 }
 
 Result<std::vector<model::Refund>> Ledger::RefundsForCheckout(const std::string& checkout_id) {
-  return RefundsSelected("SELECT refund_id FROM refunds WHERE checkout_id = ? ORDER BY at_ms, refund_id",
-                         [&checkout_id](Stmt& st) { st.Bind(1, checkout_id); });
+  return RefundsSelected(
+      "SELECT refund_id FROM refunds WHERE checkout_id = ? ORDER BY at_ms, refund_id",
+      [&checkout_id](Stmt& st) { st.Bind(1, checkout_id); });
 }
 
 Status Ledger::InsertRefund(const model::Refund& r) {
   {
-    LEDGER_PREPARE(st,
-                   "INSERT INTO refunds (refund_id, checkout_id, request_hash, reason, at_ms, refund_cents, "
-                   "points_clawed_back, points_restored, response_json) VALUES (?,?,?,?,?,?,?,?,?)");
-    st.Bind(1, r.refund_id).Bind(2, r.checkout_id).Bind(3, r.request_hash).Bind(4, r.reason).Bind(5, r.at_ms);
-    st.Bind(6, r.refund_cents).Bind(7, r.points_clawed_back).Bind(8, r.points_restored).Bind(9, r.response_json);
+    LEDGER_PREPARE(
+        st,
+        "INSERT INTO refunds (refund_id, checkout_id, request_hash, reason, at_ms, refund_cents, "
+        "points_clawed_back, points_restored, response_json) VALUES (?,?,?,?,?,?,?,?,?)");
+    st.Bind(1, r.refund_id)
+        .Bind(2, r.checkout_id)
+        .Bind(3, r.request_hash)
+        .Bind(4, r.reason)
+        .Bind(5, r.at_ms);
+    st.Bind(6, r.refund_cents)
+        .Bind(7, r.points_clawed_back)
+        .Bind(8, r.points_restored)
+        .Bind(9, r.response_json);
     if (Status s = st.Run(); !s.ok()) return s;
   }
   LEDGER_PREPARE(ls, "INSERT INTO refund_lines (refund_id, line, qty) VALUES (?,?,?)");

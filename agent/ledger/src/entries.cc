@@ -1,6 +1,6 @@
-// The hash chain: appending entries, reading them back, and the reconciliation index kept with them.
+// The hash chain: appending entries, reading them back, and the reconciliation index kept with
+// them.
 #include "internal.h"
-
 
 #include <nlohmann/json.hpp>
 
@@ -14,7 +14,6 @@
 #include "loyalty/base/json_writer.h"
 #include "loyalty/recon/recon.h"
 #include "loyalty/recon/sqlite_store.h"
-
 
 namespace loyalty::ledger {
 using namespace internal;
@@ -56,7 +55,8 @@ Status Ledger::IndexEntry(const EntryRow& e, bool fresh) {
   if (!entries_index_) return Status::Ok();
   auto id = HexDecode(e.entry_id);
   if (!id || id->size() != recon::kIdSize || e.hash.size() != 32)
-    return Status::Error(ErrorCode::kBadRequest, "entry " + e.entry_id + " has no 16-byte id or 32-byte hash");
+    return Status::Error(ErrorCode::kBadRequest,
+                         "entry " + e.entry_id + " has no 16-byte id or 32-byte hash");
   recon::Item item;
   item.id = *id;
   std::copy(e.hash.begin(), e.hash.end(), item.hash.begin());
@@ -70,7 +70,8 @@ Status Ledger::RefreshBalanceItem(uint64_t member_id, int64_t balance) {
   if (!balances_index_) return Status::Ok();
   auto unacked = UnackedPoints(member_id);
   if (!unacked.ok()) return unacked.status();
-  return balances_index_->Upsert(recon::MemberBalanceItem(std::to_string(member_id), balance - *unacked, 0));
+  return balances_index_->Upsert(
+      recon::MemberBalanceItem(std::to_string(member_id), balance - *unacked, 0));
 }
 
 Result<std::optional<ChainHead>> Ledger::CommittedHead() {
@@ -105,9 +106,14 @@ Result<EntryRow> Ledger::AppendEntry(const EntryDraft& d) {
   e.detail = d.detail;
   e.prev_hash = head_hash_;
   e.hash = model::ChainHash(e.prev_hash, model::CanonicalEntryBytes(e));
-  LEDGER_PREPARE(st, "INSERT INTO entries (" LOYALTY_ENTRY_COLUMNS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?)");
+  LEDGER_PREPARE(
+      st, "INSERT INTO entries (" LOYALTY_ENTRY_COLUMNS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?)");
   st.Bind(1, e.seq).Bind(2, e.entry_id).Bind(3, e.terminal_id).Bind(4, e.kind).Bind(5, e.member_id);
-  st.Bind(6, e.points).Bind(7, e.at_ms).Bind(8, e.checkout_id).Bind(9, e.refund_id).Bind(10, e.detail);
+  st.Bind(6, e.points)
+      .Bind(7, e.at_ms)
+      .Bind(8, e.checkout_id)
+      .Bind(9, e.refund_id)
+      .Bind(10, e.detail);
   st.BindBlob(11, e.prev_hash).BindBlob(12, e.hash);
   if (Status s = st.Run(); !s.ok()) return s;
   if (Status s = IndexEntry(e, /*fresh=*/true); !s.ok()) return s;
@@ -133,12 +139,14 @@ Result<int64_t> Ledger::EntryCount() {
 }
 
 Result<int64_t> Ledger::PendingEntryCount() {
-  return SelectInt("SELECT count(*) FROM entries INDEXED BY entries_member_unacked WHERE acked = 0", nullptr);
+  return SelectInt("SELECT count(*) FROM entries INDEXED BY entries_member_unacked WHERE acked = 0",
+                   nullptr);
 }
 
 Result<std::vector<EntryRow>> Ledger::RecentEntries(uint64_t member_id, int limit) {
   std::vector<EntryRow> out;
-  LEDGER_PREPARE(st, "SELECT " LEDGER_ENTRY_COLS " FROM entries WHERE member_id = ? ORDER BY seq DESC LIMIT ?");
+  LEDGER_PREPARE(st, "SELECT " LEDGER_ENTRY_COLS
+                     " FROM entries WHERE member_id = ? ORDER BY seq DESC LIMIT ?");
   st.Bind(1, member_id).Bind(2, limit);
   while (st.Step()) out.push_back(ReadEntry(st));
   LEDGER_CHECK_STEP(st);
@@ -174,18 +182,22 @@ Result<std::vector<EntryRow>> Ledger::EntriesForCheckout(const std::string& chec
     }
     LEDGER_CHECK_STEP(st);
   }
-  std::sort(out.begin(), out.end(), [](const EntryRow& a, const EntryRow& b) { return a.seq < b.seq; });
+  std::sort(out.begin(), out.end(),
+            [](const EntryRow& a, const EntryRow& b) { return a.seq < b.seq; });
   return out;
 }
 
 Result<int64_t> Ledger::EarnedSince(uint64_t member_id, int64_t since_ms) {
-  return SelectInt("SELECT coalesce(sum(points), 0) FROM entries WHERE member_id = ? AND kind = 'earn' AND at_ms > ?",
-                   [&](Stmt& st) { st.Bind(1, member_id).Bind(2, since_ms); });
+  return SelectInt(
+      "SELECT coalesce(sum(points), 0) FROM entries WHERE member_id = ? AND kind = 'earn' AND "
+      "at_ms > ?",
+      [&](Stmt& st) { st.Bind(1, member_id).Bind(2, since_ms); });
 }
 
 Result<int64_t> Ledger::LastRedeemAtMs(uint64_t member_id) {
-  return SelectInt("SELECT coalesce(max(at_ms), 0) FROM entries WHERE member_id = ? AND kind = 'redeem'",
-                   [&](Stmt& st) { st.Bind(1, member_id); });
+  return SelectInt(
+      "SELECT coalesce(max(at_ms), 0) FROM entries WHERE member_id = ? AND kind = 'redeem'",
+      [&](Stmt& st) { st.Bind(1, member_id); });
 }
 
 }  // namespace loyalty::ledger

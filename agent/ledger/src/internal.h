@@ -14,8 +14,8 @@ using sqlite::Stmt;
 
 namespace internal {
 
-#define LEDGER_PREPARE(var, sql)           \
-  auto var##_r = db_->Prepare(sql);        \
+#define LEDGER_PREPARE(var, sql)              \
+  auto var##_r = db_->Prepare(sql);           \
   if (!var##_r.ok()) return var##_r.status(); \
   Stmt& var = **var##_r
 
@@ -74,15 +74,17 @@ inline model::Checkout ReadCheckout(const Stmt& s) {
 inline Status ReadCheckoutLines(const Stmt& s, model::Checkout& c) {
   auto lines = model::DecodeCheckoutLines(s.Text(16));
   if (!lines.ok())
-    return Status::Error(ErrorCode::kLedgerDamaged, "checkout " + c.checkout_id + ": " + lines.status().message());
+    return Status::Error(ErrorCode::kLedgerDamaged,
+                         "checkout " + c.checkout_id + ": " + lines.status().message());
   c.lines = std::move(*lines);
   return Status::Ok();
 }
-#define LEDGER_CHECKOUT_COLS\
-    "checkout_id, request_hash, member_id, rules_version, committed_at_ms, subtotal_cents, total_due_cents, "\
-    "points_earned, redeemed_points, eligible_cents, redeemable_cents, code_hash, tender, coupon_id, request_json, "\
-    "response_json, lines_json"
-
+#define LEDGER_CHECKOUT_COLS                                                               \
+  "checkout_id, request_hash, member_id, rules_version, committed_at_ms, subtotal_cents, " \
+  "total_due_cents, "                                                                      \
+  "points_earned, redeemed_points, eligible_cents, redeemable_cents, code_hash, tender, "  \
+  "coupon_id, request_json, "                                                              \
+  "response_json, lines_json"
 
 }  // namespace internal
 }  // namespace loyalty::ledger

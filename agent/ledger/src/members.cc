@@ -1,7 +1,6 @@
 // Members, identities, lots, coupons, revocations and code bindings.
 #include "internal.h"
 
-
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -15,15 +14,16 @@
 #include "loyalty/recon/recon.h"
 #include "loyalty/recon/sqlite_store.h"
 
-
 namespace loyalty::ledger {
 using namespace internal;
 
 Result<std::optional<MemberRow>> Ledger::GetMember(uint64_t member_id) {
-  LEDGER_PREPARE(st,
-                 "SELECT member_id, display_name, phone, phone_hash, tier, status, frozen_reason, birthday_month, "
-                 "snapshot_at_s, snapshot_balance, month_spend_cents, unfrozen_at_ms, balance FROM members "
-                 "WHERE member_id = ?");
+  LEDGER_PREPARE(
+      st,
+      "SELECT member_id, display_name, phone, phone_hash, tier, status, frozen_reason, "
+      "birthday_month, "
+      "snapshot_at_s, snapshot_balance, month_spend_cents, unfrozen_at_ms, balance FROM members "
+      "WHERE member_id = ?");
   st.Bind(1, member_id);
   if (st.Step()) return std::optional<MemberRow>(ReadMember(st));
   LEDGER_CHECK_STEP(st);
@@ -31,24 +31,35 @@ Result<std::optional<MemberRow>> Ledger::GetMember(uint64_t member_id) {
 }
 
 Status Ledger::UpsertMember(const MemberRow& m, bool refresh_balance_index) {
-  LEDGER_PREPARE(st,
-                 "INSERT INTO members (member_id, display_name, phone, phone_hash, tier, status, frozen_reason, "
-                 "birthday_month, snapshot_at_s, snapshot_balance, month_spend_cents, unfrozen_at_ms, balance) "
-                 "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(member_id) DO UPDATE SET "
-                 "display_name=excluded.display_name, phone=excluded.phone, phone_hash=excluded.phone_hash, "
-                 "tier=excluded.tier, status=excluded.status, frozen_reason=excluded.frozen_reason, "
-                 "birthday_month=excluded.birthday_month, snapshot_at_s=excluded.snapshot_at_s, "
-                 "snapshot_balance=excluded.snapshot_balance, month_spend_cents=excluded.month_spend_cents, "
-                 "unfrozen_at_ms=excluded.unfrozen_at_ms, balance=excluded.balance");
-  st.Bind(1, m.member_id).Bind(2, m.display_name).Bind(3, m.phone).Bind(4, m.phone_hash).Bind(5, m.tier);
+  LEDGER_PREPARE(
+      st,
+      "INSERT INTO members (member_id, display_name, phone, phone_hash, tier, status, "
+      "frozen_reason, "
+      "birthday_month, snapshot_at_s, snapshot_balance, month_spend_cents, unfrozen_at_ms, "
+      "balance) "
+      "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(member_id) DO UPDATE SET "
+      "display_name=excluded.display_name, phone=excluded.phone, phone_hash=excluded.phone_hash, "
+      "tier=excluded.tier, status=excluded.status, frozen_reason=excluded.frozen_reason, "
+      "birthday_month=excluded.birthday_month, snapshot_at_s=excluded.snapshot_at_s, "
+      "snapshot_balance=excluded.snapshot_balance, month_spend_cents=excluded.month_spend_cents, "
+      "unfrozen_at_ms=excluded.unfrozen_at_ms, balance=excluded.balance");
+  st.Bind(1, m.member_id)
+      .Bind(2, m.display_name)
+      .Bind(3, m.phone)
+      .Bind(4, m.phone_hash)
+      .Bind(5, m.tier);
   st.Bind(6, m.status).Bind(7, m.frozen_reason).Bind(8, m.birthday_month).Bind(9, m.snapshot_at_s);
-  st.Bind(10, m.snapshot_balance).Bind(11, m.month_spend_cents).Bind(12, m.unfrozen_at_ms).Bind(13, m.balance);
+  st.Bind(10, m.snapshot_balance)
+      .Bind(11, m.month_spend_cents)
+      .Bind(12, m.unfrozen_at_ms)
+      .Bind(13, m.balance);
   if (Status s = st.Run(); !s.ok()) return s;
   // Every balance change goes through here, so this is the one place the index follows it.
   return refresh_balance_index ? RefreshBalanceItem(m.member_id, m.balance) : Status::Ok();
 }
 
-Result<std::optional<uint64_t>> Ledger::LookupIdentity(const std::string& channel, const std::string& external_id) {
+Result<std::optional<uint64_t>> Ledger::LookupIdentity(const std::string& channel,
+                                                       const std::string& external_id) {
   LEDGER_PREPARE(st, "SELECT member_id FROM identities WHERE channel = ? AND external_id = ?");
   st.Bind(1, channel).Bind(2, external_id);
   if (st.Step()) return std::optional<uint64_t>(static_cast<uint64_t>(st.Int(0)));
@@ -56,8 +67,10 @@ Result<std::optional<uint64_t>> Ledger::LookupIdentity(const std::string& channe
   return std::optional<uint64_t>();
 }
 
-Status Ledger::PutIdentity(const std::string& channel, const std::string& external_id, uint64_t member_id) {
-  LEDGER_PREPARE(st, "INSERT OR REPLACE INTO identities (channel, external_id, member_id) VALUES (?,?,?)");
+Status Ledger::PutIdentity(const std::string& channel, const std::string& external_id,
+                           uint64_t member_id) {
+  LEDGER_PREPARE(
+      st, "INSERT OR REPLACE INTO identities (channel, external_id, member_id) VALUES (?,?,?)");
   st.Bind(1, channel).Bind(2, external_id).Bind(3, member_id);
   return st.Run();
 }
@@ -98,9 +111,14 @@ Result<int64_t> Ledger::AddLot(const model::Lot& lot) {
     if (!st.status().ok()) return st.status();
   }
   LEDGER_PREPARE(st,
-                 "INSERT INTO lots (member_id, lot_id, points, remaining, earned_at_s, expires_at_s, entry_id) "
+                 "INSERT INTO lots (member_id, lot_id, points, remaining, earned_at_s, "
+                 "expires_at_s, entry_id) "
                  "VALUES (?,?,?,?,?,?,?)");
-  st.Bind(1, lot.member_id).Bind(2, id).Bind(3, lot.points).Bind(4, lot.remaining).Bind(5, lot.earned_at_s);
+  st.Bind(1, lot.member_id)
+      .Bind(2, id)
+      .Bind(3, lot.points)
+      .Bind(4, lot.remaining)
+      .Bind(5, lot.earned_at_s);
   st.Bind(6, lot.expires_at_s).Bind(7, lot.entry_id);
   if (Status s = st.Run(); !s.ok()) return s;
   return id;
@@ -115,7 +133,8 @@ Status Ledger::SetLotRemaining(uint64_t member_id, int64_t lot_id, int64_t remai
 Result<int64_t> Ledger::MemberCount() { return SelectInt("SELECT count(*) FROM members", nullptr); }
 
 Result<std::optional<CouponRow>> Ledger::GetCoupon(const std::string& coupon_id) {
-  LEDGER_PREPARE(st, "SELECT " LOYALTY_COUPON_COLUMNS ", used_by_checkout FROM coupons WHERE coupon_id = ?");
+  LEDGER_PREPARE(
+      st, "SELECT " LOYALTY_COUPON_COLUMNS ", used_by_checkout FROM coupons WHERE coupon_id = ?");
   st.Bind(1, coupon_id);
   if (!st.Step()) {
     LEDGER_CHECK_STEP(st);
@@ -161,9 +180,11 @@ Result<std::optional<std::string>> Ledger::CodeBoundTo(const std::string& code_h
   return std::optional<std::string>();
 }
 
-Status Ledger::BindCode(const std::string& code_hash, const std::string& checkout_id, uint64_t member_id,
-                        int64_t at_ms) {
-  LEDGER_PREPARE(st, "INSERT INTO code_bindings (code_hash, checkout_id, member_id, bound_at_ms) VALUES (?,?,?,?)");
+Status Ledger::BindCode(const std::string& code_hash, const std::string& checkout_id,
+                        uint64_t member_id, int64_t at_ms) {
+  LEDGER_PREPARE(st,
+                 "INSERT INTO code_bindings (code_hash, checkout_id, member_id, bound_at_ms) "
+                 "VALUES (?,?,?,?)");
   st.Bind(1, code_hash).Bind(2, checkout_id).Bind(3, member_id).Bind(4, at_ms);
   return st.Run();
 }

@@ -1,7 +1,6 @@
 // The ledger file: opening, schema migrations, transactions, WAL checkpoints.
 #include "internal.h"
 
-
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -14,7 +13,6 @@
 #include "loyalty/base/json_writer.h"
 #include "loyalty/recon/recon.h"
 #include "loyalty/recon/sqlite_store.h"
-
 
 namespace loyalty::ledger {
 using namespace internal;
@@ -200,11 +198,8 @@ const char* MigrationSql(int from) {
   return from >= 0 && from < kSchemaVersion ? kMigrations[from] : "";
 }
 
-
-
-
-
-Result<std::unique_ptr<Ledger>> Ledger::Open(const std::string& path, Mode mode, const std::string& terminal_id) {
+Result<std::unique_ptr<Ledger>> Ledger::Open(const std::string& path, Mode mode,
+                                             const std::string& terminal_id) {
   auto db = Db::Open(path, mode == Mode::kReader);
   if (!db.ok()) return db.status();
   std::unique_ptr<Ledger> l(new Ledger(std::move(*db), terminal_id));
@@ -217,7 +212,9 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(const std::string& path, Mode mode,
     // or more each: about 16 pages of WAL frames per sale. 2 KiB pages halve the bytes
     // (about 33 KB instead of 70 KB at the 4 KiB default), what every sale writes to the
     // terminal's flash and the fsync the cashier waits for (docs/performance.md).
-    s = l->db_->Exec("PRAGMA page_size=2048; PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
+    s = l->db_->Exec(
+        "PRAGMA page_size=2048; PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA "
+        "foreign_keys=ON;");
     if (s.ok()) s = l->Migrate();
     if (s.ok()) s = l->OpenReconIndex();
     if (s.ok()) {
@@ -227,16 +224,17 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(const std::string& path, Mode mode,
       } else if (!*stored) {
         s = l->PutMeta("terminal_id", terminal_id);
       } else if (**stored != terminal_id) {
-        s = Status::Error(ErrorCode::kConfigInvalid, "ledger " + path + " belongs to terminal '" + **stored +
-                                                "', not '" + terminal_id + "'");
+        s = Status::Error(ErrorCode::kConfigInvalid, "ledger " + path + " belongs to terminal '" +
+                                                         **stored + "', not '" + terminal_id + "'");
       }
     }
   } else {
     s = l->db_->Exec("PRAGMA query_only=ON;");
     if (s.ok() && l->schema_version() != kSchemaVersion)
       s = Status::Error(ErrorCode::kUnavailable, "ledger " + path + " has schema version " +
-                                           std::to_string(l->schema_version()) + ", expected " +
-                                           std::to_string(kSchemaVersion));
+                                                     std::to_string(l->schema_version()) +
+                                                     ", expected " +
+                                                     std::to_string(kSchemaVersion));
   }
   if (s.ok()) s = l->LoadChainHead();
   if (!s.ok()) return s;
@@ -255,7 +253,8 @@ Ledger::~Ledger() {
 int Ledger::OnWalCommit(void* arg, sqlite3* db, const char* name, int pages) {
   auto* w = static_cast<WalState*>(arg);
   w->pages = pages;
-  if (pages >= w->backstop_pages) sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+  if (pages >= w->backstop_pages)
+    sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
   return SQLITE_OK;
 }
 
@@ -275,7 +274,8 @@ bool Ledger::CheckpointIfDue() {
   // commit sets pages again and the next idle moment retries.
   int log = 0, copied = 0;
   int rc = sqlite3_wal_checkpoint_v2(db_->raw(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
-  if (IsCorruption(rc)) (void)db_->Error(rc, "checkpoint");  // latches the file; the data is the WAL's
+  if (IsCorruption(rc))
+    (void)db_->Error(rc, "checkpoint");  // latches the file; the data is the WAL's
   wal_->pages = 0;
   ++idle_checkpoints_;
   return true;
@@ -299,10 +299,12 @@ int Ledger::schema_version() {
 
 Status Ledger::Migrate() {
   int v = schema_version();
-  if (v < 0) return Status::Error(ErrorCode::kUnavailable, "cannot read the ledger's schema version");
+  if (v < 0)
+    return Status::Error(ErrorCode::kUnavailable, "cannot read the ledger's schema version");
   if (v > kSchemaVersion)
     return Status::Error(ErrorCode::kUnavailable, "ledger schema version " + std::to_string(v) +
-                                            " is newer than this program (" + std::to_string(kSchemaVersion) + ")");
+                                                      " is newer than this program (" +
+                                                      std::to_string(kSchemaVersion) + ")");
   for (; v < kSchemaVersion; ++v) {
     Status s = db_->Exec("BEGIN IMMEDIATE");
     if (s.ok()) s = db_->Exec(kMigrations[v]);
@@ -311,12 +313,12 @@ Status Ledger::Migrate() {
     if (s.ok()) s = db_->Exec("COMMIT");
     if (!s.ok()) {
       (void)db_->Exec("ROLLBACK");  // the step's own error is the one to report
-      return Status::Error(s.code(), "migration to schema " + std::to_string(v + 1) + ": " + s.message());
+      return Status::Error(s.code(),
+                           "migration to schema " + std::to_string(v + 1) + ": " + s.message());
     }
   }
   return Status::Ok();
 }
-
 
 static Status RunCached(Db& db, const char* sql) {
   auto st = db.Prepare(sql);

@@ -1,7 +1,6 @@
 // What the sync run keeps: meta, acknowledgements, restored rows, upload marks, sync runs.
 #include "internal.h"
 
-
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -14,7 +13,6 @@
 #include "loyalty/base/json_writer.h"
 #include "loyalty/recon/recon.h"
 #include "loyalty/recon/sqlite_store.h"
-
 
 namespace loyalty::ledger {
 using namespace internal;
@@ -38,7 +36,8 @@ Status Ledger::PutMeta(const std::string& key, const std::string& value) {
 Result<std::vector<EntryRow>> Ledger::UnackedEntries(int64_t after_seq, int limit) {
   std::vector<EntryRow> out;
   LEDGER_PREPARE(st, "SELECT " LEDGER_ENTRY_COLS
-                     " FROM entries INDEXED BY entries_member_unacked WHERE acked = 0 AND seq > ? ORDER BY seq LIMIT ?");
+                     " FROM entries INDEXED BY entries_member_unacked WHERE acked = 0 AND seq > ? "
+                     "ORDER BY seq LIMIT ?");
   st.Bind(1, after_seq).Bind(2, limit);
   while (st.Step()) out.push_back(ReadEntry(st));
   LEDGER_CHECK_STEP(st);
@@ -58,7 +57,8 @@ Result<std::vector<EntryRow>> Ledger::EntriesByIds(const std::vector<std::string
       LEDGER_CHECK_STEP(st);
     }
     // branch_entries has no acked column: HQ holds every one of them.
-    LEDGER_PREPARE(st, "SELECT " LOYALTY_ENTRY_COLUMNS ", 1 FROM branch_entries WHERE entry_id = ?");
+    LEDGER_PREPARE(st,
+                   "SELECT " LOYALTY_ENTRY_COLUMNS ", 1 FROM branch_entries WHERE entry_id = ?");
     st.Bind(1, id);
     if (st.Step()) out.push_back(ReadEntry(st));
     LEDGER_CHECK_STEP(st);
@@ -71,7 +71,8 @@ Result<std::vector<EntryRow>> Ledger::EntriesByIds(const std::vector<std::string
 
 Result<std::vector<EntryRow>> Ledger::MemberEntriesAfter(uint64_t member_id, int64_t after_seq) {
   std::vector<EntryRow> out;
-  LEDGER_PREPARE(st, "SELECT " LEDGER_ENTRY_COLS " FROM entries WHERE member_id = ? AND seq > ? ORDER BY seq");
+  LEDGER_PREPARE(
+      st, "SELECT " LEDGER_ENTRY_COLS " FROM entries WHERE member_id = ? AND seq > ? ORDER BY seq");
   st.Bind(1, member_id).Bind(2, after_seq);
   while (st.Step()) out.push_back(ReadEntry(st));
   LEDGER_CHECK_STEP(st);
@@ -83,12 +84,15 @@ Result<int64_t> Ledger::UnackedPoints(uint64_t member_id) {
                    [&](Stmt& st) { st.Bind(1, member_id); });
 }
 
-Result<int64_t> Ledger::BranchEntryCount() { return SelectInt("SELECT count(*) FROM branch_entries", nullptr); }
+Result<int64_t> Ledger::BranchEntryCount() {
+  return SelectInt("SELECT count(*) FROM branch_entries", nullptr);
+}
 
 Status Ledger::AckEntries(const std::vector<std::string>& entry_ids) {
   std::set<uint64_t> members;
   for (const auto& id : entry_ids) {
-    LEDGER_PREPARE(st, "UPDATE entries SET acked = 1 WHERE entry_id = ? AND acked = 0 RETURNING member_id");
+    LEDGER_PREPARE(
+        st, "UPDATE entries SET acked = 1 WHERE entry_id = ? AND acked = 0 RETURNING member_id");
     st.Bind(1, id);
     while (st.Step()) members.insert(static_cast<uint64_t>(st.Int(0)));
     if (!st.status().ok()) return st.status();
@@ -104,25 +108,39 @@ Status Ledger::AckEntries(const std::vector<std::string>& entry_ids) {
 
 Result<RestoreOutcome> Ledger::RestoreEntry(const EntryRow& e) {
   if (e.terminal_id != terminal_id_)
-    return Status::Error(ErrorCode::kBadRequest, "entry " + e.entry_id + " belongs to terminal " + e.terminal_id);
-  if (e.prev_hash.size() != 32 || e.hash.size() != 32 || e.hash != model::ChainHash(e.prev_hash, model::CanonicalEntryBytes(e)))
-    return Status::Error(ErrorCode::kBadRequest, "entry " + e.entry_id + ": content does not match its hash");
+    return Status::Error(ErrorCode::kBadRequest,
+                         "entry " + e.entry_id + " belongs to terminal " + e.terminal_id);
+  if (e.prev_hash.size() != 32 || e.hash.size() != 32 ||
+      e.hash != model::ChainHash(e.prev_hash, model::CanonicalEntryBytes(e)))
+    return Status::Error(ErrorCode::kBadRequest,
+                         "entry " + e.entry_id + ": content does not match its hash");
   for (const char* table : {"entries", "branch_entries"}) {
     LEDGER_PREPARE(st, std::string("SELECT hash FROM ") + table + " WHERE entry_id = ?");
     st.Bind(1, e.entry_id);
     if (st.Step()) {
       if (st.Text(0) == e.hash) return RestoreOutcome::kPresent;
-      return Status::Error(ErrorCode::kConflict, "entry " + e.entry_id + " is held here with other content");
+      return Status::Error(ErrorCode::kConflict,
+                           "entry " + e.entry_id + " is held here with other content");
     }
     if (!st.status().ok()) return st.status();
   }
   bool chains = e.seq == head_seq_ + 1 && e.prev_hash == head_hash_;
   {
-    std::string sql = chains ? "INSERT INTO entries (" LEDGER_ENTRY_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,1)"
-                             : "INSERT INTO branch_entries (" LOYALTY_ENTRY_COLUMNS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?)";
+    std::string sql = chains ? "INSERT INTO entries (" LEDGER_ENTRY_COLS
+                               ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,1)"
+                             : "INSERT INTO branch_entries (" LOYALTY_ENTRY_COLUMNS
+                               ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?)";
     LEDGER_PREPARE(st, sql);
-    st.Bind(1, e.seq).Bind(2, e.entry_id).Bind(3, e.terminal_id).Bind(4, e.kind).Bind(5, e.member_id);
-    st.Bind(6, e.points).Bind(7, e.at_ms).Bind(8, e.checkout_id).Bind(9, e.refund_id).Bind(10, e.detail);
+    st.Bind(1, e.seq)
+        .Bind(2, e.entry_id)
+        .Bind(3, e.terminal_id)
+        .Bind(4, e.kind)
+        .Bind(5, e.member_id);
+    st.Bind(6, e.points)
+        .Bind(7, e.at_ms)
+        .Bind(8, e.checkout_id)
+        .Bind(9, e.refund_id)
+        .Bind(10, e.detail);
     st.BindBlob(11, e.prev_hash).BindBlob(12, e.hash);
     if (Status s = st.Run(); !s.ok()) return s;
   }
@@ -144,7 +162,8 @@ Result<bool> Ledger::RestoreCheckout(const model::Checkout& c) {
     auto bound = CodeBoundTo(c.code_hash);
     if (!bound.ok()) return bound.status();
     if (!*bound) {
-      if (Status s = BindCode(c.code_hash, c.checkout_id, *c.member_id, c.committed_at_ms); !s.ok()) return s;
+      if (Status s = BindCode(c.code_hash, c.checkout_id, *c.member_id, c.committed_at_ms); !s.ok())
+        return s;
     }
   }
   return true;
@@ -160,9 +179,10 @@ Result<bool> Ledger::RestoreRefund(const model::Refund& r) {
 }
 
 Result<std::vector<model::Checkout>> Ledger::UnuploadedCheckoutsWithoutEntries(int limit) {
-  auto ids = SelectIds("SELECT checkout_id FROM checkouts WHERE uploaded = 0 AND member_id IS NULL "
-                       "ORDER BY committed_at_ms LIMIT ?",
-                       [limit](Stmt& st) { st.Bind(1, limit); });
+  auto ids = SelectIds(
+      "SELECT checkout_id FROM checkouts WHERE uploaded = 0 AND member_id IS NULL "
+      "ORDER BY committed_at_ms LIMIT ?",
+      [limit](Stmt& st) { st.Bind(1, limit); });
   if (!ids.ok()) return ids.status();
   std::vector<model::Checkout> out;
   for (const auto& id : *ids) {
@@ -178,7 +198,8 @@ Result<std::vector<model::Refund>> Ledger::UnuploadedRefunds(int limit) {
                          [limit](Stmt& st) { st.Bind(1, limit); });
 }
 
-Status Ledger::MarkUploaded(const std::vector<std::string>& checkout_ids, const std::vector<std::string>& refund_ids) {
+Status Ledger::MarkUploaded(const std::vector<std::string>& checkout_ids,
+                            const std::vector<std::string>& refund_ids) {
   for (const auto& id : checkout_ids) {
     LEDGER_PREPARE(st, "UPDATE checkouts SET uploaded = 1 WHERE checkout_id = ? AND uploaded = 0");
     st.Bind(1, id);
@@ -212,14 +233,17 @@ Result<std::vector<uint64_t>> Ledger::MembersByReconKey(const std::vector<std::s
 }
 
 Status Ledger::FlushReconIndex() {
-  if (!entries_index_) return Status::Error(ErrorCode::kInternal, "the reconciliation index is open on the writer only");
+  if (!entries_index_)
+    return Status::Error(ErrorCode::kInternal,
+                         "the reconciliation index is open on the writer only");
   if (Status s = entries_index_->Flush(); !s.ok()) return s;
   return balances_index_->Flush();
 }
 
 namespace {
 constexpr const char* kSyncRunCols =
-    "run_id, started_at_ms, finished_at_ms, result, uploaded, downloaded, repaired, conflicts, round_trips, "
+    "run_id, started_at_ms, finished_at_ms, result, uploaded, downloaded, repaired, conflicts, "
+    "round_trips, "
     "bytes_sent, bytes_received, error";
 SyncRunRow ReadSyncRun(const Stmt& s) {
   SyncRunRow r;
@@ -242,8 +266,16 @@ SyncRunRow ReadSyncRun(const Stmt& s) {
 Status Ledger::PutSyncRun(const SyncRunRow& r) {
   LEDGER_PREPARE(st, std::string("INSERT OR REPLACE INTO sync_runs (") + kSyncRunCols +
                          ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?)");
-  st.Bind(1, r.run_id).Bind(2, r.started_at_ms).Bind(3, r.finished_at_ms).Bind(4, r.result).Bind(5, r.uploaded);
-  st.Bind(6, r.downloaded).Bind(7, r.repaired).Bind(8, r.conflicts).Bind(9, r.round_trips).Bind(10, r.bytes_sent);
+  st.Bind(1, r.run_id)
+      .Bind(2, r.started_at_ms)
+      .Bind(3, r.finished_at_ms)
+      .Bind(4, r.result)
+      .Bind(5, r.uploaded);
+  st.Bind(6, r.downloaded)
+      .Bind(7, r.repaired)
+      .Bind(8, r.conflicts)
+      .Bind(9, r.round_trips)
+      .Bind(10, r.bytes_sent);
   st.Bind(11, r.bytes_received).Bind(12, r.error);
   return st.Run();
 }
@@ -259,17 +291,20 @@ Result<std::vector<SyncRunRow>> Ledger::RecentSyncRuns(int limit) {
 }
 
 Result<std::optional<SyncRunRow>> Ledger::LastSuccessfulSyncRun() {
-  LEDGER_PREPARE(st, std::string("SELECT ") + kSyncRunCols +
-                         " FROM sync_runs WHERE result = 'ok' ORDER BY started_at_ms DESC, run_id DESC LIMIT 1");
+  LEDGER_PREPARE(
+      st,
+      std::string("SELECT ") + kSyncRunCols +
+          " FROM sync_runs WHERE result = 'ok' ORDER BY started_at_ms DESC, run_id DESC LIMIT 1");
   if (st.Step()) return std::optional<SyncRunRow>(ReadSyncRun(st));
   LEDGER_CHECK_STEP(st);
   return std::optional<SyncRunRow>();
 }
 
 Result<int> Ledger::FailInterruptedSyncRuns(int64_t now_ms) {
-  LEDGER_PREPARE(st,
-                 "UPDATE sync_runs SET result = 'failed', finished_at_ms = ?, "
-                 "error = 'interrupted: the agent stopped during the run' WHERE result = 'running'");
+  LEDGER_PREPARE(
+      st,
+      "UPDATE sync_runs SET result = 'failed', finished_at_ms = ?, "
+      "error = 'interrupted: the agent stopped during the run' WHERE result = 'running'");
   st.Bind(1, now_ms);
   if (Status s = st.Run(); !s.ok()) return s;
   return db_->Changes();
@@ -286,7 +321,8 @@ Result<std::unique_ptr<ReconSnapshot>> ReconSnapshot::Open(const std::string& pa
   existing.existing_only = true;
   auto e = recon::SqliteStore::Open(v->db_->raw(), kReconTablePrefix, kReconEntriesScope, existing);
   if (!e.ok()) return e.status();
-  auto b = recon::SqliteStore::Open(v->db_->raw(), kReconTablePrefix, kReconBalancesScope, existing);
+  auto b =
+      recon::SqliteStore::Open(v->db_->raw(), kReconTablePrefix, kReconBalancesScope, existing);
   if (!b.ok()) return b.status();
   v->entries_ = std::move(*e);
   v->balances_ = std::move(*b);

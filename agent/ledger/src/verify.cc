@@ -1,7 +1,6 @@
 // Checking the ledger: SQLite integrity and the hash chain (loyaltyctl verify).
 #include "internal.h"
 
-
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -14,7 +13,6 @@
 #include "loyalty/base/json_writer.h"
 #include "loyalty/recon/recon.h"
 #include "loyalty/recon/sqlite_store.h"
-
 
 namespace loyalty::ledger {
 using namespace internal;
@@ -32,7 +30,8 @@ Result<std::vector<std::string>> Ledger::CheckIntegrity(bool quick, int max_prob
     if (line != "ok") problems.push_back(std::move(line));
   }
   if (!st.status().ok()) return st.status();
-  if (!problems.empty()) db_->damage().Latch(std::string(quick ? "quick_check: " : "integrity_check: ") + problems[0]);
+  if (!problems.empty())
+    db_->damage().Latch(std::string(quick ? "quick_check: " : "integrity_check: ") + problems[0]);
   return problems;
 }
 
@@ -60,10 +59,15 @@ VerifyReport Ledger::Verify() {
     while (st.Step()) {
       EntryRow e = ReadEntry(st);
       ++rep.entries;
-      if (e.seq != expect_seq) add("entry seq " + std::to_string(e.seq) + ": expected seq " + std::to_string(expect_seq) + " (gap)");
-      if (e.prev_hash != prev) add("entry seq " + std::to_string(e.seq) + " (" + e.entry_id + "): prev_hash does not link to its predecessor");
+      if (e.seq != expect_seq)
+        add("entry seq " + std::to_string(e.seq) + ": expected seq " + std::to_string(expect_seq) +
+            " (gap)");
+      if (e.prev_hash != prev)
+        add("entry seq " + std::to_string(e.seq) + " (" + e.entry_id +
+            "): prev_hash does not link to its predecessor");
       if (e.hash != model::ChainHash(e.prev_hash, model::CanonicalEntryBytes(e)))
-        add("entry seq " + std::to_string(e.seq) + " (" + e.entry_id + "): content does not match its hash");
+        add("entry seq " + std::to_string(e.seq) + " (" + e.entry_id +
+            "): content does not match its hash");
       prev = e.hash;
       expect_seq = e.seq + 1;
     }
@@ -71,7 +75,8 @@ VerifyReport Ledger::Verify() {
   }
   {
     auto st_r = db_->Prepare(
-        "SELECT m.member_id, m.balance, coalesce((SELECT sum(remaining) FROM lots l WHERE l.member_id = m.member_id), 0)"
+        "SELECT m.member_id, m.balance, coalesce((SELECT sum(remaining) FROM lots l WHERE "
+        "l.member_id = m.member_id), 0)"
         " FROM members m");
     if (!st_r.ok()) {
       add("cannot read members: " + st_r.status().message());
@@ -86,7 +91,9 @@ VerifyReport Ledger::Verify() {
     if (!st.status().ok()) add("reading members: " + st.status().message());
   }
   {
-    auto orphans = SelectInt("SELECT count(*) FROM lots WHERE member_id NOT IN (SELECT member_id FROM members)", nullptr);
+    auto orphans = SelectInt(
+        "SELECT count(*) FROM lots WHERE member_id NOT IN (SELECT member_id FROM members)",
+        nullptr);
     if (!orphans.ok())
       add("reading lots: " + orphans.status().message());
     else if (*orphans > 0)

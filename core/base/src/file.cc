@@ -12,7 +12,8 @@ namespace loyalty {
 namespace {
 
 Status TooLarge(const std::string& path, size_t max_bytes) {
-  return Status::Error(ErrorCode::kFileTooLarge, path + ": larger than " + std::to_string(max_bytes) + " bytes");
+  return Status::Error(ErrorCode::kFileTooLarge,
+                       path + ": larger than " + std::to_string(max_bytes) + " bytes");
 }
 
 }  // namespace
@@ -32,7 +33,8 @@ Result<std::string> ReadFdCapped(int fd, const std::string& path, size_t max_byt
     const size_t want = left < sizeof buf ? left + 1 : sizeof buf;
     const ssize_t n = ::read(fd, buf, want);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Status::Error(ErrorCode::kIoError, path + ": cannot read: " + std::strerror(errno));
+    if (n < 0)
+      return Status::Error(ErrorCode::kIoError, path + ": cannot read: " + std::strerror(errno));
     if (n == 0) break;
     // The size in fstat may be stale (the file grows while read): the cap holds anyway.
     if (static_cast<size_t>(n) > left) return TooLarge(path, max_bytes);
@@ -51,8 +53,10 @@ Result<std::string> ReadFileCapped(const std::string& path, size_t max_bytes) {
   }
   struct stat st {};
   Result<std::string> out = Status::Error(ErrorCode::kIoError, path + ": not a regular file");
-  if (::fstat(fd, &st) != 0) out = Status::Error(ErrorCode::kIoError, path + ": cannot stat: " + std::strerror(errno));
-  else if (S_ISREG(st.st_mode)) out = ReadFdCapped(fd, path, max_bytes);
+  if (::fstat(fd, &st) != 0)
+    out = Status::Error(ErrorCode::kIoError, path + ": cannot stat: " + std::strerror(errno));
+  else if (S_ISREG(st.st_mode))
+    out = ReadFdCapped(fd, path, max_bytes);
   ::close(fd);
   return out;
 }

@@ -29,11 +29,14 @@ Digest Sha256(std::string_view data) {
   return d;
 }
 
-std::string DigestBytes(const Digest& d) { return std::string(reinterpret_cast<const char*>(d.data()), d.size()); }
+std::string DigestBytes(const Digest& d) {
+  return std::string(reinterpret_cast<const char*>(d.data()), d.size());
+}
 std::string DigestHex(const Digest& d) { return HexEncode(DigestBytes(d)); }
 
 Sha256Hasher::Sha256Hasher() : ctx_(EVP_MD_CTX_new()) {
-  if (!ctx_ || EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), Sha256Md(), nullptr) != 1) std::abort();
+  if (!ctx_ || EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), Sha256Md(), nullptr) != 1)
+    std::abort();
 }
 Sha256Hasher::~Sha256Hasher() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_)); }
 void Sha256Hasher::Update(std::string_view data) {
@@ -58,7 +61,8 @@ std::string KeyedHashHex(std::string_view key, std::string_view data) {
 
 std::string RandomBytes(size_t n) {
   std::string out(n, '\0');
-  if (n && RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(n)) != 1) std::abort();
+  if (n && RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(n)) != 1)
+    std::abort();
   return out;
 }
 

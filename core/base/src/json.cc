@@ -9,7 +9,9 @@
 namespace loyalty {
 namespace {
 
-Status Bad(std::string message) { return Status::Error(ErrorCode::kBadRequest, std::move(message)); }
+Status Bad(std::string message) {
+  return Status::Error(ErrorCode::kBadRequest, std::move(message));
+}
 
 // The bytes the depth scan stops at; everything else is skipped.
 enum : uint8_t { kOther = 0, kQuote, kBackslash, kOpen, kClose };
@@ -78,7 +80,8 @@ Result<nlohmann::json> ParseJson(std::string_view text, JsonLimits limits) {
   if (text.find('\0') != std::string_view::npos) return Bad("the body is not valid JSON");
   // Only now is a tree built: at most max_depth levels, so nothing that walks it recurses
   // further than that. allow_exceptions = false turns every syntax error into a discarded value.
-  nlohmann::json j = nlohmann::json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  nlohmann::json j =
+      nlohmann::json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return Bad("the body is not valid JSON");
   return j;
 }

@@ -10,21 +10,24 @@ template <typename T>
 std::string RangeReason(T lo, T hi, const std::string& got) {
   constexpr bool kSigned = std::numeric_limits<T>::is_signed;
   if (lo == std::numeric_limits<T>::min() && hi == std::numeric_limits<T>::max())
-    return std::string("must be a 64-bit ") + (kSigned ? "signed" : "unsigned") + " integer, got " + got;
+    return std::string("must be a 64-bit ") + (kSigned ? "signed" : "unsigned") + " integer, got " +
+           got;
   return "must be " + Range(std::to_string(lo), std::to_string(hi)) + ", got " + got;
 }
 
 // "at most 64 bytes, got 65", "1..500 items, got 0", "at least 1 bytes, got 0".
 std::string CountReason(size_t min, size_t max, size_t got, const char* unit) {
-  std::string bounds = min == 0                      ? "at most " + std::to_string(max)
-                       : max == JsonReader::kNoLimit ? "at least " + std::to_string(min)
-                                                     : Range(std::to_string(min), std::to_string(max));
+  std::string bounds = min == 0 ? "at most " + std::to_string(max)
+                       : max == JsonReader::kNoLimit
+                           ? "at least " + std::to_string(min)
+                           : Range(std::to_string(min), std::to_string(max));
   return bounds + " " + unit + ", got " + std::to_string(got);
 }
 
 // The integer as it was written: JSON integers are int64 or uint64 in nlohmann.
 std::string IntText(const nlohmann::json& v) {
-  return v.is_number_unsigned() ? std::to_string(v.get<uint64_t>()) : std::to_string(v.get<int64_t>());
+  return v.is_number_unsigned() ? std::to_string(v.get<uint64_t>())
+                                : std::to_string(v.get<int64_t>());
 }
 
 }  // namespace
@@ -109,7 +112,8 @@ bool JsonReader::WrongKind(std::string_view expected) const {
 
 bool JsonReader::CheckCount(size_t min_items, size_t max_items) const {
   size_t n = value_->size();
-  if (n < min_items || n > max_items) return Fail("must hold " + CountReason(min_items, max_items, n, "items"));
+  if (n < min_items || n > max_items)
+    return Fail("must hold " + CountReason(min_items, max_items, n, "items"));
   return true;
 }
 
@@ -139,7 +143,8 @@ bool JsonReader::Int(int64_t* out, int64_t lo, int64_t hi) const {
 bool JsonReader::Uint(uint64_t* out, uint64_t lo, uint64_t hi) const {
   if (!Present()) return false;
   if (!value_->is_number_integer()) return WrongKind("an integer");
-  if (!value_->is_number_unsigned() && value_->get<int64_t>() < 0) return Fail(RangeReason(lo, hi, IntText(*value_)));
+  if (!value_->is_number_unsigned() && value_->get<int64_t>() < 0)
+    return Fail(RangeReason(lo, hi, IntText(*value_)));
   uint64_t x = value_->get<uint64_t>();
   if (x < lo || x > hi) return Fail(RangeReason(lo, hi, IntText(*value_)));
   *out = x;
@@ -195,12 +200,14 @@ bool JsonReader::OptStr(std::string_view key, std::optional<std::string>* out, s
   return f.ReadOpt(out, [&](std::string* v) { return f.Str(v, min_bytes, max_bytes); });
 }
 
-bool JsonReader::OptInt(std::string_view key, std::optional<int64_t>* out, int64_t lo, int64_t hi) const {
+bool JsonReader::OptInt(std::string_view key, std::optional<int64_t>* out, int64_t lo,
+                        int64_t hi) const {
   const JsonReader f = Field(key);
   return f.ReadOpt(out, [&](int64_t* v) { return f.Int(v, lo, hi); });
 }
 
-bool JsonReader::OptUint(std::string_view key, std::optional<uint64_t>* out, uint64_t lo, uint64_t hi) const {
+bool JsonReader::OptUint(std::string_view key, std::optional<uint64_t>* out, uint64_t lo,
+                         uint64_t hi) const {
   const JsonReader f = Field(key);
   return f.ReadOpt(out, [&](uint64_t* v) { return f.Uint(v, lo, hi); });
 }

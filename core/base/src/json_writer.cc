@@ -3,8 +3,8 @@
 #include <array>
 #include <charconv>
 #include <cstring>
-#include <vector>
 #include <nlohmann/json.hpp>
+#include <vector>
 
 namespace loyalty {
 namespace {
@@ -44,13 +44,27 @@ inline bool AnySpecial(uint64_t x) {
 void AppendEscape(std::string& out, uint8_t c) {
   static constexpr char kHex[] = "0123456789abcdef";
   switch (c) {
-    case '"': out.append("\\\"", 2); return;
-    case '\\': out.append("\\\\", 2); return;
-    case 0x08: out.append("\\b", 2); return;
-    case 0x09: out.append("\\t", 2); return;
-    case 0x0A: out.append("\\n", 2); return;
-    case 0x0C: out.append("\\f", 2); return;
-    case 0x0D: out.append("\\r", 2); return;
+    case '"':
+      out.append("\\\"", 2);
+      return;
+    case '\\':
+      out.append("\\\\", 2);
+      return;
+    case 0x08:
+      out.append("\\b", 2);
+      return;
+    case 0x09:
+      out.append("\\t", 2);
+      return;
+    case 0x0A:
+      out.append("\\n", 2);
+      return;
+    case 0x0C:
+      out.append("\\f", 2);
+      return;
+    case 0x0D:
+      out.append("\\r", 2);
+      return;
     default: {
       const char u[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 15]};
       out.append(u, 6);
@@ -311,7 +325,8 @@ JsonWriter& JsonWriter::Key(std::string_view k) {
   // Keys are short names with nothing to escape: put `,"key":` together and append it once.
   constexpr size_t kShort = 48;
   bool plain = k.size() <= kShort;
-  for (size_t i = 0; plain && i < k.size(); ++i) plain = kByteClass[static_cast<uint8_t>(k[i])] != kEscape;
+  for (size_t i = 0; plain && i < k.size(); ++i)
+    plain = kByteClass[static_cast<uint8_t>(k[i])] != kEscape;
   if (plain) {
     char buf[kShort + 4];
     size_t n = 0;

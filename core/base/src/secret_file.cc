@@ -37,14 +37,17 @@ class Fd {
 }  // namespace
 
 Result<std::string> ReadSecretFile(const std::string& path, SecretAccess access, size_t max_bytes) {
-  auto refuse = [&](const std::string& why) { return Status::Error(ErrorCode::kSecretFileRefused, path + ": " + why); };
+  auto refuse = [&](const std::string& why) {
+    return Status::Error(ErrorCode::kSecretFileRefused, path + ": " + why);
+  };
   // O_NOFOLLOW: a link in the last component fails with ELOOP instead of being followed (a
   // link could point anywhere, and its own mode says nothing about the target's).
   // O_NONBLOCK: a fifo put in a key's place must not block the start.
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK));
   if (fd.get() < 0) {
     const int err = errno;
-    if (err == ENOENT) return Status::Error(ErrorCode::kNotFound, path + ": cannot open: " + std::strerror(err));
+    if (err == ENOENT)
+      return Status::Error(ErrorCode::kNotFound, path + ": cannot open: " + std::strerror(err));
     struct stat lst {};
     if (err == ELOOP && ::lstat(path.c_str(), &lst) == 0 && S_ISLNK(lst.st_mode)) {
       return refuse(
@@ -54,7 +57,8 @@ Result<std::string> ReadSecretFile(const std::string& path, SecretAccess access,
     return Status::Error(ErrorCode::kIoError, path + ": cannot open: " + std::strerror(err));
   }
   struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) return Status::Error(ErrorCode::kIoError, path + ": cannot stat: " + std::strerror(errno));
+  if (::fstat(fd.get(), &st) != 0)
+    return Status::Error(ErrorCode::kIoError, path + ": cannot stat: " + std::strerror(errno));
   if (!S_ISREG(st.st_mode)) return refuse("not a regular file");
   if (access == SecretAccess::kOwnerOnly && (st.st_mode & 0077) != 0) {
     return refuse("has mode " + ModeString(st.st_mode) +

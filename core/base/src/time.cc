@@ -41,7 +41,8 @@ CivilTime CivilFromUnix(int64_t unix_s) {
 }
 
 int64_t UnixFromCivil(const CivilTime& t) {
-  return DaysFromCivil(t.year, static_cast<unsigned>(t.month), static_cast<unsigned>(t.day)) * 86400 +
+  return DaysFromCivil(t.year, static_cast<unsigned>(t.month), static_cast<unsigned>(t.day)) *
+             86400 +
          t.hour * 3600 + t.minute * 60 + t.second;
 }
 
@@ -71,8 +72,8 @@ std::string_view FormatRfc3339(int64_t unix_s, Rfc3339Buffer& buf) {
     out[19] = 'Z';
     return std::string_view(out, 20);
   }
-  int n = std::snprintf(buf.data(), buf.size(), "%04lld-%02d-%02dT%02d:%02d:%02dZ", static_cast<long long>(t.year),
-                        t.month, t.day, t.hour, t.minute, t.second);
+  int n = std::snprintf(buf.data(), buf.size(), "%04lld-%02d-%02dT%02d:%02d:%02dZ",
+                        static_cast<long long>(t.year), t.month, t.day, t.hour, t.minute, t.second);
   return std::string_view(buf.data(), n > 0 ? std::min(static_cast<size_t>(n), buf.size() - 1) : 0);
 }
 
@@ -94,9 +95,9 @@ std::optional<int64_t> ParseRfc3339(std::string_view s) {
     return true;
   };
   int y, mo, d, h, mi, se;
-  if (!digits(0, 4, y) || s.size() < 20 || s[4] != '-' || !digits(5, 2, mo) || s[7] != '-' || !digits(8, 2, d) ||
-      (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || !digits(11, 2, h) || s[13] != ':' || !digits(14, 2, mi) ||
-      s[16] != ':' || !digits(17, 2, se))
+  if (!digits(0, 4, y) || s.size() < 20 || s[4] != '-' || !digits(5, 2, mo) || s[7] != '-' ||
+      !digits(8, 2, d) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || !digits(11, 2, h) ||
+      s[13] != ':' || !digits(14, 2, mi) || s[16] != ':' || !digits(17, 2, se))
     return std::nullopt;
   if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60) return std::nullopt;
   static const int kDays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
@@ -115,8 +116,8 @@ std::optional<int64_t> ParseRfc3339(std::string_view s) {
     ++pos;
   } else if (s[pos] == '+' || s[pos] == '-') {
     int oh, om;
-    if (!digits(pos + 1, 2, oh) || pos + 3 >= s.size() || s[pos + 3] != ':' || !digits(pos + 4, 2, om) || oh > 23 ||
-        om > 59)
+    if (!digits(pos + 1, 2, oh) || pos + 3 >= s.size() || s[pos + 3] != ':' ||
+        !digits(pos + 4, 2, om) || oh > 23 || om > 59)
       return std::nullopt;
     offset = (oh * 3600 + om * 60) * (s[pos] == '+' ? 1 : -1);
     pos += 6;

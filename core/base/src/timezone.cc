@@ -32,8 +32,8 @@ Status Invalid(std::string message) { return Status::Error(kCode, std::move(mess
 std::string FormatOffset(int64_t offset_s) {
   char buf[48];
   int64_t a = offset_s < 0 ? -offset_s : offset_s;
-  std::snprintf(buf, sizeof buf, "%c%02lld:%02lld", offset_s < 0 ? '-' : '+', static_cast<long long>(a / 3600),
-                static_cast<long long>(a % 3600 / 60));
+  std::snprintf(buf, sizeof buf, "%c%02lld:%02lld", offset_s < 0 ? '-' : '+',
+                static_cast<long long>(a / 3600), static_cast<long long>(a % 3600 / 60));
   return buf;
 }
 
@@ -58,8 +58,8 @@ std::optional<std::string> CheckZoneName(std::string_view name) {
   if (name.size() > 255) return "the name is too long";
   if (name.front() == '/') return "the name must not be an absolute path";
   for (char c : name) {
-    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
-              c == '+' || c == '-' || c == '.' || c == '/';
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '+' || c == '-' || c == '.' || c == '/';
     if (!ok) return "the name contains a character not allowed in a zone name";
   }
   size_t start = 0;
@@ -67,7 +67,8 @@ std::optional<std::string> CheckZoneName(std::string_view name) {
     size_t end = name.find('/', start);
     if (end == std::string_view::npos) end = name.size();
     std::string_view part = name.substr(start, end - start);
-    if (part.empty() || part == "." || part == "..") return "the name must not contain empty, '.' or '..' parts";
+    if (part.empty() || part == "." || part == "..")
+      return "the name must not contain empty, '.' or '..' parts";
     start = end + 1;
   }
   return std::nullopt;
@@ -75,7 +76,9 @@ std::optional<std::string> CheckZoneName(std::string_view name) {
 
 }  // namespace
 
-int64_t TimeZone::UtcOffsetAt(int64_t unix_s) const { return zone_->lookup(ToPoint(unix_s)).offset; }
+int64_t TimeZone::UtcOffsetAt(int64_t unix_s) const {
+  return zone_->lookup(ToPoint(unix_s)).offset;
+}
 
 bool TimeZone::IsDstAt(int64_t unix_s) const { return zone_->lookup(ToPoint(unix_s)).is_dst; }
 
@@ -85,8 +88,8 @@ CivilTime TimeZone::ToLocal(int64_t unix_s) const {
 }
 
 int64_t TimeZone::FromLocal(const CivilTime& local) const {
-  const cctz::civil_second cs(std::clamp<int64_t>(local.year, -kMaxYear, kMaxYear), local.month, local.day,
-                              local.hour, local.minute, local.second);
+  const cctz::civil_second cs(std::clamp<int64_t>(local.year, -kMaxYear, kMaxYear), local.month,
+                              local.day, local.hour, local.minute, local.second);
   // `pre` reads the wall clock with the offset in force before any transition at that
   // time: the earlier instant of a repeated hour, and the pre-jump offset for a skipped one.
   return zone_->lookup(cs).pre.time_since_epoch().count();
@@ -105,7 +108,8 @@ Result<TimeZone> TimeZone::Fixed(int64_t offset_s) {
   }
   TimeZone tz;
   tz.name_ = FormatOffset(offset_s);
-  tz.zone_ = std::make_shared<const cctz::time_zone>(cctz::fixed_time_zone(cctz::seconds(offset_s)));
+  tz.zone_ =
+      std::make_shared<const cctz::time_zone>(cctz::fixed_time_zone(cctz::seconds(offset_s)));
   return tz;
 }
 
@@ -113,10 +117,13 @@ Result<TimeZone> TimeZone::Load(std::string_view name) {
   if (name == "UTC") return Utc();
   if (!name.empty() && (name[0] == '+' || name[0] == '-')) {
     auto off = ParseFixedOffset(name);
-    if (!off) return Invalid("'" + std::string(name) + "' is not a UTC offset of the form +HH:MM (within ±18:00)");
+    if (!off)
+      return Invalid("'" + std::string(name) +
+                     "' is not a UTC offset of the form +HH:MM (within ±18:00)");
     return Fixed(*off);
   }
-  if (auto why = CheckZoneName(name)) return Invalid("'" + std::string(name) + "' is not a time zone name: " + *why);
+  if (auto why = CheckZoneName(name))
+    return Invalid("'" + std::string(name) + "' is not a time zone name: " + *why);
 
   // The library looks in the same place; checking first gives the operator the path.
   const char* dir_env = std::getenv("TZDIR");
@@ -128,7 +135,8 @@ Result<TimeZone> TimeZone::Load(std::string_view name) {
   }
   cctz::time_zone zone;
   if (!cctz::load_time_zone(std::string(name), &zone)) {
-    return Invalid("cannot read time zone '" + std::string(name) + "': " + file + " is not a valid zoneinfo (TZif) file");
+    return Invalid("cannot read time zone '" + std::string(name) + "': " + file +
+                   " is not a valid zoneinfo (TZif) file");
   }
   TimeZone tz;
   tz.name_ = std::string(name);

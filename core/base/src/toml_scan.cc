@@ -18,7 +18,9 @@ std::optional<size_t> FindTooDeepTomlLine(std::string_view text, int max_depth) 
   if (max_depth > 63) max_depth = 63;
   size_t line = 1;
   const size_t n = text.size();
-  auto triple = [&](size_t i, char q) { return i + 2 < n && text[i] == q && text[i + 1] == q && text[i + 2] == q; };
+  auto triple = [&](size_t i, char q) {
+    return i + 2 < n && text[i] == q && text[i + 1] == q && text[i + 2] == q;
+  };
   auto newline = [&] {
     ++line;
     if (depth == 0) {  // a new statement (inside brackets a value goes on)

@@ -38,7 +38,8 @@ Status Err(ErrorCode code, std::string message) { return Status::Error(code, std
 
 // Verifies `signature` over domain || signed_bytes without allocating for the message.
 template <size_t N>
-bool VerifyDomain(EVP_PKEY* key, std::string_view domain, std::string_view signed_bytes, std::string_view signature) {
+bool VerifyDomain(EVP_PKEY* key, std::string_view domain, std::string_view signed_bytes,
+                  std::string_view signature) {
   std::array<char, N> message;
   if (domain.size() + signed_bytes.size() != N) return false;
   std::copy(domain.begin(), domain.end(), message.begin());
@@ -89,7 +90,7 @@ class CertificateCache {
   using List = std::list<std::shared_ptr<const VerifiedCertificate>>;
   const size_t capacity_;
   mutable std::mutex mu_;
-  List lru_;                                                  // most recent first
+  List lru_;                                                    // most recent first
   std::unordered_map<std::string_view, List::iterator> index_;  // views into lru_ entries
 };
 
@@ -113,10 +114,12 @@ std::string_view CodeKindName(CodeKind kind) {
 }
 
 Result<Certificate> ParseCertificate(std::string_view bytes) {
-  if (bytes.size() != kCertificateBytes) return Err(ErrorCode::kCodeMalformed, "certificate is not 110 bytes");
+  if (bytes.size() != kCertificateBytes)
+    return Err(ErrorCode::kCodeMalformed, "certificate is not 110 bytes");
   Certificate c;
   c.version = static_cast<uint8_t>(bytes[0]);
-  if (c.version != kCodeVersion) return Err(ErrorCode::kCodeMalformed, "unsupported certificate version");
+  if (c.version != kCodeVersion)
+    return Err(ErrorCode::kCodeMalformed, "unsupported certificate version");
   c.key_id = static_cast<uint8_t>(bytes[1]);
   c.member_id = GetBigEndian(bytes, 2, 8);
   c.device_public_key = std::string(bytes.substr(kDevicePkOffset, internal::kKeyBytes));
@@ -170,24 +173,28 @@ Result<std::unique_ptr<CodeVerifier>> CodeVerifier::Create(CodesConfig cfg) {
     return Err(ErrorCode::kConfigInvalid, "codes.clock_skew_s out of range");
   if (!AllDigits(cfg.card_prefix) || cfg.card_prefix.size() >= kCardDigits)
     return Err(ErrorCode::kConfigInvalid, "codes.card_prefix must be at most 15 digits");
-  if (cfg.certificate_cache_capacity == 0) return Err(ErrorCode::kConfigInvalid, "certificate cache capacity must be positive");
+  if (cfg.certificate_cache_capacity == 0)
+    return Err(ErrorCode::kConfigInvalid, "certificate cache capacity must be positive");
 
   auto impl = std::make_unique<Impl>(std::move(cfg));
   for (const auto& [key_id, pk] : impl->cfg.hq_public_keys) {
     if (key_id < 0 || key_id > 255)
-      return Err(ErrorCode::kConfigInvalid, "codes.hq_public_keys: key id " + std::to_string(key_id) + " outside 0..255");
+      return Err(ErrorCode::kConfigInvalid,
+                 "codes.hq_public_keys: key id " + std::to_string(key_id) + " outside 0..255");
     auto key = internal::PublicKeyFromRaw(pk);
     if (!key)
-      return Err(ErrorCode::kConfigInvalid,
-                 "codes.hq_public_keys: key " + std::to_string(key_id) + " is not a 32-byte Ed25519 public key");
+      return Err(ErrorCode::kConfigInvalid, "codes.hq_public_keys: key " + std::to_string(key_id) +
+                                                " is not a 32-byte Ed25519 public key");
     impl->hq_keys[key_id] = std::move(key);
   }
   for (const auto& ch : impl->cfg.channels) {
-    if (ch.name.empty()) return Err(ErrorCode::kConfigInvalid, "codes.channels: a channel has no name");
+    if (ch.name.empty())
+      return Err(ErrorCode::kConfigInvalid, "codes.channels: a channel has no name");
     try {
       impl->channels.push_back({ch.name, std::regex(ch.pattern, std::regex::ECMAScript)});
     } catch (const std::regex_error& e) {
-      return Err(ErrorCode::kConfigInvalid, "codes.channels: pattern of channel " + ch.name + " does not compile: " + e.what());
+      return Err(ErrorCode::kConfigInvalid, "codes.channels: pattern of channel " + ch.name +
+                                                " does not compile: " + e.what());
     }
   }
   return std::unique_ptr<CodeVerifier>(new CodeVerifier(std::move(impl)));
@@ -206,16 +213,19 @@ CodeVerifier::Stats CodeVerifier::stats() const {
   return s;
 }
 
-Result<Identified> CodeVerifier::Identify(std::string_view text, int64_t now_s,
-                                          const std::function<bool(std::string_view)>& is_revoked) const {
-  if (text.size() > kMaxScanBytes) return Err(ErrorCode::kCodeMalformed, "scan longer than 4096 bytes");
+Result<Identified> CodeVerifier::Identify(
+    std::string_view text, int64_t now_s,
+    const std::function<bool(std::string_view)>& is_revoked) const {
+  if (text.size() > kMaxScanBytes)
+    return Err(ErrorCode::kCodeMalformed, "scan longer than 4096 bytes");
   // Whatever follows "LM1:" is judged as a dynamic code: a damaged one is a rejected member
   // code with its step's error, never a product barcode.
   if (text.starts_with(kDynamicPrefix)) return impl_->IdentifyDynamic(text, now_s, is_revoked);
 
   const std::string& prefix = impl_->cfg.card_prefix;
   if (text.size() == kCardDigits && text.starts_with(prefix) && AllDigits(text)) {
-    if (!IsLuhnValid(text)) return Err(ErrorCode::kCodeMalformed, "card number check digit is wrong");
+    if (!IsLuhnValid(text))
+      return Err(ErrorCode::kCodeMalformed, "card number check digit is wrong");
     Identified id;
     id.kind = CodeKind::kStatic;
     id.card_number = std::string(text);
@@ -238,22 +248,28 @@ Result<Identified> CodeVerifier::Identify(std::string_view text, int64_t now_s,
   return Err(ErrorCode::kNotAMemberCode, "scan matches no member code format");
 }
 
-Result<Identified> CodeVerifier::Impl::IdentifyDynamic(std::string_view text, int64_t now_s,
-                                                       const std::function<bool(std::string_view)>& is_revoked) const {
+Result<Identified> CodeVerifier::Impl::IdentifyDynamic(
+    std::string_view text, int64_t now_s,
+    const std::function<bool(std::string_view)>& is_revoked) const {
   // Step 1: shape. The length test first spares decoding long garbage; it is implied by
   // the 178-byte rule (strict base64url of 178 bytes is exactly 238 characters).
-  if (text.size() != kDynamicCodeChars) return Err(ErrorCode::kCodeMalformed, "dynamic code has the wrong length");
+  if (text.size() != kDynamicCodeChars)
+    return Err(ErrorCode::kCodeMalformed, "dynamic code has the wrong length");
   auto payload = Base64UrlDecode(text.substr(kDynamicPrefix.size()));
   if (!payload) return Err(ErrorCode::kCodeMalformed, "dynamic code is not canonical base64url");
-  if (payload->size() != kPayloadBytes) return Err(ErrorCode::kCodeMalformed, "dynamic code payload is not 178 bytes");
+  if (payload->size() != kPayloadBytes)
+    return Err(ErrorCode::kCodeMalformed, "dynamic code payload is not 178 bytes");
   std::string_view p(*payload);
   std::string_view cert = p.substr(0, kCertificateBytes);
-  if (static_cast<uint8_t>(cert[0]) != kCodeVersion) return Err(ErrorCode::kCodeMalformed, "unsupported dynamic code version");
+  if (static_cast<uint8_t>(cert[0]) != kCodeVersion)
+    return Err(ErrorCode::kCodeMalformed, "unsupported dynamic code version");
 
   // Step 2: issuer.
   uint8_t key_id = static_cast<uint8_t>(cert[1]);
   EVP_PKEY* hq_key = hq_keys[key_id].get();
-  if (hq_key == nullptr) return Err(ErrorCode::kCodeIssuerUnknown, "certificate key id " + std::to_string(key_id) + " is not configured");
+  if (hq_key == nullptr)
+    return Err(ErrorCode::kCodeIssuerUnknown,
+               "certificate key id " + std::to_string(key_id) + " is not configured");
 
   // Step 3: hq_sig (skipped when these exact certificate bytes already verified), then
   // device_sig. The cache is keyed by all 110 bytes, so any altered byte (member id,
@@ -263,11 +279,12 @@ Result<Identified> CodeVerifier::Impl::IdentifyDynamic(std::string_view text, in
     certificate_cache_hits.fetch_add(1, std::memory_order_relaxed);
   } else {
     certificate_verifications.fetch_add(1, std::memory_order_relaxed);
-    if (!VerifyDomain<kCertDomain.size() + kCertSignedBytes>(hq_key, kCertDomain, cert.substr(0, kCertSignedBytes),
-                                                               cert.substr(kCertSignedBytes)))
+    if (!VerifyDomain<kCertDomain.size() + kCertSignedBytes>(
+            hq_key, kCertDomain, cert.substr(0, kCertSignedBytes), cert.substr(kCertSignedBytes)))
       return Err(ErrorCode::kCodeSignatureInvalid, "certificate signature is invalid");
     auto device_key = internal::PublicKeyFromRaw(cert.substr(kDevicePkOffset, internal::kKeyBytes));
-    if (!device_key) return Err(ErrorCode::kCodeSignatureInvalid, "certified device key is unusable");
+    if (!device_key)
+      return Err(ErrorCode::kCodeSignatureInvalid, "certified device key is unusable");
     auto entry = std::make_shared<VerifiedCertificate>();
     entry->bytes = std::string(cert);
     entry->device_key = std::move(device_key);
@@ -275,20 +292,23 @@ Result<Identified> CodeVerifier::Impl::IdentifyDynamic(std::string_view text, in
     cache.Insert(std::move(entry));
   }
   if (!VerifyDomain<kCodeDomain.size() + kCodeSignedBytes>(verified->device_key.get(), kCodeDomain,
-                                                             p.substr(0, kCodeSignedBytes), p.substr(kCodeSignedBytes)))
+                                                           p.substr(0, kCodeSignedBytes),
+                                                           p.substr(kCodeSignedBytes)))
     return Err(ErrorCode::kCodeSignatureInvalid, "device signature is invalid");
 
   // Steps 4 and 5: windows. Config bounds (kMaxWindowS) keep this arithmetic in range.
   uint32_t not_after = static_cast<uint32_t>(GetBigEndian(cert, kNotAfterOffset, 4));
   uint32_t code_time = static_cast<uint32_t>(GetBigEndian(p, kCertificateBytes, 4));
   if (code_time > not_after) return Err(ErrorCode::kCodeExpired, "device certificate has expired");
-  if (now_s > static_cast<int64_t>(code_time) + cfg.code_max_age_s) return Err(ErrorCode::kCodeExpired, "code has expired");
+  if (now_s > static_cast<int64_t>(code_time) + cfg.code_max_age_s)
+    return Err(ErrorCode::kCodeExpired, "code has expired");
   if (static_cast<int64_t>(code_time) - cfg.clock_skew_s > now_s)
     return Err(ErrorCode::kCodeNotYetValid, "code time is ahead of the terminal's trusted time");
 
   // Step 6: revocation.
   std::string_view device_pk = cert.substr(kDevicePkOffset, internal::kKeyBytes);
-  if (is_revoked && is_revoked(device_pk)) return Err(ErrorCode::kCodeRevoked, "device key is revoked");
+  if (is_revoked && is_revoked(device_pk))
+    return Err(ErrorCode::kCodeRevoked, "device key is revoked");
 
   Identified id;
   id.kind = CodeKind::kDynamic;

@@ -8,7 +8,9 @@ struct MdCtxFree {
 };
 using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, MdCtxFree>;
 
-const unsigned char* Bytes(std::string_view s) { return reinterpret_cast<const unsigned char*>(s.data()); }
+const unsigned char* Bytes(std::string_view s) {
+  return reinterpret_cast<const unsigned char*>(s.data());
+}
 
 }  // namespace
 
@@ -19,7 +21,8 @@ PkeyPtr PublicKeyFromRaw(std::string_view pk32) {
 
 PkeyPtr PrivateKeyFromSeed(std::string_view seed32) {
   if (seed32.size() != kKeyBytes) return nullptr;
-  return PkeyPtr(EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, Bytes(seed32), seed32.size()));
+  return PkeyPtr(
+      EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, Bytes(seed32), seed32.size()));
 }
 
 bool Verify(EVP_PKEY* key, std::string_view message, std::string_view signature) {
@@ -30,7 +33,8 @@ bool Verify(EVP_PKEY* key, std::string_view message, std::string_view signature)
   if (!ctx) return false;
   // Ed25519 is a one-shot algorithm: no digest (NULL md), message given whole.
   if (EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, key) != 1) return false;
-  return EVP_DigestVerify(ctx.get(), Bytes(signature), signature.size(), Bytes(message), message.size()) == 1;
+  return EVP_DigestVerify(ctx.get(), Bytes(signature), signature.size(), Bytes(message),
+                          message.size()) == 1;
 }
 
 std::string Sign(EVP_PKEY* key, std::string_view message) {
@@ -51,7 +55,8 @@ std::string RawPublicKey(EVP_PKEY* key) {
   if (key == nullptr) return {};
   std::string pk(kKeyBytes, '\0');
   size_t len = pk.size();
-  if (EVP_PKEY_get_raw_public_key(key, reinterpret_cast<unsigned char*>(pk.data()), &len) != 1 || len != kKeyBytes) {
+  if (EVP_PKEY_get_raw_public_key(key, reinterpret_cast<unsigned char*>(pk.data()), &len) != 1 ||
+      len != kKeyBytes) {
     return {};
   }
   return pk;

@@ -52,7 +52,8 @@ std::string MakeCertificate(std::string_view hq_private_seed32, uint8_t key_id, 
   return cert + sig;
 }
 
-std::string MakeDynamicCode(std::string_view cert110, std::string_view device_seed32, uint32_t code_time) {
+std::string MakeDynamicCode(std::string_view cert110, std::string_view device_seed32,
+                            uint32_t code_time) {
   if (cert110.size() != kCertificateBytes) return {};
   auto device = internal::PrivateKeyFromSeed(device_seed32);
   if (!device) return {};
@@ -68,7 +69,8 @@ std::string MakeDynamicCode(std::string_view cert110, std::string_view device_se
 
 std::string MakeCardNumber(std::string_view prefix, std::string_view body) {
   constexpr size_t kBodyDigits = kCardDigits - 1;
-  if (!AllDigits(prefix) || !AllDigits(body) || prefix.size() + body.size() > kBodyDigits) return {};
+  if (!AllDigits(prefix) || !AllDigits(body) || prefix.size() + body.size() > kBodyDigits)
+    return {};
   std::string number(prefix);
   number.append(kBodyDigits - prefix.size() - body.size(), '0');
   number.append(body);

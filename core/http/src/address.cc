@@ -7,11 +7,13 @@
 namespace loyalty::http {
 namespace {
 
-Status BadRequest(std::string message) { return Status::Error(ErrorCode::kBadRequest, std::move(message)); }
+Status BadRequest(std::string message) {
+  return Status::Error(ErrorCode::kBadRequest, std::move(message));
+}
 
 bool IsHostNameChar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-         c == '_';
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '.' || c == '_';
 }
 
 std::string Lower(std::string_view s) {
@@ -32,7 +34,8 @@ Result<std::pair<std::string, uint16_t>> ParseHostPort(std::string_view text) {
     if (close == std::string_view::npos) return BadRequest("'[' without ']' in address");
     host = text.substr(1, close - 1);
     std::string_view after = text.substr(close + 1);
-    if (after.empty() || after.front() != ':') return BadRequest("address needs ':<port>' after ']'");
+    if (after.empty() || after.front() != ':')
+      return BadRequest("address needs ':<port>' after ']'");
     port_text = after.substr(1);
     boost::system::error_code ec;
     // make_address_v6 accepts a scope id ("fe80::1%eth0"), which a listener may need.
@@ -86,7 +89,8 @@ std::string ConnectionLimitKey(std::string_view address) {
   if (ec) return std::string(address);
   if (addr.is_v4()) return addr.to_string();
   auto v6 = addr.to_v6();
-  if (v6.is_v4_mapped()) return boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, v6).to_string();
+  if (v6.is_v4_mapped())
+    return boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, v6).to_string();
   auto bytes = v6.to_bytes();
   std::fill(bytes.begin() + 8, bytes.end(), 0);  // the interface identifier (and scope id) go
   return boost::asio::ip::address_v6(bytes).to_string() + "/64";

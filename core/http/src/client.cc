@@ -35,7 +35,9 @@ namespace {
 constexpr uint32_t kResponseHeaderLimit = 64 * 1024;
 constexpr auto kCancelSlice = std::chrono::milliseconds(50);
 
-Status CancelledStatus() { return Status::Error(ErrorCode::kCancelled, "the request was cancelled"); }
+Status CancelledStatus() {
+  return Status::Error(ErrorCode::kCancelled, "the request was cancelled");
+}
 
 // Beast in Boost 1.74 speaks boost::string_view.
 beast::string_view Bv(std::string_view s) { return {s.data(), s.size()}; }
@@ -53,11 +55,13 @@ bool IsHttpError(const error_code& ec) {
 
 Result<std::unique_ptr<ssl::context>> MakeClientContext(const ClientTlsOptions& o) {
   auto bad = [](const std::string& what, const std::string& file, const error_code& ec) {
-    return Status::Error(ErrorCode::kInvalidArgument, "TLS " + what + " " + file + ": " + ec.message());
+    return Status::Error(ErrorCode::kInvalidArgument,
+                         "TLS " + what + " " + file + ": " + ec.message());
   };
   auto ctx = std::make_unique<ssl::context>(ssl::context::tls_client);
   ctx->set_options(ssl::context::default_workarounds | ssl::context::no_compression);
-  if (!ApplyIntermediateProfile(ctx->native_handle())) return Status::Error(ErrorCode::kInternal, "TLS profile refused");
+  if (!ApplyIntermediateProfile(ctx->native_handle()))
+    return Status::Error(ErrorCode::kInternal, "TLS profile refused");
   error_code ec;
   if (o.ca_file.empty()) {
     if (ctx->set_default_verify_paths(ec); ec) return bad("system trust store", "", ec);
@@ -71,16 +75,19 @@ Result<std::unique_ptr<ssl::context>> MakeClientContext(const ClientTlsOptions& 
     return Status::Error(ErrorCode::kInvalidArgument, "TLS client certificate and key go together");
   }
   if (!o.cert_file.empty()) {
-    if (ctx->use_certificate_chain_file(o.cert_file, ec); ec) return bad("certificate", o.cert_file, ec);
+    if (ctx->use_certificate_chain_file(o.cert_file, ec); ec)
+      return bad("certificate", o.cert_file, ec);
     // The key goes through the secret-file check (owner only, no link) and OpenSSL is given
     // the bytes that were checked, not the path again.
     auto key_pem = ReadSecretFile(o.key_file);
-    if (!key_pem.ok()) return Status::Error(ErrorCode::kInvalidArgument, "TLS key " + key_pem.status().message());
+    if (!key_pem.ok())
+      return Status::Error(ErrorCode::kInvalidArgument, "TLS key " + key_pem.status().message());
     ctx->use_private_key(net::buffer(*key_pem), ssl::context::pem, ec);
     OPENSSL_cleanse(key_pem->data(), key_pem->size());
     if (ec) return bad("key", o.key_file, ec);
     if (SSL_CTX_check_private_key(ctx->native_handle()) != 1) {
-      return Status::Error(ErrorCode::kInvalidArgument, "TLS key " + o.key_file + " does not match " + o.cert_file);
+      return Status::Error(ErrorCode::kInvalidArgument,
+                           "TLS key " + o.key_file + " does not match " + o.cert_file);
     }
   }
   return ctx;
@@ -97,17 +104,19 @@ struct Client::Impl {
   const std::atomic<bool>* cancel = nullptr;  // set_cancel
   bool cancelled = false;                     // Run() abandoned the operations
   net::io_context ioc{1};
-  Status status;                              // why the TLS options could not be loaded
-  std::unique_ptr<ssl::context> ssl_ctx;      // set for HTTPS
-  std::string server_name;                    // HTTPS: what the certificate must name
-  std::optional<beast::tcp_stream> stream;    // plain: engaged while a connection is kept
-  std::optional<TlsStream> tls_stream;        // HTTPS: engaged while a connection is kept
+  Status status;                            // why the TLS options could not be loaded
+  std::unique_ptr<ssl::context> ssl_ctx;    // set for HTTPS
+  std::string server_name;                  // HTTPS: what the certificate must name
+  std::optional<beast::tcp_stream> stream;  // plain: engaged while a connection is kept
+  std::optional<TlsStream> tls_stream;      // HTTPS: engaged while a connection is kept
   beast::flat_buffer buffer;
   Counters counters;
 
   bool connected() const { return stream.has_value() || tls_stream.has_value(); }
 
-  beast::tcp_stream& Lowest() { return tls_stream ? beast::get_lowest_layer(*tls_stream) : *stream; }
+  beast::tcp_stream& Lowest() {
+    return tls_stream ? beast::get_lowest_layer(*tls_stream) : *stream;
+  }
 
   // Calls f with the kept connection's stream, whatever its type.
   template <class F>
@@ -187,7 +196,9 @@ struct Client::Impl {
     } else {
       tcp::resolver resolver(ioc);
       auto results = resolver.resolve(host, std::to_string(port), ec);
-      if (ec) return Status::Error(ErrorCode::kUnavailable, "cannot resolve " + where + ": " + ec.message());
+      if (ec)
+        return Status::Error(ErrorCode::kUnavailable,
+                             "cannot resolve " + where + ": " + ec.message());
       for (const auto& r : results) endpoints.push_back(r.endpoint());
     }
     stream.emplace(ioc);
@@ -198,8 +209,10 @@ struct Client::Impl {
     if (TakeCancelled()) return CancelledStatus();
     if (connect_ec) {
       stream.reset();
-      if (connect_ec == beast::error::timeout) return Status::Error(ErrorCode::kTimeout, "connecting to " + where + " timed out");
-      return Status::Error(ErrorCode::kUnavailable, "cannot connect to " + where + ": " + connect_ec.message());
+      if (connect_ec == beast::error::timeout)
+        return Status::Error(ErrorCode::kTimeout, "connecting to " + where + " timed out");
+      return Status::Error(ErrorCode::kUnavailable,
+                           "cannot connect to " + where + ": " + connect_ec.message());
     }
     stream->socket().set_option(tcp::no_delay(true), ec);
     ++counters.connections;
@@ -219,12 +232,14 @@ struct Client::Impl {
       // host names only (RFC 6066).
       if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), server_name.c_str()) != 1) {
         CloseConnection();
-        return Status::Error(ErrorCode::kInvalidArgument, "cannot verify against address " + server_name);
+        return Status::Error(ErrorCode::kInvalidArgument,
+                             "cannot verify against address " + server_name);
       }
     } else if (SSL_set1_host(ssl, server_name.c_str()) != 1 ||
                SSL_set_tlsext_host_name(ssl, server_name.c_str()) != 1) {
       CloseConnection();
-      return Status::Error(ErrorCode::kInvalidArgument, "cannot verify against name " + server_name);
+      return Status::Error(ErrorCode::kInvalidArgument,
+                           "cannot verify against name " + server_name);
     }
     beast::get_lowest_layer(*tls_stream).expires_at(deadline);
     error_code hs_ec;
@@ -237,8 +252,10 @@ struct Client::Impl {
                                                   X509_verify_cert_error_string(verify)
                                             : hs_ec.message();
       CloseConnection();
-      if (hs_ec == beast::error::timeout) return Status::Error(ErrorCode::kTimeout, "TLS handshake with " + where + " timed out");
-      return Status::Error(ErrorCode::kUnavailable, "TLS handshake with " + where + " failed: " + why);
+      if (hs_ec == beast::error::timeout)
+        return Status::Error(ErrorCode::kTimeout, "TLS handshake with " + where + " timed out");
+      return Status::Error(ErrorCode::kUnavailable,
+                           "TLS handshake with " + where + " failed: " + why);
     }
     return Status::Ok();
   }
@@ -300,13 +317,17 @@ struct Client::Impl {
     if (read_ec) {
       *nothing_received = !parser->got_some() && buffer.size() == 0;
       CloseConnection();
-      if (read_ec == beast::error::timeout) return Status::Error(ErrorCode::kTimeout, "no answer from " + where + " in time");
-      if (read_ec == bhttp::error::body_limit) return Status::Error(ErrorCode::kBadResponse, "response body too large");
+      if (read_ec == beast::error::timeout)
+        return Status::Error(ErrorCode::kTimeout, "no answer from " + where + " in time");
+      if (read_ec == bhttp::error::body_limit)
+        return Status::Error(ErrorCode::kBadResponse, "response body too large");
       if (IsHttpError(read_ec) && read_ec != bhttp::error::end_of_stream &&
           read_ec != bhttp::error::partial_message) {
-        return Status::Error(ErrorCode::kBadResponse, "malformed response from " + where + ": " + read_ec.message());
+        return Status::Error(ErrorCode::kBadResponse,
+                             "malformed response from " + where + ": " + read_ec.message());
       }
-      return Status::Error(ErrorCode::kUnavailable, "connection to " + where + " lost: " + read_ec.message());
+      return Status::Error(ErrorCode::kUnavailable,
+                           "connection to " + where + " lost: " + read_ec.message());
     }
     *nothing_received = false;
     bhttp::response<bhttp::string_body> msg = parser->release();
@@ -331,7 +352,8 @@ Client::Client(std::string host, uint16_t port) : impl_(std::make_unique<Impl>()
   impl_->port = port;
 }
 
-Client::Client(std::string host, uint16_t port, ClientTlsOptions tls) : Client(std::move(host), port) {
+Client::Client(std::string host, uint16_t port, ClientTlsOptions tls)
+    : Client(std::move(host), port) {
   impl_->server_name = tls.server_name.empty() ? impl_->host : tls.server_name;
   auto ctx = MakeClientContext(tls);
   if (ctx.ok()) {
@@ -355,8 +377,8 @@ void Client::set_response_limit(size_t bytes) { impl_->response_limit = bytes; }
 
 void Client::set_cancel(const std::atomic<bool>* flag) { impl_->cancel = flag; }
 
-Result<Response> Client::Request(std::string_view method, std::string_view target, std::string_view body,
-                                 HeaderList headers, int timeout_ms) {
+Result<Response> Client::Request(std::string_view method, std::string_view target,
+                                 std::string_view body, HeaderList headers, int timeout_ms) {
   if (!impl_->status.ok()) return impl_->status;
   if (impl_->Cancelled()) return CancelledStatus();
   if (method.empty() || target.empty() ||
@@ -377,7 +399,8 @@ Result<Response> Client::Request(std::string_view method, std::string_view targe
         value.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
       return Status::Error(ErrorCode::kBadRequest, "invalid header " + name);
     }
-    if (beast::iequals(name, "content-length") || beast::iequals(name, "transfer-encoding")) continue;
+    if (beast::iequals(name, "content-length") || beast::iequals(name, "transfer-encoding"))
+      continue;
     req.insert(name, value);
   }
   if (!HasHeader(headers, "host")) {
@@ -385,9 +408,11 @@ Result<Response> Client::Request(std::string_view method, std::string_view targe
     req.set(bhttp::field::host,
             (v6 ? "[" + impl_->host + "]" : impl_->host) + ":" + std::to_string(impl_->port));
   }
-  if (!body.empty() && !HasHeader(headers, "content-type")) req.set(bhttp::field::content_type, "application/json");
+  if (!body.empty() && !HasHeader(headers, "content-type"))
+    req.set(bhttp::field::content_type, "application/json");
   req.body() = std::string(body);
-  if (!body.empty() || verb == bhttp::verb::post || verb == bhttp::verb::put || verb == bhttp::verb::patch) {
+  if (!body.empty() || verb == bhttp::verb::post || verb == bhttp::verb::put ||
+      verb == bhttp::verb::patch) {
     req.content_length(body.size());
   }
   req.keep_alive(true);

@@ -24,7 +24,9 @@ int HexValue(char c) {
   return -1;
 }
 
-Status BadRequest(std::string message) { return Status::Error(ErrorCode::kBadRequest, std::move(message)); }
+Status BadRequest(std::string message) {
+  return Status::Error(ErrorCode::kBadRequest, std::move(message));
+}
 
 }  // namespace
 
@@ -43,14 +45,17 @@ bool Request::HasHeader(std::string_view name) const {
 }
 
 Status CheckPeerCn(const Request& request, std::string_view terminal_id) {
-  if (!request.tls) return Status::Error(ErrorCode::kForbidden, "a client certificate over TLS is required");
+  if (!request.tls)
+    return Status::Error(ErrorCode::kForbidden, "a client certificate over TLS is required");
   if (!request.peer_cert_error.empty()) {
-    return Status::Error(ErrorCode::kForbidden, "client certificate not accepted: " + request.peer_cert_error);
+    return Status::Error(ErrorCode::kForbidden,
+                         "client certificate not accepted: " + request.peer_cert_error);
   }
-  if (request.peer_cn.empty()) return Status::Error(ErrorCode::kForbidden, "a verified client certificate is required");
+  if (request.peer_cn.empty())
+    return Status::Error(ErrorCode::kForbidden, "a verified client certificate is required");
   if (terminal_id.empty() || request.peer_cn != terminal_id) {
-    return Status::Error(ErrorCode::kForbidden, "client certificate is for " + request.peer_cn + ", not for " +
-                                          std::string(terminal_id));
+    return Status::Error(ErrorCode::kForbidden, "client certificate is for " + request.peer_cn +
+                                                    ", not for " + std::string(terminal_id));
   }
   return Status::Ok();
 }
@@ -105,11 +110,13 @@ Result<std::map<std::string, std::string>> ParseQuery(std::string_view query) {
     if (piece.empty()) continue;
     size_t eq = piece.find('=');
     std::string_view raw_key = piece.substr(0, eq);
-    std::string_view raw_value = eq == std::string_view::npos ? std::string_view() : piece.substr(eq + 1);
+    std::string_view raw_value =
+        eq == std::string_view::npos ? std::string_view() : piece.substr(eq + 1);
     auto key = PercentDecode(raw_key, true);
     if (!key.ok()) return BadRequest("query key: " + key.status().message());
     auto value = PercentDecode(raw_value, true);
-    if (!value.ok()) return BadRequest("query value of '" + *key + "': " + value.status().message());
+    if (!value.ok())
+      return BadRequest("query value of '" + *key + "': " + value.status().message());
     out.emplace(std::move(*key), std::move(*value));  // emplace keeps the first
   }
   return out;

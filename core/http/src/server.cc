@@ -114,13 +114,14 @@ std::string NameText(X509_NAME* name) {
 // Every PEM object of one kind in `file` (certificates or CRLs); reading stops at the end of
 // the file or at the first object that does not parse (an error naming the file).
 template <class T>
-Result<std::vector<std::unique_ptr<T, void (*)(T*)>>> ReadPemAll(const std::string& file, const char* what,
-                                                                 T* (*read)(BIO*, T**, pem_password_cb*, void*),
-                                                                 void (*free_fn)(T*)) {
+Result<std::vector<std::unique_ptr<T, void (*)(T*)>>> ReadPemAll(
+    const std::string& file, const char* what, T* (*read)(BIO*, T**, pem_password_cb*, void*),
+    void (*free_fn)(T*)) {
   std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_file(file.c_str(), "r"), BIO_free);
   if (!bio) {
     ERR_clear_error();
-    return Status::Error(ErrorCode::kInvalidArgument, std::string("TLS ") + what + " " + file + ": cannot be read");
+    return Status::Error(ErrorCode::kInvalidArgument,
+                         std::string("TLS ") + what + " " + file + ": cannot be read");
   }
   std::vector<std::unique_ptr<T, void (*)(T*)>> out;
   while (T* x = read(bio.get(), nullptr, nullptr, nullptr)) out.emplace_back(x, free_fn);
@@ -128,7 +129,8 @@ Result<std::vector<std::unique_ptr<T, void (*)(T*)>>> ReadPemAll(const std::stri
   if (ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE) {
     ERR_clear_error();  // the end of the file
   } else if (e != 0) {
-    return Status::Error(ErrorCode::kInvalidArgument, std::string("TLS ") + what + " " + file + ": " + OpenSslReason());
+    return Status::Error(ErrorCode::kInvalidArgument,
+                         std::string("TLS ") + what + " " + file + ": " + OpenSslReason());
   }
   return out;
 }
@@ -137,15 +139,19 @@ Result<std::vector<std::unique_ptr<T, void (*)(T*)>>> ReadPemAll(const std::stri
 // is set, one CRL for each of them (X509_V_FLAG_CRL_CHECK: a leaf certificate's issuer must
 // have a CRL, so a missing one would refuse every terminal of that CA; it is refused here
 // instead, at start or at reload). `revoked` counts the certificates the CRLs list.
-Result<StorePtr> MakeVerifyStore(const std::string& ca_file, const std::string& crl_file, size_t* revoked) {
+Result<StorePtr> MakeVerifyStore(const std::string& ca_file, const std::string& crl_file,
+                                 size_t* revoked) {
   auto cas = ReadPemAll<X509>(ca_file, "client CA", PEM_read_bio_X509, X509_free);
   if (!cas.ok()) return cas.status();
-  if (cas->empty()) return Status::Error(ErrorCode::kInvalidArgument, "TLS client CA " + ca_file + ": no certificate");
+  if (cas->empty())
+    return Status::Error(ErrorCode::kInvalidArgument,
+                         "TLS client CA " + ca_file + ": no certificate");
   StorePtr store(X509_STORE_new(), X509_STORE_free);
   if (!store) return Status::Error(ErrorCode::kInternal, "X509_STORE_new: " + OpenSslReason());
   for (auto& ca : *cas) {
     if (X509_STORE_add_cert(store.get(), ca.get()) != 1) {
-      return Status::Error(ErrorCode::kInvalidArgument, "TLS client CA " + ca_file + ": " + OpenSslReason());
+      return Status::Error(ErrorCode::kInvalidArgument,
+                           "TLS client CA " + ca_file + ": " + OpenSslReason());
     }
   }
   if (revoked != nullptr) *revoked = 0;
@@ -170,7 +176,8 @@ Result<StorePtr> MakeVerifyStore(const std::string& ca_file, const std::string& 
       }
     }
     ERR_clear_error();
-    if (ca_index == cas->size()) return bad("the CRL of " + issuer + " is not signed by a CA of " + ca_file);
+    if (ca_index == cas->size())
+      return bad("the CRL of " + issuer + " is not signed by a CA of " + ca_file);
     const ASN1_TIME* next = X509_CRL_get0_nextUpdate(crl);
     if (next != nullptr && X509_cmp_current_time(next) <= 0) {
       return bad("the CRL of " + issuer + " is past its nextUpdate (issue a fresh one)");
@@ -183,7 +190,8 @@ Result<StorePtr> MakeVerifyStore(const std::string& ca_file, const std::string& 
     if (X509_STORE_add_crl(store.get(), crl) != 1) return bad(OpenSslReason());
   }
   for (size_t c = 0; c < cas->size(); ++c) {
-    if (!covered[c]) return bad("no CRL for CA " + NameText(X509_get_subject_name((*cas)[c].get())));
+    if (!covered[c])
+      return bad("no CRL for CA " + NameText(X509_get_subject_name((*cas)[c].get())));
   }
   X509_STORE_set_flags(store.get(), X509_V_FLAG_CRL_CHECK);
   return store;
@@ -191,12 +199,14 @@ Result<StorePtr> MakeVerifyStore(const std::string& ca_file, const std::string& 
 
 Result<std::shared_ptr<ssl::context>> MakeServerContext(const TlsServerOptions& o) {
   auto bad = [](const std::string& what, const std::string& file, const error_code& ec) {
-    return Status::Error(ErrorCode::kInvalidArgument, "TLS " + what + " " + file + ": " + SslErrorText(ec));
+    return Status::Error(ErrorCode::kInvalidArgument,
+                         "TLS " + what + " " + file + ": " + SslErrorText(ec));
   };
   auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
   SSL_CTX* native = ctx->native_handle();
   ctx->set_options(ssl::context::default_workarounds | ssl::context::no_compression);
-  if (!ApplyIntermediateProfile(native)) return Status::Error(ErrorCode::kInternal, "TLS profile refused: " + OpenSslReason());
+  if (!ApplyIntermediateProfile(native))
+    return Status::Error(ErrorCode::kInternal, "TLS profile refused: " + OpenSslReason());
   // No resumption: every connection's client certificate is verified again (an expired
   // or newly untrusted certificate is refused at once), and TLS 1.3 tickets a client never
   // reads cannot turn its close into a reset.
@@ -204,29 +214,36 @@ Result<std::shared_ptr<ssl::context>> MakeServerContext(const TlsServerOptions& 
   SSL_CTX_set_options(native, SSL_OP_NO_TICKET);
   SSL_CTX_set_num_tickets(native, 0);
   error_code ec;
-  if (o.cert_chain_file.empty()) return Status::Error(ErrorCode::kInvalidArgument, "TLS needs a certificate file");
-  if (ctx->use_certificate_chain_file(o.cert_chain_file, ec); ec) return bad("certificate", o.cert_chain_file, ec);
+  if (o.cert_chain_file.empty())
+    return Status::Error(ErrorCode::kInvalidArgument, "TLS needs a certificate file");
+  if (ctx->use_certificate_chain_file(o.cert_chain_file, ec); ec)
+    return bad("certificate", o.cert_chain_file, ec);
   if (o.key_file.empty()) return Status::Error(ErrorCode::kInvalidArgument, "TLS needs a key file");
-  if (ctx->use_private_key_file(o.key_file, ssl::context::pem, ec); ec) return bad("key", o.key_file, ec);
+  if (ctx->use_private_key_file(o.key_file, ssl::context::pem, ec); ec)
+    return bad("key", o.key_file, ec);
   if (SSL_CTX_check_private_key(native) != 1) {
-    return Status::Error(ErrorCode::kInvalidArgument, "TLS key " + o.key_file + " does not match " + o.cert_chain_file);
+    return Status::Error(ErrorCode::kInvalidArgument,
+                         "TLS key " + o.key_file + " does not match " + o.cert_chain_file);
   }
   if (o.client_certs == ClientCertMode::kNone) {
     ctx->set_verify_mode(ssl::verify_none);
     return ctx;
   }
-  if (o.client_ca_file.empty()) return Status::Error(ErrorCode::kInvalidArgument, "TLS client certificates need a CA file");
+  if (o.client_ca_file.empty())
+    return Status::Error(ErrorCode::kInvalidArgument, "TLS client certificates need a CA file");
   // Client certificates are verified against a store of their own (CAs and CRLs), which
   // ReloadCrl() replaces.
   auto store = MakeVerifyStore(o.client_ca_file, o.crl_file, nullptr);
   if (!store.ok()) return store.status();
   SSL_CTX_set1_verify_cert_store(native, store->get());
-  if (!o.crl_file.empty()) X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(native), X509_V_FLAG_CRL_CHECK);
+  if (!o.crl_file.empty())
+    X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(native), X509_V_FLAG_CRL_CHECK);
   // The CA names sent in the CertificateRequest let a client with several certificates
   // pick the right one.
   STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(o.client_ca_file.c_str());
   if (names == nullptr) {
-    return Status::Error(ErrorCode::kInvalidArgument, "TLS client CA " + o.client_ca_file + ": no certificate");
+    return Status::Error(ErrorCode::kInvalidArgument,
+                         "TLS client CA " + o.client_ca_file + ": no certificate");
   }
   SSL_CTX_set_client_CA_list(native, names);
   // Only certificates meant for TLS clients (extendedKeyUsage clientAuth, or none) name a
@@ -257,22 +274,27 @@ namespace internal {
 // destroyed Server. Members marked "io thread" are touched only on the event loop.
 struct ServerCore : std::enable_shared_from_this<ServerCore> {
   ServerCore(net::io_context& io, ServerOptions o, Handler h)
-      : ioc(io), options(std::move(o)), handler(std::move(h)), acceptor(io), accept_retry(io), drain_timer(io) {}
+      : ioc(io),
+        options(std::move(o)),
+        handler(std::move(h)),
+        acceptor(io),
+        accept_retry(io),
+        drain_timer(io) {}
 
   net::io_context& ioc;
   const ServerOptions options;
   const Handler handler;
   std::shared_ptr<ssl::context> ssl_ctx;  // set by Listen() for a TLS listener
-  tcp::acceptor acceptor;          // io thread
-  net::steady_timer accept_retry;  // io thread
-  net::steady_timer drain_timer;   // io thread
+  tcp::acceptor acceptor;                 // io thread
+  net::steady_timer accept_retry;         // io thread
+  net::steady_timer drain_timer;          // io thread
   std::atomic<uint16_t> port{0};
   std::atomic<bool> stopping{false};
   std::atomic<bool> drained{false};
   std::atomic<size_t> active{0};
   std::atomic<size_t> refusing{0};
   std::atomic<uint64_t> evicted{0};
-  bool stop_started = false;                        // io thread
+  bool stop_started = false;                         // io thread
   std::vector<std::function<void()>> drain_waiters;  // io thread
 
   // The registry of counted connections. A connection is idle (an eviction candidate) from
@@ -291,10 +313,12 @@ struct ServerCore : std::enable_shared_from_this<ServerCore> {
   std::map<uint64_t, uint64_t> idle;  // ticket -> id, oldest first
   std::unordered_map<std::string, size_t> per_address;
 
-  // Decides on a connection just accepted from `address` (its ConnectionLimitKey; io thread). Admitted: registered
-  // as idle, its id returned, and `victim` set when a connection was evicted for it (the
-  // caller closes that one). Not admitted: 0 (every candidate has a request in progress).
-  uint64_t Admit(std::weak_ptr<SessionBase> s, const std::string& address, std::shared_ptr<SessionBase>& victim) {
+  // Decides on a connection just accepted from `address` (its ConnectionLimitKey; io thread).
+  // Admitted: registered as idle, its id returned, and `victim` set when a connection was evicted
+  // for it (the caller closes that one). Not admitted: 0 (every candidate has a request in
+  // progress).
+  uint64_t Admit(std::weak_ptr<SessionBase> s, const std::string& address,
+                 std::shared_ptr<SessionBase>& victim) {
     std::lock_guard<std::mutex> lock(mu);
     const size_t per_cap = options.max_connections_per_address;
     auto it = per_address.find(address);
@@ -415,7 +439,8 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     if (!ec) {
       net::ip::address a = ep.address();
       // An IPv4 client of a dual-stack listener is the same address as over IPv4.
-      if (a.is_v6() && a.to_v6().is_v4_mapped()) a = net::ip::make_address_v4(net::ip::v4_mapped, a.to_v6());
+      if (a.is_v6() && a.to_v6().is_v4_mapped())
+        a = net::ip::make_address_v4(net::ip::v4_mapped, a.to_v6());
       remote_address_ = a.to_string();
       remote_port_ = ep.port();
     }
@@ -493,8 +518,9 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     // A client that connects and never completes the handshake is dropped at the deadline
     // (or evicted before, as an idle connection, when the cap is reached).
     Lowest().expires_after(Ms(options().handshake_timeout_ms));
-    stream_.async_handshake(ssl::stream_base::server,
-                            [self = this->shared_from_this()](error_code ec) { self->OnHandshake(ec); });
+    stream_.async_handshake(
+        ssl::stream_base::server,
+        [self = this->shared_from_this()](error_code ec) { self->OnHandshake(ec); });
   }
 
   void OnHandshake(error_code ec) {
@@ -557,10 +583,11 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     const auto now = std::chrono::steady_clock::now();
     const Deadline head_deadline = first ? now + Ms(options().header_timeout_ms) : Deadline{};
     Lowest().expires_at(first ? head_deadline : now + Ms(options().idle_timeout_ms));
-    stream_.async_read_some(buffer_.prepare(kFirstReadBytes),
-                            [self = this->shared_from_this(), head_deadline](error_code ec, size_t n) {
-                              self->OnReadIdle(ec, n, head_deadline);
-                            });
+    stream_.async_read_some(
+        buffer_.prepare(kFirstReadBytes),
+        [self = this->shared_from_this(), head_deadline](error_code ec, size_t n) {
+          self->OnReadIdle(ec, n, head_deadline);
+        });
   }
 
   // `head_deadline`: the first request's, or none (a later request's runs from now).
@@ -570,7 +597,8 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       return;
     }
     buffer_.commit(n);
-    if (head_deadline == Deadline{}) head_deadline = std::chrono::steady_clock::now() + Ms(options().header_timeout_ms);
+    if (head_deadline == Deadline{})
+      head_deadline = std::chrono::steady_clock::now() + Ms(options().header_timeout_ms);
     DoReadHeader(head_deadline);
   }
 
@@ -578,14 +606,16 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     state_ = State::kReading;
     request_start_ = std::chrono::steady_clock::now();
     parser_.emplace();
-    parser_->header_limit(static_cast<uint32_t>(std::min<size_t>(options().header_limit, UINT32_MAX)));
+    parser_->header_limit(
+        static_cast<uint32_t>(std::min<size_t>(options().header_limit, UINT32_MAX)));
     parser_->body_limit(options().body_limit);
     // The head under its own short deadline, then the whole request (head and body) under
     // read_timeout_ms from its first byte: a client that trickles bytes cannot hold the
     // connection longer.
     Lowest().expires_at(std::min(head_deadline, request_start_ + Ms(options().read_timeout_ms)));
-    bhttp::async_read_header(stream_, buffer_, *parser_,
-                             [self = this->shared_from_this()](error_code ec, size_t) { self->OnReadHeader(ec); });
+    bhttp::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = this->shared_from_this()](error_code ec, size_t) { self->OnReadHeader(ec); });
   }
 
   void OnReadHeader(error_code ec) {
@@ -606,14 +636,15 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       // curl and others wait for this before sending a large body. The read deadline keeps
       // running: this short write is part of reading the request.
       continue_.emplace(bhttp::status::continue_, req.version());
-      bhttp::async_write(stream_, *continue_, [self = this->shared_from_this()](error_code e, size_t) {
-        self->continue_.reset();
-        if (e) {
-          self->Close();
-          return;
-        }
-        self->DoReadBody();
-      });
+      bhttp::async_write(stream_, *continue_,
+                         [self = this->shared_from_this()](error_code e, size_t) {
+                           self->continue_.reset();
+                           if (e) {
+                             self->Close();
+                             return;
+                           }
+                           self->DoReadBody();
+                         });
       return;
     }
     DoReadBody();
@@ -624,29 +655,33 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       OnRequest();
       return;
     }
-    bhttp::async_read(stream_, buffer_, *parser_, [self = this->shared_from_this()](error_code ec, size_t) {
-      if (ec) {
-        self->OnReadError(ec);
-        return;
-      }
-      self->OnRequest();
-    });
+    bhttp::async_read(stream_, buffer_, *parser_,
+                      [self = this->shared_from_this()](error_code ec, size_t) {
+                        if (ec) {
+                          self->OnReadError(ec);
+                          return;
+                        }
+                        self->OnRequest();
+                      });
   }
 
   void OnReadError(error_code ec) {
     if (ec == bhttp::error::body_limit) {
-      WriteAndClose(JsonError(ErrorCode::kBodyTooLarge, 
-                              "request body exceeds " + std::to_string(options().body_limit) + " bytes"));
+      WriteAndClose(
+          JsonError(ErrorCode::kBodyTooLarge,
+                    "request body exceeds " + std::to_string(options().body_limit) + " bytes"));
       return;
     }
     if (ec == bhttp::error::header_limit) {
-      WriteAndClose(JsonError(ErrorCode::kBadRequest, 
-                              "request header exceeds " + std::to_string(options().header_limit) + " bytes"));
+      WriteAndClose(
+          JsonError(ErrorCode::kBadRequest,
+                    "request header exceeds " + std::to_string(options().header_limit) + " bytes"));
       return;
     }
     // The peer went away, or the read deadline passed (a slow or stalled client is dropped
     // without an answer), or the message ended half way: nobody to answer.
-    if (ec == beast::error::timeout || ec == bhttp::error::end_of_stream || ec == bhttp::error::partial_message ||
+    if (ec == beast::error::timeout || ec == bhttp::error::end_of_stream ||
+        ec == bhttp::error::partial_message ||
         ec.category() != bhttp::make_error_code(bhttp::error::bad_method).category()) {
       Close();
       return;
@@ -676,7 +711,8 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     r.query = std::move(target->query);
     r.authorization = std::string(msg[bhttp::field::authorization]);
     r.headers.reserve(std::distance(msg.begin(), msg.end()));
-    for (const auto& f : msg) r.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+    for (const auto& f : msg)
+      r.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
     r.body = std::move(msg.body());
     r.remote_address = remote_address_;
     r.remote_port = remote_port_;
@@ -705,14 +741,16 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   }
 
   void Write(Response r, bool force_close) {
-    if (r.status < 200 || r.status > 999) r = JsonError(ErrorCode::kInternal, "invalid response status");
+    if (r.status < 200 || r.status > 999)
+      r = JsonError(ErrorCode::kInternal, "invalid response status");
     res_.emplace();
     res_->version(version_);
     res_->result(static_cast<unsigned>(r.status));
     bool close = force_close || !keep_alive_ || stop_requested_ || core_->stopping.load();
     for (auto& [name, value] : r.headers) {
       if (!IsSafeHeader(name, value)) continue;
-      if (IEquals(name, "content-length") || IEquals(name, "transfer-encoding") || IEquals(name, "content-type")) {
+      if (IEquals(name, "content-length") || IEquals(name, "transfer-encoding") ||
+          IEquals(name, "content-type")) {
         continue;
       }
       if (IEquals(name, "connection")) {
@@ -723,7 +761,9 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     }
     const std::string& type = r.content_type;
     res_->set(bhttp::field::content_type,
-              type.empty() || type.find_first_of("\r\n") != std::string::npos ? "application/octet-stream" : type);
+              type.empty() || type.find_first_of("\r\n") != std::string::npos
+                  ? "application/octet-stream"
+                  : type);
     bool no_body = r.status == 204 || r.status == 304;
     if (!no_body) res_->content_length(r.body.size());
     if (!no_body && !head_) res_->body() = std::move(r.body);
@@ -789,14 +829,15 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   }
 
   void DoDiscard() {
-    Lowest().async_read_some(net::buffer(discard_), [self = this->shared_from_this()](error_code ec, size_t n) {
-      self->lingered_ += n;
-      if (ec || self->lingered_ > kLingerBytes) {
-        self->Close();
-        return;
-      }
-      self->DoDiscard();
-    });
+    Lowest().async_read_some(net::buffer(discard_),
+                             [self = this->shared_from_this()](error_code ec, size_t n) {
+                               self->lingered_ += n;
+                               if (ec || self->lingered_ > kLingerBytes) {
+                                 self->Close();
+                                 return;
+                               }
+                               self->DoDiscard();
+                             });
   }
 
   void Close() {
@@ -842,9 +883,10 @@ using TlsSession = Session<beast::ssl_stream<beast::tcp_stream>>;
 namespace internal {
 
 void ServerCore::DoAccept() {
-  acceptor.async_accept(net::make_strand(ioc), [self = shared_from_this()](error_code ec, tcp::socket socket) {
-    self->OnAccept(ec, std::move(socket));
-  });
+  acceptor.async_accept(net::make_strand(ioc),
+                        [self = shared_from_this()](error_code ec, tcp::socket socket) {
+                          self->OnAccept(ec, std::move(socket));
+                        });
 }
 
 void ServerCore::OnAccept(error_code ec, tcp::socket socket) {
@@ -860,7 +902,8 @@ void ServerCore::OnAccept(error_code ec, tcp::socket socket) {
   auto start = [&](auto session) {
     std::shared_ptr<SessionBase> victim;
     // Counted per client: an IPv4 address, or an IPv6 /64 (docs/http.md, "At the connection cap").
-    uint64_t id = Admit(session->weak_from_this(), ConnectionLimitKey(session->remote_address()), victim);
+    uint64_t id =
+        Admit(session->weak_from_this(), ConnectionLimitKey(session->remote_address()), victim);
     if (victim) victim->ForceClose();
     if (id != 0) {
       session->Registered(id);
@@ -918,7 +961,8 @@ Status Server::Listen() {
   const ServerOptions& o = core_->options;
   auto fail = [&](const std::string& what, const error_code& ec) {
     core_->CloseAcceptor();
-    return Status::Error(ErrorCode::kUnavailable, what + " " + o.host + ":" + std::to_string(o.port) + ": " + ec.message());
+    return Status::Error(ErrorCode::kUnavailable,
+                         what + " " + o.host + ":" + std::to_string(o.port) + ": " + ec.message());
   };
   if (o.tls) {
     auto ctx = MakeServerContext(*o.tls);
@@ -938,9 +982,11 @@ Status Server::Listen() {
   if (a.open(endpoint.protocol(), ec); ec) return fail("cannot open a socket for", ec);
   // Lets a restarted agent bind while old connections sit in TIME_WAIT; on Linux it does
   // not let two listeners share the port.
-  if (a.set_option(net::socket_base::reuse_address(true), ec); ec) return fail("cannot set options on", ec);
+  if (a.set_option(net::socket_base::reuse_address(true), ec); ec)
+    return fail("cannot set options on", ec);
   if (a.bind(endpoint, ec); ec) return fail("cannot bind", ec);
-  if (a.listen(net::socket_base::max_listen_connections, ec); ec) return fail("cannot listen on", ec);
+  if (a.listen(net::socket_base::max_listen_connections, ec); ec)
+    return fail("cannot listen on", ec);
   core_->port.store(a.local_endpoint(ec).port());
   core_->DoAccept();
   return Status::Ok();
@@ -950,7 +996,8 @@ uint16_t Server::port() const { return core_->port.load(); }
 
 void Server::Stop(std::function<void()> on_drained) {
   core_->stopping.store(true);
-  net::post(core_->ioc, [core = core_, cb = std::move(on_drained)]() mutable { core->DoStop(std::move(cb)); });
+  net::post(core_->ioc,
+            [core = core_, cb = std::move(on_drained)]() mutable { core->DoStop(std::move(cb)); });
 }
 
 bool Server::stopping() const { return core_->stopping.load(); }
@@ -962,7 +1009,8 @@ uint64_t Server::evicted_connections() const { return core_->evicted.load(); }
 Result<size_t> Server::ReloadCrl() {
   const auto& tls = core_->options.tls;
   if (!tls || tls->crl_file.empty() || !core_->ssl_ctx) {
-    return Status::Error(ErrorCode::kInvalidArgument, "no CRL to reload: the listener has no crl_file");
+    return Status::Error(ErrorCode::kInvalidArgument,
+                         "no CRL to reload: the listener has no crl_file");
   }
   size_t revoked = 0;
   auto store = MakeVerifyStore(tls->client_ca_file, tls->crl_file, &revoked);

@@ -9,8 +9,19 @@ std::string CanonicalEntryBytes(const Entry& e) {
   std::string out;
   out.reserve(160 + e.detail.size());
   JsonWriter w(out);
-  w.BeginArray().Int(1).String(e.entry_id).String(e.terminal_id).Int(e.seq).String(e.kind).UInt(e.member_id);
-  w.Int(e.points).Int(e.at_ms).String(e.checkout_id).String(e.refund_id).String(e.detail).EndArray();
+  w.BeginArray()
+      .Int(1)
+      .String(e.entry_id)
+      .String(e.terminal_id)
+      .Int(e.seq)
+      .String(e.kind)
+      .UInt(e.member_id);
+  w.Int(e.points)
+      .Int(e.at_ms)
+      .String(e.checkout_id)
+      .String(e.refund_id)
+      .String(e.detail)
+      .EndArray();
   return out;
 }
 

@@ -13,7 +13,12 @@ std::string EncodeCheckoutLines(const std::vector<CheckoutLine>& lines) {
   JsonWriter w(out);
   w.BeginArray();
   for (const auto& l : lines) {
-    w.BeginArray().String(l.sku).String(l.category).Int(l.qty).Int(l.unit_price_cents).Int(l.tier_discount_cents);
+    w.BeginArray()
+        .String(l.sku)
+        .String(l.category)
+        .Int(l.qty)
+        .Int(l.unit_price_cents)
+        .Int(l.tier_discount_cents);
     w.Int(l.coupon_cents).Int(l.redeem_cents).Int(l.net_cents).Int(l.net_before_redeem_cents);
     w.Int(l.points_eligible ? 1 : 0).Int(l.redeemable ? 1 : 0).EndArray();
   }
@@ -22,7 +27,9 @@ std::string EncodeCheckoutLines(const std::vector<CheckoutLine>& lines) {
 }
 
 Result<std::vector<CheckoutLine>> DecodeCheckoutLines(std::string_view text) {
-  auto bad = [](const std::string& why) { return Status::Error(ErrorCode::kInternal, "checkout lines: " + why); };
+  auto bad = [](const std::string& why) {
+    return Status::Error(ErrorCode::kInternal, "checkout lines: " + why);
+  };
   auto parsed = ParseJson(text);  // stored bytes, read with the same limits as any other
   if (!parsed.ok()) return bad(parsed.status().message());
   const nlohmann::json& j = *parsed;
@@ -30,7 +37,8 @@ Result<std::vector<CheckoutLine>> DecodeCheckoutLines(std::string_view text) {
   std::vector<CheckoutLine> out;
   out.reserve(j.size());
   for (const auto& a : j) {
-    if (!a.is_array() || a.size() != 11 || !a[0].is_string() || !a[1].is_string()) return bad("malformed line");
+    if (!a.is_array() || a.size() != 11 || !a[0].is_string() || !a[1].is_string())
+      return bad("malformed line");
     for (size_t i = 2; i < 11; ++i)
       if (!a[i].is_number_integer()) return bad("malformed line");
     CheckoutLine l;

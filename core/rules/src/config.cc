@@ -79,7 +79,8 @@ struct Problem {
 };
 
 std::string RangeReason(int64_t lo, int64_t hi, int64_t got) {
-  return "must be " + std::to_string(lo) + ".." + std::to_string(hi) + ", got " + std::to_string(got);
+  return "must be " + std::to_string(lo) + ".." + std::to_string(hi) + ", got " +
+         std::to_string(got);
 }
 
 bool IsTierName(std::string_view name) {
@@ -102,16 +103,21 @@ std::vector<Problem> Problems(const Rules& r) {
       continue;
     }
     if (tier.multiplier_bp < 0 || tier.multiplier_bp > kMaxMultiplierBp)
-      out.push_back({"tiers." + name + ".multiplier_bp", RangeReason(0, kMaxMultiplierBp, tier.multiplier_bp)});
+      out.push_back({"tiers." + name + ".multiplier_bp",
+                     RangeReason(0, kMaxMultiplierBp, tier.multiplier_bp)});
     if (tier.discount_bp < 0 || tier.discount_bp > kMaxDiscountBp)
-      out.push_back({"tiers." + name + ".discount_bp", RangeReason(0, kMaxDiscountBp, tier.discount_bp)});
+      out.push_back(
+          {"tiers." + name + ".discount_bp", RangeReason(0, kMaxDiscountBp, tier.discount_bp)});
   }
   for (const char* t : kTierNames)
-    if (!r.tiers.count(t)) out.push_back({std::string("tiers.") + t, "missing (every tier needs its rule)"});
+    if (!r.tiers.count(t))
+      out.push_back({std::string("tiers.") + t, "missing (every tier needs its rule)"});
   if (r.vip_threshold_cents < 0 || r.vip_threshold_cents > kMaxThresholdCents)
-    out.push_back({"tier_thresholds_cents.vip", RangeReason(0, kMaxThresholdCents, r.vip_threshold_cents)});
+    out.push_back(
+        {"tier_thresholds_cents.vip", RangeReason(0, kMaxThresholdCents, r.vip_threshold_cents)});
   if (r.black_threshold_cents < 0 || r.black_threshold_cents > kMaxThresholdCents)
-    out.push_back({"tier_thresholds_cents.black", RangeReason(0, kMaxThresholdCents, r.black_threshold_cents)});
+    out.push_back({"tier_thresholds_cents.black",
+                   RangeReason(0, kMaxThresholdCents, r.black_threshold_cents)});
   if (r.vip_threshold_cents > r.black_threshold_cents)
     out.push_back({"tier_thresholds_cents", "vip (" + std::to_string(r.vip_threshold_cents) +
                                                 ") must not be above black (" +
@@ -119,8 +125,8 @@ std::vector<Problem> Problems(const Rules& r) {
   for (const auto& k : kSetKeys) {
     const auto& set = r.*k.field;
     if (set.size() > kMaxCategories)
-      out.push_back(
-          {k.key, "at most " + std::to_string(kMaxCategories) + " categories, got " + std::to_string(set.size())});
+      out.push_back({k.key, "at most " + std::to_string(kMaxCategories) + " categories, got " +
+                                std::to_string(set.size())});
     for (const auto& c : set) {
       if (c.size() > kMaxTextBytes || !internal::IsCleanText(c))
         out.push_back({k.key, "category " + internal::Printable(c) +
@@ -133,7 +139,8 @@ std::vector<Problem> Problems(const Rules& r) {
 // Errors collected while reading one source, each "<where>: <key>: <reason>".
 class Errors {
  public:
-  Errors(std::string source, const std::map<std::string, int>* lines) : source_(std::move(source)), lines_(lines) {}
+  Errors(std::string source, const std::map<std::string, int>* lines)
+      : source_(std::move(source)), lines_(lines) {}
 
   void Fail(const std::string& key, const std::string& reason) {
     std::string where = source_;
@@ -179,7 +186,8 @@ class Errors {
 // A float gets a hint: in a TOML file 0.5 is as easy to write as 5.
 bool ReadInt(const JsonReader& v, int64_t* out) {
   if (v.value() != nullptr && v.value()->is_number_float())
-    return v.Fail("must be an integer, got " + DescribeJson(*v.value()) + "; rules use integers only");
+    return v.Fail("must be an integer, got " + DescribeJson(*v.value()) +
+                  "; rules use integers only");
   return v.Int(out);
 }
 
@@ -292,7 +300,8 @@ json TomlToJson(const toml::node& n, const std::string& path, std::map<std::stri
   if (const auto* a = n.as_array()) {
     json arr = json::array();
     for (size_t i = 0; i < a->size(); ++i)
-      arr.push_back(TomlToJson(*a->get(i), path + "[" + std::to_string(i) + "]", lines, refused, depth + 1));
+      arr.push_back(
+          TomlToJson(*a->get(i), path + "[" + std::to_string(i) + "]", lines, refused, depth + 1));
     return arr;
   }
   if (const auto* i = n.as_integer()) return i->get();
@@ -308,7 +317,8 @@ json TomlToJson(const toml::node& n, const std::string& path, std::map<std::stri
 Rules Rules::Defaults() {
   Rules r;
   r.tiers = {{"member", {10000, 0}}, {"vip", {15000, 500}}, {"black", {20000, 1000}}};
-  r.no_discount_categories = r.no_points_categories = r.no_redeem_categories = {"tobacco", "gift_card"};
+  r.no_discount_categories = r.no_points_categories =
+      r.no_redeem_categories = {"tobacco", "gift_card"};
   return r;
 }
 
@@ -349,7 +359,8 @@ Result<Rules> ParseRulesToml(std::string_view text, const std::string& source_na
     root = toml::parse(text, source_name);
   } catch (const toml::parse_error& e) {
     const auto& pos = e.source().begin;
-    return Status::Error(kCode, source_name + ":" + std::to_string(pos.line) + ":" + std::to_string(pos.column) + ": " +
+    return Status::Error(kCode, source_name + ":" + std::to_string(pos.line) + ":" +
+                                    std::to_string(pos.column) + ": " +
                                     std::string(e.description()));
   } catch (const std::exception& e) {
     return Status::Error(kCode, source_name + ": cannot parse: " + e.what());

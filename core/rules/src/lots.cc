@@ -19,7 +19,9 @@ int64_t ClampTime(int64_t t) { return std::clamp(t, -kMaxAbsTime, kMaxAbsTime); 
 
 // The offset function comes from elsewhere (a TZif file); a value outside ±18 h would be a
 // broken zone, and is clamped so the calendar arithmetic stays defined.
-int64_t OffsetAt(const UtcOffsetFn& f, int64_t t) { return std::clamp(f(t), -kMaxAbsOffset, kMaxAbsOffset); }
+int64_t OffsetAt(const UtcOffsetFn& f, int64_t t) {
+  return std::clamp(f(t), -kMaxAbsOffset, kMaxAbsOffset);
+}
 
 int TierRank(const std::string& tier) {
   if (tier == "member") return 0;
@@ -37,7 +39,8 @@ std::vector<LotTake> ConsumeFifo(const std::vector<Lot>& lots, int64_t points, i
   for (size_t i = 0; i < lots.size(); ++i)
     if (lots[i].remaining > 0 && now_s <= lots[i].expires_at_s) order.push_back(i);
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    if (lots[a].expires_at_s != lots[b].expires_at_s) return lots[a].expires_at_s < lots[b].expires_at_s;
+    if (lots[a].expires_at_s != lots[b].expires_at_s)
+      return lots[a].expires_at_s < lots[b].expires_at_s;
     return lots[a].lot_id < lots[b].lot_id;
   });
   int64_t left = points;
@@ -80,7 +83,8 @@ bool CrossesVelocity(const Rules& rules, int64_t earned_in_window_before, int64_
 }
 
 std::optional<std::string> ProvisionalUpgrade(const Rules& rules, const std::string& current_tier,
-                                              int64_t hq_month_spend_cents, int64_t local_spend_since_snapshot_cents) {
+                                              int64_t hq_month_spend_cents,
+                                              int64_t local_spend_since_snapshot_cents) {
   if (!rules.provisional_upgrade) return std::nullopt;
   int current = TierRank(current_tier);
   if (current < 0) return std::nullopt;
@@ -95,8 +99,8 @@ std::optional<std::string> ProvisionalUpgrade(const Rules& rules, const std::str
   return target;
 }
 
-LotMovement PlanLotMovement(const std::vector<model::Lot>& lots, uint64_t member_id, int64_t delta, int64_t at_s,
-                            int64_t expires_at_s, const std::string& entry_id) {
+LotMovement PlanLotMovement(const std::vector<model::Lot>& lots, uint64_t member_id, int64_t delta,
+                            int64_t at_s, int64_t expires_at_s, const std::string& entry_id) {
   LotMovement m;
   if (delta == 0) return m;
   if (delta > 0) {
@@ -133,7 +137,8 @@ LotMovement PlanLotMovement(const std::vector<model::Lot>& lots, uint64_t member
   if (debt != nullptr) {
     m.updates.push_back({debt->lot_id, debt->remaining - shortfall});
   } else {
-    m.added = model::Lot{0, member_id, -shortfall, -shortfall, at_s, model::kNeverExpires, entry_id};
+    m.added =
+        model::Lot{0, member_id, -shortfall, -shortfall, at_s, model::kNeverExpires, entry_id};
   }
   return m;
 }
@@ -142,14 +147,18 @@ void ApplyLotMovement(std::vector<model::Lot>& lots, const LotMovement& m, int64
   for (const auto& u : m.updates)
     for (auto& l : lots)
       if (l.lot_id == u.lot_id) l.remaining = u.remaining;
-  lots.erase(std::remove_if(lots.begin(), lots.end(), [](const model::Lot& l) { return l.remaining == 0; }), lots.end());
+  lots.erase(std::remove_if(lots.begin(), lots.end(),
+                            [](const model::Lot& l) { return l.remaining == 0; }),
+             lots.end());
   if (m.added && m.added->remaining != 0) {
     model::Lot added = *m.added;
     added.lot_id = new_lot_id;
     // The lots are in Lots() order already: the new one goes in its place.
-    auto at = std::upper_bound(lots.begin(), lots.end(), added, [](const model::Lot& a, const model::Lot& b) {
-      return a.expires_at_s != b.expires_at_s ? a.expires_at_s < b.expires_at_s : a.lot_id < b.lot_id;
-    });
+    auto at = std::upper_bound(
+        lots.begin(), lots.end(), added, [](const model::Lot& a, const model::Lot& b) {
+          return a.expires_at_s != b.expires_at_s ? a.expires_at_s < b.expires_at_s
+                                                  : a.lot_id < b.lot_id;
+        });
     lots.insert(at, std::move(added));
   }
 }

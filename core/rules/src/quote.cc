@@ -18,17 +18,22 @@ using i128 = __int128;
 
 constexpr int64_t kBpOne = 10000;
 
-Status Bad(std::string message) { return Status::Error(ErrorCode::kBadRequest, std::move(message)); }
+Status Bad(std::string message) {
+  return Status::Error(ErrorCode::kBadRequest, std::move(message));
+}
 
 // floor(a × b / d) for non-negative a, b and positive d; the callers' ranges keep the
 // result inside int64.
-int64_t MulDiv(int64_t a, int64_t b, int64_t d) { return static_cast<int64_t>(static_cast<i128>(a) * b / d); }
+int64_t MulDiv(int64_t a, int64_t b, int64_t d) {
+  return static_cast<int64_t>(static_cast<i128>(a) * b / d);
+}
 
 Status CheckText(const std::string& s, size_t line, const char* field) {
   // The field's name is put together only for a refusal: this runs for every line of every
   // quote and commit.
   auto name = [&] { return "lines[" + std::to_string(line) + "]." + field; };
-  if (s.size() > kMaxTextBytes) return Bad(name() + " must be at most 64 bytes, got " + std::to_string(s.size()));
+  if (s.size() > kMaxTextBytes)
+    return Bad(name() + " must be at most 64 bytes, got " + std::to_string(s.size()));
   if (!internal::IsCleanText(s)) return Bad(name() + " must be UTF-8 without control characters");
   return Status::Ok();
 }
@@ -36,7 +41,8 @@ Status CheckText(const std::string& s, size_t line, const char* field) {
 // Refusals 1–4 of step 4, in the spec's order; nullopt when none applies.
 std::optional<ErrorCode> RefusalBeforeAmount(const Rules& r, const MemberContext& m) {
   if (m.frozen) return ErrorCode::kMemberFrozen;
-  if (m.static_identification && !r.static_codes_can_redeem) return ErrorCode::kStaticCodeCannotRedeem;
+  if (m.static_identification && !r.static_codes_can_redeem)
+    return ErrorCode::kStaticCodeCannotRedeem;
   if (m.in_redeem_cooldown) return ErrorCode::kRedeemCooldown;
   if (m.available_balance <= 0) return ErrorCode::kInsufficientPoints;
   return std::nullopt;
@@ -45,9 +51,11 @@ std::optional<ErrorCode> RefusalBeforeAmount(const Rules& r, const MemberContext
 std::string RefusalMessage(ErrorCode code, const Rules& r) {
   if (code == ErrorCode::kMemberFrozen) return "the member is frozen and cannot redeem points";
   if (code == ErrorCode::kStaticCodeCannotRedeem)
-    return "a static card or channel number identifies the member but cannot redeem points; scan the dynamic code";
+    return "a static card or channel number identifies the member but cannot redeem points; scan "
+           "the dynamic code";
   if (code == ErrorCode::kRedeemCooldown)
-    return "the member redeemed on this terminal less than " + std::to_string(r.redeem_cooldown_s) + " s ago";
+    return "the member redeemed on this terminal less than " + std::to_string(r.redeem_cooldown_s) +
+           " s ago";
   return "the member has no points available";
 }
 
@@ -69,9 +77,11 @@ Status ValidateLines(const std::vector<Line>& lines) {
   for (size_t i = 0; i < lines.size(); ++i) {
     const Line& l = lines[i];
     auto at = [i] { return "lines[" + std::to_string(i) + "]"; };
-    if (l.qty < 1 || l.qty > kMaxQty) return Bad(at() + ".qty must be 1..10000, got " + std::to_string(l.qty));
+    if (l.qty < 1 || l.qty > kMaxQty)
+      return Bad(at() + ".qty must be 1..10000, got " + std::to_string(l.qty));
     if (l.unit_price_cents < 0 || l.unit_price_cents > kMaxUnitPriceCents)
-      return Bad(at() + ".unit_price_cents must be 0..100000000, got " + std::to_string(l.unit_price_cents));
+      return Bad(at() + ".unit_price_cents must be 0..100000000, got " +
+                 std::to_string(l.unit_price_cents));
     if (Status s = CheckText(l.sku, i, "sku"); !s.ok()) return s;
     if (Status s = CheckText(l.category, i, "category"); !s.ok()) return s;
   }
@@ -96,7 +106,8 @@ std::vector<int64_t> Allocate(int64_t amount, const std::vector<int64_t>& weight
   auto left = static_cast<size_t>(amount - given);
   std::vector<size_t> order(weights.size());
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return remainder[a] > remainder[b]; });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return remainder[a] > remainder[b]; });
   for (size_t k = 0; k < left && k < order.size(); ++k) ++out[order[k]];
   return out;
 }
@@ -105,17 +116,22 @@ Result<Quote> ComputeQuote(const Rules& r, const QuoteInput& in) {
   if (Status s = ValidateRules(r); !s.ok()) return s;
   if (Status s = ValidateLines(in.lines); !s.ok()) return s;
   if (!in.redeem.max && (in.redeem.points < 0 || in.redeem.points > kMaxRedeemPoints))
-    return Bad("redeem_points must be 0..100000000 or \"max\", got " + std::to_string(in.redeem.points));
+    return Bad("redeem_points must be 0..100000000 or \"max\", got " +
+               std::to_string(in.redeem.points));
   if (in.coupon) {
     const Coupon& c = *in.coupon;
-    if (!in.member) return Status::Error(ErrorCode::kCouponInvalid, "a coupon needs an identified member");
+    if (!in.member)
+      return Status::Error(ErrorCode::kCouponInvalid, "a coupon needs an identified member");
     bool percent = c.kind == Coupon::Kind::kPercentOff;
-    if ((!percent && c.value_cents < 0) || (percent && (c.bp < 0 || c.bp > kBpOne)) || c.min_spend_cents < 0)
-      return Status::Error(ErrorCode::kCouponInvalid, "coupon " + internal::Printable(c.coupon_id) + " has impossible values");
+    if ((!percent && c.value_cents < 0) || (percent && (c.bp < 0 || c.bp > kBpOne)) ||
+        c.min_spend_cents < 0)
+      return Status::Error(ErrorCode::kCouponInvalid,
+                           "coupon " + internal::Printable(c.coupon_id) + " has impossible values");
   }
   bool wants_points = !in.redeem.max && in.redeem.points > 0;
   if (!in.member && wants_points)
-    return Status::Error(ErrorCode::kRedeemNotAllowed, "redeeming points needs an identified member");
+    return Status::Error(ErrorCode::kRedeemNotAllowed,
+                         "redeeming points needs an identified member");
 
   Quote q;
   const MemberContext* member = in.member ? &*in.member : nullptr;
@@ -125,8 +141,9 @@ Result<Quote> ComputeQuote(const Rules& r, const QuoteInput& in) {
     auto it = r.tiers.find(member->tier);
     if (it == r.tiers.end()) {
       it = r.tiers.find("member");
-      q.warnings.push_back({"tier_unknown", "tier " + internal::Printable(member->tier) + " is not in rules " +
-                                                r.version + "; priced as member"});
+      q.warnings.push_back({"tier_unknown", "tier " + internal::Printable(member->tier) +
+                                                " is not in rules " + r.version +
+                                                "; priced as member"});
     }
     tier = it->second;
   }
@@ -156,16 +173,19 @@ Result<Quote> ComputeQuote(const Rules& r, const QuoteInput& in) {
     for (size_t i = 0; i < n; ++i)
       if (q.lines[i].discountable) base += weights[i] = net[i];
     if (base < c.min_spend_cents) {
-      q.warnings.push_back({"coupon_below_min_spend", "coupon " + internal::Printable(c.coupon_id) + " needs " +
-                                                          std::to_string(c.min_spend_cents) +
-                                                          " cents of discountable spend, the basket has " +
-                                                          std::to_string(base)});
+      q.warnings.push_back(
+          {"coupon_below_min_spend", "coupon " + internal::Printable(c.coupon_id) + " needs " +
+                                         std::to_string(c.min_spend_cents) +
+                                         " cents of discountable spend, the basket has " +
+                                         std::to_string(base)});
     } else {
-      int64_t amount = c.kind == Coupon::Kind::kAmountOff ? std::min(c.value_cents, base) : MulDiv(base, c.bp, kBpOne);
+      int64_t amount = c.kind == Coupon::Kind::kAmountOff ? std::min(c.value_cents, base)
+                                                          : MulDiv(base, c.bp, kBpOne);
       if (amount == 0) {
         // Spending a coupon on a zero discount would take it from the customer for nothing.
-        q.warnings.push_back({"coupon_no_discount", "coupon " + internal::Printable(c.coupon_id) +
-                                                        " gives no discount on this basket and is not used"});
+        q.warnings.push_back(
+            {"coupon_no_discount", "coupon " + internal::Printable(c.coupon_id) +
+                                       " gives no discount on this basket and is not used"});
       } else {
         auto alloc = Allocate(amount, weights);
         for (size_t i = 0; i < n; ++i) {
@@ -201,22 +221,25 @@ Result<Quote> ComputeQuote(const Rules& r, const QuoteInput& in) {
     if (in.redeem.max) {
       q.redeem_points = cap;
       if (refusal)
-        q.warnings.push_back(
-            {"redeem_unavailable", std::string(ErrorCodeName(*refusal)) + ": " + RefusalMessage(*refusal, r)});
+        q.warnings.push_back({"redeem_unavailable", std::string(ErrorCodeName(*refusal)) + ": " +
+                                                        RefusalMessage(*refusal, r)});
     } else if (wants_points) {
       int64_t want = in.redeem.points;
       if (refusal) return Status::Error(*refusal, RefusalMessage(*refusal, r));
       if (want > member->available_balance)
-        return Status::Error(ErrorCode::kInsufficientPoints, "the member has " + std::to_string(member->available_balance) +
-                                                        " points available, " + std::to_string(want) + " requested");
+        return Status::Error(ErrorCode::kInsufficientPoints,
+                             "the member has " + std::to_string(member->available_balance) +
+                                 " points available, " + std::to_string(want) + " requested");
       if (want % r.redeem_step_points != 0)
-        return Status::Error(ErrorCode::kRedeemNotAllowed, "points are redeemed in multiples of " +
-                                                       std::to_string(r.redeem_step_points) + ", got " +
-                                                       std::to_string(want));
+        return Status::Error(ErrorCode::kRedeemNotAllowed,
+                             "points are redeemed in multiples of " +
+                                 std::to_string(r.redeem_step_points) + ", got " +
+                                 std::to_string(want));
       if (want > cap)
-        return Status::Error(ErrorCode::kRedeemNotAllowed, "at most " + std::to_string(cap) +
-                                                       " points can be redeemed on this basket" +
-                                                       (member->stale ? " (the member's data is stale)" : ""));
+        return Status::Error(ErrorCode::kRedeemNotAllowed,
+                             "at most " + std::to_string(cap) +
+                                 " points can be redeemed on this basket" +
+                                 (member->stale ? " (the member's data is stale)" : ""));
       q.redeem_points = want;
     }
   }
@@ -241,7 +264,8 @@ Result<Quote> ComputeQuote(const Rules& r, const QuoteInput& in) {
       if (q.lines[i].points_eligible) q.eligible_cents += net[i];
     if (!member->frozen) {
       int64_t campaign_bp = member->birthday_month ? r.birthday_multiplier_bp : kBpOne;
-      i128 num = static_cast<i128>(q.eligible_cents) * r.earn_points_per_yuan * tier.multiplier_bp * campaign_bp;
+      i128 num = static_cast<i128>(q.eligible_cents) * r.earn_points_per_yuan * tier.multiplier_bp *
+                 campaign_bp;
       q.points_to_earn = static_cast<int64_t>(num / (static_cast<i128>(100) * kBpOne * kBpOne));
     }
   }

@@ -20,7 +20,9 @@ constexpr int64_t kMaxLineCents = kMaxQty * kMaxUnitPriceCents;
 constexpr int64_t kMaxCheckoutCents = kMaxLineCents * static_cast<int64_t>(kMaxLines);
 constexpr int64_t kMaxPoints = 1000000000000000000;  // 10^18
 
-Status Internal(std::string message) { return Status::Error(ErrorCode::kInternal, "refund basis: " + std::move(message)); }
+Status Internal(std::string message) {
+  return Status::Error(ErrorCode::kInternal, "refund basis: " + std::move(message));
+}
 
 enum class Amount { kFinalNet, kEligibleNet, kRedeemableBeforeRedeem };
 
@@ -59,14 +61,16 @@ Status CheckBasis(const RefundBasis& b) {
   for (size_t i = 0; i < b.lines.size(); ++i) {
     const RefundLine& l = b.lines[i];
     std::string at = "line " + std::to_string(i);
-    if (l.qty < 1 || l.qty > kMaxQty) return Internal(at + ": qty " + std::to_string(l.qty) + " is outside 1..10000");
-    if (l.net_before_redeem_cents < 0 || l.net_before_redeem_cents > kMaxLineCents || l.final_net_cents < 0 ||
-        l.final_net_cents > l.net_before_redeem_cents)
+    if (l.qty < 1 || l.qty > kMaxQty)
+      return Internal(at + ": qty " + std::to_string(l.qty) + " is outside 1..10000");
+    if (l.net_before_redeem_cents < 0 || l.net_before_redeem_cents > kMaxLineCents ||
+        l.final_net_cents < 0 || l.final_net_cents > l.net_before_redeem_cents)
       return Internal(at + ": nets must satisfy 0 <= final <= before redemption <= 10^12");
     if (l.points_eligible) eligible += l.final_net_cents;
     if (l.redeemable) redeemable += l.net_before_redeem_cents;
   }
-  if (b.points_earned < 0 || b.points_earned > kMaxPoints || b.redeemed_points < 0 || b.redeemed_points > kMaxPoints)
+  if (b.points_earned < 0 || b.points_earned > kMaxPoints || b.redeemed_points < 0 ||
+      b.redeemed_points > kMaxPoints)
     return Internal("points must be 0..10^18");
   if (b.eligible_cents < 0 || b.eligible_cents > kMaxCheckoutCents || b.redeemable_cents < 0 ||
       b.redeemable_cents > kMaxCheckoutCents)
@@ -75,8 +79,8 @@ Status CheckBasis(const RefundBasis& b) {
   // equals the stored total, so the share is all of the points. A mismatch would leave
   // points behind or give too many back, so it is refused rather than approximated.
   if (b.points_earned > 0 && b.eligible_cents != eligible)
-    return Internal("eligible_cents " + std::to_string(b.eligible_cents) + " is not the sum of the eligible lines (" +
-                    std::to_string(eligible) + ")");
+    return Internal("eligible_cents " + std::to_string(b.eligible_cents) +
+                    " is not the sum of the eligible lines (" + std::to_string(eligible) + ")");
   if (b.redeemed_points > 0 && b.redeemable_cents != redeemable)
     return Internal("redeemable_cents " + std::to_string(b.redeemable_cents) +
                     " is not the sum of the redeemable lines (" + std::to_string(redeemable) + ")");
@@ -85,29 +89,36 @@ Status CheckBasis(const RefundBasis& b) {
 
 }  // namespace
 
-Result<RefundAmounts> ComputeRefund(const RefundBasis& basis, const std::vector<int64_t>& units_before,
+Result<RefundAmounts> ComputeRefund(const RefundBasis& basis,
+                                    const std::vector<int64_t>& units_before,
                                     const std::vector<int64_t>& units_after) {
   if (units_before.size() != basis.lines.size() || units_after.size() != basis.lines.size())
-    return Status::Error(ErrorCode::kBadRequest, "the checkout has " + std::to_string(basis.lines.size()) + " lines");
+    return Status::Error(ErrorCode::kBadRequest,
+                         "the checkout has " + std::to_string(basis.lines.size()) + " lines");
   if (Status s = CheckBasis(basis); !s.ok()) return s;
   for (size_t i = 0; i < basis.lines.size(); ++i) {
     std::string at = "line " + std::to_string(i);
     if (units_before[i] < 0 || units_after[i] < units_before[i])
-      return Status::Error(ErrorCode::kBadRequest, at + ": units refunded cannot be negative or decrease");
+      return Status::Error(ErrorCode::kBadRequest,
+                           at + ": units refunded cannot be negative or decrease");
     if (units_after[i] > basis.lines[i].qty)
-      return Status::Error(ErrorCode::kRefundExceedsSale, at + ": " + std::to_string(units_after[i]) +
-                                                      " units refunded in all, " + std::to_string(basis.lines[i].qty) +
-                                                      " sold");
+      return Status::Error(ErrorCode::kRefundExceedsSale,
+                           at + ": " + std::to_string(units_after[i]) + " units refunded in all, " +
+                               std::to_string(basis.lines[i].qty) + " sold");
   }
   RefundAmounts out;
-  out.refund_cents = Refunded(basis, units_after, Amount::kFinalNet) - Refunded(basis, units_before, Amount::kFinalNet);
+  out.refund_cents = Refunded(basis, units_after, Amount::kFinalNet) -
+                     Refunded(basis, units_before, Amount::kFinalNet);
   out.points_clawed_back =
-      Share(basis.points_earned, Refunded(basis, units_after, Amount::kEligibleNet), basis.eligible_cents) -
-      Share(basis.points_earned, Refunded(basis, units_before, Amount::kEligibleNet), basis.eligible_cents);
-  out.points_restored = Share(basis.redeemed_points, Refunded(basis, units_after, Amount::kRedeemableBeforeRedeem),
-                              basis.redeemable_cents) -
-                        Share(basis.redeemed_points, Refunded(basis, units_before, Amount::kRedeemableBeforeRedeem),
-                              basis.redeemable_cents);
+      Share(basis.points_earned, Refunded(basis, units_after, Amount::kEligibleNet),
+            basis.eligible_cents) -
+      Share(basis.points_earned, Refunded(basis, units_before, Amount::kEligibleNet),
+            basis.eligible_cents);
+  out.points_restored =
+      Share(basis.redeemed_points, Refunded(basis, units_after, Amount::kRedeemableBeforeRedeem),
+            basis.redeemable_cents) -
+      Share(basis.redeemed_points, Refunded(basis, units_before, Amount::kRedeemableBeforeRedeem),
+            basis.redeemable_cents);
   return out;
 }
 

@@ -15,7 +15,8 @@ void CloseToOthers(const std::string& file) {
   const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) return;
   struct stat st {};
-  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0007) != 0 && st.st_uid == ::geteuid()) {
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0007) != 0 &&
+      st.st_uid == ::geteuid()) {
     (void)::fchmod(fd, st.st_mode & 07770);
   }
   ::close(fd);

@@ -49,12 +49,14 @@ namespace {
 std::shared_ptr<DamageLatch> LatchFor(const std::string& path) {
   static std::mutex mu;
   static std::map<std::string, std::weak_ptr<DamageLatch>> latches;
-  if (path.empty() || path == ":memory:" || path.rfind("file:", 0) == 0) return std::make_shared<DamageLatch>();
+  if (path.empty() || path == ":memory:" || path.rfind("file:", 0) == 0)
+    return std::make_shared<DamageLatch>();
   std::error_code ec;
   std::string key = std::filesystem::weakly_canonical(path, ec).string();
   if (ec) key = path;
   std::lock_guard<std::mutex> g(mu);
-  for (auto it = latches.begin(); it != latches.end();) it = it->second.expired() ? latches.erase(it) : std::next(it);
+  for (auto it = latches.begin(); it != latches.end();)
+    it = it->second.expired() ? latches.erase(it) : std::next(it);
   auto& slot = latches[key];
   auto latch = slot.lock();
   if (!latch) {
@@ -234,7 +236,8 @@ Result<std::unique_ptr<Stmt>> Db::Prepare(const std::string& sql) {
   auto it = cache_.find(sql);
   if (it == cache_.end()) {
     sqlite3_stmt* s = nullptr;
-    int rc = sqlite3_prepare_v3(db_, sql.c_str(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT, &s, nullptr);
+    int rc = sqlite3_prepare_v3(db_, sql.c_str(), static_cast<int>(sql.size()),
+                                SQLITE_PREPARE_PERSISTENT, &s, nullptr);
     if (rc != SQLITE_OK) return Error(rc, "prepare");
     it = cache_.emplace(sql, s).first;
   }

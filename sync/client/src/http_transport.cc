@@ -16,13 +16,16 @@ class ClientTransport final : public Transport {
   ClientTransport(std::unique_ptr<http::Client> client, std::string base_path)
       : client_(std::move(client)), base_path_(std::move(base_path)) {}
 
-  Result<Exchange> Send(std::string_view method, std::string_view target, std::string_view content_type,
-                        std::string_view body, int timeout_ms) override {
+  Result<Exchange> Send(std::string_view method, std::string_view target,
+                        std::string_view content_type, std::string_view body,
+                        int timeout_ms) override {
     http::HeaderList headers;
-    if (!body.empty() || method == "POST") headers.emplace_back("Content-Type", std::string(content_type));
+    if (!body.empty() || method == "POST")
+      headers.emplace_back("Content-Type", std::string(content_type));
     // Every sync route is idempotent, so the client's one resend on a fresh connection
     // (a kept connection HQ closed just as it was reused) is safe here.
-    auto r = client_->Request(method, base_path_ + std::string(target), body, std::move(headers), timeout_ms);
+    auto r = client_->Request(method, base_path_ + std::string(target), body, std::move(headers),
+                              timeout_ms);
     if (!r.ok()) return r.status();
     return Exchange{r->status, std::move(r->content_type), std::move(r->body)};
   }
@@ -36,7 +39,8 @@ class ClientTransport final : public Transport {
 
 }  // namespace
 
-Result<std::unique_ptr<Transport>> NewHqTransport(HqEndpoint endpoint, const std::atomic<bool>* cancel) {
+Result<std::unique_ptr<Transport>> NewHqTransport(HqEndpoint endpoint,
+                                                  const std::atomic<bool>* cancel) {
   std::unique_ptr<http::Client> client;
   if (endpoint.tls) {
     http::ClientTlsOptions tls;
@@ -50,10 +54,12 @@ Result<std::unique_ptr<Transport>> NewHqTransport(HqEndpoint endpoint, const std
   }
   client->set_response_limit(kMaxResponseBytes);
   client->set_cancel(cancel);
-  return std::unique_ptr<Transport>(std::make_unique<ClientTransport>(std::move(client), std::move(endpoint.base_path)));
+  return std::unique_ptr<Transport>(
+      std::make_unique<ClientTransport>(std::move(client), std::move(endpoint.base_path)));
 }
 
-std::unique_ptr<Transport> NewHttpTransport(std::string host, uint16_t port, std::string base_path) {
+std::unique_ptr<Transport> NewHttpTransport(std::string host, uint16_t port,
+                                            std::string base_path) {
   HqEndpoint e;
   e.host = std::move(host);
   e.port = port;
@@ -61,6 +67,5 @@ std::unique_ptr<Transport> NewHttpTransport(std::string host, uint16_t port, std
   e.tls = false;
   return NewHqTransport(std::move(e)).value();  // plain HTTP loads no files: cannot fail
 }
-
 
 }  // namespace loyalty::sync

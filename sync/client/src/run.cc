@@ -22,7 +22,10 @@ constexpr int kMaxLoops = 100000;
 // stored responses) never wedges the upload on a 413.
 constexpr size_t kMaxUploadBodyBytes = 900 * 1024;
 
-bool Retryable(const Status& s) { return s.code() == ErrorCode::kUnavailable || s.code() == ErrorCode::kTimeout || s.code() == ErrorCode::kBadResponse; }
+bool Retryable(const Status& s) {
+  return s.code() == ErrorCode::kUnavailable || s.code() == ErrorCode::kTimeout ||
+         s.code() == ErrorCode::kBadResponse;
+}
 bool RetryableStatus(int status) { return status >= 500 || status == 429 || status == 408; }
 
 // The error HQ named in a non-2xx answer, or a generic one.
@@ -35,12 +38,16 @@ Status HttpError(const Exchange& e, std::string_view what) {
     // A code this build does not know stays hq_error, its name kept in the message.
     if (err.contains("code") && err["code"].is_string()) {
       const auto& name = err["code"].get_ref<const std::string&>();
-      if (auto known = ErrorCodeFromName(name)) code = *known;
-      else message += " [" + name + "]";
+      if (auto known = ErrorCodeFromName(name))
+        code = *known;
+      else
+        message += " [" + name + "]";
     }
-    if (err.contains("message") && err["message"].is_string()) message += " (" + err["message"].get<std::string>() + ")";
+    if (err.contains("message") && err["message"].is_string())
+      message += " (" + err["message"].get<std::string>() + ")";
   }
-  if (code == ErrorCode::kForbidden) message += "; the terminal's client certificate must name this terminal";
+  if (code == ErrorCode::kForbidden)
+    message += "; the terminal's client certificate must name this terminal";
   return Status::Error(code, message);
 }
 
@@ -57,14 +64,21 @@ struct SyncRun::Impl {
   std::optional<std::pair<int64_t, int64_t>> hq_time;  // (hq ms, local mono ms)
 
   Impl(LocalLedger& l, Transport& t, const Clock& c, RunOptions o)
-      : local(l), transport(t), clock(c), opt(std::move(o)), rng(opt.jitter_seed ? opt.jitter_seed : std::random_device{}()) {}
+      : local(l),
+        transport(t),
+        clock(c),
+        opt(std::move(o)),
+        rng(opt.jitter_seed ? opt.jitter_seed : std::random_device{}()) {}
 
   std::string Base() const { return "/v1/sync/" + opt.terminal_id; }
 
   Status Check() const {
-    if (opt.cancel && opt.cancel->load()) return Status::Error(ErrorCode::kCancelled, "the run was cancelled (agent stopping)");
+    if (opt.cancel && opt.cancel->load())
+      return Status::Error(ErrorCode::kCancelled, "the run was cancelled (agent stopping)");
     if (clock.mono_ms() >= deadline_mono)
-      return Status::Error(ErrorCode::kTimeout, "the run did not finish within " + std::to_string(opt.run_timeout_ms / 1000) + " s");
+      return Status::Error(
+          ErrorCode::kTimeout,
+          "the run did not finish within " + std::to_string(opt.run_timeout_ms / 1000) + " s");
     return Status::Ok();
   }
 
@@ -81,13 +95,15 @@ struct SyncRun::Impl {
 
   // One request with retries. Every attempt's body bytes count; a response counts as one
   // round trip.
-  Result<Exchange> Call(std::string_view method, const std::string& target, std::string_view content_type,
-                        std::string_view body, std::string_view what) {
+  Result<Exchange> Call(std::string_view method, const std::string& target,
+                        std::string_view content_type, std::string_view body,
+                        std::string_view what) {
     Status last;
     for (int attempt = 0; attempt < opt.max_attempts; ++attempt) {
       if (Status s = Check(); !s.ok()) return s;
       int64_t left = deadline_mono - clock.mono_ms();
-      int timeout = static_cast<int>(std::min<int64_t>(opt.request_timeout_ms, std::max<int64_t>(left, 1)));
+      int timeout =
+          static_cast<int>(std::min<int64_t>(opt.request_timeout_ms, std::max<int64_t>(left, 1)));
       rec.bytes_sent += static_cast<int64_t>(body.size());
       auto r = transport.Send(method, target, content_type, body, timeout);
       if (r.ok()) {
@@ -104,7 +120,8 @@ struct SyncRun::Impl {
       if (attempt + 1 == opt.max_attempts) break;
       // Exponential backoff with full jitter, never past the deadline.
       int64_t cap = std::min(opt.backoff_max_ms, opt.backoff_base_ms << std::min(attempt, 20));
-      int64_t wait = static_cast<int64_t>(rng() % static_cast<uint64_t>(std::max<int64_t>(cap, 1))) + 1;
+      int64_t wait =
+          static_cast<int64_t>(rng() % static_cast<uint64_t>(std::max<int64_t>(cap, 1))) + 1;
       wait = std::min(wait, deadline_mono - clock.mono_ms());
       if (wait > 0) Sleep(wait);
     }
@@ -117,7 +134,9 @@ struct SyncRun::Impl {
     auto e = Call(method, target, kJson, body, what);
     if (!e.ok()) return e.status();
     auto m = ParseMessage<Resp>(e->body);
-    if (!m.ok()) return Status::Error(ErrorCode::kBadResponse, std::string(what) + ": " + m.status().message());
+    if (!m.ok())
+      return Status::Error(ErrorCode::kBadResponse,
+                           std::string(what) + ": " + m.status().message());
     return m;
   }
 
@@ -133,12 +152,14 @@ struct SyncRun::Impl {
     auto resp = CallJson<UploadResponse>("POST", Base() + "/entries", std::move(body), "upload");
     if (!resp.ok()) return resp.status();
     if (resp->results.size() != req.entries.size())
-      return Status::Error(ErrorCode::kBadResponse, "upload: HQ answered " + std::to_string(resp->results.size()) +
-                                               " results for " + std::to_string(req.entries.size()) + " entries");
+      return Status::Error(ErrorCode::kBadResponse,
+                           "upload: HQ answered " + std::to_string(resp->results.size()) +
+                               " results for " + std::to_string(req.entries.size()) + " entries");
     for (size_t i = 0; i < req.entries.size(); ++i) {
       const auto& r = resp->results[i];
       if (r.entry_id != req.entries[i].entry_id)
-        return Status::Error(ErrorCode::kBadResponse, "upload: result " + std::to_string(i) + " names another entry");
+        return Status::Error(ErrorCode::kBadResponse,
+                             "upload: result " + std::to_string(i) + " names another entry");
       if (r.status == "created") {
         ++*created;
       } else if (r.status == "conflict" || r.status == "invalid" || r.status == "refused") {
@@ -181,24 +202,28 @@ struct SyncRun::Impl {
     std::string c = *cursor;
     for (int i = 0; i < kMaxLoops; ++i) {
       if (Status s = Check(); !s.ok()) return s;
-      std::string target = Base() + "/changes?cursor=" + http::PercentEncode(c) + "&limit=" + std::to_string(opt.changes_limit);
+      std::string target = Base() + "/changes?cursor=" + http::PercentEncode(c) +
+                           "&limit=" + std::to_string(opt.changes_limit);
       auto page = CallJson<ChangesResponse>("GET", target, "", "changes");
       if (!page.ok()) return page.status();
       if (Status s = local.ApplyChanges(*page); !s.ok()) return s;
       rec.downloaded += static_cast<int64_t>(page->members.size());
       if (!page->more) return Status::Ok();
-      if (page->cursor == c) return Status::Error(ErrorCode::kBadResponse, "changes: more pages announced but the cursor did not move");
+      if (page->cursor == c)
+        return Status::Error(ErrorCode::kBadResponse,
+                             "changes: more pages announced but the cursor did not move");
       c = page->cursor;
     }
     return Status::Error(ErrorCode::kBadResponse, "changes: too many pages");
   }
 
   // One reconciliation exchange over scope ("entries" or "balances"); ids are raw 16 bytes.
-  Status Reconcile(const std::string& scope, std::vector<std::string>* have, std::vector<std::string>* need,
-                   std::vector<std::string>* mismatched) {
+  Status Reconcile(const std::string& scope, std::vector<std::string>* have,
+                   std::vector<std::string>* need, std::vector<std::string>* mismatched) {
     auto view = local.OpenReconView();
     if (!view.ok()) return view.status();
-    const recon::FingerprintStore& store = scope == "entries" ? (*view)->entries() : (*view)->balances();
+    const recon::FingerprintStore& store =
+        scope == "entries" ? (*view)->entries() : (*view)->balances();
     recon::Initiator ini(store);
     auto msg = ini.Start();
     if (!msg.ok()) return msg.status();
@@ -207,7 +232,9 @@ struct SyncRun::Impl {
       auto reply = Call("POST", Base() + "/recon/" + scope, kBinary, out, "recon/" + scope);
       if (!reply.ok()) return reply.status();
       auto next = ini.Next(reply->body, have, need, mismatched);
-      if (!next.ok()) return Status::Error(ErrorCode::kBadResponse, "recon/" + scope + ": " + next.status().message());
+      if (!next.ok())
+        return Status::Error(ErrorCode::kBadResponse,
+                             "recon/" + scope + ": " + next.status().message());
       if (!*next) return Status::Ok();
       out = std::move(**next);
     }
@@ -225,13 +252,16 @@ struct SyncRun::Impl {
     for (size_t i = 0; i < ids.size(); i += kMaxFetchIds) {
       if (Status s = Check(); !s.ok()) return s;
       FetchRequest req;
-      req.entry_ids.assign(ids.begin() + static_cast<std::ptrdiff_t>(i),
-                           ids.begin() + static_cast<std::ptrdiff_t>(std::min(ids.size(), i + kMaxFetchIds)));
-      auto resp = CallJson<FetchResponse>("POST", Base() + "/fetch", SerializeMessage(req), "fetch");
+      req.entry_ids.assign(
+          ids.begin() + static_cast<std::ptrdiff_t>(i),
+          ids.begin() + static_cast<std::ptrdiff_t>(std::min(ids.size(), i + kMaxFetchIds)));
+      auto resp =
+          CallJson<FetchResponse>("POST", Base() + "/fetch", SerializeMessage(req), "fetch");
       if (!resp.ok()) return resp.status();
       for (const auto& e : resp->entries)
         if (e.terminal_id != opt.terminal_id)
-          return Status::Error(ErrorCode::kBadResponse, "fetch: entry " + e.entry_id + " belongs to another terminal");
+          return Status::Error(ErrorCode::kBadResponse,
+                               "fetch: entry " + e.entry_id + " belongs to another terminal");
       auto n = local.Restore(*resp);
       if (!n.ok()) return n.status();
       *added += *n;
@@ -279,14 +309,18 @@ struct SyncRun::Impl {
     for (size_t i = 0; i < ids->size(); i += kMaxMemberIds) {
       if (Status s = Check(); !s.ok()) return s;
       MembersRequest req;
-      req.member_ids.assign(ids->begin() + static_cast<std::ptrdiff_t>(i),
-                            ids->begin() + static_cast<std::ptrdiff_t>(std::min(ids->size(), i + kMaxMemberIds)));
-      auto resp = CallJson<MembersResponse>("POST", Base() + "/members", SerializeMessage(req), "members");
+      req.member_ids.assign(
+          ids->begin() + static_cast<std::ptrdiff_t>(i),
+          ids->begin() + static_cast<std::ptrdiff_t>(std::min(ids->size(), i + kMaxMemberIds)));
+      auto resp =
+          CallJson<MembersResponse>("POST", Base() + "/members", SerializeMessage(req), "members");
       if (!resp.ok()) return resp.status();
       std::set<uint64_t> asked(req.member_ids.begin(), req.member_ids.end());
       for (const auto& m : resp->members)
         if (!asked.count(m.member_id))
-          return Status::Error(ErrorCode::kBadResponse, "members: HQ sent member " + std::to_string(m.member_id) + " unasked");
+          return Status::Error(
+              ErrorCode::kBadResponse,
+              "members: HQ sent member " + std::to_string(m.member_id) + " unasked");
       rec.downloaded += static_cast<int64_t>(resp->members.size());
       auto n = local.RepairBalances(*resp);
       if (!n.ok()) return n.status();
@@ -302,7 +336,8 @@ struct SyncRun::Impl {
     if (!hr.ok()) return hr.status();
     hq_time = std::make_pair(hr->hq_time_ms, clock.mono_ms());
     if (hr->protocol != kProtocolVersion)
-      return Status::Error(ErrorCode::kBadResponse, "hello: HQ speaks protocol " + std::to_string(hr->protocol));
+      return Status::Error(ErrorCode::kBadResponse,
+                           "hello: HQ speaks protocol " + std::to_string(hr->protocol));
     // A terminal whose ledger was lost gets its history back before it uploads anything.
     if (hello->entries == 0 && hr->hq_entries > 0) {
       if (Status s = ReconcileEntries(); !s.ok()) return s;
@@ -340,7 +375,8 @@ RunRecord SyncRun::Execute(const std::string& run_id) {
   d.rec.finished_at_ms = d.clock.now_ms();
   d.rec.result = s.ok() ? "ok" : "failed";
   if (!s.ok()) d.rec.error = s.ToString();
-  if (s.ok() && d.hq_time && d.opt.on_hq_time) d.opt.on_hq_time(d.hq_time->first, d.hq_time->second);
+  if (s.ok() && d.hq_time && d.opt.on_hq_time)
+    d.opt.on_hq_time(d.hq_time->first, d.hq_time->second);
   if (Status rs = d.local.RecordRun(d.rec); !rs.ok() && s.ok()) {
     d.rec.result = "failed";
     d.rec.error = std::string(rs.code_name()) + ": recording the run: " + rs.message();

@@ -26,7 +26,8 @@ bool IsLowerHex(std::string_view s) {
 bool Hex(const JsonReader& v, std::string* out, size_t len, bool allow_empty = false) {
   if (!v.Str(out)) return false;
   if ((out->empty() && allow_empty) || (out->size() == len && IsLowerHex(*out))) return true;
-  return v.Fail("must be " + std::to_string(len) + " lower-case hex characters" + (allow_empty ? " or \"\"" : ""));
+  return v.Fail("must be " + std::to_string(len) + " lower-case hex characters" +
+                (allow_empty ? " or \"\"" : ""));
 }
 
 // Hex on the wire, raw bytes in the model.
@@ -60,7 +61,8 @@ bool OptMemberId(const JsonReader& v, std::optional<uint64_t>* out) {
   return true;
 }
 
-bool NullableStr(const JsonReader& r, std::string_view key, std::optional<std::string>* out, size_t max_bytes) {
+bool NullableStr(const JsonReader& r, std::string_view key, std::optional<std::string>* out,
+                 size_t max_bytes) {
   return r.Require(key) && r.OptStr(key, out, 0, max_bytes);
 }
 
@@ -69,9 +71,11 @@ using ReadFn = void (*)(const JsonReader&, T*);
 
 // An array of at most max_items, each element read by read(element, &item).
 template <typename T, typename Read>
-bool List(const JsonReader& r, std::string_view key, size_t max_items, std::vector<T>* out, Read read) {
+bool List(const JsonReader& r, std::string_view key, size_t max_items, std::vector<T>* out,
+          Read read) {
   out->clear();
-  return r.Array(key, 0, max_items, [out, read](const JsonReader& e) { read(e, &out->emplace_back()); });
+  return r.Array(key, 0, max_items,
+                 [out, read](const JsonReader& e) { read(e, &out->emplace_back()); });
 }
 
 void ReadEntry(const JsonReader& r, Entry* e) {
@@ -81,7 +85,8 @@ void ReadEntry(const JsonReader& r, Entry* e) {
     r.Fail("terminal_id", "must match [A-Za-z0-9_-]{1,32}");
   }
   r.Int("seq", &e->seq, 1);
-  if (r.Str("kind", &e->kind, 0, kMaxShortText) && !IsEntryKind(e->kind)) r.Fail("kind", "is not an entry kind");
+  if (r.Str("kind", &e->kind, 0, kMaxShortText) && !IsEntryKind(e->kind))
+    r.Fail("kind", "is not an entry kind");
   MemberId(r.Field("member_id"), &e->member_id);
   r.Int("points", &e->points, -kMaxPoints, kMaxPoints);
   r.Int("at_ms", &e->at_ms, 0, kMaxTimeMs);
@@ -217,7 +222,8 @@ void ReadRevocation(const JsonReader& v, std::string* out) {
 // Top-level messages read their fields with an empty path.
 template <typename T>
 Status Top(const json& j, T* out, ReadFn<T> read) {
-  if (!j.is_object()) return Status::Error(ErrorCode::kBadRequest, "the message must be a JSON object");
+  if (!j.is_object())
+    return Status::Error(ErrorCode::kBadRequest, "the message must be a JSON object");
   JsonReader r(j, ErrorCode::kBadRequest);
   read(r, out);
   return r.status();
@@ -239,8 +245,9 @@ json ArrayOf(const std::vector<T>& v) {
 }  // namespace
 
 bool IsEntryKind(std::string_view kind) {
-  static constexpr std::string_view kKinds[] = {"earn",   "redeem", "clawback", "restore", "freeze",     "tier_upgrade",
-                                                "correction", "expire", "adjust", "unfreeze", "tier_change"};
+  static constexpr std::string_view kKinds[] = {"earn",   "redeem",       "clawback",   "restore",
+                                                "freeze", "tier_upgrade", "correction", "expire",
+                                                "adjust", "unfreeze",     "tier_change"};
   for (auto k : kKinds) {
     if (k == kind) return true;
   }
@@ -259,7 +266,8 @@ bool IsTerminalEntryKind(std::string_view kind) {
 bool IsTerminalId(std::string_view id) {
   if (id.empty() || id.size() > 32) return false;
   for (char c : id) {
-    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-';
     if (!ok) return false;
   }
   return true;
@@ -282,12 +290,17 @@ std::optional<uint64_t> ParseMemberId(std::string_view dec) {
 // Entry, checkout, refund
 
 json ToJson(const Entry& e) {
-  return json{{"entry_id", e.entry_id},   {"terminal_id", e.terminal_id},
-              {"seq", e.seq},             {"kind", e.kind},
+  return json{{"entry_id", e.entry_id},
+              {"terminal_id", e.terminal_id},
+              {"seq", e.seq},
+              {"kind", e.kind},
               {"member_id", std::to_string(e.member_id)},
-              {"points", e.points},       {"at_ms", e.at_ms},
-              {"checkout_id", e.checkout_id}, {"refund_id", e.refund_id},
-              {"detail", e.detail},       {"prev_hash", HexEncode(e.prev_hash)},
+              {"points", e.points},
+              {"at_ms", e.at_ms},
+              {"checkout_id", e.checkout_id},
+              {"refund_id", e.refund_id},
+              {"detail", e.detail},
+              {"prev_hash", HexEncode(e.prev_hash)},
               {"hash", HexEncode(e.hash)}};
 }
 Status FromJson(const json& j, Entry* out) { return Top<Entry>(j, out, ReadEntry); }
@@ -306,7 +319,9 @@ json ToJson(const CheckoutLine& l) {
               {"points_eligible", l.points_eligible},
               {"redeemable", l.redeemable}};
 }
-Status FromJson(const json& j, CheckoutLine* out) { return Top<CheckoutLine>(j, out, ReadCheckoutLine); }
+Status FromJson(const json& j, CheckoutLine* out) {
+  return Top<CheckoutLine>(j, out, ReadCheckoutLine);
+}
 
 json ToJson(const Checkout& c) {
   return json{{"checkout_id", c.checkout_id},
@@ -349,7 +364,9 @@ Status FromJson(const json& j, Refund* out) { return Top<Refund>(j, out, ReadRef
 // ---------------------------------------------------------------------------------------
 // Snapshots, identities, coupons
 
-json ToJson(const SnapshotLot& l) { return json{{"points", l.points}, {"expires_at_s", l.expires_at_s}}; }
+json ToJson(const SnapshotLot& l) {
+  return json{{"points", l.points}, {"expires_at_s", l.expires_at_s}};
+}
 Status FromJson(const json& j, SnapshotLot* out) { return Top<SnapshotLot>(j, out, ReadLot); }
 
 json ToJson(const Snapshot& s) {
@@ -376,7 +393,9 @@ Status ValidateSnapshot(const Snapshot& s) {
 }
 
 json ToJson(const Identity& i) {
-  return json{{"channel", i.channel}, {"external_id", i.external_id}, {"member_id", std::to_string(i.member_id)}};
+  return json{{"channel", i.channel},
+              {"external_id", i.external_id},
+              {"member_id", std::to_string(i.member_id)}};
 }
 Status FromJson(const json& j, Identity* out) { return Top<Identity>(j, out, ReadIdentity); }
 
@@ -437,7 +456,9 @@ Status FromJson(const json& j, HelloResponse* out) {
 // Upload
 
 json ToJson(const UploadRequest& u) {
-  return json{{"entries", ArrayOf(u.entries)}, {"checkouts", ArrayOf(u.checkouts)}, {"refunds", ArrayOf(u.refunds)}};
+  return json{{"entries", ArrayOf(u.entries)},
+              {"checkouts", ArrayOf(u.checkouts)},
+              {"refunds", ArrayOf(u.refunds)}};
 }
 Status FromJson(const json& j, UploadRequest* out) {
   return Top<UploadRequest>(j, out, [](const JsonReader& r, UploadRequest* u) {
@@ -448,7 +469,9 @@ Status FromJson(const json& j, UploadRequest* out) {
 }
 
 json ToJson(const UploadResult& u) { return json{{"entry_id", u.entry_id}, {"status", u.status}}; }
-Status FromJson(const json& j, UploadResult* out) { return Top<UploadResult>(j, out, ReadUploadResult); }
+Status FromJson(const json& j, UploadResult* out) {
+  return Top<UploadResult>(j, out, ReadUploadResult);
+}
 
 json ToJson(const UploadResponse& u) { return json{{"results", ArrayOf(u.results)}}; }
 Status FromJson(const json& j, UploadResponse* out) {
@@ -502,12 +525,15 @@ Status FromJson(const json& j, ChangesResponse* out) {
 json ToJson(const FetchRequest& f) { return json{{"entry_ids", f.entry_ids}}; }
 Status FromJson(const json& j, FetchRequest* out) {
   return Top<FetchRequest>(j, out, [](const JsonReader& r, FetchRequest* f) {
-    List(r, "entry_ids", kMaxFetchIds, &f->entry_ids, [](const JsonReader& v, std::string* id) { Hex(v, id, 32); });
+    List(r, "entry_ids", kMaxFetchIds, &f->entry_ids,
+         [](const JsonReader& v, std::string* id) { Hex(v, id, 32); });
   });
 }
 
 json ToJson(const FetchResponse& f) {
-  return json{{"entries", ArrayOf(f.entries)}, {"checkouts", ArrayOf(f.checkouts)}, {"refunds", ArrayOf(f.refunds)}};
+  return json{{"entries", ArrayOf(f.entries)},
+              {"checkouts", ArrayOf(f.checkouts)},
+              {"refunds", ArrayOf(f.refunds)}};
 }
 Status FromJson(const json& j, FetchResponse* out) {
   return Top<FetchResponse>(j, out, [](const JsonReader& r, FetchResponse* f) {
@@ -525,7 +551,8 @@ json ToJson(const MembersRequest& m) {
 }
 Status FromJson(const json& j, MembersRequest* out) {
   return Top<MembersRequest>(j, out, [](const JsonReader& r, MembersRequest* m) {
-    List(r, "member_ids", kMaxMemberIds, &m->member_ids, [](const JsonReader& v, uint64_t* id) { MemberId(v, id); });
+    List(r, "member_ids", kMaxMemberIds, &m->member_ids,
+         [](const JsonReader& v, uint64_t* id) { MemberId(v, id); });
   });
 }
 
@@ -543,7 +570,8 @@ std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_hand
 Result<ChangesQuery> ParseChangesQuery(const std::map<std::string, std::string>& query) {
   ChangesQuery q;
   if (auto it = query.find("cursor"); it != query.end()) {
-    if (it->second.size() > kMaxShortText) return Status::Error(ErrorCode::kBadRequest, "cursor is too long");
+    if (it->second.size() > kMaxShortText)
+      return Status::Error(ErrorCode::kBadRequest, "cursor is too long");
     q.cursor = it->second;
   }
   if (auto it = query.find("limit"); it != query.end()) {
@@ -555,7 +583,8 @@ Result<ChangesQuery> ParseChangesQuery(const std::map<std::string, std::string>&
       if (ok) v = v * 10 + (c - '0');
     }
     if (!ok || v < 1 || v > kMaxChangesLimit) {
-      return Status::Error(ErrorCode::kBadRequest, "limit must be 1.." + std::to_string(kMaxChangesLimit));
+      return Status::Error(ErrorCode::kBadRequest,
+                           "limit must be 1.." + std::to_string(kMaxChangesLimit));
     }
     q.limit = v;
   }

@@ -61,7 +61,8 @@ uint64_t Element::Check() const {
 
 Result<Element> MakeElement(const Item& item) {
   if (item.id.size() != kIdSize) {
-    return Status::Error(ErrorCode::kBadRequest, "item id must be 16 bytes, got " + std::to_string(item.id.size()));
+    return Status::Error(ErrorCode::kBadRequest,
+                         "item id must be 16 bytes, got " + std::to_string(item.id.size()));
   }
   Element e;
   std::memcpy(e.id.data(), item.id.data(), kIdSize);

@@ -11,7 +11,8 @@ MemoryStore::MemoryStore(uint64_t stored_symbols)
 void MemoryStore::Toggle(const Element& e, int64_t sign) {
   const uint64_t check = e.Check();
   const uint64_t n = symbols_.size();
-  for (IndexSequence seq(check); seq.index() < n; seq.Next()) symbols_[seq.index()].Apply(e, check, sign);
+  for (IndexSequence seq(check); seq.index() < n; seq.Next())
+    symbols_[seq.index()].Apply(e, check, sign);
 }
 
 Status MemoryStore::AddElement(const Element& e) {
@@ -51,7 +52,8 @@ Status MemoryStore::Upsert(const Item& item) {
 }
 
 Status MemoryStore::Remove(std::string_view id) {
-  if (id.size() != kIdSize) return Status::Error(ErrorCode::kBadRequest, "item id must be 16 bytes");
+  if (id.size() != kIdSize)
+    return Status::Error(ErrorCode::kBadRequest, "item id must be 16 bytes");
   ElementId key;
   std::memcpy(key.data(), id.data(), kIdSize);
   auto it = items_.find(key);
@@ -60,8 +62,10 @@ Status MemoryStore::Remove(std::string_view id) {
 }
 
 Status MemoryStore::ReadSymbols(uint64_t begin, uint64_t end, std::vector<Symbol>* out) const {
-  if (begin > end || end > symbols_.size()) return Status::Error(ErrorCode::kBadRequest, "symbol range out of bounds");
-  out->assign(symbols_.begin() + static_cast<ptrdiff_t>(begin), symbols_.begin() + static_cast<ptrdiff_t>(end));
+  if (begin > end || end > symbols_.size())
+    return Status::Error(ErrorCode::kBadRequest, "symbol range out of bounds");
+  out->assign(symbols_.begin() + static_cast<ptrdiff_t>(begin),
+              symbols_.begin() + static_cast<ptrdiff_t>(end));
   return Status::Ok();
 }
 
@@ -69,7 +73,8 @@ Status MemoryStore::ListElements(const ElementId* after, size_t limit, std::vect
                                  bool* more) const {
   out->clear();
   auto it = after ? items_.upper_bound(*after) : items_.begin();
-  for (; it != items_.end() && out->size() < limit; ++it) out->push_back(Element{it->first, it->second});
+  for (; it != items_.end() && out->size() < limit; ++it)
+    out->push_back(Element{it->first, it->second});
   *more = it != items_.end();
   return Status::Ok();
 }

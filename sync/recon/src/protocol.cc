@@ -10,7 +10,9 @@
 namespace loyalty::recon {
 namespace {
 
-Status Malformed(std::string what) { return Status::Error(ErrorCode::kBadRequest, "reconciliation: " + what); }
+Status Malformed(std::string what) {
+  return Status::Error(ErrorCode::kBadRequest, "reconciliation: " + what);
+}
 
 // Approximate wire size of a coded symbol, for choosing between symbols and listing.
 constexpr uint64_t kSymbolWireBytes = 35;
@@ -53,11 +55,13 @@ Result<std::string> Responder::Reply(std::string_view msg) const {
     case wire::kHello: {
       uint64_t count;
       std::array<uint8_t, 16> fp;
-      if (!r.Varint(&count) || !r.Bytes(fp.data(), fp.size()) || !r.done()) return Malformed("bad HELLO");
+      if (!r.Varint(&count) || !r.Bytes(fp.data(), fp.size()) || !r.done())
+        return Malformed("bad HELLO");
       std::vector<Symbol> mine;
       if (Status s = store_.ReadSymbols(0, std::min<uint64_t>(m, 1), &mine); !s.ok()) return s;
       if (mine.empty()) return Status::Error(ErrorCode::kInternal, "store keeps no symbols");
-      if (mine[0].count >= 0 && static_cast<uint64_t>(mine[0].count) == count && RootFingerprint(mine[0]) == fp) {
+      if (mine[0].count >= 0 && static_cast<uint64_t>(mine[0].count) == count &&
+          RootFingerprint(mine[0]) == fp) {
         w.Byte(wire::kInSync);
         return w.Take();
       }
@@ -94,10 +98,13 @@ Result<std::string> Responder::Reply(std::string_view msg) const {
       if (!r.Byte(&has_after) || has_after > 1) return Malformed("bad GET_ITEMS");
       if (has_after && !r.Bytes(after.data(), kIdSize)) return Malformed("bad GET_ITEMS");
       if (!r.Varint(&limit) || !r.done()) return Malformed("bad GET_ITEMS");
-      if (limit == 0 || limit > wire::kMaxItemsPerMessage) return Malformed("item limit out of bounds");
+      if (limit == 0 || limit > wire::kMaxItemsPerMessage)
+        return Malformed("item limit out of bounds");
       std::vector<Element> items;
       bool more = false;
-      if (Status s = store_.ListElements(has_after ? &after : nullptr, limit, &items, &more); !s.ok()) return s;
+      if (Status s = store_.ListElements(has_after ? &after : nullptr, limit, &items, &more);
+          !s.ok())
+        return s;
       w.Byte(wire::kItems);
       w.Varint(items.size());
       for (const Element& e : items) {
@@ -150,7 +157,8 @@ struct Initiator::Decoder {
         if (queue) queue->push_back(i);
       }
       while (pi < probes.size() && probes[pi].index < i) ++pi;
-      if (pi < probes.size() && probes[pi].index == i) probes[pi].residual ^= static_cast<uint16_t>(check);
+      if (pi < probes.size() && probes[pi].index == i)
+        probes[pi].residual ^= static_cast<uint16_t>(check);
     }
   }
 
@@ -188,11 +196,13 @@ struct Initiator::Decoder {
     };
     std::vector<Obs> obs;
     for (uint64_t i = 1; i < diff.size(); ++i) {
-      obs.push_back({std::log(static_cast<double>(i) / static_cast<double>(i + 2)), diff[i].IsZero()});
+      obs.push_back(
+          {std::log(static_cast<double>(i) / static_cast<double>(i + 2)), diff[i].IsZero()});
     }
     for (const Probe& p : probes) {
       if (p.index < diff.size() || p.index >= m_eff) continue;
-      obs.push_back({std::log(static_cast<double>(p.index) / static_cast<double>(p.index + 2)), p.residual == 0});
+      obs.push_back({std::log(static_cast<double>(p.index) / static_cast<double>(p.index + 2)),
+                     p.residual == 0});
     }
     const uint64_t lower = std::max<uint64_t>(1, static_cast<uint64_t>(std::llabs(diff[0].count)));
     std::vector<std::pair<uint64_t, double>> curve;
@@ -223,7 +233,9 @@ struct Initiator::Decoder {
       }
       own_pos = 0;
       bool more = false;
-      if (Status s = store.ListElements(own_after ? &*own_after : nullptr, kOwnChunk, &own_buf, &more); !s.ok()) {
+      if (Status s =
+              store.ListElements(own_after ? &*own_after : nullptr, kOwnChunk, &own_buf, &more);
+          !s.ok()) {
         return s;
       }
       own_more = more;
@@ -247,11 +259,14 @@ Status Initiator::Fail(Status s) {
 }
 
 Result<std::string> Initiator::Start() {
-  if (state_ != State::kIdle) return Status::Error(ErrorCode::kBadRequest, "reconciliation already started");
-  if (store_.stored_symbols() == 0) return Fail(Status::Error(ErrorCode::kInternal, "store keeps no symbols"));
+  if (state_ != State::kIdle)
+    return Status::Error(ErrorCode::kBadRequest, "reconciliation already started");
+  if (store_.stored_symbols() == 0)
+    return Fail(Status::Error(ErrorCode::kInternal, "store keeps no symbols"));
   std::vector<Symbol> s0;
   if (Status s = store_.ReadSymbols(0, 1, &s0); !s.ok()) return Fail(s);
-  if (s0[0].count < 0) return Fail(Status::Error(ErrorCode::kInternal, "negative item count in store"));
+  if (s0[0].count < 0)
+    return Fail(Status::Error(ErrorCode::kInternal, "negative item count in store"));
   wire::Writer w;
   w.Byte(wire::kVersion);
   w.Byte(wire::kHello);
@@ -264,7 +279,8 @@ Result<std::string> Initiator::Start() {
   return msg;
 }
 
-Result<std::optional<std::string>> Initiator::Next(std::string_view reply, std::vector<std::string>* have_ids,
+Result<std::optional<std::string>> Initiator::Next(std::string_view reply,
+                                                   std::vector<std::string>* have_ids,
                                                    std::vector<std::string>* need_ids,
                                                    std::vector<std::string>* mismatched_ids) {
   if (state_ == State::kIdle || state_ == State::kDone || state_ == State::kFailed) {
@@ -333,7 +349,9 @@ Result<std::optional<std::string>> Initiator::OnDiffer(std::string_view body) {
   for (uint64_t i = 0; i < s1; ++i) d.diff[i].Subtract(theirs[i]);
   for (size_t j = 0; j < probe_idx.size(); ++j) {
     if (probe_idx[j] >= d.m_eff) break;
-    d.probes.push_back({probe_idx[j], static_cast<uint16_t>(static_cast<uint16_t>(d.mine[probe_idx[j]].check) ^ probe_val[j])});
+    d.probes.push_back(
+        {probe_idx[j],
+         static_cast<uint16_t>(static_cast<uint16_t>(d.mine[probe_idx[j]].check) ^ probe_val[j])});
   }
   d.requested_end = s1;
   std::deque<uint64_t> queue;
@@ -366,8 +384,9 @@ Result<std::optional<std::string>> Initiator::Continue() {
 
   const uint64_t s = d.diff.size();
   const uint64_t estimate = d.decoded.size() + d.EstimateRemaining();
-  uint64_t target = static_cast<uint64_t>(std::ceil(kSymbolsPerDifference * static_cast<double>(estimate))) +
-                    kSymbolSlack;
+  uint64_t target =
+      static_cast<uint64_t>(std::ceil(kSymbolsPerDifference * static_cast<double>(estimate))) +
+      kSymbolSlack;
   // The estimate fell short once: this request is the third round trip, the last one the
   // targets allow, so it is generous (only a few percent of exchanges get here).
   if (d.symbol_rounds > 0) target = std::max(target, 4 * s);
@@ -449,7 +468,8 @@ Result<std::optional<std::string>> Initiator::OnItems(std::string_view body) {
   for (Element& e : theirs) {
     r.Bytes(e.id.data(), kIdSize);
     r.Bytes(e.tag.data(), kTagSize);
-    if (d.their_last && !(*d.their_last < e.id)) return Malformed("ITEMS not in increasing id order");
+    if (d.their_last && !(*d.their_last < e.id))
+      return Malformed("ITEMS not in increasing id order");
     d.their_last = e.id;
   }
   uint8_t more;

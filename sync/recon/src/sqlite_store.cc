@@ -115,8 +115,9 @@ struct SqliteStore::Statements {
   sqlite3_stmt* block_put = nullptr;
 
   ~Statements() {
-    for (sqlite3_stmt* s : {journal_get, journal_put, journal_scope, journal_after, journal_count, journal_clear,
-                            item_get, item_put, item_del, items_after, items_first, blocks_range, block_put}) {
+    for (sqlite3_stmt* s :
+         {journal_get, journal_put, journal_scope, journal_after, journal_count, journal_clear,
+          item_get, item_put, item_del, items_after, items_first, blocks_range, block_put}) {
       sqlite3_finalize(s);
     }
   }
@@ -133,33 +134,48 @@ SqliteStore::SqliteStore(sqlite3* db, std::string prefix, int64_t scope_id, uint
 
 SqliteStore::~SqliteStore() = default;
 
-Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(sqlite3* db, std::string table_prefix, std::string scope) {
+Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(sqlite3* db, std::string table_prefix,
+                                                       std::string scope) {
   return Open(db, std::move(table_prefix), std::move(scope), Options());
 }
 
-Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(sqlite3* db, std::string p, std::string scope,
-                                                       const Options& options) {
+Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(sqlite3* db, std::string p,
+                                                       std::string scope, const Options& options) {
   if (db == nullptr) return Status::Error(ErrorCode::kBadRequest, "no database connection");
-  if (!ValidPrefix(p)) return Status::Error(ErrorCode::kBadRequest, "table prefix must match [A-Za-z0-9_]{0,32}");
+  if (!ValidPrefix(p))
+    return Status::Error(ErrorCode::kBadRequest, "table prefix must match [A-Za-z0-9_]{0,32}");
   if (scope.empty()) return Status::Error(ErrorCode::kBadRequest, "scope must not be empty");
   if (options.stored_symbols < kBlockSymbols || options.stored_symbols > kMaxSymbolIndex ||
       options.stored_symbols % kBlockSymbols != 0) {
-    return Status::Error(ErrorCode::kBadRequest, "stored_symbols must be a multiple of 64 in [64, 2^24]");
+    return Status::Error(ErrorCode::kBadRequest,
+                         "stored_symbols must be a multiple of 64 in [64, 2^24]");
   }
-  const std::string ddl =
-      "CREATE TABLE IF NOT EXISTS " + p + "meta(name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
-      "CREATE TABLE IF NOT EXISTS " + p + "scopes(scope_id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);"
-      "CREATE TABLE IF NOT EXISTS " + p + "items(scope_id INTEGER NOT NULL, id BLOB NOT NULL, tag BLOB NOT NULL,"
-      " PRIMARY KEY(scope_id, id)) WITHOUT ROWID;"
-      "CREATE TABLE IF NOT EXISTS " + p + "blocks(scope_id INTEGER NOT NULL, block INTEGER NOT NULL,"
-      " data BLOB NOT NULL, PRIMARY KEY(scope_id, block)) WITHOUT ROWID;"
-      "CREATE TABLE IF NOT EXISTS " + p + "journal(scope_id INTEGER NOT NULL, id BLOB NOT NULL, tag BLOB,"
-      " old_tag BLOB, PRIMARY KEY(scope_id, id)) WITHOUT ROWID;"
-      "INSERT OR IGNORE INTO " + p + "meta(name, value) VALUES('format', " + std::to_string(kFormat) + ");"
-      "INSERT OR IGNORE INTO " + p + "meta(name, value) VALUES('stored_symbols', " +
-      std::to_string(options.stored_symbols) + ");";
+  const std::string ddl = "CREATE TABLE IF NOT EXISTS " + p +
+                          "meta(name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
+                          "CREATE TABLE IF NOT EXISTS " +
+                          p +
+                          "scopes(scope_id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);"
+                          "CREATE TABLE IF NOT EXISTS " +
+                          p +
+                          "items(scope_id INTEGER NOT NULL, id BLOB NOT NULL, tag BLOB NOT NULL,"
+                          " PRIMARY KEY(scope_id, id)) WITHOUT ROWID;"
+                          "CREATE TABLE IF NOT EXISTS " +
+                          p +
+                          "blocks(scope_id INTEGER NOT NULL, block INTEGER NOT NULL,"
+                          " data BLOB NOT NULL, PRIMARY KEY(scope_id, block)) WITHOUT ROWID;"
+                          "CREATE TABLE IF NOT EXISTS " +
+                          p +
+                          "journal(scope_id INTEGER NOT NULL, id BLOB NOT NULL, tag BLOB,"
+                          " old_tag BLOB, PRIMARY KEY(scope_id, id)) WITHOUT ROWID;"
+                          "INSERT OR IGNORE INTO " +
+                          p + "meta(name, value) VALUES('format', " + std::to_string(kFormat) +
+                          ");"
+                          "INSERT OR IGNORE INTO " +
+                          p + "meta(name, value) VALUES('stored_symbols', " +
+                          std::to_string(options.stored_symbols) + ");";
   char* err = nullptr;
-  if (!options.existing_only && sqlite3_exec(db, ddl.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+  if (!options.existing_only &&
+      sqlite3_exec(db, ddl.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
     std::string msg = err ? err : "unknown";
     sqlite3_free(err);
     return Status::Error(ErrorCode::kInternal, "creating reconciliation tables: " + msg);
@@ -169,19 +185,23 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(sqlite3* db, std::string 
   {
     sqlite3_stmt* s = nullptr;
     std::string q = "SELECT name, value FROM " + p + "meta";
-    if (sqlite3_prepare_v2(db, q.c_str(), -1, &s, nullptr) != SQLITE_OK) return SqlError(db, "reading meta");
+    if (sqlite3_prepare_v2(db, q.c_str(), -1, &s, nullptr) != SQLITE_OK)
+      return SqlError(db, "reading meta");
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-      std::string_view name(reinterpret_cast<const char*>(sqlite3_column_text(s, 0)), sqlite3_column_bytes(s, 0));
+      std::string_view name(reinterpret_cast<const char*>(sqlite3_column_text(s, 0)),
+                            sqlite3_column_bytes(s, 0));
       if (name == "format") format = sqlite3_column_int64(s, 1);
       if (name == "stored_symbols") stored = sqlite3_column_int64(s, 1);
     }
     sqlite3_finalize(s);
     if (rc != SQLITE_DONE) return SqlError(db, "reading meta");
   }
-  if (format != kFormat) return Status::Error(ErrorCode::kInternal, "unknown reconciliation table format " + std::to_string(format));
-  if (stored < static_cast<int64_t>(kBlockSymbols) || stored > static_cast<int64_t>(kMaxSymbolIndex) ||
-      stored % kBlockSymbols != 0) {
+  if (format != kFormat)
+    return Status::Error(ErrorCode::kInternal,
+                         "unknown reconciliation table format " + std::to_string(format));
+  if (stored < static_cast<int64_t>(kBlockSymbols) ||
+      stored > static_cast<int64_t>(kMaxSymbolIndex) || stored % kBlockSymbols != 0) {
     return Status::Error(ErrorCode::kInternal, "corrupt stored_symbols in meta");
   }
   {
@@ -190,24 +210,28 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(sqlite3* db, std::string 
     int rc;
     if (!options.existing_only) {
       q = "INSERT INTO " + p + "scopes(name) VALUES(?1) ON CONFLICT(name) DO NOTHING";
-      if (sqlite3_prepare_v2(db, q.c_str(), -1, &s, nullptr) != SQLITE_OK) return SqlError(db, "adding scope");
+      if (sqlite3_prepare_v2(db, q.c_str(), -1, &s, nullptr) != SQLITE_OK)
+        return SqlError(db, "adding scope");
       sqlite3_bind_text(s, 1, scope.data(), static_cast<int>(scope.size()), SQLITE_TRANSIENT);
       rc = sqlite3_step(s);
       sqlite3_finalize(s);
       if (rc != SQLITE_DONE) return SqlError(db, "adding scope");
     }
     q = "SELECT scope_id FROM " + p + "scopes WHERE name = ?1";
-    if (sqlite3_prepare_v2(db, q.c_str(), -1, &s, nullptr) != SQLITE_OK) return SqlError(db, "reading scope");
+    if (sqlite3_prepare_v2(db, q.c_str(), -1, &s, nullptr) != SQLITE_OK)
+      return SqlError(db, "reading scope");
     sqlite3_bind_text(s, 1, scope.data(), static_cast<int>(scope.size()), SQLITE_TRANSIENT);
     rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) scope_id = sqlite3_column_int64(s, 0);
     sqlite3_finalize(s);
-    if (rc == SQLITE_DONE) return Status::Error(ErrorCode::kInternal, "no reconciliation scope '" + scope + "' in this database");
+    if (rc == SQLITE_DONE)
+      return Status::Error(ErrorCode::kInternal,
+                           "no reconciliation scope '" + scope + "' in this database");
     if (rc != SQLITE_ROW) return SqlError(db, "reading scope");
   }
 
-  std::unique_ptr<SqliteStore> store(new SqliteStore(db, std::move(p), scope_id, static_cast<uint64_t>(stored),
-                                                     options.auto_flush_rows));
+  std::unique_ptr<SqliteStore> store(new SqliteStore(
+      db, std::move(p), scope_id, static_cast<uint64_t>(stored), options.auto_flush_rows));
   if (Status s = store->Prepare(); !s.ok()) return s;
   return store;
 }
@@ -218,25 +242,34 @@ Status SqliteStore::Prepare() {
     sqlite3_stmt** slot;
     std::string sql;
   } defs[] = {
-      {&st_->journal_get, "SELECT tag, old_tag FROM " + p + "journal WHERE scope_id = ?1 AND id = ?2"},
+      {&st_->journal_get,
+       "SELECT tag, old_tag FROM " + p + "journal WHERE scope_id = ?1 AND id = ?2"},
       // old_tag is the folded tag when the id first entered the journal; later changes
       // keep it, so the journal alone gives the delta against the folded state.
-      {&st_->journal_put, "INSERT INTO " + p + "journal(scope_id, id, tag, old_tag) VALUES(?1, ?2, ?3, ?4)"
-                          " ON CONFLICT(scope_id, id) DO UPDATE SET tag = excluded.tag"},
-      {&st_->journal_scope, "SELECT id, tag, old_tag FROM " + p + "journal WHERE scope_id = ?1 ORDER BY id"},
-      {&st_->journal_after, "SELECT id, tag FROM " + p + "journal WHERE scope_id = ?1 AND id > ?2 ORDER BY id"},
+      {&st_->journal_put, "INSERT INTO " + p +
+                              "journal(scope_id, id, tag, old_tag) VALUES(?1, ?2, ?3, ?4)"
+                              " ON CONFLICT(scope_id, id) DO UPDATE SET tag = excluded.tag"},
+      {&st_->journal_scope,
+       "SELECT id, tag, old_tag FROM " + p + "journal WHERE scope_id = ?1 ORDER BY id"},
+      {&st_->journal_after,
+       "SELECT id, tag FROM " + p + "journal WHERE scope_id = ?1 AND id > ?2 ORDER BY id"},
       {&st_->journal_count, "SELECT count(*) FROM " + p + "journal WHERE scope_id = ?1"},
       {&st_->journal_clear, "DELETE FROM " + p + "journal WHERE scope_id = ?1"},
       {&st_->item_get, "SELECT tag FROM " + p + "items WHERE scope_id = ?1 AND id = ?2"},
-      {&st_->item_put, "INSERT OR REPLACE INTO " + p + "items(scope_id, id, tag) VALUES(?1, ?2, ?3)"},
+      {&st_->item_put,
+       "INSERT OR REPLACE INTO " + p + "items(scope_id, id, tag) VALUES(?1, ?2, ?3)"},
       {&st_->item_del, "DELETE FROM " + p + "items WHERE scope_id = ?1 AND id = ?2"},
-      {&st_->items_after, "SELECT id, tag FROM " + p + "items WHERE scope_id = ?1 AND id > ?2 ORDER BY id"},
+      {&st_->items_after,
+       "SELECT id, tag FROM " + p + "items WHERE scope_id = ?1 AND id > ?2 ORDER BY id"},
       {&st_->items_first, "SELECT id, tag FROM " + p + "items WHERE scope_id = ?1 ORDER BY id"},
-      {&st_->blocks_range, "SELECT block, data FROM " + p + "blocks WHERE scope_id = ?1 AND block BETWEEN ?2 AND ?3"},
-      {&st_->block_put, "INSERT OR REPLACE INTO " + p + "blocks(scope_id, block, data) VALUES(?1, ?2, ?3)"},
+      {&st_->blocks_range,
+       "SELECT block, data FROM " + p + "blocks WHERE scope_id = ?1 AND block BETWEEN ?2 AND ?3"},
+      {&st_->block_put,
+       "INSERT OR REPLACE INTO " + p + "blocks(scope_id, block, data) VALUES(?1, ?2, ?3)"},
   };
   for (auto& d : defs) {
-    if (sqlite3_prepare_v3(db_, d.sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, d.slot, nullptr) != SQLITE_OK) {
+    if (sqlite3_prepare_v3(db_, d.sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, d.slot, nullptr) !=
+        SQLITE_OK) {
       return SqlError(db_, "preparing reconciliation statement");
     }
   }
@@ -252,14 +285,16 @@ Status SqliteStore::FoldedTag(const ElementId& id, bool* present, Tag* tag) cons
   if (rc == SQLITE_ROW) {
     bool ok;
     *present = ReadTag(u.get(), 0, tag, &ok);
-    if (!ok || !*present) return Status::Error(ErrorCode::kInternal, "malformed reconciliation item row");
+    if (!ok || !*present)
+      return Status::Error(ErrorCode::kInternal, "malformed reconciliation item row");
     return Status::Ok();
   }
   if (rc != SQLITE_DONE) return SqlError(db_, "reading reconciliation item");
   return Status::Ok();
 }
 
-Status SqliteStore::Lookup(const ElementId& id, std::optional<Tag>* current, std::optional<Tag>* folded) const {
+Status SqliteStore::Lookup(const ElementId& id, std::optional<Tag>* current,
+                           std::optional<Tag>* folded) const {
   {
     Use u(st_->journal_get);
     sqlite3_bind_int64(u.get(), 1, scope_id_);
@@ -270,7 +305,8 @@ Status SqliteStore::Lookup(const ElementId& id, std::optional<Tag>* current, std
       bool ok_new, ok_old;
       const bool has_new = ReadTag(u.get(), 0, &tag, &ok_new);
       const bool has_old = ReadTag(u.get(), 1, &old, &ok_old);
-      if (!ok_new || !ok_old) return Status::Error(ErrorCode::kInternal, "malformed reconciliation journal row");
+      if (!ok_new || !ok_old)
+        return Status::Error(ErrorCode::kInternal, "malformed reconciliation journal row");
       *current = has_new ? std::optional<Tag>(tag) : std::nullopt;
       *folded = has_old ? std::optional<Tag>(old) : std::nullopt;
       return Status::Ok();
@@ -285,7 +321,8 @@ Status SqliteStore::Lookup(const ElementId& id, std::optional<Tag>* current, std
   return Status::Ok();
 }
 
-Status SqliteStore::WriteJournal(const ElementId& id, const std::optional<Tag>& tag, const std::optional<Tag>& folded) {
+Status SqliteStore::WriteJournal(const ElementId& id, const std::optional<Tag>& tag,
+                                 const std::optional<Tag>& folded) {
   {
     Use u(st_->journal_put);
     sqlite3_bind_int64(u.get(), 1, scope_id_);
@@ -300,7 +337,8 @@ Status SqliteStore::WriteJournal(const ElementId& id, const std::optional<Tag>& 
     } else {
       sqlite3_bind_null(u.get(), 4);
     }
-    if (sqlite3_step(u.get()) != SQLITE_DONE) return SqlError(db_, "writing reconciliation journal");
+    if (sqlite3_step(u.get()) != SQLITE_DONE)
+      return SqlError(db_, "writing reconciliation journal");
   }
   return MaybeAutoFlush();
 }
@@ -344,7 +382,8 @@ Status SqliteStore::Upsert(const Item& item) {
 }
 
 Status SqliteStore::Remove(std::string_view id) {
-  if (id.size() != kIdSize) return Status::Error(ErrorCode::kBadRequest, "item id must be 16 bytes");
+  if (id.size() != kIdSize)
+    return Status::Error(ErrorCode::kBadRequest, "item id must be 16 bytes");
   ElementId key;
   std::memcpy(key.data(), id.data(), kIdSize);
   std::optional<Tag> current, folded;
@@ -369,10 +408,12 @@ Status SqliteStore::PendingDeltas(std::vector<std::pair<Element, int64_t>>* delt
     ElementId id;
     Tag tag{}, old{};
     bool ok_new, ok_old;
-    if (!ReadId(u.get(), 0, &id)) return Status::Error(ErrorCode::kInternal, "malformed reconciliation journal row");
+    if (!ReadId(u.get(), 0, &id))
+      return Status::Error(ErrorCode::kInternal, "malformed reconciliation journal row");
     const bool has_new = ReadTag(u.get(), 1, &tag, &ok_new);
     const bool has_old = ReadTag(u.get(), 2, &old, &ok_old);
-    if (!ok_new || !ok_old) return Status::Error(ErrorCode::kInternal, "malformed reconciliation journal row");
+    if (!ok_new || !ok_old)
+      return Status::Error(ErrorCode::kInternal, "malformed reconciliation journal row");
     if (has_new && has_old && tag == old) continue;
     if (has_old) deltas->emplace_back(Element{id, old}, -1);
     if (has_new) deltas->emplace_back(Element{id, tag}, +1);
@@ -389,7 +430,8 @@ Result<uint64_t> SqliteStore::Count() const {
 }
 
 Status SqliteStore::ReadSymbols(uint64_t begin, uint64_t end, std::vector<Symbol>* out) const {
-  if (begin > end || end > stored_symbols_) return Status::Error(ErrorCode::kBadRequest, "symbol range out of bounds");
+  if (begin > end || end > stored_symbols_)
+    return Status::Error(ErrorCode::kBadRequest, "symbol range out of bounds");
   out->assign(end - begin, Symbol());
   if (begin == end) return Status::Ok();
   {
@@ -432,7 +474,8 @@ Status SqliteStore::ListElements(const ElementId* after, size_t limit, std::vect
       ElementId id;
       Tag tag{};
       bool ok;
-      if (!ReadId(u.get(), 0, &id)) return Status::Error(ErrorCode::kInternal, "malformed reconciliation journal row");
+      if (!ReadId(u.get(), 0, &id))
+        return Status::Error(ErrorCode::kInternal, "malformed reconciliation journal row");
       bool has = ReadTag(u.get(), 1, &tag, &ok);
       if (!ok) return Status::Error(ErrorCode::kInternal, "malformed reconciliation journal row");
       overlay.emplace(id, has ? std::optional<Tag>(tag) : std::nullopt);
@@ -502,7 +545,8 @@ Status SqliteStore::FlushLocked() {
   if (deltas.empty()) {
     Use u(st_->journal_clear);
     sqlite3_bind_int64(u.get(), 1, scope_id_);
-    if (sqlite3_step(u.get()) != SQLITE_DONE) return SqlError(db_, "clearing reconciliation journal");
+    if (sqlite3_step(u.get()) != SQLITE_DONE)
+      return SqlError(db_, "clearing reconciliation journal");
     return Status::Ok();
   }
   // Fold into the whole stored prefix, then write back every block that changed.
@@ -518,7 +562,8 @@ Status SqliteStore::FlushLocked() {
   std::string blob;
   for (uint64_t b = 0; b < stored_symbols_ / kBlockSymbols; ++b) {
     bool changed = false;
-    for (uint64_t i = b * kBlockSymbols; i < (b + 1) * kBlockSymbols && !changed; ++i) changed = !folded[i].IsZero();
+    for (uint64_t i = b * kBlockSymbols; i < (b + 1) * kBlockSymbols && !changed; ++i)
+      changed = !folded[i].IsZero();
     if (!changed) continue;
     EncodeBlock(&symbols[b * kBlockSymbols], &blob);
     Use u(st_->block_put);

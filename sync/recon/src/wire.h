@@ -41,7 +41,9 @@ class Writer {
     }
     Byte(static_cast<uint8_t>(v));
   }
-  void Signed(int64_t v) { Varint((static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63)); }
+  void Signed(int64_t v) {
+    Varint((static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63));
+  }
   void Bytes(const void* p, size_t n) { out_.append(static_cast<const char*>(p), n); }
   void Le16(uint16_t v) {
     Byte(static_cast<uint8_t>(v));
@@ -113,7 +115,9 @@ class Reader {
     for (int i = 7; i >= 0; --i) *v = (*v << 8) | b[i];
     return true;
   }
-  bool Sym(Symbol* s) { return Signed(&s->count) && Bytes(s->key.data(), kKeySize) && Le64(&s->check); }
+  bool Sym(Symbol* s) {
+    return Signed(&s->count) && Bytes(s->key.data(), kKeySize) && Le64(&s->check);
+  }
 
  private:
   std::string_view in_;
@@ -125,7 +129,9 @@ class Reader {
 template <typename F>
 void ForEachProbe(uint64_t limit, F f) {
   size_t n = 0;
-  for (uint64_t p = kFirstSymbols; p < limit && n < kMaxProbes; p += std::max<uint64_t>(1, p / 4), ++n) f(p);
+  for (uint64_t p = kFirstSymbols; p < limit && n < kMaxProbes;
+       p += std::max<uint64_t>(1, p / 4), ++n)
+    f(p);
 }
 
 }  // namespace loyalty::recon::wire

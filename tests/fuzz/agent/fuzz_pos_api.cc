@@ -77,9 +77,9 @@ struct World {
     auto v = codes::CodeVerifier::Create(cc);
     if (!v.ok()) std::abort();
     verifier = std::move(*v);
-    service = std::make_unique<checkout::CheckoutService>(checkout::ServiceOptions{"T01", "S001"}, clock, *verifier,
-                                                          trusted, TimeZone::Utc(),
-                                                          std::make_shared<rules::Rules>(rules::Rules::Defaults()));
+    service = std::make_unique<checkout::CheckoutService>(
+        checkout::ServiceOptions{"T01", "S001"}, clock, *verifier, trusted, TimeZone::Utc(),
+        std::make_shared<rules::Rules>(rules::Rules::Defaults()));
     writer = std::make_unique<checkout::LedgerWriter>(std::move(*w));
     scans = std::make_unique<agent::ScanHub>(ioc);
     agent::ApiContext ctx;
@@ -117,14 +117,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // Commit and refund answer from the writer thread; the scans long-poll from the event loop.
   std::promise<http::Response> answered;
   auto future = answered.get_future();
-  w.api->Handle(std::move(req), [&answered](http::Response r) { answered.set_value(std::move(r)); });
+  w.api->Handle(std::move(req),
+                [&answered](http::Response r) { answered.set_value(std::move(r)); });
   while (future.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
     w.ioc.restart();
     w.ioc.run_for(std::chrono::milliseconds(1));
   }
   http::Response r = future.get();
-  const bool ok =
-      (r.status >= 200 && r.status < 300) || (r.status >= 400 && r.status < 500) || (route.sync && r.status == 503);
+  const bool ok = (r.status >= 200 && r.status < 300) || (r.status >= 400 && r.status < 500) ||
+                  (route.sync && r.status == 503);
   if (!ok) std::abort();
   return 0;
 }

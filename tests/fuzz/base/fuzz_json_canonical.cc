@@ -38,7 +38,8 @@ void Compare(const nlohmann::json& j) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const auto* text = reinterpret_cast<const char*>(data);
-  const nlohmann::json j = nlohmann::json::parse(text, text + size, nullptr, /*allow_exceptions=*/false);
+  const nlohmann::json j =
+      nlohmann::json::parse(text, text + size, nullptr, /*allow_exceptions=*/false);
   if (!j.is_discarded()) Compare(j);
 
   const std::string s(text, size);

@@ -40,7 +40,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     Check(!got.ok());
     return 0;  // nlohmann is not asked: that is the point
   }
-  const auto want = nlohmann::json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  const auto want =
+      nlohmann::json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
   if (text.find('\0') != std::string_view::npos) {
     Check(!got.ok());  // nlohmann stops at a NUL and may accept what came before; JSON has none
     return 0;

@@ -11,7 +11,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);
   auto agent = loyalty::config::ParseAgentConfig(text, "/etc/loyaltyd/agent.toml");
   if (agent.ok()) {
-    if (agent->listen_port == 0 || agent->terminal_id.empty() || agent->hq_public_keys.empty()) std::abort();
+    if (agent->listen_port == 0 || agent->terminal_id.empty() || agent->hq_public_keys.empty())
+      std::abort();
     for (const auto& [id, key] : agent->hq_public_keys) {
       if (id < 0 || id > 255 || key.size() != 32) std::abort();
     }

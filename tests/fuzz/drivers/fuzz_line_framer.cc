@@ -10,7 +10,7 @@ using namespace loyalty::drivers;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
-  const Terminator t = data[0] % 3 == 0 ? Terminator::kCR
+  const Terminator t = data[0] % 3 == 0   ? Terminator::kCR
                        : data[0] % 3 == 1 ? Terminator::kLF
                                           : Terminator::kCRLF;
   LineFramer f(t);

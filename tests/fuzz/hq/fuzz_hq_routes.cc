@@ -60,7 +60,8 @@ struct World {
     hq::HqOptions o;
     o.admin_token = "fuzz-token";
     o.signing_seeds[1] = std::string(32, '\x07');
-    service = std::make_unique<hq::HqService>(*store, clock, hq::PiiCipher::FromKey(std::string(32, 'k')), o);
+    service = std::make_unique<hq::HqService>(*store, clock,
+                                              hq::PiiCipher::FromKey(std::string(32, 'k')), o);
     auto r = Call("POST", "/v1/members", R"({"name":"张三","phone":"13812345678"})");
     auto j = nlohmann::json::parse(r.body, nullptr, false);
     if (r.status != 201 || !j.is_object() || !j.contains("member_id")) std::abort();
@@ -91,7 +92,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   World& w = TheWorld();
   if (size == 0) return 0;
   const Route& route = kRoutes[data[0] % (sizeof kRoutes / sizeof kRoutes[0])];
-  auto r = w.Call(route.method, route.target, std::string(reinterpret_cast<const char*>(data) + 1, size - 1));
+  auto r = w.Call(route.method, route.target,
+                  std::string(reinterpret_cast<const char*>(data) + 1, size - 1));
   if (!((r.status >= 200 && r.status < 300) || (r.status >= 400 && r.status < 500))) std::abort();
   return 0;
 }

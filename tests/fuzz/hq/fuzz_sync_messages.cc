@@ -29,18 +29,42 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   std::string_view body(reinterpret_cast<const char*>(data) + 1, size - 1);
   switch (data[0] % 12) {
-    case 0: Check<ls::HelloRequest>(body); break;
-    case 1: Check<ls::HelloResponse>(body); break;
-    case 2: Check<ls::UploadRequest>(body); break;
-    case 3: Check<ls::UploadResponse>(body); break;
-    case 4: Check<ls::ChangesResponse>(body); break;
-    case 5: Check<ls::FetchRequest>(body); break;
-    case 6: Check<ls::FetchResponse>(body); break;
-    case 7: Check<ls::MembersRequest>(body); break;
-    case 8: Check<ls::MembersResponse>(body); break;
-    case 9: Check<ls::Entry>(body); break;
-    case 10: Check<ls::Checkout>(body); break;
-    default: Check<ls::Snapshot>(body); break;
+    case 0:
+      Check<ls::HelloRequest>(body);
+      break;
+    case 1:
+      Check<ls::HelloResponse>(body);
+      break;
+    case 2:
+      Check<ls::UploadRequest>(body);
+      break;
+    case 3:
+      Check<ls::UploadResponse>(body);
+      break;
+    case 4:
+      Check<ls::ChangesResponse>(body);
+      break;
+    case 5:
+      Check<ls::FetchRequest>(body);
+      break;
+    case 6:
+      Check<ls::FetchResponse>(body);
+      break;
+    case 7:
+      Check<ls::MembersRequest>(body);
+      break;
+    case 8:
+      Check<ls::MembersResponse>(body);
+      break;
+    case 9:
+      Check<ls::Entry>(body);
+      break;
+    case 10:
+      Check<ls::Checkout>(body);
+      break;
+    default:
+      Check<ls::Snapshot>(body);
+      break;
   }
   return 0;
 }

@@ -16,7 +16,6 @@ void Check(bool ok) {
   if (!ok) std::abort();
 }
 
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

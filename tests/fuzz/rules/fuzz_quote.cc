@@ -21,8 +21,9 @@ void Check(bool ok) {
 }
 
 bool KnownQuoteError(const std::string& code) {
-  for (const char* c : {"bad_request", "rules_invalid", "coupon_invalid", "member_frozen", "static_code_cannot_redeem",
-                        "redeem_cooldown", "insufficient_points", "redeem_not_allowed"})
+  for (const char* c : {"bad_request", "rules_invalid", "coupon_invalid", "member_frozen",
+                        "static_code_cannot_redeem", "redeem_cooldown", "insufficient_points",
+                        "redeem_not_allowed"})
     if (code == c) return true;
   return false;
 }
@@ -109,7 +110,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const LineResult& l = quote->lines[i];
     Check(l.net_cents >= 0 && l.net_cents <= l.net_before_redeem_cents);
     net_sum += l.net_cents;
-    basis.lines.push_back({q.lines[i].qty, l.net_cents, l.net_before_redeem_cents, l.points_eligible, l.redeemable});
+    basis.lines.push_back(
+        {q.lines[i].qty, l.net_cents, l.net_before_redeem_cents, l.points_eligible, l.redeemable});
     qty.push_back(q.lines[i].qty);
   }
   Check(net_sum == quote->total_due_cents);
@@ -124,14 +126,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   int64_t cents = 0, clawed = 0, restored = 0;
   for (int step = 0; step < 4 && in.remaining_bytes() > 0; ++step) {
     std::vector<int64_t> after = before;
-    for (size_t i = 0; i < qty.size(); ++i) after[i] += in.ConsumeIntegralInRange<int64_t>(0, qty[i] - before[i]);
+    for (size_t i = 0; i < qty.size(); ++i)
+      after[i] += in.ConsumeIntegralInRange<int64_t>(0, qty[i] - before[i]);
     auto a = ComputeRefund(basis, before, after);
     Check(a.ok());
     Check(a->refund_cents >= 0 && a->points_clawed_back >= 0 && a->points_restored >= 0);
     cents += a->refund_cents;
     clawed += a->points_clawed_back;
     restored += a->points_restored;
-    Check(cents <= quote->total_due_cents && clawed <= quote->points_to_earn && restored <= quote->redeem_points);
+    Check(cents <= quote->total_due_cents && clawed <= quote->points_to_earn &&
+          restored <= quote->redeem_points);
     before = after;
   }
   auto last = ComputeRefund(basis, before, qty);

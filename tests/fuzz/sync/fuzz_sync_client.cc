@@ -22,10 +22,12 @@ using namespace loyalty;
 class ScriptedTransport final : public sync::Transport {
  public:
   explicit ScriptedTransport(std::string_view in) : in_(in) {}
-  Result<sync::Exchange> Send(std::string_view, std::string_view, std::string_view, std::string_view, int) override {
+  Result<sync::Exchange> Send(std::string_view, std::string_view, std::string_view,
+                              std::string_view, int) override {
     if (in_.size() < 3) return Status::Error(ErrorCode::kUnavailable, "input exhausted");
     uint8_t s = static_cast<uint8_t>(in_[0]);
-    size_t len = static_cast<uint8_t>(in_[1]) | (static_cast<size_t>(static_cast<uint8_t>(in_[2])) << 8);
+    size_t len =
+        static_cast<uint8_t>(in_[1]) | (static_cast<size_t>(static_cast<uint8_t>(in_[2])) << 8);
     in_.remove_prefix(3);
     len = std::min(len, in_.size());
     sync::Exchange e;
@@ -70,17 +72,25 @@ class FakeLedger final : public sync::LocalLedger {
     return h;
   }
   Result<std::string> Cursor() override { return std::string(); }
-  Result<sync::UploadBatch> NextUploadBatch(int64_t, size_t) override { return sync::UploadBatch{}; }
-  Result<sync::UploadRequest> EntriesForUpload(const std::vector<std::string>&) override { return sync::UploadRequest{}; }
+  Result<sync::UploadBatch> NextUploadBatch(int64_t, size_t) override {
+    return sync::UploadBatch{};
+  }
+  Result<sync::UploadRequest> EntriesForUpload(const std::vector<std::string>&) override {
+    return sync::UploadRequest{};
+  }
   Result<std::unique_ptr<ReconView>> OpenReconView() override {
     return std::unique_ptr<ReconView>(std::make_unique<View>(entries_, balances_));
   }
   Result<std::vector<uint64_t>> MembersForKeys(const std::vector<std::string>& keys) override {
     return std::vector<uint64_t>(keys.size(), 1000);
   }
-  Status Acknowledge(const sync::UploadRequest&, const sync::UploadResponse&) override { return Status::Ok(); }
+  Status Acknowledge(const sync::UploadRequest&, const sync::UploadResponse&) override {
+    return Status::Ok();
+  }
   Status ApplyChanges(const sync::ChangesResponse&) override { return Status::Ok(); }
-  Result<int64_t> Restore(const sync::FetchResponse& f) override { return static_cast<int64_t>(f.entries.size()); }
+  Result<int64_t> Restore(const sync::FetchResponse& f) override {
+    return static_cast<int64_t>(f.entries.size());
+  }
   Result<int64_t> RepairBalances(const sync::MembersResponse& m) override {
     return static_cast<int64_t>(m.members.size());
   }

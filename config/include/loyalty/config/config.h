@@ -5,9 +5,10 @@
 // error is a Status with code "config_invalid" and a message of the form
 //
 //   <file>: <dotted key>: <reason>
-//   /etc/loyaltyd/agent.toml: api.listen: '0.0.0.0:8787' is not a loopback address (set api.allow_public_listen = true to bind it)
-//   /etc/loyaltyd/agent.toml: scanners[2].baud: 9601 is not a standard baud rate (...)
-//   /etc/loyaltyd/agent.toml: codes.hq_public_keys."1": not strict base64url of 32 bytes
+//   /etc/loyaltyd/agent.toml: api.listen: '0.0.0.0:8787' is not a loopback address (set
+//   api.allow_public_listen = true to bind it) /etc/loyaltyd/agent.toml: scanners[2].baud: 9601 is
+//   not a standard baud rate (...) /etc/loyaltyd/agent.toml: codes.hq_public_keys."1": not strict
+//   base64url of 32 bytes
 //
 // TOML syntax errors read "<file>:<line>:<column>: <what>". Array elements are counted from
 // 0. Keys this version does not know are rejected ("unknown key"): a typo in a store config
@@ -41,20 +42,20 @@ struct ChannelPattern {
 };
 
 struct ScannerConfig {
-  std::string id;    // [A-Za-z0-9_-]{1,32}, unique
-  std::string kind;  // usb-hid-keyboard | usb-hid-pos | serial | image | fifo
-  std::string path;  // serial, fifo (resolved)
-  int baud = 9600;                   // serial
-  std::string terminator = "CR";     // serial: CR | LF | CRLF
+  std::string id;                     // [A-Za-z0-9_-]{1,32}, unique
+  std::string kind;                   // usb-hid-keyboard | usb-hid-pos | serial | image | fifo
+  std::string path;                   // serial, fifo (resolved)
+  int baud = 9600;                    // serial
+  std::string terminator = "CR";      // serial: CR | LF | CRLF
   int vendor_id = 0, product_id = 0;  // usb kinds: 1..0xffff, required
-  std::string serial_number;         // usb kinds: optional, matches the device's iSerial
-  std::string bus_path;              // usb kinds: optional, e.g. "1-2.3" (bus-port.port...)
-  std::string suffix_key = "enter";  // usb-hid-keyboard: enter | tab
-  std::string directory;             // image (resolved)
-  std::string processed = "delete";  // image: delete | move
-  std::string processed_dir;         // image with processed = "move" (resolved)
-  std::string prefix, suffix;        // stripped from scans when present (at most 32 bytes each)
-  int debounce_ms = 800;             // 0..10000
+  std::string serial_number;          // usb kinds: optional, matches the device's iSerial
+  std::string bus_path;               // usb kinds: optional, e.g. "1-2.3" (bus-port.port...)
+  std::string suffix_key = "enter";   // usb-hid-keyboard: enter | tab
+  std::string directory;              // image (resolved)
+  std::string processed = "delete";   // image: delete | move
+  std::string processed_dir;          // image with processed = "move" (resolved)
+  std::string prefix, suffix;         // stripped from scans when present (at most 32 bytes each)
+  int debounce_ms = 800;              // 0..10000
   // usb-hid-pos input report layout (byte offsets in the report; defaults: the common
   // 64-byte report [0x02][len][3-byte AIM id][56 data][2 vendor][flags], /work/shared
   // testing-usb.md). symbology_offset = -1: the device sends no symbology id.
@@ -70,7 +71,7 @@ struct AgentConfig {
   std::string path;  // the file it came from, as given
 
   // [agent]
-  std::string terminal_id, store_id;  // [A-Za-z0-9_-]{1,32}, required
+  std::string terminal_id, store_id;       // [A-Za-z0-9_-]{1,32}, required
   std::string timezone = "Asia/Shanghai";  // loads with loyalty::TimeZone::Load
   std::string database = "/var/lib/loyaltyd/ledger.db";
   std::string rules_file;  // optional; empty = the defaults of loyalty-rules.md
@@ -85,10 +86,11 @@ struct AgentConfig {
   int request_timeout_ms = 10000;         // 100..300000
 
   // [codes]
-  std::map<int, std::string> hq_public_keys;  // key id 0..255 -> raw 32-byte Ed25519 key; at least one
-  int64_t code_max_age_s = 120;               // 1..3600
-  int64_t clock_skew_s = 60;                  // 0..3600
-  std::string card_prefix = "88";             // 1..8 digits
+  std::map<int, std::string>
+      hq_public_keys;              // key id 0..255 -> raw 32-byte Ed25519 key; at least one
+  int64_t code_max_age_s = 120;    // 1..3600
+  int64_t clock_skew_s = 60;       // 0..3600
+  std::string card_prefix = "88";  // 1..8 digits
   std::vector<ChannelPattern> channels;
 
   // [hq]; hq_url empty = no HQ configured (sync runs fail with a clear reason).
@@ -101,7 +103,7 @@ struct AgentConfig {
   std::string hq_base_path;  // "" or "/prefix" without a trailing slash
 
   // [sync]
-  int64_t interval_s = 3600;  // 0 = off, else 1..604800
+  int64_t interval_s = 3600;   // 0 = off, else 1..604800
   int64_t run_timeout_s = 60;  // 1..3600
 
   // [log]
@@ -130,12 +132,13 @@ struct HqConfig {
   std::string listen = "127.0.0.1:8443";  // host:port; a non-loopback host needs TLS
   std::string listen_host = "127.0.0.1";
   uint16_t listen_port = 8443;
-  std::string database = "hq.db";                 // resolved
-  std::string admin_token_file = "admin.token";   // resolved; ReadTokenFile (owner only)
-  std::map<int, std::string> signing_keys;        // key id 0..255 -> PEM file (resolved); at least one
-  std::string tls_cert_file, tls_key_file, client_ca_file;  // all three or none (plain HTTP, loopback only)
-  std::string card_prefix = "88";                 // 1..8 digits
-  std::string pii_key_file = "pii.key";           // resolved
+  std::string database = "hq.db";                // resolved
+  std::string admin_token_file = "admin.token";  // resolved; ReadTokenFile (owner only)
+  std::map<int, std::string> signing_keys;  // key id 0..255 -> PEM file (resolved); at least one
+  std::string tls_cert_file, tls_key_file,
+      client_ca_file;                    // all three or none (plain HTTP, loopback only)
+  std::string card_prefix = "88";        // 1..8 digits
+  std::string pii_key_file = "pii.key";  // resolved
   // The chain's current rules (the agent's rules-file format); resolved; "" = the defaults
   // of loyalty-rules.md (version "default"). HQ keeps every version it publishes.
   std::string rules_file;
@@ -165,13 +168,16 @@ Result<HqConfig> ParseHqConfig(std::string_view toml_text, const std::string& pa
 // may read (the admin token: anyone but its owner, mode & 0077; the POS API token, read with
 // kOwnerAndGroupRead: anyone but its owner and group, mode & 0037, so 0640 passes).
 // Error code "config_invalid", message "<file>: <reason>".
-Result<std::string> ReadTokenFile(const std::string& path, SecretAccess access = SecretAccess::kOwnerOnly);
+Result<std::string> ReadTokenFile(const std::string& path,
+                                  SecretAccess access = SecretAccess::kOwnerOnly);
 
 // Reads a private key or token file that the config file `config_path` names under `key`,
 // through ReadSecretFile. Errors have code "config_invalid" and the loaders' format
 // "<config_path>: <key>: <file>: <reason>", e.g.
-//   /etc/loyalty-hq/hq.toml: signing_keys."1": /etc/loyalty-hq/k1.pem: has mode 0644, which lets ...
-Result<std::string> ReadConfiguredSecret(const std::string& config_path, std::string_view key, const std::string& file,
+//   /etc/loyalty-hq/hq.toml: signing_keys."1": /etc/loyalty-hq/k1.pem: has mode 0644, which lets
+//   ...
+Result<std::string> ReadConfiguredSecret(const std::string& config_path, std::string_view key,
+                                         const std::string& file,
                                          SecretAccess access = SecretAccess::kOwnerOnly,
                                          size_t max_bytes = kMaxSecretFileBytes);
 // The same wrapping for an error of a secret read elsewhere (e.g. the PII key's loader).

@@ -23,21 +23,22 @@ namespace loyalty::ctl {
 // monitoring) branch on them.
 enum ExitCode : int {
   kExitOk = 0,
-  kExitInternal = 1,       // an unexpected failure (a bug, or output that cannot be written)
-  kExitUsage = 2,          // unknown command or option, missing or invalid argument
-  kExitConfig = 3,         // the agent config or token file cannot be read or is invalid
-  kExitUnreachable = 4,    // loyaltyd does not answer (not running, wrong address, timeout)
-  kExitApiError = 5,       // loyaltyd refused the request (4xx: unknown member, bad code, …)
-  kExitUnavailable = 6,    // loyaltyd answered 503 (ledger busy, failing or damaged)
-  kExitDatabase = 7,       // the ledger file cannot be opened or read
-  kExitVerifyFailed = 8,   // verify found problems (each is printed)
-  kExitSyncFailed = 9,     // the sync run finished "failed" or did not finish in time
+  kExitInternal = 1,      // an unexpected failure (a bug, or output that cannot be written)
+  kExitUsage = 2,         // unknown command or option, missing or invalid argument
+  kExitConfig = 3,        // the agent config or token file cannot be read or is invalid
+  kExitUnreachable = 4,   // loyaltyd does not answer (not running, wrong address, timeout)
+  kExitApiError = 5,      // loyaltyd refused the request (4xx: unknown member, bad code, …)
+  kExitUnavailable = 6,   // loyaltyd answered 503 (ledger busy, failing or damaged)
+  kExitDatabase = 7,      // the ledger file cannot be opened or read
+  kExitVerifyFailed = 8,  // verify found problems (each is printed)
+  kExitSyncFailed = 9,    // the sync run finished "failed" or did not finish in time
 };
 
 struct RunOptions {
   bool out_is_tty = false;  // sync --wait draws a one-line progress only on a terminal
 };
 
-int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err, const RunOptions& opts = {});
+int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err,
+        const RunOptions& opts = {});
 
 }  // namespace loyalty::ctl

@@ -19,15 +19,33 @@ namespace loyalty::ctl {
 
 // The CSV header, in order. A column that does not apply to a record is empty (CSV) or
 // absent (JSON).
-inline constexpr std::array<std::string_view, 23> kExportColumns = {
-    "record",     "at",           "checkout_id",      "refund_id",      "entry_id",       "seq",
-    "member_id",  "kind",         "points",           "line",           "sku",            "category",
-    "qty",        "unit_price_cents", "net_cents",    "subtotal_cents", "total_due_cents", "refund_cents",
-    "points_earned", "redeemed_points", "tender",     "reason",         "rules_version"};
+inline constexpr std::array<std::string_view, 23> kExportColumns = {"record",
+                                                                    "at",
+                                                                    "checkout_id",
+                                                                    "refund_id",
+                                                                    "entry_id",
+                                                                    "seq",
+                                                                    "member_id",
+                                                                    "kind",
+                                                                    "points",
+                                                                    "line",
+                                                                    "sku",
+                                                                    "category",
+                                                                    "qty",
+                                                                    "unit_price_cents",
+                                                                    "net_cents",
+                                                                    "subtotal_cents",
+                                                                    "total_due_cents",
+                                                                    "refund_cents",
+                                                                    "points_earned",
+                                                                    "redeemed_points",
+                                                                    "tender",
+                                                                    "reason",
+                                                                    "rules_version"};
 
 struct ExportRecord {
   std::string record;  // checkout | line | refund | refund_line | entry
-  int64_t at_ms = 0;   // commit time (checkout, line), refund time (refund, refund_line), entry time
+  int64_t at_ms = 0;  // commit time (checkout, line), refund time (refund, refund_line), entry time
   std::string checkout_id, refund_id, entry_id;
   std::optional<int64_t> seq;
   std::optional<uint64_t> member_id;
@@ -35,7 +53,8 @@ struct ExportRecord {
   std::optional<int64_t> points, line;
   std::string sku, category;
   std::optional<int64_t> qty, unit_price_cents, net_cents;
-  std::optional<int64_t> subtotal_cents, total_due_cents, refund_cents, points_earned, redeemed_points;
+  std::optional<int64_t> subtotal_cents, total_due_cents, refund_cents, points_earned,
+      redeemed_points;
   std::string tender, reason, rules_version;
 };
 
@@ -49,7 +68,8 @@ std::vector<ExportRecord> RecordsForCheckout(const model::Checkout& checkout,
                                              const std::vector<model::Refund>& refunds);
 // One refund on its own (of a checkout exported earlier): the refund, its refunded lines
 // (named from `checkout`'s lines) and `entries`, the entries it wrote, in their order.
-std::vector<ExportRecord> RecordsForRefund(const model::Checkout& checkout, const model::Refund& refund,
+std::vector<ExportRecord> RecordsForRefund(const model::Checkout& checkout,
+                                           const model::Refund& refund,
                                            const std::vector<ledger::EntryRow>& entries);
 
 // The header row and one record, CSV (RFC 4180, CRLF).

@@ -42,7 +42,8 @@ std::string FormatMember(const nlohmann::json& member);
 // POST /v1/identify's answer: the identification, then the member.
 std::string FormatIdentify(const nlohmann::json& identify);
 // One entry of GET /v1/sync's last_runs, as one line without a line end:
-//   "sync run r-1 ok: uploaded 3, downloaded 0, repaired 0, 2 round trips, 1204 bytes sent, 880 received"
+//   "sync run r-1 ok: uploaded 3, downloaded 0, repaired 0, 2 round trips, 1204 bytes sent, 880
+//   received"
 std::string FormatSyncRun(const nlohmann::json& run);
 // The one-line reason of a non-2xx answer: "<code>: <message> (HTTP <status>)"; falls back
 // to the raw body (cut to 200 bytes) when it is not the contract's error shape.

@@ -30,12 +30,12 @@ struct Frame {
 
 // Counts of what a decoder threw away. All monotonic.
 struct DecoderCounters {
-  uint64_t reports = 0;           // reports / chunks fed
-  uint64_t wrong_size = 0;        // reports of the wrong size (ignored)
-  uint64_t unknown_usages = 0;    // keyboard: usage ids with no character (ignored)
-  uint64_t rollover_reports = 0;  // keyboard: ErrorRollOver/POSTFail/ErrorUndefined reports
-  uint64_t malformed = 0;         // HID POS: foreign report id or length out of range
-  uint64_t overlong = 0;          // frames emitted with overlong set
+  uint64_t reports = 0;             // reports / chunks fed
+  uint64_t wrong_size = 0;          // reports of the wrong size (ignored)
+  uint64_t unknown_usages = 0;      // keyboard: usage ids with no character (ignored)
+  uint64_t rollover_reports = 0;    // keyboard: ErrorRollOver/POSTFail/ErrorUndefined reports
+  uint64_t malformed = 0;           // HID POS: foreign report id or length out of range
+  uint64_t overlong = 0;            // frames emitted with overlong set
   uint64_t discarded_partials = 0;  // half-finished reads dropped by DiscardPartial()
 };
 
@@ -90,14 +90,14 @@ char KeyboardUsageToChar(uint8_t usage, bool shift);
 inline constexpr int kMaxHidReportSize = 1024;
 
 struct HidPosLayout {
-  int report_size = 0;         // 0: any size ≥ MinReportSize(); else exactly this
-  int report_id = 0x02;        // expected byte 0; -1 when the device sends no report id
-  int length_offset = 1;       // one byte: number of data bytes in this report
-  int symbology_offset = 2;    // -1 when the device reports no symbology
+  int report_size = 0;       // 0: any size ≥ MinReportSize(); else exactly this
+  int report_id = 0x02;      // expected byte 0; -1 when the device sends no report id
+  int length_offset = 1;     // one byte: number of data bytes in this report
+  int symbology_offset = 2;  // -1 when the device reports no symbology
   int symbology_length = 3;
   int data_offset = 5;
-  int data_len = 56;           // data bytes a report can hold
-  int flags_offset = 63;       // -1 when every report is a complete read
+  int data_len = 56;      // data bytes a report can hold
+  int flags_offset = 63;  // -1 when every report is a complete read
   int continuation_mask = 0x01;
 
   // ok when every field fits inside report_size (or kMaxHidReportSize); else

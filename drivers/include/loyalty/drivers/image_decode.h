@@ -55,7 +55,9 @@ Result<std::vector<DecodedCode>> DecodeImage(const uint8_t* luminance, int width
 // "image_too_large" (header or data over the limits above; files over kMaxImageFileBytes),
 // "unreadable_image" for bytes that are not a supported image (corrupt, truncated).
 // When `header` is not null it receives what the header declared (when it could be read).
-Result<std::vector<DecodedCode>> DecodeImageFile(const std::string& path, ImageHeader* header = nullptr);
-Result<std::vector<DecodedCode>> DecodeImageBytes(const uint8_t* data, size_t size, ImageHeader* header = nullptr);
+Result<std::vector<DecodedCode>> DecodeImageFile(const std::string& path,
+                                                 ImageHeader* header = nullptr);
+Result<std::vector<DecodedCode>> DecodeImageBytes(const uint8_t* data, size_t size,
+                                                  ImageHeader* header = nullptr);
 
 }  // namespace loyalty::drivers

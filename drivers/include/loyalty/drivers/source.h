@@ -64,22 +64,22 @@ struct SourceEvents {
 // Plain options; the agent maps its [[scanners]] config tables onto this.
 struct SourceOptions {
   std::string id;
-  std::string kind;  // usb-hid-keyboard | usb-hid-pos | serial | image | fifo
-  std::string path;  // serial: tty; fifo: the named pipe (created when missing)
-  std::string directory;             // image: watched directory
-  std::string processed = "delete";  // image: delete | move
-  std::string processed_dir;         // image, processed = move: where files go
-  std::string prefix;                // stripped from the start of a read when present
-  std::string suffix;                // stripped from the end of a read when present
-  std::string terminator = "CR";     // serial: CR | LF | CRLF (fifo: always one per line)
-  std::string suffix_key = "enter";  // usb-hid-keyboard: enter | tab
-  int baud = 9600;                   // serial
+  std::string kind;                   // usb-hid-keyboard | usb-hid-pos | serial | image | fifo
+  std::string path;                   // serial: tty; fifo: the named pipe (created when missing)
+  std::string directory;              // image: watched directory
+  std::string processed = "delete";   // image: delete | move
+  std::string processed_dir;          // image, processed = move: where files go
+  std::string prefix;                 // stripped from the start of a read when present
+  std::string suffix;                 // stripped from the end of a read when present
+  std::string terminator = "CR";      // serial: CR | LF | CRLF (fifo: always one per line)
+  std::string suffix_key = "enter";   // usb-hid-keyboard: enter | tab
+  int baud = 9600;                    // serial
   int vendor_id = 0, product_id = 0;  // usb kinds (required)
   std::string serial_number;          // usb kinds: optional iSerialNumber match
-  std::string bus_path;               // usb kinds: optional "<bus>-<port>[.<port>...]", e.g. "1-2.3"
+  std::string bus_path;  // usb kinds: optional "<bus>-<port>[.<port>...]", e.g. "1-2.3"
   int debounce_ms = 800;
-  int partial_timeout_ms = 1000;      // a half-finished read idle this long is dropped
-  HidPosLayout hid_pos;               // usb-hid-pos
+  int partial_timeout_ms = 1000;  // a half-finished read idle this long is dropped
+  HidPosLayout hid_pos;           // usb-hid-pos
   // How often to retry opening an absent device (serial, fifo; usb kinds when libusb has
   // no hotplug).
   int reopen_interval_ms = 1000;
@@ -99,7 +99,8 @@ struct SourceCounters {
   uint64_t bytes_read = 0;        // serial/fifo bytes, USB report bytes
   uint64_t reconnects = 0;        // times the device came back after a disconnect
   uint64_t garbage() const {
-    return invalid_utf8 + partial_timeouts + cut_off + decoder_garbage + unreadable_files + oversized_images;
+    return invalid_utf8 + partial_timeouts + cut_off + decoder_garbage + unreadable_files +
+           oversized_images;
   }
 };
 
@@ -108,7 +109,7 @@ class Source {
   virtual ~Source() = default;
   virtual const std::string& id() const = 0;
   virtual std::string kind() const = 0;
-  virtual SourceState state() const = 0;  // thread-safe
+  virtual SourceState state() const = 0;        // thread-safe
   virtual SourceCounters counters() const = 0;  // thread-safe snapshot
   // Starts the source's thread. A device that is absent at start is not an error: the
   // source reports kDisconnected and keeps looking. Errors: options that cannot work

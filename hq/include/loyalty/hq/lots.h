@@ -28,7 +28,8 @@ Status MoveLots(Lots& lots, uint64_t member_id, int64_t delta, int64_t at_s, int
   if (delta == 0) return Status::Ok();
   auto held = delta > 0 ? lots.DebtLots(member_id) : lots.Lots(member_id);
   if (!held.ok()) return held.status();
-  const rules::LotMovement m = rules::PlanLotMovement(*held, member_id, delta, at_s, expires_at_s, entry_id);
+  const rules::LotMovement m =
+      rules::PlanLotMovement(*held, member_id, delta, at_s, expires_at_s, entry_id);
   for (const auto& u : m.updates)
     if (Status s = lots.SetLotRemaining(u.lot_id, u.remaining); !s.ok()) return s;
   if (m.added) {

@@ -38,7 +38,7 @@ namespace loyalty::hq {
 struct MemberRecord {
   uint64_t member_id = 0;
   std::string name_enc, phone_enc, birthday_enc;  // AES-256-GCM blobs; empty when none
-  std::optional<std::string> display_name;       // masked
+  std::optional<std::string> display_name;        // masked
   std::optional<std::string> phone_masked;
   std::string phone_hash;  // hex keyed hash, "" when no phone
   int birthday_month = 0;
@@ -51,7 +51,6 @@ struct MemberRecord {
   int64_t created_at_ms = 0;
   int64_t change_seq = 0;  // set by the store
 };
-
 
 struct MemberStateRecord {
   int64_t at_ms = 0;
@@ -74,13 +73,13 @@ struct TerminalRecord {
   std::string store_id;
   int64_t first_seen_ms = 0;
   int64_t last_sync_ms = 0;
-  int64_t head_seq = 0;       // seq of the last entry uploaded (the branch it last sent)
-  std::string head_hash;      // its hash, hex
+  int64_t head_seq = 0;   // seq of the last entry uploaded (the branch it last sent)
+  std::string head_hash;  // its hash, hex
 };
 
 struct CouponRecord {
-  sync::Coupon coupon;      // `used` derived from used_by_checkout
-  std::string body_hash;    // of the admin request, for idempotency
+  sync::Coupon coupon;    // `used` derived from used_by_checkout
+  std::string body_hash;  // of the admin request, for idempotency
   std::string used_by_terminal, used_by_checkout;
   int64_t change_seq = 0;
 };
@@ -117,8 +116,10 @@ class Store {
   virtual Result<std::optional<MemberRecord>> GetMember(uint64_t member_id) = 0;
   // Gives the member a new change_seq (it will be in the next `changes` page).
   virtual Status TouchMember(uint64_t member_id) = 0;
-  virtual Result<std::optional<uint64_t>> FindIdentity(const std::string& channel, const std::string& external_id) = 0;
-  virtual Status PutIdentity(const std::string& channel, const std::string& external_id, uint64_t member_id) = 0;
+  virtual Result<std::optional<uint64_t>> FindIdentity(const std::string& channel,
+                                                       const std::string& external_id) = 0;
+  virtual Status PutIdentity(const std::string& channel, const std::string& external_id,
+                             uint64_t member_id) = 0;
   virtual Result<std::vector<sync::Identity>> IdentitiesOf(uint64_t member_id) = 0;
   // Members with change_seq > after, by change_seq, at most limit (+1 to tell "more").
   virtual Result<std::vector<MemberRecord>> MembersChangedAfter(int64_t after, int64_t limit) = 0;
@@ -131,7 +132,8 @@ class Store {
   virtual Status InsertEntry(const sync::Entry& e, bool applied, int64_t received_at_ms) = 0;
   Status InsertEntry(const sync::Entry& e) { return InsertEntry(e, true, 0); }
   virtual Result<std::optional<sync::Entry>> GetEntry(const std::string& entry_id) = 0;
-  virtual Result<std::vector<sync::Entry>> EntriesAtSeq(const std::string& terminal_id, int64_t seq) = 0;
+  virtual Result<std::vector<sync::Entry>> EntriesAtSeq(const std::string& terminal_id,
+                                                        int64_t seq) = 0;
   virtual Result<int64_t> CountEntries(const std::string& terminal_id) = 0;
   virtual Result<int64_t> CountMemberEntries(uint64_t member_id) = 0;
   virtual Result<int64_t> SumMemberPoints(uint64_t member_id) = 0;  // applied entries only
@@ -144,27 +146,33 @@ class Store {
   // the available balance), with what remains of them, and less HQ's expire entries
   // received after download_ms that emptied lots already expired at at_s (as_of_s <= at_s).
   // `overflow` when the sum leaves int64.
-  virtual Result<int64_t> KnownBalance(uint64_t member_id, const std::string& terminal_id, int64_t download_ms,
-                                       int64_t before_seq, const std::string& exclude_checkout, int64_t at_s) = 0;
+  virtual Result<int64_t> KnownBalance(uint64_t member_id, const std::string& terminal_id,
+                                       int64_t download_ms, int64_t before_seq,
+                                       const std::string& exclude_checkout, int64_t at_s) = 0;
   // Σ points of the member's applied earn entries with from_ms < at_ms <= to_ms.
   virtual Result<int64_t> EarnedBetween(uint64_t member_id, int64_t from_ms, int64_t to_ms) = 0;
   // Applied entries of a kind that name this checkout (and refund, when not "").
-  virtual Result<int64_t> CountAppliedEntries(const std::string& terminal_id, const std::string& checkout_id,
-                                              const std::string& refund_id, const std::string& kind) = 0;
+  virtual Result<int64_t> CountAppliedEntries(const std::string& terminal_id,
+                                              const std::string& checkout_id,
+                                              const std::string& refund_id,
+                                              const std::string& kind) = 0;
   // The earliest at_ms of the terminal's entries of this kind for the member (applied or
   // not); nullopt when it has none. "Had the terminal written one by t" is `first <= t`.
-  virtual Result<std::optional<int64_t>> FirstTerminalEntryAt(const std::string& terminal_id, uint64_t member_id,
+  virtual Result<std::optional<int64_t>> FirstTerminalEntryAt(const std::string& terminal_id,
+                                                              uint64_t member_id,
                                                               const std::string& kind) = 0;
   // The latest at_ms of the terminal's entries of this kind for the member (applied or not)
   // with seq < before_seq: what its own ledger held before that entry. nullopt: none.
-  virtual Result<std::optional<int64_t>> LastTerminalEntryAt(const std::string& terminal_id, uint64_t member_id,
-                                                             const std::string& kind, int64_t before_seq) = 0;
+  virtual Result<std::optional<int64_t>> LastTerminalEntryAt(const std::string& terminal_id,
+                                                             uint64_t member_id,
+                                                             const std::string& kind,
+                                                             int64_t before_seq) = 0;
   // refund_id -> the lowest seq of the terminal's entries naming that refund of the checkout
   // (its clawback and restore): where each refund stands in the terminal's chain.
-  virtual Result<std::map<std::string, int64_t>> RefundEntrySeqs(const std::string& terminal_id,
-                                                                 const std::string& checkout_id) = 0;
-  virtual Result<std::vector<sync::Entry>> TerminalEntriesByIds(const std::string& terminal_id,
-                                                                const std::vector<std::string>& ids) = 0;
+  virtual Result<std::map<std::string, int64_t>> RefundEntrySeqs(
+      const std::string& terminal_id, const std::string& checkout_id) = 0;
+  virtual Result<std::vector<sync::Entry>> TerminalEntriesByIds(
+      const std::string& terminal_id, const std::vector<std::string>& ids) = 0;
   // HQ's own chain head (seq, raw hash).
   virtual Result<std::pair<int64_t, std::string>> HqHead() = 0;
 
@@ -182,11 +190,14 @@ class Store {
   virtual Result<std::optional<sync::Checkout>> GetCheckout(const std::string& terminal_id,
                                                             const std::string& checkout_id) = 0;
   virtual Result<bool> InsertRefund(const std::string& terminal_id, const sync::Refund& r) = 0;
-  virtual Result<std::vector<sync::Refund>> RefundsOf(const std::string& terminal_id, const std::string& checkout_id) = 0;
+  virtual Result<std::vector<sync::Refund>> RefundsOf(const std::string& terminal_id,
+                                                      const std::string& checkout_id) = 0;
   virtual Result<int64_t> CountCheckouts(const std::string& terminal_id) = 0;
   // (terminal_id, checkout_id) of checkouts with this code hash / coupon at other terminals.
-  virtual Result<std::vector<std::pair<std::string, std::string>>> CheckoutsWithCode(const std::string& code_hash) = 0;
-  virtual Result<std::vector<std::pair<std::string, std::string>>> CheckoutsWithCoupon(const std::string& coupon_id) = 0;
+  virtual Result<std::vector<std::pair<std::string, std::string>>> CheckoutsWithCode(
+      const std::string& code_hash) = 0;
+  virtual Result<std::vector<std::pair<std::string, std::string>>> CheckoutsWithCoupon(
+      const std::string& coupon_id) = 0;
   // Σ total_due_cents of the member's checkouts committed in [from_ms, to_ms) minus Σ
   // refund_cents of their refunds.
   // Refused checkouts and refunds are left out; the sum saturates instead of overflowing.
@@ -198,8 +209,10 @@ class Store {
   virtual Status PruneSpendTotals(int64_t ended_by_ms) = 0;
   // A checkout or refund HQ could not check: kept (a restored terminal gets it back), counted
   // in no spend and backing no entry.
-  virtual Status MarkCheckoutRefused(const std::string& terminal_id, const std::string& checkout_id) = 0;
-  virtual Status MarkRefundRefused(const std::string& terminal_id, const std::string& refund_id) = 0;
+  virtual Status MarkCheckoutRefused(const std::string& terminal_id,
+                                     const std::string& checkout_id) = 0;
+  virtual Status MarkRefundRefused(const std::string& terminal_id,
+                                   const std::string& refund_id) = 0;
   // nullopt: no such checkout; else whether it was refused.
   virtual Result<std::optional<bool>> CheckoutRefused(const std::string& terminal_id,
                                                       const std::string& checkout_id) = 0;
@@ -231,13 +244,15 @@ class Store {
   virtual Status PutDevice(const DeviceRecord& d) = 0;  // insert or replace
   virtual Status Revoke(const std::string& device_public_key, int64_t at_ms) = 0;  // idempotent
   virtual Result<std::vector<std::string>> RevocationsChanged(int64_t after, int64_t up_to) = 0;
-  virtual Result<std::optional<AdjustmentRecord>> GetAdjustment(const std::string& adjustment_id) = 0;
+  virtual Result<std::optional<AdjustmentRecord>> GetAdjustment(
+      const std::string& adjustment_id) = 0;
   virtual Status PutAdjustment(const AdjustmentRecord& a) = 0;
 
   // --- conflicts and terminals
   virtual Status AddConflict(const ConflictRecord& c) = 0;  // a known dedupe_key is a no-op
   virtual Result<std::vector<ConflictRecord>> ConflictsOfMember(uint64_t member_id) = 0;
-  virtual Result<std::vector<ConflictRecord>> ConflictsOfTerminal(const std::string& terminal_id) = 0;
+  virtual Result<std::vector<ConflictRecord>> ConflictsOfTerminal(
+      const std::string& terminal_id) = 0;
   virtual Status PutTerminal(const TerminalRecord& t) = 0;  // insert or replace
   virtual Result<std::optional<TerminalRecord>> GetTerminal(const std::string& terminal_id) = 0;
 

@@ -16,12 +16,13 @@ namespace loyalty::checkout {
 
 // delta > 0 adds a lot expiring at expires_at_s; delta < 0 consumes lots not yet expired
 // at at_s. The member's cached balance is the caller's to update.
-Status ApplyLotDelta(ledger::Ledger& w, uint64_t member_id, int64_t delta, int64_t at_s, int64_t expires_at_s,
-                     const std::string& entry_id);
+Status ApplyLotDelta(ledger::Ledger& w, uint64_t member_id, int64_t delta, int64_t at_s,
+                     int64_t expires_at_s, const std::string& entry_id);
 
 // The same on lots the caller has read already (Ledger::Lots of the member, in its order);
 // on success `lots` is what Ledger::Lots would return now, so a commit reads them once.
-Status ApplyLotDelta(ledger::Ledger& w, std::vector<model::Lot>& lots, uint64_t member_id, int64_t delta,
-                     int64_t at_s, int64_t expires_at_s, const std::string& entry_id);
+Status ApplyLotDelta(ledger::Ledger& w, std::vector<model::Lot>& lots, uint64_t member_id,
+                     int64_t delta, int64_t at_s, int64_t expires_at_s,
+                     const std::string& entry_id);
 
 }  // namespace loyalty::checkout

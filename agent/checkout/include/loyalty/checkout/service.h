@@ -44,8 +44,8 @@ struct ServiceOptions {
 class CheckoutService {
  public:
   CheckoutService(ServiceOptions opts, const Clock& clock, const codes::CodeVerifier& verifier,
-                  codes::TrustedTime& trusted_time, TimeZone tz, std::shared_ptr<const rules::Rules> rules,
-                  ServiceEvents events = {});
+                  codes::TrustedTime& trusted_time, TimeZone tz,
+                  std::shared_ptr<const rules::Rules> rules, ServiceEvents events = {});
 
   // Read side: any thread, with that thread's reader.
   // `code`: the scanned or typed text.
@@ -75,22 +75,26 @@ class CheckoutService {
   };
   struct Resolved;  // defined in service.cc
 
-  Result<Resolved> ResolveMember(ledger::Ledger& l, const nlohmann::json& body, const std::string& checkout_id,
-                                 int64_t now_s);
-  Result<Resolved> ResolveIdentified(ledger::Ledger& l, const codes::Identified& id, const std::string& checkout_id,
-                                     int64_t now_s);
+  Result<Resolved> ResolveMember(ledger::Ledger& l, const nlohmann::json& body,
+                                 const std::string& checkout_id, int64_t now_s);
+  Result<Resolved> ResolveIdentified(ledger::Ledger& l, const codes::Identified& id,
+                                     const std::string& checkout_id, int64_t now_s);
   // The member view of pos-api.md; lots: the member's lots when the caller has them already
   // (else they are read). A failed read of the lots is the error.
-  Result<MemberView> ViewMember(ledger::Ledger& l, const ledger::MemberRow& m, bool provisional, int64_t now_s,
-                                const rules::Rules& r, const std::vector<model::Lot>* lots = nullptr);
+  Result<MemberView> ViewMember(ledger::Ledger& l, const ledger::MemberRow& m, bool provisional,
+                                int64_t now_s, const rules::Rules& r,
+                                const std::vector<model::Lot>* lots = nullptr);
   int64_t AvailableBalance(const std::vector<model::Lot>& lots, int64_t now_s) const;
   bool IsBirthdayMonth(const ledger::MemberRow& m, int64_t now_s) const;
   // lots: the member's lots, kept up to date, when the caller holds them (else read).
   // Commit of a checkout id not committed before (Commit answers replays).
-  Result<CommitOutcome> CommitNew(ledger::Ledger& w, const nlohmann::json& body, const std::string& request_hash);
-  Result<RefundOutcome> RefundNew(ledger::Ledger& w, const nlohmann::json& body, const std::string& request_hash);
-  Status ApplyPoints(ledger::Ledger& w, ledger::MemberRow& m, int64_t delta, int64_t now_s, const std::string& entry_id,
-                     const rules::Rules& r, std::vector<model::Lot>* lots = nullptr);
+  Result<CommitOutcome> CommitNew(ledger::Ledger& w, const nlohmann::json& body,
+                                  const std::string& request_hash);
+  Result<RefundOutcome> RefundNew(ledger::Ledger& w, const nlohmann::json& body,
+                                  const std::string& request_hash);
+  Status ApplyPoints(ledger::Ledger& w, ledger::MemberRow& m, int64_t delta, int64_t now_s,
+                     const std::string& entry_id, const rules::Rules& r,
+                     std::vector<model::Lot>* lots = nullptr);
   std::string RememberIdentification(const codes::Identified& id, int64_t now_s);
   std::optional<Identification> FindIdentification(const std::string& id, int64_t now_s);
   void Log(const std::string& event, const nlohmann::json& fields);

@@ -30,8 +30,8 @@
 #include "loyalty/model/entry.h"
 #include "loyalty/model/lot.h"
 #include "loyalty/model/sale.h"
-#include "loyalty/sqlite/sqlite.h"
 #include "loyalty/recon/sqlite_store.h"
+#include "loyalty/sqlite/sqlite.h"
 
 namespace loyalty::ledger {
 
@@ -54,7 +54,6 @@ inline constexpr const char* kReconBalancesScope = "balances";
 // meta key of the opaque download cursor HQ handed out last.
 inline constexpr const char* kSyncCursorKey = "sync_cursor";
 
-
 // An entry as the ledger holds it: the shared model plus the ledger's own bookkeeping.
 struct EntryRow : model::Entry {
   bool acked = false;  // HQ has acknowledged it
@@ -70,7 +69,6 @@ struct EntryDraft {
   std::string checkout_id, refund_id, detail;
 };
 
-
 struct MemberRow {
   uint64_t member_id = 0;
   std::optional<std::string> display_name;  // masked, e.g. 张*
@@ -79,24 +77,19 @@ struct MemberRow {
   std::string tier = "member";
   std::string status = "active";
   std::string frozen_reason;
-  int birthday_month = 0;  // 1..12, 0 unknown
-  std::optional<int64_t> snapshot_at_s;     // HQ time of the last snapshot; nullopt: never sent
+  int birthday_month = 0;                // 1..12, 0 unknown
+  std::optional<int64_t> snapshot_at_s;  // HQ time of the last snapshot; nullopt: never sent
   int64_t snapshot_balance = 0;
-  int64_t month_spend_cents = 0;            // HQ month-to-date qualifying spend
-  int64_t unfrozen_at_ms = 0;               // latest unfreeze (velocity counts after it)
-  int64_t balance = 0;                      // cached: always equals the sum of the member's lots
+  int64_t month_spend_cents = 0;  // HQ month-to-date qualifying spend
+  int64_t unfrozen_at_ms = 0;     // latest unfreeze (velocity counts after it)
+  int64_t balance = 0;            // cached: always equals the sum of the member's lots
 };
-
 
 // A coupon as the terminal holds it: the offer, and the checkout that used it ("" unused;
 // "@hq" when HQ reported a use elsewhere).
 struct CouponRow : model::Coupon {
   std::string used_by_checkout;
 };
-
-
-
-
 
 // One sync run as recorded in sync_runs.
 struct SyncRunRow {
@@ -134,7 +127,8 @@ class Ledger {
 
   // Opens (creating and migrating when kWriter) the database at path. terminal_id is
   // recorded on first open; reopening with another terminal id is an error.
-  static Result<std::unique_ptr<Ledger>> Open(const std::string& path, Mode mode, const std::string& terminal_id);
+  static Result<std::unique_ptr<Ledger>> Open(const std::string& path, Mode mode,
+                                              const std::string& terminal_id);
   // The schema version of the ledger at path without opening it for use (nullopt: no such
   // file or not readable). Open() migrates a file below kSchemaVersion.
   static std::optional<int> PeekSchemaVersion(const std::string& path);
@@ -153,7 +147,9 @@ class Ledger {
   bool damaged() const { return db_->damaged(); }
   std::string damage_reason() const { return db_->damage().reason(); }
   // Called once, on the latching thread, when the file is first latched (at once if it is).
-  void OnDamaged(std::function<void(const std::string& reason)> f) { db_->damage().OnDamaged(std::move(f)); }
+  void OnDamaged(std::function<void(const std::string& reason)> f) {
+    db_->damage().OnDamaged(std::move(f));
+  }
   // SQLite's own check of the file: PRAGMA quick_check (b-tree structure, record formats,
   // NOT NULL; O(N)) or, with quick = false, PRAGMA integrity_check (also every index
   // against its table; O(N log N)). Returns the problems SQLite lists (empty: ok), at most
@@ -179,7 +175,8 @@ class Ledger {
 
   // --- entries
   Result<EntryRow> AppendEntry(const EntryDraft& d);
-  Result<int64_t> EntryCount();  // the chain's length: its last seq (seq has no gaps; Verify checks that)
+  Result<int64_t>
+  EntryCount();  // the chain's length: its last seq (seq has no gaps; Verify checks that)
   Result<int64_t> PendingEntryCount();  // not yet acknowledged by HQ
   // The chain's last entry as the file holds it now (nullopt: no entry yet). Unlike
   // head_seq() / head_hash(), this connection's own view (loaded at open, moved by its
@@ -199,8 +196,10 @@ class Ledger {
   // passes false: each of its point changes is an unacknowledged entry of the member, so
   // that value cannot change.
   Status UpsertMember(const MemberRow& m, bool refresh_balance_index = true);
-  Result<std::optional<uint64_t>> LookupIdentity(const std::string& channel, const std::string& external_id);
-  Status PutIdentity(const std::string& channel, const std::string& external_id, uint64_t member_id);
+  Result<std::optional<uint64_t>> LookupIdentity(const std::string& channel,
+                                                 const std::string& external_id);
+  Status PutIdentity(const std::string& channel, const std::string& external_id,
+                     uint64_t member_id);
   Result<std::vector<model::Lot>> Lots(uint64_t member_id);  // by expiry, then creation
   // Lots are keyed by (member_id, lot_id); lot ids ascend in creation order within a
   // member. AddLot ignores lot.lot_id and returns the new lot's.
@@ -215,13 +214,16 @@ class Ledger {
   Result<bool> IsRevoked(std::string_view device_public_key);
   Status PutRevocation(std::string_view device_public_key);
   Result<std::optional<std::string>> CodeBoundTo(const std::string& code_hash);  // checkout id
-  Status BindCode(const std::string& code_hash, const std::string& checkout_id, uint64_t member_id, int64_t at_ms);
+  Status BindCode(const std::string& code_hash, const std::string& checkout_id, uint64_t member_id,
+                  int64_t at_ms);
 
   // --- checkouts and refunds
   // with_lines: also decode the lines (a row whose lines do not decode is ledger_damaged).
-  Result<std::optional<model::Checkout>> GetCheckout(const std::string& checkout_id, bool with_lines = true);
+  Result<std::optional<model::Checkout>> GetCheckout(const std::string& checkout_id,
+                                                     bool with_lines = true);
   Status InsertCheckout(const model::Checkout& c);
-  Result<std::vector<model::Checkout>> CheckoutsSince(int64_t since_ms, int limit);  // without lines
+  Result<std::vector<model::Checkout>> CheckoutsSince(int64_t since_ms,
+                                                      int limit);  // without lines
   // Checkouts committed at or after since_ms, counted per hour: hour (unix_ms / 3600000) → count.
   Result<std::map<int64_t, int64_t>> CheckoutsPerHour(int64_t since_ms);
   // Local spend (total due net of refunds) of a member's checkouts committed after since_ms.
@@ -264,7 +266,8 @@ class Ledger {
   // Checkouts and refunds that travel without entries and were not uploaded yet.
   Result<std::vector<model::Checkout>> UnuploadedCheckoutsWithoutEntries(int limit);
   Result<std::vector<model::Refund>> UnuploadedRefunds(int limit);
-  Status MarkUploaded(const std::vector<std::string>& checkout_ids, const std::vector<std::string>& refund_ids);
+  Status MarkUploaded(const std::vector<std::string>& checkout_ids,
+                      const std::vector<std::string>& refund_ids);
   Status DeleteLots(uint64_t member_id);
   // Cached members whose recon key (recon::MemberKey of the decimal id) is in keys.
   Result<std::vector<uint64_t>> MembersByReconKey(const std::vector<std::string>& keys);
@@ -287,7 +290,8 @@ class Ledger {
   VerifyReport Verify();
 
  private:
-  Ledger(std::unique_ptr<sqlite::Db> db, std::string terminal_id) : db_(std::move(db)), terminal_id_(std::move(terminal_id)) {}
+  Ledger(std::unique_ptr<sqlite::Db> db, std::string terminal_id)
+      : db_(std::move(db)), terminal_id_(std::move(terminal_id)) {}
   Status Migrate();
   Status OpenReconIndex();
   Status BuildReconIndex();
@@ -297,9 +301,11 @@ class Ledger {
   Status LoadChainHead();
   // The ids `sql` (a literal selecting one text column) selects, in its order; `bind` binds
   // its parameters.
-  Result<std::vector<std::string>> SelectIds(const char* sql, const std::function<void(sqlite::Stmt&)>& bind);
+  Result<std::vector<std::string>> SelectIds(const char* sql,
+                                             const std::function<void(sqlite::Stmt&)>& bind);
   // The refunds whose ids `sql` selects, as SelectIds.
-  Result<std::vector<model::Refund>> RefundsSelected(const char* sql, const std::function<void(sqlite::Stmt&)>& bind);
+  Result<std::vector<model::Refund>> RefundsSelected(
+      const char* sql, const std::function<void(sqlite::Stmt&)>& bind);
   // The one integer a single-row aggregate (a literal) selects; bind may be empty.
   Result<int64_t> SelectInt(const char* sql, const std::function<void(sqlite::Stmt&)>& bind);
 

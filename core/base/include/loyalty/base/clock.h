@@ -32,7 +32,8 @@ class SystemClock final : public Clock {
 // advance_ms(); set_now_ms() moves the wall clock alone (a terminal whose clock is reset).
 class FakeClock final : public Clock {
  public:
-  explicit FakeClock(int64_t now_ms = 0, int64_t mono_ms = 1'000'000) : now_(now_ms), mono_(mono_ms) {}
+  explicit FakeClock(int64_t now_ms = 0, int64_t mono_ms = 1'000'000)
+      : now_(now_ms), mono_(mono_ms) {}
   int64_t now_ms() const override { return now_.load(); }
   int64_t mono_ms() const override { return mono_.load(); }
   void set_now_ms(int64_t v) { now_.store(v); }

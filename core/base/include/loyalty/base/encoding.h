@@ -7,7 +7,7 @@
 
 namespace loyalty {
 
-std::string HexEncode(std::string_view bytes);  // lower case
+std::string HexEncode(std::string_view bytes);               // lower case
 std::optional<std::string> HexDecode(std::string_view hex);  // accepts either case, even length
 
 std::string Base64UrlEncode(std::string_view bytes);  // no '=' padding

@@ -14,58 +14,58 @@
 namespace loyalty {
 
 // X(enumerator, wire name)
-#define LOYALTY_ERROR_CODES(X)                                    \
-  /* pos-api.md and hq-and-sync.md: answered to clients */        \
-  X(kBadRequest, "bad_request")                                   \
-  X(kUnauthorized, "unauthorized")                                \
-  X(kForbidden, "forbidden")                                      \
-  X(kNotFound, "not_found")                                       \
-  X(kCheckoutUnknown, "checkout_unknown")                         \
-  X(kMemberUnknown, "member_unknown")                             \
-  X(kIdempotencyConflict, "idempotency_conflict")                 \
-  X(kRulesChanged, "rules_changed")                               \
-  X(kIdentityConflict, "identity_conflict")                       \
-  X(kMemberExists, "member_exists")                               \
-  X(kBodyTooLarge, "body_too_large")                              \
-  X(kCodeMalformed, "code_malformed")                             \
-  X(kCodeIssuerUnknown, "code_issuer_unknown")                    \
-  X(kCodeSignatureInvalid, "code_signature_invalid")              \
-  X(kCodeExpired, "code_expired")                                 \
-  X(kCodeNotYetValid, "code_not_yet_valid")                       \
-  X(kCodeRevoked, "code_revoked")                                 \
-  X(kCodeReplayed, "code_replayed")                               \
-  X(kNotAMemberCode, "not_a_member_code")                         \
-  X(kMemberFrozen, "member_frozen")                               \
-  X(kInsufficientPoints, "insufficient_points")                   \
-  X(kRedeemNotAllowed, "redeem_not_allowed")                      \
-  X(kRedeemCooldown, "redeem_cooldown")                           \
-  X(kStaticCodeCannotRedeem, "static_code_cannot_redeem")         \
-  X(kCouponInvalid, "coupon_invalid")                             \
-  X(kCouponUsed, "coupon_used")                                   \
-  X(kRefundExceedsSale, "refund_exceeds_sale")                    \
-  X(kRefundWindowClosed, "refund_window_closed")                  \
-  X(kUnavailable, "unavailable")                                  \
-  X(kLedgerDamaged, "ledger_damaged")                             \
-  X(kInternal, "internal")                                        \
-  /* internal: configuration, files, I/O, and the sync client */  \
-  X(kInvalidArgument, "invalid_argument")                         \
-  X(kConfigInvalid, "config_invalid")                             \
-  X(kRulesInvalid, "rules_invalid")                               \
-  X(kTimezoneInvalid, "timezone_invalid")                         \
-  X(kSecretFileRefused, "secret_file_refused")                    \
-  X(kIoError, "io_error")                                         \
-  X(kFileTooLarge, "file_too_large")                              \
-  X(kTimeout, "timeout")                                          \
-  X(kCancelled, "cancelled")                                      \
-  X(kOverflow, "overflow")                                        \
-  X(kConflict, "conflict")                                        \
-  X(kConstraint, "constraint")                                    \
-  X(kFailedPrecondition, "failed_precondition")                   \
-  X(kUnreadableImage, "unreadable_image")                         \
-  X(kImageTooLarge, "image_too_large")                            \
-  X(kBadResponse, "bad_response")                                 \
-  X(kApiError, "api_error")                                       \
-  X(kHqError, "hq_error")                                         \
+#define LOYALTY_ERROR_CODES(X)                                   \
+  /* pos-api.md and hq-and-sync.md: answered to clients */       \
+  X(kBadRequest, "bad_request")                                  \
+  X(kUnauthorized, "unauthorized")                               \
+  X(kForbidden, "forbidden")                                     \
+  X(kNotFound, "not_found")                                      \
+  X(kCheckoutUnknown, "checkout_unknown")                        \
+  X(kMemberUnknown, "member_unknown")                            \
+  X(kIdempotencyConflict, "idempotency_conflict")                \
+  X(kRulesChanged, "rules_changed")                              \
+  X(kIdentityConflict, "identity_conflict")                      \
+  X(kMemberExists, "member_exists")                              \
+  X(kBodyTooLarge, "body_too_large")                             \
+  X(kCodeMalformed, "code_malformed")                            \
+  X(kCodeIssuerUnknown, "code_issuer_unknown")                   \
+  X(kCodeSignatureInvalid, "code_signature_invalid")             \
+  X(kCodeExpired, "code_expired")                                \
+  X(kCodeNotYetValid, "code_not_yet_valid")                      \
+  X(kCodeRevoked, "code_revoked")                                \
+  X(kCodeReplayed, "code_replayed")                              \
+  X(kNotAMemberCode, "not_a_member_code")                        \
+  X(kMemberFrozen, "member_frozen")                              \
+  X(kInsufficientPoints, "insufficient_points")                  \
+  X(kRedeemNotAllowed, "redeem_not_allowed")                     \
+  X(kRedeemCooldown, "redeem_cooldown")                          \
+  X(kStaticCodeCannotRedeem, "static_code_cannot_redeem")        \
+  X(kCouponInvalid, "coupon_invalid")                            \
+  X(kCouponUsed, "coupon_used")                                  \
+  X(kRefundExceedsSale, "refund_exceeds_sale")                   \
+  X(kRefundWindowClosed, "refund_window_closed")                 \
+  X(kUnavailable, "unavailable")                                 \
+  X(kLedgerDamaged, "ledger_damaged")                            \
+  X(kInternal, "internal")                                       \
+  /* internal: configuration, files, I/O, and the sync client */ \
+  X(kInvalidArgument, "invalid_argument")                        \
+  X(kConfigInvalid, "config_invalid")                            \
+  X(kRulesInvalid, "rules_invalid")                              \
+  X(kTimezoneInvalid, "timezone_invalid")                        \
+  X(kSecretFileRefused, "secret_file_refused")                   \
+  X(kIoError, "io_error")                                        \
+  X(kFileTooLarge, "file_too_large")                             \
+  X(kTimeout, "timeout")                                         \
+  X(kCancelled, "cancelled")                                     \
+  X(kOverflow, "overflow")                                       \
+  X(kConflict, "conflict")                                       \
+  X(kConstraint, "constraint")                                   \
+  X(kFailedPrecondition, "failed_precondition")                  \
+  X(kUnreadableImage, "unreadable_image")                        \
+  X(kImageTooLarge, "image_too_large")                           \
+  X(kBadResponse, "bad_response")                                \
+  X(kApiError, "api_error")                                      \
+  X(kHqError, "hq_error")                                        \
   X(kHqUnconfigured, "hq_unconfigured")
 
 enum class ErrorCode : uint8_t {

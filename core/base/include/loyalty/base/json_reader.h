@@ -128,7 +128,8 @@ class JsonReader {
 
   // --- the member `key` of this object, as above
   bool Require(std::string_view key) const { return Field(key).Require(); }
-  bool Str(std::string_view key, std::string* out, size_t min_bytes = 0, size_t max_bytes = kNoLimit) const {
+  bool Str(std::string_view key, std::string* out, size_t min_bytes = 0,
+           size_t max_bytes = kNoLimit) const {
     return Field(key).Str(out, min_bytes, max_bytes);
   }
   bool Int(std::string_view key, int64_t* out, int64_t lo = kMinInt, int64_t hi = kMaxInt) const {
@@ -138,7 +139,8 @@ class JsonReader {
     return Field(key).Uint(out, lo, hi);
   }
   bool Bool(std::string_view key, bool* out) const { return Field(key).Bool(out); }
-  bool OneOf(std::string_view key, std::string* out, std::initializer_list<std::string_view> allowed) const {
+  bool OneOf(std::string_view key, std::string* out,
+             std::initializer_list<std::string_view> allowed) const {
     return Field(key).OneOf(out, allowed);
   }
   // The member must be an object; fn(member) reads it.
@@ -157,8 +159,10 @@ class JsonReader {
   // as the required form reads it.
   bool OptStr(std::string_view key, std::optional<std::string>* out, size_t min_bytes = 0,
               size_t max_bytes = kNoLimit) const;
-  bool OptInt(std::string_view key, std::optional<int64_t>* out, int64_t lo = kMinInt, int64_t hi = kMaxInt) const;
-  bool OptUint(std::string_view key, std::optional<uint64_t>* out, uint64_t lo = 0, uint64_t hi = kMaxUint) const;
+  bool OptInt(std::string_view key, std::optional<int64_t>* out, int64_t lo = kMinInt,
+              int64_t hi = kMaxInt) const;
+  bool OptUint(std::string_view key, std::optional<uint64_t>* out, uint64_t lo = 0,
+               uint64_t hi = kMaxUint) const;
   bool OptBool(std::string_view key, std::optional<bool>* out) const;
 
  private:
@@ -170,7 +174,8 @@ class JsonReader {
 
   // A child: the member `key` (index == kNoIndex) or the element `index` of parent.
   static constexpr size_t kNoIndex = std::numeric_limits<size_t>::max();
-  JsonReader(const JsonReader& parent, const nlohmann::json* value, std::string_view key, size_t index)
+  JsonReader(const JsonReader& parent, const nlohmann::json* value, std::string_view key,
+             size_t index)
       : value_(value), parent_(&parent), key_(key), index_(index), errors_(parent.errors_) {}
 
   // Whether reading goes on: always in kAll mode, until the first problem in kFirst mode.

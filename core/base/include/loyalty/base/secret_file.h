@@ -33,7 +33,8 @@ inline constexpr size_t kMaxSecretFileBytes = 64 * 1024;
 //   "secret_file_refused"  a symbolic link, not a regular file, a mode that lets others in,
 //                          larger than max_bytes
 //   "io_error"             any other failure to open or read
-Result<std::string> ReadSecretFile(const std::string& path, SecretAccess access = SecretAccess::kOwnerOnly,
+Result<std::string> ReadSecretFile(const std::string& path,
+                                   SecretAccess access = SecretAccess::kOwnerOnly,
                                    size_t max_bytes = kMaxSecretFileBytes);
 
 }  // namespace loyalty

@@ -31,9 +31,7 @@ class [[nodiscard]] Status {
   // The code's wire name: "ok", "bad_request", ...
   std::string_view code_name() const { return ErrorCodeName(code_); }
   const std::string& message() const { return message_; }
-  std::string ToString() const {
-    return ok() ? "ok" : std::string(code_name()) + ": " + message_;
-  }
+  std::string ToString() const { return ok() ? "ok" : std::string(code_name()) + ": " + message_; }
 
  private:
   ErrorCode code_ = ErrorCode::kOk;
@@ -43,8 +41,8 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}           // NOLINT: implicit by design
-  Result(Status status) : v_(std::move(status)) {      // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}        // NOLINT: implicit by design
+  Result(Status status) : v_(std::move(status)) {  // NOLINT: implicit by design
     assert(!std::get<Status>(v_).ok() && "Result from an ok Status has no value");
   }
 

@@ -11,13 +11,13 @@ namespace loyalty {
 
 struct CivilTime {
   int64_t year;
-  int month;   // 1..12
-  int day;     // 1..31
+  int month;  // 1..12
+  int day;    // 1..31
   int hour, minute, second;
 };
 
 int64_t DaysFromCivil(int64_t y, unsigned m, unsigned d);
-CivilTime CivilFromUnix(int64_t unix_s);  // UTC
+CivilTime CivilFromUnix(int64_t unix_s);    // UTC
 int64_t UnixFromCivil(const CivilTime& t);  // UTC
 
 // "2026-11-22T06:12:26Z"

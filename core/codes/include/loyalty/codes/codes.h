@@ -75,13 +75,13 @@ std::string_view CodeKindName(CodeKind kind);
 
 struct Identified {
   CodeKind kind = CodeKind::kDynamic;
-  uint64_t member_id = 0;          // dynamic only
-  std::string device_public_key;   // dynamic only, raw 32 bytes
+  uint64_t member_id = 0;                 // dynamic only
+  std::string device_public_key;          // dynamic only, raw 32 bytes
   uint32_t code_time = 0, not_after = 0;  // dynamic only
-  uint8_t key_id = 0;              // dynamic only
-  std::string card_number;         // static only (16 digits)
-  std::string channel, external_id;  // channel only (external_id is the scanned text)
-  std::string code_hash;           // hex SHA-256 of the exact scanned text: the replay-binding key
+  uint8_t key_id = 0;                     // dynamic only
+  std::string card_number;                // static only (16 digits)
+  std::string channel, external_id;       // channel only (external_id is the scanned text)
+  std::string code_hash;  // hex SHA-256 of the exact scanned text: the replay-binding key
 };
 
 // The 110-byte certificate, parsed without any verification.
@@ -122,8 +122,9 @@ class CodeVerifier {
   // windows are valid; an empty function means nothing is revoked. It is called on the
   // calling thread, outside any lock of this class. Error statuses carry the codes above;
   // their messages never contain the scanned text.
-  Result<Identified> Identify(std::string_view text, int64_t now_s,
-                              const std::function<bool(std::string_view device_pk)>& is_revoked) const;
+  Result<Identified> Identify(
+      std::string_view text, int64_t now_s,
+      const std::function<bool(std::string_view device_pk)>& is_revoked) const;
 
   struct Stats {
     uint64_t certificate_verifications = 0;  // hq_sig verifications performed (cache misses)

@@ -25,7 +25,8 @@ std::string MakeCertificate(std::string_view hq_private_seed32, uint8_t key_id, 
 
 // "LM1:" + base64url(certificate || code_time || Ed25519(device key, "LM1-CODE" ||
 // certificate || code_time)): 242 characters.
-std::string MakeDynamicCode(std::string_view cert110, std::string_view device_seed32, uint32_t code_time);
+std::string MakeDynamicCode(std::string_view cert110, std::string_view device_seed32,
+                            uint32_t code_time);
 
 // A 16-digit static card number: `prefix` + `body` digits, zero-padded on the left of
 // body to fill 15 digits, + the Luhn check digit. Empty if prefix/body are not digits or

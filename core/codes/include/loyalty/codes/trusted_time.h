@@ -45,16 +45,18 @@ class TrustedTime {
   enum class Transition { kNone, kBecameUntrusted, kBecameTrusted };
   Transition TakeTransition(const Clock& clock);
   // True exactly when TakeTransition would report kBecameUntrusted.
-  bool TakeUntrustedTransition(const Clock& clock) { return TakeTransition(clock) == Transition::kBecameUntrusted; }
+  bool TakeUntrustedTransition(const Clock& clock) {
+    return TakeTransition(clock) == Transition::kBecameUntrusted;
+  }
 
  private:
   bool UntrustedLocked(const Clock& clock, int64_t* estimate_ms) const;
 
   const int64_t clock_skew_s_;
   mutable std::mutex mu_;
-  bool has_record_ = false;   // guarded by mu_
-  int64_t hq_ms_ = 0;         // guarded by mu_
-  int64_t mono_ms_ = 0;       // guarded by mu_
+  bool has_record_ = false;          // guarded by mu_
+  int64_t hq_ms_ = 0;                // guarded by mu_
+  int64_t mono_ms_ = 0;              // guarded by mu_
   bool observed_untrusted_ = false;  // guarded by mu_
 };
 

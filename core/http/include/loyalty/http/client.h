@@ -62,8 +62,9 @@ class Client {
   // (connect, send, receive). Host, Content-Length and, for a body, a default Content-Type
   // of application/json are added unless `headers` names them. On success `Response` holds
   // the status, Content-Type, body and every other header.
-  Result<Response> Request(std::string_view method, std::string_view target, std::string_view body = {},
-                           HeaderList headers = {}, int timeout_ms = 10000);
+  Result<Response> Request(std::string_view method, std::string_view target,
+                           std::string_view body = {}, HeaderList headers = {},
+                           int timeout_ms = 10000);
 
   // Closes the kept connection, if any; the next request opens a new one.
   void Close();

@@ -19,16 +19,16 @@ namespace loyalty::http {
 using HeaderList = std::vector<std::pair<std::string, std::string>>;
 
 struct Request {
-  std::string method;                       // as sent, e.g. "GET", "POST"
-  std::string target;                       // the request target as sent, e.g. "/v1/scans?after=3"
-  std::string path;                         // percent-decoded path, without the query
+  std::string method;                        // as sent, e.g. "GET", "POST"
+  std::string target;                        // the request target as sent, e.g. "/v1/scans?after=3"
+  std::string path;                          // percent-decoded path, without the query
   std::map<std::string, std::string> query;  // percent-decoded; for a repeated key the first wins
   std::string body;
-  std::string authorization;                // the Authorization header, empty if absent
-  HeaderList headers;                       // every header as received, in order, names as sent
-  std::string remote_address;               // peer IP address, e.g. "127.0.0.1" or "::1"
+  std::string authorization;   // the Authorization header, empty if absent
+  HeaderList headers;          // every header as received, in order, names as sent
+  std::string remote_address;  // peer IP address, e.g. "127.0.0.1" or "::1"
   uint16_t remote_port = 0;
-  bool tls = false;                         // received over TLS
+  bool tls = false;  // received over TLS
   // The subject CN of the client certificate, only when one was presented AND verified
   // against the server's client CA (ServerOptions::tls); empty otherwise. A certificate
   // whose subject has no CN, more than one CN, or a CN with control characters gives "".

@@ -61,13 +61,13 @@ struct TlsServerOptions {
 };
 
 struct ServerOptions {
-  std::string host = "127.0.0.1";  // an IP literal or a name resolved once at Listen()
-  uint16_t port = 8787;            // 0 → an ephemeral port, see Server::port()
-  size_t body_limit = 1 << 20;     // larger → 413 body_too_large, then close
+  std::string host = "127.0.0.1";   // an IP literal or a name resolved once at Listen()
+  uint16_t port = 8787;             // 0 → an ephemeral port, see Server::port()
+  size_t body_limit = 1 << 20;      // larger → 413 body_too_large, then close
   size_t header_limit = 16 * 1024;  // request line + headers; larger → 400 bad_request, close
-  int read_timeout_ms = 10000;     // from a request's first byte to its last; then dropped
-  int write_timeout_ms = 10000;    // to write one response; then dropped
-  int idle_timeout_ms = 30000;     // keep-alive connection between requests; then closed
+  int read_timeout_ms = 10000;      // from a request's first byte to its last; then dropped
+  int write_timeout_ms = 10000;     // to write one response; then dropped
+  int idle_timeout_ms = 30000;      // keep-alive connection between requests; then closed
   // Before a connection has sent anything useful it gets little (docs/http.md, "Deadlines"):
   // TLS: from accept to the end of the handshake; then dropped without an answer.
   int handshake_timeout_ms = 5000;

@@ -11,18 +11,18 @@
 namespace loyalty::model {
 
 struct Entry {
-  int64_t seq = 0;           // per terminal, strictly increasing, starts at 1
-  std::string entry_id;      // 32 lower-case hex (NewEntryId)
+  int64_t seq = 0;       // per terminal, strictly increasing, starts at 1
+  std::string entry_id;  // 32 lower-case hex (NewEntryId)
   std::string terminal_id;
-  std::string kind;          // earn | redeem | ... (sync::IsEntryKind)
+  std::string kind;  // earn | redeem | ... (sync::IsEntryKind)
   uint64_t member_id = 0;
   int64_t points = 0;
   int64_t at_ms = 0;
-  std::string checkout_id;   // empty when none
-  std::string refund_id;     // empty when none
-  std::string detail;        // compact JSON object or empty
-  std::string prev_hash;     // 32 raw bytes (zeros for the first entry)
-  std::string hash;          // 32 raw bytes
+  std::string checkout_id;  // empty when none
+  std::string refund_id;    // empty when none
+  std::string detail;       // compact JSON object or empty
+  std::string prev_hash;    // 32 raw bytes (zeros for the first entry)
+  std::string hash;         // 32 raw bytes
   bool operator==(const Entry&) const = default;
 };
 

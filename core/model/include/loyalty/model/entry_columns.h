@@ -11,8 +11,9 @@
 
 // The entry's columns in the order ReadEntryColumns reads them; a literal, so that SQL text
 // is spliced together at compile time ("SELECT " LOYALTY_ENTRY_COLUMNS " FROM entries").
-#define LOYALTY_ENTRY_COLUMNS \
-  "seq, entry_id, terminal_id, kind, member_id, points, at_ms, checkout_id, refund_id, detail, prev_hash, hash"
+#define LOYALTY_ENTRY_COLUMNS                                                                    \
+  "seq, entry_id, terminal_id, kind, member_id, points, at_ms, checkout_id, refund_id, detail, " \
+  "prev_hash, hash"
 
 namespace loyalty::model {
 

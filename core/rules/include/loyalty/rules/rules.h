@@ -56,13 +56,15 @@ struct TierRule {
 struct Rules {
   std::string version = "default";  // reported as rules_version; 1..128 bytes, no controls
   int64_t earn_points_per_yuan = 1;
-  std::map<std::string, TierRule> tiers;                                // exactly "member", "vip", "black"
+  std::map<std::string, TierRule> tiers;  // exactly "member", "vip", "black"
   int64_t vip_threshold_cents = 50000, black_threshold_cents = 200000;  // key tier_thresholds_cents
   bool provisional_upgrade = false;
   int64_t birthday_multiplier_bp = 20000;
   std::set<std::string> no_discount_categories, no_points_categories, no_redeem_categories;
-  int64_t cents_per_point = 1, redeem_step_points = 100, max_redeem_bp = 5000, redeem_cooldown_s = 600;
-  int64_t points_validity_months = 12, max_points_per_hour = 5000, stale_after_s = 7200, stale_redeem_cap_points = 2000;
+  int64_t cents_per_point = 1, redeem_step_points = 100, max_redeem_bp = 5000,
+          redeem_cooldown_s = 600;
+  int64_t points_validity_months = 12, max_points_per_hour = 5000, stale_after_s = 7200,
+          stale_redeem_cap_points = 2000;
   bool static_codes_can_redeem = false;
   int64_t refund_window_days = 7;  // 0 = no limit
 
@@ -147,7 +149,7 @@ struct LineResult {
   int64_t tier_discount_cents = 0;
   int64_t coupon_cents = 0;
   int64_t redeem_cents = 0;
-  int64_t net_cents = 0;                // final: line_total − tier − coupon − redeem, never < 0
+  int64_t net_cents = 0;  // final: line_total − tier − coupon − redeem, never < 0
   int64_t net_before_redeem_cents = 0;  // line_total − tier − coupon
   bool discountable = false, points_eligible = false, redeemable = false;  // from the category
 };
@@ -218,7 +220,8 @@ struct RefundAmounts {
 // Errors: bad_request (sizes differ, negative units, units_after < units_before),
 // refund_exceeds_sale (units_after[i] > qty), internal (a basis out of range or whose
 // eligible/redeemable totals do not match its lines while points are at stake).
-Result<RefundAmounts> ComputeRefund(const RefundBasis& basis, const std::vector<int64_t>& units_before,
+Result<RefundAmounts> ComputeRefund(const RefundBasis& basis,
+                                    const std::vector<int64_t>& units_before,
                                     const std::vector<int64_t>& units_after);
 
 // ---------------------------------------------------------------------------------------
@@ -256,12 +259,12 @@ struct LotUpdate {
   bool operator==(const LotUpdate&) const = default;
 };
 struct LotMovement {
-  std::vector<LotUpdate> updates;    // in the order to apply
-  std::optional<model::Lot> added;   // lot_id 0: the store assigns it
+  std::vector<LotUpdate> updates;   // in the order to apply
+  std::optional<model::Lot> added;  // lot_id 0: the store assigns it
   bool operator==(const LotMovement&) const = default;
 };
-LotMovement PlanLotMovement(const std::vector<model::Lot>& lots, uint64_t member_id, int64_t delta, int64_t at_s,
-                            int64_t expires_at_s, const std::string& entry_id);
+LotMovement PlanLotMovement(const std::vector<model::Lot>& lots, uint64_t member_id, int64_t delta,
+                            int64_t at_s, int64_t expires_at_s, const std::string& entry_id);
 // Applies a movement to an in-memory copy of the lots, given in a store's Lots() order (by
 // expiry, then lot id), and leaves them as Lots() would read them now: nothing-remaining
 // lots dropped, the added lot (with new_lot_id) in its place.
@@ -288,6 +291,7 @@ bool CrossesVelocity(const Rules& rules, int64_t earned_in_window_before, int64_
 // only upwards (member < vip < black), never for a tier the rules do not know. The spend
 // is HQ's month-to-date qualifying spend plus this terminal's since that snapshot.
 std::optional<std::string> ProvisionalUpgrade(const Rules& rules, const std::string& current_tier,
-                                              int64_t hq_month_spend_cents, int64_t local_spend_since_snapshot_cents);
+                                              int64_t hq_month_spend_cents,
+                                              int64_t local_spend_since_snapshot_cents);
 
 }  // namespace loyalty::rules

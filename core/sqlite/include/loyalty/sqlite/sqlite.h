@@ -61,7 +61,8 @@ int StepFaultsFired();
 
 class Stmt {
  public:
-  Stmt(sqlite3* db, sqlite3_stmt* s, DamageLatch* damage = nullptr) : db_(db), s_(s), damage_(damage) {}
+  Stmt(sqlite3* db, sqlite3_stmt* s, DamageLatch* damage = nullptr)
+      : db_(db), s_(s), damage_(damage) {}
   Stmt(const Stmt&) = delete;
   ~Stmt() { Reset(); }
 
@@ -87,8 +88,12 @@ class Stmt {
   bool IsNull(int c) const { return sqlite3_column_type(s_, c) == SQLITE_NULL; }
   int64_t Int(int c) const { return sqlite3_column_int64(s_, c); }
   std::string Text(int c) const;
-  std::optional<int64_t> OptInt(int c) const { return IsNull(c) ? std::nullopt : std::optional<int64_t>(Int(c)); }
-  std::optional<std::string> OptText(int c) const { return IsNull(c) ? std::nullopt : std::optional<std::string>(Text(c)); }
+  std::optional<int64_t> OptInt(int c) const {
+    return IsNull(c) ? std::nullopt : std::optional<int64_t>(Int(c));
+  }
+  std::optional<std::string> OptText(int c) const {
+    return IsNull(c) ? std::nullopt : std::optional<std::string>(Text(c));
+  }
 
   void Reset();
 

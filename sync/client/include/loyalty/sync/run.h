@@ -97,12 +97,12 @@ class LocalLedger {
 
 struct RunOptions {
   std::string terminal_id;
-  int64_t run_timeout_ms = 60000;     // the whole run, ok or failed, within this
-  int request_timeout_ms = 15000;     // one request (capped by what the run has left)
-  int max_attempts = 6;               // per request
-  int64_t backoff_base_ms = 200;      // first retry after up to this (full jitter)
+  int64_t run_timeout_ms = 60000;  // the whole run, ok or failed, within this
+  int request_timeout_ms = 15000;  // one request (capped by what the run has left)
+  int max_attempts = 6;            // per request
+  int64_t backoff_base_ms = 200;   // first retry after up to this (full jitter)
   int64_t backoff_max_ms = 5000;
-  uint64_t jitter_seed = 0;           // 0: random
+  uint64_t jitter_seed = 0;  // 0: random
   int64_t changes_limit = kDefaultChangesLimit;
   // Waits between attempts; tests inject one. Default: sleeps, waking early on cancel.
   std::function<void(int64_t ms)> sleep;

@@ -33,15 +33,16 @@ class Transport {
   // certificate refused), timeout, bad_response (not HTTP, too large), cancelled (the
   // transport's cancel flag was set while the request was in flight). Any HTTP status is
   // a successful Exchange.
-  virtual Result<Exchange> Send(std::string_view method, std::string_view target, std::string_view content_type,
-                                std::string_view body, int timeout_ms) = 0;
+  virtual Result<Exchange> Send(std::string_view method, std::string_view target,
+                                std::string_view content_type, std::string_view body,
+                                int timeout_ms) = 0;
   // Drops the kept connection after an error, so the next Send starts clean.
   virtual void Reset() {}
 };
 
 // Where HQ is and how to trust it (agent.toml [hq]).
 struct HqEndpoint {
-  std::string host;       // IP literal (without brackets) or DNS name
+  std::string host;  // IP literal (without brackets) or DNS name
   uint16_t port = 443;
   std::string base_path;  // "" or "/prefix" without a trailing slash
   bool tls = true;        // false: plain HTTP (config allows it to loopback only)
@@ -62,10 +63,10 @@ struct HqEndpoint {
 // flight is abandoned within about 50 ms (its connection closed) and Send returns
 // `cancelled`; so does every later Send. This is how a stopping daemon ends a run that is
 // waiting on HQ.
-Result<std::unique_ptr<Transport>> NewHqTransport(HqEndpoint endpoint, const std::atomic<bool>* cancel = nullptr);
+Result<std::unique_ptr<Transport>> NewHqTransport(HqEndpoint endpoint,
+                                                  const std::atomic<bool>* cancel = nullptr);
 
 // Plain HTTP to host:port (no cancellation): NewHqTransport with tls = false.
 std::unique_ptr<Transport> NewHttpTransport(std::string host, uint16_t port, std::string base_path);
-
 
 }  // namespace loyalty::sync

@@ -42,8 +42,8 @@ inline constexpr size_t kMaxMemberIds = 1000;
 inline constexpr int64_t kMaxChangesLimit = 2000;
 inline constexpr int64_t kDefaultChangesLimit = 1000;
 inline constexpr size_t kMaxCheckoutLines = 500;
-inline constexpr size_t kMaxIdChars = 64;          // checkout, refund, coupon ids
-inline constexpr size_t kMaxShortText = 256;       // kinds, tiers, reasons, versions, skus …
+inline constexpr size_t kMaxIdChars = 64;     // checkout, refund, coupon ids
+inline constexpr size_t kMaxShortText = 256;  // kinds, tiers, reasons, versions, skus …
 inline constexpr size_t kMaxDetailBytes = 64 * 1024;
 inline constexpr size_t kMaxDocumentBytes = 1 << 20;  // request_json, response_json
 
@@ -204,8 +204,8 @@ struct ChangesQuery {
   int64_t limit = kDefaultChangesLimit;
 };
 
-#define LOYALTY_SYNC_CODEC(T)                  \
-  nlohmann::json ToJson(const T& v);           \
+#define LOYALTY_SYNC_CODEC(T)        \
+  nlohmann::json ToJson(const T& v); \
   Status FromJson(const nlohmann::json& j, T* out);
 
 LOYALTY_SYNC_CODEC(Entry)

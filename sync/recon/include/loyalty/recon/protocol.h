@@ -49,7 +49,8 @@ class Initiator {
   //   mismatched_ids: in both with different content hashes (a conflict).
   // Any malformed or inconsistent reply fails with bad_request and ends the exchange
   // (start a new Initiator to retry).
-  Result<std::optional<std::string>> Next(std::string_view reply, std::vector<std::string>* have_ids,
+  Result<std::optional<std::string>> Next(std::string_view reply,
+                                          std::vector<std::string>* have_ids,
                                           std::vector<std::string>* need_ids,
                                           std::vector<std::string>* mismatched_ids);
 

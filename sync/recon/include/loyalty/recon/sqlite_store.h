@@ -50,9 +50,10 @@ class SqliteStore final : public FingerprintStore {
 
   // Creates the tables and the scope if missing. table_prefix: [A-Za-z0-9_]{0,32};
   // scope: any non-empty string (e.g. the terminal id, "entries", "balances").
-  static Result<std::unique_ptr<SqliteStore>> Open(sqlite3* db, std::string table_prefix, std::string scope);
-  static Result<std::unique_ptr<SqliteStore>> Open(sqlite3* db, std::string table_prefix, std::string scope,
-                                                   const Options& options);
+  static Result<std::unique_ptr<SqliteStore>> Open(sqlite3* db, std::string table_prefix,
+                                                   std::string scope);
+  static Result<std::unique_ptr<SqliteStore>> Open(sqlite3* db, std::string table_prefix,
+                                                   std::string scope, const Options& options);
   ~SqliteStore() override;
   SqliteStore(const SqliteStore&) = delete;
   SqliteStore& operator=(const SqliteStore&) = delete;
@@ -83,13 +84,15 @@ class SqliteStore final : public FingerprintStore {
 
  private:
   struct Statements;
-  SqliteStore(sqlite3* db, std::string prefix, int64_t scope_id, uint64_t stored_symbols, size_t auto_flush_rows);
+  SqliteStore(sqlite3* db, std::string prefix, int64_t scope_id, uint64_t stored_symbols,
+              size_t auto_flush_rows);
 
   Status Prepare();
   // The tag the set holds for id now and the one folded into items (nullopt: absent).
   Status Lookup(const ElementId& id, std::optional<Tag>* current, std::optional<Tag>* folded) const;
   Status FoldedTag(const ElementId& id, bool* present, Tag* tag) const;
-  Status WriteJournal(const ElementId& id, const std::optional<Tag>& tag, const std::optional<Tag>& folded);
+  Status WriteJournal(const ElementId& id, const std::optional<Tag>& tag,
+                      const std::optional<Tag>& folded);
   Status MaybeAutoFlush();
   // The element changes the journal makes relative to the folded state.
   Status PendingDeltas(std::vector<std::pair<Element, int64_t>>* deltas) const;
