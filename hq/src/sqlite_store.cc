@@ -10,6 +10,7 @@
 #include "loyalty/model/coupon.h"
 #include "loyalty/model/entry.h"
 #include "loyalty/model/entry_columns.h"
+#include "loyalty/model/lot.h"
 #include "loyalty/recon/sqlite_store.h"
 #include "loyalty/sqlite/sqlite.h"
 
@@ -507,46 +508,34 @@ class SqliteStore final : public Store {
 
   // --- lots
   Result<std::vector<model::Lot>> Lots(uint64_t member_id) override {
-    HQ_PREPARE(st,
-               "SELECT lot_id, member_id, points, remaining, earned_at_s, expires_at_s, entry_id "
-               "FROM lots "
-               "WHERE member_id = ? AND remaining <> 0 ORDER BY expires_at_s, lot_id");
+    HQ_PREPARE(st, "SELECT " LOYALTY_LOT_COLUMNS
+                   " FROM lots "
+                   "WHERE member_id = ? AND remaining <> 0 ORDER BY expires_at_s, lot_id");
     st.Bind(1, member_id);
     std::vector<model::Lot> out;
     while (st.Step()) {
-      out.push_back({st.Int(0), static_cast<uint64_t>(st.Int(1)), st.Int(2), st.Int(3), st.Int(4),
-                     st.Int(5), st.Text(6)});
+      out.push_back(model::ReadLotColumns(st));
     }
     if (!st.status().ok()) return st.status();
     return out;
   }
 
   Result<std::vector<model::Lot>> DebtLots(uint64_t member_id) override {
-    HQ_PREPARE(st,
-               "SELECT lot_id, member_id, points, remaining, earned_at_s, expires_at_s, entry_id "
-               "FROM lots "
-               "WHERE member_id = ? AND remaining < 0 ORDER BY expires_at_s, lot_id");
+    HQ_PREPARE(st, "SELECT " LOYALTY_LOT_COLUMNS
+                   " FROM lots "
+                   "WHERE member_id = ? AND remaining < 0 ORDER BY expires_at_s, lot_id");
     st.Bind(1, member_id);
     std::vector<model::Lot> out;
     while (st.Step()) {
-      out.push_back({st.Int(0), static_cast<uint64_t>(st.Int(1)), st.Int(2), st.Int(3), st.Int(4),
-                     st.Int(5), st.Text(6)});
+      out.push_back(model::ReadLotColumns(st));
     }
     if (!st.status().ok()) return st.status();
     return out;
   }
 
   Result<int64_t> AddLot(const model::Lot& l) override {
-    HQ_PREPARE(
-        st,
-        "INSERT INTO lots (member_id, points, remaining, earned_at_s, expires_at_s, entry_id) "
-        "VALUES (?,?,?,?,?,?)");
-    st.Bind(1, l.member_id)
-        .Bind(2, l.points)
-        .Bind(3, l.remaining)
-        .Bind(4, l.earned_at_s)
-        .Bind(5, l.expires_at_s);
-    st.Bind(6, l.entry_id);
+    HQ_PREPARE(st, "INSERT INTO lots (" LOYALTY_LOT_COLUMNS ") VALUES (?,?,?,?,?,?,?)");
+    model::BindLotColumns(st, l, std::nullopt);
     if (Status s = st.Run(); !s.ok()) return s;
     return db_->LastInsertRowid();
   }

@@ -6,6 +6,7 @@
 
 #include "loyalty/base/encoding.h"
 #include "loyalty/model/entry_columns.h"
+#include "loyalty/model/lot.h"
 #include "loyalty/model/sale.h"
 #include "loyalty/sqlite/sqlite.h"
 #include "support/files.h"
@@ -66,6 +67,33 @@ TEST(EntryTest, EveryFieldIsReadBackFromItsStoredColumn) {
   ASSERT_TRUE((*st)->Step()) << (*st)->status().ToString();
   EXPECT_EQ(ReadEntryColumns(**st), e);
   EXPECT_EQ((*st)->Int(kEntryColumnCount), 7);
+}
+
+// A lot is kept in the same columns at both ends; a store that assigns lot ids binds NULL.
+TEST(LotTest, EveryFieldIsBoundAndReadBackFromItsColumn) {
+  const Lot lot{0, 18446744073709551615u, -40, -15, 1790000000, kNeverExpires, "e-1"};
+  loyalty::testing::TempDir dir("lot_columns");
+  auto db = sqlite::Db::Open((dir / "l.db").string(), /*read_only=*/false);
+  ASSERT_TRUE(db.ok()) << db.status().ToString();
+  ASSERT_TRUE((*db)
+                  ->Exec("CREATE TABLE lots (lot_id INTEGER PRIMARY KEY, member_id, points, "
+                         "remaining, earned_at_s, expires_at_s, entry_id)")
+                  .ok());
+  for (std::optional<int64_t> id : {std::optional<int64_t>(7), std::optional<int64_t>()}) {
+    auto st = (*db)->Prepare("INSERT INTO lots (" LOYALTY_LOT_COLUMNS ") VALUES (?,?,?,?,?,?,?)");
+    ASSERT_TRUE(st.ok()) << st.status().ToString();
+    BindLotColumns(**st, lot, id);
+    ASSERT_TRUE((*st)->Run().ok());
+  }
+  auto st = (*db)->Prepare("SELECT " LOYALTY_LOT_COLUMNS " FROM lots ORDER BY lot_id");
+  ASSERT_TRUE(st.ok()) << st.status().ToString();
+  for (int64_t want_id : {7, 8}) {
+    ASSERT_TRUE((*st)->Step()) << (*st)->status().ToString();
+    Lot want = lot;
+    want.lot_id = want_id;
+    EXPECT_EQ(ReadLotColumns(**st), want);
+  }
+  EXPECT_FALSE((*st)->Step());
 }
 
 TEST(EntryTest, CanonicalBytesAreTheProtocolArray) {

@@ -79,20 +79,9 @@ Result<std::vector<model::Lot>> Ledger::Lots(uint64_t member_id) {
   std::vector<model::Lot> out;
   // The member's key range, sorted here: a handful of rows, cheaper than SQLite's sorter.
   LEDGER_PREPARE(st,
-                 "SELECT lot_id, points, remaining, earned_at_s, expires_at_s, entry_id FROM lots "
-                 "WHERE member_id = ? AND remaining <> 0");
+                 "SELECT " LOYALTY_LOT_COLUMNS " FROM lots WHERE member_id = ? AND remaining <> 0");
   st.Bind(1, member_id);
-  while (st.Step()) {
-    model::Lot l;
-    l.lot_id = st.Int(0);
-    l.member_id = member_id;
-    l.points = st.Int(1);
-    l.remaining = st.Int(2);
-    l.earned_at_s = st.Int(3);
-    l.expires_at_s = st.Int(4);
-    l.entry_id = st.Text(5);
-    out.push_back(std::move(l));
-  }
+  while (st.Step()) out.push_back(model::ReadLotColumns(st));
   LEDGER_CHECK_STEP(st);
   std::sort(out.begin(), out.end(), [](const model::Lot& a, const model::Lot& b) {
     return a.expires_at_s != b.expires_at_s ? a.expires_at_s < b.expires_at_s : a.lot_id < b.lot_id;
@@ -110,16 +99,8 @@ Result<int64_t> Ledger::AddLot(const model::Lot& lot) {
     if (st.Step() && !st.IsNull(0)) id = st.Int(0) + 1;
     if (!st.status().ok()) return st.status();
   }
-  LEDGER_PREPARE(st,
-                 "INSERT INTO lots (member_id, lot_id, points, remaining, earned_at_s, "
-                 "expires_at_s, entry_id) "
-                 "VALUES (?,?,?,?,?,?,?)");
-  st.Bind(1, lot.member_id)
-      .Bind(2, id)
-      .Bind(3, lot.points)
-      .Bind(4, lot.remaining)
-      .Bind(5, lot.earned_at_s);
-  st.Bind(6, lot.expires_at_s).Bind(7, lot.entry_id);
+  LEDGER_PREPARE(st, "INSERT INTO lots (" LOYALTY_LOT_COLUMNS ") VALUES (?,?,?,?,?,?,?)");
+  model::BindLotColumns(st, lot, id);
   if (Status s = st.Run(); !s.ok()) return s;
   return id;
 }

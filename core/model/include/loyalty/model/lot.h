@@ -3,7 +3,13 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+
+// A lot's columns in both ends' stores, in the order ReadLotColumns reads and
+// BindLotColumns binds them.
+#define LOYALTY_LOT_COLUMNS \
+  "lot_id, member_id, points, remaining, earned_at_s, expires_at_s, entry_id"
 
 namespace loyalty::model {
 
@@ -19,5 +25,24 @@ struct Lot {
   std::string entry_id;      // the entry that created it
   bool operator==(const Lot&) const = default;
 };
+
+inline constexpr int kLotColumnCount = 7;
+
+// The lot in columns [0, kLotColumnCount) of a row selected as LOYALTY_LOT_COLUMNS; a
+// template over the row (loyalty::sqlite::Stmt) so that the model needs no SQLite.
+template <class Row>
+Lot ReadLotColumns(const Row& row) {
+  return Lot{
+      row.Int(0), static_cast<uint64_t>(row.Int(1)), row.Int(2), row.Int(3), row.Int(4), row.Int(5),
+      row.Text(6)};
+}
+
+// Binds the lot to parameters 1..kLotColumnCount with `lot_id` in place of the lot's own
+// (std::nullopt binds NULL: the store assigns one).
+template <class Stmt>
+void BindLotColumns(Stmt& st, const Lot& lot, std::optional<int64_t> lot_id) {
+  st.Bind(1, lot_id).Bind(2, lot.member_id).Bind(3, lot.points).Bind(4, lot.remaining);
+  st.Bind(5, lot.earned_at_s).Bind(6, lot.expires_at_s).Bind(7, lot.entry_id);
+}
 
 }  // namespace loyalty::model
