@@ -309,16 +309,7 @@ class SqliteStore final : public Store {
   Status InsertEntry(const sync::Entry& e, bool applied, int64_t received_at_ms) override {
     HQ_PREPARE(st, "INSERT INTO entries (" LOYALTY_ENTRY_COLUMNS
                    ", applied, received_at_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
-    st.Bind(1, e.seq)
-        .Bind(2, e.entry_id)
-        .Bind(3, e.terminal_id)
-        .Bind(4, e.kind)
-        .Bind(5, e.member_id);
-    st.Bind(6, e.points)
-        .Bind(7, e.at_ms)
-        .Bind(8, e.checkout_id)
-        .Bind(9, e.refund_id)
-        .Bind(10, e.detail);
+    model::BindEntryFields(st, e);
     st.Bind(11, HexEncode(e.prev_hash))
         .Bind(12, HexEncode(e.hash))
         .Bind(13, int64_t{applied ? 1 : 0})

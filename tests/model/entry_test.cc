@@ -47,18 +47,7 @@ TEST(EntryTest, EveryFieldIsReadBackFromItsStoredColumn) {
     auto st = (*db)->Prepare("INSERT INTO entries (" LOYALTY_ENTRY_COLUMNS
                              ", extra) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)");
     ASSERT_TRUE(st.ok()) << st.status().ToString();
-    (*st)
-        ->Bind(1, e.seq)
-        .Bind(2, e.entry_id)
-        .Bind(3, e.terminal_id)
-        .Bind(4, e.kind)
-        .Bind(5, e.member_id);
-    (*st)
-        ->Bind(6, e.points)
-        .Bind(7, e.at_ms)
-        .Bind(8, e.checkout_id)
-        .Bind(9, e.refund_id)
-        .Bind(10, e.detail);
+    BindEntryFields(**st, e);
     (*st)->BindBlob(11, e.prev_hash).BindBlob(12, e.hash).Bind(13, int64_t{7});
     ASSERT_TRUE((*st)->Run().ok());
   }

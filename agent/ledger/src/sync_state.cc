@@ -131,16 +131,7 @@ Result<RestoreOutcome> Ledger::RestoreEntry(const EntryRow& e) {
                              : "INSERT INTO branch_entries (" LOYALTY_ENTRY_COLUMNS
                                ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?)";
     LEDGER_PREPARE(st, sql);
-    st.Bind(1, e.seq)
-        .Bind(2, e.entry_id)
-        .Bind(3, e.terminal_id)
-        .Bind(4, e.kind)
-        .Bind(5, e.member_id);
-    st.Bind(6, e.points)
-        .Bind(7, e.at_ms)
-        .Bind(8, e.checkout_id)
-        .Bind(9, e.refund_id)
-        .Bind(10, e.detail);
+    model::BindEntryFields(st, e);
     st.BindBlob(11, e.prev_hash).BindBlob(12, e.hash);
     if (Status s = st.Run(); !s.ok()) return s;
   }

@@ -42,4 +42,14 @@ Entry ReadEntryColumns(const Row& row) {
   return e;
 }
 
+// Binds the entry's fields to parameters 1..10, in LOYALTY_ENTRY_COLUMNS order. The two
+// hashes (11 prev_hash, 12 hash) the store binds itself, in its own form: raw blobs in the
+// ledger, hex text at HQ.
+template <class Stmt>
+void BindEntryFields(Stmt& st, const Entry& e) {
+  st.Bind(1, e.seq).Bind(2, e.entry_id).Bind(3, e.terminal_id).Bind(4, e.kind);
+  st.Bind(5, e.member_id).Bind(6, e.points).Bind(7, e.at_ms).Bind(8, e.checkout_id);
+  st.Bind(9, e.refund_id).Bind(10, e.detail);
+}
+
 }  // namespace loyalty::model
