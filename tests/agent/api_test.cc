@@ -403,6 +403,9 @@ TEST_F(AgentApiTest, BadInputIsRefusedWithItsCodeAndChangesNothing) {
        true, 400, "bad_request"},
       {"bad checkout id", "POST", "/v1/checkouts/commit",
        commit({{"checkout_id", "a b"}, {"lines", Basket()}}), true, 400, "bad_request"},
+      {"bad cashier id", "POST", "/v1/checkouts/commit",
+       commit({{"checkout_id", "n1"}, {"lines", Basket()}, {"cashier_id", "收银员 1"}}), true, 400,
+       "bad_request"},
       {"both ident and code", "POST", "/v1/checkouts/commit",
        commit({{"checkout_id", "n1"},
                {"identification_id", "x"},
@@ -457,6 +460,12 @@ TEST_F(AgentApiTest, BadInputIsRefusedWithItsCodeAndChangesNothing) {
       {"refund line outside", "POST", "/v1/refunds",
        commit(
            {{"refund_id", "r"}, {"checkout_id", "base"}, {"lines", {{{"line", 3}, {"qty", 1}}}}}),
+       true, 400, "bad_request"},
+      {"refund cashier id too long", "POST", "/v1/refunds",
+       commit({{"refund_id", "r"},
+               {"checkout_id", "base"},
+               {"cashier_id", std::string(65, 'c')},
+               {"lines", {{{"line", 0}, {"qty", 1}}}}}),
        true, 400, "bad_request"},
       {"refund qty 0", "POST", "/v1/refunds",
        commit(

@@ -149,6 +149,37 @@ TEST(Requests, CommitOnlyFields) {
   EXPECT_TRUE(ParseCheckoutRequest(b, true).ok());
 }
 
+// "cashier_id" (pos-api.md) on commits and refunds: 1-64 characters of [A-Za-z0-9_-], null
+// the same as absent; a quote ignores it, as it does tender.
+TEST(Requests, CashierIdOnCommitsAndRefunds) {
+  json b{{"checkout_id", "c"}, {"lines", {Line()}}, {"cashier_id", "emp-0042_A"}};
+  auto c = ParseCheckoutRequest(b, true);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->cashier_id, "emp-0042_A");
+  b["cashier_id"] = std::string(64, 'x');
+  EXPECT_TRUE(ParseCheckoutRequest(b, true).ok());
+  b["cashier_id"] = nullptr;
+  c = ParseCheckoutRequest(b, true);
+  ASSERT_TRUE(c.ok());
+  EXPECT_FALSE(c->cashier_id);
+  for (const json& bad :
+       {json(std::string(65, 'x')), json(""), json("张三"), json("a b"), json(42)}) {
+    b["cashier_id"] = bad;
+    auto r = ParseCheckoutRequest(b, true);
+    ASSERT_FALSE(r.ok()) << bad.dump();
+    EXPECT_EQ(r.status().code(), ErrorCode::kBadRequest);
+    EXPECT_EQ(r.status().message().rfind("cashier_id ", 0), 0u) << r.status().message();
+    EXPECT_TRUE(ParseCheckoutRequest(b, false).ok()) << bad.dump();  // a quote ignores it
+  }
+  json refund{{"refund_id", "r"}, {"checkout_id", "c"}, {"reason", "void"}, {"cashier_id", "K7"}};
+  auto v = ParseRefundRequest(refund);
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_EQ(v->cashier_id, "K7");
+  refund["cashier_id"] = "K 7";  // checked on a void without lines too
+  EXPECT_EQ(ParseRefundRequest(refund).status().message(),
+            "cashier_id must be 1-64 characters of [A-Za-z0-9_-]");
+}
+
 TEST(Requests, RefundBodies) {
   EXPECT_TRUE(
       ParseRefundRequest(

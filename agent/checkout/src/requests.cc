@@ -16,6 +16,13 @@ bool ClientId(const JsonReader& in, std::string_view key, std::string* out) {
   return IsValidClientId(*out) || in.Fail(key, "must be 1-64 characters of [A-Za-z0-9_-]");
 }
 
+// An optional client id (cashier_id): absent or null, or as ClientId.
+bool OptClientId(const JsonReader& in, std::string_view key, std::optional<std::string>* out) {
+  out->reset();
+  if (!in.Has(key)) return true;
+  return ClientId(in, key, &out->emplace());
+}
+
 }  // namespace
 
 // DumpCanonical prints dump()'s bytes without building them through nlohmann's serializer,
@@ -72,6 +79,7 @@ Result<CheckoutRequest> ParseCheckoutRequest(const nlohmann::json& b, bool is_co
         *r.tender != "other")
       in.Fail("tender", "must be one of cash, card, wechat, alipay, other");
     in.OptStr("rules_version", &r.rules_version, 0, 128);
+    OptClientId(in, "cashier_id", &r.cashier_id);
   }
   if (!in.ok()) return in.status();
   return r;
@@ -84,6 +92,7 @@ Result<RefundRequest> ParseRefundRequest(const nlohmann::json& b) {
   ClientId(in, "checkout_id", &r.checkout_id);
   if (const JsonReader reason = in.Field("reason"); !reason.absent())
     reason.OneOf(&r.reason, {"return", "void"});
+  OptClientId(in, "cashier_id", &r.cashier_id);
   // A void may omit lines: it then refunds every unit not refunded yet.
   if (in.ok() && r.reason == "void" && !in.Has("lines")) return r;
   in.Objects("lines", 1, 500, [&r](const JsonReader& l) {

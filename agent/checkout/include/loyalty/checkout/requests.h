@@ -34,6 +34,7 @@ struct CheckoutRequest {
   rules::RedeemRequest redeem;
   std::optional<std::string> tender;         // commit only
   std::optional<std::string> rules_version;  // commit only
+  std::optional<std::string> cashier_id;     // commit only: 1-64 chars [A-Za-z0-9_-]
 };
 Result<CheckoutRequest> ParseCheckoutRequest(const nlohmann::json& body, bool is_commit);
 
@@ -42,6 +43,7 @@ struct RefundRequest {
   std::string checkout_id;
   std::vector<std::pair<int64_t, int64_t>> lines;  // (line index, qty)
   std::string reason = "return";
+  std::optional<std::string> cashier_id;  // 1-64 chars [A-Za-z0-9_-]
 };
 Result<RefundRequest> ParseRefundRequest(const nlohmann::json& body);
 
