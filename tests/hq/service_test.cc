@@ -622,6 +622,9 @@ TEST_F(HqServiceTest, AdminBodiesNameTheFieldAtFault) {
   c["valid_from"] = -1;
   EXPECT_EQ(message("/v1/coupons", c), "valid_from must be 0..1099511627775, got -1");
   c["valid_from"] = 0;
+  c["valid_to"] = int64_t{1} << 40;  // one past the largest time
+  EXPECT_EQ(message("/v1/coupons", c), "valid_to must be 0..1099511627775, got 1099511627776");
+  c["valid_to"] = (int64_t{1} << 40) - 1;  // the largest: accepted below
   c["kind"] = "bogo";
   EXPECT_EQ(message("/v1/coupons", c), "kind must be one of amount_off, percent_off");
   c["kind"] = "percent_off";
@@ -631,6 +634,7 @@ TEST_F(HqServiceTest, AdminBodiesNameTheFieldAtFault) {
   EXPECT_EQ(message("/v1/coupons", c), "member_id must be a 64-bit unsigned integer, got -3");
   c["member_id"] = 0;  // any member
   EXPECT_EQ(Call("POST", "/v1/coupons", c).status, 201);
+  EXPECT_EQ(J(Call("POST", "/v1/coupons", c))["coupon_id"], "R2");  // the same body again
 
   EXPECT_EQ(
       message("/v1/members/" + id + "/adjustments", json{{"adjustment_id", "a1"}, {"points", 1}}),
