@@ -32,7 +32,7 @@ Result<HqConfig> ParseHqConfig(std::string_view toml_text, const std::string& pa
   top.Has("log");
   top.Finish([](std::string_view key) -> std::string {
     for (std::string_view k :
-         {"listen", "database", "admin_token_file", "signing_keys", "tls_cert_file", "tls_key_file",
+         {"listen", "database", "database_password_file", "admin_token_file", "signing_keys", "tls_cert_file", "tls_key_file",
           "client_ca_file", "card_prefix", "pii_key_file", "timezone", "max_connections",
           "max_connections_per_address", "crl_file", "rules_file"}) {
       if (k == key) return "unknown key at the top level (it belongs in [hq])";
@@ -52,7 +52,8 @@ Result<HqConfig> ParseHqConfig(std::string_view toml_text, const std::string& pa
   }
   for (auto [key, out] :
        {std::pair{"tls_cert_file", &c.tls_cert_file}, std::pair{"tls_key_file", &c.tls_key_file},
-        std::pair{"client_ca_file", &c.client_ca_file}, std::pair{"rules_file", &c.rules_file}}) {
+        std::pair{"client_ca_file", &c.client_ca_file}, std::pair{"rules_file", &c.rules_file},
+        std::pair{"database_password_file", &c.database_password_file}}) {
     s.String(key, *out, true);
   }
   std::vector<std::pair<int, std::string>> keys;
@@ -83,7 +84,37 @@ Result<HqConfig> ParseHqConfig(std::string_view toml_text, const std::string& pa
   s.Finish();
   if (!e.ok()) return e.status();
 
-  c.database = paths.Resolve(c.database);
+  const bool postgres =
+      c.database.rfind("postgresql://", 0) == 0 || c.database.rfind("postgres://", 0) == 0;
+  if (c.database.empty()) {
+    e.Fail(s.Key("database"), "must name a SQLite file or a PostgreSQL URI");
+    return e.status();
+  }
+  if (postgres) {
+    // user:password@ in the URI would put a secret in a world-readable config and in logs.
+    const size_t authority = c.database.find("://") + 3;
+    const size_t end = c.database.find_first_of("/?", authority);
+    const std::string userinfo =
+        c.database.substr(authority, (end == std::string::npos ? c.database.size() : end) -
+                                         authority);
+    const size_t at = userinfo.rfind('@');
+    if ((at != std::string::npos && userinfo.substr(0, at).find(':') != std::string::npos) ||
+        c.database.find("password=") != std::string::npos) {
+      e.Fail(s.Key("database"),
+             "must not carry a password: put it in a 0600 file named by "
+             "database_password_file");
+      return e.status();
+    }
+  } else {
+    if (!c.database_password_file.empty()) {
+      e.Fail(s.Key("database_password_file"),
+             "is for a PostgreSQL database (database = \"postgresql://…\"); a SQLite file has "
+             "no password");
+      return e.status();
+    }
+    c.database = paths.Resolve(c.database);
+  }
+  c.database_password_file = paths.Resolve(c.database_password_file);
   c.crl_file = paths.Resolve(c.crl_file);
   c.admin_token_file = paths.Resolve(c.admin_token_file);
   c.pii_key_file = paths.Resolve(c.pii_key_file);

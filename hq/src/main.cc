@@ -193,7 +193,17 @@ int main(int argc, char** argv) {
   auto pii = loyalty::hq::PiiCipher::LoadOrCreate(cfg->pii_key_file);
   if (!pii.ok())
     return fail(loyalty::config::SecretFileError(cfg_file, "pii_key_file", pii.status()));
-  auto store = loyalty::hq::OpenSqliteStore(cfg->database);
+  std::string db_password;
+  if (!cfg->database_password_file.empty()) {
+    auto pw = loyalty::config::ReadTokenFile(cfg->database_password_file);
+    if (!pw.ok())
+      return fail(
+          loyalty::config::SecretFileError(cfg_file, "database_password_file", pw.status()));
+    db_password = std::move(*pw);
+  }
+  auto store = loyalty::hq::IsPostgresUri(cfg->database)
+                   ? loyalty::hq::OpenPgStore(cfg->database, db_password)
+                   : loyalty::hq::OpenSqliteStore(cfg->database);
   if (!store.ok()) {
     Log("error", "database_error", {{"reason", store.status().message()}});
     return 1;

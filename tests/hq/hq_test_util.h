@@ -22,6 +22,7 @@
 #include "loyalty/ledger/ledger.h"
 #include "loyalty/rules/rules.h"
 #include "loyalty/sync/messages.h"
+#include "support/hq_store.h"
 
 namespace loyalty::hq::testing {
 
@@ -184,13 +185,14 @@ class HqFixture : public ::testing::Test {
   void TearDown() override {
     service_.reset();
     store_.reset();
+    loyalty::testing::DropTestHqStore(dir_);
     std::filesystem::remove_all(dir_);
   }
 
   void Open() {
     service_.reset();
     store_.reset();
-    auto s = OpenSqliteStore((dir_ / "hq.db").string());
+    auto s = loyalty::testing::OpenTestHqStore(dir_);
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     store_ = std::move(*s);
     HqOptions o;

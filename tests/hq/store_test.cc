@@ -103,22 +103,13 @@ TEST_F(HqStoreTest, CheckoutsAreStoredCompactAndOlderJsonRowsAreStillRead) {
   EXPECT_EQ(**got, c);
   // A row an older version wrote as JSON text.
   sync::Checkout old = MakeCheckout("c-old", 7, 500, 1773547200000);
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open((dir_ / "hq.db").string().c_str(), &db), SQLITE_OK);
-  sqlite3_stmt* st = nullptr;
-  ASSERT_EQ(
-      sqlite3_prepare_v2(
-          db,
-          "INSERT INTO checkouts (terminal_id, checkout_id, member_id, committed_at_ms, "
-          "total_due_cents, code_hash, coupon_id, body) VALUES ('T01', 'c-old', 7, 1773547200000, "
-          "500, '', '', ?)",
-          -1, &st, nullptr),
-      SQLITE_OK);
-  std::string text = sync::SerializeMessage(old);
-  sqlite3_bind_text(st, 1, text.c_str(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
-  ASSERT_EQ(sqlite3_step(st), SQLITE_DONE);
-  sqlite3_finalize(st);
-  sqlite3_close(db);
+  Status put = loyalty::testing::ExecOnTestHqStore(
+      dir_,
+      "INSERT INTO checkouts (terminal_id, checkout_id, member_id, committed_at_ms, "
+      "total_due_cents, code_hash, coupon_id, body) VALUES ('T01', 'c-old', 7, 1773547200000, "
+      "500, '', '', ?)",
+      {{sync::SerializeMessage(old), /*blob=*/true}});
+  ASSERT_TRUE(put.ok()) << put.ToString();
   got = store_->GetCheckout("T01", "c-old");
   ASSERT_TRUE(got.ok() && *got) << got.status().ToString();
   EXPECT_EQ(**got, old);
@@ -136,15 +127,9 @@ TEST_F(HqStoreTest, AStoredHashThatIsNotHexIsAnErrorNotAnEmptyHash) {
   EXPECT_EQ((*good)->prev_hash, e.prev_hash);
   for (const char* column : {"hash", "prev_hash"}) {
     for (const std::string& text : {std::string(63, 'a'), std::string(64, 'g'), std::string()}) {
-      sqlite3* db = nullptr;
-      ASSERT_EQ(sqlite3_open((dir_ / "hq.db").string().c_str(), &db), SQLITE_OK);
-      std::string sql = std::string("UPDATE entries SET ") + column + " = ?";
-      sqlite3_stmt* st = nullptr;
-      ASSERT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr), SQLITE_OK);
-      sqlite3_bind_text(st, 1, text.c_str(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
-      ASSERT_EQ(sqlite3_step(st), SQLITE_DONE);
-      sqlite3_finalize(st);
-      sqlite3_close(db);
+      Status put = loyalty::testing::ExecOnTestHqStore(
+          dir_, std::string("UPDATE entries SET ") + column + " = ?", {{text}});
+      ASSERT_TRUE(put.ok()) << put.ToString();
       auto got = store_->GetEntry(e.entry_id);
       ASSERT_FALSE(got.ok()) << column << " '" << text << "'";
       EXPECT_EQ(got.status().code(), ErrorCode::kInternal);
@@ -152,12 +137,10 @@ TEST_F(HqStoreTest, AStoredHashThatIsNotHexIsAnErrorNotAnEmptyHash) {
       EXPECT_FALSE(at_seq.ok()) << column << " '" << text << "'";
     }
     // Put the row back for the next column.
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open((dir_ / "hq.db").string().c_str(), &db), SQLITE_OK);
-    std::string sql = "UPDATE entries SET hash = '" + HexEncode(e.hash) + "', prev_hash = '" +
-                      HexEncode(e.prev_hash) + "'";
-    ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
-    sqlite3_close(db);
+    ASSERT_TRUE(loyalty::testing::ExecOnTestHqStore(
+                    dir_, "UPDATE entries SET hash = '" + HexEncode(e.hash) + "', prev_hash = '" +
+                              HexEncode(e.prev_hash) + "'")
+                    .ok());
     ASSERT_TRUE(store_->GetEntry(e.entry_id).ok());
   }
 }
@@ -169,14 +152,9 @@ constexpr int64_t kNext = 1774972800000;   // 2026-04-01T00:00:00+08:00
 
 TEST_F(HqStoreTest, KeptSpendIsAlwaysTheSumOfTheRows) {
   auto row_count = [&] {
-    sqlite3* db = nullptr;
-    EXPECT_EQ(sqlite3_open((dir_ / "hq.db").string().c_str(), &db), SQLITE_OK);
-    sqlite3_stmt* st = nullptr;
-    sqlite3_prepare_v2(db, "SELECT count(*) FROM spend_totals", -1, &st, nullptr);
-    int64_t n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return n;
+    auto n = loyalty::testing::QueryIntOnTestHqStore(dir_, "SELECT count(*) FROM spend_totals");
+    EXPECT_TRUE(n.ok()) << n.status().ToString();
+    return n.ok() ? *n : -1;
   };
   auto spend = [&](uint64_t m, int64_t from = kMonth, int64_t to = kNext) {
     int64_t out = -1;
@@ -302,6 +280,7 @@ TEST_F(HqStoreTest, AReadThatFailsDuringAnUploadFailsItWholeAndARetrySucceeds) {
   auto setup = [&] {
     service_.reset();
     store_.reset();
+    loyalty::testing::DropTestHqStore(dir_);
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
     clock_.set_now_ms(kNowMs);

@@ -1,4 +1,5 @@
 #include "support/hq_server.h"
+#include "support/hq_store.h"
 
 #include <gtest/gtest.h>
 
@@ -42,7 +43,7 @@ struct InProcessHq::Loop {
 InProcessHq::InProcessHq(std::filesystem::path dir, InProcessHqOptions options)
     : dir_(std::move(dir)), opt_(std::move(options)), loop_(std::make_unique<Loop>()) {
   std::filesystem::create_directories(dir_);
-  auto store = hq::OpenSqliteStore(db_path());
+  auto store = OpenTestHqStore(dir_);
   if (!store.ok()) {
     ADD_FAILURE() << "HQ store: " << store.status().ToString();
     return;

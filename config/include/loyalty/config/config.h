@@ -132,7 +132,12 @@ struct HqConfig {
   std::string listen = "127.0.0.1:8443";  // host:port; a non-loopback host needs TLS
   std::string listen_host = "127.0.0.1";
   uint16_t listen_port = 8443;
-  std::string database = "hq.db";                // resolved
+  // A SQLite file (resolved), or a PostgreSQL URI ("postgresql://…" or "postgres://…",
+  // kept as written; it must not carry a password: database_password_file does).
+  std::string database = "hq.db";
+  // PostgreSQL only: the role's password, one line, owner-only (ReadTokenFile); resolved;
+  // "" = none (libpq's own: ~/.pgpass, PGPASSWORD, peer authentication).
+  std::string database_password_file;
   std::string admin_token_file = "admin.token";  // resolved; ReadTokenFile (owner only)
   std::map<int, std::string> signing_keys;  // key id 0..255 -> PEM file (resolved); at least one
   std::string tls_cert_file, tls_key_file,

@@ -18,6 +18,7 @@
 // them in clear.
 //
 // Thread-safety: none. One Store per thread (HQ runs every request on its event loop).
+// Several processes may share one PostgreSQL database (OpenPgStore below).
 #pragma once
 
 #include <cstdint>
@@ -275,6 +276,15 @@ class Store {
 // The SQLite backend: one file, WAL, synchronous=FULL, migrations by user_version.
 // `unavailable` when the file cannot be opened or is from a newer program.
 Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path);
+
+// The PostgreSQL backend (docs/hq.md): any number of loyalty-hq processes on one database,
+// their writes serialised by one advisory lock. conninfo: a libpq URI
+// ("postgresql://loyalty@db.example:5432/loyalty") or key=value string; password: "" for
+// none. `unavailable` when the server cannot be reached or its schema is newer.
+Result<std::unique_ptr<Store>> OpenPgStore(const std::string& conninfo,
+                                           const std::string& password);
+// Whether hq.toml's `database` names a PostgreSQL database rather than a SQLite file.
+bool IsPostgresUri(const std::string& database);
 
 // Test seam of the SQLite backend, in the manner of LevelDB's ErrorEnv (sqlite::InjectStepFault
 // of the statement layer it shares with the terminal's ledger): makes steps
