@@ -1,0 +1,401 @@
+#include "loyalty/recon/pg_store.h"
+
+#include <map>
+
+#include "blocks.h"
+
+namespace loyalty::recon {
+namespace {
+
+using namespace internal;
+
+Status Malformed(const char* what) {
+  return Status::Error(ErrorCode::kInternal, std::string("malformed reconciliation ") + what);
+}
+
+std::string_view Bytes(const ElementId& id) {
+  return {reinterpret_cast<const char*>(id.data()), id.size()};
+}
+std::string_view Bytes(const Tag& t) { return {reinterpret_cast<const char*>(t.data()), t.size()}; }
+
+bool ReadId(const pg::Stmt& s, int col, ElementId* id) {
+  const std::string v = s.Text(col);
+  if (s.IsNull(col) || v.size() != kIdSize) return false;
+  std::memcpy(id->data(), v.data(), kIdSize);
+  return true;
+}
+
+// false for NULL; *ok false for a malformed value.
+bool ReadTag(const pg::Stmt& s, int col, Tag* tag, bool* ok) {
+  *ok = true;
+  if (s.IsNull(col)) return false;
+  const std::string v = s.Text(col);
+  if (v.size() != kTagSize) {
+    *ok = false;
+    return false;
+  }
+  std::memcpy(tag->data(), v.data(), kTagSize);
+  return true;
+}
+
+#define RECON_PREPARE(var, sql)               \
+  auto var##_r = db_.Prepare(sql);            \
+  if (!var##_r.ok()) return var##_r.status(); \
+  pg::Stmt& var = **var##_r
+
+}  // namespace
+
+Result<std::string> PgStore::TablesSql(const std::string& p, uint64_t stored_symbols) {
+  if (!ValidPrefix(p))
+    return Status::Error(ErrorCode::kBadRequest, "table prefix must match [A-Za-z0-9_]{0,32}");
+  if (stored_symbols < kBlockSymbols || stored_symbols > kMaxSymbolIndex ||
+      stored_symbols % kBlockSymbols != 0) {
+    return Status::Error(ErrorCode::kBadRequest,
+                         "stored_symbols must be a multiple of 64 in [64, 2^24]");
+  }
+  return "CREATE TABLE " + p + "meta(name TEXT PRIMARY KEY, value BIGINT NOT NULL);" +
+         "CREATE TABLE " + p +
+         "scopes(scope_id BIGSERIAL PRIMARY KEY, name TEXT NOT NULL UNIQUE);" + "CREATE TABLE " +
+         p +
+         "items(scope_id BIGINT NOT NULL, id BYTEA NOT NULL, tag BYTEA NOT NULL,"
+         " PRIMARY KEY(scope_id, id));" +
+         "CREATE TABLE " + p +
+         "blocks(scope_id BIGINT NOT NULL, block BIGINT NOT NULL, data BYTEA NOT NULL,"
+         " PRIMARY KEY(scope_id, block));" +
+         "CREATE TABLE " + p +
+         "journal(scope_id BIGINT NOT NULL, id BYTEA NOT NULL, tag BYTEA, old_tag BYTEA,"
+         " PRIMARY KEY(scope_id, id));" +
+         "INSERT INTO " + p + "meta(name, value) VALUES('format', " + std::to_string(kFormat) +
+         "), ('stored_symbols', " + std::to_string(stored_symbols) + ");";
+}
+
+Result<std::unique_ptr<PgStore>> PgStore::Open(pg::Db& db, std::string table_prefix,
+                                               std::string scope) {
+  return Open(db, std::move(table_prefix), std::move(scope), Options());
+}
+
+Result<std::unique_ptr<PgStore>> PgStore::Open(pg::Db& db, std::string p, std::string scope,
+                                               const Options& options) {
+  if (!ValidPrefix(p))
+    return Status::Error(ErrorCode::kBadRequest, "table prefix must match [A-Za-z0-9_]{0,32}");
+  if (scope.empty()) return Status::Error(ErrorCode::kBadRequest, "scope must not be empty");
+  int64_t format = 0, stored = 0, scope_id = 0;
+  {
+    auto st = db.Prepare("SELECT name, value FROM " + p + "meta");
+    if (!st.ok()) return st.status();
+    while ((*st)->Step()) {
+      if ((*st)->Text(0) == "format") format = (*st)->Int(1);
+      if ((*st)->Text(0) == "stored_symbols") stored = (*st)->Int(1);
+    }
+    if (!(*st)->status().ok()) return (*st)->status();
+  }
+  if (format != kFormat)
+    return Status::Error(ErrorCode::kInternal,
+                         "unknown reconciliation table format " + std::to_string(format));
+  if (stored < static_cast<int64_t>(kBlockSymbols) ||
+      stored > static_cast<int64_t>(kMaxSymbolIndex) || stored % kBlockSymbols != 0) {
+    return Status::Error(ErrorCode::kInternal, "corrupt stored_symbols in meta");
+  }
+  {
+    // Another process may add the same scope at the same moment: both end with its one row.
+    auto st = db.Prepare("INSERT INTO " + p +
+                         "scopes(name) VALUES(?1) ON CONFLICT(name) DO UPDATE SET name = "
+                         "excluded.name RETURNING scope_id");
+    if (!st.ok()) return st.status();
+    (*st)->Bind(1, scope);
+    if (!(*st)->Step())
+      return (*st)->status().ok() ? Status::Error(ErrorCode::kInternal, "no scope id")
+                                  : (*st)->status();
+    scope_id = (*st)->Int(0);
+  }
+  std::unique_ptr<PgStore> store(new PgStore(
+      db, std::move(p), scope_id, static_cast<uint64_t>(stored), options.auto_flush_rows));
+  return store;
+}
+
+PgStore::PgStore(pg::Db& db, std::string prefix, int64_t scope_id, uint64_t stored_symbols,
+                 size_t auto_flush_rows)
+    : db_(db),
+      prefix_(std::move(prefix)),
+      scope_id_(scope_id),
+      stored_symbols_(stored_symbols),
+      auto_flush_rows_(auto_flush_rows) {
+  journal_get_ = Sql("SELECT tag, old_tag FROM {p}journal WHERE scope_id = ?1 AND id = ?2");
+  journal_put_ =
+      Sql("INSERT INTO {p}journal(scope_id, id, tag, old_tag) VALUES(?1, ?2, ?3, ?4)"
+          " ON CONFLICT(scope_id, id) DO UPDATE SET tag = excluded.tag");
+  journal_scope_ = Sql("SELECT id, tag, old_tag FROM {p}journal WHERE scope_id = ?1 ORDER BY id");
+  journal_count_ = Sql("SELECT count(*) FROM {p}journal WHERE scope_id = ?1");
+  journal_clear_ = Sql("DELETE FROM {p}journal WHERE scope_id = ?1");
+  item_get_ = Sql("SELECT tag FROM {p}items WHERE scope_id = ?1 AND id = ?2");
+  item_put_ =
+      Sql("INSERT INTO {p}items(scope_id, id, tag) VALUES(?1, ?2, ?3)"
+          " ON CONFLICT(scope_id, id) DO UPDATE SET tag = excluded.tag");
+  item_del_ = Sql("DELETE FROM {p}items WHERE scope_id = ?1 AND id = ?2");
+  // Blocks and the journal in one snapshot (column 0: 0 block, 1 journal row).
+  symbols_ =
+      Sql("SELECT 0, block, data, NULL::bytea, NULL::bytea FROM {p}blocks"
+          " WHERE scope_id = ?1 AND block BETWEEN ?2 AND ?3"
+          " UNION ALL SELECT 1, 0, id, tag, old_tag FROM {p}journal WHERE scope_id = ?1");
+  // The journal past `after` and the items past it, in one snapshot (column 0: 0 journal,
+  // 1 item); each journal row hides at most one item, so limit + journal rows + 1 items
+  // always suffice to fill a page and tell whether more remain.
+  elements_ = Sql(
+      "(SELECT 0, id, tag FROM {p}journal WHERE scope_id = ?1 AND id > ?2)"
+      " UNION ALL (SELECT 1, id, tag FROM {p}items WHERE scope_id = ?1 AND id > ?2"
+      " ORDER BY id LIMIT ?3 + (SELECT count(*) FROM {p}journal WHERE scope_id = ?1 AND id > ?2))");
+  block_put_ =
+      Sql("INSERT INTO {p}blocks(scope_id, block, data) VALUES(?1, ?2, ?3)"
+          " ON CONFLICT(scope_id, block) DO UPDATE SET data = excluded.data");
+}
+
+std::string PgStore::Sql(const char* fmt) const {
+  std::string s(fmt);
+  for (size_t at; (at = s.find("{p}")) != std::string::npos;) s.replace(at, 3, prefix_);
+  return s;
+}
+
+Status PgStore::Lookup(const ElementId& id, std::optional<Tag>* current,
+                       std::optional<Tag>* folded) const {
+  {
+    RECON_PREPARE(st, journal_get_);
+    st.Bind(1, scope_id_).BindBlob(2, Bytes(id));
+    if (st.Step()) {
+      Tag tag{}, old{};
+      bool ok_new, ok_old;
+      const bool has_new = ReadTag(st, 0, &tag, &ok_new);
+      const bool has_old = ReadTag(st, 1, &old, &ok_old);
+      if (!ok_new || !ok_old) return Malformed("journal row");
+      *current = has_new ? std::optional<Tag>(tag) : std::nullopt;
+      *folded = has_old ? std::optional<Tag>(old) : std::nullopt;
+      return Status::Ok();
+    }
+    if (!st.status().ok()) return st.status();
+  }
+  RECON_PREPARE(st, item_get_);
+  st.Bind(1, scope_id_).BindBlob(2, Bytes(id));
+  *folded = std::nullopt;
+  if (st.Step()) {
+    Tag tag{};
+    bool ok;
+    if (!ReadTag(st, 0, &tag, &ok)) return Malformed("item row");
+    *folded = tag;
+  } else if (!st.status().ok()) {
+    return st.status();
+  }
+  *current = *folded;
+  return Status::Ok();
+}
+
+Status PgStore::WriteJournal(const ElementId& id, const std::optional<Tag>& tag,
+                             const std::optional<Tag>& folded) {
+  {
+    RECON_PREPARE(st, journal_put_);
+    st.Bind(1, scope_id_).BindBlob(2, Bytes(id));
+    tag ? st.BindBlob(3, Bytes(*tag)) : st.BindNull(3);
+    folded ? st.BindBlob(4, Bytes(*folded)) : st.BindNull(4);
+    if (Status s = st.Run(); !s.ok()) return s;
+  }
+  if (++changes_since_check_ < kAutoFlushCheckEvery) return Status::Ok();
+  changes_since_check_ = 0;
+  auto pending = PendingChanges();
+  if (!pending.ok()) return pending.status();
+  return *pending > auto_flush_rows_ ? Flush() : Status::Ok();
+}
+
+Status PgStore::Add(const Item& item) {
+  auto e = MakeElement(item);
+  if (!e.ok()) return e.status();
+  std::optional<Tag> current, folded;
+  if (Status s = Lookup(e->id, &current, &folded); !s.ok()) return s;
+  if (current) {
+    if (*current == e->tag) return Status::Ok();
+    return Status::Error(ErrorCode::kConflict, "id already present with a different content hash");
+  }
+  return WriteJournal(e->id, e->tag, folded);
+}
+
+Status PgStore::AddNew(const Item& item) {
+  auto e = MakeElement(item);
+  if (!e.ok()) return e.status();
+  return WriteJournal(e->id, e->tag, std::nullopt);
+}
+
+Status PgStore::Upsert(const Item& item) {
+  auto e = MakeElement(item);
+  if (!e.ok()) return e.status();
+  std::optional<Tag> current, folded;
+  if (Status s = Lookup(e->id, &current, &folded); !s.ok()) return s;
+  if (current == e->tag) return Status::Ok();
+  return WriteJournal(e->id, e->tag, folded);
+}
+
+Status PgStore::Remove(std::string_view id) {
+  if (id.size() != kIdSize)
+    return Status::Error(ErrorCode::kBadRequest, "item id must be 16 bytes");
+  ElementId key;
+  std::memcpy(key.data(), id.data(), kIdSize);
+  std::optional<Tag> current, folded;
+  if (Status s = Lookup(key, &current, &folded); !s.ok()) return s;
+  if (!current) return Status::Ok();
+  return WriteJournal(key, std::nullopt, folded);
+}
+
+Result<size_t> PgStore::PendingChanges() const {
+  RECON_PREPARE(st, journal_count_);
+  st.Bind(1, scope_id_);
+  if (!st.Step())
+    return st.status().ok() ? Status::Error(ErrorCode::kInternal, "no count") : st.status();
+  return static_cast<size_t>(st.Int(0));
+}
+
+Result<uint64_t> PgStore::Count() const {
+  std::vector<Symbol> s0;
+  if (Status s = ReadSymbols(0, 1, &s0); !s.ok()) return s;
+  if (s0[0].count < 0) return Status::Error(ErrorCode::kInternal, "negative reconciliation count");
+  return static_cast<uint64_t>(s0[0].count);
+}
+
+Status PgStore::PendingDeltas(std::vector<std::pair<Element, int64_t>>* deltas) const {
+  deltas->clear();
+  RECON_PREPARE(st, journal_scope_);
+  st.Bind(1, scope_id_);
+  while (st.Step()) {
+    ElementId id;
+    Tag tag{}, old{};
+    bool ok_new, ok_old;
+    if (!ReadId(st, 0, &id)) return Malformed("journal row");
+    const bool has_new = ReadTag(st, 1, &tag, &ok_new);
+    const bool has_old = ReadTag(st, 2, &old, &ok_old);
+    if (!ok_new || !ok_old) return Malformed("journal row");
+    if (has_new && has_old && tag == old) continue;
+    if (has_old) deltas->emplace_back(Element{id, old}, -1);
+    if (has_new) deltas->emplace_back(Element{id, tag}, +1);
+  }
+  return st.status();
+}
+
+Status PgStore::ReadSymbols(uint64_t begin, uint64_t end, std::vector<Symbol>* out) const {
+  if (begin > end || end > stored_symbols_)
+    return Status::Error(ErrorCode::kBadRequest, "symbol range out of bounds");
+  out->assign(end - begin, Symbol());
+  if (begin == end) return Status::Ok();
+  RECON_PREPARE(st, symbols_);
+  st.Bind(1, scope_id_)
+      .Bind(2, static_cast<int64_t>(begin / kBlockSymbols))
+      .Bind(3, static_cast<int64_t>((end - 1) / kBlockSymbols));
+  std::vector<std::pair<Element, int64_t>> deltas;
+  Symbol block[kBlockSymbols];
+  while (st.Step()) {
+    if (st.Int(0) == 0) {
+      const uint64_t b = static_cast<uint64_t>(st.Int(1));
+      const std::string data = st.Text(2);
+      if (!DecodeBlock(data.data(), static_cast<int>(data.size()), block))
+        return Malformed("block");
+      for (uint64_t i = 0; i < kBlockSymbols; ++i) {
+        const uint64_t idx = b * kBlockSymbols + i;
+        if (idx >= begin && idx < end) (*out)[idx - begin] = block[i];
+      }
+      continue;
+    }
+    ElementId id;
+    Tag tag{}, old{};
+    bool ok_new, ok_old;
+    if (!ReadId(st, 2, &id)) return Malformed("journal row");
+    const bool has_new = ReadTag(st, 3, &tag, &ok_new);
+    const bool has_old = ReadTag(st, 4, &old, &ok_old);
+    if (!ok_new || !ok_old) return Malformed("journal row");
+    if (has_new && has_old && tag == old) continue;
+    if (has_old) deltas.emplace_back(Element{id, old}, -1);
+    if (has_new) deltas.emplace_back(Element{id, tag}, +1);
+  }
+  if (!st.status().ok()) return st.status();
+  for (const auto& [e, sign] : deltas) ApplyToRange(e, sign, begin, out);
+  return Status::Ok();
+}
+
+Status PgStore::ListElements(const ElementId* after, size_t limit, std::vector<Element>* out,
+                             bool* more) const {
+  out->clear();
+  *more = false;
+  RECON_PREPARE(st, elements_);
+  st.Bind(1, scope_id_);
+  st.BindBlob(2, after ? Bytes(*after) : std::string_view());  // '' sorts before every id
+  st.Bind(3, static_cast<int64_t>(limit) + 1);
+  std::map<ElementId, std::optional<Tag>> overlay;  // the journal past `after`
+  std::map<ElementId, Tag> items;                   // the folded items past it
+  while (st.Step()) {
+    ElementId id;
+    Tag tag{};
+    bool ok;
+    if (!ReadId(st, 1, &id)) return Malformed("row");
+    const bool has = ReadTag(st, 2, &tag, &ok);
+    if (!ok) return Malformed("row");
+    if (st.Int(0) == 0) {
+      overlay.emplace(id, has ? std::optional<Tag>(tag) : std::nullopt);
+    } else {
+      if (!has) return Malformed("item row");
+      items.emplace(id, tag);
+    }
+  }
+  if (!st.status().ok()) return st.status();
+  for (const auto& [id, tag] : overlay) {  // the journal's word is the last
+    if (tag)
+      items[id] = *tag;
+    else
+      items.erase(id);
+  }
+  for (const auto& [id, tag] : items) {
+    if (out->size() == limit) {
+      *more = true;
+      break;
+    }
+    out->push_back(Element{id, tag});
+  }
+  return Status::Ok();
+}
+
+Status PgStore::Flush() {
+  const bool own = !db_.in_transaction();
+  if (Status s = db_.Exec(own ? "BEGIN" : "SAVEPOINT recon_flush"); !s.ok()) return s;
+  Status s = FlushLocked();
+  if (!s.ok()) {
+    (void)db_.Exec(own ? "ROLLBACK" : "ROLLBACK TO SAVEPOINT recon_flush");
+    if (!own) (void)db_.Exec("RELEASE SAVEPOINT recon_flush");
+    return s;
+  }
+  return db_.Exec(own ? "COMMIT" : "RELEASE SAVEPOINT recon_flush");
+}
+
+Status PgStore::FlushLocked() {
+  std::vector<std::pair<Element, int64_t>> deltas;
+  if (Status s = PendingDeltas(&deltas); !s.ok()) return s;
+  if (!deltas.empty()) {
+    std::vector<Symbol> symbols;
+    if (Status s = ReadSymbols(0, stored_symbols_, &symbols); !s.ok()) return s;
+    std::vector<Symbol> changed(stored_symbols_, Symbol());
+    for (const auto& [e, sign] : deltas) ApplyToRange(e, -sign, 0, &changed);
+    std::string blob;
+    for (uint64_t b = 0; b < stored_symbols_ / kBlockSymbols; ++b) {
+      bool dirty = false;
+      for (uint64_t i = b * kBlockSymbols; i < (b + 1) * kBlockSymbols && !dirty; ++i)
+        dirty = !changed[i].IsZero();
+      if (!dirty) continue;
+      EncodeBlock(&symbols[b * kBlockSymbols], &blob);
+      RECON_PREPARE(st, block_put_);
+      st.Bind(1, scope_id_).Bind(2, static_cast<int64_t>(b)).BindBlob(3, blob);
+      if (Status s = st.Run(); !s.ok()) return s;
+    }
+    for (const auto& [e, sign] : deltas) {
+      RECON_PREPARE(st, sign > 0 ? item_put_ : item_del_);
+      st.Bind(1, scope_id_).BindBlob(2, Bytes(e.id));
+      if (sign > 0) st.BindBlob(3, Bytes(e.tag));
+      if (Status s = st.Run(); !s.ok()) return s;
+    }
+  }
+  RECON_PREPARE(st, journal_clear_);
+  st.Bind(1, scope_id_);
+  return st.Run();
+}
+
+}  // namespace loyalty::recon
