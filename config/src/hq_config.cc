@@ -32,9 +32,9 @@ Result<HqConfig> ParseHqConfig(std::string_view toml_text, const std::string& pa
   top.Has("log");
   top.Finish([](std::string_view key) -> std::string {
     for (std::string_view k :
-         {"listen", "database", "database_password_file", "admin_token_file", "signing_keys", "tls_cert_file", "tls_key_file",
-          "client_ca_file", "card_prefix", "pii_key_file", "timezone", "max_connections",
-          "max_connections_per_address", "crl_file", "rules_file"}) {
+         {"listen", "database", "database_password_file", "admin_token_file", "signing_keys",
+          "tls_cert_file", "tls_key_file", "client_ca_file", "card_prefix", "pii_key_file",
+          "timezone", "max_connections", "max_connections_per_address", "crl_file", "rules_file"}) {
       if (k == key) return "unknown key at the top level (it belongs in [hq])";
     }
     return {};
@@ -94,9 +94,8 @@ Result<HqConfig> ParseHqConfig(std::string_view toml_text, const std::string& pa
     // user:password@ in the URI would put a secret in a world-readable config and in logs.
     const size_t authority = c.database.find("://") + 3;
     const size_t end = c.database.find_first_of("/?", authority);
-    const std::string userinfo =
-        c.database.substr(authority, (end == std::string::npos ? c.database.size() : end) -
-                                         authority);
+    const std::string userinfo = c.database.substr(
+        authority, (end == std::string::npos ? c.database.size() : end) - authority);
     const size_t at = userinfo.rfind('@');
     if ((at != std::string::npos && userinfo.substr(0, at).find(':') != std::string::npos) ||
         c.database.find("password=") != std::string::npos) {

@@ -1,0 +1,1038 @@
+// HQ's store over SQL, once for both engines: a template over a backend B that names the
+// connection and statement types (sqlite::Db and pg::Db share their surface), the
+// reconciliation set type, the migrations and how a write transaction begins.
+//
+//   struct B {
+//     using Db = ...; using Stmt = ...; using Set = ...;   // Set: a recon::FingerprintStore
+//     static Status Migrate(Db&);                           // schema to the current version
+//     static Result<std::unique_ptr<Set>> OpenSet(Db&, const std::string& scope);
+//     static Status Begin(Db&);                             // opens a write transaction
+//     static bool InTransaction(Db&);
+//   };
+//
+// The SQL is the dialect both engines share (ON CONFLICT, RETURNING, `?N` parameters; see
+// loyalty/pg/pg.h). Uniqueness (entry ids above all) is enforced by the schema, not by
+// look-ups before inserts, so two writers could never both succeed. `rowid` orders rows by
+// insertion: SQLite's own, a BIGSERIAL column of that name in PostgreSQL.
+#pragma once
+
+#include <algorithm>
+#include <limits>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "loyalty/base/encoding.h"
+#include "loyalty/hq/record_codec.h"
+#include "loyalty/hq/store.h"
+#include "loyalty/model/coupon.h"
+#include "loyalty/model/entry.h"
+#include "loyalty/model/entry_columns.h"
+#include "loyalty/model/lot.h"
+
+namespace loyalty::hq::internal {
+
+// "b = excluded.b, c = excluded.c" for the columns of a list after the first `skip`: the
+// SET of an upsert that replaces the row.
+inline std::string Excluded(const std::string& columns, size_t skip) {
+  std::string out;
+  size_t i = 0, n = 0;
+  while (i <= columns.size()) {
+    size_t j = columns.find(',', i);
+    if (j == std::string::npos) j = columns.size();
+    std::string col = columns.substr(i, j - i);
+    col.erase(0, col.find_first_not_of(' '));
+    col.erase(col.find_last_not_of(' ') + 1);
+    if (n++ >= skip && !col.empty()) out += (out.empty() ? "" : ", ") + col + " = excluded." + col;
+    i = j + 1;
+  }
+  return out;
+}
+
+#define HQ_PREPARE(var, sql)                  \
+  auto var##_r = db_->Prepare(sql);           \
+  if (!var##_r.ok()) return var##_r.status(); \
+  Stmt& var = **var##_r
+
+inline constexpr const char* kMemberCols =
+    "member_id, name_enc, phone_enc, birthday_enc, display_name, phone_masked, phone_hash, "
+    "birthday_month, "
+    "card_number, tier, status, frozen_reason, unfrozen_at_ms, balance, created_at_ms, change_seq";
+inline constexpr const char* kCouponCols =
+    LOYALTY_COUPON_COLUMNS ", body_hash, used_by_terminal, used_by_checkout, change_seq";
+inline constexpr const char* kConflictCols =
+    "kind, at_ms, terminal_id, other_terminal_id, member_id, detail, dedupe_key";
+
+// A chain hash as HQ stores it (64 hex characters) back to the model's raw bytes. Any other
+// text is a damaged row: an error, never an empty hash that would compare as "different".
+inline Result<std::string> StoredHash(const std::string& text, const std::string& what) {
+  auto raw = HexDecode(text);
+  if (!raw || raw->size() != model::kHashBytes)
+    return Status::Error(ErrorCode::kInternal, what + ": stored hash is not 64 hex characters");
+  return *raw;
+}
+
+// The shared entry columns (loyalty/model/entry_columns.h); the hashes are stored as hex
+// text and held raw (model::Entry).
+template <class Row>
+Result<sync::Entry> ReadEntry(const Row& s) {
+  sync::Entry e = model::ReadEntryColumns(s);
+  auto prev = StoredHash(e.prev_hash, "entry " + e.entry_id);
+  if (!prev.ok()) return prev.status();
+  auto hash = StoredHash(e.hash, "entry " + e.entry_id);
+  if (!hash.ok()) return hash.status();
+  e.prev_hash = std::move(*prev);
+  e.hash = std::move(*hash);
+  return e;
+}
+
+template <class Row>
+MemberRecord ReadMember(const Row& s) {
+  MemberRecord m;
+  m.member_id = static_cast<uint64_t>(s.Int(0));
+  m.name_enc = s.Text(1);
+  m.phone_enc = s.Text(2);
+  m.birthday_enc = s.Text(3);
+  m.display_name = s.OptText(4);
+  m.phone_masked = s.OptText(5);
+  m.phone_hash = s.Text(6);
+  m.birthday_month = static_cast<int>(s.Int(7));
+  m.card_number = s.Text(8);
+  m.tier = s.Text(9);
+  m.status = s.Text(10);
+  m.frozen_reason = s.Text(11);
+  m.unfrozen_at_ms = s.Int(12);
+  m.balance = s.Int(13);
+  m.created_at_ms = s.Int(14);
+  m.change_seq = s.Int(15);
+  return m;
+}
+
+template <class Row>
+CouponRecord ReadCoupon(const Row& s) {
+  constexpr int n = model::kCouponColumnCount;
+  CouponRecord c;
+  static_cast<model::Coupon&>(c.coupon) = model::ReadCouponColumns(s);
+  c.body_hash = s.Text(n);
+  c.used_by_terminal = s.Text(n + 1);
+  c.used_by_checkout = s.Text(n + 2);
+  c.coupon.used = !c.used_by_checkout.empty();
+  c.change_seq = s.Int(n + 3);
+  return c;
+}
+
+template <class Row>
+ConflictRecord ReadConflict(const Row& s) {
+  ConflictRecord c;
+  c.kind = s.Text(0);
+  c.at_ms = s.Int(1);
+  c.terminal_id = s.Text(2);
+  c.other_terminal_id = s.Text(3);
+  c.member_id = static_cast<uint64_t>(s.Int(4));
+  c.detail = s.Text(5);
+  c.dedupe_key = s.Text(6);
+  return c;
+}
+
+template <class B>
+class SqlStore final : public Store {
+ public:
+  using Db = typename B::Db;
+  using Stmt = typename B::Stmt;
+  using Set = typename B::Set;
+
+  explicit SqlStore(std::unique_ptr<Db> db) : db_(std::move(db)) {}
+
+  Status Init() {
+    if (Status s = B::Migrate(*db_); !s.ok()) return s;
+    auto b = B::OpenSet(*db_, "balances");
+    if (!b.ok()) return b.status();
+    balances_ = std::move(*b);
+    return Status::Ok();
+  }
+
+  Status Transaction(const std::function<Status()>& body) override {
+    Status s = B::Begin(*db_);
+    if (!s.ok()) return s;
+    s = body();
+    if (s.ok()) s = db_->Exec("COMMIT");
+    if (!s.ok()) {
+      (void)db_->Exec(
+          "ROLLBACK");  // the failure to report is s; a failed rollback ends the transaction too
+    }
+    return s;
+  }
+
+  // --- members
+  Status InsertMember(const MemberRecord& m) override {
+    auto seq = NextChange();
+    if (!seq.ok()) return seq.status();
+    HQ_PREPARE(st, std::string("INSERT INTO members (") + kMemberCols +
+                       ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    BindMember(st, m, *seq);
+    return st.Run();
+  }
+
+  Status UpdateMember(const MemberRecord& m) override {
+    auto seq = NextChange();
+    if (!seq.ok()) return seq.status();
+    HQ_PREPARE(
+        st,
+        std::string("INSERT INTO members (") + kMemberCols +
+            ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (member_id) DO UPDATE SET " +
+            Excluded(kMemberCols, 1));
+    BindMember(st, m, *seq);
+    return st.Run();
+  }
+
+  Result<std::optional<MemberRecord>> GetMember(uint64_t member_id) override {
+    HQ_PREPARE(st, std::string("SELECT ") + kMemberCols + " FROM members WHERE member_id = ?");
+    st.Bind(1, member_id);
+    if (st.Step()) return std::optional<MemberRecord>(ReadMember(st));
+    if (!st.status().ok()) return st.status();
+    return std::optional<MemberRecord>();
+  }
+
+  Status TouchMember(uint64_t member_id) override {
+    auto seq = NextChange();
+    if (!seq.ok()) return seq.status();
+    HQ_PREPARE(st, "UPDATE members SET change_seq = ? WHERE member_id = ?");
+    st.Bind(1, *seq).Bind(2, member_id);
+    return st.Run();
+  }
+
+  Result<std::optional<uint64_t>> FindIdentity(const std::string& channel,
+                                               const std::string& external_id) override {
+    HQ_PREPARE(st, "SELECT member_id FROM identities WHERE channel = ? AND external_id = ?");
+    st.Bind(1, channel).Bind(2, external_id);
+    if (st.Step()) return std::optional<uint64_t>(static_cast<uint64_t>(st.Int(0)));
+    if (!st.status().ok()) return st.status();
+    return std::optional<uint64_t>();
+  }
+
+  Status PutIdentity(const std::string& channel, const std::string& external_id,
+                     uint64_t member_id) override {
+    HQ_PREPARE(st, "INSERT INTO identities (channel, external_id, member_id) VALUES (?,?,?)");
+    st.Bind(1, channel).Bind(2, external_id).Bind(3, member_id);
+    return st.Run();
+  }
+
+  Result<std::vector<sync::Identity>> IdentitiesOf(uint64_t member_id) override {
+    HQ_PREPARE(st,
+               "SELECT channel, external_id FROM identities WHERE member_id = ? ORDER BY channel, "
+               "external_id");
+    st.Bind(1, member_id);
+    std::vector<sync::Identity> out;
+    while (st.Step()) out.push_back({st.Text(0), st.Text(1), member_id});
+    if (!st.status().ok()) return st.status();
+    return out;
+  }
+
+  Result<std::vector<MemberRecord>> MembersChangedAfter(int64_t after, int64_t limit) override {
+    HQ_PREPARE(st, std::string("SELECT ") + kMemberCols +
+                       " FROM members WHERE change_seq > ? ORDER BY change_seq LIMIT ?");
+    st.Bind(1, after).Bind(2, limit);
+    std::vector<MemberRecord> out;
+    while (st.Step()) out.push_back(ReadMember(st));
+    if (!st.status().ok()) return st.status();
+    return out;
+  }
+
+  Result<int64_t> MaxChangeSeq() override {
+    HQ_PREPARE(st, "SELECT value FROM change_counter WHERE id = 1");
+    if (st.Step()) return st.Int(0);
+    return st.status().ok() ? Status::Error(ErrorCode::kInternal, "change counter missing")
+                            : st.status();
+  }
+
+  // --- entries
+  Status InsertEntry(const sync::Entry& e, bool applied, int64_t received_at_ms) override {
+    HQ_PREPARE(st, "INSERT INTO entries (" LOYALTY_ENTRY_COLUMNS
+                   ", applied, received_at_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    model::BindEntryFields(st, e);
+    st.Bind(11, HexEncode(e.prev_hash))
+        .Bind(12, HexEncode(e.hash))
+        .Bind(13, int64_t{applied ? 1 : 0})
+        .Bind(14, received_at_ms);
+    return st.Run();
+  }
+
+  Result<std::optional<sync::Entry>> GetEntry(const std::string& entry_id) override {
+    HQ_PREPARE(st, "SELECT " LOYALTY_ENTRY_COLUMNS " FROM entries WHERE entry_id = ?");
+    st.Bind(1, entry_id);
+    if (st.Step()) {
+      auto e = ReadEntry(st);
+      if (!e.ok()) return e.status();
+      return std::optional<sync::Entry>(std::move(*e));
+    }
+    if (!st.status().ok()) return st.status();
+    return std::optional<sync::Entry>();
+  }
+
+  Result<std::vector<sync::Entry>> EntriesAtSeq(const std::string& terminal_id,
+                                                int64_t seq) override {
+    HQ_PREPARE(st,
+               "SELECT " LOYALTY_ENTRY_COLUMNS " FROM entries WHERE terminal_id = ? AND seq = ?");
+    st.Bind(1, terminal_id).Bind(2, seq);
+    std::vector<sync::Entry> out;
+    while (st.Step()) {
+      auto e = ReadEntry(st);
+      if (!e.ok()) return e.status();
+      out.push_back(std::move(*e));
+    }
+    if (!st.status().ok()) return st.status();
+    return out;
+  }
+
+  Result<int64_t> CountEntries(const std::string& terminal_id) override {
+    return Count("SELECT count(*) FROM entries WHERE terminal_id = ?", terminal_id);
+  }
+  Result<int64_t> CountMemberEntries(uint64_t member_id) override {
+    HQ_PREPARE(st, "SELECT count(*) FROM entries WHERE member_id = ?");
+    st.Bind(1, member_id);
+    return st.Step() ? Result<int64_t>(st.Int(0)) : Result<int64_t>(Fail(st));
+  }
+  Result<int64_t> SumMemberPoints(uint64_t member_id) override {
+    HQ_PREPARE(st, "SELECT points FROM entries WHERE member_id = ? AND applied = 1");
+    st.Bind(1, member_id);
+    return SumChecked(st);
+  }
+
+  Result<int64_t> KnownBalance(uint64_t member_id, const std::string& terminal_id,
+                               int64_t download_ms, int64_t before_seq,
+                               const std::string& exclude_checkout, int64_t at_s) override {
+    __int128 sum = 0;
+    {
+      HQ_PREPARE(st,
+                 "SELECT points FROM entries WHERE member_id = ?1 AND "
+                 "((applied = 1 AND received_at_ms <= ?3) OR "
+                 "(terminal_id = ?2 AND received_at_ms > ?3 AND seq < ?4 AND checkout_id <> ?5))");
+      st.Bind(1, member_id)
+          .Bind(2, terminal_id)
+          .Bind(3, download_ms)
+          .Bind(4, before_seq)
+          .Bind(5, exclude_checkout);
+      while (st.Step()) sum += st.Int(0);
+      if (!st.status().ok()) return st.status();
+    }
+    {
+      // The lots of those same entries expired at at_s, with what remains of them (a lot only
+      // shrinks once made, so never more than the terminal still counted in it).
+      HQ_PREPARE(
+          st,
+          "SELECT l.remaining FROM lots l JOIN entries e ON e.entry_id = l.entry_id "
+          "WHERE l.member_id = ?1 AND l.expires_at_s < ?6 AND l.remaining > 0 AND "
+          "((e.applied = 1 AND e.received_at_ms <= ?3) OR "
+          "(e.terminal_id = ?2 AND e.received_at_ms > ?3 AND e.seq < ?4 AND e.checkout_id <> ?5))");
+      st.Bind(1, member_id)
+          .Bind(2, terminal_id)
+          .Bind(3, download_ms)
+          .Bind(4, before_seq)
+          .Bind(5, exclude_checkout);
+      st.Bind(6, at_s);
+      while (st.Step()) sum -= st.Int(0);
+      if (!st.status().ok()) return st.status();
+    }
+    {
+      // Lots HQ's daily job emptied after the download (their expire entry came later than
+      // the snapshot) as of a time they were expired at at_s too.
+      HQ_PREPARE(st,
+                 "SELECT points, detail FROM entries WHERE member_id = ? AND kind = 'expire' AND "
+                 "applied = 1 "
+                 "AND terminal_id = '_hq' AND received_at_ms > ?");
+      st.Bind(1, member_id).Bind(2, download_ms);
+      while (st.Step()) {
+        auto detail = ParseJsonObject(st.Text(1));
+        if (!detail.ok()) continue;  // no time to judge by: the points stay known
+        auto as_of = detail->find("as_of_s");
+        if (as_of == detail->end() || !as_of->is_number_integer() ||
+            as_of->template get<int64_t>() > at_s)
+          continue;
+        sum += st.Int(0);
+      }
+      if (!st.status().ok()) return st.status();
+    }
+    if (sum > std::numeric_limits<int64_t>::max() || sum < std::numeric_limits<int64_t>::min()) {
+      return Status::Error(ErrorCode::kOverflow, "a sum of points leaves 64 bits");
+    }
+    return static_cast<int64_t>(sum);
+  }
+
+  Result<int64_t> EarnedBetween(uint64_t member_id, int64_t from_ms, int64_t to_ms) override {
+    HQ_PREPARE(st,
+               "SELECT points FROM entries WHERE member_id = ? AND kind = 'earn' AND applied = 1 "
+               "AND at_ms > ? "
+               "AND at_ms <= ?");
+    st.Bind(1, member_id).Bind(2, from_ms).Bind(3, to_ms);
+    return SumChecked(st);
+  }
+
+  Result<int64_t> CountAppliedEntries(const std::string& terminal_id,
+                                      const std::string& checkout_id, const std::string& refund_id,
+                                      const std::string& kind) override {
+    HQ_PREPARE(st,
+               // `checkout_id <> ''` lets SQLite use the partial index entries_by_checkout.
+               "SELECT count(*) FROM entries WHERE terminal_id = ? AND checkout_id = ? AND "
+               "checkout_id <> '' "
+               "AND refund_id = ? AND kind = ? AND applied = 1");
+    st.Bind(1, terminal_id).Bind(2, checkout_id).Bind(3, refund_id).Bind(4, kind);
+    return st.Step() ? Result<int64_t>(st.Int(0)) : Result<int64_t>(Fail(st));
+  }
+
+  Result<std::optional<int64_t>> FirstTerminalEntryAt(const std::string& terminal_id,
+                                                      uint64_t member_id,
+                                                      const std::string& kind) override {
+    HQ_PREPARE(
+        st, "SELECT min(at_ms) FROM entries WHERE member_id = ? AND kind = ? AND terminal_id = ?");
+    st.Bind(1, member_id).Bind(2, kind).Bind(3, terminal_id);
+    if (!st.Step()) return Fail(st);
+    if (st.IsNull(0)) return std::optional<int64_t>();
+    return std::optional<int64_t>(st.Int(0));
+  }
+
+  Result<std::optional<int64_t>> LastTerminalEntryAt(const std::string& terminal_id,
+                                                     uint64_t member_id, const std::string& kind,
+                                                     int64_t before_seq) override {
+    HQ_PREPARE(st,
+               "SELECT max(at_ms) FROM entries WHERE member_id = ? AND kind = ? AND terminal_id = "
+               "? AND seq < ?");
+    st.Bind(1, member_id).Bind(2, kind).Bind(3, terminal_id).Bind(4, before_seq);
+    if (!st.Step()) return Fail(st);
+    if (st.IsNull(0)) return std::optional<int64_t>();
+    return std::optional<int64_t>(st.Int(0));
+  }
+
+  Result<std::map<std::string, int64_t>> RefundEntrySeqs(const std::string& terminal_id,
+                                                         const std::string& checkout_id) override {
+    HQ_PREPARE(st,
+               // `checkout_id <> ''` lets SQLite use the partial index entries_by_checkout.
+               "SELECT refund_id, min(seq) FROM entries WHERE terminal_id = ? AND checkout_id = ? "
+               "AND checkout_id <> '' AND refund_id <> '' GROUP BY refund_id");
+    st.Bind(1, terminal_id).Bind(2, checkout_id);
+    std::map<std::string, int64_t> out;
+    while (st.Step()) out.emplace(st.Text(0), st.Int(1));
+    if (!st.status().ok()) return st.status();
+    return out;
+  }
+
+  Result<std::vector<sync::Entry>> TerminalEntriesByIds(
+      const std::string& terminal_id, const std::vector<std::string>& ids) override {
+    std::vector<sync::Entry> out;
+    for (const auto& id : ids) {
+      auto e = GetEntry(id);
+      if (!e.ok()) return e.status();
+      if (*e && (*e)->terminal_id == terminal_id) out.push_back(**e);
+    }
+    return out;
+  }
+
+  Result<std::pair<int64_t, std::string>> HqHead() override {
+    HQ_PREPARE(st,
+               "SELECT seq, hash FROM entries WHERE terminal_id = '_hq' ORDER BY seq DESC LIMIT 1");
+    if (st.Step()) {
+      auto hash = StoredHash(st.Text(1), "HQ's chain head");
+      if (!hash.ok()) return hash.status();
+      return std::make_pair(st.Int(0), std::move(*hash));
+    }
+    if (!st.status().ok()) return st.status();
+    return std::make_pair(int64_t{0}, model::ZeroHash());
+  }
+
+  // --- lots
+  Result<std::vector<model::Lot>> Lots(uint64_t member_id) override {
+    HQ_PREPARE(st, "SELECT " LOYALTY_LOT_COLUMNS
+                   " FROM lots "
+                   "WHERE member_id = ? AND remaining <> 0 ORDER BY expires_at_s, lot_id");
+    st.Bind(1, member_id);
+    std::vector<model::Lot> out;
+    while (st.Step()) {
+      out.push_back(model::ReadLotColumns(st));
+    }
+    if (!st.status().ok()) return st.status();
+    return out;
+  }
+
+  Result<std::vector<model::Lot>> DebtLots(uint64_t member_id) override {
+    HQ_PREPARE(st, "SELECT " LOYALTY_LOT_COLUMNS
+                   " FROM lots "
+                   "WHERE member_id = ? AND remaining < 0 ORDER BY expires_at_s, lot_id");
+    st.Bind(1, member_id);
+    std::vector<model::Lot> out;
+    while (st.Step()) {
+      out.push_back(model::ReadLotColumns(st));
+    }
+    if (!st.status().ok()) return st.status();
+    return out;
+  }
+
+  Result<int64_t> AddLot(const model::Lot& l) override {
+    // lot_id left out: the store assigns it (SQLite's rowid, PostgreSQL's BIGSERIAL).
+    HQ_PREPARE(st,
+               "INSERT INTO lots (member_id, points, remaining, earned_at_s, expires_at_s, "
+               "entry_id) VALUES (?,?,?,?,?,?) RETURNING lot_id");
+    st.Bind(1, l.member_id).Bind(2, l.points).Bind(3, l.remaining).Bind(4, l.earned_at_s);
+    st.Bind(5, l.expires_at_s).Bind(6, l.entry_id);
+    if (!st.Step()) return Fail(st);
+    const int64_t id = st.Int(0);
+    if (Status s = st.Run(); !s.ok()) return s;
+    return id;
+  }
+
+  Status SetLotRemaining(int64_t lot_id, int64_t remaining) override {
+    HQ_PREPARE(st, "UPDATE lots SET remaining = ? WHERE lot_id = ?");
+    st.Bind(1, remaining).Bind(2, lot_id);
+    return st.Run();
+  }
+
+  Result<std::vector<uint64_t>> MembersWithExpiredLots(int64_t now_s) override {
+    HQ_PREPARE(st,
+               "SELECT DISTINCT member_id FROM lots WHERE remaining > 0 AND expires_at_s < ? ORDER "
+               "BY member_id");
+    st.Bind(1, now_s);
+    std::vector<uint64_t> out;
+    while (st.Step()) out.push_back(static_cast<uint64_t>(st.Int(0)));
+    if (!st.status().ok()) return st.status();
+    return out;
+  }
+
+  // --- checkouts and refunds
+  // A checkout's body is its compact form (record_codec.h); rows older versions wrote hold
+  // JSON text, which GetCheckout reads too.
+  Result<bool> InsertCheckout(const std::string& terminal_id, const sync::Checkout& c) override {
+    HQ_PREPARE(st,
+               "INSERT INTO checkouts (terminal_id, checkout_id, member_id, committed_at_ms, "
+               "total_due_cents, code_hash, coupon_id, body) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT "
+               "DO NOTHING");
+    st.Bind(1, terminal_id).Bind(2, c.checkout_id).Bind(3, c.member_id).Bind(4, c.committed_at_ms);
+    st.Bind(5, c.total_due_cents)
+        .Bind(6, c.code_hash)
+        .Bind(7, c.coupon_id)
+        .BindBlob(8, EncodeCheckout(c));
+    if (Status s = st.Run(); !s.ok()) return s;
+    if (db_->Changes() == 0) return false;
+    if (c.member_id) {
+      if (Status s = SpendTotalsAdd(*c.member_id, c.committed_at_ms, c.total_due_cents); !s.ok())
+        return s;
+    }
+    return true;
+  }
+
+  Result<std::optional<sync::Checkout>> GetCheckout(const std::string& terminal_id,
+                                                    const std::string& checkout_id) override {
+    HQ_PREPARE(st, "SELECT body FROM checkouts WHERE terminal_id = ? AND checkout_id = ?");
+    st.Bind(1, terminal_id).Bind(2, checkout_id);
+    if (!st.Step()) {
+      if (!st.status().ok()) return st.status();
+      return std::optional<sync::Checkout>();
+    }
+    auto c = DecodeCheckout(st.Text(0));
+    if (!c.ok()) return c.status();
+    return std::optional<sync::Checkout>(std::move(*c));
+  }
+
+  Result<bool> InsertRefund(const std::string& terminal_id, const sync::Refund& r) override {
+    HQ_PREPARE(st,
+               "INSERT INTO refunds (terminal_id, refund_id, checkout_id, refund_cents, body) "
+               "VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING");
+    st.Bind(1, terminal_id).Bind(2, r.refund_id).Bind(3, r.checkout_id).Bind(4, r.refund_cents);
+    st.Bind(5, sync::SerializeMessage(r));
+    if (Status s = st.Run(); !s.ok()) return s;
+    if (db_->Changes() == 0) return false;
+    if (Status s = SpendTotalsForget(terminal_id, r.checkout_id); !s.ok()) return s;
+    return true;
+  }
+
+  Status MarkCheckoutRefused(const std::string& terminal_id,
+                             const std::string& checkout_id) override {
+    HQ_PREPARE(st, "UPDATE checkouts SET refused = 1 WHERE terminal_id = ? AND checkout_id = ?");
+    st.Bind(1, terminal_id).Bind(2, checkout_id);
+    if (Status s = st.Run(); !s.ok()) return s;
+    return SpendTotalsForget(terminal_id, checkout_id);
+  }
+
+  Status MarkRefundRefused(const std::string& terminal_id, const std::string& refund_id) override {
+    std::string checkout_id;
+    {
+      HQ_PREPARE(q, "SELECT checkout_id FROM refunds WHERE terminal_id = ? AND refund_id = ?");
+      q.Bind(1, terminal_id).Bind(2, refund_id);
+      if (q.Step()) {
+        checkout_id = q.Text(0);
+      } else if (!q.status().ok()) {
+        return q.status();
+      } else {
+        return Status::Ok();  // no such refund: nothing to mark
+      }
+    }
+    HQ_PREPARE(st, "UPDATE refunds SET refused = 1 WHERE terminal_id = ? AND refund_id = ?");
+    st.Bind(1, terminal_id).Bind(2, refund_id);
+    if (Status s = st.Run(); !s.ok()) return s;
+    return SpendTotalsForget(terminal_id, checkout_id);
+  }
+
+  Result<std::optional<bool>> CheckoutRefused(const std::string& terminal_id,
+                                              const std::string& checkout_id) override {
+    HQ_PREPARE(st, "SELECT refused FROM checkouts WHERE terminal_id = ? AND checkout_id = ?");
+    st.Bind(1, terminal_id).Bind(2, checkout_id);
+    if (st.Step()) return std::optional<bool>(st.Int(0) != 0);
+    if (!st.status().ok()) return st.status();
+    return std::optional<bool>();
+  }
+
+  Result<std::vector<sync::Refund>> AcceptedRefundsOf(const std::string& terminal_id,
+                                                      const std::string& checkout_id) override {
+    auto refunds = Refunds(
+        "SELECT body FROM refunds WHERE terminal_id = ? AND checkout_id = ? AND refused = 0",
+        terminal_id, checkout_id);
+    if (!refunds.ok()) return refunds.status();
+    std::vector<sync::Refund>& out = *refunds;
+    std::sort(out.begin(), out.end(), [](const sync::Refund& a, const sync::Refund& b) {
+      return a.at_ms != b.at_ms ? a.at_ms < b.at_ms : a.refund_id < b.refund_id;
+    });
+    return std::move(*refunds);
+  }
+
+  Status AddMemberState(uint64_t member_id, int64_t at_ms, const std::string& tier,
+                        const std::string& status) override {
+    HQ_PREPARE(st, "INSERT INTO member_states (member_id, at_ms, tier, status) VALUES (?,?,?,?)");
+    st.Bind(1, member_id).Bind(2, at_ms).Bind(3, tier).Bind(4, status);
+    return st.Run();
+  }
+
+  Result<std::vector<MemberStateRecord>> MemberStateHistory(uint64_t member_id) override {
+    HQ_PREPARE(
+        st,
+        "SELECT at_ms, tier, status FROM member_states WHERE member_id = ? ORDER BY at_ms, rowid");
+    st.Bind(1, member_id);
+    std::vector<MemberStateRecord> out;
+    while (st.Step()) out.push_back({st.Int(0), st.Text(1), st.Text(2)});
+    if (!st.status().ok()) return st.status();
+    return out;
+  }
+
+  Status AddTerminalDownload(const std::string& terminal_id, int64_t at_ms) override {
+    HQ_PREPARE(
+        st,
+        "INSERT INTO terminal_downloads (terminal_id, at_ms) VALUES (?,?) ON CONFLICT DO NOTHING");
+    st.Bind(1, terminal_id).Bind(2, at_ms);
+    return st.Run();
+  }
+
+  Result<Downloads> DownloadsAround(const std::string& terminal_id, int64_t at_ms) override {
+    HQ_PREPARE(st,
+               "SELECT (SELECT max(at_ms) FROM terminal_downloads WHERE terminal_id = ?1 AND at_ms "
+               "<= ?2), "
+               "(SELECT min(at_ms) FROM terminal_downloads WHERE terminal_id = ?1 AND at_ms > ?2)");
+    st.Bind(1, terminal_id).Bind(2, at_ms);
+    if (!st.Step()) return Fail(st);
+    return Downloads{st.OptInt(0), st.OptInt(1)};
+  }
+
+  Result<std::vector<sync::Refund>> RefundsOf(const std::string& terminal_id,
+                                              const std::string& checkout_id) override {
+    return Refunds(
+        "SELECT body FROM refunds WHERE terminal_id = ? AND checkout_id = ? ORDER BY refund_id",
+        terminal_id, checkout_id);
+  }
+
+  Result<int64_t> CountCheckouts(const std::string& terminal_id) override {
+    return Count("SELECT count(*) FROM checkouts WHERE terminal_id = ?", terminal_id);
+  }
+
+  Result<std::vector<std::pair<std::string, std::string>>> CheckoutsWithCode(
+      const std::string& code_hash) override {
+    return Pairs(
+        "SELECT terminal_id, checkout_id FROM checkouts WHERE code_hash = ? ORDER BY rowid",
+        code_hash);
+  }
+  Result<std::vector<std::pair<std::string, std::string>>> CheckoutsWithCoupon(
+      const std::string& coupon_id) override {
+    return Pairs(
+        "SELECT terminal_id, checkout_id FROM checkouts WHERE coupon_id = ? ORDER BY rowid",
+        coupon_id);
+  }
+
+  // The spend of a window is kept in spend_totals once it was summed inside a transaction,
+  // and every write that changes it changes or drops that row in the same transaction
+  // (SpendTotals* below): a row, when there is one, is the sum of the rows, so the answer
+  // is the same either way. A row is kept only while |cents| <= 2^62, so that adding one
+  // checkout (at most kMaxCents) can never overflow it; past that the rows are summed.
+  Result<int64_t> MemberSpend(uint64_t member_id, int64_t from_ms, int64_t to_ms) override {
+    {
+      HQ_PREPARE(
+          t, "SELECT cents FROM spend_totals WHERE member_id = ? AND from_ms = ? AND to_ms = ?");
+      t.Bind(1, member_id).Bind(2, from_ms).Bind(3, to_ms);
+      if (t.Step()) return t.Int(0);
+      if (!t.status().ok()) return t.status();
+    }
+    // Summed here, in 128 bits and saturating: an SQL sum() fails on overflow, and a
+    // month's spend only ever meets thresholds.
+    HQ_PREPARE(
+        st,
+        "SELECT c.total_due_cents FROM checkouts c WHERE c.member_id = ?1 AND c.committed_at_ms >= "
+        "?2 "
+        "AND c.committed_at_ms < ?3 AND c.refused = 0 "
+        "UNION ALL SELECT -r.refund_cents FROM refunds r JOIN checkouts c2 ON c2.terminal_id = "
+        "r.terminal_id "
+        "AND c2.checkout_id = r.checkout_id WHERE c2.member_id = ?1 AND c2.committed_at_ms >= ?2 "
+        "AND c2.committed_at_ms < ?3 AND c2.refused = 0 AND r.refused = 0");
+    st.Bind(1, member_id).Bind(2, from_ms).Bind(3, to_ms);
+    __int128 sum = 0;
+    while (st.Step()) sum += st.Int(0);
+    if (!st.status().ok()) return st.status();
+    st.Reset();
+    // Kept only by a transaction's writer: a read outside one (a GET) writes nothing.
+    if (sum >= -kSpendTotalLimit && sum <= kSpendTotalLimit && B::InTransaction(*db_)) {
+      HQ_PREPARE(put,
+                 "INSERT INTO spend_totals (member_id, from_ms, to_ms, cents) VALUES (?,?,?,?) "
+                 "ON CONFLICT (member_id, from_ms, to_ms) DO UPDATE SET cents = excluded.cents");
+      put.Bind(1, member_id).Bind(2, from_ms).Bind(3, to_ms).Bind(4, static_cast<int64_t>(sum));
+      if (Status s = put.Run(); !s.ok()) return s;
+    }
+    constexpr __int128 kMax = std::numeric_limits<int64_t>::max(),
+                       kMin = std::numeric_limits<int64_t>::min();
+    return static_cast<int64_t>(sum > kMax ? kMax : sum < kMin ? kMin : sum);
+  }
+
+  Status PruneSpendTotals(int64_t ended_by_ms) override {
+    HQ_PREPARE(st, "DELETE FROM spend_totals WHERE to_ms <= ?");
+    st.Bind(1, ended_by_ms);
+    return st.Run();
+  }
+
+  // --- coupons, devices, revocations, adjustments
+  Status PutCoupon(const CouponRecord& c) override {
+    auto seq = NextChange();
+    if (!seq.ok()) return seq.status();
+    HQ_PREPARE(st, std::string("INSERT INTO coupons (") + kCouponCols +
+                       ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?)");
+    model::BindCouponColumns(st, c.coupon);
+    constexpr int n = model::kCouponColumnCount;
+    st.Bind(n + 1, c.body_hash).Bind(n + 2, c.used_by_terminal).Bind(n + 3, c.used_by_checkout);
+    st.Bind(n + 4, *seq);
+    return st.Run();
+  }
+
+  Result<std::optional<CouponRecord>> GetCoupon(const std::string& coupon_id) override {
+    HQ_PREPARE(st, std::string("SELECT ") + kCouponCols + " FROM coupons WHERE coupon_id = ?");
+    st.Bind(1, coupon_id);
+    if (st.Step()) return std::optional<CouponRecord>(ReadCoupon(st));
+    if (!st.status().ok()) return st.status();
+    return std::optional<CouponRecord>();
+  }
+
+  Status MarkCouponUsed(const std::string& coupon_id, const std::string& terminal_id,
+                        const std::string& checkout_id) override {
+    auto seq = NextChange();
+    if (!seq.ok()) return seq.status();
+    HQ_PREPARE(st,
+               "UPDATE coupons SET used_by_terminal = ?, used_by_checkout = ?, change_seq = ? "
+               "WHERE coupon_id = ? AND used_by_checkout = ''");
+    st.Bind(1, terminal_id).Bind(2, checkout_id).Bind(3, *seq).Bind(4, coupon_id);
+    return st.Run();
+  }
+
+  Result<std::vector<CouponRecord>> CouponsChanged(int64_t after, int64_t up_to) override {
+    HQ_PREPARE(st,
+               std::string("SELECT ") + kCouponCols +
+                   " FROM coupons WHERE change_seq > ? AND change_seq <= ? ORDER BY change_seq");
+    st.Bind(1, after).Bind(2, up_to);
+    std::vector<CouponRecord> out;
+    while (st.Step()) out.push_back(ReadCoupon(st));
+    if (!st.status().ok()) return st.status();
+    return out;
+  }
+
+  Status PutDevice(const DeviceRecord& d) override {
+    HQ_PREPARE(
+        st,
+        "INSERT INTO devices (device_public_key, member_id, key_id, not_after_s, issued_at_ms) "
+        "VALUES (?,?,?,?,?) ON CONFLICT (device_public_key) DO UPDATE SET member_id = "
+        "excluded.member_id, key_id = excluded.key_id, not_after_s = excluded.not_after_s, "
+        "issued_at_ms = excluded.issued_at_ms");
+    st.Bind(1, d.device_public_key).Bind(2, d.member_id).Bind(3, d.key_id).Bind(4, d.not_after_s);
+    st.Bind(5, d.issued_at_ms);
+    return st.Run();
+  }
+
+  Status Revoke(const std::string& device_public_key, int64_t at_ms) override {
+    {
+      HQ_PREPARE(q, "SELECT 1 FROM revocations WHERE device_public_key = ?");
+      q.Bind(1, device_public_key);
+      if (q.Step()) return Status::Ok();
+      if (!q.status().ok()) return q.status();
+    }
+    auto seq = NextChange();
+    if (!seq.ok()) return seq.status();
+    HQ_PREPARE(st, "INSERT INTO revocations (device_public_key, at_ms, change_seq) VALUES (?,?,?)");
+    st.Bind(1, device_public_key).Bind(2, at_ms).Bind(3, *seq);
+    return st.Run();
+  }
+
+  Result<std::vector<std::string>> RevocationsChanged(int64_t after, int64_t up_to) override {
+    HQ_PREPARE(st,
+               "SELECT device_public_key FROM revocations WHERE change_seq > ? AND change_seq <= ? "
+               "ORDER BY change_seq");
+    st.Bind(1, after).Bind(2, up_to);
+    std::vector<std::string> out;
+    while (st.Step()) out.push_back(st.Text(0));
+    if (!st.status().ok()) return st.status();
+    return out;
+  }
+
+  Result<std::optional<AdjustmentRecord>> GetAdjustment(const std::string& id) override {
+    HQ_PREPARE(st,
+               "SELECT adjustment_id, member_id, points, reason, entry_id, at_ms FROM adjustments "
+               "WHERE adjustment_id = ?");
+    st.Bind(1, id);
+    if (st.Step()) {
+      return std::optional<AdjustmentRecord>(
+          AdjustmentRecord{st.Text(0), static_cast<uint64_t>(st.Int(1)), st.Int(2), st.Text(3),
+                           st.Text(4), st.Int(5)});
+    }
+    if (!st.status().ok()) return st.status();
+    return std::optional<AdjustmentRecord>();
+  }
+
+  Status PutAdjustment(const AdjustmentRecord& a) override {
+    HQ_PREPARE(
+        st,
+        "INSERT INTO adjustments (adjustment_id, member_id, points, reason, entry_id, at_ms) "
+        "VALUES (?,?,?,?,?,?)");
+    st.Bind(1, a.adjustment_id)
+        .Bind(2, a.member_id)
+        .Bind(3, a.points)
+        .Bind(4, a.reason)
+        .Bind(5, a.entry_id);
+    st.Bind(6, a.at_ms);
+    return st.Run();
+  }
+
+  // --- conflicts and terminals
+  Status AddConflict(const ConflictRecord& c) override {
+    HQ_PREPARE(st, std::string("INSERT INTO conflicts (") + kConflictCols +
+                       ") VALUES (?,?,?,?,?,?,?) ON CONFLICT DO NOTHING");
+    st.Bind(1, c.kind)
+        .Bind(2, c.at_ms)
+        .Bind(3, c.terminal_id)
+        .Bind(4, c.other_terminal_id)
+        .Bind(5, c.member_id);
+    st.Bind(6, c.detail).Bind(7, c.dedupe_key);
+    return st.Run();
+  }
+
+  Result<std::vector<ConflictRecord>> ConflictsOfMember(uint64_t member_id) override {
+    HQ_PREPARE(st, std::string("SELECT ") + kConflictCols +
+                       " FROM conflicts WHERE member_id = ? ORDER BY id");
+    st.Bind(1, member_id);
+    return ReadConflicts(st);
+  }
+
+  Result<std::vector<ConflictRecord>> ConflictsOfTerminal(const std::string& terminal_id) override {
+    HQ_PREPARE(st,
+               std::string("SELECT ") + kConflictCols +
+                   " FROM conflicts WHERE terminal_id = ?1 OR other_terminal_id = ?1 ORDER BY id");
+    st.Bind(1, terminal_id);
+    return ReadConflicts(st);
+  }
+
+  Status PutTerminal(const TerminalRecord& t) override {
+    HQ_PREPARE(st,
+               "INSERT INTO terminals (terminal_id, store_id, first_seen_ms, last_sync_ms, "
+               "head_seq, head_hash) VALUES (?,?,?,?,?,?) ON CONFLICT (terminal_id) DO UPDATE SET "
+               "store_id = excluded.store_id, first_seen_ms = excluded.first_seen_ms, "
+               "last_sync_ms = excluded.last_sync_ms, head_seq = excluded.head_seq, "
+               "head_hash = excluded.head_hash");
+    st.Bind(1, t.terminal_id).Bind(2, t.store_id).Bind(3, t.first_seen_ms).Bind(4, t.last_sync_ms);
+    st.Bind(5, t.head_seq).Bind(6, t.head_hash);
+    return st.Run();
+  }
+
+  Result<std::optional<TerminalRecord>> GetTerminal(const std::string& terminal_id) override {
+    HQ_PREPARE(st,
+               "SELECT terminal_id, store_id, first_seen_ms, last_sync_ms, head_seq, head_hash "
+               "FROM terminals "
+               "WHERE terminal_id = ?");
+    st.Bind(1, terminal_id);
+    if (st.Step()) {
+      return std::optional<TerminalRecord>(
+          TerminalRecord{st.Text(0), st.Text(1), st.Int(2), st.Int(3), st.Int(4), st.Text(5)});
+    }
+    if (!st.status().ok()) return st.status();
+    return std::optional<TerminalRecord>();
+  }
+
+  Result<std::optional<std::string>> GetMeta(const std::string& key) override {
+    HQ_PREPARE(st, "SELECT value FROM meta WHERE key = ?");
+    st.Bind(1, key);
+    if (st.Step()) return std::optional<std::string>(st.Text(0));
+    if (!st.status().ok()) return st.status();
+    return std::optional<std::string>();
+  }
+
+  Status PutMeta(const std::string& key, const std::string& value) override {
+    HQ_PREPARE(st,
+               "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value "
+               "= excluded.value");
+    st.Bind(1, key).Bind(2, value);
+    return st.Run();
+  }
+
+  // --- reconciliation sets
+  Status AddToTerminalSet(const std::string& terminal_id, const recon::Item& item) override {
+    auto set = OpenTerminalSet(terminal_id);
+    if (!set.ok()) return set.status();
+    return (*set)->AddNew(item);  // the entry was just inserted: no set has held its id
+  }
+
+  Status UpsertBalance(uint64_t member_id, int64_t balance) override {
+    return balances_->Upsert(recon::MemberBalanceItem(std::to_string(member_id), balance, 0));
+  }
+
+  Result<const recon::FingerprintStore*> TerminalSet(const std::string& terminal_id) override {
+    auto set = OpenTerminalSet(terminal_id);
+    if (!set.ok()) return set.status();
+    return static_cast<const recon::FingerprintStore*>(*set);
+  }
+
+  Result<const recon::FingerprintStore*> BalanceSet() override {
+    return static_cast<const recon::FingerprintStore*>(balances_.get());
+  }
+
+ private:
+  Result<int64_t> NextChange() {
+    HQ_PREPARE(st, "UPDATE change_counter SET value = value + 1 WHERE id = 1 RETURNING value");
+    if (st.Step()) {
+      int64_t v = st.Int(0);
+      if (Status s = st.Run(); !s.ok()) return s;
+      return v;
+    }
+    return Fail(st);
+  }
+
+  void BindMember(Stmt& st, const MemberRecord& m, int64_t change_seq) {
+    st.Bind(1, m.member_id);
+    m.name_enc.empty() ? st.BindNull(2) : st.BindBlob(2, m.name_enc);
+    m.phone_enc.empty() ? st.BindNull(3) : st.BindBlob(3, m.phone_enc);
+    m.birthday_enc.empty() ? st.BindNull(4) : st.BindBlob(4, m.birthday_enc);
+    st.Bind(5, m.display_name)
+        .Bind(6, m.phone_masked)
+        .Bind(7, m.phone_hash)
+        .Bind(8, m.birthday_month);
+    st.Bind(9, m.card_number).Bind(10, m.tier).Bind(11, m.status).Bind(12, m.frozen_reason);
+    st.Bind(13, m.unfrozen_at_ms)
+        .Bind(14, m.balance)
+        .Bind(15, m.created_at_ms)
+        .Bind(16, change_seq);
+  }
+
+  static constexpr int64_t kSpendTotalLimit = int64_t{1} << 62;
+
+  // An accepted checkout of the member was stored: every kept window holding its time grows.
+  Status SpendTotalsAdd(uint64_t member_id, int64_t committed_at_ms, int64_t cents) {
+    if (cents < 0 || cents > sync::kMaxCents) return SpendTotalsDrop(member_id, committed_at_ms);
+    {
+      HQ_PREPARE(st,
+                 "UPDATE spend_totals SET cents = cents + ?3 WHERE member_id = ?1 AND from_ms <= "
+                 "?2 AND to_ms > ?2");
+      st.Bind(1, member_id).Bind(2, committed_at_ms).Bind(3, cents);
+      if (Status s = st.Run(); !s.ok()) return s;
+    }
+    if (db_->Changes() == 0) return Status::Ok();
+    HQ_PREPARE(big, "DELETE FROM spend_totals WHERE member_id = ? AND abs(cents) > ?");
+    big.Bind(1, member_id).Bind(2, kSpendTotalLimit);
+    return big.Run();
+  }
+
+  // A checkout was refused, or one of its refunds stored or refused: the windows holding it
+  // are summed again when next asked.
+  Status SpendTotalsForget(const std::string& terminal_id, const std::string& checkout_id) {
+    HQ_PREPARE(st,
+               "SELECT member_id, committed_at_ms FROM checkouts WHERE terminal_id = ? AND "
+               "checkout_id = ?");
+    st.Bind(1, terminal_id).Bind(2, checkout_id);
+    if (!st.Step()) return st.status();  // no such checkout: it counts nowhere
+    if (st.IsNull(0)) return Status::Ok();
+    uint64_t member_id = static_cast<uint64_t>(st.Int(0));
+    int64_t at_ms = st.Int(1);
+    st.Reset();
+    return SpendTotalsDrop(member_id, at_ms);
+  }
+
+  Status SpendTotalsDrop(uint64_t member_id, int64_t at_ms) {
+    HQ_PREPARE(st,
+               "DELETE FROM spend_totals WHERE member_id = ?1 AND from_ms <= ?2 AND to_ms > ?2");
+    st.Bind(1, member_id).Bind(2, at_ms);
+    return st.Run();
+  }
+
+  static Status Fail(const Stmt& st) {
+    return st.status().ok() ? Status::Error(ErrorCode::kInternal, "query returned no row")
+                            : st.status();
+  }
+
+  // The stored refunds a query over (terminal_id, checkout_id) selects.
+  Result<std::vector<sync::Refund>> Refunds(const std::string& sql, const std::string& terminal_id,
+                                            const std::string& checkout_id) {
+    HQ_PREPARE(st, sql);
+    st.Bind(1, terminal_id).Bind(2, checkout_id);
+    std::vector<sync::Refund> out;
+    while (st.Step()) {
+      auto r = sync::ParseMessage<sync::Refund>(st.Text(0));
+      if (!r.ok())
+        return Status::Error(ErrorCode::kInternal, "stored refund: " + r.status().message());
+      out.push_back(std::move(*r));
+    }
+    if (!st.status().ok()) return st.status();
+    return out;
+  }
+
+  // Σ of the first column in 128 bits; `overflow` when the total leaves int64.
+  Result<int64_t> SumChecked(Stmt& st) {
+    __int128 sum = 0;
+    while (st.Step()) sum += st.Int(0);
+    if (!st.status().ok()) return st.status();
+    if (sum > std::numeric_limits<int64_t>::max() || sum < std::numeric_limits<int64_t>::min()) {
+      return Status::Error(ErrorCode::kOverflow, "a sum of points leaves 64 bits");
+    }
+    return static_cast<int64_t>(sum);
+  }
+
+  Result<int64_t> Count(const std::string& sql, const std::string& arg) {
+    HQ_PREPARE(st, sql);
+    st.Bind(1, arg);
+    return st.Step() ? Result<int64_t>(st.Int(0)) : Result<int64_t>(Fail(st));
+  }
+
+  Result<std::vector<std::pair<std::string, std::string>>> Pairs(const std::string& sql,
+                                                                 const std::string& arg) {
+    HQ_PREPARE(st, sql);
+    st.Bind(1, arg);
+    std::vector<std::pair<std::string, std::string>> out;
+    while (st.Step()) out.emplace_back(st.Text(0), st.Text(1));
+    if (!st.status().ok()) return st.status();
+    return out;
+  }
+
+  static Result<std::vector<ConflictRecord>> ReadConflicts(Stmt& st) {
+    std::vector<ConflictRecord> out;
+    while (st.Step()) out.push_back(ReadConflict(st));
+    if (!st.status().ok()) return st.status();
+    return out;
+  }
+
+  Result<Set*> OpenTerminalSet(const std::string& terminal_id) {
+    auto it = terminal_sets_.find(terminal_id);
+    if (it != terminal_sets_.end()) return it->second.get();
+    auto s = B::OpenSet(*db_, "terminal:" + terminal_id);
+    if (!s.ok()) return s.status();
+    auto* p = s->get();
+    terminal_sets_.emplace(terminal_id, std::move(*s));
+    return p;
+  }
+
+  std::unique_ptr<Db> db_;
+  std::unique_ptr<Set> balances_;
+  std::map<std::string, std::unique_ptr<Set>> terminal_sets_;
+};
+
+}  // namespace loyalty::hq::internal
