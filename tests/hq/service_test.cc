@@ -147,11 +147,12 @@ TEST_F(HqServiceTest, PiiIsNeverStoredInClear) {
             PiiCipher::FromKey(std::string(32, 'k')).PhoneHash("139 1234 8765"));
   service_.reset();
   store_.reset();  // close: WAL checkpointed into the file
-  std::string all;
-  for (const auto& f : std::filesystem::directory_iterator(dir_)) {
-    std::ifstream in(f.path(), std::ios::binary);
-    all.append(std::istreambuf_iterator<char>(in), {});
-  }
+  // Every byte the database keeps on disk: the SQLite file, or PostgreSQL's table files and
+  // write-ahead log.
+  auto raw = loyalty::testing::RawTestHqStoreBytes(dir_);
+  ASSERT_TRUE(raw.ok()) << raw.status().ToString();
+  const std::string& all = *raw;
+  ASSERT_GT(all.size(), 0u);
   EXPECT_EQ(all.find("13912348765"), std::string::npos);
   EXPECT_EQ(all.find("欧阳明月"), std::string::npos);
   EXPECT_EQ(all.find("11-30"), std::string::npos);

@@ -375,11 +375,9 @@ TEST_F(HqTrustTest, ASnapshotHqCannotEncodeIsLeftOutAndReported) {
   std::string bad = CreateMember();
   std::string good = CreateMember({{"name", "赵六"}});
   // A row damaged past the limits table (written around the service).
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open((dir_ / "hq.db").string().c_str(), &db), SQLITE_OK);
-  std::string sql = "UPDATE members SET balance = 9223372036854775807 WHERE member_id = " + bad;
-  ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
-  sqlite3_close(db);
+  Status put = loyalty::testing::ExecOnTestHqStore(
+      dir_, "UPDATE members SET balance = 9223372036854775807 WHERE member_id = " + bad);
+  ASSERT_TRUE(put.ok()) << put.ToString();
   auto r = Call("GET", "/v1/sync/T01/changes", "", false);
   ASSERT_EQ(r.status, 200);
   auto ch = sync::ParseMessage<sync::ChangesResponse>(r.body);
@@ -516,8 +514,8 @@ TEST_F(HqTrustTest, OneUploadOrOneSaleAtATimeEndTheSame) {
   };
   auto open = [&](const std::string& name) {
     Hq h;
-    auto s = OpenSqliteStore((dir_ / name).string());
-    EXPECT_TRUE(s.ok());
+    auto s = loyalty::testing::OpenTestHqStore(dir_ / name);
+    EXPECT_TRUE(s.ok()) << s.status().ToString();
     h.store = std::move(*s);
     HqOptions o;
     o.admin_token = "secret-token";
