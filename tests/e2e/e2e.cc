@@ -1,5 +1,7 @@
 #include "e2e.h"
 
+#include "support/hq_store.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -124,8 +126,11 @@ HqProcess::HqProcess(std::filesystem::path dir, const testing::TestPki& pki, boo
   std::filesystem::create_directories(dir_);
   WriteFile(dir_ / "admin.token", std::string(kAdminToken) + "\n", 0600);
   WriteFile(dir_ / "hq-ed25519.pem", Ed25519Pem(HqSigningSeed()), 0600);
-  std::string toml = "[hq]\nlisten = \"127.0.0.1:" + std::to_string(port_) +
-                     "\"\ndatabase = \"hq.db\"\nadmin_token_file = \"admin.token\"\n"
+  std::string why;
+  const std::string database = testing::TestHqDatabaseToml(dir_, &why);
+  if (database.empty()) ADD_FAILURE() << "HQ database: " << why;
+  std::string toml = "[hq]\nlisten = \"127.0.0.1:" + std::to_string(port_) + "\"\n" + database +
+                     "admin_token_file = \"admin.token\"\n"
                      "signing_keys = { \"1\" = \"hq-ed25519.pem\" }\ncard_prefix = "
                      "\"88\"\npii_key_file = \"pii.key\"\n";
   if (tls) {
@@ -363,10 +368,12 @@ json Basket(int64_t cents) {
 }
 
 int64_t HqEntrySum(const HqProcess& hq, const std::string& member_id) {
-  return QueryInt(hq.db_path(),
-                  "SELECT coalesce(sum(points), 0) FROM entries WHERE member_id = CAST(? AS "
-                  "INTEGER) AND applied = 1",
-                  member_id);
+  EXPECT_TRUE(!member_id.empty() && member_id.find_first_not_of("0123456789") == std::string::npos);
+  auto sum = testing::QueryIntOnTestHqStore(
+      hq.dir(), "SELECT coalesce(sum(points), 0) FROM entries WHERE member_id = " + member_id +
+                    " AND applied = 1");
+  EXPECT_TRUE(sum.ok()) << sum.status().ToString();
+  return sum.ok() ? *sum : -1;
 }
 
 // ---------------------------------------------------------------------------- proxy

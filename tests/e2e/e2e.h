@@ -62,7 +62,9 @@ class HqProcess {
   pid_t pid() const { return pid_; }
   uint16_t port() const { return port_; }
   bool tls() const { return tls_; }
-  std::string db_path() const { return (dir_ / "hq.db").string(); }
+  // Its folder: the store's too (support/hq_store.h: hq.db there, or the PostgreSQL database
+  // named after it).
+  const std::filesystem::path& dir() const { return dir_; }
   std::string ReadLog() const;
   // Admin API with the bearer token (over TLS without a client certificate when tls).
   Reply Admin(const std::string& method, const std::string& target, const json& body = nullptr);
