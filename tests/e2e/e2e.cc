@@ -142,6 +142,18 @@ HqProcess::HqProcess(std::filesystem::path dir, const testing::TestPki& pki, boo
 
 HqProcess::~HqProcess() { Kill(); }
 
+void HqProcess::ShareStoreOf(const HqProcess& first) {
+  std::string why;
+  const std::string database = testing::TestHqDatabaseToml(first.dir(), &why, dir_);
+  ASSERT_FALSE(database.empty()) << "HQ database: " << why;
+  std::string toml;
+  std::istringstream in(ReadFile(dir_ / "hq.toml"));
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("database", 0) != 0) toml += line + "\n";
+  WriteFile(dir_ / "hq.toml", toml + database, 0600);
+  WriteFile(dir_ / "pii.key", ReadFile(first.dir() / "pii.key"), 0600);
+}
+
 void HqProcess::SetRules(const std::string& toml) {
   WriteFile(dir_ / "rules.toml", toml, 0644);
   WriteFile(dir_ / "hq.toml", ReadFile(dir_ / "hq.toml") + "rules_file = \"rules.toml\"\n", 0600);

@@ -59,6 +59,10 @@ class HqProcess {
   void Kill();
   // Appends `toml` (keys of [hq], one per line) to hq.toml; before Start().
   void AddConfig(const std::string& toml);
+  // Makes this HQ a second process of `first`'s chain: the same database (PostgreSQL; on
+  // SQLite the same file would have two writers, which loyalty-hq is not built for) and the
+  // same PII key. Before Start(), after `first` has started (it creates the key).
+  void ShareStoreOf(const HqProcess& first);
   pid_t pid() const { return pid_; }
   uint16_t port() const { return port_; }
   bool tls() const { return tls_; }
@@ -152,13 +156,16 @@ class FaultProxy {
   ~FaultProxy();
   uint16_t port() const { return port_; }
   void set_faults(bool on) { faults_.store(on); }
+  // Where new connections go from now on (a load balancer moving a terminal to another HQ
+  // process); connections already open stay where they are.
+  void set_upstream(uint16_t port) { upstream_.store(port); }
   int64_t cuts() const { return cuts_.load(); }
 
  private:
   void AcceptLoop();
   void Serve(int client_fd);
 
-  uint16_t upstream_;
+  std::atomic<uint16_t> upstream_;
   uint16_t port_ = 0;
   int listen_fd_ = -1;
   std::atomic<bool> stop_{false}, faults_{false};

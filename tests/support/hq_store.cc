@@ -105,7 +105,8 @@ Result<std::unique_ptr<hq::Store>> OpenTestHqStore(const std::filesystem::path& 
   return hq::OpenPgStore(WithDatabase(s->conninfo, name), s->password);
 }
 
-std::string TestHqDatabaseToml(const std::filesystem::path& dir, std::string* why) {
+std::string TestHqDatabaseToml(const std::filesystem::path& dir, std::string* why,
+                               const std::filesystem::path& config_dir) {
   if (!HqOnPostgres()) return "database = \"hq.db\"\n";
   auto s = TheServer();
   if (!s.ok()) {
@@ -117,7 +118,7 @@ std::string TestHqDatabaseToml(const std::filesystem::path& dir, std::string* wh
     *why = st.message();
     return {};
   }
-  const auto pw = dir / "pg.password";
+  const auto pw = (config_dir.empty() ? dir : config_dir) / "pg.password";
   {
     std::ofstream out(pw);
     out << s->password << "\n";

@@ -24,10 +24,11 @@ const char* HqBackendName();
 // Opens (creating on first use) the store of `dir` on this run's backend.
 Result<std::unique_ptr<hq::Store>> OpenTestHqStore(const std::filesystem::path& dir);
 
-// The hq.toml lines that make a loyalty-hq process in `dir` use that same store:
-// `database = ...` and, on PostgreSQL, `database_password_file = ...` (a 0600 copy of the
-// password written into dir). Empty on failure, with *why set.
-std::string TestHqDatabaseToml(const std::filesystem::path& dir, std::string* why);
+// The hq.toml lines that make a loyalty-hq process use the store of `dir`: `database = ...`
+// and, on PostgreSQL, `database_password_file = ...` (a 0600 copy of the password written
+// into config_dir, the folder of that hq.toml; default: dir). Empty on failure, *why set.
+std::string TestHqDatabaseToml(const std::filesystem::path& dir, std::string* why,
+                               const std::filesystem::path& config_dir = {});
 
 // SQL straight on the store's database, behind the store's back (a row an older version
 // wrote, a damaged row, a count): in the dialect both engines share, `?` parameters bound

@@ -1,0 +1,241 @@
+// Several loyalty-hq processes on one PostgreSQL database (docs/hq.md, "Several processes"):
+// real processes over mutual TLS, a switchable proxy in front of them as the load balancer.
+// Terminals move between the processes from run to run; the same coupon and the same code
+// spent at two stores reach HQ through both processes at once; the same upload arrives
+// through both at once; a process is killed in the middle of an upload. Every invariant of
+// hq-and-sync.md holds as with one process.
+#include <gtest/gtest.h>
+
+#include <future>
+#include <set>
+#include <thread>
+
+#include "../hq/hq_test_util.h"
+#include "e2e_fixture.h"
+#include "support/hq_store.h"
+
+namespace loyalty::e2e {
+namespace {
+
+using hq::testing::FakeTerminal;
+using hq::testing::PricedSale;
+using hq::testing::Sale;
+
+const char* kA = "T-A";
+const char* kB = "T-B";
+const char* kD = "T-D";  // speaks the upload message itself
+
+class TwoHqTest : public E2eFixture {
+ protected:
+  TwoHqTest() : E2eFixture({kA, kB, kD}) {}
+
+  void SetUp() override {
+    E2eFixture::SetUp();
+    ASSERT_TRUE(testing::HqOnPostgres()) << "runs with LOYALTY_TEST_HQ_BACKEND=postgres (ctest)";
+    StartHq();
+    hq2_ = std::make_unique<HqProcess>(dir_ / "hq2", *pki_, /*tls=*/true);
+    hq2_->ShareStoreOf(*hq_);
+    hq2_->Start();
+  }
+  void TearDown() override {
+    if (hq2_) hq2_->Kill();
+    E2eFixture::TearDown();
+  }
+
+  json Commit(TerminalProcess& t, const std::string& checkout_id, const std::string& code,
+              int64_t cents, const json& extra = json::object()) {
+    json req{{"checkout_id", checkout_id}, {"member_code", code}, {"lines", Basket(cents)}};
+    req.update(extra);
+    auto r = t.Call("POST", "/v1/checkouts/commit", req);
+    EXPECT_EQ(r.status, 200) << r.raw;
+    return r.body;
+  }
+
+  // Both processes answer every admin view alike, and every invariant holds.
+  void ExpectConverged(const std::vector<TerminalProcess*>& ts,
+                       const std::vector<Member>& members) {
+    for (auto* t : ts) {
+      const std::string path = std::string("/v1/terminals/") + t->options().terminal_id;
+      auto v1 = hq_->Admin("GET", path), v2 = hq2_->Admin("GET", path);
+      ASSERT_EQ(v1.status, 200) << v1.raw;
+      EXPECT_EQ(v1.body, v2.body);
+      EXPECT_EQ(v1.body["entries"].get<int64_t>(), t->LedgerEntries()) << path;
+      EXPECT_TRUE(v1.body["chain_ok"].get<bool>()) << v1.raw;
+    }
+    for (const auto& m : members) {
+      auto v1 = hq_->Admin("GET", "/v1/members/" + m.id),
+           v2 = hq2_->Admin("GET", "/v1/members/" + m.id);
+      ASSERT_EQ(v1.status, 200) << v1.raw;
+      EXPECT_EQ(v1.body, v2.body);
+      const int64_t balance = v1.body["balance"].get<int64_t>();
+      EXPECT_EQ(balance, HqEntrySum(*hq_, m.id)) << "member " << m.id;
+      for (auto* t : ts)
+        EXPECT_EQ(t->MemberBalance(m.id), balance)
+            << t->options().terminal_id << " member " << m.id;
+    }
+  }
+
+  int64_t Count(const std::string& sql) {
+    auto n = testing::QueryIntOnTestHqStore(hq_->dir(), sql);
+    EXPECT_TRUE(n.ok()) << n.status().ToString();
+    return n.ok() ? *n : -1;
+  }
+
+  std::unique_ptr<HqProcess> hq2_;
+};
+
+TEST_F(TwoHqTest, TerminalsMovingBetweenProcessesConverge) {
+  std::vector<Member> members{Enrol(*hq_, 1), Enrol(*hq2_, 2)};
+  FaultProxy lb(hq_->port(), 1);
+  auto& a = AddTerminal(Options(kA, lb.port()));
+  auto& b = AddTerminal(Options(kB, lb.port()));
+  int n = 0;
+  for (int round = 0; round < 4; ++round) {
+    for (auto* t : {&a, &b}) {
+      lb.set_upstream((round + (t == &b)) % 2 ? hq2_->port() : hq_->port());
+      ExpectOk(t->Sync());
+      for (const auto& m : members)
+        Commit(*t, t->options().terminal_id + "-" + std::to_string(++n), m.card_number,
+               1000 + 700 * n);
+    }
+    // HQ's own changes made at either process reach both terminals.
+    HqProcess& admin = round % 2 ? *hq2_ : *hq_;
+    ASSERT_EQ(admin
+                  .Admin("POST", "/v1/members/" + members[round % 2].id + "/adjustments",
+                         json{{"adjustment_id", "adj-" + std::to_string(round)},
+                              {"points", 100 + round},
+                              {"reason", "wechat shop"}})
+                  .status,
+              201);
+  }
+  lb.set_upstream(hq2_->port());
+  ExpectOk(a.Sync());
+  lb.set_upstream(hq_->port());
+  ExpectOk(b.Sync());
+  ExpectOk(a.Sync());
+  ExpectConverged({&a, &b}, members);
+}
+
+// The same coupon and the same dynamic code, spent offline at two stores, arrive at HQ
+// through two processes at the same moment: exactly one use is applied, the other is a
+// conflict, recorded once.
+TEST_F(TwoHqTest, ConcurrentReuseThroughTwoProcessesIsOneUseAndOneConflict) {
+  std::vector<Member> members{Enrol(*hq_, 1), Enrol(*hq_, 2)};
+  const int64_t now = static_cast<int64_t>(::time(nullptr));
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(hq2_->Admin("POST", "/v1/coupons",
+                          json{{"coupon_id", "cp-" + std::to_string(i)},
+                               {"member_id", members[1].id},
+                               {"kind", "amount_off"},
+                               {"value_cents", 500},
+                               {"min_spend_cents", 1000},
+                               {"valid_from", now - 3600},
+                               {"valid_to", now + 86400}})
+                  .status,
+              201);
+  }
+  FaultProxy to1(hq_->port(), 1), to2(hq2_->port(), 2);
+  auto& a = AddTerminal(Options(kA, to1.port()));
+  auto& b = AddTerminal(Options(kB, to2.port()));
+  ExpectOk(a.Sync());
+  ExpectOk(b.Sync());
+  for (int i = 0; i < 3; ++i) {
+    const std::string cp = "cp-" + std::to_string(i);
+    Commit(a, "a-" + cp, members[1].card_number, 3000, {{"coupon_id", cp}});
+    Commit(b, "b-" + cp, members[1].card_number, 3000, {{"coupon_id", cp}});
+    std::string code = DynamicCode(members[0]);
+    Commit(a, "a-code-" + std::to_string(i), code, 2000);
+    Commit(b, "b-code-" + std::to_string(i), code, 2000);
+  }
+  // Both uploads at once, each through its own process.
+  ASSERT_EQ(a.Call("POST", "/v1/sync").status, 202);
+  ASSERT_EQ(b.Call("POST", "/v1/sync").status, 202);
+  ExpectOk(a.Sync());  // waits for the run above, then runs again
+  ExpectOk(b.Sync());
+  ExpectOk(a.Sync());
+  for (int i = 0; i < 3; ++i) {
+    const std::string cp = "cp-" + std::to_string(i);
+    EXPECT_EQ(Count("SELECT count(*) FROM coupons WHERE coupon_id = '" + cp +
+                    "' AND used_by_checkout <> ''"),
+              1)
+        << cp;
+  }
+  std::map<std::string, int> kinds;
+  for (const auto& m : members) {
+    const Reply view = hq_->Admin("GET", "/v1/members/" + m.id);
+    for (const auto& c : view.body["conflicts"]) ++kinds[c["kind"].get<std::string>()];
+  }
+  EXPECT_EQ(kinds["coupon_reused"], 3);
+  EXPECT_EQ(kinds["code_reused"], 3);
+  ExpectConverged({&a, &b}, members);
+}
+
+// One upload sent through both processes at the same moment, again and again: every entry
+// is created by exactly one of them and reported `exists` by the other, and stored once.
+TEST_F(TwoHqTest, TheSameUploadThroughBothProcessesAtOnceIsStoredOnce) {
+  Member m = Enrol(*hq_, 1);
+  const uint64_t member_id = std::stoull(m.id);
+  FakeTerminal d{kD};
+  const int64_t now_ms = static_cast<int64_t>(::time(nullptr)) * 1000;
+  size_t sent = 0;
+  for (int round = 0; round < 8; ++round) {
+    sync::UploadRequest up;
+    for (int i = 0; i < 5; ++i) {
+      Sale s = PricedSale(d, member_id, "d-" + std::to_string(round) + "-" + std::to_string(i),
+                          hq::testing::Basket(1000 + 100 * i), now_ms + round * 100 + i);
+      up.entries.insert(up.entries.end(), s.entries.begin(), s.entries.end());
+      up.checkouts.push_back(s.checkout);
+    }
+    sent += up.entries.size();
+    const std::string body = sync::SerializeMessage(up);
+    auto send = [&](HqProcess& hq) {
+      return hq.AsTerminal("POST", std::string("/v1/sync/") + kD + "/entries", body,
+                           pki_->client(kD), pki_->ca_file());
+    };
+    auto r1 = std::async(std::launch::async, [&] { return send(*hq_); });
+    auto r2 = std::async(std::launch::async, [&] { return send(*hq2_); });
+    Reply x = r1.get(), y = r2.get();
+    ASSERT_EQ(x.status, 200) << x.raw;
+    ASSERT_EQ(y.status, 200) << y.raw;
+    ASSERT_EQ(x.body["results"].size(), up.entries.size());
+    for (size_t i = 0; i < up.entries.size(); ++i) {
+      std::multiset<std::string> pair{x.body["results"][i]["status"].get<std::string>(),
+                                      y.body["results"][i]["status"].get<std::string>()};
+      EXPECT_EQ(pair, (std::multiset<std::string>{"created", "exists"})) << round << "/" << i;
+    }
+  }
+  EXPECT_EQ(Count(std::string("SELECT count(*) FROM entries WHERE terminal_id = '") + kD + "'"),
+            static_cast<int64_t>(sent));
+  auto view = hq_->Admin("GET", "/v1/members/" + m.id);
+  EXPECT_EQ(view.body["balance"].get<int64_t>(), HqEntrySum(*hq_, m.id));
+  EXPECT_GT(view.body["balance"].get<int64_t>(), 0);
+  EXPECT_TRUE(hq2_->Admin("GET", std::string("/v1/terminals/") + kD).body["chain_ok"].get<bool>());
+}
+
+// A process killed (SIGKILL) in the middle of a terminal's upload: the terminal's next run,
+// through the other process, converges with every invariant.
+TEST_F(TwoHqTest, AProcessKilledMidUploadAndTheNextRunThroughTheOtherConverges) {
+  std::vector<Member> members{Enrol(*hq_, 1), Enrol(*hq_, 2), Enrol(*hq_, 3)};
+  FaultProxy lb(hq_->port(), 1);
+  auto& a = AddTerminal(Options(kA, lb.port()));
+  ExpectOk(a.Sync());
+  for (int round = 0; round < 2; ++round) {
+    HqProcess& victim = round == 0 ? *hq_ : *hq2_;
+    HqProcess& other = round == 0 ? *hq2_ : *hq_;
+    lb.set_upstream(victim.port());
+    for (int i = 0; i < 150; ++i)
+      Commit(a, "a-" + std::to_string(round) + "-" + std::to_string(i),
+             members[static_cast<size_t>(i) % members.size()].card_number, 1000 + i);
+    ASSERT_EQ(a.Call("POST", "/v1/sync").status, 202);
+    std::this_thread::sleep_for(std::chrono::milliseconds(60 + 90 * round));
+    victim.Kill();
+    lb.set_upstream(other.port());
+    ExpectOk(a.Sync());  // waits for the interrupted run, then runs through the other
+    victim.Start();
+  }
+  ExpectOk(a.Sync());
+  ExpectConverged({&a}, members);
+}
+
+}  // namespace
+}  // namespace loyalty::e2e
