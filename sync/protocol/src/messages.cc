@@ -547,19 +547,40 @@ Status FromJson(const json& j, FetchResponse* out) {
 json ToJson(const MembersRequest& m) {
   json a = json::array();
   for (uint64_t id : m.member_ids) a.push_back(std::to_string(id));
-  return json{{"member_ids", a}};
+  json out{{"member_ids", a}};
+  if (m.identities) {
+    json ids = json::array();
+    for (const auto& k : *m.identities)
+      ids.push_back({{"channel", k.channel}, {"external_id", k.external_id}});
+    out["identities"] = std::move(ids);
+  }
+  return out;
 }
 Status FromJson(const json& j, MembersRequest* out) {
   return Top<MembersRequest>(j, out, [](const JsonReader& r, MembersRequest* m) {
     List(r, "member_ids", kMaxMemberIds, &m->member_ids,
          [](const JsonReader& v, uint64_t* id) { MemberId(v, id); });
+    if (r.Has("identities")) {
+      List(r, "identities", kMaxLookupIdentities, &m->identities.emplace(),
+           [](const JsonReader& v, IdentityKey* k) {
+             if (!v.ExpectObject()) return;
+             v.Str("channel", &k->channel, 1, kMaxShortText);
+             v.Str("external_id", &k->external_id, 1, kMaxShortText);
+           });
+    }
   });
 }
 
-json ToJson(const MembersResponse& m) { return json{{"members", ArrayOf(m.members)}}; }
+json ToJson(const MembersResponse& m) {
+  json out{{"members", ArrayOf(m.members)}};
+  if (m.identities) out["identities"] = ArrayOf(*m.identities);
+  return out;
+}
 Status FromJson(const json& j, MembersResponse* out) {
   return Top<MembersResponse>(j, out, [](const JsonReader& r, MembersResponse* m) {
     List(r, "members", kMaxMemberIds, &m->members, ReadSnapshot);
+    if (r.Has("identities"))
+      List(r, "identities", 8 * kMaxMemberIds, &m->identities.emplace(), ReadIdentity);
   });
 }
 

@@ -188,13 +188,25 @@ struct FetchResponse {
   bool operator==(const FetchResponse&) const = default;
 };
 
+// A member a terminal looks up by a card it scanned (channel "card" for a printed card,
+// or a channel member card): PROTOCOL.md, "members".
+struct IdentityKey {
+  std::string channel, external_id;
+  bool operator==(const IdentityKey&) const = default;
+};
+inline constexpr size_t kMaxLookupIdentities = 16;
+
 struct MembersRequest {
   std::vector<uint64_t> member_ids;  // ≤ 1000
+  // A look-up (a member identified online): the cards to resolve (≤ 16), and the answer
+  // carries the identities of the members it holds. nullopt: a repair, as before.
+  std::optional<std::vector<IdentityKey>> identities;
   bool operator==(const MembersRequest&) const = default;
 };
 
 struct MembersResponse {
   std::vector<Snapshot> members;
+  std::optional<std::vector<Identity>> identities;  // present when the request had them
   bool operator==(const MembersResponse&) const = default;
 };
 
