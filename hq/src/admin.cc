@@ -97,7 +97,7 @@ http::Response HqService::Impl::CreateMember(const http::Request& req) {
   JsonReader r(*j, ErrorCode::kBadRequest);
   std::optional<uint64_t> member_id;
   std::string name;
-  std::optional<std::string> phone, birthday, tier, card;
+  std::optional<std::string> phone, birthday, tier, card, store_id;
   std::vector<std::pair<std::string, std::string>> identities;
   ReadOptMemberId(r.Field("member_id"), &member_id);
   r.Str("name", &name, 1, 256);
@@ -105,6 +105,7 @@ http::Response HqService::Impl::CreateMember(const http::Request& req) {
   r.OptStr("birthday", &birthday, 5, 5);
   if (r.Has("tier")) r.OneOf("tier", &tier.emplace(), {"member", "vip", "black"});
   r.OptStr("card_number", &card, 16, 16);
+  r.OptStr("store_id", &store_id, 1, 64);
   if (r.Has("identities")) {
     r.Objects("identities", 0, 64, [&](const JsonReader& i) {
       std::string ch, ext;
@@ -202,6 +203,11 @@ http::Response HqService::Impl::CreateMember(const http::Request& req) {
       if (!held.ok()) return held.status();
       if (*held) continue;  // listed twice in the request
       if (Status s = store.PutIdentity(ch, ext, id); !s.ok()) return s;
+    }
+    // Enrolled at a store: its terminals hold the member from their next run on.
+    if (store_id) {
+      auto fresh = store.AddStoreMember(*store_id, id, "enrolled", m.created_at_ms, ScopeSinceMs());
+      if (!fresh.ok()) return fresh.status();
     }
     return store.UpsertBalance(id, 0);
   });

@@ -124,6 +124,7 @@ int main(int argc, char** argv) {
   loyalty::hq::HqOptions opt;
   opt.admin_token = *token;
   opt.card_prefix = cfg->card_prefix;
+  opt.member_scope_months = cfg->member_scope_months;
   for (const auto& [id, file] : cfg->signing_keys) {
     auto seed = loyalty::hq::LoadSigningKeySeed(file);
     if (!seed.ok()) {

@@ -32,7 +32,7 @@ constexpr int64_t kMigrationLock = 0x4c6f79616c747902;  // schema migrations
 constexpr int kPgSchemaVersion = 1;
 
 constexpr const char* kPgMigrations[] = {
-    // 1: the SQLite schema 3 in PostgreSQL's types.
+    // 1: the SQLite schema 4 in PostgreSQL's types.
     R"sql(
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE change_counter (id BIGINT PRIMARY KEY CHECK (id = 1), value BIGINT NOT NULL);
@@ -111,6 +111,13 @@ CREATE TABLE terminal_downloads (
 CREATE TABLE spend_totals (
   member_id BIGINT NOT NULL, from_ms BIGINT NOT NULL, to_ms BIGINT NOT NULL, cents BIGINT NOT NULL,
   PRIMARY KEY (member_id, from_ms, to_ms));
+CREATE TABLE store_members (
+  store_id TEXT NOT NULL, member_id BIGINT NOT NULL, reason TEXT NOT NULL, last_at_ms BIGINT NOT NULL,
+  PRIMARY KEY (store_id, member_id));
+CREATE INDEX store_members_by_member ON store_members(member_id);
+CREATE TABLE terminal_members (
+  terminal_id TEXT NOT NULL, member_id BIGINT NOT NULL, PRIMARY KEY (terminal_id, member_id));
+CREATE INDEX terminal_members_by_member ON terminal_members(member_id, terminal_id);
 )sql",
 };
 

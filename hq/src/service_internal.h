@@ -97,6 +97,15 @@ struct HqService::Impl {
         opt(std::move(o)),
         current(opt.rules.value_or(rules::Rules::Defaults())) {}
 
+  // The oldest checkout or look-up that still keeps a member in a store's scope.
+  int64_t ScopeSinceMs() const {
+    return clock.now_ms() - int64_t{opt.member_scope_months} * 31 * 86'400'000;
+  }
+  // The member enters (or stays in) the store's scope; a member new to it is touched so
+  // that every terminal of the store downloads it at its next run.
+  Status ScopeMember(const std::string& store_id, uint64_t member_id, const char* reason,
+                     int64_t at_ms);
+
   void Report(const char* event, const json& fields) {
     if (opt.on_event) opt.on_event(event, fields);
   }

@@ -21,6 +21,8 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include "loyalty/base/encoding.h"
 #include "loyalty/hq/record_codec.h"
@@ -145,10 +147,7 @@ class SqlStore final : public Store {
 
   Status Init() {
     if (Status s = B::Migrate(*db_); !s.ok()) return s;
-    auto b = B::OpenSet(*db_, "balances");
-    if (!b.ok()) return b.status();
-    balances_ = std::move(*b);
-    return Status::Ok();
+    return RebuildBalanceSetsIfAsked();
   }
 
   Status Transaction(const std::function<Status()>& body) override {
@@ -159,6 +158,9 @@ class SqlStore final : public Store {
     if (!s.ok()) {
       (void)db_->Exec(
           "ROLLBACK");  // the failure to report is s; a failed rollback ends the transaction too
+      // A set opened in the transaction may name a scope row that is gone now.
+      terminal_sets_.clear();
+      balance_sets_.clear();
     }
     return s;
   }
@@ -885,7 +887,86 @@ class SqlStore final : public Store {
   }
 
   Status UpsertBalance(uint64_t member_id, int64_t balance) override {
-    return balances_->Upsert(recon::MemberBalanceItem(std::to_string(member_id), balance, 0));
+    std::vector<std::string> holders;
+    {
+      HQ_PREPARE(st, "SELECT terminal_id FROM terminal_members WHERE member_id = ?");
+      st.Bind(1, member_id);
+      while (st.Step()) holders.push_back(st.Text(0));
+      if (!st.status().ok()) return st.status();
+    }
+    const recon::Item item = recon::MemberBalanceItem(std::to_string(member_id), balance, 0);
+    for (const auto& tid : holders) {
+      auto set = OpenBalanceSet(tid);
+      if (!set.ok()) return set.status();
+      if (Status s = (*set)->Upsert(item); !s.ok()) return s;
+    }
+    return Status::Ok();
+  }
+
+  // --- member scope
+  Result<bool> AddStoreMember(const std::string& store_id, uint64_t member_id,
+                              const std::string& reason, int64_t at_ms, int64_t since_ms) override {
+    std::optional<std::pair<std::string, int64_t>> had;
+    {
+      HQ_PREPARE(
+          st, "SELECT reason, last_at_ms FROM store_members WHERE store_id = ? AND member_id = ?");
+      st.Bind(1, store_id).Bind(2, member_id);
+      if (st.Step()) had.emplace(st.Text(0), st.Int(1));
+      if (!st.status().ok()) return st.status();
+    }
+    const bool in_scope = had && (had->first == "enrolled" || had->second >= since_ms);
+    const std::string keep = had && had->first == "enrolled" ? "enrolled" : reason;
+    const int64_t last = had ? std::max(had->second, at_ms) : at_ms;
+    HQ_PREPARE(st,
+               "INSERT INTO store_members (store_id, member_id, reason, last_at_ms) VALUES "
+               "(?,?,?,?) ON CONFLICT (store_id, member_id) DO UPDATE SET reason = "
+               "excluded.reason, last_at_ms = excluded.last_at_ms");
+    st.Bind(1, store_id).Bind(2, member_id).Bind(3, keep).Bind(4, last);
+    if (Status s = st.Run(); !s.ok()) return s;
+    return !in_scope;
+  }
+
+  Result<std::vector<MemberRecord>> StoreMembersChangedAfter(const std::string& store_id,
+                                                             int64_t since_ms, int64_t after,
+                                                             int64_t limit) override {
+    HQ_PREPARE(st, std::string("SELECT ") + kMemberCols +
+                       " FROM members WHERE change_seq > ?1 AND member_id IN (SELECT member_id "
+                       "FROM store_members WHERE store_id = ?2 AND (reason = 'enrolled' OR "
+                       "last_at_ms >= ?3)) ORDER BY change_seq LIMIT ?4");
+    st.Bind(1, after).Bind(2, store_id).Bind(3, since_ms).Bind(4, limit);
+    std::vector<MemberRecord> out;
+    while (st.Step()) out.push_back(ReadMember(st));
+    if (!st.status().ok()) return st.status();
+    return out;
+  }
+
+  Result<std::vector<CouponRecord>> StoreCouponsChanged(const std::string& store_id,
+                                                        int64_t since_ms, int64_t after,
+                                                        int64_t up_to) override {
+    HQ_PREPARE(st, std::string("SELECT ") + kCouponCols +
+                       " FROM coupons WHERE change_seq > ?1 AND change_seq <= ?2 AND (member_id "
+                       "= 0 OR member_id IN (SELECT member_id FROM store_members WHERE store_id "
+                       "= ?3 AND (reason = 'enrolled' OR last_at_ms >= ?4))) ORDER BY "
+                       "change_seq");
+    st.Bind(1, after).Bind(2, up_to).Bind(3, store_id).Bind(4, since_ms);
+    std::vector<CouponRecord> out;
+    while (st.Step()) out.push_back(ReadCoupon(st));
+    if (!st.status().ok()) return st.status();
+    return out;
+  }
+
+  Status HoldMember(const std::string& terminal_id, uint64_t member_id, int64_t balance) override {
+    {
+      HQ_PREPARE(st,
+                 "INSERT INTO terminal_members (terminal_id, member_id) VALUES (?,?) ON "
+                 "CONFLICT DO NOTHING");
+      st.Bind(1, terminal_id).Bind(2, member_id);
+      if (Status s = st.Run(); !s.ok()) return s;
+    }
+    if (db_->Changes() == 0) return Status::Ok();
+    auto set = OpenBalanceSet(terminal_id);
+    if (!set.ok()) return set.status();
+    return (*set)->Upsert(recon::MemberBalanceItem(std::to_string(member_id), balance, 0));
   }
 
   Result<const recon::FingerprintStore*> TerminalSet(const std::string& terminal_id) override {
@@ -894,8 +975,10 @@ class SqlStore final : public Store {
     return static_cast<const recon::FingerprintStore*>(*set);
   }
 
-  Result<const recon::FingerprintStore*> BalanceSet() override {
-    return static_cast<const recon::FingerprintStore*>(balances_.get());
+  Result<const recon::FingerprintStore*> BalanceSet(const std::string& terminal_id) override {
+    auto set = OpenBalanceSet(terminal_id);
+    if (!set.ok()) return set.status();
+    return static_cast<const recon::FingerprintStore*>(*set);
   }
 
  private:
@@ -1030,9 +1113,50 @@ class SqlStore final : public Store {
     return p;
   }
 
+  Result<Set*> OpenBalanceSet(const std::string& terminal_id) {
+    auto it = balance_sets_.find(terminal_id);
+    if (it != balance_sets_.end()) return it->second.get();
+    auto s = B::OpenSet(*db_, "balances:" + terminal_id);
+    if (!s.ok()) return s.status();
+    auto* p = s->get();
+    balance_sets_.emplace(terminal_id, std::move(*s));
+    return p;
+  }
+
+  // A migration from before member scope asks (meta rebuild_balance_sets) for every
+  // terminal's balance set to be made from the members it holds (all of them, then).
+  Status RebuildBalanceSetsIfAsked() {
+    auto asked = GetMeta("rebuild_balance_sets");
+    if (!asked.ok()) return asked.status();
+    if (!*asked) return Status::Ok();
+    return Transaction([&]() -> Status {
+      auto again = GetMeta("rebuild_balance_sets");  // another process may have done it
+      if (!again.ok()) return again.status();
+      if (!*again) return Status::Ok();
+      std::vector<std::tuple<std::string, uint64_t, int64_t>> rows;
+      {
+        HQ_PREPARE(st,
+                   "SELECT t.terminal_id, m.member_id, m.balance FROM terminal_members t JOIN "
+                   "members m ON m.member_id = t.member_id");
+        while (st.Step())
+          rows.emplace_back(st.Text(0), static_cast<uint64_t>(st.Int(1)), st.Int(2));
+        if (!st.status().ok()) return st.status();
+      }
+      for (const auto& [tid, id, balance] : rows) {
+        auto set = OpenBalanceSet(tid);
+        if (!set.ok()) return set.status();
+        if (Status s = (*set)->Upsert(recon::MemberBalanceItem(std::to_string(id), balance, 0));
+            !s.ok())
+          return s;
+      }
+      HQ_PREPARE(st, "DELETE FROM meta WHERE key = 'rebuild_balance_sets'");
+      return st.Run();
+    });
+  }
+
   std::unique_ptr<Db> db_;
-  std::unique_ptr<Set> balances_;
   std::map<std::string, std::unique_ptr<Set>> terminal_sets_;
+  std::map<std::string, std::unique_ptr<Set>> balance_sets_;  // by terminal
 };
 
 }  // namespace loyalty::hq::internal

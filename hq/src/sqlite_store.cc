@@ -10,7 +10,7 @@
 namespace loyalty::hq {
 namespace {
 
-constexpr int kSchemaVersion = 3;
+constexpr int kSchemaVersion = 4;
 
 constexpr const char* kMigrations[] = {
     // 1: everything.
@@ -106,6 +106,24 @@ CREATE INDEX lots_debt ON lots(member_id, expires_at_s, lot_id) WHERE remaining 
 CREATE TABLE spend_totals (
   member_id INTEGER NOT NULL, from_ms INTEGER NOT NULL, to_ms INTEGER NOT NULL, cents INTEGER NOT NULL,
   PRIMARY KEY (member_id, from_ms, to_ms)) WITHOUT ROWID;
+)sql",
+    // 4: member scope. A store's terminals hold the members enrolled there, that shopped
+    // there or were asked for there lately (store_members); each terminal's balance set
+    // covers the members it holds (terminal_members). Terminals that synced before this
+    // version were sent every member: they hold them all, their stores keep them in scope
+    // as if asked for now, and their balance sets are made at the next start.
+    R"sql(
+CREATE TABLE store_members (
+  store_id TEXT NOT NULL, member_id INTEGER NOT NULL, reason TEXT NOT NULL, last_at_ms INTEGER NOT NULL,
+  PRIMARY KEY (store_id, member_id)) WITHOUT ROWID;
+CREATE INDEX store_members_by_member ON store_members(member_id);
+CREATE TABLE terminal_members (
+  terminal_id TEXT NOT NULL, member_id INTEGER NOT NULL, PRIMARY KEY (terminal_id, member_id)) WITHOUT ROWID;
+CREATE INDEX terminal_members_by_member ON terminal_members(member_id, terminal_id);
+INSERT INTO terminal_members SELECT t.terminal_id, m.member_id FROM terminals t CROSS JOIN members m;
+INSERT OR IGNORE INTO store_members SELECT DISTINCT t.store_id, m.member_id, 'asked',
+  CAST(strftime('%s', 'now') AS INTEGER) * 1000 FROM terminals t CROSS JOIN members m;
+INSERT INTO meta SELECT 'rebuild_balance_sets', '1' WHERE EXISTS (SELECT 1 FROM terminals);
 )sql",
 };
 

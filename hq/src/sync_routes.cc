@@ -84,7 +84,9 @@ http::Response HqService::Impl::Changes(const std::string& tid, const http::Requ
   Status s = store.Transaction([&]() -> Status {
     auto term = TouchTerminal(tid, nullptr);
     if (!term.ok()) return term.status();
-    auto members = store.MembersChangedAfter(after, q->limit + 1);
+    // The store's members only (hq-and-sync.md, "Download"); every one sent is held.
+    const int64_t since = ScopeSinceMs();
+    auto members = store.StoreMembersChangedAfter(term->store_id, since, after, q->limit + 1);
     if (!members.ok()) return members.status();
     out.more = static_cast<int64_t>(members->size()) > q->limit;
     if (out.more) members->resize(static_cast<size_t>(q->limit));
@@ -108,12 +110,13 @@ http::Response HqService::Impl::Changes(const std::string& tid, const http::Requ
                                      {"reason", v.message()}});
         continue;
       }
+      if (Status h = store.HoldMember(tid, m.member_id, m.balance); !h.ok()) return h;
       out.members.push_back(std::move(*snap));
       auto ids = store.IdentitiesOf(m.member_id);
       if (!ids.ok()) return ids.status();
       out.identities.insert(out.identities.end(), ids->begin(), ids->end());
     }
-    auto coupons = store.CouponsChanged(after, up_to);
+    auto coupons = store.StoreCouponsChanged(term->store_id, since, after, up_to);
     if (!coupons.ok()) return coupons.status();
     for (const auto& c : *coupons) out.coupons.push_back(c.coupon);
     auto rev = store.RevocationsChanged(after, up_to);
@@ -130,7 +133,7 @@ http::Response HqService::Impl::Changes(const std::string& tid, const http::Requ
 
 http::Response HqService::Impl::Recon(const std::string& tid, bool entries,
                                       const http::Request& req) {
-  auto set = entries ? store.TerminalSet(tid) : store.BalanceSet();
+  auto set = entries ? store.TerminalSet(tid) : store.BalanceSet(tid);
   if (!set.ok()) return FromStatus(set.status());
   recon::Responder responder(**set);
   auto reply = responder.Reply(req.body);
@@ -164,28 +167,78 @@ http::Response HqService::Impl::Fetch(const std::string& tid, const http::Reques
   return JsonResponse(200, sync::ToJson(out));
 }
 
+// A repair (member ids the reconciliation found different) or a look-up (a member a
+// terminal identified online: by id from a dynamic code, or by a card it scanned). Either
+// way the terminal holds the members it is sent, and a look-up brings the member into the
+// store's scope.
 http::Response HqService::Impl::Members(const std::string& tid, const http::Request& req) {
   auto m = sync::ParseMessage<sync::MembersRequest>(req.body);
   if (!m.ok()) return FromStatus(m.status());
-  auto term = store.GetTerminal(tid);
-  if (!term.ok()) return FromStatus(term.status());
-  int64_t head = *term ? (*term)->head_seq : 0;
+  const bool lookup = m->identities.has_value();
   sync::MembersResponse out;
-  if (Status s = store.AddTerminalDownload(tid, clock.now_ms()); !s.ok()) return FromStatus(s);
-  for (uint64_t id : m->member_ids) {
-    auto rec = store.GetMember(id);
-    if (!rec.ok()) return FromStatus(rec.status());
-    if (!*rec) continue;
-    auto snap = Snapshot(**rec, head);
-    if (!snap.ok()) return FromStatus(snap.status());
-    if (Status v = sync::ValidateSnapshot(*snap); !v.ok()) {
-      Report("snapshot_not_sent",
-             {{"terminal_id", tid}, {"member_id", std::to_string(id)}, {"reason", v.message()}});
-      continue;
+  Status s = store.Transaction([&]() -> Status {
+    out = sync::MembersResponse{};
+    if (lookup) out.identities.emplace();
+    auto term = store.GetTerminal(tid);
+    if (!term.ok()) return term.status();
+    const int64_t head = *term ? (*term)->head_seq : 0;
+    const std::string store_id = *term ? (*term)->store_id : "";
+    std::vector<uint64_t> ids = m->member_ids;
+    if (lookup) {
+      for (const auto& k : *m->identities) {
+        auto holder = store.FindIdentity(k.channel, k.external_id);
+        if (!holder.ok()) return holder.status();
+        if (*holder && std::find(ids.begin(), ids.end(), **holder) == ids.end())
+          ids.push_back(**holder);
+      }
     }
-    out.members.push_back(std::move(*snap));
-  }
+    if (Status s = store.AddTerminalDownload(tid, clock.now_ms()); !s.ok()) return s;
+    for (uint64_t id : ids) {
+      if (lookup && !store_id.empty()) {
+        if (Status s = ScopeMember(store_id, id, "asked", clock.now_ms()); !s.ok()) return s;
+      }
+      auto rec = store.GetMember(id);
+      if (!rec.ok()) return rec.status();
+      if (!*rec) continue;
+      auto snap = Snapshot(**rec, head);
+      if (!snap.ok()) return snap.status();
+      if (Status v = sync::ValidateSnapshot(*snap); !v.ok()) {
+        Report("snapshot_not_sent",
+               {{"terminal_id", tid}, {"member_id", std::to_string(id)}, {"reason", v.message()}});
+        continue;
+      }
+      if (Status h = store.HoldMember(tid, id, (*rec)->balance); !h.ok()) return h;
+      out.members.push_back(std::move(*snap));
+      if (lookup) {
+        auto held = store.IdentitiesOf(id);
+        if (!held.ok()) return held.status();
+        out.identities->insert(out.identities->end(), held->begin(), held->end());
+      }
+    }
+    return Status::Ok();
+  });
+  if (!s.ok()) return FromStatus(s);
   return JsonResponse(200, sync::ToJson(out));
+}
+
+Status HqService::Impl::ScopeMember(const std::string& store_id, uint64_t member_id,
+                                    const char* reason, int64_t at_ms) {
+  if (store_id.empty() || member_id == 0) return Status::Ok();
+  if (tx) {
+    auto slot = Slot(member_id);
+    if (!slot.ok()) return slot.status();
+    if (!(*slot)->m) return Status::Ok();  // nothing to hold yet
+  } else {
+    auto known = store.GetMember(member_id);
+    if (!known.ok()) return known.status();
+    if (!*known) return Status::Ok();
+  }
+  auto fresh = store.AddStoreMember(store_id, member_id, reason, at_ms, ScopeSinceMs());
+  if (!fresh.ok()) return fresh.status();
+  if (!*fresh) return Status::Ok();
+  // Inside a write with a member cache (an upload), the cache gives the new change_seq
+  // when it writes the member; elsewhere the store does it now.
+  return tx ? Touch(member_id) : store.TouchMember(member_id);
 }
 
 }  // namespace loyalty::hq

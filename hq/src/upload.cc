@@ -3,6 +3,8 @@
 // mismatches recorded as conflicts), checked, and applied or refused, in one write.
 #include "service_internal.h"
 
+#include <set>
+
 #include <algorithm>
 #include <map>
 #include <string>
@@ -280,6 +282,23 @@ http::Response HqService::Impl::Upload(const std::string& tid, const http::Reque
       out.results.push_back({e.entry_id, *st});
     }
     batch_checkouts.clear();
+    // Where the store's scope grows (a sale there), and what the terminal holds now: every
+    // member it wrote entries for (docs/hq.md, "Member scope").
+    std::set<uint64_t> held;
+    for (const auto& c : up->checkouts) {
+      if (!c.member_id || *c.member_id == 0) continue;
+      held.insert(*c.member_id);
+      const int64_t at = std::min(c.committed_at_ms, now_ms);
+      if (Status s = ScopeMember(term->store_id, *c.member_id, "shopped", at); !s.ok()) return s;
+    }
+    for (const auto& e : up->entries)
+      if (e.terminal_id == tid && e.member_id != 0) held.insert(e.member_id);
+    for (uint64_t id : held) {
+      auto slot = Slot(id);
+      if (!slot.ok()) return slot.status();
+      if (!(*slot)->m) continue;
+      if (Status s = store.HoldMember(tid, id, (*slot)->m->balance); !s.ok()) return s;
+    }
     return store.PutTerminal(*term);
   });
   batch_checkouts.clear();  // it points into `up`, also after a failed transaction

@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -192,6 +193,7 @@ class HqFixture : public ::testing::Test {
   void Open() {
     service_.reset();
     store_.reset();
+    greeted_.clear();
     auto s = loyalty::testing::OpenTestHqStore(dir_);
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     store_ = std::move(*s);
@@ -222,7 +224,35 @@ class HqFixture : public ::testing::Test {
     }
     r.body = body;
     if (admin) r.authorization = "Bearer secret-token";
+    GreetOnce(r.path);
     return service_->Handle(r, peer_);
+  }
+
+  // Every terminal the fixture talks to is a lane of store S001 (kStore), where CreateMember
+  // enrols members: its first terminal route is preceded by the hello a real run starts
+  // with, which tells HQ its store (hq-and-sync.md: terminals hold their store's members).
+  static constexpr char kStore[] = "S001";
+  void GreetOnce(const std::string& path) {
+    static const std::string kSync = "/v1/sync/";
+    if (path.rfind(kSync, 0) != 0) return;
+    const size_t end = path.find('/', kSync.size());
+    if (end == std::string::npos || path.substr(end) == "/hello") return;
+    const std::string tid = path.substr(kSync.size(), end - kSync.size());
+    if (!greeted_.insert(tid).second) return;
+    http::Request h;
+    h.method = "POST";
+    h.target = h.path = kSync + tid + "/hello";
+    h.body = Hello(tid);
+    service_->Handle(h, peer_);
+  }
+  static std::string Hello(const std::string& tid, const std::string& store = kStore) {
+    (void)tid;
+    return nlohmann::json{{"protocol", 1},
+                          {"store_id", store},
+                          {"agent_version", "test"},
+                          {"head", {{"seq", 0}, {"hash", ""}}},
+                          {"entries", 0}}
+        .dump();
   }
   http::Response Call(const std::string& method, const std::string& target,
                       const nlohmann::json& body, bool admin = true) {
@@ -235,6 +265,10 @@ class HqFixture : public ::testing::Test {
   static nlohmann::json J(const http::Response& r) { return nlohmann::json::parse(r.body); }
 
   std::string CreateMember(nlohmann::json body = {{"name", "张三"}, {"phone", "13812345678"}}) {
+    if (!body.contains("store_id"))
+      body["store_id"] = kStore;
+    else if (body["store_id"].is_null())
+      body.erase("store_id");  // enrolled at no store
     auto r = Call("POST", "/v1/members", body);
     EXPECT_EQ(r.status, 201) << r.body;
     return J(r)["member_id"];
@@ -259,6 +293,7 @@ class HqFixture : public ::testing::Test {
   std::unique_ptr<Store> store_;
   std::unique_ptr<HqService> service_;
   std::optional<std::string> peer_;
+  std::set<std::string> greeted_;      // terminals that said hello (GreetOnce)
   std::optional<rules::Rules> rules_;  // HQ's rules file; nullopt: the defaults
   std::vector<std::pair<std::string, nlohmann::json>> events_;  // what the service reported
 };

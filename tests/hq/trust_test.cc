@@ -537,10 +537,12 @@ TEST_F(HqTrustTest, OneUploadOrOneSaleAtATimeEndTheSame) {
   Hq all = open("all.db"), each = open("each.db");
   for (Hq* h : {&all, &each}) {
     for (const char* id : {"1001", "1002", "1003"}) {
-      ASSERT_EQ(call(*h, "POST", "/v1/members", json{{"member_id", id}, {"name", "x"}}.dump(), true)
+      ASSERT_EQ(call(*h, "POST", "/v1/members",
+                     json{{"member_id", id}, {"name", "x"}, {"store_id", kStore}}.dump(), true)
                     .status,
                 201);
     }
+    ASSERT_EQ(call(*h, "POST", "/v1/sync/T01/hello", Hello("T01"), false).status, 200);
     ASSERT_EQ(call(*h, "POST", "/v1/members/1001/adjustments",
                    json{{"adjustment_id", "a1"}, {"points", 3000}, {"reason", "seed"}}.dump(), true)
                   .status,
@@ -628,6 +630,8 @@ TEST_F(HqTrustTest, OneUploadOrOneSaleAtATimeEndTheSame) {
     }
   }
   // What a terminal downloads is the same, and each member once.
+  for (Hq* h : {&all, &each})
+    ASSERT_EQ(call(*h, "POST", "/v1/sync/T02/hello", Hello("T02"), false).status, 200);
   auto ca = sync::ParseMessage<sync::ChangesResponse>(
       call(all, "GET", "/v1/sync/T02/changes", "", false).body);
   auto cb = sync::ParseMessage<sync::ChangesResponse>(

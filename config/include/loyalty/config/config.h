@@ -101,6 +101,9 @@ struct AgentConfig {
   std::string hq_host;       // without brackets
   uint16_t hq_port = 0;      // explicit or the scheme's default (443 / 80)
   std::string hq_base_path;  // "" or "/prefix" without a trailing slash
+  // How long identify waits on HQ for a member this terminal does not hold (0..5000 ms;
+  // 0: never asks, the offline rules at once). docs/sync.md.
+  int lookup_timeout_ms = 300;
 
   // [sync]
   int64_t interval_s = 3600;   // 0 = off, else 1..604800
@@ -155,6 +158,9 @@ struct HqConfig {
   // max_connections_per_address (0: no limit).
   int max_connections = 4096;            // 1..65536
   int max_connections_per_address = 64;  // 0..65536
+  // A store's terminals hold the members enrolled there and those that shopped there or
+  // were asked for there within this many months (1..120; hq-and-sync.md, "Download").
+  int member_scope_months = 12;
   // PEM CRLs, one per CA of client_ca_file (resolved; needs TLS); empty: none. Re-read on
   // SIGHUP (docs/tls.md, "Revocation").
   std::string crl_file;

@@ -42,6 +42,10 @@ struct HqOptions {
   // thresholds, point validity and velocity limit from them.
   std::optional<rules::Rules> rules;
   int64_t default_certificate_days = 365;
+  // A store's terminals hold the members enrolled there and those that shopped there or
+  // were asked for there within this many months (hq.toml member_scope_months; a month is
+  // 31 days here). docs/hq.md, "Member scope".
+  int member_scope_months = 12;
   // Where the service reports what it did not send or apply (HQ's log); may be empty.
   std::function<void(const char* event, const nlohmann::json& fields)> on_event;
 };

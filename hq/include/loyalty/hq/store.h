@@ -261,16 +261,45 @@ class Store {
   virtual Result<std::optional<std::string>> GetMeta(const std::string& key) = 0;
   virtual Status PutMeta(const std::string& key, const std::string& value) = 0;
 
-  // --- reconciliation sets, kept in the same transactions as the rows above:
-  // one per terminal (items: entry id bytes → chain hash) and one of every member's
-  // balance (recon::MemberBalanceItem(member_id, balance, 0)).
+  // --- what each store's terminals hold (hq-and-sync.md, "Download"; docs/hq.md, "Member
+  // scope"). A store's scope: the members enrolled there, and those that shopped there or a
+  // terminal of the store asked for at or after a moment (member_scope_months back).
+  // `reason`: "enrolled" (never leaves the scope), "shopped" or "asked" (at at_ms; the latest
+  // is kept). True when the member was not in the scope as of since_ms before (new to it,
+  // or back after falling out): its snapshot must then reach the store's terminals again.
+  virtual Result<bool> AddStoreMember(const std::string& store_id, uint64_t member_id,
+                                      const std::string& reason, int64_t at_ms,
+                                      int64_t since_ms) = 0;
+  // Members of the store's scope as of since_ms with change_seq > after, by change_seq, at
+  // most limit (+1 to tell "more").
+  virtual Result<std::vector<MemberRecord>> StoreMembersChangedAfter(const std::string& store_id,
+                                                                     int64_t since_ms,
+                                                                     int64_t after,
+                                                                     int64_t limit) = 0;
+  // Coupons with after < change_seq <= up_to for anyone (member 0) or for a member of the
+  // store's scope as of since_ms, by change_seq.
+  virtual Result<std::vector<CouponRecord>> StoreCouponsChanged(const std::string& store_id,
+                                                                int64_t since_ms, int64_t after,
+                                                                int64_t up_to) = 0;
+  // The terminal holds the member from now on (it was sent its snapshot, or uploaded
+  // entries for it): the member's balance joins the terminal's balance set. A member held
+  // already is a no-op. `balance`: HQ's balance of the member as the open transaction has it.
+  virtual Status HoldMember(const std::string& terminal_id, uint64_t member_id,
+                            int64_t balance) = 0;
+
+  // --- reconciliation sets, kept in the same transactions as the rows above: per terminal,
+  // its entries (items: entry id bytes → chain hash) and the balances of the members it
+  // holds (recon::MemberBalanceItem(member_id, balance, 0)).
+  // A transaction that fails forgets every set opened in it (a set's scope row may be one of
+  // the rows rolled back).
   // AddToTerminalSet takes the item of an entry InsertEntry has just stored, whose id no set
   // has held (entry ids are unique in the database).
   virtual Status AddToTerminalSet(const std::string& terminal_id, const recon::Item& item) = 0;
+  // The member's balance in the balance set of every terminal holding it.
   virtual Status UpsertBalance(uint64_t member_id, int64_t balance) = 0;
   // The responder's view of a set; valid until the next call of either on this store.
   virtual Result<const recon::FingerprintStore*> TerminalSet(const std::string& terminal_id) = 0;
-  virtual Result<const recon::FingerprintStore*> BalanceSet() = 0;
+  virtual Result<const recon::FingerprintStore*> BalanceSet(const std::string& terminal_id) = 0;
 };
 
 // The SQLite backend: one file, WAL, synchronous=FULL, migrations by user_version.

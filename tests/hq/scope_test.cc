@@ -1,0 +1,157 @@
+// Member scope (hq-and-sync.md, "Download"; docs/hq.md, "Member scope"): a store's
+// terminals are sent the members enrolled there, those that shopped there and those a
+// terminal of the store asked for — never the whole chain — and each terminal's balance
+// reconciliation covers exactly the members it holds.
+#include "hq_test_util.h"
+#include "loyalty/recon/recon.h"
+
+namespace loyalty::hq::testing {
+namespace {
+
+using nlohmann::json;
+
+class HqScopeTest : public HqFixture {
+ protected:
+  // Member ids of one `changes` download of tid (from its cursor, all pages).
+  std::set<uint64_t> Download(const std::string& tid) {
+    std::set<uint64_t> ids;
+    std::string& cursor = cursors_[tid];
+    for (int page = 0; page < 100; ++page) {
+      auto r = Call("GET", "/v1/sync/" + tid + "/changes?cursor=" + cursor, "", false);
+      EXPECT_EQ(r.status, 200) << r.body;
+      auto ch = sync::ParseMessage<sync::ChangesResponse>(r.body);
+      EXPECT_TRUE(ch.ok()) << r.body;
+      if (!ch.ok()) break;
+      for (const auto& m : ch->members) ids.insert(m.member_id);
+      for (const auto& c : ch->coupons) coupons_[tid].insert(c.coupon_id);
+      cursor = ch->cursor;
+      if (!ch->more) break;
+    }
+    return ids;
+  }
+  void Greet(const std::string& tid, const std::string& store) {
+    ASSERT_EQ(Call("POST", "/v1/sync/" + tid + "/hello", Hello(tid, store), false).status, 200);
+    greeted_.insert(tid);
+  }
+  uint64_t Enrol(const std::string& store) {
+    return std::stoull(CreateMember({{"name", "王五"}, {"store_id", store}}));
+  }
+  // How many members the terminal's balance set at HQ holds.
+  uint64_t HeldBalances(const std::string& tid) {
+    auto set = store_->BalanceSet(tid);
+    EXPECT_TRUE(set.ok());
+    std::vector<recon::Symbol> s0;
+    EXPECT_TRUE((*set)->ReadSymbols(0, 1, &s0).ok());
+    return static_cast<uint64_t>(s0[0].count);
+  }
+  sync::MembersResponse Ask(const std::string& tid, const sync::MembersRequest& req) {
+    auto r = Call("POST", "/v1/sync/" + tid + "/members", sync::SerializeMessage(req), false);
+    EXPECT_EQ(r.status, 200) << r.body;
+    auto out = sync::ParseMessage<sync::MembersResponse>(r.body);
+    EXPECT_TRUE(out.ok()) << r.body;
+    return out.ok() ? *out : sync::MembersResponse{};
+  }
+
+  std::map<std::string, std::string> cursors_;
+  std::map<std::string, std::set<std::string>> coupons_;
+};
+
+TEST_F(HqScopeTest, AStoreHoldsItsOwnMembersNeverTheChain) {
+  Greet("T01", "S001");
+  Greet("T02", "S001");
+  Greet("T09", "S009");
+  const uint64_t here = Enrol("S001"), there = Enrol("S009");
+  const uint64_t nowhere = std::stoull(CreateMember({{"name", "赵六"}, {"store_id", nullptr}}));
+  (void)nowhere;
+  EXPECT_EQ(Download("T01"), (std::set<uint64_t>{here}));
+  EXPECT_EQ(Download("T09"), (std::set<uint64_t>{there}));
+  // Coupons follow the members: one for `there` stays at S009, one for anyone goes everywhere.
+  const int64_t now_s = kNowMs / 1000;
+  for (auto [id, member] : {std::pair{"cp-there", there}, std::pair{"cp-any", uint64_t{0}}}) {
+    ASSERT_EQ(Call("POST", "/v1/coupons",
+                   json{{"coupon_id", id},
+                        {"member_id", std::to_string(member)},
+                        {"kind", "amount_off"},
+                        {"value_cents", 500},
+                        {"min_spend_cents", 1000},
+                        {"valid_from", now_s - 60},
+                        {"valid_to", now_s + 86400}})
+                  .status,
+              201);
+  }
+  Download("T01");
+  Download("T09");
+  EXPECT_EQ(coupons_["T01"], (std::set<std::string>{"cp-any"}));
+  EXPECT_EQ(coupons_["T09"], (std::set<std::string>{"cp-there", "cp-any"}));
+  EXPECT_EQ(HeldBalances("T01"), 1u);
+  EXPECT_EQ(HeldBalances("T09"), 1u);
+}
+
+TEST_F(HqScopeTest, ASaleOrALookUpAtAStoreBringsTheMemberToAllItsLanes) {
+  Greet("T01", "S001");
+  Greet("T02", "S001");
+  Greet("T09", "S009");
+  const uint64_t a = Enrol("S009"), b = Enrol("S009");
+  Download("T01");
+  Download("T02");
+  // T01 sells to `a` offline (a dynamic code: provisional there) and uploads.
+  FakeTerminal t{"T01"};
+  Sale s = PricedSale(t, a, "c1", Basket(10000), kNowMs + 1000, 0, std::string(64, 'c'));
+  sync::UploadRequest up{s.entries, {s.checkout}, {}};
+  for (const auto& r : Upload("T01", up).results) EXPECT_EQ(r.status, "created");
+  EXPECT_EQ(HeldBalances("T01"), 1u);                   // T01 holds what it wrote entries for
+  EXPECT_EQ(Download("T02"), (std::set<uint64_t>{a}));  // the store's other lane gets it
+  EXPECT_EQ(HeldBalances("T02"), 1u);
+  // T02 looks `b` up by the card it scanned: the snapshot and its identities come back.
+  sync::MembersRequest req;
+  req.identities = std::vector<sync::IdentityKey>{{"card", ""}};
+  auto ids = store_->IdentitiesOf(b);
+  ASSERT_TRUE(ids.ok() && !ids->empty());
+  (*req.identities)[0].external_id = (*ids)[0].external_id;
+  auto found = Ask("T02", req);
+  ASSERT_EQ(found.members.size(), 1u);
+  EXPECT_EQ(found.members[0].member_id, b);
+  ASSERT_TRUE(found.identities.has_value());
+  EXPECT_FALSE(found.identities->empty());
+  EXPECT_EQ(HeldBalances("T02"), 2u);
+  // And T01 gets it at its next run (with `a`, whose balance its own sale changed).
+  EXPECT_EQ(Download("T01"), (std::set<uint64_t>{a, b}));
+  // A card nobody holds: nothing, and nothing held.
+  (*req.identities)[0].external_id = "8800000000000000";
+  EXPECT_TRUE(Ask("T02", req).members.empty());
+  EXPECT_EQ(HeldBalances("T02"), 2u);
+  // A repair (no identities in the request) answers as before, without identities.
+  sync::MembersRequest repair;
+  repair.member_ids = {a};
+  auto fixed = Ask("T02", repair);
+  EXPECT_EQ(fixed.members.size(), 1u);
+  EXPECT_FALSE(fixed.identities.has_value());
+}
+
+TEST_F(HqScopeTest, AMemberWhoStopsShoppingLeavesTheScopeAndComesBackWithTheNextSale) {
+  Greet("T01", "S001");
+  Greet("T02", "S001");
+  const uint64_t enrolled = Enrol("S001"), visitor = Enrol("S009");
+  FakeTerminal t{"T01"};
+  Sale s = PricedSale(t, visitor, "c1", Basket(10000), kNowMs + 1000);
+  Upload("T01", sync::UploadRequest{s.entries, {s.checkout}, {}});
+  EXPECT_EQ(Download("T02"), (std::set<uint64_t>{enrolled, visitor}));
+  // Thirteen months later both change at HQ: only the member enrolled here is sent.
+  clock_.advance_ms(int64_t{13} * 31 * 86'400'000);
+  for (uint64_t id : {enrolled, visitor}) {
+    ASSERT_EQ(Call("POST", "/v1/members/" + std::to_string(id) + "/adjustments",
+                   json{{"adjustment_id", "adj-" + std::to_string(id)},
+                        {"points", 10},
+                        {"reason", "wechat shop"}})
+                  .status,
+              201);
+  }
+  EXPECT_EQ(Download("T02"), (std::set<uint64_t>{enrolled}));
+  // The visitor shops here again: back in the scope, with everything since.
+  Sale again = PricedSale(t, visitor, "c2", Basket(5000), clock_.now_ms());
+  Upload("T01", sync::UploadRequest{again.entries, {again.checkout}, {}});
+  EXPECT_EQ(Download("T02"), (std::set<uint64_t>{visitor}));
+}
+
+}  // namespace
+}  // namespace loyalty::hq::testing
