@@ -280,9 +280,11 @@ void PosApi::Handle(http::Request&& req, http::Responder respond_now) {
       return finish(r);
     }
     case Route::kQuote:
+      ctx_.service->LookUpIfUnheld(*ctx_.reader, *body);
       return finish(ctx_.service->Quote(*ctx_.reader, *body));
     case Route::kCommit:
     case Route::kRefund: {
+      if (route == Route::kCommit) ctx_.service->LookUpIfUnheld(*ctx_.reader, *body);
       auto* service = ctx_.service;
       bool commit = route == Route::kCommit;
       bool posted = ctx_.writer->Post(

@@ -27,6 +27,7 @@
 #include "loyalty/http/server.h"
 #include "loyalty/ledger/ledger.h"
 #include "loyalty/rules/rules.h"
+#include "member_lookup.h"
 #include "metrics.h"
 #include "reload.h"
 #include "scan_pipeline.h"
@@ -364,10 +365,19 @@ int Serve(const std::string& config_path, Prepared& p) {
   checkout::LedgerWriter writer(std::move(ledger->writer));
   SyncLocal sync_local({p.cfg.database, p.cfg.terminal_id, p.cfg.store_id, LOYALTY_VERSION}, writer,
                        service, clock, p.tz, ApplyHqRules(service, ledger->hq_rules_adopted));
+  MemberLookup* lookup_ptr = nullptr;  // set below; HQ's answer to a run resumes look-ups
   SyncService sync_service(ToSyncOptions(p.cfg), sync_local, clock,
-                           [&trusted_time](int64_t hq_ms, int64_t mono_ms) {
+                           [&trusted_time, &lookup_ptr](int64_t hq_ms, int64_t mono_ms) {
                              trusted_time.RecordHqTime(hq_ms, mono_ms);
+                             if (lookup_ptr) lookup_ptr->Resume();
                            });
+  // Members this terminal does not hold are asked of HQ at identify (member_lookup.h).
+  MemberLookup lookup(
+      {p.cfg.terminal_id, p.cfg.lookup_timeout_ms},
+      [&sync_service] { return sync_service.MakeTransport(); }, sync_local, clock);
+  lookup_ptr = &lookup;
+  if (!p.cfg.hq_url.empty())
+    service.SetMemberLookup([&lookup](const codes::Identified& id) { return lookup.Lookup(id); });
   Metrics metrics;
   HourlyCounter scans_per_hour;
   SetEventObserver(CountEvents(metrics, scans_per_hour, clock));

@@ -89,6 +89,11 @@ inline constexpr EventInfo kEventCatalogue[] = {
     {"sync_conflict", "warn", "run_id, kind, detail",
      "HQ recorded a conflict (e.g. a coupon used at two stores): nothing to do at the store; HQ "
      "reviews it"},
+    {"member_lookup", "info", "kind, code_hash, found, member_id, ms",
+     "- (a member this store does not hold, asked of HQ at identify; found: now held here)"},
+    {"member_lookup_failed", "warn", "kind, code_hash, reason, paused_s",
+     "HQ did not answer the look-up in time: the offline rules apply, and look-ups pause for "
+     "paused_s; many: check the network to HQ"},
     {"log_event_uncatalogued", "error", "name", "a defect: report it"},
 };
 

@@ -349,6 +349,19 @@ Result<int64_t> SyncLocal::RepairBalances(const sync::MembersResponse& members) 
   return corrections;
 }
 
+Status SyncLocal::AdoptMembers(const sync::MembersResponse& found) {
+  int64_t validity = service_.rules()->points_validity_months;
+  return OnWriter([&](ledger::Ledger& w) -> Status {
+    for (const auto& snap : found.members)
+      if (Status s = ApplySnapshot(w, snap, tz_, validity); !s.ok()) return s;
+    if (found.identities) {
+      for (const auto& id : *found.identities)
+        if (Status s = w.PutIdentity(id.channel, id.external_id, id.member_id); !s.ok()) return s;
+    }
+    return Status::Ok();
+  });
+}
+
 Status SyncLocal::RecordRun(const sync::RunRecord& r) {
   ledger::SyncRunRow row;
   row.run_id = r.run_id;

@@ -51,6 +51,10 @@ class SyncLocal final : public sync::LocalLedger {
   Status ApplyChanges(const sync::ChangesResponse& page) override;
   Result<int64_t> Restore(const sync::FetchResponse& fetched) override;
   Result<int64_t> RepairBalances(const sync::MembersResponse& members) override;
+  // What an online look-up brought (member_lookup.h): the snapshots and identities of
+  // members this terminal did not hold, in one transaction. No correction entry: there was
+  // no balance here to correct.
+  Status AdoptMembers(const sync::MembersResponse& found);
   Status RecordRun(const sync::RunRecord& record) override;
   Status Finish() override;
 

@@ -91,34 +91,30 @@ void SyncService::Loop() {
   }
 }
 
+Result<std::unique_ptr<sync::Transport>> SyncService::MakeTransport() {
+  if (opt_.make_transport) return opt_.make_transport();
+  if (opt_.hq_host.empty())
+    return Status::Error(ErrorCode::kHqUnconfigured, "no [hq] url is configured");
+  sync::HqEndpoint ep;
+  ep.host = opt_.hq_host;
+  ep.port = opt_.hq_port;
+  ep.base_path = opt_.hq_base_path;
+  ep.tls = opt_.hq_tls;
+  ep.ca_file = opt_.hq_ca_file;
+  ep.cert_file = opt_.hq_cert_file;
+  ep.key_file = opt_.hq_key_file;
+  return sync::NewHqTransport(std::move(ep), &cancel_);
+}
+
 sync::RunRecord SyncService::RunOnce(const std::string& run_id) {
   LogEvent(Level::kInfo, "sync_started", {{"run_id", run_id}});
   sync::RunRecord rec;
   std::unique_ptr<sync::Transport> transport;
   Status ts;
-  if (opt_.make_transport) {
-    auto t = opt_.make_transport();
-    if (t.ok())
-      transport = std::move(*t);
-    else
-      ts = t.status();
-  } else if (opt_.hq_host.empty()) {
-    ts = Status::Error(ErrorCode::kHqUnconfigured, "no [hq] url is configured");
-  } else {
-    sync::HqEndpoint ep;
-    ep.host = opt_.hq_host;
-    ep.port = opt_.hq_port;
-    ep.base_path = opt_.hq_base_path;
-    ep.tls = opt_.hq_tls;
-    ep.ca_file = opt_.hq_ca_file;
-    ep.cert_file = opt_.hq_cert_file;
-    ep.key_file = opt_.hq_key_file;
-    auto t = sync::NewHqTransport(std::move(ep), &cancel_);
-    if (t.ok())
-      transport = std::move(*t);
-    else
-      ts = t.status();
-  }
+  if (auto t = MakeTransport(); t.ok())
+    transport = std::move(*t);
+  else
+    ts = t.status();
   if (!transport) {
     rec.run_id = run_id;
     rec.started_at_ms = clock_.now_ms();

@@ -58,6 +58,10 @@ class SyncService {
   // `cancelled` within about 100 ms), and joins the thread.
   void Stop();
 
+  // A transport to HQ as a run makes it (make_transport, or HTTPS/HTTP with the options'
+  // files), cancelled by Stop(); for the online member look-up (member_lookup.h) too.
+  Result<std::unique_ptr<sync::Transport>> MakeTransport();
+
   // Starts a run now, or joins the one running or already requested; returns its id.
   std::string Trigger();
 

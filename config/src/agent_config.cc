@@ -60,7 +60,7 @@ std::string TopLevelHint(std::string_view key) {
       {"api",
        {"listen", "token_file", "allow_public_listen", "max_connections", "request_timeout_ms"}},
       {"codes", {"hq_public_keys", "code_max_age_s", "clock_skew_s", "card_prefix", "channels"}},
-      {"hq", {"url", "ca_file", "cert_file", "key_file"}},
+      {"hq", {"url", "ca_file", "cert_file", "key_file", "lookup_timeout_ms"}},
       {"sync", {"interval_s", "run_timeout_s"}},
       {"log", {"level", "format", "file", "file_max_bytes", "file_count"}},
   };
@@ -260,6 +260,7 @@ void ParseHqSection(Section& s, AgentConfig& c, const internal::PathResolver& pa
                           std::pair{"key_file", &c.key_file}}) {
     if (s.String(key, *out, true)) *out = paths.Resolve(*out);
   }
+  s.Int("lookup_timeout_ms", c.lookup_timeout_ms, 0, 5000);
   s.Finish();
   if (!e.ok()) return;
   if (c.cert_file.empty() != c.key_file.empty()) {

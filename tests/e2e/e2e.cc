@@ -103,8 +103,7 @@ HqProcess& E2eFixture::StartHq(bool tls, const std::string& rules_toml) {
 TerminalOptions E2eFixture::Options(const std::string& terminal_id, uint16_t hq_port) const {
   TerminalOptions o;
   o.terminal_id = terminal_id;
-  auto at = std::find(terminal_ids_.begin(), terminal_ids_.end(), terminal_id);
-  o.store_id = "S00" + std::to_string(at - terminal_ids_.begin() + 1);
+  o.store_id = "S001";  // lanes of one store; a test of member scope picks its own stores
   o.hq_port = hq_port;
   o.tls = true;
   o.ca_file = pki_->ca_file();
@@ -350,11 +349,11 @@ int64_t TerminalProcess::MemberBalance(const std::string& member_id) {
 
 // ---------------------------------------------------------------------------- members
 
-Member Enrol(HqProcess& hq, int device_index) {
+Member Enrol(HqProcess& hq, int device_index, const std::string& store_id) {
   Member m;
-  auto r =
-      hq.Admin("POST", "/v1/members",
-               json{{"name", "张三"}, {"phone", "1381234" + std::to_string(1000 + device_index)}});
+  json body{{"name", "张三"}, {"phone", "1381234" + std::to_string(1000 + device_index)}};
+  if (!store_id.empty()) body["store_id"] = store_id;
+  auto r = hq.Admin("POST", "/v1/members", body);
   EXPECT_EQ(r.status, 201) << r.raw;
   m.id = r.body.value("member_id", "");
   m.card_number = r.body.value("card_number", "");

@@ -138,8 +138,9 @@ struct Member {
   int64_t last_code_time = 0;
 };
 
-// POST /v1/members and /devices. device_index makes the device key.
-Member Enrol(HqProcess& hq, int device_index);
+// POST /v1/members and /devices. device_index makes the device key; store_id: where the
+// member enrolled ("": none), whose terminals hold the member.
+Member Enrol(HqProcess& hq, int device_index, const std::string& store_id = "S001");
 // A fresh dynamic code (never the same one twice for this member).
 std::string DynamicCode(Member& m);
 

@@ -25,8 +25,8 @@ class E2eFixture : public ::testing::Test {
   // Starts HQ (over TLS with the PKI's server certificate unless tls is false; with
   // `rules_toml` as its rules file when not empty) as hq_.
   HqProcess& StartHq(bool tls = true, const std::string& rules_toml = "");
-  // A terminal reaching HQ at hq_port over mutual TLS with its own certificate; the nth
-  // terminal id given to the fixture is in store S00n.
+  // A terminal reaching HQ at hq_port over mutual TLS with its own certificate, a lane of
+  // store S001 (where Enrol enrols members by default).
   TerminalOptions Options(const std::string& terminal_id, uint16_t hq_port) const;
   // Starts a terminal in dir_/<terminal id>, kept in terminals_.
   TerminalProcess& AddTerminal(TerminalOptions options);

@@ -255,6 +255,24 @@ Result<CheckoutService::Resolved> CheckoutService::ResolveMember(ledger::Ledger&
   return Resolved{};
 }
 
+void CheckoutService::SetMemberLookup(std::function<bool(const codes::Identified&)> lookup) {
+  lookup_ = std::move(lookup);
+}
+
+void CheckoutService::LookUpIfUnheld(ledger::Ledger& reader, const json& body) {
+  if (!lookup_ || reader.damaged()) return;
+  auto code = body.find("member_code");
+  if (code == body.end() || !code->is_string()) return;
+  const std::string& text = code->get_ref<const std::string&>();
+  if (text.rfind(codes::kDynamicPrefix, 0) == 0) return;
+  const int64_t now_s = NowS();
+  RevocationCheck revoked{reader, {}};
+  auto id = verifier_.Identify(text, now_s, std::ref(revoked));
+  if (!id.ok() || id->kind == codes::CodeKind::kDynamic) return;  // the use case says why
+  auto resolved = ResolveIdentified(reader, *id, "", now_s);
+  if (!resolved.ok() && resolved.status().code() == ErrorCode::kMemberUnknown) (void)lookup_(*id);
+}
+
 Result<IdentifyOutcome> CheckoutService::Identify(ledger::Ledger& reader, std::string_view text) {
   if (reader.damaged()) return DamagedError(reader);
   int64_t now_s = NowS();
@@ -269,6 +287,9 @@ Result<IdentifyOutcome> CheckoutService::Identify(ledger::Ledger& reader, std::s
       return Err(ErrorCode::kCodeReplayed, "this member code was already used for a checkout");
   }
   auto resolved = ResolveIdentified(reader, *id, /*checkout_id=*/"", now_s);
+  const bool unheld =
+      resolved.ok() ? resolved->provisional : resolved.status().code() == ErrorCode::kMemberUnknown;
+  if (unheld && lookup_ && lookup_(*id)) resolved = ResolveIdentified(reader, *id, "", now_s);
   if (!resolved.ok()) return resolved.status();
   auto r = rules();
   auto member = ViewMember(reader, resolved->member, resolved->provisional, now_s, *r);

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -64,6 +65,19 @@ class CheckoutService {
   std::shared_ptr<const rules::Rules> rules() const;
   void SetRules(std::shared_ptr<const rules::Rules> r);
 
+  // Online look-up (docs/sync.md, "Members this terminal does not hold"): when Identify
+  // meets a member this terminal does not hold — a card or channel card it has no identity
+  // for, or a dynamic code of a member not in its ledger — it asks `lookup`, which asks HQ
+  // within a short timeout and puts what HQ sent into the ledger; true when it did, and
+  // Identify then answers from the ledger. Unset, or false: the offline rules
+  // (member_unknown, or a provisional member for a dynamic code). Set before serving.
+  void SetMemberLookup(std::function<bool(const codes::Identified&)> lookup);
+  // Quote and commit name the member by a code too, often with no identify before: a card
+  // or channel card this terminal holds no identity for is asked of HQ here, on the
+  // caller's thread (never the writer's), before the use case runs. A dynamic code of a
+  // member not held is the provisional member of member-codes.md there (Identify asks).
+  void LookUpIfUnheld(ledger::Ledger& reader, const nlohmann::json& body);
+
   // Trusted "now" in unix seconds (the wall clock unless it is untrusted).
   int64_t NowS() const;
   int64_t NowMs() const;
@@ -74,6 +88,7 @@ class CheckoutService {
     int64_t expires_at_s = 0;
   };
   struct Resolved;  // defined in service.cc
+  std::function<bool(const codes::Identified&)> lookup_;
 
   Result<Resolved> ResolveMember(ledger::Ledger& l, const nlohmann::json& body,
                                  const std::string& checkout_id, int64_t now_s);

@@ -1,0 +1,82 @@
+#include "member_lookup.h"
+
+#include "log.h"
+#include "loyalty/base/hash.h"
+#include "loyalty/sync/messages.h"
+
+namespace loyalty::agent {
+
+MemberLookup::MemberLookup(MemberLookupOptions options, MakeTransport make_transport,
+                           SyncLocal& local, const Clock& clock)
+    : opt_(std::move(options)),
+      make_transport_(std::move(make_transport)),
+      local_(local),
+      clock_(clock) {}
+
+bool MemberLookup::Lookup(const codes::Identified& id) {
+  if (opt_.timeout_ms <= 0) return false;
+  std::lock_guard<std::mutex> g(mu_);
+  const int64_t start = clock_.mono_ms();
+  if (start < paused_until_mono_ms_.load()) return false;
+  sync::MembersRequest req;
+  req.identities.emplace();
+  std::string what;  // for the log: never the card number itself
+  switch (id.kind) {
+    case codes::CodeKind::kDynamic:
+      req.member_ids.push_back(id.member_id);
+      what = "dynamic";
+      break;
+    case codes::CodeKind::kStatic:
+      req.identities->push_back({"card", id.card_number});
+      what = "card";
+      break;
+    case codes::CodeKind::kChannel:
+      req.identities->push_back({id.channel, id.external_id});
+      what = id.channel;
+      break;
+  }
+  auto fail = [&](const Status& s) {
+    paused_until_mono_ms_.store(clock_.mono_ms() + opt_.pause_ms);
+    LogEvent(Level::kWarn, "member_lookup_failed",
+             {{"kind", what},
+              {"code_hash", id.code_hash.substr(0, 12)},
+              {"reason", s.ToString()},
+              {"paused_s", opt_.pause_ms / 1000}});
+    return false;
+  };
+  auto transport = make_transport_();
+  if (!transport.ok()) return fail(transport.status());
+  auto ex = (*transport)
+                ->Send("POST", "/v1/sync/" + opt_.terminal_id + "/members", "application/json",
+                       sync::SerializeMessage(req), opt_.timeout_ms);
+  if (!ex.ok()) return fail(ex.status());
+  if (ex->status != 200)
+    return fail(
+        Status::Error(ErrorCode::kBadResponse, "HQ answered " + std::to_string(ex->status)));
+  auto found = sync::ParseMessage<sync::MembersResponse>(ex->body);
+  if (!found.ok()) return fail(found.status());
+  // Only what was asked for: one member, the one of the dynamic code or the card's holder.
+  if (found->members.size() > 1 ||
+      (id.kind == codes::CodeKind::kDynamic && !found->members.empty() &&
+       found->members[0].member_id != id.member_id))
+    return fail(Status::Error(ErrorCode::kBadResponse, "HQ sent a member not asked for"));
+  if (found->identities) {
+    for (const auto& i : *found->identities) {
+      if (found->members.empty() || i.member_id != found->members[0].member_id)
+        return fail(Status::Error(ErrorCode::kBadResponse, "HQ sent an identity not asked for"));
+    }
+  }
+  if (!found->members.empty()) {
+    if (Status s = local_.AdoptMembers(*found); !s.ok()) return fail(s);
+  }
+  LogEvent(Level::kInfo, "member_lookup",
+           {{"kind", what},
+            {"code_hash", id.code_hash.substr(0, 12)},
+            {"found", !found->members.empty()},
+            {"member_id",
+             found->members.empty() ? std::string() : std::to_string(found->members[0].member_id)},
+            {"ms", clock_.mono_ms() - start}});
+  return !found->members.empty();
+}
+
+}  // namespace loyalty::agent

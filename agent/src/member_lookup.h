@@ -1,0 +1,59 @@
+// The online look-up of a member this terminal does not hold (hq-and-sync.md, "Download":
+// terminals hold their store's members; docs/sync.md, "Members this terminal does not
+// hold"). Identify calls it when a scanned card, channel card or dynamic code names a member
+// that is not in the ledger: one POST /v1/sync/{tid}/members to HQ within timeout_ms, and
+// what HQ sends (the snapshot, the member's identities) goes into the ledger, so the member
+// is known from then on, offline too. HQ records that the store asked for the member: the
+// store's other terminals download it at their next run.
+//
+// A look-up that fails (HQ unreachable, slow, refusing) falls back to the offline rules at
+// once and pauses look-ups for pause_ms, so an offline till waits on HQ at most once a
+// minute, never at every scan. Events: member_lookup (found or not, the member id, ms),
+// member_lookup_failed (the reason); codes and card numbers only as short hashes.
+//
+// Thread-safety: Lookup may be called from any thread; look-ups run one at a time.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "loyalty/base/clock.h"
+#include "loyalty/base/status.h"
+#include "loyalty/codes/codes.h"
+#include "loyalty/sync/transport.h"
+#include "sync_local.h"
+
+namespace loyalty::agent {
+
+struct MemberLookupOptions {
+  std::string terminal_id;
+  int timeout_ms = 300;      // [hq] lookup_timeout_ms; 0: no look-ups
+  int64_t pause_ms = 60000;  // after a failure
+};
+
+class MemberLookup {
+ public:
+  using MakeTransport = std::function<Result<std::unique_ptr<sync::Transport>>()>;
+  // `local` and `clock` must outlive the look-up.
+  MemberLookup(MemberLookupOptions options, MakeTransport make_transport, SyncLocal& local,
+               const Clock& clock);
+
+  // True when HQ answered with the member and it is now in the ledger.
+  bool Lookup(const codes::Identified& id);
+  // HQ answered a sync run: look-ups need not wait out a pause.
+  void Resume() { paused_until_mono_ms_.store(0); }
+
+ private:
+  MemberLookupOptions opt_;
+  MakeTransport make_transport_;
+  SyncLocal& local_;
+  const Clock& clock_;
+  std::mutex mu_;
+  std::atomic<int64_t> paused_until_mono_ms_{0};
+};
+
+}  // namespace loyalty::agent

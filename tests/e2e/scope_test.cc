@@ -1,0 +1,99 @@
+// Member scope end to end (hq-and-sync.md, "Download"): real loyalty-hq and loyaltyd
+// processes, two stores. A member who never shopped at a store is not on its terminals; a
+// terminal there identifies them offline by a dynamic code as a provisional member, and
+// online fetches them on the first scan; the sale's points reach HQ and every balance still
+// reconciles exactly, on the terminals of both stores.
+#include <gtest/gtest.h>
+
+#include "e2e_fixture.h"
+
+namespace loyalty::e2e {
+namespace {
+
+const char* kHome = "T-HOME";  // a lane of S001, where the member enrolled
+const char* kAway = "T-AWAY";  // a lane of S002
+
+class E2eScopeTest : public E2eFixture {
+ protected:
+  E2eScopeTest() : E2eFixture({kHome, kAway}) {}
+
+  TerminalProcess& Lane(const char* id, const std::string& store, uint16_t port) {
+    TerminalOptions o = Options(id, port);
+    o.store_id = store;
+    return AddTerminal(std::move(o));
+  }
+  static bool Holds(TerminalProcess& t, const std::string& member_id) {
+    auto r = t.Call("GET", "/v1/members/" + member_id);
+    EXPECT_TRUE(r.status == 200 || r.status == 404) << r.raw;
+    return r.status == 200;
+  }
+};
+
+TEST_F(E2eScopeTest, AMemberOfAnotherStoreIsProvisionalOfflineAndFetchedOnline) {
+  StartHq();
+  Member home = Enrol(*hq_, 1, "S001"), local = Enrol(*hq_, 2, "S002");
+  FaultProxy to_hq(hq_->port(), 1);
+  auto& h = Lane(kHome, "S001", hq_->port());
+  auto& a = Lane(kAway, "S002", to_hq.port());
+  ExpectOk(h.Sync());
+  ExpectOk(a.Sync());
+  // Each store holds its own member only.
+  EXPECT_TRUE(Holds(h, home.id));
+  EXPECT_FALSE(Holds(h, local.id));
+  EXPECT_TRUE(Holds(a, local.id));
+  EXPECT_FALSE(Holds(a, home.id));
+  auto earn = h.Call(
+      "POST", "/v1/checkouts/commit",
+      json{{"checkout_id", "h-1"}, {"member_code", home.card_number}, {"lines", Basket(50000)}});
+  ASSERT_EQ(earn.status, 200) << earn.raw;
+  ExpectOk(h.Sync());
+  const int64_t balance = hq_->Admin("GET", "/v1/members/" + home.id).body["balance"];
+  ASSERT_GT(balance, 0);
+
+  // Offline at the other store: a dynamic code still identifies the member, provisionally.
+  to_hq.set_upstream(FreePort());  // nothing listens there: HQ unreachable
+  auto off = a.Call("POST", "/v1/identify", json{{"code", DynamicCode(home)}});
+  ASSERT_EQ(off.status, 200) << off.raw;
+  EXPECT_TRUE(off.body["member"]["stale"].get<bool>()) << off.raw;
+  EXPECT_TRUE(off.body["member"]["snapshot_at"].is_null()) << off.raw;
+  EXPECT_EQ(off.body["member"]["balance"], 0) << off.raw;
+  EXPECT_FALSE(Holds(a, home.id));  // identify writes nothing
+  // A printed card of a member this store does not hold: unknown offline.
+  auto card_off = a.Call("POST", "/v1/identify", json{{"code", home.card_number}});
+  EXPECT_EQ(card_off.status, 404) << card_off.raw;
+  EXPECT_EQ(card_off.body["error"]["code"], "member_unknown") << card_off.raw;
+
+  // Online again (a run resumes the look-ups): the first scan fetches the member.
+  to_hq.set_upstream(hq_->port());
+  ExpectOk(a.Sync());
+  EXPECT_FALSE(Holds(a, home.id));
+  auto on = a.Call("POST", "/v1/identify", json{{"code", DynamicCode(home)}});
+  ASSERT_EQ(on.status, 200) << on.raw;
+  EXPECT_EQ(on.body["member"]["balance"], balance) << on.raw;
+  EXPECT_FALSE(on.body["member"]["snapshot_at"].is_null()) << on.raw;
+  EXPECT_TRUE(Holds(a, home.id));
+  auto sale = a.Call(
+      "POST", "/v1/checkouts/commit",
+      json{{"checkout_id", "a-1"}, {"member_code", home.card_number}, {"lines", Basket(20000)}});
+  ASSERT_EQ(sale.status, 200) << sale.raw;
+  ExpectOk(a.Sync());
+  ExpectOk(h.Sync());
+  // Balances reconcile exactly on both lanes, and HQ's balance is its entries' sum.
+  const json view = hq_->Admin("GET", "/v1/members/" + home.id).body;
+  const int64_t now_balance = view["balance"];
+  EXPECT_EQ(now_balance, HqEntrySum(*hq_, home.id));
+  EXPECT_EQ(h.MemberBalance(home.id), now_balance);
+  EXPECT_EQ(a.MemberBalance(home.id), now_balance);
+  EXPECT_GT(now_balance, balance);
+  // A second run of each finds nothing to repair: the balance sets agree.
+  for (auto* t : {&h, &a}) {
+    auto run = t->Sync();
+    ExpectOk(run);
+    EXPECT_EQ(run.value("repaired", -1), 0) << run.dump();
+  }
+  // The member `local` never shopped at S001: still not there.
+  EXPECT_FALSE(Holds(h, local.id));
+}
+
+}  // namespace
+}  // namespace loyalty::e2e
