@@ -137,6 +137,11 @@ TEST(MessagesTest, RoundTripsEveryMessage) {
   ExpectRoundTrip(FetchResponse{{SampleEntry()}, {SampleCheckout()}, {}});
   ExpectRoundTrip(MembersRequest{{0, 42, 18446744073709551615ull}});
   ExpectRoundTrip(MembersResponse{{SampleSnapshot()}});
+  // A look-up: cards to resolve, and the identities of what HQ found.
+  ExpectRoundTrip(MembersRequest{{}, std::vector<IdentityKey>{{"card", "8812345678901234"}}});
+  ExpectRoundTrip(MembersRequest{{42}, std::vector<IdentityKey>{}});
+  ExpectRoundTrip(MembersResponse{{SampleSnapshot()}, std::vector<Identity>{{"wechat", "1", 7}}});
+  ExpectRoundTrip(MembersResponse{{}, std::vector<Identity>{}});
 }
 
 TEST(MessagesTest, WireFormsAreThoseOfTheProtocol) {
@@ -257,6 +262,25 @@ TEST(MessagesTest, ArrayLimits) {
   m.member_ids.push_back(1);
   ExpectRejected<MembersRequest>(ToJson(m), "member_ids");
   ExpectRejected<MembersRequest>(json{{"member_ids", {1}}}, "member_ids[0]");
+
+  // At most 16 cards in a look-up; each a channel and an id, nothing else.
+  MembersRequest look;
+  look.identities.emplace(kMaxLookupIdentities, IdentityKey{"card", "8812345678901234"});
+  EXPECT_TRUE(ParseMessage<MembersRequest>(SerializeMessage(look)).ok());
+  look.identities->push_back({"card", "8812345678901234"});
+  ExpectRejected<MembersRequest>(ToJson(look), "identities");
+  ExpectRejected<MembersRequest>(json{{"member_ids", json::array()},
+                                      {"identities", {{{"channel", ""}, {"external_id", "1"}}}}},
+                                 "identities[0].channel");
+  ExpectRejected<MembersRequest>(
+      json{{"member_ids", json::array()}, {"identities", {{{"channel", "card"}}}}},
+      "identities[0].external_id");
+  ExpectRejected<MembersRequest>(json{{"member_ids", json::array()}, {"identities", "card"}},
+                                 "identities");
+  // The wire form: the key present only in a look-up.
+  EXPECT_EQ(SerializeMessage(MembersRequest{{42}, std::nullopt}), R"({"member_ids":["42"]})");
+  EXPECT_EQ(SerializeMessage(MembersRequest{{}, std::vector<IdentityKey>{{"card", "1"}}}),
+            R"({"identities":[{"channel":"card","external_id":"1"}],"member_ids":[]})");
 }
 
 TEST(MessagesTest, HelloChecks) {
