@@ -224,20 +224,16 @@ class SqlStore final : public Store {
                "SELECT channel, external_id FROM identities WHERE member_id = ? ORDER BY channel, "
                "external_id");
     st.Bind(1, member_id);
-    std::vector<sync::Identity> out;
-    while (st.Step()) out.push_back({st.Text(0), st.Text(1), member_id});
-    if (!st.status().ok()) return st.status();
-    return out;
+    return ReadAll<sync::Identity>(st, [&](const Stmt& r) -> sync::Identity {
+      return {r.Text(0), r.Text(1), member_id};
+    });
   }
 
   Result<std::vector<MemberRecord>> MembersChangedAfter(int64_t after, int64_t limit) override {
     HQ_PREPARE(st, std::string("SELECT ") + kMemberCols +
                        " FROM members WHERE change_seq > ? ORDER BY change_seq LIMIT ?");
     st.Bind(1, after).Bind(2, limit);
-    std::vector<MemberRecord> out;
-    while (st.Step()) out.push_back(ReadMember(st));
-    if (!st.status().ok()) return st.status();
-    return out;
+    return ReadAll<MemberRecord>(st, [&](const Stmt& r) { return ReadMember(r); });
   }
 
   Result<int64_t> MaxChangeSeq() override {
@@ -491,10 +487,7 @@ class SqlStore final : public Store {
                "SELECT DISTINCT member_id FROM lots WHERE remaining > 0 AND expires_at_s < ? ORDER "
                "BY member_id");
     st.Bind(1, now_s);
-    std::vector<uint64_t> out;
-    while (st.Step()) out.push_back(static_cast<uint64_t>(st.Int(0)));
-    if (!st.status().ok()) return st.status();
-    return out;
+    return ReadAll<uint64_t>(st, [&](const Stmt& r) { return static_cast<uint64_t>(r.Int(0)); });
   }
 
   // --- checkouts and refunds
@@ -605,10 +598,9 @@ class SqlStore final : public Store {
         st,
         "SELECT at_ms, tier, status FROM member_states WHERE member_id = ? ORDER BY at_ms, rowid");
     st.Bind(1, member_id);
-    std::vector<MemberStateRecord> out;
-    while (st.Step()) out.push_back({st.Int(0), st.Text(1), st.Text(2)});
-    if (!st.status().ok()) return st.status();
-    return out;
+    return ReadAll<MemberStateRecord>(st, [&](const Stmt& r) -> MemberStateRecord {
+      return {r.Int(0), r.Text(1), r.Text(2)};
+    });
   }
 
   Status AddTerminalDownload(const std::string& terminal_id, int64_t at_ms) override {
@@ -738,10 +730,7 @@ class SqlStore final : public Store {
                std::string("SELECT ") + kCouponCols +
                    " FROM coupons WHERE change_seq > ? AND change_seq <= ? ORDER BY change_seq");
     st.Bind(1, after).Bind(2, up_to);
-    std::vector<CouponRecord> out;
-    while (st.Step()) out.push_back(ReadCoupon(st));
-    if (!st.status().ok()) return st.status();
-    return out;
+    return ReadAll<CouponRecord>(st, [&](const Stmt& r) { return ReadCoupon(r); });
   }
 
   Status PutDevice(const DeviceRecord& d) override {
@@ -775,10 +764,7 @@ class SqlStore final : public Store {
                "SELECT device_public_key FROM revocations WHERE change_seq > ? AND change_seq <= ? "
                "ORDER BY change_seq");
     st.Bind(1, after).Bind(2, up_to);
-    std::vector<std::string> out;
-    while (st.Step()) out.push_back(st.Text(0));
-    if (!st.status().ok()) return st.status();
-    return out;
+    return ReadAll<std::string>(st, [&](const Stmt& r) { return r.Text(0); });
   }
 
   Result<std::optional<AdjustmentRecord>> GetAdjustment(const std::string& id) override {
@@ -904,6 +890,12 @@ class SqlStore final : public Store {
   }
 
   // --- member scope
+  // The members of a store's scope: parameter `store` the store, `since` the moment.
+  static std::string InScope(int store, int since) {
+    return "(SELECT member_id FROM store_members WHERE store_id = ?" + std::to_string(store) +
+           " AND (reason = 'enrolled' OR last_at_ms >= ?" + std::to_string(since) + "))";
+  }
+
   Result<bool> AddStoreMember(const std::string& store_id, uint64_t member_id,
                               const std::string& reason, int64_t at_ms, int64_t since_ms) override {
     std::optional<std::pair<std::string, int64_t>> had;
@@ -930,14 +922,10 @@ class SqlStore final : public Store {
                                                              int64_t since_ms, int64_t after,
                                                              int64_t limit) override {
     HQ_PREPARE(st, std::string("SELECT ") + kMemberCols +
-                       " FROM members WHERE change_seq > ?1 AND member_id IN (SELECT member_id "
-                       "FROM store_members WHERE store_id = ?2 AND (reason = 'enrolled' OR "
-                       "last_at_ms >= ?3)) ORDER BY change_seq LIMIT ?4");
+                       " FROM members WHERE change_seq > ?1 AND member_id IN " + InScope(2, 3) +
+                       " ORDER BY change_seq LIMIT ?4");
     st.Bind(1, after).Bind(2, store_id).Bind(3, since_ms).Bind(4, limit);
-    std::vector<MemberRecord> out;
-    while (st.Step()) out.push_back(ReadMember(st));
-    if (!st.status().ok()) return st.status();
-    return out;
+    return ReadAll<MemberRecord>(st, [&](const Stmt& r) { return ReadMember(r); });
   }
 
   Result<std::vector<CouponRecord>> StoreCouponsChanged(const std::string& store_id,
@@ -945,14 +933,10 @@ class SqlStore final : public Store {
                                                         int64_t up_to) override {
     HQ_PREPARE(st, std::string("SELECT ") + kCouponCols +
                        " FROM coupons WHERE change_seq > ?1 AND change_seq <= ?2 AND (member_id "
-                       "= 0 OR member_id IN (SELECT member_id FROM store_members WHERE store_id "
-                       "= ?3 AND (reason = 'enrolled' OR last_at_ms >= ?4))) ORDER BY "
-                       "change_seq");
+                       "= 0 OR member_id IN " +
+                       InScope(3, 4) + ") ORDER BY change_seq");
     st.Bind(1, after).Bind(2, up_to).Bind(3, store_id).Bind(4, since_ms);
-    std::vector<CouponRecord> out;
-    while (st.Step()) out.push_back(ReadCoupon(st));
-    if (!st.status().ok()) return st.status();
-    return out;
+    return ReadAll<CouponRecord>(st, [&](const Stmt& r) { return ReadCoupon(r); });
   }
 
   Status HoldMember(const std::string& terminal_id, uint64_t member_id, int64_t balance) override {
@@ -1048,6 +1032,15 @@ class SqlStore final : public Store {
     return st.Run();
   }
 
+  // Every row of a statement, as `read` makes it.
+  template <class T, class Read>
+  static Result<std::vector<T>> ReadAll(Stmt& st, Read read) {
+    std::vector<T> out;
+    while (st.Step()) out.push_back(read(st));
+    if (!st.status().ok()) return st.status();
+    return out;
+  }
+
   static Status Fail(const Stmt& st) {
     return st.status().ok() ? Status::Error(ErrorCode::kInternal, "query returned no row")
                             : st.status();
@@ -1097,10 +1090,7 @@ class SqlStore final : public Store {
   }
 
   static Result<std::vector<ConflictRecord>> ReadConflicts(Stmt& st) {
-    std::vector<ConflictRecord> out;
-    while (st.Step()) out.push_back(ReadConflict(st));
-    if (!st.status().ok()) return st.status();
-    return out;
+    return ReadAll<ConflictRecord>(st, [&](const Stmt& r) { return ReadConflict(r); });
   }
 
   Result<Set*> OpenTerminalSet(const std::string& terminal_id) {

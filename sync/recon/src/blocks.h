@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "loyalty/recon/recon.h"
@@ -64,5 +66,47 @@ inline void ApplyToRange(const Element& e, int64_t sign, uint64_t begin, std::ve
     if (seq.index() >= begin) (*out)[seq.index() - begin].Apply(e, check, sign);
   }
 }
+
+// Add, AddNew, Upsert and Remove in terms of a store's own two steps, the same for both
+// stores: Lookup(id, &current, &folded) (the tag the set holds now and the one folded into
+// its items) and WriteJournal(id, tag or nullopt, folded).
+template <class Store>
+struct JournalOps {
+  static Status Add(Store& s, const Item& item) {
+    auto e = MakeElement(item);
+    if (!e.ok()) return e.status();
+    std::optional<Tag> current, folded;
+    if (Status st = s.Lookup(e->id, &current, &folded); !st.ok()) return st;
+    if (current) {
+      if (*current == e->tag) return Status::Ok();
+      return Status::Error(ErrorCode::kConflict,
+                           "id already present with a different content hash");
+    }
+    return s.WriteJournal(e->id, e->tag, folded);
+  }
+  static Status AddNew(Store& s, const Item& item) {
+    auto e = MakeElement(item);
+    if (!e.ok()) return e.status();
+    return s.WriteJournal(e->id, e->tag, std::nullopt);
+  }
+  static Status Upsert(Store& s, const Item& item) {
+    auto e = MakeElement(item);
+    if (!e.ok()) return e.status();
+    std::optional<Tag> current, folded;
+    if (Status st = s.Lookup(e->id, &current, &folded); !st.ok()) return st;
+    if (current == e->tag) return Status::Ok();
+    return s.WriteJournal(e->id, e->tag, folded);
+  }
+  static Status Remove(Store& s, std::string_view id) {
+    if (id.size() != kIdSize)
+      return Status::Error(ErrorCode::kBadRequest, "item id must be 16 bytes");
+    ElementId key;
+    std::memcpy(key.data(), id.data(), kIdSize);
+    std::optional<Tag> current, folded;
+    if (Status st = s.Lookup(key, &current, &folded); !st.ok()) return st;
+    if (!current) return Status::Ok();
+    return s.WriteJournal(key, std::nullopt, folded);
+  }
+};
 
 }  // namespace loyalty::recon::internal

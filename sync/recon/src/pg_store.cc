@@ -203,43 +203,10 @@ Status PgStore::WriteJournal(const ElementId& id, const std::optional<Tag>& tag,
   return *pending > auto_flush_rows_ ? Flush() : Status::Ok();
 }
 
-Status PgStore::Add(const Item& item) {
-  auto e = MakeElement(item);
-  if (!e.ok()) return e.status();
-  std::optional<Tag> current, folded;
-  if (Status s = Lookup(e->id, &current, &folded); !s.ok()) return s;
-  if (current) {
-    if (*current == e->tag) return Status::Ok();
-    return Status::Error(ErrorCode::kConflict, "id already present with a different content hash");
-  }
-  return WriteJournal(e->id, e->tag, folded);
-}
-
-Status PgStore::AddNew(const Item& item) {
-  auto e = MakeElement(item);
-  if (!e.ok()) return e.status();
-  return WriteJournal(e->id, e->tag, std::nullopt);
-}
-
-Status PgStore::Upsert(const Item& item) {
-  auto e = MakeElement(item);
-  if (!e.ok()) return e.status();
-  std::optional<Tag> current, folded;
-  if (Status s = Lookup(e->id, &current, &folded); !s.ok()) return s;
-  if (current == e->tag) return Status::Ok();
-  return WriteJournal(e->id, e->tag, folded);
-}
-
-Status PgStore::Remove(std::string_view id) {
-  if (id.size() != kIdSize)
-    return Status::Error(ErrorCode::kBadRequest, "item id must be 16 bytes");
-  ElementId key;
-  std::memcpy(key.data(), id.data(), kIdSize);
-  std::optional<Tag> current, folded;
-  if (Status s = Lookup(key, &current, &folded); !s.ok()) return s;
-  if (!current) return Status::Ok();
-  return WriteJournal(key, std::nullopt, folded);
-}
+Status PgStore::Add(const Item& item) { return JournalOps<PgStore>::Add(*this, item); }
+Status PgStore::AddNew(const Item& item) { return JournalOps<PgStore>::AddNew(*this, item); }
+Status PgStore::Upsert(const Item& item) { return JournalOps<PgStore>::Upsert(*this, item); }
+Status PgStore::Remove(std::string_view id) { return JournalOps<PgStore>::Remove(*this, id); }
 
 Result<size_t> PgStore::PendingChanges() const {
   RECON_PREPARE(st, journal_count_);

@@ -306,42 +306,15 @@ Status SqliteStore::MaybeAutoFlush() {
   return Status::Ok();
 }
 
-Status SqliteStore::Add(const Item& item) {
-  auto e = MakeElement(item);
-  if (!e.ok()) return e.status();
-  std::optional<Tag> current, folded;
-  if (Status s = Lookup(e->id, &current, &folded); !s.ok()) return s;
-  if (current) {
-    if (*current == e->tag) return Status::Ok();
-    return Status::Error(ErrorCode::kConflict, "id already present with a different content hash");
-  }
-  return WriteJournal(e->id, e->tag, folded);
-}
-
+Status SqliteStore::Add(const Item& item) { return JournalOps<SqliteStore>::Add(*this, item); }
 Status SqliteStore::AddNew(const Item& item) {
-  auto e = MakeElement(item);
-  if (!e.ok()) return e.status();
-  return WriteJournal(e->id, e->tag, std::nullopt);
+  return JournalOps<SqliteStore>::AddNew(*this, item);
 }
-
 Status SqliteStore::Upsert(const Item& item) {
-  auto e = MakeElement(item);
-  if (!e.ok()) return e.status();
-  std::optional<Tag> current, folded;
-  if (Status s = Lookup(e->id, &current, &folded); !s.ok()) return s;
-  if (current == e->tag) return Status::Ok();
-  return WriteJournal(e->id, e->tag, folded);
+  return JournalOps<SqliteStore>::Upsert(*this, item);
 }
-
 Status SqliteStore::Remove(std::string_view id) {
-  if (id.size() != kIdSize)
-    return Status::Error(ErrorCode::kBadRequest, "item id must be 16 bytes");
-  ElementId key;
-  std::memcpy(key.data(), id.data(), kIdSize);
-  std::optional<Tag> current, folded;
-  if (Status s = Lookup(key, &current, &folded); !s.ok()) return s;
-  if (!current) return Status::Ok();
-  return WriteJournal(key, std::nullopt, folded);
+  return JournalOps<SqliteStore>::Remove(*this, id);
 }
 
 Result<size_t> SqliteStore::PendingChanges() const {

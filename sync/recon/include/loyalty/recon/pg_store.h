@@ -24,6 +24,10 @@
 #include "loyalty/recon/recon.h"
 
 namespace loyalty::recon {
+namespace internal {
+template <class S>
+struct JournalOps;
+}  // namespace internal
 
 class PgStore final : public FingerprintStore {
  public:
@@ -58,6 +62,8 @@ class PgStore final : public FingerprintStore {
                       bool* more) const override;
 
  private:
+  template <class S>
+  friend struct internal::JournalOps;
   PgStore(pg::Db& db, std::string prefix, int64_t scope_id, uint64_t stored_symbols,
           size_t auto_flush_rows);
   std::string Sql(const char* fmt) const;  // "{p}" replaced by the prefix

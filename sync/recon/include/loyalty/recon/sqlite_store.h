@@ -32,6 +32,10 @@
 #include "loyalty/recon/recon.h"
 
 namespace loyalty::recon {
+namespace internal {
+template <class S>
+struct JournalOps;
+}  // namespace internal
 
 class SqliteStore final : public FingerprintStore {
  public:
@@ -83,6 +87,8 @@ class SqliteStore final : public FingerprintStore {
                       bool* more) const override;
 
  private:
+  template <class S>
+  friend struct internal::JournalOps;
   struct Statements;
   SqliteStore(sqlite3* db, std::string prefix, int64_t scope_id, uint64_t stored_symbols,
               size_t auto_flush_rows);
