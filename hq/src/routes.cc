@@ -105,6 +105,7 @@ http::Response HqService::Impl::Admin(const std::vector<std::string>& p, const h
   }
   if (n == 4 && p[1] == "devices" && p[3] == "revoke" && m == "POST") return RevokeDevice(p[2]);
   if (n == 2 && p[1] == "coupons" && m == "POST") return CreateCoupon(req);
+  if (n == 2 && p[1] == "terminals" && m == "GET") return TerminalList(req);
   if (n == 3 && p[1] == "terminals" && m == "GET") return TerminalView(p[2]);
   if (n == 3 && p[1] == "admin" && p[2] == "expire" && m == "POST") return Expire(req);
   return Error(ErrorCode::kNotFound, "no such route");

@@ -4,15 +4,17 @@
 // writes runs in one Store transaction, so a failure leaves nothing half done and every
 // route can be retried.
 //
-//   routes.cc          HqService's entry points; paths to routes, the terminal check, the admin
-//   token rules_versions.cc  the rules versions HQ publishes and prices uploads with write_cache.cc
-//   one write transaction and the members, lots and history it reads once accounting.cc      points
-//   into balances and lots, HQ's own entries, velocity, tiers by spend upload_checks.cc   what HQ
-//   trusts of an upload: checkouts priced again, refunds, entries upload.cc          the upload
-//   route: records and entries stored, checked, applied; conflicts sync_routes.cc     the other
-//   terminal routes: hello, changes, members, fetch, recon admin.cc           the admin API:
-//   members, identities, devices, adjustments, coupons, terminals jobs.cc            the daily job
-//   (expiry, tiers at a new month) and its admin route
+//   routes.cc          HqService's entry points; paths to routes, the terminal check, the
+//                      admin token
+//   rules_versions.cc  the rules versions HQ publishes and prices uploads with
+//   write_cache.cc     one write transaction and the members, lots and history it reads once
+//   accounting.cc      points into balances and lots, HQ's own entries, velocity, tiers by spend
+//   upload_checks.cc   what HQ trusts of an upload: checkouts priced again, refunds, entries
+//   upload.cc          the upload route: records and entries stored, checked, applied; conflicts
+//   sync_routes.cc     the other terminal routes: hello, changes, members, fetch, recon
+//   admin.cc           the admin API: members, identities, devices, adjustments, coupons,
+//                      terminals (one, and the fleet view)
+//   jobs.cc            the daily job (expiry, tiers at a new month) and its admin route
 #pragma once
 
 #include <cstdint>
@@ -61,6 +63,10 @@ inline http::Response FromStatus(const Status& s) { return http::ErrorResponse(s
 inline int TierRank(const std::string& t) { return t == "black" ? 2 : t == "vip" ? 1 : 0; }
 
 inline int64_t FloorDiv(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+// A terminal whose last sync request was more than this long ago is silent (the fleet
+// view's `silent`).
+inline constexpr int64_t kSilentAfterMs = 2 * 3600 * 1000;
 
 }  // namespace internal
 
@@ -243,6 +249,7 @@ struct HqService::Impl {
   http::Response SetTier(const std::string& id_text, const http::Request& req);
   http::Response CreateCoupon(const http::Request& req);
   http::Response TerminalView(const std::string& tid);
+  http::Response TerminalList(const http::Request& req);
 
   // ------------------------------------------------------------------ jobs.cc
   Result<ExpiryReport> DailyJobs(int64_t now_s);
