@@ -151,7 +151,7 @@ http::Response HqService::Impl::CreateMember(const http::Request& req) {
   }
 
   MemberRecord m;
-  Status s = store.Transaction([&]() -> Status {
+  Status s = Transact([&]() -> Status {
     uint64_t id = 0;
     if (member_id) {
       auto existing = store.GetMember(*member_id);
@@ -252,7 +252,7 @@ http::Response HqService::Impl::AddIdentity(const std::string& id_text, const ht
   r.Str("external_id", &ext, 1, 256);
   if (!r.ok()) return FromStatus(r.status());
   bool created = false;
-  Status s = store.Transaction([&]() -> Status {
+  Status s = Transact([&]() -> Status {
     auto m = RequireMember(id_text);
     if (!m.ok()) return m.status();
     auto holder = store.FindIdentity(ch, ext);
@@ -285,7 +285,7 @@ http::Response HqService::Impl::CertifyDevice(const std::string& id_text,
   int64_t na = not_after.value_or(
       std::min<int64_t>(0xffffffffll, clock.now_s() + opt.default_certificate_days * 86400));
   std::string cert;
-  Status s = store.Transaction([&]() -> Status {
+  Status s = Transact([&]() -> Status {
     auto m = RequireMember(id_text);
     if (!m.ok()) return m.status();
     cert = codes::MakeCertificate(key->second, static_cast<uint8_t>(key->first), m->member_id, *pk,
@@ -302,7 +302,7 @@ http::Response HqService::Impl::RevokeDevice(const std::string& pk_text) {
   auto pk = Base64UrlDecode(pk_text);
   if (!pk || pk->size() != 32)
     return Error(ErrorCode::kBadRequest, "device public key must be base64url of 32 bytes");
-  Status s = store.Transaction([&] { return store.Revoke(pk_text, clock.now_ms()); });
+  Status s = Transact([&] { return store.Revoke(pk_text, clock.now_ms()); });
   if (!s.ok()) return FromStatus(s);
   return JsonResponse(200, {{"device_public_key", pk_text}, {"revoked", true}});
 }
@@ -432,7 +432,7 @@ http::Response HqService::Impl::CreateCoupon(const http::Request& req) {
   if (k.valid_to_s < k.valid_from_s)
     return Error(ErrorCode::kBadRequest, "valid_to is before valid_from");
   c.body_hash = DigestHex(Sha256(Dump(sync::ToJson(c.coupon))));
-  Status s = store.Transaction([&]() -> Status {
+  Status s = Transact([&]() -> Status {
     if (k.member_id != 0) {
       auto m = store.GetMember(k.member_id);
       if (!m.ok()) return m.status();

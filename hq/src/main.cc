@@ -14,8 +14,6 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <string_view>
-#include <vector>
 
 #include <openssl/crypto.h>
 #include <nlohmann/json.hpp>
@@ -28,7 +26,6 @@
 #include "loyalty/hq/keys.h"
 #include "loyalty/hq/service.h"
 #include "loyalty/hq/store.h"
-#include "loyalty/http/errors.h"
 #include "loyalty/http/server.h"
 #include "loyalty/rules/rules.h"
 
@@ -69,24 +66,6 @@ std::string RaiseDescriptorLimit(size_t max_connections) {
 int Usage() {
   std::fprintf(stderr, "usage: loyalty-hq --config FILE [--check-config]\n");
   return 2;
-}
-
-// The terminal id of a terminal route (/v1/sync/{tid}/...), as HqService routes it;
-// nullopt for every other path (admin routes, health).
-std::optional<std::string> TerminalOfRoute(const std::string& path) {
-  std::vector<std::string> parts;
-  std::string_view p = path;
-  while (!p.empty()) {
-    if (p.front() == '/') {
-      p.remove_prefix(1);
-      continue;
-    }
-    size_t slash = p.find('/');
-    parts.emplace_back(p.substr(0, slash));
-    p.remove_prefix(slash == std::string_view::npos ? p.size() : slash);
-  }
-  if (parts.size() >= 4 && parts[0] == "v1" && parts[1] == "sync") return parts[2];
-  return std::nullopt;
 }
 
 }  // namespace
@@ -235,17 +214,17 @@ int main(int argc, char** argv) {
           respond(service.Handle(req, std::nullopt));
           return;
         }
-        if (auto tid = TerminalOfRoute(req.path)) {
+        if (auto route = loyalty::hq::ParseTerminalRoute(req.path)) {
           // A terminal route needs a verified certificate naming exactly that terminal. No
           // certificate or an unverified one is refused here, before the service, because the
           // service reads "no peer" as the trusted plain-HTTP case.
-          if (auto s = loyalty::http::CheckPeerCn(req, *tid); !s.ok()) {
+          if (auto s = loyalty::http::CheckPeerCn(req, route->terminal_id); !s.ok()) {
             Log("warn", "terminal_refused",
-                {{"terminal_id", *tid},
+                {{"terminal_id", route->terminal_id},
                  {"peer_cn", req.peer_cn},
                  {"remote", req.remote_address},
                  {"reason", s.message()}});
-            respond(loyalty::http::JsonError(loyalty::ErrorCode::kForbidden, s.message()));
+            respond(service.RefuseTerminal(req, s));
             return;
           }
           respond(service.Handle(req, req.peer_cn));

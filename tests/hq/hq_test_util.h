@@ -225,6 +225,7 @@ class HqFixture : public ::testing::Test {
     r.body = body;
     if (admin) r.authorization = "Bearer secret-token";
     GreetOnce(r.path);
+    r.remote_address = remote_;
     return service_->Handle(r, peer_);
   }
 
@@ -293,7 +294,8 @@ class HqFixture : public ::testing::Test {
   std::unique_ptr<Store> store_;
   std::unique_ptr<HqService> service_;
   std::optional<std::string> peer_;
-  std::set<std::string> greeted_;      // terminals that said hello (GreetOnce)
+  std::set<std::string> greeted_;  // terminals that said hello (GreetOnce)
+  std::string remote_;  // the client's address as the listener gives it ("": not loopback)
   std::optional<rules::Rules> rules_;  // HQ's rules file; nullopt: the defaults
   std::vector<std::pair<std::string, nlohmann::json>> events_;  // what the service reported
 };

@@ -1,13 +1,19 @@
-// The fleet view (GET /v1/terminals), in process over the run's backend: its rows, filters
-// and pages, and the silent flag by HQ's clock.
+// HQ observable like the agent, in process over the run's backend: the fleet view
+// (GET /v1/terminals: filters, pages, the silent flag by HQ's clock) and GET /metrics (who
+// may read it, what a sync's requests count, the fleet gauges read from the database, and
+// an answer when the database cannot be read).
 #include <string>
 #include <vector>
 
 #include "hq_test_util.h"
+#include "support/prometheus.h"
 
 namespace loyalty::hq::testing {
 namespace {
 
+using loyalty::testing::ExpectPrometheusClientParses;
+using loyalty::testing::MetricSamples;
+using loyalty::testing::MetricValue;
 using nlohmann::json;
 
 constexpr int64_t kHourMs = 3600 * 1000;
@@ -32,6 +38,12 @@ class HqObservabilityTest : public HqFixture {
     std::vector<std::string> ids;
     for (const auto& t : j["terminals"]) ids.push_back(t["terminal_id"]);
     return {ids, j["next_cursor"].is_null() ? "" : j["next_cursor"].get<std::string>()};
+  }
+  std::map<std::string, std::string> Scrape() {
+    auto r = Call("GET", "/metrics");
+    EXPECT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.content_type, "text/plain; version=0.0.4; charset=utf-8");
+    return MetricSamples(r.body);
   }
 };
 
@@ -126,6 +138,153 @@ TEST_F(HqObservabilityTest, FleetViewFiltersPagesAndFlagsSilentTerminals) {
 TEST_F(HqObservabilityTest, AnEmptyFleetIsAnEmptyPage) {
   EXPECT_EQ(J(Call("GET", "/v1/terminals")),
             json({{"terminals", json::array()}, {"next_cursor", nullptr}}));
+}
+
+// Who may read /metrics: a client on loopback, or anyone with the admin token.
+TEST_F(HqObservabilityTest, MetricsNeedTheTokenOffLoopback) {
+  for (const char* remote : {"", "192.0.2.7", "2001:db8::1"}) {
+    remote_ = remote;
+    auto r = Call("GET", "/metrics", "", /*admin=*/false);
+    EXPECT_EQ(r.status, 401) << remote;
+    EXPECT_EQ(J(r)["error"]["code"], "unauthorized") << remote;
+    EXPECT_EQ(Call("GET", "/metrics").status, 200) << remote;
+  }
+  for (const char* remote : {"127.0.0.1", "::1"}) {
+    remote_ = remote;
+    EXPECT_EQ(Call("GET", "/metrics", "", /*admin=*/false).status, 200) << remote;
+  }
+  remote_ = "192.0.2.7";
+  http::Request wrong;
+  wrong.method = "GET";
+  wrong.target = wrong.path = "/metrics";
+  wrong.remote_address = remote_;
+  wrong.authorization = "Bearer not-the-token";
+  EXPECT_EQ(service_->Handle(wrong, std::nullopt).status, 401);
+}
+
+// The routes of a sync, as a terminal calls them, each counted by route and result with its
+// time; the upload's entries by the status HQ gave each; every store transaction timed.
+TEST_F(HqObservabilityTest, MetricsCountASyncsRequestsUploadsAndTransactions) {
+  auto before = Scrape();
+  EXPECT_EQ(MetricValue(before, "loyalty_hq_sync_requests_total{route=\"hello\",result=\"ok\"}"),
+            0);
+  EXPECT_EQ(MetricValue(before, "loyalty_hq_upload_entries_total{status=\"created\"}"), 0);
+  EXPECT_EQ(MetricValue(before, "loyalty_hq_terminals"), 0);
+  EXPECT_EQ(MetricValue(before, "loyalty_hq_database_ok"), 1);
+  const long long tx_before =
+      MetricValue(before, "loyalty_hq_store_transaction_duration_seconds_count");
+
+  uint64_t m = std::stoull(CreateMember());
+  ASSERT_EQ(Hello("T01", "S001").status, 200);
+  FakeTerminal t{"T01"};
+  Sale s1 = PricedSale(t, m, "c1", Basket(10000), kNowMs - 5000);
+  Sale s2 = PricedSale(t, m, "c2", Basket(5000), kNowMs - 4000);
+  sync::Entry unbacked = t.Make("earn", m, 500, kNowMs - 3000, "c-none");  // no checkout: refused
+  sync::Entry changed = t.Make("earn", m, 1, kNowMs - 2000);  // not its hash: invalid, a mismatch
+  changed.points = 1000;
+  sync::Entry stranger = FakeTerminal{"T02"}.Make("earn", m, 1, kNowMs - 1000);  // invalid here
+  auto res = Upload("T01", {{s1.entries[0], s2.entries[0], unbacked, changed, stranger},
+                            {s1.checkout, s2.checkout},
+                            {}});
+  ASSERT_EQ(res.results.size(), 5u);
+  Upload("T01", {{s1.entries[0]}, {s1.checkout}, {}});  // a resend: exists
+  EXPECT_EQ(Call("GET", "/v1/sync/T01/changes", "", false).status, 200);
+  EXPECT_EQ(Call("POST", "/v1/sync/T01/recon/entries", "not a recon message", false).status, 400);
+  EXPECT_EQ(Call("POST", "/v1/sync/T01/fetch", json{{"entry_ids", json::array()}}, false).status,
+            200);
+  EXPECT_EQ(
+      Call("POST", "/v1/sync/T01/members", json{{"member_ids", {std::to_string(m)}}}, false).status,
+      200);
+  EXPECT_EQ(Call("POST", "/v1/sync/T01/nothing", "", false).status, 404);
+  // The listener's own refusal (a certificate for another terminal) counts as well.
+  http::Request refused;
+  refused.method = "POST";
+  refused.target = refused.path = "/v1/sync/T01/hello";
+  auto r = service_->RefuseTerminal(
+      refused, Status::Error(ErrorCode::kForbidden, "the client certificate names T09"));
+  EXPECT_EQ(r.status, 403);
+  EXPECT_EQ(J(r)["error"]["code"], "forbidden");
+
+  auto after = Scrape();
+  auto requests = [&](const char* route, const char* result) {
+    return MetricValue(after, std::string("loyalty_hq_sync_requests_total{route=\"") + route +
+                                  "\",result=\"" + result + "\"}");
+  };
+  EXPECT_EQ(requests("hello", "ok"), 1);
+  EXPECT_EQ(requests("hello", "refused"), 1);
+  EXPECT_EQ(MetricValue(after, "loyalty_hq_sync_request_duration_seconds_count{route=\"hello\"}"),
+            1);  // the refusal at the door is counted, not timed
+  EXPECT_EQ(requests("entries", "ok"), 2);
+  EXPECT_EQ(requests("changes", "ok"), 1);
+  EXPECT_EQ(requests("recon/entries", "refused"), 1);
+  EXPECT_EQ(requests("recon/balances", "ok"), 0);
+  EXPECT_EQ(requests("fetch", "ok"), 1);
+  EXPECT_EQ(requests("members", "ok"), 1);
+  EXPECT_EQ(requests("other", "refused"), 1);
+  EXPECT_EQ(requests("hello", "failed"), 0);
+  EXPECT_EQ(MetricValue(after, "loyalty_hq_sync_request_duration_seconds_count{route=\"entries\"}"),
+            2);
+  EXPECT_EQ(MetricValue(after,
+                        "loyalty_hq_sync_request_duration_seconds_bucket{route=\"entries\","
+                        "le=\"+Inf\"}"),
+            2);
+  EXPECT_EQ(MetricValue(after, "loyalty_hq_upload_entries_total{status=\"created\"}"), 2);
+  EXPECT_EQ(MetricValue(after, "loyalty_hq_upload_entries_total{status=\"invalid\"}"), 2);
+  EXPECT_EQ(MetricValue(after, "loyalty_hq_upload_entries_total{status=\"refused\"}"), 1);
+  EXPECT_EQ(MetricValue(after, "loyalty_hq_upload_entries_total{status=\"exists\"}"), 1);
+  EXPECT_EQ(MetricValue(after, "loyalty_hq_upload_entries_total{status=\"conflict\"}"), 0);
+  // Member creation, hello, two uploads and changes: a transaction each at least.
+  EXPECT_GE(MetricValue(after, "loyalty_hq_store_transaction_duration_seconds_count"),
+            tx_before + 5);
+  // From the database: one terminal, active; the changed entry's mismatch and the refusal.
+  EXPECT_EQ(MetricValue(after, "loyalty_hq_terminals"), 1);
+  EXPECT_EQ(MetricValue(after, "loyalty_hq_terminals_active"), 1);
+  EXPECT_EQ(MetricValue(after, "loyalty_hq_terminals_silent"), 0);
+  EXPECT_EQ(MetricValue(after, "loyalty_hq_conflicts{kind=\"entry_mismatch\"}"), 1);
+  EXPECT_EQ(MetricValue(after, "loyalty_hq_conflicts{kind=\"entry_refused\"}"), 1);
+  EXPECT_EQ(MetricValue(after, "loyalty_hq_conflicts{kind=\"chain_fork\"}"), 0);
+  ExpectPrometheusClientParses(Call("GET", "/metrics").body);
+
+  // Six minutes on, the terminal is no longer active; two hours and more, it is silent.
+  clock_.advance_ms(6 * 60 * 1000);
+  EXPECT_EQ(MetricValue(Scrape(), "loyalty_hq_terminals_active"), 0);
+  clock_.advance_ms(2 * kHourMs);
+  auto later = Scrape();
+  EXPECT_EQ(MetricValue(later, "loyalty_hq_terminals_silent"), 1);
+  EXPECT_EQ(MetricValue(later, "loyalty_hq_terminals"), 1);
+}
+
+// A scrape when the database cannot be read still answers: this process's counters, and
+// loyalty_hq_database_ok 0 in place of the fleet's gauges.
+TEST_F(HqObservabilityTest, MetricsAnswerWhenTheDatabaseCannotBeRead) {
+  ASSERT_EQ(Hello("T01", "S001").status, 200);
+  ClearStoreFaults();
+  InjectStoreFault({"FROM terminals", 1, -1, 10});
+  auto r = Call("GET", "/metrics");
+  int fired = StoreFaultsFired();
+  ClearStoreFaults();
+  ASSERT_GT(fired, 0);
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto samples = MetricSamples(r.body);
+  EXPECT_EQ(MetricValue(samples, "loyalty_hq_database_ok"), 0);
+  EXPECT_EQ(MetricValue(samples, "loyalty_hq_terminals"), -1);
+  EXPECT_EQ(MetricValue(samples, "loyalty_hq_sync_requests_total{route=\"hello\",result=\"ok\"}"),
+            1);
+  EXPECT_EQ(MetricValue(Scrape(), "loyalty_hq_database_ok"), 1);
+}
+
+TEST(TerminalRoute, PathsOfTerminalRoutesOnly) {
+  auto r = ParseTerminalRoute("/v1/sync/T01/recon/entries");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->terminal_id, "T01");
+  EXPECT_EQ(r->route, "recon/entries");
+  r = ParseTerminalRoute("//v1/sync//T-2/hello/");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->terminal_id, "T-2");
+  EXPECT_EQ(r->route, "hello");
+  for (const char* other :
+       {"/v1/sync/T01", "/v1/terminals/T01", "/metrics", "/v2/sync/T01/hello", "/v1/health", ""})
+    EXPECT_FALSE(ParseTerminalRoute(other)) << other;
 }
 
 }  // namespace
