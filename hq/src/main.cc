@@ -23,6 +23,7 @@
 #include "loyalty/base/time.h"
 #include "loyalty/base/timezone.h"
 #include "loyalty/config/config.h"
+#include "loyalty/hq/events.h"
 #include "loyalty/hq/keys.h"
 #include "loyalty/hq/service.h"
 #include "loyalty/hq/store.h"
@@ -33,8 +34,10 @@ namespace {
 
 using nlohmann::json;
 
-// One JSON line per event on stdout, flushed as written (journald keeps it).
+// One JSON line per event on stdout, flushed as written (journald keeps it). Every event is
+// one of loyalty/hq/events.h; a name that is not is flagged with log_event_uncatalogued.
 void Log(const char* level, const char* event, json fields = json::object()) {
+  if (!loyalty::hq::FindHqEvent(event)) Log("error", "log_event_uncatalogued", {{"name", event}});
   fields["ts"] = loyalty::FormatRfc3339(loyalty::SystemClock::Instance().now_s());
   fields["level"] = level;
   fields["event"] = event;
@@ -135,7 +138,11 @@ int main(int argc, char** argv) {
     if (!rules.ok()) return fail(rules.status());
     opt.rules = std::move(*rules);
   }
-  opt.on_event = [](const char* event, const json& fields) { Log("warn", event, fields); };
+  // What the service reports, at the level its catalogue entry names.
+  opt.on_event = [](const char* event, const json& fields) {
+    const loyalty::EventInfo* e = loyalty::hq::FindHqEvent(event);
+    Log(e ? std::string(e->level).c_str() : "warn", event, fields);
+  };
   // The listener's TLS files: the certificate chain, its key, the client CA and the CRL.
   std::optional<loyalty::http::TlsServerOptions> tls_options;
   if (!cfg->tls_cert_file.empty()) {

@@ -18,6 +18,7 @@
 #include "loyalty/base/encoding.h"
 #include "loyalty/base/ids.h"
 #include "loyalty/codes/mint.h"
+#include "loyalty/hq/events.h"
 #include "loyalty/hq/service.h"
 #include "loyalty/hq/store.h"
 #include "loyalty/ledger/ledger.h"
@@ -205,6 +206,8 @@ class HqFixture : public ::testing::Test {
     o.timezone = *TimeZone::Fixed(8 * 3600);
     o.rules = rules_;
     o.on_event = [this](const char* event, const nlohmann::json& fields) {
+      // loyalty-hq logs what the service reports: each is an event of its catalogue.
+      EXPECT_NE(FindHqEvent(event), nullptr) << event << " is not in loyalty/hq/events.h";
       events_.push_back({event, fields});
     };
     service_ =

@@ -16,7 +16,9 @@
 #include <vector>
 
 #include "hq_test_util.h"
+#include "loyalty/hq/events.h"
 #include "loyalty/http/client.h"
+#include "support/event_catalogue.h"
 #include "support/net.h"
 #include "support/pki.h"
 #include "support/prometheus.h"
@@ -55,6 +57,10 @@ class HqProcessTest : public ::testing::Test {
   }
   void TearDown() override {
     Stop();
+    // Whatever a test made HQ do, it logged only events of its catalogue.
+    std::ifstream in(dir_ / "hq.log");
+    loyalty::testing::ExpectLogCatalogued(std::string(std::istreambuf_iterator<char>(in), {}),
+                                          kHqEventCatalogue, "loyalty/hq/events.h");
     std::filesystem::remove_all(dir_);
   }
 

@@ -1,6 +1,8 @@
 // What loyalty-hq's sources must keep to, read as text, so that a path no test runs cannot
-// escape it: every store transaction of the service is the timed one
-// (loyalty_hq_store_transaction_duration_seconds).
+// escape it: every event they log (main.cc's Log, the service's Report) is in the event
+// catalogue at the level they log it, the catalogue lists nothing they never log, and
+// docs/operations.md lists the catalogue; every store transaction of the service is the
+// timed one (loyalty_hq_store_transaction_duration_seconds).
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -8,7 +10,11 @@
 #include <iterator>
 #include <map>
 #include <regex>
+#include <set>
 #include <string>
+
+#include "loyalty/hq/events.h"
+#include "support/event_catalogue.h"
 
 namespace loyalty::hq {
 namespace {
@@ -23,6 +29,38 @@ std::map<std::string, std::string> Sources() {
     out[f.path().filename().string()] = std::string(std::istreambuf_iterator<char>(in), {});
   }
   return out;
+}
+
+TEST(HqEventCatalogue, DocsListEveryEventAndNothingElse) {
+  loyalty::testing::ExpectDocsListCatalogue((kRoot / "docs" / "operations.md").string(),
+                                            "### loyalty-hq's event catalogue", kHqEventCatalogue,
+                                            "hq/include/loyalty/hq/events.h");
+}
+
+TEST(HqEventCatalogue, EveryEventTheSourcesLogIsCataloguedAtItsLevel) {
+  const std::regex log(R"re(\bLog\(\s*"(\w+)"\s*,\s*"(\w+)")re");
+  const std::regex report(R"re(\bReport\(\s*"(\w+)")re");
+  std::set<std::string> logged;
+  for (const auto& [file, text] : Sources()) {
+    for (std::sregex_iterator it(text.begin(), text.end(), log), end; it != end; ++it) {
+      const std::string level = (*it)[1], event = (*it)[2];
+      logged.insert(event);
+      const EventInfo* e = FindHqEvent(event);
+      if (e == nullptr) {
+        ADD_FAILURE() << file << " logs " << event << ", which loyalty/hq/events.h lacks";
+        continue;
+      }
+      EXPECT_EQ(e->level, level) << file << " logs " << event << " at " << level;
+    }
+    for (std::sregex_iterator it(text.begin(), text.end(), report), end; it != end; ++it) {
+      const std::string event = (*it)[1];
+      logged.insert(event);
+      EXPECT_NE(FindHqEvent(event), nullptr)
+          << file << " reports " << event << ", which loyalty/hq/events.h lacks";
+    }
+  }
+  for (const auto& e : kHqEventCatalogue)
+    EXPECT_TRUE(logged.count(std::string(e.name))) << e.name << " is catalogued but never logged";
 }
 
 TEST(HqStoreTransactions, EveryOneIsTimed) {

@@ -1,12 +1,12 @@
-// The check that keeps a program's event catalogue (loyalty/base/event_catalogue.h) and its
-// table in the docs equal: under `heading` (up to the next heading), a row
-// "| `name` | level |" for every event of the catalogue and no row for any other.
+// The checks that keep a program's event catalogue (loyalty/base/event_catalogue.h) true: its
+// table in the docs lists exactly its events, and what the program logged names no other.
 #pragma once
 
 #include <gtest/gtest.h>
 
 #include <fstream>
 #include <iterator>
+#include <nlohmann/json.hpp>
 #include <span>
 #include <string>
 
@@ -14,6 +14,8 @@
 
 namespace loyalty::testing {
 
+// Under `heading` of the doc (up to the next heading), a row "| `name` | level |" for every
+// event of the catalogue and no row for any other.
 inline void ExpectDocsListCatalogue(const std::string& doc_path, const std::string& heading,
                                     std::span<const EventInfo> catalogue,
                                     const std::string& code_file) {
@@ -40,6 +42,26 @@ inline void ExpectDocsListCatalogue(const std::string& doc_path, const std::stri
     pos = end;
   }
   EXPECT_EQ(rows, catalogue.size());
+}
+
+// Every JSON line of a program's log ({"ts","level","event",...}) names an event of its
+// catalogue (log_event_uncatalogued included: the program found one that is not); other lines
+// are skipped.
+inline void ExpectLogCatalogued(const std::string& log, std::span<const EventInfo> catalogue,
+                                const std::string& code_file) {
+  size_t at = 0;
+  while (at < log.size()) {
+    size_t end = log.find('\n', at);
+    if (end == std::string::npos) end = log.size();
+    const std::string line = log.substr(at, end - at);
+    at = end + 1;
+    if (line.empty() || line[0] != '{') continue;
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_object() || !j.contains("event") || !j["event"].is_string()) continue;
+    const std::string event = j["event"];
+    EXPECT_NE(FindEvent(catalogue, event), nullptr)
+        << event << " was logged but is not in " << code_file << ": " << line;
+  }
 }
 
 }  // namespace loyalty::testing
