@@ -5,14 +5,11 @@
 
 #include <string_view>
 
+#include "loyalty/base/event_catalogue.h"
+
 namespace loyalty::agent {
 
-struct EventInfo {
-  std::string_view name;
-  std::string_view level;   // the level it is normally logged at
-  std::string_view fields;  // besides ts, level, event
-  std::string_view action;  // what IT should do ("-" for nothing)
-};
+using loyalty::EventInfo;
 
 inline constexpr EventInfo kEventCatalogue[] = {
     {"agent_started", "info", "version, terminal_id, store_id, listen, entries, rules_version",
@@ -98,9 +95,7 @@ inline constexpr EventInfo kEventCatalogue[] = {
 };
 
 inline const EventInfo* FindEvent(std::string_view name) {
-  for (const auto& e : kEventCatalogue)
-    if (e.name == name) return &e;
-  return nullptr;
+  return loyalty::FindEvent(kEventCatalogue, name);
 }
 
 }  // namespace loyalty::agent

@@ -1,9 +1,8 @@
 // Metrics for store IT's monitoring, exposed by GET /metrics in the Prometheus text format
-// (version 0.0.4). Counters and histograms are atomics updated on the hot paths; gauges
-// are read from callbacks at scrape time. Thread-safe.
+// (version 0.0.4, written by loyalty/base/prometheus.h). Counters and histograms are atomics
+// updated on the hot paths; gauges are read from callbacks at scrape time. Thread-safe.
 #pragma once
 
-#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -12,26 +11,9 @@
 #include <string>
 #include <vector>
 
+#include "loyalty/base/prometheus.h"
+
 namespace loyalty::agent {
-
-// A latency histogram in microseconds with fixed buckets; exposed in seconds.
-class LatencyHistogram {
- public:
-  static constexpr std::array<int64_t, 12> kBoundsUs = {
-      100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000};
-  void Observe(int64_t us);
-  struct Snapshot {
-    std::array<uint64_t, kBoundsUs.size()> cumulative{};
-    uint64_t count = 0;
-    int64_t sum_us = 0;
-  };
-  Snapshot Read() const;
-
- private:
-  std::array<std::atomic<uint64_t>, kBoundsUs.size() + 1> buckets_{};
-  std::atomic<uint64_t> count_{0};
-  std::atomic<int64_t> sum_us_{0};
-};
 
 class Metrics {
  public:
@@ -69,10 +51,5 @@ class Metrics {
   std::map<std::pair<std::string, int>, uint64_t> requests_;  // (route, status class) → count
   std::function<Gauges()> gauges_;
 };
-
-// Formats microseconds as seconds for the exposition ("0.00025"), without floating point.
-std::string MicrosAsSeconds(int64_t us);
-// Escapes a label value (backslash, double quote, newline).
-std::string EscapeLabel(const std::string& v);
 
 }  // namespace loyalty::agent

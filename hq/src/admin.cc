@@ -1,6 +1,6 @@
 // The admin API (behind the bearer token): members and their identities, device
-// certificates and revocations, adjustments, unfreeze, tiers, coupons, and the member and
-// terminal views (POST /v1/admin/expire is the daily job's, in jobs.cc).
+// certificates and revocations, adjustments, unfreeze, tiers, coupons, the member and
+// terminal views and the fleet view (POST /v1/admin/expire is the daily job's, in jobs.cc).
 #include "service_internal.h"
 
 #include <algorithm>
@@ -23,6 +23,18 @@ namespace loyalty::hq {
 using namespace internal;
 
 namespace {
+
+// The fields the terminal view and the fleet view share.
+json TerminalJson(const TerminalRecord& r, int64_t entries, int64_t checkouts, bool chain_ok) {
+  return json{{"terminal_id", r.terminal_id},
+              {"store_id", r.store_id},
+              {"entries", entries},
+              {"checkouts", checkouts},
+              {"last_seq", r.head_seq},
+              {"last_sync_at",
+               r.last_sync_ms > 0 ? json(FormatRfc3339(r.last_sync_ms / 1000)) : json(nullptr)},
+              {"chain_ok", chain_ok}};
+}
 
 json ConflictJson(const ConflictRecord& c) {
   auto parsed = ParseJsonObject(c.detail);
@@ -139,7 +151,7 @@ http::Response HqService::Impl::CreateMember(const http::Request& req) {
   }
 
   MemberRecord m;
-  Status s = store.Transaction([&]() -> Status {
+  Status s = Transact([&]() -> Status {
     uint64_t id = 0;
     if (member_id) {
       auto existing = store.GetMember(*member_id);
@@ -240,7 +252,7 @@ http::Response HqService::Impl::AddIdentity(const std::string& id_text, const ht
   r.Str("external_id", &ext, 1, 256);
   if (!r.ok()) return FromStatus(r.status());
   bool created = false;
-  Status s = store.Transaction([&]() -> Status {
+  Status s = Transact([&]() -> Status {
     auto m = RequireMember(id_text);
     if (!m.ok()) return m.status();
     auto holder = store.FindIdentity(ch, ext);
@@ -273,7 +285,7 @@ http::Response HqService::Impl::CertifyDevice(const std::string& id_text,
   int64_t na = not_after.value_or(
       std::min<int64_t>(0xffffffffll, clock.now_s() + opt.default_certificate_days * 86400));
   std::string cert;
-  Status s = store.Transaction([&]() -> Status {
+  Status s = Transact([&]() -> Status {
     auto m = RequireMember(id_text);
     if (!m.ok()) return m.status();
     cert = codes::MakeCertificate(key->second, static_cast<uint8_t>(key->first), m->member_id, *pk,
@@ -290,7 +302,7 @@ http::Response HqService::Impl::RevokeDevice(const std::string& pk_text) {
   auto pk = Base64UrlDecode(pk_text);
   if (!pk || pk->size() != 32)
     return Error(ErrorCode::kBadRequest, "device public key must be base64url of 32 bytes");
-  Status s = store.Transaction([&] { return store.Revoke(pk_text, clock.now_ms()); });
+  Status s = Transact([&] { return store.Revoke(pk_text, clock.now_ms()); });
   if (!s.ok()) return FromStatus(s);
   return JsonResponse(200, {{"device_public_key", pk_text}, {"revoked", true}});
 }
@@ -420,7 +432,7 @@ http::Response HqService::Impl::CreateCoupon(const http::Request& req) {
   if (k.valid_to_s < k.valid_from_s)
     return Error(ErrorCode::kBadRequest, "valid_to is before valid_from");
   c.body_hash = DigestHex(Sha256(Dump(sync::ToJson(c.coupon))));
-  Status s = store.Transaction([&]() -> Status {
+  Status s = Transact([&]() -> Status {
     if (k.member_id != 0) {
       auto m = store.GetMember(k.member_id);
       if (!m.ok()) return m.status();
@@ -461,17 +473,59 @@ http::Response HqService::Impl::TerminalView(const std::string& tid) {
       chain_ok = false;
     }
   }
-  TerminalRecord r = t->value_or(TerminalRecord{tid, "", 0, 0, 0, ""});
-  return JsonResponse(
-      200, {{"terminal_id", tid},
-            {"store_id", r.store_id},
-            {"entries", *n},
-            {"checkouts", *checkouts},
-            {"last_seq", r.head_seq},
-            {"last_sync_at",
-             r.last_sync_ms > 0 ? json(FormatRfc3339(r.last_sync_ms / 1000)) : json(nullptr)},
-            {"chain_ok", chain_ok},
-            {"conflicts", c}});
+  json view =
+      TerminalJson(t->value_or(TerminalRecord{tid, "", 0, 0, 0, ""}), *n, *checkouts, chain_ok);
+  view["conflicts"] = std::move(c);
+  return JsonResponse(200, view);
+}
+
+// GET /v1/terminals: every terminal HQ has seen (a row of the terminals table: any that called
+// hello, entries or changes), by terminal id, a page at a time; ?store_id= and ?silent= filter.
+// No conflict is ever resolved at HQ, so every conflict naming a terminal is pending.
+http::Response HqService::Impl::TerminalList(const http::Request& req) {
+  constexpr uint64_t kMaxLimit = 1000;
+  TerminalFilter f;
+  uint64_t limit = 100;
+  if (auto it = req.query.find("limit"); it != req.query.end()) {
+    auto v = sync::ParseMemberId(it->second);
+    if (!v || *v < 1 || *v > kMaxLimit)
+      return Error(ErrorCode::kBadRequest, "limit must be 1..1000, got " + it->second);
+    limit = *v;
+  }
+  if (auto it = req.query.find("cursor"); it != req.query.end()) {
+    if (!sync::IsTerminalId(it->second))
+      return Error(ErrorCode::kBadRequest, "cursor must be a terminal id (the next_cursor given)");
+    f.after = it->second;
+  }
+  if (auto it = req.query.find("store_id"); it != req.query.end()) {
+    if (it->second.empty() || it->second.size() > sync::kMaxIdChars)
+      return Error(ErrorCode::kBadRequest,
+                   "store_id must be 1.." + std::to_string(sync::kMaxIdChars) + " bytes");
+    f.store_id = it->second;
+  }
+  const int64_t now_ms = clock.now_ms();
+  if (auto it = req.query.find("silent"); it != req.query.end()) {
+    if (it->second == "true")
+      f.synced_before_ms = now_ms - kSilentAfterMs;
+    else if (it->second == "false")
+      f.synced_since_ms = now_ms - kSilentAfterMs;
+    else
+      return Error(ErrorCode::kBadRequest, "silent must be one of true, false");
+  }
+  f.limit = static_cast<int64_t>(limit) + 1;  // one more tells whether a next page exists
+  auto rows = store.ListTerminals(f);
+  if (!rows.ok()) return FromStatus(rows.status());
+  const bool more = rows->size() > limit;
+  if (more) rows->resize(limit);
+  json list = json::array();
+  for (const auto& row : *rows) {
+    json j = TerminalJson(row.terminal, row.entries, row.checkouts, row.chain_conflicts == 0);
+    j["pending_conflicts"] = row.conflicts;
+    j["silent"] = row.terminal.last_sync_ms < now_ms - kSilentAfterMs;
+    list.push_back(std::move(j));
+  }
+  json next = more ? json(rows->back().terminal.terminal_id) : json(nullptr);
+  return JsonResponse(200, {{"terminals", std::move(list)}, {"next_cursor", std::move(next)}});
 }
 
 }  // namespace loyalty::hq

@@ -14,8 +14,6 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <string_view>
-#include <vector>
 
 #include <openssl/crypto.h>
 #include <nlohmann/json.hpp>
@@ -25,10 +23,10 @@
 #include "loyalty/base/time.h"
 #include "loyalty/base/timezone.h"
 #include "loyalty/config/config.h"
+#include "loyalty/hq/events.h"
 #include "loyalty/hq/keys.h"
 #include "loyalty/hq/service.h"
 #include "loyalty/hq/store.h"
-#include "loyalty/http/errors.h"
 #include "loyalty/http/server.h"
 #include "loyalty/rules/rules.h"
 
@@ -36,8 +34,10 @@ namespace {
 
 using nlohmann::json;
 
-// One JSON line per event on stdout, flushed as written (journald keeps it).
+// One JSON line per event on stdout, flushed as written (journald keeps it). Every event is
+// one of loyalty/hq/events.h; a name that is not is flagged with log_event_uncatalogued.
 void Log(const char* level, const char* event, json fields = json::object()) {
+  if (!loyalty::hq::FindHqEvent(event)) Log("error", "log_event_uncatalogued", {{"name", event}});
   fields["ts"] = loyalty::FormatRfc3339(loyalty::SystemClock::Instance().now_s());
   fields["level"] = level;
   fields["event"] = event;
@@ -69,24 +69,6 @@ std::string RaiseDescriptorLimit(size_t max_connections) {
 int Usage() {
   std::fprintf(stderr, "usage: loyalty-hq --config FILE [--check-config]\n");
   return 2;
-}
-
-// The terminal id of a terminal route (/v1/sync/{tid}/...), as HqService routes it;
-// nullopt for every other path (admin routes, health).
-std::optional<std::string> TerminalOfRoute(const std::string& path) {
-  std::vector<std::string> parts;
-  std::string_view p = path;
-  while (!p.empty()) {
-    if (p.front() == '/') {
-      p.remove_prefix(1);
-      continue;
-    }
-    size_t slash = p.find('/');
-    parts.emplace_back(p.substr(0, slash));
-    p.remove_prefix(slash == std::string_view::npos ? p.size() : slash);
-  }
-  if (parts.size() >= 4 && parts[0] == "v1" && parts[1] == "sync") return parts[2];
-  return std::nullopt;
 }
 
 }  // namespace
@@ -156,7 +138,11 @@ int main(int argc, char** argv) {
     if (!rules.ok()) return fail(rules.status());
     opt.rules = std::move(*rules);
   }
-  opt.on_event = [](const char* event, const json& fields) { Log("warn", event, fields); };
+  // What the service reports, at the level its catalogue entry names.
+  opt.on_event = [](const char* event, const json& fields) {
+    const loyalty::EventInfo* e = loyalty::hq::FindHqEvent(event);
+    Log(e ? std::string(e->level).c_str() : "warn", event, fields);
+  };
   // The listener's TLS files: the certificate chain, its key, the client CA and the CRL.
   std::optional<loyalty::http::TlsServerOptions> tls_options;
   if (!cfg->tls_cert_file.empty()) {
@@ -235,17 +221,17 @@ int main(int argc, char** argv) {
           respond(service.Handle(req, std::nullopt));
           return;
         }
-        if (auto tid = TerminalOfRoute(req.path)) {
+        if (auto route = loyalty::hq::ParseTerminalRoute(req.path)) {
           // A terminal route needs a verified certificate naming exactly that terminal. No
           // certificate or an unverified one is refused here, before the service, because the
           // service reads "no peer" as the trusted plain-HTTP case.
-          if (auto s = loyalty::http::CheckPeerCn(req, *tid); !s.ok()) {
+          if (auto s = loyalty::http::CheckPeerCn(req, route->terminal_id); !s.ok()) {
             Log("warn", "terminal_refused",
-                {{"terminal_id", *tid},
+                {{"terminal_id", route->terminal_id},
                  {"peer_cn", req.peer_cn},
                  {"remote", req.remote_address},
                  {"reason", s.message()}});
-            respond(loyalty::http::JsonError(loyalty::ErrorCode::kForbidden, s.message()));
+            respond(service.RefuseTerminal(req, s));
             return;
           }
           respond(service.Handle(req, req.peer_cn));

@@ -6,30 +6,74 @@
 
 #include <openssl/crypto.h>
 
+#include <chrono>
 #include <exception>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "loyalty/base/json.h"
+#include "loyalty/http/address.h"
 
 namespace loyalty::hq {
 
 using namespace internal;
+
+namespace {
+
+// The segments of a path, empty ones dropped: "/v1//sync/T01/" is v1, sync, T01.
+std::vector<std::string> PathParts(std::string_view path) {
+  std::vector<std::string> parts;
+  while (!path.empty()) {
+    if (path.front() == '/') {
+      path.remove_prefix(1);
+      continue;
+    }
+    size_t slash = path.find('/');
+    parts.emplace_back(path.substr(0, slash));
+    path.remove_prefix(slash == std::string_view::npos ? path.size() : slash);
+  }
+  return parts;
+}
+
+}  // namespace
+
+std::optional<TerminalRoute> ParseTerminalRoute(std::string_view path) {
+  std::vector<std::string> parts = PathParts(path);
+  if (parts.size() < 4 || parts[0] != "v1" || parts[1] != "sync") return std::nullopt;
+  TerminalRoute r{parts[2], parts[3]};
+  for (size_t i = 4; i < parts.size(); ++i) r.route += "/" + parts[i];
+  return r;
+}
 
 HqService::HqService(Store& store, const Clock& clock, PiiCipher pii, HqOptions options)
     : impl_(std::make_shared<Impl>(store, clock, std::move(pii), std::move(options))) {}
 
 http::Response HqService::Handle(const http::Request& req,
                                  const std::optional<std::string>& peer_terminal) {
+  const auto started = std::chrono::steady_clock::now();
+  http::Response r;
   // No route, whether it reads its body or not, sees one nested deeper than the limit.
-  if (Status s = CheckJsonDepth(req.body); !s.ok()) return FromStatus(s);
-  try {
-    return impl_->Handle(req, peer_terminal);
-  } catch (const std::exception& e) {
-    // Nothing here throws by design; a library that does must not take the server down.
-    return Error(ErrorCode::kInternal, e.what());
+  if (Status s = CheckJsonDepth(req.body); !s.ok()) {
+    r = FromStatus(s);
+  } else {
+    try {
+      r = impl_->Handle(req, peer_terminal);
+    } catch (const std::exception& e) {
+      // Nothing here throws by design; a library that does must not take the server down.
+      r = Error(ErrorCode::kInternal, e.what());
+    }
   }
+  if (auto route = ParseTerminalRoute(req.path))
+    impl_->metrics.SyncRequest(route->route, r, MicrosSince(started));
+  return r;
+}
+
+http::Response HqService::RefuseTerminal(const http::Request& req, const Status& why) {
+  http::Response r = Error(ErrorCode::kForbidden, why.message());
+  if (auto route = ParseTerminalRoute(req.path))
+    impl_->metrics.SyncRequest(route->route, r, std::nullopt);
+  return r;
 }
 
 Result<ExpiryReport> HqService::RunDailyJobs(int64_t now_s) {
@@ -41,27 +85,29 @@ Status HqService::Start() { return impl_->PublishRules(); }
 
 http::Response HqService::Impl::Handle(const http::Request& req,
                                        const std::optional<std::string>& peer) {
+  // Before the rules are published: metrics are read most when the database is in trouble.
+  if (req.method == "GET" && req.path == "/metrics") return MetricsPage(req);
   if (Status s = PublishRules(); !s.ok()) return Error(ErrorCode::kUnavailable, s.message());
-  std::vector<std::string> parts;
-  std::string_view path = req.path;
-  while (!path.empty()) {
-    if (path.front() == '/') {
-      path.remove_prefix(1);
-      continue;
-    }
-    size_t slash = path.find('/');
-    parts.emplace_back(path.substr(0, slash));
-    path.remove_prefix(slash == std::string_view::npos ? path.size() : slash);
-  }
+  std::vector<std::string> parts = PathParts(req.path);
   if (parts.empty() || parts[0] != "v1") return Error(ErrorCode::kNotFound, "no such route");
   if (parts.size() == 2 && parts[1] == "health" && req.method == "GET")
     return JsonResponse(200, {{"status", "ok"}});
-  if (parts.size() >= 4 && parts[1] == "sync") {
-    std::string route = parts[3];
-    for (size_t i = 4; i < parts.size(); ++i) route += "/" + parts[i];
-    return Terminal(parts[2], route, req, peer);
-  }
+  if (auto t = ParseTerminalRoute(req.path)) return Terminal(t->terminal_id, t->route, req, peer);
   return Admin(parts, req);
+}
+
+// Who may read the metrics: a client on the HQ host itself (loopback: a Prometheus server or
+// agent there, an SSH tunnel), as the agent's status page; anyone else needs the admin token.
+http::Response HqService::Impl::MetricsPage(const http::Request& req) {
+  if (!http::IsLoopbackAddress(req.remote_address) && !Authorized(req)) {
+    return Error(ErrorCode::kUnauthorized,
+                 "a valid admin bearer token is required from a client that is not on loopback");
+  }
+  const int64_t now_ms = clock.now_ms();
+  http::Response r;
+  r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+  r.body = metrics.Render(store.CountFleet(now_ms - kActiveWithinMs, now_ms - kSilentAfterMs));
+  return r;
 }
 
 http::Response HqService::Impl::Terminal(const std::string& tid, const std::string& route,
@@ -105,6 +151,7 @@ http::Response HqService::Impl::Admin(const std::vector<std::string>& p, const h
   }
   if (n == 4 && p[1] == "devices" && p[3] == "revoke" && m == "POST") return RevokeDevice(p[2]);
   if (n == 2 && p[1] == "coupons" && m == "POST") return CreateCoupon(req);
+  if (n == 2 && p[1] == "terminals" && m == "GET") return TerminalList(req);
   if (n == 3 && p[1] == "terminals" && m == "GET") return TerminalView(p[2]);
   if (n == 3 && p[1] == "admin" && p[2] == "expire" && m == "POST") return Expire(req);
   return Error(ErrorCode::kNotFound, "no such route");

@@ -19,7 +19,7 @@ Status HqService::Impl::PublishRules() {
         "rules version \"default\" names the defaults of loyalty-rules.md; give changed rules "
         "another version");
   }
-  Status s = store.Transaction([&]() -> Status {
+  Status s = Transact([&]() -> Status {
     auto prior = store.GetMeta("rules:" + current.version);
     if (!prior.ok()) return prior.status();
     if (*prior && **prior != text) {

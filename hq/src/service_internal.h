@@ -4,17 +4,22 @@
 // writes runs in one Store transaction, so a failure leaves nothing half done and every
 // route can be retried.
 //
-//   routes.cc          HqService's entry points; paths to routes, the terminal check, the admin
-//   token rules_versions.cc  the rules versions HQ publishes and prices uploads with write_cache.cc
-//   one write transaction and the members, lots and history it reads once accounting.cc      points
-//   into balances and lots, HQ's own entries, velocity, tiers by spend upload_checks.cc   what HQ
-//   trusts of an upload: checkouts priced again, refunds, entries upload.cc          the upload
-//   route: records and entries stored, checked, applied; conflicts sync_routes.cc     the other
-//   terminal routes: hello, changes, members, fetch, recon admin.cc           the admin API:
-//   members, identities, devices, adjustments, coupons, terminals jobs.cc            the daily job
-//   (expiry, tiers at a new month) and its admin route
+//   routes.cc          HqService's entry points; paths to routes, the terminal check, the
+//                      admin token
+//   rules_versions.cc  the rules versions HQ publishes and prices uploads with
+//   write_cache.cc     one write transaction (and every timed store transaction) and the
+//                      members, lots and history it reads once
+//   accounting.cc      points into balances and lots, HQ's own entries, velocity, tiers by spend
+//   upload_checks.cc   what HQ trusts of an upload: checkouts priced again, refunds, entries
+//   upload.cc          the upload route: records and entries stored, checked, applied; conflicts
+//   sync_routes.cc     the other terminal routes: hello, changes, members, fetch, recon
+//   admin.cc           the admin API: members, identities, devices, adjustments, coupons,
+//                      terminals (one, and the fleet view)
+//   jobs.cc            the daily job (expiry, tiers at a new month) and its admin route
+//   metrics.cc         what GET /metrics shows: this process's counters, the fleet's gauges
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -36,6 +41,7 @@
 #include "loyalty/model/lot.h"
 #include "loyalty/rules/rules.h"
 #include "loyalty/sync/messages.h"
+#include "metrics.h"
 
 namespace loyalty::hq {
 
@@ -61,6 +67,18 @@ inline http::Response FromStatus(const Status& s) { return http::ErrorResponse(s
 inline int TierRank(const std::string& t) { return t == "black" ? 2 : t == "vip" ? 1 : 0; }
 
 inline int64_t FloorDiv(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+// A terminal whose last sync request was more than this long ago is silent (the fleet
+// view's `silent`, loyalty_hq_terminals_silent); one within kActiveWithinMs is active
+// (loyalty_hq_terminals_active).
+inline constexpr int64_t kSilentAfterMs = 2 * 3600 * 1000;
+inline constexpr int64_t kActiveWithinMs = 5 * 60 * 1000;
+
+// Microseconds since `t` on the monotonic clock (durations for metrics).
+inline int64_t MicrosSince(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t)
+      .count();
+}
 
 }  // namespace internal
 
@@ -89,6 +107,7 @@ struct HqService::Impl {
   std::map<std::pair<std::string, std::string>, int64_t> batch_refund_seq;
   std::map<std::string, std::shared_ptr<const rules::Rules>> versions;  // published, by version
   bool published = false;
+  internal::HqMetrics metrics;  // this process's counters (metrics.h)
 
   Impl(Store& s, const Clock& c, PiiCipher p, HqOptions o)
       : store(s),
@@ -149,12 +168,16 @@ struct HqService::Impl {
   bool Authorized(const http::Request& req) const;
   http::Response Admin(const std::vector<std::string>& p, const http::Request& req);
   http::Response Handle(const http::Request& req, const std::optional<std::string>& peer);
+  http::Response MetricsPage(const http::Request& req);
 
   // ------------------------------------------------------------------ rules_versions.cc
   Status PublishRules();
   Result<std::shared_ptr<const rules::Rules>> RulesVersion(const std::string& v);
 
   // ------------------------------------------------------------------ write_cache.cc
+  // Store::Transaction, timed for loyalty_hq_store_transaction_duration_seconds: every
+  // transaction of the service goes through here (Write included), never store.Transaction.
+  Status Transact(const std::function<Status()>& body);
   Status Write(const std::function<Status()>& body);
   Status FlushMembers();
   Status Forget();
@@ -243,6 +266,7 @@ struct HqService::Impl {
   http::Response SetTier(const std::string& id_text, const http::Request& req);
   http::Response CreateCoupon(const http::Request& req);
   http::Response TerminalView(const std::string& tid);
+  http::Response TerminalList(const http::Request& req);
 
   // ------------------------------------------------------------------ jobs.cc
   Result<ExpiryReport> DailyJobs(int64_t now_s);

@@ -849,6 +849,56 @@ class SqlStore final : public Store {
     return std::optional<TerminalRecord>();
   }
 
+  Result<std::vector<TerminalSummary>> ListTerminals(const TerminalFilter& f) override {
+    // Only the filters asked for are in the text: each combination is one prepared statement.
+    std::string sql =
+        "SELECT t.terminal_id, t.store_id, t.first_seen_ms, t.last_sync_ms, t.head_seq, "
+        "t.head_hash, (SELECT count(*) FROM entries e WHERE e.terminal_id = t.terminal_id), "
+        "(SELECT count(*) FROM checkouts c WHERE c.terminal_id = t.terminal_id), "
+        "(SELECT count(*) FROM conflicts k WHERE k.terminal_id = t.terminal_id OR "
+        "k.other_terminal_id = t.terminal_id), "
+        "(SELECT count(*) FROM conflicts k WHERE k.terminal_id = t.terminal_id AND k.kind IN "
+        "('chain_fork', 'chain_gap', 'entry_mismatch')) "
+        "FROM terminals t WHERE t.terminal_id > ?";
+    if (!f.store_id.empty()) sql += " AND t.store_id = ?";
+    if (f.synced_before_ms) sql += " AND t.last_sync_ms < ?";
+    if (f.synced_since_ms) sql += " AND t.last_sync_ms >= ?";
+    sql += " ORDER BY t.terminal_id LIMIT ?";
+    HQ_PREPARE(st, sql);
+    int i = 1;
+    st.Bind(i++, f.after);
+    if (!f.store_id.empty()) st.Bind(i++, f.store_id);
+    if (f.synced_before_ms) st.Bind(i++, *f.synced_before_ms);
+    if (f.synced_since_ms) st.Bind(i++, *f.synced_since_ms);
+    st.Bind(i, f.limit);
+    std::vector<TerminalSummary> out;
+    while (st.Step()) {
+      out.push_back(
+          {TerminalRecord{st.Text(0), st.Text(1), st.Int(2), st.Int(3), st.Int(4), st.Text(5)},
+           st.Int(6), st.Int(7), st.Int(8), st.Int(9)});
+    }
+    if (!st.status().ok()) return st.status();
+    return out;
+  }
+
+  Result<FleetCounts> CountFleet(int64_t since_ms, int64_t before_ms) override {
+    FleetCounts out;
+    {
+      HQ_PREPARE(st,
+                 "SELECT count(*), sum(CASE WHEN last_sync_ms >= ? THEN 1 ELSE 0 END), "
+                 "sum(CASE WHEN last_sync_ms < ? THEN 1 ELSE 0 END) FROM terminals");
+      st.Bind(1, since_ms).Bind(2, before_ms);
+      if (!st.Step()) return Fail(st);
+      out.terminals = st.Int(0);
+      out.synced_since = st.Int(1);  // sum() of no rows is NULL: 0
+      out.synced_before = st.Int(2);
+    }
+    HQ_PREPARE(st, "SELECT kind, count(*) FROM conflicts GROUP BY kind");
+    while (st.Step()) out.conflicts[st.Text(0)] = st.Int(1);
+    if (!st.status().ok()) return st.status();
+    return out;
+  }
+
   Result<std::optional<std::string>> GetMeta(const std::string& key) override {
     HQ_PREPARE(st, "SELECT value FROM meta WHERE key = ?");
     st.Bind(1, key);

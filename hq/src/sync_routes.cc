@@ -52,7 +52,7 @@ http::Response HqService::Impl::Hello(const std::string& tid, const http::Reques
   auto h = sync::ParseMessage<sync::HelloRequest>(req.body);
   if (!h.ok()) return FromStatus(h.status());
   sync::HelloResponse out;
-  Status s = store.Transaction([&]() -> Status {
+  Status s = Transact([&]() -> Status {
     auto before = store.GetTerminal(tid);
     if (!before.ok()) return before.status();
     auto n = store.CountEntries(tid);
@@ -81,7 +81,7 @@ http::Response HqService::Impl::Changes(const std::string& tid, const http::Requ
     after = static_cast<int64_t>(*c);
   }
   sync::ChangesResponse out;
-  Status s = store.Transaction([&]() -> Status {
+  Status s = Transact([&]() -> Status {
     auto term = TouchTerminal(tid, nullptr);
     if (!term.ok()) return term.status();
     // The store's members only (hq-and-sync.md, "Download"); every one sent is held.
@@ -176,7 +176,7 @@ http::Response HqService::Impl::Members(const std::string& tid, const http::Requ
   if (!m.ok()) return FromStatus(m.status());
   const bool lookup = m->identities.has_value();
   sync::MembersResponse out;
-  Status s = store.Transaction([&]() -> Status {
+  Status s = Transact([&]() -> Status {
     out = sync::MembersResponse{};
     if (lookup) out.identities.emplace();
     auto term = store.GetTerminal(tid);

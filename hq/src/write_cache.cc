@@ -4,6 +4,7 @@
 #include "service_internal.h"
 
 #include <algorithm>
+#include <chrono>
 #include <utility>
 #include <vector>
 
@@ -11,10 +12,19 @@ namespace loyalty::hq {
 
 using namespace internal;
 
+// Timed from here, the service's side: what a request waits for its transaction, including
+// PostgreSQL's writer lock, whichever backend runs it.
+Status HqService::Impl::Transact(const std::function<Status()>& body) {
+  const auto started = std::chrono::steady_clock::now();
+  Status s = store.Transaction(body);
+  metrics.StoreTransaction(MicrosSince(started));
+  return s;
+}
+
 // Runs body in one store transaction with a fresh member cache, and writes the members it
 // changed before the commit. Every transaction that changes a member runs through here.
 Status HqService::Impl::Write(const std::function<Status()>& body) {
-  return store.Transaction([&]() -> Status {
+  return Transact([&]() -> Status {
     struct Reset {
       std::unique_ptr<WriteCache>& p;
       ~Reset() { p.reset(); }

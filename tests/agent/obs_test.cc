@@ -7,36 +7,16 @@
 #include <cstdio>
 #include <fstream>
 
+#include "events.h"
 #include "metrics.h"
 #include "status_page.h"
+#include "support/event_catalogue.h"
 #include "support/process.h"
 
 namespace loyalty::agent {
 namespace {
 
 using loyalty::testing::ShellOutput;
-
-TEST(Metrics, SecondsWithoutFloatingPoint) {
-  EXPECT_EQ(MicrosAsSeconds(250), "0.00025");
-  EXPECT_EQ(MicrosAsSeconds(1000000), "1");
-  EXPECT_EQ(MicrosAsSeconds(1500000), "1.5");
-  EXPECT_EQ(MicrosAsSeconds(0), "0");
-  EXPECT_EQ(EscapeLabel("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
-}
-
-TEST(Metrics, HistogramIsCumulative) {
-  LatencyHistogram h;
-  h.Observe(50);
-  h.Observe(100);  // on the bound: counted in le=0.0001
-  h.Observe(101);
-  h.Observe(5000000);  // beyond every bound: only +Inf
-  auto s = h.Read();
-  EXPECT_EQ(s.cumulative[0], 2u);
-  EXPECT_EQ(s.cumulative[1], 3u);
-  EXPECT_EQ(s.cumulative.back(), 3u);
-  EXPECT_EQ(s.count, 4u);
-  EXPECT_EQ(s.sum_us, 50 + 100 + 101 + 5000000);
-}
 
 TEST(Metrics, ExpositionParsesWithPrometheusClient) {
   Metrics m;
@@ -121,39 +101,10 @@ TEST(StatusPage, EscapesAndCharts) {
   EXPECT_EQ(html.find("<script"), std::string::npos);
 }
 
-}  // namespace
-}  // namespace loyalty::agent
-
-#include <sstream>
-
-#include "events.h"
-
-namespace loyalty::agent {
-namespace {
-
 TEST(EventCatalogue, DocsListEveryEventAndNothingElse) {
-  std::ifstream f(std::string(LOYALTY_FIXTURES_DIR) + "/../../docs/operations.md");
-  ASSERT_TRUE(f) << "docs/operations.md not found";
-  std::stringstream ss;
-  ss << f.rdbuf();
-  std::string doc = ss.str();
-  for (const auto& e : kEventCatalogue) {
-    EXPECT_NE(doc.find("| `" + std::string(e.name) + "` | " + std::string(e.level) + " |"),
-              std::string::npos)
-        << e.name << " is not in the catalogue table of docs/operations.md";
-  }
-  // Every event row of the table is in the code's catalogue.
-  std::string section = doc.substr(doc.find("### The event catalogue"));
-  section = section.substr(0, section.find("\n## "));
-  size_t pos = 0, rows = 0;
-  while ((pos = section.find("\n| `", pos)) != std::string::npos) {
-    size_t end = section.find('`', pos + 4);
-    std::string name = section.substr(pos + 4, end - pos - 4);
-    EXPECT_NE(FindEvent(name), nullptr) << name << " is documented but not in agent/src/events.h";
-    ++rows;
-    pos = end;
-  }
-  EXPECT_EQ(rows, std::size(kEventCatalogue));
+  loyalty::testing::ExpectDocsListCatalogue(
+      std::string(LOYALTY_FIXTURES_DIR) + "/../../docs/operations.md", "### The event catalogue",
+      kEventCatalogue, "agent/src/events.h");
 }
 
 }  // namespace

@@ -24,6 +24,8 @@
 #include "loyalty/base/encoding.h"
 #include "loyalty/base/hash.h"
 #include "loyalty/codes/mint.h"
+#include "loyalty/hq/events.h"
+#include "support/event_catalogue.h"
 #include "support/process.h"
 
 namespace loyalty::e2e {
@@ -90,6 +92,11 @@ void E2eFixture::SetUp() {
 void E2eFixture::TearDown() {
   terminals_.clear();
   hq_.reset();
+  // Whatever a test made HQ do, it logged only events of its catalogue.
+  if (std::filesystem::exists(dir_ / "hq" / "hq.log")) {
+    testing::ExpectLogCatalogued(ReadFile(dir_ / "hq" / "hq.log"), hq::kHqEventCatalogue,
+                                 "loyalty/hq/events.h");
+  }
   if (!HasFailure()) std::filesystem::remove_all(dir_);
 }
 

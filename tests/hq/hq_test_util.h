@@ -18,6 +18,7 @@
 #include "loyalty/base/encoding.h"
 #include "loyalty/base/ids.h"
 #include "loyalty/codes/mint.h"
+#include "loyalty/hq/events.h"
 #include "loyalty/hq/service.h"
 #include "loyalty/hq/store.h"
 #include "loyalty/ledger/ledger.h"
@@ -205,6 +206,8 @@ class HqFixture : public ::testing::Test {
     o.timezone = *TimeZone::Fixed(8 * 3600);
     o.rules = rules_;
     o.on_event = [this](const char* event, const nlohmann::json& fields) {
+      // loyalty-hq logs what the service reports: each is an event of its catalogue.
+      EXPECT_NE(FindHqEvent(event), nullptr) << event << " is not in loyalty/hq/events.h";
       events_.push_back({event, fields});
     };
     service_ =
@@ -225,6 +228,7 @@ class HqFixture : public ::testing::Test {
     r.body = body;
     if (admin) r.authorization = "Bearer secret-token";
     GreetOnce(r.path);
+    r.remote_address = remote_;
     return service_->Handle(r, peer_);
   }
 
@@ -293,7 +297,8 @@ class HqFixture : public ::testing::Test {
   std::unique_ptr<Store> store_;
   std::unique_ptr<HqService> service_;
   std::optional<std::string> peer_;
-  std::set<std::string> greeted_;      // terminals that said hello (GreetOnce)
+  std::set<std::string> greeted_;  // terminals that said hello (GreetOnce)
+  std::string remote_;  // the client's address as the listener gives it ("": not loopback)
   std::optional<rules::Rules> rules_;  // HQ's rules file; nullopt: the defaults
   std::vector<std::pair<std::string, nlohmann::json>> events_;  // what the service reported
 };

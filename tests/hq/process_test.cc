@@ -16,9 +16,12 @@
 #include <vector>
 
 #include "hq_test_util.h"
+#include "loyalty/hq/events.h"
 #include "loyalty/http/client.h"
+#include "support/event_catalogue.h"
 #include "support/net.h"
 #include "support/pki.h"
+#include "support/prometheus.h"
 
 namespace loyalty::hq::testing {
 namespace {
@@ -54,6 +57,10 @@ class HqProcessTest : public ::testing::Test {
   }
   void TearDown() override {
     Stop();
+    // Whatever a test made HQ do, it logged only events of its catalogue.
+    std::ifstream in(dir_ / "hq.log");
+    loyalty::testing::ExpectLogCatalogued(std::string(std::istreambuf_iterator<char>(in), {}),
+                                          kHqEventCatalogue, "loyalty/hq/events.h");
     std::filesystem::remove_all(dir_);
   }
 
@@ -213,6 +220,59 @@ TEST_F(HqProcessTest, EnrolUploadRestart) {
   auto unauth = terminal.Request("GET", "/v1/terminals/T01");
   ASSERT_TRUE(unauth.ok());
   EXPECT_EQ(unauth->status, 401);
+}
+
+// GET /metrics and GET /v1/terminals of a real loyalty-hq over loopback HTTP after a
+// terminal's hello and upload: the exposition parses with a real Prometheus parser and counts
+// them; loopback needs no token for the metrics, the fleet view always does.
+TEST_F(HqProcessTest, MetricsAndTheFleetViewOverHttp) {
+  Start();
+  auto r = Admin("POST", "/v1/members", json{{"name", "张三"}, {"phone", "13812345678"}});
+  ASSERT_TRUE(r.ok() && r->status == 201) << (r.ok() ? r->body : r.status().ToString());
+  uint64_t m = std::stoull(json::parse(r->body)["member_id"].get<std::string>());
+  http::Client terminal("127.0.0.1", port_);
+  auto hello = terminal.Request(
+      "POST", "/v1/sync/T01/hello",
+      R"({"protocol":1,"store_id":"S001","agent_version":"t","head":{"seq":0,"hash":""},"entries":0})");
+  ASSERT_TRUE(hello.ok() && hello->status == 200) << (hello.ok() ? hello->body : "");
+  FakeTerminal t{"T01"};
+  Sale s = PricedSale(t, m, "c1", Basket(12000), 1773547200000);
+  auto u =
+      terminal.Request("POST", "/v1/sync/T01/entries",
+                       sync::SerializeMessage(sync::UploadRequest{s.entries, {s.checkout}, {}}));
+  ASSERT_TRUE(u.ok() && u->status == 200) << (u.ok() ? u->body : "");
+
+  auto metrics = terminal.Request("GET", "/metrics");  // no token: a loopback client
+  ASSERT_TRUE(metrics.ok()) << metrics.status().ToString();
+  ASSERT_EQ(metrics->status, 200) << metrics->body;
+  EXPECT_EQ(metrics->content_type, "text/plain; version=0.0.4; charset=utf-8");
+  auto samples = loyalty::testing::MetricSamples(metrics->body);
+  using loyalty::testing::MetricValue;
+  EXPECT_EQ(MetricValue(samples, "loyalty_hq_sync_requests_total{route=\"hello\",result=\"ok\"}"),
+            1);
+  EXPECT_EQ(MetricValue(samples, "loyalty_hq_sync_requests_total{route=\"entries\",result=\"ok\"}"),
+            1);
+  EXPECT_EQ(MetricValue(samples, "loyalty_hq_upload_entries_total{status=\"created\"}"), 1);
+  EXPECT_GE(MetricValue(samples, "loyalty_hq_store_transaction_duration_seconds_count"), 3);
+  EXPECT_EQ(MetricValue(samples, "loyalty_hq_terminals"), 1);
+  EXPECT_EQ(MetricValue(samples, "loyalty_hq_terminals_active"), 1);
+  EXPECT_EQ(MetricValue(samples, "loyalty_hq_terminals_silent"), 0);
+  EXPECT_EQ(MetricValue(samples, "loyalty_hq_database_ok"), 1);
+  loyalty::testing::ExpectPrometheusClientParses(metrics->body);
+
+  auto refused = terminal.Request("GET", "/v1/terminals");
+  ASSERT_TRUE(refused.ok());
+  EXPECT_EQ(refused->status, 401);
+  auto fleet = Admin("GET", "/v1/terminals?store_id=S001&silent=false");
+  ASSERT_TRUE(fleet.ok());
+  ASSERT_EQ(fleet->status, 200) << fleet->body;
+  json list = json::parse(fleet->body);
+  ASSERT_EQ(list["terminals"].size(), 1u) << fleet->body;
+  EXPECT_EQ(list["terminals"][0]["terminal_id"], "T01");
+  EXPECT_EQ(list["terminals"][0]["entries"], 1);
+  EXPECT_EQ(list["terminals"][0]["checkouts"], 1);
+  EXPECT_EQ(list["terminals"][0]["silent"], false);
+  EXPECT_TRUE(list["next_cursor"].is_null());
 }
 
 // operations.md, "Secrets and data on disk": every private key and token hq.toml names is

@@ -1,7 +1,12 @@
 // HQ's SQLite store below the service: the compact form of stored checkouts, the month's
-// spend it keeps per window, and what an upload does when a read fails under it (the fault
-// seam, InjectStoreFault).
+// spend it keeps per window, the fleet's terminals and counts, and what an upload does when a
+// read fails under it (the fault seam, InjectStoreFault).
 #include <sqlite3.h>
+
+#include <functional>
+#include <map>
+#include <tuple>
+#include <vector>
 
 #include "hq_test_util.h"
 #include "loyalty/hq/record_codec.h"
@@ -269,6 +274,74 @@ TEST_F(HqStoreTest, ASpendPastTwoToTheSixtySecondIsSummedNotKept) {
                   .ok());
   EXPECT_EQ(in_tx(), (n + 1) * sync::kMaxCents);
   EXPECT_EQ(in_tx(), (n + 1) * sync::kMaxCents);
+}
+
+// The fleet view's rows and the metrics' counts, straight from the store: each filter, the
+// bounds of the time filters, pages by terminal id, and the counts of each terminal's rows.
+TEST_F(HqStoreTest, TerminalsAreListedByIdWithTheirCountsAndCountedForTheFleet) {
+  for (const auto& [tid, store_id, last] :
+       std::vector<std::tuple<std::string, std::string, int64_t>>{
+           {"T03", "S2", 3000}, {"T01", "S1", 1000}, {"T02", "S1", 2000}, {"T04", "S2", 4000}}) {
+    ASSERT_TRUE(store_->PutTerminal({tid, store_id, 500, last, 0, ""}).ok());
+  }
+  FakeTerminal t{"T02"};
+  ASSERT_TRUE(store_->InsertEntry(t.Make("earn", 1, 1, 1000, "c1")).ok());
+  ASSERT_TRUE(store_->InsertEntry(t.Make("earn", 1, 1, 1001, "c2")).ok());
+  ASSERT_TRUE(*store_->InsertCheckout("T02", MakeCheckout("c1", 1, 100, 1000)));
+  for (const ConflictRecord& c : {ConflictRecord{"chain_gap", 1, "T02", "", 0, "{}", "a"},
+                                  ConflictRecord{"code_reused", 2, "T04", "T02", 1, "{}", "b"},
+                                  ConflictRecord{"code_reused", 3, "T04", "T03", 1, "{}", "c"}})
+    ASSERT_TRUE(store_->AddConflict(c).ok());
+
+  // The ids ListTerminals gives for a filter `set` fills in.
+  auto ids = [&](const std::function<void(TerminalFilter&)>& set) {
+    TerminalFilter f;
+    set(f);
+    std::vector<std::string> out;
+    auto rows = store_->ListTerminals(f);
+    EXPECT_TRUE(rows.ok()) << rows.status().ToString();
+    if (rows.ok())
+      for (const auto& r : *rows) out.push_back(r.terminal.terminal_id);
+    return out;
+  };
+  using Ids = std::vector<std::string>;
+  using F = TerminalFilter;
+  EXPECT_EQ(ids([](F&) {}), (Ids{"T01", "T02", "T03", "T04"}));
+  EXPECT_EQ(ids([](F& f) { f.store_id = "S1"; }), (Ids{"T01", "T02"}));
+  EXPECT_EQ(ids([](F& f) { f.synced_before_ms = 2000; }), (Ids{"T01"}));        // strictly before
+  EXPECT_EQ(ids([](F& f) { f.synced_since_ms = 3000; }), (Ids{"T03", "T04"}));  // at or after
+  EXPECT_EQ(ids([](F& f) {
+              f.store_id = "S2";
+              f.synced_before_ms = 4000;
+            }),
+            (Ids{"T03"}));
+  EXPECT_EQ(ids([](F& f) {
+              f.after = "T02";
+              f.limit = 1;
+            }),
+            (Ids{"T03"}));
+  EXPECT_EQ(ids([](F& f) { f.after = "T04"; }), Ids{});
+
+  TerminalFilter s1;
+  s1.store_id = "S1";
+  s1.after = "T01";
+  auto rows = store_->ListTerminals(s1);
+  ASSERT_TRUE(rows.ok() && rows->size() == 1u);
+  const TerminalSummary& t2 = rows->front();
+  EXPECT_EQ(t2.terminal.store_id, "S1");
+  EXPECT_EQ(t2.terminal.last_sync_ms, 2000);
+  EXPECT_EQ(t2.entries, 2);
+  EXPECT_EQ(t2.checkouts, 1);
+  EXPECT_EQ(t2.conflicts, 2);        // its gap, and the reuse naming it as the other side
+  EXPECT_EQ(t2.chain_conflicts, 1);  // the gap only
+
+  auto fleet = store_->CountFleet(/*since_ms=*/3000, /*before_ms=*/2000);
+  ASSERT_TRUE(fleet.ok()) << fleet.status().ToString();
+  EXPECT_EQ(fleet->terminals, 4);
+  EXPECT_EQ(fleet->synced_since, 2);
+  EXPECT_EQ(fleet->synced_before, 1);
+  EXPECT_EQ(fleet->conflicts,
+            (std::map<std::string, int64_t>{{"chain_gap", 1}, {"code_reused", 2}}));
 }
 
 // A read that fails in the middle of an upload fails the whole upload — 503, the terminal

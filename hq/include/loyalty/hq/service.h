@@ -16,6 +16,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "loyalty/base/clock.h"
 #include "loyalty/base/status.h"
@@ -50,6 +51,14 @@ struct HqOptions {
   std::function<void(const char* event, const nlohmann::json& fields)> on_event;
 };
 
+// A terminal route's path, /v1/sync/{terminal_id}/{route}: route is what follows the terminal
+// id ("hello", "recon/entries"). nullopt for every other path (admin routes, health, metrics).
+struct TerminalRoute {
+  std::string terminal_id;
+  std::string route;
+};
+std::optional<TerminalRoute> ParseTerminalRoute(std::string_view path);
+
 struct ExpiryReport {
   int64_t members = 0;
   int64_t points = 0;  // total expired (positive)
@@ -65,7 +74,13 @@ class HqService {
   // the program calls it at start to fail early.
   Status Start();
 
+  // Every request, routes and metrics alike (GET /metrics: docs/hq.md, "Metrics").
   http::Response Handle(const http::Request& req, const std::optional<std::string>& peer_terminal);
+
+  // The answer to a terminal route the listener refused before the service (a client
+  // certificate that does not name the terminal; `why` says so): 403 forbidden, counted in
+  // the route's metrics as a refused request.
+  http::Response RefuseTerminal(const http::Request& req, const Status& why);
 
   // The daily job: an `expire` entry per member for the points of lots that expired before
   // now_s (lots' expires_at_s < now_s), and at the first run in a new local month the tiers

@@ -78,6 +78,33 @@ struct TerminalRecord {
   std::string head_hash;  // its hash, hex
 };
 
+// A terminal as the fleet view shows it (GET /v1/terminals): its row and the counts the
+// terminal view computes one by one.
+struct TerminalSummary {
+  TerminalRecord terminal;
+  int64_t entries = 0;          // its entries HQ holds (CountEntries)
+  int64_t checkouts = 0;        // its checkouts (CountCheckouts)
+  int64_t conflicts = 0;        // conflicts naming it on either side (ConflictsOfTerminal)
+  int64_t chain_conflicts = 0;  // chain_fork, chain_gap and entry_mismatch its uploads revealed
+};
+
+// Which terminals ListTerminals returns: by terminal id, after `after`, at most `limit`.
+struct TerminalFilter {
+  std::string store_id;                     // "": every store
+  std::optional<int64_t> synced_before_ms;  // only last_sync_ms < this
+  std::optional<int64_t> synced_since_ms;   // only last_sync_ms >= this
+  std::string after;                        // terminal ids greater than this ("": from the first)
+  int64_t limit = 100;
+};
+
+// What /metrics reads from the database, the same in every process that shares it.
+struct FleetCounts {
+  int64_t terminals = 0;                     // every terminal HQ has seen
+  int64_t synced_since = 0;                  // last_sync_ms >= the time asked
+  int64_t synced_before = 0;                 // last_sync_ms < the time asked
+  std::map<std::string, int64_t> conflicts;  // by kind
+};
+
 struct CouponRecord {
   sync::Coupon coupon;    // `used` derived from used_by_checkout
   std::string body_hash;  // of the admin request, for idempotency
@@ -256,6 +283,11 @@ class Store {
       const std::string& terminal_id) = 0;
   virtual Status PutTerminal(const TerminalRecord& t) = 0;  // insert or replace
   virtual Result<std::optional<TerminalRecord>> GetTerminal(const std::string& terminal_id) = 0;
+  // The terminals (rows of PutTerminal) the filter selects, by terminal id, with their counts.
+  virtual Result<std::vector<TerminalSummary>> ListTerminals(const TerminalFilter& f) = 0;
+  // How many terminals there are, and of them how many last synced at or after since_ms and
+  // before before_ms; every conflict recorded, by kind.
+  virtual Result<FleetCounts> CountFleet(int64_t since_ms, int64_t before_ms) = 0;
 
   // --- small key/value state (e.g. the month the tier job last ran)
   virtual Result<std::optional<std::string>> GetMeta(const std::string& key) = 0;

@@ -1,0 +1,66 @@
+// The catalogue of loyalty-hq's log events: every event the program writes (hq/src/main.cc)
+// and every event the service reports through HqOptions::on_event, with its level, its
+// fields and what the operator should do about it. docs/operations.md, "loyalty-hq's event
+// catalogue", lists the same table (a test keeps them equal, and another that every event
+// the sources name is here); the program logs `log_event_uncatalogued` for a name that is not.
+#pragma once
+
+#include <string_view>
+
+#include "loyalty/base/event_catalogue.h"
+
+namespace loyalty::hq {
+
+inline constexpr EventInfo kHqEventCatalogue[] = {
+    {"hq_started", "info",
+     "listen, database, timezone, rules_version, tls, max_connections, "
+     "max_connections_per_address, crl_file",
+     "-"},
+    {"hq_plain_http", "warn", "reason",
+     "- (expected on a loopback demo or test; anywhere else configure tls_cert_file, "
+     "tls_key_file and client_ca_file)"},
+    {"stopping", "info", "signal", "-"},
+    {"hq_stopped", "info", "", "-"},
+    {"hq_crashed", "critical", "reason",
+     "systemd restarts the service; send the journal around it to the developers"},
+    {"config_invalid", "error", "reason",
+     "fix the file and key named in the reason; HQ does not start until then"},
+    {"config_warning", "warn", "reason",
+     "read the reason; HQ runs, but the setting is unusual (e.g. LimitNOFILE= too low for "
+     "max_connections)"},
+    {"database_error", "error", "reason",
+     "the database cannot be opened (a SQLite file's folder or permissions; PostgreSQL down, "
+     "unreachable or refusing the password): fix it and start HQ again"},
+    {"listen_failed", "error", "reason",
+     "another process holds the port, or the address is wrong: check hq.listen"},
+    {"terminal_refused", "warn", "terminal_id, peer_cn, remote, reason",
+     "a terminal route without a client certificate naming that terminal: one terminal again and "
+     "again is a certificate to reissue (tls.md); many from one address, look for an intruder"},
+    {"points_expired", "info", "members, points", "-"},
+    {"daily_job_failed", "error", "reason",
+     "the hourly run of the daily job (expiry, tiers) failed, usually the database: fix it; the "
+     "next run catches up"},
+    {"crl_loaded", "info", "crl_file, revoked", "-"},
+    {"crl_reload_failed", "error", "crl_file, reason",
+     "the CRL named did not load on SIGHUP and the previous one stays in use: fix the file and "
+     "send SIGHUP again"},
+    {"crl_not_configured", "info", "reason", "- (SIGHUP without crl_file: nothing to reload)"},
+    {"entry_refused", "warn", "terminal_id, entry_id, kind, reason",
+     "an uploaded entry HQ could not check is kept but applied to no balance (an entry_refused "
+     "conflict): many from one terminal, check that terminal's software and rules"},
+    {"record_refused", "warn", "terminal_id, checkout_id or refund_id, reason",
+     "as entry_refused, for an uploaded checkout or refund"},
+    {"member_frozen", "warn", "member_id, reason, source",
+     "HQ froze the member for chain-wide velocity (source hq): the risk team reviews and "
+     "unfreezes"},
+    {"snapshot_not_sent", "warn", "terminal_id, member_id, reason",
+     "a member's snapshot a terminal's codec would refuse was left out of a page: a defect to "
+     "report, with the member id"},
+    {"log_event_uncatalogued", "error", "name", "a defect: report it"},
+};
+
+inline const EventInfo* FindHqEvent(std::string_view name) {
+  return FindEvent(kHqEventCatalogue, name);
+}
+
+}  // namespace loyalty::hq

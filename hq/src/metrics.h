@@ -1,0 +1,48 @@
+// loyalty-hq's metrics, exposed by GET /metrics in the Prometheus text format (docs/hq.md,
+// "Metrics"). Counters and histograms are this process's: several HQ processes on one
+// PostgreSQL database each count their own requests, and Prometheus sums them. The fleet
+// gauges (terminals, silent terminals, conflicts) are read from the database at each
+// scrape, so every process reports the same values. Not thread-safe: HqService's thread.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "loyalty/base/prometheus.h"
+#include "loyalty/base/status.h"
+#include "loyalty/hq/store.h"
+#include "loyalty/http/message.h"
+
+namespace loyalty::hq::internal {
+
+// The terminal routes as metrics label them; any other is "other".
+inline constexpr std::array<std::string_view, 7> kSyncRoutes = {
+    "hello", "entries", "changes", "recon/entries", "recon/balances", "fetch", "members"};
+
+class HqMetrics {
+ public:
+  HqMetrics();
+
+  // A terminal route answered (`route` as ParseTerminalRoute gives it) in `us` microseconds;
+  // nullopt: refused by the listener before the service, counted but not timed. An upload
+  // answered 200 also counts its entries by the status HQ gave each.
+  void SyncRequest(std::string_view route, const http::Response& r, std::optional<int64_t> us);
+  // One Store::Transaction, committed or rolled back.
+  void StoreTransaction(int64_t us) { store_transactions_.Observe(us); }
+
+  // The whole exposition; `fleet` is what the database said, or why it could not be read.
+  std::string Render(const Result<FleetCounts>& fleet) const;
+
+ private:
+  std::map<std::pair<std::string, std::string>, uint64_t> requests_;  // (route, result)
+  std::map<std::string, LatencyHistogram> request_latency_;           // by route
+  std::map<std::string, uint64_t> upload_entries_;                    // by status
+  LatencyHistogram store_transactions_;
+};
+
+}  // namespace loyalty::hq::internal
