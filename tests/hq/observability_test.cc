@@ -20,7 +20,9 @@ constexpr int64_t kHourMs = 3600 * 1000;
 
 class HqObservabilityTest : public HqFixture {
  protected:
+  // The terminal's hello, naming its store (the fixture then sends none of its own).
   http::Response Hello(const std::string& tid, const std::string& store_id) {
+    greeted_.insert(tid);
     return Call("POST", "/v1/sync/" + tid + "/hello",
                 json{{"protocol", 1},
                      {"store_id", store_id},
