@@ -187,7 +187,7 @@ class HqFixture : public ::testing::Test {
   void TearDown() override {
     service_.reset();
     store_.reset();
-    loyalty::testing::DropTestHqStore(dir_);
+    (void)loyalty::testing::DropTestHqStore(dir_);  // the server is thrown away after the run
     std::filesystem::remove_all(dir_);
   }
 

@@ -353,7 +353,8 @@ TEST_F(HqStoreTest, AReadThatFailsDuringAnUploadFailsItWholeAndARetrySucceeds) {
   auto setup = [&] {
     service_.reset();
     store_.reset();
-    loyalty::testing::DropTestHqStore(dir_);
+    Status dropped = loyalty::testing::DropTestHqStore(dir_);
+    ASSERT_TRUE(dropped.ok()) << dropped.ToString();
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
     clock_.set_now_ms(kNowMs);

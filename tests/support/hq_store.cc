@@ -7,11 +7,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <optional>
 #include <sstream>
+#include <thread>
 
 namespace loyalty::testing {
 namespace {
@@ -222,11 +224,17 @@ Result<std::string> RawTestHqStoreBytes(const std::filesystem::path& dir) {
   return all;
 }
 
-void DropTestHqStore(const std::filesystem::path& dir) {
-  if (!HqOnPostgres()) return;
+Status DropTestHqStore(const std::filesystem::path& dir) {
+  if (!HqOnPostgres()) return Status::Ok();
   auto s = TheServer();
-  if (!s.ok()) return;
-  (void)OnServer(*s, "DROP DATABASE IF EXISTS " + DatabaseName(dir) + " WITH (FORCE)", false);
+  if (!s.ok()) return s.status();
+  Status last;
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    last = OnServer(*s, "DROP DATABASE IF EXISTS " + DatabaseName(dir) + " WITH (FORCE)", false);
+    if (last.ok()) return last;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  return last;
 }
 
 }  // namespace loyalty::testing

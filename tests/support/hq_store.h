@@ -46,7 +46,9 @@ Result<int64_t> QueryIntOnTestHqStore(const std::filesystem::path& dir, const st
 // files and the server's write-ahead log.
 Result<std::string> RawTestHqStoreBytes(const std::filesystem::path& dir);
 
-// Drops the PostgreSQL database of `dir` (nothing on SQLite); best effort.
-void DropTestHqStore(const std::filesystem::path& dir);
+// Drops the PostgreSQL database of `dir` (nothing on SQLite).
+// Retried a few times (a DROP can meet a session still closing); the last error if it
+// never went.
+Status DropTestHqStore(const std::filesystem::path& dir);
 
 }  // namespace loyalty::testing
