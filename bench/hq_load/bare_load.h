@@ -8,6 +8,9 @@
 //
 // from `connections` connections at once, as many as the uploads that ran concurrently.
 // None of HQ's work besides: no checks, no lots, no member rows, no reconciliation sets.
+//
+// kRowAtATime loads the same rows in the same transactions one INSERT (one round trip) per
+// row, as HQ's store writes them: what the round trips alone cost, without HQ's checks.
 #pragma once
 
 #include <cstdint>
@@ -28,8 +31,11 @@ struct BareFigures {
   std::vector<double> txn_ms;  // each transaction, sorted
 };
 
+enum class BareMode { kMultiRow, kRowAtATime };
+
 BareFigures BareLoad(const PgServer& server, const std::string& db,
                      const std::vector<std::string>& terminal_ids,
-                     const std::vector<sync::UploadRequest>& batches, int connections);
+                     const std::vector<sync::UploadRequest>& batches, int connections,
+                     BareMode mode = BareMode::kMultiRow);
 
 }  // namespace loyalty::hqload

@@ -25,8 +25,8 @@
 //
 // Phases, each a fresh hour for every terminal taking part:
 //   ingest  hello + upload only, in rounds; on PostgreSQL each round's batches are then
-//           loaded bare (bare_load.h) into the copy of HQ's schema: entries per second
-//           side by side, in the same run.
+//           loaded bare (bare_load.h) into a copy of HQ's schema: entries per second side
+//           by side, in the same run; then once more one INSERT per row, into another copy.
 //   runs    the whole hourly run (hello, upload, one changes page, recon of entries and
 //           balances), closed loop at --concurrency: the rate one HQ sustains, and the run
 //           time at that rate.
@@ -305,7 +305,7 @@ class Bench {
   fs::path work_;
   std::unique_ptr<testing::TestPki> pki_;
   std::optional<PgServer> pg_;
-  std::string db_, bare_db_, tmpl_db_;
+  std::string db_, bare_db_, rows_db_, tmpl_db_;
   std::vector<std::unique_ptr<HqProcess>> hqs_;
   std::unique_ptr<Chain> chain_;
   std::unique_ptr<StatementStats> stmts_;
@@ -424,6 +424,7 @@ Status Bench::Setup() {
     const std::string base = "hqload_" + std::to_string(::getpid());
     db_ = base;
     bare_db_ = base + "_bare";
+    rows_db_ = base + "_rows";
     tmpl_db_ = base + "_schema";
     if (Status st = pg_->Admin({"CREATE DATABASE " + tmpl_db_ + " OWNER loyalty"}); !st.ok())
       return st;
@@ -444,7 +445,8 @@ Status Bench::Setup() {
     if (Status st = pg_->Admin(
             {"CREATE DATABASE " + db_ + " TEMPLATE " + (cached ? CacheDb() : tmpl_db_) +
                  " OWNER loyalty",
-             "CREATE DATABASE " + bare_db_ + " TEMPLATE " + tmpl_db_ + " OWNER loyalty"});
+             "CREATE DATABASE " + bare_db_ + " TEMPLATE " + tmpl_db_ + " OWNER loyalty",
+             "CREATE DATABASE " + rows_db_ + " TEMPLATE " + tmpl_db_ + " OWNER loyalty"});
         !st.ok())
       return st;
     stmts_ = std::make_unique<StatementStats>(*pg_, db_);
@@ -541,6 +543,7 @@ void Bench::Teardown() {
   if (pg_ && !opt_.keep) {
     (void)pg_->Admin({"DROP DATABASE IF EXISTS " + db_ + " WITH (FORCE)",
                       "DROP DATABASE IF EXISTS " + bare_db_ + " WITH (FORCE)",
+                      "DROP DATABASE IF EXISTS " + rows_db_ + " WITH (FORCE)",
                       "DROP DATABASE IF EXISTS " + tmpl_db_ + " WITH (FORCE)"});
   }
   if (!opt_.keep) fs::remove_all(work_);
@@ -899,7 +902,8 @@ int Bench::PhaseIngest(json& out) {
   const int n = opt_.terminals;
   const int rounds = std::min(opt_.rounds, n);
   const bool bare = pg_ && opt_.bare;
-  double hq_wall = 0, bare_wall = 0, hq_entries = 0, bare_entries = 0;
+  double hq_wall = 0, bare_wall = 0, hq_entries = 0, bare_entries = 0, rows_wall = 0,
+         rows_entries = 0, pg_cpu_rows = 0;
   double hq_cpu = 0, pg_cpu_hq = 0, pg_cpu_bare = 0;
   std::vector<double> ratios;
   std::vector<Done> all;
@@ -959,6 +963,19 @@ int Bench::PhaseIngest(json& out) {
           ratios.back());
       rr["bare_entries_per_s"] = rate;
       rr["ratio"] = ratios.back();
+      // The same rows again, one INSERT per row, into a third copy of the schema.
+      auto w = BareLoad(*pg_, rows_db_, tids, copies, opt_.concurrency, BareMode::kRowAtATime);
+      if (!w.ok) {
+        std::printf("\nbare load (row at a time) failed: %s\n", w.error.c_str());
+        return 1;
+      }
+      rows_wall += w.wall_s;
+      rows_entries += static_cast<double>(w.entries);
+      pg_cpu_rows += w.pg_cpu_ms;
+      std::printf("; row at a time %.0f entries/s (postgres %.3f ms/entry)",
+                  static_cast<double>(w.entries) / w.wall_s,
+                  w.pg_cpu_ms / static_cast<double>(w.entries));
+      rr["bare_row_at_a_time_entries_per_s"] = static_cast<double>(w.entries) / w.wall_s;
     }
     std::printf("\n");
     std::fflush(stdout);
@@ -986,6 +1003,14 @@ int Bench::PhaseIngest(json& out) {
     r["bare_entries_per_s"] = bare_entries / bare_wall;
     r["ratio"] = ratio;
     r["bare_pg_cpu_ms_per_entry"] = pg_cpu_bare / bare_entries;
+    if (rows_wall > 0) {
+      std::printf(
+          "ingest: the same rows one INSERT per row (402 statements a batch): %.0f "
+          "entries/s (postgres %.3f ms/entry)\n",
+          rows_entries / rows_wall, pg_cpu_rows / rows_entries);
+      r["bare_row_at_a_time_entries_per_s"] = rows_entries / rows_wall;
+      r["bare_row_at_a_time_pg_cpu_ms_per_entry"] = pg_cpu_rows / rows_entries;
+    }
   }
   std::fflush(stdout);
   out.push_back(r);
@@ -1211,7 +1236,7 @@ int Bench::Run() {
   if (rc != 0) {
     opt_.keep = true;
     std::printf("kept %s%s\n", work_.c_str(),
-                pg_ ? (" and databases " + db_ + ", " + bare_db_).c_str() : "");
+                pg_ ? (" and databases " + db_ + ", " + bare_db_ + ", " + rows_db_).c_str() : "");
   }
   Teardown();
   return rc;
