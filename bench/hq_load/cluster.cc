@@ -316,7 +316,11 @@ StatementStats::StatementStats(const PgServer& server, const std::string& db)
 void StatementStats::Reset() {
   if (!available_) return;
   auto c = server_.Connect(db_, true);
-  if (c.ok()) (void)(*c)->Exec("SELECT pg_stat_statements_reset()");
+  // HQ's role in this database only: another run on the same server keeps its figures.
+  if (c.ok())
+    (void)(*c)->Exec(
+        "SELECT pg_stat_statements_reset((SELECT oid FROM pg_roles WHERE rolname = 'loyalty'), "
+        "(SELECT oid FROM pg_database WHERE datname = current_database()), 0)");
 }
 
 std::vector<StatementStats::Row> StatementStats::Read() {
