@@ -5,7 +5,8 @@
 //           [--members N] [--entries N] [--concurrency C]
 //           [--phases serial,ingest,runs,rate,…] [--rate R1,R2,…] [--rate-terminals N]
 //           [--serial-runs N] [--changes-limit N] [--rounds K] [--no-bare]
-//           [--pin-retries] [--member-sample N] [--member-cache DIR] [--seed S]
+//           [--pin-retries] [--repair-balances] [--member-sample N] [--member-cache DIR]
+//           [--seed S]
 //           [--work DIR] [--keep]
 //   hq_load --kill --backend postgres --pg-dir DIR --hq 2 [--kill-at F] [--lose-answers F] …
 //
@@ -111,9 +112,10 @@ struct Options {
   bool bare = true;
   bool kill = false;
   double kill_at = 0.4;
-  double lose_answers = 0.1;  // --kill: the share of runs whose first upload answer is lost
-  bool pin_retries = false;   // retries go to the process the run began on, not the next
-  std::string member_cache;   // a folder keeping enrolled chains for later runs
+  double lose_answers = 0.1;     // --kill: the share of runs whose first upload answer is lost
+  bool pin_retries = false;      // retries go to the process the run began on, not the next
+  bool repair_balances = false;  // RunSetup::repair_balances
+  std::string member_cache;      // a folder keeping enrolled chains for later runs
   size_t member_sample = 1000;
   int enrol_concurrency = 4;
   uint64_t seed = 1;
@@ -177,6 +179,8 @@ Options Parse(int argc, char** argv) {
       o.kill_at = std::atof(val().c_str());
     } else if (a == "--member-cache") {
       o.member_cache = val();
+    } else if (a == "--repair-balances") {
+      o.repair_balances = true;
     } else if (a == "--pin-retries") {
       o.pin_retries = true;
     } else if (a == "--lose-answers") {
@@ -611,6 +615,7 @@ std::vector<Done> Bench::Drive(const std::vector<Job>& jobs, int workers, RunKin
         setup.changes_limit = opt_.changes_limit;
         setup.request_timeout_ms = opt_.request_timeout_ms;
         setup.lose_upload_answer_ms = j.lose_answer_ms;
+        setup.repair_balances = opt_.repair_balances;
         inflight.hq[static_cast<size_t>(w)] = d.hq;
         setup.step = &inflight.step[static_cast<size_t>(w)];
         setup.after_step = after_step;
@@ -775,11 +780,11 @@ json Bench::Report(const std::string& name, const std::string& what, Meter& m,
   std::printf(
       "per run: %.1f round trips, %.0f B sent, %.0f B received, %.0f members in the "
       "changes page; recon: %lld entry differences, %lld runs with balance differences "
-      "(%lld in all)\n",
+      "(%lld in all; %s)\n",
       static_cast<double>(rt) / n_ok, static_cast<double>(sent) / n_ok,
       static_cast<double>(recv) / n_ok, static_cast<double>(changes) / n_ok,
       static_cast<long long>(entry_diffs), static_cast<long long>(bal_diff_runs),
-      static_cast<long long>(bal_diffs));
+      static_cast<long long>(bal_diffs), opt_.repair_balances ? "asked of HQ" : "counted only");
   std::printf("cpu: loyalty-hq");
   for (double c : hq_cpu) std::printf(" %.0f", c);
   std::printf(" ms, postgres %.0f ms, hq_load %.0f ms (generating hours %.0f ms)\n", pg_cpu,

@@ -215,7 +215,7 @@ Status Steps(Chain& chain, Terminal& t, Session& s, const RunSetup& setup, RunSt
   st.balance_differences = static_cast<int64_t>(diff.size());
   // Balances that differ (an upload through HQ that this terminal's view did not have yet
   // when the exchange ran): fresh snapshots, as a terminal asks for them.
-  if (!diff.empty()) {
+  if (!diff.empty() && setup.repair_balances) {
     sync::MembersRequest req;
     for (const auto& key : diff) {
       if (auto id = chain.view().MemberOfKey(key)) req.member_ids.push_back(*id);

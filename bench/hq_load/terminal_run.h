@@ -2,7 +2,8 @@
 // (sync/PROTOCOL.md) with mutual TLS and the project's HTTP client (loyalty/http/client.h):
 //
 //   POST hello → POST entries (each pending batch, ≤ 500 entries) → GET changes (one page)
-//   → POST recon/entries → POST recon/balances (→ POST members for balances that differ)
+//   → POST recon/entries → POST recon/balances (→ POST members for balances that differ,
+//   with RunSetup::repair_balances)
 //
 // as a till's hourly run does after a busy hour. The terminal's sets are its own entries and
 // every member's balance as HQ must hold it (BalanceView: before member scoping a terminal
@@ -63,6 +64,11 @@ struct RunSetup {
   // store's link drops while HQ works: HQ commits, the answer is lost, the retry (or the
   // next run) gets `exists`.
   int lose_upload_answer_ms = 0;
+  // Ask HQ for the members whose balances differ (POST members), as a terminal does. Off by
+  // default: the hourly run reconciles in sync, and the differences here come from
+  // uploads HQ committed while this run's request waited in its queue (BalanceView is
+  // updated when their answers arrive), not from anything the terminal lacks.
+  bool repair_balances = false;
   std::atomic<int>* step = nullptr;  // set to the step under way (1 hello .. 5), 0 after
   const std::function<void(int)>* after_step = nullptr;  // called as each step ends
 };
