@@ -285,27 +285,31 @@ void PosApi::Handle(http::Request&& req, http::Responder respond_now) {
     case Route::kCommit:
     case Route::kRefund: {
       if (route == Route::kCommit) ctx_.service->LookUpIfUnheld(*ctx_.reader, *body);
+      // A refund asks HQ about its sale here, off the writer thread (docs/pos-api.md,
+      // "Returns anywhere").
+      std::optional<checkout::RemoteSale> remote;
+      if (route == Route::kRefund) remote = ctx_.service->PrepareRefund(*ctx_.reader, *body);
       auto* service = ctx_.service;
       bool commit = route == Route::kCommit;
-      bool posted = ctx_.writer->Post(
-          [service, commit, finish, refuse, b = std::move(*body)](ledger::Ledger& w) {
-            auto guarded = [&](auto use_case) {
-              std::optional<decltype(use_case())> r;
-              try {
-                r.emplace(use_case());
-              } catch (const std::exception& e) {
-                // A defect, not input: answer, keep the lane alive, and say so in the log.
-                w.Rollback();
-                return refuse(Status::Error(ErrorCode::kInternal,
-                                            std::string("internal error: ") + e.what()));
-              }
-              finish(*r);
-            };
-            if (commit)
-              guarded([&] { return service->Commit(w, b); });
-            else
-              guarded([&] { return service->Refund(w, b); });
-          });
+      bool posted = ctx_.writer->Post([service, commit, finish, refuse, b = std::move(*body),
+                                       remote = std::move(remote)](ledger::Ledger& w) {
+        auto guarded = [&](auto use_case) {
+          std::optional<decltype(use_case())> r;
+          try {
+            r.emplace(use_case());
+          } catch (const std::exception& e) {
+            // A defect, not input: answer, keep the lane alive, and say so in the log.
+            w.Rollback();
+            return refuse(
+                Status::Error(ErrorCode::kInternal, std::string("internal error: ") + e.what()));
+          }
+          finish(*r);
+        };
+        if (commit)
+          guarded([&] { return service->Commit(w, b); });
+        else
+          guarded([&] { return service->Refund(w, b, remote); });
+      });
       if (!posted) refuse(Status::Error(ErrorCode::kUnavailable, "the agent is shutting down"));
       return;
     }

@@ -376,8 +376,16 @@ int Serve(const std::string& config_path, Prepared& p) {
       {p.cfg.terminal_id, p.cfg.lookup_timeout_ms},
       [&sync_service] { return sync_service.MakeTransport(); }, sync_local, clock);
   lookup_ptr = &lookup;
-  if (!p.cfg.hq_url.empty())
+  if (!p.cfg.hq_url.empty()) {
     service.SetMemberLookup([&lookup](const codes::Identified& id) { return lookup.Lookup(id); });
+    // Refunds ask HQ about their sale (docs/pos-api.md, "Returns anywhere").
+    service.SetSaleFetcher([&lookup](const std::string& sold_at, const std::string& checkout_id) {
+      return lookup.FetchSale(sold_at, checkout_id);
+    });
+  }
+  // Commits carry a return token once HQ has certified this terminal's receipt key.
+  if (Status s = sync_local.LoadReceiptKey(clock.now_s()); !s.ok())
+    LogEvent(Level::kWarn, "receipt_key_unreadable", {{"reason", s.ToString()}});
   Metrics metrics;
   HourlyCounter scans_per_hour;
   SetEventObserver(CountEvents(metrics, scans_per_hour, clock));

@@ -52,7 +52,10 @@ inline constexpr EventInfo kEventCatalogue[] = {
     {"checkout_committed", "info",
      "checkout_id, member_id, total_due_cents, points_earned, points_redeemed, entries", "-"},
     {"refund_committed", "info",
-     "refund_id, checkout_id, reason, refund_cents, points_clawed_back, points_restored", "-"},
+     "refund_id, checkout_id, sold_at, from, reason, refund_cents, points_clawed_back, "
+     "points_restored",
+     "- (sold_at: the selling terminal when not this one, null otherwise; from: ledger, hq or "
+     "receipt)"},
     {"member_frozen", "warn", "member_id, reason, checkout_id",
      "the member earned more than max_points_per_hour: HQ's risk team reviews and unfreezes"},
     {"tier_upgraded", "info", "member_id, tier", "-"},
@@ -91,6 +94,15 @@ inline constexpr EventInfo kEventCatalogue[] = {
     {"member_lookup_failed", "warn", "kind, code_hash, reason, paused_s",
      "HQ did not answer the look-up in time: the offline rules apply, and look-ups pause for "
      "paused_s; many: check the network to HQ"},
+    {"sale_fetch", "info", "sold_at, checkout_id, found, refunds_elsewhere, ms",
+     "- (a refund asked HQ for its sale: a return of another terminal's checkout, or units "
+     "refunded elsewhere)"},
+    {"sale_fetch_failed", "warn", "sold_at, checkout_id, reason, paused_s",
+     "HQ did not answer: a return of another terminal's sale needs the receipt's return code "
+     "until it does; look-ups pause for paused_s"},
+    {"receipt_key_unreadable", "warn", "reason",
+     "the ledger's receipt key could not be read at start: commits carry no return token until "
+     "the next sync renews it"},
     {"log_event_uncatalogued", "error", "name", "a defect: report it"},
 };
 

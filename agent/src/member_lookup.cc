@@ -1,5 +1,7 @@
 #include "member_lookup.h"
 
+#include <algorithm>
+
 #include "log.h"
 #include "loyalty/base/hash.h"
 #include "loyalty/sync/messages.h"
@@ -77,6 +79,65 @@ bool MemberLookup::Lookup(const codes::Identified& id) {
              found->members.empty() ? std::string() : std::to_string(found->members[0].member_id)},
             {"ms", clock_.mono_ms() - start}});
   return !found->members.empty();
+}
+
+std::optional<checkout::RemoteSale> MemberLookup::FetchSale(const std::string& sold_at,
+                                                            const std::string& checkout_id) {
+  if (opt_.timeout_ms <= 0) return std::nullopt;
+  std::lock_guard<std::mutex> g(mu_);
+  const int64_t start = clock_.mono_ms();
+  if (start < paused_until_mono_ms_.load()) return std::nullopt;
+  auto fail = [&](const Status& s) -> std::optional<checkout::RemoteSale> {
+    paused_until_mono_ms_.store(clock_.mono_ms() + opt_.pause_ms);
+    LogEvent(Level::kWarn, "sale_fetch_failed",
+             {{"sold_at", sold_at},
+              {"checkout_id", checkout_id},
+              {"reason", s.ToString()},
+              {"paused_s", opt_.pause_ms / 1000}});
+    return std::nullopt;
+  };
+  sync::SaleRequest req{sold_at, checkout_id};
+  auto transport = make_transport_();
+  if (!transport.ok()) return fail(transport.status());
+  auto ex = (*transport)
+                ->Send("POST", "/v1/sync/" + opt_.terminal_id + "/sale", "application/json",
+                       sync::SerializeMessage(req), std::max(opt_.timeout_ms, kSaleTimeoutMs));
+  if (!ex.ok()) return fail(ex.status());
+  if (ex->status != 200)
+    return fail(
+        Status::Error(ErrorCode::kBadResponse, "HQ answered " + std::to_string(ex->status)));
+  auto found = sync::ParseMessage<sync::SaleResponse>(ex->body);
+  if (!found.ok()) return fail(found.status());
+  // Only what was asked for: that checkout, its member, that member's identities.
+  if (found->checkout && found->checkout->checkout_id != checkout_id)
+    return fail(Status::Error(ErrorCode::kBadResponse, "HQ sent another checkout"));
+  const std::optional<uint64_t> member =
+      found->checkout ? found->checkout->member_id : std::nullopt;
+  for (const auto& snap : found->members)
+    if (!member || snap.member_id != *member)
+      return fail(Status::Error(ErrorCode::kBadResponse, "HQ sent a member not asked for"));
+  for (const auto& i : found->identities)
+    if (!member || i.member_id != *member)
+      return fail(Status::Error(ErrorCode::kBadResponse, "HQ sent an identity not asked for"));
+  for (const auto& o : found->refunds)
+    if (o.refund.checkout_id != checkout_id || o.terminal_id == opt_.terminal_id)
+      return fail(Status::Error(ErrorCode::kBadResponse, "HQ sent a refund not asked for"));
+  if (!found->members.empty()) {
+    sync::MembersResponse adopt;
+    adopt.members = found->members;
+    adopt.identities = found->identities;
+    if (Status s = local_.AdoptMembers(adopt); !s.ok()) return fail(s);
+  }
+  checkout::RemoteSale sale;
+  sale.checkout = std::move(found->checkout);
+  for (auto& o : found->refunds) sale.other_refunds.push_back(std::move(o.refund));
+  LogEvent(Level::kInfo, "sale_fetch",
+           {{"sold_at", sold_at},
+            {"checkout_id", checkout_id},
+            {"found", sale.checkout.has_value()},
+            {"refunds_elsewhere", sale.other_refunds.size()},
+            {"ms", clock_.mono_ms() - start}});
+  return sale;
 }
 
 }  // namespace loyalty::agent

@@ -19,10 +19,12 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "loyalty/base/clock.h"
 #include "loyalty/base/status.h"
+#include "loyalty/checkout/service.h"
 #include "loyalty/codes/codes.h"
 #include "loyalty/sync/transport.h"
 #include "sync_local.h"
@@ -44,6 +46,14 @@ class MemberLookup {
 
   // True when HQ answered with the member and it is now in the ledger.
   bool Lookup(const codes::Identified& id);
+  // A sale of another terminal (or this one's, for the refunds other terminals made of it),
+  // asked of HQ before a refund (docs/pos-api.md, "Returns anywhere"): POST
+  // /v1/sync/{tid}/sale within max(timeout_ms, kSaleTimeoutMs); the checkout's member goes
+  // into the ledger. nullopt: HQ was not asked (paused, look-ups off) or did not answer.
+  // Events: sale_fetch (found, refunds elsewhere, ms), sale_fetch_failed (the reason).
+  std::optional<checkout::RemoteSale> FetchSale(const std::string& sold_at,
+                                                const std::string& checkout_id);
+  static constexpr int kSaleTimeoutMs = 1000;
   // HQ answered a sync run: look-ups need not wait out a pause.
   void Resume() { paused_until_mono_ms_.store(0); }
 

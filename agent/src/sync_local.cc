@@ -10,6 +10,7 @@
 #include "loyalty/base/encoding.h"
 #include "loyalty/base/ids.h"
 #include "loyalty/base/json.h"
+#include "loyalty/codes/return_token.h"
 #include "loyalty/rules/rules.h"
 
 namespace loyalty::agent {
@@ -166,15 +167,22 @@ Result<sync::UploadRequest> SyncLocal::WithRecords(std::vector<ledger::EntryRow>
   sync::UploadRequest req;
   std::set<std::string> checkouts, refunds;
   for (const auto& e : entries) {
-    if (!e.checkout_id.empty() && checkouts.insert(e.checkout_id).second) {
-      auto c = (*r)->GetCheckout(e.checkout_id);
-      if (!c.ok()) return c.status();
-      if (*c) req.checkouts.push_back(std::move(**c));
-    }
+    bool foreign = false;  // a refund of another terminal's sale: no checkout of ours to send
     if (!e.refund_id.empty() && refunds.insert(e.refund_id).second) {
       auto f = (*r)->GetRefund(e.refund_id);
       if (!f.ok()) return f.status();
-      if (*f) req.refunds.push_back(std::move(**f));
+      if (*f) {
+        foreign = !(*f)->sold_at.empty();
+        req.refunds.push_back(std::move(**f));
+      }
+    } else if (!e.refund_id.empty()) {
+      for (const auto& f : req.refunds)
+        if (f.refund_id == e.refund_id) foreign = !f.sold_at.empty();
+    }
+    if (!foreign && !e.checkout_id.empty() && checkouts.insert(e.checkout_id).second) {
+      auto c = (*r)->GetCheckout(e.checkout_id);
+      if (!c.ok()) return c.status();
+      if (*c) req.checkouts.push_back(std::move(**c));
     }
     req.entries.push_back(e);  // the shared model: the row is the wire entry
   }
@@ -360,6 +368,99 @@ Status SyncLocal::AdoptMembers(const sync::MembersResponse& found) {
     }
     return Status::Ok();
   });
+}
+
+namespace {
+
+constexpr char kReceiptSeedKey[] = "receipt_key_seed";  // hex of the 32-byte seed
+constexpr char kReceiptCertKey[] = "receipt_key_cert";  // base64url of HQ's certificate
+constexpr int64_t kRenewWithinS = 30 * 86400;
+
+}  // namespace
+
+Result<std::optional<std::string>> SyncLocal::ReceiptKeyToCertify(int64_t hq_now_s) {
+  auto r = Reader();
+  if (!r.ok()) return r.status();
+  auto seed_hex = (*r)->GetMeta(kReceiptSeedKey);
+  if (!seed_hex.ok()) return seed_hex.status();
+  std::string seed;
+  if (*seed_hex) {
+    auto raw = HexDecode(**seed_hex);
+    if (!raw || raw->size() != 32)
+      return Status::Error(ErrorCode::kInternal, "the ledger's receipt key is damaged");
+    seed = *raw;
+  } else {
+    seed = codes::NewReceiptKeySeed();
+    if (seed.empty()) return Status::Error(ErrorCode::kInternal, "no random bytes for a key");
+    if (Status s = OnWriter([&](ledger::Ledger& w) -> Status {
+          // Another run may have made one meanwhile: keep the first.
+          auto again = w.GetMeta(kReceiptSeedKey);
+          if (!again.ok()) return again.status();
+          if (*again) {
+            auto raw = HexDecode(**again);
+            if (raw && raw->size() == 32) seed = *raw;
+            return Status::Ok();
+          }
+          return w.PutMeta(kReceiptSeedKey, HexEncode(seed));
+        });
+        !s.ok())
+      return s;
+  }
+  const std::string pk = codes::ReceiptPublicKey(seed);
+  auto cert_text = (*r)->GetMeta(kReceiptCertKey);
+  if (!cert_text.ok()) return cert_text.status();
+  if (*cert_text) {
+    auto raw = Base64UrlDecode(**cert_text);
+    auto c = raw ? codes::VerifyReceiptKeyCert(*raw, service_.hq_public_keys(), hq_now_s)
+                 : Result<codes::ReceiptKeyCert>(Status::Error(ErrorCode::kCodeMalformed, ""));
+    if (c.ok() && c->public_key == pk && c->terminal_id == opt_.terminal_id &&
+        static_cast<int64_t>(c->not_after) - hq_now_s > kRenewWithinS)
+      return std::optional<std::string>();
+  }
+  return std::optional<std::string>(pk);
+}
+
+Status SyncLocal::StoreReceiptKeyCert(const std::string& certificate, int64_t hq_now_s) {
+  auto r = Reader();
+  if (!r.ok()) return r.status();
+  auto seed_hex = (*r)->GetMeta(kReceiptSeedKey);
+  if (!seed_hex.ok()) return seed_hex.status();
+  auto seed = *seed_hex ? HexDecode(**seed_hex) : std::nullopt;
+  if (!seed || seed->size() != 32)
+    return Status::Error(ErrorCode::kInternal, "the ledger has no receipt key");
+  // What HQ sent is checked as any terminal will check it: HQ's key, this terminal, this key.
+  auto c = codes::VerifyReceiptKeyCert(certificate, service_.hq_public_keys(), hq_now_s);
+  if (!c.ok())
+    return Status::Error(ErrorCode::kBadResponse, "receipt-key: " + c.status().message());
+  if (c->terminal_id != opt_.terminal_id || c->public_key != codes::ReceiptPublicKey(*seed))
+    return Status::Error(ErrorCode::kBadResponse,
+                         "receipt-key: the certificate is of another terminal or key");
+  if (Status s = OnWriter([&](ledger::Ledger& w) {
+        return w.PutMeta(kReceiptCertKey, Base64UrlEncode(certificate));
+      });
+      !s.ok())
+    return s;
+  service_.SetReceiptKey(*seed, certificate);
+  return Status::Ok();
+}
+
+Status SyncLocal::LoadReceiptKey(int64_t now_s) {
+  auto r = Reader();
+  if (!r.ok()) return r.status();
+  auto seed_hex = (*r)->GetMeta(kReceiptSeedKey);
+  if (!seed_hex.ok()) return seed_hex.status();
+  auto cert_text = (*r)->GetMeta(kReceiptCertKey);
+  if (!cert_text.ok()) return cert_text.status();
+  if (!*seed_hex || !*cert_text) return Status::Ok();  // the next sync makes and certifies one
+  auto seed = HexDecode(**seed_hex);
+  auto cert = Base64UrlDecode(**cert_text);
+  if (!seed || seed->size() != 32 || !cert) return Status::Ok();
+  auto c = codes::VerifyReceiptKeyCert(*cert, service_.hq_public_keys(), now_s);
+  if (!c.ok() || c->terminal_id != opt_.terminal_id ||
+      c->public_key != codes::ReceiptPublicKey(*seed))
+    return Status::Ok();  // expired or of another key: the next sync renews it
+  service_.SetReceiptKey(*seed, *cert);
+  return Status::Ok();
 }
 
 Status SyncLocal::RecordRun(const sync::RunRecord& r) {

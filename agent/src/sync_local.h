@@ -57,6 +57,13 @@ class SyncLocal final : public sync::LocalLedger {
   Status AdoptMembers(const sync::MembersResponse& found);
   Status RecordRun(const sync::RunRecord& record) override;
   Status Finish() override;
+  // The receipt key (docs/sync.md, "Receipt keys"): a seed made once and kept in the
+  // ledger's meta table; a certificate is asked for when there is none, when it names
+  // another key or terminal, or when less than a third of its 90 days is left.
+  Result<std::optional<std::string>> ReceiptKeyToCertify(int64_t hq_now_s) override;
+  Status StoreReceiptKeyCert(const std::string& certificate, int64_t hq_now_s) override;
+  // At start: hands a kept key with a certificate still valid at now_s to the service.
+  Status LoadReceiptKey(int64_t now_s);
 
  private:
   Result<ledger::Ledger*> Reader();

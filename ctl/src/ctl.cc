@@ -21,6 +21,18 @@
 namespace loyalty::ctl {
 namespace {
 
+// The entries a refund wrote: the ones its stored response names.
+std::vector<std::string> RefundEntryIds(const model::Refund& rf) {
+  std::vector<std::string> ids;
+  auto parsed = ParseJsonObject(rf.response_json);
+  if (!parsed.ok()) return ids;
+  auto it = parsed->find("entries");
+  if (it == parsed->end() || !it->is_array()) return ids;
+  for (const auto& id : *it)
+    if (id.is_string()) ids.push_back(id.get<std::string>());
+  return ids;
+}
+
 using nlohmann::json;
 
 constexpr char kDefaultConfig[] = "/etc/loyaltyd/agent.toml";
@@ -418,6 +430,16 @@ std::optional<Failure> CmdExport(Context& ctx) {
   auto refunds = ctx.ledger().RefundsSince(*since);
   if (!refunds.ok()) return ReadFailure(refunds.status());
   for (const auto& rf : *refunds) {
+    if (!rf.sold_at.empty()) {
+      // A return of another terminal's sale: its checkout is in that terminal's export.
+      auto entries = ctx.ledger().EntriesByIds(RefundEntryIds(rf));
+      if (!entries.ok()) return ReadFailure(entries.status());
+      model::Checkout sale;
+      sale.checkout_id = rf.checkout_id;
+      if (!entries->empty()) sale.member_id = entries->front().member_id;
+      emit(RecordsForRefund(sale, rf, *entries));
+      continue;
+    }
     auto c = ctx.ledger().GetCheckout(rf.checkout_id, /*with_lines=*/true);
     if (!c.ok()) return ReadFailure(c.status());
     if (!*c || (*c)->committed_at_ms >= *since) continue;  // exported above, with its checkout

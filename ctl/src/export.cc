@@ -34,6 +34,8 @@ void AppendRefund(std::vector<ExportRecord>& out, const model::Checkout& c,
   if (c.member_id) r.member_id = *c.member_id;
   r.refund_cents = rf.refund_cents;
   r.reason = rf.reason;
+  r.cashier_id = rf.cashier_id;
+  r.sold_at = rf.sold_at;
   out.push_back(r);
   for (const auto& [line, qty] : rf.lines) {
     ExportRecord rl;
@@ -80,6 +82,7 @@ std::vector<ExportRecord> RecordsForCheckout(const model::Checkout& c,
   head.redeemed_points = c.redeemed_points;
   head.tender = c.tender;
   head.rules_version = c.rules_version;
+  head.cashier_id = c.cashier_id;
   out.push_back(head);
   for (const auto& l : c.lines) {
     ExportRecord r;
@@ -142,7 +145,9 @@ std::string ExportCsvRow(const ExportRecord& r) {
                  Opt(r.redeemed_points),
                  r.tender,
                  r.reason,
-                 r.rules_version});
+                 r.rules_version,
+                 r.cashier_id,
+                 r.sold_at});
 }
 
 nlohmann::ordered_json ExportJson(const ExportRecord& r) {
@@ -179,6 +184,8 @@ nlohmann::ordered_json ExportJson(const ExportRecord& r) {
   str("tender", r.tender);
   str("reason", r.reason);
   str("rules_version", r.rules_version);
+  str("cashier_id", r.cashier_id);
+  str("sold_at", r.sold_at);
   return j;
 }
 

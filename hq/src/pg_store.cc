@@ -29,7 +29,7 @@ namespace {
 constexpr int64_t kWriterLock = 0x4c6f79616c747901;     // every write (and the daily job)
 constexpr int64_t kMigrationLock = 0x4c6f79616c747902;  // schema migrations
 
-constexpr int kPgSchemaVersion = 1;
+constexpr int kPgSchemaVersion = 2;
 
 constexpr const char* kPgMigrations[] = {
     // 1: the SQLite schema 4 in PostgreSQL's types.
@@ -118,6 +118,22 @@ CREATE INDEX store_members_by_member ON store_members(member_id);
 CREATE TABLE terminal_members (
   terminal_id TEXT NOT NULL, member_id BIGINT NOT NULL, PRIMARY KEY (terminal_id, member_id));
 CREATE INDEX terminal_members_by_member ON terminal_members(member_id, terminal_id);
+)sql",
+    // 2: returns anywhere and who did it (docs/pos-api.md). A refund names the terminal
+    // that sold the checkout (sold_at: the refunding terminal's own for every refund before
+    // this version), so that the refunds of one sale at several terminals add up; refunds
+    // and checkouts keep their cashier; the receipt keys HQ certified, by terminal.
+    R"sql(
+ALTER TABLE refunds ADD COLUMN sold_at TEXT NOT NULL DEFAULT '';
+ALTER TABLE refunds ADD COLUMN cashier_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE refunds ADD COLUMN at_ms BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE checkouts ADD COLUMN cashier_id TEXT NOT NULL DEFAULT '';
+UPDATE refunds SET sold_at = terminal_id;
+CREATE INDEX refunds_by_sale ON refunds(sold_at, checkout_id);
+CREATE INDEX refunds_by_cashier ON refunds(cashier_id, at_ms) WHERE cashier_id <> '';
+CREATE TABLE receipt_keys (
+  terminal_id TEXT NOT NULL, public_key TEXT NOT NULL, certified_at_ms BIGINT NOT NULL,
+  PRIMARY KEY (terminal_id, public_key));
 )sql",
 };
 

@@ -5,7 +5,7 @@
 namespace loyalty::hq {
 namespace {
 
-constexpr unsigned char kVersion = 1;
+constexpr unsigned char kVersion = 2;
 
 void PutVarint(std::string& out, uint64_t v) {
   while (v >= 0x80) {
@@ -144,6 +144,7 @@ std::string EncodeCheckout(const sync::Checkout& c) {
     }
     out.push_back(static_cast<char>((l.points_eligible ? 1 : 0) | (l.redeemable ? 2 : 0)));
   }
+  PutStr(out, c.cashier_id);  // version 2
   return out;
 }
 
@@ -154,7 +155,8 @@ Result<sync::Checkout> DecodeCheckout(std::string_view body) {
       return Status::Error(ErrorCode::kInternal, "stored checkout: " + c.status().message());
     return c;
   }
-  if (body.empty() || static_cast<unsigned char>(body.front()) != kVersion) {
+  const unsigned version = body.empty() ? 0 : static_cast<unsigned char>(body.front());
+  if (version != 1 && version != kVersion) {
     return Status::Error(ErrorCode::kInternal, "stored checkout: not a form this program reads");
   }
   using namespace sync;  // the limits table
@@ -196,6 +198,7 @@ Result<sync::Checkout> DecodeCheckout(std::string_view body) {
     l.redeemable = flags & 2;
     c.lines.push_back(std::move(l));
   }
+  if (version >= 2) c.cashier_id = in.Str("cashier_id", kMaxIdChars);
   if (in.ok() && !in.done()) in.Fail("bytes after the last field");
   if (!in.ok()) return Status::Error(ErrorCode::kInternal, "stored checkout: " + in.error());
   return c;

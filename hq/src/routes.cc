@@ -126,6 +126,8 @@ http::Response HqService::Impl::Terminal(const std::string& tid, const std::stri
   if (route == "recon/balances" && post) return Recon(tid, false, req);
   if (route == "fetch" && post) return Fetch(tid, req);
   if (route == "members" && post) return Members(tid, req);
+  if (route == "sale" && post) return SaleRoute(tid, req);
+  if (route == "receipt-key" && post) return ReceiptKey(tid, req);
   return Error(ErrorCode::kNotFound, "no such route");
 }
 
@@ -151,6 +153,7 @@ http::Response HqService::Impl::Admin(const std::vector<std::string>& p, const h
   }
   if (n == 4 && p[1] == "devices" && p[3] == "revoke" && m == "POST") return RevokeDevice(p[2]);
   if (n == 2 && p[1] == "coupons" && m == "POST") return CreateCoupon(req);
+  if (n == 2 && p[1] == "refunds" && m == "GET") return RefundsByCashier(req);
   if (n == 2 && p[1] == "terminals" && m == "GET") return TerminalList(req);
   if (n == 3 && p[1] == "terminals" && m == "GET") return TerminalView(p[2]);
   if (n == 3 && p[1] == "admin" && p[2] == "expire" && m == "POST") return Expire(req);

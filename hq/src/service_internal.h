@@ -34,6 +34,7 @@
 #include <nlohmann/json.hpp>
 
 #include "loyalty/base/status.h"
+#include "loyalty/codes/return_token.h"
 #include "loyalty/hq/service.h"
 #include "loyalty/hq/store.h"
 #include "loyalty/http/errors.h"
@@ -229,8 +230,29 @@ struct HqService::Impl {
   Result<std::map<std::string, int64_t>> RefundSeqs(const std::string& tid,
                                                     const std::string& checkout_id);
   static RefundOrder OrderOf(const sync::Refund& r, const std::map<std::string, int64_t>& seqs);
-  Result<std::string> CheckRefund(const std::string& tid, const sync::Refund& f);
+  // "" when the refund checks; else the reason it is refused. *other_terminal: the other
+  // terminal whose refund of the same units came first (refund_reused), "" otherwise.
+  Result<std::string> CheckRefund(const std::string& tid, const sync::Refund& f,
+                                  std::string* other_terminal = nullptr);
   Result<std::string> CheckEntry(const std::string& tid, const sync::Entry& e);
+
+  // ------------------------------------------------------------------ returns.cc
+  // The sale a refund is of: HQ's record of the checkout at the selling terminal (sold_at,
+  // or the refunding terminal's own), or the receipt's verified return token while HQ has
+  // no record; `reason` is why there is none (checkout_unknown, checkout_refused,
+  // receipt_invalid, receipt_mismatch).
+  struct Sale {
+    std::string sold_at;
+    std::optional<sync::Checkout> checkout;
+    bool from_token = false;
+    std::string reason;
+  };
+  Result<Sale> SaleOf(const std::string& tid, const sync::Refund& f);
+  codes::ReceiptKeyCache receipt_certs;
+  std::map<int, std::string> PublicKeys() const;
+  http::Response SaleRoute(const std::string& tid, const http::Request& req);
+  http::Response ReceiptKey(const std::string& tid, const http::Request& req);
+  http::Response RefundsByCashier(const http::Request& req);
 
   // ------------------------------------------------------------------ upload.cc
   Status Conflict(const std::string& kind, const std::string& tid, const std::string& other,

@@ -494,15 +494,17 @@ class SqlStore final : public Store {
   // A checkout's body is its compact form (record_codec.h); rows older versions wrote hold
   // JSON text, which GetCheckout reads too.
   Result<bool> InsertCheckout(const std::string& terminal_id, const sync::Checkout& c) override {
-    HQ_PREPARE(st,
-               "INSERT INTO checkouts (terminal_id, checkout_id, member_id, committed_at_ms, "
-               "total_due_cents, code_hash, coupon_id, body) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT "
-               "DO NOTHING");
+    HQ_PREPARE(
+        st,
+        "INSERT INTO checkouts (terminal_id, checkout_id, member_id, committed_at_ms, "
+        "total_due_cents, code_hash, coupon_id, body, cashier_id) VALUES (?,?,?,?,?,?,?,?,?) "
+        "ON CONFLICT DO NOTHING");
     st.Bind(1, terminal_id).Bind(2, c.checkout_id).Bind(3, c.member_id).Bind(4, c.committed_at_ms);
     st.Bind(5, c.total_due_cents)
         .Bind(6, c.code_hash)
         .Bind(7, c.coupon_id)
-        .BindBlob(8, EncodeCheckout(c));
+        .BindBlob(8, EncodeCheckout(c))
+        .Bind(9, c.cashier_id);
     if (Status s = st.Run(); !s.ok()) return s;
     if (db_->Changes() == 0) return false;
     if (c.member_id) {
@@ -527,13 +529,14 @@ class SqlStore final : public Store {
 
   Result<bool> InsertRefund(const std::string& terminal_id, const sync::Refund& r) override {
     HQ_PREPARE(st,
-               "INSERT INTO refunds (terminal_id, refund_id, checkout_id, refund_cents, body) "
-               "VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING");
+               "INSERT INTO refunds (terminal_id, refund_id, checkout_id, refund_cents, body, "
+               "sold_at, cashier_id, at_ms) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING");
+    const std::string& sold_at = r.sold_at.empty() ? terminal_id : r.sold_at;
     st.Bind(1, terminal_id).Bind(2, r.refund_id).Bind(3, r.checkout_id).Bind(4, r.refund_cents);
-    st.Bind(5, sync::SerializeMessage(r));
+    st.Bind(5, sync::SerializeMessage(r)).Bind(6, sold_at).Bind(7, r.cashier_id).Bind(8, r.at_ms);
     if (Status s = st.Run(); !s.ok()) return s;
     if (db_->Changes() == 0) return false;
-    if (Status s = SpendTotalsForget(terminal_id, r.checkout_id); !s.ok()) return s;
+    if (Status s = SpendTotalsForget(sold_at, r.checkout_id); !s.ok()) return s;
     return true;
   }
 
@@ -546,12 +549,14 @@ class SqlStore final : public Store {
   }
 
   Status MarkRefundRefused(const std::string& terminal_id, const std::string& refund_id) override {
-    std::string checkout_id;
+    std::string sold_at, checkout_id;
     {
-      HQ_PREPARE(q, "SELECT checkout_id FROM refunds WHERE terminal_id = ? AND refund_id = ?");
+      HQ_PREPARE(
+          q, "SELECT sold_at, checkout_id FROM refunds WHERE terminal_id = ? AND refund_id = ?");
       q.Bind(1, terminal_id).Bind(2, refund_id);
       if (q.Step()) {
-        checkout_id = q.Text(0);
+        sold_at = q.Text(0);
+        checkout_id = q.Text(1);
       } else if (!q.status().ok()) {
         return q.status();
       } else {
@@ -561,7 +566,53 @@ class SqlStore final : public Store {
     HQ_PREPARE(st, "UPDATE refunds SET refused = 1 WHERE terminal_id = ? AND refund_id = ?");
     st.Bind(1, terminal_id).Bind(2, refund_id);
     if (Status s = st.Run(); !s.ok()) return s;
-    return SpendTotalsForget(terminal_id, checkout_id);
+    return SpendTotalsForget(sold_at, checkout_id);
+  }
+
+  Result<std::vector<std::pair<std::string, sync::Refund>>> AcceptedRefundsOfSale(
+      const std::string& sold_at, const std::string& checkout_id) override {
+    HQ_PREPARE(st,
+               "SELECT terminal_id, body FROM refunds WHERE sold_at = ? AND checkout_id = ? AND "
+               "refused = 0");
+    st.Bind(1, sold_at).Bind(2, checkout_id);
+    std::vector<std::pair<std::string, sync::Refund>> out;
+    while (st.Step()) {
+      auto r = sync::ParseMessage<sync::Refund>(st.Text(1));
+      if (!r.ok())
+        return Status::Error(ErrorCode::kInternal, "stored refund: " + r.status().message());
+      out.emplace_back(st.Text(0), std::move(*r));
+    }
+    if (!st.status().ok()) return st.status();
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+      return std::tie(a.second.at_ms, a.first, a.second.refund_id) <
+             std::tie(b.second.at_ms, b.first, b.second.refund_id);
+    });
+    return out;
+  }
+
+  Result<std::vector<CashierRefunds>> RefundsByCashier(const std::string& store_id, int64_t from_ms,
+                                                       int64_t to_ms) override {
+    HQ_PREPARE(st,
+               "SELECT r.cashier_id, r.terminal_id, t.store_id, count(*), sum(r.refund_cents), "
+               "sum(CASE WHEN r.refused = 0 THEN 0 ELSE 1 END), "
+               "sum(CASE WHEN r.sold_at = r.terminal_id THEN 0 ELSE 1 END) "
+               "FROM refunds r LEFT JOIN terminals t ON t.terminal_id = r.terminal_id "
+               "WHERE r.at_ms >= ?1 AND r.at_ms < ?2 AND (?3 = '' OR t.store_id = ?3) "
+               "GROUP BY r.cashier_id, r.terminal_id, t.store_id "
+               "ORDER BY sum(r.refund_cents) DESC, r.cashier_id, r.terminal_id");
+    st.Bind(1, from_ms).Bind(2, to_ms).Bind(3, store_id);
+    return ReadAll<CashierRefunds>(st, [](const Stmt& r) -> CashierRefunds {
+      return {r.Text(0), r.Text(1), r.Text(2), r.Int(3), r.Int(4), r.Int(5), r.Int(6)};
+    });
+  }
+
+  Status AddReceiptKey(const std::string& terminal_id, const std::string& public_key_b64,
+                       int64_t at_ms) override {
+    HQ_PREPARE(st,
+               "INSERT INTO receipt_keys (terminal_id, public_key, certified_at_ms) VALUES "
+               "(?,?,?) ON CONFLICT DO NOTHING");
+    st.Bind(1, terminal_id).Bind(2, public_key_b64).Bind(3, at_ms);
+    return st.Run();
   }
 
   Result<std::optional<bool>> CheckoutRefused(const std::string& terminal_id,
@@ -666,7 +717,7 @@ class SqlStore final : public Store {
         "?2 "
         "AND c.committed_at_ms < ?3 AND c.refused = 0 "
         "UNION ALL SELECT -r.refund_cents FROM refunds r JOIN checkouts c2 ON c2.terminal_id = "
-        "r.terminal_id "
+        "r.sold_at "
         "AND c2.checkout_id = r.checkout_id WHERE c2.member_id = ?1 AND c2.committed_at_ms >= ?2 "
         "AND c2.committed_at_ms < ?3 AND c2.refused = 0 AND r.refused = 0");
     st.Bind(1, member_id).Bind(2, from_ms).Bind(3, to_ms);

@@ -10,7 +10,7 @@
 namespace loyalty::hq {
 namespace {
 
-constexpr int kSchemaVersion = 4;
+constexpr int kSchemaVersion = 5;
 
 constexpr const char* kMigrations[] = {
     // 1: everything.
@@ -124,6 +124,22 @@ INSERT INTO terminal_members SELECT t.terminal_id, m.member_id FROM terminals t 
 INSERT OR IGNORE INTO store_members SELECT DISTINCT t.store_id, m.member_id, 'asked',
   CAST(strftime('%s', 'now') AS INTEGER) * 1000 FROM terminals t CROSS JOIN members m;
 INSERT INTO meta SELECT 'rebuild_balance_sets', '1' WHERE EXISTS (SELECT 1 FROM terminals);
+)sql",
+    // 5: returns anywhere and who did it (docs/pos-api.md). A refund names the terminal
+    // that sold the checkout (sold_at: the refunding terminal's own for every refund before
+    // this version), so that the refunds of one sale at several terminals add up; refunds
+    // and checkouts keep their cashier; the receipt keys HQ certified, by terminal.
+    R"sql(
+ALTER TABLE refunds ADD COLUMN sold_at TEXT NOT NULL DEFAULT '';
+ALTER TABLE refunds ADD COLUMN cashier_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE refunds ADD COLUMN at_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE checkouts ADD COLUMN cashier_id TEXT NOT NULL DEFAULT '';
+UPDATE refunds SET sold_at = terminal_id;
+CREATE INDEX refunds_by_sale ON refunds(sold_at, checkout_id);
+CREATE INDEX refunds_by_cashier ON refunds(cashier_id, at_ms) WHERE cashier_id <> '';
+CREATE TABLE receipt_keys (
+  terminal_id TEXT NOT NULL, public_key TEXT NOT NULL, certified_at_ms INTEGER NOT NULL,
+  PRIMARY KEY (terminal_id, public_key));
 )sql",
 };
 

@@ -258,16 +258,33 @@ http::Response HqService::Impl::Upload(const std::string& tid, const http::Reque
                       [&](const sync::Refund& k) { return k.refund_id == r->refund_id; })) {
         continue;  // known: its verdict stands
       }
-      auto reason = CheckRefund(tid, *r);
+      std::string other;
+      auto reason = CheckRefund(tid, *r, &other);
       if (!reason.ok()) return reason.status();
+      auto sale = SaleOf(tid, *r);
+      if (!sale.ok()) return sale.status();
       auto inserted = store.InsertRefund(tid, *r);
       if (!inserted.ok()) return inserted.status();
       if (!*inserted) continue;
-      auto c = store.GetCheckout(tid, r->checkout_id);
-      if (!c.ok()) return c.status();
-      uint64_t member = *c && (*c)->member_id ? *(*c)->member_id : 0;
+      uint64_t member =
+          sale->checkout && sale->checkout->member_id ? *sale->checkout->member_id : 0;
       if (!reason->empty()) {
         if (Status s = store.MarkRefundRefused(tid, r->refund_id); !s.ok()) return s;
+        if (*reason == "refund_reused") {
+          // Units refunded at two terminals, each offline: the customer was paid twice. The
+          // later refund's points are not applied (clawed back once); loss prevention sees it.
+          const std::string sold_at = r->sold_at.empty() ? tid : r->sold_at;
+          Status s = Conflict("refund_reused", tid, other, member,
+                              {{"sold_at", sold_at},
+                               {"checkout_id", r->checkout_id},
+                               {"refund_id", r->refund_id},
+                               {"member_id", std::to_string(member)},
+                               {"refund_cents", r->refund_cents},
+                               {"cashier_id", r->cashier_id},
+                               {"other_terminal_id", other}},
+                              tid + ":" + r->refund_id);
+          if (!s.ok()) return s;
+        }
         if (Status s = RefuseRecord(tid, member, "refund_id", r->refund_id, *reason); !s.ok())
           return s;
         continue;

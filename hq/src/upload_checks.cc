@@ -150,36 +150,42 @@ HqService::Impl::RefundOrder HqService::Impl::OrderOf(const sync::Refund& r,
           r.refund_id};
 }
 
-// A refund: of a checkout HQ accepted, within the window, no more units than were sold,
-// and amounts that follow from the checkout and the refunds before it.
-Result<std::string> HqService::Impl::CheckRefund(const std::string& tid, const sync::Refund& f) {
-  auto verdict = store.CheckoutRefused(tid, f.checkout_id);
-  if (!verdict.ok()) return verdict.status();
-  if (!*verdict) return std::string("checkout_unknown");
-  if (**verdict) return std::string("checkout_refused");
-  auto c = store.GetCheckout(tid, f.checkout_id);
-  if (!c.ok()) return c.status();
-  if (!*c) return std::string("checkout_unknown");
-  const sync::Checkout& co = **c;
+// A refund: of a sale HQ accepted (or a verified receipt's, docs/hq.md "Returns at another
+// terminal"), within the window, no more units than were sold, and amounts that follow
+// from the sale and the refunds before it. Refunds of one sale at other terminals that HQ
+// accepted come before this one; the same terminal's, in the order it made them.
+Result<std::string> HqService::Impl::CheckRefund(const std::string& tid, const sync::Refund& f,
+                                                 std::string* other_terminal) {
+  auto sale = SaleOf(tid, f);
+  if (!sale.ok()) return sale.status();
+  if (!sale->checkout) return sale->reason;
+  const sync::Checkout& co = *sale->checkout;
   auto rv = RulesVersion(co.rules_version);
   if (!rv.ok()) return rv.status();
   if (*rv && (*rv)->refund_window_days > 0 &&
       f.at_ms - co.committed_at_ms > (*rv)->refund_window_days * 86'400'000) {
     return std::string("refund_window_closed");
   }
-  auto earlier = store.AcceptedRefundsOf(tid, f.checkout_id);
+  auto earlier = store.AcceptedRefundsOfSale(sale->sold_at, f.checkout_id);
   if (!earlier.ok()) return earlier.status();
   auto seqs = RefundSeqs(tid, f.checkout_id);
   if (!seqs.ok()) return seqs.status();
   const RefundOrder mine = OrderOf(f, *seqs);
   size_t n = co.lines.size();
-  std::vector<int64_t> before(n, 0), after(n, 0);
-  for (const auto& e : *earlier) {
-    if (e.refund_id == f.refund_id) continue;
-    if (OrderOf(e, *seqs) > mine) continue;
+  std::vector<int64_t> before(n, 0), mine_only(n, 0), after(n, 0);
+  std::string first_other;
+  for (const auto& [by, e] : *earlier) {
+    if (by == tid) {
+      if (e.refund_id == f.refund_id) continue;
+      if (OrderOf(e, *seqs) > mine) continue;
+    } else if (first_other.empty()) {
+      first_other = by;
+    }
     for (const auto& l : e.lines) {
-      if (l.line >= 0 && static_cast<size_t>(l.line) < n)
+      if (l.line >= 0 && static_cast<size_t>(l.line) < n) {
         before[static_cast<size_t>(l.line)] += l.qty;
+        if (by == tid) mine_only[static_cast<size_t>(l.line)] += l.qty;
+      }
     }
   }
   after = before;
@@ -197,16 +203,36 @@ Result<std::string> HqService::Impl::CheckRefund(const std::string& tid, const s
   basis.eligible_cents = co.eligible_cents;
   basis.redeemable_cents = co.redeemable_cents;
   auto amounts = rules::ComputeRefund(basis, before, after);
-  if (!amounts.ok())
-    return amounts.status().code() == ErrorCode::kRefundExceedsSale
-               ? std::string("refund_exceeds_sale")
-               : std::string("record_malformed");
-  if (amounts->refund_cents != f.refund_cents ||
-      amounts->points_clawed_back != f.points_clawed_back ||
-      amounts->points_restored != f.points_restored) {
-    return std::string("refund_mismatch");
+  if (!amounts.ok()) {
+    if (amounts.status().code() != ErrorCode::kRefundExceedsSale)
+      return std::string("record_malformed");
+    // Units this terminal could not have known were refunded elsewhere (offline at two
+    // terminals): the same units refunded twice, which HQ reports and claws back once.
+    for (size_t i = 0; i < n && !first_other.empty(); ++i) {
+      if (after[i] - (before[i] - mine_only[i]) <= co.lines[i].qty && after[i] > co.lines[i].qty) {
+        if (other_terminal) *other_terminal = first_other;
+        return std::string("refund_reused");
+      }
+    }
+    return std::string("refund_exceeds_sale");
   }
-  return std::string();
+  // The amounts: the terminal computed them against the refunds it knew of — its own, and
+  // those HQ told it of — so a refund after another terminal's is checked as HQ orders them.
+  auto same = [&f](const rules::RefundAmounts& a) {
+    return a.refund_cents == f.refund_cents && a.points_clawed_back == f.points_clawed_back &&
+           a.points_restored == f.points_restored;
+  };
+  if (same(*amounts)) return std::string();
+  // A terminal that did not know of another terminal's refund (offline, or made after it
+  // asked HQ) computed against its own refunds only: the amounts differ from these by the
+  // rounding of the allocation at most (docs/hq.md, "Returns at another terminal").
+  if (!first_other.empty()) {
+    std::vector<int64_t> own_after = mine_only;
+    for (const auto& l : f.lines) own_after[static_cast<size_t>(l.line)] += l.qty;
+    auto own = rules::ComputeRefund(basis, mine_only, own_after);
+    if (own.ok() && same(*own)) return std::string();
+  }
+  return std::string("refund_mismatch");
 }
 
 // An entry: a terminal kind, its points backed by a checked record, once, within limits.
@@ -283,9 +309,9 @@ Result<std::string> HqService::Impl::CheckEntry(const std::string& tid, const sy
     auto it = std::find_if(refunds->begin(), refunds->end(),
                            [&](const sync::Refund& f) { return f.refund_id == e.refund_id; });
     if (it == refunds->end()) return std::string("record_missing");
-    auto c = store.GetCheckout(tid, e.checkout_id);
-    if (!c.ok()) return c.status();
-    if (!*c || !(*c)->member_id || *(*c)->member_id != e.member_id)
+    auto sale = SaleOf(tid, *it);
+    if (!sale.ok()) return sale.status();
+    if (!sale->checkout || !sale->checkout->member_id || *sale->checkout->member_id != e.member_id)
       return std::string("member_mismatch");
     bool claw = e.kind == "clawback";
     if (e.points != (claw ? -it->points_clawed_back : it->points_restored))

@@ -92,8 +92,9 @@ TEST_F(ServiceTest, CommitBodyAgreesWithTheQuoteTheMemberViewAndItsReplay) {
   for (auto it = c.body.begin(); it != c.body.end(); ++it) keys.insert(it.key());
   std::set<std::string> want;
   for (auto it = q.body.begin(); it != q.body.end(); ++it) want.insert(it.key());
-  want.insert({"committed_at", "balance_after", "entries", "receipt_lines"});
+  want.insert({"committed_at", "balance_after", "entries", "receipt_lines", "return_token"});
   EXPECT_EQ(keys, want);
+  EXPECT_TRUE(c.body["return_token"].is_null());  // no receipt key certified here
   EXPECT_EQ(c.body["lines"].size(), 3u);
   EXPECT_EQ(c.body["entries"].size(), 2u);  // earn and redeem
   EXPECT_EQ(c.body["committed_at"], FormatRfc3339(kT0));
@@ -344,6 +345,78 @@ TEST_F(ServiceTest, CouponAllocatesByNetAndIsUsedOnce) {
   c.coupon_id = "OLD";
   ASSERT_TRUE(ledger_->PutCoupon(c).ok());
   EXPECT_EQ(Commit("k3", {{"coupon_id", "OLD"}}).body["error"]["code"], "coupon_invalid");
+}
+
+// Coupons in view (docs/pos-api.md): the member view lists the coupons the member may use
+// now; a quote or commit with "best_coupon" applies the one that takes the most off.
+TEST_F(ServiceTest, TheMemberViewListsUsableCouponsAndBestCouponPicksTheLargest) {
+  Seed("member", 0);
+  auto put = [&](const std::string& id, uint64_t member, const std::string& kind, int64_t value,
+                 int64_t min_spend, int64_t from, int64_t to, const std::string& used = "") {
+    ledger::CouponRow c;
+    c.coupon_id = id;
+    c.member_id = member;
+    c.kind = kind;
+    (kind == "amount_off" ? c.value_cents : c.bp) = value;
+    c.min_spend_cents = min_spend;
+    c.valid_from_s = from;
+    c.valid_to_s = to;
+    c.used_by_checkout = used;
+    ASSERT_TRUE(ledger_->PutCoupon(c).ok());
+  };
+  put("TEN", kMember, "amount_off", 1000, 10000, kT0 - 10, kT0 + 86400);
+  put("PCT15", kMember, "percent_off", 1500, 0, 0, kT0 + 7 * 86400);
+  put("ANYONE", 0, "amount_off", 500, 0, 0, 0);
+  put("OTHERS", kMember + 1, "amount_off", 9000, 0, 0, 0);
+  put("EXPIRED", kMember, "amount_off", 9000, 0, 0, kT0 - 1);
+  put("LATER", kMember, "amount_off", 9000, 0, kT0 + 3600, 0);
+  put("USED", kMember, "amount_off", 9000, 0, 0, 0, "earlier-checkout");
+  auto view = Parsed(service_->GetMember(*ledger_, std::to_string(kMember)));
+  ASSERT_EQ(view.status, 200) << view.text;
+  std::vector<std::string> ids;
+  for (const auto& c : view.body["coupons"]) ids.push_back(c["coupon_id"]);
+  // Soonest-ending first, open-ended last.
+  EXPECT_EQ(ids, (std::vector<std::string>{"TEN", "PCT15", "ANYONE"})) << view.text;
+  const json& ten = view.body["coupons"][0];
+  EXPECT_EQ(ten["kind"], "amount_off");
+  EXPECT_EQ(ten["value_cents"], 1000);
+  EXPECT_EQ(ten["min_spend_cents"], 10000);
+  EXPECT_EQ(ten["valid_from"], FormatRfc3339(kT0 - 10));
+  EXPECT_EQ(ten["valid_to"], FormatRfc3339(kT0 + 86400));
+  EXPECT_EQ(view.body["coupons"][1]["bp"], 1500);
+  EXPECT_FALSE(view.body["coupons"][1].contains("value_cents"));
+  EXPECT_TRUE(view.body["coupons"][2]["valid_to"].is_null());
+
+  // Best for this basket (168.80 of it takes coupons): 15 % beats 10.00 off and 5.00 off.
+  json body{
+      {"checkout_id", "b1"}, {"member_code", Code()}, {"lines", Basket()}, {"best_coupon", true}};
+  auto q = Parsed(service_->Quote(*ledger_, body));
+  ASSERT_EQ(q.status, 200) << q.text;
+  EXPECT_EQ(q.body["coupon"]["coupon_id"], "PCT15") << q.text;
+  const int64_t off = q.body["coupon"]["discount_cents"];
+  for (const char* other : {"TEN", "ANYONE"}) {
+    json with = body;
+    with.erase("best_coupon");
+    with["coupon_id"] = other;
+    auto alt = Parsed(service_->Quote(*ledger_, with));
+    ASSERT_EQ(alt.status, 200) << alt.text;
+    EXPECT_LT(alt.body["coupon"]["discount_cents"].get<int64_t>(), off) << other;
+  }
+  // Committed: that coupon is used, and gone from the member's list.
+  auto c = Commit("b1", {{"best_coupon", true}});
+  ASSERT_EQ(c.status, 200) << c.text;
+  EXPECT_EQ(c.body["coupon"]["coupon_id"], "PCT15");
+  ids.clear();
+  for (const auto& x : c.body["member"]["coupons"]) ids.push_back(x["coupon_id"]);
+  EXPECT_EQ(ids, (std::vector<std::string>{"TEN", "ANYONE"}));
+  // Both at once is a bad request; without a member, best_coupon applies nothing.
+  json both = body;
+  both["coupon_id"] = "TEN";
+  EXPECT_EQ(Parsed(service_->Quote(*ledger_, both)).body["error"]["code"], "bad_request");
+  json anon{{"checkout_id", "b2"}, {"lines", Basket()}, {"best_coupon", true}};
+  auto plain = Parsed(service_->Quote(*ledger_, anon));
+  ASSERT_EQ(plain.status, 200) << plain.text;
+  EXPECT_TRUE(plain.body["coupon"].is_null());
 }
 
 TEST_F(ServiceTest, ProvisionalUpgradeOnlyWhenEnabled) {

@@ -203,6 +203,7 @@ TEST(Export, RecordsOfACheckoutInOrder) {
   c.total_due_cents = 4900;
   c.points_earned = 49;
   c.tender = "card";
+  c.cashier_id = "k-1";
   model::CheckoutLine l0;
   l0.line = 0;
   l0.sku = "A,\"1\"";
@@ -218,6 +219,7 @@ TEST(Export, RecordsOfACheckoutInOrder) {
   r.at_ms = 1795000090000;
   r.refund_cents = 2450;
   r.lines = {{0, 1}};
+  r.cashier_id = "k-2";
   // Entries out of order, and one that matches no refund: nothing is dropped.
   std::vector<ledger::EntryRow> entries = {Entry(3, "clawback", -24, "rf-1"),
                                            Entry(1, "earn", 49, ""),
@@ -234,14 +236,16 @@ TEST(Export, RecordsOfACheckoutInOrder) {
       "record,at,checkout_id,refund_id,entry_id,seq,member_id,kind,points,line,sku,category,qty,"
       "unit_price_cents,net_cents,subtotal_cents,total_due_cents,refund_cents,points_earned,"
       "redeemed_points,"
-      "tender,reason,rules_version\r\n");
-  EXPECT_EQ(ExportCsvRow(recs[0]),
-            "checkout,2026-11-18T11:07:10.042Z,co-1,,,,42,,,,,,,,,5000,4900,,49,0,card,,r1\r\n");
+      "tender,reason,rules_version,cashier_id,sold_at\r\n");
+  EXPECT_EQ(
+      ExportCsvRow(recs[0]),
+      "checkout,2026-11-18T11:07:10.042Z,co-1,,,,42,,,,,,,,,5000,4900,,49,0,card,,r1,k-1,\r\n");
   EXPECT_EQ(
       ExportCsvRow(recs[1]),
-      "line,2026-11-18T11:07:10.042Z,co-1,,,,,,,0,\"A,\"\"1\"\"\",grocery,2,2500,4900,,,,,,,,\r\n");
+      "line,2026-11-18T11:07:10.042Z,co-1,,,,,,,0,\"A,\"\"1\"\"\",grocery,2,2500,4900,,,,,,,,,,"
+      "\r\n");
   EXPECT_EQ(ExportCsvRow(recs[2]),
-            "entry,2026-11-18T11:07:10.001Z,co-1,,e1,1,42,earn,49,,,,,,,,,,,,,,\r\n");
+            "entry,2026-11-18T11:07:10.001Z,co-1,,e1,1,42,earn,49,,,,,,,,,,,,,,,,\r\n");
 
   auto j = ExportJson(recs[3]);
   EXPECT_EQ(j.begin().key(), "record");  // columns in header order
@@ -249,6 +253,8 @@ TEST(Export, RecordsOfACheckoutInOrder) {
   EXPECT_EQ(j["member_id"], "42");  // a decimal string, as in the POS API
   EXPECT_EQ(j["refund_cents"], 2450);
   EXPECT_EQ(j["reason"], "return");
+  EXPECT_EQ(j["cashier_id"], "k-2");    // who did it
+  EXPECT_FALSE(j.contains("sold_at"));  // a refund of this terminal's own sale
   EXPECT_FALSE(j.contains("sku"));
   EXPECT_EQ(ExportJson(recs[1])["sku"], "A,\"1\"");
 

@@ -59,6 +59,28 @@ TEST(RecordCodec, JsonBodiesOfOlderVersionsAreStillRead) {
   EXPECT_EQ(bad.status().code(), ErrorCode::kInternal);
 }
 
+TEST(RecordCodec, VersionTwoKeepsTheCashierAndVersionOneBodiesReadWithout) {
+  sync::Checkout c = FullCheckout();
+  c.cashier_id = "cashier-07";
+  std::string body = EncodeCheckout(c);
+  ASSERT_EQ(body[0], 2);
+  auto back = DecodeCheckout(body);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(*back, c);
+  // Version 1 (older HQs): the same bytes up to the lines, no cashier.
+  sync::Checkout old = c;
+  old.cashier_id.clear();
+  std::string v1 = EncodeCheckout(old);
+  v1.pop_back();  // the empty cashier's length byte
+  v1[0] = 1;
+  auto read = DecodeCheckout(v1);
+  ASSERT_TRUE(read.ok()) << read.status().ToString();
+  EXPECT_EQ(*read, old);
+  EXPECT_FALSE(DecodeCheckout(v1 + '\0').ok());
+  c.cashier_id = std::string(65, 'x');
+  EXPECT_FALSE(DecodeCheckout(EncodeCheckout(c)).ok());
+}
+
 TEST(RecordCodec, ABodyThatIsNotWholeOrPastALimitIsAnError) {
   std::string body = EncodeCheckout(FullCheckout());
   // Every truncation, and a byte too many.
@@ -69,9 +91,9 @@ TEST(RecordCodec, ABodyThatIsNotWholeOrPastALimitIsAnError) {
   }
   EXPECT_FALSE(DecodeCheckout(body + '\0').ok());
   // Another version byte.
-  std::string v2 = body;
-  v2[0] = 2;
-  EXPECT_FALSE(DecodeCheckout(v2).ok());
+  std::string v3 = body;
+  v3[0] = 3;
+  EXPECT_FALSE(DecodeCheckout(v3).ok());
   // Values the sync codec would refuse are refused here too.
   auto refused = [](auto change) {
     sync::Checkout c = MakeCheckout("c1", 1, 100, 1);

@@ -152,3 +152,48 @@ TEST_F(LedgerCheckoutsTest, RefundsAreListedByTimeSinceAndPerCheckout) {
 
 }  // namespace
 }  // namespace loyalty::ledger
+
+namespace loyalty::ledger {
+namespace {
+
+// Schema 5: who did it, and refunds of other terminals' sales. Checkout ids are the POS's,
+// so another terminal's sale may share an id with one of ours: a refund is of the sale
+// (sold_at, checkout_id), and our own checkout's refunds and spend never count it.
+TEST_F(LedgerCheckoutsTest, RefundsOfAnotherTerminalsSaleAreKeptApartFromOurs) {
+  model::Checkout ours = MakeCheckout("C1", 42, 1000, 5000);
+  ours.cashier_id = "k-1";
+  model::Refund own = MakeRefund("R-own", "C1", 2000, 1000);
+  own.cashier_id = "k-2";
+  model::Refund other = MakeRefund("R-other", "C1", 2100, 700);
+  other.sold_at = "T09";
+  other.receipt = "LR1:token";
+  other.cashier_id = "k-3";
+  {
+    auto l = OpenWriter();
+    InTransaction(*l, [&] {
+      ASSERT_TRUE(l->InsertCheckout(ours).ok());
+      Append(*l, "earn", 42, 50, 1000, "C1");
+      ASSERT_TRUE(l->InsertRefund(own).ok());
+      ASSERT_TRUE(l->InsertRefund(other).ok());
+    });
+    EXPECT_EQ(l->LocalSpendSince(42, 0).value(), 5000 - 1000);  // ours only
+  }
+  auto r = OpenReader();
+  EXPECT_EQ(r->GetCheckout("C1").value()->cashier_id, "k-1");
+  auto back = r->GetRefund("R-other").value();
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->sold_at, "T09");
+  EXPECT_EQ(back->receipt, "LR1:token");
+  EXPECT_EQ(back->cashier_id, "k-3");
+  EXPECT_EQ(r->GetRefund("R-own").value()->cashier_id, "k-2");
+  auto mine = r->RefundsForCheckout("C1").value();
+  ASSERT_EQ(mine.size(), 1u);
+  EXPECT_EQ(mine[0].refund_id, "R-own");
+  auto theirs = r->RefundsForSale("T09", "C1").value();
+  ASSERT_EQ(theirs.size(), 1u);
+  EXPECT_EQ(theirs[0].refund_id, "R-other");
+  EXPECT_TRUE(r->RefundsForSale("T08", "C1").value().empty());
+}
+
+}  // namespace
+}  // namespace loyalty::ledger

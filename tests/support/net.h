@@ -5,8 +5,9 @@
 
 namespace loyalty::testing {
 
-// A loopback TCP port that was free a moment ago (bound to port 0 and released): for
-// configuring a program that binds it itself.
+// A loopback TCP port that was free a moment ago, picked at random outside the kernel's
+// ephemeral range (where outgoing connections would take it meanwhile): for configuring a
+// program that binds it itself, also again after a restart.
 uint16_t FreePort();
 
 // A loopback listener that accepts connections (the kernel completes the handshake) and

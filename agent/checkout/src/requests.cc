@@ -1,5 +1,9 @@
 #include "loyalty/checkout/requests.h"
 
+#include <cctype>
+
+#include "loyalty/codes/return_token.h"
+
 #include "loyalty/base/encoding.h"
 #include "loyalty/base/hash.h"
 #include "loyalty/base/json_reader.h"
@@ -49,6 +53,11 @@ Result<CheckoutRequest> ParseCheckoutRequest(const nlohmann::json& b, bool is_co
   if (in.ok() && r.identification_id && r.member_code)
     return Status::Error(ErrorCode::kBadRequest, "give identification_id or member_code, not both");
   in.OptStr("coupon_id", &r.coupon_id, 0, 64);
+  std::optional<bool> best;
+  if (in.OptBool("best_coupon", &best) && best) {
+    r.best_coupon = *best;
+    if (r.best_coupon && r.coupon_id) in.Fail("best_coupon", "cannot be true with coupon_id");
+  }
 
   // Lengths and text of sku and category are the rules' (rules::ValidateLines, below).
   in.Objects("lines", 1, 500, [&r](const JsonReader& l) {
@@ -93,6 +102,14 @@ Result<RefundRequest> ParseRefundRequest(const nlohmann::json& b) {
   if (const JsonReader reason = in.Field("reason"); !reason.absent())
     reason.OneOf(&r.reason, {"return", "void"});
   OptClientId(in, "cashier_id", &r.cashier_id);
+  if (in.OptStr("sold_at", &r.sold_at, 1, 32) && r.sold_at) {
+    for (char c : *r.sold_at)
+      if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-')) {
+        in.Fail("sold_at", "must be a terminal id: 1-32 characters of [A-Za-z0-9_-]");
+        break;
+      }
+  }
+  in.OptStr("receipt", &r.receipt, 1, codes::kMaxReturnTokenChars);
   // A void may omit lines: it then refunds every unit not refunded yet.
   if (in.ok() && r.reason == "void" && !in.Has("lines")) return r;
   in.Objects("lines", 1, 500, [&r](const JsonReader& l) {

@@ -1,6 +1,7 @@
 #include "loyalty/checkout/service.h"
 
 #include <algorithm>
+#include <cctype>
 
 #include "loyalty/base/encoding.h"
 #include "loyalty/base/hash.h"
@@ -160,6 +161,9 @@ Result<MemberView> CheckoutService::ViewMember(ledger::Ledger& l, const ledger::
   }
   const auto& rows = known_lots ? *known_lots : read;
   v.available_balance = AvailableBalance(rows, now_s);
+  auto coupons = l.UsableCoupons(m.member_id, now_s, kMemberViewCoupons);
+  if (!coupons.ok()) return ReadError(coupons.status());
+  for (auto& c : *coupons) v.coupons.push_back(std::move(static_cast<model::Coupon&>(c)));
   // Lots expiring together are shown as one (all points earned in a month expire at the
   // same second), so the view stays short however long the member's history is.
   auto& by_expiry = v.lots;
@@ -331,6 +335,27 @@ Result<std::optional<ledger::CouponRow>> LoadCoupon(ledger::Ledger& l, const Che
   return std::optional<ledger::CouponRow>(*c);
 }
 
+// "best_coupon": the usable coupon (Ledger::UsableCoupons, those the member view lists)
+// that takes the most off this basket; ties: the one ending soonest, then by id. None when
+// no coupon takes anything off.
+Result<std::optional<ledger::CouponRow>> BestCoupon(ledger::Ledger& l, const rules::Rules& r,
+                                                    const rules::QuoteInput& in, uint64_t member_id,
+                                                    int64_t now_s) {
+  auto usable = l.UsableCoupons(member_id, now_s, kMemberViewCoupons);
+  if (!usable.ok()) return ReadError(usable.status());
+  std::optional<ledger::CouponRow> best;
+  int64_t best_off = 0;
+  for (auto& c : *usable) {
+    rules::QuoteInput with = in;
+    with.coupon = rules::CouponTerms(c);
+    auto q = rules::ComputeQuote(r, with);
+    if (!q.ok() || !q->coupon_applied || q->coupon_discount_cents <= best_off) continue;
+    best_off = q->coupon_discount_cents;
+    best = std::move(c);
+  }
+  return best;
+}
+
 }  // namespace
 
 Result<QuoteOutcome> CheckoutService::Quote(ledger::Ledger& reader, const json& body) {
@@ -375,6 +400,12 @@ Result<QuoteOutcome> CheckoutService::Quote(ledger::Ledger& reader, const json& 
     auto view = ViewMember(reader, m, who->provisional, now_s, *r, &lots);
     if (!view.ok()) return view.status();
     o.member = std::move(*view);
+  }
+  if (req->best_coupon && who->has_member && !who->provisional) {
+    auto best = BestCoupon(reader, *r, in, who->member.member_id, now_s);
+    if (!best.ok()) return best.status();
+    *coupon = std::move(*best);
+    if (*coupon) in.coupon = rules::CouponTerms(**coupon);
   }
   auto q = rules::ComputeQuote(*r, in);
   if (!q.ok()) return q.status();
@@ -506,6 +537,12 @@ Result<CommitOutcome> CheckoutService::CommitNew(ledger::Ledger& w, const json& 
     ctx.in_redeem_cooldown = last > 0 && now_ms - last < r->redeem_cooldown_s * 1000;
     in.member = ctx;
   }
+  if (req->best_coupon && who->has_member && !who->provisional) {
+    auto best = BestCoupon(w, *r, in, m.member_id, now_s);
+    if (!best.ok()) return fail(best.status());
+    *coupon = std::move(*best);
+    if (*coupon) in.coupon = rules::CouponTerms(**coupon);
+  }
   auto q = rules::ComputeQuote(*r, in);
   if (!q.ok()) return fail(q.status());
 
@@ -598,6 +635,9 @@ Result<CommitOutcome> CheckoutService::CommitNew(ledger::Ledger& w, const json& 
   // The quote and the entries move into the view's inputs; read from there on.
   priced.quote = std::move(*q);
   const rules::Quote& quote = priced.quote;
+  details.return_token = ReturnToken(
+      req->checkout_id, who->has_member ? std::optional<uint64_t>(m.member_id) : std::nullopt,
+      now_ms, r->version, quote, *req);
   std::string resp = CommitViewJson(priced, details);
 
   model::Checkout row;
@@ -615,6 +655,7 @@ Result<CommitOutcome> CheckoutService::CommitNew(ledger::Ledger& w, const json& 
   if (who->id.kind == codes::CodeKind::kDynamic && who->has_member)
     row.code_hash = who->id.code_hash;
   row.tender = req->tender.value_or("");
+  row.cashier_id = req->cashier_id.value_or("");
   row.coupon_id = *coupon && quote.coupon_applied ? (*coupon)->coupon_id : "";
   row.response_json = resp;
   for (size_t i = 0; i < quote.lines.size(); ++i) {
@@ -654,16 +695,111 @@ Result<CommitOutcome> CheckoutService::CommitNew(ledger::Ledger& w, const json& 
   return CommitOutcome{req->checkout_id, /*replayed=*/false, std::move(resp)};
 }
 
+void CheckoutService::SetSaleFetcher(SaleFetcher fetch) { fetch_sale_ = std::move(fetch); }
+
+void CheckoutService::SetReceiptKey(std::string seed32, std::string certificate) {
+  std::lock_guard<std::mutex> lock(mu_);
+  receipt_seed_ = std::move(seed32);
+  receipt_cert_ = std::move(certificate);
+}
+
+std::optional<std::string> CheckoutService::ReturnToken(
+    const std::string& checkout_id, std::optional<uint64_t> member_id, int64_t at_ms,
+    const std::string& rules_version, const rules::Quote& quote, const CheckoutRequest& req) {
+  std::string seed, cert;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    seed = receipt_seed_;
+    cert = receipt_cert_;
+  }
+  if (seed.empty() || cert.empty() || quote.lines.size() > codes::kMaxReturnTokenLines)
+    return std::nullopt;
+  codes::ReturnBasis b;
+  b.checkout_id = checkout_id;
+  b.member_id = member_id;
+  b.committed_at_ms = at_ms;
+  b.rules_version = rules_version;
+  b.points_earned = quote.points_to_earn;
+  b.redeemed_points = quote.redeem_points;
+  b.eligible_cents = quote.eligible_cents;
+  b.redeemable_cents = quote.redeemable_cents;
+  for (size_t i = 0; i < quote.lines.size(); ++i) {
+    const auto& ql = quote.lines[i];
+    b.lines.push_back({req.lines[i].qty, ql.net_cents, ql.net_before_redeem_cents,
+                       ql.points_eligible, ql.redeemable});
+  }
+  std::string token = codes::MakeReturnToken(cert, seed, b);
+  if (token.empty()) return std::nullopt;
+  return token;
+}
+
+namespace {
+
+codes::ReturnBasis BasisOf(const model::Checkout& c) {
+  codes::ReturnBasis b;
+  b.checkout_id = c.checkout_id;
+  b.member_id = c.member_id;
+  b.committed_at_ms = c.committed_at_ms;
+  b.rules_version = c.rules_version;
+  b.points_earned = c.points_earned;
+  b.redeemed_points = c.redeemed_points;
+  b.eligible_cents = c.eligible_cents;
+  b.redeemable_cents = c.redeemable_cents;
+  for (const auto& l : c.lines)
+    b.lines.push_back(
+        {l.qty, l.net_cents, l.net_before_redeem_cents, l.points_eligible, l.redeemable});
+  return b;
+}
+
+// A string member of a JSON object, or "" (PrepareRefund reads before validation).
+std::string StringField(const json& body, const char* key) {
+  auto it = body.find(key);
+  return it != body.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+}  // namespace
+
+std::optional<RemoteSale> CheckoutService::PrepareRefund(ledger::Ledger& reader, const json& body) {
+  if (!fetch_sale_ || !body.is_object()) return std::nullopt;
+  std::string refund_id = StringField(body, "refund_id");
+  std::string checkout_id = StringField(body, "checkout_id");
+  if (!IsValidClientId(refund_id) || !IsValidClientId(checkout_id)) return std::nullopt;
+  // A replay answers from the ledger: nothing to ask.
+  if (auto existing = reader.GetRefund(refund_id); !existing.ok() || *existing) return std::nullopt;
+  std::string seller = StringField(body, "sold_at");
+  if (seller.empty()) {
+    std::string receipt = StringField(body, "receipt");
+    if (!receipt.empty()) {
+      auto b =
+          codes::VerifyReturnToken(receipt, verifier_.config().hq_public_keys, &receipt_certs_);
+      if (!b.ok()) return std::nullopt;  // Refund answers the token's error
+      seller = b->terminal_id;
+    } else {
+      seller = opts_.terminal_id;
+    }
+  }
+  if (seller.empty() || seller.size() > 32) return std::nullopt;
+  for (char c : seller)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-')) return std::nullopt;
+  return fetch_sale_(seller, checkout_id);
+}
+
 Result<RefundOutcome> CheckoutService::Refund(ledger::Ledger& w, const json& body) {
+  return Refund(w, body, std::nullopt);
+}
+
+Result<RefundOutcome> CheckoutService::Refund(ledger::Ledger& w, const json& body,
+                                              const std::optional<RemoteSale>& remote) {
   std::string request_hash = CanonicalHash(body);
   if (w.damaged()) return DamagedError(w);
-  auto result = RefundNew(w, body, request_hash);
+  auto result = RefundNew(w, body, request_hash, remote);
   if (w.damaged() && !result.ok()) return DamagedError(w);
   return result;
 }
 
 Result<RefundOutcome> CheckoutService::RefundNew(ledger::Ledger& w, const json& body,
-                                                 const std::string& request_hash) {
+                                                 const std::string& request_hash,
+                                                 const std::optional<RemoteSale>& remote) {
   auto rid = body.find("refund_id");
   if (rid != body.end() && rid->is_string() && IsValidClientId(rid->get<std::string>())) {
     auto existing = w.GetRefund(rid->get<std::string>());
@@ -682,31 +818,78 @@ Result<RefundOutcome> CheckoutService::RefundNew(ledger::Ledger& w, const json& 
   int64_t now_ms = NowMs();
   int64_t now_s = now_ms >= 0 ? now_ms / 1000 : 0;
 
-  auto co_read = w.GetCheckout(req->checkout_id);
-  if (!co_read.ok()) return ReadError(co_read.status());
-  auto& co = *co_read;
-  if (!co) return Err(ErrorCode::kCheckoutUnknown, "no committed checkout " + req->checkout_id);
+  // The sale: this terminal's own checkout, or another terminal's (sold_at, the receipt).
+  std::optional<codes::ReturnBasis> token;
+  if (req->receipt) {
+    auto b =
+        codes::VerifyReturnToken(*req->receipt, verifier_.config().hq_public_keys, &receipt_certs_);
+    if (!b.ok()) return b.status();
+    if (req->sold_at && *req->sold_at != b->terminal_id)
+      return Err(ErrorCode::kBadRequest, "sold_at names another terminal than the receipt");
+    if (b->checkout_id != req->checkout_id)
+      return Err(ErrorCode::kBadRequest, "the receipt is of another checkout");
+    token = std::move(*b);
+  }
+  const std::string seller = req->sold_at ? *req->sold_at
+                             : token      ? token->terminal_id
+                                          : opts_.terminal_id;
+  const bool foreign = seller != opts_.terminal_id;
+  // What HQ said applies only to the sale it was asked about.
+  const RemoteSale* hq =
+      remote && (!remote->checkout || (remote->checkout->checkout_id == req->checkout_id))
+          ? &*remote
+          : nullptr;
+
+  codes::ReturnBasis sale;
+  bool from_token = false;
+  if (!foreign) {
+    auto co_read = w.GetCheckout(req->checkout_id);
+    if (!co_read.ok()) return ReadError(co_read.status());
+    if (!*co_read)
+      return Err(ErrorCode::kCheckoutUnknown, "no committed checkout " + req->checkout_id);
+    sale = BasisOf(**co_read);
+  } else if (hq && hq->checkout) {
+    sale = BasisOf(*hq->checkout);
+  } else if (token) {
+    sale = *token;
+    from_token = true;
+  } else {
+    return Err(ErrorCode::kCheckoutUnknown,
+               hq ? "HQ holds no checkout " + req->checkout_id + " of terminal " + seller +
+                        ": scan the receipt's return code"
+                  : "checkout " + req->checkout_id + " of terminal " + seller +
+                        " cannot be fetched from HQ now: scan the receipt's return code");
+  }
   for (const auto& [line, qty] : req->lines)
-    if (line < 0 || static_cast<size_t>(line) >= co->lines.size())
+    if (line < 0 || static_cast<size_t>(line) >= sale.lines.size())
       return Err(ErrorCode::kBadRequest,
-                 "line " + std::to_string(line) + " is not a line of checkout " + co->checkout_id);
+                 "line " + std::to_string(line) + " is not a line of checkout " + req->checkout_id);
   if (r->refund_window_days > 0 &&
-      now_ms - co->committed_at_ms > r->refund_window_days * 86400 * 1000)
+      now_ms - sale.committed_at_ms > r->refund_window_days * 86400 * 1000)
     return Err(ErrorCode::kRefundWindowClosed,
                "the checkout is older than " + std::to_string(r->refund_window_days) + " days");
 
-  std::vector<int64_t> before(co->lines.size(), 0);
-  auto priors = w.RefundsForCheckout(co->checkout_id);
+  // Units refunded before: here (this terminal's refunds of the sale), and at the other
+  // terminals HQ knows of (docs/pos-api.md: cumulative at HQ; offline, what HQ cannot tell
+  // is bounded and reported as refund_reused).
+  std::vector<int64_t> before(sale.lines.size(), 0);
+  auto priors = w.RefundsForSale(foreign ? seller : "", req->checkout_id);
   if (!priors.ok()) return ReadError(priors.status());
-  for (const auto& prior : *priors)
-    for (const auto& [line, qty] : prior.lines) before[static_cast<size_t>(line)] += qty;
+  auto count = [&before](const model::Refund& prior) {
+    for (const auto& [line, qty] : prior.lines)
+      if (line >= 0 && static_cast<size_t>(line) < before.size())
+        before[static_cast<size_t>(line)] += qty;
+  };
+  for (const auto& prior : *priors) count(prior);
+  if (hq && hq->checkout)
+    for (const auto& prior : hq->other_refunds) count(prior);
   std::vector<int64_t> after = before;
   std::vector<model::RefundLine> refund_lines;
   if (req->lines.empty()) {  // a void without lines: every unit not refunded yet
-    for (size_t i = 0; i < co->lines.size(); ++i) {
-      if (co->lines[i].qty > before[i])
-        refund_lines.push_back({static_cast<int64_t>(i), co->lines[i].qty - before[i]});
-      after[i] = co->lines[i].qty;
+    for (size_t i = 0; i < sale.lines.size(); ++i) {
+      if (sale.lines[i].qty > before[i])
+        refund_lines.push_back({static_cast<int64_t>(i), sale.lines[i].qty - before[i]});
+      after[i] = std::max(before[i], sale.lines[i].qty);
     }
   } else {
     std::map<int, int64_t> merged;
@@ -717,21 +900,21 @@ Result<RefundOutcome> CheckoutService::RefundNew(ledger::Ledger& w, const json& 
     }
   }
   for (size_t i = 0; i < after.size(); ++i)
-    if (after[i] > co->lines[i].qty)
+    if (after[i] > sale.lines[i].qty)
       return Err(ErrorCode::kRefundExceedsSale,
                  "line " + std::to_string(i) + ": " + std::to_string(after[i]) +
-                     " units refunded in all, " + std::to_string(co->lines[i].qty) + " sold");
+                     " units refunded in all, " + std::to_string(sale.lines[i].qty) + " sold");
   if (refund_lines.empty())
     return Err(ErrorCode::kRefundExceedsSale, "every unit of this checkout was already refunded");
 
   rules::RefundBasis basis;
-  for (const auto& l : co->lines)
+  for (const auto& l : sale.lines)
     basis.lines.push_back(
         {l.qty, l.net_cents, l.net_before_redeem_cents, l.points_eligible, l.redeemable});
-  basis.points_earned = co->points_earned;
-  basis.redeemed_points = co->redeemed_points;
-  basis.eligible_cents = co->eligible_cents;
-  basis.redeemable_cents = co->redeemable_cents;
+  basis.points_earned = sale.points_earned;
+  basis.redeemed_points = sale.redeemed_points;
+  basis.eligible_cents = sale.eligible_cents;
+  basis.redeemable_cents = sale.redeemable_cents;
   auto amounts = rules::ComputeRefund(basis, before, after);
   if (!amounts.ok()) return amounts.status();
 
@@ -742,15 +925,22 @@ Result<RefundOutcome> CheckoutService::RefundNew(ledger::Ledger& w, const json& 
   };
   std::vector<std::string> entries;
   std::optional<int64_t> balance_after;
-  if (co->member_id) {
-    auto m_read = w.GetMember(*co->member_id);
+  if (sale.member_id) {
+    auto m_read = w.GetMember(*sale.member_id);
     if (!m_read.ok()) return fail(ReadError(m_read.status()));
     auto& m = *m_read;
-    if (!m)
-      return fail(Status::Error(ErrorCode::kInternal,
-                                "member of checkout " + co->checkout_id + " is missing"));
+    if (!m) {
+      if (!foreign)
+        return fail(Status::Error(ErrorCode::kInternal,
+                                  "member of checkout " + req->checkout_id + " is missing"));
+      // Another store's member this terminal does not hold, refunded offline from the
+      // receipt: held from now on as a provisional member (as a dynamic code makes one);
+      // the next sync brings the snapshot and reconciles the balance.
+      m.emplace();
+      m->member_id = *sale.member_id;
+    }
     auto append = [&](const std::string& kind, int64_t points) -> Result<ledger::EntryRow> {
-      ledger::EntryDraft d{NewEntryId(now_ms), kind, m->member_id, points, now_ms, co->checkout_id,
+      ledger::EntryDraft d{NewEntryId(now_ms), kind, m->member_id, points, now_ms, req->checkout_id,
                            req->refund_id,     ""};
       auto e = w.AppendEntry(d);
       if (e.ok()) entries.push_back(e->entry_id);
@@ -774,16 +964,17 @@ Result<RefundOutcome> CheckoutService::RefundNew(ledger::Ledger& w, const json& 
   }
   RefundDetails details;
   details.refund_id = req->refund_id;
-  details.checkout_id = co->checkout_id;
+  details.checkout_id = req->checkout_id;
   details.refund_cents = amounts->refund_cents;
   details.points_clawed_back = amounts->points_clawed_back;
   details.points_restored = amounts->points_restored;
   details.balance_after = balance_after;
   details.entries = std::move(entries);
+  if (foreign) details.sold_at = seller;
   std::string resp = RefundViewJson(details);
   model::Refund row;
   row.refund_id = req->refund_id;
-  row.checkout_id = co->checkout_id;
+  row.checkout_id = req->checkout_id;
   row.request_hash = request_hash;
   row.reason = req->reason;
   row.at_ms = now_ms;
@@ -792,10 +983,20 @@ Result<RefundOutcome> CheckoutService::RefundNew(ledger::Ledger& w, const json& 
   row.points_restored = amounts->points_restored;
   row.lines = refund_lines;
   row.response_json = resp;
+  row.cashier_id = req->cashier_id.value_or("");
+  if (foreign) {
+    row.sold_at = seller;
+    // Kept so that HQ can check the refund against it while it has no record of the sale.
+    if (req->receipt) row.receipt = *req->receipt;
+  }
   if (Status s = w.InsertRefund(row); !s.ok()) return fail(WriteError(s));
   if (Status s = w.Commit(); !s.ok()) return WriteError(s);
   Log("refund_committed", {{"refund_id", req->refund_id},
-                           {"checkout_id", co->checkout_id},
+                           {"checkout_id", req->checkout_id},
+                           {"sold_at", foreign ? json(seller) : json(nullptr)},
+                           {"from", !foreign     ? "ledger"
+                                    : from_token ? "receipt"
+                                                 : "hq"},
                            {"reason", req->reason},
                            {"refund_cents", amounts->refund_cents},
                            {"points_clawed_back", amounts->points_clawed_back},

@@ -16,6 +16,21 @@ void WriteMember(JsonWriter& w, const MemberView& v) {
   w.Key("available_balance").Int(v.available_balance);
   w.Key("balance").Int(v.provisional ? 0 : m.balance);
   w.Key("birthday_month").Bool(v.birthday_month);
+  w.Key("coupons").BeginArray();
+  for (const auto& c : v.coupons) {
+    w.BeginObject();
+    if (c.kind == "percent_off") w.Key("bp").Int(c.bp);
+    w.Key("coupon_id").String(c.coupon_id);
+    w.Key("kind").String(c.kind);
+    w.Key("min_spend_cents").Int(c.min_spend_cents);
+    w.Key("valid_from");
+    c.valid_from_s ? w.String(FormatRfc3339(c.valid_from_s, time_buf)) : w.Null();
+    w.Key("valid_to");
+    c.valid_to_s ? w.String(FormatRfc3339(c.valid_to_s, time_buf)) : w.Null();
+    if (c.kind == "amount_off") w.Key("value_cents").Int(c.value_cents);
+    w.EndObject();
+  }
+  w.EndArray();
   w.Key("display_name");
   m.display_name ? w.String(*m.display_name) : w.Null();
   if (m.status == "frozen") w.Key("frozen_reason").String(m.frozen_reason);
@@ -89,6 +104,10 @@ std::string CheckoutJson(const QuoteOutcome& o, const CommitDetails* commit) {
   }
   w.Key("redeem_cents").Int(q.redeem_cents);
   w.Key("redeem_points").Int(q.redeem_points);
+  if (commit) {
+    w.Key("return_token");
+    commit->return_token ? w.String(*commit->return_token) : w.Null();
+  }
   w.Key("rules_version").String(o.rules_version);
   w.Key("subtotal_cents").Int(q.subtotal_cents);
   w.Key("tier_discount_cents").Int(q.tier_discount_cents);
@@ -147,6 +166,7 @@ std::string RefundViewJson(const RefundDetails& d) {
   w.Key("points_restored").Int(d.points_restored);
   w.Key("refund_cents").Int(d.refund_cents);
   w.Key("refund_id").String(d.refund_id);
+  if (!d.sold_at.empty()) w.Key("sold_at").String(d.sold_at);
   w.EndObject();
   return out;
 }

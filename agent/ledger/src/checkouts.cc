@@ -34,7 +34,7 @@ Result<std::optional<model::Checkout>> Ledger::GetCheckout(const std::string& ch
 
 Status Ledger::InsertCheckout(const model::Checkout& c) {
   LEDGER_PREPARE(st, "INSERT INTO checkouts (" LEDGER_CHECKOUT_COLS
-                     ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+                     ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
   st.Bind(1, c.checkout_id).Bind(2, c.request_hash).Bind(3, c.member_id).Bind(4, c.rules_version);
   st.Bind(5, c.committed_at_ms)
       .Bind(6, c.subtotal_cents)
@@ -45,7 +45,7 @@ Status Ledger::InsertCheckout(const model::Checkout& c) {
       .Bind(11, c.redeemable_cents)
       .Bind(12, c.code_hash);
   st.Bind(13, c.tender).Bind(14, c.coupon_id).Bind(15, c.request_json).Bind(16, c.response_json);
-  st.Bind(17, model::EncodeCheckoutLines(c.lines));
+  st.Bind(17, model::EncodeCheckoutLines(c.lines)).Bind(18, c.cashier_id);
   return st.Run();
 }
 
@@ -80,7 +80,8 @@ Result<int64_t> Ledger::LocalSpendSince(uint64_t member_id, int64_t since_ms) {
   return SelectInt(
       "SELECT coalesce(sum(c.total_due_cents), 0) - coalesce(sum((SELECT sum(r.refund_cents) FROM "
       "refunds r "
-      "WHERE r.checkout_id = c.checkout_id)), 0) FROM entries e JOIN checkouts c ON "
+      "WHERE r.checkout_id = c.checkout_id AND r.sold_at = '')), 0) FROM entries e JOIN checkouts "
+      "c ON "
       "c.checkout_id = e.checkout_id WHERE e.member_id = ?1 AND e.kind = 'earn' AND e.at_ms > ?2 "
       "AND c.member_id = ?1",
       [&](Stmt& st) { st.Bind(1, member_id).Bind(2, since_ms); });
@@ -89,10 +90,12 @@ Result<int64_t> Ledger::LocalSpendSince(uint64_t member_id, int64_t since_ms) {
 Result<std::optional<model::Refund>> Ledger::GetRefund(const std::string& refund_id) {
   std::optional<model::Refund> r;
   {
-    LEDGER_PREPARE(st,
-                   "SELECT refund_id, checkout_id, request_hash, reason, at_ms, refund_cents, "
-                   "points_clawed_back, "
-                   "points_restored, response_json FROM refunds WHERE refund_id = ?");
+    LEDGER_PREPARE(
+        st,
+        "SELECT refund_id, checkout_id, request_hash, reason, at_ms, refund_cents, "
+        "points_clawed_back, "
+        "points_restored, response_json, sold_at, receipt, cashier_id FROM refunds WHERE "
+        "refund_id = ?");
     st.Bind(1, refund_id);
     if (!st.Step()) {
       LEDGER_CHECK_STEP(st);
@@ -108,6 +111,9 @@ Result<std::optional<model::Refund>> Ledger::GetRefund(const std::string& refund
     r->points_clawed_back = st.Int(6);
     r->points_restored = st.Int(7);
     r->response_json = st.Text(8);
+    r->sold_at = st.Text(9);
+    r->receipt = st.Text(10);
+    r->cashier_id = st.Text(11);
   }
   LEDGER_PREPARE(ls, "SELECT line, qty FROM refund_lines WHERE refund_id = ? ORDER BY line");
   ls.Bind(1, refund_id);
@@ -146,9 +152,15 @@ Result<std::vector<model::Refund>> Ledger::RefundsSince(int64_t since_ms) {
 }
 
 Result<std::vector<model::Refund>> Ledger::RefundsForCheckout(const std::string& checkout_id) {
+  return RefundsForSale("", checkout_id);
+}
+
+Result<std::vector<model::Refund>> Ledger::RefundsForSale(const std::string& sold_at,
+                                                          const std::string& checkout_id) {
   return RefundsSelected(
-      "SELECT refund_id FROM refunds WHERE checkout_id = ? ORDER BY at_ms, refund_id",
-      [&checkout_id](Stmt& st) { st.Bind(1, checkout_id); });
+      "SELECT refund_id FROM refunds WHERE checkout_id = ? AND sold_at = ? ORDER BY at_ms, "
+      "refund_id",
+      [&](Stmt& st) { st.Bind(1, checkout_id).Bind(2, sold_at); });
 }
 
 Status Ledger::InsertRefund(const model::Refund& r) {
@@ -156,7 +168,8 @@ Status Ledger::InsertRefund(const model::Refund& r) {
     LEDGER_PREPARE(
         st,
         "INSERT INTO refunds (refund_id, checkout_id, request_hash, reason, at_ms, refund_cents, "
-        "points_clawed_back, points_restored, response_json) VALUES (?,?,?,?,?,?,?,?,?)");
+        "points_clawed_back, points_restored, response_json, sold_at, receipt, cashier_id) VALUES "
+        "(?,?,?,?,?,?,?,?,?,?,?,?)");
     st.Bind(1, r.refund_id)
         .Bind(2, r.checkout_id)
         .Bind(3, r.request_hash)
@@ -166,6 +179,7 @@ Status Ledger::InsertRefund(const model::Refund& r) {
         .Bind(7, r.points_clawed_back)
         .Bind(8, r.points_restored)
         .Bind(9, r.response_json);
+    st.Bind(10, r.sold_at).Bind(11, r.receipt).Bind(12, r.cashier_id);
     if (Status s = st.Run(); !s.ok()) return s;
   }
   LEDGER_PREPARE(ls, "INSERT INTO refund_lines (refund_id, line, qty) VALUES (?,?,?)");

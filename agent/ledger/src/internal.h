@@ -66,6 +66,7 @@ inline model::Checkout ReadCheckout(const Stmt& s) {
   c.coupon_id = s.Text(13);
   c.request_json = s.Text(14);
   c.response_json = s.Text(15);
+  c.cashier_id = s.Text(17);
   return c;
 }
 
@@ -84,7 +85,7 @@ inline Status ReadCheckoutLines(const Stmt& s, model::Checkout& c) {
   "total_due_cents, "                                                                      \
   "points_earned, redeemed_points, eligible_cents, redeemable_cents, code_hash, tender, "  \
   "coupon_id, request_json, "                                                              \
-  "response_json, lines_json"
+  "response_json, lines_json, cashier_id"
 
 }  // namespace internal
 }  // namespace loyalty::ledger

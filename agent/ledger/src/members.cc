@@ -125,6 +125,20 @@ Result<std::optional<CouponRow>> Ledger::GetCoupon(const std::string& coupon_id)
   return std::optional<CouponRow>(std::move(c));
 }
 
+Result<std::vector<CouponRow>> Ledger::UsableCoupons(uint64_t member_id, int64_t now_s, int limit) {
+  // coupons_usable (schema 5): the unused coupons of the member and those for anyone.
+  LEDGER_PREPARE(st, "SELECT " LOYALTY_COUPON_COLUMNS
+                     ", used_by_checkout FROM coupons WHERE used_by_checkout = '' AND member_id IN "
+                     "(?1, 0) AND (valid_from_s = 0 OR valid_from_s <= ?2) AND (valid_to_s = 0 OR "
+                     "valid_to_s >= ?2) ORDER BY valid_to_s = 0, valid_to_s, coupon_id LIMIT ?3");
+  st.Bind(1, member_id).Bind(2, now_s).Bind(3, limit);
+  std::vector<CouponRow> out;
+  while (st.Step())
+    out.push_back({model::ReadCouponColumns(st), st.Text(model::kCouponColumnCount)});
+  LEDGER_CHECK_STEP(st);
+  return out;
+}
+
 Status Ledger::PutCoupon(const CouponRow& c) {
   LEDGER_PREPARE(st, "INSERT OR REPLACE INTO coupons (" LOYALTY_COUPON_COLUMNS
                      ", used_by_checkout) VALUES (?,?,?,?,?,?,?,?,?)");

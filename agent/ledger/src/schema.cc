@@ -189,6 +189,19 @@ UPDATE checkouts SET lines_json = coalesce((
   FROM (SELECT * FROM checkout_lines l WHERE l.checkout_id = checkouts.checkout_id ORDER BY l.line)), '[]');
 DROP TABLE checkout_lines;
 )sql",
+    // 4 -> 5: who did it, and returns of other terminals' sales (docs/pos-api.md):
+    // - the cashier of a checkout or refund (pos-api.md "cashier_id"), '' when none;
+    // - a refund of a checkout sold at another terminal names that terminal (sold_at; ''
+    //   for this terminal's own checkouts, every refund before this version) and keeps the
+    //   receipt's return token it was made from ('' when none, or when made online);
+    // - the coupons a member may use are listed in every member view (coupons_usable).
+    R"sql(
+ALTER TABLE checkouts ADD COLUMN cashier_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE refunds ADD COLUMN cashier_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE refunds ADD COLUMN sold_at TEXT NOT NULL DEFAULT '';
+ALTER TABLE refunds ADD COLUMN receipt TEXT NOT NULL DEFAULT '';
+CREATE INDEX coupons_usable ON coupons(member_id, valid_to_s) WHERE used_by_checkout = '';
+)sql",
 };
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion);
 

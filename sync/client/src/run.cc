@@ -329,6 +329,19 @@ struct SyncRun::Impl {
     return Status::Ok();
   }
 
+  // A receipt key without a current certificate gets one (one round trip, rarely); a
+  // failure fails the run, as any step's does.
+  Status CertifyReceiptKey(int64_t hq_now_s) {
+    auto pk = local.ReceiptKeyToCertify(hq_now_s);
+    if (!pk.ok()) return pk.status();
+    if (!*pk) return Status::Ok();
+    ReceiptKeyRequest req{**pk};
+    auto resp = CallJson<ReceiptKeyResponse>("POST", Base() + "/receipt-key", SerializeMessage(req),
+                                             "receipt-key");
+    if (!resp.ok()) return resp.status();
+    return local.StoreReceiptKeyCert(resp->certificate, hq_now_s);
+  }
+
   Status Steps() {
     auto hello = local.Hello();
     if (!hello.ok()) return hello.status();
@@ -342,6 +355,7 @@ struct SyncRun::Impl {
     if (hello->entries == 0 && hr->hq_entries > 0) {
       if (Status s = ReconcileEntries(); !s.ok()) return s;
     }
+    if (Status s = CertifyReceiptKey(hr->hq_time_ms / 1000); !s.ok()) return s;
     if (Status s = UploadPending(); !s.ok()) return s;
     if (Status s = Download(); !s.ok()) return s;
     if (Status s = ReconcileEntries(); !s.ok()) return s;

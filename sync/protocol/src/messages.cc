@@ -3,6 +3,7 @@
 // wins, and the path it carries ("checkouts[2].lines[0].qty") is what the error names.
 #include "loyalty/sync/messages.h"
 
+#include <cctype>
 #include <limits>
 
 #include "loyalty/base/encoding.h"
@@ -114,6 +115,19 @@ void ReadCheckoutLine(const JsonReader& r, CheckoutLine* l) {
   r.Bool("redeemable", &l->redeemable);
 }
 
+// An optional client id (1-64 of [A-Za-z0-9_-]): absent or null is "".
+void OptionalId(const JsonReader& r, std::string_view key, std::string* out) {
+  std::optional<std::string> v;
+  if (!r.OptStr(key, &v, 1, kMaxIdChars) || !v) return;
+  for (char ch : *v) {
+    if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-')) {
+      r.Fail(key, "must be 1-64 characters of [A-Za-z0-9_-]");
+      return;
+    }
+  }
+  *out = *v;
+}
+
 void ReadCheckout(const JsonReader& r, Checkout* c) {
   if (!r.ExpectObject()) return;
   r.Str("checkout_id", &c->checkout_id, 1, kMaxIdChars);
@@ -130,6 +144,7 @@ void ReadCheckout(const JsonReader& r, Checkout* c) {
   Hex(r.Field("code_hash"), &c->code_hash, 64, true);
   r.Str("tender", &c->tender, 0, kMaxShortText);
   r.Str("coupon_id", &c->coupon_id, 0, kMaxIdChars);
+  OptionalId(r, "cashier_id", &c->cashier_id);
   r.Str("request_json", &c->request_json, 0, kMaxDocumentBytes);
   r.Str("response_json", &c->response_json, 0, kMaxDocumentBytes);
   List(r, "lines", kMaxCheckoutLines, &c->lines, ReadCheckoutLine);
@@ -153,6 +168,13 @@ void ReadRefund(const JsonReader& r, Refund* f) {
   r.Int("points_restored", &f->points_restored, 0, kMaxPoints);
   r.Str("response_json", &f->response_json, 0, kMaxDocumentBytes);
   List(r, "lines", kMaxCheckoutLines, &f->lines, ReadRefundLine);
+  std::optional<std::string> sold_at, receipt;
+  if (r.OptStr("sold_at", &sold_at, 1, 32) && sold_at) {
+    if (!IsTerminalId(*sold_at)) r.Fail("sold_at", "must match [A-Za-z0-9_-]{1,32}");
+    f->sold_at = *sold_at;
+  }
+  if (r.OptStr("receipt", &receipt, 1, kMaxReceiptBytes) && receipt) f->receipt = *receipt;
+  OptionalId(r, "cashier_id", &f->cashier_id);
 }
 
 void ReadLot(const JsonReader& r, SnapshotLot* l) {
@@ -324,23 +346,25 @@ Status FromJson(const json& j, CheckoutLine* out) {
 }
 
 json ToJson(const Checkout& c) {
-  return json{{"checkout_id", c.checkout_id},
-              {"request_hash", c.request_hash},
-              {"member_id", c.member_id ? json(std::to_string(*c.member_id)) : json(nullptr)},
-              {"rules_version", c.rules_version},
-              {"committed_at_ms", c.committed_at_ms},
-              {"subtotal_cents", c.subtotal_cents},
-              {"total_due_cents", c.total_due_cents},
-              {"points_earned", c.points_earned},
-              {"redeemed_points", c.redeemed_points},
-              {"eligible_cents", c.eligible_cents},
-              {"redeemable_cents", c.redeemable_cents},
-              {"code_hash", c.code_hash},
-              {"tender", c.tender},
-              {"coupon_id", c.coupon_id},
-              {"request_json", c.request_json},
-              {"response_json", c.response_json},
-              {"lines", Lines(c.lines)}};
+  json j{{"checkout_id", c.checkout_id},
+         {"request_hash", c.request_hash},
+         {"member_id", c.member_id ? json(std::to_string(*c.member_id)) : json(nullptr)},
+         {"rules_version", c.rules_version},
+         {"committed_at_ms", c.committed_at_ms},
+         {"subtotal_cents", c.subtotal_cents},
+         {"total_due_cents", c.total_due_cents},
+         {"points_earned", c.points_earned},
+         {"redeemed_points", c.redeemed_points},
+         {"eligible_cents", c.eligible_cents},
+         {"redeemable_cents", c.redeemable_cents},
+         {"code_hash", c.code_hash},
+         {"tender", c.tender},
+         {"coupon_id", c.coupon_id},
+         {"request_json", c.request_json},
+         {"response_json", c.response_json},
+         {"lines", Lines(c.lines)}};
+  if (!c.cashier_id.empty()) j["cashier_id"] = c.cashier_id;
+  return j;
 }
 Status FromJson(const json& j, Checkout* out) { return Top<Checkout>(j, out, ReadCheckout); }
 
@@ -348,16 +372,21 @@ json ToJson(const RefundLine& l) { return json{{"line", l.line}, {"qty", l.qty}}
 Status FromJson(const json& j, RefundLine* out) { return Top<RefundLine>(j, out, ReadRefundLine); }
 
 json ToJson(const Refund& f) {
-  return json{{"refund_id", f.refund_id},
-              {"checkout_id", f.checkout_id},
-              {"request_hash", f.request_hash},
-              {"reason", f.reason},
-              {"at_ms", f.at_ms},
-              {"refund_cents", f.refund_cents},
-              {"points_clawed_back", f.points_clawed_back},
-              {"points_restored", f.points_restored},
-              {"response_json", f.response_json},
-              {"lines", ArrayOf(f.lines)}};
+  json j{{"refund_id", f.refund_id},
+         {"checkout_id", f.checkout_id},
+         {"request_hash", f.request_hash},
+         {"reason", f.reason},
+         {"at_ms", f.at_ms},
+         {"refund_cents", f.refund_cents},
+         {"points_clawed_back", f.points_clawed_back},
+         {"points_restored", f.points_restored},
+         {"response_json", f.response_json},
+         {"lines", ArrayOf(f.lines)}};
+  // Absent when empty: the records of an older terminal read the same.
+  if (!f.sold_at.empty()) j["sold_at"] = f.sold_at;
+  if (!f.receipt.empty()) j["receipt"] = f.receipt;
+  if (!f.cashier_id.empty()) j["cashier_id"] = f.cashier_id;
+  return j;
 }
 Status FromJson(const json& j, Refund* out) { return Top<Refund>(j, out, ReadRefund); }
 
@@ -581,6 +610,76 @@ Status FromJson(const json& j, MembersResponse* out) {
     List(r, "members", kMaxMemberIds, &m->members, ReadSnapshot);
     if (r.Has("identities"))
       List(r, "identities", 8 * kMaxMemberIds, &m->identities.emplace(), ReadIdentity);
+  });
+}
+
+json ToJson(const SaleRequest& m) {
+  return json{{"terminal_id", m.terminal_id}, {"checkout_id", m.checkout_id}};
+}
+Status FromJson(const json& j, SaleRequest* out) {
+  return Top<SaleRequest>(j, out, [](const JsonReader& r, SaleRequest* m) {
+    if (r.Str("terminal_id", &m->terminal_id, 1, 32) && !IsTerminalId(m->terminal_id))
+      r.Fail("terminal_id", "must match [A-Za-z0-9_-]{1,32}");
+    r.Str("checkout_id", &m->checkout_id, 1, kMaxIdChars);
+  });
+}
+
+json ToJson(const SaleResponse& m) {
+  json refunds = json::array();
+  for (const auto& o : m.refunds)
+    refunds.push_back({{"terminal_id", o.terminal_id}, {"refund", ToJson(o.refund)}});
+  return json{{"checkout", m.checkout ? ToJson(*m.checkout) : json(nullptr)},
+              {"refunds", std::move(refunds)},
+              {"members", ArrayOf(m.members)},
+              {"identities", ArrayOf(m.identities)}};
+}
+Status FromJson(const json& j, SaleResponse* out) {
+  return Top<SaleResponse>(j, out, [](const JsonReader& r, SaleResponse* m) {
+    if (r.Require("checkout") && !r.Field("checkout").absent()) {
+      m->checkout.emplace();
+      ReadCheckout(r.Field("checkout"), &*m->checkout);
+    }
+    List(r, "refunds", kMaxSaleRefunds, &m->refunds,
+         [](const JsonReader& v, SaleResponse::OtherRefund* o) {
+           if (!v.ExpectObject()) return;
+           if (v.Str("terminal_id", &o->terminal_id, 1, 32) && !IsTerminalId(o->terminal_id))
+             v.Fail("terminal_id", "must match [A-Za-z0-9_-]{1,32}");
+           ReadRefund(v.Field("refund"), &o->refund);
+         });
+    List(r, "members", 1, &m->members, ReadSnapshot);
+    List(r, "identities", 64, &m->identities, ReadIdentity);
+  });
+}
+
+json ToJson(const ReceiptKeyRequest& m) {
+  return json{{"public_key", Base64UrlEncode(m.public_key)}};
+}
+Status FromJson(const json& j, ReceiptKeyRequest* out) {
+  return Top<ReceiptKeyRequest>(j, out, [](const JsonReader& r, ReceiptKeyRequest* m) {
+    std::string text;
+    if (!r.Str("public_key", &text, 1, 64)) return;
+    auto raw = Base64UrlDecode(text);
+    if (!raw || raw->size() != 32) {
+      r.Fail("public_key", "must be 32 bytes of base64url");
+      return;
+    }
+    m->public_key = *raw;
+  });
+}
+
+json ToJson(const ReceiptKeyResponse& m) {
+  return json{{"certificate", Base64UrlEncode(m.certificate)}};
+}
+Status FromJson(const json& j, ReceiptKeyResponse* out) {
+  return Top<ReceiptKeyResponse>(j, out, [](const JsonReader& r, ReceiptKeyResponse* m) {
+    std::string text;
+    if (!r.Str("certificate", &text, 1, 512)) return;
+    auto raw = Base64UrlDecode(text);
+    if (!raw || raw->empty() || raw->size() > 256) {
+      r.Fail("certificate", "must be base64url of at most 256 bytes");
+      return;
+    }
+    m->certificate = *raw;
   });
 }
 

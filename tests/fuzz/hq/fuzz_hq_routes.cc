@@ -40,6 +40,9 @@ constexpr Route kRoutes[] = {
     {"POST", "/v1/sync/T01/recon/balances"},
     {"POST", "/v1/sync/T01/fetch"},
     {"POST", "/v1/sync/T01/members"},
+    {"POST", "/v1/sync/T01/sale"},
+    {"POST", "/v1/sync/T01/receipt-key"},
+    {"GET", "/v1/refunds"},
     {"GET", "/v1/health"},
 };
 

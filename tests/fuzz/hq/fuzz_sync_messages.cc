@@ -28,7 +28,7 @@ void Check(std::string_view body) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   std::string_view body(reinterpret_cast<const char*>(data) + 1, size - 1);
-  switch (data[0] % 12) {
+  switch (data[0] % 17) {
     case 0:
       Check<ls::HelloRequest>(body);
       break;
@@ -62,8 +62,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case 10:
       Check<ls::Checkout>(body);
       break;
-    default:
+    case 11:
       Check<ls::Snapshot>(body);
+      break;
+    case 12:
+      Check<ls::Refund>(body);
+      break;
+    case 13:
+      Check<ls::SaleRequest>(body);
+      break;
+    case 14:
+      Check<ls::SaleResponse>(body);
+      break;
+    case 15:
+      Check<ls::ReceiptKeyRequest>(body);
+      break;
+    default:
+      Check<ls::ReceiptKeyResponse>(body);
       break;
   }
   return 0;

@@ -19,7 +19,7 @@ namespace loyalty::ctl {
 
 // The CSV header, in order. A column that does not apply to a record is empty (CSV) or
 // absent (JSON).
-inline constexpr std::array<std::string_view, 23> kExportColumns = {"record",
+inline constexpr std::array<std::string_view, 25> kExportColumns = {"record",
                                                                     "at",
                                                                     "checkout_id",
                                                                     "refund_id",
@@ -41,7 +41,9 @@ inline constexpr std::array<std::string_view, 23> kExportColumns = {"record",
                                                                     "redeemed_points",
                                                                     "tender",
                                                                     "reason",
-                                                                    "rules_version"};
+                                                                    "rules_version",
+                                                                    "cashier_id",
+                                                                    "sold_at"};
 
 struct ExportRecord {
   std::string record;  // checkout | line | refund | refund_line | entry
@@ -56,6 +58,8 @@ struct ExportRecord {
   std::optional<int64_t> subtotal_cents, total_due_cents, refund_cents, points_earned,
       redeemed_points;
   std::string tender, reason, rules_version;
+  std::string cashier_id;  // checkout, refund: who did it ("" when the POS named none)
+  std::string sold_at;     // refund of another terminal's sale: that terminal
 };
 
 // A checkout (with its lines loaded) as records, in this order: the checkout, its lines,

@@ -49,7 +49,13 @@ inline constexpr EventInfo kHqEventCatalogue[] = {
      "an uploaded entry HQ could not check is kept but applied to no balance (an entry_refused "
      "conflict): many from one terminal, check that terminal's software and rules"},
     {"record_refused", "warn", "terminal_id, checkout_id or refund_id, reason",
-     "as entry_refused, for an uploaded checkout or refund"},
+     "as entry_refused, for an uploaded checkout or refund; reason refund_reused: the same units "
+     "were refunded at two terminals offline (a refund_reused conflict): loss prevention "
+     "reviews the two refunds and their cashiers"},
+    {"sale_fetched", "info", "terminal_id, sold_at, checkout_id, found, refunds",
+     "- (a terminal asked for a sale to refund it: a return at another lane or store)"},
+    {"receipt_key_certified", "info", "terminal_id, key_id, not_after",
+     "- (a terminal's receipt key, certified for its return tokens; every 60 days or so)"},
     {"member_frozen", "warn", "member_id, reason, source",
      "HQ froze the member for chain-wide velocity (source hq): the risk team reviews and "
      "unfreezes"},

@@ -3,8 +3,9 @@
 // A checkout is stored once per upload and read back only to check a refund or a
 // claw-back against it and for a restored terminal's fetch, so the write is what counts: as
 // JSON text it cost a tree and a dump per checkout (about a quarter of an upload's time in
-// a profile of the busy hour). The compact form is a version byte (1), then every field of
-// sync::Checkout in declaration order: integers as zigzag LEB128 varints, strings as a
+// a profile of the busy hour). The compact form is a version byte (2), then every field of
+// sync::Checkout in declaration order up to the lines, then cashier_id (version 1 bodies
+// end after the lines and read with no cashier): integers as zigzag LEB128 varints, strings as a
 // varint length and the bytes, the member id as a presence byte and a varint, each line's
 // two flags as one byte. Bodies stored as JSON text by older versions (they start with
 // '{') are still read.

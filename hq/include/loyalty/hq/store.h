@@ -60,7 +60,8 @@ struct MemberStateRecord {
 };
 
 struct ConflictRecord {
-  std::string kind;  // chain_fork | chain_gap | entry_mismatch | code_reused | coupon_reused
+  std::string kind;  // chain_fork | chain_gap | entry_mismatch | code_reused | coupon_reused |
+                     // refund_reused
   int64_t at_ms = 0;
   std::string terminal_id;        // the terminal whose upload revealed it
   std::string other_terminal_id;  // the other terminal involved, "" when none
@@ -127,6 +128,15 @@ struct AdjustmentRecord {
   std::string reason;
   std::string entry_id;
   int64_t at_ms = 0;
+};
+
+// One row of the refunds-by-cashier view.
+struct CashierRefunds {
+  std::string cashier_id;  // "" when the POS named none
+  std::string terminal_id, store_id;
+  int64_t refunds = 0, refund_cents = 0;
+  int64_t refused = 0;         // of them, refused by HQ (refund_reused among them)
+  int64_t other_terminal = 0;  // of them, of a checkout sold at another terminal
 };
 
 class Store {
@@ -247,6 +257,17 @@ class Store {
   // The checkout's refunds that were not refused, by (at_ms, refund_id).
   virtual Result<std::vector<sync::Refund>> AcceptedRefundsOf(const std::string& terminal_id,
                                                               const std::string& checkout_id) = 0;
+  // The refunds of the checkout `checkout_id` sold at terminal `sold_at` that were not
+  // refused, made at any terminal: (refunding terminal, refund), by (at_ms, terminal, id).
+  virtual Result<std::vector<std::pair<std::string, sync::Refund>>> AcceptedRefundsOfSale(
+      const std::string& sold_at, const std::string& checkout_id) = 0;
+  // Refunds made in [from_ms, to_ms) by cashier and terminal, store_id "" for every store:
+  // the refunds-by-cashier view (docs/hq.md), largest refunded amount first.
+  virtual Result<std::vector<CashierRefunds>> RefundsByCashier(const std::string& store_id,
+                                                               int64_t from_ms, int64_t to_ms) = 0;
+  // A receipt key HQ certified for a terminal (base64url public key), kept for the record.
+  virtual Status AddReceiptKey(const std::string& terminal_id, const std::string& public_key_b64,
+                               int64_t at_ms) = 0;
 
   // --- what HQ told whom, for checking what a terminal could have known
   // A member's tier and status from at_ms on (recorded at every change).

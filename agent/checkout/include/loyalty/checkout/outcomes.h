@@ -30,7 +30,11 @@ struct MemberView {
   std::vector<ExpiringPoints> lots;  // unexpired, with points left, soonest first
   bool birthday_month = false;
   bool stale = false;
+  // The coupons the member may use now (docs/pos-api.md, "Coupons in view"), at most
+  // kMemberViewCoupons, soonest-ending first.
+  std::vector<model::Coupon> coupons;
 };
+inline constexpr int kMemberViewCoupons = 20;
 
 struct IdentifyOutcome {
   std::string identification_id;

@@ -35,6 +35,9 @@ struct CheckoutRequest {
   std::optional<std::string> tender;         // commit only
   std::optional<std::string> rules_version;  // commit only
   std::optional<std::string> cashier_id;     // commit only: 1-64 chars [A-Za-z0-9_-]
+  // Apply the usable coupon that takes the most off (docs/pos-api.md, "Coupons in view");
+  // not with coupon_id.
+  bool best_coupon = false;
 };
 Result<CheckoutRequest> ParseCheckoutRequest(const nlohmann::json& body, bool is_commit);
 
@@ -44,6 +47,10 @@ struct RefundRequest {
   std::vector<std::pair<int64_t, int64_t>> lines;  // (line index, qty)
   std::string reason = "return";
   std::optional<std::string> cashier_id;  // 1-64 chars [A-Za-z0-9_-]
+  // A checkout sold at another terminal (docs/pos-api.md, "Returns anywhere"): the terminal
+  // that sold it ([A-Za-z0-9_-]{1,32}) and/or the receipt's return token (≤ 4096 chars).
+  std::optional<std::string> sold_at;
+  std::optional<std::string> receipt;
 };
 Result<RefundRequest> ParseRefundRequest(const nlohmann::json& body);
 

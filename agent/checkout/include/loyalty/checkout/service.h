@@ -23,7 +23,9 @@
 #include "loyalty/base/status.h"
 #include "loyalty/base/timezone.h"
 #include "loyalty/checkout/outcomes.h"
+#include "loyalty/checkout/requests.h"
 #include "loyalty/codes/codes.h"
+#include "loyalty/codes/return_token.h"
 #include "loyalty/codes/trusted_time.h"
 #include "loyalty/ledger/ledger.h"
 #include "loyalty/rules/rules.h"
@@ -34,6 +36,17 @@ namespace loyalty::checkout {
 struct ServiceEvents {
   std::function<void(const std::string& event, const nlohmann::json& fields)> log;
 };
+
+// A sale as HQ holds it, asked for before a refund (docs/pos-api.md, "Returns anywhere").
+struct RemoteSale {
+  std::optional<model::Checkout> checkout;  // nullopt: HQ holds no accepted checkout of that id
+  // Refunds of it HQ accepted from other terminals (HQ leaves out this terminal's own).
+  std::vector<model::Refund> other_refunds;
+};
+// Asks HQ for the checkout `checkout_id` sold at terminal `sold_at` (and puts its member in
+// the ledger); nullopt when HQ could not be asked or did not answer in time.
+using SaleFetcher = std::function<std::optional<RemoteSale>(const std::string& sold_at,
+                                                            const std::string& checkout_id)>;
 
 struct ServiceOptions {
   std::string terminal_id;
@@ -61,6 +74,23 @@ class CheckoutService {
   // latched damaged.
   Result<CommitOutcome> Commit(ledger::Ledger& writer, const nlohmann::json& body);
   Result<RefundOutcome> Refund(ledger::Ledger& writer, const nlohmann::json& body);
+  // The same with what HQ said of the sale (PrepareRefund): a refund of another terminal's
+  // checkout needs it or the receipt's return token; one of this terminal's own counts the
+  // units HQ knows were refunded at other terminals.
+  Result<RefundOutcome> Refund(ledger::Ledger& writer, const nlohmann::json& body,
+                               const std::optional<RemoteSale>& remote);
+  // On the caller's thread (never the writer's), before Refund: asks the sale fetcher about
+  // the sale the body names (sold_at, the receipt's terminal, or this terminal), unless the
+  // refund id was used already. nullopt: not asked, or no answer.
+  std::optional<RemoteSale> PrepareRefund(ledger::Ledger& reader, const nlohmann::json& body);
+  void SetSaleFetcher(SaleFetcher fetch);
+  // The receipt key (a raw Ed25519 seed) and HQ's certificate of it: commits carry a
+  // return token from then on. Any thread.
+  void SetReceiptKey(std::string seed32, std::string certificate);
+  // HQ's public keys ([codes] hq_public_keys): what receipt keys' certificates verify with.
+  const std::map<int, std::string>& hq_public_keys() const {
+    return verifier_.config().hq_public_keys;
+  }
 
   std::shared_ptr<const rules::Rules> rules() const;
   void SetRules(std::shared_ptr<const rules::Rules> r);
@@ -106,7 +136,12 @@ class CheckoutService {
   Result<CommitOutcome> CommitNew(ledger::Ledger& w, const nlohmann::json& body,
                                   const std::string& request_hash);
   Result<RefundOutcome> RefundNew(ledger::Ledger& w, const nlohmann::json& body,
-                                  const std::string& request_hash);
+                                  const std::string& request_hash,
+                                  const std::optional<RemoteSale>& remote);
+  std::optional<std::string> ReturnToken(const std::string& checkout_id,
+                                         std::optional<uint64_t> member_id, int64_t at_ms,
+                                         const std::string& rules_version,
+                                         const rules::Quote& quote, const CheckoutRequest& req);
   Status ApplyPoints(ledger::Ledger& w, ledger::MemberRow& m, int64_t delta, int64_t now_s,
                      const std::string& entry_id, const rules::Rules& r,
                      std::vector<model::Lot>* lots = nullptr);
@@ -124,6 +159,9 @@ class CheckoutService {
   mutable std::mutex mu_;
   std::shared_ptr<const rules::Rules> rules_;
   std::map<std::string, Identification> identifications_;
+  SaleFetcher fetch_sale_;
+  std::string receipt_seed_, receipt_cert_;  // guarded by mu_
+  codes::ReceiptKeyCache receipt_certs_;     // thread-safe
 };
 
 }  // namespace loyalty::checkout

@@ -28,6 +28,9 @@ struct CommitDetails {
   int64_t committed_at_s = 0;
   std::vector<std::string> entries;
   std::vector<std::string> receipt_lines;
+  // The receipt's return token (docs/pos-api.md, "Returns anywhere"); nullopt: none (no
+  // certified receipt key yet, or more lines than a token carries).
+  std::optional<std::string> return_token;
 };
 std::string CommitViewJson(const QuoteOutcome& priced, const CommitDetails& d);
 
@@ -36,6 +39,7 @@ struct RefundDetails {
   int64_t refund_cents = 0, points_clawed_back = 0, points_restored = 0;
   std::optional<int64_t> balance_after;
   std::vector<std::string> entries;
+  std::string sold_at;  // another terminal's sale: its terminal ("" for this terminal's)
 };
 std::string RefundViewJson(const RefundDetails& d);
 

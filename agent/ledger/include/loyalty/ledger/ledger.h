@@ -35,7 +35,7 @@
 
 namespace loyalty::ledger {
 
-inline constexpr int kSchemaVersion = 4;
+inline constexpr int kSchemaVersion = 5;
 // The SQL of the migration from schema `from` to from + 1 (0 <= from < kSchemaVersion);
 // tests build files of older versions with it.
 const char* MigrationSql(int from);
@@ -210,6 +210,9 @@ class Ledger {
   // --- coupons, revocations, code bindings
   Result<std::optional<CouponRow>> GetCoupon(const std::string& coupon_id);
   Status PutCoupon(const CouponRow& c);
+  // The coupons `member_id` may use at now_s (theirs and those for anyone, unused, inside
+  // their validity), soonest-ending first, then open-ended ones, at most `limit`.
+  Result<std::vector<CouponRow>> UsableCoupons(uint64_t member_id, int64_t now_s, int limit);
   Status MarkCouponUsed(const std::string& coupon_id, const std::string& checkout_id);
   Result<bool> IsRevoked(std::string_view device_public_key);
   Status PutRevocation(std::string_view device_public_key);
@@ -231,7 +234,11 @@ class Ledger {
   Result<std::optional<model::Refund>> GetRefund(const std::string& refund_id);
   // Refunds made at or after since_ms, by time then id (any checkout's).
   Result<std::vector<model::Refund>> RefundsSince(int64_t since_ms);
+  // This terminal's own checkout's refunds (made here; sold_at "").
   Result<std::vector<model::Refund>> RefundsForCheckout(const std::string& checkout_id);
+  // The refunds made here of a checkout sold at terminal `sold_at` ("" for this one).
+  Result<std::vector<model::Refund>> RefundsForSale(const std::string& sold_at,
+                                                    const std::string& checkout_id);
   Status InsertRefund(const model::Refund& r);
 
   // --- meta

@@ -36,6 +36,7 @@ struct Checkout {
   std::string tender, coupon_id;
   std::string request_json, response_json;
   std::vector<CheckoutLine> lines;
+  std::string cashier_id;  // pos-api.md "cashier_id", "" when the POS named none
   bool operator==(const Checkout&) const = default;
 };
 
@@ -51,6 +52,13 @@ struct Refund {
   int64_t refund_cents = 0, points_clawed_back = 0, points_restored = 0;
   std::string response_json;
   std::vector<RefundLine> lines;
+  // The terminal that sold the checkout when it was not this one (a return at another lane
+  // or store, docs/pos-api.md "Returns anywhere"); "" for this terminal's own checkouts.
+  std::string sold_at;
+  // The receipt's return token the refund was made from (offline), "" when none; HQ checks
+  // the refund against it when it does not hold the selling terminal's checkout yet.
+  std::string receipt;
+  std::string cashier_id;
   bool operator==(const Refund&) const = default;
 };
 

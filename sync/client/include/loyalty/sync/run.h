@@ -91,6 +91,15 @@ class LocalLedger {
   // (one per member whose balance differed).
   virtual Result<int64_t> RepairBalances(const MembersResponse& members) = 0;
   virtual Status RecordRun(const RunRecord& record) = 0;
+  // The receipt key (docs/pos-api.md, "Returns anywhere"): its raw public key when it has
+  // no certificate from HQ valid for a while yet (the run then asks HQ for one), nullopt
+  // when nothing is to be done. StoreReceiptKeyCert checks and keeps what HQ sent.
+  virtual Result<std::optional<std::string>> ReceiptKeyToCertify(int64_t /*hq_now_s*/) {
+    return std::optional<std::string>();
+  }
+  virtual Status StoreReceiptKeyCert(const std::string& /*certificate*/, int64_t /*hq_now_s*/) {
+    return Status::Ok();
+  }
   // After a successful run: fold the index journals and the like.
   virtual Status Finish() = 0;
 };

@@ -46,6 +46,7 @@ inline constexpr size_t kMaxIdChars = 64;     // checkout, refund, coupon ids
 inline constexpr size_t kMaxShortText = 256;  // kinds, tiers, reasons, versions, skus …
 inline constexpr size_t kMaxDetailBytes = 64 * 1024;
 inline constexpr size_t kMaxDocumentBytes = 1 << 20;  // request_json, response_json
+inline constexpr size_t kMaxReceiptBytes = 4096;      // a refund's return token (docs/pos-api.md)
 
 // The table of value limits, enforced by FromJson at both ends (HQ reading an upload, a
 // terminal reading HQ's pages) and checked by HQ before it sends anything: HQ never emits a
@@ -210,6 +211,40 @@ struct MembersResponse {
   bool operator==(const MembersResponse&) const = default;
 };
 
+// A sale of another terminal, asked for to refund it here (docs/pos-api.md, "Returns
+// anywhere"): PROTOCOL.md, "sale".
+struct SaleRequest {
+  std::string terminal_id;  // the terminal that sold it
+  std::string checkout_id;
+  bool operator==(const SaleRequest&) const = default;
+};
+
+struct SaleResponse {
+  std::optional<Checkout> checkout;  // nullopt: HQ holds no accepted checkout of that id
+  // The refunds of it HQ accepted from terminals other than the one asking, each naming
+  // the terminal that made it (≤ kMaxSaleRefunds).
+  struct OtherRefund {
+    std::string terminal_id;
+    Refund refund;
+    bool operator==(const OtherRefund&) const = default;
+  };
+  std::vector<OtherRefund> refunds;
+  std::vector<Snapshot> members;     // the checkout's member (0 or 1), now held by the asker
+  std::vector<Identity> identities;  // that member's
+  bool operator==(const SaleResponse&) const = default;
+};
+inline constexpr size_t kMaxSaleRefunds = 1000;
+
+// A terminal's receipt key, to certify (PROTOCOL.md, "receipt-key").
+struct ReceiptKeyRequest {
+  std::string public_key;  // raw 32 bytes (base64url on the wire)
+  bool operator==(const ReceiptKeyRequest&) const = default;
+};
+struct ReceiptKeyResponse {
+  std::string certificate;  // raw bytes (base64url on the wire), codes/return_token.h
+  bool operator==(const ReceiptKeyResponse&) const = default;
+};
+
 // `GET changes` query: cursor (opaque, "" first) and limit (1..2000, default 1000).
 struct ChangesQuery {
   std::string cursor;
@@ -240,6 +275,10 @@ LOYALTY_SYNC_CODEC(FetchRequest)
 LOYALTY_SYNC_CODEC(FetchResponse)
 LOYALTY_SYNC_CODEC(MembersRequest)
 LOYALTY_SYNC_CODEC(MembersResponse)
+LOYALTY_SYNC_CODEC(SaleRequest)
+LOYALTY_SYNC_CODEC(SaleResponse)
+LOYALTY_SYNC_CODEC(ReceiptKeyRequest)
+LOYALTY_SYNC_CODEC(ReceiptKeyResponse)
 #undef LOYALTY_SYNC_CODEC
 
 // Whether a snapshot is one FromJson accepts (HQ checks before it sends one); the message
