@@ -94,6 +94,9 @@ inline constexpr EventInfo kEventCatalogue[] = {
     {"member_lookup_failed", "warn", "kind, code_hash, reason, paused_s",
      "HQ did not answer the look-up in time: the offline rules apply, and look-ups pause for "
      "paused_s; many: check the network to HQ"},
+    {"members_evicted", "info", "asked, dropped, forgotten",
+     "- (a sync run dropped members that left the store's scope, as HQ asked; those with "
+     "entries not yet acknowledged stay until a later run)"},
     {"sale_fetch", "info", "sold_at, checkout_id, found, refunds_elsewhere, ms",
      "- (a refund asked HQ for its sale: a return of another terminal's checkout, or units "
      "refunded elsewhere)"},

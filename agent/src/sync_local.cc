@@ -463,6 +463,21 @@ Status SyncLocal::LoadReceiptKey(int64_t now_s) {
   return Status::Ok();
 }
 
+Result<std::vector<uint64_t>> SyncLocal::Evict(const std::vector<uint64_t>& member_ids) {
+  std::vector<uint64_t> dropped;
+  Status s = OnWriter([&](ledger::Ledger& w) -> Status {
+    dropped.clear();
+    for (uint64_t id : member_ids) {
+      auto gone = w.DropMember(id);
+      if (!gone.ok()) return gone.status();
+      if (*gone) dropped.push_back(id);
+    }
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  return dropped;
+}
+
 Status SyncLocal::RecordRun(const sync::RunRecord& r) {
   ledger::SyncRunRow row;
   row.run_id = r.run_id;

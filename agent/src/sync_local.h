@@ -57,6 +57,7 @@ class SyncLocal final : public sync::LocalLedger {
   Status AdoptMembers(const sync::MembersResponse& found);
   Status RecordRun(const sync::RunRecord& record) override;
   Status Finish() override;
+  Result<std::vector<uint64_t>> Evict(const std::vector<uint64_t>& member_ids) override;
   // The receipt key (docs/sync.md, "Receipt keys"): a seed made once and kept in the
   // ledger's meta table; a certificate is asked for when there is none, when it names
   // another key or terminal, or when less than a third of its 90 days is left.

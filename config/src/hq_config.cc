@@ -35,7 +35,7 @@ Result<HqConfig> ParseHqConfig(std::string_view toml_text, const std::string& pa
          {"listen", "database", "database_password_file", "admin_token_file", "signing_keys",
           "tls_cert_file", "tls_key_file", "client_ca_file", "card_prefix", "pii_key_file",
           "timezone", "max_connections", "max_connections_per_address", "crl_file", "rules_file",
-          "member_scope_months"}) {
+          "member_scope_months", "metrics_token_file"}) {
       if (k == key) return "unknown key at the top level (it belongs in [hq])";
     }
     return {};
@@ -54,7 +54,8 @@ Result<HqConfig> ParseHqConfig(std::string_view toml_text, const std::string& pa
   for (auto [key, out] :
        {std::pair{"tls_cert_file", &c.tls_cert_file}, std::pair{"tls_key_file", &c.tls_key_file},
         std::pair{"client_ca_file", &c.client_ca_file}, std::pair{"rules_file", &c.rules_file},
-        std::pair{"database_password_file", &c.database_password_file}}) {
+        std::pair{"database_password_file", &c.database_password_file},
+        std::pair{"metrics_token_file", &c.metrics_token_file}}) {
     s.String(key, *out, true);
   }
   std::vector<std::pair<int, std::string>> keys;
@@ -118,6 +119,7 @@ Result<HqConfig> ParseHqConfig(std::string_view toml_text, const std::string& pa
   c.database_password_file = paths.Resolve(c.database_password_file);
   c.crl_file = paths.Resolve(c.crl_file);
   c.admin_token_file = paths.Resolve(c.admin_token_file);
+  c.metrics_token_file = paths.Resolve(c.metrics_token_file);
   c.pii_key_file = paths.Resolve(c.pii_key_file);
   for (auto* f : {&c.tls_cert_file, &c.tls_key_file, &c.client_ca_file, &c.rules_file})
     *f = paths.Resolve(*f);

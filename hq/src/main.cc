@@ -105,6 +105,17 @@ int main(int argc, char** argv) {
     return fail(loyalty::config::SecretFileError(cfg_file, "admin_token_file", token.status()));
   loyalty::hq::HqOptions opt;
   opt.admin_token = *token;
+  if (!cfg->metrics_token_file.empty()) {
+    auto metrics = loyalty::config::ReadTokenFile(cfg->metrics_token_file);
+    if (!metrics.ok())
+      return fail(
+          loyalty::config::SecretFileError(cfg_file, "metrics_token_file", metrics.status()));
+    if (*metrics == *token)
+      return fail(loyalty::Status::Error(
+          loyalty::ErrorCode::kConfigInvalid,
+          cfg_file + ": metrics_token_file: must differ from the admin token"));
+    opt.metrics_token = *metrics;
+  }
   opt.card_prefix = cfg->card_prefix;
   opt.member_scope_months = cfg->member_scope_months;
   for (const auto& [id, file] : cfg->signing_keys) {

@@ -99,9 +99,11 @@ http::Response HqService::Impl::Handle(const http::Request& req,
 // Who may read the metrics: a client on the HQ host itself (loopback: a Prometheus server or
 // agent there, an SSH tunnel), as the agent's status page; anyone else needs the admin token.
 http::Response HqService::Impl::MetricsPage(const http::Request& req) {
-  if (!http::IsLoopbackAddress(req.remote_address) && !Authorized(req)) {
+  if (!http::IsLoopbackAddress(req.remote_address) && !Authorized(req) &&
+      !BearerIs(req, opt.metrics_token)) {
     return Error(ErrorCode::kUnauthorized,
-                 "a valid admin bearer token is required from a client that is not on loopback");
+                 "the metrics or admin bearer token is required from a client that is not on "
+                 "loopback");
   }
   const int64_t now_ms = clock.now_ms();
   http::Response r;
@@ -127,14 +129,19 @@ http::Response HqService::Impl::Terminal(const std::string& tid, const std::stri
   if (route == "fetch" && post) return Fetch(tid, req);
   if (route == "members" && post) return Members(tid, req);
   if (route == "sale" && post) return SaleRoute(tid, req);
+  if (route == "evicted" && post) return Evicted(tid, req);
   if (route == "receipt-key" && post) return ReceiptKey(tid, req);
   return Error(ErrorCode::kNotFound, "no such route");
 }
 
-bool HqService::Impl::Authorized(const http::Request& req) const {
-  const std::string want = "Bearer " + opt.admin_token;
-  return !opt.admin_token.empty() && req.authorization.size() == want.size() &&
+bool HqService::Impl::BearerIs(const http::Request& req, const std::string& token) {
+  const std::string want = "Bearer " + token;
+  return !token.empty() && req.authorization.size() == want.size() &&
          CRYPTO_memcmp(req.authorization.data(), want.data(), want.size()) == 0;
+}
+
+bool HqService::Impl::Authorized(const http::Request& req) const {
+  return BearerIs(req, opt.admin_token);
 }
 
 http::Response HqService::Impl::Admin(const std::vector<std::string>& p, const http::Request& req) {

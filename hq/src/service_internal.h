@@ -167,6 +167,8 @@ struct HqService::Impl {
   http::Response Terminal(const std::string& tid, const std::string& route,
                           const http::Request& req, const std::optional<std::string>& peer);
   bool Authorized(const http::Request& req) const;
+  // Constant time; false for an empty token.
+  static bool BearerIs(const http::Request& req, const std::string& token);
   http::Response Admin(const std::vector<std::string>& p, const http::Request& req);
   http::Response Handle(const http::Request& req, const std::optional<std::string>& peer);
   http::Response MetricsPage(const http::Request& req);
@@ -272,6 +274,7 @@ struct HqService::Impl {
   http::Response Recon(const std::string& tid, bool entries, const http::Request& req);
   http::Response Fetch(const std::string& tid, const http::Request& req);
   http::Response Members(const std::string& tid, const http::Request& req);
+  http::Response Evicted(const std::string& tid, const http::Request& req);
 
   // ------------------------------------------------------------------ admin.cc
   Result<json> AdminBody(const http::Request& req);

@@ -606,6 +606,30 @@ class SqlStore final : public Store {
     });
   }
 
+  Result<std::vector<uint64_t>> HeldOutOfScope(const std::string& terminal_id,
+                                               const std::string& store_id, int64_t since_ms,
+                                               int64_t limit) override {
+    HQ_PREPARE(st,
+               "SELECT member_id FROM terminal_members WHERE terminal_id = ?1 AND member_id "
+               "NOT IN " +
+                   InScope(2, 3) + " ORDER BY member_id LIMIT ?4");
+    st.Bind(1, terminal_id).Bind(2, store_id).Bind(3, since_ms).Bind(4, limit);
+    return ReadAll<uint64_t>(st, [](const Stmt& r) { return static_cast<uint64_t>(r.Int(0)); });
+  }
+
+  Status ForgetHolding(const std::string& terminal_id, uint64_t member_id) override {
+    {
+      HQ_PREPARE(st, "DELETE FROM terminal_members WHERE terminal_id = ? AND member_id = ?");
+      st.Bind(1, terminal_id).Bind(2, member_id);
+      if (Status s = st.Run(); !s.ok()) return s;
+    }
+    if (db_->Changes() == 0) return Status::Ok();
+    auto set = OpenBalanceSet(terminal_id);
+    if (!set.ok()) return set.status();
+    const recon::Item item = recon::MemberBalanceItem(std::to_string(member_id), 0, 0);
+    return (*set)->Remove(item.id);
+  }
+
   Status AddReceiptKey(const std::string& terminal_id, const std::string& public_key_b64,
                        int64_t at_ms) override {
     HQ_PREPARE(st,

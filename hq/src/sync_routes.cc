@@ -125,9 +125,44 @@ http::Response HqService::Impl::Changes(const std::string& tid, const http::Requ
     out.cursor = std::to_string(up_to);
     out.hq_time_ms = clock.now_ms();
     out.rules = rules::RulesToJson(current);
+    // The last page names the members this terminal holds that left its store's scope: it
+    // drops them and says so (POST evicted), and its ledger stays bounded by its store.
+    if (!out.more && !term->store_id.empty()) {
+      auto gone = store.HeldOutOfScope(tid, term->store_id, since,
+                                       static_cast<int64_t>(sync::kMaxEvictions));
+      if (!gone.ok()) return gone.status();
+      out.evict = std::move(*gone);
+    }
     return Status::Ok();
   });
   if (!s.ok()) return FromStatus(s);
+  return JsonResponse(200, sync::ToJson(out));
+}
+
+http::Response HqService::Impl::Evicted(const std::string& tid, const http::Request& req) {
+  auto m = sync::ParseMessage<sync::EvictedRequest>(req.body);
+  if (!m.ok()) return FromStatus(m.status());
+  sync::EvictedResponse out;
+  Status s = Write([&]() -> Status {
+    out = sync::EvictedResponse{};
+    auto term = store.GetTerminal(tid);
+    if (!term.ok()) return term.status();
+    if (!*term || (*term)->store_id.empty()) return Status::Ok();
+    // Only members still out of the store's scope now: one that came back meanwhile stays.
+    auto gone = store.HeldOutOfScope(tid, (*term)->store_id, ScopeSinceMs(),
+                                     std::numeric_limits<int64_t>::max());
+    if (!gone.ok()) return gone.status();
+    std::set<uint64_t> out_of_scope(gone->begin(), gone->end());
+    for (uint64_t id : m->member_ids) {
+      if (!out_of_scope.count(id)) continue;
+      if (Status f = store.ForgetHolding(tid, id); !f.ok()) return f;
+      ++out.forgotten;
+    }
+    return Status::Ok();
+  });
+  if (!s.ok()) return FromStatus(s);
+  Report("members_evicted",
+         {{"terminal_id", tid}, {"dropped", m->member_ids.size()}, {"forgotten", out.forgotten}});
   return JsonResponse(200, sync::ToJson(out));
 }
 

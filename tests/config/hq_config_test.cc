@@ -25,6 +25,14 @@ const std::string kTls =
     EXPECT_EQ(r_.status().message(), std::string(kHqFile) + ": " + (key_and_reason)); \
   } while (0)
 
+TEST(HqConfig, AMetricsTokenFileIsResolvedAndOnlyInHq) {
+  auto r = ParseHq("metrics_token_file = \"scrape.token\"\n" + kKeys);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->metrics_token_file, "/srv/hq/scrape.token");
+  auto top = ParseHqConfig("metrics_token_file = \"scrape.token\"\n[hq]\n" + kKeys, kHqFile);
+  EXPECT_FALSE(top.ok());
+}
+
 TEST(HqConfig, DefaultsResolvedAgainstTheConfigFolder) {
   auto r = ParseHq(kKeys);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
@@ -35,6 +43,7 @@ TEST(HqConfig, DefaultsResolvedAgainstTheConfigFolder) {
   EXPECT_EQ(c.listen_port, 8443);
   EXPECT_EQ(c.database, "/srv/hq/hq.db");
   EXPECT_EQ(c.admin_token_file, "/srv/hq/admin.token");
+  EXPECT_EQ(c.metrics_token_file, "");  // none: loopback or the admin token
   ASSERT_EQ(c.signing_keys.size(), 1u);
   EXPECT_EQ(c.signing_keys.at(1), "/srv/hq/hq-ed25519.pem");
   EXPECT_EQ(c.tls_cert_file, "");

@@ -200,6 +200,7 @@ class HqFixture : public ::testing::Test {
     store_ = std::move(*s);
     HqOptions o;
     o.admin_token = "secret-token";
+    o.metrics_token = "scrape-token";
     o.signing_seeds[1] = std::string(32, '\x01');
     o.signing_seeds[3] = HqSeed();
     o.card_prefix = "88";

@@ -142,7 +142,7 @@ TEST_F(HqObservabilityTest, AnEmptyFleetIsAnEmptyPage) {
             json({{"terminals", json::array()}, {"next_cursor", nullptr}}));
 }
 
-// Who may read /metrics: a client on loopback, or anyone with the admin token.
+// Who may read /metrics: a client on loopback, or anyone with the admin or the metrics token.
 TEST_F(HqObservabilityTest, MetricsNeedTheTokenOffLoopback) {
   for (const char* remote : {"", "192.0.2.7", "2001:db8::1"}) {
     remote_ = remote;
@@ -162,6 +162,16 @@ TEST_F(HqObservabilityTest, MetricsNeedTheTokenOffLoopback) {
   wrong.remote_address = remote_;
   wrong.authorization = "Bearer not-the-token";
   EXPECT_EQ(service_->Handle(wrong, std::nullopt).status, 401);
+  // The read-only metrics token (hq.toml metrics_token_file): /metrics, and nothing else.
+  http::Request scrape = wrong;
+  scrape.authorization = "Bearer scrape-token";
+  EXPECT_EQ(service_->Handle(scrape, std::nullopt).status, 200);
+  for (const char* target : {"/v1/terminals", "/v1/refunds", "/v1/members/1"}) {
+    http::Request admin = scrape;
+    admin.target = admin.path = target;
+    auto r = service_->Handle(admin, std::nullopt);
+    EXPECT_EQ(r.status, 401) << target;
+  }
 }
 
 // The routes of a sync, as a terminal calls them, each counted by route and result with its

@@ -24,6 +24,7 @@ class HqScopeTest : public HqFixture {
       if (!ch.ok()) break;
       for (const auto& m : ch->members) ids.insert(m.member_id);
       for (const auto& c : ch->coupons) coupons_[tid].insert(c.coupon_id);
+      evict_[tid] = ch->evict;  // named on the last page
       cursor = ch->cursor;
       if (!ch->more) break;
     }
@@ -52,8 +53,18 @@ class HqScopeTest : public HqFixture {
     return out.ok() ? *out : sync::MembersResponse{};
   }
 
+  sync::EvictedResponse Evicted(const std::string& tid, std::vector<uint64_t> ids) {
+    auto r = Call("POST", "/v1/sync/" + tid + "/evicted",
+                  sync::SerializeMessage(sync::EvictedRequest{std::move(ids)}), false);
+    EXPECT_EQ(r.status, 200) << r.body;
+    auto out = sync::ParseMessage<sync::EvictedResponse>(r.body);
+    EXPECT_TRUE(out.ok()) << r.body;
+    return out.ok() ? *out : sync::EvictedResponse{};
+  }
+
   std::map<std::string, std::string> cursors_;
   std::map<std::string, std::set<std::string>> coupons_;
+  std::map<std::string, std::vector<uint64_t>> evict_;
 };
 
 TEST_F(HqScopeTest, AStoreHoldsItsOwnMembersNeverTheChain) {
@@ -151,6 +162,46 @@ TEST_F(HqScopeTest, AMemberWhoStopsShoppingLeavesTheScopeAndComesBackWithTheNext
   Sale again = PricedSale(t, visitor, "c2", Basket(5000), clock_.now_ms());
   Upload("T01", sync::UploadRequest{again.entries, {again.checkout}, {}});
   EXPECT_EQ(Download("T02"), (std::set<uint64_t>{visitor}));
+}
+
+// Eviction (docs/hq.md, "Member scope"): a member who left the store's scope is named on
+// the last `changes` page; once the terminal says it dropped them, HQ forgets the holding
+// and the terminal's balance set no longer covers them. A member enrolled at the store
+// never leaves; one who came back meanwhile is not forgotten.
+TEST_F(HqScopeTest, MembersWhoLeftTheScopeAreEvictedAndForgottenOnceDropped) {
+  Greet("T01", "S001");
+  const uint64_t enrolled = Enrol("S001"), visitor = Enrol("S009"), back = Enrol("S009");
+  FakeTerminal t{"T01"};
+  for (auto [id, co] : {std::pair{visitor, "c1"}, std::pair{back, "c2"}}) {
+    Sale s = PricedSale(t, id, co, Basket(10000), kNowMs + 1000);
+    Upload("T01", sync::UploadRequest{s.entries, {s.checkout}, {}});
+  }
+  EXPECT_EQ(Download("T01"), (std::set<uint64_t>{enrolled, visitor, back}));
+  EXPECT_TRUE(evict_["T01"].empty());
+  EXPECT_EQ(HeldBalances("T01"), 3u);
+
+  clock_.advance_ms(int64_t{13} * 31 * 86'400'000);
+  Download("T01");
+  EXPECT_EQ(evict_["T01"],
+            (std::vector<uint64_t>{std::min(visitor, back), std::max(visitor, back)}));
+  // `back` shops here again before the terminal answers: still in scope, not forgotten.
+  Sale again = PricedSale(t, back, "c3", Basket(5000), clock_.now_ms());
+  Upload("T01", sync::UploadRequest{again.entries, {again.checkout}, {}});
+  // A member the store never held, and one in scope, are not forgotten either.
+  EXPECT_EQ(Evicted("T01", {visitor, back, enrolled, 424242}).forgotten, 1);
+  EXPECT_EQ(HeldBalances("T01"), 2u);
+  Download("T01");
+  EXPECT_TRUE(evict_["T01"].empty());
+  // Said twice (a retried request): nothing more to forget.
+  EXPECT_EQ(Evicted("T01", {visitor}).forgotten, 0);
+  // A look-up brings the visitor back to the terminal, held again.
+  sync::MembersRequest ask;
+  ask.member_ids = {visitor};
+  ask.identities.emplace();
+  EXPECT_EQ(Ask("T01", ask).members.size(), 1u);
+  EXPECT_EQ(HeldBalances("T01"), 3u);
+  Download("T01");
+  EXPECT_TRUE(evict_["T01"].empty());
 }
 
 }  // namespace

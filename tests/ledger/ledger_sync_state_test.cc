@@ -77,6 +77,31 @@ TEST_F(LedgerSyncStateTest, MemberEntriesAfterASeqIncludeAcknowledgedOnes) {
 
 // The balance index holds each cached member's balance less its unacknowledged points (what
 // HQ should hold); acknowledging entries moves it.
+// Eviction (docs/sync.md): a member who left the store's scope is dropped — row, lots,
+// identities, balance item — but only once HQ has every entry of theirs; entries stay.
+TEST_F(LedgerSyncStateTest, DropMemberForgetsAMemberOnlyOnceHqHasTheirEntries) {
+  auto l = OpenWriter();
+  EntryRow earn;
+  InTransaction(*l, [&] {
+    earn = Append(*l, "earn", 7, 100, 1000);
+    ASSERT_TRUE(l->UpsertMember(FullMember(7, 100)).ok());
+    ASSERT_TRUE(l->AddLot(Lot(7, 100, 2000000000)).ok());
+    ASSERT_TRUE(l->PutIdentity("wechat", "100000000007", 7).ok());
+  });
+  InTransaction(*l, [&] { EXPECT_FALSE(l->DropMember(7).value()); });  // not acknowledged yet
+  EXPECT_TRUE(l->GetMember(7).value().has_value());
+  InTransaction(*l, [&] { ASSERT_TRUE(l->AckEntries({earn.entry_id}).ok()); });
+  EXPECT_TRUE(SetHolds(*l->balances_index(), BalanceItem(7, 100)));
+  InTransaction(*l, [&] { EXPECT_TRUE(l->DropMember(7).value()); });
+  EXPECT_FALSE(l->GetMember(7).value().has_value());
+  EXPECT_TRUE(l->Lots(7).value().empty());
+  EXPECT_EQ(l->LookupIdentity("wechat", "100000000007").value(), std::nullopt);
+  EXPECT_FALSE(SetHolds(*l->balances_index(), BalanceItem(7, 100)));
+  EXPECT_EQ(l->EntryCount().value(), 1);  // the ledger keeps its entries
+  EXPECT_TRUE(l->Verify().ok());
+  InTransaction(*l, [&] { EXPECT_TRUE(l->DropMember(7).value()); });  // again: nothing to do
+}
+
 TEST_F(LedgerSyncStateTest, AcknowledgingEntriesMovesTheirMembersBalanceItems) {
   auto l = OpenWriter();
   EntryRow earn, redeem;

@@ -342,6 +342,32 @@ TEST_F(SyncRunTest, ADifferingBalanceIsReplacedByHqsWithACorrection) {
   ExpectConverged();
 }
 
+// Eviction (sync/PROTOCOL.md): a member who has not shopped at the store within
+// member_scope_months (12) is dropped from the terminal once HQ has their entries, HQ
+// forgets the holding, and the balance sets still agree: nothing to repair.
+TEST_F(SyncRunTest, AMemberWhoLeftTheStoresScopeIsDroppedAndTheSetsStillAgree) {
+  Commit("c1", 10000);
+  ASSERT_EQ(Run().result, "ok");
+  ASSERT_EQ(HqBalance(), 100);
+  clock_.advance_ms(int64_t{13} * 31 * 86'400'000);
+  trusted_.RecordHqTime(clock_.now_ms(), clock_.mono_ms());
+  auto r = Run();
+  ASSERT_EQ(r.result, "ok") << r.error;
+  EXPECT_EQ(r.repaired, 0);
+  Read([&](ledger::Ledger& l) {
+    EXPECT_FALSE(l.GetMember(member_id_).value().has_value());
+    EXPECT_EQ(l.LookupIdentity("wechat", kWechatId).value(), std::nullopt);
+    EXPECT_EQ(l.EntryCount().value(), 1);  // the sale's entry stays in the ledger
+    return 0;
+  });
+  // Another run: nothing named, nothing repaired, the member not sent again.
+  auto again = Run();
+  ASSERT_EQ(again.result, "ok") << again.error;
+  EXPECT_EQ(again.repaired, 0);
+  EXPECT_EQ(again.downloaded, 0);
+  EXPECT_EQ(HqBalance(), 100);
+}
+
 TEST_F(SyncRunTest, ATerminalWhoseDatabaseWasDeletedGetsItsHistoryBack) {
   for (int i = 0; i < 4; ++i) Commit("c" + std::to_string(i), 5000);
   ASSERT_EQ(Run().result, "ok");

@@ -125,6 +125,26 @@ Result<std::optional<CouponRow>> Ledger::GetCoupon(const std::string& coupon_id)
   return std::optional<CouponRow>(std::move(c));
 }
 
+Result<bool> Ledger::DropMember(uint64_t member_id) {
+  auto unacked = SelectInt("SELECT count(*) FROM entries WHERE member_id = ? AND acked = 0",
+                           [&](Stmt& st) { st.Bind(1, member_id); });
+  if (!unacked.ok()) return unacked.status();
+  if (*unacked > 0) return false;  // HQ has not got all of them yet: a later run drops it
+  for (const char* sql :
+       {"DELETE FROM members WHERE member_id = ?", "DELETE FROM lots WHERE member_id = ?",
+        "DELETE FROM identities WHERE member_id = ?",
+        "DELETE FROM coupons WHERE member_id = ? AND used_by_checkout = ''"}) {
+    LEDGER_PREPARE(st, sql);
+    st.Bind(1, member_id);
+    if (Status s = st.Run(); !s.ok()) return s;
+  }
+  if (balances_index_) {
+    const recon::Item item = recon::MemberBalanceItem(std::to_string(member_id), 0, 0);
+    if (Status s = balances_index_->Remove(item.id); !s.ok()) return s;
+  }
+  return true;
+}
+
 Result<std::vector<CouponRow>> Ledger::UsableCoupons(uint64_t member_id, int64_t now_s, int limit) {
   // coupons_usable (schema 5): the unused coupons of the member and those for anyone.
   LEDGER_PREPARE(st, "SELECT " LOYALTY_COUPON_COLUMNS

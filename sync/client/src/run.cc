@@ -196,6 +196,23 @@ struct SyncRun::Impl {
     return Status::Error(ErrorCode::kInternal, "upload did not converge");
   }
 
+  // Members HQ says left the store's scope: the terminal drops those it can (none with
+  // entries HQ has not acknowledged), then tells HQ which, so that both balance sets agree
+  // before they are reconciled (PROTOCOL.md, "Eviction").
+  Status Evict(const std::vector<uint64_t>& ids) {
+    if (ids.empty()) return Status::Ok();
+    auto dropped = local.Evict(ids);
+    if (!dropped.ok()) return dropped.status();
+    if (dropped->empty()) return Status::Ok();
+    EvictedRequest req{*dropped};
+    auto resp =
+        CallJson<EvictedResponse>("POST", Base() + "/evicted", SerializeMessage(req), "evicted");
+    if (!resp.ok()) return resp.status();
+    Log("members_evicted",
+        {{"asked", ids.size()}, {"dropped", dropped->size()}, {"forgotten", resp->forgotten}});
+    return Status::Ok();
+  }
+
   Status Download() {
     auto cursor = local.Cursor();
     if (!cursor.ok()) return cursor.status();
@@ -208,7 +225,7 @@ struct SyncRun::Impl {
       if (!page.ok()) return page.status();
       if (Status s = local.ApplyChanges(*page); !s.ok()) return s;
       rec.downloaded += static_cast<int64_t>(page->members.size());
-      if (!page->more) return Status::Ok();
+      if (!page->more) return Evict(page->evict);
       if (page->cursor == c)
         return Status::Error(ErrorCode::kBadResponse,
                              "changes: more pages announced but the cursor did not move");

@@ -515,14 +515,20 @@ Status FromJson(const json& j, UploadResponse* out) {
 json ToJson(const ChangesResponse& c) {
   json rev = json::array();
   for (const auto& k : c.revocations) rev.push_back(k);
-  return json{{"cursor", c.cursor},
-              {"more", c.more},
-              {"hq_time_ms", c.hq_time_ms},
-              {"members", ArrayOf(c.members)},
-              {"identities", ArrayOf(c.identities)},
-              {"coupons", ArrayOf(c.coupons)},
-              {"revocations", rev},
-              {"rules", c.rules ? *c.rules : json(nullptr)}};
+  json out{{"cursor", c.cursor},
+           {"more", c.more},
+           {"hq_time_ms", c.hq_time_ms},
+           {"members", ArrayOf(c.members)},
+           {"identities", ArrayOf(c.identities)},
+           {"coupons", ArrayOf(c.coupons)},
+           {"revocations", rev},
+           {"rules", c.rules ? *c.rules : json(nullptr)}};
+  if (!c.evict.empty()) {  // absent when empty: pages of older HQs read the same
+    json ids = json::array();
+    for (uint64_t id : c.evict) ids.push_back(std::to_string(id));
+    out["evict"] = std::move(ids);
+  }
+  return out;
 }
 Status FromJson(const json& j, ChangesResponse* out) {
   return Top<ChangesResponse>(j, out, [](const JsonReader& r, ChangesResponse* c) {
@@ -535,6 +541,9 @@ Status FromJson(const json& j, ChangesResponse* out) {
     List(r, "identities", 8 * kMaxChangesLimit, &c->identities, ReadIdentity);
     List(r, "coupons", 8 * kMaxChangesLimit, &c->coupons, ReadCoupon);
     List(r, "revocations", 8 * kMaxChangesLimit, &c->revocations, ReadRevocation);
+    if (r.Has("evict"))
+      List(r, "evict", kMaxEvictions, &c->evict,
+           [](const JsonReader& v, uint64_t* id) { MemberId(v, id); });
     // The rules are HQ's document, read by the rules module; here only its version is.
     const JsonReader rules = r.Field("rules");
     std::string version;
@@ -610,6 +619,25 @@ Status FromJson(const json& j, MembersResponse* out) {
     List(r, "members", kMaxMemberIds, &m->members, ReadSnapshot);
     if (r.Has("identities"))
       List(r, "identities", 8 * kMaxMemberIds, &m->identities.emplace(), ReadIdentity);
+  });
+}
+
+json ToJson(const EvictedRequest& m) {
+  json a = json::array();
+  for (uint64_t id : m.member_ids) a.push_back(std::to_string(id));
+  return json{{"member_ids", a}};
+}
+Status FromJson(const json& j, EvictedRequest* out) {
+  return Top<EvictedRequest>(j, out, [](const JsonReader& r, EvictedRequest* m) {
+    List(r, "member_ids", kMaxEvictions, &m->member_ids,
+         [](const JsonReader& v, uint64_t* id) { MemberId(v, id); });
+  });
+}
+
+json ToJson(const EvictedResponse& m) { return json{{"forgotten", m.forgotten}}; }
+Status FromJson(const json& j, EvictedResponse* out) {
+  return Top<EvictedResponse>(j, out, [](const JsonReader& r, EvictedResponse* m) {
+    r.Int("forgotten", &m->forgotten, 0, static_cast<int64_t>(kMaxEvictions));
   });
 }
 

@@ -42,6 +42,7 @@ constexpr Route kRoutes[] = {
     {"POST", "/v1/sync/T01/members"},
     {"POST", "/v1/sync/T01/sale"},
     {"POST", "/v1/sync/T01/receipt-key"},
+    {"POST", "/v1/sync/T01/evicted"},
     {"GET", "/v1/refunds"},
     {"GET", "/v1/health"},
 };

@@ -28,7 +28,7 @@ void Check(std::string_view body) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   std::string_view body(reinterpret_cast<const char*>(data) + 1, size - 1);
-  switch (data[0] % 17) {
+  switch (data[0] % 19) {
     case 0:
       Check<ls::HelloRequest>(body);
       break;
@@ -77,8 +77,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case 15:
       Check<ls::ReceiptKeyRequest>(body);
       break;
-    default:
+    case 16:
       Check<ls::ReceiptKeyResponse>(body);
+      break;
+    case 17:
+      Check<ls::EvictedRequest>(body);
+      break;
+    default:
+      Check<ls::EvictedResponse>(body);
       break;
   }
   return 0;

@@ -142,6 +142,9 @@ struct HqConfig {
   // "" = none (libpq's own: ~/.pgpass, PGPASSWORD, peer authentication).
   std::string database_password_file;
   std::string admin_token_file = "admin.token";  // resolved; ReadTokenFile (owner only)
+  // A token that reads GET /metrics and nothing else, for a Prometheus server off the HQ
+  // host (resolved; ReadTokenFile); "" = none: loopback or the admin token only.
+  std::string metrics_token_file;
   std::map<int, std::string> signing_keys;  // key id 0..255 -> PEM file (resolved); at least one
   std::string tls_cert_file, tls_key_file,
       client_ca_file;                    // all three or none (plain HTTP, loopback only)

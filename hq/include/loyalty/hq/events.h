@@ -52,6 +52,9 @@ inline constexpr EventInfo kHqEventCatalogue[] = {
      "as entry_refused, for an uploaded checkout or refund; reason refund_reused: the same units "
      "were refunded at two terminals offline (a refund_reused conflict): loss prevention "
      "reviews the two refunds and their cashiers"},
+    {"members_evicted", "info", "terminal_id, dropped, forgotten",
+     "- (a terminal dropped members that left its store's scope; HQ no longer counts them "
+     "held there)"},
     {"sale_fetched", "info", "terminal_id, sold_at, checkout_id, found, refunds",
      "- (a terminal asked for a sale to refund it: a return at another lane or store)"},
     {"receipt_key_certified", "info", "terminal_id, key_id, not_after",

@@ -34,6 +34,8 @@ inline constexpr char kHqTerminalId[] = "_hq";
 
 struct HqOptions {
   std::string admin_token;
+  // Reads GET /metrics only (hq.toml metrics_token_file); "" = none.
+  std::string metrics_token;
   std::map<int, std::string> signing_seeds;  // key id -> raw 32-byte Ed25519 seed; highest id signs
   std::string card_prefix = "88";
   TimeZone timezone = TimeZone::Utc();  // the chain's: months for spend, tiers and expiry

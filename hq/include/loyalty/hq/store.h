@@ -265,6 +265,14 @@ class Store {
   // the refunds-by-cashier view (docs/hq.md), largest refunded amount first.
   virtual Result<std::vector<CashierRefunds>> RefundsByCashier(const std::string& store_id,
                                                                int64_t from_ms, int64_t to_ms) = 0;
+  // Eviction (docs/hq.md, "Member scope"): members the terminal holds that are not in its
+  // store's scope at since_ms (enrolled there, or shopped/asked there at or after it), at
+  // most `limit`, by member id.
+  virtual Result<std::vector<uint64_t>> HeldOutOfScope(const std::string& terminal_id,
+                                                       const std::string& store_id,
+                                                       int64_t since_ms, int64_t limit) = 0;
+  // The terminal no longer holds the member: its holding and its balance-set item go.
+  virtual Status ForgetHolding(const std::string& terminal_id, uint64_t member_id) = 0;
   // A receipt key HQ certified for a terminal (base64url public key), kept for the record.
   virtual Status AddReceiptKey(const std::string& terminal_id, const std::string& public_key_b64,
                                int64_t at_ms) = 0;

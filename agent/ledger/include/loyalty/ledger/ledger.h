@@ -210,6 +210,11 @@ class Ledger {
   // --- coupons, revocations, code bindings
   Result<std::optional<CouponRow>> GetCoupon(const std::string& coupon_id);
   Status PutCoupon(const CouponRow& c);
+  // Eviction (docs/sync.md): forgets a member that left the store's scope — the member
+  // row, lots, identities, unused coupons and balance-index item; entries stay (they are
+  // the ledger). False, changing nothing, while the member has entries HQ has not
+  // acknowledged. Writer only, in the caller's transaction.
+  Result<bool> DropMember(uint64_t member_id);
   // The coupons `member_id` may use at now_s (theirs and those for anyone, unused, inside
   // their validity), soonest-ending first, then open-ended ones, at most `limit`.
   Result<std::vector<CouponRow>> UsableCoupons(uint64_t member_id, int64_t now_s, int limit);

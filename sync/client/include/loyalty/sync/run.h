@@ -91,6 +91,12 @@ class LocalLedger {
   // (one per member whose balance differed).
   virtual Result<int64_t> RepairBalances(const MembersResponse& members) = 0;
   virtual Status RecordRun(const RunRecord& record) = 0;
+  // Drops the members HQ named in `evict` (out of the store's scope) that have no entry HQ
+  // has not acknowledged, with their lots, identities and balance item, in one
+  // transaction; returns the ones dropped.
+  virtual Result<std::vector<uint64_t>> Evict(const std::vector<uint64_t>& /*member_ids*/) {
+    return std::vector<uint64_t>();
+  }
   // The receipt key (docs/pos-api.md, "Returns anywhere"): its raw public key when it has
   // no certificate from HQ valid for a while yet (the run then asks HQ for one), nullopt
   // when nothing is to be done. StoreReceiptKeyCert checks and keeps what HQ sent.

@@ -174,6 +174,9 @@ struct ChangesResponse {
   std::vector<Coupon> coupons;
   std::vector<std::string> revocations;  // base64url device public keys (32 bytes)
   std::optional<nlohmann::json> rules;   // an object with a string "version", or null
+  // On the last page (more = false): members this terminal holds that left its store's
+  // scope, to drop (PROTOCOL.md, "Eviction"); ≤ kMaxEvictions.
+  std::vector<uint64_t> evict;
   bool operator==(const ChangesResponse&) const = default;
 };
 
@@ -209,6 +212,19 @@ struct MembersResponse {
   std::vector<Snapshot> members;
   std::optional<std::vector<Identity>> identities;  // present when the request had them
   bool operator==(const MembersResponse&) const = default;
+};
+
+inline constexpr size_t kMaxEvictions = 1000;
+
+// The members a terminal dropped after `changes` named them in `evict` (PROTOCOL.md,
+// "Eviction"): HQ forgets that the terminal holds them.
+struct EvictedRequest {
+  std::vector<uint64_t> member_ids;  // ≤ kMaxEvictions
+  bool operator==(const EvictedRequest&) const = default;
+};
+struct EvictedResponse {
+  int64_t forgotten = 0;
+  bool operator==(const EvictedResponse&) const = default;
 };
 
 // A sale of another terminal, asked for to refund it here (docs/pos-api.md, "Returns
@@ -275,6 +291,8 @@ LOYALTY_SYNC_CODEC(FetchRequest)
 LOYALTY_SYNC_CODEC(FetchResponse)
 LOYALTY_SYNC_CODEC(MembersRequest)
 LOYALTY_SYNC_CODEC(MembersResponse)
+LOYALTY_SYNC_CODEC(EvictedRequest)
+LOYALTY_SYNC_CODEC(EvictedResponse)
 LOYALTY_SYNC_CODEC(SaleRequest)
 LOYALTY_SYNC_CODEC(SaleResponse)
 LOYALTY_SYNC_CODEC(ReceiptKeyRequest)
