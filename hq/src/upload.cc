@@ -291,6 +291,12 @@ http::Response HqService::Impl::Upload(const std::string& tid, const http::Reque
       }
       if (member != 0) {
         if (Status s = Touch(member); !s.ok()) return s;
+        // A return at this store is a visit here: the member is in its scope, as a sale
+        // makes them (docs/hq.md, "Member scope").
+        if (!r->sold_at.empty()) {
+          const int64_t at = std::min(r->at_ms, now_ms);
+          if (Status s = ScopeMember(term->store_id, member, "shopped", at); !s.ok()) return s;
+        }
       }
     }
     for (const auto& e : up->entries) {
