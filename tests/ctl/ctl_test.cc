@@ -12,8 +12,11 @@
 #include <thread>
 
 #include "../agent/harness.h"
+#include "loyalty/base/encoding.h"
 #include "loyalty/base/time.h"
 #include "loyalty/base/timezone.h"
+#include "loyalty/codes/mint.h"
+#include "loyalty/codes/return_token.h"
 
 namespace loyalty::testing {
 namespace {
@@ -439,6 +442,62 @@ TEST(CtlStandalone, ExportSinceCarriesLaterRefundsOfEarlierCheckouts) {
   json all_body = json::parse(all.out);
   for (const auto& rec : all_body["records"]) refunds += rec["record"] == "refund";
   EXPECT_EQ(refunds, 1);
+  EXPECT_EQ(a.Stop(), 0);
+  std::filesystem::remove_all(dir);
+}
+
+// A return of another terminal's sale (docs/pos-api.md, "Returns anywhere"), made here
+// from the receipt's return token: exported with the day's refunds, naming the selling
+// terminal and the cashier; the sale itself is in the other terminal's export.
+TEST(CtlStandalone, ExportCarriesAReturnOfAnotherTerminalsSale) {
+  auto dir = FreshDir("ctl_foreign_refund");
+  AgentProcess a(dir);
+  a.Start();
+  const std::string hq_seed = *HexDecode(kHqSeedHex), other_seed(32, '\x44');
+  const std::string cert = codes::MakeReceiptKeyCert(
+      hq_seed, 1, "T-OTHER", codes::ReceiptPublicKey(other_seed), 1893456000);
+  codes::ReturnBasis sale;
+  sale.checkout_id = "co-1";  // the same id as a sale of this terminal: kept apart
+  sale.member_id = kDynamicMember;
+  sale.committed_at_ms = (static_cast<int64_t>(::time(nullptr)) - 60) * 1000;
+  sale.rules_version = "default";
+  sale.points_earned = 20;
+  sale.eligible_cents = 2000;
+  sale.redeemable_cents = 2000;
+  sale.lines = {{2, 2000, 2000, true, true}};
+  const std::string token = codes::MakeReturnToken(cert, other_seed, sale);
+  ASSERT_FALSE(token.empty());
+  auto rf = a.Post("/v1/refunds", {{"refund_id", "rf-other"},
+                                   {"checkout_id", "co-1"},
+                                   {"receipt", token},
+                                   {"cashier_id", "k-9"},
+                                   {"lines", json::array({{{"line", 0}, {"qty", 1}}})}});
+  ASSERT_EQ(rf.status, 200) << rf.raw;
+  EXPECT_EQ(rf.body["sold_at"], "T-OTHER");
+  EXPECT_EQ(rf.body["points_clawed_back"], 10);
+  Ctl r = RunCtl({"--config", a.config_path(), "export", "--since",
+                  FormatRfc3339(static_cast<int64_t>(::time(nullptr)) - 600), "--format", "json"});
+  ASSERT_EQ(r.exit, 0) << r.err;
+  json body = json::parse(r.out);
+  int refunds = 0, entries = 0;
+  for (const auto& rec : body["records"]) {
+    if (rec["record"] == "refund") {
+      ++refunds;
+      EXPECT_EQ(rec["refund_id"], "rf-other");
+      EXPECT_EQ(rec["sold_at"], "T-OTHER");
+      EXPECT_EQ(rec["cashier_id"], "k-9");
+      EXPECT_EQ(rec["refund_cents"], 1000);
+      EXPECT_EQ(rec["member_id"], std::to_string(kDynamicMember));
+    }
+    if (rec["record"] == "entry") {
+      ++entries;
+      EXPECT_EQ(rec["kind"], "clawback");
+      EXPECT_EQ(rec["points"], -10);
+    }
+    EXPECT_NE(rec["record"], "checkout") << rec.dump();  // the sale is T-OTHER's to export
+  }
+  EXPECT_EQ(refunds, 1) << r.out;
+  EXPECT_EQ(entries, 1) << r.out;
   EXPECT_EQ(a.Stop(), 0);
   std::filesystem::remove_all(dir);
 }
