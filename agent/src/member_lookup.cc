@@ -101,7 +101,12 @@ std::optional<checkout::RemoteSale> MemberLookup::FetchSale(const std::string& s
   if (!transport.ok()) return fail(transport.status());
   auto ex = (*transport)
                 ->Send("POST", "/v1/sync/" + opt_.terminal_id + "/sale", "application/json",
-                       sync::SerializeMessage(req), std::max(opt_.timeout_ms, kSaleTimeoutMs));
+                       sync::SerializeMessage(req),
+                       // Another terminal's sale cannot be refunded without HQ (or the
+                       // receipt): worth a longer wait than this terminal's own, which only
+                       // learns of units refunded elsewhere.
+                       sold_at == opt_.terminal_id ? opt_.timeout_ms
+                                                   : std::max(opt_.timeout_ms, kSaleTimeoutMs));
   if (!ex.ok()) return fail(ex.status());
   if (ex->status != 200)
     return fail(

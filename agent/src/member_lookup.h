@@ -48,7 +48,8 @@ class MemberLookup {
   bool Lookup(const codes::Identified& id);
   // A sale of another terminal (or this one's, for the refunds other terminals made of it),
   // asked of HQ before a refund (docs/pos-api.md, "Returns anywhere"): POST
-  // /v1/sync/{tid}/sale within max(timeout_ms, kSaleTimeoutMs); the checkout's member goes
+  // /v1/sync/{tid}/sale within max(timeout_ms, kSaleTimeoutMs) for another terminal's sale,
+  // timeout_ms for this terminal's own; the checkout's member goes
   // into the ledger. nullopt: HQ was not asked (paused, look-ups off) or did not answer.
   // Events: sale_fetch (found, refunds elsewhere, ms), sale_fetch_failed (the reason).
   std::optional<checkout::RemoteSale> FetchSale(const std::string& sold_at,
