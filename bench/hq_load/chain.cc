@@ -129,11 +129,30 @@ void Chain::GenerateHour(Terminal& t) const {
   {
     std::unordered_set<size_t> seen;
     const size_t m = view_.members();
-    for (size_t j = m - static_cast<size_t>(n); j < m; ++j) {
-      size_t r = std::uniform_int_distribution<size_t>(0, j)(rng);
-      size_t v = seen.count(r) ? j : r;
-      seen.insert(v);
-      picked.push_back(v);
+    // Floyd's sampling of k distinct values in [from, from + size).
+    auto sample = [&](size_t from, size_t size, size_t k) {
+      k = std::min(k, size);
+      for (size_t j = size - k; j < size; ++j) {
+        size_t r = from + std::uniform_int_distribution<size_t>(0, j)(rng);
+        size_t v = seen.count(r) ? from + j : r;
+        seen.insert(v);
+        picked.push_back(v);
+      }
+    };
+    size_t local = static_cast<size_t>(opt_.local_share * n + 0.5);
+    if (local == 0) {
+      sample(0, m, static_cast<size_t>(n));  // as before this option: the same hours
+    } else {
+      const int per = std::max(1, opt_.tills_per_store);
+      const size_t stores = static_cast<size_t>((opt_.terminals + per - 1) / per);
+      const size_t k = static_cast<size_t>(t.index / per);
+      const size_t from = k * m / stores, to = (k + 1) * m / stores;
+      sample(from, to - from, local);
+    }
+    // The rest chain-wide, distinct from those.
+    while (picked.size() < static_cast<size_t>(n)) {
+      size_t r = std::uniform_int_distribution<size_t>(0, m - 1)(rng);
+      if (seen.insert(r).second) picked.push_back(r);
     }
     std::shuffle(picked.begin(), picked.end(), rng);
   }

@@ -87,6 +87,10 @@ struct ChainOptions {
   int entries_per_run = 200;
   int64_t basket_cents = 100;
   uint64_t seed = 1;
+  // The share of an hour's members picked from the terminal's own store (members are split
+  // evenly over the stores, in id order), the rest from the whole chain. 0: all chain-wide
+  // (every terminal then meets every member, the worst case for member scope).
+  double local_share = 0;
 };
 
 class Chain {

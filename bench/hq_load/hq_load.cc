@@ -6,12 +6,14 @@
 //           [--phases serial,ingest,runs,rate,…] [--rate R1,R2,…] [--rate-terminals N]
 //           [--serial-runs N] [--changes-limit N] [--rounds K] [--no-bare]
 //           [--pin-retries] [--repair-balances] [--member-sample N] [--member-cache DIR]
-//           [--seed S]
+//           [--local-share F] [--seed S]
 //           [--work DIR] [--keep]
 //   hq_load --kill --backend postgres --pg-dir DIR --hq 2 [--kill-at F] [--lose-answers F] …
 //
 // scripts/hq-load starts a PostgreSQL server set up for it (pg_stat_statements) and runs
 // the figures of docs/performance.md; --pg-dir names a server of scripts/pg-test-server.
+// --local-share F: that share of each hour's members comes from the terminal's own store
+// (members split evenly over the stores), the rest from the whole chain (default 0).
 // Defaults: 1000 terminals, 100 members per terminal (the chain: 1,000,000 members,
 // 1,000 stores of about 10 tills), 200 entries an hour, 32 at once. Enrolling is slow (one
 // admin request per member); --member-cache keeps an enrolled chain for the next run.
@@ -119,6 +121,7 @@ struct Options {
   size_t member_sample = 1000;
   int enrol_concurrency = 4;
   uint64_t seed = 1;
+  double local_share = 0;  // ChainOptions::local_share
   std::string work;
   bool keep = false;
   int request_timeout_ms = 120000;
@@ -189,6 +192,12 @@ Options Parse(int argc, char** argv) {
       o.member_sample = static_cast<size_t>(std::atoll(val().c_str()));
     } else if (a == "--enrol-concurrency") {
       o.enrol_concurrency = std::atoi(val().c_str());
+    } else if (a == "--local-share") {
+      o.local_share = std::atof(val().c_str());
+      if (o.local_share < 0 || o.local_share > 1) {
+        std::fprintf(stderr, "hq_load: --local-share must be 0..1\n");
+        std::exit(2);
+      }
     } else if (a == "--seed") {
       o.seed = static_cast<uint64_t>(std::atoll(val().c_str()));
     } else if (a == "--work") {
@@ -399,8 +408,8 @@ Status Bench::Setup() {
 
   std::vector<std::string> ids;
   chain_ = std::make_unique<Chain>(
-      ChainOptions{opt_.terminals, opt_.tills_per_store, opt_.members, opt_.entries, 100,
-                   opt_.seed},
+      ChainOptions{opt_.terminals, opt_.tills_per_store, opt_.members, opt_.entries, 100, opt_.seed,
+                   opt_.local_share},
       // Every hour this run makes lies in the past: one per phase, and a spare.
       std::chrono::duration_cast<std::chrono::milliseconds>(
           std::chrono::system_clock::now().time_since_epoch())
