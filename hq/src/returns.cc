@@ -92,9 +92,23 @@ Result<HqService::Impl::Sale> HqService::Impl::SaleOf(const std::string& tid,
   return sale;
 }
 
+bool HqService::Impl::AllowSaleFetch(const std::string& tid, int64_t now_ms) {
+  std::lock_guard<std::mutex> lock(sale_fetch_mu);
+  auto& times = sale_fetches[tid];
+  while (!times.empty() && times.front() <= now_ms - 3'600'000) times.pop_front();
+  if (times.size() >= kSaleFetchesPerHour) return false;
+  times.push_back(now_ms);
+  return true;
+}
+
 http::Response HqService::Impl::SaleRoute(const std::string& tid, const http::Request& req) {
   auto m = sync::ParseMessage<sync::SaleRequest>(req.body);
   if (!m.ok()) return FromStatus(m.status());
+  if (!AllowSaleFetch(tid, clock.now_ms())) {
+    Report("sale_fetch_limited", {{"terminal_id", tid}, {"per_hour", kSaleFetchesPerHour}});
+    return Error(ErrorCode::kRateLimited, "more than " + std::to_string(kSaleFetchesPerHour) +
+                                              " sales asked for in the last hour by this terminal");
+  }
   sync::SaleResponse out;
   Status s = Transact([&]() -> Status {
     out = sync::SaleResponse{};

@@ -21,9 +21,11 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -253,6 +255,12 @@ struct HqService::Impl {
   codes::ReceiptKeyCache receipt_certs;
   std::map<int, std::string> PublicKeys() const;
   http::Response SaleRoute(const std::string& tid, const http::Request& req);
+  // Sales one terminal may ask for in any trailing hour (per process): a till cannot walk
+  // the chain's sales and members through the sale route (docs/hq.md).
+  static constexpr size_t kSaleFetchesPerHour = 120;
+  bool AllowSaleFetch(const std::string& tid, int64_t now_ms);
+  std::mutex sale_fetch_mu;
+  std::map<std::string, std::deque<int64_t>> sale_fetches;  // by terminal, oldest first
   http::Response ReceiptKey(const std::string& tid, const http::Request& req);
   http::Response RefundsByCashier(const http::Request& req);
 

@@ -667,3 +667,46 @@ TEST_F(HqServiceTest, StoreEnforcesUniqueEntryIds) {
 
 }  // namespace
 }  // namespace loyalty::hq::testing
+
+namespace loyalty::hq::testing {
+namespace {
+
+// The sale route (returns at another terminal): a sale HQ holds comes with its member; at
+// most kSaleFetchesPerHour a terminal in any trailing hour, then 429 rate_limited and an
+// event, so a till cannot walk the chain's sales and members.
+TEST_F(HqServiceTest, TheSaleRouteAnswersAndIsLimitedPerTerminalPerHour) {
+  uint64_t m = std::stoull(CreateMember());
+  FakeTerminal t{"T01"};
+  Sale s = PricedSale(t, m, "c1", Basket(10000), kNowMs - 5000);
+  Upload("T01", sync::UploadRequest{s.entries, {s.checkout}, {}});
+  auto ask = [&](const std::string& tid, const std::string& checkout) {
+    return Call("POST", "/v1/sync/" + tid + "/sale",
+                sync::SerializeMessage(sync::SaleRequest{"T01", checkout}), false);
+  };
+  auto found = ask("T02", "c1");
+  ASSERT_EQ(found.status, 200) << found.body;
+  auto sale = sync::ParseMessage<sync::SaleResponse>(found.body);
+  ASSERT_TRUE(sale.ok()) << found.body;
+  ASSERT_TRUE(sale->checkout.has_value());
+  EXPECT_EQ(sale->checkout->checkout_id, "c1");
+  EXPECT_TRUE(sale->checkout->response_json.empty());  // the selling terminal's own
+  ASSERT_EQ(sale->members.size(), 1u);
+  EXPECT_EQ(sale->members[0].member_id, m);
+  auto none = sync::ParseMessage<sync::SaleResponse>(ask("T02", "c-none").body);
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->checkout.has_value());
+  EXPECT_TRUE(none->members.empty());
+  for (size_t i = 2; i < 120; ++i) ASSERT_EQ(ask("T02", "c-" + std::to_string(i)).status, 200) << i;
+  auto limited = ask("T02", "c1");
+  EXPECT_EQ(limited.status, 429) << limited.body;
+  EXPECT_EQ(nlohmann::json::parse(limited.body)["error"]["code"], "rate_limited");
+  int limited_events = 0;
+  for (const auto& [event, fields] : events_) limited_events += event == "sale_fetch_limited";
+  EXPECT_EQ(limited_events, 1);
+  EXPECT_EQ(ask("T03", "c1").status, 200);  // per terminal
+  clock_.advance_ms(3'600'000);
+  EXPECT_EQ(ask("T02", "c1").status, 200);  // an hour later
+}
+
+}  // namespace
+}  // namespace loyalty::hq::testing

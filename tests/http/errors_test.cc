@@ -14,7 +14,8 @@ namespace loyalty::http {
 namespace {
 
 TEST(HttpErrors, TheContractsTableHoldsCodeByCode) {
-  // pos-api.md, "Errors", row by row; plus hq-and-sync.md's 403 and HQ's 409s.
+  // pos-api.md, "Errors", row by row; plus hq-and-sync.md's 403, HQ's 409s and the sale
+  // route's 429 (sync/PROTOCOL.md).
   const std::map<int, std::vector<const char*>> spec = {
       {400, {"bad_request"}},
       {401, {"unauthorized"}},
@@ -22,6 +23,7 @@ TEST(HttpErrors, TheContractsTableHoldsCodeByCode) {
       {404, {"not_found", "checkout_unknown", "member_unknown"}},
       {409, {"idempotency_conflict", "rules_changed", "identity_conflict", "member_exists"}},
       {413, {"body_too_large"}},
+      {429, {"rate_limited"}},
       {422,
        {"code_malformed", "code_issuer_unknown", "code_signature_invalid", "code_expired",
         "code_not_yet_valid", "code_revoked", "code_replayed", "not_a_member_code", "member_frozen",

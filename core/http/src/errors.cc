@@ -23,6 +23,8 @@ int HttpStatusFor(ErrorCode code) {
       return 409;
     case ErrorCode::kBodyTooLarge:
       return 413;
+    case ErrorCode::kRateLimited:
+      return 429;
     case ErrorCode::kCodeMalformed:
     case ErrorCode::kCodeIssuerUnknown:
     case ErrorCode::kCodeSignatureInvalid:

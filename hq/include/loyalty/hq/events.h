@@ -55,6 +55,9 @@ inline constexpr EventInfo kHqEventCatalogue[] = {
     {"members_evicted", "info", "terminal_id, dropped, forgotten",
      "- (a terminal dropped members that left its store's scope; HQ no longer counts them "
      "held there)"},
+    {"sale_fetch_limited", "warn", "terminal_id, per_hour",
+     "a terminal asked for more sales in an hour than returns explain: look at what that till "
+     "runs (a till walking the chain's sales and members is a stolen or rooted one)"},
     {"sale_fetched", "info", "terminal_id, sold_at, checkout_id, found, refunds",
      "- (a terminal asked for a sale to refund it: a return at another lane or store)"},
     {"receipt_key_certified", "info", "terminal_id, key_id, not_after",

@@ -19,6 +19,7 @@ namespace loyalty {
   X(kBadRequest, "bad_request")                                  \
   X(kUnauthorized, "unauthorized")                               \
   X(kForbidden, "forbidden")                                     \
+  X(kRateLimited, "rate_limited")                                \
   X(kNotFound, "not_found")                                      \
   X(kCheckoutUnknown, "checkout_unknown")                        \
   X(kMemberUnknown, "member_unknown")                            \
