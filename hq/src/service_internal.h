@@ -108,6 +108,9 @@ struct HqService::Impl {
   // (checkout_id, refund_id) -> the lowest seq of the upload's own entries naming the refund
   // (valid during Upload).
   std::map<std::pair<std::string, std::string>, int64_t> batch_refund_seq;
+  // refund_id -> the member of its sale, for the refunds this upload stored (valid during
+  // Upload): their clawback and restore entries need not look the sale up again.
+  std::map<std::string, uint64_t> batch_refund_member;
   std::map<std::string, std::shared_ptr<const rules::Rules>> versions;  // published, by version
   bool published = false;
   internal::HqMetrics metrics;  // this process's counters (metrics.h)
@@ -235,9 +238,11 @@ struct HqService::Impl {
                                                     const std::string& checkout_id);
   static RefundOrder OrderOf(const sync::Refund& r, const std::map<std::string, int64_t>& seqs);
   // "" when the refund checks; else the reason it is refused. *other_terminal: the other
-  // terminal whose refund of the same units came first (refund_reused), "" otherwise.
+  // terminal whose refund of the same units came first (refund_reused), "" otherwise;
+  // *member: the member of the sale, 0 for none or no sale (one look-up of the sale serves
+  // the refund's check, its storing and its entries').
   Result<std::string> CheckRefund(const std::string& tid, const sync::Refund& f,
-                                  std::string* other_terminal = nullptr);
+                                  std::string* other_terminal, uint64_t* member);
   Result<std::string> CheckEntry(const std::string& tid, const sync::Entry& e);
 
   // ------------------------------------------------------------------ returns.cc

@@ -231,6 +231,7 @@ http::Response HqService::Impl::Upload(const std::string& tid, const http::Reque
       if (Status s = StoreCheckout(tid, c); !s.ok()) return s;
     }
     batch_refund_seq.clear();
+    batch_refund_member.clear();
     for (const auto& e : up->entries) {
       if (e.terminal_id != tid || e.refund_id.empty()) continue;
       auto [it, fresh] =
@@ -259,15 +260,13 @@ http::Response HqService::Impl::Upload(const std::string& tid, const http::Reque
         continue;  // known: its verdict stands
       }
       std::string other;
-      auto reason = CheckRefund(tid, *r, &other);
+      uint64_t member = 0;
+      auto reason = CheckRefund(tid, *r, &other, &member);
       if (!reason.ok()) return reason.status();
-      auto sale = SaleOf(tid, *r);
-      if (!sale.ok()) return sale.status();
       auto inserted = store.InsertRefund(tid, *r);
       if (!inserted.ok()) return inserted.status();
       if (!*inserted) continue;
-      uint64_t member =
-          sale->checkout && sale->checkout->member_id ? *sale->checkout->member_id : 0;
+      batch_refund_member[r->refund_id] = member;
       if (!reason->empty()) {
         if (Status s = store.MarkRefundRefused(tid, r->refund_id); !s.ok()) return s;
         if (*reason == "refund_reused") {
@@ -327,6 +326,7 @@ http::Response HqService::Impl::Upload(const std::string& tid, const http::Reque
   batch_checkouts.clear();  // it points into `up`, also after a failed transaction
   batch_first_entry.clear();
   batch_refund_seq.clear();
+  batch_refund_member.clear();
   if (!s.ok()) return FromStatus(s);
   return JsonResponse(200, sync::ToJson(out));
 }

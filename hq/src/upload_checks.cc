@@ -155,11 +155,14 @@ HqService::Impl::RefundOrder HqService::Impl::OrderOf(const sync::Refund& r,
 // from the sale and the refunds before it. Refunds of one sale at other terminals that HQ
 // accepted come before this one; the same terminal's, in the order it made them.
 Result<std::string> HqService::Impl::CheckRefund(const std::string& tid, const sync::Refund& f,
-                                                 std::string* other_terminal) {
+                                                 std::string* other_terminal,
+                                                 uint64_t* member) {
+  *member = 0;
   auto sale = SaleOf(tid, f);
   if (!sale.ok()) return sale.status();
   if (!sale->checkout) return sale->reason;
   const sync::Checkout& co = *sale->checkout;
+  if (co.member_id) *member = *co.member_id;
   auto rv = RulesVersion(co.rules_version);
   if (!rv.ok()) return rv.status();
   if (*rv && (*rv)->refund_window_days > 0 &&
@@ -193,15 +196,7 @@ Result<std::string> HqService::Impl::CheckRefund(const std::string& tid, const s
     if (l.line < 0 || static_cast<size_t>(l.line) >= n) return std::string("record_malformed");
     after[static_cast<size_t>(l.line)] += l.qty;  // qty <= 10^4, lines <= 500: no overflow
   }
-  rules::RefundBasis basis;
-  for (const auto& l : co.lines) {
-    basis.lines.push_back(
-        {l.qty, l.net_cents, l.net_before_redeem_cents, l.points_eligible, l.redeemable});
-  }
-  basis.points_earned = co.points_earned;
-  basis.redeemed_points = co.redeemed_points;
-  basis.eligible_cents = co.eligible_cents;
-  basis.redeemable_cents = co.redeemable_cents;
+  const rules::RefundBasis basis = rules::RefundBasisOf(co);
   auto amounts = rules::ComputeRefund(basis, before, after);
   if (!amounts.ok()) {
     if (amounts.status().code() != ErrorCode::kRefundExceedsSale)
@@ -309,10 +304,15 @@ Result<std::string> HqService::Impl::CheckEntry(const std::string& tid, const sy
     auto it = std::find_if(refunds->begin(), refunds->end(),
                            [&](const sync::Refund& f) { return f.refund_id == e.refund_id; });
     if (it == refunds->end()) return std::string("record_missing");
-    auto sale = SaleOf(tid, *it);
-    if (!sale.ok()) return sale.status();
-    if (!sale->checkout || !sale->checkout->member_id || *sale->checkout->member_id != e.member_id)
-      return std::string("member_mismatch");
+    uint64_t member = 0;
+    if (auto known = batch_refund_member.find(e.refund_id); known != batch_refund_member.end()) {
+      member = known->second;
+    } else {
+      auto sale = SaleOf(tid, *it);
+      if (!sale.ok()) return sale.status();
+      if (sale->checkout && sale->checkout->member_id) member = *sale->checkout->member_id;
+    }
+    if (member == 0 || member != e.member_id) return std::string("member_mismatch");
     bool claw = e.kind == "clawback";
     if (e.points != (claw ? -it->points_clawed_back : it->points_restored))
       return std::string("points_mismatch");
