@@ -287,12 +287,12 @@ void PosApi::Handle(http::Request&& req, http::Responder respond_now) {
       if (route == Route::kCommit) ctx_.service->LookUpIfUnheld(*ctx_.reader, *body);
       // A refund asks HQ about its sale here, off the writer thread (docs/pos-api.md,
       // "Returns anywhere").
-      std::optional<checkout::RemoteSale> remote;
-      if (route == Route::kRefund) remote = ctx_.service->PrepareRefund(*ctx_.reader, *body);
+      checkout::PreparedRefund prepared;
+      if (route == Route::kRefund) prepared = ctx_.service->PrepareRefund(*ctx_.reader, *body);
       auto* service = ctx_.service;
       bool commit = route == Route::kCommit;
       bool posted = ctx_.writer->Post([service, commit, finish, refuse, b = std::move(*body),
-                                       remote = std::move(remote)](ledger::Ledger& w) {
+                                       prepared = std::move(prepared)](ledger::Ledger& w) {
         auto guarded = [&](auto use_case) {
           std::optional<decltype(use_case())> r;
           try {
@@ -308,7 +308,7 @@ void PosApi::Handle(http::Request&& req, http::Responder respond_now) {
         if (commit)
           guarded([&] { return service->Commit(w, b); });
         else
-          guarded([&] { return service->Refund(w, b, remote); });
+          guarded([&] { return service->Refund(w, b, prepared); });
       });
       if (!posted) refuse(Status::Error(ErrorCode::kUnavailable, "the agent is shutting down"));
       return;

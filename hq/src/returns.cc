@@ -10,6 +10,7 @@
 #include "loyalty/base/encoding.h"
 #include "loyalty/codes/mint.h"
 #include "loyalty/codes/return_token.h"
+#include "loyalty/sync/sale_basis.h"
 
 namespace loyalty::hq {
 
@@ -20,31 +21,6 @@ namespace {
 // How long a receipt key's certificate lasts: a terminal renews it at a sync when less than
 // a third is left (docs/sync.md).
 constexpr int64_t kReceiptKeyDays = 90;
-
-// A refund's sale as a checkout record, from a verified return token: the fields a refund
-// is checked against (lines, allocations, points), nothing the token does not carry.
-sync::Checkout CheckoutFromToken(const codes::ReturnBasis& b) {
-  sync::Checkout c;
-  c.checkout_id = b.checkout_id;
-  c.member_id = b.member_id;
-  c.committed_at_ms = b.committed_at_ms;
-  c.rules_version = b.rules_version;
-  c.points_earned = b.points_earned;
-  c.redeemed_points = b.redeemed_points;
-  c.eligible_cents = b.eligible_cents;
-  c.redeemable_cents = b.redeemable_cents;
-  for (size_t i = 0; i < b.lines.size(); ++i) {
-    sync::CheckoutLine l;
-    l.line = static_cast<int64_t>(i);
-    l.qty = b.lines[i].qty;
-    l.net_cents = b.lines[i].net_cents;
-    l.net_before_redeem_cents = b.lines[i].net_before_redeem_cents;
-    l.points_eligible = b.lines[i].points_eligible;
-    l.redeemable = b.lines[i].redeemable;
-    c.lines.push_back(std::move(l));
-  }
-  return c;
-}
 
 }  // namespace
 
@@ -84,7 +60,7 @@ Result<HqService::Impl::Sale> HqService::Impl::SaleOf(const std::string& tid,
       sale.reason = "receipt_mismatch";
       return sale;
     }
-    sale.checkout = CheckoutFromToken(*b);
+    sale.checkout = sync::CheckoutOfReturnBasis(*b);
     sale.from_token = true;
     return sale;
   }

@@ -11,6 +11,7 @@
 #include "loyalty/checkout/lots.h"
 #include "loyalty/checkout/requests.h"
 #include "loyalty/checkout/views.h"
+#include "loyalty/sync/sale_basis.h"
 
 namespace loyalty::checkout {
 
@@ -735,22 +736,6 @@ std::optional<std::string> CheckoutService::ReturnToken(
 
 namespace {
 
-codes::ReturnBasis BasisOf(const model::Checkout& c) {
-  codes::ReturnBasis b;
-  b.checkout_id = c.checkout_id;
-  b.member_id = c.member_id;
-  b.committed_at_ms = c.committed_at_ms;
-  b.rules_version = c.rules_version;
-  b.points_earned = c.points_earned;
-  b.redeemed_points = c.redeemed_points;
-  b.eligible_cents = c.eligible_cents;
-  b.redeemable_cents = c.redeemable_cents;
-  for (const auto& l : c.lines)
-    b.lines.push_back(
-        {l.qty, l.net_cents, l.net_before_redeem_cents, l.points_eligible, l.redeemable});
-  return b;
-}
-
 // A string member of a JSON object, or "" (PrepareRefund reads before validation).
 std::string StringField(const json& body, const char* key) {
   auto it = body.find(key);
@@ -759,47 +744,50 @@ std::string StringField(const json& body, const char* key) {
 
 }  // namespace
 
-std::optional<RemoteSale> CheckoutService::PrepareRefund(ledger::Ledger& reader, const json& body) {
-  if (!fetch_sale_ || !body.is_object()) return std::nullopt;
+PreparedRefund CheckoutService::PrepareRefund(ledger::Ledger& reader, const json& body) {
+  PreparedRefund out;
+  if (!body.is_object()) return out;
   std::string refund_id = StringField(body, "refund_id");
   std::string checkout_id = StringField(body, "checkout_id");
-  if (!IsValidClientId(refund_id) || !IsValidClientId(checkout_id)) return std::nullopt;
-  // A replay answers from the ledger: nothing to ask.
-  if (auto existing = reader.GetRefund(refund_id); !existing.ok() || *existing) return std::nullopt;
+  if (!IsValidClientId(refund_id) || !IsValidClientId(checkout_id)) return out;
+  // A replay answers from the ledger: nothing to check or ask.
+  if (auto existing = reader.GetRefund(refund_id); !existing.ok() || *existing) return out;
   std::string seller = StringField(body, "sold_at");
-  if (seller.empty()) {
-    std::string receipt = StringField(body, "receipt");
-    if (!receipt.empty()) {
-      auto b =
-          codes::VerifyReturnToken(receipt, verifier_.config().hq_public_keys, &receipt_certs_);
-      if (!b.ok()) return std::nullopt;  // Refund answers the token's error
-      seller = b->terminal_id;
-    } else {
-      seller = opts_.terminal_id;
-    }
+  std::string receipt = StringField(body, "receipt");
+  if (!receipt.empty()) {
+    auto b =
+        codes::VerifyReturnToken(receipt, verifier_.config().hq_public_keys, &receipt_certs_);
+    if (!b.ok()) return out;  // Refund answers the token's error
+    if (seller.empty()) seller = b->terminal_id;
+    out.receipt = std::move(receipt);
+    out.receipt_basis = std::move(*b);
   }
-  if (seller.empty() || seller.size() > 32) return std::nullopt;
+  if (!fetch_sale_) return out;
+  if (seller.empty()) seller = opts_.terminal_id;
+  if (seller.size() > 32) return out;
   for (char c : seller)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-')) return std::nullopt;
-  return fetch_sale_(seller, checkout_id);
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-')) return out;
+  out.remote = fetch_sale_(seller, checkout_id);
+  return out;
 }
 
 Result<RefundOutcome> CheckoutService::Refund(ledger::Ledger& w, const json& body) {
-  return Refund(w, body, std::nullopt);
+  return Refund(w, body, PreparedRefund{});
 }
 
 Result<RefundOutcome> CheckoutService::Refund(ledger::Ledger& w, const json& body,
-                                              const std::optional<RemoteSale>& remote) {
+                                              const PreparedRefund& prepared) {
   std::string request_hash = CanonicalHash(body);
   if (w.damaged()) return DamagedError(w);
-  auto result = RefundNew(w, body, request_hash, remote);
+  auto result = RefundNew(w, body, request_hash, prepared);
   if (w.damaged() && !result.ok()) return DamagedError(w);
   return result;
 }
 
 Result<RefundOutcome> CheckoutService::RefundNew(ledger::Ledger& w, const json& body,
                                                  const std::string& request_hash,
-                                                 const std::optional<RemoteSale>& remote) {
+                                                 const PreparedRefund& prepared) {
+  const std::optional<RemoteSale>& remote = prepared.remote;
   auto rid = body.find("refund_id");
   if (rid != body.end() && rid->is_string() && IsValidClientId(rid->get<std::string>())) {
     auto existing = w.GetRefund(rid->get<std::string>());
@@ -821,8 +809,10 @@ Result<RefundOutcome> CheckoutService::RefundNew(ledger::Ledger& w, const json& 
   // The sale: this terminal's own checkout, or another terminal's (sold_at, the receipt).
   std::optional<codes::ReturnBasis> token;
   if (req->receipt) {
-    auto b =
-        codes::VerifyReturnToken(*req->receipt, verifier_.config().hq_public_keys, &receipt_certs_);
+    auto b = prepared.receipt_basis && prepared.receipt == *req->receipt
+                 ? Result<codes::ReturnBasis>(*prepared.receipt_basis)
+                 : codes::VerifyReturnToken(*req->receipt, verifier_.config().hq_public_keys,
+                                            &receipt_certs_);
     if (!b.ok()) return b.status();
     if (req->sold_at && *req->sold_at != b->terminal_id)
       return Err(ErrorCode::kBadRequest, "sold_at names another terminal than the receipt");
@@ -840,18 +830,18 @@ Result<RefundOutcome> CheckoutService::RefundNew(ledger::Ledger& w, const json& 
           ? &*remote
           : nullptr;
 
-  codes::ReturnBasis sale;
+  model::Checkout sale;
   bool from_token = false;
   if (!foreign) {
     auto co_read = w.GetCheckout(req->checkout_id);
     if (!co_read.ok()) return ReadError(co_read.status());
     if (!*co_read)
       return Err(ErrorCode::kCheckoutUnknown, "no committed checkout " + req->checkout_id);
-    sale = BasisOf(**co_read);
+    sale = std::move(**co_read);
   } else if (hq && hq->checkout) {
-    sale = BasisOf(*hq->checkout);
+    sale = *hq->checkout;
   } else if (token) {
-    sale = *token;
+    sale = sync::CheckoutOfReturnBasis(*token);
     from_token = true;
   } else {
     return Err(ErrorCode::kCheckoutUnknown,
@@ -907,15 +897,7 @@ Result<RefundOutcome> CheckoutService::RefundNew(ledger::Ledger& w, const json& 
   if (refund_lines.empty())
     return Err(ErrorCode::kRefundExceedsSale, "every unit of this checkout was already refunded");
 
-  rules::RefundBasis basis;
-  for (const auto& l : sale.lines)
-    basis.lines.push_back(
-        {l.qty, l.net_cents, l.net_before_redeem_cents, l.points_eligible, l.redeemable});
-  basis.points_earned = sale.points_earned;
-  basis.redeemed_points = sale.redeemed_points;
-  basis.eligible_cents = sale.eligible_cents;
-  basis.redeemable_cents = sale.redeemable_cents;
-  auto amounts = rules::ComputeRefund(basis, before, after);
+  auto amounts = rules::ComputeRefund(rules::RefundBasisOf(sale), before, after);
   if (!amounts.ok()) return amounts.status();
 
   if (Status s = w.Begin(); !s.ok()) return WriteError(s);

@@ -89,6 +89,19 @@ Status CheckBasis(const RefundBasis& b) {
 
 }  // namespace
 
+RefundBasis RefundBasisOf(const model::Checkout& sale) {
+  RefundBasis b;
+  b.lines.reserve(sale.lines.size());
+  for (const auto& l : sale.lines)
+    b.lines.push_back(
+        {l.qty, l.net_cents, l.net_before_redeem_cents, l.points_eligible, l.redeemable});
+  b.points_earned = sale.points_earned;
+  b.redeemed_points = sale.redeemed_points;
+  b.eligible_cents = sale.eligible_cents;
+  b.redeemable_cents = sale.redeemable_cents;
+  return b;
+}
+
 Result<RefundAmounts> ComputeRefund(const RefundBasis& basis,
                                     const std::vector<int64_t>& units_before,
                                     const std::vector<int64_t>& units_after) {

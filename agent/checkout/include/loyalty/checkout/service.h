@@ -47,6 +47,12 @@ struct RemoteSale {
 // the ledger); nullopt when HQ could not be asked or did not answer in time.
 using SaleFetcher = std::function<std::optional<RemoteSale>(const std::string& sold_at,
                                                             const std::string& checkout_id)>;
+// What PrepareRefund found out before the refund, off the writer thread.
+struct PreparedRefund {
+  std::optional<RemoteSale> remote;  // what HQ said of the sale, when asked and answered
+  std::string receipt;               // the body's receipt, when it verified...
+  std::optional<codes::ReturnBasis> receipt_basis;  // ...and what it says (checked once)
+};
 
 struct ServiceOptions {
   std::string terminal_id;
@@ -78,11 +84,11 @@ class CheckoutService {
   // checkout needs it or the receipt's return token; one of this terminal's own counts the
   // units HQ knows were refunded at other terminals.
   Result<RefundOutcome> Refund(ledger::Ledger& writer, const nlohmann::json& body,
-                               const std::optional<RemoteSale>& remote);
-  // On the caller's thread (never the writer's), before Refund: asks the sale fetcher about
-  // the sale the body names (sold_at, the receipt's terminal, or this terminal), unless the
-  // refund id was used already. nullopt: not asked, or no answer.
-  std::optional<RemoteSale> PrepareRefund(ledger::Ledger& reader, const nlohmann::json& body);
+                               const PreparedRefund& prepared);
+  // On the caller's thread (never the writer's), before Refund: verifies the body's receipt
+  // and asks the sale fetcher about the sale the body names (sold_at, the receipt's
+  // terminal, or this terminal), unless the refund id was used already.
+  PreparedRefund PrepareRefund(ledger::Ledger& reader, const nlohmann::json& body);
   void SetSaleFetcher(SaleFetcher fetch);
   // The receipt key (a raw Ed25519 seed) and HQ's certificate of it: commits carry a
   // return token from then on. Any thread.
@@ -137,7 +143,7 @@ class CheckoutService {
                                   const std::string& request_hash);
   Result<RefundOutcome> RefundNew(ledger::Ledger& w, const nlohmann::json& body,
                                   const std::string& request_hash,
-                                  const std::optional<RemoteSale>& remote);
+                                  const PreparedRefund& prepared);
   std::optional<std::string> ReturnToken(const std::string& checkout_id,
                                          std::optional<uint64_t> member_id, int64_t at_ms,
                                          const std::string& rules_version,

@@ -32,6 +32,7 @@
 #include "loyalty/base/status.h"
 #include "loyalty/model/coupon.h"
 #include "loyalty/model/lot.h"
+#include "loyalty/model/sale.h"
 
 namespace loyalty::rules {
 
@@ -206,6 +207,10 @@ struct RefundBasis {
   int64_t eligible_cents = 0;    // Quote::eligible_cents
   int64_t redeemable_cents = 0;  // Quote::redeemable_cents
 };
+
+// The basis of a committed checkout (its lines' allocations and its points), as the selling
+// terminal, HQ and a refunding terminal all compute refunds from.
+RefundBasis RefundBasisOf(const model::Checkout& sale);
 
 struct RefundAmounts {
   int64_t refund_cents = 0;
