@@ -15,6 +15,21 @@ MemberLookup::MemberLookup(MemberLookupOptions options, MakeTransport make_trans
       local_(local),
       clock_(clock) {}
 
+Result<std::string> MemberLookup::Ask(std::string_view route, const std::string& body,
+                                      int timeout_ms) {
+  auto transport = make_transport_();
+  if (!transport.ok()) return transport.status();
+  auto ex = (*transport)
+                ->Send("POST", "/v1/sync/" + opt_.terminal_id + "/" + std::string(route),
+                       "application/json", body, timeout_ms);
+  if (!ex.ok()) return ex.status();
+  if (ex->status != 200)
+    return Status::Error(ErrorCode::kBadResponse, "HQ answered " + std::to_string(ex->status));
+  return std::move(ex->body);
+}
+
+void MemberLookup::Pause() { paused_until_mono_ms_.store(clock_.mono_ms() + opt_.pause_ms); }
+
 bool MemberLookup::Lookup(const codes::Identified& id) {
   if (opt_.timeout_ms <= 0) return false;
   std::lock_guard<std::mutex> g(mu_);
@@ -38,7 +53,7 @@ bool MemberLookup::Lookup(const codes::Identified& id) {
       break;
   }
   auto fail = [&](const Status& s) {
-    paused_until_mono_ms_.store(clock_.mono_ms() + opt_.pause_ms);
+    Pause();
     LogEvent(Level::kWarn, "member_lookup_failed",
              {{"kind", what},
               {"code_hash", id.code_hash.substr(0, 12)},
@@ -46,16 +61,9 @@ bool MemberLookup::Lookup(const codes::Identified& id) {
               {"paused_s", opt_.pause_ms / 1000}});
     return false;
   };
-  auto transport = make_transport_();
-  if (!transport.ok()) return fail(transport.status());
-  auto ex = (*transport)
-                ->Send("POST", "/v1/sync/" + opt_.terminal_id + "/members", "application/json",
-                       sync::SerializeMessage(req), opt_.timeout_ms);
-  if (!ex.ok()) return fail(ex.status());
-  if (ex->status != 200)
-    return fail(
-        Status::Error(ErrorCode::kBadResponse, "HQ answered " + std::to_string(ex->status)));
-  auto found = sync::ParseMessage<sync::MembersResponse>(ex->body);
+  auto answer = Ask("members", sync::SerializeMessage(req), opt_.timeout_ms);
+  if (!answer.ok()) return fail(answer.status());
+  auto found = sync::ParseMessage<sync::MembersResponse>(*answer);
   if (!found.ok()) return fail(found.status());
   // Only what was asked for: one member, the one of the dynamic code or the card's holder.
   if (found->members.size() > 1 ||
@@ -88,7 +96,7 @@ std::optional<checkout::RemoteSale> MemberLookup::FetchSale(const std::string& s
   const int64_t start = clock_.mono_ms();
   if (start < paused_until_mono_ms_.load()) return std::nullopt;
   auto fail = [&](const Status& s) -> std::optional<checkout::RemoteSale> {
-    paused_until_mono_ms_.store(clock_.mono_ms() + opt_.pause_ms);
+    Pause();
     LogEvent(Level::kWarn, "sale_fetch_failed",
              {{"sold_at", sold_at},
               {"checkout_id", checkout_id},
@@ -97,21 +105,13 @@ std::optional<checkout::RemoteSale> MemberLookup::FetchSale(const std::string& s
     return std::nullopt;
   };
   sync::SaleRequest req{sold_at, checkout_id};
-  auto transport = make_transport_();
-  if (!transport.ok()) return fail(transport.status());
-  auto ex = (*transport)
-                ->Send("POST", "/v1/sync/" + opt_.terminal_id + "/sale", "application/json",
-                       sync::SerializeMessage(req),
-                       // Another terminal's sale cannot be refunded without HQ (or the
-                       // receipt): worth a longer wait than this terminal's own, which only
-                       // learns of units refunded elsewhere.
-                       sold_at == opt_.terminal_id ? opt_.timeout_ms
-                                                   : std::max(opt_.timeout_ms, kSaleTimeoutMs));
-  if (!ex.ok()) return fail(ex.status());
-  if (ex->status != 200)
-    return fail(
-        Status::Error(ErrorCode::kBadResponse, "HQ answered " + std::to_string(ex->status)));
-  auto found = sync::ParseMessage<sync::SaleResponse>(ex->body);
+  // Another terminal's sale cannot be refunded without HQ (or the receipt): worth a longer
+  // wait than this terminal's own, which only learns of units refunded elsewhere.
+  auto answer = Ask("sale", sync::SerializeMessage(req),
+                    sold_at == opt_.terminal_id ? opt_.timeout_ms
+                                                : std::max(opt_.timeout_ms, kSaleTimeoutMs));
+  if (!answer.ok()) return fail(answer.status());
+  auto found = sync::ParseMessage<sync::SaleResponse>(*answer);
   if (!found.ok()) return fail(found.status());
   // Only what was asked for: that checkout, its member, that member's identities.
   if (found->checkout && found->checkout->checkout_id != checkout_id)

@@ -21,6 +21,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "loyalty/base/clock.h"
 #include "loyalty/base/status.h"
@@ -59,6 +60,12 @@ class MemberLookup {
   void Resume() { paused_until_mono_ms_.store(0); }
 
  private:
+  // One request to HQ, POST /v1/sync/{tid}/{route} within timeout_ms: the body of its 200
+  // answer, or why there is none. The caller holds mu_.
+  Result<std::string> Ask(std::string_view route, const std::string& body, int timeout_ms);
+  // After a failure: look-ups wait pause_ms before asking HQ again.
+  void Pause();
+
   MemberLookupOptions opt_;
   MakeTransport make_transport_;
   SyncLocal& local_;
