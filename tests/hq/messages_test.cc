@@ -283,6 +283,44 @@ TEST(MessagesTest, ArrayLimits) {
             R"({"identities":[{"channel":"card","external_id":"1"}],"member_ids":[]})");
 }
 
+// The limits of the messages of returns anywhere and eviction, at their edges.
+TEST(MessagesTest, SaleEvictionAndReceiptKeyLimits) {
+  ChangesResponse page;
+  page.evict.assign(kMaxEvictions, 7);
+  EXPECT_TRUE(ParseMessage<ChangesResponse>(SerializeMessage(page)).ok());
+  page.evict.push_back(7);
+  ExpectRejected<ChangesResponse>(ToJson(page), "evict");
+
+  EvictedRequest evicted;
+  evicted.member_ids.assign(kMaxEvictions, 7);
+  EXPECT_TRUE(ParseMessage<EvictedRequest>(SerializeMessage(evicted)).ok());
+  evicted.member_ids.push_back(7);
+  ExpectRejected<EvictedRequest>(ToJson(evicted), "member_ids");
+
+  Refund rf;
+  rf.refund_id = "r-1";
+  rf.checkout_id = "c-1";
+  rf.reason = "return";
+  rf.at_ms = 3;
+  rf.refund_cents = 100;
+  rf.response_json = "{}";
+  rf.lines = {{0, 1}};
+  SaleResponse sale;
+  sale.checkout = SampleCheckout();
+  sale.refunds.assign(kMaxSaleRefunds, {"T02", rf});
+  auto read = ParseMessage<SaleResponse>(SerializeMessage(sale));
+  ASSERT_TRUE(read.ok()) << read.status().ToString();
+  EXPECT_EQ(read->refunds.size(), kMaxSaleRefunds);
+  sale.refunds.push_back({"T02", rf});
+  ExpectRejected<SaleResponse>(ToJson(sale), "refunds");
+
+  // A certificate of at most 256 bytes (its base64url at most 512 characters).
+  ReceiptKeyResponse cert{std::string(256, '\x5a')};
+  ExpectRoundTrip(cert);
+  cert.certificate.push_back('\x5a');
+  ExpectRejected<ReceiptKeyResponse>(ToJson(cert), "certificate");
+}
+
 TEST(MessagesTest, HelloChecks) {
   json h = ToJson(HelloRequest{1, "S001", "0.1.0", {0, ""}, 0});
   EXPECT_TRUE(ParseMessage<HelloRequest>(h.dump()).ok());
