@@ -107,9 +107,9 @@ std::optional<checkout::RemoteSale> MemberLookup::FetchSale(const std::string& s
   sync::SaleRequest req{sold_at, checkout_id};
   // Another terminal's sale cannot be refunded without HQ (or the receipt): worth a longer
   // wait than this terminal's own, which only learns of units refunded elsewhere.
-  auto answer = Ask("sale", sync::SerializeMessage(req),
-                    sold_at == opt_.terminal_id ? opt_.timeout_ms
-                                                : std::max(opt_.timeout_ms, kSaleTimeoutMs));
+  auto answer = Ask(
+      "sale", sync::SerializeMessage(req),
+      sold_at == opt_.terminal_id ? opt_.timeout_ms : std::max(opt_.timeout_ms, kSaleTimeoutMs));
   if (!answer.ok()) return fail(answer.status());
   auto found = sync::ParseMessage<sync::SaleResponse>(*answer);
   if (!found.ok()) return fail(found.status());

@@ -155,8 +155,7 @@ HqService::Impl::RefundOrder HqService::Impl::OrderOf(const sync::Refund& r,
 // from the sale and the refunds before it. Refunds of one sale at other terminals that HQ
 // accepted come before this one; the same terminal's, in the order it made them.
 Result<std::string> HqService::Impl::CheckRefund(const std::string& tid, const sync::Refund& f,
-                                                 std::string* other_terminal,
-                                                 uint64_t* member) {
+                                                 std::string* other_terminal, uint64_t* member) {
   *member = 0;
   auto sale = SaleOf(tid, f);
   if (!sale.ok()) return sale.status();

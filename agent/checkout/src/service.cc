@@ -755,8 +755,7 @@ PreparedRefund CheckoutService::PrepareRefund(ledger::Ledger& reader, const json
   std::string seller = StringField(body, "sold_at");
   std::string receipt = StringField(body, "receipt");
   if (!receipt.empty()) {
-    auto b =
-        codes::VerifyReturnToken(receipt, verifier_.config().hq_public_keys, &receipt_certs_);
+    auto b = codes::VerifyReturnToken(receipt, verifier_.config().hq_public_keys, &receipt_certs_);
     if (!b.ok()) return out;  // Refund answers the token's error
     if (seller.empty()) seller = b->terminal_id;
     out.receipt = std::move(receipt);

@@ -142,8 +142,7 @@ class CheckoutService {
   Result<CommitOutcome> CommitNew(ledger::Ledger& w, const nlohmann::json& body,
                                   const std::string& request_hash);
   Result<RefundOutcome> RefundNew(ledger::Ledger& w, const nlohmann::json& body,
-                                  const std::string& request_hash,
-                                  const PreparedRefund& prepared);
+                                  const std::string& request_hash, const PreparedRefund& prepared);
   std::optional<std::string> ReturnToken(const std::string& checkout_id,
                                          std::optional<uint64_t> member_id, int64_t at_ms,
                                          const std::string& rules_version,
