@@ -12,6 +12,7 @@
 #include "loyalty/base/encoding.h"
 #include "loyalty/base/hash.h"
 #include "loyalty/codes/mint.h"
+#include "support/api_record.h"
 
 namespace loyalty::testing {
 
@@ -69,6 +70,7 @@ void AgentProcess::Start() {
   client_ = std::make_unique<http::Client>("127.0.0.1", port_);
   auto healthy = [this] {
     auto r = client_->Request("GET", "/v1/health", "", {}, 1000);
+    RecordApiResponse(Api::kPos, "GET", "/v1/health", r);
     return r.ok() && r->status == 200;
   };
   switch (WaitUntilReady(&pid_, healthy, 10000, 10)) {
@@ -101,7 +103,8 @@ HttpReply CallWith(http::Client& client, const std::string& token, const std::st
   std::vector<std::pair<std::string, std::string>> headers;
   if (auth) headers.emplace_back("Authorization", "Bearer " + token);
   headers.emplace_back("Content-Type", "application/json");
-  return ToHttpReply(client.Request(method, target, body, headers, 10000));
+  return RecordedReply(Api::kPos, method, target,
+                       client.Request(method, target, body, headers, 10000));
 }
 
 HttpReply AgentProcess::Call(const std::string& method, const std::string& target,

@@ -25,6 +25,7 @@
 #include "loyalty/base/hash.h"
 #include "loyalty/codes/mint.h"
 #include "loyalty/hq/events.h"
+#include "support/api_record.h"
 #include "support/event_catalogue.h"
 #include "support/process.h"
 
@@ -217,9 +218,10 @@ Reply HqProcess::Admin(const std::string& method, const std::string& target, con
   } else {
     c = std::make_unique<http::Client>("127.0.0.1", port_);
   }
-  return testing::ToHttpReply(c->Request(method, target, body.is_null() ? "" : body.dump(),
-                                         {{"Authorization", std::string("Bearer ") + kAdminToken}},
-                                         10000));
+  return testing::RecordedReply(
+      testing::Api::kHq, method, target,
+      c->Request(method, target, body.is_null() ? "" : body.dump(),
+                 {{"Authorization", std::string("Bearer ") + kAdminToken}}, 10000));
 }
 
 Reply HqProcess::AsTerminal(const std::string& method, const std::string& target,
@@ -232,7 +234,8 @@ Reply HqProcess::AsTerminal(const std::string& method, const std::string& target
     o.key_file = cert->key_file;
   }
   http::Client c("127.0.0.1", port_, o);
-  return testing::ToHttpReply(c.Request(method, target, body, {}, 10000));
+  return testing::RecordedReply(testing::Api::kHq, method, target,
+                                c.Request(method, target, body, {}, 10000));
 }
 
 // ---------------------------------------------------------------------------- terminal
@@ -274,6 +277,7 @@ void TerminalProcess::Start() {
   client_ = std::make_unique<http::Client>("127.0.0.1", port_);
   auto healthy = [this] {
     auto r = client_->Request("GET", "/v1/health", "", {}, 1000);
+    testing::RecordApiResponse(testing::Api::kPos, "GET", "/v1/health", r);
     return r.ok() && r->status == 200;
   };
   switch (testing::WaitUntilReady(&pid_, healthy, 12000, 20)) {
@@ -319,9 +323,11 @@ std::string TerminalProcess::ReadLog() const { return ReadFile(dir_ / "agent.log
 Reply TerminalProcess::Call(const std::string& method, const std::string& target,
                             const json& body) {
   if (!client_) client_ = std::make_unique<http::Client>("127.0.0.1", port_);
-  return testing::ToHttpReply(client_->Request(
-      method, target, body.is_null() ? "" : body.dump(),
-      {{"Authorization", "Bearer " + token_}, {"Content-Type", "application/json"}}, 10000));
+  return testing::RecordedReply(
+      testing::Api::kPos, method, target,
+      client_->Request(
+          method, target, body.is_null() ? "" : body.dump(),
+          {{"Authorization", "Bearer " + token_}, {"Content-Type", "application/json"}}, 10000));
 }
 
 json TerminalProcess::Sync() {

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "e2e_fixture.h"
+#include "support/api_record.h"
 #include "support/prometheus.h"
 
 namespace loyalty::e2e {
@@ -86,9 +87,11 @@ TEST_F(HqObservabilityE2eTest, ARealSyncIsCountedAndTheFleetViewShowsIt) {
   tls.ca_file = pki_->ca_file();
   http::Client anonymous("127.0.0.1", hq_->port(), tls);
   auto r = anonymous.Request("GET", "/v1/terminals", "", {}, 10000);
+  testing::RecordApiResponse(testing::Api::kHq, "GET", "/v1/terminals", r);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->status, 401);
   r = anonymous.Request("GET", "/metrics", "", {}, 10000);
+  testing::RecordApiResponse(testing::Api::kHq, "GET", "/metrics", r);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->status, 200);
 }

@@ -24,6 +24,7 @@
 #include "loyalty/ledger/ledger.h"
 #include "loyalty/rules/rules.h"
 #include "loyalty/sync/messages.h"
+#include "support/api_record.h"
 #include "support/hq_store.h"
 
 namespace loyalty::hq::testing {
@@ -37,6 +38,13 @@ inline std::filesystem::path TempDir(const std::string& name) {
 }
 
 inline std::string HqSeed() { return std::string(32, '\x07'); }
+
+// HqService::Handle's answer to `req`, recorded for the check against docs/openapi after the
+// run (support/api_record.h). Every answer a test reads goes through here.
+inline http::Response Recorded(const http::Request& req, http::Response r) {
+  loyalty::testing::RecordApiResponse(loyalty::testing::Api::kHq, req.method, req.target, r);
+  return r;
+}
 
 // A terminal's chain: each Add() makes the next entry with the ledger's hash rule.
 struct FakeTerminal {
@@ -230,7 +238,7 @@ class HqFixture : public ::testing::Test {
     if (admin) r.authorization = "Bearer secret-token";
     GreetOnce(r.path);
     r.remote_address = remote_;
-    return service_->Handle(r, peer_);
+    return Recorded(r, service_->Handle(r, peer_));
   }
 
   // Every terminal the fixture talks to is a lane of store S001 (kStore), where CreateMember

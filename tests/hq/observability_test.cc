@@ -161,15 +161,15 @@ TEST_F(HqObservabilityTest, MetricsNeedTheTokenOffLoopback) {
   wrong.target = wrong.path = "/metrics";
   wrong.remote_address = remote_;
   wrong.authorization = "Bearer not-the-token";
-  EXPECT_EQ(service_->Handle(wrong, std::nullopt).status, 401);
+  EXPECT_EQ(Recorded(wrong, service_->Handle(wrong, std::nullopt)).status, 401);
   // The read-only metrics token (hq.toml metrics_token_file): /metrics, and nothing else.
   http::Request scrape = wrong;
   scrape.authorization = "Bearer scrape-token";
-  EXPECT_EQ(service_->Handle(scrape, std::nullopt).status, 200);
+  EXPECT_EQ(Recorded(scrape, service_->Handle(scrape, std::nullopt)).status, 200);
   for (const char* target : {"/v1/terminals", "/v1/refunds", "/v1/members/1"}) {
     http::Request admin = scrape;
     admin.target = admin.path = target;
-    auto r = service_->Handle(admin, std::nullopt);
+    auto r = Recorded(admin, service_->Handle(admin, std::nullopt));
     EXPECT_EQ(r.status, 401) << target;
   }
 }

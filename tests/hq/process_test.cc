@@ -18,6 +18,7 @@
 #include "hq_test_util.h"
 #include "loyalty/hq/events.h"
 #include "loyalty/http/client.h"
+#include "support/api_record.h"
 #include "support/event_catalogue.h"
 #include "support/net.h"
 #include "support/pki.h"
@@ -31,6 +32,13 @@ using nlohmann::json;
 const std::string kBinary = std::string(LOYALTY_BINARY_DIR) + "/hq/loyalty-hq";
 
 using loyalty::testing::FreePort;
+
+// An answer of loyalty-hq, recorded for the check against docs/openapi (support/api_record.h).
+Result<http::Response> RecordedHttp(const std::string& method, const std::string& target,
+                                    Result<http::Response> r) {
+  loyalty::testing::RecordApiResponse(loyalty::testing::Api::kHq, method, target, r);
+  return r;
+}
 
 void Write(const std::filesystem::path& p, const std::string& text, std::filesystem::perms perms) {
   std::ofstream(p) << text;
@@ -75,7 +83,7 @@ class HqProcessTest : public ::testing::Test {
     }
     http::Client probe("127.0.0.1", port_);
     for (int i = 0; i < 200; ++i) {
-      auto r = probe.Request("GET", "/v1/health", {}, {}, 1000);
+      auto r = RecordedHttp("GET", "/v1/health", probe.Request("GET", "/v1/health", {}, {}, 1000));
       if (r.ok() && r->status == 200) return;
       std::this_thread::sleep_for(std::chrono::milliseconds(25));
     }
@@ -92,8 +100,9 @@ class HqProcessTest : public ::testing::Test {
   Result<http::Response> Admin(const std::string& method, const std::string& target,
                                const json& body = nullptr) {
     http::Client c("127.0.0.1", port_);
-    return c.Request(method, target, body.is_null() ? "" : body.dump(),
-                     {{"Authorization", "Bearer e2e-token"}});
+    return RecordedHttp(method, target,
+                        c.Request(method, target, body.is_null() ? "" : body.dump(),
+                                  {{"Authorization", "Bearer e2e-token"}}));
   }
 
   std::filesystem::path dir_;
@@ -158,7 +167,9 @@ TEST_F(HqProcessTest, DeepJsonIsBadRequestOnEveryRouteAndHqLives) {
     ASSERT_LE(body.size(), size_t{1} << 20);  // under HQ's body limit: the parser decides
     for (const auto& [method, target] : routes) {
       http::Client c("127.0.0.1", port_);
-      auto r = c.Request(method, target, body, {{"Authorization", "Bearer e2e-token"}}, 10000);
+      auto r = RecordedHttp(
+          method, target,
+          c.Request(method, target, body, {{"Authorization", "Bearer e2e-token"}}, 10000));
       ASSERT_TRUE(r.ok()) << method << " " << target << " (" << body.size()
                           << " bytes): " << r.status().ToString();
       EXPECT_EQ(r->status, 400) << method << " " << target << ": " << r->body;
@@ -167,7 +178,7 @@ TEST_F(HqProcessTest, DeepJsonIsBadRequestOnEveryRouteAndHqLives) {
     }
   }
   http::Client probe("127.0.0.1", port_);
-  auto health = probe.Request("GET", "/v1/health", {}, {}, 5000);
+  auto health = RecordedHttp("GET", "/v1/health", probe.Request("GET", "/v1/health", {}, {}, 5000));
   ASSERT_TRUE(health.ok()) << health.status().ToString();
   EXPECT_EQ(health->status, 200);
   int status = 0;
@@ -217,7 +228,8 @@ TEST_F(HqProcessTest, EnrolUploadRestart) {
   r = Admin("GET", "/v1/terminals/T01");
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(json::parse(r->body)["chain_ok"], true);
-  auto unauth = terminal.Request("GET", "/v1/terminals/T01");
+  auto unauth =
+      RecordedHttp("GET", "/v1/terminals/T01", terminal.Request("GET", "/v1/terminals/T01"));
   ASSERT_TRUE(unauth.ok());
   EXPECT_EQ(unauth->status, 401);
 }
@@ -242,7 +254,8 @@ TEST_F(HqProcessTest, MetricsAndTheFleetViewOverHttp) {
                        sync::SerializeMessage(sync::UploadRequest{s.entries, {s.checkout}, {}}));
   ASSERT_TRUE(u.ok() && u->status == 200) << (u.ok() ? u->body : "");
 
-  auto metrics = terminal.Request("GET", "/metrics");  // no token: a loopback client
+  // No token: a loopback client.
+  auto metrics = RecordedHttp("GET", "/metrics", terminal.Request("GET", "/metrics"));
   ASSERT_TRUE(metrics.ok()) << metrics.status().ToString();
   ASSERT_EQ(metrics->status, 200) << metrics->body;
   EXPECT_EQ(metrics->content_type, "text/plain; version=0.0.4; charset=utf-8");
@@ -260,7 +273,7 @@ TEST_F(HqProcessTest, MetricsAndTheFleetViewOverHttp) {
   EXPECT_EQ(MetricValue(samples, "loyalty_hq_database_ok"), 1);
   loyalty::testing::ExpectPrometheusClientParses(metrics->body);
 
-  auto refused = terminal.Request("GET", "/v1/terminals");
+  auto refused = RecordedHttp("GET", "/v1/terminals", terminal.Request("GET", "/v1/terminals"));
   ASSERT_TRUE(refused.ok());
   EXPECT_EQ(refused->status, 401);
   auto fleet = Admin("GET", "/v1/terminals?store_id=S001&silent=false");

@@ -532,7 +532,7 @@ TEST_F(HqTrustTest, OneUploadOrOneSaleAtATimeEndTheSame) {
     r.target = r.path = path;
     r.body = body;
     if (admin) r.authorization = "Bearer secret-token";
-    return h.service->Handle(r, std::nullopt);
+    return Recorded(r, h.service->Handle(r, std::nullopt));
   };
   Hq all = open("all.db"), each = open("each.db");
   for (Hq* h : {&all, &each}) {

@@ -1,4 +1,5 @@
 #include "support/hq_server.h"
+#include "support/api_record.h"
 #include "support/hq_store.h"
 
 #include <gtest/gtest.h>
@@ -120,8 +121,9 @@ HttpReply InProcessHq::Admin(const std::string& method, const std::string& targe
   } else {
     c = std::make_unique<http::Client>("127.0.0.1", port());
   }
-  return ToHttpReply(c->Request(method, target, body.is_null() ? "" : body.dump(),
-                                {{"Authorization", "Bearer " + opt_.admin_token}}, 10000));
+  return RecordedReply(Api::kHq, method, target,
+                       c->Request(method, target, body.is_null() ? "" : body.dump(),
+                                  {{"Authorization", "Bearer " + opt_.admin_token}}, 10000));
 }
 
 std::string InProcessHq::CreateMember(const std::string& phone) {
