@@ -137,6 +137,7 @@ namespace {
 std::string RouteLabel(const std::string& method, const std::string& path) {
   static const char* const kRoutes[] = {"/v1/health",
                                         "/v1/identify",
+                                        "/v1/members/lookup",
                                         "/v1/checkouts/quote",
                                         "/v1/checkouts/commit",
                                         "/v1/refunds",
@@ -147,6 +148,10 @@ std::string RouteLabel(const std::string& method, const std::string& path) {
   for (const char* r : kRoutes)
     if (path == r) return method + " " + r;
   if (path.rfind("/v1/members/", 0) == 0) return method + " /v1/members/:id";
+  if (auto e = ParseEnrolmentPath(path)) {
+    static const char* const kSuffix[] = {"", ".png", ".svg"};
+    return method + " /v1/checkouts/:id/enrolment" + kSuffix[static_cast<int>(e->format)];
+  }
   if (path.rfind("/v1/checkouts/", 0) == 0) return method + " /v1/checkouts/:id";
   return "other";
 }
@@ -210,8 +215,46 @@ void PosApi::Handle(http::Request&& req, http::Responder respond_now) {
     body = std::move(*parsed);
   }
 
+  // Phone look-up (docs/pos-api.md): the number stays in this request's memory.
+  if (req.method == "POST" && path == "/v1/members/lookup") {
+    if (!body) return refuse(ParseJsonObject(req.body).status());  // empty
+    auto phone = body->find("phone");
+    if (phone == body->end() || !phone->is_string())
+      return refuse(
+          Status::Error(ErrorCode::kBadRequest, "phone is required and must be a string"));
+    if (body->size() != 1)
+      return refuse(Status::Error(ErrorCode::kBadRequest, "a look-up carries phone alone"));
+    auto r = ctx_.service->LookupPhone(*ctx_.reader, phone->get_ref<const std::string&>());
+    if (!r.ok() && r.status().code() == ErrorCode::kRateLimited) {
+      LogRejected(req.method, path, r.status());
+      http::Response limited = http::ErrorResponse(r.status());
+      limited.headers.emplace_back("Retry-After", "60");
+      return respond(std::move(limited));
+    }
+    return finish(r);
+  }
   if (req.method == "GET" && StartsWith(path, "/v1/members/"))
     return finish(ctx_.service->GetMember(*ctx_.reader, path.substr(12)));
+  // Sign-up at the till (docs/pos-api.md): the claim of a sale made without a member, as
+  // a link or its QR code.
+  if (req.method == "GET") {
+    if (auto route = ParseEnrolmentPath(path)) {
+      if (ctx_.enrolment.url_template.empty())
+        return refuse(Status::Error(ErrorCode::kNotFound,
+                                    "sign-up QR codes are off: agent.toml [enrolment] "
+                                    "url_template is not set"));
+      auto claim = ctx_.service->Enrolment(*ctx_.reader, route->checkout_id);
+      if (!claim.ok()) return refuse(claim.status());
+      auto answer = EnrolmentResponse(ctx_.enrolment, *claim, route->format);
+      if (!answer.ok()) return refuse(answer.status());
+      static const char* const kFormat[] = {"json", "png", "svg"};
+      LogEvent(Level::kInfo, "enrolment_offered",
+               {{"checkout_id", claim->checkout_id},
+                {"format", kFormat[static_cast<int>(route->format)]},
+                {"expires_at", FormatRfc3339(claim->expires_at_s)}});
+      return respond(std::move(*answer));
+    }
+  }
   if (req.method == "GET" && StartsWith(path, "/v1/checkouts/") &&
       path.find('/', 14) == std::string::npos)
     return finish(ctx_.service->GetCheckout(*ctx_.reader, path.substr(14)));

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "enrolment.h"
 #include "loyalty/checkout/service.h"
 #include "loyalty/checkout/writer.h"
 #include "loyalty/http/server.h"
@@ -33,6 +34,7 @@ struct ApiContext {
   Metrics* metrics = nullptr;                      // GET /metrics; request latency
   std::function<StatusData()> status_data;         // GET /status
   SyncService* sync = nullptr;                     // null: /v1/sync answers 503
+  EnrolmentOptions enrolment;                      // sign-up QR codes; url_template "" = off
 };
 
 class PosApi {

@@ -360,8 +360,10 @@ int Serve(const std::string& config_path, Prepared& p) {
   if (!ledger) return kExitRuntime;
 
   codes::TrustedTime trusted_time(p.cfg.clock_skew_s);
-  checkout::CheckoutService service({p.cfg.terminal_id, p.cfg.store_id}, clock, *p.verifier,
-                                    trusted_time, p.tz, p.rules, LoggedServiceEvents());
+  checkout::ServiceOptions service_opts{p.cfg.terminal_id, p.cfg.store_id};
+  service_opts.phone_lookups_per_hour = p.cfg.phone_lookups_per_hour;
+  checkout::CheckoutService service(service_opts, clock, *p.verifier, trusted_time, p.tz, p.rules,
+                                    LoggedServiceEvents());
   checkout::LedgerWriter writer(std::move(ledger->writer));
   SyncLocal sync_local({p.cfg.database, p.cfg.terminal_id, p.cfg.store_id, LOYALTY_VERSION}, writer,
                        service, clock, p.tz, ApplyHqRules(service, ledger->hq_rules_adopted));
@@ -382,7 +384,12 @@ int Serve(const std::string& config_path, Prepared& p) {
     service.SetSaleFetcher([&lookup](const std::string& sold_at, const std::string& checkout_id) {
       return lookup.FetchSale(sold_at, checkout_id);
     });
+    // A phone number found in no snapshot is asked of HQ (docs/pos-api.md, "Phone look-up").
+    service.SetPhoneFetcher(
+        [&lookup](const std::string& digits) { return lookup.LookupPhone(digits); });
   }
+  if (Status s = sync_local.LoadPhoneKeys(); !s.ok())
+    LogEvent(Level::kWarn, "phone_keys_unreadable", {{"reason", s.ToString()}});
   // Commits carry a return token once HQ has certified this terminal's receipt key.
   if (Status s = sync_local.LoadReceiptKey(clock.now_s()); !s.ok())
     LogEvent(Level::kWarn, "receipt_key_unreadable", {{"reason", s.ToString()}});
@@ -408,6 +415,11 @@ int Serve(const std::string& config_path, Prepared& p) {
   ctx.writer = &writer;
   ctx.reader = loop_reader;
   ctx.sync = &sync_service;
+  ctx.enrolment.url_template = p.cfg.enrolment_url_template;
+  ctx.enrolment.qr.module_pixels = p.cfg.enrolment_qr_module_pixels;
+  ctx.enrolment.qr.error_correction =
+      qr::ErrorCorrectionFromName(p.cfg.enrolment_qr_error_correction)
+          .value_or(qr::ErrorCorrection::kMedium);
   ctx.health_extra = [&]() {
     bool untrusted = trusted_time.untrusted(clock);
     return nlohmann::json{{"clock", {{"trusted", !untrusted}}},

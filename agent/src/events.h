@@ -56,6 +56,9 @@ inline constexpr EventInfo kEventCatalogue[] = {
      "points_restored",
      "- (sold_at: the selling terminal when not this one, null otherwise; from: ledger, hq or "
      "receipt)"},
+    {"enrolment_offered", "info", "checkout_id, format, expires_at",
+     "- (the POS asked for the sign-up link or QR code of a sale made without a member: "
+     "format json, png or svg; docs/pos-api.md, \"Sign-up at the till\")"},
     {"member_frozen", "warn", "member_id, reason, checkout_id",
      "the member earned more than max_points_per_hour: HQ's risk team reviews and unfreezes"},
     {"tier_upgraded", "info", "member_id, tier", "-"},
@@ -103,6 +106,14 @@ inline constexpr EventInfo kEventCatalogue[] = {
     {"sale_fetch_failed", "warn", "sold_at, checkout_id, reason, paused_s",
      "HQ did not answer: a return of another terminal's sale needs the receipt's return code "
      "until it does; look-ups pause for paused_s"},
+    {"phone_lookup", "info", "found, via, member_id, ms",
+     "- (a member asked for by phone number: via ledger, hq or none; never the number)"},
+    {"phone_lookup_limited", "warn", "per_hour",
+     "more phone look-ups in an hour than [api] phone_lookups_per_hour allows: someone may be "
+     "trying numbers at this till; the cashier scans the member's code meanwhile"},
+    {"phone_keys_unreadable", "warn", "reason",
+     "the store's phone look-up keys could not be read at start: phone look-up finds members "
+     "online only until the next sync"},
     {"receipt_key_unreadable", "warn", "reason",
      "the ledger's receipt key could not be read at start: commits carry no return token until "
      "the next sync renews it"},

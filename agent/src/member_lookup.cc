@@ -24,7 +24,8 @@ Result<std::string> MemberLookup::Ask(std::string_view route, const std::string&
                        "application/json", body, timeout_ms);
   if (!ex.ok()) return ex.status();
   if (ex->status != 200)
-    return Status::Error(ErrorCode::kBadResponse, "HQ answered " + std::to_string(ex->status));
+    return Status::Error(ex->status == 429 ? ErrorCode::kRateLimited : ErrorCode::kBadResponse,
+                         "HQ answered " + std::to_string(ex->status));
   return std::move(ex->body);
 }
 
@@ -51,6 +52,8 @@ bool MemberLookup::Lookup(const codes::Identified& id) {
       req.identities->push_back({id.channel, id.external_id});
       what = id.channel;
       break;
+    case codes::CodeKind::kPhone:  // LookupPhone asks by number
+      return false;
   }
   auto fail = [&](const Status& s) {
     Pause();
@@ -87,6 +90,53 @@ bool MemberLookup::Lookup(const codes::Identified& id) {
              found->members.empty() ? std::string() : std::to_string(found->members[0].member_id)},
             {"ms", clock_.mono_ms() - start}});
   return !found->members.empty();
+}
+
+std::optional<uint64_t> MemberLookup::LookupPhone(const std::string& digits) {
+  if (opt_.timeout_ms <= 0) return std::nullopt;
+  std::lock_guard<std::mutex> g(mu_);
+  const int64_t start = clock_.mono_ms();
+  if (start < paused_until_mono_ms_.load()) return std::nullopt;
+  auto fail = [&](const Status& s) -> std::optional<uint64_t> {
+    Pause();
+    LogEvent(Level::kWarn, "member_lookup_failed",
+             {{"kind", "phone"},
+              {"code_hash", ""},
+              {"reason", s.ToString()},
+              {"paused_s", opt_.pause_ms / 1000}});
+    return std::nullopt;
+  };
+  sync::MembersRequest req;
+  req.identities.emplace();
+  req.phone = digits;
+  auto answer = Ask("members", sync::SerializeMessage(req), opt_.timeout_ms);
+  if (!answer.ok()) {
+    // HQ's limit on phone look-ups is an answer, not an outage: no pause.
+    if (answer.status().code() == ErrorCode::kRateLimited) return std::nullopt;
+    return fail(answer.status());
+  }
+  auto found = sync::ParseMessage<sync::MembersResponse>(*answer);
+  if (!found.ok()) return fail(found.status());
+  if (found->members.size() > 1)
+    return fail(Status::Error(ErrorCode::kBadResponse, "HQ sent more than one member"));
+  if (found->identities) {
+    for (const auto& i : *found->identities) {
+      if (found->members.empty() || i.member_id != found->members[0].member_id)
+        return fail(Status::Error(ErrorCode::kBadResponse, "HQ sent an identity not asked for"));
+    }
+  }
+  if (!found->members.empty()) {
+    if (Status s = local_.AdoptMembers(*found); !s.ok()) return fail(s);
+  }
+  const uint64_t id = found->members.empty() ? 0 : found->members[0].member_id;
+  LogEvent(Level::kInfo, "member_lookup",
+           {{"kind", "phone"},
+            {"code_hash", ""},
+            {"found", id != 0},
+            {"member_id", id ? std::to_string(id) : std::string()},
+            {"ms", clock_.mono_ms() - start}});
+  if (id == 0) return std::nullopt;
+  return id;
 }
 
 std::optional<checkout::RemoteSale> MemberLookup::FetchSale(const std::string& sold_at,

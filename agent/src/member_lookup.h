@@ -56,6 +56,11 @@ class MemberLookup {
   std::optional<checkout::RemoteSale> FetchSale(const std::string& sold_at,
                                                 const std::string& checkout_id);
   static constexpr int kSaleTimeoutMs = 1000;
+  // A member by phone number (docs/pos-api.md, "Phone look-up"): POST /v1/sync/{tid}/members
+  // with the look-up digits within timeout_ms; HQ answers a consenting member, who goes into
+  // the ledger. Their id, or nullopt (none, paused, or no answer). Events: member_lookup
+  // (kind phone) and member_lookup_failed; never the number.
+  std::optional<uint64_t> LookupPhone(const std::string& digits);
   // HQ answered a sync run: look-ups need not wait out a pause.
   void Resume() { paused_until_mono_ms_.store(0); }
 

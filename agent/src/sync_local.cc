@@ -30,7 +30,9 @@ Status ApplySnapshot(ledger::Ledger& w, const sync::Snapshot& snap, const TimeZo
   m.member_id = snap.member_id;
   m.display_name = snap.display_name;
   m.phone = snap.phone;
-  m.phone_hash = snap.phone_hash;
+  // Only a store look-up hash is kept (docs/pos-api.md, "Phone look-up").
+  m.phone_key_id = snap.phone_hash.empty() ? 0 : snap.phone_key_id;
+  m.phone_hash = m.phone_key_id != 0 ? snap.phone_hash : "";
   m.tier = snap.tier;
   m.status = snap.status;
   m.frozen_reason = snap.frozen_reason;
@@ -261,6 +263,53 @@ Status SyncLocal::Acknowledge(const sync::UploadRequest& sent,
   });
 }
 
+namespace {
+
+// The ledger's meta key for the store's phone look-up keys: a JSON array of {"key_id",
+// "key" (base64url)}, the current first, then the one before it (docs/pos-api.md).
+constexpr const char* kPhoneKeysMeta = "phone_keys";
+
+std::vector<std::pair<int64_t, std::string>> ParsePhoneKeys(const std::string& text) {
+  std::vector<std::pair<int64_t, std::string>> out;
+  auto j = json::parse(text, nullptr, false);
+  if (!j.is_array()) return out;
+  for (const auto& k : j) {
+    if (!k.is_object() || !k.contains("key_id") || !k["key_id"].is_number_integer() ||
+        !k.contains("key") || !k["key"].is_string())
+      continue;
+    auto raw = Base64UrlDecode(k["key"].get<std::string>());
+    if (raw && raw->size() == 32) out.emplace_back(k["key_id"].get<int64_t>(), *raw);
+  }
+  return out;
+}
+
+json PhoneKeysJson(const std::vector<std::pair<int64_t, std::string>>& keys) {
+  json out = json::array();
+  for (const auto& [id, key] : keys) out.push_back({{"key_id", id}, {"key", Base64UrlEncode(key)}});
+  return out;
+}
+
+}  // namespace
+
+Status SyncLocal::LoadPhoneKeys() {
+  auto r = Reader();
+  if (!r.ok()) return r.status();
+  auto text = (*r)->GetMeta(kPhoneKeysMeta);
+  if (!text.ok()) return text.status();
+  if (*text) service_.SetPhoneKeys(ParsePhoneKeys(**text));
+  return Status::Ok();
+}
+
+Result<std::vector<uint64_t>> SyncLocal::MembersToRehash(size_t limit) {
+  auto r = Reader();
+  if (!r.ok()) return r.status();
+  auto text = (*r)->GetMeta(kPhoneKeysMeta);
+  if (!text.ok()) return text.status();
+  auto keys = *text ? ParsePhoneKeys(**text) : std::vector<std::pair<int64_t, std::string>>();
+  if (keys.empty()) return std::vector<uint64_t>();
+  return (*r)->MembersWithOtherPhoneKey(keys.front().first, limit);
+}
+
 Status SyncLocal::ApplyChanges(const sync::ChangesResponse& page) {
   std::optional<json> rules_json;
   if (page.rules) {
@@ -270,7 +319,9 @@ Status SyncLocal::ApplyChanges(const sync::ChangesResponse& page) {
     if (parsed.ok()) rules_json = *page.rules;
   }
   int64_t validity = service_.rules()->points_validity_months;
+  std::vector<std::pair<int64_t, std::string>> phone_keys;
   Status s = OnWriter([&](ledger::Ledger& w) -> Status {
+    phone_keys.clear();
     for (const auto& snap : page.members)
       if (Status s = ApplySnapshot(w, snap, tz_, validity); !s.ok()) return s;
     for (const auto& id : page.identities)
@@ -295,8 +346,20 @@ Status SyncLocal::ApplyChanges(const sync::ChangesResponse& page) {
     if (rules_json) {
       if (Status s = w.PutMeta("hq_rules", rules_json->dump()); !s.ok()) return s;
     }
+    if (page.phone_key) {
+      // A new key joins as the current one; the one it replaces stays for look-ups until
+      // the members hashed with it are sent again.
+      auto text = w.GetMeta(kPhoneKeysMeta);
+      if (!text.ok()) return text.status();
+      auto held = *text ? ParsePhoneKeys(**text) : std::vector<std::pair<int64_t, std::string>>();
+      phone_keys = {{page.phone_key->key_id, page.phone_key->key}};
+      for (const auto& k : held)
+        if (k.first != page.phone_key->key_id && phone_keys.size() < 2) phone_keys.push_back(k);
+      if (Status s = w.PutMeta(kPhoneKeysMeta, PhoneKeysJson(phone_keys).dump()); !s.ok()) return s;
+    }
     return w.PutMeta(ledger::kSyncCursorKey, page.cursor);
   });
+  if (s.ok() && !phone_keys.empty()) service_.SetPhoneKeys(phone_keys);
   if (s.ok() && rules_json && on_rules_) on_rules_(*rules_json);
   return s;
 }

@@ -58,6 +58,13 @@ class SyncLocal final : public sync::LocalLedger {
   Status RecordRun(const sync::RunRecord& record) override;
   Status Finish() override;
   Result<std::vector<uint64_t>> Evict(const std::vector<uint64_t>& member_ids) override;
+  Result<std::vector<uint64_t>> MembersToRehash(size_t limit) override;
+  Status ApplySnapshots(const sync::MembersResponse& members) override {
+    return AdoptMembers(members);
+  }
+  // The store's phone look-up keys kept in the ledger, handed to the checkout service (at
+  // start; a sync run hands on what it receives).
+  Status LoadPhoneKeys();
   // The receipt key (docs/sync.md, "Receipt keys"): a seed made once and kept in the
   // ledger's meta table; a certificate is asked for when there is none, when it names
   // another key or terminal, or when less than a third of its 90 days is left.

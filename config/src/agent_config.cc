@@ -58,10 +58,12 @@ std::string TopLevelHint(std::string_view key) {
   static const std::pair<std::string_view, std::vector<std::string_view>> kSections[] = {
       {"agent", {"terminal_id", "store_id", "timezone", "database", "rules_file"}},
       {"api",
-       {"listen", "token_file", "allow_public_listen", "max_connections", "request_timeout_ms"}},
+       {"listen", "token_file", "allow_public_listen", "max_connections", "request_timeout_ms",
+        "phone_lookups_per_hour"}},
       {"codes", {"hq_public_keys", "code_max_age_s", "clock_skew_s", "card_prefix", "channels"}},
       {"hq", {"url", "ca_file", "cert_file", "key_file", "lookup_timeout_ms"}},
       {"sync", {"interval_s", "run_timeout_s"}},
+      {"enrolment", {"url_template", "qr_module_pixels", "qr_error_correction"}},
       {"log", {"level", "format", "file", "file_max_bytes", "file_count"}},
   };
   for (const auto& [section, keys] : kSections) {
@@ -157,6 +159,7 @@ void ParseApiSection(Section& s, AgentConfig& c, const internal::PathResolver& p
   if (s.String("token_file", c.token_file)) c.token_file = paths.Resolve(c.token_file);
   s.Int("max_connections", c.max_connections, 1, 1024);
   s.Int("request_timeout_ms", c.request_timeout_ms, 100, 300000);
+  s.Int("phone_lookups_per_hour", c.phone_lookups_per_hour, 0, 1000);
   s.Finish();
   if (!e.ok()) return;
   internal::HostPort hp;
@@ -296,6 +299,56 @@ void ParseHqSection(Section& s, AgentConfig& c, const internal::PathResolver& pa
 void ParseSyncSection(Section& s, AgentConfig& c) {
   s.Int("interval_s", c.interval_s, 0, 604800);
   s.Int("run_timeout_s", c.run_timeout_s, 1, 3600);
+  s.Finish();
+}
+
+// [enrolment] url_template: what a URI may hold (RFC 3986: unreserved, reserved and '%'),
+// "{claim}" exactly once, a scheme first. The claim itself is URL-unreserved, so the link
+// needs no escaping, and at most 512 + 379 - 7 bytes, within a QR code's 1,024.
+constexpr size_t kMaxUrlTemplateBytes = 512;
+constexpr std::string_view kClaimPlaceholder = "{claim}";
+
+std::optional<std::string> CheckUrlTemplate(const std::string& t) {
+  if (t.empty() || t.size() > kMaxUrlTemplateBytes)
+    return "must be 1.." + std::to_string(kMaxUrlTemplateBytes) + " characters";
+  const size_t at = t.find(kClaimPlaceholder);
+  if (at == std::string::npos) return "must contain {claim}, where the signed claim goes";
+  if (t.find(kClaimPlaceholder, at + 1) != std::string::npos)
+    return "must contain {claim} exactly once";
+  std::string rest = t.substr(0, at) + t.substr(at + kClaimPlaceholder.size());
+  static constexpr std::string_view kUriPunctuation = "-._~:/?#[]@!$&'()*+,;=%";
+  for (char ch : rest) {
+    const bool ok = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+                    (ch >= '0' && ch <= '9') || kUriPunctuation.find(ch) != std::string_view::npos;
+    if (!ok) {
+      std::string shown = ch >= 0x21 && ch <= 0x7e ? std::string(1, ch) : "a space or control";
+      return "holds '" + shown +
+             "', which a link cannot (percent-encode it; only {claim} is replaced)";
+    }
+  }
+  // A scheme: a letter, then letters, digits, + - ., then ':' (https:, alipays:, weixin:).
+  size_t colon = rest.find(':');
+  bool scheme = colon != std::string::npos && colon > 0 && at > colon &&
+                ((rest[0] >= 'a' && rest[0] <= 'z') || (rest[0] >= 'A' && rest[0] <= 'Z'));
+  for (size_t i = 0; scheme && i < colon; ++i) {
+    const char ch = rest[i];
+    scheme = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+             ch == '+' || ch == '-' || ch == '.';
+  }
+  if (!scheme)
+    return "must begin with a scheme before {claim} (e.g. "
+           "https://join.example.com/m?claim={claim})";
+  return std::nullopt;
+}
+
+void ParseEnrolmentSection(Section& s, AgentConfig& c) {
+  Errors& e = s.errors();
+  if (s.Has("url_template") && s.String("url_template", c.enrolment_url_template) && e.ok()) {
+    if (auto why = CheckUrlTemplate(c.enrolment_url_template))
+      e.Fail(s.Key("url_template"), Quote(c.enrolment_url_template) + " " + *why);
+  }
+  s.Int("qr_module_pixels", c.enrolment_qr_module_pixels, 1, 16);
+  s.OneOf("qr_error_correction", c.enrolment_qr_error_correction, {"L", "M", "Q", "H"});
   s.Finish();
 }
 
@@ -459,7 +512,8 @@ Result<AgentConfig> ParseAgentConfig(std::string_view toml_text, const std::stri
   c.database = paths.Resolve(c.database);
 
   Section top(e, &*root, "");
-  for (const char* section : {"agent", "api", "codes", "hq", "sync", "log", "scanners"})
+  for (const char* section :
+       {"agent", "api", "codes", "hq", "sync", "enrolment", "log", "scanners"})
     top.Has(section);
   top.Finish(TopLevelHint);
 
@@ -469,6 +523,7 @@ Result<AgentConfig> ParseAgentConfig(std::string_view toml_text, const std::stri
   const toml::table* hq = internal::SubTable(e, *root, "hq", "");
   const toml::table* sync = internal::SubTable(e, *root, "sync", "");
   const toml::table* log = internal::SubTable(e, *root, "log", "");
+  const toml::table* enrolment = internal::SubTable(e, *root, "enrolment", "");
   if (!e.ok()) return e.status();
 
   Section agent_s(e, agent, "agent");
@@ -483,6 +538,8 @@ Result<AgentConfig> ParseAgentConfig(std::string_view toml_text, const std::stri
   if (e.ok()) ParseSyncSection(sync_s, c);
   Section log_s(e, log, "log");
   if (e.ok()) ParseLogSection(log_s, c, paths);
+  Section enrolment_s(e, enrolment, "enrolment");
+  if (e.ok()) ParseEnrolmentSection(enrolment_s, c);
   if (e.ok()) ParseScanners(e, root->get("scanners"), c, paths);
   if (!e.ok()) return e.status();
   c.warnings = std::move(e.warnings());

@@ -35,7 +35,7 @@ Result<HqConfig> ParseHqConfig(std::string_view toml_text, const std::string& pa
          {"listen", "database", "database_password_file", "admin_token_file", "signing_keys",
           "tls_cert_file", "tls_key_file", "client_ca_file", "card_prefix", "pii_key_file",
           "timezone", "max_connections", "max_connections_per_address", "crl_file", "rules_file",
-          "member_scope_months", "metrics_token_file"}) {
+          "member_scope_months", "metrics_token_file", "phone_key_days"}) {
       if (k == key) return "unknown key at the top level (it belongs in [hq])";
     }
     return {};
@@ -83,6 +83,7 @@ Result<HqConfig> ParseHqConfig(std::string_view toml_text, const std::string& pa
   s.Int("max_connections", c.max_connections, 1, 65536);
   s.Int("max_connections_per_address", c.max_connections_per_address, 0, 65536);
   s.Int("member_scope_months", c.member_scope_months, 1, 120);
+  s.Int("phone_key_days", c.phone_key_days, 1, 365);
   s.String("crl_file", c.crl_file, true);
   s.Finish();
   if (!e.ok()) return e.status();

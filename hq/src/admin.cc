@@ -111,7 +111,9 @@ http::Response HqService::Impl::CreateMember(const http::Request& req) {
   std::string name;
   std::optional<std::string> phone, birthday, tier, card, store_id;
   std::vector<std::pair<std::string, std::string>> identities;
+  std::optional<bool> phone_consent;
   ReadOptMemberId(r.Field("member_id"), &member_id);
+  r.OptBool("phone_lookup_consent", &phone_consent);
   r.Str("name", &name, 1, 256);
   r.OptStr("phone", &phone, 1, 64);
   r.OptStr("birthday", &birthday, 5, 5);
@@ -125,6 +127,9 @@ http::Response HqService::Impl::CreateMember(const http::Request& req) {
         identities.emplace_back(ch, ext);
     });
   }
+  // Sign-up at the till (claims.cc): the claim of the sale the customer joined at.
+  std::optional<std::string> claim_text;
+  r.OptStr("claim", &claim_text, 1, codes::kMaxEnrolClaimChars);
   if (!r.ok()) return FromStatus(r.status());
   if (member_id && *member_id == 0) return Error(ErrorCode::kBadRequest, "member_id must not be 0");
   if (phone && PhoneDigits(*phone).size() < 5)
@@ -150,8 +155,19 @@ http::Response HqService::Impl::CreateMember(const http::Request& req) {
     return Error(ErrorCode::kBadRequest, "card_number must be 16 digits with a Luhn check digit");
   }
 
+  std::optional<codes::EnrolClaim> claim;
+  if (claim_text) {
+    auto verified = VerifyClaim(*claim_text);
+    if (!verified.ok()) {
+      ReportClaimRefused(nullptr, member_id.value_or(0), verified.status());
+      return FromStatus(verified.status());
+    }
+    claim = std::move(*verified);
+  }
+  std::optional<ClaimRecord> claimed;
+
   MemberRecord m;
-  Status s = Transact([&]() -> Status {
+  Status s = Write([&]() -> Status {
     uint64_t id = 0;
     if (member_id) {
       auto existing = store.GetMember(*member_id);
@@ -205,6 +221,7 @@ http::Response HqService::Impl::CreateMember(const http::Request& req) {
     if (birthday) m.birthday_enc = pii.Encrypt(*birthday, mid + "/birthday");
     m.birthday_month = birthday_month;
     m.card_number = card_number;
+    m.phone_lookup_consent = phone_consent.value_or(false);
     m.tier = tier.value_or("member");
     m.created_at_ms = clock.now_ms();
     if (Status s = store.InsertMember(m); !s.ok()) return s;
@@ -221,11 +238,25 @@ http::Response HqService::Impl::CreateMember(const http::Request& req) {
       auto fresh = store.AddStoreMember(*store_id, id, "enrolled", m.created_at_ms, ScopeSinceMs());
       if (!fresh.ok()) return fresh.status();
     }
-    return store.UpsertBalance(id, 0);
+    if (Status s = store.UpsertBalance(id, 0); !s.ok()) return s;
+    // Recorded with the member, or neither is: a refused claim enrols no one.
+    if (claim) {
+      auto c = RecordClaim(*claim, id);
+      if (!c.ok()) return c.status();
+      claimed = std::move(*c);
+    }
+    return Status::Ok();
   });
-  if (!s.ok()) return FromStatus(s);
-  return JsonResponse(201,
-                      {{"member_id", std::to_string(m.member_id)}, {"card_number", m.card_number}});
+  if (!s.ok()) {
+    if (claim) ReportClaimRefused(&*claim, m.member_id, s);
+    return FromStatus(s);
+  }
+  json out{{"member_id", std::to_string(m.member_id)}, {"card_number", m.card_number}};
+  if (claimed) {
+    ReportClaimRecorded(*claimed);
+    out["claim"] = ClaimJson(*claimed);
+  }
+  return JsonResponse(201, out);
 }
 
 Result<MemberRecord> HqService::Impl::RequireMember(const std::string& id_text) {
@@ -324,6 +355,7 @@ http::Response HqService::Impl::MemberView(const std::string& id_text) {
                             {"balance", m->balance},
                             {"entries", *n},
                             {"month_spend_cents", std::max<int64_t>(0, *spend)},
+                            {"phone_lookup_consent", m->phone_lookup_consent},
                             {"conflicts", c}});
 }
 
@@ -410,6 +442,29 @@ http::Response HqService::Impl::SetTier(const std::string& id_text, const http::
   });
   if (!s.ok()) return FromStatus(s);
   return JsonResponse(200, {{"member_id", id_text}, {"tier", tier}});
+}
+
+// The member's consent to be found by phone number at the till (docs/pos-api.md, "Phone
+// look-up"): the member's snapshot changes, so the store's terminals gain or drop the
+// look-up hash at their next run.
+http::Response HqService::Impl::SetPhoneConsent(const std::string& id_text,
+                                                const http::Request& req) {
+  auto j = AdminBody(req);
+  if (!j.ok()) return FromStatus(j.status());
+  JsonReader r(*j, ErrorCode::kBadRequest);
+  bool consent = false;
+  r.Bool("consent", &consent);
+  if (!r.ok()) return FromStatus(r.status());
+  Status s = Write([&]() -> Status {
+    auto m = RequireMember(id_text);
+    if (!m.ok()) return m.status();
+    if (m->phone_lookup_consent == consent) return Status::Ok();  // repeating is harmless
+    m->phone_lookup_consent = consent;
+    return SaveMember(*m, m->tier, m->status);
+  });
+  if (!s.ok()) return FromStatus(s);
+  Report("phone_consent_changed", {{"member_id", id_text}, {"consent", consent}});
+  return JsonResponse(200, {{"member_id", id_text}, {"phone_lookup_consent", consent}});
 }
 
 http::Response HqService::Impl::CreateCoupon(const http::Request& req) {

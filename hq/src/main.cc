@@ -118,6 +118,7 @@ int main(int argc, char** argv) {
   }
   opt.card_prefix = cfg->card_prefix;
   opt.member_scope_months = cfg->member_scope_months;
+  opt.phone_key_days = cfg->phone_key_days;
   for (const auto& [id, file] : cfg->signing_keys) {
     auto seed = loyalty::hq::LoadSigningKeySeed(file);
     if (!seed.ok()) {

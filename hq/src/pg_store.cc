@@ -29,7 +29,7 @@ namespace {
 constexpr int64_t kWriterLock = 0x4c6f79616c747901;     // every write (and the daily job)
 constexpr int64_t kMigrationLock = 0x4c6f79616c747902;  // schema migrations
 
-constexpr int kPgSchemaVersion = 2;
+constexpr int kPgSchemaVersion = 4;
 
 constexpr const char* kPgMigrations[] = {
     // 1: the SQLite schema 4 in PostgreSQL's types.
@@ -134,6 +134,25 @@ CREATE INDEX refunds_by_cashier ON refunds(cashier_id, at_ms) WHERE cashier_id <
 CREATE TABLE receipt_keys (
   terminal_id TEXT NOT NULL, public_key TEXT NOT NULL, certified_at_ms BIGINT NOT NULL,
   PRIMARY KEY (terminal_id, public_key));
+)sql",
+    // 3: phone look-up with consent (docs/pos-api.md, "Phone look-up"): the member's
+    // consent, and HQ's own index of the chain-keyed phone hash for online look-ups.
+    R"sql(
+ALTER TABLE members ADD COLUMN phone_consent BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX members_by_phone ON members(phone_hash) WHERE phone_hash <> '';
+)sql",
+    // 4: sign-up at the till (docs/hq.md, "Claims"): a member's claim to the points of a
+    // sale made without one, once per sale (terminal, checkout), and what became of it.
+    R"sql(
+CREATE TABLE claims (
+  terminal_id TEXT NOT NULL, checkout_id TEXT NOT NULL, member_id BIGINT NOT NULL,
+  committed_at_ms BIGINT NOT NULL, expires_at_s BIGINT NOT NULL, claimed_at_ms BIGINT NOT NULL,
+  status TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '', points BIGINT NOT NULL DEFAULT 0,
+  entry_id TEXT NOT NULL DEFAULT '', credited_at_ms BIGINT NOT NULL DEFAULT 0,
+  clawed_back BIGINT NOT NULL DEFAULT 0,
+  PRIMARY KEY (terminal_id, checkout_id));
+CREATE INDEX claims_by_member ON claims(member_id, claimed_at_ms);
+CREATE INDEX claims_pending ON claims(terminal_id) WHERE status = 'pending';
 )sql",
 };
 

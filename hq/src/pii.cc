@@ -9,7 +9,9 @@
 #include <cstring>
 #include <memory>
 
+#include "loyalty/base/encoding.h"
 #include "loyalty/base/hash.h"
+#include "loyalty/base/phone.h"
 #include "loyalty/base/secret_file.h"
 
 namespace loyalty::hq {
@@ -58,6 +60,7 @@ PiiCipher PiiCipher::FromKey(std::string key32) {
   PiiCipher c(std::move(key32));
   std::string mac = KeyedHashHex(c.key_, "loyalty-hq phone-hash v1");
   c.phone_hash_key_ = mac;  // hex of the derived key: 64 bytes of key material for HMAC
+  c.store_phone_master_ = KeyedHashHex(c.key_, "loyalty-hq store-phone-key v1");
   return c;
 }
 
@@ -109,7 +112,18 @@ Result<std::string> PiiCipher::Decrypt(std::string_view blob, std::string_view a
 }
 
 std::string PiiCipher::PhoneHash(std::string_view phone) const {
-  return KeyedHashHex(phone_hash_key_, PhoneDigits(phone));
+  return KeyedHashHex(phone_hash_key_, PhoneLookupDigits(phone));
+}
+
+std::string PiiCipher::StorePhoneKey(std::string_view store_id, int64_t key_id) const {
+  std::string hex =
+      KeyedHashHex(store_phone_master_, std::string(store_id) + '\0' + std::to_string(key_id));
+  auto raw = HexDecode(hex);
+  return raw ? *raw : std::string();
+}
+
+std::string StorePhoneHash(std::string_view store_key, std::string_view phone) {
+  return KeyedHashHex(store_key, PhoneLookupDigits(phone));
 }
 
 std::string MaskName(std::string_view name) {

@@ -70,11 +70,12 @@ Result<HqService::Impl::Sale> HqService::Impl::SaleOf(const std::string& tid,
 
 bool HqService::Impl::AllowSaleFetch(const std::string& tid, int64_t now_ms) {
   std::lock_guard<std::mutex> lock(sale_fetch_mu);
-  auto& times = sale_fetches[tid];
-  while (!times.empty() && times.front() <= now_ms - 3'600'000) times.pop_front();
-  if (times.size() >= kSaleFetchesPerHour) return false;
-  times.push_back(now_ms);
-  return true;
+  return TakeHourlySlot(sale_fetches[tid], kSaleFetchesPerHour, now_ms);
+}
+
+bool HqService::Impl::AllowPhoneLookup(const std::string& tid, int64_t now_ms) {
+  std::lock_guard<std::mutex> lock(sale_fetch_mu);
+  return TakeHourlySlot(phone_lookups[tid], kPhoneLookupsPerHour, now_ms);
 }
 
 http::Response HqService::Impl::SaleRoute(const std::string& tid, const http::Request& req) {
@@ -120,7 +121,7 @@ http::Response HqService::Impl::SaleRoute(const std::string& tid, const http::Re
     if (*term) {
       if (Status s = ScopeMember((*term)->store_id, id, "asked", clock.now_ms()); !s.ok()) return s;
     }
-    auto snap = Snapshot(**rec, *term ? (*term)->head_seq : 0);
+    auto snap = Snapshot(**rec, *term ? (*term)->head_seq : 0, *term ? (*term)->store_id : "");
     if (!snap.ok()) return snap.status();
     if (Status v = sync::ValidateSnapshot(*snap); !v.ok()) return Status::Ok();
     if (Status h = store.HoldMember(tid, id, (*rec)->balance); !h.ok()) return h;

@@ -157,7 +157,11 @@ http::Response HqService::Impl::Admin(const std::vector<std::string>& p, const h
     if (p[3] == "unfreeze") return Unfreeze(p[2], req);
     if (p[3] == "tier") return SetTier(p[2], req);
     if (p[3] == "identities") return AddIdentity(p[2], req);
+    if (p[3] == "claims") return AddClaim(p[2], req);
   }
+  if (n == 4 && p[1] == "members" && p[3] == "claims" && m == "GET") return MemberClaims(p[2]);
+  if (n == 4 && p[1] == "members" && p[3] == "phone-lookup-consent" && m == "PUT")
+    return SetPhoneConsent(p[2], req);
   if (n == 4 && p[1] == "devices" && p[3] == "revoke" && m == "POST") return RevokeDevice(p[2]);
   if (n == 2 && p[1] == "coupons" && m == "POST") return CreateCoupon(req);
   if (n == 2 && p[1] == "refunds" && m == "GET") return RefundsByCashier(req);

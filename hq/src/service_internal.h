@@ -12,6 +12,8 @@
 //   accounting.cc      points into balances and lots, HQ's own entries, velocity, tiers by spend
 //   upload_checks.cc   what HQ trusts of an upload: checkouts priced again, refunds, entries
 //   upload.cc          the upload route: records and entries stored, checked, applied; conflicts
+//   claims.cc          sign-up claims: a sale's points credited once to the member who joined
+//                      with its claim, settled at the sale's upload, taken back by its refunds
 //   sync_routes.cc     the other terminal routes: hello, changes, members, fetch, recon
 //   admin.cc           the admin API: members, identities, devices, adjustments, coupons,
 //                      terminals (one, and the fleet view)
@@ -36,6 +38,7 @@
 #include <nlohmann/json.hpp>
 
 #include "loyalty/base/status.h"
+#include "loyalty/codes/enrol_claim.h"
 #include "loyalty/codes/return_token.h"
 #include "loyalty/hq/service.h"
 #include "loyalty/hq/store.h"
@@ -81,6 +84,15 @@ inline constexpr int64_t kActiveWithinMs = 5 * 60 * 1000;
 inline int64_t MicrosSince(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t)
       .count();
+}
+
+// A sliding-hour limit: true (and the time recorded) when fewer than `per_hour` of `times`
+// (oldest first) fall in the hour before now_ms.
+inline bool TakeHourlySlot(std::deque<int64_t>& times, size_t per_hour, int64_t now_ms) {
+  while (!times.empty() && times.front() <= now_ms - 3'600'000) times.pop_front();
+  if (times.size() >= per_hour) return false;
+  times.push_back(now_ms);
+  return true;
 }
 
 }  // namespace internal
@@ -269,6 +281,31 @@ struct HqService::Impl {
   http::Response ReceiptKey(const std::string& tid, const http::Request& req);
   http::Response RefundsByCashier(const http::Request& req);
 
+  // ------------------------------------------------------------------ claims.cc
+  // Sign-up claims (docs/hq.md, "Claims"). The claim text verified by HQ's clock and keys,
+  // and within the current rules' refund window: the code_* errors.
+  Result<codes::EnrolClaim> VerifyClaim(const std::string& text);
+  // Inside a Write: records the member's claim of the sale; judged at once when HQ holds the
+  // sale (credited, or the error: claim_used, checkout_has_member, checkout_refunded,
+  // claim_refused), pending otherwise.
+  Result<ClaimRecord> RecordClaim(const codes::EnrolClaim& claim, uint64_t member_id);
+  // Inside the upload's Write, after its records: the terminal's pending claims of the sales
+  // HQ now holds, credited or refused.
+  Status SettleClaims(const std::string& tid);
+  // Inside the upload's Write, after it accepted a refund of the sale (sold_at, checkout_id):
+  // what a credited claim of the sale gives back so far.
+  Status ClawBackClaim(const std::string& sold_at, const std::string& checkout_id,
+                       const std::string& refund_id);
+  // "" when the claim may be credited from the sale as HQ holds it; else why not.
+  Result<std::string> JudgeClaim(const ClaimRecord& c, const sync::Checkout& co);
+  Status CreditClaim(ClaimRecord& c, const sync::Checkout& co);
+  static json ClaimJson(const ClaimRecord& c);
+  void ReportClaimRecorded(const ClaimRecord& c);
+  // claim_refused for the claim's own refusals (a code_* or claim error), nothing else.
+  void ReportClaimRefused(const codes::EnrolClaim* claim, uint64_t member_id, const Status& why);
+  http::Response AddClaim(const std::string& id_text, const http::Request& req);
+  http::Response MemberClaims(const std::string& id_text);
+
   // ------------------------------------------------------------------ upload.cc
   Status Conflict(const std::string& kind, const std::string& tid, const std::string& other,
                   uint64_t member, const json& detail, const std::string& key);
@@ -280,7 +317,17 @@ struct HqService::Impl {
   http::Response Upload(const std::string& tid, const http::Request& req);
 
   // ------------------------------------------------------------------ sync_routes.cc
-  Result<sync::Snapshot> Snapshot(const MemberRecord& m, int64_t terminal_seq);
+  // What a terminal of store `store_id` may know of the member: for a member who consented
+  // to phone look-up, phone_hash is the store-keyed look-up hash (docs/pos-api.md, "Phone
+  // look-up"), else "".
+  Result<sync::Snapshot> Snapshot(const MemberRecord& m, int64_t terminal_seq,
+                                  const std::string& store_id);
+  // The store phone look-up key number in force at `now_s` (hq.toml phone_key_days).
+  int64_t PhoneKeyId(int64_t now_s) const;
+  // Online phone look-ups one terminal may make in any trailing hour (per process).
+  static constexpr size_t kPhoneLookupsPerHour = 60;
+  bool AllowPhoneLookup(const std::string& tid, int64_t now_ms);
+  std::map<std::string, std::deque<int64_t>> phone_lookups;  // by terminal; sale_fetch_mu
   Result<TerminalRecord> TouchTerminal(const std::string& tid, const std::string* store_id);
   http::Response Hello(const std::string& tid, const http::Request& req);
   http::Response Changes(const std::string& tid, const http::Request& req);
@@ -302,6 +349,7 @@ struct HqService::Impl {
   http::Response Adjust(const std::string& id_text, const http::Request& req);
   http::Response Unfreeze(const std::string& id_text, const http::Request& req);
   http::Response SetTier(const std::string& id_text, const http::Request& req);
+  http::Response SetPhoneConsent(const std::string& id_text, const http::Request& req);
   http::Response CreateCoupon(const http::Request& req);
   http::Response TerminalView(const std::string& tid);
   http::Response TerminalList(const http::Request& req);

@@ -59,7 +59,8 @@ inline std::string Excluded(const std::string& columns, size_t skip) {
 inline constexpr const char* kMemberCols =
     "member_id, name_enc, phone_enc, birthday_enc, display_name, phone_masked, phone_hash, "
     "birthday_month, "
-    "card_number, tier, status, frozen_reason, unfrozen_at_ms, balance, created_at_ms, change_seq";
+    "card_number, tier, status, frozen_reason, unfrozen_at_ms, balance, created_at_ms, change_seq, "
+    "phone_consent";
 inline constexpr const char* kCouponCols =
     LOYALTY_COUPON_COLUMNS ", body_hash, used_by_terminal, used_by_checkout, change_seq";
 inline constexpr const char* kConflictCols =
@@ -107,6 +108,7 @@ MemberRecord ReadMember(const Row& s) {
   m.balance = s.Int(13);
   m.created_at_ms = s.Int(14);
   m.change_seq = s.Int(15);
+  m.phone_lookup_consent = s.Int(16) != 0;
   return m;
 }
 
@@ -170,7 +172,7 @@ class SqlStore final : public Store {
     auto seq = NextChange();
     if (!seq.ok()) return seq.status();
     HQ_PREPARE(st, std::string("INSERT INTO members (") + kMemberCols +
-                       ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+                       ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
     BindMember(st, m, *seq);
     return st.Run();
   }
@@ -181,7 +183,7 @@ class SqlStore final : public Store {
     HQ_PREPARE(
         st,
         std::string("INSERT INTO members (") + kMemberCols +
-            ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (member_id) DO UPDATE SET " +
+            ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (member_id) DO UPDATE SET " +
             Excluded(kMemberCols, 1));
     BindMember(st, m, *seq);
     return st.Run();
@@ -210,6 +212,15 @@ class SqlStore final : public Store {
     if (st.Step()) return std::optional<uint64_t>(static_cast<uint64_t>(st.Int(0)));
     if (!st.status().ok()) return st.status();
     return std::optional<uint64_t>();
+  }
+
+  Result<std::vector<uint64_t>> ConsentingMembersByPhoneHash(const std::string& phone_hash,
+                                                             int64_t limit) override {
+    HQ_PREPARE(st,
+               "SELECT member_id FROM members WHERE phone_hash = ? AND phone_hash <> '' AND "
+               "phone_consent = 1 ORDER BY member_id LIMIT ?");
+    st.Bind(1, phone_hash).Bind(2, limit);
+    return ReadAll<uint64_t>(st, [](const Stmt& r) { return static_cast<uint64_t>(r.Int(0)); });
   }
 
   Status PutIdentity(const std::string& channel, const std::string& external_id,
@@ -637,6 +648,90 @@ class SqlStore final : public Store {
                "(?,?,?) ON CONFLICT DO NOTHING");
     st.Bind(1, terminal_id).Bind(2, public_key_b64).Bind(3, at_ms);
     return st.Run();
+  }
+
+  // --- sign-up claims
+  static constexpr const char* kClaimCols =
+      "terminal_id, checkout_id, member_id, committed_at_ms, expires_at_s, claimed_at_ms, status, "
+      "reason, points, entry_id, credited_at_ms, clawed_back";
+  static ClaimRecord ReadClaim(const Stmt& r) {
+    ClaimRecord c;
+    c.terminal_id = r.Text(0);
+    c.checkout_id = r.Text(1);
+    c.member_id = static_cast<uint64_t>(r.Int(2));
+    c.committed_at_ms = r.Int(3);
+    c.expires_at_s = r.Int(4);
+    c.claimed_at_ms = r.Int(5);
+    c.status = r.Text(6);
+    c.reason = r.Text(7);
+    c.points = r.Int(8);
+    c.entry_id = r.Text(9);
+    c.credited_at_ms = r.Int(10);
+    c.clawed_back = r.Int(11);
+    return c;
+  }
+
+  Result<bool> InsertClaim(const ClaimRecord& c) override {
+    HQ_PREPARE(st, std::string("INSERT INTO claims (") + kClaimCols +
+                       ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING");
+    st.Bind(1, c.terminal_id)
+        .Bind(2, c.checkout_id)
+        .Bind(3, c.member_id)
+        .Bind(4, c.committed_at_ms)
+        .Bind(5, c.expires_at_s)
+        .Bind(6, c.claimed_at_ms);
+    st.Bind(7, c.status)
+        .Bind(8, c.reason)
+        .Bind(9, c.points)
+        .Bind(10, c.entry_id)
+        .Bind(11, c.credited_at_ms)
+        .Bind(12, c.clawed_back);
+    if (Status s = st.Run(); !s.ok()) return s;
+    return db_->Changes() > 0;
+  }
+
+  Result<std::optional<ClaimRecord>> GetClaim(const std::string& terminal_id,
+                                              const std::string& checkout_id) override {
+    HQ_PREPARE(st, std::string("SELECT ") + kClaimCols +
+                       " FROM claims WHERE terminal_id = ? AND checkout_id = ?");
+    st.Bind(1, terminal_id).Bind(2, checkout_id);
+    if (st.Step()) return std::optional<ClaimRecord>(ReadClaim(st));
+    if (!st.status().ok()) return st.status();
+    return std::optional<ClaimRecord>();
+  }
+
+  Status UpdateClaim(const ClaimRecord& c) override {
+    HQ_PREPARE(st,
+               "UPDATE claims SET status = ?, reason = ?, points = ?, entry_id = ?, "
+               "credited_at_ms = ?, clawed_back = ? WHERE terminal_id = ? AND checkout_id = ?");
+    st.Bind(1, c.status)
+        .Bind(2, c.reason)
+        .Bind(3, c.points)
+        .Bind(4, c.entry_id)
+        .Bind(5, c.credited_at_ms)
+        .Bind(6, c.clawed_back);
+    st.Bind(7, c.terminal_id).Bind(8, c.checkout_id);
+    if (Status s = st.Run(); !s.ok()) return s;
+    if (db_->Changes() != 1)
+      return Status::Error(ErrorCode::kInternal,
+                           "no claim of " + c.terminal_id + "/" + c.checkout_id + " to update");
+    return Status::Ok();
+  }
+
+  Result<std::vector<ClaimRecord>> ClaimsOfMember(uint64_t member_id) override {
+    HQ_PREPARE(st, std::string("SELECT ") + kClaimCols +
+                       " FROM claims WHERE member_id = ? ORDER BY claimed_at_ms, terminal_id, "
+                       "checkout_id");
+    st.Bind(1, member_id);
+    return ReadAll<ClaimRecord>(st, [](const Stmt& r) { return ReadClaim(r); });
+  }
+
+  Result<std::vector<ClaimRecord>> PendingClaims(const std::string& terminal_id) override {
+    HQ_PREPARE(st, std::string("SELECT ") + kClaimCols +
+                       " FROM claims WHERE terminal_id = ? AND status = 'pending' ORDER BY "
+                       "checkout_id");
+    st.Bind(1, terminal_id);
+    return ReadAll<ClaimRecord>(st, [](const Stmt& r) { return ReadClaim(r); });
   }
 
   Result<std::optional<bool>> CheckoutRefused(const std::string& terminal_id,
@@ -1114,7 +1209,8 @@ class SqlStore final : public Store {
     st.Bind(13, m.unfrozen_at_ms)
         .Bind(14, m.balance)
         .Bind(15, m.created_at_ms)
-        .Bind(16, change_seq);
+        .Bind(16, change_seq)
+        .Bind(17, int64_t{m.phone_lookup_consent ? 1 : 0});
   }
 
   static constexpr int64_t kSpendTotalLimit = int64_t{1} << 62;

@@ -10,7 +10,7 @@
 namespace loyalty::hq {
 namespace {
 
-constexpr int kSchemaVersion = 5;
+constexpr int kSchemaVersion = 7;
 
 constexpr const char* kMigrations[] = {
     // 1: everything.
@@ -140,6 +140,25 @@ CREATE INDEX refunds_by_cashier ON refunds(cashier_id, at_ms) WHERE cashier_id <
 CREATE TABLE receipt_keys (
   terminal_id TEXT NOT NULL, public_key TEXT NOT NULL, certified_at_ms INTEGER NOT NULL,
   PRIMARY KEY (terminal_id, public_key));
+)sql",
+    // 6: phone look-up with consent (docs/pos-api.md, "Phone look-up"): the member's
+    // consent, and HQ's own index of the chain-keyed phone hash for online look-ups.
+    R"sql(
+ALTER TABLE members ADD COLUMN phone_consent INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX members_by_phone ON members(phone_hash) WHERE phone_hash <> '';
+)sql",
+    // 7: sign-up at the till (docs/hq.md, "Claims"): a member's claim to the points of a
+    // sale made without one, once per sale (terminal, checkout), and what became of it.
+    R"sql(
+CREATE TABLE claims (
+  terminal_id TEXT NOT NULL, checkout_id TEXT NOT NULL, member_id INTEGER NOT NULL,
+  committed_at_ms INTEGER NOT NULL, expires_at_s INTEGER NOT NULL, claimed_at_ms INTEGER NOT NULL,
+  status TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '', points INTEGER NOT NULL DEFAULT 0,
+  entry_id TEXT NOT NULL DEFAULT '', credited_at_ms INTEGER NOT NULL DEFAULT 0,
+  clawed_back INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (terminal_id, checkout_id));
+CREATE INDEX claims_by_member ON claims(member_id, claimed_at_ms);
+CREATE INDEX claims_pending ON claims(terminal_id) WHERE status = 'pending';
 )sql",
 };
 

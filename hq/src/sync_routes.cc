@@ -13,12 +13,25 @@ namespace loyalty::hq {
 
 using namespace internal;
 
-Result<sync::Snapshot> HqService::Impl::Snapshot(const MemberRecord& m, int64_t terminal_seq) {
+int64_t HqService::Impl::PhoneKeyId(int64_t now_s) const {
+  const int64_t period = int64_t{std::max(opt.phone_key_days, 1)} * 86'400;
+  return std::max<int64_t>(now_s, 0) / period + 1;
+}
+
+Result<sync::Snapshot> HqService::Impl::Snapshot(const MemberRecord& m, int64_t terminal_seq,
+                                                 const std::string& store_id) {
   sync::Snapshot s;
   s.member_id = m.member_id;
   s.display_name = m.display_name;
   s.phone = m.phone_masked;
-  s.phone_hash = m.phone_hash;
+  // HQ's chain-keyed hash stays at HQ; a terminal gets its store's look-up hash, and only
+  // for a member who consented to phone look-up.
+  if (m.phone_lookup_consent && !m.phone_enc.empty() && !store_id.empty()) {
+    auto phone = pii.Decrypt(m.phone_enc, std::to_string(m.member_id) + "/phone");
+    if (!phone.ok()) return phone.status();
+    s.phone_key_id = PhoneKeyId(clock.now_s());
+    s.phone_hash = StorePhoneHash(pii.StorePhoneKey(store_id, s.phone_key_id), *phone);
+  }
   s.tier = m.tier;
   s.status = m.status;
   s.frozen_reason = m.frozen_reason;
@@ -100,7 +113,7 @@ http::Response HqService::Impl::Changes(const std::string& tid, const http::Requ
     }
     if (Status s = store.AddTerminalDownload(tid, clock.now_ms()); !s.ok()) return s;
     for (const auto& m : *members) {
-      auto snap = Snapshot(m, term->head_seq);
+      auto snap = Snapshot(m, term->head_seq, term->store_id);
       if (!snap.ok()) return snap.status();
       // Never a value the terminal's codec would refuse: reported and left out, never a
       // failed page.
@@ -132,6 +145,8 @@ http::Response HqService::Impl::Changes(const std::string& tid, const http::Requ
                                        static_cast<int64_t>(sync::kMaxEvictions));
       if (!gone.ok()) return gone.status();
       out.evict = std::move(*gone);
+      const int64_t key_id = PhoneKeyId(clock.now_s());
+      out.phone_key = sync::PhoneKey{key_id, pii.StorePhoneKey(term->store_id, key_id)};
     }
     return Status::Ok();
   });
@@ -209,10 +224,19 @@ http::Response HqService::Impl::Fetch(const std::string& tid, const http::Reques
 http::Response HqService::Impl::Members(const std::string& tid, const http::Request& req) {
   auto m = sync::ParseMessage<sync::MembersRequest>(req.body);
   if (!m.ok()) return FromStatus(m.status());
-  const bool lookup = m->identities.has_value();
+  // A look-up by phone: limited per terminal, answered for consenting members only
+  // (docs/pos-api.md, "Phone look-up"); the number is never logged.
+  if (m->phone && !AllowPhoneLookup(tid, clock.now_ms())) {
+    Report("phone_lookup_limited", {{"terminal_id", tid}, {"per_hour", kPhoneLookupsPerHour}});
+    return Error(ErrorCode::kRateLimited, "more than " + std::to_string(kPhoneLookupsPerHour) +
+                                              " phone look-ups in the last hour by this terminal");
+  }
+  const bool lookup = m->identities.has_value() || m->phone.has_value();
   sync::MembersResponse out;
+  uint64_t phone_found = 0;
   Status s = Transact([&]() -> Status {
     out = sync::MembersResponse{};
+    phone_found = 0;
     if (lookup) out.identities.emplace();
     auto term = store.GetTerminal(tid);
     if (!term.ok()) return term.status();
@@ -227,6 +251,14 @@ http::Response HqService::Impl::Members(const std::string& tid, const http::Requ
           ids.push_back(**holder);
       }
     }
+    if (m->phone) {
+      // Two members with one number (a family's shared phone): neither is named.
+      auto found = store.ConsentingMembersByPhoneHash(pii.PhoneHash(*m->phone), 2);
+      if (!found.ok()) return found.status();
+      if (found->size() == 1 && std::find(ids.begin(), ids.end(), found->front()) == ids.end())
+        ids.push_back(found->front());
+      phone_found = found->size() == 1 ? found->front() : 0;
+    }
     if (Status s = store.AddTerminalDownload(tid, clock.now_ms()); !s.ok()) return s;
     for (uint64_t id : ids) {
       if (lookup && !store_id.empty()) {
@@ -235,7 +267,7 @@ http::Response HqService::Impl::Members(const std::string& tid, const http::Requ
       auto rec = store.GetMember(id);
       if (!rec.ok()) return rec.status();
       if (!*rec) continue;
-      auto snap = Snapshot(**rec, head);
+      auto snap = Snapshot(**rec, head, store_id);
       if (!snap.ok()) return snap.status();
       if (Status v = sync::ValidateSnapshot(*snap); !v.ok()) {
         Report("snapshot_not_sent",
@@ -253,6 +285,10 @@ http::Response HqService::Impl::Members(const std::string& tid, const http::Requ
     return Status::Ok();
   });
   if (!s.ok()) return FromStatus(s);
+  if (m->phone)
+    Report("phone_lookup", {{"terminal_id", tid},
+                            {"found", phone_found != 0},
+                            {"member_id", phone_found ? std::to_string(phone_found) : ""}});
   return JsonResponse(200, sync::ToJson(out));
 }
 

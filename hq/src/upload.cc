@@ -288,6 +288,12 @@ http::Response HqService::Impl::Upload(const std::string& tid, const http::Reque
           return s;
         continue;
       }
+      // A sale made without a member may have been credited to one who joined with its
+      // claim: the refund takes back its share (claims.cc).
+      if (member == 0) {
+        const std::string& sold_at = r->sold_at.empty() ? tid : r->sold_at;
+        if (Status s = ClawBackClaim(sold_at, r->checkout_id, r->refund_id); !s.ok()) return s;
+      }
       if (member != 0) {
         if (Status s = Touch(member); !s.ok()) return s;
         // A return at this store is a visit here: the member is in its scope, as a sale
@@ -298,6 +304,9 @@ http::Response HqService::Impl::Upload(const std::string& tid, const http::Reque
         }
       }
     }
+    // Claims of this terminal's sales that waited for them (claims.cc): credited or refused
+    // now that HQ holds the sales and their refunds.
+    if (Status s = SettleClaims(tid); !s.ok()) return s;
     for (const auto& e : up->entries) {
       auto st = UploadOne(tid, e, &*term, now_ms);
       if (!st.ok()) return st.status();

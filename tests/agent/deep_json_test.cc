@@ -28,6 +28,8 @@ const std::vector<std::pair<std::string, std::string>> kRoutes = {
     {"GET", "/v1/sync"},
     {"GET", "/v1/members/42"},
     {"GET", "/v1/checkouts/c-1"},
+    {"GET", "/v1/checkouts/c-1/enrolment"},
+    {"GET", "/v1/checkouts/c-1/enrolment.png"},
     {"GET", "/v1/scans?wait_ms=0"},
     {"POST", "/v1/no-such-route"},
 };

@@ -274,6 +274,26 @@ TEST_F(ServiceTest, IdentificationLastsThirtyMinutes) {
   EXPECT_EQ(gone.body["error"]["code"], "not_found");
 }
 
+// Bounded memory: at max_identifications the one nearest expiry goes, the others stay.
+TEST_F(ServiceTest, AtTheCapTheIdentificationNearestExpiryGoes) {
+  ServiceOptions o{"T01", "S001"};
+  o.max_identifications = 3;
+  CheckoutService small(o, clock_, *verifier_, trusted_, *TimeZone::Load("Asia/Shanghai"), rules_);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    auto r = Parsed(small.Identify(*ledger_, Code()));
+    ASSERT_EQ(r.status, 200) << r.body.dump();
+    ids.push_back(r.body["identification"]["id"]);
+    clock_.advance_ms(1000);
+  }
+  for (size_t i = 0; i < ids.size(); ++i) {
+    json q{{"checkout_id", "q" + std::to_string(i)},
+           {"identification_id", ids[i]},
+           {"lines", Basket()}};
+    EXPECT_EQ(Parsed(small.Quote(*ledger_, q)).status, i < 2 ? 404 : 200) << i;
+  }
+}
+
 TEST_F(ServiceTest, VelocityCountsOnlyTheTrailingHourAfterTheLatestUnfreeze) {
   json big =
       json::array({{{"sku", "TV"}, {"qty", 1}, {"unit_price_cents", 300000}, {"category", "tv"}}});

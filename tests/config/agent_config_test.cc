@@ -308,6 +308,14 @@ TEST(AgentConfig, ApiLimits) {
   EXPECT_CONFIG_ERROR(Parts{.api = "request_timeout_ms = 300001\n"},
                       "api.request_timeout_ms: 300001 is out of range 100..300000");
   EXPECT_CONFIG_ERROR(Parts{.api = "token_file = \"\"\n"}, "api.token_file: must not be empty");
+  EXPECT_EQ(MustParse(Parts{}).phone_lookups_per_hour, 30);
+  EXPECT_EQ(MustParse(Parts{.api = "phone_lookups_per_hour = 0\n"}).phone_lookups_per_hour, 0);
+  EXPECT_EQ(MustParse(Parts{.api = "phone_lookups_per_hour = 1000\n"}).phone_lookups_per_hour,
+            1000);
+  EXPECT_CONFIG_ERROR(Parts{.api = "phone_lookups_per_hour = -1\n"},
+                      "api.phone_lookups_per_hour: -1 is out of range 0..1000");
+  EXPECT_CONFIG_ERROR(Parts{.api = "phone_lookups_per_hour = 1001\n"},
+                      "api.phone_lookups_per_hour: 1001 is out of range 0..1000");
 }
 
 TEST(AgentConfig, HqPublicKeys) {
@@ -582,6 +590,69 @@ TEST(AgentConfig, Log) {
                       "log.file_count: 101 is out of range 1..100");
   EXPECT_EQ(MustParse(Parts{.log = "file = \"/var/log/loyaltyd.log\"\n"}).log_file,
             "/var/log/loyaltyd.log");
+}
+
+// [enrolment] (docs/pos-api.md, "Sign-up at the till"): off unless a link is given.
+TEST(AgentConfig, Enrolment) {
+  AgentConfig off = MustParse(Parts{});
+  EXPECT_EQ(off.enrolment_url_template, "");
+  EXPECT_EQ(off.enrolment_qr_module_pixels, 4);
+  EXPECT_EQ(off.enrolment_qr_error_correction, "M");
+  auto with = [](const std::string& body) { return Parts{.tail = "[enrolment]\n" + body}; };
+  AgentConfig on =
+      MustParse(with("url_template = \"https://join.example.com/m?claim={claim}&s=S001\"\n"
+                     "qr_module_pixels = 16\nqr_error_correction = \"H\"\n"));
+  EXPECT_EQ(on.enrolment_url_template, "https://join.example.com/m?claim={claim}&s=S001");
+  EXPECT_EQ(on.enrolment_qr_module_pixels, 16);
+  EXPECT_EQ(on.enrolment_qr_error_correction, "H");
+  // A mini-program path with its query percent-encoded, the claim in a path segment.
+  EXPECT_EQ(
+      MustParse(
+          with("url_template = "
+               "\"alipays://platformapi/startapp?appId=2021&page=pages%2Fjoin%3Fc%3D{claim}\"\n"))
+          .enrolment_url_template,
+      "alipays://platformapi/startapp?appId=2021&page=pages%2Fjoin%3Fc%3D{claim}");
+  EXPECT_EQ(
+      MustParse(with("url_template = \"https://j.example/{claim}\"\n")).enrolment_url_template,
+      "https://j.example/{claim}");
+  EXPECT_EQ(MustParse(with("qr_module_pixels = 1\n")).enrolment_qr_module_pixels, 1);
+  EXPECT_CONFIG_ERROR(with("qr_module_pixels = 0\n"),
+                      "enrolment.qr_module_pixels: 0 is out of range 1..16");
+  EXPECT_CONFIG_ERROR(with("qr_module_pixels = 17\n"),
+                      "enrolment.qr_module_pixels: 17 is out of range 1..16");
+  EXPECT_CONFIG_ERROR(with("qr_error_correction = \"X\"\n"),
+                      "enrolment.qr_error_correction: 'X' is not one of L | M | Q | H");
+  EXPECT_CONFIG_ERROR(with("url_template = \"\"\n"), "enrolment.url_template: must not be empty");
+  EXPECT_CONFIG_ERROR(
+      with("url_template = \"https://join.example.com/m\"\n"),
+      "enrolment.url_template: 'https://join.example.com/m' must contain {claim}, where the signed "
+      "claim goes");
+  EXPECT_CONFIG_ERROR(with("url_template = \"https://j.example/{claim}/{claim}\"\n"),
+                      "enrolment.url_template: 'https://j.example/{claim}/{claim}' must contain "
+                      "{claim} exactly once");
+  EXPECT_CONFIG_ERROR(with("url_template = \"https://j.example/m?c={claim}&n={name}\"\n"),
+                      "enrolment.url_template: 'https://j.example/m?c={claim}&n={name}' holds "
+                      "'{', which a link cannot (percent-encode it; only {claim} is replaced)");
+  EXPECT_CONFIG_ERROR(
+      with("url_template = \"https://j.example/m c={claim}\"\n"),
+      "enrolment.url_template: 'https://j.example/m c={claim}' holds 'a space or "
+      "control', which a link cannot (percent-encode it; only {claim} is replaced)");
+  EXPECT_CONFIG_ERROR(with("url_template = \"join.example.com/m?c={claim}\"\n"),
+                      "enrolment.url_template: 'join.example.com/m?c={claim}' must begin with a "
+                      "scheme before {claim} (e.g. https://join.example.com/m?claim={claim})");
+  EXPECT_CONFIG_ERROR(with("url_template = \"{claim}:x\"\n"),
+                      "enrolment.url_template: '{claim}:x' must begin with a scheme before {claim} "
+                      "(e.g. https://join.example.com/m?claim={claim})");
+  // 512 characters at most.
+  const std::string base = "https://j.example/?c={claim}&p=";
+  const std::string at_limit = base + std::string(512 - base.size(), 'x');
+  EXPECT_EQ(MustParse(with("url_template = \"" + at_limit + "\"\n")).enrolment_url_template,
+            at_limit);
+  auto over = Parse(with("url_template = \"" + at_limit + "x\"\n"));
+  ASSERT_FALSE(over.ok());
+  EXPECT_NE(over.status().message().find("must be 1..512 characters"), std::string::npos)
+      << over.status().message();
+  EXPECT_CONFIG_ERROR(with("claim_window_days = 3\n"), "enrolment.claim_window_days: unknown key");
 }
 
 TEST(AgentConfig, ParsedConfigsAreIndependentOfEachOther) {

@@ -165,6 +165,22 @@ TEST(HqConfig, ConnectionLimitsAndCrl) {
   EXPECT_NE(top.status().message().find("it belongs in [hq]"), std::string::npos);
 }
 
+// The scope of a store and the life of its phone look-up key, at their edges.
+TEST(HqConfig, ScopeAndPhoneKeyDays) {
+  auto d = ParseHq(kKeys);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_EQ(d->member_scope_months, 12);
+  EXPECT_EQ(d->phone_key_days, 30);
+  EXPECT_EQ(ParseHq(kKeys + "phone_key_days = 1\n")->phone_key_days, 1);
+  EXPECT_EQ(ParseHq(kKeys + "phone_key_days = 365\n")->phone_key_days, 365);
+  EXPECT_HQ_ERROR(ParseHq(kKeys + "phone_key_days = 0\n"),
+                  "hq.phone_key_days: 0 is out of range 1..365");
+  EXPECT_HQ_ERROR(ParseHq(kKeys + "phone_key_days = 366\n"),
+                  "hq.phone_key_days: 366 is out of range 1..365");
+  EXPECT_HQ_ERROR(ParseHq(kKeys + "member_scope_months = 121\n"),
+                  "hq.member_scope_months: 121 is out of range 1..120");
+}
+
 // The chain's calendar: the same zone forms as agent.timezone, and one that does not load is
 // refused with the key named.
 TEST(HqConfig, TimeZone) {

@@ -259,7 +259,7 @@ void TerminalProcess::WriteConfig() {
     << "\"\ntimezone = \"Asia/Shanghai\"\ndatabase = \"ledger.db\"\n"
     << (opt_.rules_toml.empty() ? "" : "rules_file = \"rules.toml\"\n")
     << "\n[api]\nlisten = \"127.0.0.1:" << port_ << "\"\ntoken_file = \"api.token\"\n"
-    << "\n[codes]\nhq_public_keys = { \"1\" = \""
+    << opt_.api_toml << "\n[codes]\nhq_public_keys = { \"1\" = \""
     << Base64UrlEncode(codes::Ed25519PublicFromSeed(HqSigningSeed())) << "\" }\n"
     << "\n[hq]\nurl = \"" << (opt_.tls ? "https" : "http") << "://127.0.0.1:" << opt_.hq_port
     << "\"\n";
@@ -268,7 +268,8 @@ void TerminalProcess::WriteConfig() {
     c << "cert_file = \"" << opt_.cert->cert_file << "\"\nkey_file = \"" << opt_.cert->key_file
       << "\"\n";
   c << "\n[sync]\ninterval_s = 0\nrun_timeout_s = " << opt_.run_timeout_s << "\n"
-    << "\n[log]\nlevel = \"info\"\nformat = \"json\"\n";
+    << "\n[log]\nlevel = \"info\"\nformat = \"json\"\n"
+    << opt_.extra_toml;
   WriteFile(dir_ / "agent.toml", c.str(), 0644);
 }
 

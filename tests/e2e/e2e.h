@@ -93,6 +93,8 @@ struct TerminalOptions {
   std::optional<testing::CertAndKey> cert;  // [hq] cert_file / key_file
   int run_timeout_s = 30;
   std::string rules_toml;  // non-empty: a local rules file (the fallback before a first sync)
+  std::string extra_toml;  // appended to agent.toml (more sections, e.g. [enrolment])
+  std::string api_toml;    // more [api] keys, one per line
 };
 
 class TerminalProcess {

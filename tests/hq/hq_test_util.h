@@ -168,6 +168,8 @@ inline std::vector<std::pair<std::string, std::string>> HqRoutes(const std::stri
           {"POST", "/v1/members/" + member_id + "/unfreeze"},
           {"POST", "/v1/members/" + member_id + "/tier"},
           {"POST", "/v1/members/" + member_id + "/identities"},
+          {"POST", "/v1/members/" + member_id + "/claims"},
+          {"GET", "/v1/members/" + member_id + "/claims"},
           {"POST", "/v1/devices/d-1/revoke"},
           {"POST", "/v1/coupons"},
           {"GET", "/v1/terminals/T01"},

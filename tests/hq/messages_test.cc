@@ -1,6 +1,8 @@
 // The sync messages' codecs: round trips, and every kind of rejection at its boundary.
 #include "loyalty/sync/messages.h"
 
+#include "loyalty/base/encoding.h"
+
 #include <gtest/gtest.h>
 
 namespace loyalty::sync {
@@ -319,6 +321,46 @@ TEST(MessagesTest, SaleEvictionAndReceiptKeyLimits) {
   ExpectRoundTrip(cert);
   cert.certificate.push_back('\x5a');
   ExpectRejected<ReceiptKeyResponse>(ToJson(cert), "certificate");
+}
+
+// Phone look-up on the wire: the store key on a changes page, the key id of a snapshot's
+// hash, the number of a look-up; each at its edges.
+TEST(MessagesTest, PhoneLookupFields) {
+  ChangesResponse page;
+  page.phone_key = PhoneKey{7, std::string(32, '\x01')};
+  ExpectRoundTrip(page);
+  page.phone_key = PhoneKey{kMaxPhoneKeyId, std::string(32, '\x01')};
+  ExpectRoundTrip(page);
+  json j = ToJson(page);
+  j["phone_key"]["key_id"] = 0;
+  ExpectRejected<ChangesResponse>(j, "phone_key.key_id");
+  j["phone_key"]["key_id"] = kMaxPhoneKeyId + 1;
+  ExpectRejected<ChangesResponse>(j, "phone_key.key_id");
+  j = ToJson(page);
+  j["phone_key"]["key"] = Base64UrlEncode(std::string(31, '\x01'));
+  ExpectRejected<ChangesResponse>(j, "phone_key.key");
+  EXPECT_FALSE(ToJson(ChangesResponse{}).contains("phone_key"));  // absent unless sent
+
+  Snapshot s = SampleSnapshot();
+  s.phone_key_id = 3;
+  ExpectRoundTrip(s);
+  EXPECT_FALSE(ToJson(SampleSnapshot()).contains("phone_key_id"));
+  json sj = ToJson(s);
+  sj["phone_key_id"] = 0;
+  ExpectRejected<Snapshot>(sj, "phone_key_id");
+
+  MembersRequest look;
+  look.identities.emplace();
+  look.phone = "12345";
+  ExpectRoundTrip(look);
+  look.phone = std::string(20, '9');
+  ExpectRoundTrip(look);
+  for (const std::string& bad :
+       std::vector<std::string>{"1234", std::string(21, '9'), "138-12345678", "+8613812345678"}) {
+    json mj = ToJson(look);
+    mj["phone"] = bad;
+    ExpectRejected<MembersRequest>(mj, "phone");
+  }
 }
 
 TEST(MessagesTest, HelloChecks) {

@@ -71,9 +71,95 @@ TEST_F(HqServiceTest, CreateMemberShapesAndCodes) {
                      {"balance", 0},
                      {"entries", 0},
                      {"month_spend_cents", 0},
+                     {"phone_lookup_consent", false},
                      {"conflicts", json::array()}}));
   EXPECT_EQ(Call("GET", "/v1/members/999").status, 404);
   EXPECT_EQ(J(Call("GET", "/v1/members/999"))["error"]["code"], "member_unknown");
+}
+
+// Phone look-up with consent (docs/pos-api.md, "Phone look-up"): the store's key on the last
+// changes page, the store-keyed hash for a consenting member only, the online look-up by
+// number found with consent and not without, consent withdrawn reaching the terminal, and
+// the per-terminal limit.
+TEST_F(HqServiceTest, PhoneLookupNeedsConsent) {
+  const PiiCipher pii = PiiCipher::FromKey(std::string(32, 'k'));
+  const std::string yes = CreateMember(
+      {{"name", "钱七"}, {"phone", "+86 139-1234-8765"}, {"phone_lookup_consent", true}});
+  const std::string no = CreateMember({{"name", "孙八"}, {"phone", "13700001111"}});
+  auto changes = [&] {
+    auto ch = sync::ParseMessage<sync::ChangesResponse>(
+        Call("GET", "/v1/sync/T01/changes", "", false).body);
+    EXPECT_TRUE(ch.ok());
+    return ch.ok() ? *ch : sync::ChangesResponse{};
+  };
+  auto ch = changes();
+  ASSERT_TRUE(ch.phone_key.has_value());
+  const int64_t key_id = ch.phone_key->key_id;
+  EXPECT_EQ(key_id, kNowMs / 1000 / (30 * 86400) + 1);
+  EXPECT_EQ(ch.phone_key->key, pii.StorePhoneKey(kStore, key_id));
+  EXPECT_NE(ch.phone_key->key, pii.StorePhoneKey("S002", key_id));      // per store
+  EXPECT_NE(ch.phone_key->key, pii.StorePhoneKey(kStore, key_id + 1));  // per period
+  ASSERT_EQ(ch.members.size(), 2u);
+  for (const auto& m : ch.members) {
+    if (std::to_string(m.member_id) == yes) {
+      EXPECT_EQ(m.phone_key_id, key_id);
+      // What a till computes from the number as typed, in any of its forms.
+      EXPECT_EQ(m.phone_hash, KeyedHashHex(ch.phone_key->key, "13912348765"));
+      EXPECT_EQ(m.phone_hash, StorePhoneHash(ch.phone_key->key, "0086 13912348765"));
+    } else {
+      EXPECT_EQ(m.phone_hash, "");
+      EXPECT_EQ(m.phone_key_id, 0);
+    }
+  }
+
+  auto ask = [&](const std::string& digits) {
+    sync::MembersRequest req;
+    req.identities.emplace();
+    req.phone = digits;
+    return Call("POST", "/v1/sync/T01/members", sync::SerializeMessage(req), false);
+  };
+  auto found = sync::ParseMessage<sync::MembersResponse>(ask("13912348765").body);
+  ASSERT_TRUE(found.ok());
+  ASSERT_EQ(found->members.size(), 1u);
+  EXPECT_EQ(std::to_string(found->members[0].member_id), yes);
+  auto none = sync::ParseMessage<sync::MembersResponse>(ask("13700001111").body);
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->members.empty());  // a phone, but no consent
+  none = sync::ParseMessage<sync::MembersResponse>(ask("13600000000").body);
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->members.empty());
+
+  // Consent withdrawn: the member's snapshot changes and carries no hash; HQ finds nobody.
+  auto r = Call("PUT", "/v1/members/" + yes + "/phone-lookup-consent", json{{"consent", false}});
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(J(r), json({{"member_id", yes}, {"phone_lookup_consent", false}}));
+  EXPECT_EQ(Member(yes)["phone_lookup_consent"], false);
+  auto later = sync::ParseMessage<sync::ChangesResponse>(
+      Call("GET", "/v1/sync/T01/changes?cursor=" + ch.cursor, "", false).body);
+  ASSERT_TRUE(later.ok());
+  ASSERT_EQ(later->members.size(), 1u);
+  EXPECT_EQ(later->members[0].phone_hash, "");
+  EXPECT_TRUE(sync::ParseMessage<sync::MembersResponse>(ask("13912348765").body)->members.empty());
+  EXPECT_EQ(
+      Call("PUT", "/v1/members/" + yes + "/phone-lookup-consent", json{{"consent", "yes"}}).status,
+      400);
+  EXPECT_EQ(Call("PUT", "/v1/members/999/phone-lookup-consent", json{{"consent", true}}).status,
+            404);
+
+  // 60 online look-ups an hour per terminal (4 made above); then 429, another terminal not.
+  for (int i = 4; i < 60; ++i) EXPECT_EQ(ask("13600000000").status, 200) << i;
+  auto limited = ask("13600000000");
+  EXPECT_EQ(limited.status, 429);
+  EXPECT_EQ(J(limited)["error"]["code"], "rate_limited");
+  EXPECT_EQ(Call("POST", "/v1/sync/T02/hello", Hello("T02"), false).status, 200);
+  EXPECT_EQ(Call("POST", "/v1/sync/T02/members",
+                 sync::SerializeMessage(sync::MembersRequest{
+                     {}, std::vector<sync::IdentityKey>{}, std::string("13600000000")}),
+                 false)
+                .status,
+            200);
+  clock_.set_now_ms(kNowMs + 3'600'001);
+  EXPECT_EQ(ask("13600000000").status, 200);
 }
 
 TEST_F(HqServiceTest, UnionIdMergeAddsIdentitiesToOneMember) {
@@ -142,9 +228,9 @@ TEST_F(HqServiceTest, PiiIsNeverStoredInClear) {
   EXPECT_EQ(ch->members[0].display_name, "欧*");
   EXPECT_EQ(ch->members[0].phone, "139****8765");
   EXPECT_EQ(ch->members[0].birthday_month, 11);
-  EXPECT_EQ(ch->members[0].phone_hash.size(), 64u);
-  EXPECT_EQ(ch->members[0].phone_hash,
-            PiiCipher::FromKey(std::string(32, 'k')).PhoneHash("139 1234 8765"));
+  // No consent to phone look-up: no look-up hash leaves HQ (docs/pos-api.md).
+  EXPECT_EQ(ch->members[0].phone_hash, "");
+  EXPECT_EQ(ch->members[0].phone_key_id, 0);
   service_.reset();
   store_.reset();  // close: WAL checkpointed into the file
   // Every byte the database keeps on disk: the SQLite file, or PostgreSQL's table files and

@@ -14,21 +14,39 @@ namespace loyalty::http {
 namespace {
 
 TEST(HttpErrors, TheContractsTableHoldsCodeByCode) {
-  // pos-api.md, "Errors", row by row; plus hq-and-sync.md's 403, HQ's 409s and the sale
-  // route's 429 (sync/PROTOCOL.md).
+  // pos-api.md, "Errors", row by row; plus hq-and-sync.md's 403, HQ's 409s, the sale
+  // route's 429 (sync/PROTOCOL.md) and the codes of sign-up at the till (docs/pos-api.md).
   const std::map<int, std::vector<const char*>> spec = {
       {400, {"bad_request"}},
       {401, {"unauthorized"}},
       {403, {"forbidden"}},
       {404, {"not_found", "checkout_unknown", "member_unknown"}},
-      {409, {"idempotency_conflict", "rules_changed", "identity_conflict", "member_exists"}},
+      {409,
+       {"idempotency_conflict", "rules_changed", "identity_conflict", "member_exists",
+        "claim_used"}},
       {413, {"body_too_large"}},
       {429, {"rate_limited"}},
       {422,
-       {"code_malformed", "code_issuer_unknown", "code_signature_invalid", "code_expired",
-        "code_not_yet_valid", "code_revoked", "code_replayed", "not_a_member_code", "member_frozen",
-        "insufficient_points", "redeem_not_allowed", "redeem_cooldown", "static_code_cannot_redeem",
-        "coupon_invalid", "coupon_used", "refund_exceeds_sale", "refund_window_closed"}},
+       {"code_malformed",
+        "code_issuer_unknown",
+        "code_signature_invalid",
+        "code_expired",
+        "code_not_yet_valid",
+        "code_revoked",
+        "code_replayed",
+        "not_a_member_code",
+        "member_frozen",
+        "insufficient_points",
+        "redeem_not_allowed",
+        "redeem_cooldown",
+        "static_code_cannot_redeem",
+        "coupon_invalid",
+        "coupon_used",
+        "refund_exceeds_sale",
+        "refund_window_closed",
+        "claim_refused",
+        "checkout_has_member",
+        "checkout_refunded"}},
       {503, {"unavailable", "ledger_damaged"}},
   };
   std::set<ErrorCode> in_spec;

@@ -18,8 +18,10 @@
 namespace loyalty::qr {
 namespace {
 
+using testing::Attribute;
 using testing::ChineseOfBytes;
 using testing::Gray;
+using testing::ParsePath;
 using testing::ReadQr;
 using testing::TypicalLink;
 
@@ -27,72 +29,6 @@ size_t Count(const std::string& s, const std::string& what) {
   size_t n = 0;
   for (size_t at = s.find(what); at != std::string::npos; at = s.find(what, at + 1)) ++n;
   return n;
-}
-
-// The value of attribute `name` in the first element of `tag`; "" when absent.
-std::string Attribute(const std::string& svg, const std::string& tag, const std::string& name) {
-  const size_t start = svg.find("<" + tag + " ");
-  if (start == std::string::npos) return "";
-  const size_t end = svg.find('>', start);
-  const size_t at = svg.find(" " + name + "=\"", start);
-  if (at == std::string::npos || at > end) return "";
-  const size_t from = at + name.size() + 3;
-  return svg.substr(from, svg.find('"', from) - from);
-}
-
-// Reads the path's data back, as this renderer writes it: per run "M<x> <y>.5" (a row's
-// first) or "m<gap> 0" (from the end of the row's previous run, gap ≥ 1), then "h<n>": a
-// stroke a module wide through the middle of row y from x to x + n. The modules it covers
-// (quiet zone removed) and the number of runs; nullopt when the data is anything else (a
-// run that leaves the symbol, runs that touch or overlap, an unknown command).
-struct ParsedPath {
-  std::vector<uint8_t> dark;
-  int runs = 0;
-};
-std::optional<ParsedPath> ParsePath(const std::string& d, int size) {
-  ParsedPath p;
-  p.dark.assign(static_cast<size_t>(size) * size, 0);
-  size_t i = 0;
-  auto number = [&](int* out) {
-    size_t j = i;
-    if (j < d.size() && d[j] == '-') ++j;
-    while (j < d.size() && std::isdigit(static_cast<unsigned char>(d[j]))) ++j;
-    if (j == i) return false;
-    *out = std::stoi(d.substr(i, j - i));
-    i = j;
-    return true;
-  };
-  auto expect = [&](const std::string& s) {
-    if (d.compare(i, s.size(), s) != 0) return false;
-    i += s.size();
-    return true;
-  };
-  int pen_x = 0, row = 0;
-  while (i < d.size()) {
-    const char c = d[i++];
-    int a = 0, b = 0, n = 0;
-    if (c == 'M') {
-      if (!number(&a) || !expect(" ") || !number(&b) || !expect(".5")) return std::nullopt;
-      pen_x = a;
-      row = b;
-    } else if (c == 'm') {
-      if (!number(&a) || !expect(" 0") || a < 1) return std::nullopt;
-      pen_x += a;
-    } else {
-      return std::nullopt;
-    }
-    if (!expect("h") || !number(&n) || n <= 0) return std::nullopt;
-    const int y = row - kQuietZoneModules, x0 = pen_x - kQuietZoneModules;
-    if (y < 0 || y >= size || x0 < 0 || x0 + n > size) return std::nullopt;
-    for (int x = x0; x < x0 + n; ++x) {
-      uint8_t& cell = p.dark[static_cast<size_t>(y) * size + x];
-      if (cell) return std::nullopt;
-      cell = 1;
-    }
-    pen_x += n;
-    ++p.runs;
-  }
-  return p;
 }
 
 // Horizontal runs of dark modules in the symbol: what "merged per row" must come to.

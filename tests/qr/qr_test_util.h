@@ -6,7 +6,9 @@
 #include <ZXing/ReadBarcode.h>
 #include <stb_image.h>
 
+#include <cctype>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <optional>
 #include <string>
@@ -79,6 +81,87 @@ inline Gray Draw(const std::vector<uint8_t>& dark, int size, int module_pixels) 
     }
   }
   return g;
+}
+
+// The value of attribute `name` in the first element of `tag`; "" when absent.
+inline std::string Attribute(const std::string& svg, const std::string& tag,
+                             const std::string& name) {
+  const size_t start = svg.find("<" + tag + " ");
+  if (start == std::string::npos) return "";
+  const size_t end = svg.find('>', start);
+  const size_t at = svg.find(" " + name + "=\"", start);
+  if (at == std::string::npos || at > end) return "";
+  const size_t from = at + name.size() + 3;
+  return svg.substr(from, svg.find('"', from) - from);
+}
+
+// Reads the path's data back, as this renderer writes it: per run "M<x> <y>.5" (a row's
+// first) or "m<gap> 0" (from the end of the row's previous run, gap ≥ 1), then "h<n>": a
+// stroke a module wide through the middle of row y from x to x + n. The modules it covers
+// (quiet zone removed) and the number of runs; nullopt when the data is anything else (a
+// run that leaves the symbol, runs that touch or overlap, an unknown command).
+struct ParsedPath {
+  std::vector<uint8_t> dark;
+  int runs = 0;
+};
+inline std::optional<ParsedPath> ParsePath(const std::string& d, int size) {
+  ParsedPath p;
+  p.dark.assign(static_cast<size_t>(size) * size, 0);
+  size_t i = 0;
+  auto number = [&](int* out) {
+    size_t j = i;
+    if (j < d.size() && d[j] == '-') ++j;
+    while (j < d.size() && std::isdigit(static_cast<unsigned char>(d[j]))) ++j;
+    if (j == i) return false;
+    *out = std::stoi(d.substr(i, j - i));
+    i = j;
+    return true;
+  };
+  auto expect = [&](const std::string& s) {
+    if (d.compare(i, s.size(), s) != 0) return false;
+    i += s.size();
+    return true;
+  };
+  int pen_x = 0, row = 0;
+  while (i < d.size()) {
+    const char c = d[i++];
+    int a = 0, b = 0, n = 0;
+    if (c == 'M') {
+      if (!number(&a) || !expect(" ") || !number(&b) || !expect(".5")) return std::nullopt;
+      pen_x = a;
+      row = b;
+    } else if (c == 'm') {
+      if (!number(&a) || !expect(" 0") || a < 1) return std::nullopt;
+      pen_x += a;
+    } else {
+      return std::nullopt;
+    }
+    if (!expect("h") || !number(&n) || n <= 0) return std::nullopt;
+    const int y = row - kQuietZoneModules, x0 = pen_x - kQuietZoneModules;
+    if (y < 0 || y >= size || x0 < 0 || x0 + n > size) return std::nullopt;
+    for (int x = x0; x < x0 + n; ++x) {
+      uint8_t& cell = p.dark[static_cast<size_t>(y) * size + x];
+      if (cell) return std::nullopt;
+      cell = 1;
+    }
+    pen_x += n;
+    ++p.runs;
+  }
+  return p;
+}
+
+// The SVG's QR code read back: its path's modules (the size from its viewBox, quiet zone
+// removed) drawn at 3 pixels a module and read by ZXing; nullopt when any step fails.
+inline std::optional<Decoded> ReadSvgQr(const std::string& svg) {
+  const std::string box = Attribute(svg, "svg", "viewBox");
+  const size_t space = box.rfind(' ');
+  if (box.rfind("0 0 ", 0) != 0 || space == std::string::npos) return std::nullopt;
+  const int side = std::atoi(box.c_str() + space + 1);
+  const int size = side - 2 * kQuietZoneModules;
+  if (size < 21 || size > 177) return std::nullopt;
+  auto parsed = ParsePath(Attribute(svg, "path", "d"), size);
+  if (!parsed) return std::nullopt;
+  return ReadQr(Draw(parsed->dark, size, 3));
 }
 
 // A typical enrolment link: the join page, the signed claim (base64url), store and lane;

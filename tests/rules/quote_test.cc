@@ -156,6 +156,29 @@ TEST(WorkedExamples, VipRedeem3000) {
 
 // --- Refusals --------------------------------------------------------------------------
 
+// Step 6 alone (PointsFor): what HQ credits a claimed sale with (docs/hq.md, "Claims").
+TEST(PointsFor, IsStepSixOfTheQuote) {
+  for (const char* tier : {"member", "vip", "black"}) {
+    for (bool birthday : {false, true}) {
+      MemberContext m = Member(tier);
+      m.birthday_month = birthday;
+      const Quote q = MustQuote({SpecBasket(), m, std::nullopt, {}});
+      EXPECT_EQ(PointsFor(Rules::Defaults(), q.eligible_cents, m), q.points_to_earn)
+          << tier << (birthday ? " birthday" : "");
+    }
+  }
+  // The spec basket's eligible 16880 without discounts: 168 points for a member, 253 for a vip.
+  EXPECT_EQ(PointsFor(Rules::Defaults(), 16880, Member("member")), 168);
+  EXPECT_EQ(PointsFor(Rules::Defaults(), 16880, Member("vip")), 253);
+  MemberContext frozen = Member("black");
+  frozen.frozen = true;
+  EXPECT_EQ(PointsFor(Rules::Defaults(), 16880, frozen), 0);
+  EXPECT_EQ(PointsFor(Rules::Defaults(), 0, Member("black")), 0);
+  EXPECT_EQ(PointsFor(Rules::Defaults(), -5, Member("black")), 0);
+  EXPECT_EQ(PointsFor(Rules::Defaults(), 99, Member("member")), 0) << "under a yuan";
+  EXPECT_EQ(PointsFor(Rules::Defaults(), 16880, Member("gold")), 168) << "unknown: member";
+}
+
 TEST(Refusals, EachInTurn) {
   QuoteInput in{SpecBasket(), Member("vip", 5000), std::nullopt, {.points = 1000}};
   EXPECT_EQ(CodeOf(in), "ok");

@@ -11,9 +11,10 @@
 namespace loyalty::testing {
 
 struct HttpReply {
-  int status = 0;       // -1: no HTTP answer (raw says why)
-  nlohmann::json body;  // the body parsed (discarded when it is not JSON)
-  std::string raw;      // the body as received, or the error
+  int status = 0;            // -1: no HTTP answer (raw says why)
+  nlohmann::json body;       // the body parsed (discarded when it is not JSON)
+  std::string raw;           // the body as received, or the error
+  std::string content_type;  // as the answer named it ("" without an answer)
 };
 
 inline HttpReply ToHttpReply(const Result<http::Response>& r) {
@@ -25,6 +26,7 @@ inline HttpReply ToHttpReply(const Result<http::Response>& r) {
   }
   out.status = r->status;
   out.raw = r->body;
+  out.content_type = r->content_type;
   out.body = nlohmann::json::parse(r->body, nullptr, false);
   return out;
 }

@@ -368,6 +368,54 @@ TEST_F(SyncRunTest, AMemberWhoLeftTheStoresScopeIsDroppedAndTheSetsStillAgree) {
   EXPECT_EQ(HqBalance(), 100);
 }
 
+// Phone look-up across a rotation of the store's key (docs/pos-api.md, "Phone look-up"): a
+// consenting member of the store is found offline with the key of the last sync; after the
+// key changes, the run asks HQ again for the members hashed with the old one, and the number
+// finds them under the new key; a withdrawn consent takes the hash away at the next run.
+TEST_F(SyncRunTest, PhoneLookUpFollowsTheKeyAndTheConsent) {
+  ASSERT_EQ(
+      hq_->Admin("PUT", "/v1/members/" + member_ + "/phone-lookup-consent", json{{"consent", true}})
+          .status,
+      200);
+  Commit("c1", 10000);  // a sale here: the member is in the store's scope
+  ASSERT_EQ(Run().result, "ok");
+  auto lookup = [&](const std::string& typed) {
+    return Read([&](ledger::Ledger& l) { return service_->LookupPhone(l, typed); });
+  };
+  auto key_of_member = [&] {
+    return Read([&](ledger::Ledger& l) { return l.GetMember(member_id_).value()->phone_key_id; });
+  };
+  auto first = lookup("+86 138 1234 5678");
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_EQ(first->member.member.member_id, member_id_);
+  EXPECT_EQ(first->kind, codes::CodeKind::kPhone);
+  const int64_t key_before = key_of_member();
+  ASSERT_GT(key_before, 0);
+
+  clock_.advance_ms(int64_t{31} * 86'400'000);
+  trusted_.RecordHqTime(clock_.now_ms(), clock_.mono_ms());
+  auto rotated = Run();
+  ASSERT_EQ(rotated.result, "ok") << rotated.error;
+  EXPECT_GE(rotated.downloaded, 1);
+  EXPECT_EQ(key_of_member(), key_before + 1);
+  auto again = lookup("13812345678");
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->member.member.member_id, member_id_);
+  auto quiet = Run();  // nothing hashed with an old key is left to ask for
+  ASSERT_EQ(quiet.result, "ok") << quiet.error;
+  EXPECT_EQ(quiet.downloaded, 0);
+
+  ASSERT_EQ(hq_->Admin("PUT", "/v1/members/" + member_ + "/phone-lookup-consent",
+                       json{{"consent", false}})
+                .status,
+            200);
+  ASSERT_EQ(Run().result, "ok");
+  EXPECT_EQ(key_of_member(), 0);
+  auto gone = lookup("13812345678");
+  ASSERT_FALSE(gone.ok());
+  EXPECT_EQ(gone.status().code(), ErrorCode::kMemberUnknown);
+}
+
 TEST_F(SyncRunTest, ATerminalWhoseDatabaseWasDeletedGetsItsHistoryBack) {
   for (int i = 0; i < 4; ++i) Commit("c" + std::to_string(i), 5000);
   ASSERT_EQ(Run().result, "ok");

@@ -7,10 +7,12 @@
 #include "loyalty/base/hash.h"
 #include "loyalty/base/ids.h"
 #include "loyalty/base/json_writer.h"
+#include "loyalty/base/phone.h"
 #include "loyalty/base/time.h"
 #include "loyalty/checkout/lots.h"
 #include "loyalty/checkout/requests.h"
 #include "loyalty/checkout/views.h"
+#include "loyalty/codes/enrol_claim.h"
 #include "loyalty/sync/sale_basis.h"
 
 namespace loyalty::checkout {
@@ -107,19 +109,17 @@ void CheckoutService::Log(const std::string& event, const json& fields) {
 
 std::string CheckoutService::RememberIdentification(const codes::Identified& id, int64_t now_s) {
   std::string key = HexEncode(RandomBytes(12));
+  const int64_t expires_at_s = now_s + opts_.identification_ttl_s;
   std::lock_guard<std::mutex> g(mu_);
-  if (identifications_.size() >= opts_.max_identifications) {
-    for (auto it = identifications_.begin(); it != identifications_.end();)
-      it = it->second.expires_at_s < now_s ? identifications_.erase(it) : std::next(it);
-    if (identifications_.size() >= opts_.max_identifications) {
-      // Drop the one closest to expiry: bounded memory, whatever the POS does.
-      auto oldest = std::min_element(
-          identifications_.begin(), identifications_.end(),
-          [](auto& a, auto& b) { return a.second.expires_at_s < b.second.expires_at_s; });
-      identifications_.erase(oldest);
-    }
+  // Bounded memory, whatever the POS does: at the cap, the ones nearest expiry (the expired
+  // first) are dropped, in O(log n) through the expiry index.
+  while (!identifications_.empty() && identifications_.size() >= opts_.max_identifications) {
+    auto nearest = identification_expiries_.begin();
+    identifications_.erase(nearest->second);
+    identification_expiries_.erase(nearest);
   }
-  identifications_[key] = Identification{id, now_s + opts_.identification_ttl_s};
+  identifications_[key] = Identification{id, expires_at_s};
+  identification_expiries_.emplace(expires_at_s, key);
   return key;
 }
 
@@ -213,6 +213,9 @@ Result<CheckoutService::Resolved> CheckoutService::ResolveIdentified(ledger::Led
       member_id = **m;
       break;
     }
+    case codes::CodeKind::kPhone:
+      member_id = id.member_id;
+      break;
     case codes::CodeKind::kChannel: {
       auto m = l.LookupIdentity(id.channel, id.external_id);
       if (!m.ok()) return ReadError(m.status());
@@ -296,16 +299,102 @@ Result<IdentifyOutcome> CheckoutService::Identify(ledger::Ledger& reader, std::s
       resolved.ok() ? resolved->provisional : resolved.status().code() == ErrorCode::kMemberUnknown;
   if (unheld && lookup_ && lookup_(*id)) resolved = ResolveIdentified(reader, *id, "", now_s);
   if (!resolved.ok()) return resolved.status();
+  return IdentifyAnswer(reader, *id, *resolved, now_s);
+}
+
+Result<IdentifyOutcome> CheckoutService::IdentifyAnswer(ledger::Ledger& reader,
+                                                        const codes::Identified& id,
+                                                        const Resolved& resolved, int64_t now_s) {
   auto r = rules();
-  auto member = ViewMember(reader, resolved->member, resolved->provisional, now_s, *r);
+  auto member = ViewMember(reader, resolved.member, resolved.provisional, now_s, *r);
   if (!member.ok()) return member.status();
   IdentifyOutcome o;
-  o.identification_id = RememberIdentification(*id, now_s);
-  o.kind = id->kind;
-  if (id->kind == codes::CodeKind::kChannel) o.channel = id->channel;
+  o.identification_id = RememberIdentification(id, now_s);
+  o.kind = id.kind;
+  if (id.kind == codes::CodeKind::kChannel) o.channel = id.channel;
   o.expires_at_s = now_s + opts_.identification_ttl_s;
   o.member = std::move(*member);
   return o;
+}
+
+void CheckoutService::SetPhoneKeys(std::vector<std::pair<int64_t, std::string>> keys) {
+  std::lock_guard<std::mutex> g(mu_);
+  phone_keys_ = std::move(keys);
+}
+
+void CheckoutService::SetPhoneFetcher(
+    std::function<std::optional<uint64_t>(const std::string& digits)> fetch) {
+  fetch_phone_ = std::move(fetch);
+}
+
+Result<IdentifyOutcome> CheckoutService::LookupPhone(ledger::Ledger& reader,
+                                                     std::string_view typed) {
+  if (reader.damaged()) return DamagedError(reader);
+  auto digits = ParseTypedPhone(typed);
+  if (!digits)
+    return Err(ErrorCode::kBadRequest,
+               "phone must be 5 to 20 digits (spaces, '-', '+', '(' and ')' may separate them)");
+  const std::string not_found = "no member of this store can be found by this phone number";
+  if (opts_.phone_lookups_per_hour <= 0)
+    return Err(ErrorCode::kMemberUnknown, "phone look-up is turned off at this terminal");
+  const int64_t start = clock_.mono_ms();
+  std::vector<std::pair<int64_t, std::string>> keys;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    while (!phone_lookups_.empty() && phone_lookups_.front() <= start - 3'600'000)
+      phone_lookups_.pop_front();
+    if (phone_lookups_.size() >= static_cast<size_t>(opts_.phone_lookups_per_hour)) {
+      Log("phone_lookup_limited", {{"per_hour", opts_.phone_lookups_per_hour}});
+      return Err(ErrorCode::kRateLimited,
+                 "more than " + std::to_string(opts_.phone_lookups_per_hour) +
+                     " phone look-ups in the last hour at this terminal: scan the member's code");
+    }
+    phone_lookups_.push_back(start);
+    keys = phone_keys_;
+  }
+  // Each key the terminal holds (the current one, and the one before during a rotation);
+  // two members under one number (a shared phone) name neither.
+  uint64_t member_id = 0;
+  std::string via = "none";
+  for (const auto& [key_id, key] : keys) {
+    auto found = reader.MembersByPhoneHash(key_id, KeyedHashHex(key, *digits), 2);
+    if (!found.ok()) return ReadError(found.status());
+    if (found->size() == 1) {
+      member_id = found->front();
+      via = "ledger";
+      break;
+    }
+    if (found->size() > 1) break;
+  }
+  if (member_id == 0 && via == "none" && fetch_phone_) {
+    if (auto id = fetch_phone_(*digits)) {
+      member_id = *id;
+      via = "hq";
+    }
+  }
+  auto done = [&](bool found) {
+    Log("phone_lookup", {{"found", found},
+                         {"via", via},
+                         {"member_id", found ? std::to_string(member_id) : std::string()},
+                         {"ms", clock_.mono_ms() - start}});
+  };
+  if (member_id == 0) {
+    done(false);
+    return Err(ErrorCode::kMemberUnknown, not_found);
+  }
+  const int64_t now_s = NowS();
+  codes::Identified id;
+  id.kind = codes::CodeKind::kPhone;
+  id.member_id = member_id;
+  auto resolved = ResolveIdentified(reader, id, /*checkout_id=*/"", now_s);
+  if (!resolved.ok()) {
+    done(false);
+    if (resolved.status().code() == ErrorCode::kMemberUnknown)
+      return Err(ErrorCode::kMemberUnknown, not_found);
+    return resolved.status();
+  }
+  done(true);
+  return IdentifyAnswer(reader, id, *resolved, now_s);
 }
 
 namespace {
@@ -1041,6 +1130,51 @@ Result<CheckoutRecord> CheckoutService::GetCheckout(ledger::Ledger& reader,
     record.refunds.push_back(std::move(*rj));
   }
   return record;
+}
+
+Result<EnrolmentOutcome> CheckoutService::Enrolment(ledger::Ledger& reader,
+                                                    const std::string& checkout_id) {
+  if (!IsValidClientId(checkout_id))
+    return Err(ErrorCode::kBadRequest, "checkout_id must be 1-64 characters of [A-Za-z0-9_-]");
+  if (reader.damaged()) return DamagedError(reader);
+  auto co = reader.GetCheckout(checkout_id, /*with_lines=*/false);
+  if (!co.ok()) return ReadError(co.status());
+  if (!*co) return Err(ErrorCode::kCheckoutUnknown, "no committed checkout " + checkout_id);
+  if ((*co)->member_id)
+    return Err(ErrorCode::kCheckoutHasMember,
+               "checkout " + checkout_id + " was made with a member, who earned its points then");
+  // A sale refunded here (a void when the payment failed, or a return) earns no one points;
+  // HQ refuses the claim of a sale refunded anywhere else too.
+  auto refunds = reader.RefundsForCheckout(checkout_id);
+  if (!refunds.ok()) return ReadError(refunds.status());
+  if (!refunds->empty())
+    return Err(ErrorCode::kCheckoutRefunded,
+               "checkout " + checkout_id + " was refunded: its points cannot be claimed");
+  std::string seed, cert;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    seed = receipt_seed_;
+    cert = receipt_cert_;
+  }
+  if (seed.empty() || cert.empty())
+    return Err(ErrorCode::kUnavailable,
+               "this terminal's receipt key is not certified yet: its first sync with HQ "
+               "certifies it, and sign-up claims can be made from then on");
+  // The claim lives as long as a refund of the sale could still be made here: the window of
+  // the rules in force now, as a refund is judged (docs/pos-api.md, "Commit and refunds").
+  codes::EnrolClaim c;
+  c.checkout_id = checkout_id;
+  c.committed_at_ms = (*co)->committed_at_ms;
+  c.expires_at_s = codes::EnrolClaimExpiry(c.committed_at_ms, rules()->refund_window_days);
+  if (NowS() > c.expires_at_s)
+    return Err(ErrorCode::kCodeExpired, "checkout " + checkout_id +
+                                            " is older than the refund window: its points can no "
+                                            "longer be claimed");
+  std::string claim = codes::MakeEnrolClaim(cert, seed, c);
+  if (claim.empty())
+    return Err(ErrorCode::kInternal,
+               "the sign-up claim of checkout " + checkout_id + " could not be made");
+  return EnrolmentOutcome{checkout_id, std::move(claim), c.committed_at_ms, c.expires_at_s};
 }
 
 }  // namespace loyalty::checkout

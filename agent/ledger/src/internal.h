@@ -45,6 +45,7 @@ inline MemberRow ReadMember(const Stmt& s) {
   m.month_spend_cents = s.Int(10);
   m.unfrozen_at_ms = s.Int(11);
   m.balance = s.Int(12);
+  m.phone_key_id = s.Int(13);
   return m;
 }
 

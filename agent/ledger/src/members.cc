@@ -22,8 +22,8 @@ Result<std::optional<MemberRow>> Ledger::GetMember(uint64_t member_id) {
       st,
       "SELECT member_id, display_name, phone, phone_hash, tier, status, frozen_reason, "
       "birthday_month, "
-      "snapshot_at_s, snapshot_balance, month_spend_cents, unfrozen_at_ms, balance FROM members "
-      "WHERE member_id = ?");
+      "snapshot_at_s, snapshot_balance, month_spend_cents, unfrozen_at_ms, balance, phone_key_id "
+      "FROM members WHERE member_id = ?");
   st.Bind(1, member_id);
   if (st.Step()) return std::optional<MemberRow>(ReadMember(st));
   LEDGER_CHECK_STEP(st);
@@ -36,13 +36,14 @@ Status Ledger::UpsertMember(const MemberRow& m, bool refresh_balance_index) {
       "INSERT INTO members (member_id, display_name, phone, phone_hash, tier, status, "
       "frozen_reason, "
       "birthday_month, snapshot_at_s, snapshot_balance, month_spend_cents, unfrozen_at_ms, "
-      "balance) "
-      "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(member_id) DO UPDATE SET "
+      "balance, phone_key_id) "
+      "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(member_id) DO UPDATE SET "
       "display_name=excluded.display_name, phone=excluded.phone, phone_hash=excluded.phone_hash, "
       "tier=excluded.tier, status=excluded.status, frozen_reason=excluded.frozen_reason, "
       "birthday_month=excluded.birthday_month, snapshot_at_s=excluded.snapshot_at_s, "
       "snapshot_balance=excluded.snapshot_balance, month_spend_cents=excluded.month_spend_cents, "
-      "unfrozen_at_ms=excluded.unfrozen_at_ms, balance=excluded.balance");
+      "unfrozen_at_ms=excluded.unfrozen_at_ms, balance=excluded.balance, "
+      "phone_key_id=excluded.phone_key_id");
   st.Bind(1, m.member_id)
       .Bind(2, m.display_name)
       .Bind(3, m.phone)
@@ -52,7 +53,8 @@ Status Ledger::UpsertMember(const MemberRow& m, bool refresh_balance_index) {
   st.Bind(10, m.snapshot_balance)
       .Bind(11, m.month_spend_cents)
       .Bind(12, m.unfrozen_at_ms)
-      .Bind(13, m.balance);
+      .Bind(13, m.balance)
+      .Bind(14, m.phone_key_id);
   if (Status s = st.Run(); !s.ok()) return s;
   // Every balance change goes through here, so this is the one place the index follows it.
   return refresh_balance_index ? RefreshBalanceItem(m.member_id, m.balance) : Status::Ok();
@@ -109,6 +111,29 @@ Status Ledger::SetLotRemaining(uint64_t member_id, int64_t lot_id, int64_t remai
   LEDGER_PREPARE(st, "UPDATE lots SET remaining = ? WHERE member_id = ? AND lot_id = ?");
   st.Bind(1, remaining).Bind(2, member_id).Bind(3, lot_id);
   return st.Run();
+}
+
+Result<std::vector<uint64_t>> Ledger::MembersByPhoneHash(int64_t key_id, const std::string& hash,
+                                                         size_t limit) {
+  LEDGER_PREPARE(st,
+                 "SELECT member_id FROM members WHERE phone_hash = ? AND phone_key_id = ? AND "
+                 "phone_hash <> '' ORDER BY member_id LIMIT ?");
+  st.Bind(1, hash).Bind(2, key_id).Bind(3, static_cast<int64_t>(limit));
+  std::vector<uint64_t> out;
+  while (st.Step()) out.push_back(static_cast<uint64_t>(st.Int(0)));
+  LEDGER_CHECK_STEP(st);
+  return out;
+}
+
+Result<std::vector<uint64_t>> Ledger::MembersWithOtherPhoneKey(int64_t key_id, size_t limit) {
+  LEDGER_PREPARE(st,
+                 "SELECT member_id FROM members WHERE phone_hash <> '' AND phone_key_id <> ? "
+                 "ORDER BY member_id LIMIT ?");
+  st.Bind(1, key_id).Bind(2, static_cast<int64_t>(limit));
+  std::vector<uint64_t> out;
+  while (st.Step()) out.push_back(static_cast<uint64_t>(st.Int(0)));
+  LEDGER_CHECK_STEP(st);
+  return out;
 }
 
 Result<int64_t> Ledger::MemberCount() { return SelectInt("SELECT count(*) FROM members", nullptr); }

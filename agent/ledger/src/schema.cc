@@ -202,6 +202,16 @@ ALTER TABLE refunds ADD COLUMN sold_at TEXT NOT NULL DEFAULT '';
 ALTER TABLE refunds ADD COLUMN receipt TEXT NOT NULL DEFAULT '';
 CREATE INDEX coupons_usable ON coupons(member_id, valid_to_s) WHERE used_by_checkout = '';
 )sql",
+    // 5 -> 6: phone look-up with consent (docs/pos-api.md, "Phone look-up"): phone_hash is
+    // the store-keyed look-up hash of a consenting member, made with the store key
+    // phone_key_id. Hashes kept before were HQ's chain-keyed ones, which no till can
+    // compute: cleared, the next snapshots bring the look-up hashes.
+    R"sql(
+ALTER TABLE members ADD COLUMN phone_key_id INTEGER NOT NULL DEFAULT 0;
+UPDATE members SET phone_hash = '';
+DROP INDEX members_phone_hash;
+CREATE INDEX members_phone_lookup ON members(phone_hash, phone_key_id) WHERE phone_hash <> '';
+)sql",
 };
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion);
 

@@ -109,6 +109,8 @@ std::string_view CodeKindName(CodeKind kind) {
       return "static";
     case CodeKind::kChannel:
       return "channel";
+    case CodeKind::kPhone:
+      return "phone";
   }
   return "unknown";
 }

@@ -4,6 +4,7 @@
 
 #include <limits>
 
+#include "bytes.h"
 #include "ed25519.h"
 #include "loyalty/base/encoding.h"
 
@@ -13,56 +14,15 @@ namespace {
 constexpr std::string_view kKeyDomain = "LR1-KEY";
 constexpr std::string_view kReturnDomain = "LR1-RETURN";
 constexpr uint8_t kVersion = 1;
-// The largest certificate: 1 + 1 + 4 + 32 + 1 + 32 + 64.
-constexpr size_t kMaxCertBytes = 135;
+using internal::kMaxCertBytes;
 // Within kMaxReturnTokenChars of base64url: 4096 * 3 / 4.
 constexpr size_t kMaxTokenBytes = kMaxReturnTokenChars / 4 * 3;
 
-void Put(std::string& out, uint64_t v, int bytes) {
-  for (int i = bytes - 1; i >= 0; --i) out += static_cast<char>((v >> (8 * i)) & 0xff);
-}
+using internal::ByteReader;
 
-bool IsTerminalIdText(std::string_view s) {
-  if (s.empty() || s.size() > 32) return false;
-  for (char c : s)
-    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
-          c == '-'))
-      return false;
-  return true;
-}
+void Put(std::string& out, uint64_t v, int bytes) { internal::PutBigEndian(out, v, bytes); }
 
-// A bounds-checked reader over bytes: every read fails once the input is short.
-class Bytes {
- public:
-  explicit Bytes(std::string_view b) : b_(b) {}
-  bool ok() const { return ok_; }
-  bool done() const { return ok_ && pos_ == b_.size(); }
-  size_t pos() const { return pos_; }
-  uint64_t U(int bytes) {
-    if (!ok_ || b_.size() - pos_ < static_cast<size_t>(bytes)) {
-      ok_ = false;
-      return 0;
-    }
-    uint64_t v = 0;
-    for (int i = 0; i < bytes; ++i) v = (v << 8) | static_cast<uint8_t>(b_[pos_++]);
-    return v;
-  }
-  int64_t I64() { return static_cast<int64_t>(U(8)); }
-  std::string_view Take(size_t n) {
-    if (!ok_ || b_.size() - pos_ < n) {
-      ok_ = false;
-      return {};
-    }
-    auto s = b_.substr(pos_, n);
-    pos_ += n;
-    return s;
-  }
-
- private:
-  std::string_view b_;
-  size_t pos_ = 0;
-  bool ok_ = true;
-};
+bool IsTerminalIdText(std::string_view s) { return internal::IsIdText(s, 32); }
 
 Status Malformed(const std::string& why) {
   return Status::Error(ErrorCode::kCodeMalformed, "return token: " + why);
@@ -127,7 +87,7 @@ Result<ReceiptKeyCert> VerifyReceiptKeyCert(std::string_view cert,
                                             const std::map<int, std::string>& hq_public_keys,
                                             int64_t now_s) {
   if (cert.size() > kMaxCertBytes) return Malformed("certificate too long");
-  Bytes in(cert);
+  ByteReader in(cert);
   ReceiptKeyCert c;
   if (in.U(1) != kVersion) return Malformed("certificate version");
   c.key_id = static_cast<uint8_t>(in.U(1));
@@ -220,7 +180,7 @@ Result<ReturnBasis> VerifyReturnToken(std::string_view text,
     return Malformed("not a return token");
   auto raw = Base64UrlDecode(text.substr(kReturnTokenPrefix.size()));
   if (!raw || raw->size() > kMaxTokenBytes) return Malformed("not base64url");
-  Bytes in(*raw);
+  ByteReader in(*raw);
   size_t cert_len = in.U(2);
   std::string_view cert = in.Take(cert_len);
   size_t payload_len = in.U(2);
@@ -228,7 +188,7 @@ Result<ReturnBasis> VerifyReturnToken(std::string_view text,
   std::string_view sig = in.Take(internal::kSignatureBytes);
   if (!in.done()) return Malformed("does not parse");
 
-  Bytes p(payload);
+  ByteReader p(payload);
   ReturnBasis b;
   if (p.U(1) != kVersion) return Malformed("version");
   b.committed_at_ms = p.I64();

@@ -20,6 +20,7 @@ int HttpStatusFor(ErrorCode code) {
     case ErrorCode::kRulesChanged:
     case ErrorCode::kIdentityConflict:
     case ErrorCode::kMemberExists:
+    case ErrorCode::kClaimUsed:
       return 409;
     case ErrorCode::kBodyTooLarge:
       return 413;
@@ -42,6 +43,9 @@ int HttpStatusFor(ErrorCode code) {
     case ErrorCode::kCouponUsed:
     case ErrorCode::kRefundExceedsSale:
     case ErrorCode::kRefundWindowClosed:
+    case ErrorCode::kClaimRefused:
+    case ErrorCode::kCheckoutHasMember:
+    case ErrorCode::kCheckoutRefunded:
       return 422;
     case ErrorCode::kUnavailable:
     case ErrorCode::kLedgerDamaged:

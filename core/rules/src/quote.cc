@@ -262,14 +262,20 @@ Result<Quote> ComputeQuote(const Rules& r, const QuoteInput& in) {
   if (member) {
     for (size_t i = 0; i < n; ++i)
       if (q.lines[i].points_eligible) q.eligible_cents += net[i];
-    if (!member->frozen) {
-      int64_t campaign_bp = member->birthday_month ? r.birthday_multiplier_bp : kBpOne;
-      i128 num = static_cast<i128>(q.eligible_cents) * r.earn_points_per_yuan * tier.multiplier_bp *
-                 campaign_bp;
-      q.points_to_earn = static_cast<int64_t>(num / (static_cast<i128>(100) * kBpOne * kBpOne));
-    }
+    q.points_to_earn = PointsFor(r, q.eligible_cents, *member);
   }
   return q;
+}
+
+int64_t PointsFor(const Rules& r, int64_t eligible_cents, const MemberContext& member) {
+  if (member.frozen || eligible_cents <= 0) return 0;
+  auto it = r.tiers.find(member.tier);
+  if (it == r.tiers.end()) it = r.tiers.find("member");
+  const int64_t multiplier_bp = it == r.tiers.end() ? kBpOne : it->second.multiplier_bp;
+  const int64_t campaign_bp = member.birthday_month ? r.birthday_multiplier_bp : kBpOne;
+  const i128 num =
+      static_cast<i128>(eligible_cents) * r.earn_points_per_yuan * multiplier_bp * campaign_bp;
+  return static_cast<int64_t>(num / (static_cast<i128>(100) * kBpOne * kBpOne));
 }
 
 }  // namespace loyalty::rules

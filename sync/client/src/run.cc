@@ -213,6 +213,39 @@ struct SyncRun::Impl {
     return Status::Ok();
   }
 
+  // HQ answers a repair with the members asked for, none else.
+  static Status OnlyAsked(const MembersRequest& req, const MembersResponse& resp) {
+    std::set<uint64_t> asked(req.member_ids.begin(), req.member_ids.end());
+    for (const auto& m : resp.members)
+      if (!asked.count(m.member_id))
+        return Status::Error(ErrorCode::kBadResponse,
+                             "members: HQ sent member " + std::to_string(m.member_id) + " unasked");
+    return Status::Ok();
+  }
+
+  // After a rotation of the store's phone look-up key: the members whose look-up hash was
+  // made with the old key are asked for again (a batch of up to kMaxMemberIds a request, each
+  // member at most once a run), so phone look-up finds them under the new key.
+  Status Rehash() {
+    std::set<uint64_t> asked;
+    for (int i = 0; i < kMaxLoops; ++i) {
+      if (Status s = Check(); !s.ok()) return s;
+      auto stale = local.MembersToRehash(kMaxMemberIds);
+      if (!stale.ok()) return stale.status();
+      MembersRequest req;
+      for (uint64_t id : *stale)
+        if (asked.insert(id).second) req.member_ids.push_back(id);
+      if (req.member_ids.empty()) return Status::Ok();
+      auto resp =
+          CallJson<MembersResponse>("POST", Base() + "/members", SerializeMessage(req), "members");
+      if (!resp.ok()) return resp.status();
+      if (Status s = OnlyAsked(req, *resp); !s.ok()) return s;
+      rec.downloaded += static_cast<int64_t>(resp->members.size());
+      if (Status s = local.ApplySnapshots(*resp); !s.ok()) return s;
+    }
+    return Status::Ok();
+  }
+
   Status Download() {
     auto cursor = local.Cursor();
     if (!cursor.ok()) return cursor.status();
@@ -225,7 +258,10 @@ struct SyncRun::Impl {
       if (!page.ok()) return page.status();
       if (Status s = local.ApplyChanges(*page); !s.ok()) return s;
       rec.downloaded += static_cast<int64_t>(page->members.size());
-      if (!page->more) return Evict(page->evict);
+      if (!page->more) {
+        if (Status s = Evict(page->evict); !s.ok()) return s;
+        return Rehash();
+      }
       if (page->cursor == c)
         return Status::Error(ErrorCode::kBadResponse,
                              "changes: more pages announced but the cursor did not move");
@@ -332,12 +368,7 @@ struct SyncRun::Impl {
       auto resp =
           CallJson<MembersResponse>("POST", Base() + "/members", SerializeMessage(req), "members");
       if (!resp.ok()) return resp.status();
-      std::set<uint64_t> asked(req.member_ids.begin(), req.member_ids.end());
-      for (const auto& m : resp->members)
-        if (!asked.count(m.member_id))
-          return Status::Error(
-              ErrorCode::kBadResponse,
-              "members: HQ sent member " + std::to_string(m.member_id) + " unasked");
+      if (Status s = OnlyAsked(req, *resp); !s.ok()) return s;
       rec.downloaded += static_cast<int64_t>(resp->members.size());
       auto n = local.RepairBalances(*resp);
       if (!n.ok()) return n.status();

@@ -3,6 +3,7 @@
 // wins, and the path it carries ("checkouts[2].lines[0].qty") is what the error names.
 #include "loyalty/sync/messages.h"
 
+#include <algorithm>
 #include <cctype>
 #include <limits>
 
@@ -199,6 +200,7 @@ void ReadSnapshot(const JsonReader& r, Snapshot* s) {
   r.Int("unfrozen_at_ms", &s->unfrozen_at_ms, 0, kMaxTimeMs);
   r.Int("snapshot_at_s", &s->snapshot_at_s, 0, kMaxTimeS);
   r.Int("terminal_seq", &s->terminal_seq, 0);
+  if (r.Has("phone_key_id")) r.Int("phone_key_id", &s->phone_key_id, 1, kMaxPhoneKeyId);
 }
 
 void ReadIdentity(const JsonReader& r, Identity* i) {
@@ -399,20 +401,22 @@ json ToJson(const SnapshotLot& l) {
 Status FromJson(const json& j, SnapshotLot* out) { return Top<SnapshotLot>(j, out, ReadLot); }
 
 json ToJson(const Snapshot& s) {
-  return json{{"member_id", std::to_string(s.member_id)},
-              {"display_name", s.display_name ? json(*s.display_name) : json(nullptr)},
-              {"phone", s.phone ? json(*s.phone) : json(nullptr)},
-              {"phone_hash", s.phone_hash},
-              {"tier", s.tier},
-              {"status", s.status},
-              {"frozen_reason", s.frozen_reason},
-              {"birthday_month", s.birthday_month},
-              {"balance", s.balance},
-              {"lots", ArrayOf(s.lots)},
-              {"month_spend_cents", s.month_spend_cents},
-              {"unfrozen_at_ms", s.unfrozen_at_ms},
-              {"snapshot_at_s", s.snapshot_at_s},
-              {"terminal_seq", s.terminal_seq}};
+  json out{{"member_id", std::to_string(s.member_id)},
+           {"display_name", s.display_name ? json(*s.display_name) : json(nullptr)},
+           {"phone", s.phone ? json(*s.phone) : json(nullptr)},
+           {"phone_hash", s.phone_hash},
+           {"tier", s.tier},
+           {"status", s.status},
+           {"frozen_reason", s.frozen_reason},
+           {"birthday_month", s.birthday_month},
+           {"balance", s.balance},
+           {"lots", ArrayOf(s.lots)},
+           {"month_spend_cents", s.month_spend_cents},
+           {"unfrozen_at_ms", s.unfrozen_at_ms},
+           {"snapshot_at_s", s.snapshot_at_s},
+           {"terminal_seq", s.terminal_seq}};
+  if (s.phone_key_id != 0) out["phone_key_id"] = s.phone_key_id;
+  return out;
 }
 Status FromJson(const json& j, Snapshot* out) { return Top<Snapshot>(j, out, ReadSnapshot); }
 
@@ -528,6 +532,9 @@ json ToJson(const ChangesResponse& c) {
     for (uint64_t id : c.evict) ids.push_back(std::to_string(id));
     out["evict"] = std::move(ids);
   }
+  if (c.phone_key)
+    out["phone_key"] = {{"key_id", c.phone_key->key_id},
+                        {"key", Base64UrlEncode(c.phone_key->key)}};
   return out;
 }
 Status FromJson(const json& j, ChangesResponse* out) {
@@ -544,6 +551,19 @@ Status FromJson(const json& j, ChangesResponse* out) {
     if (r.Has("evict"))
       List(r, "evict", kMaxEvictions, &c->evict,
            [](const JsonReader& v, uint64_t* id) { MemberId(v, id); });
+    if (r.Has("phone_key")) {
+      const JsonReader k = r.Field("phone_key");
+      PhoneKey& pk = c->phone_key.emplace();
+      std::string text;
+      if (k.ExpectObject() && k.Int("key_id", &pk.key_id, 1, kMaxPhoneKeyId) &&
+          k.Str("key", &text, 1, 64)) {
+        auto raw = Base64UrlDecode(text);
+        if (!raw || raw->size() != 32)
+          k.Fail("key", "must be 32 bytes of base64url");
+        else
+          pk.key = *raw;
+      }
+    }
     // The rules are HQ's document, read by the rules module; here only its version is.
     const JsonReader rules = r.Field("rules");
     std::string version;
@@ -592,6 +612,7 @@ json ToJson(const MembersRequest& m) {
       ids.push_back({{"channel", k.channel}, {"external_id", k.external_id}});
     out["identities"] = std::move(ids);
   }
+  if (m.phone) out["phone"] = *m.phone;
   return out;
 }
 Status FromJson(const json& j, MembersRequest* out) {
@@ -605,6 +626,12 @@ Status FromJson(const json& j, MembersRequest* out) {
              v.Str("channel", &k->channel, 1, kMaxShortText);
              v.Str("external_id", &k->external_id, 1, kMaxShortText);
            });
+    }
+    if (r.Has("phone")) {
+      std::string& d = m->phone.emplace();
+      if (r.Str("phone", &d, 5, 20) &&
+          !std::all_of(d.begin(), d.end(), [](char c) { return c >= '0' && c <= '9'; }))
+        r.Fail("phone", "must be 5 to 20 digits");
     }
   });
 }

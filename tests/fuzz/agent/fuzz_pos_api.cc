@@ -20,6 +20,7 @@
 #include "loyalty/base/encoding.h"
 #include "loyalty/codes/codes.h"
 #include "loyalty/codes/mint.h"
+#include "loyalty/codes/return_token.h"
 #include "loyalty/codes/trusted_time.h"
 #include "loyalty/rules/rules.h"
 
@@ -42,9 +43,12 @@ constexpr Route kRoutes[] = {
     {"POST", "/v1/refunds", false},
     {"GET", "/v1/members/1234567890123", false},
     {"GET", "/v1/checkouts/c-1", false},
+    {"GET", "/v1/checkouts/c-1/enrolment", false},
+    {"GET", "/v1/checkouts/c-1/enrolment.svg", false},
     {"GET", "/v1/scans", false},
     {"POST", "/v1/sync", true},
     {"GET", "/v1/sync", true},
+    {"POST", "/v1/members/lookup", false},
 };
 
 // Everything the handler needs, built once: the ledger file, the writer thread, the service.
@@ -78,8 +82,19 @@ struct World {
     if (!v.ok()) std::abort();
     verifier = std::move(*v);
     service = std::make_unique<checkout::CheckoutService>(
-        checkout::ServiceOptions{"T01", "S001"}, clock, *verifier, trusted, TimeZone::Utc(),
+        [] {
+          checkout::ServiceOptions o{"T01", "S001"};
+          o.phone_lookups_per_hour = 1 << 30;  // the limit would soon answer every look-up
+          return o;
+        }(),
+        clock, *verifier, trusted, TimeZone::Utc(),
         std::make_shared<rules::Rules>(rules::Rules::Defaults()));
+    service->SetPhoneKeys({{1, std::string(32, '\x07')}});
+    // A certified receipt key, so the enrolment routes answer what a synced terminal does.
+    const std::string receipt_seed(32, '\x42');
+    service->SetReceiptKey(
+        receipt_seed, codes::MakeReceiptKeyCert(*HexDecode(kHqSeedHex), 1, "T01",
+                                                codes::ReceiptPublicKey(receipt_seed), 0xffffffff));
     writer = std::make_unique<checkout::LedgerWriter>(std::move(*w));
     scans = std::make_unique<agent::ScanHub>(ioc);
     agent::ApiContext ctx;
@@ -91,6 +106,7 @@ struct World {
     ctx.writer = writer.get();
     ctx.reader = reader.get();
     ctx.scans = scans.get();
+    ctx.enrolment.url_template = "https://join.example.com/m?claim={claim}";
     api = std::make_unique<agent::PosApi>(std::move(ctx));
   }
 };

@@ -84,6 +84,7 @@ struct AgentConfig {
   bool allow_public_listen = false;       // needed to bind a non-loopback address
   int max_connections = 256;              // 1..1024; at the cap the longest-idle one is closed
   int request_timeout_ms = 10000;         // 100..300000
+  int phone_lookups_per_hour = 30;        // 0..1000; 0: no phone look-up (docs/pos-api.md)
 
   // [codes]
   std::map<int, std::string>
@@ -108,6 +109,15 @@ struct AgentConfig {
   // [sync]
   int64_t interval_s = 3600;   // 0 = off, else 1..604800
   int64_t run_timeout_s = 60;  // 1..3600
+
+  // [enrolment]: the sign-up QR code of a sale made without a member (docs/pos-api.md,
+  // "Sign-up at the till").
+  // The join page's link: 1..512 characters a URI may hold (RFC 3986, '%' escapes
+  // included), beginning with a scheme ("https:", "alipays:", ...), with "{claim}" exactly
+  // once where the signed claim goes. "" = off: the enrolment routes answer 404 not_found.
+  std::string enrolment_url_template;
+  int enrolment_qr_module_pixels = 4;               // 1..16 pixels a module (the PNG)
+  std::string enrolment_qr_error_correction = "M";  // L | M | Q | H
 
   // [log]
   std::string log_level = "info";  // trace | debug | info | warn | error | critical | off
@@ -164,6 +174,9 @@ struct HqConfig {
   // A store's terminals hold the members enrolled there and those that shopped there or
   // were asked for there within this many months (1..120; hq-and-sync.md, "Download").
   int member_scope_months = 12;
+  // How long a store's phone look-up key lasts before the next one (1..365 days;
+  // docs/pos-api.md, "Phone look-up").
+  int phone_key_days = 30;
   // PEM CRLs, one per CA of client_ca_file (resolved; needs TLS); empty: none. Re-read on
   // SIGHUP (docs/tls.md, "Revocation").
   std::string crl_file;

@@ -58,10 +58,31 @@ inline constexpr EventInfo kHqEventCatalogue[] = {
     {"sale_fetch_limited", "warn", "terminal_id, per_hour",
      "a terminal asked for more sales in an hour than returns explain: look at what that till "
      "runs (a till walking the chain's sales and members is a stolen or rooted one)"},
+    {"phone_consent_changed", "info", "member_id, consent",
+     "- (a member gave or withdrew consent to phone look-up at the till)"},
+    {"phone_lookup", "info", "terminal_id, found, member_id",
+     "- (a terminal asked for a member by phone number; never the number)"},
+    {"phone_lookup_limited", "warn", "terminal_id, per_hour",
+     "a terminal asked for more phone numbers in an hour than a lane serves: a till trying "
+     "numbers to enumerate members is a stolen or rooted one"},
     {"sale_fetched", "info", "terminal_id, sold_at, checkout_id, found, refunds",
      "- (a terminal asked for a sale to refund it: a return at another lane or store)"},
     {"receipt_key_certified", "info", "terminal_id, key_id, not_after",
      "- (a terminal's receipt key, certified for its return tokens; every 60 days or so)"},
+    {"claim_recorded", "info", "terminal_id, checkout_id, member_id, status",
+     "- (a member joined with, or added, the claim of a sale made without a member: status "
+     "credited, or pending until the selling terminal uploads the sale)"},
+    {"claim_credited", "info", "terminal_id, checkout_id, member_id, points",
+     "- (a claimed sale's points credited to the member, once)"},
+    {"claim_refused", "warn", "terminal_id, checkout_id, member_id, reason",
+     "- (a claim HQ did not credit: used already, expired, refunded, a sale with a member, or "
+     "one that does not verify; many code_signature_invalid from one join page: someone is "
+     "forging claims)"},
+    {"claim_clawed_back", "info", "terminal_id, checkout_id, refund_id, member_id, points",
+     "- (a refund of a claimed sale took back its share of the credited points)"},
+    {"claim_clawback_failed", "error", "terminal_id, checkout_id, refund_id, reason",
+     "a defect: the refund stands but the claimed points were not taken back; report it with "
+     "the sale"},
     {"member_frozen", "warn", "member_id, reason, source",
      "HQ froze the member for chain-wide velocity (source hq): the risk team reviews and "
      "unfreezes"},

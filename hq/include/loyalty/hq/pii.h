@@ -7,7 +7,14 @@
 //
 // The phone hash key is HMAC-SHA256(pii key, "loyalty-hq phone-hash v1"): derived, so one
 // key file is all there is to keep, and a leaked hash key does not reveal the encryption
-// key. phone_hash = HMAC-SHA256(phone hash key, the phone's digits), lower-case hex.
+// key. phone_hash = HMAC-SHA256(phone hash key, the phone's look-up digits (base/phone.h)),
+// lower-case hex: HQ's own index, never sent to a terminal.
+//
+// A store's phone look-up key (docs/pos-api.md, "Phone look-up"): HMAC-SHA256(store phone
+// master, store_id ‖ 0x00 ‖ decimal key id), the master HMAC-SHA256(pii key, "loyalty-hq
+// store-phone-key v1"). Derived, so every HQ process of a chain gives a store the same key
+// with no table to share; the key id counts rotation periods. A terminal gets its store's
+// key and, for consenting members, HMAC-SHA256(store key, look-up digits).
 //
 // Thread-safe after construction (const methods only).
 #pragma once
@@ -34,12 +41,19 @@ class PiiCipher {
   // internal for a blob that does not authenticate.
   Result<std::string> Decrypt(std::string_view blob, std::string_view associated) const;
   std::string PhoneHash(std::string_view phone) const;
+  // The 32 raw bytes of store `store_id`'s look-up key number `key_id`.
+  std::string StorePhoneKey(std::string_view store_id, int64_t key_id) const;
 
  private:
   explicit PiiCipher(std::string key) : key_(std::move(key)) {}
   std::string key_;
   std::string phone_hash_key_;
+  std::string store_phone_master_;
 };
+
+// HMAC-SHA256(store_key, the look-up digits of `phone`), lower-case hex: what a terminal
+// computes from a typed number and HQ sends for a consenting member.
+std::string StorePhoneHash(std::string_view store_key, std::string_view phone);
 
 // "张三" → "张*"; "" → "". The first UTF-8 character followed by one '*'.
 std::string MaskName(std::string_view name);

@@ -49,6 +49,9 @@ struct HqOptions {
   // were asked for there within this many months (hq.toml member_scope_months; a month is
   // 31 days here). docs/hq.md, "Member scope".
   int member_scope_months = 12;
+  // A store's phone look-up key changes every this many days (hq.toml phone_key_days):
+  // key id = floor(now / period) + 1 (docs/pos-api.md, "Phone look-up").
+  int phone_key_days = 30;
   // Where the service reports what it did not send or apply (HQ's log); may be empty.
   std::function<void(const char* event, const nlohmann::json& fields)> on_event;
 };

@@ -51,6 +51,9 @@ struct MemberRecord {
   int64_t balance = 0;
   int64_t created_at_ms = 0;
   int64_t change_seq = 0;  // set by the store
+  // The member agreed to be found by phone number at the till (docs/pos-api.md, "Phone
+  // look-up"): without it terminals get no look-up hash and HQ answers no phone look-up.
+  bool phone_lookup_consent = false;
 };
 
 struct MemberStateRecord {
@@ -130,6 +133,24 @@ struct AdjustmentRecord {
   int64_t at_ms = 0;
 };
 
+// A sign-up claim (docs/hq.md, "Claims"): a member's claim to the points of a sale made
+// without a member, one per sale (the selling terminal and its checkout id).
+struct ClaimRecord {
+  std::string terminal_id, checkout_id;  // the sale, as the claim names it
+  uint64_t member_id = 0;
+  int64_t committed_at_ms = 0;  // the sale's time, as the claim says
+  int64_t expires_at_s = 0;     // the claim's expiry
+  int64_t claimed_at_ms = 0;    // HQ's clock when it was recorded
+  std::string status;           // "pending" (HQ has no record of the sale yet), "credited",
+                                // "refused"
+  std::string reason;           // refused: why (docs/hq.md lists the reasons)
+  int64_t points = 0;           // credited: the points
+  std::string entry_id;         // credited: HQ's `adjust` entry, "" for 0 points
+  int64_t credited_at_ms = 0;   // credited or refused: when
+  int64_t clawed_back = 0;      // of the points, taken back since by refunds of the sale
+  bool operator==(const ClaimRecord&) const = default;
+};
+
 // One row of the refunds-by-cashier view.
 struct CashierRefunds {
   std::string cashier_id;  // "" when the POS named none
@@ -156,6 +177,10 @@ class Store {
   virtual Status TouchMember(uint64_t member_id) = 0;
   virtual Result<std::optional<uint64_t>> FindIdentity(const std::string& channel,
                                                        const std::string& external_id) = 0;
+  // The members whose chain-keyed phone hash is `phone_hash` and who consented to phone
+  // look-up, by id (at most `limit`).
+  virtual Result<std::vector<uint64_t>> ConsentingMembersByPhoneHash(const std::string& phone_hash,
+                                                                     int64_t limit) = 0;
   virtual Status PutIdentity(const std::string& channel, const std::string& external_id,
                              uint64_t member_id) = 0;
   virtual Result<std::vector<sync::Identity>> IdentitiesOf(uint64_t member_id) = 0;
@@ -276,6 +301,18 @@ class Store {
   // A receipt key HQ certified for a terminal (base64url public key), kept for the record.
   virtual Status AddReceiptKey(const std::string& terminal_id, const std::string& public_key_b64,
                                int64_t at_ms) = 0;
+
+  // --- sign-up claims (docs/hq.md, "Claims"): one per sale, (terminal_id, checkout_id).
+  // Inserts the claim; false, and nothing written, when that sale was claimed already.
+  virtual Result<bool> InsertClaim(const ClaimRecord& c) = 0;
+  virtual Result<std::optional<ClaimRecord>> GetClaim(const std::string& terminal_id,
+                                                      const std::string& checkout_id) = 0;
+  // Writes the claim's status, reason, points, entry_id, credited_at_ms and clawed_back.
+  virtual Status UpdateClaim(const ClaimRecord& c) = 0;
+  // The member's claims, by claimed_at_ms then sale.
+  virtual Result<std::vector<ClaimRecord>> ClaimsOfMember(uint64_t member_id) = 0;
+  // The claims of the terminal's sales still waiting for HQ to hold the sale ("pending").
+  virtual Result<std::vector<ClaimRecord>> PendingClaims(const std::string& terminal_id) = 0;
 
   // --- what HQ told whom, for checking what a terminal could have known
   // A member's tier and status from at_ms on (recorded at every change).

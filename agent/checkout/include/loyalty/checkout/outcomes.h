@@ -72,6 +72,16 @@ struct MemberDetail {
   std::vector<ledger::EntryRow> recent_entries;  // newest first, at most 20
 };
 
+// The sign-up claim of a checkout made without a member (docs/pos-api.md, "Sign-up at the
+// till"): the claim text (codes/enrol_claim.h) and when it expires. The link and the QR code
+// around it are the API's (agent/src/enrolment.h).
+struct EnrolmentOutcome {
+  std::string checkout_id;
+  std::string claim;
+  int64_t committed_at_ms = 0;
+  int64_t expires_at_s = 0;
+};
+
 // A committed checkout with its refunds, as stored (already parsed and checked).
 struct CheckoutRecord {
   nlohmann::json checkout;

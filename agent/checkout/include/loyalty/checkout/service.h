@@ -12,12 +12,17 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "loyalty/base/clock.h"
 #include "loyalty/base/status.h"
@@ -58,6 +63,7 @@ struct ServiceOptions {
   std::string terminal_id;
   std::string store_id;
   int64_t identification_ttl_s = 1800;  // pos-api.md: usable for 30 minutes
+  int phone_lookups_per_hour = 30;      // [api] phone_lookups_per_hour; 0: no phone look-up
   size_t max_identifications = 10000;
 };
 
@@ -73,6 +79,13 @@ class CheckoutService {
   Result<QuoteOutcome> Quote(ledger::Ledger& reader, const nlohmann::json& body);
   Result<MemberDetail> GetMember(ledger::Ledger& reader, const std::string& member_id);
   Result<CheckoutRecord> GetCheckout(ledger::Ledger& reader, const std::string& checkout_id);
+  // The sign-up claim of a checkout committed here without a member, signed with the receipt
+  // key (docs/pos-api.md, "Sign-up at the till"), expiring with the current rules' refund
+  // window. Errors: bad_request (the id), checkout_unknown, checkout_has_member,
+  // checkout_refunded (refunded here, even in part), code_expired (the sale is older than
+  // the refund window), unavailable (no certified receipt key yet: the first sync makes
+  // one; or a failed read), ledger_damaged.
+  Result<EnrolmentOutcome> Enrolment(ledger::Ledger& reader, const std::string& checkout_id);
 
   // Write side: the writer thread only. Each is one transaction; on any error nothing changes.
   // Every use case refuses with unavailable when a ledger read it needs fails (never
@@ -114,6 +127,18 @@ class CheckoutService {
   // member not held is the provisional member of member-codes.md there (Identify asks).
   void LookUpIfUnheld(ledger::Ledger& reader, const nlohmann::json& body);
 
+  // Phone look-up (docs/pos-api.md, "Phone look-up"): `typed` is what the cashier typed.
+  // The store's look-up keys hash it and the ledger is searched; a number found nowhere is
+  // asked of HQ through the phone fetcher. member_unknown for no match (whatever the
+  // reason); rate_limited beyond phone_lookups_per_hour in any trailing hour. The number is
+  // never logged, stored or kept. Any thread, with that thread's reader.
+  Result<IdentifyOutcome> LookupPhone(ledger::Ledger& reader, std::string_view typed);
+  // The store's look-up keys HQ sent, (key id, 32 raw bytes), the current first. Any thread.
+  void SetPhoneKeys(std::vector<std::pair<int64_t, std::string>> keys);
+  // Asks HQ for a consenting member with these look-up digits and puts them into the ledger:
+  // their id, or nullopt (none, or HQ could not be asked). Set before serving.
+  void SetPhoneFetcher(std::function<std::optional<uint64_t>(const std::string& digits)> fetch);
+
   // Trusted "now" in unix seconds (the wall clock unless it is untrusted).
   int64_t NowS() const;
   int64_t NowMs() const;
@@ -151,6 +176,9 @@ class CheckoutService {
                      const std::string& entry_id, const rules::Rules& r,
                      std::vector<model::Lot>* lots = nullptr);
   std::string RememberIdentification(const codes::Identified& id, int64_t now_s);
+  // The answer of identify and phone look-up for a resolved member, remembered.
+  Result<IdentifyOutcome> IdentifyAnswer(ledger::Ledger& reader, const codes::Identified& id,
+                                         const Resolved& resolved, int64_t now_s);
   std::optional<Identification> FindIdentification(const std::string& id, int64_t now_s);
   void Log(const std::string& event, const nlohmann::json& fields);
 
@@ -164,9 +192,13 @@ class CheckoutService {
   mutable std::mutex mu_;
   std::shared_ptr<const rules::Rules> rules_;
   std::map<std::string, Identification> identifications_;
+  std::set<std::pair<int64_t, std::string>> identification_expiries_;  // (expires_at_s, id)
   SaleFetcher fetch_sale_;
-  std::string receipt_seed_, receipt_cert_;  // guarded by mu_
-  codes::ReceiptKeyCache receipt_certs_;     // thread-safe
+  std::string receipt_seed_, receipt_cert_;                  // guarded by mu_
+  codes::ReceiptKeyCache receipt_certs_;                     // thread-safe
+  std::vector<std::pair<int64_t, std::string>> phone_keys_;  // guarded by mu_
+  std::deque<int64_t> phone_lookups_;                        // mono ms, guarded by mu_
+  std::function<std::optional<uint64_t>(const std::string&)> fetch_phone_;
 };
 
 }  // namespace loyalty::checkout

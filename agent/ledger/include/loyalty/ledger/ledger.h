@@ -35,7 +35,7 @@
 
 namespace loyalty::ledger {
 
-inline constexpr int kSchemaVersion = 5;
+inline constexpr int kSchemaVersion = 6;
 // The SQL of the migration from schema `from` to from + 1 (0 <= from < kSchemaVersion);
 // tests build files of older versions with it.
 const char* MigrationSql(int from);
@@ -73,7 +73,9 @@ struct MemberRow {
   uint64_t member_id = 0;
   std::optional<std::string> display_name;  // masked, e.g. 张*
   std::optional<std::string> phone;         // masked, e.g. 138****5678
-  std::string phone_hash;                   // keyed hash from HQ, for look-up
+  // HMAC-SHA256(the store's phone look-up key phone_key_id, the phone's digits), hex, from
+  // HQ for a member who consented to phone look-up; "" otherwise (docs/pos-api.md).
+  std::string phone_hash;
   std::string tier = "member";
   std::string status = "active";
   std::string frozen_reason;
@@ -83,6 +85,7 @@ struct MemberRow {
   int64_t month_spend_cents = 0;  // HQ month-to-date qualifying spend
   int64_t unfrozen_at_ms = 0;     // latest unfreeze (velocity counts after it)
   int64_t balance = 0;            // cached: always equals the sum of the member's lots
+  int64_t phone_key_id = 0;       // the store key phone_hash was made with; 0: none
 };
 
 // A coupon as the terminal holds it: the offer, and the checkout that used it ("" unused;
@@ -206,6 +209,12 @@ class Ledger {
   Result<int64_t> AddLot(const model::Lot& lot);
   Status SetLotRemaining(uint64_t member_id, int64_t lot_id, int64_t remaining);
   Result<int64_t> MemberCount();
+  // Phone look-up (docs/pos-api.md): the members whose look-up hash under store key
+  // `key_id` is `hash` (at most `limit`), and the members whose hash was made with another
+  // key than `key_id` (after a rotation: asked of HQ again).
+  Result<std::vector<uint64_t>> MembersByPhoneHash(int64_t key_id, const std::string& hash,
+                                                   size_t limit);
+  Result<std::vector<uint64_t>> MembersWithOtherPhoneKey(int64_t key_id, size_t limit);
 
   // --- coupons, revocations, code bindings
   Result<std::optional<CouponRow>> GetCoupon(const std::string& coupon_id);

@@ -45,6 +45,11 @@ namespace loyalty {
   X(kCouponUsed, "coupon_used")                                  \
   X(kRefundExceedsSale, "refund_exceeds_sale")                   \
   X(kRefundWindowClosed, "refund_window_closed")                 \
+  /* sign-up at the till (docs/pos-api.md, docs/hq.md) */        \
+  X(kClaimUsed, "claim_used")                                    \
+  X(kClaimRefused, "claim_refused")                              \
+  X(kCheckoutHasMember, "checkout_has_member")                   \
+  X(kCheckoutRefunded, "checkout_refunded")                      \
   X(kUnavailable, "unavailable")                                 \
   X(kLedgerDamaged, "ledger_damaged")                            \
   X(kInternal, "internal")                                       \

@@ -68,14 +68,16 @@ struct CodesConfig {
   size_t certificate_cache_capacity = 4096;  // verified certificates kept (LRU); >= 1
 };
 
-enum class CodeKind { kDynamic, kStatic, kChannel };
+// kPhone: no code at all, a member found by the phone number they gave (docs/pos-api.md,
+// "Phone look-up"); a static identification (it cannot redeem unless static codes may).
+enum class CodeKind { kDynamic, kStatic, kChannel, kPhone };
 
-// "dynamic", "static", "channel": the API's identification.kind.
+// "dynamic", "static", "channel", "phone": the API's identification.kind.
 std::string_view CodeKindName(CodeKind kind);
 
 struct Identified {
   CodeKind kind = CodeKind::kDynamic;
-  uint64_t member_id = 0;                 // dynamic only
+  uint64_t member_id = 0;                 // dynamic and phone only
   std::string device_public_key;          // dynamic only, raw 32 bytes
   uint32_t code_time = 0, not_after = 0;  // dynamic only
   uint8_t key_id = 0;                     // dynamic only

@@ -182,6 +182,12 @@ struct Quote {
 // without a member (redeem_not_allowed), then the spec's redemption refusals 1–5.
 Result<Quote> ComputeQuote(const Rules& rules, const QuoteInput& input);
 
+// Step 6 alone: the points `eligible_cents` of final net earn a member of `member`'s tier (a
+// tier the rules do not know counts as "member"), in or out of the birthday month; 0 for a
+// frozen member or eligible_cents <= 0. ComputeQuote's points_to_earn is this of its
+// eligible_cents. HQ credits a claimed sale with it (docs/hq.md, "Claims").
+int64_t PointsFor(const Rules& rules, int64_t eligible_cents, const MemberContext& member);
+
 // Allocation of `amount` over `weights`: floor(amount × w_i / Σw) each, then the cents
 // left over one at a time to the largest remainders (amount × w_i) mod Σw, ties to the
 // lower index. The result sums to exactly `amount` when amount ≥ 0 and Σw > 0; negative

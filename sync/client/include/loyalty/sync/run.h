@@ -97,6 +97,13 @@ class LocalLedger {
   virtual Result<std::vector<uint64_t>> Evict(const std::vector<uint64_t>& /*member_ids*/) {
     return std::vector<uint64_t>();
   }
+  // Phone look-up (docs/pos-api.md): members whose look-up hash was made with another store
+  // key than the one the last changes page delivered (at most `limit`): the run asks HQ for
+  // them again and applies what it sends with ApplySnapshots, as a changes page's.
+  virtual Result<std::vector<uint64_t>> MembersToRehash(size_t /*limit*/) {
+    return std::vector<uint64_t>();
+  }
+  virtual Status ApplySnapshots(const MembersResponse& /*members*/) { return Status::Ok(); }
   // The receipt key (docs/pos-api.md, "Returns anywhere"): its raw public key when it has
   // no certificate from HQ valid for a while yet (the run then asks HQ for one), nullopt
   // when nothing is to be done. StoreReceiptKeyCert checks and keeps what HQ sent.

@@ -108,7 +108,18 @@ struct Snapshot {
   int64_t unfrozen_at_ms = 0;
   int64_t snapshot_at_s = 0;
   int64_t terminal_seq = 0;  // ≥ 0
+  // The look-up key phone_hash was made with (docs/pos-api.md, "Phone look-up"): the
+  // store's key number, 0 when phone_hash is not a store look-up hash (no consent).
+  int64_t phone_key_id = 0;
   bool operator==(const Snapshot&) const = default;
+};
+
+// A store's phone look-up key (docs/pos-api.md, "Phone look-up").
+inline constexpr int64_t kMaxPhoneKeyId = int64_t{1} << 31;
+struct PhoneKey {
+  int64_t key_id = 0;  // 1..kMaxPhoneKeyId
+  std::string key;     // raw 32 bytes (base64url on the wire)
+  bool operator==(const PhoneKey&) const = default;
 };
 
 struct Identity {
@@ -177,6 +188,9 @@ struct ChangesResponse {
   // On the last page (more = false): members this terminal holds that left its store's
   // scope, to drop (PROTOCOL.md, "Eviction"); ≤ kMaxEvictions.
   std::vector<uint64_t> evict;
+  // On the last page: the terminal's store's phone look-up key (absent for a terminal of
+  // no store).
+  std::optional<PhoneKey> phone_key;
   bool operator==(const ChangesResponse&) const = default;
 };
 
@@ -205,6 +219,9 @@ struct MembersRequest {
   // A look-up (a member identified online): the cards to resolve (≤ 16), and the answer
   // carries the identities of the members it holds. nullopt: a repair, as before.
   std::optional<std::vector<IdentityKey>> identities;
+  // A look-up by phone number: its look-up digits (base/phone.h, 5..20 digits); HQ answers
+  // a member who consented to phone look-up.
+  std::optional<std::string> phone;
   bool operator==(const MembersRequest&) const = default;
 };
 
