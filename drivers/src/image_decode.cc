@@ -39,6 +39,31 @@ bool IsPnm(const uint8_t* d, size_t n) {
   return n >= 2 && d[0] == 'P' && (d[1] == '5' || d[1] == '6');
 }
 
+// The length of a binary PNM's header: the magic, width, height and maxval, separated by
+// whitespace and '#' comments, then exactly one whitespace byte. 0 when it does not parse.
+size_t PnmHeaderBytes(const uint8_t* d, size_t n) {
+  size_t i = 2;
+  auto space = [](uint8_t c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+  };
+  for (int field = 0; field < 3; ++field) {
+    for (;;) {  // whitespace and comments before the number
+      if (i < n && space(d[i])) {
+        ++i;
+      } else if (i < n && d[i] == '#') {
+        while (i < n && d[i] != '\n' && d[i] != '\r') ++i;
+      } else {
+        break;
+      }
+    }
+    const size_t start = i;
+    while (i < n && d[i] >= '0' && d[i] <= '9' && i - start < 10) ++i;
+    if (i == start) return 0;
+  }
+  if (i >= n || !space(d[i])) return 0;
+  return i + 1;
+}
+
 uint32_t Be32(const uint8_t* p) {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
 }
@@ -196,6 +221,15 @@ Result<std::vector<DecodedCode>> DecodeImageBytes(const uint8_t* data, size_t si
   if (Status s = ReadHeaderInto(data, size, h); !s.ok()) return s;
   if (IsPng(data, size)) {
     if (Status s = CheckPngInflatedSize(data, size); !s.ok()) return s;
+  }
+  if (IsPnm(data, size)) {
+    // The pixel data must all be there: stb_image's PNM reader does not stop at the end of
+    // a short buffer (found by fuzz_image_bytes: a 16-bit header with no pixels).
+    const size_t header_bytes = PnmHeaderBytes(data, size);
+    if (header_bytes == 0) return Unreadable("a PNM header that does not parse");
+    if (size - header_bytes < static_cast<uint64_t>(h.decoded_bytes))
+      return Unreadable("a truncated PNM: " + std::to_string(size - header_bytes) +
+                        " bytes of pixel data, " + std::to_string(h.decoded_bytes) + " declared");
   }
   const int len = static_cast<int>(size);
   int w = 0, hh = 0, channels = 0;

@@ -200,6 +200,21 @@ TEST(ImageDecodeLimits, PixelDataLargerThanTheHeaderSaysIsRefused) {
   EXPECT_TRUE(honest->empty());
 }
 
+// A PNM whose pixel data is shorter than its header declares is refused before stb_image
+// reads it (fuzz_image_bytes found a 16-bit one that crashed it); a whole one decodes.
+TEST(ImageDecodeLimits, ATruncatedPnmIsRefused) {
+  const std::string crash("P6\t8\t8886\t888\x89PNG\r\n\x1a\n887", 24);
+  EXPECT_EQ(Decode(crash).status().code(), ErrorCode::kUnreadableImage);
+  auto r = Decode("P6 8 8886 888\n" + std::string(16, '8'));
+  EXPECT_EQ(r.status().code(), ErrorCode::kUnreadableImage);
+  EXPECT_NE(r.status().message().find("truncated PNM"), std::string::npos) << r.status().message();
+  const std::string whole = "P5\n# a comment\n4 2\n255\n" + std::string(8, '\xff');
+  EXPECT_TRUE(Decode(whole).ok()) << Decode(whole).status().ToString();
+  EXPECT_EQ(Decode(whole.substr(0, whole.size() - 1)).status().code(),
+            ErrorCode::kUnreadableImage);                                        // one byte short
+  EXPECT_EQ(Decode("P5 4 2 255").status().code(), ErrorCode::kUnreadableImage);  // no pixels
+}
+
 TEST(ImageDecodeLimits, OnlyPngJpegAndPnmAreRead) {
   EXPECT_EQ(Decode("BM" + std::string(100, '\0')).status().code(),
             ErrorCode::kUnreadableImage);  // BMP
