@@ -29,6 +29,25 @@ Result<std::string> MemberLookup::Ask(std::string_view route, const std::string&
   return std::move(ex->body);
 }
 
+Result<sync::MembersResponse> MemberLookup::AdoptOne(const std::string& body,
+                                                     std::optional<uint64_t> member_id) {
+  auto found = sync::ParseMessage<sync::MembersResponse>(body);
+  if (!found.ok()) return found.status();
+  if (found->members.size() > 1 ||
+      (member_id && !found->members.empty() && found->members[0].member_id != *member_id))
+    return Status::Error(ErrorCode::kBadResponse, "HQ sent a member not asked for");
+  if (found->identities) {
+    for (const auto& i : *found->identities) {
+      if (found->members.empty() || i.member_id != found->members[0].member_id)
+        return Status::Error(ErrorCode::kBadResponse, "HQ sent an identity not asked for");
+    }
+  }
+  if (!found->members.empty()) {
+    if (Status s = local_.AdoptMembers(*found); !s.ok()) return s;
+  }
+  return found;
+}
+
 void MemberLookup::Pause() { paused_until_mono_ms_.store(clock_.mono_ms() + opt_.pause_ms); }
 
 bool MemberLookup::Lookup(const codes::Identified& id) {
@@ -66,22 +85,11 @@ bool MemberLookup::Lookup(const codes::Identified& id) {
   };
   auto answer = Ask("members", sync::SerializeMessage(req), opt_.timeout_ms);
   if (!answer.ok()) return fail(answer.status());
-  auto found = sync::ParseMessage<sync::MembersResponse>(*answer);
-  if (!found.ok()) return fail(found.status());
   // Only what was asked for: one member, the one of the dynamic code or the card's holder.
-  if (found->members.size() > 1 ||
-      (id.kind == codes::CodeKind::kDynamic && !found->members.empty() &&
-       found->members[0].member_id != id.member_id))
-    return fail(Status::Error(ErrorCode::kBadResponse, "HQ sent a member not asked for"));
-  if (found->identities) {
-    for (const auto& i : *found->identities) {
-      if (found->members.empty() || i.member_id != found->members[0].member_id)
-        return fail(Status::Error(ErrorCode::kBadResponse, "HQ sent an identity not asked for"));
-    }
-  }
-  if (!found->members.empty()) {
-    if (Status s = local_.AdoptMembers(*found); !s.ok()) return fail(s);
-  }
+  auto found =
+      AdoptOne(*answer, id.kind == codes::CodeKind::kDynamic ? std::optional<uint64_t>(id.member_id)
+                                                             : std::nullopt);
+  if (!found.ok()) return fail(found.status());
   LogEvent(Level::kInfo, "member_lookup",
            {{"kind", what},
             {"code_hash", id.code_hash.substr(0, 12)},
@@ -115,19 +123,8 @@ std::optional<uint64_t> MemberLookup::LookupPhone(const std::string& digits) {
     if (answer.status().code() == ErrorCode::kRateLimited) return std::nullopt;
     return fail(answer.status());
   }
-  auto found = sync::ParseMessage<sync::MembersResponse>(*answer);
+  auto found = AdoptOne(*answer, std::nullopt);
   if (!found.ok()) return fail(found.status());
-  if (found->members.size() > 1)
-    return fail(Status::Error(ErrorCode::kBadResponse, "HQ sent more than one member"));
-  if (found->identities) {
-    for (const auto& i : *found->identities) {
-      if (found->members.empty() || i.member_id != found->members[0].member_id)
-        return fail(Status::Error(ErrorCode::kBadResponse, "HQ sent an identity not asked for"));
-    }
-  }
-  if (!found->members.empty()) {
-    if (Status s = local_.AdoptMembers(*found); !s.ok()) return fail(s);
-  }
   const uint64_t id = found->members.empty() ? 0 : found->members[0].member_id;
   LogEvent(Level::kInfo, "member_lookup",
            {{"kind", "phone"},

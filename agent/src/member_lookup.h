@@ -68,6 +68,10 @@ class MemberLookup {
   // One request to HQ, POST /v1/sync/{tid}/{route} within timeout_ms: the body of its 200
   // answer, or why there is none. The caller holds mu_.
   Result<std::string> Ask(std::string_view route, const std::string& body, int timeout_ms);
+  // A look-up's answer: at most one member (`member_id` when given), identities of that
+  // member only; what HQ sent goes into the ledger.
+  Result<sync::MembersResponse> AdoptOne(const std::string& body,
+                                         std::optional<uint64_t> member_id);
   // After a failure: look-ups wait pause_ms before asking HQ again.
   void Pause();
 

@@ -74,6 +74,19 @@ Snapshot SampleSnapshot() {
   return s;
 }
 
+Refund SampleRefund() {
+  Refund rf;
+  rf.refund_id = "r-1";
+  rf.checkout_id = "c-1";
+  rf.reason = "return";
+  rf.at_ms = 3;
+  rf.refund_cents = 100;
+  rf.points_clawed_back = 1;
+  rf.response_json = "{}";
+  rf.lines = {{0, 1}};
+  return rf;
+}
+
 template <typename T>
 void ExpectRoundTrip(const T& v) {
   std::string body = SerializeMessage(v);
@@ -100,16 +113,7 @@ TEST(MessagesTest, RoundTripsEveryMessage) {
   anon.member_id.reset();
   anon.checkout_id = "c-2";
   up.checkouts.push_back(anon);
-  Refund rf;
-  rf.refund_id = "r-1";
-  rf.checkout_id = "c-1";
-  rf.reason = "return";
-  rf.at_ms = 3;
-  rf.refund_cents = 100;
-  rf.points_clawed_back = 1;
-  rf.response_json = "{}";
-  rf.lines = {{0, 1}};
-  up.refunds = {rf};
+  up.refunds = {SampleRefund()};
   ExpectRoundTrip(up);
 
   ExpectRoundTrip(
@@ -299,14 +303,7 @@ TEST(MessagesTest, SaleEvictionAndReceiptKeyLimits) {
   evicted.member_ids.push_back(7);
   ExpectRejected<EvictedRequest>(ToJson(evicted), "member_ids");
 
-  Refund rf;
-  rf.refund_id = "r-1";
-  rf.checkout_id = "c-1";
-  rf.reason = "return";
-  rf.at_ms = 3;
-  rf.refund_cents = 100;
-  rf.response_json = "{}";
-  rf.lines = {{0, 1}};
+  const Refund rf = SampleRefund();
   SaleResponse sale;
   sale.checkout = SampleCheckout();
   sale.refunds.assign(kMaxSaleRefunds, {"T02", rf});
