@@ -22,6 +22,14 @@ namespace {
 using testing::EventCollector;
 using testing::TempDir;
 
+// A write to a fifo that nobody reads at that moment fails with EPIPE, which WriteAll
+// reports in the test that made it, instead of SIGPIPE ending the whole program (and every
+// other test's result with it).
+const bool kSigpipeIgnored = [] {
+  ::signal(SIGPIPE, SIG_IGN);
+  return true;
+}();
+
 void WriteAll(int fd, std::string_view bytes) {
   while (!bytes.empty()) {
     ssize_t n = write(fd, bytes.data(), bytes.size());
