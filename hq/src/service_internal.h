@@ -37,6 +37,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "loyalty/base/rate_limit.h"
 #include "loyalty/base/status.h"
 #include "loyalty/codes/enrol_claim.h"
 #include "loyalty/codes/return_token.h"
@@ -84,15 +85,6 @@ inline constexpr int64_t kActiveWithinMs = 5 * 60 * 1000;
 inline int64_t MicrosSince(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t)
       .count();
-}
-
-// A sliding-hour limit: true (and the time recorded) when fewer than `per_hour` of `times`
-// (oldest first) fall in the hour before now_ms.
-inline bool TakeHourlySlot(std::deque<int64_t>& times, size_t per_hour, int64_t now_ms) {
-  while (!times.empty() && times.front() <= now_ms - 3'600'000) times.pop_front();
-  if (times.size() >= per_hour) return false;
-  times.push_back(now_ms);
-  return true;
 }
 
 }  // namespace internal

@@ -8,6 +8,7 @@
 #include "loyalty/base/ids.h"
 #include "loyalty/base/json_writer.h"
 #include "loyalty/base/phone.h"
+#include "loyalty/base/rate_limit.h"
 #include "loyalty/base/time.h"
 #include "loyalty/checkout/lots.h"
 #include "loyalty/checkout/requests.h"
@@ -341,21 +342,19 @@ Result<IdentifyOutcome> CheckoutService::LookupPhone(ledger::Ledger& reader,
   std::vector<std::pair<int64_t, std::string>> keys;
   {
     std::lock_guard<std::mutex> g(mu_);
-    while (!phone_lookups_.empty() && phone_lookups_.front() <= start - 3'600'000)
-      phone_lookups_.pop_front();
-    if (phone_lookups_.size() >= static_cast<size_t>(opts_.phone_lookups_per_hour)) {
+    if (!TakeHourlySlot(phone_lookups_, static_cast<size_t>(opts_.phone_lookups_per_hour), start)) {
       Log("phone_lookup_limited", {{"per_hour", opts_.phone_lookups_per_hour}});
       return Err(ErrorCode::kRateLimited,
                  "more than " + std::to_string(opts_.phone_lookups_per_hour) +
                      " phone look-ups in the last hour at this terminal: scan the member's code");
     }
-    phone_lookups_.push_back(start);
     keys = phone_keys_;
   }
   // Each key the terminal holds (the current one, and the one before during a rotation);
   // two members under one number (a shared phone) name neither.
   uint64_t member_id = 0;
   std::string via = "none";
+  bool shared = false;  // HQ would name neither either: not asked
   for (const auto& [key_id, key] : keys) {
     auto found = reader.MembersByPhoneHash(key_id, KeyedHashHex(key, *digits), 2);
     if (!found.ok()) return ReadError(found.status());
@@ -364,9 +363,10 @@ Result<IdentifyOutcome> CheckoutService::LookupPhone(ledger::Ledger& reader,
       via = "ledger";
       break;
     }
-    if (found->size() > 1) break;
+    shared = found->size() > 1;
+    if (shared) break;
   }
-  if (member_id == 0 && via == "none" && fetch_phone_) {
+  if (member_id == 0 && !shared && fetch_phone_) {
     if (auto id = fetch_phone_(*digits)) {
       member_id = *id;
       via = "hq";
@@ -1101,14 +1101,21 @@ Result<MemberDetail> CheckoutService::GetMember(ledger::Ledger& reader,
   return MemberDetail{std::move(*member), std::move(*entries)};
 }
 
-Result<CheckoutRecord> CheckoutService::GetCheckout(ledger::Ledger& reader,
-                                                    const std::string& checkout_id) {
+Result<model::Checkout> CheckoutService::CommittedCheckout(ledger::Ledger& reader,
+                                                           const std::string& checkout_id) {
   if (!IsValidClientId(checkout_id))
     return Err(ErrorCode::kBadRequest, "checkout_id must be 1-64 characters of [A-Za-z0-9_-]");
   if (reader.damaged()) return DamagedError(reader);
   auto co = reader.GetCheckout(checkout_id, /*with_lines=*/false);
   if (!co.ok()) return ReadError(co.status());
   if (!*co) return Err(ErrorCode::kCheckoutUnknown, "no committed checkout " + checkout_id);
+  return std::move(**co);
+}
+
+Result<CheckoutRecord> CheckoutService::GetCheckout(ledger::Ledger& reader,
+                                                    const std::string& checkout_id) {
+  auto co = CommittedCheckout(reader, checkout_id);
+  if (!co.ok()) return co.status();
   auto stored_refunds = reader.RefundsForCheckout(checkout_id);
   if (!stored_refunds.ok()) return ReadError(stored_refunds.status());
   // Stored responses are our own bytes, read back through the same limited parser as
@@ -1120,7 +1127,7 @@ Result<CheckoutRecord> CheckoutService::GetCheckout(ledger::Ledger& reader,
                            "a stored response does not parse: " + j.status().message());
     return j;
   };
-  auto j = stored((*co)->response_json);
+  auto j = stored(co->response_json);
   if (!j.ok()) return j.status();
   CheckoutRecord record;
   record.checkout = std::move(*j);
@@ -1134,13 +1141,9 @@ Result<CheckoutRecord> CheckoutService::GetCheckout(ledger::Ledger& reader,
 
 Result<EnrolmentOutcome> CheckoutService::Enrolment(ledger::Ledger& reader,
                                                     const std::string& checkout_id) {
-  if (!IsValidClientId(checkout_id))
-    return Err(ErrorCode::kBadRequest, "checkout_id must be 1-64 characters of [A-Za-z0-9_-]");
-  if (reader.damaged()) return DamagedError(reader);
-  auto co = reader.GetCheckout(checkout_id, /*with_lines=*/false);
-  if (!co.ok()) return ReadError(co.status());
-  if (!*co) return Err(ErrorCode::kCheckoutUnknown, "no committed checkout " + checkout_id);
-  if ((*co)->member_id)
+  auto co = CommittedCheckout(reader, checkout_id);
+  if (!co.ok()) return co.status();
+  if (co->member_id)
     return Err(ErrorCode::kCheckoutHasMember,
                "checkout " + checkout_id + " was made with a member, who earned its points then");
   // A sale refunded here (a void when the payment failed, or a return) earns no one points;
@@ -1164,7 +1167,7 @@ Result<EnrolmentOutcome> CheckoutService::Enrolment(ledger::Ledger& reader,
   // the rules in force now, as a refund is judged (docs/pos-api.md, "Commit and refunds").
   codes::EnrolClaim c;
   c.checkout_id = checkout_id;
-  c.committed_at_ms = (*co)->committed_at_ms;
+  c.committed_at_ms = co->committed_at_ms;
   c.expires_at_s = codes::EnrolClaimExpiry(c.committed_at_ms, rules()->refund_window_days);
   if (NowS() > c.expires_at_s)
     return Err(ErrorCode::kCodeExpired, "checkout " + checkout_id +

@@ -176,6 +176,9 @@ class CheckoutService {
                      const std::string& entry_id, const rules::Rules& r,
                      std::vector<model::Lot>* lots = nullptr);
   std::string RememberIdentification(const codes::Identified& id, int64_t now_s);
+  // A committed checkout of this terminal for the read routes: bad_request for an id that
+  // is not one, ledger_damaged, unavailable for a failed read, checkout_unknown.
+  Result<model::Checkout> CommittedCheckout(ledger::Ledger& reader, const std::string& checkout_id);
   // The answer of identify and phone look-up for a resolved member, remembered.
   Result<IdentifyOutcome> IdentifyAnswer(ledger::Ledger& reader, const codes::Identified& id,
                                          const Resolved& resolved, int64_t now_s);
