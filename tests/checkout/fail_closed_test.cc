@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "checkout_test_util.h"
+#include "loyalty/base/hash.h"
 #include "loyalty/checkout/service.h"
 #include "loyalty/sqlite/sqlite.h"
 
@@ -92,6 +93,31 @@ class FailClosedTest : public CheckoutFixture {
     EXPECT_EQ(r.Json()["error"]["code"], code) << r.Text();
   }
 };
+
+// Phone look-up: a failed read of the look-up index refuses (503), never "nobody has that
+// number" and never a question to HQ instead; the same number is found once the read works.
+TEST_F(FailClosedTest, APhoneLookUpWhoseIndexReadFailsIsRefused) {
+  const std::string key(32, '\x21');
+  ASSERT_TRUE(ledger_->Begin().ok());
+  auto m = ledger_->GetMember(kMember).value().value();
+  m.phone_hash = KeyedHashHex(key, "13812345678");
+  m.phone_key_id = 4;
+  ASSERT_TRUE(ledger_->UpsertMember(m).ok());
+  ASSERT_TRUE(ledger_->Commit().ok());
+  service_->SetPhoneKeys({{4, key}});
+  bool asked_hq = false;
+  service_->SetPhoneFetcher([&asked_hq](const std::string&) -> std::optional<uint64_t> {
+    asked_hq = true;
+    return std::nullopt;
+  });
+  Fail("FROM members WHERE phone_hash = ?");
+  ExpectRefused(Parsed(service_->LookupPhone(*ledger_, "13812345678")));
+  EXPECT_FALSE(asked_hq);
+  sqlite::ClearStepFaults();
+  auto found = Parsed(service_->LookupPhone(*ledger_, "13812345678"));
+  EXPECT_EQ(found.status, 200) << found.Text();
+  EXPECT_EQ(found.Json()["member"]["member_id"], std::to_string(kMember));
+}
 
 TEST_F(FailClosedTest, TheSeamFailsTheNthMatchingStepOnly) {
   sqlite::InjectStepFault({kMemberRead, 2, 1, SQLITE_IOERR});
