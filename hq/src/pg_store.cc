@@ -225,6 +225,34 @@ struct PgBackend {
     return s;
   }
   static bool InTransaction(Db& db) { return db.in_transaction(); }
+  static Status UpsertMany(const std::vector<std::pair<Set*, recon::Item>>& items) {
+    return recon::PgStore::UpsertMany(items);
+  }
+  static std::string TextList(int n) {
+    return "(SELECT unnest(?" + std::to_string(n) + "::text[]))";
+  }
+  // An array literal: every element quoted, backslash and quote escaped.
+  static std::string TextListText(const std::vector<std::string>& items) {
+    std::string out = "{";
+    for (const auto& v : items) {
+      if (out.size() > 1) out += ',';
+      out += '"';
+      for (char c : v) {
+        if (c == '"' || c == '\\') out += '\\';
+        out += c;
+      }
+      out += '"';
+    }
+    return out + "}";
+  }
+  static std::string IntList(int n) {
+    return "(SELECT unnest(?" + std::to_string(n) + "::bigint[]))";
+  }
+  static std::string IntListText(const std::vector<uint64_t>& ids) {
+    std::string out = "{";
+    for (uint64_t id : ids) out += (out.size() > 1 ? "," : "") + std::to_string(id);
+    return out + "}";
+  }
 };
 
 }  // namespace

@@ -115,6 +115,15 @@ struct HqService::Impl {
   // refund_id -> the member of its sale, for the refunds this upload stored (valid during
   // Upload): their clawback and restore entries need not look the sale up again.
   std::map<std::string, uint64_t> batch_refund_member;
+  // What the store held, before this upload, of its entries' ids and of the terminal's seqs
+  // from the lowest seq - 1 to the highest, read in two statements, and every entry the
+  // upload stored since (valid during Upload; `batch_seq_lo` > `batch_seq_hi`: not read).
+  struct BatchEntries {
+    std::map<std::string, sync::Entry> by_id;
+    std::map<int64_t, std::vector<sync::Entry>> by_seq;
+    int64_t seq_lo = 1, seq_hi = 0;
+    bool read = false;
+  } batch_entries;
   std::map<std::string, std::shared_ptr<const rules::Rules>> versions;  // published, by version
   bool published = false;
   internal::HqMetrics metrics;  // this process's counters (metrics.h)
@@ -301,6 +310,7 @@ struct HqService::Impl {
   // ------------------------------------------------------------------ upload.cc
   Status Conflict(const std::string& kind, const std::string& tid, const std::string& other,
                   uint64_t member, const json& detail, const std::string& key);
+  Status ReadBatchEntries(const std::string& tid, const std::vector<sync::Entry>& entries);
   Result<std::string> UploadOne(const std::string& tid, const sync::Entry& e, TerminalRecord* term,
                                 int64_t now_ms);
   Status RefuseRecord(const std::string& tid, uint64_t member, const char* what,

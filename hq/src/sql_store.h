@@ -8,6 +8,11 @@
 //     static Result<std::unique_ptr<Set>> OpenSet(Db&, const std::string& scope);
 //     static Status Begin(Db&);                             // opens a write transaction
 //     static bool InTransaction(Db&);
+//     static Status UpsertMany(const std::vector<std::pair<Set*, recon::Item>>&);
+//     static std::string IntList(int n);   // a subquery of the integers of parameter n
+//     static std::string IntListText(const std::vector<uint64_t>&);  // parameter n's text
+//     static std::string TextList(int n);  // the same for strings
+//     static std::string TextListText(const std::vector<std::string>&);
 //   };
 //
 // The SQL is the dialect both engines share (ON CONFLICT, RETURNING, `?N` parameters; see
@@ -156,7 +161,10 @@ class SqlStore final : public Store {
     Status s = B::Begin(*db_);
     if (!s.ok()) return s;
     s = body();
+    if (s.ok()) s = FlushSets();
     if (s.ok()) s = db_->Exec("COMMIT");
+    pending_items_.clear();
+    pending_balances_.clear();
     if (!s.ok()) {
       (void)db_->Exec(
           "ROLLBACK");  // the failure to report is s; a failed rollback ends the transaction too
@@ -195,6 +203,46 @@ class SqlStore final : public Store {
     if (st.Step()) return std::optional<MemberRecord>(ReadMember(st));
     if (!st.status().ok()) return st.status();
     return std::optional<MemberRecord>();
+  }
+
+  Status UpdateMembers(const std::vector<MemberWrite>& writes) override {
+    if (writes.empty()) return Status::Ok();
+    int64_t seq = 0;  // the last of the values taken: the first write gets seq - n + 1
+    {
+      HQ_PREPARE(st, "UPDATE change_counter SET value = value + ?1 WHERE id = 1 RETURNING value");
+      st.Bind(1, static_cast<int64_t>(writes.size()));
+      if (!st.Step()) return Fail(st);
+      seq = st.Int(0);
+      if (Status s = st.Run(); !s.ok()) return s;
+    }
+    seq -= static_cast<int64_t>(writes.size());
+    constexpr size_t kRows = 100;  // 1,700 parameters a statement, within both engines' limits
+    std::vector<std::pair<const MemberRecord*, int64_t>> rows;
+    auto upsert = [&]() -> Status {
+      if (rows.empty()) return Status::Ok();
+      std::string sql = std::string("INSERT INTO members (") + kMemberCols + ") VALUES ";
+      for (size_t i = 0; i < rows.size(); ++i)
+        sql += std::string(i ? "," : "") + "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+      sql += " ON CONFLICT (member_id) DO UPDATE SET " + Excluded(kMemberCols, 1);
+      HQ_PREPARE(st, sql);
+      for (size_t i = 0; i < rows.size(); ++i)
+        BindMember(st, *rows[i].first, rows[i].second, static_cast<int>(i) * kMemberColCount);
+      rows.clear();
+      return st.Run();
+    };
+    for (const auto& w : writes) {
+      ++seq;
+      if (w.write) {
+        rows.emplace_back(w.m, seq);
+        if (rows.size() == kRows)
+          if (Status s = upsert(); !s.ok()) return s;
+        continue;
+      }
+      HQ_PREPARE(st, "UPDATE members SET change_seq = ? WHERE member_id = ?");
+      st.Bind(1, seq).Bind(2, w.m->member_id);
+      if (Status s = st.Run(); !s.ok()) return s;
+    }
+    return upsert();
   }
 
   Status TouchMember(uint64_t member_id) override {
@@ -240,6 +288,33 @@ class SqlStore final : public Store {
     });
   }
 
+  Result<std::vector<sync::Identity>> IdentitiesOfMembers(
+      const std::vector<uint64_t>& member_ids) override {
+    std::map<uint64_t, std::vector<sync::Identity>> by_member;
+    for (size_t at = 0; at < member_ids.size(); at += kListChunk) {
+      const std::vector<uint64_t> chunk(
+          member_ids.begin() + static_cast<std::ptrdiff_t>(at),
+          member_ids.begin() +
+              static_cast<std::ptrdiff_t>(std::min(member_ids.size(), at + kListChunk)));
+      HQ_PREPARE(st, "SELECT member_id, channel, external_id FROM identities WHERE member_id IN " +
+                         B::IntList(1) + " ORDER BY member_id, channel, external_id");
+      st.Bind(1, B::IntListText(chunk));
+      while (st.Step()) {
+        const auto id = static_cast<uint64_t>(st.Int(0));
+        by_member[id].push_back({st.Text(1), st.Text(2), id});
+      }
+      if (!st.status().ok()) return st.status();
+    }
+    std::vector<sync::Identity> out;  // in the order of member_ids, as one call per member
+    for (uint64_t id : member_ids) {
+      auto it = by_member.find(id);
+      if (it == by_member.end()) continue;
+      for (auto& i : it->second) out.push_back(std::move(i));
+      by_member.erase(it);
+    }
+    return out;
+  }
+
   Result<std::vector<MemberRecord>> MembersChangedAfter(int64_t after, int64_t limit) override {
     HQ_PREPARE(st, std::string("SELECT ") + kMemberCols +
                        " FROM members WHERE change_seq > ? ORDER BY change_seq LIMIT ?");
@@ -276,6 +351,41 @@ class SqlStore final : public Store {
     }
     if (!st.status().ok()) return st.status();
     return std::optional<sync::Entry>();
+  }
+
+  Result<std::vector<sync::Entry>> EntriesByIds(const std::vector<std::string>& ids) override {
+    std::vector<sync::Entry> out;
+    for (size_t at = 0; at < ids.size(); at += kListChunk) {
+      const std::vector<std::string> chunk(
+          ids.begin() + static_cast<std::ptrdiff_t>(at),
+          ids.begin() + static_cast<std::ptrdiff_t>(std::min(ids.size(), at + kListChunk)));
+      HQ_PREPARE(
+          st, "SELECT " LOYALTY_ENTRY_COLUMNS " FROM entries WHERE entry_id IN " + B::TextList(1));
+      st.Bind(1, B::TextListText(chunk));
+      while (st.Step()) {
+        auto e = ReadEntry(st);
+        if (!e.ok()) return e.status();
+        out.push_back(std::move(*e));
+      }
+      if (!st.status().ok()) return st.status();
+    }
+    return out;
+  }
+
+  Result<std::vector<sync::Entry>> TerminalEntriesBetween(const std::string& terminal_id,
+                                                          int64_t lo, int64_t hi) override {
+    HQ_PREPARE(st, "SELECT " LOYALTY_ENTRY_COLUMNS
+                   " FROM entries WHERE terminal_id = ? AND seq >= ? AND seq <= ? ORDER BY seq, "
+                   "entry_id");
+    st.Bind(1, terminal_id).Bind(2, lo).Bind(3, hi);
+    std::vector<sync::Entry> out;
+    while (st.Step()) {
+      auto e = ReadEntry(st);
+      if (!e.ok()) return e.status();
+      out.push_back(std::move(*e));
+    }
+    if (!st.status().ok()) return st.status();
+    return out;
   }
 
   Result<std::vector<sync::Entry>> EntriesAtSeq(const std::string& terminal_id,
@@ -629,6 +739,7 @@ class SqlStore final : public Store {
   }
 
   Status ForgetHolding(const std::string& terminal_id, uint64_t member_id) override {
+    if (Status s = FlushSets(); !s.ok()) return s;  // a held member's pending item first
     {
       HQ_PREPARE(st, "DELETE FROM terminal_members WHERE terminal_id = ? AND member_id = ?");
       st.Bind(1, terminal_id).Bind(2, member_id);
@@ -1086,13 +1197,23 @@ class SqlStore final : public Store {
   }
 
   // --- reconciliation sets
+  // In a transaction, set writes wait for its commit (FlushSets): an upload changes the same
+  // sets thousands of times, and PostgreSQL takes them in a few statements.
   Status AddToTerminalSet(const std::string& terminal_id, const recon::Item& item) override {
     auto set = OpenTerminalSet(terminal_id);
     if (!set.ok()) return set.status();
+    if (B::InTransaction(*db_)) {
+      pending_items_.emplace_back(*set, item);
+      return Status::Ok();
+    }
     return (*set)->AddNew(item);  // the entry was just inserted: no set has held its id
   }
 
   Status UpsertBalance(uint64_t member_id, int64_t balance) override {
+    if (B::InTransaction(*db_)) {
+      pending_balances_[member_id] = balance;
+      return Status::Ok();
+    }
     std::vector<std::string> holders;
     {
       HQ_PREPARE(st, "SELECT terminal_id FROM terminal_members WHERE member_id = ?");
@@ -1159,27 +1280,53 @@ class SqlStore final : public Store {
     return ReadAll<CouponRecord>(st, [&](const Stmt& r) { return ReadCoupon(r); });
   }
 
-  Status HoldMember(const std::string& terminal_id, uint64_t member_id, int64_t balance) override {
-    {
-      HQ_PREPARE(st,
-                 "INSERT INTO terminal_members (terminal_id, member_id) VALUES (?,?) ON "
-                 "CONFLICT DO NOTHING");
-      st.Bind(1, terminal_id).Bind(2, member_id);
-      if (Status s = st.Run(); !s.ok()) return s;
+  Status HoldMembers(const std::string& terminal_id,
+                     const std::vector<std::pair<uint64_t, int64_t>>& members) override {
+    std::map<uint64_t, int64_t> balance_of(members.begin(), members.end());
+    std::vector<uint64_t> ids;
+    for (const auto& [id, balance] : balance_of) ids.push_back(id);
+    Set* set = nullptr;
+    for (size_t at = 0; at < ids.size(); at += kListChunk) {
+      const std::vector<uint64_t> chunk(
+          ids.begin() + static_cast<std::ptrdiff_t>(at),
+          ids.begin() + static_cast<std::ptrdiff_t>(std::min(ids.size(), at + kListChunk)));
+      std::vector<uint64_t> added;
+      {
+        // "WHERE true": SQLite's parser needs it between a SELECT and ON CONFLICT.
+        HQ_PREPARE(st, "INSERT INTO terminal_members (terminal_id, member_id) SELECT ?1, * FROM " +
+                           B::IntList(2) +
+                           " AS l WHERE true ON CONFLICT DO NOTHING RETURNING member_id");
+        st.Bind(1, terminal_id).Bind(2, B::IntListText(chunk));
+        while (st.Step()) added.push_back(static_cast<uint64_t>(st.Int(0)));
+        if (!st.status().ok()) return st.status();
+      }
+      if (added.empty()) continue;
+      if (!set) {
+        auto opened = OpenBalanceSet(terminal_id);
+        if (!opened.ok()) return opened.status();
+        set = *opened;
+      }
+      for (uint64_t id : added) {
+        recon::Item item = recon::MemberBalanceItem(std::to_string(id), balance_of[id], 0);
+        if (B::InTransaction(*db_)) {
+          pending_items_.emplace_back(set, std::move(item));
+        } else if (Status s = set->Upsert(item); !s.ok()) {
+          return s;
+        }
+      }
     }
-    if (db_->Changes() == 0) return Status::Ok();
-    auto set = OpenBalanceSet(terminal_id);
-    if (!set.ok()) return set.status();
-    return (*set)->Upsert(recon::MemberBalanceItem(std::to_string(member_id), balance, 0));
+    return Status::Ok();
   }
 
   Result<const recon::FingerprintStore*> TerminalSet(const std::string& terminal_id) override {
+    if (Status s = FlushSets(); !s.ok()) return s;
     auto set = OpenTerminalSet(terminal_id);
     if (!set.ok()) return set.status();
     return static_cast<const recon::FingerprintStore*>(*set);
   }
 
   Result<const recon::FingerprintStore*> BalanceSet(const std::string& terminal_id) override {
+    if (Status s = FlushSets(); !s.ok()) return s;
     auto set = OpenBalanceSet(terminal_id);
     if (!set.ok()) return set.status();
     return static_cast<const recon::FingerprintStore*>(*set);
@@ -1196,21 +1343,27 @@ class SqlStore final : public Store {
     return Fail(st);
   }
 
-  void BindMember(Stmt& st, const MemberRecord& m, int64_t change_seq) {
-    st.Bind(1, m.member_id);
-    m.name_enc.empty() ? st.BindNull(2) : st.BindBlob(2, m.name_enc);
-    m.phone_enc.empty() ? st.BindNull(3) : st.BindBlob(3, m.phone_enc);
-    m.birthday_enc.empty() ? st.BindNull(4) : st.BindBlob(4, m.birthday_enc);
-    st.Bind(5, m.display_name)
-        .Bind(6, m.phone_masked)
-        .Bind(7, m.phone_hash)
-        .Bind(8, m.birthday_month);
-    st.Bind(9, m.card_number).Bind(10, m.tier).Bind(11, m.status).Bind(12, m.frozen_reason);
-    st.Bind(13, m.unfrozen_at_ms)
-        .Bind(14, m.balance)
-        .Bind(15, m.created_at_ms)
-        .Bind(16, change_seq)
-        .Bind(17, int64_t{m.phone_lookup_consent ? 1 : 0});
+  static constexpr int kMemberColCount = 17;  // kMemberCols
+  // The member's columns as parameters base + 1 … base + 17.
+  void BindMember(Stmt& st, const MemberRecord& m, int64_t change_seq, int base = 0) {
+    const int b = base;
+    st.Bind(b + 1, m.member_id);
+    m.name_enc.empty() ? st.BindNull(b + 2) : st.BindBlob(b + 2, m.name_enc);
+    m.phone_enc.empty() ? st.BindNull(b + 3) : st.BindBlob(b + 3, m.phone_enc);
+    m.birthday_enc.empty() ? st.BindNull(b + 4) : st.BindBlob(b + 4, m.birthday_enc);
+    st.Bind(b + 5, m.display_name)
+        .Bind(b + 6, m.phone_masked)
+        .Bind(b + 7, m.phone_hash)
+        .Bind(b + 8, m.birthday_month);
+    st.Bind(b + 9, m.card_number)
+        .Bind(b + 10, m.tier)
+        .Bind(b + 11, m.status)
+        .Bind(b + 12, m.frozen_reason);
+    st.Bind(b + 13, m.unfrozen_at_ms)
+        .Bind(b + 14, m.balance)
+        .Bind(b + 15, m.created_at_ms)
+        .Bind(b + 16, change_seq)
+        .Bind(b + 17, int64_t{m.phone_lookup_consent ? 1 : 0});
   }
 
   static constexpr int64_t kSpendTotalLimit = int64_t{1} << 62;
@@ -1341,6 +1494,7 @@ class SqlStore final : public Store {
     if (!asked.ok()) return asked.status();
     if (!*asked) return Status::Ok();
     return Transaction([&]() -> Status {
+      if (Status s = FlushSets(); !s.ok()) return s;
       auto again = GetMeta("rebuild_balance_sets");  // another process may have done it
       if (!again.ok()) return again.status();
       if (!*again) return Status::Ok();
@@ -1365,7 +1519,46 @@ class SqlStore final : public Store {
     });
   }
 
+  // The set writes the open transaction made: each terminal's entries and new holdings in
+  // order, and each member's latest balance (written into every holder's set: the holders
+  // are read once, when the writes go).
+  Status FlushSets() {
+    if (!pending_balances_.empty()) {
+      std::vector<uint64_t> ids;
+      for (const auto& [id, balance] : pending_balances_) ids.push_back(id);
+      for (size_t at = 0; at < ids.size(); at += kListChunk) {
+        const std::vector<uint64_t> chunk(
+            ids.begin() + static_cast<std::ptrdiff_t>(at),
+            ids.begin() + static_cast<std::ptrdiff_t>(std::min(ids.size(), at + kListChunk)));
+        std::vector<std::pair<std::string, uint64_t>> holders;
+        {
+          HQ_PREPARE(st, "SELECT terminal_id, member_id FROM terminal_members WHERE member_id IN " +
+                             B::IntList(1) + " ORDER BY member_id, terminal_id");
+          st.Bind(1, B::IntListText(chunk));
+          while (st.Step()) holders.emplace_back(st.Text(0), static_cast<uint64_t>(st.Int(1)));
+          if (!st.status().ok()) return st.status();
+        }
+        for (const auto& [tid, id] : holders) {
+          auto set = OpenBalanceSet(tid);
+          if (!set.ok()) return set.status();
+          // After the holdings' items: the member's latest balance is the one that stands.
+          pending_items_.emplace_back(
+              *set, recon::MemberBalanceItem(std::to_string(id), pending_balances_[id], 0));
+        }
+      }
+      pending_balances_.clear();
+    }
+    if (pending_items_.empty()) return Status::Ok();
+    std::vector<std::pair<Set*, recon::Item>> items;
+    items.swap(pending_items_);
+    return B::UpsertMany(items);
+  }
+
+  static constexpr size_t kListChunk = 1000;  // ids in one IN list
+
   std::unique_ptr<Db> db_;
+  std::vector<std::pair<Set*, recon::Item>> pending_items_;
+  std::map<uint64_t, int64_t> pending_balances_;
   std::map<std::string, std::unique_ptr<Set>> terminal_sets_;
   std::map<std::string, std::unique_ptr<Set>> balance_sets_;  // by terminal
 };

@@ -112,6 +112,8 @@ http::Response HqService::Impl::Changes(const std::string& tid, const http::Requ
       up_to = *max;
     }
     if (Status s = store.AddTerminalDownload(tid, clock.now_ms()); !s.ok()) return s;
+    std::vector<std::pair<uint64_t, int64_t>> held;  // every member sent is held
+    std::vector<uint64_t> sent;
     for (const auto& m : *members) {
       auto snap = Snapshot(m, term->head_seq, term->store_id);
       if (!snap.ok()) return snap.status();
@@ -123,12 +125,14 @@ http::Response HqService::Impl::Changes(const std::string& tid, const http::Requ
                                      {"reason", v.message()}});
         continue;
       }
-      if (Status h = store.HoldMember(tid, m.member_id, m.balance); !h.ok()) return h;
+      held.emplace_back(m.member_id, m.balance);
+      sent.push_back(m.member_id);
       out.members.push_back(std::move(*snap));
-      auto ids = store.IdentitiesOf(m.member_id);
-      if (!ids.ok()) return ids.status();
-      out.identities.insert(out.identities.end(), ids->begin(), ids->end());
     }
+    if (Status h = store.HoldMembers(tid, held); !h.ok()) return h;
+    auto ids = store.IdentitiesOfMembers(sent);
+    if (!ids.ok()) return ids.status();
+    out.identities = std::move(*ids);
     auto coupons = store.StoreCouponsChanged(term->store_id, since, after, up_to);
     if (!coupons.ok()) return coupons.status();
     for (const auto& c : *coupons) out.coupons.push_back(c.coupon);

@@ -6,6 +6,7 @@
 #include <set>
 
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <string>
 #include <utility>
@@ -41,7 +42,13 @@ Result<std::string> HqService::Impl::UploadOne(const std::string& tid, const syn
     }
     return std::string("invalid");
   }
-  auto existing = store.GetEntry(e.entry_id);
+  Result<std::optional<sync::Entry>> existing = std::optional<sync::Entry>();
+  if (batch_entries.read) {
+    if (auto it = batch_entries.by_id.find(e.entry_id); it != batch_entries.by_id.end())
+      existing = std::optional<sync::Entry>(it->second);
+  } else {
+    existing = store.GetEntry(e.entry_id);
+  }
   if (!existing.ok()) return existing.status();
   if (*existing) {
     if ((*existing)->hash == e.hash) return std::string("exists");
@@ -60,7 +67,13 @@ Result<std::string> HqService::Impl::UploadOne(const std::string& tid, const syn
   }
   // The chain: a different entry already at this seq is a fork; a prev_hash that links to
   // no entry at seq - 1 (on any branch) is a gap. Either is recorded; the entry is kept.
-  auto same_seq = store.EntriesAtSeq(tid, e.seq);
+  auto at_seq = [&](int64_t seq) -> Result<std::vector<sync::Entry>> {
+    if (!batch_entries.read || seq < batch_entries.seq_lo || seq > batch_entries.seq_hi)
+      return store.EntriesAtSeq(tid, seq);
+    auto it = batch_entries.by_seq.find(seq);
+    return it == batch_entries.by_seq.end() ? std::vector<sync::Entry>() : it->second;
+  };
+  auto same_seq = at_seq(e.seq);
   if (!same_seq.ok()) return same_seq.status();
   if (!same_seq->empty()) {
     if (Status s = Conflict("chain_fork", tid, "", 0,
@@ -80,7 +93,7 @@ Result<std::string> HqService::Impl::UploadOne(const std::string& tid, const syn
                term->head_hash == HexEncode(e.prev_hash)) {
       linked = true;  // the terminal's head (stored with the entry it names) is at seq - 1
     } else {
-      auto prev = store.EntriesAtSeq(tid, e.seq - 1);
+      auto prev = at_seq(e.seq - 1);
       if (!prev.ok()) return prev.status();
       for (const auto& p : *prev) linked = linked || p.hash == e.prev_hash;
     }
@@ -100,6 +113,10 @@ Result<std::string> HqService::Impl::UploadOne(const std::string& tid, const syn
   if (!reason.ok()) return reason.status();
   bool applied = reason->empty();
   if (Status s = InsertEntry(e, applied, now_ms); !s.ok()) return s;
+  if (batch_entries.read) {
+    batch_entries.by_id.emplace(e.entry_id, e);
+    batch_entries.by_seq[e.seq].push_back(e);
+  }
   recon::Item item;
   item.id = *HexDecode(e.entry_id);
   std::copy(e.hash.begin(), e.hash.end(), item.hash.begin());
@@ -206,6 +223,39 @@ Status HqService::Impl::StoreCheckout(const std::string& tid, const sync::Checko
   return Status::Ok();
 }
 
+// The entries an upload's checks would read one at a time (UploadOne: the same id, the same
+// seq, the seq before), in two statements.
+Status HqService::Impl::ReadBatchEntries(const std::string& tid,
+                                         const std::vector<sync::Entry>& entries) {
+  batch_entries = BatchEntries{};
+  std::vector<std::string> ids;
+  int64_t lo = std::numeric_limits<int64_t>::max(), hi = std::numeric_limits<int64_t>::min();
+  for (const auto& e : entries) {
+    ids.push_back(e.entry_id);
+    if (e.terminal_id != tid || e.seq < 1) continue;
+    lo = std::min(lo, e.seq - 1);
+    hi = std::max(hi, e.seq);
+  }
+  auto known = store.EntriesByIds(ids);
+  if (!known.ok()) return known.status();
+  for (auto& k : *known) {
+    std::string id = k.entry_id;
+    batch_entries.by_id.emplace(std::move(id), std::move(k));
+  }
+  if (lo <= hi && hi - lo <= 2 * static_cast<int64_t>(sync::kMaxUploadEntries)) {
+    auto range = store.TerminalEntriesBetween(tid, lo, hi);
+    if (!range.ok()) return range.status();
+    for (auto& r : *range) {
+      const int64_t seq = r.seq;
+      batch_entries.by_seq[seq].push_back(std::move(r));
+    }
+    batch_entries.seq_lo = lo;
+    batch_entries.seq_hi = hi;
+  }
+  batch_entries.read = true;
+  return Status::Ok();
+}
+
 http::Response HqService::Impl::Upload(const std::string& tid, const http::Request& req) {
   auto up = sync::ParseMessage<sync::UploadRequest>(req.body);
   if (!up.ok()) return FromStatus(up.status());
@@ -307,6 +357,7 @@ http::Response HqService::Impl::Upload(const std::string& tid, const http::Reque
     // Claims of this terminal's sales that waited for them (claims.cc): credited or refused
     // now that HQ holds the sales and their refunds.
     if (Status s = SettleClaims(tid); !s.ok()) return s;
+    if (Status s = ReadBatchEntries(tid, up->entries); !s.ok()) return s;
     for (const auto& e : up->entries) {
       auto st = UploadOne(tid, e, &*term, now_ms);
       if (!st.ok()) return st.status();
@@ -324,18 +375,20 @@ http::Response HqService::Impl::Upload(const std::string& tid, const http::Reque
     }
     for (const auto& e : up->entries)
       if (e.terminal_id == tid && e.member_id != 0) held.insert(e.member_id);
+    std::vector<std::pair<uint64_t, int64_t>> holdings;
     for (uint64_t id : held) {
       auto slot = Slot(id);
       if (!slot.ok()) return slot.status();
-      if (!(*slot)->m) continue;
-      if (Status s = store.HoldMember(tid, id, (*slot)->m->balance); !s.ok()) return s;
+      if ((*slot)->m) holdings.emplace_back(id, (*slot)->m->balance);
     }
+    if (Status s = store.HoldMembers(tid, holdings); !s.ok()) return s;
     return store.PutTerminal(*term);
   });
   batch_checkouts.clear();  // it points into `up`, also after a failed transaction
   batch_first_entry.clear();
   batch_refund_seq.clear();
   batch_refund_member.clear();
+  batch_entries = BatchEntries{};
   if (!s.ok()) return FromStatus(s);
   return JsonResponse(200, sync::ToJson(out));
 }

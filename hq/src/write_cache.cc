@@ -42,16 +42,15 @@ Status HqService::Impl::FlushMembers() {
   }
   std::sort(dirty.begin(), dirty.end(),
             [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<Store::MemberWrite> writes;  // in the order of the changes: change_seq follows
   for (const auto& [order, slot] : dirty) {
     if (!slot->m) continue;  // a touch of a member HQ does not have changes nothing
-    if (slot->write) {
-      if (Status s = store.UpdateMember(*slot->m); !s.ok()) return s;
-    } else if (slot->touch) {
-      if (Status s = store.TouchMember(slot->m->member_id); !s.ok()) return s;
-    }
-    if (slot->balance) {
-      if (Status s = store.UpsertBalance(slot->m->member_id, slot->m->balance); !s.ok()) return s;
-    }
+    if (slot->write || slot->touch) writes.push_back({&*slot->m, slot->write});
+  }
+  if (Status s = store.UpdateMembers(writes); !s.ok()) return s;
+  for (const auto& [order, slot] : dirty) {
+    if (!slot->m || !slot->balance) continue;
+    if (Status s = store.UpsertBalance(slot->m->member_id, slot->m->balance); !s.ok()) return s;
   }
   return Status::Ok();
 }

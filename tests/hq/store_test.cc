@@ -369,6 +369,213 @@ TEST_F(HqStoreTest, TerminalsAreListedByIdWithTheirCountsAndCountedForTheFleet) 
 // A read that fails in the middle of an upload fails the whole upload — 503, the terminal
 // retries — and leaves nothing of it behind: no entry, checkout, lot, balance, tier,
 // conflict or change. The same upload then goes through.
+// The calls that take many rows at once (an upload's and a `changes` page's) answer as the
+// one-row calls would, past one statement's worth of ids, and with ids that need quoting.
+MemberRecord PlainMember(uint64_t id, int64_t balance) {
+  MemberRecord m;
+  m.member_id = id;
+  m.card_number = "88" + std::to_string(id);
+  m.balance = balance;
+  m.created_at_ms = 1773547200000;
+  return m;
+}
+
+// The balance set a terminal should have: these members' balances.
+std::vector<recon::Symbol> BalanceSymbols(const std::map<uint64_t, int64_t>& balances,
+                                          uint64_t stored) {
+  recon::MemoryStore mem(stored);
+  for (const auto& [id, balance] : balances)
+    EXPECT_TRUE(mem.Upsert(recon::MemberBalanceItem(std::to_string(id), balance, 0)).ok());
+  std::vector<recon::Symbol> out;
+  EXPECT_TRUE(mem.ReadSymbols(0, stored, &out).ok());
+  return out;
+}
+
+std::vector<recon::Symbol> SymbolsOf(const recon::FingerprintStore& set) {
+  std::vector<recon::Symbol> out;
+  EXPECT_TRUE(set.ReadSymbols(0, set.stored_symbols(), &out).ok());
+  return out;
+}
+
+TEST_F(HqStoreTest, HoldingsAndBalancesWrittenInATransactionReachTheSetsAtItsCommit) {
+  constexpr uint64_t kMembers = 1203;  // past one statement's 1,000 ids
+  std::map<uint64_t, int64_t> balances;
+  ASSERT_TRUE(store_
+                  ->Transaction([&]() -> Status {
+                    for (uint64_t id = 1; id <= kMembers; ++id) {
+                      balances[id] = static_cast<int64_t>(id) * 3;
+                      if (Status s = store_->InsertMember(PlainMember(id, balances[id])); !s.ok())
+                        return s;
+                    }
+                    return Status::Ok();
+                  })
+                  .ok());
+  std::vector<std::pair<uint64_t, int64_t>> hold;
+  for (const auto& [id, balance] : balances) hold.emplace_back(id, balance);
+  hold.emplace_back(7, balances[7]);  // named twice: held once
+  ASSERT_TRUE(store_
+                  ->Transaction([&]() -> Status {
+                    if (Status s = store_->HoldMembers("T01", hold); !s.ok()) return s;
+                    // Later in the same transaction the balance of two members changes: the
+                    // set takes the later one.
+                    balances[5] = -40;
+                    balances[1200] = 1'000'000'000'000;
+                    if (Status s = store_->UpsertBalance(5, balances[5]); !s.ok()) return s;
+                    return store_->UpsertBalance(1200, balances[1200]);
+                  })
+                  .ok());
+  auto set = store_->BalanceSet("T01");  // valid until a transaction fails
+  ASSERT_TRUE(set.ok());
+  const uint64_t stored = (*set)->stored_symbols();
+  EXPECT_EQ(SymbolsOf(**set), BalanceSymbols(balances, stored));
+  // Holding again is a no-op; a balance for a member T01 does not hold leaves its set.
+  const auto before = SymbolsOf(**store_->BalanceSet("T01"));
+  ASSERT_TRUE(store_
+                  ->Transaction([&]() -> Status {
+                    if (Status s = store_->HoldMembers("T01", {{9, 123456}}); !s.ok()) return s;
+                    return store_->UpsertBalance(kMembers + 50, 77);
+                  })
+                  .ok());
+  EXPECT_EQ(SymbolsOf(**store_->BalanceSet("T01")), before);
+  // A transaction that fails leaves nothing behind, not even for the next one to write.
+  EXPECT_FALSE(store_
+                   ->Transaction([&]() -> Status {
+                     if (Status s = store_->UpsertBalance(3, 999); !s.ok()) return s;
+                     if (Status s = store_->HoldMembers("T02", {{3, 999}}); !s.ok()) return s;
+                     return Status::Error(ErrorCode::kInternal, "the body fails");
+                   })
+                   .ok());
+  ASSERT_TRUE(store_->Transaction([&]() -> Status { return store_->UpsertBalance(4, 12); }).ok());
+  balances[4] = 12;
+  EXPECT_EQ(SymbolsOf(**store_->BalanceSet("T01")), BalanceSymbols(balances, stored));
+  std::vector<recon::Symbol> s0;
+  ASSERT_TRUE((*store_->BalanceSet("T02"))->ReadSymbols(0, 1, &s0).ok());
+  EXPECT_EQ(s0[0].count, 0);
+  // Outside a transaction a write goes at once, as before.
+  ASSERT_TRUE(store_->HoldMembers("T03", {{1, balances[1]}, {2, balances[2]}}).ok());
+  EXPECT_EQ(SymbolsOf(**store_->BalanceSet("T03")),
+            BalanceSymbols({{1, balances[1]}, {2, balances[2]}}, stored));
+}
+
+TEST_F(HqStoreTest, ManyMembersIdentitiesAndChangeSequenceAtOnceAsOneAtATime) {
+  constexpr uint64_t kMembers = 1105;
+  std::vector<MemberRecord> members;
+  for (uint64_t id = 1; id <= kMembers; ++id) members.push_back(PlainMember(id, 0));
+  ASSERT_TRUE(store_
+                  ->Transaction([&]() -> Status {
+                    for (const auto& m : members) {
+                      if (Status s = store_->InsertMember(m); !s.ok()) return s;
+                      if (m.member_id % 2 == 0) continue;  // odd members have two identities
+                      for (const char* ch : {"wechat", "alipay"}) {
+                        if (Status s = store_->PutIdentity(
+                                ch, std::string(ch) + "-\"q\\\\" + std::to_string(m.member_id),
+                                m.member_id);
+                            !s.ok())
+                          return s;
+                      }
+                    }
+                    return Status::Ok();
+                  })
+                  .ok());
+  std::vector<uint64_t> ask;
+  for (uint64_t id = kMembers; id >= 1; --id) ask.push_back(id);  // any order
+  ask.push_back(kMembers + 7);                                    // no such member
+  auto many = store_->IdentitiesOfMembers(ask);
+  ASSERT_TRUE(many.ok()) << many.status().ToString();
+  std::vector<sync::Identity> one_by_one;
+  for (uint64_t id : ask) {
+    auto ids = store_->IdentitiesOf(id);
+    ASSERT_TRUE(ids.ok());
+    one_by_one.insert(one_by_one.end(), ids->begin(), ids->end());
+  }
+  ASSERT_EQ(many->size(), one_by_one.size());
+  EXPECT_EQ(many->size(), 2 * ((kMembers + 1) / 2));
+  for (size_t i = 0; i < many->size(); ++i) {
+    EXPECT_EQ((*many)[i].channel, one_by_one[i].channel);
+    EXPECT_EQ((*many)[i].external_id, one_by_one[i].external_id);
+    EXPECT_EQ((*many)[i].member_id, one_by_one[i].member_id);
+  }
+  EXPECT_TRUE(store_->IdentitiesOfMembers({})->empty());
+
+  // UpdateMembers: written members replaced, touched ones only moved, change_seq in order.
+  auto max = store_->MaxChangeSeq();
+  ASSERT_TRUE(max.ok());
+  std::vector<MemberRecord> changed;
+  for (uint64_t id = 1; id <= 250; ++id) {  // past one statement's 100 rows
+    MemberRecord m = members[id - 1];
+    m.balance = static_cast<int64_t>(id) * 10;
+    m.tier = id % 3 ? "vip" : "black";
+    changed.push_back(m);
+  }
+  std::vector<Store::MemberWrite> writes;
+  for (uint64_t i = 0; i < changed.size(); ++i) {
+    MemberRecord& m = changed[changed.size() - 1 - i];  // the order given is the order kept
+    m.balance = i % 5 == 0 ? 0 : m.balance;
+    writes.push_back({&m, i % 5 != 0});  // every fifth: a touch, its row left as it was
+  }
+  ASSERT_TRUE(store_->Transaction([&] { return store_->UpdateMembers(writes); }).ok());
+  for (size_t i = 0; i < writes.size(); ++i) {
+    const MemberRecord& w = *writes[i].m;
+    auto got = store_->GetMember(w.member_id);
+    ASSERT_TRUE(got.ok() && *got);
+    EXPECT_EQ((*got)->change_seq, *max + 1 + static_cast<int64_t>(i)) << w.member_id;
+    if (writes[i].write) {
+      EXPECT_EQ((*got)->balance, w.balance);
+      EXPECT_EQ((*got)->tier, w.tier);
+    } else {
+      EXPECT_EQ((*got)->balance, 0);  // as inserted
+      EXPECT_EQ((*got)->tier, members[w.member_id - 1].tier);
+    }
+  }
+  EXPECT_EQ(*store_->MaxChangeSeq(), *max + static_cast<int64_t>(writes.size()));
+  EXPECT_TRUE(store_->Transaction([&] { return store_->UpdateMembers({}); }).ok());
+}
+
+TEST_F(HqStoreTest, EntriesByIdAndBySeqRangeAsOneAtATime) {
+  FakeTerminal t{"T01"}, u{"T02"};
+  std::vector<sync::Entry> made;
+  ASSERT_TRUE(store_
+                  ->Transaction([&]() -> Status {
+                    for (int i = 0; i < 1010; ++i) {
+                      FakeTerminal& who = i % 4 == 3 ? u : t;
+                      made.push_back(who.Make("earn", 1 + i % 7, 10 + i, 1773547200000 + i));
+                      if (Status s = store_->InsertEntry(made.back(), true, 1773547200000); !s.ok())
+                        return s;
+                    }
+                    return Status::Ok();
+                  })
+                  .ok());
+  std::vector<std::string> ids;
+  for (const auto& e : made) ids.push_back(e.entry_id);
+  for (const char* odd : {"", "not\"hex\\", "\x01\x1f", "{a,b}", "'); DROP TABLE entries; --"})
+    ids.push_back(odd);  // no such entries, and text that needs quoting in either engine
+  auto got = store_->EntriesByIds(ids);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  std::map<std::string, sync::Entry> by_id;
+  for (const auto& e : *got) by_id.emplace(e.entry_id, e);
+  ASSERT_EQ(by_id.size(), made.size());
+  for (const auto& e : made) {
+    ASSERT_TRUE(by_id.count(e.entry_id));
+    EXPECT_EQ(by_id[e.entry_id].hash, e.hash);
+    EXPECT_EQ(by_id[e.entry_id].prev_hash, e.prev_hash);
+    EXPECT_EQ(by_id[e.entry_id].seq, e.seq);
+  }
+  EXPECT_TRUE(store_->EntriesByIds({})->empty());
+  auto range = store_->TerminalEntriesBetween("T01", 100, 140);
+  ASSERT_TRUE(range.ok());
+  std::vector<sync::Entry> expect;
+  for (int64_t seq = 100; seq <= 140; ++seq) {
+    auto at = store_->EntriesAtSeq("T01", seq);
+    ASSERT_TRUE(at.ok());
+    expect.insert(expect.end(), at->begin(), at->end());
+  }
+  ASSERT_EQ(range->size(), expect.size());
+  EXPECT_EQ(range->size(), 41u);
+  for (size_t i = 0; i < expect.size(); ++i) EXPECT_EQ((*range)[i].entry_id, expect[i].entry_id);
+  EXPECT_TRUE(store_->TerminalEntriesBetween("T01", 5000, 6000)->empty());
+  EXPECT_TRUE(store_->TerminalEntriesBetween("T09", 1, 10)->empty());
+}
+
 TEST_F(HqStoreTest, AReadThatFailsDuringAnUploadFailsItWholeAndARetrySucceeds) {
   const std::vector<std::string> ids = {"1001", "1002"};
   // HQ as the upload finds it; again after an upload a fault did not stop.

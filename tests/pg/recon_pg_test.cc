@@ -105,6 +105,59 @@ TEST_F(ReconPgTest, MatchesMemoryStoreBeforeAndAfterFlush) {
   EXPECT_EQ(PgStore::Open(*conn_, "bad prefix;", "t").status().code(), ErrorCode::kBadRequest);
 }
 
+// UpsertMany of items over several sets — some folded already, some pending in the journal,
+// some named twice, more than one statement's worth — leaves each set as Upsert of each in
+// turn leaves a MemoryStore, before and after a flush; auto-flush still happens.
+TEST_F(ReconPgTest, UpsertManyIsUpsertOfEachInTurnAcrossSets) {
+  auto a = Open(*conn_, "balances:a", 1'000'000);
+  auto b = Open(*conn_, "balances:b", 1'000'000);
+  auto c = Open(*conn_, "balances:c", 50);  // a small journal: UpsertMany's writes flush it
+  ASSERT_TRUE(a && b && c);
+  MemoryStore ma(1024), mb(1024), mc(1024);
+  Scenario s = MakeScenario(3, 1500, 0, 0, 0);
+  for (size_t i = 0; i < 300; ++i) {  // folded
+    ASSERT_TRUE(a->Upsert(s.common[i]).ok());
+    ASSERT_TRUE(ma.Upsert(s.common[i]).ok());
+  }
+  ASSERT_TRUE(a->Flush().ok());
+  for (size_t i = 300; i < 400; ++i) {  // pending in a's journal
+    ASSERT_TRUE(a->Upsert(s.common[i]).ok());
+    ASSERT_TRUE(ma.Upsert(s.common[i]).ok());
+  }
+  std::vector<std::pair<PgStore*, Item>> batch;
+  auto put = [&](PgStore* set, MemoryStore& mem, const Item& item) {
+    batch.emplace_back(set, item);
+    ASSERT_TRUE(mem.Upsert(item).ok());
+  };
+  for (size_t i = 0; i < 1500; i += 2) {  // over folded, pending and new ids: changed tags
+    put(a.get(), ma, Item{s.common[i].id, Sha256("a" + std::to_string(i))});
+  }
+  for (size_t i = 0; i < 1200; ++i) put(b.get(), mb, s.common[i]);
+  for (size_t i = 0; i < 1200; i += 3) {  // named twice in one batch: the later one stands
+    put(b.get(), mb, Item{s.common[i].id, Sha256("b" + std::to_string(i))});
+  }
+  for (size_t i = 0; i < 1100; ++i) put(c.get(), mc, s.common[i]);
+  put(a.get(), ma, s.common[2]);  // back to its folded tag
+  ASSERT_TRUE(conn_->Exec("BEGIN").ok());
+  ASSERT_TRUE(PgStore::UpsertMany(batch).ok());
+  ASSERT_TRUE(conn_->Exec("COMMIT").ok());
+  EXPECT_EQ(All(*a), All(ma));
+  EXPECT_EQ(All(*b), All(mb));
+  EXPECT_EQ(All(*c), All(mc));
+  EXPECT_EQ(Elements(*a, 17), Elements(ma, 100000));
+  EXPECT_EQ(Elements(*b, 17), Elements(mb, 100000));
+  EXPECT_EQ(*c->PendingChanges(), 0u);  // past 50 rows: flushed
+  EXPECT_EQ(Elements(*c, 1000), Elements(mc, 100000));
+  for (auto* set : {a.get(), b.get(), c.get()}) ASSERT_TRUE(set->Flush().ok());
+  EXPECT_EQ(All(*a), All(ma));
+  EXPECT_EQ(All(*b), All(mb));
+  EXPECT_EQ(All(*c), All(mc));
+  EXPECT_EQ(*a->Count(), ma.size());
+  // Nothing to do, and a bad id refused before anything is written.
+  EXPECT_TRUE(PgStore::UpsertMany({}).ok());
+  EXPECT_EQ(PgStore::UpsertMany({{a.get(), Item{"short", {}}}}).code(), ErrorCode::kBadRequest);
+}
+
 TEST_F(ReconPgTest, ARolledBackTransactionTakesItsChangesAndItsFlushWithIt) {
   auto pg = Open(*conn_, "entries", 1'000'000);
   Scenario s = MakeScenario(2, 200, 50, 0, 0);

@@ -1,6 +1,10 @@
 #include "loyalty/recon/pg_store.h"
 
+#include <algorithm>
 #include <map>
+#include <tuple>
+
+#include "loyalty/base/encoding.h"
 
 #include "blocks.h"
 
@@ -196,11 +200,61 @@ Status PgStore::WriteJournal(const ElementId& id, const std::optional<Tag>& tag,
     folded ? st.BindBlob(4, Bytes(*folded)) : st.BindNull(4);
     if (Status s = st.Run(); !s.ok()) return s;
   }
-  if (++changes_since_check_ < kAutoFlushCheckEvery) return Status::Ok();
+  return NoteWrites(1);
+}
+
+Status PgStore::NoteWrites(size_t n) {
+  changes_since_check_ += static_cast<unsigned>(std::min<size_t>(n, kAutoFlushCheckEvery));
+  if (changes_since_check_ < kAutoFlushCheckEvery) return Status::Ok();
   changes_since_check_ = 0;
   auto pending = PendingChanges();
   if (!pending.ok()) return pending.status();
   return *pending > auto_flush_rows_ ? Flush() : Status::Ok();
+}
+
+Status PgStore::UpsertMany(const std::vector<std::pair<PgStore*, Item>>& items) {
+  if (items.empty()) return Status::Ok();
+  PgStore& first = *items.front().first;
+  // One row per (set, id), the last item's tag; sets in a stable order for the checks after.
+  std::map<std::pair<int64_t, ElementId>, std::pair<PgStore*, Tag>> rows;
+  for (const auto& [set, item] : items) {
+    if (&set->db_ != &first.db_ || set->prefix_ != first.prefix_)
+      return Status::Error(ErrorCode::kInternal, "UpsertMany: sets of different tables");
+    auto e = MakeElement(item);
+    if (!e.ok()) return e.status();
+    rows[{set->scope_id_, e->id}] = {set, e->tag};
+  }
+  // ON CONFLICT keeps the journal row's old_tag (the tag folded at its first change since the
+  // last flush), as WriteJournal does; a new row takes the folded item's tag.
+  const std::string sql = first.Sql(
+      "INSERT INTO {p}journal(scope_id, id, tag, old_tag)"
+      " SELECT u.s, decode(u.id, 'hex'), decode(u.tag, 'hex'), i.tag"
+      " FROM unnest(?1::bigint[], ?2::text[], ?3::text[]) AS u(s, id, tag)"
+      " LEFT JOIN {p}items i ON i.scope_id = u.s AND i.id = decode(u.id, 'hex')"
+      " ON CONFLICT(scope_id, id) DO UPDATE SET tag = excluded.tag");
+  constexpr size_t kRowsPerStatement = 1000;
+  std::map<PgStore*, size_t> written;
+  auto it = rows.begin();
+  while (it != rows.end()) {
+    std::string scopes = "{", ids = "{", tags = "{";
+    for (size_t n = 0; it != rows.end() && n < kRowsPerStatement; ++it, ++n) {
+      const char* sep = n ? "," : "";
+      scopes += sep + std::to_string(it->first.first);
+      ids += sep + HexEncode(Bytes(it->first.second));
+      tags += sep + HexEncode(Bytes(it->second.second));
+      ++written[it->second.first];
+    }
+    scopes += "}";
+    ids += "}";
+    tags += "}";
+    auto st = first.db_.Prepare(sql);
+    if (!st.ok()) return st.status();
+    (*st)->Bind(1, scopes).Bind(2, ids).Bind(3, tags);
+    if (Status s = (*st)->Run(); !s.ok()) return s;
+  }
+  for (const auto& [set, n] : written)
+    if (Status s = set->NoteWrites(n); !s.ok()) return s;
+  return Status::Ok();
 }
 
 Status PgStore::Add(const Item& item) { return JournalOps<PgStore>::Add(*this, item); }

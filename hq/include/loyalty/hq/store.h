@@ -175,6 +175,13 @@ class Store {
   virtual Result<std::optional<MemberRecord>> GetMember(uint64_t member_id) = 0;
   // Gives the member a new change_seq (it will be in the next `changes` page).
   virtual Status TouchMember(uint64_t member_id) = 0;
+  // What UpdateMember (write) or TouchMember (!write, the record's id only) of each in turn
+  // does — change_seq values in this order — in a few statements for the lot.
+  struct MemberWrite {
+    const MemberRecord* m = nullptr;
+    bool write = true;
+  };
+  virtual Status UpdateMembers(const std::vector<MemberWrite>& writes) = 0;
   virtual Result<std::optional<uint64_t>> FindIdentity(const std::string& channel,
                                                        const std::string& external_id) = 0;
   // The members whose chain-keyed phone hash is `phone_hash` and who consented to phone
@@ -184,6 +191,9 @@ class Store {
   virtual Status PutIdentity(const std::string& channel, const std::string& external_id,
                              uint64_t member_id) = 0;
   virtual Result<std::vector<sync::Identity>> IdentitiesOf(uint64_t member_id) = 0;
+  // The identities of each member in turn, as IdentitiesOf of each (one statement per 1,000).
+  virtual Result<std::vector<sync::Identity>> IdentitiesOfMembers(
+      const std::vector<uint64_t>& member_ids) = 0;
   // Members with change_seq > after, by change_seq, at most limit (+1 to tell "more").
   virtual Result<std::vector<MemberRecord>> MembersChangedAfter(int64_t after, int64_t limit) = 0;
   virtual Result<int64_t> MaxChangeSeq() = 0;
@@ -194,6 +204,11 @@ class Store {
   // `received_at_ms`: HQ's clock when it arrived (what a snapshot sent later could count).
   virtual Status InsertEntry(const sync::Entry& e, bool applied, int64_t received_at_ms) = 0;
   Status InsertEntry(const sync::Entry& e) { return InsertEntry(e, true, 0); }
+  // The stored entries of these ids (those HQ has; any order), in one statement per 1,000.
+  virtual Result<std::vector<sync::Entry>> EntriesByIds(const std::vector<std::string>& ids) = 0;
+  // The terminal's entries with lo <= seq <= hi, by seq then entry id.
+  virtual Result<std::vector<sync::Entry>> TerminalEntriesBetween(const std::string& terminal_id,
+                                                                  int64_t lo, int64_t hi) = 0;
   virtual Result<std::optional<sync::Entry>> GetEntry(const std::string& entry_id) = 0;
   virtual Result<std::vector<sync::Entry>> EntriesAtSeq(const std::string& terminal_id,
                                                         int64_t seq) = 0;
@@ -382,8 +397,12 @@ class Store {
   // The terminal holds the member from now on (it was sent its snapshot, or uploaded
   // entries for it): the member's balance joins the terminal's balance set. A member held
   // already is a no-op. `balance`: HQ's balance of the member as the open transaction has it.
-  virtual Status HoldMember(const std::string& terminal_id, uint64_t member_id,
-                            int64_t balance) = 0;
+  // Many at once: (member, balance) pairs, in one statement per 1,000.
+  virtual Status HoldMembers(const std::string& terminal_id,
+                             const std::vector<std::pair<uint64_t, int64_t>>& members) = 0;
+  Status HoldMember(const std::string& terminal_id, uint64_t member_id, int64_t balance) {
+    return HoldMembers(terminal_id, {{member_id, balance}});
+  }
 
   // --- reconciliation sets, kept in the same transactions as the rows above: per terminal,
   // its entries (items: entry id bytes → chain hash) and the balances of the members it
