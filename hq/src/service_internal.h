@@ -180,6 +180,7 @@ struct HqService::Impl {
     std::map<std::string, std::vector<DownloadSpan>> downloads;  // by terminal
   };
   std::unique_ptr<WriteCache> tx;  // the open write's; nullptr outside one
+  Status WarmMembers(const std::string& tid, std::vector<uint64_t> ids);
 
   // ------------------------------------------------------------------ routes.cc
   http::Response Terminal(const std::string& tid, const std::string& route,
@@ -322,8 +323,15 @@ struct HqService::Impl {
   // What a terminal of store `store_id` may know of the member: for a member who consented
   // to phone look-up, phone_hash is the store-keyed look-up hash (docs/pos-api.md, "Phone
   // look-up"), else "".
+  // `page`: the lots and month spends of a whole page, read at once (SnapshotPage); without
+  // it they are read for this member.
+  struct SnapshotPage {
+    std::map<uint64_t, std::vector<model::Lot>> lots;
+    std::map<uint64_t, int64_t> month_spend;
+  };
+  Result<SnapshotPage> ReadSnapshotPage(const std::vector<uint64_t>& member_ids);
   Result<sync::Snapshot> Snapshot(const MemberRecord& m, int64_t terminal_seq,
-                                  const std::string& store_id);
+                                  const std::string& store_id, const SnapshotPage* page = nullptr);
   // The store phone look-up key number in force at `now_s` (hq.toml phone_key_days).
   int64_t PhoneKeyId(int64_t now_s) const;
   // Online phone look-ups one terminal may make in any trailing hour (per process).

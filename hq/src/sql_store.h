@@ -245,6 +245,18 @@ class SqlStore final : public Store {
     return upsert();
   }
 
+  Result<std::vector<MemberRecord>> GetMembers(const std::vector<uint64_t>& ids) override {
+    std::vector<MemberRecord> out;
+    for (size_t at = 0; at < ids.size(); at += kListChunk) {
+      HQ_PREPARE(st, std::string("SELECT ") + kMemberCols + " FROM members WHERE member_id IN " +
+                         B::IntList(1));
+      st.Bind(1, B::IntListText(Chunk(ids, at)));
+      while (st.Step()) out.push_back(ReadMember(st));
+      if (!st.status().ok()) return st.status();
+    }
+    return out;
+  }
+
   Status TouchMember(uint64_t member_id) override {
     auto seq = NextChange();
     if (!seq.ok()) return seq.status();
@@ -509,6 +521,26 @@ class SqlStore final : public Store {
     return std::optional<int64_t>(st.Int(0));
   }
 
+  Result<std::map<std::pair<uint64_t, std::string>, int64_t>> FirstTerminalEntriesAt(
+      const std::string& terminal_id, const std::vector<uint64_t>& member_ids,
+      const std::vector<std::string>& kinds) override {
+    std::map<std::pair<uint64_t, std::string>, int64_t> out;
+    if (kinds.empty()) return out;
+    for (size_t at = 0; at < member_ids.size(); at += kListChunk) {
+      HQ_PREPARE(st,
+                 "SELECT member_id, kind, min(at_ms) FROM entries WHERE terminal_id = ?1 AND "
+                 "member_id IN " +
+                     B::IntList(2) + " AND kind IN " + B::TextList(3) +
+                     " GROUP BY member_id, kind");
+      st.Bind(1, terminal_id)
+          .Bind(2, B::IntListText(Chunk(member_ids, at)))
+          .Bind(3, B::TextListText(kinds));
+      while (st.Step()) out[{static_cast<uint64_t>(st.Int(0)), st.Text(1)}] = st.Int(2);
+      if (!st.status().ok()) return st.status();
+    }
+    return out;
+  }
+
   Result<std::optional<int64_t>> LastTerminalEntryAt(const std::string& terminal_id,
                                                      uint64_t member_id, const std::string& kind,
                                                      int64_t before_seq) override {
@@ -568,6 +600,23 @@ class SqlStore final : public Store {
       out.push_back(model::ReadLotColumns(st));
     }
     if (!st.status().ok()) return st.status();
+    return out;
+  }
+
+  Result<std::map<uint64_t, std::vector<model::Lot>>> LotsOfMembers(
+      const std::vector<uint64_t>& member_ids) override {
+    std::map<uint64_t, std::vector<model::Lot>> out;
+    for (size_t at = 0; at < member_ids.size(); at += kListChunk) {
+      HQ_PREPARE(st, "SELECT " LOYALTY_LOT_COLUMNS " FROM lots WHERE member_id IN " +
+                         B::IntList(1) +
+                         " AND remaining <> 0 ORDER BY member_id, expires_at_s, lot_id");
+      st.Bind(1, B::IntListText(Chunk(member_ids, at)));
+      while (st.Step()) {
+        model::Lot l = model::ReadLotColumns(st);
+        out[l.member_id].push_back(std::move(l));
+      }
+      if (!st.status().ok()) return st.status();
+    }
     return out;
   }
 
@@ -874,6 +923,21 @@ class SqlStore final : public Store {
     return st.Run();
   }
 
+  Result<std::map<uint64_t, std::vector<MemberStateRecord>>> MemberStateHistories(
+      const std::vector<uint64_t>& member_ids) override {
+    std::map<uint64_t, std::vector<MemberStateRecord>> out;
+    for (size_t at = 0; at < member_ids.size(); at += kListChunk) {
+      HQ_PREPARE(st,
+                 "SELECT member_id, at_ms, tier, status FROM member_states WHERE member_id IN " +
+                     B::IntList(1) + " ORDER BY member_id, at_ms, rowid");
+      st.Bind(1, B::IntListText(Chunk(member_ids, at)));
+      while (st.Step())
+        out[static_cast<uint64_t>(st.Int(0))].push_back({st.Int(1), st.Text(2), st.Text(3)});
+      if (!st.status().ok()) return st.status();
+    }
+    return out;
+  }
+
   Result<std::vector<MemberStateRecord>> MemberStateHistory(uint64_t member_id) override {
     HQ_PREPARE(
         st,
@@ -931,6 +995,19 @@ class SqlStore final : public Store {
   // (SpendTotals* below): a row, when there is one, is the sum of the rows, so the answer
   // is the same either way. A row is kept only while |cents| <= 2^62, so that adding one
   // checkout (at most kMaxCents) can never overflow it; past that the rows are summed.
+  Result<std::map<uint64_t, int64_t>> KeptMemberSpends(const std::vector<uint64_t>& member_ids,
+                                                       int64_t from_ms, int64_t to_ms) override {
+    std::map<uint64_t, int64_t> out;
+    for (size_t at = 0; at < member_ids.size(); at += kListChunk) {
+      HQ_PREPARE(st, "SELECT member_id, cents FROM spend_totals WHERE member_id IN " +
+                         B::IntList(1) + " AND from_ms = ?2 AND to_ms = ?3");
+      st.Bind(1, B::IntListText(Chunk(member_ids, at))).Bind(2, from_ms).Bind(3, to_ms);
+      while (st.Step()) out[static_cast<uint64_t>(st.Int(0))] = st.Int(1);
+      if (!st.status().ok()) return st.status();
+    }
+    return out;
+  }
+
   Result<int64_t> MemberSpend(uint64_t member_id, int64_t from_ms, int64_t to_ms) override {
     {
       HQ_PREPARE(
@@ -1555,6 +1632,12 @@ class SqlStore final : public Store {
   }
 
   static constexpr size_t kListChunk = 1000;  // ids in one IN list
+  template <class T>
+  static std::vector<T> Chunk(const std::vector<T>& all, size_t at) {
+    return std::vector<T>(
+        all.begin() + static_cast<std::ptrdiff_t>(at),
+        all.begin() + static_cast<std::ptrdiff_t>(std::min(all.size(), at + kListChunk)));
+  }
 
   std::unique_ptr<Db> db_;
   std::vector<std::pair<Set*, recon::Item>> pending_items_;

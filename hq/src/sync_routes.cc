@@ -18,8 +18,30 @@ int64_t HqService::Impl::PhoneKeyId(int64_t now_s) const {
   return std::max<int64_t>(now_s, 0) / period + 1;
 }
 
+// The lots and this month's spend of every member of a page, in a few statements: kept
+// spends read at once, the others summed (and kept) one by one as MonthSpend does.
+Result<HqService::Impl::SnapshotPage> HqService::Impl::ReadSnapshotPage(
+    const std::vector<uint64_t>& member_ids) {
+  SnapshotPage page;
+  auto lots = store.LotsOfMembers(member_ids);
+  if (!lots.ok()) return lots.status();
+  page.lots = std::move(*lots);
+  auto [from, to] = MonthBounds(clock.now_s());
+  auto kept = store.KeptMemberSpends(member_ids, from, to);
+  if (!kept.ok()) return kept.status();
+  page.month_spend = std::move(*kept);
+  for (uint64_t id : member_ids) {
+    if (page.month_spend.count(id)) continue;
+    auto spend = store.MemberSpend(id, from, to);
+    if (!spend.ok()) return spend.status();
+    page.month_spend[id] = *spend;
+  }
+  return page;
+}
+
 Result<sync::Snapshot> HqService::Impl::Snapshot(const MemberRecord& m, int64_t terminal_seq,
-                                                 const std::string& store_id) {
+                                                 const std::string& store_id,
+                                                 const SnapshotPage* page) {
   sync::Snapshot s;
   s.member_id = m.member_id;
   s.display_name = m.display_name;
@@ -37,13 +59,22 @@ Result<sync::Snapshot> HqService::Impl::Snapshot(const MemberRecord& m, int64_t 
   s.frozen_reason = m.frozen_reason;
   s.birthday_month = m.birthday_month;
   s.balance = m.balance;
-  auto lots = store.Lots(m.member_id);
-  if (!lots.ok()) return lots.status();
-  for (const auto& l : *lots) s.lots.push_back({l.remaining, l.expires_at_s});
   int64_t now_s = clock.now_s();
-  auto spend = MonthSpend(m.member_id, now_s);
-  if (!spend.ok()) return spend.status();
-  s.month_spend_cents = std::clamp<int64_t>(*spend, 0, sync::kMaxSpendCents);
+  if (page) {
+    if (auto it = page->lots.find(m.member_id); it != page->lots.end())
+      for (const auto& l : it->second) s.lots.push_back({l.remaining, l.expires_at_s});
+    auto spend = page->month_spend.find(m.member_id);
+    if (spend == page->month_spend.end())
+      return Status::Error(ErrorCode::kInternal, "a snapshot page without the member's spend");
+    s.month_spend_cents = std::clamp<int64_t>(spend->second, 0, sync::kMaxSpendCents);
+  } else {
+    auto lots = store.Lots(m.member_id);
+    if (!lots.ok()) return lots.status();
+    for (const auto& l : *lots) s.lots.push_back({l.remaining, l.expires_at_s});
+    auto spend = MonthSpend(m.member_id, now_s);
+    if (!spend.ok()) return spend.status();
+    s.month_spend_cents = std::clamp<int64_t>(*spend, 0, sync::kMaxSpendCents);
+  }
   s.unfrozen_at_ms = m.unfrozen_at_ms;
   s.snapshot_at_s = now_s;
   s.terminal_seq = terminal_seq;
@@ -113,9 +144,12 @@ http::Response HqService::Impl::Changes(const std::string& tid, const http::Requ
     }
     if (Status s = store.AddTerminalDownload(tid, clock.now_ms()); !s.ok()) return s;
     std::vector<std::pair<uint64_t, int64_t>> held;  // every member sent is held
-    std::vector<uint64_t> sent;
+    std::vector<uint64_t> sent, page_ids;
+    for (const auto& m : *members) page_ids.push_back(m.member_id);
+    auto page = ReadSnapshotPage(page_ids);
+    if (!page.ok()) return page.status();
     for (const auto& m : *members) {
-      auto snap = Snapshot(m, term->head_seq, term->store_id);
+      auto snap = Snapshot(m, term->head_seq, term->store_id, &*page);
       if (!snap.ok()) return snap.status();
       // Never a value the terminal's codec would refuse: reported and left out, never a
       // failed page.

@@ -275,6 +275,11 @@ http::Response HqService::Impl::Upload(const std::string& tid, const http::Reque
     }
     auto term = TouchTerminal(tid, nullptr);
     if (!term.ok()) return term.status();
+    std::vector<uint64_t> named;  // the members the upload's checks will read
+    for (const auto& c : up->checkouts) named.push_back(c.member_id.value_or(0));
+    for (const auto& e : up->entries)
+      if (e.terminal_id == tid) named.push_back(e.member_id);
+    if (Status s = WarmMembers(tid, std::move(named)); !s.ok()) return s;
     const int64_t now_ms = clock.now_ms();
     // The records first: the entries are checked against them.
     for (const auto& c : up->checkouts) {

@@ -78,6 +78,43 @@ Result<HqService::Impl::MemberSlot*> HqService::Impl::Slot(uint64_t member_id) {
   return &slot;
 }
 
+// Reads the members a write is about to check, with what the checks read of each (recorded
+// states; the terminal's first freeze and tier upgrade), in three statements rather than
+// three per member. A member read already keeps its slot.
+Status HqService::Impl::WarmMembers(const std::string& tid, std::vector<uint64_t> ids) {
+  if (!tx) return NoWrite();
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  ids.erase(std::remove_if(ids.begin(), ids.end(),
+                           [&](uint64_t id) { return id == 0 || tx->members.count(id) > 0; }),
+            ids.end());
+  if (ids.empty()) return Status::Ok();
+  const std::vector<std::string> kinds{"freeze", "tier_upgrade"};  // TerminalEntryBy's
+  auto members = store.GetMembers(ids);
+  if (!members.ok()) return members.status();
+  auto states = store.MemberStateHistories(ids);
+  if (!states.ok()) return states.status();
+  auto firsts = store.FirstTerminalEntriesAt(tid, ids, kinds);
+  if (!firsts.ok()) return firsts.status();
+  std::map<uint64_t, MemberRecord> found;
+  for (auto& m : *members) {
+    const uint64_t id = m.member_id;
+    found.emplace(id, std::move(m));
+  }
+  for (uint64_t id : ids) {
+    MemberSlot& slot = tx->members[id];
+    if (auto it = found.find(id); it != found.end()) slot.m = std::move(it->second);
+    auto st = states->find(id);
+    slot.states = st == states->end() ? std::vector<MemberStateRecord>() : std::move(st->second);
+    for (const auto& kind : kinds) {
+      auto f = firsts->find({id, kind});
+      slot.first_entry_at[{tid, kind}] =
+          f == firsts->end() ? std::optional<int64_t>() : std::optional<int64_t>(f->second);
+    }
+  }
+  return Status::Ok();
+}
+
 Result<HqService::Impl::MemberSlot*> HqService::Impl::MemberOrBare(uint64_t member_id) {
   auto slot = Slot(member_id);
   if (!slot.ok() || (*slot)->m) return slot;

@@ -531,6 +531,95 @@ TEST_F(HqStoreTest, ManyMembersIdentitiesAndChangeSequenceAtOnceAsOneAtATime) {
   EXPECT_TRUE(store_->Transaction([&] { return store_->UpdateMembers({}); }).ok());
 }
 
+TEST_F(HqStoreTest, WhatAnUploadAndAPageReadOfManyMembersAtOnceIsWhatOneAtATimeReads) {
+  constexpr uint64_t kMembers = 1020;  // past one statement's 1,000 ids
+  FakeTerminal t{"T01"}, u{"T02"};
+  ASSERT_TRUE(
+      store_
+          ->Transaction([&]() -> Status {
+            for (uint64_t id = 1; id <= kMembers; ++id) {
+              if (id % 10 == 0) continue;  // no such member
+              if (Status s = store_->InsertMember(PlainMember(id, 0)); !s.ok()) return s;
+              for (uint64_t k = 0; k < id % 4; ++k) {
+                const int64_t at = kMonth + static_cast<int64_t>(id * 1000 + (3 - k));
+                if (Status s = store_->AddMemberState(id, at, k ? "vip" : "black", "active");
+                    !s.ok())
+                  return s;
+                model::Lot l{0,    id,
+                             10,   static_cast<int64_t>(k % 2 ? 10 : 0),
+                             1000, 2000 + static_cast<int64_t>(k),
+                             "e"};
+                if (auto lot = store_->AddLot(l); !lot.ok()) return lot.status();
+              }
+              if (id % 3 == 0) {
+                for (const char* kind : {"freeze", "tier_upgrade", "earn"}) {
+                  FakeTerminal& who = id % 2 ? t : u;
+                  const int64_t at = kMonth + static_cast<int64_t>(id);
+                  for (int64_t d : {5, 2}) {
+                    if (Status s = store_->InsertEntry(who.Make(kind, id, 1, at + d), true, kMonth);
+                        !s.ok())
+                      return s;
+                  }
+                }
+              }
+              if (id % 7 == 0) {  // a spend kept for the month
+                if (auto spend = store_->MemberSpend(id, kMonth, kNext); !spend.ok())
+                  return spend.status();
+              }
+            }
+            return Status::Ok();
+          })
+          .ok());
+  std::vector<uint64_t> ids;
+  for (uint64_t id = kMembers + 3; id >= 1; --id) ids.push_back(id);
+  auto members = store_->GetMembers(ids);
+  auto states = store_->MemberStateHistories(ids);
+  auto lots = store_->LotsOfMembers(ids);
+  auto firsts = store_->FirstTerminalEntriesAt("T01", ids, {"freeze", "tier_upgrade"});
+  auto kept = store_->KeptMemberSpends(ids, kMonth, kNext);
+  ASSERT_TRUE(members.ok() && states.ok() && lots.ok() && firsts.ok() && kept.ok());
+  std::map<uint64_t, MemberRecord> by_id;
+  for (const auto& m : *members) by_id.emplace(m.member_id, m);
+  size_t held = 0;
+  for (uint64_t id : ids) {
+    auto one = store_->GetMember(id);
+    ASSERT_TRUE(one.ok());
+    ASSERT_EQ(by_id.count(id) > 0, one->has_value()) << id;
+    if (*one) {
+      ++held;
+      EXPECT_EQ(by_id[id].card_number, (*one)->card_number);
+      EXPECT_EQ(by_id[id].change_seq, (*one)->change_seq);
+    }
+    auto h = store_->MemberStateHistory(id);
+    ASSERT_TRUE(h.ok());
+    auto hs = states->find(id);
+    EXPECT_EQ(hs == states->end() ? 0u : hs->second.size(), h->size()) << id;
+    for (size_t i = 0; hs != states->end() && i < h->size(); ++i) {
+      EXPECT_EQ(hs->second[i].at_ms, (*h)[i].at_ms);
+      EXPECT_EQ(hs->second[i].tier, (*h)[i].tier);
+    }
+    auto l = store_->Lots(id);
+    ASSERT_TRUE(l.ok());
+    auto ls = lots->find(id);
+    EXPECT_EQ(ls == lots->end() ? std::vector<model::Lot>() : ls->second, *l) << id;
+    for (const char* kind : {"freeze", "tier_upgrade"}) {
+      auto f = store_->FirstTerminalEntryAt("T01", id, kind);
+      ASSERT_TRUE(f.ok());
+      auto fs = firsts->find({id, kind});
+      EXPECT_EQ(fs == firsts->end() ? std::optional<int64_t>() : fs->second, *f) << id << kind;
+    }
+    if (auto k = kept->find(id); k != kept->end()) {
+      EXPECT_EQ(id % 7, 0u) << id;
+      EXPECT_EQ(k->second, *store_->MemberSpend(id, kMonth, kNext));
+    }
+  }
+  EXPECT_EQ(held, kMembers - kMembers / 10);
+  EXPECT_FALSE(firsts->empty());
+  EXPECT_FALSE(kept->empty());
+  EXPECT_TRUE(store_->FirstTerminalEntriesAt("T01", ids, {})->empty());
+  EXPECT_TRUE(store_->GetMembers({})->empty());
+}
+
 TEST_F(HqStoreTest, EntriesByIdAndBySeqRangeAsOneAtATime) {
   FakeTerminal t{"T01"}, u{"T02"};
   std::vector<sync::Entry> made;
@@ -641,7 +730,7 @@ TEST_F(HqStoreTest, AReadThatFailsDuringAnUploadFailsItWholeAndARetrySucceeds) {
 
   // Every read the upload makes, failing from its first step or from a later one.
   const std::vector<std::string> reads = {
-      "FROM members WHERE member_id",                // the member (once per upload)
+      "FROM members WHERE member_id",                // the members (at once)
       "FROM checkouts WHERE terminal_id",            // a checkout's verdict, a refund's checkout
       "FROM member_states",                          // what the terminal could have priced with
       "FROM terminal_downloads",                     // its last download
@@ -676,9 +765,9 @@ TEST_F(HqStoreTest, AReadThatFailsDuringAnUploadFailsItWholeAndARetrySucceeds) {
       EXPECT_EQ(state(), before) << sql << " #" << nth;
     }
   }
-  // A single failing step, not the first: the same.
+  // A single failing step, not the first: the same (a checkout's verdict is read for each).
   ClearStoreFaults();
-  InjectStoreFault({"FROM members WHERE member_id", 2, 1, SQLITE_IOERR});
+  InjectStoreFault({"FROM checkouts WHERE terminal_id", 2, 1, SQLITE_IOERR});
   EXPECT_EQ(Call("POST", "/v1/sync/T01/entries", body, false).status, 503);
   EXPECT_EQ(StoreFaultsFired(), 1);
   ClearStoreFaults();

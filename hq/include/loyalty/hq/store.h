@@ -173,6 +173,8 @@ class Store {
   // Replaces every field of an existing member and gives it a new change_seq.
   virtual Status UpdateMember(const MemberRecord& m) = 0;
   virtual Result<std::optional<MemberRecord>> GetMember(uint64_t member_id) = 0;
+  // The members of these ids HQ has (any order), in one statement per 1,000.
+  virtual Result<std::vector<MemberRecord>> GetMembers(const std::vector<uint64_t>& ids) = 0;
   // Gives the member a new change_seq (it will be in the next `changes` page).
   virtual Status TouchMember(uint64_t member_id) = 0;
   // What UpdateMember (write) or TouchMember (!write, the record's id only) of each in turn
@@ -239,6 +241,10 @@ class Store {
   virtual Result<std::optional<int64_t>> FirstTerminalEntryAt(const std::string& terminal_id,
                                                               uint64_t member_id,
                                                               const std::string& kind) = 0;
+  // FirstTerminalEntryAt of each (member, kind) of these members and kinds that has one.
+  virtual Result<std::map<std::pair<uint64_t, std::string>, int64_t>> FirstTerminalEntriesAt(
+      const std::string& terminal_id, const std::vector<uint64_t>& member_ids,
+      const std::vector<std::string>& kinds) = 0;
   // The latest at_ms of the terminal's entries of this kind for the member (applied or not)
   // with seq < before_seq: what its own ledger held before that entry. nullopt: none.
   virtual Result<std::optional<int64_t>> LastTerminalEntryAt(const std::string& terminal_id,
@@ -256,6 +262,9 @@ class Store {
 
   // --- lots
   virtual Result<std::vector<model::Lot>> Lots(uint64_t member_id) = 0;  // by expiry, then lot_id
+  // Lots of each of these members (absent: none open), in one statement per 1,000.
+  virtual Result<std::map<uint64_t, std::vector<model::Lot>>> LotsOfMembers(
+      const std::vector<uint64_t>& member_ids) = 0;
   // The lots of Lots() with remaining < 0 (a debt), in the same order.
   virtual Result<std::vector<model::Lot>> DebtLots(uint64_t member_id) = 0;
   virtual Result<int64_t> AddLot(const model::Lot& lot) = 0;
@@ -283,6 +292,10 @@ class Store {
   // every answer is the sum of the rows (the SQLite one does: each checkout then costs one
   // row update instead of a sum over the member's month at every checkout).
   virtual Result<int64_t> MemberSpend(uint64_t member_id, int64_t from_ms, int64_t to_ms) = 0;
+  // The spends of [from_ms, to_ms) a backend keeps for these members (a member it keeps
+  // none for is absent: ask MemberSpend), in one statement per 1,000.
+  virtual Result<std::map<uint64_t, int64_t>> KeptMemberSpends(
+      const std::vector<uint64_t>& member_ids, int64_t from_ms, int64_t to_ms) = 0;
   // Forgets the sums kept for windows [from, to) with to <= this time (the daily job).
   virtual Status PruneSpendTotals(int64_t ended_by_ms) = 0;
   // A checkout or refund HQ could not check: kept (a restored terminal gets it back), counted
@@ -335,6 +348,9 @@ class Store {
                                 const std::string& status) = 0;
   // Every state recorded for the member, by at_ms and then in the order recorded.
   virtual Result<std::vector<MemberStateRecord>> MemberStateHistory(uint64_t member_id) = 0;
+  // MemberStateHistory of each of these members (absent: none recorded).
+  virtual Result<std::map<uint64_t, std::vector<MemberStateRecord>>> MemberStateHistories(
+      const std::vector<uint64_t>& member_ids) = 0;
   // A terminal downloaded changes at at_ms. DownloadsAround: the last such time at or before
   // a moment and the first one after it (nullopt when none), so that a caller knows every
   // moment before `after` has the same last download.
