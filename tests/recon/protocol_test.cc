@@ -222,6 +222,58 @@ TEST(ReconcileTest, ListingSpansSeveralPages) {
   EXPECT_GE(o.round_trips, 3);
 }
 
+// A responder whose set changes between two rounds (HQ's balance set while other
+// terminals' uploads commit): the later symbols do not decode with the first ones. The
+// exchange does not fail: it lists, and the listing is exact against the set as it is then.
+TEST(ReconcileTest, ASetChangedBetweenRoundsIsListedNotRefused) {
+  constexpr size_t kChanged = 5;
+  int relisted = 0;
+  for (uint64_t seed = 0; seed < 30; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    // Enough differences for a second round of symbols.
+    Scenario s = MakeScenario(500 + seed, 3000, 60, 60, 20);
+    MemoryStore a, b;
+    Build(s, &a, &b);
+    Initiator ini(a);
+    Responder resp(b);
+    std::vector<std::string> have, need, mismatched;
+    auto msg = ini.Start();
+    ASSERT_TRUE(msg.ok());
+    std::optional<std::string> next = *msg;
+    int round = 0;
+    Scenario changed = MakeScenario(900 + seed, 0, 0, 0, 0);
+    for (; next && round < 100; ++round) {
+      auto reply = resp.Reply(*next);
+      ASSERT_TRUE(reply.ok());
+      if (round == 0) {
+        // After the first reply: a few balances change in b and a few members arrive.
+        for (size_t i = 0; i < kChanged; ++i)
+          ASSERT_TRUE(b.Upsert(Item{s.common[i].id, Sha256("later " + std::to_string(i))}).ok());
+        changed = MakeScenario(900 + seed, 0, 0, 3, 0);
+        Fill(&b, changed.only_b);
+      }
+      auto n = ini.Next(*reply, &have, &need, &mismatched);
+      ASSERT_TRUE(n.ok()) << n.status().ToString();
+      next = *n;
+    }
+    ASSERT_FALSE(next.has_value());
+    if (!ini.relisted()) continue;
+    ++relisted;
+    EXPECT_TRUE(ini.listed_items());
+    // Exact against b as it is now: the changed items mismatched, b's new items needed.
+    std::vector<std::string> want_need = s.Ids(s.only_b), extra = changed.Ids(changed.only_b);
+    want_need.insert(want_need.end(), extra.begin(), extra.end());
+    std::sort(want_need.begin(), want_need.end());
+    std::vector<std::string> want_mismatched = s.Ids(s.mismatch_a);
+    for (size_t i = 0; i < kChanged; ++i) want_mismatched.push_back(s.common[i].id);
+    std::sort(want_mismatched.begin(), want_mismatched.end());
+    EXPECT_EQ(have, s.Ids(s.only_a));
+    EXPECT_EQ(need, want_need);
+    EXPECT_EQ(mismatched, want_mismatched);
+  }
+  EXPECT_GT(relisted, 0);
+}
+
 TEST(ReconcileTest, DifferentStoredSymbolCountsInteroperate) {
   Scenario s = MakeScenario(11, 2000, 30, 20, 5);
   MemoryStore a(4096), b(256);

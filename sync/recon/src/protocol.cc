@@ -374,6 +374,8 @@ Result<std::optional<std::string>> Initiator::Continue() {
         (d.decoded[i].second > 0 ? have_ : need_).push_back(id);
       } else if (j - i == 2 && d.decoded[i].second != d.decoded[i + 1].second) {
         mismatched_.push_back(id);
+      } else if (d.symbol_rounds > 0) {
+        return Relist();  // several rounds: the responder's set may have changed between them
       } else {
         return Malformed("an id decoded with two contents on one side");
       }
@@ -434,8 +436,20 @@ Result<std::optional<std::string>> Initiator::OnSymbols(std::string_view body) {
   }
   std::deque<uint64_t> queue;
   for (uint64_t i = s; i < d.requested_end; ++i) queue.push_back(i);
-  if (Status st = d.Peel(std::move(queue)); !st.ok()) return st;
+  if (Status st = d.Peel(std::move(queue)); !st.ok()) return Relist();
   return Continue();
+}
+
+// Symbols of a later round that do not decode with the first ones: the responder's set
+// changed between the two (HQ's balance sets change under other terminals' uploads, each
+// reply read in its own snapshot). The coded attempt is dropped and the items are listed,
+// which takes the set as it is now; a listing is bounded by the responder's count, so a
+// peer gains nothing by causing it.
+Result<std::optional<std::string>> Initiator::Relist() {
+  listing_ = true;
+  relisted_ = true;
+  state_ = State::kItems;
+  return std::optional<std::string>(GetItems());
 }
 
 std::string Initiator::GetItems() {

@@ -48,7 +48,9 @@ class Initiator {
   //   need_ids:       in theirs, not in ours;
   //   mismatched_ids: in both with different content hashes (a conflict).
   // Any malformed or inconsistent reply fails with bad_request and ends the exchange
-  // (start a new Initiator to retry).
+  // (start a new Initiator to retry) — except symbols of a later round that do not decode
+  // with the earlier ones (the responder's set changed between them): then the items are
+  // listed instead (relisted()), once.
   Result<std::optional<std::string>> Next(std::string_view reply,
                                           std::vector<std::string>* have_ids,
                                           std::vector<std::string>* need_ids,
@@ -60,6 +62,8 @@ class Initiator {
   uint64_t bytes_received() const { return bytes_received_; }
   // True if the difference was too large for coded symbols and items were listed.
   bool listed_items() const { return listing_; }
+  // True if the coded attempt was dropped for a listing because later symbols did not decode.
+  bool relisted() const { return relisted_; }
 
  private:
   struct Decoder;
@@ -69,6 +73,7 @@ class Initiator {
   // After peeling: either finish or ask for more symbols or switch to listing.
   Result<std::optional<std::string>> Continue();
   std::string GetItems();
+  Result<std::optional<std::string>> Relist();
   Status Fail(Status s);
 
   enum class State { kIdle, kHello, kSymbols, kItems, kDone, kFailed };
@@ -80,6 +85,7 @@ class Initiator {
   uint64_t bytes_sent_ = 0;
   uint64_t bytes_received_ = 0;
   bool listing_ = false;
+  bool relisted_ = false;
   std::vector<std::string> have_, need_, mismatched_;
 };
 
