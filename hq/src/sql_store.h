@@ -776,13 +776,17 @@ class SqlStore final : public Store {
     });
   }
 
+  // NOT EXISTS, never NOT IN over the scope: PostgreSQL hashes a NOT IN subquery only while
+  // it fits in work_mem (about 250,000 members at the default 4 MB) and otherwise scans the
+  // whole scope once per held member; the anti-join stays one pass at any size.
   Result<std::vector<uint64_t>> HeldOutOfScope(const std::string& terminal_id,
                                                const std::string& store_id, int64_t since_ms,
                                                int64_t limit) override {
     HQ_PREPARE(st,
-               "SELECT member_id FROM terminal_members WHERE terminal_id = ?1 AND member_id "
-               "NOT IN " +
-                   InScope(2, 3) + " ORDER BY member_id LIMIT ?4");
+               "SELECT t.member_id FROM terminal_members t WHERE t.terminal_id = ?1 AND NOT "
+               "EXISTS (SELECT 1 FROM store_members s WHERE s.store_id = ?2 AND s.member_id = "
+               "t.member_id AND (s.reason = 'enrolled' OR s.last_at_ms >= ?3)) ORDER BY "
+               "t.member_id LIMIT ?4");
     st.Bind(1, terminal_id).Bind(2, store_id).Bind(3, since_ms).Bind(4, limit);
     return ReadAll<uint64_t>(st, [](const Stmt& r) { return static_cast<uint64_t>(r.Int(0)); });
   }
