@@ -277,7 +277,8 @@ std::optional<Failure> CmdSync(Context& ctx) {
         const json& rid = run["run_id"];
         if ((rid.is_string() ? rid.get<std::string>() : rid.dump()) != run_id) continue;
         const json& result = run.contains("result") ? run["result"] : json();
-        if (!result.is_string()) break;  // still running
+        // GET /v1/sync lists a run in progress with result "running" (or none yet).
+        if (!result.is_string() || result == "running") break;
         if (tty) ctx.out() << "\r\033[K";
         ctx.out() << (json_out ? Dump(run) : FormatSyncRun(run)) << std::endl;
         if (result == "ok") return std::nullopt;

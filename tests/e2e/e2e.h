@@ -110,6 +110,7 @@ class TerminalProcess {
   uint16_t port() const { return port_; }
   const TerminalOptions& options() const { return opt_; }
   std::string db_path() const { return (dir_ / "ledger.db").string(); }
+  std::string config_path() const { return (dir_ / "agent.toml").string(); }
   std::string ReadLog() const;
 
   Reply Call(const std::string& method, const std::string& target, const json& body = nullptr);

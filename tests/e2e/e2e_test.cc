@@ -14,9 +14,11 @@
 #include <iostream>
 #include <random>
 #include <set>
+#include <thread>
 
 #include "e2e_fixture.h"
 #include "loyalty/sync/transport.h"
+#include "support/process.h"
 
 namespace loyalty::e2e {
 namespace {
@@ -201,6 +203,26 @@ TEST_F(E2eTest, AgentRefusedByHqRecordsAFailedRun) {
   terminals_.clear();
   auto& n = AddTerminal(none);
   EXPECT_EQ(n.Sync()["result"], "failed");
+}
+
+// `loyaltyctl sync --wait` (the hourly timer's command) follows a run that is still going
+// when it first looks — HQ held stopped for a second — to its end, and exits 0 on success.
+TEST_F(E2eTest, LoyaltyctlSyncWaitFollowsARunStillGoingToItsEnd) {
+  StartHq();
+  auto& t = AddTerminal(Options(kA, hq_->port()));
+  ExpectOk(t.Sync());  // the first sync: the terminal knows HQ
+  ASSERT_EQ(::kill(hq_->pid(), SIGSTOP), 0);
+  std::thread resume([pid = hq_->pid()] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    ::kill(pid, SIGCONT);
+  });
+  auto wait = testing::RunCtl({"--config", t.config_path(), "sync", "--wait", "--json"});
+  resume.join();
+  EXPECT_EQ(wait.exit, 0) << wait.out << wait.err;
+  json run = json::parse(wait.out, nullptr, false);
+  ASSERT_TRUE(run.is_object()) << wait.out << wait.err;
+  EXPECT_EQ(run.value("result", ""), "ok") << wait.out;
+  EXPECT_FALSE(run["finished_at"].is_null()) << wait.out;
 }
 
 TEST_F(E2eTest, TwoTerminalsShareMembersCouponsAndConflicts) {
