@@ -24,18 +24,13 @@ using nlohmann::json;
 BalanceView::BalanceView(size_t members) : balance_(members, 0) {
   by_key_.reserve(members);
   for (size_t i = 0; i < members; ++i) {
-    std::string id = std::to_string(member_id(i));
-    // HQ puts every member in its balance set at enrolment, with balance 0.
-    (void)set_.Upsert(recon::MemberBalanceItem(id, 0, 0));
-    by_key_.emplace(recon::MemberKey(id), member_id(i));
+    by_key_.emplace(recon::MemberKey(std::to_string(member_id(i))), member_id(i));
   }
 }
 
 void BalanceView::Apply(uint64_t member_id, int64_t points) {
   std::lock_guard<std::mutex> lock(mu_);
-  int64_t& b = balance_[member_id - kFirstMemberId];
-  b += points;
-  (void)set_.Upsert(recon::MemberBalanceItem(std::to_string(member_id), b, 0));
+  balance_[member_id - kFirstMemberId] += points;
 }
 
 int64_t BalanceView::Balance(uint64_t member_id) const {
@@ -50,48 +45,16 @@ int64_t BalanceView::Total() const {
   return sum;
 }
 
-namespace {
-
-// The symbols as they were when the exchange began. Items, which the protocol lists only
-// when that is cheaper than symbols (a small chain, a large difference), are read from the
-// live set: a member changed since the copy then shows as one more difference.
-class SymbolSnapshot final : public recon::FingerprintStore {
- public:
-  SymbolSnapshot(
-      std::vector<recon::Symbol> symbols,
-      std::function<Status(const recon::ElementId*, size_t, std::vector<recon::Element>*, bool*)>
-          list)
-      : symbols_(std::move(symbols)), list_(std::move(list)) {}
-  uint64_t stored_symbols() const override { return symbols_.size(); }
-  Status ReadSymbols(uint64_t begin, uint64_t end, std::vector<recon::Symbol>* out) const override {
-    if (begin > end || end > symbols_.size())
-      return Status::Error(ErrorCode::kInvalidArgument, "symbols out of range");
-    out->assign(symbols_.begin() + static_cast<std::ptrdiff_t>(begin),
-                symbols_.begin() + static_cast<std::ptrdiff_t>(end));
-    return Status::Ok();
-  }
-  Status ListElements(const recon::ElementId* after, size_t limit, std::vector<recon::Element>* out,
-                      bool* more) const override {
-    return list_(after, limit, out, more);
-  }
-
- private:
-  std::vector<recon::Symbol> symbols_;
-  std::function<Status(const recon::ElementId*, size_t, std::vector<recon::Element>*, bool*)> list_;
-};
-
-}  // namespace
-
-std::unique_ptr<recon::FingerprintStore> BalanceView::Snapshot() const {
-  std::vector<recon::Symbol> symbols;
+std::unique_ptr<recon::FingerprintStore> BalanceView::HeldSet(
+    const std::set<uint64_t>& members) const {
+  auto set = std::make_unique<recon::MemoryStore>();
   std::lock_guard<std::mutex> lock(mu_);
-  (void)set_.ReadSymbols(0, set_.stored_symbols(), &symbols);
-  return std::make_unique<SymbolSnapshot>(std::move(symbols),
-                                          [this](const recon::ElementId* after, size_t limit,
-                                                 std::vector<recon::Element>* out, bool* more) {
-                                            std::lock_guard<std::mutex> lock(mu_);
-                                            return set_.ListElements(after, limit, out, more);
-                                          });
+  for (uint64_t id : members) {
+    if (id < kFirstMemberId || id - kFirstMemberId >= balance_.size()) continue;
+    (void)set->Upsert(
+        recon::MemberBalanceItem(std::to_string(id), balance_[id - kFirstMemberId], 0));
+  }
+  return set;
 }
 
 std::optional<uint64_t> BalanceView::MemberOfKey(const std::string& key) const {
@@ -253,10 +216,15 @@ bool Chain::Acknowledge(Terminal& t, const sync::UploadResponse& response) {
   if (t.pending.empty()) return false;
   const PendingBatch& b = t.pending.front();
   if (response.results.size() != b.request.entries.size()) return false;
+  for (size_t i = 0; i < b.request.entries.size(); ++i)
+    if (response.results[i].entry_id != b.request.entries[i].entry_id) return false;
+  // HQ holds every member of an upload it answered for this terminal from now on.
+  for (const auto& c : b.request.checkouts)
+    if (c.member_id && *c.member_id != 0) t.held.insert(*c.member_id);
   for (size_t i = 0; i < b.request.entries.size(); ++i) {
     const auto& e = b.request.entries[i];
     const auto& r = response.results[i];
-    if (r.entry_id != e.entry_id) return false;
+    if (e.member_id != 0) t.held.insert(e.member_id);
     // `exists`: an earlier attempt was stored and applied, its answer lost (the entry was
     // still pending, so it was never counted here).
     if (r.status == "created" || r.status == "exists") {

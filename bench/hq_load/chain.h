@@ -10,9 +10,9 @@
 // ledger's hash rule (model::EntryHash): HQ's checks pass as for a real till.
 //
 // BalanceView holds every member's balance as HQ must hold it — the points of every entry
-// HQ answered `created` or (after a lost answer) `exists` — and the reconciliation set of
-// those balances (recon::MemberBalanceItem), which a terminal that holds every member
-// reconciles against HQ's. Thread-safe.
+// HQ answered `created` or (after a lost answer) `exists`; a terminal reconciles the
+// balances of the members it holds (HeldSet: the scope HQ keeps for it, as
+// recon::MemberBalanceItem). Thread-safe.
 //
 // Terminal is owned by one run at a time (the runner's scheduling guarantees it).
 #pragma once
@@ -22,6 +22,7 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -43,15 +44,14 @@ class BalanceView {
   void Apply(uint64_t member_id, int64_t points);
   int64_t Balance(uint64_t member_id) const;
   int64_t Total() const;
-  // A copy of the set's coded symbols, for one reconciliation exchange (the live set keeps
-  // changing under other runs); must not outlive the view.
-  std::unique_ptr<recon::FingerprintStore> Snapshot() const;
+  // The balance set of a terminal holding exactly these members (HQ's member scope: a
+  // terminal holds the members it was sent and those it wrote entries for), as now.
+  std::unique_ptr<recon::FingerprintStore> HeldSet(const std::set<uint64_t>& members) const;
   // The member whose recon::MemberKey is `key` (16 raw bytes).
   std::optional<uint64_t> MemberOfKey(const std::string& key) const;
 
  private:
   mutable std::mutex mu_;
-  recon::MemoryStore set_;
   std::vector<int64_t> balance_;
   std::unordered_map<std::string, uint64_t> by_key_;
 };
@@ -78,6 +78,9 @@ struct Terminal {
   // Points of its entries HQ acknowledged as applied; refused or conflicting ones (never
   // expected here) are counted apart.
   int64_t acked = 0, unexpected = 0;
+  // The members HQ counts it as holding: every member of an upload HQ answered and of
+  // every changes page it received (docs/hq.md, "Member scope").
+  std::set<uint64_t> held;
 };
 
 struct ChainOptions {

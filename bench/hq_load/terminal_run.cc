@@ -192,6 +192,7 @@ Status Steps(Chain& chain, Terminal& t, Session& s, const RunSetup& setup, RunSt
   if (!page.ok()) return page.status();
   t.cursor = page->cursor;
   st.changes_members = static_cast<int64_t>(page->members.size());
+  for (const auto& m : page->members) t.held.insert(m.member_id);
   auto t3 = Clk::now();
   st.step_us[2] = Us(t2, t3);
   mark(4);
@@ -207,7 +208,7 @@ Status Steps(Chain& chain, Terminal& t, Session& s, const RunSetup& setup, RunSt
   mark(5);
 
   diff.clear();
-  auto snapshot = chain.view().Snapshot();
+  auto snapshot = chain.view().HeldSet(t.held);
   if (Status r = s.Reconcile("recon/balances", "balances", *snapshot,
                              &st.recon_balances_round_trips, &diff);
       !r.ok())

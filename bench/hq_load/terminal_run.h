@@ -6,10 +6,10 @@
 //   with RunSetup::repair_balances)
 //
 // as a till's hourly run does after a busy hour. The terminal's sets are its own entries and
-// every member's balance as HQ must hold it (BalanceView: before member scoping a terminal
-// holds every member). A request is retried as the terminal's sync client retries it
-// (sync/client/src/run.cc: transport errors, 5xx, 408 and 429, at most 6 attempts, backoff
-// from 200 ms doubling to 5 s with full jitter); one that still fails ends the run, and the
+// the balances of the members it holds as HQ must hold them (BalanceView::HeldSet: those it
+// was sent and those it wrote entries for). A request is retried as the terminal's sync client
+// retries it (sync/client/src/run.cc: transport errors, 5xx, 408 and 429, at most 6 attempts,
+// backoff from 200 ms doubling to 5 s with full jitter); one that still fails ends the run, and the
 // terminal's next run (possibly through another HQ process) sends what is still pending.
 #pragma once
 

@@ -108,10 +108,10 @@ VerifyResult VerifyChain(Chain& chain, const HqProcess& hq, const HqEndpoint& en
 
   // Balances at rest: one reconciliation exchange, as a terminal runs it.
   {
-    auto snapshot = chain.view().Snapshot();
+    const Terminal& t = chain.terminals().front();
+    auto snapshot = chain.view().HeldSet(t.held);
     recon::Initiator ini(*snapshot);
     auto msg = ini.Start();
-    const Terminal& t = chain.terminals().front();
     http::ClientTlsOptions o;
     o.ca_file = endpoint.ca_file;
     o.cert_file = t.cert_file;
