@@ -115,6 +115,9 @@ struct HqService::Impl {
   // refund_id -> the member of its sale, for the refunds this upload stored (valid during
   // Upload): their clawback and restore entries need not look the sale up again.
   std::map<std::string, uint64_t> batch_refund_member;
+  // checkout_id -> refused, of the upload's checkouts HQ holds (read at once before they are
+  // stored, kept current as they are; valid during Upload, nullopt elsewhere).
+  std::optional<std::map<std::string, bool>> batch_verdicts;
   // What the store held, before this upload, of its entries' ids and of the terminal's seqs
   // from the lowest seq - 1 to the highest, read in two statements, and every entry the
   // upload stored since (valid during Upload; `batch_seq_lo` > `batch_seq_hi`: not read).
@@ -143,6 +146,9 @@ struct HqService::Impl {
   // that every terminal of the store downloads it at its next run.
   Status ScopeMember(const std::string& store_id, uint64_t member_id, const char* reason,
                      int64_t at_ms);
+  // ScopeMember of each (member, at_ms) in turn inside a write, in two statements.
+  Status ScopeMembers(const std::string& store_id,
+                      const std::vector<std::pair<uint64_t, int64_t>>& members, const char* reason);
 
   void Report(const char* event, const json& fields) {
     if (opt.on_event) opt.on_event(event, fields);

@@ -25,6 +25,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -898,6 +899,21 @@ class SqlStore final : public Store {
     return ReadAll<ClaimRecord>(st, [](const Stmt& r) { return ReadClaim(r); });
   }
 
+  Result<std::map<std::string, bool>> CheckoutVerdicts(
+      const std::string& terminal_id, const std::vector<std::string>& checkout_ids) override {
+    std::map<std::string, bool> out;
+    for (size_t at = 0; at < checkout_ids.size(); at += kListChunk) {
+      HQ_PREPARE(st,
+                 "SELECT checkout_id, refused FROM checkouts WHERE terminal_id = ?1 AND "
+                 "checkout_id IN " +
+                     B::TextList(2));
+      st.Bind(1, terminal_id).Bind(2, B::TextListText(Chunk(checkout_ids, at)));
+      while (st.Step()) out[st.Text(0)] = st.Int(1) != 0;
+      if (!st.status().ok()) return st.status();
+    }
+    return out;
+  }
+
   Result<std::optional<bool>> CheckoutRefused(const std::string& terminal_id,
                                               const std::string& checkout_id) override {
     HQ_PREPARE(st, "SELECT refused FROM checkouts WHERE terminal_id = ? AND checkout_id = ?");
@@ -1338,6 +1354,58 @@ class SqlStore final : public Store {
     st.Bind(1, store_id).Bind(2, member_id).Bind(3, keep).Bind(4, last);
     if (Status s = st.Run(); !s.ok()) return s;
     return !in_scope;
+  }
+
+  Result<std::set<uint64_t>> AddStoreMembers(
+      const std::string& store_id, const std::vector<std::pair<uint64_t, int64_t>>& members,
+      const std::string& reason, int64_t since_ms) override {
+    std::set<uint64_t> fresh;
+    std::vector<uint64_t> ids;
+    for (const auto& [id, at] : members) ids.push_back(id);
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    std::map<uint64_t, std::pair<std::string, int64_t>> row;  // as AddStoreMember leaves it
+    for (size_t at = 0; at < ids.size(); at += kListChunk) {
+      HQ_PREPARE(st,
+                 "SELECT member_id, reason, last_at_ms FROM store_members WHERE store_id = "
+                 "?1 AND member_id IN " +
+                     B::IntList(2));
+      st.Bind(1, store_id).Bind(2, B::IntListText(Chunk(ids, at)));
+      while (st.Step()) row[static_cast<uint64_t>(st.Int(0))] = {st.Text(1), st.Int(2)};
+      if (!st.status().ok()) return st.status();
+    }
+    for (const auto& [id, at_ms] : members) {  // each call in turn, on the row as it stands
+      auto had = row.find(id);
+      const bool in_scope =
+          had != row.end() && (had->second.first == "enrolled" || had->second.second >= since_ms);
+      if (!in_scope) fresh.insert(id);
+      if (had == row.end()) {
+        row[id] = {reason, at_ms};
+      } else {
+        had->second = {had->second.first == "enrolled" ? "enrolled" : reason,
+                       std::max(had->second.second, at_ms)};
+      }
+    }
+    std::vector<std::pair<uint64_t, std::pair<std::string, int64_t>>> rows;
+    for (uint64_t id : ids) rows.emplace_back(id, row[id]);
+    constexpr size_t kRows = 500;  // 4 parameters a row
+    for (size_t at = 0; at < rows.size(); at += kRows) {
+      const size_t n = std::min(kRows, rows.size() - at);
+      std::string sql =
+          "INSERT INTO store_members (store_id, member_id, reason, last_at_ms) VALUES ";
+      for (size_t i = 0; i < n; ++i) sql += std::string(i ? "," : "") + "(?,?,?,?)";
+      sql +=
+          " ON CONFLICT (store_id, member_id) DO UPDATE SET reason = excluded.reason, "
+          "last_at_ms = excluded.last_at_ms";
+      HQ_PREPARE(st, sql);
+      for (size_t i = 0; i < n; ++i) {
+        const auto& [id, r] = rows[at + i];
+        const int b = static_cast<int>(i) * 4;
+        st.Bind(b + 1, store_id).Bind(b + 2, id).Bind(b + 3, r.first).Bind(b + 4, r.second);
+      }
+      if (Status s = st.Run(); !s.ok()) return s;
+    }
+    return fresh;
   }
 
   Result<std::vector<MemberRecord>> StoreMembersChangedAfter(const std::string& store_id,

@@ -350,4 +350,24 @@ Status HqService::Impl::ScopeMember(const std::string& store_id, uint64_t member
   return tx ? Touch(member_id) : store.TouchMember(member_id);
 }
 
+Status HqService::Impl::ScopeMembers(const std::string& store_id,
+                                     const std::vector<std::pair<uint64_t, int64_t>>& members,
+                                     const char* reason) {
+  if (store_id.empty()) return Status::Ok();
+  if (!tx) return NoWrite();
+  std::vector<std::pair<uint64_t, int64_t>> known;  // members HQ has: nothing to hold else
+  for (const auto& [id, at] : members) {
+    if (id == 0) continue;
+    auto slot = Slot(id);
+    if (!slot.ok()) return slot.status();
+    if ((*slot)->m) known.emplace_back(id, at);
+  }
+  if (known.empty()) return Status::Ok();
+  auto fresh = store.AddStoreMembers(store_id, known, reason, ScopeSinceMs());
+  if (!fresh.ok()) return fresh.status();
+  for (uint64_t id : *fresh)  // new to the scope: every lane of the store downloads it
+    if (Status s = Touch(id); !s.ok()) return s;
+  return Status::Ok();
+}
+
 }  // namespace loyalty::hq

@@ -164,7 +164,13 @@ Status HqService::Impl::RefuseRecord(const std::string& tid, uint64_t member, co
 }
 
 Status HqService::Impl::StoreCheckout(const std::string& tid, const sync::Checkout& c) {
-  auto prior = store.CheckoutRefused(tid, c.checkout_id);
+  Result<std::optional<bool>> prior = std::optional<bool>();
+  if (batch_verdicts) {
+    if (auto it = batch_verdicts->find(c.checkout_id); it != batch_verdicts->end())
+      prior = std::optional<bool>(it->second);
+  } else {
+    prior = store.CheckoutRefused(tid, c.checkout_id);
+  }
   if (!prior.ok()) return prior.status();
   if (*prior) return Status::Ok();  // known: its verdict stands
   auto reason = CheckCheckout(tid, c);
@@ -172,6 +178,7 @@ Status HqService::Impl::StoreCheckout(const std::string& tid, const sync::Checko
   batch_checkouts[c.checkout_id] = BatchCheckout{&c, !reason->empty(), {}};
   auto inserted = store.InsertCheckout(tid, c);
   if (!inserted.ok()) return inserted.status();
+  if (batch_verdicts) (*batch_verdicts)[c.checkout_id] = !reason->empty();
   if (!*inserted) return Status::Ok();
   uint64_t member = c.member_id.value_or(0);
   if (!reason->empty()) {
@@ -282,6 +289,11 @@ http::Response HqService::Impl::Upload(const std::string& tid, const http::Reque
     if (Status s = WarmMembers(tid, std::move(named)); !s.ok()) return s;
     const int64_t now_ms = clock.now_ms();
     // The records first: the entries are checked against them.
+    std::vector<std::string> checkout_ids;
+    for (const auto& c : up->checkouts) checkout_ids.push_back(c.checkout_id);
+    auto verdicts = store.CheckoutVerdicts(tid, checkout_ids);
+    if (!verdicts.ok()) return verdicts.status();
+    batch_verdicts = std::move(*verdicts);
     for (const auto& c : up->checkouts) {
       if (Status s = StoreCheckout(tid, c); !s.ok()) return s;
     }
@@ -372,12 +384,13 @@ http::Response HqService::Impl::Upload(const std::string& tid, const http::Reque
     // Where the store's scope grows (a sale there), and what the terminal holds now: every
     // member it wrote entries for (docs/hq.md, "Member scope").
     std::set<uint64_t> held;
+    std::vector<std::pair<uint64_t, int64_t>> shopped;
     for (const auto& c : up->checkouts) {
       if (!c.member_id || *c.member_id == 0) continue;
       held.insert(*c.member_id);
-      const int64_t at = std::min(c.committed_at_ms, now_ms);
-      if (Status s = ScopeMember(term->store_id, *c.member_id, "shopped", at); !s.ok()) return s;
+      shopped.emplace_back(*c.member_id, std::min(c.committed_at_ms, now_ms));
     }
+    if (Status s = ScopeMembers(term->store_id, shopped, "shopped"); !s.ok()) return s;
     for (const auto& e : up->entries)
       if (e.terminal_id == tid && e.member_id != 0) held.insert(e.member_id);
     std::vector<std::pair<uint64_t, int64_t>> holdings;
@@ -394,6 +407,7 @@ http::Response HqService::Impl::Upload(const std::string& tid, const http::Reque
   batch_refund_seq.clear();
   batch_refund_member.clear();
   batch_entries = BatchEntries{};
+  batch_verdicts.reset();
   if (!s.ok()) return FromStatus(s);
   return JsonResponse(200, sync::ToJson(out));
 }

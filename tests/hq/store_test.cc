@@ -620,6 +620,81 @@ TEST_F(HqStoreTest, WhatAnUploadAndAPageReadOfManyMembersAtOnceIsWhatOneAtATimeR
   EXPECT_TRUE(store_->GetMembers({})->empty());
 }
 
+// AddStoreMembers answers and leaves the rows as AddStoreMember of each in turn would, on a
+// twin store, members repeated and past one statement's rows; CheckoutVerdicts as
+// CheckoutRefused of each.
+TEST_F(HqStoreTest, ScopeRowsAndCheckoutVerdictsAtOnceAsOneAtATime) {
+  constexpr int64_t kSince = 1'000'000;
+  std::vector<std::pair<uint64_t, int64_t>> calls;
+  for (uint64_t id = 1; id <= 1100; ++id) calls.emplace_back(id, 2'000'000 + id);
+  for (uint64_t id = 1; id <= 1100; id += 7) calls.emplace_back(id, 500'000);  // older, again
+  ASSERT_TRUE(store_
+                  ->Transaction([&]() -> Status {
+                    for (uint64_t id = 1; id <= 1100; ++id)
+                      if (Status s = store_->InsertMember(PlainMember(id, 0)); !s.ok()) return s;
+                    // Rows before: enrolled, shopped long ago (out of scope), shopped lately.
+                    for (const char* st : {"S1", "S2"}) {
+                      for (uint64_t id = 1; id <= 1100; id += 3) {
+                        const bool enrolled = id % 2 == 1;
+                        auto r = store_->AddStoreMember(st, id, enrolled ? "enrolled" : "shopped",
+                                                        id % 4 == 0 ? 10 : 1'500'000, kSince);
+                        if (!r.ok()) return r.status();
+                      }
+                    }
+                    return Status::Ok();
+                  })
+                  .ok());
+  std::set<uint64_t> one_by_one;
+  Result<std::set<uint64_t>> many = std::set<uint64_t>();
+  ASSERT_TRUE(store_
+                  ->Transaction([&]() -> Status {
+                    for (const auto& [id, at] : calls) {
+                      auto r = store_->AddStoreMember("S1", id, "shopped", at, kSince);
+                      if (!r.ok()) return r.status();
+                      if (*r) one_by_one.insert(id);
+                    }
+                    many = store_->AddStoreMembers("S2", calls, "shopped", kSince);
+                    return many.status();
+                  })
+                  .ok());
+  ASSERT_TRUE(many.ok());
+  EXPECT_EQ(*many, one_by_one);
+  EXPECT_GT(one_by_one.size(), 500u);
+  EXPECT_LT(one_by_one.size(), 1100u);
+  for (int64_t since : {kSince, int64_t{2'000'500}, int64_t{9'000'000}}) {
+    auto a = store_->StoreMembersChangedAfter("S1", since, 0, 100000);
+    auto b = store_->StoreMembersChangedAfter("S2", since, 0, 100000);
+    ASSERT_TRUE(a.ok() && b.ok());
+    EXPECT_EQ(a->size(), b->size()) << since;
+    EXPECT_GT(a->size(), 0u) << since;
+  }
+  auto rows = [&](const std::string& st) {
+    auto r = store_->AddStoreMembers(st, {}, "shopped", kSince);  // nothing: no statement fails
+    EXPECT_TRUE(r.ok() && r->empty());
+    std::vector<uint64_t> out;
+    auto held = store_->StoreMembersChangedAfter(st, 0, 0, 100000);
+    for (const auto& m : *held) out.push_back(m.member_id);
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  EXPECT_EQ(rows("S1"), rows("S2"));
+  EXPECT_EQ(rows("S1").size(), 1100u);
+
+  sync::Checkout a = MakeCheckout("co-\"a\\", 7, 500, kMonth + 1);
+  sync::Checkout b = MakeCheckout("co-b", 8, 700, kMonth + 2);
+  ASSERT_TRUE(store_
+                  ->Transaction([&]() -> Status {
+                    if (auto r = store_->InsertCheckout("T01", a); !r.ok()) return r.status();
+                    if (auto r = store_->InsertCheckout("T01", b); !r.ok()) return r.status();
+                    return store_->MarkCheckoutRefused("T01", "co-b");
+                  })
+                  .ok());
+  auto v = store_->CheckoutVerdicts("T01", {"co-\"a\\", "co-b", "co-none", "{x,y}"});
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_EQ(*v, (std::map<std::string, bool>{{"co-\"a\\", false}, {"co-b", true}}));
+  EXPECT_TRUE(store_->CheckoutVerdicts("T02", {"co-b"})->empty());
+}
+
 TEST_F(HqStoreTest, EntriesByIdAndBySeqRangeAsOneAtATime) {
   FakeTerminal t{"T01"}, u{"T02"};
   std::vector<sync::Entry> made;

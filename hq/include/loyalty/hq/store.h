@@ -26,6 +26,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -307,6 +308,9 @@ class Store {
   // nullopt: no such checkout; else whether it was refused.
   virtual Result<std::optional<bool>> CheckoutRefused(const std::string& terminal_id,
                                                       const std::string& checkout_id) = 0;
+  // CheckoutRefused of each of these checkouts HQ has (absent: no such checkout).
+  virtual Result<std::map<std::string, bool>> CheckoutVerdicts(
+      const std::string& terminal_id, const std::vector<std::string>& checkout_ids) = 0;
   // The checkout's refunds that were not refused, by (at_ms, refund_id).
   virtual Result<std::vector<sync::Refund>> AcceptedRefundsOf(const std::string& terminal_id,
                                                               const std::string& checkout_id) = 0;
@@ -399,6 +403,11 @@ class Store {
   virtual Result<bool> AddStoreMember(const std::string& store_id, uint64_t member_id,
                                       const std::string& reason, int64_t at_ms,
                                       int64_t since_ms) = 0;
+  // AddStoreMember of each (member, at_ms) in turn with one reason, in two statements per
+  // 1,000: the members for which any of those calls would have answered true.
+  virtual Result<std::set<uint64_t>> AddStoreMembers(
+      const std::string& store_id, const std::vector<std::pair<uint64_t, int64_t>>& members,
+      const std::string& reason, int64_t since_ms) = 0;
   // Members of the store's scope as of since_ms with change_seq > after, by change_seq, at
   // most limit (+1 to tell "more").
   virtual Result<std::vector<MemberRecord>> StoreMembersChangedAfter(const std::string& store_id,
