@@ -248,13 +248,15 @@ class SqlStore final : public Store {
 
   Result<std::vector<MemberRecord>> GetMembers(const std::vector<uint64_t>& ids) override {
     std::vector<MemberRecord> out;
-    for (size_t at = 0; at < ids.size(); at += kListChunk) {
-      HQ_PREPARE(st, std::string("SELECT ") + kMemberCols + " FROM members WHERE member_id IN " +
-                         B::IntList(1));
-      st.Bind(1, B::IntListText(Chunk(ids, at)));
-      while (st.Step()) out.push_back(ReadMember(st));
-      if (!st.status().ok()) return st.status();
-    }
+    if (Status s = EachChunk(std::string("SELECT ") + kMemberCols +
+                                 " FROM members WHERE member_id IN " + B::IntList(1),
+                             1, ids, NoBind,
+                             [&](const Stmt& r) {
+                               out.push_back(ReadMember(r));
+                               return Status::Ok();
+                             });
+        !s.ok())
+      return s;
     return out;
   }
 
@@ -304,20 +306,17 @@ class SqlStore final : public Store {
   Result<std::vector<sync::Identity>> IdentitiesOfMembers(
       const std::vector<uint64_t>& member_ids) override {
     std::map<uint64_t, std::vector<sync::Identity>> by_member;
-    for (size_t at = 0; at < member_ids.size(); at += kListChunk) {
-      const std::vector<uint64_t> chunk(
-          member_ids.begin() + static_cast<std::ptrdiff_t>(at),
-          member_ids.begin() +
-              static_cast<std::ptrdiff_t>(std::min(member_ids.size(), at + kListChunk)));
-      HQ_PREPARE(st, "SELECT member_id, channel, external_id FROM identities WHERE member_id IN " +
-                         B::IntList(1) + " ORDER BY member_id, channel, external_id");
-      st.Bind(1, B::IntListText(chunk));
-      while (st.Step()) {
-        const auto id = static_cast<uint64_t>(st.Int(0));
-        by_member[id].push_back({st.Text(1), st.Text(2), id});
-      }
-      if (!st.status().ok()) return st.status();
-    }
+    if (Status s =
+            EachChunk("SELECT member_id, channel, external_id FROM identities WHERE member_id IN " +
+                          B::IntList(1) + " ORDER BY member_id, channel, external_id",
+                      1, member_ids, NoBind,
+                      [&](const Stmt& r) {
+                        const auto id = static_cast<uint64_t>(r.Int(0));
+                        by_member[id].push_back({r.Text(1), r.Text(2), id});
+                        return Status::Ok();
+                      });
+        !s.ok())
+      return s;
     std::vector<sync::Identity> out;  // in the order of member_ids, as one call per member
     for (uint64_t id : member_ids) {
       auto it = by_member.find(id);
@@ -368,20 +367,17 @@ class SqlStore final : public Store {
 
   Result<std::vector<sync::Entry>> EntriesByIds(const std::vector<std::string>& ids) override {
     std::vector<sync::Entry> out;
-    for (size_t at = 0; at < ids.size(); at += kListChunk) {
-      const std::vector<std::string> chunk(
-          ids.begin() + static_cast<std::ptrdiff_t>(at),
-          ids.begin() + static_cast<std::ptrdiff_t>(std::min(ids.size(), at + kListChunk)));
-      HQ_PREPARE(
-          st, "SELECT " LOYALTY_ENTRY_COLUMNS " FROM entries WHERE entry_id IN " + B::TextList(1));
-      st.Bind(1, B::TextListText(chunk));
-      while (st.Step()) {
-        auto e = ReadEntry(st);
-        if (!e.ok()) return e.status();
-        out.push_back(std::move(*e));
-      }
-      if (!st.status().ok()) return st.status();
-    }
+    if (Status s = EachChunk(
+            "SELECT " LOYALTY_ENTRY_COLUMNS " FROM entries WHERE entry_id IN " + B::TextList(1), 1,
+            ids, NoBind,
+            [&](const Stmt& r) -> Status {
+              auto e = ReadEntry(r);
+              if (!e.ok()) return e.status();
+              out.push_back(std::move(*e));
+              return Status::Ok();
+            });
+        !s.ok())
+      return s;
     return out;
   }
 
@@ -527,18 +523,18 @@ class SqlStore final : public Store {
       const std::vector<std::string>& kinds) override {
     std::map<std::pair<uint64_t, std::string>, int64_t> out;
     if (kinds.empty()) return out;
-    for (size_t at = 0; at < member_ids.size(); at += kListChunk) {
-      HQ_PREPARE(st,
-                 "SELECT member_id, kind, min(at_ms) FROM entries WHERE terminal_id = ?1 AND "
-                 "member_id IN " +
-                     B::IntList(2) + " AND kind IN " + B::TextList(3) +
-                     " GROUP BY member_id, kind");
-      st.Bind(1, terminal_id)
-          .Bind(2, B::IntListText(Chunk(member_ids, at)))
-          .Bind(3, B::TextListText(kinds));
-      while (st.Step()) out[{static_cast<uint64_t>(st.Int(0)), st.Text(1)}] = st.Int(2);
-      if (!st.status().ok()) return st.status();
-    }
+    if (Status s = EachChunk(
+            "SELECT member_id, kind, min(at_ms) FROM entries WHERE terminal_id = ?1 AND member_id "
+            "IN " +
+                B::IntList(2) + " AND kind IN " + B::TextList(3) + " GROUP BY member_id, kind",
+            2, member_ids,
+            [&](Stmt& st) { st.Bind(1, terminal_id).Bind(3, B::TextListText(kinds)); },
+            [&](const Stmt& r) {
+              out[{static_cast<uint64_t>(r.Int(0)), r.Text(1)}] = r.Int(2);
+              return Status::Ok();
+            });
+        !s.ok())
+      return s;
     return out;
   }
 
@@ -607,17 +603,17 @@ class SqlStore final : public Store {
   Result<std::map<uint64_t, std::vector<model::Lot>>> LotsOfMembers(
       const std::vector<uint64_t>& member_ids) override {
     std::map<uint64_t, std::vector<model::Lot>> out;
-    for (size_t at = 0; at < member_ids.size(); at += kListChunk) {
-      HQ_PREPARE(st, "SELECT " LOYALTY_LOT_COLUMNS " FROM lots WHERE member_id IN " +
-                         B::IntList(1) +
-                         " AND remaining <> 0 ORDER BY member_id, expires_at_s, lot_id");
-      st.Bind(1, B::IntListText(Chunk(member_ids, at)));
-      while (st.Step()) {
-        model::Lot l = model::ReadLotColumns(st);
-        out[l.member_id].push_back(std::move(l));
-      }
-      if (!st.status().ok()) return st.status();
-    }
+    if (Status s = EachChunk("SELECT " LOYALTY_LOT_COLUMNS " FROM lots WHERE member_id IN " +
+                                 B::IntList(1) +
+                                 " AND remaining <> 0 ORDER BY member_id, expires_at_s, lot_id",
+                             1, member_ids, NoBind,
+                             [&](const Stmt& r) {
+                               model::Lot l = model::ReadLotColumns(r);
+                               out[l.member_id].push_back(std::move(l));
+                               return Status::Ok();
+                             });
+        !s.ok())
+      return s;
     return out;
   }
 
@@ -902,15 +898,17 @@ class SqlStore final : public Store {
   Result<std::map<std::string, bool>> CheckoutVerdicts(
       const std::string& terminal_id, const std::vector<std::string>& checkout_ids) override {
     std::map<std::string, bool> out;
-    for (size_t at = 0; at < checkout_ids.size(); at += kListChunk) {
-      HQ_PREPARE(st,
-                 "SELECT checkout_id, refused FROM checkouts WHERE terminal_id = ?1 AND "
-                 "checkout_id IN " +
-                     B::TextList(2));
-      st.Bind(1, terminal_id).Bind(2, B::TextListText(Chunk(checkout_ids, at)));
-      while (st.Step()) out[st.Text(0)] = st.Int(1) != 0;
-      if (!st.status().ok()) return st.status();
-    }
+    if (Status s = EachChunk(
+            "SELECT checkout_id, refused FROM checkouts WHERE terminal_id = ?1 AND checkout_id "
+            "IN " +
+                B::TextList(2),
+            2, checkout_ids, [&](Stmt& st) { st.Bind(1, terminal_id); },
+            [&](const Stmt& r) {
+              out[r.Text(0)] = r.Int(1) != 0;
+              return Status::Ok();
+            });
+        !s.ok())
+      return s;
     return out;
   }
 
@@ -946,15 +944,16 @@ class SqlStore final : public Store {
   Result<std::map<uint64_t, std::vector<MemberStateRecord>>> MemberStateHistories(
       const std::vector<uint64_t>& member_ids) override {
     std::map<uint64_t, std::vector<MemberStateRecord>> out;
-    for (size_t at = 0; at < member_ids.size(); at += kListChunk) {
-      HQ_PREPARE(st,
-                 "SELECT member_id, at_ms, tier, status FROM member_states WHERE member_id IN " +
-                     B::IntList(1) + " ORDER BY member_id, at_ms, rowid");
-      st.Bind(1, B::IntListText(Chunk(member_ids, at)));
-      while (st.Step())
-        out[static_cast<uint64_t>(st.Int(0))].push_back({st.Int(1), st.Text(2), st.Text(3)});
-      if (!st.status().ok()) return st.status();
-    }
+    if (Status s = EachChunk(
+            "SELECT member_id, at_ms, tier, status FROM member_states WHERE member_id IN " +
+                B::IntList(1) + " ORDER BY member_id, at_ms, rowid",
+            1, member_ids, NoBind,
+            [&](const Stmt& r) {
+              out[static_cast<uint64_t>(r.Int(0))].push_back({r.Int(1), r.Text(2), r.Text(3)});
+              return Status::Ok();
+            });
+        !s.ok())
+      return s;
     return out;
   }
 
@@ -1018,13 +1017,16 @@ class SqlStore final : public Store {
   Result<std::map<uint64_t, int64_t>> KeptMemberSpends(const std::vector<uint64_t>& member_ids,
                                                        int64_t from_ms, int64_t to_ms) override {
     std::map<uint64_t, int64_t> out;
-    for (size_t at = 0; at < member_ids.size(); at += kListChunk) {
-      HQ_PREPARE(st, "SELECT member_id, cents FROM spend_totals WHERE member_id IN " +
-                         B::IntList(1) + " AND from_ms = ?2 AND to_ms = ?3");
-      st.Bind(1, B::IntListText(Chunk(member_ids, at))).Bind(2, from_ms).Bind(3, to_ms);
-      while (st.Step()) out[static_cast<uint64_t>(st.Int(0))] = st.Int(1);
-      if (!st.status().ok()) return st.status();
-    }
+    if (Status s = EachChunk(
+            "SELECT member_id, cents FROM spend_totals WHERE member_id IN " + B::IntList(1) +
+                " AND from_ms = ?2 AND to_ms = ?3",
+            1, member_ids, [&](Stmt& st) { st.Bind(2, from_ms).Bind(3, to_ms); },
+            [&](const Stmt& r) {
+              out[static_cast<uint64_t>(r.Int(0))] = r.Int(1);
+              return Status::Ok();
+            });
+        !s.ok())
+      return s;
     return out;
   }
 
@@ -1365,15 +1367,17 @@ class SqlStore final : public Store {
     std::sort(ids.begin(), ids.end());
     ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
     std::map<uint64_t, std::pair<std::string, int64_t>> row;  // as AddStoreMember leaves it
-    for (size_t at = 0; at < ids.size(); at += kListChunk) {
-      HQ_PREPARE(st,
-                 "SELECT member_id, reason, last_at_ms FROM store_members WHERE store_id = "
-                 "?1 AND member_id IN " +
-                     B::IntList(2));
-      st.Bind(1, store_id).Bind(2, B::IntListText(Chunk(ids, at)));
-      while (st.Step()) row[static_cast<uint64_t>(st.Int(0))] = {st.Text(1), st.Int(2)};
-      if (!st.status().ok()) return st.status();
-    }
+    if (Status s = EachChunk(
+            "SELECT member_id, reason, last_at_ms FROM store_members WHERE store_id = ?1 AND "
+            "member_id IN " +
+                B::IntList(2),
+            2, ids, [&](Stmt& st) { st.Bind(1, store_id); },
+            [&](const Stmt& r) {
+              row[static_cast<uint64_t>(r.Int(0))] = {r.Text(1), r.Int(2)};
+              return Status::Ok();
+            });
+        !s.ok())
+      return s;
     for (const auto& [id, at_ms] : members) {  // each call in turn, on the row as it stands
       auto had = row.find(id);
       const bool in_scope =
@@ -1436,9 +1440,7 @@ class SqlStore final : public Store {
     for (const auto& [id, balance] : balance_of) ids.push_back(id);
     Set* set = nullptr;
     for (size_t at = 0; at < ids.size(); at += kListChunk) {
-      const std::vector<uint64_t> chunk(
-          ids.begin() + static_cast<std::ptrdiff_t>(at),
-          ids.begin() + static_cast<std::ptrdiff_t>(std::min(ids.size(), at + kListChunk)));
+      const std::vector<uint64_t> chunk = Chunk(ids, at);
       std::vector<uint64_t> added;
       {
         // "WHERE true": SQLite's parser needs it between a SELECT and ON CONFLICT.
@@ -1676,9 +1678,7 @@ class SqlStore final : public Store {
       std::vector<uint64_t> ids;
       for (const auto& [id, balance] : pending_balances_) ids.push_back(id);
       for (size_t at = 0; at < ids.size(); at += kListChunk) {
-        const std::vector<uint64_t> chunk(
-            ids.begin() + static_cast<std::ptrdiff_t>(at),
-            ids.begin() + static_cast<std::ptrdiff_t>(std::min(ids.size(), at + kListChunk)));
+        const std::vector<uint64_t> chunk = Chunk(ids, at);
         std::vector<std::pair<std::string, uint64_t>> holders;
         {
           HQ_PREPARE(st, "SELECT terminal_id, member_id FROM terminal_members WHERE member_id IN " +
@@ -1710,6 +1710,24 @@ class SqlStore final : public Store {
         all.begin() + static_cast<std::ptrdiff_t>(at),
         all.begin() + static_cast<std::ptrdiff_t>(std::min(all.size(), at + kListChunk)));
   }
+  static std::string ListText(const std::vector<uint64_t>& ids) { return B::IntListText(ids); }
+  static std::string ListText(const std::vector<std::string>& ids) { return B::TextListText(ids); }
+  // Runs `sql` once per kListChunk of `ids`, the chunk as parameter `list_param` (a list
+  // B::IntList or B::TextList reads), `bind` setting the others, `row` for each row.
+  template <class T, class Bind, class Row>
+  Status EachChunk(const std::string& sql, int list_param, const std::vector<T>& ids, Bind bind,
+                   Row row) {
+    for (size_t at = 0; at < ids.size(); at += kListChunk) {
+      HQ_PREPARE(st, sql);
+      bind(st);
+      st.Bind(list_param, ListText(Chunk(ids, at)));
+      while (st.Step())
+        if (Status r = row(st); !r.ok()) return r;
+      if (!st.status().ok()) return st.status();
+    }
+    return Status::Ok();
+  }
+  static void NoBind(Stmt&) {}
 
   std::unique_ptr<Db> db_;
   std::vector<std::pair<Set*, recon::Item>> pending_items_;
