@@ -158,6 +158,39 @@ TEST_F(ReconPgTest, UpsertManyIsUpsertOfEachInTurnAcrossSets) {
   EXPECT_EQ(PgStore::UpsertMany({{a.get(), Item{"short", {}}}}).code(), ErrorCode::kBadRequest);
 }
 
+// A flush writes the items 10,000 to a statement, removals before new tags: past one
+// statement's rows both ways, the set is still the memory store's.
+TEST_F(ReconPgTest, AFlushPastOneStatementsRowsKeepsTheSet) {
+  auto pg = Open(*conn_, "balances:big", 1'000'000);
+  ASSERT_TRUE(pg);
+  MemoryStore mem(1024);
+  Scenario s = MakeScenario(21, 12'500, 0, 0, 0);
+  std::vector<std::pair<PgStore*, Item>> batch;
+  for (const Item& i : s.common) {
+    batch.emplace_back(pg.get(), i);
+    ASSERT_TRUE(mem.Upsert(i).ok());
+  }
+  ASSERT_TRUE(PgStore::UpsertMany(batch).ok());
+  ASSERT_TRUE(pg->Flush().ok());
+  EXPECT_EQ(*pg->PendingChanges(), 0u);
+  EXPECT_EQ(*pg->Count(), 12'500u);
+  EXPECT_EQ(All(*pg), All(mem));
+  batch.clear();
+  for (size_t i = 0; i < 10'100; ++i) {  // 10,100 removed, 2,000 changed: both past a statement
+    ASSERT_TRUE(pg->Remove(s.common[i].id).ok());
+    ASSERT_TRUE(mem.Remove(s.common[i].id).ok());
+  }
+  for (size_t i = 10'100; i < 12'100; ++i) {
+    Item changed{s.common[i].id, Sha256("changed " + std::to_string(i))};
+    ASSERT_TRUE(pg->Upsert(changed).ok());
+    ASSERT_TRUE(mem.Upsert(changed).ok());
+  }
+  ASSERT_TRUE(pg->Flush().ok());
+  EXPECT_EQ(*pg->Count(), mem.size());
+  EXPECT_EQ(All(*pg), All(mem));
+  EXPECT_EQ(Elements(*pg, 997), Elements(mem, 100000));
+}
+
 TEST_F(ReconPgTest, ARolledBackTransactionTakesItsChangesAndItsFlushWithIt) {
   auto pg = Open(*conn_, "entries", 1'000'000);
   Scenario s = MakeScenario(2, 200, 50, 0, 0);

@@ -132,10 +132,13 @@ PgStore::PgStore(pg::Db& db, std::string prefix, int64_t scope_id, uint64_t stor
   journal_count_ = Sql("SELECT count(*) FROM {p}journal WHERE scope_id = ?1");
   journal_clear_ = Sql("DELETE FROM {p}journal WHERE scope_id = ?1");
   item_get_ = Sql("SELECT tag FROM {p}items WHERE scope_id = ?1 AND id = ?2");
-  item_put_ =
-      Sql("INSERT INTO {p}items(scope_id, id, tag) VALUES(?1, ?2, ?3)"
+  items_put_many_ =
+      Sql("INSERT INTO {p}items(scope_id, id, tag) SELECT ?1, decode(u.id, 'hex'),"
+          " decode(u.tag, 'hex') FROM unnest(?2::text[], ?3::text[]) AS u(id, tag)"
           " ON CONFLICT(scope_id, id) DO UPDATE SET tag = excluded.tag");
-  item_del_ = Sql("DELETE FROM {p}items WHERE scope_id = ?1 AND id = ?2");
+  items_del_many_ =
+      Sql("DELETE FROM {p}items WHERE scope_id = ?1 AND id IN"
+          " (SELECT decode(x, 'hex') FROM unnest(?2::text[]) AS x)");
   // Blocks and the journal in one snapshot (column 0: 0 block, 1 journal row).
   symbols_ =
       Sql("SELECT 0, block, data, NULL::bytea, NULL::bytea FROM {p}blocks"
@@ -407,11 +410,33 @@ Status PgStore::FlushLocked() {
       st.Bind(1, scope_id_).Bind(2, static_cast<int64_t>(b)).BindBlob(3, blob);
       if (Status s = st.Run(); !s.ok()) return s;
     }
-    for (const auto& [e, sign] : deltas) {
-      RECON_PREPARE(st, sign > 0 ? item_put_ : item_del_);
-      st.Bind(1, scope_id_).BindBlob(2, Bytes(e.id));
-      if (sign > 0) st.BindBlob(3, Bytes(e.tag));
-      if (Status s = st.Run(); !s.ok()) return s;
+    // The items, in two statements per 10,000: every removal first, then every new tag (a
+    // changed item's journal row gives its old tag −1 and its new one +1).
+    constexpr size_t kRowsPerStatement = 10000;
+    for (int pass = 0; pass < 2; ++pass) {
+      const int64_t want = pass == 0 ? -1 : +1;
+      std::string ids = "{", tags = "{";
+      size_t n = 0;
+      auto run = [&]() -> Status {
+        if (n == 0) return Status::Ok();
+        ids += "}";
+        tags += "}";
+        RECON_PREPARE(st, want < 0 ? items_del_many_ : items_put_many_);
+        st.Bind(1, scope_id_).Bind(2, ids);
+        if (want > 0) st.Bind(3, tags);
+        ids = "{";
+        tags = "{";
+        n = 0;
+        return st.Run();
+      };
+      for (const auto& [e, sign] : deltas) {
+        if (sign != want) continue;
+        ids += (n ? "," : "") + HexEncode(Bytes(e.id));
+        tags += (n ? "," : "") + HexEncode(Bytes(e.tag));
+        if (++n == kRowsPerStatement)
+          if (Status s = run(); !s.ok()) return s;
+      }
+      if (Status s = run(); !s.ok()) return s;
     }
   }
   RECON_PREPARE(st, journal_clear_);

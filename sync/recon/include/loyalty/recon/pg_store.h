@@ -88,7 +88,7 @@ class PgStore final : public FingerprintStore {
   unsigned changes_since_check_ = 0;
   // Statement texts, built once.
   std::string journal_get_, journal_put_, journal_scope_, journal_count_, journal_clear_, item_get_,
-      item_put_, item_del_, symbols_, elements_, block_put_;
+      items_put_many_, items_del_many_, symbols_, elements_, block_put_;
 };
 
 }  // namespace loyalty::recon
