@@ -228,30 +228,12 @@ struct PgBackend {
   static Status UpsertMany(const std::vector<std::pair<Set*, recon::Item>>& items) {
     return recon::PgStore::UpsertMany(items);
   }
+  // A list parameter is a JSON array (SqlStore::ListText), as SQLite takes it.
   static std::string TextList(int n) {
-    return "(SELECT unnest(?" + std::to_string(n) + "::text[]))";
-  }
-  // An array literal: every element quoted, backslash and quote escaped.
-  static std::string TextListText(const std::vector<std::string>& items) {
-    std::string out = "{";
-    for (const auto& v : items) {
-      if (out.size() > 1) out += ',';
-      out += '"';
-      for (char c : v) {
-        if (c == '"' || c == '\\') out += '\\';
-        out += c;
-      }
-      out += '"';
-    }
-    return out + "}";
+    return "(SELECT json_array_elements_text(?" + std::to_string(n) + "::json))";
   }
   static std::string IntList(int n) {
-    return "(SELECT unnest(?" + std::to_string(n) + "::bigint[]))";
-  }
-  static std::string IntListText(const std::vector<uint64_t>& ids) {
-    std::string out = "{";
-    for (uint64_t id : ids) out += (out.size() > 1 ? "," : "") + std::to_string(id);
-    return out + "}";
+    return "(SELECT json_array_elements_text(?" + std::to_string(n) + "::json)::bigint)";
   }
 };
 

@@ -9,10 +9,8 @@
 //     static Status Begin(Db&);                             // opens a write transaction
 //     static bool InTransaction(Db&);
 //     static Status UpsertMany(const std::vector<std::pair<Set*, recon::Item>>&);
-//     static std::string IntList(int n);   // a subquery of the integers of parameter n
-//     static std::string IntListText(const std::vector<uint64_t>&);  // parameter n's text
-//     static std::string TextList(int n);  // the same for strings
-//     static std::string TextListText(const std::vector<std::string>&);
+//     static std::string IntList(int n);   // a subquery of the integers of parameter n,
+//     static std::string TextList(int n);  // or of its strings: a JSON array (ListText)
 //   };
 //
 // The SQL is the dialect both engines share (ON CONFLICT, RETURNING, `?N` parameters; see
@@ -527,8 +525,7 @@ class SqlStore final : public Store {
             "SELECT member_id, kind, min(at_ms) FROM entries WHERE terminal_id = ?1 AND member_id "
             "IN " +
                 B::IntList(2) + " AND kind IN " + B::TextList(3) + " GROUP BY member_id, kind",
-            2, member_ids,
-            [&](Stmt& st) { st.Bind(1, terminal_id).Bind(3, B::TextListText(kinds)); },
+            2, member_ids, [&](Stmt& st) { st.Bind(1, terminal_id).Bind(3, ListText(kinds)); },
             [&](const Stmt& r) {
               out[{static_cast<uint64_t>(r.Int(0)), r.Text(1)}] = r.Int(2);
               return Status::Ok();
@@ -1297,36 +1294,18 @@ class SqlStore final : public Store {
 
   // --- reconciliation sets
   // In a transaction, set writes wait for its commit (FlushSets): an upload changes the same
-  // sets thousands of times, and PostgreSQL takes them in a few statements.
+  // sets thousands of times, and PostgreSQL takes them in a few statements. Outside one they
+  // go at once, the same way.
   Status AddToTerminalSet(const std::string& terminal_id, const recon::Item& item) override {
     auto set = OpenTerminalSet(terminal_id);
     if (!set.ok()) return set.status();
-    if (B::InTransaction(*db_)) {
-      pending_items_.emplace_back(*set, item);
-      return Status::Ok();
-    }
-    return (*set)->AddNew(item);  // the entry was just inserted: no set has held its id
+    pending_items_.emplace_back(*set, item);
+    return SetsWritten();
   }
 
   Status UpsertBalance(uint64_t member_id, int64_t balance) override {
-    if (B::InTransaction(*db_)) {
-      pending_balances_[member_id] = balance;
-      return Status::Ok();
-    }
-    std::vector<std::string> holders;
-    {
-      HQ_PREPARE(st, "SELECT terminal_id FROM terminal_members WHERE member_id = ?");
-      st.Bind(1, member_id);
-      while (st.Step()) holders.push_back(st.Text(0));
-      if (!st.status().ok()) return st.status();
-    }
-    const recon::Item item = recon::MemberBalanceItem(std::to_string(member_id), balance, 0);
-    for (const auto& tid : holders) {
-      auto set = OpenBalanceSet(tid);
-      if (!set.ok()) return set.status();
-      if (Status s = (*set)->Upsert(item); !s.ok()) return s;
-    }
-    return Status::Ok();
+    pending_balances_[member_id] = balance;
+    return SetsWritten();
   }
 
   // --- member scope
@@ -1447,7 +1426,7 @@ class SqlStore final : public Store {
         HQ_PREPARE(st, "INSERT INTO terminal_members (terminal_id, member_id) SELECT ?1, * FROM " +
                            B::IntList(2) +
                            " AS l WHERE true ON CONFLICT DO NOTHING RETURNING member_id");
-        st.Bind(1, terminal_id).Bind(2, B::IntListText(chunk));
+        st.Bind(1, terminal_id).Bind(2, ListText(chunk));
         while (st.Step()) added.push_back(static_cast<uint64_t>(st.Int(0)));
         if (!st.status().ok()) return st.status();
       }
@@ -1457,16 +1436,11 @@ class SqlStore final : public Store {
         if (!opened.ok()) return opened.status();
         set = *opened;
       }
-      for (uint64_t id : added) {
-        recon::Item item = recon::MemberBalanceItem(std::to_string(id), balance_of[id], 0);
-        if (B::InTransaction(*db_)) {
-          pending_items_.emplace_back(set, std::move(item));
-        } else if (Status s = set->Upsert(item); !s.ok()) {
-          return s;
-        }
-      }
+      for (uint64_t id : added)
+        pending_items_.emplace_back(
+            set, recon::MemberBalanceItem(std::to_string(id), balance_of[id], 0));
     }
-    return Status::Ok();
+    return SetsWritten();
   }
 
   Result<const recon::FingerprintStore*> TerminalSet(const std::string& terminal_id) override {
@@ -1683,7 +1657,7 @@ class SqlStore final : public Store {
         {
           HQ_PREPARE(st, "SELECT terminal_id, member_id FROM terminal_members WHERE member_id IN " +
                              B::IntList(1) + " ORDER BY member_id, terminal_id");
-          st.Bind(1, B::IntListText(chunk));
+          st.Bind(1, ListText(chunk));
           while (st.Step()) holders.emplace_back(st.Text(0), static_cast<uint64_t>(st.Int(1)));
           if (!st.status().ok()) return st.status();
         }
@@ -1703,6 +1677,16 @@ class SqlStore final : public Store {
     return B::UpsertMany(items);
   }
 
+  // After a set write was queued: outside a transaction it goes now (and a failure leaves
+  // nothing queued for a later transaction).
+  Status SetsWritten() {
+    if (B::InTransaction(*db_)) return Status::Ok();
+    Status s = FlushSets();
+    pending_items_.clear();
+    pending_balances_.clear();
+    return s;
+  }
+
   static constexpr size_t kListChunk = 1000;  // ids in one IN list
   template <class T>
   static std::vector<T> Chunk(const std::vector<T>& all, size_t at) {
@@ -1710,8 +1694,34 @@ class SqlStore final : public Store {
         all.begin() + static_cast<std::ptrdiff_t>(at),
         all.begin() + static_cast<std::ptrdiff_t>(std::min(all.size(), at + kListChunk)));
   }
-  static std::string ListText(const std::vector<uint64_t>& ids) { return B::IntListText(ids); }
-  static std::string ListText(const std::vector<std::string>& ids) { return B::TextListText(ids); }
+  // A list parameter: a JSON array, which both engines take apart (B::IntList, B::TextList).
+  static std::string ListText(const std::vector<uint64_t>& ids) {
+    std::string out = "[";
+    for (uint64_t id : ids) out += (out.size() > 1 ? "," : "") + std::to_string(id);
+    return out + "]";
+  }
+  static std::string ListText(const std::vector<std::string>& items) {
+    std::string out = "[";
+    for (const auto& v : items) {
+      if (out.size() > 1) out += ',';
+      out += '"';
+      for (unsigned char c : v) {
+        if (c == '"' || c == '\\') {
+          out += '\\';
+          out += static_cast<char>(c);
+        } else if (c < 0x20) {
+          static const char* hex = "0123456789abcdef";
+          out += "\\u00";
+          out += hex[c >> 4];
+          out += hex[c & 15];
+        } else {
+          out += static_cast<char>(c);
+        }
+      }
+      out += '"';
+    }
+    return out + "]";
+  }
   // Runs `sql` once per kListChunk of `ids`, the chunk as parameter `list_param` (a list
   // B::IntList or B::TextList reads), `bind` setting the others, `row` for each row.
   template <class T, class Bind, class Row>

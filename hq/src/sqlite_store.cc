@@ -206,39 +206,12 @@ struct SqliteBackend {
       if (Status s = set->Upsert(item); !s.ok()) return s;
     return Status::Ok();
   }
+  // A list parameter is a JSON array (SqlStore::ListText).
   static std::string TextList(int n) {
     return "(SELECT value FROM json_each(?" + std::to_string(n) + "))";
   }
-  // A JSON array of strings (the caller's strings are UTF-8: ids, hex).
-  static std::string TextListText(const std::vector<std::string>& items) {
-    std::string out = "[";
-    for (const auto& v : items) {
-      if (out.size() > 1) out += ',';
-      out += '"';
-      for (unsigned char c : v) {
-        if (c == '"' || c == '\\') {
-          out += '\\';
-          out += static_cast<char>(c);
-        } else if (c < 0x20) {
-          static const char* hex = "0123456789abcdef";
-          out += "\\u00";
-          out += hex[c >> 4];
-          out += hex[c & 15];
-        } else {
-          out += static_cast<char>(c);
-        }
-      }
-      out += '"';
-    }
-    return out + "]";
-  }
   static std::string IntList(int n) {
     return "(SELECT value FROM json_each(?" + std::to_string(n) + "))";
-  }
-  static std::string IntListText(const std::vector<uint64_t>& ids) {
-    std::string out = "[";
-    for (uint64_t id : ids) out += (out.size() > 1 ? "," : "") + std::to_string(id);
-    return out + "]";
   }
 };
 
