@@ -228,11 +228,19 @@ struct PgBackend {
   static Status UpsertMany(const std::vector<std::pair<Set*, recon::Item>>& items) {
     return recon::PgStore::UpsertMany(items);
   }
-  // A list parameter is a JSON array (SqlStore::ListText), as SQLite takes it.
-  static std::string TextList(int n) {
-    return "(SELECT json_array_elements_text(?" + std::to_string(n) + "::json))";
+  // A list parameter is a JSON array (SqlStore::ListText), as SQLite takes it. A membership
+  // test is `= ANY(ARRAY(…))`: the array is built once (an InitPlan) and becomes an index
+  // condition. `IN (SELECT json_array_elements_text(…))` let the planner, when it guessed a
+  // table side of one row, run a nested loop that took the JSON apart again for every row
+  // (360 ms for 1,000 ids against 1,165 spend_totals rows, 1 ms this way).
+  static std::string InTexts(int n) {
+    return "= ANY(ARRAY(SELECT json_array_elements_text(?" + std::to_string(n) + "::json)))";
   }
-  static std::string IntList(int n) {
+  static std::string InInts(int n) {
+    return "= ANY(ARRAY(SELECT json_array_elements_text(?" + std::to_string(n) +
+           "::json)::bigint))";
+  }
+  static std::string IntRows(int n) {
     return "(SELECT json_array_elements_text(?" + std::to_string(n) + "::json)::bigint)";
   }
 };

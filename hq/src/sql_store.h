@@ -9,8 +9,11 @@
 //     static Status Begin(Db&);                             // opens a write transaction
 //     static bool InTransaction(Db&);
 //     static Status UpsertMany(const std::vector<std::pair<Set*, recon::Item>>&);
-//     static std::string IntList(int n);   // a subquery of the integers of parameter n,
-//     static std::string TextList(int n);  // or of its strings: a JSON array (ListText)
+//     static std::string InInts(int n);    // "column <this>": the column is one of the
+//     static std::string InTexts(int n);   // integers (strings) of the JSON array of
+//                                          // parameter n (ListText), planned as a look-up
+//                                          // per element where an index leads with it
+//     static std::string IntRows(int n);   // a subquery: one row per integer of parameter n
 //   };
 //
 // The SQL is the dialect both engines share (ON CONFLICT, RETURNING, `?N` parameters; see
@@ -246,13 +249,13 @@ class SqlStore final : public Store {
 
   Result<std::vector<MemberRecord>> GetMembers(const std::vector<uint64_t>& ids) override {
     std::vector<MemberRecord> out;
-    if (Status s = EachChunk(std::string("SELECT ") + kMemberCols +
-                                 " FROM members WHERE member_id IN " + B::IntList(1),
-                             1, ids, NoBind,
-                             [&](const Stmt& r) {
-                               out.push_back(ReadMember(r));
-                               return Status::Ok();
-                             });
+    if (Status s = EachChunk(
+            std::string("SELECT ") + kMemberCols + " FROM members WHERE member_id " + B::InInts(1),
+            1, ids, NoBind,
+            [&](const Stmt& r) {
+              out.push_back(ReadMember(r));
+              return Status::Ok();
+            });
         !s.ok())
       return s;
     return out;
@@ -305,8 +308,8 @@ class SqlStore final : public Store {
       const std::vector<uint64_t>& member_ids) override {
     std::map<uint64_t, std::vector<sync::Identity>> by_member;
     if (Status s =
-            EachChunk("SELECT member_id, channel, external_id FROM identities WHERE member_id IN " +
-                          B::IntList(1) + " ORDER BY member_id, channel, external_id",
+            EachChunk("SELECT member_id, channel, external_id FROM identities WHERE member_id " +
+                          B::InInts(1) + " ORDER BY member_id, channel, external_id",
                       1, member_ids, NoBind,
                       [&](const Stmt& r) {
                         const auto id = static_cast<uint64_t>(r.Int(0));
@@ -366,8 +369,8 @@ class SqlStore final : public Store {
   Result<std::vector<sync::Entry>> EntriesByIds(const std::vector<std::string>& ids) override {
     std::vector<sync::Entry> out;
     if (Status s = EachChunk(
-            "SELECT " LOYALTY_ENTRY_COLUMNS " FROM entries WHERE entry_id IN " + B::TextList(1), 1,
-            ids, NoBind,
+            "SELECT " LOYALTY_ENTRY_COLUMNS " FROM entries WHERE entry_id " + B::InTexts(1), 1, ids,
+            NoBind,
             [&](const Stmt& r) -> Status {
               auto e = ReadEntry(r);
               if (!e.ok()) return e.status();
@@ -522,9 +525,9 @@ class SqlStore final : public Store {
     std::map<std::pair<uint64_t, std::string>, int64_t> out;
     if (kinds.empty()) return out;
     if (Status s = EachChunk(
-            "SELECT member_id, kind, min(at_ms) FROM entries WHERE terminal_id = ?1 AND member_id "
-            "IN " +
-                B::IntList(2) + " AND kind IN " + B::TextList(3) + " GROUP BY member_id, kind",
+            "SELECT member_id, kind, min(at_ms) FROM entries WHERE terminal_id = ?1 AND "
+            "member_id " +
+                B::InInts(2) + " AND kind " + B::InTexts(3) + " GROUP BY member_id, kind",
             2, member_ids, [&](Stmt& st) { st.Bind(1, terminal_id).Bind(3, ListText(kinds)); },
             [&](const Stmt& r) {
               out[{static_cast<uint64_t>(r.Int(0)), r.Text(1)}] = r.Int(2);
@@ -600,15 +603,15 @@ class SqlStore final : public Store {
   Result<std::map<uint64_t, std::vector<model::Lot>>> LotsOfMembers(
       const std::vector<uint64_t>& member_ids) override {
     std::map<uint64_t, std::vector<model::Lot>> out;
-    if (Status s = EachChunk("SELECT " LOYALTY_LOT_COLUMNS " FROM lots WHERE member_id IN " +
-                                 B::IntList(1) +
-                                 " AND remaining <> 0 ORDER BY member_id, expires_at_s, lot_id",
-                             1, member_ids, NoBind,
-                             [&](const Stmt& r) {
-                               model::Lot l = model::ReadLotColumns(r);
-                               out[l.member_id].push_back(std::move(l));
-                               return Status::Ok();
-                             });
+    if (Status s =
+            EachChunk("SELECT " LOYALTY_LOT_COLUMNS " FROM lots WHERE member_id " + B::InInts(1) +
+                          " AND remaining <> 0 ORDER BY member_id, expires_at_s, lot_id",
+                      1, member_ids, NoBind,
+                      [&](const Stmt& r) {
+                        model::Lot l = model::ReadLotColumns(r);
+                        out[l.member_id].push_back(std::move(l));
+                        return Status::Ok();
+                      });
         !s.ok())
       return s;
     return out;
@@ -896,9 +899,8 @@ class SqlStore final : public Store {
       const std::string& terminal_id, const std::vector<std::string>& checkout_ids) override {
     std::map<std::string, bool> out;
     if (Status s = EachChunk(
-            "SELECT checkout_id, refused FROM checkouts WHERE terminal_id = ?1 AND checkout_id "
-            "IN " +
-                B::TextList(2),
+            "SELECT checkout_id, refused FROM checkouts WHERE terminal_id = ?1 AND checkout_id " +
+                B::InTexts(2),
             2, checkout_ids, [&](Stmt& st) { st.Bind(1, terminal_id); },
             [&](const Stmt& r) {
               out[r.Text(0)] = r.Int(1) != 0;
@@ -942,8 +944,8 @@ class SqlStore final : public Store {
       const std::vector<uint64_t>& member_ids) override {
     std::map<uint64_t, std::vector<MemberStateRecord>> out;
     if (Status s = EachChunk(
-            "SELECT member_id, at_ms, tier, status FROM member_states WHERE member_id IN " +
-                B::IntList(1) + " ORDER BY member_id, at_ms, rowid",
+            "SELECT member_id, at_ms, tier, status FROM member_states WHERE member_id " +
+                B::InInts(1) + " ORDER BY member_id, at_ms, rowid",
             1, member_ids, NoBind,
             [&](const Stmt& r) {
               out[static_cast<uint64_t>(r.Int(0))].push_back({r.Int(1), r.Text(2), r.Text(3)});
@@ -1015,7 +1017,7 @@ class SqlStore final : public Store {
                                                        int64_t from_ms, int64_t to_ms) override {
     std::map<uint64_t, int64_t> out;
     if (Status s = EachChunk(
-            "SELECT member_id, cents FROM spend_totals WHERE member_id IN " + B::IntList(1) +
+            "SELECT member_id, cents FROM spend_totals WHERE member_id " + B::InInts(1) +
                 " AND from_ms = ?2 AND to_ms = ?3",
             1, member_ids, [&](Stmt& st) { st.Bind(2, from_ms).Bind(3, to_ms); },
             [&](const Stmt& r) {
@@ -1348,8 +1350,8 @@ class SqlStore final : public Store {
     std::map<uint64_t, std::pair<std::string, int64_t>> row;  // as AddStoreMember leaves it
     if (Status s = EachChunk(
             "SELECT member_id, reason, last_at_ms FROM store_members WHERE store_id = ?1 AND "
-            "member_id IN " +
-                B::IntList(2),
+            "member_id " +
+                B::InInts(2),
             2, ids, [&](Stmt& st) { st.Bind(1, store_id); },
             [&](const Stmt& r) {
               row[static_cast<uint64_t>(r.Int(0))] = {r.Text(1), r.Int(2)};
@@ -1424,7 +1426,7 @@ class SqlStore final : public Store {
       {
         // "WHERE true": SQLite's parser needs it between a SELECT and ON CONFLICT.
         HQ_PREPARE(st, "INSERT INTO terminal_members (terminal_id, member_id) SELECT ?1, * FROM " +
-                           B::IntList(2) +
+                           B::IntRows(2) +
                            " AS l WHERE true ON CONFLICT DO NOTHING RETURNING member_id");
         st.Bind(1, terminal_id).Bind(2, ListText(chunk));
         while (st.Step()) added.push_back(static_cast<uint64_t>(st.Int(0)));
@@ -1655,8 +1657,8 @@ class SqlStore final : public Store {
         const std::vector<uint64_t> chunk = Chunk(ids, at);
         std::vector<std::pair<std::string, uint64_t>> holders;
         {
-          HQ_PREPARE(st, "SELECT terminal_id, member_id FROM terminal_members WHERE member_id IN " +
-                             B::IntList(1) + " ORDER BY member_id, terminal_id");
+          HQ_PREPARE(st, "SELECT terminal_id, member_id FROM terminal_members WHERE member_id " +
+                             B::InInts(1) + " ORDER BY member_id, terminal_id");
           st.Bind(1, ListText(chunk));
           while (st.Step()) holders.emplace_back(st.Text(0), static_cast<uint64_t>(st.Int(1)));
           if (!st.status().ok()) return st.status();
@@ -1694,7 +1696,8 @@ class SqlStore final : public Store {
         all.begin() + static_cast<std::ptrdiff_t>(at),
         all.begin() + static_cast<std::ptrdiff_t>(std::min(all.size(), at + kListChunk)));
   }
-  // A list parameter: a JSON array, which both engines take apart (B::IntList, B::TextList).
+  // A list parameter: a JSON array, which both engines take apart (B::InInts, B::InTexts,
+  // B::IntRows).
   static std::string ListText(const std::vector<uint64_t>& ids) {
     std::string out = "[";
     for (uint64_t id : ids) out += (out.size() > 1 ? "," : "") + std::to_string(id);
@@ -1723,7 +1726,7 @@ class SqlStore final : public Store {
     return out + "]";
   }
   // Runs `sql` once per kListChunk of `ids`, the chunk as parameter `list_param` (a list
-  // B::IntList or B::TextList reads), `bind` setting the others, `row` for each row.
+  // B::InInts or B::InTexts reads), `bind` setting the others, `row` for each row.
   template <class T, class Bind, class Row>
   Status EachChunk(const std::string& sql, int list_param, const std::vector<T>& ids, Bind bind,
                    Row row) {

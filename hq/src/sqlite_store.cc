@@ -207,10 +207,11 @@ struct SqliteBackend {
     return Status::Ok();
   }
   // A list parameter is a JSON array (SqlStore::ListText).
-  static std::string TextList(int n) {
-    return "(SELECT value FROM json_each(?" + std::to_string(n) + "))";
+  static std::string InTexts(int n) {
+    return "IN (SELECT value FROM json_each(?" + std::to_string(n) + "))";
   }
-  static std::string IntList(int n) {
+  static std::string InInts(int n) { return InTexts(n); }
+  static std::string IntRows(int n) {
     return "(SELECT value FROM json_each(?" + std::to_string(n) + "))";
   }
 };
