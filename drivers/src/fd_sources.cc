@@ -39,11 +39,14 @@ class StreamSourceBase : public SourceBase {
   virtual bool ChecksIdentity() const { return false; }
 
   // Pumps fd until stop, end of stream, error or (ChecksIdentity) replacement. The framer
-  // persists across reopens.
+  // persists across reopens. fd is non-blocking: after bytes it is read again at once, until
+  // it has nothing (EAGAIN) or ends, so an end of stream is seen even where poll() would not
+  // report the hang-up (a fifo read end opened after its last writer had already closed).
   Outcome Pump(int fd, LineFramer* framer, std::string* error) {
     std::vector<Frame> frames;
     uint8_t buf[4096];
     int64_t last_byte_ms = clock_.mono_ms();
+    bool read_again = false;
     // The identity check's cadence is not logic that depends on time, so it runs on the
     // process's steady clock rather than the injected one (a frozen test clock must not
     // stop it).
@@ -53,7 +56,8 @@ class StreamSourceBase : public SourceBase {
           framer->has_partial() ? std::min(kPartialCheckMs, options_.partial_timeout_ms) : -1;
       if (ChecksIdentity())
         timeout = timeout < 0 ? kIdentityCheckMs : std::min(timeout, kIdentityCheckMs);
-      const short rev = WaitReadable(fd, timeout);
+      const short rev = read_again ? POLLIN : WaitReadable(fd, timeout);
+      read_again = false;
       if (stopping()) return Outcome::kStopped;
       if (ChecksIdentity()) {
         const auto now = std::chrono::steady_clock::now();
@@ -71,9 +75,11 @@ class StreamSourceBase : public SourceBase {
           UpdateCounters([n](SourceCounters& c) { c.bytes_read += static_cast<uint64_t>(n); });
           framer->Feed(std::span<const uint8_t>(buf, static_cast<size_t>(n)), &frames);
           Deliver(&frames);
+          read_again = true;
           continue;
         }
         if (n == 0) return Outcome::kEof;
+        if (errno == EINTR) read_again = true;
         if (errno == EAGAIN || errno == EINTR) continue;
         *error = Errno("read " + options_.path);
         return Outcome::kError;
@@ -115,6 +121,15 @@ class FifoSource final : public StreamSourceBase {
   void Run() override {
     LineFramer framer(Terminator::kLF);
     std::vector<Frame> frames;
+    // After a writer's end of stream the read end is reopened (a read end that has seen a
+    // hang-up keeps reporting it), but the old one stays open until the new one is: the fifo
+    // never lacks a reader, so a writer that opens in between neither meets EPIPE nor has
+    // what it wrote discarded with the pipe's buffer; the new read end reads it.
+    int held = -1;
+    auto release_held = [&held] {
+      if (held >= 0) close(held);
+      held = -1;
+    };
     while (!stopping()) {
       // A feeder that restarts may delete the fifo and make a new one: while the path is
       // missing (or not a fifo) the source is disconnected and looks again every
@@ -123,6 +138,7 @@ class FifoSource final : public StreamSourceBase {
       struct stat path_st;
       const bool found = stat(options_.path.c_str(), &path_st) == 0;
       if (!found || !S_ISFIFO(path_st.st_mode)) {
+        release_held();
         SetState(SourceState::kDisconnected, found
                                                  ? "fifo " + options_.path + " is not a named pipe"
                                                  : Errno("fifo " + options_.path));
@@ -133,29 +149,40 @@ class FifoSource final : public StreamSourceBase {
       // sees no hang-up until a writer has come and gone, so poll() blocks meanwhile.
       const int fd = open(options_.path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
       if (fd < 0) {
-        SetState(errno == ENOENT ? SourceState::kDisconnected : SourceState::kError,
-                 Errno("open " + options_.path));
+        const SourceState state =
+            errno == ENOENT ? SourceState::kDisconnected : SourceState::kError;
+        const std::string detail = Errno("open " + options_.path);
+        release_held();
+        SetState(state, detail);
         SleepUnlessStopped(options_.reopen_interval_ms);
         continue;
       }
       struct stat fd_st;
       if (fstat(fd, &fd_st) != 0 || !S_ISFIFO(fd_st.st_mode)) {
         close(fd);
+        release_held();
         SetState(SourceState::kDisconnected, "fifo " + options_.path + " is not a named pipe");
         SleepUnlessStopped(options_.reopen_interval_ms);
         continue;
       }
+      // The new read end is open: the old one (the same fifo unless the path was replaced
+      // meanwhile) can go. Bytes left in the pipe's buffer are read through the new one.
+      release_held();
       dev_ = fd_st.st_dev;
       ino_ = fd_st.st_ino;
       SetState(SourceState::kConnected, "fifo " + options_.path + " open");
       std::string error;
       const Outcome o = Pump(fd, &framer, &error);
-      close(fd);
       if (o == Outcome::kEof) {
-        // The writer closed: its last line counts even without a newline.
+        // Every writer closed: the last line counts even without a newline. The read end is
+        // held until the next one is open.
+        held = fd;
         framer.Flush(&frames);
         Deliver(&frames);
-      } else if (o == Outcome::kReplaced) {
+        continue;
+      }
+      close(fd);
+      if (o == Outcome::kReplaced) {
         // What was half-read came from the old fifo's writer, which is gone.
         if (framer.has_partial()) {
           framer.DiscardPartial();
@@ -169,6 +196,7 @@ class FifoSource final : public StreamSourceBase {
         SleepUnlessStopped(options_.reopen_interval_ms);
       }
     }
+    release_held();
   }
 
   bool ChecksIdentity() const override { return true; }

@@ -8,7 +8,10 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <random>
+#include <string>
+#include <thread>
 
 #include "event_collector.h"
 #include "hid_test_util.h"
@@ -88,6 +91,116 @@ TEST_F(FifoTest, LinesArriveAndTheFifoIsReopenedAfterEachWriter) {
   EXPECT_EQ(src->state(), SourceState::kConnected);
   src->Stop();
   src->Stop();  // twice is fine
+}
+
+// Writers one after another with no pause, as a feeder looping over `echo > fifo` does:
+// each opens, writes one line and closes. Any of them may open while the source is between
+// one writer's end of stream and its next read end; every line must still arrive, once, in
+// order, and no write may meet a fifo without a reader (EPIPE).
+int WriteOnce(const std::string& path, const std::string& bytes) {
+  const int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  int err = 0;
+  std::string_view rest = bytes;
+  while (!rest.empty()) {
+    const ssize_t n = write(fd, rest.data(), rest.size());
+    if (n <= 0) {
+      err = errno;
+      break;
+    }
+    rest.remove_prefix(static_cast<size_t>(n));
+  }
+  close(fd);
+  return err;
+}
+
+TEST_F(FifoTest, WritersBackToBackLoseNoLine) {
+  constexpr int kWriters = 200;
+  auto src = Make(opts_);
+  ASSERT_TRUE(src->Start().ok());
+  ASSERT_TRUE(events_.WaitState(SourceState::kConnected));
+  int failed = 0;
+  for (int i = 0; i < kWriters; ++i) {
+    const int err = WriteOnce(opts_.path, "line" + std::to_string(i) + "\n");
+    if (err != 0) {
+      ++failed;
+      ADD_FAILURE() << "writer " << i << ": " << strerror(err);
+    }
+  }
+  EXPECT_EQ(failed, 0);
+  EXPECT_TRUE(events_.WaitScans(kWriters)) << events_.scan_count() << " of " << kWriters;
+  // Nothing more trickles in late (a line delivered twice).
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  auto scans = events_.scans();
+  ASSERT_EQ(scans.size(), static_cast<size_t>(kWriters));
+  for (int i = 0; i < kWriters; ++i) EXPECT_EQ(scans[i].text, "line" + std::to_string(i));
+  EXPECT_EQ(src->counters().reconnects, 0u);
+  EXPECT_EQ(src->state(), SourceState::kConnected);
+}
+
+// The window itself, made certain: a writer that opens, writes and closes while the source
+// delivers the line a previous writer's end of stream finished (on_scan runs on the source's
+// thread, before it has opened its next read end). Its line must be read, not discarded with
+// the pipe's buffer when the old read end closes.
+TEST_F(FifoTest, AWriterBetweenEndOfStreamAndReopenIsRead) {
+  int inner_error = -1;
+  SourceEvents e = events_.Events();
+  auto collect = e.on_scan;
+  e.on_scan = [&, collect](Scan s) {
+    const bool first = s.text == "first";
+    collect(std::move(s));
+    if (!first) return;
+    // Non-blocking: with no reader at all this fails (ENXIO) instead of hanging the source.
+    const int fd = open(opts_.path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+      inner_error = errno;
+      return;
+    }
+    inner_error = write(fd, "second\n", 7) == 7 ? 0 : errno;
+    close(fd);
+  };
+  auto r = MakeSource(opts_, e, clock_);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  auto src = std::move(r).value();
+  ASSERT_TRUE(src->Start().ok());
+  ASSERT_TRUE(events_.WaitState(SourceState::kConnected));
+  ASSERT_EQ(WriteOnce(opts_.path, "first"), 0);  // no newline: its end of stream ends it
+  ASSERT_TRUE(events_.WaitScans(1));
+  EXPECT_TRUE(events_.WaitScans(2)) << "the line written during the reopen was lost";
+  src->Stop();
+  EXPECT_EQ(inner_error, 0) << strerror(inner_error);
+  auto scans = events_.scans();
+  ASSERT_EQ(scans.size(), 2u);
+  EXPECT_EQ(scans[0].text, "first");
+  EXPECT_EQ(scans[1].text, "second");
+}
+
+// The same with no newline: a writer's close ends its line only if the source sees that
+// end of stream before the next writer's bytes, which back-to-back writers do not promise
+// (lines may run together), but no byte is lost and none is left waiting for the partial
+// timeout (the test clock is frozen, so a partial line would never be flushed).
+TEST_F(FifoTest, UnterminatedWritersBackToBackLoseNoByte) {
+  constexpr int kWriters = 200;
+  auto src = Make(opts_);
+  ASSERT_TRUE(src->Start().ok());
+  ASSERT_TRUE(events_.WaitState(SourceState::kConnected));
+  std::string all;
+  for (int i = 0; i < kWriters; ++i) {
+    const std::string line = "w" + std::to_string(i) + ";";
+    all += line;
+    const int err = WriteOnce(opts_.path, line);
+    EXPECT_EQ(err, 0) << "writer " << i << ": " << strerror(err);
+  }
+  auto joined = [&] {
+    std::string s;
+    for (const Scan& scan : events_.scans()) s += scan.text;
+    return s;
+  };
+  EXPECT_TRUE(EventCollector::Eventually([&] { return joined().size() >= all.size(); }))
+      << joined().size() << " of " << all.size() << " bytes";
+  EXPECT_EQ(joined(), all);
+  EXPECT_EQ(src->counters().partial_timeouts, 0u);
+  EXPECT_EQ(src->counters().cut_off, 0u);
 }
 
 TEST_F(FifoTest, DebouncePrefixSuffixGarbageOverlong) {
