@@ -6,9 +6,12 @@
 // on that page 503 (not member_unknown), and loyaltyctl verify exits non-zero naming the
 // problem.
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <optional>
+#include <string>
 #include <thread>
 
 #include "harness.h"
@@ -52,14 +55,45 @@ size_t Count(const std::string& haystack, const std::string& needle) {
   return n;
 }
 
-// Polls until the log holds `needle` (at most 20 s; the daemon decides, not the clock).
-bool WaitForLog(AgentProcess& a, const std::string& needle) {
+// The log file is appended to by every start of the daemon, and SetUp's start logs a
+// ledger_checked of its own (ok, on the ledger before it was damaged): a wait for this
+// start's verdict reads only what was logged after `from`, the log's size before Start().
+// Polls until such a line is the event `event` and returns it (at most 20 s; the daemon
+// decides, not the clock).
+std::optional<json> WaitForEvent(AgentProcess& a, size_t from, const std::string& event) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   while (std::chrono::steady_clock::now() < deadline) {
-    if (a.ReadLog().find(needle) != std::string::npos) return true;
+    std::string log = a.ReadLog();
+    // Whole lines only: the last one may still be being written.
+    for (size_t at = from, end; at < log.size() && (end = log.find('\n', at)) != std::string::npos;
+         at = end + 1) {
+      json line = json::parse(log.substr(at, end - at), nullptr, /*allow_exceptions=*/false);
+      if (line.is_object() && line.value("event", "") == event) return line;
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  return false;
+  return std::nullopt;
+}
+
+// What a fresh connection's PRAGMA quick_check says of the file: "ok", its first problem, or
+// the error that stopped it (a damaged page often stops it with SQLITE_CORRUPT).
+std::string QuickCheck(const std::string& path) {
+  sqlite3* db = nullptr;
+  std::string verdict;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+    verdict = std::string("open: ") + sqlite3_errmsg(db);
+  } else {
+    sqlite3_stmt* st = nullptr;
+    int rc = sqlite3_prepare_v2(db, "PRAGMA quick_check", -1, &st, nullptr);
+    if (rc == SQLITE_OK) rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+      verdict = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+    else
+      verdict = std::string("error: ") + sqlite3_errmsg(db);
+    sqlite3_finalize(st);
+  }
+  sqlite3_close(db);
+  return verdict;
 }
 
 class DamagedLedgerTest : public ::testing::Test {
@@ -120,14 +154,24 @@ class DamagedLedgerTest : public ::testing::Test {
     EXPECT_NE(v.err.find("verify found"), std::string::npos) << v.err;
   }
 
+  // Starts the daemon and waits for this start's ledger_checked (see WaitForEvent).
+  std::optional<json> StartAndWaitForTheCheck() {
+    size_t from = agent_->ReadLog().size();
+    agent_->Start();
+    auto checked = WaitForEvent(*agent_, from, "ledger_checked");
+    if (!checked) ADD_FAILURE() << "no ledger_checked after this start:\n" << agent_->ReadLog();
+    return checked;
+  }
+
   std::unique_ptr<AgentProcess> agent_;
   std::optional<uint32_t> damaged_page_;
 };
 
 TEST_F(DamagedLedgerTest, HealthyLedgerPassesTheStartUpCheckAndVerify) {
-  agent_->Start();
-  ASSERT_TRUE(WaitForLog(*agent_, "\"event\":\"ledger_checked\"")) << agent_->ReadLog();
-  EXPECT_NE(agent_->ReadLog().find("\"ok\":true"), std::string::npos) << agent_->ReadLog();
+  auto checked = StartAndWaitForTheCheck();
+  ASSERT_TRUE(checked);
+  EXPECT_EQ((*checked)["ok"], true) << checked->dump();
+  EXPECT_EQ((*checked)["problems"], 0) << checked->dump();
   auto h = agent_->Get("/v1/health");
   EXPECT_EQ(h.body["ledger"]["ok"], true) << h.raw;
   EXPECT_FALSE(h.body["ledger"].contains("reason")) << h.raw;
@@ -137,18 +181,24 @@ TEST_F(DamagedLedgerTest, HealthyLedgerPassesTheStartUpCheckAndVerify) {
 }
 
 TEST_F(DamagedLedgerTest, APageDamagedAtRestIsFoundByTheStartUpCheck) {
+  // Damaged at rest: no WAL frames can hold a newer copy of the page (DamageRowPage refuses
+  // a non-empty -wal), and the file alone fails SQLite's own check.
   ASSERT_EQ(DamageRowPage(agent_->db_path(), "members", kDamagedMember), damaged_page_);
-  agent_->Start();
-  ASSERT_TRUE(WaitForLog(*agent_, "\"event\":\"ledger_checked\"")) << agent_->ReadLog();
+  ASSERT_NE(QuickCheck(agent_->db_path()), "ok");
+  auto checked = StartAndWaitForTheCheck();
+  ASSERT_TRUE(checked);
+  EXPECT_EQ((*checked)["ok"], false) << checked->dump();
+  EXPECT_GE((*checked)["problems"], 1) << checked->dump();
   ExpectRefusedAsDamaged();
   ASSERT_EQ(agent_->Stop(), 0);
   ExpectVerifyFails();
 }
 
 TEST_F(DamagedLedgerTest, APageDamagedUnderTheRunningDaemonIsFoundByTheRequestThatReadsIt) {
-  agent_->Start();
-  // The start-up check has passed: what follows is found by a request.
-  ASSERT_TRUE(WaitForLog(*agent_, "\"event\":\"ledger_checked\"")) << agent_->ReadLog();
+  // This start's check has passed: what follows is found by a request.
+  auto checked = StartAndWaitForTheCheck();
+  ASSERT_TRUE(checked);
+  ASSERT_EQ((*checked)["ok"], true) << checked->dump();
   auto healthy = agent_->Post("/v1/identify", {{"code", MintCode(kHealthyMember)}});
   ASSERT_EQ(healthy.status, 200) << healthy.raw;
   ASSERT_TRUE(DamagePage(agent_->db_path(), *damaged_page_));
