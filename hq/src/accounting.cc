@@ -80,6 +80,7 @@ struct HqService::Impl::SlotLots {
     return **held;
   }
   Result<std::vector<model::Lot>> DebtLots(uint64_t member_id) {
+    if (!slot.lots && slot.debts) return *slot.debts;
     if (!slot.lots) return impl.store.DebtLots(member_id);
     std::vector<model::Lot> debts;
     for (const auto& l : *slot.lots)
@@ -179,7 +180,7 @@ Status HqService::Impl::ChainVelocity(const sync::Entry& e) {
   const std::optional<MemberRecord>& m = (*slot)->m;
   if (!m || m->status == "frozen") return Status::Ok();
   auto earned =
-      store.EarnedBetween(e.member_id, std::max(e.at_ms - 3'600'000, m->unfrozen_at_ms), e.at_ms);
+      EarnedBetween(**slot, e.member_id, std::max(e.at_ms - 3'600'000, m->unfrozen_at_ms), e.at_ms);
   if (!earned.ok() && earned.status().code() != ErrorCode::kOverflow) return earned.status();
   if (earned.ok() && *earned <= current.max_points_per_hour) return Status::Ok();
   auto f = AppendHqEntry("freeze", e.member_id, 0,

@@ -164,9 +164,12 @@ class SqlStore final : public Store {
     if (!s.ok()) return s;
     s = body();
     if (s.ok()) s = FlushSets();
+    if (s.ok()) s = FlushSpends();
     if (s.ok()) s = db_->Exec("COMMIT");
     pending_items_.clear();
     pending_balances_.clear();
+    spend_rows_.clear();
+    spend_dirty_.clear();
     if (!s.ok()) {
       (void)db_->Exec(
           "ROLLBACK");  // the failure to report is s; a failed rollback ends the transaction too
@@ -496,6 +499,23 @@ class SqlStore final : public Store {
     return SumChecked(st);
   }
 
+  Result<std::map<uint64_t, std::vector<std::pair<int64_t, int64_t>>>> AppliedEarnsAfter(
+      const std::vector<uint64_t>& member_ids, int64_t after_ms) override {
+    std::map<uint64_t, std::vector<std::pair<int64_t, int64_t>>> out;
+    if (Status s = EachChunk(
+            "SELECT member_id, at_ms, points FROM entries WHERE member_id " + B::InInts(1) +
+                " AND kind = 'earn' AND applied = 1 AND at_ms > ?2 ORDER BY "
+                "member_id, at_ms",
+            1, member_ids, [&](Stmt& st) { st.Bind(2, after_ms); },
+            [&](const Stmt& r) {
+              out[static_cast<uint64_t>(r.Int(0))].emplace_back(r.Int(1), r.Int(2));
+              return Status::Ok();
+            });
+        !s.ok())
+      return s;
+    return out;
+  }
+
   Result<int64_t> CountAppliedEntries(const std::string& terminal_id,
                                       const std::string& checkout_id, const std::string& refund_id,
                                       const std::string& kind) override {
@@ -627,6 +647,23 @@ class SqlStore final : public Store {
       out.push_back(model::ReadLotColumns(st));
     }
     if (!st.status().ok()) return st.status();
+    return out;
+  }
+
+  Result<std::map<uint64_t, std::vector<model::Lot>>> DebtLotsOfMembers(
+      const std::vector<uint64_t>& member_ids) override {
+    std::map<uint64_t, std::vector<model::Lot>> out;
+    if (Status s =
+            EachChunk("SELECT " LOYALTY_LOT_COLUMNS " FROM lots WHERE member_id " + B::InInts(1) +
+                          " AND remaining < 0 ORDER BY member_id, expires_at_s, lot_id",
+                      1, member_ids, NoBind,
+                      [&](const Stmt& r) {
+                        model::Lot l = model::ReadLotColumns(r);
+                        out[l.member_id].push_back(std::move(l));
+                        return Status::Ok();
+                      });
+        !s.ok())
+      return s;
     return out;
   }
 
@@ -1013,8 +1050,14 @@ class SqlStore final : public Store {
   // (SpendTotals* below): a row, when there is one, is the sum of the rows, so the answer
   // is the same either way. A row is kept only while |cents| <= 2^62, so that adding one
   // checkout (at most kMaxCents) can never overflow it; past that the rows are summed.
+  //
+  // Inside a write transaction the rows of the members PrefetchSpends read are kept here
+  // (spend_rows_: every row of each such member), changed here by the same rules, and
+  // written back before the commit (FlushSpends): an upload's checkouts then cost no
+  // spend_totals statement each.
   Result<std::map<uint64_t, int64_t>> KeptMemberSpends(const std::vector<uint64_t>& member_ids,
                                                        int64_t from_ms, int64_t to_ms) override {
+    if (Status s = FlushSpends(); !s.ok()) return s;
     std::map<uint64_t, int64_t> out;
     if (Status s = EachChunk(
             "SELECT member_id, cents FROM spend_totals WHERE member_id " + B::InInts(1) +
@@ -1030,7 +1073,11 @@ class SqlStore final : public Store {
   }
 
   Result<int64_t> MemberSpend(uint64_t member_id, int64_t from_ms, int64_t to_ms) override {
-    {
+    auto known = spend_rows_.find(member_id);
+    if (known != spend_rows_.end()) {
+      for (const auto& r : known->second)
+        if (r.from_ms == from_ms && r.to_ms == to_ms) return r.cents;
+    } else {
       HQ_PREPARE(
           t, "SELECT cents FROM spend_totals WHERE member_id = ? AND from_ms = ? AND to_ms = ?");
       t.Bind(1, member_id).Bind(2, from_ms).Bind(3, to_ms);
@@ -1039,34 +1086,78 @@ class SqlStore final : public Store {
     }
     // Summed here, in 128 bits and saturating: an SQL sum() fails on overflow, and a
     // month's spend only ever meets thresholds.
-    HQ_PREPARE(
-        st,
-        "SELECT c.total_due_cents FROM checkouts c WHERE c.member_id = ?1 AND c.committed_at_ms >= "
-        "?2 "
-        "AND c.committed_at_ms < ?3 AND c.refused = 0 "
-        "UNION ALL SELECT -r.refund_cents FROM refunds r JOIN checkouts c2 ON c2.terminal_id = "
-        "r.sold_at "
-        "AND c2.checkout_id = r.checkout_id WHERE c2.member_id = ?1 AND c2.committed_at_ms >= ?2 "
-        "AND c2.committed_at_ms < ?3 AND c2.refused = 0 AND r.refused = 0");
-    st.Bind(1, member_id).Bind(2, from_ms).Bind(3, to_ms);
     __int128 sum = 0;
-    while (st.Step()) sum += st.Int(0);
-    if (!st.status().ok()) return st.status();
-    st.Reset();
+    {
+      HQ_PREPARE(st, SpendRowsSql(false));
+      st.Bind(1, member_id).Bind(2, from_ms).Bind(3, to_ms);
+      while (st.Step()) sum += st.Int(1);
+      if (!st.status().ok()) return st.status();
+    }
     // Kept only by a transaction's writer: a read outside one (a GET) writes nothing.
     if (sum >= -kSpendTotalLimit && sum <= kSpendTotalLimit && B::InTransaction(*db_)) {
-      HQ_PREPARE(put,
-                 "INSERT INTO spend_totals (member_id, from_ms, to_ms, cents) VALUES (?,?,?,?) "
-                 "ON CONFLICT (member_id, from_ms, to_ms) DO UPDATE SET cents = excluded.cents");
-      put.Bind(1, member_id).Bind(2, from_ms).Bind(3, to_ms).Bind(4, static_cast<int64_t>(sum));
-      if (Status s = put.Run(); !s.ok()) return s;
+      if (known != spend_rows_.end()) {
+        known->second.push_back({from_ms, to_ms, static_cast<int64_t>(sum)});
+        spend_dirty_.insert(member_id);
+      } else {
+        HQ_PREPARE(put,
+                   "INSERT INTO spend_totals (member_id, from_ms, to_ms, cents) VALUES (?,?,?,?) "
+                   "ON CONFLICT (member_id, from_ms, to_ms) DO UPDATE SET cents = excluded.cents");
+        put.Bind(1, member_id).Bind(2, from_ms).Bind(3, to_ms).Bind(4, static_cast<int64_t>(sum));
+        if (Status s = put.Run(); !s.ok()) return s;
+      }
     }
-    constexpr __int128 kMax = std::numeric_limits<int64_t>::max(),
-                       kMin = std::numeric_limits<int64_t>::min();
-    return static_cast<int64_t>(sum > kMax ? kMax : sum < kMin ? kMin : sum);
+    return Saturate(sum);
+  }
+
+  Status PrefetchSpends(const std::vector<uint64_t>& member_ids, int64_t from_ms,
+                        int64_t to_ms) override {
+    if (!B::InTransaction(*db_)) return Status::Ok();
+    std::vector<uint64_t> ids;
+    for (uint64_t id : member_ids)
+      if (spend_rows_.count(id) == 0) ids.push_back(id);
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    if (ids.empty()) return Status::Ok();
+    std::map<uint64_t, std::vector<SpendRow>> rows;
+    if (Status s = EachChunk(
+            "SELECT member_id, from_ms, to_ms, cents FROM spend_totals WHERE member_id " +
+                B::InInts(1),
+            1, ids, NoBind,
+            [&](const Stmt& r) {
+              rows[static_cast<uint64_t>(r.Int(0))].push_back({r.Int(1), r.Int(2), r.Int(3)});
+              return Status::Ok();
+            });
+        !s.ok())
+      return s;
+    std::vector<uint64_t> unsummed;  // no row for the window yet: summed as MemberSpend would
+    for (uint64_t id : ids) {
+      const auto& held = rows[id];
+      if (std::none_of(held.begin(), held.end(),
+                       [&](const SpendRow& r) { return r.from_ms == from_ms && r.to_ms == to_ms; }))
+        unsummed.push_back(id);
+    }
+    std::map<uint64_t, __int128> sums;
+    if (Status s = EachChunk(
+            SpendRowsSql(true), 1, unsummed, [&](Stmt& st) { st.Bind(2, from_ms).Bind(3, to_ms); },
+            [&](const Stmt& r) {
+              sums[static_cast<uint64_t>(r.Int(0))] += r.Int(1);
+              return Status::Ok();
+            });
+        !s.ok())
+      return s;
+    for (uint64_t id : unsummed) {
+      const __int128 sum = sums[id];
+      if (sum < -kSpendTotalLimit || sum > kSpendTotalLimit) continue;
+      rows[id].push_back({from_ms, to_ms, static_cast<int64_t>(sum)});
+      spend_dirty_.insert(id);
+    }
+    for (uint64_t id : ids) spend_rows_[id] = std::move(rows[id]);
+    return Status::Ok();
   }
 
   Status PruneSpendTotals(int64_t ended_by_ms) override {
+    if (Status s = FlushSpends(); !s.ok()) return s;
+    spend_rows_.clear();
     HQ_PREPARE(st, "DELETE FROM spend_totals WHERE to_ms <= ?");
     st.Bind(1, ended_by_ms);
     return st.Run();
@@ -1498,6 +1589,20 @@ class SqlStore final : public Store {
   // An accepted checkout of the member was stored: every kept window holding its time grows.
   Status SpendTotalsAdd(uint64_t member_id, int64_t committed_at_ms, int64_t cents) {
     if (cents < 0 || cents > sync::kMaxCents) return SpendTotalsDrop(member_id, committed_at_ms);
+    if (auto known = spend_rows_.find(member_id); known != spend_rows_.end()) {
+      auto& rows = known->second;
+      for (auto& r : rows) {
+        if (r.from_ms > committed_at_ms || r.to_ms <= committed_at_ms) continue;
+        r.cents += cents;  // |cents| <= 2^62 + kMaxCents: no overflow
+        spend_dirty_.insert(member_id);
+      }
+      rows.erase(std::remove_if(rows.begin(), rows.end(),
+                                [](const SpendRow& r) {
+                                  return r.cents > kSpendTotalLimit || r.cents < -kSpendTotalLimit;
+                                }),
+                 rows.end());
+      return Status::Ok();
+    }
     {
       HQ_PREPARE(st,
                  "UPDATE spend_totals SET cents = cents + ?3 WHERE member_id = ?1 AND from_ms <= "
@@ -1527,10 +1632,67 @@ class SqlStore final : public Store {
   }
 
   Status SpendTotalsDrop(uint64_t member_id, int64_t at_ms) {
+    if (auto known = spend_rows_.find(member_id); known != spend_rows_.end()) {
+      auto& rows = known->second;
+      const size_t before = rows.size();
+      rows.erase(
+          std::remove_if(rows.begin(), rows.end(),
+                         [&](const SpendRow& r) { return r.from_ms <= at_ms && r.to_ms > at_ms; }),
+          rows.end());
+      if (rows.size() != before) spend_dirty_.insert(member_id);
+      return Status::Ok();
+    }
     HQ_PREPARE(st,
                "DELETE FROM spend_totals WHERE member_id = ?1 AND from_ms <= ?2 AND to_ms > ?2");
     st.Bind(1, member_id).Bind(2, at_ms);
     return st.Run();
+  }
+
+  // (member_id, ±cents) of what a month's spend sums: the member's accepted checkouts
+  // committed in [?2, ?3) and their accepted refunds; of one member (?1) or of a list.
+  static std::string SpendRowsSql(bool list) {
+    const std::string member = list ? B::InInts(1) : std::string("= ?1");
+    return "SELECT c.member_id, c.total_due_cents FROM checkouts c WHERE c.member_id " + member +
+           " AND c.committed_at_ms >= ?2 AND c.committed_at_ms < ?3 AND c.refused = 0 "
+           "UNION ALL SELECT c2.member_id, -r.refund_cents FROM refunds r JOIN checkouts c2 ON "
+           "c2.terminal_id = r.sold_at AND c2.checkout_id = r.checkout_id WHERE c2.member_id " +
+           member +
+           " AND c2.committed_at_ms >= ?2 AND c2.committed_at_ms < ?3 AND c2.refused = 0 "
+           "AND r.refused = 0";
+  }
+  static int64_t Saturate(__int128 sum) {
+    constexpr __int128 kMax = std::numeric_limits<int64_t>::max(),
+                       kMin = std::numeric_limits<int64_t>::min();
+    return static_cast<int64_t>(sum > kMax ? kMax : sum < kMin ? kMin : sum);
+  }
+
+  // The spend rows of the members whose rows changed in the transaction, written back: each
+  // such member's rows deleted and inserted again as they stand, 250 rows a statement.
+  Status FlushSpends() {
+    if (spend_dirty_.empty()) return Status::Ok();
+    const std::vector<uint64_t> ids(spend_dirty_.begin(), spend_dirty_.end());
+    if (Status s = EachChunk("DELETE FROM spend_totals WHERE member_id " + B::InInts(1), 1, ids,
+                             NoBind, [](const Stmt&) { return Status::Ok(); });
+        !s.ok())
+      return s;
+    std::vector<std::pair<uint64_t, SpendRow>> rows;
+    for (uint64_t id : ids)
+      for (const auto& r : spend_rows_[id]) rows.emplace_back(id, r);
+    constexpr size_t kRows = 250;  // 4 parameters a row
+    for (size_t at = 0; at < rows.size(); at += kRows) {
+      const size_t n = std::min(kRows, rows.size() - at);
+      std::string sql = "INSERT INTO spend_totals (member_id, from_ms, to_ms, cents) VALUES ";
+      for (size_t i = 0; i < n; ++i) sql += std::string(i ? "," : "") + "(?,?,?,?)";
+      HQ_PREPARE(st, sql);
+      for (size_t i = 0; i < n; ++i) {
+        const auto& [id, r] = rows[at + i];
+        const int b = static_cast<int>(4 * i);
+        st.Bind(b + 1, id).Bind(b + 2, r.from_ms).Bind(b + 3, r.to_ms).Bind(b + 4, r.cents);
+      }
+      if (Status s = st.Run(); !s.ok()) return s;
+    }
+    spend_dirty_.clear();
+    return Status::Ok();
   }
 
   // Every row of a statement, as `read` makes it.
@@ -1745,6 +1907,11 @@ class SqlStore final : public Store {
   std::unique_ptr<Db> db_;
   std::vector<std::pair<Set*, recon::Item>> pending_items_;
   std::map<uint64_t, int64_t> pending_balances_;
+  struct SpendRow {
+    int64_t from_ms, to_ms, cents;
+  };
+  std::map<uint64_t, std::vector<SpendRow>> spend_rows_;  // by member (PrefetchSpends)
+  std::set<uint64_t> spend_dirty_;
   std::map<std::string, std::unique_ptr<Set>> terminal_sets_;
   std::map<std::string, std::unique_ptr<Set>> balance_sets_;  // by terminal
 };

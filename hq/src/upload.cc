@@ -287,6 +287,15 @@ http::Response HqService::Impl::Upload(const std::string& tid, const http::Reque
     for (const auto& e : up->entries)
       if (e.terminal_id == tid) named.push_back(e.member_id);
     if (Status s = WarmMembers(tid, std::move(named)); !s.ok()) return s;
+    if (Status s = WarmAccounting(up->entries, tid); !s.ok()) return s;
+    {
+      // The month's spend each accepted checkout's member is judged by (MaybeUpgradeTier).
+      std::vector<uint64_t> spenders;
+      for (const auto& c : up->checkouts)
+        if (c.member_id && *c.member_id != 0) spenders.push_back(*c.member_id);
+      auto [from_ms, to_ms] = MonthBounds(clock.now_s());
+      if (Status s = store.PrefetchSpends(spenders, from_ms, to_ms); !s.ok()) return s;
+    }
     const int64_t now_ms = clock.now_ms();
     // The records first: the entries are checked against them.
     std::vector<std::string> checkout_ids;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 #include <utility>
 #include <vector>
 
@@ -115,6 +116,67 @@ Status HqService::Impl::WarmMembers(const std::string& tid, std::vector<uint64_t
   return Status::Ok();
 }
 
+// What applying an upload's entries reads of each member, at once: its debt lots (an earn
+// repays them first) and, for the members it earns for, the applied earnings chain-wide
+// velocity sums (from an hour before the earliest earn on). Members must be warm (Slot).
+Status HqService::Impl::WarmAccounting(const std::vector<sync::Entry>& entries,
+                                       const std::string& tid) {
+  if (!tx) return NoWrite();
+  std::vector<uint64_t> debtors, earners;
+  int64_t first_earn = std::numeric_limits<int64_t>::max();
+  for (const auto& e : entries) {
+    if (e.terminal_id != tid || e.member_id == 0) continue;
+    auto it = tx->members.find(e.member_id);
+    if (it == tx->members.end()) continue;
+    if (!it->second.lots && !it->second.debts) debtors.push_back(e.member_id);
+    if (e.kind == "earn" && e.points > 0 && !it->second.earns) {
+      earners.push_back(e.member_id);
+      first_earn = std::min(first_earn, e.at_ms);
+    }
+  }
+  std::sort(debtors.begin(), debtors.end());
+  debtors.erase(std::unique(debtors.begin(), debtors.end()), debtors.end());
+  std::sort(earners.begin(), earners.end());
+  earners.erase(std::unique(earners.begin(), earners.end()), earners.end());
+  if (!debtors.empty()) {
+    auto debts = store.DebtLotsOfMembers(debtors);
+    if (!debts.ok()) return debts.status();
+    for (uint64_t id : debtors) {
+      auto d = debts->find(id);
+      tx->members[id].debts = d == debts->end() ? std::vector<model::Lot>() : std::move(d->second);
+    }
+  }
+  if (!earners.empty()) {
+    // An hour before the earliest earn: ChainVelocity's windows all start at or after it.
+    const int64_t after = first_earn < std::numeric_limits<int64_t>::min() + 3'600'000
+                              ? first_earn
+                              : first_earn - 3'600'000;
+    auto earns = store.AppliedEarnsAfter(earners, after);
+    if (!earns.ok()) return earns.status();
+    for (uint64_t id : earners) {
+      MemberSlot& slot = tx->members[id];
+      auto found = earns->find(id);
+      slot.earns = found == earns->end() ? std::vector<std::pair<int64_t, int64_t>>()
+                                         : std::move(found->second);
+      slot.earns_after = after;
+    }
+  }
+  return Status::Ok();
+}
+
+// Store::EarnedBetween through the slot when it holds the window's earnings.
+Result<int64_t> HqService::Impl::EarnedBetween(MemberSlot& s, uint64_t member_id, int64_t from_ms,
+                                               int64_t to_ms) {
+  if (!s.earns || from_ms < s.earns_after) return store.EarnedBetween(member_id, from_ms, to_ms);
+  int64_t sum = 0;
+  for (const auto& [at_ms, points] : *s.earns) {
+    if (at_ms <= from_ms || at_ms > to_ms) continue;
+    if (__builtin_add_overflow(sum, points, &sum))
+      return Status::Error(ErrorCode::kOverflow, "a sum of points leaves 64 bits");
+  }
+  return sum;
+}
+
 Result<HqService::Impl::MemberSlot*> HqService::Impl::MemberOrBare(uint64_t member_id) {
   auto slot = Slot(member_id);
   if (!slot.ok() || (*slot)->m) return slot;
@@ -211,6 +273,13 @@ Status HqService::Impl::InsertEntry(const sync::Entry& e, bool applied, int64_t 
   if (!tx) return Status::Ok();
   auto slot = tx->members.find(e.member_id);
   if (slot == tx->members.end()) return Status::Ok();
+  if (auto& earns = slot->second.earns;
+      earns && applied && e.kind == "earn" && e.at_ms > slot->second.earns_after) {
+    auto at = std::upper_bound(
+        earns->begin(), earns->end(), e.at_ms,
+        [](int64_t t, const std::pair<int64_t, int64_t>& x) { return t < x.first; });
+    earns->insert(at, {e.at_ms, e.points});
+  }
   auto it = slot->second.first_entry_at.find({e.terminal_id, e.kind});
   if (it != slot->second.first_entry_at.end() && (!it->second || e.at_ms < *it->second))
     it->second = e.at_ms;
@@ -243,15 +312,20 @@ Result<std::vector<model::Lot>*> HqService::Impl::LotsOf(MemberSlot& s, uint64_t
 
 Status HqService::Impl::SetLot(MemberSlot& s, int64_t lot_id, int64_t remaining) {
   if (Status st = store.SetLotRemaining(lot_id, remaining); !st.ok()) return st;
-  if (s.lots) {
-    auto it = std::find_if(s.lots->begin(), s.lots->end(),
+  std::vector<model::Lot>* debts = s.debts ? &*s.debts : nullptr;
+  for (auto* held : {s.lots ? &*s.lots : nullptr, debts}) {
+    if (!held) continue;
+    auto it = std::find_if(held->begin(), held->end(),
                            [&](const model::Lot& l) { return l.lot_id == lot_id; });
-    if (it != s.lots->end()) {
-      if (remaining == 0)
-        s.lots->erase(it);
-      else
-        it->remaining = remaining;
+    if (it == held->end()) {
+      // A lot becoming a debt that the debts do not hold: read them again when next asked.
+      if (held == debts && remaining < 0) s.debts.reset();
+      continue;
     }
+    if (remaining == 0 || (held == debts && remaining > 0))
+      held->erase(it);
+    else
+      it->remaining = remaining;
   }
   return Status::Ok();
 }
@@ -260,14 +334,14 @@ Status HqService::Impl::AddLot(MemberSlot& s, model::Lot lot) {
   auto id = store.AddLot(lot);
   if (!id.ok()) return id.status();
   lot.lot_id = *id;
-  if (s.lots && lot.remaining != 0) {
-    auto at = std::upper_bound(
-        s.lots->begin(), s.lots->end(), lot, [](const model::Lot& a, const model::Lot& b) {
-          return a.expires_at_s != b.expires_at_s ? a.expires_at_s < b.expires_at_s
-                                                  : a.lot_id < b.lot_id;
-        });
-    s.lots->insert(at, std::move(lot));
-  }
+  auto by_expiry = [](const model::Lot& a, const model::Lot& b) {
+    return a.expires_at_s != b.expires_at_s ? a.expires_at_s < b.expires_at_s : a.lot_id < b.lot_id;
+  };
+  if (s.debts && lot.remaining < 0)
+    s.debts->insert(std::upper_bound(s.debts->begin(), s.debts->end(), lot, by_expiry), lot);
+  if (s.lots && lot.remaining != 0)
+    s.lots->insert(std::upper_bound(s.lots->begin(), s.lots->end(), lot, by_expiry),
+                   std::move(lot));
   return Status::Ok();
 }
 

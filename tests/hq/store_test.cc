@@ -300,6 +300,198 @@ TEST_F(HqStoreTest, ASpendPastTwoToTheSixtySecondIsSummedNotKept) {
 
 // The fleet view's rows and the metrics' counts, straight from the store: each filter, the
 // bounds of the time filters, pages by terminal id, and the counts of each terminal's rows.
+// PrefetchSpends: the rows of a write's members read at once, changed in memory and written
+// back at the commit. Every answer inside the transaction, and every row after it, must be
+// what the statement-per-change path gives: the sum of the checkouts and refunds.
+TEST_F(HqStoreTest, PrefetchedSpendsAnswerAndKeepWhatTheRowsSum) {
+  constexpr int64_t kOtherFrom = kMonth - 3600000, kOtherTo = kNext - 3600000;
+  constexpr int64_t kLimit = int64_t{1} << 62;
+  // The truth, from the rows themselves.
+  auto truth = [&](uint64_t m, int64_t from, int64_t to) {
+    const std::string w = " AND c.committed_at_ms >= " + std::to_string(from) +
+                          " AND c.committed_at_ms < " + std::to_string(to) +
+                          " AND c.refused = 0 AND c.member_id = " + std::to_string(m);
+    auto in = loyalty::testing::QueryIntOnTestHqStore(
+        dir_, "SELECT coalesce(sum(c.total_due_cents), 0) FROM checkouts c WHERE 1 = 1" + w);
+    auto out = loyalty::testing::QueryIntOnTestHqStore(
+        dir_,
+        "SELECT coalesce(sum(r.refund_cents), 0) FROM refunds r JOIN checkouts c ON "
+        "c.terminal_id = r.sold_at AND c.checkout_id = r.checkout_id WHERE r.refused = 0" +
+            w);
+    EXPECT_TRUE(in.ok() && out.ok());
+    return in.ok() && out.ok() ? *in - *out : -1;
+  };
+  auto kept = [&](uint64_t m, int64_t from, int64_t to) -> std::optional<int64_t> {
+    auto k = store_->KeptMemberSpends({m}, from, to);
+    EXPECT_TRUE(k.ok());
+    if (!k.ok() || k->count(m) == 0) return std::nullopt;
+    return k->at(m);
+  };
+  auto spend = [&](uint64_t m, int64_t from = kMonth, int64_t to = kNext) {
+    auto s = store_->MemberSpend(m, from, to);
+    EXPECT_TRUE(s.ok()) << s.status().ToString();
+    return s.ok() ? *s : -1;
+  };
+  auto put = [&](const sync::Checkout& c) -> Status {
+    auto r = store_->InsertCheckout("T01", c);
+    return r.ok() ? Status::Ok() : r.status();
+  };
+  // Before: member 7 has a kept row for the other window, member 8 none, member 9 one of
+  // this window (kept by a transaction that asked).
+  ASSERT_TRUE(store_
+                  ->Transaction([&]() -> Status {
+                    for (const auto& c : {MakeCheckout("a", 7, 1000, kMonth + 10),
+                                          MakeCheckout("b", 9, 300, kMonth + 10),
+                                          MakeCheckout("c", 8, 50, kMonth + 5)}) {
+                      if (Status s = put(c); !s.ok()) return s;
+                    }
+                    if (auto s = store_->MemberSpend(7, kOtherFrom, kOtherTo); !s.ok())
+                      return s.status();
+                    return store_->MemberSpend(9, kMonth, kNext).status();
+                  })
+                  .ok());
+  ASSERT_EQ(kept(7, kOtherFrom, kOtherTo), 1000);
+  ASSERT_EQ(kept(9, kMonth, kNext), 300);
+  ASSERT_FALSE(kept(8, kMonth, kNext));
+
+  sync::Refund r1{"r1", "a", "", "return", kMonth + 100, 400, 0, 0, "{}", {{0, 1}}};
+  Status s = store_->Transaction([&]() -> Status {
+    if (Status p = store_->PrefetchSpends({7, 8, 9, 10, 7}, kMonth, kNext); !p.ok()) return p;
+    EXPECT_EQ(spend(7), 1000);
+    EXPECT_EQ(spend(8), 50);
+    EXPECT_EQ(spend(10), 0);
+    // In the window, before, after, refused, with a refund, another window.
+    for (const auto& c :
+         {MakeCheckout("d", 7, 250, kNext - 1), MakeCheckout("e", 7, 9999, kMonth - 1),
+          MakeCheckout("f", 7, 9999, kNext), MakeCheckout("g", 8, 70, kMonth + 1),
+          MakeCheckout("h", 9, 5, kMonth + 2), MakeCheckout("i", 10, 1, kMonth + 3)}) {
+      if (Status p = put(c); !p.ok()) return p;
+    }
+    EXPECT_EQ(spend(7), 1250);
+    EXPECT_EQ(spend(7, kOtherFrom, kOtherTo), 1000 + 9999);
+    EXPECT_EQ(spend(8), 120);
+    EXPECT_EQ(spend(9), 305);
+    EXPECT_EQ(spend(10), 1);
+    if (Status p = store_->MarkCheckoutRefused("T01", "g"); !p.ok()) return p;
+    EXPECT_EQ(spend(8), 50);
+    auto r = store_->InsertRefund("T01", r1);
+    if (!r.ok()) return r.status();
+    EXPECT_EQ(spend(7), 850);
+    EXPECT_EQ(spend(7, kOtherFrom, kOtherTo), 1000 + 9999 - 400);
+    return Status::Ok();
+  });
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  // After the commit: every kept row is its window's sum.
+  for (uint64_t m : {7, 8, 9, 10}) {
+    for (auto [from, to] : {std::pair{kMonth, kNext}, std::pair{kOtherFrom, kOtherTo}}) {
+      auto k = kept(m, from, to);
+      if (k) EXPECT_EQ(*k, truth(m, from, to)) << m << " " << from;
+      EXPECT_EQ(spend(m, from, to), truth(m, from, to)) << m << " " << from;
+    }
+  }
+  EXPECT_EQ(kept(9, kMonth, kNext), 305);
+  EXPECT_EQ(kept(10, kMonth, kNext), 1);
+
+  // A transaction that fails leaves the rows as they were.
+  const auto before = kept(9, kMonth, kNext);
+  EXPECT_FALSE(store_
+                   ->Transaction([&]() -> Status {
+                     if (Status p = store_->PrefetchSpends({9}, kMonth, kNext); !p.ok()) return p;
+                     if (Status p = put(MakeCheckout("j", 9, 5000, kMonth + 50)); !p.ok()) return p;
+                     EXPECT_EQ(spend(9), 5305);
+                     return Status::Error(ErrorCode::kInternal, "rolled back on purpose");
+                   })
+                   .ok());
+  EXPECT_EQ(kept(9, kMonth, kNext), before);
+  EXPECT_EQ(spend(9), 305);
+
+  // Past 2^62 the kept row goes and the rows are summed, prefetched or not.
+  const int64_t n = kLimit / sync::kMaxCents;
+  ASSERT_TRUE(store_
+                  ->Transaction([&]() -> Status {
+                    if (Status p = store_->PrefetchSpends({11}, kMonth, kNext); !p.ok()) return p;
+                    for (int64_t i = 0; i <= n; ++i) {
+                      if (Status p = put(MakeCheckout("big" + std::to_string(i), 11,
+                                                      sync::kMaxCents, kMonth + i));
+                          !p.ok())
+                        return p;
+                    }
+                    EXPECT_EQ(spend(11), (n + 1) * sync::kMaxCents);
+                    return Status::Ok();
+                  })
+                  .ok());
+  EXPECT_FALSE(kept(11, kMonth, kNext));
+  EXPECT_EQ(spend(11), (n + 1) * sync::kMaxCents);
+  // Outside a transaction the prefetch does nothing and nothing is kept.
+  ASSERT_TRUE(store_->PrefetchSpends({12}, kMonth, kNext).ok());
+  ASSERT_TRUE(put(MakeCheckout("k", 12, 10, kMonth + 1)).ok());
+  EXPECT_EQ(spend(12), 10);
+  EXPECT_FALSE(kept(12, kMonth, kNext));
+}
+
+// The debts and the applied earnings of many members at once, as one member at a time.
+TEST_F(HqStoreTest, DebtLotsAndAppliedEarnsOfManyMembersAsOneAtATime) {
+  FakeTerminal t{"T01"};
+  std::vector<uint64_t> ids;
+  ASSERT_TRUE(store_
+                  ->Transaction([&]() -> Status {
+                    for (uint64_t m = 1; m <= 1100; ++m) {  // past one statement's 1,000
+                      ids.push_back(m);
+                      if (m % 3 == 0) {
+                        model::Lot debt{0, m, -5, -5, 100, 200, "d" + std::to_string(m)};
+                        if (auto id = store_->AddLot(debt); !id.ok()) return id.status();
+                        model::Lot paid{0, m, 10, 0, 100, 300, "p" + std::to_string(m)};
+                        if (auto id = store_->AddLot(paid); !id.ok()) return id.status();
+                      }
+                      model::Lot open{0, m, 10, 10, 100, 400, "o" + std::to_string(m)};
+                      if (auto id = store_->AddLot(open); !id.ok()) return id.status();
+                      if (m % 2 == 0) {
+                        for (int k = 0; k < 3; ++k) {
+                          sync::Entry e = t.Make("earn", m, 10 + k, kMonth + 1000 * k + m);
+                          if (Status s = store_->InsertEntry(e, k != 1, kMonth); !s.ok()) return s;
+                        }
+                        sync::Entry r = t.Make("redeem", m, -3, kMonth + 500);
+                        if (Status s = store_->InsertEntry(r, true, kMonth); !s.ok()) return s;
+                      }
+                    }
+                    return Status::Ok();
+                  })
+                  .ok());
+  auto debts = store_->DebtLotsOfMembers(ids);
+  ASSERT_TRUE(debts.ok()) << debts.status().ToString();
+  auto earns = store_->AppliedEarnsAfter(ids, kMonth + 1);
+  ASSERT_TRUE(earns.ok()) << earns.status().ToString();
+  size_t with_debts = 0, with_earns = 0;
+  for (uint64_t m : ids) {
+    auto one = store_->DebtLots(m);
+    ASSERT_TRUE(one.ok());
+    auto it = debts->find(m);
+    EXPECT_EQ(it == debts->end() ? std::vector<model::Lot>() : it->second, *one) << m;
+    with_debts += it != debts->end();
+    // Every window starting at or after `after` sums the same.
+    auto e = earns->find(m);
+    const int64_t k = static_cast<int64_t>(m);
+    for (auto [from, to] : {std::pair<int64_t, int64_t>{kMonth + 1, kMonth + 5000},
+                            {kMonth + 1000, kMonth + 1000 + k},
+                            {kMonth + 2000 + k, kNext}}) {
+      auto sum = store_->EarnedBetween(m, from, to);
+      ASSERT_TRUE(sum.ok());
+      int64_t mine = 0;
+      if (e != earns->end())
+        for (auto [at, points] : e->second)
+          if (at > from && at <= to) mine += points;
+      EXPECT_EQ(mine, *sum) << m << " " << from << " " << to;
+    }
+    if (e != earns->end()) {
+      ++with_earns;
+      EXPECT_TRUE(std::is_sorted(e->second.begin(), e->second.end()));
+      EXPECT_EQ(e->second.size(), 2u);  // applied earns only, after kMonth + 1
+    }
+  }
+  EXPECT_EQ(with_debts, 1100u / 3);
+  EXPECT_EQ(with_earns, 1100u / 2);
+}
+
 TEST_F(HqStoreTest, TerminalsAreListedByIdWithTheirCountsAndCountedForTheFleet) {
   for (const auto& [tid, store_id, last] :
        std::vector<std::tuple<std::string, std::string, int64_t>>{

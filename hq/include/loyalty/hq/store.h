@@ -232,6 +232,10 @@ class Store {
                                        const std::string& exclude_checkout, int64_t at_s) = 0;
   // Σ points of the member's applied earn entries with from_ms < at_ms <= to_ms.
   virtual Result<int64_t> EarnedBetween(uint64_t member_id, int64_t from_ms, int64_t to_ms) = 0;
+  // (at_ms, points) of each of these members' applied earn entries with at_ms > after_ms,
+  // by at_ms (what EarnedBetween sums), in one statement per 1,000.
+  virtual Result<std::map<uint64_t, std::vector<std::pair<int64_t, int64_t>>>> AppliedEarnsAfter(
+      const std::vector<uint64_t>& member_ids, int64_t after_ms) = 0;
   // Applied entries of a kind that name this checkout (and refund, when not "").
   virtual Result<int64_t> CountAppliedEntries(const std::string& terminal_id,
                                               const std::string& checkout_id,
@@ -268,6 +272,9 @@ class Store {
       const std::vector<uint64_t>& member_ids) = 0;
   // The lots of Lots() with remaining < 0 (a debt), in the same order.
   virtual Result<std::vector<model::Lot>> DebtLots(uint64_t member_id) = 0;
+  // DebtLots of each of these members that has one, in one statement per 1,000.
+  virtual Result<std::map<uint64_t, std::vector<model::Lot>>> DebtLotsOfMembers(
+      const std::vector<uint64_t>& member_ids) = 0;
   virtual Result<int64_t> AddLot(const model::Lot& lot) = 0;
   virtual Status SetLotRemaining(int64_t lot_id, int64_t remaining) = 0;
   // Members holding lots with remaining > 0 that expired before now_s (expires_at_s < now_s).
@@ -297,6 +304,12 @@ class Store {
   // none for is absent: ask MemberSpend), in one statement per 1,000.
   virtual Result<std::map<uint64_t, int64_t>> KeptMemberSpends(
       const std::vector<uint64_t>& member_ids, int64_t from_ms, int64_t to_ms) = 0;
+  // Inside a write transaction: reads at once what MemberSpend keeps of these members (and
+  // sums [from_ms, to_ms) for those it keeps none of), so that their MemberSpend answers and
+  // the writes that change their spends cost no statement until the commit. A no-op
+  // outside a transaction; the answers are the same either way.
+  virtual Status PrefetchSpends(const std::vector<uint64_t>& member_ids, int64_t from_ms,
+                                int64_t to_ms) = 0;
   // Forgets the sums kept for windows [from, to) with to <= this time (the daily job).
   virtual Status PruneSpendTotals(int64_t ended_by_ms) = 0;
   // A checkout or refund HQ could not check: kept (a restored terminal gets it back), counted
