@@ -225,6 +225,10 @@ struct PgBackend {
     return s;
   }
   static bool InTransaction(Db& db) { return db.in_transaction(); }
+  // Lot ids for rows written later in the transaction (SqlStore::AddLot): the sequence's
+  // next ?1, never handed out again; those the transaction leaves unused are a gap.
+  static constexpr const char* kReserveLotIds =
+      "SELECT nextval('lots_lot_id_seq') FROM generate_series(1, ?1)";
   static Status UpsertMany(const std::vector<std::pair<Set*, recon::Item>>& items) {
     return recon::PgStore::UpsertMany(items);
   }

@@ -23,6 +23,7 @@
 #pragma once
 
 #include <algorithm>
+#include <deque>
 #include <limits>
 #include <map>
 #include <memory>
@@ -58,9 +59,12 @@ inline std::string Excluded(const std::string& columns, size_t skip) {
   return out;
 }
 
-#define HQ_PREPARE(var, sql)                  \
-  auto var##_r = db_->Prepare(sql);           \
-  if (!var##_r.ok()) return var##_r.status(); \
+// Every statement of the store but the queued rows' own (FlushRows) is prepared here: the
+// rows a write transaction queued are written first, so that it reads them.
+#define HQ_PREPARE(var, sql)                                       \
+  if (Status var##_f = FlushRows(); !var##_f.ok()) return var##_f; \
+  auto var##_r = db_->Prepare(sql);                                \
+  if (!var##_r.ok()) return var##_r.status();                      \
   Stmt& var = **var##_r
 
 inline constexpr const char* kMemberCols =
@@ -163,6 +167,7 @@ class SqlStore final : public Store {
     Status s = B::Begin(*db_);
     if (!s.ok()) return s;
     s = body();
+    if (s.ok()) s = FlushRows();
     if (s.ok()) s = FlushSets();
     if (s.ok()) s = FlushSpends();
     if (s.ok()) s = db_->Exec("COMMIT");
@@ -170,6 +175,9 @@ class SqlStore final : public Store {
     pending_balances_.clear();
     spend_rows_.clear();
     spend_dirty_.clear();
+    rows_ = QueuedRows{};
+    absent_checkouts_.clear();
+    lot_ids_.clear();
     if (!s.ok()) {
       (void)db_->Exec(
           "ROLLBACK");  // the failure to report is s; a failed rollback ends the transaction too
@@ -347,6 +355,10 @@ class SqlStore final : public Store {
 
   // --- entries
   Status InsertEntry(const sync::Entry& e, bool applied, int64_t received_at_ms) override {
+    if (B::InTransaction(*db_)) {  // a duplicate id fails the flush, and so the transaction
+      rows_.entries.push_back({e, applied, received_at_ms});
+      return Status::Ok();
+    }
     HQ_PREPARE(st, "INSERT INTO entries (" LOYALTY_ENTRY_COLUMNS
                    ", applied, received_at_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
     model::BindEntryFields(st, e);
@@ -668,6 +680,20 @@ class SqlStore final : public Store {
   }
 
   Result<int64_t> AddLot(const model::Lot& l) override {
+    if (B::InTransaction(*db_)) {  // an id reserved now, the row written later
+      if (lot_ids_.empty()) {
+        HQ_PREPARE(st, B::kReserveLotIds);
+        st.Bind(1, int64_t{kLotIdsReserved});
+        while (st.Step()) lot_ids_.push_back(st.Int(0));
+        if (!st.status().ok()) return st.status();
+        if (lot_ids_.empty()) return Status::Error(ErrorCode::kInternal, "no lot id reserved");
+      }
+      model::Lot queued = l;
+      queued.lot_id = lot_ids_.front();
+      lot_ids_.pop_front();
+      rows_.lots.push_back(queued);
+      return queued.lot_id;
+    }
     // lot_id left out: the store assigns it (SQLite's rowid, PostgreSQL's BIGSERIAL).
     HQ_PREPARE(st,
                "INSERT INTO lots (member_id, points, remaining, earned_at_s, expires_at_s, "
@@ -698,6 +724,17 @@ class SqlStore final : public Store {
   // A checkout's body is its compact form (record_codec.h); rows older versions wrote hold
   // JSON text, which GetCheckout reads too.
   Result<bool> InsertCheckout(const std::string& terminal_id, const sync::Checkout& c) override {
+    // A checkout this transaction read as absent (CheckoutVerdicts) is new: queued.
+    if (B::InTransaction(*db_) && absent_checkouts_.erase({terminal_id, c.checkout_id}) > 0) {
+      rows_.checkouts.push_back({terminal_id, c.checkout_id, c.member_id, c.committed_at_ms,
+                                 c.total_due_cents, c.code_hash, c.coupon_id, EncodeCheckout(c),
+                                 c.cashier_id});
+      if (c.member_id) {
+        if (Status s = SpendTotalsAdd(*c.member_id, c.committed_at_ms, c.total_due_cents); !s.ok())
+          return s;
+      }
+      return true;
+    }
     HQ_PREPARE(
         st,
         "INSERT INTO checkouts (terminal_id, checkout_id, member_id, committed_at_ms, "
@@ -945,6 +982,10 @@ class SqlStore final : public Store {
             });
         !s.ok())
       return s;
+    if (B::InTransaction(*db_)) {
+      for (const auto& id : checkout_ids)
+        if (out.count(id) == 0) absent_checkouts_.insert({terminal_id, id});
+    }
     return out;
   }
 
@@ -1666,6 +1707,67 @@ class SqlStore final : public Store {
     return static_cast<int64_t>(sum > kMax ? kMax : sum < kMin ? kMin : sum);
   }
 
+  // The rows a write transaction queued (InsertCheckout of a checkout it read as absent,
+  // InsertEntry, AddLot), written in this order, 500 to a statement. Prepared here, not with
+  // HQ_PREPARE, which flushes them.
+  static constexpr size_t kRowsPerInsert = 500;
+  template <class T, class BindRow>
+  Status InsertRows(const std::string& head, int columns, const std::vector<T>& rows,
+                    const std::string& tail, bool all_new, BindRow bind_row) {
+    std::string group = "(";
+    for (int c = 0; c < columns; ++c) group += c ? ",?" : "?";
+    group += ")";
+    for (size_t at = 0; at < rows.size(); at += kRowsPerInsert) {
+      const size_t n = std::min(kRowsPerInsert, rows.size() - at);
+      std::string sql = head + " VALUES ";
+      for (size_t i = 0; i < n; ++i) sql += (i ? "," : "") + group;
+      auto st = db_->Prepare(sql + tail);
+      if (!st.ok()) return st.status();
+      for (size_t i = 0; i < n; ++i) bind_row(**st, static_cast<int>(i) * columns, rows[at + i]);
+      if (Status s = (*st)->Run(); !s.ok()) return s;
+      if (all_new && static_cast<size_t>(db_->Changes()) != n)
+        return Status::Error(ErrorCode::kInternal,
+                             "a row this write read as absent was stored meanwhile");
+    }
+    return Status::Ok();
+  }
+  Status FlushRows() {
+    if (flushing_ || (rows_.checkouts.empty() && rows_.entries.empty() && rows_.lots.empty()))
+      return Status::Ok();
+    flushing_ = true;
+    QueuedRows rows = std::move(rows_);
+    rows_ = QueuedRows{};
+    Status s = InsertRows(
+        "INSERT INTO checkouts (terminal_id, checkout_id, member_id, committed_at_ms, "
+        "total_due_cents, code_hash, coupon_id, body, cashier_id)",
+        9, rows.checkouts, " ON CONFLICT DO NOTHING", true,
+        [](Stmt& st, int b, const QueuedCheckout& c) {
+          st.Bind(b + 1, c.terminal_id).Bind(b + 2, c.checkout_id).Bind(b + 3, c.member_id);
+          st.Bind(b + 4, c.committed_at_ms).Bind(b + 5, c.total_due_cents).Bind(b + 6, c.code_hash);
+          st.Bind(b + 7, c.coupon_id).BindBlob(b + 8, c.body).Bind(b + 9, c.cashier_id);
+        });
+    if (s.ok())
+      s = InsertRows("INSERT INTO entries (" LOYALTY_ENTRY_COLUMNS ", applied, received_at_ms)", 14,
+                     rows.entries, "", false, [](Stmt& st, int b, const QueuedEntry& q) {
+                       const sync::Entry& e = q.e;
+                       st.Bind(b + 1, e.seq).Bind(b + 2, e.entry_id).Bind(b + 3, e.terminal_id);
+                       st.Bind(b + 4, e.kind).Bind(b + 5, e.member_id).Bind(b + 6, e.points);
+                       st.Bind(b + 7, e.at_ms).Bind(b + 8, e.checkout_id).Bind(b + 9, e.refund_id);
+                       st.Bind(b + 10, e.detail).Bind(b + 11, HexEncode(e.prev_hash));
+                       st.Bind(b + 12, HexEncode(e.hash)).Bind(b + 13, int64_t{q.applied ? 1 : 0});
+                       st.Bind(b + 14, q.received_at_ms);
+                     });
+    if (s.ok())
+      s = InsertRows("INSERT INTO lots (" LOYALTY_LOT_COLUMNS ")", 7, rows.lots, "", false,
+                     [](Stmt& st, int b, const model::Lot& l) {
+                       st.Bind(b + 1, l.lot_id).Bind(b + 2, l.member_id).Bind(b + 3, l.points);
+                       st.Bind(b + 4, l.remaining).Bind(b + 5, l.earned_at_s);
+                       st.Bind(b + 6, l.expires_at_s).Bind(b + 7, l.entry_id);
+                     });
+    flushing_ = false;
+    return s;
+  }
+
   // The spend rows of the members whose rows changed in the transaction, written back: each
   // such member's rows deleted and inserted again as they stand, 250 rows a statement.
   Status FlushSpends() {
@@ -1912,6 +2014,28 @@ class SqlStore final : public Store {
   };
   std::map<uint64_t, std::vector<SpendRow>> spend_rows_;  // by member (PrefetchSpends)
   std::set<uint64_t> spend_dirty_;
+  // Rows queued by a write transaction (FlushRows).
+  struct QueuedCheckout {
+    std::string terminal_id, checkout_id;
+    std::optional<uint64_t> member_id;
+    int64_t committed_at_ms, total_due_cents;
+    std::string code_hash, coupon_id, body, cashier_id;
+  };
+  struct QueuedEntry {
+    sync::Entry e;
+    bool applied;
+    int64_t received_at_ms;
+  };
+  struct QueuedRows {
+    std::vector<QueuedCheckout> checkouts;
+    std::vector<QueuedEntry> entries;
+    std::vector<model::Lot> lots;
+  };
+  QueuedRows rows_;
+  bool flushing_ = false;
+  std::set<std::pair<std::string, std::string>> absent_checkouts_;  // read absent in this write
+  static constexpr int kLotIdsReserved = 256;
+  std::deque<int64_t> lot_ids_;  // reserved in this write, not yet used
   std::map<std::string, std::unique_ptr<Set>> terminal_sets_;
   std::map<std::string, std::unique_ptr<Set>> balance_sets_;  // by terminal
 };

@@ -207,6 +207,13 @@ struct SqliteBackend {
     return Status::Ok();
   }
   // A list parameter is a JSON array (SqlStore::ListText).
+  // Lot ids for rows written later in the transaction (SqlStore::AddLot): ?1 after both the
+  // highest lot id and AUTOINCREMENT's high-water mark. The write holds the database, and
+  // reserves again only after its queued lots are written.
+  static constexpr const char* kReserveLotIds =
+      "WITH RECURSIVE ids(v) AS (SELECT max(coalesce((SELECT max(lot_id) FROM lots), 0), "
+      "coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'lots'), 0)) + 1 UNION ALL SELECT "
+      "v + 1 FROM ids LIMIT ?1) SELECT v FROM ids";
   static std::string InTexts(int n) {
     return "IN (SELECT value FROM json_each(?" + std::to_string(n) + "))";
   }

@@ -429,6 +429,99 @@ TEST_F(HqStoreTest, PrefetchedSpendsAnswerAndKeepWhatTheRowsSum) {
   EXPECT_FALSE(kept(12, kMonth, kNext));
 }
 
+// Inside a write transaction checkouts read as absent, entries and lots are queued and
+// written many to a statement: every read in the transaction sees them as if written one by
+// one, lot ids are the stored ones and only grow, and a rollback leaves none of them.
+TEST_F(HqStoreTest, RowsQueuedByAWriteAreReadInItAndWrittenAtItsEnd) {
+  FakeTerminal t{"T01"};
+  std::vector<int64_t> lot_ids;
+  std::vector<sync::Entry> entries;
+  Status s = store_->Transaction([&]() -> Status {
+    std::vector<std::string> ids;
+    for (int i = 0; i < 600; ++i) ids.push_back("q" + std::to_string(i));
+    auto verdicts = store_->CheckoutVerdicts("T01", ids);
+    if (!verdicts.ok()) return verdicts.status();
+    EXPECT_TRUE(verdicts->empty());
+    for (int i = 0; i < 600; ++i) {  // past one statement's 500 rows, and two lot-id blocks
+      auto in = store_->InsertCheckout("T01", MakeCheckout(ids[static_cast<size_t>(i)], 7, 10,
+                                                           kMonth + i, std::string(64, 'a')));
+      if (!in.ok()) return in.status();
+      EXPECT_TRUE(*in);
+      entries.push_back(t.Make("earn", 7, 1, kMonth + i, ids[static_cast<size_t>(i)]));
+      if (Status e = store_->InsertEntry(entries.back(), true, kMonth); !e.ok()) return e;
+      auto lot = store_->AddLot({0, 7, 1, 1, 100, 500 + i, entries.back().entry_id});
+      if (!lot.ok()) return lot.status();
+      lot_ids.push_back(*lot);
+    }
+    // The same checkout again: already stored (queued), so not inserted twice.
+    auto again = store_->InsertCheckout("T01", MakeCheckout("q0", 7, 10, kMonth));
+    if (!again.ok()) return again.status();
+    EXPECT_FALSE(*again);
+    // Read back inside the transaction.
+    auto got = store_->GetEntry(entries[599].entry_id);
+    EXPECT_TRUE(got.ok() && *got && (*got)->hash == entries[599].hash);
+    auto lots = store_->Lots(7);
+    EXPECT_TRUE(lots.ok() && lots->size() == 600u);
+    auto with_code = store_->CheckoutsWithCode(std::string(64, 'a'));
+    EXPECT_TRUE(with_code.ok() && with_code->size() == 600u);
+    auto spend = store_->MemberSpend(7, kMonth, kNext);
+    EXPECT_TRUE(spend.ok() && *spend == 6000);
+    return Status::Ok();
+  });
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  for (size_t i = 1; i < lot_ids.size(); ++i) EXPECT_LT(lot_ids[i - 1], lot_ids[i]);
+  auto lots = store_->Lots(7);
+  ASSERT_TRUE(lots.ok());
+  ASSERT_EQ(lots->size(), 600u);
+  for (size_t i = 0; i < 600; ++i) {  // by expiry: the order they were added in
+    EXPECT_EQ((*lots)[i].lot_id, lot_ids[i]);
+    EXPECT_EQ((*lots)[i].entry_id, entries[i].entry_id);
+  }
+  auto n = loyalty::testing::QueryIntOnTestHqStore(dir_, "SELECT count(*) FROM checkouts");
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 600);
+  // A lot added outside a transaction takes the next id, after every reserved one.
+  auto outside = store_->AddLot({0, 8, 1, 1, 100, 200, "x"});
+  ASSERT_TRUE(outside.ok());
+  EXPECT_GT(*outside, lot_ids.back());
+  // A transaction that fails writes none of what it queued.
+  EXPECT_FALSE(store_
+                   ->Transaction([&]() -> Status {
+                     auto v = store_->CheckoutVerdicts("T01", {"r1"});
+                     if (!v.ok()) return v.status();
+                     auto in = store_->InsertCheckout("T01", MakeCheckout("r1", 9, 10, kMonth));
+                     if (!in.ok()) return in.status();
+                     if (Status e = store_->InsertEntry(t.Make("earn", 9, 1, kMonth), true, kMonth);
+                         !e.ok())
+                       return e;
+                     if (auto l = store_->AddLot({0, 9, 1, 1, 100, 200, "y"}); !l.ok())
+                       return l.status();
+                     return Status::Error(ErrorCode::kInternal, "rolled back on purpose");
+                   })
+                   .ok());
+  auto nine = store_->Lots(9);
+  ASSERT_TRUE(nine.ok());
+  EXPECT_TRUE(nine->empty());
+  auto r1 = store_->GetCheckout("T01", "r1");
+  ASSERT_TRUE(r1.ok());
+  EXPECT_FALSE(*r1);
+  n = loyalty::testing::QueryIntOnTestHqStore(dir_, "SELECT count(*) FROM entries");
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 600);
+  // A duplicate entry id queued in a write fails the write at its end, and writes nothing.
+  const auto before = loyalty::testing::QueryIntOnTestHqStore(dir_, "SELECT count(*) FROM lots");
+  EXPECT_FALSE(store_
+                   ->Transaction([&]() -> Status {
+                     if (auto l = store_->AddLot({0, 9, 1, 1, 100, 200, "z"}); !l.ok())
+                       return l.status();
+                     return store_->InsertEntry(entries[0], true, kMonth);
+                   })
+                   .ok());
+  const auto after = loyalty::testing::QueryIntOnTestHqStore(dir_, "SELECT count(*) FROM lots");
+  ASSERT_TRUE(before.ok() && after.ok());
+  EXPECT_EQ(*after, *before);
+}
+
 // The debts and the applied earnings of many members at once, as one member at a time.
 TEST_F(HqStoreTest, DebtLotsAndAppliedEarnsOfManyMembersAsOneAtATime) {
   FakeTerminal t{"T01"};
