@@ -354,19 +354,11 @@ class SqlStore final : public Store {
   }
 
   // --- entries
+  // Queued in a write transaction (a duplicate id fails the flush, and so the transaction);
+  // written at once outside one.
   Status InsertEntry(const sync::Entry& e, bool applied, int64_t received_at_ms) override {
-    if (B::InTransaction(*db_)) {  // a duplicate id fails the flush, and so the transaction
-      rows_.entries.push_back({e, applied, received_at_ms});
-      return Status::Ok();
-    }
-    HQ_PREPARE(st, "INSERT INTO entries (" LOYALTY_ENTRY_COLUMNS
-                   ", applied, received_at_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
-    model::BindEntryFields(st, e);
-    st.Bind(11, HexEncode(e.prev_hash))
-        .Bind(12, HexEncode(e.hash))
-        .Bind(13, int64_t{applied ? 1 : 0})
-        .Bind(14, received_at_ms);
-    return st.Run();
+    rows_.entries.push_back({e, applied, received_at_ms});
+    return B::InTransaction(*db_) ? Status::Ok() : FlushRows();
   }
 
   Result<std::optional<sync::Entry>> GetEntry(const std::string& entry_id) override {
@@ -634,19 +626,7 @@ class SqlStore final : public Store {
 
   Result<std::map<uint64_t, std::vector<model::Lot>>> LotsOfMembers(
       const std::vector<uint64_t>& member_ids) override {
-    std::map<uint64_t, std::vector<model::Lot>> out;
-    if (Status s =
-            EachChunk("SELECT " LOYALTY_LOT_COLUMNS " FROM lots WHERE member_id " + B::InInts(1) +
-                          " AND remaining <> 0 ORDER BY member_id, expires_at_s, lot_id",
-                      1, member_ids, NoBind,
-                      [&](const Stmt& r) {
-                        model::Lot l = model::ReadLotColumns(r);
-                        out[l.member_id].push_back(std::move(l));
-                        return Status::Ok();
-                      });
-        !s.ok())
-      return s;
-    return out;
+    return LotsOfMembersWhere(member_ids, "remaining <> 0");
   }
 
   Result<std::vector<model::Lot>> DebtLots(uint64_t member_id) override {
@@ -664,19 +644,7 @@ class SqlStore final : public Store {
 
   Result<std::map<uint64_t, std::vector<model::Lot>>> DebtLotsOfMembers(
       const std::vector<uint64_t>& member_ids) override {
-    std::map<uint64_t, std::vector<model::Lot>> out;
-    if (Status s =
-            EachChunk("SELECT " LOYALTY_LOT_COLUMNS " FROM lots WHERE member_id " + B::InInts(1) +
-                          " AND remaining < 0 ORDER BY member_id, expires_at_s, lot_id",
-                      1, member_ids, NoBind,
-                      [&](const Stmt& r) {
-                        model::Lot l = model::ReadLotColumns(r);
-                        out[l.member_id].push_back(std::move(l));
-                        return Status::Ok();
-                      });
-        !s.ok())
-      return s;
-    return out;
+    return LotsOfMembersWhere(member_ids, "remaining < 0");
   }
 
   Result<int64_t> AddLot(const model::Lot& l) override {
@@ -724,30 +692,20 @@ class SqlStore final : public Store {
   // A checkout's body is its compact form (record_codec.h); rows older versions wrote hold
   // JSON text, which GetCheckout reads too.
   Result<bool> InsertCheckout(const std::string& terminal_id, const sync::Checkout& c) override {
-    // A checkout this transaction read as absent (CheckoutVerdicts) is new: queued.
+    QueuedCheckout row{terminal_id,       c.checkout_id,     c.member_id,
+                       c.committed_at_ms, c.total_due_cents, c.code_hash,
+                       c.coupon_id,       EncodeCheckout(c), c.cashier_id};
     if (B::InTransaction(*db_) && absent_checkouts_.erase({terminal_id, c.checkout_id}) > 0) {
-      rows_.checkouts.push_back({terminal_id, c.checkout_id, c.member_id, c.committed_at_ms,
-                                 c.total_due_cents, c.code_hash, c.coupon_id, EncodeCheckout(c),
-                                 c.cashier_id});
-      if (c.member_id) {
-        if (Status s = SpendTotalsAdd(*c.member_id, c.committed_at_ms, c.total_due_cents); !s.ok())
-          return s;
-      }
-      return true;
+      // This transaction read it as absent (CheckoutVerdicts): new, so queued.
+      rows_.checkouts.push_back(std::move(row));
+    } else {
+      // Written now, after what is queued (which may hold the same checkout).
+      if (Status s = InsertRows(kCheckoutInsert, 9, std::vector<QueuedCheckout>{std::move(row)},
+                                kCheckoutConflict, false, BindCheckout);
+          !s.ok())
+        return s;
+      if (db_->Changes() == 0) return false;
     }
-    HQ_PREPARE(
-        st,
-        "INSERT INTO checkouts (terminal_id, checkout_id, member_id, committed_at_ms, "
-        "total_due_cents, code_hash, coupon_id, body, cashier_id) VALUES (?,?,?,?,?,?,?,?,?) "
-        "ON CONFLICT DO NOTHING");
-    st.Bind(1, terminal_id).Bind(2, c.checkout_id).Bind(3, c.member_id).Bind(4, c.committed_at_ms);
-    st.Bind(5, c.total_due_cents)
-        .Bind(6, c.code_hash)
-        .Bind(7, c.coupon_id)
-        .BindBlob(8, EncodeCheckout(c))
-        .Bind(9, c.cashier_id);
-    if (Status s = st.Run(); !s.ok()) return s;
-    if (db_->Changes() == 0) return false;
     if (c.member_id) {
       if (Status s = SpendTotalsAdd(*c.member_id, c.committed_at_ms, c.total_due_cents); !s.ok())
         return s;
@@ -1505,23 +1463,17 @@ class SqlStore final : public Store {
     }
     std::vector<std::pair<uint64_t, std::pair<std::string, int64_t>>> rows;
     for (uint64_t id : ids) rows.emplace_back(id, row[id]);
-    constexpr size_t kRows = 500;  // 4 parameters a row
-    for (size_t at = 0; at < rows.size(); at += kRows) {
-      const size_t n = std::min(kRows, rows.size() - at);
-      std::string sql =
-          "INSERT INTO store_members (store_id, member_id, reason, last_at_ms) VALUES ";
-      for (size_t i = 0; i < n; ++i) sql += std::string(i ? "," : "") + "(?,?,?,?)";
-      sql +=
-          " ON CONFLICT (store_id, member_id) DO UPDATE SET reason = excluded.reason, "
-          "last_at_ms = excluded.last_at_ms";
-      HQ_PREPARE(st, sql);
-      for (size_t i = 0; i < n; ++i) {
-        const auto& [id, r] = rows[at + i];
-        const int b = static_cast<int>(i) * 4;
-        st.Bind(b + 1, store_id).Bind(b + 2, id).Bind(b + 3, r.first).Bind(b + 4, r.second);
-      }
-      if (Status s = st.Run(); !s.ok()) return s;
-    }
+    if (Status s = InsertRows(
+            "INSERT INTO store_members (store_id, member_id, reason, last_at_ms)", 4, rows,
+            " ON CONFLICT (store_id, member_id) DO UPDATE SET reason = excluded.reason, "
+            "last_at_ms = excluded.last_at_ms",
+            false,
+            [&](Stmt& st, int b, const std::pair<uint64_t, std::pair<std::string, int64_t>>& row) {
+              st.Bind(b + 1, store_id).Bind(b + 2, row.first);
+              st.Bind(b + 3, row.second.first).Bind(b + 4, row.second.second);
+            });
+        !s.ok())
+      return s;
     return fresh;
   }
 
@@ -1689,6 +1641,24 @@ class SqlStore final : public Store {
     return st.Run();
   }
 
+  // The lots of each of these members that meet `condition`, by expiry then lot id.
+  Result<std::map<uint64_t, std::vector<model::Lot>>> LotsOfMembersWhere(
+      const std::vector<uint64_t>& member_ids, const char* condition) {
+    std::map<uint64_t, std::vector<model::Lot>> out;
+    if (Status s =
+            EachChunk("SELECT " LOYALTY_LOT_COLUMNS " FROM lots WHERE member_id " + B::InInts(1) +
+                          " AND " + condition + " ORDER BY member_id, expires_at_s, lot_id",
+                      1, member_ids, NoBind,
+                      [&](const Stmt& r) {
+                        model::Lot l = model::ReadLotColumns(r);
+                        out[l.member_id].push_back(std::move(l));
+                        return Status::Ok();
+                      });
+        !s.ok())
+      return s;
+    return out;
+  }
+
   // (member_id, ±cents) of what a month's spend sums: the member's accepted checkouts
   // committed in [?2, ?3) and their accepted refunds; of one member (?1) or of a list.
   static std::string SpendRowsSql(bool list) {
@@ -1707,13 +1677,33 @@ class SqlStore final : public Store {
     return static_cast<int64_t>(sum > kMax ? kMax : sum < kMin ? kMin : sum);
   }
 
-  // The rows a write transaction queued (InsertCheckout of a checkout it read as absent,
-  // InsertEntry, AddLot), written in this order, 500 to a statement. Prepared here, not with
-  // HQ_PREPARE, which flushes them.
+  // Rows queued by a write transaction (FlushRows).
+  struct QueuedCheckout {
+    std::string terminal_id, checkout_id;
+    std::optional<uint64_t> member_id;
+    int64_t committed_at_ms, total_due_cents;
+    std::string code_hash, coupon_id, body, cashier_id;
+  };
+  struct QueuedEntry {
+    sync::Entry e;
+    bool applied;
+    int64_t received_at_ms;
+  };
+  struct QueuedRows {
+    std::vector<QueuedCheckout> checkouts;
+    std::vector<QueuedEntry> entries;
+    std::vector<model::Lot> lots;
+  };
+
+  // Rows of a table, 500 to a statement (an entry's 14 parameters a row make 7,000, within
+  // both engines' limits): `head` VALUES (…),… `tail`, bind_row(st, first parameter - 1, row).
+  // all_new: each statement must change as many rows as it has, else the write fails. Like
+  // HQ_PREPARE, it writes what is queued first (unless it is that write, FlushRows).
   static constexpr size_t kRowsPerInsert = 500;
   template <class T, class BindRow>
   Status InsertRows(const std::string& head, int columns, const std::vector<T>& rows,
                     const std::string& tail, bool all_new, BindRow bind_row) {
+    if (Status s = FlushRows(); !s.ok()) return s;
     std::string group = "(";
     for (int c = 0; c < columns; ++c) group += c ? ",?" : "?";
     group += ")";
@@ -1731,21 +1721,25 @@ class SqlStore final : public Store {
     }
     return Status::Ok();
   }
+  static constexpr const char* kCheckoutInsert =
+      "INSERT INTO checkouts (terminal_id, checkout_id, member_id, committed_at_ms, "
+      "total_due_cents, code_hash, coupon_id, body, cashier_id)";
+  static constexpr const char* kCheckoutConflict = " ON CONFLICT DO NOTHING";
+  static void BindCheckout(Stmt& st, int b, const QueuedCheckout& c) {
+    st.Bind(b + 1, c.terminal_id).Bind(b + 2, c.checkout_id).Bind(b + 3, c.member_id);
+    st.Bind(b + 4, c.committed_at_ms).Bind(b + 5, c.total_due_cents).Bind(b + 6, c.code_hash);
+    st.Bind(b + 7, c.coupon_id).BindBlob(b + 8, c.body).Bind(b + 9, c.cashier_id);
+  }
+  // The rows a write transaction queued (InsertCheckout of a checkout it read as absent,
+  // InsertEntry, AddLot), written in this order.
   Status FlushRows() {
     if (flushing_ || (rows_.checkouts.empty() && rows_.entries.empty() && rows_.lots.empty()))
       return Status::Ok();
     flushing_ = true;
     QueuedRows rows = std::move(rows_);
     rows_ = QueuedRows{};
-    Status s = InsertRows(
-        "INSERT INTO checkouts (terminal_id, checkout_id, member_id, committed_at_ms, "
-        "total_due_cents, code_hash, coupon_id, body, cashier_id)",
-        9, rows.checkouts, " ON CONFLICT DO NOTHING", true,
-        [](Stmt& st, int b, const QueuedCheckout& c) {
-          st.Bind(b + 1, c.terminal_id).Bind(b + 2, c.checkout_id).Bind(b + 3, c.member_id);
-          st.Bind(b + 4, c.committed_at_ms).Bind(b + 5, c.total_due_cents).Bind(b + 6, c.code_hash);
-          st.Bind(b + 7, c.coupon_id).BindBlob(b + 8, c.body).Bind(b + 9, c.cashier_id);
-        });
+    Status s =
+        InsertRows(kCheckoutInsert, 9, rows.checkouts, kCheckoutConflict, true, BindCheckout);
     if (s.ok())
       s = InsertRows("INSERT INTO entries (" LOYALTY_ENTRY_COLUMNS ", applied, received_at_ms)", 14,
                      rows.entries, "", false, [](Stmt& st, int b, const QueuedEntry& q) {
@@ -1769,7 +1763,7 @@ class SqlStore final : public Store {
   }
 
   // The spend rows of the members whose rows changed in the transaction, written back: each
-  // such member's rows deleted and inserted again as they stand, 250 rows a statement.
+  // such member's rows deleted and inserted again as they stand, 500 rows a statement.
   Status FlushSpends() {
     if (spend_dirty_.empty()) return Status::Ok();
     const std::vector<uint64_t> ids(spend_dirty_.begin(), spend_dirty_.end());
@@ -1780,19 +1774,15 @@ class SqlStore final : public Store {
     std::vector<std::pair<uint64_t, SpendRow>> rows;
     for (uint64_t id : ids)
       for (const auto& r : spend_rows_[id]) rows.emplace_back(id, r);
-    constexpr size_t kRows = 250;  // 4 parameters a row
-    for (size_t at = 0; at < rows.size(); at += kRows) {
-      const size_t n = std::min(kRows, rows.size() - at);
-      std::string sql = "INSERT INTO spend_totals (member_id, from_ms, to_ms, cents) VALUES ";
-      for (size_t i = 0; i < n; ++i) sql += std::string(i ? "," : "") + "(?,?,?,?)";
-      HQ_PREPARE(st, sql);
-      for (size_t i = 0; i < n; ++i) {
-        const auto& [id, r] = rows[at + i];
-        const int b = static_cast<int>(4 * i);
-        st.Bind(b + 1, id).Bind(b + 2, r.from_ms).Bind(b + 3, r.to_ms).Bind(b + 4, r.cents);
-      }
-      if (Status s = st.Run(); !s.ok()) return s;
-    }
+    if (Status s = InsertRows("INSERT INTO spend_totals (member_id, from_ms, to_ms, cents)", 4,
+                              rows, "", false,
+                              [](Stmt& st, int b, const std::pair<uint64_t, SpendRow>& row) {
+                                const auto& [id, r] = row;
+                                st.Bind(b + 1, id).Bind(b + 2, r.from_ms);
+                                st.Bind(b + 3, r.to_ms).Bind(b + 4, r.cents);
+                              });
+        !s.ok())
+      return s;
     spend_dirty_.clear();
     return Status::Ok();
   }
@@ -2014,23 +2004,6 @@ class SqlStore final : public Store {
   };
   std::map<uint64_t, std::vector<SpendRow>> spend_rows_;  // by member (PrefetchSpends)
   std::set<uint64_t> spend_dirty_;
-  // Rows queued by a write transaction (FlushRows).
-  struct QueuedCheckout {
-    std::string terminal_id, checkout_id;
-    std::optional<uint64_t> member_id;
-    int64_t committed_at_ms, total_due_cents;
-    std::string code_hash, coupon_id, body, cashier_id;
-  };
-  struct QueuedEntry {
-    sync::Entry e;
-    bool applied;
-    int64_t received_at_ms;
-  };
-  struct QueuedRows {
-    std::vector<QueuedCheckout> checkouts;
-    std::vector<QueuedEntry> entries;
-    std::vector<model::Lot> lots;
-  };
   QueuedRows rows_;
   bool flushing_ = false;
   std::set<std::pair<std::string, std::string>> absent_checkouts_;  // read absent in this write
