@@ -375,6 +375,68 @@ TEST_F(HqServiceTest, RestoredTerminalForksAndBothBranchesCount) {
   EXPECT_EQ(view["chain_ok"], false);
 }
 
+// An upload's chain checks read the entries around its seqs in one statement when its seqs
+// span at most 2 x 500 (upload.cc, ReadBatchEntries), one seq at a time otherwise. Both
+// reads must give the same answers: the same fork, gap and linked entries, whatever the span.
+TEST_F(HqServiceTest, ChainChecksAnswerAlikeWhenAnUploadSpansMoreSeqsThanOneRead) {
+  uint64_t m = std::stoull(CreateMember());
+  struct Answers {
+    std::vector<std::string> statuses;
+    std::map<std::string, std::string> conflict_of_entry;  // entry_id → kind
+    int64_t balance = 0;
+  };
+  int64_t balance_before = 0;
+  auto play = [&](const std::string& tid, int64_t gap_seq,
+                  std::vector<std::string>* entry_order) -> Answers {
+    FakeTerminal t{tid};
+    sync::UploadRequest first;
+    for (int i = 1; i <= 3; ++i) {
+      const std::string c = tid + "-c" + std::to_string(i);
+      first.entries.push_back(t.Make("earn", m, 10, kNowMs - 9000 + i, c));
+      first.checkouts.push_back(MakeCheckout(c, m, 1000, kNowMs - 9000 + i));
+    }
+    auto res = Upload(tid, first);
+    for (const auto& r : res.results) EXPECT_EQ(r.status, "created") << tid;
+    balance_before = Member(std::to_string(m))["balance"].get<int64_t>();
+    // One upload: another seq 2 (a restored terminal), seq 4 after the stored seq 3, and
+    // an entry at gap_seq whose prev_hash links to nothing.
+    FakeTerminal restored{tid};
+    restored.seq = 1;
+    restored.head_hash = first.entries[0].hash;
+    FakeTerminal lost{tid};
+    lost.seq = gap_seq - 1;
+    lost.head_hash = std::string(32, '\x5a');
+    sync::UploadRequest next;
+    next.entries = {restored.Make("earn", m, 1, kNowMs - 5000, tid + "-c4"),
+                    t.Make("earn", m, 2, kNowMs - 4000, tid + "-c5"),
+                    lost.Make("earn", m, 4, kNowMs - 3000, tid + "-c6")};
+    next.checkouts = {MakeCheckout(tid + "-c4", m, 100, kNowMs - 5000),
+                      MakeCheckout(tid + "-c5", m, 200, kNowMs - 4000),
+                      MakeCheckout(tid + "-c6", m, 400, kNowMs - 3000)};
+    entry_order->clear();
+    for (const auto& e : next.entries) entry_order->push_back(e.entry_id);
+    Answers a;
+    for (const auto& r : Upload(tid, next).results) a.statuses.push_back(r.status);
+    const json view = J(Call("GET", "/v1/terminals/" + tid));
+    for (const auto& c : view["conflicts"])
+      a.conflict_of_entry[c["detail"].value("entry_id", "")] = c["kind"];
+    a.balance = Member(std::to_string(m))["balance"].get<int64_t>() - balance_before;
+    return a;
+  };
+  std::vector<std::string> near_ids, far_ids;
+  Answers near = play("T01", 9, &near_ids);   // seqs 1..9: one read
+  Answers far = play("T02", 1600, &far_ids);  // seqs 1..1600: one read per seq
+  for (const Answers* a : {&near, &far}) {
+    EXPECT_EQ(a->statuses, (std::vector<std::string>{"created", "created", "created"}));
+    EXPECT_EQ(a->balance, 7);  // every entry kept and applied
+  }
+  EXPECT_EQ(near.conflict_of_entry, (std::map<std::string, std::string>{
+                                        {near_ids[0], "chain_fork"}, {near_ids[2], "chain_gap"}}));
+  EXPECT_EQ(far.conflict_of_entry, (std::map<std::string, std::string>{{far_ids[0], "chain_fork"},
+                                                                       {far_ids[2], "chain_gap"}}));
+  EXPECT_EQ(J(Call("GET", "/v1/terminals/T02"))["last_seq"], 1600);
+}
+
 TEST_F(HqServiceTest, CrossStoreDoubleSpendGoesNegativeAndReuseIsReported) {
   std::string id = CreateMember();
   uint64_t m = std::stoull(id);
