@@ -19,7 +19,10 @@ int64_t HqService::Impl::PhoneKeyId(int64_t now_s) const {
 }
 
 // The lots and this month's spend of every member of a page, in a few statements: kept
-// spends read at once, the others summed (and kept) one by one as MonthSpend does.
+// spends read at once; the others summed at once too and kept at the commit
+// (Store::PrefetchSpends), then answered from what that read — a first sync's pages are
+// mostly members with no spend kept yet (three statements each before). Outside a write
+// transaction nothing is kept and they are summed one by one as MonthSpend does.
 Result<HqService::Impl::SnapshotPage> HqService::Impl::ReadSnapshotPage(
     const std::vector<uint64_t>& member_ids) {
   SnapshotPage page;
@@ -30,8 +33,11 @@ Result<HqService::Impl::SnapshotPage> HqService::Impl::ReadSnapshotPage(
   auto kept = store.KeptMemberSpends(member_ids, from, to);
   if (!kept.ok()) return kept.status();
   page.month_spend = std::move(*kept);
-  for (uint64_t id : member_ids) {
-    if (page.month_spend.count(id)) continue;
+  std::vector<uint64_t> unkept;
+  for (uint64_t id : member_ids)
+    if (!page.month_spend.count(id)) unkept.push_back(id);
+  if (Status s = store.PrefetchSpends(unkept, from, to); !s.ok()) return s;
+  for (uint64_t id : unkept) {
     auto spend = store.MemberSpend(id, from, to);
     if (!spend.ok()) return spend.status();
     page.month_spend[id] = *spend;
