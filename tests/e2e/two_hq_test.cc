@@ -212,6 +212,56 @@ TEST_F(TwoHqTest, TheSameUploadThroughBothProcessesAtOnceIsStoredOnce) {
   EXPECT_TRUE(hq2_->Admin("GET", std::string("/v1/terminals/") + kD).body["chain_ok"].get<bool>());
 }
 
+// Two terminals selling to the same members, each uploading through its own process at the
+// same moment, again and again: each upload reads and rewrites those members' balances,
+// lots and month spends, so the two writes must not interleave. Every balance stays the sum
+// of its member's entries and of their lots, every month spend the sum of the sales.
+TEST_F(TwoHqTest, SalesOfTheSameMembersThroughBothProcessesAtOnceLoseNoPoint) {
+  std::vector<Member> members{Enrol(*hq_, 1), Enrol(*hq_, 2), Enrol(*hq_, 3)};
+  FakeTerminal ta{kA}, td{kD};
+  const int64_t now_ms = static_cast<int64_t>(::time(nullptr)) * 1000;
+  std::map<std::string, int64_t> spend;  // member id → cents sold
+  for (int round = 0; round < 8; ++round) {
+    auto batch = [&](FakeTerminal& t) {
+      sync::UploadRequest up;
+      for (size_t k = 0; k < members.size(); ++k) {
+        const int64_t cents = 1000 + 100 * round + static_cast<int64_t>(k);
+        Sale s =
+            PricedSale(t, std::stoull(members[k].id),
+                       t.id + "-" + std::to_string(round) + "-" + std::to_string(k),
+                       hq::testing::Basket(cents), now_ms + round * 10 + static_cast<int64_t>(k));
+        up.entries.insert(up.entries.end(), s.entries.begin(), s.entries.end());
+        up.checkouts.push_back(s.checkout);
+        spend[members[k].id] += s.checkout.total_due_cents;
+      }
+      return sync::SerializeMessage(up);
+    };
+    const std::string body_a = batch(ta), body_d = batch(td);
+    auto send = [&](HqProcess& hq, const char* tid, const std::string& body) {
+      return hq.AsTerminal("POST", std::string("/v1/sync/") + tid + "/entries", body,
+                           pki_->client(tid), pki_->ca_file());
+    };
+    auto r1 = std::async(std::launch::async, [&] { return send(*hq_, kA, body_a); });
+    auto r2 = std::async(std::launch::async, [&] { return send(*hq2_, kD, body_d); });
+    for (const Reply& r : {r1.get(), r2.get()}) {
+      ASSERT_EQ(r.status, 200) << r.raw;
+      for (const auto& x : r.body["results"]) ASSERT_EQ(x["status"], "created") << r.raw;
+    }
+  }
+  for (const auto& m : members) {
+    const Reply v = hq2_->Admin("GET", "/v1/members/" + m.id);
+    ASSERT_EQ(v.status, 200) << v.raw;
+    const int64_t balance = v.body["balance"].get<int64_t>();
+    EXPECT_GT(balance, 0);
+    EXPECT_EQ(balance, HqEntrySum(*hq_, m.id)) << "member " << m.id;
+    EXPECT_EQ(balance,
+              Count("SELECT COALESCE(sum(remaining), 0) FROM lots WHERE member_id = " + m.id))
+        << "member " << m.id;
+    EXPECT_EQ(v.body["month_spend_cents"].get<int64_t>(), spend[m.id]) << "member " << m.id;
+    EXPECT_EQ(v.body["entries"].get<int64_t>(), 16) << "member " << m.id;
+  }
+}
+
 // A process killed (SIGKILL) in the middle of a terminal's upload: the terminal's next run,
 // through the other process, converges with every invariant.
 TEST_F(TwoHqTest, AProcessKilledMidUploadAndTheNextRunThroughTheOtherConverges) {
