@@ -30,7 +30,8 @@
 // database, a terminal's runs alternate between them.
 //
 // Phases, each a fresh hour for every terminal taking part:
-//   ingest  hello + upload only, in rounds; on PostgreSQL each round's batches are then
+//   ingest  hello + upload only, in rounds, after one uncounted round and ANALYZE (on
+//           PostgreSQL; --no-ingest-warmup skips it); on PostgreSQL each round's batches are then
 //           loaded bare (bare_load.h) into a copy of HQ's schema: entries per second side
 //           by side, in the same run; then once more one INSERT per row, into another copy.
 //   runs    the whole hourly run (hello, upload, one changes page, recon of entries and
