@@ -405,6 +405,18 @@ TEST_F(HqStoreTest, PrefetchedSpendsAnswerAndKeepWhatTheRowsSum) {
   EXPECT_EQ(kept(9, kMonth, kNext), before);
   EXPECT_EQ(spend(9), 305);
 
+  // A kept window dropped in a transaction (its checkout refused) and not asked again is
+  // gone from the table at the commit, not left at its old sum.
+  ASSERT_TRUE(store_
+                  ->Transaction([&]() -> Status {
+                    if (Status p = store_->PrefetchSpends({9}, kMonth, kNext); !p.ok()) return p;
+                    return store_->MarkCheckoutRefused("T01", "h");
+                  })
+                  .ok());
+  EXPECT_FALSE(kept(9, kMonth, kNext));
+  EXPECT_EQ(truth(9, kMonth, kNext), 300);
+  EXPECT_EQ(spend(9), 300);
+
   // Past 2^62 the kept row goes and the rows are summed, prefetched or not.
   const int64_t n = kLimit / sync::kMaxCents;
   ASSERT_TRUE(store_
