@@ -953,23 +953,34 @@ int Bench::PhaseIngest(json& out) {
   // on empty tables would time plans made for empty tables until autovacuum's first ANALYZE
   // (rounds differing 2x). So first one uncounted round of the first round's terminals,
   // loaded bare too, then ANALYZE of HQ's database and of both bare copies.
-  if (pg_ && opt_.ingest_warmup) {
+  // A fresh hour for each of terminals [from, to), generated before any clock starts (the
+  // uploads alone are timed), with a copy of each batch for the bare loads.
+  struct Round {
     std::vector<Job> jobs;
     std::vector<sync::UploadRequest> copies;
     std::vector<std::string> tids;
-    for (int i = 0; i < n / rounds; ++i) {
+  };
+  auto make_round = [&](int from, int to) {
+    Round rd;
+    for (int i = from; i < to; ++i) {
       Terminal& t = chain_->terminal(i);
       chain_->GenerateHour(t);
-      copies.push_back(t.pending.back().request);
-      tids.push_back(t.id);
-      jobs.push_back({i, (i + t.hours) % opt_.hq, -1, false});
+      if (bare) {
+        rd.copies.push_back(t.pending.back().request);
+        rd.tids.push_back(t.id);
+      }
+      rd.jobs.push_back({i, (i + t.hours) % opt_.hq, -1, false});
     }
-    auto runs = Drive(jobs, opt_.concurrency, RunKind::kUploadOnly, nullptr);
+    return rd;
+  };
+  if (pg_ && opt_.ingest_warmup) {
+    const Round w = make_round(0, n / rounds);
+    auto runs = Drive(w.jobs, opt_.concurrency, RunKind::kUploadOnly, nullptr);
     int failed = 0;
     for (const auto& d : runs) failed += d.st.ok ? 0 : 1;
     if (bare) {
       for (const auto* db : {&bare_db_, &rows_db_}) {
-        auto b = BareLoad(*pg_, *db, tids, copies, opt_.concurrency,
+        auto b = BareLoad(*pg_, *db, w.tids, w.copies, opt_.concurrency,
                           db == &bare_db_ ? BareMode::kMultiRow : BareMode::kRowAtATime);
         if (!b.ok) {
           std::printf("bare load (warm-up) failed: %s\n", b.error.c_str());
@@ -993,18 +1004,8 @@ int Bench::PhaseIngest(json& out) {
   json round_reports = json::array();
   for (int r = 0; r < rounds; ++r) {
     const int from = n * r / rounds, to = n * (r + 1) / rounds;
-    std::vector<Job> jobs;
-    std::vector<sync::UploadRequest> copies;
-    std::vector<std::string> tids;
-    for (int i = from; i < to; ++i) {
-      Terminal& t = chain_->terminal(i);
-      chain_->GenerateHour(t);  // before the clock: the uploads alone are timed
-      if (bare) {
-        copies.push_back(t.pending.back().request);
-        tids.push_back(t.id);
-      }
-      jobs.push_back({i, (i + t.hours) % opt_.hq, -1, false});
-    }
+    const Round rd = make_round(from, to);
+    const auto& [jobs, copies, tids] = rd;
     std::vector<double> cpu0;
     for (auto& h : hqs_) cpu0.push_back(ProcessCpuMs(h->pid()));
     const double pg0 = pg_ ? pg_->CpuMs() : 0, self0 = SelfCpuMs();
