@@ -138,6 +138,7 @@ Status HqService::Impl::ApplyEntry(const sync::Entry& e) {
 // Appends one of HQ's own entries to its chain (not applied: the caller does that).
 Result<sync::Entry> HqService::Impl::AppendHqEntry(const std::string& kind, uint64_t member_id,
                                                    int64_t points, const json& detail) {
+  if (Status s = store.LockHqChain(); !s.ok()) return s;  // before its head is read
   auto head = store.HqHead();
   if (!head.ok()) return head.status();
   sync::Entry e;

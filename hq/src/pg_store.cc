@@ -224,13 +224,30 @@ struct PgBackend {
     if (!s.ok() && db.in_transaction()) (void)db.Exec("ROLLBACK");
     return s;
   }
+  // A write beside others (SqlStore::SharedTransaction): the writer lock shared, then each
+  // key's lock in the order given, in one statement (a function in a select list runs row by
+  // row, in the order unnest gives the array's elements).
+  static constexpr bool kSharedWrites = true;
+  static Status BeginShared(Db& db, const std::vector<int64_t>& keys) {
+    std::string sql = "BEGIN; " + LockSql("pg_advisory_xact_lock_shared", kWriterLock);
+    if (!keys.empty()) {
+      sql += "; SELECT count(pg_advisory_xact_lock(k)) FROM unnest('{";
+      for (size_t i = 0; i < keys.size(); ++i) sql += (i ? "," : "") + std::to_string(keys[i]);
+      sql += "}'::bigint[]) AS k";
+    }
+    Status s = db.Exec(sql);
+    if (!s.ok() && db.in_transaction()) (void)db.Exec("ROLLBACK");
+    return s;
+  }
+  static bool IsReservedLock(int64_t key) { return key == kWriterLock || key == kMigrationLock; }
+  static Status FoldIfDue(Set& set) { return set.FlushIfDue(); }
   static bool InTransaction(Db& db) { return db.in_transaction(); }
   // Lot ids for rows written later in the transaction (SqlStore::AddLot): the sequence's
   // next ?1, never handed out again; those the transaction leaves unused are a gap.
   static constexpr const char* kReserveLotIds =
       "SELECT nextval('lots_lot_id_seq') FROM generate_series(1, ?1)";
-  static Status UpsertMany(const std::vector<std::pair<Set*, recon::Item>>& items) {
-    return recon::PgStore::UpsertMany(items);
+  static Status UpsertMany(const std::vector<std::pair<Set*, recon::Item>>& items, bool may_fold) {
+    return recon::PgStore::UpsertMany(items, may_fold);
   }
   // A list parameter is a JSON array (SqlStore::ListText), as SQLite takes it. A membership
   // test is `= ANY(ARRAY(…))`: the array is built once (an InitPlan) and becomes an index

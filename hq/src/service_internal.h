@@ -213,8 +213,10 @@ struct HqService::Impl {
   // ------------------------------------------------------------------ write_cache.cc
   // Store::Transaction, timed for loyalty_hq_store_transaction_duration_seconds: every
   // transaction of the service goes through here (Write included), never store.Transaction.
-  Status Transact(const std::function<Status()>& body);
-  Status Write(const std::function<Status()>& body);
+  Status Transact(const std::function<Status()>& body,
+                  const std::vector<std::string>* shared_keys = nullptr);
+  Status Write(const std::function<Status()>& body,
+               const std::vector<std::string>* shared_keys = nullptr);
   Status FlushMembers();
   Status Forget();
   static Status NoWrite();
@@ -332,6 +334,8 @@ struct HqService::Impl {
                       const std::string& id, const std::string& reason);
   Status StoreCheckout(const std::string& tid, const sync::Checkout& c);
   http::Response Upload(const std::string& tid, const http::Request& req);
+  static std::vector<std::string> UploadLockKeys(const std::string& tid,
+                                                 const sync::UploadRequest& up);
 
   // ------------------------------------------------------------------ sync_routes.cc
   // What a terminal of store `store_id` may know of the member: for a member who consented

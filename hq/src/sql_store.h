@@ -8,7 +8,12 @@
 //     static Result<std::unique_ptr<Set>> OpenSet(Db&, const std::string& scope);
 //     static Status Begin(Db&);                             // opens a write transaction
 //     static bool InTransaction(Db&);
-//     static Status UpsertMany(const std::vector<std::pair<Set*, recon::Item>>&);
+//     static Status UpsertMany(const std::vector<std::pair<Set*, recon::Item>>&,
+//                              bool may_fold);    // may fold a set whose journal grew
+//     static constexpr bool kSharedWrites;         // writes beside each other (SharedTransaction)
+//     static Status BeginShared(Db&, const std::vector<int64_t>& keys);  // sorted, unique
+//     static bool IsReservedLock(int64_t);          // a lock number the backend uses itself
+//     static Status FoldIfDue(Set&);                // folds a journal past the auto-fold size
 //     static std::string InInts(int n);    // "column <this>": the column is one of the
 //     static std::string InTexts(int n);   // integers (strings) of the JSON array of
 //                                          // parameter n (ListText), planned as a look-up
@@ -164,7 +169,65 @@ class SqlStore final : public Store {
   }
 
   Status Transaction(const std::function<Status()>& body) override {
-    Status s = B::Begin(*db_);
+    return Run(B::Begin(*db_), body);
+  }
+
+  Status SharedTransaction(const std::vector<std::string>& keys,
+                           const std::function<Status()>& body) override {
+    if constexpr (!B::kSharedWrites) {
+      return Transaction(body);
+    } else {
+      std::vector<int64_t> locks;
+      locks.reserve(keys.size());
+      for (const auto& k : keys) locks.push_back(WriteLockKey(k));
+      // One global order (the numbers') and each once: two writes never wait in a cycle.
+      std::sort(locks.begin(), locks.end());
+      locks.erase(std::unique(locks.begin(), locks.end()), locks.end());
+      shared_ = true;
+      Status s = Run(B::BeginShared(*db_, locks), body);
+      shared_ = false;
+      return s;
+    }
+  }
+
+  Status LockHqChain() override {
+    if constexpr (B::kSharedWrites) {
+      if (!shared_) return Status::Ok();  // the writer lock, exclusive, is enough
+      // HQ's chain and the change sequence are one lock: the counter's row, which NextChange
+      // takes too. Whoever holds it asks for no other lock before the commit, so waiting for
+      // it closes no cycle.
+      HQ_PREPARE(st, "SELECT value FROM change_counter WHERE id = 1 FOR UPDATE");
+      return st.Run();
+    } else {
+      return Status::Ok();
+    }
+  }
+
+  Status FoldSets(const std::string& terminal_id) override {
+    if (Status s = FlushSets(); !s.ok()) return s;
+    auto entries = OpenTerminalSet(terminal_id);
+    if (!entries.ok()) return entries.status();
+    if (Status s = B::FoldIfDue(**entries); !s.ok()) return s;
+    auto balances = OpenBalanceSet(terminal_id);
+    if (!balances.ok()) return balances.status();
+    return B::FoldIfDue(**balances);
+  }
+
+  // A key of SharedTransaction as an advisory lock number: FNV-1a, 64 bits (the same in
+  // every process and build), never one of the backend's own locks.
+  static int64_t WriteLockKey(const std::string& key) {
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (unsigned char c : key) {
+      h ^= c;
+      h *= 0x100000001b3ULL;
+    }
+    auto v = static_cast<int64_t>(h);
+    return B::IsReservedLock(v) ? v ^ 1 : v;
+  }
+
+ private:
+  Status Run(Status begun, const std::function<Status()>& body) {
+    Status s = std::move(begun);
     if (!s.ok()) return s;
     s = body();
     if (s.ok()) s = FlushRows();
@@ -188,6 +251,7 @@ class SqlStore final : public Store {
     return s;
   }
 
+ public:
   // --- members
   Status InsertMember(const MemberRecord& m) override {
     auto seq = NextChange();
@@ -1930,7 +1994,9 @@ class SqlStore final : public Store {
     if (pending_items_.empty()) return Status::Ok();
     std::vector<std::pair<Set*, recon::Item>> items;
     items.swap(pending_items_);
-    return B::UpsertMany(items);
+    // A shared write never folds: another may be writing the same set's journal (docs/hq.md,
+    // "Writers in parallel").
+    return B::UpsertMany(items, /*may_fold=*/!shared_);
   }
 
   // After a set write was queued: outside a transaction it goes now (and a failure leaves
@@ -2011,6 +2077,7 @@ class SqlStore final : public Store {
   std::deque<int64_t> lot_ids_;  // reserved in this write, not yet used
   std::map<std::string, std::unique_ptr<Set>> terminal_sets_;
   std::map<std::string, std::unique_ptr<Set>> balance_sets_;  // by terminal
+  bool shared_ = false;                                       // inside a SharedTransaction
 };
 
 }  // namespace loyalty::hq::internal

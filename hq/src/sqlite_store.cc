@@ -201,7 +201,12 @@ struct SqliteBackend {
   }
   static Status Begin(Db& db) { return db.Exec("BEGIN IMMEDIATE"); }
   static bool InTransaction(Db& db) { return !sqlite3_get_autocommit(db.raw()); }
-  static Status UpsertMany(const std::vector<std::pair<Set*, recon::Item>>& items) {
+  // One writer at a time: a SharedTransaction is a Transaction, and the sets fold on their own.
+  static constexpr bool kSharedWrites = false;
+  static Status BeginShared(Db& db, const std::vector<int64_t>&) { return Begin(db); }
+  static bool IsReservedLock(int64_t) { return false; }
+  static Status FoldIfDue(Set&) { return Status::Ok(); }
+  static Status UpsertMany(const std::vector<std::pair<Set*, recon::Item>>& items, bool) {
     for (const auto& [set, item] : items)  // in order: a later item for the same id wins
       if (Status s = set->Upsert(item); !s.ok()) return s;
     return Status::Ok();

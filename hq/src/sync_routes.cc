@@ -102,19 +102,24 @@ http::Response HqService::Impl::Hello(const std::string& tid, const http::Reques
   auto h = sync::ParseMessage<sync::HelloRequest>(req.body);
   if (!h.ok()) return FromStatus(h.status());
   sync::HelloResponse out;
-  Status s = Transact([&]() -> Status {
-    auto before = store.GetTerminal(tid);
-    if (!before.ok()) return before.status();
-    auto n = store.CountEntries(tid);
-    if (!n.ok()) return n.status();
-    auto t = TouchTerminal(tid, &h->store_id);
-    if (!t.ok()) return t.status();
-    out.hq_time_ms = clock.now_ms();
-    out.terminal_known = before->has_value() || *n > 0;
-    out.hq_entries = *n;
-    out.hq_head = {t->head_seq, t->head_seq > 0 ? t->head_hash : ""};
-    return Status::Ok();
-  });
+  // It reads and writes the terminal's own row and counts its own entries: beside any other
+  // terminal's upload (docs/hq.md, "Writers in parallel").
+  const std::vector<std::string> keys{"t:" + tid};
+  Status s = Transact(
+      [&]() -> Status {
+        auto before = store.GetTerminal(tid);
+        if (!before.ok()) return before.status();
+        auto n = store.CountEntries(tid);
+        if (!n.ok()) return n.status();
+        auto t = TouchTerminal(tid, &h->store_id);
+        if (!t.ok()) return t.status();
+        out.hq_time_ms = clock.now_ms();
+        out.terminal_known = before->has_value() || *n > 0;
+        out.hq_entries = *n;
+        out.hq_head = {t->head_seq, t->head_seq > 0 ? t->head_hash : ""};
+        return Status::Ok();
+      },
+      &keys);
   if (!s.ok()) return FromStatus(s);
   return JsonResponse(200, sync::ToJson(out));
 }
@@ -134,6 +139,10 @@ http::Response HqService::Impl::Changes(const std::string& tid, const http::Requ
   Status s = Transact([&]() -> Status {
     auto term = TouchTerminal(tid, nullptr);
     if (!term.ok()) return term.status();
+    // Uploads, which may run beside each other, leave the sets' journals unfolded: the
+    // terminal's are folded here, alone, once they have grown (docs/hq.md, "Writers in
+    // parallel").
+    if (Status s = store.FoldSets(tid); !s.ok()) return s;
     // The store's members only (hq-and-sync.md, "Download"); every one sent is held.
     const int64_t since = ScopeSinceMs();
     auto members = store.StoreMembersChangedAfter(term->store_id, since, after, q->limit + 1);

@@ -263,13 +263,49 @@ Status HqService::Impl::ReadBatchEntries(const std::string& tid,
   return Status::Ok();
 }
 
+// What an upload without refunds changes that another upload might too: its terminal (its
+// chain, checkouts, holdings and sets), every member its checkouts and its own entries name
+// (balances, lots, spend, scope, the balance sets holding them), and the coupons and codes
+// its checkouts used (their use elsewhere is a conflict). Entries of another terminal are
+// refused unread; HQ's chain and the change sequence the store locks when they are written.
+std::vector<std::string> HqService::Impl::UploadLockKeys(const std::string& tid,
+                                                         const sync::UploadRequest& up) {
+  std::vector<std::string> keys{"t:" + tid};
+  for (const auto& c : up.checkouts) {
+    if (c.member_id && *c.member_id != 0) keys.push_back("m:" + std::to_string(*c.member_id));
+    if (!c.coupon_id.empty()) keys.push_back("c:" + c.coupon_id);
+    if (!c.code_hash.empty()) keys.push_back("k:" + c.code_hash);
+  }
+  for (const auto& e : up.entries)
+    if (e.terminal_id == tid && e.member_id != 0)
+      keys.push_back("m:" + std::to_string(e.member_id));
+  return keys;
+}
+
 http::Response HqService::Impl::Upload(const std::string& tid, const http::Request& req) {
   auto up = sync::ParseMessage<sync::UploadRequest>(req.body);
   if (!up.ok()) return FromStatus(up.status());
   // Opened outside the transaction so that a rollback never removes the set's scope row.
   if (auto set = store.TerminalSet(tid); !set.ok()) return FromStatus(set.status());
   sync::UploadResponse out;
-  Status s = Write([&]() -> Status {
+  // Beside other uploads (docs/hq.md, "Writers in parallel") unless it has refunds: a refund
+  // names a sale that may be another terminal's, and its member and a claim to claw back
+  // from are found only inside the write; nor while a claim of this terminal's sales waits
+  // (its member is found only inside).
+  bool exclusive = !up->refunds.empty();
+  bool claims_wait = false;
+  const std::vector<std::string> keys = UploadLockKeys(tid, *up);
+  auto body = [&]() -> Status {
+    if (!exclusive) {
+      // No claim can be added while this runs (a claim is an exclusive write): none now, none
+      // to settle at the end.
+      auto pending = store.PendingClaims(tid);
+      if (!pending.ok()) return pending.status();
+      if (!pending->empty()) {
+        claims_wait = true;
+        return Status::Error(ErrorCode::kUnavailable, "claims wait: the upload runs alone");
+      }
+    }
     out.results.clear();
     batch_checkouts.clear();
     batch_first_entry.clear();
@@ -382,7 +418,8 @@ http::Response HqService::Impl::Upload(const std::string& tid, const http::Reque
     }
     // Claims of this terminal's sales that waited for them (claims.cc): credited or refused
     // now that HQ holds the sales and their refunds.
-    if (Status s = SettleClaims(tid); !s.ok()) return s;
+    if (exclusive)
+      if (Status s = SettleClaims(tid); !s.ok()) return s;
     if (Status s = ReadBatchEntries(tid, up->entries); !s.ok()) return s;
     for (const auto& e : up->entries) {
       auto st = UploadOne(tid, e, &*term, now_ms);
@@ -410,7 +447,12 @@ http::Response HqService::Impl::Upload(const std::string& tid, const http::Reque
     }
     if (Status s = store.HoldMembers(tid, holdings); !s.ok()) return s;
     return store.PutTerminal(*term);
-  });
+  };
+  Status s = Write(body, exclusive ? nullptr : &keys);
+  if (claims_wait) {
+    exclusive = true;
+    s = Write(body);
+  }
   batch_checkouts.clear();  // it points into `up`, also after a failed transaction
   batch_first_entry.clear();
   batch_refund_seq.clear();

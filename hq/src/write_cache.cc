@@ -15,25 +15,31 @@ using namespace internal;
 
 // Timed from here, the service's side: what a request waits for its transaction, including
 // PostgreSQL's writer lock, whichever backend runs it.
-Status HqService::Impl::Transact(const std::function<Status()>& body) {
+Status HqService::Impl::Transact(const std::function<Status()>& body,
+                                 const std::vector<std::string>* shared_keys) {
   const auto started = std::chrono::steady_clock::now();
-  Status s = store.Transaction(body);
+  Status s = shared_keys ? store.SharedTransaction(*shared_keys, body) : store.Transaction(body);
   metrics.StoreTransaction(MicrosSince(started));
   return s;
 }
 
 // Runs body in one store transaction with a fresh member cache, and writes the members it
 // changed before the commit. Every transaction that changes a member runs through here.
-Status HqService::Impl::Write(const std::function<Status()>& body) {
-  return Transact([&]() -> Status {
-    struct Reset {
-      std::unique_ptr<WriteCache>& p;
-      ~Reset() { p.reset(); }
-    } reset{tx};
-    tx = std::make_unique<WriteCache>();
-    if (Status s = body(); !s.ok()) return s;
-    return FlushMembers();
-  });
+// With shared_keys, a SharedTransaction: body changes nothing but what they name (and the
+// change sequence and HQ's chain, which the store locks itself).
+Status HqService::Impl::Write(const std::function<Status()>& body,
+                              const std::vector<std::string>* shared_keys) {
+  return Transact(
+      [&]() -> Status {
+        struct Reset {
+          std::unique_ptr<WriteCache>& p;
+          ~Reset() { p.reset(); }
+        } reset{tx};
+        tx = std::make_unique<WriteCache>();
+        if (Status s = body(); !s.ok()) return s;
+        return FlushMembers();
+      },
+      shared_keys);
 }
 
 Status HqService::Impl::FlushMembers() {

@@ -262,6 +262,58 @@ TEST_F(TwoHqTest, SalesOfTheSameMembersThroughBothProcessesAtOnceLoseNoPoint) {
   }
 }
 
+// HQ's own chain is written by uploads running beside each other: velocity freezes of
+// different members through both processes at once. Each is the next entry of one chain —
+// never two entries at one seq (docs/hq.md, "Writers in parallel": LockHqChain).
+TEST_F(TwoHqTest, FreezesAppendedThroughBothProcessesAtOnceKeepHqsChainOneLine) {
+  FakeTerminal ta{kA}, td{kD};
+  const int64_t now_ms = static_cast<int64_t>(::time(nullptr)) * 1000;
+  std::vector<Member> frozen;
+  for (int round = 0; round < 4; ++round) {
+    auto batch = [&](FakeTerminal& t, int first_device) {
+      sync::UploadRequest up;
+      for (int k = 0; k < 2; ++k) {
+        const Member m = Enrol(*hq_, first_device + k);
+        frozen.push_back(m);
+        // 6,000 points in one sale: past the 5,000 an hour the chain allows.
+        Sale s = PricedSale(t, std::stoull(m.id),
+                            t.id + "-v-" + std::to_string(round) + "-" + std::to_string(k),
+                            hq::testing::Basket(600'000), now_ms + round * 10 + k);
+        up.entries.insert(up.entries.end(), s.entries.begin(), s.entries.end());
+        up.checkouts.push_back(s.checkout);
+      }
+      return sync::SerializeMessage(up);
+    };
+    const std::string body_a = batch(ta, 100 + 10 * round), body_d = batch(td, 105 + 10 * round);
+    auto send = [&](HqProcess& hq, const char* tid, const std::string& body) {
+      return hq.AsTerminal("POST", std::string("/v1/sync/") + tid + "/entries", body,
+                           pki_->client(tid), pki_->ca_file());
+    };
+    auto r1 = std::async(std::launch::async, [&] { return send(*hq_, kA, body_a); });
+    auto r2 = std::async(std::launch::async, [&] { return send(*hq2_, kD, body_d); });
+    for (const Reply& r : {r1.get(), r2.get()}) {
+      ASSERT_EQ(r.status, 200) << r.raw;
+      for (const auto& x : r.body["results"]) ASSERT_EQ(x["status"], "created") << r.raw;
+    }
+  }
+  const int64_t n = static_cast<int64_t>(frozen.size());
+  const std::string hq = "FROM entries e WHERE e.terminal_id = '_hq'";
+  EXPECT_EQ(Count("SELECT count(*) " + hq + " AND e.kind = 'freeze'"), n);
+  EXPECT_EQ(Count("SELECT count(*) " + hq), Count("SELECT count(DISTINCT seq) " + hq));
+  EXPECT_EQ(Count("SELECT max(seq) " + hq), Count("SELECT count(*) " + hq));
+  // Each links to the one before it.
+  EXPECT_EQ(Count("SELECT count(*) " + hq +
+                  " AND EXISTS (SELECT 1 FROM entries p WHERE p.terminal_id = '_hq' AND "
+                  "p.seq = e.seq - 1 AND p.hash = e.prev_hash)"),
+            Count("SELECT count(*) " + hq) - 1);
+  for (const auto& m : frozen) {
+    const Reply v = hq2_->Admin("GET", "/v1/members/" + m.id);
+    ASSERT_EQ(v.status, 200) << v.raw;
+    EXPECT_EQ(v.body["status"], "frozen") << m.id;
+    EXPECT_EQ(v.body["balance"].get<int64_t>(), HqEntrySum(*hq_, m.id)) << m.id;
+  }
+}
+
 // A process killed (SIGKILL) in the middle of a terminal's upload: the terminal's next run,
 // through the other process, converges with every invariant.
 TEST_F(TwoHqTest, AProcessKilledMidUploadAndTheNextRunThroughTheOtherConverges) {

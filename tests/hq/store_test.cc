@@ -3,8 +3,11 @@
 // read fails under it (the fault seam, InjectStoreFault).
 #include <sqlite3.h>
 
+#include <atomic>
+#include <chrono>
 #include <functional>
 #include <map>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -1158,6 +1161,206 @@ TEST_F(HqStoreTest, AReadThatFailsDuringAnUploadFailsItWholeAndARetrySucceeds) {
   }
   res = Upload("T01", up);
   for (const auto& e : res.results) EXPECT_EQ(e.status, "exists");
+}
+
+// --- writers in parallel (docs/hq.md, "Writers in parallel")
+
+// Polls pred every millisecond for up to 20 s: a bound for a test that would otherwise hang,
+// not a measure of anything.
+bool WaitFor(const std::function<bool()>& pred) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
+
+class HqParallelWritesTest : public HqStoreTest {
+ protected:
+  void SetUp() override {
+    HqStoreTest::SetUp();
+    if (!loyalty::testing::HqOnPostgres()) GTEST_SKIP() << "SQLite has one writer at a time";
+    auto s = loyalty::testing::OpenTestHqStore(dir_);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    other_ = std::move(*s);
+  }
+  void TearDown() override {
+    other_.reset();
+    HqStoreTest::TearDown();
+  }
+
+  // Sessions of this test's database waiting for a lock (other tests share the server).
+  int64_t Waiting() {
+    auto n = loyalty::testing::QueryIntOnTestHqStore(
+        dir_,
+        "SELECT count(*) FROM pg_locks WHERE NOT granted AND pid IN (SELECT pid FROM "
+        "pg_stat_activity WHERE datname = current_database())");
+    return n.ok() ? *n : -1;
+  }
+
+  struct Beside {
+    bool finished_inside = false;  // the second write committed while the first was open
+    bool seen_waiting = false;     // it was seen waiting for a lock meanwhile
+  };
+  // `first` opens a transaction (on store_) whose body starts `second` (a transaction on
+  // other_) and waits until it has committed or is seen waiting for a lock; then both end.
+  Beside RunBeside(const std::function<Status(const std::function<Status()>&)>& first,
+                   const std::function<Status()>& second) {
+    std::atomic<bool> inside{false}, done{false};
+    Status second_status;
+    std::thread t([&] {
+      WaitFor([&] { return inside.load(); });
+      second_status = second();
+      done = true;
+    });
+    Beside out;
+    Status s = first([&]() -> Status {
+      inside = true;
+      EXPECT_TRUE(WaitFor([&] {
+        if (done) return true;
+        out.seen_waiting = Waiting() > 0;
+        return out.seen_waiting;
+      }));
+      out.finished_inside = done;
+      return Status::Ok();
+    });
+    inside = true;
+    t.join();
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    EXPECT_TRUE(second_status.ok()) << second_status.ToString();
+    return out;
+  }
+
+  std::unique_ptr<Store> other_;
+};
+
+TEST_F(HqParallelWritesTest, SharedWritesOfOtherKeysRunTogetherAndOfTheSameKeyInTurn) {
+  auto shared = [&](Store& st, std::vector<std::string> keys) {
+    return [&st, keys](const std::function<Status()>& body) {
+      return st.SharedTransaction(keys, body);
+    };
+  };
+  auto touch = [&](Store& st, const std::string& tid, std::vector<std::string> keys) {
+    return [&st, tid, keys]() -> Status {
+      return st.SharedTransaction(keys, [&]() -> Status {
+        return st.PutTerminal(TerminalRecord{tid, "S1", 1, 2, 0, ""});
+      });
+    };
+  };
+  // Other keys: the second commits while the first is open.
+  Beside apart = RunBeside(shared(*store_, {"t:T1", "m:1", "m:7"}),
+                           touch(*other_, "T2", {"t:T2", "m:2", "c:CP-1"}));
+  EXPECT_TRUE(apart.finished_inside);
+  EXPECT_FALSE(apart.seen_waiting);
+  // One key in common (among others, given in another order): it waits for the commit.
+  Beside same = RunBeside(shared(*store_, {"m:9", "t:T1", "m:1"}),
+                          touch(*other_, "T3", {"m:1", "t:T3", "m:8"}));
+  EXPECT_FALSE(same.finished_inside);
+  EXPECT_TRUE(same.seen_waiting);
+  // Both wrote, each once.
+  for (const char* tid : {"T2", "T3"}) {
+    auto t = store_->GetTerminal(tid);
+    ASSERT_TRUE(t.ok());
+    EXPECT_TRUE(t->has_value()) << tid;
+  }
+}
+
+TEST_F(HqParallelWritesTest, AnExclusiveWriteAndASharedOneWaitForEachOther) {
+  auto put = [](Store& st, const std::string& tid) {
+    return st.PutTerminal(TerminalRecord{tid, "S1", 1, 2, 0, ""});
+  };
+  Beside after_shared = RunBeside(
+      [&](const std::function<Status()>& body) {
+        return store_->SharedTransaction({"t:T1"}, body);
+      },
+      [&]() { return other_->Transaction([&] { return put(*other_, "T2"); }); });
+  EXPECT_FALSE(after_shared.finished_inside);
+  EXPECT_TRUE(after_shared.seen_waiting);
+  Beside after_exclusive = RunBeside(
+      [&](const std::function<Status()>& body) { return store_->Transaction(body); },
+      [&]() { return other_->SharedTransaction({"t:T3"}, [&] { return put(*other_, "T3"); }); });
+  EXPECT_FALSE(after_exclusive.finished_inside);
+  EXPECT_TRUE(after_exclusive.seen_waiting);
+}
+
+TEST_F(HqParallelWritesTest, HqsChainAndTheChangeSequenceAreOneWriterAtATime) {
+  // Two shared writes of disjoint keys: the second to ask for HQ's chain waits for the first's
+  // commit, and so does one that takes a change-sequence value meanwhile.
+  Beside chain = RunBeside(
+      [&](const std::function<Status()>& body) {
+        return store_->SharedTransaction({"m:1"}, [&]() -> Status {
+          if (Status s = store_->LockHqChain(); !s.ok()) return s;
+          return body();
+        });
+      },
+      [&]() { return other_->SharedTransaction({"m:2"}, [&] { return other_->LockHqChain(); }); });
+  EXPECT_FALSE(chain.finished_inside);
+  EXPECT_TRUE(chain.seen_waiting);
+  ASSERT_TRUE(store_->Transaction([&] { return store_->InsertMember(PlainMember(5, 0)); }).ok());
+  Beside counter = RunBeside(
+      [&](const std::function<Status()>& body) {
+        return store_->SharedTransaction({"m:1"}, [&]() -> Status {
+          if (Status s = store_->LockHqChain(); !s.ok()) return s;
+          return body();
+        });
+      },
+      [&]() { return other_->SharedTransaction({"m:5"}, [&] { return other_->TouchMember(5); }); });
+  EXPECT_FALSE(counter.finished_inside);
+  EXPECT_TRUE(counter.seen_waiting);
+  // In an exclusive write the writer lock is enough: nothing more to wait for.
+  ASSERT_TRUE(store_->Transaction([&] { return store_->LockHqChain(); }).ok());
+}
+
+TEST_F(HqParallelWritesTest, ASharedWriteLeavesTheJournalUnfoldedAndFoldSetsFoldsIt) {
+  // More items than the auto-fold size (4,096), into two terminals' sets: T1's in a shared
+  // write, T2's in an exclusive one.
+  std::vector<recon::Item> items;
+  for (int i = 0; i < 5000; ++i) {
+    recon::Item item;
+    item.id = std::string(12, 'e') + std::string(reinterpret_cast<const char*>(&i), 4);
+    item.hash[0] = static_cast<uint8_t>(i);
+    item.hash[1] = static_cast<uint8_t>(i >> 8);
+    items.push_back(item);
+  }
+  auto add = [&](const std::string& tid) {
+    return [&, tid]() -> Status {
+      for (const auto& item : items)
+        if (Status s = store_->AddToTerminalSet(tid, item); !s.ok()) return s;
+      return Status::Ok();
+    };
+  };
+  Status shared_add = store_->SharedTransaction({"t:T1"}, add("T1"));
+  ASSERT_TRUE(shared_add.ok()) << shared_add.ToString();
+  ASSERT_TRUE(store_->Transaction(add("T2")).ok());
+  auto journal = [&](const std::string& tid) {
+    auto n = loyalty::testing::QueryIntOnTestHqStore(
+        dir_,
+        "SELECT count(*) FROM recon_journal j JOIN recon_scopes s ON s.scope_id = j.scope_id "
+        "WHERE s.name = 'terminal:" +
+            tid + "'");
+    EXPECT_TRUE(n.ok());
+    return n.ok() ? *n : -1;
+  };
+  EXPECT_EQ(journal("T1"), 5000);
+  EXPECT_EQ(journal("T2"), 0);  // folded at its write
+  // The same set either way, folded or not.
+  const auto t2 = SymbolsOf(**store_->TerminalSet("T2"));
+  EXPECT_EQ(SymbolsOf(**store_->TerminalSet("T1")), t2);
+  ASSERT_TRUE(store_->Transaction([&] { return store_->FoldSets("T1"); }).ok());
+  EXPECT_EQ(journal("T1"), 0);
+  EXPECT_EQ(SymbolsOf(**store_->TerminalSet("T1")), t2);
+  // A journal below the auto-fold size stays as it is.
+  ASSERT_TRUE(store_
+                  ->SharedTransaction({"t:T1"},
+                                      [&]() -> Status {
+                                        recon::Item one;
+                                        one.id = std::string(16, 'l');
+                                        return store_->AddToTerminalSet("T1", one);
+                                      })
+                  .ok());
+  ASSERT_TRUE(store_->Transaction([&] { return store_->FoldSets("T1"); }).ok());
+  EXPECT_EQ(journal("T1"), 1);
 }
 
 }  // namespace

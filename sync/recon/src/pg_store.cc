@@ -101,16 +101,29 @@ Result<std::unique_ptr<PgStore>> PgStore::Open(pg::Db& db, std::string p, std::s
     return Status::Error(ErrorCode::kInternal, "corrupt stored_symbols in meta");
   }
   {
-    // Another process may add the same scope at the same moment: both end with its one row.
-    auto st = db.Prepare("INSERT INTO " + p +
-                         "scopes(name) VALUES(?1) ON CONFLICT(name) DO UPDATE SET name = "
-                         "excluded.name RETURNING scope_id");
+    // A scope that exists is read, not written: a write would lock its row to the end of
+    // the transaction, and two transactions opening two scopes in turn could wait for each
+    // other. Another process may add the same new scope at the same moment: the insert of one
+    // does nothing, and the read after it finds the other's row.
+    auto st = db.Prepare("WITH found AS (SELECT scope_id FROM " + p +
+                         "scopes WHERE name = ?1), added AS (INSERT INTO " + p +
+                         "scopes(name) SELECT ?1 WHERE NOT EXISTS (SELECT 1 FROM found)"
+                         " ON CONFLICT(name) DO NOTHING RETURNING scope_id)"
+                         " SELECT scope_id FROM found UNION ALL SELECT scope_id FROM added");
     if (!st.ok()) return st.status();
     (*st)->Bind(1, scope);
-    if (!(*st)->Step())
-      return (*st)->status().ok() ? Status::Error(ErrorCode::kInternal, "no scope id")
-                                  : (*st)->status();
-    scope_id = (*st)->Int(0);
+    if ((*st)->Step()) {
+      scope_id = (*st)->Int(0);
+    } else {
+      if (!(*st)->status().ok()) return (*st)->status();
+      auto again = db.Prepare("SELECT scope_id FROM " + p + "scopes WHERE name = ?1");
+      if (!again.ok()) return again.status();
+      (*again)->Bind(1, scope);
+      if (!(*again)->Step())
+        return (*again)->status().ok() ? Status::Error(ErrorCode::kInternal, "no scope id")
+                                       : (*again)->status();
+      scope_id = (*again)->Int(0);
+    }
   }
   std::unique_ptr<PgStore> store(new PgStore(
       db, std::move(p), scope_id, static_cast<uint64_t>(stored), options.auto_flush_rows));
@@ -215,7 +228,14 @@ Status PgStore::NoteWrites(size_t n) {
   return *pending > auto_flush_rows_ ? Flush() : Status::Ok();
 }
 
-Status PgStore::UpsertMany(const std::vector<std::pair<PgStore*, Item>>& items) {
+Status PgStore::FlushIfDue() {
+  auto pending = PendingChanges();
+  if (!pending.ok()) return pending.status();
+  changes_since_check_ = 0;
+  return *pending > auto_flush_rows_ ? Flush() : Status::Ok();
+}
+
+Status PgStore::UpsertMany(const std::vector<std::pair<PgStore*, Item>>& items, bool may_fold) {
   if (items.empty()) return Status::Ok();
   PgStore& first = *items.front().first;
   // One row per (set, id), the last item's tag; sets in a stable order for the checks after.
@@ -255,6 +275,7 @@ Status PgStore::UpsertMany(const std::vector<std::pair<PgStore*, Item>>& items) 
     (*st)->Bind(1, scopes).Bind(2, ids).Bind(3, tags);
     if (Status s = (*st)->Run(); !s.ok()) return s;
   }
+  if (!may_fold) return Status::Ok();
   for (const auto& [set, n] : written)
     if (Status s = set->NoteWrites(n); !s.ok()) return s;
   return Status::Ok();

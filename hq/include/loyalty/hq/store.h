@@ -169,6 +169,26 @@ class Store {
   // otherwise (and returns its status). Not reentrant.
   virtual Status Transaction(const std::function<Status()>& body) = 0;
 
+  // A write that may run beside other such writes (docs/hq.md, "Writers in parallel"): on
+  // PostgreSQL it holds the writer lock shared — every Transaction() still waits for it, and
+  // it for every Transaction() — and then, before body runs, an exclusive lock on each of
+  // `keys` (strings naming what the write will change: a terminal, a member, a coupon, a
+  // code), all taken in one statement in one global order, so that two such writes never
+  // wait for each other in a cycle. What two writes with disjoint keys both change beyond
+  // their keys — the change sequence, HQ's own chain — is taken by the first statement that
+  // needs it (NextChange, LockHqChain) and held to the commit; the reconciliation sets are
+  // written but not folded (FoldSets folds them in an exclusive transaction). On SQLite, one
+  // writer at a time: Transaction(body).
+  virtual Status SharedTransaction(const std::vector<std::string>& keys,
+                                   const std::function<Status()>& body) = 0;
+  // In a SharedTransaction, waits for and takes what a write to HQ's own chain (HqHead, then
+  // an entry at the next seq) needs to itself until the commit; elsewhere nothing to do.
+  virtual Status LockHqChain() = 0;
+  // Folds the terminal's reconciliation sets (entries, balances) when their journals have
+  // grown past the auto-fold size. For an exclusive Transaction (a SharedTransaction never
+  // folds); on SQLite, where every write is exclusive, the sets fold on their own.
+  virtual Status FoldSets(const std::string& terminal_id) = 0;
+
   // --- members and identities
   virtual Status InsertMember(const MemberRecord& m) = 0;  // constraint if the id exists
   // Replaces every field of an existing member and gives it a new change_seq.

@@ -57,8 +57,14 @@ class PgStore final : public FingerprintStore {
   // folded tag read in the same statement): what Upsert of each in turn leaves, for a writer
   // that changes thousands of items in one transaction. A later item for the same set and
   // id wins.
-  static Status UpsertMany(const std::vector<std::pair<PgStore*, Item>>& items);
+  // With may_fold false, no set is folded however long its journal grows (for a writer that
+  // may run beside another writing the same sets: a fold then would fold the other's rows
+  // wrongly); FlushIfDue folds it later.
+  static Status UpsertMany(const std::vector<std::pair<PgStore*, Item>>& items,
+                           bool may_fold = true);
   Status Flush();
+  // Flush when the journal holds more than the auto-flush size.
+  Status FlushIfDue();
   Result<size_t> PendingChanges() const;
   Result<uint64_t> Count() const;
 
