@@ -183,6 +183,7 @@ class SqlStore final : public Store {
       // One global order (the numbers') and each once: two writes never wait in a cycle.
       std::sort(locks.begin(), locks.end());
       locks.erase(std::unique(locks.begin(), locks.end()), locks.end());
+      if (locks.size() > kMaxSharedWriteKeys) return Transaction(body);
       shared_ = true;
       Status s = Run(B::BeginShared(*db_, locks), body);
       shared_ = false;

@@ -1266,6 +1266,34 @@ TEST_F(HqParallelWritesTest, SharedWritesOfOtherKeysRunTogetherAndOfTheSameKeyIn
   }
 }
 
+TEST_F(HqParallelWritesTest, PastTheKeyLimitASharedWriteRunsAlone) {
+  auto keys = [](size_t n) {
+    std::vector<std::string> k{"t:T1"};
+    for (size_t i = 1; k.size() < n; ++i) k.push_back("m:" + std::to_string(i));
+    k.push_back("m:1");  // named twice: one key
+    return k;
+  };
+  auto other = [&]() {
+    return other_->SharedTransaction({"t:T2"}, [&] {
+      return other_->PutTerminal(TerminalRecord{"T2", "S1", 1, 2, 0, ""});
+    });
+  };
+  Beside at_limit = RunBeside(
+      [&](const std::function<Status()>& body) {
+        return store_->SharedTransaction(keys(kMaxSharedWriteKeys), body);
+      },
+      other);
+  EXPECT_TRUE(at_limit.finished_inside);
+  EXPECT_FALSE(at_limit.seen_waiting);
+  Beside past = RunBeside(
+      [&](const std::function<Status()>& body) {
+        return store_->SharedTransaction(keys(kMaxSharedWriteKeys + 1), body);
+      },
+      other);
+  EXPECT_FALSE(past.finished_inside);
+  EXPECT_TRUE(past.seen_waiting);
+}
+
 TEST_F(HqParallelWritesTest, AnExclusiveWriteAndASharedOneWaitForEachOther) {
   auto put = [](Store& st, const std::string& tid) {
     return st.PutTerminal(TerminalRecord{tid, "S1", 1, 2, 0, ""});

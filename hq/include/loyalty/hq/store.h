@@ -161,6 +161,9 @@ struct CashierRefunds {
   int64_t other_terminal = 0;  // of them, of a checkout sold at another terminal
 };
 
+// The most keys a SharedTransaction locks (see there).
+inline constexpr size_t kMaxSharedWriteKeys = 512;
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -179,6 +182,10 @@ class Store {
   // needs it (NextChange, LockHqChain) and held to the commit; the reconciliation sets are
   // written but not folded (FoldSets folds them in an exclusive transaction). On SQLite, one
   // writer at a time: Transaction(body).
+  // More than kMaxSharedWriteKeys distinct keys and the write runs exclusively instead: each
+  // key is an entry in PostgreSQL's shared lock table (max_locks_per_transaction ×
+  // max_connections entries, 6,400 by default), which a few uploads of thousands of records
+  // would fill ("out of shared memory", the upload failing again at every retry).
   virtual Status SharedTransaction(const std::vector<std::string>& keys,
                                    const std::function<Status()>& body) = 0;
   // In a SharedTransaction, waits for and takes what a write to HQ's own chain (HqHead, then
