@@ -32,9 +32,9 @@ TEST(PgParams, SqliteStyleParametersBecomePostgresOnes) {
 TEST(PgErrors, SqlStatesMapToTheCodesOfTheSqliteLayer) {
   EXPECT_EQ(PgError("23505", "dup").code(), ErrorCode::kConstraint);
   EXPECT_EQ(PgError("23502", "null").code(), ErrorCode::kConstraint);
-  for (const char* s : {"08006", "40001", "40P01", "53300", "57P01", "58030", ""})
+  for (const char* s : {"08006", "40001", "40P01", "53300", "55P03", "57P01", "58030", ""})
     EXPECT_EQ(PgError(s, "x").code(), ErrorCode::kUnavailable) << s;
-  for (const char* s : {"42P01", "22021", "XX000", "XX001"})
+  for (const char* s : {"42P01", "22021", "55000", "55006", "XX000", "XX001"})
     EXPECT_EQ(PgError(s, "x").code(), ErrorCode::kInternal) << s;
 }
 
@@ -109,6 +109,19 @@ TEST_F(PgDbTest, ErrorsCarryTheirCodeAndAStatementRunsAgainAfterOne) {
   EXPECT_EQ(put("d").code(), ErrorCode::kUnavailable);
   EXPECT_TRUE(put("e").ok());
   EXPECT_EQ(ExecFaultsFired(), 1);
+}
+
+TEST_F(PgDbTest, ALockWaitPastLockTimeoutIsUnavailableNotAnInternalError) {
+  auto other = Db::Open(db_.uri, loyalty::testing::TestDatabasePassword(db_));
+  ASSERT_TRUE(other.ok()) << other.status().ToString();
+  ASSERT_TRUE((*other)->Exec("BEGIN; SELECT pg_advisory_xact_lock(42)").ok());
+  ASSERT_TRUE(conn_->Exec("SET lock_timeout = '50ms'").ok());
+  Status waited = conn_->Exec("BEGIN; SELECT pg_advisory_xact_lock(42)");
+  EXPECT_EQ(waited.code(), ErrorCode::kUnavailable) << waited.ToString();
+  (void)conn_->Exec("ROLLBACK");
+  ASSERT_TRUE((*other)->Exec("COMMIT").ok());
+  // Free now: the same statement goes through.
+  EXPECT_TRUE(conn_->Exec("BEGIN; SELECT pg_advisory_xact_lock(42); COMMIT").ok());
 }
 
 TEST_F(PgDbTest, ADroppedConnectionIsResetAtTheNextStatement) {

@@ -85,6 +85,9 @@ Status PgError(std::string_view state, std::string_view message) {
   // operator intervention (shutdown, cancel), system errors (I/O)
   if (cls == "08" || cls == "40" || cls == "53" || cls == "57" || cls == "58")
     return Status::Error(ErrorCode::kUnavailable, msg);
+  // lock_not_available: a lock waited for past lock_timeout (another writer holds it); the
+  // same statement later may well get it.
+  if (state == "55P03") return Status::Error(ErrorCode::kUnavailable, msg);
   return Status::Error(ErrorCode::kInternal, msg);
 }
 
