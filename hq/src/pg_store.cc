@@ -228,19 +228,24 @@ struct PgBackend {
   // key's lock in the order given, in one statement (a function in a select list runs row by
   // row, in the order unnest gives the array's elements).
   static constexpr bool kSharedWrites = true;
+  static std::string KeyLocksSql(const std::vector<int64_t>& keys) {
+    std::string sql = "SELECT count(pg_advisory_xact_lock(k)) FROM unnest('{";
+    for (size_t i = 0; i < keys.size(); ++i) sql += (i ? "," : "") + std::to_string(keys[i]);
+    return sql + "}'::bigint[]) AS k";
+  }
   static Status BeginShared(Db& db, const std::vector<int64_t>& keys) {
     std::string sql = "BEGIN; " + LockSql("pg_advisory_xact_lock_shared", kWriterLock);
-    if (!keys.empty()) {
-      sql += "; SELECT count(pg_advisory_xact_lock(k)) FROM unnest('{";
-      for (size_t i = 0; i < keys.size(); ++i) sql += (i ? "," : "") + std::to_string(keys[i]);
-      sql += "}'::bigint[]) AS k";
-    }
+    if (!keys.empty()) sql += "; " + KeyLocksSql(keys);
     Status s = db.Exec(sql);
     if (!s.ok() && db.in_transaction()) (void)db.Exec("ROLLBACK");
     return s;
   }
   static bool IsReservedLock(int64_t key) { return key == kWriterLock || key == kMigrationLock; }
   static Status FoldIfDue(Set& set) { return set.FlushIfDue(); }
+  static Result<bool> FoldDue(Set& set) { return set.FlushDue(); }
+  static Status LockKeys(Db& db, const std::vector<int64_t>& keys) {
+    return keys.empty() ? Status::Ok() : db.Exec(KeyLocksSql(keys));
+  }
   static bool InTransaction(Db& db) { return db.in_transaction(); }
   // Lot ids for rows written later in the transaction (SqlStore::AddLot): the sequence's
   // next ?1, never handed out again; those the transaction leaves unused are a gap.

@@ -14,6 +14,8 @@
 //     static Status BeginShared(Db&, const std::vector<int64_t>& keys);  // sorted, unique
 //     static bool IsReservedLock(int64_t);          // a lock number the backend uses itself
 //     static Status FoldIfDue(Set&);                // folds a journal past the auto-fold size
+//     static Result<bool> FoldDue(Set&);            // whether FoldIfDue would fold
+//     static Status LockKeys(Db&, const std::vector<int64_t>& keys);  // more, in a shared write
 //     static std::string InInts(int n);    // "column <this>": the column is one of the
 //     static std::string InTexts(int n);   // integers (strings) of the JSON array of
 //                                          // parameter n (ListText), planned as a look-up
@@ -177,12 +179,7 @@ class SqlStore final : public Store {
     if constexpr (!B::kSharedWrites) {
       return Transaction(body);
     } else {
-      std::vector<int64_t> locks;
-      locks.reserve(keys.size());
-      for (const auto& k : keys) locks.push_back(WriteLockKey(k));
-      // One global order (the numbers') and each once: two writes never wait in a cycle.
-      std::sort(locks.begin(), locks.end());
-      locks.erase(std::unique(locks.begin(), locks.end()), locks.end());
+      const std::vector<int64_t> locks = SortedLocks(keys);
       if (locks.size() > kMaxSharedWriteKeys) return Transaction(body);
       shared_ = true;
       Status s = Run(B::BeginShared(*db_, locks), body);
@@ -204,6 +201,25 @@ class SqlStore final : public Store {
     }
   }
 
+  Status LockKeys(const std::vector<std::string>& keys) override {
+    if constexpr (B::kSharedWrites) {
+      if (!shared_) return Status::Ok();
+      return B::LockKeys(*db_, SortedLocks(keys));
+    } else {
+      return Status::Ok();
+    }
+  }
+
+  Result<bool> SetsFoldDue(const std::string& terminal_id) override {
+    auto entries = OpenTerminalSet(terminal_id);
+    if (!entries.ok()) return entries.status();
+    auto due = B::FoldDue(**entries);
+    if (!due.ok() || *due) return due;
+    auto balances = OpenBalanceSet(terminal_id);
+    if (!balances.ok()) return balances.status();
+    return B::FoldDue(**balances);
+  }
+
   Status FoldSets(const std::string& terminal_id) override {
     if (Status s = FlushSets(); !s.ok()) return s;
     auto entries = OpenTerminalSet(terminal_id);
@@ -212,6 +228,17 @@ class SqlStore final : public Store {
     auto balances = OpenBalanceSet(terminal_id);
     if (!balances.ok()) return balances.status();
     return B::FoldIfDue(**balances);
+  }
+
+  // Keys as lock numbers in one global order (the numbers'), each once: two writes taking
+  // theirs in this order never wait for each other in a cycle.
+  static std::vector<int64_t> SortedLocks(const std::vector<std::string>& keys) {
+    std::vector<int64_t> locks;
+    locks.reserve(keys.size());
+    for (const auto& k : keys) locks.push_back(WriteLockKey(k));
+    std::sort(locks.begin(), locks.end());
+    locks.erase(std::unique(locks.begin(), locks.end()), locks.end());
+    return locks;
   }
 
   // A key of SharedTransaction as an advisory lock number: FNV-1a, 64 bits (the same in

@@ -206,6 +206,8 @@ struct SqliteBackend {
   static Status BeginShared(Db& db, const std::vector<int64_t>&) { return Begin(db); }
   static bool IsReservedLock(int64_t) { return false; }
   static Status FoldIfDue(Set&) { return Status::Ok(); }
+  static Result<bool> FoldDue(Set&) { return false; }
+  static Status LockKeys(Db&, const std::vector<int64_t>&) { return Status::Ok(); }
   static Status UpsertMany(const std::vector<std::pair<Set*, recon::Item>>& items, bool) {
     for (const auto& [set, item] : items)  // in order: a later item for the same id wins
       if (Status s = set->Upsert(item); !s.ok()) return s;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <map>
 #include <set>
 #include <string>
 
@@ -136,73 +137,106 @@ http::Response HqService::Impl::Changes(const std::string& tid, const http::Requ
     after = static_cast<int64_t>(*c);
   }
   sync::ChangesResponse out;
-  Status s = Transact([&]() -> Status {
-    auto term = TouchTerminal(tid, nullptr);
-    if (!term.ok()) return term.status();
-    // Uploads, which may run beside each other, leave the sets' journals unfolded: the
-    // terminal's are folded here, alone, once they have grown (docs/hq.md, "Writers in
-    // parallel").
-    if (Status s = store.FoldSets(tid); !s.ok()) return s;
-    // The store's members only (hq-and-sync.md, "Download"); every one sent is held.
-    const int64_t since = ScopeSinceMs();
-    auto members = store.StoreMembersChangedAfter(term->store_id, since, after, q->limit + 1);
-    if (!members.ok()) return members.status();
-    out.more = static_cast<int64_t>(members->size()) > q->limit;
-    if (out.more) members->resize(static_cast<size_t>(q->limit));
-    int64_t up_to = 0;
-    if (out.more) {
-      up_to = members->back().change_seq;
-    } else {
-      auto max = store.MaxChangeSeq();
-      if (!max.ok()) return max.status();
-      up_to = *max;
-    }
-    if (Status s = store.AddTerminalDownload(tid, clock.now_ms()); !s.ok()) return s;
-    std::vector<std::pair<uint64_t, int64_t>> held;  // every member sent is held
-    std::vector<uint64_t> sent, page_ids;
-    for (const auto& m : *members) page_ids.push_back(m.member_id);
-    auto page = ReadSnapshotPage(page_ids);
-    if (!page.ok()) return page.status();
-    for (const auto& m : *members) {
-      auto snap = Snapshot(m, term->head_seq, term->store_id, &*page);
-      if (!snap.ok()) return snap.status();
-      // Never a value the terminal's codec would refuse: reported and left out, never a
-      // failed page.
-      if (Status v = sync::ValidateSnapshot(*snap); !v.ok()) {
-        Report("snapshot_not_sent", {{"terminal_id", tid},
-                                     {"member_id", std::to_string(m.member_id)},
-                                     {"reason", v.message()}});
-        continue;
-      }
-      held.emplace_back(m.member_id, m.balance);
-      sent.push_back(m.member_id);
-      out.members.push_back(std::move(*snap));
-    }
-    if (Status h = store.HoldMembers(tid, held); !h.ok()) return h;
-    auto ids = store.IdentitiesOfMembers(sent);
-    if (!ids.ok()) return ids.status();
-    out.identities = std::move(*ids);
-    auto coupons = store.StoreCouponsChanged(term->store_id, since, after, up_to);
-    if (!coupons.ok()) return coupons.status();
-    for (const auto& c : *coupons) out.coupons.push_back(c.coupon);
-    auto rev = store.RevocationsChanged(after, up_to);
-    if (!rev.ok()) return rev.status();
-    out.revocations = std::move(*rev);
-    out.cursor = std::to_string(up_to);
-    out.hq_time_ms = clock.now_ms();
-    out.rules = rules::RulesToJson(current);
-    // The last page names the members this terminal holds that left its store's scope: it
-    // drops them and says so (POST evicted), and its ledger stays bounded by its store.
-    if (!out.more && !term->store_id.empty()) {
-      auto gone = store.HeldOutOfScope(tid, term->store_id, since,
-                                       static_cast<int64_t>(sync::kMaxEvictions));
-      if (!gone.ok()) return gone.status();
-      out.evict = std::move(*gone);
-      const int64_t key_id = PhoneKeyId(clock.now_s());
-      out.phone_key = sync::PhoneKey{key_id, pii.StorePhoneKey(term->store_id, key_id)};
-    }
-    return Status::Ok();
-  });
+  // Beside uploads (docs/hq.md, "Writers in parallel"), unless the terminal's sets have
+  // journals to fold: uploads, which may run beside each other, leave them unfolded, and a
+  // fold runs alone.
+  auto fold = store.SetsFoldDue(tid);
+  if (!fold.ok()) return FromStatus(fold.status());
+  const bool exclusive = *fold;
+  const std::vector<std::string> keys{"t:" + tid};
+  Status s = Transact(
+      [&]() -> Status {
+        out = sync::ChangesResponse{};
+        auto term = TouchTerminal(tid, nullptr);
+        if (!term.ok()) return term.status();
+        if (exclusive)
+          if (Status s = store.FoldSets(tid); !s.ok()) return s;
+        // The sequence's committed end, read before the page: a write committing after it has
+        // values past it (a change value is taken under a lock held to the commit), so a cursor
+        // of this value never passes a member this page does not have.
+        auto max = store.MaxChangeSeq();
+        if (!max.ok()) return max.status();
+        // The store's members only (hq-and-sync.md, "Download"); every one sent is held.
+        const int64_t since = ScopeSinceMs();
+        auto members = store.StoreMembersChangedAfter(term->store_id, since, after, q->limit + 1);
+        if (!members.ok()) return members.status();
+        out.more = static_cast<int64_t>(members->size()) > q->limit;
+        if (out.more) members->resize(static_cast<size_t>(q->limit));
+        if (!exclusive && !members->empty()) {
+          // Beside uploads: the page's members locked, at most kMaxSharedWriteKeys with the
+          // terminal's (a longer page ends there: the terminal asks for the next), then read
+          // again — an upload may have changed them since the read above.
+          if (members->size() >= kMaxSharedWriteKeys) {
+            members->resize(kMaxSharedWriteKeys - 1);
+            out.more = true;
+          }
+          std::vector<std::string> member_keys;
+          std::vector<uint64_t> ids;
+          for (const auto& m : *members) {
+            member_keys.push_back("m:" + std::to_string(m.member_id));
+            ids.push_back(m.member_id);
+          }
+          if (Status s = store.LockKeys(member_keys); !s.ok()) return s;
+          auto fresh = store.GetMembers(ids);
+          if (!fresh.ok()) return fresh.status();
+          std::map<uint64_t, MemberRecord> by_id;
+          for (auto& m : *fresh) by_id.emplace(m.member_id, std::move(m));
+          for (auto& m : *members) {
+            auto it = by_id.find(m.member_id);
+            if (it == by_id.end()) return Status::Error(ErrorCode::kInternal, "a member is gone");
+            const int64_t at = m.change_seq;  // its place in this page; a later change comes again
+            m = std::move(it->second);
+            m.change_seq = at;
+          }
+        }
+        const int64_t up_to = out.more ? members->back().change_seq : *max;
+        if (Status s = store.AddTerminalDownload(tid, clock.now_ms()); !s.ok()) return s;
+        std::vector<std::pair<uint64_t, int64_t>> held;  // every member sent is held
+        std::vector<uint64_t> sent, page_ids;
+        for (const auto& m : *members) page_ids.push_back(m.member_id);
+        auto page = ReadSnapshotPage(page_ids);
+        if (!page.ok()) return page.status();
+        for (const auto& m : *members) {
+          auto snap = Snapshot(m, term->head_seq, term->store_id, &*page);
+          if (!snap.ok()) return snap.status();
+          // Never a value the terminal's codec would refuse: reported and left out, never a
+          // failed page.
+          if (Status v = sync::ValidateSnapshot(*snap); !v.ok()) {
+            Report("snapshot_not_sent", {{"terminal_id", tid},
+                                         {"member_id", std::to_string(m.member_id)},
+                                         {"reason", v.message()}});
+            continue;
+          }
+          held.emplace_back(m.member_id, m.balance);
+          sent.push_back(m.member_id);
+          out.members.push_back(std::move(*snap));
+        }
+        if (Status h = store.HoldMembers(tid, held); !h.ok()) return h;
+        auto ids = store.IdentitiesOfMembers(sent);
+        if (!ids.ok()) return ids.status();
+        out.identities = std::move(*ids);
+        auto coupons = store.StoreCouponsChanged(term->store_id, since, after, up_to);
+        if (!coupons.ok()) return coupons.status();
+        for (const auto& c : *coupons) out.coupons.push_back(c.coupon);
+        auto rev = store.RevocationsChanged(after, up_to);
+        if (!rev.ok()) return rev.status();
+        out.revocations = std::move(*rev);
+        out.cursor = std::to_string(up_to);
+        out.hq_time_ms = clock.now_ms();
+        out.rules = rules::RulesToJson(current);
+        // The last page names the members this terminal holds that left its store's scope: it
+        // drops them and says so (POST evicted), and its ledger stays bounded by its store.
+        if (!out.more && !term->store_id.empty()) {
+          auto gone = store.HeldOutOfScope(tid, term->store_id, since,
+                                           static_cast<int64_t>(sync::kMaxEvictions));
+          if (!gone.ok()) return gone.status();
+          out.evict = std::move(*gone);
+          const int64_t key_id = PhoneKeyId(clock.now_s());
+          out.phone_key = sync::PhoneKey{key_id, pii.StorePhoneKey(term->store_id, key_id)};
+        }
+        return Status::Ok();
+      },
+      exclusive ? nullptr : &keys);
   if (!s.ok()) return FromStatus(s);
   return JsonResponse(200, sync::ToJson(out));
 }

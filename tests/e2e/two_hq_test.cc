@@ -6,6 +6,7 @@
 // hq-and-sync.md holds as with one process.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <future>
 #include <set>
 #include <thread>
@@ -260,6 +261,55 @@ TEST_F(TwoHqTest, SalesOfTheSameMembersThroughBothProcessesAtOnceLoseNoPoint) {
     EXPECT_EQ(v.body["month_spend_cents"].get<int64_t>(), spend[m.id]) << "member " << m.id;
     EXPECT_EQ(v.body["entries"].get<int64_t>(), 16) << "member " << m.id;
   }
+}
+
+// A terminal's changes pages through one process while another terminal's uploads of the
+// same members go through the other, at once (docs/hq.md, "Writers in parallel": a page
+// locks its members and reads them again; its cursor is the sequence's end read before
+// the page). Every page is consistent and the terminal ends with HQ's balances: its last
+// run, once the uploads have stopped, has nothing left to repair.
+TEST_F(TwoHqTest, ChangesPagesBesideUploadsOfTheSameMembersConverge) {
+  std::vector<Member> members;
+  for (int i = 0; i < 6; ++i) members.push_back(Enrol(*hq_, 20 + i));
+  auto& a = AddTerminal(Options(kA, hq_->port()));
+  ExpectOk(a.Sync());
+  FakeTerminal td{kD};
+  const int64_t now_ms = static_cast<int64_t>(::time(nullptr)) * 1000;
+  std::atomic<bool> stop{false};
+  std::atomic<int> uploads{0};
+  auto uploader = std::async(std::launch::async, [&] {
+    for (int round = 0; !stop && round < 200; ++round) {
+      sync::UploadRequest up;
+      for (size_t k = 0; k < members.size(); ++k) {
+        Sale s =
+            PricedSale(td, std::stoull(members[k].id),
+                       std::string(kD) + "-p-" + std::to_string(round) + "-" + std::to_string(k),
+                       hq::testing::Basket(1000 + 100 * static_cast<int64_t>(k)),
+                       now_ms + round * 10 + static_cast<int64_t>(k));
+        up.entries.insert(up.entries.end(), s.entries.begin(), s.entries.end());
+        up.checkouts.push_back(s.checkout);
+      }
+      Reply r = hq2_->AsTerminal("POST", std::string("/v1/sync/") + kD + "/entries",
+                                 sync::SerializeMessage(up), pki_->client(kD), pki_->ca_file());
+      if (r.status != 200) return r.raw;
+      ++uploads;
+    }
+    return std::string();
+  });
+  // Sales at the terminal too (its members join its store's scope), and runs meanwhile.
+  int n = 0;
+  while (uploads < 12) {
+    for (const auto& m : members)
+      Commit(a, std::string(kA) + "-" + std::to_string(++n), m.card_number, 1500);
+    ExpectOk(a.Sync());
+  }
+  stop = true;
+  EXPECT_EQ(uploader.get(), "");
+  const json last = a.Sync();
+  ExpectOk(last);
+  ExpectOk(a.Sync());
+  EXPECT_EQ(last.value("repaired", -1), 0) << last.dump();
+  ExpectConverged({&a}, members);
 }
 
 // HQ's own chain is written by uploads running beside each other: velocity freezes of

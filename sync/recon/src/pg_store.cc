@@ -228,6 +228,12 @@ Status PgStore::NoteWrites(size_t n) {
   return *pending > auto_flush_rows_ ? Flush() : Status::Ok();
 }
 
+Result<bool> PgStore::FlushDue() const {
+  auto pending = PendingChanges();
+  if (!pending.ok()) return pending.status();
+  return *pending > auto_flush_rows_;
+}
+
 Status PgStore::FlushIfDue() {
   auto pending = PendingChanges();
   if (!pending.ok()) return pending.status();

@@ -191,6 +191,16 @@ class Store {
   // In a SharedTransaction, waits for and takes what a write to HQ's own chain (HqHead, then
   // an entry at the next seq) needs to itself until the commit; elsewhere nothing to do.
   virtual Status LockHqChain() = 0;
+  // In a SharedTransaction, waits for and takes the locks of more keys (found by a read in
+  // it: a `changes` page's members), in one statement in the same global order; elsewhere
+  // nothing to do. The caller bounds them (kMaxSharedWriteKeys with the transaction's own).
+  // Taken after the transaction's own keys, so a write holding one of those and waiting for
+  // one of these can meet a write doing the opposite: PostgreSQL then fails one of them
+  // (deadlock_detected: unavailable, and the terminal's run retries).
+  virtual Status LockKeys(const std::vector<std::string>& keys) = 0;
+  // Whether the terminal's reconciliation sets have journals to fold (FoldSets would fold
+  // one): read outside a transaction, so that a write that would fold runs exclusively.
+  virtual Result<bool> SetsFoldDue(const std::string& terminal_id) = 0;
   // Folds the terminal's reconciliation sets (entries, balances) when their journals have
   // grown past the auto-fold size. For an exclusive Transaction (a SharedTransaction never
   // folds); on SQLite, where every write is exclusive, the sets fold on their own.

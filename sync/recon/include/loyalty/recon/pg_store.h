@@ -65,6 +65,7 @@ class PgStore final : public FingerprintStore {
   Status Flush();
   // Flush when the journal holds more than the auto-flush size.
   Status FlushIfDue();
+  Result<bool> FlushDue() const;  // whether FlushIfDue would flush
   Result<size_t> PendingChanges() const;
   Result<uint64_t> Count() const;
 
