@@ -1340,6 +1340,114 @@ TEST_F(HqParallelWritesTest, HqsChainAndTheChangeSequenceAreOneWriterAtATime) {
   ASSERT_TRUE(store_->Transaction([&] { return store_->LockHqChain(); }).ok());
 }
 
+// A changes page beside an upload of one of its members, through two services (two
+// processes) on one database: the page, having read the member, waits for the upload's
+// commit (the member's key) and sends the member as it is after it — balance and lots of one
+// moment — and its cursor lets the next page send it again.
+TEST_F(HqParallelWritesTest, AChangesPageWaitsForAnUploadOfItsMemberAndSendsItWhole) {
+  const std::string id = CreateMember();
+  const uint64_t member = std::stoull(id);
+  FakeTerminal t2{"T2"};
+  int n = 0;
+  auto sale = [&]() {
+    ++n;
+    Sale s = PricedSale(t2, member, "T2-" + std::to_string(n), Basket(10000 * n), kNowMs + n);
+    sync::UploadRequest up;
+    up.entries = s.entries;
+    up.checkouts.push_back(s.checkout);
+    return up;
+  };
+  auto page = [](HqService& service, const std::string& cursor) {
+    http::Request r;
+    r.method = "GET";
+    r.path = "/v1/sync/T1/changes";
+    r.target = r.path + "?cursor=" + cursor;
+    if (!cursor.empty()) r.query["cursor"] = cursor;
+    http::Response resp = service.Handle(r, std::nullopt);
+    EXPECT_EQ(resp.status, 200) << resp.body;
+    auto out = sync::ParseMessage<sync::ChangesResponse>(resp.body);
+    EXPECT_TRUE(out.ok()) << resp.body;
+    return out.ok() ? *out : sync::ChangesResponse{};
+  };
+  Upload("T2", sale());
+  Call("POST", "/v1/sync/T1/hello", Hello("T1"), false);
+  const sync::ChangesResponse first = page(*service_, "");
+  ASSERT_EQ(first.members.size(), 1u);
+  for (const auto& e : Upload("T2", sale()).results)  // the member changed since T1's cursor
+    EXPECT_EQ(e.status, "created");
+  // Another process, and a third session holding the member's key for a while.
+  HqOptions o;
+  o.admin_token = "secret-token";
+  o.signing_seeds[1] = std::string(32, '\x01');
+  o.signing_seeds[3] = HqSeed();
+  o.card_prefix = "88";
+  o.timezone = *TimeZone::Fixed(8 * 3600);
+  HqService second(*other_, clock_, PiiCipher::FromKey(std::string(32, 'k')), o);
+  {
+    // Its first request publishes its rules (an exclusive write): before the key is held.
+    http::Request h;
+    h.method = "POST";
+    h.target = h.path = "/v1/sync/T2/hello";
+    h.body = Hello("T2");
+    ASSERT_EQ(second.Handle(h, std::nullopt).status, 200);
+  }
+  auto held = loyalty::testing::OpenTestHqStore(dir_);
+  ASSERT_TRUE(held.ok());
+  std::atomic<bool> release{false}, holding{false};
+  std::thread holder([&] {
+    EXPECT_TRUE((*held)
+                    ->SharedTransaction({"m:" + id},
+                                        [&]() -> Status {
+                                          holding = true;
+                                          WaitFor([&] { return release.load(); });
+                                          return Status::Ok();
+                                        })
+                    .ok());
+  });
+  ASSERT_TRUE(WaitFor([&] { return holding.load(); }));
+  // The upload waits for the member's key; then the page reads the member and waits too.
+  const sync::UploadRequest third = sale();
+  std::atomic<bool> uploaded{false};
+  std::thread uploader([&] {
+    http::Request r;
+    r.method = "POST";
+    r.target = r.path = "/v1/sync/T2/entries";
+    r.body = sync::SerializeMessage(third);
+    http::Response resp = second.Handle(r, std::nullopt);
+    EXPECT_EQ(resp.status, 200) << resp.body;
+    auto res = sync::ParseMessage<sync::UploadResponse>(resp.body);
+    EXPECT_TRUE(res.ok()) << resp.body;
+    if (res.ok())
+      for (const auto& e : res->results) EXPECT_EQ(e.status, "created") << resp.body;
+    uploaded = true;
+  });
+  ASSERT_TRUE(WaitFor([&] { return Waiting() >= 1; }));
+  sync::ChangesResponse during;
+  std::atomic<bool> paged{false};
+  std::thread pager([&] {
+    during = page(*service_, first.cursor);
+    paged = true;
+  });
+  const bool both_waited = WaitFor([&] { return Waiting() >= 2 || paged; }) && !paged;
+  release = true;
+  holder.join();
+  uploader.join();
+  pager.join();
+  EXPECT_TRUE(both_waited) << "the page did not wait for the member's key";
+  EXPECT_TRUE(uploaded);
+  const int64_t balance = Member(id)["balance"].get<int64_t>();
+  ASSERT_EQ(during.members.size(), 1u);
+  const sync::Snapshot& m = during.members[0];
+  EXPECT_EQ(m.balance, balance);  // as the upload left it
+  int64_t lots = 0;
+  for (const auto& l : m.lots) lots += l.points;
+  EXPECT_EQ(lots, m.balance);  // of the same moment
+  // The upload committed after the page's cursor was taken: the next page sends it again.
+  const sync::ChangesResponse next = page(*service_, during.cursor);
+  ASSERT_EQ(next.members.size(), 1u);
+  EXPECT_EQ(next.members[0].balance, balance);
+}
+
 TEST_F(HqParallelWritesTest, ASharedWriteLeavesTheJournalUnfoldedAndFoldSetsFoldsIt) {
   // More items than the auto-fold size (4,096), into two terminals' sets: T1's in a shared
   // write, T2's in an exclusive one.
