@@ -201,6 +201,8 @@ class SqlStore final : public Store {
     }
   }
 
+  bool WritesInParallel() const override { return B::kSharedWrites; }
+
   Status LockKeys(const std::vector<std::string>& keys) override {
     if constexpr (B::kSharedWrites) {
       if (!shared_) return Status::Ok();

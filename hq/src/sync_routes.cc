@@ -162,7 +162,7 @@ http::Response HqService::Impl::Changes(const std::string& tid, const http::Requ
         if (!members.ok()) return members.status();
         out.more = static_cast<int64_t>(members->size()) > q->limit;
         if (out.more) members->resize(static_cast<size_t>(q->limit));
-        if (!exclusive && !members->empty()) {
+        if (!exclusive && store.WritesInParallel() && !members->empty()) {
           // Beside uploads: the page's members locked, at most kMaxSharedWriteKeys with the
           // terminal's (a longer page ends there: the terminal asks for the next), then read
           // again — an upload may have changed them since the read above.

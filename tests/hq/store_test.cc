@@ -5,8 +5,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <functional>
 #include <map>
+#include <set>
 #include <thread>
 #include <tuple>
 #include <vector>
@@ -1161,6 +1163,43 @@ TEST_F(HqStoreTest, AReadThatFailsDuringAnUploadFailsItWholeAndARetrySucceeds) {
   }
   res = Upload("T01", up);
   for (const auto& e : res.results) EXPECT_EQ(e.status, "exists");
+}
+
+// A changes page beside uploads locks its members, so on PostgreSQL it ends after
+// kMaxSharedWriteKeys - 1 of them (with `more`) however large the limit; on SQLite, where
+// writes run one at a time, it runs to the limit. Either way the pages add up to every
+// member once.
+TEST_F(HqStoreTest, ChangesPagesBesideUploadsStopAtTheKeyLimitOnPostgresOnly) {
+  constexpr int kMembers = 600;
+  std::set<std::string> made;
+  for (int i = 0; i < kMembers; ++i) {
+    char phone[16];
+    std::snprintf(phone, sizeof phone, "139%08d", i);
+    made.insert(CreateMember({{"name", "会员"}, {"phone", phone}}));
+  }
+  std::set<std::string> seen;
+  std::string cursor;
+  std::vector<size_t> sizes;
+  for (int pages = 0; pages < 5; ++pages) {
+    auto r =
+        Call("GET", "/v1/sync/T1/changes?limit=1000" + (cursor.empty() ? "" : "&cursor=" + cursor),
+             "", false);
+    ASSERT_EQ(r.status, 200) << r.body;
+    auto page = sync::ParseMessage<sync::ChangesResponse>(r.body);
+    ASSERT_TRUE(page.ok()) << r.body;
+    sizes.push_back(page->members.size());
+    for (const auto& m : page->members)
+      EXPECT_TRUE(seen.insert(std::to_string(m.member_id)).second);
+    cursor = page->cursor;
+    if (!page->more) break;
+  }
+  EXPECT_EQ(seen, made);
+  if (loyalty::testing::HqOnPostgres()) {
+    EXPECT_EQ(sizes,
+              (std::vector<size_t>{kMaxSharedWriteKeys - 1, kMembers - (kMaxSharedWriteKeys - 1)}));
+  } else {
+    EXPECT_EQ(sizes, (std::vector<size_t>{kMembers}));
+  }
 }
 
 // --- writers in parallel (docs/hq.md, "Writers in parallel")

@@ -191,6 +191,8 @@ class Store {
   // In a SharedTransaction, waits for and takes what a write to HQ's own chain (HqHead, then
   // an entry at the next seq) needs to itself until the commit; elsewhere nothing to do.
   virtual Status LockHqChain() = 0;
+  // Whether a SharedTransaction runs beside others (PostgreSQL) or alone (SQLite).
+  virtual bool WritesInParallel() const = 0;
   // In a SharedTransaction, waits for and takes the locks of more keys (found by a read in
   // it: a `changes` page's members), in one statement in the same global order; elsewhere
   // nothing to do. The caller bounds them (kMaxSharedWriteKeys with the transaction's own).
