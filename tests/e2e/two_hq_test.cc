@@ -76,6 +76,21 @@ class TwoHqTest : public E2eFixture {
     }
   }
 
+  // body_a uploaded as kA through the first process and body_d as kD through the second, at
+  // the same moment: both answered 200, every entry `created`.
+  void UploadThroughBothAtOnce(const std::string& body_a, const std::string& body_d) {
+    auto send = [&](HqProcess& hq, const char* tid, const std::string& body) {
+      return hq.AsTerminal("POST", std::string("/v1/sync/") + tid + "/entries", body,
+                           pki_->client(tid), pki_->ca_file());
+    };
+    auto r1 = std::async(std::launch::async, [&] { return send(*hq_, kA, body_a); });
+    auto r2 = std::async(std::launch::async, [&] { return send(*hq2_, kD, body_d); });
+    for (const Reply& r : {r1.get(), r2.get()}) {
+      ASSERT_EQ(r.status, 200) << r.raw;
+      for (const auto& x : r.body["results"]) ASSERT_EQ(x["status"], "created") << r.raw;
+    }
+  }
+
   int64_t Count(const std::string& sql) {
     auto n = testing::QueryIntOnTestHqStore(hq_->dir(), sql);
     EXPECT_TRUE(n.ok()) << n.status().ToString();
@@ -238,16 +253,7 @@ TEST_F(TwoHqTest, SalesOfTheSameMembersThroughBothProcessesAtOnceLoseNoPoint) {
       return sync::SerializeMessage(up);
     };
     const std::string body_a = batch(ta), body_d = batch(td);
-    auto send = [&](HqProcess& hq, const char* tid, const std::string& body) {
-      return hq.AsTerminal("POST", std::string("/v1/sync/") + tid + "/entries", body,
-                           pki_->client(tid), pki_->ca_file());
-    };
-    auto r1 = std::async(std::launch::async, [&] { return send(*hq_, kA, body_a); });
-    auto r2 = std::async(std::launch::async, [&] { return send(*hq2_, kD, body_d); });
-    for (const Reply& r : {r1.get(), r2.get()}) {
-      ASSERT_EQ(r.status, 200) << r.raw;
-      for (const auto& x : r.body["results"]) ASSERT_EQ(x["status"], "created") << r.raw;
-    }
+    ASSERT_NO_FATAL_FAILURE(UploadThroughBothAtOnce(body_a, body_d));
   }
   for (const auto& m : members) {
     const Reply v = hq2_->Admin("GET", "/v1/members/" + m.id);
@@ -335,16 +341,7 @@ TEST_F(TwoHqTest, FreezesAppendedThroughBothProcessesAtOnceKeepHqsChainOneLine) 
       return sync::SerializeMessage(up);
     };
     const std::string body_a = batch(ta, 100 + 10 * round), body_d = batch(td, 105 + 10 * round);
-    auto send = [&](HqProcess& hq, const char* tid, const std::string& body) {
-      return hq.AsTerminal("POST", std::string("/v1/sync/") + tid + "/entries", body,
-                           pki_->client(tid), pki_->ca_file());
-    };
-    auto r1 = std::async(std::launch::async, [&] { return send(*hq_, kA, body_a); });
-    auto r2 = std::async(std::launch::async, [&] { return send(*hq2_, kD, body_d); });
-    for (const Reply& r : {r1.get(), r2.get()}) {
-      ASSERT_EQ(r.status, 200) << r.raw;
-      for (const auto& x : r.body["results"]) ASSERT_EQ(x["status"], "created") << r.raw;
-    }
+    ASSERT_NO_FATAL_FAILURE(UploadThroughBothAtOnce(body_a, body_d));
   }
   const int64_t n = static_cast<int64_t>(frozen.size());
   const std::string hq = "FROM entries e WHERE e.terminal_id = '_hq'";

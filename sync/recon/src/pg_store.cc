@@ -222,10 +222,7 @@ Status PgStore::WriteJournal(const ElementId& id, const std::optional<Tag>& tag,
 Status PgStore::NoteWrites(size_t n) {
   changes_since_check_ += static_cast<unsigned>(std::min<size_t>(n, kAutoFlushCheckEvery));
   if (changes_since_check_ < kAutoFlushCheckEvery) return Status::Ok();
-  changes_since_check_ = 0;
-  auto pending = PendingChanges();
-  if (!pending.ok()) return pending.status();
-  return *pending > auto_flush_rows_ ? Flush() : Status::Ok();
+  return FlushIfDue();
 }
 
 Result<bool> PgStore::FlushDue() const {
@@ -235,10 +232,10 @@ Result<bool> PgStore::FlushDue() const {
 }
 
 Status PgStore::FlushIfDue() {
-  auto pending = PendingChanges();
-  if (!pending.ok()) return pending.status();
   changes_since_check_ = 0;
-  return *pending > auto_flush_rows_ ? Flush() : Status::Ok();
+  auto due = FlushDue();
+  if (!due.ok()) return due.status();
+  return *due ? Flush() : Status::Ok();
 }
 
 Status PgStore::UpsertMany(const std::vector<std::pair<PgStore*, Item>>& items, bool may_fold) {
