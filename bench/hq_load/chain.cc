@@ -45,15 +45,10 @@ int64_t BalanceView::Total() const {
   return sum;
 }
 
-std::unique_ptr<recon::FingerprintStore> BalanceView::HeldSet(
-    const std::set<uint64_t>& members) const {
+std::unique_ptr<recon::FingerprintStore> Terminal::BalanceSet() const {
   auto set = std::make_unique<recon::MemoryStore>();
-  std::lock_guard<std::mutex> lock(mu_);
-  for (uint64_t id : members) {
-    if (id < kFirstMemberId || id - kFirstMemberId >= balance_.size()) continue;
-    (void)set->Upsert(
-        recon::MemberBalanceItem(std::to_string(id), balance_[id - kFirstMemberId], 0));
-  }
+  for (const auto& [id, balance] : held)
+    (void)set->Upsert(recon::MemberBalanceItem(std::to_string(id), balance, 0));
   return set;
 }
 
@@ -218,22 +213,28 @@ bool Chain::Acknowledge(Terminal& t, const sync::UploadResponse& response) {
   if (response.results.size() != b.request.entries.size()) return false;
   for (size_t i = 0; i < b.request.entries.size(); ++i)
     if (response.results[i].entry_id != b.request.entries[i].entry_id) return false;
-  // HQ holds every member of an upload it answered for this terminal from now on.
+  // HQ holds every member of an upload it answered for this terminal from now on: one
+  // held already at the balance it was sent plus these entries, a new one at HQ's balance
+  // after them.
+  std::set<uint64_t> joined;
   for (const auto& c : b.request.checkouts)
-    if (c.member_id && *c.member_id != 0) t.held.insert(*c.member_id);
+    if (c.member_id && *c.member_id != 0 && !t.held.count(*c.member_id))
+      joined.insert(*c.member_id);
   for (size_t i = 0; i < b.request.entries.size(); ++i) {
     const auto& e = b.request.entries[i];
     const auto& r = response.results[i];
-    if (e.member_id != 0) t.held.insert(e.member_id);
+    if (e.member_id != 0 && !t.held.count(e.member_id)) joined.insert(e.member_id);
     // `exists`: an earlier attempt was stored and applied, its answer lost (the entry was
     // still pending, so it was never counted here).
     if (r.status == "created" || r.status == "exists") {
       view_.Apply(e.member_id, e.points);
+      if (e.member_id != 0 && !joined.count(e.member_id)) t.held[e.member_id] += e.points;
       ++t.acked;
     } else {
       ++t.unexpected;
     }
   }
+  for (uint64_t id : joined) t.held[id] = view_.Balance(id);
   t.pending.erase(t.pending.begin());
   return true;
 }

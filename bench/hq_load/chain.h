@@ -10,14 +10,15 @@
 // ledger's hash rule (model::EntryHash): HQ's checks pass as for a real till.
 //
 // BalanceView holds every member's balance as HQ must hold it — the points of every entry
-// HQ answered `created` or (after a lost answer) `exists`; a terminal reconciles the
-// balances of the members it holds (HeldSet: the scope HQ keeps for it, as
-// recon::MemberBalanceItem). Thread-safe.
+// HQ answered `created` or (after a lost answer) `exists`. Thread-safe. A terminal
+// reconciles the balances of the members it holds as it holds them (Terminal::held, as
+// recon::MemberBalanceItem): what it was sent, plus its own entries since.
 //
 // Terminal is owned by one run at a time (the runner's scheduling guarantees it).
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -44,9 +45,6 @@ class BalanceView {
   void Apply(uint64_t member_id, int64_t points);
   int64_t Balance(uint64_t member_id) const;
   int64_t Total() const;
-  // The balance set of a terminal holding exactly these members (HQ's member scope: a
-  // terminal holds the members it was sent and those it wrote entries for), as now.
-  std::unique_ptr<recon::FingerprintStore> HeldSet(const std::set<uint64_t>& members) const;
   // The member whose recon::MemberKey is `key` (16 raw bytes).
   std::optional<uint64_t> MemberOfKey(const std::string& key) const;
 
@@ -78,9 +76,15 @@ struct Terminal {
   // Points of its entries HQ acknowledged as applied; refused or conflicting ones (never
   // expected here) are counted apart.
   int64_t acked = 0, unexpected = 0;
-  // The members HQ counts it as holding: every member of an upload HQ answered and of
-  // every changes page it received (docs/hq.md, "Member scope").
-  std::set<uint64_t> held;
+  // The members HQ counts it as holding — every member of an upload HQ answered and of
+  // every changes page or look-up it received (docs/hq.md, "Member scope") — and the balance
+  // it holds for each: the one last sent (a snapshot) plus its own entries since, as a
+  // terminal's ledger has it. A member it wrote entries for before it was sent one joins at
+  // HQ's balance after those entries (the view's, then), as HQ's set takes it.
+  std::map<uint64_t, int64_t> held;
+  void Sent(uint64_t member_id, int64_t balance) { held[member_id] = balance; }
+  // Its side of recon/balances.
+  std::unique_ptr<recon::FingerprintStore> BalanceSet() const;
 };
 
 struct ChainOptions {

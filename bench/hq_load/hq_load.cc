@@ -34,7 +34,7 @@
 //           PostgreSQL; --no-ingest-warmup skips it); on PostgreSQL each round's batches are then
 //           loaded bare (bare_load.h) into a copy of HQ's schema: entries per second side
 //           by side, in the same run; then once more one INSERT per row, into another copy.
-//   runs    the whole hourly run (hello, upload, one changes page, recon of entries and
+//   runs    the whole hourly run (hello, upload, its changes pages, recon of entries and
 //           balances), closed loop at --concurrency: the rate one HQ sustains, and the run
 //           time at that rate.
 //   rate    the same runs arriving at --rate per second (Poisson), open loop: the run time
@@ -679,8 +679,8 @@ json Bench::Report(const std::string& name, const std::string& what, Meter& m,
   const std::string load1 = LoadAverage();
 
   int64_t ok = 0, failed = 0, created = 0, exists = 0, other = 0, rt = 0, sent = 0, recv = 0,
-          changes = 0, bal_diff_runs = 0, bal_diffs = 0, entry_diffs = 0, retries = 0, lost = 0,
-          worked = 0;
+          changes = 0, pages = 0, bal_diff_runs = 0, bal_diffs = 0, entry_diffs = 0, retries = 0,
+          lost = 0, worked = 0;
   std::vector<double> ms, sched_ms, step[5];
   std::map<std::string, int> errors;
   for (const auto& d : runs) {
@@ -704,6 +704,7 @@ json Bench::Report(const std::string& name, const std::string& what, Meter& m,
     sent += d.st.bytes_sent;
     recv += d.st.bytes_received;
     changes += d.st.changes_members;
+    pages += d.st.changes_pages;
     entry_diffs += d.st.entry_differences;
     if (d.st.balance_differences > 0) ++bal_diff_runs;
     bal_diffs += d.st.balance_differences;
@@ -747,7 +748,8 @@ json Bench::Report(const std::string& name, const std::string& what, Meter& m,
        {{"round_trips", static_cast<double>(rt) / n_ok},
         {"bytes_sent", static_cast<double>(sent) / n_ok},
         {"bytes_received", static_cast<double>(recv) / n_ok},
-        {"changes_members", static_cast<double>(changes) / n_ok}}},
+        {"changes_members", static_cast<double>(changes) / n_ok},
+        {"changes_pages", static_cast<double>(pages) / n_ok}}},
       {"runs_uploaded", worked},
       {"runs_uploaded_per_s", static_cast<double>(worked) / wall_s},
       {"recon_entry_differences", entry_diffs},
@@ -794,13 +796,14 @@ json Bench::Report(const std::string& name, const std::string& what, Meter& m,
       Pct(step[0], 50), Pct(step[0], 99), Pct(step[1], 50), Pct(step[1], 99), Pct(step[2], 50),
       Pct(step[2], 99), Pct(step[3], 50), Pct(step[3], 99), Pct(step[4], 50), Pct(step[4], 99));
   std::printf(
-      "per run: %.1f round trips, %.0f B sent, %.0f B received, %.0f members in the "
-      "changes page; recon: %lld entry differences, %lld runs with balance differences "
+      "per run: %.1f round trips, %.0f B sent, %.0f B received, %.0f members in %.2f "
+      "changes pages; recon: %lld entry differences, %lld runs with balance differences "
       "(%lld in all; %s)\n",
       static_cast<double>(rt) / n_ok, static_cast<double>(sent) / n_ok,
       static_cast<double>(recv) / n_ok, static_cast<double>(changes) / n_ok,
-      static_cast<long long>(entry_diffs), static_cast<long long>(bal_diff_runs),
-      static_cast<long long>(bal_diffs), opt_.repair_balances ? "asked of HQ" : "counted only");
+      static_cast<double>(pages) / n_ok, static_cast<long long>(entry_diffs),
+      static_cast<long long>(bal_diff_runs), static_cast<long long>(bal_diffs),
+      opt_.repair_balances ? "asked of HQ" : "counted only");
   std::printf("cpu: loyalty-hq");
   for (double c : hq_cpu) std::printf(" %.0f", c);
   std::printf(" ms, postgres %.0f ms, hq_load %.0f ms (generating hours %.0f ms)\n", pg_cpu,

@@ -185,14 +185,27 @@ Status Steps(Chain& chain, Terminal& t, Session& s, const RunSetup& setup, RunSt
   }
   mark(3);
 
-  auto page = s.CallJson<sync::ChangesResponse>("changes", "GET",
-                                                "/changes?cursor=" + http::PercentEncode(t.cursor) +
-                                                    "&limit=" + std::to_string(setup.changes_limit),
-                                                "");
-  if (!page.ok()) return page.status();
-  t.cursor = page->cursor;
-  st.changes_members = static_cast<int64_t>(page->members.size());
-  for (const auto& m : page->members) t.held.insert(m.member_id);
+  // The download: every page from the cursor, as a terminal's run takes them before it
+  // reconciles (sync/client/src/run.cc) — an hour's changes of a store come in one page, or
+  // two on PostgreSQL past 511 members (docs/hq.md, "Writers in parallel").
+  for (int pages = 0;; ++pages) {
+    if (pages == 100) return Status::Error(ErrorCode::kBadResponse, "changes: too many pages");
+    auto page =
+        s.CallJson<sync::ChangesResponse>("changes", "GET",
+                                          "/changes?cursor=" + http::PercentEncode(t.cursor) +
+                                              "&limit=" + std::to_string(setup.changes_limit),
+                                          "");
+    if (!page.ok()) return page.status();
+    const bool moved = page->cursor != t.cursor;
+    t.cursor = page->cursor;
+    st.changes_members += static_cast<int64_t>(page->members.size());
+    ++st.changes_pages;
+    for (const auto& m : page->members) t.Sent(m.member_id, m.balance);
+    if (!page->more) break;
+    if (!moved)
+      return Status::Error(ErrorCode::kBadResponse,
+                           "changes: more pages announced but the cursor did not move");
+  }
   auto t3 = Clk::now();
   st.step_us[2] = Us(t2, t3);
   mark(4);
@@ -208,14 +221,15 @@ Status Steps(Chain& chain, Terminal& t, Session& s, const RunSetup& setup, RunSt
   mark(5);
 
   diff.clear();
-  auto snapshot = chain.view().HeldSet(t.held);
+  auto snapshot = t.BalanceSet();
   if (Status r = s.Reconcile("recon/balances", "balances", *snapshot,
                              &st.recon_balances_round_trips, &diff);
       !r.ok())
     return r;
   st.balance_differences = static_cast<int64_t>(diff.size());
-  // Balances that differ (an upload through HQ that this terminal's view did not have yet
-  // when the exchange ran): fresh snapshots, as a terminal asks for them.
+  // Balances that differ (a member this terminal began to hold through an upload while
+  // another upload of the member went through HQ, or one its single page did not send):
+  // fresh snapshots, as a terminal asks for them, and their balances are the ones it holds.
   if (!diff.empty() && setup.repair_balances) {
     sync::MembersRequest req;
     for (const auto& key : diff) {
@@ -226,6 +240,7 @@ Status Steps(Chain& chain, Terminal& t, Session& s, const RunSetup& setup, RunSt
       auto m = s.CallJson<sync::MembersResponse>("members", "POST", "/members",
                                                  sync::SerializeMessage(req));
       if (!m.ok()) return m.status();
+      for (const auto& snap : m->members) t.Sent(snap.member_id, snap.balance);
     }
   }
   st.step_us[4] = Us(t4, Clk::now());

@@ -1,16 +1,17 @@
 // One terminal's sync run against one loyalty-hq process, over the real protocol
 // (sync/PROTOCOL.md) with mutual TLS and the project's HTTP client (loyalty/http/client.h):
 //
-//   POST hello → POST entries (each pending batch, ≤ 500 entries) → GET changes (one page)
+//   POST hello → POST entries (each pending batch, ≤ 500 entries) → GET changes (every page)
 //   → POST recon/entries → POST recon/balances (→ POST members for balances that differ,
 //   with RunSetup::repair_balances)
 //
 // as a till's hourly run does after a busy hour. The terminal's sets are its own entries and
-// the balances of the members it holds as HQ must hold them (BalanceView::HeldSet: those it
-// was sent and those it wrote entries for). A request is retried as the terminal's sync client
-// retries it (sync/client/src/run.cc: transport errors, 5xx, 408 and 429, at most 6 attempts,
-// backoff from 200 ms doubling to 5 s with full jitter); one that still fails ends the run, and the
-// terminal's next run (possibly through another HQ process) sends what is still pending.
+// the balances of the members it holds as it holds them (Terminal::held: those it was sent,
+// plus its own entries since, and those it wrote entries for). A request is retried as the
+// terminal's sync client retries it (sync/client/src/run.cc: transport errors, 5xx, 408 and 429, at
+// most 6 attempts, backoff from 200 ms doubling to 5 s with full jitter); one that still fails ends
+// the run, and the terminal's next run (possibly through another HQ process) sends what is still
+// pending.
 #pragma once
 
 #include <atomic>
@@ -39,7 +40,8 @@ struct RunStats {
   std::string error;             // "step: why" when !ok
   int64_t uploaded_entries = 0;  // entries sent whose answer arrived
   int64_t created = 0, exists = 0, other = 0;
-  int64_t changes_members = 0;
+  int64_t changes_members = 0;  // in all its pages
+  int64_t changes_pages = 0;
   int round_trips = 0;
   int retries = 0;       // attempts after the first, over the run's requests
   int lost_answers = 0;  // uploads whose answer the run gave up on (RunSetup)

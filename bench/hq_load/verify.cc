@@ -4,6 +4,7 @@
 
 #include "loyalty/http/client.h"
 #include "loyalty/recon/protocol.h"
+#include "loyalty/sync/messages.h"
 
 namespace loyalty::hqload {
 namespace {
@@ -106,21 +107,43 @@ VerifyResult VerifyChain(Chain& chain, const HqProcess& hq, const HqEndpoint& en
   int64_t conflicts = q("SELECT count(*) FROM conflicts");
   check(conflicts == 0, "database: no conflict recorded: " + N(conflicts));
 
-  // Balances at rest: one reconciliation exchange, as a terminal runs it.
+  // Balances at rest, as a terminal's run ends: its download (every page from its cursor),
+  // then one reconciliation exchange; and what it was sent is what the entries say.
   {
-    const Terminal& t = chain.terminals().front();
-    auto snapshot = chain.view().HeldSet(t.held);
-    recon::Initiator ini(*snapshot);
-    auto msg = ini.Start();
+    Terminal& t = chain.terminals().front();
     http::ClientTlsOptions o;
     o.ca_file = endpoint.ca_file;
     o.cert_file = t.cert_file;
     o.key_file = t.key_file;
     http::Client c(endpoint.host, endpoint.port, o);
+    std::string why;
+    bool downloaded = false;
+    for (int page = 0; page < 10000 && why.empty() && !downloaded; ++page) {
+      auto r = c.Request(
+          "GET",
+          "/v1/sync/" + t.id + "/changes?cursor=" + http::PercentEncode(t.cursor) + "&limit=1000",
+          "", {}, 60000);
+      if (!r.ok() || r->status != 200) {
+        why = "changes " + (r.ok() ? N(r->status) : r.status().ToString());
+        break;
+      }
+      auto ch = sync::ParseMessage<sync::ChangesResponse>(r->body);
+      if (!ch.ok()) {
+        why = "changes " + ch.status().ToString();
+        break;
+      }
+      for (const auto& m : ch->members) t.Sent(m.member_id, m.balance);
+      downloaded = !ch->more || ch->cursor == t.cursor;
+      t.cursor = ch->cursor;
+    }
+    int64_t stale = 0;
+    for (const auto& [id, balance] : t.held) stale += balance != chain.view().Balance(id);
+    auto snapshot = t.BalanceSet();
+    recon::Initiator ini(*snapshot);
+    auto msg = ini.Start();
     std::vector<std::string> have, need, mismatched;
     bool done = false;
-    std::string why;
-    for (int i = 0; msg.ok() && i < 64 && !done; ++i) {
+    for (int i = 0; why.empty() && msg.ok() && i < 64 && !done; ++i) {
       auto r = c.Request("POST", "/v1/sync/" + t.id + "/recon/balances", *msg,
                          {{"Content-Type", "application/octet-stream"}}, 60000);
       if (!r.ok() || r->status != 200) {
@@ -138,9 +161,12 @@ VerifyResult VerifyChain(Chain& chain, const HqProcess& hq, const HqEndpoint& en
         msg = std::move(**next);
     }
     size_t d = have.size() + need.size() + mismatched.size();
-    check(done && d == 0,
-          "reconciliation of balances at rest in sync: " +
-              (done ? N(static_cast<int64_t>(d)) + " differences" : "failed " + why));
+    check(done && d == 0 && stale == 0,
+          "reconciliation of balances at rest in sync, after the download: " +
+              (done ? N(static_cast<int64_t>(d)) + " differences, " + N(stale) + " of " +
+                          N(static_cast<int64_t>(t.held.size())) +
+                          " held balances not the entries' sum"
+                    : "failed " + why));
   }
   return out;
 }

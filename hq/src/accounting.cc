@@ -131,7 +131,6 @@ Status HqService::Impl::ApplyEntry(const sync::Entry& e) {
     m.status = "frozen";
     m.frozen_reason = FreezeReason(e.detail);
   }
-  (*slot)->balance = true;
   return SaveMember(m, old_tier, old_status);
 }
 

@@ -238,7 +238,6 @@ http::Response HqService::Impl::CreateMember(const http::Request& req) {
       auto fresh = store.AddStoreMember(*store_id, id, "enrolled", m.created_at_ms, ScopeSinceMs());
       if (!fresh.ok()) return fresh.status();
     }
-    if (Status s = store.UpsertBalance(id, 0); !s.ok()) return s;
     // Recorded with the member, or neither is: a refused claim enrols no one.
     if (claim) {
       auto c = RecordClaim(*claim, id);

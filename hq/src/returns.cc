@@ -124,7 +124,7 @@ http::Response HqService::Impl::SaleRoute(const std::string& tid, const http::Re
     auto snap = Snapshot(**rec, *term ? (*term)->head_seq : 0, *term ? (*term)->store_id : "");
     if (!snap.ok()) return snap.status();
     if (Status v = sync::ValidateSnapshot(*snap); !v.ok()) return Status::Ok();
-    if (Status h = store.HoldMember(tid, id, (*rec)->balance); !h.ok()) return h;
+    if (Status h = store.SendMember(tid, id, (*rec)->balance); !h.ok()) return h;
     out.members.push_back(std::move(*snap));
     auto ids = store.IdentitiesOf(id);
     if (!ids.ok()) return ids.status();

@@ -156,8 +156,8 @@ struct HqService::Impl {
 
   // ------------------------------------------------------------------ one write's members
   // (write_cache.cc) A write transaction (Write) reads each member it touches once and keeps it
-  // here while its checks and entries change it; each changed member's row, change_seq and
-  // balance-set item are written once, when the body has succeeded, in the order of their last
+  // here while its checks and entries change it; each changed member's row and change_seq are
+  // written once, when the body has succeeded, in the order of their last
   // change (a checkout and its earn entry used to read the member five times and write it twice).
   // What the checks read of a member's history — lots, recorded states, the uploading
   // terminal's first freeze and upgrade, its downloads — is read once per write too, and
@@ -168,7 +168,6 @@ struct HqService::Impl {
     std::optional<MemberRecord> m;  // nullopt: HQ has no such member (yet)
     bool write = false;             // UpdateMember at the end
     bool touch = false;             // else TouchMember at the end
-    bool balance = false;           // UpsertBalance at the end
     uint64_t order = 0;             // the last write or touch
     std::optional<std::vector<model::Lot>>
         lots;  // as Store::Lots: remaining != 0, by expiry, lot id

@@ -265,7 +265,6 @@ class SqlStore final : public Store {
     if (s.ok()) s = FlushSpends();
     if (s.ok()) s = db_->Exec("COMMIT");
     pending_items_.clear();
-    pending_balances_.clear();
     spend_rows_.clear();
     spend_dirty_.clear();
     rows_ = QueuedRows{};
@@ -1489,11 +1488,6 @@ class SqlStore final : public Store {
     return SetsWritten();
   }
 
-  Status UpsertBalance(uint64_t member_id, int64_t balance) override {
-    pending_balances_[member_id] = balance;
-    return SetsWritten();
-  }
-
   // --- member scope
   // The members of a store's scope: parameter `store` the store, `since` the moment.
   static std::string InScope(int store, int since) {
@@ -1593,7 +1587,8 @@ class SqlStore final : public Store {
   }
 
   Status HoldMembers(const std::string& terminal_id,
-                     const std::vector<std::pair<uint64_t, int64_t>>& members) override {
+                     const std::vector<std::pair<uint64_t, int64_t>>& members,
+                     Holding how) override {
     std::map<uint64_t, int64_t> balance_of(members.begin(), members.end());
     std::vector<uint64_t> ids;
     for (const auto& [id, balance] : balance_of) ids.push_back(id);
@@ -1610,13 +1605,14 @@ class SqlStore final : public Store {
         while (st.Step()) added.push_back(static_cast<uint64_t>(st.Int(0)));
         if (!st.status().ok()) return st.status();
       }
-      if (added.empty()) continue;
+      const std::vector<uint64_t>& joined = how == Holding::kSent ? chunk : added;
+      if (joined.empty()) continue;
       if (!set) {
         auto opened = OpenBalanceSet(terminal_id);
         if (!opened.ok()) return opened.status();
         set = *opened;
       }
-      for (uint64_t id : added)
+      for (uint64_t id : joined)
         pending_items_.emplace_back(
             set, recon::MemberBalanceItem(std::to_string(id), balance_of[id], 0));
     }
@@ -1994,33 +1990,9 @@ class SqlStore final : public Store {
     });
   }
 
-  // The set writes the open transaction made: each terminal's entries and new holdings in
-  // order, and each member's latest balance (written into every holder's set: the holders
-  // are read once, when the writes go).
+  // The set writes the open transaction made: each terminal's entries and the balances of
+  // the members it was sent or newly holds, in order (a later item of the same id stands).
   Status FlushSets() {
-    if (!pending_balances_.empty()) {
-      std::vector<uint64_t> ids;
-      for (const auto& [id, balance] : pending_balances_) ids.push_back(id);
-      for (size_t at = 0; at < ids.size(); at += kListChunk) {
-        const std::vector<uint64_t> chunk = Chunk(ids, at);
-        std::vector<std::pair<std::string, uint64_t>> holders;
-        {
-          HQ_PREPARE(st, "SELECT terminal_id, member_id FROM terminal_members WHERE member_id " +
-                             B::InInts(1) + " ORDER BY member_id, terminal_id");
-          st.Bind(1, ListText(chunk));
-          while (st.Step()) holders.emplace_back(st.Text(0), static_cast<uint64_t>(st.Int(1)));
-          if (!st.status().ok()) return st.status();
-        }
-        for (const auto& [tid, id] : holders) {
-          auto set = OpenBalanceSet(tid);
-          if (!set.ok()) return set.status();
-          // After the holdings' items: the member's latest balance is the one that stands.
-          pending_items_.emplace_back(
-              *set, recon::MemberBalanceItem(std::to_string(id), pending_balances_[id], 0));
-        }
-      }
-      pending_balances_.clear();
-    }
     if (pending_items_.empty()) return Status::Ok();
     std::vector<std::pair<Set*, recon::Item>> items;
     items.swap(pending_items_);
@@ -2035,7 +2007,6 @@ class SqlStore final : public Store {
     if (B::InTransaction(*db_)) return Status::Ok();
     Status s = FlushSets();
     pending_items_.clear();
-    pending_balances_.clear();
     return s;
   }
 
@@ -2094,7 +2065,6 @@ class SqlStore final : public Store {
 
   std::unique_ptr<Db> db_;
   std::vector<std::pair<Set*, recon::Item>> pending_items_;
-  std::map<uint64_t, int64_t> pending_balances_;
   struct SpendRow {
     int64_t from_ms, to_ms, cents;
   };

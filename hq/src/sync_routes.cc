@@ -211,7 +211,7 @@ http::Response HqService::Impl::Changes(const std::string& tid, const http::Requ
           sent.push_back(m.member_id);
           out.members.push_back(std::move(*snap));
         }
-        if (Status h = store.HoldMembers(tid, held); !h.ok()) return h;
+        if (Status h = store.HoldMembers(tid, held, Store::Holding::kSent); !h.ok()) return h;
         auto ids = store.IdentitiesOfMembers(sent);
         if (!ids.ok()) return ids.status();
         out.identities = std::move(*ids);
@@ -361,7 +361,7 @@ http::Response HqService::Impl::Members(const std::string& tid, const http::Requ
                {{"terminal_id", tid}, {"member_id", std::to_string(id)}, {"reason", v.message()}});
         continue;
       }
-      if (Status h = store.HoldMember(tid, id, (*rec)->balance); !h.ok()) return h;
+      if (Status h = store.SendMember(tid, id, (*rec)->balance); !h.ok()) return h;
       out.members.push_back(std::move(*snap));
       if (lookup) {
         auto held = store.IdentitiesOf(id);

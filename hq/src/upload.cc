@@ -445,7 +445,7 @@ http::Response HqService::Impl::Upload(const std::string& tid, const http::Reque
       if (!slot.ok()) return slot.status();
       if ((*slot)->m) holdings.emplace_back(id, (*slot)->m->balance);
     }
-    if (Status s = store.HoldMembers(tid, holdings); !s.ok()) return s;
+    if (Status s = store.HoldMembers(tid, holdings, Store::Holding::kWrote); !s.ok()) return s;
     return store.PutTerminal(*term);
   };
   Status s = Write(body, exclusive ? nullptr : &keys);

@@ -45,7 +45,7 @@ Status HqService::Impl::Write(const std::function<Status()>& body,
 Status HqService::Impl::FlushMembers() {
   std::vector<std::pair<uint64_t, MemberSlot*>> dirty;
   for (auto& [id, slot] : tx->members) {
-    if (slot.write || slot.touch || slot.balance) dirty.emplace_back(slot.order, &slot);
+    if (slot.write || slot.touch) dirty.emplace_back(slot.order, &slot);
   }
   std::sort(dirty.begin(), dirty.end(),
             [](const auto& a, const auto& b) { return a.first < b.first; });
@@ -54,12 +54,7 @@ Status HqService::Impl::FlushMembers() {
     if (!slot->m) continue;  // a touch of a member HQ does not have changes nothing
     if (slot->write || slot->touch) writes.push_back({&*slot->m, slot->write});
   }
-  if (Status s = store.UpdateMembers(writes); !s.ok()) return s;
-  for (const auto& [order, slot] : dirty) {
-    if (!slot->m || !slot->balance) continue;
-    if (Status s = store.UpsertBalance(slot->m->member_id, slot->m->balance); !s.ok()) return s;
-  }
-  return Status::Ok();
+  return store.UpdateMembers(writes);
 }
 
 // Writes the changed members now and drops what the write had read of every member (a

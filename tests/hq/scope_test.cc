@@ -45,6 +45,25 @@ class HqScopeTest : public HqFixture {
     EXPECT_TRUE((*set)->ReadSymbols(0, 1, &s0).ok());
     return static_cast<uint64_t>(s0[0].count);
   }
+  // Whether the terminal's balance set at HQ is exactly these members at these balances.
+  bool BalancesAre(const std::string& tid, const std::map<uint64_t, int64_t>& balances) {
+    auto set = store_->BalanceSet(tid);
+    EXPECT_TRUE(set.ok());
+    if (!set.ok()) return false;
+    const uint64_t n = (*set)->stored_symbols();
+    recon::MemoryStore want(n);
+    for (const auto& [id, balance] : balances)
+      EXPECT_TRUE(want.Upsert(recon::MemberBalanceItem(std::to_string(id), balance, 0)).ok());
+    std::vector<recon::Symbol> a, b;
+    EXPECT_TRUE((*set)->ReadSymbols(0, n, &a).ok());
+    EXPECT_TRUE(want.ReadSymbols(0, n, &b).ok());
+    return a == b;
+  }
+  int64_t BalanceAtHq(uint64_t id) {
+    auto m = store_->GetMember(id);
+    EXPECT_TRUE(m.ok() && m->has_value());
+    return m.ok() && m->has_value() ? (*m)->balance : -1;
+  }
   sync::MembersResponse Ask(const std::string& tid, const sync::MembersRequest& req) {
     auto r = Call("POST", "/v1/sync/" + tid + "/members", sync::SerializeMessage(req), false);
     EXPECT_EQ(r.status, 200) << r.body;
@@ -137,6 +156,40 @@ TEST_F(HqScopeTest, ASaleOrALookUpAtAStoreBringsTheMemberToAllItsLanes) {
   auto fixed = Ask("T02", repair);
   EXPECT_EQ(fixed.members.size(), 1u);
   EXPECT_FALSE(fixed.identities.has_value());
+}
+
+// A terminal's balance set at HQ is what it was sent (docs/hq.md, "Member scope"): another
+// lane's sale of a member both hold changes it at this lane's next download, when the
+// member's new snapshot is sent, never before — so the lane's reconciliation after that
+// download finds no difference, and none that a download will settle anyway in between.
+TEST_F(HqScopeTest, ATerminalsBalanceSetHoldsWhatItWasSent) {
+  Greet("T01", "S001");
+  Greet("T02", "S001");
+  const uint64_t a = Enrol("S001");
+  Download("T01");
+  Download("T02");
+  EXPECT_TRUE(BalancesAre("T01", {{a, 0}}));
+  EXPECT_TRUE(BalancesAre("T02", {{a, 0}}));
+  FakeTerminal t{"T01"};
+  Sale s = PricedSale(t, a, "c1", Basket(10000), kNowMs + 1000, 0, std::string(64, 'c'));
+  sync::UploadRequest up{s.entries, {s.checkout}, {}};
+  for (const auto& r : Upload("T01", up).results) EXPECT_EQ(r.status, "created");
+  const int64_t after = BalanceAtHq(a);
+  ASSERT_GT(after, 0);
+  // Neither lane has been sent the new balance yet: both sets keep the last one sent.
+  EXPECT_TRUE(BalancesAre("T01", {{a, 0}}));
+  EXPECT_TRUE(BalancesAre("T02", {{a, 0}}));
+  EXPECT_EQ(Download("T02"), (std::set<uint64_t>{a}));
+  EXPECT_TRUE(BalancesAre("T02", {{a, after}}));
+  EXPECT_TRUE(BalancesAre("T01", {{a, 0}}));
+  EXPECT_EQ(Download("T01"), (std::set<uint64_t>{a}));
+  EXPECT_TRUE(BalancesAre("T01", {{a, after}}));
+  // A repair (POST members by id) sends the snapshot, and the set takes its balance too.
+  Greet("T03", "S001");
+  sync::MembersRequest repair;
+  repair.member_ids = {a};
+  ASSERT_EQ(Ask("T03", repair).members.size(), 1u);
+  EXPECT_TRUE(BalancesAre("T03", {{a, after}}));
 }
 
 TEST_F(HqScopeTest, AMemberWhoStopsShoppingLeavesTheScopeAndComesBackWithTheNextSale) {

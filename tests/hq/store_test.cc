@@ -717,44 +717,59 @@ TEST_F(HqStoreTest, HoldingsAndBalancesWrittenInATransactionReachTheSetsAtItsCom
   hold.emplace_back(7, balances[7]);  // named twice: held once
   ASSERT_TRUE(store_
                   ->Transaction([&]() -> Status {
-                    if (Status s = store_->HoldMembers("T01", hold); !s.ok()) return s;
-                    // Later in the same transaction the balance of two members changes: the
-                    // set takes the later one.
-                    balances[5] = -40;
-                    balances[1200] = 1'000'000'000'000;
-                    if (Status s = store_->UpsertBalance(5, balances[5]); !s.ok()) return s;
-                    return store_->UpsertBalance(1200, balances[1200]);
+                    return store_->HoldMembers("T01", hold, Store::Holding::kWrote);
                   })
                   .ok());
   auto set = store_->BalanceSet("T01");  // valid until a transaction fails
   ASSERT_TRUE(set.ok());
   const uint64_t stored = (*set)->stored_symbols();
   EXPECT_EQ(SymbolsOf(**set), BalanceSymbols(balances, stored));
-  // Holding again is a no-op; a balance for a member T01 does not hold leaves its set.
-  const auto before = SymbolsOf(**store_->BalanceSet("T01"));
+  // Entries written for a member held already leave its balance as it was last sent; a
+  // member new to the terminal joins at the balance given.
+  balances[1204] = 55;
+  ASSERT_TRUE(
+      store_
+          ->Transaction([&]() -> Status {
+            if (Status s = store_->InsertMember(PlainMember(1204, 55)); !s.ok()) return s;
+            return store_->HoldMembers("T01", {{9, 123456}, {1204, 55}}, Store::Holding::kWrote);
+          })
+          .ok());
+  EXPECT_EQ(SymbolsOf(**store_->BalanceSet("T01")), BalanceSymbols(balances, stored));
+  // A snapshot sent sets the balance, held before or not, and a later one in the same
+  // transaction stands.
+  balances[5] = -40;
+  balances[1200] = 1'000'000'000'000;
   ASSERT_TRUE(store_
                   ->Transaction([&]() -> Status {
-                    if (Status s = store_->HoldMembers("T01", {{9, 123456}}); !s.ok()) return s;
-                    return store_->UpsertBalance(kMembers + 50, 77);
+                    if (Status s = store_->SendMember("T01", 5, 99); !s.ok()) return s;
+                    return store_->HoldMembers("T01", {{5, balances[5]}, {1200, balances[1200]}},
+                                               Store::Holding::kSent);
                   })
                   .ok());
-  EXPECT_EQ(SymbolsOf(**store_->BalanceSet("T01")), before);
+  EXPECT_EQ(SymbolsOf(**store_->BalanceSet("T01")), BalanceSymbols(balances, stored));
+  // Another terminal's snapshot of the same member changes only that terminal's set.
+  ASSERT_TRUE(store_->SendMember("T04", 6, 1).ok());
+  EXPECT_EQ(SymbolsOf(**store_->BalanceSet("T01")), BalanceSymbols(balances, stored));
+  EXPECT_EQ(SymbolsOf(**store_->BalanceSet("T04")), BalanceSymbols({{6, 1}}, stored));
   // A transaction that fails leaves nothing behind, not even for the next one to write.
   EXPECT_FALSE(store_
                    ->Transaction([&]() -> Status {
-                     if (Status s = store_->UpsertBalance(3, 999); !s.ok()) return s;
-                     if (Status s = store_->HoldMembers("T02", {{3, 999}}); !s.ok()) return s;
+                     if (Status s = store_->SendMember("T01", 3, 999); !s.ok()) return s;
+                     if (Status s = store_->SendMember("T02", 3, 999); !s.ok()) return s;
                      return Status::Error(ErrorCode::kInternal, "the body fails");
                    })
                    .ok());
-  ASSERT_TRUE(store_->Transaction([&]() -> Status { return store_->UpsertBalance(4, 12); }).ok());
+  ASSERT_TRUE(
+      store_->Transaction([&]() -> Status { return store_->SendMember("T01", 4, 12); }).ok());
   balances[4] = 12;
   EXPECT_EQ(SymbolsOf(**store_->BalanceSet("T01")), BalanceSymbols(balances, stored));
   std::vector<recon::Symbol> s0;
   ASSERT_TRUE((*store_->BalanceSet("T02"))->ReadSymbols(0, 1, &s0).ok());
   EXPECT_EQ(s0[0].count, 0);
   // Outside a transaction a write goes at once, as before.
-  ASSERT_TRUE(store_->HoldMembers("T03", {{1, balances[1]}, {2, balances[2]}}).ok());
+  ASSERT_TRUE(
+      store_->HoldMembers("T03", {{1, balances[1]}, {2, balances[2]}}, Store::Holding::kWrote)
+          .ok());
   EXPECT_EQ(SymbolsOf(**store_->BalanceSet("T03")),
             BalanceSymbols({{1, balances[1]}, {2, balances[2]}}, stored));
 }

@@ -471,14 +471,19 @@ class Store {
   virtual Result<std::vector<CouponRecord>> StoreCouponsChanged(const std::string& store_id,
                                                                 int64_t since_ms, int64_t after,
                                                                 int64_t up_to) = 0;
-  // The terminal holds the member from now on (it was sent its snapshot, or uploaded
-  // entries for it): the member's balance joins the terminal's balance set. A member held
-  // already is a no-op. `balance`: HQ's balance of the member as the open transaction has it.
-  // Many at once: (member, balance) pairs, in one statement per 1,000.
+  // The terminal holds the member from now on, and its balance set has the member at
+  // `balance` (HQ's balance of the member as the open transaction has it). kSent: the
+  // terminal is being sent the member's snapshot with that balance — the set takes it whether
+  // the member was held or not. kWrote: the terminal uploaded entries for the member — only a
+  // member it did not hold joins the set; a held member keeps the balance it was last sent
+  // until its next snapshot (docs/hq.md, "Member scope": a terminal's balance set is what it
+  // was sent). Many at once: (member, balance) pairs, in one statement per 1,000.
+  enum class Holding { kSent, kWrote };
   virtual Status HoldMembers(const std::string& terminal_id,
-                             const std::vector<std::pair<uint64_t, int64_t>>& members) = 0;
-  Status HoldMember(const std::string& terminal_id, uint64_t member_id, int64_t balance) {
-    return HoldMembers(terminal_id, {{member_id, balance}});
+                             const std::vector<std::pair<uint64_t, int64_t>>& members,
+                             Holding how) = 0;
+  Status SendMember(const std::string& terminal_id, uint64_t member_id, int64_t balance) {
+    return HoldMembers(terminal_id, {{member_id, balance}}, Holding::kSent);
   }
 
   // --- reconciliation sets, kept in the same transactions as the rows above: per terminal,
@@ -489,8 +494,6 @@ class Store {
   // AddToTerminalSet takes the item of an entry InsertEntry has just stored, whose id no set
   // has held (entry ids are unique in the database).
   virtual Status AddToTerminalSet(const std::string& terminal_id, const recon::Item& item) = 0;
-  // The member's balance in the balance set of every terminal holding it.
-  virtual Status UpsertBalance(uint64_t member_id, int64_t balance) = 0;
   // The responder's view of a set; valid until the next call of either on this store.
   virtual Result<const recon::FingerprintStore*> TerminalSet(const std::string& terminal_id) = 0;
   virtual Result<const recon::FingerprintStore*> BalanceSet(const std::string& terminal_id) = 0;
