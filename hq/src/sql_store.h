@@ -266,6 +266,7 @@ class SqlStore final : public Store {
     if (s.ok()) s = db_->Exec("COMMIT");
     pending_items_.clear();
     spend_rows_.clear();
+    spend_stored_.clear();
     spend_dirty_.clear();
     rows_ = QueuedRows{};
     absent_checkouts_.clear();
@@ -1221,6 +1222,7 @@ class SqlStore final : public Store {
             });
         !s.ok())
       return s;
+    for (uint64_t id : ids) spend_stored_[id] = rows[id];
     std::vector<uint64_t> unsummed;  // no row for the window yet: summed as MemberSpend would
     for (uint64_t id : ids) {
       const auto& held = rows[id];
@@ -1250,6 +1252,7 @@ class SqlStore final : public Store {
   Status PruneSpendTotals(int64_t ended_by_ms) override {
     if (Status s = FlushSpends(); !s.ok()) return s;
     spend_rows_.clear();
+    spend_stored_.clear();
     HQ_PREPARE(st, "DELETE FROM spend_totals WHERE to_ms <= ?");
     st.Bind(1, ended_by_ms);
     return st.Run();
@@ -1495,8 +1498,19 @@ class SqlStore final : public Store {
            " AND (reason = 'enrolled' OR last_at_ms >= ?" + std::to_string(since) + "))";
   }
 
+  // A scope row's moment is kept to the end of its UTC day: a member stays in the scope at
+  // most a day past member_scope_months, never less, and their other sales there that day
+  // write nothing.
+  static int64_t ScopeDayEnd(int64_t at_ms) {
+    constexpr int64_t kDayMs = 86'400'000;
+    const int64_t into = ((at_ms % kDayMs) + kDayMs) % kDayMs;
+    if (at_ms > std::numeric_limits<int64_t>::max() - kDayMs) return at_ms;
+    return at_ms - into + kDayMs - 1;
+  }
+
   Result<bool> AddStoreMember(const std::string& store_id, uint64_t member_id,
-                              const std::string& reason, int64_t at_ms, int64_t since_ms) override {
+                              const std::string& reason, int64_t at, int64_t since_ms) override {
+    const int64_t at_ms = ScopeDayEnd(at);
     std::optional<std::pair<std::string, int64_t>> had;
     {
       HQ_PREPARE(
@@ -1508,6 +1522,7 @@ class SqlStore final : public Store {
     const bool in_scope = had && (had->first == "enrolled" || had->second >= since_ms);
     const std::string keep = had && had->first == "enrolled" ? "enrolled" : reason;
     const int64_t last = had ? std::max(had->second, at_ms) : at_ms;
+    if (had && had->first == keep && had->second == last) return !in_scope;
     HQ_PREPARE(st,
                "INSERT INTO store_members (store_id, member_id, reason, last_at_ms) VALUES "
                "(?,?,?,?) ON CONFLICT (store_id, member_id) DO UPDATE SET reason = "
@@ -1537,20 +1552,27 @@ class SqlStore final : public Store {
             });
         !s.ok())
       return s;
-    for (const auto& [id, at_ms] : members) {  // each call in turn, on the row as it stands
+    std::set<uint64_t> changed;  // rows to write: new, or with a later day or another reason
+    for (const auto& [id, at] : members) {  // each call in turn, on the row as it stands
+      const int64_t at_ms = ScopeDayEnd(at);
       auto had = row.find(id);
       const bool in_scope =
           had != row.end() && (had->second.first == "enrolled" || had->second.second >= since_ms);
       if (!in_scope) fresh.insert(id);
+      std::pair<std::string, int64_t> now;
       if (had == row.end()) {
-        row[id] = {reason, at_ms};
+        now = {reason, at_ms};
       } else {
-        had->second = {had->second.first == "enrolled" ? "enrolled" : reason,
-                       std::max(had->second.second, at_ms)};
+        now = {had->second.first == "enrolled" ? "enrolled" : reason,
+               std::max(had->second.second, at_ms)};
+      }
+      if (had == row.end() || now != had->second) {
+        row[id] = std::move(now);
+        changed.insert(id);
       }
     }
     std::vector<std::pair<uint64_t, std::pair<std::string, int64_t>>> rows;
-    for (uint64_t id : ids) rows.emplace_back(id, row[id]);
+    for (uint64_t id : changed) rows.emplace_back(id, row[id]);
     if (Status s = InsertRows(
             "INSERT INTO store_members (store_id, member_id, reason, last_at_ms)", 4, rows,
             " ON CONFLICT (store_id, member_id) DO UPDATE SET reason = excluded.reason, "
@@ -1854,25 +1876,57 @@ class SqlStore final : public Store {
 
   // The spend rows of the members whose rows changed in the transaction, written back: each
   // such member's rows deleted and inserted again as they stand, 500 rows a statement.
+  // Each changed member's rows as they stand now against those stored: a member with a
+  // stored row gone (dropped, or past the limit) has its rows deleted and written again; the
+  // others only their new and changed rows, updated in place (`cents` is in no index, so
+  // PostgreSQL updates the row without touching the index: the common case, an upload
+  // adding to a member's month).
   Status FlushSpends() {
     if (spend_dirty_.empty()) return Status::Ok();
-    const std::vector<uint64_t> ids(spend_dirty_.begin(), spend_dirty_.end());
-    if (Status s = EachChunk("DELETE FROM spend_totals WHERE member_id " + B::InInts(1), 1, ids,
+    auto same_window = [](const SpendRow& a, const SpendRow& b) {
+      return a.from_ms == b.from_ms && a.to_ms == b.to_ms;
+    };
+    std::vector<uint64_t> rewrite;
+    std::vector<std::pair<uint64_t, SpendRow>> rows, changed;
+    for (uint64_t id : spend_dirty_) {
+      const auto& now = spend_rows_[id];
+      const auto& stored = spend_stored_[id];
+      const bool gone = std::any_of(stored.begin(), stored.end(), [&](const SpendRow& s) {
+        return std::none_of(now.begin(), now.end(),
+                            [&](const SpendRow& r) { return same_window(r, s); });
+      });
+      if (gone) {
+        rewrite.push_back(id);
+        for (const auto& r : now) rows.emplace_back(id, r);
+        continue;
+      }
+      for (const auto& r : now)
+        if (std::none_of(stored.begin(), stored.end(), [&](const SpendRow& s) {
+              return same_window(r, s) && s.cents == r.cents;
+            }))
+          changed.emplace_back(id, r);
+    }
+    auto bind = [](Stmt& st, int b, const std::pair<uint64_t, SpendRow>& row) {
+      const auto& [id, r] = row;
+      st.Bind(b + 1, id).Bind(b + 2, r.from_ms);
+      st.Bind(b + 3, r.to_ms).Bind(b + 4, r.cents);
+    };
+    if (Status s = EachChunk("DELETE FROM spend_totals WHERE member_id " + B::InInts(1), 1, rewrite,
                              NoBind, [](const Stmt&) { return Status::Ok(); });
         !s.ok())
       return s;
-    std::vector<std::pair<uint64_t, SpendRow>> rows;
-    for (uint64_t id : ids)
-      for (const auto& r : spend_rows_[id]) rows.emplace_back(id, r);
     if (Status s = InsertRows("INSERT INTO spend_totals (member_id, from_ms, to_ms, cents)", 4,
-                              rows, "", false,
-                              [](Stmt& st, int b, const std::pair<uint64_t, SpendRow>& row) {
-                                const auto& [id, r] = row;
-                                st.Bind(b + 1, id).Bind(b + 2, r.from_ms);
-                                st.Bind(b + 3, r.to_ms).Bind(b + 4, r.cents);
-                              });
+                              rows, "", false, bind);
         !s.ok())
       return s;
+    if (Status s =
+            InsertRows("INSERT INTO spend_totals (member_id, from_ms, to_ms, cents)", 4, changed,
+                       " ON CONFLICT (member_id, from_ms, to_ms) DO UPDATE SET cents = "
+                       "excluded.cents",
+                       false, bind);
+        !s.ok())
+      return s;
+    for (uint64_t id : spend_dirty_) spend_stored_[id] = spend_rows_[id];
     spend_dirty_.clear();
     return Status::Ok();
   }
@@ -2068,7 +2122,8 @@ class SqlStore final : public Store {
   struct SpendRow {
     int64_t from_ms, to_ms, cents;
   };
-  std::map<uint64_t, std::vector<SpendRow>> spend_rows_;  // by member (PrefetchSpends)
+  std::map<uint64_t, std::vector<SpendRow>> spend_rows_;    // by member (PrefetchSpends)
+  std::map<uint64_t, std::vector<SpendRow>> spend_stored_;  // the same, as the table has them
   std::set<uint64_t> spend_dirty_;
   QueuedRows rows_;
   bool flushing_ = false;

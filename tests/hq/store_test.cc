@@ -422,6 +422,25 @@ TEST_F(HqStoreTest, PrefetchedSpendsAnswerAndKeepWhatTheRowsSum) {
   EXPECT_EQ(truth(9, kMonth, kNext), 300);
   EXPECT_EQ(spend(9), 300);
 
+  // Written in the middle of a transaction (a read of the kept rows) and then dropped: gone
+  // at the commit too; and one written then grown: its last sum.
+  ASSERT_TRUE(store_
+                  ->Transaction([&]() -> Status {
+                    if (Status p = store_->PrefetchSpends({13, 14}, kMonth, kNext); !p.ok())
+                      return p;
+                    if (Status p = put(MakeCheckout("m1", 13, 70, kMonth + 1)); !p.ok()) return p;
+                    if (Status p = put(MakeCheckout("n1", 14, 20, kMonth + 1)); !p.ok()) return p;
+                    auto k = store_->KeptMemberSpends({13, 14}, kMonth, kNext);
+                    if (!k.ok()) return k.status();
+                    EXPECT_EQ(k->count(13), 1u);
+                    if (Status p = store_->MarkCheckoutRefused("T01", "m1"); !p.ok()) return p;
+                    return put(MakeCheckout("n2", 14, 3, kMonth + 2));
+                  })
+                  .ok());
+  EXPECT_FALSE(kept(13, kMonth, kNext));
+  EXPECT_EQ(spend(13), 0);
+  EXPECT_EQ(kept(14, kMonth, kNext), 23);
+
   // Past 2^62 the kept row goes and the rows are summed, prefetched or not.
   const int64_t n = kLimit / sync::kMaxCents;
   ASSERT_TRUE(store_
@@ -937,14 +956,46 @@ TEST_F(HqStoreTest, WhatAnUploadAndAPageReadOfManyMembersAtOnceIsWhatOneAtATimeR
   EXPECT_TRUE(store_->GetMembers({})->empty());
 }
 
+// A scope row keeps the day of its moment (docs/hq.md, "Member scope"): the member stays in
+// the store's scope to the end of that day past the window, never less, and another sale
+// there the same day is no news.
+TEST_F(HqStoreTest, AScopeRowKeepsTheEndOfItsDay) {
+  constexpr int64_t D = 86'400'000;
+  ASSERT_TRUE(store_->InsertMember(PlainMember(1, 0)).ok());
+  auto in_scope = [&](int64_t since) {
+    auto m = store_->StoreMembersChangedAfter("S1", since, 0, 10);
+    EXPECT_TRUE(m.ok());
+    return m.ok() && m->size() == 1;
+  };
+  auto first = store_->AddStoreMember("S1", 1, "shopped", 100 * D + 1000, 0);
+  ASSERT_TRUE(first.ok());
+  EXPECT_TRUE(*first);
+  EXPECT_TRUE(in_scope(100 * D + 1000));
+  EXPECT_TRUE(in_scope(101 * D - 1));  // the end of the sale's day
+  EXPECT_FALSE(in_scope(101 * D));
+  auto again = store_->AddStoreMember("S1", 1, "shopped", 100 * D + 7'200'000, 100 * D);
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE(*again);  // in the scope already
+  auto many = store_->AddStoreMembers("S1", {{1, 100 * D + 9'000'000}}, "shopped", 100 * D);
+  ASSERT_TRUE(many.ok());
+  EXPECT_TRUE(many->empty());
+  EXPECT_FALSE(in_scope(101 * D));
+  // The next day moves it on; an earlier moment never moves it back.
+  ASSERT_TRUE(store_->AddStoreMembers("S1", {{1, 101 * D + 5}, {1, 50 * D}}, "shopped", 0).ok());
+  EXPECT_TRUE(in_scope(102 * D - 1));
+  EXPECT_FALSE(in_scope(102 * D));
+}
+
 // AddStoreMembers answers and leaves the rows as AddStoreMember of each in turn would, on a
 // twin store, members repeated and past one statement's rows; CheckoutVerdicts as
 // CheckoutRefused of each.
 TEST_F(HqStoreTest, ScopeRowsAndCheckoutVerdictsAtOnceAsOneAtATime) {
-  constexpr int64_t kSince = 1'000'000;
+  constexpr int64_t D = 86'400'000;  // scope rows keep days: the moments are whole days
+  constexpr int64_t kSince = 1'000'000 * D;
   std::vector<std::pair<uint64_t, int64_t>> calls;
-  for (uint64_t id = 1; id <= 1100; ++id) calls.emplace_back(id, 2'000'000 + id);
-  for (uint64_t id = 1; id <= 1100; id += 7) calls.emplace_back(id, 500'000);  // older, again
+  for (uint64_t id = 1; id <= 1100; ++id)
+    calls.emplace_back(id, (2'000'000 + static_cast<int64_t>(id)) * D);
+  for (uint64_t id = 1; id <= 1100; id += 7) calls.emplace_back(id, 500'000 * D);  // older, again
   ASSERT_TRUE(store_
                   ->Transaction([&]() -> Status {
                     for (uint64_t id = 1; id <= 1100; ++id)
@@ -953,8 +1004,9 @@ TEST_F(HqStoreTest, ScopeRowsAndCheckoutVerdictsAtOnceAsOneAtATime) {
                     for (const char* st : {"S1", "S2"}) {
                       for (uint64_t id = 1; id <= 1100; id += 3) {
                         const bool enrolled = id % 2 == 1;
-                        auto r = store_->AddStoreMember(st, id, enrolled ? "enrolled" : "shopped",
-                                                        id % 4 == 0 ? 10 : 1'500'000, kSince);
+                        auto r =
+                            store_->AddStoreMember(st, id, enrolled ? "enrolled" : "shopped",
+                                                   id % 4 == 0 ? 10 * D : 1'500'000 * D, kSince);
                         if (!r.ok()) return r.status();
                       }
                     }
@@ -978,7 +1030,7 @@ TEST_F(HqStoreTest, ScopeRowsAndCheckoutVerdictsAtOnceAsOneAtATime) {
   EXPECT_EQ(*many, one_by_one);
   EXPECT_GT(one_by_one.size(), 500u);
   EXPECT_LT(one_by_one.size(), 1100u);
-  for (int64_t since : {kSince, int64_t{2'000'500}, int64_t{9'000'000}}) {
+  for (int64_t since : {kSince, 2'000'500 * D, 9'000'000 * D}) {
     auto a = store_->StoreMembersChangedAfter("S1", since, 0, 100000);
     auto b = store_->StoreMembersChangedAfter("S2", since, 0, 100000);
     ASSERT_TRUE(a.ok() && b.ok());
