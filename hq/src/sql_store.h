@@ -1590,9 +1590,7 @@ class SqlStore final : public Store {
   Result<std::vector<MemberRecord>> StoreMembersChangedAfter(const std::string& store_id,
                                                              int64_t since_ms, int64_t after,
                                                              int64_t limit) override {
-    HQ_PREPARE(st, std::string("SELECT ") + kMemberCols +
-                       " FROM members WHERE change_seq > ?1 AND member_id IN " + InScope(2, 3) +
-                       " ORDER BY change_seq LIMIT ?4");
+    HQ_PREPARE(st, B::StoreMembersChanged(kMemberCols));
     st.Bind(1, after).Bind(2, store_id).Bind(3, since_ms).Bind(4, limit);
     return ReadAll<MemberRecord>(st, [&](const Stmt& r) { return ReadMember(r); });
   }
