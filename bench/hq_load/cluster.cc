@@ -13,6 +13,7 @@
 #include <openssl/pem.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -28,9 +29,22 @@ const std::string kHqBinary = std::string(LOYALTY_BINARY_DIR) + "/hq/loyalty-hq"
 // hq/src/pg_store.cc: kWriterLock, taken by pg_advisory_xact_lock(bigint) at every write.
 constexpr uint64_t kWriterLock = 0x4c6f79616c747901;
 
+// What the file holds, or what was read of it before an error (empty if none). With read(2):
+// a /proc file of a process that exits meanwhile fails with ESRCH, which std::filebuf turns
+// into an exception that an istreambuf_iterator does not catch.
 std::string ReadAll(const std::filesystem::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  std::string out;
+  int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return out;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
 }
 
 void WriteFile(const std::filesystem::path& p, const std::string& text, mode_t mode) {
