@@ -45,6 +45,16 @@ int64_t BalanceView::Total() const {
   return sum;
 }
 
+Result<bool> Terminal::TakePage(const sync::ChangesResponse& page) {
+  for (const auto& m : page.members) Sent(m.member_id, m.balance);
+  const bool moved = page.cursor != cursor;
+  cursor = page.cursor;
+  if (page.more && !moved)
+    return Status::Error(ErrorCode::kBadResponse,
+                         "changes: more pages announced but the cursor did not move");
+  return page.more;
+}
+
 std::unique_ptr<recon::FingerprintStore> Terminal::BalanceSet() const {
   auto set = std::make_unique<recon::MemoryStore>();
   for (const auto& [id, balance] : held)

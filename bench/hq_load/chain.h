@@ -83,6 +83,10 @@ struct Terminal {
   // HQ's balance after those entries (the view's, then), as HQ's set takes it.
   std::map<uint64_t, int64_t> held;
   void Sent(uint64_t member_id, int64_t balance) { held[member_id] = balance; }
+  // One `changes` page taken as a terminal takes it (its members sent, its cursor kept):
+  // true when another page follows, an error when one is announced but the cursor did not
+  // move.
+  Result<bool> TakePage(const sync::ChangesResponse& page);
   // Its side of recon/balances.
   std::unique_ptr<recon::FingerprintStore> BalanceSet() const;
 };

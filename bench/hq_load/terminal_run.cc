@@ -196,15 +196,11 @@ Status Steps(Chain& chain, Terminal& t, Session& s, const RunSetup& setup, RunSt
                                               "&limit=" + std::to_string(setup.changes_limit),
                                           "");
     if (!page.ok()) return page.status();
-    const bool moved = page->cursor != t.cursor;
-    t.cursor = page->cursor;
     st.changes_members += static_cast<int64_t>(page->members.size());
     ++st.changes_pages;
-    for (const auto& m : page->members) t.Sent(m.member_id, m.balance);
-    if (!page->more) break;
-    if (!moved)
-      return Status::Error(ErrorCode::kBadResponse,
-                           "changes: more pages announced but the cursor did not move");
+    auto more = t.TakePage(*page);
+    if (!more.ok()) return more.status();
+    if (!*more) break;
   }
   auto t3 = Clk::now();
   st.step_us[2] = Us(t2, t3);
@@ -228,7 +224,7 @@ Status Steps(Chain& chain, Terminal& t, Session& s, const RunSetup& setup, RunSt
     return r;
   st.balance_differences = static_cast<int64_t>(diff.size());
   // Balances that differ (a member this terminal began to hold through an upload while
-  // another upload of the member went through HQ, or one its single page did not send):
+  // another upload of the member went through HQ):
   // fresh snapshots, as a terminal asks for them, and their balances are the ones it holds.
   if (!diff.empty() && setup.repair_balances) {
     sync::MembersRequest req;

@@ -132,9 +132,12 @@ VerifyResult VerifyChain(Chain& chain, const HqProcess& hq, const HqEndpoint& en
         why = "changes " + ch.status().ToString();
         break;
       }
-      for (const auto& m : ch->members) t.Sent(m.member_id, m.balance);
-      downloaded = !ch->more || ch->cursor == t.cursor;
-      t.cursor = ch->cursor;
+      auto more = t.TakePage(*ch);
+      if (!more.ok()) {
+        why = more.status().ToString();
+        break;
+      }
+      downloaded = !*more;
     }
     int64_t stale = 0;
     for (const auto& [id, balance] : t.held) stale += balance != chain.view().Balance(id);

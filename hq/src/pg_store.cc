@@ -269,18 +269,8 @@ struct PgBackend {
   static std::string IntRows(int n) {
     return "(SELECT json_array_elements_text(?" + std::to_string(n) + "::json)::bigint)";
   }
-  // A `changes` page: the store's scope rows first, then each member by its key (a nested
-  // loop, kept so by the LATERAL subquery's OFFSET 0), so a page costs the store's scope.
-  // The planner's own choice for `change_seq > ?1 AND member_id IN (scope)` scanned every
-  // member the chain changed since the cursor — an hour's changes of the whole chain for
-  // each terminal's hourly page, its whole membership for a first sync — and joined the
-  // scope to them: 7.5 ms against 2–3 ms with 10,000 members, growing with the chain.
-  static std::string StoreMembersChanged(const std::string& cols) {
-    return "SELECT m.* FROM store_members s CROSS JOIN LATERAL (SELECT " + cols +
-           " FROM members WHERE member_id = s.member_id AND change_seq > ?1 OFFSET 0) m WHERE "
-           "s.store_id = ?2 AND (s.reason = 'enrolled' OR s.last_at_ms >= ?3) ORDER BY "
-           "m.change_seq LIMIT ?4";
-  }
+  // A `changes` page reads the store's scope first (SqlStore::StoreMembersChangedAfter).
+  static constexpr bool kLateralPages = true;
 };
 
 }  // namespace

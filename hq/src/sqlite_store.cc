@@ -228,13 +228,8 @@ struct SqliteBackend {
   static std::string IntRows(int n) {
     return "(SELECT value FROM json_each(?" + std::to_string(n) + "))";
   }
-  // A `changes` page (SqlStore::StoreMembersChangedAfter; PgBackend's says why it differs).
-  static std::string StoreMembersChanged(const std::string& cols) {
-    return "SELECT " + cols +
-           " FROM members WHERE change_seq > ?1 AND member_id IN (SELECT member_id FROM "
-           "store_members WHERE store_id = ?2 AND (reason = 'enrolled' OR last_at_ms >= ?3)) "
-           "ORDER BY change_seq LIMIT ?4";
-  }
+  // A `changes` page as written (SqlStore::StoreMembersChangedAfter).
+  static constexpr bool kLateralPages = false;
 };
 
 }  // namespace
