@@ -261,9 +261,7 @@ class SqlStore final : public Store {
     Status s = std::move(begun);
     if (!s.ok()) return s;
     s = body();
-    if (s.ok()) s = FlushRows();
-    if (s.ok()) s = FlushSets();
-    if (s.ok()) s = FlushSpends();
+    if (s.ok()) s = FlushQueued();
     if (s.ok()) s = db_->Exec("COMMIT");
     pending_items_.clear();
     spend_rows_.clear();
@@ -315,6 +313,11 @@ class SqlStore final : public Store {
 
   Status UpdateMembers(const std::vector<MemberWrite>& writes) override {
     if (writes.empty()) return Status::Ok();
+    // What the transaction queued goes first. The counter's row, locked by the next statement
+    // until the commit, is the one lock every write of members waits for (docs/hq.md,
+    // "Writers in parallel"): held across the member rows and the commit only, not across
+    // the entries, checkouts, lots, journal and spend rows as well.
+    if (Status s = FlushQueued(); !s.ok()) return s;
     int64_t seq = 0;  // the last of the values taken: the first write gets seq - n + 1
     {
       HQ_PREPARE(st, "UPDATE change_counter SET value = value + ?1 WHERE id = 1 RETURNING value");
@@ -1856,6 +1859,14 @@ class SqlStore final : public Store {
     st.Bind(b + 4, c.committed_at_ms).Bind(b + 5, c.total_due_cents).Bind(b + 6, c.code_hash);
     st.Bind(b + 7, c.coupon_id).BindBlob(b + 8, c.body).Bind(b + 9, c.cashier_id);
   }
+  // Every write the transaction queued: its rows, its sets' items, its spend rows.
+  Status FlushQueued() {
+    Status s = FlushRows();
+    if (s.ok()) s = FlushSets();
+    if (s.ok()) s = FlushSpends();
+    return s;
+  }
+
   // The rows a write transaction queued (InsertCheckout of a checkout it read as absent,
   // InsertEntry, AddLot), written in this order.
   Status FlushRows() {
