@@ -1,7 +1,7 @@
 // hq_load: a chain's terminals against loyalty-hq processes, over the real sync protocol with
 // mutual TLS, on SQLite or on PostgreSQL (docs/performance.md, "Issue 11: chain scale").
 //
-//   hq_load [--backend sqlite|postgres] [--pg-dir DIR] [--hq N] [--terminals N]
+//   hq_load [--backend sqlite|postgres] [--pg-dir DIR] [--hq N] [--workers W] [--terminals N]
 //           [--members N] [--entries N] [--concurrency C]
 //           [--phases serial,ingest,runs,rate,…] [--rate R1,R2,…] [--rate-terminals N]
 //           [--serial-runs N] [--changes-limit N] [--rounds K] [--no-bare]
@@ -105,6 +105,7 @@ struct Options {
   std::string backend = "sqlite";
   std::string pg_dir;
   int hq = 1;
+  int workers = 0;  // hq.toml `workers` of each loyalty-hq; 0: its default (2 on PostgreSQL)
   int terminals = 1000;
   size_t members = 0;  // 0: 100 per terminal
   int tills_per_store = 4;
@@ -153,6 +154,8 @@ Options Parse(int argc, char** argv) {
       o.pg_dir = val();
     } else if (a == "--hq") {
       o.hq = std::atoi(val().c_str());
+    } else if (a == "--workers") {
+      o.workers = std::atoi(val().c_str());
     } else if (a == "--terminals") {
       o.terminals = std::atoi(val().c_str());
     } else if (a == "--members") {
@@ -335,10 +338,13 @@ class Bench {
 };
 
 std::string Bench::DatabaseToml(const fs::path& hq_dir) const {
-  if (!pg_) return "database = \"hq.db\"\n";
+  const std::string workers =
+      opt_.workers > 0 ? "workers = " + std::to_string(opt_.workers) + "\n" : "";
+  if (!pg_) return "database = \"hq.db\"\n" + workers;
   std::ofstream(hq_dir / "db.password") << pg_->loyalty_password;
   fs::permissions(hq_dir / "db.password", fs::perms::owner_read | fs::perms::owner_write);
-  return "database = \"" + pg_->Uri(db_) + "\"\ndatabase_password_file = \"db.password\"\n";
+  return "database = \"" + pg_->Uri(db_) + "\"\ndatabase_password_file = \"db.password\"\n" +
+         workers;
 }
 
 Result<int64_t> Bench::QueryInt(const std::string& sql) const {
@@ -719,6 +725,7 @@ json Bench::Report(const std::string& name, const std::string& what, Meter& m,
       {"what", what},
       {"backend", opt_.backend},
       {"hq_processes", opt_.hq},
+      {"hq_workers", opt_.workers > 0 ? opt_.workers : (pg_ ? 2 : 1)},
       {"terminals", opt_.terminals},
       {"members", opt_.members},
       {"runs_ok", ok},
@@ -1294,9 +1301,10 @@ int Bench::Verify(json& out, int hq) {
 int Bench::Run() {
   std::printf(
       "hq_load: %d terminals (%d per store), %zu members, %d entries per hour, %d "
-      "concurrent runs, %d loyalty-hq on %s; nproc %u, load average %s\n",
+      "concurrent runs, %d loyalty-hq on %s (workers: %s); nproc %u, load average %s\n",
       opt_.terminals, opt_.tills_per_store, opt_.members, opt_.entries, opt_.concurrency, opt_.hq,
-      opt_.backend.c_str(), std::thread::hardware_concurrency(), LoadAverage().c_str());
+      opt_.backend.c_str(), opt_.workers > 0 ? std::to_string(opt_.workers).c_str() : "the default",
+      std::thread::hardware_concurrency(), LoadAverage().c_str());
   std::fflush(stdout);
   if (Status s = Setup(); !s.ok()) {
     std::fprintf(stderr, "hq_load: set-up failed: %s\n", s.ToString().c_str());

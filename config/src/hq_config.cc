@@ -35,7 +35,7 @@ Result<HqConfig> ParseHqConfig(std::string_view toml_text, const std::string& pa
          {"listen", "database", "database_password_file", "admin_token_file", "signing_keys",
           "tls_cert_file", "tls_key_file", "client_ca_file", "card_prefix", "pii_key_file",
           "timezone", "max_connections", "max_connections_per_address", "crl_file", "rules_file",
-          "member_scope_months", "metrics_token_file", "phone_key_days"}) {
+          "member_scope_months", "metrics_token_file", "phone_key_days", "workers"}) {
       if (k == key) return "unknown key at the top level (it belongs in [hq])";
     }
     return {};
@@ -84,6 +84,7 @@ Result<HqConfig> ParseHqConfig(std::string_view toml_text, const std::string& pa
   s.Int("max_connections_per_address", c.max_connections_per_address, 0, 65536);
   s.Int("member_scope_months", c.member_scope_months, 1, 120);
   s.Int("phone_key_days", c.phone_key_days, 1, 365);
+  s.Int("workers", c.workers, 1, 64);
   s.String("crl_file", c.crl_file, true);
   s.Finish();
   if (!e.ok()) return e.status();
@@ -108,7 +109,15 @@ Result<HqConfig> ParseHqConfig(std::string_view toml_text, const std::string& pa
              "database_password_file");
       return e.status();
     }
+    if (c.workers == 0) c.workers = 2;
   } else {
+    if (c.workers > 1) {
+      e.Fail(s.Key("workers"), std::to_string(c.workers) +
+                                   ": a SQLite database has one writer; more workers need "
+                                   "PostgreSQL (database = \"postgresql://…\")");
+      return e.status();
+    }
+    c.workers = 1;
     if (!c.database_password_file.empty()) {
       e.Fail(s.Key("database_password_file"),
              "is for a PostgreSQL database (database = \"postgresql://…\"); a SQLite file has "

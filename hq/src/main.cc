@@ -1,6 +1,7 @@
 // loyalty-hq: the reference HQ. Wiring only: configuration, keys, the store, the HTTP
 // listener, the daily job timer and signals. Everything it answers is HqService's.
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
@@ -9,12 +10,17 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include <openssl/crypto.h>
 #include <nlohmann/json.hpp>
@@ -66,6 +72,45 @@ std::string RaiseDescriptorLimit(size_t max_connections) {
   }
   return {};
 }
+
+// Work for the workers, first in first out: each request the event loop read (it does TLS
+// and HTTP; the workers do the service and the database), and the hourly job. Unbounded in
+// type, bounded in fact: a connection has one request in the service at a time, and the
+// listener holds at most max_connections.
+class WorkQueue {
+ public:
+  using Work = std::function<void(loyalty::hq::HqService&)>;
+  void Push(Work w) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (closed_) return;  // stopping: the request's Responder, dropped, answers 500
+      q_.push_back(std::move(w));
+    }
+    cv_.notify_one();
+  }
+  // The next work; false once closed and empty.
+  bool Pop(Work& w) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return closed_ || !q_.empty(); });
+    if (q_.empty()) return false;
+    w = std::move(q_.front());
+    q_.pop_front();
+    return true;
+  }
+  void Close() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      closed_ = true;
+    }
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Work> q_;
+  bool closed_ = false;
+};
 
 int Usage() {
   std::fprintf(stderr, "usage: loyalty-hq --config FILE [--check-config]\n");
@@ -214,18 +259,32 @@ int main(int argc, char** argv) {
           loyalty::config::SecretFileError(cfg_file, "database_password_file", pw.status()));
     db_password = std::move(*pw);
   }
-  auto store = loyalty::hq::IsPostgresUri(cfg->database)
-                   ? loyalty::hq::OpenPgStore(cfg->database, db_password)
-                   : loyalty::hq::OpenSqliteStore(cfg->database);
-  if (!store.ok()) {
-    Log("error", "database_error", {{"reason", store.status().message()}});
-    return 1;
+  // One store connection per worker, all opened before anything is served (a database that
+  // takes fewer connections stops the start, not a later request).
+  std::vector<std::unique_ptr<loyalty::hq::Store>> stores;
+  for (int i = 0; i < cfg->workers; ++i) {
+    auto store = loyalty::hq::IsPostgresUri(cfg->database)
+                     ? loyalty::hq::OpenPgStore(cfg->database, db_password)
+                     : loyalty::hq::OpenSqliteStore(cfg->database);
+    if (!store.ok()) {
+      Log("error", "database_error", {{"reason", store.status().message()}});
+      return 1;
+    }
+    stores.push_back(std::move(*store));
   }
   for (const auto& w : cfg->warnings) Log("warn", "config_warning", {{"reason", w}});
 
   auto& clock = loyalty::SystemClock::Instance();
-  loyalty::hq::HqService service(**store, clock, std::move(*pii), opt);
-  if (auto s = service.Start(); !s.ok()) return fail(s);
+  // Worker 0's service; the others are its siblings (shared metrics and limits).
+  std::vector<std::unique_ptr<loyalty::hq::HqService>> services;
+  services.push_back(
+      std::make_unique<loyalty::hq::HqService>(*stores[0], clock, std::move(*pii), opt));
+  for (size_t i = 1; i < stores.size(); ++i)
+    services.push_back(std::make_unique<loyalty::hq::HqService>(*stores[i], *services[0]));
+  for (auto& svc : services)
+    if (auto s = svc->Start(); !s.ok()) return fail(s);
+  loyalty::hq::HqService& service = *services[0];
+  WorkQueue work;
 
   boost::asio::io_context ioc;
   loyalty::http::ServerOptions so;
@@ -241,10 +300,16 @@ int main(int argc, char** argv) {
   so.tls = tls_options;
   loyalty::http::Server server(
       ioc, so, [&](loyalty::http::Request&& req, loyalty::http::Responder respond) {
+        // The service runs on a worker; the Responder writes the answer on the event loop.
+        auto handle = [&work](loyalty::http::Request&& r, loyalty::http::Responder answer,
+                              std::optional<std::string> peer) {
+          work.Push([r = std::move(r), answer = std::move(answer), peer = std::move(peer)](
+                        loyalty::hq::HqService& svc) { answer(svc.Handle(r, peer)); });
+        };
         if (!tls) {
           // Plain HTTP (loopback only, config checked): the terminal id the route names is
           // trusted, as the warning at start says.
-          respond(service.Handle(req, std::nullopt));
+          handle(std::move(req), std::move(respond), std::nullopt);
           return;
         }
         if (auto route = loyalty::hq::ParseTerminalRoute(req.path)) {
@@ -257,13 +322,15 @@ int main(int argc, char** argv) {
                  {"peer_cn", req.peer_cn},
                  {"remote", req.remote_address},
                  {"reason", s.message()}});
+            // Counted in the process's metrics (thread-safe); no store, no worker.
             respond(service.RefuseTerminal(req, s));
             return;
           }
-          respond(service.Handle(req, req.peer_cn));
+          std::string peer = req.peer_cn;
+          handle(std::move(req), std::move(respond), std::move(peer));
           return;
         }
-        respond(service.Handle(req, std::nullopt));
+        handle(std::move(req), std::move(respond), std::nullopt);
       });
   if (auto s = server.Listen(); !s.ok()) {
     Log("error", "listen_failed", {{"reason", s.message()}});
@@ -272,21 +339,30 @@ int main(int argc, char** argv) {
 
   // The daily job runs at start and then hourly: it is idempotent (an expired lot is emptied
   // once), so running more often than daily only keeps expiry close to the lots' dates.
+  // The first run is here, before any worker starts; the later ones are work for a worker,
+  // which sets the timer again on the event loop when done.
   boost::asio::steady_timer timer(ioc);
-  std::function<void()> run_jobs = [&] {
-    auto r = service.RunDailyJobs(clock.now_s());
+  auto daily_jobs = [&clock](loyalty::hq::HqService& svc) {
+    auto r = svc.RunDailyJobs(clock.now_s());
     if (r.ok()) {
       if (r->members > 0)
         Log("info", "points_expired", {{"members", r->members}, {"points", r->points}});
     } else {
       Log("error", "daily_job_failed", {{"reason", r.status().message()}});
     }
+  };
+  std::function<void()> arm_jobs = [&] {
     timer.expires_after(std::chrono::hours(1));
     timer.async_wait([&](const boost::system::error_code& ec) {
-      if (!ec) run_jobs();
+      if (ec) return;
+      work.Push([&](loyalty::hq::HqService& svc) {
+        daily_jobs(svc);
+        boost::asio::post(ioc, arm_jobs);
+      });
     });
   };
-  run_jobs();
+  daily_jobs(service);
+  arm_jobs();
 
   boost::asio::signal_set hup(ioc, SIGHUP);
   boost::asio::signal_set signals(ioc, SIGTERM, SIGINT);
@@ -295,7 +371,10 @@ int main(int argc, char** argv) {
     Log("info", "stopping", {{"signal", sig}});
     timer.cancel();
     hup.cancel();
-    server.Stop([&] { ioc.stop(); });
+    server.Stop([&] {
+      work.Close();
+      ioc.stop();
+    });
   });
   // SIGHUP re-reads crl_file (the rest of hq.toml is read at start only). A file that does
   // not load is logged and the CRL in use stays.
@@ -324,6 +403,7 @@ int main(int argc, char** argv) {
        {"tls", tls},
        {"max_connections", cfg->max_connections},
        {"max_connections_per_address", cfg->max_connections_per_address},
+       {"workers", cfg->workers},
        {"crl_file", cfg->crl_file}});
   if (!tls) {
     Log("warn", "hq_plain_http",
@@ -331,12 +411,25 @@ int main(int argc, char** argv) {
           "no TLS: terminal routes trust the terminal id they name; "
           "for loopback demos and tests only"}});
   }
+  std::vector<std::thread> workers;
+  for (auto& svc : services) {
+    workers.emplace_back([&work, s = svc.get()] {
+      WorkQueue::Work w;
+      while (work.Pop(w)) {
+        w(*s);  // HqService::Handle answers 500 for what it catches; nothing else throws
+        w = nullptr;
+      }
+    });
+  }
+  int rc = 0;
   try {
     ioc.run();
   } catch (const std::exception& e) {
     Log("critical", "hq_crashed", {{"reason", e.what()}});
-    return 1;
+    rc = 1;
   }
-  Log("info", "hq_stopped");
-  return 0;
+  work.Close();
+  for (auto& t : workers) t.join();
+  if (rc == 0) Log("info", "hq_stopped");
+  return rc;
 }

@@ -2,12 +2,14 @@
 // "Metrics"). Counters and histograms are this process's: several HQ processes on one
 // PostgreSQL database each count their own requests, and Prometheus sums them. The fleet
 // gauges (terminals, silent terminals, conflicts) are read from the database at each
-// scrape, so every process reports the same values. Not thread-safe: HqService's thread.
+// scrape, so every process reports the same values. Thread-safe: a process's workers
+// (hq.toml `workers`) count into one.
 #pragma once
 
 #include <array>
 #include <cstdint>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -33,12 +35,16 @@ class HqMetrics {
   // answered 200 also counts its entries by the status HQ gave each.
   void SyncRequest(std::string_view route, const http::Response& r, std::optional<int64_t> us);
   // One Store::Transaction, committed or rolled back.
-  void StoreTransaction(int64_t us) { store_transactions_.Observe(us); }
+  void StoreTransaction(int64_t us) {
+    std::lock_guard<std::mutex> lock(mu_);
+    store_transactions_.Observe(us);
+  }
 
   // The whole exposition; `fleet` is what the database said, or why it could not be read.
   std::string Render(const Result<FleetCounts>& fleet) const;
 
  private:
+  mutable std::mutex mu_;                                             // guards everything below
   std::map<std::pair<std::string, std::string>, uint64_t> requests_;  // (route, result)
   std::map<std::string, LatencyHistogram> request_latency_;           // by route
   std::map<std::string, uint64_t> upload_entries_;                    // by status

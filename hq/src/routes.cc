@@ -47,7 +47,12 @@ std::optional<TerminalRoute> ParseTerminalRoute(std::string_view path) {
 }
 
 HqService::HqService(Store& store, const Clock& clock, PiiCipher pii, HqOptions options)
-    : impl_(std::make_shared<Impl>(store, clock, std::move(pii), std::move(options))) {}
+    : impl_(std::make_shared<Impl>(store, clock, std::move(pii), std::move(options),
+                                   std::make_shared<ProcessShared>())) {}
+
+HqService::HqService(Store& store, const HqService& sibling)
+    : impl_(std::make_shared<Impl>(store, sibling.impl_->clock, sibling.impl_->pii,
+                                   sibling.impl_->opt, sibling.impl_->shared)) {}
 
 http::Response HqService::Handle(const http::Request& req,
                                  const std::optional<std::string>& peer_terminal) {

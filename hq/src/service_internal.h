@@ -89,11 +89,21 @@ inline int64_t MicrosSince(std::chrono::steady_clock::time_point t) {
 
 }  // namespace internal
 
+// What a process's workers (hq.toml `workers`: one HqService and one store connection each)
+// share: its metrics and its per-process limits.
+struct ProcessShared {
+  internal::HqMetrics metrics;
+  std::mutex limits_mu;                                      // guards the two below
+  std::map<std::string, std::deque<int64_t>> sale_fetches;   // by terminal, oldest first
+  std::map<std::string, std::deque<int64_t>> phone_lookups;  // by terminal, oldest first
+};
+
 struct HqService::Impl {
   Store& store;
   const Clock& clock;
   PiiCipher pii;
   HqOptions opt;
+  std::shared_ptr<ProcessShared> shared;
 
   rules::Rules current;  // the chain's current rules (opt.rules or the defaults)
   // The checkouts the upload being applied stored (new to HQ), with their verdicts and the
@@ -129,14 +139,19 @@ struct HqService::Impl {
   } batch_entries;
   std::map<std::string, std::shared_ptr<const rules::Rules>> versions;  // published, by version
   bool published = false;
-  internal::HqMetrics metrics;  // this process's counters (metrics.h)
+  internal::HqMetrics& metrics;  // this process's counters (metrics.h)
 
-  Impl(Store& s, const Clock& c, PiiCipher p, HqOptions o)
+  Impl(Store& s, const Clock& c, PiiCipher p, HqOptions o, std::shared_ptr<ProcessShared> sh)
       : store(s),
         clock(c),
         pii(std::move(p)),
         opt(std::move(o)),
-        current(opt.rules.value_or(rules::Rules::Defaults())) {}
+        shared(std::move(sh)),
+        current(opt.rules.value_or(rules::Rules::Defaults())),
+        metrics(shared->metrics),
+        sale_fetch_mu(shared->limits_mu),
+        sale_fetches(shared->sale_fetches),
+        phone_lookups(shared->phone_lookups) {}
 
   // The oldest checkout or look-up that still keeps a member in a store's scope.
   int64_t ScopeSinceMs() const {
@@ -293,8 +308,8 @@ struct HqService::Impl {
   // the chain's sales and members through the sale route (docs/hq.md).
   static constexpr size_t kSaleFetchesPerHour = 120;
   bool AllowSaleFetch(const std::string& tid, int64_t now_ms);
-  std::mutex sale_fetch_mu;
-  std::map<std::string, std::deque<int64_t>> sale_fetches;  // by terminal, oldest first
+  std::mutex& sale_fetch_mu;                                 // the process's (ProcessShared)
+  std::map<std::string, std::deque<int64_t>>& sale_fetches;  // by terminal, oldest first
   http::Response ReceiptKey(const std::string& tid, const http::Request& req);
   http::Response RefundsByCashier(const http::Request& req);
 
@@ -354,7 +369,7 @@ struct HqService::Impl {
   // Online phone look-ups one terminal may make in any trailing hour (per process).
   static constexpr size_t kPhoneLookupsPerHour = 60;
   bool AllowPhoneLookup(const std::string& tid, int64_t now_ms);
-  std::map<std::string, std::deque<int64_t>> phone_lookups;  // by terminal; sale_fetch_mu
+  std::map<std::string, std::deque<int64_t>>& phone_lookups;  // by terminal; sale_fetch_mu
   Result<TerminalRecord> TouchTerminal(const std::string& tid, const std::string* store_id);
   http::Response Hello(const std::string& tid, const http::Request& req);
   http::Response Changes(const std::string& tid, const http::Request& req);

@@ -181,6 +181,27 @@ TEST(HqConfig, ScopeAndPhoneKeyDays) {
                   "hq.member_scope_months: 121 is out of range 1..120");
 }
 
+// Workers: each a thread with its own database connection. PostgreSQL takes several (two
+// unless set), SQLite one writer only.
+TEST(HqConfig, Workers) {
+  const std::string pg = "database = \"postgresql://loyalty@127.0.0.1:5432/loyalty\"\n";
+  EXPECT_EQ(ParseHq(kKeys)->workers, 1);
+  EXPECT_EQ(ParseHq(kKeys + "workers = 1\n")->workers, 1);
+  EXPECT_EQ(ParseHq(kKeys + pg)->workers, 2);
+  EXPECT_EQ(ParseHq(kKeys + pg + "workers = 1\n")->workers, 1);
+  EXPECT_EQ(ParseHq(kKeys + pg + "workers = 64\n")->workers, 64);
+  EXPECT_HQ_ERROR(ParseHq(kKeys + pg + "workers = 0\n"), "hq.workers: 0 is out of range 1..64");
+  EXPECT_HQ_ERROR(ParseHq(kKeys + pg + "workers = 65\n"), "hq.workers: 65 is out of range 1..64");
+  EXPECT_HQ_ERROR(ParseHq(kKeys + pg + "workers = \"4\"\n"),
+                  "hq.workers: expected an integer, got a string");
+  EXPECT_HQ_ERROR(ParseHq(kKeys + "workers = 2\n"),
+                  "hq.workers: 2: a SQLite database has one writer; more workers need "
+                  "PostgreSQL (database = \"postgresql://…\")");
+  auto top = ParseHqConfig("workers = 2\n[hq]\n" + kKeys, kHqFile);
+  ASSERT_FALSE(top.ok());
+  EXPECT_NE(top.status().message().find("it belongs in [hq]"), std::string::npos);
+}
+
 // The chain's calendar: the same zone forms as agent.timezone, and one that does not load is
 // refused with the key named.
 TEST(HqConfig, TimeZone) {

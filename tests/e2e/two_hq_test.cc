@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <future>
 #include <set>
 #include <thread>
@@ -14,6 +15,7 @@
 #include "../hq/hq_test_util.h"
 #include "e2e_fixture.h"
 #include "support/hq_store.h"
+#include "support/prometheus.h"
 
 namespace loyalty::e2e {
 namespace {
@@ -226,6 +228,84 @@ TEST_F(TwoHqTest, TheSameUploadThroughBothProcessesAtOnceIsStoredOnce) {
   EXPECT_EQ(view.body["balance"].get<int64_t>(), HqEntrySum(*hq_, m.id));
   EXPECT_GT(view.body["balance"].get<int64_t>(), 0);
   EXPECT_TRUE(hq2_->Admin("GET", std::string("/v1/terminals/") + kD).body["chain_ok"].get<bool>());
+}
+
+// One process answers on several workers (hq.toml `workers`: two unless set, on
+// PostgreSQL), each with its own connection: a request that waits in the database — here
+// T-A's upload, whose terminal lock another connection holds — holds up no other
+// terminal's, and once the lock goes it is applied as any other. The process's metrics
+// count what every worker answered.
+TEST_F(TwoHqTest, ARequestWaitingInTheDatabaseHoldsUpNoOtherWorker) {
+  hq2_->Kill();
+  ASSERT_EQ(hq_->Stop(), 0);
+  hq_->AddConfig("workers = 3\n");
+  hq_->Start();
+  Member m = Enrol(*hq_, 1);
+  FakeTerminal ta{kA};
+  const int64_t now_ms = static_cast<int64_t>(::time(nullptr)) * 1000;
+  Sale sale = PricedSale(ta, std::stoull(m.id), "a-1", hq::testing::Basket(5000), now_ms);
+  sync::UploadRequest up;
+  up.entries = sale.entries;
+  up.checkouts.push_back(sale.checkout);
+  const std::string body = sync::SerializeMessage(up);
+
+  // Another connection takes T-A's key (the lock an upload of T-A takes first) and keeps it.
+  auto store = testing::OpenTestHqStore(hq_->dir());
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  std::promise<void> locked, release;
+  std::shared_future<void> released = release.get_future().share();
+  auto holder = std::async(std::launch::async, [&] {
+    return (*store)->SharedTransaction({std::string("t:") + kA}, [&]() -> Status {
+      locked.set_value();
+      released.wait();
+      return Status::Ok();
+    });
+  });
+  locked.get_future().wait();
+  auto upload = std::async(std::launch::async, [&] {
+    return hq_->AsTerminal("POST", std::string("/v1/sync/") + kA + "/entries", body,
+                           pki_->client(kA), pki_->ca_file());
+  });
+  // The upload is in a worker, waiting for the lock.
+  int64_t waiting = 0;
+  for (int i = 0; i < 200 && waiting == 0; ++i) {
+    waiting = Count("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted");
+    if (waiting == 0) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  ASSERT_EQ(waiting, 1);
+  // Meanwhile the other workers answer other terminals, and the admin API.
+  for (const char* tid : {kB, kD}) {
+    const std::string hello = R"({"protocol":1,"store_id":"S001","agent_version":"e2e",)"
+                              R"("head":{"seq":0,"hash":""},"entries":0})";
+    auto r = hq_->AsTerminal("POST", std::string("/v1/sync/") + tid + "/hello", hello,
+                             pki_->client(tid), pki_->ca_file());
+    EXPECT_EQ(r.status, 200) << r.raw;
+  }
+  EXPECT_EQ(hq_->Admin("GET", "/v1/members/" + m.id).status, 200);
+  EXPECT_EQ(upload.wait_for(std::chrono::seconds(0)), std::future_status::timeout)
+      << "the upload went through while its terminal's lock was held";
+  release.set_value();
+  ASSERT_TRUE(holder.get().ok());
+  const Reply r = upload.get();
+  ASSERT_EQ(r.status, 200) << r.raw;
+  for (const auto& x : r.body["results"]) EXPECT_EQ(x["status"], "created") << r.raw;
+  EXPECT_EQ(hq_->Admin("GET", "/v1/members/" + m.id).body["balance"].get<int64_t>(),
+            HqEntrySum(*hq_, m.id));
+
+  auto metrics = hq_->Admin("GET", "/metrics");
+  ASSERT_EQ(metrics.status, 200) << metrics.raw;
+  auto samples = testing::MetricSamples(metrics.raw);
+  EXPECT_EQ(
+      testing::MetricValue(samples, R"(loyalty_hq_sync_requests_total{route="hello",result="ok"})"),
+      2)
+      << metrics.raw;
+  EXPECT_EQ(testing::MetricValue(samples,
+                                 R"(loyalty_hq_sync_requests_total{route="entries",result="ok"})"),
+            1)
+      << metrics.raw;
+  EXPECT_EQ(testing::MetricValue(samples, R"(loyalty_hq_upload_entries_total{status="created"})"),
+            static_cast<int64_t>(up.entries.size()))
+      << metrics.raw;
 }
 
 // Two terminals selling to the same members, each uploading through its own process at the

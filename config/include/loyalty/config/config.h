@@ -177,6 +177,10 @@ struct HqConfig {
   // How long a store's phone look-up key lasts before the next one (1..365 days;
   // docs/pos-api.md, "Phone look-up").
   int phone_key_days = 30;
+  // Threads that answer requests, each with its own database connection (1..64; docs/hq.md,
+  // "Workers"). Unset (0 here while parsing): 2 on PostgreSQL, 1 on SQLite, which has one
+  // writer and refuses more.
+  int workers = 0;
   // PEM CRLs, one per CA of client_ca_file (resolved; needs TLS); empty: none. Re-read on
   // SIGHUP (docs/tls.md, "Revocation").
   std::string crl_file;

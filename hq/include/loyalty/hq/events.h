@@ -14,7 +14,7 @@ namespace loyalty::hq {
 inline constexpr EventInfo kHqEventCatalogue[] = {
     {"hq_started", "info",
      "listen, database, timezone, rules_version, tls, max_connections, "
-     "max_connections_per_address, crl_file",
+     "max_connections_per_address, workers, crl_file",
      "-"},
     {"hq_plain_http", "warn", "reason",
      "- (expected on a loopback demo or test; anywhere else configure tls_cert_file, "

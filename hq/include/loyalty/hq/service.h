@@ -6,8 +6,11 @@
 // HTTP listener). With a peer, a terminal route for another terminal id is 403 forbidden;
 // without one (loopback demos and tests) the route's terminal id is trusted.
 //
-// Threading: not thread-safe. The owner calls Handle and the jobs from one thread (HQ's
-// event loop); the Store's single connection is the single writer.
+// Threading: one HqService is not thread-safe: its owner calls Handle and the jobs from one
+// thread at a time, over its Store's one connection. A process runs several at once as
+// workers (hq.toml `workers`), each on its own thread with its own Store, built as siblings
+// of the first: they share the process's metrics and per-process limits, and nothing else
+// (every other state is the database's, as between processes).
 #pragma once
 
 #include <cstdint>
@@ -73,6 +76,9 @@ class HqService {
  public:
   // `store` and `clock` must outlive the service.
   HqService(Store& store, const Clock& clock, PiiCipher pii, HqOptions options);
+  // Another worker of the same process over its own `store` (another connection to the
+  // same database): the sibling's clock, keys and options; its metrics and limits shared.
+  HqService(Store& store, const HqService& sibling);
 
   // Publishes the current rules version (stored with its content; a version published
   // before with other content is refused: config_invalid). Handle does it on first use;
