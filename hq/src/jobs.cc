@@ -46,12 +46,12 @@ Result<ExpiryReport> HqService::Impl::DailyJobs(int64_t now_s) {
     auto last = store.GetMeta("tier_month");
     if (!last.ok()) return last.status();
     if (*last && **last != month) {
-      for (int64_t after = 0;;) {
-        auto page = store.MembersChangedAfter(after, 500);
+      // By member id: a page's updates (new change_seq values) move no member in the walk.
+      for (uint64_t after = 0;;) {
+        auto page = store.MembersAfter(after, 500);
         if (!page.ok()) return page.status();
         if (page->empty()) break;
-        // Updating a member moves it past the page: remember where the scan was.
-        int64_t max_seen = page->back().change_seq;
+        after = page->back().member_id;
         for (const auto& row : *page) {
           MemberSlot& slot = tx->members[row.member_id];
           if (!slot.m) slot.m = row;  // just read: the page's row is the member
@@ -66,10 +66,7 @@ Result<ExpiryReport> HqService::Impl::DailyJobs(int64_t now_s) {
           }
         }
         if (Status s = Forget(); !s.ok()) return s;
-        after = max_seen;
-        auto max = store.MaxChangeSeq();
-        if (!max.ok()) return max.status();
-        if (after >= *max) break;
+        if (page->size() < 500) break;
       }
     }
     // The spend sums the store keeps for windows before this month are not asked again.

@@ -29,7 +29,7 @@ namespace {
 constexpr int64_t kWriterLock = 0x4c6f79616c747901;     // every write (and the daily job)
 constexpr int64_t kMigrationLock = 0x4c6f79616c747902;  // schema migrations
 
-constexpr int kPgSchemaVersion = 4;
+constexpr int kPgSchemaVersion = 5;
 
 constexpr const char* kPgMigrations[] = {
     // 1: the SQLite schema 4 in PostgreSQL's types.
@@ -153,6 +153,16 @@ CREATE TABLE claims (
   PRIMARY KEY (terminal_id, checkout_id));
 CREATE INDEX claims_by_member ON claims(member_id, claimed_at_ms);
 CREATE INDEX claims_pending ON claims(terminal_id) WHERE status = 'pending';
+)sql",
+    // 5: a member's row changed in place. Every balance change gives the member a new
+    // change_seq; while that column was indexed, each was a new row version with an entry in
+    // every index of members. Nothing reads members by change_seq on PostgreSQL (a changes
+    // page reads its store's scope, then each member by its key; the monthly tier walk goes
+    // by member id), so without the index an update that leaves phone_hash alone is a
+    // heap-only tuple, given room on its page.
+    R"sql(
+DROP INDEX members_by_change;
+ALTER TABLE members SET (fillfactor = 85);
 )sql",
 };
 

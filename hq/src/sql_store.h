@@ -437,9 +437,9 @@ class SqlStore final : public Store {
     return out;
   }
 
-  Result<std::vector<MemberRecord>> MembersChangedAfter(int64_t after, int64_t limit) override {
+  Result<std::vector<MemberRecord>> MembersAfter(uint64_t after, int64_t limit) override {
     HQ_PREPARE(st, std::string("SELECT ") + kMemberCols +
-                       " FROM members WHERE change_seq > ? ORDER BY change_seq LIMIT ?");
+                       " FROM members WHERE member_id > ? ORDER BY member_id LIMIT ?");
     st.Bind(1, after).Bind(2, limit);
     return ReadAll<MemberRecord>(st, [&](const Stmt& r) { return ReadMember(r); });
   }

@@ -112,7 +112,7 @@ class HqClaimsTest : public HqFixture {
   std::string ErrorCodeOf(const json& j) { return j["error"]["code"]; }
   // Members HQ holds (a refused enrolment adds none).
   int64_t MemberCount() {
-    auto ids = store_->MembersChangedAfter(0, 1000);
+    auto ids = store_->MembersAfter(0, 1000);
     EXPECT_TRUE(ids.ok());
     return ids.ok() ? static_cast<int64_t>(ids->size()) : -1;
   }

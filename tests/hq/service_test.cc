@@ -534,6 +534,31 @@ TEST_F(HqServiceTest, FreezeUnfreezeAndTier) {
   EXPECT_EQ(snap->members[0].month_spend_cents, 600000);
 }
 
+// At the first daily run of a new month every tier follows the month's spend: a walk of the
+// whole chain, 500 members a read, by member id (the tiers it writes move members in the
+// change sequence, never in the walk). Members at both ends of every page are reached once.
+TEST_F(HqServiceTest, TheMonthlyTierWalkReachesEveryPage) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 1101; ++i) {
+    char phone[16];
+    std::snprintf(phone, sizeof phone, "138%08d", i);
+    ids.push_back(CreateMember({{"name", "张三"}, {"phone", phone}}));
+  }
+  const json fresh = Member(ids[0])["tier"];
+  auto daily_job = [&](int64_t now_s) {
+    return Call("POST", "/v1/admin/expire?now=" + std::to_string(now_s)).status;
+  };
+  ASSERT_EQ(daily_job(kNowMs / 1000), 200);  // this month recorded
+  const std::vector<size_t> moved{0, 499, 500, 999, 1000, 1100};
+  for (size_t k : moved)
+    ASSERT_EQ(Call("POST", "/v1/members/" + ids[k] + "/tier", json{{"tier", "vip"}}).status, 200);
+  ASSERT_EQ(daily_job(kNowMs / 1000 + 3600), 200);  // the same month: tiers stay
+  for (size_t k : moved) EXPECT_EQ(Member(ids[k])["tier"], "vip") << k;
+  ASSERT_EQ(daily_job(kNowMs / 1000 + 40 * 86400), 200);  // a new month: no spend in it yet
+  for (size_t k : moved) EXPECT_EQ(Member(ids[k])["tier"], fresh) << k;
+  EXPECT_EQ(Member(ids[1])["tier"], fresh);
+}
+
 TEST_F(HqServiceTest, ExpiryJobWritesExpireEntries) {
   std::string id = CreateMember();
   uint64_t m = std::stoull(id);

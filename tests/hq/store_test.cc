@@ -177,6 +177,30 @@ TEST_F(HqStoreTest, AStoredHashThatIsNotHexIsAnErrorNotAnEmptyHash) {
   }
 }
 
+// On PostgreSQL nothing reads members by change_seq, and the column is in no index there:
+// a balance change, which gives the member a new change_seq, can then update the row in
+// place (a heap-only tuple, with room left on each page). SQLite's changes page reads by it.
+TEST_F(HqStoreTest, OnPostgresTheChangeSequenceIsInNoIndexOfMembers) {
+  auto q = [&](const std::string& sql) {
+    auto n = loyalty::testing::QueryIntOnTestHqStore(dir_, sql);
+    EXPECT_TRUE(n.ok()) << n.status().ToString();
+    return n.ok() ? *n : -1;
+  };
+  if (!loyalty::testing::HqOnPostgres()) {
+    EXPECT_EQ(q("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND "
+                "name = 'members_by_change'"),
+              1);
+    return;
+  }
+  EXPECT_EQ(q("SELECT count(*) FROM pg_indexes WHERE tablename = 'members' AND "
+              "indexdef LIKE '%change_seq%'"),
+            0);
+  EXPECT_EQ(q("SELECT count(*) FROM pg_class WHERE relname = 'members' AND "
+              "'fillfactor=85' = ANY(reloptions)"),
+            1);
+  EXPECT_EQ(q("SELECT max(version) FROM schema_version"), 5);
+}
+
 // The month's spend is kept per window once asked inside a transaction; whatever happens to
 // the checkouts and refunds after that, it must read as the sum of the rows.
 constexpr int64_t kMonth = 1772294400000;  // 2026-03-01T00:00:00+08:00

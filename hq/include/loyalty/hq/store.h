@@ -236,8 +236,9 @@ class Store {
   // The identities of each member in turn, as IdentitiesOf of each (one statement per 1,000).
   virtual Result<std::vector<sync::Identity>> IdentitiesOfMembers(
       const std::vector<uint64_t>& member_ids) = 0;
-  // Members with change_seq > after, by change_seq, at most limit (+1 to tell "more").
-  virtual Result<std::vector<MemberRecord>> MembersChangedAfter(int64_t after, int64_t limit) = 0;
+  // Members with member_id > after, by member_id, at most limit: every member once, however
+  // the pages' members change meanwhile (a walk of the whole chain: the monthly tiers).
+  virtual Result<std::vector<MemberRecord>> MembersAfter(uint64_t after, int64_t limit) = 0;
   virtual Result<int64_t> MaxChangeSeq() = 0;
 
   // --- entries (terminals' and HQ's own, terminal_id "_hq")
