@@ -80,13 +80,15 @@ std::string RaiseDescriptorLimit(size_t max_connections) {
 class WorkQueue {
  public:
   using Work = std::function<void(loyalty::hq::HqService&)>;
-  void Push(Work w) {
+  // False when stopping (the work is dropped: a request's Responder, dropped, answers 500).
+  bool Push(Work w) {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (closed_) return;  // stopping: the request's Responder, dropped, answers 500
+      if (closed_) return false;
       q_.push_back(std::move(w));
     }
     cv_.notify_one();
+    return true;
   }
   // The next work; false once closed and empty.
   bool Pop(Work& w) {
@@ -283,6 +285,7 @@ int main(int argc, char** argv) {
     services.push_back(std::make_unique<loyalty::hq::HqService>(*stores[i], *services[0]));
   for (auto& svc : services)
     if (auto s = svc->Start(); !s.ok()) return fail(s);
+  services[0]->SetWorkers(cfg->workers);
   loyalty::hq::HqService& service = *services[0];
   WorkQueue work;
 
@@ -301,10 +304,20 @@ int main(int argc, char** argv) {
   loyalty::http::Server server(
       ioc, so, [&](loyalty::http::Request&& req, loyalty::http::Responder respond) {
         // The service runs on a worker; the Responder writes the answer on the event loop.
-        auto handle = [&work](loyalty::http::Request&& r, loyalty::http::Responder answer,
-                              std::optional<std::string> peer) {
-          work.Push([r = std::move(r), answer = std::move(answer), peer = std::move(peer)](
-                        loyalty::hq::HqService& svc) { answer(svc.Handle(r, peer)); });
+        // Counted in the process's metrics: requests waiting, and how long each waited.
+        auto handle = [&work, &service](loyalty::http::Request&& r, loyalty::http::Responder answer,
+                                        std::optional<std::string> peer) {
+          const auto queued = std::chrono::steady_clock::now();
+          service.RequestQueued();
+          const bool pushed =
+              work.Push([r = std::move(r), answer = std::move(answer), peer = std::move(peer),
+                         queued](loyalty::hq::HqService& svc) {
+                svc.RequestTaken(std::chrono::duration_cast<std::chrono::microseconds>(
+                                     std::chrono::steady_clock::now() - queued)
+                                     .count());
+                answer(svc.Handle(r, peer));
+              });
+          if (!pushed) service.RequestTaken(0);
         };
         if (!tls) {
           // Plain HTTP (loopback only, config checked): the terminal id the route names is

@@ -29,7 +29,7 @@ const char* ResultOf(int status) {
 
 }  // namespace
 
-HqMetrics::HqMetrics() : store_transactions_(kBoundsUs) {
+HqMetrics::HqMetrics() : store_transactions_(kBoundsUs), queue_waits_(kBoundsUs) {
   for (auto route : kSyncRoutes) {
     for (const char* result : kResults) requests_[{std::string(route), result}] = 0;
     request_latency_.try_emplace(std::string(route), kBoundsUs);
@@ -77,6 +77,16 @@ std::string HqMetrics::Render(const Result<FleetCounts>& fleet) const {
   o.Family("loyalty_hq_store_transaction_duration_seconds", "histogram",
            "Duration of this process's store transactions, committed or rolled back.");
   o.Histogram("loyalty_hq_store_transaction_duration_seconds", "", store_transactions_.Read());
+  o.Family("loyalty_hq_workers", "gauge",
+           "Threads of this process that answer requests, each with its own database "
+           "connection (hq.toml workers).");
+  o.Sample("loyalty_hq_workers", "", static_cast<int64_t>(workers_));
+  o.Family("loyalty_hq_requests_waiting", "gauge",
+           "Requests of this process read and waiting for a free worker.");
+  o.Sample("loyalty_hq_requests_waiting", "", waiting_);
+  o.Family("loyalty_hq_request_wait_seconds", "histogram",
+           "Time a request of this process waited for a free worker.");
+  o.Histogram("loyalty_hq_request_wait_seconds", "", queue_waits_.Read());
   o.Family("loyalty_hq_database_ok", "gauge",
            "1 when this scrape read the fleet counts from the database, 0 when it could not.");
   o.Sample("loyalty_hq_database_ok", "", fleet.ok() ? "1" : "0");

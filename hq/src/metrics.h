@@ -39,6 +39,21 @@ class HqMetrics {
     std::lock_guard<std::mutex> lock(mu_);
     store_transactions_.Observe(us);
   }
+  // The process's request queue (hq.toml workers): a request queued for a worker, and one a
+  // worker took after `waited_us`.
+  void RequestQueued() {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++waiting_;
+  }
+  void RequestTaken(int64_t waited_us) {
+    std::lock_guard<std::mutex> lock(mu_);
+    --waiting_;
+    queue_waits_.Observe(waited_us);
+  }
+  void SetWorkers(int n) {
+    std::lock_guard<std::mutex> lock(mu_);
+    workers_ = n;
+  }
 
   // The whole exposition; `fleet` is what the database said, or why it could not be read.
   std::string Render(const Result<FleetCounts>& fleet) const;
@@ -49,6 +64,9 @@ class HqMetrics {
   std::map<std::string, LatencyHistogram> request_latency_;           // by route
   std::map<std::string, uint64_t> upload_entries_;                    // by status
   LatencyHistogram store_transactions_;
+  LatencyHistogram queue_waits_;
+  int64_t waiting_ = 0;
+  int workers_ = 1;
 };
 
 }  // namespace loyalty::hq::internal

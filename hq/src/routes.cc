@@ -81,6 +81,10 @@ http::Response HqService::RefuseTerminal(const http::Request& req, const Status&
   return r;
 }
 
+void HqService::SetWorkers(int n) { impl_->metrics.SetWorkers(n); }
+void HqService::RequestQueued() { impl_->metrics.RequestQueued(); }
+void HqService::RequestTaken(int64_t waited_us) { impl_->metrics.RequestTaken(waited_us); }
+
 Result<ExpiryReport> HqService::RunDailyJobs(int64_t now_s) {
   if (Status s = impl_->PublishRules(); !s.ok()) return s;
   return impl_->DailyJobs(now_s);

@@ -306,6 +306,11 @@ TEST_F(TwoHqTest, ARequestWaitingInTheDatabaseHoldsUpNoOtherWorker) {
   EXPECT_EQ(testing::MetricValue(samples, R"(loyalty_hq_upload_entries_total{status="created"})"),
             static_cast<int64_t>(up.entries.size()))
       << metrics.raw;
+  EXPECT_EQ(testing::MetricValue(samples, "loyalty_hq_workers"), 3) << metrics.raw;
+  EXPECT_EQ(testing::MetricValue(samples, "loyalty_hq_requests_waiting"), 0) << metrics.raw;
+  // The upload, two hellos, the admin reads and this scrape, each taken by a worker once.
+  EXPECT_GE(testing::MetricValue(samples, "loyalty_hq_request_wait_seconds_count"), 7)
+      << metrics.raw;
 }
 
 // Two terminals selling to the same members, each uploading through its own process at the

@@ -271,6 +271,10 @@ TEST_F(HqProcessTest, MetricsAndTheFleetViewOverHttp) {
   EXPECT_EQ(MetricValue(samples, "loyalty_hq_terminals_active"), 1);
   EXPECT_EQ(MetricValue(samples, "loyalty_hq_terminals_silent"), 0);
   EXPECT_EQ(MetricValue(samples, "loyalty_hq_database_ok"), 1);
+  // Every request waited for the worker (SQLite: one) once, this scrape's included.
+  EXPECT_EQ(MetricValue(samples, "loyalty_hq_workers"), 1);
+  EXPECT_EQ(MetricValue(samples, "loyalty_hq_requests_waiting"), 0);
+  EXPECT_GE(MetricValue(samples, "loyalty_hq_request_wait_seconds_count"), 4);
   loyalty::testing::ExpectPrometheusClientParses(metrics->body);
 
   auto refused = RecordedHttp("GET", "/v1/terminals", terminal.Request("GET", "/v1/terminals"));

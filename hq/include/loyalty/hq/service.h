@@ -93,6 +93,12 @@ class HqService {
   // the route's metrics as a refused request.
   http::Response RefuseTerminal(const http::Request& req, const Status& why);
 
+  // The process's request queue, counted in GET /metrics (thread-safe, any sibling): the
+  // number of workers; a request queued for a worker; one a worker took after `waited_us`.
+  void SetWorkers(int n);
+  void RequestQueued();
+  void RequestTaken(int64_t waited_us);
+
   // The daily job: an `expire` entry per member for the points of lots that expired before
   // now_s (lots' expires_at_s < now_s), and at the first run in a new local month the tiers
   // recomputed from that month's spend. Idempotent: expired lots are emptied.
