@@ -90,19 +90,23 @@ class WorkQueue {
     cv_.notify_one();
     return true;
   }
-  // The next work; false once closed and empty.
+  // The next work; false once closed.
   bool Pop(Work& w) {
     std::unique_lock<std::mutex> lock(mu_);
     cv_.wait(lock, [&] { return closed_ || !q_.empty(); });
-    if (q_.empty()) return false;
+    if (closed_) return false;
     w = std::move(q_.front());
     q_.pop_front();
     return true;
   }
+  // Work not yet taken is dropped (on the event loop, while it runs: a request's Responder,
+  // dropped, answers 500 if its connection is still open); work in a worker's hands finishes.
   void Close() {
+    std::deque<Work> dropped;
     {
       std::lock_guard<std::mutex> lock(mu_);
       closed_ = true;
+      dropped.swap(q_);
     }
     cv_.notify_all();
   }

@@ -1,6 +1,7 @@
 // A real loyalty-hq process over loopback HTTP: configuration checks, the admin token, an
 // enrolment, an upload and a restart that keeps everything.
 #include <signal.h>
+#include <sqlite3.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -237,6 +238,46 @@ TEST_F(HqProcessTest, EnrolUploadRestart) {
 // GET /metrics and GET /v1/terminals of a real loyalty-hq over loopback HTTP after a
 // terminal's hello and upload: the exposition parses with a real Prometheus parser and counts
 // them; loopback needs no token for the metrics, the fleet view always does.
+// Stopping (SIGTERM) drops the requests still waiting for a worker: the one a worker holds
+// finishes, the others change nothing and do not keep the process alive. Here the only
+// worker (SQLite) waits for the database's write lock, which another connection holds
+// throughout (each write gives up after SQLite's 5 s busy timeout), and three more
+// enrolments queue behind it: stopping takes the drain (4 s) and that one wait, not four.
+TEST_F(HqProcessTest, StoppingDropsTheRequestsWaitingForAWorker) {
+  Start();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ / "hq.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 4; ++i) {
+    clients.emplace_back([this, i] {
+      http::Client c("127.0.0.1", port_);
+      const json body{{"name", "张三"}, {"phone", "1381234567" + std::to_string(i)}};
+      (void)c.Request("POST", "/v1/members", body.dump(), {{"Authorization", "Bearer e2e-token"}},
+                      60000);
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const auto t0 = std::chrono::steady_clock::now();
+  ::kill(pid_, SIGTERM);
+  int status = 0;
+  ::waitpid(pid_, &status, 0);
+  pid_ = -1;
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_LT(seconds, 14.0) << "the queued enrolments were run after the drain";
+  sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT count(*) FROM members", -1, &st, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int64(st, 0), 0);  // the lock was never released to HQ
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  for (auto& t : clients) t.join();
+}
+
 TEST_F(HqProcessTest, MetricsAndTheFleetViewOverHttp) {
   Start();
   auto r = Admin("POST", "/v1/members", json{{"name", "张三"}, {"phone", "13812345678"}});
