@@ -1,7 +1,5 @@
 #include "metrics.h"
 
-#include <nlohmann/json.hpp>
-
 namespace loyalty::hq::internal {
 
 namespace {
@@ -38,23 +36,13 @@ HqMetrics::HqMetrics() : store_transactions_(kBoundsUs), queue_waits_(kBoundsUs)
 }
 
 void HqMetrics::SyncRequest(std::string_view route, const http::Response& r,
-                            std::optional<int64_t> us) {
+                            std::optional<int64_t> us,
+                            const std::map<std::string, uint64_t>& statuses) {
   const std::string label = RouteLabel(route);
-  // The upload's answer is the record of what became of each entry (sync/PROTOCOL.md:
-  // {"results": [{"entry_id", "status"}]}): counted from it, as the terminal reads it.
-  std::map<std::string, uint64_t> statuses;
-  if (label == "entries" && r.status == 200) {
-    auto body = nlohmann::json::parse(r.body, nullptr, false);
-    if (body.is_object() && body.contains("results") && body["results"].is_array()) {
-      for (const auto& x : body["results"]) {
-        if (x.is_object() && x.contains("status") && x["status"].is_string())
-          ++statuses[x["status"].get<std::string>()];
-      }
-    }
-  }
   std::lock_guard<std::mutex> lock(mu_);
   ++requests_[{label, ResultOf(r.status)}];
   if (us) request_latency_.try_emplace(label, kBoundsUs).first->second.Observe(*us);
+  if (label != "entries" || r.status != 200) return;
   for (const auto& [status, n] : statuses) upload_entries_[status] += n;
 }
 

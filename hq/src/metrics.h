@@ -32,8 +32,10 @@ class HqMetrics {
 
   // A terminal route answered (`route` as ParseTerminalRoute gives it) in `us` microseconds;
   // nullopt: refused by the listener before the service, counted but not timed. An upload
-  // answered 200 also counts its entries by the status HQ gave each.
-  void SyncRequest(std::string_view route, const http::Response& r, std::optional<int64_t> us);
+  // answered 200 also counts its entries by the status HQ gave each (`statuses`: status ->
+  // entries, what its answer lists).
+  void SyncRequest(std::string_view route, const http::Response& r, std::optional<int64_t> us,
+                   const std::map<std::string, uint64_t>& statuses = {});
   // One Store::Transaction, committed or rolled back.
   void StoreTransaction(int64_t us) {
     std::lock_guard<std::mutex> lock(mu_);

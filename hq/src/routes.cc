@@ -57,6 +57,7 @@ HqService::HqService(Store& store, const HqService& sibling)
 http::Response HqService::Handle(const http::Request& req,
                                  const std::optional<std::string>& peer_terminal) {
   const auto started = std::chrono::steady_clock::now();
+  impl_->answered_statuses.clear();
   http::Response r;
   // No route, whether it reads its body or not, sees one nested deeper than the limit.
   if (Status s = CheckJsonDepth(req.body); !s.ok()) {
@@ -70,7 +71,7 @@ http::Response HqService::Handle(const http::Request& req,
     }
   }
   if (auto route = ParseTerminalRoute(req.path))
-    impl_->metrics.SyncRequest(route->route, r, MicrosSince(started));
+    impl_->metrics.SyncRequest(route->route, r, MicrosSince(started), impl_->answered_statuses);
   return r;
 }
 

@@ -140,6 +140,9 @@ struct HqService::Impl {
   std::map<std::string, std::shared_ptr<const rules::Rules>> versions;  // published, by version
   bool published = false;
   internal::HqMetrics& metrics;  // this process's counters (metrics.h)
+  // What the request being answered, an upload answered 200, gave its entries: status ->
+  // entries, as its answer lists them (for the metrics; set by Upload, cleared by Handle).
+  std::map<std::string, uint64_t> answered_statuses;
 
   Impl(Store& s, const Clock& c, PiiCipher p, HqOptions o, std::shared_ptr<ProcessShared> sh)
       : store(s),

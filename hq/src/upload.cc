@@ -460,6 +460,7 @@ http::Response HqService::Impl::Upload(const std::string& tid, const http::Reque
   batch_entries = BatchEntries{};
   batch_verdicts.reset();
   if (!s.ok()) return FromStatus(s);
+  for (const auto& r : out.results) ++answered_statuses[r.status];
   return JsonResponse(200, sync::ToJson(out));
 }
 
