@@ -47,8 +47,9 @@ Result<ExpiryReport> HqService::Impl::DailyJobs(int64_t now_s) {
     if (!last.ok()) return last.status();
     if (*last && **last != month) {
       // By member id: a page's updates (new change_seq values) move no member in the walk.
+      constexpr int64_t kPage = 500;
       for (uint64_t after = 0;;) {
-        auto page = store.MembersAfter(after, 500);
+        auto page = store.MembersAfter(after, kPage);
         if (!page.ok()) return page.status();
         if (page->empty()) break;
         after = page->back().member_id;
@@ -66,7 +67,7 @@ Result<ExpiryReport> HqService::Impl::DailyJobs(int64_t now_s) {
           }
         }
         if (Status s = Forget(); !s.ok()) return s;
-        if (page->size() < 500) break;
+        if (static_cast<int64_t>(page->size()) < kPage) break;
       }
     }
     // The spend sums the store keeps for windows before this month are not asked again.

@@ -80,15 +80,14 @@ std::string RaiseDescriptorLimit(size_t max_connections) {
 class WorkQueue {
  public:
   using Work = std::function<void(loyalty::hq::HqService&)>;
-  // False when stopping (the work is dropped: a request's Responder, dropped, answers 500).
-  bool Push(Work w) {
+  // Once closed, the work is dropped (a request's Responder, dropped, answers 500).
+  void Push(Work w) {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (closed_) return false;
+      if (closed_) return;
       q_.push_back(std::move(w));
     }
     cv_.notify_one();
-    return true;
   }
   // The next work; false once closed.
   bool Pop(Work& w) {
@@ -184,6 +183,7 @@ int main(int argc, char** argv) {
   opt.card_prefix = cfg->card_prefix;
   opt.member_scope_months = cfg->member_scope_months;
   opt.phone_key_days = cfg->phone_key_days;
+  opt.workers = cfg->workers;
   for (const auto& [id, file] : cfg->signing_keys) {
     auto seed = loyalty::hq::LoadSigningKeySeed(file);
     if (!seed.ok()) {
@@ -289,7 +289,6 @@ int main(int argc, char** argv) {
     services.push_back(std::make_unique<loyalty::hq::HqService>(*stores[i], *services[0]));
   for (auto& svc : services)
     if (auto s = svc->Start(); !s.ok()) return fail(s);
-  services[0]->SetWorkers(cfg->workers);
   loyalty::hq::HqService& service = *services[0];
   WorkQueue work;
 
@@ -313,15 +312,13 @@ int main(int argc, char** argv) {
                                         std::optional<std::string> peer) {
           const auto queued = std::chrono::steady_clock::now();
           service.RequestQueued();
-          const bool pushed =
-              work.Push([r = std::move(r), answer = std::move(answer), peer = std::move(peer),
-                         queued](loyalty::hq::HqService& svc) {
-                svc.RequestTaken(std::chrono::duration_cast<std::chrono::microseconds>(
-                                     std::chrono::steady_clock::now() - queued)
-                                     .count());
-                answer(svc.Handle(r, peer));
-              });
-          if (!pushed) service.RequestTaken(0);
+          work.Push([r = std::move(r), answer = std::move(answer), peer = std::move(peer),
+                     queued](loyalty::hq::HqService& svc) {
+            svc.RequestTaken(std::chrono::duration_cast<std::chrono::microseconds>(
+                                 std::chrono::steady_clock::now() - queued)
+                                 .count());
+            answer(svc.Handle(r, peer));
+          });
         };
         if (!tls) {
           // Plain HTTP (loopback only, config checked): the terminal id the route names is

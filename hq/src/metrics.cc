@@ -46,7 +46,7 @@ void HqMetrics::SyncRequest(std::string_view route, const http::Response& r,
   for (const auto& [status, n] : statuses) upload_entries_[status] += n;
 }
 
-std::string HqMetrics::Render(const Result<FleetCounts>& fleet) const {
+std::string HqMetrics::Render(const Result<FleetCounts>& fleet, int workers) const {
   std::lock_guard<std::mutex> lock(mu_);
   MetricsText o;
   o.Family("loyalty_hq_sync_requests_total", "counter",
@@ -68,7 +68,7 @@ std::string HqMetrics::Render(const Result<FleetCounts>& fleet) const {
   o.Family("loyalty_hq_workers", "gauge",
            "Threads of this process that answer requests, each with its own database "
            "connection (hq.toml workers).");
-  o.Sample("loyalty_hq_workers", "", static_cast<int64_t>(workers_));
+  o.Sample("loyalty_hq_workers", "", static_cast<int64_t>(workers));
   o.Family("loyalty_hq_requests_waiting", "gauge",
            "Requests of this process read and waiting for a free worker.");
   o.Sample("loyalty_hq_requests_waiting", "", waiting_);

@@ -52,13 +52,10 @@ class HqMetrics {
     --waiting_;
     queue_waits_.Observe(waited_us);
   }
-  void SetWorkers(int n) {
-    std::lock_guard<std::mutex> lock(mu_);
-    workers_ = n;
-  }
 
-  // The whole exposition; `fleet` is what the database said, or why it could not be read.
-  std::string Render(const Result<FleetCounts>& fleet) const;
+  // The whole exposition; `fleet` is what the database said, or why it could not be read;
+  // `workers`, the process's (HqOptions::workers).
+  std::string Render(const Result<FleetCounts>& fleet, int workers) const;
 
  private:
   mutable std::mutex mu_;                                             // guards everything below
@@ -68,7 +65,6 @@ class HqMetrics {
   LatencyHistogram store_transactions_;
   LatencyHistogram queue_waits_;
   int64_t waiting_ = 0;
-  int workers_ = 1;
 };
 
 }  // namespace loyalty::hq::internal

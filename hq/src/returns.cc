@@ -69,13 +69,13 @@ Result<HqService::Impl::Sale> HqService::Impl::SaleOf(const std::string& tid,
 }
 
 bool HqService::Impl::AllowSaleFetch(const std::string& tid, int64_t now_ms) {
-  std::lock_guard<std::mutex> lock(sale_fetch_mu);
-  return TakeHourlySlot(sale_fetches[tid], kSaleFetchesPerHour, now_ms);
+  std::lock_guard<std::mutex> lock(shared->limits_mu);
+  return TakeHourlySlot(shared->sale_fetches[tid], kSaleFetchesPerHour, now_ms);
 }
 
 bool HqService::Impl::AllowPhoneLookup(const std::string& tid, int64_t now_ms) {
-  std::lock_guard<std::mutex> lock(sale_fetch_mu);
-  return TakeHourlySlot(phone_lookups[tid], kPhoneLookupsPerHour, now_ms);
+  std::lock_guard<std::mutex> lock(shared->limits_mu);
+  return TakeHourlySlot(shared->phone_lookups[tid], kPhoneLookupsPerHour, now_ms);
 }
 
 http::Response HqService::Impl::SaleRoute(const std::string& tid, const http::Request& req) {

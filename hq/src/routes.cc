@@ -82,7 +82,6 @@ http::Response HqService::RefuseTerminal(const http::Request& req, const Status&
   return r;
 }
 
-void HqService::SetWorkers(int n) { impl_->metrics.SetWorkers(n); }
 void HqService::RequestQueued() { impl_->metrics.RequestQueued(); }
 void HqService::RequestTaken(int64_t waited_us) { impl_->metrics.RequestTaken(waited_us); }
 
@@ -118,7 +117,8 @@ http::Response HqService::Impl::MetricsPage(const http::Request& req) {
   const int64_t now_ms = clock.now_ms();
   http::Response r;
   r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-  r.body = metrics.Render(store.CountFleet(now_ms - kActiveWithinMs, now_ms - kSilentAfterMs));
+  r.body = metrics.Render(store.CountFleet(now_ms - kActiveWithinMs, now_ms - kSilentAfterMs),
+                          opt.workers);
   return r;
 }
 

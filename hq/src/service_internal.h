@@ -151,10 +151,7 @@ struct HqService::Impl {
         opt(std::move(o)),
         shared(std::move(sh)),
         current(opt.rules.value_or(rules::Rules::Defaults())),
-        metrics(shared->metrics),
-        sale_fetch_mu(shared->limits_mu),
-        sale_fetches(shared->sale_fetches),
-        phone_lookups(shared->phone_lookups) {}
+        metrics(shared->metrics) {}
 
   // The oldest checkout or look-up that still keeps a member in a store's scope.
   int64_t ScopeSinceMs() const {
@@ -310,9 +307,7 @@ struct HqService::Impl {
   // Sales one terminal may ask for in any trailing hour (per process): a till cannot walk
   // the chain's sales and members through the sale route (docs/hq.md).
   static constexpr size_t kSaleFetchesPerHour = 120;
-  bool AllowSaleFetch(const std::string& tid, int64_t now_ms);
-  std::mutex& sale_fetch_mu;                                 // the process's (ProcessShared)
-  std::map<std::string, std::deque<int64_t>>& sale_fetches;  // by terminal, oldest first
+  bool AllowSaleFetch(const std::string& tid, int64_t now_ms);  // shared->sale_fetches
   http::Response ReceiptKey(const std::string& tid, const http::Request& req);
   http::Response RefundsByCashier(const http::Request& req);
 
@@ -371,8 +366,7 @@ struct HqService::Impl {
   int64_t PhoneKeyId(int64_t now_s) const;
   // Online phone look-ups one terminal may make in any trailing hour (per process).
   static constexpr size_t kPhoneLookupsPerHour = 60;
-  bool AllowPhoneLookup(const std::string& tid, int64_t now_ms);
-  std::map<std::string, std::deque<int64_t>>& phone_lookups;  // by terminal; sale_fetch_mu
+  bool AllowPhoneLookup(const std::string& tid, int64_t now_ms);  // shared->phone_lookups
   Result<TerminalRecord> TouchTerminal(const std::string& tid, const std::string* store_id);
   http::Response Hello(const std::string& tid, const http::Request& req);
   http::Response Changes(const std::string& tid, const http::Request& req);

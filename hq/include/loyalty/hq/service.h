@@ -55,6 +55,9 @@ struct HqOptions {
   // A store's phone look-up key changes every this many days (hq.toml phone_key_days):
   // key id = floor(now / period) + 1 (docs/pos-api.md, "Phone look-up").
   int phone_key_days = 30;
+  // Threads of the process answering requests, each with a sibling service (hq.toml
+  // `workers`): reported by GET /metrics.
+  int workers = 1;
   // Where the service reports what it did not send or apply (HQ's log); may be empty.
   std::function<void(const char* event, const nlohmann::json& fields)> on_event;
 };
@@ -93,9 +96,8 @@ class HqService {
   // the route's metrics as a refused request.
   http::Response RefuseTerminal(const http::Request& req, const Status& why);
 
-  // The process's request queue, counted in GET /metrics (thread-safe, any sibling): the
-  // number of workers; a request queued for a worker; one a worker took after `waited_us`.
-  void SetWorkers(int n);
+  // The process's request queue, counted in GET /metrics (thread-safe, any sibling): a
+  // request queued for a worker; one a worker took after `waited_us`.
   void RequestQueued();
   void RequestTaken(int64_t waited_us);
 
