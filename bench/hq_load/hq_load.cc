@@ -55,7 +55,8 @@
 //
 // Figures: runs and entries per second; run time percentiles (each step's too); CPU time of
 // each loyalty-hq, of the whole PostgreSQL server and of this program (user + system, from
-// /proc), per run and per entry — on a shared machine CPU time is steadier than wall time;
+// /proc), per run and per entry (in ingest, over the uploads only: the bare loads between its
+// rounds are not in them) — on a shared machine CPU time is steadier than wall time;
 // the load average at each phase's start and end; on PostgreSQL the statements HQ ran per
 // entry (pg_stat_statements, when the server preloads it: scripts/hq-load does), commits
 // and WAL syncs, and how often HQ's writer lock was held or waited for (pg_locks sampled).
@@ -312,8 +313,15 @@ class Bench {
     Clk::time_point t0;
   };
   Meter StartMeter();
+  // CPU measured over some windows of a phase only (ingest: its uploads, not the bare loads
+  // between them), for Report to use instead of the meter's.
+  struct WindowCpu {
+    std::vector<double> hq;  // per loyalty-hq process
+    double pg = 0, self = 0;
+  };
   json Report(const std::string& name, const std::string& what, Meter& m,
-              const std::vector<Done>& runs, double gen_cpu_ms, double wall_s);
+              const std::vector<Done>& runs, double gen_cpu_ms, double wall_s,
+              const WindowCpu* window = nullptr);
 
   int PhaseSerial(json& out);
   int PhaseIngest(json& out);
@@ -673,15 +681,21 @@ Bench::Meter Bench::StartMeter() {
 }
 
 json Bench::Report(const std::string& name, const std::string& what, Meter& m,
-                   const std::vector<Done>& runs, double gen_cpu_ms, double wall_s) {
+                   const std::vector<Done>& runs, double gen_cpu_ms, double wall_s,
+                   const WindowCpu* window) {
   if (m.lock) m.lock->Stop();
   std::vector<double> hq_cpu;
   for (size_t i = 0; i < hqs_.size(); ++i) {
     double now = hqs_[i]->pid() > 0 ? ProcessCpuMs(hqs_[i]->pid()) : -1;
     hq_cpu.push_back(now >= 0 ? now - m.hq_cpu0[i] : -1);
   }
-  const double pg_cpu = pg_ ? pg_->CpuMs() - m.pg_cpu0 : 0;
-  const double self_cpu = SelfCpuMs() - m.self0;
+  double pg_cpu = pg_ ? pg_->CpuMs() - m.pg_cpu0 : 0;
+  double self_cpu = SelfCpuMs() - m.self0;
+  if (window) {
+    hq_cpu = window->hq;
+    pg_cpu = window->pg;
+    self_cpu = window->self;
+  }
   const std::string load1 = LoadAverage();
 
   int64_t ok = 0, failed = 0, created = 0, exists = 0, other = 0, rt = 0, sent = 0, recv = 0,
@@ -956,6 +970,8 @@ int Bench::PhaseIngest(json& out) {
   double hq_wall = 0, bare_wall = 0, hq_entries = 0, bare_entries = 0, rows_wall = 0,
          rows_entries = 0, pg_cpu_rows = 0;
   double hq_cpu = 0, pg_cpu_hq = 0, pg_cpu_bare = 0, self_cpu_hq = 0, self_cpu_bare = 0;
+  WindowCpu uploads_cpu;  // the uploads' windows only: the phase's report is of them
+  uploads_cpu.hq.assign(hqs_.size(), 0.0);
   std::vector<double> ratios;
   std::vector<Done> all;
   // A chain's HQ never starts a busy hour on empty tables. PostgreSQL plans a prepared
@@ -1024,8 +1040,14 @@ int Bench::PhaseIngest(json& out) {
     const double wall = std::chrono::duration<double>(Clk::now() - t0).count();
     const double selfc = SelfCpuMs() - self0;  // the terminals' side: TLS, JSON
     double c = 0;
-    for (size_t i = 0; i < hqs_.size(); ++i) c += ProcessCpuMs(hqs_[i]->pid()) - cpu0[i];
+    for (size_t i = 0; i < hqs_.size(); ++i) {
+      const double used = ProcessCpuMs(hqs_[i]->pid()) - cpu0[i];
+      c += used;
+      uploads_cpu.hq[i] += used;
+    }
     const double pgc = pg_ ? pg_->CpuMs() - pg0 : 0;
+    uploads_cpu.pg += pgc;
+    uploads_cpu.self += selfc;
     double e = 0;
     for (const auto& d : runs) e += static_cast<double>(d.st.created + d.st.exists);
     hq_wall += wall;
@@ -1081,7 +1103,7 @@ int Bench::PhaseIngest(json& out) {
                   std::to_string(n) + " uploads of " + std::to_string(opt_.entries) +
                       " entries (hello + upload), " + std::to_string(opt_.concurrency) +
                       " at once, " + std::to_string(opt_.hq) + " loyalty-hq on " + opt_.backend,
-                  total, all, 0, hq_wall);
+                  total, all, 0, hq_wall, &uploads_cpu);
   r["rounds"] = round_reports;
   std::printf(
       "ingest: loyalty-hq %.0f entries/s over %.1f s of uploads (cpu loyalty-hq %.3f, "
