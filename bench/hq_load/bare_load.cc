@@ -5,6 +5,7 @@
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "loyalty/base/encoding.h"
@@ -130,6 +131,7 @@ BareFigures BareLoad(const PgServer& server, const std::string& db,
   std::mutex mu;
   std::string error;
   std::vector<double> txn_ms;
+  const std::optional<WalFigures> wal0 = ReadWal(server, db);
   const double pg0 = server.CpuMs(), self0 = SelfCpuMs();
   auto t0 = Clk::now();
   std::vector<std::thread> threads;
@@ -155,6 +157,8 @@ BareFigures BareLoad(const PgServer& server, const std::string& db,
   // Measured before the connections close: a backend's CPU counts until it exits.
   f.pg_cpu_ms = server.CpuMs() - pg0;
   f.self_cpu_ms = SelfCpuMs() - self0;
+  if (const std::optional<WalFigures> wal1 = ReadWal(server, db); wal0 && wal1)
+    f.wal_bytes = WalGrowth(*wal0, *wal1).wal_bytes;
   f.error = error;
   f.ok = error.empty();
   for (const auto& b : batches) f.entries += static_cast<int64_t>(b.entries.size());

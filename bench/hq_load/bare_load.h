@@ -28,6 +28,7 @@ struct BareFigures {
   int64_t entries = 0, transactions = 0;
   double wall_s = 0;
   double pg_cpu_ms = 0, self_cpu_ms = 0;
+  int64_t wal_bytes = -1;      // what pg_stat_wal grew by over the load (-1: not read)
   std::vector<double> txn_ms;  // each transaction, sorted
 };
 

@@ -391,8 +391,12 @@ std::optional<WalFigures> ReadWal(const PgServer& server, const std::string& db)
   auto c = server.Connect(db, true);
   if (!c.ok()) return std::nullopt;
   WalFigures w;
+  // The bytes from the WAL's insert position, exact at any moment; pg_stat_wal's counters
+  // reach the view only when a backend reports them (at the latest a second after, or at its
+  // exit), so a window of a second or two misses some of its syncs and records.
   auto st = (*c)->Prepare(
-      "SELECT wal_records, wal_bytes::text, wal_sync, wal_sync_time::text FROM pg_stat_wal");
+      "SELECT wal_records, pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint::text, "
+      "wal_sync, wal_sync_time::text FROM pg_stat_wal");
   if (!st.ok() || !(*st)->Step()) return std::nullopt;
   w.wal_records = (*st)->Int(0);
   w.wal_bytes = std::atoll((*st)->Text(1).c_str());
@@ -402,6 +406,16 @@ std::optional<WalFigures> ReadWal(const PgServer& server, const std::string& db)
       (*c)->Prepare("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()");
   if (x.ok() && (*x)->Step()) w.xact_commit = (*x)->Int(0);
   return w;
+}
+
+WalFigures WalGrowth(const WalFigures& before, const WalFigures& after) {
+  WalFigures g;
+  g.wal_records = after.wal_records - before.wal_records;
+  g.wal_bytes = after.wal_bytes - before.wal_bytes;
+  g.wal_sync = after.wal_sync - before.wal_sync;
+  g.wal_sync_ms = after.wal_sync_ms - before.wal_sync_ms;
+  g.xact_commit = after.xact_commit - before.xact_commit;
+  return g;
 }
 
 }  // namespace loyalty::hqload

@@ -135,5 +135,7 @@ struct WalFigures {
   int64_t xact_commit = 0;
 };
 std::optional<WalFigures> ReadWal(const PgServer& server, const std::string& db);
+// What grew from `before` to `after`.
+WalFigures WalGrowth(const WalFigures& before, const WalFigures& after);
 
 }  // namespace loyalty::hqload

@@ -55,11 +55,12 @@
 //
 // Figures: runs and entries per second; run time percentiles (each step's too); CPU time of
 // each loyalty-hq, of the whole PostgreSQL server and of this program (user + system, from
-// /proc), per run and per entry (in ingest, over the uploads only: the bare loads between its
-// rounds are not in them) — on a shared machine CPU time is steadier than wall time;
+// /proc), per run and per entry — on a shared machine CPU time is steadier than wall time;
 // the load average at each phase's start and end; on PostgreSQL the statements HQ ran per
 // entry (pg_stat_statements, when the server preloads it: scripts/hq-load does), commits
-// and WAL syncs, and how often HQ's writer lock was held or waited for (pg_locks sampled).
+// and WAL syncs, and how often HQ's writer lock was held or waited for (pg_locks sampled,
+// over the whole phase). In ingest the CPU, commit and WAL figures are of the uploads alone:
+// the bare loads between its rounds are not in them.
 #include <signal.h>
 #include <time.h>
 #include <unistd.h>
@@ -313,11 +314,12 @@ class Bench {
     Clk::time_point t0;
   };
   Meter StartMeter();
-  // CPU measured over some windows of a phase only (ingest: its uploads, not the bare loads
-  // between them), for Report to use instead of the meter's.
+  // CPU and WAL measured over some windows of a phase only (ingest: its uploads, not the
+  // bare loads between them), for Report to use instead of the meter's.
   struct WindowCpu {
     std::vector<double> hq;  // per loyalty-hq process
     double pg = 0, self = 0;
+    std::optional<WalFigures> wal;  // the windows' sums of what pg_stat_wal and HQ's commits grew
   };
   json Report(const std::string& name, const std::string& what, Meter& m,
               const std::vector<Done>& runs, double gen_cpu_ms, double wall_s,
@@ -847,15 +849,20 @@ json Bench::Report(const std::string& name, const std::string& what, Meter& m,
   r["cpu_bound_runs_per_s"] = 2000.0 / std::max(1e-9, (hq_total + pg_cpu) / n);
 
   if (pg_) {
-    auto wal1 = ReadWal(*pg_, db_);
-    if (m.wal0 && wal1) {
-      const double commits = static_cast<double>(wal1->xact_commit - m.wal0->xact_commit);
-      const double syncs = static_cast<double>(wal1->wal_sync - m.wal0->wal_sync);
-      const double wal_bytes = static_cast<double>(wal1->wal_bytes - m.wal0->wal_bytes);
+    std::optional<WalFigures> grown;  // over the phase, or over its windows
+    if (window && window->wal) {
+      grown = window->wal;
+    } else if (auto wal1 = ReadWal(*pg_, db_); m.wal0 && wal1) {
+      grown = WalGrowth(*m.wal0, *wal1);
+    }
+    if (grown) {
+      const double commits = static_cast<double>(grown->xact_commit);
+      const double syncs = static_cast<double>(grown->wal_sync);
+      const double wal_bytes = static_cast<double>(grown->wal_bytes);
       std::printf(
           "postgres: %.1f commits per run, %.1f WAL syncs per run (%.2f ms each), %.0f "
           "WAL bytes per entry\n",
-          commits / n, syncs / n, syncs > 0 ? (wal1->wal_sync_ms - m.wal0->wal_sync_ms) / syncs : 0,
+          commits / n, syncs / n, syncs > 0 ? grown->wal_sync_ms / syncs : 0,
           entries > 0 ? wal_bytes / entries : 0);
       r["postgres"] = {{"commits_per_run", commits / n},
                        {"wal_syncs_per_run", syncs / n},
@@ -970,8 +977,10 @@ int Bench::PhaseIngest(json& out) {
   double hq_wall = 0, bare_wall = 0, hq_entries = 0, bare_entries = 0, rows_wall = 0,
          rows_entries = 0, pg_cpu_rows = 0;
   double hq_cpu = 0, pg_cpu_hq = 0, pg_cpu_bare = 0, self_cpu_hq = 0, self_cpu_bare = 0;
+  double wal_bare = 0;    // WAL bytes the bare loads wrote (-1: a load's not read)
   WindowCpu uploads_cpu;  // the uploads' windows only: the phase's report is of them
   uploads_cpu.hq.assign(hqs_.size(), 0.0);
+  if (pg_) uploads_cpu.wal = WalFigures{};
   std::vector<double> ratios;
   std::vector<Done> all;
   // A chain's HQ never starts a busy hour on empty tables. PostgreSQL plans a prepared
@@ -1032,6 +1041,7 @@ int Bench::PhaseIngest(json& out) {
     const int from = n * r / rounds, to = n * (r + 1) / rounds;
     const Round rd = make_round(from, to);
     const auto& [jobs, copies, tids] = rd;
+    const std::optional<WalFigures> wal0 = pg_ ? ReadWal(*pg_, db_) : std::nullopt;
     std::vector<double> cpu0;
     for (auto& h : hqs_) cpu0.push_back(ProcessCpuMs(h->pid()));
     const double pg0 = pg_ ? pg_->CpuMs() : 0, self0 = SelfCpuMs();
@@ -1048,6 +1058,19 @@ int Bench::PhaseIngest(json& out) {
     const double pgc = pg_ ? pg_->CpuMs() - pg0 : 0;
     uploads_cpu.pg += pgc;
     uploads_cpu.self += selfc;
+    if (uploads_cpu.wal) {
+      const std::optional<WalFigures> wal1 = ReadWal(*pg_, db_);
+      if (wal0 && wal1) {
+        const WalFigures g = WalGrowth(*wal0, *wal1);
+        uploads_cpu.wal->wal_records += g.wal_records;
+        uploads_cpu.wal->wal_bytes += g.wal_bytes;
+        uploads_cpu.wal->wal_sync += g.wal_sync;
+        uploads_cpu.wal->wal_sync_ms += g.wal_sync_ms;
+        uploads_cpu.wal->xact_commit += g.xact_commit;
+      } else {
+        uploads_cpu.wal.reset();  // a window not measured: no WAL figures rather than wrong ones
+      }
+    }
     double e = 0;
     for (const auto& d : runs) e += static_cast<double>(d.st.created + d.st.exists);
     hq_wall += wall;
@@ -1073,6 +1096,10 @@ int Bench::PhaseIngest(json& out) {
       bare_entries += static_cast<double>(b.entries);
       pg_cpu_bare += b.pg_cpu_ms;
       self_cpu_bare += b.self_cpu_ms;
+      if (b.wal_bytes >= 0 && wal_bare >= 0)
+        wal_bare += static_cast<double>(b.wal_bytes);
+      else
+        wal_bare = -1;
       ratios.push_back((e / wall) / rate);
       std::printf(
           "; bare %.0f entries/s (%.1f s, postgres %.3f ms/entry, txn p50 %.1f ms); "
@@ -1126,6 +1153,13 @@ int Bench::PhaseIngest(json& out) {
     r["bare_entries_per_s"] = bare_entries / bare_wall;
     r["ratio"] = ratio;
     r["bare_pg_cpu_ms_per_entry"] = pg_cpu_bare / bare_entries;
+    if (wal_bare >= 0) {
+      std::printf(
+          "ingest: bare PostgreSQL wrote %.0f WAL bytes per entry (loyalty-hq's: the "
+          "\"postgres:\" line above)\n",
+          wal_bare / bare_entries);
+      r["bare_wal_bytes_per_entry"] = wal_bare / bare_entries;
+    }
     if (rows_wall > 0) {
       std::printf(
           "ingest: the same rows one INSERT per row (402 statements a batch): %.0f "
