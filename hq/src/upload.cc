@@ -283,7 +283,7 @@ std::vector<std::string> HqService::Impl::UploadLockKeys(const std::string& tid,
 }
 
 http::Response HqService::Impl::Upload(const std::string& tid, const http::Request& req) {
-  auto up = sync::ParseMessage<sync::UploadRequest>(req.body);
+  auto up = sync::ParseUploadRequest(req.body);
   if (!up.ok()) return FromStatus(up.status());
   // Opened outside the transaction so that a rollback never removes the set's scope row.
   if (auto set = store.TerminalSet(tid); !set.ok()) return FromStatus(set.status());

@@ -1,0 +1,311 @@
+// The upload's fast reader (sync::ParseUploadFast) against the tree reader it stands in for:
+// whatever it takes, ParseMessage<UploadRequest> reads to the same value; whatever it
+// declines, ParseUploadRequest answers exactly as ParseMessage does. A valid upload is
+// mutated field by field — each value replaced by values of every kind and at the edges of
+// its range, each key removed, unknown keys added — and every variant checked both ways.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "loyalty/sync/messages.h"
+
+namespace loyalty::sync {
+namespace {
+
+using nlohmann::json;
+
+Entry AnEntry(int seq, uint64_t member) {
+  Entry e;
+  e.entry_id = std::string(30, '0') + std::to_string(10 + seq);
+  e.terminal_id = "T-01";
+  e.seq = seq;
+  e.kind = "earn";
+  e.member_id = member;
+  e.points = 240;
+  e.at_ms = 1790000000123;
+  e.checkout_id = "c-" + std::to_string(seq);
+  e.detail = R"({"rule":"vip"})";
+  e.prev_hash = std::string(32, '\x01');
+  e.hash = std::string(32, '\xfe');
+  return e;
+}
+
+Checkout ACheckout(int n, std::optional<uint64_t> member) {
+  Checkout c;
+  c.checkout_id = "c-" + std::to_string(n);
+  c.request_hash = std::string(64, 'b');
+  c.member_id = member;
+  c.rules_version = "2026-11";
+  c.committed_at_ms = 1790000000123;
+  c.subtotal_cents = 20380;
+  c.total_due_cents = 20380;
+  c.points_earned = 168;
+  c.eligible_cents = 16880;
+  c.redeemable_cents = 16880;
+  c.code_hash = member ? std::string(64, 'c') : "";
+  c.tender = "wechat";
+  c.cashier_id = n % 2 ? "cashier-7" : "";
+  c.request_json = R"({"checkout_id":"c-1","lines":[{"sku":"A\"1"}]})";
+  c.response_json = "{\"total\":\"\xe5\x85\x83\"}";
+  for (int i = 0; i < 2; ++i) {
+    CheckoutLine l;
+    l.line = i;
+    l.sku = "SKU-" + std::to_string(i);
+    l.category = "食品";
+    l.qty = 2;
+    l.unit_price_cents = 1990;
+    l.tier_discount_cents = 10;
+    l.net_cents = 3970;
+    l.net_before_redeem_cents = 3970;
+    l.points_eligible = i == 0;
+    l.redeemable = true;
+    c.lines.push_back(l);
+  }
+  return c;
+}
+
+UploadRequest AnUpload() {
+  UploadRequest up;
+  up.entries = {AnEntry(1, 42), AnEntry(2, 18446744073709551615ull)};
+  up.checkouts = {ACheckout(1, 42), ACheckout(2, std::nullopt)};
+  return up;
+}
+
+// Checks `body` both ways; returns whether the fast reader took it.
+bool CheckSame(const std::string& body) {
+  auto slow = ParseMessage<UploadRequest>(body);
+  auto via = ParseUploadRequest(body);
+  EXPECT_EQ(slow.ok(), via.ok()) << body;
+  if (slow.ok() && via.ok()) {
+    EXPECT_EQ(*slow, *via) << body;
+  } else if (!slow.ok() && !via.ok()) {
+    EXPECT_EQ(slow.status().code(), via.status().code()) << body;
+    EXPECT_EQ(slow.status().message(), via.status().message()) << body;
+  }
+  UploadRequest fast;
+  if (!ParseUploadFast(body, &fast)) return false;
+  EXPECT_TRUE(slow.ok()) << "the fast reader took what the tree reader refuses ("
+                         << (slow.ok() ? "" : slow.status().message()) << "): " << body;
+  if (slow.ok()) {
+    EXPECT_EQ(fast, *slow) << body;
+  }
+  return true;
+}
+
+const std::vector<json>& Replacements() {
+  static const std::vector<json> kValues = {
+      nullptr,
+      true,
+      false,
+      0,
+      1,
+      -1,
+      10000,
+      10001,
+      499,
+      500,
+      json(int64_t{253'402'300'799'999}),
+      json(int64_t{253'402'300'800'000}),
+      json(int64_t{1'000'000'000'000'000}),
+      json(int64_t{-1'000'000'000'000'001}),
+      json(int64_t{500'000'000'000'001}),
+      json(uint64_t{9223372036854775807ull}),
+      json(uint64_t{9223372036854775808ull}),
+      json(int64_t{-9223372036854775807 - 1}),
+      1.5,
+      1.0,
+      "",
+      "x",
+      "T-01",
+      "earn",
+      "0",
+      "01",
+      "18446744073709551616",
+      std::string(32, 'a'),
+      std::string(32, 'A'),
+      std::string(64, 'a'),
+      std::string(64, 'G'),
+      std::string(65, 'a'),
+      std::string(257, 'k'),
+      "cashier 7",
+      json::array(),
+      json::array({1}),
+      json::object(),
+      json{{"k", json::array({json::object()})}},
+  };
+  return kValues;
+}
+
+// Every place in `j` (objects' members and arrays' elements), as JSON pointers.
+void Places(const json& j, const json::json_pointer& at, std::vector<json::json_pointer>* out) {
+  if (j.is_object()) {
+    for (const auto& [k, v] : j.items()) {
+      out->push_back(at / k);
+      Places(v, at / k, out);
+    }
+  } else if (j.is_array()) {
+    for (size_t i = 0; i < j.size(); ++i) {
+      out->push_back(at / i);
+      Places(j[i], at / i, out);
+    }
+  }
+}
+
+TEST(UploadFastTest, TakesAnUploadAndReadsWhatTheTreeReads) {
+  const UploadRequest up = AnUpload();
+  const std::string body = SerializeMessage(up);
+  ASSERT_TRUE(CheckSame(body));
+  UploadRequest fast;
+  ASSERT_TRUE(ParseUploadFast(body, &fast));
+  EXPECT_EQ(fast, up);
+  EXPECT_FALSE(fast.checkouts[1].member_id.has_value());
+  EXPECT_EQ(fast.checkouts[0].cashier_id, "cashier-7");
+  EXPECT_EQ(fast.checkouts[1].cashier_id, "");
+  EXPECT_EQ(fast.entries[1].member_id, 18446744073709551615ull);
+
+  // Empty lists, and an upload of the most entries and checkouts allowed.
+  EXPECT_TRUE(CheckSame(R"({"entries":[],"checkouts":[],"refunds":[]})"));
+  UploadRequest most;
+  most.entries.assign(kMaxUploadEntries, AnEntry(1, 42));
+  EXPECT_TRUE(CheckSame(SerializeMessage(most)));
+  most.entries.push_back(AnEntry(1, 42));
+  EXPECT_FALSE(CheckSame(SerializeMessage(most)));
+}
+
+TEST(UploadFastTest, EveryFieldMutatedReadsAsTheTreeReadsIt) {
+  const json good = ToJson(AnUpload());
+  std::vector<json::json_pointer> places;
+  Places(good, json::json_pointer(), &places);
+  int taken = 0, declined = 0;
+  auto check = [&](const json& j) {
+    if (CheckSame(j.dump()))
+      ++taken;
+    else
+      ++declined;
+  };
+  for (const auto& at : places) {
+    for (const json& v : Replacements()) {
+      json j = good;
+      j[at] = v;
+      check(j);
+    }
+    if (at.parent_pointer().empty() || good[at.parent_pointer()].is_object()) {
+      json j = good;
+      j[at.parent_pointer()].erase(at.back());
+      check(j);
+    }
+  }
+  // Unknown keys, of every kind, at every level: ignored.
+  for (const char* obj : {"", "/entries/0", "/checkouts/0", "/checkouts/1/lines/1"}) {
+    for (const json& v : Replacements()) {
+      json j = good;
+      j[json::json_pointer(obj)]["zz_newer_field"] = v;
+      EXPECT_TRUE(CheckSame(j.dump())) << obj << " " << v.dump();
+    }
+  }
+  // Both readers agree on every variant; the fast one takes the many that stay valid (a
+  // value replaced by another in range) and leaves every refusal to the tree reader.
+  EXPECT_GT(taken, 100);
+  EXPECT_GT(declined, 1000);
+  std::printf("variants: %d taken by the fast reader, %d declined\n", taken, declined);
+}
+
+TEST(UploadFastTest, DeclinesWhatTheTreeReadsDifferently) {
+  const std::string body = SerializeMessage(AnUpload());
+  UploadRequest out;
+  // A key twice: the tree keeps the last. Declined, and both answers are the tree's.
+  std::string twice = body;
+  twice.insert(twice.find("\"seq\":1") + 7, R"(,"seq":5)");
+  EXPECT_FALSE(ParseUploadFast(twice, &out));
+  auto r = ParseUploadRequest(twice);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->entries[0].seq, 5);
+  CheckSame(twice);
+  // A refund: the tree reader's.
+  UploadRequest with_refund = AnUpload();
+  Refund rf;
+  rf.refund_id = "r-1";
+  rf.checkout_id = "c-1";
+  rf.reason = "return";
+  rf.at_ms = 3;
+  rf.refund_cents = 100;
+  rf.points_clawed_back = 1;
+  rf.response_json = "{}";
+  rf.lines = {{0, 1}};
+  with_refund.refunds = {rf};
+  EXPECT_FALSE(ParseUploadFast(SerializeMessage(with_refund), &out));
+  EXPECT_FALSE(CheckSame(SerializeMessage(with_refund)));
+  auto back = ParseUploadRequest(SerializeMessage(with_refund));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(*back, with_refund);
+}
+
+TEST(UploadFastTest, TextTheTreeRefusesIsRefusedTheSameWay) {
+  const std::string body = SerializeMessage(AnUpload());
+  const std::vector<std::string> texts = {
+      "",
+      "[]",
+      "5",
+      "null",
+      "\"entries\"",
+      body + " {}",
+      body + "x",
+      body.substr(0, body.size() / 2),
+      std::string(body).insert(1, "\x01"),
+      std::string(body).insert(10, std::string("\0", 1)),
+      std::string(body).insert(body.find("SKU-0") + 3, "\xc3\x28"),
+      std::string(body).insert(body.find("SKU-0") + 3, "\\ud800"),
+      std::string(body).insert(body.find("SKU-0") + 3, "\\u00e9\\n"),
+      // UTF-8 the tree's check refuses, in a string and outside one: overlong, a surrogate,
+      // past U+10FFFF, cut short, a lone continuation byte, a five-byte form.
+      std::string(body).insert(body.find("SKU-0") + 3, "\xc0\xaf"),
+      std::string(body).insert(body.find("SKU-0") + 3, "\xed\xa0\x80"),
+      std::string(body).insert(body.find("SKU-0") + 3, "\xf4\x90\x80\x80"),
+      std::string(body).insert(body.find("SKU-0") + 3, "\xe5\x85"),
+      std::string(body).insert(body.find("SKU-0") + 3, "\x80"),
+      std::string(body).insert(body.find("SKU-0") + 3, "\xf8\x88\x80\x80\x80"),
+      std::string(body).insert(body.find("SKU-0") + 3, "\xf4\x8f\xbf\xbf"),
+      std::string(body).insert(1, "\xe5\x85\x83"),
+      body + std::string("\0", 1),
+      body + std::string("\0", 1) + "junk",
+      std::string(40, '[') + std::string(40, ']'),
+      R"({"entries":[],"checkouts":[],"refunds":[],"x":)" + std::string(31, '[') +
+          std::string(31, ']') + "}",
+      R"({"entries":[],"checkouts":[],"refunds":[],"x":)" + std::string(32, '[') +
+          std::string(32, ']') + "}",
+      R"({"entries":[],"checkouts":[]})",
+      R"({"entries":[5],"checkouts":[],"refunds":[]})",
+      R"({"entries":[[]],"checkouts":[],"refunds":[]})",
+      R"({"entries":{},"checkouts":[],"refunds":[]})",
+      R"({"entries":[],"checkouts":[],"refunds":[{}]})",
+      R"({"entries":[],"checkouts":[],"refunds":[1]})",
+      R"({"entries":[],"checkouts":[],"refunds":null})",
+  };
+  for (const auto& t : texts) CheckSame(t);
+}
+
+TEST(UploadFastTest, TheDepthLimitHoldsUnderEveryObject) {
+  // An unknown key's value nested so that the whole document is 31, 32 and 33 levels deep,
+  // under each kind of object (the root is level 1, a line object level 5).
+  const json good = ToJson(AnUpload());
+  const std::vector<std::pair<const char*, int>> objects = {
+      {"", 1}, {"/entries/0", 3}, {"/checkouts/1", 3}, {"/checkouts/0/lines/1", 5}};
+  for (const auto& [obj, level] : objects) {
+    for (int total : {31, 32, 33}) {
+      const int nested = total - level;
+      json j = good;
+      j[json::json_pointer(obj)]["zz"] = "@";
+      std::string body = j.dump();
+      const std::string mark = "\"zz\":\"@\"";
+      body.replace(body.find(mark), mark.size(),
+                   "\"zz\":" + std::string(nested, '[') + std::string(nested, ']'));
+      const bool taken = CheckSame(body);
+      EXPECT_EQ(taken, total <= kMaxJsonDepth) << obj << " " << total;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace loyalty::sync
