@@ -38,12 +38,13 @@ Checkout ACheckout(int n, std::optional<uint64_t> member) {
   c.request_hash = std::string(64, 'b');
   c.member_id = member;
   c.rules_version = "2026-11";
-  c.committed_at_ms = 1790000000123;
-  c.subtotal_cents = 20380;
-  c.total_due_cents = 20380;
-  c.points_earned = 168;
-  c.eligible_cents = 16880;
-  c.redeemable_cents = 16880;
+  c.committed_at_ms = 1790000000123 + n;
+  // Two lines of 2 x 19.90 less 0.10 each; only the first earns points.
+  c.subtotal_cents = 7960;
+  c.total_due_cents = 7940;
+  c.points_earned = member ? 59 : 0;
+  c.eligible_cents = 3970;
+  c.redeemable_cents = 7940;
   c.code_hash = member ? std::string(64, 'c') : "";
   c.tender = "wechat";
   c.cashier_id = n % 2 ? "cashier-7" : "";
@@ -223,18 +224,15 @@ TEST(UploadFastTest, DeclinesWhatTheTreeReadsDifferently) {
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->entries[0].seq, 5);
   CheckSame(twice);
-  // A refund: the tree reader's.
+  // A refund (here of a sale made at another till): the tree reader's.
+  auto rf = ParseMessage<Refund>(
+      R"({"refund_id":"r-9","checkout_id":"c-1","request_hash":"","reason":"return",)"
+      R"("at_ms":1790000000999,"refund_cents":3970,"points_clawed_back":60,)"
+      R"("points_restored":0,"response_json":"{}","lines":[{"line":1,"qty":2}],)"
+      R"("sold_at":"T-02","cashier_id":"cashier-7"})");
+  ASSERT_TRUE(rf.ok()) << rf.status().ToString();
   UploadRequest with_refund = AnUpload();
-  Refund rf;
-  rf.refund_id = "r-1";
-  rf.checkout_id = "c-1";
-  rf.reason = "return";
-  rf.at_ms = 3;
-  rf.refund_cents = 100;
-  rf.points_clawed_back = 1;
-  rf.response_json = "{}";
-  rf.lines = {{0, 1}};
-  with_refund.refunds = {rf};
+  with_refund.refunds = {*rf};
   EXPECT_FALSE(ParseUploadFast(SerializeMessage(with_refund), &out));
   EXPECT_FALSE(CheckSame(SerializeMessage(with_refund)));
   auto back = ParseUploadRequest(SerializeMessage(with_refund));
