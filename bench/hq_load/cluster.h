@@ -133,6 +133,14 @@ struct WalFigures {
   int64_t wal_records = 0, wal_bytes = 0, wal_sync = 0;
   double wal_sync_ms = 0;
   int64_t xact_commit = 0;
+  WalFigures& operator+=(const WalFigures& o) {
+    wal_records += o.wal_records;
+    wal_bytes += o.wal_bytes;
+    wal_sync += o.wal_sync;
+    wal_sync_ms += o.wal_sync_ms;
+    xact_commit += o.xact_commit;
+    return *this;
+  }
 };
 std::optional<WalFigures> ReadWal(const PgServer& server, const std::string& db);
 // What grew from `before` to `after`.

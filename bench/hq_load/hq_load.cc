@@ -316,14 +316,14 @@ class Bench {
   Meter StartMeter();
   // CPU and WAL measured over some windows of a phase only (ingest: its uploads, not the
   // bare loads between them), for Report to use instead of the meter's.
-  struct WindowCpu {
+  struct WindowFigures {
     std::vector<double> hq;  // per loyalty-hq process
     double pg = 0, self = 0;
     std::optional<WalFigures> wal;  // the windows' sums of what pg_stat_wal and HQ's commits grew
   };
   json Report(const std::string& name, const std::string& what, Meter& m,
               const std::vector<Done>& runs, double gen_cpu_ms, double wall_s,
-              const WindowCpu* window = nullptr);
+              const WindowFigures* window = nullptr);
 
   int PhaseSerial(json& out);
   int PhaseIngest(json& out);
@@ -684,7 +684,7 @@ Bench::Meter Bench::StartMeter() {
 
 json Bench::Report(const std::string& name, const std::string& what, Meter& m,
                    const std::vector<Done>& runs, double gen_cpu_ms, double wall_s,
-                   const WindowCpu* window) {
+                   const WindowFigures* window) {
   if (m.lock) m.lock->Stop();
   std::vector<double> hq_cpu;
   for (size_t i = 0; i < hqs_.size(); ++i) {
@@ -978,9 +978,9 @@ int Bench::PhaseIngest(json& out) {
          rows_entries = 0, pg_cpu_rows = 0;
   double hq_cpu = 0, pg_cpu_hq = 0, pg_cpu_bare = 0, self_cpu_hq = 0, self_cpu_bare = 0;
   double wal_bare = 0;    // WAL bytes the bare loads wrote (-1: a load's not read)
-  WindowCpu uploads_cpu;  // the uploads' windows only: the phase's report is of them
-  uploads_cpu.hq.assign(hqs_.size(), 0.0);
-  if (pg_) uploads_cpu.wal = WalFigures{};
+  WindowFigures uploads;  // the uploads' windows only: the phase's report is of them
+  uploads.hq.assign(hqs_.size(), 0.0);
+  if (pg_) uploads.wal = WalFigures{};
   std::vector<double> ratios;
   std::vector<Done> all;
   // A chain's HQ never starts a busy hour on empty tables. PostgreSQL plans a prepared
@@ -1053,22 +1053,17 @@ int Bench::PhaseIngest(json& out) {
     for (size_t i = 0; i < hqs_.size(); ++i) {
       const double used = ProcessCpuMs(hqs_[i]->pid()) - cpu0[i];
       c += used;
-      uploads_cpu.hq[i] += used;
+      uploads.hq[i] += used;
     }
     const double pgc = pg_ ? pg_->CpuMs() - pg0 : 0;
-    uploads_cpu.pg += pgc;
-    uploads_cpu.self += selfc;
-    if (uploads_cpu.wal) {
+    uploads.pg += pgc;
+    uploads.self += selfc;
+    if (uploads.wal) {
       const std::optional<WalFigures> wal1 = ReadWal(*pg_, db_);
       if (wal0 && wal1) {
-        const WalFigures g = WalGrowth(*wal0, *wal1);
-        uploads_cpu.wal->wal_records += g.wal_records;
-        uploads_cpu.wal->wal_bytes += g.wal_bytes;
-        uploads_cpu.wal->wal_sync += g.wal_sync;
-        uploads_cpu.wal->wal_sync_ms += g.wal_sync_ms;
-        uploads_cpu.wal->xact_commit += g.xact_commit;
+        *uploads.wal += WalGrowth(*wal0, *wal1);
       } else {
-        uploads_cpu.wal.reset();  // a window not measured: no WAL figures rather than wrong ones
+        uploads.wal.reset();  // a window not measured: no WAL figures rather than wrong ones
       }
     }
     double e = 0;
@@ -1130,7 +1125,7 @@ int Bench::PhaseIngest(json& out) {
                   std::to_string(n) + " uploads of " + std::to_string(opt_.entries) +
                       " entries (hello + upload), " + std::to_string(opt_.concurrency) +
                       " at once, " + std::to_string(opt_.hq) + " loyalty-hq on " + opt_.backend,
-                  total, all, 0, hq_wall, &uploads_cpu);
+                  total, all, 0, hq_wall, &uploads);
   r["rounds"] = round_reports;
   std::printf(
       "ingest: loyalty-hq %.0f entries/s over %.1f s of uploads (cpu loyalty-hq %.3f, "
@@ -1138,9 +1133,9 @@ int Bench::PhaseIngest(json& out) {
       hq_entries / hq_wall, hq_wall, hq_cpu / hq_entries, pg_cpu_hq / hq_entries,
       self_cpu_hq / hq_entries);
   r["hq_entries_per_s"] = hq_entries / hq_wall;
-  r["uploads_cpu_ms_per_entry"] = {{"hq", hq_cpu / hq_entries},
-                                   {"postgres", pg_cpu_hq / hq_entries},
-                                   {"terminals", self_cpu_hq / hq_entries}};
+  r["uploads_ms_per_entry"] = {{"hq", hq_cpu / hq_entries},
+                               {"postgres", pg_cpu_hq / hq_entries},
+                               {"terminals", self_cpu_hq / hq_entries}};
   if (bare && bare_wall > 0) {
     std::sort(ratios.begin(), ratios.end());
     const double ratio = (hq_entries / hq_wall) / (bare_entries / bare_wall);

@@ -235,9 +235,6 @@ TEST_F(HqProcessTest, EnrolUploadRestart) {
   EXPECT_EQ(unauth->status, 401);
 }
 
-// GET /metrics and GET /v1/terminals of a real loyalty-hq over loopback HTTP after a
-// terminal's hello and upload: the exposition parses with a real Prometheus parser and counts
-// them; loopback needs no token for the metrics, the fleet view always does.
 // Stopping (SIGTERM) drops the requests still waiting for a worker: the one a worker holds
 // finishes, the others change nothing and do not keep the process alive. Here the only
 // worker (SQLite) waits for the database's write lock, which another connection holds
@@ -278,6 +275,9 @@ TEST_F(HqProcessTest, StoppingDropsTheRequestsWaitingForAWorker) {
   for (auto& t : clients) t.join();
 }
 
+// GET /metrics and GET /v1/terminals of a real loyalty-hq over loopback HTTP after a
+// terminal's hello and upload: the exposition parses with a real Prometheus parser and counts
+// them; loopback needs no token for the metrics, the fleet view always does.
 TEST_F(HqProcessTest, MetricsAndTheFleetViewOverHttp) {
   Start();
   auto r = Admin("POST", "/v1/members", json{{"name", "张三"}, {"phone", "13812345678"}});

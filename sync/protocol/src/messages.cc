@@ -4,7 +4,6 @@
 #include "loyalty/sync/messages.h"
 
 #include <algorithm>
-#include <cctype>
 #include <limits>
 
 #include "loyalty/base/encoding.h"
@@ -15,19 +14,12 @@ namespace {
 
 using nlohmann::json;
 
-bool IsLowerHex(std::string_view s) {
-  for (char c : s) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  }
-  return true;
-}
-
 // The protocol's own kinds of value, read from a field or an array element.
 
 // Lower-case hex of exactly `len` characters (or "" when allow_empty).
 bool Hex(const JsonReader& v, std::string* out, size_t len, bool allow_empty = false) {
   if (!v.Str(out)) return false;
-  if ((out->empty() && allow_empty) || (out->size() == len && IsLowerHex(*out))) return true;
+  if (IsHexField(*out, len, allow_empty)) return true;
   return v.Fail("must be " + std::to_string(len) + " lower-case hex characters" +
                 (allow_empty ? " or \"\"" : ""));
 }
@@ -120,11 +112,9 @@ void ReadCheckoutLine(const JsonReader& r, CheckoutLine* l) {
 void OptionalId(const JsonReader& r, std::string_view key, std::string* out) {
   std::optional<std::string> v;
   if (!r.OptStr(key, &v, 1, kMaxIdChars) || !v) return;
-  for (char ch : *v) {
-    if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-')) {
-      r.Fail(key, "must be 1-64 characters of [A-Za-z0-9_-]");
-      return;
-    }
+  if (!IsClientId(*v)) {
+    r.Fail(key, "must be 1-64 characters of [A-Za-z0-9_-]");
+    return;
   }
   *out = *v;
 }
@@ -287,12 +277,23 @@ bool IsTerminalEntryKind(std::string_view kind) {
   return false;
 }
 
-bool IsTerminalId(std::string_view id) {
-  if (id.empty() || id.size() > 32) return false;
+bool IsClientId(std::string_view id) {
+  if (id.empty() || id.size() > kMaxIdChars) return false;
   for (char c : id) {
     bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
               c == '_' || c == '-';
     if (!ok) return false;
+  }
+  return true;
+}
+
+bool IsTerminalId(std::string_view id) { return id.size() <= 32 && IsClientId(id); }
+
+bool IsHexField(std::string_view s, size_t len, bool allow_empty) {
+  if (s.empty() && allow_empty) return true;
+  if (s.size() != len) return false;
+  for (char c : s) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
   }
   return true;
 }

@@ -25,22 +25,6 @@ namespace {
 
 using nlohmann::json;
 
-bool IsLowerHexText(const std::string& s) {
-  for (char c : s)
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  return true;
-}
-
-bool IsClientId(const std::string& s) {  // OptionalId's 1-64 of [A-Za-z0-9_-]
-  if (s.empty() || s.size() > kMaxIdChars) return false;
-  for (char c : s) {
-    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
-}
-
 // The fields, one numbering per object kind; kUnknown is a key the readers do not ask for.
 enum Field : int {
   kUnknown = -1,
@@ -368,11 +352,8 @@ class UploadSax {
     *to = std::move(v);
     return Took();
   }
-  static bool Hex(const std::string& v, size_t len, bool allow_empty) {
-    return (v.empty() && allow_empty) || (v.size() == len && IsLowerHexText(v));
-  }
   bool HashBytes(std::string* to, const std::string& v) {
-    if (!Hex(v, 2 * model::kHashBytes, false)) return false;
+    if (!IsHexField(v, 2 * model::kHashBytes)) return false;
     *to = *HexDecode(v);
     return Took();
   }
@@ -389,7 +370,7 @@ class UploadSax {
         Entry& e = entry();
         switch (field_) {
           case kEntryId:
-            return Hex(v, 32, false) && Str(&e.entry_id, v, 32);
+            return IsHexField(v, 32) && Str(&e.entry_id, v, 32);
           case kTerminalId:
             return IsTerminalId(v) && Str(&e.terminal_id, v, 32);
           case kKind:
@@ -416,7 +397,7 @@ class UploadSax {
           case kCoCheckoutId:
             return Str(&c.checkout_id, v, kMaxIdChars, 1);
           case kCoRequestHash:
-            return Hex(v, 64, true) && Str(&c.request_hash, v, 64);
+            return IsHexField(v, 64, true) && Str(&c.request_hash, v, 64);
           case kCoMemberId: {
             uint64_t id = 0;
             if (!Member(&id, v)) return false;
@@ -426,7 +407,7 @@ class UploadSax {
           case kCoRulesVersion:
             return Str(&c.rules_version, v, kMaxShortText);
           case kCoCodeHash:
-            return Hex(v, 64, true) && Str(&c.code_hash, v, 64);
+            return IsHexField(v, 64, true) && Str(&c.code_hash, v, 64);
           case kCoTender:
             return Str(&c.tender, v, kMaxShortText);
           case kCoCouponId:

@@ -71,6 +71,11 @@ inline constexpr size_t kMaxSnapshotLots = 100000;
 bool IsEntryKind(std::string_view kind);
 // [A-Za-z0-9_-]{1,32}
 bool IsTerminalId(std::string_view id);
+// [A-Za-z0-9_-]{1,64} (kMaxIdChars): an optional client id such as a cashier's, when given.
+bool IsClientId(std::string_view id);
+// Lower-case hex of exactly `len` characters, or "" when allow_empty: the protocol's hashes
+// and entry ids on the wire.
+bool IsHexField(std::string_view s, size_t len, bool allow_empty = false);
 // The kinds a terminal may write (pos-api.md): earn, redeem, clawback, restore, freeze,
 // tier_upgrade, correction.
 bool IsTerminalEntryKind(std::string_view kind);
