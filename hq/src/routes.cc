@@ -59,9 +59,14 @@ http::Response HqService::Handle(const http::Request& req,
   const auto started = std::chrono::steady_clock::now();
   impl_->answered_statuses.clear();
   http::Response r;
-  // No route, whether it reads its body or not, sees one nested deeper than the limit.
-  if (Status s = CheckJsonDepth(req.body); !s.ok()) {
-    r = FromStatus(s);
+  const std::optional<TerminalRoute> route = ParseTerminalRoute(req.path);
+  // No route, whether it reads its body or not, sees one nested deeper than the limit. The
+  // upload's readers (sync::ParseUploadRequest) count the depth as they read, and refuse
+  // past it with this same answer: its body, the largest by far, is not scanned for it first.
+  const bool counts_depth = route && route->route == "entries" && req.method == "POST";
+  Status depth = counts_depth ? Status::Ok() : CheckJsonDepth(req.body);
+  if (!depth.ok()) {
+    r = FromStatus(depth);
   } else {
     try {
       r = impl_->Handle(req, peer_terminal);
@@ -70,7 +75,7 @@ http::Response HqService::Handle(const http::Request& req,
       r = Error(ErrorCode::kInternal, e.what());
     }
   }
-  if (auto route = ParseTerminalRoute(req.path))
+  if (route)
     impl_->metrics.SyncRequest(route->route, r, MicrosSince(started), impl_->answered_statuses);
   return r;
 }

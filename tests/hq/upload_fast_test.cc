@@ -284,6 +284,140 @@ TEST(UploadFastTest, TextTheTreeRefusesIsRefusedTheSameWay) {
   for (const auto& t : texts) CheckSame(t);
 }
 
+// The scanner under the fast reader (sync/protocol/src/json_scan.h) takes a strict subset
+// of JSON and declines the rest: each edge of that subset, checked both ways.
+std::string WithUnknown(const std::string& body, const std::string& raw) {
+  return "{\"zz\":" + raw + "," + body.substr(1);
+}
+std::string InSku(const std::string& body, const std::string& raw) {
+  std::string out = body;
+  return out.insert(out.find("SKU-0") + 3, raw);
+}
+
+TEST(UploadFastTest, TheScannerTakesStrictJsonAndDeclinesTheRest) {
+  const std::string body = SerializeMessage(AnUpload());
+  // Whitespace as JSON has it, anywhere a token may end.
+  EXPECT_TRUE(CheckSame(" \t\r\n" + body + " \t\r\n"));
+  EXPECT_TRUE(CheckSame(ToJson(AnUpload()).dump(2)));
+  EXPECT_TRUE(CheckSame(ToJson(AnUpload()).dump(1, '\t')));
+  std::string crlf = ToJson(AnUpload()).dump(1, ' ');
+  for (size_t at = crlf.find('\n'); at != std::string::npos; at = crlf.find('\n', at + 2))
+    crlf.insert(at, "\r");
+  EXPECT_TRUE(CheckSame(crlf));
+  for (const char* ws : {"\f", "\v", "\xc2\xa0"}) EXPECT_FALSE(CheckSame(ws + body)) << ws;
+
+  // Every escape but \u, read as the tree reads it; \u declined (and read by the tree).
+  UploadRequest escaped = AnUpload();
+  escaped.entries[0].detail = "q\" b\\ s/ \b\f\n\r\t end";
+  const std::string with_escapes = SerializeMessage(escaped);
+  ASSERT_TRUE(CheckSame(with_escapes));
+  std::string solidus = with_escapes;
+  solidus.replace(solidus.find("s/"), 2, "s\\/");
+  ASSERT_TRUE(CheckSame(solidus));
+  UploadRequest fast;
+  ASSERT_TRUE(ParseUploadFast(solidus, &fast));
+  EXPECT_EQ(fast.entries[0].detail, escaped.entries[0].detail);
+  UploadRequest control = AnUpload();
+  control.entries[0].detail = std::string("a\x1f", 2) + "b";
+  EXPECT_FALSE(CheckSame(SerializeMessage(control)));  // written as \u001f
+  EXPECT_TRUE(ParseUploadRequest(SerializeMessage(control)).ok());
+  for (const char* bad : {"\\x", "\\U0041", "\\", "\\u00", "\\ud83d\\ude00", "\\u0000"})
+    CheckSame(InSku(body, bad));
+
+  // UTF-8 at each edge of RFC 3629's table, in a known field and under an unknown key.
+  const std::vector<std::pair<std::string, bool>> utf8 = {
+      {"\x7f", true},
+      {"\xc2\x80", true},
+      {"\xdf\xbf", true},
+      {"\xe0\xa0\x80", true},
+      {"\xed\x9f\xbf", true},
+      {"\xee\x80\x80", true},
+      {"\xef\xbf\xbf", true},
+      {"\xf0\x90\x80\x80", true},
+      {"\xf4\x8f\xbf\xbf", true},
+      {"\xc1\xbf", false},
+      {"\xc2\x7f", false},
+      {"\xc2\xc0", false},
+      {"\xe0\x9f\xbf", false},
+      {"\xed\xa0\x80", false},
+      {"\xef\xbf", false},
+      {"\xf0\x8f\xbf\xbf", false},
+      {"\xf4\x90\x80\x80", false},
+      {"\xf5\x80\x80\x80", false},
+      {"\xff", false},
+      {"\xf0\x90\x80", false},
+  };
+  for (const auto& [bytes, valid] : utf8) {
+    EXPECT_EQ(CheckSame(InSku(body, bytes)), valid) << testing::PrintToString(bytes);
+    EXPECT_EQ(CheckSame(WithUnknown(body, "\"" + bytes + "\"")), valid)
+        << testing::PrintToString(bytes);
+  }
+  // A string cut short by the end of the text, at every byte of a sequence.
+  for (const std::string cut : {"\"\xe5", "\"\xe5\x85", "\"ab", "\"a\\"})
+    EXPECT_FALSE(CheckSame("{\"zz\":" + cut)) << testing::PrintToString(cut);
+
+  // Numbers: RFC 8259's, each read as the tree reads it (under an unknown key: ignored);
+  // what is not a JSON number refused by both.
+  const std::vector<std::pair<std::string, bool>> numbers = {
+      {"0", true},
+      {"7", true},
+      {"-7", true},
+      {"999999999999999999", true},
+      {"-999999999999999999", true},
+      {"1000000000000000000", true},
+      {"9223372036854775807", true},
+      {"-9223372036854775808", true},
+      {"18446744073709551616", true},
+      {"123456789012345678901234567890", true},
+      {"-0", true},
+      {"1.0", true},
+      {"1e2", true},
+      {"1E+2", true},
+      {"-1.5e-3", true},
+      {"0.000", true},
+      {"01", false},
+      {"-01", false},
+      {"-", false},
+      {"1.", false},
+      {"1.e2", false},
+      {"1e", false},
+      {"1e+", false},
+      {".5", false},
+      {"+1", false},
+      {"1x", false},
+      {"0x1f", false},
+      {"--1", false},
+  };
+  for (const auto& [text, taken] : numbers) {
+    EXPECT_EQ(CheckSame(WithUnknown(body, text)), taken) << text;
+    std::string seq = body;
+    seq.replace(seq.find("\"seq\":1") + 6, 1, text);
+    CheckSame(seq);
+  }
+  // In a known integer field only an integer of up to 18 digits is taken; others declined.
+  for (const char* text : {"1000000000000000000", "1.0", "1e2", "-0"}) {
+    std::string seq = body;
+    seq.replace(seq.find("\"seq\":1") + 6, 1, text);
+    EXPECT_FALSE(CheckSame(seq)) << text;
+  }
+  std::string big_seq = body;
+  big_seq.replace(big_seq.find("\"seq\":1") + 6, 1, "999999999999999999");
+  ASSERT_TRUE(CheckSame(big_seq));
+  ASSERT_TRUE(ParseUploadFast(big_seq, &fast));
+  EXPECT_EQ(fast.entries[0].seq, 999999999999999999);
+
+  // Literals, containers and separators.
+  for (const char* ok : {"true", "false", "null", "[]", "{}", "[[],{}]", R"({"a":[1,{"b":null}]})"})
+    EXPECT_TRUE(CheckSame(WithUnknown(body, ok))) << ok;
+  for (const char* bad :
+       {"tru", "nul", "fals", "truex", "nulll", "True", "[1,]", "[,1]", "[1 2]", R"({"a":1,})",
+        R"({"a" 1})", R"({1:2})", R"({"a":})", "[", "{", R"({"a":1)", "]", "}", "'a'"})
+    EXPECT_FALSE(CheckSame(WithUnknown(body, bad))) << bad;
+  EXPECT_FALSE(CheckSame(body + ","));
+  EXPECT_FALSE(CheckSame(body + "]"));
+  EXPECT_FALSE(CheckSame("{" + body));
+}
+
 TEST(UploadFastTest, TheDepthLimitHoldsUnderEveryObject) {
   // An unknown key's value nested so that the whole document is 31, 32 and 33 levels deep,
   // under each kind of object (the root is level 1, a line object level 5).

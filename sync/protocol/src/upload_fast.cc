@@ -1,11 +1,11 @@
-// The fast path of an upload's body (messages.h, ParseUploadFast): nlohmann's SAX parser
-// straight into the message, with no tree. It takes only what it is sure of — a body that
-// FromJson would read to the same value — and declines the rest (returns false), leaving the
-// answer, and every error message, to the tree reader. So its rules are those of
-// ReadEntry, ReadCheckout and ReadCheckoutLine (messages.cc) for a value that fits, and
-// "decline" for anything else: a field missing, null where a value is required, of another
-// kind or out of range; a key twice in one object (the tree keeps the last); any refund (the
-// tree reader reads those). Unknown keys are skipped, as the tree reader ignores them.
+// The fast path of an upload's body (messages.h, ParseUploadFast): a strict scanner of the
+// text (json_scan.h) driving a SAX handler straight into the message, with no tree. It takes
+// only what it is sure of — a body that FromJson would read to the same value — and declines
+// the rest (returns false), leaving the answer, and every error message, to the tree reader. So its
+// rules are those of ReadEntry, ReadCheckout and ReadCheckoutLine (messages.cc) for a value that
+// fits, and "decline" for anything else: a field missing, null where a value is required, of
+// another kind or out of range; a key twice in one object (the tree keeps the last); any refund
+// (the tree reader reads those). Unknown keys are skipped, as the tree reader ignores them.
 // tests/hq/upload_fast_test.cc and the differential fuzz target fuzz_upload_fast hold it
 // to that.
 #include <cstdint>
@@ -14,16 +14,14 @@
 #include <string_view>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "loyalty/base/encoding.h"
 #include "loyalty/base/json.h"  // kMaxJsonDepth
 #include "loyalty/sync/messages.h"
 
+#include "json_scan.h"
+
 namespace loyalty::sync {
 namespace {
-
-using nlohmann::json;
 
 // The fields, one numbering per object kind; kUnknown is a key the readers do not ask for.
 enum Field : int {
@@ -159,7 +157,6 @@ class UploadSax {
   bool number_float(double, const std::string&) {
     return Skipping() || (!stack_.empty() && Scalar());
   }
-  bool binary(json::binary_t&) { return false; }
   bool string(std::string& v) { return Skipping() || (!stack_.empty() && String(v)); }
 
   // --- containers
@@ -235,7 +232,6 @@ class UploadSax {
     seen_.back() |= bit;
     return true;
   }
-  bool parse_error(size_t, const std::string&, const nlohmann::detail::exception&) { return false; }
 
  private:
   Entry& entry() { return out_->entries.back(); }
@@ -449,21 +445,14 @@ class UploadSax {
 }  // namespace
 
 bool ParseUploadFast(std::string_view body, UploadRequest* out) {
-  // ParseJson's checks of the text, without scanning it twice more: a body the SAX parser
-  // reads through is valid UTF-8 (its lexer takes a string's bytes only as well-formed
-  // UTF-8, without overlong forms, surrogates or code points past U+10FFFF, and no other
-  // non-ASCII byte anywhere), and the handler declines past kMaxJsonDepth levels. A NUL ends
-  // the lexer's input, so one would hide what follows: refused here, as ParseJson does.
-  if (body.find('\0') != std::string_view::npos) return false;
+  // ParseJson's checks of the text, without scanning it twice more: a body the scanner reads
+  // through is valid UTF-8 (it takes a string's bytes only as well-formed UTF-8, and no
+  // other non-ASCII byte anywhere) and has no NUL (not outside a string, nor in one: a
+  // control character, and \u is declined), and the handler declines past kMaxJsonDepth
+  // levels.
   *out = UploadRequest{};
   UploadSax sax(out);
-  bool ok = false;
-  try {
-    ok = json::sax_parse(body.begin(), body.end(), &sax);
-  } catch (const std::exception&) {
-    ok = false;  // nothing here throws by design; the tree reader answers if it does
-  }
-  return ok && sax.done();
+  return internal::JsonScanner<UploadSax>(body, &sax).Run() && sax.done();
 }
 
 Result<UploadRequest> ParseUploadRequest(std::string_view body) {

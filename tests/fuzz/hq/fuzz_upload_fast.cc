@@ -1,5 +1,5 @@
 // Arbitrary bytes as an upload's body, read by both of HQ's readers: the fast one
-// (sync::ParseUploadFast, nlohmann's SAX parser straight into the message) may take only
+// (sync::ParseUploadFast, a strict scanner of the text straight into the message) may take only
 // what the tree reader (ParseMessage<UploadRequest>) reads, and to the same value; and
 // ParseUploadRequest, which HQ calls, answers exactly as the tree reader does — the same
 // value or the same error. Never a crash or a throw.

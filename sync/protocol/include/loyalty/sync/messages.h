@@ -340,10 +340,11 @@ Result<T> ParseMessage(std::string_view body) {
 }
 
 // An upload's body, as ParseMessage<UploadRequest> reads it — the same value or the same
-// error — at about half the cost for the bodies terminals send: ParseUploadFast first, the
+// error — at a fraction of the cost for the bodies terminals send: ParseUploadFast first, the
 // tree reader when it declines.
 Result<UploadRequest> ParseUploadRequest(std::string_view body);
-// The fast path (upload_fast.cc): nlohmann's SAX parser straight into the message. True,
+// The fast path (upload_fast.cc): a strict scanner of the text (json_scan.h) driving a SAX
+// handler straight into the message. True,
 // with *out, only for a body ParseMessage<UploadRequest> reads to that same value; false
 // (and *out unspecified) for anything it is not sure of — any problem, a key twice in one
 // object, any refund — whose answer is then the tree reader's.
