@@ -9,7 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "json_scan.h"
 #include "loyalty/sync/messages.h"
+#include "support/json_events.h"
 
 namespace loyalty::sync {
 namespace {
@@ -348,13 +350,13 @@ TEST(UploadFastTest, TheScannerTakesStrictJsonAndDeclinesTheRest) {
       {"\xf0\x90\x80", false},
   };
   for (const auto& [bytes, valid] : utf8) {
-    EXPECT_EQ(CheckSame(InSku(body, bytes)), valid) << testing::PrintToString(bytes);
+    EXPECT_EQ(CheckSame(InSku(body, bytes)), valid) << ::testing::PrintToString(bytes);
     EXPECT_EQ(CheckSame(WithUnknown(body, "\"" + bytes + "\"")), valid)
-        << testing::PrintToString(bytes);
+        << ::testing::PrintToString(bytes);
   }
   // A string cut short by the end of the text, at every byte of a sequence.
   for (const std::string cut : {"\"\xe5", "\"\xe5\x85", "\"ab", "\"a\\"})
-    EXPECT_FALSE(CheckSame("{\"zz\":" + cut)) << testing::PrintToString(cut);
+    EXPECT_FALSE(CheckSame("{\"zz\":" + cut)) << ::testing::PrintToString(cut);
 
   // Numbers: RFC 8259's, each read as the tree reads it (under an unknown key: ignored);
   // what is not a JSON number refused by both.
@@ -375,6 +377,11 @@ TEST(UploadFastTest, TheScannerTakesStrictJsonAndDeclinesTheRest) {
       {"1E+2", true},
       {"-1.5e-3", true},
       {"0.000", true},
+      {"1.7976931348623157e308", true},
+      {"1e309", false},
+      {"-1e400", false},
+      {std::string(400, '7'), false},
+      {"1e-400", false},
       {"01", false},
       {"-01", false},
       {"-", false},
@@ -416,6 +423,76 @@ TEST(UploadFastTest, TheScannerTakesStrictJsonAndDeclinesTheRest) {
   EXPECT_FALSE(CheckSame(body + ","));
   EXPECT_FALSE(CheckSame(body + "]"));
   EXPECT_FALSE(CheckSame("{" + body));
+}
+
+// The scanner alone, under a handler that takes every event, against nlohmann's SAX parser:
+// what the scanner reads through, nlohmann reads to the same events (numbers as the scanner
+// passes them: support/json_events.h); what nlohmann refuses, the scanner refuses.
+using Recorder = loyalty::testing::JsonEventRecorder;
+
+// Returns whether the scanner read `text` through.
+bool ScanSame(const std::string& text) {
+  Recorder scanned, reference;
+  const bool took = internal::JsonScanner<Recorder>(text, &scanned).Run();
+  bool valid = false;
+  try {
+    valid = json::sax_parse(text.begin(), text.end(), &reference) &&
+            text.find('\0') == std::string::npos;
+  } catch (const std::exception&) {
+    valid = false;
+  }
+  if (took) {
+    EXPECT_TRUE(valid) << "the scanner took what nlohmann refuses: "
+                       << ::testing::PrintToString(text);
+    if (valid) {
+      EXPECT_EQ(scanned.events, reference.events) << ::testing::PrintToString(text);
+    }
+  }
+  return took;
+}
+
+TEST(UploadFastTest, TheScannerReadsWhatNlohmannReadsToTheSameEvents) {
+  const std::string body = SerializeMessage(AnUpload());
+  ASSERT_TRUE(ScanSame(body));
+  ASSERT_TRUE(ScanSame(ToJson(AnUpload()).dump(2)));
+  for (const char* t : {"0", "-7", "\"\"", "[]", "{}", "true", "null",
+                        " [1, -2, 3.5e1, \"a\\tb\", {\"k\": [false]}] ", "999999999999999999",
+                        "1000000000000000000", "-0", "18446744073709551616", "1e308"})
+    EXPECT_TRUE(ScanSame(t)) << t;
+  // Past double's range nlohmann refuses ("number overflow"); below it, the scanner declines.
+  for (const std::string& t :
+       std::vector<std::string>{"1e400", "-1e400", "[1e309]", std::string(400, '9'), "1e-400"})
+    EXPECT_FALSE(ScanSame(t)) << t;
+  // Every byte of a small valid upload (one sale, one line) replaced by each of a set of
+  // bytes: the edits that keep it JSON the scanner mostly takes, and nothing it takes is
+  // read otherwise by nlohmann.
+  UploadRequest one;
+  one.entries = {AnEntry(1, 42)};
+  one.checkouts = {ACheckout(1, 42)};
+  one.checkouts[0].lines.resize(1);
+  const std::string small = SerializeMessage(one);
+  const std::string subst =
+      std::string("\"\\{}[],:0-.eE+ tnf\x01\x7f\xc3\xa9\xe5\xed\xf4\xff", 25) +
+      std::string("\0", 1);
+  int taken = 0;
+  for (size_t at = 0; at < small.size(); ++at) {
+    for (char c : subst) {
+      std::string t = small;
+      t[at] = c;
+      taken += ScanSame(t) ? 1 : 0;
+    }
+    ScanSame(small.substr(0, at));
+  }
+  EXPECT_GT(taken, 500);
+  // The scanner's own bound on open containers, at its edge.
+  const size_t d = internal::kMaxScanDepth;
+  EXPECT_TRUE(ScanSame(std::string(d, '[') + std::string(d, ']')));
+  EXPECT_FALSE(ScanSame(std::string(d + 1, '[') + std::string(d + 1, ']')));
+  std::string objects;
+  for (size_t i = 0; i < d; ++i) objects += "{\"a\":";
+  objects += "1" + std::string(d, '}');
+  EXPECT_TRUE(ScanSame(objects));
+  EXPECT_FALSE(ScanSame("{\"a\":" + objects + "}"));
 }
 
 TEST(UploadFastTest, TheDepthLimitHoldsUnderEveryObject) {

@@ -8,9 +8,9 @@
 //   - strings of printable ASCII and well-formed UTF-8 (the table of RFC 3629: no overlong
 //     form, no surrogate, nothing past U+10FFFF), with the escapes \" \\ \/ \b \f \n \r \t;
 //     a \u escape is declined (the terminal's writer emits one only for a control character);
-//   - numbers as RFC 8259 has them: an integer of at most 18 digits with its value, any
-//     other (a fraction, an exponent, more digits, -0) as number_float without its value
-//     (Number, below: the upload's handler reads no such number);
+//   - numbers as RFC 8259 has them: an integer of at most 18 digits as an integer, any
+//     other (a fraction, an exponent, more digits, -0) as number_float when double holds
+//     it, declined when it does not (Number, below: the upload's handler reads no float);
 //   - true, false and null;
 //   - at most kMaxScanDepth open objects and arrays (the handler keeps the lower limit of
 //     the protocol; this one only bounds the scanner's own stack).
@@ -21,11 +21,12 @@
 #pragma once
 
 #include <array>
+#include <charconv>
 #include <cstddef>
 #include <cstdint>
-#include <limits>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 namespace loyalty::sync::internal {
@@ -131,10 +132,11 @@ class JsonScanner {
 
   // A number as RFC 8259 writes it. An integer of at most 18 digits (and not -0) is passed
   // with its value, as nlohmann does (number_unsigned, or number_integer when negative);
-  // any other number as number_float without its value (NaN), which the upload's handler
-  // takes as "not an integer it reads" whatever the value: ignored under an unknown key,
-  // declined under a known one.
+  // any other number as number_float, within double's range (nlohmann refuses past it),
+  // which the upload's handler takes as "not an integer it reads" whatever the value:
+  // ignored under an unknown key, declined under a known one.
   bool Number() {
+    const char* const start = p_;
     const bool negative = *p_ == '-';
     if (negative) ++p_;
     if (p_ == end_ || !Digit(*p_)) return false;
@@ -165,7 +167,14 @@ class JsonScanner {
       integer = false;
     }
     if (negative && v == 0) integer = false;  // -0
-    if (!integer) return sax_->number_float(std::numeric_limits<double>::quiet_NaN(), kNoText);
+    if (!integer) {
+      // nlohmann refuses a number past double's range ("number overflow"): declined, as is
+      // one too small for it (nlohmann would read 0).
+      double d = 0;
+      const auto [end, ec] = std::from_chars(start, p_, d, std::chars_format::general);
+      if (ec != std::errc() || end != p_) return false;
+      return sax_->number_float(d, kNoText);
+    }
     if (!negative) return sax_->number_unsigned(v);
     return sax_->number_integer(-static_cast<int64_t>(v));
   }
