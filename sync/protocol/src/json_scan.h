@@ -10,13 +10,15 @@
 //     a \u escape is declined (the terminal's writer emits one only for a control character);
 //   - numbers as RFC 8259 has them: an integer of at most 18 digits as an integer, any
 //     other (a fraction, an exponent, more digits, -0) as number_float when double holds
-//     it, declined when it does not (Number, below: the upload's handler reads no float);
+//     it, declined when it does not, too large or too small (Number, below: the upload's
+//     handler reads no float);
 //   - true, false and null;
 //   - at most kMaxScanDepth open objects and arrays (the handler keeps the lower limit of
 //     the protocol; this one only bounds the scanner's own stack).
 //
 // So whatever it reads to the end is valid JSON that nlohmann reads to the same events; the
-// tests (tests/hq/upload_fast_test.cc) and the differential fuzz target (fuzz_upload_fast)
+// tests (tests/hq/upload_fast_test.cc, the scanner's events against nlohmann's and the
+// upload read both ways) and the differential fuzz targets (fuzz_json_scan, fuzz_upload_fast)
 // hold it to that.
 #pragma once
 
