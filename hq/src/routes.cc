@@ -64,7 +64,7 @@ http::Response HqService::Handle(const http::Request& req,
   // upload's readers (sync::ParseUploadRequest) count the depth as they read, and refuse
   // past it with this same answer: its body, the largest by far, is not scanned for it first.
   const bool counts_depth = route && route->route == "entries" && req.method == "POST";
-  Status depth = counts_depth ? Status::Ok() : CheckJsonDepth(req.body);
+  const Status depth = counts_depth ? Status::Ok() : CheckJsonDepth(req.body);
   if (!depth.ok()) {
     r = FromStatus(depth);
   } else {

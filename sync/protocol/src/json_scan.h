@@ -83,7 +83,8 @@ class JsonScanner {
     while (p_ != end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
   }
 
-  // One value; an object or array is opened (and closed at once when empty).
+  // One value. An object or array is opened and, when empty, closed at once; otherwise its
+  // first member or element is read, and Run reads the rest and closes it.
   bool Value() {
     if (p_ == end_) return false;
     switch (*p_) {
@@ -115,7 +116,7 @@ class JsonScanner {
     }
   }
 
-  // `"key"` `:` and the whitespace around it; the value is left to Value.
+  // `"key"` `:`, the whitespace around it, then the member's value (Value).
   bool Key() {
     if (p_ == end_ || *p_ != '"' || !String() || !sax_->key(buf_)) return false;
     Ws();

@@ -344,10 +344,10 @@ Result<T> ParseMessage(std::string_view body) {
 // tree reader when it declines.
 Result<UploadRequest> ParseUploadRequest(std::string_view body);
 // The fast path (upload_fast.cc): a strict scanner of the text (json_scan.h) driving a SAX
-// handler straight into the message. True,
-// with *out, only for a body ParseMessage<UploadRequest> reads to that same value; false
-// (and *out unspecified) for anything it is not sure of — any problem, a key twice in one
-// object, any refund — whose answer is then the tree reader's.
+// handler straight into the message. True, with *out, only for a body
+// ParseMessage<UploadRequest> reads to that same value; false (and *out unspecified) for
+// anything it is not sure of — any problem, a key twice in one object, any refund — whose
+// answer is then the tree reader's.
 bool ParseUploadFast(std::string_view body, UploadRequest* out);
 
 // Compact JSON; strings that are not valid UTF-8 are written with U+FFFD instead of
