@@ -55,7 +55,7 @@ Result<ExpiryReport> HqService::Impl::DailyJobs(int64_t now_s) {
         after = page->back().member_id;
         for (const auto& row : *page) {
           MemberSlot& slot = tx->members[row.member_id];
-          if (!slot.m) slot.m = row;  // just read: the page's row is the member
+          if (!slot.m) slot.m = slot.stored = row;  // just read: the page's row is the member
           auto spend = MonthSpend(row.member_id, now_s);
           if (!spend.ok()) return spend.status();
           std::string t = TierForSpend(*spend);

@@ -181,9 +181,12 @@ struct HqService::Impl {
   // transaction back and drops all of it; nothing outlives the transaction.
   struct MemberSlot {
     std::optional<MemberRecord> m;  // nullopt: HQ has no such member (yet)
-    bool write = false;             // UpdateMember at the end
-    bool touch = false;             // else TouchMember at the end
-    uint64_t order = 0;             // the last write or touch
+    // The row as the store holds it (read, or inserted, in this write): a write of m that
+    // changes only the ledger's fields is written as those (Store::MemberWrite).
+    std::optional<MemberRecord> stored;
+    bool write = false;  // UpdateMember at the end
+    bool touch = false;  // else TouchMember at the end
+    uint64_t order = 0;  // the last write or touch
     std::optional<std::vector<model::Lot>>
         lots;  // as Store::Lots: remaining != 0, by expiry, lot id
     std::optional<std::vector<MemberStateRecord>> states;  // as Store::MemberStateHistory

@@ -52,7 +52,8 @@ Status HqService::Impl::FlushMembers() {
   std::vector<Store::MemberWrite> writes;  // in the order of the changes: change_seq follows
   for (const auto& [order, slot] : dirty) {
     if (!slot->m) continue;  // a touch of a member HQ does not have changes nothing
-    if (slot->write || slot->touch) writes.push_back({&*slot->m, slot->write});
+    if (slot->write || slot->touch)
+      writes.push_back({&*slot->m, slot->write, slot->stored ? &*slot->stored : nullptr});
   }
   return store.UpdateMembers(writes);
 }
@@ -76,6 +77,7 @@ Result<HqService::Impl::MemberSlot*> HqService::Impl::Slot(uint64_t member_id) {
   auto m = store.GetMember(member_id);
   if (!m.ok()) return m.status();
   MemberSlot& slot = tx->members[member_id];
+  slot.stored = *m;
   slot.m = std::move(*m);
   return &slot;
 }
@@ -105,7 +107,10 @@ Status HqService::Impl::WarmMembers(const std::string& tid, std::vector<uint64_t
   }
   for (uint64_t id : ids) {
     MemberSlot& slot = tx->members[id];
-    if (auto it = found.find(id); it != found.end()) slot.m = std::move(it->second);
+    if (auto it = found.find(id); it != found.end()) {
+      slot.stored = it->second;
+      slot.m = std::move(it->second);
+    }
     auto st = states->find(id);
     slot.states = st == states->end() ? std::vector<MemberStateRecord>() : std::move(st->second);
     for (const auto& kind : kinds) {
@@ -188,6 +193,7 @@ Result<HqService::Impl::MemberSlot*> HqService::Impl::MemberOrBare(uint64_t memb
   bare.created_at_ms = clock.now_ms();
   if (Status s = store.InsertMember(bare); !s.ok()) return s;
   (*slot)->m = bare;
+  (*slot)->stored = bare;
   if (Status s = AddState(**slot, bare.created_at_ms, bare.tier, bare.status); !s.ok()) return s;
   return slot;
 }

@@ -891,6 +891,79 @@ TEST_F(HqStoreTest, ManyMembersIdentitiesAndChangeSequenceAtOnceAsOneAtATime) {
   EXPECT_TRUE(store_->Transaction([&] { return store_->UpdateMembers({}); }).ok());
 }
 
+// A write given the row as stored sends only the ledger's fields when nothing else changed:
+// what the row holds besides (here changed under it in the same transaction, as no write
+// should) is left alone; a write that changes anything else is written whole.
+TEST_F(HqStoreTest, AWriteOfTheLedgersFieldsAloneLeavesTheRestOfTheRowAsStored) {
+  constexpr uint64_t kMembers = 430;  // past one narrow statement's 200 rows, twice
+  std::vector<MemberRecord> stored;
+  for (uint64_t id = 1; id <= kMembers; ++id) {
+    MemberRecord m = PlainMember(id, 100);
+    m.name_enc = "name-" + std::to_string(id);
+    m.phone_enc = "phone-" + std::to_string(id);
+    m.display_name = "D" + std::to_string(id);
+    m.phone_masked = "138****0000";
+    m.phone_hash = "ab" + std::to_string(id);
+    m.phone_lookup_consent = true;
+    stored.push_back(m);
+  }
+  ASSERT_TRUE(store_
+                  ->Transaction([&]() -> Status {
+                    for (const auto& m : stored)
+                      if (Status s = store_->InsertMember(m); !s.ok()) return s;
+                    return Status::Ok();
+                  })
+                  .ok());
+  auto max = store_->MaxChangeSeq();
+  ASSERT_TRUE(max.ok());
+  std::vector<MemberRecord> changed = stored;
+  std::vector<Store::MemberWrite> writes;
+  for (uint64_t i = 0; i < kMembers; ++i) {
+    MemberRecord& m = changed[i];
+    m.balance = 100 + static_cast<int64_t>(i) * 7;
+    m.tier = i % 2 ? "vip" : "black";
+    m.status = i % 3 ? "active" : "frozen";
+    m.frozen_reason = i % 3 ? "" : "velocity";
+    m.unfrozen_at_ms = static_cast<int64_t>(i);
+    if (i % 10 == 9) m.display_name = "New" + std::to_string(i);  // not the ledger's: whole
+    writes.push_back({&m, i % 11 != 10, &stored[i]});             // every eleventh: a touch
+  }
+  ASSERT_TRUE(store_
+                  ->Transaction([&]() -> Status {
+                    // The rows' name blobs changed under the writes (as by another path).
+                    for (auto m : stored) {
+                      m.name_enc = "other-" + std::to_string(m.member_id);
+                      if (Status s = store_->UpdateMember(m); !s.ok()) return s;
+                    }
+                    return store_->UpdateMembers(writes);
+                  })
+                  .ok());
+  for (uint64_t i = 0; i < kMembers; ++i) {
+    const MemberRecord& w = changed[i];
+    auto got = store_->GetMember(w.member_id);
+    ASSERT_TRUE(got.ok() && *got);
+    const MemberRecord& g = **got;
+    EXPECT_EQ(g.change_seq, *max + static_cast<int64_t>(kMembers + 1 + i)) << w.member_id;
+    if (!writes[i].write) {  // a touch: the row as UpdateMember left it
+      EXPECT_EQ(g.balance, 100);
+      EXPECT_EQ(g.name_enc, "other-" + std::to_string(w.member_id));
+      continue;
+    }
+    EXPECT_EQ(g.balance, w.balance) << w.member_id;
+    EXPECT_EQ(g.tier, w.tier);
+    EXPECT_EQ(g.status, w.status);
+    EXPECT_EQ(g.frozen_reason, w.frozen_reason);
+    EXPECT_EQ(g.unfrozen_at_ms, w.unfrozen_at_ms);
+    EXPECT_EQ(g.display_name, w.display_name);
+    EXPECT_EQ(g.phone_enc, w.phone_enc);
+    EXPECT_EQ(g.phone_hash, w.phone_hash);
+    EXPECT_TRUE(g.phone_lookup_consent);
+    // Narrow: the blob as the row had it; whole: the record's own.
+    EXPECT_EQ(g.name_enc, i % 10 == 9 ? w.name_enc : "other-" + std::to_string(w.member_id))
+        << w.member_id;
+  }
+}
+
 TEST_F(HqStoreTest, WhatAnUploadAndAPageReadOfManyMembersAtOnceIsWhatOneAtATimeReads) {
   constexpr uint64_t kMembers = 1020;  // past one statement's 1,000 ids
   FakeTerminal t{"T01"}, u{"T02"};

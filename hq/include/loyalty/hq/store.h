@@ -219,9 +219,14 @@ class Store {
   virtual Status TouchMember(uint64_t member_id) = 0;
   // What UpdateMember (write) or TouchMember (!write, the record's id only) of each in turn
   // does — change_seq values in this order — in a few statements for the lot.
+  // With `stored` (the row as the store holds it, read earlier in the transaction), a write
+  // whose record differs from it only in the ledger's fields (balance, tier, status,
+  // frozen_reason, unfrozen_at_ms) writes only those: the PII blobs, names and card number are
+  // left as the row has them, not sent back.
   struct MemberWrite {
     const MemberRecord* m = nullptr;
     bool write = true;
+    const MemberRecord* stored = nullptr;
   };
   virtual Status UpdateMembers(const std::vector<MemberWrite>& writes) = 0;
   virtual Result<std::optional<uint64_t>> FindIdentity(const std::string& channel,
