@@ -341,43 +341,13 @@ class SqlStore final : public Store {
       rows.clear();
       return st.Run();
     };
-    // Rows whose ledger fields alone changed: one UPDATE of those fields for many rows.
-    constexpr size_t kNarrowRows = 200;  // 1,400 parameters
+    // Rows whose ledger fields alone changed: written at the end, one UPDATE of those fields
+    // for many rows.
     std::vector<std::pair<const MemberRecord*, int64_t>> narrow;
-    auto update = [&]() -> Status {
-      if (narrow.empty()) return Status::Ok();
-      std::string sql =
-          "WITH v(id, tier, status, frozen_reason, unfrozen_at_ms, balance, change_seq) AS "
-          "(VALUES ";
-      for (size_t i = 0; i < narrow.size(); ++i)
-        sql += std::string(i ? "," : "") +
-               "(CAST(? AS BIGINT),CAST(? AS TEXT),CAST(? AS TEXT),CAST(? AS TEXT),"
-               "CAST(? AS BIGINT),CAST(? AS BIGINT),CAST(? AS BIGINT))";
-      sql +=
-          ") UPDATE members SET tier = v.tier, status = v.status, frozen_reason = "
-          "v.frozen_reason, unfrozen_at_ms = v.unfrozen_at_ms, balance = v.balance, change_seq = "
-          "v.change_seq FROM v WHERE members.member_id = v.id";
-      HQ_PREPARE(st, sql);
-      int at = 0;
-      for (const auto& [m, s] : narrow) {
-        st.Bind(at + 1, m->member_id)
-            .Bind(at + 2, m->tier)
-            .Bind(at + 3, m->status)
-            .Bind(at + 4, m->frozen_reason)
-            .Bind(at + 5, m->unfrozen_at_ms)
-            .Bind(at + 6, m->balance)
-            .Bind(at + 7, s);
-        at += 7;
-      }
-      narrow.clear();
-      return st.Run();
-    };
     for (const auto& w : writes) {
       ++seq;
       if (w.write && w.stored && OnlyLedgerDiffers(*w.stored, *w.m)) {
         narrow.emplace_back(w.m, seq);
-        if (narrow.size() == kNarrowRows)
-          if (Status s = update(); !s.ok()) return s;
         continue;
       }
       if (w.write) {
@@ -390,17 +360,33 @@ class SqlStore final : public Store {
       st.Bind(1, seq).Bind(2, w.m->member_id);
       if (Status s = st.Run(); !s.ok()) return s;
     }
-    if (Status s = update(); !s.ok()) return s;
-    return upsert();
+    if (Status s = upsert(); !s.ok()) return s;
+    // The VALUES are untyped parameters (text to PostgreSQL): the SET and the join cast them.
+    return InsertRows(
+        "WITH v(id, tier, status, frozen_reason, unfrozen_at_ms, balance, change_seq) AS (", 7,
+        narrow,
+        ") UPDATE members SET tier = v.tier, status = v.status, frozen_reason = v.frozen_reason, "
+        "unfrozen_at_ms = CAST(v.unfrozen_at_ms AS BIGINT), balance = CAST(v.balance AS BIGINT), "
+        "change_seq = CAST(v.change_seq AS BIGINT) FROM v WHERE members.member_id = CAST(v.id AS "
+        "BIGINT)",
+        false, [](Stmt& st, int b, const std::pair<const MemberRecord*, int64_t>& row) {
+          const MemberRecord& m = *row.first;
+          st.Bind(b + 1, m.member_id).Bind(b + 2, m.tier).Bind(b + 3, m.status);
+          st.Bind(b + 4, m.frozen_reason).Bind(b + 5, m.unfrozen_at_ms).Bind(b + 6, m.balance);
+          st.Bind(b + 7, row.second);
+        });
   }
 
-  // Whether b is a with only the fields UpdateMembers' narrow write sets changed.
-  static bool OnlyLedgerDiffers(const MemberRecord& a, const MemberRecord& b) {
-    return a.member_id == b.member_id && a.name_enc == b.name_enc && a.phone_enc == b.phone_enc &&
-           a.birthday_enc == b.birthday_enc && a.display_name == b.display_name &&
-           a.phone_masked == b.phone_masked && a.phone_hash == b.phone_hash &&
-           a.birthday_month == b.birthday_month && a.card_number == b.card_number &&
-           a.created_at_ms == b.created_at_ms && a.phone_lookup_consent == b.phone_lookup_consent;
+  // Whether m is `stored` with only the fields UpdateMembers' narrow write sets changed.
+  static bool OnlyLedgerDiffers(const MemberRecord& stored, const MemberRecord& m) {
+    MemberRecord rest = m;
+    rest.tier = stored.tier;
+    rest.status = stored.status;
+    rest.frozen_reason = stored.frozen_reason;
+    rest.unfrozen_at_ms = stored.unfrozen_at_ms;
+    rest.balance = stored.balance;
+    rest.change_seq = stored.change_seq;
+    return rest == stored;
   }
 
   Result<std::vector<MemberRecord>> GetMembers(const std::vector<uint64_t>& ids) override {

@@ -895,7 +895,7 @@ TEST_F(HqStoreTest, ManyMembersIdentitiesAndChangeSequenceAtOnceAsOneAtATime) {
 // what the row holds besides (here changed under it in the same transaction, as no write
 // should) is left alone; a write that changes anything else is written whole.
 TEST_F(HqStoreTest, AWriteOfTheLedgersFieldsAloneLeavesTheRestOfTheRowAsStored) {
-  constexpr uint64_t kMembers = 430;  // past one narrow statement's 200 rows, twice
+  constexpr uint64_t kMembers = 1030;  // past one statement's 500 rows (InsertRows), twice
   std::vector<MemberRecord> stored;
   for (uint64_t id = 1; id <= kMembers; ++id) {
     MemberRecord m = PlainMember(id, 100);

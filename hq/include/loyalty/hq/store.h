@@ -55,6 +55,7 @@ struct MemberRecord {
   // The member agreed to be found by phone number at the till (docs/pos-api.md, "Phone
   // look-up"): without it terminals get no look-up hash and HQ answers no phone look-up.
   bool phone_lookup_consent = false;
+  bool operator==(const MemberRecord&) const = default;
 };
 
 struct MemberStateRecord {
