@@ -558,6 +558,10 @@ Status SyncLocal::RecordRun(const sync::RunRecord& r) {
   return OnWriter([&](ledger::Ledger& w) { return w.PutSyncRun(row); });
 }
 
+Status SyncLocal::ConfirmMembers(int64_t hq_time_s) {
+  return OnWriter([&](ledger::Ledger& w) { return w.ConfirmMembers(hq_time_s); });
+}
+
 Status SyncLocal::Finish() {
   return OnWriter([](ledger::Ledger& w) { return w.FlushReconIndex(); });
 }

@@ -56,6 +56,7 @@ class SyncLocal final : public sync::LocalLedger {
   // no balance here to correct.
   Status AdoptMembers(const sync::MembersResponse& found);
   Status RecordRun(const sync::RunRecord& record) override;
+  Status ConfirmMembers(int64_t hq_time_s) override;
   Status Finish() override;
   Result<std::vector<uint64_t>> Evict(const std::vector<uint64_t>& member_ids) override;
   Result<std::vector<uint64_t>> MembersToRehash(size_t limit) override;

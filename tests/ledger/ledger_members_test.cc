@@ -50,6 +50,36 @@ TEST_F(LedgerMembersTest, AMemberIsStoredWithEveryFieldAndReplacedWhole) {
   EXPECT_EQ(back->status, "active");
 }
 
+// ConfirmMembers (after an ok sync run): a held member's snapshot_at_s reads as the later of
+// its own snapshot and the confirmation; a member HQ never sent stays without one; the
+// confirmation never moves back; and the data itself is not rewritten.
+TEST_F(LedgerMembersTest, AConfirmationIsTheSnapshotTimeOfEveryMemberWithAnOlderOne) {
+  auto l = OpenWriter();
+  MemberRow old_one = FullMember(1, 0), new_one = FullMember(2, 0), never;
+  old_one.snapshot_at_s = 1000;
+  new_one.snapshot_at_s = 5000;
+  never.member_id = 3;
+  for (const auto& m : {old_one, new_one, never}) ASSERT_TRUE(l->UpsertMember(m).ok());
+  EXPECT_EQ(l->GetMember(1).value()->snapshot_at_s, 1000);
+
+  ASSERT_TRUE(l->ConfirmMembers(3000).ok());
+  EXPECT_EQ(l->GetMember(1).value()->snapshot_at_s, 3000);
+  EXPECT_EQ(l->GetMember(2).value()->snapshot_at_s, 5000);
+  EXPECT_FALSE(l->GetMember(3).value()->snapshot_at_s);
+  EXPECT_EQ(l->GetMeta(kMembersConfirmedKey).value(), "3000");
+
+  ASSERT_TRUE(l->ConfirmMembers(2000).ok());  // earlier: ignored
+  EXPECT_EQ(l->GetMember(1).value()->snapshot_at_s, 3000);
+  ASSERT_TRUE(l->ConfirmMembers(6000).ok());
+  EXPECT_EQ(l->GetMember(2).value()->snapshot_at_s, 6000);
+  auto r = OpenReader();  // another connection reads the same
+  EXPECT_EQ(r->GetMember(1).value()->snapshot_at_s, 6000);
+
+  // A damaged value refuses rather than guessing.
+  ASSERT_TRUE(l->PutMeta(kMembersConfirmedKey, "12x").ok());
+  EXPECT_EQ(l->ConfirmMembers(7000).code(), ErrorCode::kLedgerDamaged);
+}
+
 TEST_F(LedgerMembersTest, MemberCountCountsEachMemberOnce) {
   auto l = OpenWriter();
   EXPECT_EQ(l->MemberCount().value(), 0);

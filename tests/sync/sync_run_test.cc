@@ -342,6 +342,49 @@ TEST_F(SyncRunTest, ADifferingBalanceIsReplacedByHqsWithACorrection) {
   ExpectConverged();
 }
 
+// pos-api.md: snapshot_at is HQ's time at the last sync that delivered *or confirmed* the
+// member. A member HQ has no change for is not sent again, yet an ok run (its download
+// complete, its balances reconciled) confirms it: the member is not stale while the hourly
+// runs succeed, and becomes stale only stale_after_s after the last ok one.
+TEST_F(SyncRunTest, AnOkRunConfirmsEveryHeldMemberSoAnUnchangedOneIsNotStale) {
+  Commit("c1", 10000);
+  ASSERT_EQ(Run().result, "ok");
+  auto view = [&] {
+    return Read([&](ledger::Ledger& l) { return service_->GetMember(l, member_).value(); });
+  };
+  const int64_t delivered = *view().member.member.snapshot_at_s;
+  EXPECT_FALSE(view().member.stale);
+
+  clock_.advance_ms(3 * 3600 * 1000);  // past stale_after_s (7200) with no ok run
+  EXPECT_TRUE(view().member.stale);
+  EXPECT_EQ(*view().member.member.snapshot_at_s, delivered);
+
+  // A run that fails confirms nothing.
+  FaultyTransport dead(*https_, 3, 300);  // every request lost before HQ sees it
+  ASSERT_EQ(Run(dead).result, "failed");
+  EXPECT_TRUE(view().member.stale);
+  EXPECT_EQ(*view().member.member.snapshot_at_s, delivered);
+
+  // An ok run with nothing to send for the member: confirmed at the run's start, HQ's time.
+  const int64_t run_at = clock_.now_ms() / 1000;
+  auto r = Run();
+  ASSERT_EQ(r.result, "ok") << r.error;
+  EXPECT_EQ(r.downloaded, 0);  // confirmed, not delivered
+  EXPECT_FALSE(view().member.stale);
+  EXPECT_EQ(*view().member.member.snapshot_at_s, run_at);
+  // Its data is untouched: the balance is HQ's, the snapshot's own balance unchanged.
+  Read([&](ledger::Ledger& l) {
+    EXPECT_EQ(l.GetMember(member_id_).value()->balance, HqBalance());
+    return 0;
+  });
+  // A later ok run of an earlier HQ time (HQ's clock stepped back) never moves it back.
+  OnWriter([&](ledger::Ledger& w) { ASSERT_TRUE(w.ConfirmMembers(run_at - 600).ok()); });
+  EXPECT_EQ(*view().member.member.snapshot_at_s, run_at);
+
+  clock_.advance_ms(7201 * 1000);
+  EXPECT_TRUE(view().member.stale);
+}
+
 // Eviction (sync/PROTOCOL.md): a member who has not shopped at the store within
 // member_scope_months (12) is dropped from the terminal once HQ has their entries, HQ
 // forgets the holding, and the balance sets still agree: nothing to repair.

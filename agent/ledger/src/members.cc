@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <charconv>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -18,16 +19,38 @@ namespace loyalty::ledger {
 using namespace internal;
 
 Result<std::optional<MemberRow>> Ledger::GetMember(uint64_t member_id) {
+  // snapshot_at_s: the member's own snapshot, or the last ok run's confirmation if later;
+  // NULL (never sent) stays NULL.
   LEDGER_PREPARE(
       st,
       "SELECT member_id, display_name, phone, phone_hash, tier, status, frozen_reason, "
       "birthday_month, "
-      "snapshot_at_s, snapshot_balance, month_spend_cents, unfrozen_at_ms, balance, phone_key_id "
+      "max(snapshot_at_s, coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = '"
+      "members_confirmed_at_s'), snapshot_at_s)), "
+      "snapshot_balance, month_spend_cents, unfrozen_at_ms, balance, phone_key_id "
       "FROM members WHERE member_id = ?");
   st.Bind(1, member_id);
   if (st.Step()) return std::optional<MemberRow>(ReadMember(st));
   LEDGER_CHECK_STEP(st);
   return std::optional<MemberRow>();
+}
+
+static_assert(std::string_view(kMembersConfirmedKey) == "members_confirmed_at_s",
+              "GetMember's SQL names the key");
+
+Status Ledger::ConfirmMembers(int64_t hq_time_s) {
+  auto was = GetMeta(kMembersConfirmedKey);
+  if (!was.ok()) return was.status();
+  if (*was) {
+    int64_t before = 0;
+    const std::string& t = **was;
+    auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), before);
+    if (ec != std::errc() || end != t.data() + t.size() || t.empty())
+      return Status::Error(ErrorCode::kLedgerDamaged,
+                           "meta members_confirmed_at_s is not a number");
+    if (before >= hq_time_s) return Status::Ok();
+  }
+  return PutMeta(kMembersConfirmedKey, std::to_string(hq_time_s));
 }
 
 Status Ledger::UpsertMember(const MemberRow& m, bool refresh_balance_index) {

@@ -408,6 +408,8 @@ struct SyncRun::Impl {
     if (Status s = Download(); !s.ok()) return s;
     if (Status s = ReconcileEntries(); !s.ok()) return s;
     if (Status s = ReconcileBalances(); !s.ok()) return s;
+    if (hr->hq_time_ms > 0 && hr->hq_time_ms / 1000 <= kMaxTimeS)
+      if (Status s = local.ConfirmMembers(hr->hq_time_ms / 1000); !s.ok()) return s;
     return local.Finish();
   }
 };

@@ -53,6 +53,9 @@ inline constexpr const char* kReconEntriesScope = "entries";
 inline constexpr const char* kReconBalancesScope = "balances";
 // meta key of the opaque download cursor HQ handed out last.
 inline constexpr const char* kSyncCursorKey = "sync_cursor";
+// HQ's time (unix s) at the start of the last sync run that ended ok: every member held then
+// was delivered or confirmed by that run (ConfirmMembers).
+inline constexpr const char* kMembersConfirmedKey = "members_confirmed_at_s";
 
 // An entry as the ledger holds it: the shared model plus the ledger's own bookkeeping.
 struct EntryRow : model::Entry {
@@ -79,8 +82,10 @@ struct MemberRow {
   std::string tier = "member";
   std::string status = "active";
   std::string frozen_reason;
-  int birthday_month = 0;                // 1..12, 0 unknown
-  std::optional<int64_t> snapshot_at_s;  // HQ time of the last snapshot; nullopt: never sent
+  int birthday_month = 0;  // 1..12, 0 unknown
+  // HQ time of the last sync that delivered or confirmed the member (its own snapshot's, or
+  // the last ok run's: ConfirmMembers); nullopt: HQ never sent the member.
+  std::optional<int64_t> snapshot_at_s;
   int64_t snapshot_balance = 0;
   int64_t month_spend_cents = 0;  // HQ month-to-date qualifying spend
   int64_t unfrozen_at_ms = 0;     // latest unfreeze (velocity counts after it)
@@ -194,6 +199,11 @@ class Ledger {
 
   // --- members, identities, lots
   Result<std::optional<MemberRow>> GetMember(uint64_t member_id);
+  // After a sync run that ended ok (its download complete, its balances reconciled): every
+  // member held now is as HQ had it at hq_time_s, the run's start by HQ's clock, so a member
+  // whose own snapshot is older reads snapshot_at_s = hq_time_s (docs/sync.md, "Staleness").
+  // One meta row, however many members are held; it never moves back. Writer only.
+  Status ConfirmMembers(int64_t hq_time_s);
   // refresh_balance_index: follow the member's balance in the reconciliation index (its
   // value is the balance less this terminal's unacknowledged points). A checkout commit
   // passes false: each of its point changes is an unacknowledged entry of the member, so

@@ -113,6 +113,11 @@ class LocalLedger {
   virtual Status StoreReceiptKeyCert(const std::string& /*certificate*/, int64_t /*hq_now_s*/) {
     return Status::Ok();
   }
+  // After a run whose steps all succeeded (its download complete, its balances reconciled):
+  // every member the terminal holds was delivered or confirmed by HQ as of hq_time_s, the
+  // time HQ gave at the run's hello (before any of its pages), so none reads as stale for
+  // want of a change to send (pos-api.md, snapshot_at).
+  virtual Status ConfirmMembers(int64_t /*hq_time_s*/) { return Status::Ok(); }
   // After a successful run: fold the index journals and the like.
   virtual Status Finish() = 0;
 };
