@@ -43,6 +43,16 @@ Status ApplySnapshot(ledger::Ledger& w, const sync::Snapshot& snap, const TimeZo
   m.unfrozen_at_ms = snap.unfrozen_at_ms;
   m.balance = snap.balance;
 
+  std::vector<model::Entry> hq_entries;
+  for (const auto& h : snap.hq_entries) {
+    model::Entry e;
+    e.entry_id = h.entry_id;
+    e.kind = h.kind;
+    e.points = h.points;
+    e.at_ms = h.at_ms;
+    hq_entries.push_back(std::move(e));
+  }
+  if (Status s = w.ReplaceHqEntries(snap.member_id, hq_entries); !s.ok()) return s;
   if (Status s = w.DeleteLots(snap.member_id); !s.ok()) return s;
   int64_t lot_sum = 0;
   for (const auto& l : snap.lots) {

@@ -14,6 +14,7 @@
 //   - lock_timeout and idle_in_transaction_session_timeout bound how long one stuck
 //     process can hold the others (a timed-out wait is `unavailable`: 503, retried by the
 //     terminal's next run).
+#include <iterator>
 #include <memory>
 
 #include "loyalty/hq/store.h"
@@ -29,7 +30,7 @@ namespace {
 constexpr int64_t kWriterLock = 0x4c6f79616c747901;     // every write (and the daily job)
 constexpr int64_t kMigrationLock = 0x4c6f79616c747902;  // schema migrations
 
-constexpr int kPgSchemaVersion = 5;
+constexpr int kPgSchemaVersion = 6;
 
 constexpr const char* kPgMigrations[] = {
     // 1: the SQLite schema 4 in PostgreSQL's types.
@@ -164,7 +165,13 @@ CREATE INDEX claims_pending ON claims(terminal_id) WHERE status = 'pending';
 DROP INDEX members_by_change;
 ALTER TABLE members SET (fillfactor = 85);
 )sql",
+    // 6: HQ's own entries of a member, read for every snapshot a terminal downloads
+    // (hq-and-sync.md, "Download": adjustments, expiries, unfreezes, tier changes).
+    R"sql(
+CREATE INDEX entries_hq_by_member ON entries(member_id, seq) WHERE terminal_id = '_hq';
+)sql",
 };
+static_assert(std::size(kPgMigrations) == kPgSchemaVersion);
 
 std::string LockSql(const char* fn, int64_t key) {
   return std::string("SELECT ") + fn + "(" + std::to_string(key) + ")";

@@ -361,6 +361,7 @@ struct HqService::Impl {
   struct SnapshotPage {
     std::map<uint64_t, std::vector<model::Lot>> lots;
     std::map<uint64_t, int64_t> month_spend;
+    std::map<uint64_t, std::vector<sync::HqEntry>> hq_entries;
   };
   Result<SnapshotPage> ReadSnapshotPage(const std::vector<uint64_t>& member_ids);
   Result<sync::Snapshot> Snapshot(const MemberRecord& m, int64_t terminal_seq,

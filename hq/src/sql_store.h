@@ -755,6 +755,31 @@ class SqlStore final : public Store {
     return out;
   }
 
+  Result<std::map<uint64_t, std::vector<sync::HqEntry>>> HqEntriesOfMembers(
+      const std::vector<uint64_t>& member_ids, size_t per_member) override {
+    std::map<uint64_t, std::vector<sync::HqEntry>> out;
+    // terminal_id as a literal, so that both engines see the partial index
+    // entries_hq_by_member applies.
+    if (Status s = EachChunk(
+            "SELECT member_id, entry_id, kind, points, at_ms FROM (SELECT member_id, entry_id, "
+            "kind, points, at_ms, seq, row_number() OVER (PARTITION BY member_id ORDER BY seq "
+            "DESC) AS n FROM entries WHERE terminal_id = '_hq' AND member_id " +
+                B::InInts(1) + ") AS t WHERE n <= ?2 ORDER BY member_id, seq DESC",
+            1, member_ids, [&](Stmt& st) { st.Bind(2, static_cast<int64_t>(per_member)); },
+            [&](const Stmt& r) {
+              sync::HqEntry e;
+              e.entry_id = r.Text(1);
+              e.kind = r.Text(2);
+              e.points = r.Int(3);
+              e.at_ms = r.Int(4);
+              out[static_cast<uint64_t>(r.Int(0))].push_back(std::move(e));
+              return Status::Ok();
+            });
+        !s.ok())
+      return s;
+    return out;
+  }
+
   Result<std::map<uint64_t, std::vector<model::Lot>>> LotsOfMembers(
       const std::vector<uint64_t>& member_ids) override {
     return LotsOfMembersWhere(member_ids, "remaining <> 0");

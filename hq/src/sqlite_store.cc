@@ -1,5 +1,6 @@
 // The SQLite backend of hq::Store: one file, WAL, synchronous=FULL, migrations by
 // user_version. The store itself is sql_store.h's, shared with PostgreSQL.
+#include <iterator>
 #include <memory>
 
 #include "loyalty/hq/store.h"
@@ -10,7 +11,7 @@
 namespace loyalty::hq {
 namespace {
 
-constexpr int kSchemaVersion = 7;
+constexpr int kSchemaVersion = 8;
 
 constexpr const char* kMigrations[] = {
     // 1: everything.
@@ -160,7 +161,13 @@ CREATE TABLE claims (
 CREATE INDEX claims_by_member ON claims(member_id, claimed_at_ms);
 CREATE INDEX claims_pending ON claims(terminal_id) WHERE status = 'pending';
 )sql",
+    // 8: HQ's own entries of a member, read for every snapshot a terminal downloads
+    // (hq-and-sync.md, "Download": adjustments, expiries, unfreezes, tier changes).
+    R"sql(
+CREATE INDEX entries_hq_by_member ON entries(member_id, seq) WHERE terminal_id = '_hq';
+)sql",
 };
+static_assert(std::size(kMigrations) == kSchemaVersion);
 
 struct SqliteBackend {
   using Db = sqlite::Db;

@@ -30,6 +30,9 @@ Result<HqService::Impl::SnapshotPage> HqService::Impl::ReadSnapshotPage(
   auto lots = store.LotsOfMembers(member_ids);
   if (!lots.ok()) return lots.status();
   page.lots = std::move(*lots);
+  auto hq_entries = store.HqEntriesOfMembers(member_ids, sync::kMaxSnapshotHqEntries);
+  if (!hq_entries.ok()) return hq_entries.status();
+  page.hq_entries = std::move(*hq_entries);
   auto [from, to] = MonthBounds(clock.now_s());
   auto kept = store.KeptMemberSpends(member_ids, from, to);
   if (!kept.ok()) return kept.status();
@@ -74,6 +77,8 @@ Result<sync::Snapshot> HqService::Impl::Snapshot(const MemberRecord& m, int64_t 
     if (spend == page->month_spend.end())
       return Status::Error(ErrorCode::kInternal, "a snapshot page without the member's spend");
     s.month_spend_cents = std::clamp<int64_t>(spend->second, 0, sync::kMaxSpendCents);
+    if (auto it = page->hq_entries.find(m.member_id); it != page->hq_entries.end())
+      s.hq_entries = it->second;
   } else {
     auto lots = store.Lots(m.member_id);
     if (!lots.ok()) return lots.status();
@@ -81,6 +86,10 @@ Result<sync::Snapshot> HqService::Impl::Snapshot(const MemberRecord& m, int64_t 
     auto spend = MonthSpend(m.member_id, now_s);
     if (!spend.ok()) return spend.status();
     s.month_spend_cents = std::clamp<int64_t>(*spend, 0, sync::kMaxSpendCents);
+    auto hq_entries = store.HqEntriesOfMembers({m.member_id}, sync::kMaxSnapshotHqEntries);
+    if (!hq_entries.ok()) return hq_entries.status();
+    if (auto it = hq_entries->find(m.member_id); it != hq_entries->end())
+      s.hq_entries = std::move(it->second);
   }
   s.unfrozen_at_ms = m.unfrozen_at_ms;
   s.snapshot_at_s = now_s;

@@ -360,6 +360,55 @@ TEST(MessagesTest, PhoneLookupFields) {
   }
 }
 
+// A snapshot's hq_entries (HQ's own entries of the member, for the terminal to show): absent
+// when empty, at most kMaxSnapshotHqEntries, each with an entry id, one of HQ's kinds, points
+// and a time inside the limits table.
+TEST(MessagesTest, SnapshotHqEntries) {
+  EXPECT_FALSE(ToJson(SampleSnapshot()).contains("hq_entries"));
+  json bare = ToJson(SampleSnapshot());
+  auto parsed = ParseMessage<Snapshot>(bare.dump());
+  ASSERT_TRUE(parsed.ok());
+  EXPECT_TRUE(parsed->hq_entries.empty());
+
+  Snapshot s = SampleSnapshot();
+  for (const char* kind : {"adjust", "expire", "unfreeze", "tier_change", "freeze"})
+    s.hq_entries.push_back({std::string(32, 'a'), kind, -kMaxPoints, kMaxTimeMs});
+  ExpectRoundTrip(s);
+  s.hq_entries.resize(kMaxSnapshotHqEntries,
+                      HqEntry{std::string(32, 'b'), "adjust", kMaxPoints, 0});
+  ExpectRoundTrip(s);
+  ChangesResponse page;
+  page.members = {s};
+  ExpectRoundTrip(page);
+
+  json j = ToJson(s);
+  j["hq_entries"].push_back(j["hq_entries"][0]);  // one past the limit
+  ExpectRejected<Snapshot>(j, "hq_entries");
+  auto one_bad = [&](const std::string& field, const json& value) {
+    json b = ToJson(SampleSnapshot());
+    json e{{"entry_id", std::string(32, 'a')}, {"kind", "adjust"}, {"points", 5}, {"at_ms", 1}};
+    if (value.is_null())
+      e.erase(field);
+    else
+      e[field] = value;
+    b["hq_entries"] = json::array({e});
+    ExpectRejected<Snapshot>(b, "hq_entries[0]." + field);
+  };
+  one_bad("kind", "earn");  // a terminal's kind
+  one_bad("kind", "bogus");
+  one_bad("kind", nullptr);
+  one_bad("entry_id", std::string(31, 'a'));
+  one_bad("entry_id", std::string(32, 'G'));
+  one_bad("points", kMaxPoints + 1);
+  one_bad("points", -kMaxPoints - 1);
+  one_bad("points", 1.5);
+  one_bad("at_ms", -1);
+  one_bad("at_ms", kMaxTimeMs + 1);
+  json not_list = ToJson(SampleSnapshot());
+  not_list["hq_entries"] = json::object();
+  ExpectRejected<Snapshot>(not_list, "hq_entries");
+}
+
 TEST(MessagesTest, HelloChecks) {
   json h = ToJson(HelloRequest{1, "S001", "0.1.0", {0, ""}, 0});
   EXPECT_TRUE(ParseMessage<HelloRequest>(h.dump()).ok());

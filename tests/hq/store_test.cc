@@ -198,7 +198,7 @@ TEST_F(HqStoreTest, OnPostgresTheChangeSequenceIsInNoIndexOfMembers) {
   EXPECT_EQ(q("SELECT count(*) FROM pg_class WHERE relname = 'members' AND "
               "'fillfactor=85' = ANY(reloptions)"),
             1);
-  EXPECT_EQ(q("SELECT max(version) FROM schema_version"), 5);
+  EXPECT_EQ(q("SELECT max(version) FROM schema_version"), 6);
 }
 
 // The month's spend is kept per window once asked inside a transaction; whatever happens to
@@ -962,6 +962,60 @@ TEST_F(HqStoreTest, AWriteOfTheLedgersFieldsAloneLeavesTheRestOfTheRowAsStored) 
     EXPECT_EQ(g.name_enc, i % 10 == 9 ? w.name_enc : "other-" + std::to_string(w.member_id))
         << w.member_id;
   }
+}
+
+// HqEntriesOfMembers (what a snapshot carries of HQ's own entries): per member, HQ's entries
+// only (never a terminal's), newest first, at most per_member; members past one statement's
+// 1,000 ids; a member without any is absent.
+TEST_F(HqStoreTest, HqEntriesOfMembersAreHqsOwnNewestFirstAndBounded) {
+  constexpr uint64_t kMembers = 1003;
+  FakeTerminal hq{"_hq"}, t{"T01"};
+  std::map<uint64_t, std::vector<std::string>> want;  // newest first
+  ASSERT_TRUE(store_
+                  ->Transaction([&]() -> Status {
+                    for (uint64_t id = 1; id <= kMembers; ++id) {
+                      const int n = id % 7 == 0 ? 22 : static_cast<int>(id % 3);
+                      for (int k = 0; k < n; ++k) {
+                        const int64_t at = kMonth + static_cast<int64_t>(id * 100 + k);
+                        sync::Entry e =
+                            hq.Make(k % 2 ? "adjust" : "expire", id, k % 2 ? 5 : -5, at);
+                        want[id].insert(want[id].begin(), e.entry_id);
+                        if (Status s = store_->InsertEntry(e, true, kMonth); !s.ok()) return s;
+                        if (Status s = store_->InsertEntry(t.Make("earn", id, 1, at), true, kMonth);
+                            !s.ok())
+                          return s;
+                      }
+                    }
+                    return Status::Ok();
+                  })
+                  .ok());
+  std::vector<uint64_t> ids;
+  for (uint64_t id = kMembers + 2; id >= 1; --id) ids.push_back(id);
+  auto got = store_->HqEntriesOfMembers(ids, 20);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  for (uint64_t id : ids) {
+    auto it = got->find(id);
+    auto w = want.find(id);
+    if (w == want.end()) {
+      EXPECT_EQ(it, got->end()) << id;
+      continue;
+    }
+    ASSERT_NE(it, got->end()) << id;
+    std::vector<std::string> ids_got;
+    for (const auto& e : it->second) {
+      ids_got.push_back(e.entry_id);
+      EXPECT_TRUE(sync::IsHqEntryKind(e.kind)) << e.kind;
+      EXPECT_EQ(e.points, e.kind == "adjust" ? 5 : -5);
+    }
+    std::vector<std::string> expect = w->second;
+    if (expect.size() > 20) expect.resize(20);
+    EXPECT_EQ(ids_got, expect) << id;
+  }
+  auto few = store_->HqEntriesOfMembers({7}, 3);
+  ASSERT_TRUE(few.ok());
+  ASSERT_EQ((*few)[7].size(), 3u);
+  EXPECT_EQ((*few)[7][0].entry_id, want[7][0]);
+  EXPECT_TRUE(store_->HqEntriesOfMembers({}, 20).value().empty());
 }
 
 TEST_F(HqStoreTest, WhatAnUploadAndAPageReadOfManyMembersAtOnceIsWhatOneAtATimeReads) {

@@ -80,6 +80,49 @@ TEST_F(LedgerMembersTest, AConfirmationIsTheSnapshotTimeOfEveryMemberWithAnOlder
   EXPECT_EQ(l->ConfirmMembers(7000).code(), ErrorCode::kLedgerDamaged);
 }
 
+// HQ's own entries of a member (schema 7) as a snapshot carries them: each snapshot's list
+// replaces the member's, at most kMaxHqEntriesPerMember kept (the newest), read newest first;
+// they are not the terminal's chain, and eviction forgets them with the member.
+TEST_F(LedgerMembersTest, HqEntriesAreTheLastSnapshotsNewestFirstAndGoWithTheMember) {
+  auto l = OpenWriter();
+  ASSERT_TRUE(l->UpsertMember(FullMember(5, 0)).ok());
+  auto entry = [](int i, const char* kind, int64_t points) {
+    model::Entry e;
+    e.entry_id = std::string(30, '0') + (i < 10 ? "0" : "") + std::to_string(i);
+    e.kind = kind;
+    e.points = points;
+    e.at_ms = 1000 * i;
+    return e;
+  };
+  ASSERT_TRUE(l->ReplaceHqEntries(5, {entry(1, "adjust", 300), entry(2, "tier_change", 0)}).ok());
+  auto got = l->RecentHqEntries(5, 20).value();
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].kind, "tier_change");
+  EXPECT_EQ(got[1].kind, "adjust");
+  EXPECT_EQ(got[1].points, 300);
+  EXPECT_EQ(got[1].at_ms, 1000);
+  EXPECT_EQ(got[1].terminal_id, "_hq");
+  EXPECT_EQ(got[1].member_id, 5u);
+  EXPECT_EQ(l->EntryCount().value(), 0);  // not the terminal's chain
+  EXPECT_TRUE(l->RecentHqEntries(6, 20).value().empty());
+
+  std::vector<model::Entry> many;
+  for (int i = 1; i <= 25; ++i) many.push_back(entry(i, "expire", -i));
+  ASSERT_TRUE(l->ReplaceHqEntries(5, many).ok());
+  got = l->RecentHqEntries(5, 100).value();
+  ASSERT_EQ(got.size(), Ledger::kMaxHqEntriesPerMember);
+  EXPECT_EQ(got.front().points, -25);  // the newest kept
+  EXPECT_EQ(got.back().points, -6);
+  EXPECT_EQ(l->RecentHqEntries(5, 3).value().size(), 3u);
+
+  ASSERT_TRUE(l->ReplaceHqEntries(5, {}).ok());  // a snapshot without any
+  EXPECT_TRUE(l->RecentHqEntries(5, 20).value().empty());
+
+  ASSERT_TRUE(l->ReplaceHqEntries(5, {entry(3, "unfreeze", 0)}).ok());
+  ASSERT_TRUE(l->DropMember(5).value());
+  EXPECT_TRUE(l->RecentHqEntries(5, 20).value().empty());
+}
+
 TEST_F(LedgerMembersTest, MemberCountCountsEachMemberOnce) {
   auto l = OpenWriter();
   EXPECT_EQ(l->MemberCount().value(), 0);

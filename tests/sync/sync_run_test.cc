@@ -385,6 +385,44 @@ TEST_F(SyncRunTest, AnOkRunConfirmsEveryHeldMemberSoAnUnchangedOneIsNotStale) {
   EXPECT_TRUE(view().member.stale);
 }
 
+// hq-and-sync.md, "Download": HQ-side entries (adjustments, expiries, unfreezes, tier
+// changes) come down with the member. The terminal shows them in the member's recent
+// entries beside its own, newest first; they are not its chain (nothing to upload, the chain
+// still verifies) and their points are the snapshot's, never counted twice.
+TEST_F(SyncRunTest, HqSideEntriesComeDownWithTheMemberAndShowBesideTheTerminals) {
+  Commit("c1", 10000);
+  ASSERT_EQ(Run().result, "ok");
+  const int64_t before = HqBalance();
+  clock_.advance_ms(60 * 1000);
+  auto adj =
+      hq_->Admin("POST", "/v1/members/" + member_ + "/adjustments",
+                 json{{"adjustment_id", "wx-1"}, {"points", 700}, {"reason", "wechat shop"}});
+  ASSERT_EQ(adj.status, 201) << adj.raw;
+  clock_.advance_ms(60 * 1000);
+  auto tier = hq_->Admin("POST", "/v1/members/" + member_ + "/tier", json{{"tier", "black"}});
+  ASSERT_EQ(tier.status, 200) << tier.raw;
+  clock_.advance_ms(60 * 1000);
+  Commit("c2", 10000);
+  auto r = Run();
+  ASSERT_EQ(r.result, "ok") << r.error;
+  EXPECT_EQ(r.repaired, 0);
+
+  auto detail = Read([&](ledger::Ledger& l) { return service_->GetMember(l, member_).value(); });
+  std::vector<std::string> kinds;
+  for (const auto& e : detail.recent_entries) kinds.push_back(e.kind);
+  EXPECT_EQ(kinds, (std::vector<std::string>{"earn", "tier_change", "adjust", "earn"}));
+  EXPECT_EQ(detail.recent_entries[2].points, 700);
+  EXPECT_EQ(detail.member.member.balance, HqBalance());
+  EXPECT_EQ(HqBalance(), before + 700 + detail.recent_entries[0].points);
+  EXPECT_EQ(detail.member.member.tier, "black");
+  ExpectConverged();
+  // Another run: nothing of HQ's goes back up, and the list is the same.
+  ASSERT_EQ(Run().result, "ok");
+  EXPECT_EQ(HqEntries(), 2);
+  auto again = Read([&](ledger::Ledger& l) { return service_->GetMember(l, member_).value(); });
+  EXPECT_EQ(again.recent_entries.size(), 4u);
+}
+
 // Eviction (sync/PROTOCOL.md): a member who has not shopped at the store within
 // member_scope_months (12) is dropped from the terminal once HQ has their entries, HQ
 // forgets the holding, and the balance sets still agree: nothing to repair.

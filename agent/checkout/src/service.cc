@@ -1096,9 +1096,20 @@ Result<MemberDetail> CheckoutService::GetMember(ledger::Ledger& reader,
   auto r = rules();
   auto member = ViewMember(reader, **m, false, now_s, *r);
   if (!member.ok()) return member.status();
-  auto entries = reader.RecentEntries(id, 20);
-  if (!entries.ok()) return ReadError(entries.status());
-  return MemberDetail{std::move(*member), std::move(*entries)};
+  // The last 20 of the terminal's own entries and HQ's (from the member's snapshot), newest
+  // first; each list keeps its own order, the terminal's first at equal times.
+  constexpr int kRecent = 20;
+  auto own = reader.RecentEntries(id, kRecent);
+  if (!own.ok()) return ReadError(own.status());
+  auto hq = reader.RecentHqEntries(id, kRecent);
+  if (!hq.ok()) return ReadError(hq.status());
+  std::vector<ledger::EntryRow> entries;
+  size_t a = 0, b = 0;
+  while (entries.size() < static_cast<size_t>(kRecent) && (a < own->size() || b < hq->size())) {
+    const bool take_hq = a == own->size() || (b < hq->size() && (*hq)[b].at_ms > (*own)[a].at_ms);
+    entries.push_back(std::move(take_hq ? (*hq)[b++] : (*own)[a++]));
+  }
+  return MemberDetail{std::move(*member), std::move(entries)};
 }
 
 Result<model::Checkout> CheckoutService::CommittedCheckout(ledger::Ledger& reader,

@@ -180,7 +180,7 @@ Result<bool> Ledger::DropMember(uint64_t member_id) {
   if (*unacked > 0) return false;  // HQ has not got all of them yet: a later run drops it
   for (const char* sql :
        {"DELETE FROM members WHERE member_id = ?", "DELETE FROM lots WHERE member_id = ?",
-        "DELETE FROM identities WHERE member_id = ?",
+        "DELETE FROM identities WHERE member_id = ?", "DELETE FROM hq_entries WHERE member_id = ?",
         "DELETE FROM coupons WHERE member_id = ? AND used_by_checkout = ''"}) {
     LEDGER_PREPARE(st, sql);
     st.Bind(1, member_id);
@@ -191,6 +191,50 @@ Result<bool> Ledger::DropMember(uint64_t member_id) {
     if (Status s = balances_index_->Remove(item.id); !s.ok()) return s;
   }
   return true;
+}
+
+Status Ledger::ReplaceHqEntries(uint64_t member_id, const std::vector<model::Entry>& entries) {
+  {
+    LEDGER_PREPARE(st, "DELETE FROM hq_entries WHERE member_id = ?");
+    st.Bind(1, member_id);
+    if (Status s = st.Run(); !s.ok()) return s;
+  }
+  std::vector<const model::Entry*> newest;
+  for (const auto& e : entries) newest.push_back(&e);
+  std::stable_sort(newest.begin(), newest.end(), [](const model::Entry* a, const model::Entry* b) {
+    return a->at_ms > b->at_ms;
+  });
+  if (newest.size() > kMaxHqEntriesPerMember) newest.resize(kMaxHqEntriesPerMember);
+  for (const model::Entry* e : newest) {
+    LEDGER_PREPARE(st,
+                   "INSERT OR REPLACE INTO hq_entries (member_id, entry_id, kind, points, at_ms) "
+                   "VALUES (?,?,?,?,?)");
+    st.Bind(1, member_id).Bind(2, e->entry_id).Bind(3, e->kind).Bind(4, e->points);
+    st.Bind(5, e->at_ms);
+    if (Status s = st.Run(); !s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<EntryRow>> Ledger::RecentHqEntries(uint64_t member_id, int limit) {
+  LEDGER_PREPARE(st,
+                 "SELECT entry_id, kind, points, at_ms FROM hq_entries WHERE member_id = ? "
+                 "ORDER BY at_ms DESC, entry_id DESC LIMIT ?");
+  st.Bind(1, member_id).Bind(2, limit);
+  std::vector<EntryRow> out;
+  while (st.Step()) {
+    EntryRow e;
+    e.entry_id = st.Text(0);
+    e.terminal_id = "_hq";
+    e.kind = st.Text(1);
+    e.points = st.Int(2);
+    e.at_ms = st.Int(3);
+    e.member_id = member_id;
+    e.acked = true;
+    out.push_back(std::move(e));
+  }
+  LEDGER_CHECK_STEP(st);
+  return out;
 }
 
 Result<std::vector<CouponRow>> Ledger::UsableCoupons(uint64_t member_id, int64_t now_s, int limit) {

@@ -212,6 +212,14 @@ UPDATE members SET phone_hash = '';
 DROP INDEX members_phone_hash;
 CREATE INDEX members_phone_lookup ON members(phone_hash, phone_key_id) WHERE phone_hash <> '';
 )sql",
+    // 6 -> 7: HQ's own entries of a member (adjustments, expiries, unfreezes, tier changes,
+    // HQ's freezes) as the member's snapshot carries them, shown in the member's recent
+    // entries beside the terminal's own. Not the terminal's chain: replaced by each snapshot.
+    R"sql(
+CREATE TABLE hq_entries (
+  member_id INTEGER NOT NULL, entry_id TEXT NOT NULL, kind TEXT NOT NULL, points INTEGER NOT NULL,
+  at_ms INTEGER NOT NULL, PRIMARY KEY (member_id, entry_id)) WITHOUT ROWID;
+)sql",
 };
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion);
 

@@ -174,6 +174,15 @@ void ReadLot(const JsonReader& r, SnapshotLot* l) {
   r.Int("expires_at_s", &l->expires_at_s);
 }
 
+void ReadHqEntry(const JsonReader& r, HqEntry* e) {
+  if (!r.ExpectObject()) return;
+  Hex(r.Field("entry_id"), &e->entry_id, 32);
+  if (r.Str("kind", &e->kind, 0, kMaxShortText) && !IsHqEntryKind(e->kind))
+    r.Fail("kind", "must be one of adjust, expire, unfreeze, tier_change, freeze");
+  r.Int("points", &e->points, -kMaxPoints, kMaxPoints);
+  r.Int("at_ms", &e->at_ms, 0, kMaxTimeMs);
+}
+
 void ReadSnapshot(const JsonReader& r, Snapshot* s) {
   if (!r.ExpectObject()) return;
   MemberId(r.Field("member_id"), &s->member_id);
@@ -191,6 +200,8 @@ void ReadSnapshot(const JsonReader& r, Snapshot* s) {
   r.Int("snapshot_at_s", &s->snapshot_at_s, 0, kMaxTimeS);
   r.Int("terminal_seq", &s->terminal_seq, 0);
   if (r.Has("phone_key_id")) r.Int("phone_key_id", &s->phone_key_id, 1, kMaxPhoneKeyId);
+  if (r.Has("hq_entries"))
+    List(r, "hq_entries", kMaxSnapshotHqEntries, &s->hq_entries, ReadHqEntry);
 }
 
 void ReadIdentity(const JsonReader& r, Identity* i) {
@@ -262,6 +273,15 @@ bool IsEntryKind(std::string_view kind) {
   static constexpr std::string_view kKinds[] = {"earn",   "redeem",       "clawback",   "restore",
                                                 "freeze", "tier_upgrade", "correction", "expire",
                                                 "adjust", "unfreeze",     "tier_change"};
+  for (auto k : kKinds) {
+    if (k == kind) return true;
+  }
+  return false;
+}
+
+bool IsHqEntryKind(std::string_view kind) {
+  static constexpr std::string_view kKinds[] = {"adjust", "expire", "unfreeze", "tier_change",
+                                                "freeze"};
   for (auto k : kKinds) {
     if (k == kind) return true;
   }
@@ -417,6 +437,13 @@ json ToJson(const Snapshot& s) {
            {"snapshot_at_s", s.snapshot_at_s},
            {"terminal_seq", s.terminal_seq}};
   if (s.phone_key_id != 0) out["phone_key_id"] = s.phone_key_id;
+  if (!s.hq_entries.empty()) {
+    json entries = json::array();
+    for (const auto& e : s.hq_entries)
+      entries.push_back(json{
+          {"entry_id", e.entry_id}, {"kind", e.kind}, {"points", e.points}, {"at_ms", e.at_ms}});
+    out["hq_entries"] = std::move(entries);
+  }
   return out;
 }
 Status FromJson(const json& j, Snapshot* out) { return Top<Snapshot>(j, out, ReadSnapshot); }

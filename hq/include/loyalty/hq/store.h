@@ -310,6 +310,11 @@ class Store {
       const std::string& terminal_id, const std::vector<std::string>& ids) = 0;
   // HQ's own chain head (seq, raw hash).
   virtual Result<std::pair<int64_t, std::string>> HqHead() = 0;
+  // HQ's own entries (terminal_id "_hq") of each of these members that has some, newest
+  // first, at most `per_member` each, in one statement per 1,000 members: what a snapshot
+  // carries for the terminal to show (sync::Snapshot::hq_entries).
+  virtual Result<std::map<uint64_t, std::vector<sync::HqEntry>>> HqEntriesOfMembers(
+      const std::vector<uint64_t>& member_ids, size_t per_member) = 0;
 
   // --- lots
   virtual Result<std::vector<model::Lot>> Lots(uint64_t member_id) = 0;  // by expiry, then lot_id

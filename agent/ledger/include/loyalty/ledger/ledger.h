@@ -35,7 +35,7 @@
 
 namespace loyalty::ledger {
 
-inline constexpr int kSchemaVersion = 6;
+inline constexpr int kSchemaVersion = 7;
 // The SQL of the migration from schema `from` to from + 1 (0 <= from < kSchemaVersion);
 // tests build files of older versions with it.
 const char* MigrationSql(int from);
@@ -191,6 +191,14 @@ class Ledger {
   // appends), it reads the file: on a reader, the writer's last commit. Any connection.
   Result<std::optional<ChainHead>> CommittedHead();
   Result<std::vector<EntryRow>> RecentEntries(uint64_t member_id, int limit);
+  // HQ's own entries of a member as its last snapshot carried them (adjust, expire, unfreeze,
+  // tier_change, freeze; schema 7): shown beside the terminal's own, never part of its chain
+  // or its balance (the snapshot's balance already has their points). ReplaceHqEntries puts
+  // a snapshot's list in place of the member's (at most kMaxHqEntriesPerMember kept: the
+  // newest); RecentHqEntries reads them newest first, terminal_id "_hq", seq 0. Writer only.
+  static constexpr size_t kMaxHqEntriesPerMember = 20;
+  Status ReplaceHqEntries(uint64_t member_id, const std::vector<model::Entry>& entries);
+  Result<std::vector<EntryRow>> RecentHqEntries(uint64_t member_id, int limit);
   Result<std::vector<EntryRow>> EntriesForCheckout(const std::string& checkout_id);
   // Sum of this terminal's earn entries for the member with at_ms > since_ms.
   Result<int64_t> EarnedSince(uint64_t member_id, int64_t since_ms);

@@ -97,6 +97,20 @@ struct SnapshotLot {
   bool operator==(const SnapshotLot&) const = default;
 };
 
+// One of HQ's own entries of a member (pos-api.md: adjust, expire, unfreeze, tier_change,
+// and freeze when HQ froze the member), as a snapshot carries it for the terminal to show
+// beside its own entries. Its points are already in the snapshot's balance and lots.
+inline constexpr size_t kMaxSnapshotHqEntries = 20;  // the member view's "last 20"
+struct HqEntry {
+  std::string entry_id;  // 32 hex
+  std::string kind;
+  int64_t points = 0;
+  int64_t at_ms = 0;
+  bool operator==(const HqEntry&) const = default;
+};
+// The kinds HQ writes: adjust, expire, unfreeze, tier_change, freeze.
+bool IsHqEntryKind(std::string_view kind);
+
 // What a terminal may know of a member (最小必要): masked name and phone, never clear text.
 struct Snapshot {
   uint64_t member_id = 0;
@@ -116,6 +130,9 @@ struct Snapshot {
   // The look-up key phone_hash was made with (docs/pos-api.md, "Phone look-up"): the
   // store's key number, 0 when phone_hash is not a store look-up hash (no consent).
   int64_t phone_key_id = 0;
+  // HQ's own entries of the member, newest first, at most kMaxSnapshotHqEntries ("hq_entries"
+  // on the wire, left out when empty).
+  std::vector<HqEntry> hq_entries;
   bool operator==(const Snapshot&) const = default;
 };
 
