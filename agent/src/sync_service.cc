@@ -33,7 +33,10 @@ void SyncService::Stop() {
 std::string SyncService::Trigger() {
   std::lock_guard<std::mutex> g(mu_);
   if (state_.running) return state_.current_run_id;
-  if (requested_.empty()) requested_ = NewEntryId(clock_.now_ms());
+  if (requested_.empty()) {
+    requested_ = NewEntryId(clock_.now_ms());
+    requested_by_ = "api";
+  }
   cv_.notify_all();
   return requested_;
 }
@@ -58,7 +61,7 @@ void SyncService::Loop() {
   int64_t due_mono = -1;
   if (int64_t d = next_delay_ms(true); d >= 0) due_mono = clock_.mono_ms() + d;
   for (;;) {
-    std::string run_id;
+    std::string run_id, trigger;
     {
       std::unique_lock<std::mutex> lk(mu_);
       for (;;) {
@@ -66,6 +69,7 @@ void SyncService::Loop() {
         if (!requested_.empty()) break;
         if (due_mono >= 0 && clock_.mono_ms() >= due_mono) {
           requested_ = NewEntryId(clock_.now_ms());
+          requested_by_ = "interval";
           break;
         }
         if (due_mono >= 0) {
@@ -76,11 +80,13 @@ void SyncService::Loop() {
         }
       }
       run_id = std::move(requested_);
+      trigger = std::move(requested_by_);
       requested_.clear();
+      requested_by_.clear();
       state_.running = true;
       state_.current_run_id = run_id;
     }
-    sync::RunRecord rec = RunOnce(run_id);
+    sync::RunRecord rec = RunOnce(run_id, trigger);
     {
       std::lock_guard<std::mutex> g(mu_);
       state_.running = false;
@@ -106,8 +112,8 @@ Result<std::unique_ptr<sync::Transport>> SyncService::MakeTransport() {
   return sync::NewHqTransport(std::move(ep), &cancel_);
 }
 
-sync::RunRecord SyncService::RunOnce(const std::string& run_id) {
-  LogEvent(Level::kInfo, "sync_started", {{"run_id", run_id}});
+sync::RunRecord SyncService::RunOnce(const std::string& run_id, const std::string& trigger) {
+  LogEvent(Level::kInfo, "sync_started", {{"run_id", run_id}, {"trigger", trigger}});
   sync::RunRecord rec;
   std::unique_ptr<sync::Transport> transport;
   Status ts;

@@ -62,7 +62,9 @@ class SyncService {
   // files), cancelled by Stop(); for the online member look-up (member_lookup.h) too.
   Result<std::unique_ptr<sync::Transport>> MakeTransport();
 
-  // Starts a run now, or joins the one running or already requested; returns its id.
+  // Starts a run now, or joins the one running or already requested; returns its id. The
+  // run's sync_started event names what asked for it: "api" (POST /v1/sync: loyaltyctl
+  // sync, loyalty-sync.timer, the POS) or "interval" (the daemon's own [sync] interval_s).
   std::string Trigger();
 
   struct State {
@@ -75,7 +77,7 @@ class SyncService {
 
  private:
   void Loop();
-  sync::RunRecord RunOnce(const std::string& run_id);
+  sync::RunRecord RunOnce(const std::string& run_id, const std::string& trigger);
 
   SyncServiceOptions opt_;
   sync::LocalLedger& local_;
@@ -85,7 +87,8 @@ class SyncService {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;
-  std::string requested_;  // a run asked for and not started yet
+  std::string requested_;     // a run asked for and not started yet
+  std::string requested_by_;  // its trigger: "api" or "interval"
   State state_;
   std::atomic<bool> cancel_{false};
   std::thread thread_;

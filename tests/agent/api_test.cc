@@ -3,6 +3,10 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <chrono>
+#include <sstream>
+#include <thread>
+
 #include "harness.h"
 #include "loyalty/base/ids.h"
 
@@ -334,6 +338,26 @@ TEST_F(AgentApiTest, VelocityFreezesAtTheCrossingCommit) {
   EXPECT_EQ(r.body["error"]["code"], "member_frozen");
   auto log = a.ReadLog();
   EXPECT_NE(log.find("\"event\":\"member_frozen\""), std::string::npos);
+}
+
+// operations.md's event catalogue: sync_started names its run and what started it.
+TEST_F(AgentApiTest, ARunStartedThroughTheApiLogsItsTrigger) {
+  auto& a = Start();
+  auto started = a.Post("/v1/sync", json::object());
+  ASSERT_EQ(started.status, 202) << started.raw;
+  const std::string run_id = started.body["run_id"];
+  json line;
+  for (int i = 0; i < 200 && line.is_null(); ++i) {
+    std::istringstream log(a.ReadLog());
+    for (std::string l; std::getline(log, l);) {
+      auto j = json::parse(l, nullptr, false);
+      if (j.is_object() && j.value("event", "") == "sync_started") line = j;
+    }
+    if (line.is_null()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_FALSE(line.is_null()) << a.ReadLog();
+  EXPECT_EQ(line["run_id"], run_id) << line.dump();
+  EXPECT_EQ(line["trigger"], "api") << line.dump();
 }
 
 TEST_F(AgentApiTest, RulesVersionIsPinnedBetweenQuoteAndCommit) {
