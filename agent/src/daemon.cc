@@ -295,6 +295,8 @@ Metrics::Gauges ReadGauges(ledger::Ledger& reader, const codes::TrustedTime& tru
   g.clock_trusted = !trusted_time.untrusted(clock);
   for (const auto& sc : scanners.Health())
     g.scanners.emplace_back(sc["id"].get<std::string>(), sc["state"] == "connected");
+  for (auto& sg : scanners.Garbage())
+    g.scanner_garbage.push_back({std::move(sg.scanner), std::move(sg.reason), sg.count});
   return g;
 }
 

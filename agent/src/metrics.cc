@@ -83,6 +83,11 @@ std::string Metrics::Render() const {
   o.Family("loyalty_scanner_connected", "gauge", "1 when the scanner is connected.");
   for (const auto& [id, up] : g.scanners)
     o.Sample("loyalty_scanner_connected", Label("scanner", id), up ? "1" : "0");
+  o.Family("loyalty_scanner_garbage_total", "counter",
+           "Unreadable input from a scanner, by scanner and reason.");
+  for (const auto& sg : g.scanner_garbage)
+    o.Sample("loyalty_scanner_garbage_total",
+             Label("scanner", sg.scanner) + "," + Label("reason", sg.reason), sg.count);
   return o.Take();
 }
 

@@ -32,6 +32,12 @@ class Metrics {
     int64_t last_sync_success_s = 0;  // 0: never
     bool clock_trusted = true;
     std::vector<std::pair<std::string, bool>> scanners;  // id, connected
+    // Counters read at scrape time too: garbage per scanner and reason (Scanners::Garbage).
+    struct ScannerGarbage {
+      std::string scanner, reason;
+      uint64_t count = 0;
+    };
+    std::vector<ScannerGarbage> scanner_garbage;
   };
   void set_gauges(std::function<Gauges()> f) { gauges_ = std::move(f); }
 

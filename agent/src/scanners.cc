@@ -1,15 +1,40 @@
 #include "scanners.h"
 
 #include <boost/asio/post.hpp>
+#include <chrono>
 
 #include "log.h"
 #include "loyalty/base/time.h"
 
 namespace loyalty::agent {
+namespace {
+
+// The garbage counters of drivers::SourceCounters, with their reason label on /metrics.
+struct GarbageReason {
+  const char* reason;
+  uint64_t drivers::SourceCounters::*counter;
+};
+constexpr GarbageReason kGarbageReasons[] = {
+    {"invalid_utf8", &drivers::SourceCounters::invalid_utf8},
+    {"partial_timeout", &drivers::SourceCounters::partial_timeouts},
+    {"cut_off", &drivers::SourceCounters::cut_off},
+    {"bad_report", &drivers::SourceCounters::decoder_garbage},
+    {"unreadable_image", &drivers::SourceCounters::unreadable_files},
+    {"oversized_image", &drivers::SourceCounters::oversized_images},
+};
+
+// A source that failed to start is started again at the period the drivers use to reopen
+// an absent device, so it is up within the same bound as a reconnect (operations.md: five
+// seconds).
+std::chrono::milliseconds RetryStartPeriod() {
+  return std::chrono::milliseconds(drivers::SourceOptions{}.reopen_interval_ms);
+}
+
+}  // namespace
 
 Scanners::Scanners(boost::asio::io_context& ioc, const Clock& clock,
                    std::function<void(const drivers::Scan&)> on_scan)
-    : ioc_(ioc), clock_(clock), on_scan_(std::move(on_scan)) {}
+    : ioc_(ioc), clock_(clock), on_scan_(std::move(on_scan)), retry_timer_(ioc) {}
 
 Scanners::~Scanners() { Stop(); }
 
@@ -101,8 +126,12 @@ Status Scanners::Start(const std::vector<config::ScannerConfig>& cfg) {
     e.source = std::move(*src);
     auto [it, _] = entries_.emplace(c.id, std::move(e));
     if (Status s = it->second.source->Start(); !s.ok()) {
+      // Logged once here, not once per retry; the source's own state events follow once
+      // it starts.
       LogEvent(Level::kWarn, "scanner_disconnected",
                {{"scanner_id", c.id}, {"detail", s.message()}});
+      it->second.start_pending = true;
+      ArmRetry();
     } else {
       it->second.state = drivers::SourceStateName(it->second.source->state());
     }
@@ -110,11 +139,59 @@ Status Scanners::Start(const std::vector<config::ScannerConfig>& cfg) {
   return Status::Ok();
 }
 
+void Scanners::ArmRetry() {
+  if (retry_armed_) return;
+  retry_armed_ = true;
+  std::weak_ptr<bool> alive = alive_;
+  retry_timer_.expires_after(RetryStartPeriod());
+  retry_timer_.async_wait([this, alive](const boost::system::error_code& ec) {
+    // Cancelled by Stop(), or from before a Stop(): the entries are not this timer's.
+    if (ec || alive.expired()) return;
+    retry_armed_ = false;
+    RetryStarts();
+  });
+}
+
+void Scanners::RetryStarts() {
+  bool pending = false;
+  for (auto& [id, e] : entries_) {
+    if (!e.start_pending) continue;
+    // Started: the source reports its state itself (scanner_connected once it is up), as
+    // after any other start. Still failing: already logged, disconnected.
+    if (e.source->Start().ok())
+      e.start_pending = false;
+    else
+      pending = true;
+  }
+  if (pending) ArmRetry();
+}
+
 void Scanners::Stop() {
   alive_.reset();
-  for (auto& [id, e] : entries_)
-    if (e.source) e.source->Stop();
+  retry_timer_.cancel();
+  retry_armed_ = false;
+  for (auto& [id, e] : entries_) {
+    if (!e.source) continue;
+    e.source->Stop();
+    const drivers::SourceCounters c = e.source->counters();
+    drivers::SourceCounters& kept = retired_[id];
+    for (const GarbageReason& g : kGarbageReasons) kept.*g.counter += c.*g.counter;
+  }
   entries_.clear();
+}
+
+std::vector<Scanners::GarbageCount> Scanners::Garbage() const {
+  std::vector<GarbageCount> out;
+  for (const auto& [id, e] : entries_) {
+    const drivers::SourceCounters now = e.source ? e.source->counters() : drivers::SourceCounters{};
+    auto kept = retired_.find(id);
+    for (const GarbageReason& g : kGarbageReasons) {
+      uint64_t n = now.*g.counter;
+      if (kept != retired_.end()) n += kept->second.*g.counter;
+      out.push_back({id, g.reason, n});
+    }
+  }
+  return out;
 }
 
 Status Scanners::Reload(const std::vector<config::ScannerConfig>& cfg) {

@@ -6,6 +6,8 @@
 #pragma once
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -27,9 +29,13 @@ class Scanners {
   ~Scanners();
 
   // Starts a source per config entry; a source that cannot start now (device absent) is
-  // reported disconnected and retried by its driver. Returns an error only for an entry
-  // the drivers refuse (bad options).
+  // reported disconnected and retried by its driver. A source whose Start() fails (a fifo
+  // that cannot be made or is not a fifo, an image folder that is missing) is reported
+  // disconnected, logged once, and started again every reopen period of the drivers
+  // (SourceOptions::reopen_interval_ms, 1 s) until it starts.
+  // Returns an error only for an entry the drivers refuse (bad options).
   Status Start(const std::vector<config::ScannerConfig>& cfg);
+  // Stops every source and the start retries.
   void Stop();
   // Replaces the running sources by the new configuration (SIGHUP).
   Status Reload(const std::vector<config::ScannerConfig>& cfg);
@@ -37,6 +43,15 @@ class Scanners {
   // [{"id","kind","state","last_scan_at"}] for /v1/health.
   nlohmann::json Health() const;
   void NoteScan(const std::string& scanner_id, int64_t at_ms);
+
+  // Garbage counted by each configured scanner since the agent started (kept across
+  // reloads), by reason, for GET /metrics: every reason (kGarbageReasons in scanners.cc)
+  // for every scanner, zeros included.
+  struct GarbageCount {
+    std::string scanner, reason;
+    uint64_t count = 0;
+  };
+  std::vector<GarbageCount> Garbage() const;
 
   static drivers::SourceOptions ToOptions(const config::ScannerConfig& c);
 
@@ -46,13 +61,21 @@ class Scanners {
     std::string state = "disconnected";
     int64_t last_scan_at_ms = 0;
     std::unique_ptr<drivers::Source> source;
+    bool start_pending = false;  // Start() failed; retried by retry_timer_
   };
+
+  void ArmRetry();
+  void RetryStarts();
 
   boost::asio::io_context& ioc_;
   const Clock& clock_;
   std::function<void(const drivers::Scan&)> on_scan_;
   std::shared_ptr<bool> alive_;  // guards posts that arrive after Stop
   std::map<std::string, Entry> entries_;
+  boost::asio::steady_timer retry_timer_;
+  bool retry_armed_ = false;
+  // Counters of the sources a Stop() ended, by scanner id (Garbage() adds them).
+  std::map<std::string, drivers::SourceCounters> retired_;
 };
 
 }  // namespace loyalty::agent

@@ -56,6 +56,7 @@ class AgentProcess {
   int Stop();   // SIGTERM; returns the exit status
   void Kill();  // SIGKILL, no waiting for anything but the reap
   bool running() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
 
   HttpReply Call(const std::string& method, const std::string& target, const std::string& body = "",
                  bool auth = true);

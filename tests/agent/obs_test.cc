@@ -37,11 +37,17 @@ TEST(Metrics, ExpositionParsesWithPrometheusClient) {
     g.last_sync_success_s = 1795000000;
     g.clock_trusted = false;
     g.scanners = {{"lane1", true}, {"lane\"2", false}};
+    g.scanner_garbage = {{"lane1", "invalid_utf8", 3}, {"lane1", "cut_off", 0}};
     return g;
   });
   std::string text = m.Render();
   // Debian's parser (python3-prometheus-client), whatever python3 is first on PATH.
   EXPECT_NE(text.find("loyalty_scans_total{result=\"member\"} 2"), std::string::npos) << text;
+  EXPECT_NE(
+      text.find("# TYPE loyalty_scanner_garbage_total counter\n"
+                "loyalty_scanner_garbage_total{scanner=\"lane1\",reason=\"invalid_utf8\"} 3\n"),
+      std::string::npos)
+      << text;
   if (::system("/usr/bin/python3 -c 'import prometheus_client' 2>/dev/null") != 0)
     GTEST_SKIP() << "python3-prometheus-client is not installed";
   std::string path = "/tmp/metrics_" + std::to_string(::getpid()) + ".txt";
@@ -59,12 +65,14 @@ TEST(Metrics, ExpositionParsesWithPrometheusClient) {
       "print(s[('loyalty_scanner_connected', (('scanner','lane\"2'),))], "
       "s[('loyalty_clock_trusted', ())])\n"
       "print(s[('loyalty_points_earned_total', ())], "
-      "s[('loyalty_sync_last_success_timestamp_seconds', ())])\n";
+      "s[('loyalty_sync_last_success_timestamp_seconds', ())])\n"
+      "print(fams['loyalty_scanner_garbage'].type, s[('loyalty_scanner_garbage_total', "
+      "(('reason','invalid_utf8'),('scanner','lane1')))])\n";
   std::ofstream(path + ".py") << script;
   std::string out = ShellOutput("/usr/bin/python3 " + path + ".py " + path + " 2>&1");
   ::unlink(path.c_str());
   ::unlink((path + ".py").c_str());
-  EXPECT_EQ(out, "counter 2.0\nhistogram\n2.0\n0.0 0.0\n240.0 1795000000.0\n");
+  EXPECT_EQ(out, "counter 2.0\nhistogram\n2.0\n0.0 0.0\n240.0 1795000000.0\ncounter 3.0\n");
 }
 
 TEST(StatusPage, HourlyCounterKeepsTheLastDay) {

@@ -8,7 +8,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <thread>
 
 #include "../drivers/hid_test_util.h"
@@ -22,6 +24,18 @@ namespace {
 
 using nlohmann::json;
 constexpr uint64_t kMember = 1234567890123;
+
+// How many lines of the log are the event `name`.
+size_t CountEvents(const std::string& log, const std::string& name) {
+  size_t n = 0;
+  const std::string needle = "\"event\":\"" + name + "\"";
+  for (size_t at = log.find(needle); at != std::string::npos; at = log.find(needle, at + 1)) ++n;
+  return n;
+}
+
+std::string state_of(AgentProcess& a) {
+  return a.Get("/v1/health").body["scanners"][0]["state"].get<std::string>();
+}
 
 bool WaitFor(const std::function<bool()>& f, int ms = 10000) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
@@ -203,6 +217,134 @@ TEST_F(ScansTest, AFifoReplacedUnderTheAgentIsReadAgain) {
   writer.join();
   const std::string log = agent_->ReadLog();
   EXPECT_NE(log.find("\"event\":\"scanner_disconnected\""), std::string::npos);
+}
+
+// operations.md: a fifo whose folder is missing when the agent starts is reported
+// `disconnected`, logged once, and picked up within five seconds of the folder and its fifo
+// appearing, without restarting the agent.
+TEST_F(ScansTest, AFifoWhoseFolderIsMissingAtStartIsPickedUpWhenItAppears) {
+  agent_ = std::make_unique<AgentProcess>(dir_,
+                                          "\n[[scanners]]\nid = \"lane1\"\nkind = \"fifo\"\npath = "
+                                          "\"nodir/s.fifo\"\n");
+  agent_->Start();
+  auto state = [&] { return agent_->Get("/v1/health").body["scanners"][0]["state"]; };
+  EXPECT_EQ(state(), "disconnected");
+  // Retried for a while (at least two retries): logged once, not once per retry.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  EXPECT_EQ(state(), "disconnected");
+  EXPECT_EQ(CountEvents(agent_->ReadLog(), "scanner_disconnected"), 1u) << agent_->ReadLog();
+  std::filesystem::create_directory(dir_ / "nodir");
+  const std::string fifo = (dir_ / "nodir" / "s.fifo").string();
+  // The agent may have made the fifo itself in between ("created if missing").
+  ASSERT_TRUE(::mkfifo(fifo.c_str(), 0660) == 0 || errno == EEXIST);
+  ASSERT_TRUE(WaitFor([&] { return state() == "connected"; }, 5000)) << agent_->ReadLog();
+  int fd = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  std::thread writer([fd] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    std::string line = MintCode(kMember) + "\n";
+    (void)!::write(fd, line.data(), line.size());
+    ::close(fd);
+  });
+  ExpectMemberScanAndCommit("lane1");
+  writer.join();
+  const std::string log = agent_->ReadLog();
+  EXPECT_EQ(CountEvents(log, "scanner_disconnected"), 1u) << log;
+  EXPECT_EQ(CountEvents(log, "scanner_connected"), 1u) << log;
+  EXPECT_EQ(agent_->Stop(), 0);
+}
+
+// The same for a path that is a regular file at start and later a fifo; a SIGHUP while the
+// scanner is being retried keeps retrying it, and SIGTERM then stops the agent cleanly.
+TEST_F(ScansTest, AFifoPathThatIsARegularFileAtStartIsPickedUpOnceItIsAFifo) {
+  const std::string fifo = (dir_ / "s.fifo").string();
+  WriteFile(fifo, "not a fifo\n");
+  agent_ = std::make_unique<AgentProcess>(dir_,
+                                          "\n[[scanners]]\nid = \"lane1\"\nkind = \"fifo\"\npath = "
+                                          "\"s.fifo\"\n");
+  agent_->Start();
+  auto state = [&] { return agent_->Get("/v1/health").body["scanners"][0]["state"]; };
+  EXPECT_EQ(state(), "disconnected");
+  ::kill(agent_->pid(), SIGHUP);
+  ASSERT_TRUE(WaitFor([&] {
+    return agent_->ReadLog().find("\"event\":\"config_reloaded\"") != std::string::npos;
+  })) << agent_->ReadLog();
+  EXPECT_EQ(state(), "disconnected");
+  ASSERT_EQ(::unlink(fifo.c_str()), 0);
+  ASSERT_TRUE(::mkfifo(fifo.c_str(), 0660) == 0 || errno == EEXIST);
+  ASSERT_TRUE(WaitFor([&] { return state() == "connected"; }, 5000)) << agent_->ReadLog();
+  int fd = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  std::string line = MintCode(kMember) + "\n";
+  ASSERT_EQ(::write(fd, line.data(), line.size()), static_cast<ssize_t>(line.size()));
+  ::close(fd);
+  ExpectMemberScanAndCommit("lane1");
+  EXPECT_EQ(agent_->Stop(), 0);
+}
+
+// The same for an image scanner whose folder is missing at start.
+TEST_F(ScansTest, AnImageFolderMissingAtStartIsWatchedWhenItAppears) {
+  if (!drivers::testing::HaveQrencode()) GTEST_SKIP() << "qrencode is not installed";
+  agent_ = std::make_unique<AgentProcess>(
+      dir_, "\n[[scanners]]\nid = \"cam\"\nkind = \"image\"\ndirectory = \"frames\"\n");
+  agent_->Start();
+  auto state = [&] { return agent_->Get("/v1/health").body["scanners"][0]["state"]; };
+  EXPECT_EQ(state(), "disconnected");
+  std::filesystem::create_directory(dir_ / "frames");
+  ASSERT_TRUE(WaitFor([&] { return state() == "connected"; }, 5000)) << agent_->ReadLog();
+  std::string tmp = (dir_ / "frame.png").string();
+  ASSERT_TRUE(drivers::testing::Qrencode(MintCode(kMember), tmp));
+  std::filesystem::rename(tmp, dir_ / "frames" / "frame.png");
+  ExpectMemberScanAndCommit("cam");
+  EXPECT_EQ(CountEvents(agent_->ReadLog(), "scanner_disconnected"), 1u) << agent_->ReadLog();
+  EXPECT_EQ(agent_->Stop(), 0);
+}
+
+// A scanner being retried does not hold the agent up: SIGTERM stops it cleanly, exit 0.
+TEST_F(ScansTest, TheAgentStopsCleanlyWhileAScannerIsRetried) {
+  agent_ = std::make_unique<AgentProcess>(
+      dir_,
+      "\n[[scanners]]\nid = \"lane1\"\nkind = \"fifo\"\npath = \"nodir/s.fifo\"\n"
+      "\n[[scanners]]\nid = \"cam\"\nkind = \"image\"\ndirectory = \"frames\"\n");
+  agent_->Start();
+  auto health = agent_->Get("/v1/health");
+  ASSERT_EQ(health.body["scanners"].size(), 2u) << health.raw;
+  for (const auto& sc : health.body["scanners"]) EXPECT_EQ(sc["state"], "disconnected");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // a retry or more
+  EXPECT_EQ(agent_->Stop(), 0) << agent_->ReadLog();
+  EXPECT_NE(agent_->ReadLog().find("\"event\":\"agent_stopped\""), std::string::npos);
+}
+
+// Garbage is counted per scanner and reason on GET /metrics.
+TEST_F(ScansTest, GarbageIsCountedOnMetrics) {
+  agent_ = std::make_unique<AgentProcess>(dir_,
+                                          "\n[[scanners]]\nid = \"lane1\"\nkind = \"fifo\"\npath = "
+                                          "\"scan.fifo\"\n");
+  agent_->Start();
+  const std::string fifo = (dir_ / "scan.fifo").string();
+  auto metrics = [&] { return agent_->Call("GET", "/metrics", "", /*auth=*/false).raw; };
+  const std::string invalid =
+      "loyalty_scanner_garbage_total{scanner=\"lane1\",reason=\"invalid_utf8\"}";
+  EXPECT_NE(metrics().find("# TYPE loyalty_scanner_garbage_total counter"), std::string::npos)
+      << metrics();
+  EXPECT_NE(metrics().find(invalid + " 0"), std::string::npos) << metrics();
+  ASSERT_TRUE(WaitFor([&] { return state_of(*agent_) == "connected"; }));
+  int fd = ::open(fifo.c_str(), O_WRONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  std::string bytes = "\xff\xfe\n";
+  ASSERT_EQ(::write(fd, bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
+  ::close(fd);
+  ASSERT_TRUE(WaitFor([&] { return metrics().find(invalid + " 1") != std::string::npos; }))
+      << metrics();
+  EXPECT_NE(metrics().find(
+                "loyalty_scanner_garbage_total{scanner=\"lane1\",reason=\"partial_timeout\"} 0"),
+            std::string::npos);
+  // A reload makes new sources; the counts go on from where they were.
+  ::kill(agent_->pid(), SIGHUP);
+  ASSERT_TRUE(WaitFor([&] {
+    return agent_->ReadLog().find("\"event\":\"config_reloaded\"") != std::string::npos;
+  }));
+  EXPECT_NE(metrics().find(invalid + " 1"), std::string::npos) << metrics();
 }
 
 // A decompression bomb in the image folder: refused before decoding, logged as
