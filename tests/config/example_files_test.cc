@@ -89,5 +89,36 @@ TEST(ExampleFiles, HqExampleWithTlsUncommented) {
   EXPECT_TRUE(r->warnings.empty());
 }
 
+// operations.md: the example files document every key with its default. Every key of
+// docs/configuration.md's tables for agent.toml (but the per-kind [[scanners]] keys, shown in
+// commented scanner examples) and hq.toml appears in its example, set or commented out.
+TEST(ExampleFiles, EveryDocumentedKeyIsInItsExample) {
+  const std::string doc = ReadFile(std::string(LOYALTY_SOURCE_DIR) + "/docs/configuration.md");
+  const std::string agent = ReadFile(kConfigDir + "/agent.example.toml");
+  const std::string hq = ReadFile(kConfigDir + "/hq.example.toml");
+  ASSERT_FALSE(doc.empty() || agent.empty() || hq.empty());
+  const std::regex row(R"(^\| (`[a-z_]+`(, `[a-z_]+`)*) \|)");
+  const std::regex key("`([a-z_]+)`");
+  const std::string* example = nullptr;
+  std::istringstream in(doc);
+  int checked = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("## agent.toml", 0) == 0) example = &agent;
+    if (line.rfind("## hq.toml", 0) == 0) example = &hq;
+    if (line.rfind("### `[[scanners]]`", 0) == 0 || line.rfind("## Secret", 0) == 0)
+      example = nullptr;
+    std::smatch m;
+    if (!example || !std::regex_search(line, m, row)) continue;
+    const std::string keys = m[1];
+    for (std::sregex_iterator k(keys.begin(), keys.end(), key), end; k != end; ++k) {
+      const std::regex set("(^|\n)#?\\s*" + (*k)[1].str() + " = ");
+      EXPECT_TRUE(std::regex_search(*example, set))
+          << (*k)[1] << " (docs/configuration.md) is not in its example file";
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 40);
+}
+
 }  // namespace
 }  // namespace loyalty::config
