@@ -46,10 +46,7 @@ void LogRejected(const std::string& method, const std::string& path, const Statu
 }  // namespace
 
 bool PosApi::Authorized(const http::Request& req) const {
-  static constexpr std::string_view kBearer = "Bearer ";
-  const std::string& h = req.authorization;
-  if (h.size() != kBearer.size() + ctx_.token.size() || !StartsWith(h, kBearer)) return false;
-  return CRYPTO_memcmp(h.data() + kBearer.size(), ctx_.token.data(), ctx_.token.size()) == 0;
+  return http::BearerMatches(req.authorization, ctx_.token);
 }
 
 http::Response PosApi::Health() {

@@ -150,9 +150,7 @@ http::Response HqService::Impl::Terminal(const std::string& tid, const std::stri
 }
 
 bool HqService::Impl::BearerIs(const http::Request& req, const std::string& token) {
-  const std::string want = "Bearer " + token;
-  return !token.empty() && req.authorization.size() == want.size() &&
-         CRYPTO_memcmp(req.authorization.data(), want.data(), want.size()) == 0;
+  return http::BearerMatches(req.authorization, token);
 }
 
 bool HqService::Impl::Authorized(const http::Request& req) const {

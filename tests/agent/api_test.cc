@@ -398,6 +398,16 @@ TEST_F(AgentApiTest, BadInputIsRefusedWithItsCodeAndChangesNothing) {
   json good{{"checkout_id", "n1"}, {"lines", Basket()}};
   std::vector<Case> cases = {
       {"no token", "POST", "/v1/checkouts/commit", commit(good), false, 401, "unauthorized"},
+      // member-codes.md: a scan longer than 4096 bytes is code_malformed, wherever it comes.
+      {"member_code of 4097 bytes", "POST", "/v1/checkouts/commit",
+       commit(
+           {{"checkout_id", "n1"}, {"member_code", std::string(4097, '1')}, {"lines", Basket()}}),
+       true, 422, "code_malformed"},
+      {"member_code of 4097 bytes at quote", "POST", "/v1/checkouts/quote",
+       commit({{"checkout_id", "n1"},
+               {"member_code", "LM1." + std::string(4093, 'A')},
+               {"lines", Basket()}}),
+       true, 422, "code_malformed"},
       {"malformed json", "POST", "/v1/checkouts/commit", "{\"checkout_id\": ", true, 400,
        "bad_request"},
       {"not an object", "POST", "/v1/checkouts/commit", "[1,2]", true, 400, "bad_request"},

@@ -251,5 +251,17 @@ TEST(ConnectionLimitKey, TextThatIsNoAddressIsItsOwnKey) {
   }
 }
 
+// The Bearer scheme in any case (RFC 9110), one space, then exactly the token.
+TEST(BearerMatches, TheSchemeInAnyCaseAndExactlyTheToken) {
+  for (const char* ok : {"Bearer s3cret", "bearer s3cret", "BEARER s3cret", "bEaReR s3cret"})
+    EXPECT_TRUE(BearerMatches(ok, "s3cret")) << ok;
+  for (const char* bad : {"", "Bearer", "Bearer ", "Bearer s3cre", "Bearer s3cret ",
+                          "Bearer  s3cret", "Bearer S3CRET", "Basic s3cret", "Bearers3cret",
+                          "Bearer\ts3cret", "Bearerxs3cret", " Bearer s3cret"})
+    EXPECT_FALSE(BearerMatches(bad, "s3cret")) << bad;
+  EXPECT_FALSE(BearerMatches("Bearer ", ""));  // an empty token never matches
+  EXPECT_FALSE(BearerMatches("", ""));
+}
+
 }  // namespace
 }  // namespace loyalty::http

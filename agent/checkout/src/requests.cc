@@ -49,7 +49,9 @@ Result<CheckoutRequest> ParseCheckoutRequest(const nlohmann::json& b, bool is_co
   JsonReader in(b, ErrorCode::kBadRequest);
   ClientId(in, "checkout_id", &r.checkout_id);
   in.OptStr("identification_id", &r.identification_id, 0, 128);
-  in.OptStr("member_code", &r.member_code, 0, 4096);
+  // Any length the body allows: a scan past codes::kMaxScanBytes is the verifier's
+  // code_malformed (member-codes.md), as at identify, not a malformed request.
+  in.OptStr("member_code", &r.member_code, 0, size_t{1} << 20);
   if (in.ok() && r.identification_id && r.member_code)
     return Status::Error(ErrorCode::kBadRequest, "give identification_id or member_code, not both");
   in.OptStr("coupon_id", &r.coupon_id, 0, 64);

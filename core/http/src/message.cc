@@ -1,5 +1,6 @@
 #include "loyalty/http/message.h"
 
+#include <openssl/crypto.h>
 #include <nlohmann/json.hpp>
 
 namespace loyalty::http {
@@ -42,6 +43,17 @@ bool Request::HasHeader(std::string_view name) const {
     if (EqualsIgnoreCase(k, name)) return true;
   }
   return false;
+}
+
+bool BearerMatches(std::string_view authorization, std::string_view token) {
+  static constexpr std::string_view kScheme = "bearer ";
+  if (token.empty() || authorization.size() != kScheme.size() + token.size()) return false;
+  for (size_t i = 0; i < kScheme.size(); ++i) {
+    char c = authorization[i];
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    if (c != kScheme[i]) return false;
+  }
+  return CRYPTO_memcmp(authorization.data() + kScheme.size(), token.data(), token.size()) == 0;
 }
 
 Status CheckPeerCn(const Request& request, std::string_view terminal_id) {

@@ -52,6 +52,11 @@ struct Response {
   HeaderList headers;
 };
 
+// True when `authorization` (the Authorization header) is the Bearer scheme, named in any
+// case (RFC 9110: schemes are case-insensitive), one space, then exactly `token`, compared
+// in constant time. An empty token never matches.
+bool BearerMatches(std::string_view authorization, std::string_view token);
+
 // The check of routes that act for a terminal over mutual TLS: ok when the request came
 // over TLS with a verified client certificate whose CN is exactly `terminal_id`
 // (byte-for-byte, case-sensitive); otherwise a `forbidden` Status whose message says which
