@@ -289,6 +289,12 @@ void PosApi::Handle(http::Request&& req, http::Responder respond_now) {
   }
   if (path == "/v1/sync") {
     if (!ctx_.sync) return refuse(Status::Error(ErrorCode::kUnavailable, "sync is not available"));
+    // A damaged ledger is not synced (its runs could not even be recorded): refused as
+    // commits are, until the file is replaced (operations.md).
+    if (req.method == "POST" && ctx_.reader->damaged())
+      return refuse(Status::Error(ErrorCode::kLedgerDamaged,
+                                  "the ledger file is damaged (" + ctx_.reader->damage_reason() +
+                                      "); see docs/operations.md, \"A damaged ledger\""));
     if (req.method == "POST")
       return respond(Json(202, json{{"run_id", ctx_.sync->Trigger()}}.dump()));
     if (req.method == "GET") return respond(Json(200, SyncView().dump()));

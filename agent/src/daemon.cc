@@ -151,6 +151,7 @@ struct OpenedLedger {
   std::unique_ptr<ledger::Ledger> writer;  // for the writer thread
   std::unique_ptr<ledger::Ledger> reader;  // the event loop's
   int64_t entries = -1;                    // -1: the count failed (the health's to report)
+  bool damaged = false;                    // SQLite reported the file damaged while opening it
   // Set once rules HQ pushed are in force; from then on the local rules file no longer
   // applies. Read and set from the sync thread and the event loop.
   std::shared_ptr<std::atomic<bool>> hq_rules_adopted;
@@ -159,6 +160,9 @@ struct OpenedLedger {
 // Opens the ledger's writer (migrating it) and the event loop's reader, marks a sync run
 // the previous process was killed in as failed, and puts the rules HQ pushed at an earlier
 // sync in force (in p.rules). Logs a failure and returns nullopt.
+// A file SQLite reports damaged while it is opened is no failure: the agent starts on it
+// degraded (operations.md, a damaged ledger), ledger_damaged logged once by the latch, and
+// nothing more is read from it or written to it here.
 std::optional<OpenedLedger> OpenLedger(Prepared& p, const Clock& clock) {
   std::error_code ec;
   std::filesystem::create_directories(std::filesystem::path(p.cfg.database).parent_path(), ec);
@@ -174,15 +178,12 @@ std::optional<OpenedLedger> OpenLedger(Prepared& p, const Clock& clock) {
   auto writer_ledger =
       ledger::Ledger::Open(p.cfg.database, ledger::Ledger::Mode::kWriter, p.cfg.terminal_id);
   if (!writer_ledger.ok()) {
-    const Status& s = writer_ledger.status();
-    if (s.code() == ErrorCode::kLedgerDamaged)
-      LogEvent(Level::kCritical, "ledger_damaged",
-               {{"database", p.cfg.database}, {"reason", s.message()}});
-    else
-      LogEvent(Level::kCritical, "ledger_error", {{"phase", "open"}, {"message", s.message()}});
+    LogEvent(Level::kCritical, "ledger_error",
+             {{"phase", "open"}, {"message", writer_ledger.status().message()}});
     return std::nullopt;
   }
-  // Whichever connection first meets a corruption latches the file; said once.
+  // Whichever connection first meets a corruption latches the file; said once (at once
+  // when opening it already did).
   (*writer_ledger)->OnDamaged([database = p.cfg.database](const std::string& reason) {
     LogEvent(Level::kCritical, "ledger_damaged", {{"database", database}, {"reason", reason}});
   });
@@ -198,6 +199,10 @@ std::optional<OpenedLedger> OpenLedger(Prepared& p, const Clock& clock) {
   OpenedLedger opened;
   opened.writer = std::move(*writer_ledger);
   opened.reader = std::move(*reader);
+  opened.hq_rules_adopted = std::make_shared<std::atomic<bool>>(false);
+  opened.damaged = opened.writer->damaged();
+  // A damaged file is neither written (the interrupted runs) nor trusted (the rules).
+  if (opened.damaged) return opened;
   auto counted = opened.writer->EntryCount();
   opened.entries = counted.ok() ? *counted : -1;
   // A run the previous process was killed in is recorded as failed, not left running.
@@ -205,7 +210,6 @@ std::optional<OpenedLedger> OpenLedger(Prepared& p, const Clock& clock) {
     LogEvent(Level::kWarn, "sync_interrupted", {{"runs", *n}});
   // Rules HQ pushed at an earlier sync stay in force across restarts; the local rules
   // file is only the fallback before a first sync.
-  opened.hq_rules_adopted = std::make_shared<std::atomic<bool>>(false);
   if (auto stored = opened.writer->GetMeta("hq_rules"); stored.ok() && *stored) {
     if (auto j = ParseJsonObject(**stored); j.ok()) {
       if (auto r = rules::RulesFromJson(*j); r.ok()) {
@@ -390,11 +394,15 @@ int Serve(const std::string& config_path, Prepared& p) {
     service.SetPhoneFetcher(
         [&lookup](const std::string& digits) { return lookup.LookupPhone(digits); });
   }
-  if (Status s = sync_local.LoadPhoneKeys(); !s.ok())
-    LogEvent(Level::kWarn, "phone_keys_unreadable", {{"reason", s.ToString()}});
-  // Commits carry a return token once HQ has certified this terminal's receipt key.
-  if (Status s = sync_local.LoadReceiptKey(clock.now_s()); !s.ok())
-    LogEvent(Level::kWarn, "receipt_key_unreadable", {{"reason", s.ToString()}});
+  // Keys kept in a damaged file are not read: nothing it holds is trusted, and nothing
+  // that would use them is answered.
+  if (!ledger->damaged) {
+    if (Status s = sync_local.LoadPhoneKeys(); !s.ok())
+      LogEvent(Level::kWarn, "phone_keys_unreadable", {{"reason", s.ToString()}});
+    // Commits carry a return token once HQ has certified this terminal's receipt key.
+    if (Status s = sync_local.LoadReceiptKey(clock.now_s()); !s.ok())
+      LogEvent(Level::kWarn, "receipt_key_unreadable", {{"reason", s.ToString()}});
+  }
   Metrics metrics;
   HourlyCounter scans_per_hour;
   SetEventObserver(CountEvents(metrics, scans_per_hour, clock));

@@ -34,8 +34,9 @@ inline constexpr EventInfo kEventCatalogue[] = {
      "- (the first start of a new version upgrades the ledger in one transaction each step; a "
      "large ledger takes a while, and the start timeout is extended for it)"},
     {"ledger_damaged", "critical", "database, reason",
-     "SQLite reports the ledger file damaged (a bad disk sector, a file changed behind the agent): "
-     "commits and refunds are refused with 503 ledger_damaged until the file is replaced; follow "
+     "SQLite reports the ledger file damaged (a bad disk sector, a file changed behind the agent), "
+     "at start-up or later; the agent runs on degraded: commits and refunds are refused with 503 "
+     "ledger_damaged until the file is replaced; follow "
      "\"A damaged ledger\" in docs/operations.md (move it aside; the next sync restores the "
      "history)"},
     {"ledger_checked", "info", "check, ok, problems, duration_ms",
@@ -43,7 +44,9 @@ inline constexpr EventInfo kEventCatalogue[] = {
      "ledger_damaged)"},
     {"ledger_error", "error", "phase | method, path, status, code, message",
      "the ledger cannot be written (disk full, I/O error, locked): check disk space and the file "
-     "system; checkouts are refused until it is fixed"},
+     "system; checkouts are refused until it is fixed. At phase open the agent does not start: "
+     "the message names the file and why (not an SQLite database, a newer schema, permissions, "
+     "another terminal's ledger)"},
     {"request_rejected", "info", "method, path, status, code, message",
      "- (bad input from the POS; many in a row point at a POS integration bug)"},
     {"request_unauthorized", "warn", "method, path",

@@ -150,6 +150,12 @@ Status SyncLocal::OnWriter(std::function<Status(ledger::Ledger&)> fn) {
 Result<sync::HelloRequest> SyncLocal::Hello() {
   auto r = Reader();
   if (!r.ok()) return r.status();
+  // A damaged file is not synced: nothing it holds is uploaded, nothing is written to it
+  // (operations.md, a damaged ledger: it is moved aside, and a fresh one synced).
+  if ((*r)->damaged())
+    return Status::Error(ErrorCode::kLedgerDamaged, "the ledger file is damaged (" +
+                                                        (*r)->damage_reason() +
+                                                        "): it is not synced until it is replaced");
   sync::HelloRequest h;
   h.store_id = opt_.store_id;
   h.agent_version = opt_.agent_version;

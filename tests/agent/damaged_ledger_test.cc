@@ -4,12 +4,17 @@
 // it latches the ledger damaged: /v1/health degraded with ledger.ok false and a reason,
 // ledger_damaged logged once, commits and refunds 503 ledger_damaged, identify of a member
 // on that page 503 (not member_unknown), and loyaltyctl verify exits non-zero naming the
-// problem.
+// problem. A page that opening the ledger itself reads (a table's root, the schema) is the
+// same: the daemon starts degraded and writes nothing to the file, instead of exiting into
+// systemd's restart loop. A file that is not SQLite's, or of a newer schema, still stops
+// the start.
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <thread>
@@ -208,6 +213,84 @@ TEST_F(DamagedLedgerTest, APageDamagedUnderTheRunningDaemonIsFoundByTheRequestTh
   ExpectRefusedAsDamaged();
   ASSERT_EQ(agent_->Stop(), 0);
   ExpectVerifyFails();
+}
+
+// Damage where start-up reads before it is ready: the root page of a table opening the
+// ledger reads (the chain head's entries, the terminal id's meta, the recon index's tables,
+// the interrupted runs' sync_runs), or the schema on page 1.
+class DamagedWhereStartUpReadsTest : public DamagedLedgerTest,
+                                     public ::testing::WithParamInterface<const char*> {};
+
+TEST_P(DamagedWhereStartUpReadsTest, TheAgentStartsDegradedAndWritesNothing) {
+  const std::string db = agent_->db_path();
+  auto page = DamageRootPage(db, GetParam());
+  ASSERT_TRUE(page) << GetParam();
+  ASSERT_NE(QuickCheck(db), "ok");
+  const std::string before = ReadFile(db);
+  size_t from = agent_->ReadLog().size();
+  agent_->Start();  // fails the test if the daemon exits instead
+  ASSERT_TRUE(agent_->running());
+  auto damaged = WaitForEvent(*agent_, from, "ledger_damaged");
+  ASSERT_TRUE(damaged) << agent_->ReadLog().substr(from);
+  EXPECT_EQ((*damaged)["level"], "critical") << damaged->dump();
+  EXPECT_EQ((*damaged)["database"], db) << damaged->dump();
+  EXPECT_TRUE(WaitForEvent(*agent_, from, "agent_started")) << agent_->ReadLog().substr(from);
+  ExpectRefusedAsDamaged();
+  ASSERT_EQ(agent_->Stop(), 0);
+  EXPECT_EQ(ReadFile(db), before) << "the damaged file was written";
+  std::error_code ec;
+  EXPECT_EQ(
+      std::filesystem::exists(db + "-wal", ec) ? std::filesystem::file_size(db + "-wal", ec) : 0u,
+      0u);
+  EXPECT_EQ(Count(agent_->ReadLog(), "\"event\":\"ledger_damaged\""), 1u);
+  ExpectVerifyFails();
+}
+
+INSTANTIATE_TEST_SUITE_P(Tables, DamagedWhereStartUpReadsTest,
+                         ::testing::Values("entries", "meta", "recon_meta", "recon_scopes",
+                                           "sync_runs", "sqlite_schema"),
+                         [](const auto& info) { return std::string(info.param); });
+
+// Starts loyaltyd on the fixture's config and waits (at most 10 s) for it to exit: its
+// status, or -2 when it kept running (it is killed).
+int StartExpectingExit(AgentProcess& a) {
+  pid_t pid =
+      Spawn({std::string(LOYALTY_BINARY_DIR) + "/agent/loyaltyd", "--config", a.config_path()},
+            a.log_path());
+  int st = ReapWithin(pid, 10000);
+  if (st == -2) SignalAndReap(pid, SIGKILL);
+  return st;
+}
+
+// What is not a damaged ledger still stops the start, as before: a file that is not
+// SQLite's at all (the wrong file named, or its first page lost) and a ledger of a newer
+// schema than this program's. Both say why (ledger_error) and leave the file as it was.
+TEST_F(DamagedLedgerTest, AFileThatIsNotALedgerStopsTheStart) {
+  const std::string db = agent_->db_path();
+  std::filesystem::remove(db);
+  WriteFile(db, std::string(4096, 'x'), 0600);
+  size_t from = agent_->ReadLog().size();
+  EXPECT_EQ(StartExpectingExit(*agent_), 1);
+  std::string log = agent_->ReadLog().substr(from);
+  EXPECT_NE(log.find("\"event\":\"ledger_error\""), std::string::npos) << log;
+  EXPECT_NE(log.find("is not an SQLite database"), std::string::npos) << log;
+  EXPECT_EQ(log.find("\"event\":\"ledger_damaged\""), std::string::npos) << log;
+  EXPECT_EQ(ReadFile(db), std::string(4096, 'x'));
+}
+
+TEST_F(DamagedLedgerTest, ALedgerOfANewerSchemaStopsTheStart) {
+  const std::string db = agent_->db_path();
+  {
+    sqlite3* h = nullptr;
+    ASSERT_EQ(sqlite3_open(db.c_str(), &h), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(h, "PRAGMA user_version=99", nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(h);
+  }
+  size_t from = agent_->ReadLog().size();
+  EXPECT_EQ(StartExpectingExit(*agent_), 1);
+  std::string log = agent_->ReadLog().substr(from);
+  EXPECT_NE(log.find("newer than this program"), std::string::npos) << log;
+  EXPECT_EQ(log.find("\"event\":\"ledger_damaged\""), std::string::npos) << log;
 }
 
 }  // namespace

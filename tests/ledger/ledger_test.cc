@@ -597,5 +597,109 @@ TEST_F(LedgerDamageTest, QuickCheckFindsADamagedPageNoReadHasTouched) {
   EXPECT_FALSE((*r)->damage_reason().empty());
 }
 
+// A file SQLite reports damaged while Open reads it is returned latched damaged, not as an
+// error (the daemon starts degraded on it), and nothing more is written to it.
+TEST_F(LedgerDamageTest, AFileDamagedWhereOpeningReadsIsReturnedDamagedAndNeverWritten) {
+  AddMembers(200);
+  {
+    auto l = OpenWriter();
+    ASSERT_TRUE(l);
+    InTransaction(*l, [&] { Append(*l, "earn", 7, 100, 1000); });
+  }
+  ASSERT_TRUE(testing::DamageRootPage(path_, "entries"));  // the chain head's table
+  const std::string before = testing::ReadFile(path_);
+  {
+    auto w = Ledger::Open(path_, Ledger::Mode::kWriter, "T01");
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+    EXPECT_TRUE((*w)->damaged());
+    EXPECT_NE((*w)->damage_reason().find("malformed"), std::string::npos) << (*w)->damage_reason();
+    int said = 0;
+    (*w)->OnDamaged([&](const std::string&) { ++said; });
+    EXPECT_EQ(said, 1);  // at once: it is already latched
+    auto r = Ledger::Open(path_, Ledger::Mode::kReader, "T01");
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_TRUE((*r)->damaged());
+    EXPECT_EQ(said, 1);
+    // Nothing is written to it: no transaction begins, no checkpoint runs.
+    Status begun = (*w)->Begin();
+    EXPECT_EQ(begun.code(), ErrorCode::kLedgerDamaged) << begun.ToString();
+    (*w)->UseIdleCheckpoints(1, 1);
+    EXPECT_FALSE((*w)->CheckpointIfDue());
+    EXPECT_TRUE((*w)->GetMember(7).value());  // an intact page still reads
+    EXPECT_FALSE((*r)->EntryCount().ok());
+  }
+  EXPECT_EQ(testing::ReadFile(path_), before);
+  // Closed and opened again, the file is found damaged again.
+  auto again = Ledger::Open(path_, Ledger::Mode::kWriter, "T01");
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE((*again)->damaged());
+}
+
+// The same for the other tables opening the writer reads: the terminal id's meta and the
+// recon index's own tables, and the schema on page 1.
+TEST_F(LedgerDamageTest, EveryTableOpeningReadsReturnsTheFileDamaged) {
+  for (const char* table : {"meta", "recon_meta", "recon_scopes", "sqlite_schema"}) {
+    SCOPED_TRACE(table);
+    std::filesystem::remove(path_);
+    AddMembers(10);
+    ASSERT_TRUE(testing::DamageRootPage(path_, table));
+    const std::string before = testing::ReadFile(path_);
+    {
+      auto w = Ledger::Open(path_, Ledger::Mode::kWriter, "T01");
+      ASSERT_TRUE(w.ok()) << w.status().ToString();
+      EXPECT_TRUE((*w)->damaged());
+      EXPECT_FALSE((*w)->Begin().ok());
+    }
+    EXPECT_EQ(testing::ReadFile(path_), before);
+  }
+}
+
+// A migration that meets a damaged page is rolled back: the file stays at its schema, and
+// is returned damaged to the writer and to a reader (which would refuse the old schema).
+TEST_F(LedgerDamageTest, AMigrationThatMeetsDamageIsRolledBackAndTheFileReturnedDamaged) {
+  {
+    auto db = Db::Open(path_, false);
+    ASSERT_TRUE(db.ok());
+    for (int v = 0; v < 5; ++v) ASSERT_TRUE((*db)->Exec(MigrationSql(v)).ok()) << v;
+    ASSERT_TRUE((*db)->Exec("PRAGMA user_version=5").ok());
+    std::string insert = "BEGIN;";
+    for (int id = 1; id <= 2000; ++id)
+      insert += "INSERT INTO members (member_id, display_name, phone) VALUES (" +
+                std::to_string(id) + ", '张*', '138****5678');";
+    ASSERT_TRUE((*db)->Exec(insert + "COMMIT;").ok());
+  }
+  ASSERT_TRUE(testing::DamageRowPage(path_, "members", 1000));  // 5 -> 6 updates every member
+  {
+    auto w = Ledger::Open(path_, Ledger::Mode::kWriter, "T01");
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+    EXPECT_TRUE((*w)->damaged());
+    EXPECT_EQ((*w)->schema_version(), 5);
+    auto r = Ledger::Open(path_, Ledger::Mode::kReader, "T01");
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_TRUE((*r)->damaged());
+  }
+  EXPECT_EQ(Ledger::PeekSchemaVersion(path_), 5);
+}
+
+// What is not a damaged ledger is still an error: a file that is not SQLite's at all
+// (untouched), and one of a newer schema (RefusesANewerSchema).
+TEST_F(LedgerTest, AFileThatIsNotSQLitesIsRefusedUntouched) {
+  loyalty::testing::WriteFile(path_, std::string(4096, 'x'), 0600);
+  for (auto mode : {Ledger::Mode::kWriter, Ledger::Mode::kReader}) {
+    auto l = Ledger::Open(path_, mode, "T01");
+    ASSERT_FALSE(l.ok());
+    EXPECT_EQ(l.status().code(), ErrorCode::kUnavailable);
+    EXPECT_NE(l.status().message().find("is not an SQLite database"), std::string::npos)
+        << l.status().message();
+  }
+  EXPECT_EQ(loyalty::testing::ReadFile(path_), std::string(4096, 'x'));
+  EXPECT_FALSE(std::filesystem::exists(path_ + "-wal"));
+  // A few bytes are no database either; an empty file is a new ledger.
+  loyalty::testing::WriteFile(path_, "SQLite", 0600);
+  EXPECT_FALSE(Ledger::Open(path_, Ledger::Mode::kWriter, "T01").ok());
+  loyalty::testing::WriteFile(path_, "", 0600);
+  EXPECT_TRUE(OpenWriter());
+}
+
 }  // namespace
 }  // namespace loyalty::ledger

@@ -1,7 +1,7 @@
 // Damages a real SQLite file the way a bad disk sector does, for tests of a damaged ledger:
 // finds the leaf page of a rowid table that holds a given rowid (walking the table's b-tree
-// from its root page, file format 3: https://www.sqlite.org/fileformat2.html) and
-// overwrites that page's b-tree header. Header-only; link SQLite::SQLite3.
+// from its root page, file format 3: https://www.sqlite.org/fileformat2.html), or a table's
+// root page, and overwrites that page's b-tree header. Header-only; link SQLite::SQLite3.
 //
 // The file must be closed by every connection that wrote it (no -wal left), or the page may
 // be stale; DamageRowPage checks that.
@@ -138,6 +138,20 @@ inline std::optional<uint32_t> DamageRowPage(const std::string& path, const std:
       std::filesystem::file_size(path + "-wal", ec) > 0)
     return std::nullopt;
   auto page = LeafPageOfRowid(path, table, rowid);
+  if (!page || !DamagePage(path, *page)) return std::nullopt;
+  return page;
+}
+
+// Damages the root page of `table` (every read of the table starts there), or page 1 for
+// "sqlite_schema" (the schema itself, below the file's 100-byte header, which stays
+// intact); returns the page's number (nullopt: no such table, or a -wal file is there, as
+// for DamageRowPage).
+inline std::optional<uint32_t> DamageRootPage(const std::string& path, const std::string& table) {
+  std::error_code ec;
+  if (std::filesystem::exists(path + "-wal", ec) &&
+      std::filesystem::file_size(path + "-wal", ec) > 0)
+    return std::nullopt;
+  auto page = table == "sqlite_schema" ? std::optional<uint32_t>(1) : RootPage(path, table);
   if (!page || !DamagePage(path, *page)) return std::nullopt;
   return page;
 }

@@ -18,12 +18,23 @@
 namespace loyalty::ledger {
 using namespace internal;
 
+// The recon store works on the raw connection, and its errors say "internal" whatever
+// SQLite's code: one that SQLite reports as a corruption is the ledger's damage, latched
+// like any other statement's (an open that meets it returns the ledger damaged).
+Status Ledger::ReconError(Status s) {
+  if (s.ok()) return s;
+  if (!IsCorruption(sqlite3_errcode(db_->raw()))) return s;
+  Status damaged = Status::Error(ErrorCode::kLedgerDamaged, "reconciliation index: " + s.message());
+  db_->damage().Latch(damaged.message());
+  return damaged;
+}
+
 Status Ledger::OpenReconIndex() {
   if (entries_index_) return Status::Ok();
   auto e = recon::SqliteStore::Open(db_->raw(), kReconTablePrefix, kReconEntriesScope);
-  if (!e.ok()) return e.status();
+  if (!e.ok()) return ReconError(e.status());
   auto b = recon::SqliteStore::Open(db_->raw(), kReconTablePrefix, kReconBalancesScope);
-  if (!b.ok()) return b.status();
+  if (!b.ok()) return ReconError(b.status());
   entries_index_ = std::move(*e);
   balances_index_ = std::move(*b);
   return Status::Ok();
@@ -36,7 +47,7 @@ Status Ledger::BuildReconIndex() {
   {
     LEDGER_PREPARE(st, "SELECT " LEDGER_ENTRY_COLS " FROM entries ORDER BY seq");
     while (st.Step())
-      if (Status s = IndexEntry(ReadEntry(st)); !s.ok()) return s;
+      if (Status s = IndexEntry(ReadEntry(st)); !s.ok()) return ReconError(s);
     if (!st.status().ok()) return st.status();
   }
   std::vector<std::pair<uint64_t, int64_t>> members;
@@ -46,9 +57,9 @@ Status Ledger::BuildReconIndex() {
     if (!st.status().ok()) return st.status();
   }
   for (const auto& [id, balance] : members)
-    if (Status s = RefreshBalanceItem(id, balance); !s.ok()) return s;
-  if (Status s = entries_index_->Flush(); !s.ok()) return s;
-  return balances_index_->Flush();
+    if (Status s = RefreshBalanceItem(id, balance); !s.ok()) return ReconError(s);
+  if (Status s = entries_index_->Flush(); !s.ok()) return ReconError(s);
+  return ReconError(balances_index_->Flush());
 }
 
 Status Ledger::IndexEntry(const EntryRow& e, bool fresh) {

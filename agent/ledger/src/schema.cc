@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <set>
 
@@ -229,8 +230,35 @@ const char* MigrationSql(int from) {
   return from >= 0 && from < kSchemaVersion ? kMigrations[from] : "";
 }
 
+namespace {
+
+// What every SQLite database file begins with (https://www.sqlite.org/fileformat2.html).
+constexpr char kSqliteHeader[] = "SQLite format 3";  // and its NUL: 16 bytes
+
+// An error when path holds bytes but does not begin with SQLite's header: not a ledger,
+// damaged or otherwise (the wrong file named, or its first page lost), so not opened. A
+// missing or empty file is a new ledger; one that cannot be read is left to SQLite's open.
+Status CheckIsSqliteFile(const std::string& path) {
+  std::error_code ec;
+  auto size = std::filesystem::file_size(path, ec);
+  if (ec || size == 0) return Status::Ok();
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return Status::Ok();
+  char head[sizeof kSqliteHeader] = {};
+  f.read(head, sizeof head);
+  if (f.gcount() == static_cast<std::streamsize>(sizeof head) &&
+      std::equal(head, head + sizeof head, kSqliteHeader))
+    return Status::Ok();
+  return Status::Error(
+      ErrorCode::kUnavailable,
+      path + " is not an SQLite database (it does not begin with SQLite's header)");
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Ledger>> Ledger::Open(const std::string& path, Mode mode,
                                              const std::string& terminal_id) {
+  if (Status s = CheckIsSqliteFile(path); !s.ok()) return s;
   auto db = Db::Open(path, mode == Mode::kReader);
   if (!db.ok()) return db.status();
   std::unique_ptr<Ledger> l(new Ledger(std::move(*db), terminal_id));
@@ -261,13 +289,21 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(const std::string& path, Mode mode,
     }
   } else {
     s = l->db_->Exec("PRAGMA query_only=ON;");
-    if (s.ok() && l->schema_version() != kSchemaVersion)
+    // A file the writer found damaged may have been left at an older schema (its migration
+    // rolled back): that is the damage to report, below.
+    if (s.ok() && l->schema_version() != kSchemaVersion && !l->damaged())
       s = Status::Error(ErrorCode::kUnavailable, "ledger " + path + " has schema version " +
                                                      std::to_string(l->schema_version()) +
                                                      ", expected " +
                                                      std::to_string(kSchemaVersion));
   }
   if (s.ok()) s = l->LoadChainHead();
+  // A file SQLite reports damaged while it is being opened (reading the schema, a
+  // migration, the recon index, the terminal id, the chain head), or one another
+  // connection of this process has latched, is returned latched damaged rather than as an
+  // error: the caller starts degraded (operations.md, a damaged ledger). What opening had
+  // left to do is not done, and nothing more is written: Begin() refuses a damaged file.
+  if (!s.ok() && l->damaged()) return l;
   if (!s.ok()) return s;
   return l;
 }
@@ -298,7 +334,8 @@ void Ledger::UseIdleCheckpoints(int idle_pages, int backstop_pages) {
 }
 
 bool Ledger::CheckpointIfDue() {
-  if (!wal_ || in_txn_ || wal_->pages < wal_->idle_pages) return false;
+  // A damaged file is never written, not even with the WAL's pages (they stay in the WAL).
+  if (!wal_ || in_txn_ || wal_->pages < wal_->idle_pages || damaged()) return false;
   // PASSIVE copies what no reader still needs and waits for no one. With every frame
   // copied, the next write starts the WAL over from its beginning, so the file keeps the
   // size it has. An error (a full disk, say) leaves the data safe in the WAL; the next
@@ -358,6 +395,11 @@ static Status RunCached(Db& db, const char* sql) {
 }
 
 Status Ledger::Begin() {
+  // Nothing is written to a file latched damaged: its pages are not trusted, and a damage
+  // found while opening it left the chain head and the recon index unread.
+  if (damaged())
+    return Status::Error(ErrorCode::kLedgerDamaged,
+                         "the ledger file is damaged (" + damage_reason() + "): not written");
   Status s = RunCached(*db_, "BEGIN IMMEDIATE");
   if (s.ok()) {
     in_txn_ = true;

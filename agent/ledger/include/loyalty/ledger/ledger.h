@@ -134,7 +134,14 @@ class Ledger {
   enum class Mode { kWriter, kReader };
 
   // Opens (creating and migrating when kWriter) the database at path. terminal_id is
-  // recorded on first open; reopening with another terminal id is an error.
+  // recorded on first open; reopening with another terminal id is an error. So are a file
+  // that is not SQLite's (it does not begin with SQLite's header), a schema newer than
+  // kSchemaVersion, and a file that cannot be opened (unavailable).
+  // A file SQLite reports damaged while it is opened (any read of it: the schema, a
+  // migration, which is rolled back, the recon index, the terminal id, the chain head) is
+  // not an error: it is returned latched damaged (damaged(); OnDamaged calls back at once),
+  // with the rest of the opening undone, to be read only by what tolerates failed reads
+  // and never written (Begin() refuses it). The daemon then starts degraded.
   static Result<std::unique_ptr<Ledger>> Open(const std::string& path, Mode mode,
                                               const std::string& terminal_id);
   // The schema version of the ledger at path without opening it for use (nullopt: no such
@@ -172,11 +179,12 @@ class Ledger {
   // writer that is never idle.
   void UseIdleCheckpoints(int idle_pages = 1000, int backstop_pages = 8000);
   // A PASSIVE checkpoint if the WAL has reached idle_pages since the last one. Outside a
-  // transaction. Returns whether one ran.
+  // transaction; never on a file latched damaged. Returns whether one ran.
   bool CheckpointIfDue();
   int64_t idle_checkpoints() const { return idle_checkpoints_; }
 
-  // Write transactions (BEGIN IMMEDIATE … COMMIT). Writer only.
+  // Write transactions (BEGIN IMMEDIATE … COMMIT). Writer only. Begin refuses a file
+  // latched damaged (ledger_damaged): nothing is written to it.
   Status Begin();
   Status Commit();
   void Rollback();
@@ -334,6 +342,8 @@ class Ledger {
   Status Migrate();
   Status OpenReconIndex();
   Status BuildReconIndex();
+  // s, or ledger_damaged (latched) when the recon store failed on a corruption.
+  Status ReconError(Status s);
   Status RefreshBalanceItem(uint64_t member_id, int64_t balance);
   // fresh: an entry appended just now (its id new to the index: no look-up first).
   Status IndexEntry(const EntryRow& e, bool fresh = false);
