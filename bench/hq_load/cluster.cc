@@ -195,15 +195,16 @@ HqProcess::HqProcess(std::filesystem::path dir, std::string database_toml, Tls t
   if (!std::filesystem::exists(dir_ / "hq-ed25519.pem"))
     WriteFile(dir_ / "hq-ed25519.pem", Ed25519Pem(), 0600);
   // Every terminal of the benchmark connects from 127.0.0.1: no cap per address.
-  std::string toml = "[hq]\nlisten = \"127.0.0.1:" + std::to_string(port_) + "\"\n" +
-                     database_toml +
-                     "admin_token_file = \"admin.token\"\n"
-                     "signing_keys = { \"1\" = \"hq-ed25519.pem\" }\n"
-                     "card_prefix = \"88\"\npii_key_file = \"pii.key\"\n"
-                     "max_connections = 4096\nmax_connections_per_address = 0\n"
-                     "tls_cert_file = \"" +
-                     tls_.cert_file + "\"\ntls_key_file = \"" + tls_.key_file +
-                     "\"\nclient_ca_file = \"" + tls_.client_ca_file + "\"\n";
+  std::string toml =
+      "[log]\nformat = \"json\"\n\n[hq]\nlisten = \"127.0.0.1:" + std::to_string(port_) + "\"\n" +
+      database_toml +
+      "admin_token_file = \"admin.token\"\n"
+      "signing_keys = { \"1\" = \"hq-ed25519.pem\" }\n"
+      "card_prefix = \"88\"\npii_key_file = \"pii.key\"\n"
+      "max_connections = 4096\nmax_connections_per_address = 0\n"
+      "tls_cert_file = \"" +
+      tls_.cert_file + "\"\ntls_key_file = \"" + tls_.key_file + "\"\nclient_ca_file = \"" +
+      tls_.client_ca_file + "\"\n";
   WriteFile(dir_ / "hq.toml", toml, 0600);
 }
 

@@ -9,16 +9,20 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <functional>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -41,14 +45,43 @@ namespace {
 
 using nlohmann::json;
 
-// One JSON line per event on stdout, flushed as written (journald keeps it). Every event is
-// one of loyalty/hq/events.h; a name that is not is flagged with log_event_uncatalogued.
+// [log] of hq.toml (operations.md, "Logs"): the least level written, and JSON lines or text.
+// Until the config is read: info, and JSON under systemd, text otherwise, as when unset.
+constexpr const char* kLevels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
+int LevelRank(std::string_view level) {
+  for (int i = 0; i < static_cast<int>(std::size(kLevels)); ++i)
+    if (level == kLevels[i]) return i;
+  return 2;
+}
+bool UnderSystemd() {
+  return std::getenv("JOURNAL_STREAM") != nullptr || std::getenv("INVOCATION_ID") != nullptr;
+}
+std::atomic<int> g_min_level{2};
+std::atomic<bool> g_json{UnderSystemd()};
+
+// One line per event on stdout, flushed as written (journald keeps it): a JSON object, or
+// "<time> <level> <event> key=value ..." as text. Every event is one of
+// loyalty/hq/events.h; a name that is not is flagged with log_event_uncatalogued.
 void Log(const char* level, const char* event, json fields = json::object()) {
+  const int rank = LevelRank(level);
+  if (rank < g_min_level.load() || g_min_level.load() >= LevelRank("off")) return;
   if (!loyalty::hq::FindHqEvent(event)) Log("error", "log_event_uncatalogued", {{"name", event}});
-  fields["ts"] = loyalty::FormatRfc3339(loyalty::SystemClock::Instance().now_s());
-  fields["level"] = level;
-  fields["event"] = event;
-  std::string line = fields.dump(-1, ' ', false, json::error_handler_t::replace);
+  const std::string ts = loyalty::FormatRfc3339(loyalty::SystemClock::Instance().now_s());
+  std::string line;
+  if (g_json.load()) {
+    fields["ts"] = ts;
+    fields["level"] = level;
+    fields["event"] = event;
+    line = fields.dump(-1, ' ', false, json::error_handler_t::replace);
+  } else {
+    line = ts + " " + level + " " + event;
+    if (fields.is_object())
+      for (auto it = fields.begin(); it != fields.end(); ++it)
+        line += " " + it.key() + "=" +
+                (it.value().is_string()
+                     ? it.value().get<std::string>()
+                     : it.value().dump(-1, ' ', false, json::error_handler_t::replace));
+  }
   std::fprintf(stdout, "%s\n", line.c_str());
   std::fflush(stdout);
 }
@@ -156,6 +189,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "loyalty-hq: %s\n", cfg.status().message().c_str());
     return 1;
   }
+  g_min_level = LevelRank(cfg->log_level);
+  if (!cfg->log_format.empty()) g_json = cfg->log_format == "json";
   auto fail = [&](const loyalty::Status& s) {
     std::fprintf(stderr, "loyalty-hq: %s\n", s.message().c_str());
     Log("error", "config_invalid", {{"reason", s.message()}});

@@ -136,10 +136,13 @@ HqProcess::HqProcess(std::filesystem::path dir, const testing::TestPki& pki, boo
   std::string why;
   const std::string database = testing::TestHqDatabaseToml(dir_, &why);
   if (database.empty()) ADD_FAILURE() << "HQ database: " << why;
-  std::string toml = "[hq]\nlisten = \"127.0.0.1:" + std::to_string(port_) + "\"\n" + database +
-                     "admin_token_file = \"admin.token\"\n"
-                     "signing_keys = { \"1\" = \"hq-ed25519.pem\" }\ncard_prefix = "
-                     "\"88\"\npii_key_file = \"pii.key\"\n";
+  // [log] first: AddConfig appends [hq] keys at the end. JSON lines, which the tests read.
+  std::string toml =
+      "[log]\nformat = \"json\"\n\n[hq]\nlisten = \"127.0.0.1:" + std::to_string(port_) + "\"\n" +
+      database +
+      "admin_token_file = \"admin.token\"\n"
+      "signing_keys = { \"1\" = \"hq-ed25519.pem\" }\ncard_prefix = "
+      "\"88\"\npii_key_file = \"pii.key\"\n";
   if (tls) {
     toml += "tls_cert_file = \"" + pki.server().cert_file + "\"\ntls_key_file = \"" +
             pki.server().key_file + "\"\nclient_ca_file = \"" + pki.ca_file() + "\"\n";

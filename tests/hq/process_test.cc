@@ -58,7 +58,7 @@ class HqProcessTest : public ::testing::Test {
                               .c_str()),
               0);
     Write(dir_ / "hq.toml",
-          "[hq]\nlisten = \"127.0.0.1:" + std::to_string(port_) +
+          "[log]\nformat = \"json\"\n\n[hq]\nlisten = \"127.0.0.1:" + std::to_string(port_) +
               "\"\ndatabase = \"hq.db\"\nadmin_token_file = \"admin.token\"\n"
               "signing_keys = { \"1\" = \"hq-ed25519.pem\" }\ncard_prefix = \"88\"\npii_key_file = "
               "\"pii.key\"\n",
@@ -148,6 +148,45 @@ TEST_F(HqProcessTest, TheChainTimeZoneComesFromHqToml) {
     log.assign(std::istreambuf_iterator<char>(in), {});
   }
   EXPECT_NE(log.find("\"timezone\":\"UTC\""), std::string::npos) << log;
+}
+
+// operations.md, "Logs": HQ writes in the format [log] format names, from the level [log]
+// level names: text lines ("<time> <level> <event> key=value"), info events left out at
+// "warn", and JSON lines again with format = "json".
+TEST_F(HqProcessTest, TheLogFollowsLogFormatAndLevel) {
+  std::string toml;
+  {
+    std::ifstream in(dir_ / "hq.toml");
+    toml.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  auto own = std::filesystem::perms::owner_read | std::filesystem::perms::owner_write;
+  auto read_log = [&] {
+    std::ifstream in(dir_ / "hq.log");
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  const std::string hq_part = toml.substr(toml.find("[hq]"));
+  Write(dir_ / "hq.toml", "[log]\nformat = \"text\"\nlevel = \"info\"\n\n" + hq_part, own);
+  Start();
+  ASSERT_EQ(Stop(), 0);
+  std::string log = read_log();
+  EXPECT_NE(log.find(" info hq_started "), std::string::npos) << log;
+  EXPECT_NE(log.find(" timezone="), std::string::npos) << log;
+  EXPECT_EQ(log.find("{\""), std::string::npos) << "a JSON line in a text log:\n" << log;
+
+  std::filesystem::remove(dir_ / "hq.log");
+  Write(dir_ / "hq.toml", "[log]\nformat = \"text\"\nlevel = \"warn\"\n\n" + hq_part, own);
+  Start();
+  ASSERT_EQ(Stop(), 0);
+  log = read_log();
+  EXPECT_EQ(log.find("hq_started"), std::string::npos) << log;  // info, below warn
+  EXPECT_EQ(log.find("hq_stopped"), std::string::npos) << log;
+
+  std::filesystem::remove(dir_ / "hq.log");
+  Write(dir_ / "hq.toml", toml, own);  // format = "json"
+  Start();
+  ASSERT_EQ(Stop(), 0);
+  log = read_log();
+  EXPECT_NE(log.find("\"event\":\"hq_started\""), std::string::npos) << log;
 }
 
 // The admin request nested 400,000 deep that used to kill loyalty-hq, and a 200 KB body
