@@ -381,7 +381,7 @@ int Serve(const std::string& config_path, Prepared& p) {
                            });
   // Members this terminal does not hold are asked of HQ at identify (member_lookup.h).
   MemberLookup lookup(
-      {p.cfg.terminal_id, p.cfg.lookup_timeout_ms},
+      {p.cfg.terminal_id, p.cfg.store_id, p.cfg.lookup_timeout_ms},
       [&sync_service] { return sync_service.MakeTransport(); }, sync_local, clock);
   lookup_ptr = &lookup;
   if (!p.cfg.hq_url.empty()) {

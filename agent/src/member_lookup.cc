@@ -57,6 +57,7 @@ bool MemberLookup::Lookup(const codes::Identified& id) {
   if (start < paused_until_mono_ms_.load()) return false;
   sync::MembersRequest req;
   req.identities.emplace();
+  req.store_id = opt_.store_id;
   std::string what;  // for the log: never the card number itself
   switch (id.kind) {
     case codes::CodeKind::kDynamic:
@@ -117,6 +118,7 @@ std::optional<uint64_t> MemberLookup::LookupPhone(const std::string& digits) {
   sync::MembersRequest req;
   req.identities.emplace();
   req.phone = digits;
+  req.store_id = opt_.store_id;
   auto answer = Ask("members", sync::SerializeMessage(req), opt_.timeout_ms);
   if (!answer.ok()) {
     // HQ's limit on phone look-ups is an answer, not an outage: no pause.
@@ -151,7 +153,7 @@ std::optional<checkout::RemoteSale> MemberLookup::FetchSale(const std::string& s
               {"paused_s", opt_.pause_ms / 1000}});
     return std::nullopt;
   };
-  sync::SaleRequest req{sold_at, checkout_id};
+  sync::SaleRequest req{sold_at, checkout_id, opt_.store_id};
   // Another terminal's sale cannot be refunded without HQ (or the receipt): worth a longer
   // wait than this terminal's own, which only learns of units refunded elsewhere.
   auto answer = Ask(

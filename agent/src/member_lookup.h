@@ -3,8 +3,9 @@
 // hold"). Identify calls it when a scanned card, channel card or dynamic code names a member
 // that is not in the ledger: one POST /v1/sync/{tid}/members to HQ within timeout_ms, and
 // what HQ sends (the snapshot, the member's identities) goes into the ledger, so the member
-// is known from then on, offline too. HQ records that the store asked for the member: the
-// store's other terminals download it at their next run.
+// is known from then on, offline too. HQ records that the store asked for the member (the
+// request names the store, so this holds before the terminal's first run too): the store's
+// other terminals download it at their next run, and this one's runs keep it.
 //
 // A look-up that fails (HQ unreachable, slow, refusing) falls back to the offline rules at
 // once and pauses look-ups for pause_ms, so an offline till waits on HQ at most once a
@@ -34,6 +35,9 @@ namespace loyalty::agent {
 
 struct MemberLookupOptions {
   std::string terminal_id;
+  // Named in every request, as hello names it: HQ counts the member in this store's scope
+  // even before the terminal's first run (sync/PROTOCOL.md, §6).
+  std::string store_id;
   int timeout_ms = 300;      // [hq] lookup_timeout_ms; 0: no look-ups
   int64_t pause_ms = 60000;  // after a failure
 };

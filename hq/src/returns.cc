@@ -118,10 +118,11 @@ http::Response HqService::Impl::SaleRoute(const std::string& tid, const http::Re
     auto rec = store.GetMember(id);
     if (!rec.ok()) return rec.status();
     if (!*rec) return Status::Ok();
-    if (*term) {
-      if (Status s = ScopeMember((*term)->store_id, id, "asked", clock.now_ms()); !s.ok()) return s;
-    }
-    auto snap = Snapshot(**rec, *term ? (*term)->head_seq : 0, *term ? (*term)->store_id : "");
+    // The store the request names, as a look-up's (sync_routes.cc, Members), else the one
+    // of the terminal's last hello.
+    const std::string store_id = m->store_id ? *m->store_id : (*term ? (*term)->store_id : "");
+    if (Status s = ScopeMember(store_id, id, "asked", clock.now_ms()); !s.ok()) return s;
+    auto snap = Snapshot(**rec, *term ? (*term)->head_seq : 0, store_id);
     if (!snap.ok()) return snap.status();
     if (Status v = sync::ValidateSnapshot(*snap); !v.ok()) return Status::Ok();
     if (Status h = store.SendMember(tid, id, (*rec)->balance); !h.ok()) return h;

@@ -316,7 +316,9 @@ http::Response HqService::Impl::Fetch(const std::string& tid, const http::Reques
 // A repair (member ids the reconciliation found different) or a look-up (a member a
 // terminal identified online: by id from a dynamic code, or by a card it scanned). Either
 // way the terminal holds the members it is sent, and a look-up brings the member into the
-// store's scope.
+// store's scope: the store the look-up names (the terminal's own, which its hello names
+// too), else the one of its last hello. A terminal that has never said hello names its
+// store this way, so its first run does not evict what it looked up before.
 http::Response HqService::Impl::Members(const std::string& tid, const http::Request& req) {
   auto m = sync::ParseMessage<sync::MembersRequest>(req.body);
   if (!m.ok()) return FromStatus(m.status());
@@ -337,7 +339,10 @@ http::Response HqService::Impl::Members(const std::string& tid, const http::Requ
     auto term = store.GetTerminal(tid);
     if (!term.ok()) return term.status();
     const int64_t head = *term ? (*term)->head_seq : 0;
-    const std::string store_id = *term ? (*term)->store_id : "";
+    // Trusted as far as a hello's store_id is, no further: a terminal can name any store
+    // there too (PROTOCOL.md, §6).
+    const std::string store_id =
+        lookup && m->store_id ? *m->store_id : (*term ? (*term)->store_id : "");
     std::vector<uint64_t> ids = m->member_ids;
     if (lookup) {
       for (const auto& k : *m->identities) {

@@ -2,7 +2,8 @@
 // processes, two stores. A member who never shopped at a store is not on its terminals; a
 // terminal there identifies them offline by a dynamic code as a provisional member, and
 // online fetches them on the first scan; the sale's points reach HQ and every balance still
-// reconciles exactly, on the terminals of both stores.
+// reconciles exactly, on the terminals of both stores. A brand-new terminal that looks a
+// member up before its first run keeps them after it: the look-up names the terminal's store.
 #include <gtest/gtest.h>
 
 #include "e2e_fixture.h"
@@ -12,10 +13,11 @@ namespace {
 
 const char* kHome = "T-HOME";  // a lane of S001, where the member enrolled
 const char* kAway = "T-AWAY";  // a lane of S002
+const char* kNew = "T-NEW";    // a new lane of S002, never synced
 
 class E2eScopeTest : public E2eFixture {
  protected:
-  E2eScopeTest() : E2eFixture({kHome, kAway}) {}
+  E2eScopeTest() : E2eFixture({kHome, kAway, kNew}) {}
 
   TerminalProcess& Lane(const char* id, const std::string& store, uint16_t port) {
     TerminalOptions o = Options(id, port);
@@ -93,6 +95,63 @@ TEST_F(E2eScopeTest, AMemberOfAnotherStoreIsProvisionalOfflineAndFetchedOnline) 
   }
   // The member `local` never shopped at S001: still not there.
   EXPECT_FALSE(Holds(h, local.id));
+}
+
+// A lane HQ has never heard from (no `hello` yet, so HQ does not know its store) identifies a
+// member of another store online: the look-up names the lane's store, so the member enters
+// that store's scope, and the lane's first run keeps them instead of evicting them; the
+// store's other lane downloads them too, and every balance reconciles exactly.
+TEST_F(E2eScopeTest, AMemberLookedUpBeforeTheFirstSyncIsKeptByIt) {
+  StartHq();
+  Member home = Enrol(*hq_, 1, "S001");
+  auto& h = Lane(kHome, "S001", hq_->port());
+  auto& a = Lane(kAway, "S002", hq_->port());
+  ExpectOk(h.Sync());
+  ExpectOk(a.Sync());
+  auto earn = h.Call(
+      "POST", "/v1/checkouts/commit",
+      json{{"checkout_id", "h-1"}, {"member_code", home.card_number}, {"lines", Basket(50000)}});
+  ASSERT_EQ(earn.status, 200) << earn.raw;
+  ExpectOk(h.Sync());
+  const int64_t balance = hq_->Admin("GET", "/v1/members/" + home.id).body["balance"];
+  ASSERT_GT(balance, 0);
+
+  // A new lane of S002, started and never synced: the printed card is looked up online.
+  auto& n = Lane(kNew, "S002", hq_->port());
+  ASSERT_EQ(hq_->Admin("GET", std::string("/v1/terminals/") + kNew).status, 404);
+  auto on = n.Call("POST", "/v1/identify", json{{"code", home.card_number}});
+  ASSERT_EQ(on.status, 200) << on.raw;
+  EXPECT_EQ(on.body["member"]["member_id"], home.id) << on.raw;
+  EXPECT_EQ(on.body["member"]["balance"], balance) << on.raw;
+  ASSERT_TRUE(Holds(n, home.id));
+
+  // Its first run keeps the member: S002 asked for them.
+  ExpectOk(n.Sync());
+  EXPECT_TRUE(Holds(n, home.id)) << n.ReadLog();
+  EXPECT_EQ(n.MemberBalance(home.id), balance);
+  // So does the store's other lane, at its next run.
+  ExpectOk(a.Sync());
+  EXPECT_TRUE(Holds(a, home.id));
+
+  // A sale at the new lane; balances reconcile exactly on all three lanes.
+  auto sale = n.Call(
+      "POST", "/v1/checkouts/commit",
+      json{{"checkout_id", "n-1"}, {"member_code", home.card_number}, {"lines", Basket(20000)}});
+  ASSERT_EQ(sale.status, 200) << sale.raw;
+  ExpectOk(n.Sync());
+  EXPECT_TRUE(Holds(n, home.id));
+  ExpectOk(h.Sync());
+  ExpectOk(a.Sync());
+  const int64_t now_balance = hq_->Admin("GET", "/v1/members/" + home.id).body["balance"];
+  EXPECT_GT(now_balance, balance);
+  EXPECT_EQ(now_balance, HqEntrySum(*hq_, home.id));
+  for (auto* t : {&h, &a, &n}) {
+    EXPECT_EQ(t->MemberBalance(home.id), now_balance) << t->options().terminal_id;
+    auto run = t->Sync();
+    ExpectOk(run);
+    EXPECT_EQ(run.value("repaired", -1), 0) << run.dump();
+    EXPECT_TRUE(Holds(*t, home.id)) << t->options().terminal_id;
+  }
 }
 
 }  // namespace

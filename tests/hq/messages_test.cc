@@ -289,6 +289,42 @@ TEST(MessagesTest, ArrayLimits) {
             R"({"identities":[{"channel":"card","external_id":"1"}],"member_ids":[]})");
 }
 
+// The store a look-up or a sale request names (the terminal's, as its hello names it): a
+// string of at most 64 bytes, "" allowed as in hello; absent (an older terminal) or null
+// is none, and only a request that names one carries the key.
+TEST(MessagesTest, TheStoreOfALookUpOrASaleRequestIsBounded) {
+  MembersRequest look{{}, std::vector<IdentityKey>{{"card", "1"}}, std::nullopt, "S001"};
+  ExpectRoundTrip(look);
+  EXPECT_EQ(SerializeMessage(look),
+            R"({"identities":[{"channel":"card","external_id":"1"}],"member_ids":[],)"
+            R"("store_id":"S001"})");
+  SaleRequest sale{"T01", "c-1", "S001"};
+  ExpectRoundTrip(sale);
+  EXPECT_EQ(SerializeMessage(SaleRequest{"T01", "c-1", std::nullopt}),
+            R"({"checkout_id":"c-1","terminal_id":"T01"})");
+  for (const std::string& ok : {std::string(), std::string(kMaxIdChars, 's')}) {
+    look.store_id = ok;
+    ExpectRoundTrip(look);
+    sale.store_id = ok;
+    ExpectRoundTrip(sale);
+  }
+  json lj = ToJson(look), sj = ToJson(sale);
+  for (const json& bad : {json(std::string(kMaxIdChars + 1, 's')), json(7), json::array()}) {
+    lj["store_id"] = bad;
+    ExpectRejected<MembersRequest>(lj, "store_id");
+    sj["store_id"] = bad;
+    ExpectRejected<SaleRequest>(sj, "store_id");
+  }
+  lj["store_id"] = nullptr;
+  auto none = ParseMessage<MembersRequest>(lj.dump());
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_FALSE(none->store_id.has_value());
+  sj.erase("store_id");
+  auto older = ParseMessage<SaleRequest>(sj.dump());
+  ASSERT_TRUE(older.ok()) << older.status().ToString();
+  EXPECT_FALSE(older->store_id.has_value());
+}
+
 // The limits of the messages of returns anywhere and eviction, at their edges.
 TEST(MessagesTest, SaleEvictionAndReceiptKeyLimits) {
   ChangesResponse page;

@@ -257,5 +257,42 @@ TEST_F(HqScopeTest, MembersWhoLeftTheScopeAreEvictedAndForgottenOnceDropped) {
   EXPECT_TRUE(evict_["T01"].empty());
 }
 
+// A terminal HQ has had no hello from yet (a new lane, before its first run) names its store
+// in a look-up or a sale it asks for: the member is counted in that store's scope, so the
+// store's lanes download them and the terminal's first run keeps them (no eviction).
+TEST_F(HqScopeTest, ALookUpOrASaleBeforeTheFirstHelloCountsInTheStoreItNames) {
+  Greet("T01", "S001");
+  Greet("T06", "S002");
+  const uint64_t looked = Enrol("S001"), bought = Enrol("S001");
+  FakeTerminal t{"T01"};
+  Sale s = PricedSale(t, bought, "c1", Basket(10000), kNowMs + 1000);
+  Upload("T01", sync::UploadRequest{s.entries, {s.checkout}, {}});
+  EXPECT_TRUE(Download("T06").empty());
+
+  sync::MembersRequest ask;
+  ask.member_ids = {looked};
+  ask.identities.emplace();
+  ask.store_id = "S002";
+  ASSERT_EQ(Ask("T05", ask).members.size(), 1u);
+  EXPECT_EQ(HeldBalances("T05"), 1u);
+  auto r = Call("POST", "/v1/sync/T07/sale",
+                sync::SerializeMessage(sync::SaleRequest{"T01", "c1", "S002"}), false);
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto sale = sync::ParseMessage<sync::SaleResponse>(r.body);
+  ASSERT_TRUE(sale.ok()) << r.body;
+  ASSERT_EQ(sale->members.size(), 1u);
+  EXPECT_EQ(sale->members[0].member_id, bought);
+
+  // The store's other lane gets both; each new lane's first run keeps what it was sent.
+  EXPECT_EQ(Download("T06"), (std::set<uint64_t>{looked, bought}));
+  for (const char* tid : {"T05", "T07"}) {
+    Greet(tid, "S002");
+    EXPECT_EQ(Download(tid), (std::set<uint64_t>{looked, bought})) << tid;
+    EXPECT_TRUE(evict_[tid].empty()) << tid;
+  }
+  EXPECT_EQ(HeldBalances("T05"), 2u);
+  EXPECT_EQ(HeldBalances("T07"), 2u);
+}
+
 }  // namespace
 }  // namespace loyalty::hq::testing

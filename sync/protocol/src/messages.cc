@@ -641,6 +641,7 @@ json ToJson(const MembersRequest& m) {
     out["identities"] = std::move(ids);
   }
   if (m.phone) out["phone"] = *m.phone;
+  if (m.store_id) out["store_id"] = *m.store_id;
   return out;
 }
 Status FromJson(const json& j, MembersRequest* out) {
@@ -661,6 +662,7 @@ Status FromJson(const json& j, MembersRequest* out) {
           !std::all_of(d.begin(), d.end(), [](char c) { return c >= '0' && c <= '9'; }))
         r.Fail("phone", "must be 5 to 20 digits");
     }
+    if (r.Has("store_id")) r.Str("store_id", &m->store_id.emplace(), 0, kMaxIdChars);
   });
 }
 
@@ -697,13 +699,16 @@ Status FromJson(const json& j, EvictedResponse* out) {
 }
 
 json ToJson(const SaleRequest& m) {
-  return json{{"terminal_id", m.terminal_id}, {"checkout_id", m.checkout_id}};
+  json out{{"terminal_id", m.terminal_id}, {"checkout_id", m.checkout_id}};
+  if (m.store_id) out["store_id"] = *m.store_id;
+  return out;
 }
 Status FromJson(const json& j, SaleRequest* out) {
   return Top<SaleRequest>(j, out, [](const JsonReader& r, SaleRequest* m) {
     if (r.Str("terminal_id", &m->terminal_id, 1, 32) && !IsTerminalId(m->terminal_id))
       r.Fail("terminal_id", "must match [A-Za-z0-9_-]{1,32}");
     r.Str("checkout_id", &m->checkout_id, 1, kMaxIdChars);
+    if (r.Has("store_id")) r.Str("store_id", &m->store_id.emplace(), 0, kMaxIdChars);
   });
 }
 

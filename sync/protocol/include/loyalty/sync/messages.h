@@ -244,6 +244,10 @@ struct MembersRequest {
   // A look-up by phone number: its look-up digits (base/phone.h, 5..20 digits); HQ answers
   // a member who consented to phone look-up.
   std::optional<std::string> phone;
+  // A look-up's: the terminal's store as its hello names it (0..kMaxIdChars bytes), so HQ
+  // counts the member in that store's scope before it has had a hello from the terminal.
+  // nullopt (an older terminal, or a repair): the store of the terminal's last hello.
+  std::optional<std::string> store_id;
   bool operator==(const MembersRequest&) const = default;
 };
 
@@ -271,6 +275,8 @@ struct EvictedResponse {
 struct SaleRequest {
   std::string terminal_id;  // the terminal that sold it
   std::string checkout_id;
+  // The asking terminal's store, as for a look-up (MembersRequest::store_id).
+  std::optional<std::string> store_id;
   bool operator==(const SaleRequest&) const = default;
 };
 
