@@ -24,6 +24,7 @@
 #include "loyalty/codes/codes.h"
 #include "loyalty/codes/trusted_time.h"
 #include "loyalty/config/config.h"
+#include "loyalty/http/client.h"
 #include "loyalty/http/server.h"
 #include "loyalty/ledger/ledger.h"
 #include "loyalty/rules/rules.h"
@@ -120,7 +121,9 @@ Result<Prepared> Prepare(const std::string& config_path) {
                          config_path + ": agent.timezone: " + tz.status().message());
   p.tz = std::move(*tz);
   auto rules = LoadRules(p.cfg);
-  if (!rules.ok()) return rules.status();
+  if (!rules.ok())
+    return Status::Error(ErrorCode::kConfigInvalid,
+                         config_path + ": agent.rules_file: " + rules.status().message());
   p.rules = std::move(*rules);
   auto verifier = codes::CodeVerifier::Create(ToCodesConfig(p.cfg));
   if (!verifier.ok())
@@ -138,6 +141,21 @@ Result<Prepared> Prepare(const std::string& config_path) {
   if (!p.cfg.key_file.empty()) {
     auto key = config::ReadConfiguredSecret(config_path, "hq.key_file", p.cfg.key_file);
     if (!key.ok()) return key.status();
+  }
+  // The TLS files of [hq] load as the sync client will load them (the CA, the certificate,
+  // the key and that they match), so a missing or wrong file stops the start (and
+  // --check-config) naming its key, rather than failing every hourly run. No connection.
+  if (!p.cfg.hq_url.empty() && p.cfg.hq_tls) {
+    http::ClientTlsOptions tls{p.cfg.ca_file, p.cfg.cert_file, p.cfg.key_file, ""};
+    http::Client probe(p.cfg.hq_host, p.cfg.hq_port, tls);
+    if (const Status& s = probe.status(); !s.ok()) {
+      const std::string& m = s.message();
+      const char* key = m.rfind("TLS certificate ", 0) == 0 || m.find("go together") != m.npos
+                            ? "hq.cert_file"
+                        : m.rfind("TLS key ", 0) == 0 ? "hq.key_file"
+                                                      : "hq.ca_file";
+      return Status::Error(ErrorCode::kConfigInvalid, config_path + ": " + key + ": " + m);
+    }
   }
   return p;
 }

@@ -66,9 +66,19 @@ class AgentFilesTest : public ::testing::Test {
 
 // The terminal's client key for HQ ([hq] key_file) and the POS API token: at 0644 both
 // --check-config and a real start exit non-zero and the message names the key and file.
+// A self-signed Ed25519 certificate and its key, as `openssl` makes them: <stem>.pem/.key.
+void MakeCertificate(const std::filesystem::path& dir, const std::string& stem) {
+  const std::string cmd =
+      "openssl req -x509 -newkey ed25519 -nodes -days 2 -subj /CN=T01 -keyout " +
+      (dir / (stem + ".key")).string() + " -out " + (dir / (stem + ".pem")).string() +
+      " >/dev/null 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  ::chmod((dir / (stem + ".key")).c_str(), 0600);
+  ::chmod((dir / (stem + ".pem")).c_str(), 0644);
+}
+
 TEST_F(AgentFilesTest, KeysAndTokensOthersCanReadStopCheckConfigAndStart) {
-  WriteText(dir_ / "terminal.pem", "not read at start\n", 0644);
-  WriteText(dir_ / "terminal.key", "-----BEGIN PRIVATE KEY-----\n", 0600);
+  MakeCertificate(dir_, "terminal");
   agent_ = std::make_unique<AgentProcess>(dir_,
                                           "\n[hq]\nurl = \"https://127.0.0.1:9\"\ncert_file = "
                                           "\"terminal.pem\"\nkey_file = \"terminal.key\"\n");
@@ -117,6 +127,54 @@ TEST_F(AgentFilesTest, KeysAndTokensOthersCanReadStopCheckConfigAndStart) {
   }
   ASSERT_EQ(::chmod(token.c_str(), 0600), 0);
   EXPECT_EQ(RunLoyaltyd(dir_, check).exit, 0);
+}
+
+// operations.md: an invalid config fails at start with the file, key and reason. [hq]'s TLS
+// files load at start as the sync client loads them (no connection is made), and a rules file
+// that is not there names agent.rules_file: each stops --check-config and a real start.
+TEST_F(AgentFilesTest, HqTlsFilesAndTheRulesFileThatDoNotLoadStopTheStartNamingTheirKey) {
+  MakeCertificate(dir_, "terminal");
+  MakeCertificate(dir_, "other");
+  MakeCertificate(dir_, "hqca");
+  WriteText(dir_ / "junk.pem", "-----BEGIN CERTIFICATE-----\nnot base64\n", 0644);
+  const std::string good = "\n[hq]\nurl = \"https://127.0.0.1:9\"\nca_file = \"hqca.pem\"\n";
+  struct Case {
+    std::string hq, agent_key, want;
+  };
+  const std::vector<Case> cases = {
+      {"ca_file = \"nope.pem\"\ncert_file = \"terminal.pem\"\nkey_file = \"terminal.key\"\n", "",
+       ": hq.ca_file: TLS CA " + (dir_ / "nope.pem").string()},
+      {"ca_file = \"junk.pem\"\n", "", ": hq.ca_file: TLS CA"},
+      {"ca_file = \"hqca.pem\"\ncert_file = \"nope.pem\"\nkey_file = \"terminal.key\"\n", "",
+       ": hq.cert_file: TLS certificate " + (dir_ / "nope.pem").string()},
+      {"ca_file = \"hqca.pem\"\ncert_file = \"junk.pem\"\nkey_file = \"terminal.key\"\n", "",
+       ": hq.cert_file: TLS certificate"},
+      {"ca_file = \"hqca.pem\"\ncert_file = \"terminal.pem\"\nkey_file = \"other.key\"\n", "",
+       ": hq.key_file: TLS key " + (dir_ / "other.key").string()},
+      {"ca_file = \"hqca.pem\"\n", "rules_file = \"nope-rules.toml\"\n", ": agent.rules_file: "},
+  };
+  for (const Case& c : cases) {
+    std::filesystem::remove(dir_ / "agent.toml");
+    AgentProcess a(dir_, "\n[hq]\nurl = \"https://127.0.0.1:9\"\n" + c.hq);
+    if (!c.agent_key.empty()) {
+      // A key of [agent]: into that table, which the harness writes first.
+      std::ifstream in(a.config_path());
+      std::string text(std::istreambuf_iterator<char>(in), {});
+      text.insert(text.find("[agent]\n") + 8, c.agent_key);
+      WriteText(a.config_path(), text, 0644);
+    }
+    for (const std::string& args :
+         {"--check-config --config " + a.config_path(), "--config " + a.config_path()}) {
+      ProcessRun r = RunLoyaltyd(dir_, args);
+      EXPECT_EQ(r.exit, 2) << args << "\n" << r.err;
+      EXPECT_NE(r.err.find(a.config_path() + c.want), std::string::npos)
+          << "want \"" << c.want << "\" in: " << r.err;
+    }
+  }
+  // All of them loading: the check passes (no connection is made to the unreachable HQ).
+  AgentProcess ok(dir_, good + "cert_file = \"terminal.pem\"\nkey_file = \"terminal.key\"\n");
+  ProcessRun r = RunLoyaltyd(dir_, "--check-config --config " + ok.config_path());
+  EXPECT_EQ(r.exit, 0) << r.err;
 }
 
 // A new ledger and its -wal/-shm are 0600 after a real start and one commit, whatever the
