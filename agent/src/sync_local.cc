@@ -147,6 +147,12 @@ Status SyncLocal::OnWriter(std::function<Status(ledger::Ledger&)> fn) {
   return fut.get();
 }
 
+Result<bool> SyncLocal::HasCheckouts() {
+  auto r = Reader();
+  if (!r.ok()) return r.status();
+  return (*r)->HasCheckouts();
+}
+
 Result<sync::HelloRequest> SyncLocal::Hello() {
   auto r = Reader();
   if (!r.ok()) return r.status();
@@ -266,16 +272,81 @@ Result<std::vector<uint64_t>> SyncLocal::MembersForKeys(const std::vector<std::s
   return (*r)->MembersByReconKey(keys);
 }
 
+namespace {
+
+// Members with points of this terminal HQ refused ("What HQ trusts"), not yet corrected:
+// meta "refused_pending", a JSON object member id -> the highest seq of such an entry. A
+// snapshot that counts the refusal (terminal_seq at or past it) is applied with a correction
+// entry, as the balance reconciliation would have written; RepairBalances and eviction
+// clear it. At most kMaxRefusedPending members (past it the reconciliation still corrects).
+constexpr const char* kRefusedMeta = "refused_pending";
+constexpr size_t kMaxRefusedPending = 10000;
+
+Result<std::map<uint64_t, int64_t>> ReadRefused(ledger::Ledger& w) {
+  std::map<uint64_t, int64_t> out;
+  auto text = w.GetMeta(kRefusedMeta);
+  if (!text.ok()) return text.status();
+  if (!*text) return out;
+  auto j = json::parse(**text, nullptr, false);
+  if (!j.is_object()) return out;  // unreadable: nothing pending (the reconciliation corrects)
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    auto id = sync::ParseMemberId(it.key());
+    if (id && it.value().is_number_integer()) out[*id] = it.value().get<int64_t>();
+  }
+  return out;
+}
+
+Status WriteRefused(ledger::Ledger& w, const std::map<uint64_t, int64_t>& pending) {
+  json j = json::object();
+  for (const auto& [id, seq] : pending) j[std::to_string(id)] = seq;
+  return w.PutMeta(kRefusedMeta, j.dump());
+}
+
+// The balance the reconciliation compares: the cached one without unacknowledged entries.
+Result<int64_t> ReconciledBalance(ledger::Ledger& w, uint64_t member_id) {
+  auto old = w.GetMember(member_id);
+  if (!old.ok()) return old.status();
+  if (!*old) return int64_t{0};
+  auto unacked = w.UnackedPoints(member_id);
+  if (!unacked.ok()) return unacked.status();
+  return (*old)->balance - *unacked;
+}
+
+Status AppendCorrection(ledger::Ledger& w, uint64_t member_id, int64_t terminal, int64_t hq,
+                        int64_t now_ms) {
+  json detail{{"terminal_balance", terminal}, {"hq_balance", hq}};
+  ledger::EntryDraft d{NewEntryId(now_ms), "correction", member_id, 0, now_ms, "", "",
+                       detail.dump()};
+  auto e = w.AppendEntry(d);
+  return e.ok() ? Status::Ok() : e.status();
+}
+
+}  // namespace
+
 Status SyncLocal::Acknowledge(const sync::UploadRequest& sent,
                               const sync::UploadResponse& results) {
   std::vector<std::string> acked, checkouts, refunds;
-  for (const auto& r : results.results)
+  std::set<std::string> refused;
+  for (const auto& r : results.results) {
     if (r.status != "invalid") acked.push_back(r.entry_id);
+    if (r.status == "refused") refused.insert(r.entry_id);
+  }
   for (const auto& c : sent.checkouts) checkouts.push_back(c.checkout_id);
   for (const auto& f : sent.refunds) refunds.push_back(f.refund_id);
   return OnWriter([&](ledger::Ledger& w) {
     if (Status s = w.AckEntries(acked); !s.ok()) return s;
-    return w.MarkUploaded(checkouts, refunds);
+    if (Status s = w.MarkUploaded(checkouts, refunds); !s.ok()) return s;
+    std::map<uint64_t, int64_t> more;
+    for (const auto& e : sent.entries)
+      if (e.points != 0 && refused.count(e.entry_id))
+        more[e.member_id] = std::max(more[e.member_id], e.seq);
+    if (more.empty()) return Status::Ok();
+    auto pending = ReadRefused(w);
+    if (!pending.ok()) return pending.status();
+    for (const auto& [id, seq] : more)
+      if (pending->count(id) || pending->size() < kMaxRefusedPending)
+        (*pending)[id] = std::max((*pending)[id], seq);
+    return WriteRefused(w, *pending);
   });
 }
 
@@ -336,10 +407,35 @@ Status SyncLocal::ApplyChanges(const sync::ChangesResponse& page) {
   }
   int64_t validity = service_.rules()->points_validity_months;
   std::vector<std::pair<int64_t, std::string>> phone_keys;
+  const int64_t now_ms = service_.NowMs();
   Status s = OnWriter([&](ledger::Ledger& w) -> Status {
     phone_keys.clear();
-    for (const auto& snap : page.members)
+    auto refused = ReadRefused(w);
+    if (!refused.ok()) return refused.status();
+    bool refused_changed = false;
+    for (const auto& snap : page.members) {
+      // A snapshot that counts an entry of this terminal HQ refused replaces the balance
+      // that still has its points: recorded with a correction entry, as the reconciliation
+      // records any other difference (hq-and-sync.md, "Refused is not lost").
+      auto r = refused->find(snap.member_id);
+      const bool corrects = r != refused->end() && snap.terminal_seq >= r->second;
+      std::optional<int64_t> terminal;
+      if (corrects) {
+        auto b = ReconciledBalance(w, snap.member_id);
+        if (!b.ok()) return b.status();
+        terminal = *b;
+      }
       if (Status s = ApplySnapshot(w, snap, tz_, validity); !s.ok()) return s;
+      if (!corrects) continue;
+      refused->erase(r);
+      refused_changed = true;
+      if (*terminal != snap.balance)
+        if (Status s = AppendCorrection(w, snap.member_id, *terminal, snap.balance, now_ms);
+            !s.ok())
+          return s;
+    }
+    if (refused_changed)
+      if (Status s = WriteRefused(w, *refused); !s.ok()) return s;
     for (const auto& id : page.identities)
       if (Status s = w.PutIdentity(id.channel, id.external_id, id.member_id); !s.ok()) return s;
     for (const auto& c : page.coupons) {
@@ -412,24 +508,22 @@ Result<int64_t> SyncLocal::RepairBalances(const sync::MembersResponse& members) 
   int64_t now_ms = service_.NowMs();
   Status s = OnWriter([&](ledger::Ledger& w) -> Status {
     corrections = 0;
+    auto refused = ReadRefused(w);
+    if (!refused.ok()) return refused.status();
+    bool refused_changed = false;
     for (const auto& snap : members.members) {
-      auto old = w.GetMember(snap.member_id);
-      if (!old.ok()) return old.status();
       // The figure reconciliation compared: the balance without unacknowledged entries.
-      int64_t terminal = 0;
-      if (*old) {
-        auto unacked = w.UnackedPoints(snap.member_id);
-        if (!unacked.ok()) return unacked.status();
-        terminal = (*old)->balance - *unacked;
-      }
+      auto terminal = ReconciledBalance(w, snap.member_id);
+      if (!terminal.ok()) return terminal.status();
       if (Status s = ApplySnapshot(w, snap, tz_, validity); !s.ok()) return s;
-      if (terminal == snap.balance) continue;
-      json detail{{"terminal_balance", terminal}, {"hq_balance", snap.balance}};
-      ledger::EntryDraft d{NewEntryId(now_ms), "correction", snap.member_id, 0, now_ms, "", "",
-                           detail.dump()};
-      if (auto e = w.AppendEntry(d); !e.ok()) return e.status();
+      refused_changed |= refused->erase(snap.member_id) > 0;
+      if (*terminal == snap.balance) continue;
+      if (Status s = AppendCorrection(w, snap.member_id, *terminal, snap.balance, now_ms); !s.ok())
+        return s;
       ++corrections;
     }
+    if (refused_changed)
+      if (Status s = WriteRefused(w, *refused); !s.ok()) return s;
     return Status::Ok();
   });
   if (!s.ok()) return s;
@@ -546,11 +640,16 @@ Result<std::vector<uint64_t>> SyncLocal::Evict(const std::vector<uint64_t>& memb
   std::vector<uint64_t> dropped;
   Status s = OnWriter([&](ledger::Ledger& w) -> Status {
     dropped.clear();
+    auto refused = ReadRefused(w);
+    if (!refused.ok()) return refused.status();
+    bool refused_changed = false;
     for (uint64_t id : member_ids) {
       auto gone = w.DropMember(id);
       if (!gone.ok()) return gone.status();
       if (*gone) dropped.push_back(id);
+      if (*gone) refused_changed |= refused->erase(id) > 0;
     }
+    if (refused_changed) return WriteRefused(w, *refused);
     return Status::Ok();
   });
   if (!s.ok()) return s;

@@ -41,6 +41,7 @@ class SyncLocal final : public sync::LocalLedger {
   ~SyncLocal() override;
 
   Result<sync::HelloRequest> Hello() override;
+  Result<bool> HasCheckouts() override;
   Result<std::string> Cursor() override;
   Result<sync::UploadBatch> NextUploadBatch(int64_t after_seq, size_t max_entries) override;
   Result<sync::UploadRequest> EntriesForUpload(const std::vector<std::string>& entry_ids) override;

@@ -869,6 +869,23 @@ class SqlStore final : public Store {
     return true;
   }
 
+  Result<std::vector<sync::Checkout>> CheckoutsWithoutMember(const std::string& terminal_id,
+                                                             const std::string& after,
+                                                             size_t limit) override {
+    HQ_PREPARE(st,
+               "SELECT body FROM checkouts WHERE terminal_id = ? AND checkout_id > ? AND "
+               "member_id IS NULL ORDER BY checkout_id LIMIT ?");
+    st.Bind(1, terminal_id).Bind(2, after).Bind(3, static_cast<int64_t>(limit));
+    std::vector<sync::Checkout> out;
+    while (st.Step()) {
+      auto c = DecodeCheckout(st.Text(0));
+      if (!c.ok()) return c.status();
+      out.push_back(std::move(*c));
+    }
+    if (!st.status().ok()) return st.status();
+    return out;
+  }
+
   Result<std::optional<sync::Checkout>> GetCheckout(const std::string& terminal_id,
                                                     const std::string& checkout_id) override {
     HQ_PREPARE(st, "SELECT body FROM checkouts WHERE terminal_id = ? AND checkout_id = ?");

@@ -310,6 +310,31 @@ http::Response HqService::Impl::Fetch(const std::string& tid, const http::Reques
     if (!refunds.ok()) return FromStatus(refunds.status());
     out.refunds.insert(out.refunds.end(), refunds->begin(), refunds->end());
   }
+  // A terminal restored from an empty disk: its checkouts made without a member have no
+  // entries to be fetched by, so they come by id order, a page at a time, with their
+  // refunds (at most kMaxFetchIds more refunds: a page ends early rather than past it).
+  if (f->without_entries_after) {
+    auto page = store.CheckoutsWithoutMember(tid, *f->without_entries_after,
+                                             sync::kMaxFetchCheckoutsWithoutEntries);
+    if (!page.ok()) return FromStatus(page.status());
+    size_t refunds_added = 0, added = 0;
+    bool cut = false;
+    for (auto& c : *page) {
+      auto refunds = store.RefundsOf(tid, c.checkout_id);
+      if (!refunds.ok()) return FromStatus(refunds.status());
+      if (added > 0 && refunds_added + refunds->size() > sync::kMaxFetchIds) {
+        cut = true;  // the next page starts with this checkout
+        break;
+      }
+      ++added;
+      refunds_added += refunds->size();
+      out.next_without_entries = c.checkout_id;
+      out.refunds.insert(out.refunds.end(), refunds->begin(), refunds->end());
+      out.checkouts.push_back(std::move(c));
+    }
+    if (!cut && page->size() < sync::kMaxFetchCheckoutsWithoutEntries)
+      out.next_without_entries.reset();  // the last page
+  }
   return JsonResponse(200, sync::ToJson(out));
 }
 

@@ -445,6 +445,33 @@ TEST(MessagesTest, SnapshotHqEntries) {
   ExpectRejected<Snapshot>(not_list, "hq_entries");
 }
 
+// A fetch of the checkouts no entry brings back (a terminal restored from an empty disk): the
+// cursors are "" or a checkout id, absent unless given; the answer's lists stay bounded.
+TEST(MessagesTest, FetchOfCheckoutsWithoutEntries) {
+  FetchRequest f;
+  EXPECT_FALSE(ToJson(f).contains("without_entries_after"));
+  f.without_entries_after = "";
+  ExpectRoundTrip(f);
+  f.without_entries_after = std::string(64, 'z');
+  ExpectRoundTrip(f);
+  for (const json& bad : {json(std::string(65, 'z')), json("a b"), json(5), json("ä")}) {
+    json j = ToJson(FetchRequest{});
+    j["without_entries_after"] = bad;
+    ExpectRejected<FetchRequest>(j, "without_entries_after");
+  }
+  FetchResponse r{{}, {SampleCheckout()}, {SampleRefund()}, std::string("c-1")};
+  ExpectRoundTrip(r);
+  EXPECT_FALSE(ToJson(FetchResponse{}).contains("next_without_entries"));
+  json j = ToJson(r);
+  j["next_without_entries"] = "no spaces";
+  ExpectRejected<FetchResponse>(j, "next_without_entries");
+  j = ToJson(r);
+  j["checkouts"] = json::array();
+  for (size_t i = 0; i <= kMaxFetchIds + kMaxFetchCheckoutsWithoutEntries; ++i)
+    j["checkouts"].push_back(ToJson(SampleCheckout()));
+  ExpectRejected<FetchResponse>(j, "checkouts");
+}
+
 TEST(MessagesTest, HelloChecks) {
   json h = ToJson(HelloRequest{1, "S001", "0.1.0", {0, ""}, 0});
   EXPECT_TRUE(ParseMessage<HelloRequest>(h.dump()).ok());

@@ -423,6 +423,49 @@ TEST_F(SyncRunTest, HqSideEntriesComeDownWithTheMemberAndShowBesideTheTerminals)
   EXPECT_EQ(again.recent_entries.size(), 4u);
 }
 
+// hq-and-sync.md, "Refused is not lost": the terminal's balance for a member with an entry HQ
+// refused is corrected with a correction entry, as for any other difference, also when the
+// member's snapshot comes down in the same run (HQ changed the member meanwhile) and already
+// counts the refusal, so that the reconciliation after it finds nothing to repair.
+TEST_F(SyncRunTest, ARefusedEntryIsCorrectedWithACorrectionWhenTheSnapshotComesInTheSameRun) {
+  Commit("c1", 10000);
+  ASSERT_EQ(Run().result, "ok");
+  // Rules HQ never published: HQ cannot price the next sale and refuses its earn entry.
+  auto local_rules = std::make_shared<rules::Rules>(rules::Rules::Defaults());
+  local_rules->version = "store-local-1";
+  service_->SetRules(local_rules);
+  Commit("c2", 10000);
+  const int64_t held =
+      Read([&](ledger::Ledger& l) { return l.GetMember(member_id_).value()->balance; });
+  ASSERT_GT(held, HqBalance());
+  // HQ changes the member, so the member is sent in the run that uploads the refused entry.
+  ASSERT_EQ(hq_->Admin("POST", "/v1/members/" + member_ + "/adjustments",
+                       json{{"adjustment_id", "adj-1"}, {"points", 40}, {"reason", "shop"}})
+                .status,
+            201);
+  auto r = Run();
+  ASSERT_EQ(r.result, "ok") << r.error;
+  ASSERT_FALSE(HqConflicts().empty());
+  for (const auto& c : HqConflicts()) EXPECT_EQ(c["kind"], "entry_refused") << HqConflicts().dump();
+  Read([&](ledger::Ledger& l) {
+    EXPECT_EQ(l.GetMember(member_id_).value()->balance, HqBalance());
+    auto recent = l.RecentEntries(member_id_, 1).value();
+    EXPECT_EQ(recent.size(), 1u);
+    if (recent.empty()) return 0;
+    EXPECT_EQ(recent[0].kind, "correction");
+    EXPECT_EQ(recent[0].points, 0);
+    if (recent[0].kind == "correction")
+      EXPECT_EQ(json::parse(recent[0].detail),
+                json({{"terminal_balance", held}, {"hq_balance", HqBalance()}}));
+    EXPECT_FALSE(l.GetMeta("refused_pending").value().value_or("{}").find(member_) !=
+                 std::string::npos);  // corrected: nothing pending
+    return 0;
+  });
+  service_->SetRules(std::make_shared<rules::Rules>(rules::Rules::Defaults()));
+  ASSERT_EQ(Run().result, "ok");  // the correction goes up; nothing more to repair
+  ExpectConverged();
+}
+
 // Eviction (sync/PROTOCOL.md): a member who has not shopped at the store within
 // member_scope_months (12) is dropped from the terminal once HQ has their entries, HQ
 // forgets the holding, and the balance sets still agree: nothing to repair.
@@ -519,6 +562,80 @@ TEST_F(SyncRunTest, ATerminalWhoseDatabaseWasDeletedGetsItsHistoryBack) {
   EXPECT_TRUE(HqConflicts().empty()) << HqConflicts().dump();
   EXPECT_EQ(hq_->Terminal(kTerminal)["chain_ok"], true);
   ExpectConverged();
+}
+
+// hq-and-sync.md: HQ gives a restored terminal its checkouts back. A checkout made without a
+// member writes no entry, so no entry brings it back: a ledger with no checkout at all, of a
+// terminal HQ knows, asks for them by id a page at a time (past one page here), with their
+// refunds; their ids stay taken (the same id with another body is an idempotency conflict).
+TEST_F(SyncRunTest, ARestoredTerminalGetsBackItsCheckoutsMadeWithoutAMember) {
+  auto on_writer = [&](const std::function<Result<json>(ledger::Ledger&)>& f) {
+    std::promise<Result<json>> p;
+    writer_->Post([&](ledger::Ledger& w) { p.set_value(f(w)); });
+    return p.get_future().get();
+  };
+  auto anonymous = [](const std::string& id, int64_t cents) {
+    return json{
+        {"checkout_id", id},
+        {"lines",
+         {{{"sku", "A"}, {"qty", 2}, {"unit_price_cents", cents}, {"category", "grocery"}}}}};
+  };
+  constexpr int kAnonymous = sync::kMaxFetchCheckoutsWithoutEntries + 30;
+  for (int i = 0; i < kAnonymous; ++i) {
+    char id[16];
+    std::snprintf(id, sizeof id, "a%04d", i);
+    auto r = on_writer([&](ledger::Ledger& w) -> Result<json> {
+      auto c = service_->Commit(w, anonymous(id, 1000 + i));
+      if (!c.ok()) return c.status();
+      return json::parse(checkout::ViewJson(*c));
+    });
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+  }
+  Commit("m1", 5000);  // one with the member: its entry brings it back
+  auto refund = on_writer([&](ledger::Ledger& w) -> Result<json> {
+    auto f = service_->Refund(w, json{{"refund_id", "r-a0007"},
+                                      {"checkout_id", "a0007"},
+                                      {"lines", {{{"line", 0}, {"qty", 1}}}}});
+    if (!f.ok()) return f.status();
+    return json();
+  });
+  ASSERT_TRUE(refund.ok()) << refund.status().ToString();
+  ASSERT_EQ(Run().result, "ok");
+  ASSERT_EQ(HqCheckouts(), kAnonymous + 1);
+
+  CloseTerminal();
+  RemoveTerminalDatabase();
+  OpenTerminal();
+  auto r = Run();
+  ASSERT_EQ(r.result, "ok") << r.error;
+  Read([&](ledger::Ledger& l) {
+    for (int i = 0; i < kAnonymous; ++i) {
+      char id[16];
+      std::snprintf(id, sizeof id, "a%04d", i);
+      auto c = l.GetCheckout(id).value();
+      EXPECT_TRUE(c) << id;
+      if (!c) continue;
+      EXPECT_EQ(c->total_due_cents, 2 * (1000 + i)) << id;
+      EXPECT_FALSE(c->member_id) << id;
+    }
+    EXPECT_TRUE(l.GetCheckout("m1").value());
+    auto f = l.GetRefund("r-a0007").value();
+    EXPECT_TRUE(f);
+    if (f) EXPECT_EQ(f->checkout_id, "a0007");
+    return 0;
+  });
+  // The ids stay taken: the same body is the stored answer, another body a conflict.
+  auto again = on_writer([&](ledger::Ledger& w) -> Result<json> {
+    auto c = service_->Commit(w, anonymous("a0003", 7));
+    if (!c.ok()) return c.status();
+    return json();
+  });
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.status().code(), ErrorCode::kIdempotencyConflict);
+  ExpectConverged();
+  // The next run has checkouts in its ledger: it asks for none of them again.
+  ASSERT_EQ(Run().result, "ok");
+  EXPECT_TRUE(HqConflicts().empty()) << HqConflicts().dump();
 }
 
 TEST_F(SyncRunTest, ATerminalRestoredFromAnOlderCopyThatCommittedKeepsBothBranches) {

@@ -137,6 +137,12 @@ Result<int64_t> Ledger::SelectInt(const char* sql, const std::function<void(Stmt
   return Status::Error(ErrorCode::kInternal, "an aggregate returned no row");
 }
 
+Result<bool> Ledger::HasCheckouts() {
+  auto n = SelectInt("SELECT EXISTS (SELECT 1 FROM checkouts)", nullptr);
+  if (!n.ok()) return n.status();
+  return *n != 0;
+}
+
 Result<int64_t> Ledger::EntryCount() {
   // seq runs 1, 2, 3, … without gaps (Verify reports one), so the last seq is the count:
   // one b-tree descent instead of count(*)'s scan of every entry, which took seconds at a

@@ -323,6 +323,30 @@ struct SyncRun::Impl {
     return Status::Ok();
   }
 
+  // The checkouts HQ holds that no entry brings back (made without a member), a page at a
+  // time in checkout id order, with their refunds: their ids stay taken after a restore.
+  Status FetchCheckoutsWithoutEntries() {
+    std::string after;
+    for (int i = 0; i < kMaxLoops; ++i) {
+      if (Status s = Check(); !s.ok()) return s;
+      FetchRequest req;
+      req.without_entries_after = after;
+      auto resp =
+          CallJson<FetchResponse>("POST", Base() + "/fetch", SerializeMessage(req), "fetch");
+      if (!resp.ok()) return resp.status();
+      if (!resp->entries.empty())
+        return Status::Error(ErrorCode::kBadResponse, "fetch: entries nobody asked for");
+      auto n = local.Restore(*resp);
+      if (!n.ok()) return n.status();
+      if (!resp->next_without_entries) return Status::Ok();
+      if (*resp->next_without_entries <= after)
+        return Status::Error(ErrorCode::kBadResponse,
+                             "fetch: checkouts without entries: the cursor did not move");
+      after = *resp->next_without_entries;
+    }
+    return Status::Error(ErrorCode::kBadResponse, "fetch: too many pages of checkouts");
+  }
+
   Status ReconcileEntries() {
     std::vector<std::string> have, need, mismatched;
     if (Status s = Reconcile("entries", &have, &need, &mismatched); !s.ok()) return s;
@@ -400,9 +424,19 @@ struct SyncRun::Impl {
       return Status::Error(ErrorCode::kBadResponse,
                            "hello: HQ speaks protocol " + std::to_string(hr->protocol));
     // A terminal whose ledger was lost gets its history back before it uploads anything.
+    // And the checkouts no entry brings back, when the ledger holds no checkout at all
+    // (asked before the entries bring theirs).
+    bool no_checkouts = false;
+    if (hello->entries == 0 && hr->terminal_known) {
+      auto has = local.HasCheckouts();
+      if (!has.ok()) return has.status();
+      no_checkouts = !*has;
+    }
     if (hello->entries == 0 && hr->hq_entries > 0) {
       if (Status s = ReconcileEntries(); !s.ok()) return s;
     }
+    if (no_checkouts)
+      if (Status s = FetchCheckoutsWithoutEntries(); !s.ok()) return s;
     if (Status s = CertifyReceiptKey(hr->hq_time_ms / 1000); !s.ok()) return s;
     if (Status s = UploadPending(); !s.ok()) return s;
     if (Status s = Download(); !s.ok()) return s;

@@ -608,25 +608,42 @@ Status FromJson(const json& j, ChangesResponse* out) {
 // ---------------------------------------------------------------------------------------
 // Fetch, members
 
-json ToJson(const FetchRequest& f) { return json{{"entry_ids", f.entry_ids}}; }
+// A checkout id as a paging cursor: "" (from the first) or a checkout id.
+void CheckoutCursor(const JsonReader& r, std::string_view key, std::optional<std::string>* out) {
+  if (!r.OptStr(key, out, 0, kMaxIdChars) || !*out) return;
+  if (!(*out)->empty() && !IsClientId(**out))
+    r.Fail(key, "must be \"\" or 1-64 characters of [A-Za-z0-9_-]");
+}
+
+json ToJson(const FetchRequest& f) {
+  json out{{"entry_ids", f.entry_ids}};
+  if (f.without_entries_after) out["without_entries_after"] = *f.without_entries_after;
+  return out;
+}
 Status FromJson(const json& j, FetchRequest* out) {
   return Top<FetchRequest>(j, out, [](const JsonReader& r, FetchRequest* f) {
     List(r, "entry_ids", kMaxFetchIds, &f->entry_ids,
          [](const JsonReader& v, std::string* id) { Hex(v, id, 32); });
+    CheckoutCursor(r, "without_entries_after", &f->without_entries_after);
   });
 }
 
 json ToJson(const FetchResponse& f) {
-  return json{{"entries", ArrayOf(f.entries)},
-              {"checkouts", ArrayOf(f.checkouts)},
-              {"refunds", ArrayOf(f.refunds)}};
+  json out{{"entries", ArrayOf(f.entries)},
+           {"checkouts", ArrayOf(f.checkouts)},
+           {"refunds", ArrayOf(f.refunds)}};
+  if (f.next_without_entries) out["next_without_entries"] = *f.next_without_entries;
+  return out;
 }
 Status FromJson(const json& j, FetchResponse* out) {
   return Top<FetchResponse>(j, out, [](const JsonReader& r, FetchResponse* f) {
-    // A fetch answers at most kMaxFetchIds entries; their checkouts and refunds at most one each.
+    // A fetch answers at most kMaxFetchIds entries; their checkouts and refunds at most one
+    // each, and at most kMaxFetchCheckoutsWithoutEntries more checkouts.
     List(r, "entries", kMaxFetchIds, &f->entries, ReadEntry);
-    List(r, "checkouts", kMaxFetchIds, &f->checkouts, ReadCheckout);
-    List(r, "refunds", kMaxFetchIds, &f->refunds, ReadRefund);
+    List(r, "checkouts", kMaxFetchIds + kMaxFetchCheckoutsWithoutEntries, &f->checkouts,
+         ReadCheckout);
+    List(r, "refunds", 2 * kMaxFetchIds, &f->refunds, ReadRefund);
+    CheckoutCursor(r, "next_without_entries", &f->next_without_entries);
   });
 }
 

@@ -333,6 +333,12 @@ class Store {
 
   // --- checkouts and refunds (per terminal; a duplicate is ignored: returns false)
   virtual Result<bool> InsertCheckout(const std::string& terminal_id, const sync::Checkout& c) = 0;
+  // The terminal's checkouts made without a member (so without entries) with a checkout id
+  // after `after` ("" from the first), in checkout id order, at most `limit`: what a
+  // terminal restored from an empty disk fetches back besides its entries.
+  virtual Result<std::vector<sync::Checkout>> CheckoutsWithoutMember(const std::string& terminal_id,
+                                                                     const std::string& after,
+                                                                     size_t limit) = 0;
   virtual Result<std::optional<sync::Checkout>> GetCheckout(const std::string& terminal_id,
                                                             const std::string& checkout_id) = 0;
   virtual Result<bool> InsertRefund(const std::string& terminal_id, const sync::Refund& r) = 0;

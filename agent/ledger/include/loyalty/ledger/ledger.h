@@ -265,6 +265,8 @@ class Ledger {
   Result<std::optional<model::Checkout>> GetCheckout(const std::string& checkout_id,
                                                      bool with_lines = true);
   Status InsertCheckout(const model::Checkout& c);
+  // Whether the ledger holds any checkout (this terminal's or restored).
+  Result<bool> HasCheckouts();
   Result<std::vector<model::Checkout>> CheckoutsSince(int64_t since_ms,
                                                       int limit);  // without lines
   // Checkouts committed at or after since_ms, counted per hour: hour (unix_ms / 3600000) → count.

@@ -68,6 +68,10 @@ class LocalLedger {
 
   // --- reads
   virtual Result<HelloRequest> Hello() = 0;
+  // Whether the ledger holds any checkout at all. A ledger that holds none, of a terminal HQ
+  // knows, was restored from an empty disk (or never sold): the run fetches back the
+  // checkouts HQ holds that no entry brings (made without a member).
+  virtual Result<bool> HasCheckouts() { return true; }
   virtual Result<std::string> Cursor() = 0;
   // Up to max_entries unacknowledged entries with seq > after_seq, with their checkouts
   // and refunds; once none remain, checkouts and refunds that have no entries.

@@ -218,13 +218,22 @@ struct ChangesResponse {
 
 struct FetchRequest {
   std::vector<std::string> entry_ids;  // ≤ 1000, 32 hex each
+  // A terminal restored from an empty disk (PROTOCOL.md, "fetch"): also its checkouts that
+  // have no entries (made without a member), with their refunds, in checkout id order after
+  // this id ("" from the first); absent: none.
+  std::optional<std::string> without_entries_after;
   bool operator==(const FetchRequest&) const = default;
 };
+
+// Checkouts without entries a fetch answers at most (their refunds: at most kMaxFetchIds).
+inline constexpr size_t kMaxFetchCheckoutsWithoutEntries = 100;
 
 struct FetchResponse {
   std::vector<Entry> entries;
   std::vector<Checkout> checkouts;
   std::vector<Refund> refunds;
+  // With without_entries_after: the id to ask after next, absent when there are no more.
+  std::optional<std::string> next_without_entries;
   bool operator==(const FetchResponse&) const = default;
 };
 
