@@ -353,7 +353,10 @@ void ParseEnrolmentSection(Section& s, AgentConfig& c) {
 }
 
 void ParseLogSection(Section& s, AgentConfig& c, const internal::PathResolver& paths) {
-  s.OneOf("level", c.log_level, {"trace", "debug", "info", "warn", "error", "critical", "off"});
+  // spdlog's own name of the warn level, "warning", is taken too (and read as "warn").
+  s.OneOf("level", c.log_level,
+          {"trace", "debug", "info", "warn", "warning", "error", "critical", "off"});
+  if (c.log_level == "warning") c.log_level = "warn";
   if (s.Has("format")) s.OneOf("format", c.log_format, {"json", "text"});
   if (s.String("file", c.log_file, true)) c.log_file = paths.Resolve(c.log_file);
   s.Int("file_max_bytes", c.log_file_max_bytes, 65536, int64_t{1} << 30);

@@ -172,7 +172,10 @@ Result<HqConfig> ParseHqConfig(std::string_view toml_text, const std::string& pa
   c.listen_port = hp.port;
 
   Section l(e, log, "log");
-  l.OneOf("level", c.log_level, {"trace", "debug", "info", "warn", "error", "critical", "off"});
+  // spdlog's own name of the warn level, "warning", is taken too (and read as "warn").
+  l.OneOf("level", c.log_level,
+          {"trace", "debug", "info", "warn", "warning", "error", "critical", "off"});
+  if (c.log_level == "warning") c.log_level = "warn";
   if (l.Has("format")) l.OneOf("format", c.log_format, {"json", "text"});
   l.Finish();
   if (!e.ok()) return e.status();

@@ -566,12 +566,16 @@ TEST(AgentConfig, Log) {
   for (const char* level : {"trace", "debug", "info", "warn", "error", "critical", "off"}) {
     EXPECT_EQ(MustParse(Parts{.log = std::string("level = \"") + level + "\"\n"}).log_level, level);
   }
-  EXPECT_CONFIG_ERROR(
-      Parts{.log = "level = \"verbose\"\n"},
-      "log.level: 'verbose' is not one of trace | debug | info | warn | error | critical | off");
+  // spdlog's name for warn.
+  EXPECT_EQ(MustParse(Parts{.log = "level = \"warning\"\n"}).log_level, "warn");
+  EXPECT_CONFIG_ERROR(Parts{.log = "level = \"verbose\"\n"},
+                      "log.level: 'verbose' is not one of trace | debug | info | warn | warning | "
+                      "error | critical | "
+                      "off");
   EXPECT_CONFIG_ERROR(
       Parts{.log = "level = \"INFO\"\n"},
-      "log.level: 'INFO' is not one of trace | debug | info | warn | error | critical | off");
+      "log.level: 'INFO' is not one of trace | debug | info | warn | warning | error | critical | "
+      "off");
   EXPECT_EQ(MustParse(Parts{.log = "format = \"json\"\n"}).log_format, "json");
   EXPECT_EQ(MustParse(Parts{.log = "format = \"text\"\n"}).log_format, "text");
   EXPECT_CONFIG_ERROR(Parts{.log = "format = \"xml\"\n"},

@@ -71,6 +71,10 @@ TEST(HqConfig, TlsAllowsAPublicListenAddress) {
   EXPECT_EQ(r->log_level, "debug");
   EXPECT_EQ(r->log_format, "json");
   EXPECT_TRUE(r->warnings.empty());
+  auto warning =
+      ParseHq(kKeys + kTls + "listen = \"0.0.0.0:443\"\n", "[log]\nlevel = \"warning\"\n");
+  ASSERT_TRUE(warning.ok()) << warning.status().ToString();
+  EXPECT_EQ(warning->log_level, "warn");  // spdlog's name for it
 }
 
 TEST(HqConfig, PlainHttpOnlyOnLoopback) {
@@ -119,7 +123,8 @@ TEST(HqConfig, OtherKeys) {
   EXPECT_HQ_ERROR(ParseHq(kKeys + "pii_key_file = \"\"\n"), "hq.pii_key_file: must not be empty");
   EXPECT_HQ_ERROR(
       ParseHq(kKeys, "[log]\nlevel = \"loud\"\n"),
-      "log.level: 'loud' is not one of trace | debug | info | warn | error | critical | off");
+      "log.level: 'loud' is not one of trace | debug | info | warn | warning | error | critical | "
+      "off");
   EXPECT_HQ_ERROR(ParseHq(kKeys, "[log]\nfile = \"hq.log\"\n"), "log.file: unknown key");
   EXPECT_HQ_ERROR(ParseHq(kKeys, "[agent]\n"), "agent: unknown key");
   auto top = ParseHqConfig("listen = \"127.0.0.1:1\"\n[hq]\n" + kKeys, kHqFile);
