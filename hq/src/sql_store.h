@@ -705,6 +705,18 @@ class SqlStore final : public Store {
     return std::optional<int64_t>(st.Int(0));
   }
 
+  Result<int64_t> TerminalEarnedBetween(const std::string& terminal_id, uint64_t member_id,
+                                        int64_t after_ms, int64_t until_ms,
+                                        int64_t before_seq) override {
+    HQ_PREPARE(st,
+               "SELECT CAST(coalesce(sum(points), 0) AS BIGINT) FROM entries WHERE member_id = ? "
+               "AND kind = 'earn' AND terminal_id = ? AND at_ms > ? AND at_ms <= ? AND seq < ?");
+    st.Bind(1, member_id).Bind(2, terminal_id).Bind(3, after_ms).Bind(4, until_ms);
+    st.Bind(5, before_seq);
+    if (!st.Step()) return Fail(st);
+    return st.Int(0);
+  }
+
   Result<std::map<std::string, int64_t>> RefundEntrySeqs(const std::string& terminal_id,
                                                          const std::string& checkout_id) override {
     HQ_PREPARE(st,

@@ -322,6 +322,37 @@ Result<std::string> HqService::Impl::CheckEntry(const std::string& tid, const sy
     if (e.points != 0) return std::string("points_not_zero");
     if (e.kind == "tier_upgrade" && !current.provisional_upgrade)
       return std::string("upgrade_not_allowed");
+    if (e.kind == "freeze") {
+      // A terminal freezes a member for velocity (loyalty-rules.md): its own earn entries for
+      // the member in the hour up to the freeze crossed max_points_per_hour of the rules its
+      // sale was priced with. A freeze its own entries do not explain would let one till
+      // freeze any member of the chain: refused (HQ's chain-wide velocity freezes apart).
+      // The hour is counted from the freeze back, ignoring unfreezes the terminal may not
+      // have known of, so an honest till's count is never above this one.
+      int64_t limit = current.max_points_per_hour;
+      std::optional<sync::Checkout> stored;
+      const sync::Checkout* co = nullptr;
+      if (auto it = batch_checkouts.find(e.checkout_id);
+          !e.checkout_id.empty() && it != batch_checkouts.end()) {
+        co = it->second.checkout;
+      } else if (!e.checkout_id.empty()) {
+        auto c = store.GetCheckout(tid, e.checkout_id);
+        if (!c.ok()) return c.status();
+        if (*c) {
+          stored = std::move(**c);
+          co = &*stored;
+        }
+      }
+      if (co) {
+        auto rv = RulesVersion(co->rules_version);
+        if (!rv.ok()) return rv.status();
+        if (*rv) limit = (*rv)->max_points_per_hour;
+      }
+      auto earned =
+          store.TerminalEarnedBetween(tid, e.member_id, e.at_ms - 3600 * 1000, e.at_ms, e.seq);
+      if (!earned.ok()) return earned.status();
+      if (*earned <= limit) return std::string("freeze_unexplained");
+    }
   }
   auto fits = BalanceCanTake(e.member_id, e.points);
   if (!fits.ok()) return fits.status();

@@ -350,14 +350,51 @@ TEST_F(HqTrustTest, ChainWideVelocityFreezesAtHq) {
   EXPECT_EQ(Member(id2)["status"], "active");
 }
 
+// "Never lets one terminal harm another": a terminal's freeze stands only when its own earn
+// entries for the member in the hour up to it crossed max_points_per_hour; a freeze nothing
+// of the terminal's explains (a rooted till freezing members of the chain) is refused.
+TEST_F(HqTrustTest, AFreezeItsTerminalsEarningsDoNotExplainIsRefused) {
+  std::string id = CreateMember();
+  uint64_t m = std::stoull(id);
+  FakeTerminal t{"T01"};
+  Sale small = PricedSale(t, m, "c-small", Basket(100000), kNowMs);  // 1,000 points
+  sync::UploadRequest up{small.entries, {small.checkout}, {}};
+  up.entries.push_back(
+      t.Make("freeze", m, 0, kNowMs, "c-small", json{{"reason", "velocity"}}.dump()));
+  auto res = Upload("T01", up);
+  ASSERT_EQ(res.results.size(), 2u);
+  EXPECT_EQ(res.results[0].status, "created");
+  EXPECT_EQ(res.results[1].status, "refused");
+  EXPECT_EQ(Member(id)["status"], "active");
+  EXPECT_EQ(RefusalReasons("T01"), (std::set<std::string>{"freeze_unexplained"}));
+  // A freeze with no sale at all, for another member: refused the same way.
+  std::string id2 = CreateMember({{"name", "李四"}});
+  sync::UploadRequest lone;
+  lone.entries = {t.Make("freeze", std::stoull(id2), 0, kNowMs + 1000, "",
+                         json{{"reason", "velocity"}}.dump())};
+  EXPECT_EQ(Upload("T01", lone).results[0].status, "refused");
+  EXPECT_EQ(Member(id2)["status"], "active");
+  // Earnings of the hour before, over two sales, explain the next freeze: it stands.
+  Sale more = PricedSale(t, m, "c-more", Basket(450000), kNowMs + 60'000);  // 4,500 more
+  sync::UploadRequest up2{more.entries, {more.checkout}, {}};
+  up2.entries.push_back(
+      t.Make("freeze", m, 0, kNowMs + 60'000, "c-more", json{{"reason", "velocity"}}.dump()));
+  for (const auto& r : Upload("T01", up2).results) EXPECT_EQ(r.status, "created");
+  EXPECT_EQ(Member(id)["status"], "frozen");
+  ExpectBalanceIsAppliedSum(id);
+}
+
 TEST_F(HqTrustTest, ALongFreezeReasonNeverStopsAnotherTerminal) {
   std::string id = CreateMember();
   uint64_t m = std::stoull(id);
   CreateMember({{"name", "王五"}});
   FakeTerminal t{"T01"};
-  sync::UploadRequest up;
-  up.entries = {t.Make("freeze", m, 0, kNowMs, "", json{{"reason", std::string(300, 'x')}}.dump())};
-  EXPECT_EQ(Upload("T01", up).results[0].status, "created");
+  // An honest velocity freeze (6,000 points in the hour), with a reason past the limit.
+  Sale big = PricedSale(t, m, "c-big", Basket(600000), kNowMs);
+  sync::UploadRequest up{big.entries, {big.checkout}, {}};
+  up.entries.push_back(
+      t.Make("freeze", m, 0, kNowMs, "c-big", json{{"reason", std::string(300, 'x')}}.dump()));
+  for (const auto& r : Upload("T01", up).results) EXPECT_EQ(r.status, "created");
   EXPECT_EQ(Member(id)["status"], "frozen");
   auto r = Call("GET", "/v1/sync/T02/changes", "", false);
   ASSERT_EQ(r.status, 200);

@@ -308,6 +308,11 @@ class Store {
       const std::string& terminal_id, const std::string& checkout_id) = 0;
   virtual Result<std::vector<sync::Entry>> TerminalEntriesByIds(
       const std::string& terminal_id, const std::vector<std::string>& ids) = 0;
+  // Σ points of the terminal's earn entries for the member (applied or not) with
+  // after_ms < at_ms <= until_ms and seq < before_seq: what its velocity rule counted.
+  virtual Result<int64_t> TerminalEarnedBetween(const std::string& terminal_id, uint64_t member_id,
+                                                int64_t after_ms, int64_t until_ms,
+                                                int64_t before_seq) = 0;
   // HQ's own chain head (seq, raw hash).
   virtual Result<std::pair<int64_t, std::string>> HqHead() = 0;
   // HQ's own entries (terminal_id "_hq") of each of these members that has some, newest
