@@ -359,17 +359,19 @@ TEST_F(HqClaimsTest, AFrozenMemberIsCreditedNothing) {
   const std::string member = CreateMember({{"name", "陈二"}});
   FakeTerminal t{"T01"};
   t.seq = 0;
-  // A terminal's freeze entry freezes the member at HQ.
-  Upload("T01",
-         {{t.Make("freeze", std::stoull(member), 0, kNowMs - 1000, "", R"({"reason":"velocity"})")},
-          {},
-          {}});
+  // A terminal's velocity freeze (6,000 points in its hour) freezes the member at HQ.
+  Sale big = PricedSale(t, std::stoull(member), "c-big", Basket(600000), kNowMs - 2000);
+  sync::UploadRequest up{big.entries, {big.checkout}, {}};
+  up.entries.push_back(
+      t.Make("freeze", std::stoull(member), 0, kNowMs - 2000, "c-big", R"({"reason":"velocity"})"));
+  Upload("T01", up);
   ASSERT_EQ(Member(member)["status"], "frozen");
+  const int64_t before = Balance(member);
   const json c = AddClaim(member, Claim("c-13", sale.committed_at_ms));
   ASSERT_EQ(last_.status, 201) << last_.body;
   EXPECT_EQ(c["status"], "credited");
   EXPECT_EQ(c["points"], 0);
-  EXPECT_EQ(Balance(member), 0);
+  EXPECT_EQ(Balance(member), before);
 }
 
 TEST_F(HqClaimsTest, UnknownMembersAndBadBodies) {
