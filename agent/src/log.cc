@@ -148,14 +148,7 @@ void LogEvent(Level level, const std::string& event, const nlohmann::json& field
       for (auto it = fields.begin(); it != fields.end(); ++it) line[it.key()] = it.value();
     logger->info(line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   } else {
-    std::string text = NowStamp() + " " + LevelName(level) + " " + event;
-    if (fields.is_object())
-      for (auto it = fields.begin(); it != fields.end(); ++it)
-        text += " " + it.key() + "=" +
-                (it.value().is_string()
-                     ? it.value().get<std::string>()
-                     : it.value().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
-    logger->info(text);
+    logger->info(EventTextLine(NowStamp(), LevelName(level), event, fields));
   }
 }
 

@@ -646,8 +646,9 @@ Result<std::vector<uint64_t>> SyncLocal::Evict(const std::vector<uint64_t>& memb
     for (uint64_t id : member_ids) {
       auto gone = w.DropMember(id);
       if (!gone.ok()) return gone.status();
-      if (*gone) dropped.push_back(id);
-      if (*gone) refused_changed |= refused->erase(id) > 0;
+      if (!*gone) continue;
+      dropped.push_back(id);
+      refused_changed |= refused->erase(id) > 0;
     }
     if (refused_changed) return WriteRefused(w, *refused);
     return Status::Ok();

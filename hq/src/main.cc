@@ -74,13 +74,7 @@ void Log(const char* level, const char* event, json fields = json::object()) {
     fields["event"] = event;
     line = fields.dump(-1, ' ', false, json::error_handler_t::replace);
   } else {
-    line = ts + " " + level + " " + event;
-    if (fields.is_object())
-      for (auto it = fields.begin(); it != fields.end(); ++it)
-        line += " " + it.key() + "=" +
-                (it.value().is_string()
-                     ? it.value().get<std::string>()
-                     : it.value().dump(-1, ' ', false, json::error_handler_t::replace));
+    line = loyalty::EventTextLine(ts, level, event, fields);
   }
   std::fprintf(stdout, "%s\n", line.c_str());
   std::fflush(stdout);

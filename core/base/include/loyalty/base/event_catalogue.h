@@ -4,7 +4,10 @@
 // equal. A logger looks a name up here and flags one that is not listed.
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <span>
+#include <string>
 #include <string_view>
 
 namespace loyalty {
@@ -21,6 +24,21 @@ inline const EventInfo* FindEvent(std::span<const EventInfo> catalogue, std::str
   for (const auto& e : catalogue)
     if (e.name == name) return &e;
   return nullptr;
+}
+
+// An event as a line of text, for people reading a terminal: "<ts> <level> <event>" then
+// " key=value" for each field (strings as they are, other values as JSON). Both programs'
+// loggers write this when [log] format is text.
+inline std::string EventTextLine(std::string_view ts, std::string_view level,
+                                 std::string_view event, const nlohmann::json& fields) {
+  std::string line = std::string(ts) + " " + std::string(level) + " " + std::string(event);
+  if (fields.is_object())
+    for (auto it = fields.begin(); it != fields.end(); ++it)
+      line += " " + it.key() + "=" +
+              (it.value().is_string()
+                   ? it.value().get<std::string>()
+                   : it.value().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  return line;
 }
 
 }  // namespace loyalty
