@@ -111,6 +111,95 @@ uint64_t PngRawBytes(const uint8_t* d, size_t n) {
   return total;
 }
 
+// What a PNG's IHDR declares, read by this file rather than stb_image, whose header reader
+// gives up ("too large") on images of a GiB or more: those must still be refused as
+// oversized, with what they declare (operations.md), not taken for unreadable files.
+// Channels are counted after palette expansion, as stb_image decodes them: 3, or 4 with a
+// tRNS chunk before the pixel data. False when the IHDR is not one this can read.
+bool PngDeclared(const uint8_t* d, size_t n, ImageHeader& h) {
+  if (n < 33 || Be32(d + 8) != 13 || std::memcmp(d + 12, "IHDR", 4) != 0) return false;
+  const uint32_t w = Be32(d + 16), ht = Be32(d + 20);
+  const int depth = d[24], color = d[25];
+  if (w == 0 || ht == 0 || w > INT32_MAX || ht > INT32_MAX) return false;
+  int channels = 0;
+  switch (color) {
+    case 0:
+      channels = 1;
+      break;
+    case 2:
+      channels = 3;
+      break;
+    case 4:
+      channels = 2;
+      break;
+    case 6:
+      channels = 4;
+      break;
+    case 3: {
+      channels = 3;
+      for (size_t off = 8; off + 12 <= n;) {
+        const uint32_t len = Be32(d + off);
+        if (len > n - off - 12) break;
+        if (std::memcmp(d + off + 4, "IDAT", 4) == 0) break;
+        if (std::memcmp(d + off + 4, "tRNS", 4) == 0) channels = 4;
+        off += 12 + static_cast<size_t>(len);
+      }
+      break;
+    }
+    default:
+      return false;
+  }
+  h.width = static_cast<int>(w);
+  h.height = static_cast<int>(ht);
+  h.channels = channels;
+  h.bytes_per_channel = depth == 16 ? 2 : 1;
+  return true;
+}
+
+// What a binary PNM's header declares (P5: one channel, P6: three; two bytes a channel
+// when maxval is over 255). False when the header does not parse.
+bool PnmDeclared(const uint8_t* d, size_t n, ImageHeader& h) {
+  if (PnmHeaderBytes(d, n) == 0) return false;
+  uint64_t field[3] = {0, 0, 0};
+  size_t i = 2;
+  for (uint64_t& v : field) {
+    for (;;) {
+      if (i < n && (d[i] == ' ' || d[i] == '\t' || d[i] == '\n' || d[i] == '\r' || d[i] == '\v' ||
+                    d[i] == '\f')) {
+        ++i;
+      } else if (i < n && d[i] == '#') {
+        while (i < n && d[i] != '\n' && d[i] != '\r') ++i;
+      } else {
+        break;
+      }
+    }
+    const size_t start = i;
+    while (i < n && d[i] >= '0' && d[i] <= '9' && i - start < 10) v = v * 10 + (d[i++] - '0');
+  }
+  if (field[0] == 0 || field[1] == 0 || field[0] > INT32_MAX || field[1] > INT32_MAX) return false;
+  h.width = static_cast<int>(field[0]);
+  h.height = static_cast<int>(field[1]);
+  h.channels = d[1] == '5' ? 1 : 3;
+  h.bytes_per_channel = field[2] > 255 ? 2 : 1;
+  return true;
+}
+
+// Halves a grayscale image in each dimension (each pixel the mean of a 2×2 block; an odd
+// last row or column is dropped).
+std::vector<uint8_t> HalveGray(const uint8_t* src, int w, int h, int& out_w, int& out_h) {
+  out_w = w / 2;
+  out_h = h / 2;
+  std::vector<uint8_t> out(static_cast<size_t>(out_w) * static_cast<size_t>(out_h));
+  for (int y = 0; y < out_h; ++y) {
+    const uint8_t* r0 = src + static_cast<size_t>(2 * y) * static_cast<size_t>(w);
+    const uint8_t* r1 = r0 + w;
+    uint8_t* o = out.data() + static_cast<size_t>(y) * static_cast<size_t>(out_w);
+    for (int x = 0; x < out_w; ++x)
+      o[x] = static_cast<uint8_t>((r0[2 * x] + r0[2 * x + 1] + r1[2 * x] + r1[2 * x + 1] + 2) / 4);
+  }
+  return out;
+}
+
 // Inflates the IDAT stream into a 64 KiB scratch buffer, counting: a PNG whose pixel data
 // inflates to more than its header needs is refused before stb_image, which would grow its
 // output buffer to whatever the stream holds. Malformed chunk structure is left to
@@ -163,6 +252,27 @@ static Status ReadHeaderInto(const uint8_t* data, size_t size, ImageHeader& h) {
     return Unreadable("not a PNG, JPEG or binary PNM image");
   }
   const int len = static_cast<int>(size);
+  // PNG and PNM: the declared size from the header itself first, so that an image too large
+  // for stb_image's own header reader is still refused as oversized, naming its size.
+  ImageHeader declared;
+  if ((IsPng(data, size) && PngDeclared(data, size, declared)) ||
+      (IsPnm(data, size) && PnmDeclared(data, size, declared))) {
+    const unsigned __int128 bytes = static_cast<unsigned __int128>(declared.width) *
+                                    static_cast<unsigned>(declared.height) *
+                                    static_cast<unsigned>(declared.channels) *
+                                    static_cast<unsigned>(declared.bytes_per_channel);
+    if (bytes > static_cast<unsigned __int128>(kMaxDecodedImageBytes)) {
+      h = declared;
+      h.decoded_bytes = bytes > static_cast<unsigned __int128>(INT64_MAX)
+                            ? INT64_MAX
+                            : static_cast<int64_t>(bytes);
+      return TooLarge(std::to_string(h.width) + "x" + std::to_string(h.height) + ", " +
+                      std::to_string(h.channels) + " channel(s) of " +
+                      std::to_string(h.bytes_per_channel) + " byte(s) decode to " +
+                      std::to_string(h.decoded_bytes) + " bytes, over the limit of " +
+                      std::to_string(kMaxDecodedImageBytes));
+    }
+  }
   if (!stbi_info_from_memory(data, len, &h.width, &h.height, &h.channels)) {
     return Unreadable(std::string("not an image: ") + stbi_failure_reason());
   }
@@ -184,10 +294,6 @@ static Status ReadHeaderInto(const uint8_t* data, size_t size, ImageHeader& h) {
                     std::to_string(h.bytes_per_channel) + " byte(s) decode to " +
                     std::to_string(h.decoded_bytes) + " bytes, over the limit of " +
                     std::to_string(kMaxDecodedImageBytes));
-  }
-  if (static_cast<int64_t>(h.width) * h.height > kMaxImagePixels) {
-    return TooLarge(std::to_string(h.width) + "x" + std::to_string(h.height) + " is more than " +
-                    std::to_string(kMaxImagePixels) + " pixels");
   }
   return Status::Ok();
 }
@@ -241,7 +347,23 @@ Result<std::vector<DecodedCode>> DecodeImageBytes(const uint8_t* data, size_t si
   // The decoder's dimensions are the header's (stb_image reads the same header); checked
   // again all the same, since everything below sizes its work by them.
   if (w != h.width || hh != h.height) return Unreadable("the image's size changed while decoding");
-  return DecodeImage(pixels.get(), w, hh);
+  if (static_cast<int64_t>(w) * hh <= kMaxImagePixels) return DecodeImage(pixels.get(), w, hh);
+  // Larger than a camera frame (but within the byte limit): halved until it is one. A code
+  // in such an image has modules many pixels wide, and the decoder's time stays bounded.
+  std::vector<uint8_t> small;
+  const uint8_t* src = pixels.get();
+  int sw = w, sh = hh;
+  while (static_cast<int64_t>(sw) * sh > kMaxImagePixels) {
+    int nw = 0, nh = 0;
+    std::vector<uint8_t> next = HalveGray(src, sw, sh, nw, nh);
+    small = std::move(next);
+    src = small.data();
+    sw = nw;
+    sh = nh;
+    if (src == small.data() && pixels) pixels.reset();  // the full image is no longer needed
+  }
+  if (sw <= 0 || sh <= 0) return std::vector<DecodedCode>{};
+  return DecodeImage(src, sw, sh);
 }
 
 Result<std::vector<DecodedCode>> DecodeImageFile(const std::string& path, ImageHeader* header) {

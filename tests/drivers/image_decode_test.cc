@@ -67,6 +67,30 @@ TEST_F(ImageDecode, RotatedNoisyFrames) {
   }
 }
 
+// An image within the byte limit but larger than a camera frame (4096×4096 grey, 16 MiB,
+// 16.8 megapixels) is decoded, halved to what ZXing is given, not refused.
+TEST_F(ImageDecode, AnImageLargerThanACameraFrameIsHalvedNotRefused) {
+  REQUIRE_QRENCODE();
+  ASSERT_TRUE(testing::Qrencode(code_, dir_ / "big-modules.png", 12));
+  Gray qr = testing::LoadGray(dir_ / "big-modules.png");
+  ASSERT_GT(qr.w, 0);
+  ASSERT_LT(qr.w, 4096);
+  testing::PngSpec big = testing::Spec(4096, 4096, 8, 0);
+  const int x0 = (4096 - qr.w) / 2, y0 = (4096 - qr.h) / 2;
+  big.grey = [&](uint32_t x, uint32_t y) -> uint8_t {
+    const int qx = static_cast<int>(x) - x0, qy = static_cast<int>(y) - y0;
+    if (qx < 0 || qy < 0 || qx >= qr.w || qy >= qr.h) return 255;
+    return qr.px[static_cast<size_t>(qy) * static_cast<size_t>(qr.w) + static_cast<size_t>(qx)];
+  };
+  ImageHeader h;
+  const std::string png = testing::MakePng(big);
+  auto r = DecodeImageBytes(reinterpret_cast<const uint8_t*>(png.data()), png.size(), &h);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(h.decoded_bytes, int64_t{4096} * 4096);
+  ASSERT_EQ(r->size(), 1u);
+  EXPECT_EQ((*r)[0].text, code_);
+}
+
 TEST(ImageDecodeCode128, CardNumber) {
   const std::string card = "8800123456789";
   // ZXing's writer (not ours) draws the symbol; we decode it from a noisy frame.
@@ -163,10 +187,45 @@ TEST(ImageDecodeLimits, DecodedSizeLimitAtItsEdge) {
   testing::PngSpec eight = over;
   eight.bit_depth = 8;
   EXPECT_TRUE(Header(testing::MakePng(eight)).ok());
-  // And the pixel count has its own cap (what ZXing is given): 16 megapixels.
-  EXPECT_TRUE(Header(testing::MakePng(testing::Spec(4000, 4000, 8, 0, true))).ok());
-  EXPECT_EQ(Header(testing::MakePng(testing::Spec(4000, 4001, 8, 0, true))).status().code(),
+  // The decoded size is the only limit: 4096×4096 RGBA at 8 bits is 64 MiB exactly and
+  // passes, as does a grey image of 16.8 megapixels (larger than what ZXing is given: it is
+  // halved before decoding, ImageDecode.AnImageLargerThanACameraFrameIsHalvedNotRefused).
+  auto rgba8 = Header(testing::MakePng(testing::Spec(4096, 4096, 8, 6, true)));
+  ASSERT_TRUE(rgba8.ok()) << rgba8.status().ToString();
+  EXPECT_EQ(rgba8->decoded_bytes, kMaxDecodedImageBytes);
+  EXPECT_EQ(Header(testing::MakePng(testing::Spec(4096, 4097, 8, 6, true))).status().code(),
             ErrorCode::kImageTooLarge);
+  EXPECT_TRUE(Header(testing::MakePng(testing::Spec(4096, 4096, 8, 0, true))).ok());
+}
+
+// Headers declaring a GiB or more, which stb_image's own header reader gives up on ("too
+// large"), are refused as too large with what they declare, not taken for unreadable files.
+TEST(ImageDecodeLimits, HeadersOfAGibibyteOrMoreAreTooLargeNotUnreadable) {
+  struct Case {
+    testing::PngSpec png;
+    int channels, bytes;
+  };
+  // Signature and IHDR only: what is refused is refused before any pixel data is read.
+  for (const Case& c : {Case{testing::Spec(20000, 20000, 8, 6, true), 4, 1},
+                        Case{testing::Spec(40000, 40000, 8, 0, true), 1, 1},
+                        Case{testing::Spec(20000, 20000, 16, 6, true), 4, 2},
+                        Case{testing::Spec(2147483647, 2147483647, 16, 2, true), 3, 2}}) {
+    ImageHeader h;
+    auto r = Decode(testing::MakePng(c.png), &h);
+    EXPECT_EQ(r.status().code(), ErrorCode::kImageTooLarge)
+        << c.png.width << "x" << c.png.height << ": " << r.status().ToString();
+    EXPECT_EQ(h.width, static_cast<int>(c.png.width));
+    EXPECT_EQ(h.channels, c.channels);
+    EXPECT_EQ(h.bytes_per_channel, c.bytes);
+    const unsigned __int128 want = static_cast<unsigned __int128>(c.png.width) * c.png.height *
+                                   static_cast<unsigned>(c.channels * c.bytes);
+    EXPECT_EQ(h.decoded_bytes, want > INT64_MAX ? INT64_MAX : static_cast<int64_t>(want));
+  }
+  // A PNM wider than stb_image's STBI_MAX_DIMENSIONS: too large too.
+  const std::string pgm = "P5\n20000000 10\n255\n" + std::string(64, '\0');
+  ImageHeader h;
+  EXPECT_EQ(Decode(pgm, &h).status().code(), ErrorCode::kImageTooLarge);
+  EXPECT_EQ(h.decoded_bytes, int64_t{200000000});
 }
 
 // The issue's decompression bomb: a small 16-bit 4000×4000 PNG. RGBA: 128 MB decoded from a

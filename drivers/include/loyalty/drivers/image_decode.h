@@ -19,7 +19,9 @@ struct DecodedCode {
   std::string format;     // "QRCode" | "Code128"
 };
 
-// Largest image accepted, in pixels (a 16-megapixel camera frame).
+// Largest image DecodeImage() takes, in pixels (a 16-megapixel camera frame). A file whose
+// image is larger but within kMaxDecodedImageBytes is halved in each dimension until it
+// fits, not refused: the contract's only limit is the decoded size.
 inline constexpr int64_t kMaxImagePixels = 16LL * 1000 * 1000;
 
 // Largest decoded image accepted, in bytes: width × height × channels × bytes per channel
@@ -38,7 +40,8 @@ struct ImageHeader {
 
 // Reads the header of a PNG, JPEG or binary PNM (P5/P6) without decoding it. Errors:
 // "unreadable_image" (not one of those formats, a corrupt header), "image_too_large"
-// (decoded_bytes > kMaxDecodedImageBytes, or more than kMaxImagePixels pixels).
+// (decoded_bytes > kMaxDecodedImageBytes, whatever the size: a PNG or PNM header is read
+// here, so one too large for stb_image's header reader is still "image_too_large").
 Result<ImageHeader> ReadImageHeader(const uint8_t* data, size_t size);
 
 // luminance: width*height bytes, row-major, one byte per pixel, no padding.
