@@ -84,8 +84,12 @@ Status Scanners::Start(const std::vector<config::ScannerConfig>& cfg) {
         auto it = entries_.find(id);
         std::string name = drivers::SourceStateName(st);
         if (it != entries_.end()) {
-          if (it->second.state == name) return;
+          // Health follows the source; the log says each change once. Start() may already
+          // have read this state from the source (a source can connect before Start()
+          // returns): that is not a reason to leave the change unsaid.
           it->second.state = name;
+          if (it->second.logged_state == name) return;
+          it->second.logged_state = name;
         }
         const char* event = st == drivers::SourceState::kConnected      ? "scanner_connected"
                             : st == drivers::SourceState::kDisconnected ? "scanner_disconnected"
@@ -131,6 +135,7 @@ Status Scanners::Start(const std::vector<config::ScannerConfig>& cfg) {
       LogEvent(Level::kWarn, "scanner_disconnected",
                {{"scanner_id", c.id}, {"detail", s.message()}});
       it->second.start_pending = true;
+      it->second.logged_state = "disconnected";
       ArmRetry();
     } else {
       it->second.state = drivers::SourceStateName(it->second.source->state());
@@ -195,8 +200,15 @@ std::vector<Scanners::GarbageCount> Scanners::Garbage() const {
 }
 
 Status Scanners::Reload(const std::vector<config::ScannerConfig>& cfg) {
+  // A scanner the new configuration keeps (the same id) keeps its last scan in health.
+  std::map<std::string, int64_t> last_scans;
+  for (const auto& [id, e] : entries_) last_scans[id] = e.last_scan_at_ms;
   Stop();
-  return Start(cfg);
+  Status s = Start(cfg);
+  for (auto& [id, e] : entries_) {
+    if (auto it = last_scans.find(id); it != last_scans.end()) e.last_scan_at_ms = it->second;
+  }
+  return s;
 }
 
 void Scanners::NoteScan(const std::string& scanner_id, int64_t at_ms) {

@@ -58,8 +58,11 @@ class Scanners {
  private:
   struct Entry {
     std::string id, kind;
-    std::string state = "disconnected";
-    int64_t last_scan_at_ms = 0;
+    std::string state = "disconnected";  // for health: the source's latest state
+    // The state last logged (scanner_connected/_disconnected/_error): every change is
+    // logged once, the first one included, whenever the source reports it.
+    std::string logged_state;
+    int64_t last_scan_at_ms = 0;  // kept across a reload that keeps the scanner's id
     std::unique_ptr<drivers::Source> source;
     bool start_pending = false;  // Start() failed; retried by retry_timer_
   };

@@ -219,6 +219,38 @@ TEST_F(ScansTest, AFifoReplacedUnderTheAgentIsReadAgain) {
   EXPECT_NE(log.find("\"event\":\"scanner_disconnected\""), std::string::npos);
 }
 
+// A scanner that is up at start says so once (scanner_connected), however soon it came up
+// — here a fifo the agent makes itself — and a SIGHUP that keeps the scanner keeps its last
+// scan in health.
+TEST_F(ScansTest, AStartSaysConnectedOnceAndAReloadKeepsTheLastScan) {
+  agent_ = std::make_unique<AgentProcess>(
+      dir_, "\n[[scanners]]\nid = \"lane1\"\nkind = \"fifo\"\npath = \"scan.fifo\"\n");
+  agent_->Start();
+  const std::string fifo = (dir_ / "scan.fifo").string();
+  auto scanner = [&] { return agent_->Get("/v1/health").body["scanners"][0]; };
+  ASSERT_TRUE(WaitFor([&] { return scanner()["state"] == "connected"; }));
+  ASSERT_TRUE(WaitFor([&] { return CountEvents(agent_->ReadLog(), "scanner_connected") == 1; }))
+      << agent_->ReadLog();
+  EXPECT_TRUE(scanner()["last_scan_at"].is_null());
+  std::thread writer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    int fd = ::open(fifo.c_str(), O_WRONLY | O_CLOEXEC);
+    std::string line = MintCode(kMember) + "\n";
+    (void)!::write(fd, line.data(), line.size());
+    ::close(fd);
+  });
+  ExpectMemberScanAndCommit("lane1");
+  writer.join();
+  const json last = scanner()["last_scan_at"];
+  ASSERT_TRUE(last.is_string()) << last.dump();
+  const size_t reloads = CountEvents(agent_->ReadLog(), "config_reloaded");
+  ::kill(agent_->pid(), SIGHUP);
+  ASSERT_TRUE(
+      WaitFor([&] { return CountEvents(agent_->ReadLog(), "config_reloaded") == reloads + 1; }));
+  EXPECT_EQ(scanner()["last_scan_at"], last);
+  EXPECT_EQ(agent_->Stop(), 0);
+}
+
 // operations.md: a fifo whose folder is missing when the agent starts is reported
 // `disconnected`, logged once, and picked up within five seconds of the folder and its fifo
 // appearing, without restarting the agent.
