@@ -514,6 +514,14 @@ int RunDaemon(int argc, char** argv) {
     return kExitConfig;
   }
   if (cl.check_only) {
+    // The ledger file named is looked at too, read-only: what would stop the start at
+    // opening it (not an SQLite file, a newer schema) is said here, naming its key, with
+    // the status the start would exit with.
+    if (Status s = ledger::Ledger::CheckFile(prepared->cfg.database); !s.ok()) {
+      std::fprintf(stderr, "loyaltyd: %s: agent.database: %s\n", cl.config_path.c_str(),
+                   s.message().c_str());
+      return kExitRuntime;
+    }
     std::printf("%s: ok\n", cl.config_path.c_str());
     return 0;
   }

@@ -262,6 +262,16 @@ int StartExpectingExit(AgentProcess& a) {
   return st;
 }
 
+// loyaltyd --check-config on the fixture's config: its exit status (-2: it did not exit).
+int CheckConfigExit(AgentProcess& a) {
+  pid_t pid = Spawn({std::string(LOYALTY_BINARY_DIR) + "/agent/loyaltyd", "--check-config",
+                     "--config", a.config_path()},
+                    a.log_path());
+  int st = ReapWithin(pid, 10000);
+  if (st == -2) SignalAndReap(pid, SIGKILL);
+  return st;
+}
+
 // What is not a damaged ledger still stops the start, as before: a file that is not
 // SQLite's at all (the wrong file named, or its first page lost) and a ledger of a newer
 // schema than this program's. Both say why (ledger_error) and leave the file as it was.
@@ -275,6 +285,15 @@ TEST_F(DamagedLedgerTest, AFileThatIsNotALedgerStopsTheStart) {
   EXPECT_NE(log.find("\"event\":\"ledger_error\""), std::string::npos) << log;
   EXPECT_NE(log.find("is not an SQLite database"), std::string::npos) << log;
   EXPECT_EQ(log.find("\"event\":\"ledger_damaged\""), std::string::npos) << log;
+  EXPECT_EQ(ReadFile(db), std::string(4096, 'x'));
+  // --check-config says so too, naming the key, with the start's status.
+  from = agent_->ReadLog().size();
+  EXPECT_EQ(CheckConfigExit(*agent_), 1);
+  log = agent_->ReadLog().substr(from);
+  EXPECT_NE(
+      log.find(agent_->config_path() + ": agent.database: " + db + " is not an SQLite database"),
+      std::string::npos)
+      << log;
   EXPECT_EQ(ReadFile(db), std::string(4096, 'x'));
 }
 
@@ -291,6 +310,12 @@ TEST_F(DamagedLedgerTest, ALedgerOfANewerSchemaStopsTheStart) {
   std::string log = agent_->ReadLog().substr(from);
   EXPECT_NE(log.find("newer than this program"), std::string::npos) << log;
   EXPECT_EQ(log.find("\"event\":\"ledger_damaged\""), std::string::npos) << log;
+  from = agent_->ReadLog().size();
+  EXPECT_EQ(CheckConfigExit(*agent_), 1);
+  log = agent_->ReadLog().substr(from);
+  EXPECT_NE(log.find(": agent.database: ledger " + db + " has schema version 99, newer than"),
+            std::string::npos)
+      << log;
 }
 
 }  // namespace

@@ -143,10 +143,12 @@ TEST_F(AgentFilesTest, HqTlsFilesAndTheRulesFileThatDoNotLoadStopTheStartNamingT
   };
   const std::vector<Case> cases = {
       {"ca_file = \"nope.pem\"\ncert_file = \"terminal.pem\"\nkey_file = \"terminal.key\"\n", "",
-       ": hq.ca_file: TLS CA " + (dir_ / "nope.pem").string()},
+       ": hq.ca_file: TLS CA " + (dir_ / "nope.pem").string() +
+           ": cannot open: No such file or directory"},
       {"ca_file = \"junk.pem\"\n", "", ": hq.ca_file: TLS CA"},
       {"ca_file = \"hqca.pem\"\ncert_file = \"nope.pem\"\nkey_file = \"terminal.key\"\n", "",
-       ": hq.cert_file: TLS certificate " + (dir_ / "nope.pem").string()},
+       ": hq.cert_file: TLS certificate " + (dir_ / "nope.pem").string() +
+           ": cannot open: No such file or directory"},
       {"ca_file = \"hqca.pem\"\ncert_file = \"junk.pem\"\nkey_file = \"terminal.key\"\n", "",
        ": hq.cert_file: TLS certificate"},
       {"ca_file = \"hqca.pem\"\ncert_file = \"terminal.pem\"\nkey_file = \"other.key\"\n", "",

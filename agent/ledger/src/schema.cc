@@ -359,6 +359,15 @@ std::optional<int> Ledger::PeekSchemaVersion(const std::string& path) {
   return static_cast<int>((*st)->Int(0));
 }
 
+Status Ledger::CheckFile(const std::string& path) {
+  if (Status s = CheckIsSqliteFile(path); !s.ok()) return s;
+  if (auto v = PeekSchemaVersion(path); v && *v > kSchemaVersion)
+    return Status::Error(ErrorCode::kUnavailable,
+                         "ledger " + path + " has schema version " + std::to_string(*v) +
+                             ", newer than this program (" + std::to_string(kSchemaVersion) + ")");
+  return Status::Ok();
+}
+
 int Ledger::schema_version() {
   auto st = db_->Prepare("PRAGMA user_version");
   if (!st.ok()) return -1;

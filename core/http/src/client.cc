@@ -56,7 +56,7 @@ bool IsHttpError(const error_code& ec) {
 Result<std::unique_ptr<ssl::context>> MakeClientContext(const ClientTlsOptions& o) {
   auto bad = [](const std::string& what, const std::string& file, const error_code& ec) {
     return Status::Error(ErrorCode::kInvalidArgument,
-                         "TLS " + what + " " + file + ": " + ec.message());
+                         "TLS " + what + " " + file + ": " + PemFileReason(file, ec.message()));
   };
   auto ctx = std::make_unique<ssl::context>(ssl::context::tls_client);
   ctx->set_options(ssl::context::default_workarounds | ssl::context::no_compression);

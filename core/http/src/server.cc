@@ -200,7 +200,7 @@ Result<StorePtr> MakeVerifyStore(const std::string& ca_file, const std::string& 
 Result<std::shared_ptr<ssl::context>> MakeServerContext(const TlsServerOptions& o) {
   auto bad = [](const std::string& what, const std::string& file, const error_code& ec) {
     return Status::Error(ErrorCode::kInvalidArgument,
-                         "TLS " + what + " " + file + ": " + SslErrorText(ec));
+                         "TLS " + what + " " + file + ": " + PemFileReason(file, SslErrorText(ec)));
   };
   auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
   SSL_CTX* native = ctx->native_handle();

@@ -147,6 +147,10 @@ class Ledger {
   // The schema version of the ledger at path without opening it for use (nullopt: no such
   // file or not readable). Open() migrates a file below kSchemaVersion.
   static std::optional<int> PeekSchemaVersion(const std::string& path);
+  // What stops Open() before it reads anything, checked without opening the file for use
+  // and without writing (for loyaltyd --check-config): a file that is not SQLite's and a
+  // schema newer than kSchemaVersion. A missing or empty file is a new ledger: ok.
+  static Status CheckFile(const std::string& path);
   ~Ledger();
 
   int schema_version();

@@ -10,7 +10,28 @@
 
 #include <openssl/ssl.h>
 
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
 namespace loyalty::http {
+
+// Why OpenSSL could not load a PEM file, for the message that names it: a file that cannot
+// be opened says so with the system's reason ("cannot open: No such file or directory"),
+// where OpenSSL's error alone would often read only "asio.ssl error"; otherwise
+// OpenSSL's own text.
+inline std::string PemFileReason(const std::string& file, const std::string& openssl_text) {
+  if (file.empty()) return openssl_text;
+  if (std::FILE* f = std::fopen(file.c_str(), "rb")) {
+    std::fclose(f);
+    return openssl_text.empty() || openssl_text == "asio.ssl error" ||
+                   openssl_text == "unknown TLS error"
+               ? "no certificate or key OpenSSL can read in it"
+               : openssl_text;
+  }
+  return std::string("cannot open: ") + std::strerror(errno);
+}
 
 // The TLS 1.2 suites, in Mozilla's order.
 inline constexpr const char* kTls12Ciphers =
