@@ -326,11 +326,12 @@ void PosApi::Handle(http::Request&& req, http::Responder respond_now) {
       return finish(r);
     }
     case Route::kQuote:
-      ctx_.service->LookUpIfUnheld(*ctx_.reader, *body);
+      ctx_.service->LookUpIfUnheld(*ctx_.reader, *body, /*is_commit=*/false);
       return finish(ctx_.service->Quote(*ctx_.reader, *body));
     case Route::kCommit:
     case Route::kRefund: {
-      if (route == Route::kCommit) ctx_.service->LookUpIfUnheld(*ctx_.reader, *body);
+      if (route == Route::kCommit)
+        ctx_.service->LookUpIfUnheld(*ctx_.reader, *body, /*is_commit=*/true);
       // A refund asks HQ about its sale here, off the writer thread (docs/pos-api.md,
       // "Returns anywhere").
       checkout::PreparedRefund prepared;

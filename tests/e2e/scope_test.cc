@@ -69,6 +69,26 @@ TEST_F(E2eScopeTest, AMemberOfAnotherStoreIsProvisionalOfflineAndFetchedOnline) 
   to_hq.set_upstream(hq_->port());
   ExpectOk(a.Sync());
   EXPECT_FALSE(Holds(a, home.id));
+  // A quote or commit that names the card but is refused whatever the member (a bad line,
+  // rules no longer current) asks HQ nothing and changes nothing: the member is still not
+  // held (pos-api.md, "changes nothing").
+  json bad_lines = json::array({{{"sku", "x"}, {"qty", 0}, {"unit_price_cents", 100}}});
+  for (const char* route : {"/v1/checkouts/quote", "/v1/checkouts/commit"}) {
+    auto r = a.Call(
+        "POST", route,
+        json{{"checkout_id", "a-bad"}, {"member_code", home.card_number}, {"lines", bad_lines}});
+    EXPECT_EQ(r.status, 400) << route << " " << r.raw;
+    EXPECT_FALSE(Holds(a, home.id)) << route;
+  }
+  auto stale_rules = a.Call("POST", "/v1/checkouts/commit",
+                            json{{"checkout_id", "a-old"},
+                                 {"member_code", home.card_number},
+                                 {"lines", Basket(20000)},
+                                 {"rules_version", "not-the-current-one"}});
+  EXPECT_EQ(stale_rules.status, 409) << stale_rules.raw;
+  EXPECT_EQ(stale_rules.body["error"]["code"], "rules_changed") << stale_rules.raw;
+  EXPECT_FALSE(Holds(a, home.id));
+  EXPECT_EQ(a.ReadLog().find("\"event\":\"member_lookup\""), std::string::npos) << a.ReadLog();
   auto on = a.Call("POST", "/v1/identify", json{{"code", DynamicCode(home)}});
   ASSERT_EQ(on.status, 200) << on.raw;
   EXPECT_EQ(on.body["member"]["balance"], balance) << on.raw;

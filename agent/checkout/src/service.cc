@@ -268,10 +268,14 @@ void CheckoutService::SetMemberLookup(std::function<bool(const codes::Identified
   lookup_ = std::move(lookup);
 }
 
-void CheckoutService::LookUpIfUnheld(ledger::Ledger& reader, const json& body) {
+void CheckoutService::LookUpIfUnheld(ledger::Ledger& reader, const json& body, bool is_commit) {
   if (!lookup_ || reader.damaged()) return;
   auto code = body.find("member_code");
   if (code == body.end() || !code->is_string()) return;
+  // What the use case refuses before it looks at the member is refused without asking HQ.
+  auto req = ParseCheckoutRequest(body, is_commit);
+  if (!req.ok()) return;
+  if (is_commit && req->rules_version && *req->rules_version != rules()->version) return;
   const std::string& text = code->get_ref<const std::string&>();
   if (text.rfind(codes::kDynamicPrefix, 0) == 0) return;
   const int64_t now_s = NowS();

@@ -125,7 +125,10 @@ class CheckoutService {
   // or channel card this terminal holds no identity for is asked of HQ here, on the
   // caller's thread (never the writer's), before the use case runs. A dynamic code of a
   // member not held is the provisional member of member-codes.md there (Identify asks).
-  void LookUpIfUnheld(ledger::Ledger& reader, const nlohmann::json& body);
+  // A body the use case refuses whatever the member (400 bad_request, a commit's 409
+  // rules_changed) asks HQ nothing: such a refusal changes nothing, not even the members
+  // the terminal holds.
+  void LookUpIfUnheld(ledger::Ledger& reader, const nlohmann::json& body, bool is_commit);
 
   // Phone look-up (docs/pos-api.md, "Phone look-up"): `typed` is what the cashier typed.
   // The store's look-up keys hash it and the ledger is searched; a number found nowhere is
