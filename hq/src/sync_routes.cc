@@ -301,11 +301,14 @@ http::Response HqService::Impl::Fetch(const std::string& tid, const http::Reques
   for (const auto& e : out.entries) {
     if (!e.checkout_id.empty()) checkout_ids.insert(e.checkout_id);
   }
+  // Each checkout the entries name, when it is this terminal's, and this terminal's refunds
+  // of it — also when the sale was another terminal's (a return made here of a sale made
+  // there: the entry is this terminal's clawback, the checkout not): a restored terminal
+  // must know its refund ids are taken, or a retried refund would be paid out again.
   for (const auto& id : checkout_ids) {
     auto c = store.GetCheckout(tid, id);
     if (!c.ok()) return FromStatus(c.status());
-    if (!*c) continue;
-    out.checkouts.push_back(**c);
+    if (*c) out.checkouts.push_back(**c);
     auto refunds = store.RefundsOf(tid, id);
     if (!refunds.ok()) return FromStatus(refunds.status());
     out.refunds.insert(out.refunds.end(), refunds->begin(), refunds->end());

@@ -138,6 +138,51 @@ TEST_F(E2eReturnsTest, OnlineAtAnotherStorePartialReturnsSumExactlyToTheSale) {
   EXPECT_EQ(view.body["cashiers"][0]["refund_cents"], r1.body["refund_cents"]) << view.raw;
 }
 
+// A lane that refunded another terminal's sale and then lost its disk gets that refund back
+// with its history (hq-and-sync.md, "what the terminal lacks ... is downloaded"): the same
+// refund sent again is its stored answer (idempotent on refund_id), not a second payout.
+TEST_F(E2eReturnsTest, ARestoredLaneKeepsItsRefundsOfAnotherLanesSale) {
+  StartHq();
+  Member m = Enrol(*hq_, 1, "S001");
+  auto& seller = Lane(kSeller, "S001", hq_->port());
+  auto& near = Lane(kNear, "S001", hq_->port());
+  ExpectOk(seller.Sync());
+  ExpectOk(near.Sync());
+  const json sale = Commit(seller, "c-1", m);
+  ExpectOk(seller.Sync());
+  json body = Refund("r-near-1", "c-1", json::array({{{"line", 0}, {"qty", 1}}}));
+  body["sold_at"] = kSeller;
+  auto first = near.Call("POST", "/v1/refunds", body);
+  ASSERT_EQ(first.status, 200) << first.raw;
+  ASSERT_GT(first.body["points_clawed_back"].get<int64_t>(), 0) << first.raw;
+  ExpectOk(near.Sync());
+  const int64_t entries = near.LedgerEntries();
+  const int64_t balance_before = hq_->Admin("GET", "/v1/members/" + m.id).body["balance"];
+
+  ASSERT_EQ(near.Stop(), 0);
+  for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(near.db_path() + suffix);
+  near.Start();
+  ExpectOk(near.Sync());
+  EXPECT_EQ(near.LedgerEntries(), entries);
+  auto again = near.Call("POST", "/v1/refunds", body);
+  ASSERT_EQ(again.status, 200) << again.raw;
+  EXPECT_EQ(again.body["entries"], first.body["entries"]) << again.raw;
+  EXPECT_EQ(again.body["refund_cents"], first.body["refund_cents"]) << again.raw;
+  EXPECT_EQ(near.LedgerEntries(), entries);  // nothing new written
+  json other = body;
+  other["lines"][0]["qty"] = 2;
+  EXPECT_EQ(near.Call("POST", "/v1/refunds", other).status, 409);
+  ExpectOk(near.Sync());
+  ExpectOk(seller.Sync());
+  const int64_t balance = hq_->Admin("GET", "/v1/members/" + m.id).body["balance"];
+  EXPECT_EQ(balance, HqEntrySum(*hq_, m.id));
+  EXPECT_EQ(balance, balance_before);  // clawed back once
+  EXPECT_GT(sale["points_to_earn"].get<int64_t>(), 0);
+  EXPECT_EQ(near.MemberBalance(m.id), balance);
+  EXPECT_EQ(seller.MemberBalance(m.id), balance);
+  EXPECT_EQ(Count(Conflicts(kNear), "entry_refused"), 0) << Conflicts(kNear).dump();
+}
+
 TEST_F(E2eReturnsTest, OfflineFromTheReceiptTwiceIsOneConflictAndClawedBackOnce) {
   StartHq();
   Member m = Enrol(*hq_, 1, "S001");
