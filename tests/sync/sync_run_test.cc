@@ -17,6 +17,7 @@
 #include "loyalty/sync/transport.h"
 #include "support/files.h"
 #include "support/hq_server.h"
+#include "support/net.h"
 #include "support/pki.h"
 #include "sync_local.h"
 
@@ -267,6 +268,23 @@ TEST_F(SyncRunTest, UploadsPendingEntriesOnceAndThenFindsTheSetsEqual) {
   EXPECT_EQ(runs[0].run_id, "run-2");
   EXPECT_EQ(runs[0].result, "ok");
   EXPECT_EQ(runs[1].uploaded, 3);
+}
+
+// bytes_sent counts the body bytes that reached HQ (hq-and-sync.md, "Targets": the bytes
+// exchanged with HQ): a run whose every connection is refused sent none, whatever it tried.
+TEST_F(SyncRunTest, ARunThatNeverReachesHqCountsNoBytesSent) {
+  Commit("c-unsent", 10000);
+  auto dead = sync::NewHttpTransport("127.0.0.1", testing::FreePort(), "");
+  auto r = Run(*dead);
+  EXPECT_EQ(r.result, "failed");
+  EXPECT_EQ(r.round_trips, 0);
+  EXPECT_EQ(r.bytes_sent, 0);
+  EXPECT_EQ(r.bytes_received, 0);
+  // Through the real transport to HQ, every byte of every body is counted.
+  auto live = Run(*https_);
+  ASSERT_EQ(live.result, "ok") << live.error;
+  EXPECT_GT(live.bytes_sent, 0);
+  EXPECT_EQ(live.uploaded, 1);
 }
 
 TEST_F(SyncRunTest, UploadBatchesStayUnderHqsBodyLimitWhateverTheirSize) {

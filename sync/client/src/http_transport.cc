@@ -31,6 +31,9 @@ class ClientTransport final : public Transport {
   }
 
   void Reset() override { client_->Close(); }
+  std::optional<int64_t> BodyBytesWritten() const override {
+    return static_cast<int64_t>(client_->counters().request_body_bytes);
+  }
 
  private:
   std::unique_ptr<http::Client> client_;

@@ -93,8 +93,8 @@ struct SyncRun::Impl {
     }
   }
 
-  // One request with retries. Every attempt's body bytes count; a response counts as one
-  // round trip.
+  // One request with retries. Every attempt's body bytes that reached HQ count (all of
+  // them when the transport cannot tell); a response counts as one round trip.
   Result<Exchange> Call(std::string_view method, const std::string& target,
                         std::string_view content_type, std::string_view body,
                         std::string_view what) {
@@ -104,8 +104,11 @@ struct SyncRun::Impl {
       int64_t left = deadline_mono - clock.mono_ms();
       int timeout =
           static_cast<int>(std::min<int64_t>(opt.request_timeout_ms, std::max<int64_t>(left, 1)));
-      rec.bytes_sent += static_cast<int64_t>(body.size());
+      const std::optional<int64_t> written_before = transport.BodyBytesWritten();
       auto r = transport.Send(method, target, content_type, body, timeout);
+      const std::optional<int64_t> written_after = transport.BodyBytesWritten();
+      rec.bytes_sent += written_before && written_after ? *written_after - *written_before
+                                                        : static_cast<int64_t>(body.size());
       if (r.ok()) {
         ++rec.round_trips;
         rec.bytes_received += static_cast<int64_t>(r->body.size());

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -38,6 +39,10 @@ class Transport {
                                 int timeout_ms) = 0;
   // Drops the kept connection after an error, so the next Send starts clean.
   virtual void Reset() {}
+  // The request body bytes this transport has written to HQ in full so far (a request whose
+  // connection or handshake failed wrote none), for a run's bytes_sent; nullopt when the
+  // transport cannot tell (then every attempt's body counts).
+  virtual std::optional<int64_t> BodyBytesWritten() const { return std::nullopt; }
 };
 
 // Where HQ is and how to trust it (agent.toml [hq]).
