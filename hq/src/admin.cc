@@ -69,6 +69,8 @@ bool ReadOptMemberId(const JsonReader& f, std::optional<uint64_t>* out) {
 }
 
 constexpr int64_t kMaxUnixSeconds = (int64_t{1} << 40) - 1;
+// The largest member id an admin may give (docs/hq.md): 18 digits.
+constexpr uint64_t kMaxMemberId = 999'999'999'999'999'999ULL;
 
 bool ReadTime(const JsonReader& f, int64_t* out) {
   const json* v = f.value();
@@ -131,7 +133,12 @@ http::Response HqService::Impl::CreateMember(const http::Request& req) {
   std::optional<std::string> claim_text;
   r.OptStr("claim", &claim_text, 1, codes::kMaxEnrolClaimChars);
   if (!r.ok()) return FromStatus(r.status());
-  if (member_id && *member_id == 0) return Error(ErrorCode::kBadRequest, "member_id must not be 0");
+  // Member ids are 1 to 18 digits: every store (SQLite's and PostgreSQL's signed 64-bit
+  // integers, a terminal's ledger) holds them exactly, with room to spare; a larger id
+  // (2^63 and up would not even be an integer there) is refused, not stored askew.
+  if (member_id && (*member_id == 0 || *member_id > kMaxMemberId))
+    return Error(ErrorCode::kBadRequest,
+                 "member_id must be 1.." + std::to_string(kMaxMemberId) + " (1 to 18 digits)");
   if (phone && PhoneDigits(*phone).size() < 5)
     return Error(ErrorCode::kBadRequest, "phone must hold at least 5 digits");
   int birthday_month = 0;

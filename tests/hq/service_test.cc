@@ -65,6 +65,18 @@ TEST_F(HqServiceTest, CreateMemberShapesAndCodes) {
       Call("POST", "/v1/members", json{{"name", "a"}, {"card_number", "8800000000000001"}}).status,
       400);
   EXPECT_EQ(Call("POST", "/v1/members", "not json").status, 400);
+  // Member ids are 1 to 18 digits (docs/hq.md): the edges, and 2^63 - 1, 2^63, 2^64 - 1.
+  EXPECT_EQ(Call("POST", "/v1/members", json{{"member_id", "0"}, {"name", "a"}}).status, 400);
+  auto big = Call("POST", "/v1/members", json{{"member_id", "999999999999999999"}, {"name", "a"}});
+  EXPECT_EQ(big.status, 201) << big.body;
+  EXPECT_EQ(J(big)["member_id"], "999999999999999999");
+  EXPECT_EQ(Member("999999999999999999")["member_id"], "999999999999999999");
+  for (const char* id : {"1000000000000000000", "9223372036854775807", "9223372036854775808",
+                         "18446744073709551615"}) {
+    auto r2 = Call("POST", "/v1/members", json{{"member_id", id}, {"name", "a"}});
+    EXPECT_EQ(r2.status, 400) << id << ": " << r2.body;
+    EXPECT_EQ(J(r2)["error"]["code"], "bad_request") << id;
+  }
 
   json v = Member("1001");
   EXPECT_EQ(v, json({{"member_id", "1001"},
