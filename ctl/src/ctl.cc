@@ -451,6 +451,11 @@ std::optional<Failure> CmdExport(Context& ctx) {
       if (e.refund_id == rf.refund_id) entries.push_back(std::move(e));
     emit(RecordsForRefund(**c, rf, entries));
   }
+  // Last, the entries since of no checkout and no refund (corrections), so that the day's
+  // exports hold every entry of the ledger too.
+  auto loose = ctx.ledger().EntriesWithoutRecordSince(*since);
+  if (!loose.ok()) return ReadFailure(loose.status());
+  for (const auto& e : *loose) emit({EntryRecord(e)});
   if (!csv) *out << "\n]}\n";
   out->flush();
   if (!*out)

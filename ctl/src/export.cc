@@ -5,7 +5,6 @@
 #include "loyalty/ctl/format.h"
 
 namespace loyalty::ctl {
-namespace {
 
 ExportRecord EntryRecord(const ledger::EntryRow& e) {
   ExportRecord r;
@@ -20,6 +19,8 @@ ExportRecord EntryRecord(const ledger::EntryRow& e) {
   r.points = e.points;
   return r;
 }
+
+namespace {
 
 std::string Opt(const std::optional<int64_t>& v) { return v ? std::to_string(*v) : std::string(); }
 

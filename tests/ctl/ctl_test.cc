@@ -13,10 +13,12 @@
 
 #include "../agent/harness.h"
 #include "loyalty/base/encoding.h"
+#include "loyalty/base/ids.h"
 #include "loyalty/base/time.h"
 #include "loyalty/base/timezone.h"
 #include "loyalty/codes/mint.h"
 #include "loyalty/codes/return_token.h"
+#include "loyalty/ledger/ledger.h"
 
 namespace loyalty::testing {
 namespace {
@@ -499,6 +501,59 @@ TEST(CtlStandalone, ExportCarriesAReturnOfAnotherTerminalsSale) {
   EXPECT_EQ(refunds, 1) << r.out;
   EXPECT_EQ(entries, 1) << r.out;
   EXPECT_EQ(a.Stop(), 0);
+  std::filesystem::remove_all(dir);
+}
+
+// An entry of no checkout and no refund (a reconciliation's correction) is exported too,
+// after the sales: the day's exports hold every entry of the chain.
+TEST(CtlStandalone, ExportCarriesEntriesOfNoCheckoutOrRefund) {
+  auto dir = FreshDir("ctl_loose_entries");
+  AgentProcess a(dir);
+  a.Start();
+  const int64_t now = static_cast<int64_t>(::time(nullptr));
+  Commit(a, "co-1", MintCode(kDynamicMember, now - 1),
+         json::array({{{"sku", "A"}, {"qty", 1}, {"unit_price_cents", 1000}}}), "card");
+  ASSERT_EQ(a.Stop(), 0);
+  std::string correction_id;
+  {
+    // What a sync run's reconciliation appends when it replaces a cached balance.
+    auto w = ledger::Ledger::Open(a.db_path(), ledger::Ledger::Mode::kWriter, "T01");
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+    ASSERT_TRUE((*w)->Begin().ok());
+    correction_id = NewEntryId(now * 1000);
+    ledger::EntryDraft d{correction_id,
+                         "correction",
+                         kDynamicMember,
+                         0,
+                         now * 1000,
+                         "",
+                         "",
+                         R"({"hq_balance":10,"terminal_balance":10})"};
+    ASSERT_TRUE((*w)->AppendEntry(d).ok());
+    ASSERT_TRUE((*w)->Commit().ok());
+  }
+  Ctl r = RunCtl({"--config", a.config_path(), "export", "--since", FormatRfc3339(now - 600),
+                  "--format", "json"});
+  ASSERT_EQ(r.exit, 0) << r.err;
+  json body = json::parse(r.out);
+  ASSERT_FALSE(body["records"].empty());
+  const json& last = body["records"].back();
+  EXPECT_EQ(last["record"], "entry") << r.out;
+  EXPECT_EQ(last["kind"], "correction") << r.out;
+  EXPECT_EQ(last["entry_id"], correction_id) << r.out;
+  EXPECT_EQ(last["points"], 0) << r.out;
+  EXPECT_FALSE(last.contains("checkout_id") && !last["checkout_id"].get<std::string>().empty());
+  // Every entry of the ledger is in the export exactly once.
+  int entries = 0;
+  for (const auto& rec : body["records"]) entries += rec["record"] == "entry";
+  Ctl v = RunCtl({"--config", a.config_path(), "verify", "--json"});
+  EXPECT_EQ(v.exit, 0) << v.err;
+  EXPECT_EQ(entries, 2) << r.out;  // the sale's earn and the correction
+  // A later --since leaves it out with the sale.
+  Ctl later = RunCtl({"--config", a.config_path(), "export", "--since", FormatRfc3339(now + 600),
+                      "--format", "csv"});
+  ASSERT_EQ(later.exit, 0) << later.err;
+  EXPECT_EQ(later.out.find(correction_id), std::string::npos) << later.out;
   std::filesystem::remove_all(dir);
 }
 

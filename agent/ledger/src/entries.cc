@@ -199,6 +199,17 @@ Result<std::vector<EntryRow>> Ledger::EntriesForCheckout(const std::string& chec
   return out;
 }
 
+Result<std::vector<EntryRow>> Ledger::EntriesWithoutRecordSince(int64_t since_ms) {
+  LEDGER_PREPARE(st, "SELECT " LEDGER_ENTRY_COLS
+                     " FROM entries WHERE checkout_id = '' AND refund_id = '' AND at_ms >= ? "
+                     "ORDER BY seq");
+  st.Bind(1, since_ms);
+  std::vector<EntryRow> out;
+  while (st.Step()) out.push_back(ReadEntry(st));
+  LEDGER_CHECK_STEP(st);
+  return out;
+}
+
 Result<int64_t> Ledger::EarnedSince(uint64_t member_id, int64_t since_ms) {
   return SelectInt(
       "SELECT coalesce(sum(points), 0) FROM entries WHERE member_id = ? AND kind = 'earn' AND "

@@ -76,6 +76,9 @@ std::vector<ExportRecord> RecordsForRefund(const model::Checkout& checkout,
                                            const model::Refund& refund,
                                            const std::vector<ledger::EntryRow>& entries);
 
+// One ledger entry as its `entry` record (an entry of no checkout or refund: a correction).
+ExportRecord EntryRecord(const ledger::EntryRow& e);
+
 // The header row and one record, CSV (RFC 4180, CRLF).
 std::string ExportCsvHeader();
 std::string ExportCsvRow(const ExportRecord& r);

@@ -212,6 +212,9 @@ class Ledger {
   Status ReplaceHqEntries(uint64_t member_id, const std::vector<model::Entry>& entries);
   Result<std::vector<EntryRow>> RecentHqEntries(uint64_t member_id, int limit);
   Result<std::vector<EntryRow>> EntriesForCheckout(const std::string& checkout_id);
+  // This terminal's entries of no checkout and no refund (a reconciliation's `correction`)
+  // with at_ms >= since_ms, in seq order: what `loyaltyctl export` lists after the sales.
+  Result<std::vector<EntryRow>> EntriesWithoutRecordSince(int64_t since_ms);
   // Sum of this terminal's earn entries for the member with at_ms > since_ms.
   Result<int64_t> EarnedSince(uint64_t member_id, int64_t since_ms);
   // Latest redeem entry time for the member on this terminal (0 if none).
