@@ -11,6 +11,7 @@
 #include <climits>
 #include <cstring>
 #include <memory>
+#include <optional>
 
 namespace loyalty::drivers {
 namespace {
@@ -39,14 +40,20 @@ bool IsPnm(const uint8_t* d, size_t n) {
   return n >= 2 && d[0] == 'P' && (d[1] == '5' || d[1] == '6');
 }
 
-// The length of a binary PNM's header: the magic, width, height and maxval, separated by
-// whitespace and '#' comments, then exactly one whitespace byte. 0 when it does not parse.
-size_t PnmHeaderBytes(const uint8_t* d, size_t n) {
+// A binary PNM's header: the magic, width, height and maxval, separated by whitespace and
+// '#' comments, then exactly one whitespace byte (`bytes`: its length). nullopt when it does
+// not parse.
+struct PnmHeader {
+  uint64_t field[3] = {0, 0, 0};  // width, height, maxval (at most 10 digits each)
+  size_t bytes = 0;
+};
+std::optional<PnmHeader> ParsePnmHeader(const uint8_t* d, size_t n) {
+  PnmHeader h;
   size_t i = 2;
   auto space = [](uint8_t c) {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
   };
-  for (int field = 0; field < 3; ++field) {
+  for (uint64_t& v : h.field) {
     for (;;) {  // whitespace and comments before the number
       if (i < n && space(d[i])) {
         ++i;
@@ -57,11 +64,12 @@ size_t PnmHeaderBytes(const uint8_t* d, size_t n) {
       }
     }
     const size_t start = i;
-    while (i < n && d[i] >= '0' && d[i] <= '9' && i - start < 10) ++i;
-    if (i == start) return 0;
+    while (i < n && d[i] >= '0' && d[i] <= '9' && i - start < 10) v = v * 10 + (d[i++] - '0');
+    if (i == start) return std::nullopt;
   }
-  if (i >= n || !space(d[i])) return 0;
-  return i + 1;
+  if (i >= n || !space(d[i])) return std::nullopt;
+  h.bytes = i + 1;
+  return h;
 }
 
 uint32_t Be32(const uint8_t* p) {
@@ -159,28 +167,14 @@ bool PngDeclared(const uint8_t* d, size_t n, ImageHeader& h) {
 // What a binary PNM's header declares (P5: one channel, P6: three; two bytes a channel
 // when maxval is over 255). False when the header does not parse.
 bool PnmDeclared(const uint8_t* d, size_t n, ImageHeader& h) {
-  if (PnmHeaderBytes(d, n) == 0) return false;
-  uint64_t field[3] = {0, 0, 0};
-  size_t i = 2;
-  for (uint64_t& v : field) {
-    for (;;) {
-      if (i < n && (d[i] == ' ' || d[i] == '\t' || d[i] == '\n' || d[i] == '\r' || d[i] == '\v' ||
-                    d[i] == '\f')) {
-        ++i;
-      } else if (i < n && d[i] == '#') {
-        while (i < n && d[i] != '\n' && d[i] != '\r') ++i;
-      } else {
-        break;
-      }
-    }
-    const size_t start = i;
-    while (i < n && d[i] >= '0' && d[i] <= '9' && i - start < 10) v = v * 10 + (d[i++] - '0');
-  }
-  if (field[0] == 0 || field[1] == 0 || field[0] > INT32_MAX || field[1] > INT32_MAX) return false;
-  h.width = static_cast<int>(field[0]);
-  h.height = static_cast<int>(field[1]);
+  const std::optional<PnmHeader> p = ParsePnmHeader(d, n);
+  if (!p) return false;
+  const uint64_t w = p->field[0], ht = p->field[1];
+  if (w == 0 || ht == 0 || w > INT32_MAX || ht > INT32_MAX) return false;
+  h.width = static_cast<int>(w);
+  h.height = static_cast<int>(ht);
   h.channels = d[1] == '5' ? 1 : 3;
-  h.bytes_per_channel = field[2] > 255 ? 2 : 1;
+  h.bytes_per_channel = p->field[2] > 255 ? 2 : 1;
   return true;
 }
 
@@ -331,8 +325,9 @@ Result<std::vector<DecodedCode>> DecodeImageBytes(const uint8_t* data, size_t si
   if (IsPnm(data, size)) {
     // The pixel data must all be there: stb_image's PNM reader does not stop at the end of
     // a short buffer (found by fuzz_image_bytes: a 16-bit header with no pixels).
-    const size_t header_bytes = PnmHeaderBytes(data, size);
-    if (header_bytes == 0) return Unreadable("a PNM header that does not parse");
+    const std::optional<PnmHeader> pnm = ParsePnmHeader(data, size);
+    if (!pnm) return Unreadable("a PNM header that does not parse");
+    const size_t header_bytes = pnm->bytes;
     if (size - header_bytes < static_cast<uint64_t>(h.decoded_bytes))
       return Unreadable("a truncated PNM: " + std::to_string(size - header_bytes) +
                         " bytes of pixel data, " + std::to_string(h.decoded_bytes) + " declared");
