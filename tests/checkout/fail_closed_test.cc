@@ -141,6 +141,27 @@ TEST_F(FailClosedTest, IdentifyOfARevokedDeviceWhoseRevocationReadFailsIsRefused
   EXPECT_EQ(Now(), before);
 }
 
+// An identification made before its device key was revoked is judged again at quote and
+// commit: code_revoked once the revocation is held, 503 while it cannot be read; nothing
+// is written either way.
+TEST_F(FailClosedTest, AnIdentificationOfADeviceRevokedSinceIsRefused) {
+  auto id = Parsed(service_->Identify(*ledger_, Code()));
+  ASSERT_EQ(id.status, 200) << id.Text();
+  const std::string ident = id.Json()["identification"]["id"];
+  json body{{"checkout_id", "c-ident"}, {"identification_id", ident}, {"lines", Basket()}};
+  ASSERT_EQ(Parsed(service_->Quote(*ledger_, body)).status, 200);
+  ASSERT_TRUE(ledger_->PutRevocation(codes::Ed25519PublicFromSeed(dev_seed_)).ok());
+  State before = Now();
+  for (auto r :
+       {Parsed(service_->Quote(*ledger_, body)), Parsed(service_->Commit(*ledger_, body))}) {
+    EXPECT_EQ(r.status, 422) << r.Text();
+    EXPECT_EQ(r.Json()["error"]["code"], "code_revoked") << r.Text();
+  }
+  Fail(kRevocationRead);
+  ExpectRefused(Parsed(service_->Commit(*ledger_, body)));
+  EXPECT_EQ(Now(), before);
+}
+
 TEST_F(FailClosedTest, ReplayCheckThatCannotReadIsRefused) {
   std::string code = Code();
   ASSERT_EQ(Parsed(service_->Commit(*ledger_, CommitBody("c1", code))).status, 200);

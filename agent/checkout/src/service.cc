@@ -251,6 +251,14 @@ Result<CheckoutService::Resolved> CheckoutService::ResolveMember(ledger::Ledger&
   if (ident != body.end() && ident->is_string()) {
     auto found = FindIdentification(ident->get<std::string>(), now_s);
     if (!found) return Err(ErrorCode::kNotFound, "identification_id is unknown or has expired");
+    // A device key revoked since the scan (a sync brought the revocation) no longer
+    // identifies anyone: the identification is judged again, as the code itself would be.
+    if (found->id.kind == codes::CodeKind::kDynamic) {
+      auto revoked = l.IsRevoked(found->id.device_public_key);
+      if (!revoked.ok()) return ReadError(revoked.status());
+      if (*revoked)
+        return Err(ErrorCode::kCodeRevoked, "the device key of this member code was revoked");
+    }
     return ResolveIdentified(l, found->id, checkout_id, now_s);
   }
   auto code = body.find("member_code");
