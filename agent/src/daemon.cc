@@ -7,6 +7,7 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -365,6 +366,15 @@ void BeginShutdown(const ShutdownOrder& s, int sig) {
   });
 }
 
+// This boot's id (the kernel's, a UUID), which ties a monotonic clock reading to the boot it
+// was made in; "" when it cannot be read.
+std::string ReadBootId() {
+  std::ifstream f("/proc/sys/kernel/random/boot_id");
+  std::string id;
+  if (!std::getline(f, id) || id.size() != 36) return "";
+  return id;
+}
+
 void LogStarted(const Prepared& p, uint16_t port, int64_t entries) {
   LogEvent(Level::kInfo, "agent_started",
            {{"version", LOYALTY_VERSION},
@@ -393,8 +403,12 @@ int Serve(const std::string& config_path, Prepared& p) {
                        service, clock, p.tz, ApplyHqRules(service, ledger->hq_rules_adopted));
   MemberLookup* lookup_ptr = nullptr;  // set below; HQ's answer to a run resumes look-ups
   SyncService sync_service(ToSyncOptions(p.cfg), sync_local, clock,
-                           [&trusted_time, &lookup_ptr](int64_t hq_ms, int64_t mono_ms) {
+                           [&trusted_time, &lookup_ptr, &sync_local, boot_id = ReadBootId()](
+                               int64_t hq_ms, int64_t mono_ms) {
                              trusted_time.RecordHqTime(hq_ms, mono_ms);
+                             // Kept for a restart within this boot; best effort: a record
+                             // not kept only means the wall clock until the next run.
+                             (void)sync_local.RememberHqTime(hq_ms, mono_ms, boot_id);
                              if (lookup_ptr) lookup_ptr->Resume();
                            });
   // Members this terminal does not hold are asked of HQ at identify (member_lookup.h).
@@ -420,6 +434,12 @@ int Serve(const std::string& config_path, Prepared& p) {
     // Commits carry a return token once HQ has certified this terminal's receipt key.
     if (Status s = sync_local.LoadReceiptKey(clock.now_s()); !s.ok())
       LogEvent(Level::kWarn, "receipt_key_unreadable", {{"reason", s.ToString()}});
+    // HQ's time from the last run of this boot: a restart (a crash, an upgrade) does not
+    // leave codes judged by a wall clock set wrong until the next run.
+    if (auto kept = sync_local.KeptHqTime(ReadBootId()); kept.ok() && *kept) {
+      if ((*kept)->second <= clock.mono_ms())
+        trusted_time.RecordHqTime((*kept)->first, (*kept)->second);
+    }
   }
   Metrics metrics;
   HourlyCounter scans_per_hour;
@@ -450,8 +470,9 @@ int Serve(const std::string& config_path, Prepared& p) {
           .value_or(qr::ErrorCorrection::kMedium);
   ctx.health_extra = [&]() {
     bool untrusted = trusted_time.untrusted(clock);
-    return nlohmann::json{{"clock", {{"trusted", !untrusted}}},
-                          {"rules_version", service.rules()->version}};
+    return nlohmann::json{
+        {"clock", {{"trusted", !untrusted}, {"hq_time", trusted_time.has_hq_time()}}},
+        {"rules_version", service.rules()->version}};
   };
   ctx.scans = &hub;
   ctx.scanner_health = [&scanners]() { return scanners.Health(); };

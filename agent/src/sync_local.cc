@@ -378,6 +378,36 @@ json PhoneKeysJson(const std::vector<std::pair<int64_t, std::string>>& keys) {
 
 }  // namespace
 
+namespace {
+constexpr char kTrustedTimeMeta[] = "trusted_time";  // {"hq_ms","mono_ms","boot_id"}
+}  // namespace
+
+Status SyncLocal::RememberHqTime(int64_t hq_ms, int64_t mono_ms, const std::string& boot_id) {
+  if (boot_id.empty()) return Status::Ok();  // no boot to tie it to: nothing worth keeping
+  const std::string text =
+      json{{"hq_ms", hq_ms}, {"mono_ms", mono_ms}, {"boot_id", boot_id}}.dump();
+  return OnWriter([&](ledger::Ledger& w) { return w.PutMeta(kTrustedTimeMeta, text); });
+}
+
+Result<std::optional<std::pair<int64_t, int64_t>>> SyncLocal::KeptHqTime(
+    const std::string& boot_id) {
+  using Kept = std::optional<std::pair<int64_t, int64_t>>;
+  if (boot_id.empty()) return Kept();
+  auto r = Reader();
+  if (!r.ok()) return r.status();
+  auto text = (*r)->GetMeta(kTrustedTimeMeta);
+  if (!text.ok()) return text.status();
+  if (!*text) return Kept();
+  auto j = ParseJsonObject(**text);
+  if (!j.ok()) return Kept();  // unreadable: as if none was kept
+  const json& o = *j;
+  if (!o.contains("boot_id") || !o["boot_id"].is_string() || o["boot_id"] != boot_id ||
+      !o.contains("hq_ms") || !o["hq_ms"].is_number_integer() || !o.contains("mono_ms") ||
+      !o["mono_ms"].is_number_integer())
+    return Kept();
+  return Kept(std::make_pair(o["hq_ms"].get<int64_t>(), o["mono_ms"].get<int64_t>()));
+}
+
 Status SyncLocal::LoadPhoneKeys() {
   auto r = Reader();
   if (!r.ok()) return r.status();

@@ -74,6 +74,13 @@ class SyncLocal final : public sync::LocalLedger {
   Status StoreReceiptKeyCert(const std::string& certificate, int64_t hq_now_s) override;
   // At start: hands a kept key with a certificate still valid at now_s to the service.
   Status LoadReceiptKey(int64_t now_s);
+  // Trusted time across restarts (docs/member-codes.md, "Trusted time"): HQ's time at the
+  // last successful run, the monotonic clock then and the boot it was read in, kept in the
+  // ledger's meta table. The monotonic clock runs on across a restart of the process, not
+  // across a reboot: a record of another boot is not offered back.
+  Status RememberHqTime(int64_t hq_ms, int64_t mono_ms, const std::string& boot_id);
+  // The kept record when it is of this boot: {hq_ms, mono_ms}; nullopt otherwise.
+  Result<std::optional<std::pair<int64_t, int64_t>>> KeptHqTime(const std::string& boot_id);
 
  private:
   Result<ledger::Ledger*> Reader();

@@ -6,12 +6,15 @@
 // LOYALTY_E2E_ROUNDS lengthens the fault phase (default 3 rounds).
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
+#include <optional>
 #include <random>
 #include <set>
 #include <thread>
@@ -400,6 +403,57 @@ TEST_F(E2eTest, LostAndRestoredDatabasesConvergeInOneRun) {
   EXPECT_EQ(a.LedgerEntries(), entries);
   EXPECT_EQ(Commit(a, "old-2", members[0].card_number, 1)["status"], 409);
   ExpectConverged({&a}, members);
+}
+
+// The meta value `key` of a ledger file ("" when absent); `set` replaces it when given.
+std::string LedgerMeta(const std::string& db, const std::string& key,
+                       std::optional<std::string> set = std::nullopt) {
+  sqlite3* h = nullptr;
+  EXPECT_EQ(sqlite3_open(db.c_str(), &h), SQLITE_OK);
+  std::string value;
+  sqlite3_stmt* st = nullptr;
+  if (set) {
+    sqlite3_prepare_v2(h, "UPDATE meta SET value = ? WHERE key = ?", -1, &st, nullptr);
+    sqlite3_bind_text(st, 1, set->c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, key.c_str(), -1, SQLITE_TRANSIENT);
+    EXPECT_EQ(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+  }
+  sqlite3_prepare_v2(h, "SELECT value FROM meta WHERE key = ?", -1, &st, nullptr);
+  sqlite3_bind_text(st, 1, key.c_str(), -1, SQLITE_TRANSIENT);
+  if (sqlite3_step(st) == SQLITE_ROW)
+    value = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+  sqlite3_finalize(st);
+  sqlite3_close(h);
+  return value;
+}
+
+// Trusted time survives a restart of the daemon within one boot (docs/member-codes.md,
+// "Trusted time"): HQ's time of the last run is kept with the boot id and taken back at
+// start, before any run; a record of another boot is not.
+TEST_F(E2eTest, TrustedTimeIsKeptAcrossARestartOfTheSameBoot) {
+  StartHq();
+  auto& a = AddTerminal(Options(kA, hq_->port()));
+  auto hq_time = [&] { return a.Call("GET", "/v1/health").body["clock"]["hq_time"]; };
+  EXPECT_EQ(hq_time(), false);
+  ExpectOk(a.Sync());
+  EXPECT_EQ(hq_time(), true);
+  ASSERT_EQ(a.Stop(), 0);
+  const json kept = json::parse(LedgerMeta(a.db_path(), "trusted_time"));
+  std::string boot;
+  std::ifstream("/proc/sys/kernel/random/boot_id") >> boot;
+  EXPECT_EQ(kept["boot_id"], boot) << kept.dump();
+  EXPECT_GT(kept["hq_ms"].get<int64_t>(), 0);
+  a.Start();
+  EXPECT_EQ(hq_time(), true);  // no run since the start
+  EXPECT_EQ(a.Call("GET", "/v1/health").body["clock"]["trusted"], true);
+  // The record of another boot means nothing: not taken back.
+  ASSERT_EQ(a.Stop(), 0);
+  json other = kept;
+  other["boot_id"] = "00000000-0000-0000-0000-000000000000";
+  LedgerMeta(a.db_path(), "trusted_time", other.dump());
+  a.Start();
+  EXPECT_EQ(hq_time(), false);
 }
 
 TEST_F(E2eTest, SigtermEndsARunWaitingOnHq) {
