@@ -3,6 +3,7 @@
 // the start alike, naming the config key and the file; the ledger and its -wal/-shm are
 // created 0600.
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -215,6 +216,49 @@ TEST_F(AgentFilesTest, TheLedgerAndItsWalAndShmAreCreatedWithoutWorldAccess) {
   EXPECT_EQ(ModeOf(db), 0640u);
   EXPECT_EQ(ModeOf(db + "-wal") & 0007, 0u);
   EXPECT_EQ(ModeOf(db + "-shm") & 0007, 0u);
+}
+
+// The daemon's connections keep their locks on the ledger while another program reads it
+// (store IT's sqlite3 shell, a backup script): opening and closing the file outside SQLite
+// would have released the process's POSIX locks, and the other program's close, finding
+// itself the last connection, would checkpoint and delete the WAL under the running daemon
+// (https://www.sqlite.org/howtocorrupt.html, 2.2). The WAL stays, and so do the sales.
+TEST_F(AgentFilesTest, AnotherProgramReadingTheLedgerLeavesTheDaemonsWalInPlace) {
+  agent_ = std::make_unique<AgentProcess>(dir_);
+  agent_->Start();
+  auto commit = [&](const std::string& id) {
+    return agent_->Post(
+        "/v1/checkouts/commit",
+        {{"checkout_id", id},
+         {"member_code", MintCode(kDynamicMember)},
+         {"lines", json::array({{{"sku", "A"}, {"qty", 1}, {"unit_price_cents", 1990}}})}});
+  };
+  ASSERT_EQ(commit("co-before").status, 200);
+  const std::string db = agent_->db_path();
+  ASSERT_TRUE(std::filesystem::exists(db + "-wal"));
+  for (int i = 0; i < 2; ++i) {
+    sqlite3* h = nullptr;
+    ASSERT_EQ(sqlite3_open_v2(db.c_str(), &h, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(h, "SELECT count(*) FROM entries", nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(h);
+    EXPECT_TRUE(std::filesystem::exists(db + "-wal")) << "pass " << i;
+    EXPECT_TRUE(std::filesystem::exists(db + "-shm")) << "pass " << i;
+  }
+  ASSERT_EQ(commit("co-after").status, 200);
+  auto before = agent_->Get("/v1/checkouts/co-before");
+  EXPECT_EQ(before.status, 200) << before.raw;
+  EXPECT_EQ(agent_->Get("/v1/health").body["ledger"]["entries"], 2);
+  EXPECT_EQ(agent_->Stop(), 0);
+  // Everything committed is in the file after the daemon is gone.
+  sqlite3* h = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(db.c_str(), &h, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(h, "SELECT count(*) FROM checkouts", -1, &st, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(st, 0), 2);
+  sqlite3_finalize(st);
+  sqlite3_close(h);
 }
 
 }  // namespace

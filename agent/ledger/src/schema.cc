@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <set>
 
@@ -235,19 +234,16 @@ namespace {
 // What every SQLite database file begins with (https://www.sqlite.org/fileformat2.html).
 constexpr char kSqliteHeader[] = "SQLite format 3";  // and its NUL: 16 bytes
 
-// An error when path holds bytes but does not begin with SQLite's header: not a ledger,
-// damaged or otherwise (the wrong file named, or its first page lost), so not opened. A
-// missing or empty file is a new ledger; one that cannot be read is left to SQLite's open.
-Status CheckIsSqliteFile(const std::string& path) {
-  std::error_code ec;
-  auto size = std::filesystem::file_size(path, ec);
-  if (ec || size == 0) return Status::Ok();
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return Status::Ok();
-  char head[sizeof kSqliteHeader] = {};
-  f.read(head, sizeof head);
-  if (f.gcount() == static_cast<std::streamsize>(sizeof head) &&
-      std::equal(head, head + sizeof head, kSqliteHeader))
+// An error when the file holds bytes but does not begin with SQLite's header: not a ledger,
+// damaged or otherwise (the wrong file named, or its first page lost), so not opened. An
+// empty file is a new ledger; one whose header cannot be read is left to SQLite's reads.
+// The header is read through the connection's own handle of the file (Db::ReadFileHead),
+// never through a descriptor of ours: closing one would release the POSIX locks the
+// process's other connections to the ledger hold (core/sqlite/src/db_file.cc).
+Status CheckIsSqliteFile(Db& db, const std::string& path) {
+  auto head = db.ReadFileHead(sizeof kSqliteHeader);
+  if (!head.ok() || head->empty()) return Status::Ok();
+  if (head->size() == sizeof kSqliteHeader && std::equal(head->begin(), head->end(), kSqliteHeader))
     return Status::Ok();
   return Status::Error(
       ErrorCode::kUnavailable,
@@ -258,9 +254,9 @@ Status CheckIsSqliteFile(const std::string& path) {
 
 Result<std::unique_ptr<Ledger>> Ledger::Open(const std::string& path, Mode mode,
                                              const std::string& terminal_id) {
-  if (Status s = CheckIsSqliteFile(path); !s.ok()) return s;
   auto db = Db::Open(path, mode == Mode::kReader);
   if (!db.ok()) return db.status();
+  if (Status s = CheckIsSqliteFile(**db, path); !s.ok()) return s;
   std::unique_ptr<Ledger> l(new Ledger(std::move(*db), terminal_id));
   Status s;
   if (mode == Mode::kWriter) {
@@ -360,7 +356,13 @@ std::optional<int> Ledger::PeekSchemaVersion(const std::string& path) {
 }
 
 Status Ledger::CheckFile(const std::string& path) {
-  if (Status s = CheckIsSqliteFile(path); !s.ok()) return s;
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return Status::Ok();  // a new ledger
+  {
+    auto db = Db::Open(path, /*read_only=*/true);
+    if (!db.ok()) return Status::Ok();  // the start says why it cannot be opened
+    if (Status s = CheckIsSqliteFile(**db, path); !s.ok()) return s;
+  }
   if (auto v = PeekSchemaVersion(path); v && *v > kSchemaVersion)
     return Status::Error(ErrorCode::kUnavailable,
                          "ledger " + path + " has schema version " + std::to_string(*v) +

@@ -1,5 +1,6 @@
 #include "loyalty/sqlite/sqlite.h"
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <vector>
@@ -207,6 +208,22 @@ Result<std::unique_ptr<Db>> Db::Open(const std::string& path, bool read_only) {
   sqlite3_extended_result_codes(db, 0);
   sqlite3_busy_timeout(db, 5000);
   return std::unique_ptr<Db>(new Db(db, LatchFor(path)));
+}
+
+Result<std::string> Db::ReadFileHead(size_t n) {
+  sqlite3_file* file = nullptr;
+  int rc = sqlite3_file_control(db_, "main", SQLITE_FCNTL_FILE_POINTER, &file);
+  if (rc != SQLITE_OK || file == nullptr || file->pMethods == nullptr)
+    return Status::Error(ErrorCode::kUnavailable, "the database file is not open");
+  sqlite3_int64 size = 0;
+  rc = file->pMethods->xFileSize(file, &size);
+  if (rc != SQLITE_OK) return SqliteError(db_, rc, "file size");
+  std::string head(std::min<size_t>(n, static_cast<size_t>(std::max<sqlite3_int64>(size, 0))),
+                   '\0');
+  if (head.empty()) return head;
+  rc = file->pMethods->xRead(file, head.data(), static_cast<int>(head.size()), 0);
+  if (rc != SQLITE_OK) return SqliteError(db_, rc, "reading the file's header");
+  return head;
 }
 
 Status Db::Error(int rc, std::string_view what) {

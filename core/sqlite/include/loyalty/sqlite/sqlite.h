@@ -121,6 +121,11 @@ class Db {
   int64_t LastInsertRowid() const { return sqlite3_last_insert_rowid(db_); }
   int Changes() const { return sqlite3_changes(db_); }
 
+  // The first `n` bytes of the main database file (fewer when it is shorter), read through
+  // SQLite's own handle of it: never through a descriptor of this program's, whose close
+  // would release the POSIX locks SQLite holds on the file (see db_file.cc).
+  Result<std::string> ReadFileHead(size_t n);
+
   // The file's damage latch (see the top of this file).
   bool damaged() const { return damage_->damaged(); }
   DamageLatch& damage() { return *damage_; }
