@@ -294,9 +294,29 @@ http::Response HqService::Impl::Fetch(const std::string& tid, const http::Reques
   auto f = sync::ParseMessage<sync::FetchRequest>(req.body);
   if (!f.ok()) return FromStatus(f.status());
   sync::FetchResponse out;
+  // The answer's size, estimated as it is gathered (an entry and its text; a checkout's or
+  // refund's stored response, which holds its lines, and its lines again): a few
+  // checkouts of 500 lines are megabytes, and an answer must stay under the protocol's
+  // 8 MiB. Entries asked by id that would pass the budget are refused as a whole (413,
+  // before anything is encoded): the terminal asks for them in halves. A page of checkouts
+  // without entries ends early instead.
+  constexpr size_t kAnswerBudget = size_t{6} << 20;
+  size_t estimate = 0;
+  auto add_checkout = [&estimate](const sync::Checkout& c) {
+    estimate += 512 + c.request_json.size() + c.response_json.size() + 160 * c.lines.size();
+  };
+  auto add_refund = [&estimate](const sync::Refund& r) {
+    estimate += 256 + r.response_json.size() + 64 * r.lines.size();
+  };
+  auto too_large = [&] {
+    return Error(ErrorCode::kBodyTooLarge,
+                 "the answer for these " + std::to_string(f->entry_ids.size()) +
+                     " entries would pass 8 MiB: ask for fewer at a time");
+  };
   auto entries = store.TerminalEntriesByIds(tid, f->entry_ids);
   if (!entries.ok()) return FromStatus(entries.status());
   out.entries = std::move(*entries);
+  for (const auto& e : out.entries) estimate += 320 + e.detail.size();
   std::set<std::string> checkout_ids;
   for (const auto& e : out.entries) {
     if (!e.checkout_id.empty()) checkout_ids.insert(e.checkout_id);
@@ -308,10 +328,15 @@ http::Response HqService::Impl::Fetch(const std::string& tid, const http::Reques
   for (const auto& id : checkout_ids) {
     auto c = store.GetCheckout(tid, id);
     if (!c.ok()) return FromStatus(c.status());
-    if (*c) out.checkouts.push_back(**c);
+    if (*c) {
+      add_checkout(**c);
+      out.checkouts.push_back(**c);
+    }
     auto refunds = store.RefundsOf(tid, id);
     if (!refunds.ok()) return FromStatus(refunds.status());
+    for (const auto& r : *refunds) add_refund(r);
     out.refunds.insert(out.refunds.end(), refunds->begin(), refunds->end());
+    if (estimate > kAnswerBudget && f->entry_ids.size() > 1) return too_large();
   }
   // A terminal restored from an empty disk: its checkouts made without a member have no
   // entries to be fetched by, so they come by id order, a page at a time, with their
@@ -325,10 +350,14 @@ http::Response HqService::Impl::Fetch(const std::string& tid, const http::Reques
     for (auto& c : *page) {
       auto refunds = store.RefundsOf(tid, c.checkout_id);
       if (!refunds.ok()) return FromStatus(refunds.status());
-      if (added > 0 && refunds_added + refunds->size() > sync::kMaxFetchIds) {
+      size_t more = 512 + c.request_json.size() + c.response_json.size() + 160 * c.lines.size();
+      for (const auto& r : *refunds) more += 256 + r.response_json.size() + 64 * r.lines.size();
+      if (added > 0 && (refunds_added + refunds->size() > sync::kMaxFetchIds ||
+                        estimate + more > kAnswerBudget)) {
         cut = true;  // the next page starts with this checkout
         break;
       }
+      estimate += more;
       ++added;
       refunds_added += refunds->size();
       out.next_without_entries = c.checkout_id;

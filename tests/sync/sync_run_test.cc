@@ -582,6 +582,27 @@ TEST_F(SyncRunTest, ATerminalWhoseDatabaseWasDeletedGetsItsHistoryBack) {
   ExpectConverged();
 }
 
+// A restored terminal whose sales were large (80 checkouts of 500 lines: about 10 MB of
+// records) gets them all back, each answer under the protocol's 8 MiB: HQ refuses (413) an
+// answer that would pass it before encoding anything, and the terminal asks in halves.
+TEST_F(SyncRunTest, ARestoreOfLargeSalesComesInAnswersUnderTheResponseLimit) {
+  for (int i = 0; i < 80; ++i) Commit("big" + std::to_string(i), 10, 500);
+  ASSERT_EQ(Run().result, "ok");
+  CloseTerminal();
+  RemoveTerminalDatabase();
+  OpenTerminal();
+  auto r = Run();
+  ASSERT_EQ(r.result, "ok") << r.error;
+  Read([&](ledger::Ledger& l) {
+    EXPECT_EQ(l.EntryCount().value(), 80);
+    EXPECT_TRUE(l.GetCheckout("big0").value());
+    EXPECT_TRUE(l.GetCheckout("big79").value());
+    return 0;
+  });
+  EXPECT_LT(r.bytes_received, int64_t{40} << 20);  // a few answers, not ever-repeated ones
+  ExpectConverged();
+}
+
 // hq-and-sync.md: HQ gives a restored terminal its checkouts back. A checkout made without a
 // member writes no entry, so no entry brings it back: a ledger with no checkout at all, of a
 // terminal HQ knows, asks for them by id a page at a time (past one page here), with their

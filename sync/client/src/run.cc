@@ -304,23 +304,37 @@ struct SyncRun::Impl {
     return out;
   }
 
+  // Whether a fetch failed only for the size of its answer: HQ's 413 (the answer would pass
+  // the protocol's 8 MiB) or a body over that limit. The same ids are then asked in halves.
+  static bool AnswerTooLarge(const Status& s) {
+    return s.code() == ErrorCode::kBodyTooLarge ||
+           (s.code() == ErrorCode::kBadResponse &&
+            s.message().find("response body too large") != std::string::npos);
+  }
+
   Status Fetch(const std::vector<std::string>& ids, int64_t* added) {
-    for (size_t i = 0; i < ids.size(); i += kMaxFetchIds) {
+    size_t chunk = kMaxFetchIds;
+    for (size_t i = 0; i < ids.size();) {
       if (Status s = Check(); !s.ok()) return s;
+      const size_t n = std::min(ids.size() - i, chunk);
       FetchRequest req;
-      req.entry_ids.assign(
-          ids.begin() + static_cast<std::ptrdiff_t>(i),
-          ids.begin() + static_cast<std::ptrdiff_t>(std::min(ids.size(), i + kMaxFetchIds)));
+      req.entry_ids.assign(ids.begin() + static_cast<std::ptrdiff_t>(i),
+                           ids.begin() + static_cast<std::ptrdiff_t>(i + n));
       auto resp =
           CallJson<FetchResponse>("POST", Base() + "/fetch", SerializeMessage(req), "fetch");
+      if (!resp.ok() && AnswerTooLarge(resp.status()) && n > 1) {
+        chunk = n / 2;  // the same ids again, fewer to an answer
+        continue;
+      }
       if (!resp.ok()) return resp.status();
+      i += n;
       for (const auto& e : resp->entries)
         if (e.terminal_id != opt.terminal_id)
           return Status::Error(ErrorCode::kBadResponse,
                                "fetch: entry " + e.entry_id + " belongs to another terminal");
-      auto n = local.Restore(*resp);
-      if (!n.ok()) return n.status();
-      *added += *n;
+      auto restored = local.Restore(*resp);
+      if (!restored.ok()) return restored.status();
+      *added += *restored;
       rec.downloaded += static_cast<int64_t>(resp->entries.size());
     }
     return Status::Ok();
