@@ -226,7 +226,7 @@ class RealDocumentsTest(unittest.TestCase):
               "ledger": {"ok": True, "entries": 0}, "scanners": [],
               "sync": {"state": "idle", "last_success_at": None, "last_attempt_at": None,
                        "pending_entries": 0, "last_error": None},
-              "clock": {"trusted": True}, "rules_version": "default"}
+              "clock": {"trusted": True, "hq_time": False}, "rules_version": "default"}
 
     def run_with(self, records):
         with tempfile.TemporaryDirectory() as d:
