@@ -705,7 +705,14 @@ Status SyncLocal::RecordRun(const sync::RunRecord& r) {
 }
 
 Status SyncLocal::ConfirmMembers(int64_t hq_time_s) {
-  return OnWriter([&](ledger::Ledger& w) { return w.ConfirmMembers(hq_time_s); });
+  // The month HQ's time is in (store local time): spends of snapshots from before it are
+  // an earlier month's, not this one's.
+  const CivilTime now = tz_.ToLocal(hq_time_s);
+  const int64_t month_start_s = tz_.FromLocal({now.year, now.month, 1, 0, 0, 0});
+  return OnWriter([&](ledger::Ledger& w) {
+    if (Status s = w.ForgetSpendsBefore(month_start_s); !s.ok()) return s;
+    return w.ConfirmMembers(hq_time_s);
+  });
 }
 
 Status SyncLocal::Finish() {

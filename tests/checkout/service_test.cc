@@ -160,10 +160,14 @@ TEST_F(ServiceTest, CheckoutEntriesAndLocalSpendFollowCommitsAndRefunds) {
       a.body["total_due_cents"].get<int64_t>() + b.body["total_due_cents"].get<int64_t>();
   int64_t refunded = r.body["refund_cents"].get<int64_t>();
   EXPECT_EQ(ledger_->LocalSpendSince(kMember, (kT0 - 1) * 1000).value(), total - refunded);
-  // Strictly after: the first checkout was committed at kT0.
-  EXPECT_EQ(ledger_->LocalSpendSince(kMember, kT0 * 1000).value(),
+  // From a time on: the first checkout was committed at kT0, the second 700 s later.
+  EXPECT_EQ(ledger_->LocalSpendSince(kMember, kT0 * 1000 + 1).value(),
             b.body["total_due_cents"].get<int64_t>());
   EXPECT_EQ(ledger_->LocalSpendSince(kMember + 1, 0).value(), 0);
+  // What HQ acknowledged is in HQ's month spend: no longer counted here.
+  ASSERT_TRUE(ledger_->AckEntries({b.body["entries"][0].get<std::string>()}).ok());
+  EXPECT_EQ(ledger_->LocalSpendSince(kMember, (kT0 - 1) * 1000).value(),
+            a.body["total_due_cents"].get<int64_t>() - refunded);
 }
 
 // A commit does not look for an earlier checkout first; whatever refuses a replay — the
@@ -455,6 +459,69 @@ TEST_F(ServiceTest, ProvisionalUpgradeOnlyWhenEnabled) {
   EXPECT_EQ(on.body["entries"].size(), 2u);  // earn + tier_upgrade
   EXPECT_EQ(ledger_->GetMember(kMember).value()->tier, "vip");
   EXPECT_EQ(on.body["rules_version"], "up");
+}
+
+// loyalty-rules.md, Tiers: HQ's month-to-date spend plus this terminal's checkouts since
+// that snapshot. A checkout HQ has already counted (acknowledged) is in HQ's figure and is
+// not counted again, whatever the clocks say (it was made in the snapshot's own second).
+TEST_F(ServiceTest, ProvisionalUpgradeCountsACheckoutHqHasCountedOnce) {
+  Seed("member", 0);
+  auto rules = std::make_shared<rules::Rules>(*rules_);
+  rules->provisional_upgrade = true;
+  service_->SetRules(rules);
+  auto line = [](int64_t cents) {
+    return json::array(
+        {{{"sku", "A"}, {"qty", 1}, {"unit_price_cents", cents}, {"category", "grocery"}}});
+  };
+  auto first = Commit("s1", {{"lines", line(25000)}});
+  ASSERT_EQ(first.status, 200) << first.body.dump();
+  // The sync that follows: HQ acknowledges the sale and sends a snapshot (the same second)
+  // whose month spend counts it.
+  ASSERT_TRUE(ledger_->AckEntries({first.body["entries"][0].get<std::string>()}).ok());
+  auto m = ledger_->GetMember(kMember).value().value();
+  m.month_spend_cents = 25000;
+  m.snapshot_at_s = clock_.now_s();
+  ASSERT_TRUE(ledger_->UpsertMember(m).ok());
+  clock_.advance_ms(1000);                               // a new code a sale
+  auto second = Commit("s2", {{"lines", line(20000)}});  // 45000 in all: no upgrade
+  ASSERT_EQ(second.status, 200) << second.body.dump();
+  EXPECT_EQ(second.body["entries"].size(), 1u) << second.body.dump();
+  EXPECT_EQ(ledger_->GetMember(kMember).value()->tier, "member");
+  clock_.advance_ms(1000);
+  auto third = Commit("s3", {{"lines", line(5000)}});  // 50000: vip from the next sale
+  ASSERT_EQ(third.status, 200) << third.body.dump();
+  EXPECT_EQ(third.body["entries"].size(), 2u) << third.body.dump();
+  EXPECT_EQ(ledger_->GetMember(kMember).value()->tier, "vip");
+}
+
+// A snapshot of last month carries last month's spend: in a new month (store local time)
+// it counts for nothing, and only this month's sales here do.
+TEST_F(ServiceTest, ProvisionalUpgradeDoesNotAddThisMonthToLastMonthsSpend) {
+  Seed("member", 0);
+  auto rules = std::make_shared<rules::Rules>(*rules_);
+  rules->provisional_upgrade = true;
+  service_->SetRules(rules);
+  // 2026-11-30 23:55 in Shanghai: HQ's snapshot says 45000 this month.
+  const int64_t nov_30_2355 = 1796054100;  // 2026-11-30T15:55:00Z
+  auto m = ledger_->GetMember(kMember).value().value();
+  m.month_spend_cents = 45000;
+  m.snapshot_at_s = nov_30_2355;
+  ASSERT_TRUE(ledger_->UpsertMember(m).ok());
+  clock_.set_now_s(nov_30_2355 + 35 * 60);  // 00:30 on 1 December, Shanghai
+  auto line = json::array(
+      {{{"sku", "A"}, {"qty", 1}, {"unit_price_cents", 5000}, {"category", "grocery"}}});
+  auto sale = Commit("d1", {{"lines", line}});
+  ASSERT_EQ(sale.status, 200) << sale.body.dump();
+  EXPECT_EQ(sale.body["entries"].size(), 1u) << sale.body.dump();  // no tier_upgrade
+  EXPECT_EQ(ledger_->GetMember(kMember).value()->tier, "member");
+  // The same spend within November would have upgraded.
+  m.snapshot_at_s = nov_30_2355;
+  m.month_spend_cents = 45000;
+  ASSERT_TRUE(ledger_->UpsertMember(m).ok());
+  clock_.set_now_s(nov_30_2355 + 60);
+  auto late = Commit("n1", {{"lines", line}});
+  ASSERT_EQ(late.status, 200) << late.body.dump();
+  EXPECT_EQ(late.body["entries"].size(), 2u) << late.body.dump();
 }
 
 TEST_F(ServiceTest, UntrustedWallClockIsReplacedByHqTime) {

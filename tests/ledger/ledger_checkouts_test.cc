@@ -88,14 +88,16 @@ TEST_F(LedgerCheckoutsTest, CheckoutsPerHourCountsByUnixHourFromTheGivenTime) {
             (std::map<int64_t, int64_t>{{10, 2}, {12, 1}}));
 }
 
-// A member's local spend: the total due of the member's checkouts committed after the
-// time, less what their refunds gave back. A checkout is the member's through its earn
-// entry (one per checkout with a member, at the commit's time).
+// A member's local spend: the total due of the member's checkouts committed at or after
+// the time and not yet acknowledged by HQ, less what their refunds gave back. A checkout is
+// the member's through its earn entry (one per checkout with a member, at the commit's
+// time).
 TEST_F(LedgerCheckoutsTest, LocalSpendIsTheMembersCheckoutsNetOfRefunds) {
   auto l = OpenWriter();
+  std::string c1_earn;
   InTransaction(*l, [&] {
     ASSERT_TRUE(l->InsertCheckout(MakeCheckout("C1", 42, 1000, 5000)).ok());
-    Append(*l, "earn", 42, 50, 1000, "C1");
+    c1_earn = Append(*l, "earn", 42, 50, 1000, "C1").entry_id;
     ASSERT_TRUE(l->InsertCheckout(MakeCheckout("C2", 42, 2000, 3000)).ok());
     Append(*l, "earn", 42, 30, 2000, "C2");
     Append(*l, "redeem", 42, -10, 2000, "C2");  // not an earn: counts nothing more
@@ -105,10 +107,14 @@ TEST_F(LedgerCheckoutsTest, LocalSpendIsTheMembersCheckoutsNetOfRefunds) {
     ASSERT_TRUE(l->InsertRefund(MakeRefund("R2", "C2", 3100, 500)).ok());
   });
   EXPECT_EQ(l->LocalSpendSince(42, 0).value(), 5000 + 3000 - 1000 - 500);
-  EXPECT_EQ(l->LocalSpendSince(42, 1000).value(), 3000 - 1000 - 500);  // strictly after
-  EXPECT_EQ(l->LocalSpendSince(42, 2000).value(), 0);
+  EXPECT_EQ(l->LocalSpendSince(42, 1000).value(), 5000 + 3000 - 1000 - 500);  // at or after
+  EXPECT_EQ(l->LocalSpendSince(42, 1001).value(), 3000 - 1000 - 500);
+  EXPECT_EQ(l->LocalSpendSince(42, 2001).value(), 0);
   EXPECT_EQ(l->LocalSpendSince(43, 0).value(), 7000);
   EXPECT_EQ(l->LocalSpendSince(44, 0).value(), 0);
+  // Acknowledged by HQ: in HQ's month spend, so no longer counted here.
+  ASSERT_TRUE(l->AckEntries({c1_earn}).ok());
+  EXPECT_EQ(l->LocalSpendSince(42, 0).value(), 3000 - 1000 - 500);
 }
 
 TEST_F(LedgerCheckoutsTest, ARefundIsStoredWholeWithItsLinesInOrder) {

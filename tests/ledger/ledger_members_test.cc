@@ -80,6 +80,23 @@ TEST_F(LedgerMembersTest, AConfirmationIsTheSnapshotTimeOfEveryMemberWithAnOlder
   EXPECT_EQ(l->ConfirmMembers(7000).code(), ErrorCode::kLedgerDamaged);
 }
 
+// A confirmation in a new month forgets the month spends of snapshots from before it (they
+// are an earlier month's); a snapshot of this month keeps its spend, and so does a member
+// HQ never sent.
+TEST_F(LedgerMembersTest, SpendsOfSnapshotsBeforeTheMonthAreForgotten) {
+  auto l = OpenWriter();
+  MemberRow last_month = FullMember(1, 0), this_month = FullMember(2, 0);
+  last_month.snapshot_at_s = 1000;
+  last_month.month_spend_cents = 45000;
+  this_month.snapshot_at_s = 5000;
+  this_month.month_spend_cents = 7000;
+  for (const auto& m : {last_month, this_month}) ASSERT_TRUE(l->UpsertMember(m).ok());
+  ASSERT_TRUE(l->ForgetSpendsBefore(5000).ok());
+  EXPECT_EQ(l->GetMember(1).value()->month_spend_cents, 0);
+  EXPECT_EQ(l->GetMember(2).value()->month_spend_cents, 7000);
+  EXPECT_EQ(l->GetMember(1).value()->tier, last_month.tier);  // nothing else changes
+}
+
 // HQ's own entries of a member (schema 7) as a snapshot carries them: each snapshot's list
 // replaces the member's, at most kMaxHqEntriesPerMember kept (the newest), read newest first;
 // they are not the terminal's chain, and eviction forgets them with the member.

@@ -693,10 +693,17 @@ Result<CommitOutcome> CheckoutService::CommitNew(ledger::Ledger& w, const json& 
       froze = true;
     }
     if (r->provisional_upgrade && m.snapshot_at_s && m.status != "frozen") {
-      auto spent = w.LocalSpendSince(m.member_id, *m.snapshot_at_s * 1000);
+      // This calendar month only (store local time): HQ's month spend counts when its
+      // snapshot is of this month, and this terminal's sales HQ has not counted yet
+      // (unacknowledged) when they were made in it.
+      const CivilTime today = tz_.ToLocal(now_s);
+      const int64_t month_start_s = tz_.FromLocal({today.year, today.month, 1, 0, 0, 0});
+      const bool hq_spend_is_this_month = *m.snapshot_at_s >= month_start_s;
+      auto spent = w.LocalSpendSince(m.member_id, month_start_s * 1000);
       if (!spent.ok()) return fail(ReadError(spent.status()));
       int64_t local = *spent + q->total_due_cents;
-      if (auto tier = rules::ProvisionalUpgrade(*r, m.tier, m.month_spend_cents, local)) {
+      if (auto tier = rules::ProvisionalUpgrade(
+              *r, m.tier, hq_spend_is_this_month ? m.month_spend_cents : 0, local)) {
         json detail{{"from", m.tier}, {"to", *tier}};
         auto up = append("tier_upgrade", 0, detail.dump());
         if (!up.ok()) return fail(WriteError(up.status()));

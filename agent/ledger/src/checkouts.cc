@@ -75,15 +75,16 @@ Result<std::map<int64_t, int64_t>> Ledger::CheckoutsPerHour(int64_t since_ms) {
 
 Result<int64_t> Ledger::LocalSpendSince(uint64_t member_id, int64_t since_ms) {
   // Each checkout with a member has one earn entry, written at the commit's time: the
-  // member's earn entries since then lead to the checkouts (by primary key) and their
-  // refunds, without an index of checkouts by member.
+  // member's earn entries lead to the checkouts (by primary key) and their refunds, without
+  // an index of checkouts by member. Only entries HQ has not acknowledged count: HQ's month
+  // spend holds the others (a clock, the terminal's or HQ's, cannot tell which those are).
   return SelectInt(
       "SELECT coalesce(sum(c.total_due_cents), 0) - coalesce(sum((SELECT sum(r.refund_cents) FROM "
       "refunds r "
       "WHERE r.checkout_id = c.checkout_id AND r.sold_at = '')), 0) FROM entries e JOIN checkouts "
       "c ON "
-      "c.checkout_id = e.checkout_id WHERE e.member_id = ?1 AND e.kind = 'earn' AND e.at_ms > ?2 "
-      "AND c.member_id = ?1",
+      "c.checkout_id = e.checkout_id WHERE e.member_id = ?1 AND e.kind = 'earn' AND e.at_ms >= ?2 "
+      "AND e.acked = 0 AND c.member_id = ?1",
       [&](Stmt& st) { st.Bind(1, member_id).Bind(2, since_ms); });
 }
 

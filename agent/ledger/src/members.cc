@@ -53,6 +53,14 @@ Status Ledger::ConfirmMembers(int64_t hq_time_s) {
   return PutMeta(kMembersConfirmedKey, std::to_string(hq_time_s));
 }
 
+Status Ledger::ForgetSpendsBefore(int64_t month_start_s) {
+  LEDGER_PREPARE(st,
+                 "UPDATE members SET month_spend_cents = 0 WHERE month_spend_cents <> 0 AND "
+                 "snapshot_at_s < ?");
+  st.Bind(1, month_start_s);
+  return st.Run();
+}
+
 Status Ledger::UpsertMember(const MemberRow& m, bool refresh_balance_index) {
   LEDGER_PREPARE(
       st,

@@ -227,6 +227,11 @@ class Ledger {
   // whose own snapshot is older reads snapshot_at_s = hq_time_s (docs/sync.md, "Staleness").
   // One meta row, however many members are held; it never moves back. Writer only.
   Status ConfirmMembers(int64_t hq_time_s);
+  // A confirmation in a new calendar month (month_start_s: its first second, store local
+  // time): the month spend HQ sent before then is of an earlier month, so it is set to 0
+  // for every member whose snapshot is older (HQ sends the new month's with the next
+  // snapshot of the member). Used by the provisional upgrade (loyalty-rules.md, "Tiers").
+  Status ForgetSpendsBefore(int64_t month_start_s);
   // refresh_balance_index: follow the member's balance in the reconciliation index (its
   // value is the balance less this terminal's unacknowledged points). A checkout commit
   // passes false: each of its point changes is an unacknowledged entry of the member, so
@@ -278,7 +283,8 @@ class Ledger {
                                                       int limit);  // without lines
   // Checkouts committed at or after since_ms, counted per hour: hour (unix_ms / 3600000) → count.
   Result<std::map<int64_t, int64_t>> CheckoutsPerHour(int64_t since_ms);
-  // Local spend (total due net of refunds) of a member's checkouts committed after since_ms.
+  // Local spend (total due net of refunds) of a member's checkouts committed at or after
+  // since_ms whose earn entry HQ has not acknowledged (HQ's month spend holds the others).
   Result<int64_t> LocalSpendSince(uint64_t member_id, int64_t since_ms);
   Result<std::optional<model::Refund>> GetRefund(const std::string& refund_id);
   // Refunds made at or after since_ms, by time then id (any checkout's).
