@@ -355,14 +355,15 @@ http::Response HqService::Impl::MemberView(const std::string& id_text) {
   if (!conflicts.ok()) return FromStatus(conflicts.status());
   json c = json::array();
   for (const auto& x : *conflicts) c.push_back(ConflictJson(x));
-  return JsonResponse(200, {{"member_id", std::to_string(m->member_id)},
-                            {"tier", m->tier},
-                            {"status", m->status},
-                            {"balance", m->balance},
-                            {"entries", *n},
-                            {"month_spend_cents", std::max<int64_t>(0, *spend)},
-                            {"phone_lookup_consent", m->phone_lookup_consent},
-                            {"conflicts", c}});
+  return JsonResponse(200,
+                      {{"member_id", std::to_string(m->member_id)},
+                       {"tier", m->tier},
+                       {"status", m->status},
+                       {"balance", m->balance},
+                       {"entries", *n},
+                       {"month_spend_cents", std::clamp<int64_t>(*spend, 0, sync::kMaxSpendCents)},
+                       {"phone_lookup_consent", m->phone_lookup_consent},
+                       {"conflicts", c}});
 }
 
 http::Response HqService::Impl::Adjust(const std::string& id_text, const http::Request& req) {
