@@ -16,6 +16,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "api.h"
+#include "events.h"
 #include "log.h"
 #include "loyalty/base/clock.h"
 #include "loyalty/base/json.h"
@@ -197,7 +198,7 @@ std::optional<OpenedLedger> OpenLedger(Prepared& p, const Clock& clock) {
   auto writer_ledger =
       ledger::Ledger::Open(p.cfg.database, ledger::Ledger::Mode::kWriter, p.cfg.terminal_id);
   if (!writer_ledger.ok()) {
-    LogEvent(Level::kCritical, "ledger_error",
+    LogEvent(Level::kError, "ledger_error",
              {{"phase", "open"}, {"message", writer_ledger.status().message()}});
     return std::nullopt;
   }
@@ -211,7 +212,7 @@ std::optional<OpenedLedger> OpenLedger(Prepared& p, const Clock& clock) {
   auto reader =
       ledger::Ledger::Open(p.cfg.database, ledger::Ledger::Mode::kReader, p.cfg.terminal_id);
   if (!reader.ok()) {
-    LogEvent(Level::kCritical, "ledger_error",
+    LogEvent(Level::kError, "ledger_error",
              {{"phase", "open_reader"}, {"message", reader.status().message()}});
     return std::nullopt;
   }
@@ -240,11 +241,16 @@ std::optional<OpenedLedger> OpenLedger(Prepared& p, const Clock& clock) {
   return opened;
 }
 
-// The checkout service's events, logged (member_frozen as a warning).
+// The checkout service's events, logged at their catalogue's level (events.h: member_frozen
+// and phone_lookup_limited are warnings).
 checkout::ServiceEvents LoggedServiceEvents() {
   checkout::ServiceEvents events;
   events.log = [](const std::string& event, const nlohmann::json& fields) {
-    LogEvent(event == "member_frozen" ? Level::kWarn : Level::kInfo, event, fields);
+    Level level = Level::kInfo;
+    if (const EventInfo* e = FindEvent(event)) {
+      if (auto parsed = ParseLevel(std::string(e->level)); parsed.ok()) level = *parsed;
+    }
+    LogEvent(level, event, fields);
   };
   return events;
 }
@@ -495,7 +501,7 @@ int Serve(const std::string& config_path, Prepared& p) {
     return kExitRuntime;
   }
   if (Status s = scanners.Start(p.cfg.scanners); !s.ok()) {
-    LogEvent(Level::kCritical, "scanner_error", {{"message", s.message()}});
+    LogEvent(Level::kError, "scanner_error", {{"message", s.message()}});
     writer.Stop();
     return kExitConfig;
   }

@@ -42,7 +42,8 @@ inline constexpr EventInfo kEventCatalogue[] = {
     {"ledger_checked", "info", "check, ok, problems, duration_ms",
      "- (the start-up check of the ledger file, run after READY; a failed one also logs "
      "ledger_damaged)"},
-    {"ledger_error", "error", "phase | method, path, status, code, message",
+    {"ledger_error", "error",
+     "phase, message (at start-up); method, path, status, code, message (a request)",
      "the ledger cannot be written (disk full, I/O error, locked): check disk space and the file "
      "system; checkouts are refused until it is fixed. At phase open the agent does not start: "
      "the message names the file and why (not an SQLite database, a newer schema, permissions, "
@@ -66,13 +67,17 @@ inline constexpr EventInfo kEventCatalogue[] = {
      "the member earned more than max_points_per_hour: HQ's risk team reviews and unfreezes"},
     {"tier_upgraded", "info", "member_id, tier", "-"},
     {"scan_accepted", "info", "scanner_id, code_hash, kind, member_id", "-"},
-    {"scan_rejected", "warn", "scanner_id, code_hash, code | reason",
+    {"scan_rejected", "warn",
+     "scanner_id, code, code_hash (reason instead, for a scan over 4096 bytes)",
      "- (a code that failed; many code_expired in a row: check the terminal clock)"},
     {"scan_not_member_code", "info", "scanner_id, code_hash, bytes", "-"},
     {"scanner_connected", "info", "scanner_id, detail", "-"},
     {"scanner_disconnected", "warn", "scanner_id, detail",
-     "check the cable; the agent reopens the scanner by itself when it comes back"},
-    {"scanner_error", "error", "scanner_id, detail | message",
+     "check the cable; the agent reopens the scanner by itself when it comes back (a fifo or "
+     "image folder that cannot be used at start or reload, e.g. its folder is missing, is logged "
+     "once and tried again every second until it can)"},
+    {"scanner_error", "error",
+     "scanner_id, detail (message alone, for scanner settings refused at start)",
      "the scanner cannot be opened (permissions: udev rules; wrong path or ids in [[scanners]])"},
     {"scanner_garbage", "warn", "scanner_id, what",
      "- (unreadable input from a scanner, logged once per burst; persistent: wrong scanner mode or "
@@ -84,15 +89,18 @@ inline constexpr EventInfo kEventCatalogue[] = {
      "folder)"},
     {"sync_started", "info", "run_id, trigger", "-"},
     {"sync_finished", "info",
-     "run_id, uploaded, downloaded, repaired, round_trips, bytes_sent, bytes_received, duration_ms",
+     "run_id, uploaded, downloaded, repaired, conflicts, round_trips, bytes_sent, bytes_received, "
+     "duration_ms",
      "-"},
-    {"sync_failed", "error", "run_id, error, duration_ms",
+    {"sync_failed", "error",
+     "run_id, error, uploaded, downloaded, repaired, conflicts, round_trips, bytes_sent, "
+     "bytes_received, duration_ms",
      "HQ unreachable or refusing: check the network, hq.url and the terminal certificate; the next "
      "run retries"},
     {"sync_interrupted", "warn", "runs",
      "- (the agent was stopped or killed during a sync run; the next run repeats it safely)"},
     {"rules_updated", "info", "rules_version", "-"},
-    {"sync_conflict", "warn", "run_id, kind, detail",
+    {"sync_conflict", "warn", "kind, entry_id, seq (seq: a conflict met while uploading)",
      "HQ recorded a conflict (e.g. a coupon used at two stores): nothing to do at the store; HQ "
      "reviews it"},
     {"member_lookup", "info", "kind, code_hash, found, member_id, ms",

@@ -94,8 +94,10 @@ Status Scanners::Start(const std::vector<config::ScannerConfig>& cfg) {
         const char* event = st == drivers::SourceState::kConnected      ? "scanner_connected"
                             : st == drivers::SourceState::kDisconnected ? "scanner_disconnected"
                                                                         : "scanner_error";
-        LogEvent(st == drivers::SourceState::kConnected ? Level::kInfo : Level::kWarn, event,
-                 {{"scanner_id", id}, {"detail", detail}});
+        LogEvent(st == drivers::SourceState::kConnected      ? Level::kInfo
+                 : st == drivers::SourceState::kDisconnected ? Level::kWarn
+                                                             : Level::kError,
+                 event, {{"scanner_id", id}, {"detail", detail}});
       });
     };
     ev.on_garbage = [this, alive](const std::string& id, const std::string& what) {

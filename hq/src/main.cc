@@ -181,6 +181,9 @@ int main(int argc, char** argv) {
   auto cfg = loyalty::config::LoadHqConfig(config_path);
   if (!cfg.ok()) {
     std::fprintf(stderr, "loyalty-hq: %s\n", cfg.status().message().c_str());
+    // Logged too (the log's own settings are in the file that was refused: the defaults),
+    // so the journal says why HQ did not start, as for every other refused setting.
+    Log("error", "config_invalid", {{"reason", cfg.status().message()}});
     return 1;
   }
   g_min_level = LevelRank(cfg->log_level);

@@ -116,6 +116,9 @@ TEST_F(E2ePhoneTest, FoundWithConsentOnlyAndTheNumberIsKeptNowhere) {
   EXPECT_EQ(limited.body["error"]["code"], "rate_limited");
   const std::string log = t.ReadLog();
   EXPECT_NE(log.find("\"phone_lookup_limited\""), std::string::npos);
+  // At its catalogue's level (operations.md): a warning, as someone may be trying numbers.
+  EXPECT_NE(log.find("\"event\":\"phone_lookup_limited\",\"level\":\"warn\""), std::string::npos)
+      << log;
   EXPECT_NE(log.find("\"phone_lookup\""), std::string::npos);
   EXPECT_EQ(t.StopWithin(10000), 0);
 

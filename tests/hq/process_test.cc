@@ -132,14 +132,19 @@ TEST_F(HqProcessTest, TheChainTimeZoneComesFromHqToml) {
   auto own = std::filesystem::perms::owner_read | std::filesystem::perms::owner_write;
   Write(dir_ / "hq.toml", toml + "timezone = \"Mars/Olympus\"\n", own);
   std::string check = kBinary + " --check-config --config " + (dir_ / "hq.toml").string() + " 2>" +
-                      (dir_ / "check.err").string() + " >/dev/null";
+                      (dir_ / "check.err").string() + " >" + (dir_ / "check.out").string();
   EXPECT_NE(WEXITSTATUS(std::system(check.c_str())), 0);
-  std::string err;
+  std::string err, out;
   {
     std::ifstream in(dir_ / "check.err");
     err.assign(std::istreambuf_iterator<char>(in), {});
+    std::ifstream o(dir_ / "check.out");
+    out.assign(std::istreambuf_iterator<char>(o), {});
   }
   EXPECT_NE(err.find("hq.timezone"), std::string::npos) << err;
+  // The log says it too, as the catalogue's config_invalid (operations.md).
+  EXPECT_NE(out.find("config_invalid"), std::string::npos) << out;
+  EXPECT_NE(out.find("hq.timezone"), std::string::npos) << out;
   Write(dir_ / "hq.toml", toml + "timezone = \"UTC\"\n", own);
   Start();
   std::string log;
