@@ -144,6 +144,12 @@ class SyncRunTest : public ::testing::Test {
   }
   void RemoveTerminalDatabase() {
     for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(Db() + suffix);
+  }  // The terminal's disk is lost: a fresh, empty ledger, then one run (the restore).
+  sync::RunRecord LoseTheDiskAndRun() {
+    CloseTerminal();
+    RemoveTerminalDatabase();
+    OpenTerminal();
+    return Run();
   }
 
   json Commit(const std::string& checkout_id, int64_t cents, int lines_in_basket = 1) {
@@ -561,10 +567,7 @@ TEST_F(SyncRunTest, PhoneLookUpFollowsTheKeyAndTheConsent) {
 TEST_F(SyncRunTest, ATerminalWhoseDatabaseWasDeletedGetsItsHistoryBack) {
   for (int i = 0; i < 4; ++i) Commit("c" + std::to_string(i), 5000);
   ASSERT_EQ(Run().result, "ok");
-  CloseTerminal();
-  RemoveTerminalDatabase();
-  OpenTerminal();
-  auto r = Run();
+  auto r = LoseTheDiskAndRun();
   ASSERT_EQ(r.result, "ok") << r.error;
   Read([&](ledger::Ledger& l) {
     EXPECT_EQ(l.EntryCount().value(), 4);
@@ -588,10 +591,7 @@ TEST_F(SyncRunTest, ATerminalWhoseDatabaseWasDeletedGetsItsHistoryBack) {
 TEST_F(SyncRunTest, ARestoreOfLargeSalesComesInAnswersUnderTheResponseLimit) {
   for (int i = 0; i < 80; ++i) Commit("big" + std::to_string(i), 10, 500);
   ASSERT_EQ(Run().result, "ok");
-  CloseTerminal();
-  RemoveTerminalDatabase();
-  OpenTerminal();
-  auto r = Run();
+  auto r = LoseTheDiskAndRun();
   ASSERT_EQ(r.result, "ok") << r.error;
   Read([&](ledger::Ledger& l) {
     EXPECT_EQ(l.EntryCount().value(), 80);
@@ -642,10 +642,7 @@ TEST_F(SyncRunTest, ARestoredTerminalGetsBackItsCheckoutsMadeWithoutAMember) {
   ASSERT_EQ(Run().result, "ok");
   ASSERT_EQ(HqCheckouts(), kAnonymous + 1);
 
-  CloseTerminal();
-  RemoveTerminalDatabase();
-  OpenTerminal();
-  auto r = Run();
+  auto r = LoseTheDiskAndRun();
   ASSERT_EQ(r.result, "ok") << r.error;
   Read([&](ledger::Ledger& l) {
     for (int i = 0; i < kAnonymous; ++i) {
