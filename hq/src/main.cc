@@ -266,6 +266,16 @@ int main(int argc, char** argv) {
     t.crl_file = cfg->crl_file;  // certificates it lists are refused at the handshake
     tls_options = std::move(t);
   }
+  // The database password file is a secret like the others: checked here, before
+  // --check-config answers, so that the check refuses what the start would.
+  std::string db_password;
+  if (!cfg->database_password_file.empty()) {
+    auto pw = loyalty::config::ReadTokenFile(cfg->database_password_file);
+    if (!pw.ok())
+      return fail(
+          loyalty::config::SecretFileError(cfg_file, "database_password_file", pw.status()));
+    db_password = std::move(*pw);
+  }
   if (check_only) {
     // The TLS files are loaded as the listener loads them at start (a CRL that is not PEM,
     // names no CA of client_ca_file, is not signed by it or is past its nextUpdate stops the
@@ -289,14 +299,6 @@ int main(int argc, char** argv) {
   auto pii = loyalty::hq::PiiCipher::LoadOrCreate(cfg->pii_key_file);
   if (!pii.ok())
     return fail(loyalty::config::SecretFileError(cfg_file, "pii_key_file", pii.status()));
-  std::string db_password;
-  if (!cfg->database_password_file.empty()) {
-    auto pw = loyalty::config::ReadTokenFile(cfg->database_password_file);
-    if (!pw.ok())
-      return fail(
-          loyalty::config::SecretFileError(cfg_file, "database_password_file", pw.status()));
-    db_password = std::move(*pw);
-  }
   // One store connection per worker, all opened before anything is served (a database that
   // takes fewer connections stops the start, not a later request).
   std::vector<std::unique_ptr<loyalty::hq::Store>> stores;

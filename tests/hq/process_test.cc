@@ -423,6 +423,19 @@ class HqSecretFilesTest : public HqProcessTest {
 
 TEST_F(HqSecretFilesTest, EveryKeyAndTokenAt0644IsRefusedNamingTheFile) {
   UseTlsAndAPiiKey();
+  {
+    // A PostgreSQL database and its password file (--check-config makes no connection; a
+    // start refused for a file stops before connecting).
+    std::string toml;
+    std::ifstream in(Toml());
+    toml.assign(std::istreambuf_iterator<char>(in), {});
+    const std::string sqlite = "database = \"hq.db\"";
+    toml.replace(toml.find(sqlite), sqlite.size(),
+                 "database = \"postgresql://loyalty@127.0.0.1:9/loyalty\"");
+    auto own = std::filesystem::perms::owner_read | std::filesystem::perms::owner_write;
+    Write(dir_ / "pg.password", "secret\n", own);
+    Write(Toml(), toml + "database_password_file = \"pg.password\"\n", own);
+  }
   const std::string check = "--check-config --config " + Toml();
   const std::string start = "--config " + Toml();
   ProcessRun ok = RunHq(check);
@@ -430,7 +443,8 @@ TEST_F(HqSecretFilesTest, EveryKeyAndTokenAt0644IsRefusedNamingTheFile) {
   const std::pair<std::string, std::string> files[] = {{"signing_keys.\"1\"", "hq-ed25519.pem"},
                                                        {"tls_key_file", "hq.key"},
                                                        {"pii_key_file", "pii.key"},
-                                                       {"admin_token_file", "admin.token"}};
+                                                       {"admin_token_file", "admin.token"},
+                                                       {"database_password_file", "pg.password"}};
   for (const auto& [key, name] : files) {
     const std::string file = (dir_ / name).string();
     for (mode_t mode : {0644, 0640}) {
