@@ -151,6 +151,34 @@ TEST_F(PgDbTest, ADroppedConnectionIsResetAtTheNextStatement) {
   EXPECT_EQ((*count)->Int(0), 1);
 }
 
+// A statement that changes nothing (a read, BEGIN) and meets a session the server ended is
+// sent once more on a new session: the first request after a restart or a failover does not
+// fail (docs/hq.md). Writes outside a transaction are not resent (above).
+TEST_F(PgDbTest, AReadOrABeginThatMeetsADroppedConnectionIsSentAgainOnANewOne) {
+  auto backend_of = [&] {
+    auto pid = conn_->Prepare("SELECT pg_backend_pid()");
+    EXPECT_TRUE(pid.ok() && (*pid)->Step());
+    return (*pid)->Int(0);
+  };
+  auto other = Db::Open(db_.uri, loyalty::testing::TestDatabasePassword(db_));
+  ASSERT_TRUE(other.ok());
+  auto end_session = [&](int64_t backend) {
+    ASSERT_TRUE(
+        (*other)->Exec("SELECT pg_terminate_backend(" + std::to_string(backend) + ")").ok());
+  };
+  const int64_t first = backend_of();
+  end_session(first);
+  auto read = conn_->Prepare("SELECT 41 + 1");
+  ASSERT_TRUE((*read)->Step()) << (*read)->status().ToString();
+  EXPECT_EQ((*read)->Int(0), 42);
+  const int64_t second = backend_of();
+  EXPECT_NE(second, first);  // a new session
+  end_session(second);
+  EXPECT_TRUE(conn_->Exec("BEGIN").ok());
+  EXPECT_TRUE(conn_->in_transaction());
+  EXPECT_TRUE(conn_->Exec("COMMIT").ok());
+}
+
 TEST_F(PgDbTest, TransactionsAreTheCallersAndAnUnreachableServerIsUnavailable) {
   ASSERT_TRUE(conn_->Exec("CREATE TABLE w (k BIGINT)").ok());
   EXPECT_FALSE(conn_->in_transaction());

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <charconv>
 #include <cstring>
 #include <mutex>
@@ -172,7 +173,35 @@ Stmt& Stmt::BindNull(int i) {
   return *this;
 }
 
+namespace {
+// A statement that changes nothing by itself: safe to send again on a new session when the
+// old one turned out dead (a server restart, a failover) before it answered.
+bool SafeToRetry(std::string_view sql) {
+  size_t i = 0;
+  while (i < sql.size() && (sql[i] == ' ' || sql[i] == '\n' || sql[i] == '\t')) ++i;
+  auto starts = [&](std::string_view word) {
+    if (sql.size() - i < word.size()) return false;
+    for (size_t k = 0; k < word.size(); ++k)
+      if (std::toupper(static_cast<unsigned char>(sql[i + k])) != word[k]) return false;
+    return sql.size() - i == word.size() ||
+           !std::isalnum(static_cast<unsigned char>(sql[i + word.size()]));
+  };
+  return starts("SELECT") || starts("BEGIN") || starts("START") || starts("SET");
+}
+}  // namespace
+
 bool Stmt::Execute() {
+  // A session found dead by this statement, outside a transaction, on a statement that
+  // changes nothing: once more on a new session, so that the first request after a restart
+  // of the server does not fail (docs/hq.md: a process reconnects at the next request).
+  const bool may_retry = !db_->in_transaction() && SafeToRetry(*sql_);
+  if (ExecuteOnce()) return true;
+  if (!may_retry || PQstatus(db_->conn_) != CONNECTION_BAD) return false;
+  status_ = Status::Ok();
+  return ExecuteOnce();
+}
+
+bool Stmt::ExecuteOnce() {
   if (std::string state = FaultFor(*sql_); !state.empty()) {
     status_ = PgError(state, "execute (injected fault)");
     return false;
@@ -301,6 +330,13 @@ bool Db::EnsureConnected() {
 }
 
 Status Db::Exec(std::string_view sql) {
+  const bool may_retry = !in_transaction() && SafeToRetry(sql);
+  Status s = ExecOnce(sql);
+  if (s.ok() || !may_retry || PQstatus(conn_) != CONNECTION_BAD) return s;
+  return ExecOnce(sql);  // the session was dead: once more on a new one (Stmt::Execute)
+}
+
+Status Db::ExecOnce(std::string_view sql) {
   const std::string text(sql);
   if (std::string state = FaultFor(text); !state.empty())
     return PgError(state, "exec (injected fault)");

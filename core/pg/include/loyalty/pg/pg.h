@@ -96,7 +96,10 @@ class Stmt {
   void Reset();
 
  private:
+  // Execute: ExecuteOnce, and once more on a new session when a statement that changes
+  // nothing (SELECT, BEGIN, SET) met a dead session outside a transaction.
   bool Execute();
+  bool ExecuteOnce();
 
   Db* db_;
   const std::string* name_;
@@ -118,7 +121,10 @@ class Db {
   ~Db();
   Db(const Db&) = delete;
 
-  // One or more statements with no parameters (DDL, BEGIN, COMMIT…).
+  // One or more statements with no parameters (DDL, BEGIN, COMMIT…). One that changes
+  // nothing by itself (BEGIN, SELECT, SET) and meets a dead session outside a transaction is
+  // sent once more on a new session; anything else fails `unavailable` and the next
+  // statement reconnects.
   Status Exec(std::string_view sql);
   Result<std::unique_ptr<Stmt>> Prepare(const std::string& sql);
   Result<std::unique_ptr<Stmt>> Prepare(const char* literal_sql) {
@@ -138,6 +144,7 @@ class Db {
       : conn_(conn), conninfo_(std::move(conninfo)), password_(std::move(password)) {}
   // Resets a broken connection when no transaction is open; false when still broken.
   bool EnsureConnected();
+  Status ExecOnce(std::string_view sql);
 
   struct Prepared {
     std::string name, sql;
