@@ -23,8 +23,9 @@
 namespace loyalty::hq::internal {
 
 // The terminal routes as metrics label them; any other is "other".
-inline constexpr std::array<std::string_view, 7> kSyncRoutes = {
-    "hello", "entries", "changes", "recon/entries", "recon/balances", "fetch", "members"};
+inline constexpr std::array<std::string_view, 10> kSyncRoutes = {
+    "hello", "entries", "changes", "recon/entries", "recon/balances",
+    "fetch", "members", "sale",    "evicted",       "receipt-key"};
 
 class HqMetrics {
  public:

@@ -207,6 +207,8 @@ TEST_F(HqObservabilityTest, MetricsCountASyncsRequestsUploadsAndTransactions) {
   EXPECT_EQ(
       Call("POST", "/v1/sync/T01/members", json{{"member_ids", {std::to_string(m)}}}, false).status,
       200);
+  EXPECT_EQ(Call("POST", "/v1/sync/T01/evicted", json{{"member_ids", json::array()}}, false).status,
+            200);
   EXPECT_EQ(Call("POST", "/v1/sync/T01/nothing", "", false).status, 404);
   // The listener's own refusal (a certificate for another terminal) counts as well.
   http::Request refused;
@@ -232,6 +234,8 @@ TEST_F(HqObservabilityTest, MetricsCountASyncsRequestsUploadsAndTransactions) {
   EXPECT_EQ(requests("recon/balances", "ok"), 0);
   EXPECT_EQ(requests("fetch", "ok"), 1);
   EXPECT_EQ(requests("members", "ok"), 1);
+  EXPECT_EQ(requests("evicted", "ok"), 1);  // every route has its own label
+  EXPECT_EQ(requests("sale", "ok"), 0);
   EXPECT_EQ(requests("other", "refused"), 1);
   EXPECT_EQ(requests("hello", "failed"), 0);
   EXPECT_EQ(MetricValue(after, "loyalty_hq_sync_request_duration_seconds_count{route=\"entries\"}"),
