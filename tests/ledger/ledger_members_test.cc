@@ -95,6 +95,15 @@ TEST_F(LedgerMembersTest, SpendsOfSnapshotsBeforeTheMonthAreForgotten) {
   EXPECT_EQ(l->GetMember(1).value()->month_spend_cents, 0);
   EXPECT_EQ(l->GetMember(2).value()->month_spend_cents, 7000);
   EXPECT_EQ(l->GetMember(1).value()->tier, last_month.tier);  // nothing else changes
+  // Once this month's first confirmation is recorded, the month's spends are settled: later
+  // runs of the month do not read the members again.
+  ASSERT_TRUE(l->ConfirmMembers(6000).ok());
+  last_month.member_id = 3;
+  ASSERT_TRUE(l->UpsertMember(last_month).ok());  // written directly, as no run would
+  ASSERT_TRUE(l->ForgetSpendsBefore(5000).ok());
+  EXPECT_EQ(l->GetMember(3).value()->month_spend_cents, 45000);
+  ASSERT_TRUE(l->ForgetSpendsBefore(7000).ok());  // a new month: done again
+  EXPECT_EQ(l->GetMember(3).value()->month_spend_cents, 0);
 }
 
 // HQ's own entries of a member (schema 7) as a snapshot carries them: each snapshot's list

@@ -54,6 +54,18 @@ Status Ledger::ConfirmMembers(int64_t hq_time_s) {
 }
 
 Status Ledger::ForgetSpendsBefore(int64_t month_start_s) {
+  // Done once a month: after the month's first confirmation every member's snapshot time is
+  // within the month (a new snapshot, or the confirmation that a commit writes back), so a
+  // later run finds nothing to forget and need not read every member again.
+  auto was = GetMeta(kMembersConfirmedKey);
+  if (!was.ok()) return was.status();
+  if (*was) {
+    int64_t before = 0;
+    const std::string& t = **was;
+    auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), before);
+    if (ec == std::errc() && end == t.data() + t.size() && before >= month_start_s)
+      return Status::Ok();
+  }
   LEDGER_PREPARE(st,
                  "UPDATE members SET month_spend_cents = 0 WHERE month_spend_cents <> 0 AND "
                  "snapshot_at_s < ?");

@@ -231,6 +231,7 @@ class Ledger {
   // time): the month spend HQ sent before then is of an earlier month, so it is set to 0
   // for every member whose snapshot is older (HQ sends the new month's with the next
   // snapshot of the member). Used by the provisional upgrade (loyalty-rules.md, "Tiers").
+  // Nothing to do (and nothing read) once a confirmation of this month is recorded.
   Status ForgetSpendsBefore(int64_t month_start_s);
   // refresh_balance_index: follow the member's balance in the reconciliation index (its
   // value is the balance less this terminal's unacknowledged points). A checkout commit
