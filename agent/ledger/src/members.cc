@@ -38,18 +38,24 @@ Result<std::optional<MemberRow>> Ledger::GetMember(uint64_t member_id) {
 static_assert(std::string_view(kMembersConfirmedKey) == "members_confirmed_at_s",
               "GetMember's SQL names the key");
 
-Status Ledger::ConfirmMembers(int64_t hq_time_s) {
-  auto was = GetMeta(kMembersConfirmedKey);
+// The last ok run's confirmation time (meta members_confirmed_at_s); nullopt before the
+// first. A value that is not a number is the file's damage, never a guess.
+static Result<std::optional<int64_t>> ConfirmedAtS(Ledger& l) {
+  auto was = l.GetMeta(kMembersConfirmedKey);
   if (!was.ok()) return was.status();
-  if (*was) {
-    int64_t before = 0;
-    const std::string& t = **was;
-    auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), before);
-    if (ec != std::errc() || end != t.data() + t.size() || t.empty())
-      return Status::Error(ErrorCode::kLedgerDamaged,
-                           "meta members_confirmed_at_s is not a number");
-    if (before >= hq_time_s) return Status::Ok();
-  }
+  if (!*was) return std::optional<int64_t>();
+  int64_t at = 0;
+  const std::string& t = **was;
+  auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), at);
+  if (ec != std::errc() || end != t.data() + t.size() || t.empty())
+    return Status::Error(ErrorCode::kLedgerDamaged, "meta members_confirmed_at_s is not a number");
+  return std::optional<int64_t>(at);
+}
+
+Status Ledger::ConfirmMembers(int64_t hq_time_s) {
+  auto before = ConfirmedAtS(*this);
+  if (!before.ok()) return before.status();
+  if (*before && **before >= hq_time_s) return Status::Ok();
   return PutMeta(kMembersConfirmedKey, std::to_string(hq_time_s));
 }
 
@@ -57,15 +63,9 @@ Status Ledger::ForgetSpendsBefore(int64_t month_start_s) {
   // Done once a month: after the month's first confirmation every member's snapshot time is
   // within the month (a new snapshot, or the confirmation that a commit writes back), so a
   // later run finds nothing to forget and need not read every member again.
-  auto was = GetMeta(kMembersConfirmedKey);
-  if (!was.ok()) return was.status();
-  if (*was) {
-    int64_t before = 0;
-    const std::string& t = **was;
-    auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), before);
-    if (ec == std::errc() && end == t.data() + t.size() && before >= month_start_s)
-      return Status::Ok();
-  }
+  auto before = ConfirmedAtS(*this);
+  if (!before.ok()) return before.status();
+  if (*before && **before >= month_start_s) return Status::Ok();
   LEDGER_PREPARE(st,
                  "UPDATE members SET month_spend_cents = 0 WHERE month_spend_cents <> 0 AND "
                  "snapshot_at_s < ?");
