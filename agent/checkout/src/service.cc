@@ -280,10 +280,6 @@ void CheckoutService::LookUpIfUnheld(ledger::Ledger& reader, const json& body, b
   if (!lookup_ || reader.damaged()) return;
   auto code = body.find("member_code");
   if (code == body.end() || !code->is_string()) return;
-  // What the use case refuses before it looks at the member is refused without asking HQ.
-  auto req = ParseCheckoutRequest(body, is_commit);
-  if (!req.ok()) return;
-  if (is_commit && req->rules_version && *req->rules_version != rules()->version) return;
   const std::string& text = code->get_ref<const std::string&>();
   if (text.rfind(codes::kDynamicPrefix, 0) == 0) return;
   const int64_t now_s = NowS();
@@ -291,7 +287,13 @@ void CheckoutService::LookUpIfUnheld(ledger::Ledger& reader, const json& body, b
   auto id = verifier_.Identify(text, now_s, std::ref(revoked));
   if (!id.ok() || id->kind == codes::CodeKind::kDynamic) return;  // the use case says why
   auto resolved = ResolveIdentified(reader, *id, "", now_s);
-  if (!resolved.ok() && resolved.status().code() == ErrorCode::kMemberUnknown) (void)lookup_(*id);
+  if (resolved.ok() || resolved.status().code() != ErrorCode::kMemberUnknown) return;
+  // What the use case refuses before it looks at the member is refused without asking HQ
+  // (parsed only here, for a member HQ would be asked about: the use case parses it anyway).
+  auto req = ParseCheckoutRequest(body, is_commit);
+  if (!req.ok()) return;
+  if (is_commit && req->rules_version && *req->rules_version != rules()->version) return;
+  (void)lookup_(*id);
 }
 
 Result<IdentifyOutcome> CheckoutService::Identify(ledger::Ledger& reader, std::string_view text) {
