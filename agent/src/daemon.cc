@@ -408,15 +408,17 @@ int Serve(const std::string& config_path, Prepared& p) {
   SyncLocal sync_local({p.cfg.database, p.cfg.terminal_id, p.cfg.store_id, LOYALTY_VERSION}, writer,
                        service, clock, p.tz, ApplyHqRules(service, ledger->hq_rules_adopted));
   MemberLookup* lookup_ptr = nullptr;  // set below; HQ's answer to a run resumes look-ups
-  SyncService sync_service(ToSyncOptions(p.cfg), sync_local, clock,
-                           [&trusted_time, &lookup_ptr, &sync_local, boot_id = ReadBootId()](
-                               int64_t hq_ms, int64_t mono_ms) {
-                             trusted_time.RecordHqTime(hq_ms, mono_ms);
-                             // Kept for a restart within this boot; best effort: a record
-                             // not kept only means the wall clock until the next run.
-                             (void)sync_local.RememberHqTime(hq_ms, mono_ms, boot_id);
-                             if (lookup_ptr) lookup_ptr->Resume();
-                           });
+  // This boot's id, which ties the kept trusted time to the boot it was read in.
+  const std::string boot_id = ReadBootId();
+  SyncService sync_service(
+      ToSyncOptions(p.cfg), sync_local, clock,
+      [&trusted_time, &lookup_ptr, &sync_local, &boot_id](int64_t hq_ms, int64_t mono_ms) {
+        trusted_time.RecordHqTime(hq_ms, mono_ms);
+        // Kept for a restart within this boot; best effort: a record
+        // not kept only means the wall clock until the next run.
+        (void)sync_local.RememberHqTime(hq_ms, mono_ms, boot_id);
+        if (lookup_ptr) lookup_ptr->Resume();
+      });
   // Members this terminal does not hold are asked of HQ at identify (member_lookup.h).
   MemberLookup lookup(
       {p.cfg.terminal_id, p.cfg.store_id, p.cfg.lookup_timeout_ms},
@@ -442,7 +444,7 @@ int Serve(const std::string& config_path, Prepared& p) {
       LogEvent(Level::kWarn, "receipt_key_unreadable", {{"reason", s.ToString()}});
     // HQ's time from the last run of this boot: a restart (a crash, an upgrade) does not
     // leave codes judged by a wall clock set wrong until the next run.
-    if (auto kept = sync_local.KeptHqTime(ReadBootId()); kept.ok() && *kept) {
+    if (auto kept = sync_local.KeptHqTime(boot_id); kept.ok() && *kept) {
       if ((*kept)->second <= clock.mono_ms())
         trusted_time.RecordHqTime((*kept)->first, (*kept)->second);
     }
