@@ -81,6 +81,10 @@ TEST_F(AgentApiTest, IdentifyQuoteCommitAndMemberView) {
   ASSERT_EQ(health.status, 200) << health.raw;
   EXPECT_EQ(health.body["terminal_id"], "T01");
   EXPECT_EQ(health.body["ledger"]["entries"], 0);
+  // HEAD is GET without the body: no token either (a load balancer's or monitor's probe).
+  auto head = a.Call("HEAD", "/v1/health", "", /*auth=*/false);
+  EXPECT_EQ(head.status, 200) << head.raw;
+  EXPECT_EQ(a.Call("HEAD", "/v1/members/1", "", /*auth=*/false).status, 401);
 
   std::string code = MintCode(kDynamicMember);
   auto id = a.Post("/v1/identify", {{"code", code}});

@@ -516,6 +516,13 @@ TEST(HttpServer, HeadAnswersWithoutABody) {
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->status, 200);
   EXPECT_TRUE(r->body.empty());
+  auto get = client.Request("GET", "/h");  // the handler saw GET: the same answer, with its body
+  ASSERT_TRUE(get.ok()) << get.status().ToString();
+  EXPECT_EQ(json::parse(get->body)["method"], "GET");
+  std::string length;
+  for (const auto& [name, value] : r->headers)
+    if (name == "Content-Length") length = value;
+  EXPECT_EQ(length, std::to_string(get->body.size()));
   auto next = client.Request("GET", "/after-head");  // the connection is still in step
   ASSERT_TRUE(next.ok()) << next.status().ToString();
   EXPECT_EQ(json::parse(next->body)["path"], "/after-head");

@@ -10,8 +10,8 @@
 //
 // `target` is the request target as sent (path and query), `body` the response body as
 // received (text), `test` the running gtest test. Without the variable nothing is written.
-// A request that got no HTTP answer is not recorded. Each line is one write(2) to a file
-// opened with O_APPEND, under a mutex: safe from any thread of the process.
+// A request that got no HTTP answer is not recorded, nor a HEAD answer. Each line is one write(2)
+// to a file opened with O_APPEND, under a mutex: safe from any thread of the process.
 #pragma once
 
 #include <fcntl.h>
@@ -83,10 +83,11 @@ inline std::string CurrentTest() {
 
 }  // namespace api_record_internal
 
-// Records one answer (see above). status < 100: no HTTP answer, nothing recorded.
+// Records one answer (see above). status < 100: no HTTP answer, nothing recorded; nor a
+// HEAD answer (GET's without the body: nothing for the documents to check).
 inline void RecordApiResponse(Api api, std::string_view method, std::string_view target, int status,
                               std::string_view content_type, std::string_view body) {
-  if (status < 100) return;
+  if (status < 100 || method == "HEAD") return;
   auto& sink = api_record_internal::TheSink();
   {
     std::lock_guard<std::mutex> lock(sink.mu);

@@ -699,7 +699,9 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     state_ = State::kHandling;
 
     Request r;
-    r.method = std::string(msg.method_string());
+    // HEAD is GET without the body (RFC 9110 9.3.2): handlers see GET, so every GET route,
+    // its authorisation (GET /v1/health needs no token) and its length answer HEAD alike.
+    r.method = head_ ? std::string("GET") : std::string(msg.method_string());
     r.target = std::string(msg.target());
     auto target = ParseTarget(r.target);
     if (!target.ok()) {
