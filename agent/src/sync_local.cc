@@ -197,6 +197,13 @@ Result<sync::UploadRequest> SyncLocal::WithRecords(std::vector<ledger::EntryRow>
       if (!f.ok()) return f.status();
       if (*f) {
         foreign = !(*f)->sold_at.empty();
+        // With the other refunds of its sale not uploaded yet: HQ checks a refund's amounts
+        // against the refunds before it, and one that moved no points has no entry of its
+        // own to carry it (it would otherwise reach HQ after the refunds that followed it).
+        auto sale = (*r)->UnuploadedRefundsOfSale((*f)->sold_at, (*f)->checkout_id);
+        if (!sale.ok()) return sale.status();
+        for (auto& other : *sale)
+          if (refunds.insert(other.refund_id).second) req.refunds.push_back(std::move(other));
         req.refunds.push_back(std::move(**f));
       }
     } else if (!e.refund_id.empty()) {

@@ -183,6 +183,51 @@ TEST_F(E2eReturnsTest, ARestoredLaneKeepsItsRefundsOfAnotherLanesSale) {
   EXPECT_EQ(Count(Conflicts(kNear), "entry_refused"), 0) << Conflicts(kNear).dump();
 }
 
+// A partial return too small to move a point writes no entry; the return of the rest,
+// whose amounts follow from it (the rounding of the allocation), reaches HQ in the same run.
+// Both travel together, so HQ checks the second against the first: the whole sale is clawed
+// back at HQ and at the lane, and the month's spend falls to nothing.
+TEST_F(E2eReturnsTest, AReturnOfNoPointsTravelsWithTheReturnsOfItsSaleAfterIt) {
+  StartHq();
+  Member m = Enrol(*hq_, 1, "S001");
+  auto& seller = Lane(kSeller, "S001", hq_->port());
+  ExpectOk(seller.Sync());
+  const json lines = json::array(
+      {{{"sku", "A"}, {"qty", 3}, {"unit_price_cents", 50}, {"category", "grocery"}},
+       {{"sku", "B"}, {"qty", 1}, {"unit_price_cents", 100000}, {"category", "grocery"}}});
+  auto sale =
+      seller.Call("POST", "/v1/checkouts/commit",
+                  json{{"checkout_id", "c-1"}, {"member_code", m.card_number}, {"lines", lines}});
+  ASSERT_EQ(sale.status, 200) << sale.raw;
+  const int64_t earned = sale.body["points_to_earn"];
+  ASSERT_GT(earned, 0) << sale.raw;
+
+  auto small = seller.Call("POST", "/v1/refunds",
+                           Refund("r-1", "c-1", json::array({{{"line", 0}, {"qty", 1}}})));
+  ASSERT_EQ(small.status, 200) << small.raw;
+  ASSERT_EQ(small.body["points_clawed_back"], 0) << small.raw;
+  ASSERT_TRUE(small.body["entries"].empty()) << small.raw;
+  auto rest = seller.Call(
+      "POST", "/v1/refunds",
+      Refund("r-2", "c-1", json::array({{{"line", 0}, {"qty", 2}}, {{"line", 1}, {"qty", 1}}})));
+  ASSERT_EQ(rest.status, 200) << rest.raw;
+  ASSERT_EQ(rest.body["points_clawed_back"], earned) << rest.raw;
+  ASSERT_EQ(rest.body["balance_after"], 0) << rest.raw;
+
+  ExpectOk(seller.Sync());
+  EXPECT_EQ(Count(Conflicts(kSeller), "entry_refused"), 0) << Conflicts(kSeller).dump();
+  auto member = hq_->Admin("GET", "/v1/members/" + m.id);
+  ASSERT_EQ(member.status, 200) << member.raw;
+  EXPECT_EQ(member.body["balance"], 0) << member.raw;
+  EXPECT_EQ(member.body["month_spend_cents"], 0) << member.raw;
+  EXPECT_EQ(HqEntrySum(*hq_, m.id), 0);
+  EXPECT_EQ(seller.MemberBalance(m.id), 0);
+  auto again = seller.Sync();
+  ExpectOk(again);
+  EXPECT_EQ(again.value("repaired", -1), 0) << again.dump();
+  EXPECT_EQ(seller.MemberBalance(m.id), 0);
+}
+
 TEST_F(E2eReturnsTest, OfflineFromTheReceiptTwiceIsOneConflictAndClawedBackOnce) {
   StartHq();
   Member m = Enrol(*hq_, 1, "S001");

@@ -189,6 +189,14 @@ Result<std::vector<model::Refund>> Ledger::UnuploadedRefunds(int limit) {
                          [limit](Stmt& st) { st.Bind(1, limit); });
 }
 
+Result<std::vector<model::Refund>> Ledger::UnuploadedRefundsOfSale(const std::string& sold_at,
+                                                                   const std::string& checkout_id) {
+  return RefundsSelected(
+      "SELECT refund_id FROM refunds WHERE checkout_id = ? AND sold_at = ? AND uploaded = 0 "
+      "ORDER BY at_ms, refund_id",
+      [&](Stmt& st) { st.Bind(1, checkout_id).Bind(2, sold_at); });
+}
+
 Status Ledger::MarkUploaded(const std::vector<std::string>& checkout_ids,
                             const std::vector<std::string>& refund_ids) {
   for (const auto& id : checkout_ids) {

@@ -329,6 +329,10 @@ class Ledger {
   // Checkouts and refunds that travel without entries and were not uploaded yet.
   Result<std::vector<model::Checkout>> UnuploadedCheckoutsWithoutEntries(int limit);
   Result<std::vector<model::Refund>> UnuploadedRefunds(int limit);
+  // The refunds of one sale (`sold_at` "" for this terminal's own) not uploaded yet, by
+  // (at_ms, refund_id): they travel together, so that HQ checks each against the ones before.
+  Result<std::vector<model::Refund>> UnuploadedRefundsOfSale(const std::string& sold_at,
+                                                             const std::string& checkout_id);
   Status MarkUploaded(const std::vector<std::string>& checkout_ids,
                       const std::vector<std::string>& refund_ids);
   Status DeleteLots(uint64_t member_id);
