@@ -297,7 +297,9 @@ void LineFramer::Flush(std::vector<Frame>* out) {
 
 void LineFramer::Append(char c) {
   if (overlong_) return;
-  if (buffer_.size() >= kMaxScanBytes) {
+  // Room for a CR or LF before and after the scan, which Emit trims (a CRLF line read with
+  // LF as the terminator, an LF left over from CR): the limit is on the scan itself.
+  if (buffer_.size() >= kMaxScanBytes + 2) {
     overlong_ = true;
     buffer_.clear();
     buffer_.shrink_to_fit();
@@ -316,7 +318,11 @@ void LineFramer::Emit(std::vector<Frame>* out) {
     size_t b = 0, e = buffer_.size();
     while (b < e && (buffer_[b] == '\r' || buffer_[b] == '\n')) ++b;
     while (e > b && (buffer_[e - 1] == '\r' || buffer_[e - 1] == '\n')) --e;
-    if (e > b) {
+    if (e - b > kMaxScanBytes) {
+      f.overlong = true;
+      ++counters_.overlong;
+      out->push_back(std::move(f));
+    } else if (e > b) {
       f.text.assign(buffer_, b, e - b);
       out->push_back(std::move(f));
     }

@@ -431,6 +431,15 @@ TEST(LineFramer, LengthBoundary) {
   // Overlong even when split over many chunks.
   for (int i = 0; i < 10; ++i) EXPECT_TRUE(Texts(f, std::string(1000, 'z')).empty());
   EXPECT_EQ(Texts(f, "\r"), (std::vector<std::string>{"<overlong>"}));
+  // The limit is on the scan: the CR of a CRLF line read with LF as the terminator, or the
+  // LF left over from one read with CR, is trimmed, not counted.
+  LineFramer lf(Terminator::kLF);
+  EXPECT_EQ(Texts(lf, at + "\r\n"), (std::vector<std::string>{at}));
+  EXPECT_EQ(Texts(lf, at + "y\r\n"), (std::vector<std::string>{"<overlong>"}));
+  LineFramer cr(Terminator::kCR);
+  EXPECT_EQ(Texts(cr, at + "\r\n" + at + "\r"), (std::vector<std::string>{at, at}));
+  EXPECT_EQ(Texts(cr, "\n" + at + "y\r"), (std::vector<std::string>{"<overlong>"}));
+  EXPECT_EQ(cr.counters().overlong, 1u);
 }
 
 TEST(LineFramer, DiscardPartial) {

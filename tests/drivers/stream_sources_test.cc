@@ -216,17 +216,21 @@ TEST_F(FifoTest, DebouncePrefixSuffixGarbageOverlong) {
   clock_.advance_ms(800);
   WriteAll(w, "ABC\n");  // window over; no prefix present: kept as is
   ASSERT_TRUE(events_.WaitScans(3));
+  // A NUL is valid UTF-8: a scan as read (member-codes.md: its text goes to the POS).
+  WriteAll(w, std::string("A\0B\n", 4));
+  ASSERT_TRUE(events_.WaitScans(4));
   close(w);
   auto scans = events_.scans();
   EXPECT_EQ(scans[0].text, "ABC");
   EXPECT_TRUE(scans[1].overlong);
   EXPECT_TRUE(scans[1].text.empty());
   EXPECT_EQ(scans[2].text, "ABC");
+  EXPECT_EQ(scans[3].text, std::string("A\0B", 3));
   auto c = src->counters();
   EXPECT_EQ(c.debounced, 1u);
   EXPECT_EQ(c.invalid_utf8, 1u);
   EXPECT_EQ(c.overlong, 1u);
-  EXPECT_EQ(c.scans, 3u);
+  EXPECT_EQ(c.scans, 4u);
   EXPECT_EQ(events_.garbage().size(), 1u);
 }
 
