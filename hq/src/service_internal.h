@@ -119,6 +119,9 @@ struct HqService::Impl {
   // kind): the checkouts are judged before the entries are stored, and a sale after the
   // terminal's freeze in the same upload was priced frozen (valid during Upload).
   std::map<std::pair<uint64_t, std::string>, int64_t> batch_first_entry;
+  // entry_id -> "" when the month's spend explains the upload's own tier_upgrade entry,
+  // else the reason it is refused (UpgradeVerdict; valid during Upload).
+  std::map<std::string, std::string> batch_upgrades;
   // (checkout_id, refund_id) -> the lowest seq of the upload's own entries naming the refund
   // (valid during Upload).
   std::map<std::pair<std::string, std::string>, int64_t> batch_refund_seq;
@@ -291,6 +294,11 @@ struct HqService::Impl {
   Result<std::string> CheckRefund(const std::string& tid, const sync::Refund& f,
                                   std::string* other_terminal, uint64_t* member);
   Result<std::string> CheckEntry(const std::string& tid, const sync::Entry& e);
+  // "" when the terminal's provisional upgrade `e` follows from the member's spend as HQ
+  // and the upload `up` know it (loyalty-rules.md, "Tiers"), else the reason it is refused.
+  // Called before the upload's checkouts are stored (batch_verdicts read).
+  Result<std::string> UpgradeVerdict(const std::string& tid, const sync::Entry& e,
+                                     const sync::UploadRequest& up);
 
   // ------------------------------------------------------------------ returns.cc
   // The sale a refund is of: HQ's record of the checkout at the selling terminal (sold_at,

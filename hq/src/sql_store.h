@@ -666,8 +666,9 @@ class SqlStore final : public Store {
   Result<std::optional<int64_t>> FirstTerminalEntryAt(const std::string& terminal_id,
                                                       uint64_t member_id,
                                                       const std::string& kind) override {
-    HQ_PREPARE(
-        st, "SELECT min(at_ms) FROM entries WHERE member_id = ? AND kind = ? AND terminal_id = ?");
+    HQ_PREPARE(st,
+               "SELECT min(at_ms) FROM entries WHERE member_id = ? AND kind = ? AND terminal_id = "
+               "? AND (applied = 1 OR kind <> 'tier_upgrade')");
     st.Bind(1, member_id).Bind(2, kind).Bind(3, terminal_id);
     if (!st.Step()) return Fail(st);
     if (st.IsNull(0)) return std::optional<int64_t>();
@@ -682,7 +683,8 @@ class SqlStore final : public Store {
     if (Status s = EachChunk(
             "SELECT member_id, kind, min(at_ms) FROM entries WHERE terminal_id = ?1 AND "
             "member_id " +
-                B::InInts(2) + " AND kind " + B::InTexts(3) + " GROUP BY member_id, kind",
+                B::InInts(2) + " AND kind " + B::InTexts(3) +
+                " AND (applied = 1 OR kind <> 'tier_upgrade') GROUP BY member_id, kind",
             2, member_ids, [&](Stmt& st) { st.Bind(1, terminal_id).Bind(3, ListText(kinds)); },
             [&](const Stmt& r) {
               out[{static_cast<uint64_t>(r.Int(0)), r.Text(1)}] = r.Int(2);
@@ -1290,6 +1292,17 @@ class SqlStore final : public Store {
         if (Status s = put.Run(); !s.ok()) return s;
       }
     }
+    return Saturate(sum);
+  }
+
+  Result<int64_t> MemberCheckoutTotal(uint64_t member_id, int64_t from_ms, int64_t to_ms) override {
+    HQ_PREPARE(st,
+               "SELECT total_due_cents FROM checkouts WHERE member_id = ? AND committed_at_ms >= ? "
+               "AND committed_at_ms < ? AND refused = 0");
+    st.Bind(1, member_id).Bind(2, from_ms).Bind(3, to_ms);
+    __int128 sum = 0;
+    while (st.Step()) sum += st.Int(0);
+    if (!st.status().ok()) return st.status();
     return Saturate(sum);
   }
 

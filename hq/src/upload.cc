@@ -310,8 +310,7 @@ http::Response HqService::Impl::Upload(const std::string& tid, const http::Reque
     batch_checkouts.clear();
     batch_first_entry.clear();
     for (const auto& e : up->entries) {
-      if ((e.kind == "freeze" || e.kind == "tier_upgrade") && e.terminal_id == tid &&
-          model::EntryHash(e) == e.hash) {
+      if (e.kind == "freeze" && e.terminal_id == tid && model::EntryHash(e) == e.hash) {
         auto [it, fresh] = batch_first_entry.emplace(std::make_pair(e.member_id, e.kind), e.at_ms);
         if (!fresh) it->second = std::min(it->second, e.at_ms);
       }
@@ -339,6 +338,21 @@ http::Response HqService::Impl::Upload(const std::string& tid, const http::Reque
     auto verdicts = store.CheckoutVerdicts(tid, checkout_ids);
     if (!verdicts.ok()) return verdicts.status();
     batch_verdicts = std::move(*verdicts);
+    // The upload's own upgrades, judged before its checkouts: a sale after an upgrade the
+    // spend does not explain is judged without it.
+    batch_upgrades.clear();
+    for (const auto& e : up->entries) {
+      if (e.kind != "tier_upgrade" || e.terminal_id != tid || model::EntryHash(e) != e.hash ||
+          batch_upgrades.count(e.entry_id))
+        continue;
+      auto verdict = UpgradeVerdict(tid, e, *up);
+      if (!verdict.ok()) return verdict.status();
+      batch_upgrades[e.entry_id] = *verdict;
+      if (verdict->empty()) {
+        auto [it, fresh] = batch_first_entry.emplace(std::make_pair(e.member_id, e.kind), e.at_ms);
+        if (!fresh) it->second = std::min(it->second, e.at_ms);
+      }
+    }
     for (const auto& c : up->checkouts) {
       if (Status s = StoreCheckout(tid, c); !s.ok()) return s;
     }
@@ -455,6 +469,7 @@ http::Response HqService::Impl::Upload(const std::string& tid, const http::Reque
   }
   batch_checkouts.clear();  // it points into `up`, also after a failed transaction
   batch_first_entry.clear();
+  batch_upgrades.clear();
   batch_refund_seq.clear();
   batch_refund_member.clear();
   batch_entries = BatchEntries{};

@@ -7,6 +7,8 @@
 // refused; a failed read is an error (the upload fails and is retried), never a pass.
 #include "service_internal.h"
 
+#include "loyalty/base/json.h"
+
 #include <algorithm>
 #include <limits>
 #include <map>
@@ -229,6 +231,64 @@ Result<std::string> HqService::Impl::CheckRefund(const std::string& tid, const s
   return std::string("refund_mismatch");
 }
 
+// A terminal's provisional upgrade (loyalty-rules.md, "Tiers"): allowed by the rules its
+// sale was priced with, to a higher tier, and reached by the month's spend. The lane counted
+// HQ's month spend in its snapshot plus its own sales since, net of refunds; every one of
+// those sales is a checkout HQ holds or this upload carries, committed in the month up to
+// the upgrade. So the sum of those checkouts' totals — refunds not netted, the month begun
+// 26 hours before the chain's (a store's calendar may run from UTC-12 to UTC+14) — is never
+// below what an honest lane counted, and an upgrade it does not reach is one the lane
+// could not have made: a till does not promote a member by saying so.
+Result<std::string> HqService::Impl::UpgradeVerdict(const std::string& tid, const sync::Entry& e,
+                                                    const sync::UploadRequest& up) {
+  const rules::Rules* r = &current;
+  const sync::Checkout* sale = nullptr;
+  for (const auto& c : up.checkouts)
+    if (!e.checkout_id.empty() && c.checkout_id == e.checkout_id) sale = &c;
+  std::optional<sync::Checkout> stored;
+  if (!sale && !e.checkout_id.empty()) {
+    auto c = store.GetCheckout(tid, e.checkout_id);
+    if (!c.ok()) return c.status();
+    if (*c) {
+      stored = std::move(**c);
+      sale = &*stored;
+    }
+  }
+  if (sale) {
+    auto rv = RulesVersion(sale->rules_version);
+    if (!rv.ok()) return rv.status();
+    if (*rv) r = &**rv;
+  }
+  if (!r->provisional_upgrade) return std::string("upgrade_not_allowed");
+  std::string to;
+  if (auto detail = ParseJsonObject(e.detail); detail.ok()) {
+    if (auto it = detail->find("to"); it != detail->end() && it->is_string())
+      to = it->get<std::string>();
+  }
+  int64_t threshold = 0;
+  if (to == "vip") {
+    threshold = r->vip_threshold_cents;
+  } else if (to == "black") {
+    threshold = r->black_threshold_cents;
+  } else {
+    return std::string("record_malformed");
+  }
+  const int64_t from_ms = MonthBounds(FloorDiv(e.at_ms, 1000)).first - 26 * 3600 * 1000;
+  const int64_t to_ms = e.at_ms + 1;
+  auto held = store.MemberCheckoutTotal(e.member_id, from_ms, to_ms);
+  if (!held.ok()) return held.status();
+  __int128 spend = *held;
+  for (const auto& c : up.checkouts) {
+    if (!c.member_id || *c.member_id != e.member_id || c.committed_at_ms < from_ms ||
+        c.committed_at_ms >= to_ms)
+      continue;
+    if (batch_verdicts && batch_verdicts->count(c.checkout_id)) continue;  // in `held`, or refused
+    spend += std::max<int64_t>(c.total_due_cents, 0);
+  }
+  if (spend < threshold) return std::string("upgrade_unexplained");
+  return std::string();
+}
+
 // An entry: a terminal kind, its points backed by a checked record, once, within limits.
 Result<std::string> HqService::Impl::CheckEntry(const std::string& tid, const sync::Entry& e) {
   if (!sync::IsTerminalEntryKind(e.kind)) return std::string("kind_not_allowed");
@@ -320,8 +380,12 @@ Result<std::string> HqService::Impl::CheckEntry(const std::string& tid, const sy
     if (*n > 0) return std::string("duplicate");
   } else {  // freeze, tier_upgrade, correction
     if (e.points != 0) return std::string("points_not_zero");
-    if (e.kind == "tier_upgrade" && !current.provisional_upgrade)
-      return std::string("upgrade_not_allowed");
+    if (e.kind == "tier_upgrade") {
+      auto verdict = batch_upgrades.find(e.entry_id);
+      if (verdict == batch_upgrades.end())
+        return Status::Error(ErrorCode::kInternal, "tier_upgrade entry not judged before");
+      if (!verdict->second.empty()) return verdict->second;
+    }
     if (e.kind == "freeze") {
       // A terminal freezes a member for velocity (loyalty-rules.md): its own earn entries for
       // the member in the hour up to the freeze crossed max_points_per_hour of the rules its

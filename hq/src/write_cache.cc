@@ -288,7 +288,8 @@ Status HqService::Impl::InsertEntry(const sync::Entry& e, bool applied, int64_t 
     earns->insert(at, {e.at_ms, e.points});
   }
   auto it = slot->second.first_entry_at.find({e.terminal_id, e.kind});
-  if (it != slot->second.first_entry_at.end() && (!it->second || e.at_ms < *it->second))
+  if (it != slot->second.first_entry_at.end() && (!it->second || e.at_ms < *it->second) &&
+      (applied || e.kind != "tier_upgrade"))  // a refused upgrade promotes no one
     it->second = e.at_ms;
   return Status::Ok();
 }

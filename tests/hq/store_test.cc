@@ -269,6 +269,17 @@ TEST_F(HqStoreTest, KeptSpendIsAlwaysTheSumOfTheRows) {
                   })
                   .ok());
   EXPECT_EQ(spend(7), 601);
+  // The checkouts' own total (a provisional upgrade's check): refunds not netted, refused
+  // checkouts left out, any window, nothing kept for it.
+  const int64_t rows_before = row_count();
+  auto total = store_->MemberCheckoutTotal(7, kMonth, kNext);
+  ASSERT_TRUE(total.ok()) << total.status().ToString();
+  EXPECT_EQ(*total, 1000 + 1);
+  auto early = store_->MemberCheckoutTotal(7, kMonth - 3600000, kMonth + 41);
+  ASSERT_TRUE(early.ok());
+  EXPECT_EQ(*early, 9999 + 1000 + 1);
+  EXPECT_EQ(*store_->MemberCheckoutTotal(7, kMonth - 3600000, kMonth + 40), 9999 + 1000);
+  EXPECT_EQ(row_count(), rows_before);
   // A transaction that fails takes its changes to the kept sum with it.
   EXPECT_FALSE(store_
                    ->Transaction([&]() -> Status {
@@ -1110,6 +1121,32 @@ TEST_F(HqStoreTest, WhatAnUploadAndAPageReadOfManyMembersAtOnceIsWhatOneAtATimeR
 // A scope row keeps the day of its moment (docs/hq.md, "Member scope"): the member stays in
 // the store's scope to the end of that day past the window, never less, and another sale
 // there the same day is no news.
+// A terminal's first freeze counts applied or not (it priced its sales frozen either way);
+// its first tier upgrade only when HQ applied it: a refused one promotes no one.
+TEST_F(HqStoreTest, ARefusedUpgradeIsNoFirstUpgradeARefusedFreezeStillAFreeze) {
+  FakeTerminal t{"T01"};
+  ASSERT_TRUE(store_
+                  ->Transaction([&]() -> Status {
+                    for (const auto& [kind, at, applied] :
+                         std::vector<std::tuple<std::string, int64_t, bool>>{
+                             {"tier_upgrade", 1000, false},
+                             {"freeze", 1500, false},
+                             {"tier_upgrade", 2000, true}}) {
+                      if (Status s = store_->InsertEntry(t.Make(kind, 5, 0, at), applied, at);
+                          !s.ok())
+                        return s;
+                    }
+                    return Status::Ok();
+                  })
+                  .ok());
+  EXPECT_EQ(store_->FirstTerminalEntryAt("T01", 5, "tier_upgrade").value(), 2000);
+  EXPECT_EQ(store_->FirstTerminalEntryAt("T01", 5, "freeze").value(), 1500);
+  auto firsts = store_->FirstTerminalEntriesAt("T01", {5}, {"freeze", "tier_upgrade"});
+  ASSERT_TRUE(firsts.ok());
+  EXPECT_EQ(firsts->at({5, "tier_upgrade"}), 2000);
+  EXPECT_EQ(firsts->at({5, "freeze"}), 1500);
+}
+
 TEST_F(HqStoreTest, AScopeRowKeepsTheEndOfItsDay) {
   constexpr int64_t D = 86'400'000;
   ASSERT_TRUE(store_->InsertMember(PlainMember(1, 0)).ok());

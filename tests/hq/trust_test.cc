@@ -479,6 +479,69 @@ TEST_F(HqTrustTest, HqPublishesItsRulesAndPricesWithEveryVersion) {
   EXPECT_NE(st.message().find("2026-12"), std::string::npos);
 }
 
+// A provisional upgrade (loyalty-rules.md, "Tiers") is believed when the month's spend HQ
+// and the upload know of reaches the tier: a till cannot promote a member by saying so,
+// and a sale it priced at the tier it claimed is refused with it.
+TEST_F(HqTrustTest, AProvisionalUpgradeMustFollowFromTheMonthsSpend) {
+  rules::Rules r = rules::Rules::Defaults();
+  r.version = "prov-1";
+  r.provisional_upgrade = true;
+  rules_ = r;
+  Open();
+  ASSERT_TRUE(service_->Start().ok());
+  FakeTerminal t{"T01"};
+  auto priced = [&](uint64_t m, const std::string& id, int64_t cents, int64_t at,
+                    const std::string& tier) {
+    Sale s = PricedSale(t, m, id, Basket(cents), at, 0, "", tier);
+    s.checkout.rules_version = "prov-1";
+    return s;
+  };
+  const std::string to_vip = R"({"from":"member","to":"vip"})";
+  std::string forged_id = CreateMember(), honest_id = CreateMember({{"name", "李四"}});
+  const uint64_t forged = std::stoull(forged_id), honest = std::stoull(honest_id);
+  // The lane downloads both members, sells offline for an hour and uploads: HQ's own upgrades
+  // at the upload come after every sale, so a sale priced at VIP stands on the lane's claim.
+  ASSERT_EQ(Call("GET", "/v1/sync/T01/changes", "", false).status, 200);
+  clock_.advance_ms(3'600'000);
+
+  // 10 yuan of spend (500 needed), then an upgrade to VIP and a sale priced at VIP.
+  Sale small = priced(forged, "f1", 1000, kNowMs, "member");
+  sync::Entry claim = t.Make("tier_upgrade", forged, 0, kNowMs, "f1", to_vip);
+  Sale as_vip = priced(forged, "f2", 10000, kNowMs + 1, "vip");
+  // A claim to a tier that does not exist.
+  sync::Entry odd = t.Make("tier_upgrade", forged, 0, kNowMs + 2, "f1", R"({"to":"diamond"})");
+  // 600 yuan, then the upgrade it explains and a sale priced at VIP.
+  Sale big = priced(honest, "h1", 60000, kNowMs + 10, "member");
+  sync::Entry earned = t.Make("tier_upgrade", honest, 0, kNowMs + 10, "h1", to_vip);
+  Sale next = priced(honest, "h2", 10000, kNowMs + 11, "vip");
+  sync::UploadRequest up;
+  up.entries = {small.entries[0], claim,  as_vip.entries[0], odd,
+                big.entries[0],   earned, next.entries[0]};
+  up.checkouts = {small.checkout, as_vip.checkout, big.checkout, next.checkout};
+  auto res = Upload("T01", up);
+  ASSERT_EQ(res.results.size(), 7u);
+  const std::vector<std::string> want{"created", "refused", "refused", "refused",
+                                      "created", "created", "created"};
+  for (size_t i = 0; i < want.size(); ++i) EXPECT_EQ(res.results[i].status, want[i]) << i;
+  EXPECT_EQ(RefusalReasons("T01"), (std::set<std::string>{"upgrade_unexplained", "price_mismatch",
+                                                          "checkout_refused", "record_malformed"}));
+  EXPECT_EQ(Balance(forged_id), small.checkout.points_earned);
+  EXPECT_EQ(Member(forged_id)["tier"], "member");
+  EXPECT_EQ(Balance(honest_id), big.checkout.points_earned + next.checkout.points_earned);
+  ExpectBalanceIsAppliedSum(forged_id);
+  ExpectBalanceIsAppliedSum(honest_id);
+
+  // Later spend does not explain an earlier claim: the refused one stays refused, and a sale
+  // priced at VIP after a later upload of spend is still judged without it.
+  Sale more = priced(forged, "f3", 60000, kNowMs + 20, "member");
+  Sale still = priced(forged, "f4", 10000, kNowMs + 21, "vip");
+  res = Upload("T01", {{more.entries[0], still.entries[0]}, {more.checkout, still.checkout}, {}});
+  ASSERT_EQ(res.results.size(), 2u);
+  EXPECT_EQ(res.results[0].status, "created");
+  EXPECT_EQ(res.results[1].status, "refused");
+  ExpectBalanceIsAppliedSum(forged_id);
+}
+
 // HQ reads a terminal's downloads once per upload; checkouts of one upload on either side of
 // a download are each priced with what the terminal knew at their own commit.
 TEST_F(HqTrustTest, OneUploadAcrossTwoDownloadsPricesEachCheckoutWithItsOwnSnapshot) {

@@ -288,7 +288,8 @@ class Store {
                                               const std::string& refund_id,
                                               const std::string& kind) = 0;
   // The earliest at_ms of the terminal's entries of this kind for the member (applied or
-  // not); nullopt when it has none. "Had the terminal written one by t" is `first <= t`.
+  // not, but for tier_upgrade: applied only); nullopt when it has none. "Had the terminal
+  // written one by t" is `first <= t`.
   virtual Result<std::optional<int64_t>> FirstTerminalEntryAt(const std::string& terminal_id,
                                                               uint64_t member_id,
                                                               const std::string& kind) = 0;
@@ -362,6 +363,11 @@ class Store {
   // every answer is the sum of the rows (the SQLite one does: each checkout then costs one
   // row update instead of a sum over the member's month at every checkout).
   virtual Result<int64_t> MemberSpend(uint64_t member_id, int64_t from_ms, int64_t to_ms) = 0;
+  // Σ total_due_cents of the member's checkouts committed in [from_ms, to_ms) that were not
+  // refused, refunds not netted, saturating; rows as stored (a write's queued rows are
+  // flushed first). Nothing is kept for the window.
+  virtual Result<int64_t> MemberCheckoutTotal(uint64_t member_id, int64_t from_ms,
+                                              int64_t to_ms) = 0;
   // The spends of [from_ms, to_ms) a backend keeps for these members (a member it keeps
   // none for is absent: ask MemberSpend), in one statement per 1,000.
   virtual Result<std::map<uint64_t, int64_t>> KeptMemberSpends(
