@@ -36,7 +36,10 @@ Scanners::Scanners(boost::asio::io_context& ioc, const Clock& clock,
                    std::function<void(const drivers::Scan&)> on_scan)
     : ioc_(ioc), clock_(clock), on_scan_(std::move(on_scan)), retry_timer_(ioc) {}
 
-Scanners::~Scanners() { Stop(); }
+Scanners::~Scanners() {
+  life_.reset();
+  Stop();
+}
 
 drivers::SourceOptions Scanners::ToOptions(const config::ScannerConfig& c) {
   drivers::SourceOptions o;
@@ -67,81 +70,92 @@ drivers::SourceOptions Scanners::ToOptions(const config::ScannerConfig& c) {
 
 Status Scanners::Start(const std::vector<config::ScannerConfig>& cfg) {
   alive_ = std::make_shared<bool>(true);
-  std::weak_ptr<bool> alive = alive_;
   for (const auto& c : cfg) {
-    drivers::SourceEvents ev;
-    ev.on_scan = [this, alive](drivers::Scan s) {
-      boost::asio::post(ioc_, [this, alive, s = std::move(s)]() {
-        if (alive.expired()) return;
-        NoteScan(s.scanner_id, s.at_ms);
-        on_scan_(s);
-      });
-    };
-    ev.on_state = [this, alive](const std::string& id, drivers::SourceState st,
-                                const std::string& detail) {
-      boost::asio::post(ioc_, [this, alive, id, st, detail]() {
-        if (alive.expired()) return;
-        auto it = entries_.find(id);
-        std::string name = drivers::SourceStateName(st);
-        if (it != entries_.end()) {
-          // Health follows the source; the log says each change once. Start() may already
-          // have read this state from the source (a source can connect before Start()
-          // returns): that is not a reason to leave the change unsaid.
-          it->second.state = name;
-          if (it->second.logged_state == name) return;
-          it->second.logged_state = name;
-        }
-        const char* event = st == drivers::SourceState::kConnected      ? "scanner_connected"
-                            : st == drivers::SourceState::kDisconnected ? "scanner_disconnected"
-                                                                        : "scanner_error";
-        LogEvent(st == drivers::SourceState::kConnected      ? Level::kInfo
-                 : st == drivers::SourceState::kDisconnected ? Level::kWarn
-                                                             : Level::kError,
-                 event, {{"scanner_id", id}, {"detail", detail}});
-      });
-    };
-    ev.on_garbage = [this, alive](const std::string& id, const std::string& what) {
-      boost::asio::post(ioc_, [alive, id, what]() {
-        if (alive.expired()) return;
-        LogEvent(Level::kWarn, "scanner_garbage", {{"scanner_id", id}, {"what", what}});
-      });
-    };
-    ev.on_image_refused = [this, alive](const std::string& id, const drivers::RefusedImage& r) {
-      boost::asio::post(ioc_, [alive, id, r]() {
-        if (alive.expired()) return;
-        LogEvent(Level::kWarn, "scanner_image_refused",
-                 {{"scanner_id", id},
-                  {"file", r.file},
-                  {"width", r.width},
-                  {"height", r.height},
-                  {"channels", r.channels},
-                  {"bytes_per_channel", r.bytes_per_channel},
-                  {"decoded_bytes", r.decoded_bytes},
-                  {"reason", r.reason}});
-      });
-    };
-    auto src = drivers::MakeSource(ToOptions(c), std::move(ev), clock_);
-    if (!src.ok()) {
+    if (Status s = StartOne(c); !s.ok()) {
       Stop();
-      return Status::Error(ErrorCode::kConfigInvalid,
-                           "scanners." + c.id + ": " + src.status().message());
+      return s;
     }
-    Entry e;
-    e.id = c.id;
-    e.kind = c.kind;
-    e.source = std::move(*src);
-    auto [it, _] = entries_.emplace(c.id, std::move(e));
-    if (Status s = it->second.source->Start(); !s.ok()) {
-      // Logged once here, not once per retry; the source's own state events follow once
-      // it starts.
-      LogEvent(Level::kWarn, "scanner_disconnected",
-               {{"scanner_id", c.id}, {"detail", s.message()}});
-      it->second.start_pending = true;
-      it->second.logged_state = "disconnected";
-      ArmRetry();
-    } else {
-      it->second.state = drivers::SourceStateName(it->second.source->state());
-    }
+  }
+  return Status::Ok();
+}
+
+Status Scanners::StartOne(const config::ScannerConfig& c) {
+  auto token = std::make_shared<bool>(true);
+  std::weak_ptr<bool> alive = token;
+  std::weak_ptr<bool> life = life_;
+  drivers::SourceEvents ev;
+  // A scan read is delivered even when its source was stopped since (a reload): the
+  // customer's code was read, and the reader closed only after.
+  ev.on_scan = [this, life](drivers::Scan s) {
+    boost::asio::post(ioc_, [this, life, s = std::move(s)]() {
+      if (life.expired()) return;
+      NoteScan(s.scanner_id, s.at_ms);
+      on_scan_(s);
+    });
+  };
+  ev.on_state = [this, alive](const std::string& id, drivers::SourceState st,
+                              const std::string& detail) {
+    boost::asio::post(ioc_, [this, alive, id, st, detail]() {
+      if (alive.expired()) return;
+      auto it = entries_.find(id);
+      std::string name = drivers::SourceStateName(st);
+      if (it != entries_.end()) {
+        // Health follows the source; the log says each change once. Start() may already
+        // have read this state from the source (a source can connect before Start()
+        // returns): that is not a reason to leave the change unsaid.
+        it->second.state = name;
+        if (it->second.logged_state == name) return;
+        it->second.logged_state = name;
+      }
+      const char* event = st == drivers::SourceState::kConnected      ? "scanner_connected"
+                          : st == drivers::SourceState::kDisconnected ? "scanner_disconnected"
+                                                                      : "scanner_error";
+      LogEvent(st == drivers::SourceState::kConnected      ? Level::kInfo
+               : st == drivers::SourceState::kDisconnected ? Level::kWarn
+                                                           : Level::kError,
+               event, {{"scanner_id", id}, {"detail", detail}});
+    });
+  };
+  ev.on_garbage = [this, alive](const std::string& id, const std::string& what) {
+    boost::asio::post(ioc_, [alive, id, what]() {
+      if (alive.expired()) return;
+      LogEvent(Level::kWarn, "scanner_garbage", {{"scanner_id", id}, {"what", what}});
+    });
+  };
+  ev.on_image_refused = [this, alive](const std::string& id, const drivers::RefusedImage& r) {
+    boost::asio::post(ioc_, [alive, id, r]() {
+      if (alive.expired()) return;
+      LogEvent(Level::kWarn, "scanner_image_refused",
+               {{"scanner_id", id},
+                {"file", r.file},
+                {"width", r.width},
+                {"height", r.height},
+                {"channels", r.channels},
+                {"bytes_per_channel", r.bytes_per_channel},
+                {"decoded_bytes", r.decoded_bytes},
+                {"reason", r.reason}});
+    });
+  };
+  auto src = drivers::MakeSource(ToOptions(c), std::move(ev), clock_);
+  if (!src.ok())
+    return Status::Error(ErrorCode::kConfigInvalid,
+                         "scanners." + c.id + ": " + src.status().message());
+  Entry e;
+  e.id = c.id;
+  e.kind = c.kind;
+  e.config = c;
+  e.alive = std::move(token);
+  e.source = std::move(*src);
+  auto [it, _] = entries_.emplace(c.id, std::move(e));
+  if (Status s = it->second.source->Start(); !s.ok()) {
+    // Logged once here, not once per retry; the source's own state events follow once
+    // it starts.
+    LogEvent(Level::kWarn, "scanner_disconnected", {{"scanner_id", c.id}, {"detail", s.message()}});
+    it->second.start_pending = true;
+    it->second.logged_state = "disconnected";
+    ArmRetry();
+  } else {
+    it->second.state = drivers::SourceStateName(it->second.source->state());
   }
   return Status::Ok();
 }
@@ -173,17 +187,21 @@ void Scanners::RetryStarts() {
   if (pending) ArmRetry();
 }
 
+void Scanners::Retire(Entry& e) {
+  e.alive.reset();
+  if (!e.source) return;
+  e.source->Stop();
+  const drivers::SourceCounters c = e.source->counters();
+  drivers::SourceCounters& kept = retired_[e.id];
+  for (const GarbageReason& g : kGarbageReasons) kept.*g.counter += c.*g.counter;
+  e.source.reset();
+}
+
 void Scanners::Stop() {
   alive_.reset();
   retry_timer_.cancel();
   retry_armed_ = false;
-  for (auto& [id, e] : entries_) {
-    if (!e.source) continue;
-    e.source->Stop();
-    const drivers::SourceCounters c = e.source->counters();
-    drivers::SourceCounters& kept = retired_[id];
-    for (const GarbageReason& g : kGarbageReasons) kept.*g.counter += c.*g.counter;
-  }
+  for (auto& [id, e] : entries_) Retire(e);
   entries_.clear();
 }
 
@@ -202,15 +220,31 @@ std::vector<Scanners::GarbageCount> Scanners::Garbage() const {
 }
 
 Status Scanners::Reload(const std::vector<config::ScannerConfig>& cfg) {
+  if (!alive_) alive_ = std::make_shared<bool>(true);
+  std::map<std::string, const config::ScannerConfig*> wanted;
+  for (const auto& c : cfg) wanted[c.id] = &c;
   // A scanner the new configuration keeps (the same id) keeps its last scan in health.
   std::map<std::string, int64_t> last_scans;
-  for (const auto& [id, e] : entries_) last_scans[id] = e.last_scan_at_ms;
-  Stop();
-  Status s = Start(cfg);
-  for (auto& [id, e] : entries_) {
-    if (auto it = last_scans.find(id); it != last_scans.end()) e.last_scan_at_ms = it->second;
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    auto w = wanted.find(it->first);
+    if (w != wanted.end() && *w->second == it->second.config) {
+      ++it;  // configured as before: left running
+      continue;
+    }
+    last_scans[it->first] = it->second.last_scan_at_ms;
+    Retire(it->second);
+    it = entries_.erase(it);
   }
-  return s;
+  for (const auto& c : cfg) {
+    if (entries_.count(c.id)) continue;
+    if (Status s = StartOne(c); !s.ok()) {
+      Stop();
+      return s;
+    }
+    if (auto it = last_scans.find(c.id); it != last_scans.end())
+      entries_[c.id].last_scan_at_ms = it->second;
+  }
+  return Status::Ok();
 }
 
 void Scanners::NoteScan(const std::string& scanner_id, int64_t at_ms) {

@@ -37,7 +37,10 @@ class Scanners {
   Status Start(const std::vector<config::ScannerConfig>& cfg);
   // Stops every source and the start retries.
   void Stop();
-  // Replaces the running sources by the new configuration (SIGHUP).
+  // Replaces the running sources by the new configuration (SIGHUP). A scanner configured
+  // exactly as before keeps running untouched (a fifo keeps its read end: no line written
+  // meanwhile is lost); the others are stopped and started anew. A scan a stopped source
+  // read before it stopped is still delivered.
   Status Reload(const std::vector<config::ScannerConfig>& cfg);
 
   // [{"id","kind","state","last_scan_at"}] for /v1/health.
@@ -58,6 +61,8 @@ class Scanners {
  private:
   struct Entry {
     std::string id, kind;
+    config::ScannerConfig config;        // as started: Reload keeps an entry configured the same
+    std::shared_ptr<bool> alive;         // reset when the source stops: its late events are dropped
     std::string state = "disconnected";  // for health: the source's latest state
     // The state last logged (scanner_connected/_disconnected/_error): every change is
     // logged once, the first one included, whenever the source reports it.
@@ -69,11 +74,18 @@ class Scanners {
 
   void ArmRetry();
   void RetryStarts();
+  // Makes and starts the source of one entry (Start's loop body).
+  Status StartOne(const config::ScannerConfig& c);
+  // Stops one entry's source, keeping its garbage counts (retired_).
+  void Retire(Entry& e);
 
   boost::asio::io_context& ioc_;
   const Clock& clock_;
   std::function<void(const drivers::Scan&)> on_scan_;
-  std::shared_ptr<bool> alive_;  // guards posts that arrive after Stop
+  // Guards posts that arrive after Stop: state, garbage and image events of sources since
+  // stopped are dropped; scans are dropped only once the Scanners itself is gone (life_).
+  std::shared_ptr<bool> alive_;
+  std::shared_ptr<bool> life_ = std::make_shared<bool>(true);
   std::map<std::string, Entry> entries_;
   boost::asio::steady_timer retry_timer_;
   bool retry_armed_ = false;

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <set>
 #include <thread>
 
 #include "../drivers/hid_test_util.h"
@@ -248,6 +249,45 @@ TEST_F(ScansTest, AStartSaysConnectedOnceAndAReloadKeepsTheLastScan) {
   ASSERT_TRUE(
       WaitFor([&] { return CountEvents(agent_->ReadLog(), "config_reloaded") == reloads + 1; }));
   EXPECT_EQ(scanner()["last_scan_at"], last);
+  EXPECT_EQ(agent_->Stop(), 0);
+}
+
+// A SIGHUP (a log-level change, say) while a feeder writes line after line: a scanner
+// configured as before keeps its read end, so no line is lost and it does not reconnect.
+TEST_F(ScansTest, ASighupLosesNoLineOfAFifoStream) {
+  agent_ = std::make_unique<AgentProcess>(
+      dir_, "\n[[scanners]]\nid = \"lane1\"\nkind = \"fifo\"\npath = \"scan.fifo\"\n");
+  agent_->Start();
+  const std::string fifo = (dir_ / "scan.fifo").string();
+  ASSERT_TRUE(WaitFor([&] { return state_of(*agent_) == "connected"; }));
+  constexpr int kLines = 300;
+  std::thread writer([&] {
+    for (int i = 0; i < kLines; ++i) {
+      int fd = ::open(fifo.c_str(), O_WRONLY | O_CLOEXEC);
+      if (fd < 0) return;
+      std::string line = "ITEM-" + std::to_string(1000 + i) + "\n";
+      (void)!::write(fd, line.data(), line.size());
+      ::close(fd);
+      std::this_thread::sleep_for(std::chrono::milliseconds(3));
+    }
+  });
+  for (int i = 0; i < 5; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    ::kill(agent_->pid(), SIGHUP);
+  }
+  writer.join();
+  std::set<std::string> seen;
+  ASSERT_TRUE(WaitFor([&] {
+    auto r = agent_->Get("/v1/scans?after=0&wait_ms=0");
+    seen.clear();
+    for (const auto& scan : r.body["scans"]) seen.insert(scan.value("text", ""));
+    return seen.size() >= static_cast<size_t>(kLines);
+  })) << seen.size()
+      << " of " << kLines << " lines";
+  for (int i = 0; i < kLines; ++i) EXPECT_TRUE(seen.count("ITEM-" + std::to_string(1000 + i))) << i;
+  const std::string log = agent_->ReadLog();
+  EXPECT_EQ(CountEvents(log, "config_reloaded"), 5u) << log;
+  EXPECT_EQ(CountEvents(log, "scanner_connected"), 1u) << log;
   EXPECT_EQ(agent_->Stop(), 0);
 }
 

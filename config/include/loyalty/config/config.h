@@ -65,6 +65,8 @@ struct ScannerConfig {
   int data_offset = 5;
   int data_len = 56;
   int flags_offset = 63;
+
+  bool operator==(const ScannerConfig&) const = default;
 };
 
 struct AgentConfig {
