@@ -413,13 +413,17 @@ void ParseScanner(Section& s, ScannerConfig& sc, const internal::PathResolver& p
   }
   if (k == "usb-hid-keyboard") s.OneOf("suffix_key", sc.suffix_key, {"enter", "tab"});
   if (k == "usb-hid-pos") {
-    s.Int("report_id", sc.report_id, 0, 255);
+    s.Int("report_id", sc.report_id, -1, 255);  // -1: the device sends no report id
     s.Int("length_offset", sc.length_offset, 0, 1023);
     s.Int("symbology_offset", sc.symbology_offset, -1, 1021);
     s.Int("data_offset", sc.data_offset, 0, 1023);
     s.Int("data_len", sc.data_len, 1, 1024);
     s.Int("flags_offset", sc.flags_offset, -1, 1023);
-    if (e.ok() && sc.data_offset + sc.data_len > 1024) {
+    if (e.ok() && sc.report_id >= 0 && (sc.length_offset == 0 || sc.data_offset == 0)) {
+      e.Fail(s.Key(sc.length_offset == 0 ? "length_offset" : "data_offset"),
+             "byte 0 is the report id (report_id = " + std::to_string(sc.report_id) +
+                 "); set report_id = -1 for a device that sends none");
+    } else if (e.ok() && sc.data_offset + sc.data_len > 1024) {
       e.Fail(s.Key("data_len"),
              "data_offset + data_len = " + std::to_string(sc.data_offset + sc.data_len) +
                  " exceeds the largest report (1024 bytes)");

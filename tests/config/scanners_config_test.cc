@@ -184,15 +184,25 @@ TEST(ScannersConfig, HidPosReportLayout) {
       "[[scanners]]\nid = \"pos\"\nkind = \"usb-hid-pos\"\nvendor_id = 1\nproduct_id = 2\n";
   AgentConfig c =
       MustParse(WithScanners(
-          pos + "report_id = 0\nlength_offset = 0\nsymbology_offset = -1\ndata_offset = 1\n"
+          pos + "report_id = -1\nlength_offset = 0\nsymbology_offset = -1\ndata_offset = 1\n"
                 "data_len = 62\nflags_offset = -1\n"));
   const ScannerConfig& s = c.scanners[0];
-  EXPECT_EQ(s.report_id, 0);
+  EXPECT_EQ(s.report_id, -1);  // the device sends no report id (docs/scanners.md)
   EXPECT_EQ(s.symbology_offset, -1);
   EXPECT_EQ(s.data_len, 62);
   EXPECT_EQ(s.flags_offset, -1);
   EXPECT_CONFIG_ERROR(WithScanners(pos + "report_id = 256\n"),
-                      "scanners[0].report_id: 256 is out of range 0..255");
+                      "scanners[0].report_id: 256 is out of range -1..255");
+  EXPECT_CONFIG_ERROR(WithScanners(pos + "report_id = -2\n"),
+                      "scanners[0].report_id: -2 is out of range -1..255");
+  // With a report id, byte 0 is the id: it cannot also be the length or the data (the
+  // driver would refuse the layout at start).
+  EXPECT_CONFIG_ERROR(WithScanners(pos + "report_id = 0\nlength_offset = 0\ndata_offset = 1\n"),
+                      "scanners[0].length_offset: byte 0 is the report id (report_id = 0); set "
+                      "report_id = -1 for a device that sends none");
+  EXPECT_CONFIG_ERROR(WithScanners(pos + "data_offset = 0\n"),
+                      "scanners[0].data_offset: byte 0 is the report id (report_id = 2); set "
+                      "report_id = -1 for a device that sends none");
   EXPECT_CONFIG_ERROR(WithScanners(pos + "symbology_offset = -2\n"),
                       "scanners[0].symbology_offset: -2 is out of range -1..1021");
   EXPECT_CONFIG_ERROR(WithScanners(pos + "data_len = 0\n"),
