@@ -109,8 +109,13 @@ class FifoSource final : public StreamSourceBase {
     if (stat(options_.path.c_str(), &st) != 0) {
       if (errno != ENOENT)
         return Status::Error(ErrorCode::kInvalidArgument, Errno("fifo " + options_.path));
-      if (mkfifo(options_.path.c_str(), 0660) != 0 && errno != EEXIST)
+      if (mkfifo(options_.path.c_str(), 0660) == 0) {
+        // 0660 whatever the umask (the service's is 0027): a feeder in the group writes.
+        if (chmod(options_.path.c_str(), 0660) != 0)
+          return Status::Error(ErrorCode::kInvalidArgument, Errno("chmod " + options_.path));
+      } else if (errno != EEXIST) {
         return Status::Error(ErrorCode::kInvalidArgument, Errno("mkfifo " + options_.path));
+      }
     } else if (!S_ISFIFO(st.st_mode)) {
       return Status::Error(ErrorCode::kInvalidArgument,
                            "fifo " + options_.path + " is not a named pipe");

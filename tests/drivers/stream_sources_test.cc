@@ -66,6 +66,20 @@ class FifoTest : public SourceTest {
   SourceOptions opts_;
 };
 
+// The fifo the source makes is 0660 whatever the umask (the service runs with 0027): a
+// feeder in the service's group can write it.
+TEST_F(FifoTest, AFifoItMakesIsGroupWritableWhateverTheUmask) {
+  const mode_t old = ::umask(0077);
+  auto src = Make(opts_);
+  Status started = src->Start();
+  ::umask(old);
+  ASSERT_TRUE(started.ok()) << started.ToString();
+  struct stat st;
+  ASSERT_EQ(::stat(opts_.path.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0660u);
+}
+
 TEST_F(FifoTest, LinesArriveAndTheFifoIsReopenedAfterEachWriter) {
   auto src = Make(opts_);
   ASSERT_TRUE(src->Start().ok());

@@ -25,6 +25,21 @@ else
   echo "skip: systemd-analyze not installed"
 fi
 
+# Every folder the example config puts a scanner under is one the service can write
+# (ProtectSystem=strict makes the rest read-only): /run/loyaltyd is its RuntimeDirectory.
+if grep -q '/run/loyaltyd' "$src/config/agent.example.toml"; then
+  grep -qx 'RuntimeDirectory=loyaltyd' "$src/systemd/loyaltyd.service" ||
+    fail "agent.example.toml uses /run/loyaltyd but loyaltyd.service has no RuntimeDirectory=loyaltyd"
+  echo "ok: /run/loyaltyd is the service's RuntimeDirectory"
+fi
+# The udev rules give the group the configured scanners and nothing else: every rule names
+# a vendor and a product (a vendor alone would give every device of the vendor).
+while IFS= read -r rule; do
+  case $rule in \#*|'') continue ;; esac
+  echo "$rule" | grep -q 'idProduct}=="[0-9a-f]\{4\}"' || fail "udev rule without a product id: $rule"
+done <"$src/systemd/60-loyaltyd-scanners.rules"
+echo "ok: every udev rule names a vendor and a product"
+
 check_layout() {  # check_layout ROOT
   local root=$1
   for f in usr/sbin/loyaltyd usr/lib/systemd/system/loyaltyd.service usr/lib/systemd/system/loyalty-sync.service \
