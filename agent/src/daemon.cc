@@ -544,18 +544,23 @@ int RunDaemon(int argc, char** argv) {
   }
   if (cl.check_only) {
     // The ledger file named is looked at too, read-only: what would stop the start at
-    // opening it (not an SQLite file, a newer schema) is said here, naming its key, with
-    // the status the start would exit with.
-    if (Status s = ledger::Ledger::CheckFile(prepared->cfg.database); !s.ok()) {
+    // opening it (a directory, no access, not an SQLite file, a newer schema, another
+    // terminal's) is said here, naming its key, with the status the start would exit with.
+    if (Status s = ledger::Ledger::CheckFile(prepared->cfg.database, prepared->cfg.terminal_id);
+        !s.ok()) {
       std::fprintf(stderr, "loyaltyd: %s: agent.database: %s\n", cl.config_path.c_str(),
                    s.message().c_str());
       return kExitRuntime;
+    }
+    if (Status s = CheckLogFile(prepared->cfg.log_file); !s.ok()) {
+      std::fprintf(stderr, "loyaltyd: %s: %s\n", cl.config_path.c_str(), s.message().c_str());
+      return kExitConfig;
     }
     std::printf("%s: ok\n", cl.config_path.c_str());
     return 0;
   }
   if (Status s = InitLog(ToLogOptions(prepared->cfg)); !s.ok()) {
-    std::fprintf(stderr, "loyaltyd: %s: log: %s\n", cl.config_path.c_str(), s.message().c_str());
+    std::fprintf(stderr, "loyaltyd: %s: %s\n", cl.config_path.c_str(), s.message().c_str());
     return kExitConfig;
   }
 

@@ -6,8 +6,13 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <mutex>
 
 #include "loyalty/base/time.h"
@@ -77,6 +82,34 @@ Result<Level> ParseLevel(const std::string& s) {
       "log level '" + s + "' is not one of trace, debug, info, warn, error, critical, off");
 }
 
+Status CheckLogFile(const std::string& file) {
+  if (file.empty()) return Status::Ok();
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::file_status st = fs::status(file, ec);
+  if (fs::is_directory(st))
+    return Status::Error(ErrorCode::kConfigInvalid, "log.file: " + file + " is a directory");
+  if (fs::exists(st)) {
+    if (::access(file.c_str(), W_OK) != 0)
+      return Status::Error(ErrorCode::kConfigInvalid,
+                           "log.file: " + file + ": " + std::strerror(errno));
+    return Status::Ok();
+  }
+  // The logger makes the file and any missing folder: the nearest folder that exists must
+  // let it (and be a folder).
+  fs::path dir = fs::path(file).parent_path();
+  if (dir.empty()) dir = ".";
+  while (!fs::exists(dir, ec) && dir.has_relative_path() && dir != dir.parent_path())
+    dir = dir.parent_path();
+  if (!fs::is_directory(dir, ec))
+    return Status::Error(ErrorCode::kConfigInvalid,
+                         "log.file: " + file + ": " + dir.string() + " is not a folder");
+  if (::access(dir.c_str(), W_OK | X_OK) != 0)
+    return Status::Error(ErrorCode::kConfigInvalid,
+                         "log.file: " + file + ": " + dir.string() + ": " + std::strerror(errno));
+  return Status::Ok();
+}
+
 Status InitLog(const LogOptions& o) {
   auto level = ParseLevel(o.level);
   if (!level.ok()) return level.status();
@@ -90,7 +123,7 @@ Status InitLog(const LogOptions& o) {
     json = std::getenv("JOURNAL_STREAM") != nullptr || std::getenv("INVOCATION_ID") != nullptr;
   } else {
     return Status::Error(ErrorCode::kConfigInvalid,
-                         "log format '" + o.format + "' is not json or text");
+                         "log.format: '" + o.format + "' is not json or text");
   }
   std::vector<spdlog::sink_ptr> sinks{std::make_shared<spdlog::sinks::stdout_sink_mt>()};
   if (!o.file.empty()) {
@@ -98,7 +131,7 @@ Status InitLog(const LogOptions& o) {
       sinks.push_back(std::make_shared<spdlog::sinks::rotating_file_sink_mt>(
           o.file, static_cast<size_t>(o.file_max_bytes), static_cast<size_t>(o.file_count)));
     } catch (const std::exception& e) {
-      return Status::Error(ErrorCode::kConfigInvalid, std::string("log file: ") + e.what());
+      return Status::Error(ErrorCode::kConfigInvalid, std::string("log.file: ") + e.what());
     }
   }
   auto logger = std::make_shared<spdlog::logger>("loyalty", sinks.begin(), sinks.end());

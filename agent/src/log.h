@@ -27,6 +27,10 @@ struct LogOptions {
 
 // (Re)configures the process-wide event log. Returns an error for a bad level/format.
 Status InitLog(const LogOptions& o);
+// What would stop InitLog opening `file` (log.file), checked without writing, as the user
+// running the check (loyaltyd --check-config): a folder, a file it cannot write, or no
+// folder it could make the file in. "" (no file) is ok.
+Status CheckLogFile(const std::string& file);
 void SetLogLevel(Level l);
 bool UsingJson();
 

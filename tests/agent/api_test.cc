@@ -2,6 +2,7 @@
 // file. After every refused request the ledger is checked to be unchanged.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <chrono>
 #include <sstream>
@@ -543,6 +544,28 @@ TEST_F(AgentApiTest, TokenFileMustNotBeWorldReadableAndSigtermExitsCleanly) {
   EXPECT_NE(rc, 0);
   ::chmod((dir_ / "api.token").c_str(), 0640);
   EXPECT_EQ(std::system(cmd.c_str()), 0);
+}
+
+// A log file the logger could not open stops --check-config as it stops the start: exit 2,
+// naming log.file (a path under a regular file, a path that is a folder).
+TEST_F(AgentApiTest, ALogFileThatCannotBeOpenedStopsCheckConfigAsTheStart) {
+  WriteFile(dir_ / "plain", "not a folder\n");
+  std::filesystem::create_directory(dir_ / "logdir");
+  const std::string bad_files[] = {(dir_ / "plain" / "agent.log").string(),
+                                   (dir_ / "logdir").string()};
+  for (const std::string& bad : bad_files) {
+    AgentProcess a(dir_, "file = \"" + bad + "\"\n");
+    std::string exe = std::string(LOYALTY_BINARY_DIR) + "/agent/loyaltyd";
+    const std::string out = (dir_ / "check.out").string();
+    for (const std::string mode : {" --check-config", ""}) {
+      std::string cmd = exe + mode + " --config " + a.config_path() + " > " + out + " 2>&1";
+      int rc = std::system(cmd.c_str());
+      ASSERT_TRUE(WIFEXITED(rc)) << bad << mode;
+      EXPECT_EQ(WEXITSTATUS(rc), 2) << bad << mode << ": " << ReadFile(out);
+      EXPECT_NE(ReadFile(out).find(a.config_path() + ": log.file: "), std::string::npos)
+          << bad << mode << ": " << ReadFile(out);
+    }
+  }
 }
 
 }  // namespace

@@ -318,5 +318,41 @@ TEST_F(DamagedLedgerTest, ALedgerOfANewerSchemaStopsTheStart) {
       << log;
 }
 
+// --check-config says what the start would refuse of the ledger file, with its status: a
+// folder where the file should be, and another terminal's ledger.
+TEST_F(DamagedLedgerTest, AFolderOrAnotherTerminalsLedgerStopsCheckConfigAsTheStart) {
+  const std::string db = agent_->db_path();
+  {
+    sqlite3* h = nullptr;
+    ASSERT_EQ(sqlite3_open(db.c_str(), &h), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(h, "UPDATE meta SET value = 'T09' WHERE key = 'terminal_id'", nullptr,
+                           nullptr, nullptr),
+              SQLITE_OK);
+    ASSERT_EQ(sqlite3_changes(h), 1);
+    sqlite3_close(h);
+  }
+  size_t from = agent_->ReadLog().size();
+  EXPECT_EQ(StartExpectingExit(*agent_), 1);
+  std::string log = agent_->ReadLog().substr(from);
+  EXPECT_NE(log.find("belongs to terminal 'T09', not 'T01'"), std::string::npos) << log;
+  from = agent_->ReadLog().size();
+  EXPECT_EQ(CheckConfigExit(*agent_), 1);
+  log = agent_->ReadLog().substr(from);
+  EXPECT_NE(log.find(": agent.database: ledger " + db + " belongs to terminal 'T09', not 'T01'"),
+            std::string::npos)
+      << log;
+
+  for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(db + suffix);
+  std::filesystem::create_directory(db);
+  from = agent_->ReadLog().size();
+  EXPECT_EQ(StartExpectingExit(*agent_), 1);
+  from = agent_->ReadLog().size();
+  EXPECT_EQ(CheckConfigExit(*agent_), 1);
+  log = agent_->ReadLog().substr(from);
+  EXPECT_NE(log.find(": agent.database: ledger " + db + " is a directory"), std::string::npos)
+      << log;
+  EXPECT_TRUE(std::filesystem::is_directory(db));
+}
+
 }  // namespace
 }  // namespace loyalty::testing

@@ -3,7 +3,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -355,18 +359,45 @@ std::optional<int> Ledger::PeekSchemaVersion(const std::string& path) {
   return static_cast<int>((*st)->Int(0));
 }
 
-Status Ledger::CheckFile(const std::string& path) {
+Status Ledger::CheckFile(const std::string& path, const std::string& terminal_id) {
+  namespace fs = std::filesystem;
   std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) return Status::Ok();  // a new ledger
-  {
-    auto db = Db::Open(path, /*read_only=*/true);
-    if (!db.ok()) return Status::Ok();  // the start says why it cannot be opened
-    if (Status s = CheckIsSqliteFile(**db, path); !s.ok()) return s;
-  }
-  if (auto v = PeekSchemaVersion(path); v && *v > kSchemaVersion)
+  const fs::file_status st = fs::status(path, ec);
+  fs::path dir = fs::path(path).parent_path();
+  if (dir.empty()) dir = ".";
+  // The start makes a missing folder: the nearest one that exists must let it.
+  while (!fs::exists(dir, ec) && dir.has_relative_path() && dir != dir.parent_path())
+    dir = dir.parent_path();
+  // The writer makes the file, its WAL and its shared-memory file in this folder.
+  auto folder_writable = [&]() -> Status {
+    if (::access(dir.c_str(), W_OK | X_OK) == 0) return Status::Ok();
     return Status::Error(ErrorCode::kUnavailable,
-                         "ledger " + path + " has schema version " + std::to_string(*v) +
-                             ", newer than this program (" + std::to_string(kSchemaVersion) + ")");
+                         "ledger folder " + dir.string() + ": " + std::strerror(errno));
+  };
+  if (!fs::exists(st)) return folder_writable();  // a new ledger, made at the start
+  if (fs::is_directory(st))
+    return Status::Error(ErrorCode::kUnavailable, "ledger " + path + " is a directory");
+  if (::access(path.c_str(), R_OK | W_OK) != 0)
+    return Status::Error(ErrorCode::kUnavailable,
+                         "cannot open ledger " + path + ": " + std::strerror(errno));
+  if (Status s = folder_writable(); !s.ok()) return s;
+  auto db = Db::Open(path, /*read_only=*/true);
+  if (!db.ok())
+    return Status::Error(ErrorCode::kUnavailable,
+                         "cannot open ledger " + path + ": " + db.status().message());
+  if (Status s = CheckIsSqliteFile(**db, path); !s.ok()) return s;
+  auto version = (*db)->Prepare("PRAGMA user_version");
+  if (version.ok() && (*version)->Step() && (*version)->Int(0) > kSchemaVersion)
+    return Status::Error(ErrorCode::kUnavailable, "ledger " + path + " has schema version " +
+                                                      std::to_string((*version)->Int(0)) +
+                                                      ", newer than this program (" +
+                                                      std::to_string(kSchemaVersion) + ")");
+  // A ledger is one terminal's: another terminal id is refused at the start.
+  auto owner = (*db)->Prepare("SELECT value FROM meta WHERE key = 'terminal_id'");
+  if (owner.ok() && (*owner)->Step() && (*owner)->Text(0) != terminal_id)
+    return Status::Error(ErrorCode::kConfigInvalid, "ledger " + path + " belongs to terminal '" +
+                                                        (*owner)->Text(0) + "', not '" +
+                                                        terminal_id + "'");
   return Status::Ok();
 }
 

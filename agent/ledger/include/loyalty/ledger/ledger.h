@@ -147,10 +147,12 @@ class Ledger {
   // The schema version of the ledger at path without opening it for use (nullopt: no such
   // file or not readable). Open() migrates a file below kSchemaVersion.
   static std::optional<int> PeekSchemaVersion(const std::string& path);
-  // What stops Open() before it reads anything, checked without opening the file for use
-  // and without writing (for loyaltyd --check-config): a file that is not SQLite's and a
-  // schema newer than kSchemaVersion. A missing or empty file is a new ledger: ok.
-  static Status CheckFile(const std::string& path);
+  // What stops a writer's Open() for `terminal_id`, checked without opening the file for use
+  // and without writing (for loyaltyd --check-config), as the user running the check: a
+  // path that is a directory, a file or folder that user cannot read and write, a file that
+  // is not SQLite's, a schema newer than kSchemaVersion, another terminal's ledger. A
+  // missing file is a new ledger: ok when its folder is writable.
+  static Status CheckFile(const std::string& path, const std::string& terminal_id);
   ~Ledger();
 
   int schema_version();
