@@ -95,7 +95,10 @@ void SourceBase::Garbage(uint64_t SourceCounters::*counter, const std::string& w
   if (!in_burst_ || now - last_garbage_report_ms_ >= kGarbageReportIntervalMs) {
     in_burst_ = true;
     last_garbage_report_ms_ = now;
-    const std::string msg = what + " (" + std::to_string(unreported_garbage_) + ")";
+    // The count is of every garbage read since the last report, of any reason; `what` is
+    // the latest's.
+    const std::string msg = std::to_string(unreported_garbage_) +
+                            " unreadable since the last report, the latest: " + what;
     unreported_garbage_ = 0;
     if (events_.on_garbage) events_.on_garbage(options_.id, msg);
   }
