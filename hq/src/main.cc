@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -253,6 +254,21 @@ int main(int argc, char** argv) {
     Log(e ? std::string(e->level).c_str() : "warn", event, fields);
   };
   // The listener's TLS files: the certificate chain, its key, the client CA and the CRL.
+  // One that cannot be opened is said here with its key and the system's reason (the
+  // listener would say only that OpenSSL could not read it).
+  for (const auto& [key, file] :
+       {std::pair<const char*, const std::string*>{"tls_cert_file", &cfg->tls_cert_file},
+        {"client_ca_file", &cfg->client_ca_file},
+        {"crl_file", &cfg->crl_file}}) {
+    if (file->empty()) continue;
+    if (std::FILE* f = std::fopen(file->c_str(), "rb")) {
+      std::fclose(f);
+    } else {
+      return fail(loyalty::Status::Error(
+          loyalty::ErrorCode::kConfigInvalid,
+          cfg_file + ": " + key + ": " + *file + ": cannot open: " + std::strerror(errno)));
+    }
+  }
   std::optional<loyalty::http::TlsServerOptions> tls_options;
   if (!cfg->tls_cert_file.empty()) {
     // Every client is asked for a certificate but the handshake does not require one: the

@@ -465,6 +465,25 @@ TEST_F(HqSecretFilesTest, EveryKeyAndTokenAt0644IsRefusedNamingTheFile) {
   }
 }
 
+// A TLS file that cannot be opened is said with its key, its file and the system's reason,
+// by --check-config and the start alike.
+TEST_F(HqSecretFilesTest, AMissingTlsFileIsNamedWithItsKeyAndReason) {
+  UseTlsAndAPiiKey();
+  {
+    std::ofstream out(Toml(), std::ios::app);
+    out << "crl_file = \"missing.crl\"\n";
+  }
+  const std::string crl = (dir_ / "missing.crl").string();
+  for (const std::string& args : {"--check-config --config " + Toml(), "--config " + Toml()}) {
+    ProcessRun r = RunHq(args);
+    EXPECT_NE(r.exit, 0) << args;
+    EXPECT_NE(
+        r.err.find(Toml() + ": crl_file: " + crl + ": cannot open: No such file or directory"),
+        std::string::npos)
+        << r.err;
+  }
+}
+
 TEST_F(HqSecretFilesTest, ASymlinkedSigningKeyIsRefused) {
   const std::string key = (dir_ / "hq-ed25519.pem").string();
   std::filesystem::rename(key, dir_ / "real.pem");
