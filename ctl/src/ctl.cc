@@ -535,6 +535,10 @@ int Run(const std::vector<std::string>& argv, std::ostream& out, std::ostream& e
       return kExitOk;
     }
     std::string what = e.what();
+    // A word that is no command reads "A subcommand is required" from CLI11: name it.
+    if (app.get_subcommands().empty() && !app.remaining().empty() &&
+        app.remaining().front().rfind("-", 0) != 0)
+      what = "unknown command '" + app.remaining().front() + "'";
     for (char& c : what)
       if (c == '\n') c = ' ';
     err << "loyaltyctl: " << what << " (loyaltyctl --help lists the commands)\n";

@@ -294,6 +294,17 @@ TEST(CommandLine, UsageErrorsAreOneLineAndExit2) {
   }
 }
 
+TEST(CommandLine, AWordThatIsNoCommandIsNamed) {
+  for (auto args : std::vector<std::vector<std::string>>{
+           {"frobnicate"}, {"--json", "frobnicate"}, {"--config", "a.toml", "frobnicate"}}) {
+    Ran r = RunArgs(args);
+    EXPECT_EQ(r.code, kExitUsage) << r.err;
+    EXPECT_NE(r.err.find("unknown command 'frobnicate'"), std::string::npos) << r.err;
+  }
+  Ran none = RunArgs({});  // no word at all: a command is required
+  EXPECT_EQ(none.err.find("unknown command"), std::string::npos) << none.err;
+}
+
 TEST(CommandLine, HelpIsNotAnError) {
   Ran r = RunArgs({"--help"});
   EXPECT_EQ(r.code, kExitOk);
