@@ -507,5 +507,29 @@ TEST_F(E2eTest, AVelocityFreezeReachesHqAndHqsUnfreezeFlowsDown) {
   ExpectConverged({&a, &b}, members);
 }
 
+// A provisional upgrade at the lane (loyalty-rules.md, "Tiers") is believed at HQ: the
+// lane's own sales since its snapshot reach the VIP threshold, HQ finds that spend behind
+// the tier_upgrade entry, and the sale the lane then prices as VIP is accepted as priced;
+// nothing is refused and both sides agree.
+TEST_F(E2eTest, AProvisionalUpgradeAtTheLaneIsBelievedAtHq) {
+  StartHq(/*tls=*/true, "version = \"prov-1\"\nprovisional_upgrade = true\n");
+  std::vector<Member> members{Enrol(*hq_, 5)};
+  auto& a = AddTerminal(Options(kA, hq_->port()));
+  ExpectOk(a.Sync());  // the member's snapshot and the rules
+  ASSERT_EQ(Commit(a, "u-1", members[0].card_number, 30000)["status"], 200);
+  auto reaching = Commit(a, "u-2", members[0].card_number, 25000);  // 550 yuan: VIP from the next
+  ASSERT_EQ(reaching["status"], 200) << reaching.dump();
+  EXPECT_EQ(a.Call("GET", "/v1/members/" + members[0].id).body["tier"], "vip");
+  auto as_vip = Commit(a, "u-3", members[0].card_number, 10000);
+  ASSERT_EQ(as_vip["status"], 200) << as_vip.dump();
+  EXPECT_GT(as_vip["body"]["points_to_earn"].get<int64_t>(), 100) << as_vip.dump();  // 1.5×
+  ExpectOk(a.Sync());
+  auto t = hq_->Admin("GET", std::string("/v1/terminals/") + kA);
+  ASSERT_EQ(t.status, 200) << t.raw;
+  for (const auto& c : t.body["conflicts"]) EXPECT_NE(c["kind"], "entry_refused") << c.dump();
+  EXPECT_EQ(hq_->Admin("GET", "/v1/members/" + members[0].id).body["tier"], "vip");
+  ExpectConverged({&a}, members);
+}
+
 }  // namespace
 }  // namespace loyalty::e2e
