@@ -1725,6 +1725,14 @@ class SqlStore final : public Store {
     return ReadAll<CouponRecord>(st, [&](const Stmt& r) { return ReadCoupon(r); });
   }
 
+  Result<bool> HoldsMember(const std::string& terminal_id, uint64_t member_id) override {
+    HQ_PREPARE(st, "SELECT 1 FROM terminal_members WHERE terminal_id = ? AND member_id = ?");
+    st.Bind(1, terminal_id).Bind(2, member_id);
+    if (st.Step()) return true;
+    if (!st.status().ok()) return st.status();
+    return false;
+  }
+
   Status HoldMembers(const std::string& terminal_id,
                      const std::vector<std::pair<uint64_t, int64_t>>& members,
                      Holding how) override {

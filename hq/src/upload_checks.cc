@@ -117,7 +117,7 @@ Result<std::string> HqService::Impl::CheckCheckout(const std::string& tid,
   for (int64_t off : {-12 * 3600, 14 * 3600}) {
     if (rules::IsBirthdayMonth(bm, at_s, [off](int64_t) { return off; })) birthdays.insert(true);
   }
-  for (const auto& [tier, frozen] : *states) {
+  auto priced_as = [&](const std::string& tier, bool frozen) {
     for (bool birthday : birthdays) {
       rules::MemberContext ctx;
       ctx.tier = tier;
@@ -127,8 +127,20 @@ Result<std::string> HqService::Impl::CheckCheckout(const std::string& tid,
       ctx.birthday_month = birthday;
       in.member = ctx;
       auto q = rules::ComputeQuote(r, in);
-      if (q.ok() && SamePricing(*q, c)) return std::string();
+      if (q.ok() && SamePricing(*q, c)) return true;
     }
+    return false;
+  };
+  for (const auto& [tier, frozen] : *states)
+    if (priced_as(tier, frozen)) return std::string();
+  // A member HQ never sent this terminal (outside its store's scope, or evicted from it) was
+  // a provisional member there (member-codes.md), however recent its downloads: priced as a
+  // plain member. Asked only here, for a sale no other state explains.
+  const std::pair<std::string, bool> provisional{"member", false};
+  if (std::find(states->begin(), states->end(), provisional) == states->end()) {
+    auto held = store.HoldsMember(tid, *c.member_id);
+    if (!held.ok()) return held.status();
+    if (!*held && priced_as(provisional.first, provisional.second)) return std::string();
   }
   return std::string("price_mismatch");
 }

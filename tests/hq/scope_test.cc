@@ -162,6 +162,36 @@ TEST_F(HqScopeTest, ASaleOrALookUpAtAStoreBringsTheMemberToAllItsLanes) {
 // lane's sale of a member both hold changes it at this lane's next download, when the
 // member's new snapshot is sent, never before — so the lane's reconciliation after that
 // download finds no difference, and none that a download will settle anyway in between.
+// A member HQ never sent a lane is a provisional member there (member-codes.md): its sale,
+// priced as a plain member, is accepted however recent the lane's download and whatever
+// tier HQ holds; a member the lane holds is judged by what it was sent.
+TEST_F(HqScopeTest, ASaleOfAMemberNeverSentIsPricedAsTheProvisionalMemberItWas) {
+  const uint64_t away = Enrol("S009"), here = Enrol("S001");
+  clock_.advance_ms(1000);
+  for (uint64_t id : {away, here})
+    ASSERT_EQ(
+        Call("POST", "/v1/members/" + std::to_string(id) + "/tier", json{{"tier", "vip"}}).status,
+        200);
+  clock_.advance_ms(60'000);
+  Greet("T01", "S001");
+  EXPECT_EQ(Download("T01"), (std::set<uint64_t>{here}));  // a minute after both became VIP
+  clock_.advance_ms(60'000);
+  FakeTerminal t{"T01"};
+  const int64_t at = kNowMs + 120'000;
+  Sale provisional =
+      PricedSale(t, away, "c1", Basket(10000), at, 0, std::string(64, 'c'), "member");
+  Sale held = PricedSale(t, here, "c2", Basket(10000), at + 1, 0, std::string(64, 'd'),
+                         "member");  // a rooted till's claim: it was sent `here` as VIP
+  auto res = Upload(
+      "T01",
+      {{provisional.entries[0], held.entries[0]}, {provisional.checkout, held.checkout}, {}});
+  ASSERT_EQ(res.results.size(), 2u);
+  EXPECT_EQ(res.results[0].status, "created");
+  EXPECT_EQ(res.results[1].status, "refused");
+  EXPECT_EQ(BalanceAtHq(away), provisional.checkout.points_earned);
+  EXPECT_EQ(BalanceAtHq(here), 0);
+}
+
 TEST_F(HqScopeTest, ATerminalsBalanceSetHoldsWhatItWasSent) {
   Greet("T01", "S001");
   Greet("T02", "S001");

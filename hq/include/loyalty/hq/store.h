@@ -409,6 +409,9 @@ class Store {
   virtual Result<std::vector<uint64_t>> HeldOutOfScope(const std::string& terminal_id,
                                                        const std::string& store_id,
                                                        int64_t since_ms, int64_t limit) = 0;
+  // Whether the terminal holds the member (HQ sent it the member, or it uploaded entries of
+  // the member).
+  virtual Result<bool> HoldsMember(const std::string& terminal_id, uint64_t member_id) = 0;
   // The terminal no longer holds the member: its holding and its balance-set item go.
   virtual Status ForgetHolding(const std::string& terminal_id, uint64_t member_id) = 0;
   // A receipt key HQ certified for a terminal (base64url public key), kept for the record.
