@@ -372,6 +372,12 @@ struct HqService::Impl {
     std::map<uint64_t, std::vector<sync::HqEntry>> hq_entries;
   };
   Result<SnapshotPage> ReadSnapshotPage(const std::vector<uint64_t>& member_ids);
+  // A changes page's size budget (the terminal refuses an answer over 8 MiB) and the
+  // estimate of a snapshot's encoded bytes: its fixed fields and identities, each lot
+  // ({"remaining","expires_at_s"}: ~40 bytes), each HQ entry (~300).
+  static constexpr size_t kPageBudget = size_t{6} << 20;
+  static constexpr size_t kSnapshotBaseBytes = 1024, kSnapshotLotBytes = 48,
+                          kSnapshotHqEntryBytes = 320;
   Result<sync::Snapshot> Snapshot(const MemberRecord& m, int64_t terminal_seq,
                                   const std::string& store_id, const SnapshotPage* page = nullptr);
   // The store phone look-up key number in force at `now_s` (hq.toml phone_key_days).

@@ -198,13 +198,35 @@ http::Response HqService::Impl::Changes(const std::string& tid, const http::Requ
             m.change_seq = at;
           }
         }
-        const int64_t up_to = out.more ? members->back().change_seq : *max;
-        if (Status s = store.AddTerminalDownload(tid, clock.now_ms()); !s.ok()) return s;
-        std::vector<std::pair<uint64_t, int64_t>> held;  // every member sent is held
-        std::vector<uint64_t> sent, page_ids;
+        std::vector<uint64_t> page_ids;
         for (const auto& m : *members) page_ids.push_back(m.member_id);
         auto page = ReadSnapshotPage(page_ids);
         if (!page.ok()) return page.status();
+        // A page also ends where its answer would pass kPageBudget (estimated from each
+        // member's lots and HQ entries, before anything is encoded), with at least one
+        // member: members with many lots must not make a page the terminal's 8 MiB limit
+        // refuses, which would stop its runs for good.
+        {
+          size_t estimate = 0;
+          for (size_t i = 0; i < members->size(); ++i) {
+            const uint64_t id = (*members)[i].member_id;
+            size_t bytes = kSnapshotBaseBytes;
+            if (auto it = page->lots.find(id); it != page->lots.end())
+              bytes += kSnapshotLotBytes * it->second.size();
+            if (auto it = page->hq_entries.find(id); it != page->hq_entries.end())
+              bytes += kSnapshotHqEntryBytes * it->second.size();
+            if (i > 0 && estimate + bytes > kPageBudget) {
+              members->resize(i);
+              out.more = true;
+              break;
+            }
+            estimate += bytes;
+          }
+        }
+        const int64_t up_to = out.more ? members->back().change_seq : *max;
+        if (Status s = store.AddTerminalDownload(tid, clock.now_ms()); !s.ok()) return s;
+        std::vector<std::pair<uint64_t, int64_t>> held;  // every member sent is held
+        std::vector<uint64_t> sent;
         for (const auto& m : *members) {
           auto snap = Snapshot(m, term->head_seq, term->store_id, &*page);
           if (!snap.ok()) return snap.status();
