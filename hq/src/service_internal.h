@@ -29,6 +29,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -256,6 +257,8 @@ struct HqService::Impl {
   Result<std::optional<int64_t>> LastDownload(const std::string& tid, int64_t at_ms);
   Result<std::vector<model::Lot>*> LotsOf(MemberSlot& s, uint64_t member_id);
   Status SetLot(MemberSlot& s, int64_t lot_id, int64_t remaining);
+  // SetLot(s, id, 0) for every id, in one pass over the slot's lots.
+  Status EmptyLots(MemberSlot& s, const std::set<int64_t>& lot_ids);
   Status AddLot(MemberSlot& s, model::Lot lot);
 
   // ------------------------------------------------------------------ accounting.cc

@@ -338,6 +338,19 @@ Status HqService::Impl::SetLot(MemberSlot& s, int64_t lot_id, int64_t remaining)
   return Status::Ok();
 }
 
+Status HqService::Impl::EmptyLots(MemberSlot& s, const std::set<int64_t>& lot_ids) {
+  if (lot_ids.empty()) return Status::Ok();
+  for (int64_t id : lot_ids)
+    if (Status st = store.SetLotRemaining(id, 0); !st.ok()) return st;
+  for (auto* held : {s.lots ? &*s.lots : nullptr, s.debts ? &*s.debts : nullptr}) {
+    if (!held) continue;
+    held->erase(std::remove_if(held->begin(), held->end(),
+                               [&](const model::Lot& l) { return lot_ids.count(l.lot_id) > 0; }),
+                held->end());
+  }
+  return Status::Ok();
+}
+
 Status HqService::Impl::AddLot(MemberSlot& s, model::Lot lot) {
   auto id = store.AddLot(lot);
   if (!id.ok()) return id.status();

@@ -597,6 +597,37 @@ TEST_F(HqServiceTest, ExpiryJobWritesExpireEntries) {
   EXPECT_EQ(Call("POST", "/v1/admin/expire?now=x").status, 400);
 }
 
+// A member with many lots, every other one expired: the job takes exactly the expired ones
+// (their points, in one expire entry) and leaves the rest as they were.
+TEST_F(HqServiceTest, ExpiryJobEmptiesExactlyTheExpiredOfManyLots) {
+  const uint64_t m = std::stoull(CreateMember());
+  const int64_t now_s = kNowMs / 1000;
+  constexpr int kLots = 20'000;
+  ASSERT_TRUE(store_
+                  ->Transaction([&]() -> Status {
+                    for (int k = 0; k < kLots; ++k) {
+                      const int64_t expires = k % 2 ? now_s - 10 - k : now_s + 10 + k;
+                      model::Lot l{0, m, 2, 2, now_s - 400 * 86'400, expires, "e"};
+                      if (auto lot = store_->AddLot(l); !lot.ok()) return lot.status();
+                    }
+                    return Status::Ok();
+                  })
+                  .ok());
+  auto r = Call("POST", "/v1/admin/expire?now=" + std::to_string(now_s));
+  EXPECT_EQ(J(r), json({{"members", 1}, {"points", 2 * (kLots / 2)}}));
+  auto lots = store_->Lots(m);
+  ASSERT_TRUE(lots.ok());
+  int64_t left = 0;
+  for (const auto& l : *lots) {
+    if (l.remaining == 0) continue;
+    EXPECT_GT(l.expires_at_s, now_s);
+    EXPECT_EQ(l.remaining, 2);
+    ++left;
+  }
+  EXPECT_EQ(left, kLots / 2);
+  EXPECT_EQ(J(Call("POST", "/v1/admin/expire?now=" + std::to_string(now_s)))["points"], 0);
+}
+
 // A changes page gives each member this month's spend: kept ones are read, the others
 // (a first sync's pages: members no write has summed yet) summed at once and kept.
 TEST_F(HqServiceTest, ChangesPageSumsTheSpendsNotKeptAndKeepsThem) {
