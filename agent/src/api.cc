@@ -109,8 +109,12 @@ json PosApi::SyncState() {
 
 json PosApi::SyncView() {
   json runs = json::array();
-  auto read = ctx_.reader->RecentSyncRuns(20);
+  // Finished runs only (pos-api.md: each `ok` or `failed`); the one in progress is the
+  // state's "running", and joins the list when it ends.
+  auto read = ctx_.reader->RecentSyncRuns(21);
   for (const auto& r : read.ok() ? *read : std::vector<ledger::SyncRunRow>()) {
+    if (r.result != "ok" && r.result != "failed") continue;
+    if (runs.size() == 20) break;
     json j{{"run_id", r.run_id},
            {"started_at", TimeOrNull(r.started_at_ms)},
            {"finished_at", TimeOrNull(r.finished_at_ms)},

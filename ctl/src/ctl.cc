@@ -277,7 +277,8 @@ std::optional<Failure> CmdSync(Context& ctx) {
         const json& rid = run["run_id"];
         if ((rid.is_string() ? rid.get<std::string>() : rid.dump()) != run_id) continue;
         const json& result = run.contains("result") ? run["result"] : json();
-        // GET /v1/sync lists a run in progress with result "running" (or none yet).
+        // GET /v1/sync lists finished runs only (an older daemon listed a run in progress
+        // with result "running").
         if (!result.is_string() || result == "running") break;
         if (tty) ctx.out() << "\r\033[K";
         ctx.out() << (json_out ? Dump(run) : FormatSyncRun(run)) << std::endl;

@@ -465,6 +465,14 @@ TEST_F(E2eTest, SigtermEndsARunWaitingOnHq) {
   auto& a = AddTerminal(o);
   ASSERT_EQ(a.Call("POST", "/v1/sync").status, 202);
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // While it runs: the state says so, and the list holds finished runs only (each ok or
+  // failed, pos-api.md).
+  auto view = a.Call("GET", "/v1/sync");
+  ASSERT_EQ(view.status, 200) << view.raw;
+  EXPECT_EQ(view.body["state"], "running") << view.raw;
+  for (const auto& run : view.body["last_runs"])
+    EXPECT_TRUE(run["result"] == "ok" || run["result"] == "failed") << view.raw;
+  EXPECT_TRUE(view.body["last_runs"].empty()) << view.raw;
   // The contract's limit is 5 s; the wait is bounded so a hang fails instead of blocking.
   int st = a.StopWithin(5000);
   EXPECT_EQ(st, 0) << "loyaltyd did not exit cleanly within 5 s of SIGTERM:\n" << a.ReadLog();
