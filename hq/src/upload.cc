@@ -29,7 +29,19 @@ Status HqService::Impl::Conflict(const std::string& kind, const std::string& tid
 
 Result<std::string> HqService::Impl::UploadOne(const std::string& tid, const sync::Entry& e,
                                                TerminalRecord* term, int64_t now_ms) {
-  if (e.terminal_id != tid) return std::string("invalid");
+  if (e.terminal_id != tid) {
+    // Nothing is stored; a terminal sending another terminal's entries is looked at too.
+    if (Status s = Conflict("entry_mismatch", tid, "", e.member_id,
+                            {{"entry_id", e.entry_id},
+                             {"reason", "another_terminals_entry"},
+                             {"entry_terminal_id", e.terminal_id},
+                             {"seq", e.seq}},
+                            tid + ":foreign:" + e.entry_id + ":" + HexEncode(e.hash));
+        !s.ok()) {
+      return s;
+    }
+    return std::string("invalid");
+  }
   if (model::EntryHash(e) != e.hash) {
     // Nothing is stored, but a terminal sending entries that do not match their hash is
     // something to look at: recorded against the terminal.

@@ -343,6 +343,19 @@ TEST_F(HqServiceTest, UploadStatusesAndChainChecks) {
   EXPECT_EQ(res.results[0].status, "invalid");
   EXPECT_EQ(Member(id)["balance"], 150);
   EXPECT_EQ(Member(id)["entries"], 2);
+  // Another terminal's entry in T01's upload: invalid too, nothing stored, and recorded
+  // against T01.
+  FakeTerminal other{"T02"};
+  res = Upload("T01", {{other.Make("earn", m, 7, kNowMs - 2500)}, {}, {}});
+  EXPECT_EQ(res.results[0].status, "invalid");
+  EXPECT_EQ(Member(id)["entries"], 2);
+  std::set<std::string> reasons;
+  const json t01 = J(Call("GET", "/v1/terminals/T01"));
+  for (const auto& c : t01["conflicts"])
+    if (c["kind"] == "entry_mismatch" && c["detail"].contains("reason"))
+      reasons.insert(c["detail"]["reason"].get<std::string>());  // not the changed entry's
+  EXPECT_EQ(reasons,
+            (std::set<std::string>{"hash_does_not_match_content", "another_terminals_entry"}));
 
   // T01's seq 3 never arrived (it was invalid): seq 4 is a gap, stored and counted.
   sync::UploadRequest gap;
