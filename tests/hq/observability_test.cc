@@ -252,11 +252,12 @@ TEST_F(HqObservabilityTest, MetricsCountASyncsRequestsUploadsAndTransactions) {
   // Member creation, hello, two uploads and changes: a transaction each at least.
   EXPECT_GE(MetricValue(after, "loyalty_hq_store_transaction_duration_seconds_count"),
             tx_before + 5);
-  // From the database: one terminal, active; the changed entry's mismatch and the refusal.
+  // From the database: one terminal, active; the changed entry's and the stranger's
+  // mismatches and the refusal.
   EXPECT_EQ(MetricValue(after, "loyalty_hq_terminals"), 1);
   EXPECT_EQ(MetricValue(after, "loyalty_hq_terminals_active"), 1);
   EXPECT_EQ(MetricValue(after, "loyalty_hq_terminals_silent"), 0);
-  EXPECT_EQ(MetricValue(after, "loyalty_hq_conflicts{kind=\"entry_mismatch\"}"), 1);
+  EXPECT_EQ(MetricValue(after, "loyalty_hq_conflicts{kind=\"entry_mismatch\"}"), 2);
   EXPECT_EQ(MetricValue(after, "loyalty_hq_conflicts{kind=\"entry_refused\"}"), 1);
   EXPECT_EQ(MetricValue(after, "loyalty_hq_conflicts{kind=\"chain_fork\"}"), 0);
   ExpectPrometheusClientParses(Call("GET", "/metrics").body);
