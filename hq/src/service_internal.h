@@ -293,9 +293,12 @@ struct HqService::Impl {
   // "" when the refund checks; else the reason it is refused. *other_terminal: the other
   // terminal whose refund of the same units came first (refund_reused), "" otherwise;
   // *member: the member of the sale, 0 for none or no sale (one look-up of the sale serves
-  // the refund's check, its storing and its entries').
+  // the refund's check, its storing and its entries'); *correction: the points HQ adds to
+  // the member (signed) so that the sale's claw-back and restore come out exact, when the
+  // terminal computed them without another terminal's refund of the sale, 0 otherwise.
   Result<std::string> CheckRefund(const std::string& tid, const sync::Refund& f,
-                                  std::string* other_terminal, uint64_t* member);
+                                  std::string* other_terminal, uint64_t* member,
+                                  int64_t* correction);
   Result<std::string> CheckEntry(const std::string& tid, const sync::Entry& e);
   // "" when the terminal's provisional upgrade `e` follows from the member's spend as HQ
   // and the upload `up` know it (loyalty-rules.md, "Tiers"), else the reason it is refused.

@@ -399,7 +399,8 @@ http::Response HqService::Impl::Upload(const std::string& tid, const http::Reque
       }
       std::string other;
       uint64_t member = 0;
-      auto reason = CheckRefund(tid, *r, &other, &member);
+      int64_t correction = 0;
+      auto reason = CheckRefund(tid, *r, &other, &member, &correction);
       if (!reason.ok()) return reason.status();
       auto inserted = store.InsertRefund(tid, *r);
       if (!inserted.ok()) return inserted.status();
@@ -431,6 +432,21 @@ http::Response HqService::Impl::Upload(const std::string& tid, const http::Reque
       if (member == 0) {
         const std::string& sold_at = r->sold_at.empty() ? tid : r->sold_at;
         if (Status s = ClawBackClaim(sold_at, r->checkout_id, r->refund_id); !s.ok()) return s;
+      }
+      if (member != 0 && correction != 0) {
+        // The terminal computed this refund without another lane's refund of the sale (both
+        // offline): HQ's own entry makes up the allocation's rounding (CheckRefund).
+        auto e = AppendHqEntry("adjust", member, correction,
+                               {{"reason", "refund_rounding"},
+                                {"terminal_id", tid},
+                                {"checkout_id", r->checkout_id},
+                                {"refund_id", r->refund_id}});
+        if (!e.ok()) return e.status();
+        if (Status s = ApplyEntry(*e); !s.ok()) return s;
+        Report("refund_rounding_corrected", {{"terminal_id", tid},
+                                             {"refund_id", r->refund_id},
+                                             {"member_id", std::to_string(member)},
+                                             {"points", correction}});
       }
       if (member != 0) {
         if (Status s = Touch(member); !s.ok()) return s;

@@ -169,8 +169,10 @@ HqService::Impl::RefundOrder HqService::Impl::OrderOf(const sync::Refund& r,
 // from the sale and the refunds before it. Refunds of one sale at other terminals that HQ
 // accepted come before this one; the same terminal's, in the order it made them.
 Result<std::string> HqService::Impl::CheckRefund(const std::string& tid, const sync::Refund& f,
-                                                 std::string* other_terminal, uint64_t* member) {
+                                                 std::string* other_terminal, uint64_t* member,
+                                                 int64_t* correction) {
   *member = 0;
+  *correction = 0;
   auto sale = SaleOf(tid, f);
   if (!sale.ok()) return sale.status();
   if (!sale->checkout) return sale->reason;
@@ -238,7 +240,14 @@ Result<std::string> HqService::Impl::CheckRefund(const std::string& tid, const s
     std::vector<int64_t> own_after = mine_only;
     for (const auto& l : f.lines) own_after[static_cast<size_t>(l.line)] += l.qty;
     auto own = rules::ComputeRefund(basis, mine_only, own_after);
-    if (own.ok() && same(*own)) return std::string();
+    if (own.ok() && same(*own)) {
+      // Accepted as the terminal could compute it; HQ makes up the rounding, so that once
+      // every unit is refunded exactly the points of the sale are clawed back and restored
+      // (loyalty-rules.md), whichever lanes refunded them in whatever order.
+      *correction = (f.points_clawed_back - amounts->points_clawed_back) +
+                    (amounts->points_restored - f.points_restored);
+      return std::string();
+    }
   }
   return std::string("refund_mismatch");
 }

@@ -52,6 +52,9 @@ inline constexpr EventInfo kHqEventCatalogue[] = {
      "as entry_refused, for an uploaded checkout or refund; reason refund_reused: the same units "
      "were refunded at two terminals offline (a refund_reused conflict): loss prevention "
      "reviews the two refunds and their cashiers"},
+    {"refund_rounding_corrected", "info", "terminal_id, refund_id, member_id, points",
+     "- (two lanes refunded one sale offline, the later computed without the other's refund: "
+     "HQ's adjust entry makes the sale's claw-back exact)"},
     {"members_evicted", "info", "terminal_id, dropped, forgotten",
      "- (a terminal dropped members that left its store's scope; HQ no longer counts them "
      "held there)"},
