@@ -300,6 +300,11 @@ struct HqService::Impl {
                                   std::string* other_terminal, uint64_t* member,
                                   int64_t* correction);
   Result<std::string> CheckEntry(const std::string& tid, const sync::Entry& e);
+  // The rules an entry's sale was priced with: the version its checkout names (`sale` when
+  // the caller holds it, else HQ's record of the terminal's checkout `checkout_id`); the
+  // current rules without a sale, or for a version HQ does not know.
+  Result<const rules::Rules*> RulesOfSale(const std::string& tid, const std::string& checkout_id,
+                                          const sync::Checkout* sale);
   // "" when the terminal's provisional upgrade `e` follows from the member's spend as HQ
   // and the upload `up` know it (loyalty-rules.md, "Tiers"), else the reason it is refused.
   // Called before the upload's checkouts are stored (batch_verdicts read).

@@ -252,6 +252,26 @@ Result<std::string> HqService::Impl::CheckRefund(const std::string& tid, const s
   return std::string("refund_mismatch");
 }
 
+Result<const rules::Rules*> HqService::Impl::RulesOfSale(const std::string& tid,
+                                                         const std::string& checkout_id,
+                                                         const sync::Checkout* sale) {
+  std::optional<sync::Checkout> stored;
+  if (!sale && !checkout_id.empty()) {
+    auto c = store.GetCheckout(tid, checkout_id);
+    if (!c.ok()) return c.status();
+    if (*c) {
+      stored = std::move(**c);
+      sale = &*stored;
+    }
+  }
+  if (sale) {
+    auto rv = RulesVersion(sale->rules_version);
+    if (!rv.ok()) return rv.status();
+    if (*rv) return rv->get();  // kept in `versions` for the life of the service
+  }
+  return &current;
+}
+
 // A terminal's provisional upgrade (loyalty-rules.md, "Tiers"): allowed by the rules its
 // sale was priced with, to a higher tier, and reached by the month's spend. The lane counted
 // HQ's month spend in its snapshot plus its own sales since, net of refunds; every one of
@@ -262,24 +282,12 @@ Result<std::string> HqService::Impl::CheckRefund(const std::string& tid, const s
 // could not have made: a till does not promote a member by saying so.
 Result<std::string> HqService::Impl::UpgradeVerdict(const std::string& tid, const sync::Entry& e,
                                                     const sync::UploadRequest& up) {
-  const rules::Rules* r = &current;
   const sync::Checkout* sale = nullptr;
   for (const auto& c : up.checkouts)
     if (!e.checkout_id.empty() && c.checkout_id == e.checkout_id) sale = &c;
-  std::optional<sync::Checkout> stored;
-  if (!sale && !e.checkout_id.empty()) {
-    auto c = store.GetCheckout(tid, e.checkout_id);
-    if (!c.ok()) return c.status();
-    if (*c) {
-      stored = std::move(**c);
-      sale = &*stored;
-    }
-  }
-  if (sale) {
-    auto rv = RulesVersion(sale->rules_version);
-    if (!rv.ok()) return rv.status();
-    if (*rv) r = &**rv;
-  }
+  auto rules_of_sale = RulesOfSale(tid, e.checkout_id, sale);
+  if (!rules_of_sale.ok()) return rules_of_sale.status();
+  const rules::Rules* r = *rules_of_sale;
   if (!r->provisional_upgrade) return std::string("upgrade_not_allowed");
   std::string to;
   if (auto detail = ParseJsonObject(e.detail); detail.ok()) {
@@ -414,25 +422,13 @@ Result<std::string> HqService::Impl::CheckEntry(const std::string& tid, const sy
       // freeze any member of the chain: refused (HQ's chain-wide velocity freezes apart).
       // The hour is counted from the freeze back, ignoring unfreezes the terminal may not
       // have known of, so an honest till's count is never above this one.
-      int64_t limit = current.max_points_per_hour;
-      std::optional<sync::Checkout> stored;
-      const sync::Checkout* co = nullptr;
+      const sync::Checkout* in_batch = nullptr;
       if (auto it = batch_checkouts.find(e.checkout_id);
-          !e.checkout_id.empty() && it != batch_checkouts.end()) {
-        co = it->second.checkout;
-      } else if (!e.checkout_id.empty()) {
-        auto c = store.GetCheckout(tid, e.checkout_id);
-        if (!c.ok()) return c.status();
-        if (*c) {
-          stored = std::move(**c);
-          co = &*stored;
-        }
-      }
-      if (co) {
-        auto rv = RulesVersion(co->rules_version);
-        if (!rv.ok()) return rv.status();
-        if (*rv) limit = (*rv)->max_points_per_hour;
-      }
+          !e.checkout_id.empty() && it != batch_checkouts.end())
+        in_batch = it->second.checkout;
+      auto rules_of_sale = RulesOfSale(tid, e.checkout_id, in_batch);
+      if (!rules_of_sale.ok()) return rules_of_sale.status();
+      const int64_t limit = (*rules_of_sale)->max_points_per_hour;
       auto earned =
           store.TerminalEarnedBetween(tid, e.member_id, e.at_ms - 3600 * 1000, e.at_ms, e.seq);
       if (!earned.ok()) return earned.status();
