@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <mutex>
 
+#include "loyalty/base/file.h"
 #include "loyalty/base/time.h"
 
 namespace loyalty::agent {
@@ -95,18 +96,9 @@ Status CheckLogFile(const std::string& file) {
                            "log.file: " + file + ": " + std::strerror(errno));
     return Status::Ok();
   }
-  // The logger makes the file and any missing folder: the nearest folder that exists must
-  // let it (and be a folder).
-  fs::path dir = fs::path(file).parent_path();
-  if (dir.empty()) dir = ".";
-  while (!fs::exists(dir, ec) && dir.has_relative_path() && dir != dir.parent_path())
-    dir = dir.parent_path();
-  if (!fs::is_directory(dir, ec))
-    return Status::Error(ErrorCode::kConfigInvalid,
-                         "log.file: " + file + ": " + dir.string() + " is not a folder");
-  if (::access(dir.c_str(), W_OK | X_OK) != 0)
-    return Status::Error(ErrorCode::kConfigInvalid,
-                         "log.file: " + file + ": " + dir.string() + ": " + std::strerror(errno));
+  // The logger makes the file and any missing folder.
+  if (std::string why = WhyNoFileCanBeMadeAt(file); !why.empty())
+    return Status::Error(ErrorCode::kConfigInvalid, "log.file: " + file + ": " + why);
   return Status::Ok();
 }
 

@@ -13,6 +13,7 @@
 #include <set>
 
 #include "loyalty/base/encoding.h"
+#include "loyalty/base/file.h"
 #include "loyalty/base/json.h"
 #include "loyalty/base/json_writer.h"
 #include "loyalty/recon/recon.h"
@@ -363,16 +364,12 @@ Status Ledger::CheckFile(const std::string& path, const std::string& terminal_id
   namespace fs = std::filesystem;
   std::error_code ec;
   const fs::file_status st = fs::status(path, ec);
-  fs::path dir = fs::path(path).parent_path();
-  if (dir.empty()) dir = ".";
-  // The start makes a missing folder: the nearest one that exists must let it.
-  while (!fs::exists(dir, ec) && dir.has_relative_path() && dir != dir.parent_path())
-    dir = dir.parent_path();
-  // The writer makes the file, its WAL and its shared-memory file in this folder.
+  // The writer makes the file, its WAL and its shared-memory file in its folder (and the
+  // start makes a missing folder).
   auto folder_writable = [&]() -> Status {
-    if (::access(dir.c_str(), W_OK | X_OK) == 0) return Status::Ok();
-    return Status::Error(ErrorCode::kUnavailable,
-                         "ledger folder " + dir.string() + ": " + std::strerror(errno));
+    std::string why = WhyNoFileCanBeMadeAt(path);
+    if (why.empty()) return Status::Ok();
+    return Status::Error(ErrorCode::kUnavailable, "ledger folder " + why);
   };
   if (!fs::exists(st)) return folder_writable();  // a new ledger, made at the start
   if (fs::is_directory(st))

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <filesystem>
 
 namespace loyalty {
 namespace {
@@ -59,6 +60,18 @@ Result<std::string> ReadFileCapped(const std::string& path, size_t max_bytes) {
     out = ReadFdCapped(fd, path, max_bytes);
   ::close(fd);
   return out;
+}
+
+std::string WhyNoFileCanBeMadeAt(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path dir = fs::path(path).parent_path();
+  if (dir.empty()) dir = ".";
+  while (!fs::exists(dir, ec) && dir.has_relative_path() && dir != dir.parent_path())
+    dir = dir.parent_path();
+  if (!fs::is_directory(dir, ec)) return dir.string() + " is not a folder";
+  if (::access(dir.c_str(), W_OK | X_OK) != 0) return dir.string() + ": " + std::strerror(errno);
+  return "";
 }
 
 }  // namespace loyalty

@@ -27,4 +27,10 @@ Result<std::string> ReadFileCapped(const std::string& path, size_t max_bytes);
 // "io_error" on a read error). path names the file in messages. Does not close fd.
 Result<std::string> ReadFdCapped(int fd, const std::string& path, size_t max_bytes);
 
+// Why this user could not make a file at `path`, with any missing folders above it (as a
+// logger or a database does): "" when the nearest folder of the path that exists is a
+// folder this user may write and enter; else "<folder> is not a folder" or
+// "<folder>: <strerror>". Judged with access(2), as the calling user, writing nothing.
+std::string WhyNoFileCanBeMadeAt(const std::string& path);
+
 }  // namespace loyalty
