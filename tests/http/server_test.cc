@@ -398,6 +398,98 @@ TEST(HttpServer, HeaderOverTheLimitIs400) {
   EXPECT_EQ(ok.ReadReply().status, 200);
 }
 
+// The limit counts the request line and headers through the blank line that ends them,
+// to the byte: a head of exactly header_limit bytes is read, one byte more is refused.
+TEST(HttpServer, HeaderLimitIsExactToTheByte) {
+  ServerOptions o = FastOptions();
+  o.header_limit = 16 * 1024;
+  std::atomic<int> calls{0};
+  TestServer ts(o, [&](Request&& r, Responder respond) {
+    ++calls;
+    Echo(std::move(r), std::move(respond));
+  });
+  auto head_of = [](size_t total) {
+    std::string start = "GET /x HTTP/1.1\r\nHost: x\r\nX-Big: ";
+    std::string end = "\r\n\r\n";
+    return start + std::string(total - start.size() - end.size(), 'h') + end;
+  };
+  {
+    RawConnection c(ts.port());
+    std::string head = head_of(16 * 1024);
+    ASSERT_EQ(head.size(), 16384u);
+    ASSERT_TRUE(c.Send(head));
+    EXPECT_EQ(c.ReadReply().status, 200);
+  }
+  EXPECT_EQ(calls.load(), 1);
+  for (size_t over : {size_t{1}, size_t{2}, size_t{5}, size_t{40}}) {
+    RawConnection c(ts.port());
+    ASSERT_TRUE(c.Send(head_of(16 * 1024 + over)));
+    auto r = c.ReadReply();
+    EXPECT_EQ(r.status, 400) << over;
+    EXPECT_EQ(json::parse(r.body, nullptr, false)["error"]["code"], "bad_request") << over;
+    EXPECT_TRUE(c.ClosedByPeer()) << over;
+  }
+  EXPECT_EQ(calls.load(), 1);
+  // Many short headers in one write count the same way.
+  std::string many = "GET /x HTTP/1.1\r\nHost: x\r\n";
+  for (int i = 0; many.size() < 20000; ++i) many += "X-" + std::to_string(i) + ": v\r\n";
+  many += "\r\n";
+  RawConnection c(ts.port());
+  ASSERT_TRUE(c.Send(many));
+  EXPECT_EQ(c.ReadReply().status, 400);
+  EXPECT_EQ(calls.load(), 1);
+}
+
+// Only chunked is a transfer coding the server reads: a body in any other coding would
+// reach the handler still encoded (or, for a list ending in chunked, be taken as plain).
+TEST(HttpServer, TransferCodingsOtherThanChunkedAre400AndClose) {
+  std::atomic<int> calls{0};
+  TestServer ts(FastOptions(), [&](Request&& r, Responder respond) {
+    ++calls;
+    Echo(std::move(r), std::move(respond));
+  });
+  const std::string body = "2\r\n{}\r\n0\r\n\r\n";
+  for (const char* te :
+       {"Transfer-Encoding: gzip, chunked\r\n", "Transfer-Encoding: gzip\r\n",
+        "Transfer-Encoding: chunked, chunked\r\n", "Transfer-Encoding: identity\r\n",
+        "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+        "Transfer-Encoding: x-custom, chunked\r\n"}) {
+    RawConnection c(ts.port());
+    ASSERT_TRUE(c.Send(std::string("POST /te HTTP/1.1\r\nHost: x\r\n") + te + "\r\n" + body));
+    auto r = c.ReadReply();
+    EXPECT_EQ(r.status, 400) << te;
+    EXPECT_EQ(json::parse(r.body, nullptr, false)["error"]["code"], "bad_request") << te;
+    EXPECT_TRUE(c.ClosedByPeer()) << te;
+  }
+  EXPECT_EQ(calls.load(), 0);
+  // Plain chunked, in any case and with spaces around it, is read.
+  for (const char* te : {"Transfer-Encoding: chunked\r\n", "Transfer-Encoding:  Chunked \r\n"}) {
+    RawConnection c(ts.port());
+    ASSERT_TRUE(c.Send(std::string("POST /te HTTP/1.1\r\nHost: x\r\n") + te + "\r\n" + body));
+    auto r = c.ReadReply();
+    EXPECT_EQ(r.status, 200) << te;
+  }
+  EXPECT_EQ(calls.load(), 2);
+}
+
+TEST(HttpServer, TwoAuthorizationHeadersAre400AndTheConnectionStays) {
+  std::atomic<int> calls{0};
+  TestServer ts(FastOptions(), [&](Request&& r, Responder respond) {
+    ++calls;
+    Echo(std::move(r), std::move(respond));
+  });
+  RawConnection c(ts.port());
+  ASSERT_TRUE(
+      c.Send("GET /a HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer a\r\n"
+             "authorization: Bearer b\r\n\r\n"
+             "GET /b HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer a\r\n\r\n"));
+  auto bad = c.ReadReply();
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_EQ(json::parse(bad.body, nullptr, false)["error"]["code"], "bad_request");
+  EXPECT_EQ(c.ReadReply().status, 200);
+  EXPECT_EQ(calls.load(), 1);
+}
+
 TEST(HttpServer, SlowClientIsDroppedAfterTheReadDeadline) {
   ServerOptions o = FastOptions();
   o.read_timeout_ms = 150;

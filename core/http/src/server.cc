@@ -63,6 +63,19 @@ bool IsSafeHeader(const std::string& name, const std::string& value) {
 beast::string_view Bv(std::string_view s) { return {s.data(), s.size()}; }
 bool IEquals(std::string_view a, std::string_view b) { return beast::iequals(Bv(a), Bv(b)); }
 
+// No Transfer-Encoding, or exactly one field whose one coding is chunked (any case, optional
+// whitespace around it). "gzip, chunked", "chunked, chunked" and two fields are not.
+template <class Fields>
+bool TransferEncodingIsPlainChunked(const bhttp::request_header<Fields>& req) {
+  auto [first, last] = req.equal_range(bhttp::field::transfer_encoding);
+  if (first == last) return true;
+  if (std::next(first) != last) return false;
+  std::string_view v(first->value().data(), first->value().size());
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+  return IEquals(v, "chunked");
+}
+
 // The subject CN of a verified certificate. More than one CN is ambiguous and a CN with a
 // control character or NUL cannot be compared safely: both give "" (no identity).
 std::string SubjectCn(X509* cert) {
@@ -615,12 +628,19 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     Lowest().expires_at(std::min(head_deadline, request_start_ + Ms(options().read_timeout_ms)));
     bhttp::async_read_header(
         stream_, buffer_, *parser_,
-        [self = this->shared_from_this()](error_code ec, size_t) { self->OnReadHeader(ec); });
+        [self = this->shared_from_this()](error_code ec, size_t n) { self->OnReadHeader(ec, n); });
   }
 
-  void OnReadHeader(error_code ec) {
+  // `head_bytes`: what the parser took for the request line and headers, through the
+  // blank line that ends them.
+  void OnReadHeader(error_code ec, size_t head_bytes) {
     if (ec) {
       OnReadError(ec);
+      return;
+    }
+    // Beast's own count stops a head a few bytes past its limit; the limit is exact here.
+    if (head_bytes > options().header_limit) {
+      OnReadError(bhttp::error::header_limit);
       return;
     }
     // A request is in progress from here: the connection is no longer an eviction
@@ -632,6 +652,13 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     busy_ = true;
     Lowest().expires_at(request_start_ + Ms(options().read_timeout_ms));
     auto& req = parser_->get();
+    if (!TransferEncodingIsPlainChunked(req)) {
+      // Beast frames any list ending in chunked as chunked and would hand the handler a
+      // body still in the other codings; none is implemented, so none is accepted.
+      WriteAndClose(JsonError(ErrorCode::kBadRequest,
+                              "unsupported Transfer-Encoding: only chunked is accepted"));
+      return;
+    }
     if (!parser_->is_done() && beast::iequals(req[bhttp::field::expect], "100-continue")) {
       // curl and others wait for this before sending a large body. The read deadline keeps
       // running: this short write is part of reading the request.
@@ -707,6 +734,11 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     if (!target.ok()) {
       // The message itself was well formed, so the connection can stay.
       OnResponse(seq_, JsonError(ErrorCode::kBadRequest, target.status().message()));
+      return;
+    }
+    if (msg.count(bhttp::field::authorization) > 1) {
+      // Which of two credentials counts would be a guess (a proxy may pick the other one).
+      OnResponse(seq_, JsonError(ErrorCode::kBadRequest, "more than one Authorization header"));
       return;
     }
     r.path = std::move(target->path);
