@@ -142,6 +142,47 @@ TEST(ParseJson, RefusesWhatIsNotJsonOrNotAnObject) {
   EXPECT_EQ(ParseJsonObject("null").status().message(), "the body must be a JSON object");
 }
 
+// A key twice in one object is ambiguous (RFC 8259 4: names SHOULD be unique; parsers differ
+// on which one wins), so it is refused wherever the object is; the same key in two objects is
+// not a duplicate.
+TEST(ParseJson, RefusesAKeyTwiceInOneObject) {
+  for (const char* bad : {R"({"a":1,"a":2})", R"({"a":1,"b":2,"a":1})", R"({"x":{"a":1,"a":1}})",
+                          R"([{"a":1},{"b":1,"b":2}])", R"({"l":[[{"k":{"z":0,"z":{}}}]]})",
+                          R"({"a":{},"a":[]})", R"({"a":1,"a":2})", R"({"":1,"":2})"}) {
+    auto r = ParseJson(bad);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.status().code(), ErrorCode::kBadRequest) << bad;
+    EXPECT_EQ(r.status().message(), "the body has a key twice in one object") << bad;
+  }
+  for (const char* good : {R"({"a":1,"b":{"a":1},"c":[{"a":1},{"a":2}]})", R"({"a":{"a":{"a":1}}})",
+                           R"({"A":1,"a":2})", R"({})", R"([{},{}])", R"({"a":[1,1,1]})"}) {
+    auto r = ParseJson(good);
+    ASSERT_TRUE(r.ok()) << good << " " << r.status().ToString();
+    EXPECT_EQ(r->dump(), nlohmann::json::parse(good).dump());
+  }
+  // Many keys, all different: each counted once.
+  std::string many = "{";
+  for (int i = 0; i < 5000; ++i) many += (i ? ",\"k" : "\"k") + std::to_string(i) + "\":[]";
+  many += "}";
+  auto r = ParseJson(many);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->size(), 5000u);
+  // Colons and braces inside strings and keys are text, not structure.
+  for (const char* good : {R"({"a:b":"c:d","{":"}:"})", R"({"\":":1,"\\":2})"}) {
+    auto g = ParseJson(good);
+    EXPECT_TRUE(g.ok()) << good << " " << g.status().ToString();
+  }
+  EXPECT_FALSE(ParseJson(R"({"a:":1,"a:":2})").ok());
+  // An array of 200,000 objects: each object's end costs nothing more for the ones before it.
+  std::string wide = "[";
+  for (int i = 0; i < 200000; ++i)
+    wide += i ? R"(,{"k":1,"v":[{"x":2}]})" : R"({"k":1,"v":[{"x":2}]})";
+  wide += "]";
+  auto w = ParseJson(wide);
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  EXPECT_EQ(w->size(), 200000u);
+}
+
 TEST(ParseJson, MaxBytesIsInclusive) {
   JsonLimits limits;
   limits.max_bytes = 9;

@@ -215,17 +215,41 @@ TEST(UploadFastTest, EveryFieldMutatedReadsAsTheTreeReadsIt) {
   std::printf("variants: %d taken by the fast reader, %d declined\n", taken, declined);
 }
 
+// `raw` as the value of an unknown key first in `body`; `raw` inside the first SKU.
+std::string WithUnknown(const std::string& body, const std::string& raw) {
+  return "{\"zz\":" + raw + "," + body.substr(1);
+}
+std::string InSku(const std::string& body, const std::string& raw) {
+  std::string out = body;
+  return out.insert(out.find("SKU-0") + 3, raw);
+}
+
 TEST(UploadFastTest, DeclinesWhatTheTreeReadsDifferently) {
   const std::string body = SerializeMessage(AnUpload());
   UploadRequest out;
-  // A key twice: the tree keeps the last. Declined, and both answers are the tree's.
+  // A key twice in one object, known or not, at any depth, even inside a value the fast
+  // reader skips: declined, and the tree reader refuses it (bad_request).
   std::string twice = body;
   twice.insert(twice.find("\"seq\":1") + 7, R"(,"seq":5)");
-  EXPECT_FALSE(ParseUploadFast(twice, &out));
-  auto r = ParseUploadRequest(twice);
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
-  EXPECT_EQ(r->entries[0].seq, 5);
-  CheckSame(twice);
+  EXPECT_TRUE(CheckSame(WithUnknown(body, "1")));
+  for (const std::string& t :
+       {twice, "{\"zz\":1," + WithUnknown(body, "2").substr(1),
+        WithUnknown(body, R"({"a":1,"a":1})"), WithUnknown(body, R"([{"k":{"b":[],"b":0}}])"),
+        std::string(body).insert(body.find("\"seq\":1"), R"("q":1,"q":2,)")}) {
+    auto r = ParseUploadRequest(t);
+    EXPECT_FALSE(ParseUploadFast(t, &out)) << t;
+    ASSERT_FALSE(r.ok()) << t;
+    EXPECT_EQ(r.status().code(), ErrorCode::kBadRequest);
+    EXPECT_EQ(r.status().message(), "the body has a key twice in one object");
+    CheckSame(t);
+  }
+  // The same unknown key in two sibling objects, and in an object and the one it holds: taken.
+  std::string siblings = body;
+  const std::string zz = R"("zz":{"zz":1},)";
+  for (size_t at = 0; (at = siblings.find("\"seq\":", at)) != std::string::npos;
+       at += zz.size() + 6)
+    siblings.insert(at, zz);
+  EXPECT_TRUE(CheckSame(siblings)) << siblings;
   // A refund (here of a sale made at another till): the tree reader's.
   auto rf = ParseMessage<Refund>(
       R"({"refund_id":"r-9","checkout_id":"c-1","request_hash":"","reason":"return",)"
@@ -288,14 +312,6 @@ TEST(UploadFastTest, TextTheTreeRefusesIsRefusedTheSameWay) {
 
 // The scanner under the fast reader (sync/protocol/src/json_scan.h) takes a strict subset
 // of JSON and declines the rest: each edge of that subset, checked both ways.
-std::string WithUnknown(const std::string& body, const std::string& raw) {
-  return "{\"zz\":" + raw + "," + body.substr(1);
-}
-std::string InSku(const std::string& body, const std::string& raw) {
-  std::string out = body;
-  return out.insert(out.find("SKU-0") + 3, raw);
-}
-
 TEST(UploadFastTest, TheScannerTakesStrictJsonAndDeclinesTheRest) {
   const std::string body = SerializeMessage(AnUpload());
   // Whitespace as JSON has it, anywhere a token may end.

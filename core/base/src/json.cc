@@ -3,6 +3,7 @@
 #include <array>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "loyalty/base/encoding.h"
 
@@ -14,7 +15,7 @@ Status Bad(std::string message) {
 }
 
 // The bytes the depth scan stops at; everything else is skipped.
-enum : uint8_t { kOther = 0, kQuote, kBackslash, kOpen, kClose };
+enum : uint8_t { kOther = 0, kQuote, kBackslash, kOpen, kClose, kColon };
 
 constexpr std::array<uint8_t, 256> MakeScanClass() {
   std::array<uint8_t, 256> t{};
@@ -24,13 +25,14 @@ constexpr std::array<uint8_t, 256> MakeScanClass() {
   t['{'] = kOpen;
   t[']'] = kClose;
   t['}'] = kClose;
+  t[':'] = kColon;
   return t;
 }
 constexpr auto kScanClass = MakeScanClass();
 
-}  // namespace
-
-int JsonDepth(std::string_view text, int max_depth) {
+// The depth of `text` (as JsonDepth), and in *colons the colons outside strings: in a
+// document nlohmann accepts, one a key. The scan stops past max_depth.
+int ScanDepthAndKeys(std::string_view text, int max_depth, size_t* colons) {
   // nlohmann's lexer reads a string from `"` to the next `"` not preceded by an escaping
   // backslash, and a backslash outside a string is an error; so brackets are counted exactly
   // where the parser would open or close a container. A closing bracket at depth 0 is an
@@ -59,9 +61,33 @@ int JsonDepth(std::string_view text, int max_depth) {
       case kClose:
         if (!in_string && depth > 0) --depth;
         break;
+      case kColon:
+        if (!in_string) ++*colons;
+        break;
     }
   }
   return deepest;
+}
+
+// The members of every object in a tree, walked without recursion.
+size_t ObjectMembers(const nlohmann::json& root) {
+  size_t members = 0;
+  std::vector<const nlohmann::json*> todo{&root};
+  while (!todo.empty()) {
+    const nlohmann::json* v = todo.back();
+    todo.pop_back();
+    if (v->is_object()) members += v->size();
+    for (const auto& child : *v)  // an object's values, an array's elements
+      if (child.is_structured()) todo.push_back(&child);
+  }
+  return members;
+}
+
+}  // namespace
+
+int JsonDepth(std::string_view text, int max_depth) {
+  size_t colons = 0;
+  return ScanDepthAndKeys(text, max_depth, &colons);
 }
 
 Status CheckJsonDepth(std::string_view text, int max_depth) {
@@ -74,7 +100,9 @@ Result<nlohmann::json> ParseJson(std::string_view text, JsonLimits limits) {
   if (text.size() > limits.max_bytes)
     return Bad("the body is larger than " + std::to_string(limits.max_bytes) + " bytes");
   if (!IsValidUtf8(text)) return Bad("the body is not valid UTF-8");
-  if (Status s = CheckJsonDepth(text, limits.max_depth); !s.ok()) return s;
+  size_t keys = 0;
+  if (ScanDepthAndKeys(text, limits.max_depth, &keys) > limits.max_depth)
+    return Bad("the body nests deeper than " + std::to_string(limits.max_depth) + " levels");
   // nlohmann's lexer takes a NUL byte for the end of the input and ignores what follows
   // (`{"a":1}<NUL>anything` parses); JSON has no NUL outside an escape, so refuse it here.
   if (text.find('\0') != std::string_view::npos) return Bad("the body is not valid JSON");
@@ -83,6 +111,12 @@ Result<nlohmann::json> ParseJson(std::string_view text, JsonLimits limits) {
   nlohmann::json j =
       nlohmann::json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return Bad("the body is not valid JSON");
+  // A key twice in one object is refused: the tree keeps one of the two silently, and a
+  // reader before or after this one (a proxy, a log, the other side's parser) could take the
+  // other. A key met twice leaves its object one member short of the keys the text has
+  // (a value it replaced may take more with it, never fewer), so the count of members in the
+  // tree equals the count of keys exactly when no object has a key twice.
+  if (ObjectMembers(j) != keys) return Bad("the body has a key twice in one object");
   return j;
 }
 

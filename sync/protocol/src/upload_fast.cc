@@ -4,8 +4,8 @@
 // the rest (returns false), leaving the answer, and every error message, to the tree reader. So its
 // rules are those of ReadEntry, ReadCheckout and ReadCheckoutLine (messages.cc) for a value that
 // fits, and "decline" for anything else: a field missing, null where a value is required, of
-// another kind or out of range; a key twice in one object (the tree keeps the last); any refund
-// (the tree reader reads those). Unknown keys are skipped, as the tree reader ignores them.
+// another kind or out of range; a key twice in one object, known or not (the tree refuses it); any
+// refund (the tree reader reads those). Unknown keys are skipped, as the tree reader ignores them.
 // tests/hq/upload_fast_test.cc and the differential fuzz target fuzz_upload_fast hold it
 // to that.
 #include <cstdint>
@@ -191,7 +191,7 @@ class UploadSax {
     return Container();
   }
   bool end_object() {
-    if (Skipping()) return Shallower();
+    if (Skipping()) return CloseOtherKeys() && Shallower();
     if (stack_.empty()) return false;
     const At at = stack_.back();
     const uint32_t all = at == At::kRoot    ? (1u << kUploadFields) - 1
@@ -204,11 +204,11 @@ class UploadSax {
     return Pop();
   }
   bool end_array() {
-    if (Skipping()) return Shallower();
+    if (Skipping()) return CloseOtherKeys() && Shallower();
     return !stack_.empty() && Pop();
   }
   bool key(std::string& k) {
-    if (Skipping()) return true;
+    if (Skipping()) return NewOtherKey(k);
     if (stack_.empty()) return false;
     switch (stack_.back()) {
       case At::kRoot:
@@ -226,9 +226,9 @@ class UploadSax {
       default:
         return false;
     }
-    if (field_ == kUnknown) return true;
+    if (field_ == kUnknown) return NewOtherKey(k);
     const uint32_t bit = 1u << field_;
-    if (seen_.back() & bit) return false;  // twice: the tree keeps the last one
+    if (seen_.back() & bit) return false;  // twice: the tree refuses it
     seen_.back() |= bit;
     return true;
   }
@@ -255,9 +255,25 @@ class UploadSax {
     return true;
   }
   bool Pop() {
+    CloseOtherKeys();
     stack_.pop_back();
     seen_.pop_back();
     field_ = kUnknown;
+    return true;
+  }
+  // The keys no rule asks for, each with the depth of the object it is in: the innermost
+  // open container's are always last. Honest uploads have none.
+  size_t Depth() const { return stack_.size() + static_cast<size_t>(skip_depth_); }
+  bool NewOtherKey(const std::string& k) {
+    const size_t depth = Depth();
+    for (auto it = other_keys_.rbegin(); it != other_keys_.rend() && it->first == depth; ++it)
+      if (it->second == k) return false;  // twice in one object
+    other_keys_.emplace_back(depth, k);
+    return true;
+  }
+  bool CloseOtherKeys() {  // as the innermost open container closes
+    const size_t depth = Depth();
+    while (!other_keys_.empty() && other_keys_.back().first == depth) other_keys_.pop_back();
     return true;
   }
   bool Took() {
@@ -437,7 +453,8 @@ class UploadSax {
   UploadRequest* out_;
   std::vector<At> stack_;
   std::vector<uint32_t> seen_;  // the known fields met in each open object
-  int field_ = kUnknown;        // the known field whose value comes next
+  std::vector<std::pair<size_t, std::string>> other_keys_;  // NewOtherKey
+  int field_ = kUnknown;  // the known field whose value comes next
   int skip_depth_ = 0;
   bool done_ = false;
 };

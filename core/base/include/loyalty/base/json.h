@@ -6,7 +6,8 @@
 // linear pass over the bytes, with no recursion and no allocation, before nlohmann builds a
 // tree. A tree that came out of ParseJson is therefore at most JsonLimits::max_depth levels
 // deep, and everything that walks it recursively (dump(), copies, comparisons,
-// DumpCanonical) is bounded by that depth rather than by the sender.
+// DumpCanonical) is bounded by that depth rather than by the sender. A key twice in one
+// object is refused too (bad_request): which one a tree keeps is a reader's guess.
 //
 // Thread-safe: plain functions over their arguments.
 #pragma once
