@@ -110,5 +110,23 @@ TEST_F(DeepJsonTest, AMalformedBodyIsRefusedEvenWhereTheRouteReadsNone) {
   EXPECT_EQ(runs.status, 200) << runs.raw;
 }
 
+// The metrics' route label is bounded whatever the client sends: a method HTTP does not
+// define (the server takes any token) counts as route "other", not as a series of its own.
+TEST_F(DeepJsonTest, MadeUpMethodsShareOneMetricsLabel) {
+  for (int i = 0; i < 50; ++i) {
+    for (const char* target : {"/v1/health", "/v1/checkouts/commit", "/nowhere"}) {
+      auto r = agent_->Call("FOO" + std::to_string(i), target, "", /*auth=*/i % 2 == 0);
+      EXPECT_GE(r.status, 400) << r.raw;
+    }
+  }
+  auto m = agent_->Call("GET", "/metrics", "", /*auth=*/false);
+  ASSERT_EQ(m.status, 200);
+  EXPECT_EQ(m.raw.find("FOO"), std::string::npos);
+  EXPECT_NE(m.raw.find("loyalty_api_request_duration_seconds_count{route=\"other\"} 150"),
+            std::string::npos)
+      << m.raw;
+  EXPECT_NE(m.raw.find("route=\"GET /v1/health\""), std::string::npos);
+}
+
 }  // namespace
 }  // namespace loyalty::testing
