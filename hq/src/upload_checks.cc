@@ -104,7 +104,16 @@ Result<std::string> HqService::Impl::CheckCheckout(const std::string& tid,
     if (!k.ForMember(*c.member_id)) return std::string("coupon_not_for_member");
     in.coupon = rules::CouponTerms(k);
   }
-  in.redeem.points = c.redeemed_points;
+  // A redemption is priced again as a request for the points it took. A request for a number
+  // is at most rules::kMaxRedeemPoints, but one for "max" takes the cap whatever the balance
+  // (loyalty-rules.md): more than that limit was a "max", priced as one with the points it
+  // took as the balance (the cap is then exactly those points, or the sale is not this one).
+  const bool as_max = c.redeemed_points > rules::kMaxRedeemPoints;
+  if (as_max) {
+    in.redeem.max = true;
+  } else {
+    in.redeem.points = c.redeemed_points;
+  }
   auto slot = Slot(*c.member_id);
   if (!slot.ok()) return slot.status();
   auto states = CandidateStates(tid, *c.member_id, c.committed_at_ms, r, **slot);
@@ -123,7 +132,8 @@ Result<std::string> HqService::Impl::CheckCheckout(const std::string& tid,
       ctx.tier = tier;
       ctx.frozen = frozen;
       ctx.static_identification = c.code_hash.empty();
-      ctx.available_balance = sync::kMaxPoints;  // the balance is checked with the redeem entry
+      // The balance is checked with the redeem entry.
+      ctx.available_balance = as_max ? c.redeemed_points : sync::kMaxPoints;
       ctx.birthday_month = birthday;
       in.member = ctx;
       auto q = rules::ComputeQuote(r, in);

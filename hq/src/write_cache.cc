@@ -232,9 +232,11 @@ Status HqService::Impl::AddState(MemberSlot& s, int64_t at_ms, const std::string
   return Status::Ok();
 }
 
-// (tier, status) pairs in effect at any time in [from_ms, to_ms]: the one in effect at
-// from_ms (the latest recorded at or before it, by time, then as recorded) and every later
-// one up to to_ms. Empty when none was recorded.
+// (tier, status) pairs in effect at any time in [from_ms, to_ms]: the one in effect just
+// before from_ms (the latest recorded before it, by time, then as recorded) and every one
+// from from_ms up to to_ms. A state recorded in from_ms itself does not hide the one before:
+// from_ms is a download's time, and a change in the same millisecond may have come after the
+// download read the member. Empty when none was recorded.
 Result<std::vector<std::pair<std::string, std::string>>> HqService::Impl::StatesBetween(
     MemberSlot& s, uint64_t member_id, int64_t from_ms, int64_t to_ms) {
   if (!s.states) {
@@ -244,7 +246,7 @@ Result<std::vector<std::pair<std::string, std::string>>> HqService::Impl::States
   }
   int64_t base = 0;
   for (const auto& r : *s.states) {
-    if (r.at_ms > from_ms) break;
+    if (r.at_ms >= from_ms) break;
     base = r.at_ms;
   }
   std::vector<std::pair<std::string, std::string>> out;

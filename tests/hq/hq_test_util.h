@@ -108,6 +108,8 @@ struct Sale {
   sync::Checkout checkout;
   std::vector<sync::Entry> entries;
 };
+inline Sale PricedSaleOf(FakeTerminal& t, uint64_t member, const std::string& id,
+                         const rules::QuoteInput& in, int64_t at_ms, const std::string& code_hash);
 inline Sale PricedSale(FakeTerminal& t, uint64_t member, const std::string& id,
                        const std::vector<rules::Line>& lines, int64_t at_ms, int64_t redeem = 0,
                        const std::string& code_hash = "", const std::string& tier = "member",
@@ -123,6 +125,13 @@ inline Sale PricedSale(FakeTerminal& t, uint64_t member, const std::string& id,
   in.member = ctx;
   in.coupon = coupon;
   in.redeem.points = redeem;
+  return PricedSaleOf(t, member, id, in, at_ms, code_hash);
+}
+// `in` priced with the default rules (its member's context included) into a sale.
+inline Sale PricedSaleOf(FakeTerminal& t, uint64_t member, const std::string& id,
+                         const rules::QuoteInput& in, int64_t at_ms, const std::string& code_hash) {
+  const auto& lines = in.lines;
+  const auto& coupon = in.coupon;
   auto q = rules::ComputeQuote(rules::Rules::Defaults(), in);
   EXPECT_TRUE(q.ok()) << q.status().ToString();
   Sale s;

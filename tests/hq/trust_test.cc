@@ -143,6 +143,72 @@ TEST_F(HqTrustTest, RedemptionIsCheckedAgainstWhatTheTerminalCouldKnow) {
   ExpectBalanceIsAppliedSum(id);
 }
 
+// A download and a state change HQ recorded in the same millisecond: which came first is
+// unknown, so the terminal may hold either state. A sale priced with the state before the
+// change stands (it was refused as price_mismatch when the change took the download's time).
+TEST_F(HqTrustTest, AStateChangeInTheMillisecondOfADownloadLeavesBothStatesPossible) {
+  std::string id = CreateMember();
+  uint64_t m = std::stoull(id);
+  clock_.advance_ms(1000);
+  ASSERT_EQ(Call("GET", "/v1/sync/T01/changes", "", false).status, 200);
+  ASSERT_EQ(Call("POST", "/v1/members/" + id + "/tier", json{{"tier", "vip"}}).status, 200);
+  clock_.advance_ms(1000);
+  FakeTerminal t{"T01"};
+  Sale as_member = PricedSale(t, m, "c1", Basket(10000), kNowMs + 2000, 0, "", "member");
+  Sale as_vip = PricedSale(t, m, "c2", Basket(10000), kNowMs + 2001, 0, "", "vip");
+  ASSERT_NE(as_member.checkout.total_due_cents, as_vip.checkout.total_due_cents);
+  std::vector<sync::Entry> entries = as_member.entries;
+  entries.insert(entries.end(), as_vip.entries.begin(), as_vip.entries.end());
+  auto res = Upload("T01", {entries, {as_member.checkout, as_vip.checkout}, {}});
+  ASSERT_EQ(res.results.size(), 2u);
+  EXPECT_EQ(res.results[0].status, "created");
+  EXPECT_EQ(res.results[1].status, "created");
+  EXPECT_EQ(RefusalReasons("T01"), std::set<std::string>{});
+  // A millisecond later the download is known to hold the change: the old state is not.
+  clock_.advance_ms(1000);
+  ASSERT_EQ(Call("GET", "/v1/sync/T01/changes", "", false).status, 200);
+  clock_.advance_ms(1);
+  ASSERT_EQ(Call("POST", "/v1/members/" + id + "/tier", json{{"tier", "black"}}).status, 200);
+  clock_.advance_ms(1000);
+  Sale stale = PricedSale(t, m, "c3", Basket(10000), kNowMs + 5000, 0, "", "member");
+  res = Upload("T01", {stale.entries, {stale.checkout}, {}});
+  ASSERT_EQ(res.results.size(), 1u);
+  EXPECT_EQ(res.results[0].status, "refused");
+  EXPECT_EQ(RefusalReasons("T01"), (std::set<std::string>{"price_mismatch", "checkout_refused"}));
+  ExpectBalanceIsAppliedSum(id);
+}
+
+// loyalty-rules.md: a request for "max" takes the cap, whatever the balance; only a request
+// for a number of points is limited to 100,000,000. A terminal's "max" of more than that is
+// priced again as "max", and stands.
+TEST_F(HqTrustTest, AMaxRedemptionPastTheLimitOfARequestedNumberStands) {
+  const int64_t kBalance = 100'000'100;
+  std::string id = CreateMember();
+  uint64_t m = std::stoull(id);
+  ASSERT_EQ(Call("POST", "/v1/members/" + id + "/adjustments",
+                 json{{"adjustment_id", "a1"}, {"points", kBalance}, {"reason", "seed"}})
+                .status,
+            201);
+  ASSERT_EQ(Call("GET", "/v1/sync/T01/changes", "", false).status, 200);
+  clock_.advance_ms(1000);
+  FakeTerminal t{"T01"};
+  rules::QuoteInput in;
+  in.lines = {{"sku-1", 10000, 100'000'000, "grocery"}};
+  rules::MemberContext ctx;
+  ctx.available_balance = kBalance;
+  in.member = ctx;
+  in.redeem.max = true;
+  Sale big = PricedSaleOf(t, m, "c1", in, kNowMs + 10, std::string(64, 'c'));
+  ASSERT_EQ(big.checkout.redeemed_points, kBalance);
+  auto res = Upload("T01", {big.entries, {big.checkout}, {}});
+  ASSERT_EQ(res.results.size(), 2u);
+  EXPECT_EQ(res.results[0].status, "created");
+  EXPECT_EQ(res.results[1].status, "created");
+  EXPECT_EQ(RefusalReasons("T01"), std::set<std::string>{});
+  EXPECT_EQ(Balance(id), big.checkout.points_earned);
+  ExpectBalanceIsAppliedSum(id);
+}
+
 // loyalty-rules.md: a member redeems at most once per redeem_cooldown_s on a terminal. A
 // redemption the terminal could not have allowed — less than that after the member's last
 // one in its own chain, whatever HQ made of that one — is refused (cooldown_active).
