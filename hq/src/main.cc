@@ -401,8 +401,9 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  // The daily job runs at start and then hourly: it is idempotent (an expired lot is emptied
-  // once), so running more often than daily only keeps expiry close to the lots' dates.
+  // The daily job runs at start, then hourly and one second after each local midnight: it is
+  // idempotent (an expired lot is emptied once), so running more often than daily only keeps
+  // expiry close to the lots' dates and a new month's tiers to its first second.
   // The first run is here, before any worker starts; the later ones are work for a worker,
   // which sets the timer again on the event loop when done.
   boost::asio::steady_timer timer(ioc);
@@ -416,7 +417,8 @@ int main(int argc, char** argv) {
     }
   };
   std::function<void()> arm_jobs = [&] {
-    timer.expires_after(std::chrono::hours(1));
+    timer.expires_after(
+        std::chrono::seconds(loyalty::hq::HqService::SecondsToNextDailyRun(*tz, clock.now_s())));
     timer.async_wait([&](const boost::system::error_code& ec) {
       if (ec) return;
       work.Push([&](loyalty::hq::HqService& svc) {

@@ -6,6 +6,7 @@
 
 #include <openssl/crypto.h>
 
+#include <algorithm>
 #include <chrono>
 #include <exception>
 #include <string>
@@ -93,6 +94,16 @@ void HqService::RequestTaken(int64_t waited_us) { impl_->metrics.RequestTaken(wa
 Result<ExpiryReport> HqService::RunDailyJobs(int64_t now_s) {
   if (Status s = impl_->PublishRules(); !s.ok()) return s;
   return impl_->DailyJobs(now_s);
+}
+
+int64_t HqService::SecondsToNextDailyRun(const TimeZone& tz, int64_t now_s) {
+  const CivilTime local = tz.ToLocal(now_s);
+  const int64_t today = DaysFromCivil(local.year, static_cast<unsigned>(local.month),
+                                      static_cast<unsigned>(local.day));
+  CivilTime next = CivilFromUnix((today + 1) * 86400);
+  next.hour = next.minute = next.second = 0;
+  const int64_t until_midnight = tz.FromLocal(next) - now_s;
+  return std::clamp<int64_t>(until_midnight + 1, 1, 3600);
 }
 
 Status HqService::Start() { return impl_->PublishRules(); }

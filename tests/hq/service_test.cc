@@ -288,6 +288,29 @@ TEST(PiiTest, EncryptionAuthenticatesAndKeyFileIsPrivate) {
   std::filesystem::remove_all(dir);
 }
 
+// The daily job's timer: an hour, or one second past the next local midnight when that is
+// sooner (lots expire at the end of a local day, tiers change with the local month).
+TEST(DailyJobTimer, RunsOneSecondAfterLocalMidnightOrWithinTheHour) {
+  auto sh = TimeZone::Load("Asia/Shanghai");
+  ASSERT_TRUE(sh.ok());
+  const int64_t midnight = *ParseRfc3339("2027-01-31T16:00:00Z");  // 1 Feb 00:00 in Shanghai
+  EXPECT_EQ(HqService::SecondsToNextDailyRun(*sh, midnight - 1), 2);
+  EXPECT_EQ(HqService::SecondsToNextDailyRun(*sh, midnight - 1800), 1801);
+  EXPECT_EQ(HqService::SecondsToNextDailyRun(*sh, midnight - 3599), 3600);
+  EXPECT_EQ(HqService::SecondsToNextDailyRun(*sh, midnight - 3600), 3600);
+  EXPECT_EQ(HqService::SecondsToNextDailyRun(*sh, midnight - 12 * 3600), 3600);
+  EXPECT_EQ(HqService::SecondsToNextDailyRun(*sh, midnight), 3600);  // a day away
+  // The run one second after midnight is itself an hour from the next.
+  EXPECT_EQ(HqService::SecondsToNextDailyRun(*sh, midnight + 1), 3600);
+  // A zone with daylight saving: New York's 23-hour day, midnight to midnight.
+  auto ny = TimeZone::Load("America/New_York");
+  ASSERT_TRUE(ny.ok());
+  const int64_t ny_midnight = *ParseRfc3339("2027-03-15T04:00:00Z");  // after the spring jump
+  EXPECT_EQ(HqService::SecondsToNextDailyRun(*ny, ny_midnight - 60), 61);
+  EXPECT_EQ(
+      HqService::SecondsToNextDailyRun(TimeZone::Utc(), *ParseRfc3339("2027-01-01T23:59:00Z")), 61);
+}
+
 TEST_F(HqServiceTest, AdjustmentsAreIdempotent) {
   std::string id = CreateMember();
   json body = {{"adjustment_id", "wx-1"}, {"points", 500}, {"reason", "wechat shop"}};

@@ -106,6 +106,11 @@ class HqService {
   // recomputed from that month's spend. Idempotent: expired lots are emptied.
   Result<ExpiryReport> RunDailyJobs(int64_t now_s);
 
+  // Seconds from now_s to the next run of the daily job: an hour, or less to run one second
+  // after the next local midnight in `tz` (the chain's calendar), so that a lot's expiry at
+  // the end of its month and the tiers of a new month are not an hour late. At least 1.
+  static int64_t SecondsToNextDailyRun(const TimeZone& tz, int64_t now_s);
+
  private:
   struct Impl;
   std::shared_ptr<Impl> impl_;
