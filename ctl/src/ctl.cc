@@ -87,7 +87,10 @@ class Context {
 
   std::optional<Failure> ReadToken() {
     auto t = config::ReadTokenFile(cfg_.token_file, SecretAccess::kOwnerAndGroupRead);
-    if (!t.ok()) return Failure{kExitConfig, t.status().message()};
+    if (!t.ok()) {  // said as loyaltyd says it (docs/configuration.md)
+      return Failure{kExitConfig,
+                     config::SecretFileError(cfg_.path, "api.token_file", t.status()).message()};
+    }
     token_ = std::move(*t);
     return std::nullopt;
   }

@@ -195,22 +195,23 @@ int main(int argc, char** argv) {
     return 1;
   };
   // Every secret file hq.toml names is checked (owner-only, no link, a regular file) before
-  // anything starts, and by --check-config alike; errors read "<hq.toml>: <key>: <file>: ...".
+  // anything starts, and by --check-config alike; errors read "<hq.toml>: hq.<key>: <file>: ...",
+  // the key dotted as the loader names keys.
   const std::string& cfg_file = cfg->path;
   auto token = loyalty::config::ReadTokenFile(cfg->admin_token_file);
   if (!token.ok())
-    return fail(loyalty::config::SecretFileError(cfg_file, "admin_token_file", token.status()));
+    return fail(loyalty::config::SecretFileError(cfg_file, "hq.admin_token_file", token.status()));
   loyalty::hq::HqOptions opt;
   opt.admin_token = *token;
   if (!cfg->metrics_token_file.empty()) {
     auto metrics = loyalty::config::ReadTokenFile(cfg->metrics_token_file);
     if (!metrics.ok())
       return fail(
-          loyalty::config::SecretFileError(cfg_file, "metrics_token_file", metrics.status()));
+          loyalty::config::SecretFileError(cfg_file, "hq.metrics_token_file", metrics.status()));
     if (*metrics == *token)
       return fail(loyalty::Status::Error(
           loyalty::ErrorCode::kConfigInvalid,
-          cfg_file + ": metrics_token_file: must differ from the admin token"));
+          cfg_file + ": hq.metrics_token_file: must differ from the admin token"));
     opt.metrics_token = *metrics;
   }
   opt.card_prefix = cfg->card_prefix;
@@ -221,13 +222,14 @@ int main(int argc, char** argv) {
     auto seed = loyalty::hq::LoadSigningKeySeed(file);
     if (!seed.ok()) {
       return fail(loyalty::config::SecretFileError(
-          cfg_file, "signing_keys.\"" + std::to_string(id) + "\"", seed.status()));
+          cfg_file, "hq.signing_keys.\"" + std::to_string(id) + "\"", seed.status()));
     }
     opt.signing_seeds[id] = *seed;
   }
   // The TLS key is loaded by the listener from its path; this check comes just before.
   if (!cfg->tls_key_file.empty()) {
-    auto key = loyalty::config::ReadConfiguredSecret(cfg_file, "tls_key_file", cfg->tls_key_file);
+    auto key =
+        loyalty::config::ReadConfiguredSecret(cfg_file, "hq.tls_key_file", cfg->tls_key_file);
     if (!key.ok()) return fail(key.status());
     OPENSSL_cleanse(key->data(), key->size());
   }
@@ -235,7 +237,7 @@ int main(int argc, char** argv) {
   if (auto pii_key =
           loyalty::ReadSecretFile(cfg->pii_key_file, loyalty::SecretAccess::kOwnerOnly, 64);
       !pii_key.ok() && pii_key.status().code() != loyalty::ErrorCode::kNotFound) {
-    return fail(loyalty::config::SecretFileError(cfg_file, "pii_key_file", pii_key.status()));
+    return fail(loyalty::config::SecretFileError(cfg_file, "hq.pii_key_file", pii_key.status()));
   } else if (pii_key.ok()) {
     OPENSSL_cleanse(pii_key->data(), pii_key->size());
   }
@@ -257,9 +259,9 @@ int main(int argc, char** argv) {
   // One that cannot be opened is said here with its key and the system's reason (the
   // listener would say only that OpenSSL could not read it).
   for (const auto& [key, file] :
-       {std::pair<const char*, const std::string*>{"tls_cert_file", &cfg->tls_cert_file},
-        {"client_ca_file", &cfg->client_ca_file},
-        {"crl_file", &cfg->crl_file}}) {
+       {std::pair<const char*, const std::string*>{"hq.tls_cert_file", &cfg->tls_cert_file},
+        {"hq.client_ca_file", &cfg->client_ca_file},
+        {"hq.crl_file", &cfg->crl_file}}) {
     if (file->empty()) continue;
     if (std::FILE* f = std::fopen(file->c_str(), "rb")) {
       std::fclose(f);
@@ -289,7 +291,7 @@ int main(int argc, char** argv) {
     auto pw = loyalty::config::ReadTokenFile(cfg->database_password_file);
     if (!pw.ok())
       return fail(
-          loyalty::config::SecretFileError(cfg_file, "database_password_file", pw.status()));
+          loyalty::config::SecretFileError(cfg_file, "hq.database_password_file", pw.status()));
     db_password = std::move(*pw);
   }
   if (check_only) {

@@ -440,11 +440,12 @@ TEST_F(HqSecretFilesTest, EveryKeyAndTokenAt0644IsRefusedNamingTheFile) {
   const std::string start = "--config " + Toml();
   ProcessRun ok = RunHq(check);
   ASSERT_EQ(ok.exit, 0) << ok.err;
-  const std::pair<std::string, std::string> files[] = {{"signing_keys.\"1\"", "hq-ed25519.pem"},
-                                                       {"tls_key_file", "hq.key"},
-                                                       {"pii_key_file", "pii.key"},
-                                                       {"admin_token_file", "admin.token"},
-                                                       {"database_password_file", "pg.password"}};
+  const std::pair<std::string, std::string> files[] = {
+      {"hq.signing_keys.\"1\"", "hq-ed25519.pem"},
+      {"hq.tls_key_file", "hq.key"},
+      {"hq.pii_key_file", "pii.key"},
+      {"hq.admin_token_file", "admin.token"},
+      {"hq.database_password_file", "pg.password"}};
   for (const auto& [key, name] : files) {
     const std::string file = (dir_ / name).string();
     for (mode_t mode : {0644, 0640}) {
@@ -478,7 +479,7 @@ TEST_F(HqSecretFilesTest, AMissingTlsFileIsNamedWithItsKeyAndReason) {
     ProcessRun r = RunHq(args);
     EXPECT_NE(r.exit, 0) << args;
     EXPECT_NE(
-        r.err.find(Toml() + ": crl_file: " + crl + ": cannot open: No such file or directory"),
+        r.err.find(Toml() + ": hq.crl_file: " + crl + ": cannot open: No such file or directory"),
         std::string::npos)
         << r.err;
   }
@@ -491,7 +492,7 @@ TEST_F(HqSecretFilesTest, ASymlinkedSigningKeyIsRefused) {
   for (const std::string& args : {"--check-config --config " + Toml(), "--config " + Toml()}) {
     ProcessRun r = RunHq(args);
     EXPECT_NE(r.exit, 0);
-    EXPECT_NE(r.err.find(Toml() + ": signing_keys.\"1\": " + key + ": is a symbolic link"),
+    EXPECT_NE(r.err.find(Toml() + ": hq.signing_keys.\"1\": " + key + ": is a symbolic link"),
               std::string::npos)
         << r.err;
   }
