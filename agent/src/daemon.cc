@@ -19,6 +19,7 @@
 #include "events.h"
 #include "log.h"
 #include "loyalty/base/clock.h"
+#include "loyalty/base/file.h"
 #include "loyalty/base/json.h"
 #include "loyalty/base/timezone.h"
 #include "loyalty/checkout/service.h"
@@ -168,6 +169,8 @@ LogOptions ToLogOptions(const config::AgentConfig& cfg) {
 
 // The daemon's two connections to the ledger, and what start-up read through them.
 struct OpenedLedger {
+  // The ledger has one writer: this process, while it holds <database>.lock (operations.md).
+  std::optional<FileLock> lock;
   std::unique_ptr<ledger::Ledger> writer;  // for the writer thread
   std::unique_ptr<ledger::Ledger> reader;  // the event loop's
   int64_t entries = -1;                    // -1: the count failed (the health's to report)
@@ -186,6 +189,20 @@ struct OpenedLedger {
 std::optional<OpenedLedger> OpenLedger(Prepared& p, const Clock& clock) {
   std::error_code ec;
   std::filesystem::create_directories(std::filesystem::path(p.cfg.database).parent_path(), ec);
+  // Before the file is touched: a second loyaltyd on the same ledger (a second unit, a
+  // copy started by hand) would write entries under the seqs this one is about to use and
+  // wedge both lanes, and its start-up would mark this one's running sync as interrupted.
+  auto lock = FileLock::TryExclusive(p.cfg.database + ".lock");
+  if (!lock.ok()) {
+    const bool busy = lock.status().code() == ErrorCode::kUnavailable;
+    LogEvent(Level::kError, "ledger_error",
+             {{"phase", "open"},
+              {"message", p.cfg.database + ": " +
+                              (busy ? "in use by another loyaltyd (" + p.cfg.database +
+                                          ".lock is held); one process writes a ledger"
+                                    : lock.status().message())}});
+    return std::nullopt;
+  }
   // The first start of a new version migrates the ledger, one transaction a step: on a
   // year of sales that can outlast systemd's start timeout, and a start killed midway
   // would roll back and begin again, for ever. Ask for the time it takes.
@@ -217,6 +234,7 @@ std::optional<OpenedLedger> OpenLedger(Prepared& p, const Clock& clock) {
     return std::nullopt;
   }
   OpenedLedger opened;
+  opened.lock = std::move(*lock);
   opened.writer = std::move(*writer_ledger);
   opened.reader = std::move(*reader);
   opened.hq_rules_adopted = std::make_shared<std::atomic<bool>>(false);

@@ -127,5 +127,51 @@ TEST(CrashTest, AcknowledgedCommitsSurviveSigkill) {
   if (!::testing::Test::HasFailure()) std::filesystem::remove_all(dir);
 }
 
+// operations.md: the ledger has one writer. A second loyaltyd started on the same ledger
+// (a second unit, a copy started by hand) stops at start, naming why, before it touches the
+// file; the first goes on selling. Once the first is gone (even by SIGKILL) a new one starts.
+TEST(CrashTest, ASecondDaemonOnTheSameLedgerStopsAndTheFirstSellsOn) {
+  auto dir = FreshDir("second_daemon");
+  AgentProcess first(dir);
+  first.Start();
+  ASSERT_FALSE(::testing::Test::HasFatalFailure());
+  json lines = json::array({{{"sku", "A"}, {"qty", 1}, {"unit_price_cents", 1000}}});
+  ASSERT_EQ(first.Post("/v1/checkouts/commit", {{"checkout_id", "a1"}, {"lines", lines}}).status,
+            200);
+  // The same config but another port: the same ledger (relative to the config's folder).
+  std::string toml = ReadFile(first.config_path());
+  const std::string port = std::to_string(first.port());
+  toml.replace(toml.find(port), port.size(), std::to_string(FreePort()));
+  const auto second_toml = dir / "second.toml";
+  WriteFile(second_toml, toml);
+  const std::string second_log = (dir / "second.log").string();
+  pid_t second =
+      Spawn({std::string(LOYALTY_BINARY_DIR) + "/agent/loyaltyd", "--config", second_toml.string()},
+            second_log);
+  int status = ReapWithin(second, 10000);
+  if (status < 0) {
+    SignalAndReap(second, SIGKILL);
+    FAIL() << "a second loyaltyd started on the same ledger:\n" << ReadFile(second_log);
+  }
+  EXPECT_NE(status, 0);
+  const std::string log = ReadFile(second_log);
+  EXPECT_NE(log.find("\"event\":\"ledger_error\""), std::string::npos) << log;
+  EXPECT_NE(log.find("in use by another loyaltyd"), std::string::npos) << log;
+  EXPECT_EQ(log.find("sync_interrupted"), std::string::npos) << log;
+  // The first sells on, healthy.
+  for (const char* id : {"a2", "a3"}) {
+    auto r = first.Post("/v1/checkouts/commit", {{"checkout_id", id}, {"lines", lines}});
+    EXPECT_EQ(r.status, 200) << r.raw;
+  }
+  EXPECT_EQ(first.Get("/v1/health").body["status"], "ok");
+  // Killed, the first leaves no lock behind: the next start takes the ledger.
+  first.Kill();
+  first.Start();
+  ASSERT_FALSE(::testing::Test::HasFatalFailure());
+  auto again = first.Post("/v1/checkouts/commit", {{"checkout_id", "a4"}, {"lines", lines}});
+  EXPECT_EQ(again.status, 200) << again.raw;
+  EXPECT_EQ(first.Stop(), 0);
+}
+
 }  // namespace
 }  // namespace loyalty::testing

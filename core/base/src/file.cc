@@ -1,6 +1,7 @@
 #include "loyalty/base/file.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -72,6 +73,39 @@ std::string WhyNoFileCanBeMadeAt(const std::string& path) {
   if (!fs::is_directory(dir, ec)) return dir.string() + " is not a folder";
   if (::access(dir.c_str(), W_OK | X_OK) != 0) return dir.string() + ": " + std::strerror(errno);
   return "";
+}
+
+Result<FileLock> FileLock::TryExclusive(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0)
+    return Status::Error(ErrorCode::kIoError, path + ": cannot open: " + std::strerror(errno));
+  int rc;
+  do {
+    rc = ::flock(fd, LOCK_EX | LOCK_NB);
+  } while (rc != 0 && errno == EINTR);
+  if (rc != 0) {
+    const int err = errno;
+    ::close(fd);
+    if (err == EWOULDBLOCK)
+      return Status::Error(ErrorCode::kUnavailable, path + ": locked by another process");
+    return Status::Error(ErrorCode::kIoError, path + ": cannot lock: " + std::strerror(err));
+  }
+  return FileLock(fd);
+}
+
+FileLock::FileLock(FileLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+
+FileLock& FileLock::operator=(FileLock&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = other.fd_;
+    other.fd_ = -1;
+  }
+  return *this;
+}
+
+FileLock::~FileLock() {
+  if (fd_ >= 0) ::close(fd_);  // the lock goes with the last descriptor of the open
 }
 
 }  // namespace loyalty

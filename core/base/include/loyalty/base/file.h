@@ -33,4 +33,25 @@ Result<std::string> ReadFdCapped(int fd, const std::string& path, size_t max_byt
 // "<folder>: <strerror>". Judged with access(2), as the calling user, writing nothing.
 std::string WhyNoFileCanBeMadeAt(const std::string& path);
 
+// An exclusive advisory lock (flock(2)) on the file at `path`, made (0600) if missing, held
+// until the object is destroyed; the lock of a process that ends, however it ends, goes
+// with it. It is its own file, never a database's: closing any descriptor of a SQLite file
+// would drop SQLite's own POSIX locks on it. Movable, not copyable.
+class FileLock {
+ public:
+  // Does not wait. Errors: "unavailable" when another open of the file holds the lock
+  // ("<path>: locked by another process"), "io_error" when it cannot be opened or locked.
+  static Result<FileLock> TryExclusive(const std::string& path);
+
+  FileLock(FileLock&& other) noexcept;
+  FileLock& operator=(FileLock&& other) noexcept;
+  FileLock(const FileLock&) = delete;
+  FileLock& operator=(const FileLock&) = delete;
+  ~FileLock();
+
+ private:
+  explicit FileLock(int fd) : fd_(fd) {}
+  int fd_ = -1;
+};
+
 }  // namespace loyalty
