@@ -93,9 +93,7 @@ json PosApi::SyncState() {
          {"pending_entries", pending.ok() ? std::max<int64_t>(0, *pending) : 0},
          {"last_error", nullptr}};
   // A failed read leaves the fields at their defaults: the health's `ledger` says why.
-  auto read = ctx_.reader->RecentSyncRuns(1);
-  std::vector<ledger::SyncRunRow> runs =
-      read.ok() ? std::move(*read) : std::vector<ledger::SyncRunRow>();
+  std::vector<ledger::SyncRunRow> runs = RecentRuns(1);
   if (!runs.empty()) {
     s["last_attempt_at"] = TimeOrNull(runs[0].started_at_ms);
     if (runs[0].result == "failed") {
@@ -103,18 +101,63 @@ json PosApi::SyncState() {
       s["last_error"] = runs[0].error;
     }
   }
+  std::optional<int64_t> last_success;
   if (auto ok = ctx_.reader->LastSuccessfulSyncRun(); ok.ok() && *ok)
-    s["last_success_at"] = TimeOrNull((*ok)->finished_at_ms);
-  if (ctx_.sync && ctx_.sync->Snapshot().running) s["state"] = "running";
+    last_success = (*ok)->finished_at_ms;
+  if (ctx_.sync) {
+    const auto state = ctx_.sync->Snapshot();
+    for (const auto& r : state.finished) {
+      if (r.result == "ok" && r.finished_at_ms) {
+        if (!last_success || *r.finished_at_ms > *last_success) last_success = r.finished_at_ms;
+        break;
+      }
+    }
+    if (state.running) s["state"] = "running";
+  }
+  if (last_success) s["last_success_at"] = TimeOrNull(last_success);
   return s;
+}
+
+std::vector<ledger::SyncRunRow> PosApi::RecentRuns(size_t n) {
+  auto read = ctx_.reader->RecentSyncRuns(static_cast<int>(n));
+  std::vector<ledger::SyncRunRow> runs =
+      read.ok() ? std::move(*read) : std::vector<ledger::SyncRunRow>();
+  if (!ctx_.sync) return runs;
+  for (const auto& r : ctx_.sync->Snapshot().finished) {
+    auto at = std::find_if(runs.begin(), runs.end(),
+                           [&](const ledger::SyncRunRow& row) { return row.run_id == r.run_id; });
+    // Recorded as it ended, or recorded as running and its end could not be written.
+    if (at != runs.end() && at->result != "running") continue;
+    if (at != runs.end()) runs.erase(at);
+    ledger::SyncRunRow row;
+    row.run_id = r.run_id;
+    row.started_at_ms = r.started_at_ms;
+    row.finished_at_ms = r.finished_at_ms;
+    row.result = r.result;
+    row.uploaded = r.uploaded;
+    row.downloaded = r.downloaded;
+    row.repaired = r.repaired;
+    row.conflicts = r.conflicts;
+    row.round_trips = r.round_trips;
+    row.bytes_sent = r.bytes_sent;
+    row.bytes_received = r.bytes_received;
+    row.error = r.error;
+    runs.push_back(std::move(row));
+  }
+  // Latest first; a run recorded as running (the one in progress) sorts by its start too.
+  std::stable_sort(runs.begin(), runs.end(),
+                   [](const ledger::SyncRunRow& a, const ledger::SyncRunRow& b) {
+                     return a.started_at_ms > b.started_at_ms;
+                   });
+  if (runs.size() > n) runs.resize(n);
+  return runs;
 }
 
 json PosApi::SyncView() {
   json runs = json::array();
   // Finished runs only (pos-api.md: each `ok` or `failed`); the one in progress is the
   // state's "running", and joins the list when it ends.
-  auto read = ctx_.reader->RecentSyncRuns(21);
-  for (const auto& r : read.ok() ? *read : std::vector<ledger::SyncRunRow>()) {
+  for (const auto& r : RecentRuns(21)) {
     if (r.result != "ok" && r.result != "failed") continue;
     if (runs.size() == 20) break;
     json j{{"run_id", r.run_id},

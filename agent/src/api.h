@@ -49,6 +49,9 @@ class PosApi {
   http::Response StatusPage();
   nlohmann::json SyncState();
   nlohmann::json SyncView();
+  // The latest `n` runs, latest first: the ledger's records, and the runs this process
+  // finished whose record the ledger does not hold (it could not be written).
+  std::vector<ledger::SyncRunRow> RecentRuns(size_t n);
 
   ApiContext ctx_;
 };

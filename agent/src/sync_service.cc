@@ -92,6 +92,8 @@ void SyncService::Loop() {
       state_.running = false;
       state_.last_ok = rec.result == "ok";
       state_.last_error = rec.error;
+      state_.finished.insert(state_.finished.begin(), rec);
+      if (state_.finished.size() > kMaxKeptRuns) state_.finished.pop_back();
     }
     if (int64_t d = next_delay_ms(false); d >= 0) due_mono = clock_.mono_ms() + d;
   }

@@ -72,7 +72,12 @@ class SyncService {
     std::string current_run_id;
     std::optional<bool> last_ok;  // nullopt: no run finished since start
     std::string last_error;
+    // The last kMaxKeptRuns runs this process finished, the latest first, as they ended:
+    // the ledger's record of a run can fail to be written (a full disk), and the run must
+    // still be reported (GET /v1/sync, health).
+    std::vector<sync::RunRecord> finished;
   };
+  static constexpr size_t kMaxKeptRuns = 20;
   State Snapshot() const;
 
  private:

@@ -1,6 +1,7 @@
 // The POS API end to end: a real loyaltyd process, real HTTP on loopback, a real SQLite
 // file. After every refused request the ledger is checked to be unchanged.
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -363,6 +364,37 @@ TEST_F(AgentApiTest, ARunStartedThroughTheApiLogsItsTrigger) {
   ASSERT_FALSE(line.is_null()) << a.ReadLog();
   EXPECT_EQ(line["run_id"], run_id) << line.dump();
   EXPECT_EQ(line["trigger"], "api") << line.dump();
+}
+
+// pos-api.md: a run ends, ok or failed. One whose record the ledger cannot take (here the
+// ledger's write lock held past the busy timeout; a full disk is the same) is still listed
+// by GET /v1/sync and makes health's sync `failing`, so `loyaltyctl sync --wait` ends.
+TEST_F(AgentApiTest, ARunTheLedgerCouldNotRecordIsStillReported) {
+  auto& a = Start();  // no [hq] url: the run fails at once (hq_unconfigured)
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(a.db_path().c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  auto started = a.Post("/v1/sync", json::object());
+  ASSERT_EQ(started.status, 202) << started.raw;
+  const std::string run_id = started.body["run_id"];
+  json run;
+  for (int i = 0; i < 300 && run.is_null(); ++i) {  // the record waits out the busy timeout
+    auto view = a.Get("/v1/sync");
+    ASSERT_EQ(view.status, 200) << view.raw;
+    for (const auto& r : view.body["last_runs"])
+      if (r["run_id"] == run_id) run = r;
+    if (run.is_null()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_FALSE(run.is_null()) << a.ReadLog();
+  EXPECT_EQ(run["result"], "failed");
+  EXPECT_NE(run["error"].get<std::string>().find("hq_unconfigured"), std::string::npos) << run;
+  auto health = a.Get("/v1/health");
+  EXPECT_EQ(health.body["sync"]["state"], "failing") << health.raw;
+  EXPECT_FALSE(health.body["sync"]["last_error"].is_null()) << health.raw;
+  EXPECT_FALSE(health.body["sync"]["last_attempt_at"].is_null()) << health.raw;
+  EXPECT_NE(a.ReadLog().find("\"event\":\"sync_failed\""), std::string::npos);
+  sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(db);
 }
 
 TEST_F(AgentApiTest, RulesVersionIsPinnedBetweenQuoteAndCommit) {
