@@ -567,7 +567,17 @@ TEST_F(AgentApiTest, BadInputIsRefusedWithItsCodeAndChangesNothing) {
 
 TEST_F(AgentApiTest, TokenFileMustNotBeWorldReadableAndSigtermExitsCleanly) {
   auto& a = Start();
+  for (int i = 0; i < 20; ++i) {
+    auto r = a.Post("/v1/checkouts/commit",
+                    {{"checkout_id", "w" + std::to_string(i)}, {"lines", Basket()}});
+    ASSERT_EQ(r.status, 200) << r.raw;
+  }
+  ASSERT_GT(std::filesystem::file_size(a.db_path() + "-wal"), 0u);
   EXPECT_EQ(a.Stop(), 0);
+  // Closed cleanly (operations.md): the database file alone holds the ledger.
+  std::error_code ec;
+  auto wal = std::filesystem::file_size(a.db_path() + "-wal", ec);
+  EXPECT_TRUE(ec || wal == 0) << wal << " bytes left in the WAL";
   ::chmod((dir_ / "api.token").c_str(), 0644);
   std::string exe = std::string(LOYALTY_BINARY_DIR) + "/agent/loyaltyd";
   std::string cmd = exe + " --check-config --config " + a.config_path() + " > " +

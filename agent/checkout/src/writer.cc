@@ -24,6 +24,7 @@ void LedgerWriter::Stop() {
   }
   cv_.notify_one();
   if (thread_.joinable()) thread_.join();
+  if (ledger_) (void)ledger_->CheckpointBeforeClose();
   ledger_.reset();
 }
 

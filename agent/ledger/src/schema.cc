@@ -350,6 +350,14 @@ bool Ledger::CheckpointIfDue() {
   return true;
 }
 
+bool Ledger::CheckpointBeforeClose() {
+  if (in_txn_ || damaged()) return false;
+  int rc =
+      sqlite3_wal_checkpoint_v2(db_->raw(), nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
+  if (IsCorruption(rc)) (void)db_->Error(rc, "checkpoint");
+  return rc == SQLITE_OK;
+}
+
 std::optional<int> Ledger::PeekSchemaVersion(const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) return std::nullopt;

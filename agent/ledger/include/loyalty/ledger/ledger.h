@@ -188,6 +188,12 @@ class Ledger {
   // transaction; never on a file latched damaged. Returns whether one ran.
   bool CheckpointIfDue();
   int64_t idle_checkpoints() const { return idle_checkpoints_; }
+  // Before the writer closes (writer only, outside a transaction, never on a damaged file):
+  // every WAL frame copied into the database and the WAL truncated to nothing, so the file
+  // alone holds the ledger (operations.md: SIGTERM closes the database cleanly). SQLite
+  // does this itself only when the last connection to close may write, and the daemon's
+  // readers close after its writer. Returns whether it completed.
+  bool CheckpointBeforeClose();
 
   // Write transactions (BEGIN IMMEDIATE … COMMIT). Writer only. Begin refuses a file
   // latched damaged (ledger_damaged): nothing is written to it.
