@@ -13,6 +13,7 @@
 #include "loyalty/checkout/views.h"
 #include "loyalty/http/address.h"
 #include "loyalty/http/errors.h"
+#include "sync_local.h"
 
 namespace loyalty::agent {
 namespace {
@@ -129,20 +130,7 @@ std::vector<ledger::SyncRunRow> PosApi::RecentRuns(size_t n) {
     // Recorded as it ended, or recorded as running and its end could not be written.
     if (at != runs.end() && at->result != "running") continue;
     if (at != runs.end()) runs.erase(at);
-    ledger::SyncRunRow row;
-    row.run_id = r.run_id;
-    row.started_at_ms = r.started_at_ms;
-    row.finished_at_ms = r.finished_at_ms;
-    row.result = r.result;
-    row.uploaded = r.uploaded;
-    row.downloaded = r.downloaded;
-    row.repaired = r.repaired;
-    row.conflicts = r.conflicts;
-    row.round_trips = r.round_trips;
-    row.bytes_sent = r.bytes_sent;
-    row.bytes_received = r.bytes_received;
-    row.error = r.error;
-    runs.push_back(std::move(row));
+    runs.push_back(ToSyncRunRow(r));
   }
   // Latest first; a run recorded as running (the one in progress) sorts by its start too.
   std::stable_sort(runs.begin(), runs.end(),

@@ -694,7 +694,7 @@ Result<std::vector<uint64_t>> SyncLocal::Evict(const std::vector<uint64_t>& memb
   return dropped;
 }
 
-Status SyncLocal::RecordRun(const sync::RunRecord& r) {
+ledger::SyncRunRow ToSyncRunRow(const sync::RunRecord& r) {
   ledger::SyncRunRow row;
   row.run_id = r.run_id;
   row.started_at_ms = r.started_at_ms;
@@ -708,6 +708,11 @@ Status SyncLocal::RecordRun(const sync::RunRecord& r) {
   row.bytes_sent = r.bytes_sent;
   row.bytes_received = r.bytes_received;
   row.error = r.error;
+  return row;
+}
+
+Status SyncLocal::RecordRun(const sync::RunRecord& r) {
+  ledger::SyncRunRow row = ToSyncRunRow(r);
   return OnWriter([&](ledger::Ledger& w) { return w.PutSyncRun(row); });
 }
 

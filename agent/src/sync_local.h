@@ -31,6 +31,9 @@ struct SyncLocalOptions {
 Status ApplySnapshot(ledger::Ledger& w, const sync::Snapshot& snap, const TimeZone& tz,
                      int64_t validity_months);
 
+// A run as the ledger records it (sync_runs).
+ledger::SyncRunRow ToSyncRunRow(const sync::RunRecord& r);
+
 class SyncLocal final : public sync::LocalLedger {
  public:
   // `writer`, `service` and `clock` must outlive this object. on_rules is called (on the
