@@ -262,12 +262,17 @@ class UploadSax {
     return true;
   }
   // The keys no rule asks for, each with the depth of the object it is in: the innermost
-  // open container's are always last. Honest uploads have none.
+  // open container's are always last. Honest uploads have none; an object with more than
+  // kMaxOtherKeys of them is declined (the tree reader's check is linear, this one is not).
+  static constexpr int kMaxOtherKeys = 16;
   size_t Depth() const { return stack_.size() + static_cast<size_t>(skip_depth_); }
   bool NewOtherKey(const std::string& k) {
     const size_t depth = Depth();
-    for (auto it = other_keys_.rbegin(); it != other_keys_.rend() && it->first == depth; ++it)
+    int in_object = 0;
+    for (auto it = other_keys_.rbegin(); it != other_keys_.rend() && it->first == depth; ++it) {
       if (it->second == k) return false;  // twice in one object
+      if (++in_object == kMaxOtherKeys) return false;
+    }
     other_keys_.emplace_back(depth, k);
     return true;
   }
