@@ -192,13 +192,17 @@ std::optional<OpenedLedger> OpenLedger(Prepared& p, const Clock& clock) {
   // Before the file is touched: a second loyaltyd on the same ledger (a second unit, a
   // copy started by hand) would write entries under the seqs this one is about to use and
   // wedge both lanes, and its start-up would mark this one's running sync as interrupted.
-  auto lock = FileLock::TryExclusive(p.cfg.database + ".lock");
+  // Named after the ledger's real path: a second config that reaches the same file through
+  // a symbolic link (of the file or of a folder above it) meets the same lock.
+  std::string real = std::filesystem::weakly_canonical(p.cfg.database, ec).string();
+  if (ec || real.empty()) real = p.cfg.database;
+  auto lock = FileLock::TryExclusive(real + ".lock");
   if (!lock.ok()) {
     const bool busy = lock.status().code() == ErrorCode::kUnavailable;
     LogEvent(Level::kError, "ledger_error",
              {{"phase", "open"},
               {"message", p.cfg.database + ": " +
-                              (busy ? "in use by another loyaltyd (" + p.cfg.database +
+                              (busy ? "in use by another loyaltyd (" + real +
                                           ".lock is held); one process writes a ledger"
                                     : lock.status().message())}});
     return std::nullopt;

@@ -578,6 +578,19 @@ TEST_F(AgentApiTest, TokenFileMustNotBeWorldReadableAndSigtermExitsCleanly) {
   std::error_code ec;
   auto wal = std::filesystem::file_size(a.db_path() + "-wal", ec);
   EXPECT_TRUE(ec || wal == 0) << wal << " bytes left in the WAL";
+  // A reader inside a transaction (loyaltyctl, say) does not hold the stop past its 5 s.
+  a.Start();
+  ASSERT_EQ(a.Post("/v1/checkouts/commit", {{"checkout_id", "w-last"}, {"lines", Basket()}}).status,
+            200);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(a.db_path().c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "BEGIN; SELECT count(*) FROM entries;", nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(a.Stop(), 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+  sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);
+  sqlite3_close(db);
   ::chmod((dir_ / "api.token").c_str(), 0644);
   std::string exe = std::string(LOYALTY_BINARY_DIR) + "/agent/loyaltyd";
   std::string cmd = exe + " --check-config --config " + a.config_path() + " > " +

@@ -158,6 +158,24 @@ TEST(CrashTest, ASecondDaemonOnTheSameLedgerStopsAndTheFirstSellsOn) {
   EXPECT_NE(log.find("\"event\":\"ledger_error\""), std::string::npos) << log;
   EXPECT_NE(log.find("in use by another loyaltyd"), std::string::npos) << log;
   EXPECT_EQ(log.find("sync_interrupted"), std::string::npos) << log;
+  // The same ledger reached through a symbolic link meets the same lock.
+  std::filesystem::create_symlink(dir / "ledger.db", dir / "alias.db");
+  std::string alias = toml;
+  alias.replace(alias.find("database = \"ledger.db\""),
+                std::string("database = \"ledger.db\"").size(), "database = \"alias.db\"");
+  WriteFile(dir / "alias.toml", alias);
+  const std::string alias_log = (dir / "alias.log").string();
+  pid_t third = Spawn({std::string(LOYALTY_BINARY_DIR) + "/agent/loyaltyd", "--config",
+                       (dir / "alias.toml").string()},
+                      alias_log);
+  status = ReapWithin(third, 10000);
+  if (status < 0) {
+    SignalAndReap(third, SIGKILL);
+    FAIL() << "a second loyaltyd started on the ledger through a link:\n" << ReadFile(alias_log);
+  }
+  EXPECT_NE(status, 0);
+  EXPECT_NE(ReadFile(alias_log).find("in use by another loyaltyd"), std::string::npos)
+      << ReadFile(alias_log);
   // The first sells on, healthy.
   for (const char* id : {"a2", "a3"}) {
     auto r = first.Post("/v1/checkouts/commit", {{"checkout_id", id}, {"lines", lines}});

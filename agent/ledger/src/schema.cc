@@ -352,6 +352,9 @@ bool Ledger::CheckpointIfDue() {
 
 bool Ledger::CheckpointBeforeClose() {
   if (in_txn_ || damaged()) return false;
+  // A reader in a transaction (loyaltyctl, say) can keep the WAL from being emptied; the stop
+  // does not wait for it (the connection closes next: the timeout need not be restored).
+  sqlite3_busy_timeout(db_->raw(), 0);
   int rc =
       sqlite3_wal_checkpoint_v2(db_->raw(), nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
   if (IsCorruption(rc)) (void)db_->Error(rc, "checkpoint");
