@@ -145,6 +145,17 @@ class WorkQueue {
   bool closed_ = false;
 };
 
+// A TLS file the listener refused ("TLS CRL <file>: no CRL in the file"), said with its
+// key as every other refused setting is: "<hq.toml>: hq.crl_file: TLS CRL <file>: ...".
+std::string WithTlsKey(const std::string& cfg_file, const std::string& m) {
+  for (const auto& [prefix, key] :
+       {std::pair{"TLS certificate ", "hq.tls_cert_file"}, std::pair{"TLS key ", "hq.tls_key_file"},
+        std::pair{"TLS client CA ", "hq.client_ca_file"}, std::pair{"TLS CRL ", "hq.crl_file"}}) {
+    if (m.rfind(prefix, 0) == 0) return cfg_file + ": " + key + ": " + m;
+  }
+  return m;
+}
+
 int Usage() {
   std::fprintf(stderr, "usage: loyalty-hq --config FILE [--check-config]\n");
   return 2;
@@ -307,7 +318,8 @@ int main(int argc, char** argv) {
       probe.tls = tls_options;
       loyalty::http::Server listener(probe_ioc, probe,
                                      [](loyalty::http::Request&&, loyalty::http::Responder) {});
-      if (auto s = listener.Listen(); !s.ok()) return fail(s);
+      if (auto s = listener.Listen(); !s.ok())
+        return fail(loyalty::Status::Error(s.code(), WithTlsKey(cfg_file, s.message())));
     }
     for (const auto& w : cfg->warnings)
       std::fprintf(stderr, "loyalty-hq: warning: %s\n", w.c_str());
@@ -316,7 +328,7 @@ int main(int argc, char** argv) {
   }
   auto pii = loyalty::hq::PiiCipher::LoadOrCreate(cfg->pii_key_file);
   if (!pii.ok())
-    return fail(loyalty::config::SecretFileError(cfg_file, "pii_key_file", pii.status()));
+    return fail(loyalty::config::SecretFileError(cfg_file, "hq.pii_key_file", pii.status()));
   // One store connection per worker, all opened before anything is served (a database that
   // takes fewer connections stops the start, not a later request).
   std::vector<std::unique_ptr<loyalty::hq::Store>> stores;
@@ -399,7 +411,7 @@ int main(int argc, char** argv) {
         handle(std::move(req), std::move(respond), std::nullopt);
       });
   if (auto s = server.Listen(); !s.ok()) {
-    Log("error", "listen_failed", {{"reason", s.message()}});
+    Log("error", "listen_failed", {{"reason", WithTlsKey(cfg->path, s.message())}});
     return 1;
   }
 

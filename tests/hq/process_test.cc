@@ -385,15 +385,19 @@ class HqSecretFilesTest : public HqProcessTest {
   struct ProcessRun {
     int exit = -1;
     std::string err;
+    std::string out;  // the log (HQ logs to stdout)
   };
   ProcessRun RunHq(const std::string& args) {
     const std::string err_file = (dir_ / "run.err").string();
-    const int status =
-        std::system(("timeout 20 " + kBinary + " " + args + " >/dev/null 2>" + err_file).c_str());
+    const std::string out_file = (dir_ / "run.out").string();
+    const int status = std::system(
+        ("timeout 20 " + kBinary + " " + args + " >" + out_file + " 2>" + err_file).c_str());
     ProcessRun r;
     r.exit = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     std::ifstream in(err_file);
     r.err.assign(std::istreambuf_iterator<char>(in), {});
+    std::ifstream log(out_file);
+    r.out.assign(std::istreambuf_iterator<char>(log), {});
     return r;
   }
   std::string Toml() const { return (dir_ / "hq.toml").string(); }
@@ -483,6 +487,15 @@ TEST_F(HqSecretFilesTest, AMissingTlsFileIsNamedWithItsKeyAndReason) {
         std::string::npos)
         << r.err;
   }
+  // One that opens but holds no CRL is named with its key too, by the check and the start.
+  Write(dir_ / "missing.crl", "not a CRL\n", std::filesystem::perms(0644));
+  ProcessRun check = RunHq("--check-config --config " + Toml());
+  EXPECT_NE(check.exit, 0);
+  EXPECT_NE(check.err.find(Toml() + ": hq.crl_file: TLS CRL " + crl), std::string::npos)
+      << check.err;
+  ProcessRun start = RunHq("--config " + Toml());
+  EXPECT_NE(start.exit, 0);
+  EXPECT_NE(start.out.find("hq.crl_file: TLS CRL " + crl), std::string::npos) << start.out;
 }
 
 TEST_F(HqSecretFilesTest, ASymlinkedSigningKeyIsRefused) {
