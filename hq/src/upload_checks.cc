@@ -331,6 +331,12 @@ Result<std::string> HqService::Impl::UpgradeVerdict(const std::string& tid, cons
 // An entry: a terminal kind, its points backed by a checked record, once, within limits.
 Result<std::string> HqService::Impl::CheckEntry(const std::string& tid, const sync::Entry& e) {
   if (!sync::IsTerminalEntryKind(e.kind)) return std::string("kind_not_allowed");
+  // Every member is enrolled at HQ before any till can know it: an entry for a member HQ
+  // does not hold backs nothing, and applying it would make the member (a till could take
+  // an id before HQ enrols it, and put it in every lane's evictions).
+  auto slot = Slot(e.member_id);
+  if (!slot.ok()) return slot.status();
+  if (!(*slot)->m) return std::string("member_unknown");
   if (e.kind == "earn" || e.kind == "redeem") {
     if (e.checkout_id.empty() || !e.refund_id.empty()) return std::string("record_missing");
     // The batch's own checkouts were just judged: no need to read them back.

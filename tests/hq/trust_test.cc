@@ -68,6 +68,28 @@ TEST_F(HqTrustTest, HqKindsFromATerminalAreRefusedButKeptInTheChain) {
   ExpectBalanceIsAppliedSum(id);
 }
 
+// An entry for a member HQ never enrolled is refused and makes no member: a till cannot take
+// an id before HQ enrols it (a zero-point correction had made one, and blocked the id).
+TEST_F(HqTrustTest, AnEntryForAMemberHqDoesNotHoldMakesNone) {
+  FakeTerminal t{"T01"};
+  const uint64_t ghost = 999;
+  ASSERT_EQ(Call("GET", "/v1/members/999").status, 404);
+  sync::UploadRequest up;
+  up.entries = {t.Make("correction", ghost, 0, kNowMs), t.Make("freeze", ghost, 0, kNowMs + 1)};
+  auto res = Upload("T01", up);
+  ASSERT_EQ(res.results.size(), 2u);
+  for (const auto& r : res.results) EXPECT_EQ(r.status, "refused");
+  EXPECT_EQ(RefusalReasons("T01"), (std::set<std::string>{"member_unknown"}));
+  EXPECT_EQ(Call("GET", "/v1/members/999").status, 404);
+  auto made = Call("POST", "/v1/members", json{{"member_id", "999"}, {"name", "real"}});
+  EXPECT_EQ(made.status, 201) << made.body;
+  // Resent after the member exists: still the entries HQ stored, refused once.
+  res = Upload("T01", up);
+  for (const auto& r : res.results) EXPECT_EQ(r.status, "exists");
+  auto view = J(Call("GET", "/v1/terminals/T01"));
+  EXPECT_EQ(view["chain_ok"], true);
+}
+
 TEST_F(HqTrustTest, PointsMustFollowACheckoutHqPricesAgain) {
   std::string id = CreateMember();
   uint64_t m = std::stoull(id);
