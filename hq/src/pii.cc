@@ -131,6 +131,8 @@ std::string MaskName(std::string_view name) {
   unsigned char c = static_cast<unsigned char>(name[0]);
   size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 1;
   if (len > name.size()) len = 1;
+  // A name of one character shown would be the whole name: "*" alone.
+  if (len >= name.size()) return "*";
   return std::string(name.substr(0, len)) + "*";
 }
 

@@ -282,6 +282,10 @@ TEST(PiiTest, EncryptionAuthenticatesAndKeyFileIsPrivate) {
   EXPECT_FALSE(PiiCipher::LoadOrCreate((dir / "pii.key").string()).ok());
   EXPECT_EQ(MaskName("张三"), "张*");
   EXPECT_EQ(MaskName("Bob"), "B*");
+  // One character shown would be the whole name (hq-and-sync.md: never a full name).
+  EXPECT_EQ(MaskName("鑫"), "*");
+  EXPECT_EQ(MaskName("A"), "*");
+  EXPECT_EQ(MaskName("欧阳"), "欧*");
   EXPECT_EQ(MaskPhone("+86 138-1234-5678"), "861******5678");
   EXPECT_EQ(MaskPhone("13812345678"), "138****5678");
   EXPECT_EQ(MaskPhone("12345"), "***45");

@@ -55,7 +55,8 @@ class PiiCipher {
 // computes from a typed number and HQ sends for a consenting member.
 std::string StorePhoneHash(std::string_view store_key, std::string_view phone);
 
-// "张三" → "张*"; "" → "". The first UTF-8 character followed by one '*'.
+// "张三" → "张*"; "" → "". The first UTF-8 character followed by one '*'; a name of one
+// character is "*" (shown, it would be the whole name).
 std::string MaskName(std::string_view name);
 // The phone's digits with all but the first 3 and last 4 replaced by '*': "13812345678" →
 // "138****5678". Fewer than 8 digits: all but the last 2 masked.
