@@ -90,8 +90,6 @@ void SyncService::Loop() {
     {
       std::lock_guard<std::mutex> g(mu_);
       state_.running = false;
-      state_.last_ok = rec.result == "ok";
-      state_.last_error = rec.error;
       state_.finished.insert(state_.finished.begin(), rec);
       if (state_.finished.size() > kMaxKeptRuns) state_.finished.pop_back();
     }

@@ -13,7 +13,6 @@
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <optional>
 #include <string>
 #include <thread>
 
@@ -70,9 +69,8 @@ class SyncService {
   struct State {
     bool running = false;
     std::string current_run_id;
-    std::optional<bool> last_ok;  // nullopt: no run finished since start
-    std::string last_error;
-    // The last kMaxKeptRuns runs this process finished, the latest first, as they ended:
+    // The last kMaxKeptRuns runs this process finished, the latest first, as they ended
+    // (empty: none since start):
     // the ledger's record of a run can fail to be written (a full disk), and the run must
     // still be reported (GET /v1/sync, health).
     std::vector<sync::RunRecord> finished;
