@@ -13,6 +13,7 @@
 #include "loyalty/base/hash.h"
 #include "loyalty/base/json.h"
 #include "loyalty/base/json_reader.h"
+#include "loyalty/base/phone.h"
 #include "loyalty/base/time.h"
 #include "loyalty/codes/codes.h"
 #include "loyalty/codes/mint.h"
@@ -117,7 +118,7 @@ http::Response HqService::Impl::CreateMember(const http::Request& req) {
   ReadOptMemberId(r.Field("member_id"), &member_id);
   r.OptBool("phone_lookup_consent", &phone_consent);
   r.Str("name", &name, 1, 256);
-  r.OptStr("phone", &phone, 1, 64);
+  r.OptStr("phone", &phone, 1, 32);
   r.OptStr("birthday", &birthday, 5, 5);
   if (r.Has("tier")) r.OneOf("tier", &tier.emplace(), {"member", "vip", "black"});
   r.OptStr("card_number", &card, 16, 16);
@@ -139,8 +140,11 @@ http::Response HqService::Impl::CreateMember(const http::Request& req) {
   if (member_id && (*member_id == 0 || *member_id > kMaxMemberId))
     return Error(ErrorCode::kBadRequest,
                  "member_id must be 1.." + std::to_string(kMaxMemberId) + " (1 to 18 digits)");
-  if (phone && PhoneDigits(*phone).size() < 5)
-    return Error(ErrorCode::kBadRequest, "phone must hold at least 5 digits");
+  // A phone as a cashier types it (base/phone.h): only what a number is written with, so
+  // nothing but the number is stored, and no more digits than a look-up takes.
+  if (phone && !ParseTypedPhone(*phone))
+    return Error(ErrorCode::kBadRequest,
+                 "phone must be 1-32 digits, spaces, '-', '+', '(' or ')' holding 5-20 digits");
   int birthday_month = 0;
   if (birthday) {
     const std::string& d = *birthday;

@@ -136,16 +136,9 @@ std::string MaskName(std::string_view name) {
   return std::string(name.substr(0, len)) + "*";
 }
 
-std::string PhoneDigits(std::string_view phone) {
-  std::string d;
-  for (char c : phone) {
-    if (c >= '0' && c <= '9') d.push_back(c);
-  }
-  return d;
-}
-
 std::string MaskPhone(std::string_view phone) {
-  std::string d = PhoneDigits(phone);
+  // The number as it is looked up: "+86 138…" is masked as 138****5678, not as 861******5678.
+  std::string d = PhoneLookupDigits(phone);
   if (d.size() >= 8)
     return d.substr(0, 3) + std::string(d.size() - 7, '*') + d.substr(d.size() - 4);
   if (d.size() <= 2) return std::string(d.size(), '*');

@@ -57,7 +57,17 @@ TEST_F(HqServiceTest, CreateMemberShapesAndCodes) {
   r = Call("POST", "/v1/members", json{{"name", "李四"}, {"card_number", card}});
   EXPECT_EQ(r.status, 409);
   // Bad inputs.
-  EXPECT_EQ(Call("POST", "/v1/members", json{{"phone", "1"}}).status, 400);
+  EXPECT_EQ(Call("POST", "/v1/members", json{{"phone", "13812345678"}}).status, 400);  // no name
+  // A phone as typed (docs/hq.md): 5..20 digits, 1..32 characters of digits and separators.
+  for (const char* bad : {"1234", "138 1234 5678 ext 9", "138\n12345678", "138/1234/5678",
+                          "123456789012345678901", "+86 (138) 1234-5678 -- -- -- -- --"}) {
+    auto b = Call("POST", "/v1/members", json{{"name", "a"}, {"phone", bad}});
+    EXPECT_EQ(b.status, 400) << bad;
+    EXPECT_EQ(J(b)["error"]["code"], "bad_request") << bad;
+  }
+  for (const char* good : {"12345", "12345678901234567890", "+86 (138) 1234-5678 -- -- ----"})
+    EXPECT_EQ(Call("POST", "/v1/members", json{{"name", "a"}, {"phone", good}}).status, 201)
+        << good;
   EXPECT_EQ(Call("POST", "/v1/members", json{{"name", "a"}, {"birthday", "13-01"}}).status, 400);
   EXPECT_EQ(Call("POST", "/v1/members", json{{"name", "a"}, {"birthday", "02-30"}}).status, 400);
   EXPECT_EQ(Call("POST", "/v1/members", json{{"name", "a"}, {"tier", "gold"}}).status, 400);
@@ -286,7 +296,9 @@ TEST(PiiTest, EncryptionAuthenticatesAndKeyFileIsPrivate) {
   EXPECT_EQ(MaskName("鑫"), "*");
   EXPECT_EQ(MaskName("A"), "*");
   EXPECT_EQ(MaskName("欧阳"), "欧*");
-  EXPECT_EQ(MaskPhone("+86 138-1234-5678"), "861******5678");
+  EXPECT_EQ(MaskPhone("+86 138-1234-5678"), "138****5678");
+  EXPECT_EQ(MaskPhone("0086 13812345678"), "138****5678");
+  EXPECT_EQ(MaskPhone("+852 9123 4567"), "852****4567");
   EXPECT_EQ(MaskPhone("13812345678"), "138****5678");
   EXPECT_EQ(MaskPhone("12345"), "***45");
   std::filesystem::remove_all(dir);

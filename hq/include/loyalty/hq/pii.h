@@ -58,10 +58,9 @@ std::string StorePhoneHash(std::string_view store_key, std::string_view phone);
 // "张三" → "张*"; "" → "". The first UTF-8 character followed by one '*'; a name of one
 // character is "*" (shown, it would be the whole name).
 std::string MaskName(std::string_view name);
-// The phone's digits with all but the first 3 and last 4 replaced by '*': "13812345678" →
-// "138****5678". Fewer than 8 digits: all but the last 2 masked.
+// The phone's look-up digits (base/phone.h: "+86 138-1234-5678" → "13812345678") with all
+// but the first 3 and last 4 replaced by '*': "138****5678". Fewer than 8 digits: all but
+// the last 2 masked.
 std::string MaskPhone(std::string_view phone);
-// The digits of a phone number ("+86 138-1234-5678" → "8613812345678").
-std::string PhoneDigits(std::string_view phone);
 
 }  // namespace loyalty::hq
