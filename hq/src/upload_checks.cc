@@ -188,12 +188,15 @@ Result<std::string> HqService::Impl::CheckRefund(const std::string& tid, const s
   if (!sale->checkout) return sale->reason;
   const sync::Checkout& co = *sale->checkout;
   if (co.member_id) *member = *co.member_id;
+  // The window is the rules' current at the refund (docs/pos-api.md): the terminal's may be
+  // HQ's current version or, offline since, the sale's; closed only when closed in both.
   auto rv = RulesVersion(co.rules_version);
   if (!rv.ok()) return rv.status();
-  if (*rv && (*rv)->refund_window_days > 0 &&
-      f.at_ms - co.committed_at_ms > (*rv)->refund_window_days * 86'400'000) {
-    return std::string("refund_window_closed");
-  }
+  auto open_in = [&](const rules::Rules& r) {
+    return r.refund_window_days == 0 ||
+           f.at_ms - co.committed_at_ms <= r.refund_window_days * 86'400'000;
+  };
+  if (*rv && !open_in(**rv) && !open_in(current)) return std::string("refund_window_closed");
   auto earlier = store.AcceptedRefundsOfSale(sale->sold_at, f.checkout_id);
   if (!earlier.ok()) return earlier.status();
   auto seqs = RefundSeqs(tid, f.checkout_id);

@@ -351,6 +351,47 @@ TEST_F(HqTrustTest, RefundsFollowTheirCheckoutAndNeverExceedIt) {
   ExpectBalanceIsAppliedSum(id);
 }
 
+// The refund window is the rules' current at the refund (docs/pos-api.md): a terminal that
+// took a longer window from HQ since the sale refunds within it, and HQ agrees.
+TEST_F(HqTrustTest, ARefundIsJudgedWithTheWindowOfTheRulesCurrentAtIt) {
+  rules::Rules week = rules::Rules::Defaults();
+  week.version = "window-7";
+  week.refund_window_days = 7;
+  rules_ = week;
+  Open();
+  ASSERT_TRUE(service_->Start().ok());
+  std::string id = CreateMember();
+  uint64_t m = std::stoull(id);
+  FakeTerminal t{"T01"};
+  Sale sale = PricedSale(t, m, "c1", {{"a", 2, 5000, "grocery"}}, kNowMs);  // 100 points
+  sale.checkout.rules_version = "window-7";
+  ASSERT_EQ(Upload("T01", {sale.entries, {sale.checkout}, {}}).results[0].status, "created");
+  const int64_t day9 = kNowMs + 9 * 86'400'000LL;
+  sync::Refund late{"r1", "c1", "", "return", day9, 5000, 50, 0, "{}", {{0, 1}}};
+  sync::Entry claw = t.MakeFull("clawback", m, -50, day9, "c1", "r1", "");
+  EXPECT_EQ(Upload("T01", {{claw}, {}, {late}}).results[0].status, "refused");
+  EXPECT_TRUE(RefusalReasons("T01").count("refund_window_closed"));
+  EXPECT_EQ(Balance(id), 100);
+  // HQ now publishes a 30-day window; the same late refund, made again, stands.
+  rules::Rules month = week;
+  month.version = "window-30";
+  month.refund_window_days = 30;
+  rules_ = month;
+  Open();
+  ASSERT_TRUE(service_->Start().ok());
+  sync::Refund again{"r2", "c1", "", "return", day9 + 1, 5000, 50, 0, "{}", {{0, 1}}};
+  sync::Entry claw2 = t.MakeFull("clawback", m, -50, day9 + 1, "c1", "r2", "");
+  EXPECT_EQ(Upload("T01", {{claw2}, {}, {again}}).results[0].status, "created");
+  EXPECT_EQ(Balance(id), 50);
+  // Past both windows it is closed.
+  const int64_t day31 = kNowMs + 31 * 86'400'000LL;
+  sync::Refund closed{"r3", "c1", "", "return", day31, 5000, 50, 0, "{}", {{0, 1}}};
+  sync::Entry claw3 = t.MakeFull("clawback", m, -50, day31, "c1", "r3", "");
+  EXPECT_EQ(Upload("T01", {{claw3}, {}, {closed}}).results[0].status, "refused");
+  EXPECT_EQ(Balance(id), 50);
+  ExpectBalanceIsAppliedSum(id);
+}
+
 // Two refunds of one checkout in the same millisecond: each was computed against the ones
 // the terminal had made before it, which its chain says (the seq of their claw-backs), not
 // their ids. Here the order changes every amount (the floors of 1/3 and 2/3 of a VIP net).
