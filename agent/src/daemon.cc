@@ -278,12 +278,28 @@ checkout::ServiceEvents LoggedServiceEvents() {
 }
 
 // Sync thread: the rules HQ sends on every run are put in force when they differ from the
-// current ones (rules_updated).
+// current ones (rules_updated); rules this build cannot take (a value out of range, a key
+// of a newer HQ) leave the current ones in force and are said once (rules_refused), not on
+// every page of every run.
 std::function<void(const nlohmann::json&)> ApplyHqRules(
     checkout::CheckoutService& service, std::shared_ptr<std::atomic<bool>> hq_rules_adopted) {
-  return [&service, hq_rules_adopted](const nlohmann::json& j) {
+  auto refused = std::make_shared<std::string>();  // the last document refused
+  return [&service, hq_rules_adopted, refused](const nlohmann::json& j) {
     auto r = rules::RulesFromJson(j);
-    if (!r.ok()) return;
+    if (!r.ok()) {
+      std::string text = j.dump();
+      if (text == *refused) return;
+      *refused = std::move(text);
+      std::string version;
+      if (auto it = j.find("version"); j.is_object() && it != j.end() && it->is_string())
+        version = it->get<std::string>().substr(0, 64);
+      LogEvent(Level::kWarn, "rules_refused",
+               {{"rules_version", version},
+                {"reason", r.status().message().substr(0, 512)},
+                {"in_force", service.rules() ? service.rules()->version : ""}});
+      return;
+    }
+    refused->clear();
     *hq_rules_adopted = true;
     auto current = service.rules();
     if (current && *current == *r) return;  // HQ sends its rules on every run

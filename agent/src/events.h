@@ -99,7 +99,13 @@ inline constexpr EventInfo kEventCatalogue[] = {
      "run retries"},
     {"sync_interrupted", "warn", "runs",
      "- (the agent was stopped or killed during a sync run; the next run repeats it safely)"},
+    {"sync_cursor_reset", "warn", "cursor, reason",
+     "- (HQ refused the download cursor this ledger held, as after HQ was restored from an "
+     "older backup: the run downloads the store's members again from the beginning)"},
     {"rules_updated", "info", "rules_version", "-"},
+    {"rules_refused", "warn", "rules_version, reason, in_force",
+     "HQ sent rules this agent cannot take (a value out of range, or keys of a newer HQ): the "
+     "rules in_force stay; HQ's IT fixes the rules or the agent is upgraded"},
     {"sync_conflict", "warn", "kind, entry_id, seq (seq: a conflict met while uploading)",
      "HQ recorded a conflict (e.g. a coupon used at two stores): nothing to do at the store; HQ "
      "reviews it"},

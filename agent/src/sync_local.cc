@@ -438,7 +438,7 @@ Status SyncLocal::ApplyChanges(const sync::ChangesResponse& page) {
   std::optional<json> rules_json;
   if (page.rules) {
     // Validated before the page is applied; a rules push this build cannot read is left
-    // out (and said so) rather than blocking every later page.
+    // out (and said so: on_rules_) rather than blocking every later page.
     auto parsed = rules::RulesFromJson(*page.rules);
     if (parsed.ok()) rules_json = *page.rules;
   }
@@ -509,7 +509,9 @@ Status SyncLocal::ApplyChanges(const sync::ChangesResponse& page) {
     return w.PutMeta(ledger::kSyncCursorKey, page.cursor);
   });
   if (s.ok() && !phone_keys.empty()) service_.SetPhoneKeys(phone_keys);
-  if (s.ok() && rules_json && on_rules_) on_rules_(*rules_json);
+  // Every page's rules, read or not: the daemon puts readable ones in force and says once
+  // which it cannot take (rules_refused).
+  if (s.ok() && page.rules && on_rules_) on_rules_(*page.rules);
   return s;
 }
 

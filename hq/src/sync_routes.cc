@@ -165,6 +165,13 @@ http::Response HqService::Impl::Changes(const std::string& tid, const http::Requ
         // of this value never passes a member this page does not have.
         auto max = store.MaxChangeSeq();
         if (!max.ok()) return max.status();
+        // Past the newest change HQ has: not a cursor HQ gave, or one given before HQ was
+        // restored from an older backup. Refused, so that the terminal downloads again from
+        // the beginning; answering nothing would leave it without the changes in between.
+        if (after > *max)
+          return Status::Error(
+              ErrorCode::kBadRequest,
+              "cursor is not one HQ gave (past HQ's newest change " + std::to_string(*max) + ")");
         // The store's members only (hq-and-sync.md, "Download"); every one sent is held.
         const int64_t since = ScopeSinceMs();
         auto members = store.StoreMembersChangedAfter(term->store_id, since, after, q->limit + 1);

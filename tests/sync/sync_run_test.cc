@@ -12,6 +12,7 @@
 
 #include "loyalty/checkout/views.h"
 #include "loyalty/codes/mint.h"
+#include "loyalty/rules/rules.h"
 #include "loyalty/sqlite/sqlite.h"
 #include "loyalty/sync/run.h"
 #include "loyalty/sync/transport.h"
@@ -135,7 +136,8 @@ class SyncRunTest : public ::testing::Test {
     ASSERT_TRUE((*l)->Commit().ok());
     writer_ = std::make_unique<checkout::LedgerWriter>(std::move(*l));
     local_ = std::make_unique<SyncLocal>(SyncLocalOptions{Db(), kTerminal, "S001", "test"},
-                                         *writer_, *service_, clock_, tz_);
+                                         *writer_, *service_, clock_, tz_,
+                                         [this](const json& r) { rules_seen_.push_back(r); });
   }
   void CloseTerminal() {
     local_.reset();
@@ -189,6 +191,7 @@ class SyncRunTest : public ::testing::Test {
     o.jitter_seed = 7;
     o.max_attempts = 4;
     o.sleep = [](int64_t) {};
+    o.log = [this](const std::string& event, const json&) { logged_.push_back(event); };
     sync::SyncRun run(*local_, t, clock_, o);
     return run.Execute("run-" + std::to_string(++runs_));
   }
@@ -250,6 +253,8 @@ class SyncRunTest : public ::testing::Test {
   std::unique_ptr<checkout::LedgerWriter> writer_;
   std::unique_ptr<SyncLocal> local_;
   int runs_ = 0;
+  std::vector<std::string> logged_;  // the events of the runs, in order
+  std::vector<json> rules_seen_;     // the rules of each page applied, as HQ sent them
 };
 
 TEST_F(SyncRunTest, UploadsPendingEntriesOnceAndThenFindsTheSetsEqual) {
@@ -743,6 +748,78 @@ TEST_F(SyncRunTest, AReadThatFailsWhileApplyingChangesFailsTheRunAndAppliesNothi
   EXPECT_EQ(cursor(), before);
   ASSERT_EQ(Run().result, "ok");
   EXPECT_EQ(HqBalance(), 600);
+  ExpectConverged();
+}
+
+// A cursor HQ refuses — here one past HQ's newest change, as a terminal holds after HQ was
+// restored from an older backup — starts the download again from the beginning in the same
+// run; before, every later run failed on it and the terminal never downloaded again.
+TEST_F(SyncRunTest, ACursorHqRefusesStartsTheDownloadAgainInTheSameRun) {
+  Commit("c1", 10000);
+  ASSERT_EQ(Run().result, "ok");
+  auto adj =
+      hq_->Admin("POST", "/v1/members/" + member_ + "/adjustments",
+                 json{{"adjustment_id", "adj-1"}, {"points", 500}, {"reason", "wechat shop"}});
+  ASSERT_EQ(adj.status, 201) << adj.raw;
+  {
+    auto db = sqlite::Db::Open(Db(), false);
+    ASSERT_TRUE(db.ok());
+    ASSERT_TRUE((*db)->Exec("UPDATE meta SET value = '999999999' WHERE key = 'sync_cursor'").ok());
+  }
+  logged_.clear();
+  auto r = Run();
+  ASSERT_EQ(r.result, "ok") << r.error;
+  EXPECT_EQ(std::count(logged_.begin(), logged_.end(), "sync_cursor_reset"), 1);
+  EXPECT_NE(Read([](ledger::Ledger& l) { return l.GetMeta(ledger::kSyncCursorKey).value(); }),
+            std::optional<std::string>("999999999"));
+  Read([&](ledger::Ledger& l) {
+    EXPECT_EQ(l.GetMember(member_id_).value()->balance, 600);  // the adjustment arrived
+    return 0;
+  });
+  // A run after it downloads from the cursor HQ gave, without starting again.
+  logged_.clear();
+  ASSERT_EQ(Run().result, "ok");
+  EXPECT_EQ(std::count(logged_.begin(), logged_.end(), "sync_cursor_reset"), 0);
+  ExpectConverged();
+}
+
+// HQ's answer to changes with rules this build cannot take (an earn rate below zero): the
+// page is applied, the rules in force stay, and the rules are passed on as sent, for the
+// daemon to say once that it refused them (rules_refused) rather than drop them unsaid.
+class BadRulesTransport final : public sync::Transport {
+ public:
+  explicit BadRulesTransport(sync::Transport& hq) : hq_(hq) {}
+  Result<sync::Exchange> Send(std::string_view method, std::string_view target,
+                              std::string_view content_type, std::string_view body,
+                              int timeout_ms) override {
+    auto r = hq_.Send(method, target, content_type, body, timeout_ms);
+    if (!r.ok() || r->status != 200 || target.find("/changes") == std::string_view::npos) return r;
+    json page = json::parse(r->body);
+    page["rules"]["earn_points_per_yuan"] = -1;
+    r->body = page.dump();
+    return r;
+  }
+  void Reset() override { hq_.Reset(); }
+
+ private:
+  sync::Transport& hq_;
+};
+
+TEST_F(SyncRunTest, RulesTheTerminalCannotTakeLeaveTheOnesInForceAndArePassedOn) {
+  Commit("c1", 10000);
+  BadRulesTransport bad(*https_);
+  auto r = Run(bad);
+  ASSERT_EQ(r.result, "ok") << r.error;
+  ASSERT_FALSE(rules_seen_.empty());
+  EXPECT_EQ(rules_seen_.back()["earn_points_per_yuan"], -1);
+  EXPECT_FALSE(rules::RulesFromJson(rules_seen_.back()).ok());
+  auto adopted = [&] {
+    return Read([](ledger::Ledger& l) { return l.GetMeta("hq_rules").value(); });
+  };
+  EXPECT_EQ(adopted(), std::nullopt);
+  ASSERT_EQ(Run().result, "ok");
+  EXPECT_TRUE(rules::RulesFromJson(rules_seen_.back()).ok());
+  EXPECT_NE(adopted(), std::nullopt);
   ExpectConverged();
 }
 

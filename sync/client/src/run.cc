@@ -253,11 +253,23 @@ struct SyncRun::Impl {
     auto cursor = local.Cursor();
     if (!cursor.ok()) return cursor.status();
     std::string c = *cursor;
+    bool restarted = false;
     for (int i = 0; i < kMaxLoops; ++i) {
       if (Status s = Check(); !s.ok()) return s;
       std::string target = Base() + "/changes?cursor=" + http::PercentEncode(c) +
                            "&limit=" + std::to_string(opt.changes_limit);
       auto page = CallJson<ChangesResponse>("GET", target, "", "changes");
+      if (!page.ok() && page.status().code() == ErrorCode::kBadRequest && !c.empty() &&
+          !restarted) {
+        // HQ refuses the cursor (past its newest change: HQ restored from an older backup;
+        // or not one it gave): the download starts again from the beginning, as a first
+        // sync's, rather than every later run failing on it. Once a run.
+        Log("sync_cursor_reset",
+            {{"cursor", c.substr(0, 64)}, {"reason", page.status().message()}});
+        restarted = true;
+        c.clear();
+        continue;
+      }
       if (!page.ok()) return page.status();
       if (Status s = local.ApplyChanges(*page); !s.ok()) return s;
       rec.downloaded += static_cast<int64_t>(page->members.size());
