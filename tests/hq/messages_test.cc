@@ -120,6 +120,12 @@ TEST(MessagesTest, RoundTripsEveryMessage) {
       UploadResponse{{{SampleEntry().entry_id, "created"}, {SampleEntry().entry_id, "invalid"}}});
   ExpectRoundTrip(HelloRequest{1, "S001", "0.1.0", {3, std::string(64, 'f')}, 3});
   ExpectRoundTrip(HelloResponse{1, 1790000000000, true, 0, {0, ""}});
+  // HQ's time feeds the terminal's trusted time: 0..the year 9999, as every time.
+  for (int64_t bad : {int64_t{-1}, kMaxTimeMs + 1}) {
+    json hj = ToJson(HelloResponse{1, 1790000000000, true, 0, {0, ""}});
+    hj["hq_time_ms"] = bad;
+    ExpectRejected<HelloResponse>(hj, "hq_time_ms");
+  }
 
   ChangesResponse ch;
   ch.cursor = "17";
@@ -381,6 +387,31 @@ TEST(MessagesTest, PhoneLookupFields) {
   json sj = ToJson(s);
   sj["phone_key_id"] = 0;
   ExpectRejected<Snapshot>(sj, "phone_key_id");
+
+  // Names and phones only masked (hq-and-sync.md): a terminal refuses a page with either
+  // in clear, rather than hold and show it.
+  for (const char* good : {"*", "张*", "B*", "😀*"}) {
+    json gj = ToJson(SampleSnapshot());
+    gj["display_name"] = good;
+    Snapshot back;
+    EXPECT_TRUE(FromJson(gj, &back).ok()) << good;
+  }
+  for (const char* bad : {"张三丰", "张三*", "Bob", "", "Bo*"}) {
+    json bj = ToJson(SampleSnapshot());
+    bj["display_name"] = bad;
+    ExpectRejected<Snapshot>(bj, "display_name");
+  }
+  for (const char* good : {"138****5678", "***45", "**", "852****4567"}) {
+    json gj = ToJson(SampleSnapshot());
+    gj["phone"] = good;
+    Snapshot back;
+    EXPECT_TRUE(FromJson(gj, &back).ok()) << good;
+  }
+  for (const char* bad : {"13812345673", "138 ****5678", "138*****45678", "", "+86****5678"}) {
+    json bj = ToJson(SampleSnapshot());
+    bj["phone"] = bad;
+    ExpectRejected<Snapshot>(bj, "phone");
+  }
 
   MembersRequest look;
   look.identities.emplace();

@@ -60,6 +60,34 @@ bool NullableStr(const JsonReader& r, std::string_view key, std::optional<std::s
   return r.Require(key) && r.OptStr(key, out, 0, max_bytes);
 }
 
+// Names and phones reach a terminal only masked (hq-and-sync.md): a name is "*" or one
+// character and "*" (hq/pii.h MaskName); a phone is digits and '*', at least one '*' and at
+// most 7 digits shown (MaskPhone). Anything else would be held and shown as HQ sent it.
+bool IsMaskedName(std::string_view name) {
+  if (name.empty() || name.back() != '*') return false;
+  const std::string_view shown = name.substr(0, name.size() - 1);
+  if (shown.empty()) return true;
+  const auto c = static_cast<unsigned char>(shown[0]);
+  const size_t len = c < 0x80           ? 1
+                     : (c >> 5) == 0x6  ? 2
+                     : (c >> 4) == 0xe  ? 3
+                     : (c >> 3) == 0x1e ? 4
+                                        : 0;
+  return len == shown.size();
+}
+bool IsMaskedPhone(std::string_view phone) {
+  size_t digits = 0, stars = 0;
+  for (char c : phone) {
+    if (c >= '0' && c <= '9')
+      ++digits;
+    else if (c == '*')
+      ++stars;
+    else
+      return false;
+  }
+  return stars > 0 && digits <= 7;
+}
+
 template <typename T>
 using ReadFn = void (*)(const JsonReader&, T*);
 
@@ -186,8 +214,11 @@ void ReadHqEntry(const JsonReader& r, HqEntry* e) {
 void ReadSnapshot(const JsonReader& r, Snapshot* s) {
   if (!r.ExpectObject()) return;
   MemberId(r.Field("member_id"), &s->member_id);
-  NullableStr(r, "display_name", &s->display_name, kMaxShortText);
-  NullableStr(r, "phone", &s->phone, kMaxShortText);
+  if (NullableStr(r, "display_name", &s->display_name, kMaxShortText) && s->display_name &&
+      !IsMaskedName(*s->display_name))
+    r.Fail("display_name", "must be masked: one character and \"*\", or \"*\"");
+  if (NullableStr(r, "phone", &s->phone, kMaxShortText) && s->phone && !IsMaskedPhone(*s->phone))
+    r.Fail("phone", "must be masked: digits and \"*\", at most 7 digits shown");
   Hex(r.Field("phone_hash"), &s->phone_hash, 64, true);
   r.OneOf("tier", &s->tier, {"member", "vip", "black"});
   r.OneOf("status", &s->status, {"active", "frozen"});
@@ -506,7 +537,7 @@ json ToJson(const HelloResponse& h) {
 Status FromJson(const json& j, HelloResponse* out) {
   return Top<HelloResponse>(j, out, [](const JsonReader& r, HelloResponse* h) {
     r.Int("protocol", &h->protocol, kProtocolVersion, kProtocolVersion);
-    r.Int("hq_time_ms", &h->hq_time_ms);
+    r.Int("hq_time_ms", &h->hq_time_ms, 0, kMaxTimeMs);
     r.Bool("terminal_known", &h->terminal_known);
     r.Int("hq_entries", &h->hq_entries, 0);
     ReadHead(r.Field("hq_head"), &h->hq_head);
