@@ -251,8 +251,9 @@ struct HqService::Impl {
                                                                          uint64_t member_id,
                                                                          int64_t from_ms,
                                                                          int64_t to_ms);
-  Result<bool> TerminalEntryBy(MemberSlot& s, const std::string& tid, uint64_t member_id,
-                               const std::string& kind, int64_t at_ms);
+  Result<std::optional<int64_t>> TerminalEntryBy(MemberSlot& s, const std::string& tid,
+                                                 uint64_t member_id, const std::string& kind,
+                                                 int64_t at_ms);
   Status InsertEntry(const sync::Entry& e, bool applied, int64_t received_at_ms);
   Result<std::optional<int64_t>> LastDownload(const std::string& tid, int64_t at_ms);
   Result<std::vector<model::Lot>*> LotsOf(MemberSlot& s, uint64_t member_id);

@@ -24,7 +24,8 @@ using namespace internal;
 // the states HQ recorded between the terminal's last download at or before the commit and
 // the commit (its snapshot, or what HQ had by then), a provisional member when the
 // terminal had no snapshot of it yet, frozen after this terminal's own velocity freeze,
-// and higher tiers after its own provisional upgrade where the rules allow one.
+// and higher tiers after its own provisional upgrade where the rules allow one; only frozen
+// ones after a freeze of its own since its last download.
 Result<std::vector<std::pair<std::string, bool>>> HqService::Impl::CandidateStates(
     const std::string& tid, uint64_t member_id, int64_t commit_ms, const rules::Rules& r,
     MemberSlot& slot) {
@@ -42,6 +43,14 @@ Result<std::vector<std::pair<std::string, bool>>> HqService::Impl::CandidateStat
   if (!froze.ok()) return froze.status();
   auto upgraded = TerminalEntryBy(slot, tid, member_id, "tier_upgrade", commit_ms);
   if (!upgraded.ok()) return upgraded.status();
+  // Frozen by this terminal before the sale and after its last download (which would have
+  // brought an unfreeze): the terminal priced the member frozen, and nothing else (the sale
+  // whose earnings froze it, in the freeze's millisecond, was priced before it).
+  if (*froze && **froze < commit_ms && (!*d || **froze > **d)) {
+    std::set<std::pair<std::string, bool>> frozen;
+    for (const auto& [tier, was_frozen] : out) frozen.insert({tier, true});
+    out = std::move(frozen);
+  }
   std::set<std::pair<std::string, bool>> more = out;
   for (const auto& [tier, frozen] : out) {
     if (*froze) more.insert({tier, true});

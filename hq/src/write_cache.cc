@@ -257,23 +257,27 @@ Result<std::vector<std::pair<std::string, std::string>>> HqService::Impl::States
   return out;
 }
 
-// Whether the terminal had written an entry of this kind for the member by at_ms: stored,
-// or in the upload being applied.
-Result<bool> HqService::Impl::TerminalEntryBy(MemberSlot& s, const std::string& tid,
-                                              uint64_t member_id, const std::string& kind,
-                                              int64_t at_ms) {
+// The time of the terminal's first entry of this kind for the member at or before at_ms
+// (stored, or in the upload being applied), or none.
+Result<std::optional<int64_t>> HqService::Impl::TerminalEntryBy(MemberSlot& s,
+                                                                const std::string& tid,
+                                                                uint64_t member_id,
+                                                                const std::string& kind,
+                                                                int64_t at_ms) {
+  std::optional<int64_t> first;
   if (auto b = batch_first_entry.find({member_id, kind});
       b != batch_first_entry.end() && b->second <= at_ms) {
-    return true;
+    first = b->second;
   }
   auto key = std::make_pair(tid, kind);
   auto it = s.first_entry_at.find(key);
   if (it == s.first_entry_at.end()) {
-    auto first = store.FirstTerminalEntryAt(tid, member_id, kind);
-    if (!first.ok()) return first.status();
-    it = s.first_entry_at.emplace(key, *first).first;
+    auto stored = store.FirstTerminalEntryAt(tid, member_id, kind);
+    if (!stored.ok()) return stored.status();
+    it = s.first_entry_at.emplace(key, *stored).first;
   }
-  return it->second && *it->second <= at_ms;
+  if (it->second && *it->second <= at_ms && (!first || *it->second < *first)) first = it->second;
+  return first;
 }
 
 // Every entry stored in a write goes through here (the first-entry times stay current).

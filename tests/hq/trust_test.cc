@@ -503,7 +503,11 @@ TEST_F(HqTrustTest, AFreezeItsTerminalsEarningsDoNotExplainIsRefused) {
                          json{{"reason", "velocity"}}.dump())};
   EXPECT_EQ(Upload("T01", lone).results[0].status, "refused");
   EXPECT_EQ(Member(id2)["status"], "active");
-  // Earnings of the hour before, over two sales, explain the next freeze: it stands.
+  // The terminal downloads the member as HQ holds it (active: the freeze was refused), and
+  // sells again. Earnings of the hour before, over two sales, explain the next freeze: it
+  // stands.
+  clock_.advance_ms(30'000);
+  ASSERT_EQ(Call("GET", "/v1/sync/T01/changes", "", false).status, 200);
   Sale more = PricedSale(t, m, "c-more", Basket(450000), kNowMs + 60'000);  // 4,500 more
   sync::UploadRequest up2{more.entries, {more.checkout}, {}};
   up2.entries.push_back(
@@ -729,6 +733,15 @@ TEST_F(HqTrustTest, ASaleAfterTheTerminalsFreezeInTheSameUploadIsPricedFrozen) {
   for (const auto& r : res.results) EXPECT_EQ(r.status, "created");
   EXPECT_TRUE(RefusalReasons("T01").empty());
   EXPECT_EQ(Member(id)["status"], "frozen");
+  EXPECT_EQ(Balance(id), 6000);
+  // A later sale of the same terminal priced as if it had not frozen the member (100
+  // points) is refused: after its own freeze, and with no download since, it knew.
+  Sale forged = PricedSale(t, m, "c3", Basket(10000), kNowMs + 300);
+  ASSERT_EQ(forged.checkout.points_earned, 100);
+  auto res2 = Upload("T01", {forged.entries, {forged.checkout}, {}});
+  ASSERT_EQ(res2.results.size(), 1u);
+  EXPECT_EQ(res2.results[0].status, "refused");
+  EXPECT_TRUE(RefusalReasons("T01").count("price_mismatch"));
   EXPECT_EQ(Balance(id), 6000);
 }
 
