@@ -171,17 +171,33 @@ Status HqService::Impl::MaybeUpgradeTier(uint64_t member_id) {
   return SaveMember(m, old_tier, m.status);
 }
 
-// Chain-wide velocity: the member's applied earnings across every terminal in the hour up
-// to this entry (after the latest unfreeze) over the limit freeze the member at HQ.
+// Chain-wide velocity: the member's applied earnings across every terminal in an hour that
+// holds this entry (after the latest unfreeze) over the limit freeze the member at HQ. The
+// hours are those ending at this earn and at each later one within the hour: terminals
+// upload in any order, so an earlier sale may arrive after a later one and complete its hour.
 Status HqService::Impl::ChainVelocity(const sync::Entry& e) {
   if (e.kind != "earn" || e.points <= 0) return Status::Ok();
   auto slot = Slot(e.member_id);
   if (!slot.ok()) return slot.status();
   const std::optional<MemberRecord>& m = (*slot)->m;
   if (!m || m->status == "frozen") return Status::Ok();
-  auto earned =
-      EarnedBetween(**slot, e.member_id, std::max(e.at_ms - 3'600'000, m->unfrozen_at_ms), e.at_ms);
-  if (!earned.ok() && earned.status().code() != ErrorCode::kOverflow) return earned.status();
+  constexpr int64_t kHour = 3'600'000;
+  const int64_t floor_ms = m->unfrozen_at_ms;
+  auto earns = EarnsAfter(**slot, e.member_id, std::max(e.at_ms - kHour, floor_ms));
+  if (!earns.ok()) return earns.status();
+  Result<int64_t> earned = int64_t{0};
+  size_t lo = 0;
+  int64_t sum = 0;
+  for (size_t hi = 0; hi < earns->size() && earned.ok(); ++hi) {  // sorted by time
+    const auto [at, points] = (*earns)[hi];
+    if (at >= e.at_ms + kHour) break;
+    if (__builtin_add_overflow(sum, points, &sum)) {
+      earned = Status::Error(ErrorCode::kOverflow, "a sum of points leaves 64 bits");
+      break;
+    }
+    while ((*earns)[lo].first <= std::max(at - kHour, floor_ms)) sum -= (*earns)[lo++].second;
+    if (at >= e.at_ms && sum > *earned) earned = sum;  // the hour (at - 1 h, at]
+  }
   if (earned.ok() && *earned <= current.max_points_per_hour) return Status::Ok();
   auto f = AppendHqEntry("freeze", e.member_id, 0,
                          {{"reason", "velocity"},

@@ -197,7 +197,7 @@ struct HqService::Impl {
     // When `lots` is not read: its debts (remaining < 0), as Store::DebtLots.
     std::optional<std::vector<model::Lot>> debts;
     // (at_ms, points) of the applied earn entries with at_ms > earns_after, by at_ms: what
-    // Store::EarnedBetween sums over any window starting at or after earns_after.
+    // ChainVelocity sums its hours from (EarnsAfter) when they start at or after earns_after.
     std::optional<std::vector<std::pair<int64_t, int64_t>>> earns;
     int64_t earns_after = 0;
     // (terminal, kind) -> Store::FirstTerminalEntryAt
@@ -215,7 +215,8 @@ struct HqService::Impl {
   std::unique_ptr<WriteCache> tx;  // the open write's; nullptr outside one
   Status WarmMembers(const std::string& tid, std::vector<uint64_t> ids);
   Status WarmAccounting(const std::vector<sync::Entry>& entries, const std::string& tid);
-  Result<int64_t> EarnedBetween(MemberSlot& s, uint64_t member_id, int64_t from_ms, int64_t to_ms);
+  Result<std::vector<std::pair<int64_t, int64_t>>> EarnsAfter(MemberSlot& s, uint64_t member_id,
+                                                             int64_t after_ms);
 
   // ------------------------------------------------------------------ routes.cc
   http::Response Terminal(const std::string& tid, const std::string& route,

@@ -170,17 +170,20 @@ Status HqService::Impl::WarmAccounting(const std::vector<sync::Entry>& entries,
   return Status::Ok();
 }
 
-// Store::EarnedBetween through the slot when it holds the window's earnings.
-Result<int64_t> HqService::Impl::EarnedBetween(MemberSlot& s, uint64_t member_id, int64_t from_ms,
-                                               int64_t to_ms) {
-  if (!s.earns || from_ms < s.earns_after) return store.EarnedBetween(member_id, from_ms, to_ms);
-  int64_t sum = 0;
-  for (const auto& [at_ms, points] : *s.earns) {
-    if (at_ms <= from_ms || at_ms > to_ms) continue;
-    if (__builtin_add_overflow(sum, points, &sum))
-      return Status::Error(ErrorCode::kOverflow, "a sum of points leaves 64 bits");
+// The member's applied earns after after_ms, by time: the slot's when it holds them.
+Result<std::vector<std::pair<int64_t, int64_t>>> HqService::Impl::EarnsAfter(MemberSlot& s,
+                                                                             uint64_t member_id,
+                                                                             int64_t after_ms) {
+  std::vector<std::pair<int64_t, int64_t>> out;
+  if (s.earns && after_ms >= s.earns_after) {
+    for (const auto& earn : *s.earns)
+      if (earn.first > after_ms) out.push_back(earn);
+    return out;
   }
-  return sum;
+  auto stored = store.AppliedEarnsAfter({member_id}, after_ms);
+  if (!stored.ok()) return stored.status();
+  if (auto it = stored->find(member_id); it != stored->end()) out = std::move(it->second);
+  return out;
 }
 
 Result<HqService::Impl::MemberSlot*> HqService::Impl::MemberOrBare(uint64_t member_id) {

@@ -477,6 +477,18 @@ TEST_F(HqTrustTest, ChainWideVelocityFreezesAtHq) {
   Upload("T01", {s1.entries, {s1.checkout}, {}});
   Upload("T02", {s2.entries, {s2.checkout}, {}});
   EXPECT_EQ(Member(id2)["status"], "active");
+  // Uploaded in the other order (the later sale's till synced first): the earlier sale
+  // completes the later one's hour, and the member is frozen all the same.
+  std::string id3 = CreateMember({{"name", "王五"}});
+  uint64_t m3 = std::stoull(id3);
+  Sale late = PricedSale(b, m3, "c3b", Basket(300000), kNowMs + 1'800'000);
+  Sale early = PricedSale(a, m3, "c3a", Basket(300000), kNowMs);
+  Upload("T02", {late.entries, {late.checkout}, {}});
+  EXPECT_EQ(Member(id3)["status"], "active");
+  Upload("T01", {early.entries, {early.checkout}, {}});
+  EXPECT_EQ(Member(id3)["status"], "frozen");
+  EXPECT_EQ(Member(id3)["balance"], 6000);
+  ExpectBalanceIsAppliedSum(id3);
 }
 
 // "Never lets one terminal harm another": a terminal's freeze stands only when its own earn
