@@ -174,6 +174,10 @@ Result<sync::HelloRequest> SyncLocal::Hello() {
   auto entries = (*r)->EntryCount();
   if (!entries.ok()) return entries.status();
   h.entries = *entries;
+  // The page this ledger last applied: HQ forgets what it sent past it (an answer lost).
+  auto cursor = (*r)->GetMeta(ledger::kSyncCursorKey);
+  if (!cursor.ok()) return cursor.status();
+  h.cursor = cursor->value_or("");
   return h;
 }
 

@@ -30,7 +30,7 @@ namespace {
 constexpr int64_t kWriterLock = 0x4c6f79616c747901;     // every write (and the daily job)
 constexpr int64_t kMigrationLock = 0x4c6f79616c747902;  // schema migrations
 
-constexpr int kPgSchemaVersion = 6;
+constexpr int kPgSchemaVersion = 7;
 
 constexpr const char* kPgMigrations[] = {
     // 1: the SQLite schema 4 in PostgreSQL's types.
@@ -169,6 +169,15 @@ ALTER TABLE members SET (fillfactor = 85);
     // (hq-and-sync.md, "Download": adjustments, expiries, unfreezes, tier changes).
     R"sql(
 CREATE INDEX entries_hq_by_member ON entries(member_id, seq) WHERE terminal_id = '_hq';
+)sql",
+    // 7: what a terminal could know (docs/hq.md): a changes page's download keeps the
+    // cursor it gave, so that one the terminal never received is forgotten at its next
+    // hello; a look-up's or a repair's counts for the members it carried only.
+    R"sql(
+ALTER TABLE terminal_downloads ADD COLUMN cursor_seq BIGINT;
+CREATE TABLE member_downloads (
+  terminal_id TEXT NOT NULL, member_id BIGINT NOT NULL, at_ms BIGINT NOT NULL,
+  PRIMARY KEY (terminal_id, member_id, at_ms));
 )sql",
 };
 static_assert(std::size(kPgMigrations) == kPgSchemaVersion);

@@ -122,10 +122,13 @@ http::Response HqService::Impl::SaleRoute(const std::string& tid, const http::Re
     // of the terminal's last hello.
     const std::string store_id = m->store_id ? *m->store_id : (*term ? (*term)->store_id : "");
     if (Status s = ScopeMember(store_id, id, "asked", clock.now_ms()); !s.ok()) return s;
-    auto snap = Snapshot(**rec, *term ? (*term)->head_seq : 0, store_id);
+    // The terminal takes this snapshot: what it could know of the member from now on.
+    const int64_t at = clock.now_ms();
+    auto snap = Snapshot(**rec, *term ? (*term)->head_seq : 0, store_id, at);
     if (!snap.ok()) return snap.status();
     if (Status v = sync::ValidateSnapshot(*snap); !v.ok()) return Status::Ok();
     if (Status h = store.SendMember(tid, id, (*rec)->balance); !h.ok()) return h;
+    if (Status d = store.AddMemberDownloads(tid, {id}, at); !d.ok()) return d;
     out.members.push_back(std::move(*snap));
     auto ids = store.IdentitiesOf(id);
     if (!ids.ok()) return ids.status();

@@ -210,13 +210,14 @@ struct HqService::Impl {
   struct WriteCache {
     std::map<uint64_t, MemberSlot> members;
     uint64_t changes = 0;
-    std::map<std::string, std::vector<DownloadSpan>> downloads;  // by terminal
+    std::map<std::pair<std::string, uint64_t>, std::vector<DownloadSpan>>
+        downloads;  // by terminal and member
   };
   std::unique_ptr<WriteCache> tx;  // the open write's; nullptr outside one
   Status WarmMembers(const std::string& tid, std::vector<uint64_t> ids);
   Status WarmAccounting(const std::vector<sync::Entry>& entries, const std::string& tid);
   Result<std::vector<std::pair<int64_t, int64_t>>> EarnsAfter(MemberSlot& s, uint64_t member_id,
-                                                             int64_t after_ms);
+                                                              int64_t after_ms);
 
   // ------------------------------------------------------------------ routes.cc
   http::Response Terminal(const std::string& tid, const std::string& route,
@@ -256,7 +257,8 @@ struct HqService::Impl {
                                                  uint64_t member_id, const std::string& kind,
                                                  int64_t at_ms);
   Status InsertEntry(const sync::Entry& e, bool applied, int64_t received_at_ms);
-  Result<std::optional<int64_t>> LastDownload(const std::string& tid, int64_t at_ms);
+  Result<std::optional<int64_t>> LastDownload(const std::string& tid, uint64_t member_id,
+                                              int64_t at_ms);
   Result<std::vector<model::Lot>*> LotsOf(MemberSlot& s, uint64_t member_id);
   Status SetLot(MemberSlot& s, int64_t lot_id, int64_t remaining);
   // SetLot(s, id, 0) for every id, in one pass over the slot's lots.
@@ -391,8 +393,10 @@ struct HqService::Impl {
   static constexpr size_t kPageBudget = size_t{6} << 20;
   static constexpr size_t kSnapshotBaseBytes = 1024, kSnapshotLotBytes = 48,
                           kSnapshotHqEntryBytes = 320;
+  // at_ms: the download's instant, recorded with it (snapshot_at_s is its second).
   Result<sync::Snapshot> Snapshot(const MemberRecord& m, int64_t terminal_seq,
-                                  const std::string& store_id, const SnapshotPage* page = nullptr);
+                                  const std::string& store_id, int64_t at_ms,
+                                  const SnapshotPage* page = nullptr);
   // The store phone look-up key number in force at `now_s` (hq.toml phone_key_days).
   int64_t PhoneKeyId(int64_t now_s) const;
   // Online phone look-ups one terminal may make in any trailing hour (per process).

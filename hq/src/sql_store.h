@@ -1189,20 +1189,43 @@ class SqlStore final : public Store {
     });
   }
 
-  Status AddTerminalDownload(const std::string& terminal_id, int64_t at_ms) override {
-    HQ_PREPARE(
-        st,
-        "INSERT INTO terminal_downloads (terminal_id, at_ms) VALUES (?,?) ON CONFLICT DO NOTHING");
-    st.Bind(1, terminal_id).Bind(2, at_ms);
+  Status AddTerminalDownload(const std::string& terminal_id, int64_t at_ms,
+                             int64_t cursor_seq) override {
+    HQ_PREPARE(st,
+               "INSERT INTO terminal_downloads (terminal_id, at_ms, cursor_seq) VALUES (?,?,?) ON "
+               "CONFLICT DO NOTHING");
+    st.Bind(1, terminal_id).Bind(2, at_ms).Bind(3, cursor_seq);
     return st.Run();
   }
 
-  Result<Downloads> DownloadsAround(const std::string& terminal_id, int64_t at_ms) override {
+  Status AddMemberDownloads(const std::string& terminal_id, const std::vector<uint64_t>& member_ids,
+                            int64_t at_ms) override {
+    for (uint64_t id : member_ids) {  // a look-up's few, a repair's at most 1000
+      HQ_PREPARE(st,
+                 "INSERT INTO member_downloads (terminal_id, member_id, at_ms) VALUES (?,?,?) ON "
+                 "CONFLICT DO NOTHING");
+      st.Bind(1, terminal_id).Bind(2, id).Bind(3, at_ms);
+      if (Status s = st.Run(); !s.ok()) return s;
+    }
+    return Status::Ok();
+  }
+
+  Status ForgetDownloadsPast(const std::string& terminal_id, int64_t cursor_seq) override {
+    HQ_PREPARE(st, "DELETE FROM terminal_downloads WHERE terminal_id = ? AND cursor_seq > ?");
+    st.Bind(1, terminal_id).Bind(2, cursor_seq);
+    return st.Run();
+  }
+
+  Result<Downloads> DownloadsAround(const std::string& terminal_id, uint64_t member_id,
+                                    int64_t at_ms) override {
     HQ_PREPARE(st,
-               "SELECT (SELECT max(at_ms) FROM terminal_downloads WHERE terminal_id = ?1 AND at_ms "
-               "<= ?2), "
-               "(SELECT min(at_ms) FROM terminal_downloads WHERE terminal_id = ?1 AND at_ms > ?2)");
-    st.Bind(1, terminal_id).Bind(2, at_ms);
+               "SELECT (SELECT max(a) FROM (SELECT max(at_ms) AS a FROM terminal_downloads WHERE "
+               "terminal_id = ?1 AND at_ms <= ?2 UNION ALL SELECT max(at_ms) FROM member_downloads "
+               "WHERE terminal_id = ?1 AND member_id = ?3 AND at_ms <= ?2) b), "
+               "(SELECT min(a) FROM (SELECT min(at_ms) AS a FROM terminal_downloads WHERE "
+               "terminal_id = ?1 AND at_ms > ?2 UNION ALL SELECT min(at_ms) FROM member_downloads "
+               "WHERE terminal_id = ?1 AND member_id = ?3 AND at_ms > ?2) c)");
+    st.Bind(1, terminal_id).Bind(2, at_ms).Bind(3, member_id);
     if (!st.Step()) return Fail(st);
     return Downloads{st.OptInt(0), st.OptInt(1)};
   }

@@ -11,7 +11,7 @@
 namespace loyalty::hq {
 namespace {
 
-constexpr int kSchemaVersion = 8;
+constexpr int kSchemaVersion = 9;
 
 constexpr const char* kMigrations[] = {
     // 1: everything.
@@ -165,6 +165,15 @@ CREATE INDEX claims_pending ON claims(terminal_id) WHERE status = 'pending';
     // (hq-and-sync.md, "Download": adjustments, expiries, unfreezes, tier changes).
     R"sql(
 CREATE INDEX entries_hq_by_member ON entries(member_id, seq) WHERE terminal_id = '_hq';
+)sql",
+    // 9: what a terminal could know (docs/hq.md): a changes page's download keeps the
+    // cursor it gave, so that one the terminal never received is forgotten at its next
+    // hello; a look-up's or a repair's counts for the members it carried only.
+    R"sql(
+ALTER TABLE terminal_downloads ADD COLUMN cursor_seq INTEGER;
+CREATE TABLE member_downloads (
+  terminal_id TEXT NOT NULL, member_id INTEGER NOT NULL, at_ms INTEGER NOT NULL,
+  PRIMARY KEY (terminal_id, member_id, at_ms)) WITHOUT ROWID;
 )sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);

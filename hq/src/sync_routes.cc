@@ -50,8 +50,9 @@ Result<HqService::Impl::SnapshotPage> HqService::Impl::ReadSnapshotPage(
 }
 
 Result<sync::Snapshot> HqService::Impl::Snapshot(const MemberRecord& m, int64_t terminal_seq,
-                                                 const std::string& store_id,
+                                                 const std::string& store_id, int64_t at_ms,
                                                  const SnapshotPage* page) {
+  const int64_t now_s = FloorDiv(at_ms, 1000);
   sync::Snapshot s;
   s.member_id = m.member_id;
   s.display_name = m.display_name;
@@ -61,7 +62,7 @@ Result<sync::Snapshot> HqService::Impl::Snapshot(const MemberRecord& m, int64_t 
   if (m.phone_lookup_consent && !m.phone_enc.empty() && !store_id.empty()) {
     auto phone = pii.Decrypt(m.phone_enc, std::to_string(m.member_id) + "/phone");
     if (!phone.ok()) return phone.status();
-    s.phone_key_id = PhoneKeyId(clock.now_s());
+    s.phone_key_id = PhoneKeyId(now_s);
     s.phone_hash = StorePhoneHash(pii.StorePhoneKey(store_id, s.phone_key_id), *phone);
   }
   s.tier = m.tier;
@@ -69,7 +70,6 @@ Result<sync::Snapshot> HqService::Impl::Snapshot(const MemberRecord& m, int64_t 
   s.frozen_reason = m.frozen_reason;
   s.birthday_month = m.birthday_month;
   s.balance = m.balance;
-  int64_t now_s = clock.now_s();
   if (page) {
     if (auto it = page->lots.find(m.member_id); it != page->lots.end())
       for (const auto& l : it->second) s.lots.push_back({l.remaining, l.expires_at_s});
@@ -123,6 +123,15 @@ http::Response HqService::Impl::Hello(const std::string& tid, const http::Reques
         if (!n.ok()) return n.status();
         auto t = TouchTerminal(tid, &h->store_id);
         if (!t.ok()) return t.status();
+        // The pages sent past the cursor the terminal holds never arrived: what it could
+        // know is the last page it did receive (upload_checks.cc prices with it).
+        if (h->cursor) {
+          const auto held =
+              h->cursor->empty() ? std::optional<uint64_t>(0) : sync::ParseMemberId(*h->cursor);
+          if (held && *held <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
+            if (Status s = store.ForgetDownloadsPast(tid, static_cast<int64_t>(*held)); !s.ok())
+              return s;
+        }
         out.hq_time_ms = clock.now_ms();
         out.terminal_known = before->has_value() || *n > 0;
         out.hq_entries = *n;
@@ -231,11 +240,12 @@ http::Response HqService::Impl::Changes(const std::string& tid, const http::Requ
           }
         }
         const int64_t up_to = out.more ? members->back().change_seq : *max;
-        if (Status s = store.AddTerminalDownload(tid, clock.now_ms()); !s.ok()) return s;
+        const int64_t at = clock.now_ms();
+        if (Status s = store.AddTerminalDownload(tid, at, up_to); !s.ok()) return s;
         std::vector<std::pair<uint64_t, int64_t>> held;  // every member sent is held
         std::vector<uint64_t> sent;
         for (const auto& m : *members) {
-          auto snap = Snapshot(m, term->head_seq, term->store_id, &*page);
+          auto snap = Snapshot(m, term->head_seq, term->store_id, at, &*page);
           if (!snap.ok()) return snap.status();
           // Never a value the terminal's codec would refuse: reported and left out, never a
           // failed page.
@@ -446,7 +456,10 @@ http::Response HqService::Impl::Members(const std::string& tid, const http::Requ
         ids.push_back(found->front());
       phone_found = found->size() == 1 ? found->front() : 0;
     }
-    if (Status s = store.AddTerminalDownload(tid, clock.now_ms()); !s.ok()) return s;
+    // What the terminal could know from now on: these members as sent (a download of the
+    // members it carries, not of all it holds).
+    const int64_t at = clock.now_ms();
+    std::vector<uint64_t> sent;
     for (uint64_t id : ids) {
       if (lookup && !store_id.empty()) {
         if (Status s = ScopeMember(store_id, id, "asked", clock.now_ms()); !s.ok()) return s;
@@ -454,7 +467,7 @@ http::Response HqService::Impl::Members(const std::string& tid, const http::Requ
       auto rec = store.GetMember(id);
       if (!rec.ok()) return rec.status();
       if (!*rec) continue;
-      auto snap = Snapshot(**rec, head, store_id);
+      auto snap = Snapshot(**rec, head, store_id, at);
       if (!snap.ok()) return snap.status();
       if (Status v = sync::ValidateSnapshot(*snap); !v.ok()) {
         Report("snapshot_not_sent",
@@ -462,6 +475,7 @@ http::Response HqService::Impl::Members(const std::string& tid, const http::Requ
         continue;
       }
       if (Status h = store.SendMember(tid, id, (*rec)->balance); !h.ok()) return h;
+      sent.push_back(id);
       out.members.push_back(std::move(*snap));
       if (lookup) {
         auto held = store.IdentitiesOf(id);
@@ -469,7 +483,7 @@ http::Response HqService::Impl::Members(const std::string& tid, const http::Requ
         out.identities->insert(out.identities->end(), held->begin(), held->end());
       }
     }
-    return Status::Ok();
+    return store.AddMemberDownloads(tid, sent, at);
   });
   if (!s.ok()) return FromStatus(s);
   if (m->phone)

@@ -30,7 +30,7 @@ Result<std::vector<std::pair<std::string, bool>>> HqService::Impl::CandidateStat
     const std::string& tid, uint64_t member_id, int64_t commit_ms, const rules::Rules& r,
     MemberSlot& slot) {
   const std::optional<MemberRecord>& m = slot.m;
-  auto d = LastDownload(tid, commit_ms);
+  auto d = LastDownload(tid, member_id, commit_ms);
   if (!d.ok()) return d.status();
   int64_t from = d->value_or(commit_ms);
   auto states = StatesBetween(slot, member_id, from, std::max(from, commit_ms));
@@ -400,7 +400,7 @@ Result<std::string> HqService::Impl::CheckEntry(const std::string& tid, const sy
         }
       }
       // Against what the terminal could know: its last snapshot plus its own entries since.
-      auto d = LastDownload(tid, co.committed_at_ms);
+      auto d = LastDownload(tid, e.member_id, co.committed_at_ms);
       if (!d.ok()) return d.status();
       auto known = store.KnownBalance(e.member_id, tid, d->value_or(0), e.seq, e.checkout_id,
                                       FloorDiv(co.committed_at_ms, 1000));
@@ -409,7 +409,10 @@ Result<std::string> HqService::Impl::CheckEntry(const std::string& tid, const sy
         return known.status();
       }
       if (*known < co.redeemed_points) return std::string("insufficient_points");
-      bool stale = !*d || co.committed_at_ms - **d > (*rv)->stale_after_s * 1000;
+      // Stale as the terminal judged it: in whole seconds from the snapshot's snapshot_at_s,
+      // the download's second (sync_routes.cc).
+      bool stale =
+          !*d || FloorDiv(co.committed_at_ms, 1000) - FloorDiv(**d, 1000) > (*rv)->stale_after_s;
       if (stale && co.redeemed_points > (*rv)->stale_redeem_cap_points)
         return std::string("stale_cap_exceeded");
     }

@@ -303,16 +303,17 @@ Status HqService::Impl::InsertEntry(const sync::Entry& e, bool applied, int64_t 
   return Status::Ok();
 }
 
-// The terminal's last download at or before at_ms (downloads never happen inside a write).
+// The terminal's last download of the member at or before at_ms (downloads never happen
+// inside a write).
 Result<std::optional<int64_t>> HqService::Impl::LastDownload(const std::string& tid,
-                                                             int64_t at_ms) {
-  std::vector<DownloadSpan>* spans = tx ? &tx->downloads[tid] : nullptr;
+                                                             uint64_t member_id, int64_t at_ms) {
+  std::vector<DownloadSpan>* spans = tx ? &tx->downloads[{tid, member_id}] : nullptr;
   if (spans) {
     for (const auto& d : *spans) {
       if ((!d.last || *d.last <= at_ms) && (!d.next || at_ms < *d.next)) return d.last;
     }
   }
-  auto d = store.DownloadsAround(tid, at_ms);
+  auto d = store.DownloadsAround(tid, member_id, at_ms);
   if (!d.ok()) return d.status();
   if (spans) spans->push_back({d->at_or_before, d->after});
   return d->at_or_before;

@@ -198,7 +198,7 @@ TEST_F(HqStoreTest, OnPostgresTheChangeSequenceIsInNoIndexOfMembers) {
   EXPECT_EQ(q("SELECT count(*) FROM pg_class WHERE relname = 'members' AND "
               "'fillfactor=85' = ANY(reloptions)"),
             1);
-  EXPECT_EQ(q("SELECT max(version) FROM schema_version"), 6);
+  EXPECT_EQ(q("SELECT max(version) FROM schema_version"), 7);
 }
 
 // The month's spend is kept per window once asked inside a transaction; whatever happens to

@@ -165,6 +165,67 @@ TEST_F(HqTrustTest, RedemptionIsCheckedAgainstWhatTheTerminalCouldKnow) {
   ExpectBalanceIsAppliedSum(id);
 }
 
+// A changes page whose answer was lost never reached the terminal: its next hello names the
+// cursor it holds, and a sale it priced with what it did hold stands. A terminal that did
+// receive the page (its hello names the page's cursor) knew the new tier: the same sale from
+// it is refused.
+TEST_F(HqTrustTest, APageWhoseAnswerWasLostIsNotWhatTheTerminalCouldKnow) {
+  std::string id = CreateMember();
+  uint64_t m = std::stoull(id);
+  auto page = [&](const std::string& tid, const std::string& cursor) {
+    auto r = Call("GET", "/v1/sync/" + tid + "/changes?cursor=" + cursor, "", false);
+    EXPECT_EQ(r.status, 200) << r.body;
+    return J(r)["cursor"].get<std::string>();
+  };
+  auto hello = [&](const std::string& tid, const std::string& cursor) {
+    json h = json::parse(Hello(tid));
+    h["cursor"] = cursor;
+    EXPECT_EQ(Call("POST", "/v1/sync/" + tid + "/hello", h, false).status, 200);
+  };
+  const std::string lost_at = page("T01", ""), got_at = page("T02", "");
+  clock_.advance_ms(1000);
+  ASSERT_EQ(Call("POST", "/v1/members/" + id + "/tier", json{{"tier", "vip"}}).status, 200);
+  clock_.advance_ms(1000);
+  page("T01", lost_at);  // served; the answer is lost on the way
+  const std::string newer = page("T02", got_at);
+  ASSERT_NE(newer, got_at);
+  FakeTerminal t1{"T01"}, t2{"T02"};
+  Sale a = PricedSale(t1, m, "c1", Basket(10000), kNowMs + 3000);  // priced as "member"
+  Sale b = PricedSale(t2, m, "c1", Basket(10000), kNowMs + 3000);
+  clock_.advance_ms(2000);
+  hello("T01", lost_at);
+  hello("T02", newer);
+  EXPECT_EQ(Upload("T01", {a.entries, {a.checkout}, {}}).results[0].status, "created");
+  EXPECT_TRUE(RefusalReasons("T01").empty());
+  EXPECT_EQ(Upload("T02", {b.entries, {b.checkout}, {}}).results[0].status, "refused");
+  EXPECT_TRUE(RefusalReasons("T02").count("price_mismatch"));
+  ExpectBalanceIsAppliedSum(id);
+}
+
+// A look-up of one member is a download of that member only: a sale of another member the
+// terminal holds, priced with its snapshot from the last changes page, stands.
+TEST_F(HqTrustTest, ALookUpIsADownloadOfTheMembersItCarriedOnly) {
+  std::string x = CreateMember(), y = CreateMember({{"name", "李四"}});
+  ASSERT_EQ(Call("GET", "/v1/sync/T01/changes", "", false).status, 200);
+  clock_.advance_ms(1000);
+  ASSERT_EQ(Call("POST", "/v1/members/" + x + "/tier", json{{"tier", "vip"}}).status, 200);
+  clock_.advance_ms(1000);
+  auto look = Call("POST", "/v1/sync/T01/members", json{{"member_ids", {y}}}, false);
+  ASSERT_EQ(look.status, 200) << look.body;
+  FakeTerminal t{"T01"};
+  Sale sale = PricedSale(t, std::stoull(x), "c1", Basket(10000), kNowMs + 3000);  // "member"
+  clock_.advance_ms(2000);
+  EXPECT_EQ(Upload("T01", {sale.entries, {sale.checkout}, {}}).results[0].status, "created");
+  EXPECT_TRUE(RefusalReasons("T01").empty());
+  // After a look-up of x itself, the terminal knew it was vip: "member" pricing is refused.
+  look = Call("POST", "/v1/sync/T01/members", json{{"member_ids", {x}}}, false);
+  ASSERT_EQ(look.status, 200) << look.body;
+  clock_.advance_ms(1000);
+  Sale late = PricedSale(t, std::stoull(x), "c2", Basket(10000), kNowMs + 6000);
+  EXPECT_EQ(Upload("T01", {late.entries, {late.checkout}, {}}).results[0].status, "refused");
+  EXPECT_TRUE(RefusalReasons("T01").count("price_mismatch"));
+}
+
 // A download and a state change HQ recorded in the same millisecond: which came first is
 // unknown, so the terminal may hold either state. A sale priced with the state before the
 // change stands (it was refused as price_mismatch when the change took the download's time).

@@ -511,11 +511,13 @@ json ToJson(const ChainHead& h) { return json{{"seq", h.seq}, {"hash", h.hash}};
 Status FromJson(const json& j, ChainHead* out) { return Top<ChainHead>(j, out, ReadHead); }
 
 json ToJson(const HelloRequest& h) {
-  return json{{"protocol", h.protocol},
-              {"store_id", h.store_id},
-              {"agent_version", h.agent_version},
-              {"head", ToJson(h.head)},
-              {"entries", h.entries}};
+  json j{{"protocol", h.protocol},
+         {"store_id", h.store_id},
+         {"agent_version", h.agent_version},
+         {"head", ToJson(h.head)},
+         {"entries", h.entries}};
+  if (h.cursor) j["cursor"] = *h.cursor;
+  return j;
 }
 Status FromJson(const json& j, HelloRequest* out) {
   return Top<HelloRequest>(j, out, [](const JsonReader& r, HelloRequest* h) {
@@ -524,6 +526,7 @@ Status FromJson(const json& j, HelloRequest* out) {
     r.Str("agent_version", &h->agent_version, 0, kMaxShortText);
     ReadHead(r.Field("head"), &h->head);
     r.Int("entries", &h->entries, 0);
+    r.OptStr("cursor", &h->cursor, 0, kMaxShortText);
   });
 }
 

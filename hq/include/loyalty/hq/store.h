@@ -439,14 +439,24 @@ class Store {
   // MemberStateHistory of each of these members (absent: none recorded).
   virtual Result<std::map<uint64_t, std::vector<MemberStateRecord>>> MemberStateHistories(
       const std::vector<uint64_t>& member_ids) = 0;
-  // A terminal downloaded changes at at_ms. DownloadsAround: the last such time at or before
-  // a moment and the first one after it (nullopt when none), so that a caller knows every
+  // What a terminal was sent of its members, and when (docs/hq.md, "What the terminal could
+  // know"). A changes page, with the cursor it gave (AddTerminalDownload), counts for every
+  // member the terminal holds; a look-up, a repair or a sale's record (AddMemberDownloads),
+  // for the members it carried. ForgetDownloadsPast: the terminal holds the page of this
+  // cursor and none after it, so the pages it was sent past it never arrived (an answer lost
+  // on the way) and are forgotten. DownloadsAround: the member's last download at or before a
+  // moment and the first one after it (nullopt when none), so that a caller knows every
   // moment before `after` has the same last download.
-  virtual Status AddTerminalDownload(const std::string& terminal_id, int64_t at_ms) = 0;
+  virtual Status AddTerminalDownload(const std::string& terminal_id, int64_t at_ms,
+                                     int64_t cursor_seq) = 0;
+  virtual Status AddMemberDownloads(const std::string& terminal_id,
+                                    const std::vector<uint64_t>& member_ids, int64_t at_ms) = 0;
+  virtual Status ForgetDownloadsPast(const std::string& terminal_id, int64_t cursor_seq) = 0;
   struct Downloads {
     std::optional<int64_t> at_or_before, after;
   };
-  virtual Result<Downloads> DownloadsAround(const std::string& terminal_id, int64_t at_ms) = 0;
+  virtual Result<Downloads> DownloadsAround(const std::string& terminal_id, uint64_t member_id,
+                                            int64_t at_ms) = 0;
 
   // --- coupons, devices, revocations, adjustments
   virtual Status PutCoupon(const CouponRecord& c) = 0;  // insert; constraint if the id exists

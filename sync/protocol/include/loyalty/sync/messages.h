@@ -168,6 +168,9 @@ struct HelloRequest {
   std::string agent_version;
   ChainHead head;
   int64_t entries = 0;
+  // The changes cursor the terminal holds ("" before its first page): pages HQ sent past it
+  // never arrived (docs/hq.md, "What the terminal could know"). Absent from older terminals.
+  std::optional<std::string> cursor;
   bool operator==(const HelloRequest&) const = default;
 };
 
