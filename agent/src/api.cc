@@ -52,6 +52,13 @@ bool PosApi::Authorized(const http::Request& req) const {
   return http::BearerMatches(req.authorization, ctx_.token);
 }
 
+bool PosApi::MayReadBody(const http::Request& head) const {
+  if (head.method == "GET" &&
+      (head.path == "/v1/health" || head.path == "/metrics" || head.path == "/status"))
+    return true;  // no token needed (the status page's own rule is Handle's)
+  return Authorized(head);
+}
+
 http::Response PosApi::Health() {
   json j{{"status", "ok"},
          {"version", ctx_.version},

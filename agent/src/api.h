@@ -42,6 +42,9 @@ class PosApi {
   explicit PosApi(ApiContext ctx) : ctx_(std::move(ctx)) {}
   // The http::Handler: call on the event-loop thread.
   void Handle(http::Request&& req, http::Responder respond);
+  // http::ServerOptions::may_read_body: only a request the API would not refuse for its
+  // token has its body read; another is refused (401) from its head at once.
+  bool MayReadBody(const http::Request& head) const;
 
  private:
   bool Authorized(const http::Request& req) const;

@@ -529,7 +529,11 @@ int Serve(const std::string& config_path, Prepared& p) {
     return CollectStatusData(src);
   };
   PosApi api(ctx);
-  http::Server server(ioc, ToServerOptions(p.cfg),
+  http::ServerOptions server_options = ToServerOptions(p.cfg);
+  server_options.may_read_body = [&api](const http::Request& head) {
+    return api.MayReadBody(head);
+  };
+  http::Server server(ioc, std::move(server_options),
                       [&api](http::Request&& r, http::Responder respond) {
                         api.Handle(std::move(r), std::move(respond));
                       });

@@ -789,6 +789,44 @@ TEST(HttpServer, ARequestInProgressIsNeverEvicted) {
   EXPECT_EQ(held.ReadReply().status, 200);  // the long-poll was answered on its connection
 }
 
+// A request the server may not read the body of (may_read_body: here, no token) is handed
+// to the handler from its head at once, and the connection closed without waiting for the
+// body: clients trickling bodies without a token hold no request in progress, so at the cap
+// an honest client is still admitted.
+TEST(HttpServer, ABodyTheServerMayNotReadIsNeverWaitedFor) {
+  ServerOptions o = FastOptions();
+  o.read_timeout_ms = 8000;
+  o.max_connections = 3;
+  o.may_read_body = [](const Request& head) { return head.authorization == "Bearer ok"; };
+  std::atomic<int> bodiless{0};
+  TestServer ts(o, [&](Request&& r, Responder respond) {
+    if (r.authorization != "Bearer ok") {
+      bodiless += r.body.empty();
+      respond(JsonError(ErrorCode::kUnauthorized, "a valid bearer token is required"));
+      return;
+    }
+    Echo(std::move(r), std::move(respond));
+  });
+  const std::string head = "POST /v1/x HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n{\"a\":";
+  std::vector<std::unique_ptr<RawConnection>> slow;
+  const auto started = std::chrono::steady_clock::now();
+  for (int i = 0; i < 6; ++i) {
+    slow.push_back(std::make_unique<RawConnection>(ts.port()));
+    ASSERT_TRUE(slow.back()->Send(head));
+    auto reply = slow.back()->ReadReply();
+    EXPECT_EQ(reply.status, 401);
+    EXPECT_TRUE(slow.back()->ClosedByPeer());
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(4000));
+  EXPECT_EQ(bodiless.load(), 6);
+  // With a token the body is read, and the request answered, at the cap as before.
+  Client client("127.0.0.1", ts.port());
+  auto r = client.Request("POST", "/v1/x", R"({"k":"v"})", {{"Authorization", "Bearer ok"}});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(json::parse(r->body)["body"], R"({"k":"v"})");
+}
+
 // The edge of the cap: cap-1 and cap connections are admitted without evicting anyone; the
 // one after evicts exactly one and the count stays at the cap.
 TEST(HttpServer, ConnectionCapEdge) {

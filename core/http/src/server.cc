@@ -659,6 +659,23 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
                               "unsupported Transfer-Encoding: only chunked is accepted"));
       return;
     }
+    if (!parser_->is_done() && options().may_read_body) {
+      // A body is to come: a request the server would refuse from its head (no token) is
+      // answered now and the connection closed, its body never read, so that a client
+      // without credentials cannot hold a request in progress by trickling a body.
+      Request head;
+      if (auto bad = FillRequest(req, &head)) {
+        BeginHandling(req);
+        WriteAndClose(std::move(*bad));
+        return;
+      }
+      if (!options().may_read_body(head)) {
+        BeginHandling(req);
+        keep_alive_ = false;
+        Dispatch(std::move(head));
+        return;
+      }
+    }
     if (!parser_->is_done() && beast::iequals(req[bhttp::field::expect], "100-continue")) {
       // curl and others wait for this before sending a large body. The read deadline keeps
       // running: this short write is part of reading the request.
@@ -719,41 +736,54 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   void OnRequest() {
     bhttp::request<bhttp::string_body> msg = parser_->release();
     parser_.reset();
+    BeginHandling(msg);
+    Request r;
+    if (auto bad = FillRequest(msg, &r)) {
+      // The message itself was well formed, so the connection can stay.
+      OnResponse(seq_, std::move(*bad));
+      return;
+    }
+    r.body = std::move(msg.body());
+    Dispatch(std::move(r));
+  }
+
+  void BeginHandling(const bhttp::request<bhttp::string_body>& msg) {
     ++seq_;
     version_ = msg.version();
     keep_alive_ = msg.keep_alive();
     head_ = msg.method() == bhttp::verb::head;
     state_ = State::kHandling;
+  }
 
-    Request r;
+  // The request's fields from its head (all but the body), or the answer to a head no
+  // handler sees: a target that cannot be parsed, two Authorization headers.
+  std::optional<Response> FillRequest(const bhttp::request<bhttp::string_body>& msg, Request* r) {
     // HEAD is GET without the body (RFC 9110 9.3.2): handlers see GET, so every GET route,
     // its authorisation (GET /v1/health needs no token) and its length answer HEAD alike.
-    r.method = head_ ? std::string("GET") : std::string(msg.method_string());
-    r.target = std::string(msg.target());
-    auto target = ParseTarget(r.target);
-    if (!target.ok()) {
-      // The message itself was well formed, so the connection can stay.
-      OnResponse(seq_, JsonError(ErrorCode::kBadRequest, target.status().message()));
-      return;
-    }
+    r->method =
+        msg.method() == bhttp::verb::head ? std::string("GET") : std::string(msg.method_string());
+    r->target = std::string(msg.target());
+    auto target = ParseTarget(r->target);
+    if (!target.ok()) return JsonError(ErrorCode::kBadRequest, target.status().message());
     if (msg.count(bhttp::field::authorization) > 1) {
       // Which of two credentials counts would be a guess (a proxy may pick the other one).
-      OnResponse(seq_, JsonError(ErrorCode::kBadRequest, "more than one Authorization header"));
-      return;
+      return JsonError(ErrorCode::kBadRequest, "more than one Authorization header");
     }
-    r.path = std::move(target->path);
-    r.query = std::move(target->query);
-    r.authorization = std::string(msg[bhttp::field::authorization]);
-    r.headers.reserve(std::distance(msg.begin(), msg.end()));
+    r->path = std::move(target->path);
+    r->query = std::move(target->query);
+    r->authorization = std::string(msg[bhttp::field::authorization]);
+    r->headers.reserve(std::distance(msg.begin(), msg.end()));
     for (const auto& f : msg)
-      r.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
-    r.body = std::move(msg.body());
-    r.remote_address = remote_address_;
-    r.remote_port = remote_port_;
-    r.tls = kTls;
-    r.peer_cn = peer_cn_;
-    r.peer_cert_error = peer_cert_error_;
+      r->headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+    r->remote_address = remote_address_;
+    r->remote_port = remote_port_;
+    r->tls = kTls;
+    r->peer_cn = peer_cn_;
+    r->peer_cert_error = peer_cert_error_;
+    return std::nullopt;
+  }
 
+  void Dispatch(Request&& r) {
     auto reply = std::make_shared<Reply>(this->shared_from_this(), seq_);
     Responder responder = [reply](Response resp) { reply->Answer(std::move(resp)); };
     try {

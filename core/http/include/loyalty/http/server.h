@@ -87,6 +87,12 @@ struct ServerOptions {
   // on_drained is called anyway; 0 waits forever. The daemon must exit within 5 s of
   // SIGTERM, so handlers that hold a request (long-poll) should answer early on Stop.
   int drain_timeout_ms = 4000;
+  // Called when a request's head is complete and a body is to come. False: the handler is
+  // given the request without its body at once (to refuse it: a missing token), the body
+  // is never read and the connection closes after the answer — a client without
+  // credentials cannot hold a request in progress by trickling a body (docs/http.md, "At
+  // the connection cap"). Unset: every body is read.
+  std::function<bool(const Request& head)> may_read_body;
   // Set: the listener speaks only TLS (1.2 or 1.3, the profile of tls_profile.h), the files
   // are loaded by Listen(). The handshake runs under handshake_timeout_ms from accept; TLS
   // sessions are not resumed, so every connection's client certificate is verified afresh
