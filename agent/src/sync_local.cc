@@ -63,19 +63,22 @@ Status ApplySnapshot(ledger::Ledger& w, const sync::Snapshot& snap, const TimeZo
     if (auto id = w.AddLot(lot); !id.ok()) return id.status();
     lot_sum += l.points;
   }
+  auto offset = [&tz](int64_t t) { return tz.UtcOffsetAt(t); };
   // The cached balance always equals the sum of the lots: if HQ's lots do not add up to its
-  // balance, the rest is kept as a lot that never expires rather than breaking that rule.
+  // balance, the rest is kept as a lot rather than breaking that rule: points as if earned
+  // at the snapshot (a date the POS can show), a shortfall as a debt that never expires.
   if (lot_sum != snap.balance) {
+    const int64_t rest = snap.balance - lot_sum;
     model::Lot lot{0,
                    snap.member_id,
-                   snap.balance - lot_sum,
-                   snap.balance - lot_sum,
+                   rest,
+                   rest,
                    snap.snapshot_at_s,
-                   model::kNeverExpires,
+                   rest < 0 ? model::kNeverExpires
+                            : rules::LotExpiry(snap.snapshot_at_s, validity_months, offset),
                    ""};
     if (auto id = w.AddLot(lot); !id.ok()) return id.status();
   }
-  auto offset = [&tz](int64_t t) { return tz.UtcOffsetAt(t); };
   auto after = w.MemberEntriesAfter(snap.member_id, snap.terminal_seq);
   if (!after.ok()) return after.status();
   for (const auto& e : *after) {

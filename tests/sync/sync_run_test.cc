@@ -823,6 +823,48 @@ TEST_F(SyncRunTest, RulesTheTerminalCannotTakeLeaveTheOnesInForceAndArePassedOn)
   ExpectConverged();
 }
 
+// A snapshot whose lots do not add up to its balance (HQ's invariant broken, or a hostile
+// answer): the ledger keeps balance = the sum of the lots, points over as a lot earned at
+// the snapshot (with a date the POS can show), a shortfall as a debt lot that never expires.
+TEST_F(SyncRunTest, LotsThatDoNotAddUpToTheBalanceKeepTheRestAsADatedLotOrADebt) {
+  CloseTerminal();
+  auto l = ledger::Ledger::Open(Db(), ledger::Ledger::Mode::kWriter, kTerminal);
+  ASSERT_TRUE(l.ok()) << l.status().ToString();
+  auto offset = [&](int64_t t) { return tz_.UtcOffsetAt(t); };
+  const int64_t expires = rules::LotExpiry(kT0, 12, offset);
+  auto apply = [&](int64_t balance) {
+    sync::Snapshot s;
+    s.member_id = member_id_;
+    s.tier = "member";
+    s.status = "active";
+    s.balance = balance;
+    s.lots = {{300, kT0 + 86400}};
+    s.snapshot_at_s = kT0;
+    ASSERT_TRUE((*l)->Begin().ok());
+    ASSERT_TRUE(ApplySnapshot(**l, s, tz_, 12).ok());
+    ASSERT_TRUE((*l)->Commit().ok());
+  };
+  apply(1000);
+  auto lots = (*l)->Lots(member_id_).value();
+  ASSERT_EQ(lots.size(), 2u);
+  int64_t sum = 0;
+  for (const auto& lot : lots) {
+    sum += lot.remaining;
+    if (lot.remaining == 700) EXPECT_EQ(lot.expires_at_s, expires);
+  }
+  EXPECT_EQ(sum, 1000);
+  apply(100);
+  lots = (*l)->Lots(member_id_).value();
+  sum = 0;
+  for (const auto& lot : lots) {
+    sum += lot.remaining;
+    if (lot.remaining < 0) EXPECT_EQ(lot.expires_at_s, model::kNeverExpires);
+  }
+  EXPECT_EQ(sum, 100);
+  l->reset();
+  OpenTerminal();
+}
+
 TEST_F(SyncRunTest, AfterFaultsOneCleanRunEstablishesEveryInvariant) {
   const char* env = std::getenv("LOYALTY_SYNC_FAULT_ROUNDS");
   int rounds = env ? std::atoi(env) : 20;
