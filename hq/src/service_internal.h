@@ -210,8 +210,9 @@ struct HqService::Impl {
   struct WriteCache {
     std::map<uint64_t, MemberSlot> members;
     uint64_t changes = 0;
-    std::map<std::pair<std::string, uint64_t>, std::vector<DownloadSpan>>
-        downloads;  // by terminal and member
+    std::map<std::string, std::vector<DownloadSpan>> downloads;  // changes pages, by terminal
+    // Store::MemberDownloads, by terminal and member
+    std::map<std::pair<std::string, uint64_t>, std::vector<int64_t>> member_downloads;
   };
   std::unique_ptr<WriteCache> tx;  // the open write's; nullptr outside one
   Status WarmMembers(const std::string& tid, std::vector<uint64_t> ids);

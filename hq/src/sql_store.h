@@ -1216,18 +1216,30 @@ class SqlStore final : public Store {
     return st.Run();
   }
 
-  Result<Downloads> DownloadsAround(const std::string& terminal_id, uint64_t member_id,
-                                    int64_t at_ms) override {
+  Result<Downloads> DownloadsAround(const std::string& terminal_id, int64_t at_ms) override {
     HQ_PREPARE(st,
-               "SELECT (SELECT max(a) FROM (SELECT max(at_ms) AS a FROM terminal_downloads WHERE "
-               "terminal_id = ?1 AND at_ms <= ?2 UNION ALL SELECT max(at_ms) FROM member_downloads "
-               "WHERE terminal_id = ?1 AND member_id = ?3 AND at_ms <= ?2) b), "
-               "(SELECT min(a) FROM (SELECT min(at_ms) AS a FROM terminal_downloads WHERE "
-               "terminal_id = ?1 AND at_ms > ?2 UNION ALL SELECT min(at_ms) FROM member_downloads "
-               "WHERE terminal_id = ?1 AND member_id = ?3 AND at_ms > ?2) c)");
-    st.Bind(1, terminal_id).Bind(2, at_ms).Bind(3, member_id);
+               "SELECT (SELECT max(at_ms) FROM terminal_downloads WHERE terminal_id = ?1 AND at_ms "
+               "<= ?2), "
+               "(SELECT min(at_ms) FROM terminal_downloads WHERE terminal_id = ?1 AND at_ms > ?2)");
+    st.Bind(1, terminal_id).Bind(2, at_ms);
     if (!st.Step()) return Fail(st);
     return Downloads{st.OptInt(0), st.OptInt(1)};
+  }
+
+  Result<std::map<uint64_t, std::vector<int64_t>>> MemberDownloads(
+      const std::string& terminal_id, const std::vector<uint64_t>& member_ids) override {
+    std::map<uint64_t, std::vector<int64_t>> out;
+    if (Status s = EachChunk(
+            "SELECT member_id, at_ms FROM member_downloads WHERE terminal_id = ?1 AND member_id " +
+                B::InInts(2) + " ORDER BY member_id, at_ms",
+            2, member_ids, [&](Stmt& st) { st.Bind(1, terminal_id); },
+            [&](const Stmt& r) {
+              out[static_cast<uint64_t>(r.Int(0))].push_back(r.Int(1));
+              return Status::Ok();
+            });
+        !s.ok())
+      return s;
+    return out;
   }
 
   Result<std::vector<sync::Refund>> RefundsOf(const std::string& terminal_id,

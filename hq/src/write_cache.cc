@@ -96,6 +96,13 @@ Status HqService::Impl::WarmMembers(const std::string& tid, std::vector<uint64_t
   const std::vector<std::string> kinds{"freeze", "tier_upgrade"};  // TerminalEntryBy's
   auto members = store.GetMembers(ids);
   if (!members.ok()) return members.status();
+  auto sent = store.MemberDownloads(tid, ids);  // LastDownload's: one statement, not one a member
+  if (!sent.ok()) return sent.status();
+  for (uint64_t id : ids) {
+    auto it = sent->find(id);
+    tx->member_downloads[{tid, id}] =
+        it == sent->end() ? std::vector<int64_t>() : std::move(it->second);
+  }
   auto states = store.MemberStateHistories(ids);
   if (!states.ok()) return states.status();
   auto firsts = store.FirstTerminalEntriesAt(tid, ids, kinds);
@@ -303,20 +310,43 @@ Status HqService::Impl::InsertEntry(const sync::Entry& e, bool applied, int64_t 
   return Status::Ok();
 }
 
-// The terminal's last download of the member at or before at_ms (downloads never happen
-// inside a write).
+// The terminal's last download of the member at or before at_ms: its last changes page, or
+// the member sent to it alone since (downloads never happen inside a write).
 Result<std::optional<int64_t>> HqService::Impl::LastDownload(const std::string& tid,
                                                              uint64_t member_id, int64_t at_ms) {
-  std::vector<DownloadSpan>* spans = tx ? &tx->downloads[{tid, member_id}] : nullptr;
+  std::optional<int64_t> last;
+  std::vector<DownloadSpan>* spans = tx ? &tx->downloads[tid] : nullptr;
+  bool found = false;
   if (spans) {
     for (const auto& d : *spans) {
-      if ((!d.last || *d.last <= at_ms) && (!d.next || at_ms < *d.next)) return d.last;
+      if ((!d.last || *d.last <= at_ms) && (!d.next || at_ms < *d.next)) {
+        last = d.last;
+        found = true;
+        break;
+      }
     }
   }
-  auto d = store.DownloadsAround(tid, member_id, at_ms);
-  if (!d.ok()) return d.status();
-  if (spans) spans->push_back({d->at_or_before, d->after});
-  return d->at_or_before;
+  if (!found) {
+    auto d = store.DownloadsAround(tid, at_ms);
+    if (!d.ok()) return d.status();
+    if (spans) spans->push_back({d->at_or_before, d->after});
+    last = d->at_or_before;
+  }
+  std::vector<int64_t> read;
+  const std::vector<int64_t>* own = nullptr;
+  if (tx) {
+    if (auto it = tx->member_downloads.find({tid, member_id}); it != tx->member_downloads.end())
+      own = &it->second;
+  }
+  if (!own) {
+    auto m = store.MemberDownloads(tid, {member_id});
+    if (!m.ok()) return m.status();
+    if (auto it = m->find(member_id); it != m->end()) read = std::move(it->second);
+    own = tx ? &(tx->member_downloads[{tid, member_id}] = std::move(read)) : &read;
+  }
+  for (int64_t t : *own)
+    if (t <= at_ms && (!last || t > *last)) last = t;
+  return last;
 }
 
 Result<std::vector<model::Lot>*> HqService::Impl::LotsOf(MemberSlot& s, uint64_t member_id) {

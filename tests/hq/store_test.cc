@@ -1366,6 +1366,7 @@ TEST_F(HqStoreTest, AReadThatFailsDuringAnUploadFailsItWholeAndARetrySucceeds) {
       "FROM checkouts WHERE terminal_id",            // a checkout's verdict, a refund's checkout
       "FROM member_states",                          // what the terminal could have priced with
       "FROM terminal_downloads",                     // its last download
+      "FROM member_downloads",                       // its members sent alone since
       "min(at_ms) FROM entries",                     // its own freeze / upgrade
       "FROM spend_totals",                           // the month's spend (tier)
       "FROM lots WHERE member_id",                   // lots to credit and debit

@@ -444,9 +444,10 @@ class Store {
   // member the terminal holds; a look-up, a repair or a sale's record (AddMemberDownloads),
   // for the members it carried. ForgetDownloadsPast: the terminal holds the page of this
   // cursor and none after it, so the pages it was sent past it never arrived (an answer lost
-  // on the way) and are forgotten. DownloadsAround: the member's last download at or before a
-  // moment and the first one after it (nullopt when none), so that a caller knows every
-  // moment before `after` has the same last download.
+  // on the way) and are forgotten. DownloadsAround: the terminal's last changes page at or
+  // before a moment and the first one after it (nullopt when none), so that a caller knows
+  // every moment before `after` has the same last page. MemberDownloads: the times each of
+  // these members was sent to the terminal outside the changes pages, by time (absent: never).
   virtual Status AddTerminalDownload(const std::string& terminal_id, int64_t at_ms,
                                      int64_t cursor_seq) = 0;
   virtual Status AddMemberDownloads(const std::string& terminal_id,
@@ -455,8 +456,9 @@ class Store {
   struct Downloads {
     std::optional<int64_t> at_or_before, after;
   };
-  virtual Result<Downloads> DownloadsAround(const std::string& terminal_id, uint64_t member_id,
-                                            int64_t at_ms) = 0;
+  virtual Result<Downloads> DownloadsAround(const std::string& terminal_id, int64_t at_ms) = 0;
+  virtual Result<std::map<uint64_t, std::vector<int64_t>>> MemberDownloads(
+      const std::string& terminal_id, const std::vector<uint64_t>& member_ids) = 0;
 
   // --- coupons, devices, revocations, adjustments
   virtual Status PutCoupon(const CouponRecord& c) = 0;  // insert; constraint if the id exists
