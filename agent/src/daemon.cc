@@ -498,7 +498,6 @@ int Serve(const std::string& config_path, Prepared& p) {
   ledger::Ledger* loop_reader = ledger->reader.get();
   Scanners scanners(
       ioc, clock, [&](const drivers::Scan& s) { hub.Add(IdentifyScan(s, service, *loop_reader)); });
-  metrics.set_gauges([&]() { return ReadGauges(*loop_reader, trusted_time, clock, scanners); });
   ApiContext ctx;
   ctx.metrics = &metrics;
   ctx.token = p.token;
@@ -537,6 +536,13 @@ int Serve(const std::string& config_path, Prepared& p) {
                       [&api](http::Request&& r, http::Responder respond) {
                         api.Handle(std::move(r), std::move(respond));
                       });
+  metrics.set_gauges([&]() {
+    Metrics::Gauges g = ReadGauges(*loop_reader, trusted_time, clock, scanners);
+    g.api_connections = static_cast<int64_t>(server.active_connections());
+    g.api_connections_evicted = server.evicted_connections();
+    g.api_connections_refused = server.refused_connections();
+    return g;
+  });
 
   if (Status s = server.Listen(); !s.ok()) {
     LogEvent(Level::kCritical, "api_listen_failed",

@@ -83,6 +83,14 @@ std::string Metrics::Render() const {
   o.Family("loyalty_scanner_connected", "gauge", "1 when the scanner is connected.");
   for (const auto& [id, up] : g.scanners)
     o.Sample("loyalty_scanner_connected", Label("scanner", id), up ? "1" : "0");
+  o.Family("loyalty_api_connections", "gauge", "POS API connections open.");
+  o.Sample("loyalty_api_connections", "", g.api_connections);
+  o.Family("loyalty_api_connections_evicted_total", "counter",
+           "POS API connections closed idle to admit a new one at max_connections.");
+  o.Sample("loyalty_api_connections_evicted_total", "", g.api_connections_evicted);
+  o.Family("loyalty_api_connections_refused_total", "counter",
+           "POS API connections refused (503) because every open one had a request in progress.");
+  o.Sample("loyalty_api_connections_refused_total", "", g.api_connections_refused);
   o.Family("loyalty_scanner_garbage_total", "counter",
            "Unreadable input from a scanner, by scanner and reason.");
   for (const auto& sg : g.scanner_garbage)

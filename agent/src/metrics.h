@@ -38,6 +38,10 @@ class Metrics {
       uint64_t count = 0;
     };
     std::vector<ScannerGarbage> scanner_garbage;
+    // The POS API's connections (http::Server): open now, and closed or refused at the cap
+    // since the agent started — a lane locked out shows here, not in the request counts.
+    int64_t api_connections = 0;
+    uint64_t api_connections_evicted = 0, api_connections_refused = 0;
   };
   void set_gauges(std::function<Gauges()> f) { gauges_ = std::move(f); }
 

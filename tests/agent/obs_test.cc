@@ -38,9 +38,15 @@ TEST(Metrics, ExpositionParsesWithPrometheusClient) {
     g.clock_trusted = false;
     g.scanners = {{"lane1", true}, {"lane\"2", false}};
     g.scanner_garbage = {{"lane1", "invalid_utf8", 3}, {"lane1", "cut_off", 0}};
+    g.api_connections = 7;
+    g.api_connections_evicted = 2;
+    g.api_connections_refused = 5;
     return g;
   });
   std::string text = m.Render();
+  EXPECT_NE(text.find("\nloyalty_api_connections 7\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\nloyalty_api_connections_evicted_total 2\n"), std::string::npos);
+  EXPECT_NE(text.find("\nloyalty_api_connections_refused_total 5\n"), std::string::npos);
   // Debian's parser (python3-prometheus-client), whatever python3 is first on PATH.
   EXPECT_NE(text.find("loyalty_scans_total{result=\"member\"} 2"), std::string::npos) << text;
   EXPECT_NE(

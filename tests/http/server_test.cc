@@ -726,6 +726,7 @@ TEST(HttpServer, OverTheConnectionCapWithEveryRequestInProgressAnswers503AndClos
   EXPECT_EQ(json::parse(refused->body)["error"]["code"], "unavailable");
   EXPECT_EQ(ts.server().active_connections(), 2u);
   EXPECT_EQ(ts.server().evicted_connections(), 0u);
+  EXPECT_EQ(ts.server().refused_connections(), 1u);  // what the agent's metrics show
 
   holder.AnswerAll();  // both requests in progress are answered, not dropped
   EXPECT_EQ(a.ReadReply().status, 200);
@@ -734,6 +735,7 @@ TEST(HttpServer, OverTheConnectionCapWithEveryRequestInProgressAnswers503AndClos
   ASSERT_TRUE(accepted.ok()) << accepted.status().ToString();
   EXPECT_EQ(accepted->status, 200);
   EXPECT_EQ(ts.server().evicted_connections(), 1u);
+  EXPECT_EQ(ts.server().refused_connections(), 1u);
 }
 
 // At the cap the connection idle longest goes, closed without a word: here the one whose

@@ -307,7 +307,8 @@ struct ServerCore : std::enable_shared_from_this<ServerCore> {
   std::atomic<size_t> active{0};
   std::atomic<size_t> refusing{0};
   std::atomic<uint64_t> evicted{0};
-  bool stop_started = false;                         // io thread
+  std::atomic<uint64_t> refused{0};  // over the cap: answered 503, or closed at once
+  bool stop_started = false;         // io thread
   std::vector<std::function<void()>> drain_waiters;  // io thread
 
   // The registry of counted connections. A connection is idle (an eviction candidate) from
@@ -971,7 +972,8 @@ void ServerCore::OnAccept(error_code ec, tcp::socket socket) {
     if (victim) victim->ForceClose();
     if (id != 0) {
       session->Registered(id);
-    } else if (refusing.load() >= std::max<size_t>(options.max_connections, 1)) {
+    } else if (refused.fetch_add(1),
+               refusing.load() >= std::max<size_t>(options.max_connections, 1)) {
       // Even the polite refusals are capped: a flood gets its sockets closed at once.
       return;  // the session and its socket are destroyed here
     } else {
@@ -1069,6 +1071,8 @@ bool Server::stopping() const { return core_->stopping.load(); }
 size_t Server::active_connections() const { return core_->active.load(); }
 
 uint64_t Server::evicted_connections() const { return core_->evicted.load(); }
+
+uint64_t Server::refused_connections() const { return core_->refused.load(); }
 
 Result<size_t> Server::ReloadCrl() {
   const auto& tls = core_->options.tls;

@@ -140,6 +140,10 @@ class Server {
   // max_connections_per_address). Safe from any thread.
   uint64_t evicted_connections() const;
 
+  // Connections refused so far because every open one had a request in progress (answered
+  // 503, or closed at once past as many refusals in flight). Safe from any thread.
+  uint64_t refused_connections() const;
+
  private:
   std::shared_ptr<internal::ServerCore> core_;  // shared with the connections it accepted
 };
