@@ -69,6 +69,13 @@ struct World {
     dir = std::filesystem::temp_directory_path() / ("fuzz_pos_api_" + std::to_string(::getpid()));
     std::filesystem::remove_all(dir);
     std::filesystem::create_directories(dir);
+    // Removed when the run ends (a crash leaves it, with the input that made it).
+    static std::filesystem::path made;
+    made = dir;
+    std::atexit([] {
+      std::error_code ec;
+      std::filesystem::remove_all(made, ec);
+    });
     const std::string db = (dir / "ledger.db").string();
     auto w = ledger::Ledger::Open(db, ledger::Ledger::Mode::kWriter, "T01");
     if (!w.ok()) std::abort();

@@ -58,6 +58,13 @@ struct World {
     dir = std::filesystem::temp_directory_path() / ("fuzz_hq_routes_" + std::to_string(::getpid()));
     std::filesystem::remove_all(dir);
     std::filesystem::create_directories(dir);
+    // Removed when the run ends (a crash leaves it, with the input that made it).
+    static std::filesystem::path made;
+    made = dir;
+    std::atexit([] {
+      std::error_code ec;
+      std::filesystem::remove_all(made, ec);
+    });
     auto s = hq::OpenSqliteStore((dir / "hq.db").string());
     if (!s.ok()) std::abort();
     store = std::move(*s);
