@@ -221,6 +221,16 @@ class SyncRunTest : public ::testing::Test {
     return f(**r);
   }
 
+  // An adjustment of the member's points at HQ (a WeChat shop's, say): the changes feed
+  // carries the member's new snapshot.
+  void AdjustAtHq(const std::string& adjustment_id, int64_t points,
+                  const std::string& reason = "wechat shop") {
+    auto adj =
+        hq_->Admin("POST", "/v1/members/" + member_ + "/adjustments",
+                   json{{"adjustment_id", adjustment_id}, {"points", points}, {"reason", reason}});
+    ASSERT_EQ(adj.status, 201) << adj.raw;
+  }
+
   // What HQ holds, through its admin API.
   int64_t HqEntries() { return hq_->Terminal(kTerminal).value("entries", int64_t{0}); }
   int64_t HqCheckouts() { return hq_->Terminal(kTerminal).value("checkouts", int64_t{0}); }
@@ -423,10 +433,7 @@ TEST_F(SyncRunTest, HqSideEntriesComeDownWithTheMemberAndShowBesideTheTerminals)
   ASSERT_EQ(Run().result, "ok");
   const int64_t before = HqBalance();
   clock_.advance_ms(60 * 1000);
-  auto adj =
-      hq_->Admin("POST", "/v1/members/" + member_ + "/adjustments",
-                 json{{"adjustment_id", "wx-1"}, {"points", 700}, {"reason", "wechat shop"}});
-  ASSERT_EQ(adj.status, 201) << adj.raw;
+  AdjustAtHq("wx-1", 700);
   clock_.advance_ms(60 * 1000);
   auto tier = hq_->Admin("POST", "/v1/members/" + member_ + "/tier", json{{"tier", "black"}});
   ASSERT_EQ(tier.status, 200) << tier.raw;
@@ -468,10 +475,7 @@ TEST_F(SyncRunTest, ARefusedEntryIsCorrectedWithACorrectionWhenTheSnapshotComesI
       Read([&](ledger::Ledger& l) { return l.GetMember(member_id_).value()->balance; });
   ASSERT_GT(held, HqBalance());
   // HQ changes the member, so the member is sent in the run that uploads the refused entry.
-  ASSERT_EQ(hq_->Admin("POST", "/v1/members/" + member_ + "/adjustments",
-                       json{{"adjustment_id", "adj-1"}, {"points", 40}, {"reason", "shop"}})
-                .status,
-            201);
+  AdjustAtHq("adj-1", 40, "shop");
   auto r = Run();
   ASSERT_EQ(r.result, "ok") << r.error;
   ASSERT_FALSE(HqConflicts().empty());
@@ -728,11 +732,7 @@ TEST_F(SyncRunTest, AReadThatFailsWhileUploadingFailsTheRunAndSendsNothingHalf) 
 TEST_F(SyncRunTest, AReadThatFailsWhileApplyingChangesFailsTheRunAndAppliesNothing) {
   Commit("c1", 10000);
   ASSERT_EQ(Run().result, "ok");
-  // An adjustment at HQ: the changes feed carries the member's new snapshot.
-  auto adj =
-      hq_->Admin("POST", "/v1/members/" + member_ + "/adjustments",
-                 json{{"adjustment_id", "adj-1"}, {"points", 500}, {"reason", "wechat shop"}});
-  ASSERT_EQ(adj.status, 201) << adj.raw;
+  AdjustAtHq("adj-1", 500);
   auto cursor = [&] {
     return Read([](ledger::Ledger& l) { return l.GetMeta(ledger::kSyncCursorKey).value(); });
   };
@@ -757,10 +757,7 @@ TEST_F(SyncRunTest, AReadThatFailsWhileApplyingChangesFailsTheRunAndAppliesNothi
 TEST_F(SyncRunTest, ACursorHqRefusesStartsTheDownloadAgainInTheSameRun) {
   Commit("c1", 10000);
   ASSERT_EQ(Run().result, "ok");
-  auto adj =
-      hq_->Admin("POST", "/v1/members/" + member_ + "/adjustments",
-                 json{{"adjustment_id", "adj-1"}, {"points", 500}, {"reason", "wechat shop"}});
-  ASSERT_EQ(adj.status, 201) << adj.raw;
+  AdjustAtHq("adj-1", 500);
   {
     auto db = sqlite::Db::Open(Db(), false);
     ASSERT_TRUE(db.ok());
