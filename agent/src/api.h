@@ -42,8 +42,8 @@ class PosApi {
   explicit PosApi(ApiContext ctx) : ctx_(std::move(ctx)) {}
   // The http::Handler: call on the event-loop thread.
   void Handle(http::Request&& req, http::Responder respond);
-  // http::ServerOptions::may_read_body: only a request the API would not refuse for its
-  // token has its body read; another is refused (401) from its head at once.
+  // http::ServerOptions::may_read_body: only a request with the token has its body read;
+  // another is answered from its head at once (401, or a token-free route's answer).
   bool MayReadBody(const http::Request& head) const;
 
  private:

@@ -56,11 +56,12 @@ size_t Count(const std::string& haystack, const std::string& needle) {
 class Flood {
  public:
   enum class Kind {
-    kSilent,       // connects, sends nothing (to a TLS listener: never starts a handshake)
-    kHalfHello,    // TLS: the first bytes of a ClientHello, then nothing
-    kDribble,      // plain HTTP: a request head, one byte at a time, never finished
-    kTlsDribble,   // TLS: completes a handshake (no certificate), then dribbles a head
-    kBodyDribble,  // plain HTTP: a whole head without a token, then its body a byte at a time
+    kSilent,             // connects, sends nothing (to a TLS listener: never starts a handshake)
+    kHalfHello,          // TLS: the first bytes of a ClientHello, then nothing
+    kDribble,            // plain HTTP: a request head, one byte at a time, never finished
+    kTlsDribble,         // TLS: completes a handshake (no certificate), then dribbles a head
+    kBodyDribble,        // plain HTTP: a whole head without a token, then its body a byte at a time
+    kHealthBodyDribble,  // the same to GET /v1/health, a route that needs no token
   };
   struct Target {
     uint16_t port;
@@ -121,10 +122,15 @@ class Flood {
       return;
     }
     open_.fetch_add(1);
-    if (s.kind == Kind::kBodyDribble) {
+    if (s.kind == Kind::kBodyDribble || s.kind == Kind::kHealthBodyDribble) {
       static constexpr char kBodyHead[] =
           "POST /v1/checkouts/quote HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{";
-      ::send(s.fd, kBodyHead, sizeof(kBodyHead) - 1, MSG_NOSIGNAL);
+      static constexpr char kHealthHead[] =
+          "GET /v1/health HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{";
+      if (s.kind == Kind::kBodyDribble)
+        ::send(s.fd, kBodyHead, sizeof(kBodyHead) - 1, MSG_NOSIGNAL);
+      else
+        ::send(s.fd, kHealthHead, sizeof(kHealthHead) - 1, MSG_NOSIGNAL);
       s.sent = sizeof(kHead);  // Dribble sends body bytes from here
     } else if (s.kind == Kind::kHalfHello) {
       // A handshake record header and a ClientHello header announcing 240 bytes, never sent.
@@ -186,7 +192,8 @@ class Flood {
           Open(s);
           continue;
         }
-        if (s.kind == Kind::kDribble || s.kind == Kind::kTlsDribble || s.kind == Kind::kBodyDribble)
+        if (s.kind == Kind::kDribble || s.kind == Kind::kTlsDribble ||
+            s.kind == Kind::kBodyDribble || s.kind == Kind::kHealthBodyDribble)
           Dribble(s);
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -221,9 +228,10 @@ class ConnectionsTest : public E2eFixture {
 };
 
 // The flood outnumbers both caps: the agent keeps its default max_connections (256) and gets
-// 300 sockets, and 300 more that send a whole request head without a token and then trickle
-// its body (answered 401 from the head and closed: without a token no body is waited for, or
-// they would hold every slot with requests in progress); HQ is given max_connections = 200
+// 300 sockets, and 600 more that send a whole request head without a token and then trickle
+// its body, half to a route that needs a token and half to GET /v1/health, which needs none
+// (answered from the head and closed: without a token no body is waited for, or they would
+// hold every slot with requests in progress); HQ is given max_connections = 200
 // (the default 4096 would need thousands) and
 // gets 320, spread over nine loopback addresses so its per-address limit (64) is not what saves
 // it. Meanwhile the POS quotes and the terminal syncs: every quote is answered 200 and every
@@ -241,6 +249,7 @@ TEST_F(ConnectionsTest, IdleFloodDoesNotLockOutThePosOrTheTerminal) {
       {t.port(), Flood::Kind::kSilent, 100, {}},
       {t.port(), Flood::Kind::kDribble, 200, {}},
       {t.port(), Flood::Kind::kBodyDribble, 300, {}},
+      {t.port(), Flood::Kind::kHealthBodyDribble, 300, {}},
       {hq_->port(), Flood::Kind::kSilent, 100, flood_from},
       {hq_->port(), Flood::Kind::kHalfHello, 120, flood_from},
       {hq_->port(), Flood::Kind::kTlsDribble, 100, flood_from},
