@@ -2,6 +2,7 @@
 
 #include <random>
 
+#include "events.h"
 #include "log.h"
 #include "loyalty/base/ids.h"
 #include "loyalty/base/time.h"
@@ -136,7 +137,10 @@ sync::RunRecord SyncService::RunOnce(const std::string& run_id, const std::strin
     ro.cancel = &cancel_;
     ro.on_hq_time = on_hq_time_;
     ro.log = [](const std::string& event, const nlohmann::json& fields) {
-      LogEvent(event == "sync_conflict" ? Level::kWarn : Level::kInfo, event, fields);
+      // At the catalogue's level (sync_conflict and sync_cursor_reset are warnings).
+      const EventInfo* info = FindEvent(event);
+      const bool warn = info != nullptr && info->level == "warn";
+      LogEvent(warn ? Level::kWarn : Level::kInfo, event, fields);
     };
     sync::SyncRun run(local_, *transport, clock_, ro);
     rec = run.Execute(run_id);
