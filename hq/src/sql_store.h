@@ -1191,9 +1191,14 @@ class SqlStore final : public Store {
 
   Status AddTerminalDownload(const std::string& terminal_id, int64_t at_ms,
                              int64_t cursor_seq) override {
+    // Two pages in one millisecond share a row, which keeps the later page's cursor (the
+    // earlier one's, refused if it is ever named again, costs a download from the start).
     HQ_PREPARE(st,
                "INSERT INTO terminal_downloads (terminal_id, at_ms, cursor_seq) VALUES (?,?,?) ON "
-               "CONFLICT DO NOTHING");
+               "CONFLICT (terminal_id, at_ms) DO UPDATE SET cursor_seq = CASE WHEN "
+               "terminal_downloads.cursor_seq IS NULL OR excluded.cursor_seq > "
+               "terminal_downloads.cursor_seq THEN excluded.cursor_seq ELSE "
+               "terminal_downloads.cursor_seq END");
     st.Bind(1, terminal_id).Bind(2, at_ms).Bind(3, cursor_seq);
     return st.Run();
   }
@@ -1214,6 +1219,16 @@ class SqlStore final : public Store {
     HQ_PREPARE(st, "DELETE FROM terminal_downloads WHERE terminal_id = ? AND cursor_seq > ?");
     st.Bind(1, terminal_id).Bind(2, cursor_seq);
     return st.Run();
+  }
+
+  Result<bool> CursorGiven(const std::string& terminal_id, int64_t cursor_seq) override {
+    HQ_PREPARE(st,
+               "SELECT CASE WHEN EXISTS (SELECT 1 FROM terminal_downloads WHERE terminal_id = ?1 "
+               "AND cursor_seq = ?2) OR NOT EXISTS (SELECT 1 FROM terminal_downloads WHERE "
+               "terminal_id = ?1 AND cursor_seq IS NOT NULL) THEN 1 ELSE 0 END");
+    st.Bind(1, terminal_id).Bind(2, cursor_seq);
+    if (!st.Step()) return Fail(st);
+    return st.Int(0) == 1;
   }
 
   Result<Downloads> DownloadsAround(const std::string& terminal_id, int64_t at_ms) override {

@@ -168,9 +168,11 @@ CREATE INDEX entries_hq_by_member ON entries(member_id, seq) WHERE terminal_id =
 )sql",
     // 9: what a terminal could know (docs/hq.md): a changes page's download keeps the
     // cursor it gave, so that one the terminal never received is forgotten at its next
-    // hello; a look-up's or a repair's counts for the members it carried only.
+    // hello, and one HQ has no record of giving is refused; a look-up's or a repair's
+    // counts for the members it carried only.
     R"sql(
 ALTER TABLE terminal_downloads ADD COLUMN cursor_seq INTEGER;
+CREATE INDEX terminal_downloads_by_cursor ON terminal_downloads(terminal_id, cursor_seq);
 CREATE TABLE member_downloads (
   terminal_id TEXT NOT NULL, member_id INTEGER NOT NULL, at_ms INTEGER NOT NULL,
   PRIMARY KEY (terminal_id, member_id, at_ms)) WITHOUT ROWID;

@@ -181,6 +181,17 @@ http::Response HqService::Impl::Changes(const std::string& tid, const http::Requ
           return Status::Error(
               ErrorCode::kBadRequest,
               "cursor is not one HQ gave (past HQ's newest change " + std::to_string(*max) + ")");
+        // Nor one HQ has no record of giving this terminal: after a restore from a backup
+        // older than the cursor, HQ's later changes reuse its values, and the changes in
+        // between would never be sent.
+        if (!q->cursor.empty()) {
+          auto given = store.CursorGiven(tid, after);
+          if (!given.ok()) return given.status();
+          if (!*given)
+            return Status::Error(ErrorCode::kBadRequest,
+                                 "cursor is not one HQ gave this terminal (HQ restored from an "
+                                 "older backup?)");
+        }
         // The store's members only (hq-and-sync.md, "Download"); every one sent is held.
         const int64_t since = ScopeSinceMs();
         auto members = store.StoreMembersChangedAfter(term->store_id, since, after, q->limit + 1);

@@ -202,6 +202,35 @@ TEST_F(HqTrustTest, APageWhoseAnswerWasLostIsNotWhatTheTerminalCouldKnow) {
   ExpectBalanceIsAppliedSum(id);
 }
 
+// A cursor HQ has no record of giving this terminal — one it never gave, or one given after
+// the backup HQ was restored from, whose values HQ's later changes reuse — is refused, so
+// the terminal downloads again from the beginning instead of missing the changes between.
+TEST_F(HqTrustTest, ACursorHqHasNoRecordOfGivingIsRefused) {
+  CreateMember();
+  auto page = [&](const std::string& tid, const std::string& cursor) {
+    return Call("GET", "/v1/sync/" + tid + "/changes?cursor=" + cursor, "", false);
+  };
+  auto first = page("T01", "");
+  ASSERT_EQ(first.status, 200);
+  const std::string given = J(first)["cursor"];
+  CreateMember({{"name", "李四"}});  // a change: HQ's newest is past the cursor given
+  clock_.advance_ms(1000);
+  EXPECT_EQ(page("T01", given).status, 200);
+  // T02 never got a page: a cursor of T01's, or any other, is not T02's to name — once
+  // T02 holds a recorded cursor.
+  ASSERT_EQ(page("T02", "").status, 200);
+  auto refused = page("T02", std::to_string(std::stoll(given) - 1));
+  EXPECT_EQ(refused.status, 400);
+  EXPECT_EQ(J(refused)["error"]["code"], "bad_request");
+  // As after a restore: the records of the pages given since are gone.
+  ASSERT_TRUE(
+      loyalty::testing::ExecOnTestHqStore(
+          dir_,
+          "DELETE FROM terminal_downloads WHERE terminal_id = 'T01' AND cursor_seq = " + given)
+          .ok());
+  EXPECT_EQ(page("T01", given).status, 400);
+}
+
 // A look-up of one member is a download of that member only: a sale of another member the
 // terminal holds, priced with its snapshot from the last changes page, stands.
 TEST_F(HqTrustTest, ALookUpIsADownloadOfTheMembersItCarriedOnly) {

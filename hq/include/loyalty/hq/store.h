@@ -453,6 +453,11 @@ class Store {
   virtual Status AddMemberDownloads(const std::string& terminal_id,
                                     const std::vector<uint64_t>& member_ids, int64_t at_ms) = 0;
   virtual Status ForgetDownloadsPast(const std::string& terminal_id, int64_t cursor_seq) = 0;
+  // Whether HQ gave this terminal a changes page with this cursor (and has not forgotten
+  // it): false for a cursor it never gave, and for one given after the backup HQ was
+  // restored from. A terminal with no page recorded with its cursor (downloads recorded
+  // before schema 9 / 7) is taken at its word.
+  virtual Result<bool> CursorGiven(const std::string& terminal_id, int64_t cursor_seq) = 0;
   struct Downloads {
     std::optional<int64_t> at_or_before, after;
   };
