@@ -183,7 +183,8 @@ Status HqService::Impl::ChainVelocity(const sync::Entry& e) {
   if (!m || m->status == "frozen") return Status::Ok();
   constexpr int64_t kHour = 3'600'000;
   const int64_t floor_ms = m->unfrozen_at_ms;
-  auto earns = EarnsAfter(**slot, e.member_id, std::max(e.at_ms - kHour, floor_ms));
+  std::vector<std::pair<int64_t, int64_t>> read;
+  auto earns = EarnsAfter(**slot, e.member_id, std::max(e.at_ms - kHour, floor_ms), &read);
   if (!earns.ok()) return earns.status();
   Result<int64_t> earned = int64_t{0};
   size_t lo = 0;

@@ -30,6 +30,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -217,8 +218,9 @@ struct HqService::Impl {
   std::unique_ptr<WriteCache> tx;  // the open write's; nullptr outside one
   Status WarmMembers(const std::string& tid, std::vector<uint64_t> ids);
   Status WarmAccounting(const std::vector<sync::Entry>& entries, const std::string& tid);
-  Result<std::vector<std::pair<int64_t, int64_t>>> EarnsAfter(MemberSlot& s, uint64_t member_id,
-                                                              int64_t after_ms);
+  Result<std::span<const std::pair<int64_t, int64_t>>> EarnsAfter(
+      MemberSlot& s, uint64_t member_id, int64_t after_ms,
+      std::vector<std::pair<int64_t, int64_t>>* read);
 
   // ------------------------------------------------------------------ routes.cc
   http::Response Terminal(const std::string& tid, const std::string& route,

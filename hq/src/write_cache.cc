@@ -177,20 +177,22 @@ Status HqService::Impl::WarmAccounting(const std::vector<sync::Entry>& entries,
   return Status::Ok();
 }
 
-// The member's applied earns after after_ms, by time: the slot's when it holds them.
-Result<std::vector<std::pair<int64_t, int64_t>>> HqService::Impl::EarnsAfter(MemberSlot& s,
-                                                                             uint64_t member_id,
-                                                                             int64_t after_ms) {
-  std::vector<std::pair<int64_t, int64_t>> out;
+// The member's applied earns after after_ms, by time: a view of the slot's when it holds
+// them (found by their time, not copied), else read from the store into *read.
+Result<std::span<const std::pair<int64_t, int64_t>>> HqService::Impl::EarnsAfter(
+    MemberSlot& s, uint64_t member_id, int64_t after_ms,
+    std::vector<std::pair<int64_t, int64_t>>* read) {
   if (s.earns && after_ms >= s.earns_after) {
-    for (const auto& earn : *s.earns)
-      if (earn.first > after_ms) out.push_back(earn);
-    return out;
+    auto from = std::upper_bound(
+        s.earns->begin(), s.earns->end(), after_ms,
+        [](int64_t t, const std::pair<int64_t, int64_t>& x) { return t < x.first; });
+    return std::span<const std::pair<int64_t, int64_t>>(from, s.earns->end());
   }
   auto stored = store.AppliedEarnsAfter({member_id}, after_ms);
   if (!stored.ok()) return stored.status();
-  if (auto it = stored->find(member_id); it != stored->end()) out = std::move(it->second);
-  return out;
+  read->clear();
+  if (auto it = stored->find(member_id); it != stored->end()) *read = std::move(it->second);
+  return std::span<const std::pair<int64_t, int64_t>>(*read);
 }
 
 Result<HqService::Impl::MemberSlot*> HqService::Impl::MemberOrBare(uint64_t member_id) {
