@@ -111,6 +111,10 @@ Result<std::string> HqService::Impl::CheckCheckout(const std::string& tid,
     if (!*rec) return std::string("coupon_unknown");
     const auto& k = (*rec)->coupon;
     if (!k.ForMember(*c.member_id)) return std::string("coupon_not_for_member");
+    // The terminal takes a coupon only inside its validity period, at the second of the
+    // commit (coupons never change once made, so HQ's record is the terminal's).
+    if (!k.ValidAt(std::max<int64_t>(0, FloorDiv(c.committed_at_ms, 1000))))
+      return std::string("coupon_out_of_period");
     in.coupon = rules::CouponTerms(k);
   }
   // A redemption is priced again as a request for the points it took. A request for a number

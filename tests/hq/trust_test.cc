@@ -127,6 +127,77 @@ TEST_F(HqTrustTest, PointsMustFollowACheckoutHqPricesAgain) {
   ExpectBalanceIsAppliedSum(id);
 }
 
+// A coupon is priced only as HQ holds it: this member's (or anyone's), inside its validity
+// period at the second of the commit, as the terminal itself checks at the till.
+TEST_F(HqTrustTest, ACouponMustBeTheMembersAndValidAtTheCommit) {
+  std::string id = CreateMember();
+  std::string other = CreateMember();
+  uint64_t m = std::stoull(id);
+  const int64_t now_s = kNowMs / 1000;
+  auto make = [&](const std::string& cid, const std::string& member, int64_t from, int64_t to) {
+    ASSERT_EQ(Call("POST", "/v1/coupons",
+                   json{{"coupon_id", cid},
+                        {"member_id", member},
+                        {"kind", "amount_off"},
+                        {"value_cents", 1000},
+                        {"min_spend_cents", 5000},
+                        {"valid_from", from},
+                        {"valid_to", to}})
+                  .status,
+              201);
+  };
+  make("in", id, now_s - 86400, now_s + 86400);
+  make("edge", "0", now_s, now_s + 10);
+  make("over", id, now_s - 86400, now_s - 1);
+  make("early", id, now_s + 1, now_s + 86400);
+  make("theirs", other, now_s - 86400, now_s + 86400);
+  auto with = [](const std::string& cid) {
+    rules::Coupon c;
+    c.coupon_id = cid;
+    c.value_cents = 1000;
+    c.min_spend_cents = 5000;
+    return c;
+  };
+  FakeTerminal t{"T01"};
+  sync::UploadRequest up;
+  // Accepted: inside the period, and the first and last millisecond of its edges.
+  std::vector<Sale> sales = {
+      PricedSale(t, m, "c-in", Basket(10000), kNowMs + 10, 0, "", "member", with("in")),
+      PricedSale(t, m, "c-edge1", Basket(10000), kNowMs, 0, "", "member", with("edge")),
+      PricedSale(t, m, "c-edge2", Basket(10000), (now_s + 10) * 1000 + 999, 0, "", "member",
+                 with("edge")),
+      // Refused: after its end, before its start (by one second), another member's, unknown.
+      PricedSale(t, m, "c-over", Basket(10000), kNowMs + 20, 0, "", "member", with("over")),
+      PricedSale(t, m, "c-early", Basket(10000), kNowMs + 999, 0, "", "member", with("early")),
+      PricedSale(t, m, "c-theirs", Basket(10000), kNowMs + 30, 0, "", "member", with("theirs")),
+      PricedSale(t, m, "c-none", Basket(10000), kNowMs + 40, 0, "", "member", with("none"))};
+  std::sort(sales.begin(), sales.end(), [](const Sale& a, const Sale& b) {
+    return a.checkout.committed_at_ms < b.checkout.committed_at_ms;
+  });
+  std::map<std::string, std::string> status_of;
+  for (const auto& s : sales) {
+    up.entries.push_back(s.entries[0]);
+    up.checkouts.push_back(s.checkout);
+  }
+  auto res = Upload("T01", up);
+  ASSERT_EQ(res.results.size(), sales.size());
+  for (size_t i = 0; i < sales.size(); ++i)
+    status_of[sales[i].checkout.checkout_id] = res.results[i].status;
+  EXPECT_EQ(status_of, (std::map<std::string, std::string>{{"c-in", "created"},
+                                                           {"c-edge1", "created"},
+                                                           {"c-edge2", "created"},
+                                                           {"c-over", "refused"},
+                                                           {"c-early", "refused"},
+                                                           {"c-theirs", "refused"},
+                                                           {"c-none", "refused"}}));
+  EXPECT_EQ(RefusalReasons("T01"),
+            (std::set<std::string>{"coupon_out_of_period", "coupon_not_for_member",
+                                   "coupon_unknown", "checkout_refused"}));
+  EXPECT_EQ(Balance(id), 3 * 90);
+  EXPECT_EQ(Member(id)["month_spend_cents"], 3 * 9000);
+  ExpectBalanceIsAppliedSum(id);
+}
+
 TEST_F(HqTrustTest, RedemptionIsCheckedAgainstWhatTheTerminalCouldKnow) {
   std::string id = CreateMember();
   uint64_t m = std::stoull(id);
