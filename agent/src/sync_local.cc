@@ -227,11 +227,40 @@ Result<sync::UploadRequest> SyncLocal::WithRecords(std::vector<ledger::EntryRow>
   return req;
 }
 
+namespace {
+
+// The entries one commit writes (a sale's earn, redeem, freeze and upgrade; a refund's
+// claw-back and restore) share their record: HQ judges a record with the entries that carry
+// its points in the same upload (PROTOCOL.md), so a batch never ends inside one.
+constexpr size_t kMaxCommitEntries = 8;
+
+std::pair<std::string_view, std::string_view> RecordOf(const ledger::EntryRow& e) {
+  return {e.checkout_id, e.refund_id};
+}
+
+// Where a batch of at most max_entries of `entries` (read with kMaxCommitEntries more)
+// ends: before the commit that max_entries would cut, or after it when that commit is all
+// the batch would hold.
+size_t CommitBoundary(const std::vector<ledger::EntryRow>& entries, size_t max_entries) {
+  if (entries.size() <= max_entries || max_entries == 0) return entries.size();
+  const auto cut = RecordOf(entries[max_entries]);
+  if (cut.first.empty() || RecordOf(entries[max_entries - 1]) != cut) return max_entries;
+  size_t end = max_entries - 1;
+  while (end > 0 && RecordOf(entries[end - 1]) == cut) --end;
+  if (end > 0) return end;
+  end = max_entries;
+  while (end < entries.size() && RecordOf(entries[end]) == cut) ++end;
+  return end;
+}
+
+}  // namespace
+
 Result<sync::UploadBatch> SyncLocal::NextUploadBatch(int64_t after_seq, size_t max_entries) {
   auto r = Reader();
   if (!r.ok()) return r.status();
-  auto entries = (*r)->UnackedEntries(after_seq, static_cast<int>(max_entries));
+  auto entries = (*r)->UnackedEntries(after_seq, static_cast<int>(max_entries + kMaxCommitEntries));
   if (!entries.ok()) return entries.status();
+  entries->resize(CommitBoundary(*entries, max_entries));
   sync::UploadBatch b;
   if (!entries->empty()) {
     b.last_seq = entries->back().seq;

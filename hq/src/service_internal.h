@@ -130,6 +130,10 @@ struct HqService::Impl {
   // refund_id -> the member of its sale, for the refunds this upload stored (valid during
   // Upload): their clawback and restore entries need not look the sale up again.
   std::map<std::string, uint64_t> batch_refund_member;
+  // (kind, checkout_id, refund_id, member, points) of the upload's own redeem and clawback
+  // entries whose content matches their hash: a checkout that redeemed points, or a refund
+  // that takes points back, is judged with the entry carrying them (valid during Upload).
+  std::set<std::tuple<std::string, std::string, std::string, uint64_t, int64_t>> batch_carried;
   // checkout_id -> refused, of the upload's checkouts HQ holds (read at once before they are
   // stored, kept current as they are; valid during Upload, nullopt elsewhere).
   std::optional<std::map<std::string, bool>> batch_verdicts;

@@ -187,6 +187,11 @@ Status HqService::Impl::StoreCheckout(const std::string& tid, const sync::Checko
   if (*prior) return Status::Ok();  // known: its verdict stands
   auto reason = CheckCheckout(tid, c);
   if (!reason.ok()) return reason.status();
+  // The points a sale redeemed are taken by its redeem entry, written in the same commit and
+  // uploaded with it: without it the member would keep them.
+  if (reason->empty() && c.redeemed_points > 0 && c.member_id &&
+      !batch_carried.count({"redeem", c.checkout_id, "", *c.member_id, -c.redeemed_points}))
+    *reason = "redeem_missing";
   batch_checkouts[c.checkout_id] = BatchCheckout{&c, !reason->empty(), {}};
   auto inserted = store.InsertCheckout(tid, c);
   if (!inserted.ok()) return inserted.status();
@@ -365,6 +370,12 @@ http::Response HqService::Impl::Upload(const std::string& tid, const http::Reque
         if (!fresh) it->second = std::min(it->second, e.at_ms);
       }
     }
+    batch_carried.clear();
+    for (const auto& e : up->entries) {
+      if ((e.kind == "redeem" || e.kind == "clawback") && e.terminal_id == tid &&
+          model::EntryHash(e) == e.hash)
+        batch_carried.emplace(e.kind, e.checkout_id, e.refund_id, e.member_id, e.points);
+    }
     for (const auto& c : up->checkouts) {
       if (Status s = StoreCheckout(tid, c); !s.ok()) return s;
     }
@@ -402,6 +413,11 @@ http::Response HqService::Impl::Upload(const std::string& tid, const http::Reque
       int64_t correction = 0;
       auto reason = CheckRefund(tid, *r, &other, &member, &correction);
       if (!reason.ok()) return reason.status();
+      // The points a refund takes back are its clawback entry's, from the same commit.
+      if (reason->empty() && member != 0 && r->points_clawed_back > 0 &&
+          !batch_carried.count(
+              {"clawback", r->checkout_id, r->refund_id, member, -r->points_clawed_back}))
+        *reason = "clawback_missing";
       auto inserted = store.InsertRefund(tid, *r);
       if (!inserted.ok()) return inserted.status();
       if (!*inserted) continue;

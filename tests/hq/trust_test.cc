@@ -512,6 +512,72 @@ TEST_F(HqTrustTest, RefundsFollowTheirCheckoutAndNeverExceedIt) {
   ExpectBalanceIsAppliedSum(id);
 }
 
+// The points a sale redeemed or a refund takes back are its entries': a till that uploads the
+// record without them (or with other points) would leave the member the points. The record
+// is refused, and so is every entry that names it.
+TEST_F(HqTrustTest, ARecordIsJudgedWithTheEntryCarryingItsPoints) {
+  std::string id = CreateMember();
+  uint64_t m = std::stoull(id);
+  ASSERT_EQ(Call("POST", "/v1/members/" + id + "/adjustments",
+                 json{{"adjustment_id", "a1"}, {"points", 5000}, {"reason", "seed"}})
+                .status,
+            201);
+  ASSERT_EQ(Call("GET", "/v1/sync/T01/changes", "", false).status, 200);
+  clock_.advance_ms(1000);
+  const int64_t t0 = kNowMs + 10'000, cooldown_ms = 600'000;
+  const std::string code(64, 'c');
+  FakeTerminal t{"T01"};
+  // Redeems 1000 points with no redeem entry; then 1000 with a redeem entry of 1 point.
+  Sale bare = PricedSale(t, m, "c1", Basket(10000), t0, 1000, code);
+  bare.entries.pop_back();
+  t.seq--;
+  t.head_hash = bare.entries[0].hash;
+  Sale cheap = PricedSale(t, m, "c2", Basket(10000), t0 + cooldown_ms, 1000, code);
+  t.seq--;
+  t.head_hash = cheap.entries[0].hash;
+  cheap.entries[1] = t.Make("redeem", m, -1, t0 + cooldown_ms, "c2");
+  auto res = Upload(
+      "T01",
+      {{bare.entries[0], cheap.entries[0], cheap.entries[1]}, {bare.checkout, cheap.checkout}, {}});
+  ASSERT_EQ(res.results.size(), 3u);
+  for (const auto& r : res.results) EXPECT_EQ(r.status, "refused");
+  EXPECT_EQ(RefusalReasons("T01"), (std::set<std::string>{"redeem_missing", "checkout_refused"}));
+  EXPECT_EQ(Balance(id), 5000);
+  EXPECT_EQ(Member(id)["month_spend_cents"], 0);
+  // The honest sale, its redeem entry in the same upload: accepted.
+  Sale honest = PricedSale(t, m, "c3", Basket(10000), t0 + 2 * cooldown_ms, 1000, code);
+  ASSERT_EQ(honest.entries.size(), 2u);
+  res = Upload("T01", {honest.entries, {honest.checkout}, {}});
+  ASSERT_EQ(res.results.size(), 2u);
+  EXPECT_EQ(res.results[0].status, "created");
+  EXPECT_EQ(res.results[1].status, "created");
+  const int64_t after_sale = 5000 - 1000 + honest.checkout.points_earned;
+  EXPECT_EQ(Balance(id), after_sale);
+  // A refund of the whole sale takes its points back: without its clawback entry, refused.
+  const int64_t earned = honest.checkout.points_earned;
+  ASSERT_GT(earned, 0);
+  sync::Refund whole{
+      "r1",   "c3", "",   "return", t0 + 2 * cooldown_ms + 1000, honest.checkout.total_due_cents,
+      earned, 1000, "{}", {{0, 1}}};
+  sync::Entry restore = t.MakeFull("restore", m, 1000, t0 + 2 * cooldown_ms + 1000, "c3", "r1", "");
+  res = Upload("T01", {{restore}, {}, {whole}});
+  ASSERT_EQ(res.results.size(), 1u);
+  EXPECT_EQ(res.results[0].status, "refused");
+  EXPECT_TRUE(RefusalReasons("T01").count("clawback_missing"));
+  EXPECT_EQ(Balance(id), after_sale);
+  // The same refund under another id, with its clawback entry: accepted.
+  whole.refund_id = "r2";
+  whole.at_ms += 1000;
+  sync::Entry claw = t.MakeFull("clawback", m, -earned, whole.at_ms, "c3", "r2", "");
+  sync::Entry restore2 = t.MakeFull("restore", m, 1000, whole.at_ms, "c3", "r2", "");
+  res = Upload("T01", {{claw, restore2}, {}, {whole}});
+  ASSERT_EQ(res.results.size(), 2u);
+  EXPECT_EQ(res.results[0].status, "created");
+  EXPECT_EQ(res.results[1].status, "created");
+  EXPECT_EQ(Balance(id), 5000);
+  ExpectBalanceIsAppliedSum(id);
+}
+
 // The refund window is the rules' current at the refund (docs/pos-api.md): a terminal that
 // took a longer window from HQ since the sale refunds within it, and HQ agrees.
 TEST_F(HqTrustTest, ARefundIsJudgedWithTheWindowOfTheRulesCurrentAtIt) {

@@ -342,6 +342,35 @@ TEST_F(SyncRunTest, ASaleAfterTheTerminalsOwnVelocityFreezeIsAcceptedInTheSameUp
   ExpectConverged();
 }
 
+// HQ judges a record with the entries that carry its points in the same upload, so an
+// upload batch never ends inside one commit's entries: it ends before the commit, or, when
+// that commit is all the batch would hold, after it.
+TEST_F(SyncRunTest, AnUploadBatchNeverEndsInsideOneCommit) {
+  Commit("v1", 300000);  // seq 1
+  Commit("v2", 300000);  // seq 2 earn, seq 3 the terminal's velocity freeze
+  Commit("v3", 10000);   // seq 4
+  auto seqs = [&](int64_t after, size_t limit) {
+    auto b = local_->NextUploadBatch(after, limit);
+    EXPECT_TRUE(b.ok()) << b.status().ToString();
+    std::vector<std::pair<int64_t, std::string>> out;
+    if (b.ok())
+      for (const auto& e : b->request.entries) out.emplace_back(e.seq, e.checkout_id);
+    std::set<std::string> records;
+    if (b.ok())
+      for (const auto& c : b->request.checkouts) records.insert(c.checkout_id);
+    for (const auto& [seq, checkout] : out) EXPECT_TRUE(records.count(checkout)) << seq;
+    return out;
+  };
+  using Seqs = std::vector<std::pair<int64_t, std::string>>;
+  EXPECT_EQ(seqs(0, 1), (Seqs{{1, "v1"}}));
+  EXPECT_EQ(seqs(0, 2), (Seqs{{1, "v1"}}));  // not v2's earn without its freeze
+  EXPECT_EQ(seqs(0, 3), (Seqs{{1, "v1"}, {2, "v2"}, {3, "v2"}}));
+  EXPECT_EQ(seqs(1, 1), (Seqs{{2, "v2"}, {3, "v2"}}));  // the commit is the whole batch
+  EXPECT_EQ(seqs(1, 2), (Seqs{{2, "v2"}, {3, "v2"}}));
+  EXPECT_EQ(seqs(1, 500), (Seqs{{2, "v2"}, {3, "v2"}, {4, "v3"}}));
+  EXPECT_EQ(seqs(3, 1), (Seqs{{4, "v3"}}));
+}
+
 // A terminal whose cached balance drifted from HQ's without a change at HQ (its member row
 // and lots changed outside any sync: nothing in HQ's changes feed will replace them) gets
 // HQ's balance back from the balance reconciliation, with a `correction` entry that says
