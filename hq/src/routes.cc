@@ -115,8 +115,14 @@ http::Response HqService::Impl::Handle(const http::Request& req,
   if (Status s = PublishRules(); !s.ok()) return Error(ErrorCode::kUnavailable, s.message());
   std::vector<std::string> parts = PathParts(req.path);
   if (parts.empty() || parts[0] != "v1") return Error(ErrorCode::kNotFound, "no such route");
-  if (parts.size() == 2 && parts[1] == "health" && req.method == "GET")
+  if (parts.size() == 2 && parts[1] == "health" && req.method == "GET") {
+    // One indexed read: a load balancer takes a process whose database does not answer out
+    // of its pool instead of sending it terminals that would all fail.
+    if (auto probe = store.GetMeta("rules_current"); !probe.ok())
+      return Error(ErrorCode::kUnavailable,
+                   "the database does not answer: " + probe.status().message());
     return JsonResponse(200, {{"status", "ok"}});
+  }
   if (auto t = ParseTerminalRoute(req.path)) return Terminal(t->terminal_id, t->route, req, peer);
   return Admin(parts, req);
 }

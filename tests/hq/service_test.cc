@@ -503,6 +503,25 @@ TEST_F(HqServiceTest, ChainChecksAnswerAlikeWhenAnUploadSpansMoreSeqsThanOneRead
   EXPECT_EQ(J(Call("GET", "/v1/terminals/T02"))["last_seq"], 1600);
 }
 
+// Health is what a load balancer asks: a process whose database does not answer says so
+// (503), and says ok again once it does.
+TEST_F(HqServiceTest, HealthFailsWhileTheDatabaseDoesNotAnswer) {
+  auto ok = Call("GET", "/v1/health", "", false);
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  EXPECT_EQ(J(ok), (json{{"status", "ok"}}));
+  const std::string sql = "SELECT value FROM meta WHERE key = ?";
+  sqlite::InjectStepFault({sql, 1, -1, SQLITE_IOERR});
+  pg::InjectExecFault({sql, 1, -1, "08006"});
+  auto down = Call("GET", "/v1/health", "", false);
+  const int fired = sqlite::StepFaultsFired() + pg::ExecFaultsFired();
+  sqlite::ClearStepFaults();
+  pg::ClearExecFaults();
+  EXPECT_GT(fired, 0);
+  EXPECT_EQ(down.status, 503) << down.body;
+  EXPECT_EQ(J(down)["error"]["code"], "unavailable") << down.body;
+  EXPECT_EQ(Call("GET", "/v1/health", "", false).status, 200);
+}
+
 TEST_F(HqServiceTest, CrossStoreDoubleSpendGoesNegativeAndReuseIsReported) {
   std::string id = CreateMember();
   uint64_t m = std::stoull(id);
