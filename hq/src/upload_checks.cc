@@ -191,6 +191,12 @@ HqService::Impl::RefundOrder HqService::Impl::OrderOf(const sync::Refund& r,
 // terminal"), within the window, no more units than were sold, and amounts that follow
 // from the sale and the refunds before it. Refunds of one sale at other terminals that HQ
 // accepted come before this one; the same terminal's, in the order it made them.
+namespace {
+// The other terminals' refunds of one sale whose every subset a refund's amounts are tried
+// against (2^8 computations at most).
+constexpr size_t kMaxKnowableRefunds = 8;
+}  // namespace
+
 Result<std::string> HqService::Impl::CheckRefund(const std::string& tid, const sync::Refund& f,
                                                  std::string* other_terminal, uint64_t* member,
                                                  int64_t* correction) {
@@ -217,18 +223,23 @@ Result<std::string> HqService::Impl::CheckRefund(const std::string& tid, const s
   const RefundOrder mine = OrderOf(f, *seqs);
   size_t n = co.lines.size();
   std::vector<int64_t> before(n, 0), mine_only(n, 0), after(n, 0);
+  std::vector<std::vector<int64_t>> others;  // each other terminal's accepted refund, by line
   std::string first_other;
   for (const auto& [by, e] : *earlier) {
     if (by == tid) {
       if (e.refund_id == f.refund_id) continue;
       if (OrderOf(e, *seqs) > mine) continue;
-    } else if (first_other.empty()) {
-      first_other = by;
+    } else {
+      if (first_other.empty()) first_other = by;
+      others.emplace_back(n, 0);
     }
     for (const auto& l : e.lines) {
       if (l.line >= 0 && static_cast<size_t>(l.line) < n) {
         before[static_cast<size_t>(l.line)] += l.qty;
-        if (by == tid) mine_only[static_cast<size_t>(l.line)] += l.qty;
+        if (by == tid)
+          mine_only[static_cast<size_t>(l.line)] += l.qty;
+        else
+          others.back()[static_cast<size_t>(l.line)] += l.qty;
       }
     }
   }
@@ -259,20 +270,32 @@ Result<std::string> HqService::Impl::CheckRefund(const std::string& tid, const s
            a.points_restored == f.points_restored;
   };
   if (same(*amounts)) return std::string();
-  // A terminal that did not know of another terminal's refund (offline, or made after it
-  // asked HQ) computed against its own refunds only: the amounts differ from these by the
-  // rounding of the allocation at most (docs/hq.md, "Returns at another terminal").
-  if (!first_other.empty()) {
-    std::vector<int64_t> own_after = mine_only;
-    for (const auto& l : f.lines) own_after[static_cast<size_t>(l.line)] += l.qty;
-    auto own = rules::ComputeRefund(basis, mine_only, own_after);
-    if (own.ok() && same(*own)) {
-      // Accepted as the terminal could compute it; HQ makes up the rounding, so that once
-      // every unit is refunded exactly the points of the sale are clawed back and restored
-      // (loyalty-rules.md), whichever lanes refunded them in whatever order.
-      *correction = (f.points_clawed_back - amounts->points_clawed_back) +
-                    (amounts->points_restored - f.points_restored);
-      return std::string();
+  // A terminal that did not know of some of the other terminals' refunds (offline, or made
+  // after it asked HQ) computed against its own refunds and those it knew of: the amounts
+  // differ from these by the rounding of the allocation at most (docs/hq.md, "Returns at
+  // another terminal"). Each set of the others' refunds it could have known is tried (every
+  // subset up to kMaxKnowableRefunds of them; past that, none or all: a sale returned at so
+  // many lanes is rare).
+  if (!others.empty()) {
+    const size_t k = others.size() <= kMaxKnowableRefunds ? others.size() : 0;
+    const uint32_t last = (uint32_t{1} << k) - 1;  // the full set is `before`, tried above
+    for (uint32_t known = 0; known <= last; ++known) {
+      if (k > 0 && known == last) break;
+      std::vector<int64_t> base = mine_only;
+      for (size_t i = 0; i < k; ++i)
+        if (known & (uint32_t{1} << i))
+          for (size_t j = 0; j < n; ++j) base[j] += others[i][j];
+      std::vector<int64_t> then = base;
+      for (const auto& l : f.lines) then[static_cast<size_t>(l.line)] += l.qty;
+      auto could = rules::ComputeRefund(basis, base, then);
+      if (could.ok() && same(*could)) {
+        // Accepted as the terminal could compute it; HQ makes up the rounding, so that once
+        // every unit is refunded exactly the points of the sale are clawed back and restored
+        // (loyalty-rules.md), whichever lanes refunded them in whatever order.
+        *correction = (f.points_clawed_back - amounts->points_clawed_back) +
+                      (amounts->points_restored - f.points_restored);
+        return std::string();
+      }
     }
   }
   return std::string("refund_mismatch");

@@ -675,6 +675,97 @@ TEST_F(HqTrustTest, RefundsInOneMillisecondFollowTheChainsOrder) {
   ExpectBalanceIsAppliedSum(id);
 }
 
+// Lanes returning parts of one sale each knew some of the others' returns: a lane that asked
+// HQ after one other lane's return reached it, but before another's, computed its amounts with
+// the first only. HQ accepts it as the lane could compute it (with the rounding made up), and
+// once every unit is back the sale's points are back exactly.
+TEST_F(HqTrustTest, AReturnComputedWithSomeOfTheOtherLanesReturnsIsAccepted) {
+  std::string id = CreateMember();
+  uint64_t m = std::stoull(id);
+  ASSERT_EQ(Call("POST", "/v1/members/" + id + "/adjustments",
+                 json{{"adjustment_id", "a1"}, {"points", 5000}, {"reason", "seed"}})
+                .status,
+            201);
+  ASSERT_EQ(Call("GET", "/v1/sync/T01/changes", "", false).status, 200);
+  clock_.advance_ms(1000);
+  const std::string code(64, 'c');
+  // Lines 1..3 are returned at T02, T04 and T03 (which knew of T02's return only); line 0 at
+  // the selling lane last. A basket where T03's amounts with T02's return known differ from
+  // those with none and with both known (the allocation's rounding).
+  auto amounts = [](const sync::Checkout& c, std::vector<int64_t> before, size_t line) {
+    std::vector<int64_t> after = before;
+    after[line] += 1;
+    auto a = rules::ComputeRefund(rules::RefundBasisOf(c), before, after);
+    EXPECT_TRUE(a.ok());
+    return a.ok() ? *a : rules::RefundAmounts{};
+  };
+  auto same = [](const rules::RefundAmounts& a, const rules::RefundAmounts& b) {
+    return a.refund_cents == b.refund_cents && a.points_clawed_back == b.points_clawed_back &&
+           a.points_restored == b.points_restored;
+  };
+  FakeTerminal seller{"T01"};
+  std::optional<Sale> sale;
+  for (int64_t p = 1001; p < 4000 && !sale; p += 7) {
+    FakeTerminal scratch{"T01"};
+    Sale s = PricedSale(scratch, m, "c1",
+                        {{"a", 1, 10000, "grocery"},
+                         {"b", 1, p, "grocery"},
+                         {"c", 1, p + 331, "grocery"},
+                         {"d", 1, p + 719, "grocery"}},
+                        kNowMs, 1000, code);
+    const auto none = amounts(s.checkout, {0, 0, 0, 0}, 3);
+    const auto some = amounts(s.checkout, {0, 1, 0, 0}, 3);
+    const auto both = amounts(s.checkout, {0, 1, 1, 0}, 3);
+    if (!same(some, none) && !same(some, both)) sale = s;
+  }
+  ASSERT_TRUE(sale) << "no basket where knowing some of the returns differs";
+  Sale sold = PricedSale(seller, m, "c1",
+                         {{"a", 1, 10000, "grocery"},
+                          {"b", 1, sale->checkout.lines[1].unit_price_cents, "grocery"},
+                          {"c", 1, sale->checkout.lines[2].unit_price_cents, "grocery"},
+                          {"d", 1, sale->checkout.lines[3].unit_price_cents, "grocery"}},
+                         kNowMs, 1000, code);
+  auto res = Upload("T01", {sold.entries, {sold.checkout}, {}});
+  ASSERT_EQ(res.results.size(), 2u);
+  ASSERT_EQ(res.results[1].status, "created");
+  int64_t at = kNowMs + 60'000;
+  // A lane's return of one line, computed with the lines it knew were back already.
+  auto lane_return = [&](FakeTerminal& lane, const std::string& rid, size_t line,
+                         std::vector<int64_t> known) {
+    const auto a = amounts(sold.checkout, std::move(known), line);
+    at += 1000;
+    sync::Refund r{rid,
+                   "c1",
+                   "",
+                   "return",
+                   at,
+                   a.refund_cents,
+                   a.points_clawed_back,
+                   a.points_restored,
+                   "{}",
+                   {{static_cast<int64_t>(line), 1}}};
+    if (lane.id != "T01") r.sold_at = "T01";
+    std::vector<sync::Entry> entries;
+    if (a.points_clawed_back > 0)
+      entries.push_back(lane.MakeFull("clawback", m, -a.points_clawed_back, at, "c1", rid, ""));
+    if (a.points_restored > 0)
+      entries.push_back(lane.MakeFull("restore", m, a.points_restored, at, "c1", rid, ""));
+    auto up = Upload(lane.id, {entries, {}, {r}});
+    for (const auto& e : up.results) EXPECT_EQ(e.status, "created") << rid;
+  };
+  FakeTerminal t2{"T02"}, t3{"T03"}, t4{"T04"};
+  lane_return(t2, "r2", 1, {0, 0, 0, 0});  // the first: knows none, HQ has none
+  lane_return(t4, "r4", 2, {0, 0, 0, 0});  // offline: knew none; HQ had T02's
+  lane_return(t3, "r3", 3, {0, 1, 0, 0});  // asked HQ after T02's, before T04's
+  lane_return(seller, "r1", 0, {0, 1, 1, 1});
+  EXPECT_TRUE(RefusalReasons("T03").empty());
+  EXPECT_TRUE(RefusalReasons("T04").empty());
+  // Every unit is back: the points earned are taken back and those redeemed restored.
+  EXPECT_EQ(Balance(id), 5000);
+  EXPECT_EQ(Member(id)["month_spend_cents"], 0);
+  ExpectBalanceIsAppliedSum(id);
+}
+
 TEST_F(HqTrustTest, ChainWideVelocityFreezesAtHq) {
   std::string id = CreateMember();
   uint64_t m = std::stoull(id);
