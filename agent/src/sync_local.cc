@@ -284,6 +284,36 @@ Result<sync::UploadRequest> SyncLocal::EntriesForUpload(const std::vector<std::s
   if (!r.ok()) return r.status();
   auto entries = (*r)->EntriesByIds(entry_ids);
   if (!entries.ok()) return entries.status();
+  // HQ judges a record with the entries carrying its points in the same upload: the ids the
+  // reconciliation found missing come in whatever order their bytes sort, so each entry
+  // brings the other entries of its commit (those its checkout's or refund's stored response
+  // names; HQ answers `exists` for those it has).
+  std::set<std::string> have(entry_ids.begin(), entry_ids.end());
+  std::set<std::pair<std::string, std::string>> records;
+  std::vector<std::string> more;
+  for (const auto& e : *entries) {
+    if (e.checkout_id.empty() || !records.insert({e.checkout_id, e.refund_id}).second) continue;
+    std::string response;
+    if (!e.refund_id.empty()) {
+      auto f = (*r)->GetRefund(e.refund_id);
+      if (!f.ok()) return f.status();
+      if (*f) response = (*f)->response_json;
+    } else {
+      auto c = (*r)->GetCheckout(e.checkout_id);
+      if (!c.ok()) return c.status();
+      if (*c) response = (*c)->response_json;
+    }
+    auto parsed = ParseJsonObject(response);
+    if (!parsed.ok() || !parsed->contains("entries") || !(*parsed)["entries"].is_array()) continue;
+    for (const auto& id : (*parsed)["entries"])
+      if (id.is_string() && have.insert(id.get<std::string>()).second)
+        more.push_back(id.get<std::string>());
+  }
+  if (!more.empty()) {
+    std::vector<std::string> all(have.begin(), have.end());
+    entries = (*r)->EntriesByIds(all);
+    if (!entries.ok()) return entries.status();
+  }
   return WithRecords(std::move(*entries));
 }
 

@@ -369,6 +369,18 @@ TEST_F(SyncRunTest, AnUploadBatchNeverEndsInsideOneCommit) {
   EXPECT_EQ(seqs(1, 2), (Seqs{{2, "v2"}, {3, "v2"}}));
   EXPECT_EQ(seqs(1, 500), (Seqs{{2, "v2"}, {3, "v2"}, {4, "v3"}}));
   EXPECT_EQ(seqs(3, 1), (Seqs{{4, "v3"}}));
+  // Entries the reconciliation asks for by id bring the rest of their commit.
+  auto v2 = Read([](ledger::Ledger& l) { return l.EntriesForCheckout("v2").value(); });
+  ASSERT_EQ(v2.size(), 2u);
+  for (const auto& one : v2) {
+    auto req = local_->EntriesForUpload({one.entry_id});
+    ASSERT_TRUE(req.ok()) << req.status().ToString();
+    Seqs got;
+    for (const auto& e : req->entries) got.emplace_back(e.seq, e.checkout_id);
+    EXPECT_EQ(got, (Seqs{{2, "v2"}, {3, "v2"}}));
+    ASSERT_EQ(req->checkouts.size(), 1u);
+    EXPECT_EQ(req->checkouts[0].checkout_id, "v2");
+  }
 }
 
 // A terminal whose cached balance drifted from HQ's without a change at HQ (its member row
