@@ -90,6 +90,15 @@ bool HqService::Impl::SamePricing(const rules::Quote& q, const sync::Checkout& c
 // have been in, and the member's birthday month.
 Result<std::string> HqService::Impl::CheckCheckout(const std::string& tid,
                                                    const sync::Checkout& c) {
+  // The Limits of loyalty-rules.md, which the codec leaves to this check so that a record
+  // past them is refused alone (quantities, unit prices, line count, sku and category).
+  rules::QuoteInput in;
+  for (size_t i = 0; i < c.lines.size(); ++i) {
+    const auto& l = c.lines[i];
+    if (l.line != static_cast<int64_t>(i)) return std::string("record_malformed");
+    in.lines.push_back({l.sku, l.qty, l.unit_price_cents, l.category});
+  }
+  if (!rules::ValidateLines(in.lines).ok()) return std::string("value_out_of_range");
   if (!c.member_id) {
     if (c.points_earned != 0 || c.redeemed_points != 0 || !c.coupon_id.empty())
       return std::string("no_member");
@@ -99,12 +108,6 @@ Result<std::string> HqService::Impl::CheckCheckout(const std::string& tid,
   if (!rv.ok()) return rv.status();
   if (!*rv) return std::string("rules_version_unknown");
   const rules::Rules& r = **rv;
-  rules::QuoteInput in;
-  for (size_t i = 0; i < c.lines.size(); ++i) {
-    const auto& l = c.lines[i];
-    if (l.line != static_cast<int64_t>(i)) return std::string("record_malformed");
-    in.lines.push_back({l.sku, l.qty, l.unit_price_cents, l.category});
-  }
   if (!c.coupon_id.empty()) {
     auto rec = store.GetCoupon(c.coupon_id);
     if (!rec.ok()) return rec.status();
@@ -202,6 +205,8 @@ Result<std::string> HqService::Impl::CheckRefund(const std::string& tid, const s
                                                  int64_t* correction) {
   *member = 0;
   *correction = 0;
+  for (const auto& l : f.lines)
+    if (l.qty < 1 || l.qty > rules::kMaxQty) return std::string("value_out_of_range");
   auto sale = SaleOf(tid, f);
   if (!sale.ok()) return sale.status();
   if (!sale->checkout) return sale->reason;

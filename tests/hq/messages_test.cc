@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 namespace loyalty::sync {
 namespace {
 
@@ -243,8 +245,11 @@ TEST(MessagesTest, NestedErrorsNameTheirPath) {
   j["entries"][1]["seq"] = -1;
   ExpectRejected<UploadRequest>(j, "entries[1].seq");
   j = ToJson(up);
-  j["checkouts"][0]["lines"][0]["qty"] = 10001;
+  j["checkouts"][0]["lines"][0]["qty"] = 1.5;
   ExpectRejected<UploadRequest>(j, "checkouts[0].lines[0].qty");
+  // Past loyalty-rules.md's limits, but an integer: HQ's checks refuse the record alone.
+  j["checkouts"][0]["lines"][0]["qty"] = 10001;
+  EXPECT_TRUE(ParseMessage<UploadRequest>(j.dump()).ok());
   j["checkouts"][0]["lines"][0]["qty"] = 10000;
   EXPECT_TRUE(ParseMessage<UploadRequest>(j.dump()).ok());
   j["checkouts"][0]["lines"][0]["points_eligible"] = 1;
@@ -600,7 +605,13 @@ TEST(MessagesTest, ValueLimitsAreOneTableAtBothEnds) {
   c.points_earned = kMaxPoints + 1;
   EXPECT_FALSE(ParseMessage<Checkout>(SerializeMessage(c)).ok());
   c.points_earned = 0;
+  // A line's qty and unit price are any integer on the wire: HQ's checks refuse a record past
+  // loyalty-rules.md's limits alone (value_out_of_range), not the upload it came in.
   c.lines = {{0, "s", "", 1, kMaxUnitPriceCents + 1, 0, 0, 0, 0, 0, false, false}};
+  EXPECT_TRUE(ParseMessage<Checkout>(SerializeMessage(c)).ok());
+  c.lines = {{0, "s", "", -1, std::numeric_limits<int64_t>::min(), 0, 0, 0, 0, 0, false, false}};
+  EXPECT_TRUE(ParseMessage<Checkout>(SerializeMessage(c)).ok());
+  c.lines[0].net_cents = -1;
   EXPECT_FALSE(ParseMessage<Checkout>(SerializeMessage(c)).ok());
 
   Snapshot s;

@@ -198,6 +198,52 @@ TEST_F(HqTrustTest, ACouponMustBeTheMembersAndValidAtTheCommit) {
   ExpectBalanceIsAppliedSum(id);
 }
 
+// One bad record never stops the chain: a sale past the Limits of loyalty-rules.md (a
+// quantity, a unit price, a sku) is refused alone, stored in the chain with its entries
+// refused; the other sales of the same upload are applied, and the next upload goes on.
+TEST_F(HqTrustTest, ARecordPastTheRulesLimitsIsRefusedAlone) {
+  std::string id = CreateMember();
+  uint64_t m = std::stoull(id);
+  FakeTerminal t{"T01"};
+  Sale good = PricedSale(t, m, "c-good", Basket(10000), kNowMs);
+  auto bad = [&](const std::string& cid, int64_t at, auto change) {
+    Sale s = PricedSale(t, m, cid, Basket(10000), at);
+    change(s.checkout.lines[0]);
+    return s;
+  };
+  Sale qty = bad("c-qty", kNowMs + 1, [](sync::CheckoutLine& l) { l.qty = 10001; });
+  Sale neg = bad("c-neg", kNowMs + 2, [](sync::CheckoutLine& l) { l.qty = -5; });
+  Sale price = bad("c-price", kNowMs + 3, [](sync::CheckoutLine& l) {
+    l.unit_price_cents = rules::kMaxUnitPriceCents + 1;
+  });
+  Sale sku = bad("c-sku", kNowMs + 4, [](sync::CheckoutLine& l) { l.sku = std::string(65, 's'); });
+  sync::UploadRequest up;
+  for (const Sale* s : {&good, &qty, &neg, &price, &sku}) {
+    up.entries.push_back(s->entries[0]);
+    up.checkouts.push_back(s->checkout);
+  }
+  auto res = Upload("T01", up);
+  ASSERT_EQ(res.results.size(), 5u);
+  EXPECT_EQ(res.results[0].status, "created");
+  for (size_t i = 1; i < 5; ++i) EXPECT_EQ(res.results[i].status, "refused") << i;
+  EXPECT_EQ(RefusalReasons("T01"),
+            (std::set<std::string>{"value_out_of_range", "checkout_refused"}));
+  EXPECT_EQ(Balance(id), 100);
+  // A refund of the good sale with a quantity past the limits: refused alone as well.
+  sync::Refund r{"r1", "c-good", "", "return", kNowMs + 1000, 10000, 100, 0, "{}", {{0, 10001}}};
+  sync::Entry claw = t.MakeFull("clawback", m, -100, kNowMs + 1000, "c-good", "r1", "");
+  Sale next = PricedSale(t, m, "c-next", Basket(5000), kNowMs + 2000);
+  res = Upload("T01", {{claw, next.entries[0]}, {next.checkout}, {r}});
+  ASSERT_EQ(res.results.size(), 2u);
+  EXPECT_EQ(res.results[0].status, "refused");
+  EXPECT_EQ(res.results[1].status, "created");
+  EXPECT_EQ(Balance(id), 150);
+  auto view = J(Call("GET", "/v1/terminals/T01"));
+  EXPECT_EQ(view["chain_ok"], true);
+  EXPECT_EQ(view["last_seq"], 7);
+  ExpectBalanceIsAppliedSum(id);
+}
+
 TEST_F(HqTrustTest, RedemptionIsCheckedAgainstWhatTheTerminalCouldKnow) {
   std::string id = CreateMember();
   uint64_t m = std::stoull(id);

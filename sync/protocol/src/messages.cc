@@ -125,8 +125,8 @@ void ReadCheckoutLine(const JsonReader& r, CheckoutLine* l) {
   r.Int("line", &l->line, 0, kMaxCheckoutLines - 1);
   r.Str("sku", &l->sku, 0, kMaxShortText);
   r.Str("category", &l->category, 0, kMaxShortText);
-  r.Int("qty", &l->qty, 1, 10000);
-  r.Int("unit_price_cents", &l->unit_price_cents, 0, kMaxUnitPriceCents);
+  r.Int("qty", &l->qty, kMinWireInt, kMaxWireInt);
+  r.Int("unit_price_cents", &l->unit_price_cents, kMinWireInt, kMaxWireInt);
   r.Int("tier_discount_cents", &l->tier_discount_cents, 0, kMaxCents);
   r.Int("coupon_cents", &l->coupon_cents, 0, kMaxCents);
   r.Int("redeem_cents", &l->redeem_cents, 0, kMaxCents);
@@ -172,7 +172,7 @@ void ReadCheckout(const JsonReader& r, Checkout* c) {
 void ReadRefundLine(const JsonReader& r, RefundLine* l) {
   if (!r.ExpectObject()) return;
   r.Int("line", &l->line, 0, kMaxCheckoutLines - 1);
-  r.Int("qty", &l->qty, 1, 10000);
+  r.Int("qty", &l->qty, kMinWireInt, kMaxWireInt);
 }
 
 void ReadRefund(const JsonReader& r, Refund* f) {

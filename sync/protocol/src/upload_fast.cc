@@ -337,9 +337,9 @@ class UploadSax {
           case kLnLine:
             return In(v, 0, static_cast<int64_t>(kMaxCheckoutLines) - 1) && Set(&l.line, v);
           case kLnQty:
-            return In(v, 1, 10000) && Set(&l.qty, v);
+            return Set(&l.qty, v);  // any integer: HQ's checks refuse the record alone
           case kLnUnitPrice:
-            return In(v, 0, kMaxUnitPriceCents) && Set(&l.unit_price_cents, v);
+            return Set(&l.unit_price_cents, v);
           case kLnTierDiscount:
             return In(v, 0, kMaxCents) && Set(&l.tier_discount_cents, v);
           case kLnCoupon:

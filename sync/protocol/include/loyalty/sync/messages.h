@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <optional>
 #include <string>
@@ -61,6 +62,12 @@ inline constexpr size_t kMaxReceiptBytes = 4096;      // a refund's return token
 inline constexpr int64_t kMaxPoints = 1'000'000'000'000'000;  // 10^15
 inline constexpr int64_t kMaxCents = 500'000'000'000'000;     // 5 x 10^14
 inline constexpr int64_t kMaxUnitPriceCents = 100'000'000;
+// A line's qty and unit price as the codec takes them: any integer. The Limits of
+// loyalty-rules.md (qty 1..10000, a unit price 0..kMaxUnitPriceCents, sku and category) are
+// HQ's upload checks': a record past them is refused alone (value_out_of_range), never the
+// whole upload ("One bad record never stops the chain").
+inline constexpr int64_t kMinWireInt = std::numeric_limits<int64_t>::min();
+inline constexpr int64_t kMaxWireInt = std::numeric_limits<int64_t>::max();
 inline constexpr int64_t kMaxSpendCents = 1'000'000'000'000'000'000;  // 10^18
 inline constexpr int64_t kMaxTimeMs = 253'402'300'799'999;
 inline constexpr int64_t kMaxTimeS = kMaxTimeMs / 1000;
