@@ -186,8 +186,8 @@ Result<sync::Checkout> DecodeCheckout(std::string_view body) {
     l.line = in.Int("lines[].line", 0, static_cast<int64_t>(kMaxCheckoutLines) - 1);
     l.sku = in.Str("lines[].sku", kMaxShortText);
     l.category = in.Str("lines[].category", kMaxShortText);
-    l.qty = in.Int("lines[].qty", 1, 10000);
-    l.unit_price_cents = in.Int("lines[].unit_price_cents", 0, kMaxUnitPriceCents);
+    l.qty = in.Int("lines[].qty", kMinWireInt, kMaxWireInt);  // HQ refused it past the limits
+    l.unit_price_cents = in.Int("lines[].unit_price_cents", kMinWireInt, kMaxWireInt);
     l.tier_discount_cents = in.Int("lines[].tier_discount_cents", 0, kMaxCents);
     l.coupon_cents = in.Int("lines[].coupon_cents", 0, kMaxCents);
     l.redeem_cents = in.Int("lines[].redeem_cents", 0, kMaxCents);

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <functional>
+#include <limits>
 #include <map>
 #include <set>
 #include <thread>
@@ -113,7 +114,14 @@ TEST(RecordCodec, ABodyThatIsNotWholeOrPastALimitIsAnError) {
   EXPECT_TRUE(refused([](sync::Checkout& c) { c.checkout_id = std::string(65, 'c'); }));
   EXPECT_TRUE(refused([](sync::Checkout& c) { c.code_hash = std::string(64, 'G'); }));
   EXPECT_TRUE(refused([](sync::Checkout& c) { c.request_hash = "abc"; }));
-  EXPECT_TRUE(refused([](sync::Checkout& c) { c.lines[0].qty = 0; }));
+  // As the sync codec, a line's qty and unit price are any integer: a record past the rules'
+  // limits is stored refused (value_out_of_range), and must read back.
+  EXPECT_FALSE(refused([](sync::Checkout& c) { c.lines[0].qty = 0; }));
+  EXPECT_FALSE(refused([](sync::Checkout& c) {
+    c.lines[0].qty = std::numeric_limits<int64_t>::min();
+    c.lines[0].unit_price_cents = std::numeric_limits<int64_t>::max();
+  }));
+  EXPECT_TRUE(refused([](sync::Checkout& c) { c.lines[0].net_cents = -1; }));
   EXPECT_TRUE(refused([](sync::Checkout& c) { c.lines[0].line = 500; }));
   EXPECT_TRUE(refused([](sync::Checkout& c) { c.lines.resize(501, c.lines[0]); }));
   EXPECT_TRUE(refused(
