@@ -11,9 +11,8 @@ constexpr int64_t kBoundsUs[] = {250,    500,    1000,   2500,    5000,    10000
 
 constexpr const char* kResults[] = {"ok", "refused", "failed"};
 constexpr const char* kUploadStatuses[] = {"created", "exists", "conflict", "invalid", "refused"};
-constexpr const char* kConflictKinds[] = {"chain_fork",   "chain_gap",     "entry_mismatch",
-                                          "code_reused",  "coupon_reused", "entry_refused",
-                                          "refund_reused"};
+constexpr const char* kConflictKinds[] = {"chain_fork",  "chain_gap",     "entry_mismatch",
+                                          "code_reused", "coupon_reused", "entry_refused"};
 
 std::string RouteLabel(std::string_view route) {
   for (auto r : kSyncRoutes)

@@ -39,6 +39,9 @@ Result<HqService::Impl::Sale> HqService::Impl::SaleOf(const std::string& tid,
   if (*verdict) {
     if (**verdict) {
       sale.reason = "checkout_refused";
+      auto c = store.GetCheckout(sale.sold_at, f.checkout_id);
+      if (!c.ok()) return c.status();
+      if (*c && (*c)->member_id) sale.refused_member = *(*c)->member_id;
       return sale;
     }
     auto c = store.GetCheckout(sale.sold_at, f.checkout_id);

@@ -332,6 +332,7 @@ struct HqService::Impl {
     std::optional<sync::Checkout> checkout;
     bool from_token = false;
     std::string reason;
+    uint64_t refused_member = 0;  // a refused checkout's member (its refunds concern them)
   };
   Result<Sale> SaleOf(const std::string& tid, const sync::Refund& f);
   codes::ReceiptKeyCache receipt_certs;
@@ -376,7 +377,8 @@ struct HqService::Impl {
   Result<std::string> UploadOne(const std::string& tid, const sync::Entry& e, TerminalRecord* term,
                                 int64_t now_ms);
   Status RefuseRecord(const std::string& tid, uint64_t member, const char* what,
-                      const std::string& id, const std::string& reason);
+                      const std::string& id, const std::string& reason,
+                      const json& more = json::object(), const std::string& other = "");
   Status StoreCheckout(const std::string& tid, const sync::Checkout& c);
   http::Response Upload(const std::string& tid, const http::Request& req);
   static std::vector<std::string> UploadLockKeys(const std::string& tid,

@@ -88,7 +88,8 @@ Result<std::string> HqService::Impl::UploadOne(const std::string& tid, const syn
   auto same_seq = at_seq(e.seq);
   if (!same_seq.ok()) return same_seq.status();
   if (!same_seq->empty()) {
-    if (Status s = Conflict("chain_fork", tid, "", 0,
+    // The entry's member is concerned too: its view lists the conflict.
+    if (Status s = Conflict("chain_fork", tid, "", e.member_id,
                             {{"terminal_id", tid},
                              {"seq", e.seq},
                              {"entry_id", e.entry_id},
@@ -110,7 +111,7 @@ Result<std::string> HqService::Impl::UploadOne(const std::string& tid, const syn
       for (const auto& p : *prev) linked = linked || p.hash == e.prev_hash;
     }
     if (!linked) {
-      if (Status s = Conflict("chain_gap", tid, "", 0,
+      if (Status s = Conflict("chain_gap", tid, "", e.member_id,
                               {{"terminal_id", tid},
                                {"seq", e.seq},
                                {"entry_id", e.entry_id},
@@ -167,12 +168,13 @@ Result<std::string> HqService::Impl::UploadOne(const std::string& tid, const syn
 // A refused record is kept (a restored terminal gets it back) and reported, but counts in
 // no spend and backs no entry.
 Status HqService::Impl::RefuseRecord(const std::string& tid, uint64_t member, const char* what,
-                                     const std::string& id, const std::string& reason) {
+                                     const std::string& id, const std::string& reason,
+                                     const json& more, const std::string& other) {
   Report("record_refused", {{"terminal_id", tid}, {what, id}, {"reason", reason}});
-  return Conflict(
-      "entry_refused", tid, "", member,
-      {{"terminal_id", tid}, {what, id}, {"member_id", std::to_string(member)}, {"reason", reason}},
-      tid + ":" + what + ":" + id);
+  json detail = {
+      {"terminal_id", tid}, {what, id}, {"member_id", std::to_string(member)}, {"reason", reason}};
+  detail.update(more);
+  return Conflict("entry_refused", tid, other, member, detail, tid + ":" + what + ":" + id);
 }
 
 Status HqService::Impl::StoreCheckout(const std::string& tid, const sync::Checkout& c) {
@@ -424,22 +426,20 @@ http::Response HqService::Impl::Upload(const std::string& tid, const http::Reque
       batch_refund_member[r->refund_id] = member;
       if (!reason->empty()) {
         if (Status s = store.MarkRefundRefused(tid, r->refund_id); !s.ok()) return s;
+        json more = json::object();
         if (*reason == "refund_reused") {
           // Units refunded at two terminals, each offline: the customer was paid twice. The
-          // later refund's points are not applied (clawed back once); loss prevention sees it.
-          const std::string sold_at = r->sold_at.empty() ? tid : r->sold_at;
-          Status s = Conflict("refund_reused", tid, other, member,
-                              {{"sold_at", sold_at},
-                               {"checkout_id", r->checkout_id},
-                               {"refund_id", r->refund_id},
-                               {"member_id", std::to_string(member)},
-                               {"refund_cents", r->refund_cents},
-                               {"cashier_id", r->cashier_id},
-                               {"other_terminal_id", other}},
-                              tid + ":" + r->refund_id);
-          if (!s.ok()) return s;
+          // later refund's points are not applied (clawed back once); loss prevention sees
+          // both refunds and their cashiers, from either terminal's view.
+          more = {{"sold_at", r->sold_at.empty() ? tid : r->sold_at},
+                  {"checkout_id", r->checkout_id},
+                  {"refund_cents", r->refund_cents},
+                  {"cashier_id", r->cashier_id},
+                  {"other_terminal_id", other}};
         }
-        if (Status s = RefuseRecord(tid, member, "refund_id", r->refund_id, *reason); !s.ok())
+        if (Status s = RefuseRecord(tid, member, "refund_id", r->refund_id, *reason, more,
+                                    *reason == "refund_reused" ? other : "");
+            !s.ok())
           return s;
         continue;
       }

@@ -209,7 +209,10 @@ Result<std::string> HqService::Impl::CheckRefund(const std::string& tid, const s
     if (l.qty < 1 || l.qty > rules::kMaxQty) return std::string("value_out_of_range");
   auto sale = SaleOf(tid, f);
   if (!sale.ok()) return sale.status();
-  if (!sale->checkout) return sale->reason;
+  if (!sale->checkout) {
+    *member = sale->refused_member;
+    return sale->reason;
+  }
   const sync::Checkout& co = *sale->checkout;
   if (co.member_id) *member = *co.member_id;
   // The window is the rules' current at the refund (docs/pos-api.md): the terminal's may be

@@ -2,8 +2,8 @@
 // loyaltyd processes over mutual TLS. A checkout sold at T01 is refunded at a lane of
 // another store online (HQ sends the sale), and offline from the receipt's signed return
 // token; partial returns at two terminals sum exactly to the sale; the same units returned
-// twice offline are one refund_reused conflict at HQ and clawed back once; a forged or
-// altered token changes nothing.
+// twice offline are one conflict at HQ (entry_refused, refund_reused) and clawed back once; a
+// forged or altered token changes nothing.
 #include <gtest/gtest.h>
 
 #include <limits>
@@ -375,16 +375,25 @@ TEST_F(E2eReturnsTest, OfflineFromTheReceiptTwiceIsOneConflictAndClawedBackOnce)
   ExpectOk(away.Sync());
   ExpectOk(seller.Sync());
   for (auto* t : {&near, &away, &seller}) ExpectOk(t->Sync());
-  // One conflict, against the later refund (the away lane's), naming the other lane.
-  const json reused = Conflicts(kAway);
-  ASSERT_EQ(Count(reused, "refund_reused"), 1) << reused.dump();
-  for (const auto& c : reused) {
-    if (c["kind"] != "refund_reused") continue;
-    EXPECT_EQ(c["detail"]["refund_id"], "r-away-1") << c.dump();
-    EXPECT_EQ(c["detail"]["other_terminal_id"], kNear) << c.dump();
-    EXPECT_EQ(c["detail"]["cashier_id"], "c-away") << c.dump();
-  }
-  EXPECT_EQ(Count(Conflicts(kNear), "refund_reused"), 1);  // the same one, seen from there
+  // One conflict, against the later refund (the away lane's), naming the other lane: an
+  // entry_refused (hq-and-sync.md's kinds) with the reason refund_reused.
+  auto reused_in = [](const json& conflicts) {
+    json out = json::array();
+    for (const auto& c : conflicts)
+      if (c.value("kind", "") == "entry_refused" &&
+          c["detail"].value("reason", "") == "refund_reused")
+        out.push_back(c);
+    return out;
+  };
+  const json reused = reused_in(Conflicts(kAway));
+  ASSERT_EQ(reused.size(), 1u) << Conflicts(kAway).dump();
+  EXPECT_EQ(reused[0]["detail"]["refund_id"], "r-away-1") << reused.dump();
+  EXPECT_EQ(reused[0]["detail"]["other_terminal_id"], kNear) << reused.dump();
+  EXPECT_EQ(reused[0]["detail"]["cashier_id"], "c-away") << reused.dump();
+  EXPECT_EQ(reused_in(Conflicts(kNear)), reused);  // the same one, seen from there
+  for (const char* tid : {kSeller, kNear, kAway})
+    for (const auto& c : Conflicts(tid))
+      EXPECT_NE(c.value("kind", ""), "refund_reused") << "not one of hq-and-sync.md's kinds";
   // Clawed back once: the sale's points earned then taken back, once.
   const int64_t balance = hq_->Admin("GET", "/v1/members/" + m.id).body["balance"];
   EXPECT_EQ(balance, HqEntrySum(*hq_, m.id));

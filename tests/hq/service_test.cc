@@ -414,6 +414,11 @@ TEST_F(HqServiceTest, UploadStatusesAndChainChecks) {
   for (const auto& c : view["conflicts"]) kinds.insert(c["kind"]);
   EXPECT_EQ(kinds, (std::set<std::string>{"entry_mismatch", "chain_gap"}));
   EXPECT_EQ(Call("GET", "/v1/terminals/T99").status, 404);
+  // The gap's entry is the member's: the member view lists it too.
+  std::set<std::string> member_kinds;
+  const json member_view = Member(id);
+  for (const auto& c : member_view["conflicts"]) member_kinds.insert(c["kind"]);
+  EXPECT_TRUE(member_kinds.count("chain_gap")) << member_view.dump();
 }
 
 TEST_F(HqServiceTest, RestoredTerminalForksAndBothBranchesCount) {
@@ -439,6 +444,10 @@ TEST_F(HqServiceTest, RestoredTerminalForksAndBothBranchesCount) {
   ASSERT_EQ(view["conflicts"].size(), 1u);
   EXPECT_EQ(view["conflicts"][0]["kind"], "chain_fork");
   EXPECT_EQ(view["chain_ok"], false);
+  // The forked entry is the member's: the member view lists the fork too.
+  auto member_view = Member(std::to_string(m));
+  ASSERT_EQ(member_view["conflicts"].size(), 1u) << member_view.dump();
+  EXPECT_EQ(member_view["conflicts"][0]["kind"], "chain_fork");
 }
 
 // An upload's chain checks read the entries around its seqs in one statement when its seqs

@@ -242,6 +242,14 @@ TEST_F(HqTrustTest, ARecordPastTheRulesLimitsIsRefusedAlone) {
   EXPECT_EQ(view["chain_ok"], true);
   EXPECT_EQ(view["last_seq"], 7);
   ExpectBalanceIsAppliedSum(id);
+  // A refund of a refused sale is refused too, and concerns the sale's member.
+  sync::Refund of_refused{"r2", "c-qty", "", "return", kNowMs + 3000, 0, 0, 0, "{}", {{0, 1}}};
+  Upload("T01", {{}, {}, {of_refused}});
+  bool listed = false;
+  for (const auto& c : Refusals(id))
+    listed = listed || (c["detail"].value("refund_id", "") == "r2" &&
+                        c["detail"].value("reason", "") == "checkout_refused");
+  EXPECT_TRUE(listed) << Member(id).dump();
 }
 
 TEST_F(HqTrustTest, RedemptionIsCheckedAgainstWhatTheTerminalCouldKnow) {

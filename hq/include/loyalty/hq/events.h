@@ -50,7 +50,8 @@ inline constexpr EventInfo kHqEventCatalogue[] = {
      "conflict): many from one terminal, check that terminal's software and rules"},
     {"record_refused", "warn", "terminal_id, checkout_id or refund_id, reason",
      "as entry_refused, for an uploaded checkout or refund; reason refund_reused: the same units "
-     "were refunded at two terminals offline (a refund_reused conflict): loss prevention "
+     "were refunded at two terminals offline (the entry_refused conflict names both): loss "
+     "prevention "
      "reviews the two refunds and their cashiers"},
     {"refund_rounding_corrected", "info", "terminal_id, refund_id, member_id, points",
      "- (two lanes refunded one sale offline, the later computed without the other's refund: "

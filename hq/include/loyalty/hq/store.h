@@ -66,7 +66,7 @@ struct MemberStateRecord {
 
 struct ConflictRecord {
   std::string kind;  // chain_fork | chain_gap | entry_mismatch | code_reused | coupon_reused |
-                     // refund_reused
+                     // entry_refused (hq-and-sync.md's kinds, and no other)
   int64_t at_ms = 0;
   std::string terminal_id;        // the terminal whose upload revealed it
   std::string other_terminal_id;  // the other terminal involved, "" when none
