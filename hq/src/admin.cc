@@ -69,7 +69,9 @@ bool ReadOptMemberId(const JsonReader& f, std::optional<uint64_t>* out) {
   return true;
 }
 
-constexpr int64_t kMaxUnixSeconds = (int64_t{1} << 40) - 1;
+// The end of the year 9999: every time HQ shows (and a terminal shows) is RFC 3339, whose
+// years have four digits.
+constexpr int64_t kMaxUnixSeconds = sync::kMaxTimeS;
 // The largest member id an admin may give (docs/hq.md): 18 digits.
 constexpr uint64_t kMaxMemberId = 999'999'999'999'999'999ULL;
 
