@@ -258,7 +258,10 @@ int main(int argc, char** argv) {
   opt.timezone = *tz;
   if (!cfg->rules_file.empty()) {
     auto rules = loyalty::rules::LoadRulesToml(cfg->rules_file);
-    if (!rules.ok()) return fail(rules.status());
+    if (!rules.ok())  // the file, key and reason (operations.md), as for every other key
+      return fail(
+          loyalty::Status::Error(loyalty::ErrorCode::kConfigInvalid,
+                                 cfg_file + ": hq.rules_file: " + rules.status().message()));
     opt.rules = std::move(*rules);
   }
   // What the service reports, at the level its catalogue entry names.

@@ -155,6 +155,32 @@ TEST_F(HqProcessTest, TheChainTimeZoneComesFromHqToml) {
   EXPECT_NE(log.find("\"timezone\":\"UTC\""), std::string::npos) << log;
 }
 
+// A rules file that does not load is said like any other bad key: the config file, the key
+// and the reason (operations.md), by --check-config and at start.
+TEST_F(HqProcessTest, ARulesFileThatDoesNotLoadNamesTheConfigAndTheKey) {
+  std::string toml;
+  {
+    std::ifstream in(dir_ / "hq.toml");
+    toml.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  auto own = std::filesystem::perms::owner_read | std::filesystem::perms::owner_write;
+  Write(dir_ / "bad-rules.toml", "version = \"r1\"\nbogus = 1\n", own);
+  for (const char* rules : {"no-such-rules.toml", "bad-rules.toml"}) {
+    Write(dir_ / "hq.toml", toml + "rules_file = \"" + rules + "\"\n", own);
+    for (const char* mode : {"--check-config ", ""}) {
+      std::string cmd = kBinary + " " + mode + "--config " + (dir_ / "hq.toml").string() + " 2>" +
+                        (dir_ / "check.err").string() + " >/dev/null";
+      EXPECT_NE(WEXITSTATUS(std::system(cmd.c_str())), 0) << rules << " " << mode;
+      std::string err;
+      std::ifstream in(dir_ / "check.err");
+      err.assign(std::istreambuf_iterator<char>(in), {});
+      EXPECT_NE(err.find((dir_ / "hq.toml").string() + ": hq.rules_file: "), std::string::npos)
+          << rules << " " << mode << ": " << err;
+      EXPECT_NE(err.find(rules), std::string::npos) << err;
+    }
+  }
+}
+
 // operations.md, "Logs": HQ writes in the format [log] format names, from the level [log]
 // level names: text lines ("<time> <level> <event> key=value"), info events left out at
 // "warn", and JSON lines again with format = "json".
