@@ -290,6 +290,20 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(const std::string& path, Mode mode,
     }
   } else {
     s = l->db_->Exec("PRAGMA query_only=ON;");
+    // A reader that cannot read the file at all says why: SQLite's reason, and what a reader
+    // of a WAL file needs (its -wal and -shm, which the daemon keeps, or a folder it may
+    // create them in), not a schema version of -1.
+    if (s.ok() && l->schema_version() < 0 && !l->damaged()) {
+      std::string why = "SQLite could not read it";
+      if (auto st = l->db_->Prepare("PRAGMA user_version"); !st.ok())
+        why = st.status().message();
+      else if (!(*st)->Step() && !(*st)->status().ok())
+        why = (*st)->status().message();
+      s = Status::Error(ErrorCode::kUnavailable,
+                        "cannot read ledger " + path + ": " + why +
+                            " (a reader needs the ledger's -wal and -shm files, which the daemon "
+                            "keeps, or write access to the ledger's folder)");
+    }
     // A file the writer found damaged may have been left at an older schema (its migration
     // rolled back): that is the damage to report, below.
     if (s.ok() && l->schema_version() != kSchemaVersion && !l->damaged())
