@@ -33,6 +33,17 @@ class HqTrustTest : public HqFixture {
     return out;
   }
   int64_t Balance(const std::string& id) { return Member(id)["balance"]; }
+  // A member with `points` from an HQ adjustment, downloaded by T01 a second ago.
+  std::string SeededMember(int64_t points) {
+    std::string id = CreateMember();
+    EXPECT_EQ(Call("POST", "/v1/members/" + id + "/adjustments",
+                   json{{"adjustment_id", "a1"}, {"points", points}, {"reason", "seed"}})
+                  .status,
+              201);
+    EXPECT_EQ(Call("GET", "/v1/sync/T01/changes", "", false).status, 200);
+    clock_.advance_ms(1000);
+    return id;
+  }
   // The invariant: HQ's balance is the sum of the applied entries.
   void ExpectBalanceIsAppliedSum(const std::string& id) {
     auto sum = store_->SumMemberPoints(std::stoull(id));
@@ -570,14 +581,8 @@ TEST_F(HqTrustTest, RefundsFollowTheirCheckoutAndNeverExceedIt) {
 // record without them (or with other points) would leave the member the points. The record
 // is refused, and so is every entry that names it.
 TEST_F(HqTrustTest, ARecordIsJudgedWithTheEntryCarryingItsPoints) {
-  std::string id = CreateMember();
-  uint64_t m = std::stoull(id);
-  ASSERT_EQ(Call("POST", "/v1/members/" + id + "/adjustments",
-                 json{{"adjustment_id", "a1"}, {"points", 5000}, {"reason", "seed"}})
-                .status,
-            201);
-  ASSERT_EQ(Call("GET", "/v1/sync/T01/changes", "", false).status, 200);
-  clock_.advance_ms(1000);
+  const std::string id = SeededMember(5000);
+  const uint64_t m = std::stoull(id);
   const int64_t t0 = kNowMs + 10'000, cooldown_ms = 600'000;
   const std::string code(64, 'c');
   FakeTerminal t{"T01"};
@@ -734,14 +739,8 @@ TEST_F(HqTrustTest, RefundsInOneMillisecondFollowTheChainsOrder) {
 // the first only. HQ accepts it as the lane could compute it (with the rounding made up), and
 // once every unit is back the sale's points are back exactly.
 TEST_F(HqTrustTest, AReturnComputedWithSomeOfTheOtherLanesReturnsIsAccepted) {
-  std::string id = CreateMember();
-  uint64_t m = std::stoull(id);
-  ASSERT_EQ(Call("POST", "/v1/members/" + id + "/adjustments",
-                 json{{"adjustment_id", "a1"}, {"points", 5000}, {"reason", "seed"}})
-                .status,
-            201);
-  ASSERT_EQ(Call("GET", "/v1/sync/T01/changes", "", false).status, 200);
-  clock_.advance_ms(1000);
+  const std::string id = SeededMember(5000);
+  const uint64_t m = std::stoull(id);
   const std::string code(64, 'c');
   // Lines 1..3 are returned at T02, T04 and T03 (which knew of T02's return only); line 0 at
   // the selling lane last. A basket where T03's amounts with T02's return known differ from
