@@ -207,10 +207,14 @@ Result<sync::UploadRequest> SyncLocal::WithRecords(std::vector<ledger::EntryRow>
         // With the other refunds of its sale not uploaded yet: HQ checks a refund's amounts
         // against the refunds before it, and one that moved no points has no entry of its
         // own to carry it (it would otherwise reach HQ after the refunds that followed it).
+        // Only those: one that moved points travels with its own entries, which HQ judges
+        // it with (PROTOCOL.md: without its clawback in the upload it would be refused).
         auto sale = (*r)->UnuploadedRefundsOfSale((*f)->sold_at, (*f)->checkout_id);
         if (!sale.ok()) return sale.status();
         for (auto& other : *sale)
-          if (refunds.insert(other.refund_id).second) req.refunds.push_back(std::move(other));
+          if (other.points_clawed_back == 0 && other.points_restored == 0 &&
+              refunds.insert(other.refund_id).second)
+            req.refunds.push_back(std::move(other));
         req.refunds.push_back(std::move(**f));
       }
     } else if (!e.refund_id.empty()) {

@@ -383,6 +383,36 @@ TEST_F(SyncRunTest, AnUploadBatchNeverEndsInsideOneCommit) {
   }
 }
 
+// A refund that moved points travels with its own entries, never ahead of them with an
+// earlier refund of its sale (HQ would judge it without its clawback and refuse it).
+TEST_F(SyncRunTest, ARefundThatMovedPointsTravelsWithItsOwnEntries) {
+  Commit("two", 10000, 2);  // seq 1: 200 points over two lines
+  for (const char* rid : {"r-two-0", "r-two-1"}) {
+    std::promise<Result<checkout::RefundOutcome>> p;
+    const int line = rid[6] - '0';
+    writer_->Post([&](ledger::Ledger& w) {
+      p.set_value(service_->Refund(w, json{{"refund_id", rid},
+                                           {"checkout_id", "two"},
+                                           {"lines", {{{"line", line}, {"qty", 1}}}}}));
+    });
+    auto f = p.get_future().get();
+    ASSERT_TRUE(f.ok()) << f.status().ToString();
+  }
+  {
+    auto b = local_->NextUploadBatch(1, 1);  // seq 2, r-two-0's clawback, alone
+    ASSERT_TRUE(b.ok()) << b.status().ToString();
+    ASSERT_EQ(b->request.entries.size(), 1u);
+    EXPECT_EQ(b->request.entries[0].refund_id, "r-two-0");
+    ASSERT_EQ(b->request.refunds.size(), 1u);
+    EXPECT_EQ(b->request.refunds[0].refund_id, "r-two-0");
+  }
+  auto r = Run();
+  ASSERT_EQ(r.result, "ok") << r.error;
+  EXPECT_TRUE(HqConflicts().empty()) << HqConflicts().dump();
+  EXPECT_EQ(HqBalance(), 0);
+  ExpectConverged();
+}
+
 // A terminal whose cached balance drifted from HQ's without a change at HQ (its member row
 // and lots changed outside any sync: nothing in HQ's changes feed will replace them) gets
 // HQ's balance back from the balance reconciliation, with a `correction` entry that says
