@@ -37,15 +37,13 @@ Result<HqService::Impl::Sale> HqService::Impl::SaleOf(const std::string& tid,
   auto verdict = store.CheckoutRefused(sale.sold_at, f.checkout_id);
   if (!verdict.ok()) return verdict.status();
   if (*verdict) {
+    auto c = store.GetCheckout(sale.sold_at, f.checkout_id);
+    if (!c.ok()) return c.status();
     if (**verdict) {
       sale.reason = "checkout_refused";
-      auto c = store.GetCheckout(sale.sold_at, f.checkout_id);
-      if (!c.ok()) return c.status();
       if (*c && (*c)->member_id) sale.refused_member = *(*c)->member_id;
       return sale;
     }
-    auto c = store.GetCheckout(sale.sold_at, f.checkout_id);
-    if (!c.ok()) return c.status();
     if (*c) {
       sale.checkout = std::move(**c);
       return sale;

@@ -190,16 +190,16 @@ HqService::Impl::RefundOrder HqService::Impl::OrderOf(const sync::Refund& r,
           r.refund_id};
 }
 
-// A refund: of a sale HQ accepted (or a verified receipt's, docs/hq.md "Returns at another
-// terminal"), within the window, no more units than were sold, and amounts that follow
-// from the sale and the refunds before it. Refunds of one sale at other terminals that HQ
-// accepted come before this one; the same terminal's, in the order it made them.
 namespace {
 // The other terminals' refunds of one sale whose every subset a refund's amounts are tried
 // against (2^8 computations at most).
 constexpr size_t kMaxKnowableRefunds = 8;
 }  // namespace
 
+// A refund: of a sale HQ accepted (or a verified receipt's, docs/hq.md "Returns at another
+// terminal"), within the window, no more units than were sold, and amounts that follow
+// from the sale and the refunds before it. Refunds of one sale at other terminals that HQ
+// accepted come before this one; the same terminal's, in the order it made them.
 Result<std::string> HqService::Impl::CheckRefund(const std::string& tid, const sync::Refund& f,
                                                  std::string* other_terminal, uint64_t* member,
                                                  int64_t* correction) {
