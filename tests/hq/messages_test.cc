@@ -605,14 +605,22 @@ TEST(MessagesTest, ValueLimitsAreOneTableAtBothEnds) {
   c.points_earned = kMaxPoints + 1;
   EXPECT_FALSE(ParseMessage<Checkout>(SerializeMessage(c)).ok());
   c.points_earned = 0;
-  // A line's qty and unit price are any integer on the wire: HQ's checks refuse a record past
-  // loyalty-rules.md's limits alone (value_out_of_range), not the upload it came in.
   c.lines = {{0, "s", "", 1, kMaxUnitPriceCents + 1, 0, 0, 0, 0, 0, false, false}};
-  EXPECT_TRUE(ParseMessage<Checkout>(SerializeMessage(c)).ok());
-  c.lines = {{0, "s", "", -1, std::numeric_limits<int64_t>::min(), 0, 0, 0, 0, 0, false, false}};
-  EXPECT_TRUE(ParseMessage<Checkout>(SerializeMessage(c)).ok());
-  c.lines[0].net_cents = -1;
   EXPECT_FALSE(ParseMessage<Checkout>(SerializeMessage(c)).ok());
+  // In an upload only, a line's qty and unit price are any integer: HQ's checks refuse a
+  // record past loyalty-rules.md's limits alone (value_out_of_range), not the upload. What
+  // HQ sends a terminal (a sale, a fetch) keeps the limits: the terminal trusts no other.
+  UploadRequest up;
+  up.checkouts = {c};
+  EXPECT_TRUE(ParseMessage<UploadRequest>(SerializeMessage(up)).ok());
+  up.checkouts[0].lines = {
+      {0, "s", "", -1, std::numeric_limits<int64_t>::min(), 0, 0, 0, 0, 0, false, false}};
+  EXPECT_TRUE(ParseMessage<UploadRequest>(SerializeMessage(up)).ok());
+  FetchResponse fetched;
+  fetched.checkouts = up.checkouts;
+  EXPECT_FALSE(ParseMessage<FetchResponse>(SerializeMessage(fetched)).ok());
+  up.checkouts[0].lines[0].net_cents = -1;
+  EXPECT_FALSE(ParseMessage<UploadRequest>(SerializeMessage(up)).ok());
 
   Snapshot s;
   s.member_id = 7;

@@ -120,13 +120,19 @@ void ReadEntry(const JsonReader& r, Entry* e) {
   HexBytes(r.Field("hash"), &e->hash, model::kHashBytes);
 }
 
-void ReadCheckoutLine(const JsonReader& r, CheckoutLine* l) {
+// A line's qty and unit price: within the Limits of loyalty-rules.md in every message but an
+// upload, whose records HQ's checks refuse alone past them (kWide: any integer, messages.h).
+// A terminal reads HQ's answers (a sale, a fetch) with the limits: it trusts no record
+// whose quantities its refunds would divide or sum.
+template <bool kWide>
+void ReadCheckoutLineAs(const JsonReader& r, CheckoutLine* l) {
   if (!r.ExpectObject()) return;
   r.Int("line", &l->line, 0, kMaxCheckoutLines - 1);
   r.Str("sku", &l->sku, 0, kMaxShortText);
   r.Str("category", &l->category, 0, kMaxShortText);
-  r.Int("qty", &l->qty, kMinWireInt, kMaxWireInt);
-  r.Int("unit_price_cents", &l->unit_price_cents, kMinWireInt, kMaxWireInt);
+  r.Int("qty", &l->qty, kWide ? kMinWireInt : 1, kWide ? kMaxWireInt : 10000);
+  r.Int("unit_price_cents", &l->unit_price_cents, kWide ? kMinWireInt : 0,
+        kWide ? kMaxWireInt : kMaxUnitPriceCents);
   r.Int("tier_discount_cents", &l->tier_discount_cents, 0, kMaxCents);
   r.Int("coupon_cents", &l->coupon_cents, 0, kMaxCents);
   r.Int("redeem_cents", &l->redeem_cents, 0, kMaxCents);
@@ -147,7 +153,8 @@ void OptionalId(const JsonReader& r, std::string_view key, std::string* out) {
   *out = *v;
 }
 
-void ReadCheckout(const JsonReader& r, Checkout* c) {
+template <bool kWide>
+void ReadCheckoutAs(const JsonReader& r, Checkout* c) {
   if (!r.ExpectObject()) return;
   r.Str("checkout_id", &c->checkout_id, 1, kMaxIdChars);
   Hex(r.Field("request_hash"), &c->request_hash, 64, true);
@@ -166,16 +173,18 @@ void ReadCheckout(const JsonReader& r, Checkout* c) {
   OptionalId(r, "cashier_id", &c->cashier_id);
   r.Str("request_json", &c->request_json, 0, kMaxDocumentBytes);
   r.Str("response_json", &c->response_json, 0, kMaxDocumentBytes);
-  List(r, "lines", kMaxCheckoutLines, &c->lines, ReadCheckoutLine);
+  List(r, "lines", kMaxCheckoutLines, &c->lines, ReadCheckoutLineAs<kWide>);
 }
 
-void ReadRefundLine(const JsonReader& r, RefundLine* l) {
+template <bool kWide>
+void ReadRefundLineAs(const JsonReader& r, RefundLine* l) {
   if (!r.ExpectObject()) return;
   r.Int("line", &l->line, 0, kMaxCheckoutLines - 1);
-  r.Int("qty", &l->qty, kMinWireInt, kMaxWireInt);
+  r.Int("qty", &l->qty, kWide ? kMinWireInt : 1, kWide ? kMaxWireInt : 10000);
 }
 
-void ReadRefund(const JsonReader& r, Refund* f) {
+template <bool kWide>
+void ReadRefundAs(const JsonReader& r, Refund* f) {
   if (!r.ExpectObject()) return;
   r.Str("refund_id", &f->refund_id, 1, kMaxIdChars);
   r.Str("checkout_id", &f->checkout_id, 1, kMaxIdChars);
@@ -186,7 +195,7 @@ void ReadRefund(const JsonReader& r, Refund* f) {
   r.Int("points_clawed_back", &f->points_clawed_back, 0, kMaxPoints);
   r.Int("points_restored", &f->points_restored, 0, kMaxPoints);
   r.Str("response_json", &f->response_json, 0, kMaxDocumentBytes);
-  List(r, "lines", kMaxCheckoutLines, &f->lines, ReadRefundLine);
+  List(r, "lines", kMaxCheckoutLines, &f->lines, ReadRefundLineAs<kWide>);
   std::optional<std::string> sold_at, receipt;
   if (r.OptStr("sold_at", &sold_at, 1, 32) && sold_at) {
     if (!IsTerminalId(*sold_at)) r.Fail("sold_at", "must match [A-Za-z0-9_-]{1,32}");
@@ -195,6 +204,11 @@ void ReadRefund(const JsonReader& r, Refund* f) {
   if (r.OptStr("receipt", &receipt, 1, kMaxReceiptBytes) && receipt) f->receipt = *receipt;
   OptionalId(r, "cashier_id", &f->cashier_id);
 }
+
+void ReadCheckoutLine(const JsonReader& r, CheckoutLine* l) { ReadCheckoutLineAs<false>(r, l); }
+void ReadCheckout(const JsonReader& r, Checkout* c) { ReadCheckoutAs<false>(r, c); }
+void ReadRefundLine(const JsonReader& r, RefundLine* l) { ReadRefundLineAs<false>(r, l); }
+void ReadRefund(const JsonReader& r, Refund* f) { ReadRefundAs<false>(r, f); }
 
 void ReadLot(const JsonReader& r, SnapshotLot* l) {
   if (!r.ExpectObject()) return;
@@ -558,8 +572,8 @@ json ToJson(const UploadRequest& u) {
 Status FromJson(const json& j, UploadRequest* out) {
   return Top<UploadRequest>(j, out, [](const JsonReader& r, UploadRequest* u) {
     List(r, "entries", kMaxUploadEntries, &u->entries, ReadEntry);
-    List(r, "checkouts", kMaxUploadCheckouts, &u->checkouts, ReadCheckout);
-    List(r, "refunds", kMaxUploadCheckouts, &u->refunds, ReadRefund);
+    List(r, "checkouts", kMaxUploadCheckouts, &u->checkouts, ReadCheckoutAs<true>);
+    List(r, "refunds", kMaxUploadCheckouts, &u->refunds, ReadRefundAs<true>);
   });
 }
 
