@@ -207,6 +207,16 @@ struct HqService::Impl {
     int64_t earns_after = 0;
     // (terminal, kind) -> Store::FirstTerminalEntryAt
     std::map<std::pair<std::string, std::string>, std::optional<int64_t>> first_entry_at;
+    // The uploading terminal's earn entries for the member, applied ones stored and the
+    // upload's own, with at_ms > own_earns_after, by seq: what its velocity rule counted that
+    // HQ credits (FrozenByOwnEarnings). Read for an upload's checkouts at once (WarmOwnEarns).
+    struct OwnEarn {
+      TerminalEarn e;
+      bool in_upload = false;  // counted once its checkout, earlier in the upload, is accepted
+    };
+    std::optional<std::vector<OwnEarn>> own_earns;
+    std::string own_earns_of;  // the terminal
+    int64_t own_earns_after = 0;
   };
   struct DownloadSpan {  // every moment in [last or -inf, next or +inf) has `last` as its last
                          // download
@@ -222,6 +232,8 @@ struct HqService::Impl {
   std::unique_ptr<WriteCache> tx;  // the open write's; nullptr outside one
   Status WarmMembers(const std::string& tid, std::vector<uint64_t> ids);
   Status WarmAccounting(const std::vector<sync::Entry>& entries, const std::string& tid);
+  Status WarmOwnEarns(const std::string& tid, const std::vector<sync::Checkout>& checkouts,
+                      const std::vector<sync::Entry>& entries);
   Result<std::span<const std::pair<int64_t, int64_t>>> EarnsAfter(
       MemberSlot& s, uint64_t member_id, int64_t after_ms,
       std::vector<std::pair<int64_t, int64_t>>* read);
@@ -291,11 +303,15 @@ struct HqService::Impl {
   // stored or in this upload), as the terminal computed each against the ones before it;
   // a refund that moved no points is not in the chain and comes after, then by id.
   using RefundOrder = std::tuple<int64_t, int64_t, std::string>;
-  Result<std::vector<std::pair<std::string, bool>>> CandidateStates(const std::string& tid,
-                                                                    uint64_t member_id,
-                                                                    int64_t commit_ms,
-                                                                    const rules::Rules& r,
-                                                                    MemberSlot& slot);
+  // Where FrozenByOwnEarnings starts counting: after the member's latest unfreeze, and an hour
+  // before the terminal's last download of it (nullopt: never).
+  static int64_t OwnEarnsFrom(int64_t unfrozen_at_ms, std::optional<int64_t> last_download);
+  Result<bool> FrozenByOwnEarnings(const std::string& tid, uint64_t member_id, int64_t commit_ms,
+                                   std::optional<int64_t> last_download, const rules::Rules& r,
+                                   MemberSlot& slot);
+  Result<std::vector<std::pair<std::string, bool>>> CandidateStates(
+      const std::string& tid, uint64_t member_id, int64_t commit_ms, const rules::Rules& r,
+      MemberSlot& slot, bool* frozen_by_terminal);
   static bool SamePricing(const rules::Quote& q, const sync::Checkout& c);
   Result<std::string> CheckCheckout(const std::string& tid, const sync::Checkout& c);
   Result<std::map<std::string, int64_t>> RefundSeqs(const std::string& tid,

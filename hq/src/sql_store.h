@@ -719,6 +719,26 @@ class SqlStore final : public Store {
     return st.Int(0);
   }
 
+  Result<std::map<uint64_t, std::vector<TerminalEarn>>> TerminalEarnsOf(
+      const std::string& terminal_id, const std::vector<uint64_t>& member_ids,
+      int64_t after_ms) override {
+    std::map<uint64_t, std::vector<TerminalEarn>> out;
+    if (Status s = EachChunk(
+            "SELECT member_id, at_ms, seq, points, checkout_id FROM entries WHERE member_id " +
+                B::InInts(1) +
+                " AND kind = 'earn' AND applied = 1 AND terminal_id = ?2 AND at_ms > ?3 ORDER BY "
+                "member_id, at_ms, seq",
+            1, member_ids, [&](Stmt& st) { st.Bind(2, terminal_id).Bind(3, after_ms); },
+            [&](const Stmt& r) {
+              out[static_cast<uint64_t>(r.Int(0))].push_back(
+                  {r.Int(1), r.Int(2), r.Int(3), r.Text(4)});
+              return Status::Ok();
+            });
+        !s.ok())
+      return s;
+    return out;
+  }
+
   Result<std::map<std::string, int64_t>> RefundEntrySeqs(const std::string& terminal_id,
                                                          const std::string& checkout_id) override {
     HQ_PREPARE(st,

@@ -25,10 +25,11 @@ using namespace internal;
 // the commit (its snapshot, or what HQ had by then), a provisional member when the
 // terminal had no snapshot of it yet, frozen after this terminal's own velocity freeze,
 // and higher tiers after its own provisional upgrade where the rules allow one; only frozen
-// ones after a freeze of its own since its last download.
+// ones after a freeze of its own since its last download, written or proved by its own
+// earnings (FrozenByOwnEarnings), which *frozen_by_terminal tells.
 Result<std::vector<std::pair<std::string, bool>>> HqService::Impl::CandidateStates(
     const std::string& tid, uint64_t member_id, int64_t commit_ms, const rules::Rules& r,
-    MemberSlot& slot) {
+    MemberSlot& slot, bool* frozen_by_terminal) {
   const std::optional<MemberRecord>& m = slot.m;
   auto d = LastDownload(tid, member_id, commit_ms);
   if (!d.ok()) return d.status();
@@ -46,7 +47,17 @@ Result<std::vector<std::pair<std::string, bool>>> HqService::Impl::CandidateStat
   // Frozen by this terminal before the sale and after its last download (which would have
   // brought an unfreeze): the terminal priced the member frozen, and nothing else (the sale
   // whose earnings froze it, in the freeze's millisecond, was priced before it).
-  if (*froze && **froze < commit_ms && (!*d || **froze > **d)) {
+  bool frozen_only = *froze && **froze < commit_ms && (!*d || **froze > **d);
+  // Or frozen by its own earnings without a freeze entry (a rooted till leaving its freeze
+  // out): asked only when a state left would price the member unfrozen.
+  if (!frozen_only &&
+      std::any_of(out.begin(), out.end(), [](const auto& s) { return !s.second; })) {
+    auto own = FrozenByOwnEarnings(tid, member_id, commit_ms, *d, r, slot);
+    if (!own.ok()) return own.status();
+    frozen_only = *own;
+  }
+  if (frozen_by_terminal) *frozen_by_terminal = frozen_only;
+  if (frozen_only) {
     std::set<std::pair<std::string, bool>> frozen;
     for (const auto& [tier, was_frozen] : out) frozen.insert({tier, true});
     out = std::move(frozen);
@@ -64,6 +75,113 @@ Result<std::vector<std::pair<std::string, bool>>> HqService::Impl::CandidateStat
     }
   }
   return std::vector<std::pair<std::string, bool>>(more.begin(), more.end());
+}
+
+int64_t HqService::Impl::OwnEarnsFrom(int64_t unfrozen_at_ms,
+                                      std::optional<int64_t> last_download) {
+  constexpr int64_t kHour = 3'600'000;
+  if (!last_download || *last_download < std::numeric_limits<int64_t>::min() + kHour)
+    return unfrozen_at_ms;
+  return std::max(unfrozen_at_ms, *last_download - kHour);
+}
+
+// Did this terminal's velocity rule (loyalty-rules.md, "Risk rules") freeze the member before
+// commit_ms? It froze it at a sale whose commit made the member's earnings in the trailing
+// hour -- the terminal's own earn entries with at > commit - 1 h and after the latest
+// unfreeze it knew -- exceed the limit of that sale's rules; only HQ's unfreeze, through a
+// download, lifts it. Counted here from what the terminal cannot deny and HQ credited: its
+// earn entries HQ applied, and those of this upload whose sales HQ accepted earlier in it,
+// each sum only over the entries written before that sale's (lower seq) with at_ms in its
+// hour, after HQ's latest unfreeze (at or after any the terminal knew), for a sale after the
+// terminal's last download of the member (which may have brought an unfreeze) and before
+// this commit. Every choice counts less than the terminal did, never more: an honest
+// terminal's sale is never judged frozen when it was not, and one that left its freeze out
+// is judged frozen once the points HQ credited it cross the limit. (A refused forgery is not
+// counted: it credited nothing, and the sales after it are judged on their own.)
+Result<bool> HqService::Impl::FrozenByOwnEarnings(const std::string& tid, uint64_t member_id,
+                                                  int64_t commit_ms,
+                                                  std::optional<int64_t> last_download,
+                                                  const rules::Rules& r, MemberSlot& slot) {
+  constexpr int64_t kHour = 3'600'000;
+  const int64_t from = OwnEarnsFrom(slot.m ? slot.m->unfrozen_at_ms : 0, last_download);
+  using OwnEarn = MemberSlot::OwnEarn;
+  std::vector<OwnEarn> read;
+  const std::vector<OwnEarn>* all = nullptr;
+  if (slot.own_earns && slot.own_earns_of == tid && from >= slot.own_earns_after) {
+    all = &*slot.own_earns;
+  } else {  // outside an upload's checkouts: what is stored
+    auto stored = store.TerminalEarnsOf(tid, {member_id}, from);
+    if (!stored.ok()) return stored.status();
+    if (auto it = stored->find(member_id); it != stored->end())
+      for (auto& e : it->second) read.push_back({std::move(e), false});
+    std::sort(read.begin(), read.end(),
+              [](const OwnEarn& a, const OwnEarn& b) { return a.e.seq < b.e.seq; });
+    all = &read;
+  }
+  std::vector<const TerminalEarn*> earns;  // in the chain's order
+  for (const auto& [e, in_upload] : *all) {
+    if (e.at_ms <= from || e.at_ms >= commit_ms) continue;
+    if (in_upload) {  // credited only if its sale, judged before this one, was accepted
+      auto b = batch_checkouts.find(e.checkout_id);
+      if (b == batch_checkouts.end() || b->second.refused) continue;
+    }
+    earns.push_back(&e);
+  }
+  if (earns.empty()) return false;
+  // Each sale's hour, in the chain's order: a Fenwick tree over the entries' times holds the
+  // points of those written so far (a clock stepped back leaves times out of order).
+  std::vector<int64_t> times;
+  for (const auto* e : earns) times.push_back(e->at_ms);
+  std::sort(times.begin(), times.end());
+  times.erase(std::unique(times.begin(), times.end()), times.end());
+  std::vector<__int128> tree(times.size() + 1, 0);
+  auto add = [&](size_t i, int64_t v) {
+    for (++i; i < tree.size(); i += i & (~i + 1)) tree[i] += v;
+  };
+  auto upto = [&](size_t n) {  // the points of the first n times
+    __int128 sum = 0;
+    for (; n > 0; n -= n & (~n + 1)) sum += tree[n];
+    return sum;
+  };
+  auto rank = [&](int64_t t) {  // times <= t
+    return static_cast<size_t>(std::upper_bound(times.begin(), times.end(), t) - times.begin());
+  };
+  // Below the lowest limit this sale's rules or the current ones set, no sale's is crossed
+  // in practice; a lower limit another version may have had is not looked for (which only
+  // counts less).
+  const int64_t least = std::min(r.max_points_per_hour, current.max_points_per_hour);
+  std::map<std::string, std::optional<int64_t>> limits;  // by checkout
+  for (const auto* e : earns) {
+    add(rank(e->at_ms) - 1, e->points);
+    if (last_download && e->at_ms <= *last_download) continue;
+    const int64_t hour_from = e->at_ms < std::numeric_limits<int64_t>::min() + kHour
+                                  ? std::numeric_limits<int64_t>::min()
+                                  : e->at_ms - kHour;
+    const __int128 earned = upto(rank(e->at_ms)) - upto(rank(hour_from));
+    if (earned <= least) continue;
+    auto [it, fresh] = limits.emplace(e->checkout_id, std::nullopt);
+    if (fresh && !e->checkout_id.empty()) {
+      const sync::Checkout* sale = nullptr;
+      std::optional<sync::Checkout> stored;
+      if (auto b = batch_checkouts.find(e->checkout_id); b != batch_checkouts.end()) {
+        sale = b->second.checkout;
+      } else {
+        auto c = store.GetCheckout(tid, e->checkout_id);
+        if (!c.ok()) return c.status();
+        if (*c) {
+          stored = std::move(**c);
+          sale = &*stored;
+        }
+      }
+      if (sale) {
+        auto rv = RulesVersion(sale->rules_version);
+        if (!rv.ok()) return rv.status();
+        if (*rv) it->second = (*rv)->max_points_per_hour;
+      }
+    }
+    if (it->second && earned > *it->second) return true;
+  }
+  return false;
 }
 
 bool HqService::Impl::SamePricing(const rules::Quote& q, const sync::Checkout& c) {
@@ -132,7 +250,9 @@ Result<std::string> HqService::Impl::CheckCheckout(const std::string& tid,
   }
   auto slot = Slot(*c.member_id);
   if (!slot.ok()) return slot.status();
-  auto states = CandidateStates(tid, *c.member_id, c.committed_at_ms, r, **slot);
+  bool frozen_by_terminal = false;
+  auto states =
+      CandidateStates(tid, *c.member_id, c.committed_at_ms, r, **slot, &frozen_by_terminal);
   if (!states.ok()) return states.status();
   // The store's calendar may differ from the chain's: a birthday month counts if it is
   // the month at the commit anywhere from UTC-12 to UTC+14.
@@ -161,8 +281,9 @@ Result<std::string> HqService::Impl::CheckCheckout(const std::string& tid,
     if (priced_as(tier, frozen)) return std::string();
   // A member HQ never sent this terminal (outside its store's scope, or evicted from it) was
   // a provisional member there (member-codes.md), however recent its downloads: priced as a
-  // plain member. Asked only here, for a sale no other state explains.
-  const std::pair<std::string, bool> provisional{"member", false};
+  // plain member (frozen if this terminal froze it: its velocity rule counts a provisional
+  // member's earnings too). Asked only here, for a sale no other state explains.
+  const std::pair<std::string, bool> provisional{"member", frozen_by_terminal};
   if (std::find(states->begin(), states->end(), provisional) == states->end()) {
     auto held = store.HoldsMember(tid, *c.member_id);
     if (!held.ok()) return held.status();

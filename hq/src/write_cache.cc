@@ -177,6 +177,68 @@ Status HqService::Impl::WarmAccounting(const std::vector<sync::Entry>& entries,
   return Status::Ok();
 }
 
+// The uploading terminal's own earn entries, for the members of its checkouts that earned or
+// redeemed (FrozenByOwnEarnings: the states a frozen member was priced with differ only
+// there), in one statement: applied ones stored, from an hour before its last download of
+// each (at the member's first sale in the upload) or its latest unfreeze, and the upload's own.
+Status HqService::Impl::WarmOwnEarns(const std::string& tid,
+                                     const std::vector<sync::Checkout>& checkouts,
+                                     const std::vector<sync::Entry>& entries) {
+  if (!tx) return NoWrite();
+  std::map<uint64_t, int64_t> first_sale;
+  for (const auto& c : checkouts) {
+    if (!c.member_id || *c.member_id == 0 || (c.points_earned <= 0 && c.redeemed_points <= 0))
+      continue;
+    auto [it, fresh] = first_sale.emplace(*c.member_id, c.committed_at_ms);
+    if (!fresh) it->second = std::min(it->second, c.committed_at_ms);
+  }
+  std::map<uint64_t, int64_t> from_of;
+  std::vector<uint64_t> ids;
+  int64_t after = std::numeric_limits<int64_t>::max();
+  for (const auto& [id, at] : first_sale) {
+    auto slot = Slot(id);
+    if (!slot.ok()) return slot.status();
+    if ((*slot)->own_earns && (*slot)->own_earns_of == tid) continue;
+    auto d = LastDownload(tid, id, at);
+    if (!d.ok()) return d.status();
+    const int64_t from = OwnEarnsFrom((*slot)->m ? (*slot)->m->unfrozen_at_ms : 0, *d);
+    from_of[id] = from;
+    ids.push_back(id);
+    after = std::min(after, from);
+  }
+  if (ids.empty()) return Status::Ok();
+  auto stored = store.TerminalEarnsOf(tid, ids, after);
+  if (!stored.ok()) return stored.status();
+  using OwnEarn = MemberSlot::OwnEarn;
+  std::map<uint64_t, std::vector<OwnEarn>> own;
+  for (uint64_t id : ids) {
+    auto& v = own[id];
+    if (auto it = stored->find(id); it != stored->end()) {
+      for (auto& e : it->second)
+        if (e.at_ms > from_of[id]) v.push_back({std::move(e), false});
+    }
+  }
+  for (const auto& e : entries) {
+    if (e.terminal_id != tid || e.kind != "earn" || e.checkout_id.empty()) continue;
+    auto from = from_of.find(e.member_id);
+    if (from == from_of.end() || e.at_ms <= from->second || model::EntryHash(e) != e.hash) continue;
+    own[e.member_id].push_back({{e.at_ms, e.seq, e.points, e.checkout_id}, true});
+  }
+  for (auto& [id, v] : own) {
+    // By seq; an entry both stored and resent is counted once (the stored one).
+    std::stable_sort(v.begin(), v.end(),
+                     [](const OwnEarn& a, const OwnEarn& b) { return a.e.seq < b.e.seq; });
+    v.erase(std::unique(v.begin(), v.end(),
+                        [](const OwnEarn& a, const OwnEarn& b) { return a.e.seq == b.e.seq; }),
+            v.end());
+    MemberSlot& slot = tx->members[id];
+    slot.own_earns = std::move(v);
+    slot.own_earns_of = tid;
+    slot.own_earns_after = from_of[id];
+  }
+  return Status::Ok();
+}
+
 // The member's applied earns after after_ms, by time: a view of the slot's when it holds
 // them (found by their time, not copied), else read from the store into *read.
 Result<std::span<const std::pair<int64_t, int64_t>>> HqService::Impl::EarnsAfter(

@@ -1383,6 +1383,7 @@ TEST_F(HqStoreTest, AReadThatFailsDuringAnUploadFailsItWholeAndARetrySucceeds) {
       "max(at_ms) FROM entries",                     // the redemption cooldown
       "SELECT points FROM entries WHERE member_id = ?1",  // what the terminal could know
       "kind = 'earn' AND applied = 1",                    // chain-wide velocity
+      "applied = 1 AND terminal_id = ?2",                 // its own velocity rule
       "FROM refunds WHERE terminal_id",                   // earlier refunds
   };
   for (const auto& sql : reads) {

@@ -900,6 +900,118 @@ TEST_F(HqTrustTest, AFreezeItsTerminalsEarningsDoNotExplainIsRefused) {
   ExpectBalanceIsAppliedSum(id);
 }
 
+// A terminal's velocity rule freezes the member at the sale that carries its own hour past the
+// limit, in the same commit (loyalty-rules.md); its later sales price the member frozen.
+// A till that leaves its freeze out and keeps pricing the member unfrozen is judged by its
+// own earn entries as if it had written it: those later sales are refused, their points too.
+TEST_F(HqTrustTest, ATillThatLeavesOutItsVelocityFreezeEarnsNothingAfterIt) {
+  FakeTerminal t{"T01"};
+  // The honest till writes its freeze with the second sale and prices the third frozen.
+  const auto three_sales = [&](uint64_t m, const std::string& id, bool honest) {
+    std::vector<Sale> s;
+    s.push_back(PricedSale(t, m, id + "-1", Basket(300000), kNowMs));
+    s.push_back(PricedSale(t, m, id + "-2", Basket(300000), kNowMs + 60'000));  // 6,000
+    if (honest) {
+      s[1].entries.push_back(
+          t.Make("freeze", m, 0, kNowMs + 60'000, id + "-2", json{{"reason", "velocity"}}.dump()));
+    }
+    s.push_back(PricedSale(t, m, id + "-3", Basket(300000), kNowMs + 120'000, 0, "", "member",
+                           std::nullopt, honest));
+    return s;
+  };
+  const auto upload = [&](const std::vector<Sale>& sales) {
+    sync::UploadRequest up;
+    for (const auto& s : sales) {
+      up.checkouts.push_back(s.checkout);
+      up.entries.insert(up.entries.end(), s.entries.begin(), s.entries.end());
+    }
+    std::vector<std::string> out;
+    for (const auto& r : Upload("T01", up).results) out.push_back(r.status);
+    return out;
+  };
+  const std::vector<std::string> created(3, "created");
+  // In one upload: the third sale, priced unfrozen after the second crossed 5,000, is refused.
+  std::string id = CreateMember();
+  auto sales = three_sales(std::stoull(id), "a", false);
+  ASSERT_EQ(sales[2].checkout.points_earned, 3000);
+  EXPECT_EQ(upload(sales), (std::vector<std::string>{"created", "created", "refused"}));
+  // The sale, and its earn entry with it.
+  EXPECT_EQ(RefusalReasons("T01"), (std::set<std::string>{"price_mismatch", "checkout_refused"}));
+  EXPECT_EQ(Balance(id), 6000);
+  EXPECT_EQ(Member(id)["status"], "frozen");  // HQ's own chain-wide freeze, for review
+  ExpectBalanceIsAppliedSum(id);
+  // The honest till's freeze, and the third sale priced frozen (earning nothing): accepted.
+  std::string id2 = CreateMember({{"name", "李四"}});
+  sales = three_sales(std::stoull(id2), "b", true);
+  ASSERT_EQ(sales[2].checkout.points_earned, 0);
+  EXPECT_EQ(upload(sales), std::vector<std::string>(4, "created"));
+  EXPECT_EQ(Balance(id2), 6000);
+  // The crossing in an earlier upload, the sale after it in the next: the stored entries count.
+  std::string id3 = CreateMember({{"name", "王五"}});
+  sales = three_sales(std::stoull(id3), "c", false);
+  EXPECT_EQ(upload({sales[0], sales[1]}), (std::vector<std::string>{"created", "created"}));
+  EXPECT_EQ(upload({sales[2]}), (std::vector<std::string>{"refused"}));
+  EXPECT_EQ(Balance(id3), 6000);
+  ExpectBalanceIsAppliedSum(id3);
+}
+
+// What an honest till counted is never exceeded: the hour is the terminal's own entries in the
+// chain's order up to the sale, after HQ's unfreeze, and a download since lifts the freeze.
+TEST_F(HqTrustTest, AnHonestTillsSalesAreNeverJudgedFrozenByItsOwnEarnings) {
+  FakeTerminal t{"T01"};
+  const auto statuses = [&](const sync::UploadRequest& up) {
+    std::vector<std::string> out;
+    for (const auto& r : Upload("T01", up).results) out.push_back(r.status);
+    return out;
+  };
+  // 3,000 + 3,000 an hour apart (an hour is `at > now - 3600 s`): no hour crosses 5,000.
+  std::string id = CreateMember();
+  uint64_t m = std::stoull(id);
+  Sale a = PricedSale(t, m, "a", Basket(300000), kNowMs);
+  Sale b = PricedSale(t, m, "b", Basket(300000), kNowMs + 3'600'000);
+  Sale c = PricedSale(t, m, "c", Basket(100000), kNowMs + 3'700'000);
+  sync::UploadRequest up{a.entries, {a.checkout, b.checkout, c.checkout}, {}};
+  for (const Sale* s : {&b, &c})
+    up.entries.insert(up.entries.end(), s->entries.begin(), s->entries.end());
+  EXPECT_EQ(statuses(up), std::vector<std::string>(3, "created"));
+  EXPECT_EQ(Balance(id), 7000);
+  // The till's clock stepped back: an entry written after a sale, with an earlier time, was not
+  // in the ledger the sale was priced with. 3,000 then 1,000 (4,000: no freeze), then 3,000 an
+  // earlier minute: only that last one crosses, and nothing comes after it.
+  std::string id2 = CreateMember({{"name", "李四"}});
+  uint64_t m2 = std::stoull(id2);
+  const int64_t t0 = kNowMs + 8'000'000;
+  Sale s1 = PricedSale(t, m2, "s1", Basket(300000), t0);
+  Sale s2 = PricedSale(t, m2, "s2", Basket(100000), t0 + 100'000);
+  Sale s3 = PricedSale(t, m2, "s3", Basket(300000), t0 + 50'000);
+  sync::UploadRequest up2{s1.entries, {s1.checkout, s2.checkout, s3.checkout}, {}};
+  for (const Sale* s : {&s2, &s3})
+    up2.entries.insert(up2.entries.end(), s->entries.begin(), s->entries.end());
+  EXPECT_EQ(statuses(up2), std::vector<std::string>(3, "created"));
+  EXPECT_EQ(Balance(id2), 7000);
+  // Crossed, frozen with its freeze entry; HQ's review unfreezes, the till downloads the member
+  // again and sells: priced unfrozen, accepted (the hour before the unfreeze no longer counts).
+  std::string id3 = CreateMember({{"name", "王五"}});
+  uint64_t m3 = std::stoull(id3);
+  const int64_t t1 = kNowMs + 20'000'000;
+  Sale big = PricedSale(t, m3, "big", Basket(600000), t1);
+  sync::UploadRequest up3{big.entries, {big.checkout}, {}};
+  up3.entries.push_back(t.Make("freeze", m3, 0, t1, "big", json{{"reason", "velocity"}}.dump()));
+  EXPECT_EQ(statuses(up3), std::vector<std::string>(2, "created"));
+  clock_.set_now_ms(t1 + 60'000);
+  ASSERT_EQ(Call("POST", "/v1/members/" + id3 + "/unfreeze", json{{"reason", "reviewed"}}).status,
+            200);
+  EXPECT_EQ(Member(id3)["status"], "active");
+  clock_.set_now_ms(t1 + 120'000);
+  ASSERT_EQ(Call("GET", "/v1/sync/T01/changes", "", false).status, 200);
+  ASSERT_EQ(Member(id3)["tier"], "black");  // 6,000 yuan this month
+  Sale after = PricedSale(t, m3, "after", Basket(100000), t1 + 180'000, 0, "", "black");
+  EXPECT_EQ(statuses({after.entries, {after.checkout}, {}}), std::vector<std::string>{"created"});
+  EXPECT_EQ(Balance(id3), 6000 + after.checkout.points_earned);
+  EXPECT_TRUE(RefusalReasons("T01").empty());
+  ExpectBalanceIsAppliedSum(id3);
+}
+
 TEST_F(HqTrustTest, ALongFreezeReasonNeverStopsAnotherTerminal) {
   std::string id = CreateMember();
   uint64_t m = std::stoull(id);

@@ -64,6 +64,13 @@ struct MemberStateRecord {
   bool operator==(const MemberStateRecord&) const = default;
 };
 
+// One of a terminal's applied earn entries for a member (Store::TerminalEarnsOf).
+struct TerminalEarn {
+  int64_t at_ms = 0, seq = 0, points = 0;
+  std::string checkout_id;
+  bool operator==(const TerminalEarn&) const = default;
+};
+
 struct ConflictRecord {
   std::string kind;  // chain_fork | chain_gap | entry_mismatch | code_reused | coupon_reused |
                      // entry_refused (hq-and-sync.md's kinds, and no other)
@@ -314,6 +321,12 @@ class Store {
   virtual Result<int64_t> TerminalEarnedBetween(const std::string& terminal_id, uint64_t member_id,
                                                 int64_t after_ms, int64_t until_ms,
                                                 int64_t before_seq) = 0;
+  // The terminal's applied earn entries for each of these members that has some, with
+  // at_ms > after_ms, by at_ms then seq, in one statement per 1,000 members: the part of what
+  // its velocity rule counted that HQ credited (HqService's frozen-by-its-own-earnings check).
+  virtual Result<std::map<uint64_t, std::vector<TerminalEarn>>> TerminalEarnsOf(
+      const std::string& terminal_id, const std::vector<uint64_t>& member_ids,
+      int64_t after_ms) = 0;
   // HQ's own chain head (seq, raw hash).
   virtual Result<std::pair<int64_t, std::string>> HqHead() = 0;
   // HQ's own entries (terminal_id "_hq") of each of these members that has some, newest
