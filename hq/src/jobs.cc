@@ -1,6 +1,7 @@
-// The daily job: points of expired lots taken back with an expire entry per member, and at
-// the first run in a new local month every tier set from that month's spend; and the admin
-// route that runs it (POST /v1/admin/expire).
+// The daily job: points of expired lots taken back with an expire entry per member, at the
+// first run in a new local month every tier set from that month's spend, and downloads older
+// than any sale is judged by forgotten; and the admin route that runs it
+// (POST /v1/admin/expire).
 #include "service_internal.h"
 
 #include <set>
@@ -10,6 +11,12 @@
 namespace loyalty::hq {
 
 using namespace internal;
+
+namespace {
+// Each terminal's downloads are kept from its last changes page 90 days ago on: a sale
+// uploaded within 90 days of its commit is judged with the download it was made after.
+constexpr int64_t kDownloadsKeptMs = int64_t{90} * 86'400'000;
+}  // namespace
 
 Result<ExpiryReport> HqService::Impl::DailyJobs(int64_t now_s) {
   ExpiryReport report;
@@ -77,6 +84,13 @@ Result<ExpiryReport> HqService::Impl::DailyJobs(int64_t now_s) {
     // The spend sums the store keeps for windows before this month are not asked again.
     if (Status s = store.PruneSpendTotals(MonthBounds(now_s).first); !s.ok()) return s;
     return store.PutMeta("tier_month", month);
+  });
+  if (!s.ok()) return s;
+  // Downloads HQ judges no sale by any more (docs/hq.md, "Downloads kept"), outside the
+  // writer: old rows only, which no upload reads.
+  s = Transact([&]() -> Status {
+    auto removed = store.PruneDownloads(now_s * 1000 - kDownloadsKeptMs);
+    return removed.ok() ? Status::Ok() : removed.status();
   });
   if (!s.ok()) return s;
   return report;

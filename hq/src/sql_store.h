@@ -1432,6 +1432,24 @@ class SqlStore final : public Store {
     return st.Run();
   }
 
+  Result<int64_t> PruneDownloads(int64_t before_ms) override {
+    int64_t removed = 0;
+    // The members sent alone first: they are measured against the page that stays.
+    for (const char* sql :
+         {"DELETE FROM member_downloads WHERE at_ms < (SELECT max(u.at_ms) FROM "
+          "terminal_downloads u WHERE u.terminal_id = member_downloads.terminal_id AND u.at_ms < "
+          "?1)",
+          "DELETE FROM terminal_downloads WHERE at_ms < ?1 AND at_ms < (SELECT max(u.at_ms) FROM "
+          "terminal_downloads u WHERE u.terminal_id = terminal_downloads.terminal_id AND "
+          "u.at_ms < ?1)"}) {
+      HQ_PREPARE(st, sql);
+      st.Bind(1, before_ms);
+      if (Status s = st.Run(); !s.ok()) return s;
+      removed += db_->Changes();
+    }
+    return removed;
+  }
+
   // --- coupons, devices, revocations, adjustments
   Status PutCoupon(const CouponRecord& c) override {
     auto seq = NextChange();

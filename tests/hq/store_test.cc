@@ -306,6 +306,84 @@ TEST_F(HqStoreTest, KeptSpendIsAlwaysTheSumOfTheRows) {
   EXPECT_EQ(spend(7), 601);
 }
 
+// The daily job keeps each terminal's downloads from its last changes page before the cutoff
+// on: every moment after that page has the same last download as before.
+TEST_F(HqStoreTest, DownloadsBeforeTheLastPageBeforeTheCutoffAreForgotten) {
+  auto write = [&](const std::function<Status()>& body) {
+    ASSERT_TRUE(store_->Transaction(body).ok());
+  };
+  write([&]() -> Status {
+    int64_t cursor = 0;
+    for (int64_t at : {1000, 2000, 3000, 5000})
+      if (Status s = store_->AddTerminalDownload("T01", at, ++cursor); !s.ok()) return s;
+    if (Status s = store_->AddTerminalDownload("T02", 1500, 1); !s.ok()) return s;
+    if (Status s = store_->AddTerminalDownload("T03", 6000, 1); !s.ok()) return s;
+    for (int64_t at : {1200, 2500, 4000})
+      if (Status s = store_->AddMemberDownloads("T01", {7}, at); !s.ok()) return s;
+    return store_->AddMemberDownloads("T02", {7}, 1000);
+  });
+  auto around = [&](const std::string& tid, int64_t at) {
+    auto d = store_->DownloadsAround(tid, at);
+    EXPECT_TRUE(d.ok());
+    return std::make_pair(d->at_or_before, d->after);
+  };
+  auto members = [&](const std::string& tid) {
+    auto m = store_->MemberDownloads(tid, {7});
+    EXPECT_TRUE(m.ok());
+    return m->count(7) ? (*m)[7] : std::vector<int64_t>();
+  };
+  using P = std::pair<std::optional<int64_t>, std::optional<int64_t>>;
+  ASSERT_EQ(around("T01", 2500), (P{2000, 3000}));
+  int64_t removed = -1;
+  write([&]() -> Status {
+    auto r = store_->PruneDownloads(3500);
+    if (!r.ok()) return r.status();
+    removed = *r;
+    return Status::Ok();
+  });
+  // T01: pages 1000 and 2000, members sent at 1200 and 2500; T02: its member sent before its
+  // page. T03's only page is after the cutoff.
+  EXPECT_EQ(removed, 5);
+  EXPECT_EQ(around("T01", 3000), (P{3000, 5000}));
+  EXPECT_EQ(around("T01", 4500), (P{3000, 5000}));
+  EXPECT_EQ(around("T01", 9000), (P{5000, std::nullopt}));
+  EXPECT_EQ(around("T01", 2500), (P{std::nullopt, 3000}));  // older than any sale judged
+  EXPECT_EQ(members("T01"), std::vector<int64_t>{4000});
+  EXPECT_EQ(around("T02", 1500), (P{1500, std::nullopt}));
+  EXPECT_TRUE(members("T02").empty());
+  EXPECT_EQ(around("T03", 6000), (P{6000, std::nullopt}));
+  write([&]() -> Status {
+    auto r = store_->PruneDownloads(3500);
+    if (!r.ok()) return r.status();
+    removed = *r;
+    return Status::Ok();
+  });
+  EXPECT_EQ(removed, 0);
+}
+
+TEST_F(HqStoreTest, TheDailyJobForgetsDownloadsNoSaleIsJudgedBy) {
+  ASSERT_EQ(Call("GET", "/v1/sync/T01/changes", "", false).status, 200);
+  clock_.advance_ms(1000);
+  ASSERT_EQ(Call("GET", "/v1/sync/T01/changes", "", false).status, 200);
+  auto before = [&](int64_t at) {
+    auto d = store_->DownloadsAround("T01", at);
+    EXPECT_TRUE(d.ok());
+    return d->at_or_before;
+  };
+  ASSERT_EQ(before(kNowMs), kNowMs);
+  const int64_t day_s = 86'400;
+  // 89 days on, nothing is older than the page before the cutoff; 91 days on, the first is.
+  ASSERT_EQ(
+      Call("POST", "/v1/admin/expire?now=" + std::to_string(kNowMs / 1000 + 89 * day_s)).status,
+      200);
+  EXPECT_EQ(before(kNowMs), kNowMs);
+  ASSERT_EQ(
+      Call("POST", "/v1/admin/expire?now=" + std::to_string(kNowMs / 1000 + 91 * day_s)).status,
+      200);
+  EXPECT_EQ(before(kNowMs), std::nullopt);
+  EXPECT_EQ(before(kNowMs + 1000), kNowMs + 1000);
+}
+
 TEST_F(HqStoreTest, ASpendPastTwoToTheSixtySecondIsSummedNotKept) {
   constexpr int64_t kFrom = kMonth, kTo = kNext;
   constexpr int64_t kLimit = int64_t{1} << 62;

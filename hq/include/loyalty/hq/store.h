@@ -393,6 +393,10 @@ class Store {
                                 int64_t to_ms) = 0;
   // Forgets the sums kept for windows [from, to) with to <= this time (the daily job).
   virtual Status PruneSpendTotals(int64_t ended_by_ms) = 0;
+  // Forgets each terminal's downloads (changes pages, and members sent alone) older than its
+  // last changes page before this time, which is kept: a sale committed after that page is
+  // judged with the same last download as before (the daily job). Returns the rows removed.
+  virtual Result<int64_t> PruneDownloads(int64_t before_ms) = 0;
   // A checkout or refund HQ could not check: kept (a restored terminal gets it back), counted
   // in no spend and backing no entry.
   virtual Status MarkCheckoutRefused(const std::string& terminal_id,
