@@ -375,17 +375,33 @@ http::Response HqService::Impl::Fetch(const std::string& tid, const http::Reques
   // of it — also when the sale was another terminal's (a return made here of a sale made
   // there: the entry is this terminal's clawback, the checkout not): a restored terminal
   // must know its refund ids are taken, or a retried refund would be paid out again.
+  // A record HQ stored refused as value_out_of_range (a line's qty or price past the limits
+  // table, which only an upload reads) is left out: HQ never sends a terminal a value its
+  // codec would refuse (hq-and-sync.md), and no honest terminal made such a record.
+  auto sendable_checkout = [](const sync::Checkout& c) {
+    sync::Checkout as_read;
+    return sync::FromJson(sync::ToJson(c), &as_read).ok();
+  };
+  auto sendable_refunds = [](std::vector<sync::Refund> all) {
+    std::vector<sync::Refund> out;
+    for (auto& r : all) {
+      sync::Refund as_read;
+      if (sync::FromJson(sync::ToJson(r), &as_read).ok()) out.push_back(std::move(r));
+    }
+    return out;
+  };
   for (const auto& id : checkout_ids) {
     auto c = store.GetCheckout(tid, id);
     if (!c.ok()) return FromStatus(c.status());
-    if (*c) {
+    if (*c && sendable_checkout(**c)) {
       add_checkout(**c);
       out.checkouts.push_back(**c);
     }
-    auto refunds = store.RefundsOf(tid, id);
-    if (!refunds.ok()) return FromStatus(refunds.status());
-    for (const auto& r : *refunds) add_refund(r);
-    out.refunds.insert(out.refunds.end(), refunds->begin(), refunds->end());
+    auto read = store.RefundsOf(tid, id);
+    if (!read.ok()) return FromStatus(read.status());
+    auto refunds = sendable_refunds(std::move(*read));
+    for (const auto& r : refunds) add_refund(r);
+    out.refunds.insert(out.refunds.end(), refunds.begin(), refunds.end());
     if (estimate > kAnswerBudget && f->entry_ids.size() > 1) return too_large();
   }
   // A terminal restored from an empty disk: its checkouts made without a member have no
@@ -398,21 +414,23 @@ http::Response HqService::Impl::Fetch(const std::string& tid, const http::Reques
     size_t refunds_added = 0, added = 0;
     bool cut = false;
     for (auto& c : *page) {
-      auto refunds = store.RefundsOf(tid, c.checkout_id);
-      if (!refunds.ok()) return FromStatus(refunds.status());
+      auto read = store.RefundsOf(tid, c.checkout_id);
+      if (!read.ok()) return FromStatus(read.status());
+      auto refunds = sendable_refunds(std::move(*read));
+      const bool sendable = sendable_checkout(c);
       size_t more = 512 + c.request_json.size() + c.response_json.size() + 160 * c.lines.size();
-      for (const auto& r : *refunds) more += 256 + r.response_json.size() + 64 * r.lines.size();
-      if (added > 0 && (refunds_added + refunds->size() > sync::kMaxFetchIds ||
+      for (const auto& r : refunds) more += 256 + r.response_json.size() + 64 * r.lines.size();
+      if (added > 0 && (refunds_added + refunds.size() > sync::kMaxFetchIds ||
                         estimate + more > kAnswerBudget)) {
         cut = true;  // the next page starts with this checkout
         break;
       }
       estimate += more;
       ++added;
-      refunds_added += refunds->size();
-      out.next_without_entries = c.checkout_id;
-      out.refunds.insert(out.refunds.end(), refunds->begin(), refunds->end());
-      out.checkouts.push_back(std::move(c));
+      refunds_added += refunds.size();
+      out.next_without_entries = c.checkout_id;  // past it, sent or left out
+      out.refunds.insert(out.refunds.end(), refunds.begin(), refunds.end());
+      if (sendable) out.checkouts.push_back(std::move(c));
     }
     if (!cut && page->size() < sync::kMaxFetchCheckoutsWithoutEntries)
       out.next_without_entries.reset();  // the last page

@@ -621,6 +621,19 @@ TEST(MessagesTest, ValueLimitsAreOneTableAtBothEnds) {
   EXPECT_FALSE(ParseMessage<FetchResponse>(SerializeMessage(fetched)).ok());
   up.checkouts[0].lines[0].net_cents = -1;
   EXPECT_FALSE(ParseMessage<UploadRequest>(SerializeMessage(up)).ok());
+  // A refund line's qty the same: read as uploaded (how HQ reads back what it stored), any
+  // integer; as a terminal reads it, 1..10000.
+  Refund wide = SampleRefund();
+  for (int64_t qty : {int64_t{0}, int64_t{10001}, std::numeric_limits<int64_t>::max()}) {
+    wide.lines = {{0, qty}};
+    Refund back;
+    EXPECT_TRUE(FromJsonAsUploaded(ToJson(wide), &back).ok()) << qty;
+    EXPECT_EQ(back, wide);
+    EXPECT_FALSE(FromJson(ToJson(wide), &back).ok()) << qty;
+  }
+  wide.lines = {{static_cast<int64_t>(kMaxCheckoutLines), 1}};  // the line index keeps its limits
+  Refund back;
+  EXPECT_FALSE(FromJsonAsUploaded(ToJson(wide), &back).ok());
 
   Snapshot s;
   s.member_id = 7;

@@ -261,6 +261,33 @@ TEST_F(HqTrustTest, ARecordPastTheRulesLimitsIsRefusedAlone) {
     listed = listed || (c["detail"].value("refund_id", "") == "r2" &&
                         c["detail"].value("reason", "") == "checkout_refused");
   EXPECT_TRUE(listed) << Member(id).dump();
+  // The refused refund is read back with the sale's other refunds: a later one goes through.
+  sync::Refund r3{"r3", "c-good", "", "return", kNowMs + 4000, 10000, 100, 0, "{}", {{0, 1}}};
+  sync::Entry claw3 = t.MakeFull("clawback", m, -100, kNowMs + 4000, "c-good", "r3", "");
+  res = Upload("T01", {{claw3}, {}, {r3}});
+  ASSERT_EQ(res.results.size(), 1u);
+  EXPECT_EQ(res.results[0].status, "created");
+  EXPECT_EQ(Balance(id), 50);
+  ExpectBalanceIsAppliedSum(id);
+  // The terminal restored from its backup fetches its records: every entry, and the records
+  // its codec can read; those past the limits are left out, never sent (hq-and-sync.md).
+  sync::FetchRequest f;
+  for (const Sale* s : {&good, &qty, &neg, &price, &sku, &next})
+    f.entry_ids.push_back(s->entries[0].entry_id);
+  f.entry_ids.push_back(claw.entry_id);
+  f.entry_ids.push_back(claw3.entry_id);
+  f.without_entries_after = "";
+  auto fetched = Call("POST", "/v1/sync/T01/fetch", sync::SerializeMessage(f), false);
+  ASSERT_EQ(fetched.status, 200) << fetched.body;
+  auto got = sync::ParseMessage<sync::FetchResponse>(fetched.body);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->entries.size(), 8u);
+  std::set<std::string> checkouts, refunds;
+  for (const auto& c : got->checkouts) checkouts.insert(c.checkout_id);
+  for (const auto& r : got->refunds) refunds.insert(r.refund_id);
+  EXPECT_TRUE(checkouts.count("c-good") && checkouts.count("c-next"));
+  for (const char* past : {"c-qty", "c-neg", "c-price"}) EXPECT_FALSE(checkouts.count(past));
+  EXPECT_EQ(refunds, (std::set<std::string>{"r2", "r3"}));
 }
 
 TEST_F(HqTrustTest, RedemptionIsCheckedAgainstWhatTheTerminalCouldKnow) {

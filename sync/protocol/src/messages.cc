@@ -457,6 +457,9 @@ json ToJson(const Refund& f) {
   return j;
 }
 Status FromJson(const json& j, Refund* out) { return Top<Refund>(j, out, ReadRefund); }
+Status FromJsonAsUploaded(const json& j, Refund* out) {
+  return Top<Refund>(j, out, ReadRefundAs<true>);
+}
 
 // ---------------------------------------------------------------------------------------
 // Snapshots, identities, coupons

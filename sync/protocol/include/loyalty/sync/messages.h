@@ -363,6 +363,10 @@ LOYALTY_SYNC_CODEC(ReceiptKeyRequest)
 LOYALTY_SYNC_CODEC(ReceiptKeyResponse)
 #undef LOYALTY_SYNC_CODEC
 
+// A refund as an upload carries it (a line's qty any integer, which HQ's checks refuse alone
+// past the limits): how HQ reads back the refunds it stored, refused ones included.
+Status FromJsonAsUploaded(const nlohmann::json& j, Refund* out);
+
 // Whether a snapshot is one FromJson accepts (HQ checks before it sends one); the message
 // names the first field that is not.
 Status ValidateSnapshot(const Snapshot& s);
