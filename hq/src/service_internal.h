@@ -232,7 +232,8 @@ struct HqService::Impl {
   std::unique_ptr<WriteCache> tx;  // the open write's; nullptr outside one
   Status WarmMembers(const std::string& tid, std::vector<uint64_t> ids);
   Status WarmAccounting(const std::vector<sync::Entry>& entries, const std::string& tid);
-  Status WarmOwnEarns(const std::string& tid, const std::vector<sync::Checkout>& checkouts,
+  Status WarmOwnEarns(const std::string& tid, int64_t head_seq,
+                      const std::vector<sync::Checkout>& checkouts,
                       const std::vector<sync::Entry>& entries);
   Result<std::span<const std::pair<int64_t, int64_t>>> EarnsAfter(
       MemberSlot& s, uint64_t member_id, int64_t after_ms,
@@ -303,15 +304,14 @@ struct HqService::Impl {
   // stored or in this upload), as the terminal computed each against the ones before it;
   // a refund that moved no points is not in the chain and comes after, then by id.
   using RefundOrder = std::tuple<int64_t, int64_t, std::string>;
-  // Where FrozenByOwnEarnings starts counting: after the member's latest unfreeze, and an hour
-  // before the terminal's last download of it (nullopt: never).
-  static int64_t OwnEarnsFrom(int64_t unfrozen_at_ms, std::optional<int64_t> last_download);
+  // Where FrozenByOwnEarnings starts counting for a sale at commit_ms: after the member's
+  // latest unfreeze, and an hour before its look-back (kOwnEarningsLookBackMs).
+  static int64_t OwnEarnsFrom(int64_t unfrozen_at_ms, int64_t commit_ms);
   Result<bool> FrozenByOwnEarnings(const std::string& tid, uint64_t member_id, int64_t commit_ms,
-                                   std::optional<int64_t> last_download, const rules::Rules& r,
-                                   MemberSlot& slot);
+                                   const rules::Rules& r, MemberSlot& slot);
   Result<std::vector<std::pair<std::string, bool>>> CandidateStates(
       const std::string& tid, uint64_t member_id, int64_t commit_ms, const rules::Rules& r,
-      MemberSlot& slot, bool* frozen_by_terminal);
+      MemberSlot& slot, bool earns_or_redeems, bool* frozen_by_terminal);
   static bool SamePricing(const rules::Quote& q, const sync::Checkout& c);
   Result<std::string> CheckCheckout(const std::string& tid, const sync::Checkout& c);
   Result<std::map<std::string, int64_t>> RefundSeqs(const std::string& tid,

@@ -719,6 +719,21 @@ class SqlStore final : public Store {
     return st.Int(0);
   }
 
+  Result<std::optional<int64_t>> FirstForkSeq(const std::string& terminal_id) override {
+    HQ_PREPARE(st, "SELECT detail FROM conflicts WHERE terminal_id = ? AND kind = 'chain_fork'");
+    st.Bind(1, terminal_id);
+    std::optional<int64_t> first;
+    while (st.Step()) {
+      auto d = ParseJsonObject(st.Text(0));
+      if (!d.ok() || !d->contains("seq") || !(*d)["seq"].is_number_integer())
+        return Status::Error(ErrorCode::kInternal, "stored chain_fork without its seq");
+      const int64_t seq = (*d)["seq"].template get<int64_t>();
+      if (!first || seq < *first) first = seq;
+    }
+    if (!st.status().ok()) return st.status();
+    return first;
+  }
+
   Result<std::map<uint64_t, std::vector<TerminalEarn>>> TerminalEarnsOf(
       const std::string& terminal_id, const std::vector<uint64_t>& member_ids,
       int64_t after_ms) override {

@@ -342,7 +342,7 @@ http::Response HqService::Impl::Upload(const std::string& tid, const http::Reque
       if (e.terminal_id == tid) named.push_back(e.member_id);
     if (Status s = WarmMembers(tid, std::move(named)); !s.ok()) return s;
     if (Status s = WarmAccounting(up->entries, tid); !s.ok()) return s;
-    if (Status s = WarmOwnEarns(tid, up->checkouts, up->entries); !s.ok()) return s;
+    if (Status s = WarmOwnEarns(tid, term->head_seq, up->checkouts, up->entries); !s.ok()) return s;
     {
       // The month's spend each accepted checkout's member is judged by (MaybeUpgradeTier).
       std::vector<uint64_t> spenders;

@@ -29,7 +29,7 @@ using namespace internal;
 // earnings (FrozenByOwnEarnings), which *frozen_by_terminal tells.
 Result<std::vector<std::pair<std::string, bool>>> HqService::Impl::CandidateStates(
     const std::string& tid, uint64_t member_id, int64_t commit_ms, const rules::Rules& r,
-    MemberSlot& slot, bool* frozen_by_terminal) {
+    MemberSlot& slot, bool earns_or_redeems, bool* frozen_by_terminal) {
   const std::optional<MemberRecord>& m = slot.m;
   auto d = LastDownload(tid, member_id, commit_ms);
   if (!d.ok()) return d.status();
@@ -49,10 +49,11 @@ Result<std::vector<std::pair<std::string, bool>>> HqService::Impl::CandidateStat
   // whose earnings froze it, in the freeze's millisecond, was priced before it).
   bool frozen_only = *froze && **froze < commit_ms && (!*d || **froze > **d);
   // Or frozen by its own earnings without a freeze entry (a rooted till leaving its freeze
-  // out): asked only when a state left would price the member unfrozen.
-  if (!frozen_only &&
+  // out): asked only when a state left would price the member unfrozen, for a sale that earned
+  // or redeemed (frozen differs from unfrozen only there: quote.cc).
+  if (!frozen_only && earns_or_redeems &&
       std::any_of(out.begin(), out.end(), [](const auto& s) { return !s.second; })) {
-    auto own = FrozenByOwnEarnings(tid, member_id, commit_ms, *d, r, slot);
+    auto own = FrozenByOwnEarnings(tid, member_id, commit_ms, r, slot);
     if (!own.ok()) return own.status();
     frozen_only = *own;
   }
@@ -77,43 +78,51 @@ Result<std::vector<std::pair<std::string, bool>>> HqService::Impl::CandidateStat
   return std::vector<std::pair<std::string, bool>>(more.begin(), more.end());
 }
 
-int64_t HqService::Impl::OwnEarnsFrom(int64_t unfrozen_at_ms,
-                                      std::optional<int64_t> last_download) {
-  constexpr int64_t kHour = 3'600'000;
-  if (!last_download || *last_download < std::numeric_limits<int64_t>::min() + kHour)
-    return unfrozen_at_ms;
-  return std::max(unfrozen_at_ms, *last_download - kHour);
+namespace {
+// How far before a sale FrozenByOwnEarnings looks for the sale that froze the member: a
+// crossing further back is not looked for (which only counts less; HQ's chain-wide velocity
+// froze that member for review at the upload that crossed, in any case).
+constexpr int64_t kOwnEarningsLookBackMs = int64_t{30} * 86'400'000;
+}  // namespace
+
+int64_t HqService::Impl::OwnEarnsFrom(int64_t unfrozen_at_ms, int64_t commit_ms) {
+  constexpr int64_t kBack = kOwnEarningsLookBackMs + 3'600'000;
+  if (commit_ms < std::numeric_limits<int64_t>::min() + kBack) return unfrozen_at_ms;
+  return std::max(unfrozen_at_ms, commit_ms - kBack);
 }
 
 // Did this terminal's velocity rule (loyalty-rules.md, "Risk rules") freeze the member before
 // commit_ms? It froze it at a sale whose commit made the member's earnings in the trailing
 // hour -- the terminal's own earn entries with at > commit - 1 h and after the latest
-// unfreeze it knew -- exceed the limit of that sale's rules; only HQ's unfreeze, through a
-// download, lifts it. Counted here from what the terminal cannot deny and HQ credited: its
-// earn entries HQ applied, and those of this upload whose sales HQ accepted earlier in it,
-// each sum only over the entries written before that sale's (lower seq) with at_ms in its
-// hour, after HQ's latest unfreeze (at or after any the terminal knew), for a sale after the
-// terminal's last download of the member (which may have brought an unfreeze) and before
-// this commit. Every choice counts less than the terminal did, never more: an honest
-// terminal's sale is never judged frozen when it was not, and one that left its freeze out
-// is judged frozen once the points HQ credited it cross the limit. (A refused forgery is not
-// counted: it credited nothing, and the sales after it are judged on their own.)
+// unfreeze it knew -- exceed the limit of that sale's rules, with a freeze entry HQ accepts
+// (its count is of the same entries); only HQ's unfreeze lifts it, a download keeps it
+// (sync_local.cc, ApplySnapshot). Counted here from what the terminal cannot deny and HQ
+// credited: its earn entries HQ applied (below the terminal's first fork: a terminal
+// restored from an older backup does not hold the branch it lost), and those of this upload
+// whose sales HQ accepted earlier in it; each sum only over the entries written before that
+// sale's (lower seq) with at_ms in its hour, after HQ's latest unfreeze (at or after any the
+// terminal knew), for sales in the look-back before this commit. Every choice counts less
+// than the terminal did, never more: an honest terminal's sale is never judged frozen when it
+// was not, and one that left its freeze out is judged frozen once the points HQ credited it
+// cross the limit. (A refused forgery is not counted: it credited nothing.)
 Result<bool> HqService::Impl::FrozenByOwnEarnings(const std::string& tid, uint64_t member_id,
-                                                  int64_t commit_ms,
-                                                  std::optional<int64_t> last_download,
-                                                  const rules::Rules& r, MemberSlot& slot) {
+                                                  int64_t commit_ms, const rules::Rules& r,
+                                                  MemberSlot& slot) {
   constexpr int64_t kHour = 3'600'000;
-  const int64_t from = OwnEarnsFrom(slot.m ? slot.m->unfrozen_at_ms : 0, last_download);
+  const int64_t from = OwnEarnsFrom(slot.m ? slot.m->unfrozen_at_ms : 0, commit_ms);
   using OwnEarn = MemberSlot::OwnEarn;
   std::vector<OwnEarn> read;
   const std::vector<OwnEarn>* all = nullptr;
   if (slot.own_earns && slot.own_earns_of == tid && from >= slot.own_earns_after) {
     all = &*slot.own_earns;
-  } else {  // outside an upload's checkouts: what is stored
+  } else {  // outside an upload's checkouts: what is stored, below the first fork
+    auto fork = store.FirstForkSeq(tid);
+    if (!fork.ok()) return fork.status();
     auto stored = store.TerminalEarnsOf(tid, {member_id}, from);
     if (!stored.ok()) return stored.status();
     if (auto it = stored->find(member_id); it != stored->end())
-      for (auto& e : it->second) read.push_back({std::move(e), false});
+      for (auto& e : it->second)
+        if (!*fork || e.seq < **fork) read.push_back({std::move(e), false});
     std::sort(read.begin(), read.end(),
               [](const OwnEarn& a, const OwnEarn& b) { return a.e.seq < b.e.seq; });
     all = &read;
@@ -153,7 +162,6 @@ Result<bool> HqService::Impl::FrozenByOwnEarnings(const std::string& tid, uint64
   std::map<std::string, std::optional<int64_t>> limits;  // by checkout
   for (const auto* e : earns) {
     add(rank(e->at_ms) - 1, e->points);
-    if (last_download && e->at_ms <= *last_download) continue;
     const int64_t hour_from = e->at_ms < std::numeric_limits<int64_t>::min() + kHour
                                   ? std::numeric_limits<int64_t>::min()
                                   : e->at_ms - kHour;
@@ -251,8 +259,8 @@ Result<std::string> HqService::Impl::CheckCheckout(const std::string& tid,
   auto slot = Slot(*c.member_id);
   if (!slot.ok()) return slot.status();
   bool frozen_by_terminal = false;
-  auto states =
-      CandidateStates(tid, *c.member_id, c.committed_at_ms, r, **slot, &frozen_by_terminal);
+  auto states = CandidateStates(tid, *c.member_id, c.committed_at_ms, r, **slot,
+                                c.points_earned > 0 || c.redeemed_points > 0, &frozen_by_terminal);
   if (!states.ok()) return states.status();
   // The store's calendar may differ from the chain's: a birthday month counts if it is
   // the month at the commit anywhere from UTC-12 to UTC+14.

@@ -179,9 +179,10 @@ Status HqService::Impl::WarmAccounting(const std::vector<sync::Entry>& entries,
 
 // The uploading terminal's own earn entries, for the members of its checkouts that earned or
 // redeemed (FrozenByOwnEarnings: the states a frozen member was priced with differ only
-// there), in one statement: applied ones stored, from an hour before its last download of
-// each (at the member's first sale in the upload) or its latest unfreeze, and the upload's own.
-Status HqService::Impl::WarmOwnEarns(const std::string& tid,
+// there), in one statement: applied ones stored (from the look-back before each member's
+// first sale in the upload, after its latest unfreeze; only below the terminal's first fork,
+// since a restored terminal does not hold the branch it lost), and the upload's own.
+Status HqService::Impl::WarmOwnEarns(const std::string& tid, int64_t head_seq,
                                      const std::vector<sync::Checkout>& checkouts,
                                      const std::vector<sync::Entry>& entries) {
   if (!tx) return NoWrite();
@@ -199,33 +200,39 @@ Status HqService::Impl::WarmOwnEarns(const std::string& tid,
     auto slot = Slot(id);
     if (!slot.ok()) return slot.status();
     if ((*slot)->own_earns && (*slot)->own_earns_of == tid) continue;
-    auto d = LastDownload(tid, id, at);
-    if (!d.ok()) return d.status();
-    const int64_t from = OwnEarnsFrom((*slot)->m ? (*slot)->m->unfrozen_at_ms : 0, *d);
+    const int64_t from = OwnEarnsFrom((*slot)->m ? (*slot)->m->unfrozen_at_ms : 0, at);
     from_of[id] = from;
     ids.push_back(id);
     after = std::min(after, from);
   }
   if (ids.empty()) return Status::Ok();
+  auto fork = store.FirstForkSeq(tid);
+  if (!fork.ok()) return fork.status();
+  // This upload forks the chain too when it carries a seq HQ holds up to (a restored
+  // terminal; or entries sent again, which only counts less).
+  int64_t below = fork->value_or(std::numeric_limits<int64_t>::max());
+  for (const auto& e : entries)
+    if (e.terminal_id == tid && e.seq <= head_seq) below = std::min(below, e.seq);
   auto stored = store.TerminalEarnsOf(tid, ids, after);
   if (!stored.ok()) return stored.status();
   using OwnEarn = MemberSlot::OwnEarn;
   std::map<uint64_t, std::vector<OwnEarn>> own;
-  for (uint64_t id : ids) {
-    auto& v = own[id];
-    if (auto it = stored->find(id); it != stored->end()) {
-      for (auto& e : it->second)
-        if (e.at_ms > from_of[id]) v.push_back({std::move(e), false});
-    }
-  }
   for (const auto& e : entries) {
     if (e.terminal_id != tid || e.kind != "earn" || e.checkout_id.empty()) continue;
     auto from = from_of.find(e.member_id);
     if (from == from_of.end() || e.at_ms <= from->second || model::EntryHash(e) != e.hash) continue;
     own[e.member_id].push_back({{e.at_ms, e.seq, e.points, e.checkout_id}, true});
   }
+  for (uint64_t id : ids) {
+    auto& v = own[id];
+    if (auto it = stored->find(id); it != stored->end()) {
+      for (auto& e : it->second)
+        if (e.at_ms > from_of[id] && e.seq < below) v.push_back({std::move(e), false});
+    }
+  }
   for (auto& [id, v] : own) {
-    // By seq; an entry both stored and resent is counted once (the stored one).
+    // By seq; an entry both in the upload and stored is counted once (the upload's: what the
+    // terminal holds now).
     std::stable_sort(v.begin(), v.end(),
                      [](const OwnEarn& a, const OwnEarn& b) { return a.e.seq < b.e.seq; });
     v.erase(std::unique(v.begin(), v.end(),

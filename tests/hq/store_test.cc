@@ -1462,6 +1462,7 @@ TEST_F(HqStoreTest, AReadThatFailsDuringAnUploadFailsItWholeAndARetrySucceeds) {
       "SELECT points FROM entries WHERE member_id = ?1",  // what the terminal could know
       "kind = 'earn' AND applied = 1",                    // chain-wide velocity
       "applied = 1 AND terminal_id = ?2",                 // its own velocity rule
+      "kind = 'chain_fork'",                              // ... below its first fork
       "FROM refunds WHERE terminal_id",                   // earlier refunds
   };
   for (const auto& sql : reads) {

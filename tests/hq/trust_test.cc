@@ -980,10 +980,52 @@ TEST_F(HqTrustTest, ATillThatLeavesOutItsVelocityFreezeEarnsNothingAfterIt) {
   EXPECT_EQ(upload({sales[2]}), (std::vector<std::string>{"refused"}));
   EXPECT_EQ(Balance(id3), 6000);
   ExpectBalanceIsAppliedSum(id3);
+  // A download between the crossing and the next sale lifts nothing (an honest till keeps
+  // its freeze through a download; only HQ's unfreeze lifts it).
+  std::string id4 = CreateMember({{"name", "赵六"}});
+  sales = three_sales(std::stoull(id4), "d", false);
+  clock_.set_now_ms(kNowMs + 90'000);
+  ASSERT_EQ(Call("GET", "/v1/sync/T01/changes", "", false).status, 200);
+  EXPECT_EQ(upload(sales), (std::vector<std::string>{"created", "created", "refused"}));
+  EXPECT_EQ(Balance(id4), 6000);
+}
+
+// A till restored from an older backup forks its chain: the branch it lost is HQ's, not in
+// its ledger, and its velocity rule did not count it. Its sales are judged without it, in the
+// upload that forks the chain and in those after.
+TEST_F(HqTrustTest, ARestoredTillIsNotJudgedFrozenByTheBranchItLost) {
+  std::string id = CreateMember();
+  uint64_t m = std::stoull(id);
+  FakeTerminal t{"T01"};
+  const auto statuses = [&](const std::vector<const Sale*>& sales) {
+    sync::UploadRequest up;
+    for (const Sale* s : sales) {
+      up.checkouts.push_back(s->checkout);
+      up.entries.insert(up.entries.end(), s->entries.begin(), s->entries.end());
+    }
+    std::vector<std::string> out;
+    for (const auto& r : Upload("T01", up).results) out.push_back(r.status);
+    return out;
+  };
+  Sale first = PricedSale(t, m, "s0", Basket(10000), kNowMs);               // 100 points
+  FakeTerminal restored = t;                                                // the backup, after s0
+  Sale lost = PricedSale(t, m, "s-lost", Basket(350000), kNowMs + 60'000);  // 3,500
+  EXPECT_EQ(statuses({&first, &lost}), std::vector<std::string>(2, "created"));
+  // Restored after the lost sale: 1,000 then 1,600 (2,700 in its hour; the lost sale's 3,500
+  // with either would pass 5,000).
+  Sale a2 = PricedSale(restored, m, "s-a2", Basket(100000), kNowMs + 1'800'000);
+  Sale a3 = PricedSale(restored, m, "s-a3", Basket(160000), kNowMs + 2'400'000);
+  EXPECT_EQ(statuses({&a2, &a3}), std::vector<std::string>(2, "created"));
+  // Its next upload, with the fork on record: the same.
+  Sale x = PricedSale(restored, m, "s-x", Basket(100000), kNowMs + 2'700'000);
+  EXPECT_EQ(statuses({&x}), std::vector<std::string>{"created"});
+  EXPECT_EQ(RefusalReasons("T01"), std::set<std::string>{});
+  EXPECT_EQ(Balance(id), 100 + 3500 + 1000 + 1600 + x.checkout.points_earned);
+  ExpectBalanceIsAppliedSum(id);
 }
 
 // What an honest till counted is never exceeded: the hour is the terminal's own entries in the
-// chain's order up to the sale, after HQ's unfreeze, and a download since lifts the freeze.
+// chain's order up to the sale, after HQ's latest unfreeze, which lifts the freeze.
 TEST_F(HqTrustTest, AnHonestTillsSalesAreNeverJudgedFrozenByItsOwnEarnings) {
   FakeTerminal t{"T01"};
   const auto statuses = [&](const sync::UploadRequest& up) {

@@ -327,6 +327,9 @@ class Store {
   virtual Result<std::map<uint64_t, std::vector<TerminalEarn>>> TerminalEarnsOf(
       const std::string& terminal_id, const std::vector<uint64_t>& member_ids,
       int64_t after_ms) = 0;
+  // The lowest seq at which HQ recorded a chain_fork of the terminal (two entries at one
+  // seq: a restore from an older backup); nullopt when none.
+  virtual Result<std::optional<int64_t>> FirstForkSeq(const std::string& terminal_id) = 0;
   // HQ's own chain head (seq, raw hash).
   virtual Result<std::pair<int64_t, std::string>> HqHead() = 0;
   // HQ's own entries (terminal_id "_hq") of each of these members that has some, newest
