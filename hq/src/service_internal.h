@@ -332,6 +332,10 @@ struct HqService::Impl {
   // current rules without a sale, or for a version HQ does not know.
   Result<const rules::Rules*> RulesOfSale(const std::string& tid, const std::string& checkout_id,
                                           const sync::Checkout* sale);
+  // The same, but nullptr where RulesOfSale falls back to the current rules.
+  Result<const rules::Rules*> KnownRulesOfSale(const std::string& tid,
+                                               const std::string& checkout_id,
+                                               const sync::Checkout* sale);
   // "" when the terminal's provisional upgrade `e` follows from the member's spend as HQ
   // and the upload `up` know it (loyalty-rules.md, "Tiers"), else the reason it is refused.
   // Called before the upload's checkouts are stored (batch_verdicts read).

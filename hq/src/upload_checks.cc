@@ -168,24 +168,12 @@ Result<bool> HqService::Impl::FrozenByOwnEarnings(const std::string& tid, uint64
     const __int128 earned = upto(rank(e->at_ms)) - upto(rank(hour_from));
     if (earned <= least) continue;
     auto [it, fresh] = limits.emplace(e->checkout_id, std::nullopt);
-    if (fresh && !e->checkout_id.empty()) {
-      const sync::Checkout* sale = nullptr;
-      std::optional<sync::Checkout> stored;
-      if (auto b = batch_checkouts.find(e->checkout_id); b != batch_checkouts.end()) {
-        sale = b->second.checkout;
-      } else {
-        auto c = store.GetCheckout(tid, e->checkout_id);
-        if (!c.ok()) return c.status();
-        if (*c) {
-          stored = std::move(**c);
-          sale = &*stored;
-        }
-      }
-      if (sale) {
-        auto rv = RulesVersion(sale->rules_version);
-        if (!rv.ok()) return rv.status();
-        if (*rv) it->second = (*rv)->max_points_per_hour;
-      }
+    if (fresh) {  // a sale or version HQ does not know: not looked for (counts less)
+      auto b = batch_checkouts.find(e->checkout_id);
+      auto rv = KnownRulesOfSale(tid, e->checkout_id,
+                                 b == batch_checkouts.end() ? nullptr : b->second.checkout);
+      if (!rv.ok()) return rv.status();
+      if (*rv) it->second = (*rv)->max_points_per_hour;
     }
     if (it->second && earned > *it->second) return true;
   }
@@ -441,6 +429,14 @@ Result<std::string> HqService::Impl::CheckRefund(const std::string& tid, const s
 Result<const rules::Rules*> HqService::Impl::RulesOfSale(const std::string& tid,
                                                          const std::string& checkout_id,
                                                          const sync::Checkout* sale) {
+  auto known = KnownRulesOfSale(tid, checkout_id, sale);
+  if (!known.ok() || *known) return known;
+  return &current;
+}
+
+Result<const rules::Rules*> HqService::Impl::KnownRulesOfSale(const std::string& tid,
+                                                              const std::string& checkout_id,
+                                                              const sync::Checkout* sale) {
   std::optional<sync::Checkout> stored;
   if (!sale && !checkout_id.empty()) {
     auto c = store.GetCheckout(tid, checkout_id);
@@ -455,7 +451,7 @@ Result<const rules::Rules*> HqService::Impl::RulesOfSale(const std::string& tid,
     if (!rv.ok()) return rv.status();
     if (*rv) return rv->get();  // kept in `versions` for the life of the service
   }
-  return &current;
+  return static_cast<const rules::Rules*>(nullptr);
 }
 
 // A terminal's provisional upgrade (loyalty-rules.md, "Tiers"): allowed by the rules its

@@ -332,18 +332,21 @@ TEST_F(HqStoreTest, DownloadsBeforeTheLastPageBeforeTheCutoffAreForgotten) {
     EXPECT_TRUE(m.ok());
     return m->count(7) ? (*m)[7] : std::vector<int64_t>();
   };
+  auto prune = [&](int64_t before_ms) {
+    int64_t removed = -1;
+    write([&]() -> Status {
+      auto r = store_->PruneDownloads(before_ms);
+      if (!r.ok()) return r.status();
+      removed = *r;
+      return Status::Ok();
+    });
+    return removed;
+  };
   using P = std::pair<std::optional<int64_t>, std::optional<int64_t>>;
   ASSERT_EQ(around("T01", 2500), (P{2000, 3000}));
-  int64_t removed = -1;
-  write([&]() -> Status {
-    auto r = store_->PruneDownloads(3500);
-    if (!r.ok()) return r.status();
-    removed = *r;
-    return Status::Ok();
-  });
   // T01: pages 1000 and 2000, members sent at 1200 and 2500; T02: its member sent before its
   // page. T03's only page is after the cutoff.
-  EXPECT_EQ(removed, 5);
+  EXPECT_EQ(prune(3500), 5);
   EXPECT_EQ(around("T01", 3000), (P{3000, 5000}));
   EXPECT_EQ(around("T01", 4500), (P{3000, 5000}));
   EXPECT_EQ(around("T01", 9000), (P{5000, std::nullopt}));
@@ -352,13 +355,7 @@ TEST_F(HqStoreTest, DownloadsBeforeTheLastPageBeforeTheCutoffAreForgotten) {
   EXPECT_EQ(around("T02", 1500), (P{1500, std::nullopt}));
   EXPECT_TRUE(members("T02").empty());
   EXPECT_EQ(around("T03", 6000), (P{6000, std::nullopt}));
-  write([&]() -> Status {
-    auto r = store_->PruneDownloads(3500);
-    if (!r.ok()) return r.status();
-    removed = *r;
-    return Status::Ok();
-  });
-  EXPECT_EQ(removed, 0);
+  EXPECT_EQ(prune(3500), 0);
 }
 
 TEST_F(HqStoreTest, TheDailyJobForgetsDownloadsNoSaleIsJudgedBy) {

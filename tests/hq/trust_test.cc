@@ -33,6 +33,20 @@ class HqTrustTest : public HqFixture {
     return out;
   }
   int64_t Balance(const std::string& id) { return Member(id)["balance"]; }
+  // T01 uploads these sales (their checkouts and entries) and `more` entries after them: the
+  // statuses of the entries, in order.
+  std::vector<std::string> UploadSales(const std::vector<const Sale*>& sales,
+                                       const std::vector<sync::Entry>& more = {}) {
+    sync::UploadRequest up;
+    for (const Sale* s : sales) {
+      up.checkouts.push_back(s->checkout);
+      up.entries.insert(up.entries.end(), s->entries.begin(), s->entries.end());
+    }
+    up.entries.insert(up.entries.end(), more.begin(), more.end());
+    std::vector<std::string> out;
+    for (const auto& r : Upload("T01", up).results) out.push_back(r.status);
+    return out;
+  }
   // A member with `points` from an HQ adjustment, downloaded by T01 a second ago.
   std::string SeededMember(int64_t points) {
     std::string id = CreateMember();
@@ -947,14 +961,9 @@ TEST_F(HqTrustTest, ATillThatLeavesOutItsVelocityFreezeEarnsNothingAfterIt) {
     return s;
   };
   const auto upload = [&](const std::vector<Sale>& sales) {
-    sync::UploadRequest up;
-    for (const auto& s : sales) {
-      up.checkouts.push_back(s.checkout);
-      up.entries.insert(up.entries.end(), s.entries.begin(), s.entries.end());
-    }
-    std::vector<std::string> out;
-    for (const auto& r : Upload("T01", up).results) out.push_back(r.status);
-    return out;
+    std::vector<const Sale*> all;
+    for (const auto& s : sales) all.push_back(&s);
+    return UploadSales(all);
   };
   const std::vector<std::string> created(3, "created");
   // In one upload: the third sale, priced unfrozen after the second crossed 5,000, is refused.
@@ -997,28 +1006,18 @@ TEST_F(HqTrustTest, ARestoredTillIsNotJudgedFrozenByTheBranchItLost) {
   std::string id = CreateMember();
   uint64_t m = std::stoull(id);
   FakeTerminal t{"T01"};
-  const auto statuses = [&](const std::vector<const Sale*>& sales) {
-    sync::UploadRequest up;
-    for (const Sale* s : sales) {
-      up.checkouts.push_back(s->checkout);
-      up.entries.insert(up.entries.end(), s->entries.begin(), s->entries.end());
-    }
-    std::vector<std::string> out;
-    for (const auto& r : Upload("T01", up).results) out.push_back(r.status);
-    return out;
-  };
   Sale first = PricedSale(t, m, "s0", Basket(10000), kNowMs);               // 100 points
   FakeTerminal restored = t;                                                // the backup, after s0
   Sale lost = PricedSale(t, m, "s-lost", Basket(350000), kNowMs + 60'000);  // 3,500
-  EXPECT_EQ(statuses({&first, &lost}), std::vector<std::string>(2, "created"));
+  EXPECT_EQ(UploadSales({&first, &lost}), std::vector<std::string>(2, "created"));
   // Restored after the lost sale: 1,000 then 1,600 (2,700 in its hour; the lost sale's 3,500
   // with either would pass 5,000).
   Sale a2 = PricedSale(restored, m, "s-a2", Basket(100000), kNowMs + 1'800'000);
   Sale a3 = PricedSale(restored, m, "s-a3", Basket(160000), kNowMs + 2'400'000);
-  EXPECT_EQ(statuses({&a2, &a3}), std::vector<std::string>(2, "created"));
+  EXPECT_EQ(UploadSales({&a2, &a3}), std::vector<std::string>(2, "created"));
   // Its next upload, with the fork on record: the same.
   Sale x = PricedSale(restored, m, "s-x", Basket(100000), kNowMs + 2'700'000);
-  EXPECT_EQ(statuses({&x}), std::vector<std::string>{"created"});
+  EXPECT_EQ(UploadSales({&x}), std::vector<std::string>{"created"});
   EXPECT_EQ(RefusalReasons("T01"), std::set<std::string>{});
   EXPECT_EQ(Balance(id), 100 + 3500 + 1000 + 1600 + x.checkout.points_earned);
   ExpectBalanceIsAppliedSum(id);
@@ -1028,45 +1027,35 @@ TEST_F(HqTrustTest, ARestoredTillIsNotJudgedFrozenByTheBranchItLost) {
 // chain's order up to the sale, after HQ's latest unfreeze, which lifts the freeze.
 TEST_F(HqTrustTest, AnHonestTillsSalesAreNeverJudgedFrozenByItsOwnEarnings) {
   FakeTerminal t{"T01"};
-  const auto statuses = [&](const sync::UploadRequest& up) {
-    std::vector<std::string> out;
-    for (const auto& r : Upload("T01", up).results) out.push_back(r.status);
-    return out;
-  };
-  // 3,000 + 3,000 an hour apart (an hour is `at > now - 3600 s`): no hour crosses 5,000.
-  std::string id = CreateMember();
-  uint64_t m = std::stoull(id);
-  Sale a = PricedSale(t, m, "a", Basket(300000), kNowMs);
-  Sale b = PricedSale(t, m, "b", Basket(300000), kNowMs + 3'600'000);
-  Sale c = PricedSale(t, m, "c", Basket(100000), kNowMs + 3'700'000);
-  sync::UploadRequest up{a.entries, {a.checkout, b.checkout, c.checkout}, {}};
-  for (const Sale* s : {&b, &c})
-    up.entries.insert(up.entries.end(), s->entries.begin(), s->entries.end());
-  EXPECT_EQ(statuses(up), std::vector<std::string>(3, "created"));
-  EXPECT_EQ(Balance(id), 7000);
-  // The till's clock stepped back: an entry written after a sale, with an earlier time, was not
-  // in the ledger the sale was priced with. 3,000 then 1,000 (4,000: no freeze), then 3,000 an
-  // earlier minute: only that last one crosses, and nothing comes after it.
-  std::string id2 = CreateMember({{"name", "李四"}});
-  uint64_t m2 = std::stoull(id2);
+  // Three sales each, accepted whole (7,000 points): 3,000 + 3,000 an hour apart (an hour is
+  // `at > now - 3600 s`: no hour crosses 5,000); and a till whose clock stepped back -- an
+  // entry written after a sale, with an earlier time, was not in the ledger the sale was
+  // priced with: 3,000 then 1,000 (4,000: no freeze), then 3,000 an earlier minute: only that
+  // last one crosses, and nothing comes after it.
   const int64_t t0 = kNowMs + 8'000'000;
-  Sale s1 = PricedSale(t, m2, "s1", Basket(300000), t0);
-  Sale s2 = PricedSale(t, m2, "s2", Basket(100000), t0 + 100'000);
-  Sale s3 = PricedSale(t, m2, "s3", Basket(300000), t0 + 50'000);
-  sync::UploadRequest up2{s1.entries, {s1.checkout, s2.checkout, s3.checkout}, {}};
-  for (const Sale* s : {&s2, &s3})
-    up2.entries.insert(up2.entries.end(), s->entries.begin(), s->entries.end());
-  EXPECT_EQ(statuses(up2), std::vector<std::string>(3, "created"));
-  EXPECT_EQ(Balance(id2), 7000);
+  const std::vector<std::pair<std::string, std::vector<std::pair<int64_t, int64_t>>>> cases = {
+      {"an hour apart",
+       {{300000, kNowMs}, {300000, kNowMs + 3'600'000}, {100000, kNowMs + 3'700'000}}},
+      {"clock stepped back", {{300000, t0}, {100000, t0 + 100'000}, {300000, t0 + 50'000}}}};
+  for (const auto& [name, baskets] : cases) {
+    std::string id = CreateMember({{"name", name}});
+    std::vector<Sale> sales;
+    for (const auto& [cents, at] : baskets)
+      sales.push_back(PricedSale(t, std::stoull(id), "c" + std::to_string(at), Basket(cents), at));
+    EXPECT_EQ(UploadSales({&sales[0], &sales[1], &sales[2]}),
+              std::vector<std::string>(3, "created"))
+        << name;
+    EXPECT_EQ(Balance(id), 7000) << name;
+  }
   // Crossed, frozen with its freeze entry; HQ's review unfreezes, the till downloads the member
   // again and sells: priced unfrozen, accepted (the hour before the unfreeze no longer counts).
   std::string id3 = CreateMember({{"name", "王五"}});
   uint64_t m3 = std::stoull(id3);
   const int64_t t1 = kNowMs + 20'000'000;
   Sale big = PricedSale(t, m3, "big", Basket(600000), t1);
-  sync::UploadRequest up3{big.entries, {big.checkout}, {}};
-  up3.entries.push_back(t.Make("freeze", m3, 0, t1, "big", json{{"reason", "velocity"}}.dump()));
-  EXPECT_EQ(statuses(up3), std::vector<std::string>(2, "created"));
+  EXPECT_EQ(UploadSales({&big},
+                        {t.Make("freeze", m3, 0, t1, "big", json{{"reason", "velocity"}}.dump())}),
+            std::vector<std::string>(2, "created"));
   clock_.set_now_ms(t1 + 60'000);
   ASSERT_EQ(Call("POST", "/v1/members/" + id3 + "/unfreeze", json{{"reason", "reviewed"}}).status,
             200);
@@ -1075,7 +1064,7 @@ TEST_F(HqTrustTest, AnHonestTillsSalesAreNeverJudgedFrozenByItsOwnEarnings) {
   ASSERT_EQ(Call("GET", "/v1/sync/T01/changes", "", false).status, 200);
   ASSERT_EQ(Member(id3)["tier"], "black");  // 6,000 yuan this month
   Sale after = PricedSale(t, m3, "after", Basket(100000), t1 + 180'000, 0, "", "black");
-  EXPECT_EQ(statuses({after.entries, {after.checkout}, {}}), std::vector<std::string>{"created"});
+  EXPECT_EQ(UploadSales({&after}), std::vector<std::string>{"created"});
   EXPECT_EQ(Balance(id3), 6000 + after.checkout.points_earned);
   EXPECT_TRUE(RefusalReasons("T01").empty());
   ExpectBalanceIsAppliedSum(id3);
