@@ -110,25 +110,13 @@ Result<bool> HqService::Impl::FrozenByOwnEarnings(const std::string& tid, uint64
                                                   MemberSlot& slot) {
   constexpr int64_t kHour = 3'600'000;
   const int64_t from = OwnEarnsFrom(slot.m ? slot.m->unfrozen_at_ms : 0, commit_ms);
-  using OwnEarn = MemberSlot::OwnEarn;
-  std::vector<OwnEarn> read;
-  const std::vector<OwnEarn>* all = nullptr;
-  if (slot.own_earns && slot.own_earns_of == tid && from >= slot.own_earns_after) {
-    all = &*slot.own_earns;
-  } else {  // outside an upload's checkouts: what is stored, below the first fork
-    auto fork = store.FirstForkSeq(tid);
-    if (!fork.ok()) return fork.status();
-    auto stored = store.TerminalEarnsOf(tid, {member_id}, from);
-    if (!stored.ok()) return stored.status();
-    if (auto it = stored->find(member_id); it != stored->end())
-      for (auto& e : it->second)
-        if (!*fork || e.seq < **fork) read.push_back({std::move(e), false});
-    std::sort(read.begin(), read.end(),
-              [](const OwnEarn& a, const OwnEarn& b) { return a.e.seq < b.e.seq; });
-    all = &read;
-  }
+  // Read by WarmOwnEarns for every checkout of the upload that earned or redeemed, from its
+  // member's first sale in the upload on (the only sales asked).
+  if (!slot.own_earns || slot.own_earns_of != tid || from < slot.own_earns_after)
+    return Status::Error(ErrorCode::kInternal, "the terminal's own earnings were not read for " +
+                                                   std::to_string(member_id));
   std::vector<const TerminalEarn*> earns;  // in the chain's order
-  for (const auto& [e, in_upload] : *all) {
+  for (const auto& [e, in_upload] : *slot.own_earns) {
     if (e.at_ms <= from || e.at_ms >= commit_ms) continue;
     if (in_upload) {  // credited only if its sale, judged before this one, was accepted
       auto b = batch_checkouts.find(e.checkout_id);

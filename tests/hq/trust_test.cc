@@ -472,14 +472,8 @@ TEST_F(HqTrustTest, AStateChangeInTheMillisecondOfADownloadLeavesBothStatesPossi
 // priced again as "max", and stands.
 TEST_F(HqTrustTest, AMaxRedemptionPastTheLimitOfARequestedNumberStands) {
   const int64_t kBalance = 100'000'100;
-  std::string id = CreateMember();
+  std::string id = SeededMember(kBalance);
   uint64_t m = std::stoull(id);
-  ASSERT_EQ(Call("POST", "/v1/members/" + id + "/adjustments",
-                 json{{"adjustment_id", "a1"}, {"points", kBalance}, {"reason", "seed"}})
-                .status,
-            201);
-  ASSERT_EQ(Call("GET", "/v1/sync/T01/changes", "", false).status, 200);
-  clock_.advance_ms(1000);
   FakeTerminal t{"T01"};
   rules::QuoteInput in;
   in.lines = {{"sku-1", 10000, 100'000'000, "grocery"}};
