@@ -277,8 +277,19 @@ struct HqService::Impl {
                                                  uint64_t member_id, const std::string& kind,
                                                  int64_t at_ms);
   Status InsertEntry(const sync::Entry& e, bool applied, int64_t received_at_ms);
-  Result<std::optional<int64_t>> LastDownload(const std::string& tid, uint64_t member_id,
-                                              int64_t at_ms);
+  // What a terminal was sent of a member up to a moment (docs/hq.md, "What the terminal
+  // could know"). The member sent alone since the last changes page is an answer the
+  // terminal asked for and may never have received (its look-up timed out while HQ
+  // answered): it widens what HQ accepts, never narrows it.
+  struct KnownDownloads {
+    std::optional<int64_t> page;  // the last changes page at or before the moment
+    std::vector<int64_t> alone;   // the member sent alone after it, in order
+    // The latest download, arrived or not.
+    std::optional<int64_t> last() const {
+      return alone.empty() ? page : std::optional<int64_t>(alone.back());
+    }
+  };
+  Result<KnownDownloads> DownloadsOf(const std::string& tid, uint64_t member_id, int64_t at_ms);
   Result<std::vector<model::Lot>*> LotsOf(MemberSlot& s, uint64_t member_id);
   Status SetLot(MemberSlot& s, int64_t lot_id, int64_t remaining);
   // SetLot(s, id, 0) for every id, in one pass over the slot's lots.

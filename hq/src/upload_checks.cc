@@ -31,15 +31,31 @@ Result<std::vector<std::pair<std::string, bool>>> HqService::Impl::CandidateStat
     const std::string& tid, uint64_t member_id, int64_t commit_ms, const rules::Rules& r,
     MemberSlot& slot, bool earns_or_redeems, bool* frozen_by_terminal) {
   const std::optional<MemberRecord>& m = slot.m;
-  auto d = LastDownload(tid, member_id, commit_ms);
+  auto d = DownloadsOf(tid, member_id, commit_ms);
   if (!d.ok()) return d.status();
-  int64_t from = d->value_or(commit_ms);
+  const std::optional<int64_t> last = d->last();
+  // The member sent alone since the last changes page may never have arrived (a look-up HQ
+  // answered after the terminal's timeout): the states since that page stay possible, or,
+  // with no page before, those since the first such answer (and the provisional member).
+  // The terminal asked for each, so a till that lies about one gains nothing it could not
+  // have had by not asking.
+  const bool unsure = !d->alone.empty();
+  const int64_t from = d->page ? *d->page : unsure ? d->alone.front() : commit_ms;
   auto states = StatesBetween(slot, member_id, from, std::max(from, commit_ms));
   if (!states.ok()) return states.status();
   std::set<std::pair<std::string, bool>> out;
   for (const auto& [tier, status] : *states) out.insert({tier, status == "frozen"});
   if (states->empty() && m) out.insert({m->tier, m->status == "frozen"});
-  if (!*d || !m || m->created_at_ms > **d) out.insert({"member", false});
+  if (!last || !m || m->created_at_ms > *last) {
+    out.insert({"member", false});
+  } else if (unsure) {
+    // A look-up's answer lost on the way leaves the terminal without the member: a
+    // provisional member, never unfrozen while HQ had it frozen since (asking again for a
+    // member it holds frozen must not let a till sell it unfrozen).
+    const bool hq_froze =
+        std::any_of(out.begin(), out.end(), [](const auto& s) { return s.second; });
+    out.insert({"member", hq_froze});
+  }
   auto froze = TerminalEntryBy(slot, tid, member_id, "freeze", commit_ms);
   if (!froze.ok()) return froze.status();
   auto upgraded = TerminalEntryBy(slot, tid, member_id, "tier_upgrade", commit_ms);
@@ -47,7 +63,7 @@ Result<std::vector<std::pair<std::string, bool>>> HqService::Impl::CandidateStat
   // Frozen by this terminal before the sale and after its last download (which would have
   // brought an unfreeze): the terminal priced the member frozen, and nothing else (the sale
   // whose earnings froze it, in the freeze's millisecond, was priced before it).
-  bool frozen_only = *froze && **froze < commit_ms && (!*d || **froze > **d);
+  bool frozen_only = *froze && **froze < commit_ms && (!last || **froze > *last);
   // Or frozen by its own earnings without a freeze entry (a rooted till leaving its freeze
   // out): asked only when a state left would price the member unfrozen, for a sale that earned
   // or redeemed (frozen differs from unfrozen only there: quote.cc).
@@ -547,20 +563,33 @@ Result<std::string> HqService::Impl::CheckEntry(const std::string& tid, const sy
           return std::string("cooldown_active");
         }
       }
-      // Against what the terminal could know: its last snapshot plus its own entries since.
-      auto d = LastDownload(tid, e.member_id, co.committed_at_ms);
+      // Against what the terminal could know: its last snapshot plus its own entries since;
+      // the snapshot of its last changes page (none: a provisional member's 0) or of any
+      // answer sent after it (which may not have arrived), whichever knew the most.
+      auto d = DownloadsOf(tid, e.member_id, co.committed_at_ms);
       if (!d.ok()) return d.status();
-      auto known = store.KnownBalance(e.member_id, tid, d->value_or(0), e.seq, e.checkout_id,
-                                      FloorDiv(co.committed_at_ms, 1000));
-      if (!known.ok()) {
-        if (known.status().code() == ErrorCode::kOverflow) return std::string("value_out_of_range");
-        return known.status();
+      std::vector<int64_t> bases{d->page.value_or(0)};
+      bases.insert(bases.end(), d->alone.begin(), d->alone.end());
+      bool enough = false;
+      for (int64_t base : bases) {
+        auto known = store.KnownBalance(e.member_id, tid, base, e.seq, e.checkout_id,
+                                        FloorDiv(co.committed_at_ms, 1000));
+        if (!known.ok()) {
+          if (known.status().code() == ErrorCode::kOverflow)
+            return std::string("value_out_of_range");
+          return known.status();
+        }
+        if (*known >= co.redeemed_points) {
+          enough = true;
+          break;
+        }
       }
-      if (*known < co.redeemed_points) return std::string("insufficient_points");
+      if (!enough) return std::string("insufficient_points");
       // Stale as the terminal judged it: in whole seconds from the snapshot's snapshot_at_s,
-      // the download's second (sync_routes.cc).
-      bool stale =
-          !*d || FloorDiv(co.committed_at_ms, 1000) - FloorDiv(**d, 1000) > (*rv)->stale_after_s;
+      // the download's second (sync_routes.cc); from the latest download, arrived or not.
+      const std::optional<int64_t> last = d->last();
+      bool stale = !last || FloorDiv(co.committed_at_ms, 1000) - FloorDiv(*last, 1000) >
+                                (*rv)->stale_after_s;
       if (stale && co.redeemed_points > (*rv)->stale_redeem_cap_points)
         return std::string("stale_cap_exceeded");
     }

@@ -96,7 +96,7 @@ Status HqService::Impl::WarmMembers(const std::string& tid, std::vector<uint64_t
   const std::vector<std::string> kinds{"freeze", "tier_upgrade"};  // TerminalEntryBy's
   auto members = store.GetMembers(ids);
   if (!members.ok()) return members.status();
-  auto sent = store.MemberDownloads(tid, ids);  // LastDownload's: one statement, not one a member
+  auto sent = store.MemberDownloads(tid, ids);  // DownloadsOf's: one statement, not one a member
   if (!sent.ok()) return sent.status();
   for (uint64_t id : ids) {
     auto it = sent->find(id);
@@ -381,17 +381,19 @@ Status HqService::Impl::InsertEntry(const sync::Entry& e, bool applied, int64_t 
   return Status::Ok();
 }
 
-// The terminal's last download of the member at or before at_ms: its last changes page, or
-// the member sent to it alone since (downloads never happen inside a write).
-Result<std::optional<int64_t>> HqService::Impl::LastDownload(const std::string& tid,
-                                                             uint64_t member_id, int64_t at_ms) {
-  std::optional<int64_t> last;
+// What the terminal was sent of the member up to at_ms: its last changes page at or before
+// it, and the times the member was sent to it alone after that page (a look-up, a repair, a
+// sale's record), in order (downloads never happen inside a write).
+Result<HqService::Impl::KnownDownloads> HqService::Impl::DownloadsOf(const std::string& tid,
+                                                                     uint64_t member_id,
+                                                                     int64_t at_ms) {
+  KnownDownloads out;
   std::vector<DownloadSpan>* spans = tx ? &tx->downloads[tid] : nullptr;
   bool found = false;
   if (spans) {
     for (const auto& d : *spans) {
       if ((!d.last || *d.last <= at_ms) && (!d.next || at_ms < *d.next)) {
-        last = d.last;
+        out.page = d.last;
         found = true;
         break;
       }
@@ -401,7 +403,7 @@ Result<std::optional<int64_t>> HqService::Impl::LastDownload(const std::string& 
     auto d = store.DownloadsAround(tid, at_ms);
     if (!d.ok()) return d.status();
     if (spans) spans->push_back({d->at_or_before, d->after});
-    last = d->at_or_before;
+    out.page = d->at_or_before;
   }
   std::vector<int64_t> read;
   const std::vector<int64_t>* own = nullptr;
@@ -416,8 +418,9 @@ Result<std::optional<int64_t>> HqService::Impl::LastDownload(const std::string& 
     own = tx ? &(tx->member_downloads[{tid, member_id}] = std::move(read)) : &read;
   }
   for (int64_t t : *own)
-    if (t <= at_ms && (!last || t > *last)) last = t;
-  return last;
+    if (t <= at_ms && (!out.page || t > *out.page)) out.alone.push_back(t);
+  std::sort(out.alone.begin(), out.alone.end());
+  return out;
 }
 
 Result<std::vector<model::Lot>*> HqService::Impl::LotsOf(MemberSlot& s, uint64_t member_id) {

@@ -47,6 +47,14 @@ class HqTrustTest : public HqFixture {
     for (const auto& r : Upload("T01", up).results) out.push_back(r.status);
     return out;
   }
+  // The status of the redeem entry of a sale redeeming 1000 points for m at at_ms (a dynamic
+  // code), which t uploads alone.
+  std::string RedeemStatus(FakeTerminal& t, uint64_t m, const std::string& cid, int64_t at_ms) {
+    Sale s = PricedSale(t, m, cid, Basket(10000), at_ms, 1000, std::string(64, 'c'));
+    auto res = Upload(t.id, {s.entries, {s.checkout}, {}});
+    EXPECT_EQ(res.results.size(), 2u);
+    return res.results.size() == 2 ? res.results[1].status : std::string();
+  }
   // A member with `points` from an HQ adjustment, downloaded by T01 a second ago.
   std::string SeededMember(int64_t points) {
     std::string id = CreateMember();
@@ -409,7 +417,10 @@ TEST_F(HqTrustTest, ACursorHqHasNoRecordOfGivingIsRefused) {
 }
 
 // A look-up of one member is a download of that member only: a sale of another member the
-// terminal holds, priced with its snapshot from the last changes page, stands.
+// terminal holds, priced with its snapshot from the last changes page, stands. And a look-up
+// answer may never have arrived (HQ answered after the terminal's timeout): a sale priced with
+// the page's state after it stands as well as one priced with the answer's; a state the member
+// never held since the page is still refused.
 TEST_F(HqTrustTest, ALookUpIsADownloadOfTheMembersItCarriedOnly) {
   std::string x = CreateMember(), y = CreateMember({{"name", "李四"}});
   ASSERT_EQ(Call("GET", "/v1/sync/T01/changes", "", false).status, 200);
@@ -423,13 +434,28 @@ TEST_F(HqTrustTest, ALookUpIsADownloadOfTheMembersItCarriedOnly) {
   clock_.advance_ms(2000);
   EXPECT_EQ(Upload("T01", {sale.entries, {sale.checkout}, {}}).results[0].status, "created");
   EXPECT_TRUE(RefusalReasons("T01").empty());
-  // After a look-up of x itself, the terminal knew it was vip: "member" pricing is refused.
+  // A look-up of x itself, whose answer (vip) the terminal may not have received.
   look = Call("POST", "/v1/sync/T01/members", json{{"member_ids", {x}}}, false);
   ASSERT_EQ(look.status, 200) << look.body;
   clock_.advance_ms(1000);
-  Sale late = PricedSale(t, std::stoull(x), "c2", Basket(10000), kNowMs + 6000);
-  EXPECT_EQ(Upload("T01", {late.entries, {late.checkout}, {}}).results[0].status, "refused");
-  EXPECT_TRUE(RefusalReasons("T01").count("price_mismatch"));
+  Sale lost = PricedSale(t, std::stoull(x), "c2", Basket(10000), kNowMs + 6000);  // the page's
+  Sale got = PricedSale(t, std::stoull(x), "c3", Basket(10000), kNowMs + 6001, 0, "", "vip");
+  Sale never = PricedSale(t, std::stoull(x), "c4", Basket(10000), kNowMs + 6002, 0, "", "black");
+  clock_.advance_ms(1000);
+  auto res = Upload("T01", {{lost.entries[0], got.entries[0], never.entries[0]},
+                            {lost.checkout, got.checkout, never.checkout},
+                            {}});
+  ASSERT_EQ(res.results.size(), 3u);
+  EXPECT_EQ(res.results[0].status, "created");
+  EXPECT_EQ(res.results[1].status, "created");
+  EXPECT_EQ(res.results[2].status, "refused");
+  EXPECT_EQ(RefusalReasons("T01"), (std::set<std::string>{"checkout_refused", "price_mismatch"}));
+  // Once a changes page came after the look-up, the terminal holds what it says: the state
+  // before the look-up is refused.
+  ASSERT_EQ(Call("GET", "/v1/sync/T01/changes", "", false).status, 200);
+  clock_.advance_ms(1000);
+  Sale old = PricedSale(t, std::stoull(x), "c5", Basket(10000), kNowMs + 9000);
+  EXPECT_EQ(Upload("T01", {old.entries, {old.checkout}, {}}).results[0].status, "refused");
 }
 
 // A download and a state change HQ recorded in the same millisecond: which came first is
@@ -553,13 +579,9 @@ TEST_F(HqTrustTest, LotsExpiredAtTheRedemptionAreNotWhatTheTerminalCouldKnow) {
   const int64_t expiry_ms = (*lots)[0].expires_at_s * 1000;
   ASSERT_EQ(Call("GET", "/v1/sync/T01/changes", "", false).status, 200);
   clock_.advance_ms(1000);
-  const std::string code(64, 'c');
   FakeTerminal t{"T01"};
   auto redeem = [&](const std::string& cid, int64_t at_ms) {
-    Sale s = PricedSale(t, m, cid, Basket(10000), at_ms, 1000, code);
-    auto res = Upload("T01", {s.entries, {s.checkout}, {}});
-    EXPECT_EQ(res.results.size(), 2u);
-    return res.results.size() == 2 ? res.results[1].status : std::string();
+    return RedeemStatus(t, m, cid, at_ms);
   };
   // Before the lot expires the snapshot's 3000 are there to redeem.
   EXPECT_EQ(redeem("c1", expiry_ms - 1'000'000), "created");
@@ -573,6 +595,35 @@ TEST_F(HqTrustTest, LotsExpiredAtTheRedemptionAreNotWhatTheTerminalCouldKnow) {
   EXPECT_EQ(job->points, 2000);
   EXPECT_EQ(redeem("c3", expiry_ms + 2'000'000), "refused");
   EXPECT_EQ(Balance(id), 3000 - 1000 + 3 * 90 - 2000);
+  ExpectBalanceIsAppliedSum(id);
+}
+
+// A repair's answer that never arrived (HQ answered after the terminal's timeout): the
+// terminal redeems against the snapshot of its last changes page, which HQ still believes;
+// once a later page came, against that one only.
+TEST_F(HqTrustTest, ARepairAnswerThatNeverArrivedNarrowsNoRedemption) {
+  std::string id = SeededMember(3000);  // T01's page: 3000
+  uint64_t m = std::stoull(id);
+  ASSERT_EQ(Call("POST", "/v1/members/" + id + "/adjustments",
+                 json{{"adjustment_id", "a2"}, {"points", -2500}, {"reason", "other channel"}})
+                .status,
+            201);
+  clock_.advance_ms(1000);
+  // The repair that would have said 500: lost on the way.
+  ASSERT_EQ(Call("POST", "/v1/sync/T01/members", json{{"member_ids", {id}}}, false).status, 200);
+  clock_.advance_ms(1000);
+  FakeTerminal t{"T01"};
+  auto redeem = [&](const std::string& cid, int64_t at_ms) {
+    return RedeemStatus(t, m, cid, at_ms);
+  };
+  EXPECT_EQ(redeem("c1", kNowMs + 3000), "created");
+  EXPECT_EQ(RefusalReasons("T01"), std::set<std::string>{});
+  // A page after it: the terminal knew 3000 - 2500 - 1000 + 90.
+  ASSERT_EQ(Call("GET", "/v1/sync/T01/changes", "", false).status, 200);
+  clock_.advance_ms(1000);
+  EXPECT_EQ(redeem("c2", kNowMs + 3'600'000), "refused");
+  EXPECT_EQ(RefusalReasons("T01"), (std::set<std::string>{"insufficient_points"}));
+  EXPECT_EQ(Balance(id), 3000 - 2500 - 1000 + 2 * 90);
   ExpectBalanceIsAppliedSum(id);
 }
 
