@@ -284,6 +284,7 @@ struct HqService::Impl {
   struct KnownDownloads {
     std::optional<int64_t> page;  // the last changes page at or before the moment
     std::vector<int64_t> alone;   // the member sent alone after it, in order
+    bool alone_later = false;     // and sent alone after the moment too
     // The latest download, arrived or not.
     std::optional<int64_t> last() const {
       return alone.empty() ? page : std::optional<int64_t>(alone.back());

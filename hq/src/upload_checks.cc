@@ -22,11 +22,12 @@ using namespace internal;
 
 // Every (tier, frozen) state the terminal could have priced the member with at commit_ms:
 // the states HQ recorded between the terminal's last download at or before the commit and
-// the commit (its snapshot, or what HQ had by then), a provisional member when the
-// terminal had no snapshot of it yet, frozen after this terminal's own velocity freeze,
-// and higher tiers after its own provisional upgrade where the rules allow one; only frozen
-// ones after a freeze of its own since its last download, written or proved by its own
-// earnings (FrozenByOwnEarnings), which *frozen_by_terminal tells.
+// the commit (its snapshot, or what HQ had by then; from its last changes page when the
+// member was sent alone since: that answer may be lost), a provisional member when the
+// terminal had no snapshot of it yet (or asked HQ for it after its last page), frozen after this
+// terminal's own velocity freeze, and higher tiers after its own provisional upgrade where the
+// rules allow one; only frozen ones after a freeze of its own since its last download, written or
+// proved by its own earnings (FrozenByOwnEarnings), which *frozen_by_terminal tells.
 Result<std::vector<std::pair<std::string, bool>>> HqService::Impl::CandidateStates(
     const std::string& tid, uint64_t member_id, int64_t commit_ms, const rules::Rules& r,
     MemberSlot& slot, bool earns_or_redeems, bool* frozen_by_terminal) {
@@ -48,10 +49,12 @@ Result<std::vector<std::pair<std::string, bool>>> HqService::Impl::CandidateStat
   if (states->empty() && m) out.insert({m->tier, m->status == "frozen"});
   if (!last || !m || m->created_at_ms > *last) {
     out.insert({"member", false});
-  } else if (unsure) {
-    // A look-up's answer lost on the way leaves the terminal without the member: a
-    // provisional member, never unfrozen while HQ had it frozen since (asking again for a
-    // member it holds frozen must not let a till sell it unfrozen).
+  } else if (unsure || d->alone_later) {
+    // A look-up's answer lost on the way, or one HQ gave after the sale (the terminal asks
+    // for a member it does not have: it sold them as provisional before HQ answered), leaves
+    // the terminal without the member at the sale: a provisional member, never unfrozen
+    // while HQ had it frozen since the page (asking again for a member it holds frozen must
+    // not let a till sell it unfrozen).
     const bool hq_froze =
         std::any_of(out.begin(), out.end(), [](const auto& s) { return s.second; });
     out.insert({"member", hq_froze});

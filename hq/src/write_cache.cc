@@ -383,7 +383,8 @@ Status HqService::Impl::InsertEntry(const sync::Entry& e, bool applied, int64_t 
 
 // What the terminal was sent of the member up to at_ms: its last changes page at or before
 // it, and the times the member was sent to it alone after that page (a look-up, a repair, a
-// sale's record), in order (downloads never happen inside a write).
+// sale's record), in order, and whether it was sent alone after at_ms as well (downloads
+// never happen inside a write).
 Result<HqService::Impl::KnownDownloads> HqService::Impl::DownloadsOf(const std::string& tid,
                                                                      uint64_t member_id,
                                                                      int64_t at_ms) {
@@ -417,8 +418,12 @@ Result<HqService::Impl::KnownDownloads> HqService::Impl::DownloadsOf(const std::
     if (auto it = m->find(member_id); it != m->end()) read = std::move(it->second);
     own = tx ? &(tx->member_downloads[{tid, member_id}] = std::move(read)) : &read;
   }
-  for (int64_t t : *own)
-    if (t <= at_ms && (!out.page || t > *out.page)) out.alone.push_back(t);
+  for (int64_t t : *own) {
+    if (t > at_ms)
+      out.alone_later = true;
+    else if (!out.page || t > *out.page)
+      out.alone.push_back(t);
+  }
   std::sort(out.alone.begin(), out.alone.end());
   return out;
 }

@@ -6,7 +6,12 @@
 // member up before its first run keeps them after it: the look-up names the terminal's store.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
+#include <thread>
+
 #include "e2e_fixture.h"
+#include "support/hq_store.h"
 
 namespace loyalty::e2e {
 namespace {
@@ -115,6 +120,70 @@ TEST_F(E2eScopeTest, AMemberOfAnotherStoreIsProvisionalOfflineAndFetchedOnline) 
   }
   // The member `local` never shopped at S001: still not there.
   EXPECT_FALSE(Holds(h, local.id));
+}
+
+// A look-up HQ answers after the lane's timeout (HQ's database busy for a second): the lane
+// sells the member as the provisional member they still are there, while HQ records the
+// member as sent to it. That honest sale is accepted -- its points applied, no conflict --
+// and the lane's next runs bring the member and reconcile every balance exactly.
+TEST_F(E2eScopeTest, ALookUpAnsweredAfterTheTimeoutLeavesTheSaleStanding) {
+  StartHq();
+  Member home = Enrol(*hq_, 1, "S001");
+  ASSERT_EQ(hq_->Admin("POST", "/v1/members/" + home.id + "/tier", json{{"tier", "vip"}}).status,
+            200);
+  auto& a = Lane(kAway, "S002", hq_->port());
+  ExpectOk(a.Sync());
+  ASSERT_FALSE(Holds(a, home.id));
+
+  // HQ's database held by another writer for 1.5 s: the look-up waits there, past the lane's
+  // 300 ms, and is then answered to a lane that has gone on without it.
+  std::atomic<bool> holding{false};
+  std::thread busy([&] {
+    auto store = testing::OpenTestHqStore(hq_->dir());
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    Status s = (*store)->Transaction([&] {
+      holding.store(true);
+      std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+      return Status::Ok();
+    });
+    EXPECT_TRUE(s.ok()) << s.ToString();
+  });
+  for (int i = 0; i < 500 && !holding.load(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_TRUE(holding.load());
+  auto off = a.Call("POST", "/v1/identify", json{{"code", DynamicCode(home)}});
+  ASSERT_EQ(off.status, 200) << off.raw;
+  EXPECT_TRUE(off.body["member"]["snapshot_at"].is_null()) << off.raw;
+  EXPECT_EQ(off.body["member"]["tier"], "member") << off.raw;
+  auto sale = a.Call("POST", "/v1/checkouts/commit",
+                     json{{"checkout_id", "a-1"},
+                          {"identification_id", off.body["identification"]["id"]},
+                          {"lines", Basket(20000)}});
+  ASSERT_EQ(sale.status, 200) << sale.raw;
+  const int64_t earned = sale.body["points_to_earn"];
+  ASSERT_GT(earned, 0);
+  busy.join();
+  // HQ answered the look-up once the database was free: the member is recorded as sent.
+  int64_t sent = 0;
+  for (int i = 0; i < 500 && sent == 0; ++i) {
+    auto n = testing::QueryIntOnTestHqStore(
+        hq_->dir(), "SELECT count(*) FROM member_downloads WHERE terminal_id = 'T-AWAY'");
+    ASSERT_TRUE(n.ok()) << n.status().ToString();
+    sent = *n;
+    if (sent == 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(sent, 1);
+
+  ExpectOk(a.Sync());
+  const json view = hq_->Admin("GET", "/v1/members/" + home.id).body;
+  EXPECT_EQ(view["balance"], earned) << view.dump();
+  EXPECT_EQ(HqEntrySum(*hq_, home.id), earned);
+  for (const auto& c : view["conflicts"]) ADD_FAILURE() << c.dump();
+  // The run brought the member; the next finds nothing to repair.
+  EXPECT_EQ(a.MemberBalance(home.id), earned);
+  auto run = a.Sync();
+  ExpectOk(run);
+  EXPECT_EQ(run.value("repaired", -1), 0) << run.dump();
 }
 
 // A lane HQ has never heard from (no `hello` yet, so HQ does not know its store) identifies a

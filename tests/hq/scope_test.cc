@@ -194,15 +194,17 @@ TEST_F(HqScopeTest, ASaleOfAMemberNeverSentIsPricedAsTheProvisionalMemberItWas) 
 
 // A look-up HQ answered after the lane had given up on it (its timeout) leaves the lane
 // without the member, although HQ sent it and holds it there: the lane sold them as the
-// provisional member they were (member-codes.md), and that sale stands; never priced
+// provisional member they were (member-codes.md), before or after the moment HQ recorded
+// the answer, and that sale stands; never priced
 // unfrozen, though, while HQ had them frozen (asking again for a member a lane holds frozen
 // must not let a rooted till sell it unfrozen).
 TEST_F(HqScopeTest, ALookUpAnswerThatNeverArrivedLeavesTheMemberProvisional) {
-  const uint64_t away = Enrol("S009"), cold = Enrol("S009");
+  const uint64_t away = Enrol("S009"), cold = Enrol("S009"), late = Enrol("S009");
   clock_.advance_ms(1000);
-  ASSERT_EQ(
-      Call("POST", "/v1/members/" + std::to_string(away) + "/tier", json{{"tier", "vip"}}).status,
-      200);
+  for (uint64_t id : {away, late})
+    ASSERT_EQ(
+        Call("POST", "/v1/members/" + std::to_string(id) + "/tier", json{{"tier", "vip"}}).status,
+        200);
   // `cold`: frozen by HQ's chain-wide velocity rule (3,000 points at each of two lanes).
   Greet("T08", "S009");
   Greet("T09", "S009");
@@ -218,24 +220,32 @@ TEST_F(HqScopeTest, ALookUpAnswerThatNeverArrivedLeavesTheMemberProvisional) {
   Greet("T01", "S001");
   EXPECT_EQ(Download("T01"), (std::set<uint64_t>{}));
   clock_.advance_ms(1000);
-  for (uint64_t id : {away, cold}) {  // each scanned and asked for: the answers are lost
+  // `late` is sold as provisional while HQ, busy, has not yet answered its look-up.
+  FakeTerminal t{"T01"};
+  Sale r =
+      PricedSale(t, late, "c0", Basket(10000), clock_.now_ms(), 0, std::string(64, 'b'), "member");
+  clock_.advance_ms(1000);
+  for (uint64_t id : {away, cold, late}) {  // each scanned and asked for: the answers are lost
     sync::MembersRequest ask;
     ask.identities.emplace();
     ask.store_id = "S001";
     ask.member_ids = {id};
     ASSERT_EQ(Ask("T01", ask).members.size(), 1u);
   }
-  EXPECT_EQ(HeldBalances("T01"), 2u);
+  EXPECT_EQ(HeldBalances("T01"), 3u);
   clock_.advance_ms(1000);
   const int64_t at = clock_.now_ms() - 500;
-  FakeTerminal t{"T01"};
   Sale p = PricedSale(t, away, "c1", Basket(10000), at, 0, std::string(64, 'c'), "member");
   Sale q = PricedSale(t, cold, "c2", Basket(10000), at + 1, 0, std::string(64, 'd'), "member");
   clock_.advance_ms(1000);
-  auto res = Upload("T01", {{p.entries[0], q.entries[0]}, {p.checkout, q.checkout}, {}});
-  ASSERT_EQ(res.results.size(), 2u);
+  auto res = Upload(
+      "T01",
+      {{r.entries[0], p.entries[0], q.entries[0]}, {r.checkout, p.checkout, q.checkout}, {}});
+  ASSERT_EQ(res.results.size(), 3u);
   EXPECT_EQ(res.results[0].status, "created");
-  EXPECT_EQ(res.results[1].status, "refused");
+  EXPECT_EQ(res.results[1].status, "created");
+  EXPECT_EQ(res.results[2].status, "refused");
+  EXPECT_EQ(BalanceAtHq(late), r.checkout.points_earned);
   EXPECT_EQ(BalanceAtHq(away), p.checkout.points_earned);
   EXPECT_EQ(BalanceAtHq(cold), 6000);
   // Had the answer arrived, the VIP price would stand as well.
