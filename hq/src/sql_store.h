@@ -675,6 +675,16 @@ class SqlStore final : public Store {
     return std::optional<int64_t>(st.Int(0));
   }
 
+  Result<std::optional<int64_t>> FirstEntryReceivedAt(const std::string& terminal_id,
+                                                      uint64_t member_id) override {
+    HQ_PREPARE(st,
+               "SELECT min(received_at_ms) FROM entries WHERE member_id = ? AND terminal_id = ?");
+    st.Bind(1, member_id).Bind(2, terminal_id);
+    if (!st.Step()) return Fail(st);
+    if (st.IsNull(0)) return std::optional<int64_t>();
+    return std::optional<int64_t>(st.Int(0));
+  }
+
   Result<std::map<std::pair<uint64_t, std::string>, int64_t>> FirstTerminalEntriesAt(
       const std::string& terminal_id, const std::vector<uint64_t>& member_ids,
       const std::vector<std::string>& kinds) override {

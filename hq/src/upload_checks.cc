@@ -290,7 +290,21 @@ Result<std::string> HqService::Impl::CheckCheckout(const std::string& tid,
   if (std::find(states->begin(), states->end(), provisional) == states->end()) {
     auto held = store.HoldsMember(tid, *c.member_id);
     if (!held.ok()) return held.status();
-    if (!*held && priced_as(provisional.first, provisional.second)) return std::string();
+    if (!*held)
+      return priced_as(provisional.first, provisional.second) ? std::string() : "price_mismatch";
+    // Held since this terminal's own earlier sales of it reached HQ, with no changes page
+    // since (the run's download failed after its upload): the terminal still has only the
+    // provisional member its first sale made. Never unfrozen while HQ had the member frozen
+    // (a till that holds it frozen must not sell it unfrozen by leaving its pages out).
+    auto first = store.FirstEntryReceivedAt(tid, *c.member_id);
+    if (!first.ok()) return first.status();
+    auto d = DownloadsOf(tid, *c.member_id, c.committed_at_ms);
+    if (!d.ok()) return d.status();
+    if (*first && (!d->page || *d->page < **first)) {
+      const bool hq_froze =
+          std::any_of(states->begin(), states->end(), [](const auto& s) { return s.second; });
+      if (priced_as("member", frozen_by_terminal || hq_froze)) return std::string();
+    }
   }
   return std::string("price_mismatch");
 }

@@ -2,6 +2,8 @@
 // terminals are sent the members enrolled there, those that shopped there and those a
 // terminal of the store asked for — never the whole chain — and each terminal's balance
 // reconciliation covers exactly the members it holds.
+#include <sqlite3.h>
+
 #include "hq_test_util.h"
 #include "loyalty/recon/recon.h"
 
@@ -251,6 +253,55 @@ TEST_F(HqScopeTest, ALookUpAnswerThatNeverArrivedLeavesTheMemberProvisional) {
   // Had the answer arrived, the VIP price would stand as well.
   Sale v = PricedSale(t, away, "c3", Basket(10000), at + 2, 0, std::string(64, 'e'), "vip");
   EXPECT_EQ(Upload("T01", {v.entries, {v.checkout}, {}}).results[0].status, "created");
+}
+
+// A lane's run uploads its provisional sale of a member of another store and then fails
+// before its download: the lane still has only the provisional member its first sale made,
+// and its next sale of them, priced so, stands -- in a later upload too, although HQ now
+// holds the member there. Once a changes page came after that upload (it carries the
+// member), the lane had the member's snapshot, and a provisional price is refused. A read
+// of this that fails fails the upload, with nothing changed.
+TEST_F(HqScopeTest, ProvisionalSalesBeforeTheNextPageStand) {
+  const uint64_t away = Enrol("S009");
+  clock_.advance_ms(1000);
+  ASSERT_EQ(
+      Call("POST", "/v1/members/" + std::to_string(away) + "/tier", json{{"tier", "vip"}}).status,
+      200);
+  clock_.advance_ms(1000);
+  Greet("T01", "S001");
+  EXPECT_EQ(Download("T01"), (std::set<uint64_t>{}));
+  clock_.advance_ms(1000);
+  FakeTerminal t{"T01"};
+  auto sale = [&](const std::string& id) {
+    Sale s =
+        PricedSale(t, away, id, Basket(10000), clock_.now_ms(), 0, std::string(64, 'c'), "member");
+    clock_.advance_ms(1000);
+    return s;
+  };
+  Sale a = sale("c1"), b = sale("c2");
+  auto res = Upload("T01", {{a.entries[0], b.entries[0]}, {a.checkout, b.checkout}, {}});
+  ASSERT_EQ(res.results.size(), 2u);
+  EXPECT_EQ(res.results[0].status, "created");
+  EXPECT_EQ(res.results[1].status, "created");
+  // The run's download failed: no page. The next sale, in the next run.
+  Sale c = sale("c3");
+  const std::string body = sync::SerializeMessage(sync::UploadRequest{c.entries, {c.checkout}, {}});
+  hq::InjectStoreFault({"min(received_at_ms) FROM entries", 1, -1, SQLITE_IOERR});
+  auto failed = Call("POST", "/v1/sync/T01/entries", body, false);
+  const int fired = hq::StoreFaultsFired();
+  hq::ClearStoreFaults();
+  EXPECT_EQ(fired, 1);
+  EXPECT_EQ(failed.status, 503) << failed.body;
+  EXPECT_EQ(BalanceAtHq(away), 2 * a.checkout.points_earned);
+  res = Upload("T01", {c.entries, {c.checkout}, {}});
+  EXPECT_EQ(res.results[0].status, "created");
+  EXPECT_EQ(BalanceAtHq(away), 3 * a.checkout.points_earned);
+  // A page after the uploads carried the member: a provisional price after it is refused.
+  EXPECT_EQ(Download("T01"), (std::set<uint64_t>{away}));
+  clock_.advance_ms(1000);
+  Sale d = sale("c4");
+  EXPECT_EQ(Upload("T01", {d.entries, {d.checkout}, {}}).results[0].status, "refused");
+  EXPECT_EQ(BalanceAtHq(away), 3 * a.checkout.points_earned);
 }
 
 // A changes page ends before its answer would pass its budget (6 MiB estimated; the

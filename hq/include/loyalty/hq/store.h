@@ -300,6 +300,10 @@ class Store {
   virtual Result<std::optional<int64_t>> FirstTerminalEntryAt(const std::string& terminal_id,
                                                               uint64_t member_id,
                                                               const std::string& kind) = 0;
+  // When HQ received the terminal's first entry for the member (any kind, applied or not):
+  // when its own sales first made HQ hold the member there. nullopt when it has none.
+  virtual Result<std::optional<int64_t>> FirstEntryReceivedAt(const std::string& terminal_id,
+                                                              uint64_t member_id) = 0;
   // FirstTerminalEntryAt of each (member, kind) of these members and kinds that has one.
   virtual Result<std::map<std::pair<uint64_t, std::string>, int64_t>> FirstTerminalEntriesAt(
       const std::string& terminal_id, const std::vector<uint64_t>& member_ids,
