@@ -98,6 +98,9 @@ Result<std::vector<std::pair<std::string, bool>>> HqService::Impl::CandidateStat
 }
 
 namespace {
+// How many of the answers that sent a member alone since a terminal's last changes page a
+// redemption is checked against, besides that page (the latest ones).
+constexpr size_t kMaxAnswersKnown = 8;
 // How far before a sale FrozenByOwnEarnings looks for the sale that froze the member: a
 // crossing further back is not looked for (which only counts less; HQ's chain-wide velocity
 // froze that member for review at the upload that crossed, in any case).
@@ -581,12 +584,16 @@ Result<std::string> HqService::Impl::CheckEntry(const std::string& tid, const sy
         }
       }
       // Against what the terminal could know: its last snapshot plus its own entries since;
-      // the snapshot of its last changes page (none: a provisional member's 0) or of any
-      // answer sent after it (which may not have arrived), whichever knew the most.
+      // the snapshot of its last changes page (none: a provisional member's 0) or of an
+      // answer sent after it (which may not have arrived; the last kMaxAnswersKnown, so that
+      // a till asking for a member again and again does not multiply this check's reads),
+      // whichever knew the most.
       auto d = DownloadsOf(tid, e.member_id, co.committed_at_ms);
       if (!d.ok()) return d.status();
       std::vector<int64_t> bases{d->page.value_or(0)};
-      bases.insert(bases.end(), d->alone.begin(), d->alone.end());
+      const size_t answers = std::min(d->alone.size(), kMaxAnswersKnown);
+      bases.insert(bases.end(), d->alone.end() - static_cast<std::ptrdiff_t>(answers),
+                   d->alone.end());
       bool enough = false;
       for (int64_t base : bases) {
         auto known = store.KnownBalance(e.member_id, tid, base, e.seq, e.checkout_id,

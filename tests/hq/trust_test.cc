@@ -627,6 +627,39 @@ TEST_F(HqTrustTest, ARepairAnswerThatNeverArrivedNarrowsNoRedemption) {
   ExpectBalanceIsAppliedSum(id);
 }
 
+// The answers since the last page a redemption is checked against are the last eight: a till
+// asking for a member again and again does not multiply the check's reads. An answer that
+// alone knew enough points counts while among the last eight, and not past them.
+TEST_F(HqTrustTest, ARedemptionIsCheckedAgainstTheLastEightAnswersSinceThePage) {
+  for (int answers : {8, 9}) {
+    SCOPED_TRACE(answers);
+    std::string id = CreateMember({{"name", "王" + std::to_string(answers)}});
+    uint64_t m = std::stoull(id);
+    ASSERT_EQ(Call("GET", "/v1/sync/T01/changes", "", false).status, 200);  // T01's page: 0
+    clock_.advance_ms(1000);
+    auto adjust = [&](const std::string& adj, int64_t points) {
+      ASSERT_EQ(Call("POST", "/v1/members/" + id + "/adjustments",
+                     json{{"adjustment_id", adj + id}, {"points", points}, {"reason", "x"}})
+                    .status,
+                201);
+      clock_.advance_ms(1000);
+    };
+    auto repair = [&] {
+      ASSERT_EQ(Call("POST", "/v1/sync/T01/members", json{{"member_ids", {id}}}, false).status,
+                200);
+      clock_.advance_ms(1000);
+    };
+    adjust("up", 3000);
+    repair();  // the one answer that knew 3000
+    adjust("down", -2900);
+    for (int i = 1; i < answers; ++i) repair();  // 100 each
+    FakeTerminal t{"T01"};
+    EXPECT_EQ(RedeemStatus(t, m, "c-" + id, clock_.now_ms() - 500),
+              answers <= 8 ? "created" : "refused");
+  }
+  EXPECT_EQ(RefusalReasons("T01"), (std::set<std::string>{"insufficient_points"}));
+}
+
 TEST_F(HqTrustTest, RefundsFollowTheirCheckoutAndNeverExceedIt) {
   std::string id = CreateMember();
   uint64_t m = std::stoull(id);
