@@ -59,9 +59,10 @@ TEST(CrashTest, AcknowledgedCommitsSurviveSigkill) {
                                    {"qty", 1},
                                    {"unit_price_cents", 500},
                                    {"category", i % 2 ? "tobacco" : "beauty"}}});
-        json req{{"checkout_id", id},
-                 {"member_code", MintCode(kMember + static_cast<uint64_t>(i % 50))},
-                 {"lines", lines}};
+        // 50 members in each round's thousand ids, new ones in the next: a phone shows a new
+        // code once a second, so one member's thousandth code would be long expired.
+        const uint64_t member = kMember + static_cast<uint64_t>(i / 1000) * 50 + i % 50;
+        json req{{"checkout_id", id}, {"member_code", MintCode(member)}, {"lines", lines}};
         auto r = CallWith(client, agent.token(), "POST", "/v1/checkouts/commit", req.dump());
         if (r.status == 200) {
           std::lock_guard<std::mutex> g(mu);
