@@ -549,6 +549,8 @@ TEST_F(AgentApiTest, BadInputIsRefusedWithItsCodeAndChangesNothing) {
       {"unknown route", "GET", "/v1/nothing", "", true, 404, "not_found"},
       {"body too large", "POST", "/v1/checkouts/commit", std::string((1 << 20) + 1, ' '), true, 413,
        "body_too_large"},
+      {"body too large without a token", "POST", "/v1/checkouts/commit",
+       std::string((1 << 20) + 1, ' '), false, 401, "unauthorized"},
   };
   for (const auto& c : cases) {
     auto r = a.Call(c.method, c.target, c.body, c.auth);

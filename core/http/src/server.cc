@@ -635,12 +635,17 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   // `head_bytes`: what the parser took for the request line and headers, through the
   // blank line that ends them.
   void OnReadHeader(error_code ec, size_t head_bytes) {
-    if (ec) {
+    // A Content-Length past the body limit ends the head's read with body_limit, the head
+    // parsed whole (Beast checks it once every field is in). A request the server would
+    // refuse from its head (no token) is refused for that first: 401 whatever the size, so
+    // a client without credentials learns nothing of the limits.
+    const bool too_large = ec == bhttp::error::body_limit;
+    if (ec && !too_large) {
       OnReadError(ec);
       return;
     }
     // Beast's own count stops a head a few bytes past its limit; the limit is exact here.
-    if (head_bytes > options().header_limit) {
+    if (!too_large && head_bytes > options().header_limit) {
       OnReadError(bhttp::error::header_limit);
       return;
     }
@@ -658,6 +663,17 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       // body still in the other codings; none is implemented, so none is accepted.
       WriteAndClose(JsonError(ErrorCode::kBadRequest,
                               "unsupported Transfer-Encoding: only chunked is accepted"));
+      return;
+    }
+    if (too_large) {
+      Request head;
+      if (options().may_read_body && !FillRequest(req, &head) && !options().may_read_body(head)) {
+        BeginHandling(req);
+        keep_alive_ = false;
+        Dispatch(std::move(head));
+        return;
+      }
+      OnReadError(ec);
       return;
     }
     if (!parser_->is_done() && options().may_read_body) {
