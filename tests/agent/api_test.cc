@@ -160,6 +160,20 @@ TEST_F(AgentApiTest, CommitIsIdempotentAndConflictsOnADifferentBody) {
   auto second = a.Call("POST", "/v1/checkouts/commit", reordered);
   ASSERT_EQ(second.status, 200) << second.raw;
   EXPECT_EQ(second.body, first.body);
+  // And with its integers written with an exponent or a fraction (1990E0, 2.0).
+  std::string floats = req.dump();
+  for (auto [from, to] : {std::pair{"1990", "1990E0"}, std::pair{"\"qty\":2", "\"qty\":2.0"}}) {
+    const size_t at = floats.find(from);
+    ASSERT_NE(at, std::string::npos) << floats;
+    floats.replace(at, std::string(from).size(), to);
+  }
+  auto third = a.Call("POST", "/v1/checkouts/commit", floats);
+  ASSERT_EQ(third.status, 200) << third.raw;
+  EXPECT_EQ(third.body, first.body);
+  // Not an integer: another body.
+  std::string half = req.dump();
+  half.replace(half.find("1990"), 4, "1990.5");
+  EXPECT_EQ(a.Call("POST", "/v1/checkouts/commit", half).status, 409);
   auto before = Snapshot(a);
   req["tender"] = "card";
   auto conflict = a.Post("/v1/checkouts/commit", req);

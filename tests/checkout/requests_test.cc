@@ -20,6 +20,29 @@ TEST(Requests, CanonicalHashIgnoresKeyOrderAndSpacing) {
   EXPECT_NE(CanonicalHash(*a), CanonicalHash(*c));
 }
 
+// pos-api.md: a replay is "the same JSON value": an integer written with a fraction or an
+// exponent is that integer; one that is not an integer, or past 2^53, is another value.
+TEST(Requests, CanonicalHashTakesNumbersAsValues) {
+  auto hash = [](const std::string& text) {
+    auto j = ParseJsonObject(text);
+    EXPECT_TRUE(j.ok()) << text;
+    return j.ok() ? CanonicalHash(*j) : std::string();
+  };
+  const std::string plain = hash(R"({"a": [1990, {"b": 0}], "c": -7})");
+  for (const char* same :
+       {R"({"a": [1990.0, {"b": 0}], "c": -7})", R"({"a": [1990E0, {"b": -0.0}], "c": -7e0})",
+        R"({"a": [1.99e3, {"b": 0e5}], "c": -70E-1})"})
+    EXPECT_EQ(hash(same), plain) << same;
+  for (const char* other :
+       {R"({"a": [1990.5, {"b": 0}], "c": -7})", R"({"a": [1990, {"b": 1e-300}], "c": -7})",
+        R"({"a": [1990, {"b": 0}], "c": -7.000001})"})
+    EXPECT_NE(hash(other), plain) << other;
+  // 2^53 is exact; 2^53 + 2 written as a float is exact too; past 2^53 a float stays a float.
+  EXPECT_EQ(hash(R"({"n": 9007199254740992.0})"), hash(R"({"n": 9007199254740992})"));
+  EXPECT_NE(hash(R"({"n": 9007199254740994.0})"), hash(R"({"n": 9007199254740994})"));
+  EXPECT_NE(hash(R"({"n": 1e300})"), hash(R"({"n": 0})"));
+}
+
 // pos-api.md: bodies nest at most 32 levels. A commit with an extra field at the edge parses
 // (and validates: unknown fields are ignored); one level more is bad_request before anything
 // hashes it, and so is the 100,000-deep body that once crashed the commit.

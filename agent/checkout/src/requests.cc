@@ -1,6 +1,8 @@
 #include "loyalty/checkout/requests.h"
 
 #include <cctype>
+#include <cmath>
+#include <vector>
 
 #include "loyalty/codes/return_token.h"
 
@@ -29,9 +31,52 @@ bool OptClientId(const JsonReader& in, std::string_view key, std::optional<std::
 
 }  // namespace
 
+namespace {
+// A number written with a fraction or an exponent whose value is an integer (1990.0,
+// 1990E0, -0.0), exactly representable (|v| <= 2^53), as that integer: the same JSON value
+// as the integer (pos-api.md, "the same JSON value"). False when the tree has none.
+bool IntegralFloatsAsIntegers(nlohmann::json& root) {
+  constexpr double kExact = 9007199254740992.0;  // 2^53
+  bool changed = false;
+  std::vector<nlohmann::json*> todo{&root};
+  while (!todo.empty()) {
+    nlohmann::json* j = todo.back();
+    todo.pop_back();
+    if (j->is_object() || j->is_array()) {
+      for (auto& v : *j) todo.push_back(&v);
+    } else if (j->is_number_float()) {
+      const double v = j->get<double>();
+      if (std::isfinite(v) && std::trunc(v) == v && std::fabs(v) <= kExact) {
+        *j = static_cast<int64_t>(v);
+        changed = true;
+      }
+    }
+  }
+  return changed;
+}
+
+bool HasFloat(const nlohmann::json& root) {
+  std::vector<const nlohmann::json*> todo{&root};
+  while (!todo.empty()) {
+    const nlohmann::json* j = todo.back();
+    todo.pop_back();
+    if (j->is_number_float()) return true;
+    if (j->is_object() || j->is_array())
+      for (const auto& v : *j) todo.push_back(&v);
+  }
+  return false;
+}
+}  // namespace
+
 // DumpCanonical prints dump()'s bytes without building them through nlohmann's serializer,
-// so hashes stored by earlier versions still match.
+// so hashes stored by earlier versions still match. A body with an integral number written
+// as a float (which the request parsers refuse, so no stored hash has one) hashes as the
+// integer: a replay written so is the same request.
 std::string CanonicalHash(const nlohmann::json& body) {
+  if (HasFloat(body)) {
+    nlohmann::json copy = body;
+    if (IntegralFloatsAsIntegers(copy)) return DigestHex(Sha256(DumpCanonical(copy)));
+  }
   return DigestHex(Sha256(DumpCanonical(body)));
 }
 
