@@ -20,6 +20,13 @@ namespace loyalty::hq {
 
 using namespace internal;
 
+namespace {
+// Whether one of these (tier, frozen) states is frozen.
+bool AnyFrozen(const auto& states) {
+  return std::any_of(states.begin(), states.end(), [](const auto& s) { return s.second; });
+}
+}  // namespace
+
 // Every (tier, frozen) state the terminal could have priced the member with at commit_ms:
 // the states HQ recorded between the terminal's last download at or before the commit and
 // the commit (its snapshot, or what HQ had by then; from its last changes page when the
@@ -55,9 +62,7 @@ Result<std::vector<std::pair<std::string, bool>>> HqService::Impl::CandidateStat
     // the terminal without the member at the sale: a provisional member, never unfrozen
     // while HQ had it frozen since the page (asking again for a member it holds frozen must
     // not let a till sell it unfrozen).
-    const bool hq_froze =
-        std::any_of(out.begin(), out.end(), [](const auto& s) { return s.second; });
-    out.insert({"member", hq_froze});
+    out.insert({"member", AnyFrozen(out)});
   }
   auto froze = TerminalEntryBy(slot, tid, member_id, "freeze", commit_ms);
   if (!froze.ok()) return froze.status();
@@ -303,11 +308,9 @@ Result<std::string> HqService::Impl::CheckCheckout(const std::string& tid,
     if (!first.ok()) return first.status();
     auto d = DownloadsOf(tid, *c.member_id, c.committed_at_ms);
     if (!d.ok()) return d.status();
-    if (*first && (!d->page || *d->page < **first)) {
-      const bool hq_froze =
-          std::any_of(states->begin(), states->end(), [](const auto& s) { return s.second; });
-      if (priced_as("member", frozen_by_terminal || hq_froze)) return std::string();
-    }
+    if (*first && (!d->page || *d->page < **first) &&
+        priced_as("member", frozen_by_terminal || AnyFrozen(*states)))
+      return std::string();
   }
   return std::string("price_mismatch");
 }

@@ -422,9 +422,8 @@ Result<HqService::Impl::KnownDownloads> HqService::Impl::DownloadsOf(const std::
     if (t > at_ms)
       out.alone_later = true;
     else if (!out.page || t > *out.page)
-      out.alone.push_back(t);
+      out.alone.push_back(t);  // in order: Store::MemberDownloads gives them by time
   }
-  std::sort(out.alone.begin(), out.alone.end());
   return out;
 }
 
