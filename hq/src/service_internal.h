@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -117,10 +118,18 @@ struct HqService::Impl {
     std::map<std::string, int64_t> applied;  // by kind
   };
   std::map<std::string, BatchCheckout> batch_checkouts;
-  // The earliest at_ms of the upload's own freeze and tier_upgrade entries, by (member,
-  // kind): the checkouts are judged before the entries are stored, and a sale after the
-  // terminal's freeze in the same upload was priced frozen (valid during Upload).
-  std::map<std::pair<uint64_t, std::string>, int64_t> batch_first_entry;
+  // The upload's own freeze entries and the tier_upgrade entries HQ accepts, by (member,
+  // kind), in the upload's order: the checkouts are judged before the entries are stored, and
+  // a sale after the terminal's freeze in the same upload was priced frozen (valid during
+  // Upload).
+  std::map<std::pair<uint64_t, std::string>, std::vector<TerminalMark>> batch_marks;
+  // checkout_id -> the seq of the upload's own earn entry for it: where the sale stands in
+  // the terminal's chain (valid during Upload).
+  std::map<std::string, int64_t> batch_sale_seq;
+  // The lowest seq of the upload's own entries that HQ's chain already reaches (the head's
+  // seq or below: a restored terminal, or entries sent again); INT64_MAX when none (valid
+  // during Upload; BranchBelow).
+  int64_t batch_resent_below = std::numeric_limits<int64_t>::max();
   // entry_id -> "" when the month's spend explains the upload's own tier_upgrade entry,
   // else the reason it is refused (UpgradeVerdict; valid during Upload).
   std::map<std::string, std::string> batch_upgrades;
@@ -205,8 +214,8 @@ struct HqService::Impl {
     // ChainVelocity sums its hours from (EarnsAfter) when they start at or after earns_after.
     std::optional<std::vector<std::pair<int64_t, int64_t>>> earns;
     int64_t earns_after = 0;
-    // (terminal, kind) -> Store::FirstTerminalEntryAt
-    std::map<std::pair<std::string, std::string>, std::optional<int64_t>> first_entry_at;
+    // (terminal, kind) -> Store::TerminalMarksOf (stored before this write)
+    std::map<std::pair<std::string, std::string>, std::vector<TerminalMark>> marks;
     // The uploading terminal's earn entries for the member, applied ones stored and the
     // upload's own, with at_ms > own_earns_after, by seq: what its velocity rule counted that
     // HQ credits (FrozenByOwnEarnings). Read for an upload's checkouts at once (WarmOwnEarns).
@@ -228,12 +237,13 @@ struct HqService::Impl {
     std::map<std::string, std::vector<DownloadSpan>> downloads;  // changes pages, by terminal
     // Store::MemberDownloads, by terminal and member
     std::map<std::pair<std::string, uint64_t>, std::vector<int64_t>> member_downloads;
+    // Store::FirstForkSeq, by terminal
+    std::map<std::string, std::optional<int64_t>> first_fork;
   };
   std::unique_ptr<WriteCache> tx;  // the open write's; nullptr outside one
   Status WarmMembers(const std::string& tid, std::vector<uint64_t> ids);
   Status WarmAccounting(const std::vector<sync::Entry>& entries, const std::string& tid);
-  Status WarmOwnEarns(const std::string& tid, int64_t head_seq,
-                      const std::vector<sync::Checkout>& checkouts,
+  Status WarmOwnEarns(const std::string& tid, const std::vector<sync::Checkout>& checkouts,
                       const std::vector<sync::Entry>& entries);
   Result<std::span<const std::pair<int64_t, int64_t>>> EarnsAfter(
       MemberSlot& s, uint64_t member_id, int64_t after_ms,
@@ -273,9 +283,18 @@ struct HqService::Impl {
                                                                          uint64_t member_id,
                                                                          int64_t from_ms,
                                                                          int64_t to_ms);
-  Result<std::optional<int64_t>> TerminalEntryBy(MemberSlot& s, const std::string& tid,
-                                                 uint64_t member_id, const std::string& kind,
-                                                 int64_t at_ms);
+  // The terminal's entries of a kind for the member, stored and the upload's own (flagged),
+  // in no particular order.
+  struct Mark {
+    TerminalMark m;
+    bool in_upload = false;
+  };
+  Result<std::vector<Mark>> TerminalMarks(MemberSlot& s, const std::string& tid, uint64_t member_id,
+                                          const std::string& kind);
+  // The seq below which every entry HQ holds of the terminal is on the branch the terminal
+  // holds now: its first chain_fork, or the upload's first entry sent again (a restored
+  // terminal does not hold the branch it lost).
+  Result<int64_t> BranchBelow(const std::string& tid);
   Status InsertEntry(const sync::Entry& e, bool applied, int64_t received_at_ms);
   // What a terminal was sent of a member up to a moment (docs/hq.md, "What the terminal
   // could know"). The member sent alone since the last changes page is an answer the
@@ -322,8 +341,9 @@ struct HqService::Impl {
   Result<bool> FrozenByOwnEarnings(const std::string& tid, uint64_t member_id, int64_t commit_ms,
                                    const rules::Rules& r, MemberSlot& slot);
   Result<std::vector<std::pair<std::string, bool>>> CandidateStates(
-      const std::string& tid, uint64_t member_id, int64_t commit_ms, const rules::Rules& r,
-      MemberSlot& slot, bool earns_or_redeems, bool* frozen_by_terminal);
+      const std::string& tid, uint64_t member_id, int64_t commit_ms,
+      std::optional<int64_t> sale_seq, const rules::Rules& r, MemberSlot& slot,
+      bool earns_or_redeems, bool* frozen_by_terminal);
   static bool SamePricing(const rules::Quote& q, const sync::Checkout& c);
   Result<std::string> CheckCheckout(const std::string& tid, const sync::Checkout& c);
   Result<std::map<std::string, int64_t>> RefundSeqs(const std::string& tid,

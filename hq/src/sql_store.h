@@ -663,18 +663,6 @@ class SqlStore final : public Store {
     return st.Step() ? Result<int64_t>(st.Int(0)) : Result<int64_t>(Fail(st));
   }
 
-  Result<std::optional<int64_t>> FirstTerminalEntryAt(const std::string& terminal_id,
-                                                      uint64_t member_id,
-                                                      const std::string& kind) override {
-    HQ_PREPARE(st,
-               "SELECT min(at_ms) FROM entries WHERE member_id = ? AND kind = ? AND terminal_id = "
-               "? AND (applied = 1 OR kind <> 'tier_upgrade')");
-    st.Bind(1, member_id).Bind(2, kind).Bind(3, terminal_id);
-    if (!st.Step()) return Fail(st);
-    if (st.IsNull(0)) return std::optional<int64_t>();
-    return std::optional<int64_t>(st.Int(0));
-  }
-
   Result<std::optional<int64_t>> FirstEntryReceivedAt(const std::string& terminal_id,
                                                       uint64_t member_id) override {
     HQ_PREPARE(st,
@@ -685,19 +673,23 @@ class SqlStore final : public Store {
     return std::optional<int64_t>(st.Int(0));
   }
 
-  Result<std::map<std::pair<uint64_t, std::string>, int64_t>> FirstTerminalEntriesAt(
+  Result<std::map<std::pair<uint64_t, std::string>, std::vector<TerminalMark>>> TerminalMarksOf(
       const std::string& terminal_id, const std::vector<uint64_t>& member_ids,
       const std::vector<std::string>& kinds) override {
-    std::map<std::pair<uint64_t, std::string>, int64_t> out;
+    std::map<std::pair<uint64_t, std::string>, std::vector<TerminalMark>> out;
     if (kinds.empty()) return out;
     if (Status s = EachChunk(
-            "SELECT member_id, kind, min(at_ms) FROM entries WHERE terminal_id = ?1 AND "
-            "member_id " +
+            "SELECT member_id, kind, at_ms, seq FROM (SELECT member_id, kind, at_ms, seq, "
+            "row_number() OVER (PARTITION BY member_id, kind ORDER BY seq, at_ms) AS early, "
+            "row_number() OVER (PARTITION BY member_id, kind ORDER BY seq DESC, at_ms DESC) AS "
+            "late FROM entries WHERE terminal_id = ?1 AND member_id " +
                 B::InInts(2) + " AND kind " + B::InTexts(3) +
-                " AND (applied = 1 OR kind <> 'tier_upgrade') GROUP BY member_id, kind",
+                " AND (applied = 1 OR kind <> 'tier_upgrade')) AS marks WHERE early = 1 OR late "
+                "<= " +
+                std::to_string(kMaxTerminalMarks) + " ORDER BY member_id, kind, seq, at_ms",
             2, member_ids, [&](Stmt& st) { st.Bind(1, terminal_id).Bind(3, ListText(kinds)); },
             [&](const Stmt& r) {
-              out[{static_cast<uint64_t>(r.Int(0)), r.Text(1)}] = r.Int(2);
+              out[{static_cast<uint64_t>(r.Int(0)), r.Text(1)}].push_back({r.Int(2), r.Int(3)});
               return Status::Ok();
             });
         !s.ok())

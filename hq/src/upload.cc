@@ -327,22 +327,28 @@ http::Response HqService::Impl::Upload(const std::string& tid, const http::Reque
     }
     out.results.clear();
     batch_checkouts.clear();
-    batch_first_entry.clear();
-    for (const auto& e : up->entries) {
-      if (e.kind == "freeze" && e.terminal_id == tid && model::EntryHash(e) == e.hash) {
-        auto [it, fresh] = batch_first_entry.emplace(std::make_pair(e.member_id, e.kind), e.at_ms);
-        if (!fresh) it->second = std::min(it->second, e.at_ms);
-      }
-    }
+    batch_marks.clear();
+    batch_sale_seq.clear();
     auto term = TouchTerminal(tid, nullptr);
     if (!term.ok()) return term.status();
+    batch_resent_below = std::numeric_limits<int64_t>::max();
+    for (const auto& e : up->entries) {
+      if (e.terminal_id != tid) continue;
+      if (e.seq <= term->head_seq) batch_resent_below = std::min(batch_resent_below, e.seq);
+      if (model::EntryHash(e) != e.hash) continue;
+      if (e.kind == "freeze") batch_marks[{e.member_id, e.kind}].push_back({e.at_ms, e.seq});
+      if (e.kind == "earn" && !e.checkout_id.empty() && e.refund_id.empty()) {
+        auto [it, fresh] = batch_sale_seq.emplace(e.checkout_id, e.seq);
+        if (!fresh) it->second = std::min(it->second, e.seq);
+      }
+    }
     std::vector<uint64_t> named;  // the members the upload's checks will read
     for (const auto& c : up->checkouts) named.push_back(c.member_id.value_or(0));
     for (const auto& e : up->entries)
       if (e.terminal_id == tid) named.push_back(e.member_id);
     if (Status s = WarmMembers(tid, std::move(named)); !s.ok()) return s;
     if (Status s = WarmAccounting(up->entries, tid); !s.ok()) return s;
-    if (Status s = WarmOwnEarns(tid, term->head_seq, up->checkouts, up->entries); !s.ok()) return s;
+    if (Status s = WarmOwnEarns(tid, up->checkouts, up->entries); !s.ok()) return s;
     {
       // The month's spend each accepted checkout's member is judged by (MaybeUpgradeTier).
       std::vector<uint64_t> spenders;
@@ -368,10 +374,7 @@ http::Response HqService::Impl::Upload(const std::string& tid, const http::Reque
       auto verdict = UpgradeVerdict(tid, e, *up);
       if (!verdict.ok()) return verdict.status();
       batch_upgrades[e.entry_id] = *verdict;
-      if (verdict->empty()) {
-        auto [it, fresh] = batch_first_entry.emplace(std::make_pair(e.member_id, e.kind), e.at_ms);
-        if (!fresh) it->second = std::min(it->second, e.at_ms);
-      }
+      if (verdict->empty()) batch_marks[{e.member_id, e.kind}].push_back({e.at_ms, e.seq});
     }
     batch_carried.clear();
     for (const auto& e : up->entries) {
@@ -513,7 +516,9 @@ http::Response HqService::Impl::Upload(const std::string& tid, const http::Reque
     s = Write(body);
   }
   batch_checkouts.clear();  // it points into `up`, also after a failed transaction
-  batch_first_entry.clear();
+  batch_marks.clear();
+  batch_sale_seq.clear();
+  batch_resent_below = std::numeric_limits<int64_t>::max();
   batch_upgrades.clear();
   batch_refund_seq.clear();
   batch_refund_member.clear();

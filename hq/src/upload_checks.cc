@@ -36,8 +36,8 @@ bool AnyFrozen(const auto& states) {
 // rules allow one; only frozen ones after a freeze of its own since its last download, written or
 // proved by its own earnings (FrozenByOwnEarnings), which *frozen_by_terminal tells.
 Result<std::vector<std::pair<std::string, bool>>> HqService::Impl::CandidateStates(
-    const std::string& tid, uint64_t member_id, int64_t commit_ms, const rules::Rules& r,
-    MemberSlot& slot, bool earns_or_redeems, bool* frozen_by_terminal) {
+    const std::string& tid, uint64_t member_id, int64_t commit_ms, std::optional<int64_t> sale_seq,
+    const rules::Rules& r, MemberSlot& slot, bool earns_or_redeems, bool* frozen_by_terminal) {
   const std::optional<MemberRecord>& m = slot.m;
   auto d = DownloadsOf(tid, member_id, commit_ms);
   if (!d.ok()) return d.status();
@@ -64,14 +64,39 @@ Result<std::vector<std::pair<std::string, bool>>> HqService::Impl::CandidateStat
     // not let a till sell it unfrozen).
     out.insert({"member", AnyFrozen(out)});
   }
-  auto froze = TerminalEntryBy(slot, tid, member_id, "freeze", commit_ms);
-  if (!froze.ok()) return froze.status();
-  auto upgraded = TerminalEntryBy(slot, tid, member_id, "tier_upgrade", commit_ms);
-  if (!upgraded.ok()) return upgraded.status();
+  auto freezes = TerminalMarks(slot, tid, member_id, "freeze");
+  if (!freezes.ok()) return freezes.status();
+  auto upgrades = TerminalMarks(slot, tid, member_id, "tier_upgrade");
+  if (!upgrades.ok()) return upgrades.status();
+  // Written before the sale: in the chain's order when HQ has the sale's earn entry in this
+  // upload (a clock stepped back leaves times out of order), else by time (the sale whose
+  // earnings froze the member, in the freeze's millisecond, was priced before it).
+  auto before = [&](const TerminalMark& m) {
+    return sale_seq ? m.seq < *sale_seq : m.at_ms < commit_ms;
+  };
+  const bool froze = std::any_of(freezes->begin(), freezes->end(), [&](const Mark& f) {
+    return before(f.m) || (!sale_seq && f.m.at_ms == commit_ms);
+  });
+  const bool upgraded = std::any_of(upgrades->begin(), upgrades->end(), [&](const Mark& u) {
+    return before(u.m) || (!sale_seq && u.m.at_ms == commit_ms);
+  });
   // Frozen by this terminal before the sale and after its last download (which would have
-  // brought an unfreeze): the terminal priced the member frozen, and nothing else (the sale
-  // whose earnings froze it, in the freeze's millisecond, was priced before it).
-  bool frozen_only = *froze && **froze < commit_ms && (!last || **froze > *last);
+  // brought an unfreeze): the terminal priced the member frozen, and nothing else. Only a
+  // freeze surely on the branch the sale is on: the upload's own, or one HQ holds below the
+  // terminal's first fork (a terminal restored from an older backup does not hold the
+  // freeze of the branch it lost, nor what it wrote after the restore if HQ cannot tell the
+  // branches apart: that counts less, never more).
+  bool frozen_only = false;
+  for (const auto& f : *freezes) {
+    if (!before(f.m) || (last && f.m.at_ms <= *last)) continue;
+    if (!f.in_upload) {
+      auto below = BranchBelow(tid);
+      if (!below.ok()) return below.status();
+      if (f.m.seq >= *below) continue;
+    }
+    frozen_only = true;
+    break;
+  }
   // Or frozen by its own earnings without a freeze entry (a rooted till leaving its freeze
   // out): asked only when a state left would price the member unfrozen, for a sale that earned
   // or redeemed (frozen differs from unfrozen only there: quote.cc).
@@ -89,12 +114,12 @@ Result<std::vector<std::pair<std::string, bool>>> HqService::Impl::CandidateStat
   }
   std::set<std::pair<std::string, bool>> more = out;
   for (const auto& [tier, frozen] : out) {
-    if (*froze) more.insert({tier, true});
-    if (*upgraded && r.provisional_upgrade) {
+    if (froze) more.insert({tier, true});
+    if (upgraded && r.provisional_upgrade) {
       for (const char* t : {"vip", "black"}) {
         if (TierRank(t) > TierRank(tier)) {
           more.insert({t, frozen});
-          if (*froze) more.insert({t, true});
+          if (froze) more.insert({t, true});
         }
       }
     }
@@ -262,8 +287,11 @@ Result<std::string> HqService::Impl::CheckCheckout(const std::string& tid,
   auto slot = Slot(*c.member_id);
   if (!slot.ok()) return slot.status();
   bool frozen_by_terminal = false;
-  auto states = CandidateStates(tid, *c.member_id, c.committed_at_ms, r, **slot,
-                                c.points_earned > 0 || c.redeemed_points > 0, &frozen_by_terminal);
+  auto seq = batch_sale_seq.find(c.checkout_id);
+  auto states = CandidateStates(
+      tid, *c.member_id, c.committed_at_ms,
+      seq == batch_sale_seq.end() ? std::nullopt : std::optional<int64_t>(seq->second), r, **slot,
+      c.points_earned > 0 || c.redeemed_points > 0, &frozen_by_terminal);
   if (!states.ok()) return states.status();
   // The store's calendar may differ from the chain's: a birthday month counts if it is
   // the month at the commit anywhere from UTC-12 to UTC+14.

@@ -93,7 +93,7 @@ Status HqService::Impl::WarmMembers(const std::string& tid, std::vector<uint64_t
                            [&](uint64_t id) { return id == 0 || tx->members.count(id) > 0; }),
             ids.end());
   if (ids.empty()) return Status::Ok();
-  const std::vector<std::string> kinds{"freeze", "tier_upgrade"};  // TerminalEntryBy's
+  const std::vector<std::string> kinds{"freeze", "tier_upgrade"};  // TerminalMarks
   auto members = store.GetMembers(ids);
   if (!members.ok()) return members.status();
   auto sent = store.MemberDownloads(tid, ids);  // DownloadsOf's: one statement, not one a member
@@ -105,8 +105,8 @@ Status HqService::Impl::WarmMembers(const std::string& tid, std::vector<uint64_t
   }
   auto states = store.MemberStateHistories(ids);
   if (!states.ok()) return states.status();
-  auto firsts = store.FirstTerminalEntriesAt(tid, ids, kinds);
-  if (!firsts.ok()) return firsts.status();
+  auto marks = store.TerminalMarksOf(tid, ids, kinds);
+  if (!marks.ok()) return marks.status();
   std::map<uint64_t, MemberRecord> found;
   for (auto& m : *members) {
     const uint64_t id = m.member_id;
@@ -121,9 +121,9 @@ Status HqService::Impl::WarmMembers(const std::string& tid, std::vector<uint64_t
     auto st = states->find(id);
     slot.states = st == states->end() ? std::vector<MemberStateRecord>() : std::move(st->second);
     for (const auto& kind : kinds) {
-      auto f = firsts->find({id, kind});
-      slot.first_entry_at[{tid, kind}] =
-          f == firsts->end() ? std::optional<int64_t>() : std::optional<int64_t>(f->second);
+      auto f = marks->find({id, kind});
+      slot.marks[{tid, kind}] =
+          f == marks->end() ? std::vector<TerminalMark>() : std::move(f->second);
     }
   }
   return Status::Ok();
@@ -182,7 +182,7 @@ Status HqService::Impl::WarmAccounting(const std::vector<sync::Entry>& entries,
 // there), in one statement: applied ones stored (from the look-back before each member's
 // first sale in the upload, after its latest unfreeze; only below the terminal's first fork,
 // since a restored terminal does not hold the branch it lost), and the upload's own.
-Status HqService::Impl::WarmOwnEarns(const std::string& tid, int64_t head_seq,
+Status HqService::Impl::WarmOwnEarns(const std::string& tid,
                                      const std::vector<sync::Checkout>& checkouts,
                                      const std::vector<sync::Entry>& entries) {
   if (!tx) return NoWrite();
@@ -206,13 +206,10 @@ Status HqService::Impl::WarmOwnEarns(const std::string& tid, int64_t head_seq,
     after = std::min(after, from);
   }
   if (ids.empty()) return Status::Ok();
-  auto fork = store.FirstForkSeq(tid);
-  if (!fork.ok()) return fork.status();
   // This upload forks the chain too when it carries a seq HQ holds up to (a restored
-  // terminal; or entries sent again, which only counts less).
-  int64_t below = fork->value_or(std::numeric_limits<int64_t>::max());
-  for (const auto& e : entries)
-    if (e.terminal_id == tid && e.seq <= head_seq) below = std::min(below, e.seq);
+  // terminal; or entries sent again, which only counts less): batch_resent_below.
+  auto below = BranchBelow(tid);
+  if (!below.ok()) return below.status();
   auto stored = store.TerminalEarnsOf(tid, ids, after);
   if (!stored.ok()) return stored.status();
   using OwnEarn = MemberSlot::OwnEarn;
@@ -227,7 +224,7 @@ Status HqService::Impl::WarmOwnEarns(const std::string& tid, int64_t head_seq,
     auto& v = own[id];
     if (auto it = stored->find(id); it != stored->end()) {
       for (auto& e : it->second)
-        if (e.at_ms > from_of[id] && e.seq < below) v.push_back({std::move(e), false});
+        if (e.at_ms > from_of[id] && e.seq < *below) v.push_back({std::move(e), false});
     }
   }
   for (auto& [id, v] : own) {
@@ -338,27 +335,36 @@ Result<std::vector<std::pair<std::string, std::string>>> HqService::Impl::States
   return out;
 }
 
-// The time of the terminal's first entry of this kind for the member at or before at_ms
-// (stored, or in the upload being applied), or none.
-Result<std::optional<int64_t>> HqService::Impl::TerminalEntryBy(MemberSlot& s,
-                                                                const std::string& tid,
-                                                                uint64_t member_id,
-                                                                const std::string& kind,
-                                                                int64_t at_ms) {
-  std::optional<int64_t> first;
-  if (auto b = batch_first_entry.find({member_id, kind});
-      b != batch_first_entry.end() && b->second <= at_ms) {
-    first = b->second;
-  }
+Result<std::vector<HqService::Impl::Mark>> HqService::Impl::TerminalMarks(MemberSlot& s,
+                                                                          const std::string& tid,
+                                                                          uint64_t member_id,
+                                                                          const std::string& kind) {
   auto key = std::make_pair(tid, kind);
-  auto it = s.first_entry_at.find(key);
-  if (it == s.first_entry_at.end()) {
-    auto stored = store.FirstTerminalEntryAt(tid, member_id, kind);
+  auto it = s.marks.find(key);
+  if (it == s.marks.end()) {
+    auto stored = store.TerminalMarksOf(tid, {member_id}, {kind});
     if (!stored.ok()) return stored.status();
-    it = s.first_entry_at.emplace(key, *stored).first;
+    auto f = stored->find({member_id, kind});
+    it = s.marks
+             .emplace(key, f == stored->end() ? std::vector<TerminalMark>() : std::move(f->second))
+             .first;
   }
-  if (it->second && *it->second <= at_ms && (!first || *it->second < *first)) first = it->second;
-  return first;
+  std::vector<Mark> out;
+  for (const auto& m : it->second) out.push_back({m, false});
+  if (auto b = batch_marks.find({member_id, kind}); b != batch_marks.end())
+    for (const auto& m : b->second) out.push_back({m, true});
+  return out;
+}
+
+Result<int64_t> HqService::Impl::BranchBelow(const std::string& tid) {
+  if (!tx) return NoWrite();
+  auto it = tx->first_fork.find(tid);
+  if (it == tx->first_fork.end()) {
+    auto read = store.FirstForkSeq(tid);
+    if (!read.ok()) return read.status();
+    it = tx->first_fork.emplace(tid, *read).first;
+  }
+  return std::min(it->second.value_or(std::numeric_limits<int64_t>::max()), batch_resent_below);
 }
 
 // Every entry stored in a write goes through here (the first-entry times stay current).
@@ -374,10 +380,10 @@ Status HqService::Impl::InsertEntry(const sync::Entry& e, bool applied, int64_t 
         [](int64_t t, const std::pair<int64_t, int64_t>& x) { return t < x.first; });
     earns->insert(at, {e.at_ms, e.points});
   }
-  auto it = slot->second.first_entry_at.find({e.terminal_id, e.kind});
-  if (it != slot->second.first_entry_at.end() && (!it->second || e.at_ms < *it->second) &&
+  auto it = slot->second.marks.find({e.terminal_id, e.kind});
+  if (it != slot->second.marks.end() &&
       (applied || e.kind != "tier_upgrade"))  // a refused upgrade promotes no one
-    it->second = e.at_ms;
+    it->second.push_back({e.at_ms, e.seq});
   return Status::Ok();
 }
 

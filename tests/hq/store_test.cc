@@ -1156,7 +1156,7 @@ TEST_F(HqStoreTest, WhatAnUploadAndAPageReadOfManyMembersAtOnceIsWhatOneAtATimeR
   auto members = store_->GetMembers(ids);
   auto states = store_->MemberStateHistories(ids);
   auto lots = store_->LotsOfMembers(ids);
-  auto firsts = store_->FirstTerminalEntriesAt("T01", ids, {"freeze", "tier_upgrade"});
+  auto firsts = store_->TerminalMarksOf("T01", ids, {"freeze", "tier_upgrade"});
   auto kept = store_->KeptMemberSpends(ids, kMonth, kNext);
   ASSERT_TRUE(members.ok() && states.ok() && lots.ok() && firsts.ok() && kept.ok());
   std::map<uint64_t, MemberRecord> by_id;
@@ -1184,10 +1184,13 @@ TEST_F(HqStoreTest, WhatAnUploadAndAPageReadOfManyMembersAtOnceIsWhatOneAtATimeR
     auto ls = lots->find(id);
     EXPECT_EQ(ls == lots->end() ? std::vector<model::Lot>() : ls->second, *l) << id;
     for (const char* kind : {"freeze", "tier_upgrade"}) {
-      auto f = store_->FirstTerminalEntryAt("T01", id, kind);
+      auto f = store_->TerminalMarksOf("T01", {id}, {kind});
       ASSERT_TRUE(f.ok());
       auto fs = firsts->find({id, kind});
-      EXPECT_EQ(fs == firsts->end() ? std::optional<int64_t>() : fs->second, *f) << id << kind;
+      auto one = f->find({id, kind});
+      EXPECT_EQ(fs == firsts->end() ? std::vector<TerminalMark>() : fs->second,
+                one == f->end() ? std::vector<TerminalMark>() : one->second)
+          << id << kind;
     }
     if (auto k = kept->find(id); k != kept->end()) {
       EXPECT_EQ(id % 7, 0u) << id;
@@ -1197,16 +1200,14 @@ TEST_F(HqStoreTest, WhatAnUploadAndAPageReadOfManyMembersAtOnceIsWhatOneAtATimeR
   EXPECT_EQ(held, kMembers - kMembers / 10);
   EXPECT_FALSE(firsts->empty());
   EXPECT_FALSE(kept->empty());
-  EXPECT_TRUE(store_->FirstTerminalEntriesAt("T01", ids, {})->empty());
+  EXPECT_TRUE(store_->TerminalMarksOf("T01", ids, {})->empty());
   EXPECT_TRUE(store_->GetMembers({})->empty());
 }
 
-// A scope row keeps the day of its moment (docs/hq.md, "Member scope"): the member stays in
-// the store's scope to the end of that day past the window, never less, and another sale
-// there the same day is no news.
-// A terminal's first freeze counts applied or not (it priced its sales frozen either way);
-// its first tier upgrade only when HQ applied it: a refused one promotes no one.
-TEST_F(HqStoreTest, ARefusedUpgradeIsNoFirstUpgradeARefusedFreezeStillAFreeze) {
+// A terminal's freezes count applied or not (it priced its sales frozen either way); its tier
+// upgrades only when HQ applied them: a refused one promotes no one. Each with its time and
+// its place in the chain, in the chain's order.
+TEST_F(HqStoreTest, ARefusedUpgradeIsNoUpgradeARefusedFreezeStillAFreeze) {
   FakeTerminal t{"T01"};
   ASSERT_TRUE(store_
                   ->Transaction([&]() -> Status {
@@ -1214,7 +1215,8 @@ TEST_F(HqStoreTest, ARefusedUpgradeIsNoFirstUpgradeARefusedFreezeStillAFreeze) {
                          std::vector<std::tuple<std::string, int64_t, bool>>{
                              {"tier_upgrade", 1000, false},
                              {"freeze", 1500, false},
-                             {"tier_upgrade", 2000, true}}) {
+                             {"tier_upgrade", 2000, true},
+                             {"freeze", 900, true}}) {  // a clock stepped back
                       if (Status s = store_->InsertEntry(t.Make(kind, 5, 0, at), applied, at);
                           !s.ok())
                         return s;
@@ -1222,14 +1224,46 @@ TEST_F(HqStoreTest, ARefusedUpgradeIsNoFirstUpgradeARefusedFreezeStillAFreeze) {
                     return Status::Ok();
                   })
                   .ok());
-  EXPECT_EQ(store_->FirstTerminalEntryAt("T01", 5, "tier_upgrade").value(), 2000);
-  EXPECT_EQ(store_->FirstTerminalEntryAt("T01", 5, "freeze").value(), 1500);
-  auto firsts = store_->FirstTerminalEntriesAt("T01", {5}, {"freeze", "tier_upgrade"});
-  ASSERT_TRUE(firsts.ok());
-  EXPECT_EQ(firsts->at({5, "tier_upgrade"}), 2000);
-  EXPECT_EQ(firsts->at({5, "freeze"}), 1500);
+  auto marks = store_->TerminalMarksOf("T01", {5}, {"freeze", "tier_upgrade"});
+  ASSERT_TRUE(marks.ok());
+  EXPECT_EQ(marks->at({5, "tier_upgrade"}), (std::vector<TerminalMark>{{2000, 3}}));
+  EXPECT_EQ(marks->at({5, "freeze"}), (std::vector<TerminalMark>{{1500, 2}, {900, 4}}));
+  EXPECT_TRUE(store_->TerminalMarksOf("T02", {5}, {"freeze"})->empty());
 }
 
+// A till writing freeze after freeze for one member: HQ reads its first one and the latest
+// Store::kMaxTerminalMarks, never all of them.
+TEST_F(HqStoreTest, ATerminalsMarksAreItsFirstAndItsLatestSixtyFour) {
+  FakeTerminal t{"T01"};
+  const int64_t n = static_cast<int64_t>(Store::kMaxTerminalMarks);
+  for (int64_t total : {n, n + 1, n + 2, n + 40}) {
+    ASSERT_TRUE(store_
+                    ->Transaction([&]() -> Status {
+                      while (t.seq < total)
+                        if (Status s = store_->InsertEntry(t.Make("freeze", 7, 0, 1000 + t.seq),
+                                                           true, 1000);
+                            !s.ok())
+                          return s;
+                      return Status::Ok();
+                    })
+                    .ok());
+    auto marks = store_->TerminalMarksOf("T01", {7, 8}, {"freeze"});
+    ASSERT_TRUE(marks.ok());
+    ASSERT_EQ(marks->size(), 1u);
+    const auto& m = marks->at({7, "freeze"});
+    // All of them up to the limit; past it the first and the latest n.
+    ASSERT_EQ(static_cast<int64_t>(m.size()), std::min(total, n + 1)) << total;
+    EXPECT_EQ(m.front(), (TerminalMark{1000, 1}));
+    for (size_t i = 1; i < m.size(); ++i) {
+      const int64_t seq = total - static_cast<int64_t>(m.size()) + 1 + static_cast<int64_t>(i);
+      EXPECT_EQ(m[i], (TerminalMark{1000 + seq - 1, seq})) << total << " " << i;
+    }
+  }
+}
+
+// A scope row keeps the day of its moment (docs/hq.md, "Member scope"): the member stays in
+// the store's scope to the end of that day past the window, never less, and another sale
+// there the same day is no news.
 TEST_F(HqStoreTest, AScopeRowKeepsTheEndOfItsDay) {
   constexpr int64_t D = 86'400'000;
   ASSERT_TRUE(store_->InsertMember(PlainMember(1, 0)).ok());
@@ -1450,7 +1484,7 @@ TEST_F(HqStoreTest, AReadThatFailsDuringAnUploadFailsItWholeAndARetrySucceeds) {
       "FROM member_states",                          // what the terminal could have priced with
       "FROM terminal_downloads",                     // its last download
       "FROM member_downloads",                       // its members sent alone since
-      "min(at_ms) FROM entries",                     // its own freeze / upgrade
+      "ORDER BY seq, at_ms) AS early",               // its own freezes / upgrades
       "FROM spend_totals",                           // the month's spend (tier)
       "FROM lots WHERE member_id",                   // lots to credit and debit
       "FROM entries WHERE entry_id",                 // a resent entry

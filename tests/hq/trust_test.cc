@@ -1101,6 +1101,31 @@ TEST_F(HqTrustTest, ARestoredTillIsNotJudgedFrozenByTheBranchItLost) {
   ExpectBalanceIsAppliedSum(id);
 }
 
+// The same restored till, when its lost branch had frozen the member (a velocity freeze, the
+// till gone before its run's download): the restored ledger never held that freeze, and its
+// sales priced unfrozen stand, in the upload that forks the chain and in the next.
+TEST_F(HqTrustTest, ARestoredTillIsNotJudgedFrozenByAFreezeOfTheBranchItLost) {
+  std::string id = CreateMember();
+  uint64_t m = std::stoull(id);
+  ASSERT_EQ(Call("GET", "/v1/sync/T01/changes", "", false).status, 200);
+  FakeTerminal t{"T01"};
+  Sale first = PricedSale(t, m, "s0", Basket(10000), kNowMs + 1000);        // 100 points
+  FakeTerminal restored = t;                                                // the backup, after s0
+  Sale lost = PricedSale(t, m, "s-lost", Basket(600000), kNowMs + 60'000);  // 6,000
+  lost.entries.push_back(
+      t.Make("freeze", m, 0, kNowMs + 60'000, "s-lost", json{{"reason", "velocity"}}.dump()));
+  EXPECT_EQ(UploadSales({&first, &lost}), std::vector<std::string>(3, "created"));
+  EXPECT_EQ(Member(id)["status"], "frozen");
+  // Restored to s0, its hour clear of the lost branch: 1,000 then 1,600 points, unfrozen.
+  Sale a2 = PricedSale(restored, m, "s-a2", Basket(100000), kNowMs + 3'700'000);
+  Sale a3 = PricedSale(restored, m, "s-a3", Basket(160000), kNowMs + 3'800'000);
+  EXPECT_EQ(UploadSales({&a2}), std::vector<std::string>{"created"});
+  EXPECT_EQ(UploadSales({&a3}), std::vector<std::string>{"created"});
+  EXPECT_EQ(RefusalReasons("T01"), std::set<std::string>{});
+  EXPECT_EQ(Balance(id), 100 + 6000 + 1000 + 1600);
+  ExpectBalanceIsAppliedSum(id);
+}
+
 // What an honest till counted is never exceeded: the hour is the terminal's own entries in the
 // chain's order up to the sale, after HQ's latest unfreeze, which lifts the freeze.
 TEST_F(HqTrustTest, AnHonestTillsSalesAreNeverJudgedFrozenByItsOwnEarnings) {
@@ -1374,6 +1399,44 @@ TEST_F(HqTrustTest, ASaleAfterTheTerminalsFreezeInTheSameUploadIsPricedFrozen) {
   EXPECT_EQ(res2.results[0].status, "refused");
   EXPECT_TRUE(RefusalReasons("T01").count("price_mismatch"));
   EXPECT_EQ(Balance(id), 6000);
+}
+
+// A till's freeze stands where it is in the till's chain, not where its clock put it: after a
+// clock stepped back, a sale written after the freeze with an earlier time was priced frozen,
+// and one written before it with a later time was priced unfrozen. Both stand.
+TEST_F(HqTrustTest, ATillsFreezeIsJudgedInItsChainsOrderNotByItsClock) {
+  ASSERT_EQ(Call("GET", "/v1/sync/T01/changes", "", false).status, 200);
+  clock_.advance_ms(1000);
+  FakeTerminal t{"T01"};
+  const std::string velocity = json{{"reason", "velocity"}}.dump();
+  // Frozen by a 6,000-point sale; the clock steps back 50 ms; the next sale earns nothing.
+  std::string id = CreateMember();
+  uint64_t m = std::stoull(id);
+  Sale big = PricedSale(t, m, "c1", Basket(600000), kNowMs + 2000);
+  big.entries.push_back(t.Make("freeze", m, 0, kNowMs + 2000, "c1", velocity));
+  Sale after =
+      PricedSale(t, m, "c2", Basket(10000), kNowMs + 1950, 0, "", "member", std::nullopt, true);
+  ASSERT_EQ(after.checkout.points_earned, 0);
+  EXPECT_EQ(UploadSales({&big, &after}), std::vector<std::string>(3, "created"));
+  EXPECT_EQ(Balance(id), 6000);
+  // A 100-point sale; the clock steps back a minute; a 6,000-point sale freezes the member:
+  // the first sale, later by the clock, was priced before the freeze.
+  std::string id2 = CreateMember({{"name", "李四"}});
+  uint64_t m2 = std::stoull(id2);
+  Sale small = PricedSale(t, m2, "d1", Basket(10000), kNowMs + 70'000);
+  Sale crossing = PricedSale(t, m2, "d2", Basket(600000), kNowMs + 10'000);
+  crossing.entries.push_back(t.Make("freeze", m2, 0, kNowMs + 10'000, "d2", velocity));
+  EXPECT_EQ(UploadSales({&small, &crossing}), std::vector<std::string>(3, "created"));
+  EXPECT_EQ(Balance(id2), 6100);
+  EXPECT_EQ(RefusalReasons("T01"), std::set<std::string>{});
+  // And a sale after the freeze in the chain but priced unfrozen is still refused, however
+  // early its clock says it was.
+  Sale forged = PricedSale(t, m2, "d3", Basket(10000), kNowMs + 5000);
+  ASSERT_EQ(forged.checkout.points_earned, 100);
+  EXPECT_EQ(UploadSales({&forged}), std::vector<std::string>{"refused"});
+  EXPECT_EQ(Balance(id2), 6100);
+  ExpectBalanceIsAppliedSum(id);
+  ExpectBalanceIsAppliedSum(id2);
 }
 
 // HQ reads each member, its lots and its history once per upload and writes it once at the

@@ -64,6 +64,13 @@ struct MemberStateRecord {
   bool operator==(const MemberStateRecord&) const = default;
 };
 
+// Where one of a terminal's freeze or tier_upgrade entries for a member stands: its time and
+// its place in the terminal's chain (Store::TerminalMarksOf).
+struct TerminalMark {
+  int64_t at_ms = 0, seq = 0;
+  bool operator==(const TerminalMark&) const = default;
+};
+
 // One of a terminal's applied earn entries for a member (Store::TerminalEarnsOf).
 struct TerminalEarn {
   int64_t at_ms = 0, seq = 0, points = 0;
@@ -294,20 +301,18 @@ class Store {
                                               const std::string& checkout_id,
                                               const std::string& refund_id,
                                               const std::string& kind) = 0;
-  // The earliest at_ms of the terminal's entries of this kind for the member (applied or
-  // not, but for tier_upgrade: applied only); nullopt when it has none. "Had the terminal
-  // written one by t" is `first <= t`.
-  virtual Result<std::optional<int64_t>> FirstTerminalEntryAt(const std::string& terminal_id,
-                                                              uint64_t member_id,
-                                                              const std::string& kind) = 0;
   // When HQ received the terminal's first entry for the member (any kind, applied or not):
   // when its own sales first made HQ hold the member there. nullopt when it has none.
   virtual Result<std::optional<int64_t>> FirstEntryReceivedAt(const std::string& terminal_id,
                                                               uint64_t member_id) = 0;
-  // FirstTerminalEntryAt of each (member, kind) of these members and kinds that has one.
-  virtual Result<std::map<std::pair<uint64_t, std::string>, int64_t>> FirstTerminalEntriesAt(
-      const std::string& terminal_id, const std::vector<uint64_t>& member_ids,
-      const std::vector<std::string>& kinds) = 0;
+  // The terminal's entries of these kinds for each of these members (applied or not, but
+  // tier_upgrade applied only: a refused one promotes no one), by (member, kind), in seq
+  // order: the first one and the latest kMaxTerminalMarks (a till that writes more of a kind
+  // for one member has the ones between left out), in one statement per 1,000 members.
+  static constexpr size_t kMaxTerminalMarks = 64;
+  virtual Result<std::map<std::pair<uint64_t, std::string>, std::vector<TerminalMark>>>
+  TerminalMarksOf(const std::string& terminal_id, const std::vector<uint64_t>& member_ids,
+                  const std::vector<std::string>& kinds) = 0;
   // The latest at_ms of the terminal's entries of this kind for the member (applied or not)
   // with seq < before_seq: what its own ledger held before that entry. nullopt: none.
   virtual Result<std::optional<int64_t>> LastTerminalEntryAt(const std::string& terminal_id,
