@@ -154,6 +154,16 @@ Result<std::string> HqService::Impl::UploadOne(const std::string& tid, const syn
     }
     Report("entry_refused",
            {{"terminal_id", tid}, {"entry_id", e.entry_id}, {"kind", e.kind}, {"reason", *reason}});
+    // A refused freeze or tier upgrade moves no point, so no balance differs for the
+    // reconciliation to repair: the next page sends the member as HQ holds it, and the
+    // terminal's status and tier come back to HQ's (its snapshot's terminal_seq is past it).
+    if (e.kind == "freeze" || e.kind == "tier_upgrade") {
+      auto slot = Slot(e.member_id);
+      if (!slot.ok()) return slot.status();
+      if ((*slot)->m) {
+        if (Status s = Touch(e.member_id); !s.ok()) return s;
+      }
+    }
     return std::string("refused");
   }
   if (Status s = ApplyEntry(e); !s.ok()) return s;

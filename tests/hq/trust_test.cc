@@ -1019,6 +1019,43 @@ TEST_F(HqTrustTest, AFreezeItsTerminalsEarningsDoNotExplainIsRefused) {
   ExpectBalanceIsAppliedSum(id);
 }
 
+// A terminal's own freeze or tier upgrade that HQ refuses changes no point, so no balance
+// differs for the reconciliation to repair: the next changes page carries the member as HQ
+// holds it, and the terminal's status and tier come back to HQ's.
+TEST_F(HqTrustTest, ARefusedFreezeOrUpgradeSendsTheMemberBackAsHqHoldsIt) {
+  std::string id = CreateMember();
+  std::string id2 = CreateMember({{"name", "李四"}});
+  auto page = [&](const std::string& cursor) {
+    auto r = sync::ParseMessage<sync::ChangesResponse>(
+        Call("GET", "/v1/sync/T01/changes?cursor=" + cursor, "", false).body);
+    EXPECT_TRUE(r.ok());
+    return r.ok() ? *r : sync::ChangesResponse{};
+  };
+  std::string cursor = page("0").cursor;
+  ASSERT_TRUE(page(cursor).members.empty());
+  FakeTerminal t{"T01"};
+  sync::UploadRequest up;
+  up.entries = {
+      t.Make("freeze", std::stoull(id), 0, kNowMs, "", json{{"reason", "velocity"}}.dump()),
+      t.Make("tier_upgrade", std::stoull(id2), 0, kNowMs + 1, "",
+             json{{"from", "member"}, {"to", "black"}}.dump())};
+  auto res = Upload("T01", up);
+  ASSERT_EQ(res.results.size(), 2u);
+  for (const auto& r : res.results) EXPECT_EQ(r.status, "refused");
+  auto next = page(cursor);
+  std::map<std::string, sync::Snapshot> sent;
+  for (const auto& m : next.members) sent[std::to_string(m.member_id)] = m;
+  ASSERT_EQ(sent.size(), 2u);
+  // Each with the terminal's chain as HQ holds it: past the refused entries, which the
+  // terminal no longer applies over the snapshot.
+  EXPECT_EQ(sent[id].status, "active");
+  EXPECT_EQ(sent[id].terminal_seq, 2);
+  EXPECT_EQ(sent[id2].tier, "member");
+  EXPECT_EQ(sent[id2].terminal_seq, 2);
+  // Sent once: the page after it is empty again.
+  EXPECT_TRUE(page(next.cursor).members.empty());
+}
+
 // A terminal's velocity rule freezes the member at the sale that carries its own hour past the
 // limit, in the same commit (loyalty-rules.md); its later sales price the member frozen.
 // A till that leaves its freeze out and keeps pricing the member unfrozen is judged by its
