@@ -308,22 +308,26 @@ void PosApi::Handle(http::Request&& req, http::Responder respond_now) {
   if (req.method == "GET" && path == "/v1/scans") {
     uint64_t after = 0;
     int64_t wait_ms = 0;
-    auto num = [&](const char* key, uint64_t max, uint64_t* out) -> bool {
+    // A non-negative integer of any length (the request target's limit bounds it); past
+    // `max` it is refused, or with `saturate` taken as `max`: an `after` past the last seq
+    // issued, however large, is treated as 0 (pos-api.md), never refused.
+    auto num = [&](const char* key, uint64_t max, bool saturate, uint64_t* out) -> bool {
       auto it = req.query.find(key);
       if (it == req.query.end()) return true;
       const std::string& v = it->second;
-      if (v.empty() || v.size() > 19) return false;
+      if (v.empty()) return false;
       uint64_t x = 0;
       for (char c : v) {
         if (c < '0' || c > '9') return false;
-        x = x * 10 + static_cast<uint64_t>(c - '0');
+        const auto d = static_cast<uint64_t>(c - '0');
+        x = x > (max - d) / 10 ? max + 1 : x * 10 + d;  // max + 1: past it (max < UINT64_MAX)
       }
-      if (x > max) return false;
-      *out = x;
+      if (x > max && !saturate) return false;
+      *out = std::min(x, max);
       return true;
     };
     uint64_t w = 0;
-    if (!num("after", UINT64_MAX / 2, &after) || !num("wait_ms", 30000, &w))
+    if (!num("after", UINT64_MAX / 2, true, &after) || !num("wait_ms", 30000, false, &w))
       return refuse(
           Status::Error(ErrorCode::kBadRequest,
                         "after must be a non-negative integer and wait_ms an integer 0..30000"));

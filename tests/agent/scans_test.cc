@@ -143,8 +143,20 @@ TEST_F(ScansTest, Fifo) {
   // A cursor from before an agent restart (larger than any seq) is read as 0.
   r = agent_->Get("/v1/scans?after=999&wait_ms=0");
   EXPECT_EQ(r.body["scans"].size(), 3u);
+  // However large: past 2^63 and 2^64 too.
+  for (const char* big : {"9223372036854775807", "9223372036854775808", "18446744073709551615",
+                          "18446744073709551616", "000000000000000000000000000000000000004",
+                          "99999999999999999999999999999999999999999999999999"}) {
+    r = agent_->Get(std::string("/v1/scans?after=") + big + "&wait_ms=0");
+    EXPECT_EQ(r.status, 200) << big;
+    EXPECT_EQ(r.body["scans"].size(), 3u) << big;
+  }
   EXPECT_EQ(agent_->Get("/v1/scans?after=x").status, 400);
+  EXPECT_EQ(agent_->Get("/v1/scans?after=-1").status, 400);
+  EXPECT_EQ(agent_->Get("/v1/scans?after=").status, 400);
   EXPECT_EQ(agent_->Get("/v1/scans?wait_ms=30001").status, 400);
+  EXPECT_EQ(agent_->Get("/v1/scans?wait_ms=99999999999999999999999").status, 400);
+  EXPECT_EQ(agent_->Get("/v1/scans?after=3&wait_ms=0030").body["next_after"], 3);
   EXPECT_EQ(agent_->Get("/v1/health").body["status"], "ok");
 }
 
