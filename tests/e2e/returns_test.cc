@@ -6,6 +6,7 @@
 // forged or altered token changes nothing.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <limits>
 
 #include "e2e_fixture.h"
@@ -276,6 +277,59 @@ TEST_F(E2eReturnsTest, TwoLanesReturningOneSaleUnawareOfEachOtherClawBackExactly
     EXPECT_EQ(Count(Conflicts(tid), "entry_refused"), 0) << Conflicts(tid).dump();
     EXPECT_EQ(Count(Conflicts(tid), "refund_reused"), 0) << Conflicts(tid).dump();
   }
+}
+
+// The same unit returned at two lanes before either synced (one refund HQ refuses as
+// refund_reused): each lane then counts that line past its units. The sale's other lines
+// stay returnable at both, and a refund checks only the lines it names.
+TEST_F(E2eReturnsTest, ALineReturnedTwiceLeavesTheSalesOtherLinesReturnable) {
+  StartHq();
+  Member m = Enrol(*hq_, 1, "S001");
+  auto& seller = Lane(kSeller, "S001", hq_->port());
+  auto& near = Lane(kNear, "S001", hq_->port());
+  for (auto* t : {&seller, &near}) ExpectOk(t->Sync());
+  const json sale = Commit(seller, "c-1", m);
+  ExpectOk(seller.Sync());
+  auto refund = [&](TerminalProcess& t, const std::string& id, int line, int qty) {
+    json b = Refund(id, "c-1", json::array({{{"line", line}, {"qty", qty}}}));
+    if (&t != &seller) b["sold_at"] = kSeller;
+    return t.Call("POST", "/v1/refunds", b);
+  };
+  ASSERT_EQ(refund(near, "r-near-1", 1, 1).status, 200);
+  ASSERT_EQ(refund(seller, "r-seller-1", 1, 1).status, 200);  // its lane had not synced
+  for (int round = 0; round < 2; ++round)
+    for (auto* t : {&near, &seller}) ExpectOk(t->Sync());
+  // Line 1 is past its unit at both lanes now; line 0 has three units left.
+  for (auto* t : {&seller, &near}) {
+    auto again = refund(*t, std::string("r-again-") + t->options().terminal_id, 1, 1);
+    EXPECT_EQ(again.status, 422) << again.raw;
+    EXPECT_EQ(again.body["error"]["code"], "refund_exceeds_sale") << again.raw;
+  }
+  auto at_seller = refund(seller, "r-seller-2", 0, 1);
+  ASSERT_EQ(at_seller.status, 200) << at_seller.raw;
+  EXPECT_EQ(at_seller.body["refund_cents"], 10000) << at_seller.raw;
+  auto at_near = refund(near, "r-near-2", 0, 2);
+  ASSERT_EQ(at_near.status, 200) << at_near.raw;
+  EXPECT_EQ(at_near.body["refund_cents"], 20000) << at_near.raw;
+  auto past = refund(seller, "r-seller-3", 0, 1);  // before the near lane's two reach it
+  EXPECT_EQ(past.status, 200) << past.raw;
+  for (int round = 0; round < 2; ++round)
+    for (auto* t : {&near, &seller}) ExpectOk(t->Sync());
+  // At HQ: the first refund of line 1 and of line 0's three units stand; the seller's second
+  // return of line 1's unit and its late one of line 0 are the refund_reused conflicts.
+  json reused = json::array();
+  for (const char* tid : {kSeller, kNear})
+    for (const auto& c : Conflicts(tid))
+      if (c.value("kind", "") == "entry_refused" &&
+          c["detail"].value("reason", "") == "refund_reused")
+        reused.push_back(c["detail"].value("refund_id", ""));
+  std::sort(reused.begin(), reused.end());
+  reused.erase(std::unique(reused.begin(), reused.end()), reused.end());
+  EXPECT_EQ(reused, json::array({"r-seller-1", "r-seller-3"})) << reused.dump();
+  const int64_t balance = hq_->Admin("GET", "/v1/members/" + m.id).body["balance"];
+  EXPECT_EQ(balance, HqEntrySum(*hq_, m.id));
+  EXPECT_EQ(balance, 0) << "every unit returned once: earned " << sale["points_to_earn"];
+  for (auto* t : {&seller, &near}) EXPECT_EQ(t->MemberBalance(m.id), balance);
 }
 
 TEST_F(E2eReturnsTest, OfflineFromTheReceiptTwiceIsOneConflictAndClawedBackOnce) {

@@ -982,13 +982,22 @@ Result<RefundOutcome> CheckoutService::RefundNew(ledger::Ledger& w, const json& 
   for (const auto& prior : *priors) count(prior);
   if (hq && hq->checkout)
     for (const auto& prior : hq->other_refunds) count(prior);
+  // A line two lanes both returned before either synced counts past its units here (HQ kept
+  // one of those refunds, refund_reused): it is all returned, and the sale's other lines
+  // stay returnable. Only the lines this refund names are checked.
+  std::vector<bool> named(sale.lines.size(), req->lines.empty());
+  for (const auto& [line, qty] : req->lines) named[static_cast<size_t>(line)] = true;
+  for (size_t i = 0; i < before.size(); ++i) {
+    if (!named[i]) before[i] = std::min(before[i], sale.lines[i].qty);
+  }
   std::vector<int64_t> after = before;
   std::vector<model::RefundLine> refund_lines;
   if (req->lines.empty()) {  // a void without lines: every unit not refunded yet
     for (size_t i = 0; i < sale.lines.size(); ++i) {
+      before[i] = std::min(before[i], sale.lines[i].qty);
       if (sale.lines[i].qty > before[i])
         refund_lines.push_back({static_cast<int64_t>(i), sale.lines[i].qty - before[i]});
-      after[i] = std::max(before[i], sale.lines[i].qty);
+      after[i] = sale.lines[i].qty;
     }
   } else {
     std::map<int, int64_t> merged;
@@ -999,7 +1008,7 @@ Result<RefundOutcome> CheckoutService::RefundNew(ledger::Ledger& w, const json& 
     }
   }
   for (size_t i = 0; i < after.size(); ++i)
-    if (after[i] > sale.lines[i].qty)
+    if (named[i] && after[i] > sale.lines[i].qty)
       return Err(ErrorCode::kRefundExceedsSale,
                  "line " + std::to_string(i) + ": " + std::to_string(after[i]) +
                      " units refunded in all, " + std::to_string(sale.lines[i].qty) + " sold");
