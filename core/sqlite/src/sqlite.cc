@@ -242,7 +242,7 @@ Status Db::Exec(std::string_view sql) {
   std::string text(sql);
   int rc = sqlite3_exec(db_, text.c_str(), nullptr, nullptr, &err);
   if (rc != SQLITE_OK) {
-    Status s = Error(rc, err ? err : "exec");
+    Status s = Error(rc, "exec");  // SqliteError adds the message (err is the same)
     sqlite3_free(err);
     return s;
   }
