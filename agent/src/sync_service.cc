@@ -42,6 +42,16 @@ std::string SyncService::Trigger() {
   return requested_;
 }
 
+std::string SyncService::Push(const std::string& by) {
+  std::lock_guard<std::mutex> g(mu_);
+  if (requested_.empty()) {
+    requested_ = NewEntryId(clock_.now_ms());
+    requested_by_ = by;
+  }
+  cv_.notify_all();
+  return requested_;
+}
+
 SyncService::State SyncService::Snapshot() const {
   std::lock_guard<std::mutex> g(mu_);
   return state_;

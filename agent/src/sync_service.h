@@ -65,6 +65,11 @@ class SyncService {
   // run's sync_started event names what asked for it: "api" (POST /v1/sync: loyaltyctl
   // sync, loyalty-sync.timer, the POS) or "interval" (the daemon's own [sync] interval_s).
   std::string Trigger();
+  // Asks for a run that starts after whatever is written now: now, or after the run in
+  // progress (whose upload may be past), never joining it; `by` names it in sync_started.
+  // A refund of another terminal's sale asks for one, so that HQ -- and the seller asking
+  // HQ before its own refunds -- knows of it within seconds, not at the next hourly run.
+  std::string Push(const std::string& by);
 
   struct State {
     bool running = false;
