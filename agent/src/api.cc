@@ -8,6 +8,7 @@
 #include <openssl/crypto.h>
 
 #include "log.h"
+#include "loyalty/base/hash.h"
 #include "loyalty/base/time.h"
 #include "loyalty/checkout/requests.h"
 #include "loyalty/checkout/views.h"
@@ -33,6 +34,36 @@ http::Response Error(ErrorCode code, const std::string& message) {
 
 bool StartsWith(const std::string& s, std::string_view p) { return s.compare(0, p.size(), p) == 0; }
 
+}  // namespace
+
+// A request path as the log shows it: a segment that is not a plain name (a letter among
+// [A-Za-z0-9_-], at most 64) -- a member id, a phone or card number, a member code pasted
+// where an id goes -- as "~" and its short hash, as codes are logged (operations.md: codes
+// as a short hash, phone numbers masked).
+std::string LoggedPath(const std::string& path) {
+  std::string out;
+  size_t at = 0;
+  while (at <= path.size()) {
+    size_t end = path.find('/', at);
+    if (end == std::string::npos) end = path.size();
+    const std::string_view seg(path.data() + at, end - at);
+    bool plain = !seg.empty() && seg.size() <= 64;
+    bool letter = false;
+    for (char c : seg) {
+      const bool alpha = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+      letter = letter || alpha;
+      plain = plain && (alpha || (c >= '0' && c <= '9') || c == '_' || c == '-');
+    }
+    out += seg.empty() || (plain && letter) ? std::string(seg) : "~" + ShortHash(seg);
+    if (end == path.size()) break;
+    out += '/';
+    at = end + 1;
+  }
+  return out;
+}
+
+namespace {
+
 // Logs a refused request once, where the decision is made.
 void LogRejected(const std::string& method, const std::string& path, const Status& s) {
   int status = http::HttpStatusFor(s.code());
@@ -40,7 +71,7 @@ void LogRejected(const std::string& method, const std::string& path, const Statu
   std::string event = status == 503 ? "ledger_error" : "request_rejected";
   LogEvent(level, event,
            {{"method", method},
-            {"path", path},
+            {"path", LoggedPath(path)},
             {"status", status},
             {"code", std::string(ErrorCodeName(http::PublicCode(s.code())))},
             {"message", s.message()}});
@@ -237,7 +268,8 @@ void PosApi::Handle(http::Request&& req, http::Responder respond_now) {
       (http::IsLoopbackAddress(req.remote_address) || Authorized(req)))
     return respond(StatusPage());
   if (!Authorized(req)) {
-    LogEvent(Level::kWarn, "request_unauthorized", {{"method", req.method}, {"path", path}});
+    LogEvent(Level::kWarn, "request_unauthorized",
+             {{"method", req.method}, {"path", LoggedPath(path)}});
     return respond(Error(ErrorCode::kUnauthorized, "a valid bearer token is required"));
   }
 

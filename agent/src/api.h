@@ -37,6 +37,11 @@ struct ApiContext {
   EnrolmentOptions enrolment;                      // sign-up QR codes; url_template "" = off
 };
 
+// A request path as the log shows it: a segment that is not a plain name (a letter among
+// [A-Za-z0-9_-], at most 64 characters) -- a member id, phone or card number, or a member
+// code pasted into the path -- as "~" and its short hash.
+std::string LoggedPath(const std::string& path);
+
 class PosApi {
  public:
   explicit PosApi(ApiContext ctx) : ctx_(std::move(ctx)) {}

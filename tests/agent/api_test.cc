@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "harness.h"
+#include "loyalty/base/hash.h"
 #include "loyalty/base/ids.h"
 
 namespace loyalty::testing {
@@ -145,6 +146,28 @@ TEST_F(AgentApiTest, IdentifyQuoteCommitAndMemberView) {
   EXPECT_EQ(st.entries, 1);
   EXPECT_EQ(st.checkouts, 1);
   EXPECT_EQ(st.lots_sum, 168);
+}
+
+// What a POS puts in a request path reaches the log only as a short hash when it is not a
+// plain name: a phone or card number typed where a member id goes, a member code pasted
+// into a checkout's path (TearDown checks the log holds none of them in clear).
+TEST_F(AgentApiTest, IdsAndCodesInARequestPathAreLoggedAsShortHashes) {
+  auto& a = Start();
+  const std::string code = MintCode(kDynamicMember);
+  EXPECT_EQ(a.Get("/v1/members/13812345678").status, 404);
+  EXPECT_EQ(a.Get("/v1/members/100000000007").status, 404);
+  EXPECT_EQ(a.Get("/v1/members/" + code).status, 400);
+  EXPECT_EQ(a.Get("/v1/checkouts/" + code).status, 400);
+  EXPECT_EQ(a.Call("GET", "/v1/members/" + code, "", /*auth=*/false).status, 401);
+  auto r = a.Get("/v1/checkouts/c-unknown-1");
+  EXPECT_EQ(r.status, 404);
+  const std::string log = a.ReadLog();
+  for (const std::string& seen :
+       {"/v1/members/~" + ShortHash("13812345678"), "/v1/members/~" + ShortHash("100000000007"),
+        "/v1/members/~" + ShortHash(code), "/v1/checkouts/~" + ShortHash(code),
+        std::string("/v1/checkouts/c-unknown-1")})
+    EXPECT_NE(log.find(seen), std::string::npos) << seen << "\n" << log;
+  EXPECT_NE(log.find("request_unauthorized"), std::string::npos) << log;
 }
 
 TEST_F(AgentApiTest, CommitIsIdempotentAndConflictsOnADifferentBody) {

@@ -1120,8 +1120,8 @@ Result<MemberDetail> CheckoutService::GetMember(ledger::Ledger& reader,
   auto m = reader.GetMember(id);
   if (!m.ok()) return ReadError(m.status());
   if (!*m)
-    return Err(ErrorCode::kMemberUnknown,
-               "member " + member_id + " is not in this terminal's ledger");
+    // The id is not repeated: a phone or card number typed in its place would be logged.
+    return Err(ErrorCode::kMemberUnknown, "no such member in this terminal's ledger");
   int64_t now_s = NowS();
   auto r = rules();
   auto member = ViewMember(reader, **m, false, now_s, *r);
