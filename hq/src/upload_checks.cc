@@ -21,6 +21,9 @@ namespace loyalty::hq {
 using namespace internal;
 
 namespace {
+// How long after HQ sent a changes page a terminal's sale may still have been priced without
+// it (CandidateStates): the run writes the page a moment later.
+constexpr int64_t kPageApplyGraceMs = 1000;
 // Whether one of these (tier, frozen) states is frozen.
 bool AnyFrozen(const auto& states) {
   return std::any_of(states.begin(), states.end(), [](const auto& s) { return s.second; });
@@ -48,13 +51,28 @@ Result<std::vector<std::pair<std::string, bool>>> HqService::Impl::CandidateStat
   // The terminal asked for each, so a till that lies about one gains nothing it could not
   // have had by not asking.
   const bool unsure = !d->alone.empty();
-  const int64_t from = d->page ? *d->page : unsure ? d->alone.front() : commit_ms;
+  int64_t from = d->page ? *d->page : unsure ? d->alone.front() : commit_ms;
+  // A page is the terminal's once its run has written it, a moment after HQ sent it (tens of
+  // milliseconds; more for a big page or a clock a little ahead of HQ's): a sale committed
+  // within kPageApplyGraceMs of the page may still have been priced with the page before it,
+  // or -- before any page -- with no snapshot of the member at all.
+  bool before_first_page = false;
+  if (d->page && *d->page > 0 && commit_ms - *d->page < kPageApplyGraceMs) {
+    auto prev = DownloadsOf(tid, member_id, *d->page - 1);
+    if (!prev.ok()) return prev.status();
+    if (prev->page)
+      from = std::min(from, *prev->page);
+    else if (!prev->alone.empty())
+      from = std::min(from, prev->alone.front());
+    else
+      before_first_page = true;
+  }
   auto states = StatesBetween(slot, member_id, from, std::max(from, commit_ms));
   if (!states.ok()) return states.status();
   std::set<std::pair<std::string, bool>> out;
   for (const auto& [tier, status] : *states) out.insert({tier, status == "frozen"});
   if (states->empty() && m) out.insert({m->tier, m->status == "frozen"});
-  if (!last || !m || m->created_at_ms > *last) {
+  if (!last || !m || m->created_at_ms > *last || before_first_page) {
     out.insert({"member", false});
   } else if (unsure || d->alone_later) {
     // A look-up's answer lost on the way, or one HQ gave after the sale (the terminal asks

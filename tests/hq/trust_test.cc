@@ -479,18 +479,70 @@ TEST_F(HqTrustTest, AStateChangeInTheMillisecondOfADownloadLeavesBothStatesPossi
   EXPECT_EQ(res.results[0].status, "created");
   EXPECT_EQ(res.results[1].status, "created");
   EXPECT_EQ(RefusalReasons("T01"), std::set<std::string>{});
-  // A millisecond later the download is known to hold the change: the old state is not.
+  // A millisecond later the download is known to hold the change: the old state is not,
+  // once the terminal has had the moment it takes to write the page (a second).
   clock_.advance_ms(1000);
   ASSERT_EQ(Call("GET", "/v1/sync/T01/changes", "", false).status, 200);
   clock_.advance_ms(1);
   ASSERT_EQ(Call("POST", "/v1/members/" + id + "/tier", json{{"tier", "black"}}).status, 200);
-  clock_.advance_ms(1000);
-  Sale stale = PricedSale(t, m, "c3", Basket(10000), kNowMs + 5000, 0, "", "member");
+  clock_.advance_ms(8000);
+  Sale stale = PricedSale(t, m, "c3", Basket(10000), kNowMs + 8002, 0, "", "member");
   res = Upload("T01", {stale.entries, {stale.checkout}, {}});
   ASSERT_EQ(res.results.size(), 1u);
   EXPECT_EQ(res.results[0].status, "refused");
   EXPECT_EQ(RefusalReasons("T01"), (std::set<std::string>{"price_mismatch", "checkout_refused"}));
   ExpectBalanceIsAppliedSum(id);
+}
+
+// HQ records a changes page when it sends it; the terminal's run writes it a moment later.
+// A sale committed in between was priced with the page before (a black-box audit: 31 ms
+// after the page, priced with the tier it replaced, refused and its points lost): within a
+// second of a page the states since the page before it stand too, and before the first page
+// the member unknown to the terminal (provisional); past that, only the page's.
+TEST_F(HqTrustTest, ASaleInTheMomentBeforeItsPageIsWrittenKeepsThePageBefore) {
+  std::string id = CreateMember();
+  uint64_t m = std::stoull(id);
+  ASSERT_EQ(Call("POST", "/v1/members/" + id + "/tier", json{{"tier", "black"}}).status, 200);
+  clock_.advance_ms(1000);
+  ASSERT_EQ(Call("GET", "/v1/sync/T01/changes", "", false).status, 200);  // black
+  const int64_t page1 = kNowMs + 1000;
+  clock_.advance_ms(60'000);
+  ASSERT_EQ(Call("POST", "/v1/members/" + id + "/tier", json{{"tier", "vip"}}).status, 200);
+  clock_.advance_ms(1000);
+  ASSERT_EQ(Call("GET", "/v1/sync/T01/changes", "", false).status, 200);  // vip
+  const int64_t page2 = page1 + 61'000;
+  clock_.advance_ms(20'000);
+  FakeTerminal t{"T01"};
+  Sale just_after = PricedSale(t, m, "c1", Basket(10000), page2 + 31, 0, "", "black");
+  Sale at_edge = PricedSale(t, m, "c2", Basket(10000), page2 + 999, 0, "", "black");
+  Sale later = PricedSale(t, m, "c3", Basket(10000), page2 + 1000, 0, "", "black");
+  Sale as_vip = PricedSale(t, m, "c4", Basket(10000), page2 + 1001, 0, "", "vip");
+  EXPECT_EQ(UploadSales({&just_after, &at_edge, &later, &as_vip}),
+            (std::vector<std::string>{"created", "created", "refused", "created"}));
+  // The first page a terminal gets: a sale in the moment before it is written had no
+  // snapshot of the member (a provisional member); past the moment, it did.
+  std::string id2 = CreateMember({{"name", "李四"}});
+  uint64_t m2 = std::stoull(id2);
+  clock_.advance_ms(1000);
+  ASSERT_EQ(Call("POST", "/v1/members/" + id2 + "/tier", json{{"tier", "vip"}}).status, 200);
+  clock_.advance_ms(1000);
+  ASSERT_EQ(Call("POST", "/v1/sync/T02/hello", Hello("T02"), false).status, 200);  // its store's
+  auto page = Call("GET", "/v1/sync/T02/changes", "", false);
+  ASSERT_EQ(page.status, 200);
+  ASSERT_NE(page.body.find(id2), std::string::npos) << page.body;  // T02 holds the member
+  const int64_t first = page2 + 22'000;
+  clock_.advance_ms(20'000);
+  FakeTerminal t2{"T02"};
+  Sale provisional = PricedSale(t2, m2, "d1", Basket(10000), first + 100, 0, "", "member");
+  Sale too_late = PricedSale(t2, m2, "d2", Basket(10000), first + 2000, 0, "", "member");
+  sync::UploadRequest up{{}, {provisional.checkout, too_late.checkout}, {}};
+  for (const auto* s : {&provisional, &too_late})
+    up.entries.insert(up.entries.end(), s->entries.begin(), s->entries.end());
+  std::vector<std::string> got;
+  for (const auto& r : Upload("T02", up).results) got.push_back(r.status);
+  EXPECT_EQ(got, (std::vector<std::string>{"created", "refused"}));
+  ExpectBalanceIsAppliedSum(id);
+  ExpectBalanceIsAppliedSum(id2);
 }
 
 // loyalty-rules.md: a request for "max" takes the cap, whatever the balance; only a request
@@ -1379,14 +1431,15 @@ TEST_F(HqTrustTest, OneUploadAcrossTwoDownloadsPricesEachCheckoutWithItsOwnSnaps
   }
   clock_.advance_ms(1000);
   ASSERT_EQ(Call("GET", "/v1/sync/T01/changes", "", false).status, 200);  // D2: both VIP
-  clock_.advance_ms(1000);
+  clock_.advance_ms(2000);
   FakeTerminal t{"T01"};
   for (const auto& id : {id1, id2}) {
     uint64_t m = std::stoull(id);
-    // Between D1 and D2 the terminal may price as a member; after D2 only as a VIP.
+    // Between D1 and D2 the terminal may price as a member; after D2 (and the second it may
+    // take to write it) only as a VIP.
     Sale before = PricedSale(t, m, "a" + id, Basket(10000), kNowMs + 1500, 0, "", "member");
-    Sale stale = PricedSale(t, m, "b" + id, Basket(10000), kNowMs + 2500, 0, "", "member");
-    Sale after = PricedSale(t, m, "c" + id, Basket(10000), kNowMs + 2600, 0, "", "vip");
+    Sale stale = PricedSale(t, m, "b" + id, Basket(10000), kNowMs + 3000, 0, "", "member");
+    Sale after = PricedSale(t, m, "c" + id, Basket(10000), kNowMs + 3100, 0, "", "vip");
     sync::UploadRequest up;
     std::vector<Sale> order = {before, stale, after};
     if (id == id2) std::reverse(order.begin(), order.end());
