@@ -556,7 +556,22 @@ Result<AgentConfig> ParseAgentConfig(std::string_view toml_text, const std::stri
 Result<AgentConfig> LoadAgentConfig(const std::string& path) {
   auto text = internal::ReadConfigFile(path, kMaxConfigBytes);
   if (!text.ok()) return text.status();
-  return ParseAgentConfig(*text, path);
+  auto c = ParseAgentConfig(*text, path);
+  if (!c.ok()) return c;
+  // Every file it names that the agent (or loyaltyctl) opens; scanner paths are devices
+  // and fifos on purpose, and image folders folders.
+  Errors e(path);
+  for (const auto& [key, file] :
+       {std::pair<const char*, const std::string*>{"agent.database", &c->database},
+        {"agent.rules_file", &c->rules_file},
+        {"api.token_file", &c->token_file},
+        {"hq.ca_file", &c->ca_file},
+        {"hq.cert_file", &c->cert_file},
+        {"hq.key_file", &c->key_file},
+        {"log.file", &c->log_file}})
+    internal::RequireRegularFile(e, key, *file);
+  if (!e.ok()) return e.status();
+  return c;
 }
 
 }  // namespace loyalty::config

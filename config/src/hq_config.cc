@@ -15,6 +15,10 @@ using internal::Section;
 
 constexpr size_t kMaxConfigBytes = 1 << 20;
 
+bool IsPostgresUri(const std::string& database) {
+  return database.rfind("postgresql://", 0) == 0 || database.rfind("postgres://", 0) == 0;
+}
+
 }  // namespace
 
 Result<HqConfig> ParseHqConfig(std::string_view toml_text, const std::string& path) {
@@ -89,8 +93,7 @@ Result<HqConfig> ParseHqConfig(std::string_view toml_text, const std::string& pa
   s.Finish();
   if (!e.ok()) return e.status();
 
-  const bool postgres =
-      c.database.rfind("postgresql://", 0) == 0 || c.database.rfind("postgres://", 0) == 0;
+  const bool postgres = IsPostgresUri(c.database);
   if (c.database.empty()) {
     e.Fail(s.Key("database"), "must name a SQLite file or a PostgreSQL URI");
     return e.status();
@@ -186,7 +189,27 @@ Result<HqConfig> ParseHqConfig(std::string_view toml_text, const std::string& pa
 Result<HqConfig> LoadHqConfig(const std::string& path) {
   auto text = internal::ReadConfigFile(path, kMaxConfigBytes);
   if (!text.ok()) return text.status();
-  return ParseHqConfig(*text, path);
+  auto c = ParseHqConfig(*text, path);
+  if (!c.ok()) return c;
+  // Every file it names that HQ opens (a PostgreSQL URI is no file).
+  Errors e(path);
+  if (!IsPostgresUri(c->database)) internal::RequireRegularFile(e, "hq.database", c->database);
+  for (const auto& [key, file] :
+       {std::pair<const char*, const std::string*>{"hq.admin_token_file", &c->admin_token_file},
+        {"hq.metrics_token_file", &c->metrics_token_file},
+        {"hq.database_password_file", &c->database_password_file},
+        {"hq.pii_key_file", &c->pii_key_file},
+        {"hq.tls_cert_file", &c->tls_cert_file},
+        {"hq.tls_key_file", &c->tls_key_file},
+        {"hq.client_ca_file", &c->client_ca_file},
+        {"hq.crl_file", &c->crl_file},
+        {"hq.rules_file", &c->rules_file}})
+    internal::RequireRegularFile(e, key, *file);
+  for (const auto& [id, file] : c->signing_keys)
+    internal::RequireRegularFile(e, internal::QuotedKey("hq.signing_keys", std::to_string(id)),
+                                 file);
+  if (!e.ok()) return e.status();
+  return c;
 }
 
 }  // namespace loyalty::config

@@ -4,6 +4,7 @@
 #include "loyalty/base/toml_scan.h"
 
 #include <arpa/inet.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cctype>
@@ -345,6 +346,13 @@ Result<std::string> ReadConfigFile(const std::string& path, size_t max_bytes) {
   auto text = ReadFileCapped(path, max_bytes);
   if (!text.ok()) return Status::Error(kCode, text.status().message());
   return text;
+}
+
+void RequireRegularFile(Errors& errors, const std::string& key, const std::string& file) {
+  if (file.empty() || !errors.ok()) return;
+  struct stat st {};
+  if (::stat(file.c_str(), &st) != 0) return;
+  if (!S_ISREG(st.st_mode)) errors.Fail(key, file + ": not a regular file");
 }
 
 bool ParseListen(std::string_view s, HostPort& out, std::string& why) {

@@ -112,6 +112,15 @@ std::optional<toml::table> ParseToml(std::string_view text, const std::string& f
 // is config_invalid, "<file>: <reason>".
 Result<std::string> ReadConfigFile(const std::string& path, size_t max_bytes);
 
+// A file the config names under `key` that the program opens (reads, or writes as its log
+// or database) must be a regular file, judged as ReadFileCapped judges (stat, following
+// symbolic links): a fifo there would block the open or the first read for ever (a start
+// or --check-config that hangs), and a device or a folder is no such file either. Fails
+// "<key>: <file>: not a regular file" when the file exists and is not regular; a path with
+// nothing there (a database or log made at start; a missing file its reader reports) or
+// that cannot be looked at (its reader says why) passes. Never opens the file.
+void RequireRegularFile(Errors& errors, const std::string& key, const std::string& file);
+
 // Host and port as in "127.0.0.1:8787", "[::1]:8787", "localhost:8787".
 struct HostPort {
   std::string host;  // without brackets

@@ -319,7 +319,7 @@ TEST_F(DamagedLedgerTest, ALedgerOfANewerSchemaStopsTheStart) {
 }
 
 // --check-config says what the start would refuse of the ledger file, with its status: a
-// folder where the file should be, and another terminal's ledger.
+// folder where the file should be (a config error, 2), and another terminal's ledger (1).
 TEST_F(DamagedLedgerTest, AFolderOrAnotherTerminalsLedgerStopsCheckConfigAsTheStart) {
   const std::string db = agent_->db_path();
   {
@@ -342,15 +342,16 @@ TEST_F(DamagedLedgerTest, AFolderOrAnotherTerminalsLedgerStopsCheckConfigAsTheSt
             std::string::npos)
       << log;
 
+  // A folder is no ledger file: refused with the config, as every file a config names that
+  // is not a regular file is (exit 2).
   for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(db + suffix);
   std::filesystem::create_directory(db);
   from = agent_->ReadLog().size();
-  EXPECT_EQ(StartExpectingExit(*agent_), 1);
+  EXPECT_EQ(StartExpectingExit(*agent_), 2);
   from = agent_->ReadLog().size();
-  EXPECT_EQ(CheckConfigExit(*agent_), 1);
+  EXPECT_EQ(CheckConfigExit(*agent_), 2);
   log = agent_->ReadLog().substr(from);
-  EXPECT_NE(log.find(": agent.database: ledger " + db + " is a directory"), std::string::npos)
-      << log;
+  EXPECT_NE(log.find(": agent.database: " + db + ": not a regular file"), std::string::npos) << log;
   EXPECT_TRUE(std::filesystem::is_directory(db));
 }
 

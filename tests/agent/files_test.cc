@@ -8,12 +8,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <vector>
 
 #include "harness.h"
 
@@ -31,10 +33,13 @@ struct ProcessRun {
   std::string err;
 };
 
-// Runs loyaltyd with `args` to completion (it must exit by itself: a config it refuses).
-ProcessRun RunLoyaltyd(const std::filesystem::path& dir, const std::string& args) {
+// Runs loyaltyd with `args` to completion (it must exit by itself: a config it refuses);
+// after timeout_s it is killed (exit 124, from timeout(1)).
+ProcessRun RunLoyaltyd(const std::filesystem::path& dir, const std::string& args,
+                       int timeout_s = 20) {
   const std::string err_file = (dir / "run.err").string();
-  const std::string cmd = "timeout 20 " + kLoyaltyd + " " + args + " >/dev/null 2>" + err_file;
+  const std::string cmd = "timeout " + std::to_string(timeout_s) + " " + kLoyaltyd + " " + args +
+                          " >/dev/null 2>" + err_file;
   ProcessRun r;
   const int status = std::system(cmd.c_str());
   r.exit = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -178,6 +183,60 @@ TEST_F(AgentFilesTest, HqTlsFilesAndTheRulesFileThatDoNotLoadStopTheStartNamingT
   AgentProcess ok(dir_, good + "cert_file = \"terminal.pem\"\nkey_file = \"terminal.key\"\n");
   ProcessRun r = RunLoyaltyd(dir_, "--check-config --config " + ok.config_path());
   EXPECT_EQ(r.exit, 0) << r.err;
+}
+
+// A file agent.toml names that is not a regular file (a fifo, which would block the open
+// for ever, a folder, a device such as /dev/zero) stops --check-config and the start at
+// once: exit 2, the config file, the key, the path and the reason, and nothing made
+// beside it (no <database>.lock).
+TEST_F(AgentFilesTest, AFifoOrADeviceNamedAsAFileStopsCheckConfigAndTheStartAtOnce) {
+  MakeCertificate(dir_, "terminal");
+  MakeCertificate(dir_, "hqca");
+  const std::string fifo = (dir_ / "pipe").string();
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const std::filesystem::path folder = dir_ / "folder";
+  std::filesystem::create_directory(folder);
+  const std::string hq = "\n[hq]\nurl = \"https://127.0.0.1:9\"\n";
+  struct Case {
+    std::string key, path;
+    std::string database;  // in place of the harness's ledger.db, when set
+    std::string extra;     // appended to the config (after [log])
+  };
+  const std::vector<Case> cases = {
+      {"hq.ca_file", fifo, "", hq + "ca_file = \"" + fifo + "\"\n"},
+      {"hq.cert_file", fifo, "",
+       hq + "ca_file = \"hqca.pem\"\ncert_file = \"" + fifo + "\"\nkey_file = \"terminal.key\"\n"},
+      {"agent.database", fifo, fifo, ""},
+      {"agent.database", "/dev/zero", "/dev/zero", ""},
+      {"agent.database", folder.string(), folder.string(), ""},
+      {"log.file", fifo, "", "file = \"" + fifo + "\"\n"},
+      {"log.file", "/dev/zero", "", "file = \"/dev/zero\"\n"},
+  };
+  for (const Case& c : cases) {
+    std::filesystem::remove(dir_ / "agent.toml");
+    AgentProcess a(dir_, c.extra);
+    if (!c.database.empty()) {
+      std::ifstream in(a.config_path());
+      std::string text(std::istreambuf_iterator<char>(in), {});
+      const std::string db = "database = \"ledger.db\"";
+      text.replace(text.find(db), db.size(), "database = \"" + c.database + "\"");
+      WriteText(a.config_path(), text, 0644);
+    }
+    const std::string want =
+        a.config_path() + ": " + c.key + ": " + c.path + ": not a regular file";
+    for (const std::string& args :
+         {"--check-config --config " + a.config_path(), "--config " + a.config_path()}) {
+      const auto t0 = std::chrono::steady_clock::now();
+      ProcessRun r = RunLoyaltyd(dir_, args, 5);
+      EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5)) << args;
+      EXPECT_EQ(r.exit, 2) << c.key << " = " << c.path << ": " << args << "\n" << r.err;
+      EXPECT_NE(r.err.find(want), std::string::npos) << "want \"" << want << "\" in: " << r.err;
+    }
+    if (c.key == "agent.database") {  // nothing made beside it
+      EXPECT_FALSE(std::filesystem::exists(c.path + ".lock")) << c.path;
+      EXPECT_FALSE(std::filesystem::exists(c.path + "-journal")) << c.path;
+    }
+  }
 }
 
 // A new ledger and its -wal/-shm are 0600 after a real start and one commit, whatever the

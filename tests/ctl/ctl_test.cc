@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <ctime>
 #include <fstream>
 #include <thread>
@@ -601,6 +602,39 @@ TEST(CtlStandalone, ConfigErrors) {
   EXPECT_EQ(invalid.exit, 3);
   ExpectOneLineError(invalid);
   EXPECT_NE(invalid.err.find("bogus"), std::string::npos) << invalid.err;
+  std::filesystem::remove_all(dir);
+}
+
+// A ledger path that names a fifo (whose open would block for ever), a folder or a device is
+// a config error, said at once with the config, the key, the path and the reason (exit 3),
+// by verify (which reads the file) and by a command that does not.
+TEST(CtlStandalone, ALedgerThatIsNotARegularFileIsAConfigErrorAtOnce) {
+  auto dir = FreshDir("ctl_not_regular");
+  auto cfg = WriteConfigAt(dir, FreePort()).string();
+  const std::string fifo = (dir / "pipe").string();
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  std::filesystem::create_directory(dir / "folder");
+  const std::string text = ReadFile(cfg);
+  for (const std::string& db : {fifo, (dir / "folder").string(), std::string("/dev/zero")}) {
+    std::string with = text;
+    const std::string key = "database = \"ledger.db\"";
+    with.replace(with.find(key), key.size(), "database = \"" + db + "\"");
+    WriteFile(cfg, with);
+    for (const std::string cmd : {"verify", "status"}) {
+      const std::string out = (dir / "ctl.out").string();
+      std::filesystem::remove(out);
+      const pid_t pid =
+          Spawn({std::string(LOYALTY_BINARY_DIR) + "/ctl/loyaltyctl", "--config", cfg, cmd}, out);
+      const int st = ReapWithin(pid, 5000);  // -2: still running (blocked on the file)
+      if (st == -2) SignalAndReap(pid, SIGKILL);
+      EXPECT_EQ(st, 3) << db << " " << cmd << ": " << ReadFile(out);
+      EXPECT_NE(ReadFile(out).find(cfg + ": agent.database: " + db + ": not a regular file"),
+                std::string::npos)
+          << ReadFile(out);
+    }
+  }
+  EXPECT_FALSE(std::filesystem::exists("/dev/zero.lock"));
+  EXPECT_FALSE(std::filesystem::exists("/dev/zero-journal"));
   std::filesystem::remove_all(dir);
 }
 

@@ -413,11 +413,13 @@ class HqSecretFilesTest : public HqProcessTest {
     std::string err;
     std::string out;  // the log (HQ logs to stdout)
   };
-  ProcessRun RunHq(const std::string& args) {
+  // After timeout_s loyalty-hq is killed (exit 124, from timeout(1)).
+  ProcessRun RunHq(const std::string& args, int timeout_s = 20) {
     const std::string err_file = (dir_ / "run.err").string();
     const std::string out_file = (dir_ / "run.out").string();
-    const int status = std::system(
-        ("timeout 20 " + kBinary + " " + args + " >" + out_file + " 2>" + err_file).c_str());
+    const int status = std::system(("timeout " + std::to_string(timeout_s) + " " + kBinary + " " +
+                                    args + " >" + out_file + " 2>" + err_file)
+                                       .c_str());
     ProcessRun r;
     r.exit = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     std::ifstream in(err_file);
@@ -522,6 +524,54 @@ TEST_F(HqSecretFilesTest, AMissingTlsFileIsNamedWithItsKeyAndReason) {
   ProcessRun start = RunHq("--config " + Toml());
   EXPECT_NE(start.exit, 0);
   EXPECT_NE(start.out.find("hq.crl_file: TLS CRL " + crl), std::string::npos) << start.out;
+}
+
+// A file hq.toml names that is not a regular file (a fifo, which would block its open for
+// ever, a folder, a device such as /dev/zero) stops --check-config and the start at once,
+// naming the config, the key, the path and the reason.
+TEST_F(HqSecretFilesTest, AFifoOrADeviceNamedAsAFileStopsCheckConfigAndTheStartAtOnce) {
+  UseTlsAndAPiiKey();
+  const std::string fifo = (dir_ / "pipe").string();
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const std::string folder = (dir_ / "folder").string();
+  std::filesystem::create_directory(folder);
+  std::string base;
+  {
+    std::ifstream in(Toml());
+    base.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  auto own = std::filesystem::perms::owner_read | std::filesystem::perms::owner_write;
+  // Replaces `key = "<what it was>"` in hq.toml by `key = "<path>"`, or adds the line.
+  auto with = [&](const std::string& key, const std::string& path) {
+    std::string text = base;
+    const size_t at = text.find("\n" + key + " = ");
+    if (at == std::string::npos) {
+      text += key + " = \"" + path + "\"\n";
+    } else {
+      const size_t end = text.find('\n', at + 1);
+      text.replace(at + 1, end - at - 1, key + " = \"" + path + "\"");
+    }
+    return text;
+  };
+  const std::pair<std::string, std::string> cases[] = {
+      {"tls_cert_file", fifo}, {"client_ca_file", fifo}, {"crl_file", fifo},
+      {"database", fifo},      {"database", folder},     {"database", "/dev/zero"}};
+  for (const auto& [key, path] : cases) {
+    Write(Toml(), with(key, path), own);
+    const std::string want = Toml() + ": hq." + key + ": " + path + ": not a regular file";
+    for (const std::string& args : {"--check-config --config " + Toml(), "--config " + Toml()}) {
+      const auto t0 = std::chrono::steady_clock::now();
+      ProcessRun r = RunHq(args, 5);
+      EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5)) << args;
+      EXPECT_EQ(r.exit, 1) << key << " = " << path << ": " << args << "\n" << r.err;
+      EXPECT_NE(r.err.find(want), std::string::npos) << "want \"" << want << "\" in: " << r.err;
+    }
+  }
+  EXPECT_FALSE(std::filesystem::exists("/dev/zero-journal"));
+  EXPECT_FALSE(std::filesystem::exists("/dev/zero-wal"));
+  Write(Toml(), base, own);
+  ProcessRun ok = RunHq("--check-config --config " + Toml());
+  EXPECT_EQ(ok.exit, 0) << ok.err;
 }
 
 TEST_F(HqSecretFilesTest, ASymlinkedSigningKeyIsRefused) {

@@ -135,7 +135,11 @@ struct AgentConfig {
   std::vector<std::string> warnings;
 };
 
-// Reads (at most 1 MiB) and parses `path`.
+// Reads (at most 1 MiB) and parses `path`, then looks at the files it names that the agent
+// opens (database, rules_file, token_file, ca_file, cert_file, key_file, log.file): one that
+// exists and is not a regular file (following symbolic links: a fifo, which would block
+// its open, a folder, a device such as /dev/zero) is refused, "<file>: <key>: <path>: not a
+// regular file". A missing one passes here (made at start, or reported by its reader).
 Result<AgentConfig> LoadAgentConfig(const std::string& path);
 // `path` names the file in messages, and its folder anchors relative paths (the current
 // directory when `path` has none).
@@ -192,6 +196,8 @@ struct HqConfig {
   std::vector<std::string> warnings;
 };
 
+// Reads and parses `path`, and refuses, as LoadAgentConfig does, a file it names that exists
+// and is not a regular file: the SQLite database, every key, token, TLS, CRL and rules file.
 Result<HqConfig> LoadHqConfig(const std::string& path);
 Result<HqConfig> ParseHqConfig(std::string_view toml_text, const std::string& path);
 
