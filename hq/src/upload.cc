@@ -87,7 +87,13 @@ Result<std::string> HqService::Impl::UploadOne(const std::string& tid, const syn
   };
   auto same_seq = at_seq(e.seq);
   if (!same_seq.ok()) return same_seq.status();
-  if (!same_seq->empty()) {
+  // Where the branches part, the entries at one seq follow the same entry; after it, each
+  // follows its own branch's: one chain_fork a fork, not one for every later entry of the
+  // branch (a terminal restored from an older backup, or from an empty disk, sells on).
+  const bool parts_here =
+      std::any_of(same_seq->begin(), same_seq->end(),
+                  [&](const sync::Entry& other) { return other.prev_hash == e.prev_hash; });
+  if (parts_here) {
     // The entry's member is concerned too: its view lists the conflict.
     if (Status s = Conflict("chain_fork", tid, "", e.member_id,
                             {{"terminal_id", tid},
@@ -98,7 +104,7 @@ Result<std::string> HqService::Impl::UploadOne(const std::string& tid, const syn
         !s.ok()) {
       return s;
     }
-  } else {
+  } else {  // a new seq, or the next entry of a branch that parted before: linked or a gap
     bool linked = false;
     if (e.seq == 1) {
       linked = e.prev_hash == model::ZeroHash();

@@ -450,6 +450,54 @@ TEST_F(HqServiceTest, RestoredTerminalForksAndBothBranchesCount) {
   EXPECT_EQ(member_view["conflicts"][0]["kind"], "chain_fork");
 }
 
+// A fork is reported once, where the branches part: the restored branch's later entries, at
+// seqs the lost branch also holds, follow their own branch and are no new fork (one report
+// for each of them flooded the member views of whoever bought next). A terminal restored
+// from an empty disk forks at seq 1, once. An entry at such a seq that follows nothing is
+// still a gap.
+TEST_F(HqServiceTest, AForkIsReportedOnceWhereTheBranchesPart) {
+  uint64_t m = std::stoull(CreateMember());
+  auto kinds = [&](const std::string& tid) {
+    std::multiset<std::string> out;
+    const json view = J(Call("GET", "/v1/terminals/" + tid));
+    for (const auto& c : view["conflicts"]) out.insert(c["kind"]);
+    return out;
+  };
+  auto sell = [&](FakeTerminal& t, int n, const std::string& tag) {
+    sync::UploadRequest up;
+    for (int i = 0; i < n; ++i) {
+      const std::string c = tag + std::to_string(i);
+      const int64_t at = kNowMs - 9000 + t.seq * 10;
+      up.entries.push_back(t.Make("earn", m, 1, at, c));
+      up.checkouts.push_back(MakeCheckout(c, m, 100, at));
+    }
+    std::vector<std::string> got;
+    for (const auto& r : Upload(t.id, up).results) got.push_back(r.status);
+    EXPECT_EQ(got, std::vector<std::string>(static_cast<size_t>(n), "created")) << tag;
+  };
+  // Restored from a backup after seq 1, the lost branch at seqs 2..6: the restored one sells
+  // seqs 2..8, in two uploads.
+  FakeTerminal t{"T01"};
+  sell(t, 1, "a");
+  FakeTerminal restored = t;
+  sell(t, 5, "lost");
+  sell(restored, 4, "r");
+  sell(restored, 3, "s");
+  EXPECT_EQ(kinds("T01"), std::multiset<std::string>{"chain_fork"});
+  // An entry at seq 4 (both branches hold one) that follows no entry at seq 3: a gap.
+  FakeTerminal stray{"T01"};
+  stray.seq = 3;
+  stray.head_hash = std::string(32, '\x5a');
+  sell(stray, 1, "x");
+  EXPECT_EQ(kinds("T01"), (std::multiset<std::string>{"chain_fork", "chain_gap"}));
+  // A lost disk: the chain starts again at seq 1.
+  FakeTerminal before{"T02"}, after{"T02"};
+  sell(before, 6, "b");
+  sell(after, 8, "n");
+  EXPECT_EQ(kinds("T02"), std::multiset<std::string>{"chain_fork"});
+  EXPECT_EQ(Member(std::to_string(m))["balance"], 1 + 5 + 4 + 3 + 1 + 6 + 8);
+}
+
 // An upload's chain checks read the entries around its seqs in one statement when its seqs
 // span at most 2 x 500 (upload.cc, ReadBatchEntries), one seq at a time otherwise. Both
 // reads must give the same answers: the same fork, gap and linked entries, whatever the span.
