@@ -212,4 +212,15 @@ Result<HqConfig> LoadHqConfig(const std::string& path) {
   return c;
 }
 
+std::string LogFormatOf(const std::string& path) {
+  auto text = internal::ReadConfigFile(path, kMaxConfigBytes);
+  if (!text.ok()) return "";
+  Status error;
+  auto t = internal::ParseToml(*text, path, error);
+  if (!t) return "";
+  const auto* format = (*t)["log"]["format"].as_string();
+  if (!format || (format->get() != "json" && format->get() != "text")) return "";
+  return format->get();
+}
+
 }  // namespace loyalty::config

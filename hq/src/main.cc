@@ -193,8 +193,10 @@ int main(int argc, char** argv) {
   auto cfg = loyalty::config::LoadHqConfig(config_path);
   if (!cfg.ok()) {
     std::fprintf(stderr, "loyalty-hq: %s\n", cfg.status().message().c_str());
-    // Logged too (the log's own settings are in the file that was refused: the defaults),
-    // so the journal says why HQ did not start, as for every other refused setting.
+    // Logged too, so the journal says why HQ did not start, as for every other refused
+    // setting: in the format the refused file names, when it can be read (else the default).
+    if (const std::string f = loyalty::config::LogFormatOf(config_path); !f.empty())
+      g_json = f == "json";
     Log("error", "config_invalid", {{"reason", cfg.status().message()}});
     return 1;
   }

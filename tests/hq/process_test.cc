@@ -155,6 +155,43 @@ TEST_F(HqProcessTest, TheChainTimeZoneComesFromHqToml) {
   EXPECT_NE(log.find("\"timezone\":\"UTC\""), std::string::npos) << log;
 }
 
+// A refused hq.toml is logged in the format the file names ([log] format), whichever key was
+// refused -- the format is otherwise learnt only from a valid file.
+TEST_F(HqProcessTest, ARefusedConfigIsLoggedInTheFormatItNames) {
+  std::string toml;
+  {
+    std::ifstream in(dir_ / "hq.toml");
+    toml.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  const std::string json_format = "[log]\nformat = \"json\"\n";
+  ASSERT_EQ(toml.rfind(json_format, 0), 0u) << toml;
+  auto own = std::filesystem::perms::owner_read | std::filesystem::perms::owner_write;
+  for (const char* format : {"json", "text"}) {
+    for (const char* bad : {"timezone = \"Mars/Olympus\"", "not_a_key = 1"}) {
+      Write(dir_ / "hq.toml",
+            "[log]\nformat = \"" + std::string(format) + "\"\n" + toml.substr(json_format.size()) +
+                bad + "\n",
+            own);
+      std::string check = kBinary + " --check-config --config " + (dir_ / "hq.toml").string() +
+                          " 2>/dev/null >" + (dir_ / "check.out").string();
+      EXPECT_NE(WEXITSTATUS(std::system(check.c_str())), 0) << bad;
+      std::string out;
+      {
+        std::ifstream o(dir_ / "check.out");
+        std::getline(o, out);
+      }
+      auto line = nlohmann::json::parse(out, nullptr, false);
+      if (std::string(format) == "json") {
+        ASSERT_TRUE(line.is_object()) << bad << ": " << out;
+        EXPECT_EQ(line["event"], "config_invalid") << out;
+      } else {
+        EXPECT_TRUE(line.is_discarded()) << bad << ": " << out;
+        EXPECT_NE(out.find("config_invalid"), std::string::npos) << out;
+      }
+    }
+  }
+}
+
 // A rules file that does not load is said like any other bad key: the config file, the key
 // and the reason (operations.md), by --check-config and at start.
 TEST_F(HqProcessTest, ARulesFileThatDoesNotLoadNamesTheConfigAndTheKey) {

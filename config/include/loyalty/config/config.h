@@ -199,6 +199,11 @@ struct HqConfig {
 // Reads and parses `path`, and refuses, as LoadAgentConfig does, a file it names that exists
 // and is not a regular file: the SQLite database, every key, token, TLS, CRL and rules file.
 Result<HqConfig> LoadHqConfig(const std::string& path);
+// The [log] format ("json" or "text") a config file names, read as well as it can be when
+// the file as a whole was refused: the refusal is then logged in the format the file asks
+// for (which the program otherwise learns only from a valid file). "" when it names none,
+// or the file cannot be read or parsed.
+std::string LogFormatOf(const std::string& path);
 Result<HqConfig> ParseHqConfig(std::string_view toml_text, const std::string& path);
 
 // Reads a bearer token file through ReadSecretFile (loyalty/base/secret_file.h): at most
