@@ -67,8 +67,8 @@ class SyncService {
   std::string Trigger();
   // Asks for a run that starts after whatever is written now: now, or after the run in
   // progress (whose upload may be past), never joining it; `by` names it in sync_started.
-  // A refund of another terminal's sale asks for one, so that HQ -- and the seller asking
-  // HQ before its own refunds -- knows of it within seconds, not at the next hourly run.
+  // A new refund asks for one, so that HQ -- and any lane asking HQ before its own refunds
+  // of the sale -- knows of it within seconds, not at the next hourly run.
   std::string Push(const std::string& by);
 
   struct State {
