@@ -47,14 +47,11 @@ std::string LoggedPath(const std::string& path) {
     size_t end = path.find('/', at);
     if (end == std::string::npos) end = path.size();
     const std::string_view seg(path.data() + at, end - at);
-    bool plain = !seg.empty() && seg.size() <= 64;
-    bool letter = false;
-    for (char c : seg) {
-      const bool alpha = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
-      letter = letter || alpha;
-      plain = plain && (alpha || (c >= '0' && c <= '9') || c == '_' || c == '-');
-    }
-    out += seg.empty() || (plain && letter) ? std::string(seg) : "~" + ShortHash(seg);
+    const bool plain =
+        checkout::IsValidClientId(seg) && std::any_of(seg.begin(), seg.end(), [](char c) {
+          return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+        });
+    out += seg.empty() || plain ? std::string(seg) : "~" + ShortHash(seg);
     if (end == path.size()) break;
     out += '/';
     at = end + 1;

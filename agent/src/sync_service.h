@@ -85,6 +85,8 @@ class SyncService {
 
  private:
   void Loop();
+  // The run asked for and not started yet, asked for by `by` if there is none (mu_ held).
+  std::string RequestLocked(const std::string& by);
   sync::RunRecord RunOnce(const std::string& run_id, const std::string& trigger);
 
   SyncServiceOptions opt_;

@@ -193,10 +193,10 @@ struct HqService::Impl {
   // written once, when the body has succeeded, in the order of their last
   // change (a checkout and its earn entry used to read the member five times and write it twice).
   // What the checks read of a member's history — lots, recorded states, the uploading
-  // terminal's first freeze and upgrade, its downloads — is read once per write too, and
-  // every write the transaction makes to those goes through here and keeps them current,
-  // so each answer is the one the store would give at that point. A failed body rolls the
-  // transaction back and drops all of it; nothing outlives the transaction.
+  // terminal's freezes and upgrades (TerminalMarks), its downloads — is read once per write too,
+  // and every write the transaction makes to those goes through here and keeps them current, so
+  // each answer is the one the store would give at that point. A failed body rolls the transaction
+  // back and drops all of it; nothing outlives the transaction.
   struct MemberSlot {
     std::optional<MemberRecord> m;  // nullopt: HQ has no such member (yet)
     // The row as the store holds it (read, or inserted, in this write): a write of m that

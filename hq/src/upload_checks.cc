@@ -88,16 +88,18 @@ Result<std::vector<std::pair<std::string, bool>>> HqService::Impl::CandidateStat
   if (!upgrades.ok()) return upgrades.status();
   // Written before the sale: in the chain's order when HQ has the sale's earn entry in this
   // upload (a clock stepped back leaves times out of order), else by time (the sale whose
-  // earnings froze the member, in the freeze's millisecond, was priced before it).
+  // earnings froze the member, in the freeze's millisecond, was priced before it); by the
+  // sale's time, one in its millisecond too.
   auto before = [&](const TerminalMark& m) {
     return sale_seq ? m.seq < *sale_seq : m.at_ms < commit_ms;
   };
-  const bool froze = std::any_of(freezes->begin(), freezes->end(), [&](const Mark& f) {
-    return before(f.m) || (!sale_seq && f.m.at_ms == commit_ms);
-  });
-  const bool upgraded = std::any_of(upgrades->begin(), upgrades->end(), [&](const Mark& u) {
-    return before(u.m) || (!sale_seq && u.m.at_ms == commit_ms);
-  });
+  auto any_by_sale = [&](const std::vector<Mark>& marks) {
+    return std::any_of(marks.begin(), marks.end(), [&](const Mark& x) {
+      return sale_seq ? x.m.seq < *sale_seq : x.m.at_ms <= commit_ms;
+    });
+  };
+  const bool froze = any_by_sale(*freezes);
+  const bool upgraded = any_by_sale(*upgrades);
   // Frozen by this terminal before the sale and after its last download (which would have
   // brought an unfreeze): the terminal priced the member frozen, and nothing else. Only a
   // freeze surely on the branch the sale is on: the upload's own, or one HQ holds below the

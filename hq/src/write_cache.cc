@@ -83,7 +83,7 @@ Result<HqService::Impl::MemberSlot*> HqService::Impl::Slot(uint64_t member_id) {
 }
 
 // Reads the members a write is about to check, with what the checks read of each (recorded
-// states; the terminal's first freeze and tier upgrade), in three statements rather than
+// states; the terminal's freezes and tier upgrades), in three statements rather than
 // three per member. A member read already keeps its slot.
 Status HqService::Impl::WarmMembers(const std::string& tid, std::vector<uint64_t> ids) {
   if (!tx) return NoWrite();

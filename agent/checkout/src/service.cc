@@ -984,17 +984,18 @@ Result<RefundOutcome> CheckoutService::RefundNew(ledger::Ledger& w, const json& 
     for (const auto& prior : hq->other_refunds) count(prior);
   // A line two lanes both returned before either synced counts past its units here (HQ kept
   // one of those refunds, refund_reused): it is all returned, and the sale's other lines
-  // stay returnable. Only the lines this refund names are checked.
-  std::vector<bool> named(sale.lines.size(), req->lines.empty());
+  // stay returnable. Only the lines this refund names are checked (a void's: all, from what
+  // is left of each).
+  const bool void_all = req->lines.empty();
+  std::vector<bool> named(sale.lines.size(), void_all);
   for (const auto& [line, qty] : req->lines) named[static_cast<size_t>(line)] = true;
   for (size_t i = 0; i < before.size(); ++i) {
-    if (!named[i]) before[i] = std::min(before[i], sale.lines[i].qty);
+    if (!named[i] || void_all) before[i] = std::min(before[i], sale.lines[i].qty);
   }
   std::vector<int64_t> after = before;
   std::vector<model::RefundLine> refund_lines;
-  if (req->lines.empty()) {  // a void without lines: every unit not refunded yet
+  if (void_all) {  // a void without lines: every unit not refunded yet
     for (size_t i = 0; i < sale.lines.size(); ++i) {
-      before[i] = std::min(before[i], sale.lines[i].qty);
       if (sale.lines[i].qty > before[i])
         refund_lines.push_back({static_cast<int64_t>(i), sale.lines[i].qty - before[i]});
       after[i] = sale.lines[i].qty;
