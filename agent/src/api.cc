@@ -420,9 +420,8 @@ void PosApi::Handle(http::Request&& req, http::Responder respond_now) {
       checkout::PreparedRefund prepared;
       if (route == Route::kRefund) prepared = ctx_.service->PrepareRefund(*ctx_.reader, *body);
       auto* service = ctx_.service;
-      auto* sync = ctx_.sync;
       bool commit = route == Route::kCommit;
-      bool posted = ctx_.writer->Post([service, sync, commit, finish, refuse, b = std::move(*body),
+      bool posted = ctx_.writer->Post([service, commit, finish, refuse, b = std::move(*body),
                                        prepared = std::move(prepared)](ledger::Ledger& w) {
         auto guarded = [&](auto use_case) {
           std::optional<decltype(use_case())> r;
@@ -436,18 +435,10 @@ void PosApi::Handle(http::Request&& req, http::Responder respond_now) {
           }
           finish(*r);
         };
-        if (commit) {
+        if (commit)
           guarded([&] { return service->Commit(w, b); });
-          return;
-        }
-        guarded([&] {
-          auto r = service->Refund(w, b, prepared);
-          // A new refund goes to HQ now, not at the next hourly run: every lane asks HQ for
-          // a sale's refunds elsewhere before its own (docs/pos-api.md, "What is bounded, and
-          // how"). Refunds are a few in a hundred sales: a run each is little for HQ.
-          if (r.ok() && !r->replayed && sync) sync->Push("refund");
-          return r;
-        });
+        else
+          guarded([&] { return service->Refund(w, b, prepared); });
       });
       if (!posted) refuse(Status::Error(ErrorCode::kUnavailable, "the agent is shutting down"));
       return;

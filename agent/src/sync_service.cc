@@ -34,18 +34,9 @@ void SyncService::Stop() {
 std::string SyncService::Trigger() {
   std::lock_guard<std::mutex> g(mu_);
   if (state_.running) return state_.current_run_id;
-  return RequestLocked("api");
-}
-
-std::string SyncService::Push(const std::string& by) {
-  std::lock_guard<std::mutex> g(mu_);
-  return RequestLocked(by);
-}
-
-std::string SyncService::RequestLocked(const std::string& by) {
   if (requested_.empty()) {
     requested_ = NewEntryId(clock_.now_ms());
-    requested_by_ = by;
+    requested_by_ = "api";
   }
   cv_.notify_all();
   return requested_;

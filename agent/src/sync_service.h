@@ -65,11 +65,6 @@ class SyncService {
   // run's sync_started event names what asked for it: "api" (POST /v1/sync: loyaltyctl
   // sync, loyalty-sync.timer, the POS) or "interval" (the daemon's own [sync] interval_s).
   std::string Trigger();
-  // Asks for a run that starts after whatever is written now: now, or after the run in
-  // progress (whose upload may be past), never joining it; `by` names it in sync_started.
-  // A new refund asks for one, so that HQ -- and any lane asking HQ before its own refunds
-  // of the sale -- knows of it within seconds, not at the next hourly run.
-  std::string Push(const std::string& by);
 
   struct State {
     bool running = false;
@@ -85,8 +80,6 @@ class SyncService {
 
  private:
   void Loop();
-  // The run asked for and not started yet, asked for by `by` if there is none (mu_ held).
-  std::string RequestLocked(const std::string& by);
   sync::RunRecord RunOnce(const std::string& run_id, const std::string& trigger);
 
   SyncServiceOptions opt_;
